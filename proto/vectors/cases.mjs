@@ -1,0 +1,269 @@
+// The source of vectors.json: every case of the wire protocol (PROTOCOL.md) worth pinning down,
+// written from the page alone. generate.mjs turns these into JSON text and MessagePack hex.
+//
+// A case gives its message in one of three ways:
+//   value        a JavaScript value: the JSON text is JSON.stringify(value) (compact) and the
+//                MessagePack form is @msgpack/msgpack's encode(value);
+//   json         raw JSON text, for what JSON.stringify cannot write (malformed text, `2.0`,
+//                escapes); its MessagePack form is encoded from JSON.parse(json) unless the case
+//                sets `msgpack: false` or gives `msgpack_hex` by hand;
+//   msgpack_hex  hand-written MessagePack, for what the encoder would never produce (bin where
+//                a str belongs, non-string keys, truncated buffers, non-minimal int widths).
+// `error` is the code a server must answer with; absent for a valid message.
+// `decodes: false` marks a hand-written buffer that must not decode as MessagePack at all;
+// generate.mjs checks that claim against the reference decoder.
+
+const HELLO = { type: 'hello', v: 1 };
+
+/** A string of `n` copies of `unit`: for length bounds, which the page counts in bytes. */
+const rep = (unit, n) => unit.repeat(n);
+
+/** Event maps as they appear inside `events`: no `type` field. */
+const batchEvent = (i) => ({ id: `b-${String(i).padStart(4, '0')}`, kind: 'view', item: '85123A' });
+
+const c2sValid = [
+  // hello
+  { name: 'hello minimal', value: HELLO },
+  {
+    name: 'hello with every field',
+    value: {
+      type: 'hello', v: 1, token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1NDIifQ.c2lnbmF0dXJl',
+      user: 'u42', device: 'mobile', locale: 'en-GB', tz_offset_min: 60,
+    },
+  },
+  { name: 'hello with context fields at their bounds', value: { type: 'hello', v: 1, user: 'u42', device: 'tablet', tz_offset_min: -840, locale: rep('x', 16) } },
+
+  // event, one per kind with only its required fields, plus optional ones
+  { name: 'event view', value: { type: 'event', id: 'e-0001', kind: 'view', item: '85123A' } },
+  { name: 'event click', value: { type: 'event', id: 'e-0002', kind: 'click', item: '22423' } },
+  {
+    name: 'event click with surface and ts_ms',
+    value: { type: 'event', id: 'e-0003', kind: 'click', item: '85123A', surface: 'home', ts_ms: 1763800000000 },
+  },
+  { name: 'event cart', value: { type: 'event', id: 'e-0004', kind: 'cart', item: '84029E' } },
+  { name: 'event cart with quantity', value: { type: 'event', id: 'e-0005', kind: 'cart', item: '84029E', value: 2 } },
+  { name: 'event purchase', value: { type: 'event', id: 'e-0006', kind: 'purchase', item: '71053' } },
+  { name: 'event rating', value: { type: 'event', id: 'e-0007', kind: 'rating', item: '22752', value: 5 } },
+  { name: 'event dwell', value: { type: 'event', id: 'e-0009', kind: 'dwell', item: '21730', value: 5400 } },
+  { name: 'event dwell fractional milliseconds', value: { type: 'event', id: 'e-0010', kind: 'dwell', item: '21730', value: 0.5 } },
+  { name: 'event search', value: { type: 'event', id: 'e-0011', kind: 'search', query: 'heart' } },
+  {
+    name: 'event search with escapes and non-ASCII',
+    json: '{"type":"event","id":"e-0012","kind":"search","query":"caf\\u00e9 \\"mug\\"\\n","surface":"search"}',
+  },
+  // 128 two-byte characters: exactly 256 bytes, the upper bound (bounds count bytes).
+  { name: 'event search query of 256 bytes', value: { type: 'event', id: 'e-0013', kind: 'search', query: rep('é', 128) } },
+  { name: 'event impression', value: { type: 'event', id: 'e-0014', kind: 'impression', item: '84406B', surface: 'home' } },
+  { name: 'event dismiss', value: { type: 'event', id: 'e-0015', kind: 'dismiss', item: '84406B' } },
+  { name: 'event id of 64 bytes', value: { type: 'event', id: rep('a', 64), kind: 'view', item: '22423' } },
+  { name: 'event id with every allowed punctuation', value: { type: 'event', id: 'Ab9.x_y:z@w-1', kind: 'view', item: '22423' } },
+
+  // events
+  {
+    name: 'events batch of three',
+    value: {
+      type: 'events',
+      events: [
+        { id: 'b-0001', kind: 'view', item: '85123A' },
+        { id: 'b-0002', kind: 'search', query: 'lantern', ts_ms: 1763800000001 },
+        { id: 'b-0003', kind: 'rating', item: '71053', value: 4 },
+      ],
+    },
+  },
+  { name: 'events batch of 100', value: { type: 'events', events: Array.from({ length: 100 }, (_, i) => batchEvent(i + 100)) } },
+
+  // subscribe / unsubscribe
+  { name: 'subscribe minimal', value: { type: 'subscribe', surface: 'home' } },
+  {
+    name: 'subscribe with every field',
+    value: { type: 'subscribe', surface: 'pdp', k: 5, category: 'kitchen', price_min: 0, price_max: 20.5 },
+  },
+  { name: 'subscribe k 100', value: { type: 'subscribe', surface: 'home', k: 100 } },
+  { name: 'subscribe surface of 32 bytes', value: { type: 'subscribe', surface: `s_-9${rep('a', 28)}`, k: 1 } },
+  { name: 'unsubscribe', value: { type: 'unsubscribe', surface: 'home' } },
+
+  // ping
+  { name: 'ping', value: { type: 'ping' } },
+  { name: 'ping with t', value: { type: 'ping', t: 1763800000000.25 } },
+
+  // Encoding variations that must decode to the same value as their JSON.
+  {
+    name: 'subscribe k as uint64 (non-minimal MessagePack int)',
+    json: '{"type":"subscribe","surface":"home","k":5}',
+    // {"type":"subscribe","surface":"home","k": uint64 5}
+    msgpack_hex: '83a474797065a9737562736372696265a773757266616365a4686f6d65a16bcf0000000000000005',
+  },
+  {
+    name: 'ping type as str8 (non-minimal MessagePack str)',
+    json: '{"type":"ping"}',
+    // {"type": str8 "ping"}
+    msgpack_hex: '81a474797065d90470696e67',
+  },
+  { name: 'ping JSON with insignificant whitespace', json: ' {\n\t"type" : "ping" ,"t":1 }\r\n' },
+];
+
+const c2sInvalid = [
+  // 4000 malformed: not JSON / MessagePack, or not a map
+  { name: 'not a map: array', value: [{ type: 'ping' }], error: 4000 },
+  { name: 'not a map: number', value: 42, error: 4000 },
+  { name: 'not a map: null', value: null, error: 4000 },
+  { name: 'malformed JSON: unterminated object', json: '{"type":"ping"', msgpack: false, error: 4000 },
+  { name: 'malformed JSON: unquoted keys', json: '{type:"ping"}', msgpack: false, error: 4000 },
+  { name: 'malformed JSON: trailing data', json: '{"type":"ping"}{}', msgpack: false, error: 4000 },
+  { name: 'empty message', json: '', msgpack_hex: '', decodes: false, error: 4000 },
+  // {"type":"ping"} followed by a nil: two MessagePack values in one message.
+  { name: 'MessagePack trailing data', msgpack_hex: '81a474797065a470696e67c0', decodes: false, error: 4000 },
+  // {"type":"subscribe","surface":"ho  — the buffer ends inside a str.
+  { name: 'truncated MessagePack inside a string', msgpack_hex: '82a474797065a9737562736372696265a773757266616365a4686f', decodes: false, error: 4000 },
+  // A map header of two entries followed by one.
+  { name: 'truncated MessagePack map', msgpack_hex: '82a474797065a470696e67', decodes: false, error: 4000 },
+  // 0xc1 is the one byte MessagePack never uses.
+  { name: 'MessagePack reserved byte 0xc1', msgpack_hex: 'c1', decodes: false, error: 4000 },
+  // {"type":"ping", 1:"x"}: a map whose keys are not all strings is not a message map.
+  { name: 'MessagePack map with an integer key', msgpack_hex: '82a474797065a470696e6701a178', error: 4000 },
+
+  // 4001 unknown_type
+  { name: 'type missing from empty map', value: {}, error: 4001 },
+  { name: 'type unknown', value: { type: 'helo', v: 1 }, error: 4001 },
+  { name: 'type is case-sensitive', value: { type: 'Ping' }, error: 4001 },
+  { name: 'type of a server message', value: { type: 'pong' }, error: 4001 },
+  { name: 'type not a string', value: { type: 1 }, error: 4001 },
+  // {"type": bin "ping"}
+  { name: 'type as MessagePack bin', msgpack_hex: '81a474797065c40470696e67', error: 4001 },
+
+  // 4002 invalid_field: unknown fields
+  { name: 'unknown field on ping', value: { type: 'ping', x: 1 }, error: 4002 },
+  { name: 'field names are case-sensitive', value: { type: 'hello', v: 1, User: 'u42' }, error: 4002 },
+  {
+    name: 'batched event with a type field',
+    value: { type: 'events', events: [{ type: 'event', id: 'b-0900', kind: 'view', item: '85123A' }] },
+    error: 4002,
+  },
+
+  // 4002 invalid_field: missing required fields
+  { name: 'hello without v', value: { type: 'hello' }, error: 4002 },
+  { name: 'event without id', value: { type: 'event', kind: 'view', item: '85123A' }, error: 4002 },
+  { name: 'event without kind', value: { type: 'event', id: 'e-0101', item: '85123A' }, error: 4002 },
+  { name: 'click without item', value: { type: 'event', id: 'e-0102', kind: 'click' }, error: 4002 },
+  { name: 'rating without value', value: { type: 'event', id: 'e-0103', kind: 'rating', item: '22752' }, error: 4002 },
+  { name: 'dwell without value', value: { type: 'event', id: 'e-0104', kind: 'dwell', item: '21730' }, error: 4002 },
+  { name: 'search without query', value: { type: 'event', id: 'e-0105', kind: 'search' }, error: 4002 },
+  { name: 'subscribe without surface', value: { type: 'subscribe', k: 5 }, error: 4002 },
+  { name: 'events without events', value: { type: 'events' }, error: 4002 },
+
+  // 4002 invalid_field: wrong types and out-of-bounds values
+  { name: 'hello v as string', value: { type: 'hello', v: '1' }, error: 4002 },
+  { name: 'hello device unknown', value: { type: 'hello', v: 1, device: 'phone' }, error: 4002 },
+  { name: 'hello locale of 17 bytes', value: { type: 'hello', v: 1, locale: rep('x', 17) }, error: 4002 },
+  { name: 'hello tz_offset_min 841', value: { type: 'hello', v: 1, tz_offset_min: 841 }, error: 4002 },
+  { name: 'hello token of 4097 bytes', value: { type: 'hello', v: 1, token: rep('t', 4097) }, error: 4002 },
+  { name: 'subscribe k as float 2.5', value: { type: 'subscribe', surface: 'home', k: 2.5 }, error: 4002 },
+  {
+    name: 'subscribe k as 2.0',
+    json: '{"type":"subscribe","surface":"home","k":2.0}',
+    // {"type":"subscribe","surface":"home","k": float64 2.0}
+    msgpack_hex: '83a474797065a9737562736372696265a773757266616365a4686f6d65a16bcb4000000000000000',
+    error: 4002,
+  },
+  { name: 'subscribe k with exponent', json: '{"type":"subscribe","surface":"home","k":1e1}', msgpack: false, error: 4002 },
+  { name: 'subscribe k 0', value: { type: 'subscribe', surface: 'home', k: 0 }, error: 4002 },
+  { name: 'subscribe k 101', value: { type: 'subscribe', surface: 'home', k: 101 }, error: 4002 },
+  { name: 'subscribe k null', value: { type: 'subscribe', surface: 'home', k: null }, error: 4002 },
+  { name: 'subscribe surface with uppercase', value: { type: 'subscribe', surface: 'Home' }, error: 4002 },
+  { name: 'subscribe surface of 33 bytes', value: { type: 'subscribe', surface: rep('a', 33) }, error: 4002 },
+  { name: 'subscribe surface empty', value: { type: 'subscribe', surface: '' }, error: 4002 },
+  { name: 'subscribe category of 65 bytes', value: { type: 'subscribe', surface: 'home', category: rep('c', 65) }, error: 4002 },
+  { name: 'subscribe price_min negative', value: { type: 'subscribe', surface: 'home', price_min: -0.01 }, error: 4002 },
+  {
+    name: 'subscribe surface as MessagePack bin',
+    // {"type":"subscribe","surface": bin "home"}
+    msgpack_hex: '82a474797065a9737562736372696265a773757266616365c404686f6d65',
+    error: 4002,
+  },
+  { name: 'event id of 65 bytes', value: { type: 'event', id: rep('a', 65), kind: 'view', item: '22423' }, error: 4002 },
+  { name: 'event id with a space', value: { type: 'event', id: 'e 0106', kind: 'view', item: '22423' }, error: 4002 },
+  { name: 'event id with non-ASCII', value: { type: 'event', id: 'e-é', kind: 'view', item: '22423' }, error: 4002 },
+  { name: 'event kind unknown', value: { type: 'event', id: 'e-0108', kind: 'like', item: '22423' }, error: 4002 },
+  { name: 'event rating 6', value: { type: 'event', id: 'e-0110', kind: 'rating', item: '22752', value: 6 }, error: 4002 },
+  { name: 'event rating 0', value: { type: 'event', id: 'e-0111', kind: 'rating', item: '22752', value: 0 }, error: 4002 },
+  { name: 'event dwell negative', value: { type: 'event', id: 'e-0113', kind: 'dwell', item: '21730', value: -1 }, error: 4002 },
+  { name: 'event purchase quantity 0', value: { type: 'event', id: 'e-0114', kind: 'purchase', item: '71053', value: 0 }, error: 4002 },
+  { name: 'event search query empty', value: { type: 'event', id: 'e-0115', kind: 'search', query: '' }, error: 4002 },
+  // 129 characters but 258 bytes: over the bound only when counted in bytes.
+  { name: 'event search query of 258 bytes', value: { type: 'event', id: 'e-0116', kind: 'search', query: rep('é', 129) }, error: 4002 },
+  { name: 'event ts_ms fractional', value: { type: 'event', id: 'e-0118', kind: 'view', item: '22423', ts_ms: 1763800000000.5 }, error: 4002 },
+  {
+    name: 'event ts_ms beyond 2^53',
+    json: '{"type":"event","id":"e-0119","kind":"view","item":"22423","ts_ms":100000000000000000000}',
+    msgpack: false,
+    error: 4002,
+  },
+  { name: 'event item null', value: { type: 'event', id: 'e-0120', kind: 'view', item: null }, error: 4002 },
+  { name: 'ping t null', value: { type: 'ping', t: null }, error: 4002 },
+  { name: 'events empty', value: { type: 'events', events: [] }, error: 4002 },
+  { name: 'events not an array', value: { type: 'events', events: { id: 'b-0901', kind: 'view', item: '85123A' } }, error: 4002 },
+
+  // 4022 batch_too_large, 4006 unsupported_version
+  { name: 'events batch of 101', value: { type: 'events', events: Array.from({ length: 101 }, (_, i) => batchEvent(i + 300)) }, error: 4022 },
+  { name: 'hello v 2', value: { type: 'hello', v: 2 }, error: 4006 },
+  { name: 'hello v 0', value: { type: 'hello', v: 0 }, error: 4006 },
+];
+
+const LIMITS = {
+  max_message_bytes: 65536, max_batch: 100, max_subscriptions: 16, max_k: 100, events_per_sec: 200, events_burst: 400,
+};
+
+const s2c = [
+  {
+    name: 'welcome',
+    value: { type: 'welcome', v: 1, session: 's-1f3a', user: 'u42', node: 'n1', server_time_ms: 1763800000000, limits: LIMITS },
+  },
+  {
+    name: 'welcome for an anonymous user',
+    value: { type: 'welcome', v: 1, session: 's-1f3b', user: 'anon-7c2e91d04b', node: 'it1', server_time_ms: 1763800000123, limits: LIMITS },
+  },
+  { name: 'ack of one event', value: { type: 'ack', ids: ['e-0001'] } },
+  { name: 'ack of a batch', value: { type: 'ack', ids: ['b-0001', 'b-0002', 'b-0003'] } },
+  {
+    name: 'recs on subscribe',
+    value: {
+      type: 'recs', surface: 'home', version: 1763800000000001,
+      items: [
+        { item: '22423', score: 0.91, src: 'trending', why: 'Trending on mobile', name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        { item: '85123A', score: 0.5, src: 'popular', why: 'Popular this week', name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+        { item: 'x-unknown', score: 0.125, src: 'explore', why: 'Something new' },
+      ],
+      took_us: 41, variant: 'control',
+    },
+  },
+  {
+    name: 'recs caused by an event',
+    value: {
+      type: 'recs', surface: 'home', version: 1763800000000002,
+      items: [
+        { item: '84406B', score: 1.75, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: '21730', score: 1, src: 'content', why: 'Like White Hanging Heart T-Light Holder', name: 'GLASS STAR FROSTED T-LIGHT HOLDER', category: 'candles-lights', price: 4.25 },
+      ],
+      cause: 'e-0001', took_us: 37, variant: 'control',
+    },
+  },
+  { name: 'recs empty list', value: { type: 'recs', surface: 'pdp', version: 7, items: [], took_us: 12, variant: 'b' } },
+  {
+    name: 'push',
+    value: { type: 'push', id: 'p-0001', topic: 'promo', data: { title: 'Sale', pct: 20, tags: ['mugs', 'tea'], ok: true, none: null, ratio: 0.5 } },
+  },
+  { name: 'pong', value: { type: 'pong', server_time_ms: 1763800000456 } },
+  { name: 'pong with t', value: { type: 'pong', t: 1763800000000.25, server_time_ms: 1763800000456 } },
+  {
+    name: 'error about an event',
+    value: { type: 'error', code: 4002, name: 'invalid_field', message: 'field "item" is required for kind "click"', id: 'e-0102', fatal: false },
+  },
+  { name: 'error fatal', value: { type: 'error', code: 4003, name: 'too_large', message: 'message of 70000 bytes exceeds 65536', fatal: true } },
+  { name: 'drain', value: { type: 'drain', reason: 'shutdown', reconnect_after_ms: 2000 } },
+];
+
+export const cases = [
+  ...c2sValid.map((c) => ({ dir: 'c2s', ...c })),
+  ...c2sInvalid.map((c) => ({ dir: 'c2s', ...c })),
+  ...s2c.map((c) => ({ dir: 's2c', ...c })),
+];

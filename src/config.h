@@ -1,0 +1,75 @@
+/* Settings of a rankcast node. One table (config.c) declares every setting once: its name,
+ * type, default, bounds, environment variable and help. Values are merged in this order,
+ * later wins: defaults, config file (--config / RANKCAST_CONFIG), environment, flags. */
+#ifndef RC_CONFIG_H
+#define RC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rc_config {
+    /* network */
+    int64_t port;
+    char *listen;
+    char *node_id;
+    char *web_root;
+    /* backends: empty means the embedded default */
+    char *redis;
+    char *kafka;
+    /* catalog and demo */
+    char *catalog;
+    bool catalog_open;
+    int64_t max_items;
+    bool demo;
+    bool anonymous;
+    /* protocol limits */
+    int64_t max_message_bytes;
+    int64_t max_batch;
+    int64_t max_subscriptions;
+    int64_t max_k;
+    int64_t events_per_sec;
+    int64_t events_burst;
+    int64_t hello_timeout_ms;
+    int64_t outbox_max_bytes;
+    int64_t rx_buffer_bytes;
+    /* sessions and engine */
+    int64_t session_idle_s;
+    int64_t covisit_neighbors;
+    double covisit_half_life_s;
+    double trending_half_life_s;
+    int64_t profile_flush_ms;
+    /* lifecycle and logs */
+    int64_t drain_ms;
+    char *log_level;
+    char *config; /* the file read, if any */
+} rc_config_t;
+
+/** Fills `cfg` with every default. Caller frees with rc_config_free(). Returns 0 or RC_ENOMEM. */
+int rc_config_init(rc_config_t *cfg);
+
+/** Frees the strings held by `cfg` (not `cfg` itself). rc_config_free(NULL) is a no-op. */
+void rc_config_free(rc_config_t *cfg);
+
+/** Sets one setting by name ("port", "node-id" and "node_id" are both accepted) from text,
+ * checking type and bounds. Returns 0, RC_ENOENT (no such setting) or RC_EINVAL/RC_ERANGE
+ * with a message in `err` (borrowed buffer of `errlen` bytes). */
+int rc_config_set(rc_config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
+
+/** Reads a config file of `name = value` lines (INI; `#`/`;` comments; sections ignored). */
+int rc_config_load_file(rc_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/** Applies every RANKCAST_<NAME> environment variable that is set. */
+int rc_config_load_env(rc_config_t *cfg, char *err, size_t errlen);
+
+/** The whole merge for a command line: defaults are expected in `cfg` already; reads the
+ * config file named by --config or RANKCAST_CONFIG, then the environment, then the flags
+ * (`--name value`, `--name=value`, bare `--flag` for booleans). Sets *want_help or
+ * *want_version when those flags appear. Returns 0 or a negative code with `err` set. */
+int rc_config_from_args(rc_config_t *cfg, int argc, char **argv, bool *want_help,
+                        bool *want_version, char *err, size_t errlen);
+
+/** Prints the settings table (flag, environment variable, default, help) to `out`. */
+void rc_config_print_help(void *out);
+
+#endif

@@ -1,0 +1,263 @@
+/* Catalog storage and the JSON-lines loader. Items are never moved once added, so an
+ * index is a stable handle for every model; removal only flags the item. */
+#include "catalog.h"
+#include "error.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+uint32_t rc_feature_id(char prefix, const char *word, size_t len)
+{
+    /* The prefix separates a category from a tag of the same spelling. */
+    XXH64_hash_t h = XXH3_64bits_withSeed(word, len, (XXH64_hash_t)(unsigned char)prefix);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open)
+{
+    memset(c, 0, sizeof(*c));
+    c->max = max_items;
+    c->open = open;
+    rc_strmap_init(&c->by_id);
+    rc_strmap_init(&c->category_by_name);
+    c->categories = malloc(16 * sizeof(char *));
+    if (c->categories == NULL || (c->categories[0] = strdup("")) == NULL) {
+        free(c->categories);
+        return RC_ENOMEM;
+    }
+    c->cap_categories = 16;
+    c->n_categories = 1;
+    return 0;
+}
+
+void rc_catalog_free(rc_catalog_t *c)
+{
+    if (c == NULL)
+        return;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->items[i].name != c->items[i].id)
+            free(c->items[i].name);
+        free(c->items[i].id);
+    }
+    free(c->items);
+    for (uint32_t i = 0; i < c->n_categories; i++)
+        free(c->categories[i]);
+    free(c->categories);
+    rc_strmap_free(&c->by_id);
+    rc_strmap_free(&c->category_by_name);
+    memset(c, 0, sizeof(*c));
+}
+
+int64_t rc_catalog_find(const rc_catalog_t *c, const char *id, size_t len)
+{
+    uint64_t idx;
+    return rc_strmap_get(&c->by_id, id, len, &idx) ? (int64_t)idx : -1;
+}
+
+int32_t rc_catalog_category(const rc_catalog_t *c, const char *name, size_t len)
+{
+    uint64_t idx;
+    return rc_strmap_get(&c->category_by_name, name, len, &idx) ? (int32_t)idx : -1;
+}
+
+static int intern_category(rc_catalog_t *c, const char *name, uint16_t *out)
+{
+    size_t len = strlen(name);
+    int32_t found = rc_catalog_category(c, name, len);
+    if (len == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (found >= 0) {
+        *out = (uint16_t)found;
+        return 0;
+    }
+    if (c->n_categories >= UINT16_MAX)
+        return RC_EFULL;
+    if (c->n_categories == c->cap_categories) {
+        char **p = realloc(c->categories, 2 * c->cap_categories * sizeof(char *));
+        if (p == NULL)
+            return RC_ENOMEM;
+        c->categories = p;
+        c->cap_categories *= 2;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return RC_ENOMEM;
+    if (rc_strmap_put(&c->category_by_name, copy, len, c->n_categories) != 0) {
+        free(copy);
+        return RC_ENOMEM;
+    }
+    c->categories[c->n_categories] = copy;
+    *out = (uint16_t)c->n_categories++;
+    return 0;
+}
+
+static int new_slot(rc_catalog_t *c, const char *id, size_t len, uint32_t *idx)
+{
+    if (c->n >= c->max)
+        return RC_EFULL;
+    if (c->n == c->cap) {
+        uint32_t cap = c->cap ? c->cap * 2 : 1024;
+        rc_item_t *p = realloc(c->items, cap * sizeof(*p));
+        if (p == NULL)
+            return RC_ENOMEM;
+        c->items = p;
+        c->cap = cap;
+    }
+    rc_item_t *it = &c->items[c->n];
+    memset(it, 0, sizeof(*it));
+    it->id = strndup(id, len);
+    if (it->id == NULL)
+        return RC_ENOMEM;
+    it->name = it->id;
+    it->price = -1;
+    if (rc_strmap_put(&c->by_id, it->id, len, c->n) != 0) {
+        free(it->id);
+        return RC_ENOMEM;
+    }
+    *idx = c->n++;
+    return 0;
+}
+
+/* Category weighs 2 (sqrt 4) and each tag 1: two items of one category are similar even
+ * with no tag in common, and shared tags separate them within it. */
+static void set_features(rc_item_t *it, const char *category, const char *const *tags,
+                         uint32_t n_tags)
+{
+    uint32_t n = 0;
+    float sq = 0;
+    if (it->category != 0) {
+        it->feat[n++] = rc_feature_id('c', category, strlen(category));
+        sq += 4;
+    }
+    for (uint32_t i = 0; i < n_tags && n < RC_ITEM_FEATURES; i++) {
+        if (tags[i] == NULL || tags[i][0] == '\0')
+            continue;
+        it->feat[n++] = rc_feature_id('t', tags[i], strlen(tags[i]));
+        sq += 1;
+    }
+    it->n_feat = (uint8_t)n;
+    it->feat_norm = sqrtf(sq);
+}
+
+int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const char *category,
+                      const char *const *tags, uint32_t n_tags, double price, double popularity,
+                      uint32_t *idx)
+{
+    size_t len = strlen(id);
+    int64_t found = rc_catalog_find(c, id, len);
+    uint32_t i;
+    int rc;
+
+    if (found >= 0) {
+        i = (uint32_t)found;
+    } else if ((rc = new_slot(c, id, len, &i)) != 0) {
+        return rc;
+    }
+    rc_item_t *it = &c->items[i];
+    uint16_t cat = 0;
+    if (category != NULL && (rc = intern_category(c, category, &cat)) != 0)
+        return rc;
+    if (name != NULL && *name) {
+        char *copy = strdup(name);
+        if (copy == NULL)
+            return RC_ENOMEM;
+        if (it->name != it->id)
+            free(it->name);
+        it->name = copy;
+    }
+    it->category = cat;
+    it->price = price >= 0 ? (float)price : -1.0f;
+    it->popularity = popularity > 0 ? (float)popularity : 0.0f;
+    it->flags = 0;
+    set_features(it, category ? category : "", tags, n_tags);
+    *idx = i;
+    return 0;
+}
+
+int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len)
+{
+    int64_t found = rc_catalog_find(c, id, len);
+    uint32_t idx;
+    if (found >= 0 || !c->open)
+        return found;
+    if (new_slot(c, id, len, &idx) != 0)
+        return -1;
+    c->items[idx].flags = RC_ITEM_LEARNED;
+    return idx;
+}
+
+static int load_line(rc_catalog_t *c, const char *line, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(line, len, 0, &jerr);
+    int rc = 0;
+    if (j == NULL || !json_is_object(j)) {
+        snprintf(err, errlen, "%s", j ? "not an object" : jerr.text);
+        json_decref(j);
+        return RC_EPARSE;
+    }
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (id == NULL || *id == '\0' || strlen(id) > 64) {
+        snprintf(err, errlen, "missing or bad \"id\"");
+        json_decref(j);
+        return RC_EPARSE;
+    }
+    const char *tags[RC_ITEM_FEATURES];
+    uint32_t n_tags = 0;
+    json_t *jt = json_object_get(j, "tags");
+    for (size_t i = 0; json_is_array(jt) && i < json_array_size(jt) && n_tags < RC_ITEM_FEATURES;
+         i++) {
+        const char *t = json_string_value(json_array_get(jt, i));
+        if (t != NULL)
+            tags[n_tags++] = t;
+    }
+    json_t *jp = json_object_get(j, "price");
+    json_t *jpop = json_object_get(j, "popularity");
+    uint32_t idx;
+    rc = rc_catalog_upsert(c, id, json_string_value(json_object_get(j, "name")),
+                           json_string_value(json_object_get(j, "category")), tags, n_tags,
+                           json_is_number(jp) ? json_number_value(jp) : -1,
+                           json_is_number(jpop) ? json_number_value(jpop) : 0, &idx);
+    if (rc == 0 && json_is_false(json_object_get(j, "in_stock")))
+        c->items[idx].flags |= RC_ITEM_OUT_OF_STOCK;
+    if (rc != 0)
+        snprintf(err, errlen, "%s", rc_strerror(rc));
+    json_decref(j);
+    return rc;
+}
+
+int rc_catalog_load(rc_catalog_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int lineno = 0, rc = 0;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "catalog %s: cannot open", path);
+        return RC_EIO;
+    }
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            n--;
+        if (n == 0 || line[0] == '#')
+            continue;
+        char inner[160];
+        if ((rc = load_line(c, line, (size_t)n, inner, sizeof(inner))) != 0) {
+            snprintf(err, errlen, "catalog %s:%d: %s", path, lineno, inner);
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}

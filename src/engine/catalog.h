@@ -1,0 +1,76 @@
+/* The item catalog: ids, display fields and content features, indexed densely so models
+ * can keep per-item state in plain arrays. Loaded from JSON lines at start; in open mode,
+ * items first seen in events are added (learned) with no features. */
+#ifndef RC_CATALOG_H
+#define RC_CATALOG_H
+
+#include "strmap.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RC_ITEM_FEATURES 12 /* category + up to 11 tags */
+
+enum {
+    RC_ITEM_REMOVED = 1 << 0,      /* deleted from the catalog: never recommended */
+    RC_ITEM_OUT_OF_STOCK = 1 << 1, /* kept for models, not recommended */
+    RC_ITEM_LEARNED = 1 << 2,      /* added from traffic (open catalog), no features */
+};
+
+typedef struct rc_item {
+    char *id;   /* NUL-terminated, owned */
+    char *name; /* owned; equals id for learned items */
+    uint16_t category; /* index into categories; 0 is "none" */
+    uint8_t n_feat;
+    uint8_t flags;
+    float price;      /* < 0 when unknown */
+    float popularity; /* prior from the catalog file (e.g. past orders), >= 0 */
+    float feat_norm;  /* L2 norm of the feature vector */
+    uint32_t feat[RC_ITEM_FEATURES]; /* hashed feature ids: feat[0] is the category's */
+} rc_item_t;
+
+typedef struct rc_catalog {
+    rc_item_t *items;
+    uint32_t n, cap, max;
+    rc_strmap_t by_id;
+    char **categories; /* categories[0] = "" */
+    uint32_t n_categories, cap_categories;
+    rc_strmap_t category_by_name;
+    bool open;
+} rc_catalog_t;
+
+/** Prepares an empty catalog holding at most `max_items`; `open` allows learning items
+ * from events. Caller frees with rc_catalog_free(). Returns 0 or RC_ENOMEM. */
+int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open);
+void rc_catalog_free(rc_catalog_t *c);
+
+/** Loads JSON lines `{"id","name","category","tags":[..],"price","popularity"?}` (only
+ * `id` required). Returns 0 or a negative code with a message in `err`. */
+int rc_catalog_load(rc_catalog_t *c, const char *path, char *err, size_t errlen);
+
+/** Adds or replaces an item from its fields (borrowed; copied). `tags` may be NULL.
+ * On success stores its index in *idx. Returns 0, RC_EFULL or RC_ENOMEM. */
+int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const char *category,
+                      const char *const *tags, uint32_t n_tags, double price, double popularity,
+                      uint32_t *idx);
+
+/** Index of an item by id, or -1. */
+int64_t rc_catalog_find(const rc_catalog_t *c, const char *id, size_t len);
+
+/** Finds an item, learning it when the catalog is open. Returns its index, or -1 when it
+ * is unknown and the catalog is closed (or full). */
+int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len);
+
+/** Index of a category by name, or -1. */
+int32_t rc_catalog_category(const rc_catalog_t *c, const char *name, size_t len);
+
+/** Feature id of a category or a tag (the same hash the catalog uses for items). */
+uint32_t rc_feature_id(char prefix, const char *word, size_t len);
+
+/** Whether an item may be recommended (not removed, in stock). */
+static inline bool rc_item_recommendable(const rc_item_t *it)
+{
+    return (it->flags & (RC_ITEM_REMOVED | RC_ITEM_OUT_OF_STOCK)) == 0;
+}
+
+#endif

@@ -1,0 +1,129 @@
+/* Time decay without touching every weight: a weight added at time t is stored multiplied
+ * by 2^((t - epoch) / half_life), so older contributions are relatively smaller by exactly
+ * the decay they would have had. When the multiplier grows large, every weight is rescaled
+ * once and the epoch moves (rare: every ~40 half-lives). */
+#include "covisit.h"
+#include "error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESCALE_EXPONENT 40.0
+
+void rc_covisit_init(rc_covisit_t *cv, uint32_t max_neighbors, double half_life_s, double now_s)
+{
+    memset(cv, 0, sizeof(*cv));
+    cv->max_neighbors = max_neighbors > UINT16_MAX ? UINT16_MAX : max_neighbors;
+    cv->half_life_s = half_life_s;
+    cv->epoch_s = now_s;
+}
+
+void rc_covisit_free(rc_covisit_t *cv)
+{
+    if (cv == NULL)
+        return;
+    for (uint32_t i = 0; i < cv->n_lists; i++)
+        free(cv->lists[i].nb);
+    free(cv->lists);
+    memset(cv, 0, sizeof(*cv));
+}
+
+static int ensure_lists(rc_covisit_t *cv, uint32_t item)
+{
+    if (item < cv->n_lists)
+        return 0;
+    uint32_t n = cv->n_lists ? cv->n_lists : 1024;
+    while (n <= item)
+        n *= 2;
+    rc_nblist_t *p = realloc(cv->lists, n * sizeof(*p));
+    if (p == NULL)
+        return RC_ENOMEM;
+    memset(p + cv->n_lists, 0, (n - cv->n_lists) * sizeof(*p));
+    cv->lists = p;
+    cv->n_lists = n;
+    return 0;
+}
+
+static void rescale(rc_covisit_t *cv, double now_s)
+{
+    float f = (float)exp2(-(now_s - cv->epoch_s) / cv->half_life_s);
+    for (uint32_t i = 0; i < cv->n_lists; i++)
+        for (uint16_t j = 0; j < cv->lists[i].n; j++)
+            cv->lists[i].nb[j].w *= f;
+    cv->epoch_s = now_s;
+}
+
+static int add_one(rc_covisit_t *cv, uint32_t a, uint32_t b, float w)
+{
+    rc_nblist_t *l = &cv->lists[a];
+    for (uint16_t j = 0; j < l->n; j++) {
+        if (l->nb[j].item == b) {
+            l->nb[j].w += w;
+            return 0;
+        }
+    }
+    if (l->n < l->cap) {
+        l->nb[l->n++] = (rc_neighbor_t){b, w};
+        return 0;
+    }
+    if (l->cap < cv->max_neighbors) {
+        uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : 4;
+        if (cap > cv->max_neighbors)
+            cap = (uint16_t)cv->max_neighbors;
+        rc_neighbor_t *p = realloc(l->nb, cap * sizeof(*p));
+        if (p == NULL)
+            return RC_ENOMEM;
+        l->nb = p;
+        l->cap = cap;
+        l->nb[l->n++] = (rc_neighbor_t){b, w};
+        return 0;
+    }
+    /* Full: the weakest neighbour makes room, but only for a stronger newcomer, so one
+     * stray pair cannot push out an established one. */
+    uint16_t min = 0;
+    for (uint16_t j = 1; j < l->n; j++)
+        if (l->nb[j].w < l->nb[min].w)
+            min = j;
+    if (w > l->nb[min].w * 0.5f)
+        l->nb[min] = (rc_neighbor_t){b, w};
+    return 0;
+}
+
+int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now_s)
+{
+    if (a == b)
+        return 0;
+    double exponent = (now_s - cv->epoch_s) / cv->half_life_s;
+    if (exponent > RESCALE_EXPONENT) {
+        rescale(cv, now_s);
+        exponent = 0;
+    }
+    float scaled = w * (float)exp2(exponent);
+    int rc = ensure_lists(cv, a > b ? a : b);
+    if (rc == 0)
+        rc = add_one(cv, a, b, scaled);
+    if (rc == 0)
+        rc = add_one(cv, b, a, scaled);
+    if (rc == 0)
+        cv->pairs_added++;
+    return rc;
+}
+
+const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n)
+{
+    if (item >= cv->n_lists) {
+        *n = 0;
+        return NULL;
+    }
+    *n = cv->lists[item].n;
+    return cv->lists[item].nb;
+}
+
+uint64_t rc_covisit_bytes(const rc_covisit_t *cv)
+{
+    uint64_t bytes = (uint64_t)cv->n_lists * sizeof(rc_nblist_t);
+    for (uint32_t i = 0; i < cv->n_lists; i++)
+        bytes += (uint64_t)cv->lists[i].cap * sizeof(rc_neighbor_t);
+    return bytes;
+}

@@ -1,0 +1,43 @@
+/* Co-visitation learned online: for each item, its top neighbours by time-decayed weight of
+ * being interacted with in the same session. Bounded: at most `max_neighbors` per item,
+ * the weakest evicted first. */
+#ifndef RC_COVISIT_H
+#define RC_COVISIT_H
+
+#include <stdint.h>
+
+typedef struct rc_neighbor {
+    uint32_t item;
+    float w;
+} rc_neighbor_t;
+
+typedef struct rc_nblist {
+    rc_neighbor_t *nb; /* allocated on first use, grows by doubling to max_neighbors */
+    uint16_t n, cap;
+} rc_nblist_t;
+
+typedef struct rc_covisit {
+    rc_nblist_t *lists; /* index-aligned with the catalog */
+    uint32_t n_lists;
+    uint32_t max_neighbors;
+    double half_life_s;
+    double epoch_s; /* weights are stored scaled by 2^((t - epoch) / half_life) */
+    uint64_t pairs_added;
+} rc_covisit_t;
+
+/** Prepares an empty model. Caller frees with rc_covisit_free(). */
+void rc_covisit_init(rc_covisit_t *cv, uint32_t max_neighbors, double half_life_s, double now_s);
+void rc_covisit_free(rc_covisit_t *cv);
+
+/** Adds weight `w` to the pair (a, b) in both directions at time `now_s`.
+ * Returns 0 or RC_ENOMEM. */
+int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now_s);
+
+/** The neighbours of `item` (unsorted; weights comparable within one list). Borrowed until
+ * the next rc_covisit_add(). */
+const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n);
+
+/** Heap bytes held by the model (for the memory figures in docs). */
+uint64_t rc_covisit_bytes(const rc_covisit_t *cv);
+
+#endif

@@ -1,0 +1,241 @@
+/* Engine state and learning: how one event moves the global models and the user's state. */
+#include "engine.h"
+#include "error.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How far back in the user's session co-visitation pairs reach, and how a pair weakens
+ * with distance (a click right after a view counts more than one ten items later). */
+#define COVISIT_WINDOW 10
+#define SVEC_DECAY     0.92f
+#define CATS_DECAY     0.92f
+
+int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
+                   uint32_t covisit_neighbors, double covisit_half_life_s,
+                   double trending_half_life_s, double now_s)
+{
+    memset(e, 0, sizeof(*e));
+    int rc = rc_catalog_init(&e->catalog, max_items, catalog_open);
+    if (rc != 0)
+        return rc;
+    rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
+    rc_trending_init(&e->trending, trending_half_life_s, now_s);
+    e->blend = (rc_blend_t){.covisit = 0.45f, .content = 0.35f, .trending = 0.15f,
+                            .popular = 0.05f};
+    return 0;
+}
+
+void rc_engine_free(rc_engine_t *e)
+{
+    if (e == NULL)
+        return;
+    rc_catalog_free(&e->catalog);
+    rc_covisit_free(&e->covisit);
+    rc_trending_free(&e->trending);
+    free(e->seen);
+    free(e->covis_acc);
+    free(e->covis_ref);
+    free(e->cands);
+    free(e->ranked);
+    memset(e, 0, sizeof(*e));
+}
+
+void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min)
+{
+    memset(u, 0, sizeof(*u));
+    u->device = (uint8_t)(device >= 0 && device < RC_DEVICE_COUNT ? device : RC_DEV_OTHER);
+    u->tz_offset_min = (int16_t)tz_offset_min;
+}
+
+float rc_event_weight(rc_event_kind_t kind, bool has_value, double value)
+{
+    switch (kind) {
+    case RC_EV_VIEW:
+        return 1.0f;
+    case RC_EV_CLICK:
+        return 2.0f;
+    case RC_EV_CART:
+        return 4.0f;
+    case RC_EV_PURCHASE:
+        return 6.0f;
+    case RC_EV_RATING:
+        /* 5 stars is a strong like, 3 neutral, 1 a dislike. */
+        return has_value ? (float)(value - 3.0) * 1.5f : 0.0f;
+    case RC_EV_DWELL:
+        /* Ten seconds on an item is worth a view; the effect saturates at thirty. */
+        return has_value ? (float)fmin(value / 10000.0, 3.0) : 0.0f;
+    case RC_EV_SEARCH:
+        return 2.0f;
+    case RC_EV_IMPRESSION:
+    case RC_EV_DISMISS:
+    case RC_EVENT_KIND_COUNT:
+        break;
+    }
+    return 0.0f;
+}
+
+bool rc_user_is_excluded(const rc_user_state_t *u, uint32_t item)
+{
+    for (uint8_t i = 0; i < u->n_excluded; i++)
+        if (u->excluded[i] == item)
+            return true;
+    return false;
+}
+
+void rc_user_exclude(rc_user_state_t *u, uint32_t item)
+{
+    if (rc_user_is_excluded(u, item))
+        return;
+    u->excluded[u->excluded_head] = item;
+    u->excluded_head = (uint8_t)((u->excluded_head + 1) % RC_EXCLUDED);
+    if (u->n_excluded < RC_EXCLUDED)
+        u->n_excluded++;
+}
+
+void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w)
+{
+    u->recent[u->head] = (rc_recent_t){item, w};
+    u->head = (uint8_t)((u->head + 1) % RC_RECENT);
+    if (u->n_recent < RC_RECENT)
+        u->n_recent++;
+}
+
+/* Adds `w` to one feature of the content vector; when full, the weakest feature gives way. */
+static void svec_add(rc_user_state_t *u, uint32_t feat, float w)
+{
+    uint8_t weakest = 0;
+    for (uint8_t i = 0; i < u->n_svec; i++) {
+        if (u->svec_feat[i] == feat) {
+            u->svec_w[i] += w;
+            return;
+        }
+        if (fabsf(u->svec_w[i]) < fabsf(u->svec_w[weakest]))
+            weakest = i;
+    }
+    if (u->n_svec < RC_SVEC) {
+        u->svec_feat[u->n_svec] = feat;
+        u->svec_w[u->n_svec++] = w;
+    } else if (fabsf(w) > fabsf(u->svec_w[weakest])) {
+        u->svec_feat[weakest] = feat;
+        u->svec_w[weakest] = w;
+    }
+}
+
+void rc_user_add_category(rc_user_state_t *u, uint16_t category, float w)
+{
+    uint8_t weakest = 0;
+    if (category == 0)
+        return;
+    for (uint8_t i = 0; i < u->n_cats; i++) {
+        if (u->cats[i] == category) {
+            u->cats_w[i] += w;
+            return;
+        }
+        if (u->cats_w[i] < u->cats_w[weakest])
+            weakest = i;
+    }
+    if (u->n_cats < RC_CATS) {
+        u->cats[u->n_cats] = category;
+        u->cats_w[u->n_cats++] = w;
+    } else if (w > u->cats_w[weakest]) {
+        u->cats[weakest] = category;
+        u->cats_w[weakest] = w;
+    }
+}
+
+/* The session moves towards the item's content; older interests fade a little with every
+ * event so the lists follow what the user does now. */
+static void learn_content(const rc_engine_t *e, rc_user_state_t *u, uint32_t item, float w)
+{
+    const rc_item_t *it = &e->catalog.items[item];
+    for (uint8_t i = 0; i < u->n_svec; i++)
+        u->svec_w[i] *= SVEC_DECAY;
+    for (uint8_t i = 0; i < u->n_cats; i++)
+        u->cats_w[i] *= CATS_DECAY;
+    if (it->n_feat == 0)
+        return;
+    float per = w / it->feat_norm;
+    for (uint8_t f = 0; f < it->n_feat; f++)
+        svec_add(u, it->feat[f], f == 0 && it->category ? 2 * per : per);
+    rc_user_add_category(u, it->category, w);
+}
+
+/* A search moves the session towards items tagged with the query's words. */
+static void learn_query(rc_user_state_t *u, rc_str_t q, float w)
+{
+    size_t i = 0;
+    while (i < q.n) {
+        while (i < q.n && !isalnum((unsigned char)q.p[i]))
+            i++;
+        size_t start = i;
+        char word[32];
+        size_t n = 0;
+        while (i < q.n && isalnum((unsigned char)q.p[i])) {
+            if (n < sizeof(word))
+                word[n++] = (char)tolower((unsigned char)q.p[i]);
+            i++;
+        }
+        if (i - start >= 2 && n <= sizeof(word))
+            svec_add(u, rc_feature_id('t', word, n), w);
+    }
+}
+
+static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t item, float w,
+                          double now_s)
+{
+    uint8_t n = u->n_recent < COVISIT_WINDOW ? u->n_recent : COVISIT_WINDOW;
+    for (uint8_t d = 0; d < n; d++) {
+        const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+        if (r->item == item || r->w <= 0)
+            continue;
+        float pair = sqrtf(w * r->w) / (1.0f + 0.3f * (float)d);
+        rc_covisit_add(&e->covisit, r->item, item, pair, now_s);
+    }
+}
+
+bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
+                       float weight, rc_str_t query, int64_t wall_ms)
+{
+    double now_s = (double)wall_ms / 1000.0;
+    int device = u ? u->device : RC_DEV_OTHER;
+    int daypart = rc_daypart(wall_ms, u ? u->tz_offset_min : 0);
+
+    if (kind == RC_EV_IMPRESSION)
+        return false;
+    if (u != NULL)
+        u->events++;
+    if (kind == RC_EV_SEARCH && u != NULL && query.n > 0) {
+        for (uint8_t i = 0; i < u->n_svec; i++)
+            u->svec_w[i] *= SVEC_DECAY;
+        learn_query(u, query, weight);
+    }
+    if (item < 0)
+        return kind == RC_EV_SEARCH && u != NULL;
+    uint32_t idx = (uint32_t)item;
+
+    if (kind == RC_EV_DISMISS) {
+        if (u != NULL)
+            rc_user_exclude(u, idx);
+        return u != NULL;
+    }
+    if (weight > 0) {
+        rc_trending_add(&e->trending, idx, device, daypart, weight, now_s);
+        if (u != NULL)
+            learn_covisit(e, u, idx, weight, now_s);
+    }
+    if (u == NULL)
+        return false;
+    learn_content(e, u, idx, weight);
+    if (kind == RC_EV_PURCHASE)
+        rc_user_exclude(u, idx);
+    rc_user_push_recent(u, idx, weight);
+    return true;
+}
+
+int rc_engine_refresh(rc_engine_t *e)
+{
+    return rc_trending_refresh(&e->trending, &e->catalog);
+}

@@ -1,0 +1,126 @@
+/* The recommendation engine: the catalog, the global models learned online from every
+ * event (co-visitation, trending) and the ranker that turns one user's state into a list.
+ * Everything here runs on the loop thread; a rank touches no allocator in steady state. */
+#ifndef RC_ENGINE_H
+#define RC_ENGINE_H
+
+#include "catalog.h"
+#include "covisit.h"
+#include "proto.h"
+#include "trending.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RC_RECENT   32 /* items remembered per user session */
+#define RC_SVEC     48 /* content features kept per user session */
+#define RC_CATS     8  /* categories kept per user session */
+#define RC_EXCLUDED 64 /* purchased or dismissed items kept per user session */
+
+typedef struct rc_recent {
+    uint32_t item;
+    float w;
+} rc_recent_t;
+
+/* A user's state as the ranker sees it: what they did recently, the content they lean
+ * towards, and what must not be shown. Embedded in the session; about 1.2 KB. */
+typedef struct rc_user_state {
+    rc_recent_t recent[RC_RECENT]; /* ring, newest at (head - 1) */
+    uint8_t n_recent, head;
+    uint8_t n_svec, n_cats;
+    uint8_t n_excluded, excluded_head;
+    uint8_t device;
+    int16_t tz_offset_min;
+    uint32_t svec_feat[RC_SVEC];
+    float svec_w[RC_SVEC];
+    uint16_t cats[RC_CATS];
+    float cats_w[RC_CATS];
+    uint32_t excluded[RC_EXCLUDED]; /* ring */
+    uint32_t events;
+} rc_user_state_t;
+
+/* What a subscription asks of the ranker. */
+typedef struct rc_rank_spec {
+    uint32_t k;
+    int32_t category; /* -1: any */
+    double price_min, price_max; /* < 0: unbounded */
+} rc_rank_spec_t;
+
+typedef enum {
+    RC_SRC_COVISIT = 0,
+    RC_SRC_CONTENT,
+    RC_SRC_TRENDING,
+    RC_SRC_POPULAR,
+    RC_SRC_COUNT
+} rc_src_t;
+
+typedef struct rc_ranked {
+    uint32_t item;
+    float score;
+    uint8_t src;
+    int64_t ref; /* the item that explains it (covisit, content), or -1 */
+} rc_ranked_t;
+
+/* Blend weights of the score components. */
+typedef struct rc_blend {
+    float covisit, content, trending, popular;
+} rc_blend_t;
+
+typedef struct rc_engine {
+    rc_catalog_t catalog;
+    rc_covisit_t covisit;
+    rc_trending_t trending;
+    rc_blend_t blend;
+    /* Scratch of one rank, sized to the catalog; a stamp marks the entries of this rank so
+     * nothing is cleared between ranks. */
+    uint32_t scratch_cap;
+    uint32_t stamp;
+    uint32_t *seen;
+    float *covis_acc;
+    int64_t *covis_ref;
+    uint32_t *cands;
+    uint32_t n_cands;
+    rc_ranked_t *ranked;
+} rc_engine_t;
+
+/** Prepares an engine with an empty catalog. Caller frees with rc_engine_free(). */
+int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
+                   uint32_t covisit_neighbors, double covisit_half_life_s,
+                   double trending_half_life_s, double now_s);
+void rc_engine_free(rc_engine_t *e);
+
+/** Resets a user state (no history) with a context. */
+void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min);
+
+/** What an event means to the models: its weight, and whether it is about an item. */
+float rc_event_weight(rc_event_kind_t kind, bool has_value, double value);
+
+/** Applies one event of user `u` (may be NULL for events of users not held here) to the
+ * global models and to `u`. `item` is a catalog index or -1 (search). `query` may be empty.
+ * Returns true when the user's lists may have changed. */
+bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
+                       float weight, rc_str_t query, int64_t wall_ms);
+
+/** Ranks for `u` under `spec`. Writes up to spec->k entries to `out` (caller's array of at
+ * least spec->k) and returns how many. */
+uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
+                        int64_t wall_ms, rc_ranked_t *out);
+
+/** The reason of a ranked item in words, e.g. "Viewed together with Red Mug". */
+void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r,
+                   char *buf, size_t len);
+
+/** Wire name of a source ("covisit", ...). */
+const char *rc_src_name(int src);
+
+/** Rebuilds the trending top lists (call from a timer, e.g. every 500 ms). */
+int rc_engine_refresh(rc_engine_t *e);
+
+/** Adds `category`'s weight `w` to the user's category affinities and `item`'s features to
+ * the content vector (used when merging a long-term profile). */
+void rc_user_add_category(rc_user_state_t *u, uint16_t category, float w);
+void rc_user_exclude(rc_user_state_t *u, uint32_t item);
+void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w);
+bool rc_user_is_excluded(const rc_user_state_t *u, uint32_t item);
+
+#endif

@@ -1,0 +1,383 @@
+/* libwebsockets glue. Each callback reason dispatches to one small function. Data is
+ * written only from WRITEABLE callbacks, one frame per callback; the session module asks
+ * for those callbacks through rc_gateway_transport_ops. */
+#include "gateway.h"
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "proto.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(LWS_PRE <= RC_FRAME_HEADROOM, "frames need LWS_PRE bytes of headroom");
+
+struct rc_gateway {
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    const rc_config_t *cfg;
+    rc_sessions_t *sessions;
+    const rc_gateway_hooks_t *hooks;
+    bool accepting;
+};
+
+/* Per WebSocket connection. */
+typedef struct ws_pss {
+    rc_conn_t *conn;
+    rc_wbuf_t rx; /* fragments of a message being reassembled */
+    bool rx_binary;
+    bool refused; /* a message was too large: ignore input until the close */
+    uint64_t rx_t0_us;
+} ws_pss_t;
+
+/* Per HTTP request of the dynamic routes. */
+typedef struct http_pss {
+    rc_wbuf_t body;
+    bool body_ready;
+} http_pss_t;
+
+/* ---- transport ops for the session module ---- */
+
+static void transport_want_write(void *transport)
+{
+    lws_callback_on_writable((struct lws *)transport);
+}
+
+static void transport_kill(void *transport)
+{
+    lws_set_timeout((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+const rc_transport_ops_t rc_gateway_transport_ops = {transport_want_write, transport_kill};
+
+static rc_gateway_t *gateway_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- WebSocket ---- */
+
+static rc_format_t format_of(struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    return p && strcmp(p->name, "rankcast.v1.msgpack") == 0 ? RC_FMT_MSGPACK : RC_FMT_JSON;
+}
+
+static int ws_filter(struct lws *wsi)
+{
+    char uri[64];
+    /* The protocol lives on /ws only; anything else is refused before the upgrade. */
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
+        return 1;
+    return gateway_of(wsi)->accepting ? 0 : 1;
+}
+
+static int ws_established(struct lws *wsi, ws_pss_t *pss)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    memset(pss, 0, sizeof(*pss));
+    rc_wbuf_init(&pss->rx, 0);
+    pss->conn = rc_conn_open(g->sessions, format_of(wsi), wsi);
+    if (pss->conn == NULL)
+        return -1;
+    rc_metrics.connections++;
+    rc_metrics.connections_total++;
+    return 0;
+}
+
+static int ws_receive(struct lws *wsi, ws_pss_t *pss, const void *in, size_t len)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    bool first = lws_is_first_fragment(wsi) && pss->rx.len == 0;
+    bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+
+    if (pss->conn == NULL || pss->refused)
+        return 0;
+    if (first) {
+        pss->rx_t0_us = rc_mono_us();
+        pss->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (pss->rx.len + len > (size_t)g->cfg->max_message_bytes) {
+        /* Refuse before buffering: a client cannot make the server hold more than the
+         * limit for it. The error goes out, then the close (1009). */
+        pss->refused = true;
+        rc_wbuf_free(&pss->rx);
+        rc_conn_refuse(pss->conn, RC_PERR_TOO_LARGE, "message larger than max_message_bytes",
+                       true);
+        return 0;
+    }
+    if (first && last) {
+        rc_conn_receive(pss->conn, in, len, pss->rx_binary, pss->rx_t0_us);
+        return 0;
+    }
+    rc_wbuf_put(&pss->rx, in, len);
+    if (rc_wbuf_ok(&pss->rx) != 0)
+        return -1;
+    if (last) {
+        rc_conn_receive(pss->conn, rc_wbuf_data(&pss->rx), pss->rx.len, pss->rx_binary,
+                        pss->rx_t0_us);
+        rc_wbuf_reset(&pss->rx);
+    }
+    return 0;
+}
+
+static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
+{
+    const char *reason;
+    if (pss->conn == NULL)
+        return -1;
+    rc_frame_t *f = rc_conn_next_frame(pss->conn);
+    if (f != NULL) {
+        int n = lws_write(wsi, rc_frame_payload(f), f->len,
+                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (n < (int)f->len) {
+            rc_frame_unref(f);
+            return -1;
+        }
+        rc_conn_frame_written(pss->conn, f, rc_mono_us());
+        if (rc_conn_close_code(pss->conn, &reason) != 0)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    int code = rc_conn_close_code(pss->conn, &reason);
+    if (code != 0) {
+        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason,
+                         strlen(reason));
+        return -1;
+    }
+    return 0;
+}
+
+static void ws_closed(ws_pss_t *pss)
+{
+    if (pss->conn != NULL) {
+        rc_conn_closed(pss->conn);
+        pss->conn = NULL;
+        rc_metrics.connections--;
+    }
+    rc_wbuf_free(&pss->rx);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    ws_pss_t *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(wsi, pss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(wsi, pss);
+    case LWS_CALLBACK_CLOSED:
+        ws_closed(pss);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* ---- HTTP routes ---- */
+
+static int http_begin(struct lws *wsi, http_pss_t *pss)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    char uri[128];
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
+    int status = HTTP_STATUS_OK;
+    const char *ctype = "application/json";
+
+    rc_metrics.http_requests++;
+    rc_wbuf_init(&pss->body, LWS_PRE);
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
+        lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
+        return -1;
+    }
+    if (strcmp(uri, "/healthz") == 0) {
+        rc_wbuf_puts(&pss->body, "{\"status\":\"ok\"}\n");
+    } else if (strcmp(uri, "/readyz") == 0) {
+        if (!g->hooks->ready(g->hooks->ctx, &pss->body))
+            status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+    } else if (strcmp(uri, "/metrics") == 0) {
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+        g->hooks->metrics(g->hooks->ctx, &pss->body);
+    } else {
+        status = HTTP_STATUS_NOT_FOUND;
+        rc_wbuf_puts(&pss->body, "{\"error\":\"not found\"}\n");
+    }
+    if (rc_wbuf_ok(&pss->body) != 0)
+        return -1;
+    if (lws_add_http_common_headers(wsi, (unsigned int)status, ctype, pss->body.len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    pss->body_ready = true;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_writeable(struct lws *wsi, http_pss_t *pss)
+{
+    if (!pss->body_ready)
+        return 0;
+    pss->body_ready = false;
+    if (lws_write(wsi, (unsigned char *)rc_wbuf_data(&pss->body), pss->body.len,
+                  LWS_WRITE_HTTP_FINAL) != (int)pss->body.len)
+        return -1;
+    rc_wbuf_free(&pss->body);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    http_pss_t *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return http_begin(wsi, pss);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_writeable(wsi, pss);
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss != NULL)
+            rc_wbuf_free(&pss->body);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static int filter_network(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                          void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
+        rc_gateway_t *g = lws_context_user(lws_get_context(wsi));
+        return g != NULL && !g->accepting;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* protocols[0] serves files and filters new connections; "rc-http" the dynamic routes.
+ * Not const: the WebSocket entries get their receive buffer size from the settings. */
+static struct lws_protocols protocols[] = {
+    {"http", filter_network, 0, 0, 0, NULL, 0},
+    {"rc-http", http_callback, sizeof(http_pss_t), 0, 0, NULL, 0},
+    {"rankcast.v1.msgpack", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
+    {"rankcast.v1.json", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* A client that offers no subprotocol gets JSON (PROTOCOL.md section 1). */
+static const struct lws_protocol_vhost_options pvo_json_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default,
+                                                      "rankcast.v1.json", ""};
+
+/* lws knows the usual types; the demo also serves JSON lines and ES modules. */
+static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
+static const struct lws_protocol_vhost_options mime_jsonl = {&mime_mjs, NULL, ".jsonl",
+                                                             "application/x-ndjson"};
+static const struct lws_protocol_vhost_options mime_json = {&mime_jsonl, NULL, ".json",
+                                                            "application/json"};
+
+static void log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (level & LLL_ERR)
+        RC_ERROR("lws", "libwebsockets", "detail=\"%.*s\"", (int)n, line);
+    else
+        RC_WARN("lws", "libwebsockets", "detail=\"%.*s\"", (int)n, line);
+}
+
+static void set_route(struct lws_http_mount *m, const struct lws_http_mount *next,
+                      const char *path)
+{
+    memset(m, 0, sizeof(*m));
+    m->mount_next = next;
+    m->mountpoint = path;
+    m->mountpoint_len = (unsigned char)strlen(path);
+    m->origin = "rc-http";
+    m->origin_protocol = LWSMPRO_CALLBACK;
+}
+
+/* Mounts live as long as the context; one static set per process is enough. */
+static struct lws_http_mount mounts[4];
+
+rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_sessions_t *sessions,
+                             const rc_gateway_hooks_t *hooks, char *err, size_t errlen)
+{
+    struct lws_context_creation_info info;
+    void *foreign[1] = {loop};
+    rc_gateway_t *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->cfg = cfg;
+    g->sessions = sessions;
+    g->hooks = hooks;
+    g->accepting = true;
+
+    memset(&mounts[0], 0, sizeof(mounts[0]));
+    mounts[0].mountpoint = "/";
+    mounts[0].mountpoint_len = 1;
+    mounts[0].origin = cfg->web_root;
+    mounts[0].def = "index.html";
+    mounts[0].origin_protocol = LWSMPRO_FILE;
+    mounts[0].extra_mimetypes = &mime_json;
+    set_route(&mounts[1], &mounts[0], "/healthz");
+    set_route(&mounts[2], &mounts[1], "/readyz");
+    set_route(&mounts[3], &mounts[2], "/metrics");
+
+    /* The receive buffer is most of an idle connection's memory; messages larger than it
+     * arrive in several callbacks and are reassembled in ws_receive(). */
+    protocols[2].rx_buffer_size = protocols[3].rx_buffer_size = (size_t)cfg->rx_buffer_bytes;
+    lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+    info.foreign_loops = foreign;
+    info.port = (int)cfg->port;
+    info.iface = cfg->listen[0] ? cfg->listen : NULL;
+    info.protocols = protocols;
+    info.pvo = &pvo;
+    info.mounts = &mounts[3];
+    info.user = g;
+    info.vhost_name = "rankcast";
+    info.timeout_secs = 10;
+    info.pt_serv_buf_size = 16384;
+    g->ctx = lws_create_context(&info);
+    if (g->ctx == NULL) {
+        snprintf(err, errlen, "cannot listen on port %lld (in use, or not permitted?)",
+                 (long long)cfg->port);
+        free(g);
+        return NULL;
+    }
+    g->vhost = lws_get_vhost_by_name(g->ctx, "rankcast");
+    return g;
+}
+
+int rc_gateway_port(const rc_gateway_t *g)
+{
+    return g->vhost ? lws_get_vhost_listen_port(g->vhost) : -1;
+}
+
+void rc_gateway_stop_accepting(rc_gateway_t *g)
+{
+    g->accepting = false;
+}
+
+void rc_gateway_free(rc_gateway_t *g)
+{
+    if (g == NULL)
+        return;
+    lws_context_destroy(g->ctx);
+    free(g);
+}

@@ -1,0 +1,43 @@
+/* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
+ * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics) and
+ * the static files of the web root, all on one port. */
+#ifndef RC_GATEWAY_H
+#define RC_GATEWAY_H
+
+#include "config.h"
+#include "session.h"
+#include "wbuf.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct rc_gateway rc_gateway_t;
+
+/* What the gateway asks of its owner for the HTTP routes. */
+typedef struct rc_gateway_hooks {
+    void *ctx;
+    /* Appends a JSON readiness report to `body`; returns true when ready. */
+    bool (*ready)(void *ctx, rc_wbuf_t *body);
+    /* Appends the Prometheus text to `body`. */
+    void (*metrics)(void *ctx, rc_wbuf_t *body);
+} rc_gateway_hooks_t;
+
+/** The transport operations the session module uses to wake and kill connections. */
+extern const rc_transport_ops_t rc_gateway_transport_ops;
+
+/** Starts listening. `sessions` and `hooks` are borrowed and must outlive the gateway.
+ * Returns NULL with a message in `err` on failure. */
+rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_sessions_t *sessions,
+                             const rc_gateway_hooks_t *hooks, char *err, size_t errlen);
+
+/** The port actually bound (useful with --port 0). */
+int rc_gateway_port(const rc_gateway_t *g);
+
+/** Refuses new connections from now on (draining). */
+void rc_gateway_stop_accepting(rc_gateway_t *g);
+
+/** Closes every connection and the listener; the loop must run on until its handles are
+ * closed. NULL is a no-op. */
+void rc_gateway_free(rc_gateway_t *g);
+
+#endif

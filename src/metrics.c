@@ -1,0 +1,120 @@
+/* The metrics registry and its Prometheus text rendering. */
+#include "metrics.h"
+#include "proto.h"
+
+#include <string.h>
+
+rc_metrics_t rc_metrics;
+
+static const uint64_t bucket_le_us[RC_HIST_BUCKETS] = {
+    10,   25,   50,    75,    100,   150,   200,    300,    500,    750,    1000,
+    1500, 2000, 3000,  5000,  10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+
+void rc_hist_observe(rc_hist_t *h, uint64_t us)
+{
+    int i = 0;
+    while (i < RC_HIST_BUCKETS && us > bucket_le_us[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum_us += us;
+}
+
+uint64_t rc_hist_quantile_us(const rc_hist_t *h, double q)
+{
+    if (h->count == 0)
+        return 0;
+    uint64_t rank = (uint64_t)(q * (double)h->count);
+    if (rank >= h->count)
+        rank = h->count - 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < RC_HIST_BUCKETS; i++) {
+        seen += h->counts[i];
+        if (seen > rank)
+            return bucket_le_us[i];
+    }
+    return bucket_le_us[RC_HIST_BUCKETS - 1] * 10;
+}
+
+void rc_metrics_error(int code)
+{
+    if (code < 4000 || code >= 4000 + RC_METRICS_MAX_CODE)
+        code = 4500;
+    rc_metrics.errors[code - 4000]++;
+}
+
+static void header(rc_wbuf_t *o, const char *name, const char *type, const char *help)
+{
+    rc_wbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_hist(rc_wbuf_t *o, const char *name, const char *help, const rc_hist_t *h)
+{
+    uint64_t cum = 0;
+    header(o, name, "histogram", help);
+    for (int i = 0; i < RC_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        rc_wbuf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bucket_le_us[i] / 1e6,
+                       (unsigned long long)cum);
+    }
+    rc_wbuf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    rc_wbuf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name, (double)h->sum_us / 1e6, name,
+                   (unsigned long long)h->count);
+}
+
+static void counter(rc_wbuf_t *o, const char *name, const char *help, uint64_t v)
+{
+    header(o, name, "counter", help);
+    rc_wbuf_printf(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(rc_wbuf_t *o, const char *name, const char *help, int64_t v)
+{
+    header(o, name, "gauge", help);
+    rc_wbuf_printf(o, "%s %lld\n", name, (long long)v);
+}
+
+void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
+{
+    const rc_metrics_t *m = &rc_metrics;
+
+    header(o, "rankcast_build_info", "gauge", "Version and node id of this process.");
+    rc_wbuf_printf(o, "rankcast_build_info{version=\"%s\",node=\"%s\"} 1\n", RC_VERSION, node_id);
+    gauge(o, "rankcast_connections", "Open WebSocket connections.", m->connections);
+    counter(o, "rankcast_connections_total", "WebSocket connections accepted.",
+            m->connections_total);
+    gauge(o, "rankcast_sessions", "User sessions held in memory.", m->sessions);
+    gauge(o, "rankcast_catalog_items", "Items in the catalog.", m->catalog_items);
+
+    header(o, "rankcast_events_received_total", "counter", "Events accepted, by kind.");
+    for (int k = 0; k < RC_EVENT_KIND_COUNT; k++)
+        rc_wbuf_printf(o, "rankcast_events_received_total{kind=\"%s\"} %llu\n",
+                       rc_event_kind_name(k), (unsigned long long)m->events_received[k]);
+    counter(o, "rankcast_events_duplicate_total",
+            "Events acknowledged again but not applied (repeated event id).", m->events_duplicate);
+    counter(o, "rankcast_pushes_sent_total", "Recommendation lists written to clients.",
+            m->pushes_sent);
+    counter(o, "rankcast_pushes_coalesced_total",
+            "Recommendation lists replaced by a newer one before they were written.",
+            m->pushes_skipped);
+    counter(o, "rankcast_messages_received_total", "Protocol messages received.",
+            m->messages_received);
+    counter(o, "rankcast_messages_sent_total", "Protocol messages written.", m->messages_sent);
+    counter(o, "rankcast_received_bytes_total", "WebSocket payload bytes received.",
+            m->bytes_received);
+    counter(o, "rankcast_sent_bytes_total", "WebSocket payload bytes written.", m->bytes_sent);
+    counter(o, "rankcast_http_requests_total", "HTTP requests served.", m->http_requests);
+    counter(o, "rankcast_reranks_total", "Surface re-rankings computed.", m->rerank_total);
+
+    header(o, "rankcast_errors_total", "counter", "Protocol errors sent to clients, by code.");
+    for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {
+        if (m->errors[c] != 0 || rc_proto_error_name(4000 + c) != NULL) {
+            const char *name = rc_proto_error_name(4000 + c);
+            rc_wbuf_printf(o, "rankcast_errors_total{code=\"%d\",name=\"%s\"} %llu\n", 4000 + c,
+                           name ? name : "other", (unsigned long long)m->errors[c]);
+        }
+    }
+    render_hist(o, "rankcast_event_to_push_seconds",
+                "From receiving an event to writing the list it changed.", &m->event_to_push);
+    render_hist(o, "rankcast_rank_seconds", "Time to re-rank one surface.", &m->rank);
+}

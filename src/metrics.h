@@ -1,0 +1,59 @@
+/* Process metrics: counters, gauges and latency histograms, rendered in the Prometheus text
+ * format for /metrics. A process is one node and runs one loop thread, so the registry is a
+ * single global written without atomics; only the loop thread touches it. */
+#ifndef RC_METRICS_H
+#define RC_METRICS_H
+
+#include "wbuf.h"
+
+#include <stdint.h>
+
+/* Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf). */
+#define RC_HIST_BUCKETS 22
+
+typedef struct rc_hist {
+    uint64_t counts[RC_HIST_BUCKETS + 1];
+    uint64_t count;
+    uint64_t sum_us;
+} rc_hist_t;
+
+#define RC_METRICS_KINDS    16
+#define RC_METRICS_MAX_CODE 600 /* protocol codes 4000..4599 */
+
+typedef struct rc_metrics {
+    int64_t connections;        /* gauge: open WebSocket connections */
+    uint64_t connections_total; /* accepted since start */
+    int64_t sessions;           /* gauge: user sessions in memory */
+    uint64_t events_received[RC_METRICS_KINDS];
+    uint64_t events_duplicate;
+    uint64_t pushes_sent;   /* recs messages written to sockets */
+    uint64_t pushes_skipped; /* recs replaced before they could be written (coalesced) */
+    uint64_t messages_sent;
+    uint64_t messages_received;
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t errors[RC_METRICS_MAX_CODE];
+    uint64_t http_requests;
+    int64_t catalog_items;
+    uint64_t rerank_total;
+    rc_hist_t event_to_push; /* event received -> its recs written to the socket */
+    rc_hist_t rank;          /* one re-rank of one surface */
+} rc_metrics_t;
+
+extern rc_metrics_t rc_metrics;
+
+/** Adds one observation in microseconds. */
+void rc_hist_observe(rc_hist_t *h, uint64_t us);
+
+/** Estimates the q-quantile (0..1) in microseconds from the buckets (upper bound of the
+ * bucket holding it); 0 when empty. */
+uint64_t rc_hist_quantile_us(const rc_hist_t *h, double q);
+
+/** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
+void rc_metrics_error(int code);
+
+/** Appends the whole registry in Prometheus text format (version 0.0.4) to `out`.
+ * `node_id` labels the build-info line. */
+void rc_metrics_render(rc_wbuf_t *out, const char *node_id);
+
+#endif

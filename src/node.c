@@ -1,0 +1,273 @@
+/* Wiring and lifecycle. Start-up order follows the dependencies (engine, backends,
+ * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
+ * time to leave while pending profile writes are flushed. */
+#include "node.h"
+#include "bus.h"
+#include "clock.h"
+#include "defer.h"
+#include "error.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+#include "profile.h"
+#include "session.h"
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define TICK_MS           100
+#define REFRESH_EVERY     5 /* ticks between trending refreshes (500 ms) */
+#define DRAIN_POLL_MS     20
+#define RECONNECT_HINT_MS 1000
+
+struct rc_node {
+    const rc_config_t *cfg;
+    char node_id[128];
+    uv_loop_t loop;
+    rc_defer_t defer;
+    rc_engine_t engine;
+    rc_profile_store_t *profiles;
+    rc_bus_t *bus;
+    rc_sessions_t *sessions;
+    rc_gateway_t *gateway;
+    rc_gateway_hooks_t hooks;
+    uv_timer_t tick, drain_timer;
+    uv_signal_t sigint, sigterm;
+    uint32_t ticks;
+    bool draining, stopped;
+    uint64_t drain_deadline_us;
+    bool engine_ready, loop_ready, defer_ready;
+};
+
+static bool node_ready(void *ctx, rc_wbuf_t *body)
+{
+    rc_node_t *n = ctx;
+    char preason[160] = "", breason[160] = "";
+    int prc = rc_profile_ready(n->profiles, preason, sizeof(preason));
+    int brc = rc_bus_ready(n->bus, breason, sizeof(breason));
+    bool ready = prc == 0 && brc == 0 && !n->draining;
+    rc_wbuf_printf(body,
+                   "{\"status\":\"%s\",\"node\":\"%s\",\"draining\":%s,"
+                   "\"profiles\":{\"backend\":\"%s\",\"ok\":%s,\"reason\":\"%s\"},"
+                   "\"bus\":{\"backend\":\"%s\",\"ok\":%s,\"reason\":\"%s\"}}\n",
+                   ready ? "ready" : "unavailable", n->node_id, n->draining ? "true" : "false",
+                   n->profiles->ops->name, prc == 0 ? "true" : "false", preason,
+                   n->bus->ops->name, brc == 0 ? "true" : "false", breason);
+    return ready;
+}
+
+static void node_metrics(void *ctx, rc_wbuf_t *body)
+{
+    rc_node_t *n = ctx;
+    rc_metrics.catalog_items = n->engine.catalog.n;
+    rc_metrics_render(body, n->node_id);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    rc_node_t *n = t->data;
+    rc_sessions_tick(n->sessions, rc_mono_us());
+    if (++n->ticks % REFRESH_EVERY == 0)
+        rc_engine_refresh(&n->engine);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Final stop: the gateway closes the remaining connections, the loop then runs out of
+ * handles and rc_node_run() returns. */
+static void node_stop(rc_node_t *n)
+{
+    if (n->stopped)
+        return;
+    n->stopped = true;
+    rc_sessions_flush_profiles(n->sessions);
+    uv_timer_stop(&n->tick);
+    uv_timer_stop(&n->drain_timer);
+    uv_close((uv_handle_t *)&n->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
+    rc_gateway_free(n->gateway);
+    n->gateway = NULL;
+    rc_defer_close(&n->defer);
+    n->defer_ready = false;
+    RC_INFO("node", "stopped", "node=%s", n->node_id);
+}
+
+static void on_drain_poll(uv_timer_t *t)
+{
+    rc_node_t *n = t->data;
+    if (rc_sessions_conn_count(n->sessions) == 0 || rc_mono_us() >= n->drain_deadline_us)
+        node_stop(n);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    rc_node_t *n = h->data;
+    if (n->draining) {
+        RC_WARN("node", "second signal: stopping now", "signal=%d", signum);
+        node_stop(n);
+        return;
+    }
+    n->draining = true;
+    RC_INFO("node", "draining", "signal=%d connections=%u drain_ms=%lld", signum,
+            rc_sessions_conn_count(n->sessions), (long long)n->cfg->drain_ms);
+    rc_gateway_stop_accepting(n->gateway);
+    rc_sessions_drain(n->sessions, RECONNECT_HINT_MS);
+    rc_sessions_flush_profiles(n->sessions);
+    n->drain_deadline_us = rc_mono_us() + (uint64_t)n->cfg->drain_ms * 1000;
+    uv_timer_start(&n->drain_timer, on_drain_poll, 0, DRAIN_POLL_MS);
+}
+
+static int load_catalog(rc_node_t *n, char *err, size_t errlen)
+{
+    const rc_config_t *cfg = n->cfg;
+    char path[4096];
+    const char *file = cfg->catalog;
+    if (file[0] == '\0' && cfg->demo) {
+        snprintf(path, sizeof(path), "%s/catalog/demo-catalog.jsonl", cfg->web_root);
+        file = path;
+    }
+    if (file[0] != '\0') {
+        int rc = rc_catalog_load(&n->engine.catalog, file, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    rc_metrics.catalog_items = n->engine.catalog.n;
+    RC_INFO("node", "catalog loaded", "file=\"%s\" items=%u categories=%u open=%s", file,
+            n->engine.catalog.n, n->engine.catalog.n_categories - 1,
+            cfg->catalog_open ? "true" : "false");
+    return rc_engine_refresh(&n->engine);
+}
+
+static int create_backends(rc_node_t *n, char *err, size_t errlen)
+{
+    /* Redis and Kafka arrive as backends behind these interfaces; until they are built a
+     * node refuses to start rather than silently running on the embedded default. */
+    if (n->cfg->redis[0] != '\0') {
+        snprintf(err, errlen, "--redis: the Redis profile backend is not part of this build");
+        return RC_EINVAL;
+    }
+    if (n->cfg->kafka[0] != '\0') {
+        snprintf(err, errlen, "--kafka: the Kafka bus backend is not part of this build");
+        return RC_EINVAL;
+    }
+    n->profiles = rc_profile_memory_new(&n->defer);
+    n->bus = rc_bus_local_new(&n->defer);
+    if (n->profiles == NULL || n->bus == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    return 0;
+}
+
+static int start_loop_handles(rc_node_t *n)
+{
+    uv_timer_init(&n->loop, &n->tick);
+    uv_timer_init(&n->loop, &n->drain_timer);
+    uv_signal_init(&n->loop, &n->sigint);
+    uv_signal_init(&n->loop, &n->sigterm);
+    n->tick.data = n->drain_timer.data = n->sigint.data = n->sigterm.data = n;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    return 0;
+}
+
+rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
+{
+    rc_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    n->cfg = cfg;
+    if (cfg->node_id[0] != '\0') {
+        snprintf(n->node_id, sizeof(n->node_id), "%s", cfg->node_id);
+    } else {
+        char host[64] = "node";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(n->node_id, sizeof(n->node_id), "%s-%d", host, (int)getpid());
+    }
+    if (uv_loop_init(&n->loop) != 0) {
+        snprintf(err, errlen, "cannot create the event loop");
+        free(n);
+        return NULL;
+    }
+    n->loop_ready = true;
+    rc_defer_init(&n->defer, &n->loop);
+    n->defer_ready = true;
+    double now_s = (double)rc_wall_ms() / 1000.0;
+    if (rc_engine_init(&n->engine, (uint32_t)cfg->max_items, cfg->catalog_open,
+                       (uint32_t)cfg->covisit_neighbors, cfg->covisit_half_life_s,
+                       cfg->trending_half_life_s, now_s) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    n->engine_ready = true;
+    if (load_catalog(n, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
+        goto fail;
+    n->sessions = rc_sessions_new(cfg, n->node_id, &n->engine, n->profiles, n->bus,
+                                  &rc_gateway_transport_ops);
+    if (n->sessions == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics};
+    n->gateway = rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, err, errlen);
+    if (n->gateway == NULL)
+        goto fail;
+    start_loop_handles(n);
+    RC_INFO("node", "listening", "node=%s port=%d web_root=\"%s\" profiles=%s bus=%s",
+            n->node_id, rc_gateway_port(n->gateway), cfg->web_root, n->profiles->ops->name,
+            n->bus->ops->name);
+    return n;
+fail:
+    rc_node_free(n);
+    return NULL;
+}
+
+int rc_node_run(rc_node_t *n)
+{
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+}
+
+void rc_node_free(rc_node_t *n)
+{
+    if (n == NULL)
+        return;
+    if (n->gateway != NULL) {
+        rc_gateway_free(n->gateway);
+        n->gateway = NULL;
+    }
+    if (n->defer_ready)
+        rc_defer_close(&n->defer);
+    if (n->loop_ready) {
+        /* Let lws and our own handles finish closing before the loop goes away. */
+        uv_walk(&n->loop, close_any, NULL);
+        uv_run(&n->loop, UV_RUN_DEFAULT);
+    }
+    rc_sessions_free(n->sessions);
+    rc_bus_free(n->bus);
+    rc_profile_store_free(n->profiles);
+    if (n->engine_ready)
+        rc_engine_free(&n->engine);
+    if (n->loop_ready && uv_loop_close(&n->loop) != 0)
+        RC_WARN("node", "event loop closed with handles open", NULL);
+    free(n);
+}

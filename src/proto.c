@@ -1,0 +1,925 @@
+/* Protocol v1 codec. Decoding turns either encoding into one msgpack_object tree (JSON via
+ * jansson, converted into the decoder's zone), then one table-driven validator fills the C
+ * structs, so both subprotocols accept and refuse exactly the same messages. */
+#include "proto.h"
+#include "error.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- names ---- */
+
+const char *rc_proto_error_name(int code)
+{
+    switch (code) {
+#define RC_PERR_CASE(sym, c, name)                                                                 \
+    case c:                                                                                        \
+        return name;
+        RC_PROTO_ERRORS(RC_PERR_CASE)
+#undef RC_PERR_CASE
+    }
+    return NULL;
+}
+
+static const char *const kind_names[RC_EVENT_KIND_COUNT] = {
+    "view", "click", "cart", "purchase", "rating", "dwell", "search", "impression", "dismiss"};
+static const char *const device_names[RC_DEVICE_COUNT] = {"other", "desktop", "mobile", "tablet"};
+
+const char *rc_event_kind_name(int kind)
+{
+    return kind >= 0 && kind < RC_EVENT_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+const char *rc_device_name(int device)
+{
+    return device >= 0 && device < RC_DEVICE_COUNT ? device_names[device] : "other";
+}
+
+/* ---- JSON -> msgpack_object ---- */
+
+static int json_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o);
+
+static int json_str_to_obj(const char *s, size_t n, msgpack_zone *z, msgpack_object *o)
+{
+    char *copy = msgpack_zone_malloc(z, n ? n : 1);
+    if (copy == NULL)
+        return RC_ENOMEM;
+    memcpy(copy, s, n);
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.ptr = copy;
+    o->via.str.size = (uint32_t)n;
+    return 0;
+}
+
+static int json_object_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
+{
+    size_t n = json_object_size(j);
+    msgpack_object_kv *kv = msgpack_zone_malloc(z, (n ? n : 1) * sizeof(*kv));
+    const char *key;
+    json_t *val;
+    size_t i = 0;
+    if (kv == NULL)
+        return RC_ENOMEM;
+    json_object_foreach((json_t *)j, key, val)
+    {
+        int rc = json_str_to_obj(key, strlen(key), z, &kv[i].key);
+        if (rc == 0)
+            rc = json_to_obj(val, z, &kv[i].val);
+        if (rc != 0)
+            return rc;
+        i++;
+    }
+    o->type = MSGPACK_OBJECT_MAP;
+    o->via.map.size = (uint32_t)n;
+    o->via.map.ptr = kv;
+    return 0;
+}
+
+static int json_array_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
+{
+    size_t n = json_array_size(j);
+    msgpack_object *items = msgpack_zone_malloc(z, (n ? n : 1) * sizeof(*items));
+    if (items == NULL)
+        return RC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = json_to_obj(json_array_get(j, i), z, &items[i]);
+        if (rc != 0)
+            return rc;
+    }
+    o->type = MSGPACK_OBJECT_ARRAY;
+    o->via.array.size = (uint32_t)n;
+    o->via.array.ptr = items;
+    return 0;
+}
+
+static int json_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return json_object_to_obj(j, z, o);
+    case JSON_ARRAY:
+        return json_array_to_obj(j, z, o);
+    case JSON_STRING:
+        return json_str_to_obj(json_string_value(j), json_string_length(j), z, o);
+    case JSON_INTEGER: {
+        json_int_t v = json_integer_value(j);
+        if (v >= 0) {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = (uint64_t)v;
+        } else {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = v;
+        }
+        return 0;
+    }
+    case JSON_REAL:
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        o->via.f64 = json_real_value(j);
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = json_is_true(j);
+        return 0;
+    case JSON_NULL:
+        o->type = MSGPACK_OBJECT_NIL;
+        return 0;
+    }
+    return RC_EPARSE;
+}
+
+/* ---- field validation ---- */
+
+typedef enum {
+    F_TYPE,    /* the `type` field itself: already checked */
+    F_ID,      /* string, 1..64 bytes of A-Za-z0-9._:@- */
+    F_SURFACE, /* string, 1..32 bytes of a-z0-9_- */
+    F_STR,     /* UTF-8 string, min..max bytes */
+    F_INT,     /* integer in min..max */
+    F_NUM,     /* finite number in min..max */
+    F_KIND,    /* event kind name */
+    F_DEVICE,  /* device class name */
+    F_ARRAY,   /* array, validated by the caller */
+} field_kind_t;
+
+typedef struct {
+    const char *name;
+    field_kind_t kind;
+    bool required;
+    double min, max;
+    size_t offset; /* of the rc_str_t / int64_t / double / int target in the struct */
+    size_t has_offset; /* of a bool "present" flag, or (size_t)-1 */
+} field_t;
+
+#define NO_HAS ((size_t)-1)
+#define INT53  9007199254740992.0
+
+#define EVF(f) offsetof(rc_proto_event_t, f)
+static const field_t event_fields[] = {
+    {"id", F_ID, true, 0, 0, EVF(id), NO_HAS},
+    {"kind", F_KIND, true, 0, 0, EVF(kind), NO_HAS},
+    {"item", F_ID, false, 0, 0, EVF(item), NO_HAS},
+    {"value", F_NUM, false, -1e300, 1e300, EVF(value), EVF(has_value)},
+    {"query", F_STR, false, 1, 256, EVF(query), NO_HAS},
+    {"surface", F_SURFACE, false, 0, 0, EVF(surface), NO_HAS},
+    {"ts_ms", F_INT, false, 0, INT53, EVF(ts_ms), EVF(has_ts)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+#define HF(f) offsetof(rc_msg_t, u.hello.f)
+static const field_t hello_fields[] = {
+    {"v", F_INT, true, -INT53, INT53, HF(v), NO_HAS},
+    {"token", F_STR, false, 1, 4096, HF(token), NO_HAS},
+    {"user", F_ID, false, 0, 0, HF(user), NO_HAS},
+    {"device", F_DEVICE, false, 0, 0, HF(device), NO_HAS},
+    {"locale", F_STR, false, 1, 16, HF(locale), NO_HAS},
+    {"tz_offset_min", F_INT, false, -840, 840, HF(tz_offset_min), NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+#define SF(f) offsetof(rc_msg_t, u.subscribe.f)
+static const field_t subscribe_fields[] = {
+    {"surface", F_SURFACE, true, 0, 0, SF(surface), NO_HAS},
+    {"k", F_INT, false, 1, 100, SF(k), NO_HAS},
+    {"category", F_STR, false, 1, 64, SF(category), NO_HAS},
+    {"price_min", F_NUM, false, 0, 1e300, SF(price_min), SF(has_price_min)},
+    {"price_max", F_NUM, false, 0, 1e300, SF(price_max), SF(has_price_max)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t unsubscribe_fields[] = {
+    {"surface", F_SURFACE, true, 0, 0, offsetof(rc_msg_t, u.unsubscribe.surface), NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t ping_fields[] = {
+    {"t", F_NUM, false, -1e300, 1e300, offsetof(rc_msg_t, u.ping.t), offsetof(rc_msg_t, u.ping.has_t)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t events_fields[] = {
+    {"events", F_ARRAY, true, 0, 0, 0, NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static int fail(rc_proto_decoder_t *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(rc_proto_decoder_t *d, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, sizeof(d->err), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static bool id_char(char c, bool surface)
+{
+    if (surface)
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. JSON input is
+ * already checked by jansson; MessagePack strings are not checked by msgpack-c. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+static bool obj_is_number(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+           o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || o->type == MSGPACK_OBJECT_FLOAT32 ||
+           o->type == MSGPACK_OBJECT_FLOAT64;
+}
+
+static double obj_number(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return (double)o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return (double)o->via.i64;
+    default:
+        return o->via.f64;
+    }
+}
+
+static int match_enum(const msgpack_object *v, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) == v->via.str.size &&
+            memcmp(names[i], v->via.str.ptr, v->via.str.size) == 0)
+            return i;
+    return -1;
+}
+
+/* Checks one value against its field and stores it into `base`. */
+static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_object *v, void *base)
+{
+    char *dst = (char *)base + f->offset;
+
+    if (v->type == MSGPACK_OBJECT_NIL)
+        return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is null", f->name);
+    switch (f->kind) {
+    case F_TYPE:
+    case F_ARRAY:
+        if (f->kind == F_ARRAY && v->type != MSGPACK_OBJECT_ARRAY)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be an array", f->name);
+        return 0;
+    case F_ID:
+    case F_SURFACE:
+    case F_STR:
+    case F_KIND:
+    case F_DEVICE:
+        if (v->type != MSGPACK_OBJECT_STR)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a string", f->name);
+        break;
+    case F_INT:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be an integer", f->name);
+        break;
+    case F_NUM:
+        if (!obj_is_number(v) || !isfinite(obj_number(v)))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a number", f->name);
+        break;
+    }
+
+    const char *s = v->via.str.ptr;
+    uint32_t n = v->via.str.size;
+    switch (f->kind) {
+    case F_ID:
+    case F_SURFACE: {
+        uint32_t max = f->kind == F_ID ? RC_ID_MAX : RC_SURFACE_MAX;
+        if (n == 0 || n > max)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be 1..%s bytes", f->name,
+                        f->kind == F_ID ? "64" : "32");
+        for (uint32_t i = 0; i < n; i++)
+            if (!id_char(s[i], f->kind == F_SURFACE))
+                return fail(d, RC_PERR_INVALID_FIELD, "field '%s' has a character outside %s",
+                            f->name, f->kind == F_ID ? "A-Za-z0-9._:@-" : "a-z0-9_-");
+        *(rc_str_t *)dst = (rc_str_t){s, n};
+        return 0;
+    }
+    case F_STR:
+        if (n < f->min || n > f->max || !utf8_valid((const unsigned char *)s, n))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be UTF-8 of bounded length", f->name);
+        *(rc_str_t *)dst = (rc_str_t){s, n};
+        return 0;
+    case F_KIND: {
+        int k = match_enum(v, kind_names, RC_EVENT_KIND_COUNT);
+        if (k < 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known event kind", f->name);
+        *(rc_event_kind_t *)dst = (rc_event_kind_t)k;
+        return 0;
+    }
+    case F_DEVICE: {
+        int k = match_enum(v, device_names, RC_DEVICE_COUNT);
+        if (k < 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known device class", f->name);
+        *(rc_device_t *)dst = (rc_device_t)k;
+        return 0;
+    }
+    case F_INT: {
+        bool neg = v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        if ((!neg && v->via.u64 > (uint64_t)INT53) || (neg && v->via.i64 < -(int64_t)INT53))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
+        int64_t x = neg ? v->via.i64 : (int64_t)v->via.u64;
+        if ((double)x < f->min || (double)x > f->max)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
+        /* Targets narrower than int64 are int32 (k, tz_offset_min); bounds fit them. */
+        if (f->max <= 2147483647.0 && f->min >= -2147483648.0)
+            *(int32_t *)dst = (int32_t)x;
+        else
+            *(int64_t *)dst = x;
+        break;
+    }
+    case F_NUM: {
+        double x = obj_number(v);
+        if (x < f->min || x > f->max)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
+        *(double *)dst = x;
+        break;
+    }
+    default:
+        return 0;
+    }
+    if (f->has_offset != NO_HAS)
+        *(bool *)((char *)base + f->has_offset) = true;
+    return 0;
+}
+
+/* Walks a map against a field table: unknown, repeated and missing fields are errors.
+ * `type_allowed` says whether a `type` key belongs here (not inside batch elements). */
+static int decode_fields(rc_proto_decoder_t *d, const msgpack_object_map *map,
+                         const field_t *fields, void *base, bool type_allowed,
+                         const msgpack_object **array_out)
+{
+    uint32_t seen = 0;
+    bool seen_type = false;
+
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        const msgpack_object *v = &map->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return fail(d, RC_PERR_MALFORMED, "map key is not a string");
+        if (type_allowed && k->via.str.size == 4 && memcmp(k->via.str.ptr, "type", 4) == 0) {
+            if (seen_type)
+                return fail(d, RC_PERR_INVALID_FIELD, "field 'type' appears twice");
+            seen_type = true;
+            continue;
+        }
+        int fi = -1;
+        for (int j = 0; fields[j].name != NULL; j++) {
+            if (strlen(fields[j].name) == k->via.str.size &&
+                memcmp(fields[j].name, k->via.str.ptr, k->via.str.size) == 0) {
+                fi = j;
+                break;
+            }
+        }
+        if (fi < 0) {
+            char name[40];
+            size_t n = k->via.str.size < sizeof(name) - 1 ? k->via.str.size : sizeof(name) - 1;
+            for (size_t c = 0; c < n; c++) {
+                char ch = k->via.str.ptr[c];
+                name[c] = (ch >= 0x20 && ch < 0x7f && ch != '\'') ? ch : '?';
+            }
+            name[n] = '\0';
+            return fail(d, RC_PERR_INVALID_FIELD, "unknown field '%s'", name);
+        }
+        if (seen & (1u << fi))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' appears twice", fields[fi].name);
+        seen |= 1u << fi;
+        int rc = set_field(d, &fields[fi], v, base);
+        if (rc != 0)
+            return rc;
+        if (fields[fi].kind == F_ARRAY && array_out != NULL)
+            *array_out = v;
+    }
+    for (int j = 0; fields[j].name != NULL; j++)
+        if (fields[j].required && !(seen & (1u << j)))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is required", fields[j].name);
+    return 0;
+}
+
+/* Rules that depend on the kind of event (PROTOCOL.md, `event`). */
+static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
+{
+    switch (ev->kind) {
+    case RC_EV_SEARCH:
+        if (ev->query.n == 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'query' is required for %s", "search");
+        return 0;
+    case RC_EV_RATING:
+        if (!ev->has_value || ev->value < 1 || ev->value > 5)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be 1..5 for %s", "rating");
+        break;
+    case RC_EV_DWELL:
+        if (!ev->has_value || ev->value < 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be >= 0 for %s", "dwell");
+        break;
+    case RC_EV_PURCHASE:
+    case RC_EV_CART:
+        if (ev->has_value && ev->value <= 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be > 0 for %s", rc_event_kind_name(ev->kind));
+        break;
+    default:
+        break;
+    }
+    if (ev->item.n == 0)
+        return fail(d, RC_PERR_INVALID_FIELD, "field 'item' is required for %s", rc_event_kind_name(ev->kind));
+    return 0;
+}
+
+static int decode_event(rc_proto_decoder_t *d, const msgpack_object_map *map, rc_proto_event_t *ev,
+                        bool type_allowed)
+{
+    memset(ev, 0, sizeof(*ev));
+    int rc = decode_fields(d, map, event_fields, ev, type_allowed, NULL);
+    if (rc == 0)
+        rc = check_event_rules(d, ev);
+    if (rc != 0)
+        d->err_id = ev->id;
+    return rc;
+}
+
+static int decode_batch(rc_proto_decoder_t *d, const msgpack_object *arr, rc_msg_t *out)
+{
+    uint32_t n = arr->via.array.size;
+    if (n == 0)
+        return fail(d, RC_PERR_INVALID_FIELD, "field 'events' must hold 1..%s events", "100");
+    if (n > d->max_batch)
+        return fail(d, RC_PERR_BATCH_TOO_LARGE, "more than %s events in one batch", "max_batch");
+    rc_proto_batch_item_t *items = msgpack_zone_malloc(&d->zone, n * sizeof(*items));
+    if (items == NULL)
+        return fail(d, RC_PERR_INTERNAL, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *el = &arr->via.array.ptr[i];
+        rc_proto_batch_item_t *it = &items[i];
+        int rc;
+        d->err_id = (rc_str_t){NULL, 0};
+        if (el->type != MSGPACK_OBJECT_MAP) {
+            memset(&it->ev, 0, sizeof(it->ev));
+            rc = fail(d, RC_PERR_INVALID_FIELD, "events[] element is not a map");
+        } else {
+            rc = decode_event(d, &el->via.map, &it->ev, false);
+        }
+        it->err = rc;
+        it->err_msg = NULL;
+        if (rc != 0) {
+            size_t len = strlen(d->err) + 1;
+            char *m = msgpack_zone_malloc(&d->zone, len);
+            if (m != NULL)
+                memcpy(m, d->err, len);
+            it->err_msg = m ? m : "invalid event";
+            it->ev.id = d->err_id;
+        }
+    }
+    d->err_id = (rc_str_t){NULL, 0};
+    out->u.events.items = items;
+    out->u.events.n = n;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    rc_msg_type_t type;
+    const field_t *fields;
+} message_types[] = {
+    {"hello", RC_MSG_HELLO, hello_fields},         {"event", RC_MSG_EVENT, event_fields},
+    {"events", RC_MSG_EVENTS, events_fields},      {"subscribe", RC_MSG_SUBSCRIBE, subscribe_fields},
+    {"unsubscribe", RC_MSG_UNSUBSCRIBE, unsubscribe_fields}, {"ping", RC_MSG_PING, ping_fields},
+};
+
+static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_t *out)
+{
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return fail(d, RC_PERR_MALFORMED, "a message must be a map");
+    const msgpack_object_map *map = &root->via.map;
+    const msgpack_object *type = NULL;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return fail(d, RC_PERR_MALFORMED, "map key is not a string");
+        if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "type", 4) == 0)
+            type = &map->ptr[i].val;
+    }
+    if (type == NULL || type->type != MSGPACK_OBJECT_STR)
+        return fail(d, RC_PERR_UNKNOWN_TYPE, "field 'type' must be a message type");
+
+    for (size_t t = 0; t < sizeof(message_types) / sizeof(message_types[0]); t++) {
+        if (strlen(message_types[t].name) != type->via.str.size ||
+            memcmp(message_types[t].name, type->via.str.ptr, type->via.str.size) != 0)
+            continue;
+        out->type = message_types[t].type;
+        if (out->type == RC_MSG_EVENT) {
+            return decode_event(d, map, &out->u.event, true);
+        }
+        const msgpack_object *arr = NULL;
+        int rc = decode_fields(d, map, message_types[t].fields, out, true, &arr);
+        if (rc != 0)
+            return rc;
+        if (out->type == RC_MSG_HELLO && out->u.hello.v != 1)
+            return fail(d, RC_PERR_UNSUPPORTED_VERSION, "protocol version must be %s", "1");
+        if (out->type == RC_MSG_SUBSCRIBE) {
+            if (out->u.subscribe.k == 0)
+                out->u.subscribe.k = 10;
+            if ((uint32_t)out->u.subscribe.k > d->max_k)
+                return fail(d, RC_PERR_INVALID_FIELD, "field 'k' exceeds max_k");
+        }
+        if (out->type == RC_MSG_EVENTS)
+            return decode_batch(d, arr, out);
+        return 0;
+    }
+    return fail(d, RC_PERR_UNKNOWN_TYPE, "unknown message type");
+}
+
+int rc_proto_decoder_init(rc_proto_decoder_t *d, uint32_t max_batch, uint32_t max_k)
+{
+    memset(d, 0, sizeof(*d));
+    if (!msgpack_zone_init(&d->zone, 4096))
+        return RC_ENOMEM;
+    d->max_batch = max_batch;
+    d->max_k = max_k;
+    return 0;
+}
+
+void rc_proto_decoder_free(rc_proto_decoder_t *d)
+{
+    if (d == NULL)
+        return;
+    msgpack_zone_destroy(&d->zone);
+}
+
+static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
+                            msgpack_object *root)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        if (json_error_code(&jerr) == json_error_duplicate_key)
+            return fail(d, RC_PERR_INVALID_FIELD, "a field appears twice");
+        return fail(d, RC_PERR_MALFORMED, "invalid JSON: %s", jerr.text);
+    }
+    int rc = json_to_obj(j, &d->zone, root);
+    json_decref(j);
+    if (rc != 0)
+        return fail(d, RC_PERR_INTERNAL, "out of memory");
+    return 0;
+}
+
+int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
+                    rc_msg_t *out)
+{
+    msgpack_object root;
+    int rc;
+
+    msgpack_zone_clear(&d->zone);
+    d->err[0] = '\0';
+    d->err_id = (rc_str_t){NULL, 0};
+    memset(out, 0, sizeof(*out));
+
+    if (fmt == RC_FMT_JSON) {
+        if ((rc = decode_json_root(d, data, len, &root)) != 0)
+            return rc;
+    } else {
+        size_t off = 0;
+        msgpack_unpack_return ur = msgpack_unpack(data, len, &off, &d->zone, &root);
+        if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+            return fail(d, RC_PERR_INTERNAL, "out of memory");
+        if (ur != MSGPACK_UNPACK_SUCCESS)
+            return fail(d, RC_PERR_MALFORMED, "invalid MessagePack%s%s",
+                        ur == MSGPACK_UNPACK_EXTRA_BYTES ? " (trailing bytes)" : "", "");
+    }
+    return decode_message(d, &root, out);
+}
+
+/* ---- encoder ---- */
+
+static int wbuf_write(void *data, const char *buf, size_t len)
+{
+    rc_wbuf_put(data, buf, len);
+    return 0;
+}
+
+void rc_enc_init(rc_enc_t *e, rc_wbuf_t *out, rc_format_t fmt)
+{
+    memset(e, 0, sizeof(*e));
+    e->out = out;
+    e->fmt = fmt;
+    msgpack_packer_init(&e->pk, out, wbuf_write);
+}
+
+/* JSON separators: a comma before every element but the first of its container; a value
+ * that follows a key needs none (the key wrote it). */
+static void json_before_value(rc_enc_t *e)
+{
+    if (e->depth > 0 && !e->is_map[e->depth - 1]) {
+        if (e->count[e->depth - 1]++ > 0)
+            rc_wbuf_putc(e->out, ',');
+    }
+}
+
+static void open_container(rc_enc_t *e, bool map, uint32_t n)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        if (map)
+            msgpack_pack_map(&e->pk, n);
+        else
+            msgpack_pack_array(&e->pk, n);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_putc(e->out, map ? '{' : '[');
+    if (e->depth < RC_ENC_MAX_DEPTH) {
+        e->is_map[e->depth] = map;
+        e->count[e->depth] = 0;
+    }
+    e->depth++;
+}
+
+void rc_enc_map(rc_enc_t *e, uint32_t n_pairs)
+{
+    open_container(e, true, n_pairs);
+}
+
+void rc_enc_array(rc_enc_t *e, uint32_t n)
+{
+    open_container(e, false, n);
+}
+
+void rc_enc_end(rc_enc_t *e)
+{
+    if (e->fmt == RC_FMT_MSGPACK || e->depth == 0)
+        return;
+    e->depth--;
+    rc_wbuf_putc(e->out, e->is_map[e->depth] ? '}' : ']');
+}
+
+static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    rc_wbuf_putc(o, '"');
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rc_wbuf_put(o, s + start, i - start);
+        start = i + 1;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            rc_wbuf_put(o, esc, 2);
+        } else if (c == '\n') {
+            rc_wbuf_put(o, "\\n", 2);
+        } else {
+            rc_wbuf_put(o, esc, 6);
+        }
+    }
+    rc_wbuf_put(o, s + start, n - start);
+    rc_wbuf_putc(o, '"');
+}
+
+void rc_enc_key(rc_enc_t *e, const char *key)
+{
+    size_t n = strlen(key);
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, n);
+        msgpack_pack_str_body(&e->pk, key, n);
+        return;
+    }
+    if (e->depth > 0 && e->count[e->depth - 1]++ > 0)
+        rc_wbuf_putc(e->out, ',');
+    json_put_string(e->out, key, n);
+    rc_wbuf_putc(e->out, ':');
+}
+
+void rc_enc_str(rc_enc_t *e, const char *s, size_t n)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, n);
+        msgpack_pack_str_body(&e->pk, s, n);
+        return;
+    }
+    json_before_value(e);
+    json_put_string(e->out, s, n);
+}
+
+void rc_enc_cstr(rc_enc_t *e, const char *s)
+{
+    rc_enc_str(e, s, strlen(s));
+}
+
+void rc_enc_int(rc_enc_t *e, int64_t v)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_int64(&e->pk, v);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_printf(e->out, "%lld", (long long)v);
+}
+
+void rc_enc_double(rc_enc_t *e, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_double(&e->pk, v);
+        return;
+    }
+    json_before_value(e);
+    /* %.10g round-trips every value the server produces (scores, prices) and never
+     * prints a bare integer-looking real that a strict client would misread as int. */
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%.10g", v);
+    rc_wbuf_put(e->out, tmp, (size_t)n);
+}
+
+void rc_enc_bool(rc_enc_t *e, bool v)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        if (v)
+            msgpack_pack_true(&e->pk);
+        else
+            msgpack_pack_false(&e->pk);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_puts(e->out, v ? "true" : "false");
+}
+
+void rc_enc_nil(rc_enc_t *e)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_nil(&e->pk);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_puts(e->out, "null");
+}
+
+/* ---- server messages ---- */
+
+static void kv_str(rc_enc_t *e, const char *k, const char *v)
+{
+    rc_enc_key(e, k);
+    rc_enc_cstr(e, v);
+}
+
+static void kv_int(rc_enc_t *e, const char *k, int64_t v)
+{
+    rc_enc_key(e, k);
+    rc_enc_int(e, v);
+}
+
+void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, const char *node,
+                             int64_t server_time_ms, const rc_limits_t *l)
+{
+    rc_enc_map(e, 7);
+    kv_str(e, "type", "welcome");
+    kv_int(e, "v", 1);
+    kv_str(e, "session", session);
+    rc_enc_key(e, "user");
+    rc_enc_str(e, user.p, user.n);
+    kv_str(e, "node", node);
+    kv_int(e, "server_time_ms", server_time_ms);
+    rc_enc_key(e, "limits");
+    rc_enc_map(e, 6);
+    kv_int(e, "max_message_bytes", l->max_message_bytes);
+    kv_int(e, "max_batch", l->max_batch);
+    kv_int(e, "max_subscriptions", l->max_subscriptions);
+    kv_int(e, "max_k", l->max_k);
+    kv_int(e, "events_per_sec", l->events_per_sec);
+    kv_int(e, "events_burst", l->events_burst);
+    rc_enc_end(e);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n)
+{
+    rc_enc_map(e, 2);
+    kv_str(e, "type", "ack");
+    rc_enc_key(e, "ids");
+    rc_enc_array(e, n);
+    for (uint32_t i = 0; i < n; i++)
+        rc_enc_str(e, ids[i].p, ids[i].n);
+    rc_enc_end(e);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal)
+{
+    const char *name = rc_proto_error_name(code);
+    rc_enc_map(e, id.n ? 6 : 5);
+    kv_str(e, "type", "error");
+    kv_int(e, "code", code);
+    kv_str(e, "name", name ? name : "internal");
+    kv_str(e, "message", message);
+    if (id.n) {
+        rc_enc_key(e, "id");
+        rc_enc_str(e, id.p, id.n);
+    }
+    rc_enc_key(e, "fatal");
+    rc_enc_bool(e, fatal);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms)
+{
+    rc_enc_map(e, has_t ? 3 : 2);
+    kv_str(e, "type", "pong");
+    if (has_t) {
+        rc_enc_key(e, "t");
+        rc_enc_double(e, t);
+    }
+    kv_int(e, "server_time_ms", server_time_ms);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms)
+{
+    rc_enc_map(e, 3);
+    kv_str(e, "type", "drain");
+    kv_str(e, "reason", reason);
+    kv_int(e, "reconnect_after_ms", reconnect_after_ms);
+    rc_enc_end(e);
+}
+
+static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
+{
+    uint32_t n = 4 + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
+    rc_enc_map(e, n);
+    kv_str(e, "item", it->item);
+    rc_enc_key(e, "score");
+    /* Four decimals are all a client can use; rounding keeps JSON frames short. */
+    rc_enc_double(e, round(it->score * 10000.0) / 10000.0);
+    kv_str(e, "src", it->src);
+    kv_str(e, "why", it->why);
+    if (it->name != NULL)
+        kv_str(e, "name", it->name);
+    if (it->category != NULL)
+        kv_str(e, "category", it->category);
+    if (it->price >= 0) {
+        rc_enc_key(e, "price");
+        rc_enc_double(e, it->price);
+    }
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r)
+{
+    rc_enc_map(e, r->cause.n ? 7 : 6);
+    kv_str(e, "type", "recs");
+    kv_str(e, "surface", r->surface);
+    kv_int(e, "version", r->version);
+    rc_enc_key(e, "items");
+    rc_enc_array(e, r->n_items);
+    for (uint32_t i = 0; i < r->n_items; i++)
+        encode_recs_item(e, &r->items[i]);
+    rc_enc_end(e);
+    if (r->cause.n) {
+        rc_enc_key(e, "cause");
+        rc_enc_str(e, r->cause.p, r->cause.n);
+    }
+    kv_int(e, "took_us", r->took_us);
+    kv_str(e, "variant", r->variant);
+    rc_enc_end(e);
+}

@@ -1,0 +1,1057 @@
+/* Sessions, views and the protocol state machine of a connection.
+ *
+ * Ownership: the registry owns sessions; a session owns its views; a connection points at
+ * its session and at one view per subscription (a view counts those references). A
+ * connection is reference-counted: the transport holds one reference until
+ * rc_conn_closed(), and every event still being published holds one, so a bus
+ * completion never touches freed memory when the client has gone. */
+#include "session.h"
+#include "clock.h"
+#include "error.h"
+#include "list.h"
+#include "log.h"
+#include "metrics.h"
+#include "strmap.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#define MAX_VIEWS         64     /* live lists per user session */
+#define DEDUPE_MAX        1024   /* event ids remembered per user (PROTOCOL.md section 5) */
+#define ERROR_WINDOW_US   10000000
+#define ERRORS_PER_WINDOW 20
+#define WHY_LEN           96
+
+typedef struct rc_view {
+    char surface[RC_SURFACE_MAX + 1];
+    rc_rank_spec_t spec;
+    uint32_t refs;
+    int64_t version;
+    uint64_t list_hash;
+    uint32_t n;
+    rc_ranked_t *ranked; /* spec.k entries */
+    char cause[RC_ID_MAX + 1];
+    uint64_t cause_t0_us;
+    int64_t took_us;
+    rc_frame_t *frame[RC_FMT_COUNT]; /* the current list, encoded on first need */
+} rc_view_t;
+
+typedef struct rc_session {
+    char user[RC_ID_MAX + 1];
+    uint32_t user_len;
+    char id[32];
+    rc_user_state_t state;
+    rc_view_t *views[MAX_VIEWS];
+    uint32_t n_views;
+    rc_link_t conns; /* rc_conn_t.session_link */
+    uint32_t n_conns;
+    int64_t version;
+    rc_link_t idle_link;  /* in registry idle list while no connection is open */
+    rc_link_t dirty_link; /* in registry dirty list while the profile awaits a write */
+    uint64_t idle_since_us;
+    uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
+    uint32_t n_seen, cap_seen, seen_head;
+} rc_session_t;
+
+typedef enum { CONN_AWAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_GONE } conn_state_t;
+
+typedef struct rc_sub {
+    char surface[RC_SURFACE_MAX + 1];
+    rc_view_t *view; /* NULL: free slot */
+} rc_sub_t;
+
+struct rc_conn {
+    rc_sessions_t *reg;
+    void *transport;
+    rc_format_t fmt;
+    conn_state_t state;
+    uint32_t refs;
+    rc_session_t *session;
+    rc_link_t session_link;
+    rc_link_t all_link;   /* registry list of every open connection */
+    rc_link_t hello_link; /* registry list of connections awaiting hello, oldest first */
+    rc_sub_t *subs;       /* max_subscriptions slots; the index is the outbox slot */
+    rc_outbox_t outbox;
+    rc_wbuf_t acks; /* pending ack ids: a length byte, then the id */
+    uint32_t n_acks;
+    double tokens;
+    uint64_t tokens_at_us;
+    uint32_t errors_in_window;
+    uint64_t window_start_us;
+    uint64_t opened_us;
+    int close_code;
+    const char *close_reason;
+};
+
+/* One event on its way through the bus: keeps its connection alive and its id. */
+typedef struct ticket {
+    rc_conn_t *conn;
+    rc_session_t *session; /* for forgetting the id if publishing fails */
+    uint8_t id_len;
+    char id[RC_ID_MAX];
+    struct ticket *next_free;
+} ticket_t;
+
+struct rc_sessions {
+    const rc_config_t *cfg;
+    const char *node_id;
+    rc_engine_t *engine;
+    rc_profile_store_t *profiles;
+    rc_bus_t *bus;
+    const rc_transport_ops_t *tops;
+    rc_strmap_t by_user;
+    uint32_t n_sessions, n_conns;
+    uint64_t next_session_id;
+    rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions;
+    rc_proto_decoder_t decoder;
+    rc_wbuf_t scratch; /* encoding scratch, reused */
+    rc_ranked_t *rank_buf;
+    rc_recs_item_t *recs_buf;
+    char (*why_buf)[WHY_LEN];
+    ticket_t *free_tickets;
+    uint64_t last_flush_us;
+    rc_limits_t limits;
+};
+
+/* ---- frames ---- */
+
+static rc_frame_t *finish_frame(rc_sessions_t *s, rc_format_t fmt)
+{
+    if (rc_wbuf_ok(&s->scratch) != 0)
+        return NULL;
+    return rc_frame_new(rc_wbuf_data(&s->scratch), s->scratch.len, fmt == RC_FMT_MSGPACK);
+}
+
+static void start_encoding(rc_sessions_t *s, rc_enc_t *e, rc_format_t fmt)
+{
+    rc_wbuf_reset(&s->scratch);
+    rc_enc_init(e, &s->scratch, fmt);
+}
+
+/* ---- connection helpers ---- */
+
+static void conn_unref(rc_conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    rc_outbox_free(&c->outbox);
+    rc_wbuf_free(&c->acks);
+    free(c->subs);
+    free(c);
+}
+
+static void wake(rc_conn_t *c)
+{
+    if (c->state != CONN_GONE)
+        c->reg->tops->want_write(c->transport);
+}
+
+static void conn_close_after_flush(rc_conn_t *c, int ws_code, const char *reason)
+{
+    if (c->state == CONN_GONE || c->close_code != 0)
+        return;
+    c->state = CONN_CLOSING;
+    c->close_code = ws_code;
+    c->close_reason = reason;
+    wake(c);
+}
+
+/* Queues a frame that must arrive. A connection whose FIFO is full does not read: it is
+ * closed as a slow consumer at once (PROTOCOL.md 4050), never left to grow. */
+static void conn_send(rc_conn_t *c, rc_frame_t *f)
+{
+    if (f == NULL || c->state == CONN_GONE)
+        return;
+    int rc = rc_outbox_push(&c->outbox, f, (size_t)c->reg->cfg->outbox_max_bytes);
+    if (rc == RC_EFULL) {
+        rc_metrics_error(RC_PERR_SLOW_CONSUMER);
+        RC_INFO("session", "slow consumer closed", "session=%s",
+                c->session ? c->session->id : "-");
+        c->close_code = 4050;
+        c->close_reason = "slow consumer";
+        c->state = CONN_CLOSING;
+        c->reg->tops->kill(c->transport);
+        return;
+    }
+    wake(c);
+}
+
+static int ws_close_code_for(int code)
+{
+    return code == RC_PERR_TOO_LARGE ? 1009 : code;
+}
+
+static void conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal)
+{
+    rc_sessions_t *s = c->reg;
+    rc_enc_t e;
+    uint64_t now = rc_mono_us();
+
+    if (c->state == CONN_GONE || c->state == CONN_CLOSING)
+        return;
+    rc_metrics_error(code);
+    if (!fatal) {
+        /* A client that only ever sends garbage is cut off instead of answered forever. */
+        if (now - c->window_start_us > ERROR_WINDOW_US) {
+            c->window_start_us = now;
+            c->errors_in_window = 0;
+        }
+        if (++c->errors_in_window > ERRORS_PER_WINDOW) {
+            code = RC_PERR_TOO_MANY_ERRORS;
+            message = "too many errors";
+            id = (rc_str_t){NULL, 0};
+            fatal = true;
+            rc_metrics_error(code);
+        }
+    }
+    start_encoding(s, &e, c->fmt);
+    rc_proto_encode_error(&e, code, message, id, fatal);
+    rc_frame_t *f = finish_frame(s, c->fmt);
+    conn_send(c, f);
+    rc_frame_unref(f);
+    if (fatal)
+        conn_close_after_flush(c, ws_close_code_for(code), rc_proto_error_name(code));
+}
+
+static void add_ack(rc_conn_t *c, const char *id, size_t len)
+{
+    uint8_t n = (uint8_t)len;
+    rc_wbuf_put(&c->acks, &n, 1);
+    rc_wbuf_put(&c->acks, id, len);
+    c->n_acks++;
+    wake(c);
+}
+
+/* ---- views ---- */
+
+static uint64_t list_hash(const rc_ranked_t *r, uint32_t n)
+{
+    uint64_t h = XXH3_64bits(r, 0);
+    for (uint32_t i = 0; i < n; i++)
+        h = XXH3_64bits_withSeed(&r[i].item, sizeof(r[i].item), h);
+    return h ^ n;
+}
+
+static void view_drop_frames(rc_view_t *v)
+{
+    for (int f = 0; f < RC_FMT_COUNT; f++) {
+        rc_frame_unref(v->frame[f]);
+        v->frame[f] = NULL;
+    }
+}
+
+static void view_free(rc_view_t *v)
+{
+    view_drop_frames(v);
+    free(v->ranked);
+    free(v);
+}
+
+/* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
+static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
+                               rc_format_t fmt, bool with_cause)
+{
+    const rc_catalog_t *cat = &s->engine->catalog;
+    rc_enc_t e;
+    for (uint32_t i = 0; i < v->n; i++) {
+        const rc_ranked_t *r = &v->ranked[i];
+        const rc_item_t *it = &cat->items[r->item];
+        rc_engine_why(s->engine, &ses->state, r, s->why_buf[i], WHY_LEN);
+        s->recs_buf[i] = (rc_recs_item_t){
+            .item = it->id,
+            .score = r->score,
+            .src = rc_src_name(r->src),
+            .why = s->why_buf[i],
+            .name = (it->flags & RC_ITEM_LEARNED) ? NULL : it->name,
+            .category = it->category ? cat->categories[it->category] : NULL,
+            .price = it->price,
+        };
+    }
+    rc_recs_t recs = {
+        .surface = v->surface,
+        .version = v->version,
+        .items = s->recs_buf,
+        .n_items = v->n,
+        .cause = with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)}
+                            : (rc_str_t){NULL, 0},
+        .took_us = v->took_us,
+        .variant = "control",
+    };
+    start_encoding(s, &e, fmt);
+    rc_proto_encode_recs(&e, &recs);
+    rc_frame_t *f = finish_frame(s, fmt);
+    if (f != NULL) {
+        f->is_recs = true;
+        f->cause_t0_us = with_cause ? v->cause_t0_us : 0;
+    }
+    return f;
+}
+
+/* Ranks a view again. Returns true when its list changed (and the version moved). */
+static bool view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t cause,
+                        uint64_t t0_us)
+{
+    uint64_t start = rc_mono_us();
+    uint32_t n = rc_engine_rank(s->engine, &ses->state, &v->spec, rc_wall_ms(), s->rank_buf);
+    uint64_t done = rc_mono_us();
+    rc_hist_observe(&rc_metrics.rank, done - start);
+    rc_metrics.rerank_total++;
+    uint64_t h = list_hash(s->rank_buf, n);
+    if (h == v->list_hash && v->version != 0)
+        return false;
+    memcpy(v->ranked, s->rank_buf, n * sizeof(*v->ranked));
+    v->n = n;
+    v->list_hash = h;
+    v->version = ++ses->version;
+    size_t clen = cause.n < RC_ID_MAX ? cause.n : RC_ID_MAX;
+    memcpy(v->cause, cause.p ? cause.p : "", clen);
+    v->cause[clen] = '\0';
+    v->cause_t0_us = t0_us;
+    v->took_us = (int64_t)(done - (t0_us ? t0_us : start));
+    view_drop_frames(v);
+    return true;
+}
+
+/* Hands a view's new list to every connection of the session subscribed to it. */
+static void view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
+{
+    for (rc_link_t *l = ses->conns.next; l != &ses->conns; l = l->next) {
+        rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, session_link);
+        if (c->state != CONN_READY)
+            continue;
+        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++) {
+            if (c->subs[i].view != v)
+                continue;
+            if (v->frame[c->fmt] == NULL)
+                v->frame[c->fmt] = encode_view(s, ses, v, c->fmt, v->cause[0] != '\0');
+            if (v->frame[c->fmt] == NULL)
+                continue;
+            if (rc_outbox_set_slot(&c->outbox, (uint32_t)i, v->frame[c->fmt]))
+                rc_metrics.pushes_skipped++;
+            wake(c);
+        }
+    }
+}
+
+static void session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint64_t t0_us)
+{
+    for (uint32_t i = 0; i < ses->n_views; i++)
+        if (view_rerank(s, ses, ses->views[i], cause, t0_us))
+            view_publish(s, ses, ses->views[i]);
+}
+
+static bool spec_equal(const rc_rank_spec_t *a, const rc_rank_spec_t *b)
+{
+    return a->k == b->k && a->category == b->category && a->price_min == b->price_min &&
+           a->price_max == b->price_max;
+}
+
+static rc_view_t *view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface,
+                               const rc_rank_spec_t *spec)
+{
+    for (uint32_t i = 0; i < ses->n_views; i++) {
+        rc_view_t *v = ses->views[i];
+        if (strlen(v->surface) == surface.n && memcmp(v->surface, surface.p, surface.n) == 0 &&
+            spec_equal(&v->spec, spec)) {
+            v->refs++;
+            return v;
+        }
+    }
+    if (ses->n_views >= MAX_VIEWS)
+        return NULL;
+    rc_view_t *v = calloc(1, sizeof(*v));
+    if (v == NULL || (v->ranked = calloc(spec->k, sizeof(*v->ranked))) == NULL) {
+        free(v);
+        return NULL;
+    }
+    memcpy(v->surface, surface.p, surface.n);
+    v->spec = *spec;
+    v->refs = 1;
+    view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0);
+    ses->views[ses->n_views++] = v;
+    return v;
+}
+
+static void view_release(rc_session_t *ses, rc_view_t *v)
+{
+    if (--v->refs > 0)
+        return;
+    for (uint32_t i = 0; i < ses->n_views; i++) {
+        if (ses->views[i] == v) {
+            ses->views[i] = ses->views[--ses->n_views];
+            break;
+        }
+    }
+    view_free(v);
+}
+
+/* ---- sessions ---- */
+
+static void mark_dirty(rc_sessions_t *s, rc_session_t *ses)
+{
+    if (!rc_list_linked(&ses->dirty_link))
+        rc_list_push_back(&s->dirty_sessions, &ses->dirty_link);
+}
+
+static void save_profile(rc_sessions_t *s, rc_session_t *ses)
+{
+    rc_wbuf_reset(&s->scratch);
+    if (rc_profile_encode(&s->engine->catalog, &ses->state, rc_wall_ms(), &s->scratch) == 0) {
+        int rc = rc_profile_save(s->profiles, ses->user, ses->user_len,
+                                 rc_wbuf_data(&s->scratch), s->scratch.len);
+        if (rc != 0)
+            RC_WARN("session", "profile save failed", "error=\"%s\"", rc_strerror(rc));
+    }
+    rc_list_unlink(&ses->dirty_link);
+}
+
+static void session_free(rc_sessions_t *s, rc_session_t *ses)
+{
+    if (rc_list_linked(&ses->dirty_link))
+        save_profile(s, ses);
+    rc_list_unlink(&ses->idle_link);
+    rc_strmap_del(&s->by_user, ses->user, ses->user_len);
+    for (uint32_t i = 0; i < ses->n_views; i++)
+        view_free(ses->views[i]);
+    free(ses->seen_ids);
+    free(ses);
+    s->n_sessions--;
+    rc_metrics.sessions = s->n_sessions;
+}
+
+static rc_session_t *session_find(rc_sessions_t *s, const char *user, size_t len)
+{
+    uint64_t ptr;
+    return rc_strmap_get(&s->by_user, user, len, &ptr) ? (rc_session_t *)(uintptr_t)ptr : NULL;
+}
+
+static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device, int tz)
+{
+    rc_session_t *ses = calloc(1, sizeof(*ses));
+    if (ses == NULL)
+        return NULL;
+    memcpy(ses->user, user.p, user.n);
+    ses->user_len = user.n;
+    snprintf(ses->id, sizeof(ses->id), "s-%llx", (unsigned long long)++s->next_session_id);
+    rc_user_state_init(&ses->state, device, tz);
+    rc_list_init(&ses->conns);
+    rc_list_init(&ses->idle_link);
+    rc_list_init(&ses->dirty_link);
+    /* Versions start at the wall clock in microseconds, so a session rebuilt after an idle
+     * drop continues above every version its lists had before. */
+    ses->version = rc_wall_ms() * 1000;
+    if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
+        free(ses);
+        return NULL;
+    }
+    s->n_sessions++;
+    rc_metrics.sessions = s->n_sessions;
+    int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
+    if (rc != 0)
+        RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+    return ses;
+}
+
+static void on_profile_loaded(void *ctx, const char *user, size_t user_len, int status,
+                              const void *data, size_t len)
+{
+    rc_sessions_t *s = ctx;
+    rc_session_t *ses = session_find(s, user, user_len);
+    if (ses == NULL || status != 0)
+        return;
+    if (rc_profile_merge(&s->engine->catalog, &ses->state, data, len) != 0) {
+        RC_WARN("session", "profile unreadable", "session=%s", ses->id);
+        return;
+    }
+    session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
+}
+
+static uint64_t event_key(rc_str_t id)
+{
+    uint64_t h = XXH3_64bits(id.p, id.n);
+    return h ? h : 1;
+}
+
+static bool seen_event(const rc_session_t *ses, uint64_t key)
+{
+    for (uint32_t i = 0; i < ses->n_seen; i++)
+        if (ses->seen_ids[i] == key)
+            return true;
+    return false;
+}
+
+static int remember_event(rc_session_t *ses, uint64_t key)
+{
+    if (ses->n_seen == ses->cap_seen && ses->cap_seen < DEDUPE_MAX) {
+        uint32_t cap = ses->cap_seen ? ses->cap_seen * 2 : 16;
+        uint64_t *p = realloc(ses->seen_ids, cap * sizeof(*p));
+        if (p == NULL)
+            return RC_ENOMEM;
+        ses->seen_ids = p;
+        ses->cap_seen = cap;
+    }
+    if (ses->n_seen < ses->cap_seen) {
+        ses->seen_ids[ses->n_seen++] = key;
+    } else {
+        ses->seen_ids[ses->seen_head] = key; /* full: overwrite the oldest */
+        ses->seen_head = (ses->seen_head + 1) % ses->cap_seen;
+    }
+    return 0;
+}
+
+static void forget_event(rc_session_t *ses, uint64_t key)
+{
+    for (uint32_t i = 0; i < ses->n_seen; i++)
+        if (ses->seen_ids[i] == key)
+            ses->seen_ids[i] = 0;
+}
+
+/* ---- events ---- */
+
+static void on_published(void *arg, int status)
+{
+    ticket_t *t = arg;
+    rc_conn_t *c = t->conn;
+    rc_sessions_t *s = c->reg;
+    if (status == 0) {
+        if (c->state == CONN_READY)
+            add_ack(c, t->id, t->id_len);
+    } else {
+        if (c->state != CONN_GONE && c->session != NULL)
+            forget_event(c->session, event_key((rc_str_t){t->id, t->id_len}));
+        conn_error(c, RC_PERR_UNAVAILABLE, "the event could not be stored; retry",
+                   (rc_str_t){t->id, t->id_len}, false);
+    }
+    t->next_free = s->free_tickets;
+    s->free_tickets = t;
+    conn_unref(c);
+}
+
+static ticket_t *ticket_get(rc_sessions_t *s)
+{
+    ticket_t *t = s->free_tickets;
+    if (t != NULL) {
+        s->free_tickets = t->next_free;
+        return t;
+    }
+    return malloc(sizeof(ticket_t));
+}
+
+static bool take_token(rc_conn_t *c, uint64_t now_us)
+{
+    const rc_config_t *cfg = c->reg->cfg;
+    c->tokens += (double)(now_us - c->tokens_at_us) / 1e6 * (double)cfg->events_per_sec;
+    if (c->tokens > (double)cfg->events_burst)
+        c->tokens = (double)cfg->events_burst;
+    c->tokens_at_us = now_us;
+    if (c->tokens < 1.0)
+        return false;
+    c->tokens -= 1.0;
+    return true;
+}
+
+/* Accepts one valid event: de-duplicates, publishes, applies. Returns true when it
+ * changed the user's state (the caller re-ranks once per message). */
+static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us)
+{
+    rc_sessions_t *s = c->reg;
+    rc_session_t *ses = c->session;
+
+    if (!take_token(c, t0_us)) {
+        conn_error(c, RC_PERR_RATE_LIMITED, "event rate limit exceeded; retry later", ev->id,
+                   false);
+        return false;
+    }
+    uint64_t key = event_key(ev->id);
+    if (seen_event(ses, key)) {
+        rc_metrics.events_duplicate++;
+        add_ack(c, ev->id.p, ev->id.n);
+        return false;
+    }
+    int64_t item = -1;
+    if (ev->item.n > 0) {
+        item = rc_catalog_resolve(&s->engine->catalog, ev->item.p, ev->item.n);
+        if (item < 0) {
+            conn_error(c, RC_PERR_UNKNOWN_ITEM, "item is not in the catalog", ev->id, false);
+            return false;
+        }
+        rc_metrics.catalog_items = s->engine->catalog.n;
+    }
+    ticket_t *t = ticket_get(s);
+    if (t == NULL || remember_event(ses, key) != 0) {
+        free(t);
+        conn_error(c, RC_PERR_INTERNAL, "out of memory", ev->id, false);
+        return false;
+    }
+    *t = (ticket_t){.conn = c, .session = ses, .id_len = (uint8_t)ev->id.n};
+    memcpy(t->id, ev->id.p, ev->id.n);
+    rc_bus_event_t be = {
+        .user = {ses->user, ses->user_len},
+        .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
+        .ev = *ev,
+        .received_ms = rc_wall_ms(),
+    };
+    c->refs++;
+    int rc = rc_bus_publish(s->bus, &be, on_published, t);
+    if (rc != 0) {
+        c->refs--;
+        t->next_free = s->free_tickets;
+        s->free_tickets = t;
+        forget_event(ses, key);
+        conn_error(c, RC_PERR_UNAVAILABLE, "the event could not be stored; retry", ev->id,
+                   false);
+        return false;
+    }
+    rc_metrics.events_received[ev->kind]++;
+    float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
+    bool changed =
+        rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
+    if (changed)
+        mark_dirty(s, ses);
+    return changed;
+}
+
+/* ---- messages ---- */
+
+static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
+{
+    rc_sessions_t *s = c->reg;
+    char anon[40];
+    rc_str_t user = m->u.hello.user;
+
+    if (c->state != CONN_AWAIT_HELLO) {
+        conn_error(c, RC_PERR_HELLO_REPEATED, "hello was already received", (rc_str_t){0}, false);
+        return;
+    }
+    if (!s->cfg->anonymous) {
+        conn_error(c, RC_PERR_UNAUTHORIZED,
+                   "this server admits no anonymous sessions and verifies no tokens",
+                   (rc_str_t){0}, true);
+        return;
+    }
+    if (user.n == 0) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+            r = XXH3_64bits_withSeed(&c, sizeof(c), rc_mono_us());
+        snprintf(anon, sizeof(anon), "anon-%016llx", (unsigned long long)r);
+        user = (rc_str_t){anon, (uint32_t)strlen(anon)};
+    }
+    rc_session_t *ses = session_find(s, user.p, user.n);
+    if (ses == NULL)
+        ses = session_create(s, user, m->u.hello.device, m->u.hello.tz_offset_min);
+    if (ses == NULL) {
+        conn_error(c, RC_PERR_INTERNAL, "out of memory", (rc_str_t){0}, true);
+        return;
+    }
+    /* The newest connection sets the context (a phone joining a desktop session). */
+    ses->state.device = (uint8_t)m->u.hello.device;
+    ses->state.tz_offset_min = (int16_t)m->u.hello.tz_offset_min;
+    rc_list_unlink(&ses->idle_link);
+    rc_list_unlink(&c->hello_link);
+    c->session = ses;
+    rc_list_push_back(&ses->conns, &c->session_link);
+    ses->n_conns++;
+    c->state = CONN_READY;
+
+    rc_enc_t e;
+    start_encoding(s, &e, c->fmt);
+    rc_proto_encode_welcome(&e, ses->id, (rc_str_t){ses->user, ses->user_len}, s->node_id,
+                            rc_wall_ms(), &s->limits);
+    rc_frame_t *f = finish_frame(s, c->fmt);
+    conn_send(c, f);
+    rc_frame_unref(f);
+}
+
+static int find_sub(const rc_conn_t *c, rc_str_t surface)
+{
+    for (int64_t i = 0; i < c->reg->cfg->max_subscriptions; i++)
+        if (c->subs[i].view != NULL && strlen(c->subs[i].surface) == surface.n &&
+            memcmp(c->subs[i].surface, surface.p, surface.n) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
+{
+    rc_sessions_t *s = c->reg;
+    rc_session_t *ses = c->session;
+    rc_rank_spec_t spec = {.k = (uint32_t)m->u.subscribe.k, .category = -1,
+                           .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
+                           .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1};
+    if (m->u.subscribe.category.n > 0) {
+        int32_t cat = rc_catalog_category(&s->engine->catalog, m->u.subscribe.category.p,
+                                          m->u.subscribe.category.n);
+        /* An unknown category matches nothing (yet): an empty list, not an error, since
+         * the catalog may learn it later. */
+        spec.category = cat > 0 ? cat : INT32_MAX;
+    }
+    int slot = find_sub(c, m->u.subscribe.surface);
+    if (slot < 0) {
+        for (int64_t i = 0; i < s->cfg->max_subscriptions && slot < 0; i++)
+            if (c->subs[i].view == NULL)
+                slot = (int)i;
+    }
+    if (slot < 0) {
+        conn_error(c, RC_PERR_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", (rc_str_t){0},
+                   false);
+        return;
+    }
+    rc_view_t *v = view_acquire(s, ses, m->u.subscribe.surface, &spec);
+    if (v == NULL) {
+        conn_error(c, RC_PERR_TOO_MANY_SUBSCRIPTIONS, "too many live lists for this user",
+                   (rc_str_t){0}, false);
+        return;
+    }
+    rc_sub_t *sub = &c->subs[slot];
+    if (sub->view != NULL)
+        view_release(ses, sub->view);
+    rc_outbox_clear_slot(&c->outbox, (uint32_t)slot);
+    memcpy(sub->surface, m->u.subscribe.surface.p, m->u.subscribe.surface.n);
+    sub->surface[m->u.subscribe.surface.n] = '\0';
+    sub->view = v;
+    rc_frame_t *f = encode_view(s, ses, v, c->fmt, false);
+    if (f != NULL) {
+        rc_outbox_set_slot(&c->outbox, (uint32_t)slot, f);
+        rc_frame_unref(f);
+        wake(c);
+    }
+}
+
+static void handle_unsubscribe(rc_conn_t *c, const rc_msg_t *m)
+{
+    int slot = find_sub(c, m->u.unsubscribe.surface);
+    if (slot < 0) {
+        conn_error(c, RC_PERR_UNKNOWN_SURFACE, "no subscription to that surface", (rc_str_t){0},
+                   false);
+        return;
+    }
+    view_release(c->session, c->subs[slot].view);
+    c->subs[slot].view = NULL;
+    rc_outbox_clear_slot(&c->outbox, (uint32_t)slot);
+}
+
+static void handle_ping(rc_conn_t *c, const rc_msg_t *m)
+{
+    rc_enc_t e;
+    start_encoding(c->reg, &e, c->fmt);
+    rc_proto_encode_pong(&e, m->u.ping.has_t, m->u.ping.t, rc_wall_ms());
+    rc_frame_t *f = finish_frame(c->reg, c->fmt);
+    conn_send(c, f);
+    rc_frame_unref(f);
+}
+
+static void handle_events(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
+{
+    bool changed = false;
+    rc_str_t cause = {NULL, 0};
+    if (m->type == RC_MSG_EVENT) {
+        changed = accept_event(c, &m->u.event, t0_us);
+        cause = m->u.event.id;
+    } else {
+        for (uint32_t i = 0; i < m->u.events.n && c->state == CONN_READY; i++) {
+            const rc_proto_batch_item_t *it = &m->u.events.items[i];
+            if (it->err != 0) {
+                conn_error(c, it->err, it->err_msg, it->ev.id, false);
+                continue;
+            }
+            if (accept_event(c, &it->ev, t0_us)) {
+                changed = true;
+                cause = it->ev.id; /* a batch re-ranks once, caused by its last event */
+            }
+        }
+    }
+    if (changed)
+        session_rerank(c->reg, c->session, cause, t0_us);
+}
+
+void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us)
+{
+    rc_sessions_t *s = c->reg;
+    rc_msg_t m;
+
+    if (c->state == CONN_CLOSING || c->state == CONN_GONE)
+        return;
+    rc_metrics.messages_received++;
+    rc_metrics.bytes_received += len;
+    if (binary != (c->fmt == RC_FMT_MSGPACK)) {
+        conn_error(c, RC_PERR_WRONG_FRAME_KIND,
+                   binary ? "binary frame on the JSON subprotocol"
+                          : "text frame on the MessagePack subprotocol",
+                   (rc_str_t){0}, false);
+        return;
+    }
+    int code = rc_proto_decode(&s->decoder, c->fmt, data, len, &m);
+    if (code != 0) {
+        bool fatal = code == RC_PERR_UNSUPPORTED_VERSION;
+        conn_error(c, code, s->decoder.err, s->decoder.err_id, fatal);
+        return;
+    }
+    if (c->state == CONN_AWAIT_HELLO && m.type != RC_MSG_HELLO && m.type != RC_MSG_PING) {
+        conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
+        return;
+    }
+    switch (m.type) {
+    case RC_MSG_HELLO:
+        handle_hello(c, &m);
+        break;
+    case RC_MSG_EVENT:
+    case RC_MSG_EVENTS:
+        handle_events(c, &m, t0_us);
+        break;
+    case RC_MSG_SUBSCRIBE:
+        handle_subscribe(c, &m);
+        break;
+    case RC_MSG_UNSUBSCRIBE:
+        handle_unsubscribe(c, &m);
+        break;
+    case RC_MSG_PING:
+        handle_ping(c, &m);
+        break;
+    case RC_MSG_NONE:
+        break;
+    }
+}
+
+void rc_conn_refuse(rc_conn_t *c, int code, const char *message, bool fatal)
+{
+    conn_error(c, code, message, (rc_str_t){0}, fatal);
+}
+
+/* ---- writing ---- */
+
+static rc_frame_t *take_acks(rc_conn_t *c)
+{
+    rc_sessions_t *s = c->reg;
+    rc_str_t ids[256];
+    uint32_t n = 0;
+    size_t off = 0;
+    const char *buf = rc_wbuf_data(&c->acks);
+    while (off < c->acks.len && n < 256) {
+        uint8_t len = (uint8_t)buf[off];
+        ids[n++] = (rc_str_t){buf + off + 1, len};
+        off += 1u + len;
+    }
+    rc_enc_t e;
+    start_encoding(s, &e, c->fmt);
+    rc_proto_encode_ack(&e, ids, n);
+    rc_frame_t *f = finish_frame(s, c->fmt);
+    /* Whatever did not fit in this ack goes in the next one. */
+    memmove(c->acks.base + c->acks.headroom, buf + off, c->acks.len - off);
+    c->acks.len -= off;
+    c->n_acks -= n;
+    return f;
+}
+
+rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
+{
+    if (c->state == CONN_GONE)
+        return NULL;
+    rc_frame_t *f = rc_outbox_take(&c->outbox);
+    if (f == NULL && c->n_acks > 0 && c->state == CONN_READY)
+        f = take_acks(c);
+    return f;
+}
+
+void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us)
+{
+    rc_metrics.messages_sent++;
+    rc_metrics.bytes_sent += f->len;
+    if (f->is_recs) {
+        rc_metrics.pushes_sent++;
+        if (f->cause_t0_us != 0)
+            rc_hist_observe(&rc_metrics.event_to_push, now_us - f->cause_t0_us);
+    }
+    rc_frame_unref(f);
+    if (!rc_outbox_empty(&c->outbox) || c->n_acks > 0)
+        wake(c);
+}
+
+int rc_conn_close_code(const rc_conn_t *c, const char **reason)
+{
+    if (c->close_code == 0 || !rc_outbox_empty(&c->outbox))
+        return 0;
+    *reason = c->close_reason ? c->close_reason : "";
+    return c->close_code;
+}
+
+/* ---- lifecycle ---- */
+
+rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
+{
+    rc_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->subs = calloc((size_t)s->cfg->max_subscriptions, sizeof(*c->subs));
+    if (c->subs == NULL || rc_outbox_init(&c->outbox, (uint32_t)s->cfg->max_subscriptions) != 0) {
+        free(c->subs);
+        free(c);
+        return NULL;
+    }
+    c->reg = s;
+    c->transport = transport;
+    c->fmt = fmt;
+    c->refs = 1;
+    c->state = CONN_AWAIT_HELLO;
+    c->opened_us = c->tokens_at_us = c->window_start_us = rc_mono_us();
+    c->tokens = (double)s->cfg->events_burst;
+    rc_wbuf_init(&c->acks, 0);
+    rc_list_init(&c->session_link);
+    rc_list_push_back(&s->all_conns, &c->all_link);
+    rc_list_push_back(&s->awaiting_hello, &c->hello_link);
+    s->n_conns++;
+    return c;
+}
+
+void rc_conn_closed(rc_conn_t *c)
+{
+    rc_sessions_t *s = c->reg;
+    rc_session_t *ses = c->session;
+    rc_list_unlink(&c->all_link);
+    rc_list_unlink(&c->hello_link);
+    if (ses != NULL) {
+        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++)
+            if (c->subs[i].view != NULL)
+                view_release(ses, c->subs[i].view);
+        rc_list_unlink(&c->session_link);
+        if (--ses->n_conns == 0) {
+            ses->idle_since_us = rc_mono_us();
+            rc_list_push_back(&s->idle_sessions, &ses->idle_link);
+        }
+    }
+    memset(c->subs, 0, (size_t)s->cfg->max_subscriptions * sizeof(*c->subs));
+    c->state = CONN_GONE;
+    c->session = NULL;
+    c->transport = NULL;
+    s->n_conns--;
+    conn_unref(c);
+}
+
+rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
+                               rc_profile_store_t *profiles, rc_bus_t *bus,
+                               const rc_transport_ops_t *tops)
+{
+    rc_sessions_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->cfg = cfg;
+    s->node_id = node_id;
+    s->engine = engine;
+    s->profiles = profiles;
+    s->bus = bus;
+    s->tops = tops;
+    rc_strmap_init(&s->by_user);
+    rc_list_init(&s->all_conns);
+    rc_list_init(&s->awaiting_hello);
+    rc_list_init(&s->idle_sessions);
+    rc_list_init(&s->dirty_sessions);
+    rc_wbuf_init(&s->scratch, 0);
+    s->limits = (rc_limits_t){cfg->max_message_bytes, cfg->max_batch,     cfg->max_subscriptions,
+                              cfg->max_k,             cfg->events_per_sec, cfg->events_burst};
+    s->rank_buf = calloc((size_t)cfg->max_k, sizeof(*s->rank_buf));
+    s->recs_buf = calloc((size_t)cfg->max_k, sizeof(*s->recs_buf));
+    s->why_buf = calloc((size_t)cfg->max_k, WHY_LEN);
+    if (s->rank_buf == NULL || s->recs_buf == NULL || s->why_buf == NULL ||
+        rc_proto_decoder_init(&s->decoder, (uint32_t)cfg->max_batch, (uint32_t)cfg->max_k) != 0) {
+        free(s->rank_buf);
+        free(s->recs_buf);
+        free(s->why_buf);
+        free(s);
+        return NULL;
+    }
+    profiles->on_loaded = on_profile_loaded;
+    profiles->ctx = s;
+    return s;
+}
+
+void rc_sessions_free(rc_sessions_t *s)
+{
+    if (s == NULL)
+        return;
+    /* Connections still listed were not closed by the transport; release them here. */
+    while (!rc_list_empty(&s->all_conns))
+        rc_conn_closed(RC_CONTAINER_OF(s->all_conns.next, rc_conn_t, all_link));
+    while (!rc_list_empty(&s->idle_sessions))
+        session_free(s, RC_CONTAINER_OF(s->idle_sessions.next, rc_session_t, idle_link));
+    while (s->free_tickets != NULL) {
+        ticket_t *t = s->free_tickets;
+        s->free_tickets = t->next_free;
+        free(t);
+    }
+    rc_strmap_free(&s->by_user);
+    rc_proto_decoder_free(&s->decoder);
+    rc_wbuf_free(&s->scratch);
+    free(s->rank_buf);
+    free(s->recs_buf);
+    free(s->why_buf);
+    free(s);
+}
+
+void rc_sessions_flush_profiles(rc_sessions_t *s)
+{
+    while (!rc_list_empty(&s->dirty_sessions))
+        save_profile(s, RC_CONTAINER_OF(s->dirty_sessions.next, rc_session_t, dirty_link));
+}
+
+void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
+{
+    uint64_t hello_us = (uint64_t)s->cfg->hello_timeout_ms * 1000;
+    while (!rc_list_empty(&s->awaiting_hello)) {
+        rc_conn_t *c = RC_CONTAINER_OF(s->awaiting_hello.next, rc_conn_t, hello_link);
+        if (now_us - c->opened_us < hello_us)
+            break;
+        rc_list_unlink(&c->hello_link);
+        conn_close_after_flush(c, RC_PERR_HELLO_REQUIRED, "no hello in time");
+    }
+    uint64_t idle_us = (uint64_t)s->cfg->session_idle_s * 1000000;
+    while (!rc_list_empty(&s->idle_sessions)) {
+        rc_session_t *ses = RC_CONTAINER_OF(s->idle_sessions.next, rc_session_t, idle_link);
+        if (now_us - ses->idle_since_us < idle_us)
+            break;
+        session_free(s, ses);
+    }
+    if (now_us - s->last_flush_us >= (uint64_t)s->cfg->profile_flush_ms * 1000) {
+        s->last_flush_us = now_us;
+        rc_sessions_flush_profiles(s);
+    }
+}
+
+void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms)
+{
+    for (rc_link_t *l = s->all_conns.next; l != &s->all_conns; l = l->next) {
+        rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, all_link);
+        if (c->state == CONN_GONE || c->state == CONN_CLOSING)
+            continue;
+        rc_enc_t e;
+        start_encoding(s, &e, c->fmt);
+        rc_proto_encode_drain(&e, "shutdown", reconnect_after_ms);
+        rc_frame_t *f = finish_frame(s, c->fmt);
+        conn_send(c, f);
+        rc_frame_unref(f);
+        conn_close_after_flush(c, 1001, "server going away");
+    }
+}
+
+uint32_t rc_sessions_conn_count(const rc_sessions_t *s)
+{
+    return s->n_conns;
+}
+
+uint32_t rc_sessions_count(const rc_sessions_t *s)
+{
+    return s->n_sessions;
+}
+
+void rc_sessions_rerank_all(rc_sessions_t *s)
+{
+    /* Sessions without a connection have no live list to push; of the others, each is
+     * re-ranked once, through its first connection. */
+    for (rc_link_t *l = s->all_conns.next; l != &s->all_conns; l = l->next) {
+        rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, all_link);
+        if (c->session != NULL && c->session->conns.next == &c->session_link)
+            session_rerank(s, c->session, (rc_str_t){NULL, 0}, 0);
+    }
+}

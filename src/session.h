@@ -1,0 +1,81 @@
+/* Sessions: one per user on this node, shared by all that user's connections; the live
+ * lists (views) each subscription asks for; and each connection's side of the protocol
+ * (decode, validate, apply, answer). Independent of the transport: the gateway feeds
+ * messages in, takes frames out when the socket is writable, and is asked through
+ * rc_transport_ops_t to wake or kill a connection. */
+#ifndef RC_SESSION_H
+#define RC_SESSION_H
+
+#include "bus.h"
+#include "config.h"
+#include "engine/engine.h"
+#include "outbox.h"
+#include "profile.h"
+#include "proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct rc_sessions rc_sessions_t;
+typedef struct rc_conn rc_conn_t;
+
+typedef struct rc_transport_ops {
+    /* Ask for a writable callback soon (the gateway then calls rc_conn_next_frame()). */
+    void (*want_write)(void *transport);
+    /* Close at once without flushing: for a connection that does not read. */
+    void (*kill)(void *transport);
+} rc_transport_ops_t;
+
+/** Creates the registry. Everything passed is borrowed and must outlive it. Returns NULL
+ * when out of memory. Caller frees with rc_sessions_free(). */
+rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
+                               rc_profile_store_t *profiles, rc_bus_t *bus,
+                               const rc_transport_ops_t *transport_ops);
+
+/** Saves every dirty profile, then frees all sessions and connections' state. The
+ * transports must already be closed. NULL is a no-op. */
+void rc_sessions_free(rc_sessions_t *s);
+
+/** A new connection speaking `fmt`, awaiting hello. `transport` is an opaque handle passed
+ * back to the transport ops. Returns NULL when out of memory. The connection lives until
+ * rc_conn_closed(). */
+rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport);
+
+/** One whole client message (reassembled by the transport); `binary` is the frame kind;
+ * `t0_us` is when it arrived (rc_mono_us()), the start of event->push latency. */
+void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us);
+
+/** Refuses something the transport detected (e.g. a message over the size limit) with a
+ * protocol error; `fatal` closes the connection after the error is sent. */
+void rc_conn_refuse(rc_conn_t *c, int code, const char *message, bool fatal);
+
+/** The next frame to write, or NULL. The caller owns the reference and reports it with
+ * rc_conn_frame_written() after writing it. */
+rc_frame_t *rc_conn_next_frame(rc_conn_t *c);
+void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us);
+
+/** Whether the server wants this connection closed once its frames are written, and with
+ * which WebSocket close code (0: no) and reason (static text). */
+int rc_conn_close_code(const rc_conn_t *c, const char **reason);
+
+/** The transport is gone. The connection must not be used after this call. */
+void rc_conn_closed(rc_conn_t *c);
+
+/** Periodic work (call every ~100 ms): hello timeouts, dropping idle sessions, and
+ * writing dirty profiles (write-behind). */
+void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us);
+
+/** Tells every connection to reconnect elsewhere (`drain`), then to close with 1001. */
+void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms);
+
+/** Writes every dirty profile now. */
+void rc_sessions_flush_profiles(rc_sessions_t *s);
+
+/** Open connections and sessions in memory. */
+uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
+uint32_t rc_sessions_count(const rc_sessions_t *s);
+
+/** Re-ranks every live list after a catalog change (e.g. an item removed). */
+void rc_sessions_rerank_all(rc_sessions_t *s);
+
+#endif

@@ -1,0 +1,662 @@
+// Test harness for rankcast integration tests: starts the real server binary on a free port with
+// a fixture catalog, connects WebSocket clients on either subprotocol, and gives each client a
+// message queue with `next(predicate, timeoutMs)`. Written from proto/PROTOCOL.md alone.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+import { decode, encode } from '@msgpack/msgpack';
+import WebSocket from 'ws';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const ENCODINGS = ['json', 'msgpack'];
+export const SUBPROTOCOL = { json: 'rankcast.v1.json', msgpack: 'rankcast.v1.msgpack' };
+
+/** Error codes of PROTOCOL.md §3: name and whether the server closes right after. */
+export const ERRORS = {
+  4000: { name: 'malformed', fatal: false },
+  4001: { name: 'unknown_type', fatal: false },
+  4002: { name: 'invalid_field', fatal: false },
+  4003: { name: 'too_large', fatal: true },
+  4004: { name: 'hello_required', fatal: false },
+  4005: { name: 'hello_repeated', fatal: false },
+  4006: { name: 'unsupported_version', fatal: true },
+  4007: { name: 'wrong_frame_kind', fatal: false },
+  4008: { name: 'too_many_errors', fatal: true },
+  4010: { name: 'unauthorized', fatal: true },
+  4012: { name: 'unknown_item', fatal: false },
+  4020: { name: 'rate_limited', fatal: false },
+  4021: { name: 'too_many_subscriptions', fatal: false },
+  4022: { name: 'batch_too_large', fatal: false },
+  4040: { name: 'unknown_surface', fatal: false },
+  4050: { name: 'slow_consumer', fatal: true },
+  4500: { name: 'internal', fatal: false },
+  4503: { name: 'unavailable', fatal: false },
+};
+
+/** Default limits of PROTOCOL.md §6, in force on a server started without overrides. */
+export const DEFAULT_LIMITS = {
+  max_message_bytes: 65536,
+  max_batch: 100,
+  max_subscriptions: 16,
+  max_k: 100,
+  events_per_sec: 200,
+  events_burst: 400,
+};
+
+const ID_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
+const SURFACE_RE = /^[a-z0-9_-]{1,32}$/;
+const SOURCES = new Set(['covisit', 'content', 'trending', 'popular', 'explore']);
+
+export const isId = (s) => typeof s === 'string' && Buffer.byteLength(s) <= 64 && ID_RE.test(s);
+export const isInt = (n) => Number.isInteger(n) && Math.abs(n) <= 2 ** 53;
+
+let uniqueCounter = 0;
+/** An id no other test in this process uses: for users and events. */
+export function uniqueId(prefix) {
+  uniqueCounter += 1;
+  return `${prefix}-${process.pid}-${uniqueCounter}`;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Fixture catalog
+
+const FIXTURE_CATEGORIES = {
+  'candles-lights': { tags: ['candle', 'light'], nouns: ['T-Light Holder', 'Lantern', 'Candle', 'Fairy Lights'] },
+  kitchen: { tags: ['kitchen', 'baking'], nouns: ['Cake Stand', 'Mug', 'Tea Towel', 'Baking Tin'] },
+  'home-decor': { tags: ['decor', 'wall'], nouns: ['Coat Hanger', 'Nesting Boxes', 'Hot Water Bottle', 'Wall Sign'] },
+  christmas: { tags: ['christmas', 'festive'], nouns: ['Bauble', 'Advent Calendar', 'Stocking', 'Tree Topper'] },
+  bags: { tags: ['bag', 'tote'], nouns: ['Jumbo Bag', 'Lunch Bag', 'Shopper', 'Charlotte Bag'] },
+  stationery: { tags: ['paper', 'desk'], nouns: ['Notebook', 'Pencil Set', 'Gift Wrap', 'Greeting Card'] },
+};
+const COLOURS = ['Red', 'White', 'Pink', 'Blue', 'Green', 'Cream'];
+
+/**
+ * Catalog ids that proto/vectors/vectors.json refers to, pinned to a category so the vectors
+ * test can send its events to a server that knows them.
+ */
+const PINNED_ITEMS = {
+  'candles-lights': [
+    { id: '85123A', name: 'White Hanging Heart T-Light Holder', price: 2.55 },
+    { id: '21730', name: 'Glass Star Frosted T-Light Holder', price: 4.25 },
+    { id: '71053', name: 'White Metal Lantern', price: 3.39 },
+  ],
+  kitchen: [{ id: '22423', name: 'Regency Cakestand 3 Tier', price: 12.75 }],
+  'home-decor': [
+    { id: '84029E', name: 'Red Woolly Hottie White Heart', price: 3.39 },
+    { id: '22752', name: 'Set 7 Babushka Nesting Boxes', price: 7.65 },
+    { id: '84406B', name: 'Cream Cupid Hearts Coat Hanger', price: 2.75 },
+  ],
+};
+
+export const FIXTURE_PER_CATEGORY = 12;
+
+/**
+ * Builds the fixture catalog: 6 categories of 12 items (72), deterministic, with the ids the
+ * vectors use. Returns the items as objects.
+ */
+export function fixtureItems() {
+  const items = [];
+  let n = 0;
+  for (const [category, spec] of Object.entries(FIXTURE_CATEGORIES)) {
+    const pinned = PINNED_ITEMS[category] ?? [];
+    for (let i = 0; i < FIXTURE_PER_CATEGORY; i++) {
+      n += 1;
+      const noun = spec.nouns[i % spec.nouns.length];
+      const colour = pinned[i] ? (COLOURS.find((c) => pinned[i].name.includes(c)) ?? 'White') : COLOURS[i % COLOURS.length];
+      const base = pinned[i] ?? {
+        id: `FX${String(n).padStart(3, '0')}`,
+        name: `${colour} ${noun}`,
+        price: Math.round((1 + ((n * 37) % 200) / 10) * 100) / 100,
+      };
+      items.push({
+        id: base.id,
+        name: base.name,
+        category,
+        tags: [...spec.tags, colour.toLowerCase()],
+        price: base.price,
+      });
+    }
+  }
+  return items;
+}
+
+/** Writes the fixture catalog as JSONL into `dir`; returns {path, items}. */
+export function writeFixtureCatalog(dir) {
+  const items = fixtureItems();
+  const path = join(dir, 'catalog.jsonl');
+  writeFileSync(path, items.map((it) => JSON.stringify(it)).join('\n') + '\n');
+  return { path, items };
+}
+
+/** Reads a JSONL catalog: the items the server under test knows. */
+export function readCatalog(path) {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server process
+
+export function serverBinary() {
+  return process.env.RANKCAST_BIN ? resolve(process.env.RANKCAST_BIN) : join(REPO_ROOT, 'build/server/rankcast');
+}
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** The last `limit` characters a stream wrote: enough to explain a failure, bounded. */
+class TailBuffer {
+  constructor(limit = 64 * 1024) {
+    this.limit = limit;
+    this.text = '';
+  }
+
+  push(chunk) {
+    this.text = (this.text + chunk.toString()).slice(-this.limit);
+  }
+}
+
+/**
+ * Starts `rankcast` on a free port with the fixture catalog (or RANKCAST_CATALOG) and waits until
+ * GET /healthz answers 200. Returns a handle; `stop()` sends SIGTERM and reports how it exited.
+ */
+export async function startServer({ extraArgs = [], readyTimeoutMs = 15000 } = {}) {
+  const bin = serverBinary();
+  if (!existsSync(bin)) {
+    throw new Error(`rankcast binary not found at ${bin}: build it first (or set RANKCAST_BIN)`);
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'rankcast-it-'));
+  const fixture = writeFixtureCatalog(tmp);
+  const catalogPath = process.env.RANKCAST_CATALOG ? resolve(process.env.RANKCAST_CATALOG) : fixture.path;
+  const items = readCatalog(catalogPath);
+  const port = await freePort();
+  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', ...extraArgs];
+  const output = new TailBuffer();
+  // The server also reads RANKCAST_* settings from its environment; the tests' own environment
+  // must not configure it behind their back (a RANKCAST_KAFKA left set, say).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RANKCAST_')));
+  const proc = spawn(bin, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.on('data', (d) => output.push(d));
+  proc.stderr.on('data', (d) => output.push(d));
+  const exited = new Promise((res) => {
+    proc.on('exit', (code, signal) => res({ code, signal }));
+  });
+  let exitResult = null;
+  exited.then((r) => {
+    exitResult = r;
+  });
+
+  const server = {
+    port,
+    host: '127.0.0.1',
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    items,
+    catalogPath,
+    proc,
+    args,
+    output: () => output.text,
+    exited,
+    get exitResult() {
+      return exitResult;
+    },
+  };
+  let stopping = null;
+  /**
+   * Sends SIGTERM once and waits up to `timeoutMs` for the exit; kills with SIGKILL after that.
+   * Resolves to {code, signal, timedOut, ms}. Idempotent: later calls get the same result.
+   */
+  server.stop = (timeoutMs = 5000) => {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      const t0 = performance.now();
+      if (exitResult === null) proc.kill('SIGTERM');
+      let timer;
+      const timedOut = await Promise.race([
+        exited.then(() => false),
+        new Promise((res) => {
+          timer = setTimeout(() => res(true), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(tmp, { recursive: true, force: true });
+      return { ...exitResult, timedOut, ms: performance.now() - t0 };
+    })();
+    return stopping;
+  };
+
+  const deadline = Date.now() + readyTimeoutMs;
+  for (;;) {
+    if (exitResult !== null) {
+      throw new Error(`rankcast exited during start (${JSON.stringify(exitResult)}): ${bin} ${args.join(' ')}\n${output.text}`);
+    }
+    try {
+      const res = await fetch(`${server.httpUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return server;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await server.stop();
+      throw new Error(`rankcast not ready within ${readyTimeoutMs} ms: ${bin} ${args.join(' ')}\n${output.text}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** Stops the server and asserts it exited 0 on SIGTERM within 5 s (the after() of every file). */
+export async function stopServerCleanly(server) {
+  if (!server) return;
+  const r = await server.stop(5000);
+  assert.equal(r.timedOut, false, `rankcast did not exit within 5 s of SIGTERM\n${server.output()}`);
+  assert.equal(r.signal, null, `rankcast died of signal ${r.signal}\n${server.output()}`);
+  assert.equal(r.code, 0, `rankcast exited ${r.code} after SIGTERM\n${server.output()}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+export async function httpGet(server, path) {
+  const res = await fetch(`${server.httpUrl}${path}`, { signal: AbortSignal.timeout(5000) });
+  const body = await res.text();
+  return { status: res.status, headers: res.headers, body };
+}
+
+/**
+ * Parses Prometheus text exposition: returns {samples: [{name, labels, value}], bad: [lines]},
+ * where `bad` holds lines that are neither comments nor `name{labels} value [timestamp]`.
+ */
+export function parsePrometheus(text) {
+  const samples = [];
+  const bad = [];
+  const re = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?[ \t]+(\S+)([ \t]+-?\d+)?$/;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    if (line.startsWith('#')) {
+      if (/^# TYPE /.test(line) && !/^# TYPE \S+ (counter|gauge|histogram|summary|untyped)$/.test(line)) bad.push(line);
+      continue;
+    }
+    const m = re.exec(line);
+    const value = m ? (m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4])) : NaN;
+    if (!m || (Number.isNaN(value) && m[4] !== 'NaN')) {
+      bad.push(line);
+      continue;
+    }
+    samples.push({ name: m[1], labels: m[3] ?? '', value });
+  }
+  return { samples, bad };
+}
+
+/** Sum of the samples of each metric name: {name: total}. */
+export function metricTotals(samples) {
+  const totals = {};
+  for (const s of samples) totals[s.name] = (totals[s.name] ?? 0) + s.value;
+  return totals;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket clients
+
+const createdClients = [];
+
+/**
+ * One WebSocket connection. Every message received goes to `log` (all, in order) and to an inbox
+ * from which `next()` takes the first match. Frames of the wrong kind for the subprotocol or that
+ * do not decode are recorded in `badFrames` and show up in the inbox as `{type: '__bad_frame'}`.
+ */
+export class Client {
+  constructor(ws, enc, { track = true } = {}) {
+    this.ws = ws;
+    this.enc = enc;
+    this.log = [];
+    this.inbox = [];
+    this.waiters = [];
+    this.badFrames = [];
+    this.versionViolations = [];
+    this.lastVersion = new Map();
+    this.arrival = new WeakMap();
+    this.closeInfo = null;
+    this.closed = new Promise((res) => {
+      ws.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        for (const w of this.waiters.splice(0)) w.onClose();
+        res(this.closeInfo);
+      });
+    });
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('error', () => {
+      // A close follows; `closed` reports it.
+    });
+    if (track) createdClients.push(this);
+  }
+
+  onFrame(data, isBinary) {
+    const at = performance.now();
+    let msg;
+    const wantBinary = this.enc === 'msgpack';
+    try {
+      if (isBinary !== wantBinary) throw new Error(`${isBinary ? 'binary' : 'text'} frame on ${this.enc}`);
+      msg = wantBinary ? decode(data) : JSON.parse(data.toString('utf8'));
+      if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('not a map');
+    } catch (e) {
+      msg = { type: '__bad_frame', why: e.message, raw: Buffer.from(data).toString(isBinary ? 'hex' : 'utf8').slice(0, 200) };
+      this.badFrames.push(msg);
+    }
+    this.arrival.set(msg, at);
+    this.checkVersion(msg);
+    this.log.push(msg);
+    this.inbox.push(msg);
+    this.dispatch();
+  }
+
+  /** Records a recs whose version goes backwards, or repeats for a pushed (caused) list. */
+  checkVersion(msg) {
+    if (msg.type !== 'recs' || !isInt(msg.version)) return;
+    const prev = this.lastVersion.get(msg.surface);
+    if (prev !== undefined && (msg.version < prev || (msg.version === prev && msg.cause !== undefined))) {
+      this.versionViolations.push({ surface: msg.surface, prev, version: msg.version, cause: msg.cause });
+    }
+    this.lastVersion.set(msg.surface, Math.max(prev ?? msg.version, msg.version));
+  }
+
+  dispatch() {
+    for (let w = 0; w < this.waiters.length; ) {
+      const waiter = this.waiters[w];
+      const i = this.inbox.findIndex(waiter.pred);
+      if (i >= 0) {
+        const [msg] = this.inbox.splice(i, 1);
+        this.waiters.splice(w, 1);
+        waiter.resolve(msg);
+      } else {
+        w += 1;
+      }
+    }
+  }
+
+  /** Milliseconds (performance.now()) at which `msg` arrived. */
+  arrivedAt(msg) {
+    return this.arrival.get(msg);
+  }
+
+  send(msg) {
+    if (this.enc === 'msgpack') this.ws.send(encode(msg), { binary: true });
+    else this.ws.send(JSON.stringify(msg), { binary: false });
+  }
+
+  /** Sends bytes or text as one message of the given frame kind, unchanged. */
+  sendRaw(data, { binary }) {
+    this.ws.send(data, { binary });
+  }
+
+  /** Sends one message in several WebSocket fragments (a first frame and continuations). */
+  sendFragments(parts, { binary }) {
+    parts.forEach((part, i) => this.ws.send(part, { binary, fin: i === parts.length - 1 }));
+  }
+
+  /** Encodes `msg` for this client's subprotocol: a string (JSON) or a Buffer (MessagePack). */
+  encodeMessage(msg) {
+    return this.enc === 'msgpack' ? Buffer.from(encode(msg)) : JSON.stringify(msg);
+  }
+
+  /**
+   * Resolves to the first message (already received or arriving within `timeoutMs`) that matches
+   * `pred` — a function, or a type name — and removes it from the inbox. Rejects on timeout or
+   * close with the messages seen so far.
+   */
+  next(pred = () => true, timeoutMs = 3000) {
+    const match = typeof pred === 'string' ? (m) => m.type === pred : pred;
+    const i = this.inbox.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]);
+    return new Promise((res, rej) => {
+      const describe = (why) =>
+        new Error(
+          `${this.enc}: ${why} waiting for ${typeof pred === 'string' ? pred : pred.toString()}; ` +
+            `received: ${JSON.stringify(this.log.slice(-12)).slice(0, 3000)}`,
+        );
+      const waiter = {
+        pred: match,
+        resolve: (m) => {
+          clearTimeout(timer);
+          res(m);
+        },
+        onClose: () => {
+          clearTimeout(timer);
+          rej(describe(`connection closed (${JSON.stringify(this.closeInfo)})`));
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        rej(describe(`timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      if (this.closeInfo) {
+        waiter.onClose();
+        return;
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** The next message of any kind: the strict "the answer to what I just sent" form. */
+  nextAny(timeoutMs = 3000) {
+    return this.next(() => true, timeoutMs);
+  }
+
+  /** Waits for an error with `code`; asserts its name and fatality per the code table. */
+  async nextError(code, timeoutMs = 3000) {
+    const err = await this.next((m) => m.type === 'error', timeoutMs);
+    assertError(err, code);
+    return err;
+  }
+
+  /** Asserts that nothing matching `pred` arrives within `ms` (and takes nothing from the inbox). */
+  async expectNone(pred = () => true, ms = 500) {
+    const match = typeof pred === 'string' ? (m) => m.type === pred : pred;
+    await sleep(ms);
+    const hit = this.inbox.find(match);
+    assert.equal(hit, undefined, `${this.enc}: unexpected message ${JSON.stringify(hit)}`);
+  }
+
+  /** Resolves to {code, reason} once closed; rejects if not closed within `timeoutMs`. */
+  async waitClose(timeoutMs = 3000) {
+    let timer;
+    const timeout = new Promise((_, rej) => {
+      timer = setTimeout(
+        () => rej(new Error(`${this.enc}: not closed within ${timeoutMs} ms; received: ${JSON.stringify(this.log.slice(-8))}`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.closed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends ping with a unique `t` and waits for its pong: proof the connection still works. */
+  async roundTrip(timeoutMs = 3000) {
+    const t = Math.floor(Math.random() * 1e9) + 0.5;
+    this.send({ type: 'ping', t });
+    const pong = await this.next((m) => m.type === 'pong' && m.t === t, timeoutMs);
+    assertPong(pong, t);
+    return pong;
+  }
+
+  /** Sends hello (v 1 plus `fields`) and returns the welcome, asserting its shape. */
+  async hello(fields = {}) {
+    this.send({ type: 'hello', v: 1, ...fields });
+    const welcome = await this.next((m) => m.type === 'welcome' || m.type === 'error');
+    assert.equal(welcome.type, 'welcome', `hello ${JSON.stringify(fields)} answered with ${JSON.stringify(welcome)}`);
+    assertWelcome(welcome, fields.user);
+    return welcome;
+  }
+
+  /** Subscribes and returns the immediate recs of that surface. */
+  async subscribe(surface, params = {}) {
+    this.send({ type: 'subscribe', surface, ...params });
+    const recs = await this.next((m) => (m.type === 'recs' && m.surface === surface && m.cause === undefined) || m.type === 'error');
+    assert.equal(recs.type, 'recs', `subscribe ${surface} answered with ${JSON.stringify(recs)}`);
+    assertRecs(recs, { surface });
+    return recs;
+  }
+
+  /** Closes with 1000 (a normal close, as a polite client would). */
+  close() {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000);
+    else if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+  }
+}
+
+/**
+ * Opens a WebSocket to the server offering the subprotocol of `enc` (or `protocols` as given) and
+ * resolves once open. `perMessageDeflate` is off unless asked for, so sizes on the wire are the
+ * message sizes. A tracked client (the default) is closed by the next closeAllClients().
+ */
+export function connect(server, enc, { protocols, perMessageDeflate = false, path = '/ws', track = true } = {}) {
+  const offer = protocols !== undefined ? protocols : [SUBPROTOCOL[enc]];
+  const ws = new WebSocket(`ws://${server.host}:${server.port}${path}`, offer, { perMessageDeflate, handshakeTimeout: 5000 });
+  const client = new Client(ws, enc, { track });
+  return new Promise((res, rej) => {
+    ws.once('upgrade', (response) => {
+      client.handshakeHeaders = response.headers;
+    });
+    ws.once('open', () => res(client));
+    ws.once('unexpected-response', (_req, response) => {
+      client.close();
+      rej(Object.assign(new Error(`handshake refused: HTTP ${response.statusCode}`), { statusCode: response.statusCode }));
+    });
+    ws.once('error', (e) => rej(e));
+  });
+}
+
+/** Connects and says hello; returns {client, welcome}. */
+export async function connectHello(server, enc, helloFields = {}) {
+  const client = await connect(server, enc);
+  const welcome = await client.hello(helloFields);
+  return { client, welcome };
+}
+
+/**
+ * Closes every client made since the last call and returns what went wrong on any of them in
+ * passing: frames of the wrong kind or that did not decode, recs versions that went backwards.
+ */
+export function closeAllClients() {
+  const problems = [];
+  for (const c of createdClients.splice(0)) {
+    c.close();
+    for (const f of c.badFrames) problems.push({ enc: c.enc, badFrame: f });
+    for (const v of c.versionViolations) problems.push({ enc: c.enc, versionOutOfOrder: v });
+  }
+  return problems;
+}
+
+/** Asserts the frames and versions a client saw were all in order. */
+export function assertCleanClient(client) {
+  assert.deepEqual(client.badFrames, [], `${client.enc}: frames that break the subprotocol`);
+  assert.deepEqual(client.versionViolations, [], `${client.enc}: recs versions out of order`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape assertions for server messages (PROTOCOL.md §2.2)
+
+function assertOnlyFields(msg, allowed, what) {
+  const extra = Object.keys(msg).filter((k) => !allowed.includes(k));
+  assert.deepEqual(extra, [], `${what} has fields the page does not define: ${JSON.stringify(msg).slice(0, 500)}`);
+}
+
+export function assertWelcome(w, expectedUser) {
+  assert.equal(w.type, 'welcome');
+  assertOnlyFields(w, ['type', 'v', 'session', 'user', 'node', 'server_time_ms', 'limits'], 'welcome');
+  assert.equal(w.v, 1);
+  assert.equal(typeof w.session, 'string');
+  assert.ok(w.session.length > 0, 'welcome.session is empty');
+  assert.ok(isId(w.user), `welcome.user is not an id: ${JSON.stringify(w.user)}`);
+  if (expectedUser !== undefined) assert.equal(w.user, expectedUser);
+  else assert.match(w.user, /^anon-/, 'a server-assigned user starts with anon-');
+  assert.equal(typeof w.node, 'string');
+  assert.ok(isInt(w.server_time_ms), `welcome.server_time_ms is not an int: ${w.server_time_ms}`);
+  assert.ok(Math.abs(w.server_time_ms - Date.now()) < 60_000, `welcome.server_time_ms ${w.server_time_ms} is not near now (${Date.now()})`);
+  assert.equal(typeof w.limits, 'object');
+  assert.deepEqual(Object.keys(w.limits).sort(), Object.keys(DEFAULT_LIMITS).sort(), 'welcome.limits fields');
+  for (const [k, v] of Object.entries(w.limits)) assert.ok(isInt(v), `welcome.limits.${k} is not an int`);
+}
+
+export function assertPong(p, t) {
+  assert.equal(p.type, 'pong');
+  assertOnlyFields(p, ['type', 't', 'server_time_ms'], 'pong');
+  assert.ok(isInt(p.server_time_ms), 'pong.server_time_ms is not an int');
+  if (t === undefined) assert.equal('t' in p, false, 'pong carries t for a ping without t');
+  else assert.equal(p.t, t);
+}
+
+export function assertAck(a, ids) {
+  assert.equal(a.type, 'ack', `expected ack, got ${JSON.stringify(a)}`);
+  assertOnlyFields(a, ['type', 'ids'], 'ack');
+  assert.ok(Array.isArray(a.ids) && a.ids.every(isId), `ack.ids: ${JSON.stringify(a.ids)}`);
+  if (ids !== undefined) assert.deepEqual([...a.ids].sort(), [...ids].sort());
+}
+
+export function assertError(err, code) {
+  assert.equal(err.type, 'error', `expected error ${code}, got ${JSON.stringify(err)}`);
+  assertOnlyFields(err, ['type', 'code', 'name', 'message', 'id', 'fatal'], 'error');
+  assert.equal(err.code, code, `expected error ${code}, got ${JSON.stringify(err)}`);
+  assert.equal(err.name, ERRORS[code].name, `error ${code} name`);
+  assert.equal(typeof err.message, 'string');
+  assert.equal(err.fatal, ERRORS[code].fatal, `error ${code} fatal`);
+  if ('id' in err) assert.equal(typeof err.id, 'string');
+}
+
+/**
+ * Asserts the shape of a recs message; `surface`, `k` (exact length), and `cause` (an id, or
+ * `null` for "must be absent") are checked when given.
+ */
+export function assertRecs(r, { surface, k, cause } = {}) {
+  assert.equal(r.type, 'recs', `expected recs, got ${JSON.stringify(r).slice(0, 300)}`);
+  assertOnlyFields(r, ['type', 'surface', 'version', 'items', 'cause', 'took_us', 'variant'], 'recs');
+  assert.ok(typeof r.surface === 'string' && SURFACE_RE.test(r.surface), `recs.surface ${r.surface}`);
+  if (surface !== undefined) assert.equal(r.surface, surface);
+  assert.ok(isInt(r.version), `recs.version is not an int: ${r.version}`);
+  assert.ok(isInt(r.took_us) && r.took_us >= 0, `recs.took_us is not an int ≥ 0: ${r.took_us}`);
+  assert.ok(typeof r.variant === 'string' && r.variant.length > 0, `recs.variant: ${r.variant}`);
+  assert.ok(Array.isArray(r.items), 'recs.items is not an array');
+  if (k !== undefined) assert.equal(r.items.length, k, `recs.items has ${r.items.length} items, expected k=${k}`);
+  for (const it of r.items) {
+    assertOnlyFields(it, ['item', 'score', 'src', 'why', 'name', 'category', 'price'], 'recs item');
+    assert.ok(isId(it.item), `recs item id: ${JSON.stringify(it)}`);
+    assert.ok(typeof it.score === 'number' && Number.isFinite(it.score), `recs item score: ${JSON.stringify(it)}`);
+    assert.ok(SOURCES.has(it.src), `recs item src: ${JSON.stringify(it)}`);
+    assert.ok(typeof it.why === 'string' && it.why.length > 0, `recs item why: ${JSON.stringify(it)}`);
+    if ('name' in it) assert.equal(typeof it.name, 'string');
+    if ('category' in it) assert.equal(typeof it.category, 'string');
+    if ('price' in it) assert.equal(typeof it.price, 'number');
+  }
+  const ids = r.items.map((it) => it.item);
+  assert.equal(new Set(ids).size, ids.length, `recs lists an item twice: ${ids.join(',')}`);
+  if (cause === null) assert.equal('cause' in r, false, 'recs sent on subscribe carries a cause');
+  else if (cause !== undefined) assert.equal(r.cause, cause);
+  if ('cause' in r) assert.ok(isId(r.cause), `recs.cause is not an id: ${r.cause}`);
+}

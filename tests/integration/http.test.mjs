@@ -1,0 +1,97 @@
+// The HTTP side of the real server: health and readiness probes, Prometheus metrics that move
+// with traffic, and the static demo page at /.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, test } from 'node:test';
+
+import {
+  closeAllClients,
+  connectHello,
+  httpGet,
+  metricTotals,
+  parsePrometheus,
+  sleep,
+  startServer,
+  stopServerCleanly,
+  uniqueId,
+} from './harness.mjs';
+
+let server;
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  closeAllClients();
+  await stopServerCleanly(server);
+});
+afterEach(() => {
+  assert.deepEqual(closeAllClients(), []);
+});
+
+/** Scrapes /metrics: {totals: {name: sum over labels}, types: {name: type}}, asserting the format. */
+async function scrape() {
+  const res = await httpGet(server, '/metrics');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/, 'Prometheus text is served as text/plain');
+  const { samples, bad } = parsePrometheus(res.body);
+  assert.deepEqual(bad, [], 'lines that are not Prometheus text exposition');
+  assert.ok(samples.length > 0, 'no samples in /metrics');
+  const totals = metricTotals(samples);
+  const types = {};
+  for (const m of res.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types[m[1]] = m[2];
+  return { totals, types, body: res.body };
+}
+
+/** The declared type of a sample name (OpenMetrics declares counters without `_total`). */
+const typeOf = (scraped, name) => scraped.types[name] ?? scraped.types[name.replace(/_total$/, '')];
+
+/** Names (containing `word`, of `type`) whose total moved from `a` to `b` by at least `delta`. */
+function moved(a, b, word, type, delta) {
+  return Object.keys(b.totals).filter(
+    (name) => name.includes(word) && typeOf(b, name) === type && b.totals[name] - (a.totals[name] ?? 0) >= delta,
+  );
+}
+
+test('/healthz and /readyz answer 200', async () => {
+  assert.equal((await httpGet(server, '/healthz')).status, 200);
+  assert.equal((await httpGet(server, '/readyz')).status, 200);
+});
+
+test('/metrics is Prometheus text whose connection gauge and event counter move', async () => {
+  const m0 = await scrape();
+  const clients = [];
+  for (let i = 0; i < 3; i++) {
+    const { client } = await connectHello(server, i % 2 ? 'msgpack' : 'json', { user: uniqueId('metered') });
+    clients.push(client);
+  }
+  const ids = [];
+  for (let i = 0; i < 5; i++) {
+    const id = uniqueId('mev');
+    ids.push(id);
+    clients[0].send({ type: 'event', id, kind: 'view', item: server.items[i].id });
+  }
+  for (const id of ids) await clients[0].next((m) => m.type === 'ack' && m.ids.includes(id));
+  const m1 = await scrape();
+
+  const gauges = moved(m0, m1, 'connections', 'gauge', 3);
+  assert.ok(gauges.length > 0, `no gauge named *connections* rose by 3 with 3 new connections:\n${m1.body}`);
+  const counters = moved(m0, m1, 'events', 'counter', 5);
+  assert.ok(counters.length > 0, `no counter named *events* rose by 5 with 5 acked events:\n${m1.body}`);
+
+  // The gauge follows connections down again when they close.
+  for (const c of clients) c.close();
+  let fell = [];
+  for (let tries = 0; tries < 40 && fell.length === 0; tries++) {
+    await sleep(50);
+    const m2 = await scrape();
+    fell = gauges.filter((name) => m1.totals[name] - m2.totals[name] >= 3);
+  }
+  assert.ok(fell.length > 0, `${gauges.join(', ')} did not fall by 3 after 3 connections closed`);
+});
+
+test('/ serves the demo page as HTML', async () => {
+  const res = await httpGet(server, '/');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+  assert.match(res.body, /<!doctype html|<html/i);
+});
