@@ -354,23 +354,21 @@ static int parse_double(const char *name, const char *text, double lo, double hi
     errno = 0;
     double value = strtod(text, &end);
     if (errno || end == text || *end != '\0' || !(value >= lo && value <= hi)) {
-        fprintf(stderr, "rankcast-loadgen: --%s must be a number in [%g, %g], got '%s'\n",
-                name, lo, hi, text);
+        fprintf(stderr, "rankcast-loadgen: --%s must be a number in [%g, %g], got '%s'\n", name, lo,
+                hi, text);
         return -1;
     }
     *out = value;
     return 0;
 }
 
-static int parse_u32(const char *name, const char *text, uint32_t lo, uint32_t hi,
-                     uint32_t *out)
+static int parse_u32(const char *name, const char *text, uint32_t lo, uint32_t hi, uint32_t *out)
 {
     double value = 0;
     if (parse_double(name, text, lo, hi, &value) < 0)
         return -1;
     if (value != (double)(uint32_t)value) {
-        fprintf(stderr, "rankcast-loadgen: --%s must be a whole number, got '%s'\n", name,
-                text);
+        fprintf(stderr, "rankcast-loadgen: --%s must be a whole number, got '%s'\n", name, text);
         return -1;
     }
     *out = (uint32_t)value;
@@ -385,8 +383,7 @@ static int resolve_loopback_target(options_t *o)
 {
     const char *literal = strcmp(o->host, "localhost") == 0 ? "127.0.0.1" : o->host;
     if (inet_pton(AF_INET, literal, &o->target) != 1) {
-        fprintf(stderr, "rankcast-loadgen: --host must be an IPv4 address, got '%s'\n",
-                o->host);
+        fprintf(stderr, "rankcast-loadgen: --host must be an IPv4 address, got '%s'\n", o->host);
         return -1;
     }
     if ((ntohl(o->target.s_addr) >> 24) != 127) {
@@ -582,8 +579,8 @@ static bool is_protocol_id(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' ||
-                  ch == '@' || ch == '-';
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' || ch == '@' ||
+                  ch == '-';
         if (!ok)
             return false;
     }
@@ -612,8 +609,7 @@ static int items_load_catalog(items_t *items, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "rankcast-loadgen: cannot open catalog %s: %s\n", path,
-                strerror(errno));
+        fprintf(stderr, "rankcast-loadgen: cannot open catalog %s: %s\n", path, strerror(errno));
         return -1;
     }
     char *line = NULL;
@@ -851,7 +847,7 @@ static long read_rss_kb(long pid)
 /* Connection lifecycle                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
-static void conn_release(lg_t *lg, conn_t *c)
+static void conn_release(conn_t *c)
 {
     if (c->fd >= 0) {
         /* close() also removes the fd from the epoll set: it is never duplicated. */
@@ -861,7 +857,6 @@ static void conn_release(lg_t *lg, conn_t *c)
     buf_free(&c->out);
     buf_free(&c->in);
     buf_free(&c->message);
-    (void)lg;
 }
 
 /*
@@ -899,12 +894,11 @@ static void conn_fail(lg_t *lg, conn_t *c, fail_reason_t reason, const char *det
     if (s->first_failure[reason][0] == '\0' && detail)
         snprintf(s->first_failure[reason], sizeof(s->first_failure[reason]), "%s", detail);
     c->state = CONN_CLOSED;
-    conn_release(lg, c);
+    conn_release(c);
     conn_abandon_events(lg, c);
 }
 
-static void conn_fail_errno(lg_t *lg, conn_t *c, fail_reason_t reason, const char *what,
-                            int err)
+static void conn_fail_errno(lg_t *lg, conn_t *c, fail_reason_t reason, const char *what, int err)
 {
     char detail[96];
     snprintf(detail, sizeof(detail), "%s: %s", what, strerror(err));
@@ -944,8 +938,7 @@ static int conn_flush(lg_t *lg, conn_t *c)
 }
 
 /* Appends one masked frame (client frames must be masked, RFC 6455 5.3). */
-static int conn_queue_frame(lg_t *lg, conn_t *c, uint8_t opcode, const void *payload,
-                            size_t len)
+static int conn_queue_frame(lg_t *lg, conn_t *c, uint8_t opcode, const void *payload, size_t len)
 {
     uint8_t header[14];
     size_t header_len = 2;
@@ -1058,8 +1051,7 @@ static void conn_start(lg_t *lg, uint32_t index, uint64_t now_ns)
     }
     struct sockaddr_in target = {.sin_family = AF_INET, .sin_port = htons(lg->opt.port)};
     target.sin_addr = lg->opt.target;
-    if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0 &&
-        errno != EINPROGRESS) {
+    if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) {
         conn_fail_errno(lg, c, FAIL_CONNECT, "connect", errno);
         return;
     }
@@ -1155,8 +1147,7 @@ static long conn_on_handshake_bytes(lg_t *lg, conn_t *c, const char *data, size_
         char detail[96];
         const char *eol = memchr(data, '\r', head_len);
         int status_len = (int)(eol ? eol - data : 40);
-        snprintf(detail, sizeof(detail), "refused: %.*s", status_len > 60 ? 60 : status_len,
-                 data);
+        snprintf(detail, sizeof(detail), "refused: %.*s", status_len > 60 ? 60 : status_len, data);
         conn_fail(lg, c, FAIL_HANDSHAKE, detail);
         return -1;
     }
@@ -1388,8 +1379,8 @@ static void conn_on_close_frame(lg_t *lg, conn_t *c, const uint8_t *payload, siz
     uint8_t echo[2] = {(uint8_t)(code >> 8), (uint8_t)code};
     if (conn_queue_frame(lg, c, 0x8, echo, len >= 2 ? 2 : 0) < 0)
         return;
-    ssize_t ignored = send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored =
+        send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
     char detail[96];
     snprintf(detail, sizeof(detail), "close frame %ld", code);
@@ -1657,8 +1648,7 @@ static void fail_pending_connections(lg_t *lg)
 {
     for (uint32_t i = 0; i < lg->conns_started; i++) {
         conn_t *c = &lg->conns[i];
-        if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-            c->state == CONN_OPENING)
+        if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING || c->state == CONN_OPENING)
             conn_fail(lg, c, FAIL_TIMEOUT, "not ready before --connect-timeout");
     }
 }
@@ -1887,8 +1877,8 @@ static void json_rss(FILE *f, const lg_t *lg)
             "  \"server\": {\"pid\": %ld, \"rss_kb_before\": %ld, \"rss_kb_open\": %ld, "
             "\"rss_kb_end\": %ld, \"rss_per_conn_kb_open\": %.3f, "
             "\"rss_per_conn_kb_end\": %.3f},\n",
-            lg->opt.server_pid, lg->rss_before_kb, lg->rss_open_kb, lg->rss_end_kb,
-            per_conn_open, per_conn_end);
+            lg->opt.server_pid, lg->rss_before_kb, lg->rss_open_kb, lg->rss_end_kb, per_conn_open,
+            per_conn_end);
 }
 
 static void json_config(FILE *f, const lg_t *lg)
@@ -1901,10 +1891,9 @@ static void json_config(FILE *f, const lg_t *lg)
             "\"duration_s\": %g, \"drain_max_ms\": %" PRIu32 ", \"surface\": \"%s\", "
             "\"k\": %" PRIu32 ", \"items\": %zu, \"item_source\": \"%s\", \"seed\": %" PRIu64
             "},\n",
-            o->host, (unsigned)o->port, o->path, o->connections, o->sources,
-            o->connect_rate_per_s, o->rate_per_s, o->warmup_s, o->duration_s, o->drain_ms,
-            o->surface, o->k, lg->items.count, o->catalog_path ? "catalog" : "synthetic",
-            o->seed);
+            o->host, (unsigned)o->port, o->path, o->connections, o->sources, o->connect_rate_per_s,
+            o->rate_per_s, o->warmup_s, o->duration_s, o->drain_ms, o->surface, o->k,
+            lg->items.count, o->catalog_path ? "catalog" : "synthetic", o->seed);
 }
 
 static void json_connections(FILE *f, const lg_t *lg)
@@ -1914,8 +1903,8 @@ static void json_connections(FILE *f, const lg_t *lg)
             "  \"connections\": {\"requested\": %" PRIu32 ", \"open\": %" PRIu32
             ", \"failed\": %" PRIu64 ", \"open_at_end\": %" PRIu32 ", \"lost_during_run\": %" PRIu64
             ", \"failed_by_reason\": ",
-            lg->opt.connections, lg->open_at_events_start, s->connections_failed,
-            lg->conns_ready, s->connections_lost);
+            lg->opt.connections, lg->open_at_events_start, s->connections_failed, lg->conns_ready,
+            s->connections_lost);
     json_reason_table(f, s->fail_reasons);
     fprintf(f, ", \"lost_by_reason\": ");
     json_reason_table(f, s->lost_reasons);
@@ -1991,8 +1980,8 @@ static void write_human_summary(const lg_t *lg)
     const hist_t *h = &lg->push_latency;
     double seconds = measured_seconds(lg);
     fprintf(stderr,
-            "connections: %" PRIu32 " requested, %" PRIu32 " open, %" PRIu64
-            " failed, %" PRIu64 " lost during the run\n",
+            "connections: %" PRIu32 " requested, %" PRIu32 " open, %" PRIu64 " failed, %" PRIu64
+            " lost during the run\n",
             lg->opt.connections, lg->open_at_events_start, s->connections_failed,
             s->connections_lost);
     for (int r = 0; r < FAIL_REASONS; r++)
@@ -2002,13 +1991,12 @@ static void write_human_summary(const lg_t *lg)
             "events: %" PRIu64 " sent in %.1f s (%.1f/s), %" PRIu64 " acked, %" PRIu64
             " errors, %" PRIu64 " got a recs push (%.1f %%)\n",
             s->events_sent_measured, seconds,
-            seconds > 0 ? (double)s->events_sent_measured / seconds : 0,
-            s->events_acked_measured, s->errors_total, s->pushes_matched,
-            s->events_sent_measured ? 100.0 * (double)s->pushes_matched /
-                                          (double)s->events_sent_measured
-                                    : 0);
-    fprintf(stderr,
-            "event->recs latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+            seconds > 0 ? (double)s->events_sent_measured / seconds : 0, s->events_acked_measured,
+            s->errors_total, s->pushes_matched,
+            s->events_sent_measured
+                ? 100.0 * (double)s->pushes_matched / (double)s->events_sent_measured
+                : 0);
+    fprintf(stderr, "event->recs latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
             ns_to_ms(hist_quantile_ns(h, 0.50)), ns_to_ms(hist_quantile_ns(h, 0.90)),
             ns_to_ms(hist_quantile_ns(h, 0.99)), ns_to_ms(hist_quantile_ns(h, 0.999)),
             ns_to_ms(h->max_ns));
@@ -2129,8 +2117,9 @@ static void close_all(lg_t *lg)
         conn_t *c = &lg->conns[i];
         if (c->fd >= 0 && c->state == CONN_READY && c->out.len == c->out.off &&
             conn_queue_frame(lg, c, 0x8, normal_close, sizeof(normal_close)) == 0)
-            send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        conn_release(lg, c);
+            send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        conn_release(c);
     }
 }
 
@@ -2166,12 +2155,12 @@ int main(int argc, char **argv)
     lg.started_ns = mono_ns();
     double connect_budget_s = o->connections / o->connect_rate_per_s + o->connect_timeout_s;
     lg.connect_deadline_ns = lg.started_ns + (uint64_t)(connect_budget_s * 1e9);
-    lg.watchdog_ns = lg.connect_deadline_ns +
-                     (uint64_t)((o->warmup_s + o->duration_s) * 1e9) +
+    lg.watchdog_ns = lg.connect_deadline_ns + (uint64_t)((o->warmup_s + o->duration_s) * 1e9) +
                      (uint64_t)(o->drain_ms + LG_WATCHDOG_SLACK_MS) * NS_PER_MS;
     lg.phase = PHASE_CONNECT;
-    fprintf(stderr, "rankcast-loadgen: %" PRIu32 " connections to ws://%s:%u%s from %" PRIu32
-                    " source address(es), %zu item ids\n",
+    fprintf(stderr,
+            "rankcast-loadgen: %" PRIu32 " connections to ws://%s:%u%s from %" PRIu32
+            " source address(es), %zu item ids\n",
             o->connections, o->host, (unsigned)o->port, o->path, o->sources, lg.items.count);
     rc = run_loop(&lg);
     if (lg.done_ns == 0)

@@ -3,7 +3,7 @@
 
 Reads the gzipped CSV of transactions, keeps the real products (no postage, fees, vouchers,
 cancellations or zero-priced adjustments), and writes web-demo/catalog/demo-catalog.jsonl:
-one {"id", "name", "category", "tags", "price"} object per line, sorted by id. The dataset has
+one {"id", "name", "category", "tags", "price", "popularity"} object per line, sorted by id. The dataset has
 no categories or tags; both are derived here by keyword rules on the description, so the
 output is deterministic for a given input. Python 3.11 standard library only.
 
@@ -214,7 +214,8 @@ CENT = decimal.Decimal("0.01")
 def read_transactions(path):
     """Groups the usable sale lines by stock code.
 
-    Returns {stock_code: (Counter of descriptions, [unit prices as Decimal])}. Cancellations
+    Returns {stock_code: (Counter of descriptions, [unit prices as Decimal], set of invoice
+    numbers)}; the number of distinct invoices is the item's popularity prior. Cancellations
     (invoice numbers starting with "C"), non-product codes, zero or negative prices and
     empty descriptions are left out here, so the "most common description" and the median
     price below see only real sales.
@@ -236,9 +237,11 @@ def read_transactions(path):
             description = " ".join(row["Description"].split())
             if not description:
                 continue
-            descriptions, prices = products.setdefault(code.upper(), (collections.Counter(), []))
+            descriptions, prices, invoices = products.setdefault(
+                code.upper(), (collections.Counter(), [], set()))
             descriptions[description] += 1
             prices.append(price)
+            invoices.add(row["InvoiceNo"])
     return products
 
 
@@ -348,7 +351,7 @@ def build_catalog(products):
     """The catalog as a list of item dicts, sorted by id."""
     catalog = []
     for code in sorted(products):
-        descriptions, prices = products[code]
+        descriptions, prices, invoices = products[code]
         description = most_common_description(descriptions)
         if not is_product_description(description):
             continue
@@ -359,6 +362,7 @@ def build_catalog(products):
             "category": category,
             "tags": make_tags(description, category),
             "price": median_price(prices),
+            "popularity": len(invoices),
         })
     return catalog
 
@@ -367,7 +371,8 @@ def item_line(item):
     """One JSONL line; the price is written with exactly two decimals ("2.50", not 2.5)."""
     head = json.dumps({k: item[k] for k in ("id", "name", "category", "tags")},
                       ensure_ascii=False)
-    return head[:-1] + ', "price": ' + format(item["price"], ".2f") + "}\n"
+    return (head[:-1] + ', "price": ' + format(item["price"], ".2f") +
+            ', "popularity": ' + str(item["popularity"]) + "}\n")
 
 
 def main(argv):

@@ -30,6 +30,7 @@ typedef struct ws_pss {
     rc_wbuf_t rx; /* fragments of a message being reassembled */
     bool rx_binary;
     bool refused; /* a message was too large: ignore input until the close */
+    bool closing; /* the close handshake has been started */
     uint64_t rx_t0_us;
 } ws_pss_t;
 
@@ -94,7 +95,7 @@ static int ws_receive(struct lws *wsi, ws_pss_t *pss, const void *in, size_t len
     bool first = lws_is_first_fragment(wsi) && pss->rx.len == 0;
     bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
 
-    if (pss->conn == NULL || pss->refused)
+    if (pss->conn == NULL || pss->refused || pss->closing)
         return 0;
     if (first) {
         pss->rx_t0_us = rc_mono_us();
@@ -124,6 +125,18 @@ static int ws_receive(struct lws *wsi, ws_pss_t *pss, const void *in, size_t len
     return 0;
 }
 
+/* Starts the WebSocket close handshake with our code. In lws 4.1.6 a -1 returned from a
+ * WRITEABLE callback, and every timeout but one, kill the socket without a close frame, so
+ * the client would see 1006 instead of the code PROTOCOL.md promises. A close scheduled by
+ * the keep-alive-idle timeout is the exception: lws then sends the reason set here, waits
+ * (at most 5 s) for the client's close, and shuts the socket down in order. */
+static void start_close(struct lws *wsi, ws_pss_t *pss, int code, const char *reason)
+{
+    pss->closing = true;
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+}
+
 static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
 {
     const char *reason;
@@ -143,11 +156,8 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
         return 0;
     }
     int code = rc_conn_close_code(pss->conn, &reason);
-    if (code != 0) {
-        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason,
-                         strlen(reason));
-        return -1;
-    }
+    if (code != 0 && !pss->closing)
+        start_close(wsi, pss, code, reason);
     return 0;
 }
 

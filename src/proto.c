@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- names ---- */
@@ -467,6 +468,24 @@ static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
     return 0;
 }
 
+/* The event's id, if it has a valid one, whatever else is wrong with it: an error that
+ * names the event lets the client drop it from its retry queue. */
+static rc_str_t find_event_id(const msgpack_object_map *map)
+{
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 2 ||
+            memcmp(k->via.str.ptr, "id", 2) != 0 || v->type != MSGPACK_OBJECT_STR ||
+            v->via.str.size == 0 || v->via.str.size > RC_ID_MAX)
+            continue;
+        for (uint32_t c = 0; c < v->via.str.size; c++)
+            if (!id_char(v->via.str.ptr[c], false))
+                return (rc_str_t){NULL, 0};
+        return (rc_str_t){v->via.str.ptr, v->via.str.size};
+    }
+    return (rc_str_t){NULL, 0};
+}
+
 static int decode_event(rc_proto_decoder_t *d, const msgpack_object_map *map, rc_proto_event_t *ev,
                         bool type_allowed)
 {
@@ -475,7 +494,7 @@ static int decode_event(rc_proto_decoder_t *d, const msgpack_object_map *map, rc
     if (rc == 0)
         rc = check_event_rules(d, ev);
     if (rc != 0)
-        d->err_id = ev->id;
+        d->err_id = find_event_id(map);
     return rc;
 }
 
@@ -587,6 +606,24 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d)
     msgpack_zone_destroy(&d->zone);
 }
 
+/* Parses again with integers read as reals, only to name the event in the error. */
+static int overflow_error(rc_proto_decoder_t *d, const void *data, size_t len)
+{
+    json_t *j = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, NULL);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    json_t *id = json_object_get(j, "id");
+    if (type != NULL && strcmp(type, "event") == 0 && json_is_string(id)) {
+        msgpack_object o;
+        if (json_str_to_obj(json_string_value(id), json_string_length(id), &d->zone, &o) == 0) {
+            msgpack_object_kv kv = {{.type = MSGPACK_OBJECT_STR, .via.str = {2, "id"}}, o};
+            msgpack_object_map map = {1, &kv};
+            d->err_id = find_event_id(&map);
+        }
+    }
+    json_decref(j);
+    return fail(d, RC_PERR_INVALID_FIELD, "a number is out of range");
+}
+
 static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
                             msgpack_object *root)
 {
@@ -595,6 +632,9 @@ static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
     if (j == NULL) {
         if (json_error_code(&jerr) == json_error_duplicate_key)
             return fail(d, RC_PERR_INVALID_FIELD, "a field appears twice");
+        /* Valid JSON whose number no field can hold: out of range, not malformed. */
+        if (json_error_code(&jerr) == json_error_numeric_overflow)
+            return overflow_error(d, data, len);
         return fail(d, RC_PERR_MALFORMED, "invalid JSON: %s", jerr.text);
     }
     int rc = json_to_obj(j, &d->zone, root);
@@ -766,10 +806,12 @@ void rc_enc_double(rc_enc_t *e, double v)
         return;
     }
     json_before_value(e);
-    /* %.10g round-trips every value the server produces (scores, prices) and never
-     * prints a bare integer-looking real that a strict client would misread as int. */
+    /* The shortest form that reads back as the same double: 0.91 stays "0.91", and an
+     * echoed client value (a ping's t) loses no digit. */
     char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), "%.10g", v);
+    int n = snprintf(tmp, sizeof(tmp), "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
     rc_wbuf_put(e->out, tmp, (size_t)n);
 }
 

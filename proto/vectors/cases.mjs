@@ -180,6 +180,8 @@ const c2sInvalid = [
     msgpack_hex: '82a474797065a9737562736372696265a773757266616365c404686f6d65',
     error: 4002,
   },
+  // The error must carry the event's id even though the field that is wrong comes first.
+  { name: 'event with an unknown field before its id', value: { type: 'event', extra: true, id: 'e-0121', kind: 'view', item: '22423' }, error: 4002 },
   { name: 'event id of 65 bytes', value: { type: 'event', id: rep('a', 65), kind: 'view', item: '22423' }, error: 4002 },
   { name: 'event id with a space', value: { type: 'event', id: 'e 0106', kind: 'view', item: '22423' }, error: 4002 },
   { name: 'event id with non-ASCII', value: { type: 'event', id: 'e-é', kind: 'view', item: '22423' }, error: 4002 },

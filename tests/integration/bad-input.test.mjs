@@ -260,7 +260,9 @@ for (const enc of ENCODINGS) {
       await flooder;
       assert.equal(pushes, 8);
       assert.ok(sent > 21, `the flooder sent only ${sent} messages`);
-      assert.ok(closes.includes(4008), `flooding connections closed with ${JSON.stringify(closes)}, never 4008`);
+      const closeCounts = {};
+      for (const code of closes) closeCounts[code] = (closeCounts[code] ?? 0) + 1;
+      assert.ok(closes.includes(4008), `flooding connections closed with codes ${JSON.stringify(closeCounts)}, never 4008`);
       assert.deepEqual(good.log.filter((m) => m.type === 'error'), []);
     });
 
@@ -311,9 +313,9 @@ for (const enc of ENCODINGS) {
 describe('after all that', () => {
   test('a connection that never says hello is closed with 4004 after about 10 s', async () => {
     const { code } = await silent.waitClose(Math.max(0, 15000 - (performance.now() - silentOpenedAt)));
-    const elapsed = performance.now() - silentOpenedAt;
-    assert.equal(code, 4004);
-    assert.ok(elapsed >= 9000, `closed after ${elapsed.toFixed(0)} ms, before the 10 s handshake timeout`);
+    const elapsed = Math.round(performance.now() - silentOpenedAt);
+    assert.ok(elapsed >= 9000, `closed after ${elapsed} ms, before the 10 s handshake timeout`);
+    assert.equal(code, 4004, `closed after ${elapsed} ms with ${code}`);
   });
 
   test('the server is alive: /healthz 200, and a new client gets its list', async () => {

@@ -1,0 +1,461 @@
+/* Protocol codec tests, driven by the shared vectors in proto/vectors/vectors.json (the same
+ * file the JavaScript SDK tests read):
+ *  - every client message decodes to the same struct from JSON and from MessagePack, or is
+ *    refused by both with the code the vector names;
+ *  - every server message the C codec produces is encoded, in both formats, to a value equal
+ *    to the vector's;
+ *  - truncations and byte flips of every vector decode without crashing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "proto.h"
+#include "wbuf.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *vectors;
+
+static int load_vectors(void **state)
+{
+    json_error_t err;
+    (void)state;
+    vectors = json_load_file(RC_SOURCE_DIR "/proto/vectors/vectors.json", 0, &err);
+    if (vectors == NULL)
+        fprintf(stderr, "vectors.json: %s (line %d)\n", err.text, err.line);
+    return vectors && json_is_array(vectors) ? 0 : -1;
+}
+
+static int free_vectors(void **state)
+{
+    (void)state;
+    json_decref(vectors);
+    return 0;
+}
+
+static size_t unhex(const char *hex, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(hex) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned int b;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &b), 1);
+        out[i] = (unsigned char)b;
+    }
+    return n;
+}
+
+/* A canonical text of a decoded message, so two decodes can be compared whole. */
+static void put_str(rc_wbuf_t *o, const char *k, rc_str_t s)
+{
+    rc_wbuf_printf(o, "%s=%.*s;", k, (int)s.n, s.p ? s.p : "");
+}
+
+static void dump_event(rc_wbuf_t *o, const rc_proto_event_t *e)
+{
+    put_str(o, "id", e->id);
+    put_str(o, "item", e->item);
+    put_str(o, "query", e->query);
+    put_str(o, "surface", e->surface);
+    rc_wbuf_printf(o, "kind=%d;value=%d:%.17g;ts=%d:%lld;", e->kind, e->has_value, e->value,
+                   e->has_ts, (long long)e->ts_ms);
+}
+
+static void dump_msg(rc_wbuf_t *o, const rc_msg_t *m)
+{
+    rc_wbuf_printf(o, "type=%d;", m->type);
+    switch (m->type) {
+    case RC_MSG_HELLO:
+        rc_wbuf_printf(o, "v=%lld;device=%d;tz=%d;", (long long)m->u.hello.v, m->u.hello.device,
+                       m->u.hello.tz_offset_min);
+        put_str(o, "token", m->u.hello.token);
+        put_str(o, "user", m->u.hello.user);
+        put_str(o, "locale", m->u.hello.locale);
+        break;
+    case RC_MSG_EVENT:
+        dump_event(o, &m->u.event);
+        break;
+    case RC_MSG_EVENTS:
+        for (uint32_t i = 0; i < m->u.events.n; i++) {
+            rc_wbuf_printf(o, "[%u err=%d ", i, m->u.events.items[i].err);
+            dump_event(o, &m->u.events.items[i].ev);
+            rc_wbuf_puts(o, "]");
+        }
+        break;
+    case RC_MSG_SUBSCRIBE:
+        put_str(o, "surface", m->u.subscribe.surface);
+        put_str(o, "category", m->u.subscribe.category);
+        rc_wbuf_printf(o, "k=%d;min=%d:%g;max=%d:%g;", m->u.subscribe.k,
+                       m->u.subscribe.has_price_min, m->u.subscribe.price_min,
+                       m->u.subscribe.has_price_max, m->u.subscribe.price_max);
+        break;
+    case RC_MSG_UNSUBSCRIBE:
+        put_str(o, "surface", m->u.unsubscribe.surface);
+        break;
+    case RC_MSG_PING:
+        rc_wbuf_printf(o, "t=%d:%.17g;", m->u.ping.has_t, m->u.ping.t);
+        break;
+    case RC_MSG_NONE:
+        break;
+    }
+}
+
+/* Decodes one encoding of a case; returns the code and appends the dump on success. */
+static int decode_case(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
+                       rc_wbuf_t *dump)
+{
+    rc_msg_t m;
+    int code = rc_proto_decode(d, fmt, data, len, &m);
+    if (code == 0) {
+        dump_msg(dump, &m);
+        /* A valid batch whose every element is refused counts as the element's code. */
+        if (m.type == RC_MSG_EVENTS) {
+            for (uint32_t i = 0; i < m.u.events.n; i++)
+                if (m.u.events.items[i].err != 0)
+                    return m.u.events.items[i].err;
+        }
+    }
+    return code;
+}
+
+static void test_client_vectors(void **state)
+{
+    rc_proto_decoder_t d;
+    unsigned char bin[16384];
+    size_t i;
+    json_t *c;
+    int checked = 0;
+    (void)state;
+    assert_int_equal(rc_proto_decoder_init(&d, 100, 100), 0);
+    json_array_foreach(vectors, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "dir")), "c2s") != 0)
+            continue;
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *js = json_string_value(json_object_get(c, "json"));
+        const char *hex = json_string_value(json_object_get(c, "msgpack_hex"));
+        int expect = (int)json_integer_value(json_object_get(c, "error"));
+        rc_wbuf_t dj, dm;
+        rc_wbuf_init(&dj, 0);
+        rc_wbuf_init(&dm, 0);
+        int cj = -1, cm = -1;
+        if (js != NULL) {
+            cj = decode_case(&d, RC_FMT_JSON, js, strlen(js), &dj);
+            if (cj != expect)
+                fail_msg("%s (json): code %d, expected %d (%s)", name, cj, expect, d.err);
+        }
+        if (hex != NULL) {
+            size_t n = unhex(hex, bin, sizeof(bin));
+            cm = decode_case(&d, RC_FMT_MSGPACK, bin, n, &dm);
+            if (cm != expect)
+                fail_msg("%s (msgpack): code %d, expected %d (%s)", name, cm, expect, d.err);
+        }
+        if (js != NULL && hex != NULL && expect == 0) {
+            rc_wbuf_putc(&dj, '\0');
+            rc_wbuf_putc(&dm, '\0');
+            if (strcmp(rc_wbuf_data(&dj), rc_wbuf_data(&dm)) != 0)
+                fail_msg("%s: JSON and MessagePack decode differently:\n  %s\n  %s", name,
+                         rc_wbuf_data(&dj), rc_wbuf_data(&dm));
+        }
+        rc_wbuf_free(&dj);
+        rc_wbuf_free(&dm);
+        checked++;
+    }
+    rc_proto_decoder_free(&d);
+    assert_true(checked >= 60);
+}
+
+/* ---- server messages ---- */
+
+/* Numbers compare by value (an encoder may write 3 or 3.0); everything else exactly. */
+static int values_equal(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b))
+        return fabs(json_number_value(a) - json_number_value(b)) <=
+               1e-9 * fmax(1.0, fabs(json_number_value(a)));
+    if (json_typeof(a) != json_typeof(b))
+        return 0;
+    if (json_is_object(a)) {
+        const char *k;
+        json_t *v;
+        if (json_object_size(a) != json_object_size(b))
+            return 0;
+        json_object_foreach((json_t *)a, k, v)
+        {
+            json_t *w = json_object_get(b, k);
+            if (w == NULL || !values_equal(v, w))
+                return 0;
+        }
+        return 1;
+    }
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!values_equal(json_array_get(a, i), json_array_get(b, i)))
+                return 0;
+        return 1;
+    }
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+static json_t *obj_to_json(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return json_integer((json_int_t)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer(o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_real(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        return json_stringn(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            json_array_append_new(a, obj_to_json(&o->via.array.ptr[i]));
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            char key[128];
+            snprintf(key, sizeof(key), "%.*s", (int)kv->key.via.str.size, kv->key.via.str.ptr);
+            json_object_set_new(m, key, obj_to_json(&kv->val));
+        }
+        return m;
+    }
+    default:
+        return json_null();
+    }
+}
+
+static json_t *msgpack_to_json(const void *data, size_t len)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    size_t off = 0;
+    msgpack_zone_init(&z, 1024);
+    assert_int_equal(msgpack_unpack(data, len, &off, &z, &o), MSGPACK_UNPACK_SUCCESS);
+    json_t *j = obj_to_json(&o);
+    msgpack_zone_destroy(&z);
+    return j;
+}
+
+static rc_str_t jstr(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return (rc_str_t){s, s ? (uint32_t)strlen(s) : 0};
+}
+
+static int64_t jint(const json_t *obj, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(obj, key));
+}
+
+/* Builds the C-side description of a server message from the vector and encodes it.
+ * Returns false for message types the C codec does not produce (push comes with the push
+ * API). */
+static bool encode_from_vector(const json_t *v, rc_enc_t *e)
+{
+    const char *type = json_string_value(json_object_get(v, "type"));
+    if (strcmp(type, "welcome") == 0) {
+        const json_t *l = json_object_get(v, "limits");
+        rc_limits_t lim = {jint(l, "max_message_bytes"), jint(l, "max_batch"),
+                           jint(l, "max_subscriptions"), jint(l, "max_k"),
+                           jint(l, "events_per_sec"),    jint(l, "events_burst")};
+        rc_proto_encode_welcome(e, jstr(v, "session").p, jstr(v, "user"), jstr(v, "node").p,
+                                jint(v, "server_time_ms"), &lim);
+    } else if (strcmp(type, "ack") == 0) {
+        const json_t *ids = json_object_get(v, "ids");
+        rc_str_t s[128];
+        size_t n = json_array_size(ids);
+        for (size_t i = 0; i < n; i++)
+            s[i] = (rc_str_t){json_string_value(json_array_get(ids, i)),
+                              (uint32_t)json_string_length(json_array_get(ids, i))};
+        rc_proto_encode_ack(e, s, (uint32_t)n);
+    } else if (strcmp(type, "error") == 0) {
+        rc_proto_encode_error(e, (int)jint(v, "code"), jstr(v, "message").p, jstr(v, "id"),
+                              json_is_true(json_object_get(v, "fatal")));
+    } else if (strcmp(type, "pong") == 0) {
+        json_t *t = json_object_get(v, "t");
+        rc_proto_encode_pong(e, t != NULL, t ? json_number_value(t) : 0,
+                             jint(v, "server_time_ms"));
+    } else if (strcmp(type, "drain") == 0) {
+        rc_proto_encode_drain(e, jstr(v, "reason").p, jint(v, "reconnect_after_ms"));
+    } else if (strcmp(type, "recs") == 0) {
+        static rc_recs_item_t items[128];
+        const json_t *arr = json_object_get(v, "items");
+        size_t n = json_array_size(arr);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *it = json_array_get(arr, i);
+            json_t *price = json_object_get(it, "price");
+            items[i] = (rc_recs_item_t){jstr(it, "item").p,     json_number_value(json_object_get(it, "score")),
+                                        jstr(it, "src").p,      jstr(it, "why").p,
+                                        jstr(it, "name").p,     jstr(it, "category").p,
+                                        price ? json_number_value(price) : -1};
+        }
+        rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items, (uint32_t)n,
+                       jstr(v, "cause"),     jint(v, "took_us"),  jstr(v, "variant").p};
+        rc_proto_encode_recs(e, &r);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void test_server_vectors(void **state)
+{
+    unsigned char bin[16384];
+    size_t i;
+    json_t *c;
+    int encoded = 0;
+    (void)state;
+    json_array_foreach(vectors, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "dir")), "s2c") != 0)
+            continue;
+        const char *name = json_string_value(json_object_get(c, "name"));
+        json_t *want = json_loads(json_string_value(json_object_get(c, "json")), 0, NULL);
+        assert_non_null(want);
+        for (int fmt = 0; fmt < RC_FMT_COUNT; fmt++) {
+            rc_wbuf_t out;
+            rc_enc_t e;
+            rc_wbuf_init(&out, 0);
+            rc_enc_init(&e, &out, (rc_format_t)fmt);
+            if (!encode_from_vector(want, &e)) {
+                rc_wbuf_free(&out);
+                break;
+            }
+            assert_int_equal(rc_wbuf_ok(&out), 0);
+            json_t *got = fmt == RC_FMT_JSON
+                              ? json_loadb(rc_wbuf_data(&out), out.len, JSON_REJECT_DUPLICATES, NULL)
+                              : msgpack_to_json(rc_wbuf_data(&out), out.len);
+            if (got == NULL || !values_equal(got, want)) {
+                char *g = got ? json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+                fail_msg("%s (%s): encoded %s", name, fmt == RC_FMT_JSON ? "json" : "msgpack",
+                         g ? g : "(unparseable)");
+            }
+            if (fmt == RC_FMT_MSGPACK) {
+                /* The reference encoding decodes to the same value too. */
+                const char *hex = json_string_value(json_object_get(c, "msgpack_hex"));
+                size_t n = unhex(hex, bin, sizeof(bin));
+                json_t *ref = msgpack_to_json(bin, n);
+                assert_true(values_equal(ref, want));
+                json_decref(ref);
+                encoded++;
+            }
+            json_decref(got);
+            rc_wbuf_free(&out);
+        }
+        json_decref(want);
+    }
+    assert_true(encoded >= 10);
+}
+
+/* Every prefix and a sample of single-byte corruptions of every vector must decode to a
+ * result (a message or a code), never a crash; run under ASan this catches overreads. */
+static void test_truncated_and_corrupted_input(void **state)
+{
+    rc_proto_decoder_t d;
+    unsigned char bin[16384], buf[16384];
+    size_t i;
+    json_t *c;
+    (void)state;
+    assert_int_equal(rc_proto_decoder_init(&d, 100, 100), 0);
+    json_array_foreach(vectors, i, c)
+    {
+        const char *hex = json_string_value(json_object_get(c, "msgpack_hex"));
+        const char *js = json_string_value(json_object_get(c, "json"));
+        rc_msg_t m;
+        if (hex != NULL) {
+            size_t n = unhex(hex, bin, sizeof(bin));
+            for (size_t cut = 0; cut < n; cut++) {
+                memcpy(buf, bin, cut); /* exact-size copies let ASan see overreads */
+                unsigned char *exact = malloc(cut ? cut : 1);
+                memcpy(exact, bin, cut);
+                int code = rc_proto_decode(&d, RC_FMT_MSGPACK, exact, cut, &m);
+                free(exact);
+                assert_true(code == 0 || rc_proto_error_name(code) != NULL);
+            }
+            for (size_t k = 0; k < n; k += 3) {
+                memcpy(buf, bin, n);
+                buf[k] ^= 0xA5;
+                int code = rc_proto_decode(&d, RC_FMT_MSGPACK, buf, n, &m);
+                assert_true(code == 0 || rc_proto_error_name(code) != NULL);
+            }
+        }
+        if (js != NULL) {
+            size_t n = strlen(js);
+            for (size_t cut = 0; cut < n; cut += 2) {
+                int code = rc_proto_decode(&d, RC_FMT_JSON, js, cut, &m);
+                assert_true(code == 0 || rc_proto_error_name(code) != NULL);
+            }
+        }
+    }
+    rc_proto_decoder_free(&d);
+}
+
+/* A limit lower than the protocol's default applies (the server passes its settings). */
+static void test_configured_limits(void **state)
+{
+    rc_proto_decoder_t d;
+    rc_msg_t m;
+    (void)state;
+    assert_int_equal(rc_proto_decoder_init(&d, 2, 5), 0);
+    const char *batch3 = "{\"type\":\"events\",\"events\":[{\"id\":\"a\",\"kind\":\"view\",\"item\":"
+                         "\"x\"},{\"id\":\"b\",\"kind\":\"view\",\"item\":\"x\"},{\"id\":\"c\","
+                         "\"kind\":\"view\",\"item\":\"x\"}]}";
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_JSON, batch3, strlen(batch3), &m),
+                     RC_PERR_BATCH_TOO_LARGE);
+    const char *k6 = "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":6}";
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_JSON, k6, strlen(k6), &m), RC_PERR_INVALID_FIELD);
+    const char *k5 = "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":5}";
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_JSON, k5, strlen(k5), &m), 0);
+    assert_int_equal(m.u.subscribe.k, 5);
+    rc_proto_decoder_free(&d);
+}
+
+/* The JSON encoder escapes what it must and nests correctly. */
+static void test_json_escaping(void **state)
+{
+    rc_wbuf_t out;
+    rc_enc_t e;
+    (void)state;
+    rc_wbuf_init(&out, 0);
+    rc_enc_init(&e, &out, RC_FMT_JSON);
+    rc_proto_encode_error(&e, 4002, "bad \"quote\" \\ and\nnewline\x01", (rc_str_t){"id1", 3},
+                          false);
+    json_t *j = json_loadb(rc_wbuf_data(&out), out.len, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "message")),
+                        "bad \"quote\" \\ and\nnewline\x01");
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "invalid_field");
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "id1");
+    json_decref(j);
+    rc_wbuf_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_vectors),
+        cmocka_unit_test(test_server_vectors),
+        cmocka_unit_test(test_truncated_and_corrupted_input),
+        cmocka_unit_test(test_configured_limits),
+        cmocka_unit_test(test_json_escaping),
+    };
+    return cmocka_run_group_tests(tests, load_vectors, free_vectors);
+}
