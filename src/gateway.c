@@ -22,6 +22,7 @@ struct rc_gateway {
     rc_sessions_t *sessions;
     const rc_gateway_hooks_t *hooks;
     bool accepting;
+    bool closing;
 };
 
 /* Per WebSocket connection. */
@@ -106,8 +107,7 @@ static int ws_receive(struct lws *wsi, ws_pss_t *pss, const void *in, size_t len
          * limit for it. The error goes out, then the close (1009). */
         pss->refused = true;
         rc_wbuf_free(&pss->rx);
-        rc_conn_refuse(pss->conn, RC_PERR_TOO_LARGE, "message larger than max_message_bytes",
-                       true);
+        rc_conn_refuse(pss->conn, RC_PERR_TOO_LARGE, "message larger than max_message_bytes", true);
         return 0;
     }
     if (first && last) {
@@ -263,8 +263,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-static int filter_network(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                          void *in, size_t len)
+static int filter_network(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
 {
     if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
         rc_gateway_t *g = lws_context_user(lws_get_context(wsi));
@@ -285,8 +285,8 @@ static struct lws_protocols protocols[] = {
 
 /* A client that offers no subprotocol gets JSON (PROTOCOL.md section 1). */
 static const struct lws_protocol_vhost_options pvo_json_default = {NULL, NULL, "default", "1"};
-static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default,
-                                                      "rankcast.v1.json", ""};
+static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default, "rankcast.v1.json",
+                                                      ""};
 
 /* lws knows the usual types; the demo also serves JSON lines and ES modules. */
 static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
@@ -306,8 +306,7 @@ static void log_emit(int level, const char *line)
         RC_WARN("lws", "libwebsockets", "detail=\"%.*s\"", (int)n, line);
 }
 
-static void set_route(struct lws_http_mount *m, const struct lws_http_mount *next,
-                      const char *path)
+static void set_route(struct lws_http_mount *m, const struct lws_http_mount *next, const char *path)
 {
     memset(m, 0, sizeof(*m));
     m->mount_next = next;
@@ -360,6 +359,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.pvo = &pvo;
     info.mounts = &mounts[3];
     info.user = g;
+    info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";
     info.timeout_secs = 10;
     info.pt_serv_buf_size = 16384;
@@ -384,10 +384,24 @@ void rc_gateway_stop_accepting(rc_gateway_t *g)
     g->accepting = false;
 }
 
+void rc_gateway_close(rc_gateway_t *g)
+{
+    if (g != NULL && g->ctx != NULL && !g->closing) {
+        g->closing = true;
+        lws_context_destroy(g->ctx);
+    }
+}
+
+/* On a foreign libuv loop, lws 4.1.6 finishes a context only when lws_context_destroy() is
+ * called again after its handles have closed (its own close callbacks never do it), and
+ * sets the pointer registered as info.pcontext to NULL when it has. */
 void rc_gateway_free(rc_gateway_t *g)
 {
     if (g == NULL)
         return;
-    lws_context_destroy(g->ctx);
+    if (g->ctx != NULL)
+        lws_context_destroy(g->ctx);
+    if (g->ctx != NULL)
+        RC_WARN("gateway", "libwebsockets context not fully destroyed", NULL);
     free(g);
 }

@@ -36,8 +36,12 @@ int rc_gateway_port(const rc_gateway_t *g);
 /** Refuses new connections from now on (draining). */
 void rc_gateway_stop_accepting(rc_gateway_t *g);
 
-/** Closes every connection and the listener; the loop must run on until its handles are
- * closed. NULL is a no-op. */
+/** Starts closing every connection and the listener; the loop must then run on until the
+ * gateway's handles are closed. NULL is a no-op. */
+void rc_gateway_close(rc_gateway_t *g);
+
+/** Frees the gateway, after rc_gateway_close() and the loop has run dry (or instead of
+ * both, if the loop never ran). NULL is a no-op. */
 void rc_gateway_free(rc_gateway_t *g);
 
 #endif

@@ -10,7 +10,7 @@ typedef struct rc_link {
     struct rc_link *prev, *next;
 } rc_link_t;
 
-#define RC_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define RC_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static inline void rc_list_init(rc_link_t *head)
 {

@@ -5,7 +5,13 @@
 #ifndef RC_LOG_H
 #define RC_LOG_H
 
-typedef enum { RC_LOG_DEBUG = 0, RC_LOG_INFO, RC_LOG_WARN, RC_LOG_ERROR, RC_LOG_OFF } rc_log_level_t;
+typedef enum {
+    RC_LOG_DEBUG = 0,
+    RC_LOG_INFO,
+    RC_LOG_WARN,
+    RC_LOG_ERROR,
+    RC_LOG_OFF
+} rc_log_level_t;
 
 extern rc_log_level_t rc_log_level;
 

@@ -40,7 +40,7 @@ struct rc_node {
     uint32_t ticks;
     bool draining, stopped;
     uint64_t drain_deadline_us;
-    bool engine_ready, loop_ready, defer_ready;
+    bool engine_ready, loop_ready, defer_ready, handles_started;
 };
 
 static bool node_ready(void *ctx, rc_wbuf_t *body)
@@ -55,8 +55,8 @@ static bool node_ready(void *ctx, rc_wbuf_t *body)
                    "\"profiles\":{\"backend\":\"%s\",\"ok\":%s,\"reason\":\"%s\"},"
                    "\"bus\":{\"backend\":\"%s\",\"ok\":%s,\"reason\":\"%s\"}}\n",
                    ready ? "ready" : "unavailable", n->node_id, n->draining ? "true" : "false",
-                   n->profiles->ops->name, prc == 0 ? "true" : "false", preason,
-                   n->bus->ops->name, brc == 0 ? "true" : "false", breason);
+                   n->profiles->ops->name, prc == 0 ? "true" : "false", preason, n->bus->ops->name,
+                   brc == 0 ? "true" : "false", breason);
     return ready;
 }
 
@@ -94,8 +94,7 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
-    rc_gateway_free(n->gateway);
-    n->gateway = NULL;
+    rc_gateway_close(n->gateway);
     rc_defer_close(&n->defer);
     n->defer_ready = false;
     RC_INFO("node", "stopped", "node=%s", n->node_id);
@@ -178,6 +177,7 @@ static int start_loop_handles(rc_node_t *n)
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    n->handles_started = true;
     return 0;
 }
 
@@ -225,9 +225,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
     if (n->gateway == NULL)
         goto fail;
     start_loop_handles(n);
-    RC_INFO("node", "listening", "node=%s port=%d web_root=\"%s\" profiles=%s bus=%s",
-            n->node_id, rc_gateway_port(n->gateway), cfg->web_root, n->profiles->ops->name,
-            n->bus->ops->name);
+    RC_INFO("node", "listening", "node=%s port=%d web_root=\"%s\" profiles=%s bus=%s", n->node_id,
+            rc_gateway_port(n->gateway), cfg->web_root, n->profiles->ops->name, n->bus->ops->name);
     return n;
 fail:
     rc_node_free(n);
@@ -240,28 +239,22 @@ int rc_node_run(rc_node_t *n)
     return 0;
 }
 
-static void close_any(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, on_handle_closed);
-}
-
 void rc_node_free(rc_node_t *n)
 {
     if (n == NULL)
         return;
-    if (n->gateway != NULL) {
-        rc_gateway_free(n->gateway);
-        n->gateway = NULL;
+    /* Every owner closes its own handles (lws closes its own); the loop then runs until
+     * the last close callback, and only then can the loop and lws be freed. */
+    if (n->handles_started) {
+        node_stop(n);
+    } else {
+        rc_gateway_close(n->gateway);
+        if (n->defer_ready)
+            rc_defer_close(&n->defer);
     }
-    if (n->defer_ready)
-        rc_defer_close(&n->defer);
-    if (n->loop_ready) {
-        /* Let lws and our own handles finish closing before the loop goes away. */
-        uv_walk(&n->loop, close_any, NULL);
+    if (n->loop_ready)
         uv_run(&n->loop, UV_RUN_DEFAULT);
-    }
+    rc_gateway_free(n->gateway);
     rc_sessions_free(n->sessions);
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);

@@ -151,7 +151,7 @@ typedef struct {
     field_kind_t kind;
     bool required;
     double min, max;
-    size_t offset; /* of the rc_str_t / int64_t / double / int target in the struct */
+    size_t offset;     /* of the rc_str_t / int64_t / double / int target in the struct */
     size_t has_offset; /* of a bool "present" flag, or (size_t)-1 */
 } field_t;
 
@@ -197,7 +197,8 @@ static const field_t unsubscribe_fields[] = {
 };
 
 static const field_t ping_fields[] = {
-    {"t", F_NUM, false, -1e300, 1e300, offsetof(rc_msg_t, u.ping.t), offsetof(rc_msg_t, u.ping.has_t)},
+    {"t", F_NUM, false, -1e300, 1e300, offsetof(rc_msg_t, u.ping.t),
+     offsetof(rc_msg_t, u.ping.has_t)},
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
 };
 
@@ -222,8 +223,8 @@ static bool id_char(char c, bool surface)
 {
     if (surface)
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '@' || c == '-';
 }
 
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. JSON input is
@@ -340,7 +341,8 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
     }
     case F_STR:
         if (n < f->min || n > f->max || !utf8_valid((const unsigned char *)s, n))
-            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be UTF-8 of bounded length", f->name);
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be UTF-8 of bounded length",
+                        f->name);
         *(rc_str_t *)dst = (rc_str_t){s, n};
         return 0;
     case F_KIND: {
@@ -353,7 +355,8 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
     case F_DEVICE: {
         int k = match_enum(v, device_names, RC_DEVICE_COUNT);
         if (k < 0)
-            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known device class", f->name);
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known device class",
+                        f->name);
         *(rc_device_t *)dst = (rc_device_t)k;
         return 0;
     }
@@ -458,13 +461,15 @@ static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
     case RC_EV_PURCHASE:
     case RC_EV_CART:
         if (ev->has_value && ev->value <= 0)
-            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be > 0 for %s", rc_event_kind_name(ev->kind));
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be > 0 for %s",
+                        rc_event_kind_name(ev->kind));
         break;
     default:
         break;
     }
     if (ev->item.n == 0)
-        return fail(d, RC_PERR_INVALID_FIELD, "field 'item' is required for %s", rc_event_kind_name(ev->kind));
+        return fail(d, RC_PERR_INVALID_FIELD, "field 'item' is required for %s",
+                    rc_event_kind_name(ev->kind));
     return 0;
 }
 
@@ -541,9 +546,12 @@ static const struct {
     rc_msg_type_t type;
     const field_t *fields;
 } message_types[] = {
-    {"hello", RC_MSG_HELLO, hello_fields},         {"event", RC_MSG_EVENT, event_fields},
-    {"events", RC_MSG_EVENTS, events_fields},      {"subscribe", RC_MSG_SUBSCRIBE, subscribe_fields},
-    {"unsubscribe", RC_MSG_UNSUBSCRIBE, unsubscribe_fields}, {"ping", RC_MSG_PING, ping_fields},
+    {"hello", RC_MSG_HELLO, hello_fields},
+    {"event", RC_MSG_EVENT, event_fields},
+    {"events", RC_MSG_EVENTS, events_fields},
+    {"subscribe", RC_MSG_SUBSCRIBE, subscribe_fields},
+    {"unsubscribe", RC_MSG_UNSUBSCRIBE, unsubscribe_fields},
+    {"ping", RC_MSG_PING, ping_fields},
 };
 
 static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_t *out)

@@ -20,8 +20,8 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
-#define MAX_VIEWS         64     /* live lists per user session */
-#define DEDUPE_MAX        1024   /* event ids remembered per user (PROTOCOL.md section 5) */
+#define MAX_VIEWS         64   /* live lists per user session */
+#define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
 #define WHY_LEN           96
@@ -169,8 +169,7 @@ static void conn_send(rc_conn_t *c, rc_frame_t *f)
     int rc = rc_outbox_push(&c->outbox, f, (size_t)c->reg->cfg->outbox_max_bytes);
     if (rc == RC_EFULL) {
         rc_metrics_error(RC_PERR_SLOW_CONSUMER);
-        RC_INFO("session", "slow consumer closed", "session=%s",
-                c->session ? c->session->id : "-");
+        RC_INFO("session", "slow consumer closed", "session=%s", c->session ? c->session->id : "-");
         c->close_code = 4050;
         c->close_reason = "slow consumer";
         c->state = CONN_CLOSING;
@@ -276,8 +275,8 @@ static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const 
         .version = v->version,
         .items = s->recs_buf,
         .n_items = v->n,
-        .cause = with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)}
-                            : (rc_str_t){NULL, 0},
+        .cause =
+            with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
         .variant = "control",
     };
@@ -401,8 +400,8 @@ static void save_profile(rc_sessions_t *s, rc_session_t *ses)
 {
     rc_wbuf_reset(&s->scratch);
     if (rc_profile_encode(&s->engine->catalog, &ses->state, rc_wall_ms(), &s->scratch) == 0) {
-        int rc = rc_profile_save(s->profiles, ses->user, ses->user_len,
-                                 rc_wbuf_data(&s->scratch), s->scratch.len);
+        int rc = rc_profile_save(s->profiles, ses->user, ses->user_len, rc_wbuf_data(&s->scratch),
+                                 s->scratch.len);
         if (rc != 0)
             RC_WARN("session", "profile save failed", "error=\"%s\"", rc_strerror(rc));
     }
@@ -602,8 +601,7 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         t->next_free = s->free_tickets;
         s->free_tickets = t;
         forget_event(ses, key);
-        conn_error(c, RC_PERR_UNAVAILABLE, "the event could not be stored; retry", ev->id,
-                   false);
+        conn_error(c, RC_PERR_UNAVAILABLE, "the event could not be stored; retry", ev->id, false);
         return false;
     }
     rc_metrics.events_received[ev->kind]++;
@@ -629,8 +627,8 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     }
     if (!s->cfg->anonymous) {
         conn_error(c, RC_PERR_UNAUTHORIZED,
-                   "this server admits no anonymous sessions and verifies no tokens",
-                   (rc_str_t){0}, true);
+                   "this server admits no anonymous sessions and verifies no tokens", (rc_str_t){0},
+                   true);
         return;
     }
     if (user.n == 0) {
@@ -679,9 +677,11 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
 {
     rc_sessions_t *s = c->reg;
     rc_session_t *ses = c->session;
-    rc_rank_spec_t spec = {.k = (uint32_t)m->u.subscribe.k, .category = -1,
-                           .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
-                           .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1};
+    rc_rank_spec_t spec = {
+        .k = (uint32_t)m->u.subscribe.k,
+        .category = -1,
+        .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
+        .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1};
     if (m->u.subscribe.category.n > 0) {
         int32_t cat = rc_catalog_category(&s->engine->catalog, m->u.subscribe.category.p,
                                           m->u.subscribe.category.n);
@@ -949,8 +949,9 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     rc_list_init(&s->idle_sessions);
     rc_list_init(&s->dirty_sessions);
     rc_wbuf_init(&s->scratch, 0);
-    s->limits = (rc_limits_t){cfg->max_message_bytes, cfg->max_batch,     cfg->max_subscriptions,
-                              cfg->max_k,             cfg->events_per_sec, cfg->events_burst};
+    s->limits =
+        (rc_limits_t){cfg->max_message_bytes, cfg->max_batch,   cfg->max_subscriptions, cfg->max_k,
+                      cfg->events_per_sec,    cfg->events_burst};
     s->rank_buf = calloc((size_t)cfg->max_k, sizeof(*s->rank_buf));
     s->recs_buf = calloc((size_t)cfg->max_k, sizeof(*s->recs_buf));
     s->why_buf = calloc((size_t)cfg->max_k, WHY_LEN);

@@ -18,14 +18,14 @@ enum {
 };
 
 typedef struct rc_item {
-    char *id;   /* NUL-terminated, owned */
-    char *name; /* owned; equals id for learned items */
+    char *id;          /* NUL-terminated, owned */
+    char *name;        /* owned; equals id for learned items */
     uint16_t category; /* index into categories; 0 is "none" */
     uint8_t n_feat;
     uint8_t flags;
-    float price;      /* < 0 when unknown */
-    float popularity; /* prior from the catalog file (e.g. past orders), >= 0 */
-    float feat_norm;  /* L2 norm of the feature vector */
+    float price;                     /* < 0 when unknown */
+    float popularity;                /* prior from the catalog file (e.g. past orders), >= 0 */
+    float feat_norm;                 /* L2 norm of the feature vector */
     uint32_t feat[RC_ITEM_FEATURES]; /* hashed feature ids: feat[0] is the category's */
 } rc_item_t;
 

@@ -23,8 +23,8 @@ int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
         return rc;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
-    e->blend = (rc_blend_t){.covisit = 0.45f, .content = 0.35f, .trending = 0.15f,
-                            .popular = 0.05f};
+    e->blend =
+        (rc_blend_t){.covisit = 0.45f, .content = 0.35f, .trending = 0.15f, .popular = 0.05f};
     return 0;
 }
 

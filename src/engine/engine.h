@@ -42,7 +42,7 @@ typedef struct rc_user_state {
 /* What a subscription asks of the ranker. */
 typedef struct rc_rank_spec {
     uint32_t k;
-    int32_t category; /* -1: any */
+    int32_t category;            /* -1: any */
     double price_min, price_max; /* < 0: unbounded */
 } rc_rank_spec_t;
 
@@ -107,8 +107,8 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
                         int64_t wall_ms, rc_ranked_t *out);
 
 /** The reason of a ranked item in words, e.g. "Viewed together with Red Mug". */
-void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r,
-                   char *buf, size_t len);
+void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
+                   size_t len);
 
 /** Wire name of a source ("covisit", ...). */
 const char *rc_src_name(int src);

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECENT_SOURCES  8   /* recent items whose neighbours become candidates */
-#define TRENDING_TAKE   60  /* from each trending segment consulted */
-#define CATEGORIES_TAKE 3   /* the user's strongest categories consulted */
+#define RECENT_SOURCES  8  /* recent items whose neighbours become candidates */
+#define TRENDING_TAKE   60 /* from each trending segment consulted */
+#define CATEGORIES_TAKE 3  /* the user's strongest categories consulted */
 #define MAX_CANDIDATES  1024
 
 static const char *const src_names[RC_SRC_COUNT] = {"covisit", "content", "trending", "popular"};
@@ -191,8 +191,8 @@ static int by_score_desc(const void *a, const void *b)
 }
 
 /* Scores every candidate that passes the rules into e->ranked; returns how many. */
-static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u,
-                                 const rc_rank_spec_t *s, int daypart)
+static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
+                                 int daypart)
 {
     const rc_trending_t *t = &e->trending;
     const rc_blend_t *b = &e->blend;
@@ -288,8 +288,8 @@ static const char *device_phrase(int device)
     return "Trending now";
 }
 
-void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r,
-                   char *buf, size_t len)
+void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
+                   size_t len)
 {
     const rc_catalog_t *c = &e->catalog;
     const rc_item_t *it = &c->items[r->item];

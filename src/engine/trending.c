@@ -58,8 +58,7 @@ static void rescale(rc_trending_t *t, double now_s)
     t->epoch_s = now_s;
 }
 
-int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, float w,
-                    double now_s)
+int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, float w, double now_s)
 {
     int rc = ensure_items(t, item + 1);
     if (rc != 0)

@@ -291,8 +291,7 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
                               json_is_true(json_object_get(v, "fatal")));
     } else if (strcmp(type, "pong") == 0) {
         json_t *t = json_object_get(v, "t");
-        rc_proto_encode_pong(e, t != NULL, t ? json_number_value(t) : 0,
-                             jint(v, "server_time_ms"));
+        rc_proto_encode_pong(e, t != NULL, t ? json_number_value(t) : 0, jint(v, "server_time_ms"));
     } else if (strcmp(type, "drain") == 0) {
         rc_proto_encode_drain(e, jstr(v, "reason").p, jint(v, "reconnect_after_ms"));
     } else if (strcmp(type, "recs") == 0) {
@@ -302,13 +301,17 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
         for (size_t i = 0; i < n; i++) {
             const json_t *it = json_array_get(arr, i);
             json_t *price = json_object_get(it, "price");
-            items[i] = (rc_recs_item_t){jstr(it, "item").p,     json_number_value(json_object_get(it, "score")),
-                                        jstr(it, "src").p,      jstr(it, "why").p,
-                                        jstr(it, "name").p,     jstr(it, "category").p,
+            items[i] = (rc_recs_item_t){jstr(it, "item").p,
+                                        json_number_value(json_object_get(it, "score")),
+                                        jstr(it, "src").p,
+                                        jstr(it, "why").p,
+                                        jstr(it, "name").p,
+                                        jstr(it, "category").p,
                                         price ? json_number_value(price) : -1};
         }
-        rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items, (uint32_t)n,
-                       jstr(v, "cause"),     jint(v, "took_us"),  jstr(v, "variant").p};
+        rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items,
+                       (uint32_t)n,          jstr(v, "cause"),   jint(v, "took_us"),
+                       jstr(v, "variant").p};
         rc_proto_encode_recs(e, &r);
     } else {
         return false;
@@ -340,9 +343,9 @@ static void test_server_vectors(void **state)
                 break;
             }
             assert_int_equal(rc_wbuf_ok(&out), 0);
-            json_t *got = fmt == RC_FMT_JSON
-                              ? json_loadb(rc_wbuf_data(&out), out.len, JSON_REJECT_DUPLICATES, NULL)
-                              : msgpack_to_json(rc_wbuf_data(&out), out.len);
+            json_t *got = fmt == RC_FMT_JSON ? json_loadb(rc_wbuf_data(&out), out.len,
+                                                          JSON_REJECT_DUPLICATES, NULL)
+                                             : msgpack_to_json(rc_wbuf_data(&out), out.len);
             if (got == NULL || !values_equal(got, want)) {
                 char *g = got ? json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
                 fail_msg("%s (%s): encoded %s", name, fmt == RC_FMT_JSON ? "json" : "msgpack",
@@ -415,9 +418,10 @@ static void test_configured_limits(void **state)
     rc_msg_t m;
     (void)state;
     assert_int_equal(rc_proto_decoder_init(&d, 2, 5), 0);
-    const char *batch3 = "{\"type\":\"events\",\"events\":[{\"id\":\"a\",\"kind\":\"view\",\"item\":"
-                         "\"x\"},{\"id\":\"b\",\"kind\":\"view\",\"item\":\"x\"},{\"id\":\"c\","
-                         "\"kind\":\"view\",\"item\":\"x\"}]}";
+    const char *batch3 =
+        "{\"type\":\"events\",\"events\":[{\"id\":\"a\",\"kind\":\"view\",\"item\":"
+        "\"x\"},{\"id\":\"b\",\"kind\":\"view\",\"item\":\"x\"},{\"id\":\"c\","
+        "\"kind\":\"view\",\"item\":\"x\"}]}";
     assert_int_equal(rc_proto_decode(&d, RC_FMT_JSON, batch3, strlen(batch3), &m),
                      RC_PERR_BATCH_TOO_LARGE);
     const char *k6 = "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":6}";
