@@ -791,6 +791,9 @@ typedef struct {
     long rss_before_kb;
     long rss_open_kb;
     long rss_end_kb;
+    double server_cpu_start_s;
+    double server_cpu_end_s;
+    bool server_cpu_started;
 
     hist_t push_latency;
     hist_t ack_latency;
@@ -841,6 +844,32 @@ static long read_rss_kb(long pid)
     }
     fclose(f);
     return rss_kb;
+}
+
+/*
+ * Reads the user + system CPU seconds the process has used from /proc/PID/stat, or -1. The
+ * command name (field 2) may hold spaces and parentheses, so parsing starts after the last ')'.
+ */
+static double read_cpu_s(long pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *p = strrchr(line, ')');
+    unsigned long long utime = 0, stime = 0;
+    /* After ')': state, then fields 4..13, then utime (14) and stime (15). */
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        return -1;
+    long ticks_per_s = sysconf(_SC_CLK_TCK);
+    return ticks_per_s > 0 ? (double)(utime + stime) / (double)ticks_per_s : -1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1671,6 +1700,7 @@ static void begin_events(lg_t *lg, uint64_t now_ns)
 
 static void begin_drain(lg_t *lg, uint64_t now_ns)
 {
+    lg->server_cpu_end_s = read_cpu_s(lg->opt.server_pid);
     lg->phase = PHASE_DRAIN;
     lg->drain_end_ns = now_ns + (uint64_t)lg->opt.drain_ms * NS_PER_MS;
     if (lg->last_answer_ns < now_ns)
@@ -1722,6 +1752,10 @@ static void advance_phase(lg_t *lg, uint64_t now_ns)
         }
         break;
     case PHASE_EVENTS:
+        if (!lg->server_cpu_started && now_ns >= lg->measure_start_ns) {
+            lg->server_cpu_start_s = read_cpu_s(lg->opt.server_pid);
+            lg->server_cpu_started = true;
+        }
         if (now_ns >= lg->measure_end_ns)
             begin_drain(lg, now_ns);
         break;
@@ -1868,7 +1902,9 @@ static void json_rss(FILE *f, const lg_t *lg)
         return;
     }
     uint32_t open = lg->open_at_events_start;
-    double per_conn_open = -1, per_conn_end = -1;
+    double per_conn_open = -1, per_conn_end = -1, cpu_s = -1, seconds = measured_seconds(lg);
+    if (lg->server_cpu_started && lg->server_cpu_start_s >= 0 && lg->server_cpu_end_s >= 0)
+        cpu_s = lg->server_cpu_end_s - lg->server_cpu_start_s;
     if (open && lg->rss_before_kb >= 0 && lg->rss_open_kb >= 0)
         per_conn_open = (double)(lg->rss_open_kb - lg->rss_before_kb) / open;
     if (open && lg->rss_before_kb >= 0 && lg->rss_end_kb >= 0)
@@ -1876,9 +1912,10 @@ static void json_rss(FILE *f, const lg_t *lg)
     fprintf(f,
             "  \"server\": {\"pid\": %ld, \"rss_kb_before\": %ld, \"rss_kb_open\": %ld, "
             "\"rss_kb_end\": %ld, \"rss_per_conn_kb_open\": %.3f, "
-            "\"rss_per_conn_kb_end\": %.3f},\n",
+            "\"rss_per_conn_kb_end\": %.3f, \"cpu_s_measured\": %.3f, "
+            "\"cpu_cores_measured\": %.3f},\n",
             lg->opt.server_pid, lg->rss_before_kb, lg->rss_open_kb, lg->rss_end_kb, per_conn_open,
-            per_conn_end);
+            per_conn_end, cpu_s, cpu_s >= 0 && seconds > 0 ? cpu_s / seconds : -1);
 }
 
 static void json_config(FILE *f, const lg_t *lg)
@@ -2006,6 +2043,10 @@ static void write_human_summary(const lg_t *lg)
                 "server RSS: %ld KB before, %ld KB open, %ld KB end; %.2f KB per connection\n",
                 lg->rss_before_kb, lg->rss_open_kb, lg->rss_end_kb,
                 (double)(lg->rss_open_kb - lg->rss_before_kb) / lg->open_at_events_start);
+    if (lg->server_cpu_started && lg->server_cpu_start_s >= 0 && lg->server_cpu_end_s >= 0 &&
+        seconds > 0)
+        fprintf(stderr, "server CPU while measuring: %.2f cores\n",
+                (lg->server_cpu_end_s - lg->server_cpu_start_s) / seconds);
 }
 
 static int emit_report(const lg_t *lg)

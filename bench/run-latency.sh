@@ -150,6 +150,7 @@ def row(r):
         "ack_p50": r["ack_latency_ms"]["p50"],
         "rss_open": s.get("rss_per_conn_kb_open", -1), "rss_end": s.get("rss_per_conn_kb_end", -1),
         "lg_cpu": r["loadgen"]["cpu_user_s"] + r["loadgen"]["cpu_sys_s"],
+        "srv_cores": s.get("cpu_cores_measured", -1),
     }
 
 rows = [(run, row(r)) for run, r in reports]
@@ -172,20 +173,21 @@ lines = [
     "",
     "| run | open | events sent | events/s | acked | errors | got recs % | p50 ms | p90 ms "
     "| p99 ms | p99.9 ms | max ms | ack p50 ms | server RSS/conn KB (open) | (end) "
-    "| loadgen CPU s |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| server CPU cores | loadgen CPU s |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 for run, x in rows:
     lines.append(
         f"| {run} | {x['open']} | {x['sent']} | {x['rate']:.1f} | {x['acked']} | {x['errors']} "
         f"| {x['pushed']:.1f} | {x['p50']:.3f} | {x['p90']:.3f} | {x['p99']:.3f} "
         f"| {x['p999']:.3f} | {x['max']:.3f} | {x['ack_p50']:.3f} | {x['rss_open']:.2f} "
-        f"| {x['rss_end']:.2f} | {x['lg_cpu']:.2f} |")
+        f"| {x['rss_end']:.2f} | {x['srv_cores']:.2f} | {x['lg_cpu']:.2f} |")
 lines.append(
     f"| **median** | | | {median('rate'):.1f} | | | {median('pushed'):.1f} "
     f"| **{median('p50'):.3f}** | {median('p90'):.3f} | **{median('p99'):.3f}** "
     f"| **{median('p999'):.3f}** | {median('max'):.3f} | {median('ack_p50'):.3f} "
-    f"| **{median('rss_open'):.2f}** | {median('rss_end'):.2f} | {median('lg_cpu'):.2f} |")
+    f"| **{median('rss_open'):.2f}** | {median('rss_end'):.2f} | {median('srv_cores'):.2f} "
+    f"| {median('lg_cpu'):.2f} |")
 lines += ["", "Per-run reports: " + ", ".join(
     f"`latency-{stamp}-run{run}.json`" for run, _ in reports) + "."]
 if len(reports) < runs:

@@ -1,6 +1,7 @@
 /* The profile interface's dispatch and the profile document codec.
  *
- * Document (MessagePack map, short keys to keep profiles small):
+ * Document (MessagePack map, short keys to keep profiles small; the session's content vector
+ * is not stored but rebuilt from the recent items on merge):
  *   "v": 1            format version
  *   "n": int          events seen for this user
  *   "c": {cat: float} category affinities
@@ -61,7 +62,7 @@ int rc_profile_encode(const rc_catalog_t *c, const rc_user_state_t *u, int64_t u
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, wbuf_write);
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 6); /* v, n, c, r, x, t */
     pack_cstr(&pk, "v");
     msgpack_pack_int(&pk, 1);
     pack_cstr(&pk, "n");
@@ -94,7 +95,6 @@ int rc_profile_encode(const rc_catalog_t *c, const rc_user_state_t *u, int64_t u
         uint32_t item = u->excluded[(u->excluded_head + RC_EXCLUDED - 1 - i) % RC_EXCLUDED];
         pack_cstr(&pk, item < c->n ? c->items[item].id : "");
     }
-    /* The map header said five pairs: "t" is the fifth. */
     pack_cstr(&pk, "t");
     msgpack_pack_int64(&pk, updated_ms);
     return rc_wbuf_ok(out);
@@ -129,8 +129,11 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const msgpack_obje
     u->n_recent = u->head = 0;
     for (uint32_t i = 0; i < r->via.array.size; i++) {
         int64_t idx = resolve_str(c, &r->via.array.ptr[i]);
-        if (idx >= 0)
-            rc_user_push_recent(u, (uint32_t)idx, 1.0f);
+        if (idx < 0)
+            continue;
+        /* The content vector is not stored: it is rebuilt from the items it came from. */
+        rc_user_push_recent(u, (uint32_t)idx, 1.0f);
+        rc_user_learn_content(c, u, (uint32_t)idx, 1.0f);
     }
     for (uint8_t i = 0; i < n_own; i++)
         rc_user_push_recent(u, own[i].item, own[i].w);

@@ -148,9 +148,9 @@ void rc_user_add_category(rc_user_state_t *u, uint16_t category, float w)
 
 /* The session moves towards the item's content; older interests fade a little with every
  * event so the lists follow what the user does now. */
-static void learn_content(const rc_engine_t *e, rc_user_state_t *u, uint32_t item, float w)
+void rc_user_learn_content(const rc_catalog_t *c, rc_user_state_t *u, uint32_t item, float w)
 {
-    const rc_item_t *it = &e->catalog.items[item];
+    const rc_item_t *it = &c->items[item];
     for (uint8_t i = 0; i < u->n_svec; i++)
         u->svec_w[i] *= SVEC_DECAY;
     for (uint8_t i = 0; i < u->n_cats; i++)
@@ -228,7 +228,7 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
     }
     if (u == NULL)
         return false;
-    learn_content(e, u, idx, weight);
+    rc_user_learn_content(&e->catalog, u, idx, weight);
     if (kind == RC_EV_PURCHASE)
         rc_user_exclude(u, idx);
     rc_user_push_recent(u, idx, weight);

@@ -120,6 +120,9 @@ int rc_engine_refresh(rc_engine_t *e);
  * the content vector (used when merging a long-term profile). */
 void rc_user_add_category(rc_user_state_t *u, uint16_t category, float w);
 void rc_user_exclude(rc_user_state_t *u, uint32_t item);
+/** Moves the user's content vector and categories towards `item` by weight `w` (older
+ * interests fade a little); the models are not touched. */
+void rc_user_learn_content(const rc_catalog_t *c, rc_user_state_t *u, uint32_t item, float w);
 void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w);
 bool rc_user_is_excluded(const rc_user_state_t *u, uint32_t item);
 
