@@ -625,7 +625,7 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
         conn_error(c, RC_PERR_HELLO_REPEATED, "hello was already received", (rc_str_t){0}, false);
         return;
     }
-    if (!s->cfg->anonymous) {
+    if (!s->cfg->anonymous && !s->cfg->demo) {
         conn_error(c, RC_PERR_UNAUTHORIZED,
                    "this server admits no anonymous sessions and verifies no tokens", (rc_str_t){0},
                    true);

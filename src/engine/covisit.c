@@ -68,14 +68,15 @@ static int add_one(rc_covisit_t *cv, uint32_t a, uint32_t b, float w)
         return 0;
     }
     if (l->cap < cv->max_neighbors) {
-        uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : 4;
+        /* Doubled in 32 bits: past 32768 a 16-bit doubling would wrap to 0. */
+        uint32_t cap = l->cap ? 2u * l->cap : 4u;
         if (cap > cv->max_neighbors)
-            cap = (uint16_t)cv->max_neighbors;
+            cap = cv->max_neighbors;
         rc_neighbor_t *p = realloc(l->nb, cap * sizeof(*p));
         if (p == NULL)
             return RC_ENOMEM;
         l->nb = p;
-        l->cap = cap;
+        l->cap = (uint16_t)cap;
         l->nb[l->n++] = (rc_neighbor_t){b, w};
         return 0;
     }

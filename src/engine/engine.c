@@ -36,7 +36,9 @@ void rc_engine_free(rc_engine_t *e)
     rc_covisit_free(&e->covisit);
     rc_trending_free(&e->trending);
     free(e->seen);
+    free(e->blocked);
     free(e->covis_acc);
+    free(e->covis_best);
     free(e->covis_ref);
     free(e->cands);
     free(e->ranked);

@@ -12,10 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RC_RECENT   32 /* items remembered per user session */
-#define RC_SVEC     48 /* content features kept per user session */
-#define RC_CATS     8  /* categories kept per user session */
-#define RC_EXCLUDED 64 /* purchased or dismissed items kept per user session */
+#define RC_RECENT     32  /* items remembered per user session */
+#define RC_SVEC       48  /* content features kept per user session */
+#define RC_CATS       8   /* categories kept per user session */
+#define RC_EXCLUDED   64  /* purchased or dismissed items kept per user session */
+#define RC_SVEC_SLOTS 128 /* power of two, well above RC_SVEC */
 
 typedef struct rc_recent {
     uint32_t item;
@@ -75,12 +76,19 @@ typedef struct rc_engine {
      * nothing is cleared between ranks. */
     uint32_t scratch_cap;
     uint32_t stamp;
-    uint32_t *seen;
+    uint32_t *seen;    /* == stamp: already a candidate of this rank */
+    uint32_t *blocked; /* == stamp: excluded or recently seen by this rank's user */
     float *covis_acc;
+    float *covis_best; /* the largest single contribution, whose source is covis_ref */
     int64_t *covis_ref;
     uint32_t *cands;
     uint32_t n_cands;
     rc_ranked_t *ranked;
+    /* The user's content vector as a small hash table, rebuilt per rank, so scoring a
+     * candidate costs one probe per item feature. */
+    uint32_t svec_key[RC_SVEC_SLOTS];
+    float svec_val[RC_SVEC_SLOTS];
+    uint32_t svec_stamp[RC_SVEC_SLOTS];
 } rc_engine_t;
 
 /** Prepares an engine with an empty catalog. Caller frees with rc_engine_free(). */

@@ -21,6 +21,16 @@ const char *rc_src_name(int src)
     return src >= 0 && src < RC_SRC_COUNT ? src_names[src] : "popular";
 }
 
+static int grow(void **p, size_t elem, uint32_t old_cap, uint32_t cap)
+{
+    void *q = realloc(*p, (size_t)cap * elem);
+    if (q == NULL)
+        return RC_ENOMEM;
+    memset((char *)q + (size_t)old_cap * elem, 0, (size_t)(cap - old_cap) * elem);
+    *p = q;
+    return 0;
+}
+
 static int ensure_scratch(rc_engine_t *e)
 {
     uint32_t need = e->catalog.n;
@@ -29,37 +39,68 @@ static int ensure_scratch(rc_engine_t *e)
     uint32_t cap = e->scratch_cap ? e->scratch_cap : 1024;
     while (cap < need)
         cap *= 2;
-    uint32_t *seen = realloc(e->seen, cap * sizeof(*seen));
-    float *acc = seen ? realloc(e->covis_acc, cap * sizeof(*acc)) : NULL;
-    int64_t *ref = acc ? realloc(e->covis_ref, cap * sizeof(*ref)) : NULL;
-    if (seen)
-        e->seen = seen;
-    if (acc)
-        e->covis_acc = acc;
-    if (ref)
-        e->covis_ref = ref;
-    if (!seen || !acc || !ref)
+    if (grow((void **)&e->seen, sizeof(*e->seen), e->scratch_cap, cap) != 0 ||
+        grow((void **)&e->blocked, sizeof(*e->blocked), e->scratch_cap, cap) != 0 ||
+        grow((void **)&e->covis_acc, sizeof(*e->covis_acc), e->scratch_cap, cap) != 0 ||
+        grow((void **)&e->covis_best, sizeof(*e->covis_best), e->scratch_cap, cap) != 0 ||
+        grow((void **)&e->covis_ref, sizeof(*e->covis_ref), e->scratch_cap, cap) != 0)
         return RC_ENOMEM;
-    memset(e->seen + e->scratch_cap, 0, (cap - e->scratch_cap) * sizeof(*seen));
+    e->scratch_cap = cap;
     if (e->cands == NULL) {
         e->cands = malloc(MAX_CANDIDATES * sizeof(*e->cands));
         e->ranked = malloc(MAX_CANDIDATES * sizeof(*e->ranked));
         if (e->cands == NULL || e->ranked == NULL)
             return RC_ENOMEM;
     }
-    e->scratch_cap = cap;
     return 0;
 }
 
-/* Adds a candidate once per rank (the stamp tells whether it is already in). */
+/* Adds a candidate once per rank (the stamp tells whether it is already in); items the
+ * user must not be shown never become candidates. */
 static void add_candidate(rc_engine_t *e, uint32_t item)
 {
-    if (e->seen[item] == e->stamp || e->n_cands >= MAX_CANDIDATES)
+    if (e->seen[item] == e->stamp || e->blocked[item] == e->stamp || e->n_cands >= MAX_CANDIDATES)
         return;
     e->seen[item] = e->stamp;
     e->covis_acc[item] = 0;
+    e->covis_best[item] = 0;
     e->covis_ref[item] = -1;
     e->cands[e->n_cands++] = item;
+}
+
+/* Stamps the items this rank must leave out: purchased, dismissed, and those the user
+ * interacted with in this session. */
+static void block_items(rc_engine_t *e, const rc_user_state_t *u)
+{
+    for (uint8_t i = 0; i < u->n_excluded; i++)
+        if (u->excluded[i] < e->scratch_cap)
+            e->blocked[u->excluded[i]] = e->stamp;
+    for (uint8_t i = 0; i < u->n_recent; i++)
+        if (u->recent[i].item < e->scratch_cap)
+            e->blocked[u->recent[i].item] = e->stamp;
+}
+
+static void index_svec(rc_engine_t *e, const rc_user_state_t *u)
+{
+    for (uint8_t i = 0; i < u->n_svec; i++) {
+        uint32_t slot = (u->svec_feat[i] * 2654435761u) & (RC_SVEC_SLOTS - 1);
+        while (e->svec_stamp[slot] == e->stamp)
+            slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
+        e->svec_stamp[slot] = e->stamp;
+        e->svec_key[slot] = u->svec_feat[i];
+        e->svec_val[slot] = u->svec_w[i];
+    }
+}
+
+static float svec_lookup(const rc_engine_t *e, uint32_t feat)
+{
+    uint32_t slot = (feat * 2654435761u) & (RC_SVEC_SLOTS - 1);
+    while (e->svec_stamp[slot] == e->stamp) {
+        if (e->svec_key[slot] == feat)
+            return e->svec_val[slot];
+        slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
+    }
+    return 0;
 }
 
 /* Neighbours of the user's most recent items, weighted by recency and by how strongly the
@@ -88,8 +129,10 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
             if (e->seen[c] != e->stamp)
                 continue;
             float contrib = nb[j].w / max * source_w;
-            if (e->covis_ref[c] < 0 || contrib > 0.5f * e->covis_acc[c])
+            if (contrib > e->covis_best[c]) {
+                e->covis_best[c] = contrib;
                 e->covis_ref[c] = r->item;
+            }
             e->covis_acc[c] += contrib;
         }
     }
@@ -140,36 +183,21 @@ static float svec_norm(const rc_user_state_t *u)
     return sqrtf(sq);
 }
 
-/* Cosine of the item's feature vector with the user's content vector. */
-static float content_score(const rc_item_t *it, const rc_user_state_t *u, float unorm)
+/* Cosine of the item's feature vector with the user's content vector (indexed). */
+static float content_score(const rc_engine_t *e, const rc_item_t *it, float unorm)
 {
     if (it->n_feat == 0 || unorm <= 0)
         return 0;
     float dot = 0;
-    for (uint8_t f = 0; f < it->n_feat; f++) {
-        float iw = (f == 0 && it->category) ? 2.0f : 1.0f;
-        for (uint8_t i = 0; i < u->n_svec; i++)
-            if (u->svec_feat[i] == it->feat[f]) {
-                dot += iw * u->svec_w[i];
-                break;
-            }
-    }
+    for (uint8_t f = 0; f < it->n_feat; f++)
+        dot += ((f == 0 && it->category) ? 2.0f : 1.0f) * svec_lookup(e, it->feat[f]);
     float c = dot / (it->feat_norm * unorm);
     return c > 0 ? c : 0;
 }
 
-static bool recently_seen(const rc_user_state_t *u, uint32_t item)
+static bool passes_rules(const rc_item_t *it, const rc_rank_spec_t *s)
 {
-    for (uint8_t i = 0; i < u->n_recent; i++)
-        if (u->recent[i].item == item)
-            return true;
-    return false;
-}
-
-static bool passes_rules(const rc_item_t *it, uint32_t item, const rc_user_state_t *u,
-                         const rc_rank_spec_t *s)
-{
-    if (!rc_item_recommendable(it) || rc_user_is_excluded(u, item) || recently_seen(u, item))
+    if (!rc_item_recommendable(it))
         return false;
     if (s->category >= 0 && it->category != (uint32_t)s->category)
         return false;
@@ -190,6 +218,42 @@ static int by_score_desc(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
+static bool better(const rc_ranked_t *a, const rc_ranked_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
+/* Moves the `m` best of r[0..n) to its front, in no order (quickselect, O(n) on average). */
+static void select_best(rc_ranked_t *r, uint32_t n, uint32_t m)
+{
+    uint32_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        rc_ranked_t pivot = r[lo + (hi - lo) / 2];
+        uint32_t i = lo, j = hi - 1;
+        while (i <= j) {
+            while (better(&r[i], &pivot))
+                i++;
+            while (better(&pivot, &r[j]))
+                j--;
+            if (i <= j) {
+                rc_ranked_t t = r[i];
+                r[i] = r[j];
+                r[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (m <= j)
+            hi = j + 1;
+        else if (m >= i)
+            lo = i;
+        else
+            return;
+    }
+}
+
 /* Scores every candidate that passes the rules into e->ranked; returns how many. */
 static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
                                  int daypart)
@@ -206,11 +270,11 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
     for (uint32_t i = 0; i < e->n_cands; i++) {
         uint32_t c = e->cands[i];
         const rc_item_t *it = &e->catalog.items[c];
-        if (!passes_rules(it, c, u, s))
+        if (!passes_rules(it, s))
             continue;
         float part[RC_SRC_COUNT];
         part[RC_SRC_COVISIT] = covis_max > 0 ? b->covisit * e->covis_acc[c] / covis_max : 0;
-        part[RC_SRC_CONTENT] = b->content * content_score(it, u, unorm);
+        part[RC_SRC_CONTENT] = b->content * content_score(e, it, unorm);
         part[RC_SRC_TRENDING] =
             b->trending * (0.5f * rc_trending_norm(t, RC_SEG_DEVICE(u->device), c) +
                            0.2f * rc_trending_norm(t, RC_SEG_DAYPART(daypart), c) +
@@ -230,9 +294,11 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
     return n;
 }
 
-/* Greedy top-K with at most `cap` items per category; when too few categories are
- * available, the capped items fill the remaining places in score order. */
-static uint32_t diversify(rc_engine_t *e, uint32_t n, uint32_t k, rc_ranked_t *out)
+/* Greedy top-K over r[0..n) (best first) with at most `cap` items per category; when too
+ * few categories are available, the capped items fill the remaining places in score order.
+ * Sets *capped when the cap left an item out. */
+static uint32_t diversify(const rc_engine_t *e, const rc_ranked_t *r, uint32_t n, uint32_t k,
+                          rc_ranked_t *out, bool *capped)
 {
     uint32_t cap = (k * 6 + 9) / 10;
     if (cap < 2)
@@ -241,17 +307,20 @@ static uint32_t diversify(rc_engine_t *e, uint32_t n, uint32_t k, rc_ranked_t *o
     uint16_t counts[64] = {0}; /* hashed category buckets: a collision only tightens the cap */
     bool used[MAX_CANDIDATES];
     memset(used, 0, n * sizeof(bool));
+    *capped = false;
     for (uint32_t i = 0; i < n && taken < k; i++) {
-        uint16_t bucket = e->catalog.items[e->ranked[i].item].category % 64;
-        if (e->catalog.items[e->ranked[i].item].category != 0 && counts[bucket] >= cap)
+        uint16_t cat = e->catalog.items[r[i].item].category;
+        if (cat != 0 && counts[cat % 64] >= cap) {
+            *capped = true;
             continue;
-        counts[bucket]++;
+        }
+        counts[cat % 64]++;
         used[i] = true;
-        out[taken++] = e->ranked[i];
+        out[taken++] = r[i];
     }
     for (uint32_t i = 0; i < n && taken < k; i++)
         if (!used[i])
-            out[taken++] = e->ranked[i];
+            out[taken++] = r[i];
     return taken;
 }
 
@@ -262,15 +331,32 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
         return 0;
     if (++e->stamp == 0) {
         memset(e->seen, 0, e->scratch_cap * sizeof(*e->seen));
+        memset(e->blocked, 0, e->scratch_cap * sizeof(*e->blocked));
+        memset(e->svec_stamp, 0, sizeof(e->svec_stamp));
         e->stamp = 1;
     }
     e->n_cands = 0;
     int daypart = rc_daypart(wall_ms, u->tz_offset_min);
+    block_items(e, u);
+    index_svec(e, u);
     gather_candidates(e, u, spec, daypart);
     uint32_t n = score_candidates(e, u, spec, daypart);
-    qsort(e->ranked, n, sizeof(*e->ranked), by_score_desc);
+    /* Usually the best 4K hold a diverse top K, and only those need sorting; when the
+     * category cap had to leave items out, the exact answer may lie further down, so
+     * everything is sorted and the pass repeated. */
+    uint32_t keep = spec->k * 4;
+    bool capped = false;
+    uint32_t k = 0;
+    if (n > keep) {
+        select_best(e->ranked, n, keep);
+        qsort(e->ranked, keep, sizeof(*e->ranked), by_score_desc);
+        k = diversify(e, e->ranked, keep, spec->k, out, &capped);
+    }
+    if (n <= keep || capped) {
+        qsort(e->ranked, n, sizeof(*e->ranked), by_score_desc);
+        k = diversify(e, e->ranked, n, spec->k, out, &capped);
+    }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
-    uint32_t k = diversify(e, n, spec->k, out);
     qsort(out, k, sizeof(*out), by_score_desc);
     return k;
 }

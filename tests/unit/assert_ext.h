@@ -33,7 +33,7 @@
     do {                                                                                           \
         const char *rc_h_ = (haystack), *rc_n_ = (needle);                                         \
         if (rc_h_ == NULL || strstr(rc_h_, rc_n_) == NULL) {                                       \
-            print_error("expected \"%s\" to contain \"%s\"\n", rc_h_ ? rc_h_ : "(null)", rc_n_);  \
+            print_error("expected \"%s\" to contain \"%s\"\n", rc_h_ ? rc_h_ : "(null)", rc_n_);   \
             fail();                                                                                \
         }                                                                                          \
     } while (0)

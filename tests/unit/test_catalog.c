@@ -212,9 +212,8 @@ static void test_upsert_replaces(void **state)
     uint32_t n = c.n;
     int64_t before = find(&c, "mug-red");
 
-    assert_int_equal(rc_catalog_upsert(&c, "mug-red", "Red Steel Mug", "outdoor", tags, 1, 12.25,
-                                       7, &idx),
-                     0);
+    assert_int_equal(
+        rc_catalog_upsert(&c, "mug-red", "Red Steel Mug", "outdoor", tags, 1, 12.25, 7, &idx), 0);
     assert_int_equal(idx, before);
     assert_int_equal(c.n, n);
     const rc_item_t *it = &c.items[idx];
@@ -232,6 +231,14 @@ static void test_upsert_replaces(void **state)
     load_text(&c, "{\"id\":\"gone\",\"name\":\"Old Stock\",\"category\":\"kitchen\"}\n");
     assert_true(rc_item_recommendable(item(&c, "gone")));
     assert_int_equal(c.n, n);
+
+    /* The same id twice in a file: one item, the later line wins. */
+    load_text(&c, "{\"id\":\"dup\",\"name\":\"First\",\"price\":1}\n"
+                  "{\"id\":\"dup\",\"name\":\"Second\",\"price\":2}\n");
+    assert_int_equal(c.n, n + 1);
+    assert_string_equal(item(&c, "dup")->name, "Second");
+    assert_float_equal(item(&c, "dup")->price, 2, 1e-6);
+    n = c.n;
 
     /* A new id through upsert gets a new index; the id is copied. */
     char id[] = "fresh";

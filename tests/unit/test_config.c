@@ -381,8 +381,7 @@ static void test_args_bad_config_file(void **state)
     bool help, version;
     char *argv[] = {"rankcast", "--config=/nonexistent/rankcast.ini", NULL};
     assert_int_equal(rc_config_init(&cfg), 0);
-    assert_int_equal(rc_config_from_args(&cfg, 2, argv, &help, &version, err, sizeof(err)),
-                     RC_EIO);
+    assert_int_equal(rc_config_from_args(&cfg, 2, argv, &help, &version, err, sizeof(err)), RC_EIO);
     assert_contains(err, "/nonexistent/rankcast.ini");
     rc_config_free(&cfg);
 }
@@ -393,19 +392,20 @@ static void test_flag_forms(void **state)
     rc_config_t cfg;
     char err[512] = "";
     bool help, version;
-    char *argv[] = {"rankcast",      "--port=1234",    "--demo",      "--anonymous",
-                    "false",         "--catalog-open", "--node_id",   "n-7",
-                    "--log-level=",  "--listen",       "127.0.0.1",   "--trending-half-life-s",
-                    "90.5",          NULL};
+    char *argv[] = {"rankcast",    "--port=1234", "--demo",
+                    "--anonymous", "false",       "--catalog-open",
+                    "--node_id",   "n-7",         "--log-level=",
+                    "--listen",    "127.0.0.1",   "--trending-half-life-s",
+                    "90.5",        NULL};
     assert_int_equal(rc_config_init(&cfg), 0);
     int rc = rc_config_from_args(&cfg, 13, argv, &help, &version, err, sizeof(err));
     if (rc != 0)
         print_error("rc_config_from_args: %s\n", err);
     assert_int_equal(rc, 0);
     assert_int_equal(cfg.port, 1234);
-    assert_true(cfg.demo);          /* bare, followed by another flag */
-    assert_false(cfg.anonymous);    /* boolean with a separate value */
-    assert_true(cfg.catalog_open);  /* bare */
+    assert_true(cfg.demo);         /* bare, followed by another flag */
+    assert_false(cfg.anonymous);   /* boolean with a separate value */
+    assert_true(cfg.catalog_open); /* bare */
     assert_string_equal(cfg.node_id, "n-7");
     assert_string_equal(cfg.log_level, "");
     assert_string_equal(cfg.listen, "127.0.0.1");
@@ -462,10 +462,8 @@ static void test_flag_errors(void **state)
                      RC_EINVAL);
 
     char *huge[] = {"rankcast",
-                    "--a-flag-name-far-longer-than-any-setting-could-ever-be-in-rankcast-xx",
-                    NULL};
-    assert_int_not_equal(rc_config_from_args(&cfg, 2, huge, &help, &version, err, sizeof(err)),
-                         0);
+                    "--a-flag-name-far-longer-than-any-setting-could-ever-be-in-rankcast-xx", NULL};
+    assert_int_not_equal(rc_config_from_args(&cfg, 2, huge, &help, &version, err, sizeof(err)), 0);
     rc_config_free(&cfg);
 }
 

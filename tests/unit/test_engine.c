@@ -193,12 +193,12 @@ static void test_daypart(void **state)
     assert_int_equal(rc_daypart(T0_MS, 0), 3); /* 22:13 UTC */
 
     /* The offset is local minus UTC: UTC+1 is 60. */
-    assert_int_equal(rc_daypart(DAY0_MS + 23 * HOUR_MS + 30 * MIN_MS, 60), 0);  /* 00:30 */
-    assert_int_equal(rc_daypart(DAY0_MS + 3 * HOUR_MS, -300), 3);               /* 22:00 */
-    assert_int_equal(rc_daypart(DAY0_MS + 20 * HOUR_MS, 840), 1);               /* 10:00 */
-    assert_int_equal(rc_daypart(DAY0_MS + 5 * HOUR_MS, -840), 2);               /* 15:00 */
-    assert_int_equal(rc_daypart(DAY0_MS + 5 * HOUR_MS + 30 * MIN_MS, 30), 1);   /* 06:00 */
-    assert_int_equal(rc_daypart(DAY0_MS + 5 * HOUR_MS + 30 * MIN_MS, 29), 0);   /* 05:59 */
+    assert_int_equal(rc_daypart(DAY0_MS + 23 * HOUR_MS + 30 * MIN_MS, 60), 0); /* 00:30 */
+    assert_int_equal(rc_daypart(DAY0_MS + 3 * HOUR_MS, -300), 3);              /* 22:00 */
+    assert_int_equal(rc_daypart(DAY0_MS + 20 * HOUR_MS, 840), 1);              /* 10:00 */
+    assert_int_equal(rc_daypart(DAY0_MS + 5 * HOUR_MS, -840), 2);              /* 15:00 */
+    assert_int_equal(rc_daypart(DAY0_MS + 5 * HOUR_MS + 30 * MIN_MS, 30), 1);  /* 06:00 */
+    assert_int_equal(rc_daypart(DAY0_MS + 5 * HOUR_MS + 30 * MIN_MS, 29), 0);  /* 05:59 */
     assert_int_equal(rc_daypart(0, 0), 0);
     assert_int_equal(rc_daypart(0, -60), 3); /* 1969-12-31 23:00 */
 }
@@ -211,8 +211,8 @@ static void small_catalog(rc_catalog_t *c)
     for (int i = 0; i < 10; i++) {
         uint32_t idx;
         snprintf(id, sizeof(id), "t%d", i);
-        assert_int_equal(
-            rc_catalog_upsert(c, id, id, i % 2 ? "b" : "a", NULL, 0, 10, i + 1, &idx), 0);
+        assert_int_equal(rc_catalog_upsert(c, id, id, i % 2 ? "b" : "a", NULL, 0, 10, i + 1, &idx),
+                         0);
         assert_int_equal(idx, i);
     }
 }
@@ -363,9 +363,67 @@ static void test_trending_by_category(void **state)
     rc_catalog_free(&c);
 }
 
+/* A catalog far larger than the lists: the top 100 overall and the top 40 of each category
+ * must be exactly the best by activity, in order (the bounded heaps evict correctly). */
+static void test_trending_top_matches_full_sort(void **state)
+{
+    (void)state;
+    enum { N = 1000, CATS = 5 };
+    const double now = T0_MS / 1000.0;
+    rc_catalog_t c;
+    rc_trending_t t;
+    char id[16], cat[8];
+    static uint32_t by_weight[N];
+    assert_int_equal(rc_catalog_init(&c, N, false), 0);
+    rc_trending_init(&t, 3600, now);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t idx;
+        snprintf(id, sizeof(id), "h%u", i);
+        snprintf(cat, sizeof(cat), "k%u", i % CATS);
+        assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, 0, &idx), 0);
+        /* Distinct weights in a scrambled order: 7919 is prime to N. */
+        float w = 1.0f + (float)((i * 7919u) % N);
+        assert_int_equal(rc_trending_add(&t, i, RC_DEV_OTHER, 0, w, now), 0);
+        by_weight[N - 1 - (i * 7919u) % N] = i;
+    }
+    assert_int_equal(rc_trending_refresh(&t, &c), 0);
+    assert_int_equal(t.n_top[RC_SEG_ALL], RC_TRENDING_TOP);
+    assert_top(&t, RC_SEG_ALL, by_weight, RC_TRENDING_TOP);
+
+    for (uint32_t k = 0; k < CATS; k++) {
+        snprintf(cat, sizeof(cat), "k%u", k);
+        int32_t ci = rc_catalog_category(&c, cat, strlen(cat));
+        assert_int_gt(ci, 0);
+        assert_int_equal(t.n_by_category[ci], RC_TRENDING_PER_CAT);
+        uint32_t j = 0;
+        for (uint32_t r = 0; r < N && j < RC_TRENDING_PER_CAT; r++) {
+            if (by_weight[r] % CATS != k)
+                continue;
+            assert_int_equal(t.by_category[(size_t)ci * RC_TRENDING_PER_CAT + j], by_weight[r]);
+            j++;
+        }
+    }
+    rc_trending_free(&t);
+    rc_catalog_free(&c);
+}
+
 /* ---------------------------------------------------------------------------------------
  * Engine: learning and ranking
  */
+
+/* The engines of the ranking tests live here, not on a test's stack, so the teardown frees
+ * them even when an assertion ends the test early (the sanitizer build reports only the
+ * failure, not a leak behind it). rc_engine_free() leaves a zeroed engine: freeing twice
+ * is harmless. */
+static rc_engine_t engines[2];
+
+static int free_engines(void **state)
+{
+    (void)state;
+    rc_engine_free(&engines[0]);
+    rc_engine_free(&engines[1]);
+    return 0;
+}
 
 #define N_ITEMS 200
 #define N_CATS  8
@@ -385,9 +443,8 @@ static void engine_with_items(rc_engine_t *e, bool open)
         snprintf(cat, sizeof(cat), "cat%d", i % N_CATS);
         snprintf(color, sizeof(color), "color%d", i % 7);
         snprintf(size, sizeof(size), "size%d", i % 3);
-        assert_int_equal(rc_catalog_upsert(&e->catalog, id, name, cat, tags, 2, 1 + i % 50,
-                                           1000 - i, &idx),
-                         0);
+        assert_int_equal(
+            rc_catalog_upsert(&e->catalog, id, name, cat, tags, 2, 1 + i % 50, 1000 - i, &idx), 0);
         assert_int_equal(idx, i);
     }
     assert_int_equal(rc_engine_refresh(e), 0);
@@ -407,8 +464,8 @@ static void observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, in
 static uint32_t rank_k(rc_engine_t *e, const rc_user_state_t *u, uint32_t k, int32_t category,
                        double price_min, double price_max, rc_ranked_t *out)
 {
-    rc_rank_spec_t spec = {.k = k, .category = category, .price_min = price_min,
-                           .price_max = price_max};
+    rc_rank_spec_t spec = {
+        .k = k, .category = category, .price_min = price_min, .price_max = price_max};
     uint32_t n = rc_engine_rank(e, u, &spec, T0_MS, out);
     assert_int_le(n, k);
     /* Best first, never the same item twice, every index a catalog item. */
@@ -470,47 +527,47 @@ static void test_event_weights(void **state)
 static void test_observe_return_values(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_MOBILE, 60);
     assert_int_equal(u.device, RC_DEV_MOBILE);
     assert_int_equal(u.tz_offset_min, 60);
 
-    assert_false(rc_engine_observe(&e, &u, RC_EV_IMPRESSION, 3, 0, no_query(), T0_MS));
+    assert_false(rc_engine_observe(e, &u, RC_EV_IMPRESSION, 3, 0, no_query(), T0_MS));
     assert_int_equal(u.events, 0);
-    assert_true(rc_engine_observe(&e, &u, RC_EV_VIEW, 3, 1, no_query(), T0_MS));
+    assert_true(rc_engine_observe(e, &u, RC_EV_VIEW, 3, 1, no_query(), T0_MS));
     assert_int_equal(u.n_recent, 1);
-    assert_true(rc_engine_observe(&e, &u, RC_EV_DISMISS, 4, 0, no_query(), T0_MS));
+    assert_true(rc_engine_observe(e, &u, RC_EV_DISMISS, 4, 0, no_query(), T0_MS));
     assert_true(rc_user_is_excluded(&u, 4));
-    assert_true(rc_engine_observe(&e, &u, RC_EV_SEARCH, -1, 2, (rc_str_t){"red mug", 7}, T0_MS));
-    assert_true(rc_engine_observe(&e, &u, RC_EV_PURCHASE, 5, 6, no_query(), T0_MS));
+    assert_true(rc_engine_observe(e, &u, RC_EV_SEARCH, -1, 2, (rc_str_t){"red mug", 7}, T0_MS));
+    assert_true(rc_engine_observe(e, &u, RC_EV_PURCHASE, 5, 6, no_query(), T0_MS));
     assert_true(rc_user_is_excluded(&u, 5));
     assert_int_equal(u.events, 4);
     /* Events of users held elsewhere feed the global models only. */
-    assert_false(rc_engine_observe(&e, NULL, RC_EV_VIEW, 6, 1, no_query(), T0_MS));
-    assert_dbl_gt(rc_trending_norm(&e.trending, RC_SEG_ALL, 6), 0);
+    assert_false(rc_engine_observe(e, NULL, RC_EV_VIEW, 6, 1, no_query(), T0_MS));
+    assert_dbl_gt(rc_trending_norm(&e->trending, RC_SEG_ALL, 6), 0);
 
     /* An unknown device falls back to "other". */
     rc_user_state_init(&u, 99, 0);
     assert_int_equal(u.device, RC_DEV_OTHER);
     rc_user_state_init(&u, -1, 0);
     assert_int_equal(u.device, RC_DEV_OTHER);
-    rc_engine_free(&e);
+    rc_engine_free(e);
     rc_engine_free(NULL);
 }
 
 static void test_rank_cold_user_by_popularity(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[10];
     char why[128];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
 
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(n, 10);
     for (uint32_t i = 0; i < n; i++) {
         assert_int_equal(out[i].item, i); /* popularity 1000 - i */
@@ -518,56 +575,56 @@ static void test_rank_cold_user_by_popularity(void **state)
         assert_int_equal(out[i].ref, -1);
     }
     assert_string_equal(rc_src_name(out[0].src), "popular");
-    rc_engine_why(&e, &u, &out[0], why, sizeof(why));
+    rc_engine_why(e, &u, &out[0], why, sizeof(why));
     assert_string_equal(why, "Popular in cat0");
 
     /* k = 0 asks for nothing. */
     rc_rank_spec_t none = {.k = 0, .category = -1, .price_min = -1, .price_max = -1};
-    assert_int_equal(rc_engine_rank(&e, &u, &none, T0_MS, out), 0);
-    rc_engine_free(&e);
+    assert_int_equal(rc_engine_rank(e, &u, &none, T0_MS, out), 0);
+    rc_engine_free(e);
 }
 
 static void test_rank_category_share_rises(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[10];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
-    uint16_t cat3 = category_of(&e, "cat3");
+    uint16_t cat3 = category_of(e, "cat3");
 
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
-    uint32_t before = count_category(&e, out, n, cat3);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    uint32_t before = count_category(e, out, n, cat3);
 
     const uint32_t clicked[] = {3, 11, 19, 27, 35};
     for (int i = 0; i < 5; i++)
-        observe(&e, &u, RC_EV_CLICK, clicked[i], T0_MS + i * 1000);
-    assert_int_equal(rc_engine_refresh(&e), 0);
+        observe(e, &u, RC_EV_CLICK, clicked[i], T0_MS + i * 1000);
+    assert_int_equal(rc_engine_refresh(e), 0);
 
-    n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(n, 10);
-    uint32_t after = count_category(&e, out, n, cat3);
+    uint32_t after = count_category(e, out, n, cat3);
     assert_int_gt(after, before);
     assert_int_ge(after, 4);
     assert_int_le(after, 6); /* the diversity cap still holds */
     /* What the user just clicked is not offered back. */
     for (int i = 0; i < 5; i++)
         assert_int_equal(place_of(out, n, clicked[i]), -1);
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 /* A search moves the session towards items tagged with the query's words. */
 static void test_rank_search_moves_towards_tags(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[10];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
-    assert_true(rc_engine_observe(&e, &u, RC_EV_SEARCH, -1, 2, (rc_str_t){"Color5!", 7}, T0_MS));
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    assert_true(rc_engine_observe(e, &u, RC_EV_SEARCH, -1, 2, (rc_str_t){"Color5!", 7}, T0_MS));
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(n, 10);
     uint32_t tagged = 0;
     for (uint32_t i = 0; i < n; i++)
@@ -575,7 +632,7 @@ static void test_rank_search_moves_towards_tags(void **state)
     assert_int_ge(tagged, 6);
     assert_int_equal(out[0].item % 7, 5);
     assert_int_equal(out[0].src, RC_SRC_CONTENT);
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 /* Other users viewed 150 then 181 (three of them) or 150 then 190 (one); a new user who
@@ -583,21 +640,21 @@ static void test_rank_search_moves_towards_tags(void **state)
 static void test_rank_covisit_from_other_users(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t others[4], u;
     rc_ranked_t out[10];
     char why[128];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     for (int i = 0; i < 4; i++) {
         rc_user_state_init(&others[i], RC_DEV_MOBILE, 0);
-        observe(&e, &others[i], RC_EV_VIEW, 150, T0_MS - 60000 + i);
-        observe(&e, &others[i], RC_EV_VIEW, i < 3 ? 181 : 190, T0_MS - 50000 + i);
+        observe(e, &others[i], RC_EV_VIEW, 150, T0_MS - 60000 + i);
+        observe(e, &others[i], RC_EV_VIEW, i < 3 ? 181 : 190, T0_MS - 50000 + i);
     }
-    assert_int_equal(rc_engine_refresh(&e), 0);
+    assert_int_equal(rc_engine_refresh(e), 0);
 
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
-    observe(&e, &u, RC_EV_VIEW, 150, T0_MS);
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    observe(e, &u, RC_EV_VIEW, 150, T0_MS);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
     int32_t p181 = place_of(out, n, 181), p190 = place_of(out, n, 190);
     assert_int_ge(p181, 0);
     assert_int_ge(p190, 0);
@@ -608,37 +665,72 @@ static void test_rank_covisit_from_other_users(void **state)
     assert_int_equal(r->src, RC_SRC_COVISIT);
     assert_int_equal(r->ref, 150);
     assert_string_equal(rc_src_name(r->src), "covisit");
-    rc_engine_why(&e, &u, r, why, sizeof(why));
+    rc_engine_why(e, &u, r, why, sizeof(why));
     assert_string_equal(why, "Viewed together with Item 150");
-    rc_engine_free(&e);
+    rc_engine_free(e);
+}
+
+/* Other users made 150 an equally strong neighbour of 100 and of 101. A user who viewed
+ * 101 and then 100 gets 150 mostly through 100 (the more recent source, equal neighbour
+ * weight), so 100 is the item that explains it (ranker.c: the reason names "the source
+ * that contributed most"). */
+static void test_rank_covisit_ref_is_strongest_source(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t other, u;
+    rc_ranked_t out[10];
+    char why[128];
+    engine_with_items(e, false);
+    for (int i = 0; i < 6; i++) {
+        rc_user_state_init(&other, RC_DEV_OTHER, 0);
+        observe(e, &other, RC_EV_VIEW, i % 2 ? 100 : 101, T0_MS - 60000 + i);
+        observe(e, &other, RC_EV_VIEW, 150, T0_MS - 50000 + i);
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+
+    rc_user_state_init(&u, RC_DEV_OTHER, 0);
+    observe(e, &u, RC_EV_VIEW, 101, T0_MS);
+    observe(e, &u, RC_EV_VIEW, 100, T0_MS + 1000);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    int32_t p = place_of(out, n, 150);
+    rc_ranked_t r = p >= 0 ? out[p] : (rc_ranked_t){0, 0, RC_SRC_COUNT, -1};
+    if (p >= 0)
+        rc_engine_why(e, &u, &r, why, sizeof(why));
+    /* Freed before the checks, so a failure here reports only itself under LSan. */
+    rc_engine_free(e);
+    assert_int_ge(p, 0);
+    assert_int_equal(r.src, RC_SRC_COVISIT);
+    assert_int_equal(r.ref, 100);
+    assert_string_equal(why, "Viewed together with Item 100");
 }
 
 static void test_rank_excluded_never_appear(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[100];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
 
     /* Dismissing the most popular item: the cold list moves up by one. */
-    observe(&e, &u, RC_EV_DISMISS, 0, T0_MS);
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    observe(e, &u, RC_EV_DISMISS, 0, T0_MS);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(n, 10);
     for (uint32_t i = 0; i < n; i++)
         assert_int_equal(out[i].item, i + 1);
 
     /* A purchase, then enough other views that it is no longer among the recent items:
      * it must stay out all the same, as must the dismissed one, at any k. */
-    observe(&e, &u, RC_EV_PURCHASE, 1, T0_MS + 1000);
+    observe(e, &u, RC_EV_PURCHASE, 1, T0_MS + 1000);
     for (int i = 0; i < 40; i++)
-        observe(&e, &u, RC_EV_VIEW, 100 + i, T0_MS + 2000 + i);
-    assert_int_equal(rc_engine_refresh(&e), 0);
+        observe(e, &u, RC_EV_VIEW, 100 + i, T0_MS + 2000 + i);
+    assert_int_equal(rc_engine_refresh(e), 0);
     assert_true(rc_user_is_excluded(&u, 0));
     assert_true(rc_user_is_excluded(&u, 1));
     for (uint32_t k = 1; k <= 100; k += 33) {
-        n = rank_k(&e, &u, k, -1, -1, -1, out);
+        n = rank_k(e, &u, k, -1, -1, -1, out);
         assert_int_gt(n, 0);
         assert_int_equal(place_of(out, n, 0), -1);
         assert_int_equal(place_of(out, n, 1), -1);
@@ -646,88 +738,88 @@ static void test_rank_excluded_never_appear(void **state)
     /* The purchase made item 1 trending: another user does get it. */
     rc_user_state_t other;
     rc_user_state_init(&other, RC_DEV_OTHER, 0);
-    n = rank_k(&e, &other, 100, -1, -1, -1, out);
+    n = rank_k(e, &other, 100, -1, -1, -1, out);
     assert_int_ge(place_of(out, n, 1), 0);
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 static void test_rank_category_filter(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[20];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
-    uint16_t cat5 = category_of(&e, "cat5");
+    uint16_t cat5 = category_of(e, "cat5");
 
-    uint32_t n = rank_k(&e, &u, 20, cat5, -1, -1, out);
+    uint32_t n = rank_k(e, &u, 20, cat5, -1, -1, out);
     assert_int_equal(n, 20);
-    assert_int_equal(count_category(&e, out, n, cat5), n);
+    assert_int_equal(count_category(e, out, n, cat5), n);
     assert_int_equal(out[0].item, 5); /* the most popular of cat5 */
 
     /* With a history in another category, the filter still holds. */
-    observe(&e, &u, RC_EV_CLICK, 2, T0_MS);
-    observe(&e, &u, RC_EV_CLICK, 10, T0_MS + 1);
-    n = rank_k(&e, &u, 10, cat5, -1, -1, out);
+    observe(e, &u, RC_EV_CLICK, 2, T0_MS);
+    observe(e, &u, RC_EV_CLICK, 10, T0_MS + 1);
+    n = rank_k(e, &u, 10, cat5, -1, -1, out);
     assert_int_equal(n, 10);
-    assert_int_equal(count_category(&e, out, n, cat5), n);
-    rc_engine_free(&e);
+    assert_int_equal(count_category(e, out, n, cat5), n);
+    rc_engine_free(e);
 }
 
 static void test_rank_price_filter(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[20];
     uint32_t idx;
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     /* Very popular items with no known price. */
     assert_int_equal(
-        rc_catalog_upsert(&e.catalog, "np1", "No Price 1", "cat1", NULL, 0, -1, 5000, &idx), 0);
+        rc_catalog_upsert(&e->catalog, "np1", "No Price 1", "cat1", NULL, 0, -1, 5000, &idx), 0);
     uint32_t np1 = idx;
     assert_int_equal(
-        rc_catalog_upsert(&e.catalog, "np2", "No Price 2", "cat2", NULL, 0, -1, 4000, &idx), 0);
+        rc_catalog_upsert(&e->catalog, "np2", "No Price 2", "cat2", NULL, 0, -1, 4000, &idx), 0);
     uint32_t np2 = idx;
-    assert_int_equal(rc_engine_refresh(&e), 0);
+    assert_int_equal(rc_engine_refresh(e), 0);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
 
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(out[0].item, np1);
     assert_int_equal(out[1].item, np2);
 
-    n = rank_k(&e, &u, 10, -1, 10, 20, out);
+    n = rank_k(e, &u, 10, -1, 10, 20, out);
     assert_int_equal(n, 10);
     for (uint32_t i = 0; i < n; i++) {
-        float p = e.catalog.items[out[i].item].price;
+        float p = e->catalog.items[out[i].item].price;
         assert_dbl_ge(p, 10);
         assert_dbl_le(p, 20);
     }
-    n = rank_k(&e, &u, 10, -1, 45, -1, out);
+    n = rank_k(e, &u, 10, -1, 45, -1, out);
     assert_int_gt(n, 0);
     for (uint32_t i = 0; i < n; i++)
-        assert_dbl_ge(e.catalog.items[out[i].item].price, 45);
-    n = rank_k(&e, &u, 10, -1, -1, 3, out);
+        assert_dbl_ge(e->catalog.items[out[i].item].price, 45);
+    n = rank_k(e, &u, 10, -1, -1, 3, out);
     assert_int_gt(n, 0);
     for (uint32_t i = 0; i < n; i++) {
-        assert_dbl_le(e.catalog.items[out[i].item].price, 3);
-        assert_dbl_ge(e.catalog.items[out[i].item].price, 0);
+        assert_dbl_le(e->catalog.items[out[i].item].price, 3);
+        assert_dbl_ge(e->catalog.items[out[i].item].price, 0);
     }
     /* Category and price together. */
-    uint16_t cat4 = category_of(&e, "cat4");
-    n = rank_k(&e, &u, 10, cat4, 5, 30, out);
+    uint16_t cat4 = category_of(e, "cat4");
+    n = rank_k(e, &u, 10, cat4, 5, 30, out);
     assert_int_gt(n, 0);
     for (uint32_t i = 0; i < n; i++) {
-        const rc_item_t *it = &e.catalog.items[out[i].item];
+        const rc_item_t *it = &e->catalog.items[out[i].item];
         assert_int_equal(it->category, cat4);
         assert_dbl_ge(it->price, 5);
         assert_dbl_le(it->price, 30);
     }
     /* An empty price range gives an empty list, not a wrong one. */
-    n = rank_k(&e, &u, 10, -1, 30, 20, out);
+    n = rank_k(e, &u, 10, -1, 30, 20, out);
     assert_int_equal(n, 0);
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 /* "big" holds the 20 most popular items; a cold list of 10 still shows at most 6 of them
@@ -735,36 +827,39 @@ static void test_rank_price_filter(void **state)
 static void test_rank_diversity_cap(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     rc_ranked_t out[10];
     char id[16];
-    assert_int_equal(rc_engine_init(&e, 1000, false, 32, 86400, 3600, T0_MS / 1000.0), 0);
+    assert_int_equal(rc_engine_init(e, 1000, false, 32, 86400, 3600, T0_MS / 1000.0), 0);
     for (int i = 0; i < 40; i++) {
         uint32_t idx;
         const char *cat = i < 20 ? "big" : i < 30 ? "small1" : "small2";
         double pop = i < 20 ? 1000 - i : i < 30 ? 500 - i : 400 - i;
         snprintf(id, sizeof(id), "d%d", i);
-        assert_int_equal(rc_catalog_upsert(&e.catalog, id, id, cat, NULL, 0, 1, pop, &idx), 0);
+        assert_int_equal(rc_catalog_upsert(&e->catalog, id, id, cat, NULL, 0, 1, pop, &idx), 0);
     }
-    assert_int_equal(rc_engine_refresh(&e), 0);
+    assert_int_equal(rc_engine_refresh(e), 0);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
-    uint16_t big = category_of(&e, "big");
+    uint16_t big = category_of(e, "big");
 
-    uint32_t n = rank_k(&e, &u, 10, -1, -1, -1, out);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(n, 10);
-    assert_int_equal(count_category(&e, out, n, big), 6);
+    assert_int_equal(count_category(e, out, n, big), 6);
     for (uint32_t i = 0; i < n; i++)
         assert_true(out[i].item < 6 || (out[i].item >= 20 && out[i].item < 24));
 
-    n = rank_k(&e, &u, 5, -1, -1, -1, out);
+    n = rank_k(e, &u, 5, -1, -1, -1, out);
     assert_int_equal(n, 5);
-    assert_int_equal(count_category(&e, out, n, big), 3);
+    assert_int_equal(count_category(e, out, n, big), 3);
+    n = rank_k(e, &u, 3, -1, -1, -1, out);
+    assert_int_equal(n, 3);
+    assert_int_equal(count_category(e, out, n, big), 2);
 
-    n = rank_k(&e, &u, 10, big, -1, -1, out);
+    n = rank_k(e, &u, 10, big, -1, -1, out);
     assert_int_equal(n, 10);
-    assert_int_equal(count_category(&e, out, n, big), 10);
-    rc_engine_free(&e);
+    assert_int_equal(count_category(e, out, n, big), 10);
+    rc_engine_free(e);
 }
 
 /* Drives one engine through a fixed history of several users. */
@@ -785,20 +880,20 @@ static void scripted_history(rc_engine_t *e, rc_user_state_t *users, int n_users
 static void test_rank_no_duplicates(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t users[6], cold;
     rc_ranked_t out[100];
-    engine_with_items(&e, false);
-    scripted_history(&e, users, 6);
+    engine_with_items(e, false);
+    scripted_history(e, users, 6);
     rc_user_state_init(&cold, RC_DEV_TABLET, 0);
     for (int i = 0; i < 6; i++) {
         for (uint32_t k = 1; k <= 100; k += 9)
-            rank_k(&e, &users[i], k, -1, -1, -1, out); /* rank_k checks for duplicates */
-        rank_k(&e, &users[i], 100, category_of(&e, "cat2"), -1, -1, out);
+            rank_k(e, &users[i], k, -1, -1, -1, out); /* rank_k checks for duplicates */
+        rank_k(e, &users[i], 100, category_of(e, "cat2"), -1, -1, out);
     }
-    uint32_t n = rank_k(&e, &cold, 100, -1, -1, -1, out);
+    uint32_t n = rank_k(e, &cold, 100, -1, -1, -1, out);
     assert_int_gt(n, 10);
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 static void assert_same_ranking(const rc_ranked_t *a, uint32_t na, const rc_ranked_t *b,
@@ -818,27 +913,27 @@ static void assert_same_ranking(const rc_ranked_t *a, uint32_t na, const rc_rank
 static void test_rank_deterministic(void **state)
 {
     (void)state;
-    rc_engine_t e1, e2;
+    rc_engine_t *e1 = &engines[0], *e2 = &engines[1];
     rc_user_state_t u1[5], u2[5];
     rc_ranked_t a[30], b[30], c[30], d[30];
-    engine_with_items(&e1, false);
-    engine_with_items(&e2, false);
-    scripted_history(&e1, u1, 5);
-    scripted_history(&e2, u2, 5);
+    engine_with_items(e1, false);
+    engine_with_items(e2, false);
+    scripted_history(e1, u1, 5);
+    scripted_history(e2, u2, 5);
 
     for (int i = 0; i < 5; i++) {
-        uint32_t na = rank_k(&e1, &u1[i], 30, -1, -1, -1, a);
-        uint32_t nb = rank_k(&e1, &u1[i], 30, -1, -1, -1, b);
+        uint32_t na = rank_k(e1, &u1[i], 30, -1, -1, -1, a);
+        uint32_t nb = rank_k(e1, &u1[i], 30, -1, -1, -1, b);
         assert_same_ranking(a, na, b, nb);
-        rank_k(&e1, &u1[(i + 1) % 5], 30, -1, -1, -1, c);
-        rank_k(&e1, &u1[(i + 2) % 5], 7, category_of(&e1, "cat1"), 2, 40, c);
-        uint32_t nc = rank_k(&e1, &u1[i], 30, -1, -1, -1, c);
+        rank_k(e1, &u1[(i + 1) % 5], 30, -1, -1, -1, c);
+        rank_k(e1, &u1[(i + 2) % 5], 7, category_of(e1, "cat1"), 2, 40, c);
+        uint32_t nc = rank_k(e1, &u1[i], 30, -1, -1, -1, c);
         assert_same_ranking(a, na, c, nc);
-        uint32_t nd = rank_k(&e2, &u2[i], 30, -1, -1, -1, d);
+        uint32_t nd = rank_k(e2, &u2[i], 30, -1, -1, -1, d);
         assert_same_ranking(a, na, d, nd);
     }
-    rc_engine_free(&e1);
-    rc_engine_free(&e2);
+    rc_engine_free(e1);
+    rc_engine_free(e2);
 }
 
 /* The open catalog learns items from traffic after ranks already ran: the ranker's scratch
@@ -846,74 +941,74 @@ static void test_rank_deterministic(void **state)
 static void test_rank_after_catalog_grows(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t walker, u;
     rc_ranked_t out[20];
     char id[32];
-    engine_with_items(&e, true);
+    engine_with_items(e, true);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
-    rank_k(&e, &u, 20, -1, -1, -1, out);
+    rank_k(e, &u, 20, -1, -1, -1, out);
 
     rc_user_state_init(&walker, RC_DEV_MOBILE, 0);
     int64_t last = -1;
     for (int i = 0; i < 3000; i++) {
         snprintf(id, sizeof(id), "learned-%d", i);
-        int64_t idx = rc_catalog_resolve(&e.catalog, id, strlen(id));
+        int64_t idx = rc_catalog_resolve(&e->catalog, id, strlen(id));
         assert_int_ge(idx, N_ITEMS);
         if (i % 100 == 0)
-            observe(&e, &walker, RC_EV_VIEW, 7, T0_MS + i);
-        observe(&e, &walker, RC_EV_VIEW, idx, T0_MS + i);
+            observe(e, &walker, RC_EV_VIEW, 7, T0_MS + i);
+        observe(e, &walker, RC_EV_VIEW, idx, T0_MS + i);
         last = idx;
     }
-    assert_int_equal(e.catalog.n, N_ITEMS + 3000);
-    assert_true(e.catalog.items[last].flags & RC_ITEM_LEARNED);
-    assert_int_equal(rc_engine_refresh(&e), 0);
+    assert_int_equal(e->catalog.n, N_ITEMS + 3000);
+    assert_true(e->catalog.items[last].flags & RC_ITEM_LEARNED);
+    assert_int_equal(rc_engine_refresh(e), 0);
 
     /* A user on the item most co-visited with the newest learned ones. */
-    observe(&e, &u, RC_EV_VIEW, 7, T0_MS + 5000);
-    uint32_t n = rank_k(&e, &u, 20, -1, -1, -1, out);
+    observe(e, &u, RC_EV_VIEW, 7, T0_MS + 5000);
+    uint32_t n = rank_k(e, &u, 20, -1, -1, -1, out);
     assert_int_equal(n, 20);
     uint32_t learned = 0;
     for (uint32_t i = 0; i < n; i++)
         learned += out[i].item >= N_ITEMS;
     assert_int_gt(learned, 0);
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 static void test_why_phrases(void **state)
 {
     (void)state;
-    rc_engine_t e;
+    rc_engine_t *e = &engines[0];
     rc_user_state_t u;
     char why[128];
-    engine_with_items(&e, false);
+    engine_with_items(e, false);
     rc_user_state_init(&u, RC_DEV_MOBILE, 0);
-    observe(&e, &u, RC_EV_VIEW, 12, T0_MS);
+    observe(e, &u, RC_EV_VIEW, 12, T0_MS);
 
     rc_ranked_t r = {.item = 20, .score = 1, .src = RC_SRC_TRENDING, .ref = -1};
-    rc_engine_why(&e, &u, &r, why, sizeof(why));
+    rc_engine_why(e, &u, &r, why, sizeof(why));
     assert_string_equal(why, "Trending on mobile");
     /* 20 and 12 share cat4. */
     r.src = RC_SRC_CONTENT;
-    rc_engine_why(&e, &u, &r, why, sizeof(why));
+    rc_engine_why(e, &u, &r, why, sizeof(why));
     assert_string_equal(why, "Similar to Item 12");
     r.src = RC_SRC_COVISIT;
     r.ref = 12;
-    rc_engine_why(&e, &u, &r, why, sizeof(why));
+    rc_engine_why(e, &u, &r, why, sizeof(why));
     assert_string_equal(why, "Viewed together with Item 12");
     r.src = RC_SRC_POPULAR;
     r.ref = -1;
-    rc_engine_why(&e, &u, &r, why, sizeof(why));
+    rc_engine_why(e, &u, &r, why, sizeof(why));
     assert_string_equal(why, "Popular in cat4");
     /* A short buffer is truncated, never overrun. */
     char tiny[8];
     r.src = RC_SRC_COVISIT;
     r.ref = 12;
-    rc_engine_why(&e, &u, &r, tiny, sizeof(tiny));
+    rc_engine_why(e, &u, &r, tiny, sizeof(tiny));
     assert_string_equal(tiny, "Viewed ");
     assert_string_equal(rc_src_name(RC_SRC_CONTENT), "content");
     assert_string_equal(rc_src_name(RC_SRC_TRENDING), "trending");
-    rc_engine_free(&e);
+    rc_engine_free(e);
 }
 
 int main(void)
@@ -930,20 +1025,22 @@ int main(void)
         cmocka_unit_test(test_trending_segments_separate),
         cmocka_unit_test(test_trending_decay),
         cmocka_unit_test(test_trending_by_category),
+        cmocka_unit_test(test_trending_top_matches_full_sort),
         cmocka_unit_test(test_event_weights),
-        cmocka_unit_test(test_observe_return_values),
-        cmocka_unit_test(test_rank_cold_user_by_popularity),
-        cmocka_unit_test(test_rank_category_share_rises),
-        cmocka_unit_test(test_rank_search_moves_towards_tags),
-        cmocka_unit_test(test_rank_covisit_from_other_users),
-        cmocka_unit_test(test_rank_excluded_never_appear),
-        cmocka_unit_test(test_rank_category_filter),
-        cmocka_unit_test(test_rank_price_filter),
-        cmocka_unit_test(test_rank_diversity_cap),
-        cmocka_unit_test(test_rank_no_duplicates),
-        cmocka_unit_test(test_rank_deterministic),
-        cmocka_unit_test(test_rank_after_catalog_grows),
-        cmocka_unit_test(test_why_phrases),
+        cmocka_unit_test_teardown(test_observe_return_values, free_engines),
+        cmocka_unit_test_teardown(test_rank_cold_user_by_popularity, free_engines),
+        cmocka_unit_test_teardown(test_rank_category_share_rises, free_engines),
+        cmocka_unit_test_teardown(test_rank_search_moves_towards_tags, free_engines),
+        cmocka_unit_test_teardown(test_rank_covisit_from_other_users, free_engines),
+        cmocka_unit_test_teardown(test_rank_covisit_ref_is_strongest_source, free_engines),
+        cmocka_unit_test_teardown(test_rank_excluded_never_appear, free_engines),
+        cmocka_unit_test_teardown(test_rank_category_filter, free_engines),
+        cmocka_unit_test_teardown(test_rank_price_filter, free_engines),
+        cmocka_unit_test_teardown(test_rank_diversity_cap, free_engines),
+        cmocka_unit_test_teardown(test_rank_no_duplicates, free_engines),
+        cmocka_unit_test_teardown(test_rank_deterministic, free_engines),
+        cmocka_unit_test_teardown(test_rank_after_catalog_grows, free_engines),
+        cmocka_unit_test_teardown(test_why_phrases, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,7 +165,7 @@ static void test_hash_nonzero_and_stable(void **state)
     }
 }
 
-#define MANY 100000
+#define MANY     100000
 #define KEY_SIZE 16
 
 static char (*make_keys(size_t n))[KEY_SIZE]
