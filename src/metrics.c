@@ -81,7 +81,7 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
     header(o, "rankcast_build_info", "gauge", "Version and node id of this process.");
     rc_wbuf_printf(o, "rankcast_build_info{version=\"%s\",node=\"%s\"} 1\n", RC_VERSION, node_id);
     gauge(o, "rankcast_connections", "Open WebSocket connections.", m->connections);
-    counter(o, "rankcast_connections_total", "WebSocket connections accepted.",
+    counter(o, "rankcast_connections_accepted_total", "WebSocket connections accepted.",
             m->connections_total);
     gauge(o, "rankcast_sessions", "User sessions held in memory.", m->sessions);
     gauge(o, "rankcast_catalog_items", "Items in the catalog.", m->catalog_items);
