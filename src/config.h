@@ -16,6 +16,9 @@ typedef struct rc_config {
     char *web_root;
     /* backends: empty means the embedded default */
     char *redis;
+    char *redis_prefix;
+    int64_t redis_ttl_s;
+    int64_t redis_buffer_bytes;
     char *kafka;
     /* catalog and demo */
     char *catalog;
@@ -23,6 +26,8 @@ typedef struct rc_config {
     int64_t max_items;
     bool demo;
     bool anonymous;
+    bool consent_default;
+    char *admin_token;
     /* protocol limits */
     int64_t max_message_bytes;
     int64_t max_batch;

@@ -9,7 +9,12 @@
 #include "outbox.h"
 #include "proto.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,9 +42,13 @@ typedef struct ws_pss {
 
 /* Per HTTP request of the dynamic routes. */
 typedef struct http_pss {
-    rc_wbuf_t body;
+    rc_wbuf_t body;    /* the response */
+    rc_wbuf_t request; /* a POST body being received */
     bool body_ready;
+    bool post_refused; /* the POST was answered before its body (auth, size) */
 } http_pss_t;
+
+#define ADMIN_BODY_MAX 65536
 
 /* ---- transport ops for the session module ---- */
 
@@ -194,20 +203,53 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 /* ---- HTTP routes ---- */
 
-static int http_begin(struct lws *wsi, http_pss_t *pss)
+/* Sends the status line and headers now and the body (pss->body) from WRITEABLE. */
+static int http_respond(struct lws *wsi, http_pss_t *pss, unsigned int status, const char *ctype)
+{
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
+    if (rc_wbuf_ok(&pss->body) != 0)
+        return -1;
+    if (lws_add_http_common_headers(wsi, status, ctype, pss->body.len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end))
+        return -1;
+    if (status == HTTP_STATUS_UNAUTHORIZED &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
+                                     (const unsigned char *)"Bearer", 6, &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    pss->body_ready = true;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_error(struct lws *wsi, http_pss_t *pss, unsigned int status, const char *message)
+{
+    rc_wbuf_reset(&pss->body);
+    rc_wbuf_printf(&pss->body, "{\"error\":\"%s\"}\n", message);
+    return http_respond(wsi, pss, status, "application/json");
+}
+
+/* The admin credential, compared in constant time so its bytes cannot be timed out. */
+static bool admin_authorized(struct lws *wsi, const char *token)
+{
+    char auth[512];
+    int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
+    size_t tlen = strlen(token);
+    if (n < 7 || strncmp(auth, "Bearer ", 7) != 0 || (size_t)n - 7 != tlen)
+        return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < tlen; i++)
+        diff |= (unsigned char)(auth[7 + i] ^ token[i]);
+    return diff == 0;
+}
+
+static int http_get(struct lws *wsi, http_pss_t *pss, const char *uri)
 {
     rc_gateway_t *g = gateway_of(wsi);
-    char uri[128];
-    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
-    int status = HTTP_STATUS_OK;
+    unsigned int status = HTTP_STATUS_OK;
     const char *ctype = "application/json";
-
-    rc_metrics.http_requests++;
-    rc_wbuf_init(&pss->body, LWS_PRE);
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
-        lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
-        return -1;
-    }
     if (strcmp(uri, "/healthz") == 0) {
         rc_wbuf_puts(&pss->body, "{\"status\":\"ok\"}\n");
     } else if (strcmp(uri, "/readyz") == 0) {
@@ -216,20 +258,83 @@ static int http_begin(struct lws *wsi, http_pss_t *pss)
     } else if (strcmp(uri, "/metrics") == 0) {
         ctype = "text/plain; version=0.0.4; charset=utf-8";
         g->hooks->metrics(g->hooks->ctx, &pss->body);
+    } else if (strncmp(uri, "/api/", 5) == 0) {
+        return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "use POST");
     } else {
-        status = HTTP_STATUS_NOT_FOUND;
-        rc_wbuf_puts(&pss->body, "{\"error\":\"not found\"}\n");
+        return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
     }
-    if (rc_wbuf_ok(&pss->body) != 0)
-        return -1;
-    if (lws_add_http_common_headers(wsi, (unsigned int)status, ctype, pss->body.len, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    pss->body_ready = true;
-    lws_callback_on_writable(wsi);
+    return http_respond(wsi, pss, status, ctype);
+}
+
+/* A POST is checked (route, credential) before its body is read; the body follows in
+ * LWS_CALLBACK_HTTP_BODY and is answered at LWS_CALLBACK_HTTP_BODY_COMPLETION. */
+static int http_post_begin(struct lws *wsi, http_pss_t *pss, const char *uri)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    rc_wbuf_init(&pss->request, 0);
+    pss->post_refused = true;
+    if (strcmp(uri, "/api/v1/users/erase") != 0)
+        return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
+    if (g->cfg->admin_token[0] == '\0')
+        return http_error(wsi, pss, HTTP_STATUS_FORBIDDEN,
+                          "the admin API is off: start the server with --admin-token");
+    if (!admin_authorized(wsi, g->cfg->admin_token))
+        return http_error(wsi, pss, HTTP_STATUS_UNAUTHORIZED,
+                          "a valid admin bearer token is required");
+    pss->post_refused = false;
     return 0;
+}
+
+static int http_body(http_pss_t *pss, const void *in, size_t len)
+{
+    if (pss->post_refused)
+        return 0;
+    if (pss->request.len + len > ADMIN_BODY_MAX) {
+        pss->post_refused = true; /* answered at completion */
+        rc_wbuf_free(&pss->request);
+        return 0;
+    }
+    rc_wbuf_put(&pss->request, in, len);
+    return 0;
+}
+
+static int http_body_done(struct lws *wsi, http_pss_t *pss)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    if (pss->body_ready)
+        return 0; /* already answered */
+    if (pss->post_refused)
+        return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
+    json_t *j = json_loadb(rc_wbuf_data(&pss->request), pss->request.len, 0, NULL);
+    const char *user = json_string_value(json_object_get(j, "user"));
+    size_t n = user ? strlen(user) : 0;
+    int rc;
+    if (user == NULL || n == 0 || n > RC_ID_MAX || json_object_size(j) != 1) {
+        json_decref(j);
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
+                          "expected {\\\"user\\\": \\\"<id>\\\"}");
+    }
+    rc = g->hooks->erase_user(g->hooks->ctx, user, n);
+    rc_wbuf_reset(&pss->body);
+    if (rc == 0)
+        rc_wbuf_printf(&pss->body, "{\"erased\":true}\n");
+    json_decref(j);
+    if (rc != 0)
+        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, "profile store refused");
+    return http_respond(wsi, pss, HTTP_STATUS_OK, "application/json");
+}
+
+static int http_begin(struct lws *wsi, http_pss_t *pss)
+{
+    char uri[128];
+    rc_metrics.http_requests++;
+    rc_wbuf_init(&pss->body, LWS_PRE);
+    rc_wbuf_init(&pss->request, 0);
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) > 0)
+        return http_post_begin(wsi, pss, uri);
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0)
+        return http_get(wsi, pss, uri);
+    return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
 }
 
 static int http_writeable(struct lws *wsi, http_pss_t *pss)
@@ -251,12 +356,18 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         return http_begin(wsi, pss);
+    case LWS_CALLBACK_HTTP_BODY:
+        return http_body(pss, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return http_body_done(wsi, pss);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return http_writeable(wsi, pss);
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (pss != NULL)
+        if (pss != NULL) {
             rc_wbuf_free(&pss->body);
+            rc_wbuf_free(&pss->request);
+        }
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -317,11 +428,47 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
 }
 
 /* Mounts live as long as the context; one static set per process is enough. */
-static struct lws_http_mount mounts[4];
+static struct lws_http_mount mounts[5];
+
+/* Tries to bind the listening address the way lws will (SO_REUSEADDR, SO_REUSEPORT), so
+ * that a port in use is a clean error: lws 4.1.6, failing to listen on a foreign loop,
+ * leaves handles on that loop whose code it has already unloaded. */
+static int probe_port(const rc_config_t *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[16];
+    int one = 1, rc = 0;
+    if (cfg->port == 0)
+        return 0;
+    snprintf(port, sizeof(port), "%lld", (long long)cfg->port);
+    if (getaddrinfo(cfg->listen[0] ? cfg->listen : NULL, port, &hints, &res) != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve listen address '%s'", cfg->listen);
+        return RC_EINVAL;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+            snprintf(err, errlen, "cannot listen on port %s: %s", port, strerror(errno));
+            rc = RC_EIO;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
 
 rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_sessions_t *sessions,
-                             const rc_gateway_hooks_t *hooks, char *err, size_t errlen)
+                             const rc_gateway_hooks_t *hooks, bool *loop_unusable, char *err,
+                             size_t errlen)
 {
+    *loop_unusable = false;
+    if (probe_port(cfg, err, errlen) != 0)
+        return NULL;
     struct lws_context_creation_info info;
     void *foreign[1] = {loop};
     rc_gateway_t *g = calloc(1, sizeof(*g));
@@ -344,6 +491,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     set_route(&mounts[1], &mounts[0], "/healthz");
     set_route(&mounts[2], &mounts[1], "/readyz");
     set_route(&mounts[3], &mounts[2], "/metrics");
+    set_route(&mounts[4], &mounts[3], "/api");
 
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive(). */
@@ -351,13 +499,14 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+                   LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.foreign_loops = foreign;
     info.port = (int)cfg->port;
     info.iface = cfg->listen[0] ? cfg->listen : NULL;
     info.protocols = protocols;
     info.pvo = &pvo;
-    info.mounts = &mounts[3];
+    info.mounts = &mounts[4];
     info.user = g;
     info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";
@@ -365,18 +514,23 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.pt_serv_buf_size = 16384;
     g->ctx = lws_create_context(&info);
     if (g->ctx == NULL) {
-        snprintf(err, errlen, "cannot listen on port %lld (in use, or not permitted?)",
-                 (long long)cfg->port);
+        snprintf(err, errlen, "libwebsockets could not start on port %lld", (long long)cfg->port);
         free(g);
+        *loop_unusable = true;
         return NULL;
     }
+    /* lws creates the context even when the listening vhost fails (port in use): a
+     * server that listens nowhere must not start. */
+    /* lws creates the context even when the listening vhost fails (port in use); the
+     * caller checks rc_gateway_port() and tears the gateway down through the loop. */
     g->vhost = lws_get_vhost_by_name(g->ctx, "rankcast");
     return g;
 }
 
 int rc_gateway_port(const rc_gateway_t *g)
 {
-    return g->vhost ? lws_get_vhost_listen_port(g->vhost) : -1;
+    int port = g->vhost ? lws_get_vhost_listen_port(g->vhost) : -1;
+    return port > 0 ? port : -1;
 }
 
 void rc_gateway_stop_accepting(rc_gateway_t *g)

@@ -1,6 +1,6 @@
 /* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
- * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics) and
- * the static files of the web root, all on one port. */
+ * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics, and
+ * the admin API under /api/v1/) and the static files of the web root, all on one port. */
 #ifndef RC_GATEWAY_H
 #define RC_GATEWAY_H
 
@@ -20,17 +20,23 @@ typedef struct rc_gateway_hooks {
     bool (*ready)(void *ctx, rc_wbuf_t *body);
     /* Appends the Prometheus text to `body`. */
     void (*metrics)(void *ctx, rc_wbuf_t *body);
+    /* Admin API: erases a user everywhere this node can (0 or a negative code). */
+    int (*erase_user)(void *ctx, const char *user, size_t len);
 } rc_gateway_hooks_t;
 
 /** The transport operations the session module uses to wake and kill connections. */
 extern const rc_transport_ops_t rc_gateway_transport_ops;
 
 /** Starts listening. `sessions` and `hooks` are borrowed and must outlive the gateway.
- * Returns NULL with a message in `err` on failure. */
+ * Returns NULL with a message in `err` when it cannot listen. When lws itself failed half-way
+ * (*loop_unusable set), it may have left handles on `loop` that must never run: the caller
+ * must not run the loop again. Otherwise, a gateway whose rc_gateway_port() is < 0 listens
+ * nowhere and is closed and freed as usual. */
 rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_sessions_t *sessions,
-                             const rc_gateway_hooks_t *hooks, char *err, size_t errlen);
+                             const rc_gateway_hooks_t *hooks, bool *loop_unusable, char *err,
+                             size_t errlen);
 
-/** The port actually bound (useful with --port 0). */
+/** The port actually bound (useful with --port 0), or -1 when nothing listens. */
 int rc_gateway_port(const rc_gateway_t *g);
 
 /** Refuses new connections from now on (draining). */

@@ -105,6 +105,22 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
     counter(o, "rankcast_sent_bytes_total", "WebSocket payload bytes written.", m->bytes_sent);
     counter(o, "rankcast_http_requests_total", "HTTP requests served.", m->http_requests);
     counter(o, "rankcast_reranks_total", "Surface re-rankings computed.", m->rerank_total);
+    gauge(o, "rankcast_profile_store_up", "1 when the profile store is usable.",
+          m->profile_store_up);
+    gauge(o, "rankcast_profile_buffered_bytes",
+          "Profile updates held until the store confirms them.", m->profile_buffered_bytes);
+    counter(o, "rankcast_profile_updates_written_total", "Profile updates the store confirmed.",
+            m->profile_updates_written);
+    counter(o, "rankcast_profile_updates_dropped_total",
+            "Profile updates dropped (buffer full while the store is down, or refused by it).",
+            m->profile_updates_dropped);
+    counter(o, "rankcast_profile_commands_total",
+            "Commands sent to the profile store, retries included.", m->profile_commands);
+    counter(o, "rankcast_profile_loads_total", "Profiles read from the store.", m->profile_loads);
+    counter(o, "rankcast_profile_load_errors_total", "Profile reads that failed.",
+            m->profile_load_errors);
+    counter(o, "rankcast_profile_reconnects_total", "Reconnections to the profile store.",
+            m->profile_reconnects);
 
     header(o, "rankcast_errors_total", "counter", "Protocol errors sent to clients, by code.");
     for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {

@@ -36,6 +36,15 @@ typedef struct rc_metrics {
     uint64_t http_requests;
     int64_t catalog_items;
     uint64_t rerank_total;
+    /* profile store */
+    int64_t profile_store_up;         /* gauge: 1 when the store is usable */
+    int64_t profile_buffered_bytes;   /* gauge: updates held, not yet confirmed */
+    uint64_t profile_updates_written; /* deltas the store confirmed */
+    uint64_t profile_updates_dropped; /* deltas refused: buffer full, or store error */
+    uint64_t profile_commands;        /* commands sent to the store (retries included) */
+    uint64_t profile_loads;           /* profiles read */
+    uint64_t profile_load_errors;
+    uint64_t profile_reconnects;
     rc_hist_t event_to_push; /* event received -> its recs written to the socket */
     rc_hist_t rank;          /* one re-rank of one surface */
 } rc_metrics_t;

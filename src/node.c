@@ -41,6 +41,7 @@ struct rc_node {
     bool draining, stopped;
     uint64_t drain_deadline_us;
     bool engine_ready, loop_ready, defer_ready, handles_started;
+    bool loop_unusable; /* lws failed half-way: the loop must not run again */
 };
 
 static bool node_ready(void *ctx, rc_wbuf_t *body)
@@ -65,6 +66,13 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     rc_node_t *n = ctx;
     rc_metrics.catalog_items = n->engine.catalog.n;
     rc_metrics_render(body, n->node_id);
+}
+
+static int node_erase_user(void *ctx, const char *user, size_t len)
+{
+    rc_node_t *n = ctx;
+    RC_INFO("node", "user erased", "user_len=%zu", len);
+    return rc_sessions_erase_user(n->sessions, user, len);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -95,15 +103,20 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
     rc_gateway_close(n->gateway);
+    rc_profile_close(n->profiles);
     rc_defer_close(&n->defer);
     n->defer_ready = false;
     RC_INFO("node", "stopped", "node=%s", n->node_id);
 }
 
+/* The drain ends when every client has gone and the profile store has confirmed every
+ * update, or at the deadline. */
 static void on_drain_poll(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
-    if (rc_sessions_conn_count(n->sessions) == 0 || rc_mono_us() >= n->drain_deadline_us)
+    rc_sessions_flush_profiles(n->sessions);
+    bool done = rc_sessions_conn_count(n->sessions) == 0 && rc_profile_pending(n->profiles) == 0;
+    if (done || rc_mono_us() >= n->drain_deadline_us)
         node_stop(n);
 }
 
@@ -148,19 +161,20 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
 
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
-    /* Redis and Kafka arrive as backends behind these interfaces; until they are built a
-     * node refuses to start rather than silently running on the embedded default. */
-    if (n->cfg->redis[0] != '\0') {
-        snprintf(err, errlen, "--redis: the Redis profile backend is not part of this build");
-        return RC_EINVAL;
-    }
+    /* Kafka arrives as a backend behind the bus interface; until it is built a node refuses
+     * to start rather than silently running on the in-process bus. */
     if (n->cfg->kafka[0] != '\0') {
         snprintf(err, errlen, "--kafka: the Kafka bus backend is not part of this build");
         return RC_EINVAL;
     }
-    n->profiles = rc_profile_memory_new(&n->defer);
+    if (n->cfg->redis[0] != '\0')
+        n->profiles = rc_profile_redis_new(&n->loop, n->cfg, n->node_id, err, errlen);
+    else
+        n->profiles = rc_profile_memory_new(&n->defer);
+    if (n->profiles == NULL)
+        return RC_EINVAL;
     n->bus = rc_bus_local_new(&n->defer);
-    if (n->profiles == NULL || n->bus == NULL) {
+    if (n->bus == NULL) {
         snprintf(err, errlen, "out of memory");
         return RC_ENOMEM;
     }
@@ -220,10 +234,16 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics};
-    n->gateway = rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, err, errlen);
+    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics, node_erase_user};
+    n->gateway =
+        rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
     if (n->gateway == NULL)
         goto fail;
+    if (rc_gateway_port(n->gateway) < 0) {
+        snprintf(err, errlen, "cannot listen on port %lld (in use, or not permitted?)",
+                 (long long)cfg->port);
+        goto fail;
+    }
     start_loop_handles(n);
     RC_INFO("node", "listening", "node=%s port=%d web_root=\"%s\" profiles=%s bus=%s", n->node_id,
             rc_gateway_port(n->gateway), cfg->web_root, n->profiles->ops->name, n->bus->ops->name);
@@ -249,10 +269,11 @@ void rc_node_free(rc_node_t *n)
         node_stop(n);
     } else {
         rc_gateway_close(n->gateway);
+        rc_profile_close(n->profiles);
         if (n->defer_ready)
             rc_defer_close(&n->defer);
     }
-    if (n->loop_ready)
+    if (n->loop_ready && !n->loop_unusable)
         uv_run(&n->loop, UV_RUN_DEFAULT);
     rc_gateway_free(n->gateway);
     rc_sessions_free(n->sessions);
@@ -260,7 +281,7 @@ void rc_node_free(rc_node_t *n)
     rc_profile_store_free(n->profiles);
     if (n->engine_ready)
         rc_engine_free(&n->engine);
-    if (n->loop_ready && uv_loop_close(&n->loop) != 0)
+    if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)
         RC_WARN("node", "event loop closed with handles open", NULL);
     free(n);
 }

@@ -1,31 +1,31 @@
-/* The profile interface's dispatch and the profile document codec.
+/* The profile interface's dispatch, deltas, and the profile document codec.
  *
- * Document (MessagePack map, short keys to keep profiles small; the session's content vector
- * is not stored but rebuilt from the recent items on merge):
+ * Document (MessagePack map, short keys to keep profiles small; see docs/profiles.md):
  *   "v": 1            format version
- *   "n": int          events seen for this user
- *   "c": {cat: float} category affinities
- *   "r": [id, ...]    recent items, oldest first (at most 16)
- *   "x": [id, ...]    purchased or dismissed items (at most 32)
- *   "t": int          last update, ms since the epoch */
+ *   "n": int          events counted for this user
+ *   "c": {cat: num}   category affinities (the 16 strongest)
+ *   "r": [id, ...]    recent items, oldest first (16)
+ *   "x": [id, ...]    purchased or dismissed items (32)
+ *   "t": int          last update, ms since the epoch
+ *   "q": {node: int}  Redis only: the last delta sequence applied from each node
+ * A delta has the same keys (its "n", "c" are increments). Documents written by Redis' Lua
+ * (cmsgpack) may hold integers where weights are expected, and an empty array for an empty
+ * map; the readers here accept both. */
 #include "profile.h"
 #include "error.h"
 
 #include <msgpack.h>
 #include <string.h>
 
-#define PROFILE_RECENT   16
-#define PROFILE_EXCLUDED 32
-
 int rc_profile_load(rc_profile_store_t *s, const char *user, size_t user_len)
 {
     return s->ops->load(s, user, user_len);
 }
 
-int rc_profile_save(rc_profile_store_t *s, const char *user, size_t user_len, const void *data,
-                    size_t len)
+int rc_profile_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
+                      size_t len)
 {
-    return s->ops->save(s, user, user_len, data, len);
+    return s->ops->update(s, user, user_len, delta, len);
 }
 
 int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len)
@@ -38,10 +38,70 @@ int rc_profile_ready(rc_profile_store_t *s, char *reason, size_t reason_len)
     return s->ops->ready(s, reason, reason_len);
 }
 
+size_t rc_profile_pending(const rc_profile_store_t *s)
+{
+    return s->ops->pending(s);
+}
+
+void rc_profile_close(rc_profile_store_t *s)
+{
+    if (s != NULL && s->ops->close != NULL)
+        s->ops->close(s);
+}
+
 void rc_profile_store_free(rc_profile_store_t *s)
 {
     if (s != NULL)
         s->ops->destroy(s);
+}
+
+/* ---- deltas ---- */
+
+static void delta_add_category(rc_profile_delta_t *d, uint16_t cat, float w)
+{
+    for (uint8_t i = 0; i < d->n_cats; i++) {
+        if (d->cats[i] == cat) {
+            d->cats_w[i] += w;
+            return;
+        }
+    }
+    if (d->n_cats < RC_CATS) {
+        d->cats[d->n_cats] = cat;
+        d->cats_w[d->n_cats++] = w;
+    }
+}
+
+void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
+                          int64_t item, float w)
+{
+    if (kind == RC_EV_IMPRESSION)
+        return;
+    d->events++;
+    if (item < 0 || (uint64_t)item >= c->n)
+        return;
+    uint32_t idx = (uint32_t)item;
+    if (kind == RC_EV_PURCHASE || kind == RC_EV_DISMISS) {
+        bool present = false;
+        for (uint8_t i = 0; i < d->n_excluded && !present; i++)
+            present = d->excluded[i] == idx;
+        if (!present && d->n_excluded < RC_PROFILE_EXCLUDED)
+            d->excluded[d->n_excluded++] = idx;
+    }
+    if (kind == RC_EV_DISMISS || w <= 0)
+        return;
+    if (c->items[idx].category != 0)
+        delta_add_category(d, c->items[idx].category, w);
+    /* The newest item goes last; an item seen again moves to the end. */
+    uint8_t j = 0;
+    for (uint8_t i = 0; i < d->n_recent; i++)
+        if (d->recent[i] != idx)
+            d->recent[j++] = d->recent[i];
+    d->n_recent = j;
+    if (d->n_recent == RC_PROFILE_RECENT) {
+        memmove(d->recent, d->recent + 1, (RC_PROFILE_RECENT - 1) * sizeof(uint32_t));
+        d->n_recent--;
+    }
+    d->recent[d->n_recent++] = idx;
 }
 
 static int wbuf_write(void *data, const char *buf, size_t len)
@@ -50,55 +110,59 @@ static int wbuf_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-static void pack_cstr(msgpack_packer *pk, const char *s)
+static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
 }
 
-int rc_profile_encode(const rc_catalog_t *c, const rc_user_state_t *u, int64_t updated_ms,
-                      rc_wbuf_t *out)
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    pack_str(pk, s, strlen(s));
+}
+
+int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, int64_t now_ms,
+                            rc_wbuf_t *out)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, wbuf_write);
-    msgpack_pack_map(&pk, 6); /* v, n, c, r, x, t */
-    pack_cstr(&pk, "v");
-    msgpack_pack_int(&pk, 1);
+    msgpack_pack_map(&pk, 5);
     pack_cstr(&pk, "n");
-    msgpack_pack_uint32(&pk, u->events);
-
+    msgpack_pack_uint32(&pk, d->events);
     pack_cstr(&pk, "c");
-    uint32_t n_cats = 0;
-    for (uint8_t i = 0; i < u->n_cats; i++)
-        n_cats += u->cats[i] < c->n_categories && u->cats_w[i] > 0;
-    msgpack_pack_map(&pk, n_cats);
-    for (uint8_t i = 0; i < u->n_cats; i++) {
-        if (u->cats[i] < c->n_categories && u->cats_w[i] > 0) {
-            pack_cstr(&pk, c->categories[u->cats[i]]);
-            msgpack_pack_float(&pk, u->cats_w[i]);
-        }
+    msgpack_pack_map(&pk, d->n_cats);
+    for (uint8_t i = 0; i < d->n_cats; i++) {
+        pack_cstr(&pk, c->categories[d->cats[i]]);
+        msgpack_pack_double(&pk, d->cats_w[i]);
     }
-
     pack_cstr(&pk, "r");
-    uint8_t n_recent = u->n_recent < PROFILE_RECENT ? u->n_recent : PROFILE_RECENT;
-    msgpack_pack_array(&pk, n_recent);
-    for (int d = n_recent - 1; d >= 0; d--) {
-        uint32_t item = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
-        pack_cstr(&pk, item < c->n ? c->items[item].id : "");
-    }
-
+    msgpack_pack_array(&pk, d->n_recent);
+    for (uint8_t i = 0; i < d->n_recent; i++)
+        pack_cstr(&pk, c->items[d->recent[i]].id);
     pack_cstr(&pk, "x");
-    uint8_t n_ex = u->n_excluded < PROFILE_EXCLUDED ? u->n_excluded : PROFILE_EXCLUDED;
-    msgpack_pack_array(&pk, n_ex);
-    for (uint8_t i = 0; i < n_ex; i++) {
-        uint32_t item = u->excluded[(u->excluded_head + RC_EXCLUDED - 1 - i) % RC_EXCLUDED];
-        pack_cstr(&pk, item < c->n ? c->items[item].id : "");
-    }
+    msgpack_pack_array(&pk, d->n_excluded);
+    for (uint8_t i = 0; i < d->n_excluded; i++)
+        pack_cstr(&pk, c->items[d->excluded[i]].id);
     pack_cstr(&pk, "t");
-    msgpack_pack_int64(&pk, updated_ms);
+    msgpack_pack_int64(&pk, now_ms);
     return rc_wbuf_ok(out);
 }
+
+/* ---- documents ---- */
+
+typedef struct {
+    char s[RC_ID_MAX + 1];
+} name_t;
+
+/* A document or a delta, decoded. Big (≈4 KB) but short-lived, on the stack. */
+typedef struct {
+    int64_t n, t;
+    uint32_t n_cats, n_recent, n_excluded;
+    name_t cats[RC_PROFILE_CATS + RC_CATS];
+    double cats_w[RC_PROFILE_CATS + RC_CATS];
+    name_t recent[RC_PROFILE_RECENT];
+    name_t excluded[RC_PROFILE_EXCLUDED];
+} doc_t;
 
 static const msgpack_object *map_get(const msgpack_object *m, const char *key)
 {
@@ -112,23 +176,212 @@ static const msgpack_object *map_get(const msgpack_object *m, const char *key)
     return NULL;
 }
 
-static int64_t resolve_str(rc_catalog_t *c, const msgpack_object *o)
+static bool obj_number(const msgpack_object *o, double *out)
 {
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > 64)
-        return -1;
-    return rc_catalog_resolve(c, o->via.str.ptr, o->via.str.size);
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = (double)o->via.u64;
+        return true;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = (double)o->via.i64;
+        return true;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *out = o->via.f64;
+        return true;
+    default:
+        return false;
+    }
 }
 
-static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const msgpack_object *r)
+static bool obj_name(const msgpack_object *o, name_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > RC_ID_MAX)
+        return false;
+    memcpy(out->s, o->via.str.ptr, o->via.str.size);
+    out->s[o->via.str.size] = '\0';
+    return true;
+}
+
+/* Reads the lists of a document; `cap_*` bound what is kept (the oldest recent items and
+ * the oldest exclusions are dropped first). */
+static int doc_read(const void *data, size_t len, doc_t *d)
+{
+    msgpack_zone zone;
+    msgpack_object root;
+    size_t off = 0;
+    int rc = RC_EPARSE;
+    double x;
+
+    memset(d, 0, sizeof(*d));
+    if (!msgpack_zone_init(&zone, 2048))
+        return RC_ENOMEM;
+    if (msgpack_unpack(data, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        root.type != MSGPACK_OBJECT_MAP)
+        goto out;
+    const msgpack_object *o;
+    if ((o = map_get(&root, "n")) != NULL && obj_number(o, &x))
+        d->n = (int64_t)x;
+    if ((o = map_get(&root, "t")) != NULL && obj_number(o, &x))
+        d->t = (int64_t)x;
+    o = map_get(&root, "c");
+    for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size; i++) {
+        if (d->n_cats < RC_PROFILE_CATS + RC_CATS &&
+            obj_name(&o->via.map.ptr[i].key, &d->cats[d->n_cats]) &&
+            obj_number(&o->via.map.ptr[i].val, &d->cats_w[d->n_cats]))
+            d->n_cats++;
+    }
+    o = map_get(&root, "r");
+    for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_ARRAY && i < o->via.array.size; i++) {
+        name_t nm;
+        if (!obj_name(&o->via.array.ptr[i], &nm))
+            continue;
+        if (d->n_recent == RC_PROFILE_RECENT) {
+            memmove(d->recent, d->recent + 1, (RC_PROFILE_RECENT - 1) * sizeof(name_t));
+            d->n_recent--;
+        }
+        d->recent[d->n_recent++] = nm;
+    }
+    o = map_get(&root, "x");
+    for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_ARRAY && i < o->via.array.size; i++) {
+        name_t nm;
+        if (!obj_name(&o->via.array.ptr[i], &nm))
+            continue;
+        if (d->n_excluded == RC_PROFILE_EXCLUDED) {
+            memmove(d->excluded, d->excluded + 1, (RC_PROFILE_EXCLUDED - 1) * sizeof(name_t));
+            d->n_excluded--;
+        }
+        d->excluded[d->n_excluded++] = nm;
+    }
+    rc = 0;
+out:
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+static int find_name(const name_t *names, uint32_t n, const char *s)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(names[i].s, s) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void doc_apply(doc_t *p, const doc_t *d)
+{
+    p->n += d->n;
+    if (d->t > p->t)
+        p->t = d->t;
+    for (uint32_t i = 0; i < d->n_cats; i++) {
+        int at = find_name(p->cats, p->n_cats, d->cats[i].s);
+        if (at >= 0) {
+            p->cats_w[at] += d->cats_w[i];
+        } else if (p->n_cats < RC_PROFILE_CATS + RC_CATS) {
+            p->cats[p->n_cats] = d->cats[i];
+            p->cats_w[p->n_cats++] = d->cats_w[i];
+        }
+    }
+    /* Keep the 16 strongest categories (a selection sort on at most 24 entries). */
+    for (uint32_t i = 0; i < p->n_cats && i < RC_PROFILE_CATS; i++) {
+        uint32_t best = i;
+        for (uint32_t j = i + 1; j < p->n_cats; j++)
+            if (p->cats_w[j] > p->cats_w[best])
+                best = j;
+        name_t tn = p->cats[i];
+        double tw = p->cats_w[i];
+        p->cats[i] = p->cats[best];
+        p->cats_w[i] = p->cats_w[best];
+        p->cats[best] = tn;
+        p->cats_w[best] = tw;
+    }
+    if (p->n_cats > RC_PROFILE_CATS)
+        p->n_cats = RC_PROFILE_CATS;
+    for (uint32_t i = 0; i < d->n_recent; i++) {
+        int at = find_name(p->recent, p->n_recent, d->recent[i].s);
+        if (at >= 0) {
+            memmove(p->recent + at, p->recent + at + 1, (p->n_recent - at - 1) * sizeof(name_t));
+            p->n_recent--;
+        }
+        if (p->n_recent == RC_PROFILE_RECENT) {
+            memmove(p->recent, p->recent + 1, (RC_PROFILE_RECENT - 1) * sizeof(name_t));
+            p->n_recent--;
+        }
+        p->recent[p->n_recent++] = d->recent[i];
+    }
+    for (uint32_t i = 0; i < d->n_excluded; i++) {
+        if (find_name(p->excluded, p->n_excluded, d->excluded[i].s) >= 0)
+            continue;
+        if (p->n_excluded == RC_PROFILE_EXCLUDED) {
+            memmove(p->excluded, p->excluded + 1, (RC_PROFILE_EXCLUDED - 1) * sizeof(name_t));
+            p->n_excluded--;
+        }
+        p->excluded[p->n_excluded++] = d->excluded[i];
+    }
+}
+
+static int doc_write(const doc_t *p, rc_wbuf_t *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, wbuf_write);
+    msgpack_pack_map(&pk, 6);
+    pack_cstr(&pk, "v");
+    msgpack_pack_int(&pk, 1);
+    pack_cstr(&pk, "n");
+    msgpack_pack_int64(&pk, p->n);
+    pack_cstr(&pk, "c");
+    msgpack_pack_map(&pk, p->n_cats);
+    for (uint32_t i = 0; i < p->n_cats; i++) {
+        pack_cstr(&pk, p->cats[i].s);
+        msgpack_pack_double(&pk, p->cats_w[i]);
+    }
+    pack_cstr(&pk, "r");
+    msgpack_pack_array(&pk, p->n_recent);
+    for (uint32_t i = 0; i < p->n_recent; i++)
+        pack_cstr(&pk, p->recent[i].s);
+    pack_cstr(&pk, "x");
+    msgpack_pack_array(&pk, p->n_excluded);
+    for (uint32_t i = 0; i < p->n_excluded; i++)
+        pack_cstr(&pk, p->excluded[i].s);
+    pack_cstr(&pk, "t");
+    msgpack_pack_int64(&pk, p->t);
+    return rc_wbuf_ok(out);
+}
+
+int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, size_t delta_len,
+                           rc_wbuf_t *out)
+{
+    doc_t p, d;
+    int rc;
+    if (doc != NULL) {
+        if ((rc = doc_read(doc, doc_len, &p)) != 0)
+            return rc;
+    } else {
+        memset(&p, 0, sizeof(p));
+    }
+    if ((rc = doc_read(delta, delta_len, &d)) != 0)
+        return rc;
+    doc_apply(&p, &d);
+    return doc_write(&p, out);
+}
+
+int64_t rc_profile_event_count(const void *data, size_t len)
+{
+    doc_t d;
+    return doc_read(data, len, &d) == 0 ? d.n : -1;
+}
+
+/* ---- merging into a session ---- */
+
+static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
 {
     /* Rebuild the ring: the profile's items first (older), the session's own after. */
     rc_recent_t own[RC_RECENT];
     uint8_t n_own = u->n_recent;
-    for (uint8_t d = 0; d < n_own; d++)
-        own[n_own - 1 - d] = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+    for (uint8_t k = 0; k < n_own; k++)
+        own[n_own - 1 - k] = u->recent[(u->head + RC_RECENT - 1 - k) % RC_RECENT];
     u->n_recent = u->head = 0;
-    for (uint32_t i = 0; i < r->via.array.size; i++) {
-        int64_t idx = resolve_str(c, &r->via.array.ptr[i]);
+    for (uint32_t i = 0; i < d->n_recent; i++) {
+        int64_t idx = rc_catalog_resolve(c, d->recent[i].s, strlen(d->recent[i].s));
         if (idx < 0)
             continue;
         /* The content vector is not stored: it is rebuilt from the items it came from. */
@@ -141,43 +394,21 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const msgpack_obje
 
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len)
 {
-    msgpack_zone zone;
-    msgpack_object root;
-    size_t off = 0;
-    int rc = RC_EPARSE;
-
-    if (!msgpack_zone_init(&zone, 1024))
-        return RC_ENOMEM;
-    if (msgpack_unpack(data, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        root.type != MSGPACK_OBJECT_MAP)
-        goto out;
-    const msgpack_object *v = map_get(&root, "v");
-    if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != 1)
-        goto out;
-    const msgpack_object *cats = map_get(&root, "c");
-    for (uint32_t i = 0; cats && cats->type == MSGPACK_OBJECT_MAP && i < cats->via.map.size; i++) {
-        const msgpack_object_kv *kv = &cats->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR ||
-            (kv->val.type != MSGPACK_OBJECT_FLOAT32 && kv->val.type != MSGPACK_OBJECT_FLOAT64))
-            continue;
-        int32_t cat = rc_catalog_category(c, kv->key.via.str.ptr, kv->key.via.str.size);
+    doc_t d;
+    int rc = doc_read(data, len, &d);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; i < d.n_cats; i++) {
+        int32_t cat = rc_catalog_category(c, d.cats[i].s, strlen(d.cats[i].s));
         if (cat > 0)
-            rc_user_add_category(u, (uint16_t)cat, 0.5f * (float)kv->val.via.f64);
+            rc_user_add_category(u, (uint16_t)cat, 0.5f * (float)d.cats_w[i]);
     }
-    const msgpack_object *r = map_get(&root, "r");
-    if (r != NULL && r->type == MSGPACK_OBJECT_ARRAY)
-        merge_recent(c, u, r);
-    const msgpack_object *x = map_get(&root, "x");
-    for (uint32_t i = 0; x && x->type == MSGPACK_OBJECT_ARRAY && i < x->via.array.size; i++) {
-        int64_t idx = resolve_str(c, &x->via.array.ptr[i]);
+    merge_recent(c, u, &d);
+    for (uint32_t i = 0; i < d.n_excluded; i++) {
+        int64_t idx = rc_catalog_resolve(c, d.excluded[i].s, strlen(d.excluded[i].s));
         if (idx >= 0)
             rc_user_exclude(u, (uint32_t)idx);
     }
-    const msgpack_object *n = map_get(&root, "n");
-    if (n != NULL && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        u->events += (uint32_t)n->via.u64;
-    rc = 0;
-out:
-    msgpack_zone_destroy(&zone);
-    return rc;
+    u->events += (uint32_t)(d.n > 0 ? d.n : 0);
+    return 0;
 }

@@ -1,6 +1,10 @@
-/* Long-term user profiles: the store interface (in-memory here; Redis behind the same
- * interface) and the profile codec that turns a session's state into a small MessagePack
- * document and merges one back. Stores hold opaque bytes; only this codec reads them. */
+/* Long-term user profiles: the store interface (in-memory or Redis behind it), the profile
+ * document, and the deltas that update it.
+ *
+ * Stores never overwrite a profile with a node's view of it: a node sends what changed
+ * (a delta: events counted, category weight added, items seen or excluded) and the store
+ * merges it atomically, so two nodes updating one user never lose each other's changes.
+ * Documents and deltas are MessagePack (see docs/profiles.md for the schema). */
 #ifndef RC_PROFILE_H
 #define RC_PROFILE_H
 
@@ -9,21 +13,29 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
+
+#define RC_PROFILE_CATS     16 /* category affinities kept per profile */
+#define RC_PROFILE_RECENT   16 /* recent items kept per profile */
+#define RC_PROFILE_EXCLUDED 32 /* purchased or dismissed items kept per profile */
 
 typedef struct rc_profile_store rc_profile_store_t;
 
-/* Result of rc_profile_load(): status 0 with the bytes (borrowed for the call), RC_ENOENT
- * when the user has no profile, or another negative code. `user` is borrowed too. */
+/* Result of rc_profile_load(): status 0 with the document (borrowed for the call),
+ * RC_ENOENT when the user has no profile, or another negative code (the store cannot
+ * answer now). `user` is borrowed too. */
 typedef void (*rc_profile_loaded_fn)(void *ctx, const char *user, size_t user_len, int status,
                                      const void *data, size_t len);
 
 typedef struct rc_profile_ops {
     const char *name;
     int (*load)(rc_profile_store_t *s, const char *user, size_t user_len);
-    int (*save)(rc_profile_store_t *s, const char *user, size_t user_len, const void *data,
-                size_t len);
+    int (*update)(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
+                  size_t len);
     int (*erase)(rc_profile_store_t *s, const char *user, size_t user_len);
     int (*ready)(rc_profile_store_t *s, char *reason, size_t reason_len);
+    size_t (*pending)(const rc_profile_store_t *s);
+    void (*close)(rc_profile_store_t *s);
     void (*destroy)(rc_profile_store_t *s);
 } rc_profile_ops_t;
 
@@ -37,32 +49,78 @@ struct rc_profile_store {
  * never inside this call. Returns 0, or a negative code (then on_loaded never fires). */
 int rc_profile_load(rc_profile_store_t *s, const char *user, size_t user_len);
 
-/** Stores a user's profile (bytes copied). Returns 0 or a negative code. */
-int rc_profile_save(rc_profile_store_t *s, const char *user, size_t user_len, const void *data,
-                    size_t len);
+/** Merges a delta (from rc_profile_delta_encode(); bytes copied) into the user's profile,
+ * now or once the store is reachable. Returns 0, or RC_EFULL when the store's buffer of
+ * unwritten updates is full (the delta is dropped and counted). */
+int rc_profile_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
+                      size_t len);
 
-/** Deletes a user's profile. Returns 0 (also when there was none) or a negative code. */
+/** Deletes a user's profile, after every update queued before it. Returns 0 (also when
+ * there was none) or a negative code. */
 int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len);
 
 /** 0 when usable; otherwise a negative code and a reason. */
 int rc_profile_ready(rc_profile_store_t *s, char *reason, size_t reason_len);
 
-/** Frees the store. NULL is a no-op. */
+/** Updates and erasures accepted but not yet confirmed by the store. */
+size_t rc_profile_pending(const rc_profile_store_t *s);
+
+/** Stops the store's network activity and closes its loop handles; the loop must run once
+ * more before rc_profile_store_free(). Updates still unconfirmed are lost (and logged):
+ * wait for rc_profile_pending() to reach 0 first. NULL is a no-op. */
+void rc_profile_close(rc_profile_store_t *s);
+
+/** Frees the store, after rc_profile_close() and a loop run. NULL is a no-op. */
 void rc_profile_store_free(rc_profile_store_t *s);
+
+/** The Redis store (profile_redis.c): `url` is redis://[[user]:password@]host[:port][/db]
+ * or unix:///path[?db=N]. Connects in the background on `loop` and reconnects with
+ * backoff; `cfg` and `node_id` are borrowed. NULL with a message in `err` for a bad URL. */
+struct rc_config;
+rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const struct rc_config *cfg,
+                                         const char *node_id, char *err, size_t errlen);
 
 /** The in-memory store (the embedded default). Deferred answers run on `defer`'s loop
  * turns; `defer` is borrowed and must outlive the store. NULL when out of memory. */
 struct rc_defer;
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer);
 
-/** Encodes the long-term part of `u` (category affinities, recent and excluded items by
- * id) as a profile document into `out`. Returns 0 or RC_ENOMEM. */
-int rc_profile_encode(const rc_catalog_t *c, const rc_user_state_t *u, int64_t updated_ms,
-                      rc_wbuf_t *out);
+/* What one session changed since its last write. Embedded in the session (~300 bytes). */
+typedef struct rc_profile_delta {
+    uint32_t events;
+    uint8_t n_cats, n_recent, n_excluded;
+    uint16_t cats[RC_CATS];
+    float cats_w[RC_CATS];
+    uint32_t recent[RC_PROFILE_RECENT]; /* oldest first */
+    uint32_t excluded[RC_PROFILE_EXCLUDED];
+} rc_profile_delta_t;
 
-/** Merges a stored profile into `u`: its items come before the session's own recent ones,
- * its categories count at half weight. Unknown items are skipped (or learned, in an open
- * catalog). Returns 0 or RC_EPARSE for a document that is not a profile. */
+/** Records one applied event of weight `w` on catalog item `item` (-1: none). */
+void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
+                          int64_t item, float w);
+
+static inline bool rc_profile_delta_empty(const rc_profile_delta_t *d)
+{
+    return d->events == 0 && d->n_excluded == 0;
+}
+
+/** Encodes a delta (items by id) into `out`. Returns 0 or RC_ENOMEM. */
+int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, int64_t now_ms,
+                            rc_wbuf_t *out);
+
+/** Merges an encoded delta into a stored document (`doc` may be NULL: no profile yet) and
+ * writes the new document to `out`. The same rules as the Redis script (profile_redis.c):
+ * counts add, category weights add (the 16 strongest kept), recent items move to the end
+ * (16 kept), excluded items are added once (32 kept). Returns 0 or RC_EPARSE. */
+int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, size_t delta_len,
+                           rc_wbuf_t *out);
+
+/** Merges a stored document into `u`: its items come before the session's own recent ones,
+ * its categories count at half weight, and the content vector is rebuilt from its items.
+ * Unknown items are skipped (or learned, in an open catalog). Returns 0 or RC_EPARSE. */
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
+
+/** The number of events a document has counted (for tests and tools); -1 if unreadable. */
+int64_t rc_profile_event_count(const void *data, size_t len);
 
 #endif

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "profile.h"
 #include "strmap.h"
+#include "wbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -83,20 +84,15 @@ static int new_slot(memory_store_t *m, uint32_t *slot)
     return 0;
 }
 
-static int mem_save(rc_profile_store_t *s, const char *user, size_t user_len, const void *data,
-                    size_t len)
+/* Replaces a slot's document, or adds a slot for a new user. Takes ownership of `doc`. */
+static int store_doc(memory_store_t *m, const char *user, size_t user_len, void *doc, size_t len)
 {
-    memory_store_t *m = (memory_store_t *)s;
-    void *copy = malloc(len ? len : 1);
     uint64_t found;
     uint32_t slot;
-    if (copy == NULL)
-        return RC_ENOMEM;
-    memcpy(copy, data, len);
     if (rc_strmap_get(&m->index, user, user_len, &found)) {
         slot = (uint32_t)found;
         free(m->blobs[slot].data);
-        m->blobs[slot].data = copy;
+        m->blobs[slot].data = doc;
         m->blobs[slot].len = len;
         return 0;
     }
@@ -105,16 +101,40 @@ static int mem_save(rc_profile_store_t *s, const char *user, size_t user_len, co
     if (rc == 0) {
         memcpy(ucopy, user, user_len);
         ucopy[user_len] = '\0';
-        m->blobs[slot] = (blob_t){ucopy, user_len, copy, len};
+        m->blobs[slot] = (blob_t){ucopy, user_len, doc, len};
         rc = rc_strmap_put(&m->index, ucopy, user_len, slot);
         if (rc != 0)
             m->free_slots[m->n_free++] = slot;
     }
     if (rc != 0) {
         free(ucopy);
-        free(copy);
+        free(doc);
     }
     return rc;
+}
+
+/* The merge is the same as Redis' script (rc_profile_apply_delta), done in place: a single
+ * node in one process has no concurrent writer and no lost reply to guard against. */
+static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
+                      size_t len)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    const void *doc = NULL;
+    size_t doc_len = 0;
+    uint64_t found;
+    rc_wbuf_t out;
+    if (rc_strmap_get(&m->index, user, user_len, &found)) {
+        doc = m->blobs[found].data;
+        doc_len = m->blobs[found].len;
+    }
+    rc_wbuf_init(&out, 0);
+    int rc = rc_profile_apply_delta(doc, doc_len, delta, len, &out);
+    if (rc != 0) {
+        rc_wbuf_free(&out);
+        return rc;
+    }
+    /* The buffer's memory becomes the stored document (no headroom was reserved). */
+    return store_doc(m, user, user_len, out.base, out.len);
 }
 
 static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len)
@@ -137,6 +157,12 @@ static int mem_ready(rc_profile_store_t *s, char *reason, size_t reason_len)
     return 0;
 }
 
+static size_t mem_pending(const rc_profile_store_t *s)
+{
+    (void)s;
+    return 0;
+}
+
 static void mem_destroy(rc_profile_store_t *s)
 {
     memory_store_t *m = (memory_store_t *)s;
@@ -150,8 +176,8 @@ static void mem_destroy(rc_profile_store_t *s)
     free(m);
 }
 
-static const rc_profile_ops_t memory_ops = {"memory",  mem_load,  mem_save,
-                                            mem_erase, mem_ready, mem_destroy};
+static const rc_profile_ops_t memory_ops = {"memory",  mem_load,    mem_update, mem_erase,
+                                            mem_ready, mem_pending, NULL,       mem_destroy};
 
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer)
 {

@@ -144,6 +144,7 @@ typedef enum {
     F_KIND,    /* event kind name */
     F_DEVICE,  /* device class name */
     F_ARRAY,   /* array, validated by the caller */
+    F_BOOL,    /* true or false */
 } field_kind_t;
 
 typedef struct {
@@ -178,6 +179,7 @@ static const field_t hello_fields[] = {
     {"device", F_DEVICE, false, 0, 0, HF(device), NO_HAS},
     {"locale", F_STR, false, 1, 16, HF(locale), NO_HAS},
     {"tz_offset_min", F_INT, false, -840, 840, HF(tz_offset_min), NO_HAS},
+    {"consent", F_BOOL, false, 0, 0, HF(consent), HF(has_consent)},
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
 };
 
@@ -321,6 +323,12 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
         if (!obj_is_number(v) || !isfinite(obj_number(v)))
             return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a number", f->name);
         break;
+    case F_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be true or false", f->name);
+        *(bool *)dst = v->via.boolean;
+        *(bool *)((char *)base + f->has_offset) = true;
+        return 0;
     }
 
     const char *s = v->via.str.ptr;

@@ -110,6 +110,7 @@ typedef struct rc_msg {
             rc_str_t token, user, locale;
             rc_device_t device;
             int32_t tz_offset_min;
+            bool has_consent, consent;
         } hello;
         rc_proto_event_t event;
         struct {

@@ -55,6 +55,8 @@ typedef struct rc_session {
     uint64_t idle_since_us;
     uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
     uint32_t n_seen, cap_seen, seen_head;
+    bool consent;             /* false: session-only personalization, nothing stored */
+    rc_profile_delta_t delta; /* what changed since the last profile write */
 } rc_session_t;
 
 typedef enum { CONN_AWAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_GONE } conn_state_t;
@@ -396,16 +398,22 @@ static void mark_dirty(rc_sessions_t *s, rc_session_t *ses)
         rc_list_push_back(&s->dirty_sessions, &ses->dirty_link);
 }
 
+/* Writes what the session changed since its last write (write-behind: called for every
+ * dirty session at most every profile_flush_ms, and when a session is dropped). */
 static void save_profile(rc_sessions_t *s, rc_session_t *ses)
 {
-    rc_wbuf_reset(&s->scratch);
-    if (rc_profile_encode(&s->engine->catalog, &ses->state, rc_wall_ms(), &s->scratch) == 0) {
-        int rc = rc_profile_save(s->profiles, ses->user, ses->user_len, rc_wbuf_data(&s->scratch),
-                                 s->scratch.len);
-        if (rc != 0)
-            RC_WARN("session", "profile save failed", "error=\"%s\"", rc_strerror(rc));
-    }
     rc_list_unlink(&ses->dirty_link);
+    if (!ses->consent || rc_profile_delta_empty(&ses->delta))
+        return;
+    rc_wbuf_reset(&s->scratch);
+    int rc = rc_profile_delta_encode(&s->engine->catalog, &ses->delta, rc_wall_ms(), &s->scratch);
+    if (rc == 0)
+        rc = rc_profile_update(s->profiles, ses->user, ses->user_len, rc_wbuf_data(&s->scratch),
+                               s->scratch.len);
+    if (rc != 0)
+        RC_WARN("session", "profile update dropped", "session=%s error=\"%s\"", ses->id,
+                rc_strerror(rc));
+    memset(&ses->delta, 0, sizeof(ses->delta));
 }
 
 static void session_free(rc_sessions_t *s, rc_session_t *ses)
@@ -428,7 +436,8 @@ static rc_session_t *session_find(rc_sessions_t *s, const char *user, size_t len
     return rc_strmap_get(&s->by_user, user, len, &ptr) ? (rc_session_t *)(uintptr_t)ptr : NULL;
 }
 
-static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device, int tz)
+static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device, int tz,
+                                    bool consent)
 {
     rc_session_t *ses = calloc(1, sizeof(*ses));
     if (ses == NULL)
@@ -449,9 +458,12 @@ static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device,
     }
     s->n_sessions++;
     rc_metrics.sessions = s->n_sessions;
-    int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
-    if (rc != 0)
-        RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+    ses->consent = consent;
+    if (consent) {
+        int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
+        if (rc != 0)
+            RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+    }
     return ses;
 }
 
@@ -460,7 +472,7 @@ static void on_profile_loaded(void *ctx, const char *user, size_t user_len, int 
 {
     rc_sessions_t *s = ctx;
     rc_session_t *ses = session_find(s, user, user_len);
-    if (ses == NULL || status != 0)
+    if (ses == NULL || status != 0 || !ses->consent)
         return;
     if (rc_profile_merge(&s->engine->catalog, &ses->state, data, len) != 0) {
         RC_WARN("session", "profile unreadable", "session=%s", ses->id);
@@ -608,8 +620,10 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
-    if (changed)
+    if (ses->consent && ev->kind != RC_EV_IMPRESSION) {
+        rc_profile_delta_add(&ses->delta, &s->engine->catalog, ev->kind, item, w);
         mark_dirty(s, ses);
+    }
     return changed;
 }
 
@@ -638,14 +652,20 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
         snprintf(anon, sizeof(anon), "anon-%016llx", (unsigned long long)r);
         user = (rc_str_t){anon, (uint32_t)strlen(anon)};
     }
+    bool consent = m->u.hello.has_consent ? m->u.hello.consent : s->cfg->consent_default;
     rc_session_t *ses = session_find(s, user.p, user.n);
     if (ses == NULL)
-        ses = session_create(s, user, m->u.hello.device, m->u.hello.tz_offset_min);
+        ses = session_create(s, user, m->u.hello.device, m->u.hello.tz_offset_min, consent);
     if (ses == NULL) {
         conn_error(c, RC_PERR_INTERNAL, "out of memory", (rc_str_t){0}, true);
         return;
     }
-    /* The newest connection sets the context (a phone joining a desktop session). */
+    /* The newest connection sets the context (a phone joining a desktop session) and the
+     * consent: withdrawn, nothing more is written, and nothing unwritten is kept. */
+    if (!consent) {
+        ses->consent = false;
+        memset(&ses->delta, 0, sizeof(ses->delta));
+    }
     ses->state.device = (uint8_t)m->u.hello.device;
     ses->state.tz_offset_min = (int16_t)m->u.hello.tz_offset_min;
     rc_list_unlink(&ses->idle_link);
@@ -1034,6 +1054,21 @@ void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms)
         rc_frame_unref(f);
         conn_close_after_flush(c, 1001, "server going away");
     }
+}
+
+int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
+{
+    rc_session_t *ses = session_find(s, user, len);
+    if (ses != NULL) {
+        /* Forget everything learned about this user; live connections keep their
+         * subscriptions and get lists computed from nothing. */
+        rc_user_state_init(&ses->state, ses->state.device, ses->state.tz_offset_min);
+        memset(&ses->delta, 0, sizeof(ses->delta));
+        rc_list_unlink(&ses->dirty_link);
+        ses->n_seen = ses->seen_head = 0;
+        session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
+    }
+    return rc_profile_erase(s->profiles, user, len);
 }
 
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s)

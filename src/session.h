@@ -71,6 +71,11 @@ void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms);
 /** Writes every dirty profile now. */
 void rc_sessions_flush_profiles(rc_sessions_t *s);
 
+/** Erases a user (GDPR): the in-memory session state on this node (connected clients get
+ * lists computed from nothing) and the stored profile, after any update queued before.
+ * Returns 0 or the profile store's error. */
+int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len);
+
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
 uint32_t rc_sessions_count(const rc_sessions_t *s);

@@ -173,7 +173,7 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
         it->name = copy;
     }
     it->category = cat;
-    it->price = price >= 0 ? (float)price : -1.0f;
+    it->price = price >= 0 ? price : -1.0;
     it->popularity = popularity > 0 ? (float)popularity : 0.0f;
     it->flags = 0;
     set_features(it, category ? category : "", tags, n_tags);
