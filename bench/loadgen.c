@@ -449,8 +449,10 @@ static int apply_option(options_t *o, int opt, const char *arg)
         o->port = (uint16_t)u;
         return 0;
     case OPT_PATH:
-        if (arg[0] != '/' || strpbrk(arg, " \r\n")) {
-            fprintf(stderr, "rankcast-loadgen: --path must start with / and have no spaces\n");
+        /* The path goes verbatim into the request line and the JSON report. */
+        if (arg[0] != '/' || strpbrk(arg, " \t\r\n\"\\")) {
+            fprintf(stderr, "rankcast-loadgen: --path must start with / and have no spaces, "
+                            "quotes or backslashes\n");
             return -1;
         }
         return copy_option(o->path, sizeof(o->path), "path", arg);
@@ -727,6 +729,13 @@ typedef struct {
 
 typedef enum { PHASE_CONNECT, PHASE_EVENTS, PHASE_DRAIN, PHASE_DONE } phase_t;
 
+/* CPU seconds of the whole machine, from the first line of /proc/stat. */
+typedef struct {
+    double busy_s;
+    double steal_s;
+    bool valid;
+} machine_cpu_t;
+
 typedef struct {
     uint64_t events_sent_total;
     uint64_t events_sent_measured;
@@ -794,9 +803,14 @@ typedef struct {
     double server_cpu_start_s;
     double server_cpu_end_s;
     bool server_cpu_started;
+    machine_cpu_t machine_start;
+    machine_cpu_t machine_end;
+    double self_cpu_start_s;
+    double self_cpu_end_s;
 
     hist_t push_latency;
     hist_t ack_latency;
+    hist_t server_took;
     hist_t connect_latency;
     stats_t stats;
 } lg_t;
@@ -870,6 +884,40 @@ static double read_cpu_s(long pid)
         return -1;
     long ticks_per_s = sysconf(_SC_CLK_TCK);
     return ticks_per_s > 0 ? (double)(utime + stime) / (double)ticks_per_s : -1;
+}
+
+/*
+ * The machine is shared (by the server, by us, by whatever else runs): the busy time of all
+ * CPUs during the measurement tells a noisy run from a clean one. Guest time is already
+ * inside user time; iowait counts as idle.
+ */
+static machine_cpu_t read_machine_cpu(void)
+{
+    machine_cpu_t m = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return m;
+    unsigned long long user = 0, nice = 0, sys = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+                       steal = 0;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+                   &iowait, &irq, &softirq, &steal);
+    fclose(f);
+    long ticks_per_s = sysconf(_SC_CLK_TCK);
+    if (n != 8 || ticks_per_s <= 0)
+        return m;
+    m.busy_s = (double)(user + nice + sys + irq + softirq) / (double)ticks_per_s;
+    m.steal_s = (double)steal / (double)ticks_per_s;
+    m.valid = true;
+    return m;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return -1;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1315,6 +1363,9 @@ static void on_recs(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t n
         lg->stats.pushes_matched++;
         hist_record(&lg->push_latency, now_ns - slot->sent_ns);
         lg->last_answer_ns = now_ns;
+        long took_us = 0;
+        if (json_find_int(msg, len, "took_us", &took_us) == 0 && took_us >= 0)
+            hist_record(&lg->server_took, (uint64_t)took_us * 1000u);
     }
 }
 
@@ -1701,6 +1752,8 @@ static void begin_events(lg_t *lg, uint64_t now_ns)
 static void begin_drain(lg_t *lg, uint64_t now_ns)
 {
     lg->server_cpu_end_s = read_cpu_s(lg->opt.server_pid);
+    lg->machine_end = read_machine_cpu();
+    lg->self_cpu_end_s = self_cpu_s();
     lg->phase = PHASE_DRAIN;
     lg->drain_end_ns = now_ns + (uint64_t)lg->opt.drain_ms * NS_PER_MS;
     if (lg->last_answer_ns < now_ns)
@@ -1754,6 +1807,8 @@ static void advance_phase(lg_t *lg, uint64_t now_ns)
     case PHASE_EVENTS:
         if (!lg->server_cpu_started && now_ns >= lg->measure_start_ns) {
             lg->server_cpu_start_s = read_cpu_s(lg->opt.server_pid);
+            lg->machine_start = read_machine_cpu();
+            lg->self_cpu_start_s = self_cpu_s();
             lg->server_cpu_started = true;
         }
         if (now_ns >= lg->measure_end_ns)
@@ -1918,6 +1973,43 @@ static void json_rss(FILE *f, const lg_t *lg)
             per_conn_end, cpu_s, cpu_s >= 0 && seconds > 0 ? cpu_s / seconds : -1);
 }
 
+/* CPU use during the measured window, in cores (CPU seconds per second); -1 if unknown. */
+typedef struct {
+    double busy;
+    double steal;
+    double server;
+    double loadgen;
+    double other;
+} window_cpu_t;
+
+static window_cpu_t window_cpu(const lg_t *lg)
+{
+    window_cpu_t w = {-1, -1, -1, -1, -1};
+    double seconds = measured_seconds(lg);
+    if (!lg->server_cpu_started || seconds <= 0 || !lg->machine_start.valid ||
+        !lg->machine_end.valid)
+        return w;
+    w.busy = (lg->machine_end.busy_s - lg->machine_start.busy_s) / seconds;
+    w.steal = (lg->machine_end.steal_s - lg->machine_start.steal_s) / seconds;
+    w.loadgen = (lg->self_cpu_end_s - lg->self_cpu_start_s) / seconds;
+    if (lg->server_cpu_start_s >= 0 && lg->server_cpu_end_s >= 0)
+        w.server = (lg->server_cpu_end_s - lg->server_cpu_start_s) / seconds;
+    w.other = w.busy - w.loadgen - (w.server > 0 ? w.server : 0);
+    if (w.other < 0)
+        w.other = 0; /* the three samples are not atomic: clamp rounding noise */
+    return w;
+}
+
+static void json_machine(FILE *f, const lg_t *lg)
+{
+    window_cpu_t w = window_cpu(lg);
+    fprintf(f,
+            "  \"machine\": {\"cpus\": %ld, \"busy_cores_measured\": %.3f, "
+            "\"loadgen_cores_measured\": %.3f, \"other_cores_measured\": %.3f, "
+            "\"steal_cores_measured\": %.3f},\n",
+            sysconf(_SC_NPROCESSORS_ONLN), w.busy, w.loadgen, w.other, w.steal);
+}
+
 static void json_config(FILE *f, const lg_t *lg)
 {
     const options_t *o = &lg->opt;
@@ -2005,8 +2097,10 @@ static void write_json_report(FILE *f, const lg_t *lg)
     json_events(f, lg);
     json_latency(f, "latency_ms", &lg->push_latency);
     json_latency(f, "ack_latency_ms", &lg->ack_latency);
+    json_latency(f, "server_took_ms", &lg->server_took);
     json_latency(f, "connect_ms", &lg->connect_latency);
     json_rss(f, lg);
+    json_machine(f, lg);
     json_self_usage(f, lg);
     fprintf(f, "}\n");
 }
@@ -2037,16 +2131,21 @@ static void write_human_summary(const lg_t *lg)
             ns_to_ms(hist_quantile_ns(h, 0.50)), ns_to_ms(hist_quantile_ns(h, 0.90)),
             ns_to_ms(hist_quantile_ns(h, 0.99)), ns_to_ms(hist_quantile_ns(h, 0.999)),
             ns_to_ms(h->max_ns));
+    fprintf(stderr, "server took_us of those lists, ms: p50 %.3f  p99 %.3f  max %.3f\n",
+            ns_to_ms(hist_quantile_ns(&lg->server_took, 0.50)),
+            ns_to_ms(hist_quantile_ns(&lg->server_took, 0.99)), ns_to_ms(lg->server_took.max_ns));
     if (lg->opt.server_pid > 0 && lg->open_at_events_start && lg->rss_before_kb >= 0 &&
         lg->rss_open_kb >= 0)
         fprintf(stderr,
                 "server RSS: %ld KB before, %ld KB open, %ld KB end; %.2f KB per connection\n",
                 lg->rss_before_kb, lg->rss_open_kb, lg->rss_end_kb,
                 (double)(lg->rss_open_kb - lg->rss_before_kb) / lg->open_at_events_start);
-    if (lg->server_cpu_started && lg->server_cpu_start_s >= 0 && lg->server_cpu_end_s >= 0 &&
-        seconds > 0)
-        fprintf(stderr, "server CPU while measuring: %.2f cores\n",
-                (lg->server_cpu_end_s - lg->server_cpu_start_s) / seconds);
+    window_cpu_t w = window_cpu(lg);
+    if (w.busy >= 0)
+        fprintf(stderr,
+                "CPU while measuring, in cores of %ld: server %.2f, loadgen %.2f, other "
+                "%.2f, steal %.2f\n",
+                sysconf(_SC_NPROCESSORS_ONLN), w.server, w.loadgen, w.other, w.steal);
 }
 
 static int emit_report(const lg_t *lg)

@@ -119,7 +119,7 @@ done
 
 cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 [[ -n $cpu_model ]] || cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo "uncommitted")
+commit=$(git describe --always --dirty 2>/dev/null || echo "unknown")
 summary="$RESULTS_DIR/latency-$stamp.md"
 
 pin_text="no"
@@ -147,10 +147,11 @@ def row(r):
         "acked": e["acked"], "errors": sum(e["errors_by_code"].values()),
         "pushed": 100.0 * e["pushes_matched_ratio"],
         "p50": l["p50"], "p90": l["p90"], "p99": l["p99"], "p999": l["p999"], "max": l["max"],
-        "ack_p50": r["ack_latency_ms"]["p50"],
+        "ack_p50": r["ack_latency_ms"]["p50"], "took_p99": r["server_took_ms"]["p99"],
         "rss_open": s.get("rss_per_conn_kb_open", -1), "rss_end": s.get("rss_per_conn_kb_end", -1),
         "lg_cpu": r["loadgen"]["cpu_user_s"] + r["loadgen"]["cpu_sys_s"],
         "srv_cores": s.get("cpu_cores_measured", -1),
+        "other_cores": r["machine"]["other_cores_measured"],
     }
 
 rows = [(run, row(r)) for run, r in reports]
@@ -172,22 +173,29 @@ lines = [
     "pinned: {PIN_TEXT}.".format(**os.environ),
     "",
     "| run | open | events sent | events/s | acked | errors | got recs % | p50 ms | p90 ms "
-    "| p99 ms | p99.9 ms | max ms | ack p50 ms | server RSS/conn KB (open) | (end) "
-    "| server CPU cores | loadgen CPU s |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| p99 ms | p99.9 ms | max ms | ack p50 ms | server took_us p99 ms "
+    "| server RSS/conn KB (open) | (end) "
+    "| server CPU cores | other CPU cores | loadgen CPU s |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 for run, x in rows:
     lines.append(
         f"| {run} | {x['open']} | {x['sent']} | {x['rate']:.1f} | {x['acked']} | {x['errors']} "
         f"| {x['pushed']:.1f} | {x['p50']:.3f} | {x['p90']:.3f} | {x['p99']:.3f} "
-        f"| {x['p999']:.3f} | {x['max']:.3f} | {x['ack_p50']:.3f} | {x['rss_open']:.2f} "
-        f"| {x['rss_end']:.2f} | {x['srv_cores']:.2f} | {x['lg_cpu']:.2f} |")
+        f"| {x['p999']:.3f} | {x['max']:.3f} | {x['ack_p50']:.3f} | {x['took_p99']:.3f} "
+        f"| {x['rss_open']:.2f} "
+        f"| {x['rss_end']:.2f} | {x['srv_cores']:.2f} | {x['other_cores']:.2f} "
+        f"| {x['lg_cpu']:.2f} |")
 lines.append(
     f"| **median** | | | {median('rate'):.1f} | | | {median('pushed'):.1f} "
     f"| **{median('p50'):.3f}** | {median('p90'):.3f} | **{median('p99'):.3f}** "
     f"| **{median('p999'):.3f}** | {median('max'):.3f} | {median('ack_p50'):.3f} "
+    f"| {median('took_p99'):.3f} "
     f"| **{median('rss_open'):.2f}** | {median('rss_end'):.2f} | {median('srv_cores'):.2f} "
-    f"| {median('lg_cpu'):.2f} |")
+    f"| {median('other_cores'):.2f} | {median('lg_cpu'):.2f} |")
+lines += ["", "Server and other CPU are in cores (CPU seconds per second) during the measured "
+          "window; other is everything on the machine but the server and the load generator: "
+          "a run with a high value shared the machine and its tail is not comparable."]
 lines += ["", "Per-run reports: " + ", ".join(
     f"`latency-{stamp}-run{run}.json`" for run, _ in reports) + "."]
 if len(reports) < runs:
