@@ -18,8 +18,8 @@ fi
 passed=0
 failed=0
 step=""
-KAFKA_DIR=""
-REDIS_DIR=""
+KAFKA_DIR="" KAFKA_BOOTSTRAP="" KAFKA_PID=""
+REDIS_DIR="" REDIS_URL="" REDIS_PID=""
 
 cleanup() {
   local rc=$?
@@ -62,7 +62,9 @@ t0=$(now_ms)
 env=$(./scripts/kafka start --owner $$)
 eval "$env"
 kafka_start_ms=$(($(now_ms) - t0))
-[ -n "$KAFKA_BOOTSTRAP" ] && [ -d "$KAFKA_DIR" ] && kill -0 "$KAFKA_PID"
+[ -n "$KAFKA_BOOTSTRAP" ]
+[ -d "$KAFKA_DIR" ]
+kill -0 "$KAFKA_PID"
 ok "$KAFKA_BOOTSTRAP in ${kafka_start_ms} ms"
 rss_start=$(rss_kib "$KAFKA_PID")
 
@@ -84,7 +86,7 @@ redis_start_ms=$(($(now_ms) - t0))
 only_loopback "$REDIS_PID"
 ok "$REDIS_URL in ${redis_start_ms} ms"
 
-topic=rc-smoke
+topic="rc-smoke"
 begin "create topic $topic with 3 partitions"
 t0=$(now_ms)
 ./scripts/kafka create-topic --dir "$KAFKA_DIR" "$topic" 3
@@ -115,7 +117,8 @@ begin "redis SET/GET with TTL"
 [ "$(redis-cli -u "$REDIS_URL" set rc:smoke "$payload" EX 60)" = OK ]
 [ "$(redis-cli -u "$REDIS_URL" get rc:smoke)" = "$payload" ]
 ttl=$(redis-cli -u "$REDIS_URL" ttl rc:smoke)
-[ "$ttl" -gt 0 ] && [ "$ttl" -le 60 ]
+[ "$ttl" -gt 0 ]
+[ "$ttl" -le 60 ]
 ok
 
 rss_after=$(rss_kib "$KAFKA_PID")
