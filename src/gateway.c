@@ -146,13 +146,19 @@ static void start_close(struct lws *wsi, ws_pss_t *pss, int code, const char *re
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
 }
 
+/* Writes as many queued frames as the socket takes without blocking (at most a few, so one
+ * busy connection cannot hold the loop), then asks for another turn if any are left. */
+#define FRAMES_PER_WRITEABLE 16
+
 static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
 {
     const char *reason;
     if (pss->conn == NULL)
         return -1;
-    rc_frame_t *f = rc_conn_next_frame(pss->conn);
-    if (f != NULL) {
+    for (int i = 0; i < FRAMES_PER_WRITEABLE && !lws_send_pipe_choked(wsi); i++) {
+        rc_frame_t *f = rc_conn_next_frame(pss->conn);
+        if (f == NULL)
+            break;
         int n = lws_write(wsi, rc_frame_payload(f), f->len,
                           f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         if (n < (int)f->len) {
@@ -160,9 +166,6 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
             return -1;
         }
         rc_conn_frame_written(pss->conn, f, rc_mono_us());
-        if (rc_conn_close_code(pss->conn, &reason) != 0)
-            lws_callback_on_writable(wsi);
-        return 0;
     }
     int code = rc_conn_close_code(pss->conn, &reason);
     if (code != 0 && !pss->closing)

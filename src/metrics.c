@@ -133,4 +133,7 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
     render_hist(o, "rankcast_event_to_push_seconds",
                 "From receiving an event to writing the list it changed.", &m->event_to_push);
     render_hist(o, "rankcast_rank_seconds", "Time to re-rank one surface.", &m->rank);
+    render_hist(o, "rankcast_loop_lag_seconds",
+                "How late a 20 ms timer fired: how long the event loop was busy elsewhere.",
+                &m->loop_lag);
 }

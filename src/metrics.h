@@ -47,6 +47,7 @@ typedef struct rc_metrics {
     uint64_t profile_reconnects;
     rc_hist_t event_to_push; /* event received -> its recs written to the socket */
     rc_hist_t rank;          /* one re-rank of one surface */
+    rc_hist_t loop_lag;      /* how late a 20 ms timer fires: time the loop was busy */
 } rc_metrics_t;
 
 extern rc_metrics_t rc_metrics;

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #define TICK_MS           100
+#define LAG_PROBE_MS      20
 #define REFRESH_EVERY     5 /* ticks between trending refreshes (500 ms) */
 #define DRAIN_POLL_MS     20
 #define RECONNECT_HINT_MS 1000
@@ -35,7 +36,8 @@ struct rc_node {
     rc_sessions_t *sessions;
     rc_gateway_t *gateway;
     rc_gateway_hooks_t hooks;
-    uv_timer_t tick, drain_timer;
+    uv_timer_t tick, drain_timer, lag_timer;
+    uint64_t lag_expected_us;
     uv_signal_t sigint, sigterm;
     uint32_t ticks;
     bool draining, stopped;
@@ -83,6 +85,18 @@ static void on_tick(uv_timer_t *t)
         rc_engine_refresh(&n->engine);
 }
 
+/* Event-loop lag: every client waits behind whatever the loop is doing, so how late a
+ * short timer fires is the server-side floor of every latency. */
+static void on_lag_probe(uv_timer_t *t)
+{
+    rc_node_t *n = t->data;
+    uint64_t now = rc_mono_us();
+    if (n->lag_expected_us != 0)
+        rc_hist_observe(&rc_metrics.loop_lag,
+                        now > n->lag_expected_us ? now - n->lag_expected_us : 0);
+    n->lag_expected_us = now + LAG_PROBE_MS * 1000;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     (void)h;
@@ -98,6 +112,8 @@ static void node_stop(rc_node_t *n)
     rc_sessions_flush_profiles(n->sessions);
     uv_timer_stop(&n->tick);
     uv_timer_stop(&n->drain_timer);
+    uv_timer_stop(&n->lag_timer);
+    uv_close((uv_handle_t *)&n->lag_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->tick, on_handle_closed);
     uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
@@ -185,6 +201,9 @@ static int start_loop_handles(rc_node_t *n)
 {
     uv_timer_init(&n->loop, &n->tick);
     uv_timer_init(&n->loop, &n->drain_timer);
+    uv_timer_init(&n->loop, &n->lag_timer);
+    n->lag_timer.data = n;
+    uv_timer_start(&n->lag_timer, on_lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
     uv_signal_init(&n->loop, &n->sigint);
     uv_signal_init(&n->loop, &n->sigterm);
     n->tick.data = n->drain_timer.data = n->sigint.data = n->sigterm.data = n;

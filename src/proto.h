@@ -182,6 +182,9 @@ void rc_enc_str(rc_enc_t *e, const char *s, size_t n);
 void rc_enc_cstr(rc_enc_t *e, const char *s);
 void rc_enc_int(rc_enc_t *e, int64_t v);
 void rc_enc_double(rc_enc_t *e, double v);
+/** A number known to need at most `places` (<= 6) decimals, such as a score or a price:
+ * written exactly that way in JSON (no %g), as a double in MessagePack. */
+void rc_enc_decimal(rc_enc_t *e, double v, int places);
 void rc_enc_bool(rc_enc_t *e, bool v);
 void rc_enc_nil(rc_enc_t *e);
 

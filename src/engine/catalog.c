@@ -177,6 +177,7 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
     it->popularity = popularity > 0 ? (float)popularity : 0.0f;
     it->flags = 0;
     set_features(it, category ? category : "", tags, n_tags);
+    c->generation++;
     *idx = i;
     return 0;
 }

@@ -37,6 +37,7 @@ typedef struct rc_catalog {
     uint32_t n_categories, cap_categories;
     rc_strmap_t category_by_name;
     bool open;
+    uint32_t generation; /* grows with every upsert: derived indexes rebuild when it moves */
 } rc_catalog_t;
 
 /** Prepares an empty catalog holding at most `max_items`; `open` allows learning items

@@ -67,10 +67,24 @@ typedef struct rc_blend {
     float covisit, content, trending, popular;
 } rc_blend_t;
 
+/* Items by content feature (category or tag), the most popular first: the content model's
+ * candidate source. Rebuilt from the catalog when it changes, not on the event path. */
+#define RC_FEATURE_LIST 32
+
+typedef struct rc_feature_index {
+    uint32_t *keys; /* open addressing on feature ids; slot used when count > 0 */
+    uint32_t *first;
+    uint8_t *count;
+    uint32_t cap; /* power of two, or 0 */
+    uint32_t *items;
+    uint32_t generation; /* the catalog generation it was built from */
+} rc_feature_index_t;
+
 typedef struct rc_engine {
     rc_catalog_t catalog;
     rc_covisit_t covisit;
     rc_trending_t trending;
+    rc_feature_index_t features;
     rc_blend_t blend;
     /* Scratch of one rank, sized to the catalog; a stamp marks the entries of this rank so
      * nothing is cleared between ranks. */
@@ -89,6 +103,7 @@ typedef struct rc_engine {
     uint32_t svec_key[RC_SVEC_SLOTS];
     float svec_val[RC_SVEC_SLOTS];
     uint32_t svec_stamp[RC_SVEC_SLOTS];
+    uint64_t svec_bits[16]; /* 1,024-bit filter: most item features are not the user's */
 } rc_engine_t;
 
 /** Prepares an engine with an empty catalog. Caller frees with rc_engine_free(). */
@@ -118,10 +133,15 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
                    size_t len);
 
+/** The items carrying content feature `feat`, most popular first (at most RC_FEATURE_LIST);
+ * borrowed until the next refresh. */
+const uint32_t *rc_engine_feature_items(const rc_engine_t *e, uint32_t feat, uint32_t *n);
+
 /** Wire name of a source ("covisit", ...). */
 const char *rc_src_name(int src);
 
-/** Rebuilds the trending top lists (call from a timer, e.g. every 500 ms). */
+/** Rebuilds the trending top lists (call from a timer, e.g. every 500 ms), and the feature
+ * index when the catalog changed since it was built. */
 int rc_engine_refresh(rc_engine_t *e);
 
 /** Adds `category`'s weight `w` to the user's category affinities and `item`'s features to

@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECENT_SOURCES  8  /* recent items whose neighbours become candidates */
-#define TRENDING_TAKE   60 /* from each trending segment consulted */
+#define RECENT_SOURCES  5  /* recent items whose neighbours become candidates */
+#define TRENDING_TAKE   30 /* from each trending segment consulted */
+#define CATEGORY_TAKE   25 /* from the top of each category consulted */
 #define CATEGORIES_TAKE 3  /* the user's strongest categories consulted */
+#define FEATURES_TAKE   4  /* the user's strongest content features consulted */
+#define FEATURE_TAKE    20 /* items taken per feature */
 #define MAX_CANDIDATES  1024
 
 static const char *const src_names[RC_SRC_COUNT] = {"covisit", "content", "trending", "popular"};
@@ -82,7 +85,9 @@ static void block_items(rc_engine_t *e, const rc_user_state_t *u)
 
 static void index_svec(rc_engine_t *e, const rc_user_state_t *u)
 {
+    memset(e->svec_bits, 0, sizeof(e->svec_bits));
     for (uint8_t i = 0; i < u->n_svec; i++) {
+        e->svec_bits[(u->svec_feat[i] >> 6) & 15] |= 1ull << (u->svec_feat[i] & 63);
         uint32_t slot = (u->svec_feat[i] * 2654435761u) & (RC_SVEC_SLOTS - 1);
         while (e->svec_stamp[slot] == e->stamp)
             slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
@@ -94,6 +99,8 @@ static void index_svec(rc_engine_t *e, const rc_user_state_t *u)
 
 static float svec_lookup(const rc_engine_t *e, uint32_t feat)
 {
+    if (!(e->svec_bits[(feat >> 6) & 15] & (1ull << (feat & 63))))
+        return 0;
     uint32_t slot = (feat * 2654435761u) & (RC_SVEC_SLOTS - 1);
     while (e->svec_stamp[slot] == e->stamp) {
         if (e->svec_key[slot] == feat)
@@ -145,14 +152,38 @@ static void gather_list(rc_engine_t *e, const uint32_t *items, uint32_t n, uint3
             add_candidate(e, items[i]);
 }
 
+/* Items carrying the user's strongest content features (a search's words, the tags and
+ * categories of what they did): what the content model can recommend. */
+static void gather_features(rc_engine_t *e, const rc_user_state_t *u, uint32_t per_feature)
+{
+    bool taken[RC_SVEC] = {false};
+    for (int round = 0; round < FEATURES_TAKE; round++) {
+        int b = -1;
+        for (uint8_t i = 0; i < u->n_svec; i++)
+            if (!taken[i] && u->svec_w[i] > 0 && (b < 0 || u->svec_w[i] > u->svec_w[b]))
+                b = i;
+        if (b < 0)
+            return;
+        taken[b] = true;
+        uint32_t n;
+        const uint32_t *items = rc_engine_feature_items(e, u->svec_feat[b], &n);
+        gather_list(e, items, n, per_feature);
+    }
+}
+
+/* `wide`: a second pass when filters left fewer than K candidates: whole top lists. */
 static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
-                              int daypart)
+                              int daypart, bool wide)
 {
     const rc_trending_t *t = &e->trending;
-    gather_covisit(e, u);
+    uint32_t trending_take = wide ? RC_TRENDING_TOP : TRENDING_TAKE;
+    uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
+    if (!wide)
+        gather_covisit(e, u);
     int segs[3] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL};
     for (int i = 0; i < 3; i++)
-        gather_list(e, t->top[segs[i]], t->n_top[segs[i]], TRENDING_TAKE);
+        gather_list(e, t->top[segs[i]], t->n_top[segs[i]], trending_take);
+    gather_features(e, u, wide ? RC_FEATURE_LIST : FEATURE_TAKE);
 
     /* The user's strongest categories, and the one a subscription filters on. */
     uint16_t best[CATEGORIES_TAKE];
@@ -169,7 +200,7 @@ static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc
     for (uint8_t i = 0; i < n_best; i++)
         if (best[i] < t->n_categories)
             gather_list(e, t->by_category + (size_t)best[i] * RC_TRENDING_PER_CAT,
-                        t->n_by_category[best[i]], RC_TRENDING_PER_CAT);
+                        t->n_by_category[best[i]], category_take);
     if (s->category > 0 && (uint32_t)s->category < t->n_categories)
         gather_list(e, t->by_category + (size_t)s->category * RC_TRENDING_PER_CAT,
                     t->n_by_category[s->category], RC_TRENDING_PER_CAT);
@@ -266,6 +297,13 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
         if (e->covis_acc[e->cands[i]] > covis_max)
             covis_max = e->covis_acc[e->cands[i]];
 
+    /* Each trending part is a segment's score over its leader's: the divisions are done
+     * once here, not per candidate. */
+    int seg_dev = RC_SEG_DEVICE(u->device), seg_day = RC_SEG_DAYPART(daypart);
+    float w_dev = t->top_max[seg_dev] > 0 ? 0.5f / t->top_max[seg_dev] : 0;
+    float w_day = t->top_max[seg_day] > 0 ? 0.2f / t->top_max[seg_day] : 0;
+    float w_all = t->top_max[RC_SEG_ALL] > 0 ? 0.3f / t->top_max[RC_SEG_ALL] : 0;
+    float pop_scale = t->popularity_max > 0 ? b->popular / t->popularity_max : 0;
     uint32_t n = 0;
     for (uint32_t i = 0; i < e->n_cands; i++) {
         uint32_t c = e->cands[i];
@@ -275,12 +313,11 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
         float part[RC_SRC_COUNT];
         part[RC_SRC_COVISIT] = covis_max > 0 ? b->covisit * e->covis_acc[c] / covis_max : 0;
         part[RC_SRC_CONTENT] = b->content * content_score(e, it, unorm);
-        part[RC_SRC_TRENDING] =
-            b->trending * (0.5f * rc_trending_norm(t, RC_SEG_DEVICE(u->device), c) +
-                           0.2f * rc_trending_norm(t, RC_SEG_DAYPART(daypart), c) +
-                           0.3f * rc_trending_norm(t, RC_SEG_ALL, c));
-        part[RC_SRC_POPULAR] =
-            t->popularity_max > 0 ? b->popular * it->popularity / t->popularity_max : 0;
+        part[RC_SRC_TRENDING] = c < t->n_items ? b->trending * (w_dev * t->score[seg_dev][c] +
+                                                                w_day * t->score[seg_day][c] +
+                                                                w_all * t->score[RC_SEG_ALL][c])
+                                               : 0;
+        part[RC_SRC_POPULAR] = pop_scale * it->popularity;
         uint8_t src = RC_SRC_POPULAR;
         float score = 0;
         for (int p = 0; p < RC_SRC_COUNT; p++) {
@@ -339,8 +376,14 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     int daypart = rc_daypart(wall_ms, u->tz_offset_min);
     block_items(e, u);
     index_svec(e, u);
-    gather_candidates(e, u, spec, daypart);
+    gather_candidates(e, u, spec, daypart, false);
     uint32_t n = score_candidates(e, u, spec, daypart);
+    if (n < spec->k) {
+        /* Filters (or a small catalog) left too few: look further down every list. The
+         * candidates of the first pass stay; scoring runs again over all of them. */
+        gather_candidates(e, u, spec, daypart, true);
+        n = score_candidates(e, u, spec, daypart);
+    }
     /* Usually the best 4K hold a diverse top K, and only those need sorting; when the
      * category cap had to leave items out, the exact answer may lie further down, so
      * everything is sorted and the pass repeated. */
