@@ -5,7 +5,8 @@
  * atomic and concurrent nodes add up instead of overwriting each other. Updates and
  * erasures wait in one FIFO until Redis confirms them; the FIFO is bounded by
  * redis-buffer-bytes, and when it is full the newest update is refused (counted, logged).
- * After a disconnect, every unconfirmed command is sent again. A delta carries a sequence
+ * Updates leave in batches (one script call for up to 64 users). After a disconnect, every
+ * unconfirmed command is sent again. A delta carries a sequence
  * number per node (the microsecond clock, strictly increasing), and the script records
  * the last one applied from each node, so a delta whose reply was lost is applied exactly
  * once even though it is sent twice. */
@@ -36,53 +37,63 @@
 /* KEYS[1] profile key; ARGV: delta, ttl ms, node id, sequence. Returns 1 when applied, 0
  * when this node's sequence was applied already (a retry). Mirrors rc_profile_apply_delta()
  * (profile.c), which the in-memory store uses. */
+/* KEYS: profile keys; ARGV[1] ttl ms, ARGV[2] node id, then for each key its delta and its
+ * sequence. Merges each delta into its profile unless this node's sequence for that profile
+ * was applied already (a retry); returns how many were applied. One call carries many users'
+ * deltas; each user's merge is atomic (the whole script is). Mirrors rc_profile_apply_delta()
+ * (profile.c), which the in-memory store uses. */
 static const char MERGE_SCRIPT[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "local p = cur and cmsgpack.unpack(cur) or {}\n"
-    "if type(p) ~= 'table' then p = {} end\n"
-    "local q = type(p.q) == 'table' and p.q or {}\n"
-    "local seq = tonumber(ARGV[4])\n"
-    "if q[ARGV[3]] and seq <= q[ARGV[3]] then return 0 end\n"
-    "local d = cmsgpack.unpack(ARGV[1])\n"
-    "p.v = 1\n"
-    "p.n = (tonumber(p.n) or 0) + (tonumber(d.n) or 0)\n"
-    "local c = type(p.c) == 'table' and p.c or {}\n"
-    "for k, w in pairs(type(d.c) == 'table' and d.c or {}) do c[k] = (c[k] or 0) + w end\n"
-    "local cats = {}\n"
-    "for k, w in pairs(c) do cats[#cats + 1] = {k, w} end\n"
-    "if #cats > 16 then\n"
-    "  table.sort(cats, function(a, b) return a[2] > b[2] end)\n"
-    "  c = {}\n"
-    "  for i = 1, 16 do c[cats[i][1]] = cats[i][2] end\n"
+    "local ttl, node, applied = ARGV[1], ARGV[2], 0\n"
+    "for i, key in ipairs(KEYS) do\n"
+    "  local cur = redis.call('GET', key)\n"
+    "  local p = cur and cmsgpack.unpack(cur) or {}\n"
+    "  if type(p) ~= 'table' then p = {} end\n"
+    "  local q = type(p.q) == 'table' and p.q or {}\n"
+    "  local seq = tonumber(ARGV[2 + 2 * i])\n"
+    "  if not (q[node] and seq <= q[node]) then\n"
+    "    local d = cmsgpack.unpack(ARGV[1 + 2 * i])\n"
+    "    p.v = 1\n"
+    "    p.n = (tonumber(p.n) or 0) + (tonumber(d.n) or 0)\n"
+    "    local c = type(p.c) == 'table' and p.c or {}\n"
+    "    for k, w in pairs(type(d.c) == 'table' and d.c or {}) do c[k] = (c[k] or 0) + w end\n"
+    "    local cats = {}\n"
+    "    for k, w in pairs(c) do cats[#cats + 1] = {k, w} end\n"
+    "    if #cats > 16 then\n"
+    "      table.sort(cats, function(a, b) return a[2] > b[2] end)\n"
+    "      c = {}\n"
+    "      for j = 1, 16 do c[cats[j][1]] = cats[j][2] end\n"
+    "    end\n"
+    "    p.c = c\n"
+    "    local r = type(p.r) == 'table' and p.r or {}\n"
+    "    for _, id in ipairs(type(d.r) == 'table' and d.r or {}) do\n"
+    "      for j = #r, 1, -1 do if r[j] == id then table.remove(r, j) end end\n"
+    "      r[#r + 1] = id\n"
+    "    end\n"
+    "    while #r > 16 do table.remove(r, 1) end\n"
+    "    p.r = r\n"
+    "    local x = type(p.x) == 'table' and p.x or {}\n"
+    "    for _, id in ipairs(type(d.x) == 'table' and d.x or {}) do\n"
+    "      local seen = false\n"
+    "      for j = 1, #x do if x[j] == id then seen = true break end end\n"
+    "      if not seen then x[#x + 1] = id end\n"
+    "    end\n"
+    "    while #x > 32 do table.remove(x, 1) end\n"
+    "    p.x = x\n"
+    "    if (tonumber(d.t) or 0) > (tonumber(p.t) or 0) then p.t = d.t end\n"
+    "    q[node] = seq\n"
+    "    local nodes = {}\n"
+    "    for k, v in pairs(q) do nodes[#nodes + 1] = {k, v} end\n"
+    "    if #nodes > 8 then\n"
+    "      table.sort(nodes, function(a, b) return a[2] > b[2] end)\n"
+    "      q = {}\n"
+    "      for j = 1, 8 do q[nodes[j][1]] = nodes[j][2] end\n"
+    "    end\n"
+    "    p.q = q\n"
+    "    redis.call('SET', key, cmsgpack.pack(p), 'PX', ttl)\n"
+    "    applied = applied + 1\n"
+    "  end\n"
     "end\n"
-    "p.c = c\n"
-    "local r = type(p.r) == 'table' and p.r or {}\n"
-    "for _, id in ipairs(type(d.r) == 'table' and d.r or {}) do\n"
-    "  for i = #r, 1, -1 do if r[i] == id then table.remove(r, i) end end\n"
-    "  r[#r + 1] = id\n"
-    "end\n"
-    "while #r > 16 do table.remove(r, 1) end\n"
-    "p.r = r\n"
-    "local x = type(p.x) == 'table' and p.x or {}\n"
-    "for _, id in ipairs(type(d.x) == 'table' and d.x or {}) do\n"
-    "  local seen = false\n"
-    "  for i = 1, #x do if x[i] == id then seen = true break end end\n"
-    "  if not seen then x[#x + 1] = id end\n"
-    "end\n"
-    "while #x > 32 do table.remove(x, 1) end\n"
-    "p.x = x\n"
-    "if (tonumber(d.t) or 0) > (tonumber(p.t) or 0) then p.t = d.t end\n"
-    "q[ARGV[3]] = seq\n"
-    "local nodes = {}\n"
-    "for k, v in pairs(q) do nodes[#nodes + 1] = {k, v} end\n"
-    "if #nodes > 8 then\n"
-    "  table.sort(nodes, function(a, b) return a[2] > b[2] end)\n"
-    "  q = {}\n"
-    "  for i = 1, 8 do q[nodes[i][1]] = nodes[i][2] end\n"
-    "end\n"
-    "p.q = q\n"
-    "redis.call('SET', KEYS[1], cmsgpack.pack(p), 'PX', ARGV[2])\n"
-    "return 1\n";
+    "return applied\n";
 
 typedef enum { OP_UPDATE, OP_ERASE } op_kind_t;
 
@@ -95,6 +106,14 @@ typedef struct op {
     char *key;   /* points into data */
     char data[]; /* the key, then the delta */
 } op_t;
+
+/* Up to BATCH_MAX updates sent as one script call; they succeed or are retried together. */
+#define BATCH_MAX 64
+
+typedef struct batch {
+    uint32_t n;
+    op_t *ops[BATCH_MAX];
+} batch_t;
 
 typedef struct load {
     rc_link_t link; /* in redis_store_t.loads while waiting for a connection */
@@ -120,6 +139,8 @@ typedef struct redis_store {
     uint64_t last_seq;
     uv_timer_t reconnect;
     uv_timer_t watchdog;
+    uv_timer_t flush_soon; /* updates of one loop turn go out together on the next */
+    bool flush_scheduled;
     uint64_t connect_started_us, ping_sent_us; /* 0: none outstanding */
     uint32_t backoff_ms, attempts;
     char last_error[160];
@@ -200,25 +221,42 @@ static void op_free(redis_store_t *r, op_t *op)
     update_gauges(r);
 }
 
-static void on_op_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+/* A reply (or none, after a disconnect) settles the command's ops: confirmed ones leave the
+ * queue; unanswered ones stay and are sent again after the reconnect. */
+static void settle(redis_store_t *r, op_t **ops, uint32_t n, redisReply *reply)
 {
-    redis_store_t *r = ac->data;
-    redisReply *reply = reply_;
-    op_t *op = privdata;
-    if (r->closing)
-        return;
-    op->in_flight = false;
+    for (uint32_t i = 0; i < n; i++)
+        ops[i]->in_flight = false;
     if (reply == NULL)
-        return; /* disconnected: sent again after the reconnect */
+        return;
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOSCRIPT", 8) == 0)
             return; /* the script cache was flushed: the reconnect path loads it again */
-        RC_WARN("redis", "profile update refused", "error=\"%.120s\"", reply->str);
-        rc_metrics.profile_updates_dropped++;
-    } else if (op->kind == OP_UPDATE) {
-        rc_metrics.profile_updates_written++;
+        RC_WARN("redis", "profile update refused", "error=\"%.120s\" updates=%u", reply->str, n);
+        rc_metrics.profile_updates_dropped += n;
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            rc_metrics.profile_updates_written += ops[i]->kind == OP_UPDATE;
     }
-    op_free(r, op);
+    for (uint32_t i = 0; i < n; i++)
+        op_free(r, ops[i]);
+}
+
+static void on_op_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redis_store_t *r = ac->data;
+    op_t *op = privdata;
+    if (!r->closing)
+        settle(r, &op, 1, reply);
+}
+
+static void on_batch_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    redis_store_t *r = ac->data;
+    batch_t *b = privdata;
+    if (!r->closing)
+        settle(r, b->ops, b->n, reply);
+    free(b);
 }
 
 static uint64_t next_seq(redis_store_t *r)
@@ -228,29 +266,55 @@ static uint64_t next_seq(redis_store_t *r)
     return r->last_seq;
 }
 
-static void send_op(redis_store_t *r, op_t *op)
+static void send_erase(redis_store_t *r, op_t *op)
 {
-    int rc;
-    if (op->kind == OP_ERASE) {
-        const char *argv[] = {"DEL", op->key};
-        size_t lens[] = {3, op->key_len};
-        rc = redisAsyncCommandArgv(r->ac, on_op_reply, op, 2, argv, lens);
-    } else {
-        char ttl[24], seq[24];
-        if (op->seq == 0)
-            op->seq = next_seq(r);
-        snprintf(ttl, sizeof(ttl), "%lld", (long long)r->cfg->redis_ttl_s * 1000);
-        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)op->seq);
-        const char *argv[] = {"EVALSHA", r->sha,     "1", op->key, op->data + op->key_len,
-                              ttl,       r->node_id, seq};
-        size_t lens[] = {7,          40, 1, op->key_len, op->len, strlen(ttl), strlen(r->node_id),
-                         strlen(seq)};
-        rc = redisAsyncCommandArgv(r->ac, on_op_reply, op, 8, argv, lens);
-    }
-    if (rc == REDIS_OK) {
+    const char *argv[] = {"DEL", op->key};
+    size_t lens[] = {3, op->key_len};
+    if (redisAsyncCommandArgv(r->ac, on_op_reply, op, 2, argv, lens) == REDIS_OK) {
         op->in_flight = true;
         rc_metrics.profile_commands++;
     }
+}
+
+/* One EVALSHA for the updates ops[0..n): keys, then ttl and node, then delta and sequence
+ * per key. */
+static void send_updates(redis_store_t *r, op_t **ops, uint32_t n)
+{
+    enum { FIXED = 5 };
+    const char *argv[FIXED + 3 * BATCH_MAX];
+    size_t lens[FIXED + 3 * BATCH_MAX];
+    char seqs[BATCH_MAX][24], ttl[24], nkeys[8];
+    batch_t *b = malloc(sizeof(*b));
+    if (b == NULL)
+        return;
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)r->cfg->redis_ttl_s * 1000);
+    snprintf(nkeys, sizeof(nkeys), "%u", n);
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = r->sha, lens[1] = 40;
+    argv[2] = nkeys, lens[2] = strlen(nkeys);
+    for (uint32_t i = 0; i < n; i++)
+        argv[3 + i] = ops[i]->key, lens[3 + i] = ops[i]->key_len;
+    argv[3 + n] = ttl, lens[3 + n] = strlen(ttl);
+    argv[4 + n] = r->node_id, lens[4 + n] = strlen(r->node_id);
+    for (uint32_t i = 0; i < n; i++) {
+        if (ops[i]->seq == 0)
+            ops[i]->seq = next_seq(r);
+        snprintf(seqs[i], sizeof(seqs[i]), "%llu", (unsigned long long)ops[i]->seq);
+        argv[FIXED + n + 2 * i] = ops[i]->data + ops[i]->key_len;
+        lens[FIXED + n + 2 * i] = ops[i]->len;
+        argv[FIXED + n + 2 * i + 1] = seqs[i];
+        lens[FIXED + n + 2 * i + 1] = strlen(seqs[i]);
+    }
+    b->n = n;
+    memcpy(b->ops, ops, n * sizeof(op_t *));
+    if (redisAsyncCommandArgv(r->ac, on_batch_reply, b, (int)(FIXED + 3 * n), argv, lens) !=
+        REDIS_OK) {
+        free(b);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        ops[i]->in_flight = true;
+    rc_metrics.profile_commands++;
 }
 
 static void on_load_reply(redisAsyncContext *ac, void *reply_, void *privdata)
@@ -293,22 +357,56 @@ static void send_load(redis_store_t *r, load_t *l)
 }
 
 /* Sends everything waiting, oldest first, in one pipeline (hiredis writes the commands
- * issued in one loop turn together). */
+ * issued in one loop turn together): runs of updates as batches, erasures in their place. */
 static void flush(redis_store_t *r)
 {
+    op_t *run[BATCH_MAX];
+    uint32_t n = 0;
     if (!r->ready)
         return;
     for (rc_link_t *l = r->ops.next; l != &r->ops; l = l->next) {
         op_t *op = RC_CONTAINER_OF(l, op_t, link);
-        if (!op->in_flight)
-            send_op(r, op);
+        if (op->in_flight)
+            continue;
+        if (op->kind == OP_ERASE) {
+            if (n > 0)
+                send_updates(r, run, n);
+            n = 0;
+            send_erase(r, op);
+            continue;
+        }
+        run[n++] = op;
+        if (n == BATCH_MAX) {
+            send_updates(r, run, n);
+            n = 0;
+        }
     }
+    if (n > 0)
+        send_updates(r, run, n);
     while (!rc_list_empty(&r->loads)) {
         load_t *ld = RC_CONTAINER_OF(r->loads.next, load_t, link);
         rc_list_unlink(&ld->link);
         r->n_loads--;
         send_load(r, ld);
     }
+}
+
+static void on_flush_soon(uv_timer_t *t)
+{
+    redis_store_t *r = t->data;
+    r->flush_scheduled = false;
+    if (!r->closing)
+        flush(r);
+}
+
+/* Updates issued in one loop turn (a write-behind tick writes every dirty session) leave
+ * together on the next one, in as few commands as possible. */
+static void schedule_flush(redis_store_t *r)
+{
+    if (r->flush_scheduled || !r->ready)
+        return;
+    r->flush_scheduled = true;
+    uv_timer_start(&r->flush_soon, on_flush_soon, 0, 0);
 }
 
 /* ---- connection ---- */
@@ -561,11 +659,9 @@ static int redis_update(rc_profile_store_t *s, const char *user, size_t user_len
         }
         return RC_EFULL;
     }
-    op_t *op = op_new(r, OP_UPDATE, user, user_len, delta, len);
-    if (op == NULL)
+    if (op_new(r, OP_UPDATE, user, user_len, delta, len) == NULL)
         return RC_ENOMEM;
-    if (r->ready)
-        send_op(r, op);
+    schedule_flush(r);
     return 0;
 }
 
@@ -584,11 +680,9 @@ static int redis_erase(rc_profile_store_t *s, const char *user, size_t user_len)
         if (!op->in_flight && op->key_len == key_len && memcmp(op->key, key, key_len) == 0)
             op_free(r, op);
     }
-    op_t *op = op_new(r, OP_ERASE, user, user_len, "", 0);
-    if (op == NULL)
+    if (op_new(r, OP_ERASE, user, user_len, "", 0) == NULL)
         return RC_ENOMEM;
-    if (r->ready)
-        send_op(r, op);
+    schedule_flush(r);
     return 0;
 }
 
@@ -626,6 +720,8 @@ static void redis_close(rc_profile_store_t *s)
     uv_close((uv_handle_t *)&r->reconnect, NULL);
     uv_timer_stop(&r->watchdog);
     uv_close((uv_handle_t *)&r->watchdog, NULL);
+    uv_timer_stop(&r->flush_soon);
+    uv_close((uv_handle_t *)&r->flush_soon, NULL);
     /* Calls every outstanding callback with no reply (they return at once: closing). */
     if (r->ac != NULL)
         redisAsyncFree(r->ac);
@@ -671,6 +767,8 @@ rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg
     r->reconnect.data = r;
     uv_timer_init(loop, &r->watchdog);
     r->watchdog.data = r;
+    uv_timer_init(loop, &r->flush_soon);
+    r->flush_soon.data = r;
     uv_timer_start(&r->watchdog, on_watchdog, WATCHDOG_MS, WATCHDOG_MS);
     update_gauges(r);
     connect_now(r);

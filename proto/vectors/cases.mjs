@@ -32,6 +32,7 @@ const c2sValid = [
     },
   },
   { name: 'hello with context fields at their bounds', value: { type: 'hello', v: 1, user: 'u42', device: 'tablet', tz_offset_min: -840, locale: rep('x', 16) } },
+  { name: 'hello without consent', value: { type: 'hello', v: 1, user: 'u42', consent: false } },
 
   // event, one per kind with only its required fields, plus optional ones
   { name: 'event view', value: { type: 'event', id: 'e-0001', kind: 'view', item: '85123A' } },
@@ -153,6 +154,7 @@ const c2sInvalid = [
 
   // 4002 invalid_field: wrong types and out-of-bounds values
   { name: 'hello v as string', value: { type: 'hello', v: '1' }, error: 4002 },
+  { name: 'hello consent as a string', value: { type: 'hello', v: 1, consent: 'no' }, error: 4002 },
   { name: 'hello device unknown', value: { type: 'hello', v: 1, device: 'phone' }, error: 4002 },
   { name: 'hello locale of 17 bytes', value: { type: 'hello', v: 1, locale: rep('x', 17) }, error: 4002 },
   { name: 'hello tz_offset_min 841', value: { type: 'hello', v: 1, tz_offset_min: 841 }, error: 4002 },
