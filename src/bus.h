@@ -1,56 +1,98 @@
-/* The event bus: how an accepted event leaves this node (to be durable, and to reach the
- * other nodes) and how other nodes' events arrive. The in-process backend is the embedded
- * default; Kafka sits behind the same interface. */
+/* The bus: how what one node accepts reaches every node. Three kinds of message travel on
+ * it: events (durable once published: that is what an `ack` promises), erasures (a user
+ * forgotten on every node), and application pushes (delivered to a user's connections, or
+ * to a segment, wherever they are). The in-process backend is the embedded default (one
+ * node); Kafka sits behind the same interface. */
 #ifndef RC_BUS_H
 #define RC_BUS_H
 
 #include "proto.h"
+#include "wbuf.h"
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct rc_bus rc_bus_t;
 
-/* An event as it travels between nodes. Strings are borrowed for the duration of a call. */
-typedef struct rc_bus_event {
-    rc_str_t user;
+typedef enum { RC_BUS_EVENT = 1, RC_BUS_ERASE, RC_BUS_PUSH } rc_bus_kind_t;
+
+#define RC_BUS_RECENT 10 /* the user's recent items an event carries, for co-visitation */
+
+/* One message. Strings are borrowed for the duration of a call (publish, or the remote
+ * callback). */
+typedef struct rc_bus_msg {
+    rc_bus_kind_t kind;
     rc_str_t origin_node;
+    rc_str_t user; /* empty for a segment push */
+    /* RC_BUS_EVENT */
     rc_proto_event_t ev;
     int64_t received_ms; /* when the origin node accepted it */
-} rc_bus_event_t;
+    uint32_t n_recent;   /* the user's recent items at the origin before it, newest first */
+    rc_str_t recent[RC_BUS_RECENT];
+    float recent_w[RC_BUS_RECENT];
+    /* RC_BUS_PUSH */
+    rc_str_t push_id, topic, segment;
+    const msgpack_object *data; /* the application payload, any value */
+} rc_bus_msg_t;
 
-/* Publish outcome: 0 once the event is durable on the bus, or a negative code. */
+/* Publish outcome: 0 once the message is durable on the bus, or a negative code. */
 typedef void (*rc_bus_done_fn)(void *arg, int status);
 
-/* An event from another node. */
-typedef void (*rc_bus_remote_fn)(void *ctx, const rc_bus_event_t *e);
+/* A message for this node: from another node (events, erasures) or from any node,
+ * including this one (pushes, which are delivered where the connections are). */
+typedef void (*rc_bus_deliver_fn)(void *ctx, const rc_bus_msg_t *m);
 
 typedef struct rc_bus_ops {
     const char *name;
-    int (*publish)(rc_bus_t *b, const rc_bus_event_t *e, rc_bus_done_fn done, void *arg);
+    int (*publish)(rc_bus_t *b, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg);
     int (*ready)(rc_bus_t *b, char *reason, size_t reason_len);
+    size_t (*pending)(const rc_bus_t *b);
+    void (*close)(rc_bus_t *b);
     void (*destroy)(rc_bus_t *b);
 } rc_bus_ops_t;
 
 struct rc_bus {
     const rc_bus_ops_t *ops;
-    rc_bus_remote_fn on_remote; /* set by the owner */
+    rc_bus_deliver_fn deliver; /* set by the owner */
     void *ctx;
 };
 
-/** Publishes an event; `done` runs on a later loop turn with the outcome. Returns 0, or a
- * negative code (then `done` never fires). */
-int rc_bus_publish(rc_bus_t *b, const rc_bus_event_t *e, rc_bus_done_fn done, void *arg);
+/** Publishes a message; `done` (may be NULL) runs on a later loop turn with the outcome.
+ * Returns 0, or a negative code (then `done` never fires): RC_EFULL when the bus's buffer
+ * is full. */
+int rc_bus_publish(rc_bus_t *b, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg);
 
 /** 0 when usable; otherwise a negative code and a reason. */
 int rc_bus_ready(rc_bus_t *b, char *reason, size_t reason_len);
 
-/** Frees the bus (pending completions are reported as RC_ECLOSED first). NULL is a no-op. */
+/** Messages published but not yet durable. */
+size_t rc_bus_pending(const rc_bus_t *b);
+
+/** Stops network activity and closes loop handles (the loop must run once more before
+ * rc_bus_free()); publishes still pending are reported as RC_ECLOSED. NULL is a no-op. */
+void rc_bus_close(rc_bus_t *b);
+
+/** Frees the bus, after rc_bus_close() and a loop run. NULL is a no-op. */
 void rc_bus_free(rc_bus_t *b);
 
-/** The in-process bus: events are durable as soon as accepted and reach no other node.
- * `defer` is borrowed and must outlive the bus. NULL when out of memory. */
+/** The in-process bus: events are durable as soon as accepted and reach no other node;
+ * pushes come back to this node. `defer` is borrowed and must outlive the bus. */
 struct rc_defer;
 rc_bus_t *rc_bus_local_new(struct rc_defer *defer);
+
+/** The Kafka bus (bus_kafka.c). Creates the topics, starts producer and consumer on
+ * `loop`. `cfg` and `node_id` are borrowed. NULL with a message in `err`. */
+struct rc_config;
+rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const struct rc_config *cfg, const char *node_id,
+                           char *err, size_t errlen);
+
+/* The wire form of a message between nodes (MessagePack; see docs/cluster.md). */
+
+/** Encodes `m` into `out`. Returns 0 or RC_ENOMEM. */
+int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out);
+
+/** Decodes a message; its strings borrow from `data` and `zone`. Returns 0 or RC_EPARSE. */
+int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_msg_t *m);
 
 #endif

@@ -1,10 +1,13 @@
 /* The in-process bus. Completions are collected and reported together on the next loop
- * turn: one deferred call per turn however many events arrived, no allocation per event. */
+ * turn: one deferred call per turn however many events arrived, no allocation per event.
+ * Pushes are kept in their wire form and delivered back to this node on that turn, exactly
+ * as a Kafka consumer would deliver them. */
 #include "bus.h"
 #include "defer.h"
 #include "error.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct completion {
     rc_bus_done_fn done;
@@ -16,8 +19,27 @@ typedef struct local_bus {
     rc_defer_t *defer;
     completion_t *pending, *running;
     uint32_t n_pending, cap_pending, cap_running;
+    rc_wbuf_t pushes; /* encoded pushes: a 4-byte length, then the message */
     bool scheduled;
 } local_bus_t;
+
+static void deliver_pushes(local_bus_t *b, rc_wbuf_t *batch)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 1024))
+        return;
+    for (size_t off = 0; off + 4 <= batch->len;) {
+        uint32_t len;
+        memcpy(&len, rc_wbuf_data(batch) + off, 4);
+        rc_bus_msg_t m;
+        if (rc_bus_msg_decode(rc_wbuf_data(batch) + off + 4, len, &zone, &m) == 0 &&
+            b->base.deliver != NULL)
+            b->base.deliver(b->base.ctx, &m);
+        msgpack_zone_clear(&zone);
+        off += 4 + len;
+    }
+    msgpack_zone_destroy(&zone);
+}
 
 static void complete_all(void *arg)
 {
@@ -25,20 +47,33 @@ static void complete_all(void *arg)
     /* Swap buffers so completions that publish again land in the next batch. */
     completion_t *batch = b->pending;
     uint32_t n = b->n_pending, cap = b->cap_pending;
+    rc_wbuf_t pushes = b->pushes;
     b->pending = b->running;
     b->cap_pending = b->cap_running;
     b->n_pending = 0;
     b->running = batch;
     b->cap_running = cap;
     b->scheduled = false;
+    rc_wbuf_init(&b->pushes, 0);
     for (uint32_t i = 0; i < n; i++)
         batch[i].done(batch[i].arg, 0);
+    deliver_pushes(b, &pushes);
+    rc_wbuf_free(&pushes);
 }
 
-static int local_publish(rc_bus_t *base, const rc_bus_event_t *e, rc_bus_done_fn done, void *arg)
+static int schedule(local_bus_t *b)
+{
+    if (b->scheduled)
+        return 0;
+    int rc = rc_defer(b->defer, complete_all, b);
+    if (rc == 0)
+        b->scheduled = true;
+    return rc;
+}
+
+static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg)
 {
     local_bus_t *b = (local_bus_t *)base;
-    (void)e;
     if (b->n_pending == b->cap_pending) {
         uint32_t cap = b->cap_pending ? b->cap_pending * 2 : 256;
         completion_t *p = realloc(b->pending, cap * sizeof(*p));
@@ -47,13 +82,22 @@ static int local_publish(rc_bus_t *base, const rc_bus_event_t *e, rc_bus_done_fn
         b->pending = p;
         b->cap_pending = cap;
     }
-    if (!b->scheduled) {
-        int rc = rc_defer(b->defer, complete_all, b);
-        if (rc != 0)
+    int rc = schedule(b);
+    if (rc != 0)
+        return rc;
+    if (m->kind == RC_BUS_PUSH) {
+        size_t at = b->pushes.len;
+        uint32_t len = 0;
+        rc_wbuf_put(&b->pushes, &len, 4);
+        if ((rc = rc_bus_msg_encode(m, &b->pushes)) != 0) {
+            b->pushes.len = at;
             return rc;
-        b->scheduled = true;
+        }
+        len = (uint32_t)(b->pushes.len - at - 4);
+        memcpy(rc_wbuf_data(&b->pushes) + at, &len, 4);
     }
-    b->pending[b->n_pending++] = (completion_t){done, arg};
+    if (done != NULL)
+        b->pending[b->n_pending++] = (completion_t){done, arg};
     return 0;
 }
 
@@ -70,10 +114,12 @@ static void local_destroy(rc_bus_t *base)
         b->pending[i].done(b->pending[i].arg, RC_ECLOSED);
     free(b->pending);
     free(b->running);
+    rc_wbuf_free(&b->pushes);
     free(b);
 }
 
-static const rc_bus_ops_t local_ops = {"local", local_publish, local_ready, local_destroy};
+static const rc_bus_ops_t local_ops = {"local", local_publish, local_ready,
+                                       NULL,    NULL,          local_destroy};
 
 rc_bus_t *rc_bus_local_new(struct rc_defer *defer)
 {
@@ -82,5 +128,6 @@ rc_bus_t *rc_bus_local_new(struct rc_defer *defer)
         return NULL;
     b->base.ops = &local_ops;
     b->defer = defer;
+    rc_wbuf_init(&b->pushes, 0);
     return &b->base;
 }

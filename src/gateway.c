@@ -46,6 +46,7 @@ typedef struct http_pss {
     rc_wbuf_t request; /* a POST body being received */
     bool body_ready;
     bool post_refused; /* the POST was answered before its body (auth, size) */
+    char route[128];
 } http_pss_t;
 
 #define ADMIN_BODY_MAX 65536
@@ -276,8 +277,9 @@ static int http_post_begin(struct lws *wsi, http_pss_t *pss, const char *uri)
     rc_gateway_t *g = gateway_of(wsi);
     rc_wbuf_init(&pss->request, 0);
     pss->post_refused = true;
-    if (strcmp(uri, "/api/v1/users/erase") != 0)
+    if (strcmp(uri, "/api/v1/users/erase") != 0 && strcmp(uri, "/api/v1/push") != 0)
         return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
+    snprintf(pss->route, sizeof(pss->route), "%s", uri);
     if (g->cfg->admin_token[0] == '\0')
         return http_error(wsi, pss, HTTP_STATUS_FORBIDDEN,
                           "the admin API is off: start the server with --admin-token");
@@ -301,30 +303,123 @@ static int http_body(http_pss_t *pss, const void *in, size_t len)
     return 0;
 }
 
-static int http_body_done(struct lws *wsi, http_pss_t *pss)
+static bool valid_id(const char *s, size_t n)
+{
+    if (n == 0 || n > RC_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int json_depth(const json_t *j)
+{
+    int deepest = 0;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+        {
+            int d = json_depth(v);
+            deepest = d > deepest ? d : deepest;
+        }
+        return deepest + 1;
+    }
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            int d = json_depth(json_array_get(j, i));
+            deepest = d > deepest ? d : deepest;
+        }
+        return deepest + 1;
+    }
+    return 0;
+}
+
+static bool valid_segment(const char *s)
+{
+    return strcmp(s, "all") == 0 || strcmp(s, "device:desktop") == 0 ||
+           strcmp(s, "device:mobile") == 0 || strcmp(s, "device:tablet") == 0 ||
+           strcmp(s, "device:other") == 0;
+}
+
+#define PUSH_MAX_DEPTH 8
+
+/* POST /api/v1/push {"user"|"segment", "topic"?, "data"}: 202 {"id"} once published. */
+static int api_push(struct lws *wsi, http_pss_t *pss, json_t *j)
 {
     rc_gateway_t *g = gateway_of(wsi);
+    const char *user = json_string_value(json_object_get(j, "user"));
+    const char *segment = json_string_value(json_object_get(j, "segment"));
+    json_t *jtopic = json_object_get(j, "topic");
+    const char *topic = jtopic ? json_string_value(jtopic) : "message";
+    json_t *data = json_object_get(j, "data");
+    size_t known = (user != NULL) + (segment != NULL) + (jtopic != NULL) + (data != NULL);
+    if ((user == NULL) == (segment == NULL) || data == NULL || known != json_object_size(j))
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
+                          "expected {user or segment, topic?, data} and nothing else");
+    if (user != NULL && !valid_id(user, strlen(user)))
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "bad user id");
+    if (segment != NULL && !valid_segment(segment))
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
+                          "segment must be all or device:desktop|mobile|tablet|other");
+    if (topic == NULL || strlen(topic) == 0 || strlen(topic) > 64)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "topic must be 1..64 bytes");
+    if (json_depth(data) > PUSH_MAX_DEPTH)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "data nested too deep (max 8)");
+    msgpack_zone zone;
+    msgpack_object obj;
+    char id[40];
+    if (!msgpack_zone_init(&zone, 1024))
+        return -1;
+    int rc = rc_proto_json_to_object(data, &zone, &obj);
+    if (rc == 0)
+        rc = g->hooks->push(
+            g->hooks->ctx, (rc_str_t){user ? user : "", user ? (uint32_t)strlen(user) : 0},
+            (rc_str_t){segment ? segment : "", segment ? (uint32_t)strlen(segment) : 0},
+            (rc_str_t){topic, (uint32_t)strlen(topic)}, &obj, id, sizeof(id));
+    msgpack_zone_destroy(&zone);
+    if (rc != 0)
+        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                          "the bus cannot take the push now; retry");
+    rc_wbuf_reset(&pss->body);
+    rc_wbuf_printf(&pss->body, "{\"id\":\"%s\"}\n", id);
+    return http_respond(wsi, pss, 202 /* Accepted */, "application/json");
+}
+
+/* POST /api/v1/users/erase {"user"}: 200 {"erased": true}. */
+static int api_erase(struct lws *wsi, http_pss_t *pss, json_t *j)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    const char *user = json_string_value(json_object_get(j, "user"));
+    if (user == NULL || !valid_id(user, strlen(user)) || json_object_size(j) != 1)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
+                          "expected {\\\"user\\\": \\\"<id>\\\"}");
+    if (g->hooks->erase_user(g->hooks->ctx, user, strlen(user)) != 0)
+        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, "profile store refused");
+    rc_wbuf_reset(&pss->body);
+    rc_wbuf_printf(&pss->body, "{\"erased\":true}\n");
+    return http_respond(wsi, pss, HTTP_STATUS_OK, "application/json");
+}
+
+static int http_body_done(struct lws *wsi, http_pss_t *pss)
+{
     if (pss->body_ready)
         return 0; /* already answered */
     if (pss->post_refused)
         return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
     json_t *j = json_loadb(rc_wbuf_data(&pss->request), pss->request.len, 0, NULL);
-    const char *user = json_string_value(json_object_get(j, "user"));
-    size_t n = user ? strlen(user) : 0;
-    int rc;
-    if (user == NULL || n == 0 || n > RC_ID_MAX || json_object_size(j) != 1) {
+    if (!json_is_object(j)) {
         json_decref(j);
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "expected {\\\"user\\\": \\\"<id>\\\"}");
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "the body must be a JSON object");
     }
-    rc = g->hooks->erase_user(g->hooks->ctx, user, n);
-    rc_wbuf_reset(&pss->body);
-    if (rc == 0)
-        rc_wbuf_printf(&pss->body, "{\"erased\":true}\n");
+    int rc =
+        strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss, j) : api_erase(wsi, pss, j);
     json_decref(j);
-    if (rc != 0)
-        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, "profile store refused");
-    return http_respond(wsi, pss, HTTP_STATUS_OK, "application/json");
+    return rc;
 }
 
 static int http_begin(struct lws *wsi, http_pss_t *pss)

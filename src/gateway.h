@@ -22,6 +22,9 @@ typedef struct rc_gateway_hooks {
     void (*metrics)(void *ctx, rc_wbuf_t *body);
     /* Admin API: erases a user everywhere this node can (0 or a negative code). */
     int (*erase_user)(void *ctx, const char *user, size_t len);
+    /* Admin API: publishes a push to a user or a segment; writes its id (0 or a code). */
+    int (*push)(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                const msgpack_object *data, char *id_out, size_t id_len);
 } rc_gateway_hooks_t;
 
 /** The transport operations the session module uses to wake and kill connections. */

@@ -133,6 +133,20 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
     render_hist(o, "rankcast_event_to_push_seconds",
                 "From receiving an event to writing the list it changed.", &m->event_to_push);
     render_hist(o, "rankcast_rank_seconds", "Time to re-rank one surface.", &m->rank);
+    counter(o, "rankcast_app_pushes_delivered_total",
+            "Application pushes queued to client connections.", m->app_pushes_delivered);
+    gauge(o, "rankcast_bus_up", "1 when the bus is usable.", m->bus_up);
+    gauge(o, "rankcast_bus_queued_messages", "Messages published but not yet durable on the bus.",
+          m->bus_queued);
+    counter(o, "rankcast_bus_published_total", "Messages published to the bus.", m->bus_published);
+    counter(o, "rankcast_bus_delivered_total", "Messages the bus confirmed durable.",
+            m->bus_delivered);
+    counter(o, "rankcast_bus_delivery_errors_total", "Messages the bus failed to store.",
+            m->bus_delivery_errors);
+    counter(o, "rankcast_bus_consumed_total", "Messages received from the bus.", m->bus_consumed);
+    render_hist(o, "rankcast_bus_remote_event_lag_seconds",
+                "From another node accepting an event to applying it here (wall clocks).",
+                &m->bus_remote_lag);
     render_hist(o, "rankcast_loop_lag_seconds",
                 "How late a 20 ms timer fired: how long the event loop was busy elsewhere.",
                 &m->loop_lag);

@@ -45,9 +45,14 @@ typedef struct rc_metrics {
     uint64_t profile_loads;           /* profiles read */
     uint64_t profile_load_errors;
     uint64_t profile_reconnects;
-    rc_hist_t event_to_push; /* event received -> its recs written to the socket */
-    rc_hist_t rank;          /* one re-rank of one surface */
-    rc_hist_t loop_lag;      /* how late a 20 ms timer fires: time the loop was busy */
+    rc_hist_t event_to_push;  /* event received -> its recs written to the socket */
+    rc_hist_t rank;           /* one re-rank of one surface */
+    rc_hist_t loop_lag;       /* how late a 20 ms timer fires: time the loop was busy */
+    rc_hist_t bus_remote_lag; /* another node accepted an event -> applied here (wall clocks) */
+    uint64_t app_pushes_delivered; /* application pushes queued to connections */
+    int64_t bus_up;                /* gauge */
+    int64_t bus_queued;            /* gauge: published, not yet durable */
+    uint64_t bus_published, bus_delivered, bus_delivery_errors, bus_consumed;
 } rc_metrics_t;
 
 extern rc_metrics_t rc_metrics;

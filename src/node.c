@@ -77,6 +77,13 @@ static int node_erase_user(void *ctx, const char *user, size_t len)
     return rc_sessions_erase_user(n->sessions, user, len);
 }
 
+static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                     const msgpack_object *data, char *id_out, size_t id_len)
+{
+    rc_node_t *n = ctx;
+    return rc_sessions_push(n->sessions, user, segment, topic, data, id_out, id_len);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
@@ -253,7 +260,7 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics, node_erase_user};
+    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics, node_erase_user, node_push};
     n->gateway =
         rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
     if (n->gateway == NULL)

@@ -132,6 +132,11 @@ static int json_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
     return RC_EPARSE;
 }
 
+int rc_proto_json_to_object(const void *json, msgpack_zone *zone, msgpack_object *out)
+{
+    return json_to_obj(json, zone, out) == 0 ? 0 : RC_ENOMEM;
+}
+
 /* ---- field validation ---- */
 
 typedef enum {
@@ -704,10 +709,18 @@ void rc_enc_init(rc_enc_t *e, rc_wbuf_t *out, rc_format_t fmt)
 
 /* JSON separators: a comma before every element but the first of its container; a value
  * that follows a key needs none (the key wrote it). */
+/* The level whose separator state applies. Deeper than RC_ENC_MAX_DEPTH the last level's
+ * state is reused: the output may lose commas but memory stays in bounds (callers bound
+ * the nesting of what they encode; see the push API). */
+static int level(const rc_enc_t *e)
+{
+    return (e->depth < RC_ENC_MAX_DEPTH ? e->depth : RC_ENC_MAX_DEPTH) - 1;
+}
+
 static void json_before_value(rc_enc_t *e)
 {
-    if (e->depth > 0 && !e->is_map[e->depth - 1]) {
-        if (e->count[e->depth - 1]++ > 0)
+    if (e->depth > 0 && !e->is_map[level(e)]) {
+        if (e->count[level(e)]++ > 0)
             rc_wbuf_putc(e->out, ',');
     }
 }
@@ -744,8 +757,9 @@ void rc_enc_end(rc_enc_t *e)
 {
     if (e->fmt == RC_FMT_MSGPACK || e->depth == 0)
         return;
+    bool map = e->is_map[level(e)];
     e->depth--;
-    rc_wbuf_putc(e->out, e->is_map[e->depth] ? '}' : ']');
+    rc_wbuf_putc(e->out, map ? '}' : ']');
 }
 
 static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
@@ -775,13 +789,17 @@ static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
 
 void rc_enc_key(rc_enc_t *e, const char *key)
 {
-    size_t n = strlen(key);
+    rc_enc_keyn(e, key, strlen(key));
+}
+
+void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n)
+{
     if (e->fmt == RC_FMT_MSGPACK) {
         msgpack_pack_str(&e->pk, n);
         msgpack_pack_str_body(&e->pk, key, n);
         return;
     }
-    if (e->depth > 0 && e->count[e->depth - 1]++ > 0)
+    if (e->depth > 0 && e->count[level(e)]++ > 0)
         rc_wbuf_putc(e->out, ',');
     json_put_string(e->out, key, n);
     rc_wbuf_putc(e->out, ':');
@@ -901,6 +919,87 @@ void rc_enc_nil(rc_enc_t *e)
     rc_wbuf_puts(e->out, "null");
 }
 
+static void enc_base64(rc_enc_t *e, const unsigned char *p, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json_before_value(e);
+    rc_wbuf_putc(e->out, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {tbl[v >> 18 & 63], tbl[v >> 12 & 63], i + 1 < n ? tbl[v >> 6 & 63] : '=',
+                     i + 2 < n ? tbl[v & 63] : '='};
+        rc_wbuf_put(e->out, q, 4);
+    }
+    rc_wbuf_putc(e->out, '"');
+}
+
+void rc_enc_object(rc_enc_t *e, const msgpack_object *o)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_object(&e->pk, *o);
+        return;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        rc_enc_nil(e);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        rc_enc_bool(e, o->via.boolean);
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > INT64_MAX)
+            rc_enc_double(e, (double)o->via.u64);
+        else
+            rc_enc_int(e, (int64_t)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        rc_enc_int(e, o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        rc_enc_double(e, o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        rc_enc_str(e, o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        enc_base64(e, (const unsigned char *)o->via.bin.ptr, o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        rc_enc_array(e, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            rc_enc_object(e, &o->via.array.ptr[i]);
+        rc_enc_end(e);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        rc_enc_map(e, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            /* JSON keys are strings: a number key is written as its digits, anything else
+             * (a map or array as a key) as "?". */
+            char num[32];
+            if (k->type == MSGPACK_OBJECT_STR)
+                rc_enc_keyn(e, k->via.str.ptr, k->via.str.size);
+            else if (k->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                rc_enc_keyn(
+                    e, num,
+                    (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)k->via.u64));
+            else if (k->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                rc_enc_keyn(e, num,
+                            (size_t)snprintf(num, sizeof(num), "%lld", (long long)k->via.i64));
+            else
+                rc_enc_keyn(e, "?", 1);
+            rc_enc_object(e, &o->via.map.ptr[i].val);
+        }
+        rc_enc_end(e);
+        break;
+    default:
+        rc_enc_nil(e);
+        break;
+    }
+}
+
 /* ---- server messages ---- */
 
 static void kv_str(rc_enc_t *e, const char *k, const char *v)
@@ -1006,6 +1105,22 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
         rc_enc_key(e, "price");
         rc_enc_decimal(e, it->price, 4);
     }
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data)
+{
+    rc_enc_map(e, 4);
+    kv_str(e, "type", "push");
+    rc_enc_key(e, "id");
+    rc_enc_str(e, id.p, id.n);
+    rc_enc_key(e, "topic");
+    rc_enc_str(e, topic.p, topic.n);
+    rc_enc_key(e, "data");
+    if (data != NULL)
+        rc_enc_object(e, data);
+    else
+        rc_enc_nil(e);
     rc_enc_end(e);
 }
 

@@ -156,6 +156,10 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d);
 int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
                     rc_msg_t *out);
 
+/** Converts a parsed JSON value (jansson's json_t, passed as void* to keep jansson out of
+ * this header) into a MessagePack object allocated in `zone`. Returns 0 or RC_ENOMEM. */
+int rc_proto_json_to_object(const void *json, msgpack_zone *zone, msgpack_object *out);
+
 /* ---- encoding ---- */
 
 /* An encoder writes nested maps and arrays in either format with one set of calls. JSON
@@ -178,6 +182,7 @@ void rc_enc_map(rc_enc_t *e, uint32_t n_pairs);
 void rc_enc_array(rc_enc_t *e, uint32_t n);
 void rc_enc_end(rc_enc_t *e);
 void rc_enc_key(rc_enc_t *e, const char *key);
+void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n);
 void rc_enc_str(rc_enc_t *e, const char *s, size_t n);
 void rc_enc_cstr(rc_enc_t *e, const char *s);
 void rc_enc_int(rc_enc_t *e, int64_t v);
@@ -187,6 +192,9 @@ void rc_enc_double(rc_enc_t *e, double v);
 void rc_enc_decimal(rc_enc_t *e, double v, int places);
 void rc_enc_bool(rc_enc_t *e, bool v);
 void rc_enc_nil(rc_enc_t *e);
+/** Any MessagePack value (an application payload), in either format. Binary strings become
+ * base64 text in JSON; extension types become null. */
+void rc_enc_object(rc_enc_t *e, const msgpack_object *o);
 
 /* Server messages. Each encodes one whole message into a fresh encoder's buffer. */
 
@@ -222,5 +230,6 @@ typedef struct rc_recs {
 } rc_recs_t;
 
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
+void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data);
 
 #endif

@@ -565,6 +565,22 @@ static bool take_token(rc_conn_t *c, uint64_t now_us)
     return true;
 }
 
+/* Other nodes learn co-visitation from an event only with the items the user acted on
+ * before it, which only this node knows when it alone holds the session. */
+static void attach_recent(const rc_sessions_t *s, const rc_session_t *ses, rc_bus_msg_t *m)
+{
+    const rc_user_state_t *u = &ses->state;
+    const rc_catalog_t *c = &s->engine->catalog;
+    for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
+        const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+        if (r->item >= c->n)
+            continue;
+        const char *id = c->items[r->item].id;
+        m->recent[m->n_recent] = (rc_str_t){id, (uint32_t)strlen(id)};
+        m->recent_w[m->n_recent++] = r->w;
+    }
+}
+
 /* Accepts one valid event: de-duplicates, publishes, applies. Returns true when it
  * changed the user's state (the caller re-ranks once per message). */
 static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us)
@@ -600,12 +616,14 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     }
     *t = (ticket_t){.conn = c, .session = ses, .id_len = (uint8_t)ev->id.n};
     memcpy(t->id, ev->id.p, ev->id.n);
-    rc_bus_event_t be = {
+    rc_bus_msg_t be = {
+        .kind = RC_BUS_EVENT,
         .user = {ses->user, ses->user_len},
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
         .ev = *ev,
         .received_ms = rc_wall_ms(),
     };
+    attach_recent(s, ses, &be);
     c->refs++;
     int rc = rc_bus_publish(s->bus, &be, on_published, t);
     if (rc != 0) {
@@ -898,6 +916,120 @@ int rc_conn_close_code(const rc_conn_t *c, const char **reason)
     return c->close_code;
 }
 
+/* ---- messages from the bus ---- */
+
+static int erase_local(rc_sessions_t *s, const char *user, size_t len);
+
+/* An event another node accepted. If this node holds the user's session (a second device,
+ * a second tab on another node), it is applied and pushed here too; either way the global
+ * models learn from it. The origin node alone writes it to the profile. */
+static void apply_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
+{
+    rc_engine_t *e = s->engine;
+    uint64_t t0 = rc_mono_us();
+    int64_t item = -1;
+    if (m->ev.item.n > 0 &&
+        (item = rc_catalog_resolve(&e->catalog, m->ev.item.p, m->ev.item.n)) < 0)
+        return; /* a closed catalog that does not know it */
+    int64_t now_ms = rc_wall_ms();
+    if (m->received_ms > 0 && now_ms >= m->received_ms)
+        rc_hist_observe(&rc_metrics.bus_remote_lag, (uint64_t)(now_ms - m->received_ms) * 1000);
+    float w = rc_event_weight(m->ev.kind, m->ev.has_value, m->ev.value);
+    rc_session_t *ses = session_find(s, m->user.p, m->user.n);
+    if (ses != NULL) {
+        uint64_t key = event_key(m->ev.id);
+        if (seen_event(ses, key))
+            return;
+        remember_event(ses, key);
+        if (rc_engine_observe(e, &ses->state, m->ev.kind, item, w, m->ev.query, now_ms))
+            session_rerank(s, ses, m->ev.id, t0);
+        return;
+    }
+    /* No session here: learn what the origin's session knew. */
+    rc_user_state_t u;
+    rc_user_state_init(&u, RC_DEV_OTHER, 0);
+    for (int i = (int)m->n_recent - 1; i >= 0; i--) {
+        int64_t r = rc_catalog_resolve(&e->catalog, m->recent[i].p, m->recent[i].n);
+        if (r >= 0)
+            rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i]);
+    }
+    rc_engine_observe(e, &u, m->ev.kind, item, w, m->ev.query, now_ms);
+}
+
+static bool segment_matches(const rc_session_t *ses, rc_str_t seg)
+{
+    if (seg.n == 3 && memcmp(seg.p, "all", 3) == 0)
+        return true;
+    if (seg.n > 7 && memcmp(seg.p, "device:", 7) == 0) {
+        const char *dev = rc_device_name(ses->state.device);
+        return strlen(dev) == seg.n - 7 && memcmp(dev, seg.p + 7, seg.n - 7) == 0;
+    }
+    return false;
+}
+
+static void push_to_session(rc_sessions_t *s, rc_session_t *ses, const rc_bus_msg_t *m,
+                            rc_frame_t **frames)
+{
+    for (rc_link_t *l = ses->conns.next; l != &ses->conns; l = l->next) {
+        rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, session_link);
+        if (c->state != CONN_READY)
+            continue;
+        if (frames[c->fmt] == NULL) {
+            rc_enc_t e;
+            start_encoding(s, &e, c->fmt);
+            rc_proto_encode_push(&e, m->push_id, m->topic, m->data);
+            frames[c->fmt] = finish_frame(s, c->fmt);
+            if (frames[c->fmt] == NULL)
+                continue;
+        }
+        /* Pushes queue in the FIFO: past outbox-max-bytes the reader is a slow consumer. */
+        conn_send(c, frames[c->fmt]);
+        rc_metrics.app_pushes_delivered++;
+    }
+}
+
+/* An application push: to every connection of one user, or of every user of a segment,
+ * on this node. Each format is encoded once per push. */
+static void deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m)
+{
+    rc_frame_t *frames[RC_FMT_COUNT] = {NULL};
+    if (m->user.n > 0) {
+        rc_session_t *ses = session_find(s, m->user.p, m->user.n);
+        if (ses != NULL)
+            push_to_session(s, ses, m, frames);
+    } else {
+        for (rc_link_t *l = s->all_conns.next; l != &s->all_conns; l = l->next) {
+            rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, all_link);
+            /* Each session once: through its first connection. */
+            if (c->session != NULL && c->session->conns.next == &c->session_link &&
+                segment_matches(c->session, m->segment))
+                push_to_session(s, c->session, m, frames);
+        }
+    }
+    for (int f = 0; f < RC_FMT_COUNT; f++)
+        rc_frame_unref(frames[f]);
+}
+
+static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
+{
+    rc_sessions_t *s = ctx;
+    bool own = m->origin_node.n == strlen(s->node_id) &&
+               memcmp(m->origin_node.p, s->node_id, m->origin_node.n) == 0;
+    switch (m->kind) {
+    case RC_BUS_EVENT:
+        if (!own)
+            apply_remote_event(s, m);
+        break;
+    case RC_BUS_ERASE:
+        if (!own)
+            erase_local(s, m->user.p, m->user.n);
+        break;
+    case RC_BUS_PUSH:
+        deliver_push(s, m);
+        break;
+    }
+}
+
 /* ---- lifecycle ---- */
 
 rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
@@ -985,6 +1117,8 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     }
     profiles->on_loaded = on_profile_loaded;
     profiles->ctx = s;
+    bus->deliver = on_bus_deliver;
+    bus->ctx = s;
     return s;
 }
 
@@ -1056,12 +1190,13 @@ void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms)
     }
 }
 
-int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
+/* Forgets a user on this node: session state, unwritten profile changes, and the stored
+ * profile (the store erases after any update of this node queued before). */
+static int erase_local(rc_sessions_t *s, const char *user, size_t len)
 {
     rc_session_t *ses = session_find(s, user, len);
     if (ses != NULL) {
-        /* Forget everything learned about this user; live connections keep their
-         * subscriptions and get lists computed from nothing. */
+        /* Live connections keep their subscriptions and get lists computed from nothing. */
         rc_user_state_init(&ses->state, ses->state.device, ses->state.tz_offset_min);
         memset(&ses->delta, 0, sizeof(ses->delta));
         rc_list_unlink(&ses->dirty_link);
@@ -1069,6 +1204,37 @@ int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
         session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
     }
     return rc_profile_erase(s->profiles, user, len);
+}
+
+int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
+{
+    int rc = erase_local(s, user, len);
+    rc_bus_msg_t m = {
+        .kind = RC_BUS_ERASE,
+        .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
+        .user = {user, (uint32_t)len},
+    };
+    int brc = rc_bus_publish(s->bus, &m, NULL, NULL);
+    return rc != 0 ? rc : brc;
+}
+
+int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                     const msgpack_object *data, char *id_out, size_t id_len)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+        r = rc_mono_us();
+    snprintf(id_out, id_len, "p-%016llx", (unsigned long long)r);
+    rc_bus_msg_t m = {
+        .kind = RC_BUS_PUSH,
+        .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
+        .user = user,
+        .segment = segment,
+        .push_id = {id_out, (uint32_t)strlen(id_out)},
+        .topic = topic,
+        .data = data,
+    };
+    return rc_bus_publish(s->bus, &m, NULL, NULL);
 }
 
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s)

@@ -71,10 +71,16 @@ void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms);
 /** Writes every dirty profile now. */
 void rc_sessions_flush_profiles(rc_sessions_t *s);
 
-/** Erases a user (GDPR): the in-memory session state on this node (connected clients get
- * lists computed from nothing) and the stored profile, after any update queued before.
- * Returns 0 or the profile store's error. */
+/** Erases a user (GDPR) on every node: the in-memory session state here (connected clients
+ * get lists computed from nothing), the stored profile (after any update queued before), and
+ * through the bus the session state on every other node. Returns 0 or the first error. */
 int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len);
+
+/** Publishes an application push to one user (`user` non-empty) or a segment ("all",
+ * "device:<class>") on every node, as {"type":"push","id","topic","data"}. Writes the push
+ * id into `id_out`. Returns 0, or the bus's error (RC_EFULL when its buffer is full). */
+int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                     const msgpack_object *data, char *id_out, size_t id_len);
 
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
