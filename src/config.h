@@ -20,6 +20,11 @@ typedef struct rc_config {
     int64_t redis_ttl_s;
     int64_t redis_buffer_bytes;
     char *kafka;
+    char *kafka_topic_prefix;
+    int64_t kafka_partitions;
+    int64_t kafka_buffer_messages;
+    double kafka_linger_ms;
+    int64_t workers;
     /* catalog and demo */
     char *catalog;
     bool catalog_open;

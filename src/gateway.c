@@ -13,6 +13,8 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -28,6 +30,9 @@ struct rc_gateway {
     const rc_gateway_hooks_t *hooks;
     bool accepting;
     bool closing;
+    int listen_fd;
+    int port;
+    uv_poll_t listen_poll;
 };
 
 /* Per WebSocket connection. */
@@ -472,20 +477,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-static int filter_network(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                          size_t len)
-{
-    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
-        rc_gateway_t *g = lws_context_user(lws_get_context(wsi));
-        return g != NULL && !g->accepting;
-    }
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
-}
-
-/* protocols[0] serves files and filters new connections; "rc-http" the dynamic routes.
+/* protocols[0] serves files; "rc-http" the dynamic routes.
  * Not const: the WebSocket entries get their receive buffer size from the settings. */
 static struct lws_protocols protocols[] = {
-    {"http", filter_network, 0, 0, 0, NULL, 0},
+    {"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0},
     {"rc-http", http_callback, sizeof(http_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.msgpack", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.json", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
@@ -528,52 +523,109 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
 /* Mounts live as long as the context; one static set per process is enough. */
 static struct lws_http_mount mounts[5];
 
-/* Tries to bind the listening address the way lws will (SO_REUSEADDR, SO_REUSEPORT), so
- * that a port in use is a clean error: lws 4.1.6, failing to listen on a foreign loop,
- * leaves handles on that loop whose code it has already unloaded. */
-static int probe_port(const rc_config_t *cfg, char *err, size_t errlen)
+/* The listening socket is the gateway's own, not lws's: lws 4.1.6 sets SO_REUSEPORT only
+ * for multi-threaded contexts, and --workers needs it to share one port between
+ * processes. Accepted connections are handed to lws (lws_adopt_socket_vhost). Binding
+ * first also makes a port in use a clean error before lws touches the loop. */
+static int open_listener(const rc_config_t *cfg, int *fd_out, int *port_out, char *err,
+                         size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[16];
-    int one = 1, rc = 0;
-    if (cfg->port == 0)
-        return 0;
+    int one = 1;
     snprintf(port, sizeof(port), "%lld", (long long)cfg->port);
     if (getaddrinfo(cfg->listen[0] ? cfg->listen : NULL, port, &hints, &res) != 0 || !res) {
         snprintf(err, errlen, "cannot resolve listen address '%s'", cfg->listen);
         return RC_EINVAL;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* With no address given, prefer the IPv6 wildcard (it takes IPv4 too), as lws would. */
+    struct addrinfo *ai = res;
+    for (struct addrinfo *x = res; x != NULL && !cfg->listen[0]; x = x->ai_next)
+        if (x->ai_family == AF_INET6)
+            ai = x;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return RC_EIO;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Only workers share a port; a lone node on a busy port fails rather than joining
+     * whatever else listens there. */
+    if (cfg->workers > 1)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
-            snprintf(err, errlen, "cannot listen on port %s: %s", port, strerror(errno));
-            rc = RC_EIO;
-        }
+    if (ai->ai_family == AF_INET6) {
+        int zero = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        snprintf(err, errlen, "cannot listen on port %s: %s", port, strerror(errno));
         close(fd);
+        freeaddrinfo(res);
+        return RC_EIO;
     }
     freeaddrinfo(res);
-    return rc;
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &salen);
+    *port_out = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                               : ((struct sockaddr_in *)&sa)->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+static void on_listener_readable(uv_poll_t *h, int status, int events)
+{
+    rc_gateway_t *g = h->data;
+    (void)events;
+    if (status < 0)
+        return;
+    /* A bounded batch per turn, so a connection storm cannot hold the loop. */
+    for (int i = 0; i < 256 && g->accepting; i++) {
+        int fd = accept4(g->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                RC_WARN("gateway", "accept failed", "error=\"%s\"", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (lws_adopt_socket_vhost(g->vhost, fd) == NULL)
+            close(fd); /* lws refused it (out of memory): the client sees a reset */
+    }
+}
+
+static void close_listener(rc_gateway_t *g)
+{
+    if (g->listen_fd < 0)
+        return;
+    uv_poll_stop(&g->listen_poll);
+    uv_close((uv_handle_t *)&g->listen_poll, NULL);
+    close(g->listen_fd);
+    g->listen_fd = -1;
 }
 
 rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_sessions_t *sessions,
                              const rc_gateway_hooks_t *hooks, bool *loop_unusable, char *err,
                              size_t errlen)
 {
+    int listen_fd, port;
     *loop_unusable = false;
-    if (probe_port(cfg, err, errlen) != 0)
+    if (open_listener(cfg, &listen_fd, &port, err, errlen) != 0)
         return NULL;
     struct lws_context_creation_info info;
     void *foreign[1] = {loop};
     rc_gateway_t *g = calloc(1, sizeof(*g));
     if (g == NULL) {
+        close(listen_fd);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    g->listen_fd = listen_fd;
+    g->port = port;
     g->cfg = cfg;
     g->sessions = sessions;
     g->hooks = hooks;
@@ -596,12 +648,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     protocols[2].rx_buffer_size = protocols[3].rx_buffer_size = (size_t)cfg->rx_buffer_bytes;
     lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE |
-                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.foreign_loops = foreign;
-    info.port = (int)cfg->port;
-    info.iface = cfg->listen[0] ? cfg->listen : NULL;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
     info.pvo = &pvo;
     info.mounts = &mounts[4];
@@ -612,33 +661,43 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.pt_serv_buf_size = 16384;
     g->ctx = lws_create_context(&info);
     if (g->ctx == NULL) {
-        snprintf(err, errlen, "libwebsockets could not start on port %lld", (long long)cfg->port);
+        snprintf(err, errlen, "libwebsockets could not start");
+        close(listen_fd);
         free(g);
         *loop_unusable = true;
         return NULL;
     }
-    /* lws creates the context even when the listening vhost fails (port in use): a
-     * server that listens nowhere must not start. */
-    /* lws creates the context even when the listening vhost fails (port in use); the
-     * caller checks rc_gateway_port() and tears the gateway down through the loop. */
     g->vhost = lws_get_vhost_by_name(g->ctx, "rankcast");
+    if (g->vhost != NULL && uv_poll_init(loop, &g->listen_poll, listen_fd) == 0) {
+        g->listen_poll.data = g;
+        uv_poll_start(&g->listen_poll, UV_READABLE, on_listener_readable);
+    } else {
+        g->port = -1; /* the caller sees a gateway that listens nowhere and closes it */
+        close(listen_fd);
+        g->listen_fd = -1;
+    }
     return g;
 }
 
 int rc_gateway_port(const rc_gateway_t *g)
 {
-    int port = g->vhost ? lws_get_vhost_listen_port(g->vhost) : -1;
-    return port > 0 ? port : -1;
+    return g->port > 0 ? g->port : -1;
 }
 
+/* Draining: the listening socket closes, so new connections go to the other workers or
+ * nodes on this port (or are refused); the connections already here are served. */
 void rc_gateway_stop_accepting(rc_gateway_t *g)
 {
     g->accepting = false;
+    close_listener(g);
 }
 
 void rc_gateway_close(rc_gateway_t *g)
 {
-    if (g != NULL && g->ctx != NULL && !g->closing) {
+    if (g == NULL)
+        return;
+    close_listener(g);
+    if (g->ctx != NULL && !g->closing) {
         g->closing = true;
         lws_context_destroy(g->ctx);
     }

@@ -127,18 +127,20 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
     rc_gateway_close(n->gateway);
     rc_profile_close(n->profiles);
+    rc_bus_close(n->bus);
     rc_defer_close(&n->defer);
     n->defer_ready = false;
     RC_INFO("node", "stopped", "node=%s", n->node_id);
 }
 
-/* The drain ends when every client has gone and the profile store has confirmed every
- * update, or at the deadline. */
+/* The drain ends when every client has gone, the profile store has confirmed every update
+ * and the bus every message, or at the deadline. */
 static void on_drain_poll(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
     rc_sessions_flush_profiles(n->sessions);
-    bool done = rc_sessions_conn_count(n->sessions) == 0 && rc_profile_pending(n->profiles) == 0;
+    bool done = rc_sessions_conn_count(n->sessions) == 0 && rc_profile_pending(n->profiles) == 0 &&
+                rc_bus_pending(n->bus) == 0;
     if (done || rc_mono_us() >= n->drain_deadline_us)
         node_stop(n);
 }
@@ -184,24 +186,21 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
 
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
-    /* Kafka arrives as a backend behind the bus interface; until it is built a node refuses
-     * to start rather than silently running on the in-process bus. */
-    if (n->cfg->kafka[0] != '\0') {
-        snprintf(err, errlen, "--kafka: the Kafka bus backend is not part of this build");
-        return RC_EINVAL;
-    }
     if (n->cfg->redis[0] != '\0')
         n->profiles = rc_profile_redis_new(&n->loop, n->cfg, n->node_id, err, errlen);
     else
         n->profiles = rc_profile_memory_new(&n->defer);
     if (n->profiles == NULL)
         return RC_EINVAL;
-    n->bus = rc_bus_local_new(&n->defer);
-    if (n->bus == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return RC_ENOMEM;
+    if (n->cfg->kafka[0] != '\0') {
+        n->bus = rc_bus_kafka_new(&n->loop, n->cfg, n->node_id, err, errlen);
+    } else {
+        n->bus = rc_bus_local_new(&n->defer);
+        rc_metrics.bus_up = 1;
+        if (n->bus == NULL)
+            snprintf(err, errlen, "out of memory");
     }
-    return 0;
+    return n->bus != NULL ? 0 : RC_EINVAL;
 }
 
 static int start_loop_handles(rc_node_t *n)
@@ -296,6 +295,7 @@ void rc_node_free(rc_node_t *n)
     } else {
         rc_gateway_close(n->gateway);
         rc_profile_close(n->profiles);
+        rc_bus_close(n->bus);
         if (n->defer_ready)
             rc_defer_close(&n->defer);
     }
