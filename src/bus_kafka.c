@@ -426,14 +426,24 @@ static int partitions_of(kafka_bus_t *b, const char *topic)
     return n;
 }
 
-static int assign_everything(kafka_bus_t *b, char *err, size_t errlen)
+/* Every partition of both topics, from its current end. The end is read now (the high
+ * watermark) rather than left to the logical END offset, which librdkafka resolves later:
+ * an event another node publishes just after this node started is not skipped. With no
+ * broker answering, the logical END is the fallback. */
+static int assign_everything(kafka_bus_t *b, bool broker_up, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
     const char *names[2] = {b->events_topic, b->pushes_topic};
     for (int i = 0; i < 2; i++) {
-        int n = partitions_of(b, names[i]);
-        for (int p = 0; p < n; p++)
-            rd_kafka_topic_partition_list_add(parts, names[i], p)->offset = RD_KAFKA_OFFSET_END;
+        int n = broker_up ? partitions_of(b, names[i]) : (int)b->cfg->kafka_partitions;
+        for (int p = 0; p < n; p++) {
+            int64_t lo, hi, start = RD_KAFKA_OFFSET_END;
+            if (broker_up &&
+                rd_kafka_query_watermark_offsets(b->consumer, names[i], p, &lo, &hi,
+                                                 STARTUP_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                start = hi;
+            rd_kafka_topic_partition_list_add(parts, names[i], p)->offset = start;
+        }
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(b->consumer, parts);
     rd_kafka_topic_partition_list_destroy(parts);
@@ -482,7 +492,7 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
         RC_WARN("kafka", "broker not answering at start: serving, and retrying in the background",
                 "brokers=%s", cfg->kafka);
     rc_metrics.bus_up = b->up;
-    if (assign_everything(b, err, errlen) != 0)
+    if (assign_everything(b, b->up, err, errlen) != 0)
         goto fail;
     rd_kafka_set_log_queue(b->producer, NULL);
     rd_kafka_set_log_queue(b->consumer, NULL);
