@@ -487,13 +487,9 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
     if ((b->producer = make_producer(b, err, errlen)) == NULL ||
         (b->consumer = make_consumer(b, err, errlen)) == NULL)
         goto fail;
-    b->up = create_topics(b);
-    if (!b->up)
-        RC_WARN("kafka", "broker not answering at start: serving, and retrying in the background",
-                "brokers=%s", cfg->kafka);
-    rc_metrics.bus_up = b->up;
-    if (assign_everything(b, b->up, err, errlen) != 0)
-        goto fail;
+    /* The queues signal their pipe only when they go from empty to non-empty, so the pipes
+     * are wired before anything can be queued (logs, statistics, the first fetches); a queue
+     * filled before would never signal again. */
     rd_kafka_set_log_queue(b->producer, NULL);
     rd_kafka_set_log_queue(b->consumer, NULL);
     rd_kafka_poll_set_consumer(b->consumer);
@@ -505,6 +501,20 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
         goto fail;
     }
     b->polls_started = true;
+    b->up = create_topics(b);
+    if (!b->up)
+        RC_WARN("kafka", "broker not answering at start: serving, and retrying in the background",
+                "brokers=%s", cfg->kafka);
+    rc_metrics.bus_up = b->up;
+    /* Past this point the loop watches the queues: no failure path may free the bus. An
+     * assignment refused (invalid arguments only) leaves a node that publishes but hears
+     * nothing, and says so. */
+    char aerr[200];
+    if (assign_everything(b, b->up, aerr, sizeof(aerr)) != 0)
+        RC_ERROR("kafka", "not consuming", "error=\"%s\"", aerr);
+    /* Whatever start-up queued is served on the loop's first turn. */
+    if (write(b->pfd[1], "1", 1) < 0 || write(b->cfd[1], "1", 1) < 0)
+        RC_WARN("kafka", "cannot wake the loop", NULL);
     RC_INFO("kafka", "bus ready", "brokers=%s events=%s pushes=%s", cfg->kafka, b->events_topic,
             b->pushes_topic);
     return &b->base;

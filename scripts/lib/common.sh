@@ -13,6 +13,12 @@ rc_die() {
 # Where installed dependencies are cached (see docs/infrastructure.md).
 rc_deps_dir() { printf '%s\n' "${RANKCAST_DEPS_DIR:-${HOME:-/root}/.cache/rankcast}"; }
 
+# Where the persistent default instances keep their data (the broker's log, Redis' append-only
+# file, the local cluster's logs): kept by `stop`, removed only by `clean`.
+rc_data_dir() {
+  printf '%s\n' "${RANKCAST_DATA_DIR:-${XDG_DATA_HOME:-${HOME:-/root}/.local/share}/rankcast}"
+}
+
 # Seconds since the epoch with milliseconds, for bounded waits and timings.
 rc_now_ms() { date +%s%3N; }
 
@@ -156,10 +162,17 @@ rc_watch_owner() {
 # paths and numbers, so `cut -d= -f2-` works on them too).
 rc_assign() { printf '%s=%q\n' "$1" "$2"; }
 
-# rc_make_run_dir DIR KIND: creates (or checks) the run directory and marks it as ours, so
-# that `stop` only ever deletes directories these scripts made. Prints the absolute path.
+# A run directory is of one of two kinds, written in its marker file DIR/.rankcast-KIND:
+#   throwaway   (an empty marker): a test's or a benchmark's; `stop` removes it unless --keep;
+#   persistent  (the marker says "persistent"): a default instance; `stop` keeps it and only
+#               `clean` removes it.
+# Only a directory carrying the marker is ever removed.
+
+# rc_make_run_dir DIR KIND [persistent]: creates (or checks) the run directory and marks it as
+# ours; DIR empty makes a new temporary one. A directory keeps the kind it was made with.
+# Prints the absolute path.
 rc_make_run_dir() {
-  local dir=$1 kind=$2
+  local dir=$1 kind=$2 mode=${3:-throwaway}
   if [ -z "$dir" ]; then
     dir=$(mktemp -d "${TMPDIR:-/tmp}/rankcast-$kind.XXXXXX")
   else
@@ -168,17 +181,37 @@ rc_make_run_dir() {
       rc_die "$dir is not empty and was not made by $rc_prog: refusing to use it"
     fi
   fi
-  : >"$dir/.rankcast-$kind"
+  if [ ! -e "$dir/.rankcast-$kind" ]; then
+    if [ "$mode" = persistent ]; then
+      echo persistent >"$dir/.rankcast-$kind"
+    else
+      : >"$dir/.rankcast-$kind"
+    fi
+  fi
   (cd "$dir" && pwd -P)
 }
 
-# rc_remove_run_dir DIR KIND: deletes DIR only when it carries our marker.
+# rc_run_dir_persistent DIR KIND: true when DIR is a persistent run directory.
+rc_run_dir_persistent() {
+  [ "$(cat "$1/.rankcast-$2" 2>/dev/null)" = persistent ]
+}
+
+# rc_remove_run_dir DIR KIND [force]: deletes DIR only when it carries our marker, and a
+# persistent one only when forced (`clean`).
 rc_remove_run_dir() {
-  local dir=$1 kind=$2
+  local dir=$1 kind=$2 force=${3:-}
   [ -d "$dir" ] || return 0
-  if [ -e "$dir/.rankcast-$kind" ]; then
-    rm -rf -- "$dir"
-  else
+  if [ ! -e "$dir/.rankcast-$kind" ]; then
     rc_log "$dir has no .rankcast-$kind marker: not removing it"
+  elif rc_run_dir_persistent "$dir" "$kind" && [ "$force" != force ]; then
+    rc_log "kept $dir (persistent data: scripts/$rc_prog clean removes it)"
+  else
+    rm -rf -- "$dir"
   fi
+}
+
+# rc_http_status URL: prints the HTTP status of a GET of URL (000 when nothing answers within
+# 2 s); the body goes to the file in $2 when given.
+rc_http_status() {
+  curl -s -o "${2:-/dev/null}" -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true
 }
