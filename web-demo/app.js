@@ -49,9 +49,12 @@ function uuid() {
 }
 
 // The user id persists across visits; without storage (some private modes) it lasts as long
-// as the page. `fresh` makes a new one: the "New visitor" button.
+// as the page. `fresh` makes a new one: the "New visitor" button. `?user=ID` in the address
+// names the visitor, so pages of two nodes (two origins, two storages) can be one user.
 function loadUser(fresh = false) {
   let user = null;
+  const named = new URLSearchParams(window.location.search).get('user');
+  if (!fresh && named && /^[A-Za-z0-9._:@-]{1,64}$/.test(named)) return named;
   try { user = fresh ? null : localStorage.getItem(USER_KEY); } catch { /* no storage */ }
   if (user && /^[A-Za-z0-9._:@-]{1,64}$/.test(user)) return user;
   user = `u-${uuid()}`;
