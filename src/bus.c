@@ -7,6 +7,7 @@
  *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value) */
 #include "bus.h"
 #include "error.h"
+#include "mpack.h"
 
 #include <string.h>
 
@@ -37,28 +38,16 @@ void rc_bus_free(rc_bus_t *b)
         b->ops->destroy(b);
 }
 
-static int wbuf_write(void *data, const char *buf, size_t len)
-{
-    rc_wbuf_put(data, buf, len);
-    return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 static void pack_kv(msgpack_packer *pk, const char *k, rc_str_t v)
 {
-    pack_str(pk, k, strlen(k));
-    pack_str(pk, v.p ? v.p : "", v.n);
+    rc_mp_str(pk, k, strlen(k));
+    rc_mp_str(pk, v.p ? v.p : "", v.n);
 }
 
 int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, wbuf_write);
+    rc_mp_init(&pk, out);
     if (m->kind == RC_BUS_EVENT) {
         const rc_proto_event_t *e = &m->ev;
         uint32_t n =
@@ -73,7 +62,7 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
         if (e->item.n > 0)
             pack_kv(&pk, "it", e->item);
         if (e->has_value) {
-            pack_str(&pk, "v", 1);
+            rc_mp_str(&pk, "v", 1);
             msgpack_pack_double(&pk, e->value);
         }
         if (e->query.n > 0)
@@ -81,16 +70,16 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
         if (e->surface.n > 0)
             pack_kv(&pk, "s", e->surface);
         if (e->has_ts) {
-            pack_str(&pk, "ts", 2);
+            rc_mp_str(&pk, "ts", 2);
             msgpack_pack_int64(&pk, e->ts_ms);
         }
-        pack_str(&pk, "r", 1);
+        rc_mp_str(&pk, "r", 1);
         msgpack_pack_int64(&pk, m->received_ms);
-        pack_str(&pk, "p", 1);
+        rc_mp_str(&pk, "p", 1);
         msgpack_pack_array(&pk, m->n_recent);
         for (uint32_t i = 0; i < m->n_recent; i++) {
             msgpack_pack_array(&pk, 2);
-            pack_str(&pk, m->recent[i].p, m->recent[i].n);
+            rc_mp_str(&pk, m->recent[i].p, m->recent[i].n);
             msgpack_pack_float(&pk, m->recent_w[i]);
         }
     } else if (m->kind == RC_BUS_ERASE) {
@@ -106,7 +95,7 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
         pack_kv(&pk, "g", m->segment);
         pack_kv(&pk, "id", m->push_id);
         pack_kv(&pk, "tp", m->topic);
-        pack_str(&pk, "d", 1);
+        rc_mp_str(&pk, "d", 1);
         if (m->data != NULL)
             msgpack_pack_object(&pk, *m->data);
         else

@@ -13,6 +13,7 @@
  * map; the readers here accept both. */
 #include "profile.h"
 #include "error.h"
+#include "mpack.h"
 
 #include <msgpack.h>
 #include <string.h>
@@ -104,46 +105,29 @@ void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event
     d->recent[d->n_recent++] = idx;
 }
 
-static int wbuf_write(void *data, const char *buf, size_t len)
-{
-    rc_wbuf_put(data, buf, len);
-    return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    pack_str(pk, s, strlen(s));
-}
-
 int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, int64_t now_ms,
                             rc_wbuf_t *out)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, wbuf_write);
+    rc_mp_init(&pk, out);
     msgpack_pack_map(&pk, 5);
-    pack_cstr(&pk, "n");
+    rc_mp_cstr(&pk, "n");
     msgpack_pack_uint32(&pk, d->events);
-    pack_cstr(&pk, "c");
+    rc_mp_cstr(&pk, "c");
     msgpack_pack_map(&pk, d->n_cats);
     for (uint8_t i = 0; i < d->n_cats; i++) {
-        pack_cstr(&pk, c->categories[d->cats[i]]);
+        rc_mp_cstr(&pk, c->categories[d->cats[i]]);
         msgpack_pack_double(&pk, d->cats_w[i]);
     }
-    pack_cstr(&pk, "r");
+    rc_mp_cstr(&pk, "r");
     msgpack_pack_array(&pk, d->n_recent);
     for (uint8_t i = 0; i < d->n_recent; i++)
-        pack_cstr(&pk, c->items[d->recent[i]].id);
-    pack_cstr(&pk, "x");
+        rc_mp_cstr(&pk, c->items[d->recent[i]].id);
+    rc_mp_cstr(&pk, "x");
     msgpack_pack_array(&pk, d->n_excluded);
     for (uint8_t i = 0; i < d->n_excluded; i++)
-        pack_cstr(&pk, c->items[d->excluded[i]].id);
-    pack_cstr(&pk, "t");
+        rc_mp_cstr(&pk, c->items[d->excluded[i]].id);
+    rc_mp_cstr(&pk, "t");
     msgpack_pack_int64(&pk, now_ms);
     return rc_wbuf_ok(out);
 }
@@ -322,27 +306,27 @@ static void doc_apply(doc_t *p, const doc_t *d)
 static int doc_write(const doc_t *p, rc_wbuf_t *out)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, wbuf_write);
+    rc_mp_init(&pk, out);
     msgpack_pack_map(&pk, 6);
-    pack_cstr(&pk, "v");
+    rc_mp_cstr(&pk, "v");
     msgpack_pack_int(&pk, 1);
-    pack_cstr(&pk, "n");
+    rc_mp_cstr(&pk, "n");
     msgpack_pack_int64(&pk, p->n);
-    pack_cstr(&pk, "c");
+    rc_mp_cstr(&pk, "c");
     msgpack_pack_map(&pk, p->n_cats);
     for (uint32_t i = 0; i < p->n_cats; i++) {
-        pack_cstr(&pk, p->cats[i].s);
+        rc_mp_cstr(&pk, p->cats[i].s);
         msgpack_pack_double(&pk, p->cats_w[i]);
     }
-    pack_cstr(&pk, "r");
+    rc_mp_cstr(&pk, "r");
     msgpack_pack_array(&pk, p->n_recent);
     for (uint32_t i = 0; i < p->n_recent; i++)
-        pack_cstr(&pk, p->recent[i].s);
-    pack_cstr(&pk, "x");
+        rc_mp_cstr(&pk, p->recent[i].s);
+    rc_mp_cstr(&pk, "x");
     msgpack_pack_array(&pk, p->n_excluded);
     for (uint32_t i = 0; i < p->n_excluded; i++)
-        pack_cstr(&pk, p->excluded[i].s);
-    pack_cstr(&pk, "t");
+        rc_mp_cstr(&pk, p->excluded[i].s);
+    rc_mp_cstr(&pk, "t");
     msgpack_pack_int64(&pk, p->t);
     return rc_wbuf_ok(out);
 }

@@ -3,6 +3,7 @@
  * structs, so both subprotocols accept and refuse exactly the same messages. */
 #include "proto.h"
 #include "error.h"
+#include "mpack.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -693,18 +694,12 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
 
 /* ---- encoder ---- */
 
-static int wbuf_write(void *data, const char *buf, size_t len)
-{
-    rc_wbuf_put(data, buf, len);
-    return 0;
-}
-
 void rc_enc_init(rc_enc_t *e, rc_wbuf_t *out, rc_format_t fmt)
 {
     memset(e, 0, sizeof(*e));
     e->out = out;
     e->fmt = fmt;
-    msgpack_packer_init(&e->pk, out, wbuf_write);
+    rc_mp_init(&e->pk, out);
 }
 
 /* JSON separators: a comma before every element but the first of its container; a value

@@ -1,0 +1,34 @@
+/* MessagePack writing into an rc_wbuf_t: the packer glue and string helpers shared by the
+ * protocol codec, the profile documents and the bus messages. */
+#ifndef RC_MPACK_H
+#define RC_MPACK_H
+
+#include "wbuf.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+static inline int rc_mp_write(void *data, const char *buf, size_t len)
+{
+    rc_wbuf_put(data, buf, len);
+    return 0;
+}
+
+/** Packs into `out` (borrowed while the packer is used; failures show in rc_wbuf_ok()). */
+static inline void rc_mp_init(msgpack_packer *pk, rc_wbuf_t *out)
+{
+    msgpack_packer_init(pk, out, rc_mp_write);
+}
+
+static inline void rc_mp_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static inline void rc_mp_cstr(msgpack_packer *pk, const char *s)
+{
+    rc_mp_str(pk, s, strlen(s));
+}
+
+#endif
