@@ -37,11 +37,13 @@ static void answer_load(void *arg)
     pending_load_t *p = arg;
     memory_store_t *m = p->store;
     uint64_t slot;
-    if (rc_strmap_get(&m->index, p->user, p->user_len, &slot))
-        m->base.on_loaded(m->base.ctx, p->user, p->user_len, 0, m->blobs[slot].data,
-                          m->blobs[slot].len);
-    else
-        m->base.on_loaded(m->base.ctx, p->user, p->user_len, RC_ENOENT, NULL, 0);
+    if (m->base.on_loaded != NULL) { /* NULL: the owner has gone */
+        if (rc_strmap_get(&m->index, p->user, p->user_len, &slot))
+            m->base.on_loaded(m->base.ctx, p->user, p->user_len, 0, m->blobs[slot].data,
+                              m->blobs[slot].len);
+        else
+            m->base.on_loaded(m->base.ctx, p->user, p->user_len, RC_ENOENT, NULL, 0);
+    }
     free(p);
 }
 

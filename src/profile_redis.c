@@ -333,6 +333,10 @@ static void on_load_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         return;
     }
     rc_metrics.profile_loads++;
+    if (r->base.on_loaded == NULL) {
+        free(l);
+        return;
+    }
     if (reply->type == REDIS_REPLY_STRING) {
         r->base.on_loaded(r->base.ctx, l->user, l->user_len, 0, reply->str, reply->len);
     } else if (reply->type == REDIS_REPLY_NIL) {

@@ -1136,6 +1136,9 @@ void rc_sessions_free(rc_sessions_t *s)
         s->free_tickets = t->next_free;
         free(t);
     }
+    /* A store or bus answering late must find no one rather than freed memory. */
+    s->profiles->on_loaded = NULL;
+    s->bus->deliver = NULL;
     rc_strmap_free(&s->by_user);
     rc_proto_decoder_free(&s->decoder);
     rc_wbuf_free(&s->scratch);

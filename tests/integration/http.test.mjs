@@ -70,7 +70,12 @@ test('/metrics is Prometheus text whose connection gauge and event counter move'
     ids.push(id);
     clients[0].send({ type: 'event', id, kind: 'view', item: server.items[i].id });
   }
-  for (const id of ids) await clients[0].next((m) => m.type === 'ack' && m.ids.includes(id));
+  // One ack may name several events (the server batches them): collect until all are in.
+  const acked = new Set();
+  while (ids.some((id) => !acked.has(id))) {
+    const ack = await clients[0].next((m) => m.type === 'ack');
+    for (const id of ack.ids) acked.add(id);
+  }
   const m1 = await scrape();
 
   const gauges = moved(m0, m1, 'connections', 'gauge', 3);

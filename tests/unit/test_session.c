@@ -85,9 +85,10 @@ static int world_setup(void **state)
 static int world_teardown(void **state)
 {
     world_t *w = *state;
-    rc_sessions_free(w->sessions);
+    /* As the node does: run what is still deferred while the sessions exist, then free. */
     rc_defer_close(&w->defer);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    rc_sessions_free(w->sessions);
     rc_bus_free(w->bus);
     rc_profile_store_free(w->profiles);
     rc_engine_free(&w->engine);
