@@ -1,0 +1,509 @@
+// RankcastClient: one logical session with a rankcast server over a WebSocket that comes and
+// goes. It owns the connection state machine
+//
+//   closed ──connect()──▶ connecting ──welcome──▶ open ──lost──▶ reconnecting ──welcome──▶ open
+//      ▲                      │ failed                             ▲     │ failed (backoff)
+//      └──close() / fatal─────┴────────────────────────────────────┴─────┘
+//
+// and glues the parts together: Connection (one socket), Subscriptions (live lists), Delivery
+// and Outbox (events, at-least-once). Every timer is a named slot of one TimerSet and every
+// socket listener is counted, so stats() can prove that nothing leaks across reconnects.
+
+import { fullJitterDelay } from './backoff.js';
+import { Connection } from './connection.js';
+import { Delivery } from './delivery.js';
+import { Emitter } from './emitter.js';
+import { ClientError, RankcastError, ServerError } from './errors.js';
+import { randomEventId } from './ids.js';
+import { DEFAULT_LIMITS, readServerMessage } from './incoming.js';
+import { autoTzOffsetMin, resolveOptions } from './options.js';
+import { eventFields, helloMessage, pingMessage } from './outgoing.js';
+import { Outbox } from './outbox.js';
+import { Subscriptions } from './subscriptions.js';
+import { TimerSet } from './timers.js';
+
+/** Close codes that carry a server error code of PROTOCOL.md §4 (1009 is 4003 too_large). */
+const CLOSE_CODE_ERRORS = { 1009: 4003, 4003: 4003, 4004: 4004, 4006: 4006, 4008: 4008, 4010: 4010, 4050: 4050 };
+
+/** Timers that belong to one connection and die with it. */
+const CONNECTION_TIMERS = ['handshake', 'ping', 'pong', 'drain'];
+
+export class RankcastClient {
+  #o;
+  #clock;
+  #events = new Emitter();
+  #timers;
+  #outbox;
+  #delivery;
+  #subs;
+  #state = 'closed';
+  #stopped = true; // no connection wanted: before connect(), after close() or a fatal error
+  #refuseEvents = false; // after close() or a final failure, track() rejects until connect()
+  /** @type {Connection|null} */
+  #conn = null;
+  #welcomed = false; // the current connection said welcome
+  #gen = 0; // bumped per attempt: a token that resolves late for an old attempt is ignored
+  #attempt = 0; // failed attempts since the last welcome, for the backoff
+  #drainDeadline = null;
+  #fatalError = null;
+  #welcome = null;
+  #assignedUser = undefined;
+  #ping = { t: 0, sentAt: 0, rttMs: null };
+  #counter = { socketListeners: 0 };
+  #impressed = new Map();
+  #flushWaiters = new Set();
+  #flushSeq = 0;
+  #tally = { attempts: 0, welcomes: 0, reconnects: 0 };
+
+  /** @param {import('../index.js').ClientOptions} options */
+  constructor(options) {
+    this.#o = resolveOptions(options);
+    this.#clock = this.#o.clock;
+    this.#timers = new TimerSet(this.#clock);
+    this.#outbox = new Outbox({
+      maxEvents: this.#o.maxQueue,
+      storage: this.#o.storage,
+      storageKey: this.#o.storageKey,
+      onStorageError: (err) => this.#events.emit('error', new ClientError('storage', 'the event queue could not be read from or written to storage', { cause: err })),
+    });
+    this.#delivery = new Delivery({
+      outbox: this.#outbox,
+      timers: this.#timers,
+      now: this.#clock.now,
+      random: this.#clock.random,
+      transport: {
+        encode: (msg) => (this.#conn ? this.#conn.encode(msg) : ''),
+        send: (data) => (this.#conn !== null && this.#welcomed ? this.#conn.sendEncoded(data) : false),
+      },
+      batchWindowMs: this.#o.batchWindowMs,
+      ackTimeoutMs: this.#o.ackTimeoutMs,
+      retry: this.#o.retry,
+      onClientError: (err) => this.#events.emit('error', err),
+      onIdle: () => this.#settleFlushWaiters(),
+    });
+    this.#subs = new Subscriptions({
+      send: (msg) => this.#conn?.send(msg),
+      isOpen: () => this.#conn !== null && this.#welcomed,
+      limits: () => this.#welcome?.limits ?? DEFAULT_LIMITS,
+      onRemoved: (surface) => this.#impressed.delete(surface),
+    });
+    if (this.#o.autoConnect) {
+      // After the caller's synchronous code, so listeners added right after createClient()
+      // see 'connecting'; unless connect() or close() came first.
+      queueMicrotask(() => {
+        if (!this.#refuseEvents) this.connect();
+      });
+    }
+  }
+
+  // --- public state ---------------------------------------------------------------------------
+
+  /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
+  get state() {
+    return this.#state;
+  }
+
+  /** The user this client acts for: welcome.user once known, else the configured one. */
+  get user() {
+    return this.#welcome?.user ?? this.#o.user;
+  }
+
+  /** What the server said in its last `welcome`, or null before the first. */
+  get welcome() {
+    return this.#welcome;
+  }
+
+  on(type, listener) {
+    return this.#events.on(type, listener);
+  }
+
+  once(type, listener) {
+    return this.#events.once(type, listener);
+  }
+
+  // --- connection -----------------------------------------------------------------------------
+
+  /** Starts connecting (a no-op unless closed). autoConnect (the default) calls it. */
+  connect() {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#refuseEvents = false;
+    this.#attempt = 0;
+    this.#setState('connecting');
+    this.#events.emit('connecting', { attempt: 0 });
+    this.#beginAttempt('initial');
+  }
+
+  /** Drops the current connection (if any) and connects again at once, without backoff. */
+  reconnect() {
+    if (this.#stopped) {
+      this.connect();
+      return;
+    }
+    this.#attempt = 0;
+    this.#drainDeadline = null;
+    this.#gen++;
+    this.#lose({ reason: 'manual', immediate: true });
+  }
+
+  /**
+   * Closes for good (until connect()). Pending track() promises reject with
+   * ClientError('closed'); their events stay queued (and stored, in a browser) and go out on the
+   * next connect() or with the next client on the same storage. Resolves once the socket closed.
+   */
+  close() {
+    this.#refuseEvents = true;
+    const conn = this.#conn;
+    const wasStopped = this.#stopped;
+    this.#stopped = true;
+    this.#gen++;
+    this.#conn = null;
+    this.#welcomed = false;
+    this.#delivery.stop();
+    this.#timers.clearAll();
+    const err = new ClientError('closed', 'the client was closed before the server acknowledged the event');
+    this.#rejectPending(err);
+    this.#setState('closed');
+    if (!wasStopped) this.#events.emit('closed', { code: 1000, reason: 'client closed' });
+    return conn ? conn.close(1000, 'client closed') : Promise.resolve();
+  }
+
+  #beginAttempt(reason) {
+    const gen = ++this.#gen;
+    this.#tally.attempts++;
+    this.#timers.set('handshake', this.#o.connectTimeoutMs, () =>
+      this.#lose({ reason: 'timeout', error: new ClientError('connection', `no welcome within ${this.#o.connectTimeoutMs} ms`), hard: true }),
+    );
+    this.#resolveToken(reason).then(
+      (token) => {
+        if (gen === this.#gen && !this.#stopped) this.#openSocket(token);
+      },
+      (err) => {
+        if (gen !== this.#gen || this.#stopped) return;
+        const error = err instanceof ClientError ? err : new ClientError('token', 'tokenProvider failed', { cause: err });
+        this.#events.emit('error', error);
+        this.#lose({ reason: 'token', error });
+      },
+    );
+  }
+
+  async #resolveToken(reason) {
+    if (!this.#o.tokenProvider) return this.#o.token;
+    const token = await this.#o.tokenProvider({ reason, attempt: this.#attempt });
+    if (token != null && typeof token !== 'string') throw new ClientError('token', 'tokenProvider must resolve to a string, null or undefined');
+    return token ?? undefined;
+  }
+
+  #helloMessage(token) {
+    return helloMessage({
+      token,
+      // Without a configured user, the id the server assigned is kept across reconnects, so
+      // the session (and de-duplication of re-sent events) continues.
+      user: this.#o.user ?? this.#assignedUser,
+      device: this.#o.device,
+      locale: this.#o.locale,
+      tzOffsetMin: this.#o.tzOffsetMin === undefined ? autoTzOffsetMin() : (this.#o.tzOffsetMin ?? undefined),
+      consent: this.#o.consent,
+    });
+  }
+
+  #openSocket(token) {
+    let hello;
+    try {
+      hello = this.#helloMessage(token);
+    } catch (err) {
+      const error = new ClientError('token', `unusable token: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      this.#events.emit('error', error);
+      this.#lose({ reason: 'token', error });
+      return;
+    }
+    let conn = null;
+    const current = () => conn !== null && this.#conn === conn;
+    try {
+      conn = new Connection({
+        WebSocket: this.#o.WebSocket,
+        url: this.#o.url,
+        encoding: this.#o.encoding,
+        counter: this.#counter,
+        onOpen: () => current() && conn.send(hello),
+        onMessage: (msg) => current() && this.#onMessage(msg),
+        onBadMessage: (err) => current() && this.#onBadMessage(err),
+        onClose: (info) => current() && this.#lose({ reason: 'close', code: info.code, closeReason: info.reason, alreadyClosed: true }),
+      });
+    } catch (err) {
+      this.#lose({ reason: 'error', error: new ClientError('connection', 'cannot create a WebSocket', { cause: err }) });
+      return;
+    }
+    this.#conn = conn;
+  }
+
+  /**
+   * The connection is gone or given up: clean up after it, then reconnect (with backoff, or
+   * at the drain deadline) unless the client is stopped or the failure is final.
+   */
+  #lose({ reason, code, closeReason = '', error, immediate = false, alreadyClosed = false, hard = false }) {
+    const conn = this.#conn;
+    this.#conn = null;
+    this.#welcomed = false;
+    if (conn && !alreadyClosed) conn.close(1000, reason, hard);
+    for (const name of CONNECTION_TIMERS) this.#timers.clear(name);
+    this.#delivery.stop();
+    if (this.#stopped) return;
+    const err = error ?? this.#fatalError ?? closeCodeError(code);
+    this.#fatalError = null;
+    if (err instanceof ServerError && (err.code === 4006 || (err.code === 4010 && !this.#o.tokenProvider))) {
+      // Trying again cannot help: the protocol version is refused, or the only token is.
+      this.#stopped = true;
+      this.#refuseEvents = true;
+      this.#rejectPending(err);
+      this.#setState('closed');
+      this.#events.emit('closed', { code, reason: closeReason, error: err });
+      return;
+    }
+    this.#scheduleReconnect({ reason, code, error: err ?? undefined, immediate });
+  }
+
+  #scheduleReconnect({ reason, code, error, immediate }) {
+    let delayMs;
+    if (immediate) delayMs = 0;
+    else if (this.#drainDeadline !== null) delayMs = Math.max(0, Math.ceil(this.#drainDeadline - this.#clock.now()));
+    else delayMs = fullJitterDelay(this.#attempt, this.#o.reconnect, this.#clock.random);
+    this.#drainDeadline = null;
+    this.#attempt++;
+    this.#tally.reconnects++;
+    this.#setState('reconnecting');
+    const info = { attempt: this.#attempt, delayMs, reason };
+    if (code !== undefined) info.code = code;
+    if (error !== undefined) info.error = error;
+    this.#events.emit('reconnecting', info);
+    // After 4010 the token provider is told, so it can fetch a fresh token rather than a cached one.
+    const why = error instanceof ServerError && error.code === 4010 ? 'unauthorized' : 'reconnect';
+    this.#timers.set('reconnect', delayMs, () => this.#beginAttempt(why));
+  }
+
+  #setState(next) {
+    if (next === this.#state) return;
+    const previous = this.#state;
+    this.#state = next;
+    this.#events.emit('state', { state: next, previous });
+  }
+
+  // --- server messages ------------------------------------------------------------------------
+
+  #onMessage(raw) {
+    let msg;
+    try {
+      msg = readServerMessage(raw);
+    } catch (err) {
+      this.#onBadMessage(err);
+      return;
+    }
+    if (msg === null) return; // a message type of a newer protocol revision
+    const { type, ...body } = msg;
+    if (type === 'welcome') this.#onWelcome(body);
+    else if (type === 'error') this.#onServerError(body);
+    else if (type === 'pong') this.#onPong(body);
+    else if (!this.#welcomed) return; // nothing else is expected before welcome
+    else if (type === 'ack') this.#delivery.onAck(body.ids);
+    else if (type === 'recs') this.#onRecs(body);
+    else if (type === 'drain') this.#onDrain(body);
+    else if (type === 'push') this.#events.emit('push', body);
+  }
+
+  #onBadMessage(err) {
+    const error = err instanceof RankcastError ? err : new ClientError('protocol', String(err), { cause: err });
+    this.#events.emit('error', error);
+    // Before welcome, a connection that speaks garbage is no use; after, one bad message is
+    // reported and skipped.
+    if (!this.#welcomed) this.#lose({ reason: 'error', error, hard: true });
+  }
+
+  #onWelcome(welcome) {
+    if (this.#welcomed) return; // the server sends one per connection
+    this.#timers.clear('handshake');
+    this.#welcomed = true;
+    this.#attempt = 0;
+    this.#welcome = welcome;
+    if (this.#o.user === undefined) this.#assignedUser = welcome.user;
+    this.#tally.welcomes++;
+    this.#subs.resubscribeAll();
+    this.#delivery.start(welcome.limits);
+    this.#startKeepalive();
+    this.#setState('open');
+    this.#events.emit('open', welcome);
+  }
+
+  #onServerError(wire) {
+    const err = new ServerError(wire);
+    if (err.fatal) this.#fatalError = err; // the close that follows reports it
+    if (this.#welcomed) this.#delivery.onError(wire);
+    this.#events.emit('error', err);
+    // An error before welcome that does not close the connection still means no welcome.
+    if (!this.#welcomed && !err.fatal) this.#lose({ reason: 'error', error: err });
+  }
+
+  #onRecs(list) {
+    if (this.#subs.deliver(list)) this.#events.emit('recs', list);
+  }
+
+  #onDrain(drain) {
+    const delayMs = drain.reconnectAfterMs + Math.floor(this.#clock.random() * this.#o.drainJitterMs);
+    this.#drainDeadline = this.#clock.now() + delayMs;
+    this.#events.emit('drain', drain);
+    // The server closes with 1001 shortly; should it not, leave at the deadline anyway.
+    this.#timers.set('drain', delayMs, () => this.#lose({ reason: 'drain' }));
+  }
+
+  #startKeepalive() {
+    if (this.#o.pingIntervalMs > 0) this.#timers.set('ping', this.#o.pingIntervalMs, () => this.#sendKeepalivePing());
+  }
+
+  #sendKeepalivePing() {
+    this.#ping.t = Date.now();
+    this.#ping.sentAt = this.#clock.now();
+    this.#conn?.send(pingMessage(this.#ping.t));
+    this.#timers.set('pong', this.#o.pongTimeoutMs, () =>
+      this.#lose({ reason: 'keepalive', error: new ClientError('connection', `no pong within ${this.#o.pongTimeoutMs} ms`), hard: true }),
+    );
+  }
+
+  #onPong(pong) {
+    if (pong.t !== this.#ping.t || !this.#timers.has('pong')) return;
+    this.#ping.rttMs = this.#clock.now() - this.#ping.sentAt;
+    this.#timers.clear('pong');
+    this.#startKeepalive();
+  }
+
+  // --- lists ----------------------------------------------------------------------------------
+
+  /**
+   * Subscribes to a live list. `onRecs` gets the current list at once (after the server
+   * answers) and every newer one; after a reconnect the list comes again.
+   * subscribe(surface, onRecs) and subscribe(surface, options, onRecs) are both accepted.
+   */
+  subscribe(surface, optionsOrOnRecs, maybeOnRecs) {
+    const [params, onRecs] = typeof optionsOrOnRecs === 'function' ? [{}, optionsOrOnRecs] : [optionsOrOnRecs ?? {}, maybeOnRecs];
+    return this.#subs.add(surface, params, onRecs);
+  }
+
+  // --- events ---------------------------------------------------------------------------------
+
+  /**
+   * Queues one event; the promise resolves with its id once the server acknowledged it. The
+   * id is also on the promise, as `.id`, at once.
+   */
+  track(event) {
+    let id;
+    let fields;
+    try {
+      if (event === null || typeof event !== 'object') throw new ClientError('invalid_argument', 'track needs an event object');
+      id = event.id ?? randomEventId();
+      const tsMs = event.tsMs ?? (this.#o.timestamps ? Date.now() : undefined);
+      fields = eventFields({ ...event, id, tsMs });
+      if (this.#refuseEvents) throw new ClientError('closed', 'the client is closed');
+    } catch (err) {
+      if (err instanceof ClientError && err.code === 'invalid_argument') this.#events.emit('error', err);
+      return withId(Promise.reject(err), id);
+    }
+    return withId(this.#delivery.enqueue(fields), id);
+  }
+
+  /**
+   * Reports impressions of the items of a pushed list (all of them, or `items`), each once per
+   * list version: calling it again for the same list sends only what was not reported yet.
+   */
+  trackImpressions(list, items) {
+    checkList(list);
+    const ids = (items ?? list.items).map((it) => (typeof it === 'string' ? it : it?.item));
+    let seen = this.#impressed.get(list.surface);
+    if (!seen || seen.version !== list.version) {
+      seen = { version: list.version, items: new Set() };
+      this.#impressed.set(list.surface, seen);
+    }
+    const fresh = ids.filter((item) => !seen.items.has(item));
+    const tracked = fresh.map((item) => this.track({ kind: 'impression', item, surface: list.surface }));
+    for (const item of fresh) seen.items.add(item);
+    return Promise.all(tracked);
+  }
+
+  /** Reports a click on an item of a pushed list (the event carries the list's surface). */
+  trackClick(list, item) {
+    checkList(list);
+    return this.track({ kind: 'click', item: typeof item === 'string' ? item : item?.item, surface: list.surface });
+  }
+
+  /**
+   * Sends whatever waits now (skipping the batch window) and resolves once every queued event
+   * is acknowledged; rejects with ClientError('timeout') after `timeoutMs` if given.
+   */
+  flush(timeoutMs) {
+    if (this.#outbox.size === 0) return Promise.resolve();
+    if (this.#refuseEvents) return Promise.reject(new ClientError('closed', 'the client is closed'));
+    this.#delivery.flush();
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject, timer: `flush-wait-${++this.#flushSeq}` };
+      this.#flushWaiters.add(waiter);
+      if (timeoutMs !== undefined) {
+        this.#timers.set(waiter.timer, timeoutMs, () => {
+          this.#flushWaiters.delete(waiter);
+          reject(new ClientError('timeout', `${this.#outbox.size} events not acknowledged within ${timeoutMs} ms`));
+        });
+      }
+    });
+  }
+
+  #settleFlushWaiters() {
+    for (const w of this.#flushWaiters) {
+      this.#timers.clear(w.timer);
+      w.resolve();
+    }
+    this.#flushWaiters.clear();
+  }
+
+  #rejectPending(err) {
+    for (const w of this.#outbox.takeAllWaiters()) w.reject(err);
+    for (const w of this.#flushWaiters) {
+      this.#timers.clear(w.timer);
+      w.reject(err);
+    }
+    this.#flushWaiters.clear();
+  }
+
+  /** Counters for monitoring and for leak tests: all of them are cheap to read. */
+  stats() {
+    return {
+      state: this.#state,
+      timers: this.#timers.size,
+      socketListeners: this.#counter.socketListeners,
+      listeners: this.#events.listenerCount(),
+      queued: this.#outbox.size,
+      inFlight: this.#outbox.inFlightCount,
+      subscriptions: this.#subs.count,
+      staleListsDropped: this.#subs.staleDropped,
+      attempts: this.#tally.attempts,
+      welcomes: this.#tally.welcomes,
+      reconnects: this.#tally.reconnects,
+      rttMs: this.#ping.rttMs,
+      ...this.#delivery.counters,
+    };
+  }
+}
+
+/** A ServerError for a close code that carries one, or undefined. */
+function closeCodeError(code) {
+  const errorCode = code === undefined ? undefined : CLOSE_CODE_ERRORS[code];
+  return errorCode === undefined ? undefined : new ServerError({ code: errorCode, message: `connection closed with code ${code}`, fatal: true });
+}
+
+function withId(promise, id) {
+  // A fire-and-forget track() must not become an unhandled rejection: failures are also
+  // visible on the client's 'error' event. Awaiting the promise still sees the rejection.
+  promise.catch(() => {});
+  return Object.defineProperty(promise, 'id', { value: id, enumerable: true });
+}
+
+function checkList(list) {
+  if (list === null || typeof list !== 'object' || typeof list.surface !== 'string' || !Array.isArray(list.items)) {
+    throw new ClientError('invalid_argument', 'expected a list delivered by subscribe() (with surface, version and items)');
+  }
+}

@@ -1,0 +1,73 @@
+// The two encodings of PROTOCOL.md §1: one message per WebSocket message, a MessagePack map in
+// a binary frame (`rankcast.v1.msgpack`) or a JSON object in a text frame (`rankcast.v1.json`).
+// Pure functions, no I/O: the vectors test drives them directly.
+
+import { decode, encode } from '@msgpack/msgpack';
+
+import { ClientError } from './errors.js';
+
+/** The subprotocol names, by encoding. */
+export const SUBPROTOCOLS = Object.freeze({ msgpack: 'rankcast.v1.msgpack', json: 'rankcast.v1.json' });
+
+/** @typedef {'msgpack'|'json'} Encoding */
+
+/**
+ * Encodes one protocol message: a Uint8Array for MessagePack, a string for JSON. Keys keep the
+ * object's own order; numbers that are integers encode as MessagePack ints, others as float64.
+ * @param {Record<string, unknown>} msg
+ * @param {Encoding} encoding
+ * @returns {Uint8Array|string}
+ */
+export function encodeMessage(msg, encoding) {
+  if (encoding === 'msgpack') return encode(msg);
+  if (encoding === 'json') return JSON.stringify(msg);
+  throw new ClientError('invalid_argument', `unknown encoding ${JSON.stringify(encoding)}`);
+}
+
+/** The bytes of a binary WebSocket message in any of the shapes browsers and `ws` deliver. */
+function asBytes(data) {
+  if (data instanceof Uint8Array) return data; // includes Node's Buffer
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (Array.isArray(data) && data.every((part) => part instanceof Uint8Array)) {
+    // `ws` with binaryType 'fragments'.
+    const out = new Uint8Array(data.reduce((n, part) => n + part.length, 0));
+    let at = 0;
+    for (const part of data) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+  return null;
+}
+
+/**
+ * Decodes one WebSocket message into a plain object. A frame of the wrong kind for the
+ * encoding, bytes that do not decode, or a value that is not a map with a string `type` throw
+ * ClientError('protocol').
+ * @param {string|ArrayBuffer|ArrayBufferView} data
+ * @param {Encoding} encoding
+ * @returns {Record<string, unknown> & {type: string}}
+ */
+export function decodeMessage(data, encoding) {
+  let value;
+  try {
+    if (encoding === 'json') {
+      if (typeof data !== 'string') throw new Error('binary frame on the JSON subprotocol');
+      value = JSON.parse(data);
+    } else {
+      if (typeof data === 'string') throw new Error('text frame on the MessagePack subprotocol');
+      const bytes = asBytes(data);
+      if (bytes === null) throw new Error(`unsupported frame data (${Object.prototype.toString.call(data)})`);
+      value = decode(bytes);
+    }
+  } catch (err) {
+    throw new ClientError('protocol', `cannot decode a server message: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new ClientError('protocol', 'a server message is not a map');
+  }
+  if (typeof value.type !== 'string') throw new ClientError('protocol', 'a server message has no string `type`');
+  return value;
+}

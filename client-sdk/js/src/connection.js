@@ -1,0 +1,139 @@
+// One WebSocket connection attempt: creates the socket for the chosen subprotocol, decodes its
+// messages and reports open/message/close to the client exactly once each, until it is
+// detached. Detaching removes every listener at once, so a socket the client has given up on
+// can never call back into a newer connection's state. Listener counts are kept for the leak
+// checks in client.stats().
+
+import { SUBPROTOCOLS, decodeMessage, encodeMessage } from './codec.js';
+
+const OPEN = 1;
+const CLOSED = 3;
+
+export class Connection {
+  /**
+   * @param {{WebSocket: new (url: string, protocols: string|string[]) => WebSocket, url: string,
+   *   encoding: 'msgpack'|'json', onOpen: () => void, onMessage: (msg: Record<string, unknown> & {type: string}) => void,
+   *   onBadMessage: (err: Error) => void, onClose: (info: {code: number, reason: string}) => void,
+   *   counter: {socketListeners: number}}} o  counter: the owner's tally of attached listeners
+   */
+  constructor(o) {
+    this.o = o;
+    this.encoding = o.encoding;
+    this.attached = false;
+    this.closeWaiters = [];
+    this.socket = new o.WebSocket(o.url, SUBPROTOCOLS[o.encoding]);
+    try {
+      this.socket.binaryType = 'arraybuffer';
+    } catch {
+      // Read-only in some implementations; decodeMessage accepts every binary shape.
+    }
+    this.handlers = {
+      open: () => this.o.onOpen(),
+      message: (ev) => this.handleMessage(ev),
+      close: (ev) => this.handleClose(ev),
+      // Every failure is followed by `close`, which is where it is handled. The listener must
+      // exist anyway: `ws` throws an `error` event that nobody listens to.
+      error: () => {},
+    };
+    this.attach();
+  }
+
+  attach() {
+    for (const [type, fn] of Object.entries(this.handlers)) this.socket.addEventListener(type, fn);
+    this.attached = true;
+    this.o.counter.socketListeners += 4;
+  }
+
+  /** Removes the client's listeners; a socket still closing keeps a self-removing guard. */
+  detach() {
+    if (!this.attached) return;
+    for (const [type, fn] of Object.entries(this.handlers)) this.socket.removeEventListener(type, fn);
+    this.attached = false;
+    this.o.counter.socketListeners -= 4;
+    if (this.socket.readyState !== CLOSED) this.guardUntilClosed();
+    else this.settleCloseWaiters();
+  }
+
+  /**
+   * Until the socket reports `close`, keep a no-op `error` listener (see handlers.error) and
+   * settle close() promises on `close`; then remove both.
+   */
+  guardUntilClosed() {
+    const onError = () => {};
+    const onClose = () => {
+      this.socket.removeEventListener('error', onError);
+      this.socket.removeEventListener('close', onClose);
+      this.o.counter.socketListeners -= 2;
+      this.settleCloseWaiters();
+    };
+    this.socket.addEventListener('error', onError);
+    this.socket.addEventListener('close', onClose);
+    this.o.counter.socketListeners += 2;
+  }
+
+  settleCloseWaiters() {
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
+  }
+
+  handleMessage(ev) {
+    let msg;
+    try {
+      msg = decodeMessage(ev.data, this.encoding);
+    } catch (err) {
+      this.o.onBadMessage(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.o.onMessage(msg);
+  }
+
+  handleClose(ev) {
+    this.detach();
+    this.o.onClose({ code: typeof ev.code === 'number' ? ev.code : 1006, reason: typeof ev.reason === 'string' ? ev.reason : '' });
+  }
+
+  encode(msg) {
+    return encodeMessage(msg, this.encoding);
+  }
+
+  /** Sends encoded data; false when the socket is not open (the caller keeps the data). */
+  sendEncoded(data) {
+    if (!this.attached || this.socket.readyState !== OPEN) return false;
+    try {
+      this.socket.send(data);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  send(msg) {
+    return this.sendEncoded(this.encode(msg));
+  }
+
+  /**
+   * Detaches and closes. `hard` drops the TCP connection at once where the implementation can
+   * (`ws`'s terminate()), for a peer that stopped answering; otherwise a close handshake.
+   * Resolves once the socket has closed.
+   * @returns {Promise<void>}
+   */
+  close(code = 1000, reason = '', hard = false) {
+    const closed = new Promise((resolve) => {
+      if (this.socket.readyState === CLOSED) resolve();
+      else this.closeWaiters.push(resolve);
+    });
+    this.detach();
+    try {
+      if (hard && typeof this.socket.terminate === 'function') this.socket.terminate();
+      else this.socket.close(code, reason);
+    } catch {
+      // Closing a socket that is still connecting throws in some implementations; it is
+      // detached, so whatever it does next reaches no one but the guard.
+      try {
+        if (typeof this.socket.terminate === 'function') this.socket.terminate();
+      } catch {
+        // Nothing more to do.
+      }
+    }
+    return closed;
+  }
+}

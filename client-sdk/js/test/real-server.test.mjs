@@ -1,0 +1,213 @@
+// End to end against the real rankcast binary, in both subprotocols: subscribe, track, lists
+// re-ranked with `cause` = the tracked event's id, filters, and the server restarting mid-
+// session (a crash, and a graceful drain) with the client resuming: the lists come back and
+// the events tracked meanwhile are acknowledged after the reconnect. Skipped, with the reason,
+// only when the binary is missing (RANKCAST_BIN overrides its path).
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, afterEach, before, describe, test } from 'node:test';
+
+import { ServerError } from '../src/index.js';
+
+import { waitUntil } from '../test-support/fake-server.mjs';
+import { ENCODINGS, closeAllClients, makeClient, nextEvent } from '../test-support/helpers.mjs';
+import { RANKCAST_CATALOG, RankcastProcess, freePort, missingBinaryReason } from '../test-support/rankcast-process.mjs';
+
+const skip = missingBinaryReason();
+if (skip) console.log(`# real-server tests skipped: ${skip}`);
+
+let userCounter = 0;
+const uniqueUser = (prefix) => `${prefix}-${process.pid}-${++userCounter}`;
+
+/** Catalog items of `category`, in file order (to click on things the server knows). */
+function catalogItems(category) {
+  return readFileSync(RANKCAST_CATALOG, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line))
+    .filter((it) => it.category === category)
+    .map((it) => it.id);
+}
+
+/**
+ * Clicks the given items one at a time until `watcher` delivers a list caused by one of the
+ * clicks (an event re-ranks only the lists it changes, so one click may change none). Returns
+ * {id, list}.
+ */
+async function clickUntilReranked(client, watcher, items, surface) {
+  for (const item of items) {
+    const click = client.track({ kind: 'click', item, surface });
+    const caused = nextEvent(watcher, 'recs', { filter: (l) => l.cause === click.id, timeoutMs: 1000 }).catch(() => null);
+    assert.equal(await click, click.id);
+    const list = await caused;
+    if (list) return { id: click.id, list };
+  }
+  throw new Error(`none of ${items.length} clicks re-ranked a list`);
+}
+
+/** Fast reconnects for the tests, and the real server's own limits. */
+const clientOptions = (extra = {}) => ({ reconnect: { baseMs: 50, capMs: 250 }, drainJitterMs: 100, ...extra });
+
+describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
+  let rc;
+  before(async () => {
+    rc = await new RankcastProcess(await freePort()).start();
+  });
+  after(async () => {
+    await rc?.stop('SIGTERM');
+  });
+  afterEach(closeAllClients);
+
+  for (const enc of ENCODINGS) {
+    test(`${enc}: subscribe, track, and lists re-ranked with cause = the tracked event id`, async () => {
+      const client = makeClient(rc.url, enc, clientOptions({ user: uniqueUser('e2e'), pingIntervalMs: 20 }));
+      const welcome = await nextEvent(client, 'open');
+      assert.equal(welcome.v, 1);
+      assert.equal(welcome.limits.maxBatch, 100);
+      const lists = [];
+      const sub = client.subscribe('home', { k: 5 }, (l) => lists.push(l));
+      await waitUntil(() => lists.length >= 1, { what: 'the first list' });
+      const first = lists[0];
+      assert.equal(first.surface, 'home');
+      assert.equal(first.cause, undefined, 'the list sent on subscribe has no cause');
+      assert.equal(first.items.length, 5);
+      for (const it of first.items) {
+        assert.equal(typeof it.item, 'string');
+        assert.equal(typeof it.score, 'number');
+        assert.ok(['covisit', 'content', 'trending', 'popular', 'explore'].includes(it.src), it.src);
+        assert.ok(it.why.length > 0);
+      }
+
+      // A click on a recommended item: acked, and the list comes back re-ranked by it.
+      const click = client.trackClick(first, first.items[0]);
+      const caused = nextEvent(client, 'recs', { filter: (l) => l.cause === click.id, timeoutMs: 5000 });
+      assert.equal(await click, click.id);
+      const reranked = await caused;
+      assert.equal(reranked.surface, 'home');
+      assert.ok(reranked.version > first.version, 'a newer version');
+      assert.equal(sub.latest.version >= reranked.version, true);
+
+      // Three events in one window go out as one `events` message and are all acked.
+      const sentBefore = client.stats().sentMessages;
+      const items = first.items.slice(1, 4).map((it) => it.item);
+      const ids = await Promise.all(items.map((item) => client.track({ kind: 'view', item, surface: 'home' })));
+      assert.equal(ids.length, 3);
+      assert.equal(client.stats().sentMessages - sentBefore, 1);
+
+      // Every kind the page lists is accepted.
+      await Promise.all([
+        client.track({ kind: 'search', query: 'heart' }),
+        client.track({ kind: 'rating', item: items[0], value: 4 }),
+        client.track({ kind: 'dwell', item: items[0], value: 5400 }),
+        client.track({ kind: 'cart', item: items[1], value: 2 }),
+        client.track({ kind: 'purchase', item: items[1] }),
+        client.track({ kind: 'dismiss', item: items[2] }),
+        client.trackImpressions(sub.latest),
+      ]);
+      assert.equal(client.stats().queued, 0);
+      // The keepalive: pong echoes the ping's t, so a round trip is measured.
+      await waitUntil(() => client.stats().rttMs !== null, { what: 'a keepalive round trip' });
+      await client.close();
+    });
+
+    test(`${enc}: filtered lists, several surfaces, and two clients of one user in step`, async () => {
+      const user = uniqueUser('pair');
+      const a = makeClient(rc.url, enc, clientOptions({ user }));
+      const b = makeClient(rc.url, enc, clientOptions({ user }));
+      const kitchen = [];
+      a.subscribe('pdp', { k: 4, category: 'kitchen', priceMax: 10 }, (l) => kitchen.push(l));
+      const bHome = [];
+      b.subscribe('home', { k: 3 }, (l) => bHome.push(l));
+      await waitUntil(() => kitchen.length >= 1 && bHome.length >= 1, { what: 'both lists' });
+      for (const it of kitchen[0].items) {
+        assert.equal(it.category, 'kitchen');
+        assert.ok(it.price <= 10, `${it.item} costs ${it.price}`);
+      }
+      // An event on one connection re-ranks the other connection's list.
+      const { list } = await clickUntilReranked(a, b, catalogItems('candles-lights').slice(0, 10), 'pdp');
+      assert.equal(list.surface, 'home');
+      await Promise.all([a.close(), b.close()]);
+    });
+  }
+
+  test('a closed catalog refuses an unknown item: track() rejects with ServerError 4012; tight limits are kept', async () => {
+    const node = await new RankcastProcess(await freePort(), ['--catalog-open', 'false', '--events-per-sec', '10', '--events-burst', '5', '--max-batch', '4']).start();
+    try {
+      for (const enc of ENCODINGS) {
+        const client = makeClient(node.url, enc, clientOptions({ user: uniqueUser('limits') }));
+        const errors = [];
+        client.on('error', (e) => errors.push(e));
+        const welcome = await nextEvent(client, 'open');
+        assert.deepEqual([welcome.limits.eventsPerSec, welcome.limits.eventsBurst, welcome.limits.maxBatch], [10, 5, 4]);
+        const unknown = client.track({ kind: 'view', item: 'NO-SUCH-ITEM' });
+        await assert.rejects(unknown, (e) => {
+          assert.ok(e instanceof ServerError, String(e));
+          assert.equal(e.code, 4012);
+          assert.equal(e.codeName, 'unknown_item');
+          assert.equal(e.eventId, unknown.id);
+          assert.equal(e.fatal, false);
+          return true;
+        });
+        // 12 events at 10/s with a burst of 5 (one token went to the refused event): the
+        // client paces them, so the server never answers rate_limited.
+        const items = catalogItems('kitchen').slice(0, 12);
+        const t0 = performance.now();
+        await Promise.all(items.map((item) => client.track({ kind: 'view', item })));
+        const elapsed = performance.now() - t0;
+        assert.ok(elapsed >= 500, `12 events at 10/s took only ${elapsed.toFixed(0)} ms`);
+        assert.deepEqual(errors.map((e) => e.code), [4012], 'no 4020 or 4022 from the server');
+        await client.close();
+      }
+    } finally {
+      await node.stop('SIGTERM');
+    }
+  });
+
+  for (const enc of ENCODINGS) {
+    for (const how of ['crash', 'drain']) {
+      test(`${enc}: the server restarts mid-session (${how}); the client resumes, lists come back, unacked events are acked`, async () => {
+        const port = await freePort();
+        const node = await new RankcastProcess(port, ['--drain-ms', '500']).start();
+        try {
+          const client = makeClient(node.url, enc, clientOptions({ user: uniqueUser(`restart-${how}`) }));
+          await nextEvent(client, 'open');
+          const home = [];
+          const pdp = [];
+          client.subscribe('home', { k: 5 }, (l) => home.push(l));
+          client.subscribe('pdp', { k: 3, category: 'home-decor' }, (l) => pdp.push(l));
+          await waitUntil(() => home.length >= 1 && pdp.length >= 1, { what: 'the first lists' });
+          const before = { home: home.length, pdp: pdp.length };
+          const item = home[0].items[0].item;
+
+          const lost = nextEvent(client, 'reconnecting', { timeoutMs: 5000 });
+          const drained = how === 'drain' ? nextEvent(client, 'drain', { timeoutMs: 5000 }) : null;
+          // Events sent just before the end: on a crash some may never be acked by this server.
+          const early = [client.track({ kind: 'view', item }), client.track({ kind: 'cart', item })];
+          await node.stop(how === 'crash' ? 'SIGKILL' : 'SIGTERM');
+          if (drained) assert.equal((await drained).reason, 'shutdown');
+          const reconnecting = await lost;
+          if (how === 'drain') assert.equal(reconnecting.code, 1001);
+
+          // While the server is down, events wait in the queue.
+          const offline = [client.track({ kind: 'click', item, surface: 'home' }), client.track({ kind: 'search', query: 'lantern' })];
+          assert.ok(client.stats().queued >= 2);
+          const reopening = nextEvent(client, 'open', { timeoutMs: 10_000 });
+          await node.start();
+          const reopened = await reopening;
+          assert.equal(reopened.user, client.user);
+          const ids = await Promise.all([...early, ...offline]);
+          assert.deepEqual(ids, [...early, ...offline].map((p) => p.id));
+          await waitUntil(() => home.length > before.home && pdp.length > before.pdp, { timeoutMs: 5000, what: 'lists after resume' });
+          for (const it of pdp.at(-1).items) assert.equal(it.category, 'home-decor', 'the filter was sent again');
+          // The resumed session re-ranks on new events as before.
+          await clickUntilReranked(client, client, catalogItems('christmas').slice(0, 10), 'home');
+          assert.equal(client.stats().queued, 0);
+          await client.close();
+        } finally {
+          await node.stop('SIGKILL');
+        }
+      });
+    }
+  }
+});

@@ -1,0 +1,28 @@
+// The shipped types: test-support/types/consumer.ts must compile under strict settings with no DOM or
+// Node types (TypeScript, a pinned devDependency, resolving the package by its own name), and
+// index.d.ts must declare exactly what src/index.js exports.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import * as sdk from '../src/index.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
+
+test('index.d.ts declares exactly the runtime exports', () => {
+  const dts = readFileSync(join(root, 'index.d.ts'), 'utf8');
+  const code = dts.replace(/\/\*[\s\S]*?\*\/|\/\/.*/g, '');
+  const declared = [...code.matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(declared, Object.keys(sdk).sort());
+  assert.doesNotMatch(code, /\bany\b/, 'no `any` in the public types');
+});
+
+test('a strict TypeScript consumer compiles against index.d.ts', { skip: existsSync(tsc) ? false : 'typescript is not installed (npm ci)' }, () => {
+  const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'test-support/types/tsconfig.json')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+});
