@@ -2,6 +2,8 @@
  * rankcast-loadgen: an open-loop WebSocket load generator for rankcast (see bench/README.md).
  * It holds N client connections on one epoll loop, sends events at a fixed rate on each, and
  * measures the time from writing an event to reading the `recs` list whose `cause` names it.
+ * With --observe-port, each user also holds a second, silent connection to another node, and
+ * the latency is measured to that node's `recs`: the time an event takes to cross the bus.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -303,6 +305,10 @@ typedef struct {
     char host[64];
     struct in_addr target;
     uint16_t port;
+    /* Cross-node mode when observe_port != 0: every user's observer connects here. */
+    char observe_host[64];
+    struct in_addr observe_target;
+    uint16_t observe_port;
     char path[128];
     uint32_t connections;
     uint32_t sources;
@@ -328,7 +334,11 @@ static void usage(FILE *out)
             "  --host ADDR            server address in 127.0.0.0/8 (default 127.0.0.1)\n"
             "  --port PORT            server port (default 8080)\n"
             "  --path PATH            WebSocket path (default /ws)\n"
-            "  -n, --connections N    connections to open, 1..%d (default 100)\n"
+            "  --observe-port PORT    cross-node mode: each user also listens on PORT with the\n"
+            "                         same user id; latency is measured to the recs there\n"
+            "  --observe-host ADDR    address of the observed node (default: --host)\n"
+            "  -n, --connections N    connections to open, 1..%d (default 100); with\n"
+            "                         --observe-port: users, two connections each\n"
             "  --sources K            spread over source addresses 127.0.0.1..127.0.0.K "
             "(default 1)\n"
             "  --connect-rate R       new connections per second (default 1000)\n"
@@ -379,15 +389,43 @@ static int parse_u32(const char *name, const char *text, uint32_t lo, uint32_t h
  * Only loopback targets are allowed: the generator can open thousands of connections per
  * second, and a typo must not point that at another machine.
  */
-static int resolve_loopback_target(options_t *o)
+static int resolve_loopback(const char *flag, const char *host, struct in_addr *out)
 {
-    const char *literal = strcmp(o->host, "localhost") == 0 ? "127.0.0.1" : o->host;
-    if (inet_pton(AF_INET, literal, &o->target) != 1) {
-        fprintf(stderr, "rankcast-loadgen: --host must be an IPv4 address, got '%s'\n", o->host);
+    const char *literal = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    if (inet_pton(AF_INET, literal, out) != 1) {
+        fprintf(stderr, "rankcast-loadgen: --%s must be an IPv4 address, got '%s'\n", flag, host);
         return -1;
     }
-    if ((ntohl(o->target.s_addr) >> 24) != 127) {
-        fprintf(stderr, "rankcast-loadgen: refusing target %s outside 127.0.0.0/8\n", o->host);
+    if ((ntohl(out->s_addr) >> 24) != 127) {
+        fprintf(stderr, "rankcast-loadgen: refusing target %s outside 127.0.0.0/8\n", host);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Checks the targets, and in cross-node mode that two connections per user fit under the
+ * per-process cap (-n counts users there).
+ */
+static int resolve_targets(options_t *o)
+{
+    if (resolve_loopback("host", o->host, &o->target) < 0)
+        return -1;
+    if (o->observe_port == 0)
+        return 0;
+    if (o->observe_host[0] == '\0')
+        memcpy(o->observe_host, o->host, sizeof(o->host));
+    if (resolve_loopback("observe-host", o->observe_host, &o->observe_target) < 0)
+        return -1;
+    if (o->observe_target.s_addr == o->target.s_addr && o->observe_port == o->port) {
+        fprintf(stderr, "rankcast-loadgen: --observe-port must name another node than --port\n");
+        return -1;
+    }
+    if ((uint64_t)o->connections * 2 > LG_MAX_CONNECTIONS) {
+        fprintf(stderr,
+                "rankcast-loadgen: %" PRIu32 " users need %" PRIu64
+                " connections with --observe-port, more than %d\n",
+                o->connections, (uint64_t)o->connections * 2, LG_MAX_CONNECTIONS);
         return -1;
     }
     return 0;
@@ -424,6 +462,8 @@ enum {
     OPT_SERVER_PID,
     OPT_JSON_OUT,
     OPT_SEED,
+    OPT_OBSERVE_PORT,
+    OPT_OBSERVE_HOST,
 };
 
 static int copy_option(char *dst, size_t cap, const char *name, const char *value)
@@ -447,6 +487,13 @@ static int apply_option(options_t *o, int opt, const char *arg)
         if (parse_u32("port", arg, 1, 65535, &u) < 0)
             return -1;
         o->port = (uint16_t)u;
+        return 0;
+    case OPT_OBSERVE_HOST:
+        return copy_option(o->observe_host, sizeof(o->observe_host), "observe-host", arg);
+    case OPT_OBSERVE_PORT:
+        if (parse_u32("observe-port", arg, 1, 65535, &u) < 0)
+            return -1;
+        o->observe_port = (uint16_t)u;
         return 0;
     case OPT_PATH:
         /* The path goes verbatim into the request line and the JSON report. */
@@ -510,6 +557,8 @@ static int parse_options(options_t *o, int argc, char **argv)
         {"host", required_argument, NULL, OPT_HOST},
         {"port", required_argument, NULL, OPT_PORT},
         {"path", required_argument, NULL, OPT_PATH},
+        {"observe-port", required_argument, NULL, OPT_OBSERVE_PORT},
+        {"observe-host", required_argument, NULL, OPT_OBSERVE_HOST},
         {"connections", required_argument, NULL, 'n'},
         {"sources", required_argument, NULL, OPT_SOURCES},
         {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
@@ -562,7 +611,7 @@ static int parse_options(options_t *o, int argc, char **argv)
     }
     if (o->seed == 0)
         o->seed = 0x9E3779B97F4A7C15ull;
-    return resolve_loopback_target(o);
+    return resolve_targets(o);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -691,7 +740,8 @@ static const char *const FAIL_NAMES[FAIL_REASONS] = {
     "connect", "handshake", "protocol", "server_close", "timeout", "io",
 };
 
-enum { SLOT_MEASURED = 1, SLOT_ANSWERED = 2, SLOT_MATCHED = 4 };
+/* MATCHED: the sender's own recs arrived; OBSERVED: the observer's recs (cross-node mode). */
+enum { SLOT_MEASURED = 1, SLOT_ANSWERED = 2, SLOT_MATCHED = 4, SLOT_OBSERVED = 8 };
 
 /* One sent event, kept until its ring slot is reused, so answers can find their send time. */
 typedef struct {
@@ -745,9 +795,11 @@ typedef struct {
     uint64_t ack_messages;
     uint64_t ack_ids;
     uint64_t pushes_matched;
+    uint64_t local_pushes_matched;
     uint64_t recs_total;
     uint64_t recs_unmatched;
     uint64_t recs_duplicate;
+    uint64_t recs_other_user;
     uint64_t errors_total;
     uint64_t pongs;
     uint64_t pushes_app;
@@ -768,10 +820,15 @@ typedef struct {
     size_t close_kinds;
 } stats_t;
 
+/*
+ * Connections 0..users-1 send events (the actors). In cross-node mode, connection users + i
+ * is the observer of user i: same user id, another node, sends nothing after subscribing.
+ */
 typedef struct {
     options_t opt;
     items_t items;
     conn_t *conns;
+    uint32_t conn_count;
     event_slot_t *slot_arena;
     uint32_t slot_mask;
     schedule_entry_t *schedule;
@@ -787,6 +844,8 @@ typedef struct {
     uint32_t conns_ready;
     uint32_t conns_pending;
     uint32_t open_at_events_start;
+    uint32_t actors_at_events_start;
+    uint32_t users_at_events_start;
     uint64_t events_start_ns;
     uint64_t measure_start_ns;
     uint64_t measure_end_ns;
@@ -808,7 +867,8 @@ typedef struct {
     double self_cpu_start_s;
     double self_cpu_end_s;
 
-    hist_t push_latency;
+    hist_t push_latency;  /* to the observer's recs in cross-node mode, else the sender's */
+    hist_t local_latency; /* to the sender's own recs, kept apart in cross-node mode only */
     hist_t ack_latency;
     hist_t server_took;
     hist_t connect_latency;
@@ -816,6 +876,29 @@ typedef struct {
 } lg_t;
 
 static volatile sig_atomic_t g_stop_requested;
+
+static bool observing(const lg_t *lg)
+{
+    return lg->opt.observe_port != 0;
+}
+
+static bool conn_is_observer(const lg_t *lg, const conn_t *c)
+{
+    return (uint32_t)(c - lg->conns) >= lg->opt.connections;
+}
+
+static uint32_t conn_user(const lg_t *lg, const conn_t *c)
+{
+    return (uint32_t)(c - lg->conns) % lg->opt.connections;
+}
+
+/* A user sends only while all its connections are ready: otherwise no answer could match. */
+static bool user_ready(const lg_t *lg, uint32_t user)
+{
+    if (lg->conns[user].state != CONN_READY)
+        return false;
+    return !observing(lg) || lg->conns[lg->opt.connections + user].state == CONN_READY;
+}
 
 static void on_stop_signal(int signo)
 {
@@ -942,6 +1025,8 @@ static void conn_release(conn_t *c)
  */
 static void conn_abandon_events(lg_t *lg, conn_t *c)
 {
+    if (!c->slots)
+        return; /* an observer: it sends no events */
     for (uint32_t i = 0; i <= lg->slot_mask; i++) {
         event_slot_t *slot = &c->slots[i];
         if ((slot->flags & (SLOT_MEASURED | SLOT_ANSWERED)) == SLOT_MEASURED)
@@ -1082,6 +1167,7 @@ static void conn_send_upgrade(lg_t *lg, conn_t *c)
     }
     char key_b64[32];
     base64_encode(c->key, sizeof(c->key), key_b64);
+    bool observer = conn_is_observer(lg, c);
     char request[512];
     int n = snprintf(request, sizeof(request),
                      "GET %s HTTP/1.1\r\n"
@@ -1092,7 +1178,9 @@ static void conn_send_upgrade(lg_t *lg, conn_t *c)
                      "Sec-WebSocket-Version: 13\r\n"
                      "Sec-WebSocket-Protocol: %s\r\n"
                      "\r\n",
-                     lg->opt.path, lg->opt.host, (unsigned)lg->opt.port, key_b64, WS_SUBPROTOCOL);
+                     lg->opt.path, observer ? lg->opt.observe_host : lg->opt.host,
+                     (unsigned)(observer ? lg->opt.observe_port : lg->opt.port), key_b64,
+                     WS_SUBPROTOCOL);
     c->state = CONN_HANDSHAKING;
     if (buf_append(&c->out, request, (size_t)n, LG_OUTBUF_MAX) < 0) {
         conn_fail(lg, c, FAIL_IO, "out of memory");
@@ -1128,6 +1216,10 @@ static void conn_start(lg_t *lg, uint32_t index, uint64_t now_ns)
     }
     struct sockaddr_in target = {.sin_family = AF_INET, .sin_port = htons(lg->opt.port)};
     target.sin_addr = lg->opt.target;
+    if (conn_is_observer(lg, c)) {
+        target.sin_port = htons(lg->opt.observe_port);
+        target.sin_addr = lg->opt.observe_target;
+    }
     if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) {
         conn_fail_errno(lg, c, FAIL_CONNECT, "connect", errno);
         return;
@@ -1167,7 +1259,7 @@ static void conn_send_hello_and_subscribe(lg_t *lg, conn_t *c)
 {
     char text[160];
     int n = snprintf(text, sizeof(text), "{\"type\":\"hello\",\"v\":1,\"user\":\"lg-%ld-%u\"}",
-                     (long)getpid(), (unsigned)(c - lg->conns));
+                     (long)getpid(), (unsigned)conn_user(lg, c));
     if (conn_queue_frame(lg, c, 0x1, text, (size_t)n) < 0)
         return;
     n = snprintf(text, sizeof(text), "{\"type\":\"subscribe\",\"surface\":\"%s\",\"k\":%u}",
@@ -1338,6 +1430,26 @@ static void on_error(lg_t *lg, const char *msg, size_t len, uint64_t now_ns)
     slot_mark_answered(lg, slot, now_ns);
 }
 
+/* In cross-node mode, the sender's own recs: measured, but apart from the cross-node ones. */
+static void on_local_recs(lg_t *lg, event_slot_t *slot, uint64_t now_ns)
+{
+    if (slot->flags & SLOT_MATCHED) {
+        lg->stats.recs_duplicate++;
+        return;
+    }
+    slot->flags |= SLOT_MATCHED;
+    if (slot->flags & SLOT_MEASURED) {
+        lg->stats.local_pushes_matched++;
+        hist_record(&lg->local_latency, now_ns - slot->sent_ns);
+        lg->last_answer_ns = now_ns;
+    }
+}
+
+/*
+ * A `recs` with a cause answers one of our events. Its latency goes to push_latency when it
+ * came to the connection being measured: the sender's own, or in cross-node mode the
+ * observer's (and server_took then is the observing node's re-ranking time).
+ */
 static void on_recs(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t now_ns)
 {
     lg->stats.recs_total++;
@@ -1354,11 +1466,22 @@ static void on_recs(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t n
         lg->stats.recs_unmatched++;
         return;
     }
-    if (slot->flags & SLOT_MATCHED) {
+    const event_slot_t *own = lg->conns[conn_user(lg, c)].slots;
+    if (slot < own || slot > own + lg->slot_mask) {
+        /* Caused by another user's event: the server mixed up sessions. */
+        lg->stats.recs_other_user++;
+        return;
+    }
+    if (observing(lg) && !conn_is_observer(lg, c)) {
+        on_local_recs(lg, slot, now_ns);
+        return;
+    }
+    uint32_t flag = observing(lg) ? SLOT_OBSERVED : SLOT_MATCHED;
+    if (slot->flags & flag) {
         lg->stats.recs_duplicate++;
         return;
     }
-    slot->flags |= SLOT_MATCHED;
+    slot->flags |= flag;
     if (slot->flags & SLOT_MEASURED) {
         lg->stats.pushes_matched++;
         hist_record(&lg->push_latency, now_ns - slot->sent_ns);
@@ -1691,7 +1814,7 @@ static void send_due_events(lg_t *lg, uint64_t now_ns)
             return;
         lg->send_cursor++;
         conn_t *c = &lg->conns[e->conn];
-        if (c->state != CONN_READY) {
+        if (!user_ready(lg, e->conn)) {
             lg->stats.sends_skipped_not_ready += due_ns >= lg->measure_start_ns;
             continue;
         }
@@ -1706,6 +1829,17 @@ static uint64_t next_send_due_ns(const lg_t *lg)
     return lg->events_start_ns + (lg->send_cursor / n) * lg->interval_ns + e->phase_ns;
 }
 
+/*
+ * At the end of the window: events due in it that a late loop (a stall on a busy machine)
+ * has not written yet still go out, late, as the open-loop schedule promises; otherwise a
+ * stall at the very end would silently shrink the offered load.
+ */
+static void send_overdue_events(lg_t *lg, uint64_t now_ns)
+{
+    while (next_send_due_ns(lg) < lg->measure_end_ns && next_send_due_ns(lg) <= now_ns)
+        send_due_events(lg, now_ns);
+}
+
 static int compare_phase(const void *a, const void *b)
 {
     const schedule_entry_t *x = a, *y = b;
@@ -1716,17 +1850,25 @@ static int compare_phase(const void *a, const void *b)
 /* Phases                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
+/* In cross-node mode a user's two connections start one after the other. */
+static uint32_t conn_index_in_start_order(const lg_t *lg, uint32_t k)
+{
+    if (!observing(lg))
+        return k;
+    return k / 2 + (k % 2) * lg->opt.connections;
+}
+
 static void start_connections_due(lg_t *lg, uint64_t now_ns)
 {
     double elapsed_s = (double)(now_ns - lg->started_ns) / 1e9;
     uint64_t allowed = (uint64_t)(elapsed_s * lg->opt.connect_rate_per_s) + 1;
-    while (lg->conns_started < lg->opt.connections && lg->conns_started < allowed)
-        conn_start(lg, lg->conns_started++, now_ns);
+    while (lg->conns_started < lg->conn_count && lg->conns_started < allowed)
+        conn_start(lg, conn_index_in_start_order(lg, lg->conns_started++), now_ns);
 }
 
 static void fail_pending_connections(lg_t *lg)
 {
-    for (uint32_t i = 0; i < lg->conns_started; i++) {
+    for (uint32_t i = 0; i < lg->conn_count; i++) {
         conn_t *c = &lg->conns[i];
         if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING || c->state == CONN_OPENING)
             conn_fail(lg, c, FAIL_TIMEOUT, "not ready before --connect-timeout");
@@ -1738,15 +1880,19 @@ static void begin_events(lg_t *lg, uint64_t now_ns)
     fail_pending_connections(lg);
     lg->rss_open_kb = read_rss_kb(lg->opt.server_pid);
     lg->open_at_events_start = lg->conns_ready;
+    for (uint32_t user = 0; user < lg->opt.connections; user++) {
+        lg->actors_at_events_start += lg->conns[user].state == CONN_READY;
+        lg->users_at_events_start += user_ready(lg, user);
+    }
     lg->events_start_ns = now_ns;
     lg->measure_start_ns = now_ns + (uint64_t)(lg->opt.warmup_s * 1e9);
     lg->measure_end_ns = lg->measure_start_ns + (uint64_t)(lg->opt.duration_s * 1e9);
     lg->phase = PHASE_EVENTS;
     fprintf(stderr,
             "rankcast-loadgen: %" PRIu32 " of %" PRIu32 " connections ready after %.2f s; "
-            "sending %.2f events/s each for %.0f s warmup + %.0f s measured\n",
-            lg->conns_ready, lg->opt.connections, (double)(now_ns - lg->started_ns) / 1e9,
-            lg->opt.rate_per_s, lg->opt.warmup_s, lg->opt.duration_s);
+            "%" PRIu32 " users sending %.2f events/s each for %.0f s warmup + %.0f s measured\n",
+            lg->conns_ready, lg->conn_count, (double)(now_ns - lg->started_ns) / 1e9,
+            lg->users_at_events_start, lg->opt.rate_per_s, lg->opt.warmup_s, lg->opt.duration_s);
 }
 
 static void begin_drain(lg_t *lg, uint64_t now_ns)
@@ -1796,10 +1942,10 @@ static void advance_phase(lg_t *lg, uint64_t now_ns)
     }
     switch (lg->phase) {
     case PHASE_CONNECT:
-        if ((lg->conns_started == lg->opt.connections && lg->conns_pending == 0) ||
+        if ((lg->conns_started == lg->conn_count && lg->conns_pending == 0) ||
             now_ns >= lg->connect_deadline_ns)
             begin_events(lg, now_ns);
-        if (lg->phase == PHASE_EVENTS && lg->conns_ready == 0) {
+        if (lg->phase == PHASE_EVENTS && lg->users_at_events_start == 0) {
             lg->measure_end_ns = now_ns;
             finish(lg, now_ns);
         }
@@ -1811,8 +1957,10 @@ static void advance_phase(lg_t *lg, uint64_t now_ns)
             lg->self_cpu_start_s = self_cpu_s();
             lg->server_cpu_started = true;
         }
-        if (now_ns >= lg->measure_end_ns)
+        if (now_ns >= lg->measure_end_ns) {
+            send_overdue_events(lg, now_ns);
             begin_drain(lg, now_ns);
+        }
         break;
     case PHASE_DRAIN:
         if (drain_settled(lg, now_ns))
@@ -1830,7 +1978,7 @@ static uint64_t next_deadline_ns(const lg_t *lg)
     switch (lg->phase) {
     case PHASE_CONNECT:
         candidate = lg->connect_deadline_ns;
-        if (lg->conns_started < lg->opt.connections) {
+        if (lg->conns_started < lg->conn_count) {
             double next_s = (double)lg->conns_started / lg->opt.connect_rate_per_s;
             uint64_t next_ns = lg->started_ns + (uint64_t)(next_s * 1e9);
             candidate = next_ns < candidate ? next_ns : candidate;
@@ -1956,7 +2104,8 @@ static void json_rss(FILE *f, const lg_t *lg)
         fprintf(f, "  \"server\": null,\n");
         return;
     }
-    uint32_t open = lg->open_at_events_start;
+    /* Connections to the --server-pid node only: in cross-node mode the observers are elsewhere. */
+    uint32_t open = lg->actors_at_events_start;
     double per_conn_open = -1, per_conn_end = -1, cpu_s = -1, seconds = measured_seconds(lg);
     if (lg->server_cpu_started && lg->server_cpu_start_s >= 0 && lg->server_cpu_end_s >= 0)
         cpu_s = lg->server_cpu_end_s - lg->server_cpu_start_s;
@@ -2025,6 +2174,17 @@ static void json_config(FILE *f, const lg_t *lg)
             lg->items.count, o->catalog_path ? "catalog" : "synthetic", o->seed);
 }
 
+/* Cross-node mode only: the observed node (config.connections then counts users). */
+static void json_observe(FILE *f, const lg_t *lg)
+{
+    if (!observing(lg)) {
+        fprintf(f, "  \"observe\": null,\n");
+        return;
+    }
+    fprintf(f, "  \"observe\": {\"host\": \"%s\", \"port\": %u},\n", lg->opt.observe_host,
+            (unsigned)lg->opt.observe_port);
+}
+
 static void json_connections(FILE *f, const lg_t *lg)
 {
     const stats_t *s = &lg->stats;
@@ -2032,7 +2192,7 @@ static void json_connections(FILE *f, const lg_t *lg)
             "  \"connections\": {\"requested\": %" PRIu32 ", \"open\": %" PRIu32
             ", \"failed\": %" PRIu64 ", \"open_at_end\": %" PRIu32 ", \"lost_during_run\": %" PRIu64
             ", \"failed_by_reason\": ",
-            lg->opt.connections, lg->open_at_events_start, s->connections_failed, lg->conns_ready,
+            lg->conn_count, lg->open_at_events_start, s->connections_failed, lg->conns_ready,
             s->connections_lost);
     json_reason_table(f, s->fail_reasons);
     fprintf(f, ", \"lost_by_reason\": ");
@@ -2041,7 +2201,12 @@ static void json_connections(FILE *f, const lg_t *lg)
     json_failure_examples(f, s);
     fprintf(f, ", \"close_codes\": ");
     json_code_table(f, s->close_codes, s->close_kinds);
-    fprintf(f, ", \"handshakes_without_subprotocol\": %" PRIu64 "},\n", s->no_subprotocol);
+    fprintf(f, ", \"handshakes_without_subprotocol\": %" PRIu64, s->no_subprotocol);
+    if (observing(lg))
+        fprintf(f,
+                ", \"users\": %" PRIu32 ", \"senders_open\": %" PRIu32 ", \"users_open\": %" PRIu32,
+                lg->opt.connections, lg->actors_at_events_start, lg->users_at_events_start);
+    fprintf(f, "},\n");
 }
 
 static void json_events(FILE *f, const lg_t *lg)
@@ -2060,20 +2225,26 @@ static void json_events(FILE *f, const lg_t *lg)
             s->events_sent_measured - s->events_acked_measured - s->events_errored_measured,
             s->pushes_matched, matched_ratio, s->sends_skipped_not_ready);
     json_code_table(f, s->errors, s->error_kinds);
+    if (observing(lg))
+        fprintf(f, ", \"local_pushes_matched\": %" PRIu64 ", \"local_pushes_matched_ratio\": %.4f",
+                s->local_pushes_matched,
+                s->events_sent_measured
+                    ? (double)s->local_pushes_matched / (double)s->events_sent_measured
+                    : 0);
     fprintf(f, "},\n");
     fprintf(f,
             "  \"messages\": {\"ack\": %" PRIu64 ", \"ack_ids\": %" PRIu64 ", \"recs\": %" PRIu64
             ", \"recs_unmatched\": %" PRIu64 ", \"recs_duplicate\": %" PRIu64
-            ", \"error\": %" PRIu64 ", \"pong\": %" PRIu64 ", \"push\": %" PRIu64
-            ", \"drain\": %" PRIu64 ", \"other\": %" PRIu64 ", \"binary\": %" PRIu64
-            ", \"pings_answered\": %" PRIu64 "},\n",
+            ", \"recs_other_user\": %" PRIu64 ", \"error\": %" PRIu64 ", \"pong\": %" PRIu64
+            ", \"push\": %" PRIu64 ", \"drain\": %" PRIu64 ", \"other\": %" PRIu64
+            ", \"binary\": %" PRIu64 ", \"pings_answered\": %" PRIu64 "},\n",
             s->ack_messages, s->ack_ids, s->recs_total, s->recs_unmatched, s->recs_duplicate,
-            s->errors_total, s->pongs, s->pushes_app, s->drains, s->other_messages,
-            s->binary_messages, s->pings_answered);
+            s->recs_other_user, s->errors_total, s->pongs, s->pushes_app, s->drains,
+            s->other_messages, s->binary_messages, s->pings_answered);
     fprintf(f,
             "  \"rate\": {\"target_events_per_s\": %.1f, \"achieved_events_per_s\": %.1f, "
             "\"measured_s\": %.3f},\n",
-            lg->opt.rate_per_s * lg->open_at_events_start,
+            lg->opt.rate_per_s * lg->users_at_events_start,
             seconds > 0 ? (double)s->events_sent_measured / seconds : 0, seconds);
 }
 
@@ -2092,10 +2263,14 @@ static void json_self_usage(FILE *f, const lg_t *lg)
 static void write_json_report(FILE *f, const lg_t *lg)
 {
     fprintf(f, "{\n  \"tool\": \"rankcast-loadgen\",\n  \"report_version\": 1,\n");
+    fprintf(f, "  \"mode\": \"%s\",\n", observing(lg) ? "cross_node" : "single_node");
     json_config(f, lg);
+    json_observe(f, lg);
     json_connections(f, lg);
     json_events(f, lg);
     json_latency(f, "latency_ms", &lg->push_latency);
+    if (observing(lg))
+        json_latency(f, "local_latency_ms", &lg->local_latency);
     json_latency(f, "ack_latency_ms", &lg->ack_latency);
     json_latency(f, "server_took_ms", &lg->server_took);
     json_latency(f, "connect_ms", &lg->connect_latency);
@@ -2103,6 +2278,14 @@ static void write_json_report(FILE *f, const lg_t *lg)
     json_machine(f, lg);
     json_self_usage(f, lg);
     fprintf(f, "}\n");
+}
+
+static void print_latency_line(const char *what, const hist_t *h)
+{
+    fprintf(stderr, "%s latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", what,
+            ns_to_ms(hist_quantile_ns(h, 0.50)), ns_to_ms(hist_quantile_ns(h, 0.90)),
+            ns_to_ms(hist_quantile_ns(h, 0.99)), ns_to_ms(hist_quantile_ns(h, 0.999)),
+            ns_to_ms(h->max_ns));
 }
 
 static void write_human_summary(const lg_t *lg)
@@ -2113,8 +2296,10 @@ static void write_human_summary(const lg_t *lg)
     fprintf(stderr,
             "connections: %" PRIu32 " requested, %" PRIu32 " open, %" PRIu64 " failed, %" PRIu64
             " lost during the run\n",
-            lg->opt.connections, lg->open_at_events_start, s->connections_failed,
-            s->connections_lost);
+            lg->conn_count, lg->open_at_events_start, s->connections_failed, s->connections_lost);
+    if (observing(lg))
+        fprintf(stderr, "users: %" PRIu32 ", %" PRIu32 " with both connections open\n",
+                lg->opt.connections, lg->users_at_events_start);
     for (int r = 0; r < FAIL_REASONS; r++)
         if (s->first_failure[r][0])
             fprintf(stderr, "  first %s failure: %s\n", FAIL_NAMES[r], s->first_failure[r]);
@@ -2127,19 +2312,24 @@ static void write_human_summary(const lg_t *lg)
             s->events_sent_measured
                 ? 100.0 * (double)s->pushes_matched / (double)s->events_sent_measured
                 : 0);
-    fprintf(stderr, "event->recs latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
-            ns_to_ms(hist_quantile_ns(h, 0.50)), ns_to_ms(hist_quantile_ns(h, 0.90)),
-            ns_to_ms(hist_quantile_ns(h, 0.99)), ns_to_ms(hist_quantile_ns(h, 0.999)),
-            ns_to_ms(h->max_ns));
+    print_latency_line(observing(lg) ? "cross-node event->recs" : "event->recs", h);
+    if (observing(lg)) {
+        fprintf(stderr, "local recs (sending node): %" PRIu64 " (%.1f %%)\n",
+                s->local_pushes_matched,
+                s->events_sent_measured
+                    ? 100.0 * (double)s->local_pushes_matched / (double)s->events_sent_measured
+                    : 0);
+        print_latency_line("local event->recs", &lg->local_latency);
+    }
     fprintf(stderr, "server took_us of those lists, ms: p50 %.3f  p99 %.3f  max %.3f\n",
             ns_to_ms(hist_quantile_ns(&lg->server_took, 0.50)),
             ns_to_ms(hist_quantile_ns(&lg->server_took, 0.99)), ns_to_ms(lg->server_took.max_ns));
-    if (lg->opt.server_pid > 0 && lg->open_at_events_start && lg->rss_before_kb >= 0 &&
+    if (lg->opt.server_pid > 0 && lg->actors_at_events_start && lg->rss_before_kb >= 0 &&
         lg->rss_open_kb >= 0)
         fprintf(stderr,
                 "server RSS: %ld KB before, %ld KB open, %ld KB end; %.2f KB per connection\n",
                 lg->rss_before_kb, lg->rss_open_kb, lg->rss_end_kb,
-                (double)(lg->rss_open_kb - lg->rss_before_kb) / lg->open_at_events_start);
+                (double)(lg->rss_open_kb - lg->rss_before_kb) / lg->actors_at_events_start);
     window_cpu_t w = window_cpu(lg);
     if (w.busy >= 0)
         fprintf(stderr,
@@ -2222,13 +2412,14 @@ static int setup(lg_t *lg)
 {
     const options_t *o = &lg->opt;
     lg->prng = o->seed;
+    lg->conn_count = observing(lg) ? 2 * o->connections : o->connections;
     int rc = o->catalog_path ? items_load_catalog(&lg->items, o->catalog_path)
                              : items_make_synthetic(&lg->items, o->synthetic_items);
-    if (rc < 0 || ensure_fd_budget(o->connections) < 0)
+    if (rc < 0 || ensure_fd_budget(lg->conn_count) < 0)
         return -1;
     uint32_t slots = slots_per_connection(o->rate_per_s);
     lg->slot_mask = slots - 1;
-    lg->conns = calloc(o->connections, sizeof(*lg->conns));
+    lg->conns = calloc(lg->conn_count, sizeof(*lg->conns));
     lg->slot_arena = calloc((size_t)o->connections * slots, sizeof(*lg->slot_arena));
     lg->scratch = malloc(LG_READ_CHUNK);
     lg->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -2237,9 +2428,11 @@ static int setup(lg_t *lg)
         fprintf(stderr, "rankcast-loadgen: setup failed: %s\n", strerror(errno));
         return -1;
     }
-    for (uint32_t i = 0; i < o->connections; i++) {
+    /* Only the senders need event slots; observers' slots stay NULL. */
+    for (uint32_t i = 0; i < lg->conn_count; i++) {
         lg->conns[i].fd = -1;
-        lg->conns[i].slots = lg->slot_arena + (size_t)i * slots;
+        if (i < o->connections)
+            lg->conns[i].slots = lg->slot_arena + (size_t)i * slots;
     }
     struct sigaction sa = {.sa_handler = on_stop_signal};
     sigemptyset(&sa.sa_mask);
@@ -2253,7 +2446,7 @@ static int setup(lg_t *lg)
 static void close_all(lg_t *lg)
 {
     static const uint8_t normal_close[2] = {0x03, 0xE8};
-    for (uint32_t i = 0; i < lg->opt.connections; i++) {
+    for (uint32_t i = 0; i < lg->conn_count; i++) {
         conn_t *c = &lg->conns[i];
         if (c->fd >= 0 && c->state == CONN_READY && c->out.len == c->out.off &&
             conn_queue_frame(lg, c, 0x8, normal_close, sizeof(normal_close)) == 0)
@@ -2293,21 +2486,28 @@ int main(int argc, char **argv)
     if (o->server_pid > 0 && lg.rss_before_kb < 0)
         fprintf(stderr, "rankcast-loadgen: cannot read /proc/%ld/status\n", o->server_pid);
     lg.started_ns = mono_ns();
-    double connect_budget_s = o->connections / o->connect_rate_per_s + o->connect_timeout_s;
+    double connect_budget_s = lg.conn_count / o->connect_rate_per_s + o->connect_timeout_s;
     lg.connect_deadline_ns = lg.started_ns + (uint64_t)(connect_budget_s * 1e9);
     lg.watchdog_ns = lg.connect_deadline_ns + (uint64_t)((o->warmup_s + o->duration_s) * 1e9) +
                      (uint64_t)(o->drain_ms + LG_WATCHDOG_SLACK_MS) * NS_PER_MS;
     lg.phase = PHASE_CONNECT;
-    fprintf(stderr,
-            "rankcast-loadgen: %" PRIu32 " connections to ws://%s:%u%s from %" PRIu32
-            " source address(es), %zu item ids\n",
-            o->connections, o->host, (unsigned)o->port, o->path, o->sources, lg.items.count);
+    if (observing(&lg))
+        fprintf(stderr,
+                "rankcast-loadgen: %" PRIu32 " users, each sending on ws://%s:%u%s and "
+                "observing on ws://%s:%u%s, from %" PRIu32 " source address(es), %zu item ids\n",
+                o->connections, o->host, (unsigned)o->port, o->path, o->observe_host,
+                (unsigned)o->observe_port, o->path, o->sources, lg.items.count);
+    else
+        fprintf(stderr,
+                "rankcast-loadgen: %" PRIu32 " connections to ws://%s:%u%s from %" PRIu32
+                " source address(es), %zu item ids\n",
+                o->connections, o->host, (unsigned)o->port, o->path, o->sources, lg.items.count);
     rc = run_loop(&lg);
     if (lg.done_ns == 0)
         finish(&lg, mono_ns());
     if (emit_report(&lg) < 0)
         rc = -1;
-    bool usable = lg.open_at_events_start > 0 && rc == 0;
+    bool usable = lg.users_at_events_start > 0 && rc == 0;
     teardown(&lg);
     return usable ? 0 : 1;
 }
