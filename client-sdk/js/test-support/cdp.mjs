@@ -16,10 +16,13 @@ export const chromiumMissing = () => (existsSync(CHROMIUM_BIN) ? null : `chromiu
 export class Browser {
   static async launch() {
     const profile = mkdtempSync(join(tmpdir(), 'rankcast-chromium-'));
-    const args = ['--headless=new', '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--no-first-run', '--no-default-browser-check', '--disable-gpu', '--disable-extensions', 'about:blank'];
+    // The machine's network is closed: every background connection Chromium tries would be
+    // refused (and slow it down), so all of them are switched off; /dev/shm may be small.
+    const args = ['--headless=new', '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--no-first-run', '--no-default-browser-check', '--disable-gpu', '--disable-extensions', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--disable-dev-shm-usage', 'about:blank'];
     // Chromium refuses to run as root with its sandbox; test machines often are root.
     if (process.getuid?.() === 0) args.unshift('--no-sandbox');
-    const proc = spawn(CHROMIUM_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its own process group, so closing kills every Chromium process, not just the first.
+    const proc = spawn(CHROMIUM_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let log = '';
     const endpoint = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`chromium did not start:\n${log}`)), 20_000);
@@ -50,6 +53,16 @@ export class Browser {
     this.profile = profile;
     this.nextId = 1;
     this.pending = new Map();
+    this.gone = null;
+    // If Chromium dies or its socket closes, every command still waiting fails at once
+    // instead of leaving the test hanging.
+    const fail = (why) => {
+      this.gone ??= why;
+      for (const [, p] of this.pending) p.reject(new Error(`${p.method}: ${why}`));
+      this.pending.clear();
+    };
+    ws.on('close', () => fail('the browser connection closed'));
+    proc.on('exit', (code, signal) => fail(`chromium exited (${code ?? signal})`));
     ws.on('message', (data) => {
       const msg = JSON.parse(data.toString());
       const p = msg.id !== undefined ? this.pending.get(msg.id) : undefined;
@@ -60,10 +73,19 @@ export class Browser {
     });
   }
 
-  send(method, params = {}, sessionId = undefined) {
+  send(method, params = {}, sessionId = undefined, timeoutMs = 20_000) {
+    if (this.gone) return Promise.reject(new Error(`${method}: ${this.gone}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, method });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${method}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = (fn) => (v) => {
+        clearTimeout(timer);
+        fn(v);
+      };
+      this.pending.set(id, { resolve: settle(resolve), reject: settle(reject), method });
       this.ws.send(JSON.stringify(sessionId ? { id, method, params, sessionId } : { id, method, params }));
     });
   }
@@ -77,9 +99,28 @@ export class Browser {
 
   async close() {
     this.ws.close();
-    this.proc.kill('SIGKILL');
-    await new Promise((resolve) => (this.proc.exitCode !== null ? resolve() : this.proc.once('exit', resolve)));
-    rmSync(this.profile, { recursive: true, force: true });
+    // A process that already died from a signal has exitCode null but signalCode set, and its
+    // 'exit' has fired already: waiting for it again would never end.
+    const exited = () => this.proc.exitCode !== null || this.proc.signalCode !== null;
+    if (!exited()) {
+      const done = new Promise((resolve) => {
+        if (exited()) resolve();
+        else this.proc.once('exit', resolve);
+      });
+      try {
+        process.kill(-this.proc.pid, 'SIGKILL');
+      } catch {
+        this.proc.kill('SIGKILL');
+      }
+      await done;
+    } else {
+      try {
+        process.kill(-this.proc.pid, 'SIGKILL'); // helpers of a crashed browser, if any
+      } catch {
+        // none left
+      }
+    }
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
