@@ -20,22 +20,6 @@ void rc_hist_observe(rc_hist_t *h, uint64_t us)
     h->sum_us += us;
 }
 
-uint64_t rc_hist_quantile_us(const rc_hist_t *h, double q)
-{
-    if (h->count == 0)
-        return 0;
-    uint64_t rank = (uint64_t)(q * (double)h->count);
-    if (rank >= h->count)
-        rank = h->count - 1;
-    uint64_t seen = 0;
-    for (int i = 0; i < RC_HIST_BUCKETS; i++) {
-        seen += h->counts[i];
-        if (seen > rank)
-            return bucket_le_us[i];
-    }
-    return bucket_le_us[RC_HIST_BUCKETS - 1] * 10;
-}
-
 void rc_metrics_error(int code)
 {
     if (code < 4000 || code >= 4000 + RC_METRICS_MAX_CODE)

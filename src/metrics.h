@@ -60,10 +60,6 @@ extern rc_metrics_t rc_metrics;
 /** Adds one observation in microseconds. */
 void rc_hist_observe(rc_hist_t *h, uint64_t us);
 
-/** Estimates the q-quantile (0..1) in microseconds from the buckets (upper bound of the
- * bucket holding it); 0 when empty. */
-uint64_t rc_hist_quantile_us(const rc_hist_t *h, double q);
-
 /** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
 void rc_metrics_error(int code);
 

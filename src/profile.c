@@ -348,12 +348,6 @@ int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, s
     return doc_write(&p, out);
 }
 
-int64_t rc_profile_event_count(const void *data, size_t len)
-{
-    doc_t d;
-    return doc_read(data, len, &d) == 0 ? d.n : -1;
-}
-
 /* ---- merging into a session ---- */
 
 static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)

@@ -120,7 +120,4 @@ int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, s
  * Unknown items are skipped (or learned, in an open catalog). Returns 0 or RC_EPARSE. */
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
 
-/** The number of events a document has counted (for tests and tools); -1 if unreadable. */
-int64_t rc_profile_event_count(const void *data, size_t len);
-
 #endif

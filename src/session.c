@@ -1249,14 +1249,3 @@ uint32_t rc_sessions_count(const rc_sessions_t *s)
 {
     return s->n_sessions;
 }
-
-void rc_sessions_rerank_all(rc_sessions_t *s)
-{
-    /* Sessions without a connection have no live list to push; of the others, each is
-     * re-ranked once, through its first connection. */
-    for (rc_link_t *l = s->all_conns.next; l != &s->all_conns; l = l->next) {
-        rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, all_link);
-        if (c->session != NULL && c->session->conns.next == &c->session_link)
-            session_rerank(s, c->session, (rc_str_t){NULL, 0}, 0);
-    }
-}

@@ -86,7 +86,4 @@ int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
 uint32_t rc_sessions_count(const rc_sessions_t *s);
 
-/** Re-ranks every live list after a catalog change (e.g. an item removed). */
-void rc_sessions_rerank_all(rc_sessions_t *s);
-
 #endif
