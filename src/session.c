@@ -529,7 +529,9 @@ static void on_published(void *arg, int status)
     rc_conn_t *c = t->conn;
     rc_sessions_t *s = c->reg;
     if (status == 0) {
-        if (c->state == CONN_READY)
+        /* A closing connection (drain, fatal error) still gets its acks before the close:
+         * the client then need not resend what is already durable. */
+        if (c->state == CONN_READY || c->state == CONN_CLOSING)
             add_ack(c, t->id, t->id_len);
     } else {
         if (c->state != CONN_GONE && c->session != NULL)
@@ -889,7 +891,7 @@ rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
     if (c->state == CONN_GONE)
         return NULL;
     rc_frame_t *f = rc_outbox_take(&c->outbox);
-    if (f == NULL && c->n_acks > 0 && c->state == CONN_READY)
+    if (f == NULL && c->n_acks > 0)
         f = take_acks(c);
     return f;
 }
@@ -910,7 +912,7 @@ void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us)
 
 int rc_conn_close_code(const rc_conn_t *c, const char **reason)
 {
-    if (c->close_code == 0 || !rc_outbox_empty(&c->outbox))
+    if (c->close_code == 0 || !rc_outbox_empty(&c->outbox) || c->n_acks > 0)
         return 0;
     *reason = c->close_reason ? c->close_reason : "";
     return c->close_code;
