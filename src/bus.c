@@ -153,7 +153,8 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
     rc_str_t kind = {NULL, 0}, tname = {NULL, 0};
 
     memset(m, 0, sizeof(*m));
-    if (msgpack_unpack(data, len, &off, zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+    if (rc_mp_check(data, len, 32) != 0 ||
+        msgpack_unpack(data, len, &off, zone, &root) != MSGPACK_UNPACK_SUCCESS ||
         root.type != MSGPACK_OBJECT_MAP)
         return RC_EPARSE;
     for (uint32_t i = 0; i < root.via.map.size; i++) {

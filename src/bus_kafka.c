@@ -202,7 +202,7 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
     /* Keyed by user: one user's events stay in order on one partition. */
     rd_kafka_resp_err_t err = rd_kafka_producev(
         b->producer, RD_KAFKA_V_TOPIC(topic),
-        RD_KAFKA_V_KEY(m->user.n ? m->user.p : NULL, m->user.n),
+        RD_KAFKA_V_KEY((m->user.n ? m->user.p : NULL), m->user.n),
         RD_KAFKA_V_VALUE(rc_wbuf_data(&b->scratch), b->scratch.len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

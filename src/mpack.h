@@ -31,4 +31,11 @@ static inline void rc_mp_cstr(msgpack_packer *pk, const char *s)
     rc_mp_str(pk, s, strlen(s));
 }
 
+/** Checks, without allocating, that `data` holds exactly one MessagePack value whose every
+ * declared length fits in the bytes given and whose nesting is at most `max_depth`. Run it
+ * before msgpack_unpack() on untrusted bytes: msgpack-c allocates for the element count a
+ * container header claims before reading the elements, so a 6-byte header can ask for
+ * gigabytes. Returns 0 or RC_EPARSE. */
+int rc_mp_check(const void *data, size_t len, int max_depth);
+
 #endif

@@ -198,6 +198,8 @@ static int doc_read(const void *data, size_t len, doc_t *d)
     double x;
 
     memset(d, 0, sizeof(*d));
+    if (rc_mp_check(data, len, 8) != 0)
+        return RC_EPARSE;
     if (!msgpack_zone_init(&zone, 2048))
         return RC_ENOMEM;
     if (msgpack_unpack(data, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||

@@ -682,6 +682,8 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
             return rc;
     } else {
         size_t off = 0;
+        if (rc_mp_check(data, len, 32) != 0)
+            return fail(d, RC_PERR_MALFORMED, "invalid MessagePack");
         msgpack_unpack_return ur = msgpack_unpack(data, len, &off, &d->zone, &root);
         if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
             return fail(d, RC_PERR_INTERNAL, "out of memory");

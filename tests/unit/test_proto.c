@@ -432,6 +432,35 @@ static void test_configured_limits(void **state)
     rc_proto_decoder_free(&d);
 }
 
+/* A container header claiming more elements than bytes remain is refused before msgpack-c
+ * would allocate for it (found by fuzz_proto: 37 bytes asked for 256 GB). */
+static void test_msgpack_size_claims_are_checked(void **state)
+{
+    rc_proto_decoder_t d;
+    rc_msg_t m;
+    (void)state;
+    assert_int_equal(rc_proto_decoder_init(&d, 100, 100), 0);
+    /* {"type":"event","id":"e 0106", <map32 claiming 0xdfdfdfdf pairs>} */
+    const unsigned char crash[] = {0x84, 0xa4, 't',  'y',  'p',  'e',  0xa5, 'e',  'v',  'e',
+                                   'n',  't',  0xa2, 'i',  'd',  0xa6, 'e',  ' ',  '0',  '1',
+                                   '0',  '6',  0xa4, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf};
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_MSGPACK, crash, sizeof(crash), &m),
+                     RC_PERR_MALFORMED);
+    /* An array32 header alone claiming a billion elements. */
+    const unsigned char big[] = {0xdd, 0x40, 0x00, 0x00, 0x00, 0x01};
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_MSGPACK, big, sizeof(big), &m), RC_PERR_MALFORMED);
+    /* A str32 claiming more bytes than present. */
+    const unsigned char str[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xdb, 0x00, 0x01, 0x00, 0x00, 'x'};
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_MSGPACK, str, sizeof(str), &m), RC_PERR_MALFORMED);
+    /* Nesting beyond 32 levels. */
+    unsigned char deep[40];
+    memset(deep, 0x91, sizeof(deep));
+    deep[sizeof(deep) - 1] = 0x00;
+    assert_int_equal(rc_proto_decode(&d, RC_FMT_MSGPACK, deep, sizeof(deep), &m),
+                     RC_PERR_MALFORMED);
+    rc_proto_decoder_free(&d);
+}
+
 /* The JSON encoder escapes what it must and nests correctly. */
 static void test_json_escaping(void **state)
 {
@@ -459,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_server_vectors),
         cmocka_unit_test(test_truncated_and_corrupted_input),
         cmocka_unit_test(test_configured_limits),
+        cmocka_unit_test(test_msgpack_size_claims_are_checked),
         cmocka_unit_test(test_json_escaping),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);

@@ -1,0 +1,36 @@
+/* libFuzzer target: stored profile documents and deltas (what comes back from Redis): the
+ * input is split in two at its first byte's position; both halves go through the merge, and
+ * the first is merged into a session state against a small catalog. */
+#include "engine/engine.h"
+#include "profile.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static rc_engine_t e;
+    static int ready;
+    if (!ready) {
+        const char *tags[] = {"red"};
+        uint32_t idx;
+        if (rc_engine_init(&e, 1000, true, 32, 86400, 3600, 1e9) != 0)
+            return 0;
+        rc_catalog_upsert(&e.catalog, "a", "A", "mugs", tags, 1, 1, 1, &idx);
+        rc_catalog_upsert(&e.catalog, "b", "B", "lamps", tags, 1, 2, 1, &idx);
+        ready = 1;
+    }
+    if (size < 1)
+        return 0;
+    size_t cut = data[0] % size;
+    const uint8_t *doc = data + 1;
+    size_t doc_len = cut > 0 ? cut - 1 : 0, delta_len = size - 1 - doc_len;
+    rc_wbuf_t out;
+    rc_wbuf_init(&out, 0);
+    rc_profile_apply_delta(doc_len ? doc : NULL, doc_len, doc + doc_len, delta_len, &out);
+    rc_wbuf_free(&out);
+    rc_user_state_t u;
+    rc_user_state_init(&u, 0, 0);
+    rc_profile_merge(&e.catalog, &u, doc, doc_len);
+    return 0;
+}
