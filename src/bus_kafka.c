@@ -226,9 +226,6 @@ static int kafka_ready(rc_bus_t *base, char *reason, size_t reason_len)
         return 0;
     snprintf(reason, reason_len, "kafka %s unreachable: %s; %zu messages waiting", b->cfg->kafka,
              b->last_error[0] ? b->last_error : "connecting", b->queued);
-    for (char *c = reason; *c; c++)
-        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
-            *c = ' ';
     return RC_EUNAVAIL;
 }
 

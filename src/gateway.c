@@ -173,6 +173,10 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
         }
         rc_conn_frame_written(pss->conn, f, rc_mono_us());
     }
+    if (rc_conn_has_pending(pss->conn)) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     int code = rc_conn_close_code(pss->conn, &reason);
     if (code != 0 && !pss->closing)
         start_close(wsi, pss, code, reason);
@@ -308,19 +312,6 @@ static int http_body(http_pss_t *pss, const void *in, size_t len)
     return 0;
 }
 
-static bool valid_id(const char *s, size_t n)
-{
-    if (n == 0 || n > RC_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int json_depth(const json_t *j)
 {
     int deepest = 0;
@@ -366,7 +357,7 @@ static int api_push(struct lws *wsi, http_pss_t *pss, json_t *j)
     if ((user == NULL) == (segment == NULL) || data == NULL || known != json_object_size(j))
         return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
                           "expected {user or segment, topic?, data} and nothing else");
-    if (user != NULL && !valid_id(user, strlen(user)))
+    if (user != NULL && !rc_proto_valid_id(user, strlen(user)))
         return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "bad user id");
     if (segment != NULL && !valid_segment(segment))
         return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
@@ -400,7 +391,7 @@ static int api_erase(struct lws *wsi, http_pss_t *pss, json_t *j)
 {
     rc_gateway_t *g = gateway_of(wsi);
     const char *user = json_string_value(json_object_get(j, "user"));
-    if (user == NULL || !valid_id(user, strlen(user)) || json_object_size(j) != 1)
+    if (user == NULL || !rc_proto_valid_id(user, strlen(user)) || json_object_size(j) != 1)
         return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
                           "expected {\\\"user\\\": \\\"<id>\\\"}");
     if (g->hooks->erase_user(g->hooks->ctx, user, strlen(user)) != 0)

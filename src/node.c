@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "profile.h"
+#include "proto.h"
 #include "session.h"
 #include "engine/engine.h"
 
@@ -46,6 +47,22 @@ struct rc_node {
     bool loop_unusable; /* lws failed half-way: the loop must not run again */
 };
 
+static void ready_part(rc_enc_t *e, const char *key, const char *backend, int rc,
+                       const char *reason)
+{
+    rc_enc_key(e, key);
+    rc_enc_map(e, 3);
+    rc_enc_key(e, "backend");
+    rc_enc_cstr(e, backend);
+    rc_enc_key(e, "ok");
+    rc_enc_bool(e, rc == 0);
+    rc_enc_key(e, "reason");
+    rc_enc_cstr(e, reason);
+    rc_enc_end(e);
+}
+
+/* The backends' reasons are free text (error strings of hiredis, librdkafka): the JSON
+ * encoder escapes them. */
 static bool node_ready(void *ctx, rc_wbuf_t *body)
 {
     rc_node_t *n = ctx;
@@ -53,13 +70,19 @@ static bool node_ready(void *ctx, rc_wbuf_t *body)
     int prc = rc_profile_ready(n->profiles, preason, sizeof(preason));
     int brc = rc_bus_ready(n->bus, breason, sizeof(breason));
     bool ready = prc == 0 && brc == 0 && !n->draining;
-    rc_wbuf_printf(body,
-                   "{\"status\":\"%s\",\"node\":\"%s\",\"draining\":%s,"
-                   "\"profiles\":{\"backend\":\"%s\",\"ok\":%s,\"reason\":\"%s\"},"
-                   "\"bus\":{\"backend\":\"%s\",\"ok\":%s,\"reason\":\"%s\"}}\n",
-                   ready ? "ready" : "unavailable", n->node_id, n->draining ? "true" : "false",
-                   n->profiles->ops->name, prc == 0 ? "true" : "false", preason, n->bus->ops->name,
-                   brc == 0 ? "true" : "false", breason);
+    rc_enc_t e;
+    rc_enc_init(&e, body, RC_FMT_JSON);
+    rc_enc_map(&e, 5);
+    rc_enc_key(&e, "status");
+    rc_enc_cstr(&e, ready ? "ready" : "unavailable");
+    rc_enc_key(&e, "node");
+    rc_enc_cstr(&e, n->node_id);
+    rc_enc_key(&e, "draining");
+    rc_enc_bool(&e, n->draining);
+    ready_part(&e, "profiles", n->profiles->ops->name, prc, preason);
+    ready_part(&e, "bus", n->bus->ops->name, brc, breason);
+    rc_enc_end(&e);
+    rc_wbuf_putc(body, '\n');
     return ready;
 }
 

@@ -699,10 +699,6 @@ static int redis_ready(rc_profile_store_t *s, char *reason, size_t reason_len)
     describe(r, where, sizeof(where));
     snprintf(reason, reason_len, "redis %s unreachable: %s (attempt %u)", where,
              r->last_error[0] ? r->last_error : "connecting", r->attempts);
-    /* The reason goes into JSON: keep it free of quotes and control characters. */
-    for (char *c = reason; *c; c++)
-        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
-            *c = ' ';
     return RC_EUNAVAIL;
 }
 

@@ -235,6 +235,16 @@ static bool id_char(char c, bool surface)
            c == '_' || c == ':' || c == '@' || c == '-';
 }
 
+bool rc_proto_valid_id(const char *s, size_t n)
+{
+    if (n == 0 || n > RC_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!id_char(s[i], false))
+            return false;
+    return true;
+}
+
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. JSON input is
  * already checked by jansson; MessagePack strings are not checked by msgpack-c. */
 static bool utf8_valid(const unsigned char *s, size_t n)

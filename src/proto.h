@@ -77,6 +77,9 @@ typedef struct rc_str {
 #define RC_ID_MAX      64
 #define RC_SURFACE_MAX 32
 
+/** Whether s[0..n) is a valid id (PROTOCOL.md: 1..64 bytes of A-Za-z0-9._:@-). */
+bool rc_proto_valid_id(const char *s, size_t n);
+
 typedef struct rc_proto_event {
     rc_str_t id, item, query, surface;
     rc_event_kind_t kind;

@@ -906,8 +906,11 @@ void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us)
             rc_hist_observe(&rc_metrics.event_to_push, now_us - f->cause_t0_us);
     }
     rc_frame_unref(f);
-    if (!rc_outbox_empty(&c->outbox) || c->n_acks > 0)
-        wake(c);
+}
+
+bool rc_conn_has_pending(const rc_conn_t *c)
+{
+    return !rc_outbox_empty(&c->outbox) || c->n_acks > 0;
 }
 
 int rc_conn_close_code(const rc_conn_t *c, const char **reason)

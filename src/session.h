@@ -54,6 +54,9 @@ void rc_conn_refuse(rc_conn_t *c, int code, const char *message, bool fatal);
 rc_frame_t *rc_conn_next_frame(rc_conn_t *c);
 void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us);
 
+/** Whether frames or acks still wait (the transport asks for another writable turn). */
+bool rc_conn_has_pending(const rc_conn_t *c);
+
 /** Whether the server wants this connection closed once its frames are written, and with
  * which WebSocket close code (0: no) and reason (static text). */
 int rc_conn_close_code(const rc_conn_t *c, const char **reason);
