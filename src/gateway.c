@@ -171,7 +171,7 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
             rc_frame_unref(f);
             return -1;
         }
-        rc_conn_frame_written(pss->conn, f, rc_mono_us());
+        rc_conn_frame_written(f, rc_mono_us());
     }
     if (rc_conn_has_pending(pss->conn)) {
         lws_callback_on_writable(wsi);

@@ -896,7 +896,7 @@ rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
     return f;
 }
 
-void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us)
+void rc_conn_frame_written(rc_frame_t *f, uint64_t now_us)
 {
     rc_metrics.messages_sent++;
     rc_metrics.bytes_sent += f->len;

@@ -50,9 +50,9 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
 void rc_conn_refuse(rc_conn_t *c, int code, const char *message, bool fatal);
 
 /** The next frame to write, or NULL. The caller owns the reference and reports it with
- * rc_conn_frame_written() after writing it. */
+ * rc_conn_frame_written() (which counts it and releases it) after writing it. */
 rc_frame_t *rc_conn_next_frame(rc_conn_t *c);
-void rc_conn_frame_written(rc_conn_t *c, rc_frame_t *f, uint64_t now_us);
+void rc_conn_frame_written(rc_frame_t *f, uint64_t now_us);
 
 /** Whether frames or acks still wait (the transport asks for another writable turn). */
 bool rc_conn_has_pending(const rc_conn_t *c);

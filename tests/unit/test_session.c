@@ -119,7 +119,7 @@ static json_t *drain(rc_conn_t *c)
         json_t *m = json_loadb((const char *)rc_frame_payload(f), f->len, 0, NULL);
         assert_non_null(m);
         json_array_append_new(out, m);
-        rc_conn_frame_written(c, f, rc_mono_us());
+        rc_conn_frame_written(f, rc_mono_us());
     }
     return out;
 }
@@ -215,8 +215,8 @@ static void test_both_connections_of_a_user_share_one_encoded_list(void **state)
     assert_non_null(fa);
     /* Encoded once: the very same frame goes to both connections. */
     assert_ptr_equal(fa, fb);
-    rc_conn_frame_written(a, fa, rc_mono_us());
-    rc_conn_frame_written(b, fb, rc_mono_us());
+    rc_conn_frame_written(fa, rc_mono_us());
+    rc_conn_frame_written(fb, rc_mono_us());
     rc_conn_closed(a);
     rc_conn_closed(b);
 }
