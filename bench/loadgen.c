@@ -26,7 +26,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -59,6 +61,10 @@
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 static const char WS_SUBPROTOCOL[] = "rankcast.v1.json";
+static const char SOCKETIO_PATH[] = "/socket.io/?EIO=4&transport=websocket";
+#define LG_HTTP_SLOTS    64
+#define LG_HTTP_TAG      0x80000000u
+#define LG_HTTP_RESP_MAX 4096
 static const char *const EVENT_KINDS[] = {"view", "click", "cart"};
 
 /* ---------------------------------------------------------------------------------------- */
@@ -325,37 +331,79 @@ typedef struct {
     long server_pid;
     const char *json_out_path;
     uint64_t seed;
+    /* Scenarios beyond the event->push latency run (see usage()). */
+    int scenario;
+    int framing;
+    bool tls;
+    const char *tls_ca_path;
+    uint32_t stalled;
+    uint32_t stalled_k;
+    uint32_t stalled_rcvbuf;
+    uint32_t source_offset;
+    bool handshake_until_welcome;
+    double push_rate_per_s;
+    char push_segment[64];
+    char admin_token[128];
+    const char *ready_file;
 } options_t;
+
+typedef enum { SCEN_LATENCY, SCEN_IDLE, SCEN_HANDSHAKE, SCEN_FANOUT } scenario_t;
+static const char *const SCENARIO_NAMES[] = {"latency", "idle", "handshake", "fanout"};
+typedef enum { FRAMING_RANKCAST, FRAMING_SOCKETIO } framing_t;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: rankcast-loadgen [options]\n"
-            "  --host ADDR            server address in 127.0.0.0/8 (default 127.0.0.1)\n"
-            "  --port PORT            server port (default 8080)\n"
-            "  --path PATH            WebSocket path (default /ws)\n"
-            "  --observe-port PORT    cross-node mode: each user also listens on PORT with the\n"
-            "                         same user id; latency is measured to the recs there\n"
-            "  --observe-host ADDR    address of the observed node (default: --host)\n"
-            "  -n, --connections N    connections to open, 1..%d (default 100); with\n"
-            "                         --observe-port: users, two connections each\n"
-            "  --sources K            spread over source addresses 127.0.0.1..127.0.0.K "
-            "(default 1)\n"
-            "  --connect-rate R       new connections per second (default 1000)\n"
-            "  --connect-timeout S    give up on connections not ready after S s (default 30)\n"
-            "  --rate R               events per second per connection (default 1)\n"
-            "  --warmup S             seconds of events before measuring (default 5)\n"
-            "  --duration S           seconds of measured events (default 20)\n"
-            "  --drain-ms MS          wait at most MS for late answers, <= %d (default %d)\n"
-            "  --catalog FILE         JSONL catalog; events use its \"id\" values\n"
-            "  --items N              synthetic item ids i0..iN-1 (default 1000)\n"
-            "  --surface NAME         surface to subscribe to (default home)\n"
-            "  --k N                  list length to subscribe with (default 10)\n"
-            "  --server-pid PID       sample the server's VmRSS from /proc/PID/status\n"
-            "  --json-out FILE        also write the JSON report to FILE\n"
-            "  --seed N               random seed (default: from time and pid)\n"
-            "  -h, --help             this text\n",
-            LG_MAX_CONNECTIONS, LG_DRAIN_MAX_MS, LG_DRAIN_MAX_MS);
+    fprintf(
+        out,
+        "usage: rankcast-loadgen [options]\n"
+        "  --host ADDR            server address in 127.0.0.0/8 (default 127.0.0.1)\n"
+        "  --port PORT            server port (default 8080)\n"
+        "  --path PATH            WebSocket path (default /ws)\n"
+        "  --observe-port PORT    cross-node mode: each user also listens on PORT with the\n"
+        "                         same user id; latency is measured to the recs there\n"
+        "  --observe-host ADDR    address of the observed node (default: --host)\n"
+        "  -n, --connections N    connections to open, 1..%d (default 100); with\n"
+        "                         --observe-port: users, two connections each\n"
+        "  --sources K            spread over source addresses 127.0.0.1..127.0.0.K "
+        "(default 1)\n"
+        "  --connect-rate R       new connections per second (default 1000)\n"
+        "  --connect-timeout S    give up on connections not ready after S s (default 30)\n"
+        "  --rate R               events per second per connection (default 1)\n"
+        "  --warmup S             seconds of events before measuring (default 5)\n"
+        "  --duration S           seconds of measured events (default 20)\n"
+        "  --drain-ms MS          wait at most MS for late answers, <= %d (default %d)\n"
+        "  --catalog FILE         JSONL catalog; events use its \"id\" values\n"
+        "  --items N              synthetic item ids i0..iN-1 (default 1000)\n"
+        "  --surface NAME         surface to subscribe to (default home)\n"
+        "  --k N                  list length to subscribe with (default 10)\n"
+        "  --server-pid PID       sample the server's VmRSS from /proc/PID/status\n"
+        "  --json-out FILE        also write the JSON report to FILE\n"
+        "  --seed N               random seed (default: from time and pid)\n"
+        "scenarios (--scenario NAME, default latency):\n"
+        "  latency                events at --rate per connection, event->recs latency\n"
+        "  idle                   open -n connections, send nothing, hold them --duration s\n"
+        "                         (server RSS per connection, failures, losses)\n"
+        "  handshake              -n concurrent slots, each connects, upgrades (and with\n"
+        "                         --handshake-until welcome: hello/welcome), closes, repeats;\n"
+        "                         handshakes/s over --duration\n"
+        "  fanout                 open -n connections, POST /api/v1/push to --push-segment at\n"
+        "                         --push-rate per second; deliveries/s counted client-side\n"
+        "  --stalled M            (latency) M more connections sharing the users of the first M\n"
+        "                         that stop reading once the load starts\n"
+        "  --stalled-k N          list length of the stalled connections (default 100)\n"
+        "  --stalled-rcvbuf B     SO_RCVBUF of stalled connections (default 4096)\n"
+        "  --framing NAME         rankcast (default) or socketio (Engine.IO v4 over websocket,\n"
+        "                         messages as 42[\"msg\",{...}])\n"
+        "  --tls                  wss: TLS over every connection (no certificate check unless\n"
+        "                         --tls-ca FILE)\n"
+        "  --handshake-until W    upgrade (default) or welcome\n"
+        "  --push-rate R          fanout: pushes per second (default 10)\n"
+        "  --push-segment S       fanout: segment (default all)\n"
+        "  --admin-token T        fanout: bearer token of the push API\n"
+        "  --source-offset K      first source address is 127.0.0.(1+K) (several processes)\n"
+        "  --ready-file FILE      written once the connections are open (multi-process runs)\n"
+        "  -h, --help             this text\n",
+        LG_MAX_CONNECTIONS, LG_DRAIN_MAX_MS, LG_DRAIN_MAX_MS);
 }
 
 static int parse_double(const char *name, const char *text, double lo, double hi, double *out)
@@ -464,7 +512,86 @@ enum {
     OPT_SEED,
     OPT_OBSERVE_PORT,
     OPT_OBSERVE_HOST,
+    OPT_SCENARIO,
+    OPT_FRAMING,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_STALLED,
+    OPT_STALLED_K,
+    OPT_STALLED_RCVBUF,
+    OPT_SOURCE_OFFSET,
+    OPT_HANDSHAKE_UNTIL,
+    OPT_PUSH_RATE,
+    OPT_PUSH_SEGMENT,
+    OPT_ADMIN_TOKEN,
+    OPT_READY_FILE,
 };
+
+static int copy_option(char *dst, size_t cap, const char *name, const char *value);
+
+static int parse_name(const char *flag, const char *arg, const char *const *names, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(arg, names[i]) == 0)
+            return i;
+    fprintf(stderr, "rankcast-loadgen: unknown --%s '%s'\n", flag, arg);
+    return -1;
+}
+
+/* Options of the scenarios added after the latency run; 1 when `opt` is not one of them. */
+static int apply_scenario_option(options_t *o, int opt, const char *arg)
+{
+    static const char *const framings[] = {"rankcast", "socketio"};
+    static const char *const untils[] = {"upgrade", "welcome"};
+    int v;
+    switch (opt) {
+    case OPT_SCENARIO:
+        v = parse_name("scenario", arg, SCENARIO_NAMES, 4);
+        o->scenario = v;
+        return v < 0 ? -1 : 0;
+    case OPT_FRAMING:
+        v = parse_name("framing", arg, framings, 2);
+        o->framing = v;
+        return v < 0 ? -1 : 0;
+    case OPT_TLS:
+        o->tls = true;
+        return 0;
+    case OPT_TLS_CA:
+        o->tls_ca_path = arg;
+        return 0;
+    case OPT_STALLED:
+        return parse_u32("stalled", arg, 0, LG_MAX_CONNECTIONS, &o->stalled);
+    case OPT_STALLED_K:
+        return parse_u32("stalled-k", arg, 1, 100, &o->stalled_k);
+    case OPT_STALLED_RCVBUF:
+        return parse_u32("stalled-rcvbuf", arg, 1024, 1u << 24, &o->stalled_rcvbuf);
+    case OPT_SOURCE_OFFSET:
+        return parse_u32("source-offset", arg, 0, LG_MAX_SOURCES - 1, &o->source_offset);
+    case OPT_HANDSHAKE_UNTIL:
+        v = parse_name("handshake-until", arg, untils, 2);
+        o->handshake_until_welcome = v == 1;
+        return v < 0 ? -1 : 0;
+    case OPT_PUSH_RATE:
+        return parse_double("push-rate", arg, 0.1, 100000, &o->push_rate_per_s);
+    case OPT_PUSH_SEGMENT:
+        if (strpbrk(arg, "\"\\ \t\r\n")) {
+            fprintf(stderr, "rankcast-loadgen: --push-segment has no quotes or spaces\n");
+            return -1;
+        }
+        return copy_option(o->push_segment, sizeof(o->push_segment), "push-segment", arg);
+    case OPT_ADMIN_TOKEN:
+        if (strpbrk(arg, "\"\\ \t\r\n")) {
+            fprintf(stderr, "rankcast-loadgen: --admin-token has no quotes or spaces\n");
+            return -1;
+        }
+        return copy_option(o->admin_token, sizeof(o->admin_token), "admin-token", arg);
+    case OPT_READY_FILE:
+        o->ready_file = arg;
+        return 0;
+    default:
+        return 1;
+    }
+}
 
 static int copy_option(char *dst, size_t cap, const char *name, const char *value)
 {
@@ -480,6 +607,9 @@ static int apply_option(options_t *o, int opt, const char *arg)
 {
     uint32_t u = 0;
     double d = 0;
+    int scenario_rc = apply_scenario_option(o, opt, arg);
+    if (scenario_rc <= 0)
+        return scenario_rc;
     switch (opt) {
     case OPT_HOST:
         return copy_option(o->host, sizeof(o->host), "host", arg);
@@ -574,6 +704,19 @@ static int parse_options(options_t *o, int argc, char **argv)
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
         {"json-out", required_argument, NULL, OPT_JSON_OUT},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"scenario", required_argument, NULL, OPT_SCENARIO},
+        {"framing", required_argument, NULL, OPT_FRAMING},
+        {"tls", no_argument, NULL, OPT_TLS},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"stalled", required_argument, NULL, OPT_STALLED},
+        {"stalled-k", required_argument, NULL, OPT_STALLED_K},
+        {"stalled-rcvbuf", required_argument, NULL, OPT_STALLED_RCVBUF},
+        {"source-offset", required_argument, NULL, OPT_SOURCE_OFFSET},
+        {"handshake-until", required_argument, NULL, OPT_HANDSHAKE_UNTIL},
+        {"push-rate", required_argument, NULL, OPT_PUSH_RATE},
+        {"push-segment", required_argument, NULL, OPT_PUSH_SEGMENT},
+        {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
+        {"ready-file", required_argument, NULL, OPT_READY_FILE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -593,6 +736,13 @@ static int parse_options(options_t *o, int argc, char **argv)
     o->synthetic_items = 1000;
     o->k = 10;
     o->seed = mono_ns() ^ ((uint64_t)getpid() << 32);
+    o->stalled_k = 100;
+    o->stalled_rcvbuf = 4096;
+    o->push_rate_per_s = 10;
+    snprintf(o->push_segment, sizeof(o->push_segment), "all");
+    bool path_given = false;
+    for (int i = 1; i < argc; i++)
+        path_given |= strcmp(argv[i], "--path") == 0 || strncmp(argv[i], "--path=", 7) == 0;
 
     int opt;
     while ((opt = getopt_long(argc, argv, "n:h", long_options, NULL)) != -1) {
@@ -611,6 +761,31 @@ static int parse_options(options_t *o, int argc, char **argv)
     }
     if (o->seed == 0)
         o->seed = 0x9E3779B97F4A7C15ull;
+    if (o->framing == FRAMING_SOCKETIO && !path_given)
+        snprintf(o->path, sizeof(o->path), "%s", SOCKETIO_PATH);
+    if (o->stalled &&
+        (o->observe_port || o->scenario != SCEN_LATENCY || o->stalled > o->connections ||
+         (uint64_t)o->connections + o->stalled > LG_MAX_CONNECTIONS)) {
+        fprintf(stderr,
+                "rankcast-loadgen: --stalled needs the latency scenario, no "
+                "--observe-port, at most -n of them and at most %d connections in all\n",
+                LG_MAX_CONNECTIONS);
+        return -1;
+    }
+    if (o->scenario != SCEN_LATENCY && o->observe_port) {
+        fprintf(stderr, "rankcast-loadgen: --observe-port needs the latency scenario\n");
+        return -1;
+    }
+    if (o->scenario == SCEN_FANOUT && (o->admin_token[0] == '\0' || o->tls)) {
+        fprintf(stderr, "rankcast-loadgen: fanout needs --admin-token (and posts in plaintext: "
+                        "no --tls)\n");
+        return -1;
+    }
+    if (o->sources + o->source_offset > LG_MAX_SOURCES) {
+        fprintf(stderr, "rankcast-loadgen: --sources + --source-offset must be <= %d\n",
+                LG_MAX_SOURCES);
+        return -1;
+    }
     return resolve_targets(o);
 }
 
@@ -720,6 +895,7 @@ static void items_free(items_t *items)
 typedef enum {
     CONN_IDLE,
     CONN_CONNECTING,  /* TCP connect in flight */
+    CONN_TLS,         /* TLS handshake in flight (--tls) */
     CONN_HANDSHAKING, /* upgrade request sent, waiting for 101 */
     CONN_OPENING,     /* hello and subscribe sent, waiting for welcome and the first recs */
     CONN_READY,
@@ -758,6 +934,7 @@ typedef struct {
     bool in_fragmented_message;
     bool want_write;
     uint8_t fragmented_opcode;
+    bool stalled_now; /* a --stalled connection that has stopped reading */
     uint8_t key[16];
     uint32_t next_seq;
     uint64_t started_ns;
@@ -765,7 +942,43 @@ typedef struct {
     buf_t in;
     buf_t message;
     event_slot_t *slots;
+    SSL *ssl;
 } conn_t;
+
+/* One POST /api/v1/push in flight (fanout): a plaintext connection per request. */
+typedef struct {
+    int fd;
+    bool busy;
+    bool connected;
+    bool measured;
+    uint64_t sent_ns;
+    size_t req_len;
+    size_t req_off;
+    size_t resp_len;
+    char req[768];
+    char resp[LG_HTTP_RESP_MAX];
+} http_slot_t;
+
+typedef struct {
+    uint64_t posted;
+    uint64_t posted_measured;
+    uint64_t accepted;
+    uint64_t accepted_measured;
+    uint64_t refused;
+    uint64_t failed;
+    uint64_t skipped_busy;
+    uint64_t deliveries_total;
+    uint64_t deliveries_measured;
+    uint64_t deliveries_unmatched;
+    uint64_t handshakes_done;
+    uint64_t handshakes_measured;
+    uint64_t handshake_failures;
+    uint64_t handshake_failures_measured;
+    uint64_t stalled_open;
+    uint64_t stalled_closed;
+    uint64_t sio_pings;
+    long http_status_first_bad;
+} extra_stats_t;
 
 typedef struct {
     uint64_t phase_ns;
@@ -873,6 +1086,15 @@ typedef struct {
     hist_t server_took;
     hist_t connect_latency;
     stats_t stats;
+
+    SSL_CTX *ssl_ctx;
+    http_slot_t http[LG_HTTP_SLOTS];
+    uint64_t push_cursor;
+    uint64_t push_seq;
+    hist_t delivery_latency;
+    hist_t handshake_latency;
+    extra_stats_t x;
+    uint64_t conn_attempts;
 } lg_t;
 
 static volatile sig_atomic_t g_stop_requested;
@@ -884,7 +1106,18 @@ static bool observing(const lg_t *lg)
 
 static bool conn_is_observer(const lg_t *lg, const conn_t *c)
 {
-    return (uint32_t)(c - lg->conns) >= lg->opt.connections;
+    return observing(lg) && (uint32_t)(c - lg->conns) >= lg->opt.connections;
+}
+
+/* Connections past -n are --stalled ones when not observing: same users as the first M. */
+static bool conn_is_stalled(const lg_t *lg, const conn_t *c)
+{
+    return lg->opt.stalled && (uint32_t)(c - lg->conns) >= lg->opt.connections;
+}
+
+static bool socketio(const lg_t *lg)
+{
+    return lg->opt.framing == FRAMING_SOCKETIO;
 }
 
 static uint32_t conn_user(const lg_t *lg, const conn_t *c)
@@ -1009,6 +1242,10 @@ static double self_cpu_s(void)
 
 static void conn_release(conn_t *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         /* close() also removes the fd from the epoll set: it is never duplicated. */
         close(c->fd);
@@ -1073,12 +1310,46 @@ static int conn_set_events(lg_t *lg, conn_t *c, uint32_t events)
     return epoll_ctl(lg->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/*
+ * One write on the plain socket or through TLS. Returns the bytes written, or -1 with errno
+ * (EAGAIN when TLS or the socket wants to wait). SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets a
+ * retried SSL_write come from a compacted buffer.
+ */
+static ssize_t conn_io_write(conn_t *c, const void *data, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, data, len, MSG_NOSIGNAL);
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, data, len > (1u << 30) ? (int)(1u << 30) : (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+    return -1;
+}
+
+/* One read; > 0 bytes, 0 at the end of the stream, -1 with errno (EAGAIN: nothing yet). */
+static ssize_t conn_io_read(conn_t *c, void *data, size_t len)
+{
+    if (!c->ssl)
+        return recv(c->fd, data, len, 0);
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, data, len > (1u << 30) ? (int)(1u << 30) : (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EIO;
+    return -1;
+}
+
 /* Writes what the output buffer holds; waits for EPOLLOUT only while bytes remain. */
 static int conn_flush(lg_t *lg, conn_t *c)
 {
     buf_t *b = &c->out;
     while (b->off < b->len) {
-        ssize_t n = send(c->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+        ssize_t n = conn_io_write(c, b->data + b->off, b->len - b->off);
         if (n > 0) {
             b->off += (size_t)n;
             continue;
@@ -1143,6 +1414,27 @@ static int conn_send_text(lg_t *lg, conn_t *c, const char *text, size_t len)
     return conn_flush(lg, c);
 }
 
+/*
+ * Queues one protocol message (a JSON object). With --framing socketio it travels as the
+ * Socket.IO event "msg" on the main namespace: 42["msg",{...}].
+ */
+static int conn_queue_app(lg_t *lg, conn_t *c, const char *json, size_t len)
+{
+    if (!socketio(lg))
+        return conn_queue_frame(lg, c, 0x1, json, len);
+    static const char prefix[] = "42[\"msg\",";
+    char wrapped[1024];
+    size_t prefix_len = sizeof(prefix) - 1;
+    if (prefix_len + len + 1 > sizeof(wrapped)) {
+        conn_fail(lg, c, FAIL_IO, "message too long to wrap");
+        return -1;
+    }
+    memcpy(wrapped, prefix, prefix_len);
+    memcpy(wrapped + prefix_len, json, len);
+    wrapped[prefix_len + len] = ']';
+    return conn_queue_frame(lg, c, 0x1, wrapped, prefix_len + len + 1);
+}
+
 static void base64_encode(const uint8_t *in, size_t len, char *out)
 {
     EVP_EncodeBlock((unsigned char *)out, in, (int)len);
@@ -1168,6 +1460,10 @@ static void conn_send_upgrade(lg_t *lg, conn_t *c)
     char key_b64[32];
     base64_encode(c->key, sizeof(c->key), key_b64);
     bool observer = conn_is_observer(lg, c);
+    char protocol_line[64] = "";
+    if (!socketio(lg))
+        snprintf(protocol_line, sizeof(protocol_line), "Sec-WebSocket-Protocol: %s\r\n",
+                 WS_SUBPROTOCOL);
     char request[512];
     int n = snprintf(request, sizeof(request),
                      "GET %s HTTP/1.1\r\n"
@@ -1176,11 +1472,11 @@ static void conn_send_upgrade(lg_t *lg, conn_t *c)
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
-                     "Sec-WebSocket-Protocol: %s\r\n"
+                     "%s"
                      "\r\n",
                      lg->opt.path, observer ? lg->opt.observe_host : lg->opt.host,
                      (unsigned)(observer ? lg->opt.observe_port : lg->opt.port), key_b64,
-                     WS_SUBPROTOCOL);
+                     protocol_line);
     c->state = CONN_HANDSHAKING;
     if (buf_append(&c->out, request, (size_t)n, LG_OUTBUF_MAX) < 0) {
         conn_fail(lg, c, FAIL_IO, "out of memory");
@@ -1192,9 +1488,13 @@ static void conn_send_upgrade(lg_t *lg, conn_t *c)
 static void conn_start(lg_t *lg, uint32_t index, uint64_t now_ns)
 {
     conn_t *c = &lg->conns[index];
+    /* Handshake runs reuse slots: forget what the previous connection of this slot saw. */
+    c->got_welcome = c->got_first_recs = c->in_fragmented_message = false;
+    c->want_write = c->stalled_now = false;
     c->state = CONN_CONNECTING;
     c->started_ns = now_ns;
     lg->conns_pending++;
+    uint64_t attempt = lg->conn_attempts++;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         conn_fail_errno(lg, c, FAIL_CONNECT, "socket", errno);
@@ -1208,8 +1508,15 @@ static void conn_start(lg_t *lg, uint32_t index, uint64_t now_ns)
     int one = 1;
     setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (conn_is_stalled(lg, c)) {
+        /* A small receive buffer makes a client that stops reading back up the server soon. */
+        int rcvbuf = (int)lg->opt.stalled_rcvbuf;
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
+    uint64_t spread = lg->opt.scenario == SCEN_HANDSHAKE ? attempt : index;
     struct sockaddr_in source = {.sin_family = AF_INET};
-    source.sin_addr.s_addr = htonl(0x7F000001u + index % lg->opt.sources);
+    source.sin_addr.s_addr =
+        htonl(0x7F000001u + lg->opt.source_offset + (uint32_t)(spread % lg->opt.sources));
     if (bind(c->fd, (struct sockaddr *)&source, sizeof(source)) < 0) {
         conn_fail_errno(lg, c, FAIL_CONNECT, "bind", errno);
         return;
@@ -1232,6 +1539,8 @@ static void conn_start(lg_t *lg, uint32_t index, uint64_t now_ns)
     c->want_write = true;
 }
 
+static void conn_tls_step(lg_t *lg, conn_t *c);
+
 static void conn_on_connected(lg_t *lg, conn_t *c)
 {
     int err = 0;
@@ -1242,7 +1551,42 @@ static void conn_on_connected(lg_t *lg, conn_t *c)
         conn_fail_errno(lg, c, FAIL_CONNECT, "connect", err);
         return;
     }
-    conn_send_upgrade(lg, c);
+    if (!lg->ssl_ctx) {
+        conn_send_upgrade(lg, c);
+        return;
+    }
+    c->ssl = SSL_new(lg->ssl_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        conn_fail(lg, c, FAIL_HANDSHAKE, "tls: cannot set up the connection");
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->state = CONN_TLS;
+    conn_tls_step(lg, c);
+}
+
+/* Advances the TLS handshake; sends the upgrade request once it is done. */
+static void conn_tls_step(lg_t *lg, conn_t *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        conn_send_upgrade(lg, c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        bool want_write = e == SSL_ERROR_WANT_WRITE;
+        if (want_write != c->want_write &&
+            conn_set_events(lg, c, want_write ? EPOLLIN | EPOLLOUT : EPOLLIN) == 0)
+            c->want_write = want_write;
+        return;
+    }
+    unsigned long err = ERR_get_error();
+    char detail[96];
+    snprintf(detail, sizeof(detail), "tls: %s",
+             err ? ERR_reason_error_string(err) : "handshake failed");
+    conn_fail(lg, c, FAIL_HANDSHAKE, detail);
 }
 
 static void conn_check_ready(lg_t *lg, conn_t *c, uint64_t now_ns)
@@ -1255,18 +1599,43 @@ static void conn_check_ready(lg_t *lg, conn_t *c, uint64_t now_ns)
     hist_record(&lg->connect_latency, now_ns - c->started_ns);
 }
 
+/* In the handshake scenario the session is the point: hello only, no subscription. */
 static void conn_send_hello_and_subscribe(lg_t *lg, conn_t *c)
 {
     char text[160];
     int n = snprintf(text, sizeof(text), "{\"type\":\"hello\",\"v\":1,\"user\":\"lg-%ld-%u\"}",
                      (long)getpid(), (unsigned)conn_user(lg, c));
-    if (conn_queue_frame(lg, c, 0x1, text, (size_t)n) < 0)
+    if (conn_queue_app(lg, c, text, (size_t)n) < 0)
         return;
-    n = snprintf(text, sizeof(text), "{\"type\":\"subscribe\",\"surface\":\"%s\",\"k\":%u}",
-                 lg->opt.surface, (unsigned)lg->opt.k);
-    if (conn_queue_frame(lg, c, 0x1, text, (size_t)n) < 0)
-        return;
+    if (lg->opt.scenario != SCEN_HANDSHAKE) {
+        uint32_t k = conn_is_stalled(lg, c) ? lg->opt.stalled_k : lg->opt.k;
+        n = snprintf(text, sizeof(text), "{\"type\":\"subscribe\",\"surface\":\"%s\",\"k\":%u}",
+                     lg->opt.surface, (unsigned)k);
+        if (conn_queue_app(lg, c, text, (size_t)n) < 0)
+            return;
+    }
     conn_flush(lg, c);
+}
+
+/*
+ * A handshake-scenario connection is done (101, or welcome with --handshake-until welcome):
+ * count it, close it (a close frame, best effort) and free the slot for the next one.
+ */
+static void conn_handshake_done(lg_t *lg, conn_t *c, uint64_t now_ns)
+{
+    lg->x.handshakes_done++;
+    if (c->started_ns >= lg->measure_start_ns && c->started_ns < lg->measure_end_ns) {
+        lg->x.handshakes_measured++;
+        hist_record(&lg->handshake_latency, now_ns - c->started_ns);
+    }
+    static const uint8_t normal_close[2] = {0x03, 0xE8};
+    if (conn_queue_frame(lg, c, 0x8, normal_close, sizeof(normal_close)) == 0) {
+        ssize_t ignored = conn_io_write(c, c->out.data + c->out.off, c->out.len - c->out.off);
+        (void)ignored;
+    }
+    lg->conns_pending--;
+    c->state = CONN_IDLE;
+    conn_release(c);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1335,8 +1704,14 @@ static long conn_on_handshake_bytes(lg_t *lg, conn_t *c, const char *data, size_
         conn_fail(lg, c, FAIL_HANDSHAKE, "server chose another subprotocol");
         return -1;
     }
+    if (lg->opt.scenario == SCEN_HANDSHAKE && !lg->opt.handshake_until_welcome) {
+        conn_handshake_done(lg, c, mono_ns());
+        return -1;
+    }
     c->state = CONN_OPENING;
-    conn_send_hello_and_subscribe(lg, c);
+    /* Socket.IO: the hello waits for the namespace to be joined (see conn_on_text). */
+    if (!socketio(lg))
+        conn_send_hello_and_subscribe(lg, c);
     return c->state == CONN_CLOSED ? -1 : (long)head_len;
 }
 
@@ -1453,6 +1828,8 @@ static void on_local_recs(lg_t *lg, event_slot_t *slot, uint64_t now_ns)
 static void on_recs(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t now_ns)
 {
     lg->stats.recs_total++;
+    if (conn_is_stalled(lg, c) && c->state == CONN_READY)
+        return; /* a stalled connection's lists are not measured */
     const char *cause = NULL;
     size_t cause_len = 0;
     if (json_find_string(msg, len, "cause", &cause, &cause_len) < 0) {
@@ -1492,6 +1869,39 @@ static void on_recs(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t n
     }
 }
 
+/* Reads an unsigned integer after `"key":`; for nanosecond stamps past json_find_int's cap. */
+static int json_find_u64(const char *js, size_t len, const char *key, uint64_t *out)
+{
+    const char *p = json_find_value(js, len, key);
+    const char *end = js + len;
+    if (!p || p >= end || *p < '0' || *p > '9')
+        return -1;
+    uint64_t value = 0;
+    while (p < end && *p >= '0' && *p <= '9' && value < UINT64_MAX / 10)
+        value = value * 10 + (uint64_t)(*p++ - '0');
+    *out = value;
+    return 0;
+}
+
+/*
+ * A push-API message (fanout). The generator posted it with its own CLOCK_MONOTONIC stamp in
+ * data.lg_ns, so the delivery latency needs no clock shared with the server.
+ */
+static void on_push(lg_t *lg, const char *msg, size_t len, uint64_t now_ns)
+{
+    uint64_t posted_ns = 0;
+    lg->x.deliveries_total++;
+    if (json_find_u64(msg, len, "lg_ns", &posted_ns) < 0 || posted_ns > now_ns) {
+        lg->x.deliveries_unmatched++;
+        return;
+    }
+    if (posted_ns >= lg->measure_start_ns && posted_ns < lg->measure_end_ns) {
+        lg->x.deliveries_measured++;
+        hist_record(&lg->delivery_latency, now_ns - posted_ns);
+        lg->last_answer_ns = now_ns;
+    }
+}
+
 static void on_text_message(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t now_ns)
 {
     const char *type = NULL;
@@ -1506,13 +1916,17 @@ static void on_text_message(lg_t *lg, conn_t *c, const char *msg, size_t len, ui
         on_ack(lg, msg, len, now_ns);
     } else if (str_equals(type, type_len, "welcome")) {
         c->got_welcome = true;
-        conn_check_ready(lg, c, now_ns);
+        if (lg->opt.scenario == SCEN_HANDSHAKE && c->state == CONN_OPENING)
+            conn_handshake_done(lg, c, now_ns);
+        else
+            conn_check_ready(lg, c, now_ns);
     } else if (str_equals(type, type_len, "error")) {
         on_error(lg, msg, len, now_ns);
     } else if (str_equals(type, type_len, "pong")) {
         lg->stats.pongs++;
     } else if (str_equals(type, type_len, "push")) {
         lg->stats.pushes_app++;
+        on_push(lg, msg, len, now_ns);
     } else if (str_equals(type, type_len, "drain")) {
         lg->stats.drains++;
     } else {
@@ -1582,12 +1996,51 @@ static void conn_on_close_frame(lg_t *lg, conn_t *c, const uint8_t *payload, siz
     uint8_t echo[2] = {(uint8_t)(code >> 8), (uint8_t)code};
     if (conn_queue_frame(lg, c, 0x8, echo, len >= 2 ? 2 : 0) < 0)
         return;
-    ssize_t ignored =
-        send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored = conn_io_write(c, c->out.data + c->out.off, c->out.len - c->out.off);
     (void)ignored;
     char detail[96];
     snprintf(detail, sizeof(detail), "close frame %ld", code);
     conn_fail(lg, c, FAIL_SERVER_CLOSE, detail);
+}
+
+/*
+ * A text message. With --framing socketio it is an Engine.IO packet: 0 open (answer 40 to join
+ * the main namespace), 2 ping (answer 3), 1 close, and Socket.IO packets 40 (joined: say
+ * hello), 41 (disconnected) and 42["msg",{...}], whose object is a rankcast message.
+ */
+static void conn_on_text(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64_t now_ns)
+{
+    if (!socketio(lg)) {
+        on_text_message(lg, c, msg, len, now_ns);
+        return;
+    }
+    if (len == 0) {
+        lg->stats.other_messages++;
+        return;
+    }
+    if (msg[0] == '0') {
+        conn_send_text(lg, c, "40", 2);
+        return;
+    }
+    if (msg[0] == '2') {
+        lg->x.sio_pings++;
+        conn_send_text(lg, c, "3", 1);
+        return;
+    }
+    if (msg[0] == '1' || (len >= 2 && msg[0] == '4' && msg[1] == '1')) {
+        conn_fail(lg, c, FAIL_SERVER_CLOSE, "socket.io close or disconnect");
+        return;
+    }
+    if (len >= 2 && msg[0] == '4' && msg[1] == '0') {
+        if (c->state == CONN_OPENING)
+            conn_send_hello_and_subscribe(lg, c);
+        return;
+    }
+    if (len >= 2 && msg[0] == '4' && msg[1] == '2') {
+        on_text_message(lg, c, msg + 2, len - 2, now_ns);
+        return;
+    }
+    lg->stats.other_messages++;
 }
 
 /* Handles a data frame; a fragmented message is collected until its last fragment. */
@@ -1601,7 +2054,7 @@ static int conn_on_data_frame(lg_t *lg, conn_t *c, const frame_header_t *h, cons
         return -1;
     if (opcode != 0 && h->fin) {
         if (opcode == 0x1)
-            on_text_message(lg, c, payload, len, now_ns);
+            conn_on_text(lg, c, payload, len, now_ns);
         else
             lg->stats.binary_messages++;
         return 0;
@@ -1617,7 +2070,7 @@ static int conn_on_data_frame(lg_t *lg, conn_t *c, const frame_header_t *h, cons
         return 0;
     c->in_fragmented_message = false;
     if (c->fragmented_opcode == 0x1)
-        on_text_message(lg, c, c->message.data, c->message.len, now_ns);
+        conn_on_text(lg, c, c->message.data, c->message.len, now_ns);
     else
         lg->stats.binary_messages++;
     buf_free(&c->message);
@@ -1705,8 +2158,10 @@ static long conn_consume(lg_t *lg, conn_t *c, char *data, size_t len, uint64_t n
  */
 static void conn_on_readable(lg_t *lg, conn_t *c)
 {
-    for (int round = 0; round < LG_READ_ROUNDS; round++) {
-        ssize_t n = recv(c->fd, lg->scratch, LG_READ_CHUNK, 0);
+    /* TLS hands out one record per read: keep reading until it would block. */
+    int rounds = c->ssl ? 4 * LG_READ_ROUNDS : LG_READ_ROUNDS;
+    for (int round = 0; round < rounds; round++) {
+        ssize_t n = conn_io_read(c, lg->scratch, LG_READ_CHUNK);
         if (n == 0) {
             conn_fail(lg, c, FAIL_SERVER_CLOSE, "connection closed without a close frame");
             return;
@@ -1745,19 +2200,39 @@ static void conn_on_readable(lg_t *lg, conn_t *c)
         }
         if (c->in.off == c->in.len && c->in.cap > LG_INBUF_KEEP_BYTES)
             buf_free(&c->in);
-        if ((size_t)n < LG_READ_CHUNK)
+        if ((size_t)n < LG_READ_CHUNK && !c->ssl)
             return;
     }
 }
 
+static void http_on_epoll(lg_t *lg, http_slot_t *h, uint32_t events);
+
 static void conn_on_epoll(lg_t *lg, uint32_t index, uint32_t events)
 {
+    if (index & LG_HTTP_TAG) {
+        http_on_epoll(lg, &lg->http[index & ~LG_HTTP_TAG], events);
+        return;
+    }
     conn_t *c = &lg->conns[index];
     if (c->fd < 0)
         return;
+    if (c->stalled_now) {
+        /* It reads nothing; it only learns that the server gave up on it. */
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            lg->x.stalled_closed++;
+            lg->conns_ready--;
+            c->state = CONN_CLOSED;
+            conn_release(c);
+        }
+        return;
+    }
     if (c->state == CONN_CONNECTING) {
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             conn_on_connected(lg, c);
+        return;
+    }
+    if (c->state == CONN_TLS) {
+        conn_tls_step(lg, c);
         return;
     }
     if ((events & EPOLLOUT) && conn_flush(lg, c) < 0)
@@ -1794,7 +2269,8 @@ static void conn_send_event(lg_t *lg, conn_t *c, bool measured)
         lg->stats.events_sent_measured++;
         lg->measured_unanswered++;
     }
-    conn_send_text(lg, c, text, (size_t)n);
+    if (conn_queue_app(lg, c, text, (size_t)n) == 0)
+        conn_flush(lg, c);
 }
 
 /*
@@ -1847,6 +2323,240 @@ static int compare_phase(const void *a, const void *b)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Scenarios: idle, handshake, fanout, stalled clients                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* --stalled: once the load starts, those connections stop reading for good. */
+static void stall_connections(lg_t *lg)
+{
+    if (!lg->opt.stalled)
+        return;
+    for (uint32_t i = lg->opt.connections; i < lg->conn_count; i++) {
+        conn_t *c = &lg->conns[i];
+        if (c->state == CONN_READY && conn_set_events(lg, c, EPOLLRDHUP) == 0) {
+            c->stalled_now = true;
+            lg->x.stalled_open++;
+        }
+    }
+}
+
+/*
+ * --ready-file: a driver running several generators samples the server once every one of
+ * them has its connections open. Written whole and renamed, so it is never read half-done.
+ */
+static void write_ready_file(const lg_t *lg)
+{
+    if (!lg->opt.ready_file)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", lg->opt.ready_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "{\"pid\": %ld, \"open\": %" PRIu32 ", \"failed\": %" PRIu64 "}\n", (long)getpid(),
+            lg->conns_ready, lg->stats.connections_failed);
+    if (fclose(f) == 0)
+        rename(tmp, lg->opt.ready_file);
+}
+
+/* Handshake scenario: slots start again as soon as they are free, at most --connect-rate/s. */
+static uint64_t next_handshake_due_ns(const lg_t *lg)
+{
+    return lg->started_ns +
+           (uint64_t)((double)lg->conn_attempts / lg->opt.connect_rate_per_s * 1e9);
+}
+
+static bool conn_in_flight(const conn_t *c)
+{
+    return c->state == CONN_CONNECTING || c->state == CONN_TLS || c->state == CONN_HANDSHAKING ||
+           c->state == CONN_OPENING;
+}
+
+static void refill_handshakes(lg_t *lg, uint64_t now_ns)
+{
+    uint64_t timeout_ns = (uint64_t)(lg->opt.connect_timeout_s * 1e9);
+    for (uint32_t i = 0; i < lg->conn_count; i++) {
+        conn_t *c = &lg->conns[i];
+        if (conn_in_flight(c) && now_ns - c->started_ns > timeout_ns)
+            conn_fail(lg, c, FAIL_TIMEOUT, "handshake not done within --connect-timeout");
+        if ((c->state == CONN_IDLE || c->state == CONN_CLOSED) && now_ns < lg->measure_end_ns &&
+            next_handshake_due_ns(lg) <= now_ns)
+            conn_start(lg, i, now_ns);
+    }
+}
+
+static void begin_handshakes(lg_t *lg, uint64_t now_ns)
+{
+    lg->events_start_ns = now_ns;
+    lg->measure_start_ns = now_ns + (uint64_t)(lg->opt.warmup_s * 1e9);
+    lg->measure_end_ns = lg->measure_start_ns + (uint64_t)(lg->opt.duration_s * 1e9);
+    lg->watchdog_ns = lg->measure_end_ns + (uint64_t)(lg->opt.connect_timeout_s * 1e9) +
+                      (uint64_t)(lg->opt.drain_ms + LG_WATCHDOG_SLACK_MS) * NS_PER_MS;
+    lg->phase = PHASE_EVENTS;
+    fprintf(stderr,
+            "rankcast-loadgen: handshakes on %" PRIu32 " slots until %s, %.0f s warmup + %.0f s "
+            "measured\n",
+            lg->conn_count, lg->opt.handshake_until_welcome ? "welcome" : "the 101",
+            lg->opt.warmup_s, lg->opt.duration_s);
+}
+
+/* Fanout: POST /api/v1/push at --push-rate, each on its own plaintext connection. */
+static uint64_t next_push_due_ns(const lg_t *lg)
+{
+    return lg->events_start_ns +
+           (uint64_t)((double)lg->push_cursor * 1e9 / lg->opt.push_rate_per_s);
+}
+
+static void http_close(http_slot_t *h)
+{
+    if (h->fd >= 0)
+        close(h->fd);
+    h->fd = -1;
+    h->busy = false;
+}
+
+static void http_post_push(lg_t *lg, uint64_t now_ns)
+{
+    http_slot_t *h = NULL;
+    uint32_t slot = 0;
+    for (; slot < LG_HTTP_SLOTS; slot++) {
+        if (!lg->http[slot].busy) {
+            h = &lg->http[slot];
+            break;
+        }
+    }
+    if (!h) {
+        lg->x.skipped_busy++;
+        return;
+    }
+    h->measured = now_ns >= lg->measure_start_ns && now_ns < lg->measure_end_ns;
+    char body[256];
+    int body_len = snprintf(body, sizeof(body),
+                            "{\"segment\":\"%s\",\"topic\":\"bench\",\"data\":{\"lg_ns\":%" PRIu64
+                            ",\"seq\":%" PRIu64 "}}",
+                            lg->opt.push_segment, now_ns, lg->push_seq++);
+    char request[sizeof(h->req)];
+    int n = snprintf(request, sizeof(request),
+                     "POST /api/v1/push HTTP/1.1\r\nHost: %s:%u\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     lg->opt.host, (unsigned)lg->opt.port, lg->opt.admin_token, body_len, body);
+    if (n < 0 || (size_t)n >= sizeof(request)) {
+        lg->x.failed++;
+        return;
+    }
+    memcpy(h->req, request, (size_t)n);
+    h->req_len = (size_t)n;
+    h->req_off = h->resp_len = 0;
+    h->connected = false;
+    h->sent_ns = now_ns;
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in target = {.sin_family = AF_INET, .sin_port = htons(lg->opt.port)};
+    target.sin_addr = lg->opt.target;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = LG_HTTP_TAG | slot};
+    if (h->fd < 0 ||
+        (connect(h->fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) ||
+        epoll_ctl(lg->epoll_fd, EPOLL_CTL_ADD, h->fd, &ev) < 0) {
+        lg->x.failed++;
+        http_close(h);
+        return;
+    }
+    h->busy = true;
+    lg->x.posted++;
+    lg->x.posted_measured += h->measured;
+}
+
+static void post_due_pushes(lg_t *lg, uint64_t now_ns)
+{
+    for (int i = 0; i < LG_SENDS_PER_ROUND; i++) {
+        uint64_t due_ns = next_push_due_ns(lg);
+        if (due_ns > now_ns || due_ns >= lg->measure_end_ns)
+            return;
+        lg->push_cursor++;
+        http_post_push(lg, now_ns);
+    }
+}
+
+/* A response is complete once its head and Content-Length bytes of body are in. */
+static bool http_response_complete(const http_slot_t *h)
+{
+    const char *head_end = memmem(h->resp, h->resp_len, "\r\n\r\n", 4);
+    if (!head_end)
+        return false;
+    size_t head_len = (size_t)(head_end - h->resp) + 4;
+    const char *value = NULL;
+    size_t value_len = 0;
+    if (!http_header_value(h->resp, head_len, "Content-Length", &value, &value_len))
+        return false; /* wait for the end of the stream */
+    return h->resp_len - head_len >= (size_t)strtoul(value, NULL, 10);
+}
+
+static void http_finish(lg_t *lg, http_slot_t *h)
+{
+    h->resp[h->resp_len] = '\0';
+    long status = h->resp_len > 12 ? strtol(h->resp + 9, NULL, 10) : 0;
+    if (status >= 200 && status < 300) {
+        lg->x.accepted++;
+        lg->x.accepted_measured += h->measured;
+    } else {
+        lg->x.refused++;
+        if (!lg->x.http_status_first_bad)
+            lg->x.http_status_first_bad = status ? status : -1;
+    }
+    http_close(h);
+}
+
+static void http_on_epoll(lg_t *lg, http_slot_t *h, uint32_t events)
+{
+    if (h->fd < 0)
+        return;
+    if (!h->connected) {
+        int err = 0;
+        socklen_t err_len = sizeof(err);
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0 || err) {
+            lg->x.failed++;
+            http_close(h);
+            return;
+        }
+        h->connected = true;
+    }
+    if (h->req_off < h->req_len) {
+        while (h->req_off < h->req_len) {
+            ssize_t n = send(h->fd, h->req + h->req_off, h->req_len - h->req_off, MSG_NOSIGNAL);
+            if (n > 0) {
+                h->req_off += (size_t)n;
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                return;
+            lg->x.failed++;
+            http_close(h);
+            return;
+        }
+        struct epoll_event ev = {.events = EPOLLIN,
+                                 .data.u32 = LG_HTTP_TAG | (uint32_t)(h - lg->http)};
+        epoll_ctl(lg->epoll_fd, EPOLL_CTL_MOD, h->fd, &ev);
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    while (h->resp_len < sizeof(h->resp) - 1) {
+        ssize_t n = recv(h->fd, h->resp + h->resp_len, sizeof(h->resp) - 1 - h->resp_len, 0);
+        if (n > 0) {
+            h->resp_len += (size_t)n;
+            if (http_response_complete(h))
+                break;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        break; /* end of stream or an error: judge what arrived */
+    }
+    http_finish(lg, h);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Phases                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1888,11 +2598,15 @@ static void begin_events(lg_t *lg, uint64_t now_ns)
     lg->measure_start_ns = now_ns + (uint64_t)(lg->opt.warmup_s * 1e9);
     lg->measure_end_ns = lg->measure_start_ns + (uint64_t)(lg->opt.duration_s * 1e9);
     lg->phase = PHASE_EVENTS;
+    stall_connections(lg);
+    write_ready_file(lg);
     fprintf(stderr,
             "rankcast-loadgen: %" PRIu32 " of %" PRIu32 " connections ready after %.2f s; "
-            "%" PRIu32 " users sending %.2f events/s each for %.0f s warmup + %.0f s measured\n",
+            "%" PRIu32 " users sending %.2f events/s each for %.0f s warmup + %.0f s measured "
+            "(scenario %s)\n",
             lg->conns_ready, lg->conn_count, (double)(now_ns - lg->started_ns) / 1e9,
-            lg->users_at_events_start, lg->opt.rate_per_s, lg->opt.warmup_s, lg->opt.duration_s);
+            lg->users_at_events_start, lg->opt.scenario == SCEN_LATENCY ? lg->opt.rate_per_s : 0,
+            lg->opt.warmup_s, lg->opt.duration_s, SCENARIO_NAMES[lg->opt.scenario]);
 }
 
 static void begin_drain(lg_t *lg, uint64_t now_ns)
@@ -1958,7 +2672,8 @@ static void advance_phase(lg_t *lg, uint64_t now_ns)
             lg->server_cpu_started = true;
         }
         if (now_ns >= lg->measure_end_ns) {
-            send_overdue_events(lg, now_ns);
+            if (lg->opt.scenario == SCEN_LATENCY)
+                send_overdue_events(lg, now_ns);
             begin_drain(lg, now_ns);
         }
         break;
@@ -1985,7 +2700,12 @@ static uint64_t next_deadline_ns(const lg_t *lg)
         }
         break;
     case PHASE_EVENTS:
-        candidate = next_send_due_ns(lg);
+        if (lg->opt.scenario == SCEN_LATENCY)
+            candidate = next_send_due_ns(lg);
+        else if (lg->opt.scenario == SCEN_FANOUT)
+            candidate = next_push_due_ns(lg);
+        else if (lg->opt.scenario == SCEN_HANDSHAKE)
+            candidate = lg->conns_pending < lg->conn_count ? next_handshake_due_ns(lg) : UINT64_MAX;
         candidate = lg->measure_end_ns < candidate ? lg->measure_end_ns : candidate;
         break;
     case PHASE_DRAIN:
@@ -2020,8 +2740,12 @@ static int run_loop(lg_t *lg)
             break;
         if (lg->phase == PHASE_CONNECT)
             start_connections_due(lg, now_ns);
-        if (lg->phase == PHASE_EVENTS)
+        if (lg->phase == PHASE_EVENTS && lg->opt.scenario == SCEN_LATENCY)
             send_due_events(lg, now_ns);
+        if (lg->phase == PHASE_EVENTS && lg->opt.scenario == SCEN_FANOUT)
+            post_due_pushes(lg, now_ns);
+        if (lg->phase == PHASE_EVENTS && lg->opt.scenario == SCEN_HANDSHAKE)
+            refill_handshakes(lg, now_ns);
         int n = epoll_wait(lg->epoll_fd, events, LG_EPOLL_BATCH, wait_timeout_ms(lg, mono_ns()));
         if (n < 0 && errno != EINTR) {
             perror("rankcast-loadgen: epoll_wait");
@@ -2260,6 +2984,74 @@ static void json_self_usage(FILE *f, const lg_t *lg)
             (double)(lg->done_ns - lg->started_ns) / 1e9);
 }
 
+/*
+ * Raw histogram buckets (non-empty ones, as [index, count]) so that reports of several
+ * generator processes merge exactly (bench/lgmerge.py): index i covers the values whose
+ * hist_index() is i, 2^HIST_SUB_BITS buckets per power of two, in nanoseconds.
+ */
+static void json_raw_hist(FILE *f, const char *name, const hist_t *h, bool last)
+{
+    fprintf(f,
+            "    \"%s\": {\"sub_bits\": %d, \"total\": %" PRIu64 ", \"max_ns\": %" PRIu64
+            ", \"sum_ns\": %" PRIu64 ", \"buckets\": [",
+            name, HIST_SUB_BITS, h->total, h->max_ns, h->sum_ns);
+    bool first = true;
+    for (size_t i = 0; i < HIST_BUCKETS; i++) {
+        if (!h->counts[i])
+            continue;
+        fprintf(f, "%s[%zu, %" PRIu64 "]", first ? "" : ", ", i, h->counts[i]);
+        first = false;
+    }
+    fprintf(f, "]}%s\n", last ? "" : ",");
+}
+
+static void json_scenario(FILE *f, const lg_t *lg)
+{
+    const extra_stats_t *x = &lg->x;
+    double seconds = measured_seconds(lg);
+    static const char *const framings[] = {"rankcast", "socketio"};
+    fprintf(f, "  \"scenario\": \"%s\", \"framing\": \"%s\", \"tls\": %s,\n",
+            SCENARIO_NAMES[lg->opt.scenario], framings[lg->opt.framing],
+            lg->opt.tls ? "true" : "false");
+    fprintf(f,
+            "  \"handshakes\": {\"until\": \"%s\", \"slots\": %" PRIu32 ", \"done\": %" PRIu64
+            ", \"measured\": %" PRIu64 ", \"per_s\": %.1f, \"failed\": %" PRIu64 "},\n",
+            lg->opt.handshake_until_welcome ? "welcome" : "upgrade",
+            lg->opt.scenario == SCEN_HANDSHAKE ? lg->conn_count : 0, x->handshakes_done,
+            x->handshakes_measured, seconds > 0 ? (double)x->handshakes_measured / seconds : 0,
+            lg->opt.scenario == SCEN_HANDSHAKE ? lg->stats.connections_failed : 0);
+    uint64_t expected = x->accepted_measured * (uint64_t)lg->open_at_events_start;
+    fprintf(f,
+            "  \"fanout\": {\"segment\": \"%s\", \"push_rate_per_s\": %g, \"posted\": %" PRIu64
+            ", \"posted_measured\": %" PRIu64 ", \"accepted\": %" PRIu64
+            ", \"accepted_measured\": %" PRIu64 ", \"refused\": %" PRIu64
+            ", \"first_bad_status\": %ld, \"post_failed\": %" PRIu64 ", \"skipped_busy\": %" PRIu64
+            ", \"deliveries_total\": %" PRIu64 ", \"deliveries_measured\": %" PRIu64
+            ", \"deliveries_expected\": %" PRIu64
+            ", \"delivered_ratio\": %.4f, \"deliveries_per_s\": %.1f},\n",
+            lg->opt.push_segment, lg->opt.scenario == SCEN_FANOUT ? lg->opt.push_rate_per_s : 0,
+            x->posted, x->posted_measured, x->accepted, x->accepted_measured, x->refused,
+            x->http_status_first_bad, x->failed, x->skipped_busy, x->deliveries_total,
+            x->deliveries_measured, expected,
+            expected ? (double)x->deliveries_measured / (double)expected : 0,
+            seconds > 0 ? (double)x->deliveries_measured / seconds : 0);
+    fprintf(f,
+            "  \"stalled\": {\"requested\": %" PRIu32 ", \"k\": %" PRIu32 ", \"rcvbuf\": %" PRIu32
+            ", \"stalled\": %" PRIu64 ", \"closed_by_server\": %" PRIu64 "},\n",
+            lg->opt.stalled, lg->opt.stalled_k, lg->opt.stalled_rcvbuf, x->stalled_open,
+            x->stalled_closed);
+    json_latency(f, "delivery_latency_ms", &lg->delivery_latency);
+    json_latency(f, "handshake_ms", &lg->handshake_latency);
+    fprintf(f, "  \"histograms\": {\n");
+    json_raw_hist(f, "latency_ms", &lg->push_latency, false);
+    json_raw_hist(f, "ack_latency_ms", &lg->ack_latency, false);
+    json_raw_hist(f, "server_took_ms", &lg->server_took, false);
+    json_raw_hist(f, "connect_ms", &lg->connect_latency, false);
+    json_raw_hist(f, "delivery_latency_ms", &lg->delivery_latency, false);
+    json_raw_hist(f, "handshake_ms", &lg->handshake_latency, true);
+    fprintf(f, "  },\n");
+}
+
 static void write_json_report(FILE *f, const lg_t *lg)
 {
     fprintf(f, "{\n  \"tool\": \"rankcast-loadgen\",\n  \"report_version\": 1,\n");
@@ -2274,6 +3066,7 @@ static void write_json_report(FILE *f, const lg_t *lg)
     json_latency(f, "ack_latency_ms", &lg->ack_latency);
     json_latency(f, "server_took_ms", &lg->server_took);
     json_latency(f, "connect_ms", &lg->connect_latency);
+    json_scenario(f, lg);
     json_rss(f, lg);
     json_machine(f, lg);
     json_self_usage(f, lg);
@@ -2312,6 +3105,25 @@ static void write_human_summary(const lg_t *lg)
             s->events_sent_measured
                 ? 100.0 * (double)s->pushes_matched / (double)s->events_sent_measured
                 : 0);
+    if (lg->opt.scenario == SCEN_HANDSHAKE)
+        fprintf(stderr, "handshakes: %" PRIu64 " measured (%.1f/s), %" PRIu64 " failed\n",
+                lg->x.handshakes_measured,
+                seconds > 0 ? (double)lg->x.handshakes_measured / seconds : 0,
+                s->connections_failed);
+    if (lg->opt.scenario == SCEN_HANDSHAKE)
+        print_latency_line("handshake", &lg->handshake_latency);
+    if (lg->opt.scenario == SCEN_FANOUT) {
+        fprintf(stderr,
+                "fanout: %" PRIu64 " pushes posted, %" PRIu64 " accepted, %" PRIu64
+                " refused; %" PRIu64 " deliveries measured (%.1f/s)\n",
+                lg->x.posted_measured, lg->x.accepted_measured, lg->x.refused,
+                lg->x.deliveries_measured,
+                seconds > 0 ? (double)lg->x.deliveries_measured / seconds : 0);
+        print_latency_line("push->delivery", &lg->delivery_latency);
+    }
+    if (lg->opt.stalled)
+        fprintf(stderr, "stalled: %" PRIu64 " stopped reading, %" PRIu64 " closed by the server\n",
+                lg->x.stalled_open, lg->x.stalled_closed);
     print_latency_line(observing(lg) ? "cross-node event->recs" : "event->recs", h);
     if (observing(lg)) {
         fprintf(stderr, "local recs (sending node): %" PRIu64 " (%.1f %%)\n",
@@ -2412,7 +3224,26 @@ static int setup(lg_t *lg)
 {
     const options_t *o = &lg->opt;
     lg->prng = o->seed;
-    lg->conn_count = observing(lg) ? 2 * o->connections : o->connections;
+    lg->conn_count = observing(lg) ? 2 * o->connections : o->connections + o->stalled;
+    for (int i = 0; i < LG_HTTP_SLOTS; i++)
+        lg->http[i].fd = -1;
+    if (o->tls) {
+        lg->ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (!lg->ssl_ctx)
+            return -1;
+        /* Full handshakes every time (no resumption); an unverified peer unless --tls-ca. */
+        SSL_CTX_set_session_cache_mode(lg->ssl_ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(lg->ssl_ctx, SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_mode(lg->ssl_ctx,
+                         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        if (o->tls_ca_path) {
+            if (SSL_CTX_load_verify_locations(lg->ssl_ctx, o->tls_ca_path, NULL) != 1) {
+                fprintf(stderr, "rankcast-loadgen: cannot load --tls-ca %s\n", o->tls_ca_path);
+                return -1;
+            }
+            SSL_CTX_set_verify(lg->ssl_ctx, SSL_VERIFY_PEER, NULL);
+        }
+    }
     int rc = o->catalog_path ? items_load_catalog(&lg->items, o->catalog_path)
                              : items_make_synthetic(&lg->items, o->synthetic_items);
     if (rc < 0 || ensure_fd_budget(lg->conn_count) < 0)
@@ -2448,10 +3279,11 @@ static void close_all(lg_t *lg)
     static const uint8_t normal_close[2] = {0x03, 0xE8};
     for (uint32_t i = 0; i < lg->conn_count; i++) {
         conn_t *c = &lg->conns[i];
-        if (c->fd >= 0 && c->state == CONN_READY && c->out.len == c->out.off &&
-            conn_queue_frame(lg, c, 0x8, normal_close, sizeof(normal_close)) == 0)
-            send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (c->fd >= 0 && c->state == CONN_READY && !c->stalled_now && c->out.len == c->out.off &&
+            conn_queue_frame(lg, c, 0x8, normal_close, sizeof(normal_close)) == 0) {
+            ssize_t ignored = conn_io_write(c, c->out.data + c->out.off, c->out.len - c->out.off);
+            (void)ignored;
+        }
         conn_release(c);
     }
 }
@@ -2460,8 +3292,11 @@ static void teardown(lg_t *lg)
 {
     if (lg->conns)
         close_all(lg);
+    for (int i = 0; i < LG_HTTP_SLOTS; i++)
+        http_close(&lg->http[i]);
     if (lg->epoll_fd >= 0)
         close(lg->epoll_fd);
+    SSL_CTX_free(lg->ssl_ctx);
     free(lg->conns);
     free(lg->slot_arena);
     free(lg->schedule);
@@ -2491,7 +3326,9 @@ int main(int argc, char **argv)
     lg.watchdog_ns = lg.connect_deadline_ns + (uint64_t)((o->warmup_s + o->duration_s) * 1e9) +
                      (uint64_t)(o->drain_ms + LG_WATCHDOG_SLACK_MS) * NS_PER_MS;
     lg.phase = PHASE_CONNECT;
-    if (observing(&lg))
+    if (o->scenario == SCEN_HANDSHAKE)
+        begin_handshakes(&lg, lg.started_ns);
+    else if (observing(&lg))
         fprintf(stderr,
                 "rankcast-loadgen: %" PRIu32 " users, each sending on ws://%s:%u%s and "
                 "observing on ws://%s:%u%s, from %" PRIu32 " source address(es), %zu item ids\n",
@@ -2507,7 +3344,7 @@ int main(int argc, char **argv)
         finish(&lg, mono_ns());
     if (emit_report(&lg) < 0)
         rc = -1;
-    bool usable = lg.users_at_events_start > 0 && rc == 0;
+    bool usable = (lg.users_at_events_start > 0 || lg.x.handshakes_done > 0) && rc == 0;
     teardown(&lg);
     return usable ? 0 : 1;
 }
