@@ -50,7 +50,8 @@ SUS_RATES = env("SUS_RATES", ["5", "10", "20", "40", "60", "80", "120"])
 SUS_PROCS = env("SUS_PROCS", 1)
 SUS_WARMUP_S = env("SUS_WARMUP_S", 2)
 SUS_DURATION_S = env("SUS_DURATION_S", 5)
-SUS_ACK_P99_MS = env("SUS_ACK_P99_MS", 250.0)
+SUS_ACK_P50_MS = env("SUS_ACK_P50_MS", 50.0)
+SUS_ACK_P99_MS = env("SUS_ACK_P99_MS", 1000.0)
 FAN_CONNS = env("FAN_CONNS", 5000)
 FAN_RATES = env("FAN_RATES", ["10", "20", "50", "100", "200"])
 FAN_DURATION_S = env("FAN_DURATION_S", 5)
@@ -250,6 +251,8 @@ def sustained_step_passes(r, target):
         reasons.append("> 0.1% unanswered")
     if e["errored"]:
         reasons.append("errors")
+    if r["ack_latency_ms"]["p50"] > SUS_ACK_P50_MS:
+        reasons.append(f"ack p50 > {SUS_ACK_P50_MS:g} ms")
     if r["ack_latency_ms"]["p99"] > SUS_ACK_P99_MS:
         reasons.append(f"ack p99 > {SUS_ACK_P99_MS:g} ms")
     if r["connections"]["failed"] or r["connections"]["lost_during_run"]:
@@ -268,7 +271,7 @@ def scenario_sustained(name):
                             "--catalog", CATALOG, "--drain-ms", "3000"], SUS_PROCS)
             reasons = sustained_step_passes(r, target)
             step = {"target": target, "achieved": r["rate"]["achieved_events_per_s"],
-                    "ack_p99_ms": r["ack_latency_ms"]["p99"], "p99_ms": r["latency_ms"]["p99"],
+                    "ack_p50_ms": r["ack_latency_ms"]["p50"], "ack_p99_ms": r["ack_latency_ms"]["p99"], "p99_ms": r["latency_ms"]["p99"],
                     "pushed_ratio": r["events"]["pushes_matched_ratio"],
                     "unanswered": r["events"]["unanswered"], "pass": not reasons,
                     "why": reasons, "conditions": conditions(r)}
@@ -429,7 +432,7 @@ def main():
 def settings():
     names = ["CATALOG", "RUNS", "IDLE_CONNS", "IDLE_HOLD_S", "LAT_CONNS", "LAT_RATE", "LAT_WARMUP_S",
              "LAT_DURATION_S", "SUS_CONNS", "SUS_RATES", "SUS_PROCS", "SUS_WARMUP_S",
-             "SUS_DURATION_S", "SUS_ACK_P99_MS", "FAN_CONNS", "FAN_RATES", "FAN_DURATION_S",
+             "SUS_DURATION_S", "SUS_ACK_P50_MS", "SUS_ACK_P99_MS", "FAN_CONNS", "FAN_RATES", "FAN_DURATION_S",
              "FAN_P99_MS", "HS_SLOTS", "HS_DURATION_S", "ST_CONNS", "ST_RATE", "ST_STALLED",
              "ST_DURATION_S"]
     return {n: globals()[n] for n in names}
@@ -497,7 +500,7 @@ def render_markdown(out, plots):
                          f"{fmt(c.get('loadavg'))}; runs {s.get('runs_primary')}")
             for st in s.get("steps", []):
                 lines.append(f"  - step target {fmt(st['target'])}/s: achieved {fmt(st['achieved'])}, "
-                             + (f"ack p99 {fmt(st['ack_p99_ms'])} ms, " if "ack_p99_ms" in st else "")
+                             + (f"ack p50/p99 {fmt(st['ack_p50_ms'])}/{fmt(st['ack_p99_ms'])} ms, " if "ack_p99_ms" in st else "")
                              + f"p99 {fmt(st['p99_ms'])} ms, server {fmt(st['conditions'].get('server_cores'))} cores, "
                              f"generator {fmt(st['conditions'].get('loadgen_cores'))}: "
                              + ("pass" if st["pass"] else "fail (" + ", ".join(st["why"]) + ")"))
@@ -505,8 +508,10 @@ def render_markdown(out, plots):
     lines += ["## Criteria", "",
               f"- sustained: the highest step where the generator sent ≥ 95 % of the target rate, "
               f"≤ 0.1 % of events had no ack by the end of the 3 s drain, no errors, no lost "
-              f"connections, and the ack p99 stayed ≤ {SUS_ACK_P99_MS:g} ms (a server that falls "
-              "behind queues events and its ack latency grows without bound).",
+              f"connections, the ack p50 stayed ≤ {SUS_ACK_P50_MS:g} ms and the ack p99 ≤ "
+              f"{SUS_ACK_P99_MS:g} ms (a server that falls behind queues events, and the ack "
+              "latency of most events grows with the backlog; the p99 bound is loose because the "
+              "machine is shared).",
               f"- fan-out: the highest push rate at which ≥ 99 % of the expected deliveries "
               f"(accepted pushes × open connections) arrived with a delivery p99 ≤ {FAN_P99_MS:g} ms "
               "and no POST was refused; deliveries/s counted client-side over the measured window.",
