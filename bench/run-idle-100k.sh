@@ -57,9 +57,9 @@ done
 sleep 2
 workers=$(pgrep -P "$server_pid" | paste -sd, -)
 [[ -n $workers ]] || die "no worker processes under $server_pid"
-echo "run-idle-100k: workers $workers; $GENERATORS generators x $((CONNECTIONS / GENERATORS)) connections" >&2
+echo "run-idle-100k: workers $workers; $GENERATORS generators" >&2
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-per=$((CONNECTIONS / GENERATORS))
+per=$(((CONNECTIONS + GENERATORS - 1) / GENERATORS))
 timeout 600 python3 bench/lgmulti.py --procs "$GENERATORS" --server-pids "$workers" \
     --timeout 500 --out "$RESULTS_DIR/idle100k-$stamp.json" -- \
     --port "$PORT" -n "$per" --sources 4 --scenario idle --connect-rate "$CONNECT_RATE" \
