@@ -10,6 +10,7 @@
 
 #include "assert_ext.h"
 #include "jwt.h"
+#include "jwt_sign.h"
 
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -26,60 +27,9 @@
 static EVP_PKEY *rsa_key, *ec_key;
 static char rsa_pem[64], ec_pem[64];
 
-static size_t b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = a[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0)
-        out[o++] = a[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
-    return o;
-}
-
-/* Signs `header`.`claims` (JSON texts) with `alg`, the way an identity provider would. */
 static char *make_token(const char *alg, const char *header, const char *claims)
 {
-    static char tok[8192];
-    size_t n = b64url((const unsigned char *)header, strlen(header), tok);
-    tok[n++] = '.';
-    n += b64url((const unsigned char *)claims, strlen(claims), tok + n);
-    unsigned char sig[512];
-    size_t sig_len = sizeof(sig);
-    if (strcmp(alg, "HS256") == 0) {
-        unsigned int l = 0;
-        HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (unsigned char *)tok, n, sig, &l);
-        sig_len = l;
-    } else if (strcmp(alg, "none") == 0) {
-        sig_len = 0;
-    } else {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        EVP_PKEY *k = strcmp(alg, "RS256") == 0 ? rsa_key : ec_key;
-        assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
-        assert_int_equal(EVP_DigestSign(md, sig, &sig_len, (unsigned char *)tok, n), 1);
-        EVP_MD_CTX_free(md);
-        if (strcmp(alg, "ES256") == 0) { /* DER -> r || s */
-            const unsigned char *p = sig;
-            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
-            assert_non_null(es);
-            BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32);
-            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32);
-            ECDSA_SIG_free(es);
-            sig_len = 64;
-        }
-    }
-    tok[n++] = '.';
-    b64url(sig, sig_len, tok + n);
-    return tok;
+    return jwt_sign(alg, SECRET, strcmp(alg, "RS256") == 0 ? rsa_key : ec_key, header, claims);
 }
 
 static char *token(const char *alg, const char *claims)
@@ -172,7 +122,7 @@ static void test_tampering_breaks_the_signature(void **state)
         char *dot1 = strchr(tok, '.'), *dot2 = strchr(dot1 + 1, '.');
         char forged[8192], payload[512];
         const char *evil = "{\"sub\":\"admin\",\"exp\":1800000600}";
-        size_t n = b64url((const unsigned char *)evil, strlen(evil), payload);
+        size_t n = jwt_b64url((const unsigned char *)evil, strlen(evil), payload);
         snprintf(forged, sizeof(forged), "%.*s.%.*s%s", (int)(dot1 - tok), tok, (int)n, payload,
                  dot2);
         assert_int_equal(check(vs[i], forged, &c), RC_JWT_BAD_SIGNATURE);
