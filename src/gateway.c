@@ -107,6 +107,8 @@ static rc_gateway_t *gateway_of(struct lws *wsi)
 
 /* ---- WebSocket ---- */
 
+static int confirm_upgrade(struct lws *wsi, const char *upgrade);
+
 static rc_format_t format_of(struct lws *wsi)
 {
     const struct lws_protocols *p = lws_get_protocol(wsi);
@@ -187,9 +189,10 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
     if (pss->conn == NULL)
         return -1;
     if (pss->ping_due && !pss->closing) {
-        unsigned char ping[LWS_PRE + 1];
+        /* Not empty: lws 4.1.6 does not report a pong with no payload to the callback. */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'r', [LWS_PRE + 1] = 'c'};
         pss->ping_due = false;
-        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
         rc_metrics.pings_sent++;
         lws_callback_on_writable(wsi); /* the frames, if any, next turn */
@@ -232,6 +235,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
     ws_pss_t *pss = user;
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* Adopted sockets start bound to the default protocol (JSON), so the gate is asked
+         * here as well as in root_callback. */
+        return confirm_upgrade(wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
         return ws_established(wsi, pss);
     case LWS_CALLBACK_RECEIVE:

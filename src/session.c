@@ -14,6 +14,8 @@
 #include "strmap.h"
 
 #include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
 #define WHY_LEN           96
+#define PSEUDO_LEN        32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
@@ -43,6 +46,7 @@ typedef struct rc_view {
 typedef struct rc_session {
     char user[RC_ID_MAX + 1];
     uint32_t user_len;
+    char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
     char id[32];
     rc_user_state_t state;
     rc_view_t *views[MAX_VIEWS];
@@ -114,6 +118,9 @@ struct rc_sessions {
     rc_bus_t *bus;
     const rc_transport_ops_t *tops;
     rc_strmap_t by_user;
+    rc_strmap_t by_pseudo;
+    unsigned char pseudo_key[64];
+    size_t pseudo_key_len;
     uint32_t n_sessions, n_conns;
     uint64_t next_session_id;
     rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions;
@@ -432,6 +439,7 @@ static void session_free(rc_sessions_t *s, rc_session_t *ses)
         save_profile(s, ses);
     rc_list_unlink(&ses->idle_link);
     rc_strmap_del(&s->by_user, ses->user, ses->user_len);
+    rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
     for (uint32_t i = 0; i < ses->n_views; i++)
         view_free(ses->views[i]);
     free(ses->seen_ids);
@@ -444,6 +452,31 @@ static rc_session_t *session_find(rc_sessions_t *s, const char *user, size_t len
 {
     uint64_t ptr;
     return rc_strmap_get(&s->by_user, user, len, &ptr) ? (rc_session_t *)(uintptr_t)ptr : NULL;
+}
+
+static rc_session_t *session_find_pseudo(rc_sessions_t *s, rc_str_t pseudo)
+{
+    uint64_t ptr;
+    return rc_strmap_get(&s->by_pseudo, pseudo.p, pseudo.n, &ptr) ? (rc_session_t *)(uintptr_t)ptr
+                                                                  : NULL;
+}
+
+/* A user's id between nodes: a keyed hash (HMAC-SHA256 under --pseudonym-key, the same on
+ * every node), so Kafka's topics and logs never hold a raw user id, and no one without the
+ * key can tell whose events they are. */
+static void pseudonym(const rc_sessions_t *s, const char *user, size_t len,
+                      char out[PSEUDO_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), s->pseudo_key, (int)s->pseudo_key_len, (const unsigned char *)user, len, mac,
+         &mac_len);
+    for (int i = 0; i < PSEUDO_LEN / 2; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[PSEUDO_LEN] = '\0';
 }
 
 static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device, int tz,
@@ -462,7 +495,13 @@ static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device,
     /* Versions start at the wall clock in microseconds, so a session rebuilt after an idle
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
+    pseudonym(s, ses->user, ses->user_len, ses->pseudo);
     if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
+        free(ses);
+        return NULL;
+    }
+    if (rc_strmap_put(&s->by_pseudo, ses->pseudo, PSEUDO_LEN, (uintptr_t)ses) != 0) {
+        rc_strmap_del(&s->by_user, ses->user, ses->user_len);
         free(ses);
         return NULL;
     }
@@ -630,7 +669,7 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     memcpy(t->id, ev->id.p, ev->id.n);
     rc_bus_msg_t be = {
         .kind = RC_BUS_EVENT,
-        .user = {ses->user, ses->user_len},
+        .user = {ses->pseudo, PSEUDO_LEN},
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
         .ev = *ev,
         .received_ms = rc_wall_ms(),
@@ -857,7 +896,7 @@ static void handle_auth(rc_conn_t *c, const rc_msg_t *m)
     rc_sessions_t *s = c->reg;
     rc_jwt_claims_t claims;
     if (s->jwt == NULL) {
-        conn_error(c, RC_PERR_UNAUTHORIZED, "this server verifies no tokens", (rc_str_t){0}, false);
+        conn_error(c, RC_PERR_UNAUTHORIZED, "this server verifies no tokens", (rc_str_t){0}, true);
         return;
     }
     rc_jwt_reason_t why =
@@ -1066,7 +1105,7 @@ static void apply_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     if (m->received_ms > 0 && now_ms >= m->received_ms)
         rc_hist_observe(&rc_metrics.bus_remote_lag, (uint64_t)(now_ms - m->received_ms) * 1000);
     float w = rc_event_weight(m->ev.kind, m->ev.has_value, m->ev.value);
-    rc_session_t *ses = session_find(s, m->user.p, m->user.n);
+    rc_session_t *ses = session_find_pseudo(s, m->user);
     if (ses != NULL) {
         uint64_t key = event_key(m->ev.id);
         if (seen_event(ses, key))
@@ -1125,7 +1164,7 @@ static void deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m)
 {
     rc_frame_t *frames[RC_FMT_COUNT] = {NULL};
     if (m->user.n > 0) {
-        rc_session_t *ses = session_find(s, m->user.p, m->user.n);
+        rc_session_t *ses = session_find_pseudo(s, m->user);
         if (ses != NULL)
             push_to_session(s, ses, m, frames);
     } else {
@@ -1151,10 +1190,14 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         if (!own)
             apply_remote_event(s, m);
         break;
-    case RC_BUS_ERASE:
-        if (!own)
-            erase_local(s, m->user.p, m->user.n);
+    case RC_BUS_ERASE: {
+        /* Only a node holding the user's session can tell who the pseudonym is; the
+         * shared profile store was erased by the node that took the request. */
+        rc_session_t *ses = own ? NULL : session_find_pseudo(s, m->user);
+        if (ses != NULL)
+            erase_local(s, ses->user, ses->user_len);
         break;
+    }
     case RC_BUS_PUSH:
         deliver_push(s, m);
         break;
@@ -1230,6 +1273,15 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     s->bus = bus;
     s->tops = tops;
     rc_strmap_init(&s->by_user);
+    rc_strmap_init(&s->by_pseudo);
+    /* Without a configured key (one node, in-process bus) a random one does: pseudonyms
+     * then only have to agree within this process. */
+    s->pseudo_key_len = strlen(cfg->pseudonym_key);
+    if (s->pseudo_key_len > sizeof(s->pseudo_key))
+        s->pseudo_key_len = sizeof(s->pseudo_key);
+    memcpy(s->pseudo_key, cfg->pseudonym_key, s->pseudo_key_len);
+    if (s->pseudo_key_len == 0 && getrandom(s->pseudo_key, 32, 0) == 32)
+        s->pseudo_key_len = 32;
     rc_list_init(&s->all_conns);
     rc_list_init(&s->awaiting_hello);
     rc_list_init(&s->idle_sessions);
@@ -1276,6 +1328,7 @@ void rc_sessions_free(rc_sessions_t *s)
     s->profiles->on_loaded = NULL;
     s->bus->deliver = NULL;
     rc_strmap_free(&s->by_user);
+    rc_strmap_free(&s->by_pseudo);
     rc_proto_decoder_free(&s->decoder);
     rc_wbuf_free(&s->scratch);
     free(s->rank_buf);
@@ -1403,11 +1456,13 @@ static int erase_local(rc_sessions_t *s, const char *user, size_t len)
 
 int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
 {
+    char pseudo[PSEUDO_LEN + 1];
     int rc = erase_local(s, user, len);
+    pseudonym(s, user, len, pseudo);
     rc_bus_msg_t m = {
         .kind = RC_BUS_ERASE,
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
-        .user = {user, (uint32_t)len},
+        .user = {pseudo, PSEUDO_LEN},
     };
     int brc = rc_bus_publish(s->bus, &m, NULL, NULL);
     return rc != 0 ? rc : brc;
@@ -1417,13 +1472,16 @@ int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t
                      const msgpack_object *data, char *id_out, size_t id_len)
 {
     uint64_t r = 0;
+    char pseudo[PSEUDO_LEN + 1] = "";
     if (getrandom(&r, sizeof(r), 0) != sizeof(r))
         r = rc_mono_us();
     snprintf(id_out, id_len, "p-%016llx", (unsigned long long)r);
+    if (user.n > 0)
+        pseudonym(s, user.p, user.n, pseudo);
     rc_bus_msg_t m = {
         .kind = RC_BUS_PUSH,
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
-        .user = user,
+        .user = {pseudo, user.n > 0 ? PSEUDO_LEN : 0},
         .segment = segment,
         .push_id = {id_out, (uint32_t)strlen(id_out)},
         .topic = topic,
