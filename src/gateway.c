@@ -2,6 +2,7 @@
  * written only from WRITEABLE callbacks, one frame per callback; the session module asks
  * for those callbacks through rc_gateway_transport_ops. */
 #include "gateway.h"
+#include "admin_api.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -72,8 +73,6 @@ typedef struct http_pss {
     bool post_refused; /* the POST was answered before its body (auth, size) */
     char route[128];
 } http_pss_t;
-
-#define ADMIN_BODY_MAX 65536
 
 /* ---- transport ops for the session module ---- */
 
@@ -365,8 +364,13 @@ static int http_respond(struct lws *wsi, http_pss_t *pss, unsigned int status, c
 
 static int http_error(struct lws *wsi, http_pss_t *pss, unsigned int status, const char *message)
 {
+    /* Messages may quote what they expected: encoded, never pasted into the JSON. */
+    json_t *j = json_pack("{s:s}", "error", message);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     rc_wbuf_reset(&pss->body);
-    rc_wbuf_printf(&pss->body, "{\"error\":\"%s\"}\n", message);
+    rc_wbuf_printf(&pss->body, "%s\n", text != NULL ? text : "{\"error\":\"internal\"}");
+    free(text);
+    json_decref(j);
     return http_respond(wsi, pss, status, "application/json");
 }
 
@@ -429,7 +433,7 @@ static int http_body(http_pss_t *pss, const void *in, size_t len)
 {
     if (pss->post_refused)
         return 0;
-    if (pss->request.len + len > ADMIN_BODY_MAX) {
+    if (pss->request.len + len > RC_API_BODY_MAX) {
         pss->post_refused = true; /* answered at completion */
         rc_wbuf_free(&pss->request);
         return 0;
@@ -438,72 +442,19 @@ static int http_body(http_pss_t *pss, const void *in, size_t len)
     return 0;
 }
 
-static int json_depth(const json_t *j)
-{
-    int deepest = 0;
-    if (json_is_object(j)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach((json_t *)j, k, v)
-        {
-            int d = json_depth(v);
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++) {
-            int d = json_depth(json_array_get(j, i));
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    return 0;
-}
-
-static bool valid_segment(const char *s)
-{
-    return strcmp(s, "all") == 0 || strcmp(s, "device:desktop") == 0 ||
-           strcmp(s, "device:mobile") == 0 || strcmp(s, "device:tablet") == 0 ||
-           strcmp(s, "device:other") == 0;
-}
-
-#define PUSH_MAX_DEPTH 8
-
 /* POST /api/v1/push {"user"|"segment", "topic"?, "data"}: 202 {"id"} once published. */
-static int api_push(struct lws *wsi, http_pss_t *pss, json_t *j)
+static int api_push(struct lws *wsi, http_pss_t *pss)
 {
     rc_gateway_t *g = gateway_of(wsi);
-    const char *user = json_string_value(json_object_get(j, "user"));
-    const char *segment = json_string_value(json_object_get(j, "segment"));
-    json_t *jtopic = json_object_get(j, "topic");
-    const char *topic = jtopic ? json_string_value(jtopic) : "message";
-    json_t *data = json_object_get(j, "data");
-    size_t known = (user != NULL) + (segment != NULL) + (jtopic != NULL) + (data != NULL);
-    if ((user == NULL) == (segment == NULL) || data == NULL || known != json_object_size(j))
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "expected {user or segment, topic?, data} and nothing else");
-    if (user != NULL && !rc_proto_valid_id(user, strlen(user)))
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "bad user id");
-    if (segment != NULL && !valid_segment(segment))
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "segment must be all or device:desktop|mobile|tablet|other");
-    if (topic == NULL || strlen(topic) == 0 || strlen(topic) > 64)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "topic must be 1..64 bytes");
-    if (json_depth(data) > PUSH_MAX_DEPTH)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "data nested too deep (max 8)");
-    msgpack_zone zone;
-    msgpack_object obj;
-    char id[40];
-    if (!msgpack_zone_init(&zone, 1024))
+    rc_api_push_t p;
+    char err[128], id[40];
+    int rc = rc_api_push_parse(&p, rc_wbuf_data(&pss->request), pss->request.len, err, sizeof(err));
+    if (rc == RC_EINVAL)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
+    if (rc != 0)
         return -1;
-    int rc = rc_proto_json_to_object(data, &zone, &obj);
-    if (rc == 0)
-        rc = g->hooks->push(
-            g->hooks->ctx, (rc_str_t){user ? user : "", user ? (uint32_t)strlen(user) : 0},
-            (rc_str_t){segment ? segment : "", segment ? (uint32_t)strlen(segment) : 0},
-            (rc_str_t){topic, (uint32_t)strlen(topic)}, &obj, id, sizeof(id));
-    msgpack_zone_destroy(&zone);
+    rc = g->hooks->push(g->hooks->ctx, p.user, p.segment, p.topic, &p.data, id, sizeof(id));
+    rc_api_push_free(&p);
     if (rc != 0)
         return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
                           "the bus cannot take the push now; retry");
@@ -513,13 +464,13 @@ static int api_push(struct lws *wsi, http_pss_t *pss, json_t *j)
 }
 
 /* POST /api/v1/users/erase {"user"}: 200 {"erased": true}. */
-static int api_erase(struct lws *wsi, http_pss_t *pss, json_t *j)
+static int api_erase(struct lws *wsi, http_pss_t *pss)
 {
     rc_gateway_t *g = gateway_of(wsi);
-    const char *user = json_string_value(json_object_get(j, "user"));
-    if (user == NULL || !rc_proto_valid_id(user, strlen(user)) || json_object_size(j) != 1)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "expected {\\\"user\\\": \\\"<id>\\\"}");
+    char user[RC_ID_MAX + 1], err[128];
+    if (rc_api_erase_parse(rc_wbuf_data(&pss->request), pss->request.len, user, err, sizeof(err)) !=
+        0)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
     if (g->hooks->erase_user(g->hooks->ctx, user, strlen(user)) != 0)
         return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, "profile store refused");
     rc_wbuf_reset(&pss->body);
@@ -533,15 +484,9 @@ static int http_body_done(struct lws *wsi, http_pss_t *pss)
         return 0; /* already answered */
     if (pss->post_refused)
         return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
-    json_t *j = json_loadb(rc_wbuf_data(&pss->request), pss->request.len, 0, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "the body must be a JSON object");
-    }
-    int rc =
-        strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss, j) : api_erase(wsi, pss, j);
-    json_decref(j);
-    return rc;
+    if (rc_wbuf_ok(&pss->request) != 0)
+        return -1;
+    return strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss) : api_erase(wsi, pss);
 }
 
 static int http_begin(struct lws *wsi, http_pss_t *pss)
