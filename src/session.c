@@ -353,6 +353,8 @@ static void view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
             wake(c);
         }
     }
+    /* The outboxes hold the frames until written; an idle session keeps none. */
+    view_drop_frames(v);
 }
 
 static void session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint64_t t0_us)
