@@ -18,7 +18,8 @@ GENERATORS=${GENERATORS:-6}
 CONNECTIONS=${CONNECTIONS:-100000}
 CONNECT_RATE=${CONNECT_RATE:-1500}   # per generator
 HOLD_S=${HOLD_S:-10}
-TLS_ARGS=()
+TLS=${TLS:-0}                         # 1: wss (a throwaway self-signed certificate)
+TLS_ARGS=() LG_TLS=() scheme=http
 
 die() {
     echo "run-idle-100k: $*" >&2
@@ -40,16 +41,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [[ $TLS == 1 ]]; then
+    cert_dir=$(mktemp -d)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$cert_dir/key.pem" -out "$cert_dir/cert.pem" -subj /CN=127.0.0.1 2>/dev/null
+    TLS_ARGS=(--tls-cert "$cert_dir/cert.pem" --tls-key "$cert_dir/key.pem") LG_TLS=(--tls) scheme=https
+fi
 echo "run-idle-100k: starting a throwaway Kafka broker" >&2
 env=$(timeout 180 scripts/kafka start --temp --owner $$ --heap 384m) || die "Kafka did not start"
 eval "$env"
-"$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --catalog "$CATALOG" --workers "$WORKERS" \
+"$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+    --catalog "$CATALOG" --workers "$WORKERS" \
     --kafka "$KAFKA_BOOTSTRAP" --kafka-topic-prefix "idle$stamp." --node-id idle \
     --log-level warn "${TLS_ARGS[@]}" >"/tmp/idle100k-$stamp.log" 2>&1 &
 server_pid=$!
 ready=0
 for _ in $(seq 1 600); do
-    if curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then ready=1; break; fi
+    if curl -fsk "$scheme://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then ready=1; break; fi
     kill -0 "$server_pid" 2>/dev/null || die "rankcast exited: $(tail -5 "/tmp/idle100k-$stamp.log")"
     sleep 0.1
 done
@@ -63,7 +71,7 @@ per=$(((CONNECTIONS + GENERATORS - 1) / GENERATORS))
 timeout 600 python3 bench/lgmulti.py --procs "$GENERATORS" --server-pids "$workers" \
     --timeout 500 --out "$RESULTS_DIR/idle100k-$stamp.json" -- \
     --port "$PORT" -n "$per" --sources 4 --scenario idle --connect-rate "$CONNECT_RATE" \
-    --connect-timeout 60 --warmup 0 --duration "$HOLD_S"
+    --connect-timeout 60 --warmup 0 --duration "$HOLD_S" "${LG_TLS[@]}"
 python3 - "$RESULTS_DIR/idle100k-$stamp.json" "$RESULTS_DIR/idle100k-$stamp.md" "$load_before" \
     "$WORKERS" <<'PY'
 import json, os, subprocess, sys
@@ -74,7 +82,7 @@ model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.sta
 lines = [f"# {c['requested']:,} idle connections on one machine", "",
          f"Machine: {os.cpu_count()} CPUs, {model}, Linux {os.uname().release}; commit {commit}; "
          f"load average {sys.argv[3]} before. rankcast --workers {sys.argv[4]} (Kafka bus), "
-         f"{m['processes']} load generators on the same machine.", "",
+         f"{m['processes']} load generators on the same machine; TLS: {r.get('tls')}.", "",
          "| requested | open | failed | lost while held | server RSS before → all open (KB, all workers) | KB per connection | s until all open |",
          "|---|---|---|---|---|---|---|",
          f"| {c['requested']:,} | {c['open']:,} | {c['failed']} | {c['lost_during_run']} | "

@@ -5,7 +5,8 @@
 # raw_syscalls tracepoint) to give syscalls per event / per delivery. Writes
 # bench/results/profile-<stamp>-<scenario>.txt (top symbols, self and with children; the
 # syscall mix) and a short summary. Builds nothing. perf comes from Debian's linux-perf
-# (scripts/setup). Usage: bench/run-profile.sh [sustained] [fanout] [handshake] [latency]
+# (scripts/setup). Usage: bench/run-profile.sh [sustained] [fanout] [handshake]
+# [handshake-wss] [latency]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +50,14 @@ trap 'exit 130' INT TERM
 profile_one() {
     local scen=$1 out="$RESULTS_DIR/profile-$stamp-$1.txt"
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT is taken (set PORT)"
-    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --catalog "$CATALOG" --admin-token "$TOKEN" \
+    local tls_args=()
+    if [[ $scen == handshake-wss ]]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=127.0.0.1 2>/dev/null
+        tls_args=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+    fi
+    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+        --catalog "$CATALOG" --admin-token "$TOKEN" "${tls_args[@]}" \
         --log-level warn >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
@@ -59,6 +67,7 @@ profile_one() {
     latency) args=(-n "$LAT_CONNS" --rate "$LAT_RATE" --catalog "$CATALOG" --connect-rate 5000) ;;
     fanout) args=(-n "$FAN_CONNS" --scenario fanout --push-rate "$FAN_RATE" --admin-token "$TOKEN" --connect-rate 5000) ;;
     handshake) args=(-n "$HS_SLOTS" --scenario handshake --sources 64 --connect-rate 100000) ;;
+    handshake-wss) args=(-n "$HS_SLOTS" --scenario handshake --sources 64 --connect-rate 100000 --tls) ;;
     *) die "unknown scenario $scen" ;;
     esac
     timeout --signal=INT 120 "$LOADGEN_BIN" --port "$PORT" --sources 4 --warmup 3 \
