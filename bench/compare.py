@@ -194,6 +194,11 @@ def loadgen(server, args, procs=1, timeout_s=300):
     return report
 
 
+def pct(h, q):
+    """A percentile, or None when nothing was measured (an overloaded server matched no push)."""
+    return h[q] if h.get("count") else None
+
+
 def cpu_us_per(r, per_s):
     """Server CPU microseconds per operation: robust to a shared machine, unlike throughput."""
     cores = (r.get("server") or {}).get("cpu_cores_measured", -1)
@@ -241,7 +246,7 @@ def scenario_latency(name):
                         "--rate", str(LAT_RATE), "--warmup", str(LAT_WARMUP_S), "--duration",
                         str(LAT_DURATION_S), "--catalog", CATALOG])
     lat = r["latency_ms"]
-    return {"metrics": {"p50_ms": lat["p50"], "p99_ms": lat["p99"], "p999_ms": lat["p999"],
+    return {"metrics": {"p50_ms": pct(lat, "p50"), "p99_ms": pct(lat, "p99"), "p999_ms": pct(lat, "p999"),
                         "achieved_events_per_s": r["rate"]["achieved_events_per_s"],
                         "pushed_ratio": r["events"]["pushes_matched_ratio"],
                         "unanswered": r["events"]["unanswered"],
@@ -348,8 +353,9 @@ def scenario_stalled(name, stalled):
         if stalled:
             args += ["--stalled", str(stalled)]
         r = loadgen(s, args)
-    return {"metrics": {"p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
-                        "p999_ms": r["latency_ms"]["p999"],
+    return {"metrics": {"p50_ms": pct(r["latency_ms"], "p50"), "p99_ms": pct(r["latency_ms"], "p99"),
+                        "p999_ms": pct(r["latency_ms"], "p999"),
+                        "pushed_ratio": r["events"]["pushes_matched_ratio"],
                         "stalled_closed": r["stalled"]["closed_by_server"],
                         "server_rss_end_kb": (r.get("server") or {}).get("rss_kb_end", -1)},
             "conditions": conditions(r), "reports": [compact(r)]}
@@ -434,7 +440,9 @@ def main():
                 except SystemExit as e:
                     res = {"metrics": {}, "error": str(e)}
                     log(f"  {n}: {e}")
-                res["_primary"] = res["metrics"].get(metric, float("nan"))
+                res["_primary"] = res["metrics"].get(metric)
+                if res["_primary"] is None:
+                    res["_primary"] = float("nan")
                 runs[n].append(res)
                 log(f"  {n}: {metric} = {res['_primary']}")
         for n in names:
