@@ -341,6 +341,7 @@ typedef struct {
     uint32_t stalled_rcvbuf;
     uint32_t source_offset;
     bool handshake_until_welcome;
+    int open_until; /* OPEN_UNTIL_*: what makes a connection "open" (idle memory by stage) */
     double push_rate_per_s;
     char push_segment[64];
     char admin_token[128];
@@ -350,6 +351,8 @@ typedef struct {
 typedef enum { SCEN_LATENCY, SCEN_IDLE, SCEN_HANDSHAKE, SCEN_FANOUT } scenario_t;
 static const char *const SCENARIO_NAMES[] = {"latency", "idle", "handshake", "fanout"};
 typedef enum { FRAMING_RANKCAST, FRAMING_SOCKETIO } framing_t;
+typedef enum { OPEN_UNTIL_RECS, OPEN_UNTIL_WELCOME, OPEN_UNTIL_UPGRADE } open_until_t;
+static const char *const OPEN_UNTIL_NAMES[] = {"recs", "welcome", "upgrade"};
 
 static void usage(FILE *out)
 {
@@ -402,6 +405,8 @@ static void usage(FILE *out)
         "  --admin-token T        fanout: bearer token of the push API\n"
         "  --source-offset K      first source address is 127.0.0.(1+K) (several processes)\n"
         "  --ready-file FILE      written once the connections are open (multi-process runs)\n"
+        "  --open-until STAGE     idle: a connection is open after recs (default: upgrade,\n"
+        "                         hello, subscribe), welcome (no subscription) or upgrade\n"
         "  -h, --help             this text\n",
         LG_MAX_CONNECTIONS, LG_DRAIN_MAX_MS, LG_DRAIN_MAX_MS);
 }
@@ -525,6 +530,7 @@ enum {
     OPT_PUSH_SEGMENT,
     OPT_ADMIN_TOKEN,
     OPT_READY_FILE,
+    OPT_OPEN_UNTIL,
 };
 
 static int copy_option(char *dst, size_t cap, const char *name, const char *value);
@@ -588,6 +594,10 @@ static int apply_scenario_option(options_t *o, int opt, const char *arg)
     case OPT_READY_FILE:
         o->ready_file = arg;
         return 0;
+    case OPT_OPEN_UNTIL:
+        v = parse_name("open-until", arg, OPEN_UNTIL_NAMES, 3);
+        o->open_until = v;
+        return v < 0 ? -1 : 0;
     default:
         return 1;
     }
@@ -717,6 +727,7 @@ static int parse_options(options_t *o, int argc, char **argv)
         {"push-segment", required_argument, NULL, OPT_PUSH_SEGMENT},
         {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
         {"ready-file", required_argument, NULL, OPT_READY_FILE},
+        {"open-until", required_argument, NULL, OPT_OPEN_UNTIL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -770,6 +781,10 @@ static int parse_options(options_t *o, int argc, char **argv)
                 "rankcast-loadgen: --stalled needs the latency scenario, no "
                 "--observe-port, at most -n of them and at most %d connections in all\n",
                 LG_MAX_CONNECTIONS);
+        return -1;
+    }
+    if (o->open_until != OPEN_UNTIL_RECS && o->scenario != SCEN_IDLE) {
+        fprintf(stderr, "rankcast-loadgen: --open-until is for the idle scenario\n");
         return -1;
     }
     if (o->scenario != SCEN_LATENCY && o->observe_port) {
@@ -1607,7 +1622,7 @@ static void conn_send_hello_and_subscribe(lg_t *lg, conn_t *c)
                      (long)getpid(), (unsigned)conn_user(lg, c));
     if (conn_queue_app(lg, c, text, (size_t)n) < 0)
         return;
-    if (lg->opt.scenario != SCEN_HANDSHAKE) {
+    if (lg->opt.scenario != SCEN_HANDSHAKE && lg->opt.open_until == OPEN_UNTIL_RECS) {
         uint32_t k = conn_is_stalled(lg, c) ? lg->opt.stalled_k : lg->opt.k;
         n = snprintf(text, sizeof(text), "{\"type\":\"subscribe\",\"surface\":\"%s\",\"k\":%u}",
                      lg->opt.surface, (unsigned)k);
@@ -1709,6 +1724,14 @@ static long conn_on_handshake_bytes(lg_t *lg, conn_t *c, const char *data, size_
         return -1;
     }
     c->state = CONN_OPENING;
+    if (lg->opt.open_until == OPEN_UNTIL_UPGRADE) {
+        /* Idle memory of a bare upgraded connection: no hello, no session. */
+        c->got_welcome = c->got_first_recs = true;
+        conn_check_ready(lg, c, mono_ns());
+        return (long)head_len;
+    }
+    if (lg->opt.open_until == OPEN_UNTIL_WELCOME)
+        c->got_first_recs = true;
     /* Socket.IO: the hello waits for the namespace to be joined (see conn_on_text). */
     if (!socketio(lg))
         conn_send_hello_and_subscribe(lg, c);
@@ -3010,9 +3033,10 @@ static void json_scenario(FILE *f, const lg_t *lg)
     const extra_stats_t *x = &lg->x;
     double seconds = measured_seconds(lg);
     static const char *const framings[] = {"rankcast", "socketio"};
-    fprintf(f, "  \"scenario\": \"%s\", \"framing\": \"%s\", \"tls\": %s,\n",
+    fprintf(f,
+            "  \"scenario\": \"%s\", \"framing\": \"%s\", \"tls\": %s, \"open_until\": \"%s\",\n",
             SCENARIO_NAMES[lg->opt.scenario], framings[lg->opt.framing],
-            lg->opt.tls ? "true" : "false");
+            lg->opt.tls ? "true" : "false", OPEN_UNTIL_NAMES[lg->opt.open_until]);
     fprintf(f,
             "  \"handshakes\": {\"until\": \"%s\", \"slots\": %" PRIu32 ", \"done\": %" PRIu64
             ", \"measured\": %" PRIu64 ", \"per_s\": %.1f, \"failed\": %" PRIu64 "},\n",

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Where idle memory goes: server RSS per connection after each stage of opening a connection
+# (the 101 upgrade only; + hello/welcome, i.e. a session; + subscribe and the first list),
+# for rankcast and the two peers, each on a fresh server with CONNECTIONS [10000] idle
+# connections held HOLD_S [3] s. Writes bench/results/idle-stages-<stamp>.md. Builds nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER_BIN=${SERVER_BIN:-build/server/rankcast}
+LOADGEN_BIN=${LOADGEN_BIN:-build/bench/rankcast-loadgen}
+CATALOG=${CATALOG:-build/bench/catalog-100k.jsonl}
+RESULTS_DIR=${RESULTS_DIR:-bench/results}
+PORT=${PORT:-18760}
+CONNECTIONS=${CONNECTIONS:-10000}
+HOLD_S=${HOLD_S:-3}
+SERVERS=${SERVERS:-"rankcast ws socketio"}
+[[ -x $SERVER_BIN && -x $LOADGEN_BIN ]] || { echo "run-idle-stages: build first" >&2; exit 1; }
+[[ -s $CATALOG ]] || python3 bench/make-catalog.py --items 100000 --out "$CATALOG"
+mkdir -p "$RESULTS_DIR"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="$RESULTS_DIR/idle-stages-$stamp.md"
+work=$(mktemp -d)
+pid=""
+trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+start() {
+    case $1 in
+    rankcast) "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+        --catalog "$CATALOG" --log-level warn >/dev/null 2>&1 & ;;
+    ws) node bench/peers/ws-peer.mjs --port "$PORT" --catalog "$CATALOG" >/dev/null 2>&1 & ;;
+    socketio) node bench/peers/socketio-peer.mjs --port "$PORT" --catalog "$CATALOG" >/dev/null 2>&1 & ;;
+    esac
+    pid=$!
+    for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+    sleep 0.5
+}
+
+{
+    echo "# Idle memory by stage, $stamp"
+    echo
+    echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), Linux $(uname -r); commit $(git describe --always --dirty); load average $(cut -d' ' -f1 /proc/loadavg). $CONNECTIONS connections per run, a fresh server each, 100k-item catalog. Server RSS after all are open minus before, per connection (KB)."
+    echo
+    echo "| server | upgrade only | + hello (session) | + subscribe (first list) | failed |"
+    echo "|---|---|---|---|---|"
+} >"$out"
+for server in $SERVERS; do
+    row="| $server"
+    failed=0
+    framing=()
+    [[ $server == socketio ]] && framing=(--framing socketio)
+    for stage in upgrade welcome recs; do
+        start "$server"
+        timeout 120 "$LOADGEN_BIN" --port "$PORT" -n "$CONNECTIONS" --sources 4 --connect-rate 4000 \
+            --scenario idle --open-until "$stage" --warmup 0 --duration "$HOLD_S" \
+            --server-pid "$pid" "${framing[@]}" --json-out "$work/r.json" >/dev/null 2>&1 || true
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+        pid=""
+        kb=$(python3 -c "import json; r=json.load(open('$work/r.json')); print(f\"{r['server']['rss_per_conn_kb_open']:.2f}\")")
+        f=$(python3 -c "import json; r=json.load(open('$work/r.json')); c=r['connections']; print(c['failed']+c['lost_during_run'])")
+        failed=$((failed + f))
+        row="$row | $kb"
+        echo "run-idle-stages: $server $stage: $kb KB/connection, $f failed" >&2
+    done
+    echo "$row | $failed |" >>"$out"
+done
+cat "$out"
