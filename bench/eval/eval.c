@@ -33,7 +33,11 @@ typedef struct options {
     double test_fraction, refresh_s, test_sample;
     int64_t session_gap_ms;
     bool methods[M_COUNT];
-    uint32_t max_items;
+    uint32_t max_items, neighbors;
+    double covisit_half_life_s;
+    rc_blend_t blend;
+    bool blend_set;
+    double source_decay, backward_weight;
     knn_params_t sknn, vsknn, stan;
 } options_t;
 
@@ -63,6 +67,11 @@ static void usage(void)
             "  --test-sample F        predict in this fraction of test sessions (1.0)\n"
             "  --refresh-s S          data seconds between engine refreshes (60)\n"
             "  --max-items N          catalog capacity (2000000)\n"
+            "  --neighbors N          engine: co-visitation neighbours per item (64)\n"
+            "  --covisit-half-life-s S  engine: co-visitation half-life (604800)\n"
+            "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
+            "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
+            "  --backward-weight F    engine: backward pair weight (0.5)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
             "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/results; '-': none)\n");
 }
@@ -93,6 +102,8 @@ static int parse_args(int argc, char **argv, options_t *o)
                      .test_sample = 1.0,
                      .session_gap_ms = 1800 * 1000,
                      .max_items = 2000000,
+                     .neighbors = 64,
+                     .covisit_half_life_s = 604800,
                      .sknn = {.k = 100, .sample = 500},
                      .vsknn = {.k = 100, .sample = 1000, .vsknn = true},
                      .stan = {.k = 100,
@@ -133,6 +144,18 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->refresh_s = atof(v);
         else if (strcmp(a, "--max-items") == 0)
             o->max_items = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--backward-weight") == 0)
+            o->backward_weight = atof(v);
+        else if (strcmp(a, "--source-decay") == 0)
+            o->source_decay = atof(v);
+        else if (strcmp(a, "--neighbors") == 0)
+            o->neighbors = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--covisit-half-life-s") == 0)
+            o->covisit_half_life_s = atof(v);
+        else if (strcmp(a, "--blend") == 0 &&
+                 sscanf(v, "%f,%f,%f,%f", &o->blend.covisit, &o->blend.content, &o->blend.trending,
+                        &o->blend.popular) == 4)
+            o->blend_set = true;
         else if (strcmp(a, "--stan-sample") == 0)
             o->stan.sample = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--methods") == 0 && parse_methods(v, o->methods))
@@ -450,11 +473,18 @@ int main(int argc, char **argv)
     char err[256] = "";
     /* A given catalog is closed (items outside it are dropped, as live); without one, items
      * are learned from the data with no content features. */
-    if (rc_engine_init(&e, o.max_items, o.catalog == NULL, 32, 86400, 3600, 0) != 0 ||
+    if (rc_engine_init(&e, o.max_items, o.catalog == NULL, o.neighbors, o.covisit_half_life_s, 3600,
+                       0) != 0 ||
         (o.catalog && rc_catalog_load(&e.catalog, o.catalog, err, sizeof(err)) != 0)) {
         fprintf(stderr, "rankcast-eval: %s: %s\n", o.catalog ? o.catalog : "engine", err);
         return 1;
     }
+    if (o.blend_set)
+        e.blend = o.blend;
+    if (o.backward_weight > 0)
+        e.backward_weight = (float)o.backward_weight;
+    if (o.source_decay > 0)
+        e.source_decay = (float)o.source_decay;
     dataset_t d = {0};
     double t_start = now_ns();
     if (load(&d, &e, &o) != 0)

@@ -86,6 +86,12 @@ typedef struct rc_engine {
     rc_trending_t trending;
     rc_feature_index_t features;
     rc_blend_t blend;
+    /* How much a recent item's neighbours count per step back in the session (the newest
+     * item counts 1). */
+    float source_decay;
+    /* Weight of a pair in the backward direction (the later item's list learns the earlier
+     * one), relative to the forward direction. */
+    float backward_weight;
     /* Scratch of one rank, sized to the catalog; a stamp marks the entries of this rank so
      * nothing is cleared between ranks. */
     uint32_t scratch_cap;

@@ -127,7 +127,7 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
                 max = nb[j].w;
         if (max <= 0)
             continue;
-        float source_w = logf(1.0f + r->w) * powf(0.85f, (float)d);
+        float source_w = logf(1.0f + r->w) * powf(e->source_decay, (float)d);
         for (uint32_t j = 0; j < nn; j++) {
             uint32_t c = nb[j].item;
             if (c >= e->catalog.n)

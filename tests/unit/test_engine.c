@@ -65,6 +65,24 @@ static void test_covisit_symmetric(void **state)
     rc_covisit_free(NULL);
 }
 
+/* The directed form learns each direction with its own weight; a weight of 0 adds nothing,
+ * so the list of the later item stays empty. */
+static void test_covisit_directed(void **state)
+{
+    (void)state;
+    rc_covisit_t cv;
+    uint32_t n = 99;
+    rc_covisit_init(&cv, 8, 3600, 1000);
+    assert_int_equal(rc_covisit_add_directed(&cv, 3, 4, 2.0f, 0.5f, 1000), 0);
+    assert_float_equal(weight_of(&cv, 3, 4), 2.0, 1e-6);
+    assert_float_equal(weight_of(&cv, 4, 3), 0.5, 1e-6);
+    assert_int_equal(rc_covisit_add_directed(&cv, 5, 6, 1.0f, 0.0f, 1000), 0);
+    assert_float_equal(weight_of(&cv, 5, 6), 1.0, 1e-6);
+    rc_covisit_neighbors(&cv, 6, &n);
+    assert_int_equal(n, 0);
+    rc_covisit_free(&cv);
+}
+
 /* Pairs of rising weight against one item: the list stays at max_neighbors and keeps the
  * strongest. */
 static void test_covisit_bounded_keeps_strongest(void **state)
@@ -670,6 +688,48 @@ static void test_rank_covisit_from_other_users(void **state)
     rc_engine_free(e);
 }
 
+/* Others went 150 -> 181 and 160 -> 190 equally often. A user who viewed 160 and then 150
+ * gets 181 (what follows the newest item) above 190 (what follows an older one): recent
+ * sources weigh more (source_decay). And what followed an item predicts better than what
+ * preceded it: others went 170 -> 185 (185 follows 170) and 178 -> 170 (178 precedes 170)
+ * equally often, so after 170, 185 ranks above 178 (backward_weight < 1), although 178 is
+ * more popular and shares 170's category. */
+static void test_rank_newest_source_and_direction(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t o, u;
+    rc_ranked_t out[10];
+    engine_with_items(e, false);
+    for (int i = 0; i < 3; i++) {
+        const int64_t pairs[4][2] = {{150, 181}, {160, 190}, {170, 185}, {178, 170}};
+        for (int p = 0; p < 4; p++) {
+            rc_user_state_init(&o, RC_DEV_MOBILE, 0);
+            observe(e, &o, RC_EV_VIEW, pairs[p][0], T0_MS - 60000);
+            observe(e, &o, RC_EV_VIEW, pairs[p][1], T0_MS - 50000);
+        }
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 160, T0_MS);
+    observe(e, &u, RC_EV_VIEW, 150, T0_MS + 1000);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    int32_t p181 = place_of(out, n, 181), p190 = place_of(out, n, 190);
+    assert_int_ge(p181, 0);
+    assert_int_ge(p190, 0);
+    assert_int_lt(p181, p190);
+
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 170, T0_MS);
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
+    int32_t p185 = place_of(out, n, 185), p178 = place_of(out, n, 178);
+    assert_int_ge(p185, 0);
+    assert_int_ge(p178, 0);
+    assert_int_lt(p185, p178);
+    rc_engine_free(e);
+}
+
 /* Other users made 150 an equally strong neighbour of 100 and of 101. A user who viewed
  * 101 and then 100 gets 150 mostly through 100 (the more recent source, equal neighbour
  * weight), so 100 is the item that explains it (ranker.c: the reason names "the source
@@ -1015,6 +1075,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_covisit_symmetric),
+        cmocka_unit_test(test_covisit_directed),
         cmocka_unit_test(test_covisit_bounded_keeps_strongest),
         cmocka_unit_test(test_covisit_weak_newcomer_does_not_evict),
         cmocka_unit_test(test_covisit_stronger_outranks_weaker),
@@ -1041,6 +1102,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rank_deterministic, free_engines),
         cmocka_unit_test_teardown(test_rank_after_catalog_grows, free_engines),
         cmocka_unit_test_teardown(test_why_phrases, free_engines),
+        cmocka_unit_test_teardown(test_rank_newest_source_and_direction, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
