@@ -286,7 +286,8 @@ static int http_post_begin(struct lws *wsi, http_pss_t *pss, const char *uri)
     rc_gateway_t *g = gateway_of(wsi);
     rc_wbuf_init(&pss->request, 0);
     pss->post_refused = true;
-    if (strcmp(uri, "/api/v1/users/erase") != 0 && strcmp(uri, "/api/v1/push") != 0)
+    if (strcmp(uri, "/api/v1/users/erase") != 0 && strcmp(uri, "/api/v1/push") != 0 &&
+        !(g->hooks->extra_route && g->hooks->extra_route(uri)))
         return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
     snprintf(pss->route, sizeof(pss->route), "%s", uri);
     if (g->cfg->admin_token[0] == '\0')
@@ -412,8 +413,16 @@ static int http_body_done(struct lws *wsi, http_pss_t *pss)
         json_decref(j);
         return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "the body must be a JSON object");
     }
-    int rc =
-        strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss, j) : api_erase(wsi, pss, j);
+    int rc;
+    if (strcmp(pss->route, "/api/v1/push") == 0) {
+        rc = api_push(wsi, pss, j);
+    } else if (strcmp(pss->route, "/api/v1/users/erase") == 0) {
+        rc = api_erase(wsi, pss, j);
+    } else {
+        rc_gateway_t *g = gateway_of(wsi);
+        unsigned status = g->hooks->extra_post(g->hooks->ctx, pss->route, j, &pss->body);
+        rc = http_respond(wsi, pss, status, "application/json");
+    }
     json_decref(j);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "session.h"
 #include "wbuf.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -25,6 +26,10 @@ typedef struct rc_gateway_hooks {
     /* Admin API: publishes a push to a user or a segment; writes its id (0 or a code). */
     int (*push)(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
                 const msgpack_object *data, char *id_out, size_t id_len);
+    /* Admin API routes owned elsewhere (the live catalog): whether `route` is one of them,
+     * and its handler, which writes the JSON answer to `out` and returns the HTTP status. */
+    bool (*extra_route)(const char *route);
+    unsigned (*extra_post)(void *ctx, const char *route, json_t *body, rc_wbuf_t *out);
 } rc_gateway_hooks_t;
 
 /** The transport operations the session module uses to wake and kill connections. */

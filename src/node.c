@@ -2,6 +2,7 @@
  * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
  * time to leave while pending profile writes are flushed. */
 #include "node.h"
+#include "catalog_api.h"
 #include "bus.h"
 #include "clock.h"
 #include "defer.h"
@@ -130,6 +131,13 @@ static void on_lag_probe(uv_timer_t *t)
 static void on_handle_closed(uv_handle_t *h)
 {
     (void)h;
+}
+
+/* The live catalog API (catalog_api.c) on this node's engine and sessions. */
+static unsigned node_catalog_api(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
+{
+    rc_node_t *n = ctx;
+    return rc_catalog_api_handle(&n->engine, n->sessions, route, body, out);
 }
 
 /* Final stop: the gateway closes the remaining connections, the loop then runs out of
@@ -282,7 +290,13 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics, node_erase_user, node_push};
+    n->hooks = (rc_gateway_hooks_t){.ctx = n,
+                                    .ready = node_ready,
+                                    .metrics = node_metrics,
+                                    .erase_user = node_erase_user,
+                                    .push = node_push,
+                                    .extra_route = rc_catalog_api_route,
+                                    .extra_post = node_catalog_api};
     n->gateway =
         rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
     if (n->gateway == NULL)

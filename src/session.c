@@ -1254,3 +1254,28 @@ uint32_t rc_sessions_count(const rc_sessions_t *s)
 {
     return s->n_sessions;
 }
+
+/* Only lists that show an item the catalog no longer recommends are ranked again: the others
+ * follow the user's own events, and re-ranking every list of every user at once would stall
+ * the loop on a large node. */
+uint32_t rc_sessions_catalog_changed(rc_sessions_t *s)
+{
+    const rc_catalog_t *cat = &s->engine->catalog;
+    uint32_t pushed = 0;
+    for (size_t i = 0; i < s->by_user.cap; i++) {
+        if (s->by_user.slots[i].hash == 0)
+            continue;
+        rc_session_t *ses = (rc_session_t *)(uintptr_t)s->by_user.slots[i].value;
+        for (uint32_t j = 0; j < ses->n_views; j++) {
+            rc_view_t *v = ses->views[j];
+            bool stale = false;
+            for (uint32_t k = 0; k < v->n && !stale; k++)
+                stale = !rc_item_recommendable(&cat->items[v->ranked[k].item]);
+            if (stale && view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0)) {
+                view_publish(s, ses, v);
+                pushed++;
+            }
+        }
+    }
+    return pushed;
+}
