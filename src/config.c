@@ -61,6 +61,8 @@ static const setting_t settings[] = {
      "consent assumed when hello says nothing; without consent nothing is stored"},
     {"admin-token", T_STR, OFF(admin_token), "", 0, 0,
      "bearer token of the HTTP admin API (/api/v1/...); empty: the admin API is off"},
+    {"experiment", T_STR, OFF(experiment), "", 0, 0,
+     "A/B test of ranker blends: NAME[:SALT];VARIANT=COVISIT,CONTENT,TRENDING,POPULAR[@SHARE];..."},
     {"max-message-bytes", T_INT, OFF(max_message_bytes), "65536", 1024, 16777216,
      "largest client message accepted"},
     {"max-batch", T_INT, OFF(max_batch), "100", 1, 1000, "most events in one `events` message"},

@@ -33,6 +33,7 @@ typedef struct rc_config {
     bool anonymous;
     bool consent_default;
     char *admin_token;
+    char *experiment;
     /* protocol limits */
     int64_t max_message_bytes;
     int64_t max_batch;

@@ -3,6 +3,7 @@
  * time to leave while pending profile writes are flushed. */
 #include "node.h"
 #include "catalog_api.h"
+#include "engine/experiments.h"
 #include "bus.h"
 #include "clock.h"
 #include "defer.h"
@@ -33,6 +34,7 @@ struct rc_node {
     uv_loop_t loop;
     rc_defer_t defer;
     rc_engine_t engine;
+    rc_experiment_t experiment;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
@@ -92,6 +94,7 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     rc_node_t *n = ctx;
     rc_metrics.catalog_items = n->engine.catalog.n;
     rc_metrics_render(body, n->node_id);
+    rc_experiment_render(&n->experiment, body);
 }
 
 static int node_erase_user(void *ctx, const char *user, size_t len)
@@ -282,6 +285,9 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     n->engine_ready = true;
+    if (rc_experiment_parse(&n->experiment, cfg->experiment, &n->engine.blend, err, errlen) != 0)
+        goto fail;
+    n->engine.experiment = &n->experiment;
     if (load_catalog(n, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
         goto fail;
     n->sessions = rc_sessions_new(cfg, n->node_id, &n->engine, n->profiles, n->bus,

@@ -6,6 +6,7 @@
  * rc_conn_closed(), and every event still being published holds one, so a bus
  * completion never touches freed memory when the client has gone. */
 #include "session.h"
+#include "engine/experiments.h"
 #include "clock.h"
 #include "error.h"
 #include "list.h"
@@ -56,6 +57,7 @@ typedef struct rc_session {
     uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
     uint32_t n_seen, cap_seen, seen_head;
     bool consent;             /* false: session-only personalization, nothing stored */
+    uint32_t variant;         /* experiment variant (engine/experiments.h) */
     rc_profile_delta_t delta; /* what changed since the last profile write */
 } rc_session_t;
 
@@ -280,7 +282,9 @@ static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const 
         .cause =
             with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
-        .variant = "control",
+        .variant = s->engine->experiment
+                       ? rc_experiment_variant_name(s->engine->experiment, ses->variant)
+                       : "control",
     };
     start_encoding(s, &e, fmt);
     rc_proto_encode_recs(&e, &recs);
@@ -452,6 +456,8 @@ static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device,
     /* Versions start at the wall clock in microseconds, so a session rebuilt after an idle
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
+    if (s->engine->experiment != NULL)
+        ses->variant = rc_experiment_assign(s->engine->experiment, ses->user, ses->user_len);
     if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
         free(ses);
         return NULL;
@@ -585,6 +591,34 @@ static void attach_recent(const rc_sessions_t *s, const rc_session_t *ses, rc_bu
 
 /* Accepts one valid event: de-duplicates, publishes, applies. Returns true when it
  * changed the user's state (the caller re-ranks once per message). */
+/* An impression of a surface, or a click (click, cart, purchase) naming the surface whose
+ * current list holds the item, counts for the user's experiment variant. */
+static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
+                                 const rc_proto_event_t *ev, int64_t item)
+{
+    if (s->engine->experiment == NULL || ev->surface.n == 0)
+        return;
+    if (ev->kind == RC_EV_IMPRESSION) {
+        rc_experiment_count(s->engine->experiment, ses->variant, false);
+        return;
+    }
+    if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
+        item < 0)
+        return;
+    for (uint32_t i = 0; i < ses->n_views; i++) {
+        const rc_view_t *v = ses->views[i];
+        if (strlen(v->surface) != ev->surface.n ||
+            memcmp(v->surface, ev->surface.p, ev->surface.n) != 0)
+            continue;
+        for (uint32_t k = 0; k < v->n; k++) {
+            if (v->ranked[k].item == (uint32_t)item) {
+                rc_experiment_count(s->engine->experiment, ses->variant, true);
+                return;
+            }
+        }
+    }
+}
+
 static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us)
 {
     rc_sessions_t *s = c->reg;
@@ -637,6 +671,7 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         return false;
     }
     rc_metrics.events_received[ev->kind]++;
+    count_for_experiment(s, ses, ev, item);
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
@@ -721,7 +756,9 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         .k = (uint32_t)m->u.subscribe.k,
         .category = -1,
         .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
-        .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1};
+        .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1,
+        .blend = s->engine->experiment ? rc_experiment_blend(s->engine->experiment, ses->variant)
+                                       : NULL};
     if (m->u.subscribe.category.n > 0) {
         int32_t cat = rc_catalog_category(&s->engine->catalog, m->u.subscribe.category.p,
                                           m->u.subscribe.category.n);

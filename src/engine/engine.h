@@ -40,11 +40,17 @@ typedef struct rc_user_state {
     uint32_t events;
 } rc_user_state_t;
 
+/* Blend weights of the score components. */
+typedef struct rc_blend {
+    float covisit, content, trending, popular;
+} rc_blend_t;
+
 /* What a subscription asks of the ranker. */
 typedef struct rc_rank_spec {
     uint32_t k;
     int32_t category;            /* -1: any */
     double price_min, price_max; /* < 0: unbounded */
+    const rc_blend_t *blend;     /* an experiment variant's blend (borrowed); NULL: the engine's */
 } rc_rank_spec_t;
 
 typedef enum {
@@ -61,11 +67,6 @@ typedef struct rc_ranked {
     uint8_t src;
     int64_t ref; /* the item that explains it (covisit, content), or -1 */
 } rc_ranked_t;
-
-/* Blend weights of the score components. */
-typedef struct rc_blend {
-    float covisit, content, trending, popular;
-} rc_blend_t;
 
 /* Items by content feature (category or tag), the most popular first: the content model's
  * candidate source. Rebuilt from the catalog when it changes, not on the event path. */
@@ -86,6 +87,7 @@ typedef struct rc_engine {
     rc_trending_t trending;
     rc_feature_index_t features;
     rc_blend_t blend;
+    struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
     /* How much a recent item's neighbours count per step back in the session (the newest
      * item counts 1). */
     float source_decay;

@@ -290,7 +290,7 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
                                  int daypart)
 {
     const rc_trending_t *t = &e->trending;
-    const rc_blend_t *b = &e->blend;
+    const rc_blend_t *b = s->blend ? s->blend : &e->blend;
     float unorm = svec_norm(u);
     float covis_max = 0;
     for (uint32_t i = 0; i < e->n_cands; i++)
