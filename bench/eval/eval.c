@@ -390,7 +390,19 @@ typedef struct run_info {
     double seconds;
     uint32_t n_items;
     uint64_t events;
+    uint64_t covisit_bytes, items_with_neighbors, neighbors;
 } run_info_t;
+
+/* What the engine's co-visitation model holds after the replay: the bounded state that
+ * grows with traffic (trending is 9 floats per item, fixed). */
+static void measure_engine(const rc_engine_t *e, run_info_t *ri)
+{
+    ri->covisit_bytes = rc_covisit_bytes(&e->covisit);
+    for (uint32_t i = 0; i < e->covisit.n_lists; i++) {
+        ri->items_with_neighbors += e->covisit.lists[i].n > 0;
+        ri->neighbors += e->covisit.lists[i].n;
+    }
+}
 
 static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const replay_t *r,
                       const dataset_t *d, const summary_t *s)
@@ -408,6 +420,15 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
             (unsigned long long)r->test_sessions, (unsigned long long)r->predictions, EVAL_K,
             (unsigned long long)r->repeat_targets, (unsigned long long)d->dropped_unknown);
     fprintf(f, "Machine: %s. Run time %.1f s.\n\n", ri->machine, ri->seconds);
+    fprintf(f,
+            "Engine state after the replay: co-visitation %.1f MB for %llu items with "
+            "neighbours (%.1f neighbours each on average, %.0f bytes per item with lists "
+            "included); user state %zu bytes per session.\n\n",
+            (double)ri->covisit_bytes / 1e6, (unsigned long long)ri->items_with_neighbors,
+            ri->items_with_neighbors ? (double)ri->neighbors / (double)ri->items_with_neighbors
+                                     : 0.0,
+            ri->items_with_neighbors ? (double)ri->covisit_bytes / (double)ri->n_items : 0.0,
+            sizeof(rc_user_state_t));
     fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
     fprintf(f, "|---|---|---|---|---|---|---|---|\n");
     for (int m = 0; m < M_COUNT; m++) {
@@ -435,11 +456,16 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
                                       s[m].coverage, "p50_us", s[m].p50_us, "p99_us", s[m].p99_us,
                                       "mean_us", s[m].mean_us));
     }
-    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o}", "label", o->label, "stamp",
+    json_t *memory =
+        json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
+                  "items_with_neighbors", (json_int_t)ri->items_with_neighbors, "neighbors",
+                  (json_int_t)ri->neighbors, "user_state_bytes", (int)sizeof(rc_user_state_t));
+    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o}", "label", o->label, "stamp",
                      ri->stamp, "machine", ri->machine, "items", (int)ri->n_items, "events",
                      (json_int_t)ri->events, "train_sessions", (json_int_t)r->train_sessions,
                      "test_sessions", (json_int_t)r->test_sessions, "predictions",
-                     (json_int_t)r->predictions, "seconds", ri->seconds, "methods", methods);
+                     (json_int_t)r->predictions, "seconds", ri->seconds, "methods", methods,
+                     "memory", memory);
 }
 
 static void write_results(const run_info_t *ri, const options_t *o, const replay_t *r,
@@ -492,6 +518,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "rankcast-eval: %u sessions, %llu events, %u items loaded in %.1f s\n", d.n,
             (unsigned long long)d.n_ev, e.catalog.n, (now_ns() - t_start) / 1e9);
 
+    run_info_t ri = {0};
+    /* The commit checked out when the run starts (the binary should be built from it). */
+    machine_line(ri.machine, sizeof(ri.machine));
     replay_t r = {.e = &e, .o = &o, .last_refresh_s = -1e18};
     knn_init(&r.knn, e.catalog.n);
     for (int m = 0; m < M_COUNT; m++)
@@ -504,13 +533,14 @@ int main(int argc, char **argv)
             r.train_sessions++;
         replay_session(&r, &d, s, s->test && sampled(i, o.test_sample));
     }
-    run_info_t ri = {.n_items = e.catalog.n, .events = d.n_ev};
+    ri.n_items = e.catalog.n;
+    ri.events = d.n_ev;
+    measure_engine(&e, &ri);
     ri.seconds = (now_ns() - t_start) / 1e9;
     time_t now = time(NULL);
     struct tm tm_utc;
     gmtime_r(&now, &tm_utc);
     strftime(ri.stamp, sizeof(ri.stamp), "%Y%m%dT%H%M%SZ", &tm_utc);
-    machine_line(ri.machine, sizeof(ri.machine));
     summary_t s[M_COUNT];
     for (int m = 0; m < M_COUNT; m++)
         s[m] = summarize(&r.m[m], e.catalog.n);
