@@ -26,8 +26,12 @@
 #define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
-#define WHY_LEN           96
-#define PSEUDO_LEN        32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
+/* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
+ * much as events do, so they have a bucket of their own (PROTOCOL.md section 6). */
+#define CONTROL_PER_SEC 50.0
+#define CONTROL_BURST   100.0
+#define WHY_LEN         96
+#define PSEUDO_LEN      32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
@@ -86,6 +90,8 @@ struct rc_conn {
     uint32_t n_acks;
     double tokens;
     uint64_t tokens_at_us;
+    double control_tokens;
+    uint64_t control_at_us;
     uint32_t errors_in_window;
     uint64_t window_start_us;
     uint64_t opened_us;
@@ -605,6 +611,18 @@ static ticket_t *ticket_get(rc_sessions_t *s)
     return malloc(sizeof(ticket_t));
 }
 
+static bool take_control_token(rc_conn_t *c, uint64_t now_us)
+{
+    c->control_tokens += (double)(now_us - c->control_at_us) / 1e6 * CONTROL_PER_SEC;
+    if (c->control_tokens > CONTROL_BURST)
+        c->control_tokens = CONTROL_BURST;
+    c->control_at_us = now_us;
+    if (c->control_tokens < 1.0)
+        return false;
+    c->control_tokens -= 1.0;
+    return true;
+}
+
 static bool take_token(rc_conn_t *c, uint64_t now_us)
 {
     const rc_config_t *cfg = c->reg->cfg;
@@ -991,6 +1009,10 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
         conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
         return;
     }
+    if (m.type != RC_MSG_EVENT && m.type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
+        conn_error(c, RC_PERR_RATE_LIMITED, "message rate limit exceeded", (rc_str_t){0}, false);
+        return;
+    }
     /* An expired token ends the session at its next message, unless that message is the
      * fresh token. */
     if (m.type != RC_MSG_AUTH && token_expired(c, rc_wall_ms() / 1000)) {
@@ -1226,6 +1248,8 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     c->state = CONN_AWAIT_HELLO;
     c->opened_us = c->tokens_at_us = c->window_start_us = rc_mono_us();
     c->tokens = (double)s->cfg->events_burst;
+    c->control_tokens = CONTROL_BURST;
+    c->control_at_us = c->opened_us;
     c->last_input_us = c->opened_us;
     rc_list_push_back(&s->active, &c->activity_link);
     rc_wbuf_init(&c->acks, 0);
