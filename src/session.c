@@ -53,8 +53,8 @@ typedef struct rc_session {
     char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
     char id[32];
     rc_user_state_t state;
-    rc_view_t *views[MAX_VIEWS];
-    uint32_t n_views;
+    rc_view_t **views; /* grown on demand up to MAX_VIEWS */
+    uint32_t n_views, cap_views;
     rc_link_t conns; /* rc_conn_t.session_link */
     uint32_t n_conns;
     int64_t version;
@@ -84,7 +84,9 @@ struct rc_conn {
     rc_link_t session_link;
     rc_link_t all_link;   /* registry list of every open connection */
     rc_link_t hello_link; /* registry list of connections awaiting hello, oldest first */
-    rc_sub_t *subs;       /* max_subscriptions slots; the index is the outbox slot */
+    rc_sub_t *subs;       /* n_subs slots, grown on demand up to max_subscriptions; the
+                             index is the outbox slot */
+    uint32_t n_subs;
     rc_outbox_t outbox;
     rc_wbuf_t acks; /* pending ack ids: a length byte, then the id */
     uint32_t n_acks;
@@ -347,7 +349,7 @@ static void view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
         rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, session_link);
         if (c->state != CONN_READY)
             continue;
-        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++) {
+        for (uint32_t i = 0; i < c->n_subs; i++) {
             if (c->subs[i].view != v)
                 continue;
             if (v->frame[c->fmt] == NULL)
@@ -389,6 +391,15 @@ static rc_view_t *view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t sur
     }
     if (ses->n_views >= MAX_VIEWS)
         return NULL;
+    if (ses->n_views == ses->cap_views) {
+        uint32_t cap = ses->cap_views == 0 ? 2 : ses->cap_views * 2;
+        rc_view_t **views =
+            realloc(ses->views, (cap > MAX_VIEWS ? MAX_VIEWS : cap) * sizeof(*views));
+        if (views == NULL)
+            return NULL;
+        ses->views = views;
+        ses->cap_views = cap > MAX_VIEWS ? MAX_VIEWS : cap;
+    }
     rc_view_t *v = calloc(1, sizeof(*v));
     if (v == NULL || (v->ranked = calloc(spec->k, sizeof(*v->ranked))) == NULL) {
         free(v);
@@ -450,6 +461,7 @@ static void session_free(rc_sessions_t *s, rc_session_t *ses)
     rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
     for (uint32_t i = 0; i < ses->n_views; i++)
         view_free(ses->views[i]);
+    free(ses->views);
     free(ses->seen_ids);
     free(ses);
     s->n_sessions--;
@@ -830,9 +842,33 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     rc_frame_unref(f);
 }
 
+/* A free subscription slot, growing the table (and the outbox's list slots with it) when
+ * all are taken: most connections hold one or two lists, so none pays for sixteen. */
+static int free_sub_slot(rc_conn_t *c)
+{
+    uint32_t max = (uint32_t)c->reg->cfg->max_subscriptions;
+    for (uint32_t i = 0; i < c->n_subs; i++)
+        if (c->subs[i].view == NULL)
+            return (int)i;
+    if (c->n_subs >= max)
+        return -1;
+    uint32_t n = c->n_subs == 0 ? 2 : c->n_subs * 2;
+    n = n > max ? max : n;
+    rc_sub_t *subs = realloc(c->subs, n * sizeof(*subs));
+    if (subs == NULL)
+        return -1;
+    memset(subs + c->n_subs, 0, (n - c->n_subs) * sizeof(*subs));
+    c->subs = subs;
+    if (rc_outbox_grow_slots(&c->outbox, n) != 0)
+        return -1;
+    int slot = (int)c->n_subs;
+    c->n_subs = n;
+    return slot;
+}
+
 static int find_sub(const rc_conn_t *c, rc_str_t surface)
 {
-    for (int64_t i = 0; i < c->reg->cfg->max_subscriptions; i++)
+    for (uint32_t i = 0; i < c->n_subs; i++)
         if (c->subs[i].view != NULL && strlen(c->subs[i].surface) == surface.n &&
             memcmp(c->subs[i].surface, surface.p, surface.n) == 0)
             return (int)i;
@@ -856,11 +892,8 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         spec.category = cat > 0 ? cat : INT32_MAX;
     }
     int slot = find_sub(c, m->u.subscribe.surface);
-    if (slot < 0) {
-        for (int64_t i = 0; i < s->cfg->max_subscriptions && slot < 0; i++)
-            if (c->subs[i].view == NULL)
-                slot = (int)i;
-    }
+    if (slot < 0)
+        slot = free_sub_slot(c);
     if (slot < 0) {
         conn_error(c, RC_PERR_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", (rc_str_t){0},
                    false);
@@ -1235,9 +1268,7 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     rc_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->subs = calloc((size_t)s->cfg->max_subscriptions, sizeof(*c->subs));
-    if (c->subs == NULL || rc_outbox_init(&c->outbox, (uint32_t)s->cfg->max_subscriptions) != 0) {
-        free(c->subs);
+    if (rc_outbox_init(&c->outbox, 0) != 0) {
         free(c);
         return NULL;
     }
@@ -1268,7 +1299,7 @@ void rc_conn_closed(rc_conn_t *c)
     rc_list_unlink(&c->hello_link);
     rc_list_unlink(&c->activity_link);
     if (ses != NULL) {
-        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++)
+        for (uint32_t i = 0; i < c->n_subs; i++)
             if (c->subs[i].view != NULL)
                 view_release(ses, c->subs[i].view);
         rc_list_unlink(&c->session_link);
@@ -1277,7 +1308,8 @@ void rc_conn_closed(rc_conn_t *c)
             rc_list_push_back(&s->idle_sessions, &ses->idle_link);
         }
     }
-    memset(c->subs, 0, (size_t)s->cfg->max_subscriptions * sizeof(*c->subs));
+    if (c->n_subs > 0)
+        memset(c->subs, 0, c->n_subs * sizeof(*c->subs));
     c->state = CONN_GONE;
     c->session = NULL;
     c->transport = NULL;
