@@ -33,6 +33,8 @@ int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
         (rc_blend_t){.covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f};
     e->source_decay = 0.4f;
     e->backward_weight = 0.5f;
+    e->explore_new = true;
+    e->established = UINT32_MAX;
     return 0;
 }
 
@@ -341,8 +343,29 @@ const uint32_t *rc_engine_feature_items(const rc_engine_t *e, uint32_t feat, uin
     return NULL;
 }
 
+/* The newest items first: they are the ones without data. The scan is bounded so a refresh
+ * stays cheap on a large catalog. */
+static void explore_pool_build(rc_engine_t *e)
+{
+    const rc_catalog_t *c = &e->catalog;
+    if (e->established == UINT32_MAX)
+        e->established = c->n;
+    e->n_explore = 0;
+    uint32_t scanned = 0;
+    for (uint32_t i = c->n;
+         i-- > e->established && e->n_explore < RC_EXPLORE_POOL && scanned < 4096; scanned++) {
+        const rc_item_t *it = &c->items[i];
+        uint32_t n_nb;
+        rc_covisit_neighbors(&e->covisit, i, &n_nb);
+        bool touched = i < e->trending.n_items && e->trending.score[RC_SEG_ALL][i] > 0;
+        if (rc_item_recommendable(it) && !(it->flags & RC_ITEM_LEARNED) && n_nb == 0 && !touched)
+            e->explore_pool[e->n_explore++] = i;
+    }
+}
+
 int rc_engine_refresh(rc_engine_t *e)
 {
+    explore_pool_build(e);
     if (e->features.cap == 0 || e->features.generation != e->catalog.generation) {
         int rc = feature_index_build(&e->features, &e->catalog);
         if (rc != 0)

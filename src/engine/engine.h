@@ -58,8 +58,11 @@ typedef enum {
     RC_SRC_CONTENT,
     RC_SRC_TRENDING,
     RC_SRC_POPULAR,
-    RC_SRC_COUNT
+    RC_SRC_COUNT,                 /* the parts of the blended score; what follows is not one */
+    RC_SRC_EXPLORE = RC_SRC_COUNT /* a new item given a place to gather data */
 } rc_src_t;
+
+#define RC_EXPLORE_POOL 64 /* new items without data that may get an exploration place */
 
 typedef struct rc_ranked {
     uint32_t item;
@@ -94,6 +97,14 @@ typedef struct rc_engine {
     /* Weight of a pair in the backward direction (the later item's list learns the earlier
      * one), relative to the forward direction. */
     float backward_weight;
+    /* Exploration: catalog items added after the first refresh (live upserts; not items
+     * learned from traffic, which have data from their first event) that nobody has
+     * interacted with yet, at most RC_EXPLORE_POOL, rebuilt at each refresh. The last place
+     * of a list of 5 or more goes to the one closest to the user's interests. */
+    bool explore_new;
+    uint32_t established; /* catalog size at the first refresh; UINT32_MAX before */
+    uint32_t explore_pool[RC_EXPLORE_POOL];
+    uint32_t n_explore;
     /* Scratch of one rank, sized to the catalog; a stamp marks the entries of this rank so
      * nothing is cleared between ranks. */
     uint32_t scratch_cap;

@@ -1072,6 +1072,53 @@ static void test_why_phrases(void **state)
     rc_engine_free(e);
 }
 
+/* An item upserted after the start, with no data yet, takes the last place of a list of 5
+ * or more (the user's category first among new items), with the reason "New in ..."; never
+ * in a shorter list; and not any more once users interacted with it. */
+static void test_rank_explores_new_items(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t u, o;
+    rc_ranked_t out[10];
+    char why[64];
+    uint32_t fresh_other, fresh_mine;
+    engine_with_items(e, false); /* refreshed: these 200 items are established */
+    const char *tags[] = {"color1"};
+    assert_int_equal(
+        rc_catalog_upsert(&e->catalog, "new-a", "New A", "cat5", tags, 1, 3, 0, &fresh_other), 0);
+    assert_int_equal(
+        rc_catalog_upsert(&e->catalog, "new-b", "New B", "cat2", tags, 1, 3, 0, &fresh_mine), 0);
+    assert_int_equal(rc_engine_refresh(e), 0);
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 2, T0_MS);  /* cat2 */
+    observe(e, &u, RC_EV_VIEW, 10, T0_MS); /* cat2 */
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_equal(n, 10);
+    assert_int_equal(out[9].item, fresh_mine);
+    assert_int_equal(out[9].src, RC_SRC_EXPLORE);
+    assert_string_equal(rc_src_name(out[9].src), "explore");
+    rc_engine_why(e, &u, &out[9], why, sizeof(why));
+    assert_string_equal(why, "New in cat2");
+    assert_int_equal(place_of(out, 9, fresh_other), -1);
+
+    n = rank_k(e, &u, 4, -1, -1, -1, out);
+    assert_int_equal(place_of(out, n, fresh_mine), -1);
+    assert_int_equal(place_of(out, n, fresh_other), -1);
+
+    /* Others view it: it has data now, and leaves the pool at the next refresh. */
+    rc_user_state_init(&o, RC_DEV_MOBILE, 0);
+    observe(e, &o, RC_EV_VIEW, 50, T0_MS);
+    observe(e, &o, RC_EV_VIEW, fresh_mine, T0_MS);
+    assert_int_equal(rc_engine_refresh(e), 0);
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
+    for (uint32_t i = 0; i < n; i++)
+        if (out[i].item == fresh_mine)
+            assert_int_not_equal(out[i].src, RC_SRC_EXPLORE);
+    assert_int_equal(out[9].item, fresh_other);
+    rc_engine_free(e);
+}
+
 /* ---------------------------------------------------------------------------------------
  * Experiments
  */
@@ -1237,6 +1284,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rank_after_catalog_grows, free_engines),
         cmocka_unit_test_teardown(test_why_phrases, free_engines),
         cmocka_unit_test_teardown(test_rank_newest_source_and_direction, free_engines),
+        cmocka_unit_test_teardown(test_rank_explores_new_items, free_engines),
         cmocka_unit_test(test_experiment_parse),
         cmocka_unit_test(test_experiment_assignment),
         cmocka_unit_test_teardown(test_experiment_blend_changes_rank, free_engines),
