@@ -385,7 +385,8 @@ static summary_t summarize(method_metrics_t *m, uint32_t n_items)
     for (uint64_t i = 0; i < m->n; i++)
         sum += m->us[i];
     s.mean_us = sum / n;
-    qsort(m->us, m->n, sizeof(float), by_float);
+    if (m->n > 0) /* methods not run have no samples (and no array) */
+        qsort(m->us, m->n, sizeof(float), by_float);
     s.p50_us = quantile(m->us, m->n, 0.50);
     s.p99_us = quantile(m->us, m->n, 0.99);
     return s;
