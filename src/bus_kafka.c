@@ -198,7 +198,10 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
         return RC_ENOMEM;
     p->done = done;
     p->arg = arg;
-    const char *topic = m->kind == RC_BUS_PUSH ? b->pushes_topic : b->events_topic;
+    /* Node summaries (RC_BUS_OPS) ride with pushes: every node reads both, and they must
+     * not be replayed as events. */
+    const char *topic =
+        m->kind == RC_BUS_PUSH || m->kind == RC_BUS_OPS ? b->pushes_topic : b->events_topic;
     /* Keyed by user: one user's events stay in order on one partition. */
     rd_kafka_resp_err_t err = rd_kafka_producev(
         b->producer, RD_KAFKA_V_TOPIC(topic),

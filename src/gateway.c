@@ -6,6 +6,7 @@
 #include "error.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "outbox.h"
 #include "proto.h"
 
@@ -468,13 +469,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-/* protocols[0] serves files; "rc-http" the dynamic routes.
- * Not const: the WebSocket entries get their receive buffer size from the settings. */
+/* protocols[0] serves files; "rc-http" the dynamic routes; [4] is the ops feed when there is
+ * one (else it ends the list). Not const: the WebSocket entries get their receive buffer
+ * size from the settings, and the feed its state. */
 static struct lws_protocols protocols[] = {
     {"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0},
     {"rc-http", http_callback, sizeof(http_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.msgpack", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.json", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -512,7 +515,34 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
 }
 
 /* Mounts live as long as the context; one static set per process is enough. */
-static struct lws_http_mount mounts[5];
+static struct lws_http_mount mounts[7];
+static char sdk_dir[4096], msgpack_dir[4096];
+
+/* The demo pages import the JavaScript SDK from its own sources (no copy, no CDN), and the
+ * SDK's one dependency from its ESM build installed by scripts/setup. Returns the mount
+ * list's head. */
+static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
+                                              const struct lws_http_mount *next)
+{
+    if (cfg->sdk_root[0] == '\0')
+        return next;
+    snprintf(sdk_dir, sizeof(sdk_dir), "%s/src", cfg->sdk_root);
+    snprintf(msgpack_dir, sizeof(msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
+             cfg->sdk_root);
+    const char *points[2] = {"/sdk", "/vendor/msgpack"}, *dirs[2] = {sdk_dir, msgpack_dir};
+    for (int i = 0; i < 2; i++) {
+        struct lws_http_mount *m = &mounts[5 + i];
+        memset(m, 0, sizeof(*m));
+        m->mount_next = next;
+        m->mountpoint = points[i];
+        m->mountpoint_len = (unsigned char)strlen(points[i]);
+        m->origin = dirs[i];
+        m->origin_protocol = LWSMPRO_FILE;
+        m->extra_mimetypes = &mime_json;
+        next = m;
+    }
+    return next;
+}
 
 /* The listening socket is the gateway's own, not lws's: lws 4.1.6 sets SO_REUSEPORT only
  * for multi-threaded contexts, and --workers needs it to share one port between
@@ -633,6 +663,8 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     set_route(&mounts[2], &mounts[1], "/readyz");
     set_route(&mounts[3], &mounts[2], "/metrics");
     set_route(&mounts[4], &mounts[3], "/api");
+    if (hooks->ops != NULL)
+        rc_ops_protocol(hooks->ops, &protocols[4]);
 
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive(). */
@@ -644,7 +676,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
     info.pvo = &pvo;
-    info.mounts = &mounts[4];
+    info.mounts = mount_sdk(cfg, &mounts[4]);
     info.user = g;
     info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";

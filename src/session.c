@@ -11,6 +11,7 @@
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "strmap.h"
 
 #include <math.h>
@@ -637,6 +638,9 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         return false;
     }
     rc_metrics.events_received[ev->kind]++;
+    /* Every list is "control" until the engine runs experiments (see encode_view). */
+    rc_ops_record_event((rc_str_t){ses->user, (uint32_t)ses->user_len}, ev->kind, ev->item,
+                        ev->surface, "control");
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
@@ -1031,6 +1035,8 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         break;
     case RC_BUS_PUSH:
         deliver_push(s, m);
+        break;
+    case RC_BUS_OPS: /* the node routes these to the ops feed */
         break;
     }
 }
