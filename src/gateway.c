@@ -486,8 +486,12 @@ static const struct lws_protocol_vhost_options pvo_json_default = {NULL, NULL, "
 static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default, "rankcast.v1.json",
                                                       ""};
 
-/* lws knows the usual types; the demo also serves JSON lines and ES modules. */
-static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
+/* lws knows the usual types; the demo also serves JSON lines, ES modules and the catalog's
+ * attribution (Markdown, linked from the shop's footer). */
+static const struct lws_protocol_vhost_options mime_md = {NULL, NULL, ".md",
+                                                          "text/plain; charset=utf-8"};
+static const struct lws_protocol_vhost_options mime_mjs = {&mime_md, NULL, ".mjs",
+                                                           "text/javascript"};
 static const struct lws_protocol_vhost_options mime_jsonl = {&mime_mjs, NULL, ".jsonl",
                                                              "application/x-ndjson"};
 static const struct lws_protocol_vhost_options mime_json = {&mime_jsonl, NULL, ".json",

@@ -103,8 +103,6 @@ function connect() {
     user: state.user,
     device: state.device,
     tzOffsetMin: tzOffsetFor(state.hour),
-    // A person clicks one thing at a time: send it now rather than wait 15 ms for company.
-    batchWindowMs: 0,
   });
   state.client = client;
   client.on('state', ({ state: s }) => client === state.client && renderStatus(s, client));
@@ -144,6 +142,9 @@ function send(event, label) {
   state.sent.set(pending.id, { t, label });
   if (state.sent.size > SENT_KEPT) state.sent.delete(state.sent.keys().next().value ?? '');
   pending.catch(() => {}); // failures are shown through the client's 'error' event
+  // A person clicks one thing at a time: send it now instead of waiting the SDK's batch
+  // window (15 ms) for company. Impressions still travel in batches.
+  client.flush().catch(() => {});
 }
 
 // ---- the rail --------------------------------------------------------------------------------

@@ -21,8 +21,7 @@ function svgEl(tag, attrs) {
  * @param {SVGSVGElement} svg @param {Series[]} series @param {LineOptions} opts
  */
 export function lineChart(svg, series, opts) {
-  const W = 600, H = 220, L = 56, R = 10, T = 12, B = 22;
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const [W, H] = size(svg), L = 60, R = 10, T = 12, B = 22;
   const all = series.flatMap((s) => s.values).filter((v) => v !== null && v > 0);
   const n = Math.max(2, ...series.map((s) => s.values.length));
   let lo, hi;
@@ -31,7 +30,8 @@ export function lineChart(svg, series, opts) {
     hi = 10 ** Math.ceil(Math.log10(Math.max(opts.minMax ?? 1000, ...all) * 1.05));
   } else {
     lo = 0;
-    hi = niceCeil(Math.max(opts.minMax ?? 1, ...all) * 1.1);
+    const step = niceCeil(Math.max(opts.minMax ?? 1, ...all) * 1.05 / 4);
+    hi = step * Math.ceil(Math.max(opts.minMax ?? 1, ...all) * 1.05 / step);
   }
   const y = (/** @type {number} */ v) => {
     const f = opts.log ? (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : (v - lo) / (hi - lo);
@@ -39,7 +39,7 @@ export function lineChart(svg, series, opts) {
   };
   const x = (/** @type {number} */ i) => L + (i / (n - 1)) * (W - L - R);
   const kids = [];
-  const ticks = opts.log ? decades(lo, hi) : [0, hi / 4, hi / 2, (3 * hi) / 4, hi];
+  const ticks = opts.log ? decades(lo, hi) : linearTicks(hi);
   for (const t of ticks) {
     kids.push(svgEl('line', { x1: L, x2: W - R, y1: y(t), y2: y(t), class: 'grid' }));
     const label = svgEl('text', { x: L - 6, y: y(t) + 4, class: 'tick', 'text-anchor': 'end' });
@@ -67,8 +67,7 @@ export function lineChart(svg, series, opts) {
  * @param {SVGSVGElement} svg @param {{label: string, value: number}[]} bars @param {string} color
  */
 export function barChart(svg, bars, color) {
-  const W = 600, H = 220, L = 8, R = 8, T = 16, B = 34;
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const [W, H] = size(svg), L = 8, R = 8, T = 16, B = 34;
   const max = Math.max(1, ...bars.map((b) => b.value));
   const w = (W - L - R) / Math.max(1, bars.length);
   const kids = [svgEl('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'grid' })];
@@ -87,6 +86,22 @@ export function barChart(svg, bars, color) {
     }
   });
   svg.replaceChildren(...kids);
+}
+
+// Drawn in the element's own pixels, so text keeps its size at every width.
+/** @param {SVGSVGElement} svg @returns {[number, number]} */
+function size(svg) {
+  const W = Math.max(200, Math.round(svg.clientWidth)), H = Math.max(120, Math.round(svg.clientHeight));
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  return [W, H];
+}
+
+/** Ticks at a round step: 0, step, 2·step… up to `hi`. @param {number} hi */
+function linearTicks(hi) {
+  const step = niceCeil(hi / 4);
+  const out = [];
+  for (let v = 0; v <= hi * 1.001; v += step) out.push(v);
+  return out;
 }
 
 /** @param {number} v */

@@ -120,10 +120,13 @@ export async function openPage(browser, viewport, opts = {}) {
   return { page, context, problems };
 }
 
-/** Saves a full-page screenshot as build/test-artifacts/<name>.png; returns the path. */
-export async function screenshot(page, name) {
+/**
+ * Saves a screenshot as build/test-artifacts/<name>.png (the viewport, or the whole page);
+ * returns the path.
+ */
+export async function screenshot(page, name, { fullPage = false } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path, fullPage: false });
+  await page.screenshot({ path, fullPage });
   return path;
 }
