@@ -126,6 +126,7 @@ typedef struct node_summary {
     bool profiles_ok, bus_ok;
     int64_t t_ms;        /* when its sample was taken (its wall clock) */
     uint64_t heard_mono; /* when this node received it */
+    bool late;           /* it was already old when it arrived */
 } node_summary_t;
 
 typedef struct ops_pss ops_pss_t;
@@ -332,6 +333,8 @@ static node_summary_t *peer_slot(rc_ops_t *o, rc_str_t node)
     return p;
 }
 
+#define PEER_MAX_AGE_MS 10000 /* an older summary (delayed on the bus) is not news */
+
 void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m)
 {
     if (m->kind != RC_BUS_OPS || m->data == NULL || m->data->type != MSGPACK_OBJECT_MAP ||
@@ -370,6 +373,8 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m)
             p->t_ms = (int64_t)x;
     }
     p->heard_mono = rc_mono_us();
+    /* Judged by the sender's clock: nodes of one cluster are assumed to keep time. */
+    p->late = p->t_ms > 0 && rc_wall_ms() - p->t_ms > PEER_MAX_AGE_MS;
 }
 
 static void forget_silent_peers(rc_ops_t *o, uint64_t now_us)
@@ -406,7 +411,7 @@ static void enc_node(rc_enc_t *e, const node_summary_t *s, bool self, uint64_t n
     rc_enc_bool(e, self);
     enc_int(e, "age_ms", (int64_t)age_ms);
     rc_enc_key(e, "stale");
-    rc_enc_bool(e, age_ms > RC_OPS_PEER_STALE_MS);
+    rc_enc_bool(e, s->late || age_ms > RC_OPS_PEER_STALE_MS);
     enc_int(e, "connections", s->connections);
     enc_int(e, "sessions", s->sessions);
     enc_num(e, "events_per_s", s->events_per_s, 1);
