@@ -236,7 +236,7 @@ function renderRailMeta(list, ms, label) {
 
 function renderLatencies() {
   const box = $('latency');
-  const max = Math.max(50, ...state.latencies);
+  const max = Math.max(20, ...state.latencies) * 1.15;
   if (state.latencies.length === 0) { box.replaceChildren(); return; }
   const sorted = [...state.latencies].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
