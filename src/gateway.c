@@ -669,6 +669,8 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     set_route(&mounts[4], &mounts[3], "/api");
     if (hooks->ops != NULL)
         rc_ops_protocol(hooks->ops, &protocols[4]);
+    else
+        memset(&protocols[4], 0, sizeof(protocols[4])); /* ends the list */
 
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive(). */

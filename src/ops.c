@@ -644,9 +644,13 @@ void rc_ops_free(rc_ops_t *o)
 {
     if (o == NULL)
         return;
-    /* Dashboards still listed (their close callbacks never came) must not point here. */
-    for (ops_pss_t *p = o->subscribers.next; p != &o->subscribers; p = p->next)
+    /* Dashboards still listed (their close callbacks have not come) must not point here,
+     * nor at each other through the list head freed below. */
+    for (ops_pss_t *p = o->subscribers.next, *next; p != &o->subscribers; p = next) {
+        next = p->next;
         p->ops = NULL;
+        p->next = p->prev = NULL;
+    }
     rc_wbuf_free(&o->snap);
     free(o);
 }

@@ -3,6 +3,7 @@
 // a downloaded browser), collects every console error and page error of every page, and
 // saves screenshots under build/test-artifacts/.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -89,6 +90,13 @@ export async function startDemoServer(extraArgs = []) {
     }
     await sleep(50);
   }
+}
+
+/** Stops the server and asserts a clean exit (code 0 on SIGTERM: no sanitizer report, no crash). */
+export async function stopCleanly(server) {
+  if (!server) return;
+  const exit = await server.stop();
+  assert.deepEqual(exit, { code: 0, signal: null }, `rankcast did not exit cleanly\n${server.log()}`);
 }
 
 /** Chromium for tests: headless, no sandbox (containers), nothing that reaches the network. */

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 
 import WebSocket from 'ws';
 
-import { DESKTOP, PHONE, REPO_ROOT, launchBrowser, missingReason, openPage, screenshot, sleep, startDemoServer } from './harness.mjs';
+import { DESKTOP, PHONE, REPO_ROOT, launchBrowser, missingReason, openPage, screenshot, sleep, startDemoServer, stopCleanly } from './harness.mjs';
 import { startLoad } from './load.mjs';
 
 const skip = missingReason();
@@ -50,7 +50,7 @@ describe('ops dashboard', { skip: skip ?? false, timeout: 120_000 }, () => {
   });
   after(async () => {
     await browser?.close();
-    await server?.stop();
+    await stopCleanly(server);
   });
 
   test('counters and the latency chart move under load; pushed, not polled', async () => {
@@ -154,7 +154,7 @@ describe('ops feed access', { skip: skip ?? false, timeout: 60_000 }, () => {
       assert.deepEqual(problems, []);
     } finally {
       await browser.close();
-      await server.stop();
+      await stopCleanly(server);
     }
   });
 
@@ -165,7 +165,7 @@ describe('ops feed access', { skip: skip ?? false, timeout: 60_000 }, () => {
       assert.equal(await f.closed, 4010);
       assert.match(f.messages[0].message, /admin-token/);
     } finally {
-      await server.stop();
+      await stopCleanly(server);
     }
   });
 });

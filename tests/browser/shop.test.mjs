@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { DESKTOP, PHONE, launchBrowser, missingReason, openPage, screenshot, startDemoServer } from './harness.mjs';
+import { DESKTOP, PHONE, launchBrowser, missingReason, openPage, screenshot, startDemoServer, stopCleanly } from './harness.mjs';
 
 const CLICK_BUDGET_MS = 200;
 const CLICKS = 6;
@@ -52,7 +52,7 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
   });
   after(async () => {
     await browser?.close();
-    await server?.stop();
+    await stopCleanly(server);
   });
   const open = async (viewport, opts) => {
     const p = await openPage(browser, viewport, opts);
