@@ -218,6 +218,11 @@ function renderBackends(backends) {
 
 /** @param {any[]} nodes */
 function renderNodes(nodes) {
+  const live = nodes.filter((n) => !n.stale);
+  const sum = (/** @type {string} */ k) => live.reduce((a, n) => a + n[k], 0);
+  $('cluster').textContent = nodes.length > 1
+    ? `${live.length} of ${nodes.length} nodes live · ${nf.format(sum('connections'))} connections · ${nf1.format(sum('events_per_s'))} events/s in all`
+    : 'one node (several share their figures through Kafka)';
   $('nodes').replaceChildren(...nodes.map((n) => {
     const tr = el('tr');
     const status = n.stale ? `silent ${Math.round(n.age_ms / 1000)} s` : n.self ? 'this node' : `heard ${Math.round(n.age_ms)} ms ago`;
