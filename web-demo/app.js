@@ -210,7 +210,11 @@ function fillRailItem(li, key) {
 /** @param {RecsList} list */
 function renderRail(list) {
   const rail = $('rail');
+  // On phones the rail scrolls sideways: one looking at its start keeps looking at the start
+  // (the new first items), not at wherever the item it showed first has moved to.
+  const atStart = rail.scrollLeft < 8;
   flipUpdate(rail, list.items.map((r) => r.item), railItem, fillRailItem, (e) => e.dataset.item);
+  if (atStart) rail.scrollLeft = 0;
   // Attributes last: a watcher of the rail sees them change once the items are in place.
   rail.dataset.version = String(list.version);
   rail.dataset.cause = list.cause ?? '';
