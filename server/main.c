@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -172,6 +173,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "rankcast: --workers > 1 needs --kafka (workers meet only through "
                             "it) and a fixed --port\n");
             goto out;
+        }
+        /* Workers must hash user ids alike; without a configured key they share one made
+         * here (other nodes of the cluster then cannot reach this machine's users). */
+        if (cfg.pseudonym_key[0] == '\0') {
+            unsigned char raw[32];
+            char hex[65], kerr[128];
+            if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+                goto out;
+            for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+            rc_config_set(&cfg, "pseudonym-key", hex, kerr, sizeof(kerr));
+            RC_WARN("main",
+                    "no --pseudonym-key: the workers share a random one; give every "
+                    "node of a cluster the same key",
+                    NULL);
         }
         rc = supervise(&cfg);
         goto out;

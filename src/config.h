@@ -34,6 +34,19 @@ typedef struct rc_config {
     bool anonymous;
     bool consent_default;
     char *admin_token;
+    /* security */
+    char *jwt_secret;
+    char *jwt_public_key;
+    char *jwt_issuer;
+    char *jwt_audience;
+    int64_t jwt_leeway_s;
+    char *tls_cert;
+    char *tls_key;
+    char *allowed_origins;
+    int64_t max_conns_per_ip;
+    int64_t ping_interval_s;
+    int64_t pong_timeout_s;
+    char *pseudonym_key;
     /* protocol limits */
     int64_t max_message_bytes;
     int64_t max_batch;

@@ -2,6 +2,7 @@
  * written only from WRITEABLE callbacks, one frame per callback; the session module asks
  * for those callbacks through rc_gateway_transport_ops. */
 #include "gateway.h"
+#include "admin_api.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -9,11 +10,13 @@
 #include "ops.h"
 #include "outbox.h"
 #include "proto.h"
+#include "strmap.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <netdb.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -34,15 +37,32 @@ struct rc_gateway {
     int listen_fd;
     int port;
     uv_poll_t listen_poll;
+    bool tls;
+    rc_strmap_t conns_by_ip; /* ip_entry_t*, keyed by the address bytes */
+    /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
+     * LWS_CALLBACK_ESTABLISHED of the same wsi: lws calls both within one call chain, and
+     * every upgrade passes CONFIRM_UPGRADE first (which resets this), so no stale claims can
+     * reach another connection. */
+    struct lws *claims_wsi;
+    rc_jwt_claims_t claims;
 };
+
+/* Open connections of one client address, for --max-conns-per-ip. Each adopted wsi points
+ * at its entry (lws opaque user data) until LWS_CALLBACK_WSI_DESTROY. */
+typedef struct ip_entry {
+    uint32_t count;
+    uint8_t len;
+    char addr[16];
+} ip_entry_t;
 
 /* Per WebSocket connection. */
 typedef struct ws_pss {
     rc_conn_t *conn;
     rc_wbuf_t rx; /* fragments of a message being reassembled */
     bool rx_binary;
-    bool refused; /* a message was too large: ignore input until the close */
-    bool closing; /* the close handshake has been started */
+    bool refused;  /* a message was too large: ignore input until the close */
+    bool closing;  /* the close handshake has been started */
+    bool ping_due; /* the session asked for a ping */
     uint64_t rx_t0_us;
 } ws_pss_t;
 
@@ -54,8 +74,6 @@ typedef struct http_pss {
     bool post_refused; /* the POST was answered before its body (auth, size) */
     char route[128];
 } http_pss_t;
-
-#define ADMIN_BODY_MAX 65536
 
 /* ---- transport ops for the session module ---- */
 
@@ -69,7 +87,18 @@ static void transport_kill(void *transport)
     lws_set_timeout((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-const rc_transport_ops_t rc_gateway_transport_ops = {transport_want_write, transport_kill};
+static void transport_ping(void *transport)
+{
+    struct lws *wsi = transport;
+    ws_pss_t *pss = lws_wsi_user(wsi);
+    if (pss != NULL) {
+        pss->ping_due = true;
+        lws_callback_on_writable(wsi);
+    }
+}
+
+const rc_transport_ops_t rc_gateway_transport_ops = {transport_want_write, transport_kill,
+                                                     transport_ping};
 
 static rc_gateway_t *gateway_of(struct lws *wsi)
 {
@@ -78,19 +107,12 @@ static rc_gateway_t *gateway_of(struct lws *wsi)
 
 /* ---- WebSocket ---- */
 
+static int confirm_upgrade(struct lws *wsi, const char *upgrade);
+
 static rc_format_t format_of(struct lws *wsi)
 {
     const struct lws_protocols *p = lws_get_protocol(wsi);
     return p && strcmp(p->name, "rankcast.v1.msgpack") == 0 ? RC_FMT_MSGPACK : RC_FMT_JSON;
-}
-
-static int ws_filter(struct lws *wsi)
-{
-    char uri[64];
-    /* The protocol lives on /ws only; anything else is refused before the upgrade. */
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws") != 0)
-        return 1;
-    return gateway_of(wsi)->accepting ? 0 : 1;
 }
 
 static int ws_established(struct lws *wsi, ws_pss_t *pss)
@@ -101,6 +123,10 @@ static int ws_established(struct lws *wsi, ws_pss_t *pss)
     pss->conn = rc_conn_open(g->sessions, format_of(wsi), wsi);
     if (pss->conn == NULL)
         return -1;
+    if (g->claims_wsi == wsi) {
+        rc_conn_set_claims(pss->conn, &g->claims);
+        g->claims_wsi = NULL;
+    }
     rc_metrics.connections++;
     rc_metrics.connections_total++;
     return 0;
@@ -162,6 +188,16 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
     const char *reason;
     if (pss->conn == NULL)
         return -1;
+    if (pss->ping_due && !pss->closing) {
+        /* Not empty: lws 4.1.6 does not report a pong with no payload to the callback. */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'r', [LWS_PRE + 1] = 'c'};
+        pss->ping_due = false;
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        rc_metrics.pings_sent++;
+        lws_callback_on_writable(wsi); /* the frames, if any, next turn */
+        return 0;
+    }
     for (int i = 0; i < FRAMES_PER_WRITEABLE && !lws_send_pipe_choked(wsi); i++) {
         rc_frame_t *f = rc_conn_next_frame(pss->conn);
         if (f == NULL)
@@ -199,16 +235,111 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
     ws_pss_t *pss = user;
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return ws_filter(wsi);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* Adopted sockets start bound to the default protocol (JSON), so the gate is asked
+         * here as well as in root_callback. */
+        return confirm_upgrade(wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
         return ws_established(wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(wsi, pss, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_writeable(wsi, pss);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->conn != NULL)
+            rc_conn_alive(pss->conn, rc_mono_us());
+        return 0;
     case LWS_CALLBACK_CLOSED:
         ws_closed(pss);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* ---- the upgrade gate ---- */
+
+static struct lws_protocols protocols[6];
+
+/* Answers an upgrade request with an HTTP error instead of 101, counted by reason. */
+static int refuse_upgrade(struct lws *wsi, unsigned int status, rc_refused_reason_t why,
+                          const char *message)
+{
+    rc_metrics.handshakes_refused[why]++;
+    RC_DEBUG("gateway", "upgrade refused", "status=%u reason=\"%s\"", status, message);
+    if (lws_return_http_status(wsi, status, message))
+        return -1;
+    return 1;
+}
+
+static bool origin_allowed(const char *allowed, const char *origin)
+{
+    size_t n = strlen(origin);
+    for (const char *p = allowed; *p != '\0';) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end != '\0' && *end != ',' && *end != ' ')
+            end++;
+        if ((size_t)(end - p) == n && n > 0 && strncasecmp(p, origin, n) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* Every WebSocket upgrade is checked here, before any protocol state exists: the path, the
+ * node still accepting, the Origin (browsers send it; native clients do not), and a token
+ * in the Authorization header (native clients), whose subject the connection then is. */
+static int confirm_upgrade(struct lws *wsi, const char *upgrade)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    char buf[RC_JWT_MAX_LEN + 8];
+    g->claims_wsi = NULL;
+    if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
+        return 0;
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0)
+        buf[0] = '\0';
+    /* The ops feed (/ops) checks its own credential in its first message (ops.h). */
+    bool ops = strcmp(buf, "/ops") == 0 && protocols[4].name != NULL;
+    if (strcmp(buf, "/ws") != 0 && !ops)
+        return refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND, RC_REFUSED_PATH,
+                              "WebSocket sessions live on /ws");
+    if (!g->accepting)
+        return refuse_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, RC_REFUSED_DRAINING,
+                              "draining: connect to another node");
+    if (g->cfg->allowed_origins[0] != '\0' &&
+        lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN) > 0 &&
+        !origin_allowed(g->cfg->allowed_origins, buf))
+        return refuse_upgrade(wsi, HTTP_STATUS_FORBIDDEN, RC_REFUSED_ORIGIN, "origin not allowed");
+    int n = ops ? 0 : lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 0) {
+        if (n < 8 || strncasecmp(buf, "Bearer ", 7) != 0 ||
+            rc_sessions_verify_token(g->sessions, buf + 7, (size_t)n - 7, &g->claims) != RC_JWT_OK)
+            return refuse_upgrade(wsi, HTTP_STATUS_UNAUTHORIZED, RC_REFUSED_TOKEN, "token refused");
+        g->claims_wsi = wsi;
+    }
+    return 0;
+}
+
+static void ip_release(rc_gateway_t *g, ip_entry_t *e)
+{
+    if (e == NULL || --e->count > 0)
+        return;
+    rc_strmap_del(&g->conns_by_ip, e->addr, e->len);
+    free(e);
+}
+
+/* protocols[0]: lws's file serving, plus the upgrade gate and the end of every wsi. */
+static int root_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(wsi, in);
+    case LWS_CALLBACK_WSI_DESTROY:
+        ip_release(gateway_of(wsi), lws_get_opaque_user_data(wsi));
+        lws_set_opaque_user_data(wsi, NULL);
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -240,8 +371,13 @@ static int http_respond(struct lws *wsi, http_pss_t *pss, unsigned int status, c
 
 static int http_error(struct lws *wsi, http_pss_t *pss, unsigned int status, const char *message)
 {
+    /* Messages may quote what they expected: encoded, never pasted into the JSON. */
+    json_t *j = json_pack("{s:s}", "error", message);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     rc_wbuf_reset(&pss->body);
-    rc_wbuf_printf(&pss->body, "{\"error\":\"%s\"}\n", message);
+    rc_wbuf_printf(&pss->body, "%s\n", text != NULL ? text : "{\"error\":\"internal\"}");
+    free(text);
+    json_decref(j);
     return http_respond(wsi, pss, status, "application/json");
 }
 
@@ -304,7 +440,7 @@ static int http_body(http_pss_t *pss, const void *in, size_t len)
 {
     if (pss->post_refused)
         return 0;
-    if (pss->request.len + len > ADMIN_BODY_MAX) {
+    if (pss->request.len + len > RC_API_BODY_MAX) {
         pss->post_refused = true; /* answered at completion */
         rc_wbuf_free(&pss->request);
         return 0;
@@ -313,72 +449,19 @@ static int http_body(http_pss_t *pss, const void *in, size_t len)
     return 0;
 }
 
-static int json_depth(const json_t *j)
-{
-    int deepest = 0;
-    if (json_is_object(j)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach((json_t *)j, k, v)
-        {
-            int d = json_depth(v);
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++) {
-            int d = json_depth(json_array_get(j, i));
-            deepest = d > deepest ? d : deepest;
-        }
-        return deepest + 1;
-    }
-    return 0;
-}
-
-static bool valid_segment(const char *s)
-{
-    return strcmp(s, "all") == 0 || strcmp(s, "device:desktop") == 0 ||
-           strcmp(s, "device:mobile") == 0 || strcmp(s, "device:tablet") == 0 ||
-           strcmp(s, "device:other") == 0;
-}
-
-#define PUSH_MAX_DEPTH 8
-
 /* POST /api/v1/push {"user"|"segment", "topic"?, "data"}: 202 {"id"} once published. */
-static int api_push(struct lws *wsi, http_pss_t *pss, json_t *j)
+static int api_push(struct lws *wsi, http_pss_t *pss)
 {
     rc_gateway_t *g = gateway_of(wsi);
-    const char *user = json_string_value(json_object_get(j, "user"));
-    const char *segment = json_string_value(json_object_get(j, "segment"));
-    json_t *jtopic = json_object_get(j, "topic");
-    const char *topic = jtopic ? json_string_value(jtopic) : "message";
-    json_t *data = json_object_get(j, "data");
-    size_t known = (user != NULL) + (segment != NULL) + (jtopic != NULL) + (data != NULL);
-    if ((user == NULL) == (segment == NULL) || data == NULL || known != json_object_size(j))
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "expected {user or segment, topic?, data} and nothing else");
-    if (user != NULL && !rc_proto_valid_id(user, strlen(user)))
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "bad user id");
-    if (segment != NULL && !valid_segment(segment))
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "segment must be all or device:desktop|mobile|tablet|other");
-    if (topic == NULL || strlen(topic) == 0 || strlen(topic) > 64)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "topic must be 1..64 bytes");
-    if (json_depth(data) > PUSH_MAX_DEPTH)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "data nested too deep (max 8)");
-    msgpack_zone zone;
-    msgpack_object obj;
-    char id[40];
-    if (!msgpack_zone_init(&zone, 1024))
+    rc_api_push_t p;
+    char err[128], id[40];
+    int rc = rc_api_push_parse(&p, rc_wbuf_data(&pss->request), pss->request.len, err, sizeof(err));
+    if (rc == RC_EINVAL)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
+    if (rc != 0)
         return -1;
-    int rc = rc_proto_json_to_object(data, &zone, &obj);
-    if (rc == 0)
-        rc = g->hooks->push(
-            g->hooks->ctx, (rc_str_t){user ? user : "", user ? (uint32_t)strlen(user) : 0},
-            (rc_str_t){segment ? segment : "", segment ? (uint32_t)strlen(segment) : 0},
-            (rc_str_t){topic, (uint32_t)strlen(topic)}, &obj, id, sizeof(id));
-    msgpack_zone_destroy(&zone);
+    rc = g->hooks->push(g->hooks->ctx, p.user, p.segment, p.topic, &p.data, id, sizeof(id));
+    rc_api_push_free(&p);
     if (rc != 0)
         return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
                           "the bus cannot take the push now; retry");
@@ -388,13 +471,13 @@ static int api_push(struct lws *wsi, http_pss_t *pss, json_t *j)
 }
 
 /* POST /api/v1/users/erase {"user"}: 200 {"erased": true}. */
-static int api_erase(struct lws *wsi, http_pss_t *pss, json_t *j)
+static int api_erase(struct lws *wsi, http_pss_t *pss)
 {
     rc_gateway_t *g = gateway_of(wsi);
-    const char *user = json_string_value(json_object_get(j, "user"));
-    if (user == NULL || !rc_proto_valid_id(user, strlen(user)) || json_object_size(j) != 1)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST,
-                          "expected {\\\"user\\\": \\\"<id>\\\"}");
+    char user[RC_ID_MAX + 1], err[128];
+    if (rc_api_erase_parse(rc_wbuf_data(&pss->request), pss->request.len, user, err, sizeof(err)) !=
+        0)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
     if (g->hooks->erase_user(g->hooks->ctx, user, strlen(user)) != 0)
         return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, "profile store refused");
     rc_wbuf_reset(&pss->body);
@@ -408,15 +491,9 @@ static int http_body_done(struct lws *wsi, http_pss_t *pss)
         return 0; /* already answered */
     if (pss->post_refused)
         return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
-    json_t *j = json_loadb(rc_wbuf_data(&pss->request), pss->request.len, 0, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "the body must be a JSON object");
-    }
-    int rc =
-        strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss, j) : api_erase(wsi, pss, j);
-    json_decref(j);
-    return rc;
+    if (rc_wbuf_ok(&pss->request) != 0)
+        return -1;
+    return strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss) : api_erase(wsi, pss);
 }
 
 static int http_begin(struct lws *wsi, http_pss_t *pss)
@@ -472,8 +549,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 /* protocols[0] serves files; "rc-http" the dynamic routes; [4] is the ops feed when there is
  * one (else it ends the list). Not const: the WebSocket entries get their receive buffer
  * size from the settings, and the feed its state. */
-static struct lws_protocols protocols[] = {
-    {"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0},
+static struct lws_protocols protocols[6] = {
+    {"http", root_callback, 0, 0, 0, NULL, 0},
     {"rc-http", http_callback, sizeof(http_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.msgpack", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.json", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
@@ -548,6 +625,25 @@ static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
     return next;
 }
 
+/* Loads a certificate chain and its key into a scratch context: a clear message at start,
+ * and on reload a bad pair is refused before it can replace the good one. */
+static int check_tls_files(const char *cert, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *what = ctx == NULL                                          ? "no memory"
+                       : SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ? "certificate"
+                       : SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ? "key"
+                       : SSL_CTX_check_private_key(ctx) != 1
+                           ? "key (it does not match the certificate)"
+                           : NULL;
+    SSL_CTX_free(ctx);
+    if (what == NULL)
+        return 0;
+    snprintf(err, errlen, "TLS: cannot use the %s (--tls-cert '%s', --tls-key '%s')", what, cert,
+             key);
+    return RC_EINVAL;
+}
+
 /* The listening socket is the gateway's own, not lws's: lws 4.1.6 sets SO_REUSEPORT only
  * for multi-threaded contexts, and --workers needs it to share one port between
  * processes. Accepted connections are handed to lws (lws_adopt_socket_vhost). Binding
@@ -602,6 +698,82 @@ static int open_listener(const rc_config_t *cfg, int *fd_out, int *port_out, cha
     return 0;
 }
 
+/* The address bytes of a peer; an IPv4 client on the dual-stack socket counts as IPv4. */
+static uint8_t peer_key(const struct sockaddr_storage *sa, char out[16])
+{
+    if (sa->ss_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        memcpy(out, &a6->s6_addr[12], 4);
+        return 4;
+    }
+    memcpy(out, a6, 16);
+    return 16;
+}
+
+/* Over --max-conns-per-ip the connection gets a 429 (plaintext) or a close (TLS, where a
+ * plaintext answer would be garbage) before lws ever sees it: one address cannot take
+ * every file descriptor of the process. */
+static void refuse_per_ip(rc_gateway_t *g, int fd)
+{
+    static const char resp[] =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        "Content-Length: 52\r\nConnection: close\r\n\r\n"
+        "{\"error\":\"too many connections from this address\"}\n";
+    rc_metrics.handshakes_refused[RC_REFUSED_PER_IP]++;
+    if (!g->tls && send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        RC_DEBUG("gateway", "429 not sent", "error=\"%s\"", strerror(errno));
+    close(fd);
+}
+
+static ip_entry_t *ip_acquire(rc_gateway_t *g, const struct sockaddr_storage *sa)
+{
+    char key[16];
+    uint8_t len = peer_key(sa, key);
+    uint64_t v;
+    if (rc_strmap_get(&g->conns_by_ip, key, len, &v))
+        return (ip_entry_t *)(uintptr_t)v;
+    ip_entry_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    memcpy(e->addr, key, len);
+    e->len = len;
+    if (rc_strmap_put(&g->conns_by_ip, e->addr, len, (uint64_t)(uintptr_t)e) != 0) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void accept_one(rc_gateway_t *g, int fd, const struct sockaddr_storage *sa)
+{
+    ip_entry_t *e = ip_acquire(g, sa);
+    if (e == NULL) {
+        close(fd);
+        return;
+    }
+    if (g->cfg->max_conns_per_ip > 0 && e->count >= (uint64_t)g->cfg->max_conns_per_ip) {
+        e->count++; /* so the release below frees a fresh entry */
+        ip_release(g, e);
+        refuse_per_ip(g, fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct lws *wsi = lws_adopt_socket_vhost(g->vhost, fd);
+    if (wsi == NULL) {
+        close(fd); /* lws refused it (out of memory): the client sees a reset */
+        e->count++;
+        ip_release(g, e);
+        return;
+    }
+    e->count++;
+    lws_set_opaque_user_data(wsi, e);
+}
+
 static void on_listener_readable(uv_poll_t *h, int status, int events)
 {
     rc_gateway_t *g = h->data;
@@ -610,16 +782,16 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         return;
     /* A bounded batch per turn, so a connection storm cannot hold the loop. */
     for (int i = 0; i < 256 && g->accepting; i++) {
-        int fd = accept4(g->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof(sa);
+        int fd =
+            accept4(g->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 RC_WARN("gateway", "accept failed", "error=\"%s\"", strerror(errno));
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (lws_adopt_socket_vhost(g->vhost, fd) == NULL)
-            close(fd); /* lws refused it (out of memory): the client sees a reset */
+        accept_one(g, fd, &sa);
     }
 }
 
@@ -639,6 +811,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
 {
     int listen_fd, port;
     *loop_unusable = false;
+    bool tls = cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0';
+    if (tls && check_tls_files(cfg->tls_cert, cfg->tls_key, err, errlen) != 0)
+        return NULL;
     if (open_listener(cfg, &listen_fd, &port, err, errlen) != 0)
         return NULL;
     struct lws_context_creation_info info;
@@ -655,6 +830,8 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     g->sessions = sessions;
     g->hooks = hooks;
     g->accepting = true;
+    g->tls = tls;
+    rc_strmap_init(&g->conns_by_ip);
 
     memset(&mounts[0], 0, sizeof(mounts[0]));
     mounts[0].mountpoint = "/";
@@ -688,6 +865,18 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.vhost_name = "rankcast";
     info.timeout_secs = 10;
     info.pt_serv_buf_size = 16384;
+    if (g->tls) {
+        /* TLS 1.2 and 1.3 only; for 1.2, forward-secret AEAD suites only (Mozilla's
+         * "intermediate" list). No client-initiated renegotiation (a CPU sink). */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+        info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+        info.ssl_options_set =
+            (long)(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION);
+    }
     g->ctx = lws_create_context(&info);
     if (g->ctx == NULL) {
         snprintf(err, errlen, "libwebsockets could not start");
@@ -743,5 +932,29 @@ void rc_gateway_free(rc_gateway_t *g)
         lws_context_destroy(g->ctx);
     if (g->ctx != NULL)
         RC_WARN("gateway", "libwebsockets context not fully destroyed", NULL);
+    /* Entries of connections lws never reported destroyed (a context not fully gone). */
+    for (size_t i = 0; i < g->conns_by_ip.cap; i++)
+        if (g->conns_by_ip.slots[i].hash != 0)
+            free((void *)(uintptr_t)g->conns_by_ip.slots[i].value);
+    rc_strmap_free(&g->conns_by_ip);
     free(g);
+}
+
+/* New connections use the new pair; connections already open keep the one they
+ * negotiated with (an SSL object holds its own reference to its certificate). */
+int rc_gateway_reload_tls(rc_gateway_t *g)
+{
+    char err[512];
+    if (!g->tls || g->ctx == NULL)
+        return 0;
+    if (check_tls_files(g->cfg->tls_cert, g->cfg->tls_key, err, sizeof(err)) != 0 ||
+        lws_tls_cert_updated(g->ctx, g->cfg->tls_cert, g->cfg->tls_key, NULL, 0, NULL, 0) != 0) {
+        rc_metrics.tls_reload_failures++;
+        RC_WARN("gateway", "TLS reload refused; the current certificate stays", "error=\"%s\"",
+                err);
+        return RC_EINVAL;
+    }
+    rc_metrics.tls_reloads++;
+    RC_INFO("gateway", "TLS certificate reloaded", "cert=\"%s\"", g->cfg->tls_cert);
+    return 0;
 }

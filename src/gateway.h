@@ -46,6 +46,10 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
 /** The port actually bound (useful with --port 0), or -1 when nothing listens. */
 int rc_gateway_port(const rc_gateway_t *g);
 
+/** Re-reads --tls-cert and --tls-key (SIGHUP). A pair that does not load is refused and the
+ * current one stays. Returns 0 (also when TLS is off) or RC_EINVAL. */
+int rc_gateway_reload_tls(rc_gateway_t *g);
+
 /** Refuses new connections from now on (draining). */
 void rc_gateway_stop_accepting(rc_gateway_t *g);
 

@@ -1,8 +1,11 @@
 /* The metrics registry and its Prometheus text rendering. */
 #include "metrics.h"
+#include "jwt.h"
 #include "proto.h"
 
 #include <string.h>
+
+_Static_assert(RC_JWT_REASON_COUNT <= RC_METRICS_AUTH_REASONS, "every token reason is counted");
 
 rc_metrics_t rc_metrics;
 
@@ -119,6 +122,26 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
                            name ? name : "other", (unsigned long long)m->errors[c]);
         }
     }
+    counter(o, "rankcast_auth_verified_total", "Client tokens verified.", m->auth_verified);
+    header(o, "rankcast_auth_refused_total", "counter", "Client tokens refused, by reason.");
+    for (int r = 1; r < RC_JWT_REASON_COUNT; r++)
+        rc_wbuf_printf(o, "rankcast_auth_refused_total{reason=\"%s\"} %llu\n",
+                       rc_jwt_reason_name((rc_jwt_reason_t)r),
+                       (unsigned long long)m->auth_refused[r]);
+    static const char *const refused[RC_REFUSED_REASONS] = {"per_ip", "origin", "token", "path",
+                                                            "draining"};
+    header(o, "rankcast_handshakes_refused_total", "counter",
+           "Connections refused before the WebSocket upgrade, by reason.");
+    for (int r = 0; r < RC_REFUSED_REASONS; r++)
+        rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n", refused[r],
+                       (unsigned long long)m->handshakes_refused[r]);
+    counter(o, "rankcast_pings_sent_total", "WebSocket pings sent to silent connections.",
+            m->pings_sent);
+    counter(o, "rankcast_tls_reloads_total", "Certificate reloads applied (SIGHUP).",
+            m->tls_reloads);
+    counter(o, "rankcast_tls_reload_failures_total",
+            "Certificate reloads refused (unreadable or mismatched files); the old one stays.",
+            m->tls_reload_failures);
     render_hist(o, "rankcast_event_to_push_seconds",
                 "From receiving an event to writing the list it changed.", &m->event_to_push);
     render_hist(o, "rankcast_rank_seconds", "Time to re-rank one surface.", &m->rank);

@@ -17,8 +17,19 @@ typedef struct rc_hist {
     uint64_t sum_us;
 } rc_hist_t;
 
-#define RC_METRICS_KINDS    16
-#define RC_METRICS_MAX_CODE 600 /* protocol codes 4000..4599 */
+#define RC_METRICS_KINDS        16
+#define RC_METRICS_MAX_CODE     600 /* protocol codes 4000..4599 */
+#define RC_METRICS_AUTH_REASONS 16  /* rc_jwt_reason_t values */
+
+/* Why a connection was refused before it became a WebSocket (docs/metrics.md). */
+typedef enum {
+    RC_REFUSED_PER_IP = 0, /* 429: --max-conns-per-ip */
+    RC_REFUSED_ORIGIN,     /* 403: Origin not in --allowed-origins */
+    RC_REFUSED_TOKEN,      /* 401: Authorization header token refused */
+    RC_REFUSED_PATH,       /* 404: upgrade on another path than /ws */
+    RC_REFUSED_DRAINING,   /* 503: the node is draining */
+    RC_REFUSED_REASONS
+} rc_refused_reason_t;
 
 typedef struct rc_metrics {
     int64_t connections;        /* gauge: open WebSocket connections */
@@ -34,6 +45,11 @@ typedef struct rc_metrics {
     uint64_t bytes_sent;
     uint64_t errors[RC_METRICS_MAX_CODE];
     uint64_t http_requests;
+    uint64_t auth_verified;                         /* client tokens accepted */
+    uint64_t auth_refused[RC_METRICS_AUTH_REASONS]; /* by rc_jwt_reason_t */
+    uint64_t handshakes_refused[RC_REFUSED_REASONS];
+    uint64_t pings_sent;
+    uint64_t tls_reloads, tls_reload_failures;
     int64_t catalog_items;
     uint64_t rerank_total;
     /* profile store */

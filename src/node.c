@@ -7,6 +7,7 @@
 #include "defer.h"
 #include "error.h"
 #include "gateway.h"
+#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
@@ -43,7 +44,8 @@ struct rc_node {
     rc_gateway_hooks_t hooks;
     uv_timer_t tick, drain_timer, lag_timer;
     uint64_t lag_expected_us;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
+    rc_jwt_verifier_t *jwt;
     uint32_t ticks;
     bool draining, stopped;
     uint64_t drain_deadline_us;
@@ -162,6 +164,7 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
+    uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
     rc_ops_close(n->ops);
     rc_gateway_close(n->gateway);
     rc_profile_close(n->profiles);
@@ -199,6 +202,40 @@ static void on_signal(uv_signal_t *h, int signum)
     rc_sessions_flush_profiles(n->sessions);
     n->drain_deadline_us = rc_mono_us() + (uint64_t)n->cfg->drain_ms * 1000;
     uv_timer_start(&n->drain_timer, on_drain_poll, 0, DRAIN_POLL_MS);
+}
+
+/* Client tokens are verified only when a secret or a public key is configured. */
+static int load_verifier(rc_node_t *n, rc_jwt_verifier_t **out, char *err, size_t errlen)
+{
+    const rc_config_t *cfg = n->cfg;
+    *out = NULL;
+    if (cfg->jwt_secret[0] == '\0' && cfg->jwt_public_key[0] == '\0')
+        return 0;
+    rc_jwt_config_t jc = {cfg->jwt_secret, cfg->jwt_public_key, cfg->jwt_issuer, cfg->jwt_audience,
+                          cfg->jwt_leeway_s};
+    *out = rc_jwt_verifier_new(&jc, err, errlen);
+    return *out != NULL ? 0 : RC_EINVAL;
+}
+
+/* SIGHUP: re-read what rotates without a restart (the TLS certificate, the token key).
+ * Whatever fails to load leaves the current one in force. */
+static void on_reload(uv_signal_t *h, int signum)
+{
+    rc_node_t *n = h->data;
+    char err[512];
+    rc_jwt_verifier_t *v;
+    (void)signum;
+    rc_gateway_reload_tls(n->gateway);
+    if (load_verifier(n, &v, err, sizeof(err)) != 0) {
+        RC_WARN("node", "token key reload refused; the current one stays", "error=\"%s\"", err);
+        return;
+    }
+    if (v != NULL) {
+        rc_sessions_set_verifier(n->sessions, v);
+        rc_jwt_verifier_free(n->jwt);
+        n->jwt = v;
+        RC_INFO("node", "token key reloaded", NULL);
+    }
 }
 
 static int load_catalog(rc_node_t *n, char *err, size_t errlen)
@@ -250,10 +287,12 @@ static int start_loop_handles(rc_node_t *n)
     uv_timer_start(&n->lag_timer, on_lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
     uv_signal_init(&n->loop, &n->sigint);
     uv_signal_init(&n->loop, &n->sigterm);
-    n->tick.data = n->drain_timer.data = n->sigint.data = n->sigterm.data = n;
+    uv_signal_init(&n->loop, &n->sighup);
+    n->tick.data = n->drain_timer.data = n->sigint.data = n->sigterm.data = n->sighup.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n->sighup, on_reload, SIGHUP);
     n->handles_started = true;
     return 0;
 }
@@ -289,7 +328,14 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     n->engine_ready = true;
-    if (load_catalog(n, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
+    if (cfg->kafka[0] != '\0' && cfg->pseudonym_key[0] == '\0') {
+        snprintf(err, errlen,
+                 "--kafka needs --pseudonym-key: the secret, the same on every "
+                 "node, under which user ids are hashed on the bus");
+        goto fail;
+    }
+    if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
+        create_backends(n, err, errlen) != 0)
         goto fail;
     n->sessions = rc_sessions_new(cfg, n->node_id, &n->engine, n->profiles, n->bus,
                                   &rc_gateway_transport_ops);
@@ -297,6 +343,12 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    rc_sessions_set_verifier(n->sessions, n->jwt);
+    if (n->jwt == NULL && !cfg->anonymous && !cfg->demo)
+        RC_WARN("node",
+                "no client can start a session: configure --jwt-secret or "
+                "--jwt-public-key, or allow --anonymous",
+                NULL);
     n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus);
     if (n->ops == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -318,8 +370,11 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     start_loop_handles(n);
-    RC_INFO("node", "listening", "node=%s port=%d web_root=\"%s\" profiles=%s bus=%s", n->node_id,
-            rc_gateway_port(n->gateway), cfg->web_root, n->profiles->ops->name, n->bus->ops->name);
+    RC_INFO("node", "listening",
+            "node=%s port=%d tls=%s tokens=%s anonymous=%s web_root=\"%s\" profiles=%s bus=%s",
+            n->node_id, rc_gateway_port(n->gateway), cfg->tls_cert[0] ? "on" : "off",
+            n->jwt ? "on" : "off", cfg->anonymous || cfg->demo ? "on" : "off", cfg->web_root,
+            n->profiles->ops->name, n->bus->ops->name);
     return n;
 fail:
     rc_node_free(n);
@@ -359,6 +414,7 @@ void rc_node_free(rc_node_t *n)
     rc_sessions_free(n->sessions);
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);
+    rc_jwt_verifier_free(n->jwt);
     if (n->engine_ready)
         rc_engine_free(&n->engine);
     if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)

@@ -210,6 +210,11 @@ static const field_t ping_fields[] = {
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
 };
 
+static const field_t auth_fields[] = {
+    {"token", F_STR, true, 1, 4096, offsetof(rc_msg_t, u.auth.token), NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
 static const field_t events_fields[] = {
     {"events", F_ARRAY, true, 0, 0, 0, NO_HAS},
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
@@ -576,6 +581,7 @@ static const struct {
     {"subscribe", RC_MSG_SUBSCRIBE, subscribe_fields},
     {"unsubscribe", RC_MSG_UNSUBSCRIBE, unsubscribe_fields},
     {"ping", RC_MSG_PING, ping_fields},
+    {"auth", RC_MSG_AUTH, auth_fields},
 };
 
 static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_t *out)
@@ -1082,6 +1088,14 @@ void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time
         rc_enc_double(e, t);
     }
     kv_int(e, "server_time_ms", server_time_ms);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms)
+{
+    rc_enc_map(e, 2);
+    kv_str(e, "type", "auth_ok");
+    kv_int(e, "exp_ms", exp_ms);
     rc_enc_end(e);
 }
 

@@ -25,10 +25,12 @@ typedef enum { RC_FMT_MSGPACK = 0, RC_FMT_JSON = 1, RC_FMT_COUNT } rc_format_t;
     X(WRONG_FRAME_KIND, 4007, "wrong_frame_kind")                                                  \
     X(TOO_MANY_ERRORS, 4008, "too_many_errors")                                                    \
     X(UNAUTHORIZED, 4010, "unauthorized")                                                          \
+    X(TOKEN_EXPIRED, 4011, "token_expired")                                                        \
     X(UNKNOWN_ITEM, 4012, "unknown_item")                                                          \
     X(RATE_LIMITED, 4020, "rate_limited")                                                          \
     X(TOO_MANY_SUBSCRIPTIONS, 4021, "too_many_subscriptions")                                      \
     X(BATCH_TOO_LARGE, 4022, "batch_too_large")                                                    \
+    X(IDLE_TIMEOUT, 4023, "idle_timeout")                                                          \
     X(UNKNOWN_SURFACE, 4040, "unknown_surface")                                                    \
     X(SLOW_CONSUMER, 4050, "slow_consumer")                                                        \
     X(INTERNAL, 4500, "internal")                                                                  \
@@ -103,6 +105,7 @@ typedef enum {
     RC_MSG_SUBSCRIBE,
     RC_MSG_UNSUBSCRIBE,
     RC_MSG_PING,
+    RC_MSG_AUTH,
 } rc_msg_type_t;
 
 typedef struct rc_msg {
@@ -133,6 +136,9 @@ typedef struct rc_msg {
             bool has_t;
             double t;
         } ping;
+        struct {
+            rc_str_t token;
+        } auth;
     } u;
 } rc_msg_t;
 
@@ -211,6 +217,8 @@ void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n);
 void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal);
 void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms);
 void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms);
+/** The answer to `auth` (a token refreshed on a live session): the new expiry. */
+void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms);
 
 typedef struct rc_recs_item {
     const char *item; /* NUL-terminated ids and texts, borrowed */

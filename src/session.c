@@ -15,6 +15,8 @@
 #include "strmap.h"
 
 #include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
 #define WHY_LEN           96
+#define PSEUDO_LEN        32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
@@ -44,6 +47,7 @@ typedef struct rc_view {
 typedef struct rc_session {
     char user[RC_ID_MAX + 1];
     uint32_t user_len;
+    char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
     char id[32];
     rc_user_state_t state;
     rc_view_t *views[MAX_VIEWS];
@@ -88,6 +92,14 @@ struct rc_conn {
     uint64_t opened_us;
     int close_code;
     const char *close_reason;
+    /* Liveness: in the registry's `active` list (ordered by last input) or, once pinged,
+     * in `pinged` (ordered by ping time), so the tick only looks at list heads. */
+    rc_link_t activity_link;
+    uint64_t last_input_us;
+    uint64_t pinged_us;
+    int64_t auth_exp_s;     /* the token's exp (wall seconds); 0: no token */
+    bool has_claims;        /* claims verified before hello (Authorization header) */
+    rc_jwt_claims_t claims; /* their subject is the only user this connection may be */
 };
 
 /* One event on its way through the bus: keeps its connection alive and its id. */
@@ -107,9 +119,14 @@ struct rc_sessions {
     rc_bus_t *bus;
     const rc_transport_ops_t *tops;
     rc_strmap_t by_user;
+    rc_strmap_t by_pseudo;
+    unsigned char pseudo_key[64];
+    size_t pseudo_key_len;
     uint32_t n_sessions, n_conns;
     uint64_t next_session_id;
     rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions;
+    rc_link_t active, pinged; /* rc_conn_t.activity_link */
+    const rc_jwt_verifier_t *jwt;
     rc_proto_decoder_t decoder;
     rc_wbuf_t scratch; /* encoding scratch, reused */
     rc_ranked_t *rank_buf;
@@ -423,6 +440,7 @@ static void session_free(rc_sessions_t *s, rc_session_t *ses)
         save_profile(s, ses);
     rc_list_unlink(&ses->idle_link);
     rc_strmap_del(&s->by_user, ses->user, ses->user_len);
+    rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
     for (uint32_t i = 0; i < ses->n_views; i++)
         view_free(ses->views[i]);
     free(ses->seen_ids);
@@ -435,6 +453,31 @@ static rc_session_t *session_find(rc_sessions_t *s, const char *user, size_t len
 {
     uint64_t ptr;
     return rc_strmap_get(&s->by_user, user, len, &ptr) ? (rc_session_t *)(uintptr_t)ptr : NULL;
+}
+
+static rc_session_t *session_find_pseudo(rc_sessions_t *s, rc_str_t pseudo)
+{
+    uint64_t ptr;
+    return rc_strmap_get(&s->by_pseudo, pseudo.p, pseudo.n, &ptr) ? (rc_session_t *)(uintptr_t)ptr
+                                                                  : NULL;
+}
+
+/* A user's id between nodes: a keyed hash (HMAC-SHA256 under --pseudonym-key, the same on
+ * every node), so Kafka's topics and logs never hold a raw user id, and no one without the
+ * key can tell whose events they are. */
+static void pseudonym(const rc_sessions_t *s, const char *user, size_t len,
+                      char out[PSEUDO_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), s->pseudo_key, (int)s->pseudo_key_len, (const unsigned char *)user, len, mac,
+         &mac_len);
+    for (int i = 0; i < PSEUDO_LEN / 2; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[PSEUDO_LEN] = '\0';
 }
 
 static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device, int tz,
@@ -453,7 +496,13 @@ static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device,
     /* Versions start at the wall clock in microseconds, so a session rebuilt after an idle
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
+    pseudonym(s, ses->user, ses->user_len, ses->pseudo);
     if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
+        free(ses);
+        return NULL;
+    }
+    if (rc_strmap_put(&s->by_pseudo, ses->pseudo, PSEUDO_LEN, (uintptr_t)ses) != 0) {
+        rc_strmap_del(&s->by_user, ses->user, ses->user_len);
         free(ses);
         return NULL;
     }
@@ -621,7 +670,7 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     memcpy(t->id, ev->id.p, ev->id.n);
     rc_bus_msg_t be = {
         .kind = RC_BUS_EVENT,
-        .user = {ses->user, ses->user_len},
+        .user = {ses->pseudo, PSEUDO_LEN},
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
         .ev = *ev,
         .received_ms = rc_wall_ms(),
@@ -653,29 +702,86 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
 
 /* ---- messages ---- */
 
+/* Refuses a token: expired ones with 4011 (the client should fetch a fresh token), every
+ * other failure with 4010. Both close the connection. */
+static void refuse_token(rc_conn_t *c, rc_jwt_reason_t why)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "token refused: %s", rc_jwt_reason_name(why));
+    conn_error(c, why == RC_JWT_EXPIRED ? RC_PERR_TOKEN_EXPIRED : RC_PERR_UNAUTHORIZED, msg,
+               (rc_str_t){0}, true);
+}
+
+static bool is_anonymous_id(rc_str_t id)
+{
+    return id.n > 5 && memcmp(id.p, "anon-", 5) == 0;
+}
+
+/* Decides who the connection is: the subject of a verified token (from the handshake or
+ * hello), or, where the server admits them, an anonymous user. With a verifier configured,
+ * anonymous ids are confined to anon-..., so no one can claim a token holder's id without
+ * the token. Returns false after refusing the connection. */
+static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user, char *anon,
+                         size_t anon_len)
+{
+    rc_sessions_t *s = c->reg;
+    rc_str_t asked = m->u.hello.user;
+    if (m->u.hello.token.n > 0 && s->jwt != NULL) {
+        rc_jwt_reason_t why =
+            rc_sessions_verify_token(s, m->u.hello.token.p, m->u.hello.token.n, &c->claims);
+        if (why != RC_JWT_OK) {
+            refuse_token(c, why);
+            return false;
+        }
+        c->has_claims = true;
+    }
+    if (c->has_claims) {
+        if (asked.n > 0 &&
+            (asked.n != c->claims.sub_len || memcmp(asked.p, c->claims.sub, asked.n) != 0)) {
+            conn_error(c, RC_PERR_UNAUTHORIZED, "hello.user is not the token's subject",
+                       (rc_str_t){0}, true);
+            return false;
+        }
+        *user = (rc_str_t){c->claims.sub, c->claims.sub_len};
+        c->auth_exp_s = c->claims.exp_s;
+        return true;
+    }
+    if (!s->cfg->anonymous && !s->cfg->demo) {
+        conn_error(c, RC_PERR_UNAUTHORIZED,
+                   s->jwt != NULL
+                       ? "a token is required"
+                       : "this server admits no anonymous sessions and verifies no tokens",
+                   (rc_str_t){0}, true);
+        return false;
+    }
+    if (s->jwt != NULL && asked.n > 0 && !is_anonymous_id(asked)) {
+        conn_error(c, RC_PERR_UNAUTHORIZED, "without a token, a user id must start with anon-",
+                   (rc_str_t){0}, true);
+        return false;
+    }
+    *user = asked;
+    if (user->n == 0) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+            r = XXH3_64bits_withSeed(&c, sizeof(c), rc_mono_us());
+        snprintf(anon, anon_len, "anon-%016llx", (unsigned long long)r);
+        *user = (rc_str_t){anon, (uint32_t)strlen(anon)};
+    }
+    return true;
+}
+
 static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
 {
     rc_sessions_t *s = c->reg;
     char anon[40];
-    rc_str_t user = m->u.hello.user;
+    rc_str_t user;
 
     if (c->state != CONN_AWAIT_HELLO) {
         conn_error(c, RC_PERR_HELLO_REPEATED, "hello was already received", (rc_str_t){0}, false);
         return;
     }
-    if (!s->cfg->anonymous && !s->cfg->demo) {
-        conn_error(c, RC_PERR_UNAUTHORIZED,
-                   "this server admits no anonymous sessions and verifies no tokens", (rc_str_t){0},
-                   true);
+    if (!resolve_user(c, m, &user, anon, sizeof(anon)))
         return;
-    }
-    if (user.n == 0) {
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-            r = XXH3_64bits_withSeed(&c, sizeof(c), rc_mono_us());
-        snprintf(anon, sizeof(anon), "anon-%016llx", (unsigned long long)r);
-        user = (rc_str_t){anon, (uint32_t)strlen(anon)};
-    }
     bool consent = m->u.hello.has_consent ? m->u.hello.consent : s->cfg->consent_default;
     rc_session_t *ses = session_find(s, user.p, user.n);
     if (ses == NULL)
@@ -788,6 +894,54 @@ static void handle_ping(rc_conn_t *c, const rc_msg_t *m)
     rc_frame_unref(f);
 }
 
+/* A fresh token on a live session: same subject, later expiry. */
+static void handle_auth(rc_conn_t *c, const rc_msg_t *m)
+{
+    rc_sessions_t *s = c->reg;
+    rc_jwt_claims_t claims;
+    if (s->jwt == NULL) {
+        conn_error(c, RC_PERR_UNAUTHORIZED, "this server verifies no tokens", (rc_str_t){0}, true);
+        return;
+    }
+    rc_jwt_reason_t why =
+        rc_sessions_verify_token(s, m->u.auth.token.p, m->u.auth.token.n, &claims);
+    if (why != RC_JWT_OK) {
+        refuse_token(c, why);
+        return;
+    }
+    if (claims.sub_len != c->session->user_len ||
+        memcmp(claims.sub, c->session->user, claims.sub_len) != 0) {
+        conn_error(c, RC_PERR_UNAUTHORIZED, "the token is for another user", (rc_str_t){0}, true);
+        return;
+    }
+    c->auth_exp_s = claims.exp_s;
+    rc_enc_t e;
+    start_encoding(s, &e, c->fmt);
+    rc_proto_encode_auth_ok(&e, claims.exp_s * 1000);
+    rc_frame_t *f = finish_frame(s, c->fmt);
+    conn_send(c, f);
+    rc_frame_unref(f);
+}
+
+static bool token_expired(const rc_conn_t *c, int64_t now_s)
+{
+    return c->auth_exp_s != 0 && now_s >= c->auth_exp_s + c->reg->cfg->jwt_leeway_s;
+}
+
+static void note_input(rc_conn_t *c, uint64_t now_us)
+{
+    c->last_input_us = now_us;
+    c->pinged_us = 0;
+    rc_list_unlink(&c->activity_link);
+    rc_list_push_back(&c->reg->active, &c->activity_link);
+}
+
+void rc_conn_alive(rc_conn_t *c, uint64_t now_us)
+{
+    if (c->state != CONN_GONE && c->state != CONN_CLOSING)
+        note_input(c, now_us);
+}
+
 static void handle_events(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
 {
     bool changed = false;
@@ -821,6 +975,7 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
         return;
     rc_metrics.messages_received++;
     rc_metrics.bytes_received += len;
+    note_input(c, t0_us);
     if (binary != (c->fmt == RC_FMT_MSGPACK)) {
         conn_error(c, RC_PERR_WRONG_FRAME_KIND,
                    binary ? "binary frame on the JSON subprotocol"
@@ -836,6 +991,13 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
     }
     if (c->state == CONN_AWAIT_HELLO && m.type != RC_MSG_HELLO && m.type != RC_MSG_PING) {
         conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
+        return;
+    }
+    /* An expired token ends the session at its next message, unless that message is the
+     * fresh token. */
+    if (m.type != RC_MSG_AUTH && token_expired(c, rc_wall_ms() / 1000)) {
+        conn_error(c, RC_PERR_TOKEN_EXPIRED, "the token expired; reconnect with a fresh one",
+                   (rc_str_t){0}, true);
         return;
     }
     switch (m.type) {
@@ -854,6 +1016,9 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
         break;
     case RC_MSG_PING:
         handle_ping(c, &m);
+        break;
+    case RC_MSG_AUTH:
+        handle_auth(c, &m);
         break;
     case RC_MSG_NONE:
         break;
@@ -944,7 +1109,7 @@ static void apply_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     if (m->received_ms > 0 && now_ms >= m->received_ms)
         rc_hist_observe(&rc_metrics.bus_remote_lag, (uint64_t)(now_ms - m->received_ms) * 1000);
     float w = rc_event_weight(m->ev.kind, m->ev.has_value, m->ev.value);
-    rc_session_t *ses = session_find(s, m->user.p, m->user.n);
+    rc_session_t *ses = session_find_pseudo(s, m->user);
     if (ses != NULL) {
         uint64_t key = event_key(m->ev.id);
         if (seen_event(ses, key))
@@ -1003,7 +1168,7 @@ static void deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m)
 {
     rc_frame_t *frames[RC_FMT_COUNT] = {NULL};
     if (m->user.n > 0) {
-        rc_session_t *ses = session_find(s, m->user.p, m->user.n);
+        rc_session_t *ses = session_find_pseudo(s, m->user);
         if (ses != NULL)
             push_to_session(s, ses, m, frames);
     } else {
@@ -1029,10 +1194,14 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         if (!own)
             apply_remote_event(s, m);
         break;
-    case RC_BUS_ERASE:
-        if (!own)
-            erase_local(s, m->user.p, m->user.n);
+    case RC_BUS_ERASE: {
+        /* Only a node holding the user's session can tell who the pseudonym is; the
+         * shared profile store was erased by the node that took the request. */
+        rc_session_t *ses = own ? NULL : session_find_pseudo(s, m->user);
+        if (ses != NULL)
+            erase_local(s, ses->user, ses->user_len);
         break;
+    }
     case RC_BUS_PUSH:
         deliver_push(s, m);
         break;
@@ -1061,6 +1230,8 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     c->state = CONN_AWAIT_HELLO;
     c->opened_us = c->tokens_at_us = c->window_start_us = rc_mono_us();
     c->tokens = (double)s->cfg->events_burst;
+    c->last_input_us = c->opened_us;
+    rc_list_push_back(&s->active, &c->activity_link);
     rc_wbuf_init(&c->acks, 0);
     rc_list_init(&c->session_link);
     rc_list_push_back(&s->all_conns, &c->all_link);
@@ -1075,6 +1246,7 @@ void rc_conn_closed(rc_conn_t *c)
     rc_session_t *ses = c->session;
     rc_list_unlink(&c->all_link);
     rc_list_unlink(&c->hello_link);
+    rc_list_unlink(&c->activity_link);
     if (ses != NULL) {
         for (int64_t i = 0; i < s->cfg->max_subscriptions; i++)
             if (c->subs[i].view != NULL)
@@ -1107,10 +1279,21 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     s->bus = bus;
     s->tops = tops;
     rc_strmap_init(&s->by_user);
+    rc_strmap_init(&s->by_pseudo);
+    /* Without a configured key (one node, in-process bus) a random one does: pseudonyms
+     * then only have to agree within this process. */
+    s->pseudo_key_len = strlen(cfg->pseudonym_key);
+    if (s->pseudo_key_len > sizeof(s->pseudo_key))
+        s->pseudo_key_len = sizeof(s->pseudo_key);
+    memcpy(s->pseudo_key, cfg->pseudonym_key, s->pseudo_key_len);
+    if (s->pseudo_key_len == 0 && getrandom(s->pseudo_key, 32, 0) == 32)
+        s->pseudo_key_len = 32;
     rc_list_init(&s->all_conns);
     rc_list_init(&s->awaiting_hello);
     rc_list_init(&s->idle_sessions);
     rc_list_init(&s->dirty_sessions);
+    rc_list_init(&s->active);
+    rc_list_init(&s->pinged);
     rc_wbuf_init(&s->scratch, 0);
     s->limits =
         (rc_limits_t){cfg->max_message_bytes, cfg->max_batch,   cfg->max_subscriptions, cfg->max_k,
@@ -1151,6 +1334,7 @@ void rc_sessions_free(rc_sessions_t *s)
     s->profiles->on_loaded = NULL;
     s->bus->deliver = NULL;
     rc_strmap_free(&s->by_user);
+    rc_strmap_free(&s->by_pseudo);
     rc_proto_decoder_free(&s->decoder);
     rc_wbuf_free(&s->scratch);
     free(s->rank_buf);
@@ -1165,8 +1349,64 @@ void rc_sessions_flush_profiles(rc_sessions_t *s)
         save_profile(s, RC_CONTAINER_OF(s->dirty_sessions.next, rc_session_t, dirty_link));
 }
 
+/* Silent connections get a ping; those still silent pong_timeout_s later are closed (a
+ * peer gone without a FIN would otherwise hold its memory forever). Tokens that expired
+ * on connections that send nothing are caught here too, within ping_interval_s. */
+static void check_silent_conns(rc_sessions_t *s, uint64_t now_us)
+{
+    if (s->cfg->ping_interval_s == 0)
+        return;
+    uint64_t ping_us = (uint64_t)s->cfg->ping_interval_s * 1000000;
+    uint64_t pong_us = (uint64_t)s->cfg->pong_timeout_s * 1000000;
+    int64_t now_s = rc_wall_ms() / 1000;
+    while (!rc_list_empty(&s->active)) {
+        rc_conn_t *c = RC_CONTAINER_OF(s->active.next, rc_conn_t, activity_link);
+        if (now_us - c->last_input_us < ping_us)
+            break;
+        rc_list_unlink(&c->activity_link);
+        if (token_expired(c, now_s)) {
+            conn_error(c, RC_PERR_TOKEN_EXPIRED, "the token expired; reconnect with a fresh one",
+                       (rc_str_t){0}, true);
+            continue;
+        }
+        c->pinged_us = now_us;
+        rc_list_push_back(&s->pinged, &c->activity_link);
+        s->tops->ping(c->transport);
+    }
+    while (!rc_list_empty(&s->pinged)) {
+        rc_conn_t *c = RC_CONTAINER_OF(s->pinged.next, rc_conn_t, activity_link);
+        if (now_us - c->pinged_us < pong_us)
+            break;
+        rc_list_unlink(&c->activity_link);
+        conn_error(c, RC_PERR_IDLE_TIMEOUT, "no answer to ping", (rc_str_t){0}, true);
+    }
+}
+
+void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt)
+{
+    s->jwt = jwt;
+}
+
+rc_jwt_reason_t rc_sessions_verify_token(rc_sessions_t *s, const char *token, size_t len,
+                                         rc_jwt_claims_t *out)
+{
+    rc_jwt_reason_t why = s->jwt != NULL
+                              ? rc_jwt_verify(s->jwt, token, len, rc_wall_ms() / 1000, out)
+                              : RC_JWT_BAD_ALG;
+    rc_metrics.auth_refused[why < RC_METRICS_AUTH_REASONS ? why : 0] += why != RC_JWT_OK;
+    rc_metrics.auth_verified += why == RC_JWT_OK;
+    return why;
+}
+
+void rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims)
+{
+    c->claims = *claims;
+    c->has_claims = true;
+}
+
 void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
 {
+    check_silent_conns(s, now_us);
     uint64_t hello_us = (uint64_t)s->cfg->hello_timeout_ms * 1000;
     while (!rc_list_empty(&s->awaiting_hello)) {
         rc_conn_t *c = RC_CONTAINER_OF(s->awaiting_hello.next, rc_conn_t, hello_link);
@@ -1222,11 +1462,13 @@ static int erase_local(rc_sessions_t *s, const char *user, size_t len)
 
 int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
 {
+    char pseudo[PSEUDO_LEN + 1];
     int rc = erase_local(s, user, len);
+    pseudonym(s, user, len, pseudo);
     rc_bus_msg_t m = {
         .kind = RC_BUS_ERASE,
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
-        .user = {user, (uint32_t)len},
+        .user = {pseudo, PSEUDO_LEN},
     };
     int brc = rc_bus_publish(s->bus, &m, NULL, NULL);
     return rc != 0 ? rc : brc;
@@ -1236,13 +1478,16 @@ int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t
                      const msgpack_object *data, char *id_out, size_t id_len)
 {
     uint64_t r = 0;
+    char pseudo[PSEUDO_LEN + 1] = "";
     if (getrandom(&r, sizeof(r), 0) != sizeof(r))
         r = rc_mono_us();
     snprintf(id_out, id_len, "p-%016llx", (unsigned long long)r);
+    if (user.n > 0)
+        pseudonym(s, user.p, user.n, pseudo);
     rc_bus_msg_t m = {
         .kind = RC_BUS_PUSH,
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
-        .user = user,
+        .user = {pseudo, user.n > 0 ? PSEUDO_LEN : 0},
         .segment = segment,
         .push_id = {id_out, (uint32_t)strlen(id_out)},
         .topic = topic,

@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "config.h"
 #include "engine/engine.h"
+#include "jwt.h"
 #include "outbox.h"
 #include "profile.h"
 #include "proto.h"
@@ -24,6 +25,9 @@ typedef struct rc_transport_ops {
     void (*want_write)(void *transport);
     /* Close at once without flushing: for a connection that does not read. */
     void (*kill)(void *transport);
+    /* Send a WebSocket ping soon (the connection has been silent; its pong, or anything
+     * else it sends, is reported with rc_conn_alive()). */
+    void (*ping)(void *transport);
 } rc_transport_ops_t;
 
 /** Creates the registry. Everything passed is borrowed and must outlive it. Returns NULL
@@ -36,10 +40,26 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
  * transports must already be closed. NULL is a no-op. */
 void rc_sessions_free(rc_sessions_t *s);
 
+/** Sets the verifier of client tokens (borrowed; NULL: tokens are not verified and only
+ * anonymous sessions can be admitted). Connections already open keep their users. */
+void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt);
+
+/** Verifies a client token with the current verifier, counting failures by reason on
+ * /metrics. RC_JWT_BAD_ALG when no verifier is set. */
+rc_jwt_reason_t rc_sessions_verify_token(rc_sessions_t *s, const char *token, size_t len,
+                                         rc_jwt_claims_t *out);
+
 /** A new connection speaking `fmt`, awaiting hello. `transport` is an opaque handle passed
  * back to the transport ops. Returns NULL when out of memory. The connection lives until
  * rc_conn_closed(). */
 rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport);
+
+/** The transport verified a token before the handshake (an Authorization header): the
+ * connection's user is its subject, whatever hello says. */
+void rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims);
+
+/** The client showed it is alive at `now_us` (rc_mono_us()) without a message: a pong. */
+void rc_conn_alive(rc_conn_t *c, uint64_t now_us);
 
 /** One whole client message (reassembled by the transport); `binary` is the frame kind;
  * `t0_us` is when it arrived (rc_mono_us()), the start of event->push latency. */
@@ -64,8 +84,9 @@ int rc_conn_close_code(const rc_conn_t *c, const char **reason);
 /** The transport is gone. The connection must not be used after this call. */
 void rc_conn_closed(rc_conn_t *c);
 
-/** Periodic work (call every ~100 ms): hello timeouts, dropping idle sessions, and
- * writing dirty profiles (write-behind). */
+/** Periodic work (call every ~100 ms): hello timeouts, pings to silent connections and
+ * closing those that stay silent, expired tokens, dropping idle sessions, and writing dirty
+ * profiles (write-behind). */
 void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us);
 
 /** Tells every connection to reconnect elsewhere (`drain`), then to close with 1001. */

@@ -229,7 +229,7 @@ export interface StorageLike {
 
 export interface TokenRequest {
   /** Why a token is needed: first connect, a reconnect, or a reconnect after 4010. */
-  reason: 'initial' | 'reconnect' | 'unauthorized';
+  reason: 'initial' | 'reconnect' | 'unauthorized' | 'refresh';
   /** Failed attempts since the last welcome. */
   attempt: number;
 }
@@ -360,6 +360,13 @@ export interface ClientEvents {
   recs: RecsList;
   push: PushMessage;
   drain: DrainInfo;
+  /** The server accepted a token sent by refreshToken(). */
+  auth: AuthInfo;
+}
+
+export interface AuthInfo {
+  /** The new token's expiry, in ms since the epoch. */
+  expMs: number;
 }
 
 export interface ClientStats {
@@ -407,6 +414,8 @@ export declare class RankcastClient {
   connect(): void;
   /** Drops the connection and connects again at once. */
   reconnect(): void;
+  /** Sends a fresh token for the live session (or asks the tokenProvider, reason 'refresh'). */
+  refreshToken(token?: string): Promise<AuthInfo>;
   /** Closes for good (until connect()); pending track() promises reject with ClientError 'closed'. */
   close(): Promise<void>;
 

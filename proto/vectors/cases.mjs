@@ -87,6 +87,9 @@ const c2sValid = [
   { name: 'ping', value: { type: 'ping' } },
   { name: 'ping with t', value: { type: 'ping', t: 1763800000000.25 } },
 
+  // auth (a fresh token on a live session)
+  { name: 'auth', value: { type: 'auth', token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1NDIifQ.c2lnbmF0dXJl' } },
+
   // Encoding variations that must decode to the same value as their JSON.
   {
     name: 'subscribe k as uint64 (non-minimal MessagePack int)',
@@ -134,6 +137,8 @@ const c2sInvalid = [
 
   // 4002 invalid_field: unknown fields
   { name: 'unknown field on ping', value: { type: 'ping', x: 1 }, error: 4002 },
+  { name: 'auth without a token', value: { type: 'auth' }, error: 4002 },
+  { name: 'auth with an empty token', value: { type: 'auth', token: '' }, error: 4002 },
   { name: 'field names are case-sensitive', value: { type: 'hello', v: 1, User: 'u42' }, error: 4002 },
   {
     name: 'batched event with a type field',
@@ -264,6 +269,8 @@ const s2c = [
   },
   { name: 'error fatal', value: { type: 'error', code: 4003, name: 'too_large', message: 'message of 70000 bytes exceeds 65536', fatal: true } },
   { name: 'drain', value: { type: 'drain', reason: 'shutdown', reconnect_after_ms: 2000 } },
+  { name: 'auth_ok', value: { type: 'auth_ok', exp_ms: 1763803600000 } },
+  { name: 'error token expired', value: { type: 'error', code: 4011, name: 'token_expired', message: 'the token expired; reconnect with a fresh one', fatal: true } },
 ];
 
 export const cases = [

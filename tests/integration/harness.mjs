@@ -3,6 +3,7 @@
 // message queue with `next(predicate, timeoutMs)`. Written from proto/PROTOCOL.md alone.
 
 import assert from 'node:assert/strict';
+import { request as httpsRequestRaw } from 'node:https';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -30,10 +31,12 @@ export const ERRORS = {
   4007: { name: 'wrong_frame_kind', fatal: false },
   4008: { name: 'too_many_errors', fatal: true },
   4010: { name: 'unauthorized', fatal: true },
+  4011: { name: 'token_expired', fatal: true },
   4012: { name: 'unknown_item', fatal: false },
   4020: { name: 'rate_limited', fatal: false },
   4021: { name: 'too_many_subscriptions', fatal: false },
   4022: { name: 'batch_too_large', fatal: false },
+  4023: { name: 'idle_timeout', fatal: true },
   4040: { name: 'unknown_surface', fatal: false },
   4050: { name: 'slow_consumer', fatal: true },
   4500: { name: 'internal', fatal: false },
@@ -180,7 +183,7 @@ class TailBuffer {
  * Starts `rankcast` on a free port with the fixture catalog (or RANKCAST_CATALOG) and waits until
  * GET /healthz answers 200. Returns a handle; `stop()` sends SIGTERM and reports how it exited.
  */
-export async function startServer({ extraArgs = [], readyTimeoutMs = 15000 } = {}) {
+export async function startServer({ extraArgs = [], readyTimeoutMs = 15000, tls = null } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(`rankcast binary not found at ${bin}: build it first (or set RANKCAST_BIN)`);
@@ -190,7 +193,9 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000 } = {
   const catalogPath = process.env.RANKCAST_CATALOG ? resolve(process.env.RANKCAST_CATALOG) : fixture.path;
   const items = readCatalog(catalogPath);
   const port = await freePort();
-  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', ...extraArgs];
+  // Anonymous sessions, as most suites speak for users without tokens; auth.test.mjs turns
+  // them off (a later flag wins).
+  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', ...extraArgs];
   const output = new TailBuffer();
   // The server also reads RANKCAST_* settings from its environment; the tests' own environment
   // must not configure it behind their back (a RANKCAST_KAFKA left set, say).
@@ -206,11 +211,14 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000 } = {
     exitResult = r;
   });
 
+  // With `tls` ({ca}: the PEM the server's certificate chains to), URLs are https/wss.
+  const scheme = tls ? 's' : '';
   const server = {
     port,
     host: '127.0.0.1',
-    httpUrl: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    tls,
+    httpUrl: `http${scheme}://127.0.0.1:${port}`,
+    wsUrl: `ws${scheme}://127.0.0.1:${port}/ws`,
     items,
     catalogPath,
     proc,
@@ -255,9 +263,7 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000 } = {
       throw new Error(`rankcast exited during start (${JSON.stringify(exitResult)}): ${bin} ${args.join(' ')}\n${output.text}`);
     }
     try {
-      const res = await fetch(`${server.httpUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return server;
+      if ((await httpGet(server, '/healthz', 1000)).status === 200) return server;
     } catch {
       // Not listening yet.
     }
@@ -281,10 +287,25 @@ export async function stopServerCleanly(server) {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-export async function httpGet(server, path) {
-  const res = await fetch(`${server.httpUrl}${path}`, { signal: AbortSignal.timeout(5000) });
+export async function httpGet(server, path, timeoutMs = 5000) {
+  if (server.tls) return httpsRequest(server, 'GET', path, null, {}, timeoutMs);
+  const res = await fetch(`${server.httpUrl}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
   const body = await res.text();
   return { status: res.status, headers: res.headers, body };
+}
+
+/** A request over TLS trusting only the test's CA (fetch cannot be given one). */
+export function httpsRequest(server, method, path, body, headers = {}, timeoutMs = 5000) {
+  return new Promise((res, rej) => {
+    const req = httpsRequestRaw(`${server.httpUrl}${path}`, { method, headers, ca: server.tls.ca, timeout: timeoutMs }, (r) => {
+      const chunks = [];
+      r.on('data', (c) => chunks.push(c));
+      r.on('end', () => res({ status: r.statusCode, headers: new Headers(Object.entries(r.headers).map(([k, v]) => [k, String(v)])), body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    req.end(body ?? undefined);
+  });
 }
 
 /**
@@ -511,7 +532,8 @@ export class Client {
     this.send({ type: 'hello', v: 1, ...fields });
     const welcome = await this.next((m) => m.type === 'welcome' || m.type === 'error');
     assert.equal(welcome.type, 'welcome', `hello ${JSON.stringify(fields)} answered with ${JSON.stringify(welcome)}`);
-    assertWelcome(welcome, fields.user);
+    // A token's subject is the user; without one the user is the one asked for, or anon-….
+    assertWelcome(welcome, fields.token !== undefined ? welcome.user : fields.user);
     return welcome;
   }
 
@@ -536,9 +558,12 @@ export class Client {
  * resolves once open. `perMessageDeflate` is off unless asked for, so sizes on the wire are the
  * message sizes. A tracked client (the default) is closed by the next closeAllClients().
  */
-export function connect(server, enc, { protocols, perMessageDeflate = false, path = '/ws', track = true } = {}) {
+export function connect(server, enc, { protocols, perMessageDeflate = false, path = '/ws', track = true, headers, origin, autoPong = true, localAddress } = {}) {
   const offer = protocols !== undefined ? protocols : [SUBPROTOCOL[enc]];
-  const ws = new WebSocket(`ws://${server.host}:${server.port}${path}`, offer, { perMessageDeflate, handshakeTimeout: 5000 });
+  const url = `ws${server.tls ? 's' : ''}://${server.host}:${server.port}${path}`;
+  const ws = new WebSocket(url, offer, {
+    perMessageDeflate, handshakeTimeout: 5000, headers, origin, autoPong, localAddress, ca: server.tls?.ca,
+  });
   const client = new Client(ws, enc, { track });
   return new Promise((res, rej) => {
     ws.once('upgrade', (response) => {

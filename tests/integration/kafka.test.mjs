@@ -13,6 +13,8 @@
 //  - --workers 2: two processes on one port, in step through Kafka, stopped together.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 
@@ -30,6 +32,7 @@ import { Kafka, childPids, httpGetFresh, kafkaSkipReason, pidAlive, waitReady } 
 import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
 
 const ADMIN = 'it-admin-token';
+const PSEUDONYM_KEY = 'it-pseudonym-key-0123456789abcdef';
 /** How long an event on one node may take to show on another in these tests (the target is
  * p99 ≤ 15 ms, measured by the benchmark; this bound only keeps the tests from flaking). */
 const CROSS_NODE_MS = 1000;
@@ -51,7 +54,7 @@ const topicPrefix = () => `${uniqueId('it')}.`;
  */
 async function startNode(prefix, { id = uniqueId('n'), extra = [], ready = true } = {}) {
   const server = await startServer({
-    extraArgs: ['--node-id', id, '--kafka', kafka.bootstrap, '--kafka-topic-prefix', prefix,
+    extraArgs: ['--node-id', id, '--kafka', kafka.bootstrap, '--kafka-topic-prefix', prefix, '--pseudonym-key', PSEUDONYM_KEY,
       '--redis', redis.url, '--admin-token', ADMIN, ...extra],
     readyTimeoutMs: 20000,
   });
@@ -489,6 +492,39 @@ describe('the Kafka bus', { skip }, () => {
     const p = await eventually(async () => redis.profile(u), 3000, 'new profile');
     assert.equal(p.n, 1);
     assert.ok(!('candles-lights' in p.c), JSON.stringify(p.c));
+    await stopCleanly(a, b);
+  });
+
+  test('user ids on Kafka are keyed hashes: the topics never hold the raw id', { timeout: 90000 }, async (t) => {
+    const prefix = topicPrefix();
+    const [a, b] = await startNodes(2, prefix);
+    await expectLinked(t, a, b);
+    const u = uniqueId('private-user');
+    const { client } = await connectHello(a, 'json', { user: u });
+    const { client: other } = await connectHello(b, 'json', { user: u });
+    await client.subscribe('home', { k: 5 });
+    await other.subscribe('home', { k: 5 });
+    await sendAll(client, itemsOf(a, 'kitchen').slice(0, 3), 'p');
+    // The other node still finds the session by the pseudonym: the push and the re-rank arrive.
+    assert.equal((await post(a, '/api/v1/push', { user: u, topic: 'note', data: { n: 1 } })).status, 202);
+    await other.next((m) => m.type === 'push' && m.topic === 'note', 3000);
+    await other.next((m) => m.type === 'recs' && m.cause !== undefined, 3000);
+    assert.equal((await post(a, '/api/v1/users/erase', { user: u })).status, 200);
+    await sleep(300);
+
+    const raw = Buffer.concat(['events', 'pushes'].map((topic) => {
+      const r = spawnSync('kcat', ['-b', kafka.bootstrap, '-C', '-t', `${prefix}${topic}`, '-o', 'beginning', '-e',
+        '-f', '%k\\n%s\\n', '-q'], { timeout: 20000, maxBuffer: 64 << 20 });
+      assert.equal(r.status, 0, `kcat: ${r.stderr}`);
+      return r.stdout;
+    }));
+    assert.ok(raw.length > 0, 'the topics hold messages');
+    const pseudo = createHmac('sha256', PSEUDONYM_KEY).update(u).digest('hex').slice(0, 32);
+    assert.equal(raw.indexOf(u), -1, 'the raw user id is on Kafka');
+    // Events, the push and the erasure: each carries the pseudonym (and keys by it).
+    let seen = 0;
+    for (let at = raw.indexOf(pseudo); at >= 0; at = raw.indexOf(pseudo, at + 1)) seen++;
+    assert.ok(seen >= 5, `the pseudonym appears ${seen} times`);
     await stopCleanly(a, b);
   });
 

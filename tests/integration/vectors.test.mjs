@@ -144,6 +144,12 @@ async function runValid(v, enc, payload, msg) {
     case 'ping':
       assertPong(await client.nextAny(), msg.t);
       break;
+    case 'auth':
+      // A well-formed refresh on a server that verifies no tokens: refused like any token
+      // it cannot verify (4010, fatal).
+      assertError(await client.nextAny(), 4010);
+      assert.equal((await client.waitClose()).code, 4010);
+      return;
     default:
       assert.fail(`valid vector of unexpected type ${msg.type}`);
   }

@@ -57,7 +57,7 @@ static void test_defaults(void **state)
     assert_true(cfg.catalog_open);
     assert_int_equal(cfg.max_items, 1000000);
     assert_false(cfg.demo);
-    assert_true(cfg.anonymous);
+    assert_false(cfg.anonymous); /* only the demo, or when configured */
     assert_int_equal(cfg.max_message_bytes, 65536);
     assert_int_equal(cfg.max_batch, 100);
     assert_int_equal(cfg.max_subscriptions, 16);
@@ -393,7 +393,7 @@ static void test_flag_forms(void **state)
     char err[512] = "";
     bool help, version;
     char *argv[] = {"rankcast",    "--port=1234", "--demo",
-                    "--anonymous", "false",       "--catalog-open",
+                    "--anonymous", "true",        "--catalog-open",
                     "--node_id",   "n-7",         "--log-level=",
                     "--listen",    "127.0.0.1",   "--trending-half-life-s",
                     "90.5",        NULL};
@@ -404,7 +404,7 @@ static void test_flag_forms(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(cfg.port, 1234);
     assert_true(cfg.demo);         /* bare, followed by another flag */
-    assert_false(cfg.anonymous);   /* boolean with a separate value */
+    assert_true(cfg.anonymous);    /* boolean with a separate value */
     assert_true(cfg.catalog_open); /* bare */
     assert_string_equal(cfg.node_id, "n-7");
     assert_string_equal(cfg.log_level, "");

@@ -101,6 +101,9 @@ static void dump_msg(rc_wbuf_t *o, const rc_msg_t *m)
     case RC_MSG_PING:
         rc_wbuf_printf(o, "t=%d:%.17g;", m->u.ping.has_t, m->u.ping.t);
         break;
+    case RC_MSG_AUTH:
+        put_str(o, "token", m->u.auth.token);
+        break;
     case RC_MSG_NONE:
         break;
     }
@@ -294,6 +297,8 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
         rc_proto_encode_pong(e, t != NULL, t ? json_number_value(t) : 0, jint(v, "server_time_ms"));
     } else if (strcmp(type, "drain") == 0) {
         rc_proto_encode_drain(e, jstr(v, "reason").p, jint(v, "reconnect_after_ms"));
+    } else if (strcmp(type, "auth_ok") == 0) {
+        rc_proto_encode_auth_ok(e, jint(v, "exp_ms"));
     } else if (strcmp(type, "recs") == 0) {
         static rc_recs_item_t items[128];
         const json_t *arr = json_object_get(v, "items");

@@ -14,6 +14,7 @@
 #include "defer.h"
 #include "metrics.h"
 #include "profile.h"
+#include "jwt_sign.h"
 #include "session.h"
 
 #include <jansson.h>
@@ -24,6 +25,7 @@
 typedef struct fake_transport {
     int want_write;
     int killed;
+    int pinged;
 } fake_transport_t;
 
 static void fake_want_write(void *t)
@@ -36,7 +38,12 @@ static void fake_kill(void *t)
     ((fake_transport_t *)t)->killed++;
 }
 
-static const rc_transport_ops_t fake_ops = {fake_want_write, fake_kill};
+static void fake_ping(void *t)
+{
+    ((fake_transport_t *)t)->pinged++;
+}
+
+static const rc_transport_ops_t fake_ops = {fake_want_write, fake_kill, fake_ping};
 
 typedef struct world {
     uv_loop_t loop;
@@ -59,6 +66,7 @@ static int world_setup(void **state)
     assert_int_equal(rc_config_init(&w->cfg), 0);
     assert_int_equal(rc_config_set(&w->cfg, "session-idle-s", "1", err, sizeof(err)), 0);
     assert_int_equal(rc_config_set(&w->cfg, "outbox-max-bytes", "4096", err, sizeof(err)), 0);
+    assert_int_equal(rc_config_set(&w->cfg, "anonymous", "true", err, sizeof(err)), 0);
     assert_int_equal(rc_engine_init(&w->engine, 1000, true, 32, 86400, 3600, 1e9), 0);
     /* 3 categories of 20 items; popularity falls with the index, so cold lists start with
      * the first items of each category. */
@@ -325,6 +333,167 @@ static void test_drain_tells_every_client_then_closes_with_1001(void **state)
     rc_conn_closed(c);
 }
 
+static void test_a_silent_connection_is_pinged_then_closed_with_4023(void **state)
+{
+    world_t *w = *state;
+    fake_transport_t t = {0}, talker = {0};
+    const char *reason;
+    rc_conn_t *c = connect_user(w, &t, "u8");
+    rc_conn_t *d = connect_user(w, &talker, "u9");
+    uint64_t t0 = rc_mono_us();
+    /* Defaults: ping after 30 s of silence, close 15 s after an unanswered ping. */
+    rc_sessions_tick(w->sessions, t0 + 29000000);
+    assert_int_equal(t.pinged, 0);
+    rc_sessions_tick(w->sessions, t0 + 31000000);
+    assert_int_equal(t.pinged, 1);
+    assert_int_equal(talker.pinged, 1);
+    /* One answers (a pong), the other stays silent. */
+    rc_conn_alive(d, t0 + 32000000);
+    rc_sessions_tick(w->sessions, t0 + 45000000);
+    assert_int_equal(rc_conn_close_code(c, &reason), 0);
+    rc_sessions_tick(w->sessions, t0 + 47000000);
+    json_t *msgs = drain(c);
+    json_t *e = find_type(msgs, "error", 0);
+    assert_non_null(e);
+    assert_int_equal(json_integer_value(json_object_get(e, "code")), 4023);
+    json_decref(msgs);
+    assert_int_equal(rc_conn_close_code(c, &reason), 4023);
+    assert_int_equal(rc_conn_close_code(d, &reason), 0);
+    assert_int_equal(talker.pinged, 1); /* its pong was recent: not pinged again yet */
+    rc_conn_closed(c);
+    rc_conn_closed(d);
+}
+
+#define TEST_SECRET "session-test-secret-session-test-secret!"
+
+static char *hs256_token(const char *sub, int64_t exp_s)
+{
+    char claims[160];
+    snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%lld}", sub, (long long)exp_s);
+    return jwt_sign("HS256", TEST_SECRET, NULL, "{\"alg\":\"HS256\"}", claims);
+}
+
+static rc_jwt_verifier_t *use_tokens(world_t *w)
+{
+    char err[128];
+    rc_jwt_config_t jc = {TEST_SECRET, NULL, NULL, NULL, 0};
+    rc_jwt_verifier_t *v = rc_jwt_verifier_new(&jc, err, sizeof(err));
+    assert_non_null(v);
+    assert_int_equal(rc_config_set(&w->cfg, "jwt-leeway-s", "0", err, sizeof(err)), 0);
+    rc_sessions_set_verifier(w->sessions, v);
+    return v;
+}
+
+/* Sends hello with `token` (and `user` if not NULL); returns the first reply's error code
+ * (0 for welcome) and the user welcome named. */
+static int hello_with(rc_conn_t *c, const char *token, const char *user, char *who, size_t wlen)
+{
+    char hello[1024];
+    int n = snprintf(hello, sizeof(hello), "{\"type\":\"hello\",\"v\":1");
+    if (token != NULL)
+        n += snprintf(hello + n, sizeof(hello) - (size_t)n, ",\"token\":\"%s\"", token);
+    if (user != NULL)
+        n += snprintf(hello + n, sizeof(hello) - (size_t)n, ",\"user\":\"%s\"", user);
+    snprintf(hello + n, sizeof(hello) - (size_t)n, "}");
+    send_json(c, hello);
+    json_t *msgs = drain(c);
+    json_t *first = json_array_get(msgs, 0);
+    assert_non_null(first);
+    int code = (int)json_integer_value(json_object_get(first, "code"));
+    if (who != NULL)
+        snprintf(who, wlen, "%s", json_string_value(json_object_get(first, "user")) ?: "");
+    json_decref(msgs);
+    return code;
+}
+
+static void test_tokens_decide_the_user(void **state)
+{
+    world_t *w = *state;
+    rc_jwt_verifier_t *v = use_tokens(w);
+    int64_t now = rc_wall_ms() / 1000;
+    char who[80];
+    fake_transport_t t[6] = {0};
+    rc_conn_t *c[6];
+    for (int i = 0; i < 6; i++)
+        c[i] = rc_conn_open(w->sessions, RC_FMT_JSON, &t[i]);
+
+    assert_int_equal(hello_with(c[0], hs256_token("alice", now + 60), NULL, who, sizeof(who)), 0);
+    assert_string_equal(who, "alice");
+    /* Claiming another user with alice's token. */
+    assert_int_equal(hello_with(c[1], hs256_token("alice", now + 60), "bob", NULL, 0), 4010);
+    /* An expired token: 4011, so the client knows to fetch a fresh one. */
+    assert_int_equal(hello_with(c[2], hs256_token("alice", now - 5), NULL, NULL, 0), 4011);
+    /* A forged one. */
+    char forged[1024];
+    snprintf(forged, sizeof(forged), "%sx", hs256_token("alice", now + 60));
+    assert_int_equal(hello_with(c[3], forged, NULL, NULL, 0), 4010);
+    /* Anonymous sessions are on in this world, but confined to anon- ids once tokens are. */
+    assert_int_equal(hello_with(c[4], NULL, "alice", NULL, 0), 4010);
+    assert_int_equal(hello_with(c[5], NULL, "anon-42", who, sizeof(who)), 0);
+    assert_string_equal(who, "anon-42");
+    const char *reason;
+    assert_int_equal(rc_conn_close_code(c[1], &reason), 4010);
+    assert_int_equal(rc_conn_close_code(c[2], &reason), 4011);
+    assert_true(rc_metrics.auth_refused[RC_JWT_EXPIRED] >= 1);
+    assert_true(rc_metrics.auth_refused[RC_JWT_BAD_SIGNATURE] >= 1);
+    for (int i = 0; i < 6; i++)
+        rc_conn_closed(c[i]);
+    rc_sessions_set_verifier(w->sessions, NULL);
+    rc_jwt_verifier_free(v);
+}
+
+static void test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it(void **state)
+{
+    world_t *w = *state;
+    rc_jwt_verifier_t *v = use_tokens(w);
+    int64_t now = rc_wall_ms() / 1000;
+    fake_transport_t t = {0}, t2 = {0};
+    const char *reason;
+    rc_conn_t *c = rc_conn_open(w->sessions, RC_FMT_JSON, &t);
+    assert_int_equal(hello_with(c, hs256_token("carol", now + 1), NULL, NULL, 0), 0);
+
+    /* A token for someone else is refused, and ends the connection. */
+    rc_conn_t *c2 = rc_conn_open(w->sessions, RC_FMT_JSON, &t2);
+    assert_int_equal(hello_with(c2, hs256_token("carol", now + 60), NULL, NULL, 0), 0);
+    char msg[1200];
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%s\"}",
+             hs256_token("mallory", now + 600));
+    send_json(c2, msg);
+    json_decref(drain(c2));
+    assert_int_equal(rc_conn_close_code(c2, &reason), 4010);
+
+    /* The same subject, later expiry: auth_ok with the new exp. */
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%s\"}",
+             hs256_token("carol", now + 600));
+    send_json(c, msg);
+    json_t *msgs = drain(c);
+    json_t *ok = find_type(msgs, "auth_ok", 0);
+    assert_non_null(ok);
+    assert_int_equal(json_integer_value(json_object_get(ok, "exp_ms")), (now + 600) * 1000);
+    json_decref(msgs);
+
+    /* A connection that never refreshes is closed with 4011 at its next message. */
+    rc_conn_t *c3 = rc_conn_open(w->sessions, RC_FMT_JSON, &t2);
+    assert_int_equal(hello_with(c3, hs256_token("carol", now + 1), NULL, NULL, 0), 0);
+    while (rc_wall_ms() / 1000 < now + 1)
+        uv_sleep(50);
+    send_json(c3, "{\"type\":\"ping\"}");
+    msgs = drain(c3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, 0), "code")), 4011);
+    json_decref(msgs);
+    assert_int_equal(rc_conn_close_code(c3, &reason), 4011);
+    /* The refreshed one lives on. */
+    send_json(c, "{\"type\":\"ping\"}");
+    msgs = drain(c);
+    assert_non_null(find_type(msgs, "pong", 0));
+    json_decref(msgs);
+    rc_conn_closed(c);
+    rc_conn_closed(c2);
+    rc_conn_closed(c3);
+    rc_sessions_set_verifier(w->sessions, NULL);
+    rc_jwt_verifier_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +513,12 @@ int main(void)
             world_teardown),
         cmocka_unit_test_setup_teardown(test_no_hello_in_time_closes_with_4004, world_setup,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(test_a_silent_connection_is_pinged_then_closed_with_4023,
+                                        world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_decide_the_user, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it, world_setup,
+            world_teardown),
         cmocka_unit_test_setup_teardown(test_drain_tells_every_client_then_closes_with_1001,
                                         world_setup, world_teardown),
     };

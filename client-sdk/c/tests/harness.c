@@ -98,6 +98,7 @@ int rcct_server_start(rcct_server_t *s)
     argv[argc++] = RCCT_CATALOG;
     argv[argc++] = "--log-level";
     argv[argc++] = "warn";
+    argv[argc++] = "--anonymous";
     for (int i = 0; i < 16 && s->extra[i] != NULL; i++)
         argv[argc++] = s->extra[i];
     argv[argc] = NULL;

@@ -17,7 +17,7 @@ import { ClientError, RankcastError, ServerError } from './errors.js';
 import { randomEventId } from './ids.js';
 import { DEFAULT_LIMITS, readServerMessage } from './incoming.js';
 import { autoTzOffsetMin, resolveOptions } from './options.js';
-import { eventFields, helloMessage, pingMessage } from './outgoing.js';
+import { authMessage, eventFields, helloMessage, pingMessage } from './outgoing.js';
 import { Outbox } from './outbox.js';
 import { Subscriptions } from './subscriptions.js';
 import { TimerSet } from './timers.js';
@@ -42,6 +42,7 @@ export class RankcastClient {
   /** @type {Connection|null} */
   #conn = null;
   #welcomed = false; // the current connection said welcome
+  #authWaiters = []; // refreshToken() calls awaiting auth_ok
   #gen = 0; // bumped per attempt: a token that resolves late for an old attempt is ignored
   #attempt = 0; // failed attempts since the last welcome, for the backoff
   #drainDeadline = null;
@@ -247,6 +248,9 @@ export class RankcastClient {
     this.#welcomed = false;
     if (conn && !alreadyClosed) conn.close(1000, reason, hard);
     for (const name of CONNECTION_TIMERS) this.#timers.clear(name);
+    for (const w of this.#authWaiters.splice(0)) {
+      w.reject(error ?? this.#fatalError ?? new ClientError('connection', 'the connection closed before the token was accepted'));
+    }
     this.#delivery.stop();
     if (this.#stopped) return;
     const err = error ?? this.#fatalError ?? closeCodeError(code);
@@ -276,8 +280,8 @@ export class RankcastClient {
     if (code !== undefined) info.code = code;
     if (error !== undefined) info.error = error;
     this.#events.emit('reconnecting', info);
-    // After 4010 the token provider is told, so it can fetch a fresh token rather than a cached one.
-    const why = error instanceof ServerError && error.code === 4010 ? 'unauthorized' : 'reconnect';
+    // After 4010 or 4011 the token provider is told, so it fetches a fresh token, not a cached one.
+    const why = error instanceof ServerError && (error.code === 4010 || error.code === 4011) ? 'unauthorized' : 'reconnect';
     this.#timers.set('reconnect', delayMs, () => this.#beginAttempt(why));
   }
 
@@ -308,6 +312,7 @@ export class RankcastClient {
     else if (type === 'recs') this.#onRecs(body);
     else if (type === 'drain') this.#onDrain(body);
     else if (type === 'push') this.#events.emit('push', body);
+    else if (type === 'auth_ok') this.#onAuthOk(body);
   }
 
   #onBadMessage(err) {
@@ -340,6 +345,30 @@ export class RankcastClient {
     this.#events.emit('error', err);
     // An error before welcome that does not close the connection still means no welcome.
     if (!this.#welcomed && !err.fatal) this.#lose({ reason: 'error', error: err });
+  }
+
+  #onAuthOk(info) {
+    const waiters = this.#authWaiters.splice(0);
+    for (const w of waiters) w.resolve(info);
+    this.#events.emit('auth', info);
+  }
+
+  /**
+   * Sends a fresh token for the live session (same subject, later expiry), so a long session
+   * outlives its token without reconnecting. Without an argument the tokenProvider is asked
+   * (reason 'refresh'). Resolves to {expMs} when the server accepted it; a refused token ends
+   * the connection (4010) and rejects.
+   */
+  async refreshToken(token) {
+    const fresh = token ?? (this.#o.tokenProvider ? await this.#o.tokenProvider({ reason: 'refresh', attempt: 0 }) : undefined);
+    if (typeof fresh !== 'string' || fresh === '') throw new ClientError('token', 'refreshToken needs a token or a tokenProvider that gives one');
+    const msg = authMessage(fresh);
+    const conn = this.#conn;
+    if (!conn || !this.#welcomed) throw new ClientError('connection', 'no open session to refresh');
+    return new Promise((resolve, reject) => {
+      this.#authWaiters.push({ resolve, reject });
+      conn.send(msg);
+    });
   }
 
   #onRecs(list) {

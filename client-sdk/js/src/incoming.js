@@ -122,6 +122,10 @@ function readError(m) {
   return out;
 }
 
+function readAuthOk(m) {
+  return { type: 'auth_ok', expMs: int(m, 'exp_ms', 'auth_ok') };
+}
+
 function readDrain(m) {
   const after = m.reconnect_after_ms;
   return {
@@ -139,6 +143,7 @@ const READERS = {
   pong: readPong,
   error: readError,
   drain: readDrain,
+  auth_ok: readAuthOk,
 };
 
 /**

@@ -160,6 +160,9 @@ export function subscribeMessage(surface, params = {}, maxK = 100) {
 /** The `unsubscribe` message. */
 export const unsubscribeMessage = (surface) => ({ type: 'unsubscribe', surface: checkSurface(surface) });
 
+/** The `auth` message: a fresh token for the live session (the same subject). */
+export const authMessage = (token) => ({ type: 'auth', token: checkString(token, 'token', 1, 4096) });
+
 /** The `ping` message; `t` (any finite number) comes back in `pong`. */
 export function pingMessage(t) {
   const msg = { type: 'ping' };

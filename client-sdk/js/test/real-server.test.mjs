@@ -5,6 +5,7 @@
 // only when the binary is missing (RANKCAST_BIN overrides its path).
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, afterEach, before, describe, test } from 'node:test';
 
@@ -159,6 +160,43 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
         assert.deepEqual(errors.map((e) => e.code), [4012], 'no 4020 or 4022 from the server');
         await client.close();
       }
+    } finally {
+      await node.stop('SIGTERM');
+    }
+  });
+
+  test('tokens: the subject is the user, refreshToken() extends a live session, a 4011 gets a fresh token from the provider', async () => {
+    const secret = 'sdk-test-secret-0123456789abcdef0123';
+    const node = await new RankcastProcess(await freePort(), ['--anonymous', 'false', '--jwt-secret', secret, '--jwt-leeway-s', '0']).start();
+    const sign = (sub, ttlS) => {
+      const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + ttlS })}`;
+      return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+    };
+    try {
+      const user = uniqueUser('jwt');
+      const asked = [];
+      const client = makeClient(node.url, 'json', clientOptions({
+        user: undefined,
+        tokenProvider: ({ reason }) => {
+          asked.push(reason);
+          return sign(user, reason === 'initial' ? 2 : 600);
+        },
+      }));
+      const welcome = await nextEvent(client, 'open');
+      assert.equal(welcome.user, user);
+      // The first token lives 2 s: the server ends the session with 4011 at the next message,
+      // and the client reconnects with a fresh token from the provider.
+      await new Promise((r) => setTimeout(r, 2200));
+      const reopened = nextEvent(client, 'open', { timeoutMs: 5000 });
+      await client.track({ kind: 'view', item: catalogItems('kitchen')[0] }).catch(() => {});
+      await reopened;
+      assert.deepEqual(asked.slice(0, 2), ['initial', 'unauthorized']);
+      const info = await client.refreshToken();
+      assert.ok(info.expMs > Date.now() + 500_000, JSON.stringify(info));
+      assert.equal(asked.at(-1), 'refresh');
+      await assert.rejects(client.refreshToken(sign('someone-else', 600)), (e) => e instanceof ServerError && e.code === 4010);
+      await client.close();
     } finally {
       await node.stop('SIGTERM');
     }

@@ -15,7 +15,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { decodeMessage, encodeMessage } from '../src/codec.js';
 import { ClientError } from '../src/errors.js';
 import { readServerMessage } from '../src/incoming.js';
-import { eventFields, eventMessage, eventsMessage, helloMessage, pingMessage, subscribeMessage, unsubscribeMessage } from '../src/outgoing.js';
+import { authMessage, eventFields, eventMessage, eventsMessage, helloMessage, pingMessage, subscribeMessage, unsubscribeMessage } from '../src/outgoing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VECTORS_PATH = process.env.RANKCAST_VECTORS ? resolve(process.env.RANKCAST_VECTORS) : join(here, '../../../proto/vectors/vectors.json');
@@ -63,6 +63,8 @@ function buildWithSdk(wire) {
     case 'ping':
       if (Object.keys(f).some((k) => k !== 't')) return { skip: 'ping takes only t' };
       return { msg: pingMessage(f.t) };
+    case 'auth':
+      return { msg: authMessage(f.token) };
     default:
       return { skip: `the SDK never sends type ${JSON.stringify(type)}` };
   }

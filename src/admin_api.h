@@ -1,0 +1,34 @@
+/* Bodies of the HTTP admin API (docs/api.md), parsed and validated from untrusted bytes.
+ * Pure: no I/O, safe on any input (a fuzzer drives it); the gateway only routes. */
+#ifndef RC_ADMIN_API_H
+#define RC_ADMIN_API_H
+
+#include "proto.h"
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stddef.h>
+
+#define RC_API_BODY_MAX 65536
+
+/* POST /api/v1/push: {"user"|"segment", "topic"?, "data"}. */
+typedef struct rc_api_push {
+    json_t *root;           /* owns the strings below */
+    rc_str_t user, segment; /* exactly one is non-empty */
+    rc_str_t topic;         /* "message" when not given */
+    msgpack_zone zone;      /* owns `data` */
+    msgpack_object data;    /* the payload, any JSON value */
+} rc_api_push_t;
+
+/** Parses a push body. Returns 0 (release with rc_api_push_free()), or RC_EINVAL with the
+ * reason in `err` (nothing to release), or RC_ENOMEM. */
+int rc_api_push_parse(rc_api_push_t *p, const char *body, size_t len, char *err, size_t errlen);
+
+/** Releases a parsed push. */
+void rc_api_push_free(rc_api_push_t *p);
+
+/** Parses POST /api/v1/users/erase: {"user"}. Copies the id into `user` (RC_ID_MAX + 1
+ * bytes). Returns 0 or RC_EINVAL with the reason in `err`. */
+int rc_api_erase_parse(const char *body, size_t len, char *user, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,46 @@
+/* libFuzzer target: what an HTTP client controls beyond the routing: the admin API bodies
+ * (push, erase) and a client token (hello.token, Authorization header), verified with an
+ * HS256 verifier. The first byte picks the parser. */
+#include "admin_api.h"
+#include "jwt.h"
+#include "proto.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static rc_jwt_verifier_t *verifier(void)
+{
+    static rc_jwt_verifier_t *v;
+    char err[128];
+    rc_jwt_config_t cfg = {"fuzz-secret-0123456789abcdef0123456789", NULL, "idp", "aud", 30};
+    if (v == NULL)
+        v = rc_jwt_verifier_new(&cfg, err, sizeof(err));
+    return v;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+    char err[128], user[RC_ID_MAX + 1];
+    switch (data[0] % 3) {
+    case 0: {
+        rc_api_push_t p;
+        if (rc_api_push_parse(&p, body, len, err, sizeof(err)) == 0)
+            rc_api_push_free(&p);
+        break;
+    }
+    case 1:
+        rc_api_erase_parse(body, len, user, err, sizeof(err));
+        break;
+    default: {
+        rc_jwt_claims_t claims;
+        rc_jwt_verify(verifier(), body, len, 1800000000, &claims);
+        break;
+    }
+    }
+    return 0;
+}

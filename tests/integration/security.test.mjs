@@ -1,0 +1,404 @@
+// Security, written from PROTOCOL.md sections 1, 3 and 6 against the real binary: tokens
+// (HS256, RS256, ES256; hello.token, the Authorization header, refresh, expiry), isolation
+// between users, the upgrade gate (Origin, connections per address), idle connections
+// (ping/pong, 4023), slowloris, and TLS (1.2+ only, certificates reloaded on SIGHUP without
+// dropping live connections). Keys, tokens, a CA and certificates are made here per run.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHmac, createSign, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  assertError,
+  closeAllClients,
+  connect,
+  connectHello,
+  httpGet,
+  metricTotals,
+  parsePrometheus,
+  sleep,
+  startServer,
+  stopServerCleanly,
+  uniqueId,
+} from './harness.mjs';
+
+const SECRET = 'security-test-secret-0123456789abcdef';
+const ISSUER = 'https://idp.example';
+const AUDIENCE = 'rankcast-test';
+const ADMIN = 'sec-admin-token';
+
+const dir = mkdtempSync(join(tmpdir(), 'rankcast-sec-'));
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rsaPem = join(dir, 'rsa.pub.pem');
+const ecPem = join(dir, 'ec.pub.pem');
+writeFileSync(rsaPem, rsa.publicKey.export({ type: 'spki', format: 'pem' }));
+writeFileSync(ecPem, ec.publicKey.export({ type: 'spki', format: 'pem' }));
+
+const b64url = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+/** A token as an identity provider would sign it (node:crypto, not the server's code). */
+function token(claims, { alg = 'HS256', secret = SECRET, header = {} } = {}) {
+  const body = { iss: ISSUER, aud: AUDIENCE, exp: now() + 300, ...claims };
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  const input = `${b64url({ alg, typ: 'JWT', ...header })}.${b64url(body)}`;
+  let sig;
+  if (alg === 'HS256') sig = createHmac('sha256', secret).update(input).digest();
+  else if (alg === 'RS256') sig = createSign('sha256').update(input).sign(rsa.privateKey);
+  else if (alg === 'ES256') sig = cryptoSign('sha256', Buffer.from(input), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' });
+  else sig = Buffer.alloc(0);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+/** Sends hello and returns the first answer (welcome or error) and, for an error, the close. */
+async function helloAnswer(server, fields, enc = 'json') {
+  const client = await connect(server, enc);
+  client.send({ type: 'hello', v: 1, ...fields });
+  const answer = await client.nextAny();
+  const close = answer.type === 'error' ? await client.waitClose() : null;
+  return { client, answer, close };
+}
+
+async function refusedWith(server, fields, code) {
+  const { answer, close } = await helloAnswer(server, fields);
+  assertError(answer, code);
+  assert.equal(close.code, code);
+  return answer;
+}
+
+async function metrics(server) {
+  const { body } = await httpGet(server, '/metrics');
+  return metricTotals(parsePrometheus(body).samples);
+}
+
+async function sample(server, name, label) {
+  const { body } = await httpGet(server, '/metrics');
+  const want = Object.entries(label).map(([k, v]) => `${k}="${v}"`).join(',');
+  const s = parsePrometheus(body).samples.find((x) => x.name === name && x.labels === want);
+  return s ? s.value : 0;
+}
+
+/** An upgrade request by hand: the status line lws answers with. */
+function rawUpgrade(server, headers = {}, { localAddress } = {}) {
+  return new Promise((res, rej) => {
+    const sock = netConnect({ port: server.port, host: server.host, localAddress });
+    let data = '';
+    sock.on('connect', () => {
+      const lines = ['GET /ws HTTP/1.1', `Host: ${server.host}:${server.port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: rankcast.v1.json',
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      sock.write(`${lines.join('\r\n')}\r\n\r\n`);
+    });
+    sock.on('data', (d) => {
+      data += d.toString('latin1');
+      if (data.includes('\r\n')) {
+        res({ status: Number(data.split(' ')[1]), text: data, sock });
+      }
+    });
+    sock.on('error', rej);
+    sock.on('close', () => res({ status: 0, text: data, sock }));
+  });
+}
+
+after(() => {
+  closeAllClients();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('tokens', () => {
+  let server;
+  before(async () => {
+    server = await startServer({
+      extraArgs: ['--anonymous', 'false', '--jwt-secret', SECRET, '--jwt-public-key', rsaPem, '--jwt-issuer', ISSUER,
+        '--jwt-audience', AUDIENCE, '--jwt-leeway-s', '0', '--admin-token', ADMIN],
+    });
+  });
+  after(async () => {
+    closeAllClients();
+    await stopServerCleanly(server);
+  });
+
+  test('hello.token: HS256 and RS256 admit the token\'s subject', async () => {
+    for (const alg of ['HS256', 'RS256']) {
+      const user = uniqueId(`tok-${alg}`);
+      const { answer } = await helloAnswer(server, { token: token({ sub: user }, { alg }) });
+      assert.equal(answer.type, 'welcome', JSON.stringify(answer));
+      assert.equal(answer.user, user);
+    }
+  });
+
+  test('forged, expired, not yet valid, wrong issuer or audience, alg none, or missing: refused', async () => {
+    const sub = uniqueId('victim');
+    const good = token({ sub });
+    const [h, , s] = good.split('.');
+    await refusedWith(server, { token: `${h}.${b64url({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: now() + 300 })}.${s}` }, 4010);
+    await refusedWith(server, { token: token({ sub }, { secret: 'another-secret-of-the-same-length-xx' }) }, 4010);
+    await refusedWith(server, { token: token({ sub, exp: now() - 10 }) }, 4011);
+    await refusedWith(server, { token: token({ sub, nbf: now() + 60 }) }, 4010);
+    await refusedWith(server, { token: token({ sub, iss: 'https://evil.example' }) }, 4010);
+    await refusedWith(server, { token: token({ sub, aud: 'another-service' }) }, 4010);
+    await refusedWith(server, { token: token({ sub }, { alg: 'none' }) }, 4010);
+    // The RSA public key is public: used as an HS256 secret it must not verify.
+    await refusedWith(server, { token: token({ sub }, { secret: rsa.publicKey.export({ type: 'spki', format: 'pem' }) }) }, 4010);
+    await refusedWith(server, { token: token({ sub }, { alg: 'ES256' }) }, 4010); // no EC key configured
+    await refusedWith(server, {}, 4010); // anonymous sessions are off
+    await refusedWith(server, { user: sub }, 4010);
+    await refusedWith(server, { token: good, user: 'someone-else' }, 4010);
+    assert.ok(await sample(server, 'rankcast_auth_refused_total', { reason: 'expired' }) >= 1);
+    assert.ok(await sample(server, 'rankcast_auth_refused_total', { reason: 'bad_signature' }) >= 2);
+    assert.ok(await sample(server, 'rankcast_auth_refused_total', { reason: 'bad_audience' }) >= 1);
+  });
+
+  test('the Authorization header at the upgrade: the subject needs no token in hello; a bad one gets 401', async () => {
+    const user = uniqueId('native');
+    const client = await connect(server, 'msgpack', { headers: { Authorization: `Bearer ${token({ sub: user })}` } });
+    client.send({ type: 'hello', v: 1 });
+    const welcome = await client.nextAny();
+    assert.equal(welcome.type, 'welcome', JSON.stringify(welcome));
+    assert.equal(welcome.user, user);
+    await assert.rejects(connect(server, 'json', { headers: { Authorization: `Bearer ${token({ sub: user, exp: now() - 5 })}` } }),
+      (e) => e.statusCode === 401);
+    await assert.rejects(connect(server, 'json', { headers: { Authorization: 'Basic dXNlcjpwYXNz' } }), (e) => e.statusCode === 401);
+    assert.ok(await sample(server, 'rankcast_handshakes_refused_total', { reason: 'token' }) >= 2);
+    // The header's subject cannot be swapped in hello either.
+    const other = await connect(server, 'json', { headers: { Authorization: `Bearer ${token({ sub: user })}` } });
+    other.send({ type: 'hello', v: 1, user: 'not-me' });
+    assertError(await other.nextAny(), 4010);
+  });
+
+  test('a token is refreshed on a live session (auth_ok), and one that expires ends it with 4011', async () => {
+    const user = uniqueId('refresh');
+    const { client: kept } = await connectHello(server, 'json', { token: token({ sub: user, exp: now() + 2 }) });
+    const { client: lapsed } = await connectHello(server, 'json', { token: token({ sub: user, exp: now() + 2 }) });
+    const exp = now() + 600;
+    kept.send({ type: 'auth', token: token({ sub: user, exp }) });
+    const ok = await kept.next((m) => m.type === 'auth_ok');
+    assert.equal(ok.exp_ms, exp * 1000);
+    await sleep(2600);
+    lapsed.send({ type: 'ping' });
+    assertError(await lapsed.next((m) => m.type === 'error'), 4011);
+    assert.equal((await lapsed.waitClose()).code, 4011);
+    kept.send({ type: 'ping' });
+    assert.equal((await kept.next((m) => m.type === 'pong')).type, 'pong');
+    // A refresh for someone else ends the connection.
+    kept.send({ type: 'auth', token: token({ sub: uniqueId('mallory') }) });
+    assertError(await kept.next((m) => m.type === 'error'), 4010);
+    assert.equal((await kept.waitClose()).code, 4010);
+  });
+
+  test('isolation: a user never receives another user\'s lists or pushes, and cannot use the admin API', async () => {
+    const alice = uniqueId('alice');
+    const bob = uniqueId('bob');
+    const { client: a } = await connectHello(server, 'json', { token: token({ sub: alice }) });
+    const { client: b } = await connectHello(server, 'json', { token: token({ sub: bob }) });
+    await a.subscribe('home', { k: 5 });
+    await b.subscribe('home', { k: 5 });
+    const items = server.items.slice(0, 4);
+    for (const [i, it] of items.entries()) {
+      a.send({ type: 'event', id: `iso-${i}`, kind: 'click', item: it.id, surface: 'home' });
+      await a.next((m) => m.type === 'ack');
+    }
+    await sleep(200);
+    assert.deepEqual(b.log.filter((m) => m.type === 'recs' && m.cause !== undefined), [], 'bob got lists caused by alice');
+    // A user's token is not an admin credential: pushing to or erasing another user is refused.
+    for (const path of ['/api/v1/push', '/api/v1/users/erase']) {
+      const res = await fetch(`${server.httpUrl}${path}`, {
+        method: 'POST', headers: { Authorization: `Bearer ${token({ sub: alice })}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(path.endsWith('push') ? { user: bob, data: { x: 1 } } : { user: bob }),
+      });
+      assert.equal(res.status, 401, path);
+    }
+    const pushed = await fetch(`${server.httpUrl}/api/v1/push`, {
+      method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ user: alice, topic: 't', data: { for: 'alice' } }),
+    });
+    assert.equal(pushed.status, 202);
+    await a.next((m) => m.type === 'push');
+    await sleep(100);
+    assert.deepEqual(b.log.filter((m) => m.type === 'push'), [], 'bob got alice\'s push');
+  });
+});
+
+describe('ES256 tokens and anonymous sessions beside them', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ extraArgs: ['--jwt-public-key', ecPem, '--anonymous'] });
+  });
+  after(async () => {
+    closeAllClients();
+    await stopServerCleanly(server);
+  });
+
+  test('ES256 admits its subject; without a token only anon- ids are allowed', async () => {
+    const user = uniqueId('es');
+    const { answer } = await helloAnswer(server, { token: token({ sub: user }, { alg: 'ES256' }) });
+    assert.equal(answer.user, user);
+    await refusedWith(server, { token: token({ sub: user }, { alg: 'RS256' }) }, 4010);
+    await refusedWith(server, { user }, 4010); // claiming a token holder's id without the token
+    const anon = await helloAnswer(server, {});
+    assert.match(anon.answer.user, /^anon-/);
+    const named = await helloAnswer(server, { user: 'anon-returning-visitor' });
+    assert.equal(named.answer.user, 'anon-returning-visitor');
+  });
+});
+
+describe('the upgrade gate', () => {
+  let server;
+  before(async () => {
+    server = await startServer({
+      extraArgs: ['--allowed-origins', 'https://shop.example, https://m.shop.example', '--max-conns-per-ip', '5',
+        '--ping-interval-s', '1', '--pong-timeout-s', '1'],
+    });
+  });
+  after(async () => {
+    closeAllClients();
+    await stopServerCleanly(server);
+  });
+
+  test('Origin: listed origins and native clients (no Origin) pass, others get 403', async () => {
+    (await connect(server, 'json', { origin: 'https://m.shop.example' })).close();
+    (await connect(server, 'json')).close();
+    await assert.rejects(connect(server, 'json', { origin: 'https://evil.example' }), (e) => e.statusCode === 403);
+    assert.equal(await sample(server, 'rankcast_handshakes_refused_total', { reason: 'origin' }), 1);
+    await sleep(100);
+  });
+
+  test('connections per address: over the limit gets 429, other addresses and later connections are served', async () => {
+    const held = [];
+    for (let i = 0; i < 5; i++) held.push(await connect(server, 'json', { localAddress: '127.0.0.7' }));
+    const over = await rawUpgrade(server, {}, { localAddress: '127.0.0.7' });
+    assert.equal(over.status, 429, over.text);
+    over.sock.destroy();
+    // Another address is not affected.
+    const { welcome } = await connectHello(server, 'json', {});
+    assert.ok(welcome.user);
+    held.pop().close();
+    await sleep(200);
+    const again = await connect(server, 'json', { localAddress: '127.0.0.7' });
+    again.close();
+    for (const c of held) c.close();
+    assert.ok(await sample(server, 'rankcast_handshakes_refused_total', { reason: 'per_ip' }) >= 1);
+  });
+
+  test('a connection that answers no ping is closed with 4023; one that does stays', async () => {
+    const silent = await connect(server, 'json', { autoPong: false, localAddress: '127.0.0.8' });
+    await silent.hello({});
+    const alive = await connect(server, 'json', { localAddress: '127.0.0.8' });
+    await alive.hello({});
+    const closed = await silent.waitClose(6000);
+    assert.equal(closed.code, 4023);
+    assertError(silent.log.find((m) => m.type === 'error'), 4023);
+    await sleep(1500);
+    assert.equal(alive.closeInfo, null, 'the connection that answers pings was closed');
+    alive.send({ type: 'ping' });
+    await alive.next((m) => m.type === 'pong');
+    assert.ok((await metrics(server)).rankcast_pings_sent_total >= 2);
+  });
+
+  test('slowloris: a handshake trickled a byte at a time is cut off while others are served', { timeout: 30000 }, async () => {
+    const sock = netConnect({ port: server.port, host: server.host, localAddress: '127.0.0.9' });
+    const text = 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Pad: ';
+    let i = 0;
+    const closedAt = new Promise((res) => sock.on('close', () => res(Date.now())));
+    sock.on('error', () => {});
+    const t0 = Date.now();
+    const drip = setInterval(() => sock.write(text[i++ % text.length]), 500);
+    const { client } = await connectHello(server, 'json', {});
+    client.send({ type: 'ping' });
+    await client.next((m) => m.type === 'pong');
+    const ms = (await closedAt) - t0;
+    clearInterval(drip);
+    assert.ok(ms < 15000, `closed after ${ms} ms`);
+  });
+});
+
+describe('TLS', () => {
+  const tlsDir = join(dir, 'tls');
+  let server;
+  let ca;
+
+  /** A CA and a certificate for 127.0.0.1 signed by it (openssl CLI, as an operator would). */
+  function makeCert(name, days = 2) {
+    execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(tlsDir, `${name}.key`),
+      '-out', join(tlsDir, `${name}.csr`), '-subj', `/CN=${name}`], { stdio: 'ignore' });
+    writeFileSync(join(tlsDir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    execFileSync('openssl', ['x509', '-req', '-in', join(tlsDir, `${name}.csr`), '-CA', join(tlsDir, 'ca.pem'), '-CAkey', join(tlsDir, 'ca.key'),
+      '-CAcreateserial', '-days', String(days), '-out', join(tlsDir, `${name}.pem`), '-extfile', join(tlsDir, `${name}.ext`)], { stdio: 'ignore' });
+  }
+
+  function peerCert(opts = {}) {
+    return new Promise((res, rej) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: server.port, ca, ...opts }, () => {
+        const c = s.getPeerX509Certificate();
+        const v = s.getProtocol();
+        s.destroy();
+        res({ subject: c.subject, protocol: v });
+      });
+      s.on('error', rej);
+    });
+  }
+
+  before(async () => {
+    execFileSync('mkdir', ['-p', tlsDir]);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(tlsDir, 'ca.key'),
+      '-out', join(tlsDir, 'ca.pem'), '-days', '2', '-subj', '/CN=rankcast test CA'], { stdio: 'ignore' });
+    makeCert('first');
+    makeCert('second');
+    copyFileSync(join(tlsDir, 'first.pem'), join(tlsDir, 'live.pem'));
+    copyFileSync(join(tlsDir, 'first.key'), join(tlsDir, 'live.key'));
+    ca = execFileSync('cat', [join(tlsDir, 'ca.pem')]);
+    server = await startServer({
+      extraArgs: ['--tls-cert', join(tlsDir, 'live.pem'), '--tls-key', join(tlsDir, 'live.key')],
+      tls: { ca },
+    });
+  });
+  after(async () => {
+    closeAllClients();
+    await stopServerCleanly(server);
+  });
+
+  test('wss sessions work, TLS 1.0 and 1.1 are refused, plaintext gets nothing', async () => {
+    const { client, welcome } = await connectHello(server, 'msgpack', {});
+    assert.ok(welcome.user);
+    const recs = await client.subscribe('home', { k: 3 });
+    assert.equal(recs.items.length, 3);
+    assert.match((await peerCert()).protocol, /^TLSv1\.[23]$/);
+    for (const maxVersion of ['TLSv1', 'TLSv1.1']) {
+      await assert.rejects(peerCert({ minVersion: 'TLSv1', maxVersion, ciphers: 'DEFAULT@SECLEVEL=0' }), /./, maxVersion);
+    }
+    await assert.rejects(fetch(`http://127.0.0.1:${server.port}/healthz`, { signal: AbortSignal.timeout(3000) }));
+  });
+
+  test('SIGHUP reloads the certificate: live connections stay, new ones see the new one, a bad pair is refused', async () => {
+    const { client } = await connectHello(server, 'json', {});
+    assert.match((await peerCert()).subject, /CN=first/);
+    copyFileSync(join(tlsDir, 'second.pem'), join(tlsDir, 'live.pem'));
+    copyFileSync(join(tlsDir, 'second.key'), join(tlsDir, 'live.key'));
+    server.proc.kill('SIGHUP');
+    await sleep(300);
+    assert.match((await peerCert()).subject, /CN=second/);
+    client.send({ type: 'ping' });
+    await client.next((m) => m.type === 'pong');
+    assert.equal(client.closeInfo, null);
+    // A key that does not match: refused, the second certificate stays in service.
+    copyFileSync(join(tlsDir, 'first.key'), join(tlsDir, 'live.key'));
+    server.proc.kill('SIGHUP');
+    await sleep(300);
+    assert.match((await peerCert()).subject, /CN=second/);
+    const m = await metrics(server);
+    assert.equal(m.rankcast_tls_reloads_total, 1);
+    assert.equal(m.rankcast_tls_reload_failures_total, 1);
+    copyFileSync(join(tlsDir, 'second.key'), join(tlsDir, 'live.key'));
+  });
+});
+
+test('a certificate that does not load stops the start with a clear message', async () => {
+  await assert.rejects(startServer({ extraArgs: ['--tls-cert', '/nonexistent.pem', '--tls-key', '/nonexistent.key'], readyTimeoutMs: 3000 }),
+    /TLS: cannot use the certificate/);
+});
