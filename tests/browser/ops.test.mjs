@@ -158,6 +158,22 @@ describe('ops feed access', { skip: skip ?? false, timeout: 60_000 }, () => {
     }
   });
 
+  test('--allowed-origins applies to the feed: a page of another origin cannot open it', async () => {
+    const server = await startDemoServer(['--allowed-origins', 'http://shop.example']);
+    try {
+      const status = (origin) => new Promise((resolve) => {
+        const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ops`, 'rankcast.ops.v1', { origin });
+        ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode); res.resume(); });
+        ws.on('open', () => { resolve(101); ws.close(); });
+        ws.on('error', () => {});
+      });
+      assert.equal(await status('http://evil.example'), 403);
+      assert.equal(await status('http://shop.example'), 101);
+    } finally {
+      await stopCleanly(server);
+    }
+  });
+
   test('without --demo and without an admin token the feed is off', async () => {
     const server = await startDemoServer(['--demo=false']);
     try {
