@@ -14,8 +14,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/random.h>
-#include <xxhash.h>
 
 #define HIST_SLOTS      (RC_HIST_BUCKETS + 1)
 #define HISTORY         (RC_OPS_WINDOW_TICKS + 1)
@@ -41,7 +42,8 @@ typedef struct variant_count {
 } variant_count_t;
 
 static struct {
-    uint64_t secret[2]; /* pseudonym key, drawn once per process */
+    unsigned char key[64]; /* pseudonym key: --pseudonym-key, or drawn once per process */
+    size_t key_len;
     bool keyed;
     uint64_t seq;
     recent_event_t ring[RC_OPS_RECENT];
@@ -49,23 +51,47 @@ static struct {
     uint32_t n_variants;
 } tap;
 
-static void tap_key(void)
+/* The cluster's --pseudonym-key, when set, keys the dashboard's pseudonyms too, so one user
+ * has one pseudonym on every node's dashboard; a label keeps them unlinkable to the ids the
+ * bus carries (HMAC of the bare id). Without it a random key per process. */
+static void tap_key(const char *cluster_key)
 {
+    if (cluster_key != NULL && cluster_key[0] != '\0') {
+        size_t n = strlen(cluster_key);
+        tap.key_len = n < sizeof(tap.key) ? n : sizeof(tap.key);
+        memcpy(tap.key, cluster_key, tap.key_len);
+        tap.keyed = true;
+        return;
+    }
     if (tap.keyed)
         return;
+    tap.key_len = 32;
     /* Without the kernel's randomness the key falls back to the clock: weaker against
      * guessing, still not the raw id. */
-    if (getrandom(tap.secret, sizeof(tap.secret), 0) != sizeof(tap.secret))
-        tap.secret[0] = rc_mono_us() ^ ((uint64_t)rc_wall_ms() << 20);
+    if (getrandom(tap.key, tap.key_len, 0) != (ssize_t)tap.key_len) {
+        uint64_t t = rc_mono_us() ^ ((uint64_t)rc_wall_ms() << 20);
+        memcpy(tap.key, &t, sizeof(t));
+    }
     tap.keyed = true;
 }
 
+#define PSEUDONYM_LABEL "rankcast.ops.v1:"
+
 void rc_ops_pseudonym(rc_str_t user, char *out, size_t out_len)
 {
-    tap_key();
-    uint64_t h = XXH3_64bits_withSeed(user.p ? user.p : "", user.n, tap.secret[0]);
-    h = XXH3_64bits_withSeed(&h, sizeof(h), tap.secret[1]);
-    snprintf(out, out_len, "v-%08x", (unsigned)(h >> 32));
+    unsigned char msg[sizeof(PSEUDONYM_LABEL) + RC_ID_MAX], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    size_t n = user.n < RC_ID_MAX ? user.n : RC_ID_MAX;
+    tap_key(NULL);
+    memcpy(msg, PSEUDONYM_LABEL, sizeof(PSEUDONYM_LABEL) - 1);
+    memcpy(msg + sizeof(PSEUDONYM_LABEL) - 1, user.p ? user.p : "", n);
+    if (HMAC(EVP_sha256(), tap.key, (int)tap.key_len, msg, sizeof(PSEUDONYM_LABEL) - 1 + n, mac,
+             &mac_len) == NULL ||
+        mac_len < 4) {
+        snprintf(out, out_len, "v-????????");
+        return;
+    }
+    snprintf(out, out_len, "v-%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3]);
 }
 
 static void copy_str(char *dst, size_t cap, rc_str_t s)
@@ -616,7 +642,7 @@ rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_i
     o->start_mono = rc_mono_us();
     o->subscribers.next = o->subscribers.prev = &o->subscribers;
     rc_wbuf_init(&o->snap, LWS_PRE);
-    tap_key();
+    tap_key(cfg != NULL ? cfg->pseudonym_key : NULL);
     rc_ops_sample(o, o->start_mono, rc_wall_ms());
     if (loop != NULL && uv_timer_init(loop, &o->timer) == 0) {
         o->timer.data = o;

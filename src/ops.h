@@ -57,9 +57,10 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
 void rc_ops_record_event(rc_str_t user, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
                          const char *variant);
 
-/** The pseudonym the feed shows for `user`: "v-" and 8 hex digits of a hash keyed with a
- * random per-process secret, so the id cannot be recovered by hashing guesses. Writes a
- * NUL-terminated string into `out` (at least 11 bytes). */
+/** The pseudonym the feed shows for `user`: "v-" and 8 hex digits of an HMAC-SHA256 keyed
+ * with --pseudonym-key (the same on every node) or else a random per-process key, so the id
+ * cannot be recovered by hashing guesses. Writes a NUL-terminated string into `out` (at
+ * least 11 bytes). */
 void rc_ops_pseudonym(rc_str_t user, char *out, size_t out_len);
 
 /** Compares a presented credential with the expected one in time that depends only on the

@@ -28,11 +28,13 @@ const nodeRows = (page) => page.$$eval('#nodes tr', (trs) => Object.fromEntries(
 describe('dashboard of a cluster', { skip: skip || false, timeout: 240_000 }, () => {
   const kafka = new Kafka();
   const token = randomBytes(12).toString('hex');
+  const pseudonymKey = randomBytes(16).toString('hex'); // the same on both nodes
   const prefix = `rcops${process.pid}.`;
   let a, b, browser;
   before(async () => {
     await kafka.start();
-    const common = ['--kafka', kafka.bootstrap, '--kafka-topic-prefix', prefix, '--admin-token', token];
+    const common = ['--kafka', kafka.bootstrap, '--kafka-topic-prefix', prefix, '--admin-token', token,
+      '--pseudonym-key', pseudonymKey];
     a = await startDemoServer([...common, '--node-id', 'ops-a']);
     b = await startDemoServer([...common, '--node-id', 'ops-b']);
     browser = await launchBrowser();

@@ -18,6 +18,8 @@
 #include "ops.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <regex.h>
 #include <string.h>
 
@@ -64,6 +66,28 @@ static void test_pseudonyms_hide_the_id_and_are_stable(void **state)
     assert_string_equal(a, a2);
     assert_string_not_equal(a, b);
     regfree(&re);
+}
+
+/* With --pseudonym-key every node derives the same pseudonym: HMAC-SHA256 under the key of a
+ * labelled id (not the bare id, which is what the bus's user keys are made of). */
+static void test_pseudonyms_under_the_cluster_key(void **state)
+{
+    (void)state;
+    rc_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.pseudonym_key = "cluster-secret";
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL);
+    assert_non_null(o);
+    char got[16], want[16];
+    rc_ops_pseudonym(str("alice"), got, sizeof(got));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    const char *msg = "rankcast.ops.v1:alice";
+    assert_non_null(HMAC(EVP_sha256(), "cluster-secret", 14, (const unsigned char *)msg,
+                         strlen(msg), mac, &len));
+    snprintf(want, sizeof(want), "v-%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3]);
+    assert_string_equal(got, want);
+    rc_ops_free(o);
 }
 
 static void test_token_comparison(void **state)
@@ -265,6 +289,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantile_interpolates_within_a_bucket),
         cmocka_unit_test(test_pseudonyms_hide_the_id_and_are_stable),
+        cmocka_unit_test(test_pseudonyms_under_the_cluster_key),
         cmocka_unit_test(test_token_comparison),
         cmocka_unit_test(test_snapshot_rates_latency_events_variants),
         cmocka_unit_test(test_other_nodes_appear_and_own_summary_is_ignored),
