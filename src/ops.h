@@ -52,8 +52,8 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
 /** Records one accepted event for the recent-events stream and the per-variant counters.
  * Process-wide, like rc_metrics: a process is one node with one loop thread, and the
  * session module calls this without knowing the feed. `variant` is the experiment variant
- * of the list the event came from ("control" when none runs). The user id is kept only as
- * a keyed hash (a pseudonym), never as given. */
+ * of the list the event came from ("control" when none runs). The user id leaves the
+ * process only as a keyed hash (a pseudonym), never as given. */
 void rc_ops_record_event(rc_str_t user, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
                          const char *variant);
 
