@@ -109,7 +109,7 @@ export function illustration(item) {
   const glyph = (GLYPHS[category] ?? GLYPHS.other)(main, dark);
   const p = pattern(r, hue, item.id);
   const tilt = Math.round((r() - 0.5) * 12);
-  const svg = `<svg viewBox="0 0 120 90" xmlns="http://www.w3.org/2000/svg" aria-hidden="true" focusable="false">`
+  const svg = `<svg viewBox="0 0 120 90" preserveAspectRatio="xMidYMid slice" xmlns="http://www.w3.org/2000/svg" aria-hidden="true" focusable="false">`
     + `<defs><linearGradient id="g${p.fill.slice(6, -1)}" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="hsl(${hue} 70% 92%)"/><stop offset="1" stop-color="hsl(${hue} 55% 80%)"/></linearGradient>${p.defs}</defs>`
     + `<rect width="120" height="90" fill="url(#g${p.fill.slice(6, -1)})"/><rect width="120" height="90" fill="${p.fill}"/>`
     + `<ellipse cx="60" cy="80" rx="34" ry="5" fill="hsl(${hue} 40% 30% / .15)"/>`

@@ -104,7 +104,7 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after add to cart`);
     assert.equal(await page.locator('#cart-count').innerText(), '1');
     await page.evaluate(() => window.scrollTo(0, 0));
-    await page.waitForTimeout(500); // the FLIP animation settles
+    await page.waitForFunction(() => document.getAnimations().length === 0); // items in place
     await screenshot(page, 'shop-desktop');
   });
 
@@ -135,9 +135,13 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     await page.selectOption('#device', 'mobile');
     await page.selectOption('#daytime', '20');
     await page.waitForFunction(() => /mobile, 20:\d\d local time/.test(document.getElementById('persona-help').textContent));
-    await page.waitForSelector('#rail > li');
+    // The list of the new context has arrived and finished moving into place.
+    await page.waitForFunction(() => document.getElementById('rail-meta').textContent.startsWith('Your current list')
+      && document.getAnimations().length === 0);
     const reasons = (await railState(page)).map((r) => r.why).join(' | ');
     assert.match(reasons, /mobile|Popular|Trending|popular|trending/, `cold-start reasons: ${reasons}`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await screenshot(page, 'shop-desktop-new-visitor');
     await page.click('#persona-returning');
     await page.waitForSelector('.badge.warm');
   });
@@ -169,9 +173,12 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 375px screen`);
     const fontPx = await page.$eval('#grid .name', (e) => parseFloat(getComputedStyle(e).fontSize));
     assert.ok(fontPx >= 13, `product names are ${fontPx}px`);
+    await watchRail(page);
+    const n = await updatesSoFar(page);
     await page.locator('#grid > li button.product').first().click();
-    await page.waitForTimeout(600);
+    await nextUpdateAfterClick(page, n);
     await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForFunction(() => document.getAnimations().length === 0);
     await screenshot(page, 'shop-phone');
   });
 
