@@ -358,6 +358,7 @@ async function loadCatalog() {
   }));
 }
 
+/** @param {string} text */
 function showNotice(text) {
   $('notice').textContent = text;
   $('notice').hidden = false;

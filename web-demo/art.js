@@ -6,6 +6,7 @@
 
 /** @typedef {{id: string, name?: string, category?: string}} ArtItem */
 
+/** @type {Record<string, number>} */
 const HUES = {
   kitchen: 18, 'home-decor': 340, 'candles-lights': 42, jewellery: 285, christmas: 140,
   stationery: 210, accessories: 320, storage: 30, 'cards-wrap': 355, party: 300,
@@ -70,7 +71,7 @@ export function categoryHue(category) {
   return HUES[category] ?? hash(category) % 360;
 }
 
-/** @param {number} r @param {number} hue @param {string} id */
+/** @param {() => number} r @param {number} hue @param {string} id */
 function pattern(r, hue, id) {
   const ink = `hsl(${hue} 45% 35% / .13)`;
   const kind = Math.floor(r() * 4);

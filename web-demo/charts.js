@@ -22,7 +22,7 @@ function svgEl(tag, attrs) {
  */
 export function lineChart(svg, series, opts) {
   const [W, H] = size(svg), L = 60, R = 10, T = 12, B = 22;
-  const all = series.flatMap((s) => s.values).filter((v) => v !== null && v > 0);
+  const all = series.flatMap((s) => s.values).filter(/** @returns {v is number} */ (v) => v !== null && v > 0);
   const n = Math.max(2, ...series.map((s) => s.values.length));
   let lo, hi;
   if (opts.log) {

@@ -198,6 +198,7 @@ function renderVariants(variants) {
   $('variants').replaceChildren(...rows);
 }
 
+/** @type {Record<string, Record<string, string>>} */
 const BACKEND_LABELS = {
   profiles: { redis: 'Redis (profiles)', memory: 'Profiles in memory (no Redis configured)' },
   bus: { kafka: 'Kafka (bus)', local: 'In-process bus (no Kafka configured)' },
