@@ -70,6 +70,7 @@ export function barChart(svg, bars, color) {
   const [W, H] = size(svg), L = 8, R = 8, T = 16, B = 34;
   const max = Math.max(1, ...bars.map((b) => b.value));
   const w = (W - L - R) / Math.max(1, bars.length);
+  const every = Math.max(1, Math.ceil(54 / w)); // a label per ~54 px, so they never overlap
   const kids = [svgEl('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'grid' })];
   bars.forEach((b, i) => {
     const h = (b.value / max) * (H - T - B);
@@ -79,7 +80,7 @@ export function barChart(svg, bars, color) {
       v.textContent = String(b.value);
       kids.push(v);
     }
-    if (i % 2 === 0) {
+    if (i % every === 0) {
       const t = svgEl('text', { x: L + i * w + w / 2, y: H - B + 14, class: 'tick', 'text-anchor': 'middle' });
       t.textContent = b.label;
       kids.push(t);

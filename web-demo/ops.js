@@ -25,6 +25,7 @@ const state = {
   /** @type {Map<string, string>} */ names: new Map(), // item id -> name, from the catalog
   token: readToken(),
   refused: false,
+  lastSeq: 0, // the newest event shown, so only newer rows are highlighted
 };
 
 function readToken() {
@@ -40,6 +41,7 @@ function readToken() {
 /** Microseconds for people: "84 µs", "1.3 ms". @param {number} us */
 function fmtUs(us) {
   if (!us) return '–';
+  if (us >= 1e6) return `${nf1.format(us / 1e6)} s`;
   return us < 1000 ? `${Math.round(us)} µs` : us < 10000 ? `${(us / 1000).toFixed(2)} ms` : `${nf1.format(us / 1000)} ms`;
 }
 
@@ -134,7 +136,7 @@ function render(snap) {
   barChart(hist, lat.histogram.counts.map((/** @type {number} */ c, /** @type {number} */ i) => ({
     label: i < bounds.length ? `≤${fmtUs(bounds[i]).replace(' ', '')}` : `>${fmtUs(bounds.at(-1)).replace(' ', '')}`,
     value: c,
-  })).slice(0, 20), 'var(--c-bar)');
+  })), 'var(--c-bar)');
   hist.dataset.total = String(lat.count);
 
   renderEvents(snap.recent);
@@ -161,7 +163,7 @@ function el(tag, text, className) {
 /** @param {any[]} recent */
 function renderEvents(recent) {
   const rows = recent.slice(0, EVENTS_SHOWN).map((e) => {
-    const tr = el('tr');
+    const tr = el('tr', undefined, e.seq > state.lastSeq && state.lastSeq > 0 ? 'new' : undefined);
     tr.dataset.seq = String(e.seq);
     const t = new Date(e.t_ms);
     const time = `${t.toLocaleTimeString('en-GB', { hour12: false })}.${String(t.getMilliseconds()).padStart(3, '0')}`;
@@ -176,6 +178,7 @@ function renderEvents(recent) {
     tr.append(Object.assign(el('td', 'No events yet: open the shop and click a product.', 'muted'), { colSpan: 4 }));
     rows.push(tr);
   }
+  state.lastSeq = Math.max(state.lastSeq, recent[0]?.seq ?? 0);
   $('events').replaceChildren(...rows);
 }
 
