@@ -1,8 +1,9 @@
 // @ts-check
 // rankcast demo shop: the demo catalog as a shop, and a "Recommended for you" rail kept live
-// by the rankcast server through the project's JavaScript SDK (client-sdk/js). Clicks and
-// add-to-carts go out with client.track(); every list the server pushes re-renders the rail
-// in place (items travel to their new places), with the time from the click that caused it.
+// by the rankcast server through the project's JavaScript SDK (client-sdk/js). Product views,
+// clicks on the rail and add-to-carts go out with client.track(); every list the server
+// pushes re-renders the rail in place (items travel to their new places), with the time
+// from the click that caused it.
 // The visitor (returning or new) and the context (device, time of day) are the SDK's hello
 // options, so switching them reconnects as another visitor or in another context.
 
@@ -132,7 +133,7 @@ function renderStatus(s, client) {
 
 /**
  * Sends one interaction and remembers when it happened, to time the list it causes.
- * @param {{kind: 'click' | 'cart', item: string, value?: number, surface?: string}} event
+ * @param {{kind: 'view' | 'click' | 'cart', item: string, value?: number, surface?: string}} event
  * @param {string} label
  */
 function send(event, label) {
@@ -297,7 +298,9 @@ function card(p) {
   open.type = 'button';
   open.append(art(p), el('span', 'name', p.name), el('span', 'sub', pretty(p.category)),
     el('span', 'price', typeof p.price === 'number' ? gbp.format(p.price) : ''));
-  open.addEventListener('click', () => send({ kind: 'click', item: p.id }, p.name));
+  // Opening a product of the shop is a view; a click is kept for lists (the rail), where
+  // clicks over impressions make the click-through rate.
+  open.addEventListener('click', () => send({ kind: 'view', item: p.id }, p.name));
   const add = el('button', 'add', 'Add to cart');
   add.type = 'button';
   add.setAttribute('aria-label', `Add ${p.name} to cart`);

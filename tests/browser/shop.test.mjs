@@ -96,6 +96,14 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.match(await page.locator('#rail-meta').innerText(), /\d+ ms from your click/);
   });
 
+  test('a click on a recommendation re-ranks too', async () => {
+    const { page } = desktop;
+    const n = await updatesSoFar(page);
+    await page.locator('#rail > li button.product').nth(3).click();
+    const { ms } = await nextUpdateAfterClick(page, n);
+    assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after a click on it`);
+  });
+
   test('add to cart re-ranks too, and the cart counts', async () => {
     const { page } = desktop;
     const n = await updatesSoFar(page);
