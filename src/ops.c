@@ -14,9 +14,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <sys/random.h>
 
 #define HIST_SLOTS      (RC_HIST_BUCKETS + 1)
 #define HISTORY         (RC_OPS_WINDOW_TICKS + 1)
@@ -30,7 +27,7 @@
 typedef struct recent_event {
     uint64_t seq;
     int64_t t_ms;
-    char user[RC_ID_MAX + 1]; /* as given: pseudonymised when a snapshot is encoded */
+    char user[12]; /* "v-" and the first 8 characters of the bus pseudonym */
     uint8_t kind;
     char item[RC_ID_MAX + 1];
     char surface[33];
@@ -42,57 +39,11 @@ typedef struct variant_count {
 } variant_count_t;
 
 static struct {
-    unsigned char key[64]; /* pseudonym key: --pseudonym-key, or drawn once per process */
-    size_t key_len;
-    bool keyed;
     uint64_t seq;
     recent_event_t ring[RC_OPS_RECENT];
     variant_count_t variants[RC_OPS_VARIANTS];
     uint32_t n_variants;
 } tap;
-
-/* The cluster's --pseudonym-key, when set, keys the dashboard's pseudonyms too, so one user
- * has one pseudonym on every node's dashboard; a label keeps them unlinkable to the ids the
- * bus carries (HMAC of the bare id). Without it a random key per process. */
-static void tap_key(const char *cluster_key)
-{
-    if (cluster_key != NULL && cluster_key[0] != '\0') {
-        size_t n = strlen(cluster_key);
-        tap.key_len = n < sizeof(tap.key) ? n : sizeof(tap.key);
-        memcpy(tap.key, cluster_key, tap.key_len);
-        tap.keyed = true;
-        return;
-    }
-    if (tap.keyed)
-        return;
-    tap.key_len = 32;
-    /* Without the kernel's randomness the key falls back to the clock: weaker against
-     * guessing, still not the raw id. */
-    if (getrandom(tap.key, tap.key_len, 0) != (ssize_t)tap.key_len) {
-        uint64_t t = rc_mono_us() ^ ((uint64_t)rc_wall_ms() << 20);
-        memcpy(tap.key, &t, sizeof(t));
-    }
-    tap.keyed = true;
-}
-
-#define PSEUDONYM_LABEL "rankcast.ops.v1:"
-
-void rc_ops_pseudonym(rc_str_t user, char *out, size_t out_len)
-{
-    unsigned char msg[sizeof(PSEUDONYM_LABEL) + RC_ID_MAX], mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    size_t n = user.n < RC_ID_MAX ? user.n : RC_ID_MAX;
-    tap_key(NULL);
-    memcpy(msg, PSEUDONYM_LABEL, sizeof(PSEUDONYM_LABEL) - 1);
-    memcpy(msg + sizeof(PSEUDONYM_LABEL) - 1, user.p ? user.p : "", n);
-    if (HMAC(EVP_sha256(), tap.key, (int)tap.key_len, msg, sizeof(PSEUDONYM_LABEL) - 1 + n, mac,
-             &mac_len) == NULL ||
-        mac_len < 4) {
-        snprintf(out, out_len, "v-????????");
-        return;
-    }
-    snprintf(out, out_len, "v-%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3]);
-}
 
 static void copy_str(char *dst, size_t cap, rc_str_t s)
 {
@@ -113,14 +64,14 @@ static variant_count_t *variant_slot(const char *name)
     return v;
 }
 
-void rc_ops_record_event(rc_str_t user, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
+void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
                          const char *variant)
 {
     recent_event_t *r = &tap.ring[tap.seq % RC_OPS_RECENT];
     r->seq = ++tap.seq;
     r->t_ms = rc_wall_ms();
-    /* The HMAC waits for the snapshot (25 events per 500 ms at most), off the hot path. */
-    copy_str(r->user, sizeof(r->user), user);
+    snprintf(r->user, sizeof(r->user), "v-%.*s", (int)(pseudo.n < 8 ? pseudo.n : 8),
+             pseudo.p ? pseudo.p : "");
     r->kind = (uint8_t)kind;
     copy_str(r->item, sizeof(r->item), item);
     copy_str(r->surface, sizeof(r->surface), surface);
@@ -496,11 +447,8 @@ static void enc_recent(rc_enc_t *e)
         rc_enc_map(e, 6);
         enc_int(e, "seq", (int64_t)r->seq);
         enc_int(e, "t_ms", r->t_ms);
-        char pseudonym[16];
-        rc_ops_pseudonym((rc_str_t){r->user, (uint32_t)strlen(r->user)}, pseudonym,
-                         sizeof(pseudonym));
         rc_enc_key(e, "user");
-        rc_enc_cstr(e, pseudonym);
+        rc_enc_cstr(e, r->user);
         rc_enc_key(e, "kind");
         rc_enc_cstr(e, rc_event_kind_name(r->kind));
         rc_enc_key(e, "item");
@@ -646,7 +594,6 @@ rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_i
     o->start_mono = rc_mono_us();
     o->subscribers.next = o->subscribers.prev = &o->subscribers;
     rc_wbuf_init(&o->snap, LWS_PRE);
-    tap_key(cfg != NULL ? cfg->pseudonym_key : NULL);
     rc_ops_sample(o, o->start_mono, rc_wall_ms());
     if (loop != NULL && uv_timer_init(loop, &o->timer) == 0) {
         o->timer.data = o;

@@ -51,17 +51,12 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
 
 /** Records one accepted event for the recent-events stream and the per-variant counters.
  * Process-wide, like rc_metrics: a process is one node with one loop thread, and the
- * session module calls this without knowing the feed. `variant` is the experiment variant
- * of the list the event came from ("control" when none runs). The user id leaves the
- * process only as a keyed hash (a pseudonym), never as given. */
-void rc_ops_record_event(rc_str_t user, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
+ * session module calls this without knowing the feed. `pseudo` is the user's pseudonym on
+ * the bus (an HMAC of the id under --pseudonym-key), never the raw id; the feed shows
+ * "v-" and its first 8 characters. `variant` is the experiment variant of the list the
+ * event came from ("control" when none runs). */
+void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
                          const char *variant);
-
-/** The pseudonym the feed shows for `user`: "v-" and 8 hex digits of an HMAC-SHA256 keyed
- * with --pseudonym-key (the same on every node) or else a random per-process key, so the id
- * cannot be recovered by hashing guesses. Writes a NUL-terminated string into `out` (at
- * least 11 bytes). */
-void rc_ops_pseudonym(rc_str_t user, char *out, size_t out_len);
 
 /** Compares a presented credential with the expected one in time that depends only on the
  * expected one's length. */

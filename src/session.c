@@ -687,9 +687,10 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         return false;
     }
     rc_metrics.events_received[ev->kind]++;
-    /* Every list is "control" until the engine runs experiments (see encode_view). */
-    rc_ops_record_event((rc_str_t){ses->user, (uint32_t)ses->user_len}, ev->kind, ev->item,
-                        ev->surface, "control");
+    /* The dashboard sees the bus pseudonym, never the raw id. Every list is "control"
+     * until the engine runs experiments (see encode_view). */
+    rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface,
+                        "control");
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
