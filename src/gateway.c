@@ -610,7 +610,7 @@ static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
     snprintf(sdk_dir, sizeof(sdk_dir), "%s/src", cfg->sdk_root);
     snprintf(msgpack_dir, sizeof(msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
              cfg->sdk_root);
-    const char *points[2] = {"/sdk", "/vendor/msgpack"}, *dirs[2] = {sdk_dir, msgpack_dir};
+    const char *points[2] = {"/sdk/src", "/vendor/msgpack"}, *dirs[2] = {sdk_dir, msgpack_dir};
     for (int i = 0; i < 2; i++) {
         struct lws_http_mount *m = &mounts[5 + i];
         memset(m, 0, sizeof(*m));

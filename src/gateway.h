@@ -1,7 +1,7 @@
 /* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
  * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics, and
  * the admin API under /api/v1/), the ops feed (/ops, ops.h), the static files of the web root
- * and the JavaScript SDK's sources for the demo pages (/sdk/, /vendor/msgpack/), all on one
+ * and the JavaScript SDK's sources for the demo pages (/sdk/src/, /vendor/msgpack/), all on one
  * port. */
 #ifndef RC_GATEWAY_H
 #define RC_GATEWAY_H

@@ -46,7 +46,7 @@ async function freePort() {
 }
 
 /**
- * Starts `rankcast --demo` (the demo catalog, the pages of web-demo/, the SDK under /sdk/) and
+ * Starts `rankcast --demo` (the demo catalog, the pages of web-demo/, the SDK under /sdk/src/) and
  * waits for /healthz. `stop()` sends SIGTERM, then SIGKILL after 5 s; it is idempotent.
  * @param {string[]} [extraArgs]
  */

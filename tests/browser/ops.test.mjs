@@ -118,7 +118,7 @@ describe('ops dashboard', { skip: skip ?? false, timeout: 120_000 }, () => {
   });
 
   test('page: the pages and the SDK are served offline by the server itself', async () => {
-    for (const path of ['/', '/ops.html', '/sdk/index.js', '/vendor/msgpack/index.mjs', '/catalog/ATTRIBUTION.md']) {
+    for (const path of ['/', '/ops.html', '/sdk/src/index.js', '/vendor/msgpack/index.mjs', '/catalog/ATTRIBUTION.md']) {
       const res = await fetch(server.url + path);
       assert.equal(res.status, 200, path);
       await res.arrayBuffer();
