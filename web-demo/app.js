@@ -361,10 +361,13 @@ async function loadCatalog() {
   }));
 }
 
-/** @param {string} text */
+let noticeTimer = 0;
+/** Shows a message under the shop's title for a few seconds. @param {string} text */
 function showNotice(text) {
   $('notice').textContent = text;
   $('notice').hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { $('notice').hidden = true; }, 8000);
 }
 
 // ---- start -----------------------------------------------------------------------------------
