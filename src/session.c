@@ -27,8 +27,12 @@
 #define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
-#define WHY_LEN           96
-#define PSEUDO_LEN        32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
+/* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
+ * much as events do, so they have a bucket of their own (PROTOCOL.md section 6). */
+#define CONTROL_PER_SEC 50.0
+#define CONTROL_BURST   100.0
+#define WHY_LEN         96
+#define PSEUDO_LEN      32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
@@ -50,8 +54,8 @@ typedef struct rc_session {
     char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
     char id[32];
     rc_user_state_t state;
-    rc_view_t *views[MAX_VIEWS];
-    uint32_t n_views;
+    rc_view_t **views; /* grown on demand up to MAX_VIEWS */
+    uint32_t n_views, cap_views;
     rc_link_t conns; /* rc_conn_t.session_link */
     uint32_t n_conns;
     int64_t version;
@@ -81,12 +85,16 @@ struct rc_conn {
     rc_link_t session_link;
     rc_link_t all_link;   /* registry list of every open connection */
     rc_link_t hello_link; /* registry list of connections awaiting hello, oldest first */
-    rc_sub_t *subs;       /* max_subscriptions slots; the index is the outbox slot */
+    rc_sub_t *subs;       /* n_subs slots, grown on demand up to max_subscriptions; the
+                             index is the outbox slot */
+    uint32_t n_subs;
     rc_outbox_t outbox;
     rc_wbuf_t acks; /* pending ack ids: a length byte, then the id */
     uint32_t n_acks;
     double tokens;
     uint64_t tokens_at_us;
+    double control_tokens;
+    uint64_t control_at_us;
     uint32_t errors_in_window;
     uint64_t window_start_us;
     uint64_t opened_us;
@@ -342,7 +350,7 @@ static void view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
         rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, session_link);
         if (c->state != CONN_READY)
             continue;
-        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++) {
+        for (uint32_t i = 0; i < c->n_subs; i++) {
             if (c->subs[i].view != v)
                 continue;
             if (v->frame[c->fmt] == NULL)
@@ -354,6 +362,8 @@ static void view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
             wake(c);
         }
     }
+    /* The outboxes hold the frames until written; an idle session keeps none. */
+    view_drop_frames(v);
 }
 
 static void session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint64_t t0_us)
@@ -382,6 +392,15 @@ static rc_view_t *view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t sur
     }
     if (ses->n_views >= MAX_VIEWS)
         return NULL;
+    if (ses->n_views == ses->cap_views) {
+        uint32_t cap = ses->cap_views == 0 ? 2 : ses->cap_views * 2;
+        rc_view_t **views =
+            realloc(ses->views, (cap > MAX_VIEWS ? MAX_VIEWS : cap) * sizeof(*views));
+        if (views == NULL)
+            return NULL;
+        ses->views = views;
+        ses->cap_views = cap > MAX_VIEWS ? MAX_VIEWS : cap;
+    }
     rc_view_t *v = calloc(1, sizeof(*v));
     if (v == NULL || (v->ranked = calloc(spec->k, sizeof(*v->ranked))) == NULL) {
         free(v);
@@ -443,6 +462,7 @@ static void session_free(rc_sessions_t *s, rc_session_t *ses)
     rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
     for (uint32_t i = 0; i < ses->n_views; i++)
         view_free(ses->views[i]);
+    free(ses->views);
     free(ses->seen_ids);
     free(ses);
     s->n_sessions--;
@@ -602,6 +622,18 @@ static ticket_t *ticket_get(rc_sessions_t *s)
         return t;
     }
     return malloc(sizeof(ticket_t));
+}
+
+static bool take_control_token(rc_conn_t *c, uint64_t now_us)
+{
+    c->control_tokens += (double)(now_us - c->control_at_us) / 1e6 * CONTROL_PER_SEC;
+    if (c->control_tokens > CONTROL_BURST)
+        c->control_tokens = CONTROL_BURST;
+    c->control_at_us = now_us;
+    if (c->control_tokens < 1.0)
+        return false;
+    c->control_tokens -= 1.0;
+    return true;
 }
 
 static bool take_token(rc_conn_t *c, uint64_t now_us)
@@ -815,9 +847,33 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     rc_frame_unref(f);
 }
 
+/* A free subscription slot, growing the table (and the outbox's list slots with it) when
+ * all are taken: most connections hold one or two lists, so none pays for sixteen. */
+static int free_sub_slot(rc_conn_t *c)
+{
+    uint32_t max = (uint32_t)c->reg->cfg->max_subscriptions;
+    for (uint32_t i = 0; i < c->n_subs; i++)
+        if (c->subs[i].view == NULL)
+            return (int)i;
+    if (c->n_subs >= max)
+        return -1;
+    uint32_t n = c->n_subs == 0 ? 2 : c->n_subs * 2;
+    n = n > max ? max : n;
+    rc_sub_t *subs = realloc(c->subs, n * sizeof(*subs));
+    if (subs == NULL)
+        return -1;
+    memset(subs + c->n_subs, 0, (n - c->n_subs) * sizeof(*subs));
+    c->subs = subs;
+    if (rc_outbox_grow_slots(&c->outbox, n) != 0)
+        return -1;
+    int slot = (int)c->n_subs;
+    c->n_subs = n;
+    return slot;
+}
+
 static int find_sub(const rc_conn_t *c, rc_str_t surface)
 {
-    for (int64_t i = 0; i < c->reg->cfg->max_subscriptions; i++)
+    for (uint32_t i = 0; i < c->n_subs; i++)
         if (c->subs[i].view != NULL && strlen(c->subs[i].surface) == surface.n &&
             memcmp(c->subs[i].surface, surface.p, surface.n) == 0)
             return (int)i;
@@ -841,11 +897,8 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         spec.category = cat > 0 ? cat : INT32_MAX;
     }
     int slot = find_sub(c, m->u.subscribe.surface);
-    if (slot < 0) {
-        for (int64_t i = 0; i < s->cfg->max_subscriptions && slot < 0; i++)
-            if (c->subs[i].view == NULL)
-                slot = (int)i;
-    }
+    if (slot < 0)
+        slot = free_sub_slot(c);
     if (slot < 0) {
         conn_error(c, RC_PERR_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", (rc_str_t){0},
                    false);
@@ -992,6 +1045,10 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
     }
     if (c->state == CONN_AWAIT_HELLO && m.type != RC_MSG_HELLO && m.type != RC_MSG_PING) {
         conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
+        return;
+    }
+    if (m.type != RC_MSG_EVENT && m.type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
+        conn_error(c, RC_PERR_RATE_LIMITED, "message rate limit exceeded", (rc_str_t){0}, false);
         return;
     }
     /* An expired token ends the session at its next message, unless that message is the
@@ -1218,9 +1275,7 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     rc_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->subs = calloc((size_t)s->cfg->max_subscriptions, sizeof(*c->subs));
-    if (c->subs == NULL || rc_outbox_init(&c->outbox, (uint32_t)s->cfg->max_subscriptions) != 0) {
-        free(c->subs);
+    if (rc_outbox_init(&c->outbox, 0) != 0) {
         free(c);
         return NULL;
     }
@@ -1231,6 +1286,8 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     c->state = CONN_AWAIT_HELLO;
     c->opened_us = c->tokens_at_us = c->window_start_us = rc_mono_us();
     c->tokens = (double)s->cfg->events_burst;
+    c->control_tokens = CONTROL_BURST;
+    c->control_at_us = c->opened_us;
     c->last_input_us = c->opened_us;
     rc_list_push_back(&s->active, &c->activity_link);
     rc_wbuf_init(&c->acks, 0);
@@ -1249,7 +1306,7 @@ void rc_conn_closed(rc_conn_t *c)
     rc_list_unlink(&c->hello_link);
     rc_list_unlink(&c->activity_link);
     if (ses != NULL) {
-        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++)
+        for (uint32_t i = 0; i < c->n_subs; i++)
             if (c->subs[i].view != NULL)
                 view_release(ses, c->subs[i].view);
         rc_list_unlink(&c->session_link);
@@ -1258,7 +1315,8 @@ void rc_conn_closed(rc_conn_t *c)
             rc_list_push_back(&s->idle_sessions, &ses->idle_link);
         }
     }
-    memset(c->subs, 0, (size_t)s->cfg->max_subscriptions * sizeof(*c->subs));
+    if (c->n_subs > 0)
+        memset(c->subs, 0, c->n_subs * sizeof(*c->subs));
     c->state = CONN_GONE;
     c->session = NULL;
     c->transport = NULL;
