@@ -5,6 +5,7 @@
 #include "admin_api.h"
 #include "clock.h"
 #include "error.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
@@ -37,6 +38,8 @@ struct rc_gateway {
     int listen_fd;
     int port;
     uv_poll_t listen_poll;
+    uv_check_t flush_check; /* writes queued frames at the end of every loop turn */
+    rc_link_t flush;        /* ws_pss_t.flush_link: connections with frames to write */
     bool tls;
     rc_strmap_t conns_by_ip; /* ip_entry_t*, keyed by the address bytes */
     /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
@@ -58,7 +61,9 @@ typedef struct ip_entry {
 /* Per WebSocket connection. */
 typedef struct ws_pss {
     rc_conn_t *conn;
-    rc_wbuf_t rx; /* fragments of a message being reassembled */
+    struct lws *wsi;
+    rc_link_t flush_link; /* in the gateway's flush list while frames wait */
+    rc_wbuf_t rx;         /* fragments of a message being reassembled */
     bool rx_binary;
     bool refused;  /* a message was too large: ignore input until the close */
     bool closing;  /* the close handshake has been started */
@@ -77,14 +82,34 @@ typedef struct http_pss {
 
 /* ---- transport ops for the session module ---- */
 
+/* Frames made during a loop turn are written at its end (on_flush_check), straight to the
+ * socket: no POLLOUT round trip (three epoll_ctl and a loop turn per write in lws on
+ * libuv) unless the kernel's buffer is full. */
 static void transport_want_write(void *transport)
 {
-    lws_callback_on_writable((struct lws *)transport);
+    struct lws *wsi = transport;
+    ws_pss_t *pss = lws_wsi_user(wsi);
+    rc_gateway_t *g = lws_context_user(lws_get_context(wsi));
+    if (pss == NULL || pss->conn == NULL) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (!rc_list_linked(&pss->flush_link))
+        rc_list_push_back(&g->flush, &pss->flush_link);
+}
+
+/* lws on libuv arms its timer for pending timeouts only after its own callbacks; a timeout
+ * set from anywhere else (a tick, a bus delivery, the end-of-turn flush) would wait for
+ * unrelated traffic. Waking the service arms it now. Only closes pay for this. */
+static void set_timeout_now(struct lws *wsi, enum pending_timeout reason, int secs)
+{
+    lws_set_timeout(wsi, reason, secs);
+    lws_cancel_service_pt(wsi);
 }
 
 static void transport_kill(void *transport)
 {
-    lws_set_timeout((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    set_timeout_now((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static void transport_ping(void *transport)
@@ -93,7 +118,7 @@ static void transport_ping(void *transport)
     ws_pss_t *pss = lws_wsi_user(wsi);
     if (pss != NULL) {
         pss->ping_due = true;
-        lws_callback_on_writable(wsi);
+        transport_want_write(wsi);
     }
 }
 
@@ -120,6 +145,8 @@ static int ws_established(struct lws *wsi, ws_pss_t *pss)
     rc_gateway_t *g = gateway_of(wsi);
     memset(pss, 0, sizeof(*pss));
     rc_wbuf_init(&pss->rx, 0);
+    rc_list_init(&pss->flush_link);
+    pss->wsi = wsi;
     pss->conn = rc_conn_open(g->sessions, format_of(wsi), wsi);
     if (pss->conn == NULL)
         return -1;
@@ -176,29 +203,30 @@ static void start_close(struct lws *wsi, ws_pss_t *pss, int code, const char *re
 {
     pss->closing = true;
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+    set_timeout_now(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
 }
 
-/* Writes as many queued frames as the socket takes without blocking (at most a few, so one
- * busy connection cannot hold the loop), then asks for another turn if any are left. */
-#define FRAMES_PER_WRITEABLE 16
+/* Writes queued frames while the socket takes them whole (at most a few, so one busy
+ * connection cannot hold the loop), from WRITEABLE or from the end-of-turn flush. Once lws
+ * had to buffer part of a frame, or frames are left, POLLOUT brings the rest. Checking the
+ * buffer lws keeps costs nothing; lws_send_pipe_choked() would cost a poll() per frame.
+ * Returns -1 when the connection must be dropped. */
+#define FRAMES_PER_TURN 16
 
-static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
+static int ws_flush(struct lws *wsi, ws_pss_t *pss)
 {
     const char *reason;
     if (pss->conn == NULL)
         return -1;
-    if (pss->ping_due && !pss->closing) {
+    if (pss->ping_due && !pss->closing && !lws_partial_buffered(wsi)) {
         /* Not empty: lws 4.1.6 does not report a pong with no payload to the callback. */
         unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'r', [LWS_PRE + 1] = 'c'};
         pss->ping_due = false;
         if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
         rc_metrics.pings_sent++;
-        lws_callback_on_writable(wsi); /* the frames, if any, next turn */
-        return 0;
     }
-    for (int i = 0; i < FRAMES_PER_WRITEABLE && !lws_send_pipe_choked(wsi); i++) {
+    for (int i = 0; i < FRAMES_PER_TURN && !lws_partial_buffered(wsi); i++) {
         rc_frame_t *f = rc_conn_next_frame(pss->conn);
         if (f == NULL)
             break;
@@ -210,7 +238,7 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
         }
         rc_conn_frame_written(f, rc_mono_us());
     }
-    if (rc_conn_has_pending(pss->conn)) {
+    if (rc_conn_has_pending(pss->conn) || pss->ping_due || lws_partial_buffered(wsi)) {
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -220,8 +248,26 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
     return 0;
 }
 
+static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
+{
+    rc_list_unlink(&pss->flush_link);
+    return ws_flush(wsi, pss);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    rc_gateway_t *g = h->data;
+    while (!rc_list_empty(&g->flush)) {
+        ws_pss_t *pss = RC_CONTAINER_OF(g->flush.next, ws_pss_t, flush_link);
+        rc_list_unlink(&pss->flush_link);
+        if (ws_flush(pss->wsi, pss) < 0)
+            transport_kill(pss->wsi);
+    }
+}
+
 static void ws_closed(ws_pss_t *pss)
 {
+    rc_list_unlink(&pss->flush_link);
     if (pss->conn != NULL) {
         rc_conn_closed(pss->conn);
         pss->conn = NULL;
@@ -832,6 +878,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     g->accepting = true;
     g->tls = tls;
     rc_strmap_init(&g->conns_by_ip);
+    rc_list_init(&g->flush);
 
     memset(&mounts[0], 0, sizeof(mounts[0]));
     mounts[0].mountpoint = "/";
@@ -852,6 +899,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive(). */
     protocols[2].rx_buffer_size = protocols[3].rx_buffer_size = (size_t)cfg->rx_buffer_bytes;
+    /* Without it lws sends at most rx_buffer_size bytes per send(): a list longer than the
+     * (small) receive buffer would go out in several loop turns. */
+    protocols[2].tx_packet_size = protocols[3].tx_packet_size = 1u << 20;
     lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
@@ -886,6 +936,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
         return NULL;
     }
     g->vhost = lws_get_vhost_by_name(g->ctx, "rankcast");
+    uv_check_init(loop, &g->flush_check);
+    g->flush_check.data = g;
+    uv_check_start(&g->flush_check, on_flush_check);
     if (g->vhost != NULL && uv_poll_init(loop, &g->listen_poll, listen_fd) == 0) {
         g->listen_poll.data = g;
         uv_poll_start(&g->listen_poll, UV_READABLE, on_listener_readable);
@@ -915,6 +968,10 @@ void rc_gateway_close(rc_gateway_t *g)
     if (g == NULL)
         return;
     close_listener(g);
+    if (!uv_is_closing((uv_handle_t *)&g->flush_check)) {
+        uv_check_stop(&g->flush_check);
+        uv_close((uv_handle_t *)&g->flush_check, NULL);
+    }
     if (g->ctx != NULL && !g->closing) {
         g->closing = true;
         lws_context_destroy(g->ctx);
