@@ -30,6 +30,9 @@ static const setting_t settings[] = {
     {"listen", T_STR, OFF(listen), "", 0, 0, "interface address to bind; empty: all"},
     {"node-id", T_STR, OFF(node_id), "", 0, 0, "this node's id; empty: <hostname>-<pid>"},
     {"web-root", T_STR, OFF(web_root), RC_DEFAULT_WEB_ROOT, 0, 0, "directory of static files"},
+    {"sdk-root", T_STR, OFF(sdk_root), RC_DEFAULT_SDK_ROOT, 0, 0,
+     "the JavaScript SDK (client-sdk/js) the demo pages import, served under /sdk/src/src/; empty: "
+     "none"},
     {"redis", T_STR, OFF(redis), "", 0, 0,
      "Redis for profiles: redis://[:password@]host:port[/db] or unix:///path[?db=N]; "
      "empty: in-memory"},

@@ -14,6 +14,7 @@ typedef struct rc_config {
     char *listen;
     char *node_id;
     char *web_root;
+    char *sdk_root;
     /* backends: empty means the embedded default */
     char *redis;
     char *redis_prefix;

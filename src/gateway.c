@@ -8,6 +8,7 @@
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "outbox.h"
 #include "proto.h"
 #include "strmap.h"
@@ -304,6 +305,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 /* ---- the upgrade gate ---- */
 
+static struct lws_protocols protocols[6];
+
 /* Answers an upgrade request with an HTTP error instead of 101, counted by reason. */
 static int refuse_upgrade(struct lws *wsi, unsigned int status, rc_refused_reason_t why,
                           const char *message)
@@ -341,7 +344,11 @@ static int confirm_upgrade(struct lws *wsi, const char *upgrade)
     g->claims_wsi = NULL;
     if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
         return 0;
-    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0 || strcmp(buf, "/ws") != 0)
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0)
+        buf[0] = '\0';
+    /* The ops feed (/ops) checks its own credential in its first message (ops.h). */
+    bool ops = strcmp(buf, "/ops") == 0 && protocols[4].name != NULL;
+    if (strcmp(buf, "/ws") != 0 && !ops)
         return refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND, RC_REFUSED_PATH,
                               "WebSocket sessions live on /ws");
     if (!g->accepting)
@@ -351,7 +358,7 @@ static int confirm_upgrade(struct lws *wsi, const char *upgrade)
         lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN) > 0 &&
         !origin_allowed(g->cfg->allowed_origins, buf))
         return refuse_upgrade(wsi, HTTP_STATUS_FORBIDDEN, RC_REFUSED_ORIGIN, "origin not allowed");
-    int n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION);
+    int n = ops ? 0 : lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 0) {
         if (n < 8 || strncasecmp(buf, "Bearer ", 7) != 0 ||
             rc_sessions_verify_token(g->sessions, buf + 7, (size_t)n - 7, &g->claims) != RC_JWT_OK)
@@ -606,13 +613,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-/* protocols[0] serves files; "rc-http" the dynamic routes.
- * Not const: the WebSocket entries get their receive buffer size from the settings. */
-static struct lws_protocols protocols[] = {
+/* protocols[0] serves files; "rc-http" the dynamic routes; [4] is the ops feed when there is
+ * one (else it ends the list). Not const: the WebSocket entries get their receive buffer
+ * size from the settings, and the feed its state. */
+static struct lws_protocols protocols[6] = {
     {"http", root_callback, 0, 0, 0, NULL, 0},
     {"rc-http", http_callback, sizeof(http_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.msgpack", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.json", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -621,8 +630,12 @@ static const struct lws_protocol_vhost_options pvo_json_default = {NULL, NULL, "
 static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default, "rankcast.v1.json",
                                                       ""};
 
-/* lws knows the usual types; the demo also serves JSON lines and ES modules. */
-static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
+/* lws knows the usual types; the demo also serves JSON lines, ES modules and the catalog's
+ * attribution (Markdown, linked from the shop's footer). */
+static const struct lws_protocol_vhost_options mime_md = {NULL, NULL, ".md",
+                                                          "text/plain; charset=utf-8"};
+static const struct lws_protocol_vhost_options mime_mjs = {&mime_md, NULL, ".mjs",
+                                                           "text/javascript"};
 static const struct lws_protocol_vhost_options mime_jsonl = {&mime_mjs, NULL, ".jsonl",
                                                              "application/x-ndjson"};
 static const struct lws_protocol_vhost_options mime_json = {&mime_jsonl, NULL, ".json",
@@ -650,7 +663,34 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
 }
 
 /* Mounts live as long as the context; one static set per process is enough. */
-static struct lws_http_mount mounts[5];
+static struct lws_http_mount mounts[7];
+static char sdk_dir[4096], msgpack_dir[4096];
+
+/* The demo pages import the JavaScript SDK from its own sources (no copy, no CDN), and the
+ * SDK's one dependency from its ESM build installed by scripts/setup. Returns the mount
+ * list's head. */
+static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
+                                              const struct lws_http_mount *next)
+{
+    if (cfg->sdk_root[0] == '\0')
+        return next;
+    snprintf(sdk_dir, sizeof(sdk_dir), "%s/src", cfg->sdk_root);
+    snprintf(msgpack_dir, sizeof(msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
+             cfg->sdk_root);
+    const char *points[2] = {"/sdk/src", "/vendor/msgpack"}, *dirs[2] = {sdk_dir, msgpack_dir};
+    for (int i = 0; i < 2; i++) {
+        struct lws_http_mount *m = &mounts[5 + i];
+        memset(m, 0, sizeof(*m));
+        m->mount_next = next;
+        m->mountpoint = points[i];
+        m->mountpoint_len = (unsigned char)strlen(points[i]);
+        m->origin = dirs[i];
+        m->origin_protocol = LWSMPRO_FILE;
+        m->extra_mimetypes = &mime_json;
+        next = m;
+    }
+    return next;
+}
 
 /* Loads a certificate chain and its key into a scratch context: a clear message at start,
  * and on reload a bad pair is refused before it can replace the good one. */
@@ -872,6 +912,10 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     set_route(&mounts[2], &mounts[1], "/readyz");
     set_route(&mounts[3], &mounts[2], "/metrics");
     set_route(&mounts[4], &mounts[3], "/api");
+    if (hooks->ops != NULL)
+        rc_ops_protocol(hooks->ops, &protocols[4]);
+    else
+        memset(&protocols[4], 0, sizeof(protocols[4])); /* ends the list */
 
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive(). */
@@ -886,7 +930,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
     info.pvo = &pvo;
-    info.mounts = &mounts[4];
+    info.mounts = mount_sdk(cfg, &mounts[4]);
     info.user = g;
     info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";

@@ -12,6 +12,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "profile.h"
 #include "proto.h"
 #include "session.h"
@@ -39,6 +40,9 @@ struct rc_node {
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
+    rc_ops_t *ops;
+    rc_bus_deliver_fn sessions_deliver; /* the bus's consumer before the node's routing */
+    void *sessions_ctx;
     rc_gateway_t *gateway;
     rc_gateway_hooks_t hooks;
     uv_timer_t tick, drain_timer, lag_timer;
@@ -113,6 +117,16 @@ static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
     return rc_sessions_push(n->sessions, user, segment, topic, data, id_out, id_len);
 }
 
+/* Node summaries go to the ops feed; everything else to the sessions, as they asked. */
+static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
+{
+    rc_node_t *n = ctx;
+    if (m->kind == RC_BUS_OPS)
+        rc_ops_peer_message(n->ops, m);
+    else
+        n->sessions_deliver(n->sessions_ctx, m);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
@@ -162,6 +176,7 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
+    rc_ops_close(n->ops);
     rc_gateway_close(n->gateway);
     rc_profile_close(n->profiles);
     rc_bus_close(n->bus);
@@ -348,11 +363,21 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
+    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus);
+    if (n->ops == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    n->sessions_deliver = n->bus->deliver;
+    n->sessions_ctx = n->bus->ctx;
+    n->bus->deliver = node_bus_deliver;
+    n->bus->ctx = n;
     n->hooks = (rc_gateway_hooks_t){.ctx = n,
                                     .ready = node_ready,
                                     .metrics = node_metrics,
                                     .erase_user = node_erase_user,
                                     .push = node_push,
+                                    .ops = n->ops,
                                     .extra_route = rc_catalog_api_route,
                                     .extra_post = node_catalog_api};
     n->gateway =
@@ -391,6 +416,7 @@ void rc_node_free(rc_node_t *n)
     if (n->handles_started) {
         node_stop(n);
     } else {
+        rc_ops_close(n->ops);
         rc_gateway_close(n->gateway);
         rc_profile_close(n->profiles);
         rc_bus_close(n->bus);
@@ -400,6 +426,11 @@ void rc_node_free(rc_node_t *n)
     if (n->loop_ready && !n->loop_unusable)
         uv_run(&n->loop, UV_RUN_DEFAULT);
     rc_gateway_free(n->gateway);
+    rc_ops_free(n->ops);
+    if (n->bus != NULL && n->bus->ctx == n) {
+        n->bus->deliver = n->sessions_deliver; /* rc_sessions_free() detaches its own */
+        n->bus->ctx = n->sessions_ctx;
+    }
     rc_sessions_free(n->sessions);
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);

@@ -12,6 +12,7 @@
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "strmap.h"
 
 #include <math.h>
@@ -753,6 +754,11 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     }
     rc_metrics.events_received[ev->kind]++;
     count_for_experiment(s, ses, ev, item);
+    /* The dashboard sees the bus pseudonym, never the raw id, and the user's variant. */
+    rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface,
+                        s->engine->experiment
+                            ? rc_experiment_variant_name(s->engine->experiment, ses->variant)
+                            : "control");
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
@@ -1294,6 +1300,8 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
     }
     case RC_BUS_PUSH:
         deliver_push(s, m);
+        break;
+    case RC_BUS_OPS: /* the node routes these to the ops feed */
         break;
     }
 }
