@@ -134,11 +134,61 @@ static void test_stan(void **state)
     knn_free(&x);
 }
 
+/* V-SKNN's score decay: current [1 2 3 4 5] (weights .2 .. 1). n1 = [1 2 3 9] is the more
+ * similar (1.2 / 5 = .24) but its newest shared item is 3, three steps back: 9 gets .08.
+ * n2 = [5 8] is less similar (.2) but shares the newest item: 8 gets .2 and leads. Without
+ * the decay 9 would lead. */
+static void test_vsknn_decay(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t n1[] = {1, 2, 3, 9}, n2[] = {5, 8};
+    uint32_t out[EVAL_K], cur[] = {1, 2, 3, 4, 5};
+    knn_params_t p = {.k = 100, .sample = 1000, .vsknn = true};
+    knn_init(&x, 10);
+    knn_add_session(&x, n1, 4, 100);
+    knn_add_session(&x, n2, 2, 200);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 5, 300, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 8);
+    assert_int_equal(out[1], 9);
+    knn_free(&x);
+}
+
+/* STAN's in-neighbour position: in [8 6 7 1], with the shared item 1 last, 7 (one step away)
+ * beats 6 (two) beats 8 (three). */
+static void test_stan_position_in_neighbor(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t nb[] = {8, 6, 7, 1};
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t p = {.k = 100,
+                      .sample = 5000,
+                      .stan = true,
+                      .lambda_spw = 1.02,
+                      .lambda_snh_s = 5 * 86400.0,
+                      .lambda_inh = 2.05};
+    knn_init(&x, 10);
+    knn_add_session(&x, nb, 4, 100);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 200, out);
+    assert_int_equal(n, 3);
+    assert_int_equal(out[0], 7);
+    assert_int_equal(out[1], 6);
+    assert_int_equal(out[2], 8);
+    knn_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pop),   cmocka_unit_test(test_cooc), cmocka_unit_test(test_sknn),
-        cmocka_unit_test(test_vsknn), cmocka_unit_test(test_stan),
+        cmocka_unit_test(test_pop),
+        cmocka_unit_test(test_cooc),
+        cmocka_unit_test(test_sknn),
+        cmocka_unit_test(test_vsknn),
+        cmocka_unit_test(test_stan),
+        cmocka_unit_test(test_vsknn_decay),
+        cmocka_unit_test(test_stan_position_in_neighbor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
