@@ -363,7 +363,7 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
-    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus);
+    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, n->engine.experiment);
     if (n->ops == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -3,6 +3,7 @@
  * JSON snapshot per interval to every dashboard connected with `rankcast.ops.v1`. A summary
  * travels on the bus once a second so every node can show the others. */
 #include "ops.h"
+#include "engine/experiments.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -33,16 +34,9 @@ typedef struct recent_event {
     char surface[33];
 } recent_event_t;
 
-typedef struct variant_count {
-    char name[32];
-    uint64_t impressions, clicks;
-} variant_count_t;
-
 static struct {
     uint64_t seq;
     recent_event_t ring[RC_OPS_RECENT];
-    variant_count_t variants[RC_OPS_VARIANTS];
-    uint32_t n_variants;
 } tap;
 
 static void copy_str(char *dst, size_t cap, rc_str_t s)
@@ -52,20 +46,7 @@ static void copy_str(char *dst, size_t cap, rc_str_t s)
     dst[n] = '\0';
 }
 
-static variant_count_t *variant_slot(const char *name)
-{
-    for (uint32_t i = 0; i < tap.n_variants; i++)
-        if (strcmp(tap.variants[i].name, name) == 0)
-            return &tap.variants[i];
-    if (tap.n_variants == RC_OPS_VARIANTS)
-        return NULL; /* more variants than a dashboard shows: the rest are not counted */
-    variant_count_t *v = &tap.variants[tap.n_variants++];
-    snprintf(v->name, sizeof(v->name), "%s", name);
-    return v;
-}
-
-void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
-                         const char *variant)
+void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface)
 {
     recent_event_t *r = &tap.ring[tap.seq % RC_OPS_RECENT];
     r->seq = ++tap.seq;
@@ -75,15 +56,6 @@ void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, r
     r->kind = (uint8_t)kind;
     copy_str(r->item, sizeof(r->item), item);
     copy_str(r->surface, sizeof(r->surface), surface);
-    /* Click-through counts only interactions with a served list: an impression, or a click
-     * that names the list (surface) it came from. */
-    if ((kind == RC_EV_IMPRESSION || kind == RC_EV_CLICK) && surface.n > 0) {
-        variant_count_t *v = variant_slot(variant ? variant : "control");
-        if (v != NULL && kind == RC_EV_IMPRESSION)
-            v->impressions++;
-        else if (v != NULL)
-            v->clicks++;
-    }
 }
 
 /* ---- the feed's state ---- */
@@ -126,6 +98,7 @@ struct rc_ops {
     const char *node_id;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
+    const rc_experiment_t *experiment;
     uv_timer_t timer;
     bool timer_started;
     uint64_t start_mono;
@@ -460,21 +433,24 @@ static void enc_recent(rc_enc_t *e)
     rc_enc_end(e);
 }
 
-/* Per-variant click-through. The one place the feed learns about variants: the counts the
- * session module reports through rc_ops_record_event(). An experiment engine with its own
- * counters replaces the body of this function. */
-static void enc_variants(rc_enc_t *e)
+/* Per-variant click-through: the experiment's own counters, the same numbers as /metrics
+ * (engine/experiments.h: impressions of a surface, clicks on an item of its current list). */
+static void enc_variants(const rc_ops_t *o, rc_enc_t *e)
 {
+    rc_variant_stats_t st[RC_VARIANTS_MAX];
+    uint32_t n =
+        o->experiment != NULL ? rc_experiment_stats(o->experiment, st, RC_VARIANTS_MAX) : 0;
     rc_enc_key(e, "variants");
-    rc_enc_array(e, tap.n_variants);
-    for (uint32_t i = 0; i < tap.n_variants; i++) {
-        const variant_count_t *v = &tap.variants[i];
-        rc_enc_map(e, 4);
+    rc_enc_array(e, n);
+    for (uint32_t i = 0; i < n; i++) {
+        rc_enc_map(e, 5);
+        rc_enc_key(e, "experiment");
+        rc_enc_cstr(e, st[i].experiment);
         rc_enc_key(e, "variant");
-        rc_enc_cstr(e, v->name);
-        enc_int(e, "impressions", (int64_t)v->impressions);
-        enc_int(e, "clicks", (int64_t)v->clicks);
-        enc_num(e, "ctr", v->impressions ? (double)v->clicks / (double)v->impressions : 0, 4);
+        rc_enc_cstr(e, st[i].variant);
+        enc_int(e, "impressions", (int64_t)st[i].impressions);
+        enc_int(e, "clicks", (int64_t)st[i].clicks);
+        enc_num(e, "ctr", st[i].ctr, 4);
         rc_enc_end(e);
     }
     rc_enc_end(e);
@@ -533,7 +509,7 @@ int rc_ops_snapshot(rc_ops_t *o, rc_wbuf_t *out)
     enc_num(&e, "pushes_per_s", o->self.pushes_per_s, 1);
     enc_latency(&e, o);
     enc_recent(&e);
-    enc_variants(&e);
+    enc_variants(o, &e);
     enc_backends(&e, o);
     rc_enc_key(&e, "nodes");
     rc_enc_array(&e, 1 + o->n_peers);
@@ -582,7 +558,8 @@ static void on_tick(uv_timer_t *t)
 }
 
 rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_id,
-                     rc_profile_store_t *profiles, rc_bus_t *bus)
+                     rc_profile_store_t *profiles, rc_bus_t *bus,
+                     const struct rc_experiment *experiment)
 {
     rc_ops_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
@@ -591,6 +568,7 @@ rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_i
     o->node_id = node_id;
     o->profiles = profiles;
     o->bus = bus;
+    o->experiment = experiment;
     o->start_mono = rc_mono_us();
     o->subscribers.next = o->subscribers.prev = &o->subscribers;
     rc_wbuf_init(&o->snap, LWS_PRE);

@@ -22,7 +22,6 @@ typedef struct rc_ops rc_ops_t;
 #define RC_OPS_INTERVAL_MS   500   /* between snapshots */
 #define RC_OPS_WINDOW_TICKS  10    /* rates and quantiles cover the last 5 s */
 #define RC_OPS_RECENT        32    /* recent events kept (and sent) per node */
-#define RC_OPS_VARIANTS      8     /* experiment variants counted */
 #define RC_OPS_PEERS         32    /* other nodes remembered */
 #define RC_OPS_PEER_STALE_MS 3000  /* a node silent this long is shown as stale... */
 #define RC_OPS_PEER_GONE_MS  30000 /* ...and this long, forgotten */
@@ -30,8 +29,10 @@ typedef struct rc_ops rc_ops_t;
 /** Creates the feed's state and starts its timer on `loop`. Everything passed is borrowed
  * and must outlive the feed. Returns NULL when out of memory. Caller closes with
  * rc_ops_close() and frees with rc_ops_free() after the loop has run. */
+struct rc_experiment;
 rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_id,
-                     rc_profile_store_t *profiles, rc_bus_t *bus);
+                     rc_profile_store_t *profiles, rc_bus_t *bus,
+                     const struct rc_experiment *experiment);
 
 /** Stops the timer (the loop must run once more before rc_ops_free()). NULL is a no-op. */
 void rc_ops_close(rc_ops_t *o);
@@ -55,8 +56,7 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
  * the bus (an HMAC of the id under --pseudonym-key), never the raw id; the feed shows
  * "v-" and its first 8 characters. `variant` is the experiment variant of the list the
  * event came from ("control" when none runs). */
-void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface,
-                         const char *variant);
+void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface);
 
 /** Compares a presented credential with the expected one in time that depends only on the
  * expected one's length. */

@@ -754,11 +754,8 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     }
     rc_metrics.events_received[ev->kind]++;
     count_for_experiment(s, ses, ev, item);
-    /* The dashboard sees the bus pseudonym, never the raw id, and the user's variant. */
-    rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface,
-                        s->engine->experiment
-                            ? rc_experiment_variant_name(s->engine->experiment, ses->variant)
-                            : "control");
+    /* The dashboard sees the bus pseudonym, never the raw id. */
+    rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface);
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);

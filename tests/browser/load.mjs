@@ -12,7 +12,8 @@ import WebSocket from 'ws';
 export async function startLoad(wsUrl, { visitors, perSecond, items }) {
   let sent = 0, lists = 0, n = 0;
   const users = Array.from({ length: visitors }, (_, i) => `load-${process.pid}-${i}`);
-  const sockets = await Promise.all(users.map((user) => new Promise((resolve, reject) => {
+  const shown = new Map(); // user index -> ids of the latest list: impressions and clicks are on it
+  const sockets = await Promise.all(users.map((user, ui) => new Promise((resolve, reject) => {
     const ws = new WebSocket(wsUrl, 'rankcast.v1.json');
     ws.on('error', reject);
     ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', v: 1, user, device: 'mobile' })));
@@ -23,11 +24,16 @@ export async function startLoad(wsUrl, { visitors, perSecond, items }) {
         resolve(ws);
       } else if (msg.type === 'recs') {
         lists++;
+        shown.set(ui, msg.items.map((it) => it.item));
       }
     });
   })));
   const timers = sockets.map((ws, i) => setInterval(() => {
-    const item = items[(n++ * 7 + i) % items.length];
+    // Mostly what the visitor's list shows (so clicks count as click-through), now and then
+    // something from the catalog.
+    const list = shown.get(i) ?? [];
+    const item = list.length > 0 && n % 5 !== 0 ? list[n % list.length] : items[(n * 7 + i) % items.length];
+    n++;
     const kind = n % 3 === 0 ? 'click' : 'impression';
     ws.send(JSON.stringify({ type: 'event', id: `ev-${i}-${n}`, kind, item, surface: 'home' }));
     sent++;
