@@ -373,3 +373,14 @@ int rc_engine_refresh(rc_engine_t *e)
     }
     return rc_trending_refresh(&e->trending, &e->catalog);
 }
+
+int rc_engine_refresh_step(rc_engine_t *e, uint32_t max_items)
+{
+    int done = rc_trending_refresh_step(&e->trending, &e->catalog, max_items);
+    if (done != 1)
+        return done;
+    explore_pool_build(e);
+    if (e->features.cap == 0 || e->features.generation != e->catalog.generation)
+        return feature_index_build(&e->features, &e->catalog);
+    return 0;
+}

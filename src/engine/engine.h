@@ -163,6 +163,11 @@ const char *rc_src_name(int src);
  * index when the catalog changed since it was built. */
 int rc_engine_refresh(rc_engine_t *e);
 
+/** The same, a slice of at most `max_items` catalog items per call (rc_trending_refresh_step):
+ * the event loop's way, never holding it for long. Returns 1 when a pass completed, 0 while
+ * it goes on, or RC_ENOMEM. */
+int rc_engine_refresh_step(rc_engine_t *e, uint32_t max_items);
+
 /** Adds `category`'s weight `w` to the user's category affinities and `item`'s features to
  * the content vector (used when merging a long-term profile). */
 void rc_user_add_category(rc_user_state_t *u, uint16_t category, float w);

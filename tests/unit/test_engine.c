@@ -426,6 +426,67 @@ static void test_trending_top_matches_full_sort(void **state)
     rc_catalog_free(&c);
 }
 
+/* The loop's refresh, a few items per step, publishes exactly what a whole refresh does,
+ * keeps the old lists until its pass ends, and counts an event made mid-pass in the
+ * normaliser (no normalised score above 1); the item it raised leads from the next pass. */
+static void test_trending_refresh_in_steps(void **state)
+{
+    (void)state;
+    enum { N = 700, CATS = 4 };
+    const double now = T0_MS / 1000.0;
+    rc_catalog_t c;
+    rc_trending_t whole, steps;
+    char id[16], cat[8];
+    assert_int_equal(rc_catalog_init(&c, N, false), 0);
+    rc_trending_init(&whole, 3600, now);
+    rc_trending_init(&steps, 3600, now);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t idx;
+        snprintf(id, sizeof(id), "s%u", i);
+        snprintf(cat, sizeof(cat), "k%u", i % CATS);
+        assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, (double)(i % 13), &idx), 0);
+        float w = 1.0f + (float)((i * 389u) % N);
+        assert_int_equal(rc_trending_add(&whole, i, (int)(i % 3), (int)(i % 4), w, now), 0);
+        assert_int_equal(rc_trending_add(&steps, i, (int)(i % 3), (int)(i % 4), w, now), 0);
+    }
+    assert_int_equal(rc_trending_refresh(&whole, &c), 0);
+    /* The first pass sets the popularity scale the prior uses; the second is compared. */
+    assert_int_equal(rc_trending_refresh(&steps, &c), 0);
+    int done = 0, calls = 0;
+    while (done == 0) {
+        done = rc_trending_refresh_step(&steps, &c, 64);
+        calls++;
+        if (done == 0) /* mid-pass, the published lists are still the previous pass's */
+            assert_int_equal(steps.n_top[RC_SEG_ALL], RC_TRENDING_TOP);
+    }
+    assert_int_equal(done, 1);
+    assert_int_equal(calls, (N + 63) / 64);
+    for (int seg = 0; seg < RC_SEGMENTS; seg++) {
+        assert_int_equal(steps.n_top[seg], whole.n_top[seg]);
+        assert_memory_equal(steps.top[seg], whole.top[seg], whole.n_top[seg] * sizeof(uint32_t));
+    }
+    for (uint32_t k = 1; k < c.n_categories; k++) {
+        assert_int_equal(steps.n_by_category[k], whole.n_by_category[k]);
+        assert_memory_equal(steps.by_category + (size_t)k * RC_TRENDING_PER_CAT,
+                            whole.by_category + (size_t)k * RC_TRENDING_PER_CAT,
+                            whole.n_by_category[k] * sizeof(uint32_t));
+    }
+    /* An item already scanned becomes the leader mid-pass. */
+    assert_int_equal(rc_trending_refresh_step(&steps, &c, 10), 0);
+    assert_int_equal(rc_trending_add(&steps, 3, RC_DEV_OTHER, 0, 5000.0f, now), 0);
+    while (rc_trending_refresh_step(&steps, &c, 100) == 0)
+        ;
+    /* This pass ranked it by the score it had when scanned; the normaliser has its new one. */
+    assert_true(rc_trending_norm(&steps, RC_SEG_ALL, 3) <= 1.0f);
+    assert_true(rc_trending_norm(&steps, RC_SEG_ALL, 3) > 0.99f);
+    while (rc_trending_refresh_step(&steps, &c, 100) == 0)
+        ;
+    assert_int_equal(steps.top[RC_SEG_ALL][0], 3); /* the next pass ranks it first */
+    rc_trending_free(&whole);
+    rc_trending_free(&steps);
+    rc_catalog_free(&c);
+}
+
 /* ---------------------------------------------------------------------------------------
  * Engine: learning and ranking
  */
@@ -1268,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_trending_decay),
         cmocka_unit_test(test_trending_by_category),
         cmocka_unit_test(test_trending_top_matches_full_sort),
+        cmocka_unit_test(test_trending_refresh_in_steps),
         cmocka_unit_test(test_event_weights),
         cmocka_unit_test_teardown(test_observe_return_values, free_engines),
         cmocka_unit_test_teardown(test_rank_cold_user_by_popularity, free_engines),
