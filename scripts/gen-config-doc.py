@@ -21,6 +21,7 @@ def table(binary):
         m2 = re.match(r"\s+env (\S+), default '(.*)'", lines[i + 1])
         if m and m2:
             default = re.sub(r".*/web-demo$", "<source>/web-demo", m2.group(2))
+            default = re.sub(r".*/client-sdk/js$", "<source>/client-sdk/js", default)
             shown = f"`{default}`" if default else "(empty)"
             rows.append(f"| `--{m.group(1)}` | `{m2.group(1)}` | {shown} | "
                         f"{m.group(2).replace('|', chr(92) + '|')} |")

@@ -4,7 +4,8 @@
  *   "k": "ev" | "erase" | "push"   kind          "o": origin node    "u": user id
  *   events: "i" id, "t" kind name, "it" item, "v" value, "q" query, "s" surface,
  *           "ts" client ts_ms, "r" received_ms, "p" [[item, weight], ...] recent items
- *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value) */
+ *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value)
+ *   ops:    "d" the node's summary (a map, see ops.c) */
 #include "bus.h"
 #include "error.h"
 #include "mpack.h"
@@ -87,6 +88,15 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
         pack_kv(&pk, "k", (rc_str_t){"erase", 5});
         pack_kv(&pk, "o", m->origin_node);
         pack_kv(&pk, "u", m->user);
+    } else if (m->kind == RC_BUS_OPS) {
+        msgpack_pack_map(&pk, 3);
+        pack_kv(&pk, "k", (rc_str_t){"ops", 3});
+        pack_kv(&pk, "o", m->origin_node);
+        rc_mp_str(&pk, "d", 1);
+        if (m->data != NULL)
+            msgpack_pack_object(&pk, *m->data);
+        else
+            msgpack_pack_nil(&pk);
     } else {
         msgpack_pack_map(&pk, 7);
         pack_kv(&pk, "k", (rc_str_t){"push", 4});
@@ -210,6 +220,11 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
     }
     if (kind.n == 4 && memcmp(kind.p, "push", 4) == 0 && m->data != NULL) {
         m->kind = RC_BUS_PUSH;
+        return 0;
+    }
+    if (kind.n == 3 && memcmp(kind.p, "ops", 3) == 0 && m->data != NULL &&
+        m->data->type == MSGPACK_OBJECT_MAP && m->origin_node.n > 0) {
+        m->kind = RC_BUS_OPS;
         return 0;
     }
     return RC_EPARSE;

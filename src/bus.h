@@ -15,7 +15,8 @@
 
 typedef struct rc_bus rc_bus_t;
 
-typedef enum { RC_BUS_EVENT = 1, RC_BUS_ERASE, RC_BUS_PUSH } rc_bus_kind_t;
+/* RC_BUS_OPS: a node's summary for the others' dashboards (ops.h), in `data`. */
+typedef enum { RC_BUS_EVENT = 1, RC_BUS_ERASE, RC_BUS_PUSH, RC_BUS_OPS } rc_bus_kind_t;
 
 #define RC_BUS_RECENT 10 /* the user's recent items an event carries, for co-visitation */
 
@@ -33,7 +34,7 @@ typedef struct rc_bus_msg {
     float recent_w[RC_BUS_RECENT];
     /* RC_BUS_PUSH */
     rc_str_t push_id, topic, segment;
-    const msgpack_object *data; /* the application payload, any value */
+    const msgpack_object *data; /* the application payload, any value; RC_BUS_OPS: a map */
 } rc_bus_msg_t;
 
 /* Publish outcome: 0 once the message is durable on the bus, or a negative code. */

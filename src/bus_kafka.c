@@ -32,6 +32,7 @@ typedef struct pub {
     rc_bus_done_fn done;
     void *arg;
     struct pub *next_free;
+    bool summary; /* a node summary (RC_BUS_OPS): best effort, not counted as traffic */
 } pub_t;
 
 typedef struct kafka_bus {
@@ -60,6 +61,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     kafka_bus_t *b = opaque;
     pub_t *p = m->_private;
     (void)rk;
+    if (p != NULL && p->summary) {
+        p->next_free = b->free_pubs;
+        b->free_pubs = p;
+        return;
+    }
     b->queued--;
     rc_metrics.bus_queued = (int64_t)b->queued;
     int status = 0;
@@ -188,6 +194,10 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
     kafka_bus_t *b = (kafka_bus_t *)base;
     if (b->closing)
         return RC_ECLOSED;
+    /* A summary is replaced a second later: never queue one behind an outage, where it
+     * would take buffer space events need and arrive stale. */
+    if (m->kind == RC_BUS_OPS && !b->up)
+        return RC_EUNAVAIL;
     rc_wbuf_reset(&b->scratch);
     if (rc_bus_msg_encode(m, &b->scratch) != 0)
         return RC_ENOMEM;
@@ -198,7 +208,11 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
         return RC_ENOMEM;
     p->done = done;
     p->arg = arg;
-    const char *topic = m->kind == RC_BUS_PUSH ? b->pushes_topic : b->events_topic;
+    p->summary = m->kind == RC_BUS_OPS;
+    /* Node summaries (RC_BUS_OPS) ride with pushes: every node reads both, and they must
+     * not be replayed as events. */
+    const char *topic =
+        m->kind == RC_BUS_PUSH || m->kind == RC_BUS_OPS ? b->pushes_topic : b->events_topic;
     /* Keyed by user: one user's events stay in order on one partition. */
     rd_kafka_resp_err_t err = rd_kafka_producev(
         b->producer, RD_KAFKA_V_TOPIC(topic),
@@ -213,6 +227,8 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
         RC_WARN("kafka", "produce failed", "error=\"%s\"", rd_kafka_err2str(err));
         return RC_EIO;
     }
+    if (p->summary)
+        return 0; /* not traffic: neither counted nor waited for by a drain */
     b->queued++;
     rc_metrics.bus_queued = (int64_t)b->queued;
     rc_metrics.bus_published++;

@@ -30,6 +30,9 @@ static const setting_t settings[] = {
     {"listen", T_STR, OFF(listen), "", 0, 0, "interface address to bind; empty: all"},
     {"node-id", T_STR, OFF(node_id), "", 0, 0, "this node's id; empty: <hostname>-<pid>"},
     {"web-root", T_STR, OFF(web_root), RC_DEFAULT_WEB_ROOT, 0, 0, "directory of static files"},
+    {"sdk-root", T_STR, OFF(sdk_root), RC_DEFAULT_SDK_ROOT, 0, 0,
+     "the JavaScript SDK (client-sdk/js) the demo pages import, served under /sdk/src/src/; empty: "
+     "none"},
     {"redis", T_STR, OFF(redis), "", 0, 0,
      "Redis for profiles: redis://[:password@]host:port[/db] or unix:///path[?db=N]; "
      "empty: in-memory"},
@@ -86,6 +89,8 @@ static const setting_t settings[] = {
     {"pseudonym-key", T_STR, OFF(pseudonym_key), "", 0, 0,
      "secret of the keyed hash that replaces user ids on Kafka (the same on every node); "
      "empty: a random key per process (one node only)"},
+    {"experiment", T_STR, OFF(experiment), "", 0, 0,
+     "A/B test of ranker blends: NAME[:SALT];VARIANT=COVISIT,CONTENT,TRENDING,POPULAR[@SHARE];..."},
     {"max-message-bytes", T_INT, OFF(max_message_bytes), "65536", 1024, 16777216,
      "largest client message accepted"},
     {"max-batch", T_INT, OFF(max_batch), "100", 1, 1000, "most events in one `events` message"},
@@ -102,9 +107,9 @@ static const setting_t settings[] = {
      "receive buffer per connection (memory per connection); larger messages are reassembled"},
     {"session-idle-s", T_INT, OFF(session_idle_s), "300", 1, 86400,
      "a session with no connection is dropped after this long"},
-    {"covisit-neighbors", T_INT, OFF(covisit_neighbors), "32", 4, 256,
+    {"covisit-neighbors", T_INT, OFF(covisit_neighbors), "64", 4, 256,
      "co-visitation neighbours kept per item"},
-    {"covisit-half-life-s", T_DOUBLE, OFF(covisit_half_life_s), "86400", 1, 1e9,
+    {"covisit-half-life-s", T_DOUBLE, OFF(covisit_half_life_s), "604800", 1, 1e9,
      "half-life of co-visitation weights"},
     {"trending-half-life-s", T_DOUBLE, OFF(trending_half_life_s), "3600", 1, 1e9,
      "half-life of trending scores"},

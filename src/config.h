@@ -14,6 +14,7 @@ typedef struct rc_config {
     char *listen;
     char *node_id;
     char *web_root;
+    char *sdk_root;
     /* backends: empty means the embedded default */
     char *redis;
     char *redis_prefix;
@@ -46,6 +47,7 @@ typedef struct rc_config {
     int64_t ping_interval_s;
     int64_t pong_timeout_s;
     char *pseudonym_key;
+    char *experiment;
     /* protocol limits */
     int64_t max_message_bytes;
     int64_t max_batch;

@@ -5,8 +5,10 @@
 #include "admin_api.h"
 #include "clock.h"
 #include "error.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "outbox.h"
 #include "proto.h"
 #include "strmap.h"
@@ -36,6 +38,8 @@ struct rc_gateway {
     int listen_fd;
     int port;
     uv_poll_t listen_poll;
+    uv_check_t flush_check; /* writes queued frames at the end of every loop turn */
+    rc_link_t flush;        /* ws_pss_t.flush_link: connections with frames to write */
     bool tls;
     rc_strmap_t conns_by_ip; /* ip_entry_t*, keyed by the address bytes */
     /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
@@ -57,7 +61,9 @@ typedef struct ip_entry {
 /* Per WebSocket connection. */
 typedef struct ws_pss {
     rc_conn_t *conn;
-    rc_wbuf_t rx; /* fragments of a message being reassembled */
+    struct lws *wsi;
+    rc_link_t flush_link; /* in the gateway's flush list while frames wait */
+    rc_wbuf_t rx;         /* fragments of a message being reassembled */
     bool rx_binary;
     bool refused;  /* a message was too large: ignore input until the close */
     bool closing;  /* the close handshake has been started */
@@ -76,14 +82,34 @@ typedef struct http_pss {
 
 /* ---- transport ops for the session module ---- */
 
+/* Frames made during a loop turn are written at its end (on_flush_check), straight to the
+ * socket: no POLLOUT round trip (three epoll_ctl and a loop turn per write in lws on
+ * libuv) unless the kernel's buffer is full. */
 static void transport_want_write(void *transport)
 {
-    lws_callback_on_writable((struct lws *)transport);
+    struct lws *wsi = transport;
+    ws_pss_t *pss = lws_wsi_user(wsi);
+    rc_gateway_t *g = lws_context_user(lws_get_context(wsi));
+    if (pss == NULL || pss->conn == NULL) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (!rc_list_linked(&pss->flush_link))
+        rc_list_push_back(&g->flush, &pss->flush_link);
+}
+
+/* lws on libuv arms its timer for pending timeouts only after its own callbacks; a timeout
+ * set from anywhere else (a tick, a bus delivery, the end-of-turn flush) would wait for
+ * unrelated traffic. Waking the service arms it now. Only closes pay for this. */
+static void set_timeout_now(struct lws *wsi, enum pending_timeout reason, int secs)
+{
+    lws_set_timeout(wsi, reason, secs);
+    lws_cancel_service_pt(wsi);
 }
 
 static void transport_kill(void *transport)
 {
-    lws_set_timeout((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    set_timeout_now((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static void transport_ping(void *transport)
@@ -92,7 +118,7 @@ static void transport_ping(void *transport)
     ws_pss_t *pss = lws_wsi_user(wsi);
     if (pss != NULL) {
         pss->ping_due = true;
-        lws_callback_on_writable(wsi);
+        transport_want_write(wsi);
     }
 }
 
@@ -119,6 +145,8 @@ static int ws_established(struct lws *wsi, ws_pss_t *pss)
     rc_gateway_t *g = gateway_of(wsi);
     memset(pss, 0, sizeof(*pss));
     rc_wbuf_init(&pss->rx, 0);
+    rc_list_init(&pss->flush_link);
+    pss->wsi = wsi;
     pss->conn = rc_conn_open(g->sessions, format_of(wsi), wsi);
     if (pss->conn == NULL)
         return -1;
@@ -175,29 +203,30 @@ static void start_close(struct lws *wsi, ws_pss_t *pss, int code, const char *re
 {
     pss->closing = true;
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+    set_timeout_now(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
 }
 
-/* Writes as many queued frames as the socket takes without blocking (at most a few, so one
- * busy connection cannot hold the loop), then asks for another turn if any are left. */
-#define FRAMES_PER_WRITEABLE 16
+/* Writes queued frames while the socket takes them whole (at most a few, so one busy
+ * connection cannot hold the loop), from WRITEABLE or from the end-of-turn flush. Once lws
+ * had to buffer part of a frame, or frames are left, POLLOUT brings the rest. Checking the
+ * buffer lws keeps costs nothing; lws_send_pipe_choked() would cost a poll() per frame.
+ * Returns -1 when the connection must be dropped. */
+#define FRAMES_PER_TURN 16
 
-static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
+static int ws_flush(struct lws *wsi, ws_pss_t *pss)
 {
     const char *reason;
     if (pss->conn == NULL)
         return -1;
-    if (pss->ping_due && !pss->closing) {
+    if (pss->ping_due && !pss->closing && !lws_partial_buffered(wsi)) {
         /* Not empty: lws 4.1.6 does not report a pong with no payload to the callback. */
         unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'r', [LWS_PRE + 1] = 'c'};
         pss->ping_due = false;
         if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
             return -1;
         rc_metrics.pings_sent++;
-        lws_callback_on_writable(wsi); /* the frames, if any, next turn */
-        return 0;
     }
-    for (int i = 0; i < FRAMES_PER_WRITEABLE && !lws_send_pipe_choked(wsi); i++) {
+    for (int i = 0; i < FRAMES_PER_TURN && !lws_partial_buffered(wsi); i++) {
         rc_frame_t *f = rc_conn_next_frame(pss->conn);
         if (f == NULL)
             break;
@@ -209,7 +238,7 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
         }
         rc_conn_frame_written(f, rc_mono_us());
     }
-    if (rc_conn_has_pending(pss->conn)) {
+    if (rc_conn_has_pending(pss->conn) || pss->ping_due || lws_partial_buffered(wsi)) {
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -219,8 +248,26 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
     return 0;
 }
 
+static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
+{
+    rc_list_unlink(&pss->flush_link);
+    return ws_flush(wsi, pss);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    rc_gateway_t *g = h->data;
+    while (!rc_list_empty(&g->flush)) {
+        ws_pss_t *pss = RC_CONTAINER_OF(g->flush.next, ws_pss_t, flush_link);
+        rc_list_unlink(&pss->flush_link);
+        if (ws_flush(pss->wsi, pss) < 0)
+            transport_kill(pss->wsi);
+    }
+}
+
 static void ws_closed(ws_pss_t *pss)
 {
+    rc_list_unlink(&pss->flush_link);
     if (pss->conn != NULL) {
         rc_conn_closed(pss->conn);
         pss->conn = NULL;
@@ -257,6 +304,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 /* ---- the upgrade gate ---- */
+
+static struct lws_protocols protocols[6];
 
 /* Answers an upgrade request with an HTTP error instead of 101, counted by reason. */
 static int refuse_upgrade(struct lws *wsi, unsigned int status, rc_refused_reason_t why,
@@ -295,7 +344,11 @@ static int confirm_upgrade(struct lws *wsi, const char *upgrade)
     g->claims_wsi = NULL;
     if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
         return 0;
-    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0 || strcmp(buf, "/ws") != 0)
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0)
+        buf[0] = '\0';
+    /* The ops feed (/ops) checks its own credential in its first message (ops.h). */
+    bool ops = strcmp(buf, "/ops") == 0 && protocols[4].name != NULL;
+    if (strcmp(buf, "/ws") != 0 && !ops)
         return refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND, RC_REFUSED_PATH,
                               "WebSocket sessions live on /ws");
     if (!g->accepting)
@@ -305,7 +358,7 @@ static int confirm_upgrade(struct lws *wsi, const char *upgrade)
         lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN) > 0 &&
         !origin_allowed(g->cfg->allowed_origins, buf))
         return refuse_upgrade(wsi, HTTP_STATUS_FORBIDDEN, RC_REFUSED_ORIGIN, "origin not allowed");
-    int n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION);
+    int n = ops ? 0 : lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 0) {
         if (n < 8 || strncasecmp(buf, "Bearer ", 7) != 0 ||
             rc_sessions_verify_token(g->sessions, buf + 7, (size_t)n - 7, &g->claims) != RC_JWT_OK)
@@ -416,7 +469,8 @@ static int http_post_begin(struct lws *wsi, http_pss_t *pss, const char *uri)
     rc_gateway_t *g = gateway_of(wsi);
     rc_wbuf_init(&pss->request, 0);
     pss->post_refused = true;
-    if (strcmp(uri, "/api/v1/users/erase") != 0 && strcmp(uri, "/api/v1/push") != 0)
+    if (strcmp(uri, "/api/v1/users/erase") != 0 && strcmp(uri, "/api/v1/push") != 0 &&
+        !(g->hooks->extra_route && g->hooks->extra_route(uri)))
         return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
     snprintf(pss->route, sizeof(pss->route), "%s", uri);
     if (g->cfg->admin_token[0] == '\0')
@@ -478,6 +532,22 @@ static int api_erase(struct lws *wsi, http_pss_t *pss)
     return http_respond(wsi, pss, HTTP_STATUS_OK, "application/json");
 }
 
+/* Routes owned outside the gateway (the live catalog): the body must be one JSON object,
+ * duplicate keys refused as on the other routes; the owner writes the answer. */
+static int api_extra(struct lws *wsi, http_pss_t *pss)
+{
+    rc_gateway_t *g = gateway_of(wsi);
+    json_t *j =
+        json_loadb(rc_wbuf_data(&pss->request), pss->request.len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "the body must be a JSON object");
+    }
+    unsigned status = g->hooks->extra_post(g->hooks->ctx, pss->route, j, &pss->body);
+    json_decref(j);
+    return http_respond(wsi, pss, status, "application/json");
+}
+
 static int http_body_done(struct lws *wsi, http_pss_t *pss)
 {
     if (pss->body_ready)
@@ -486,7 +556,11 @@ static int http_body_done(struct lws *wsi, http_pss_t *pss)
         return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
     if (rc_wbuf_ok(&pss->request) != 0)
         return -1;
-    return strcmp(pss->route, "/api/v1/push") == 0 ? api_push(wsi, pss) : api_erase(wsi, pss);
+    if (strcmp(pss->route, "/api/v1/push") == 0)
+        return api_push(wsi, pss);
+    if (strcmp(pss->route, "/api/v1/users/erase") == 0)
+        return api_erase(wsi, pss);
+    return api_extra(wsi, pss);
 }
 
 static int http_begin(struct lws *wsi, http_pss_t *pss)
@@ -539,13 +613,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-/* protocols[0] serves files; "rc-http" the dynamic routes.
- * Not const: the WebSocket entries get their receive buffer size from the settings. */
-static struct lws_protocols protocols[] = {
+/* protocols[0] serves files; "rc-http" the dynamic routes; [4] is the ops feed when there is
+ * one (else it ends the list). Not const: the WebSocket entries get their receive buffer
+ * size from the settings, and the feed its state. */
+static struct lws_protocols protocols[6] = {
     {"http", root_callback, 0, 0, 0, NULL, 0},
     {"rc-http", http_callback, sizeof(http_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.msgpack", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.json", ws_callback, sizeof(ws_pss_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -554,8 +630,12 @@ static const struct lws_protocol_vhost_options pvo_json_default = {NULL, NULL, "
 static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default, "rankcast.v1.json",
                                                       ""};
 
-/* lws knows the usual types; the demo also serves JSON lines and ES modules. */
-static const struct lws_protocol_vhost_options mime_mjs = {NULL, NULL, ".mjs", "text/javascript"};
+/* lws knows the usual types; the demo also serves JSON lines, ES modules and the catalog's
+ * attribution (Markdown, linked from the shop's footer). */
+static const struct lws_protocol_vhost_options mime_md = {NULL, NULL, ".md",
+                                                          "text/plain; charset=utf-8"};
+static const struct lws_protocol_vhost_options mime_mjs = {&mime_md, NULL, ".mjs",
+                                                           "text/javascript"};
 static const struct lws_protocol_vhost_options mime_jsonl = {&mime_mjs, NULL, ".jsonl",
                                                              "application/x-ndjson"};
 static const struct lws_protocol_vhost_options mime_json = {&mime_jsonl, NULL, ".json",
@@ -583,7 +663,34 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
 }
 
 /* Mounts live as long as the context; one static set per process is enough. */
-static struct lws_http_mount mounts[5];
+static struct lws_http_mount mounts[7];
+static char sdk_dir[4096], msgpack_dir[4096];
+
+/* The demo pages import the JavaScript SDK from its own sources (no copy, no CDN), and the
+ * SDK's one dependency from its ESM build installed by scripts/setup. Returns the mount
+ * list's head. */
+static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
+                                              const struct lws_http_mount *next)
+{
+    if (cfg->sdk_root[0] == '\0')
+        return next;
+    snprintf(sdk_dir, sizeof(sdk_dir), "%s/src", cfg->sdk_root);
+    snprintf(msgpack_dir, sizeof(msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
+             cfg->sdk_root);
+    const char *points[2] = {"/sdk/src", "/vendor/msgpack"}, *dirs[2] = {sdk_dir, msgpack_dir};
+    for (int i = 0; i < 2; i++) {
+        struct lws_http_mount *m = &mounts[5 + i];
+        memset(m, 0, sizeof(*m));
+        m->mount_next = next;
+        m->mountpoint = points[i];
+        m->mountpoint_len = (unsigned char)strlen(points[i]);
+        m->origin = dirs[i];
+        m->origin_protocol = LWSMPRO_FILE;
+        m->extra_mimetypes = &mime_json;
+        next = m;
+    }
+    return next;
+}
 
 /* Loads a certificate chain and its key into a scratch context: a clear message at start,
  * and on reload a bad pair is refused before it can replace the good one. */
@@ -792,6 +899,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     g->accepting = true;
     g->tls = tls;
     rc_strmap_init(&g->conns_by_ip);
+    rc_list_init(&g->flush);
 
     memset(&mounts[0], 0, sizeof(mounts[0]));
     mounts[0].mountpoint = "/";
@@ -804,10 +912,17 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     set_route(&mounts[2], &mounts[1], "/readyz");
     set_route(&mounts[3], &mounts[2], "/metrics");
     set_route(&mounts[4], &mounts[3], "/api");
+    if (hooks->ops != NULL)
+        rc_ops_protocol(hooks->ops, &protocols[4]);
+    else
+        memset(&protocols[4], 0, sizeof(protocols[4])); /* ends the list */
 
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive(). */
     protocols[2].rx_buffer_size = protocols[3].rx_buffer_size = (size_t)cfg->rx_buffer_bytes;
+    /* Without it lws sends at most rx_buffer_size bytes per send(): a list longer than the
+     * (small) receive buffer would go out in several loop turns. */
+    protocols[2].tx_packet_size = protocols[3].tx_packet_size = 1u << 20;
     lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
@@ -815,7 +930,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
     info.pvo = &pvo;
-    info.mounts = &mounts[4];
+    info.mounts = mount_sdk(cfg, &mounts[4]);
     info.user = g;
     info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";
@@ -842,6 +957,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
         return NULL;
     }
     g->vhost = lws_get_vhost_by_name(g->ctx, "rankcast");
+    uv_check_init(loop, &g->flush_check);
+    g->flush_check.data = g;
+    uv_check_start(&g->flush_check, on_flush_check);
     if (g->vhost != NULL && uv_poll_init(loop, &g->listen_poll, listen_fd) == 0) {
         g->listen_poll.data = g;
         uv_poll_start(&g->listen_poll, UV_READABLE, on_listener_readable);
@@ -871,6 +989,10 @@ void rc_gateway_close(rc_gateway_t *g)
     if (g == NULL)
         return;
     close_listener(g);
+    if (!uv_is_closing((uv_handle_t *)&g->flush_check)) {
+        uv_check_stop(&g->flush_check);
+        uv_close((uv_handle_t *)&g->flush_check, NULL);
+    }
     if (g->ctx != NULL && !g->closing) {
         g->closing = true;
         lws_context_destroy(g->ctx);

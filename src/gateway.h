@@ -1,6 +1,8 @@
 /* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
  * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics, and
- * the admin API under /api/v1/) and the static files of the web root, all on one port. */
+ * the admin API under /api/v1/), the ops feed (/ops, ops.h), the static files of the web root
+ * and the JavaScript SDK's sources for the demo pages (/sdk/src/, /vendor/msgpack/), all on one
+ * port. */
 #ifndef RC_GATEWAY_H
 #define RC_GATEWAY_H
 
@@ -8,6 +10,7 @@
 #include "session.h"
 #include "wbuf.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -25,6 +28,12 @@ typedef struct rc_gateway_hooks {
     /* Admin API: publishes a push to a user or a segment; writes its id (0 or a code). */
     int (*push)(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
                 const msgpack_object *data, char *id_out, size_t id_len);
+    /* The ops feed served on /ops (ops.h), or NULL for none. */
+    struct rc_ops *ops;
+    /* Admin API routes owned elsewhere (the live catalog): whether `route` is one of them,
+     * and its handler, which writes the JSON answer to `out` and returns the HTTP status. */
+    bool (*extra_route)(const char *route);
+    unsigned (*extra_post)(void *ctx, const char *route, json_t *body, rc_wbuf_t *out);
 } rc_gateway_hooks_t;
 
 /** The transport operations the session module uses to wake and kill connections. */

@@ -23,6 +23,11 @@ void rc_hist_observe(rc_hist_t *h, uint64_t us)
     h->sum_us += us;
 }
 
+uint64_t rc_hist_bound_us(int i)
+{
+    return i >= 0 && i < RC_HIST_BUCKETS ? bucket_le_us[i] : UINT64_MAX;
+}
+
 void rc_metrics_error(int code)
 {
     if (code < 4000 || code >= 4000 + RC_METRICS_MAX_CODE)

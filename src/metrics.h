@@ -76,6 +76,9 @@ extern rc_metrics_t rc_metrics;
 /** Adds one observation in microseconds. */
 void rc_hist_observe(rc_hist_t *h, uint64_t us);
 
+/** The upper bound of latency bucket `i` (0 <= i < RC_HIST_BUCKETS) in microseconds. */
+uint64_t rc_hist_bound_us(int i);
+
 /** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
 void rc_metrics_error(int code);
 

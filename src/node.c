@@ -2,6 +2,8 @@
  * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
  * time to leave while pending profile writes are flushed. */
 #include "node.h"
+#include "catalog_api.h"
+#include "engine/experiments.h"
 #include "bus.h"
 #include "clock.h"
 #include "defer.h"
@@ -10,6 +12,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "profile.h"
 #include "proto.h"
 #include "session.h"
@@ -21,11 +24,13 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define TICK_MS           100
-#define LAG_PROBE_MS      20
-#define REFRESH_EVERY     5 /* ticks between trending refreshes (500 ms) */
-#define DRAIN_POLL_MS     20
-#define RECONNECT_HINT_MS 1000
+#define TICK_MS      100
+#define LAG_PROBE_MS 20
+/* Trending lists are rebuilt a slice of the catalog per tick: about 0.2 ms of loop time
+ * each, so a 100k-item catalog is rescanned every 2 s without a 4 ms stall. */
+#define REFRESH_SLICE_ITEMS 5000
+#define DRAIN_POLL_MS       20
+#define RECONNECT_HINT_MS   1000
 
 struct rc_node {
     const rc_config_t *cfg;
@@ -33,16 +38,19 @@ struct rc_node {
     uv_loop_t loop;
     rc_defer_t defer;
     rc_engine_t engine;
+    rc_experiment_t experiment;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
+    rc_ops_t *ops;
+    rc_bus_deliver_fn sessions_deliver; /* the bus's consumer before the node's routing */
+    void *sessions_ctx;
     rc_gateway_t *gateway;
     rc_gateway_hooks_t hooks;
     uv_timer_t tick, drain_timer, lag_timer;
     uint64_t lag_expected_us;
     uv_signal_t sigint, sigterm, sighup;
     rc_jwt_verifier_t *jwt;
-    uint32_t ticks;
     bool draining, stopped;
     uint64_t drain_deadline_us;
     bool engine_ready, loop_ready, defer_ready, handles_started;
@@ -93,6 +101,7 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     rc_node_t *n = ctx;
     rc_metrics.catalog_items = n->engine.catalog.n;
     rc_metrics_render(body, n->node_id);
+    rc_experiment_render(&n->experiment, body);
 }
 
 static int node_erase_user(void *ctx, const char *user, size_t len)
@@ -109,12 +118,21 @@ static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
     return rc_sessions_push(n->sessions, user, segment, topic, data, id_out, id_len);
 }
 
+/* Node summaries go to the ops feed; everything else to the sessions, as they asked. */
+static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
+{
+    rc_node_t *n = ctx;
+    if (m->kind == RC_BUS_OPS)
+        rc_ops_peer_message(n->ops, m);
+    else
+        n->sessions_deliver(n->sessions_ctx, m);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
     rc_sessions_tick(n->sessions, rc_mono_us());
-    if (++n->ticks % REFRESH_EVERY == 0)
-        rc_engine_refresh(&n->engine);
+    rc_engine_refresh_step(&n->engine, REFRESH_SLICE_ITEMS);
 }
 
 /* Event-loop lag: every client waits behind whatever the loop is doing, so how late a
@@ -134,6 +152,13 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* The live catalog API (catalog_api.c) on this node's engine and sessions. */
+static unsigned node_catalog_api(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
+{
+    rc_node_t *n = ctx;
+    return rc_catalog_api_handle(&n->engine, n->sessions, route, body, out);
+}
+
 /* Final stop: the gateway closes the remaining connections, the loop then runs out of
  * handles and rc_node_run() returns. */
 static void node_stop(rc_node_t *n)
@@ -151,6 +176,7 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
+    rc_ops_close(n->ops);
     rc_gateway_close(n->gateway);
     rc_profile_close(n->profiles);
     rc_bus_close(n->bus);
@@ -319,6 +345,9 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
+    if (rc_experiment_parse(&n->experiment, cfg->experiment, &n->engine.blend, err, errlen) != 0)
+        goto fail;
+    n->engine.experiment = &n->experiment;
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
         create_backends(n, err, errlen) != 0)
         goto fail;
@@ -334,7 +363,23 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
-    n->hooks = (rc_gateway_hooks_t){n, node_ready, node_metrics, node_erase_user, node_push};
+    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, n->engine.experiment);
+    if (n->ops == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    n->sessions_deliver = n->bus->deliver;
+    n->sessions_ctx = n->bus->ctx;
+    n->bus->deliver = node_bus_deliver;
+    n->bus->ctx = n;
+    n->hooks = (rc_gateway_hooks_t){.ctx = n,
+                                    .ready = node_ready,
+                                    .metrics = node_metrics,
+                                    .erase_user = node_erase_user,
+                                    .push = node_push,
+                                    .ops = n->ops,
+                                    .extra_route = rc_catalog_api_route,
+                                    .extra_post = node_catalog_api};
     n->gateway =
         rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
     if (n->gateway == NULL)
@@ -371,6 +416,7 @@ void rc_node_free(rc_node_t *n)
     if (n->handles_started) {
         node_stop(n);
     } else {
+        rc_ops_close(n->ops);
         rc_gateway_close(n->gateway);
         rc_profile_close(n->profiles);
         rc_bus_close(n->bus);
@@ -380,6 +426,11 @@ void rc_node_free(rc_node_t *n)
     if (n->loop_ready && !n->loop_unusable)
         uv_run(&n->loop, UV_RUN_DEFAULT);
     rc_gateway_free(n->gateway);
+    rc_ops_free(n->ops);
+    if (n->bus != NULL && n->bus->ctx == n) {
+        n->bus->deliver = n->sessions_deliver; /* rc_sessions_free() detaches its own */
+        n->bus->ctx = n->sessions_ctx;
+    }
     rc_sessions_free(n->sessions);
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);

@@ -28,9 +28,18 @@ void rc_frame_unref(rc_frame_t *f)
 int rc_outbox_init(rc_outbox_t *o, uint32_t n_slots)
 {
     memset(o, 0, sizeof(*o));
-    o->slots = calloc(n_slots ? n_slots : 1, sizeof(*o->slots));
-    if (o->slots == NULL)
+    return rc_outbox_grow_slots(o, n_slots);
+}
+
+int rc_outbox_grow_slots(rc_outbox_t *o, uint32_t n_slots)
+{
+    if (n_slots <= o->n_slots)
+        return 0;
+    rc_frame_t **slots = realloc(o->slots, n_slots * sizeof(*slots));
+    if (slots == NULL)
         return RC_ENOMEM;
+    memset(slots + o->n_slots, 0, (n_slots - o->n_slots) * sizeof(*slots));
+    o->slots = slots;
     o->n_slots = n_slots;
     return 0;
 }

@@ -50,8 +50,13 @@ typedef struct rc_outbox {
     uint32_t next_slot; /* round-robin start, so no surface starves the others */
 } rc_outbox_t;
 
-/** Prepares an outbox with `n_slots` list slots. Caller frees with rc_outbox_free(). */
+/** Prepares an outbox with `n_slots` list slots (0 is fine: see rc_outbox_grow_slots()).
+ * Caller frees with rc_outbox_free(). Returns 0 or RC_ENOMEM. */
 int rc_outbox_init(rc_outbox_t *o, uint32_t n_slots);
+
+/** Makes room for `n_slots` list slots (never shrinks); pending frames keep their slots.
+ * Returns 0 or RC_ENOMEM (the outbox is unchanged). */
+int rc_outbox_grow_slots(rc_outbox_t *o, uint32_t n_slots);
 
 /** Drops every pending frame and frees the outbox. NULL is a no-op. */
 void rc_outbox_free(rc_outbox_t *o);

@@ -6,11 +6,13 @@
  * rc_conn_closed(), and every event still being published holds one, so a bus
  * completion never touches freed memory when the client has gone. */
 #include "session.h"
+#include "engine/experiments.h"
 #include "clock.h"
 #include "error.h"
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
+#include "ops.h"
 #include "strmap.h"
 
 #include <math.h>
@@ -26,8 +28,12 @@
 #define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
-#define WHY_LEN           96
-#define PSEUDO_LEN        32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
+/* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
+ * much as events do, so they have a bucket of their own (PROTOCOL.md section 6). */
+#define CONTROL_PER_SEC 50.0
+#define CONTROL_BURST   100.0
+#define WHY_LEN         96
+#define PSEUDO_LEN      32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
@@ -49,8 +55,8 @@ typedef struct rc_session {
     char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
     char id[32];
     rc_user_state_t state;
-    rc_view_t *views[MAX_VIEWS];
-    uint32_t n_views;
+    rc_view_t **views; /* grown on demand up to MAX_VIEWS */
+    uint32_t n_views, cap_views;
     rc_link_t conns; /* rc_conn_t.session_link */
     uint32_t n_conns;
     int64_t version;
@@ -60,6 +66,7 @@ typedef struct rc_session {
     uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
     uint32_t n_seen, cap_seen, seen_head;
     bool consent;             /* false: session-only personalization, nothing stored */
+    uint32_t variant;         /* experiment variant (engine/experiments.h) */
     rc_profile_delta_t delta; /* what changed since the last profile write */
 } rc_session_t;
 
@@ -80,12 +87,16 @@ struct rc_conn {
     rc_link_t session_link;
     rc_link_t all_link;   /* registry list of every open connection */
     rc_link_t hello_link; /* registry list of connections awaiting hello, oldest first */
-    rc_sub_t *subs;       /* max_subscriptions slots; the index is the outbox slot */
+    rc_sub_t *subs;       /* n_subs slots, grown on demand up to max_subscriptions; the
+                             index is the outbox slot */
+    uint32_t n_subs;
     rc_outbox_t outbox;
     rc_wbuf_t acks; /* pending ack ids: a length byte, then the id */
     uint32_t n_acks;
     double tokens;
     uint64_t tokens_at_us;
+    double control_tokens;
+    uint64_t control_at_us;
     uint32_t errors_in_window;
     uint64_t window_start_us;
     uint64_t opened_us;
@@ -297,7 +308,9 @@ static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const 
         .cause =
             with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
-        .variant = "control",
+        .variant = s->engine->experiment
+                       ? rc_experiment_variant_name(s->engine->experiment, ses->variant)
+                       : "control",
     };
     start_encoding(s, &e, fmt);
     rc_proto_encode_recs(&e, &recs);
@@ -341,7 +354,7 @@ static void view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
         rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, session_link);
         if (c->state != CONN_READY)
             continue;
-        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++) {
+        for (uint32_t i = 0; i < c->n_subs; i++) {
             if (c->subs[i].view != v)
                 continue;
             if (v->frame[c->fmt] == NULL)
@@ -383,6 +396,15 @@ static rc_view_t *view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t sur
     }
     if (ses->n_views >= MAX_VIEWS)
         return NULL;
+    if (ses->n_views == ses->cap_views) {
+        uint32_t cap = ses->cap_views == 0 ? 2 : ses->cap_views * 2;
+        rc_view_t **views =
+            realloc(ses->views, (cap > MAX_VIEWS ? MAX_VIEWS : cap) * sizeof(*views));
+        if (views == NULL)
+            return NULL;
+        ses->views = views;
+        ses->cap_views = cap > MAX_VIEWS ? MAX_VIEWS : cap;
+    }
     rc_view_t *v = calloc(1, sizeof(*v));
     if (v == NULL || (v->ranked = calloc(spec->k, sizeof(*v->ranked))) == NULL) {
         free(v);
@@ -444,6 +466,7 @@ static void session_free(rc_sessions_t *s, rc_session_t *ses)
     rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
     for (uint32_t i = 0; i < ses->n_views; i++)
         view_free(ses->views[i]);
+    free(ses->views);
     free(ses->seen_ids);
     free(ses);
     s->n_sessions--;
@@ -498,6 +521,8 @@ static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device,
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
     pseudonym(s, ses->user, ses->user_len, ses->pseudo);
+    if (s->engine->experiment != NULL)
+        ses->variant = rc_experiment_assign(s->engine->experiment, ses->user, ses->user_len);
     if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
         free(ses);
         return NULL;
@@ -605,6 +630,18 @@ static ticket_t *ticket_get(rc_sessions_t *s)
     return malloc(sizeof(ticket_t));
 }
 
+static bool take_control_token(rc_conn_t *c, uint64_t now_us)
+{
+    c->control_tokens += (double)(now_us - c->control_at_us) / 1e6 * CONTROL_PER_SEC;
+    if (c->control_tokens > CONTROL_BURST)
+        c->control_tokens = CONTROL_BURST;
+    c->control_at_us = now_us;
+    if (c->control_tokens < 1.0)
+        return false;
+    c->control_tokens -= 1.0;
+    return true;
+}
+
 static bool take_token(rc_conn_t *c, uint64_t now_us)
 {
     const rc_config_t *cfg = c->reg->cfg;
@@ -636,6 +673,34 @@ static void attach_recent(const rc_sessions_t *s, const rc_session_t *ses, rc_bu
 
 /* Accepts one valid event: de-duplicates, publishes, applies. Returns true when it
  * changed the user's state (the caller re-ranks once per message). */
+/* An impression of a surface, or a click (click, cart, purchase) naming the surface whose
+ * current list holds the item, counts for the user's experiment variant. */
+static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
+                                 const rc_proto_event_t *ev, int64_t item)
+{
+    if (s->engine->experiment == NULL || ev->surface.n == 0)
+        return;
+    if (ev->kind == RC_EV_IMPRESSION) {
+        rc_experiment_count(s->engine->experiment, ses->variant, false);
+        return;
+    }
+    if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
+        item < 0)
+        return;
+    for (uint32_t i = 0; i < ses->n_views; i++) {
+        const rc_view_t *v = ses->views[i];
+        if (strlen(v->surface) != ev->surface.n ||
+            memcmp(v->surface, ev->surface.p, ev->surface.n) != 0)
+            continue;
+        for (uint32_t k = 0; k < v->n; k++) {
+            if (v->ranked[k].item == (uint32_t)item) {
+                rc_experiment_count(s->engine->experiment, ses->variant, true);
+                return;
+            }
+        }
+    }
+}
+
 static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us)
 {
     rc_sessions_t *s = c->reg;
@@ -688,6 +753,9 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         return false;
     }
     rc_metrics.events_received[ev->kind]++;
+    count_for_experiment(s, ses, ev, item);
+    /* The dashboard sees the bus pseudonym, never the raw id. */
+    rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface);
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
     bool changed =
         rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
@@ -812,9 +880,33 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     rc_frame_unref(f);
 }
 
+/* A free subscription slot, growing the table (and the outbox's list slots with it) when
+ * all are taken: most connections hold one or two lists, so none pays for sixteen. */
+static int free_sub_slot(rc_conn_t *c)
+{
+    uint32_t max = (uint32_t)c->reg->cfg->max_subscriptions;
+    for (uint32_t i = 0; i < c->n_subs; i++)
+        if (c->subs[i].view == NULL)
+            return (int)i;
+    if (c->n_subs >= max)
+        return -1;
+    uint32_t n = c->n_subs == 0 ? 2 : c->n_subs * 2;
+    n = n > max ? max : n;
+    rc_sub_t *subs = realloc(c->subs, n * sizeof(*subs));
+    if (subs == NULL)
+        return -1;
+    memset(subs + c->n_subs, 0, (n - c->n_subs) * sizeof(*subs));
+    c->subs = subs;
+    if (rc_outbox_grow_slots(&c->outbox, n) != 0)
+        return -1;
+    int slot = (int)c->n_subs;
+    c->n_subs = n;
+    return slot;
+}
+
 static int find_sub(const rc_conn_t *c, rc_str_t surface)
 {
-    for (int64_t i = 0; i < c->reg->cfg->max_subscriptions; i++)
+    for (uint32_t i = 0; i < c->n_subs; i++)
         if (c->subs[i].view != NULL && strlen(c->subs[i].surface) == surface.n &&
             memcmp(c->subs[i].surface, surface.p, surface.n) == 0)
             return (int)i;
@@ -829,7 +921,9 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         .k = (uint32_t)m->u.subscribe.k,
         .category = -1,
         .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
-        .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1};
+        .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1,
+        .blend = s->engine->experiment ? rc_experiment_blend(s->engine->experiment, ses->variant)
+                                       : NULL};
     if (m->u.subscribe.category.n > 0) {
         int32_t cat = rc_catalog_category(&s->engine->catalog, m->u.subscribe.category.p,
                                           m->u.subscribe.category.n);
@@ -838,11 +932,8 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         spec.category = cat > 0 ? cat : INT32_MAX;
     }
     int slot = find_sub(c, m->u.subscribe.surface);
-    if (slot < 0) {
-        for (int64_t i = 0; i < s->cfg->max_subscriptions && slot < 0; i++)
-            if (c->subs[i].view == NULL)
-                slot = (int)i;
-    }
+    if (slot < 0)
+        slot = free_sub_slot(c);
     if (slot < 0) {
         conn_error(c, RC_PERR_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions", (rc_str_t){0},
                    false);
@@ -989,6 +1080,10 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
     }
     if (c->state == CONN_AWAIT_HELLO && m.type != RC_MSG_HELLO && m.type != RC_MSG_PING) {
         conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
+        return;
+    }
+    if (m.type != RC_MSG_EVENT && m.type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
+        conn_error(c, RC_PERR_RATE_LIMITED, "message rate limit exceeded", (rc_str_t){0}, false);
         return;
     }
     /* An expired token ends the session at its next message, unless that message is the
@@ -1203,6 +1298,8 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
     case RC_BUS_PUSH:
         deliver_push(s, m);
         break;
+    case RC_BUS_OPS: /* the node routes these to the ops feed */
+        break;
     }
 }
 
@@ -1213,9 +1310,7 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     rc_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->subs = calloc((size_t)s->cfg->max_subscriptions, sizeof(*c->subs));
-    if (c->subs == NULL || rc_outbox_init(&c->outbox, (uint32_t)s->cfg->max_subscriptions) != 0) {
-        free(c->subs);
+    if (rc_outbox_init(&c->outbox, 0) != 0) {
         free(c);
         return NULL;
     }
@@ -1226,6 +1321,8 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     c->state = CONN_AWAIT_HELLO;
     c->opened_us = c->tokens_at_us = c->window_start_us = rc_mono_us();
     c->tokens = (double)s->cfg->events_burst;
+    c->control_tokens = CONTROL_BURST;
+    c->control_at_us = c->opened_us;
     c->last_input_us = c->opened_us;
     rc_list_push_back(&s->active, &c->activity_link);
     rc_wbuf_init(&c->acks, 0);
@@ -1244,7 +1341,7 @@ void rc_conn_closed(rc_conn_t *c)
     rc_list_unlink(&c->hello_link);
     rc_list_unlink(&c->activity_link);
     if (ses != NULL) {
-        for (int64_t i = 0; i < s->cfg->max_subscriptions; i++)
+        for (uint32_t i = 0; i < c->n_subs; i++)
             if (c->subs[i].view != NULL)
                 view_release(ses, c->subs[i].view);
         rc_list_unlink(&c->session_link);
@@ -1253,7 +1350,8 @@ void rc_conn_closed(rc_conn_t *c)
             rc_list_push_back(&s->idle_sessions, &ses->idle_link);
         }
     }
-    memset(c->subs, 0, (size_t)s->cfg->max_subscriptions * sizeof(*c->subs));
+    if (c->n_subs > 0)
+        memset(c->subs, 0, c->n_subs * sizeof(*c->subs));
     c->state = CONN_GONE;
     c->session = NULL;
     c->transport = NULL;
@@ -1500,4 +1598,29 @@ uint32_t rc_sessions_conn_count(const rc_sessions_t *s)
 uint32_t rc_sessions_count(const rc_sessions_t *s)
 {
     return s->n_sessions;
+}
+
+/* Only lists that show an item the catalog no longer recommends are ranked again: the others
+ * follow the user's own events, and re-ranking every list of every user at once would stall
+ * the loop on a large node. */
+uint32_t rc_sessions_catalog_changed(rc_sessions_t *s)
+{
+    const rc_catalog_t *cat = &s->engine->catalog;
+    uint32_t pushed = 0;
+    for (size_t i = 0; i < s->by_user.cap; i++) {
+        if (s->by_user.slots[i].hash == 0)
+            continue;
+        rc_session_t *ses = (rc_session_t *)(uintptr_t)s->by_user.slots[i].value;
+        for (uint32_t j = 0; j < ses->n_views; j++) {
+            rc_view_t *v = ses->views[j];
+            bool stale = false;
+            for (uint32_t k = 0; k < v->n && !stale; k++)
+                stale = !rc_item_recommendable(&cat->items[v->ranked[k].item]);
+            if (stale && view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0)) {
+                view_publish(s, ses, v);
+                pushed++;
+            }
+        }
+    }
+    return pushed;
 }

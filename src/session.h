@@ -106,6 +106,11 @@ int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len);
 int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t topic,
                      const msgpack_object *data, char *id_out, size_t id_len);
 
+/** After the catalog changed (items removed or out of stock): every live list showing an
+ * item that may no longer be recommended is ranked again and pushed. Returns how many lists
+ * were pushed. */
+uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
+
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
 uint32_t rc_sessions_count(const rc_sessions_t *s);

@@ -1,325 +1,406 @@
-// rankcast demo shop: shows the demo catalog, sends clicks and add-to-carts to the rankcast
-// server over WebSocket (subprotocol rankcast.v1.json, see proto/PROTOCOL.md) and renders
-// the live "Recommended for you" rail it pushes back. The first working demo; it will later
-// be rebuilt on the project's JS SDK, so it keeps to plain DOM and one small file.
+// @ts-check
+// rankcast demo shop: the demo catalog as a shop, and a "Recommended for you" rail kept live
+// by the rankcast server through the project's JavaScript SDK (client-sdk/js). Product views,
+// clicks on the rail and add-to-carts go out with client.track(); every list the server
+// pushes re-renders the rail in place (items travel to their new places), with the time
+// from the click that caused it.
+// The visitor (returning or new) and the context (device, time of day) are the SDK's hello
+// options, so switching them reconnects as another visitor or in another context.
 
-const SUBPROTOCOL = 'rankcast.v1.json';
+import { createClient } from '@rankcast/client';
+import { illustration } from './art.js';
+import { flipUpdate } from './flip.js';
+
+/** @typedef {import('@rankcast/client').RecsList} RecsList */
+/** @typedef {import('@rankcast/client').RecItem} RecsItem */
+/** @typedef {import('@rankcast/client').RankcastClient} RankcastClient */
+/** @typedef {{id: string, name: string, category: string, tags?: string[], price?: number}} Product */
+
 const SURFACE = 'home';
-const RAIL_K = 12;
-const PAGE_SIZE = 60;                  // grid cards rendered per "Show more"
-const BACKOFF_BASE_MS = 500;           // reconnect delay ceiling doubles from here...
-const BACKOFF_CAP_MS = 15000;          // ...up to this; full jitter then picks 0..ceiling
-const PING_EVERY_MS = 25000;           // keeps idle proxies from dropping the connection
-const MAX_PENDING = 100;               // unacked events (and click times) kept, oldest dropped
-const RETRYABLE = new Set([4020, 4500, 4503]); // errors meaning "not taken, send it again"
+const RAIL_K = 8;
+const PAGE_SIZE = 48;                 // grid cards rendered per "Show more"
+const LATENCIES_SHOWN = 24;           // bars in the latency strip
+const SENT_KEPT = 200;                // click times remembered, to match lists to clicks
 const USER_KEY = 'rankcast.demo.user';
+const ID_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
+const COLD_SOURCES = new Set(['trending', 'popular', 'explore']);
 
-const $ = (id) => document.getElementById(id);
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const gbp = new Intl.NumberFormat('en-GB', { style: 'currency', currency: 'GBP' });
+const pretty = (/** @type {string} */ c) => c.replace(/-/g, ' ');
 
 const state = {
-  catalog: new Map(),      // item id -> {id, name, category, tags, price}
-  mixed: [],               // all items, categories interleaved (see loadCatalog)
-  filtered: [],            // items of the chosen category, in grid order
-  shown: 0,                // how many of `filtered` are rendered
-  user: loadUser(),
-  device: guessDevice(),
-  ws: null,                // the current socket; handlers of an older one ignore themselves
-  welcomed: false,         // `hello` answered: other messages may be sent
-  attempt: 0,              // failed connects in a row, for the backoff
-  retryTimer: 0, pingTimer: 0,
-  drainDelayMs: null,      // set by `drain`: the server says when to come back
-  pending: new Map(),      // event id -> event message, until acked (at-least-once delivery)
-  clickedAt: new Map(),    // event id -> performance.now() of the click, for the latency
-  railVersion: -1,         // highest `recs` version seen on this connection
-  status: { kind: 'connecting', text: 'Connecting…' },
+  /** @type {Map<string, Product>} */ catalog: new Map(),
+  /** @type {Product[]} */ mixed: [],
+  /** @type {Product[]} */ filtered: [],
+  shown: 0,
+  category: '',
+  persona: /** @type {'returning' | 'new'} */ ('returning'),
+  user: '',
+  device: /** @type {'desktop' | 'tablet' | 'mobile'} */ ('desktop'),
+  /** @type {number | null} */ hour: null,     // chosen local hour, or null for the real clock
+  /** @type {RankcastClient | null} */ client: null,
+  /** @type {RecsList | null} */ list: null,
+  /** @type {Map<string, {t: number, label: string}>} */ sent: new Map(),
+  /** @type {number[]} */ latencies: [],
+  cart: 0,
 };
 
-// ---- identity and context ----------------------------------------------------------------
+// ---- visitor and context -------------------------------------------------------------------
 
-// crypto.randomUUID exists only in secure contexts (https, localhost); a demo opened over
-// plain http on a LAN address still needs ids, so fall back to a v4 UUID by hand.
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40; // version 4
-  b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
-  return h.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+function randomId() {
+  const b = crypto.getRandomValues(new Uint8Array(6));
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-// The user id persists across visits; without storage (some private modes) it lasts as long
-// as the page. `fresh` makes a new one: the "New visitor" button. `?user=ID` in the address
-// names the visitor, so pages of two nodes (two origins, two storages) can be one user.
-function loadUser(fresh = false) {
+// The returning visitor is this browser's: its id is kept in localStorage, so the server's
+// profile of it (history, tastes) is found again on the next visit and in every window.
+// `?user=ID` names the visitor (pages of two nodes, two origins, are then one user).
+function returningUser() {
+  const named = new URLSearchParams(location.search).get('user');
+  if (named && ID_RE.test(named)) return named;
   let user = null;
-  const named = new URLSearchParams(window.location.search).get('user');
-  if (!fresh && named && /^[A-Za-z0-9._:@-]{1,64}$/.test(named)) return named;
-  try { user = fresh ? null : localStorage.getItem(USER_KEY); } catch { /* no storage */ }
-  if (user && /^[A-Za-z0-9._:@-]{1,64}$/.test(user)) return user;
-  user = `u-${uuid()}`;
-  try { localStorage.setItem(USER_KEY, user); } catch { /* no storage */ }
+  try { user = localStorage.getItem(USER_KEY); } catch { /* storage off: one page long */ }
+  if (user && ID_RE.test(user)) return user;
+  user = `shopper-${randomId()}`;
+  try { localStorage.setItem(USER_KEY, user); } catch { /* storage off */ }
   return user;
 }
 
-function guessDevice(width = window.innerWidth) {
+function guessDevice(width = innerWidth) {
   return width < 700 ? 'mobile' : width < 1100 ? 'tablet' : 'desktop';
 }
 
-// ---- connection ------------------------------------------------------------------------------
+// The protocol's time-of-day context is the client's offset from UTC: to look like it is
+// `hour` o'clock for the visitor now, claim the offset that makes it so (within ±14 h).
+/** @param {number | null} hour */
+function tzOffsetFor(hour) {
+  if (hour === null) return undefined;
+  const now = new Date();
+  const utcMin = now.getUTCHours() * 60 + now.getUTCMinutes();
+  let offset = (((hour * 60 - utcMin) % 1440) + 1440) % 1440;
+  if (offset > 840) offset -= 1440;
+  return offset;
+}
 
+function localClock() {
+  const offset = tzOffsetFor(state.hour) ?? -new Date().getTimezoneOffset();
+  const t = new Date(Date.now() + offset * 60000);
+  return `${String(t.getUTCHours()).padStart(2, '0')}:${String(t.getUTCMinutes()).padStart(2, '0')}`;
+}
+
+// ---- connection (the SDK does the protocol) --------------------------------------------------
+
+// Visitor and context are hello options: a change closes this client and starts another.
+// The old client's lists are ignored from then on (each callback checks it is current).
 function connect() {
-  clearTimeout(state.retryTimer);
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${scheme}//${location.host}/ws`, SUBPROTOCOL);
-  Object.assign(state, { ws, welcomed: false, railVersion: -1 }); // versions: per connection
-  setStatus('connecting', 'Connecting…');
-
-  ws.onopen = () => {
-    if (ws !== state.ws) return;
-    const hello = { type: 'hello', v: 1, user: state.user, device: state.device,
-                    tz_offset_min: -new Date().getTimezoneOffset() };
-    if (navigator.language?.length <= 16) hello.locale = navigator.language;
-    ws.send(JSON.stringify(hello));
-  };
-  ws.onmessage = (e) => {
-    if (ws !== state.ws) return;
-    let msg;
-    try { msg = JSON.parse(e.data); } catch { return; } // the server only sends JSON text
-    HANDLERS[msg.type]?.(msg);
-  };
-  // A failed connect fires `error` and then `close`, so everything happens in `close`.
-  ws.onclose = (e) => {
-    if (ws !== state.ws) return;
-    clearInterval(state.pingTimer);
-    Object.assign(state, { ws: null, welcomed: false });
-    scheduleReconnect(e.code);
-  };
+  const old = state.client;
+  state.client = null;
+  old?.close().catch(() => {});
+  state.list = null;
+  $('rail-meta').replaceChildren(el('span', 'meta', 'Asking for the list of this visitor and context…'));
+  const client = createClient({
+    url: '/ws',
+    user: state.user,
+    device: state.device,
+    tzOffsetMin: tzOffsetFor(state.hour),
+  });
+  state.client = client;
+  client.on('state', ({ state: s }) => client === state.client && renderStatus(s, client));
+  client.on('open', (welcome) => {
+    if (client !== state.client) return;
+    $('who').textContent = `Visitor ${welcome.user} · session ${welcome.session} on node ${welcome.node}`;
+    renderStatus('open', client);
+  });
+  client.on('error', (err) => client === state.client && showNotice(err.message));
+  client.on('push', (msg) => showNotice(`Message from the shop (${msg.topic}): ${JSON.stringify(msg.data)}`));
+  client.subscribe(SURFACE, { k: RAIL_K }, (list) => client === state.client && onList(client, list));
+  renderContext();
 }
 
-// Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2^attempt)], so
-// clients dropped together do not all come back together. After `drain` the server's hint
-// wins (plus up to a second of jitter).
-function scheduleReconnect(code) {
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** state.attempt++);
-  const delay = state.drainDelayMs !== null ? state.drainDelayMs + Math.random() * 1000
-                                            : Math.random() * ceiling;
-  state.drainDelayMs = null;
-  setStatus('offline', `Disconnected (${code}); retrying in ${(delay / 1000).toFixed(1)} s`);
-  state.retryTimer = setTimeout(connect, delay);
+/** @param {string} s @param {RankcastClient} client */
+function renderStatus(s, client) {
+  const text = {
+    connecting: 'Connecting…',
+    open: `Live · ${client.welcome?.node ?? ''}`,
+    reconnecting: 'Reconnecting…',
+    closed: 'Offline',
+  }[s] ?? s;
+  $('status').dataset.state = s;
+  $('status').textContent = text;
 }
 
-// Device change and "New visitor" reconnect at once. The old socket stops mattering as soon
-// as it is no longer state.ws. Closing one that is still connecting makes browsers log an
-// error, so such a socket is closed when it opens.
-function reconnectNow() {
-  const old = state.ws;
-  state.ws = null;
-  if (old?.readyState === WebSocket.CONNECTING) old.onopen = () => old.close(1000);
-  else old?.close(1000, 'client reconnect');
-  clearInterval(state.pingTimer);
-  state.attempt = 0;
-  connect();
+/**
+ * Sends one interaction and remembers when it happened, to time the list it causes.
+ * @param {{kind: 'view' | 'click' | 'cart', item: string, value?: number, surface?: string}} event
+ * @param {string} label
+ */
+function send(event, label) {
+  const client = state.client;
+  if (!client) return;
+  const t = performance.now();
+  const pending = event.surface && state.list ? client.trackClick(state.list, event.item) : client.track(event);
+  state.sent.set(pending.id, { t, label });
+  if (state.sent.size > SENT_KEPT) state.sent.delete(state.sent.keys().next().value ?? '');
+  pending.catch(() => {}); // failures are shown through the client's 'error' event
+  // A person clicks one thing at a time: send it now instead of waiting the SDK's batch
+  // window (15 ms) for company. Impressions still travel in batches.
+  client.flush().catch(() => {});
 }
 
-const send = (msg) => state.ws && state.welcomed && state.ws.send(JSON.stringify(msg));
+// ---- the rail --------------------------------------------------------------------------------
 
-// ---- server messages ---------------------------------------------------------------------
-
-const HANDLERS = {
-  welcome(msg) {
-    Object.assign(state, { welcomed: true, attempt: 0, user: msg.user }); // server may rename
-    setStatus('online', `Connected to ${msg.node}`);
-    $('who').textContent = `user ${msg.user} · session ${msg.session} · device ${state.device}`;
-    send({ type: 'subscribe', surface: SURFACE, k: RAIL_K });
-    for (const event of state.pending.values()) send(event); // resend what was never acked
-    state.pingTimer = setInterval(() => send({ type: 'ping', t: Date.now() }), PING_EVERY_MS);
-  },
-  ack(msg) {
-    for (const id of msg.ids) state.pending.delete(id);
-    renderStatus();
-  },
-  recs(msg) {
-    if (msg.surface !== SURFACE || msg.version <= state.railVersion) return; // a late old list
-    state.railVersion = msg.version;
-    renderRail(msg.items);
-    renderRailMeta(msg);
-  },
-  // A refused event is dropped, unless the code says "retry": then it stays pending, is sent
-  // again after a pause and, if the connection drops meanwhile, after the next `welcome`.
-  error(msg) {
-    const event = msg.id && state.pending.get(msg.id);
-    if (event && RETRYABLE.has(msg.code)) {
-      setTimeout(() => state.pending.has(msg.id) && send(event), 1000);
-    } else if (event) {
-      state.pending.delete(msg.id);
-    }
-    showNotice(`Server error ${msg.code} ${msg.name}: ${msg.message}`);
-    renderStatus();
-  },
-  drain(msg) {
-    state.drainDelayMs = msg.reconnect_after_ms;
-    setStatus('connecting', `Server draining (${msg.reason}); moving to another node…`);
-  },
-  push: (msg) => showNotice(`Message from the shop (${msg.topic}): ${JSON.stringify(msg.data)}`),
-  pong: () => {},
-};
-
-// ---- user actions --------------------------------------------------------------------------
-
-// Events stay pending until acked; they go out now if the connection is up, else after the
-// next `welcome`. The server de-duplicates by event id, so a resend is harmless.
-function sendEvent(kind, item, surface) {
-  const event = { type: 'event', id: uuid(), kind, item, ts_ms: Date.now() };
-  if (surface) event.surface = surface;
-  state.clickedAt.set(event.id, performance.now());
-  state.pending.set(event.id, event);
-  for (const map of [state.pending, state.clickedAt]) {
-    if (map.size > MAX_PENDING) map.delete(map.keys().next().value); // Maps keep insert order
+/** @param {RankcastClient} client @param {RecsList} list */
+function onList(client, list) {
+  const sent = list.cause ? state.sent.get(list.cause) : undefined;
+  const ms = sent ? performance.now() - sent.t : null;
+  state.list = list;
+  renderRail(list);
+  renderRailMeta(list, ms, sent?.label);
+  if (ms !== null) {
+    state.latencies.push(ms);
+    if (state.latencies.length > LATENCIES_SHOWN) state.latencies.shift();
+    renderLatencies();
   }
-  send(event);
-  renderStatus();
+  renderContext();
+  client.trackImpressions(list).catch(() => {}); // feeds click-through per variant
 }
 
-function newVisitor() {
-  state.user = loadUser(true);
-  state.pending.clear(); // the old visitor's events must not be replayed as the new one's
-  state.clickedAt.clear();
-  renderRail([]);
-  $('rail-meta').textContent = '';
-  reconnectNow();
+/** @param {RecsItem} rec */
+function productOf(rec) {
+  const known = state.catalog.get(rec.item);
+  return {
+    id: rec.item,
+    name: rec.name ?? known?.name ?? rec.item,
+    category: rec.category ?? known?.category ?? 'other',
+    price: rec.price ?? known?.price,
+  };
 }
 
-// ---- rendering -------------------------------------------------------------------------------
-
-function el(tag, className, text = '') {
-  const node = document.createElement(tag);
-  Object.assign(node, { className, textContent: text });
-  return node;
-}
-
-// A coloured placeholder instead of a product photo: the hue is a hash of the category
-// name, so each category keeps its colour without a table to maintain.
-function tile(category) {
-  let hash = 0;
-  for (const c of category) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
-  const node = el('span', 'tile', category.replace(/-/g, ' '));
-  node.style.setProperty('--hue', String(hash % 360));
-  node.setAttribute('aria-hidden', 'true'); // the category is also written out as text
-  return node;
-}
-
-// The whole product is one button (keyboard and screen readers get it for free); clicking
-// it is the `click` event. `surface` is set when the product was shown in a rec list.
-function productButton(item, surface) {
+/** @param {string} key */
+function railItem(key) {
+  const li = el('li', 'rail-item');
+  li.dataset.item = key;
   const button = el('button', 'product');
   button.type = 'button';
-  const price = typeof item.price === 'number' ? gbp.format(item.price) : '';
-  button.append(tile(item.category || 'other'), el('span', 'name', item.name || item.id),
-    el('span', 'category', item.category), el('span', 'price', price));
-  button.addEventListener('click', () => sendEvent('click', item.id, surface));
-  return button;
-}
-
-function card(item) {
-  const cart = el('button', 'add', 'Add to cart');
-  cart.type = 'button';
-  cart.setAttribute('aria-label', `Add ${item.name} to cart`);
-  cart.addEventListener('click', () => sendEvent('cart', item.id));
-  const li = el('li', 'card');
-  li.append(productButton(item), cart);
+  button.addEventListener('click', () => {
+    const rec = state.list?.items.find((r) => r.item === key);
+    send({ kind: 'click', item: key, surface: SURFACE }, rec?.name ?? key);
+  });
+  li.append(button);
+  fillRailItem(li, key);
   return li;
 }
 
+/** @param {HTMLElement} li @param {string} key */
+function fillRailItem(li, key) {
+  const items = state.list?.items ?? [];
+  const rank = items.findIndex((r) => r.item === key);
+  const rec = items[rank];
+  const p = productOf(rec);
+  li.dataset.category = p.category;
+  li.dataset.src = rec.src;
+  const button = /** @type {HTMLButtonElement} */ (li.firstElementChild);
+  const why = el('span', `why src-${rec.src}`, rec.why);
+  button.replaceChildren(art(p), el('span', 'rank', String(rank + 1)), el('span', 'name', p.name),
+    el('span', 'sub', `${pretty(p.category)}${typeof p.price === 'number' ? ` · ${gbp.format(p.price)}` : ''}`),
+    why);
+  button.setAttribute('aria-label', `${rank + 1}. ${p.name}, ${pretty(p.category)}. ${rec.why}`);
+}
+
+/** @param {RecsList} list */
+function renderRail(list) {
+  const rail = $('rail');
+  // On phones the rail scrolls sideways: one looking at its start keeps looking at the start
+  // (the new first items), not at wherever the item it showed first has moved to.
+  const atStart = rail.scrollLeft < 8;
+  flipUpdate(rail, list.items.map((r) => r.item), railItem, fillRailItem, (e) => e.dataset.item);
+  if (atStart) rail.scrollLeft = 0;
+  // Attributes last: a watcher of the rail sees them change once the items are in place.
+  rail.dataset.version = String(list.version);
+  rail.dataset.cause = list.cause ?? '';
+}
+
+/** @param {RecsList} list @param {number | null} ms @param {string | undefined} label */
+function renderRailMeta(list, ms, label) {
+  const meta = $('rail-meta');
+  const server = list.tookUs >= 1000 ? `${(list.tookUs / 1000).toFixed(1)} ms` : `${list.tookUs} µs`;
+  const parts = [];
+  if (ms !== null) {
+    parts.push(el('strong', 'lat', `${Math.max(1, Math.round(ms))} ms`),
+      document.createTextNode(` from your click on “${label}” to this list`));
+  } else if (list.cause) {
+    parts.push(document.createTextNode('Updated by your activity in another window'));
+  } else {
+    parts.push(document.createTextNode('Your current list'));
+  }
+  parts.push(el('span', 'meta', ` · ${server} of it in the server`));
+  if (list.variant && list.variant !== 'control') parts.push(el('span', 'meta', ` · variant ${list.variant}`));
+  meta.replaceChildren(...parts);
+}
+
+function renderLatencies() {
+  const box = $('latency');
+  const max = Math.max(20, ...state.latencies) * 1.15;
+  if (state.latencies.length === 0) { box.replaceChildren(); return; }
+  const sorted = [...state.latencies].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  box.replaceChildren(el('span', 'latency-label', 'Click → new list'), ...state.latencies.map((ms) => {
+    const bar = el('span', 'bar');
+    bar.style.height = `${Math.max(6, (ms / max) * 100)}%`;
+    bar.title = `${Math.round(ms)} ms`;
+    return bar;
+  }), el('span', 'latency-label', `median ${Math.round(median)} ms over ${sorted.length} update${sorted.length > 1 ? 's' : ''}`));
+}
+
+// Says who the rail is for and why it looks as it does: a list made only of trending and
+// popular items is a cold start (nothing known about this visitor yet), ranked by context.
+function renderContext() {
+  const items = state.list?.items ?? [];
+  const cold = items.length > 0 && items.every((r) => COLD_SOURCES.has(r.src));
+  const who = state.persona === 'new'
+    ? `New visitor (${state.user}), no history`
+    : `Returning user (${state.user}), history kept by the server`;
+  const ctx = `${state.device}, ${localClock()} local time`;
+  const line = $('persona-help');
+  line.replaceChildren(el('strong', '', who), document.createTextNode(` · ${ctx}`),
+    ...(state.list ? [el('span', cold ? 'badge cold' : 'badge warm',
+      cold ? `Cold start: trending on ${state.device} at this hour` : 'Personalized from this visitor\u2019s activity')] : []));
+}
+
+// ---- the shop grid ---------------------------------------------------------------------------
+
+/**
+ * @param {string} tag @param {string} className @param {string} [text]
+ * @returns {any} the element (typed loosely: callers know what they asked for)
+ */
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** @param {{id: string, name?: string, category?: string}} p */
+function art(p) {
+  const box = el('span', 'art');
+  box.innerHTML = illustration(p); // generated markup: numbers and colours only, no input text
+  return box;
+}
+
+/** @param {Product} p */
+function card(p) {
+  const li = el('li', 'card');
+  li.dataset.item = p.id;
+  li.dataset.category = p.category;
+  const open = el('button', 'product');
+  open.type = 'button';
+  open.append(art(p), el('span', 'name', p.name), el('span', 'sub', pretty(p.category)),
+    el('span', 'price', typeof p.price === 'number' ? gbp.format(p.price) : ''));
+  // Opening a product of the shop is a view; a click is kept for lists (the rail), where
+  // clicks over impressions make the click-through rate.
+  open.addEventListener('click', () => send({ kind: 'view', item: p.id }, p.name));
+  const add = el('button', 'add', 'Add to cart');
+  add.type = 'button';
+  add.setAttribute('aria-label', `Add ${p.name} to cart`);
+  add.addEventListener('click', () => {
+    send({ kind: 'cart', item: p.id, value: 1 }, p.name);
+    $('cart-count').textContent = String(++state.cart);
+    add.textContent = 'Added ✓';
+    add.classList.add('done');
+    setTimeout(() => { add.textContent = 'Add to cart'; add.classList.remove('done'); }, 1200);
+  });
+  li.append(open, add);
+  return li;
+}
+
+/** @param {boolean} reset */
 function renderGrid(reset) {
-  if (reset) { $('grid').textContent = ''; state.shown = 0; }
+  const grid = $('grid');
+  if (reset) { grid.textContent = ''; state.shown = 0; }
   const next = state.filtered.slice(state.shown, state.shown + PAGE_SIZE);
-  $('grid').append(...next.map(card));
+  grid.append(...next.map(card));
   state.shown += next.length;
   $('more').hidden = state.shown >= state.filtered.length;
-  $('grid').setAttribute('aria-busy', 'false');
+  grid.setAttribute('aria-busy', 'false');
 }
 
-// Rec entries carry name, category and price when the server's catalog knows the item;
-// the local catalog fills any gap.
-function renderRail(items) {
-  const rail = $('rail');
-  rail.textContent = '';
-  if (!items.length) rail.append(el('li', 'rail-empty', 'No recommendations yet.'));
-  for (const rec of items) {
-    const item = { ...state.catalog.get(rec.item), id: rec.item };
-    for (const key of ['name', 'category', 'price']) item[key] = rec[key] ?? item[key];
-    const button = productButton(item, SURFACE);
-    button.append(el('span', 'why', rec.why));
-    rail.appendChild(el('li', 'rail-item')).append(button);
+/** @param {string} category */
+function chooseCategory(category) {
+  state.category = category;
+  state.filtered = category ? state.mixed.filter((p) => p.category === category) : state.mixed;
+  for (const chip of $('categories').querySelectorAll('button')) {
+    chip.setAttribute('aria-pressed', String(chip.dataset.category === category));
   }
-}
-
-// took_us is the server's own time; the click-to-list latency is measured here, from the
-// click to the arrival of the list whose `cause` is that click's event id.
-function renderRailMeta(msg) {
-  const parts = [`server took ${msg.took_us} µs`];
-  if (state.clickedAt.has(msg.cause)) {
-    const ms = Math.round(performance.now() - state.clickedAt.get(msg.cause));
-    parts.push(`${ms} ms from your click to this list`);
-  } else if (msg.cause) {
-    parts.push('updated by your activity in another tab'); // same user, other connection
-  }
-  if (msg.variant && msg.variant !== 'control') parts.push(`variant ${msg.variant}`);
-  $('rail-meta').textContent = parts.join(' · ');
-}
-
-// The status line: the connection state (kept for redraws), plus the unacked events if any.
-function setStatus(kind, text) {
-  state.status = { kind, text };
-  renderStatus();
-}
-
-function renderStatus() {
-  const n = state.pending.size;
-  $('status').dataset.state = state.status.kind;
-  $('status').textContent = state.status.text
-    + (n ? ` · ${n} unacknowledged event${n > 1 ? 's' : ''}` : '');
-}
-
-function showNotice(text) {
-  $('notice').textContent = text;
-  $('notice').hidden = false;
-}
-
-// ---- start -------------------------------------------------------------------------------------
-
-// The catalog is JSON Lines sorted by id. "All categories" interleaves the categories (the
-// first item of each, then the second of each, ...) so the first page shows the range.
-async function loadCatalog() {
-  const response = await fetch('catalog/demo-catalog.jsonl');
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  const seen = new Map(); // category -> items of it so far
-  const ranked = (await response.text()).split('\n').filter((l) => l.trim()).map((line, i) => {
-    const item = JSON.parse(line);
-    state.catalog.set(item.id, item);
-    seen.set(item.category, (seen.get(item.category) || 0) + 1);
-    return { item, key: seen.get(item.category) * 1e6 + i };
-  });
-  state.mixed = ranked.sort((a, b) => a.key - b.key).map((r) => r.item);
-  const categories = [...seen.keys()].sort();
-  $('category').append(...categories.map((c) => new Option(c.replace(/-/g, ' '), c)));
-}
-
-function applyFilter() {
-  const category = $('category').value;
-  state.filtered = category ? state.mixed.filter((i) => i.category === category) : state.mixed;
   renderGrid(true);
 }
 
+// The catalog is JSON Lines sorted by id. "All" interleaves the categories (the first item of
+// each, then the second of each…) so the first page shows the whole range.
+async function loadCatalog() {
+  const response = await fetch('catalog/demo-catalog.jsonl');
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  /** @type {Map<string, number>} */
+  const seen = new Map();
+  const ranked = (await response.text()).split('\n').filter((l) => l.trim()).map((line, i) => {
+    const p = /** @type {Product} */ (JSON.parse(line));
+    state.catalog.set(p.id, p);
+    seen.set(p.category, (seen.get(p.category) ?? 0) + 1);
+    return { p, key: /** @type {number} */ (seen.get(p.category)) * 1e6 + i };
+  });
+  state.mixed = ranked.sort((a, b) => a.key - b.key).map((r) => r.p);
+  const chips = [['', 'All', state.mixed.length], ...[...seen].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, pretty(c), n])];
+  $('categories').replaceChildren(...chips.map(([c, label, n]) => {
+    const chip = el('button', 'chip');
+    chip.type = 'button';
+    chip.dataset.category = String(c);
+    chip.append(document.createTextNode(String(label)), el('span', 'count', String(n)));
+    chip.addEventListener('click', () => chooseCategory(String(c)));
+    return chip;
+  }));
+}
+
+let noticeTimer = 0;
+/** Shows a message under the shop's title for a few seconds. @param {string} text */
+function showNotice(text) {
+  $('notice').textContent = text;
+  $('notice').hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { $('notice').hidden = true; }, 8000);
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+/** @param {'returning' | 'new'} persona */
+function choosePersona(persona) {
+  state.persona = persona;
+  state.user = persona === 'new' ? `new-${randomId()}` : returningUser();
+  $('persona-returning').setAttribute('aria-pressed', String(persona === 'returning'));
+  $('persona-new').setAttribute('aria-pressed', String(persona === 'new'));
+  state.latencies = [];
+  renderLatencies();
+  connect();
+}
+
 function start() {
-  $('device').value = state.device;
-  $('device').addEventListener('change', (e) => { state.device = e.target.value; reconnectNow(); });
-  $('new-visitor').addEventListener('click', newVisitor);
-  $('category').addEventListener('change', applyFilter);
+  state.device = guessDevice();
+  const device = /** @type {HTMLSelectElement} */ ($('device'));
+  const daytime = /** @type {HTMLSelectElement} */ ($('daytime'));
+  device.value = state.device;
+  device.addEventListener('change', () => {
+    state.device = /** @type {typeof state.device} */ (device.value);
+    connect();
+  });
+  daytime.addEventListener('change', () => {
+    state.hour = daytime.value === '' ? null : Number(daytime.value);
+    connect();
+  });
+  $('persona-returning').addEventListener('click', () => choosePersona('returning'));
+  $('persona-new').addEventListener('click', () => choosePersona('new'));
   $('more').addEventListener('click', () => renderGrid(false));
-  connect(); // the rail does not wait for the catalog: recs carry names
-  loadCatalog().then(applyFilter).catch((err) => {
+  choosePersona('returning'); // the rail does not wait for the catalog: lists carry names
+  loadCatalog().then(() => chooseCategory('')).catch((err) => {
     showNotice(`Could not load the catalog (${err.message}); recommendations still work.`);
     $('grid').setAttribute('aria-busy', 'false');
   });

@@ -1,13 +1,12 @@
-/* rankcast-eval: offline next-item evaluation of the engine on real sessions (one invoice of
- * the UCI Online Retail data set is one session; see bench/eval/README.md for the protocol).
- * It replays the train sessions through the engine, then ranks the next item of every test
- * session position against two baselines (popularity and item co-occurrence). */
-#include "engine/engine.h"
+/* rankcast-eval: offline next-item evaluation of the engine against session-based
+ * baselines, on any data set in a supported format (see bench/eval/README.md). Sessions are
+ * replayed in time order. Train sessions are learned; in a test session every event is
+ * first predicted (each method ranks with what it knows so far) and then learned from. */
+#include "eval.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,54 +14,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOP_K     20
-#define METHOD_N  3
-#define MAX_ITEMS 200000
+enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_COUNT };
+static const char *const method_keys[M_COUNT] = {"engine", "pop", "cooc", "sknn", "vsknn", "stan"};
+static const char *const method_names[M_COUNT] = {
+    "rankcast engine", "POP", "last-item co-occurrence", "SKNN", "V-SKNN", "STAN"};
 
-enum { M_ENGINE = 0, M_POP, M_COOC };
-static const char *const method_names[METHOD_N] = {"rankcast engine", "POP (train+online counts)",
-                                                   "item co-occurrence (SKNN-style)"};
-
-typedef struct session {
-    bool test;
-    int64_t ts_ms;
-    uint32_t off, n;
-} session_t;
-
-typedef struct sessions {
-    session_t *s;
-    uint32_t n, cap;
-    uint32_t *items;
-    uint64_t n_items, cap_items;
-    uint64_t dropped_unknown; /* items not in the catalog */
-} sessions_t;
-
-typedef struct metrics {
+typedef struct method_metrics {
     uint64_t n, hit10, hit20;
-    double rr_sum;
-    double rank_ns;
-} metrics_t;
+    double rr_sum, ndcg_sum;
+    float *us; /* per prediction: engine = learn + rank, baselines = rank */
+    uint64_t cap_us;
+    uint8_t *shown; /* per item: appeared in a top-20 */
+} method_metrics_t;
 
 typedef struct options {
-    const char *catalog, *sessions, *results_dir;
+    const char *catalog, *prepared, *train, *test, *events, *results_dir, *label;
     rc_event_kind_t kind;
-    double test_sample;
-    uint32_t refresh_every;
-    double covisit_half_life_s, trending_half_life_s;
-    bool catalog_prior;
-    bool no_cooc;
+    double test_fraction, refresh_s, test_sample;
+    int64_t session_gap_ms;
+    bool methods[M_COUNT];
+    uint32_t max_items, neighbors;
+    double covisit_half_life_s;
+    rc_blend_t blend;
+    bool blend_set, catalog_prior;
+    double source_decay, backward_weight;
+    knn_params_t sknn, vsknn, stan;
 } options_t;
-
-/* Baseline state: counts over completed sessions and the session being ranked. */
-typedef struct baselines {
-    uint32_t n;
-    double *pop;       /* sessions containing the item */
-    uint32_t *order;   /* items by pop, descending */
-    float *cooc;       /* n x n co-occurrence counts (sessions containing both), or NULL */
-    float *acc;        /* co-occurrence scores of the current session */
-    uint32_t *in_sess; /* == stamp: item is in the current session */
-    uint32_t stamp;
-} baselines_t;
 
 static double now_ns(void)
 {
@@ -71,316 +48,181 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (q == NULL) {
-        fprintf(stderr, "rankcast-eval: out of memory\n");
-        exit(1);
-    }
-    return q;
-}
-
 static void usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: rankcast-eval [options]\n"
-        "  --catalog PATH          demo catalog (web-demo/catalog/demo-catalog.jsonl)\n"
-        "  --sessions PATH         sessions from prepare.py (/tmp/rankcast-eval/sessions.tsv)\n"
-        "  --results-dir DIR       where eval-<stamp>.md goes (bench/results; '-': none)\n"
-        "  --event view|click|cart the event kind each basket item is replayed as (click)\n"
-        "  --test-sample F         rank in this fraction of test sessions (1.0); the others\n"
-        "                          are still learned from\n"
-        "  --refresh-every N       train sessions between engine refreshes (10)\n"
-        "  --covisit-half-life-s S (86400)   --trending-half-life-s S (3600)\n"
-        "  --catalog-prior         keep the catalog's popularity prior (counted over the whole\n"
-        "                          data set, test included); default: train counts\n"
-        "  --no-cooc               skip the co-occurrence baseline\n");
+    fprintf(stderr,
+            "usage: rankcast-eval INPUT [options]\n"
+            "input (one of):\n"
+            "  --prepared PATH        split<TAB>ts_ms<TAB>items (bench/eval/prepare.py)\n"
+            "  --train PATH --test PATH  session-rec TSV (header SessionId, ItemId, Time in s)\n"
+            "  --events PATH          rankcast JSON lines {user,kind,item,ts_ms,value?,session?}\n"
+            "options:\n"
+            "  --catalog PATH         catalog JSON lines (content features; closed catalog)\n"
+            "  --catalog-prior        keep the catalog's popularity (default: zeroed, since a\n"
+            "                         catalog may have counted it over the test period too)\n"
+            "  --label TEXT           data set name for the report\n"
+            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default: all)\n"
+            "  --event KIND           kind of each item in TSV inputs (view)\n"
+            "  --test-fraction F      events input: last F of the time span is test (0.1)\n"
+            "  --session-gap-s S      events input without \"session\": new session after\n"
+            "                         S s of inactivity (1800)\n"
+            "  --test-sample F        predict in this fraction of test sessions (1.0)\n"
+            "  --refresh-s S          data seconds between engine refreshes (60)\n"
+            "  --max-items N          catalog capacity (2000000)\n"
+            "  --neighbors N          engine: co-visitation neighbours per item (64)\n"
+            "  --covisit-half-life-s S  engine: co-visitation half-life (604800)\n"
+            "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
+            "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
+            "  --backward-weight F    engine: backward pair weight (0.5)\n"
+            "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
+            "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/results; '-': none)\n");
+}
+
+static bool parse_methods(const char *list, bool *on)
+{
+    memset(on, 0, M_COUNT * sizeof(bool));
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int m = 0;
+        while (m < M_COUNT && strcmp(tok, method_keys[m]) != 0)
+            m++;
+        if (m == M_COUNT)
+            return false;
+        on[m] = true;
+    }
+    return true;
 }
 
 static int parse_args(int argc, char **argv, options_t *o)
 {
-    *o = (options_t){.catalog = "web-demo/catalog/demo-catalog.jsonl",
-                     .sessions = "/tmp/rankcast-eval/sessions.tsv",
-                     .results_dir = "bench/results",
-                     .kind = RC_EV_CLICK,
+    *o = (options_t){.results_dir = "bench/results",
+                     .label = "dataset",
+                     .kind = RC_EV_VIEW,
+                     .test_fraction = 0.1,
+                     .refresh_s = 60,
                      .test_sample = 1.0,
-                     .refresh_every = 10,
-                     .covisit_half_life_s = 86400,
-                     .trending_half_life_s = 3600};
+                     .session_gap_ms = 1800 * 1000,
+                     .max_items = 2000000,
+                     .neighbors = 64,
+                     .covisit_half_life_s = 604800,
+                     .sknn = {.k = 100, .sample = 500},
+                     .vsknn = {.k = 100, .sample = 1000, .vsknn = true},
+                     .stan = {.k = 100,
+                              .sample = 5000,
+                              .stan = true,
+                              .lambda_spw = 1.02,
+                              .lambda_snh_s = 5 * 86400.0,
+                              .lambda_inh = 2.05}};
+    for (int m = 0; m < M_COUNT; m++)
+        o->methods[m] = true;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes = true;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--catalog-prior") == 0) {
             o->catalog_prior = true;
-            takes = false;
-        } else if (strcmp(a, "--no-cooc") == 0) {
-            o->no_cooc = true;
-            takes = false;
-        } else if (v == NULL) {
+            continue;
+        }
+        if (v == NULL) {
             usage();
             return -1;
-        } else if (strcmp(a, "--catalog") == 0) {
+        }
+        if (strcmp(a, "--prepared") == 0)
+            o->prepared = v;
+        else if (strcmp(a, "--train") == 0)
+            o->train = v;
+        else if (strcmp(a, "--test") == 0)
+            o->test = v;
+        else if (strcmp(a, "--events") == 0)
+            o->events = v;
+        else if (strcmp(a, "--catalog") == 0)
             o->catalog = v;
-        } else if (strcmp(a, "--sessions") == 0) {
-            o->sessions = v;
-        } else if (strcmp(a, "--results-dir") == 0) {
+        else if (strcmp(a, "--label") == 0)
+            o->label = v;
+        else if (strcmp(a, "--results-dir") == 0)
             o->results_dir = v;
-        } else if (strcmp(a, "--event") == 0) {
-            if (strcmp(v, "view") == 0)
-                o->kind = RC_EV_VIEW;
-            else if (strcmp(v, "click") == 0)
-                o->kind = RC_EV_CLICK;
-            else if (strcmp(v, "cart") == 0)
-                o->kind = RC_EV_CART;
-            else {
+        else if (strcmp(a, "--test-fraction") == 0)
+            o->test_fraction = atof(v);
+        else if (strcmp(a, "--session-gap-s") == 0)
+            o->session_gap_ms = (int64_t)(atof(v) * 1000);
+        else if (strcmp(a, "--test-sample") == 0)
+            o->test_sample = atof(v);
+        else if (strcmp(a, "--refresh-s") == 0)
+            o->refresh_s = atof(v);
+        else if (strcmp(a, "--max-items") == 0)
+            o->max_items = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--backward-weight") == 0)
+            o->backward_weight = atof(v);
+        else if (strcmp(a, "--source-decay") == 0)
+            o->source_decay = atof(v);
+        else if (strcmp(a, "--neighbors") == 0)
+            o->neighbors = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--covisit-half-life-s") == 0)
+            o->covisit_half_life_s = atof(v);
+        else if (strcmp(a, "--blend") == 0 &&
+                 sscanf(v, "%f,%f,%f,%f", &o->blend.covisit, &o->blend.content, &o->blend.trending,
+                        &o->blend.popular) == 4)
+            o->blend_set = true;
+        else if (strcmp(a, "--stan-sample") == 0)
+            o->stan.sample = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--methods") == 0 && parse_methods(v, o->methods))
+            ;
+        else if (strcmp(a, "--event") == 0) {
+            int k = 0;
+            while (k < RC_EVENT_KIND_COUNT && strcmp(v, rc_event_kind_name(k)) != 0)
+                k++;
+            if (k == RC_EVENT_KIND_COUNT) {
                 usage();
                 return -1;
             }
-        } else if (strcmp(a, "--test-sample") == 0) {
-            o->test_sample = atof(v);
-        } else if (strcmp(a, "--refresh-every") == 0) {
-            o->refresh_every = (uint32_t)strtoul(v, NULL, 10);
-        } else if (strcmp(a, "--covisit-half-life-s") == 0) {
-            o->covisit_half_life_s = atof(v);
-        } else if (strcmp(a, "--trending-half-life-s") == 0) {
-            o->trending_half_life_s = atof(v);
+            o->kind = (rc_event_kind_t)k;
         } else {
             usage();
             return -1;
         }
-        if (takes)
-            i++;
+        i++;
     }
-    if (o->refresh_every == 0)
-        o->refresh_every = 1;
-    return 0;
-}
-
-static void push_item(sessions_t *ss, uint32_t item)
-{
-    if (ss->n_items == ss->cap_items) {
-        ss->cap_items = ss->cap_items ? ss->cap_items * 2 : 1 << 16;
-        ss->items = xrealloc(ss->items, ss->cap_items * sizeof(*ss->items));
-    }
-    ss->items[ss->n_items++] = item;
-}
-
-/* Parses one `split<TAB>ts_ms<TAB>items` line. Items the catalog does not know are dropped,
- * consecutive repeats that this leaves are merged, and a session left with fewer than two
- * items is not kept. */
-static void parse_session(sessions_t *ss, const rc_catalog_t *c, char *line)
-{
-    char *tab1 = strchr(line, '\t');
-    char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
-    if (tab2 == NULL)
-        return;
-    session_t s = {.test = strncmp(line, "test", 4) == 0,
-                   .ts_ms = strtoll(tab1 + 1, NULL, 10),
-                   .off = (uint32_t)ss->n_items};
-    for (char *p = tab2 + 1; *p != '\0';) {
-        size_t len = strcspn(p, " \n");
-        if (len > 0) {
-            int64_t idx = rc_catalog_find(c, p, len);
-            if (idx < 0)
-                ss->dropped_unknown++;
-            else if (s.n == 0 || ss->items[ss->n_items - 1] != (uint32_t)idx) {
-                push_item(ss, (uint32_t)idx);
-                s.n++;
-            }
-        }
-        p += len;
-        if (*p != '\0')
-            p++;
-    }
-    if (s.n < 2) {
-        ss->n_items = s.off;
-        return;
-    }
-    if (ss->n == ss->cap) {
-        ss->cap = ss->cap ? ss->cap * 2 : 1024;
-        ss->s = xrealloc(ss->s, ss->cap * sizeof(*ss->s));
-    }
-    ss->s[ss->n++] = s;
-}
-
-static int load_sessions(sessions_t *ss, const rc_catalog_t *c, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "rankcast-eval: %s: %s (run bench/eval/prepare.py first)\n", path,
-                strerror(errno));
+    if (!o->prepared && !o->events && !(o->train && o->test)) {
+        usage();
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0)
-        parse_session(ss, c, line);
-    free(line);
-    fclose(f);
     return 0;
 }
 
-static const double *pop_for_sort;
-
-static int by_pop_desc(const void *a, const void *b)
+static int load(dataset_t *d, rc_engine_t *e, const options_t *o)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    if (pop_for_sort[x] != pop_for_sort[y])
-        return pop_for_sort[x] > pop_for_sort[y] ? -1 : 1;
-    return x < y ? -1 : x > y;
+    int rc;
+    if (o->prepared)
+        rc = dataset_load_prepared(d, &e->catalog, o->prepared, o->kind);
+    else if (o->events)
+        rc = dataset_load_events(d, &e->catalog, o->events, o->test_fraction, o->session_gap_ms);
+    else
+        rc = dataset_load_sessionrec(d, &e->catalog, o->train, false, o->kind) != 0
+                 ? -1
+                 : dataset_load_sessionrec(d, &e->catalog, o->test, true, o->kind);
+    if (rc == 0)
+        dataset_sort(d);
+    return rc;
 }
 
-static void baselines_sort(baselines_t *b)
+static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target, double ns)
 {
-    pop_for_sort = b->pop;
-    qsort(b->order, b->n, sizeof(*b->order), by_pop_desc);
-}
-
-static int baselines_init(baselines_t *b, uint32_t n, bool cooc)
-{
-    *b = (baselines_t){.n = n};
-    b->pop = calloc(n, sizeof(*b->pop));
-    b->order = calloc(n, sizeof(*b->order));
-    b->acc = calloc(n, sizeof(*b->acc));
-    b->in_sess = calloc(n, sizeof(*b->in_sess));
-    if (cooc)
-        b->cooc = calloc((size_t)n * n, sizeof(*b->cooc));
-    if (!b->pop || !b->order || !b->acc || !b->in_sess || (cooc && !b->cooc))
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        b->order[i] = i;
-    return 0;
-}
-
-static void baselines_free(baselines_t *b)
-{
-    free(b->pop);
-    free(b->order);
-    free(b->cooc);
-    free(b->acc);
-    free(b->in_sess);
-}
-
-/* Counts a completed session: once per distinct item, and once per pair of distinct items. */
-static void baselines_learn(baselines_t *b, const uint32_t *items, uint32_t n, uint32_t *uniq)
-{
-    b->stamp++;
-    uint32_t u = 0;
+    if (m->n == m->cap_us) {
+        m->cap_us = m->cap_us ? m->cap_us * 2 : 1 << 16;
+        m->us = xrealloc(m->us, m->cap_us * sizeof(float));
+    }
+    m->us[m->n++] = (float)(ns / 1000.0);
     for (uint32_t i = 0; i < n; i++) {
-        if (b->in_sess[items[i]] == b->stamp)
-            continue;
-        b->in_sess[items[i]] = b->stamp;
-        uniq[u++] = items[i];
-        b->pop[items[i]] += 1;
-    }
-    if (b->cooc == NULL)
-        return;
-    for (uint32_t i = 0; i < u; i++) {
-        float *row = b->cooc + (size_t)uniq[i] * b->n;
-        for (uint32_t j = 0; j < u; j++)
-            if (j != i)
-                row[uniq[j]] += 1.0f;
-    }
-}
-
-static void baselines_begin(baselines_t *b)
-{
-    b->stamp++;
-    if (b->cooc != NULL)
-        memset(b->acc, 0, b->n * sizeof(*b->acc));
-}
-
-static void baselines_see(baselines_t *b, uint32_t item)
-{
-    if (b->in_sess[item] == b->stamp)
-        return;
-    b->in_sess[item] = b->stamp;
-    if (b->cooc == NULL)
-        return;
-    const float *row = b->cooc + (size_t)item * b->n;
-    for (uint32_t j = 0; j < b->n; j++)
-        b->acc[j] += row[j];
-}
-
-static uint32_t rank_pop(const baselines_t *b, uint32_t *out)
-{
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < b->n && k < TOP_K; i++)
-        if (b->in_sess[b->order[i]] != b->stamp)
-            out[k++] = b->order[i];
-    return k;
-}
-
-static bool cooc_better(const baselines_t *b, uint32_t x, uint32_t y)
-{
-    if (b->acc[x] != b->acc[y])
-        return b->acc[x] > b->acc[y];
-    if (b->pop[x] != b->pop[y])
-        return b->pop[x] > b->pop[y];
-    return x < y;
-}
-
-/* Top K by summed co-occurrence with the session's items; ties (and items that never
- * co-occurred) fall back to popularity. */
-static uint32_t rank_cooc(const baselines_t *b, uint32_t *out)
-{
-    uint32_t k = 0;
-    for (uint32_t j = 0; j < b->n; j++) {
-        if (b->in_sess[j] == b->stamp)
-            continue;
-        if (k == TOP_K && !cooc_better(b, j, out[k - 1]))
-            continue;
-        uint32_t pos = k < TOP_K ? k++ : TOP_K - 1;
-        while (pos > 0 && cooc_better(b, j, out[pos - 1])) {
-            out[pos] = out[pos - 1];
-            pos--;
-        }
-        out[pos] = j;
-    }
-    return k;
-}
-
-static void score(metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target, double ns)
-{
-    m->n++;
-    m->rank_ns += ns;
-    for (uint32_t i = 0; i < n; i++) {
+        m->shown[list[i]] = 1;
         if (list[i] != target)
             continue;
         m->hit10 += i < 10;
         m->hit20 += i < 20;
         m->rr_sum += 1.0 / (double)(i + 1);
-        return;
+        m->ndcg_sum += 1.0 / log2((double)i + 2.0);
     }
 }
 
-static void train_engine(rc_engine_t *e, const options_t *o, const sessions_t *ss, baselines_t *b,
-                         uint32_t *uniq, uint64_t *n_train)
-{
-    float w = rc_event_weight(o->kind, false, 0);
-    rc_user_state_t u;
-    uint32_t since_refresh = 0;
-    for (uint32_t i = 0; i < ss->n; i++) {
-        const session_t *s = &ss->s[i];
-        if (s->test)
-            continue;
-        rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
-        for (uint32_t t = 0; t < s->n; t++)
-            rc_engine_observe(e, &u, o->kind, ss->items[s->off + t], w, (rc_str_t){NULL, 0},
-                              s->ts_ms);
-        baselines_learn(b, ss->items + s->off, s->n, uniq);
-        (*n_train)++;
-        if (++since_refresh >= o->refresh_every) {
-            rc_engine_refresh(e);
-            since_refresh = 0;
-        }
-    }
-}
-
-/* Deterministic sampling of test sessions: a hash of the session index against F. */
+/* Deterministic sampling of test sessions: a hash of the session's index against F. */
 static bool sampled(uint32_t i, double fraction)
 {
     if (fraction >= 1.0)
@@ -390,51 +232,106 @@ static bool sampled(uint32_t i, double fraction)
     return (double)h / 4294967296.0 < fraction;
 }
 
-typedef struct test_counts {
-    uint64_t sessions, ranked_sessions, repeat_targets;
-} test_counts_t;
+typedef struct replay {
+    rc_engine_t *e;
+    knn_index_t knn;
+    const options_t *o;
+    method_metrics_t m[M_COUNT];
+    uint32_t *cur; /* the session's distinct-in-a-row items so far, for the baselines */
+    uint32_t cap_cur;
+    double last_refresh_s;
+    uint64_t train_sessions, test_sessions, predictions, repeat_targets;
+} replay_t;
 
-static void test_session(rc_engine_t *e, const options_t *o, const sessions_t *ss,
-                         const session_t *s, bool rank, baselines_t *b, metrics_t *m,
-                         test_counts_t *tc)
+static void maybe_refresh(replay_t *r, double now_s)
 {
-    float w = rc_event_weight(o->kind, false, 0);
-    rc_rank_spec_t spec = {.k = TOP_K, .category = -1, .price_min = -1, .price_max = -1};
-    rc_ranked_t ranked[TOP_K];
-    uint32_t list[TOP_K];
-    rc_user_state_t u;
-
-    rc_engine_refresh(e);
-    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
-    baselines_begin(b);
-    for (uint32_t t = 0; t < s->n; t++) {
-        uint32_t item = ss->items[s->off + t];
-        rc_engine_observe(e, &u, o->kind, item, w, (rc_str_t){NULL, 0}, s->ts_ms);
-        baselines_see(b, item);
-        if (!rank || t + 1 >= s->n)
-            continue;
-        uint32_t target = ss->items[s->off + t + 1];
-        tc->repeat_targets += b->in_sess[target] == b->stamp;
-
-        double t0 = now_ns();
-        uint32_t n = rc_engine_rank(e, &u, &spec, s->ts_ms, ranked);
-        double t1 = now_ns();
-        for (uint32_t i = 0; i < n; i++)
-            list[i] = ranked[i].item;
-        score(&m[M_ENGINE], list, n, target, t1 - t0);
-
-        t0 = now_ns();
-        n = rank_pop(b, list);
-        t1 = now_ns();
-        score(&m[M_POP], list, n, target, t1 - t0);
-
-        if (b->cooc != NULL) {
-            t0 = now_ns();
-            n = rank_cooc(b, list);
-            t1 = now_ns();
-            score(&m[M_COOC], list, n, target, t1 - t0);
-        }
+    if (now_s - r->last_refresh_s >= r->o->refresh_s) {
+        rc_engine_refresh(r->e);
+        r->last_refresh_s = now_s;
     }
+}
+
+static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target)
+{
+    uint32_t list[EVAL_K], n = 0;
+    for (int m = M_POP; m < M_COUNT; m++) {
+        if (!r->o->methods[m])
+            continue;
+        double t0 = now_ns();
+        if (m == M_POP)
+            n = knn_rank_pop(&r->knn, r->cur, n_cur, list);
+        else if (m == M_COOC)
+            n = knn_rank_cooc(&r->knn, r->cur, n_cur, list);
+        else
+            n = knn_rank_sknn(&r->knn,
+                              m == M_SKNN    ? &r->o->sknn
+                              : m == M_VSKNN ? &r->o->vsknn
+                                             : &r->o->stan,
+                              r->cur, n_cur, now_s, list);
+        score(&r->m[m], list, n, target, now_ns() - t0);
+    }
+}
+
+/* One session: every event is learned by the engine; in a test session each next item is
+ * first predicted by every method. Baselines learn the session when it ends. */
+static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, bool predict)
+{
+    rc_rank_spec_t spec = {.k = EVAL_K, .category = -1, .price_min = -1, .price_max = -1};
+    rc_ranked_t ranked[EVAL_K];
+    uint32_t list[EVAL_K], n_cur = 0;
+    rc_user_state_t u;
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    if (r->cap_cur < s->n) {
+        r->cap_cur = s->n;
+        r->cur = xrealloc(r->cur, s->n * sizeof(uint32_t));
+    }
+    for (uint32_t t = 0; t < s->n; t++) {
+        const ev_t *ev = &d->ev[s->off + t];
+        maybe_refresh(r, (double)ev->ts_ms / 1000.0);
+        float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
+        double t0 = now_ns();
+        rc_engine_observe(r->e, &u, ev->kind, ev->item, w, (rc_str_t){NULL, 0}, ev->ts_ms);
+        double learn_ns = now_ns() - t0;
+        if (w > 0 && (n_cur == 0 || r->cur[n_cur - 1] != ev->item))
+            r->cur[n_cur++] = ev->item;
+        if (!predict || t + 1 >= s->n || n_cur == 0)
+            continue;
+        const ev_t *next = &d->ev[s->off + t + 1];
+        if (next->item == ev->item ||
+            rc_event_weight(next->kind, next->has_value, next->value) <= 0)
+            continue; /* the same item again (a cart after a view), or not a positive event */
+        r->predictions++;
+        for (uint32_t i = 0; i < n_cur; i++)
+            if (r->cur[i] == next->item) {
+                r->repeat_targets++; /* no method can hit it: all leave session items out */
+                break;
+            }
+        if (r->o->methods[M_ENGINE]) {
+            t0 = now_ns();
+            uint32_t n = rc_engine_rank(r->e, &u, &spec, ev->ts_ms, ranked);
+            double rank_ns = now_ns() - t0;
+            for (uint32_t i = 0; i < n; i++)
+                list[i] = ranked[i].item;
+            score(&r->m[M_ENGINE], list, n, next->item, learn_ns + rank_ns);
+        }
+        rank_baselines(r, n_cur, (double)ev->ts_ms / 1000.0, next->item);
+    }
+    if (n_cur > 0)
+        knn_add_session(&r->knn, r->cur, n_cur, (double)s->t1_ms / 1000.0);
+}
+
+static int by_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static double quantile(float *v, uint64_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    uint64_t i = (uint64_t)(q * (double)(n - 1) + 0.5);
+    return v[i];
 }
 
 static void machine_line(char *buf, size_t len)
@@ -444,13 +341,11 @@ static void machine_line(char *buf, size_t len)
     if (f != NULL) {
         char line[512];
         while (fgets(line, sizeof(line), f) != NULL) {
-            if (strncmp(line, "model name", 10) != 0)
-                continue;
             char *colon = strchr(line, ':');
-            if (colon != NULL) {
-                snprintf(model, sizeof(model), "%s", colon + 2);
-                model[strcspn(model, "\n")] = '\0';
-            }
+            if (strncmp(line, "model name", 10) != 0 || colon == NULL)
+                continue;
+            snprintf(model, sizeof(model), "%s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
             break;
         }
         fclose(f);
@@ -470,40 +365,136 @@ static void machine_line(char *buf, size_t len)
              un.release, commit);
 }
 
-static void report(FILE *f, const char *stamp, const options_t *o, const sessions_t *ss,
-                   uint64_t n_train, const test_counts_t *tc, const metrics_t *m, int n_methods)
+typedef struct summary {
+    double hr10, hr20, mrr20, ndcg20, coverage, p50_us, p99_us, mean_us;
+} summary_t;
+
+static summary_t summarize(method_metrics_t *m, uint32_t n_items)
 {
-    static const char *const kinds[] = {"view", "click", "cart"};
-    char machine[512];
-    machine_line(machine, sizeof(machine));
-    fprintf(f, "# rankcast offline next-item evaluation, %s\n\n", stamp);
-    fprintf(f,
-            "Data: UCI Online Retail (CC BY 4.0; Chen, Sain & Guo 2012), one invoice = one "
-            "session, time split (last 10%% of days = test), from `%s`. Train sessions: "
-            "%llu; test sessions: %llu (ranked in %llu, sample %.2f); items not in the catalog "
-            "dropped: %llu.\n\n",
-            o->sessions, (unsigned long long)n_train, (unsigned long long)tc->sessions,
-            (unsigned long long)tc->ranked_sessions, o->test_sample,
-            (unsigned long long)ss->dropped_unknown);
-    fprintf(f,
-            "Replay: each basket item as a `%s` event, a fresh user state per session, wall "
-            "clock = invoice time; all models keep learning from the test sessions in time "
-            "order (online). Engine: covisit half-life %.0f s, trending half-life %.0f s, "
-            "popularity prior = %s. Next items already in the session (no method can rank "
-            "them): %llu of %llu.\n\n",
-            o->kind <= RC_EV_CART ? kinds[o->kind] : "?", o->covisit_half_life_s,
-            o->trending_half_life_s,
-            o->catalog_prior ? "catalog file (whole data set: leaks test)" : "train counts",
-            (unsigned long long)tc->repeat_targets, (unsigned long long)m[M_ENGINE].n);
-    fprintf(f, "Machine: %s.\n\n", machine);
-    fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | test predictions | ms per rank |\n");
-    fprintf(f, "|---|---|---|---|---|---|\n");
-    for (int i = 0; i < n_methods; i++) {
-        double n = m[i].n ? (double)m[i].n : 1.0;
-        fprintf(f, "| %s | %.4f | %.4f | %.4f | %llu | %.4f |\n", method_names[i],
-                (double)m[i].hit10 / n, (double)m[i].hit20 / n, m[i].rr_sum / n,
-                (unsigned long long)m[i].n, m[i].rank_ns / n / 1e6);
+    summary_t s = {0};
+    double n = m->n ? (double)m->n : 1.0;
+    s.hr10 = (double)m->hit10 / n;
+    s.hr20 = (double)m->hit20 / n;
+    s.mrr20 = m->rr_sum / n;
+    s.ndcg20 = m->ndcg_sum / n;
+    uint64_t shown = 0;
+    for (uint32_t i = 0; i < n_items; i++)
+        shown += m->shown[i];
+    s.coverage = n_items ? (double)shown / n_items : 0;
+    double sum = 0;
+    for (uint64_t i = 0; i < m->n; i++)
+        sum += m->us[i];
+    s.mean_us = sum / n;
+    if (m->n > 0) /* methods not run have no samples (and no array) */
+        qsort(m->us, m->n, sizeof(float), by_float);
+    s.p50_us = quantile(m->us, m->n, 0.50);
+    s.p99_us = quantile(m->us, m->n, 0.99);
+    return s;
+}
+
+typedef struct run_info {
+    char stamp[32], machine[512];
+    double seconds;
+    uint32_t n_items;
+    uint64_t events;
+    uint64_t covisit_bytes, items_with_neighbors, neighbors;
+} run_info_t;
+
+/* What the engine's co-visitation model holds after the replay: the bounded state that
+ * grows with traffic (trending is 9 floats per item, fixed). */
+static void measure_engine(const rc_engine_t *e, run_info_t *ri)
+{
+    ri->covisit_bytes = rc_covisit_bytes(&e->covisit);
+    for (uint32_t i = 0; i < e->covisit.n_lists; i++) {
+        ri->items_with_neighbors += e->covisit.lists[i].n > 0;
+        ri->neighbors += e->covisit.lists[i].n;
     }
+}
+
+static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const replay_t *r,
+                      const dataset_t *d, const summary_t *s)
+{
+    fprintf(f, "# rankcast-eval: %s, %s\n\n", o->label, ri->stamp);
+    fprintf(f,
+            "Input: `%s`. %u items, %llu events; %llu train sessions, %llu test sessions, "
+            "%llu predictions (test-then-learn, every method ranks top %d before the event is "
+            "learned), of which %llu repeat an item of the session (no method can hit them). "
+            "Events on items a closed catalog does not know: %llu.\n\n",
+            o->prepared ? o->prepared
+            : o->events ? o->events
+                        : o->train,
+            ri->n_items, (unsigned long long)ri->events, (unsigned long long)r->train_sessions,
+            (unsigned long long)r->test_sessions, (unsigned long long)r->predictions, EVAL_K,
+            (unsigned long long)r->repeat_targets, (unsigned long long)d->dropped_unknown);
+    fprintf(f, "Machine: %s. Run time %.1f s.\n\n", ri->machine, ri->seconds);
+    fprintf(f,
+            "Engine state after the replay: co-visitation %.1f MB for %llu items with "
+            "neighbours (%.1f neighbours each on average, %.0f bytes per item with lists "
+            "included); user state %zu bytes per session.\n\n",
+            (double)ri->covisit_bytes / 1e6, (unsigned long long)ri->items_with_neighbors,
+            ri->items_with_neighbors ? (double)ri->neighbors / (double)ri->items_with_neighbors
+                                     : 0.0,
+            ri->items_with_neighbors ? (double)ri->covisit_bytes / (double)ri->n_items : 0.0,
+            sizeof(rc_user_state_t));
+    fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    for (int m = 0; m < M_COUNT; m++) {
+        if (!o->methods[m])
+            continue;
+        fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | %.3f | %.1f | %.1f |\n", method_names[m],
+                s[m].hr10, s[m].hr20, s[m].mrr20, s[m].ndcg20, s[m].coverage, s[m].p50_us,
+                s[m].p99_us);
+    }
+    fprintf(f, "\nTimes: the engine's is per event (learn + rank, one thread); the baselines' "
+               "is their rank only (they learn a session when it ends).\n");
+}
+
+static json_t *report_json(const run_info_t *ri, const options_t *o, const replay_t *r,
+                           const summary_t *s)
+{
+    json_t *methods = json_object();
+    for (int m = 0; m < M_COUNT; m++) {
+        if (!o->methods[m])
+            continue;
+        json_object_set_new(methods, method_keys[m],
+                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "name",
+                                      method_names[m], "hr10", s[m].hr10, "hr20", s[m].hr20,
+                                      "mrr20", s[m].mrr20, "ndcg20", s[m].ndcg20, "coverage20",
+                                      s[m].coverage, "p50_us", s[m].p50_us, "p99_us", s[m].p99_us,
+                                      "mean_us", s[m].mean_us));
+    }
+    json_t *memory =
+        json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
+                  "items_with_neighbors", (json_int_t)ri->items_with_neighbors, "neighbors",
+                  (json_int_t)ri->neighbors, "user_state_bytes", (int)sizeof(rc_user_state_t));
+    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o}", "label", o->label, "stamp",
+                     ri->stamp, "machine", ri->machine, "items", (int)ri->n_items, "events",
+                     (json_int_t)ri->events, "train_sessions", (json_int_t)r->train_sessions,
+                     "test_sessions", (json_int_t)r->test_sessions, "predictions",
+                     (json_int_t)r->predictions, "seconds", ri->seconds, "methods", methods,
+                     "memory", memory);
+}
+
+static void write_results(const run_info_t *ri, const options_t *o, const replay_t *r,
+                          const dataset_t *d, const summary_t *s)
+{
+    report_md(stdout, ri, o, r, d, s);
+    json_t *j = report_json(ri, o, r, s);
+    if (strcmp(o->results_dir, "-") != 0) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/eval-%s-%s.md", o->results_dir, o->label, ri->stamp);
+        FILE *f = fopen(path, "w");
+        if (f != NULL) {
+            report_md(f, ri, o, r, d, s);
+            fclose(f);
+        }
+        snprintf(path, sizeof(path), "%s/eval-%s-%s.json", o->results_dir, o->label, ri->stamp);
+        if (json_dump_file(j, path, JSON_INDENT(2)) != 0)
+            fprintf(stderr, "rankcast-eval: %s: cannot write\n", path);
+        else
+            fprintf(stderr, "rankcast-eval: wrote %s and .md\n", path);
+    }
+    json_decref(j);
 }
 
 int main(int argc, char **argv)
@@ -511,89 +502,68 @@ int main(int argc, char **argv)
     options_t o;
     if (parse_args(argc, argv, &o) != 0)
         return 2;
-
     rc_engine_t e;
     char err[256] = "";
-    if (rc_engine_init(&e, MAX_ITEMS, false, 32, o.covisit_half_life_s, o.trending_half_life_s,
+    /* A given catalog is closed (items outside it are dropped, as live); without one, items
+     * are learned from the data with no content features. */
+    if (rc_engine_init(&e, o.max_items, o.catalog == NULL, o.neighbors, o.covisit_half_life_s, 3600,
                        0) != 0 ||
-        rc_catalog_load(&e.catalog, o.catalog, err, sizeof(err)) != 0) {
-        fprintf(stderr, "rankcast-eval: %s: %s\n", o.catalog, err);
+        (o.catalog && rc_catalog_load(&e.catalog, o.catalog, err, sizeof(err)) != 0)) {
+        fprintf(stderr, "rankcast-eval: %s: %s\n", o.catalog ? o.catalog : "engine", err);
         return 1;
     }
-    sessions_t ss = {0};
-    if (load_sessions(&ss, &e.catalog, o.sessions) != 0)
-        return 1;
-
-    baselines_t b;
-    uint32_t *uniq = calloc(e.catalog.n, sizeof(*uniq));
-    if (uniq == NULL || baselines_init(&b, e.catalog.n, !o.no_cooc) != 0) {
-        fprintf(stderr, "rankcast-eval: out of memory\n");
-        return 1;
-    }
+    if (o.blend_set)
+        e.blend = o.blend;
+    /* The demo catalog's popularity counts invoices of the whole data set, test days
+     * included: left in, the engine would see the future. Trending learns it online. */
+    for (uint32_t i = 0; i < e.catalog.n && !o.catalog_prior; i++)
+        e.catalog.items[i].popularity = 0;
+    if (o.backward_weight > 0)
+        e.backward_weight = (float)o.backward_weight;
+    if (o.source_decay > 0)
+        e.source_decay = (float)o.source_decay;
+    dataset_t d = {0};
     double t_start = now_ns();
-    uint64_t n_train = 0;
-    if (!o.catalog_prior) {
-        /* The demo catalog's prior counts invoices over the whole data set, test days too;
-         * replace it with train counts so the prior does not see the future. */
-        for (uint32_t i = 0; i < ss.n; i++)
-            if (!ss.s[i].test) {
-                b.stamp++;
-                for (uint32_t t = 0; t < ss.s[i].n; t++) {
-                    uint32_t it = ss.items[ss.s[i].off + t];
-                    if (b.in_sess[it] != b.stamp) {
-                        b.in_sess[it] = b.stamp;
-                        b.acc[it] += 1.0f;
-                    }
-                }
-            }
-        for (uint32_t i = 0; i < e.catalog.n; i++)
-            e.catalog.items[i].popularity = b.acc[i];
-        memset(b.acc, 0, e.catalog.n * sizeof(*b.acc));
-    }
-    train_engine(&e, &o, &ss, &b, uniq, &n_train);
-    rc_engine_refresh(&e);
-    baselines_sort(&b);
-    fprintf(stderr, "rankcast-eval: trained on %llu sessions in %.1f s\n",
-            (unsigned long long)n_train, (now_ns() - t_start) / 1e9);
+    if (load(&d, &e, &o) != 0)
+        return 1;
+    fprintf(stderr, "rankcast-eval: %u sessions, %llu events, %u items loaded in %.1f s\n", d.n,
+            (unsigned long long)d.n_ev, e.catalog.n, (now_ns() - t_start) / 1e9);
 
-    metrics_t m[METHOD_N] = {{0}};
-    test_counts_t tc = {0};
-    for (uint32_t i = 0; i < ss.n; i++) {
-        const session_t *s = &ss.s[i];
-        if (!s->test)
-            continue;
-        bool rank = sampled(i, o.test_sample);
-        tc.sessions++;
-        tc.ranked_sessions += rank;
-        test_session(&e, &o, &ss, s, rank, &b, m, &tc);
-        baselines_learn(&b, ss.items + s->off, s->n, uniq);
-        baselines_sort(&b);
+    run_info_t ri = {0};
+    /* The commit checked out when the run starts (the binary should be built from it). */
+    machine_line(ri.machine, sizeof(ri.machine));
+    replay_t r = {.e = &e, .o = &o, .last_refresh_s = -1e18};
+    knn_init(&r.knn, e.catalog.n);
+    for (int m = 0; m < M_COUNT; m++)
+        r.m[m].shown = calloc(e.catalog.n ? e.catalog.n : 1, 1);
+    for (uint32_t i = 0; i < d.n; i++) {
+        const session_t *s = &d.s[i];
+        if (s->test)
+            r.test_sessions++;
+        else
+            r.train_sessions++;
+        replay_session(&r, &d, s, s->test && sampled(i, o.test_sample));
     }
-    fprintf(stderr, "rankcast-eval: done in %.1f s\n", (now_ns() - t_start) / 1e9);
-
-    char stamp[32];
+    ri.n_items = e.catalog.n;
+    ri.events = d.n_ev;
+    measure_engine(&e, &ri);
+    ri.seconds = (now_ns() - t_start) / 1e9;
     time_t now = time(NULL);
     struct tm tm_utc;
     gmtime_r(&now, &tm_utc);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm_utc);
-    int n_methods = o.no_cooc ? 2 : 3;
-    report(stdout, stamp, &o, &ss, n_train, &tc, m, n_methods);
-    if (strcmp(o.results_dir, "-") != 0) {
-        char path[1024];
-        snprintf(path, sizeof(path), "%s/eval-%s.md", o.results_dir, stamp);
-        FILE *f = fopen(path, "w");
-        if (f == NULL) {
-            fprintf(stderr, "rankcast-eval: %s: %s\n", path, strerror(errno));
-        } else {
-            report(f, stamp, &o, &ss, n_train, &tc, m, n_methods);
-            fclose(f);
-            fprintf(stderr, "rankcast-eval: wrote %s\n", path);
-        }
+    strftime(ri.stamp, sizeof(ri.stamp), "%Y%m%dT%H%M%SZ", &tm_utc);
+    summary_t s[M_COUNT];
+    for (int m = 0; m < M_COUNT; m++)
+        s[m] = summarize(&r.m[m], e.catalog.n);
+    write_results(&ri, &o, &r, &d, s);
+
+    for (int m = 0; m < M_COUNT; m++) {
+        free(r.m[m].us);
+        free(r.m[m].shown);
     }
-    baselines_free(&b);
-    free(uniq);
-    free(ss.s);
-    free(ss.items);
+    free(r.cur);
+    knn_free(&r.knn);
+    dataset_free(&d);
     rc_engine_free(&e);
     return 0;
 }

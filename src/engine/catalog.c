@@ -194,20 +194,17 @@ int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len)
     return idx;
 }
 
-static int load_line(rc_catalog_t *c, const char *line, size_t len, char *err, size_t errlen)
+int rc_catalog_upsert_json(rc_catalog_t *c, const json_t *obj, uint32_t *idx, char *err,
+                           size_t errlen)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(line, len, 0, &jerr);
-    int rc = 0;
-    if (j == NULL || !json_is_object(j)) {
-        snprintf(err, errlen, "%s", j ? "not an object" : jerr.text);
-        json_decref(j);
+    json_t *j = (json_t *)obj; /* jansson's getters take no const */
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "not an object");
         return RC_EPARSE;
     }
     const char *id = json_string_value(json_object_get(j, "id"));
     if (id == NULL || *id == '\0' || strlen(id) > 64) {
         snprintf(err, errlen, "missing or bad \"id\"");
-        json_decref(j);
         return RC_EPARSE;
     }
     const char *tags[RC_ITEM_FEATURES];
@@ -221,15 +218,37 @@ static int load_line(rc_catalog_t *c, const char *line, size_t len, char *err, s
     }
     json_t *jp = json_object_get(j, "price");
     json_t *jpop = json_object_get(j, "popularity");
-    uint32_t idx;
-    rc = rc_catalog_upsert(c, id, json_string_value(json_object_get(j, "name")),
-                           json_string_value(json_object_get(j, "category")), tags, n_tags,
-                           json_is_number(jp) ? json_number_value(jp) : -1,
-                           json_is_number(jpop) ? json_number_value(jpop) : 0, &idx);
+    int rc = rc_catalog_upsert(c, id, json_string_value(json_object_get(j, "name")),
+                               json_string_value(json_object_get(j, "category")), tags, n_tags,
+                               json_is_number(jp) ? json_number_value(jp) : -1,
+                               json_is_number(jpop) ? json_number_value(jpop) : 0, idx);
     if (rc == 0 && json_is_false(json_object_get(j, "in_stock")))
-        c->items[idx].flags |= RC_ITEM_OUT_OF_STOCK;
+        c->items[*idx].flags |= RC_ITEM_OUT_OF_STOCK;
     if (rc != 0)
         snprintf(err, errlen, "%s", rc_strerror(rc));
+    return rc;
+}
+
+int rc_catalog_remove(rc_catalog_t *c, const char *id, size_t len)
+{
+    int64_t idx = rc_catalog_find(c, id, len);
+    if (idx < 0)
+        return RC_ENOENT;
+    c->items[idx].flags |= RC_ITEM_REMOVED;
+    c->generation++;
+    return 0;
+}
+
+static int load_line(rc_catalog_t *c, const char *line, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(line, len, 0, &jerr);
+    uint32_t idx;
+    if (j == NULL) {
+        snprintf(err, errlen, "%s", jerr.text);
+        return RC_EPARSE;
+    }
+    int rc = rc_catalog_upsert_json(c, j, &idx, err, errlen);
     json_decref(j);
     return rc;
 }

@@ -55,6 +55,17 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
                       const char *const *tags, uint32_t n_tags, double price, double popularity,
                       uint32_t *idx);
 
+/** Adds or replaces one item from a JSON object `{"id","name"?,"category"?,"tags"?,"price"?,
+ * "popularity"?,"in_stock"?}` (borrowed). The id is 1..64 bytes. On success stores its index
+ * in *idx; otherwise returns RC_EPARSE (with the reason in `err`), RC_EFULL or RC_ENOMEM. */
+struct json_t;
+int rc_catalog_upsert_json(rc_catalog_t *c, const struct json_t *obj, uint32_t *idx, char *err,
+                           size_t errlen);
+
+/** Removes an item: it stays indexed (models keep their arrays) but is never recommended
+ * again, until an upsert brings it back. Returns 0 or RC_ENOENT. */
+int rc_catalog_remove(rc_catalog_t *c, const char *id, size_t len);
+
 /** Index of an item by id, or -1. */
 int64_t rc_catalog_find(const rc_catalog_t *c, const char *id, size_t len);
 

@@ -91,7 +91,8 @@ static int add_one(rc_covisit_t *cv, uint32_t a, uint32_t b, float w)
     return 0;
 }
 
-int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now_s)
+int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab, float w_ba,
+                            double now_s)
 {
     if (a == b)
         return 0;
@@ -100,15 +101,20 @@ int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now
         rescale(cv, now_s);
         exponent = 0;
     }
-    float scaled = w * (float)exp2(exponent);
+    float scale = (float)exp2(exponent);
     int rc = ensure_lists(cv, a > b ? a : b);
-    if (rc == 0)
-        rc = add_one(cv, a, b, scaled);
-    if (rc == 0)
-        rc = add_one(cv, b, a, scaled);
+    if (rc == 0 && w_ab > 0)
+        rc = add_one(cv, a, b, w_ab * scale);
+    if (rc == 0 && w_ba > 0)
+        rc = add_one(cv, b, a, w_ba * scale);
     if (rc == 0)
         cv->pairs_added++;
     return rc;
+}
+
+int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now_s)
+{
+    return rc_covisit_add_directed(cv, a, b, w, w, now_s);
 }
 
 const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n)

@@ -33,6 +33,12 @@ void rc_covisit_free(rc_covisit_t *cv);
  * Returns 0 or RC_ENOMEM. */
 int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now_s);
 
+/** Adds `w_ab` to b in a's list and `w_ba` to a in b's list (a weight <= 0 adds nothing):
+ * what follows an item predicts the next step better than what preceded it. Returns 0 or
+ * RC_ENOMEM. */
+int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab, float w_ba,
+                            double now_s);
+
 /** The neighbours of `item` (unsorted; weights comparable within one list). Borrowed until
  * the next rc_covisit_add(). */
 const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n);

@@ -25,8 +25,16 @@ int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
         return rc;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
+    /* Defaults chosen on two data sets of different shape (Online Retail baskets and the
+     * synthetic generator's browsing sessions; bench/eval/README.md): the session's own
+     * neighbourhood predicts the next item far better than content or trending, which
+     * mainly order items when the neighbourhood is thin (cold start, new items). */
     e->blend =
-        (rc_blend_t){.covisit = 0.45f, .content = 0.35f, .trending = 0.15f, .popular = 0.05f};
+        (rc_blend_t){.covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f};
+    e->source_decay = 0.4f;
+    e->backward_weight = 0.5f;
+    e->explore_new = true;
+    e->established = UINT32_MAX;
     return 0;
 }
 
@@ -197,7 +205,7 @@ static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t ite
         if (r->item == item || r->w <= 0)
             continue;
         float pair = sqrtf(w * r->w) / (1.0f + 0.3f * (float)d);
-        rc_covisit_add(&e->covisit, r->item, item, pair, now_s);
+        rc_covisit_add_directed(&e->covisit, r->item, item, pair, pair * e->backward_weight, now_s);
     }
 }
 
@@ -335,12 +343,44 @@ const uint32_t *rc_engine_feature_items(const rc_engine_t *e, uint32_t feat, uin
     return NULL;
 }
 
+/* The newest items first: they are the ones without data. The scan is bounded so a refresh
+ * stays cheap on a large catalog. */
+static void explore_pool_build(rc_engine_t *e)
+{
+    const rc_catalog_t *c = &e->catalog;
+    if (e->established == UINT32_MAX)
+        e->established = c->n;
+    e->n_explore = 0;
+    uint32_t scanned = 0;
+    for (uint32_t i = c->n;
+         i-- > e->established && e->n_explore < RC_EXPLORE_POOL && scanned < 4096; scanned++) {
+        const rc_item_t *it = &c->items[i];
+        uint32_t n_nb;
+        rc_covisit_neighbors(&e->covisit, i, &n_nb);
+        bool touched = i < e->trending.n_items && e->trending.score[RC_SEG_ALL][i] > 0;
+        if (rc_item_recommendable(it) && !(it->flags & RC_ITEM_LEARNED) && n_nb == 0 && !touched)
+            e->explore_pool[e->n_explore++] = i;
+    }
+}
+
 int rc_engine_refresh(rc_engine_t *e)
 {
+    explore_pool_build(e);
     if (e->features.cap == 0 || e->features.generation != e->catalog.generation) {
         int rc = feature_index_build(&e->features, &e->catalog);
         if (rc != 0)
             return rc;
     }
     return rc_trending_refresh(&e->trending, &e->catalog);
+}
+
+int rc_engine_refresh_step(rc_engine_t *e, uint32_t max_items)
+{
+    int done = rc_trending_refresh_step(&e->trending, &e->catalog, max_items);
+    if (done != 1)
+        return done;
+    explore_pool_build(e);
+    if (e->features.cap == 0 || e->features.generation != e->catalog.generation)
+        return feature_index_build(&e->features, &e->catalog);
+    return 0;
 }

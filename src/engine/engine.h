@@ -40,11 +40,17 @@ typedef struct rc_user_state {
     uint32_t events;
 } rc_user_state_t;
 
+/* Blend weights of the score components. */
+typedef struct rc_blend {
+    float covisit, content, trending, popular;
+} rc_blend_t;
+
 /* What a subscription asks of the ranker. */
 typedef struct rc_rank_spec {
     uint32_t k;
     int32_t category;            /* -1: any */
     double price_min, price_max; /* < 0: unbounded */
+    const rc_blend_t *blend;     /* an experiment variant's blend (borrowed); NULL: the engine's */
 } rc_rank_spec_t;
 
 typedef enum {
@@ -52,8 +58,11 @@ typedef enum {
     RC_SRC_CONTENT,
     RC_SRC_TRENDING,
     RC_SRC_POPULAR,
-    RC_SRC_COUNT
+    RC_SRC_COUNT,                 /* the parts of the blended score; what follows is not one */
+    RC_SRC_EXPLORE = RC_SRC_COUNT /* a new item given a place to gather data */
 } rc_src_t;
+
+#define RC_EXPLORE_POOL 64 /* new items without data that may get an exploration place */
 
 typedef struct rc_ranked {
     uint32_t item;
@@ -61,11 +70,6 @@ typedef struct rc_ranked {
     uint8_t src;
     int64_t ref; /* the item that explains it (covisit, content), or -1 */
 } rc_ranked_t;
-
-/* Blend weights of the score components. */
-typedef struct rc_blend {
-    float covisit, content, trending, popular;
-} rc_blend_t;
 
 /* Items by content feature (category or tag), the most popular first: the content model's
  * candidate source. Rebuilt from the catalog when it changes, not on the event path. */
@@ -86,6 +90,21 @@ typedef struct rc_engine {
     rc_trending_t trending;
     rc_feature_index_t features;
     rc_blend_t blend;
+    struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
+    /* How much a recent item's neighbours count per step back in the session (the newest
+     * item counts 1). */
+    float source_decay;
+    /* Weight of a pair in the backward direction (the later item's list learns the earlier
+     * one), relative to the forward direction. */
+    float backward_weight;
+    /* Exploration: catalog items added after the first refresh (live upserts; not items
+     * learned from traffic, which have data from their first event) that nobody has
+     * interacted with yet, at most RC_EXPLORE_POOL, rebuilt at each refresh. The last place
+     * of a list of 5 or more goes to the one closest to the user's interests. */
+    bool explore_new;
+    uint32_t established; /* catalog size at the first refresh; UINT32_MAX before */
+    uint32_t explore_pool[RC_EXPLORE_POOL];
+    uint32_t n_explore;
     /* Scratch of one rank, sized to the catalog; a stamp marks the entries of this rank so
      * nothing is cleared between ranks. */
     uint32_t scratch_cap;
@@ -143,6 +162,11 @@ const char *rc_src_name(int src);
 /** Rebuilds the trending top lists (call from a timer, e.g. every 500 ms), and the feature
  * index when the catalog changed since it was built. */
 int rc_engine_refresh(rc_engine_t *e);
+
+/** The same, a slice of at most `max_items` catalog items per call (rc_trending_refresh_step):
+ * the event loop's way, never holding it for long. Returns 1 when a pass completed, 0 while
+ * it goes on, or RC_ENOMEM. */
+int rc_engine_refresh_step(rc_engine_t *e, uint32_t max_items);
 
 /** Adds `category`'s weight `w` to the user's category affinities and `item`'s features to
  * the content vector (used when merging a long-term profile). */

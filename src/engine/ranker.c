@@ -17,11 +17,12 @@
 #define FEATURE_TAKE    20 /* items taken per feature */
 #define MAX_CANDIDATES  1024
 
-static const char *const src_names[RC_SRC_COUNT] = {"covisit", "content", "trending", "popular"};
+static const char *const src_names[RC_SRC_EXPLORE + 1] = {"covisit", "content", "trending",
+                                                          "popular", "explore"};
 
 const char *rc_src_name(int src)
 {
-    return src >= 0 && src < RC_SRC_COUNT ? src_names[src] : "popular";
+    return src >= 0 && src <= RC_SRC_EXPLORE ? src_names[src] : "popular";
 }
 
 static int grow(void **p, size_t elem, uint32_t old_cap, uint32_t cap)
@@ -127,7 +128,7 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
                 max = nb[j].w;
         if (max <= 0)
             continue;
-        float source_w = logf(1.0f + r->w) * powf(0.85f, (float)d);
+        float source_w = logf(1.0f + r->w) * powf(e->source_decay, (float)d);
         for (uint32_t j = 0; j < nn; j++) {
             uint32_t c = nb[j].item;
             if (c >= e->catalog.n)
@@ -239,19 +240,28 @@ static bool passes_rules(const rc_item_t *it, const rc_rank_spec_t *s)
     return true;
 }
 
-static int by_score_desc(const void *a, const void *b)
-{
-    float x = ((const rc_ranked_t *)a)->score, y = ((const rc_ranked_t *)b)->score;
-    if (x != y)
-        return (x < y) - (x > y);
-    /* Ties break by item index so equal scores give one stable order. */
-    uint32_t i = ((const rc_ranked_t *)a)->item, j = ((const rc_ranked_t *)b)->item;
-    return (i > j) - (i < j);
-}
-
 static bool better(const rc_ranked_t *a, const rc_ranked_t *b)
 {
     return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
+/* Best first, in place. Shell sort (Ciura's gaps) rather than qsort(): glibc's qsort is a
+ * merge sort that mallocs its buffer, and the arrays here are at most MAX_CANDIDATES. */
+static void sort_ranked(rc_ranked_t *r, uint32_t n)
+{
+    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        uint32_t gap = gaps[g];
+        for (uint32_t i = gap; i < n; i++) {
+            rc_ranked_t x = r[i];
+            uint32_t j = i;
+            while (j >= gap && better(&x, &r[j - gap])) {
+                r[j] = r[j - gap];
+                j -= gap;
+            }
+            r[j] = x;
+        }
+    }
 }
 
 /* Moves the `m` best of r[0..n) to its front, in no order (quickselect, O(n) on average). */
@@ -290,7 +300,7 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
                                  int daypart)
 {
     const rc_trending_t *t = &e->trending;
-    const rc_blend_t *b = &e->blend;
+    const rc_blend_t *b = s->blend ? s->blend : &e->blend;
     float unorm = svec_norm(u);
     float covis_max = 0;
     for (uint32_t i = 0; i < e->n_cands; i++)
@@ -361,6 +371,47 @@ static uint32_t diversify(const rc_engine_t *e, const rc_ranked_t *r, uint32_t n
     return taken;
 }
 
+/* Gives the last place of a list of `spec->k` (or a free place) to the new item closest to
+ * the user's content vector (ties: the newest), so new items gather the data the other
+ * models need, at a bounded cost: one place per list of 5 or more. The item keeps the score
+ * of the place it takes, so the list stays best first. */
+static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
+                        rc_ranked_t *out, uint32_t k)
+{
+    if (!e->explore_new || e->n_explore == 0 || spec->k < 5)
+        return k;
+    float unorm = svec_norm(u);
+    int best = -1;
+    float best_sim = -1;
+    for (uint32_t i = 0; i < e->n_explore; i++) {
+        uint32_t item = e->explore_pool[i];
+        const rc_item_t *it = &e->catalog.items[item];
+        if (item >= e->catalog.n || e->blocked[item] == e->stamp || !passes_rules(it, spec))
+            continue;
+        bool listed = false;
+        for (uint32_t j = 0; j < k && !listed; j++)
+            listed = out[j].item == item;
+        float sim = content_score(e, it, unorm);
+        if (!listed && sim > best_sim) {
+            best = (int)item;
+            best_sim = sim;
+        }
+    }
+    if (best < 0)
+        return k;
+    uint32_t place;
+    float score;
+    if (k < spec->k) { /* a free place after the last: the list gets longer */
+        place = k++;
+        score = place > 0 ? out[place - 1].score : 0;
+    } else { /* the last place, at its score */
+        place = k - 1;
+        score = out[place].score;
+    }
+    out[place] = (rc_ranked_t){(uint32_t)best, score, RC_SRC_EXPLORE, -1};
+    return k;
+}
+
 uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                         int64_t wall_ms, rc_ranked_t *out)
 {
@@ -392,16 +443,16 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     uint32_t k = 0;
     if (n > keep) {
         select_best(e->ranked, n, keep);
-        qsort(e->ranked, keep, sizeof(*e->ranked), by_score_desc);
+        sort_ranked(e->ranked, keep);
         k = diversify(e, e->ranked, keep, spec->k, out, &capped);
     }
     if (n <= keep || capped) {
-        qsort(e->ranked, n, sizeof(*e->ranked), by_score_desc);
+        sort_ranked(e->ranked, n);
         k = diversify(e, e->ranked, n, spec->k, out, &capped);
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
-    qsort(out, k, sizeof(*out), by_score_desc);
-    return k;
+    sort_ranked(out, k);
+    return explore(e, u, spec, out, k);
 }
 
 static const char *device_phrase(int device)
@@ -445,6 +496,12 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         break;
     case RC_SRC_TRENDING:
         snprintf(buf, len, "%s", device_phrase(u->device));
+        return;
+    case RC_SRC_EXPLORE:
+        if (it->category != 0)
+            snprintf(buf, len, "New in %s", c->categories[it->category]);
+        else
+            snprintf(buf, len, "New");
         return;
     default:
         break;

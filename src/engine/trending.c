@@ -26,6 +26,8 @@ void rc_trending_free(rc_trending_t *t)
     free(t->by_category);
     free(t->n_by_category);
     free(t->heap);
+    free(t->seg_heap);
+    free(t->pass_cat_n);
     memset(t, 0, sizeof(*t));
 }
 
@@ -56,6 +58,7 @@ static void rescale(rc_trending_t *t, double now_s)
         t->top_max[s] *= f;
     }
     t->epoch_s = now_s;
+    t->pass_active = false; /* its partial heaps are on the old scale: start again */
 }
 
 int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, float w, double now_s)
@@ -76,6 +79,8 @@ int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, fl
         /* Keep the normaliser current between refreshes so a new leader is not > 1. */
         if (*v > t->top_max[segs[i]])
             t->top_max[segs[i]] = *v;
+        if (t->pass_active && *v > t->pass_raised[segs[i]])
+            t->pass_raised[segs[i]] = *v;
     }
     return 0;
 }
@@ -164,68 +169,119 @@ static int ensure_categories(rc_trending_t *t, uint32_t n)
     return 0;
 }
 
-static void refresh_segment(rc_trending_t *t, const rc_catalog_t *c, int s, float pop_max)
-{
-    scored_t *heap = t->heap; /* the first category's heap doubles as scratch here */
-    uint32_t n = 0;
-    float best = 0;
-    for (uint32_t i = 0; i < c->n; i++) {
-        if (!rc_item_recommendable(&c->items[i]))
-            continue;
-        float v = t->score[s][i];
-        if (v > best)
-            best = v;
-        /* The prior orders items nobody touched yet; any activity outranks it. */
-        float prior = pop_max > 0 ? c->items[i].popularity / pop_max * 1e-9f : 0;
-        heap_push(heap, &n, RC_TRENDING_TOP, (scored_t){v + prior, i});
-    }
-    qsort(heap, n, sizeof(scored_t), by_score_desc);
-    for (uint32_t j = 0; j < n; j++)
-        t->top[s][j] = heap[j].item;
-    t->n_top[s] = n;
-    t->top_max[s] = best;
-}
-
-/* Per category, in one pass over the catalog: recent activity (all segments) first, the
- * popularity prior second. */
-static void refresh_categories(rc_trending_t *t, const rc_catalog_t *c, float pop_max)
-{
-    scored_t *heaps = t->heap;
-    memset(t->n_by_category, 0, t->n_categories * sizeof(uint16_t));
-    for (uint32_t i = 0; i < c->n; i++) {
-        const rc_item_t *it = &c->items[i];
-        if (it->category == 0 || !rc_item_recommendable(it))
-            continue;
-        float recent = t->top_max[0] > 0 ? t->score[0][i] / t->top_max[0] : 0;
-        float prior = pop_max > 0 ? it->popularity / pop_max : 0;
-        uint32_t n = t->n_by_category[it->category];
-        heap_push(heaps + (size_t)it->category * RC_TRENDING_PER_CAT, &n, RC_TRENDING_PER_CAT,
-                  (scored_t){recent + 0.25f * prior, i});
-        t->n_by_category[it->category] = (uint16_t)n;
-    }
-    for (uint32_t cat = 1; cat < c->n_categories; cat++) {
-        scored_t *h = heaps + (size_t)cat * RC_TRENDING_PER_CAT;
-        uint32_t n = t->n_by_category[cat];
-        qsort(h, n, sizeof(scored_t), by_score_desc);
-        for (uint32_t j = 0; j < n; j++)
-            t->by_category[(size_t)cat * RC_TRENDING_PER_CAT + j] = h[j].item;
-    }
-}
-
-int rc_trending_refresh(rc_trending_t *t, const rc_catalog_t *c)
+static int start_pass(rc_trending_t *t, const rc_catalog_t *c)
 {
     int rc = ensure_items(t, c->n ? c->n : 1);
     if (rc == 0)
         rc = ensure_categories(t, c->n_categories);
+    if (rc == 0 && t->seg_heap == NULL &&
+        (t->seg_heap = malloc(RC_SEGMENTS * RC_TRENDING_TOP * sizeof(scored_t))) == NULL)
+        rc = RC_ENOMEM;
+    if (rc == 0) {
+        uint16_t *n = realloc(t->pass_cat_n, (t->n_categories ? t->n_categories : 1) * sizeof(*n));
+        if (n == NULL)
+            return RC_ENOMEM;
+        t->pass_cat_n = n;
+    }
     if (rc != 0)
         return rc;
+    t->pass_active = true;
+    t->pass_cursor = 0;
+    t->pass_items = c->n;
+    t->pass_categories = c->n_categories;
+    t->pass_pop_max = t->popularity_max;
+    t->pass_pop_seen = 0;
+    t->pass_norm0 = t->top_max[RC_SEG_ALL];
+    memset(t->pass_best, 0, sizeof(t->pass_best));
+    memset(t->pass_raised, 0, sizeof(t->pass_raised));
+    memset(t->seg_n, 0, sizeof(t->seg_n));
+    memset(t->pass_cat_n, 0, t->pass_categories * sizeof(uint16_t));
+    return 0;
+}
+
+/* One item into every segment's heap and its category's: recent activity first, the
+ * popularity prior (scaled by the previous pass's largest popularity) second. */
+static void scan_item(rc_trending_t *t, const rc_item_t *it, uint32_t i)
+{
+    float pop_max = t->pass_pop_max;
+    float prior = pop_max > 0 ? it->popularity / pop_max : 0;
+    scored_t *seg_heap = t->seg_heap;
+    for (int s = 0; s < RC_SEGMENTS; s++) {
+        float v = t->score[s][i];
+        if (v > t->pass_best[s])
+            t->pass_best[s] = v;
+        /* The prior orders items nobody touched yet; any activity outranks it. */
+        heap_push(seg_heap + s * RC_TRENDING_TOP, &t->seg_n[s], RC_TRENDING_TOP,
+                  (scored_t){v + prior * 1e-9f, i});
+    }
+    if (it->category == 0 || it->category >= t->pass_categories)
+        return;
+    float recent = t->pass_norm0 > 0 ? t->score[RC_SEG_ALL][i] / t->pass_norm0 : 0;
+    uint32_t n = t->pass_cat_n[it->category];
+    heap_push((scored_t *)t->heap + (size_t)it->category * RC_TRENDING_PER_CAT, &n,
+              RC_TRENDING_PER_CAT, (scored_t){recent + 0.25f * prior, i});
+    t->pass_cat_n[it->category] = (uint16_t)n;
+}
+
+/* The pass is complete: sort the heaps and publish the lists. */
+static void finish_pass(rc_trending_t *t)
+{
+    scored_t *seg_heap = t->seg_heap;
+    for (int s = 0; s < RC_SEGMENTS; s++) {
+        scored_t *h = seg_heap + s * RC_TRENDING_TOP;
+        qsort(h, t->seg_n[s], sizeof(scored_t), by_score_desc);
+        for (uint32_t j = 0; j < t->seg_n[s]; j++)
+            t->top[s][j] = h[j].item;
+        t->n_top[s] = t->seg_n[s];
+        /* The best recommendable score, or a higher one an event made after its item was
+         * scanned (rc_trending_add keeps normalised scores at most 1). */
+        t->top_max[s] = t->pass_best[s] > t->pass_raised[s] ? t->pass_best[s] : t->pass_raised[s];
+    }
+    for (uint32_t cat = 1; cat < t->pass_categories; cat++) {
+        scored_t *h = (scored_t *)t->heap + (size_t)cat * RC_TRENDING_PER_CAT;
+        uint32_t n = t->pass_cat_n[cat];
+        qsort(h, n, sizeof(scored_t), by_score_desc);
+        for (uint32_t j = 0; j < n; j++)
+            t->by_category[(size_t)cat * RC_TRENDING_PER_CAT + j] = h[j].item;
+        t->n_by_category[cat] = (uint16_t)n;
+    }
+    t->popularity_max = t->pass_pop_seen;
+    t->pass_active = false;
+}
+
+int rc_trending_refresh_step(rc_trending_t *t, const rc_catalog_t *c, uint32_t max_items)
+{
+    if (!t->pass_active) {
+        int rc = start_pass(t, c);
+        if (rc != 0)
+            return rc;
+    }
+    uint32_t end =
+        t->pass_items - t->pass_cursor > max_items ? t->pass_cursor + max_items : t->pass_items;
+    for (uint32_t i = t->pass_cursor; i < end; i++) {
+        const rc_item_t *it = &c->items[i];
+        if (it->popularity > t->pass_pop_seen)
+            t->pass_pop_seen = it->popularity;
+        if (rc_item_recommendable(it))
+            scan_item(t, it, i);
+    }
+    t->pass_cursor = end;
+    if (end < t->pass_items)
+        return 0;
+    finish_pass(t);
+    return 1;
+}
+
+/* A whole rebuild now. The prior needs the catalog's largest popularity before the scan:
+ * found first, so a fresh model does not wait a pass for it. */
+int rc_trending_refresh(rc_trending_t *t, const rc_catalog_t *c)
+{
     float pop_max = 0;
     for (uint32_t i = 0; i < c->n; i++)
         if (c->items[i].popularity > pop_max)
             pop_max = c->items[i].popularity;
     t->popularity_max = pop_max;
-    for (int s = 0; s < RC_SEGMENTS; s++)
-        refresh_segment(t, c, s, pop_max);
-    refresh_categories(t, c, pop_max);
-    return 0;
+    t->pass_active = false;
+    int rc = rc_trending_refresh_step(t, c, UINT32_MAX);
+    return rc < 0 ? rc : 0;
 }

@@ -301,6 +301,21 @@ describe('the upgrade gate', () => {
     assert.ok((await metrics(server)).rankcast_pings_sent_total >= 2);
   });
 
+  test('a flood of pings is rate limited (4020), then cut off (4008), while others are served', async () => {
+    const flooder = await connect(server, 'json', { localAddress: '127.0.0.10' });
+    await flooder.hello({});
+    const calm = await connect(server, 'json', { localAddress: '127.0.0.11' });
+    await calm.hello({});
+    for (let i = 0; i < 400; i++) flooder.send({ type: 'ping', t: i });
+    const closed = await flooder.waitClose(5000);
+    assert.equal(closed.code, 4008);
+    const pongs = flooder.log.filter((m) => m.type === 'pong').length;
+    assert.ok(pongs >= 90 && pongs < 200, `${pongs} pongs before the limit (burst 100, hello took one)`);
+    assertError(flooder.log.find((m) => m.type === 'error'), 4020);
+    calm.send({ type: 'ping', t: 1 });
+    await calm.next((m) => m.type === 'pong');
+  });
+
   test('slowloris: a handshake trickled a byte at a time is cut off while others are served', { timeout: 30000 }, async () => {
     const sock = netConnect({ port: server.port, host: server.host, localAddress: '127.0.0.9' });
     const text = 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Pad: ';

@@ -68,8 +68,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.outbox_max_bytes, 262144);
     assert_int_equal(cfg.rx_buffer_bytes, 512);
     assert_int_equal(cfg.session_idle_s, 300);
-    assert_int_equal(cfg.covisit_neighbors, 32);
-    assert_float_equal(cfg.covisit_half_life_s, 86400, 1e-9);
+    assert_int_equal(cfg.covisit_neighbors, 64);
+    assert_float_equal(cfg.covisit_half_life_s, 604800, 1e-9);
     assert_float_equal(cfg.trending_half_life_s, 3600, 1e-9);
     assert_int_equal(cfg.profile_flush_ms, 100);
     assert_int_equal(cfg.drain_ms, 2000);
@@ -202,7 +202,7 @@ static void test_type_errors(void **state)
             fail();
         }
         assert_contains(err, "covisit-half-life-s");
-        assert_float_equal(cfg.covisit_half_life_s, 86400, 1e-9);
+        assert_float_equal(cfg.covisit_half_life_s, 604800, 1e-9);
     }
     /* A tiny error buffer is never overrun (the sanitizer build checks the bytes). */
     char tiny[4];

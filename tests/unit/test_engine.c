@@ -10,6 +10,7 @@
 
 #include "assert_ext.h"
 #include "engine/engine.h"
+#include "engine/experiments.h"
 #include "error.h"
 
 #include <math.h>
@@ -63,6 +64,24 @@ static void test_covisit_symmetric(void **state)
     assert_int_gt(rc_covisit_bytes(&cv), 0);
     rc_covisit_free(&cv);
     rc_covisit_free(NULL);
+}
+
+/* The directed form learns each direction with its own weight; a weight of 0 adds nothing,
+ * so the list of the later item stays empty. */
+static void test_covisit_directed(void **state)
+{
+    (void)state;
+    rc_covisit_t cv;
+    uint32_t n = 99;
+    rc_covisit_init(&cv, 8, 3600, 1000);
+    assert_int_equal(rc_covisit_add_directed(&cv, 3, 4, 2.0f, 0.5f, 1000), 0);
+    assert_float_equal(weight_of(&cv, 3, 4), 2.0, 1e-6);
+    assert_float_equal(weight_of(&cv, 4, 3), 0.5, 1e-6);
+    assert_int_equal(rc_covisit_add_directed(&cv, 5, 6, 1.0f, 0.0f, 1000), 0);
+    assert_float_equal(weight_of(&cv, 5, 6), 1.0, 1e-6);
+    rc_covisit_neighbors(&cv, 6, &n);
+    assert_int_equal(n, 0);
+    rc_covisit_free(&cv);
 }
 
 /* Pairs of rising weight against one item: the list stays at max_neighbors and keeps the
@@ -407,6 +426,67 @@ static void test_trending_top_matches_full_sort(void **state)
     rc_catalog_free(&c);
 }
 
+/* The loop's refresh, a few items per step, publishes exactly what a whole refresh does,
+ * keeps the old lists until its pass ends, and counts an event made mid-pass in the
+ * normaliser (no normalised score above 1); the item it raised leads from the next pass. */
+static void test_trending_refresh_in_steps(void **state)
+{
+    (void)state;
+    enum { N = 700, CATS = 4 };
+    const double now = T0_MS / 1000.0;
+    rc_catalog_t c;
+    rc_trending_t whole, steps;
+    char id[16], cat[8];
+    assert_int_equal(rc_catalog_init(&c, N, false), 0);
+    rc_trending_init(&whole, 3600, now);
+    rc_trending_init(&steps, 3600, now);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t idx;
+        snprintf(id, sizeof(id), "s%u", i);
+        snprintf(cat, sizeof(cat), "k%u", i % CATS);
+        assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, (double)(i % 13), &idx), 0);
+        float w = 1.0f + (float)((i * 389u) % N);
+        assert_int_equal(rc_trending_add(&whole, i, (int)(i % 3), (int)(i % 4), w, now), 0);
+        assert_int_equal(rc_trending_add(&steps, i, (int)(i % 3), (int)(i % 4), w, now), 0);
+    }
+    assert_int_equal(rc_trending_refresh(&whole, &c), 0);
+    /* The first pass sets the popularity scale the prior uses; the second is compared. */
+    assert_int_equal(rc_trending_refresh(&steps, &c), 0);
+    int done = 0, calls = 0;
+    while (done == 0) {
+        done = rc_trending_refresh_step(&steps, &c, 64);
+        calls++;
+        if (done == 0) /* mid-pass, the published lists are still the previous pass's */
+            assert_int_equal(steps.n_top[RC_SEG_ALL], RC_TRENDING_TOP);
+    }
+    assert_int_equal(done, 1);
+    assert_int_equal(calls, (N + 63) / 64);
+    for (int seg = 0; seg < RC_SEGMENTS; seg++) {
+        assert_int_equal(steps.n_top[seg], whole.n_top[seg]);
+        assert_memory_equal(steps.top[seg], whole.top[seg], whole.n_top[seg] * sizeof(uint32_t));
+    }
+    for (uint32_t k = 1; k < c.n_categories; k++) {
+        assert_int_equal(steps.n_by_category[k], whole.n_by_category[k]);
+        assert_memory_equal(steps.by_category + (size_t)k * RC_TRENDING_PER_CAT,
+                            whole.by_category + (size_t)k * RC_TRENDING_PER_CAT,
+                            whole.n_by_category[k] * sizeof(uint32_t));
+    }
+    /* An item already scanned becomes the leader mid-pass. */
+    assert_int_equal(rc_trending_refresh_step(&steps, &c, 10), 0);
+    assert_int_equal(rc_trending_add(&steps, 3, RC_DEV_OTHER, 0, 5000.0f, now), 0);
+    while (rc_trending_refresh_step(&steps, &c, 100) == 0)
+        ;
+    /* This pass ranked it by the score it had when scanned; the normaliser has its new one. */
+    assert_true(rc_trending_norm(&steps, RC_SEG_ALL, 3) <= 1.0f);
+    assert_true(rc_trending_norm(&steps, RC_SEG_ALL, 3) > 0.99f);
+    while (rc_trending_refresh_step(&steps, &c, 100) == 0)
+        ;
+    assert_int_equal(steps.top[RC_SEG_ALL][0], 3); /* the next pass ranks it first */
+    rc_trending_free(&whole);
+    rc_trending_free(&steps);
+    rc_catalog_free(&c);
+}
+
 /* ---------------------------------------------------------------------------------------
  * Engine: learning and ranking
  */
@@ -667,6 +747,48 @@ static void test_rank_covisit_from_other_users(void **state)
     assert_string_equal(rc_src_name(r->src), "covisit");
     rc_engine_why(e, &u, r, why, sizeof(why));
     assert_string_equal(why, "Viewed together with Item 150");
+    rc_engine_free(e);
+}
+
+/* Others went 150 -> 181 and 160 -> 190 equally often. A user who viewed 160 and then 150
+ * gets 181 (what follows the newest item) above 190 (what follows an older one): recent
+ * sources weigh more (source_decay). And what followed an item predicts better than what
+ * preceded it: others went 170 -> 185 (185 follows 170) and 178 -> 170 (178 precedes 170)
+ * equally often, so after 170, 185 ranks above 178 (backward_weight < 1), although 178 is
+ * more popular and shares 170's category. */
+static void test_rank_newest_source_and_direction(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t o, u;
+    rc_ranked_t out[10];
+    engine_with_items(e, false);
+    for (int i = 0; i < 3; i++) {
+        const int64_t pairs[4][2] = {{150, 181}, {160, 190}, {170, 185}, {178, 170}};
+        for (int p = 0; p < 4; p++) {
+            rc_user_state_init(&o, RC_DEV_MOBILE, 0);
+            observe(e, &o, RC_EV_VIEW, pairs[p][0], T0_MS - 60000);
+            observe(e, &o, RC_EV_VIEW, pairs[p][1], T0_MS - 50000);
+        }
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 160, T0_MS);
+    observe(e, &u, RC_EV_VIEW, 150, T0_MS + 1000);
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    int32_t p181 = place_of(out, n, 181), p190 = place_of(out, n, 190);
+    assert_int_ge(p181, 0);
+    assert_int_ge(p190, 0);
+    assert_int_lt(p181, p190);
+
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 170, T0_MS);
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
+    int32_t p185 = place_of(out, n, 185), p178 = place_of(out, n, 178);
+    assert_int_ge(p185, 0);
+    assert_int_ge(p178, 0);
+    assert_int_lt(p185, p178);
     rc_engine_free(e);
 }
 
@@ -1011,10 +1133,191 @@ static void test_why_phrases(void **state)
     rc_engine_free(e);
 }
 
+/* An item upserted after the start, with no data yet, takes the last place of a list of 5
+ * or more (the user's category first among new items), with the reason "New in ..."; never
+ * in a shorter list; and not any more once users interacted with it. */
+static void test_rank_explores_new_items(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t u, o;
+    rc_ranked_t out[10];
+    char why[64];
+    uint32_t fresh_other, fresh_mine;
+    engine_with_items(e, false); /* refreshed: these 200 items are established */
+    const char *tags[] = {"color1"};
+    assert_int_equal(
+        rc_catalog_upsert(&e->catalog, "new-a", "New A", "cat5", tags, 1, 3, 0, &fresh_other), 0);
+    assert_int_equal(
+        rc_catalog_upsert(&e->catalog, "new-b", "New B", "cat2", tags, 1, 3, 0, &fresh_mine), 0);
+    assert_int_equal(rc_engine_refresh(e), 0);
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 2, T0_MS);  /* cat2 */
+    observe(e, &u, RC_EV_VIEW, 10, T0_MS); /* cat2 */
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_equal(n, 10);
+    assert_int_equal(out[9].item, fresh_mine);
+    assert_int_equal(out[9].src, RC_SRC_EXPLORE);
+    assert_string_equal(rc_src_name(out[9].src), "explore");
+    rc_engine_why(e, &u, &out[9], why, sizeof(why));
+    assert_string_equal(why, "New in cat2");
+    assert_int_equal(place_of(out, 9, fresh_other), -1);
+
+    n = rank_k(e, &u, 4, -1, -1, -1, out);
+    assert_int_equal(place_of(out, n, fresh_mine), -1);
+    assert_int_equal(place_of(out, n, fresh_other), -1);
+
+    /* Others view it: it has data now, and leaves the pool at the next refresh. */
+    rc_user_state_init(&o, RC_DEV_MOBILE, 0);
+    observe(e, &o, RC_EV_VIEW, 50, T0_MS);
+    observe(e, &o, RC_EV_VIEW, fresh_mine, T0_MS);
+    assert_int_equal(rc_engine_refresh(e), 0);
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
+    for (uint32_t i = 0; i < n; i++)
+        if (out[i].item == fresh_mine)
+            assert_int_not_equal(out[i].src, RC_SRC_EXPLORE);
+    assert_int_equal(out[9].item, fresh_other);
+    rc_engine_free(e);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Experiments
+ */
+
+static void test_experiment_parse(void **state)
+{
+    (void)state;
+    rc_experiment_t x;
+    char err[128];
+    rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f};
+    assert_int_equal(rc_experiment_parse(&x, "", &base, err, sizeof(err)), 0);
+    assert_int_equal(x.n_variants, 1);
+    assert_string_equal(rc_experiment_variant_name(&x, 0), "control");
+    assert_float_equal(rc_experiment_blend(&x, 0)->covisit, 0.8, 1e-6);
+    assert_int_equal(rc_experiment_assign(&x, "anyone", 6), 0);
+
+    assert_int_equal(
+        rc_experiment_parse(&x, "ab1:s2;control=0.8,0.1,0.07,0.03;content=0.2,0.7,0.07,0.03@3",
+                            &base, err, sizeof(err)),
+        0);
+    assert_string_equal(x.name, "ab1");
+    assert_string_equal(x.salt, "s2");
+    assert_int_equal(x.n_variants, 2);
+    assert_int_equal(x.total_share, 4);
+    assert_string_equal(rc_experiment_variant_name(&x, 1), "content");
+    assert_float_equal(rc_experiment_blend(&x, 1)->content, 0.7, 1e-6);
+
+    const char *bad[] = {"ab1",
+                         "ab1;control",
+                         "ab1;control=1,2,3",
+                         "ab1;control=1,0,0,0@0",
+                         "ab1;control=1,0,0,0;control=0,1,0,0",
+                         "ab1;control=0,0,0,0",
+                         "ab 1;control=1,0,0,0",
+                         "ab1;control=1,0,0,0x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (rc_experiment_parse(&x, bad[i], &base, err, sizeof(err)) != RC_EPARSE) {
+            print_error("accepted '%s'\n", bad[i]);
+            fail();
+        }
+        assert_contains(err, "experiment");
+    }
+}
+
+/* The same user always lands in the same variant; users split by share (1:3 here, within a
+ * few percent over 20,000 users); another salt reshuffles them. */
+static void test_experiment_assignment(void **state)
+{
+    (void)state;
+    rc_experiment_t x, y;
+    char err[128], user[32];
+    rc_blend_t base = {1, 0, 0, 0};
+    assert_int_equal(rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0@3", &base, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        rc_experiment_parse(&y, "ab:other;a=1,0,0,0;b=0,1,0,0@3", &base, err, sizeof(err)), 0);
+    uint32_t in_b = 0, moved = 0;
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(user, sizeof(user), "user-%d", i);
+        uint32_t v = rc_experiment_assign(&x, user, (size_t)n);
+        assert_int_equal(v, rc_experiment_assign(&x, user, (size_t)n));
+        in_b += v == 1;
+        moved += v != rc_experiment_assign(&y, user, (size_t)n);
+    }
+    assert_int_ge(in_b, 14500);
+    assert_int_le(in_b, 15500);
+    assert_int_ge(moved, 4000); /* independent draws differ for 2 * 0.25 * 0.75 = 37.5% */
+}
+
+/* A variant's blend changes the ranking: with content only, the item of the user's category
+ * leads; with covisit only, the co-visited item does. */
+static void test_experiment_blend_changes_rank(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t o, u;
+    rc_ranked_t out[10];
+    engine_with_items(e, false);
+    for (int i = 0; i < 3; i++) {
+        rc_user_state_init(&o, RC_DEV_MOBILE, 0);
+        observe(e, &o, RC_EV_VIEW, 150, T0_MS - 60000);
+        observe(e, &o, RC_EV_VIEW, 181, T0_MS - 50000);
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 150, T0_MS);
+    rc_blend_t covisit_only = {1, 0, 0, 0}, content_only = {0, 1, 0, 0};
+    rc_rank_spec_t spec = {.k = 5, .category = -1, .price_min = -1, .price_max = -1};
+    spec.blend = &covisit_only;
+    assert_int_gt(rc_engine_rank(e, &u, &spec, T0_MS, out), 0);
+    assert_int_equal(out[0].item, 181);
+    spec.blend = &content_only;
+    assert_int_gt(rc_engine_rank(e, &u, &spec, T0_MS, out), 0);
+    assert_int_not_equal(out[0].item, 181);
+    assert_int_equal(e->catalog.items[out[0].item].category, e->catalog.items[150].category);
+    rc_engine_free(e);
+}
+
+static void test_experiment_counters_and_metrics(void **state)
+{
+    (void)state;
+    rc_experiment_t x;
+    char err[128];
+    rc_blend_t base = {1, 0, 0, 0};
+    assert_int_equal(rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0", &base, err, sizeof(err)), 0);
+    for (int i = 0; i < 4; i++)
+        rc_experiment_count(&x, 0, false);
+    rc_experiment_count(&x, 0, true);
+    rc_experiment_count(&x, 1, true);
+    rc_experiment_count(&x, 7, true); /* out of range: ignored */
+    rc_variant_stats_t st[RC_VARIANTS_MAX];
+    assert_int_equal(rc_experiment_stats(&x, st, RC_VARIANTS_MAX), 2);
+    assert_string_equal(st[0].experiment, "ab");
+    assert_string_equal(st[0].variant, "a");
+    assert_int_equal(st[0].impressions, 4);
+    assert_int_equal(st[0].clicks, 1);
+    assert_float_equal(st[0].ctr, 0.25, 1e-9);
+    assert_int_equal(st[1].impressions, 0);
+    assert_float_equal(st[1].ctr, 0, 1e-9);
+    rc_wbuf_t b;
+    rc_wbuf_init(&b, 0);
+    rc_experiment_render(&x, &b);
+    rc_wbuf_putc(&b, '\0');
+    const char *text = rc_wbuf_data(&b);
+    assert_contains(text,
+                    "rankcast_experiment_impressions_total{experiment=\"ab\",variant=\"a\"} 4\n");
+    assert_contains(text, "rankcast_experiment_clicks_total{experiment=\"ab\",variant=\"b\"} 1\n");
+    assert_contains(text, "rankcast_experiment_ctr{experiment=\"ab\",variant=\"a\"} 0.250000\n");
+    assert_contains(text, "# TYPE rankcast_experiment_ctr gauge");
+    rc_wbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_covisit_symmetric),
+        cmocka_unit_test(test_covisit_directed),
         cmocka_unit_test(test_covisit_bounded_keeps_strongest),
         cmocka_unit_test(test_covisit_weak_newcomer_does_not_evict),
         cmocka_unit_test(test_covisit_stronger_outranks_weaker),
@@ -1026,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_trending_decay),
         cmocka_unit_test(test_trending_by_category),
         cmocka_unit_test(test_trending_top_matches_full_sort),
+        cmocka_unit_test(test_trending_refresh_in_steps),
         cmocka_unit_test(test_event_weights),
         cmocka_unit_test_teardown(test_observe_return_values, free_engines),
         cmocka_unit_test_teardown(test_rank_cold_user_by_popularity, free_engines),
@@ -1041,6 +1345,12 @@ int main(void)
         cmocka_unit_test_teardown(test_rank_deterministic, free_engines),
         cmocka_unit_test_teardown(test_rank_after_catalog_grows, free_engines),
         cmocka_unit_test_teardown(test_why_phrases, free_engines),
+        cmocka_unit_test_teardown(test_rank_newest_source_and_direction, free_engines),
+        cmocka_unit_test_teardown(test_rank_explores_new_items, free_engines),
+        cmocka_unit_test(test_experiment_parse),
+        cmocka_unit_test(test_experiment_assignment),
+        cmocka_unit_test_teardown(test_experiment_blend_changes_rank, free_engines),
+        cmocka_unit_test(test_experiment_counters_and_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

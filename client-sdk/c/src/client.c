@@ -305,6 +305,26 @@ int rcc_subscribe(rcc_client_t *c, const char *surface, int k, const rcc_filter_
     return 0;
 }
 
+int rcc_set_token(rcc_client_t *c, const char *token)
+{
+    if (c->stopped)
+        return RCC_ECLOSED;
+    if (token == NULL || token[0] == '\0' || strlen(token) > 4096)
+        return RCC_EINVAL;
+    char *copy = strdup(token);
+    if (copy == NULL)
+        return RCC_ENOMEM;
+    free(c->token);
+    c->token = copy;
+    c->hello.token = copy;
+    /* A live session gets it now; a connection being made uses it in its hello. */
+    if (c->welcomed) {
+        c->auth_pending = true;
+        rcc_conn_want_write(c);
+    }
+    return 0;
+}
+
 int rcc_unsubscribe(rcc_client_t *c, const char *surface)
 {
     if (c->stopped)

@@ -60,6 +60,7 @@ struct rcc_client {
     bool established; /* the WebSocket handshake completed */
     bool hello_sent;
     bool welcomed;
+    bool auth_pending;  /* rcc_set_token() on a live session: send `auth` */
     bool close_pending; /* write a close frame at the next WRITEABLE */
     bool stopped;       /* no more reconnects: rcc_client_close() or a final refusal */
     bool freeing;       /* inside rcc_client_free(): no callbacks but acks */

@@ -161,7 +161,7 @@ void rcc_incoming_message(rcc_client_t *c, const void *data, size_t len, bool bi
         on_error(c, msg);
     else if (strcmp(type, "drain") == 0)
         on_drain(c, msg);
-    else if (strcmp(type, "pong") != 0)
+    else if (strcmp(type, "pong") != 0 && strcmp(type, "auth_ok") != 0)
         rcc_client_report(c, RCC_EPROTO, "a message of an unknown type", NULL);
     json_decref(msg);
 }
@@ -176,6 +176,7 @@ static bool final_refusal(int code)
 static void reset_connection_state(rcc_client_t *c)
 {
     c->conn_live = c->established = c->hello_sent = c->welcomed = c->close_pending = false;
+    c->auth_pending = false; /* the next hello carries the token */
     c->wsi = NULL;
     rcc_evq_requeue_inflight(&c->evq);
     for (size_t i = 0; i < c->n_subs; i++) {

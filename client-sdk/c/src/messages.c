@@ -243,6 +243,21 @@ json_t *rcc_msg_subscribe(const char *surface, int k, const rcc_filter_t *f)
     return finish(m, ok);
 }
 
+json_t *rcc_msg_auth(const char *token)
+{
+    json_t *m = json_object();
+    bool ok = m != NULL;
+    if (!ok)
+        return NULL;
+    put(m, "type", json_string("auth"), &ok);
+    put(m, "token", json_string(token), &ok);
+    if (!ok) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
 json_t *rcc_msg_unsubscribe(const char *surface)
 {
     json_t *m = json_object();

@@ -42,6 +42,8 @@ int rcc_msg_check_subscribe(const char *surface, int k, const rcc_filter_t *filt
 /** `subscribe` and `unsubscribe` messages; new references, or NULL when out of memory. */
 json_t *rcc_msg_subscribe(const char *surface, int k, const rcc_filter_t *filters);
 json_t *rcc_msg_unsubscribe(const char *surface);
+/** The `auth` message: a fresh token for the live session. */
+json_t *rcc_msg_auth(const char *token);
 
 /** The `type` of a received message, or NULL. */
 const char *rcc_msg_type(const json_t *msg);

@@ -152,6 +152,12 @@ int rcc_outgoing_next(rcc_client_t *c)
     }
     if (!c->welcomed)
         return 0;
+    if (c->auth_pending) {
+        if ((rc = encode(c, rcc_msg_auth(c->token))) != 0)
+            return rc;
+        c->auth_pending = false;
+        return 1;
+    }
     if (c->n_unsubs > 0)
         return next_unsubscribe(c);
     if ((s = first_unsent_sub(c)) != NULL)

@@ -2,6 +2,7 @@
  * subscriptions and their lists, tracked events with their acks and the lists they cause,
  * refusals reaching the ack callback, limits, pushes. */
 #include "harness.h"
+#include "jwt_sign.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,9 @@ static const rcc_format_t MSGPACK = RCC_FORMAT_MSGPACK, JSON = RCC_FORMAT_JSON;
 static rcct_server_t open_server;   /* default settings */
 static rcct_server_t closed_server; /* --catalog-open false --admin-token t0k --max-batch 2 */
 static rcct_server_t paced_server;  /* --events-per-sec 20 --events-burst 5 */
+static rcct_server_t token_server;  /* tokens only: --jwt-secret TOKEN_SECRET */
+
+#define TOKEN_SECRET "c-sdk-test-secret-0123456789abcdef0123"
 
 static rcc_format_t fmt_of(void **state)
 {
@@ -326,6 +330,51 @@ static void free_cancels_pending_events(void **state)
     assert_int_equal(rcct_ack_status(&r, "it-free-1"), RCC_ECANCELED);
 }
 
+static const char *hs256(const char *sub, int64_t exp_s)
+{
+    char claims[160];
+    snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%lld}", sub, (long long)exp_s);
+    return jwt_sign("HS256", TOKEN_SECRET, NULL, "{\"alg\":\"HS256\"}", claims);
+}
+
+static bool never(const rcct_rec_t *r, const void *arg)
+{
+    (void)r;
+    (void)arg;
+    return false;
+}
+
+/* A token's subject is the user; rcc_set_token() on a live session keeps it alive past the
+ * first token's expiry without reconnecting; a token for someone else ends it (4010). */
+static void set_token_refreshes_a_live_session(void **state)
+{
+    rcct_rec_t r;
+    rcc_options_t o;
+    char url[64], err[128];
+    int one = 1, acks = 1, code = 4010;
+    rcc_state_t closed = RCC_STATE_CLOSED;
+    const char *user = uid(state, "it-token");
+    char first[8192];
+    snprintf(first, sizeof(first), "%s", hs256(user, (int64_t)time(NULL) + 2));
+    rcct_options(&o, &r, rcct_url(&token_server, "ws", url, sizeof(url)), fmt_of(state));
+    o.token = first;
+    rcc_client_t *c = rcc_client_new(&o, err, sizeof(err));
+    assert_non_null(c);
+    assert_true(rcct_pump(c, &r, 5000, rcct_opened, &one));
+    assert_string_equal(rcc_client_user_id(c), user);
+    assert_int_equal(rcc_set_token(c, hs256(user, (int64_t)time(NULL) + 600)), 0);
+    rcct_pump(c, &r, 2500, never, NULL); /* past the first token's expiry */
+    rcc_event_t ev = {.kind = RCC_KIND_VIEW, .item = "22423"};
+    assert_int_equal(rcc_track(c, &ev, rcct_on_ack, &r), 0);
+    assert_true(rcct_pump(c, &r, 5000, rcct_acked, &acks));
+    assert_int_equal(r.ack_status[0], 0);
+    assert_int_equal(r.opens, 1); /* never reconnected */
+    assert_int_equal(rcc_set_token(c, hs256("someone-else", (int64_t)time(NULL) + 600)), 0);
+    assert_true(rcct_pump(c, &r, 5000, rcct_in_state, &closed));
+    assert_true(rcct_has_error(&r, &code));
+    rcc_client_free(c);
+}
+
 static int start_servers(void **state)
 {
     (void)state;
@@ -334,9 +383,12 @@ static int start_servers(void **state)
     static const char *paced_args[] = {"--events-per-sec", "20", "--events-burst", "5", NULL};
     memcpy(closed_server.extra, closed_args, sizeof(closed_args));
     memcpy(paced_server.extra, paced_args, sizeof(paced_args));
+    static const char *token_args[] = {
+        "--anonymous", "false", "--jwt-secret", TOKEN_SECRET, "--jwt-leeway-s", "0", NULL};
+    memcpy(token_server.extra, token_args, sizeof(token_args));
     signal(SIGPIPE, SIG_IGN);
     if (rcct_server_start(&open_server) != 0 || rcct_server_start(&closed_server) != 0 ||
-        rcct_server_start(&paced_server) != 0)
+        rcct_server_start(&paced_server) != 0 || rcct_server_start(&token_server) != 0)
         return -1;
     return 0;
 }
@@ -347,6 +399,7 @@ static int stop_servers(void **state)
     rcct_server_stop(&open_server, SIGKILL);
     rcct_server_stop(&closed_server, SIGKILL);
     rcct_server_stop(&paced_server, SIGKILL);
+    rcct_server_stop(&token_server, SIGKILL);
     return 0;
 }
 
@@ -370,6 +423,7 @@ int main(void)
         BOTH(push_reaches_on_push),
         BOTH(events_are_paced_by_the_rate_limit),
         BOTH(free_cancels_pending_events),
+        BOTH(set_token_refreshes_a_live_session),
     };
     return cmocka_run_group_tests(tests, start_servers, stop_servers);
 }

@@ -257,6 +257,12 @@ int rcc_subscribe(rcc_client_t *c, const char *surface, int k, const rcc_filter_
 /** Stops the live list `surface`. Returns 0, RCC_ENOENT, RCC_EINVAL or RCC_ECLOSED. */
 int rcc_unsubscribe(rcc_client_t *c, const char *surface);
 
+/** Replaces the token (copied): sent at once with `auth` on a live session, so it outlives
+ * its first token without reconnecting, and used in every later hello. A refused one ends
+ * the connection with 4010 (on_state CLOSED). Returns 0, RCC_EINVAL (empty or over 4,096
+ * bytes), RCC_ENOMEM or RCC_ECLOSED. */
+int rcc_set_token(rcc_client_t *c, const char *token);
+
 /**
  * Queues an event. It goes out on the next service turn (batched with the other events of
  * that turn, paced by welcome.limits) and is sent again after a reconnect or a retryable

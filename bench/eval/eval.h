@@ -1,0 +1,110 @@
+/* rankcast-eval internals shared by its files: the replayed data set (sessions of events,
+ * items as engine catalog indexes) and the baselines' session index. The tool is a single
+ * process run from the command line, so allocation failures end it (xrealloc). */
+#ifndef RC_EVAL_H
+#define RC_EVAL_H
+
+#include "engine/engine.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define EVAL_K 20
+
+typedef struct ev {
+    uint32_t item; /* engine catalog index */
+    uint8_t kind;  /* rc_event_kind_t */
+    bool has_value;
+    float value;
+    int64_t ts_ms;
+} ev_t;
+
+typedef struct session {
+    bool test;
+    int64_t t0_ms, t1_ms; /* first and last event */
+    uint32_t off, n;      /* events ev[off .. off + n) */
+} session_t;
+
+typedef struct dataset {
+    session_t *s;
+    uint32_t n, cap;
+    ev_t *ev;
+    uint64_t n_ev, cap_ev;
+    uint64_t dropped_unknown; /* events on items a closed catalog does not know */
+    const char *description;  /* one line for the report */
+} dataset_t;
+
+/** Growing realloc that ends the program when memory runs out (the tool only). */
+void *xrealloc(void *p, size_t n);
+
+/** Loaders. Each appends sessions to `d` and resolves items through the engine's catalog
+ * (open: unknown ids are learned; closed: their events are dropped). Return 0 or -1 with a
+ * message on stderr. Sessions end up sorted by first event time (stable). */
+int dataset_load_prepared(dataset_t *d, rc_catalog_t *c, const char *path, rc_event_kind_t kind);
+int dataset_load_sessionrec(dataset_t *d, rc_catalog_t *c, const char *path, bool test,
+                            rc_event_kind_t kind);
+int dataset_load_events(dataset_t *d, rc_catalog_t *c, const char *path, double test_fraction,
+                        int64_t session_gap_ms);
+void dataset_sort(dataset_t *d);
+void dataset_free(dataset_t *d);
+
+/* The baselines' memory of completed sessions: items of each session in order, the
+ * sessions holding each item (in completion order, so the most recent are last), and
+ * per-item session counts kept sorted for POP. */
+typedef struct knn_nb {
+    float sim;
+    uint32_t sid;
+} knn_nb_t;
+
+typedef struct knn_index {
+    uint32_t n_items;
+    uint32_t *sess_off, *sess_len; /* per session: items[off .. off + len) */
+    uint32_t *sess_distinct;       /* distinct items per session */
+    double *sess_time_s;           /* last event time */
+    uint32_t n_sess, cap_sess;
+    uint32_t *items;
+    uint64_t n_it, cap_it;
+    uint32_t **post; /* per item: sessions containing it, ascending */
+    uint32_t *n_post, *cap_post;
+    /* POP: order[] sorted by count descending; pos[] its inverse; block_start[c] is the
+     * first position holding count c (a count's items are contiguous). */
+    uint32_t *count, *order, *pos;
+    uint32_t *block_start, *block_len;
+    uint32_t n_blocks;
+    /* Scratch, stamped per call. */
+    uint32_t *stamp_item, stamp;
+    float *acc;
+    float *wpos;
+    uint32_t *touched;
+    uint32_t *stamp_sess, sess_stamp;
+    uint32_t *cand;
+    uint32_t cap_cand;
+    uint32_t *lastpos;            /* STAN: last position of an item in the neighbour at hand */
+    uint32_t *nb_mark, nb_serial; /* == nb_serial: item seen in the neighbour at hand */
+    knn_nb_t *nbs;
+    uint32_t cap_nbs;
+} knn_index_t;
+
+void knn_init(knn_index_t *x, uint32_t n_items);
+void knn_free(knn_index_t *x);
+/** Remembers a completed session (items in order; repeats kept). */
+void knn_add_session(knn_index_t *x, const uint32_t *items, uint32_t n, double time_s);
+
+/* Each ranker writes up to EVAL_K items (best first) never in `cur` and returns how many.
+ * `cur` is the current session so far, oldest first. */
+uint32_t knn_rank_pop(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out);
+uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out);
+
+typedef struct knn_params {
+    uint32_t k, sample;
+    /* V-SKNN */
+    bool vsknn;
+    /* STAN (lambda_snh in seconds) */
+    bool stan;
+    double lambda_spw, lambda_snh_s, lambda_inh;
+} knn_params_t;
+
+uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cur, uint32_t n,
+                       double now_s, uint32_t *out);
+
+#endif

@@ -1,0 +1,405 @@
+/* The baselines of rankcast-eval, written from the descriptions in Ludewig & Jannach,
+ * "Evaluation of session-based recommendation algorithms" (UMUAI 2018), and Garg et al.,
+ * "Sequence and Time Aware Neighborhood for Session-based Recommendations: STAN" (SIGIR
+ * 2019), with the defaults of their reference implementations (session-rec):
+ *   POP       items by the number of sessions containing them;
+ *   COOC      last-item co-occurrence: sessions containing both the last item and the
+ *             candidate;
+ *   SKNN      k = 100 most similar of the 500 most recent sessions sharing an item,
+ *             binary cosine, an item scores the sum of its neighbours' similarities;
+ *   V-SKNN    k = 100 of 1,000; the current session's items weigh i/len by position
+ *             ("div"), similarity = sum of shared weights / distinct items; a neighbour's
+ *             items count 1/step, step = how far back the newest shared item is;
+ *   STAN      k = 100 of the sample; position weight exp((p - len)/1.02), cosine with
+ *             those weights, neighbour recency exp(-dt/5 days), and a candidate's weight
+ *             exp(-|p_candidate - p_shared|/2.05) in the neighbour.
+ * Every ranker leaves out items already in the session, as the engine does. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL) {
+        fprintf(stderr, "rankcast-eval: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (p == NULL) {
+        fprintf(stderr, "rankcast-eval: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+void knn_init(knn_index_t *x, uint32_t n_items)
+{
+    memset(x, 0, sizeof(*x));
+    x->n_items = n_items;
+    x->post = xcalloc(n_items, sizeof(*x->post));
+    x->n_post = xcalloc(n_items, sizeof(uint32_t));
+    x->cap_post = xcalloc(n_items, sizeof(uint32_t));
+    x->count = xcalloc(n_items, sizeof(uint32_t));
+    x->order = xcalloc(n_items, sizeof(uint32_t));
+    x->pos = xcalloc(n_items, sizeof(uint32_t));
+    for (uint32_t i = 0; i < n_items; i++)
+        x->order[i] = x->pos[i] = i;
+    x->n_blocks = 16;
+    x->block_start = xcalloc(x->n_blocks, sizeof(uint32_t));
+    x->block_len = xcalloc(x->n_blocks, sizeof(uint32_t));
+    x->block_len[0] = n_items;
+    x->stamp_item = xcalloc(n_items, sizeof(uint32_t));
+    x->acc = xcalloc(n_items, sizeof(float));
+    x->wpos = xcalloc(n_items, sizeof(float));
+    x->touched = xcalloc(n_items, sizeof(uint32_t));
+    x->lastpos = xcalloc(n_items, sizeof(uint32_t));
+    x->nb_mark = xcalloc(n_items, sizeof(uint32_t));
+}
+
+void knn_free(knn_index_t *x)
+{
+    for (uint32_t i = 0; i < x->n_items; i++)
+        free(x->post[i]);
+    free(x->post);
+    free(x->n_post);
+    free(x->cap_post);
+    free(x->count);
+    free(x->order);
+    free(x->pos);
+    free(x->block_start);
+    free(x->block_len);
+    free(x->stamp_item);
+    free(x->acc);
+    free(x->wpos);
+    free(x->touched);
+    free(x->lastpos);
+    free(x->nb_mark);
+    free(x->sess_off);
+    free(x->sess_len);
+    free(x->sess_distinct);
+    free(x->sess_time_s);
+    free(x->items);
+    free(x->stamp_sess);
+    free(x->cand);
+    free(x->nbs);
+    memset(x, 0, sizeof(*x));
+}
+
+/* One more session holds `item`: it swaps with the first item of its count's block, which
+ * then becomes the last item of the next count's block, so order[] stays sorted in O(1). */
+static void pop_increment(knn_index_t *x, uint32_t item)
+{
+    uint32_t c = x->count[item];
+    if (c + 2 > x->n_blocks) {
+        uint32_t nb = x->n_blocks * 2;
+        x->block_start = xrealloc(x->block_start, nb * sizeof(uint32_t));
+        x->block_len = xrealloc(x->block_len, nb * sizeof(uint32_t));
+        memset(x->block_start + x->n_blocks, 0, (nb - x->n_blocks) * sizeof(uint32_t));
+        memset(x->block_len + x->n_blocks, 0, (nb - x->n_blocks) * sizeof(uint32_t));
+        x->n_blocks = nb;
+    }
+    uint32_t s = x->block_start[c], p = x->pos[item], other = x->order[s];
+    x->order[s] = item;
+    x->pos[item] = s;
+    x->order[p] = other;
+    x->pos[other] = p;
+    x->block_start[c]++;
+    x->block_len[c]--;
+    if (x->block_len[c + 1] == 0)
+        x->block_start[c + 1] = s;
+    x->block_len[c + 1]++;
+    x->count[item] = c + 1;
+}
+
+void knn_add_session(knn_index_t *x, const uint32_t *items, uint32_t n, double time_s)
+{
+    if (x->n_sess == x->cap_sess) {
+        x->cap_sess = x->cap_sess ? x->cap_sess * 2 : 4096;
+        x->sess_off = xrealloc(x->sess_off, x->cap_sess * sizeof(uint32_t));
+        x->sess_len = xrealloc(x->sess_len, x->cap_sess * sizeof(uint32_t));
+        x->sess_distinct = xrealloc(x->sess_distinct, x->cap_sess * sizeof(uint32_t));
+        x->sess_time_s = xrealloc(x->sess_time_s, x->cap_sess * sizeof(double));
+        x->stamp_sess = xrealloc(x->stamp_sess, x->cap_sess * sizeof(uint32_t));
+        memset(x->stamp_sess + x->n_sess, 0, (x->cap_sess - x->n_sess) * sizeof(uint32_t));
+    }
+    while (x->n_it + n > x->cap_it) {
+        x->cap_it = x->cap_it ? x->cap_it * 2 : 1 << 16;
+        x->items = xrealloc(x->items, x->cap_it * sizeof(uint32_t));
+    }
+    uint32_t sid = x->n_sess++;
+    x->sess_off[sid] = (uint32_t)x->n_it;
+    x->sess_len[sid] = n;
+    x->sess_time_s[sid] = time_s;
+    memcpy(x->items + x->n_it, items, n * sizeof(uint32_t));
+    x->n_it += n;
+    x->stamp++;
+    uint32_t distinct = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t it = items[i];
+        if (x->stamp_item[it] == x->stamp)
+            continue;
+        x->stamp_item[it] = x->stamp;
+        distinct++;
+        if (x->n_post[it] == x->cap_post[it]) {
+            x->cap_post[it] = x->cap_post[it] ? x->cap_post[it] * 2 : 4;
+            x->post[it] = xrealloc(x->post[it], x->cap_post[it] * sizeof(uint32_t));
+        }
+        x->post[it][x->n_post[it]++] = sid;
+        pop_increment(x, it);
+    }
+    x->sess_distinct[sid] = distinct;
+}
+
+/* Marks the current session's items with a fresh stamp; returns how many are distinct. */
+static uint32_t mark_current(knn_index_t *x, const uint32_t *cur, uint32_t n)
+{
+    uint32_t distinct = 0;
+    x->stamp++;
+    for (uint32_t i = 0; i < n; i++) {
+        if (x->stamp_item[cur[i]] != x->stamp)
+            distinct++;
+        x->stamp_item[cur[i]] = x->stamp;
+    }
+    return distinct;
+}
+
+uint32_t knn_rank_pop(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out)
+{
+    mark_current(x, cur, n);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < x->n_items && k < EVAL_K; i++)
+        if (x->stamp_item[x->order[i]] != x->stamp && x->count[x->order[i]] > 0)
+            out[k++] = x->order[i];
+    return k;
+}
+
+static void touch(knn_index_t *x, uint32_t *n_touched, uint32_t item, float w)
+{
+    if (x->acc[item] == 0 && w != 0)
+        x->touched[(*n_touched)++] = item;
+    x->acc[item] += w;
+}
+
+/* The best EVAL_K touched items that are not in the current session; clears acc. */
+static uint32_t top_touched(knn_index_t *x, uint32_t n_touched, uint32_t *out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_touched; i++) {
+        uint32_t it = x->touched[i];
+        float s = x->acc[it];
+        if (x->stamp_item[it] == x->stamp || s <= 0)
+            continue;
+        if (k == EVAL_K && !(s > x->acc[out[k - 1]]))
+            continue;
+        uint32_t p = k < EVAL_K ? k++ : EVAL_K - 1;
+        while (p > 0 && s > x->acc[out[p - 1]]) {
+            out[p] = out[p - 1];
+            p--;
+        }
+        out[p] = it;
+    }
+    for (uint32_t i = 0; i < n_touched; i++)
+        x->acc[x->touched[i]] = 0;
+    return k;
+}
+
+/* How many of the sessions containing the last item also contain each other item; the
+ * most recent 10,000 such sessions are counted (a bound no item in our data sets reaches
+ * except the very top sellers). */
+uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out)
+{
+    if (n == 0)
+        return 0;
+    uint32_t last = cur[n - 1], n_touched = 0;
+    uint32_t np = x->n_post[last], from = np > 10000 ? np - 10000 : 0;
+    for (uint32_t j = from; j < np; j++) {
+        uint32_t sid = x->post[last][j];
+        const uint32_t *it = x->items + x->sess_off[sid];
+        x->nb_serial++;
+        for (uint32_t i = 0; i < x->sess_len[sid]; i++) {
+            if (x->nb_mark[it[i]] == x->nb_serial)
+                continue;
+            x->nb_mark[it[i]] = x->nb_serial;
+            touch(x, &n_touched, it[i], 1.0f);
+        }
+    }
+    mark_current(x, cur, n);
+    return top_touched(x, n_touched, out);
+}
+
+/* The `sample` most recent sessions sharing an item with the current one: a merge from the
+ * tails of the items' session lists (each ascending), de-duplicated by stamp. */
+static uint32_t sample_sessions(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t sample)
+{
+    uint32_t lists[64], heads[64], n_lists = 0;
+    for (uint32_t i = n; i-- > 0 && n_lists < 64;) {
+        uint32_t it = cur[i];
+        bool dup = false;
+        for (uint32_t j = 0; j < n_lists; j++)
+            dup |= lists[j] == it;
+        if (!dup && x->n_post[it] > 0) {
+            lists[n_lists] = it;
+            heads[n_lists++] = x->n_post[it];
+        }
+    }
+    if (x->cap_cand < sample) {
+        x->cap_cand = sample;
+        x->cand = xrealloc(x->cand, sample * sizeof(uint32_t));
+    }
+    x->sess_stamp++;
+    uint32_t got = 0;
+    while (got < sample) {
+        int best = -1;
+        uint32_t best_sid = 0;
+        for (uint32_t j = 0; j < n_lists; j++) {
+            if (heads[j] == 0)
+                continue;
+            uint32_t sid = x->post[lists[j]][heads[j] - 1];
+            if (best < 0 || sid > best_sid) {
+                best = (int)j;
+                best_sid = sid;
+            }
+        }
+        if (best < 0)
+            break;
+        heads[best]--;
+        if (x->stamp_sess[best_sid] == x->sess_stamp)
+            continue;
+        x->stamp_sess[best_sid] = x->sess_stamp;
+        x->cand[got++] = best_sid;
+    }
+    return got;
+}
+
+static int by_sim_desc(const void *a, const void *b)
+{
+    float x = ((const knn_nb_t *)a)->sim, y = ((const knn_nb_t *)b)->sim;
+    if (x != y)
+        return (x < y) - (x > y);
+    /* Equal similarity: the more recent session first. */
+    uint32_t i = ((const knn_nb_t *)a)->sid, j = ((const knn_nb_t *)b)->sid;
+    return (i < j) - (i > j);
+}
+
+/* Per-item weights of the current session used in the similarity (last occurrence wins, as
+ * in the reference code). */
+static void position_weights(knn_index_t *x, const knn_params_t *p, const uint32_t *cur, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        double pos = (double)(i + 1);
+        if (p->stan)
+            x->wpos[cur[i]] = (float)exp((pos - (double)n) / p->lambda_spw);
+        else if (p->vsknn)
+            x->wpos[cur[i]] = (float)(pos / (double)n);
+        else
+            x->wpos[cur[i]] = 1.0f;
+    }
+}
+
+static float similarity(knn_index_t *x, const knn_params_t *p, uint32_t sid, uint32_t distinct,
+                        float cur_norm, double now_s)
+{
+    const uint32_t *it = x->items + x->sess_off[sid];
+    float dot = 0;
+    x->nb_serial++;
+    for (uint32_t i = 0; i < x->sess_len[sid]; i++) {
+        uint32_t v = it[i];
+        if (x->nb_mark[v] == x->nb_serial)
+            continue;
+        x->nb_mark[v] = x->nb_serial;
+        if (x->stamp_item[v] == x->stamp)
+            dot += x->wpos[v];
+    }
+    if (p->vsknn)
+        return dot / (float)distinct;
+    float sim = dot / (cur_norm * sqrtf((float)x->sess_distinct[sid]));
+    if (p->stan)
+        sim *= (float)exp(-(now_s - x->sess_time_s[sid]) / p->lambda_snh_s);
+    return sim;
+}
+
+/* Adds one neighbour's items to the scores. */
+static void score_neighbor(knn_index_t *x, const knn_params_t *p, const knn_nb_t *nb,
+                           const uint32_t *cur, uint32_t n, uint32_t *n_touched)
+{
+    const uint32_t *it = x->items + x->sess_off[nb->sid];
+    uint32_t len = x->sess_len[nb->sid];
+    float w = nb->sim;
+    uint32_t pos_star = 0;
+    x->nb_serial++;
+    for (uint32_t i = 0; i < len; i++) {
+        x->nb_mark[it[i]] = x->nb_serial;
+        x->lastpos[it[i]] = i + 1;
+        if (x->stamp_item[it[i]] == x->stamp)
+            pos_star = i + 1;
+    }
+    if (p->vsknn) {
+        float decay = 0;
+        for (uint32_t step = 1; step <= n; step++) {
+            if (x->nb_mark[cur[n - step]] == x->nb_serial) {
+                decay = 1.0f / (float)step;
+                break;
+            }
+        }
+        w *= decay;
+    }
+    x->nb_serial++;
+    for (uint32_t i = 0; i < len; i++) {
+        uint32_t v = it[i];
+        if (x->nb_mark[v] == x->nb_serial)
+            continue;
+        x->nb_mark[v] = x->nb_serial;
+        float s = w;
+        if (p->stan) {
+            double diff = fabs((double)x->lastpos[v] - (double)pos_star);
+            s = (float)((double)w * exp(-diff / p->lambda_inh));
+        }
+        touch(x, n_touched, v, s);
+    }
+}
+
+uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cur, uint32_t n,
+                       double now_s, uint32_t *out)
+{
+    if (n == 0)
+        return 0;
+    uint32_t got = sample_sessions(x, cur, n, p->sample);
+    uint32_t distinct = mark_current(x, cur, n);
+    position_weights(x, p, cur, n);
+    float cur_norm = 0;
+    x->nb_serial++;
+    for (uint32_t i = 0; i < n; i++) {
+        if (x->nb_mark[cur[i]] == x->nb_serial)
+            continue;
+        x->nb_mark[cur[i]] = x->nb_serial;
+        cur_norm += x->wpos[cur[i]] * x->wpos[cur[i]];
+    }
+    cur_norm = sqrtf(cur_norm);
+    if (x->cap_nbs < got) {
+        x->cap_nbs = got;
+        x->nbs = xrealloc(x->nbs, got * sizeof(*x->nbs));
+    }
+    knn_nb_t *nbs = x->nbs;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < got; i++) {
+        float s = similarity(x, p, x->cand[i], distinct, cur_norm, now_s);
+        if (s > 0)
+            nbs[m++] = (knn_nb_t){s, x->cand[i]};
+    }
+    qsort(nbs, m, sizeof(knn_nb_t), by_sim_desc);
+    if (m > p->k)
+        m = p->k;
+    uint32_t n_touched = 0;
+    for (uint32_t i = 0; i < m; i++)
+        score_neighbor(x, p, &nbs[i], cur, n, &n_touched);
+    return top_touched(x, n_touched, out);
+}

@@ -1,0 +1,194 @@
+/* Unit tests of rankcast-eval's baselines (knn.c) on sessions small enough to score by hand.
+ * Items 0..9; the index holds, in order of completion:
+ *   s0 = [1 2 3]   s1 = [1 4]   s2 = [5 6]   s3 = [2 7 1 8]          */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "assert_ext.h"
+#include "eval.h"
+
+#include <math.h>
+
+static void build(knn_index_t *x)
+{
+    static const uint32_t s0[] = {1, 2, 3}, s1[] = {1, 4}, s2[] = {5, 6}, s3[] = {2, 7, 1, 8};
+    knn_init(x, 10);
+    knn_add_session(x, s0, 3, 100);
+    knn_add_session(x, s1, 2, 200);
+    knn_add_session(x, s2, 2, 300);
+    knn_add_session(x, s3, 4, 400);
+}
+
+static int position(const uint32_t *out, uint32_t n, uint32_t item)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (out[i] == item)
+            return (int)i;
+    return -1;
+}
+
+/* Counts: 1 in 3 sessions, 2 in 2, the others in 1; the session's own items are left out. */
+static void test_pop(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {1};
+    build(&x);
+    uint32_t n = knn_rank_pop(&x, cur, 1, out);
+    assert_int_equal(n, 7); /* 2 3 4 5 6 7 8: never-seen items 0 and 9 are not listed */
+    assert_int_equal(out[0], 2);
+    assert_int_equal(position(out, n, 1), -1);
+    knn_free(&x);
+}
+
+/* Sessions with the last item 2 are s0 and s3: 1 co-occurs twice (but is in the session),
+ * 3, 7 and 8 once each; 4 never. */
+static void test_cooc(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {1, 2};
+    build(&x);
+    uint32_t n = knn_rank_cooc(&x, cur, 2, out);
+    assert_int_equal(n, 3);
+    assert_int_not_equal(position(out, n, 3), -1);
+    assert_int_not_equal(position(out, n, 7), -1);
+    assert_int_not_equal(position(out, n, 8), -1);
+    assert_int_equal(position(out, n, 4), -1);
+    knn_free(&x);
+}
+
+/* SKNN, current [1]: cosine with s0 = 1/sqrt(3) = .577, s1 = 1/sqrt(2) = .707, s3 = 1/2.
+ * Scores: 4 = .707, 2 = .577 + .5 = 1.077, 3 = .577, 7 = 8 = .5. Order: 2, 4, 3, {7, 8}. */
+static void test_sknn(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t p = {.k = 100, .sample = 500};
+    build(&x);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 500, out);
+    assert_int_equal(n, 5);
+    assert_int_equal(out[0], 2);
+    assert_int_equal(out[1], 4);
+    assert_int_equal(out[2], 3);
+    /* k = 1 keeps the most similar neighbour only (s1): item 4 alone. */
+    p.k = 1;
+    n = knn_rank_sknn(&x, &p, cur, 1, 500, out);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 4);
+    /* A sample of 1 looks at the most recent session sharing an item (s3) only. */
+    p.k = 100;
+    p.sample = 1;
+    n = knn_rank_sknn(&x, &p, cur, 1, 500, out);
+    assert_int_equal(n, 3);
+    assert_int_equal(position(out, n, 4), -1);
+    knn_free(&x);
+}
+
+/* V-SKNN, current [4 2] (weights 1/2 and 2/2): s0 shares 2 -> sim 1/2; s1 shares 4 -> .5/2
+ * = .25; s3 shares 2 -> .5. Decay: the newest item (2) is in s0 and s3 (step 1), only the
+ * older 4 in s1 (step 2, 1/2). Scores: 1 = .5 + .125 + .5 = 1.125, 3 = .5, 7 = 8 = .5.
+ * SKNN instead (cosine, no position) ranks 1 the same but gives s1 the full 1/sqrt(2·2). */
+static void test_vsknn(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {4, 2};
+    knn_params_t p = {.k = 100, .sample = 1000, .vsknn = true};
+    build(&x);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 2, 500, out);
+    assert_int_equal(n, 4);
+    assert_int_equal(out[0], 1);
+    for (uint32_t i = 1; i < n; i++)
+        assert_true(out[i] == 3 || out[i] == 7 || out[i] == 8);
+    knn_free(&x);
+}
+
+/* STAN, current [1]: in s3 = [2 7 1 8] the shared item 1 sits at 3, so 7 and 8 (distance 1)
+ * outweigh 2 (distance 2) from that neighbour; with the neighbour recency of s3 (newest)
+ * above s0's, 8 beats 3 although both appear once. */
+static void test_stan(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t p = {.k = 100,
+                      .sample = 5000,
+                      .stan = true,
+                      .lambda_spw = 1.02,
+                      .lambda_snh_s = 100, /* seconds: recency matters at this scale */
+                      .lambda_inh = 2.05};
+    build(&x);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 500, out);
+    assert_int_equal(n, 5);
+    int p8 = position(out, n, 8), p3 = position(out, n, 3), p7 = position(out, n, 7);
+    assert_int_ge(p8, 0);
+    assert_int_ge(p3, 0);
+    assert_int_lt(p8, p3);
+    assert_int_lt(p7, p3);
+    knn_free(&x);
+}
+
+/* V-SKNN's score decay: current [1 2 3 4 5] (weights .2 .. 1). n1 = [1 2 3 9] is the more
+ * similar (1.2 / 5 = .24) but its newest shared item is 3, three steps back: 9 gets .08.
+ * n2 = [5 8] is less similar (.2) but shares the newest item: 8 gets .2 and leads. Without
+ * the decay 9 would lead. */
+static void test_vsknn_decay(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t n1[] = {1, 2, 3, 9}, n2[] = {5, 8};
+    uint32_t out[EVAL_K], cur[] = {1, 2, 3, 4, 5};
+    knn_params_t p = {.k = 100, .sample = 1000, .vsknn = true};
+    knn_init(&x, 10);
+    knn_add_session(&x, n1, 4, 100);
+    knn_add_session(&x, n2, 2, 200);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 5, 300, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 8);
+    assert_int_equal(out[1], 9);
+    knn_free(&x);
+}
+
+/* STAN's in-neighbour position: in [8 6 7 1], with the shared item 1 last, 7 (one step away)
+ * beats 6 (two) beats 8 (three). */
+static void test_stan_position_in_neighbor(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t nb[] = {8, 6, 7, 1};
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t p = {.k = 100,
+                      .sample = 5000,
+                      .stan = true,
+                      .lambda_spw = 1.02,
+                      .lambda_snh_s = 5 * 86400.0,
+                      .lambda_inh = 2.05};
+    knn_init(&x, 10);
+    knn_add_session(&x, nb, 4, 100);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 200, out);
+    assert_int_equal(n, 3);
+    assert_int_equal(out[0], 7);
+    assert_int_equal(out[1], 6);
+    assert_int_equal(out[2], 8);
+    knn_free(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pop),
+        cmocka_unit_test(test_cooc),
+        cmocka_unit_test(test_sknn),
+        cmocka_unit_test(test_vsknn),
+        cmocka_unit_test(test_stan),
+        cmocka_unit_test(test_vsknn_decay),
+        cmocka_unit_test(test_stan_position_in_neighbor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

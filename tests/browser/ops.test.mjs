@@ -1,0 +1,187 @@
+// The ops dashboard in headless Chromium against the real binary, and its feed
+// (`rankcast.ops.v1` on /ops) from a plain WebSocket client: under a generated load the
+// counters and the latency chart must move (pushed snapshots, nothing polled), recent events
+// show pseudonyms only, click-through per variant is counted; the feed is open in demo mode,
+// needs the admin token when one is set (first message) and is off otherwise.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import WebSocket from 'ws';
+
+import { DESKTOP, PHONE, REPO_ROOT, launchBrowser, missingReason, openPage, screenshot, sleep, startDemoServer, stopCleanly } from './harness.mjs';
+import { startLoad } from './load.mjs';
+
+const skip = missingReason();
+if (skip) console.log(`# ops browser tests skipped: ${skip}`);
+
+const ITEMS = readFileSync(join(REPO_ROOT, 'web-demo/catalog/demo-catalog.jsonl'), 'utf8')
+  .split('\n').filter(Boolean).slice(0, 400).map((l) => JSON.parse(l).id);
+
+/** Opens the feed, sends `hello`, and collects messages until the close. */
+function feed(url, hello) {
+  const ws = new WebSocket(url.replace('http', 'ws') + '/ops', 'rankcast.ops.v1');
+  const messages = [];
+  const closed = new Promise((resolve, reject) => {
+    ws.on('error', reject);
+    ws.on('close', (code) => resolve(code));
+  });
+  ws.on('open', () => ws.send(JSON.stringify(hello)));
+  ws.on('message', (d) => messages.push(JSON.parse(String(d))));
+  const until = async (pred, ms = 3000) => {
+    const end = Date.now() + ms;
+    while (!pred(messages)) {
+      if (Date.now() > end) throw new Error(`feed: condition not met; got ${JSON.stringify(messages).slice(0, 400)}`);
+      await sleep(20);
+    }
+  };
+  return { ws, messages, closed, until };
+}
+
+const num = (text) => Number(text.replace(/[^0-9.]/g, ''));
+
+describe('ops dashboard', { skip: skip ?? false, timeout: 120_000 }, () => {
+  let server, browser;
+  before(async () => {
+    server = await startDemoServer();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await stopCleanly(server);
+  });
+
+  test('counters and the latency chart move under load; pushed, not polled', async () => {
+    const { page, problems } = await openPage(browser, DESKTOP);
+    const requests = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`${server.url}/ops.html`);
+    await page.waitForFunction(() => document.getElementById('feed').dataset.state === 'open');
+    await page.waitForFunction(() => document.getElementById('kpi-events-total').textContent.includes('in all'));
+    const total0 = num(await page.locator('#kpi-events-total').innerText());
+    const requestsBefore = requests.length;
+
+    const load = await startLoad(`${server.url.replace('http', 'ws')}/ws`, { visitors: 20, perSecond: 10, items: ITEMS });
+    try {
+      await page.waitForFunction(() => Number(document.getElementById('kpi-connections').textContent) >= 20, null, { timeout: 5000 });
+      await page.waitForFunction(() => Number(document.getElementById('chart-latency').dataset.points) >= 3, null, { timeout: 8000 });
+      const path1 = await page.getAttribute('#chart-latency path[data-series="p99"]', 'd');
+      const eventsPerS = num(await page.locator('#kpi-events').innerText());
+      assert.ok(eventsPerS > 50, `events/s shows ${eventsPerS} under ~200 events/s of load`);
+      assert.ok(num(await page.locator('#kpi-pushes').innerText()) > 0, 'pushes/s moves');
+      assert.match(await page.locator('#kpi-p99').innerText(), /\d+(\.\d+)? (µs|ms)/);
+      await sleep(1200);
+      const path2 = await page.getAttribute('#chart-latency path[data-series="p99"]', 'd');
+      assert.ok(path1 && path2 && path1 !== path2, 'the latency chart is redrawn with new points');
+      assert.ok(Number(await page.getAttribute('#chart-hist', 'data-total')) > 0, 'the histogram has observations');
+      // Recent events: pseudonyms only.
+      const users = await page.$$eval('#events tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+      assert.ok(users.length > 0, 'recent events are listed');
+      for (const u of users) assert.match(u, /^v-[0-9a-f]{8}$/, 'visitors are pseudonyms');
+      const html = await page.content();
+      for (const u of load.users) assert.ok(!html.includes(u), `raw user id ${u} must not reach the dashboard`);
+      const variant = await page.$$eval('#variants tr td', (tds) => tds.map((td) => td.textContent));
+      assert.equal(variant[0], 'control');
+      assert.ok(num(variant[1]) > 0 && num(variant[2]) > 0, `impressions and clicks counted: ${variant.join(' | ')}`);
+      assert.match(await page.locator('#backends').innerText(), /Profiles in memory[\s\S]*In-process bus/);
+      assert.equal(await page.locator('#nodes tr').count(), 1, 'one node');
+      await screenshot(page, 'ops-desktop', { fullPage: true });
+      await page.setViewportSize(PHONE);
+      await sleep(700);
+      await screenshot(page, 'ops-phone');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+      assert.ok(overflow <= 0, `the dashboard is ${overflow}px wider than a phone`);
+    } finally {
+      const { sent } = await load.stop();
+      assert.ok(sent > 200, `load sent ${sent} events`);
+    }
+    await page.waitForFunction((t) => Number(document.getElementById('kpi-events-total').textContent.replace(/[^0-9]/g, '')) > t + 200, total0);
+    assert.equal(requests.length, requestsBefore, `no HTTP requests while live (polling?): ${requests.slice(requestsBefore).join(', ')}`);
+    assert.deepEqual(problems, []);
+  });
+
+  test('the feed: welcome, then a snapshot every ~500 ms', async () => {
+    const f = feed(server.url, { type: 'hello' });
+    await f.until((m) => m.filter((x) => x.type === 'snapshot').length >= 3, 4000);
+    assert.deepEqual(f.messages[0], { type: 'welcome', node: f.messages[1].node, interval_ms: 500, auth: 'open' });
+    const snaps = f.messages.filter((x) => x.type === 'snapshot');
+    const dt = snaps.at(-1).t_ms - snaps.at(-2).t_ms;
+    assert.ok(dt >= 400 && dt <= 700, `snapshots ${dt} ms apart`);
+    for (const key of ['connections', 'events_per_s', 'pushes_per_s', 'latency', 'recent', 'variants', 'backends', 'nodes']) {
+      assert.ok(key in snaps[0], `snapshot has ${key}`);
+    }
+    assert.equal(snaps[0].latency.histogram.counts.length, snaps[0].latency.histogram.le_us.length + 1);
+    f.ws.close();
+    await f.closed;
+  });
+
+  test('page: the pages and the SDK are served offline by the server itself', async () => {
+    for (const path of ['/', '/ops.html', '/sdk/src/index.js', '/vendor/msgpack/index.mjs', '/catalog/ATTRIBUTION.md']) {
+      const res = await fetch(server.url + path);
+      assert.equal(res.status, 200, path);
+      await res.arrayBuffer();
+    }
+  });
+});
+
+describe('ops feed access', { skip: skip ?? false, timeout: 60_000 }, () => {
+  test('with --admin-token the first message must carry it (wrong or missing: 4010)', async () => {
+    const server = await startDemoServer(['--admin-token', 'ops-secret-1']);
+    const browser = await launchBrowser();
+    try {
+      for (const hello of [{ type: 'hello' }, { type: 'hello', token: 'ops-secret-2' }, { type: 'hello', token: 'ops-secret-' }, { type: 'subscribe' }]) {
+        const f = feed(server.url, hello);
+        const code = await f.closed;
+        assert.equal(code, 4010, `refused ${JSON.stringify(hello)}`);
+        assert.equal(f.messages.length, 1);
+        assert.equal(f.messages[0].type, 'error');
+        assert.equal(f.messages[0].code, 4010);
+      }
+      const ok = feed(server.url, { type: 'hello', token: 'ops-secret-1' });
+      await ok.until((m) => m.some((x) => x.type === 'snapshot'));
+      assert.equal(ok.messages[0].auth, 'token');
+      ok.ws.close();
+      // The page asks for the token, then connects with it.
+      const { page, problems } = await openPage(browser, DESKTOP);
+      await page.goto(`${server.url}/ops.html`);
+      await page.waitForSelector('#auth:not([hidden])');
+      await page.fill('#token', 'ops-secret-1');
+      await page.click('#auth button');
+      await page.waitForFunction(() => document.getElementById('feed').dataset.state === 'open');
+      await page.waitForFunction(() => document.getElementById('kpi-events-total').textContent.includes('in all'));
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+      await stopCleanly(server);
+    }
+  });
+
+  test('--allowed-origins applies to the feed: a page of another origin cannot open it', async () => {
+    const server = await startDemoServer(['--allowed-origins', 'http://shop.example']);
+    try {
+      const status = (origin) => new Promise((resolve) => {
+        const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ops`, 'rankcast.ops.v1', { origin });
+        ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode); res.resume(); });
+        ws.on('open', () => { resolve(101); ws.close(); });
+        ws.on('error', () => {});
+      });
+      assert.equal(await status('http://evil.example'), 403);
+      assert.equal(await status('http://shop.example'), 101);
+    } finally {
+      await stopCleanly(server);
+    }
+  });
+
+  test('without --demo and without an admin token the feed is off', async () => {
+    const server = await startDemoServer(['--demo=false']);
+    try {
+      const f = feed(server.url, { type: 'hello' });
+      assert.equal(await f.closed, 4010);
+      assert.match(f.messages[0].message, /admin-token/);
+    } finally {
+      await stopCleanly(server);
+    }
+  });
+});

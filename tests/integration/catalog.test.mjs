@@ -1,0 +1,98 @@
+// The live catalog API against the real server: a removed item leaves the lists it was in
+// (they are pushed again at once), an upserted item becomes recommendable, a bad batch changes
+// nothing, and the routes need the admin token.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, test } from 'node:test';
+
+import { closeAllClients, connectHello, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+
+const ADMIN = 'it-admin-token';
+
+let server;
+before(async () => {
+  server = await startServer({ extraArgs: ['--admin-token', ADMIN] });
+});
+after(async () => {
+  closeAllClients();
+  await stopServerCleanly(server);
+});
+afterEach(() => {
+  assert.deepEqual(closeAllClients(), []);
+});
+
+/** POSTs JSON to the admin API; returns {status, json}. */
+async function post(path, body, token = ADMIN) {
+  const headers = { 'content-type': 'application/json' };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${server.httpUrl}${path}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  return { status: res.status, json: JSON.parse(text) };
+}
+
+test('the catalog routes need the admin token', async () => {
+  assert.equal((await post('/api/v1/catalog/remove', { ids: ['x'] }, null)).status, 401);
+  assert.equal((await post('/api/v1/catalog/items', { id: 'x' }, 'wrong')).status, 401);
+});
+
+for (const enc of ['json', 'msgpack']) {
+  test(`${enc}: a removed item leaves the live list at once and never comes back`, async () => {
+    const { client } = await connectHello(server, enc, { user: uniqueId('cat') });
+    // A few events give the list some personal content.
+    client.send({ type: 'event', id: uniqueId('e'), kind: 'click', item: server.items[3].id });
+    const first = await client.subscribe('home', { k: 10 });
+    const gone = first.items[0].item;
+    const r = await post('/api/v1/catalog/remove', { ids: [gone, 'no-such-item'] });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.removed, 1);
+    assert.deepEqual(r.json.unknown, ['no-such-item']);
+    assert.ok(r.json.lists_pushed >= 1, `lists_pushed ${r.json.lists_pushed}`);
+    const pushed = await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.version > first.version);
+    assert.ok(!pushed.items.some((it) => it.item === gone), `${gone} still in ${JSON.stringify(pushed.items)}`);
+    assert.equal(pushed.items.length, 10);
+    // A fresh subscription of another user never shows it either.
+    const { client: other } = await connectHello(server, enc, { user: uniqueId('cat') });
+    const theirs = await other.subscribe('home', { k: 50 });
+    assert.ok(!theirs.items.some((it) => it.item === gone));
+    // Upserting it again brings it back into the catalog (recommendable again).
+    const back = server.items.find((it) => it.id === gone);
+    assert.equal((await post('/api/v1/catalog/items', back)).status, 200);
+    client.close();
+    other.close();
+  });
+}
+
+test('an upserted item becomes recommendable at once, with its fields', async () => {
+  const id = uniqueId('NEW');
+  const category = server.items[0].category;
+  const r = await post('/api/v1/catalog/items', {
+    items: [{ id, name: 'Brand New Lamp', category, tags: ['lamp'], price: 9.5, popularity: 1e9 }],
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.upserted, 1);
+  // A cold user's list is led by popularity: the new item, the most popular of all, is in it.
+  const { client } = await connectHello(server, 'json', { user: uniqueId('cold') });
+  const recs = await client.subscribe('home', { k: 10 });
+  const found = recs.items.find((it) => it.item === id);
+  assert.ok(found, `${id} not in ${JSON.stringify(recs.items.map((it) => it.item))}`);
+  assert.equal(found.name, 'Brand New Lamp');
+  assert.equal(found.category, category);
+  assert.equal(found.price, 9.5);
+  client.close();
+});
+
+test('a batch with one bad item changes nothing', async () => {
+  const ok = uniqueId('OK');
+  const r = await post('/api/v1/catalog/items', { items: [{ id: ok }, { id: 'bad id!' }] });
+  assert.equal(r.status, 400);
+  assert.match(r.json.error, /item 1/);
+  const probe = await post('/api/v1/catalog/remove', { ids: [ok] });
+  assert.equal(probe.status, 200);
+  assert.deepEqual(probe.json.unknown, [ok], 'the valid item of a refused batch was applied');
+  assert.equal((await post('/api/v1/catalog/remove', { idz: [ok] })).status, 400);
+});
