@@ -652,7 +652,9 @@ static int redis_update(rc_profile_store_t *s, const char *user, size_t user_len
                         size_t len)
 {
     redis_store_t *r = (redis_store_t *)s;
-    if (r->buffered + len + user_len > (size_t)r->cfg->redis_buffer_bytes) {
+    /* Counted as op_new() will count it: the delta and the whole key. */
+    size_t key_len = strlen(r->cfg->redis_prefix) + 2 + user_len;
+    if (r->buffered + len + key_len > (size_t)r->cfg->redis_buffer_bytes) {
         rc_metrics.profile_updates_dropped++;
         uint64_t now = rc_mono_us();
         if (now - r->dropped_logged_us > 1000000) { /* at most one line a second */

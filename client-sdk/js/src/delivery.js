@@ -56,8 +56,11 @@ export class Delivery {
     this.connected = true;
     this.maxBatch = Math.max(1, limits.maxBatch);
     this.maxMessageBytes = limits.maxMessageBytes;
-    // The server's bucket is per connection and starts full; so does this one.
-    this.bucket = new TokenBucket(limits.eventsPerSec, limits.eventsBurst, this.o.now);
+    // The server's bucket is per connection and starts full; so does this one. One token is
+    // kept in reserve: the server counts arrivals, and events sent a pacing interval apart
+    // can arrive closer together than that (a busy network or server), which would make the
+    // server's bucket run dry before this one.
+    this.bucket = new TokenBucket(limits.eventsPerSec, Math.max(1, limits.eventsBurst - 1), this.o.now);
     this.flush();
   }
 
