@@ -24,8 +24,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define TICK_MS      100
-#define LAG_PROBE_MS 20
+#define TICK_MS         100
+#define LAG_PROBE_MS    20
+#define FLUSH_EVERY_MS  10 /* write-behind in small slices (rc_sessions_flush_due) */
+#define FLUSH_BUDGET_US 250
 /* Trending lists are rebuilt a slice of the catalog per tick: about 0.2 ms of loop time
  * each, so a 100k-item catalog is rescanned every 2 s without a 4 ms stall. */
 #define REFRESH_SLICE_ITEMS 5000
@@ -47,7 +49,7 @@ struct rc_node {
     void *sessions_ctx;
     rc_gateway_t *gateway;
     rc_gateway_hooks_t hooks;
-    uv_timer_t tick, drain_timer, lag_timer;
+    uv_timer_t tick, drain_timer, lag_timer, flush_timer;
     uint64_t lag_expected_us;
     uv_signal_t sigint, sigterm, sighup;
     rc_jwt_verifier_t *jwt;
@@ -135,6 +137,12 @@ static void on_tick(uv_timer_t *t)
     rc_engine_refresh_step(&n->engine, REFRESH_SLICE_ITEMS);
 }
 
+static void on_flush_timer(uv_timer_t *t)
+{
+    rc_node_t *n = t->data;
+    rc_sessions_flush_due(n->sessions, rc_mono_us(), FLUSH_BUDGET_US);
+}
+
 /* Event-loop lag: every client waits behind whatever the loop is doing, so how late a
  * short timer fires is the server-side floor of every latency. */
 static void on_lag_probe(uv_timer_t *t)
@@ -171,6 +179,8 @@ static void node_stop(rc_node_t *n)
     uv_timer_stop(&n->drain_timer);
     uv_timer_stop(&n->lag_timer);
     uv_close((uv_handle_t *)&n->lag_timer, on_handle_closed);
+    uv_timer_stop(&n->flush_timer);
+    uv_close((uv_handle_t *)&n->flush_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->tick, on_handle_closed);
     uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
@@ -296,6 +306,9 @@ static int start_loop_handles(rc_node_t *n)
     uv_timer_init(&n->loop, &n->lag_timer);
     n->lag_timer.data = n;
     uv_timer_start(&n->lag_timer, on_lag_probe, LAG_PROBE_MS, LAG_PROBE_MS);
+    uv_timer_init(&n->loop, &n->flush_timer);
+    n->flush_timer.data = n;
+    uv_timer_start(&n->flush_timer, on_flush_timer, FLUSH_EVERY_MS, FLUSH_EVERY_MS);
     uv_signal_init(&n->loop, &n->sigint);
     uv_signal_init(&n->loop, &n->sigterm);
     uv_signal_init(&n->loop, &n->sighup);

@@ -28,6 +28,7 @@
 #define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
+#define FLUSH_BUDGET_US   300 /* profile writes per rc_sessions_flush_due() call */
 /* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
  * much as events do, so they have a bucket of their own (PROTOCOL.md section 6). */
 #define CONTROL_PER_SEC 50.0
@@ -60,8 +61,9 @@ typedef struct rc_session {
     rc_link_t conns; /* rc_conn_t.session_link */
     uint32_t n_conns;
     int64_t version;
-    rc_link_t idle_link;  /* in registry idle list while no connection is open */
-    rc_link_t dirty_link; /* in registry dirty list while the profile awaits a write */
+    rc_link_t idle_link;     /* in registry idle list while no connection is open */
+    rc_link_t dirty_link;    /* in registry dirty list while the profile awaits a write */
+    uint64_t dirty_since_us; /* when it joined that list (the list is oldest first) */
     uint64_t idle_since_us;
     uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
     uint32_t n_seen, cap_seen, seen_head;
@@ -143,7 +145,6 @@ struct rc_sessions {
     rc_recs_item_t *recs_buf;
     char (*why_buf)[WHY_LEN];
     ticket_t *free_tickets;
-    uint64_t last_flush_us;
     rc_limits_t limits;
 };
 
@@ -435,8 +436,10 @@ static void view_release(rc_session_t *ses, rc_view_t *v)
 
 static void mark_dirty(rc_sessions_t *s, rc_session_t *ses)
 {
-    if (!rc_list_linked(&ses->dirty_link))
+    if (!rc_list_linked(&ses->dirty_link)) {
+        ses->dirty_since_us = rc_mono_us();
         rc_list_push_back(&s->dirty_sessions, &ses->dirty_link);
+    }
 }
 
 /* Writes what the session changed since its last write (write-behind: called for every
@@ -1516,9 +1519,24 @@ void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
             break;
         session_free(s, ses);
     }
-    if (now_us - s->last_flush_us >= (uint64_t)s->cfg->profile_flush_ms * 1000) {
-        s->last_flush_us = now_us;
-        rc_sessions_flush_profiles(s);
+    rc_sessions_flush_due(s, now_us, FLUSH_BUDGET_US);
+}
+
+/* Write-behind without bursts: sessions are written once they have been dirty for
+ * profile_flush_ms, oldest first, within a time budget per call; the node calls this often
+ * (every few ms), so thousands of sessions made dirty in one tick no longer stall the loop
+ * for milliseconds at once. A backlog past the budget is written on the next calls. */
+void rc_sessions_flush_due(rc_sessions_t *s, uint64_t now_us, uint64_t budget_us)
+{
+    uint64_t due_us = (uint64_t)s->cfg->profile_flush_ms * 1000;
+    uint64_t start = rc_mono_us();
+    for (int n = 1; !rc_list_empty(&s->dirty_sessions); n++) {
+        rc_session_t *ses = RC_CONTAINER_OF(s->dirty_sessions.next, rc_session_t, dirty_link);
+        if (now_us - ses->dirty_since_us < due_us)
+            break;
+        save_profile(s, ses);
+        if (n % 8 == 0 && rc_mono_us() - start >= budget_us)
+            break;
     }
 }
 
