@@ -37,7 +37,7 @@ static bool valid_segment(const char *s)
            strcmp(s, "device:other") == 0;
 }
 
-static json_t *load_object(const char *body, size_t len, char *err, size_t errlen)
+json_t *rc_api_load_object(const char *body, size_t len, char *err, size_t errlen)
 {
     json_t *j = len <= RC_API_BODY_MAX ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     if (!json_is_object(j)) {
@@ -58,7 +58,7 @@ static int refuse(json_t *j, char *err, size_t errlen, const char *why)
 int rc_api_push_parse(rc_api_push_t *p, const char *body, size_t len, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
-    json_t *j = load_object(body, len, err, errlen);
+    json_t *j = rc_api_load_object(body, len, err, errlen);
     if (j == NULL)
         return RC_EINVAL;
     const char *user = json_string_value(json_object_get(j, "user"));
@@ -102,9 +102,18 @@ void rc_api_push_free(rc_api_push_t *p)
     p->root = NULL;
 }
 
+bool rc_api_token_equal(const char *given, size_t given_len, const char *expected)
+{
+    size_t n = strlen(expected);
+    unsigned char diff = given_len != n;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)((i < given_len ? given[i] : 0) ^ expected[i]);
+    return diff == 0;
+}
+
 int rc_api_erase_parse(const char *body, size_t len, char *user, char *err, size_t errlen)
 {
-    json_t *j = load_object(body, len, err, errlen);
+    json_t *j = rc_api_load_object(body, len, err, errlen);
     if (j == NULL)
         return RC_EINVAL;
     const char *u = json_string_value(json_object_get(j, "user"));

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define RC_API_BODY_MAX 65536
@@ -26,6 +27,15 @@ int rc_api_push_parse(rc_api_push_t *p, const char *body, size_t len, char *err,
 
 /** Releases a parsed push. */
 void rc_api_push_free(rc_api_push_t *p);
+
+/** Parses a body that must be one JSON object (duplicate keys refused, at most
+ * RC_API_BODY_MAX bytes). Returns it (caller json_decref()s), or NULL with the reason in
+ * `err`. The routes owned outside the gateway (the live catalog) parse with it too. */
+json_t *rc_api_load_object(const char *body, size_t len, char *err, size_t errlen);
+
+/** Whether `given` (`given_len` bytes) equals the admin credential `expected`, compared in
+ * constant time (no early exit on the first differing byte, nor on a length mismatch). */
+bool rc_api_token_equal(const char *given, size_t given_len, const char *expected);
 
 /** Parses POST /api/v1/users/erase: {"user"}. Copies the id into `user` (RC_ID_MAX + 1
  * bytes). Returns 0 or RC_EINVAL with the reason in `err`. */

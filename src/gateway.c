@@ -80,6 +80,11 @@ typedef struct http_pss {
     char route[128];
 } http_pss_t;
 
+static rc_gateway_t *gateway_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
 /* ---- transport ops for the session module ---- */
 
 /* Frames made during a loop turn are written at its end (on_flush_check), straight to the
@@ -89,7 +94,7 @@ static void transport_want_write(void *transport)
 {
     struct lws *wsi = transport;
     ws_pss_t *pss = lws_wsi_user(wsi);
-    rc_gateway_t *g = lws_context_user(lws_get_context(wsi));
+    rc_gateway_t *g = gateway_of(wsi);
     if (pss == NULL || pss->conn == NULL) {
         lws_callback_on_writable(wsi);
         return;
@@ -124,11 +129,6 @@ static void transport_ping(void *transport)
 
 const rc_transport_ops_t rc_gateway_transport_ops = {transport_want_write, transport_kill,
                                                      transport_ping};
-
-static rc_gateway_t *gateway_of(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
 
 /* ---- WebSocket ---- */
 
@@ -432,13 +432,8 @@ static bool admin_authorized(struct lws *wsi, const char *token)
 {
     char auth[512];
     int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
-    size_t tlen = strlen(token);
-    if (n < 7 || strncmp(auth, "Bearer ", 7) != 0 || (size_t)n - 7 != tlen)
-        return false;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < tlen; i++)
-        diff |= (unsigned char)(auth[7 + i] ^ token[i]);
-    return diff == 0;
+    return n >= 7 && strncmp(auth, "Bearer ", 7) == 0 &&
+           rc_api_token_equal(auth + 7, (size_t)n - 7, token);
 }
 
 static int http_get(struct lws *wsi, http_pss_t *pss, const char *uri)
@@ -537,12 +532,10 @@ static int api_erase(struct lws *wsi, http_pss_t *pss)
 static int api_extra(struct lws *wsi, http_pss_t *pss)
 {
     rc_gateway_t *g = gateway_of(wsi);
-    json_t *j =
-        json_loadb(rc_wbuf_data(&pss->request), pss->request.len, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, "the body must be a JSON object");
-    }
+    char err[128];
+    json_t *j = rc_api_load_object(rc_wbuf_data(&pss->request), pss->request.len, err, sizeof(err));
+    if (j == NULL)
+        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
     unsigned status = g->hooks->extra_post(g->hooks->ctx, pss->route, j, &pss->body);
     json_decref(j);
     return http_respond(wsi, pss, status, "application/json");

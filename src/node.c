@@ -24,10 +24,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define TICK_MS         100
-#define LAG_PROBE_MS    20
-#define FLUSH_EVERY_MS  10 /* write-behind in small slices (rc_sessions_flush_due) */
-#define FLUSH_BUDGET_US 250
+#define TICK_MS        100
+#define LAG_PROBE_MS   20
+#define FLUSH_EVERY_MS 10 /* write-behind in small slices (rc_sessions_flush_due) */
 /* Trending lists are rebuilt a slice of the catalog per tick: about 0.2 ms of loop time
  * each, so a 100k-item catalog is rescanned every 2 s without a 4 ms stall. */
 #define REFRESH_SLICE_ITEMS 5000
@@ -140,7 +139,7 @@ static void on_tick(uv_timer_t *t)
 static void on_flush_timer(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
-    rc_sessions_flush_due(n->sessions, rc_mono_us(), FLUSH_BUDGET_US);
+    rc_sessions_flush_due(n->sessions, rc_mono_us(), RC_FLUSH_BUDGET_US);
 }
 
 /* Event-loop lag: every client waits behind whatever the loop is doing, so how late a

@@ -3,6 +3,7 @@
  * JSON snapshot per interval to every dashboard connected with `rankcast.ops.v1`. A summary
  * travels on the bus once a second so every node can show the others. */
 #include "ops.h"
+#include "admin_api.h"
 #include "engine/experiments.h"
 #include "clock.h"
 #include "error.h"
@@ -612,15 +613,6 @@ void rc_ops_free(rc_ops_t *o)
 
 /* ---- the WebSocket side ---- */
 
-bool rc_ops_token_equal(const char *given, size_t given_len, const char *expected)
-{
-    size_t n = strlen(expected);
-    unsigned char diff = given_len != n;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)((i < given_len ? given[i] : 0) ^ expected[i]);
-    return diff == 0;
-}
-
 /* The feed is open in demo mode without an admin token, closed without either, and needs
  * the token whenever one is set. Returns NULL when allowed, else the reason. */
 static const char *check_hello(const rc_ops_t *o, const char *msg, size_t len)
@@ -634,7 +626,7 @@ static const char *check_hello(const rc_ops_t *o, const char *msg, size_t len)
         why = "the first message must be {\"type\":\"hello\",\"token\":...}";
     else if (cfg->admin_token[0] != '\0')
         why =
-            json_is_string(token) && rc_ops_token_equal(json_string_value(token),
+            json_is_string(token) && rc_api_token_equal(json_string_value(token),
                                                         json_string_length(token), cfg->admin_token)
                 ? NULL
                 : "a valid admin token is required";

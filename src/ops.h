@@ -58,10 +58,6 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
  * event came from ("control" when none runs). */
 void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface);
 
-/** Compares a presented credential with the expected one in time that depends only on the
- * expected one's length. */
-bool rc_ops_token_equal(const char *given, size_t given_len, const char *expected);
-
 /** Estimates the q-quantile (0..1) in microseconds from histogram bucket counts (the
  * buckets of metrics.h, RC_HIST_BUCKETS + 1 of them), interpolating within the bucket.
  * Returns 0 for an empty histogram. */

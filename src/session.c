@@ -28,7 +28,6 @@
 #define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
-#define FLUSH_BUDGET_US   300 /* profile writes per rc_sessions_flush_due() call */
 /* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
  * much as events do, so they have a bucket of their own (PROTOCOL.md section 6). */
 #define CONTROL_PER_SEC 50.0
@@ -1519,7 +1518,7 @@ void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
             break;
         session_free(s, ses);
     }
-    rc_sessions_flush_due(s, now_us, FLUSH_BUDGET_US);
+    rc_sessions_flush_due(s, now_us, RC_FLUSH_BUDGET_US);
 }
 
 /* Write-behind without bursts: sessions are written once they have been dirty for

@@ -92,6 +92,9 @@ void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us);
 /** Tells every connection to reconnect elsewhere (`drain`), then to close with 1001. */
 void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms);
 
+/* Loop time one call of rc_sessions_flush_due() may spend writing profiles. */
+#define RC_FLUSH_BUDGET_US 250
+
 /** Writes the profiles dirty for at least profile_flush_ms, oldest first, until about
  * `budget_us` of loop time is spent (call every few ms; rc_sessions_tick() calls it too). */
 void rc_sessions_flush_due(rc_sessions_t *s, uint64_t now_us, uint64_t budget_us);

@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
+
+import { freePort, serverBinary, sleep } from '../integration/harness.mjs';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = process.env.RANKCAST_ARTIFACTS
@@ -20,29 +21,14 @@ export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 375, height: 812 };
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function serverBinary() {
-  return process.env.RANKCAST_BIN ? resolve(process.env.RANKCAST_BIN) : join(REPO_ROOT, 'build/server/rankcast');
-}
+// The binary, a free port and sleep, as the integration suites find them.
+export { serverBinary, sleep };
 
 /** Why the suite cannot run here (binary or browser missing), or null. */
 export function missingReason() {
   if (!existsSync(serverBinary())) return `no rankcast binary at ${serverBinary()} (build it, or set RANKCAST_BIN)`;
   if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (scripts/setup installs Debian's chromium)`;
   return null;
-}
-
-async function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
 }
 
 /**

@@ -155,7 +155,8 @@ export function serverBinary() {
   return process.env.RANKCAST_BIN ? resolve(process.env.RANKCAST_BIN) : join(REPO_ROOT, 'build/server/rankcast');
 }
 
-async function freePort() {
+/** A TCP port nothing listens on now (the kernel's pick); shared by every test harness. */
+export async function freePort() {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.unref();

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "admin_api.h"
 #include "assert_ext.h"
 #include "bus.h"
 #include "clock.h"
@@ -65,13 +66,13 @@ static void test_quantile_interpolates_within_a_bucket(void **state)
 static void test_token_comparison(void **state)
 {
     (void)state;
-    assert_true(rc_ops_token_equal("s3cret", 6, "s3cret"));
-    assert_false(rc_ops_token_equal("s3cre", 5, "s3cret"));
-    assert_false(rc_ops_token_equal("s3crets", 7, "s3cret"));
-    assert_false(rc_ops_token_equal("s3creT", 6, "s3cret"));
-    assert_false(rc_ops_token_equal("", 0, "s3cret"));
+    assert_true(rc_api_token_equal("s3cret", 6, "s3cret"));
+    assert_false(rc_api_token_equal("s3cre", 5, "s3cret"));
+    assert_false(rc_api_token_equal("s3crets", 7, "s3cret"));
+    assert_false(rc_api_token_equal("s3creT", 6, "s3cret"));
+    assert_false(rc_api_token_equal("", 0, "s3cret"));
     /* A NUL inside the given token does not end the comparison early. */
-    assert_false(rc_ops_token_equal("s3c\0et", 6, "s3cret"));
+    assert_false(rc_api_token_equal("s3c\0et", 6, "s3cret"));
 }
 
 static json_t *snapshot_json(rc_ops_t *o)
