@@ -3,7 +3,8 @@
  * Wire form (MessagePack map, short keys):
  *   "k": "ev" | "erase" | "push"   kind          "o": origin node    "u": user id
  *   events: "i" id, "t" kind name, "it" item, "v" value, "q" query, "s" surface,
- *           "ts" client ts_ms, "r" received_ms, "p" [[item, weight], ...] recent items
+ *           "ts" client ts_ms, "r" received_ms, "p" [[item, weight], ...] recent items,
+ *           "dv" device class, "tz" time-zone offset (min), "lc" locale: the user's context
  *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value)
  *   ops:    "d" the node's summary (a map, see ops.c) */
 #include "bus.h"
@@ -51,8 +52,8 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
     rc_mp_init(&pk, out);
     if (m->kind == RC_BUS_EVENT) {
         const rc_proto_event_t *e = &m->ev;
-        uint32_t n =
-            7 + (e->item.n > 0) + e->has_value + (e->query.n > 0) + (e->surface.n > 0) + e->has_ts;
+        uint32_t n = 9 + (e->item.n > 0) + e->has_value + (e->query.n > 0) + (e->surface.n > 0) +
+                     e->has_ts + (m->locale.n > 0);
         msgpack_pack_map(&pk, n);
         pack_kv(&pk, "k", (rc_str_t){"ev", 2});
         pack_kv(&pk, "o", m->origin_node);
@@ -76,6 +77,12 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
         }
         rc_mp_str(&pk, "r", 1);
         msgpack_pack_int64(&pk, m->received_ms);
+        rc_mp_str(&pk, "dv", 2);
+        msgpack_pack_int(&pk, m->device);
+        rc_mp_str(&pk, "tz", 2);
+        msgpack_pack_int(&pk, m->tz_offset_min);
+        if (m->locale.n > 0)
+            pack_kv(&pk, "lc", m->locale);
         rc_mp_str(&pk, "p", 1);
         msgpack_pack_array(&pk, m->n_recent);
         for (uint32_t i = 0; i < m->n_recent; i++) {
@@ -202,6 +209,16 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
         } else if (key_is(k, "ts") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             m->ev.has_ts = true;
             m->ev.ts_ms = (int64_t)v->via.u64;
+        } else if (key_is(k, "dv") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                   v->via.u64 < RC_DEVICE_COUNT) {
+            m->device = (int)v->via.u64;
+        } else if (key_is(k, "tz") && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                                       v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+            /* Time zones are within a day of UTC (the protocol checks at hello). */
+            if (v->via.i64 >= -1440 && v->via.i64 <= 1440)
+                m->tz_offset_min = (int)v->via.i64;
+        } else if (key_is(k, "lc")) {
+            get_str(v, &m->locale);
         } else if (key_is(k, "d")) {
             m->data = v;
         }

@@ -32,6 +32,9 @@ typedef struct rc_bus_msg {
     uint32_t n_recent;   /* the user's recent items at the origin before it, newest first */
     rc_str_t recent[RC_BUS_RECENT];
     float recent_w[RC_BUS_RECENT];
+    int device; /* the user's context at the origin, for trending per segment */
+    int tz_offset_min;
+    rc_str_t locale; /* canonical tag, or empty */
     /* RC_BUS_PUSH */
     rc_str_t push_id, topic, segment;
     const msgpack_object *data; /* the application payload, any value; RC_BUS_OPS: a map */

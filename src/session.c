@@ -658,11 +658,18 @@ static bool take_token(rc_conn_t *c, uint64_t now_us)
 }
 
 /* Other nodes learn co-visitation from an event only with the items the user acted on
- * before it, which only this node knows when it alone holds the session. */
-static void attach_recent(const rc_sessions_t *s, const rc_session_t *ses, rc_bus_msg_t *m)
+ * before it, and trending per context only with the user's context, which only this node
+ * knows when it alone holds the session. */
+static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_bus_msg_t *m)
 {
     const rc_user_state_t *u = &ses->state;
     const rc_catalog_t *c = &s->engine->catalog;
+    m->device = u->device;
+    m->tz_offset_min = u->tz_offset_min;
+    if (u->locale >= 0) {
+        const char *tag = s->engine->trending.locales[u->locale];
+        m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
+    }
     for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
         const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
         if (r->item >= c->n)
@@ -743,7 +750,7 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         .ev = *ev,
         .received_ms = rc_wall_ms(),
     };
-    attach_recent(s, ses, &be);
+    attach_context(s, ses, &be);
     c->refs++;
     int rc = rc_bus_publish(s->bus, &be, on_published, t);
     if (rc != 0) {
@@ -866,6 +873,7 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     }
     ses->state.device = (uint8_t)m->u.hello.device;
     ses->state.tz_offset_min = (int16_t)m->u.hello.tz_offset_min;
+    ses->state.locale = (int8_t)rc_engine_locale(s->engine, m->u.hello.locale);
     rc_list_unlink(&ses->idle_link);
     rc_list_unlink(&c->hello_link);
     c->session = ses;
@@ -1216,7 +1224,8 @@ static void apply_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     }
     /* No session here: learn what the origin's session knew. */
     rc_user_state_t u;
-    rc_user_state_init(&u, RC_DEV_OTHER, 0);
+    rc_user_state_init(&u, m->device, m->tz_offset_min);
+    u.locale = (int8_t)rc_engine_locale(e, m->locale);
     for (int i = (int)m->n_recent - 1; i >= 0; i--) {
         int64_t r = rc_catalog_resolve(&e->catalog, m->recent[i].p, m->recent[i].n);
         if (r >= 0)
@@ -1562,7 +1571,9 @@ static int erase_local(rc_sessions_t *s, const char *user, size_t len)
     rc_session_t *ses = session_find(s, user, len);
     if (ses != NULL) {
         /* Live connections keep their subscriptions and get lists computed from nothing. */
+        int8_t locale = ses->state.locale;
         rc_user_state_init(&ses->state, ses->state.device, ses->state.tz_offset_min);
+        ses->state.locale = locale;
         memset(&ses->delta, 0, sizeof(ses->delta));
         rc_list_unlink(&ses->dirty_link);
         ses->n_seen = ses->seen_head = 0;

@@ -61,6 +61,12 @@ void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min)
     memset(u, 0, sizeof(*u));
     u->device = (uint8_t)(device >= 0 && device < RC_DEVICE_COUNT ? device : RC_DEV_OTHER);
     u->tz_offset_min = (int16_t)tz_offset_min;
+    u->locale = -1;
+}
+
+int rc_engine_locale(rc_engine_t *e, rc_str_t tag)
+{
+    return tag.n > 0 ? rc_trending_locale(&e->trending, tag.p, tag.n) : -1;
 }
 
 float rc_event_weight(rc_event_kind_t kind, bool has_value, double value)
@@ -215,6 +221,7 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
     double now_s = (double)wall_ms / 1000.0;
     int device = u ? u->device : RC_DEV_OTHER;
     int daypart = rc_daypart(wall_ms, u ? u->tz_offset_min : 0);
+    int locale = u ? u->locale : -1;
 
     if (kind == RC_EV_IMPRESSION)
         return false;
@@ -235,7 +242,7 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
         return u != NULL;
     }
     if (weight > 0) {
-        rc_trending_add(&e->trending, idx, device, daypart, weight, now_s);
+        rc_trending_add(&e->trending, idx, device, daypart, locale, weight, now_s);
         if (u != NULL)
             learn_covisit(e, u, idx, weight, now_s);
     }

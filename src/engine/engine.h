@@ -31,6 +31,7 @@ typedef struct rc_user_state {
     uint8_t n_svec, n_cats;
     uint8_t n_excluded, excluded_head;
     uint8_t device;
+    int8_t locale; /* the engine's locale slot (rc_engine_locale), or -1 */
     int16_t tz_offset_min;
     uint32_t svec_feat[RC_SVEC];
     float svec_w[RC_SVEC];
@@ -68,7 +69,8 @@ typedef struct rc_ranked {
     uint32_t item;
     float score;
     uint8_t src;
-    int64_t ref; /* the item that explains it (covisit, content), or -1 */
+    int64_t ref; /* the item that explains it (covisit), the trending segment that carried it
+                  * (trending), or -1 */
 } rc_ranked_t;
 
 /* Items by content feature (category or tag), the most popular first: the content model's
@@ -131,8 +133,12 @@ int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
                    double trending_half_life_s, double now_s);
 void rc_engine_free(rc_engine_t *e);
 
-/** Resets a user state (no history) with a context. */
+/** Resets a user state (no history) with a context; no locale. */
 void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min);
+
+/** The locale slot of a tag such as "en-GB" for rc_user_state_t.locale (trending per
+ * locale), or -1 (none given, malformed, or more locales than RC_LOCALES already met). */
+int rc_engine_locale(rc_engine_t *e, rc_str_t tag);
 
 /** What an event means to the models: its weight, and whether it is about an item. */
 float rc_event_weight(rc_event_kind_t kind, bool has_value, double value);

@@ -172,6 +172,11 @@ static void gather_features(rc_engine_t *e, const rc_user_state_t *u, uint32_t p
     }
 }
 
+static bool has_locale(const rc_trending_t *t, const rc_user_state_t *u)
+{
+    return u->locale >= 0 && RC_SEG_LOCALE(u->locale) < (int)t->n_segments;
+}
+
 /* `wide`: a second pass when filters left fewer than K candidates: whole top lists. */
 static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
                               int daypart, bool wide)
@@ -181,8 +186,9 @@ static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc
     uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
     if (!wide)
         gather_covisit(e, u);
-    int segs[3] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL};
-    for (int i = 0; i < 3; i++)
+    int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
+                   RC_SEG_LOCALE(u->locale)};
+    for (int i = 0; i < (has_locale(t, u) ? 4 : 3); i++)
         gather_list(e, t->top[segs[i]], t->n_top[segs[i]], trending_take);
     gather_features(e, u, wide ? RC_FEATURE_LIST : FEATURE_TAKE);
 
@@ -308,11 +314,14 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
             covis_max = e->covis_acc[e->cands[i]];
 
     /* Each trending part is a segment's score over its leader's: the divisions are done
-     * once here, not per candidate. */
-    int seg_dev = RC_SEG_DEVICE(u->device), seg_day = RC_SEG_DAYPART(daypart);
-    float w_dev = t->top_max[seg_dev] > 0 ? 0.5f / t->top_max[seg_dev] : 0;
-    float w_day = t->top_max[seg_day] > 0 ? 0.2f / t->top_max[seg_day] : 0;
-    float w_all = t->top_max[RC_SEG_ALL] > 0 ? 0.3f / t->top_max[RC_SEG_ALL] : 0;
+     * once here, not per candidate. With a locale, the market counts most. */
+    bool loc = has_locale(t, u);
+    int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
+                   loc ? RC_SEG_LOCALE(u->locale) : RC_SEG_ALL};
+    static const float share[2][4] = {{0.5f, 0.2f, 0.3f, 0}, {0.3f, 0.15f, 0.2f, 0.35f}};
+    float w_seg[4];
+    for (int i = 0; i < 4; i++)
+        w_seg[i] = t->top_max[segs[i]] > 0 ? share[loc][i] / t->top_max[segs[i]] : 0;
     float pop_scale = t->popularity_max > 0 ? b->popular / t->popularity_max : 0;
     uint32_t n = 0;
     for (uint32_t i = 0; i < e->n_cands; i++) {
@@ -323,10 +332,18 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
         float part[RC_SRC_COUNT];
         part[RC_SRC_COVISIT] = covis_max > 0 ? b->covisit * e->covis_acc[c] / covis_max : 0;
         part[RC_SRC_CONTENT] = b->content * content_score(e, it, unorm);
-        part[RC_SRC_TRENDING] = c < t->n_items ? b->trending * (w_dev * t->score[seg_dev][c] +
-                                                                w_day * t->score[seg_day][c] +
-                                                                w_all * t->score[RC_SEG_ALL][c])
-                                               : 0;
+        /* The segment adding most to the trending part is the one its reason names. */
+        float trend = 0, seg_best = 0;
+        int seg_ref = RC_SEG_ALL;
+        for (int j = 0; c < t->n_items && j < 4; j++) {
+            float v = w_seg[j] * t->score[segs[j]][c];
+            trend += v;
+            if (v > seg_best) {
+                seg_best = v;
+                seg_ref = segs[j];
+            }
+        }
+        part[RC_SRC_TRENDING] = b->trending * trend;
         part[RC_SRC_POPULAR] = pop_scale * it->popularity;
         uint8_t src = RC_SRC_POPULAR;
         float score = 0;
@@ -335,7 +352,9 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
             if (part[p] > part[src])
                 src = (uint8_t)p;
         }
-        int64_t ref = src == RC_SRC_COVISIT ? e->covis_ref[c] : -1;
+        int64_t ref = src == RC_SRC_COVISIT    ? e->covis_ref[c]
+                      : src == RC_SRC_TRENDING ? seg_ref
+                                               : -1;
         e->ranked[n++] = (rc_ranked_t){c, score, src, ref};
     }
     return n;
@@ -455,17 +474,26 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     return explore(e, u, spec, out, k);
 }
 
-static const char *device_phrase(int device)
+/* The reason of a trending item, from the segment that carried it. */
+static void trending_phrase(const rc_trending_t *t, int64_t seg, char *buf, size_t len)
 {
-    switch (device) {
-    case RC_DEV_MOBILE:
-        return "Trending on mobile";
-    case RC_DEV_TABLET:
-        return "Trending on tablets";
-    case RC_DEV_DESKTOP:
-        return "Trending on desktop";
+    static const char *const devices[] = {[RC_DEV_MOBILE] = "on mobile",
+                                          [RC_DEV_TABLET] = "on tablets",
+                                          [RC_DEV_DESKTOP] = "on desktop"};
+    static const char *const dayparts[RC_DAYPARTS] = {"tonight", "this morning", "this afternoon",
+                                                      "this evening"};
+    const char *what = "now";
+    if (seg >= RC_SEG_DEVICE(0) && seg < RC_SEG_DAYPART(0) &&
+        seg - RC_SEG_DEVICE(0) < (int64_t)(sizeof(devices) / sizeof(devices[0])) &&
+        devices[seg - RC_SEG_DEVICE(0)] != NULL)
+        what = devices[seg - RC_SEG_DEVICE(0)];
+    else if (seg >= RC_SEG_DAYPART(0) && seg < RC_SEG_LOCALE(0))
+        what = dayparts[seg - RC_SEG_DAYPART(0)];
+    else if (seg >= RC_SEG_LOCALE(0) && seg < (int64_t)t->n_segments) {
+        snprintf(buf, len, "Trending in %s", t->locales[seg - RC_SEG_LOCALE(0)]);
+        return;
     }
-    return "Trending now";
+    snprintf(buf, len, "Trending %s", what);
 }
 
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
@@ -495,7 +523,7 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         }
         break;
     case RC_SRC_TRENDING:
-        snprintf(buf, len, "%s", device_phrase(u->device));
+        trending_phrase(&e->trending, r->ref, buf, len);
         return;
     case RC_SRC_EXPLORE:
         if (it->category != 0)

@@ -4,6 +4,7 @@
 #include "trending.h"
 #include "error.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ void rc_trending_init(rc_trending_t *t, double half_life_s, double now_s)
     memset(t, 0, sizeof(*t));
     t->half_life_s = half_life_s;
     t->epoch_s = now_s;
+    t->n_segments = RC_SEG_LOCALE(0);
 }
 
 void rc_trending_free(rc_trending_t *t)
@@ -38,7 +40,7 @@ static int ensure_items(rc_trending_t *t, uint32_t n)
     uint32_t cap = t->n_items ? t->n_items : 1024;
     while (cap < n)
         cap *= 2;
-    for (int s = 0; s < RC_SEGMENTS; s++) {
+    for (uint32_t s = 0; s < t->n_segments; s++) {
         float *p = realloc(t->score[s], cap * sizeof(float));
         if (p == NULL)
             return RC_ENOMEM;
@@ -52,7 +54,7 @@ static int ensure_items(rc_trending_t *t, uint32_t n)
 static void rescale(rc_trending_t *t, double now_s)
 {
     float f = (float)exp2(-(now_s - t->epoch_s) / t->half_life_s);
-    for (int s = 0; s < RC_SEGMENTS; s++) {
+    for (uint32_t s = 0; s < t->n_segments; s++) {
         for (uint32_t i = 0; i < t->n_items; i++)
             t->score[s][i] *= f;
         t->top_max[s] *= f;
@@ -61,7 +63,47 @@ static void rescale(rc_trending_t *t, double now_s)
     t->pass_active = false; /* its partial heaps are on the old scale: start again */
 }
 
-int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, float w, double now_s)
+int rc_trending_locale(rc_trending_t *t, const char *s, size_t n)
+{
+    char tag[RC_LOCALE_MAX + 1];
+    if (n == 0 || n > RC_LOCALE_MAX)
+        return -1;
+    /* Canonical case (BCP 47): "EN_gb" is "en-GB", "zh-hant-tw" is "zh-Hant-TW". */
+    size_t sub = 0, start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char ch = i < n ? (unsigned char)s[i] : '-';
+        if (ch == '-' || ch == '_') {
+            if (i == start)
+                return -1;
+            for (size_t j = start; sub > 0 && j < i; j++)
+                if ((i - start == 2) || (i - start == 4 && j == start))
+                    tag[j] = (char)toupper((unsigned char)tag[j]);
+            tag[i] = '-';
+            sub++;
+            start = i + 1;
+        } else if (isalnum(ch)) {
+            tag[i] = (char)tolower(ch);
+        } else {
+            return -1;
+        }
+    }
+    tag[n] = '\0';
+    uint32_t n_loc = t->n_segments - RC_SEG_LOCALE(0);
+    for (uint32_t l = 0; l < n_loc; l++)
+        if (strcmp(t->locales[l], tag) == 0)
+            return (int)l;
+    if (n_loc == RC_LOCALES)
+        return -1;
+    /* The new segment's counts start at zero; its top list fills from the next pass. */
+    if (t->n_items > 0 && (t->score[t->n_segments] = calloc(t->n_items, sizeof(float))) == NULL)
+        return -1;
+    memcpy(t->locales[n_loc], tag, n + 1);
+    t->n_segments++;
+    return (int)n_loc;
+}
+
+int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, int locale, float w,
+                    double now_s)
 {
     int rc = ensure_items(t, item + 1);
     if (rc != 0)
@@ -72,8 +114,10 @@ int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, fl
         exponent = 0;
     }
     float scaled = w * (float)exp2(exponent);
-    int segs[3] = {RC_SEG_ALL, RC_SEG_DEVICE(device), RC_SEG_DAYPART(daypart)};
-    for (int i = 0; i < 3; i++) {
+    int segs[4] = {RC_SEG_ALL, RC_SEG_DEVICE(device), RC_SEG_DAYPART(daypart),
+                   RC_SEG_LOCALE(locale)};
+    int n_segs = locale >= 0 && RC_SEG_LOCALE(locale) < (int)t->n_segments ? 4 : 3;
+    for (int i = 0; i < n_segs; i++) {
         float *v = &t->score[segs[i]][item];
         *v += scaled;
         /* Keep the normaliser current between refreshes so a new leader is not > 1. */
@@ -87,7 +131,7 @@ int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, fl
 
 float rc_trending_norm(const rc_trending_t *t, int segment, uint32_t item)
 {
-    if (item >= t->n_items || t->top_max[segment] <= 0)
+    if (item >= t->n_items || segment >= (int)t->n_segments || t->top_max[segment] <= 0)
         return 0;
     return t->score[segment][item] / t->top_max[segment];
 }
@@ -206,7 +250,7 @@ static void scan_item(rc_trending_t *t, const rc_item_t *it, uint32_t i)
     float pop_max = t->pass_pop_max;
     float prior = pop_max > 0 ? it->popularity / pop_max : 0;
     scored_t *seg_heap = t->seg_heap;
-    for (int s = 0; s < RC_SEGMENTS; s++) {
+    for (uint32_t s = 0; s < t->n_segments; s++) {
         float v = t->score[s][i];
         if (v > t->pass_best[s])
             t->pass_best[s] = v;
@@ -227,7 +271,7 @@ static void scan_item(rc_trending_t *t, const rc_item_t *it, uint32_t i)
 static void finish_pass(rc_trending_t *t)
 {
     scored_t *seg_heap = t->seg_heap;
-    for (int s = 0; s < RC_SEGMENTS; s++) {
+    for (uint32_t s = 0; s < t->n_segments; s++) {
         scored_t *h = seg_heap + s * RC_TRENDING_TOP;
         qsort(h, t->seg_n[s], sizeof(scored_t), by_score_desc);
         for (uint32_t j = 0; j < t->seg_n[s]; j++)

@@ -1,6 +1,7 @@
 /* Trending: time-decayed interaction counts per item and per context segment (all traffic,
- * each device class, each part of the day in the user's time zone). Top lists are rebuilt
- * periodically off the event path; the event path only adds to a counter. */
+ * each device class, each part of the day in the user's time zone, each locale met). Top
+ * lists are rebuilt periodically off the event path; the event path only adds to a
+ * counter. */
 #ifndef RC_TRENDING_H
 #define RC_TRENDING_H
 
@@ -10,17 +11,25 @@
 
 enum { RC_DAYPARTS = 4 }; /* night 0-6h, morning 6-12h, afternoon 12-18h, evening 18-24h */
 
-/* Segments: 0 = all, 1..4 = device classes, 5..8 = dayparts. */
+/* Locales get a segment each in the order they are first met, up to RC_LOCALES; later
+ * ones share the other segments only. A locale's counts start when it is first met. */
+#define RC_LOCALES    8
+#define RC_LOCALE_MAX 16 /* bytes of a locale tag, as the protocol allows */
+
+/* Segments: 0 = all, 1..4 = device classes, 5..8 = dayparts, 9.. = locales. */
 #define RC_SEG_ALL          0
 #define RC_SEG_DEVICE(d)    (1 + (d))
 #define RC_SEG_DAYPART(p)   (5 + (p))
-#define RC_SEGMENTS         9
+#define RC_SEG_LOCALE(l)    (9 + (l))
+#define RC_SEGMENTS         (9 + RC_LOCALES)
 #define RC_TRENDING_TOP     100
 #define RC_TRENDING_PER_CAT 40
 
 typedef struct rc_trending {
     float *score[RC_SEGMENTS]; /* per item, scaled like covisit (see trending.c) */
     uint32_t n_items;
+    uint32_t n_segments; /* in use: the fixed ones and one per locale met */
+    char locales[RC_LOCALES][RC_LOCALE_MAX + 1];
     double half_life_s;
     double epoch_s;
     /* Rebuilt by rc_trending_refresh(): */
@@ -50,9 +59,14 @@ typedef struct rc_trending {
 void rc_trending_init(rc_trending_t *t, double half_life_s, double now_s);
 void rc_trending_free(rc_trending_t *t);
 
-/** Counts weight `w` for `item` in the segments all, `device` and `daypart`. */
-int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, float w,
+/** Counts weight `w` for `item` in the segments all, `device`, `daypart` and `locale` (a
+ * value of rc_trending_locale(), or -1 for none). */
+int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, int locale, float w,
                     double now_s);
+
+/** The locale slot of tag `s` (compared without case, `_` as `-`), given one when it is new
+ * and slots remain; -1 when empty, malformed, out of slots or out of memory. */
+int rc_trending_locale(rc_trending_t *t, const char *s, size_t n);
 
 /** A segment score of `item` normalised to 0..1 by the segment's best (0 when unknown). */
 float rc_trending_norm(const rc_trending_t *t, int segment, uint32_t item);

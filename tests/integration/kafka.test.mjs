@@ -377,26 +377,28 @@ describe('the Kafka bus', { skip }, () => {
     await stopCleanly(a, b);
   });
 
-  test('events of users on one node make their items trending for a cold user on another', { timeout: 90000 }, async (t) => {
+  // The events carry their user's context (device, time zone, locale), so B learns trending per
+  // segment: the cold user shares only the buyers' locale, and the reason names it.
+  test('events of users on one node make their items trending for a cold user on another, in their locale', { timeout: 90000 }, async (t) => {
     const prefix = topicPrefix();
     const [a, b] = await startNodes(2, prefix);
     const probed = new Set(await expectLinked(t, a, b));
     const targets = itemsOf(a, 'stationery').filter((it) => !probed.has(it.id)).slice(0, 3).map((it) => it.id);
 
     for (let i = 0; i < 8; i++) {
-      const { client } = await connectHello(a, 'json', { user: uniqueId('buyer'), device: 'mobile' });
+      const { client } = await connectHello(a, 'json', { user: uniqueId('buyer'), device: 'mobile', locale: 'de-DE' });
       await sendAll(client, targets, `b${i}`);
       client.close();
     }
     // Trending is rebuilt every 500 ms, off the event path: a new cold user on B, until it shows.
     const list = await eventually(async () => {
-      const { client } = await connectHello(b, 'json', { user: uniqueId('cold'), device: 'mobile' });
+      const { client } = await connectHello(b, 'json', { user: uniqueId('cold'), device: 'desktop', locale: 'de_de' });
       const recs = await client.subscribe('home', { k: 10 });
       client.close();
       const trending = recs.items.filter((it) => it.src === 'trending').map((it) => it.item);
       return targets.every((id) => trending.includes(id)) ? recs : null;
     }, 5000, `items clicked on A (${targets}) trending for a cold user on B`);
-    for (const it of list.items.filter((x) => targets.includes(x.item))) assert.match(it.why, /Trending/);
+    for (const it of list.items.filter((x) => targets.includes(x.item))) assert.equal(it.why, 'Trending in de-DE');
     await stopCleanly(a, b);
   });
 

@@ -265,9 +265,9 @@ static void test_trending_top_by_activity(void **state)
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 9), 0, 0);
 
     /* Any activity outranks the prior, most active first. */
-    assert_int_equal(rc_trending_add(&t, 3, RC_DEV_OTHER, 0, 5, now), 0);
-    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, 3, now), 0);
-    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, 1, now), 0);
+    assert_int_equal(rc_trending_add(&t, 3, RC_DEV_OTHER, 0, -1, 5, now), 0);
+    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, -1, 3, now), 0);
+    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, -1, 1, now), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     const uint32_t warm[] = {3, 7, 1, 9, 8, 6, 5, 4, 2, 0};
     assert_top(&t, RC_SEG_ALL, warm, 10);
@@ -277,7 +277,7 @@ static void test_trending_top_by_activity(void **state)
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 5000), 0, 0);
 
     /* A new leader between refreshes is normalised to 1, not above. */
-    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, 7, now), 0);
+    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, -1, 7, now), 0);
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 7), 1, 1e-6);
     assert_dbl_le(rc_trending_norm(&t, RC_SEG_ALL, 3), 1);
 
@@ -301,9 +301,9 @@ static void test_trending_segments_separate(void **state)
     const double now = T0_MS / 1000.0;
     small_catalog(&c);
     rc_trending_init(&t, 3600, now);
-    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_MOBILE, 1, 10, now), 0);
-    assert_int_equal(rc_trending_add(&t, 4, RC_DEV_DESKTOP, 1, 5, now), 0);
-    assert_int_equal(rc_trending_add(&t, 6, RC_DEV_DESKTOP, 3, 1, now), 0);
+    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_MOBILE, 1, -1, 10, now), 0);
+    assert_int_equal(rc_trending_add(&t, 4, RC_DEV_DESKTOP, 1, -1, 5, now), 0);
+    assert_int_equal(rc_trending_add(&t, 6, RC_DEV_DESKTOP, 3, -1, 1, now), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
 
     const uint32_t all[] = {2, 4, 6, 9};
@@ -331,6 +331,52 @@ static void test_trending_segments_separate(void **state)
     rc_catalog_free(&c);
 }
 
+/* Locale tags get a segment each, in canonical case, up to RC_LOCALES; malformed tags and
+ * those past the limit get none. Each locale's top list holds its own activity. */
+static void test_trending_locales(void **state)
+{
+    (void)state;
+    rc_catalog_t c;
+    rc_trending_t t;
+    const double now = T0_MS / 1000.0;
+    small_catalog(&c);
+    rc_trending_init(&t, 3600, now);
+    assert_int_equal(rc_trending_locale(&t, "EN_gb", 5), 0);
+    assert_string_equal(t.locales[0], "en-GB");
+    assert_int_equal(rc_trending_locale(&t, "en-GB", 5), 0);
+    assert_int_equal(rc_trending_locale(&t, "zh-hant-tw", 10), 1);
+    assert_string_equal(t.locales[1], "zh-Hant-TW");
+    static const char *const bad[] = {"",        "en--GB",           "-en", "en-", "e n",
+                                      "en-GB\n", "abcdefghijklmnopq"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(rc_trending_locale(&t, bad[i], strlen(bad[i])), -1);
+    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, 0, 10, now), 0);
+    assert_int_equal(rc_trending_add(&t, 4, RC_DEV_OTHER, 0, 1, 5, now), 0);
+    /* A locale met after activity started counts from then on. */
+    assert_int_equal(rc_trending_locale(&t, "de", 2), 2);
+    assert_int_equal(rc_trending_add(&t, 6, RC_DEV_OTHER, 0, 2, 1, now), 0);
+    char tag[8];
+    for (int i = 3; i < RC_LOCALES; i++) {
+        snprintf(tag, sizeof(tag), "x%d", i);
+        assert_int_equal(rc_trending_locale(&t, tag, strlen(tag)), i);
+    }
+    assert_int_equal(rc_trending_locale(&t, "fr-FR", 5), -1);
+    assert_int_equal(t.n_segments, RC_SEGMENTS);
+    assert_int_equal(rc_trending_refresh(&t, &c), 0);
+
+    const uint32_t all[] = {2, 4, 6, 9};
+    assert_top(&t, RC_SEG_ALL, all, 4);
+    const uint32_t gb[] = {2, 9, 8}, tw[] = {4, 9, 8}, de[] = {6, 9, 8}, x3[] = {9, 8};
+    assert_top(&t, RC_SEG_LOCALE(0), gb, 3);
+    assert_top(&t, RC_SEG_LOCALE(1), tw, 3);
+    assert_top(&t, RC_SEG_LOCALE(2), de, 3);
+    assert_top(&t, RC_SEG_LOCALE(3), x3, 2);
+    assert_float_equal(rc_trending_norm(&t, RC_SEG_LOCALE(0), 2), 1, 1e-6);
+    assert_float_equal(rc_trending_norm(&t, RC_SEG_LOCALE(0), 4), 0, 0);
+    rc_trending_free(&t);
+    rc_catalog_free(&c);
+}
+
 static void test_trending_decay(void **state)
 {
     (void)state;
@@ -339,16 +385,16 @@ static void test_trending_decay(void **state)
     rc_trending_t t;
     small_catalog(&c);
     rc_trending_init(&t, hl, now);
-    assert_int_equal(rc_trending_add(&t, 5, RC_DEV_OTHER, 0, 1, now), 0);
-    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, 1, now + hl), 0);
+    assert_int_equal(rc_trending_add(&t, 5, RC_DEV_OTHER, 0, -1, 1, now), 0);
+    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, -1, 1, now + hl), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     const uint32_t order[] = {0, 5, 9};
     assert_top(&t, RC_SEG_ALL, order, 3);
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 5), 0.5, 1e-4);
 
     /* Across the rescale after ~40 half-lives. */
-    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, 1, now + 39 * hl), 0);
-    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, 1, now + 41 * hl), 0);
+    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, -1, 1, now + 39 * hl), 0);
+    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, -1, 1, now + 41 * hl), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     const uint32_t later[] = {2, 1};
     assert_top(&t, RC_SEG_ALL, later, 2);
@@ -366,7 +412,7 @@ static void test_trending_by_category(void **state)
     rc_trending_t t;
     small_catalog(&c);
     rc_trending_init(&t, 3600, now);
-    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, 4, now), 0);
+    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, -1, 4, now), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     int32_t a = rc_catalog_category(&c, "a", 1), b = rc_catalog_category(&c, "b", 1);
     assert_int_gt(a, 0);
@@ -402,7 +448,7 @@ static void test_trending_top_matches_full_sort(void **state)
         assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, 0, &idx), 0);
         /* Distinct weights in a scrambled order: 7919 is prime to N. */
         float w = 1.0f + (float)((i * 7919u) % N);
-        assert_int_equal(rc_trending_add(&t, i, RC_DEV_OTHER, 0, w, now), 0);
+        assert_int_equal(rc_trending_add(&t, i, RC_DEV_OTHER, 0, -1, w, now), 0);
         by_weight[N - 1 - (i * 7919u) % N] = i;
     }
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
@@ -446,8 +492,8 @@ static void test_trending_refresh_in_steps(void **state)
         snprintf(cat, sizeof(cat), "k%u", i % CATS);
         assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, (double)(i % 13), &idx), 0);
         float w = 1.0f + (float)((i * 389u) % N);
-        assert_int_equal(rc_trending_add(&whole, i, (int)(i % 3), (int)(i % 4), w, now), 0);
-        assert_int_equal(rc_trending_add(&steps, i, (int)(i % 3), (int)(i % 4), w, now), 0);
+        assert_int_equal(rc_trending_add(&whole, i, (int)(i % 3), (int)(i % 4), -1, w, now), 0);
+        assert_int_equal(rc_trending_add(&steps, i, (int)(i % 3), (int)(i % 4), -1, w, now), 0);
     }
     assert_int_equal(rc_trending_refresh(&whole, &c), 0);
     /* The first pass sets the popularity scale the prior uses; the second is compared. */
@@ -473,7 +519,7 @@ static void test_trending_refresh_in_steps(void **state)
     }
     /* An item already scanned becomes the leader mid-pass. */
     assert_int_equal(rc_trending_refresh_step(&steps, &c, 10), 0);
-    assert_int_equal(rc_trending_add(&steps, 3, RC_DEV_OTHER, 0, 5000.0f, now), 0);
+    assert_int_equal(rc_trending_add(&steps, 3, RC_DEV_OTHER, 0, -1, 5000.0f, now), 0);
     while (rc_trending_refresh_step(&steps, &c, 100) == 0)
         ;
     /* This pass ranked it by the score it had when scanned; the normaliser has its new one. */
@@ -747,6 +793,53 @@ static void test_rank_covisit_from_other_users(void **state)
     assert_string_equal(rc_src_name(r->src), "covisit");
     rc_engine_why(e, &u, r, why, sizeof(why));
     assert_string_equal(why, "Viewed together with Item 150");
+    rc_engine_free(e);
+}
+
+/* Shoppers in de-DE made item 150 trend, those in en-GB item 160 a little more. A cold
+ * user in de-DE gets 150 first, with the reason naming the locale; one in en-GB, and one
+ * with no locale, get 160 first. */
+static void test_rank_trending_by_locale(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    rc_user_state_t shopper, u;
+    rc_ranked_t out[10];
+    char why[128];
+    engine_with_items(e, false);
+    int de = rc_engine_locale(e, (rc_str_t){"de-DE", 5});
+    int gb = rc_engine_locale(e, (rc_str_t){"en-GB", 5});
+    assert_int_ge(de, 0);
+    assert_int_ge(gb, 0);
+    assert_int_equal(rc_engine_locale(e, (rc_str_t){"de_de", 5}), de);
+    assert_int_equal(rc_engine_locale(e, (rc_str_t){"", 0}), -1);
+    for (int i = 0; i < 12; i++) {
+        rc_user_state_init(&shopper, RC_DEV_DESKTOP, 0);
+        shopper.locale = (int8_t)(i < 5 ? de : gb);
+        observe(e, &shopper, RC_EV_VIEW, i < 5 ? 150 : 160, T0_MS - 1000 + i);
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    assert_int_equal(u.locale, -1);
+    u.locale = (int8_t)de;
+    assert_int_equal(rank_k(e, &u, 10, -1, -1, -1, out), 10);
+    assert_int_equal(out[0].item, 150);
+    assert_int_equal(out[0].src, RC_SRC_TRENDING);
+    rc_engine_why(e, &u, &out[0], why, sizeof(why));
+    assert_string_equal(why, "Trending in de-DE");
+    assert_int_equal(place_of(out, 10, 160), 1);
+
+    u.locale = (int8_t)gb;
+    rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_equal(out[0].item, 160);
+    rc_engine_why(e, &u, &out[0], why, sizeof(why));
+    assert_string_equal(why, "Trending in en-GB");
+    u.locale = -1;
+    rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_equal(out[0].item, 160);
+    rc_engine_why(e, &u, &out[0], why, sizeof(why));
+    assert_string_equal(why, "Trending on desktop");
     rc_engine_free(e);
 }
 
@@ -1107,9 +1200,25 @@ static void test_why_phrases(void **state)
     rc_user_state_init(&u, RC_DEV_MOBILE, 0);
     observe(e, &u, RC_EV_VIEW, 12, T0_MS);
 
+    /* A trending item's reason names the segment that carried it. */
     rc_ranked_t r = {.item = 20, .score = 1, .src = RC_SRC_TRENDING, .ref = -1};
-    rc_engine_why(e, &u, &r, why, sizeof(why));
-    assert_string_equal(why, "Trending on mobile");
+    static const struct {
+        int seg;
+        const char *why;
+    } trending[] = {{RC_SEG_DEVICE(RC_DEV_MOBILE), "Trending on mobile"},
+                    {RC_SEG_DEVICE(RC_DEV_OTHER), "Trending now"},
+                    {RC_SEG_DAYPART(0), "Trending tonight"},
+                    {RC_SEG_DAYPART(3), "Trending this evening"},
+                    {RC_SEG_ALL, "Trending now"},
+                    {RC_SEG_LOCALE(0), "Trending in pt-BR"},
+                    {RC_SEG_LOCALE(1), "Trending now"}, /* no second locale */
+                    {-1, "Trending now"}};
+    assert_int_equal(rc_engine_locale(e, (rc_str_t){"pt_br", 5}), 0);
+    for (size_t i = 0; i < sizeof(trending) / sizeof(trending[0]); i++) {
+        r.ref = trending[i].seg;
+        rc_engine_why(e, &u, &r, why, sizeof(why));
+        assert_string_equal(why, trending[i].why);
+    }
     /* 20 and 12 share cat4. */
     r.src = RC_SRC_CONTENT;
     rc_engine_why(e, &u, &r, why, sizeof(why));
@@ -1326,6 +1435,7 @@ int main(void)
         cmocka_unit_test(test_daypart),
         cmocka_unit_test(test_trending_top_by_activity),
         cmocka_unit_test(test_trending_segments_separate),
+        cmocka_unit_test(test_trending_locales),
         cmocka_unit_test(test_trending_decay),
         cmocka_unit_test(test_trending_by_category),
         cmocka_unit_test(test_trending_top_matches_full_sort),
@@ -1336,6 +1446,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rank_category_share_rises, free_engines),
         cmocka_unit_test_teardown(test_rank_search_moves_towards_tags, free_engines),
         cmocka_unit_test_teardown(test_rank_covisit_from_other_users, free_engines),
+        cmocka_unit_test_teardown(test_rank_trending_by_locale, free_engines),
         cmocka_unit_test_teardown(test_rank_covisit_ref_is_strongest_source, free_engines),
         cmocka_unit_test_teardown(test_rank_excluded_never_appear, free_engines),
         cmocka_unit_test_teardown(test_rank_category_filter, free_engines),
