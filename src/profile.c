@@ -4,18 +4,23 @@
  *   "v": 1            format version
  *   "n": int          events counted for this user
  *   "c": {cat: num}   category affinities (the 16 strongest)
+ *   "f": {hex: num}   content feature affinities (the 16 strongest), keyed by the feature
+ *                     id as 8 lower-case hex digits: the long-term content vector
  *   "r": [id, ...]    recent items, oldest first (16)
  *   "x": [id, ...]    purchased or dismissed items (32)
  *   "t": int          last update, ms since the epoch
  *   "q": {node: int}  Redis only: the last delta sequence applied from each node
- * A delta has the same keys (its "n", "c" are increments). Documents written by Redis' Lua
- * (cmsgpack) may hold integers where weights are expected, and an empty array for an empty
- * map; the readers here accept both. */
+ * A delta has the same keys (its "n", "c", "f" are increments; stored "c" and "f" fade with
+ * the time since "t", RC_PROFILE_HALF_LIFE_MS, before they are added). Documents written by Redis'
+ * Lua (cmsgpack) may hold integers where weights are expected, and an empty array for an empty map;
+ * the readers here accept both. */
 #include "profile.h"
 #include "error.h"
 #include "mpack.h"
 
+#include <math.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <string.h>
 
 int rc_profile_load(rc_profile_store_t *s, const char *user, size_t user_len)
@@ -92,6 +97,7 @@ void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event
         return;
     if (c->items[idx].category != 0)
         delta_add_category(d, c->items[idx].category, w);
+    rc_weights_add_item(c, d->feats, d->feats_w, &d->n_feats, RC_PROFILE_FEATS, idx, w);
     /* The newest item goes last; an item seen again moves to the end. */
     uint8_t j = 0;
     for (uint8_t i = 0; i < d->n_recent; i++)
@@ -105,14 +111,27 @@ void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event
     d->recent[d->n_recent++] = idx;
 }
 
+static void pack_features(msgpack_packer *pk, const uint32_t *feats, const float *w, uint32_t n)
+{
+    char hex[9];
+    rc_mp_cstr(pk, "f");
+    msgpack_pack_map(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(hex, sizeof(hex), "%08x", feats[i]);
+        rc_mp_str(pk, hex, 8);
+        msgpack_pack_double(pk, w[i]);
+    }
+}
+
 int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, int64_t now_ms,
                             rc_wbuf_t *out)
 {
     msgpack_packer pk;
     rc_mp_init(&pk, out);
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 6);
     rc_mp_cstr(&pk, "n");
     msgpack_pack_uint32(&pk, d->events);
+    pack_features(&pk, d->feats, d->feats_w, d->n_feats);
     rc_mp_cstr(&pk, "c");
     msgpack_pack_map(&pk, d->n_cats);
     for (uint8_t i = 0; i < d->n_cats; i++) {
@@ -141,9 +160,12 @@ typedef struct {
 /* A document or a delta, decoded. Big (≈4 KB) but short-lived, on the stack. */
 typedef struct {
     int64_t n, t;
-    uint32_t n_cats, n_recent, n_excluded;
+    uint32_t n_cats, n_recent, n_excluded, n_feats;
+    bool has_feats; /* documents from before feature affinities were stored have none */
     name_t cats[RC_PROFILE_CATS + RC_CATS];
     double cats_w[RC_PROFILE_CATS + RC_CATS];
+    uint32_t feats[2 * RC_PROFILE_FEATS];
+    float feats_w[2 * RC_PROFILE_FEATS];
     name_t recent[RC_PROFILE_RECENT];
     name_t excluded[RC_PROFILE_EXCLUDED];
 } doc_t;
@@ -187,6 +209,23 @@ static bool obj_name(const msgpack_object *o, name_t *out)
     return true;
 }
 
+static bool parse_hex32(const char *s, size_t n, uint32_t *out)
+{
+    uint32_t v = 0;
+    if (n != 8)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int h = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+                : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+                                             : -1;
+        if (h < 0)
+            return false;
+        v = v << 4 | (uint32_t)h;
+    }
+    *out = v;
+    return true;
+}
+
 /* Reads the lists of a document; `cap_*` bound what is kept (the oldest recent items and
  * the oldest exclusions are dropped first). */
 static int doc_read(const void *data, size_t len, doc_t *d)
@@ -216,6 +255,18 @@ static int doc_read(const void *data, size_t len, doc_t *d)
             obj_name(&o->via.map.ptr[i].key, &d->cats[d->n_cats]) &&
             obj_number(&o->via.map.ptr[i].val, &d->cats_w[d->n_cats]))
             d->n_cats++;
+    }
+    o = map_get(&root, "f");
+    d->has_feats = o != NULL;
+    for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        uint32_t feat;
+        if (d->n_feats < 2 * RC_PROFILE_FEATS && k->type == MSGPACK_OBJECT_STR &&
+            parse_hex32(k->via.str.ptr, k->via.str.size, &feat) &&
+            obj_number(&o->via.map.ptr[i].val, &x) && x > 0) {
+            d->feats[d->n_feats] = feat;
+            d->feats_w[d->n_feats++] = (float)x;
+        }
     }
     o = map_get(&root, "r");
     for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_ARRAY && i < o->via.array.size; i++) {
@@ -256,8 +307,42 @@ static int find_name(const name_t *names, uint32_t n, const char *s)
 static void doc_apply(doc_t *p, const doc_t *d)
 {
     p->n += d->n;
+    /* What was stored fades with the time since its last update. */
+    if (p->t > 0 && d->t > p->t) {
+        double fade = exp2(-(double)(d->t - p->t) / (double)RC_PROFILE_HALF_LIFE_MS);
+        for (uint32_t i = 0; i < p->n_cats; i++)
+            p->cats_w[i] *= fade;
+        for (uint32_t i = 0; i < p->n_feats; i++)
+            p->feats_w[i] *= (float)fade;
+    }
     if (d->t > p->t)
         p->t = d->t;
+    for (uint32_t i = 0; i < d->n_feats; i++) {
+        uint32_t at = 0;
+        while (at < p->n_feats && p->feats[at] != d->feats[i])
+            at++;
+        if (at < p->n_feats) {
+            p->feats_w[at] += d->feats_w[i];
+        } else if (p->n_feats < 2 * RC_PROFILE_FEATS) {
+            p->feats[p->n_feats] = d->feats[i];
+            p->feats_w[p->n_feats++] = d->feats_w[i];
+        }
+    }
+    /* Keep the 16 strongest features (a selection sort on at most 32 entries). */
+    for (uint32_t i = 0; i < p->n_feats && i < RC_PROFILE_FEATS; i++) {
+        uint32_t best = i;
+        for (uint32_t j = i + 1; j < p->n_feats; j++)
+            if (p->feats_w[j] > p->feats_w[best])
+                best = j;
+        uint32_t tf = p->feats[i];
+        float tw = p->feats_w[i];
+        p->feats[i] = p->feats[best];
+        p->feats_w[i] = p->feats_w[best];
+        p->feats[best] = tf;
+        p->feats_w[best] = tw;
+    }
+    if (p->n_feats > RC_PROFILE_FEATS)
+        p->n_feats = RC_PROFILE_FEATS;
     for (uint32_t i = 0; i < d->n_cats; i++) {
         int at = find_name(p->cats, p->n_cats, d->cats[i].s);
         if (at >= 0) {
@@ -309,11 +394,12 @@ static int doc_write(const doc_t *p, rc_wbuf_t *out)
 {
     msgpack_packer pk;
     rc_mp_init(&pk, out);
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, 7);
     rc_mp_cstr(&pk, "v");
     msgpack_pack_int(&pk, 1);
     rc_mp_cstr(&pk, "n");
     msgpack_pack_int64(&pk, p->n);
+    pack_features(&pk, p->feats, p->feats_w, p->n_feats);
     rc_mp_cstr(&pk, "c");
     msgpack_pack_map(&pk, p->n_cats);
     for (uint32_t i = 0; i < p->n_cats; i++) {
@@ -354,7 +440,8 @@ int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, s
 
 static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
 {
-    /* Rebuild the ring: the profile's items first (older), the session's own after. */
+    /* Rebuild the ring: the profile's items first (older), the session's own after. The
+     * session's content vector stays its own. */
     rc_recent_t own[RC_RECENT];
     uint8_t n_own = u->n_recent;
     for (uint8_t k = 0; k < n_own; k++)
@@ -366,7 +453,9 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
             continue;
         /* The content vector is not stored: it is rebuilt from the items it came from. */
         rc_user_push_recent(u, (uint32_t)idx, 1.0f);
-        rc_user_learn_content(c, u, (uint32_t)idx, 1.0f);
+        if (!d->has_feats)
+            rc_weights_add_item(c, u->ltvec_feat, u->ltvec_w, &u->n_ltvec, RC_LTVEC, (uint32_t)idx,
+                                1.0f);
     }
     for (uint8_t i = 0; i < n_own; i++)
         rc_user_push_recent(u, own[i].item, own[i].w);
@@ -383,6 +472,8 @@ int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size
         if (cat > 0)
             rc_user_add_category(u, (uint16_t)cat, 0.5f * (float)d.cats_w[i]);
     }
+    for (uint32_t i = 0; i < d.n_feats; i++)
+        rc_weights_add(u->ltvec_feat, u->ltvec_w, &u->n_ltvec, RC_LTVEC, d.feats[i], d.feats_w[i]);
     merge_recent(c, u, &d);
     for (uint32_t i = 0; i < d.n_excluded; i++) {
         int64_t idx = rc_catalog_resolve(c, d.excluded[i].s, strlen(d.excluded[i].s));

@@ -15,9 +15,13 @@
 #include <stddef.h>
 #include <uv.h>
 
-#define RC_PROFILE_CATS     16 /* category affinities kept per profile */
-#define RC_PROFILE_RECENT   16 /* recent items kept per profile */
-#define RC_PROFILE_EXCLUDED 32 /* purchased or dismissed items kept per profile */
+#define RC_PROFILE_CATS     16       /* category affinities kept per profile */
+#define RC_PROFILE_RECENT   16       /* recent items kept per profile */
+#define RC_PROFILE_EXCLUDED 32       /* purchased or dismissed items kept per profile */
+#define RC_PROFILE_FEATS    RC_LTVEC /* content feature affinities kept per profile */
+/* Long-term affinities (categories, content features) fade by half in 30 days without
+ * activity: a stored weight is multiplied by 2^(-elapsed / half-life) at each update. */
+#define RC_PROFILE_HALF_LIFE_MS (30LL * 86400 * 1000)
 
 typedef struct rc_profile_store rc_profile_store_t;
 
@@ -88,9 +92,11 @@ rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer);
 /* What one session changed since its last write. Embedded in the session (~300 bytes). */
 typedef struct rc_profile_delta {
     uint32_t events;
-    uint8_t n_cats, n_recent, n_excluded;
+    uint8_t n_cats, n_recent, n_excluded, n_feats;
     uint16_t cats[RC_CATS];
     float cats_w[RC_CATS];
+    uint32_t feats[RC_PROFILE_FEATS]; /* content features, as rc_user_state_t.ltvec */
+    float feats_w[RC_PROFILE_FEATS];
     uint32_t recent[RC_PROFILE_RECENT]; /* oldest first */
     uint32_t excluded[RC_PROFILE_EXCLUDED];
 } rc_profile_delta_t;
@@ -110,13 +116,16 @@ int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, 
 
 /** Merges an encoded delta into a stored document (`doc` may be NULL: no profile yet) and
  * writes the new document to `out`. The same rules as the Redis script (profile_redis.c):
- * counts add, category weights add (the 16 strongest kept), recent items move to the end
- * (16 kept), excluded items are added once (32 kept). Returns 0 or RC_EPARSE. */
+ * counts add; the stored category and feature weights fade with the time since the last
+ * update (RC_PROFILE_HALF_LIFE_MS), then the delta's add (the 16 strongest of each kept);
+ * recent items move to the end (16 kept), excluded items are added once (32 kept). Returns
+ * 0 or RC_EPARSE. */
 int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, size_t delta_len,
                            rc_wbuf_t *out);
 
 /** Merges a stored document into `u`: its items come before the session's own recent ones,
- * its categories count at half weight, and the content vector is rebuilt from its items.
+ * its categories count at half weight, and its feature affinities become the long-term
+ * content vector (a document from before they were stored: built from its recent items).
  * Unknown items are skipped (or learned, in an open catalog). Returns 0 or RC_EPARSE. */
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
 

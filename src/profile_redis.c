@@ -34,14 +34,14 @@
 #define MAX_QUEUED_LOADS   100000
 #define NODES_REMEMBERED   8
 
-/* KEYS[1] profile key; ARGV: delta, ttl ms, node id, sequence. Returns 1 when applied, 0
- * when this node's sequence was applied already (a retry). Mirrors rc_profile_apply_delta()
- * (profile.c), which the in-memory store uses. */
 /* KEYS: profile keys; ARGV[1] ttl ms, ARGV[2] node id, then for each key its delta and its
  * sequence. Merges each delta into its profile unless this node's sequence for that profile
  * was applied already (a retry); returns how many were applied. One call carries many users'
  * deltas; each user's merge is atomic (the whole script is). Mirrors rc_profile_apply_delta()
  * (profile.c), which the in-memory store uses. */
+#define HALF_LIFE_MS "2592000000"
+_Static_assert(RC_PROFILE_HALF_LIFE_MS == 2592000000LL, "HALF_LIFE_MS is the script's copy");
+_Static_assert(RC_PROFILE_CATS == 16 && RC_PROFILE_FEATS == 16, "the script keeps 16 of each");
 static const char MERGE_SCRIPT[] =
     "local ttl, node, applied = ARGV[1], ARGV[2], 0\n"
     "for i, key in ipairs(KEYS) do\n"
@@ -54,16 +54,23 @@ static const char MERGE_SCRIPT[] =
     "    local d = cmsgpack.unpack(ARGV[1 + 2 * i])\n"
     "    p.v = 1\n"
     "    p.n = (tonumber(p.n) or 0) + (tonumber(d.n) or 0)\n"
-    "    local c = type(p.c) == 'table' and p.c or {}\n"
-    "    for k, w in pairs(type(d.c) == 'table' and d.c or {}) do c[k] = (c[k] or 0) + w end\n"
-    "    local cats = {}\n"
-    "    for k, w in pairs(c) do cats[#cats + 1] = {k, w} end\n"
-    "    if #cats > 16 then\n"
-    "      table.sort(cats, function(a, b) return a[2] > b[2] end)\n"
-    "      c = {}\n"
-    "      for j = 1, 16 do c[cats[j][1]] = cats[j][2] end\n"
+    "    local pt, dt = tonumber(p.t) or 0, tonumber(d.t) or 0\n"
+    "    local fade = (pt > 0 and dt > pt) and 2 ^ ((pt - dt) / " HALF_LIFE_MS ") or 1\n"
+    "    local function merged(stored, add)\n"
+    "      local m = type(stored) == 'table' and stored or {}\n"
+    "      for k, w in pairs(m) do m[k] = w * fade end\n"
+    "      for k, w in pairs(type(add) == 'table' and add or {}) do m[k] = (m[k] or 0) + w end\n"
+    "      local all = {}\n"
+    "      for k, w in pairs(m) do all[#all + 1] = {k, w} end\n"
+    "      if #all > 16 then\n"
+    "        table.sort(all, function(a, b) return a[2] > b[2] end)\n"
+    "        m = {}\n"
+    "        for j = 1, 16 do m[all[j][1]] = all[j][2] end\n"
+    "      end\n"
+    "      return m\n"
     "    end\n"
-    "    p.c = c\n"
+    "    p.c = merged(p.c, d.c)\n"
+    "    p.f = merged(p.f, d.f)\n"
     "    local r = type(p.r) == 'table' and p.r or {}\n"
     "    for _, id in ipairs(type(d.r) == 'table' and d.r or {}) do\n"
     "      for j = #r, 1, -1 do if r[j] == id then table.remove(r, j) end end\n"

@@ -122,25 +122,34 @@ void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w)
         u->n_recent++;
 }
 
-/* Adds `w` to one feature of the content vector; when full, the weakest feature gives way. */
-static void svec_add(rc_user_state_t *u, uint32_t feat, float w)
+void rc_weights_add(uint32_t *keys, float *w, uint8_t *n, uint8_t cap, uint32_t key, float add)
 {
     uint8_t weakest = 0;
-    for (uint8_t i = 0; i < u->n_svec; i++) {
-        if (u->svec_feat[i] == feat) {
-            u->svec_w[i] += w;
+    for (uint8_t i = 0; i < *n; i++) {
+        if (keys[i] == key) {
+            w[i] += add;
             return;
         }
-        if (fabsf(u->svec_w[i]) < fabsf(u->svec_w[weakest]))
+        if (fabsf(w[i]) < fabsf(w[weakest]))
             weakest = i;
     }
-    if (u->n_svec < RC_SVEC) {
-        u->svec_feat[u->n_svec] = feat;
-        u->svec_w[u->n_svec++] = w;
-    } else if (fabsf(w) > fabsf(u->svec_w[weakest])) {
-        u->svec_feat[weakest] = feat;
-        u->svec_w[weakest] = w;
-    }
+    if (*n < cap)
+        weakest = (*n)++;
+    else if (fabsf(w[weakest]) >= fabsf(add))
+        return;
+    keys[weakest] = key;
+    w[weakest] = add;
+}
+
+void rc_weights_add_item(const rc_catalog_t *c, uint32_t *keys, float *w, uint8_t *n, uint8_t cap,
+                         uint32_t item, float weight)
+{
+    const rc_item_t *it = &c->items[item];
+    if (it->n_feat == 0 || it->feat_norm <= 0)
+        return;
+    float per = weight / it->feat_norm;
+    for (uint8_t f = 0; f < it->n_feat; f++)
+        rc_weights_add(keys, w, n, cap, it->feat[f], f == 0 && it->category ? 2 * per : per);
 }
 
 void rc_user_add_category(rc_user_state_t *u, uint16_t category, float w)
@@ -176,9 +185,7 @@ void rc_user_learn_content(const rc_catalog_t *c, rc_user_state_t *u, uint32_t i
         u->cats_w[i] *= CATS_DECAY;
     if (it->n_feat == 0)
         return;
-    float per = w / it->feat_norm;
-    for (uint8_t f = 0; f < it->n_feat; f++)
-        svec_add(u, it->feat[f], f == 0 && it->category ? 2 * per : per);
+    rc_weights_add_item(c, u->svec_feat, u->svec_w, &u->n_svec, RC_SVEC, item, w);
     rc_user_add_category(u, it->category, w);
 }
 
@@ -198,7 +205,8 @@ static void learn_query(rc_user_state_t *u, rc_str_t q, float w)
             i++;
         }
         if (i - start >= 2 && n <= sizeof(word))
-            svec_add(u, rc_feature_id('t', word, n), w);
+            rc_weights_add(u->svec_feat, u->svec_w, &u->n_svec, RC_SVEC,
+                           rc_feature_id('t', word, n), w);
     }
 }
 

@@ -16,7 +16,8 @@
 #define RC_SVEC       48  /* content features kept per user session */
 #define RC_CATS       8   /* categories kept per user session */
 #define RC_EXCLUDED   64  /* purchased or dismissed items kept per user session */
-#define RC_SVEC_SLOTS 128 /* power of two, well above RC_SVEC */
+#define RC_LTVEC      16  /* content features of the long-term profile */
+#define RC_SVEC_SLOTS 128 /* power of two, well above RC_SVEC + RC_LTVEC */
 
 typedef struct rc_recent {
     uint32_t item;
@@ -39,6 +40,11 @@ typedef struct rc_user_state {
     float cats_w[RC_CATS];
     uint32_t excluded[RC_EXCLUDED]; /* ring */
     uint32_t events;
+    /* The long-term content vector, from the stored profile (decayed feature affinities of
+     * every past session); the session's own is svec. */
+    uint8_t n_ltvec;
+    uint32_t ltvec_feat[RC_LTVEC];
+    float ltvec_w[RC_LTVEC];
 } rc_user_state_t;
 
 /* Blend weights of the score components. */
@@ -119,10 +125,11 @@ typedef struct rc_engine {
     uint32_t *cands;
     uint32_t n_cands;
     rc_ranked_t *ranked;
-    /* The user's content vector as a small hash table, rebuilt per rank, so scoring a
-     * candidate costs one probe per item feature. */
+    /* The user's content vectors (session and long-term) as one small hash table, rebuilt
+     * per rank, so scoring a candidate costs one probe per item feature. */
     uint32_t svec_key[RC_SVEC_SLOTS];
     float svec_val[RC_SVEC_SLOTS];
+    float ltvec_val[RC_SVEC_SLOTS];
     uint32_t svec_stamp[RC_SVEC_SLOTS];
     uint64_t svec_bits[16]; /* 1,024-bit filter: most item features are not the user's */
 } rc_engine_t;
@@ -173,6 +180,15 @@ int rc_engine_refresh(rc_engine_t *e);
  * the event loop's way, never holding it for long. Returns 1 when a pass completed, 0 while
  * it goes on, or RC_ENOMEM. */
 int rc_engine_refresh_step(rc_engine_t *e, uint32_t max_items);
+
+/** Adds weight `add` to key `key` of a small weighted set (keys[0..*n), at most `cap`);
+ * when it is full, the weakest entry (by magnitude) gives way to a stronger newcomer. */
+void rc_weights_add(uint32_t *keys, float *w, uint8_t *n, uint8_t cap, uint32_t key, float add);
+
+/** Adds the content features of `item`, with weight `w`, to a weighted set (as the content
+ * vector learns them: the category twice a tag, normalised by the item's norm). */
+void rc_weights_add_item(const rc_catalog_t *c, uint32_t *keys, float *w, uint8_t *n, uint8_t cap,
+                         uint32_t item, float weight);
 
 /** Adds `category`'s weight `w` to the user's category affinities and `item`'s features to
  * the content vector (used when merging a long-term profile). */

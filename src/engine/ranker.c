@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECENT_SOURCES  5  /* recent items whose neighbours become candidates */
-#define TRENDING_TAKE   30 /* from each trending segment consulted */
-#define CATEGORY_TAKE   25 /* from the top of each category consulted */
-#define CATEGORIES_TAKE 3  /* the user's strongest categories consulted */
-#define FEATURES_TAKE   4  /* the user's strongest content features consulted */
-#define FEATURE_TAKE    20 /* items taken per feature */
-#define MAX_CANDIDATES  1024
+#define RECENT_SOURCES   5  /* recent items whose neighbours become candidates */
+#define TRENDING_TAKE    30 /* from each trending segment consulted */
+#define CATEGORY_TAKE    25 /* from the top of each category consulted */
+#define CATEGORIES_TAKE  3  /* the user's strongest categories consulted */
+#define FEATURES_TAKE    4  /* the session's strongest content features consulted */
+#define LT_FEATURES_TAKE 2  /* the long-term profile's strongest content features consulted */
+#define FEATURE_TAKE     20 /* items taken per feature */
+#define MAX_CANDIDATES   1024
 
 static const char *const src_names[RC_SRC_EXPLORE + 1] = {"covisit", "content", "trending",
                                                           "popular", "explore"};
@@ -84,31 +85,43 @@ static void block_items(rc_engine_t *e, const rc_user_state_t *u)
             e->blocked[u->recent[i].item] = e->stamp;
 }
 
-static void index_svec(rc_engine_t *e, const rc_user_state_t *u)
+/* One slot per feature of either vector, holding its weight in each. */
+static uint32_t svec_slot(rc_engine_t *e, uint32_t feat)
 {
-    memset(e->svec_bits, 0, sizeof(e->svec_bits));
-    for (uint8_t i = 0; i < u->n_svec; i++) {
-        e->svec_bits[(u->svec_feat[i] >> 6) & 15] |= 1ull << (u->svec_feat[i] & 63);
-        uint32_t slot = (u->svec_feat[i] * 2654435761u) & (RC_SVEC_SLOTS - 1);
-        while (e->svec_stamp[slot] == e->stamp)
-            slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
-        e->svec_stamp[slot] = e->stamp;
-        e->svec_key[slot] = u->svec_feat[i];
-        e->svec_val[slot] = u->svec_w[i];
-    }
-}
-
-static float svec_lookup(const rc_engine_t *e, uint32_t feat)
-{
-    if (!(e->svec_bits[(feat >> 6) & 15] & (1ull << (feat & 63))))
-        return 0;
+    e->svec_bits[(feat >> 6) & 15] |= 1ull << (feat & 63);
     uint32_t slot = (feat * 2654435761u) & (RC_SVEC_SLOTS - 1);
     while (e->svec_stamp[slot] == e->stamp) {
         if (e->svec_key[slot] == feat)
-            return e->svec_val[slot];
+            return slot;
         slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
     }
-    return 0;
+    e->svec_stamp[slot] = e->stamp;
+    e->svec_key[slot] = feat;
+    e->svec_val[slot] = e->ltvec_val[slot] = 0;
+    return slot;
+}
+
+static void index_svec(rc_engine_t *e, const rc_user_state_t *u)
+{
+    memset(e->svec_bits, 0, sizeof(e->svec_bits));
+    for (uint8_t i = 0; i < u->n_svec; i++)
+        e->svec_val[svec_slot(e, u->svec_feat[i])] = u->svec_w[i];
+    for (uint8_t i = 0; i < u->n_ltvec; i++)
+        e->ltvec_val[svec_slot(e, u->ltvec_feat[i])] = u->ltvec_w[i];
+}
+
+/* The slot of `feat`, or -1 when neither vector has it. */
+static int svec_find(const rc_engine_t *e, uint32_t feat)
+{
+    if (!(e->svec_bits[(feat >> 6) & 15] & (1ull << (feat & 63))))
+        return -1;
+    uint32_t slot = (feat * 2654435761u) & (RC_SVEC_SLOTS - 1);
+    while (e->svec_stamp[slot] == e->stamp) {
+        if (e->svec_key[slot] == feat)
+            return (int)slot;
+        slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
+    }
+    return -1;
 }
 
 /* Neighbours of the user's most recent items, weighted by recency and by how strongly the
@@ -153,23 +166,32 @@ static void gather_list(rc_engine_t *e, const uint32_t *items, uint32_t n, uint3
             add_candidate(e, items[i]);
 }
 
-/* Items carrying the user's strongest content features (a search's words, the tags and
- * categories of what they did): what the content model can recommend. */
-static void gather_features(rc_engine_t *e, const rc_user_state_t *u, uint32_t per_feature)
+/* Items carrying the `rounds` strongest of `n` weighted features. */
+static void gather_strongest(rc_engine_t *e, const uint32_t *feat, const float *w, uint8_t n,
+                             int rounds, uint32_t per_feature)
 {
     bool taken[RC_SVEC] = {false};
-    for (int round = 0; round < FEATURES_TAKE; round++) {
+    for (int round = 0; round < rounds; round++) {
         int b = -1;
-        for (uint8_t i = 0; i < u->n_svec; i++)
-            if (!taken[i] && u->svec_w[i] > 0 && (b < 0 || u->svec_w[i] > u->svec_w[b]))
+        for (uint8_t i = 0; i < n; i++)
+            if (!taken[i] && w[i] > 0 && (b < 0 || w[i] > w[b]))
                 b = i;
         if (b < 0)
             return;
         taken[b] = true;
-        uint32_t n;
-        const uint32_t *items = rc_engine_feature_items(e, u->svec_feat[b], &n);
-        gather_list(e, items, n, per_feature);
+        uint32_t count;
+        const uint32_t *items = rc_engine_feature_items(e, feat[b], &count);
+        gather_list(e, items, count, per_feature);
     }
+}
+
+/* Items carrying the user's strongest content features (a search's words, the tags and
+ * categories of what they did in this session, then over time): what the content model
+ * can recommend. */
+static void gather_features(rc_engine_t *e, const rc_user_state_t *u, uint32_t per_feature)
+{
+    gather_strongest(e, u->svec_feat, u->svec_w, u->n_svec, FEATURES_TAKE, per_feature);
+    gather_strongest(e, u->ltvec_feat, u->ltvec_w, u->n_ltvec, LT_FEATURES_TAKE, per_feature);
 }
 
 static bool has_locale(const rc_trending_t *t, const rc_user_state_t *u)
@@ -213,23 +235,41 @@ static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc
                     t->n_by_category[s->category], RC_TRENDING_PER_CAT);
 }
 
-static float svec_norm(const rc_user_state_t *u)
+typedef struct {
+    float session, longterm; /* L2 norms of the user's two content vectors */
+} norms_t;
+
+static float norm_of(const float *w, uint8_t n)
 {
     float sq = 0;
-    for (uint8_t i = 0; i < u->n_svec; i++)
-        sq += u->svec_w[i] * u->svec_w[i];
+    for (uint8_t i = 0; i < n; i++)
+        sq += w[i] * w[i];
     return sqrtf(sq);
 }
 
-/* Cosine of the item's feature vector with the user's content vector (indexed). */
-static float content_score(const rc_engine_t *e, const rc_item_t *it, float unorm)
+static norms_t user_norms(const rc_user_state_t *u)
 {
-    if (it->n_feat == 0 || unorm <= 0)
+    return (norms_t){norm_of(u->svec_w, u->n_svec), norm_of(u->ltvec_w, u->n_ltvec)};
+}
+
+/* Cosine of the item's feature vector with the user's content vectors (indexed): the
+ * session's counts most; the long-term profile's alone speaks for a new session. */
+static float content_score(const rc_engine_t *e, const rc_item_t *it, norms_t un)
+{
+    if (it->n_feat == 0 || (un.session <= 0 && un.longterm <= 0))
         return 0;
-    float dot = 0;
-    for (uint8_t f = 0; f < it->n_feat; f++)
-        dot += ((f == 0 && it->category) ? 2.0f : 1.0f) * svec_lookup(e, it->feat[f]);
-    float c = dot / (it->feat_norm * unorm);
+    float dot_s = 0, dot_l = 0;
+    for (uint8_t f = 0; f < it->n_feat; f++) {
+        int slot = svec_find(e, it->feat[f]);
+        if (slot < 0)
+            continue;
+        float fw = (f == 0 && it->category) ? 2.0f : 1.0f;
+        dot_s += fw * e->svec_val[slot];
+        dot_l += fw * e->ltvec_val[slot];
+    }
+    float cs = un.session > 0 ? dot_s / (it->feat_norm * un.session) : 0;
+    float cl = un.longterm > 0 ? dot_l / (it->feat_norm * un.longterm) : 0;
+    float c = un.session <= 0 ? cl : un.longterm <= 0 ? cs : 0.65f * cs + 0.35f * cl;
     return c > 0 ? c : 0;
 }
 
@@ -307,7 +347,7 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
 {
     const rc_trending_t *t = &e->trending;
     const rc_blend_t *b = s->blend ? s->blend : &e->blend;
-    float unorm = svec_norm(u);
+    norms_t unorm = user_norms(u);
     float covis_max = 0;
     for (uint32_t i = 0; i < e->n_cands; i++)
         if (e->covis_acc[e->cands[i]] > covis_max)
@@ -399,7 +439,7 @@ static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
 {
     if (!e->explore_new || e->n_explore == 0 || spec->k < 5)
         return k;
-    float unorm = svec_norm(u);
+    norms_t unorm = user_norms(u);
     int best = -1;
     float best_sim = -1;
     for (uint32_t i = 0; i < e->n_explore; i++) {

@@ -22,6 +22,8 @@ import {
   stopServerCleanly,
   uniqueId,
 } from './harness.mjs';
+import { encode } from '@msgpack/msgpack';
+
 import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
 
 const ADMIN = 'it-admin-token';
@@ -76,6 +78,10 @@ describe('profiles in Redis', { skip }, () => {
         return doc && doc.n === 30 ? doc : null;
       }, 3000, 'profile n = 30');
       assert.ok(p.c.kitchen > 0, `kitchen affinity in ${JSON.stringify(p.c)}`);
+      // Content feature affinities (the long-term content vector): the 16 strongest, by id.
+      const feats = Object.entries(p.f ?? {});
+      assert.ok(feats.length > 0 && feats.length <= 16, JSON.stringify(p.f));
+      for (const [k, w] of feats) assert.ok(/^[0-9a-f]{8}$/.test(k) && w > 0, `${k}: ${w}`);
       assert.ok(p.r.length > 0 && p.r.length <= 16);
       const bytes = await redis.command('MEMORY', 'USAGE', `rc:p:${user}`);
       assert.ok(bytes <= 512, `profile takes ${bytes} bytes in Redis`);
@@ -84,6 +90,32 @@ describe('profiles in Redis', { skip }, () => {
       // Write-behind batches: far fewer commands than events.
       const commands = await metric(server, 'rankcast_profile_commands_total');
       assert.ok(commands < 30, `${commands} Redis commands for 30 events`);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+      await redis.stop();
+    }
+  });
+
+  // The Lua merge mirrors rc_profile_apply_delta(): stored affinities fade by half in 30 days
+  // of inactivity before the new ones add (a profile last written 30 days ago is planted).
+  test('stored affinities fade with the time since the last update', async () => {
+    const redis = await new Redis().start();
+    const server = await startNode(redis);
+    try {
+      const user = uniqueId('u');
+      const month = 30 * 86400 * 1000;
+      const planted = encode({ v: 1, n: 10, c: { kitchen: 8 }, f: { '0000abcd': 6 }, r: [], x: [], t: Date.now() - month });
+      await redis.command('SET', `rc:p:${user}`, Buffer.from(planted));
+      const { client } = await connectHello(server, 'json', { user });
+      await clickAll(client, itemsOf(server, 'bags').slice(0, 1), 1, 'b');
+      const p = await eventually(async () => {
+        const doc = await redis.profile(user);
+        return doc && doc.n === 11 ? doc : null;
+      }, 3000, 'profile n = 11');
+      assert.ok(Math.abs(p.c.kitchen - 4) < 0.01, JSON.stringify(p.c));
+      assert.ok(Math.abs(p.f['0000abcd'] - 3) < 0.01, JSON.stringify(p.f));
+      assert.ok(p.c.bags > 0, JSON.stringify(p.c));
     } finally {
       closeAllClients();
       await stopServerCleanly(server);

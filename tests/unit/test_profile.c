@@ -1,0 +1,214 @@
+/* Unit tests of the profile document and its deltas (profile.h): what a session writes,
+ * how stored affinities fade and merge, and what a returning user's session gets back,
+ * down to the ranker's long-term content vector. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "assert_ext.h"
+#include "engine/engine.h"
+#include "mpack.h"
+#include "profile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define T0_MS  1700000000000LL
+#define DAY_MS 86400000LL
+
+static rc_engine_t engine;
+
+static int free_engine(void **state)
+{
+    (void)state;
+    rc_engine_free(&engine);
+    return 0;
+}
+
+/* 40 items: "i<n>", category "cat<n % 4>", tags "t<n % 5>" and "u<n % 3>", popularity
+ * 100 - n. */
+static void setup_engine(void)
+{
+    char id[8], cat[8], t1[8], t2[8];
+    const char *tags[] = {t1, t2};
+    assert_int_equal(rc_engine_init(&engine, 1000, false, 16, 86400, 3600, T0_MS / 1000.0), 0);
+    for (int i = 0; i < 40; i++) {
+        uint32_t idx;
+        snprintf(id, sizeof(id), "i%d", i);
+        snprintf(cat, sizeof(cat), "cat%d", i % 4);
+        snprintf(t1, sizeof(t1), "t%d", i % 5);
+        snprintf(t2, sizeof(t2), "u%d", i % 3);
+        assert_int_equal(
+            rc_catalog_upsert(&engine.catalog, id, id, cat, tags, 2, 10, 100 - i, &idx), 0);
+    }
+    assert_int_equal(rc_engine_refresh(&engine), 0);
+}
+
+static float ltvec_weight(const rc_user_state_t *u, uint32_t feat)
+{
+    for (uint8_t i = 0; i < u->n_ltvec; i++)
+        if (u->ltvec_feat[i] == feat)
+            return u->ltvec_w[i];
+    return 0;
+}
+
+/* Applies one session's delta (views of `items`, written at `t_ms`) to `doc`. */
+static void write_session(rc_wbuf_t *doc, const uint32_t *items, size_t n, int64_t t_ms)
+{
+    rc_profile_delta_t d;
+    rc_wbuf_t delta, out;
+    memset(&d, 0, sizeof(d));
+    for (size_t i = 0; i < n; i++)
+        rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, items[i], 1.0f);
+    rc_wbuf_init(&delta, 0);
+    rc_wbuf_init(&out, 0);
+    assert_int_equal(rc_profile_delta_encode(&engine.catalog, &d, t_ms, &delta), 0);
+    assert_int_equal(rc_profile_apply_delta(doc->len ? rc_wbuf_data(doc) : NULL, doc->len,
+                                            rc_wbuf_data(&delta), delta.len, &out),
+                     0);
+    rc_wbuf_reset(doc);
+    rc_wbuf_put(doc, rc_wbuf_data(&out), out.len);
+    rc_wbuf_free(&delta);
+    rc_wbuf_free(&out);
+}
+
+/* A session's views become feature affinities in the stored document; a returning user's
+ * session gets them as its long-term vector, and its own content vector starts empty. */
+static void test_features_are_stored_and_restored(void **state)
+{
+    (void)state;
+    setup_engine();
+    rc_wbuf_t doc;
+    rc_wbuf_init(&doc, 0);
+    const uint32_t cat1[] = {1, 5, 9, 13};
+    write_session(&doc, cat1, 4, T0_MS);
+
+    rc_user_state_t u;
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    assert_int_equal(rc_profile_merge(&engine.catalog, &u, rc_wbuf_data(&doc), doc.len), 0);
+    assert_int_equal(u.n_svec, 0);
+    assert_int_gt(u.n_ltvec, 0);
+    assert_int_le(u.n_ltvec, RC_LTVEC);
+    const rc_item_t *it = &engine.catalog.items[1];
+    /* The category (weight 2 per item) leads every tag. */
+    float cat_w = ltvec_weight(&u, it->feat[0]);
+    assert_dbl_gt(cat_w, 0);
+    for (uint8_t i = 0; i < u.n_ltvec; i++)
+        assert_dbl_le(u.ltvec_w[i], cat_w);
+    assert_int_equal(u.n_recent, 4);
+    rc_wbuf_free(&doc);
+}
+
+/* Stored affinities fade by half in RC_PROFILE_HALF_LIFE_MS: after 30 days, a new session's
+ * category outweighs the old one's although both had the same activity. */
+static void test_affinities_fade(void **state)
+{
+    (void)state;
+    setup_engine();
+    rc_wbuf_t doc;
+    rc_wbuf_init(&doc, 0);
+    const uint32_t cat1[] = {1, 5}, cat2[] = {2, 6};
+    write_session(&doc, cat1, 2, T0_MS);
+    rc_user_state_t before;
+    rc_user_state_init(&before, RC_DEV_DESKTOP, 0);
+    assert_int_equal(rc_profile_merge(&engine.catalog, &before, rc_wbuf_data(&doc), doc.len), 0);
+    uint32_t f1 = engine.catalog.items[1].feat[0], f2 = engine.catalog.items[2].feat[0];
+    float w1 = ltvec_weight(&before, f1);
+
+    write_session(&doc, cat2, 2, T0_MS + 30 * DAY_MS);
+    rc_user_state_t after;
+    rc_user_state_init(&after, RC_DEV_DESKTOP, 0);
+    assert_int_equal(rc_profile_merge(&engine.catalog, &after, rc_wbuf_data(&doc), doc.len), 0);
+    assert_float_equal(ltvec_weight(&after, f1), w1 / 2, 1e-4);
+    assert_float_equal(ltvec_weight(&after, f2), w1, 1e-4);
+    /* Category affinities fade alike: cat2 leads cat1 two to one. */
+    int32_t c1 = rc_catalog_category(&engine.catalog, "cat1", 4);
+    int32_t c2 = rc_catalog_category(&engine.catalog, "cat2", 4);
+    float a1 = 0, a2 = 0;
+    for (uint8_t i = 0; i < after.n_cats; i++) {
+        if (after.cats[i] == c1)
+            a1 = after.cats_w[i];
+        if (after.cats[i] == c2)
+            a2 = after.cats_w[i];
+    }
+    assert_float_equal(a2, 2 * a1, 1e-4);
+    rc_wbuf_free(&doc);
+}
+
+/* A document written before feature affinities were stored ("f" absent) still gives a
+ * long-term vector: from its recent items. */
+static void test_older_document_builds_vector_from_items(void **state)
+{
+    (void)state;
+    setup_engine();
+    rc_wbuf_t doc;
+    msgpack_packer pk;
+    rc_wbuf_init(&doc, 0);
+    rc_mp_init(&pk, &doc);
+    msgpack_pack_map(&pk, 3);
+    rc_mp_cstr(&pk, "n");
+    msgpack_pack_int(&pk, 2);
+    rc_mp_cstr(&pk, "r");
+    msgpack_pack_array(&pk, 2);
+    rc_mp_cstr(&pk, "i3");
+    rc_mp_cstr(&pk, "i7");
+    rc_mp_cstr(&pk, "t");
+    msgpack_pack_int64(&pk, T0_MS);
+    rc_user_state_t u;
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    assert_int_equal(rc_profile_merge(&engine.catalog, &u, rc_wbuf_data(&doc), doc.len), 0);
+    assert_int_equal(u.n_svec, 0);
+    assert_dbl_gt(ltvec_weight(&u, engine.catalog.items[3].feat[0]), 0);
+    rc_wbuf_free(&doc);
+}
+
+/* A returning user with no event yet in this session: the long-term vector alone brings
+ * the content of their past sessions to the top, explained as content. */
+static void test_longterm_vector_ranks_content(void **state)
+{
+    (void)state;
+    setup_engine();
+    rc_wbuf_t doc;
+    rc_wbuf_init(&doc, 0);
+    const uint32_t cat3[] = {3, 7, 11, 15, 19};
+    write_session(&doc, cat3, 5, T0_MS);
+    rc_user_state_t cold, back;
+    rc_user_state_init(&cold, RC_DEV_DESKTOP, 0);
+    rc_user_state_init(&back, RC_DEV_DESKTOP, 0);
+    assert_int_equal(rc_profile_merge(&engine.catalog, &back, rc_wbuf_data(&doc), doc.len), 0);
+    /* Drop what the profile's recent items and categories bring: the vector alone. */
+    back.n_recent = back.head = 0;
+    back.n_cats = 0;
+
+    rc_rank_spec_t spec = {.k = 5, .category = -1, .price_min = -1, .price_max = -1};
+    rc_ranked_t out[5];
+    uint32_t c3 = (uint32_t)rc_catalog_category(&engine.catalog, "cat3", 4);
+    assert_int_equal(rc_engine_rank(&engine, &cold, &spec, T0_MS, out), 5);
+    uint32_t cold_c3 = 0;
+    for (int i = 0; i < 5; i++)
+        cold_c3 += engine.catalog.items[out[i].item].category == c3;
+    assert_int_equal(rc_engine_rank(&engine, &back, &spec, T0_MS, out), 5);
+    uint32_t back_c3 = 0;
+    for (int i = 0; i < 5; i++)
+        back_c3 += engine.catalog.items[out[i].item].category == c3;
+    assert_int_le(cold_c3, 2);
+    assert_int_ge(back_c3, 3); /* the diversity cap allows 3 of 5 */
+    assert_int_equal(engine.catalog.items[out[0].item].category, c3);
+    assert_int_equal(out[0].src, RC_SRC_CONTENT);
+    rc_wbuf_free(&doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_features_are_stored_and_restored, free_engine),
+        cmocka_unit_test_teardown(test_affinities_fade, free_engine),
+        cmocka_unit_test_teardown(test_older_document_builds_vector_from_items, free_engine),
+        cmocka_unit_test_teardown(test_longterm_vector_ranks_content, free_engine),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
