@@ -6,7 +6,8 @@
  *           "ts" client ts_ms, "r" received_ms, "p" [[item, weight], ...] recent items,
  *           "dv" device class, "tz" time-zone offset (min), "lc" locale: the user's context
  *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value)
- *   ops:    "d" the node's summary (a map, see ops.c) */
+ *   ops:    "d" the node's summary (a map, see ops.c)
+ *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true */
 #include "bus.h"
 #include "error.h"
 #include "mpack.h"
@@ -95,6 +96,17 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
         pack_kv(&pk, "k", (rc_str_t){"erase", 5});
         pack_kv(&pk, "o", m->origin_node);
         pack_kv(&pk, "u", m->user);
+    } else if (m->kind == RC_BUS_CATALOG) {
+        msgpack_pack_map(&pk, 4);
+        pack_kv(&pk, "k", (rc_str_t){"cat", 3});
+        pack_kv(&pk, "o", m->origin_node);
+        pack_kv(&pk, "id", m->item_id);
+        if (m->item_json.n > 0) {
+            pack_kv(&pk, "j", m->item_json);
+        } else {
+            rc_mp_str(&pk, "rm", 2);
+            msgpack_pack_true(&pk);
+        }
     } else if (m->kind == RC_BUS_OPS) {
         msgpack_pack_map(&pk, 3);
         pack_kv(&pk, "k", (rc_str_t){"ops", 3});
@@ -168,6 +180,7 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
     msgpack_object root;
     size_t off = 0;
     rc_str_t kind = {NULL, 0}, tname = {NULL, 0};
+    bool removed = false;
 
     memset(m, 0, sizeof(*m));
     if (rc_mp_check(data, len, 32) != 0 ||
@@ -194,6 +207,10 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
             get_str(v, &m->ev.surface);
         else if (key_is(k, "id"))
             get_str(v, &m->push_id);
+        else if (key_is(k, "j"))
+            get_str(v, &m->item_json);
+        else if (key_is(k, "rm"))
+            removed = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         else if (key_is(k, "tp"))
             get_str(v, &m->topic);
         else if (key_is(k, "g"))
@@ -237,6 +254,15 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
     }
     if (kind.n == 4 && memcmp(kind.p, "push", 4) == 0 && m->data != NULL) {
         m->kind = RC_BUS_PUSH;
+        return 0;
+    }
+    /* "id" is read as a push id; for a catalog change it is the item's. Exactly one of an
+     * item and a removal. */
+    if (kind.n == 3 && memcmp(kind.p, "cat", 3) == 0 && m->push_id.n > 0 &&
+        (m->item_json.n > 0) != removed) {
+        m->kind = RC_BUS_CATALOG;
+        m->item_id = m->push_id;
+        m->push_id = (rc_str_t){NULL, 0};
         return 0;
     }
     if (kind.n == 3 && memcmp(kind.p, "ops", 3) == 0 && m->data != NULL &&

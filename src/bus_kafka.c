@@ -5,8 +5,9 @@
  * the broker is away rather than failing them; queue.buffering.max.messages bounds how many
  * (past it a publish is refused and the client told to retry).
  * Consumer: every node must see every message, so each node assigns itself every partition
- * of both topics (no consumer-group rebalancing on the critical path), from the end: a node
- * learns from what happens after it starts.
+ * of the events and pushes topics (no consumer-group rebalancing on the critical path), from
+ * the end: a node learns from what happens after it starts; and the catalog topic from the
+ * beginning: a node starts with every live catalog change.
  * Both handles keep their own threads; their queues wake the loop through a pipe
  * (rd_kafka_queue_io_event_enable) watched by uv_poll, and are served on the loop thread:
  * nothing here blocks the loop in steady state. */
@@ -40,13 +41,16 @@ typedef struct kafka_bus {
     uv_loop_t *loop;
     const rc_config_t *cfg;
     char node_id[128];
-    char events_topic[160], pushes_topic[160];
+    char events_topic[160], pushes_topic[160], catalog_topic[160];
     rd_kafka_t *producer, *consumer;
     rd_kafka_queue_t *pq, *cq;
     int pfd[2], cfd[2];
     uv_poll_t ppoll, cpoll;
     bool polls_started, closing;
     bool up;
+    /* The catalog topic's end when this node started: not ready before it read that far. */
+    int64_t catalog_end;
+    bool catalog_caught_up;
     char last_error[200];
     size_t queued; /* published, delivery report not yet served */
     msgpack_zone zone;
@@ -165,6 +169,10 @@ static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
     rc_metrics.bus_consumed++;
     if (b->base.deliver != NULL)
         b->base.deliver(b->base.ctx, &m);
+    if (!b->catalog_caught_up && m.kind == RC_BUS_CATALOG && msg->offset + 1 >= b->catalog_end) {
+        b->catalog_caught_up = true;
+        RC_INFO("kafka", "catalog changes replayed", "messages=%lld", (long long)b->catalog_end);
+    }
 }
 
 static void on_consumer_events(uv_poll_t *h, int status, int events)
@@ -213,10 +221,15 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
      * not be replayed as events. */
     const char *topic =
         m->kind == RC_BUS_PUSH || m->kind == RC_BUS_OPS ? b->pushes_topic : b->events_topic;
-    /* Keyed by user: one user's events stay in order on one partition. */
+    /* Keyed by user: one user's events stay in order on one partition. Catalog changes are
+     * keyed by item: compaction keeps each item's last change. */
+    rc_str_t key = m->user;
+    if (m->kind == RC_BUS_CATALOG) {
+        topic = b->catalog_topic;
+        key = m->item_id;
+    }
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        b->producer, RD_KAFKA_V_TOPIC(topic),
-        RD_KAFKA_V_KEY((m->user.n ? m->user.p : NULL), m->user.n),
+        b->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((key.n ? key.p : NULL), key.n),
         RD_KAFKA_V_VALUE(rc_wbuf_data(&b->scratch), b->scratch.len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -238,10 +251,14 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
 static int kafka_ready(rc_bus_t *base, char *reason, size_t reason_len)
 {
     kafka_bus_t *b = (kafka_bus_t *)base;
-    if (b->up)
+    if (b->up && b->catalog_caught_up)
         return 0;
-    snprintf(reason, reason_len, "kafka %s unreachable: %s; %zu messages waiting", b->cfg->kafka,
-             b->last_error[0] ? b->last_error : "connecting", b->queued);
+    if (b->up)
+        snprintf(reason, reason_len, "replaying the catalog changes of %s (%lld)", b->catalog_topic,
+                 (long long)b->catalog_end);
+    else
+        snprintf(reason, reason_len, "kafka %s unreachable: %s; %zu messages waiting",
+                 b->cfg->kafka, b->last_error[0] ? b->last_error : "connecting", b->queued);
     return RC_EUNAVAIL;
 }
 
@@ -381,21 +398,24 @@ static rd_kafka_t *make_consumer(kafka_bus_t *b, char *err, size_t errlen)
     return rk;
 }
 
-/* Creates both topics (an existing topic is fine). Blocking, but only at start-up, before
- * the loop serves anyone. Returns false when the broker did not answer. */
+/* Creates the topics (an existing topic is fine). Blocking, but only at start-up, before
+ * the loop serves anyone. Returns false when the broker did not answer. The catalog topic
+ * has one partition (one order of changes for every node) and is compacted: it keeps the
+ * last change of each item for as long as the cluster lives. */
 static bool create_topics(kafka_bus_t *b)
 {
     char errstr[256];
-    rd_kafka_NewTopic_t *topics[2];
-    const char *names[2] = {b->events_topic, b->pushes_topic};
-    for (int i = 0; i < 2; i++)
-        topics[i] = rd_kafka_NewTopic_new(names[i], (int)b->cfg->kafka_partitions, 1, errstr,
-                                          sizeof(errstr));
+    rd_kafka_NewTopic_t *topics[3];
+    const char *names[3] = {b->events_topic, b->pushes_topic, b->catalog_topic};
+    for (int i = 0; i < 3; i++)
+        topics[i] = rd_kafka_NewTopic_new(names[i], i < 2 ? (int)b->cfg->kafka_partitions : 1, 1,
+                                          errstr, sizeof(errstr));
+    rd_kafka_NewTopic_set_config(topics[2], "cleanup.policy", "compact");
     rd_kafka_AdminOptions_t *opts =
         rd_kafka_AdminOptions_new(b->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(opts, STARTUP_TIMEOUT_MS, errstr, sizeof(errstr));
     rd_kafka_queue_t *q = rd_kafka_queue_new(b->producer);
-    rd_kafka_CreateTopics(b->producer, topics, 2, opts, q);
+    rd_kafka_CreateTopics(b->producer, topics, 3, opts, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, STARTUP_TIMEOUT_MS + 1000);
     bool ok = false;
     if (ev != NULL) {
@@ -416,7 +436,7 @@ static bool create_topics(kafka_bus_t *b)
     }
     rd_kafka_queue_destroy(q);
     rd_kafka_AdminOptions_destroy(opts);
-    rd_kafka_NewTopic_destroy_array(topics, 2);
+    rd_kafka_NewTopic_destroy_array(topics, 3);
     return ok;
 }
 
@@ -439,10 +459,10 @@ static int partitions_of(kafka_bus_t *b, const char *topic)
     return n;
 }
 
-/* Every partition of both topics, from its current end. The end is read now (the high
- * watermark) rather than left to the logical END offset, which librdkafka resolves later:
- * an event another node publishes just after this node started is not skipped. With no
- * broker answering, the logical END is the fallback. */
+/* Every partition of the events and pushes topics, from its current end. The end is read now (the
+ * high watermark) rather than left to the logical END offset, which librdkafka resolves later: an
+ * event another node publishes just after this node started is not skipped. With no broker
+ * answering, the logical END is the fallback. */
 static int assign_everything(kafka_bus_t *b, bool broker_up, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
@@ -458,6 +478,17 @@ static int assign_everything(kafka_bus_t *b, bool broker_up, char *err, size_t e
             rd_kafka_topic_partition_list_add(parts, names[i], p)->offset = start;
         }
     }
+    /* The catalog's changes from the beginning: a node starting now gets the live catalog,
+     * and is ready once it has read as far as the end it sees now (with no broker, it cannot
+     * tell: it serves with what it has, and applies the changes when they come). */
+    int64_t lo = 0, hi = 0;
+    b->catalog_caught_up = !broker_up ||
+                           rd_kafka_query_watermark_offsets(b->consumer, b->catalog_topic, 0, &lo,
+                                                            &hi, STARTUP_TIMEOUT_MS) != 0 ||
+                           hi <= lo;
+    b->catalog_end = hi;
+    rd_kafka_topic_partition_list_add(parts, b->catalog_topic, 0)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_resp_err_t e = rd_kafka_assign(b->consumer, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -497,6 +528,7 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
     snprintf(b->node_id, sizeof(b->node_id), "%s", node_id);
     snprintf(b->events_topic, sizeof(b->events_topic), "%sevents", cfg->kafka_topic_prefix);
     snprintf(b->pushes_topic, sizeof(b->pushes_topic), "%spushes", cfg->kafka_topic_prefix);
+    snprintf(b->catalog_topic, sizeof(b->catalog_topic), "%scatalog", cfg->kafka_topic_prefix);
     if ((b->producer = make_producer(b, err, errlen)) == NULL ||
         (b->consumer = make_consumer(b, err, errlen)) == NULL)
         goto fail;
@@ -528,8 +560,8 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
     /* Whatever start-up queued is served on the loop's first turn. */
     if (write(b->pfd[1], "1", 1) < 0 || write(b->cfd[1], "1", 1) < 0)
         RC_WARN("kafka", "cannot wake the loop", NULL);
-    RC_INFO("kafka", "bus ready", "brokers=%s events=%s pushes=%s", cfg->kafka, b->events_topic,
-            b->pushes_topic);
+    RC_INFO("kafka", "bus ready", "brokers=%s events=%s pushes=%s catalog=%s", cfg->kafka,
+            b->events_topic, b->pushes_topic, b->catalog_topic);
     return &b->base;
 fail:
     kafka_destroy(&b->base);

@@ -70,8 +70,74 @@ static const char *item_problem(json_t *it)
     return NULL;
 }
 
+uint32_t rc_catalog_api_settle(rc_engine_t *e, rc_sessions_t *s)
+{
+    rc_engine_refresh(e);
+    return rc_sessions_catalog_changed(s);
+}
+
+typedef struct {
+    rc_bus_t *bus;
+    const char *node_id;
+    uint32_t failed; /* changes the bus refused */
+} publisher_t;
+
+/* One change for the other nodes: the item's JSON text, or its removal (`item` NULL). */
+static void publish(publisher_t *p, const char *id, json_t *item)
+{
+    char *text = item ? json_dumps(item, JSON_COMPACT) : NULL;
+    rc_bus_msg_t m = {.kind = RC_BUS_CATALOG,
+                      .origin_node = {p->node_id, (uint32_t)strlen(p->node_id)},
+                      .item_id = {id, (uint32_t)strlen(id)},
+                      .item_json = {text, text ? (uint32_t)strlen(text) : 0}};
+    if ((item != NULL && text == NULL) || rc_bus_publish(p->bus, &m, NULL, NULL) != 0)
+        p->failed++;
+    free(text);
+}
+
+/* Every change was applied here; the ones the bus refused have not reached the other
+ * nodes: the request is answered 503 so that the client retries (changes are idempotent). */
+static unsigned published(publisher_t *p, unsigned status, json_t *j, rc_wbuf_t *out)
+{
+    if (p->failed == 0)
+        return answer(out, status, j);
+    RC_WARN("catalog", "changes not published", "count=%u", p->failed);
+    json_object_set_new(j, "error",
+                        json_string("applied on this node, but not published to the cluster; "
+                                    "retry the request"));
+    json_object_set_new(j, "unpublished", json_integer(p->failed));
+    return answer(out, 503, j);
+}
+
+int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
+{
+    char id[RC_ID_MAX + 1], err[160];
+    if (m->item_id.n == 0 || m->item_id.n > RC_ID_MAX)
+        return RC_EPARSE;
+    memcpy(id, m->item_id.p, m->item_id.n);
+    id[m->item_id.n] = '\0';
+    if (m->item_json.n == 0) {
+        rc_catalog_remove(&e->catalog, id, m->item_id.n);
+        return 0; /* removing an unknown item is a no-op, as through the API */
+    }
+    json_error_t jerr;
+    json_t *item = json_loadb(m->item_json.p, m->item_json.n, 0, &jerr);
+    const char *why = item ? item_problem(item) : jerr.text;
+    const char *item_id = item ? json_string_value(json_object_get(item, "id")) : NULL;
+    if (why == NULL && strcmp(item_id, id) != 0)
+        why = "\"id\" differs from the message's";
+    uint32_t idx;
+    int rc =
+        why == NULL ? rc_catalog_upsert_json(&e->catalog, item, &idx, err, sizeof(err)) : RC_EPARSE;
+    if (why != NULL || rc != 0)
+        RC_WARN("catalog", "change from the bus not applied", "error=\"%s\"", why ? why : err);
+    json_decref(item);
+    return why != NULL ? RC_EPARSE : rc;
+}
+
 /* {"items":[...]} or one item object. */
-static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, json_t *body, rc_wbuf_t *out)
+static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t *body,
+                       rc_wbuf_t *out)
 {
     json_t *items = json_object_get(body, "items");
     size_t n = items ? json_array_size(items) : 1;
@@ -88,25 +154,26 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, json_t *body, rc_wbuf_t
     for (size_t i = 0; i < n; i++) {
         char err[160];
         uint32_t idx;
-        int rc = rc_catalog_upsert_json(&e->catalog, items ? json_array_get(items, i) : body, &idx,
-                                        err, sizeof(err));
+        json_t *item = items ? json_array_get(items, i) : body;
+        int rc = rc_catalog_upsert_json(&e->catalog, item, &idx, err, sizeof(err));
         if (rc != 0) {
             /* Only capacity and memory can fail here: report what was applied. */
-            rc_engine_refresh(e);
+            rc_catalog_api_settle(e, s);
             return answer(out, rc == RC_EFULL ? 507 : 500,
                           json_pack("{s:s,s:i}", "error", err, "upserted", (int)done));
         }
+        publish(p, json_string_value(json_object_get(item, "id")), item);
         done++;
     }
-    rc_engine_refresh(e);
-    uint32_t pushed = rc_sessions_catalog_changed(s);
+    uint32_t pushed = rc_catalog_api_settle(e, s);
     RC_INFO("catalog", "items upserted", "count=%u lists_pushed=%u", done, pushed);
-    return answer(out, 200,
-                  json_pack("{s:i,s:i}", "upserted", (int)done, "lists_pushed", (int)pushed));
+    return published(
+        p, 200, json_pack("{s:i,s:i}", "upserted", (int)done, "lists_pushed", (int)pushed), out);
 }
 
 /* {"ids":[...]}: unknown ids are reported, not an error (removal is idempotent). */
-static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, json_t *body, rc_wbuf_t *out)
+static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t *body,
+                             rc_wbuf_t *out)
 {
     json_t *ids = json_object_get(body, "ids");
     size_t n = json_array_size(ids);
@@ -125,19 +192,22 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, json_t *body, rc_
             removed++;
         else
             json_array_append_new(unknown, json_string(id));
+        /* Unknown here may be known to a node that got the item before this one. */
+        publish(p, id, NULL);
     }
-    rc_engine_refresh(e);
-    uint32_t pushed = rc_sessions_catalog_changed(s);
+    uint32_t pushed = rc_catalog_api_settle(e, s);
     RC_INFO("catalog", "items removed", "count=%u lists_pushed=%u", removed, pushed);
-    return answer(out, 200,
-                  json_pack("{s:i,s:o,s:i}", "removed", (int)removed, "unknown", unknown,
-                            "lists_pushed", (int)pushed));
+    return published(p, 200,
+                     json_pack("{s:i,s:o,s:i}", "removed", (int)removed, "unknown", unknown,
+                               "lists_pushed", (int)pushed),
+                     out);
 }
 
-unsigned rc_catalog_api_handle(rc_engine_t *e, rc_sessions_t *s, const char *route, json_t *body,
-                               rc_wbuf_t *out)
+unsigned rc_catalog_api_handle(rc_engine_t *e, rc_sessions_t *s, rc_bus_t *bus, const char *node_id,
+                               const char *route, json_t *body, rc_wbuf_t *out)
 {
+    publisher_t p = {bus, node_id, 0};
     if (strcmp(route, ROUTE_ITEMS) == 0)
-        return upsert(e, s, body, out);
-    return remove_items(e, s, body, out);
+        return upsert(e, s, &p, body, out);
+    return remove_items(e, s, &p, body, out);
 }

@@ -43,7 +43,7 @@ static const setting_t settings[] = {
      "profile updates held while Redis is unreachable; past it the newest are dropped"},
     {"kafka", T_STR, OFF(kafka), "", 0, 0, "Kafka brokers HOST:PORT[,..]; empty: in-process bus"},
     {"kafka-topic-prefix", T_STR, OFF(kafka_topic_prefix), "rankcast.", 0, 0,
-     "topics are <prefix>events and <prefix>pushes"},
+     "topics are <prefix>events, <prefix>pushes and <prefix>catalog"},
     {"kafka-partitions", T_INT, OFF(kafka_partitions), "8", 1, 1024,
      "partitions of the topics a node creates"},
     {"kafka-buffer-messages", T_INT, OFF(kafka_buffer_messages), "100000", 100, 10000000,

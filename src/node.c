@@ -53,6 +53,7 @@ struct rc_node {
     uv_signal_t sigint, sigterm, sighup;
     rc_jwt_verifier_t *jwt;
     bool draining, stopped;
+    bool catalog_changed; /* changes from the bus not yet settled (on_tick) */
     uint64_t drain_deadline_us;
     bool engine_ready, loop_ready, defer_ready, handles_started;
     bool loop_unusable; /* lws failed half-way: the loop must not run again */
@@ -125,6 +126,8 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
     rc_node_t *n = ctx;
     if (m->kind == RC_BUS_OPS)
         rc_ops_peer_message(n->ops, m);
+    else if (m->kind == RC_BUS_CATALOG)
+        n->catalog_changed |= rc_catalog_api_apply(&n->engine, m) == 0;
     else
         n->sessions_deliver(n->sessions_ctx, m);
 }
@@ -133,6 +136,11 @@ static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
     rc_sessions_tick(n->sessions, rc_mono_us());
+    /* Catalog changes from the bus are settled once per tick, however many came. */
+    if (n->catalog_changed) {
+        n->catalog_changed = false;
+        rc_catalog_api_settle(&n->engine, n->sessions);
+    }
     rc_engine_refresh_step(&n->engine, REFRESH_SLICE_ITEMS);
 }
 
@@ -163,7 +171,7 @@ static void on_handle_closed(uv_handle_t *h)
 static unsigned node_catalog_api(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
 {
     rc_node_t *n = ctx;
-    return rc_catalog_api_handle(&n->engine, n->sessions, route, body, out);
+    return rc_catalog_api_handle(&n->engine, n->sessions, n->bus, n->node_id, route, body, out);
 }
 
 /* Final stop: the gateway closes the remaining connections, the loop then runs out of

@@ -1309,7 +1309,8 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
     case RC_BUS_PUSH:
         deliver_push(s, m);
         break;
-    case RC_BUS_OPS: /* the node routes these to the ops feed */
+    case RC_BUS_OPS:     /* the node routes these to the ops feed */
+    case RC_BUS_CATALOG: /* and these to the catalog (catalog_api.c) */
         break;
     }
 }

@@ -402,6 +402,52 @@ describe('the Kafka bus', { skip }, () => {
     await stopCleanly(a, b);
   });
 
+  // The catalog API of one node changes every node's catalog, in one order, and a node started
+  // later reads the changes from the compacted catalog topic.
+  test('catalog changes made on one node reach the others, and a node started later', { timeout: 90000 }, async () => {
+    const prefix = topicPrefix();
+    const closed = { extra: ['--catalog-open', 'false'] };
+    const [a, b] = await startNodes(2, prefix, closed);
+    const admin = (server, path, body) => fetch(`${server.httpUrl}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    });
+    // The answer to an event on `item`: an ack, or the error 4012 of a closed catalog.
+    const tryItem = async (client, item) => {
+      const id = uniqueId('ev');
+      client.send({ type: 'event', id, kind: 'view', item });
+      const m = await client.next((x) => (x.type === 'ack' && x.ids.includes(id)) || (x.type === 'error' && x.id === id), 5000);
+      return m.type === 'ack' ? 'ack' : m.code;
+    };
+    const fresh = uniqueId('mug');
+    const { client: onB } = await connectHello(b, 'json', { user: uniqueId('shopper') });
+    assert.equal(await tryItem(onB, fresh), 4012);
+    const before = await onB.subscribe('home', { k: 10 });
+    const gone = before.items[0].item;
+
+    let r = await admin(a, '/api/v1/catalog/items', { id: fresh, name: 'Cluster Mug', category: 'kitchen', tags: ['mug'], price: 4 });
+    assert.equal(r.status, 200, await r.text());
+    r = await admin(a, '/api/v1/catalog/remove', { ids: [gone] });
+    assert.equal(r.status, 200, await r.text());
+
+    // B applies both: the new item is known, and the list that showed the removed one is pushed.
+    const pushed = await onB.next((m) => m.type === 'recs' && m.surface === 'home' && !m.items.some((it) => it.item === gone), 5000);
+    assert.equal(pushed.items.length, 10);
+    assert.equal(await tryItem(onB, fresh), 'ack');
+
+    // A node started now replays the topic before it says it is ready: then it knows the new
+    // item and never shows the removed one.
+    const c = await startNode(prefix, closed);
+    const { client: onC } = await connectHello(c, 'json', { user: uniqueId('later') });
+    assert.equal(await tryItem(onC, fresh), 'ack');
+    const list = await onC.subscribe('home', { k: 50 });
+    assert.ok(!list.items.some((it) => it.item === gone), `${gone} in C's list`);
+    assert.equal((await metrics(c)).totals.rankcast_catalog_items, (await metrics(a)).totals.rankcast_catalog_items);
+    await stopCleanly(a, b, c);
+  });
+
   test('co-visitation learned on one node serves a user on another', { timeout: 90000 }, async (t) => {
     const prefix = topicPrefix();
     const [a, b] = await startNodes(2, prefix);

@@ -1,5 +1,6 @@
 /* Unit tests of the bus's wire form (bus.h): what one node publishes, another decodes to
- * the same message, and a message of an older node (fewer fields) still decodes. */
+ * the same message, a message of an older node (fewer fields) still decodes, and a
+ * malformed one is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,11 +116,70 @@ static void test_event_without_context(void **state)
     rc_wbuf_free(&wire);
 }
 
+/* A catalog change carries the item's JSON text, or its removal; a message with both, or
+ * neither, or no id, is refused. */
+static void test_catalog_change(void **state)
+{
+    (void)state;
+    const char *json = "{\"id\":\"sku-9\",\"name\":\"Mug\"}";
+    rc_bus_msg_t m = {.kind = RC_BUS_CATALOG,
+                      .origin_node = str("node-a"),
+                      .item_id = str("sku-9"),
+                      .item_json = str(json)};
+    rc_wbuf_t wire;
+    msgpack_zone zone;
+    rc_bus_msg_t back;
+    round_trip(&m, &wire, &zone, &back);
+    assert_str(back.item_id, "sku-9");
+    assert_str(back.item_json, json);
+    assert_int_equal(back.push_id.n, 0);
+    msgpack_zone_destroy(&zone);
+    rc_wbuf_free(&wire);
+
+    m.item_json = (rc_str_t){NULL, 0};
+    round_trip(&m, &wire, &zone, &back);
+    assert_str(back.item_id, "sku-9");
+    assert_int_equal(back.item_json.n, 0);
+    msgpack_zone_destroy(&zone);
+    rc_wbuf_free(&wire);
+
+    static const struct {
+        bool id, json, rm;
+    } bad[] = {{true, true, true}, {true, false, false}, {false, true, false}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msgpack_packer pk;
+        rc_wbuf_init(&wire, 0);
+        rc_mp_init(&pk, &wire);
+        msgpack_pack_map(&pk, 2 + bad[i].id + bad[i].json + bad[i].rm);
+        rc_mp_cstr(&pk, "k");
+        rc_mp_cstr(&pk, "cat");
+        rc_mp_cstr(&pk, "o");
+        rc_mp_cstr(&pk, "node-a");
+        if (bad[i].id) {
+            rc_mp_cstr(&pk, "id");
+            rc_mp_cstr(&pk, "sku-9");
+        }
+        if (bad[i].json) {
+            rc_mp_cstr(&pk, "j");
+            rc_mp_cstr(&pk, json);
+        }
+        if (bad[i].rm) {
+            rc_mp_cstr(&pk, "rm");
+            msgpack_pack_true(&pk);
+        }
+        assert_true(msgpack_zone_init(&zone, 512));
+        assert_int_not_equal(rc_bus_msg_decode(rc_wbuf_data(&wire), wire.len, &zone, &back), 0);
+        msgpack_zone_destroy(&zone);
+        rc_wbuf_free(&wire);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_carries_context),
         cmocka_unit_test(test_event_without_context),
+        cmocka_unit_test(test_catalog_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
