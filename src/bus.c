@@ -7,7 +7,8 @@
  *           "dv" device class, "tz" time-zone offset (min), "lc" locale: the user's context
  *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value)
  *   ops:    "d" the node's summary (a map, see ops.c)
- *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true */
+ *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true
+ *   experiment ("k": "exp"): "x" the experiment's text form ("" for none) */
 #include "bus.h"
 #include "error.h"
 #include "mpack.h"
@@ -107,6 +108,11 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
             rc_mp_str(&pk, "rm", 2);
             msgpack_pack_true(&pk);
         }
+    } else if (m->kind == RC_BUS_EXPERIMENT) {
+        msgpack_pack_map(&pk, 3);
+        pack_kv(&pk, "k", (rc_str_t){"exp", 3});
+        pack_kv(&pk, "o", m->origin_node);
+        pack_kv(&pk, "x", m->spec);
     } else if (m->kind == RC_BUS_OPS) {
         msgpack_pack_map(&pk, 3);
         pack_kv(&pk, "k", (rc_str_t){"ops", 3});
@@ -180,7 +186,7 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
     msgpack_object root;
     size_t off = 0;
     rc_str_t kind = {NULL, 0}, tname = {NULL, 0};
-    bool removed = false;
+    bool removed = false, has_spec = false;
 
     memset(m, 0, sizeof(*m));
     if (rc_mp_check(data, len, 32) != 0 ||
@@ -209,6 +215,8 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
             get_str(v, &m->push_id);
         else if (key_is(k, "j"))
             get_str(v, &m->item_json);
+        else if (key_is(k, "x"))
+            has_spec = get_str(v, &m->spec);
         else if (key_is(k, "rm"))
             removed = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         else if (key_is(k, "tp"))
@@ -263,6 +271,10 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
         m->kind = RC_BUS_CATALOG;
         m->item_id = m->push_id;
         m->push_id = (rc_str_t){NULL, 0};
+        return 0;
+    }
+    if (kind.n == 3 && memcmp(kind.p, "exp", 3) == 0 && has_spec) {
+        m->kind = RC_BUS_EXPERIMENT;
         return 0;
     }
     if (kind.n == 3 && memcmp(kind.p, "ops", 3) == 0 && m->data != NULL &&

@@ -169,7 +169,8 @@ static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
     rc_metrics.bus_consumed++;
     if (b->base.deliver != NULL)
         b->base.deliver(b->base.ctx, &m);
-    if (!b->catalog_caught_up && m.kind == RC_BUS_CATALOG && msg->offset + 1 >= b->catalog_end) {
+    if (!b->catalog_caught_up && (m.kind == RC_BUS_CATALOG || m.kind == RC_BUS_EXPERIMENT) &&
+        msg->offset + 1 >= b->catalog_end) {
         b->catalog_caught_up = true;
         RC_INFO("kafka", "catalog changes replayed", "messages=%lld", (long long)b->catalog_end);
     }
@@ -227,6 +228,9 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
     if (m->kind == RC_BUS_CATALOG) {
         topic = b->catalog_topic;
         key = m->item_id;
+    } else if (m->kind == RC_BUS_EXPERIMENT) {
+        topic = b->catalog_topic;
+        key = (rc_str_t){"!experiment", 11}; /* no item id has a '!' */
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         b->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((key.n ? key.p : NULL), key.n),

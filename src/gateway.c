@@ -436,6 +436,22 @@ static bool admin_authorized(struct lws *wsi, const char *token)
            rc_api_token_equal(auth + 7, (size_t)n - 7, token);
 }
 
+/* 200 when the admin API is on and the request carries its token; 403 or 401 otherwise. */
+static unsigned admin_gate(struct lws *wsi, const rc_gateway_t *g)
+{
+    if (g->cfg->admin_token[0] == '\0')
+        return HTTP_STATUS_FORBIDDEN;
+    return admin_authorized(wsi, g->cfg->admin_token) ? HTTP_STATUS_OK : HTTP_STATUS_UNAUTHORIZED;
+}
+
+static int admin_refused(struct lws *wsi, http_pss_t *pss, unsigned status)
+{
+    return http_error(wsi, pss, status,
+                      status == HTTP_STATUS_FORBIDDEN
+                          ? "the admin API is off: start the server with --admin-token"
+                          : "a valid admin bearer token is required");
+}
+
 static int http_get(struct lws *wsi, http_pss_t *pss, const char *uri)
 {
     rc_gateway_t *g = gateway_of(wsi);
@@ -449,6 +465,12 @@ static int http_get(struct lws *wsi, http_pss_t *pss, const char *uri)
     } else if (strcmp(uri, "/metrics") == 0) {
         ctype = "text/plain; version=0.0.4; charset=utf-8";
         g->hooks->metrics(g->hooks->ctx, &pss->body);
+    } else if (g->hooks->extra_route && g->hooks->extra_route(uri) && g->hooks->extra_get &&
+               (status = admin_gate(wsi, g)) == HTTP_STATUS_OK) {
+        if ((status = g->hooks->extra_get(g->hooks->ctx, uri, &pss->body)) == 0)
+            return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "use POST");
+    } else if (status != HTTP_STATUS_OK) {
+        return admin_refused(wsi, pss, status);
     } else if (strncmp(uri, "/api/", 5) == 0) {
         return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "use POST");
     } else {
@@ -468,12 +490,9 @@ static int http_post_begin(struct lws *wsi, http_pss_t *pss, const char *uri)
         !(g->hooks->extra_route && g->hooks->extra_route(uri)))
         return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
     snprintf(pss->route, sizeof(pss->route), "%s", uri);
-    if (g->cfg->admin_token[0] == '\0')
-        return http_error(wsi, pss, HTTP_STATUS_FORBIDDEN,
-                          "the admin API is off: start the server with --admin-token");
-    if (!admin_authorized(wsi, g->cfg->admin_token))
-        return http_error(wsi, pss, HTTP_STATUS_UNAUTHORIZED,
-                          "a valid admin bearer token is required");
+    unsigned status = admin_gate(wsi, g);
+    if (status != HTTP_STATUS_OK)
+        return admin_refused(wsi, pss, status);
     pss->post_refused = false;
     return 0;
 }

@@ -30,10 +30,12 @@ typedef struct rc_gateway_hooks {
                 const msgpack_object *data, char *id_out, size_t id_len);
     /* The ops feed served on /ops (ops.h), or NULL for none. */
     struct rc_ops *ops;
-    /* Admin API routes owned elsewhere (the live catalog): whether `route` is one of them,
-     * and its handler, which writes the JSON answer to `out` and returns the HTTP status. */
+    /* Admin API routes owned elsewhere (the live catalog, experiments): whether `route` is
+     * one of them, and its handlers, which write the JSON answer to `out` and return the
+     * HTTP status (extra_get: 0 when the route takes POST only). */
     bool (*extra_route)(const char *route);
     unsigned (*extra_post)(void *ctx, const char *route, json_t *body, rc_wbuf_t *out);
+    unsigned (*extra_get)(void *ctx, const char *route, rc_wbuf_t *out);
 } rc_gateway_hooks_t;
 
 /** The transport operations the session module uses to wake and kill connections. */

@@ -4,6 +4,7 @@
 #include "node.h"
 #include "catalog_api.h"
 #include "engine/experiments.h"
+#include "experiment_api.h"
 #include "bus.h"
 #include "clock.h"
 #include "defer.h"
@@ -40,6 +41,7 @@ struct rc_node {
     rc_defer_t defer;
     rc_engine_t engine;
     rc_experiment_t experiment;
+    char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
@@ -120,7 +122,10 @@ static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
     return rc_sessions_push(n->sessions, user, segment, topic, data, id_out, id_len);
 }
 
-/* Node summaries go to the ops feed; everything else to the sessions, as they asked. */
+static void node_experiment_message(rc_node_t *n, const rc_bus_msg_t *m);
+
+/* Node summaries go to the ops feed, catalog changes to the catalog, experiments to the
+ * experiment; everything else to the sessions, as they asked. */
 static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
 {
     rc_node_t *n = ctx;
@@ -128,6 +133,8 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         rc_ops_peer_message(n->ops, m);
     else if (m->kind == RC_BUS_CATALOG)
         n->catalog_changed |= rc_catalog_api_apply(&n->engine, m) == 0;
+    else if (m->kind == RC_BUS_EXPERIMENT)
+        node_experiment_message(n, m);
     else
         n->sessions_deliver(n->sessions_ctx, m);
 }
@@ -167,11 +174,86 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
-/* The live catalog API (catalog_api.c) on this node's engine and sessions. */
-static unsigned node_catalog_api(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
+/* Runs the experiment `spec` (its text form; "" for none) unless it runs already: counters
+ * start from zero, users get their variant of it, lists are ranked again. */
+static void node_set_experiment(rc_node_t *n, const rc_experiment_t *x, const char *spec)
+{
+    if (strcmp(n->experiment_spec, spec) == 0)
+        return;
+    n->experiment = *x;
+    snprintf(n->experiment_spec, sizeof(n->experiment_spec), "%s", spec);
+    uint32_t pushed = rc_sessions_experiment_changed(n->sessions);
+    RC_INFO("node", "experiment set", "name=\"%s\" variants=%u lists_pushed=%u",
+            x->name[0] ? x->name : "none", x->n_variants, pushed);
+}
+
+/* An experiment from the bus (any node's, this one's too): the last one set wins. */
+static void node_experiment_message(rc_node_t *n, const rc_bus_msg_t *m)
+{
+    char spec[RC_EXPERIMENT_SPEC_MAX], err[160];
+    rc_experiment_t x;
+    if (m->spec.n >= sizeof(spec))
+        return;
+    memcpy(spec, m->spec.p, m->spec.n);
+    spec[m->spec.n] = '\0';
+    if (rc_experiment_parse(&x, spec, &n->engine.blend, err, sizeof(err)) != 0) {
+        RC_WARN("node", "experiment from the bus not applied", "error=\"%s\"", err);
+        return;
+    }
+    node_set_experiment(n, &x, spec);
+}
+
+/* POST /api/v1/experiment[/stop]: applied here, then published for the other nodes. */
+static unsigned node_experiment_api(rc_node_t *n, const char *route, json_t *body, rc_wbuf_t *out)
+{
+    char spec[RC_EXPERIMENT_SPEC_MAX], err[200];
+    rc_experiment_t x;
+    if (rc_experiment_api_spec(route, body, &n->engine.blend, &x, spec, sizeof(spec), err,
+                               sizeof(err)) != 0) {
+        json_t *j = json_pack("{s:s}", "error", err);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        rc_wbuf_reset(out);
+        rc_wbuf_puts(out, text ? text : "{}");
+        rc_wbuf_putc(out, '\n');
+        free(text);
+        json_decref(j);
+        return 400;
+    }
+    node_set_experiment(n, &x, spec);
+    rc_bus_msg_t m = {.kind = RC_BUS_EXPERIMENT,
+                      .origin_node = {n->node_id, (uint32_t)strlen(n->node_id)},
+                      .spec = {spec, (uint32_t)strlen(spec)}};
+    int rc = rc_bus_publish(n->bus, &m, NULL, NULL);
+    rc_experiment_api_describe(&n->experiment, out);
+    if (rc == 0)
+        return 200;
+    rc_wbuf_reset(out);
+    rc_wbuf_puts(out, "{\"error\":\"applied on this node, but not published to the cluster; "
+                      "retry the request\"}\n");
+    return 503;
+}
+
+static bool node_admin_route(const char *route)
+{
+    return rc_catalog_api_route(route) || rc_experiment_api_route(route);
+}
+
+/* The admin routes owned here: the live catalog (catalog_api.c) and experiments. */
+static unsigned node_admin_post(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
 {
     rc_node_t *n = ctx;
+    if (rc_experiment_api_route(route))
+        return node_experiment_api(n, route, body, out);
     return rc_catalog_api_handle(&n->engine, n->sessions, n->bus, n->node_id, route, body, out);
+}
+
+static unsigned node_admin_get(void *ctx, const char *route, rc_wbuf_t *out)
+{
+    rc_node_t *n = ctx;
+    if (strcmp(route, "/api/v1/experiment") != 0)
+        return 0;
+    rc_experiment_api_describe(&n->experiment, out);
+    return 200;
 }
 
 /* Final stop: the gateway closes the remaining connections, the loop then runs out of
@@ -367,6 +449,7 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
     }
     if (rc_experiment_parse(&n->experiment, cfg->experiment, &n->engine.blend, err, errlen) != 0)
         goto fail;
+    snprintf(n->experiment_spec, sizeof(n->experiment_spec), "%s", cfg->experiment);
     n->engine.experiment = &n->experiment;
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
         create_backends(n, err, errlen) != 0)
@@ -398,8 +481,9 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                                     .erase_user = node_erase_user,
                                     .push = node_push,
                                     .ops = n->ops,
-                                    .extra_route = rc_catalog_api_route,
-                                    .extra_post = node_catalog_api};
+                                    .extra_route = node_admin_route,
+                                    .extra_post = node_admin_post,
+                                    .extra_get = node_admin_get};
     n->gateway =
         rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
     if (n->gateway == NULL)

@@ -1311,6 +1311,7 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         break;
     case RC_BUS_OPS:     /* the node routes these to the ops feed */
     case RC_BUS_CATALOG: /* and these to the catalog (catalog_api.c) */
+    case RC_BUS_EXPERIMENT:
         break;
     }
 }
@@ -1632,6 +1633,26 @@ uint32_t rc_sessions_count(const rc_sessions_t *s)
 /* Only lists that show an item the catalog no longer recommends are ranked again: the others
  * follow the user's own events, and re-ranking every list of every user at once would stall
  * the loop on a large node. */
+uint32_t rc_sessions_experiment_changed(rc_sessions_t *s)
+{
+    const rc_experiment_t *x = s->engine->experiment;
+    uint32_t pushed = 0;
+    for (size_t i = 0; i < s->by_user.cap; i++) {
+        if (s->by_user.slots[i].hash == 0)
+            continue;
+        rc_session_t *ses = (rc_session_t *)(uintptr_t)s->by_user.slots[i].value;
+        ses->variant = x ? rc_experiment_assign(x, ses->user, ses->user_len) : 0;
+        for (uint32_t j = 0; j < ses->n_views; j++) {
+            rc_view_t *v = ses->views[j];
+            if (view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0)) {
+                view_publish(s, ses, v);
+                pushed++;
+            }
+        }
+    }
+    return pushed;
+}
+
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s)
 {
     const rc_catalog_t *cat = &s->engine->catalog;

@@ -118,6 +118,11 @@ int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t
  * were pushed. */
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
 
+/** After the experiment changed (engine->experiment): every session gets its variant of
+ * the new experiment, and every live list is ranked again and pushed if it changed.
+ * Returns how many lists were pushed. */
+uint32_t rc_sessions_experiment_changed(rc_sessions_t *s);
+
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
 uint32_t rc_sessions_count(const rc_sessions_t *s);

@@ -1,7 +1,8 @@
 /* libFuzzer target: what an HTTP client controls beyond the routing: the admin API bodies
- * (push, erase) and a client token (hello.token, Authorization header), verified with an
- * HS256 verifier. The first byte picks the parser. */
+ * (push, erase, experiment) and a client token (hello.token, Authorization header), verified
+ * with an HS256 verifier. The first byte picks the parser. */
 #include "admin_api.h"
+#include "experiment_api.h"
 #include "jwt.h"
 #include "proto.h"
 
@@ -26,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     char err[128], user[RC_ID_MAX + 1];
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0: {
         rc_api_push_t p;
         if (rc_api_push_parse(&p, body, len, err, sizeof(err)) == 0)
@@ -36,6 +37,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 1:
         rc_api_erase_parse(body, len, user, err, sizeof(err));
         break;
+    case 2: {
+        json_t *j = rc_api_load_object(body, len, err, sizeof(err));
+        if (j != NULL) {
+            static const rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f};
+            rc_experiment_t x;
+            char spec[RC_EXPERIMENT_SPEC_MAX];
+            rc_experiment_api_spec(data[0] & 4 ? "/api/v1/experiment/stop" : "/api/v1/experiment",
+                                   j, &base, &x, spec, sizeof(spec), err, sizeof(err));
+            json_decref(j);
+        }
+        break;
+    }
     default: {
         rc_jwt_claims_t claims;
         rc_jwt_verify(verifier(), body, len, 1800000000, &claims);

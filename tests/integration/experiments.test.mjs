@@ -89,3 +89,82 @@ test('impressions and clicks on a list count for the variant, with the CTR', asy
   assert.deepEqual(Object.keys(after.rankcast_experiment_ctr).sort(), ['content', 'control']);
   client.close();
 });
+
+// The experiments API: an experiment started at run time replaces the one running, live users
+// move to their variant of it, /metrics and GET describe it, and stop returns everyone to the
+// engine's blend. A server of its own, so the experiment of the tests above stays as it is.
+test('the experiments API starts, describes and stops an experiment; live users move to it', async () => {
+  const ADMIN = 'it-admin-token';
+  const srv = await startServer({ extraArgs: ['--admin-token', ADMIN] });
+  const call = async (method, path, body, token = ADMIN) => {
+    const headers = { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(`${srv.httpUrl}${path}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000),
+    });
+    return { status: res.status, json: JSON.parse(await res.text()) };
+  };
+  try {
+    assert.equal((await call('GET', '/api/v1/experiment', undefined, null)).status, 401);
+    assert.equal((await call('POST', '/api/v1/experiment', { name: 'x' }, 'wrong')).status, 401);
+    let r = await call('GET', '/api/v1/experiment');
+    assert.equal(r.status, 200);
+    assert.equal(r.json.name, null);
+    assert.deepEqual(r.json.variants.map((v) => v.name), ['control']);
+
+    const { client: early } = await connectHello(srv, 'json', { user: 'early-user' });
+    assert.equal((await early.subscribe('home', { k: 5 })).variant, 'control');
+
+    for (const bad of [
+      { name: 'x', variants: [] },
+      { name: 'x', variants: [{ name: 'a b', blend: { covisit: 1 } }] },
+      { name: 'x', variants: [{ name: 'a', blend: { covisit: 0 } }] },
+      { name: 'x', variants: [{ name: 'a', blend: { covisit: 1 } }], extra: true },
+      { name: 'x', variants: [{ name: 'a', blend: { covisit: 1 } }, { name: 'a', blend: { content: 1 } }] },
+      { name: 'x', variants: [{ name: 'a', share: 0, blend: { covisit: 1 } }] },
+    ]) {
+      r = await call('POST', '/api/v1/experiment', bad);
+      assert.equal(r.status, 400, JSON.stringify(bad));
+      assert.equal(typeof r.json.error, 'string');
+    }
+    const spec = {
+      name: 'api1',
+      salt: 'api1-salt',
+      variants: [
+        { name: 'cf', blend: { covisit: 0.9, content: 0.05, trending: 0.03, popular: 0.02 } },
+        { name: 'cb', share: 1, blend: { covisit: 0.1, content: 0.8, trending: 0.07, popular: 0.03 } },
+      ],
+    };
+    r = await call('POST', '/api/v1/experiment', spec);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.name, 'api1');
+    assert.equal(r.json.salt, 'api1-salt');
+    assert.deepEqual(r.json.variants.map((v) => [v.name, v.share, v.blend.content]), [['cf', 1, 0.05], ['cb', 1, 0.8]]);
+    assert.deepEqual((await call('GET', '/api/v1/experiment')).json, r.json);
+
+    const metrics = (await httpGet(srv, '/metrics')).body;
+    assert.match(metrics, /rankcast_experiment_impressions_total\{experiment="api1",variant="cf"\} 0/);
+    assert.doesNotMatch(metrics, /variant="control"/);
+
+    // New users split between the new variants; the user connected before moved to one too.
+    const seen = new Set();
+    for (let i = 0; i < 12; i++) {
+      const { client } = await connectHello(srv, 'json', { user: `api-user-${i}` });
+      seen.add((await client.subscribe('home', { k: 5 })).variant);
+      client.close();
+    }
+    assert.deepEqual([...seen].sort(), ['cb', 'cf']);
+    early.send({ type: 'event', id: uniqueId('xe'), kind: 'click', item: srv.items[4].id });
+    const after = await early.next((m) => m.type === 'recs' && m.variant !== 'control', 5000);
+    assert.ok(['cb', 'cf'].includes(after.variant), after.variant);
+
+    r = await call('POST', '/api/v1/experiment/stop', {});
+    assert.equal(r.status, 200);
+    assert.equal(r.json.name, null);
+    const { client: late } = await connectHello(srv, 'json', { user: 'late-user' });
+    assert.equal((await late.subscribe('home', { k: 5 })).variant, 'control');
+  } finally {
+    closeAllClients();
+    await stopServerCleanly(srv);
+  }
+});

@@ -403,8 +403,9 @@ describe('the Kafka bus', { skip }, () => {
   });
 
   // The catalog API of one node changes every node's catalog, in one order, and a node started
-  // later reads the changes from the compacted catalog topic.
-  test('catalog changes made on one node reach the others, and a node started later', { timeout: 90000 }, async () => {
+  // later reads the changes from the compacted catalog topic; the experiment set through the
+  // API travels the same way.
+  test('catalog changes and the experiment made on one node reach the others, and a node started later', { timeout: 90000 }, async () => {
     const prefix = topicPrefix();
     const closed = { extra: ['--catalog-open', 'false'] };
     const [a, b] = await startNodes(2, prefix, closed);
@@ -431,17 +432,26 @@ describe('the Kafka bus', { skip }, () => {
     assert.equal(r.status, 200, await r.text());
     r = await admin(a, '/api/v1/catalog/remove', { ids: [gone] });
     assert.equal(r.status, 200, await r.text());
+    const experiment = { name: 'xnode', variants: [{ name: 'one', blend: { covisit: 1 } }, { name: 'two', blend: { content: 1 } }] };
+    r = await admin(a, '/api/v1/experiment', experiment);
+    assert.equal(r.status, 200, await r.text());
+    const runs = async (server) => {
+      const res = await fetch(`${server.httpUrl}/api/v1/experiment`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      return (await res.json()).name;
+    };
 
     // B applies both: the new item is known, and the list that showed the removed one is pushed.
     const pushed = await onB.next((m) => m.type === 'recs' && m.surface === 'home' && !m.items.some((it) => it.item === gone), 5000);
     assert.equal(pushed.items.length, 10);
     assert.equal(await tryItem(onB, fresh), 'ack');
+    await eventually(async () => (await runs(b)) === 'xnode', 5000, 'B runs the experiment set on A');
 
     // A node started now replays the topic before it says it is ready: then it knows the new
     // item and never shows the removed one.
     const c = await startNode(prefix, closed);
     const { client: onC } = await connectHello(c, 'json', { user: uniqueId('later') });
     assert.equal(await tryItem(onC, fresh), 'ack');
+    assert.equal(await runs(c), 'xnode');
     const list = await onC.subscribe('home', { k: 50 });
     assert.ok(!list.items.some((it) => it.item === gone), `${gone} in C's list`);
     assert.equal((await metrics(c)).totals.rankcast_catalog_items, (await metrics(a)).totals.rankcast_catalog_items);
