@@ -623,6 +623,9 @@ class Stats {
     this.errored = 0; // scored events refused by the server
     this.lost = 0; // scored events of a session whose connection closed
     this.latePushes = 0; // lists caused by an event already classified unchanged or timed out
+    this.listsShowingRemembered = 0; // pushed lists with an item the session's state remembers
+    this.listsShowingOlder = 0; // pushed lists with an item the session acted on before that
+    this.versionRegressions = 0; // recs older than one already received on the connection
     this.latencyMs = [];
     this.tookUs = [];
   }
@@ -839,6 +842,7 @@ async function runTestSession(ctx, s) {
     switch (msg.type) {
       case 'recs':
         if (msg.surface !== SURFACE) break;
+        if (latest !== null && msg.version < latest.version) stats.versionRegressions += 1;
         if (latest === null || msg.version > latest.version) latest = msg;
         if (msg.cause === undefined) initial ??= msg;
         else if (pending !== null && msg.cause === pending.id) {
@@ -873,6 +877,7 @@ async function runTestSession(ctx, s) {
     return;
   }
   let pingSeq = 0;
+  const memory = new SessionMemory();
   for (let t = 0; t < s.events.length; t++) {
     const plan = s.scored.get(t);
     if (conn.closeInfo !== null) {
@@ -917,6 +922,8 @@ async function runTestSession(ctx, s) {
     if (outcome === 'error') stats.eventsFailed += 1;
     const done = pending;
     pending = null;
+    if (outcome === 'pushed' || outcome === 'unchanged') memory.observe(s.events[t]);
+    if (outcome === 'pushed') memory.check(done.recs.items.map((it) => ctx.items.index.get(it.item) ?? -1), stats);
     if (!plan) continue;
     let list = null;
     if (outcome === 'pushed') {
@@ -937,6 +944,37 @@ async function runTestSession(ctx, s) {
   }
   if (conn.closeInfo !== null && conn.closeInfo.code !== 1000) stats.abortedSessions += 1;
   conn.close();
+}
+
+/**
+ * What a session's state on the server remembers of it (src/engine/engine.c): the items of its
+ * last 32 events (impressions and dismissals aside) and up to 64 purchased or dismissed items,
+ * none of which a list may show (docs/engine.md, Rules); and every item it acted on, which a
+ * list may show again once the state has forgotten it (a diagnostic, not an error).
+ */
+class SessionMemory {
+  constructor() {
+    this.recent = [];
+    this.excluded = [];
+    this.acted = new Set();
+  }
+
+  observe(ev) {
+    if (ev.kind === 'impression') return;
+    this.acted.add(ev.item);
+    if (ev.kind === 'dismiss' || ev.kind === 'purchase') {
+      if (!this.excluded.includes(ev.item)) this.excluded.push(ev.item);
+      if (this.excluded.length > 64) this.excluded.shift();
+    }
+    if (ev.kind === 'dismiss') return;
+    this.recent.push(ev.item);
+    if (this.recent.length > 32) this.recent.shift();
+  }
+
+  check(list, stats) {
+    if (list.some((it) => this.recent.includes(it) || this.excluded.includes(it))) stats.listsShowingRemembered += 1;
+    else if (list.some((it) => this.acted.has(it))) stats.listsShowingOlder += 1;
+  }
 }
 
 /** Runs `fn` over `list` with at most `n` in flight, taking items in order. */
@@ -999,6 +1037,13 @@ function reportMd(r) {
       `${c.timeouts} | ${c.refused} | ${c.lost} | ${c.late_pushes} | ${c.rate_limited} | ${JSON.stringify(c.errors)} | ${JSON.stringify(c.closes)} |`,
   );
   lines.push('');
+  lines.push(
+    `Checks of the pushed lists: ${c.lists_showing_remembered_items} showed an item the session's state remembers ` +
+      `(its last 32 items, purchases and dismissals: never allowed); ${c.lists_showing_older_session_items} showed an item ` +
+      `the session acted on before that (allowed: the state is bounded); ${c.version_regressions} arrived with a version ` +
+      `below one already received.`,
+    '',
+  );
   const l = r.latency;
   lines.push('| event → list (scored events with a pushed list) | n | p50 | p90 | p99 | p99.9 | max |', '|---|---|---|---|---|---|---|');
   lines.push(`| client, send → recs received (ms) | ${l.client_ms.n} | ${f3(l.client_ms.p50)} | ${f3(l.client_ms.p90)} | ${f3(l.client_ms.p99)} | ${f3(l.client_ms.p999)} | ${f3(l.client_ms.max)} |`);
@@ -1137,6 +1182,9 @@ export async function main(argv) {
       refused: stats.errored,
       lost: stats.lost,
       late_pushes: stats.latePushes,
+      version_regressions: stats.versionRegressions,
+      lists_showing_remembered_items: stats.listsShowingRemembered,
+      lists_showing_older_session_items: stats.listsShowingOlder,
       aborted_sessions: stats.abortedSessions,
       rate_limited: stats.rateLimited,
       retries: stats.retries,
