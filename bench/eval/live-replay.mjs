@@ -24,7 +24,16 @@ import { TokenBucket } from '../../client-sdk/js/src/rate.js';
 import { K, KINDS, Metrics, distribution, loadDataset, planAndScorePop } from './replay-data.mjs';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const WebSocket = createRequire(join(REPO_ROOT, 'tests/package.json'))('ws');
+const WebSocket = loadWs();
+
+function loadWs() {
+  try {
+    return createRequire(join(REPO_ROOT, 'tests/package.json'))('ws');
+  } catch {
+    process.stderr.write('live-replay: the `ws` package is missing: run scripts/setup (npm ci in tests/)\n');
+    process.exit(1);
+  }
+}
 
 const SURFACE = 'replay';
 const ID_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
@@ -388,9 +397,13 @@ async function openUser(ctx, user) {
   return conn;
 }
 
-/** Waits for `n` tokens and one in reserve (arrival jitter, as the SDK keeps it), and takes n. */
+/**
+ * Waits for `n` tokens and one in reserve (against arrival jitter, as the SDK keeps one), and
+ * takes n. A bucket too shallow for the reserve gets none.
+ */
 async function takeTokens(bucket, n) {
-  while (bucket.available() < n + 1) await sleep(Math.max(1, bucket.msUntil(n + 1)));
+  const need = Math.min(n + 1, Math.max(n, bucket.burst));
+  while (bucket.available() < need) await sleep(Math.max(1, bucket.msUntil(need)));
   bucket.take(n);
 }
 
