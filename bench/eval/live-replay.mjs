@@ -276,6 +276,7 @@ class Stats {
     this.listsShowingRemembered = 0; // pushed lists with an item the session's state remembers
     this.listsShowingOlder = 0; // pushed lists with an item the session acted on before that
     this.versionRegressions = 0; // recs older than one already received on the connection
+    this.repeatHits = 0; // targets repeating an item of the session that the list still showed
     this.latencyMs = [];
     this.tookUs = [];
   }
@@ -594,7 +595,9 @@ async function runTestSession(ctx, s) {
     } else {
       stats.lost += 1;
     }
-    ctx.live.score(list && list.map((it) => ctx.items.index.get(it.item) ?? -1), plan.target);
+    const ranked = list && list.map((it) => ctx.items.index.get(it.item) ?? -1);
+    if (plan.repeat && ranked && ranked.includes(plan.target)) stats.repeatHits += 1;
+    ctx.live.score(ranked, plan.target);
   }
   if (conn.closeInfo !== null && conn.closeInfo.code !== 1000) stats.abortedSessions += 1;
   conn.close();
@@ -666,7 +669,8 @@ function reportMd(r) {
   lines.push(
     `Input: \`${r.input}\`. ${r.items} items; ${c.train_sessions} train sessions, ${c.test_sessions} test sessions ` +
       `(${c.predicted_sessions} predicted), ${c.predictions} predictions (the list pushed after each event scored against the ` +
-      `next item), of which ${c.repeat_targets} repeat an item of the session (no method can hit them). Events on items a ` +
+      `next item), of which ${c.repeat_targets} repeat an item of the session (POP cannot hit them; the server only once ` +
+      `its bounded session state has forgotten the item). Events on items a ` +
       `closed catalog does not know: ${c.dropped_unknown}.`,
     '',
   );
@@ -694,8 +698,8 @@ function reportMd(r) {
   lines.push(
     `Checks of the pushed lists: ${c.lists_showing_remembered_items} showed an item the session's state remembers ` +
       `(its last 32 items, purchases and dismissals: never allowed); ${c.lists_showing_older_session_items} showed an item ` +
-      `the session acted on before that (allowed: the state is bounded); ${c.version_regressions} arrived with a version ` +
-      `below one already received.`,
+      `the session acted on before that (allowed: the state is bounded), hitting ${c.repeat_targets_hit} of the ` +
+      `${c.repeat_targets} repeated targets; ${c.version_regressions} arrived with a version below one already received.`,
     '',
   );
   const l = r.latency;
@@ -839,6 +843,7 @@ export async function main(argv) {
       version_regressions: stats.versionRegressions,
       lists_showing_remembered_items: stats.listsShowingRemembered,
       lists_showing_older_session_items: stats.listsShowingOlder,
+      repeat_targets_hit: stats.repeatHits,
       aborted_sessions: stats.abortedSessions,
       rate_limited: stats.rateLimited,
       retries: stats.retries,
