@@ -766,7 +766,7 @@ export async function main(argv) {
     }
     done += 1;
   };
-  let seconds = {};
+  const seconds = {};
   try {
     // Train sessions first, in order of their first event; then every test session, those not
     // predicted (--test-sample) learned only, as rankcast-eval learns them.
@@ -781,6 +781,9 @@ export async function main(argv) {
     const tTest = performance.now();
     await pool(test, o.concurrency, count((c, s) => (s.predict ? runTestSession(c, s) : runLearnSession(c, s))));
     seconds.test = (performance.now() - tTest) / 1000;
+  } catch (e) {
+    if (server) await server.stop();
+    throw e;
   } finally {
     if (progress) clearInterval(progress);
   }
