@@ -208,7 +208,10 @@ async function spawnServer(o, log) {
   };
   const deadline = Date.now() + 30000;
   for (;;) {
-    if (exit !== null) throw new Error(`rankcast exited during start (${JSON.stringify(exit)}): ${server.command.join(' ')}\n${tail}`);
+    if (exit !== null) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw new Error(`rankcast exited during start (${JSON.stringify(exit)}): ${server.command.join(' ')}\n${tail}`);
+    }
     try {
       const res = await fetch(`${server.httpUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
       if (res.status === 200) break;
