@@ -75,7 +75,8 @@ static void usage(void)
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
-            "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/results; '-': none)\n");
+            "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/eval/results;\n"
+            "                         '-': none)\n");
 }
 
 static bool parse_methods(const char *list, bool *on)
@@ -96,7 +97,7 @@ static bool parse_methods(const char *list, bool *on)
 
 static int parse_args(int argc, char **argv, options_t *o)
 {
-    *o = (options_t){.results_dir = "bench/results",
+    *o = (options_t){.results_dir = "bench/eval/results",
                      .label = "dataset",
                      .kind = RC_EV_VIEW,
                      .test_fraction = 0.1,
