@@ -8,7 +8,7 @@
  *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value)
  *   ops:    "d" the node's summary (a map, see ops.c)
  *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true
- *   experiment ("k": "exp"): "x" the experiment's text form ("" for none) */
+ *   setting ("k": "set"): "n" its name, "x" its text */
 #include "bus.h"
 #include "error.h"
 #include "mpack.h"
@@ -108,10 +108,11 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
             rc_mp_str(&pk, "rm", 2);
             msgpack_pack_true(&pk);
         }
-    } else if (m->kind == RC_BUS_EXPERIMENT) {
-        msgpack_pack_map(&pk, 3);
-        pack_kv(&pk, "k", (rc_str_t){"exp", 3});
+    } else if (m->kind == RC_BUS_SETTING) {
+        msgpack_pack_map(&pk, 4);
+        pack_kv(&pk, "k", (rc_str_t){"set", 3});
         pack_kv(&pk, "o", m->origin_node);
+        pack_kv(&pk, "n", m->setting);
         pack_kv(&pk, "x", m->spec);
     } else if (m->kind == RC_BUS_OPS) {
         msgpack_pack_map(&pk, 3);
@@ -217,6 +218,8 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
             get_str(v, &m->item_json);
         else if (key_is(k, "x"))
             has_spec = get_str(v, &m->spec);
+        else if (key_is(k, "n"))
+            get_str(v, &m->setting);
         else if (key_is(k, "rm"))
             removed = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         else if (key_is(k, "tp"))
@@ -273,8 +276,9 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
         m->push_id = (rc_str_t){NULL, 0};
         return 0;
     }
-    if (kind.n == 3 && memcmp(kind.p, "exp", 3) == 0 && has_spec) {
-        m->kind = RC_BUS_EXPERIMENT;
+    if (kind.n == 3 && memcmp(kind.p, "set", 3) == 0 && has_spec && m->setting.n > 0 &&
+        m->setting.n <= RC_SETTING_NAME_MAX) {
+        m->kind = RC_BUS_SETTING;
         return 0;
     }
     if (kind.n == 3 && memcmp(kind.p, "ops", 3) == 0 && m->data != NULL &&

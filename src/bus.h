@@ -15,19 +15,22 @@
 
 typedef struct rc_bus rc_bus_t;
 
+#define RC_SETTING_NAME_MAX 32
+
 /* RC_BUS_OPS: a node's summary for the others' dashboards (ops.h), in `data`.
  * RC_BUS_CATALOG: one catalog item upserted or removed through the catalog API of any node;
  * every node applies every one (its own too), in the order of the bus, and a node that
  * starts replays them all (the Kafka topic is compacted by item id).
- * RC_BUS_EXPERIMENT: the experiment every node runs, set through the experiments API, in
- * `spec` (rc_experiment_parse's text form; empty: none); it rides with catalog changes. */
+ * RC_BUS_SETTING: a cluster-wide setting made through the admin API, every node's the same:
+ * `setting` names it ("experiment": rc_experiment_parse's text form, empty for none;
+ * "rules": the business rules' JSON), `spec` holds it; it rides with catalog changes. */
 typedef enum {
     RC_BUS_EVENT = 1,
     RC_BUS_ERASE,
     RC_BUS_PUSH,
     RC_BUS_OPS,
     RC_BUS_CATALOG,
-    RC_BUS_EXPERIMENT
+    RC_BUS_SETTING
 } rc_bus_kind_t;
 
 #define RC_BUS_RECENT 10 /* the user's recent items an event carries, for co-visitation */
@@ -49,8 +52,8 @@ typedef struct rc_bus_msg {
     rc_str_t locale; /* canonical tag, or empty */
     /* RC_BUS_CATALOG: the item's id, and the item as its JSON object text (empty: removed) */
     rc_str_t item_id, item_json;
-    /* RC_BUS_EXPERIMENT */
-    rc_str_t spec;
+    /* RC_BUS_SETTING */
+    rc_str_t setting, spec;
     /* RC_BUS_PUSH */
     rc_str_t push_id, topic, segment;
     const msgpack_object *data; /* the application payload, any value; RC_BUS_OPS: a map */

@@ -169,7 +169,7 @@ static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
     rc_metrics.bus_consumed++;
     if (b->base.deliver != NULL)
         b->base.deliver(b->base.ctx, &m);
-    if (!b->catalog_caught_up && (m.kind == RC_BUS_CATALOG || m.kind == RC_BUS_EXPERIMENT) &&
+    if (!b->catalog_caught_up && (m.kind == RC_BUS_CATALOG || m.kind == RC_BUS_SETTING) &&
         msg->offset + 1 >= b->catalog_end) {
         b->catalog_caught_up = true;
         RC_INFO("kafka", "catalog changes replayed", "messages=%lld", (long long)b->catalog_end);
@@ -225,12 +225,16 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
     /* Keyed by user: one user's events stay in order on one partition. Catalog changes are
      * keyed by item: compaction keeps each item's last change. */
     rc_str_t key = m->user;
+    char setting_key[RC_SETTING_NAME_MAX + 2];
     if (m->kind == RC_BUS_CATALOG) {
         topic = b->catalog_topic;
         key = m->item_id;
-    } else if (m->kind == RC_BUS_EXPERIMENT) {
+    } else if (m->kind == RC_BUS_SETTING) {
+        /* "!name": no item id has a '!'; compaction keeps each setting's last value. */
         topic = b->catalog_topic;
-        key = (rc_str_t){"!experiment", 11}; /* no item id has a '!' */
+        int n =
+            snprintf(setting_key, sizeof(setting_key), "!%.*s", (int)m->setting.n, m->setting.p);
+        key = (rc_str_t){setting_key, (uint32_t)n};
     }
     rd_kafka_resp_err_t err = rd_kafka_producev(
         b->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((key.n ? key.p : NULL), key.n),

@@ -42,6 +42,7 @@ struct rc_node {
     rc_engine_t engine;
     rc_experiment_t experiment;
     char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
+    char *rules_text; /* the business rules' canonical JSON, or NULL: none */
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
@@ -122,7 +123,7 @@ static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
     return rc_sessions_push(n->sessions, user, segment, topic, data, id_out, id_len);
 }
 
-static void node_experiment_message(rc_node_t *n, const rc_bus_msg_t *m);
+static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m);
 
 /* Node summaries go to the ops feed, catalog changes to the catalog, experiments to the
  * experiment; everything else to the sessions, as they asked. */
@@ -133,8 +134,8 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         rc_ops_peer_message(n->ops, m);
     else if (m->kind == RC_BUS_CATALOG)
         n->catalog_changed |= rc_catalog_api_apply(&n->engine, m) == 0;
-    else if (m->kind == RC_BUS_EXPERIMENT)
-        node_experiment_message(n, m);
+    else if (m->kind == RC_BUS_SETTING)
+        node_setting_message(n, m);
     else
         n->sessions_deliver(n->sessions_ctx, m);
 }
@@ -187,20 +188,84 @@ static void node_set_experiment(rc_node_t *n, const rc_experiment_t *x, const ch
             x->name[0] ? x->name : "none", x->n_variants, pushed);
 }
 
-/* An experiment from the bus (any node's, this one's too): the last one set wins. */
-static void node_experiment_message(rc_node_t *n, const rc_bus_msg_t *m)
+/* Replaces the business rules with `r` (moved in; its canonical JSON is `text`) unless the
+ * same rules hold already: resolved against the catalog, every list ranked again. */
+static void node_set_rules(rc_node_t *n, rc_rules_t *r, const char *text)
 {
-    char spec[RC_EXPERIMENT_SPEC_MAX], err[160];
-    rc_experiment_t x;
-    if (m->spec.n >= sizeof(spec))
-        return;
-    memcpy(spec, m->spec.p, m->spec.n);
-    spec[m->spec.n] = '\0';
-    if (rc_experiment_parse(&x, spec, &n->engine.blend, err, sizeof(err)) != 0) {
-        RC_WARN("node", "experiment from the bus not applied", "error=\"%s\"", err);
+    if (n->rules_text != NULL && strcmp(n->rules_text, text) == 0) {
+        rc_rules_free(r);
         return;
     }
-    node_set_experiment(n, &x, spec);
+    char *copy = strdup(text);
+    if (copy == NULL) {
+        rc_rules_free(r);
+        return;
+    }
+    free(n->rules_text);
+    n->rules_text = copy;
+    rc_rules_free(&n->engine.rules);
+    n->engine.rules = *r;
+    rc_rules_resolve(&n->engine.rules, &n->engine.catalog, true);
+    uint32_t pushed = rc_sessions_experiment_changed(n->sessions);
+    RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", r->n_boosts, r->n_pins,
+            pushed);
+}
+
+/* A setting from the bus (any node's, this one's too): the last one set wins. */
+static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m)
+{
+    char err[200];
+    char *spec = strndup(m->spec.p ? m->spec.p : "", m->spec.n);
+    if (spec == NULL)
+        return;
+    int rc = RC_EINVAL;
+    if (m->setting.n == 10 && memcmp(m->setting.p, "experiment", 10) == 0) {
+        rc_experiment_t x;
+        if ((rc = rc_experiment_parse(&x, spec, &n->engine.blend, err, sizeof(err))) == 0)
+            node_set_experiment(n, &x, spec);
+    } else if (m->setting.n == 5 && memcmp(m->setting.p, "rules", 5) == 0) {
+        json_error_t jerr;
+        json_t *j = json_loads(spec, 0, &jerr);
+        rc_rules_t r = {0};
+        if (j != NULL && (rc = rc_rules_from_json(&r, j, err, sizeof(err))) == 0)
+            node_set_rules(n, &r, spec);
+        else if (j == NULL)
+            snprintf(err, sizeof(err), "%s", jerr.text);
+        json_decref(j);
+    } else {
+        snprintf(err, sizeof(err), "unknown setting");
+    }
+    if (rc != 0)
+        RC_WARN("node", "setting from the bus not applied", "setting=\"%.*s\" error=\"%s\"",
+                (int)m->setting.n, m->setting.p, err);
+    free(spec);
+}
+
+static unsigned answer_error(rc_wbuf_t *out, unsigned status, const char *err)
+{
+    json_t *j = json_pack("{s:s}", "error", err);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    rc_wbuf_reset(out);
+    rc_wbuf_puts(out, text ? text : "{}");
+    rc_wbuf_putc(out, '\n');
+    free(text);
+    json_decref(j);
+    return status;
+}
+
+/* A setting applied here goes to the other nodes; when the bus refuses it, 503 asks the
+ * client to send it again (settings are idempotent). */
+static unsigned publish_setting(rc_node_t *n, const char *name, const char *spec, rc_wbuf_t *out)
+{
+    rc_bus_msg_t m = {.kind = RC_BUS_SETTING,
+                      .origin_node = {n->node_id, (uint32_t)strlen(n->node_id)},
+                      .setting = {name, (uint32_t)strlen(name)},
+                      .spec = {spec, (uint32_t)strlen(spec)}};
+    if (rc_bus_publish(n->bus, &m, NULL, NULL) == 0)
+        return 200;
+    return answer_error(out, 503,
+                        "applied on this node, but not published to the cluster; retry the "
+                        "request");
 }
 
 /* POST /api/v1/experiment[/stop]: applied here, then published for the other nodes. */
@@ -209,47 +274,62 @@ static unsigned node_experiment_api(rc_node_t *n, const char *route, json_t *bod
     char spec[RC_EXPERIMENT_SPEC_MAX], err[200];
     rc_experiment_t x;
     if (rc_experiment_api_spec(route, body, &n->engine.blend, &x, spec, sizeof(spec), err,
-                               sizeof(err)) != 0) {
-        json_t *j = json_pack("{s:s}", "error", err);
-        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        rc_wbuf_reset(out);
-        rc_wbuf_puts(out, text ? text : "{}");
-        rc_wbuf_putc(out, '\n');
-        free(text);
-        json_decref(j);
-        return 400;
-    }
+                               sizeof(err)) != 0)
+        return answer_error(out, 400, err);
     node_set_experiment(n, &x, spec);
-    rc_bus_msg_t m = {.kind = RC_BUS_EXPERIMENT,
-                      .origin_node = {n->node_id, (uint32_t)strlen(n->node_id)},
-                      .spec = {spec, (uint32_t)strlen(spec)}};
-    int rc = rc_bus_publish(n->bus, &m, NULL, NULL);
     rc_experiment_api_describe(&n->experiment, out);
-    if (rc == 0)
-        return 200;
-    rc_wbuf_reset(out);
-    rc_wbuf_puts(out, "{\"error\":\"applied on this node, but not published to the cluster; "
-                      "retry the request\"}\n");
-    return 503;
+    return publish_setting(n, "experiment", spec, out);
 }
+
+/* POST /api/v1/rules: the whole set of boosts and pins, replaced. */
+static unsigned node_rules_api(rc_node_t *n, json_t *body, rc_wbuf_t *out)
+{
+    char err[200];
+    rc_rules_t r = {0};
+    if (rc_rules_from_json(&r, body, err, sizeof(err)) != 0)
+        return answer_error(out, 400, err);
+    char *text = rc_rules_to_json(&r);
+    if (text == NULL) {
+        rc_rules_free(&r);
+        return answer_error(out, 500, "out of memory");
+    }
+    node_set_rules(n, &r, text);
+    rc_wbuf_reset(out);
+    rc_wbuf_puts(out, text);
+    rc_wbuf_putc(out, '\n');
+    unsigned status = publish_setting(n, "rules", text, out);
+    free(text);
+    return status;
+}
+
+#define ROUTE_RULES "/api/v1/rules"
 
 static bool node_admin_route(const char *route)
 {
-    return rc_catalog_api_route(route) || rc_experiment_api_route(route);
+    return rc_catalog_api_route(route) || rc_experiment_api_route(route) ||
+           strcmp(route, ROUTE_RULES) == 0;
 }
 
-/* The admin routes owned here: the live catalog (catalog_api.c) and experiments. */
+/* The admin routes owned here: the live catalog (catalog_api.c), experiments and rules. */
 static unsigned node_admin_post(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
 {
     rc_node_t *n = ctx;
     if (rc_experiment_api_route(route))
         return node_experiment_api(n, route, body, out);
+    if (strcmp(route, ROUTE_RULES) == 0)
+        return node_rules_api(n, body, out);
     return rc_catalog_api_handle(&n->engine, n->sessions, n->bus, n->node_id, route, body, out);
 }
 
 static unsigned node_admin_get(void *ctx, const char *route, rc_wbuf_t *out)
 {
     rc_node_t *n = ctx;
+    if (strcmp(route, ROUTE_RULES) == 0) {
+        rc_wbuf_reset(out);
+        rc_wbuf_puts(out, n->rules_text ? n->rules_text : "{\"boosts\":[],\"pins\":[]}");
+        rc_wbuf_putc(out, '\n');
+        return 200;
+    }
     if (strcmp(route, "/api/v1/experiment") != 0)
         return 0;
     rc_experiment_api_describe(&n->experiment, out);
@@ -541,6 +621,7 @@ void rc_node_free(rc_node_t *n)
     rc_jwt_verifier_free(n->jwt);
     if (n->engine_ready)
         rc_engine_free(&n->engine);
+    free(n->rules_text);
     if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)
         RC_WARN("node", "event loop closed with handles open", NULL);
     free(n);

@@ -412,6 +412,7 @@ static rc_view_t *view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t sur
     }
     memcpy(v->surface, surface.p, surface.n);
     v->spec = *spec;
+    v->spec.surface = v->surface;
     v->refs = 1;
     view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0);
     ses->views[ses->n_views++] = v;
@@ -1311,7 +1312,7 @@ static void on_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         break;
     case RC_BUS_OPS:     /* the node routes these to the ops feed */
     case RC_BUS_CATALOG: /* and these to the catalog (catalog_api.c) */
-    case RC_BUS_EXPERIMENT:
+    case RC_BUS_SETTING:
         break;
     }
 }
@@ -1644,6 +1645,7 @@ uint32_t rc_sessions_experiment_changed(rc_sessions_t *s)
         ses->variant = x ? rc_experiment_assign(x, ses->user, ses->user_len) : 0;
         for (uint32_t j = 0; j < ses->n_views; j++) {
             rc_view_t *v = ses->views[j];
+            v->spec.blend = x ? rc_experiment_blend(x, ses->variant) : NULL;
             if (view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0)) {
                 view_publish(s, ses, v);
                 pushed++;

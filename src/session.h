@@ -118,9 +118,9 @@ int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t
  * were pushed. */
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
 
-/** After the experiment changed (engine->experiment): every session gets its variant of
- * the new experiment, and every live list is ranked again and pushed if it changed.
- * Returns how many lists were pushed. */
+/** After the experiment or the business rules changed: every session gets its variant of
+ * the experiment (engine->experiment), and every live list is ranked again with it and
+ * pushed if it changed. Returns how many lists were pushed. */
 uint32_t rc_sessions_experiment_changed(rc_sessions_t *s);
 
 /** Open connections and sessions in memory. */

@@ -23,7 +23,7 @@ const LATENCIES_SHOWN = 24;           // bars in the latency strip
 const SENT_KEPT = 200;                // click times remembered, to match lists to clicks
 const USER_KEY = 'rankcast.demo.user';
 const ID_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
-const COLD_SOURCES = new Set(['trending', 'popular', 'explore']);
+const COLD_SOURCES = new Set(['trending', 'popular', 'explore', 'pinned']);
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));

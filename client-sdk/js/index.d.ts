@@ -110,7 +110,7 @@ export interface WelcomeInfo {
   limits: Limits;
 }
 
-export type ItemSource = 'covisit' | 'content' | 'trending' | 'popular' | 'explore';
+export type ItemSource = 'covisit' | 'content' | 'trending' | 'popular' | 'explore' | 'pinned';
 
 export interface RecItem {
   item: string;

@@ -46,6 +46,7 @@ void rc_engine_free(rc_engine_t *e)
     rc_covisit_free(&e->covisit);
     rc_trending_free(&e->trending);
     feature_index_free(&e->features);
+    rc_rules_free(&e->rules);
     free(e->seen);
     free(e->blocked);
     free(e->covis_acc);
@@ -378,7 +379,9 @@ static void explore_pool_build(rc_engine_t *e)
     }
 }
 
-int rc_engine_refresh(rc_engine_t *e)
+/* What depends on the catalog's content: the feature index and the rules' resolution,
+ * rebuilt when the catalog changed. */
+static int rebuild_indexes(rc_engine_t *e)
 {
     explore_pool_build(e);
     if (e->features.cap == 0 || e->features.generation != e->catalog.generation) {
@@ -386,16 +389,17 @@ int rc_engine_refresh(rc_engine_t *e)
         if (rc != 0)
             return rc;
     }
-    return rc_trending_refresh(&e->trending, &e->catalog);
+    return rc_rules_resolve(&e->rules, &e->catalog, false);
+}
+
+int rc_engine_refresh(rc_engine_t *e)
+{
+    int rc = rebuild_indexes(e);
+    return rc != 0 ? rc : rc_trending_refresh(&e->trending, &e->catalog);
 }
 
 int rc_engine_refresh_step(rc_engine_t *e, uint32_t max_items)
 {
     int done = rc_trending_refresh_step(&e->trending, &e->catalog, max_items);
-    if (done != 1)
-        return done;
-    explore_pool_build(e);
-    if (e->features.cap == 0 || e->features.generation != e->catalog.generation)
-        return feature_index_build(&e->features, &e->catalog);
-    return 0;
+    return done != 1 ? done : rebuild_indexes(e);
 }

@@ -7,6 +7,7 @@
 #include "catalog.h"
 #include "covisit.h"
 #include "proto.h"
+#include "rules.h"
 #include "trending.h"
 
 #include <stdbool.h>
@@ -58,6 +59,7 @@ typedef struct rc_rank_spec {
     int32_t category;            /* -1: any */
     double price_min, price_max; /* < 0: unbounded */
     const rc_blend_t *blend;     /* an experiment variant's blend (borrowed); NULL: the engine's */
+    const char *surface;         /* for the pins of one surface (borrowed); NULL: none */
 } rc_rank_spec_t;
 
 typedef enum {
@@ -65,8 +67,9 @@ typedef enum {
     RC_SRC_CONTENT,
     RC_SRC_TRENDING,
     RC_SRC_POPULAR,
-    RC_SRC_COUNT,                 /* the parts of the blended score; what follows is not one */
-    RC_SRC_EXPLORE = RC_SRC_COUNT /* a new item given a place to gather data */
+    RC_SRC_COUNT,                  /* the parts of the blended score; what follows is not one */
+    RC_SRC_EXPLORE = RC_SRC_COUNT, /* a new item given a place to gather data */
+    RC_SRC_PINNED                  /* put at its place by a pin (rules.h) */
 } rc_src_t;
 
 #define RC_EXPLORE_POOL 64 /* new items without data that may get an exploration place */
@@ -99,6 +102,7 @@ typedef struct rc_engine {
     rc_feature_index_t features;
     rc_blend_t blend;
     struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
+    rc_rules_t rules;                 /* boosts and pins (resolved at each refresh) */
     /* How much a recent item's neighbours count per step back in the session (the newest
      * item counts 1). */
     float source_decay;

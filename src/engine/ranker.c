@@ -18,12 +18,12 @@
 #define FEATURE_TAKE     20 /* items taken per feature */
 #define MAX_CANDIDATES   1024
 
-static const char *const src_names[RC_SRC_EXPLORE + 1] = {"covisit", "content", "trending",
-                                                          "popular", "explore"};
+static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
+                                                         "popular", "explore", "pinned"};
 
 const char *rc_src_name(int src)
 {
-    return src >= 0 && src <= RC_SRC_EXPLORE ? src_names[src] : "popular";
+    return src >= 0 && src <= RC_SRC_PINNED ? src_names[src] : "popular";
 }
 
 static int grow(void **p, size_t elem, uint32_t old_cap, uint32_t cap)
@@ -194,6 +194,25 @@ static void gather_features(rc_engine_t *e, const rc_user_state_t *u, uint32_t p
     gather_strongest(e, u->ltvec_feat, u->ltvec_w, u->n_ltvec, LT_FEATURES_TAKE, per_feature);
 }
 
+/* What boosts lift (rules.h): the items, the top of the categories, the items of the tags. */
+static void gather_lifted(rc_engine_t *e, uint32_t category_take)
+{
+    const rc_rules_t *r = &e->rules;
+    const rc_trending_t *t = &e->trending;
+    gather_list(e, r->lifted, r->n_lifted, r->n_lifted);
+    for (uint32_t i = 0; i < r->n_lifted_categories; i++) {
+        uint32_t cat = (uint32_t)r->lifted_categories[i];
+        if (cat < t->n_categories)
+            gather_list(e, t->by_category + (size_t)cat * RC_TRENDING_PER_CAT,
+                        t->n_by_category[cat], category_take);
+    }
+    for (uint32_t i = 0; i < r->n_lifted_tags; i++) {
+        uint32_t n;
+        const uint32_t *items = rc_engine_feature_items(e, r->lifted_tags[i], &n);
+        gather_list(e, items, n, FEATURE_TAKE);
+    }
+}
+
 static bool has_locale(const rc_trending_t *t, const rc_user_state_t *u)
 {
     return u->locale >= 0 && RC_SEG_LOCALE(u->locale) < (int)t->n_segments;
@@ -233,6 +252,7 @@ static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc
     if (s->category > 0 && (uint32_t)s->category < t->n_categories)
         gather_list(e, t->by_category + (size_t)s->category * RC_TRENDING_PER_CAT,
                     t->n_by_category[s->category], RC_TRENDING_PER_CAT);
+    gather_lifted(e, category_take);
 }
 
 typedef struct {
@@ -392,6 +412,7 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
             if (part[p] > part[src])
                 src = (uint8_t)p;
         }
+        score *= rc_rules_boost(&e->rules, c);
         int64_t ref = src == RC_SRC_COVISIT    ? e->covis_ref[c]
                       : src == RC_SRC_TRENDING ? seg_ref
                                                : -1;
@@ -471,6 +492,50 @@ static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     return k;
 }
 
+static bool pin_applies(const rc_engine_t *e, const rc_pin_t *p, const rc_rank_spec_t *spec)
+{
+    if (p->idx < 0 || (uint64_t)p->idx >= e->catalog.n || p->position > spec->k ||
+        (p->surface[0] && (spec->surface == NULL || strcmp(p->surface, spec->surface) != 0)))
+        return false;
+    /* Only where the item could be shown at all: available, not excluded or already seen
+     * by this user, within the subscription's filters. */
+    return e->blocked[p->idx] != e->stamp && passes_rules(&e->catalog.items[p->idx], spec);
+}
+
+/* Puts the pinned items of this surface at their places (pins are few, and checked in the
+ * order of their places). Each takes the score of the place it takes, so the list stays
+ * best first; a list that was full drops its last item. */
+static uint32_t pin(const rc_engine_t *e, const rc_rank_spec_t *spec, rc_ranked_t *out, uint32_t k)
+{
+    const rc_rules_t *r = &e->rules;
+    bool applies[RC_PINS_MAX];
+    for (uint32_t i = 0; i < r->n_pins; i++) {
+        applies[i] = pin_applies(e, &r->pins[i], spec);
+        /* Out of wherever the ranker put it, first. */
+        for (uint32_t j = 0; applies[i] && j < k; j++) {
+            if (out[j].item == (uint32_t)r->pins[i].idx) {
+                memmove(out + j, out + j + 1, (k - j - 1) * sizeof(*out));
+                k--;
+                break;
+            }
+        }
+    }
+    for (uint32_t place = 1; place <= spec->k; place++) {
+        for (uint32_t i = 0; i < r->n_pins; i++) {
+            if (!applies[i] || r->pins[i].position != place)
+                continue;
+            uint32_t at = place - 1 < k ? place - 1 : k;
+            float score = at < k ? out[at].score : at > 0 ? out[at - 1].score : 0;
+            if (k == spec->k)
+                k--;
+            memmove(out + at + 1, out + at, (k - at) * sizeof(*out));
+            out[at] = (rc_ranked_t){(uint32_t)r->pins[i].idx, score, RC_SRC_PINNED, -1};
+            k++;
+        }
+    }
+    return k;
+}
+
 uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                         int64_t wall_ms, rc_ranked_t *out)
 {
@@ -511,7 +576,7 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
     sort_ranked(out, k);
-    return explore(e, u, spec, out, k);
+    return pin(e, spec, out, explore(e, u, spec, out, k));
 }
 
 /* The reason of a trending item, from the segment that carried it. */
@@ -564,6 +629,9 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         break;
     case RC_SRC_TRENDING:
         trending_phrase(&e->trending, r->ref, buf, len);
+        return;
+    case RC_SRC_PINNED:
+        snprintf(buf, len, "Featured");
         return;
     case RC_SRC_EXPLORE:
         if (it->category != 0)

@@ -1,7 +1,8 @@
 /* libFuzzer target: what an HTTP client controls beyond the routing: the admin API bodies
- * (push, erase, experiment) and a client token (hello.token, Authorization header), verified
+ * (push, erase, experiment, rules) and a client token (hello.token, Authorization header), verified
  * with an HS256 verifier. The first byte picks the parser. */
 #include "admin_api.h"
+#include "engine/rules.h"
 #include "experiment_api.h"
 #include "jwt.h"
 #include "proto.h"
@@ -43,8 +44,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             static const rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f};
             rc_experiment_t x;
             char spec[RC_EXPERIMENT_SPEC_MAX];
-            rc_experiment_api_spec(data[0] & 4 ? "/api/v1/experiment/stop" : "/api/v1/experiment",
-                                   j, &base, &x, spec, sizeof(spec), err, sizeof(err));
+            rc_rules_t rules = {0};
+            if (data[0] & 8) {
+                if (rc_rules_from_json(&rules, j, err, sizeof(err)) == 0)
+                    free(rc_rules_to_json(&rules));
+                rc_rules_free(&rules);
+            } else {
+                rc_experiment_api_spec(data[0] & 4 ? "/api/v1/experiment/stop"
+                                                   : "/api/v1/experiment",
+                                       j, &base, &x, spec, sizeof(spec), err, sizeof(err));
+            }
             json_decref(j);
         }
         break;

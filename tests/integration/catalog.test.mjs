@@ -96,3 +96,59 @@ test('a batch with one bad item changes nothing', async () => {
   assert.deepEqual(probe.json.unknown, [ok], 'the valid item of a refused batch was applied');
   assert.equal((await post('/api/v1/catalog/remove', { idz: [ok] })).status, 400);
 });
+
+// Business rules (boosts and pins) through the admin API: live lists are ranked again at once.
+test('rules: a pin puts its item first on its surface only, a boost lifts a category, {} clears them', async () => {
+  const get = async () => {
+    const res = await fetch(`${server.httpUrl}/api/v1/rules`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(5000) });
+    return { status: res.status, json: await res.json() };
+  };
+  assert.deepEqual((await get()).json, { boosts: [], pins: [] });
+  const { client } = await connectHello(server, 'json', { user: uniqueId('rules') });
+  // Clicks in two categories give the list content scores in both.
+  const cats = [...new Set(server.items.map((it) => it.category))].slice(-2);
+  for (const c of cats) {
+    const id = uniqueId('e');
+    client.send({ type: 'event', id, kind: 'click', item: server.items.find((it) => it.category === c).id });
+    await client.next((m) => m.type === 'ack' && m.ids.includes(id));
+  }
+  const home = await client.subscribe('home', { k: 10 });
+  const side = await client.subscribe('side', { k: 10 });
+  const shown = new Set([...home.items, ...side.items].map((it) => it.item));
+  const pinned = server.items.filter((it) => !shown.has(it.id)).at(-1).id;
+  // Boosts multiply scores: the leader is buried, and a category further down is lifted.
+  const buried = home.items[0];
+  const lifted = home.items.find((it) => it.category !== buried.category && it.score > 0);
+  assert.ok(lifted, JSON.stringify(home.items));
+  const category = lifted.category;
+
+  for (const bad of [{ pins: [{ item: pinned }] }, { boosts: [{ category, factor: 0 }] }, { boosts: [], other: 1 }]) {
+    const r = await post('/api/v1/rules', bad);
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assert.equal(typeof r.json.error, 'string');
+  }
+  const rules = {
+    boosts: [{ category, factor: 10 }, { item: buried.item, factor: 0.01 }],
+    pins: [{ item: pinned, position: 1, surface: 'home' }],
+  };
+  let r = await post('/api/v1/rules', rules);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json, rules);
+  assert.deepEqual((await get()).json, r.json);
+
+  const pushed = await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.version > home.version);
+  assert.equal(pushed.items[0].item, pinned);
+  assert.equal(pushed.items[0].src, 'pinned');
+  assert.equal(pushed.items[0].why, 'Featured');
+  assert.equal(pushed.items[1].category, category, JSON.stringify(pushed.items));
+  const buriedAt = pushed.items.findIndex((it) => it.item === buried.item);
+  assert.ok(buriedAt === -1 || buriedAt > 1, `${buried.item} at ${buriedAt}: ${JSON.stringify(pushed.items)}`);
+  const sideNow = await client.next((m) => m.type === 'recs' && m.surface === 'side' && m.version > side.version);
+  assert.ok(!sideNow.items.some((it) => it.item === pinned), 'the pin is for "home" only');
+
+  r = await post('/api/v1/rules', {});
+  assert.equal(r.status, 200);
+  const cleared = await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.version > pushed.version);
+  assert.ok(!cleared.items.some((it) => it.src === 'pinned'));
+  assert.deepEqual((await get()).json, { boosts: [], pins: [] });
+});

@@ -403,8 +403,8 @@ describe('the Kafka bus', { skip }, () => {
   });
 
   // The catalog API of one node changes every node's catalog, in one order, and a node started
-  // later reads the changes from the compacted catalog topic; the experiment set through the
-  // API travels the same way.
+  // later reads the changes from the compacted catalog topic; the experiment and the business
+  // rules set through the API travel the same way.
   test('catalog changes and the experiment made on one node reach the others, and a node started later', { timeout: 90000 }, async () => {
     const prefix = topicPrefix();
     const closed = { extra: ['--catalog-open', 'false'] };
@@ -435,16 +435,22 @@ describe('the Kafka bus', { skip }, () => {
     const experiment = { name: 'xnode', variants: [{ name: 'one', blend: { covisit: 1 } }, { name: 'two', blend: { content: 1 } }] };
     r = await admin(a, '/api/v1/experiment', experiment);
     assert.equal(r.status, 200, await r.text());
-    const runs = async (server) => {
-      const res = await fetch(`${server.httpUrl}/api/v1/experiment`, { headers: { authorization: `Bearer ${ADMIN}` } });
-      return (await res.json()).name;
+    const rules = { boosts: [{ tag: 'mug', factor: 2.5 }], pins: [{ item: fresh, position: 2, surface: 'home' }] };
+    r = await admin(a, '/api/v1/rules', rules);
+    assert.equal(r.status, 200, await r.text());
+    const read = async (server, path) => {
+      const res = await fetch(`${server.httpUrl}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      return res.json();
     };
+    const runs = async (server) => (await read(server, '/api/v1/experiment')).name;
 
     // B applies both: the new item is known, and the list that showed the removed one is pushed.
     const pushed = await onB.next((m) => m.type === 'recs' && m.surface === 'home' && !m.items.some((it) => it.item === gone), 5000);
     assert.equal(pushed.items.length, 10);
     assert.equal(await tryItem(onB, fresh), 'ack');
     await eventually(async () => (await runs(b)) === 'xnode', 5000, 'B runs the experiment set on A');
+    await eventually(async () => JSON.stringify(await read(b, '/api/v1/rules')) === JSON.stringify(rules), 5000,
+      'B has the rules set on A');
 
     // A node started now replays the topic before it says it is ready: then it knows the new
     // item and never shows the removed one.
@@ -452,6 +458,12 @@ describe('the Kafka bus', { skip }, () => {
     const { client: onC } = await connectHello(c, 'json', { user: uniqueId('later') });
     assert.equal(await tryItem(onC, fresh), 'ack');
     assert.equal(await runs(c), 'xnode');
+    assert.deepEqual(await read(c, '/api/v1/rules'), rules);
+    // The pin holds on C: the new item, at place 2 of "home" (for a user who has not seen it).
+    const { client: fresher } = await connectHello(c, 'json', { user: uniqueId('fresher') });
+    const pinnedOnC = await fresher.subscribe('home', { k: 10 });
+    assert.equal(pinnedOnC.items[1].item, fresh);
+    assert.equal(pinnedOnC.items[1].src, 'pinned');
     const list = await onC.subscribe('home', { k: 50 });
     assert.ok(!list.items.some((it) => it.item === gone), `${gone} in C's list`);
     assert.equal((await metrics(c)).totals.rankcast_catalog_items, (await metrics(a)).totals.rankcast_catalog_items);
