@@ -28,7 +28,7 @@ typedef struct method_metrics {
 } method_metrics_t;
 
 typedef struct options {
-    const char *catalog, *prepared, *train, *test, *events, *results_dir, *label;
+    const char *catalog, *prepared, *train, *test, *events, *results_dir, *label, *dump_ranks;
     rc_event_kind_t kind;
     double test_fraction, refresh_s, test_sample;
     int64_t session_gap_ms;
@@ -75,6 +75,8 @@ static void usage(void)
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
+            "  --dump-ranks PATH      baselines' top 20 of every prediction, one line each:\n"
+            "                         method, prediction number, target, items (item ids)\n"
             "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/results; '-': none)\n");
 }
 
@@ -140,6 +142,8 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->label = v;
         else if (strcmp(a, "--results-dir") == 0)
             o->results_dir = v;
+        else if (strcmp(a, "--dump-ranks") == 0)
+            o->dump_ranks = v;
         else if (strcmp(a, "--test-fraction") == 0)
             o->test_fraction = atof(v);
         else if (strcmp(a, "--session-gap-s") == 0)
@@ -239,6 +243,7 @@ typedef struct replay {
     method_metrics_t m[M_COUNT];
     uint32_t *cur; /* the session's distinct-in-a-row items so far, for the baselines */
     uint32_t cap_cur;
+    FILE *dump; /* --dump-ranks, or NULL */
     double last_refresh_s;
     uint64_t train_sessions, test_sessions, predictions, repeat_targets;
 } replay_t;
@@ -249,6 +254,17 @@ static void maybe_refresh(replay_t *r, double now_s)
         rc_engine_refresh(r->e);
         r->last_refresh_s = now_s;
     }
+}
+
+/* One line per baseline and prediction, for checking the baselines list by list against
+ * another implementation (bench/eval/reference/knn_ref.py writes the same format). */
+static void dump_ranks(replay_t *r, int m, const uint32_t *list, uint32_t n, uint32_t target)
+{
+    fprintf(r->dump, "%s\t%llu\t%s\t", method_keys[m], (unsigned long long)r->predictions,
+            r->e->catalog.items[target].id);
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(r->dump, "%s%s", i ? " " : "", r->e->catalog.items[list[i]].id);
+    fputc('\n', r->dump);
 }
 
 static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target)
@@ -269,6 +285,8 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
                                              : &r->o->stan,
                               r->cur, n_cur, now_s, list);
         score(&r->m[m], list, n, target, now_ns() - t0);
+        if (r->dump != NULL)
+            dump_ranks(r, m, list, n, target);
     }
 }
 
@@ -533,6 +551,10 @@ int main(int argc, char **argv)
     /* The commit checked out when the run starts (the binary should be built from it). */
     machine_line(ri.machine, sizeof(ri.machine));
     replay_t r = {.e = &e, .o = &o, .last_refresh_s = -1e18};
+    if (o.dump_ranks != NULL && (r.dump = fopen(o.dump_ranks, "w")) == NULL) {
+        fprintf(stderr, "rankcast-eval: %s: %s\n", o.dump_ranks, strerror(errno));
+        return 1;
+    }
     knn_init(&r.knn, e.catalog.n);
     for (int m = 0; m < M_COUNT; m++)
         r.m[m].shown = calloc(e.catalog.n ? e.catalog.n : 1, 1);
@@ -562,6 +584,8 @@ int main(int argc, char **argv)
         free(r.m[m].shown);
     }
     free(r.cur);
+    if (r.dump != NULL)
+        fclose(r.dump);
     knn_free(&r.knn);
     dataset_free(&d);
     rc_engine_free(&e);
