@@ -28,7 +28,7 @@ typedef struct method_metrics {
 } method_metrics_t;
 
 typedef struct options {
-    const char *catalog, *prepared, *train, *test, *events, *results_dir, *label;
+    const char *catalog, *prepared, *train, *test, *events, *results_dir, *label, *dump_ranks;
     rc_event_kind_t kind;
     double test_fraction, refresh_s, test_sample;
     int64_t session_gap_ms;
@@ -74,7 +74,13 @@ static void usage(void)
             "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
+            "  --sknn K,SAMPLE        SKNN's neighbours and sample of recent sessions (100,500)\n"
+            "  --vsknn K,SAMPLE       V-SKNN's (100,1000)\n"
+            "  --stan K,SAMPLE,L1,L2,L3  STAN's, with lambda_spw, lambda_snh in days and\n"
+            "                         lambda_inh (100,5000,1.02,5,2.05)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
+            "  --dump-ranks PATH      baselines' top 20 of every prediction, one line each:\n"
+            "                         method, prediction number, target, items (item ids)\n"
             "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/eval/results;\n"
             "                         '-': none)\n");
 }
@@ -92,6 +98,27 @@ static bool parse_methods(const char *list, bool *on)
             return false;
         on[m] = true;
     }
+    return true;
+}
+
+/* "K,SAMPLE" or, for STAN, "K,SAMPLE,L1,L2_DAYS,L3" into a baseline's parameters. */
+static bool parse_knn(const char *v, knn_params_t *p)
+{
+    unsigned k, sample;
+    double l1, l2_days, l3;
+    if (!p->stan) {
+        if (sscanf(v, "%u,%u", &k, &sample) != 2 || k == 0 || sample == 0)
+            return false;
+    } else if (sscanf(v, "%u,%u,%lf,%lf,%lf", &k, &sample, &l1, &l2_days, &l3) != 5 || k == 0 ||
+               sample == 0 || !(l1 > 0 && l2_days > 0 && l3 > 0)) {
+        return false;
+    } else {
+        p->lambda_spw = l1;
+        p->lambda_snh_s = l2_days * 86400.0;
+        p->lambda_inh = l3;
+    }
+    p->k = k;
+    p->sample = sample;
     return true;
 }
 
@@ -141,6 +168,8 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->label = v;
         else if (strcmp(a, "--results-dir") == 0)
             o->results_dir = v;
+        else if (strcmp(a, "--dump-ranks") == 0)
+            o->dump_ranks = v;
         else if (strcmp(a, "--test-fraction") == 0)
             o->test_fraction = atof(v);
         else if (strcmp(a, "--session-gap-s") == 0)
@@ -166,6 +195,12 @@ static int parse_args(int argc, char **argv, options_t *o)
         else if (strcmp(a, "--stan-sample") == 0)
             o->stan.sample = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--methods") == 0 && parse_methods(v, o->methods))
+            ;
+        else if (strcmp(a, "--sknn") == 0 && parse_knn(v, &o->sknn))
+            ;
+        else if (strcmp(a, "--vsknn") == 0 && parse_knn(v, &o->vsknn))
+            ;
+        else if (strcmp(a, "--stan") == 0 && parse_knn(v, &o->stan))
             ;
         else if (strcmp(a, "--event") == 0) {
             int k = 0;
@@ -240,6 +275,7 @@ typedef struct replay {
     method_metrics_t m[M_COUNT];
     uint32_t *cur; /* the session's distinct-in-a-row items so far, for the baselines */
     uint32_t cap_cur;
+    FILE *dump; /* --dump-ranks, or NULL */
     double last_refresh_s;
     uint64_t train_sessions, test_sessions, predictions, repeat_targets;
 } replay_t;
@@ -250,6 +286,17 @@ static void maybe_refresh(replay_t *r, double now_s)
         rc_engine_refresh(r->e);
         r->last_refresh_s = now_s;
     }
+}
+
+/* One line per baseline and prediction, for checking the baselines list by list against
+ * another implementation (bench/eval/reference/knn_ref.py writes the same format). */
+static void dump_ranks(replay_t *r, int m, const uint32_t *list, uint32_t n, uint32_t target)
+{
+    fprintf(r->dump, "%s\t%llu\t%s\t", method_keys[m], (unsigned long long)r->predictions,
+            r->e->catalog.items[target].id);
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(r->dump, "%s%s", i ? " " : "", r->e->catalog.items[list[i]].id);
+    fputc('\n', r->dump);
 }
 
 static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target)
@@ -270,6 +317,8 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
                                              : &r->o->stan,
                               r->cur, n_cur, now_s, list);
         score(&r->m[m], list, n, target, now_ns() - t0);
+        if (r->dump != NULL)
+            dump_ranks(r, m, list, n, target);
     }
 }
 
@@ -429,6 +478,11 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
             (unsigned long long)r->repeat_targets, (unsigned long long)d->dropped_unknown);
     fprintf(f, "Machine: %s. Run time %.1f s.\n\n", ri->machine, ri->seconds);
     fprintf(f,
+            "Baselines: SKNN k = %u of %u recent sessions; V-SKNN k = %u of %u; STAN k = %u of "
+            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g.\n\n",
+            o->sknn.k, o->sknn.sample, o->vsknn.k, o->vsknn.sample, o->stan.k, o->stan.sample,
+            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh);
+    fprintf(f,
             "Engine state after the replay: co-visitation %.1f MB for %llu items with "
             "neighbours (%.1f neighbours each on average, %.0f bytes per item with lists "
             "included); user state %zu bytes per session.\n\n",
@@ -468,12 +522,17 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
                   "items_with_neighbors", (json_int_t)ri->items_with_neighbors, "neighbors",
                   (json_int_t)ri->neighbors, "user_state_bytes", (int)sizeof(rc_user_state_t));
-    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o}", "label", o->label, "stamp",
-                     ri->stamp, "machine", ri->machine, "items", (int)ri->n_items, "events",
-                     (json_int_t)ri->events, "train_sessions", (json_int_t)r->train_sessions,
-                     "test_sessions", (json_int_t)r->test_sessions, "predictions",
-                     (json_int_t)r->predictions, "seconds", ri->seconds, "methods", methods,
-                     "memory", memory);
+    json_t *baselines = json_pack(
+        "{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f}}", "sknn", "k", (int)o->sknn.k, "sample",
+        (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k, "sample", (int)o->vsknn.sample, "stan",
+        "k", (int)o->stan.k, "sample", (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw,
+        "lambda_snh_days", o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh);
+    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
+                     "stamp", ri->stamp, "machine", ri->machine, "items", (int)ri->n_items,
+                     "events", (json_int_t)ri->events, "train_sessions",
+                     (json_int_t)r->train_sessions, "test_sessions", (json_int_t)r->test_sessions,
+                     "predictions", (json_int_t)r->predictions, "seconds", ri->seconds, "methods",
+                     methods, "baselines", baselines, "memory", memory);
 }
 
 static void write_results(const run_info_t *ri, const options_t *o, const replay_t *r,
@@ -534,6 +593,10 @@ int main(int argc, char **argv)
     /* The commit checked out when the run starts (the binary should be built from it). */
     machine_line(ri.machine, sizeof(ri.machine));
     replay_t r = {.e = &e, .o = &o, .last_refresh_s = -1e18};
+    if (o.dump_ranks != NULL && (r.dump = fopen(o.dump_ranks, "w")) == NULL) {
+        fprintf(stderr, "rankcast-eval: %s: %s\n", o.dump_ranks, strerror(errno));
+        return 1;
+    }
     knn_init(&r.knn, e.catalog.n);
     for (int m = 0; m < M_COUNT; m++)
         r.m[m].shown = calloc(e.catalog.n ? e.catalog.n : 1, 1);
@@ -563,6 +626,8 @@ int main(int argc, char **argv)
         free(r.m[m].shown);
     }
     free(r.cur);
+    if (r.dump != NULL)
+        fclose(r.dump);
     knn_free(&r.knn);
     dataset_free(&d);
     rc_engine_free(&e);

@@ -52,7 +52,7 @@ void dataset_free(dataset_t *d);
  * sessions holding each item (in completion order, so the most recent are last), and
  * per-item session counts kept sorted for POP. */
 typedef struct knn_nb {
-    float sim;
+    double sim;
     uint32_t sid;
 } knn_nb_t;
 
@@ -71,14 +71,17 @@ typedef struct knn_index {
     uint32_t *count, *order, *pos;
     uint32_t *block_start, *block_len;
     uint32_t n_blocks;
-    /* Scratch, stamped per call. */
+    /* Scratch, stamped per call. Scores are doubles: STAN multiplies exponentials of
+     * time and position gaps whose products fall below float's range in a year of data. */
     uint32_t *stamp_item, stamp;
-    float *acc;
-    float *wpos;
+    double *acc;
+    double *wpos;
     uint32_t *touched;
     uint32_t *stamp_sess, sess_stamp;
     uint32_t *cand;
     uint32_t cap_cand;
+    uint32_t *heap_item, *heap_head; /* sampling: a max-heap of posting lists by next sid */
+    uint32_t cap_heap;
     uint32_t *lastpos;            /* STAN: last position of an item in the neighbour at hand */
     uint32_t *nb_mark, nb_serial; /* == nb_serial: item seen in the neighbour at hand */
     knn_nb_t *nbs;

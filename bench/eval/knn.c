@@ -13,7 +13,10 @@
  *   STAN      k = 100 of the sample; position weight exp((p - len)/1.02), cosine with
  *             those weights, neighbour recency exp(-dt/5 days), and a candidate's weight
  *             exp(-|p_candidate - p_shared|/2.05) in the neighbour.
- * Every ranker leaves out items already in the session, as the engine does. */
+ * Every ranker leaves out items already in the session, as the engine does. Ties: neighbours
+ * of equal similarity, the more recent first; items of equal score, the one scored first
+ * (neighbours in rank order, items in their order in the neighbour) first. Checked list by
+ * list against an independent Python implementation (reference/knn_ref.py). */
 #include "eval.h"
 
 #include <math.h>
@@ -58,8 +61,8 @@ void knn_init(knn_index_t *x, uint32_t n_items)
     x->block_len = xcalloc(x->n_blocks, sizeof(uint32_t));
     x->block_len[0] = n_items;
     x->stamp_item = xcalloc(n_items, sizeof(uint32_t));
-    x->acc = xcalloc(n_items, sizeof(float));
-    x->wpos = xcalloc(n_items, sizeof(float));
+    x->acc = xcalloc(n_items, sizeof(double));
+    x->wpos = xcalloc(n_items, sizeof(double));
     x->touched = xcalloc(n_items, sizeof(uint32_t));
     x->lastpos = xcalloc(n_items, sizeof(uint32_t));
     x->nb_mark = xcalloc(n_items, sizeof(uint32_t));
@@ -90,6 +93,8 @@ void knn_free(knn_index_t *x)
     free(x->items);
     free(x->stamp_sess);
     free(x->cand);
+    free(x->heap_item);
+    free(x->heap_head);
     free(x->nbs);
     memset(x, 0, sizeof(*x));
 }
@@ -182,7 +187,7 @@ uint32_t knn_rank_pop(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t 
     return k;
 }
 
-static void touch(knn_index_t *x, uint32_t *n_touched, uint32_t item, float w)
+static void touch(knn_index_t *x, uint32_t *n_touched, uint32_t item, double w)
 {
     if (x->acc[item] == 0 && w != 0)
         x->touched[(*n_touched)++] = item;
@@ -195,7 +200,7 @@ static uint32_t top_touched(knn_index_t *x, uint32_t n_touched, uint32_t *out)
     uint32_t k = 0;
     for (uint32_t i = 0; i < n_touched; i++) {
         uint32_t it = x->touched[i];
-        float s = x->acc[it];
+        double s = x->acc[it];
         if (x->stamp_item[it] == x->stamp || s <= 0)
             continue;
         if (k == EVAL_K && !(s > x->acc[out[k - 1]]))
@@ -229,60 +234,87 @@ uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t
             if (x->nb_mark[it[i]] == x->nb_serial)
                 continue;
             x->nb_mark[it[i]] = x->nb_serial;
-            touch(x, &n_touched, it[i], 1.0f);
+            touch(x, &n_touched, it[i], 1.0);
         }
     }
     mark_current(x, cur, n);
     return top_touched(x, n_touched, out);
 }
 
-/* The `sample` most recent sessions sharing an item with the current one: a merge from the
- * tails of the items' session lists (each ascending), de-duplicated by stamp. */
+/* Sampling keeps a max-heap with one entry per distinct item of the current session that has
+ * sessions left to take: heap_item[i] is the item and heap_head[i] how many of its sessions
+ * (ascending ids) are not taken yet, so the entry's next session is the most recent left. */
+static uint32_t heap_sid(const knn_index_t *x, uint32_t i)
+{
+    return x->post[x->heap_item[i]][x->heap_head[i] - 1];
+}
+
+static void heap_sift_down(knn_index_t *x, uint32_t n_heap, uint32_t i)
+{
+    for (;;) {
+        uint32_t best = i, left = 2 * i + 1, right = left + 1;
+        if (left < n_heap && heap_sid(x, left) > heap_sid(x, best))
+            best = left;
+        if (right < n_heap && heap_sid(x, right) > heap_sid(x, best))
+            best = right;
+        if (best == i)
+            return;
+        uint32_t item = x->heap_item[i], head = x->heap_head[i];
+        x->heap_item[i] = x->heap_item[best];
+        x->heap_head[i] = x->heap_head[best];
+        x->heap_item[best] = item;
+        x->heap_head[best] = head;
+        i = best;
+    }
+}
+
+/* The `sample` most recent sessions sharing an item with the current one (session-rec's
+ * sampling "recent" over the sessions of every item of the session, however long): a merge
+ * from the tails of the items' session lists, de-duplicated by stamp. */
 static uint32_t sample_sessions(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t sample)
 {
-    uint32_t lists[64], heads[64], n_lists = 0;
-    for (uint32_t i = n; i-- > 0 && n_lists < 64;) {
-        uint32_t it = cur[i];
-        bool dup = false;
-        for (uint32_t j = 0; j < n_lists; j++)
-            dup |= lists[j] == it;
-        if (!dup && x->n_post[it] > 0) {
-            lists[n_lists] = it;
-            heads[n_lists++] = x->n_post[it];
-        }
+    if (x->cap_heap < n) {
+        x->cap_heap = n;
+        x->heap_item = xrealloc(x->heap_item, n * sizeof(uint32_t));
+        x->heap_head = xrealloc(x->heap_head, n * sizeof(uint32_t));
     }
+    uint32_t n_heap = 0;
+    x->nb_serial++;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t it = cur[i];
+        if (x->nb_mark[it] == x->nb_serial || x->n_post[it] == 0)
+            continue;
+        x->nb_mark[it] = x->nb_serial;
+        x->heap_item[n_heap] = it;
+        x->heap_head[n_heap++] = x->n_post[it];
+    }
+    for (uint32_t i = n_heap / 2; i-- > 0;)
+        heap_sift_down(x, n_heap, i);
     if (x->cap_cand < sample) {
         x->cap_cand = sample;
         x->cand = xrealloc(x->cand, sample * sizeof(uint32_t));
     }
     x->sess_stamp++;
     uint32_t got = 0;
-    while (got < sample) {
-        int best = -1;
-        uint32_t best_sid = 0;
-        for (uint32_t j = 0; j < n_lists; j++) {
-            if (heads[j] == 0)
-                continue;
-            uint32_t sid = x->post[lists[j]][heads[j] - 1];
-            if (best < 0 || sid > best_sid) {
-                best = (int)j;
-                best_sid = sid;
-            }
+    while (got < sample && n_heap > 0) {
+        uint32_t sid = heap_sid(x, 0);
+        if (--x->heap_head[0] == 0) {
+            n_heap--;
+            x->heap_item[0] = x->heap_item[n_heap];
+            x->heap_head[0] = x->heap_head[n_heap];
         }
-        if (best < 0)
-            break;
-        heads[best]--;
-        if (x->stamp_sess[best_sid] == x->sess_stamp)
+        heap_sift_down(x, n_heap, 0);
+        if (x->stamp_sess[sid] == x->sess_stamp)
             continue;
-        x->stamp_sess[best_sid] = x->sess_stamp;
-        x->cand[got++] = best_sid;
+        x->stamp_sess[sid] = x->sess_stamp;
+        x->cand[got++] = sid;
     }
     return got;
 }
 
 static int by_sim_desc(const void *a, const void *b)
 {
-    float x = ((const knn_nb_t *)a)->sim, y = ((const knn_nb_t *)b)->sim;
+    double x = ((const knn_nb_t *)a)->sim, y = ((const knn_nb_t *)b)->sim;
     if (x != y)
         return (x < y) - (x > y);
     /* Equal similarity: the more recent session first. */
@@ -297,19 +329,19 @@ static void position_weights(knn_index_t *x, const knn_params_t *p, const uint32
     for (uint32_t i = 0; i < n; i++) {
         double pos = (double)(i + 1);
         if (p->stan)
-            x->wpos[cur[i]] = (float)exp((pos - (double)n) / p->lambda_spw);
+            x->wpos[cur[i]] = exp((pos - (double)n) / p->lambda_spw);
         else if (p->vsknn)
-            x->wpos[cur[i]] = (float)(pos / (double)n);
+            x->wpos[cur[i]] = pos / (double)n;
         else
-            x->wpos[cur[i]] = 1.0f;
+            x->wpos[cur[i]] = 1.0;
     }
 }
 
-static float similarity(knn_index_t *x, const knn_params_t *p, uint32_t sid, uint32_t distinct,
-                        float cur_norm, double now_s)
+static double similarity(knn_index_t *x, const knn_params_t *p, uint32_t sid, uint32_t distinct,
+                         double cur_norm, double now_s)
 {
     const uint32_t *it = x->items + x->sess_off[sid];
-    float dot = 0;
+    double dot = 0;
     x->nb_serial++;
     for (uint32_t i = 0; i < x->sess_len[sid]; i++) {
         uint32_t v = it[i];
@@ -320,10 +352,10 @@ static float similarity(knn_index_t *x, const knn_params_t *p, uint32_t sid, uin
             dot += x->wpos[v];
     }
     if (p->vsknn)
-        return dot / (float)distinct;
-    float sim = dot / (cur_norm * sqrtf((float)x->sess_distinct[sid]));
+        return dot / (double)distinct;
+    double sim = dot / (cur_norm * sqrt((double)x->sess_distinct[sid]));
     if (p->stan)
-        sim *= (float)exp(-(now_s - x->sess_time_s[sid]) / p->lambda_snh_s);
+        sim *= exp(-(now_s - x->sess_time_s[sid]) / p->lambda_snh_s);
     return sim;
 }
 
@@ -333,7 +365,7 @@ static void score_neighbor(knn_index_t *x, const knn_params_t *p, const knn_nb_t
 {
     const uint32_t *it = x->items + x->sess_off[nb->sid];
     uint32_t len = x->sess_len[nb->sid];
-    float w = nb->sim;
+    double w = nb->sim;
     uint32_t pos_star = 0;
     x->nb_serial++;
     for (uint32_t i = 0; i < len; i++) {
@@ -343,10 +375,10 @@ static void score_neighbor(knn_index_t *x, const knn_params_t *p, const knn_nb_t
             pos_star = i + 1;
     }
     if (p->vsknn) {
-        float decay = 0;
+        double decay = 0;
         for (uint32_t step = 1; step <= n; step++) {
             if (x->nb_mark[cur[n - step]] == x->nb_serial) {
-                decay = 1.0f / (float)step;
+                decay = 1.0 / (double)step;
                 break;
             }
         }
@@ -358,11 +390,9 @@ static void score_neighbor(knn_index_t *x, const knn_params_t *p, const knn_nb_t
         if (x->nb_mark[v] == x->nb_serial)
             continue;
         x->nb_mark[v] = x->nb_serial;
-        float s = w;
-        if (p->stan) {
-            double diff = fabs((double)x->lastpos[v] - (double)pos_star);
-            s = (float)((double)w * exp(-diff / p->lambda_inh));
-        }
+        double s = w;
+        if (p->stan)
+            s = w * exp(-fabs((double)x->lastpos[v] - (double)pos_star) / p->lambda_inh);
         touch(x, n_touched, v, s);
     }
 }
@@ -375,7 +405,7 @@ uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cu
     uint32_t got = sample_sessions(x, cur, n, p->sample);
     uint32_t distinct = mark_current(x, cur, n);
     position_weights(x, p, cur, n);
-    float cur_norm = 0;
+    double cur_norm = 0;
     x->nb_serial++;
     for (uint32_t i = 0; i < n; i++) {
         if (x->nb_mark[cur[i]] == x->nb_serial)
@@ -383,7 +413,7 @@ uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cu
         x->nb_mark[cur[i]] = x->nb_serial;
         cur_norm += x->wpos[cur[i]] * x->wpos[cur[i]];
     }
-    cur_norm = sqrtf(cur_norm);
+    cur_norm = sqrt(cur_norm);
     if (x->cap_nbs < got) {
         x->cap_nbs = got;
         x->nbs = xrealloc(x->nbs, got * sizeof(*x->nbs));
@@ -391,7 +421,7 @@ uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cu
     knn_nb_t *nbs = x->nbs;
     uint32_t m = 0;
     for (uint32_t i = 0; i < got; i++) {
-        float s = similarity(x, p, x->cand[i], distinct, cur_norm, now_s);
+        double s = similarity(x, p, x->cand[i], distinct, cur_norm, now_s);
         if (s > 0)
             nbs[m++] = (knn_nb_t){s, x->cand[i]};
     }

@@ -5,7 +5,9 @@ One invoice is one session. Cancellations (InvoiceNo starting with C) and non-pr
 (postage, fees, manual entries, gift vouchers: anything not starting with five digits) are
 dropped; rows are ordered by InvoiceDate, then file order; consecutive repeats of an item are
 merged; sessions with fewer than two items are dropped. The last 10% of the calendar days with
-any session are the test split, the rest is train.
+any session are the test split, the rest is train. With --validation the test days are
+dropped and the last 10% of the remaining days become the test split (for choosing settings
+without looking at the test days).
 
 Output, one line per session, ordered by time:  split<TAB>timestamp_ms<TAB>item item item...
 Standard library only.
@@ -43,6 +45,8 @@ def main():
     ap.add_argument("--input", default="/work/shared/data/online-retail/online_retail.csv.gz")
     ap.add_argument("--test-days", type=float, default=0.10,
                     help="fraction of the last days used as test (default 0.10)")
+    ap.add_argument("--validation", action="store_true",
+                    help="drop the test days; split the train days the same way")
     ap.add_argument("output", nargs="?", default="/tmp/rankcast-eval/sessions.tsv")
     args = ap.parse_args()
 
@@ -57,9 +61,15 @@ def main():
             out.append((rows[0][0], items))
     out.sort(key=lambda s: s[0])
 
-    days = sorted({s[0] // 86400000 for s in out})
-    n_test_days = max(1, math.ceil(len(days) * args.test_days))
-    first_test_day = days[-n_test_days]
+    def split_day(sessions):
+        days = sorted({s[0] // 86400000 for s in sessions})
+        n = max(1, math.ceil(len(days) * args.test_days))
+        return days, n, days[-n]
+
+    days, n_test_days, first_test_day = split_day(out)
+    if args.validation:
+        out = [s for s in out if s[0] // 86400000 < first_test_day]
+        days, n_test_days, first_test_day = split_day(out)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     counts = {"train": 0, "test": 0}

@@ -76,6 +76,9 @@ static void test_sknn(void **state)
     assert_int_equal(out[0], 2);
     assert_int_equal(out[1], 4);
     assert_int_equal(out[2], 3);
+    /* 7 and 8 tie at .5: the one scored first (earlier in s3) comes first. */
+    assert_int_equal(out[3], 7);
+    assert_int_equal(out[4], 8);
     /* k = 1 keeps the most similar neighbour only (s1): item 4 alone. */
     p.k = 1;
     n = knn_rank_sknn(&x, &p, cur, 1, 500, out);
@@ -179,6 +182,84 @@ static void test_stan_position_in_neighbor(void **state)
     knn_free(&x);
 }
 
+/* Neighbours of equal similarity: the more recent wins. s0 = [1 5] and s1 = [1 6] are both
+ * 1/sqrt(2) from the current [1]; with k = 1 only s1 (completed later) is a neighbour. */
+static void test_neighbor_tie_recent_first(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t s0[] = {1, 5}, s1[] = {1, 6};
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t p = {.k = 1, .sample = 500};
+    knn_init(&x, 10);
+    knn_add_session(&x, s0, 2, 100);
+    knn_add_session(&x, s1, 2, 200);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 300, out);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 6);
+    knn_free(&x);
+}
+
+/* The sample draws on every item of the session, however long (session-rec unions the
+ * sessions of all of them). Current [0 1 .. 64], 65 distinct items; past sessions
+ * a = [0 200] (shares only the oldest item) and b = [1 .. 64]. Every item of b is in the
+ * session, so 200 is the only item to recommend, through a: SKNN scores it
+ * 1/sqrt(65 * 2) = .088; V-SKNN (1/65) / 65 at step 65; STAN with weight exp(-64/1.02).
+ * A sample drawn from the newest 64 items' sessions only finds b and recommends nothing. */
+static void test_sample_covers_long_session(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t a[] = {0, 200}, b[64], cur[65], out[EVAL_K];
+    for (uint32_t i = 0; i < 64; i++)
+        b[i] = i + 1;
+    for (uint32_t i = 0; i < 65; i++)
+        cur[i] = i;
+    const knn_params_t params[] = {
+        {.k = 100, .sample = 500},
+        {.k = 100, .sample = 1000, .vsknn = true},
+        {.k = 100,
+         .sample = 5000,
+         .stan = true,
+         .lambda_spw = 1.02,
+         .lambda_snh_s = 5 * 86400.0,
+         .lambda_inh = 2.05},
+    };
+    knn_init(&x, 256);
+    knn_add_session(&x, a, 2, 100);
+    knn_add_session(&x, b, 64, 200);
+    for (uint32_t m = 0; m < 3; m++) {
+        uint32_t n = knn_rank_sknn(&x, &params[m], cur, 65, 300, out);
+        assert_int_equal(n, 1);
+        assert_int_equal(out[0], 200);
+    }
+    knn_free(&x);
+}
+
+/* STAN's neighbour recency can go below float's range: [1 2] ended 110 time constants
+ * (lambda_snh) ago weighs exp(-110) = 1.7e-48 times its cosine .707. That is still a
+ * neighbour (session-rec computes in double), so 2 is recommended; rounded to a float it
+ * would be 0 and the neighbour dropped. */
+static void test_stan_old_neighbor_counts(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t s0[] = {1, 2};
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t p = {.k = 100,
+                      .sample = 5000,
+                      .stan = true,
+                      .lambda_spw = 1.02,
+                      .lambda_snh_s = 100,
+                      .lambda_inh = 2.05};
+    knn_init(&x, 10);
+    knn_add_session(&x, s0, 2, 0);
+    uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 11000, out);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 2);
+    knn_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +270,9 @@ int main(void)
         cmocka_unit_test(test_stan),
         cmocka_unit_test(test_vsknn_decay),
         cmocka_unit_test(test_stan_position_in_neighbor),
+        cmocka_unit_test(test_neighbor_tie_recent_first),
+        cmocka_unit_test(test_sample_covers_long_session),
+        cmocka_unit_test(test_stan_old_neighbor_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
