@@ -47,11 +47,7 @@ void rc_engine_free(rc_engine_t *e)
     rc_trending_free(&e->trending);
     feature_index_free(&e->features);
     rc_rules_free(&e->rules);
-    free(e->seen);
-    free(e->blocked);
-    free(e->covis_acc);
-    free(e->covis_best);
-    free(e->covis_ref);
+    free(e->scratch);
     free(e->cands);
     free(e->ranked);
     memset(e, 0, sizeof(*e));
@@ -373,7 +369,8 @@ static void explore_pool_build(rc_engine_t *e)
         const rc_item_t *it = &c->items[i];
         uint32_t n_nb;
         rc_covisit_neighbors(&e->covisit, i, &n_nb);
-        bool touched = i < e->trending.n_items && e->trending.score[RC_SEG_ALL][i] > 0;
+        const float *sc = rc_trending_scores(&e->trending, i);
+        bool touched = sc != NULL && sc[RC_SEG_ALL] > 0;
         if (rc_item_recommendable(it) && !(it->flags & RC_ITEM_LEARNED) && n_nb == 0 && !touched)
             e->explore_pool[e->n_explore++] = i;
     }

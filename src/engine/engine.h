@@ -121,11 +121,7 @@ typedef struct rc_engine {
      * nothing is cleared between ranks. */
     uint32_t scratch_cap;
     uint32_t stamp;
-    uint32_t *seen;    /* == stamp: already a candidate of this rank */
-    uint32_t *blocked; /* == stamp: excluded or recently seen by this rank's user */
-    float *covis_acc;
-    float *covis_best; /* the largest single contribution, whose source is covis_ref */
-    int64_t *covis_ref;
+    struct rc_scratch *scratch; /* per catalog item, what a rank knows of it (ranker.c) */
     uint32_t *cands;
     uint32_t n_cands;
     rc_ranked_t *ranked;

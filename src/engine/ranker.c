@@ -36,6 +36,15 @@ static int grow(void **p, size_t elem, uint32_t old_cap, uint32_t cap)
     return 0;
 }
 
+/* What one rank knows of one item, side by side: a candidate costs one cache line here. */
+struct rc_scratch {
+    uint32_t seen;    /* == stamp: already a candidate of this rank */
+    uint32_t blocked; /* == stamp: excluded or recently seen by this rank's user */
+    float covis_acc;
+    float covis_best; /* the largest single contribution, whose source is covis_ref */
+    int32_t covis_ref;
+};
+
 static int ensure_scratch(rc_engine_t *e)
 {
     uint32_t need = e->catalog.n;
@@ -44,11 +53,7 @@ static int ensure_scratch(rc_engine_t *e)
     uint32_t cap = e->scratch_cap ? e->scratch_cap : 1024;
     while (cap < need)
         cap *= 2;
-    if (grow((void **)&e->seen, sizeof(*e->seen), e->scratch_cap, cap) != 0 ||
-        grow((void **)&e->blocked, sizeof(*e->blocked), e->scratch_cap, cap) != 0 ||
-        grow((void **)&e->covis_acc, sizeof(*e->covis_acc), e->scratch_cap, cap) != 0 ||
-        grow((void **)&e->covis_best, sizeof(*e->covis_best), e->scratch_cap, cap) != 0 ||
-        grow((void **)&e->covis_ref, sizeof(*e->covis_ref), e->scratch_cap, cap) != 0)
+    if (grow((void **)&e->scratch, sizeof(*e->scratch), e->scratch_cap, cap) != 0)
         return RC_ENOMEM;
     e->scratch_cap = cap;
     if (e->cands == NULL) {
@@ -64,12 +69,13 @@ static int ensure_scratch(rc_engine_t *e)
  * user must not be shown never become candidates. */
 static void add_candidate(rc_engine_t *e, uint32_t item)
 {
-    if (e->seen[item] == e->stamp || e->blocked[item] == e->stamp || e->n_cands >= MAX_CANDIDATES)
+    struct rc_scratch *x = &e->scratch[item];
+    if (x->seen == e->stamp || x->blocked == e->stamp || e->n_cands >= MAX_CANDIDATES)
         return;
-    e->seen[item] = e->stamp;
-    e->covis_acc[item] = 0;
-    e->covis_best[item] = 0;
-    e->covis_ref[item] = -1;
+    x->seen = e->stamp;
+    x->covis_acc = 0;
+    x->covis_best = 0;
+    x->covis_ref = -1;
     e->cands[e->n_cands++] = item;
 }
 
@@ -79,10 +85,10 @@ static void block_items(rc_engine_t *e, const rc_user_state_t *u)
 {
     for (uint8_t i = 0; i < u->n_excluded; i++)
         if (u->excluded[i] < e->scratch_cap)
-            e->blocked[u->excluded[i]] = e->stamp;
+            e->scratch[u->excluded[i]].blocked = e->stamp;
     for (uint8_t i = 0; i < u->n_recent; i++)
         if (u->recent[i].item < e->scratch_cap)
-            e->blocked[u->recent[i].item] = e->stamp;
+            e->scratch[u->recent[i].item].blocked = e->stamp;
 }
 
 /* One slot per feature of either vector, holding its weight in each. */
@@ -147,14 +153,15 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
             if (c >= e->catalog.n)
                 continue;
             add_candidate(e, c);
-            if (e->seen[c] != e->stamp)
+            struct rc_scratch *x = &e->scratch[c];
+            if (x->seen != e->stamp)
                 continue;
             float contrib = nb[j].w / max * source_w;
-            if (contrib > e->covis_best[c]) {
-                e->covis_best[c] = contrib;
-                e->covis_ref[c] = r->item;
+            if (contrib > x->covis_best) {
+                x->covis_best = contrib;
+                x->covis_ref = (int32_t)r->item;
             }
-            e->covis_acc[c] += contrib;
+            x->covis_acc += contrib;
         }
     }
 }
@@ -370,8 +377,8 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
     norms_t unorm = user_norms(u);
     float covis_max = 0;
     for (uint32_t i = 0; i < e->n_cands; i++)
-        if (e->covis_acc[e->cands[i]] > covis_max)
-            covis_max = e->covis_acc[e->cands[i]];
+        if (e->scratch[e->cands[i]].covis_acc > covis_max)
+            covis_max = e->scratch[e->cands[i]].covis_acc;
 
     /* Each trending part is a segment's score over its leader's: the divisions are done
      * once here, not per candidate. With a locale, the market counts most. */
@@ -390,13 +397,14 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
         if (!passes_rules(it, s))
             continue;
         float part[RC_SRC_COUNT];
-        part[RC_SRC_COVISIT] = covis_max > 0 ? b->covisit * e->covis_acc[c] / covis_max : 0;
+        part[RC_SRC_COVISIT] = covis_max > 0 ? b->covisit * e->scratch[c].covis_acc / covis_max : 0;
         part[RC_SRC_CONTENT] = b->content * content_score(e, it, unorm);
         /* The segment adding most to the trending part is the one its reason names. */
         float trend = 0, seg_best = 0;
         int seg_ref = RC_SEG_ALL;
-        for (int j = 0; c < t->n_items && j < 4; j++) {
-            float v = w_seg[j] * t->score[segs[j]][c];
+        const float *sc = rc_trending_scores(t, c);
+        for (int j = 0; sc != NULL && j < 4; j++) {
+            float v = w_seg[j] * sc[segs[j]];
             trend += v;
             if (v > seg_best) {
                 seg_best = v;
@@ -413,7 +421,7 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
                 src = (uint8_t)p;
         }
         score *= rc_rules_boost(&e->rules, c);
-        int64_t ref = src == RC_SRC_COVISIT    ? e->covis_ref[c]
+        int64_t ref = src == RC_SRC_COVISIT    ? e->scratch[c].covis_ref
                       : src == RC_SRC_TRENDING ? seg_ref
                                                : -1;
         e->ranked[n++] = (rc_ranked_t){c, score, src, ref};
@@ -466,7 +474,7 @@ static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     for (uint32_t i = 0; i < e->n_explore; i++) {
         uint32_t item = e->explore_pool[i];
         const rc_item_t *it = &e->catalog.items[item];
-        if (item >= e->catalog.n || e->blocked[item] == e->stamp || !passes_rules(it, spec))
+        if (item >= e->catalog.n || e->scratch[item].blocked == e->stamp || !passes_rules(it, spec))
             continue;
         bool listed = false;
         for (uint32_t j = 0; j < k && !listed; j++)
@@ -499,7 +507,7 @@ static bool pin_applies(const rc_engine_t *e, const rc_pin_t *p, const rc_rank_s
         return false;
     /* Only where the item could be shown at all: available, not excluded or already seen
      * by this user, within the subscription's filters. */
-    return e->blocked[p->idx] != e->stamp && passes_rules(&e->catalog.items[p->idx], spec);
+    return e->scratch[p->idx].blocked != e->stamp && passes_rules(&e->catalog.items[p->idx], spec);
 }
 
 /* Puts the pinned items of this surface at their places (pins are few, and checked in the
@@ -542,8 +550,7 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     if (ensure_scratch(e) != 0 || spec->k == 0)
         return 0;
     if (++e->stamp == 0) {
-        memset(e->seen, 0, e->scratch_cap * sizeof(*e->seen));
-        memset(e->blocked, 0, e->scratch_cap * sizeof(*e->blocked));
+        memset(e->scratch, 0, e->scratch_cap * sizeof(*e->scratch));
         memset(e->svec_stamp, 0, sizeof(e->svec_stamp));
         e->stamp = 1;
     }

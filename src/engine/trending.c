@@ -23,8 +23,7 @@ void rc_trending_free(rc_trending_t *t)
 {
     if (t == NULL)
         return;
-    for (int s = 0; s < RC_SEGMENTS; s++)
-        free(t->score[s]);
+    free(t->score);
     free(t->by_category);
     free(t->n_by_category);
     free(t->heap);
@@ -40,13 +39,12 @@ static int ensure_items(rc_trending_t *t, uint32_t n)
     uint32_t cap = t->n_items ? t->n_items : 1024;
     while (cap < n)
         cap *= 2;
-    for (uint32_t s = 0; s < t->n_segments; s++) {
-        float *p = realloc(t->score[s], cap * sizeof(float));
-        if (p == NULL)
-            return RC_ENOMEM;
-        memset(p + t->n_items, 0, (cap - t->n_items) * sizeof(float));
-        t->score[s] = p;
-    }
+    size_t stride = t->n_segments;
+    float *p = realloc(t->score, cap * stride * sizeof(float));
+    if (p == NULL)
+        return RC_ENOMEM;
+    memset(p + t->n_items * stride, 0, (cap - t->n_items) * stride * sizeof(float));
+    t->score = p;
     t->n_items = cap;
     return 0;
 }
@@ -54,11 +52,10 @@ static int ensure_items(rc_trending_t *t, uint32_t n)
 static void rescale(rc_trending_t *t, double now_s)
 {
     float f = (float)exp2(-(now_s - t->epoch_s) / t->half_life_s);
-    for (uint32_t s = 0; s < t->n_segments; s++) {
-        for (uint32_t i = 0; i < t->n_items; i++)
-            t->score[s][i] *= f;
+    for (size_t i = 0; i < (size_t)t->n_items * t->n_segments; i++)
+        t->score[i] *= f;
+    for (uint32_t s = 0; s < t->n_segments; s++)
         t->top_max[s] *= f;
-    }
     t->epoch_s = now_s;
     t->pass_active = false; /* its partial heaps are on the old scale: start again */
 }
@@ -94,9 +91,20 @@ int rc_trending_locale(rc_trending_t *t, const char *s, size_t n)
             return (int)l;
     if (n_loc == RC_LOCALES)
         return -1;
-    /* The new segment's counts start at zero; its top list fills from the next pass. */
-    if (t->n_items > 0 && (t->score[t->n_segments] = calloc(t->n_items, sizeof(float))) == NULL)
-        return -1;
+    /* The new segment's counts start at zero; its top list fills from the next pass. Every
+     * item's scores move to the wider stride (at most RC_LOCALES times in a process). */
+    if (t->n_items > 0) {
+        uint32_t old = t->n_segments, wide = old + 1;
+        float *p = malloc((size_t)t->n_items * wide * sizeof(float));
+        if (p == NULL)
+            return -1;
+        for (size_t i = 0; i < t->n_items; i++) {
+            memcpy(p + i * wide, t->score + i * old, old * sizeof(float));
+            p[i * wide + old] = 0;
+        }
+        free(t->score);
+        t->score = p;
+    }
     memcpy(t->locales[n_loc], tag, n + 1);
     t->n_segments++;
     return (int)n_loc;
@@ -118,7 +126,7 @@ int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, in
                    RC_SEG_LOCALE(locale)};
     int n_segs = locale >= 0 && RC_SEG_LOCALE(locale) < (int)t->n_segments ? 4 : 3;
     for (int i = 0; i < n_segs; i++) {
-        float *v = &t->score[segs[i]][item];
+        float *v = &t->score[(size_t)item * t->n_segments + (uint32_t)segs[i]];
         *v += scaled;
         /* Keep the normaliser current between refreshes so a new leader is not > 1. */
         if (*v > t->top_max[segs[i]])
@@ -133,7 +141,7 @@ float rc_trending_norm(const rc_trending_t *t, int segment, uint32_t item)
 {
     if (item >= t->n_items || segment >= (int)t->n_segments || t->top_max[segment] <= 0)
         return 0;
-    return t->score[segment][item] / t->top_max[segment];
+    return rc_trending_scores(t, item)[segment] / t->top_max[segment];
 }
 
 int rc_daypart(int64_t wall_ms, int tz_offset_min)
@@ -250,8 +258,9 @@ static void scan_item(rc_trending_t *t, const rc_item_t *it, uint32_t i)
     float pop_max = t->pass_pop_max;
     float prior = pop_max > 0 ? it->popularity / pop_max : 0;
     scored_t *seg_heap = t->seg_heap;
+    const float *sc = rc_trending_scores(t, i);
     for (uint32_t s = 0; s < t->n_segments; s++) {
-        float v = t->score[s][i];
+        float v = sc[s];
         if (v > t->pass_best[s])
             t->pass_best[s] = v;
         /* The prior orders items nobody touched yet; any activity outranks it. */
@@ -260,7 +269,7 @@ static void scan_item(rc_trending_t *t, const rc_item_t *it, uint32_t i)
     }
     if (it->category == 0 || it->category >= t->pass_categories)
         return;
-    float recent = t->pass_norm0 > 0 ? t->score[RC_SEG_ALL][i] / t->pass_norm0 : 0;
+    float recent = t->pass_norm0 > 0 ? sc[RC_SEG_ALL] / t->pass_norm0 : 0;
     uint32_t n = t->pass_cat_n[it->category];
     heap_push((scored_t *)t->heap + (size_t)it->category * RC_TRENDING_PER_CAT, &n,
               RC_TRENDING_PER_CAT, (scored_t){recent + 0.25f * prior, i});

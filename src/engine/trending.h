@@ -26,7 +26,10 @@ enum { RC_DAYPARTS = 4 }; /* night 0-6h, morning 6-12h, afternoon 12-18h, evenin
 #define RC_TRENDING_PER_CAT 40
 
 typedef struct rc_trending {
-    float *score[RC_SEGMENTS]; /* per item, scaled like covisit (see trending.c) */
+    /* Per item, its n_segments scores side by side (item i's segment s at
+     * [i * n_segments + s]), scaled like covisit (see trending.c): ranking a candidate reads
+     * one or two cache lines, not one per segment. */
+    float *score;
     uint32_t n_items;
     uint32_t n_segments; /* in use: the fixed ones and one per locale met */
     char locales[RC_LOCALES][RC_LOCALE_MAX + 1];
@@ -67,6 +70,12 @@ int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, in
 /** The locale slot of tag `s` (compared without case, `_` as `-`), given one when it is new
  * and slots remain; -1 when empty, malformed, out of slots or out of memory. */
 int rc_trending_locale(rc_trending_t *t, const char *s, size_t n);
+
+/** The scores of `item`, n_segments of them (NULL when the item has none yet). */
+static inline const float *rc_trending_scores(const rc_trending_t *t, uint32_t item)
+{
+    return item < t->n_items ? t->score + (size_t)item * t->n_segments : NULL;
+}
 
 /** A segment score of `item` normalised to 0..1 by the segment's best (0 when unknown). */
 float rc_trending_norm(const rc_trending_t *t, int segment, uint32_t item);
