@@ -10,12 +10,12 @@
 #include <string.h>
 
 #define RECENT_SOURCES   5  /* recent items whose neighbours become candidates */
-#define TRENDING_TAKE    30 /* from each trending segment consulted */
-#define CATEGORY_TAKE    25 /* from the top of each category consulted */
+#define TRENDING_TAKE    15 /* from each trending segment consulted */
+#define CATEGORY_TAKE    12 /* from the top of each category consulted */
 #define CATEGORIES_TAKE  3  /* the user's strongest categories consulted */
 #define FEATURES_TAKE    4  /* the session's strongest content features consulted */
 #define LT_FEATURES_TAKE 2  /* the long-term profile's strongest content features consulted */
-#define FEATURE_TAKE     20 /* items taken per feature */
+#define FEATURE_TAKE     10 /* items taken per feature */
 #define MAX_CANDIDATES   1024
 
 static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
@@ -433,7 +433,7 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
  * few categories are available, the capped items fill the remaining places in score order.
  * Sets *capped when the cap left an item out. */
 static uint32_t diversify(const rc_engine_t *e, const rc_ranked_t *r, uint32_t n, uint32_t k,
-                          rc_ranked_t *out, bool *capped)
+                          rc_ranked_t *out, bool *capped, bool *overfull)
 {
     uint32_t cap = (k * 6 + 9) / 10;
     if (cap < 2)
@@ -453,9 +453,13 @@ static uint32_t diversify(const rc_engine_t *e, const rc_ranked_t *r, uint32_t n
         used[i] = true;
         out[taken++] = r[i];
     }
-    for (uint32_t i = 0; i < n && taken < k; i++)
-        if (!used[i])
+    *overfull = false;
+    for (uint32_t i = 0; i < n && taken < k; i++) {
+        if (!used[i]) {
             out[taken++] = r[i];
+            *overfull = true;
+        }
+    }
     return taken;
 }
 
@@ -544,6 +548,32 @@ static uint32_t pin(const rc_engine_t *e, const rc_rank_spec_t *spec, rc_ranked_
     return k;
 }
 
+/* The diverse top K of the n scored candidates, best first. Usually the best 4K hold a
+ * diverse top K, and only those need sorting; when the category cap had to leave items
+ * out, the exact answer may lie further down, so everything is sorted and the pass
+ * repeated. `overfull`: the cap could not be kept (too few categories). */
+static uint32_t top_k(rc_engine_t *e, const rc_rank_spec_t *spec, uint32_t n, rc_ranked_t *out,
+                      bool *overfull)
+{
+    uint32_t keep = spec->k * 4;
+    bool capped = false;
+    uint32_t k = 0;
+    if (n > keep) {
+        select_best(e->ranked, n, keep);
+        sort_ranked(e->ranked, keep);
+        k = diversify(e, e->ranked, keep, spec->k, out, &capped, overfull);
+    }
+    if (n <= keep || capped) {
+        sort_ranked(e->ranked, n);
+        k = diversify(e, e->ranked, n, spec->k, out, &capped, overfull);
+    }
+    /* Sorting again after diversity keeps best-first order within the chosen K. */
+    sort_ranked(out, k);
+    if (spec->category >= 0)
+        *overfull = false; /* one category asked for: the cap cannot hold, nor should it */
+    return k;
+}
+
 uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                         int64_t wall_ms, rc_ranked_t *out)
 {
@@ -560,29 +590,16 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     index_svec(e, u);
     gather_candidates(e, u, spec, daypart, false);
     uint32_t n = score_candidates(e, u, spec, daypart);
-    if (n < spec->k) {
-        /* Filters (or a small catalog) left too few: look further down every list. The
-         * candidates of the first pass stay; scoring runs again over all of them. */
+    bool overfull = false;
+    uint32_t k = n < spec->k ? 0 : top_k(e, spec, n, out, &overfull);
+    if (n < spec->k || overfull) {
+        /* Filters (or a small catalog) left too few, or too few categories to respect the
+         * diversity cap: look further down every list. The candidates of the first pass
+         * stay; scoring runs again over all of them. */
         gather_candidates(e, u, spec, daypart, true);
         n = score_candidates(e, u, spec, daypart);
+        k = top_k(e, spec, n, out, &overfull);
     }
-    /* Usually the best 4K hold a diverse top K, and only those need sorting; when the
-     * category cap had to leave items out, the exact answer may lie further down, so
-     * everything is sorted and the pass repeated. */
-    uint32_t keep = spec->k * 4;
-    bool capped = false;
-    uint32_t k = 0;
-    if (n > keep) {
-        select_best(e->ranked, n, keep);
-        sort_ranked(e->ranked, keep);
-        k = diversify(e, e->ranked, keep, spec->k, out, &capped);
-    }
-    if (n <= keep || capped) {
-        sort_ranked(e->ranked, n);
-        k = diversify(e, e->ranked, n, spec->k, out, &capped);
-    }
-    /* Sorting again after diversity keeps best-first order within the chosen K. */
-    sort_ranked(out, k);
     return pin(e, spec, out, explore(e, u, spec, out, k));
 }
 
