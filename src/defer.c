@@ -24,19 +24,36 @@ static void run_queued(rc_defer_t *d)
     }
 }
 
+static void stop_when_empty(rc_defer_t *d)
+{
+    if (d->len == 0) {
+        uv_idle_stop(&d->idle);
+        uv_check_stop(&d->check);
+    }
+}
+
 static void on_idle(uv_idle_t *h)
 {
     rc_defer_t *d = h->data;
     run_queued(d);
-    if (d->len == 0)
-        uv_idle_stop(h);
+    stop_when_empty(d);
+}
+
+static void on_check(uv_check_t *h)
+{
+    rc_defer_t *d = h->data;
+    run_queued(d);
+    stop_when_empty(d);
 }
 
 int rc_defer_init(rc_defer_t *d, uv_loop_t *loop)
 {
     memset(d, 0, sizeof(*d));
     int rc = uv_idle_init(loop, &d->idle);
+    if (rc == 0)
+        rc = uv_check_init(loop, &d->check);
     d->idle.data = d;
+    d->check.data = d;
     return rc == 0 ? 0 : RC_EIO;
 }
 
@@ -51,8 +68,10 @@ int rc_defer(rc_defer_t *d, rc_defer_fn fn, void *arg)
         d->cap = cap;
     }
     d->calls[d->len++] = (rc_defer_call_t){fn, arg};
-    if (d->idle.data != NULL)
+    if (d->idle.data != NULL) {
         uv_idle_start(&d->idle, on_idle);
+        uv_check_start(&d->check, on_check);
+    }
     return 0;
 }
 
@@ -66,6 +85,7 @@ void rc_defer_close(rc_defer_t *d)
     d->idle.data = NULL;
     run_queued(d);
     uv_close((uv_handle_t *)&d->idle, on_closed);
+    uv_close((uv_handle_t *)&d->check, on_closed);
     free(d->calls);
     free(d->running);
     d->calls = d->running = NULL;

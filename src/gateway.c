@@ -213,6 +213,13 @@ static void start_close(struct lws *wsi, ws_pss_t *pss, int code, const char *re
  * Returns -1 when the connection must be dropped. */
 #define FRAMES_PER_TURN 16
 
+/* TCP_CORK on or off; returns the socket, or -1 when it could not be set. */
+static int cork(struct lws *wsi, int on)
+{
+    int fd = (int)lws_get_socket_fd(wsi);
+    return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0 ? fd : -1;
+}
+
 static int ws_flush(struct lws *wsi, ws_pss_t *pss)
 {
     const char *reason;
@@ -226,10 +233,15 @@ static int ws_flush(struct lws *wsi, ws_pss_t *pss)
             return -1;
         rc_metrics.pings_sent++;
     }
+    int fd = -1;
     for (int i = 0; i < FRAMES_PER_TURN && !lws_partial_buffered(wsi); i++) {
         rc_frame_t *f = rc_conn_next_frame(pss->conn);
         if (f == NULL)
             break;
+        /* Several frames (an event's ack and its list): one TCP segment for all of them,
+         * not one each. Each segment costs more than the two socket options. */
+        if (i == 0 && rc_conn_has_pending(pss->conn))
+            fd = cork(wsi, 1);
         int n = lws_write(wsi, rc_frame_payload(f), f->len,
                           f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         if (n < (int)f->len) {
@@ -238,6 +250,8 @@ static int ws_flush(struct lws *wsi, ws_pss_t *pss)
         }
         rc_conn_frame_written(f, rc_mono_us());
     }
+    if (fd >= 0)
+        cork(wsi, 0);
     if (rc_conn_has_pending(pss->conn) || pss->ping_due || lws_partial_buffered(wsi)) {
         lws_callback_on_writable(wsi);
         return 0;
