@@ -30,6 +30,21 @@ static int json_depth(const json_t *j, int limit)
     return json_is_array(j) ? deepest + 1 : 0;
 }
 
+bool rc_api_only_fields(json_t *obj, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool known = false;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(*a, key) == 0;
+        if (!known)
+            return false;
+    }
+    return true;
+}
+
 static bool valid_segment(const char *s)
 {
     return strcmp(s, "all") == 0 || strcmp(s, "device:desktop") == 0 ||

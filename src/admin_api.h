@@ -33,6 +33,10 @@ void rc_api_push_free(rc_api_push_t *p);
  * `err`. The routes owned outside the gateway (the live catalog) parse with it too. */
 json_t *rc_api_load_object(const char *body, size_t len, char *err, size_t errlen);
 
+/** Whether every field of the JSON object `obj` is named in `allowed` (NULL-terminated):
+ * the admin API refuses unknown fields. */
+bool rc_api_only_fields(json_t *obj, const char *const *allowed);
+
 /** Whether `given` (`given_len` bytes) equals the admin credential `expected`, compared in
  * constant time (no early exit on the first differing byte, nor on a length mismatch). */
 bool rc_api_token_equal(const char *given, size_t given_len, const char *expected);

@@ -1,6 +1,7 @@
 /* JSON in, the experiment's text form out: the text form is what --experiment takes and
  * what travels on the bus, so every node parses the same thing the same way. */
 #include "experiment_api.h"
+#include "admin_api.h"
 #include "error.h"
 
 #include <stdio.h>
@@ -21,22 +22,6 @@ static int invalid(char *err, size_t errlen, const char *why)
     return RC_EINVAL;
 }
 
-/* Only the fields named in `allowed` (NULL-terminated). */
-static bool only_fields(json_t *obj, const char *const *allowed)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        bool known = false;
-        for (const char *const *a = allowed; *a && !known; a++)
-            known = strcmp(*a, key) == 0;
-        if (!known)
-            return false;
-    }
-    return true;
-}
-
 /* One variant as VARIANT=C,N,T,P@SHARE; the names are checked by the parser. */
 static int variant_spec(json_t *v, rc_wbuf_t *out, char *err, size_t errlen)
 {
@@ -44,8 +29,9 @@ static int variant_spec(json_t *v, rc_wbuf_t *out, char *err, size_t errlen)
     static const char *const parts[] = {"covisit", "content", "trending", "popular", NULL};
     json_t *blend = json_object_get(v, "blend"), *share = json_object_get(v, "share");
     const char *name = json_string_value(json_object_get(v, "name"));
-    if (!json_is_object(v) || !only_fields(v, fields) || name == NULL || !json_is_object(blend) ||
-        !only_fields(blend, parts) || (share != NULL && !json_is_integer(share)))
+    if (!json_is_object(v) || !rc_api_only_fields(v, fields) || name == NULL ||
+        !json_is_object(blend) || !rc_api_only_fields(blend, parts) ||
+        (share != NULL && !json_is_integer(share)))
         return invalid(err, errlen,
                        "a variant is {\"name\", \"blend\": {\"covisit\", \"content\", "
                        "\"trending\", \"popular\"}, \"share\"?}");
@@ -75,7 +61,7 @@ int rc_experiment_api_spec(const char *route, json_t *body, const rc_blend_t *ba
     static const char *const fields[] = {"name", "salt", "variants", NULL};
     const char *name = json_string_value(json_object_get(body, "name"));
     json_t *salt = json_object_get(body, "salt"), *variants = json_object_get(body, "variants");
-    if (!only_fields(body, fields) || name == NULL || (salt && !json_is_string(salt)) ||
+    if (!rc_api_only_fields(body, fields) || name == NULL || (salt && !json_is_string(salt)) ||
         !json_is_array(variants) || json_array_size(variants) == 0)
         return invalid(err, errlen, "expected {\"name\", \"salt\"?, \"variants\": [variant, ...]}");
     if (strchr(name, ';') || strchr(name, ':') ||

@@ -111,7 +111,7 @@ void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event
     d->recent[d->n_recent++] = idx;
 }
 
-static void pack_features(msgpack_packer *pk, const uint32_t *feats, const float *w, uint32_t n)
+static void pack_features(msgpack_packer *pk, const uint32_t *feats, const double *w, uint32_t n)
 {
     char hex[9];
     rc_mp_cstr(pk, "f");
@@ -128,10 +128,13 @@ int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, 
 {
     msgpack_packer pk;
     rc_mp_init(&pk, out);
+    double feats_w[RC_PROFILE_FEATS];
+    for (uint8_t i = 0; i < d->n_feats; i++)
+        feats_w[i] = d->feats_w[i];
     msgpack_pack_map(&pk, 6);
     rc_mp_cstr(&pk, "n");
     msgpack_pack_uint32(&pk, d->events);
-    pack_features(&pk, d->feats, d->feats_w, d->n_feats);
+    pack_features(&pk, d->feats, feats_w, d->n_feats);
     rc_mp_cstr(&pk, "c");
     msgpack_pack_map(&pk, d->n_cats);
     for (uint8_t i = 0; i < d->n_cats; i++) {
@@ -165,7 +168,7 @@ typedef struct {
     name_t cats[RC_PROFILE_CATS + RC_CATS];
     double cats_w[RC_PROFILE_CATS + RC_CATS];
     uint32_t feats[2 * RC_PROFILE_FEATS];
-    float feats_w[2 * RC_PROFILE_FEATS];
+    double feats_w[2 * RC_PROFILE_FEATS];
     name_t recent[RC_PROFILE_RECENT];
     name_t excluded[RC_PROFILE_EXCLUDED];
 } doc_t;
@@ -265,7 +268,7 @@ static int doc_read(const void *data, size_t len, doc_t *d)
             parse_hex32(k->via.str.ptr, k->via.str.size, &feat) &&
             obj_number(&o->via.map.ptr[i].val, &x) && x > 0) {
             d->feats[d->n_feats] = feat;
-            d->feats_w[d->n_feats++] = (float)x;
+            d->feats_w[d->n_feats++] = x;
         }
     }
     o = map_get(&root, "r");
@@ -304,6 +307,26 @@ static int find_name(const name_t *names, uint32_t n, const char *s)
     return -1;
 }
 
+/* Keeps the `keep` entries of largest weight among `n` (keys of `size` bytes, weights
+ * alongside), in place: a selection sort, on a few dozen entries. Returns the new count. */
+static uint32_t keep_strongest(void *keys, size_t size, double *w, uint32_t n, uint32_t keep)
+{
+    unsigned char tmp[sizeof(name_t)], *k = keys;
+    for (uint32_t i = 0; i < n && i < keep; i++) {
+        uint32_t best = i;
+        for (uint32_t j = i + 1; j < n; j++)
+            if (w[j] > w[best])
+                best = j;
+        double tw = w[i];
+        w[i] = w[best];
+        w[best] = tw;
+        memcpy(tmp, k + i * size, size);
+        memcpy(k + i * size, k + best * size, size);
+        memcpy(k + best * size, tmp, size);
+    }
+    return n < keep ? n : keep;
+}
+
 static void doc_apply(doc_t *p, const doc_t *d)
 {
     p->n += d->n;
@@ -313,7 +336,7 @@ static void doc_apply(doc_t *p, const doc_t *d)
         for (uint32_t i = 0; i < p->n_cats; i++)
             p->cats_w[i] *= fade;
         for (uint32_t i = 0; i < p->n_feats; i++)
-            p->feats_w[i] *= (float)fade;
+            p->feats_w[i] *= fade;
     }
     if (d->t > p->t)
         p->t = d->t;
@@ -328,21 +351,8 @@ static void doc_apply(doc_t *p, const doc_t *d)
             p->feats_w[p->n_feats++] = d->feats_w[i];
         }
     }
-    /* Keep the 16 strongest features (a selection sort on at most 32 entries). */
-    for (uint32_t i = 0; i < p->n_feats && i < RC_PROFILE_FEATS; i++) {
-        uint32_t best = i;
-        for (uint32_t j = i + 1; j < p->n_feats; j++)
-            if (p->feats_w[j] > p->feats_w[best])
-                best = j;
-        uint32_t tf = p->feats[i];
-        float tw = p->feats_w[i];
-        p->feats[i] = p->feats[best];
-        p->feats_w[i] = p->feats_w[best];
-        p->feats[best] = tf;
-        p->feats_w[best] = tw;
-    }
-    if (p->n_feats > RC_PROFILE_FEATS)
-        p->n_feats = RC_PROFILE_FEATS;
+    p->n_feats =
+        keep_strongest(p->feats, sizeof(p->feats[0]), p->feats_w, p->n_feats, RC_PROFILE_FEATS);
     for (uint32_t i = 0; i < d->n_cats; i++) {
         int at = find_name(p->cats, p->n_cats, d->cats[i].s);
         if (at >= 0) {
@@ -352,21 +362,7 @@ static void doc_apply(doc_t *p, const doc_t *d)
             p->cats_w[p->n_cats++] = d->cats_w[i];
         }
     }
-    /* Keep the 16 strongest categories (a selection sort on at most 24 entries). */
-    for (uint32_t i = 0; i < p->n_cats && i < RC_PROFILE_CATS; i++) {
-        uint32_t best = i;
-        for (uint32_t j = i + 1; j < p->n_cats; j++)
-            if (p->cats_w[j] > p->cats_w[best])
-                best = j;
-        name_t tn = p->cats[i];
-        double tw = p->cats_w[i];
-        p->cats[i] = p->cats[best];
-        p->cats_w[i] = p->cats_w[best];
-        p->cats[best] = tn;
-        p->cats_w[best] = tw;
-    }
-    if (p->n_cats > RC_PROFILE_CATS)
-        p->n_cats = RC_PROFILE_CATS;
+    p->n_cats = keep_strongest(p->cats, sizeof(p->cats[0]), p->cats_w, p->n_cats, RC_PROFILE_CATS);
     for (uint32_t i = 0; i < d->n_recent; i++) {
         int at = find_name(p->recent, p->n_recent, d->recent[i].s);
         if (at >= 0) {
@@ -473,7 +469,8 @@ int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size
             rc_user_add_category(u, (uint16_t)cat, 0.5f * (float)d.cats_w[i]);
     }
     for (uint32_t i = 0; i < d.n_feats; i++)
-        rc_weights_add(u->ltvec_feat, u->ltvec_w, &u->n_ltvec, RC_LTVEC, d.feats[i], d.feats_w[i]);
+        rc_weights_add(u->ltvec_feat, u->ltvec_w, &u->n_ltvec, RC_LTVEC, d.feats[i],
+                       (float)d.feats_w[i]);
     merge_recent(c, u, &d);
     for (uint32_t i = 0; i < d.n_excluded; i++) {
         int64_t idx = rc_catalog_resolve(c, d.excluded[i].s, strlen(d.excluded[i].s));

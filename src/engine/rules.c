@@ -2,6 +2,7 @@
  * catalog indexes and a per-item factor, so that ranking pays one multiplication per
  * candidate and one check per pin. */
 #include "rules.h"
+#include "admin_api.h"
 #include "error.h"
 #include "proto.h"
 
@@ -13,21 +14,6 @@ static int invalid(char *err, size_t errlen, const char *what, size_t i, const c
 {
     snprintf(err, errlen, "%s %zu: %s", what, i, why);
     return RC_EINVAL;
-}
-
-static bool only_fields(json_t *obj, const char *const *allowed)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        bool known = false;
-        for (const char *const *a = allowed; *a && !known; a++)
-            known = strcmp(*a, key) == 0;
-        if (!known)
-            return false;
-    }
-    return true;
 }
 
 static bool copy_name(char *dst, size_t cap, json_t *v)
@@ -44,7 +30,7 @@ static int read_boost(rc_boost_t *b, json_t *j, size_t i, char *err, size_t errl
 {
     static const char *const fields[] = {"item", "category", "tag", "factor", NULL};
     static const char *const kinds[] = {"item", "category", "tag"};
-    if (!json_is_object(j) || !only_fields(j, fields))
+    if (!json_is_object(j) || !rc_api_only_fields(j, fields))
         return invalid(err, errlen, "boost", i,
                        "expected {\"item\"|\"category\"|\"tag\": name, \"factor\": number}");
     int named = 0;
@@ -73,7 +59,7 @@ static int read_pin(rc_pin_t *p, json_t *j, size_t i, char *err, size_t errlen)
 {
     static const char *const fields[] = {"item", "position", "surface", NULL};
     json_t *pos = json_object_get(j, "position"), *surface = json_object_get(j, "surface");
-    if (!json_is_object(j) || !only_fields(j, fields) ||
+    if (!json_is_object(j) || !rc_api_only_fields(j, fields) ||
         !copy_name(p->item, sizeof(p->item), json_object_get(j, "item")) ||
         !rc_proto_valid_id(p->item, strlen(p->item)))
         return invalid(err, errlen, "pin", i,
@@ -94,8 +80,8 @@ int rc_rules_from_json(rc_rules_t *r, json_t *j, char *err, size_t errlen)
     static const char *const fields[] = {"boosts", "pins", NULL};
     rc_rules_free(r);
     json_t *boosts = json_object_get(j, "boosts"), *pins = json_object_get(j, "pins");
-    if (!json_is_object(j) || !only_fields(j, fields) || (boosts && !json_is_array(boosts)) ||
-        (pins && !json_is_array(pins)))
+    if (!json_is_object(j) || !rc_api_only_fields(j, fields) ||
+        (boosts && !json_is_array(boosts)) || (pins && !json_is_array(pins)))
         return invalid(err, errlen, "rules", 0, "expected {\"boosts\"?: [...], \"pins\"?: [...]}");
     if (json_array_size(boosts) > RC_BOOSTS_MAX || json_array_size(pins) > RC_PINS_MAX)
         return invalid(err, errlen, "rules", 0, "at most 64 boosts and 16 pins");
