@@ -448,6 +448,30 @@ static bool create_topics(kafka_bus_t *b)
     return ok;
 }
 
+/* Waits (at start-up only, bounded) until the producer knows a leader for every partition
+ * of `topic`: a topic just created has none for a moment, and the first event published
+ * then would wait for the producer's next metadata refresh. Returns whether it does. */
+static bool await_leaders(kafka_bus_t *b, const char *topic)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(b->producer, topic, NULL);
+    bool ok = false;
+    for (int attempt = 0; t != NULL && !ok && attempt < 40; attempt++) {
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(b->producer, 0, t, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ok = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 md->topics[0].partition_cnt > 0;
+            for (int p = 0; ok && p < md->topics[0].partition_cnt; p++)
+                ok = md->topics[0].partitions[p].leader >= 0;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (!ok)
+            usleep(100000);
+    }
+    if (t != NULL)
+        rd_kafka_topic_destroy(t);
+    return ok;
+}
+
 /* The partition count of a topic as the broker has it (it may predate this node's
  * --kafka-partitions), or the configured count when it cannot be read. */
 static int partitions_of(kafka_bus_t *b, const char *topic)
@@ -467,6 +491,20 @@ static int partitions_of(kafka_bus_t *b, const char *topic)
     return n;
 }
 
+/* The low and high watermarks of a partition. A topic created a moment ago may have no leader yet
+ * (the query then fails at once): asked again for up to 4 s. */
+static bool partition_end(kafka_bus_t *b, const char *topic, int partition, int64_t *lo,
+                          int64_t *hi)
+{
+    for (int attempt = 0; attempt < 40; attempt++) {
+        if (rd_kafka_query_watermark_offsets(b->consumer, topic, partition, lo, hi,
+                                             STARTUP_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
 /* Every partition of the events and pushes topics, from its current end. The end is read now (the
  * high watermark) rather than left to the logical END offset, which librdkafka resolves later: an
  * event another node publishes just after this node started is not skipped. With no broker
@@ -479,10 +517,11 @@ static int assign_everything(kafka_bus_t *b, bool broker_up, char *err, size_t e
         int n = broker_up ? partitions_of(b, names[i]) : (int)b->cfg->kafka_partitions;
         for (int p = 0; p < n; p++) {
             int64_t lo, hi, start = RD_KAFKA_OFFSET_END;
-            if (broker_up &&
-                rd_kafka_query_watermark_offsets(b->consumer, names[i], p, &lo, &hi,
-                                                 STARTUP_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            if (broker_up && partition_end(b, names[i], p, &lo, &hi))
                 start = hi;
+            else if (broker_up)
+                RC_WARN("kafka", "partition end unknown: reading from the logical end",
+                        "topic=%s partition=%d", names[i], p);
             rd_kafka_topic_partition_list_add(parts, names[i], p)->offset = start;
         }
     }
@@ -490,10 +529,8 @@ static int assign_everything(kafka_bus_t *b, bool broker_up, char *err, size_t e
      * and is ready once it has read as far as the end it sees now (with no broker, it cannot
      * tell: it serves with what it has, and applies the changes when they come). */
     int64_t lo = 0, hi = 0;
-    b->catalog_caught_up = !broker_up ||
-                           rd_kafka_query_watermark_offsets(b->consumer, b->catalog_topic, 0, &lo,
-                                                            &hi, STARTUP_TIMEOUT_MS) != 0 ||
-                           hi <= lo;
+    b->catalog_caught_up =
+        !broker_up || !partition_end(b, b->catalog_topic, 0, &lo, &hi) || hi <= lo;
     b->catalog_end = hi;
     rd_kafka_topic_partition_list_add(parts, b->catalog_topic, 0)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
@@ -554,7 +591,8 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
         goto fail;
     }
     b->polls_started = true;
-    b->up = create_topics(b);
+    b->up = create_topics(b) && await_leaders(b, b->events_topic) &&
+            await_leaders(b, b->pushes_topic) && await_leaders(b, b->catalog_topic);
     if (!b->up)
         RC_WARN("kafka", "broker not answering at start: serving, and retrying in the background",
                 "brokers=%s", cfg->kafka);
