@@ -379,8 +379,10 @@ export class RankcastClient {
     const delayMs = drain.reconnectAfterMs + Math.floor(this.#clock.random() * this.#o.drainJitterMs);
     this.#drainDeadline = this.#clock.now() + delayMs;
     this.#events.emit('drain', drain);
-    // The server closes with 1001 shortly; should it not, leave at the deadline anyway.
-    this.#timers.set('drain', delayMs, () => this.#lose({ reason: 'drain' }));
+    // The server closes with 1001 shortly; should it not, leave at the deadline anyway. The
+    // timer firing is the deadline: timers may fire a fraction of a millisecond early, which
+    // must not become a 1 ms wait.
+    this.#timers.set('drain', delayMs, () => this.#lose({ reason: 'drain', immediate: true }));
   }
 
   #startKeepalive() {
