@@ -30,6 +30,21 @@ static int json_depth(const json_t *j, int limit)
     return json_is_array(j) ? deepest + 1 : 0;
 }
 
+unsigned rc_api_answer(rc_wbuf_t *out, unsigned status, json_t *j)
+{
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
+    json_decref(j);
+    rc_wbuf_reset(out);
+    if (text == NULL) {
+        rc_wbuf_puts(out, "{\"error\":\"out of memory\"}\n");
+        return 500;
+    }
+    rc_wbuf_puts(out, text);
+    rc_wbuf_putc(out, '\n');
+    free(text);
+    return status;
+}
+
 bool rc_api_only_fields(json_t *obj, const char *const *allowed)
 {
     const char *key;

@@ -4,6 +4,7 @@
 #define RC_ADMIN_API_H
 
 #include "proto.h"
+#include "wbuf.h"
 
 #include <jansson.h>
 #include <msgpack.h>
@@ -32,6 +33,10 @@ void rc_api_push_free(rc_api_push_t *p);
  * RC_API_BODY_MAX bytes). Returns it (caller json_decref()s), or NULL with the reason in
  * `err`. The routes owned outside the gateway (the live catalog) parse with it too. */
 json_t *rc_api_load_object(const char *body, size_t len, char *err, size_t errlen);
+
+/** Writes the JSON answer `j` (taken over; NULL: out of memory) to `out`, one line, and
+ * returns `status`, or 500 when it could not be written. Every admin route answers so. */
+unsigned rc_api_answer(rc_wbuf_t *out, unsigned status, json_t *j);
 
 /** Whether every field of the JSON object `obj` is named in `allowed` (NULL-terminated):
  * the admin API refuses unknown fields. */

@@ -1,6 +1,7 @@
 /* Validation first, then the change: a batch with one bad item changes nothing, so a client
  * can fix and resend the whole batch. */
 #include "catalog_api.h"
+#include "admin_api.h"
 #include "error.h"
 #include "log.h"
 
@@ -16,26 +17,11 @@ bool rc_catalog_api_route(const char *route)
     return strcmp(route, ROUTE_ITEMS) == 0 || strcmp(route, ROUTE_REMOVE) == 0;
 }
 
-static unsigned answer(rc_wbuf_t *out, unsigned status, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    rc_wbuf_reset(out);
-    if (text == NULL) {
-        rc_wbuf_puts(out, "{\"error\":\"out of memory\"}\n");
-        return 500;
-    }
-    rc_wbuf_puts(out, text);
-    rc_wbuf_puts(out, "\n");
-    free(text);
-    return status;
-}
-
 static unsigned bad_request(rc_wbuf_t *out, const char *what, size_t index, const char *why)
 {
     char msg[200];
     snprintf(msg, sizeof(msg), "%s %zu: %s", what, index, why);
-    return answer(out, 400, json_pack("{s:s}", "error", msg));
+    return rc_api_answer(out, 400, json_pack("{s:s}", "error", msg));
 }
 
 static bool valid_id(json_t *v)
@@ -100,13 +86,13 @@ static void publish(publisher_t *p, const char *id, json_t *item)
 static unsigned published(publisher_t *p, unsigned status, json_t *j, rc_wbuf_t *out)
 {
     if (p->failed == 0)
-        return answer(out, status, j);
+        return rc_api_answer(out, status, j);
     RC_WARN("catalog", "changes not published", "count=%u", p->failed);
     json_object_set_new(j, "error",
                         json_string("applied on this node, but not published to the cluster; "
                                     "retry the request"));
     json_object_set_new(j, "unpublished", json_integer(p->failed));
-    return answer(out, 503, j);
+    return rc_api_answer(out, 503, j);
 }
 
 int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
@@ -142,9 +128,11 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
     json_t *items = json_object_get(body, "items");
     size_t n = items ? json_array_size(items) : 1;
     if (items != NULL && (!json_is_array(items) || json_object_size(body) != 1 || n == 0))
-        return answer(out, 400, json_pack("{s:s}", "error", "expected {\"items\": [item, ...]}"));
+        return rc_api_answer(out, 400,
+                             json_pack("{s:s}", "error", "expected {\"items\": [item, ...]}"));
     if (n > RC_CATALOG_BATCH_MAX)
-        return answer(out, 400, json_pack("{s:s}", "error", "at most 1000 items per request"));
+        return rc_api_answer(out, 400,
+                             json_pack("{s:s}", "error", "at most 1000 items per request"));
     for (size_t i = 0; i < n; i++) {
         const char *why = item_problem(items ? json_array_get(items, i) : body);
         if (why != NULL)
@@ -159,8 +147,8 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
         if (rc != 0) {
             /* Only capacity and memory can fail here: report what was applied. */
             rc_catalog_api_settle(e, s);
-            return answer(out, rc == RC_EFULL ? 507 : 500,
-                          json_pack("{s:s,s:i}", "error", err, "upserted", (int)done));
+            return rc_api_answer(out, rc == RC_EFULL ? 507 : 500,
+                                 json_pack("{s:s,s:i}", "error", err, "upserted", (int)done));
         }
         publish(p, json_string_value(json_object_get(item, "id")), item);
         done++;
@@ -178,9 +166,10 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, j
     json_t *ids = json_object_get(body, "ids");
     size_t n = json_array_size(ids);
     if (!json_is_array(ids) || json_object_size(body) != 1 || n == 0)
-        return answer(out, 400, json_pack("{s:s}", "error", "expected {\"ids\": [id, ...]}"));
+        return rc_api_answer(out, 400,
+                             json_pack("{s:s}", "error", "expected {\"ids\": [id, ...]}"));
     if (n > RC_CATALOG_BATCH_MAX)
-        return answer(out, 400, json_pack("{s:s}", "error", "at most 1000 ids per request"));
+        return rc_api_answer(out, 400, json_pack("{s:s}", "error", "at most 1000 ids per request"));
     for (size_t i = 0; i < n; i++)
         if (!valid_id(json_array_get(ids, i)))
             return bad_request(out, "id", i, "must be 1..64 bytes of [A-Za-z0-9._:@-]");

@@ -86,7 +86,7 @@ int rc_experiment_api_spec(const char *route, json_t *body, const rc_blend_t *ba
     return rc;
 }
 
-void rc_experiment_api_describe(const rc_experiment_t *x, rc_wbuf_t *out)
+json_t *rc_experiment_api_describe(const rc_experiment_t *x)
 {
     json_t *variants = json_array();
     for (uint32_t i = 0; i < x->n_variants; i++) {
@@ -100,13 +100,7 @@ void rc_experiment_api_describe(const rc_experiment_t *x, rc_wbuf_t *out)
                       (json_int_t)v->clicks, "ctr",
                       v->impressions ? (double)v->clicks / (double)v->impressions : 0.0));
     }
-    json_t *j = x->name[0] ? json_pack("{s:s,s:s,s:o}", "name", x->name, "salt", x->salt,
-                                       "variants", variants)
-                           : json_pack("{s:n,s:o}", "name", "variants", variants);
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
-    rc_wbuf_reset(out);
-    rc_wbuf_puts(out, text ? text : "{\"error\":\"out of memory\"}");
-    rc_wbuf_putc(out, '\n');
-    free(text);
-    json_decref(j);
+    return x->name[0]
+               ? json_pack("{s:s,s:s,s:o}", "name", x->name, "salt", x->salt, "variants", variants)
+               : json_pack("{s:n,s:o}", "name", "variants", variants);
 }

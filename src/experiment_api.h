@@ -30,7 +30,8 @@ bool rc_experiment_api_route(const char *route);
 int rc_experiment_api_spec(const char *route, json_t *body, const rc_blend_t *base,
                            rc_experiment_t *x, char *spec, size_t len, char *err, size_t errlen);
 
-/** The JSON description of `x` with its counters (what GET answers). */
-void rc_experiment_api_describe(const rc_experiment_t *x, rc_wbuf_t *out);
+/** The JSON description of `x` with its counters (what GET answers; caller owns it, NULL
+ * when out of memory). */
+json_t *rc_experiment_api_describe(const rc_experiment_t *x);
 
 #endif

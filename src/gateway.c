@@ -432,12 +432,7 @@ static int http_respond(struct lws *wsi, http_pss_t *pss, unsigned int status, c
 static int http_error(struct lws *wsi, http_pss_t *pss, unsigned int status, const char *message)
 {
     /* Messages may quote what they expected: encoded, never pasted into the JSON. */
-    json_t *j = json_pack("{s:s}", "error", message);
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    rc_wbuf_reset(&pss->body);
-    rc_wbuf_printf(&pss->body, "%s\n", text != NULL ? text : "{\"error\":\"internal\"}");
-    free(text);
-    json_decref(j);
+    status = rc_api_answer(&pss->body, status, json_pack("{s:s}", "error", message));
     return http_respond(wsi, pss, status, "application/json");
 }
 

@@ -2,6 +2,7 @@
  * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
  * time to leave while pending profile writes are flushed. */
 #include "node.h"
+#include "admin_api.h"
 #include "catalog_api.h"
 #include "engine/experiments.h"
 #include "experiment_api.h"
@@ -183,7 +184,7 @@ static void node_set_experiment(rc_node_t *n, const rc_experiment_t *x, const ch
         return;
     n->experiment = *x;
     snprintf(n->experiment_spec, sizeof(n->experiment_spec), "%s", spec);
-    uint32_t pushed = rc_sessions_experiment_changed(n->sessions);
+    uint32_t pushed = rc_sessions_settings_changed(n->sessions);
     RC_INFO("node", "experiment set", "name=\"%s\" variants=%u lists_pushed=%u",
             x->name[0] ? x->name : "none", x->n_variants, pushed);
 }
@@ -206,7 +207,7 @@ static void node_set_rules(rc_node_t *n, rc_rules_t *r, const char *text)
     rc_rules_free(&n->engine.rules);
     n->engine.rules = *r;
     rc_rules_resolve(&n->engine.rules, &n->engine.catalog, true);
-    uint32_t pushed = rc_sessions_experiment_changed(n->sessions);
+    uint32_t pushed = rc_sessions_settings_changed(n->sessions);
     RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", r->n_boosts, r->n_pins,
             pushed);
 }
@@ -243,18 +244,11 @@ static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m)
 
 static unsigned answer_error(rc_wbuf_t *out, unsigned status, const char *err)
 {
-    json_t *j = json_pack("{s:s}", "error", err);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    rc_wbuf_reset(out);
-    rc_wbuf_puts(out, text ? text : "{}");
-    rc_wbuf_putc(out, '\n');
-    free(text);
-    json_decref(j);
-    return status;
+    return rc_api_answer(out, status, json_pack("{s:s}", "error", err));
 }
 
-/* A setting applied here goes to the other nodes; when the bus refuses it, 503 asks the
- * client to send it again (settings are idempotent). */
+/* A setting applied here goes to the other nodes: 200, or, when the bus refuses it, the 503
+ * answer written to `out` that asks the client to send it again (settings are idempotent). */
 static unsigned publish_setting(rc_node_t *n, const char *name, const char *spec, rc_wbuf_t *out)
 {
     rc_bus_msg_t m = {.kind = RC_BUS_SETTING,
@@ -277,8 +271,9 @@ static unsigned node_experiment_api(rc_node_t *n, const char *route, json_t *bod
                                sizeof(err)) != 0)
         return answer_error(out, 400, err);
     node_set_experiment(n, &x, spec);
-    rc_experiment_api_describe(&n->experiment, out);
-    return publish_setting(n, "experiment", spec, out);
+    unsigned status = publish_setting(n, "experiment", spec, out);
+    return status != 200 ? status
+                         : rc_api_answer(out, 200, rc_experiment_api_describe(&n->experiment));
 }
 
 /* POST /api/v1/rules: the whole set of boosts and pins, replaced. */
@@ -294,10 +289,12 @@ static unsigned node_rules_api(rc_node_t *n, json_t *body, rc_wbuf_t *out)
         return answer_error(out, 500, "out of memory");
     }
     node_set_rules(n, &r, text);
-    rc_wbuf_reset(out);
-    rc_wbuf_puts(out, text);
-    rc_wbuf_putc(out, '\n');
     unsigned status = publish_setting(n, "rules", text, out);
+    if (status == 200) {
+        rc_wbuf_reset(out);
+        rc_wbuf_puts(out, text);
+        rc_wbuf_putc(out, '\n');
+    }
     free(text);
     return status;
 }
@@ -332,8 +329,7 @@ static unsigned node_admin_get(void *ctx, const char *route, rc_wbuf_t *out)
     }
     if (strcmp(route, "/api/v1/experiment") != 0)
         return 0;
-    rc_experiment_api_describe(&n->experiment, out);
-    return 200;
+    return rc_api_answer(out, 200, rc_experiment_api_describe(&n->experiment));
 }
 
 /* Final stop: the gateway closes the remaining connections, the loop then runs out of

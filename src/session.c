@@ -1634,7 +1634,7 @@ uint32_t rc_sessions_count(const rc_sessions_t *s)
 /* Only lists that show an item the catalog no longer recommends are ranked again: the others
  * follow the user's own events, and re-ranking every list of every user at once would stall
  * the loop on a large node. */
-uint32_t rc_sessions_experiment_changed(rc_sessions_t *s)
+uint32_t rc_sessions_settings_changed(rc_sessions_t *s)
 {
     const rc_experiment_t *x = s->engine->experiment;
     uint32_t pushed = 0;

@@ -121,7 +121,7 @@ uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
 /** After the experiment or the business rules changed: every session gets its variant of
  * the experiment (engine->experiment), and every live list is ranked again with it and
  * pushed if it changed. Returns how many lists were pushed. */
-uint32_t rc_sessions_experiment_changed(rc_sessions_t *s);
+uint32_t rc_sessions_settings_changed(rc_sessions_t *s);
 
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
