@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 
-import { closeAllClients, connectHello, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { adminRequest, closeAllClients, connectHello, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
 
 const ADMIN = 'it-admin-token';
 
@@ -21,19 +21,8 @@ afterEach(() => {
   assert.deepEqual(closeAllClients(), []);
 });
 
-/** POSTs JSON to the admin API; returns {status, json}. */
-async function post(path, body, token = ADMIN) {
-  const headers = { 'content-type': 'application/json' };
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${server.httpUrl}${path}`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, json: JSON.parse(text) };
-}
+/** POSTs JSON to the admin API; returns {status, text, json}. */
+const post = (path, body, token = ADMIN) => adminRequest(server, 'POST', path, body, token);
 
 test('the catalog routes need the admin token', async () => {
   assert.equal((await post('/api/v1/catalog/remove', { ids: ['x'] }, null)).status, 401);
@@ -99,10 +88,7 @@ test('a batch with one bad item changes nothing', async () => {
 
 // Business rules (boosts and pins) through the admin API: live lists are ranked again at once.
 test('rules: a pin puts its item first on its surface only, a boost lifts a category, {} clears them', async () => {
-  const get = async () => {
-    const res = await fetch(`${server.httpUrl}/api/v1/rules`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(5000) });
-    return { status: res.status, json: await res.json() };
-  };
+  const get = () => adminRequest(server, 'GET', '/api/v1/rules', undefined, ADMIN);
   assert.deepEqual((await get()).json, { boosts: [], pins: [] });
   const { client } = await connectHello(server, 'json', { user: uniqueId('rules') });
   // Clicks in two categories give the list content scores in both.

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 
-import { closeAllClients, connectHello, httpGet, parsePrometheus, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { adminRequest, closeAllClients, connectHello, httpGet, parsePrometheus, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
 
 const EXPERIMENT = 'ab1;control=0.8,0.1,0.07,0.03;content=0.1,0.8,0.07,0.03';
 
@@ -96,14 +96,7 @@ test('impressions and clicks on a list count for the variant, with the CTR', asy
 test('the experiments API starts, describes and stops an experiment; live users move to it', async () => {
   const ADMIN = 'it-admin-token';
   const srv = await startServer({ extraArgs: ['--admin-token', ADMIN] });
-  const call = async (method, path, body, token = ADMIN) => {
-    const headers = { 'content-type': 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(`${srv.httpUrl}${path}`, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5000),
-    });
-    return { status: res.status, json: JSON.parse(await res.text()) };
-  };
+  const call = (method, path, body, token = ADMIN) => adminRequest(srv, method, path, body, token);
   try {
     assert.equal((await call('GET', '/api/v1/experiment', undefined, null)).status, 401);
     assert.equal((await call('POST', '/api/v1/experiment', { name: 'x' }, 'wrong')).status, 401);

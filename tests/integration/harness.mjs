@@ -295,6 +295,30 @@ export async function httpGet(server, path, timeoutMs = 5000) {
   return { status: res.status, headers: res.headers, body };
 }
 
+/**
+ * One request to the admin API of `server`: `body` (an object, or a string sent as it is) as
+ * JSON, or none for a GET; `token` null sends no credential. Resolves to {status, text, json}
+ * (json null when the answer is not JSON).
+ */
+export async function adminRequest(server, method, path, body, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${server.httpUrl}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Not JSON: left null.
+  }
+  return { status: res.status, text, json };
+}
+
 /** A request over TLS trusting only the test's CA (fetch cannot be given one). */
 export function httpsRequest(server, method, path, body, headers = {}, timeoutMs = 5000) {
   return new Promise((res, rej) => {

@@ -19,6 +19,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { performance } from 'node:perf_hooks';
 
 import {
+  adminRequest,
   closeAllClients,
   connectHello,
   httpGet,
@@ -230,24 +231,7 @@ async function expectLinked(t, from, to, timeoutMs = 15000) {
 }
 
 /** POST JSON to the admin API of `server`. */
-async function post(server, path, body, token = ADMIN) {
-  const headers = { 'content-type': 'application/json' };
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${server.httpUrl}${path}`, {
-    method: 'POST',
-    headers,
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Not JSON: left null.
-  }
-  return { status: res.status, text, json };
-}
+const post = (server, path, body, token = ADMIN) => adminRequest(server, 'POST', path, body, token);
 
 function assertPush(msg, { id, topic, data }) {
   assert.equal(msg.type, 'push');
@@ -409,12 +393,6 @@ describe('the Kafka bus', { skip }, () => {
     const prefix = topicPrefix();
     const closed = { extra: ['--catalog-open', 'false'] };
     const [a, b] = await startNodes(2, prefix, closed);
-    const admin = (server, path, body) => fetch(`${server.httpUrl}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(5000),
-    });
     // The answer to an event on `item`: an ack, or the error 4012 of a closed catalog.
     const tryItem = async (client, item) => {
       const id = uniqueId('ev');
@@ -428,20 +406,17 @@ describe('the Kafka bus', { skip }, () => {
     const before = await onB.subscribe('home', { k: 10 });
     const gone = before.items[0].item;
 
-    let r = await admin(a, '/api/v1/catalog/items', { id: fresh, name: 'Cluster Mug', category: 'kitchen', tags: ['mug'], price: 4 });
-    assert.equal(r.status, 200, await r.text());
-    r = await admin(a, '/api/v1/catalog/remove', { ids: [gone] });
-    assert.equal(r.status, 200, await r.text());
+    let r = await post(a, '/api/v1/catalog/items', { id: fresh, name: 'Cluster Mug', category: 'kitchen', tags: ['mug'], price: 4 });
+    assert.equal(r.status, 200, r.text);
+    r = await post(a, '/api/v1/catalog/remove', { ids: [gone] });
+    assert.equal(r.status, 200, r.text);
     const experiment = { name: 'xnode', variants: [{ name: 'one', blend: { covisit: 1 } }, { name: 'two', blend: { content: 1 } }] };
-    r = await admin(a, '/api/v1/experiment', experiment);
-    assert.equal(r.status, 200, await r.text());
+    r = await post(a, '/api/v1/experiment', experiment);
+    assert.equal(r.status, 200, r.text);
     const rules = { boosts: [{ tag: 'mug', factor: 2.5 }], pins: [{ item: fresh, position: 2, surface: 'home' }] };
-    r = await admin(a, '/api/v1/rules', rules);
-    assert.equal(r.status, 200, await r.text());
-    const read = async (server, path) => {
-      const res = await fetch(`${server.httpUrl}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } });
-      return res.json();
-    };
+    r = await post(a, '/api/v1/rules', rules);
+    assert.equal(r.status, 200, r.text);
+    const read = async (server, path) => (await adminRequest(server, 'GET', path, undefined, ADMIN)).json;
     const runs = async (server) => (await read(server, '/api/v1/experiment')).name;
 
     // B applies both: the new item is known, and the list that showed the removed one is pushed.
