@@ -58,6 +58,8 @@ typedef struct rc_config {
     int64_t hello_timeout_ms;
     int64_t outbox_max_bytes;
     int64_t rx_buffer_bytes;
+    bool ws_deflate;
+    int64_t ws_deflate_min_bytes;
     /* sessions and engine */
     int64_t session_idle_s;
     int64_t covisit_neighbors;

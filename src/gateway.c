@@ -1,6 +1,7 @@
-/* libwebsockets glue. Each callback reason dispatches to one small function. Data is
- * written only from WRITEABLE callbacks, one frame per callback; the session module asks
- * for those callbacks through rc_gateway_transport_ops. */
+/* libwebsockets glue. Each callback reason dispatches to one small function. Frames are
+ * written at the end of the loop turn that made them (or from WRITEABLE once the socket was
+ * full), several in one send; the session module asks for that through
+ * rc_gateway_transport_ops. */
 #include "gateway.h"
 #include "admin_api.h"
 #include "clock.h"
@@ -12,6 +13,7 @@
 #include "outbox.h"
 #include "proto.h"
 #include "strmap.h"
+#include "wsdeflate.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -19,7 +21,6 @@
 #include <netdb.h>
 #include <openssl/ssl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -38,8 +39,11 @@ struct rc_gateway {
     int listen_fd;
     int port;
     uv_poll_t listen_poll;
-    uv_check_t flush_check; /* writes queued frames at the end of every loop turn */
-    rc_link_t flush;        /* ws_pss_t.flush_link: connections with frames to write */
+    uv_check_t flush_check;  /* writes queued frames at the end of every loop turn */
+    rc_link_t flush;         /* ws_pss_t.flush_link: connections with frames to write */
+    rc_wbuf_t gather;        /* several frames framed for one send (write_frames) */
+    rc_deflater_t *deflater; /* with --ws-deflate */
+    rc_wbuf_t deflated;      /* one compressed message */
     bool tls;
     rc_strmap_t conns_by_ip; /* ip_entry_t*, keyed by the address bytes */
     /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
@@ -65,9 +69,11 @@ typedef struct ws_pss {
     rc_link_t flush_link; /* in the gateway's flush list while frames wait */
     rc_wbuf_t rx;         /* fragments of a message being reassembled */
     bool rx_binary;
-    bool refused;  /* a message was too large: ignore input until the close */
-    bool closing;  /* the close handshake has been started */
-    bool ping_due; /* the session asked for a ping */
+    bool refused;         /* a message was too large: ignore input until the close */
+    bool closing;         /* the close handshake has been started */
+    bool ping_due;        /* the session asked for a ping */
+    bool inflating;       /* permessage-deflate negotiated: lws inflates what arrives */
+    uint8_t deflate_bits; /* our messages are compressed with this window (9..15); 0: not */
     uint64_t rx_t0_us;
 } ws_pss_t;
 
@@ -140,6 +146,19 @@ static rc_format_t format_of(struct lws *wsi)
     return p && strcmp(p->name, "rankcast.v1.msgpack") == 0 ? RC_FMT_MSGPACK : RC_FMT_JSON;
 }
 
+/* Whether lws accepted this client's permessage-deflate offer (lws_set_extension_option()
+ * fails when the extension is not active on the connection; the level it sets is lws's own
+ * compressor's, which our frames never go through), and if so the window our messages may
+ * use, from the offer (still readable: lws detaches the headers after ESTABLISHED). */
+static void deflate_negotiated(rc_gateway_t *g, struct lws *wsi, ws_pss_t *pss)
+{
+    char offer[512];
+    pss->inflating = g->deflater != NULL && lws_set_extension_option(wsi, "permessage-deflate",
+                                                                     "compression_level", "1") == 0;
+    if (pss->inflating && lws_hdr_copy(wsi, offer, sizeof(offer), WSI_TOKEN_EXTENSIONS) > 0)
+        pss->deflate_bits = (uint8_t)rc_deflate_offer_window_bits(offer);
+}
+
 static int ws_established(struct lws *wsi, ws_pss_t *pss)
 {
     rc_gateway_t *g = gateway_of(wsi);
@@ -147,6 +166,7 @@ static int ws_established(struct lws *wsi, ws_pss_t *pss)
     rc_wbuf_init(&pss->rx, 0);
     rc_list_init(&pss->flush_link);
     pss->wsi = wsi;
+    deflate_negotiated(g, wsi, pss);
     pss->conn = rc_conn_open(g->sessions, format_of(wsi), wsi);
     if (pss->conn == NULL)
         return -1;
@@ -186,6 +206,11 @@ static int ws_receive(struct lws *wsi, ws_pss_t *pss, const void *in, size_t len
     rc_wbuf_put(&pss->rx, in, len);
     if (rc_wbuf_ok(&pss->rx) != 0)
         return -1;
+    /* lws inflates a compressed message one receive buffer at a time, and on libuv it
+     * forgets to come back for the rest once no more bytes arrive from the socket (its idle
+     * handler stops after one pass). Waking its service brings the next part. */
+    if (!last && pss->inflating)
+        lws_cancel_service_pt(wsi);
     if (last) {
         rc_conn_receive(pss->conn, rc_wbuf_data(&pss->rx), pss->rx.len, pss->rx_binary,
                         pss->rx_t0_us);
@@ -206,18 +231,78 @@ static void start_close(struct lws *wsi, ws_pss_t *pss, int code, const char *re
     set_timeout_now(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
 }
 
-/* Writes queued frames while the socket takes them whole (at most a few, so one busy
- * connection cannot hold the loop), from WRITEABLE or from the end-of-turn flush. Once lws
- * had to buffer part of a frame, or frames are left, POLLOUT brings the rest. Checking the
- * buffer lws keeps costs nothing; lws_send_pipe_choked() would cost a poll() per frame.
- * Returns -1 when the connection must be dropped. */
+/* Writes queued frames, from WRITEABLE or from the end-of-turn flush: at most a few per call
+ * (so one busy connection cannot hold the loop), all in one send. Once lws had to buffer
+ * part of them, or frames are left, POLLOUT brings the rest. Checking the buffer lws keeps
+ * costs nothing; lws_send_pipe_choked() would cost a poll() per frame. Returns -1 when the
+ * connection must be dropped. */
 #define FRAMES_PER_TURN 16
+#define GATHER_BYTES    (64u << 10)
 
-/* TCP_CORK on or off; returns the socket, or -1 when it could not be set. */
-static int cork(struct lws *wsi, int on)
+/* The header of an unmasked (server to client), final, uncompressed frame; returns its size. */
+static size_t ws_frame_header(unsigned char *p, size_t len, bool binary)
 {
-    int fd = (int)lws_get_socket_fd(wsi);
-    return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0 ? fd : -1;
+    p[0] = 0x80 | (binary ? 0x2 : 0x1);
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Appends one frame, header and payload, to the send buffer: compressed when the client
+ * takes permessage-deflate and the message is large enough to gain from it (RFC 7692 lets
+ * the sender choose per message; RSV1 marks a compressed one). */
+static void gather_frame(rc_gateway_t *g, const ws_pss_t *pss, rc_frame_t *f)
+{
+    const unsigned char *payload = rc_frame_payload(f);
+    size_t len = f->len;
+    unsigned char h[10];
+    size_t hlen;
+    rc_wbuf_reset(&g->deflated);
+    if (pss->deflate_bits != 0 && len >= (size_t)g->cfg->ws_deflate_min_bytes &&
+        rc_deflate_message(g->deflater, pss->deflate_bits, payload, len, &g->deflated) > 0 &&
+        g->deflated.len < len) {
+        payload = (const unsigned char *)rc_wbuf_data(&g->deflated);
+        len = g->deflated.len;
+        hlen = ws_frame_header(h, len, f->binary);
+        h[0] |= 0x40;
+    } else {
+        hlen = ws_frame_header(h, len, f->binary);
+    }
+    rc_wbuf_put(&g->gather, h, hlen);
+    rc_wbuf_put(&g->gather, payload, len);
+}
+
+/* The frames leave in one send(), framed here and written raw: one system call and one
+ * TCP segment for an event's ack and its list, instead of one each. lws's own
+ * permessage-deflate compressor is never used: it keeps zlib state per connection and
+ * compresses every message, however small. Returns 0, or -1 when the socket failed. */
+static int write_frames(rc_gateway_t *g, ws_pss_t *pss, rc_frame_t **frames, int n)
+{
+    if (n == 1 && pss->deflate_bits == 0) { /* as it is, without a copy */
+        rc_frame_t *f = frames[0];
+        int w = lws_write(pss->wsi, rc_frame_payload(f), f->len,
+                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        return w < (int)f->len ? -1 : 0;
+    }
+    rc_wbuf_t *b = &g->gather;
+    rc_wbuf_reset(b);
+    for (int i = 0; i < n; i++)
+        gather_frame(g, pss, frames[i]);
+    if (rc_wbuf_ok(b) != 0)
+        return -1;
+    int w = lws_write(pss->wsi, (unsigned char *)rc_wbuf_data(b), b->len, LWS_WRITE_RAW);
+    return w < (int)b->len ? -1 : 0;
 }
 
 static int ws_flush(struct lws *wsi, ws_pss_t *pss)
@@ -233,25 +318,26 @@ static int ws_flush(struct lws *wsi, ws_pss_t *pss)
             return -1;
         rc_metrics.pings_sent++;
     }
-    int fd = -1;
-    for (int i = 0; i < FRAMES_PER_TURN && !lws_partial_buffered(wsi); i++) {
+    rc_frame_t *frames[FRAMES_PER_TURN];
+    int n = 0;
+    size_t bytes = 0;
+    while (n < FRAMES_PER_TURN && bytes < GATHER_BYTES && !lws_partial_buffered(wsi)) {
         rc_frame_t *f = rc_conn_next_frame(pss->conn);
         if (f == NULL)
             break;
-        /* Several frames (an event's ack and its list): one TCP segment for all of them,
-         * not one each. Each segment costs more than the two socket options. */
-        if (i == 0 && rc_conn_has_pending(pss->conn))
-            fd = cork(wsi, 1);
-        int n = lws_write(wsi, rc_frame_payload(f), f->len,
-                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        if (n < (int)f->len) {
-            rc_frame_unref(f);
-            return -1;
-        }
-        rc_conn_frame_written(f, rc_mono_us());
+        frames[n++] = f;
+        bytes += f->len;
     }
-    if (fd >= 0)
-        cork(wsi, 0);
+    int rc = n > 0 ? write_frames(gateway_of(wsi), pss, frames, n) : 0;
+    uint64_t now = rc_mono_us();
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc_conn_frame_written(frames[i], now);
+        else
+            rc_frame_unref(frames[i]);
+    }
+    if (rc != 0)
+        return -1;
     if (rc_conn_has_pending(pss->conn) || pss->ping_due || lws_partial_buffered(wsi)) {
         lws_callback_on_writable(wsi);
         return 0;
@@ -646,6 +732,15 @@ static struct lws_protocols protocols[6] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* permessage-deflate, with --ws-deflate: lws negotiates it and inflates what clients
+ * compress; write_frames() compresses ours (wsdeflate.h). zlib level 1: lists are small,
+ * and higher levels cost CPU for a few percent of bytes. */
+#define DEFLATE_LEVEL 1
+static const struct lws_extension deflate_extension[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate"},
+    {NULL, NULL, NULL},
+};
+
 /* A client that offers no subprotocol gets JSON (PROTOCOL.md section 1). */
 static const struct lws_protocol_vhost_options pvo_json_default = {NULL, NULL, "default", "1"};
 static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_json_default, "rankcast.v1.json",
@@ -921,6 +1016,14 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     g->tls = tls;
     rc_strmap_init(&g->conns_by_ip);
     rc_list_init(&g->flush);
+    rc_wbuf_init(&g->gather, LWS_PRE);
+    rc_wbuf_init(&g->deflated, 0);
+    if (cfg->ws_deflate && (g->deflater = rc_deflater_new(DEFLATE_LEVEL)) == NULL) {
+        close(listen_fd);
+        free(g);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
 
     memset(&mounts[0], 0, sizeof(mounts[0]));
     mounts[0].mountpoint = "/";
@@ -952,6 +1055,8 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.protocols = protocols;
     info.pvo = &pvo;
     info.mounts = mount_sdk(cfg, &mounts[4]);
+    if (cfg->ws_deflate)
+        info.extensions = deflate_extension;
     info.user = g;
     info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";
@@ -1036,6 +1141,9 @@ void rc_gateway_free(rc_gateway_t *g)
         if (g->conns_by_ip.slots[i].hash != 0)
             free((void *)(uintptr_t)g->conns_by_ip.slots[i].value);
     rc_strmap_free(&g->conns_by_ip);
+    rc_wbuf_free(&g->gather);
+    rc_wbuf_free(&g->deflated);
+    rc_deflater_free(g->deflater);
     free(g);
 }
 

@@ -39,6 +39,11 @@ static int reserve(rc_wbuf_t *b, size_t extra)
     return 0;
 }
 
+void rc_wbuf_reserve(rc_wbuf_t *b, size_t extra)
+{
+    (void)reserve(b, extra);
+}
+
 void rc_wbuf_put(rc_wbuf_t *b, const void *data, size_t len)
 {
     if (len == 0 || reserve(b, len) != 0)

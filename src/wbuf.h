@@ -40,6 +40,10 @@ void rc_wbuf_putc(rc_wbuf_t *b, char c);
 void rc_wbuf_puts(rc_wbuf_t *b, const char *s);
 void rc_wbuf_printf(rc_wbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Makes room for `extra` more bytes after the data, for a writer that fills them itself
+ * and then sets `len`; a failure marks the buffer failed. */
+void rc_wbuf_reserve(rc_wbuf_t *b, size_t extra);
+
 /** Returns 0, or RC_ENOMEM if any append since the last reset failed. */
 int rc_wbuf_ok(const rc_wbuf_t *b);
 
