@@ -1,15 +1,18 @@
 /* libFuzzer target: what an HTTP client controls beyond the routing: the admin API bodies
- * (push, erase, experiment, rules) and a client token (hello.token, Authorization header), verified
- * with an HS256 verifier. The first byte picks the parser. */
+ * (push, erase, experiment, rules), a client token (hello.token, Authorization header), verified
+ * with an HS256 verifier, and a Sec-WebSocket-Extensions offer. The first byte picks the
+ * parser. */
 #include "admin_api.h"
 #include "engine/rules.h"
 #include "experiment_api.h"
 #include "jwt.h"
 #include "proto.h"
+#include "wsdeflate.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static rc_jwt_verifier_t *verifier(void)
 {
@@ -36,7 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 1:
-        rc_api_erase_parse(body, len, user, err, sizeof(err));
+        if (data[0] & 8) { /* the gateway reads the header into 512 bytes, NUL-terminated */
+            char offer[512];
+            size_t n = len < sizeof(offer) - 1 ? len : sizeof(offer) - 1;
+            memcpy(offer, body, n);
+            offer[n] = '\0';
+            int bits = rc_deflate_offer_window_bits(offer);
+            if (bits != 0 && (bits < 9 || bits > 15))
+                abort();
+        } else {
+            rc_api_erase_parse(body, len, user, err, sizeof(err));
+        }
         break;
     case 2: {
         json_t *j = rc_api_load_object(body, len, err, sizeof(err));
