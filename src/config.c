@@ -103,7 +103,7 @@ static const setting_t settings[] = {
      "time a connection has to send hello"},
     {"outbox-max-bytes", T_INT, OFF(outbox_max_bytes), "262144", 4096, 67108864,
      "queued bytes per connection before it is closed as a slow consumer"},
-    {"rx-buffer-bytes", T_INT, OFF(rx_buffer_bytes), "512", 128, 1048576,
+    {"rx-buffer-bytes", T_INT, OFF(rx_buffer_bytes), "256", 128, 1048576,
      "receive buffer per connection (memory per connection); larger messages are reassembled"},
     {"ws-deflate", T_BOOL, OFF(ws_deflate), "false", 0, 0,
      "offer permessage-deflate (RFC 7692): fewer bytes on the wire for more CPU"},

@@ -214,7 +214,9 @@ static int ws_receive(struct lws *wsi, ws_pss_t *pss, const void *in, size_t len
     if (last) {
         rc_conn_receive(pss->conn, rc_wbuf_data(&pss->rx), pss->rx.len, pss->rx_binary,
                         pss->rx_t0_us);
-        rc_wbuf_reset(&pss->rx);
+        /* Freed, not kept: the large messages are rare (a hello with a token, a batch), and
+         * an idle connection should not hold the largest one it ever sent. */
+        rc_wbuf_free(&pss->rx);
     }
     return 0;
 }

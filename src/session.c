@@ -54,7 +54,13 @@ typedef struct rc_session {
     uint32_t user_len;
     char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
     char id[32];
-    rc_user_state_t state;
+    /* The context every rank needs, and the history (recent items, content vector, ...)
+     * only a user who did something has: NULL until the first event or stored profile, so
+     * an idle session costs about a third of the memory (state_for_read/_write). */
+    uint8_t device;
+    int8_t locale; /* the engine's locale slot, or -1 */
+    int16_t tz_offset_min;
+    rc_user_state_t *state;
     rc_view_t **views; /* grown on demand up to MAX_VIEWS */
     uint32_t n_views, cap_views;
     rc_link_t conns; /* rc_conn_t.session_link */
@@ -66,9 +72,9 @@ typedef struct rc_session {
     uint64_t idle_since_us;
     uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
     uint32_t n_seen, cap_seen, seen_head;
-    bool consent;             /* false: session-only personalization, nothing stored */
-    uint32_t variant;         /* experiment variant (engine/experiments.h) */
-    rc_profile_delta_t delta; /* what changed since the last profile write */
+    bool consent;              /* false: session-only personalization, nothing stored */
+    uint32_t variant;          /* experiment variant (engine/experiments.h) */
+    rc_profile_delta_t *delta; /* what changed since the last profile write; NULL: nothing */
 } rc_session_t;
 
 typedef enum { CONN_AWAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_GONE } conn_state_t;
@@ -280,16 +286,58 @@ static void view_free(rc_view_t *v)
     free(v);
 }
 
+/* The user's state for ranking: the session's own, or, while it has none, `empty` made
+ * from the context alone. */
+static const rc_user_state_t *state_for_read(const rc_session_t *ses, rc_user_state_t *empty)
+{
+    if (ses->state != NULL)
+        return ses->state;
+    rc_user_state_init(empty, ses->device, ses->tz_offset_min);
+    empty->locale = ses->locale;
+    return empty;
+}
+
+/* The user's state for learning, made on first need. NULL when out of memory. */
+static rc_user_state_t *state_for_write(rc_session_t *ses)
+{
+    if (ses->state == NULL && (ses->state = malloc(sizeof(*ses->state))) != NULL) {
+        rc_user_state_init(ses->state, ses->device, ses->tz_offset_min);
+        ses->state->locale = ses->locale;
+    }
+    return ses->state;
+}
+
+/* The newest connection's context (a phone joining a desktop session). */
+static void set_context(rc_session_t *ses, int device, int tz_offset_min, int locale)
+{
+    ses->device = (uint8_t)device;
+    ses->tz_offset_min = (int16_t)tz_offset_min;
+    ses->locale = (int8_t)locale;
+    if (ses->state != NULL) {
+        ses->state->device = ses->device;
+        ses->state->tz_offset_min = ses->tz_offset_min;
+        ses->state->locale = ses->locale;
+    }
+}
+
+static void drop_delta(rc_session_t *ses)
+{
+    free(ses->delta);
+    ses->delta = NULL;
+}
+
 /* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
 static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
                                rc_format_t fmt, bool with_cause)
 {
     const rc_catalog_t *cat = &s->engine->catalog;
+    rc_user_state_t empty;
+    const rc_user_state_t *u = state_for_read(ses, &empty);
     rc_enc_t e;
     for (uint32_t i = 0; i < v->n; i++) {
         const rc_ranked_t *r = &v->ranked[i];
         const rc_item_t *it = &cat->items[r->item];
-        rc_engine_why(s->engine, &ses->state, r, s->why_buf[i], WHY_LEN);
+        rc_engine_why(s->engine, u, r, s->why_buf[i], WHY_LEN);
         s->recs_buf[i] = (rc_recs_item_t){
             .item = it->id,
             .score = r->score,
@@ -327,7 +375,9 @@ static bool view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_st
                         uint64_t t0_us)
 {
     uint64_t start = rc_mono_us();
-    uint32_t n = rc_engine_rank(s->engine, &ses->state, &v->spec, rc_wall_ms(), s->rank_buf);
+    rc_user_state_t empty;
+    uint32_t n =
+        rc_engine_rank(s->engine, state_for_read(ses, &empty), &v->spec, rc_wall_ms(), s->rank_buf);
     uint64_t done = rc_mono_us();
     rc_hist_observe(&rc_metrics.rank, done - start);
     rc_metrics.rerank_total++;
@@ -447,17 +497,19 @@ static void mark_dirty(rc_sessions_t *s, rc_session_t *ses)
 static void save_profile(rc_sessions_t *s, rc_session_t *ses)
 {
     rc_list_unlink(&ses->dirty_link);
-    if (!ses->consent || rc_profile_delta_empty(&ses->delta))
+    if (!ses->consent || ses->delta == NULL || rc_profile_delta_empty(ses->delta)) {
+        drop_delta(ses);
         return;
+    }
     rc_wbuf_reset(&s->scratch);
-    int rc = rc_profile_delta_encode(&s->engine->catalog, &ses->delta, rc_wall_ms(), &s->scratch);
+    int rc = rc_profile_delta_encode(&s->engine->catalog, ses->delta, rc_wall_ms(), &s->scratch);
     if (rc == 0)
         rc = rc_profile_update(s->profiles, ses->user, ses->user_len, rc_wbuf_data(&s->scratch),
                                s->scratch.len);
     if (rc != 0)
         RC_WARN("session", "profile update dropped", "session=%s error=\"%s\"", ses->id,
                 rc_strerror(rc));
-    memset(&ses->delta, 0, sizeof(ses->delta));
+    drop_delta(ses);
 }
 
 static void session_free(rc_sessions_t *s, rc_session_t *ses)
@@ -471,6 +523,8 @@ static void session_free(rc_sessions_t *s, rc_session_t *ses)
         view_free(ses->views[i]);
     free(ses->views);
     free(ses->seen_ids);
+    free(ses->state);
+    drop_delta(ses);
     free(ses);
     s->n_sessions--;
     rc_metrics.sessions = s->n_sessions;
@@ -516,7 +570,9 @@ static rc_session_t *session_create(rc_sessions_t *s, rc_str_t user, int device,
     memcpy(ses->user, user.p, user.n);
     ses->user_len = user.n;
     snprintf(ses->id, sizeof(ses->id), "s-%llx", (unsigned long long)++s->next_session_id);
-    rc_user_state_init(&ses->state, device, tz);
+    ses->device = (uint8_t)device;
+    ses->tz_offset_min = (int16_t)tz;
+    ses->locale = -1;
     rc_list_init(&ses->conns);
     rc_list_init(&ses->idle_link);
     rc_list_init(&ses->dirty_link);
@@ -551,9 +607,10 @@ static void on_profile_loaded(void *ctx, const char *user, size_t user_len, int 
 {
     rc_sessions_t *s = ctx;
     rc_session_t *ses = session_find(s, user, user_len);
-    if (ses == NULL || status != 0 || !ses->consent)
+    if (ses == NULL || status != 0 || !ses->consent || len == 0)
         return;
-    if (rc_profile_merge(&s->engine->catalog, &ses->state, data, len) != 0) {
+    rc_user_state_t *u = state_for_write(ses);
+    if (u == NULL || rc_profile_merge(&s->engine->catalog, u, data, len) != 0) {
         RC_WARN("session", "profile unreadable", "session=%s", ses->id);
         return;
     }
@@ -663,7 +720,8 @@ static bool take_token(rc_conn_t *c, uint64_t now_us)
  * knows when it alone holds the session. */
 static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_bus_msg_t *m)
 {
-    const rc_user_state_t *u = &ses->state;
+    rc_user_state_t empty;
+    const rc_user_state_t *u = state_for_read(ses, &empty);
     const rc_catalog_t *c = &s->engine->catalog;
     m->device = u->device;
     m->tz_offset_min = u->tz_offset_min;
@@ -767,11 +825,21 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
     /* The dashboard sees the bus pseudonym, never the raw id. */
     rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface);
     float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
-    bool changed =
-        rc_engine_observe(s->engine, &ses->state, ev->kind, item, w, ev->query, be.received_ms);
+    rc_user_state_t *u = state_for_write(ses);
+    if (u == NULL) { /* published, so still learned by the models; not by this session */
+        RC_WARN("session", "event not applied: out of memory", "session=%s", ses->id);
+        return false;
+    }
+    bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, be.received_ms);
     if (ses->consent && ev->kind != RC_EV_IMPRESSION) {
-        rc_profile_delta_add(&ses->delta, &s->engine->catalog, ev->kind, item, w);
-        mark_dirty(s, ses);
+        if (ses->delta == NULL)
+            ses->delta = calloc(1, sizeof(*ses->delta));
+        if (ses->delta != NULL) {
+            rc_profile_delta_add(ses->delta, &s->engine->catalog, ev->kind, item, w);
+            mark_dirty(s, ses);
+        } else {
+            RC_WARN("session", "profile update dropped: out of memory", "session=%s", ses->id);
+        }
     }
     return changed;
 }
@@ -870,11 +938,10 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
      * consent: withdrawn, nothing more is written, and nothing unwritten is kept. */
     if (!consent) {
         ses->consent = false;
-        memset(&ses->delta, 0, sizeof(ses->delta));
+        drop_delta(ses);
     }
-    ses->state.device = (uint8_t)m->u.hello.device;
-    ses->state.tz_offset_min = (int16_t)m->u.hello.tz_offset_min;
-    ses->state.locale = (int8_t)rc_engine_locale(s->engine, m->u.hello.locale);
+    set_context(ses, m->u.hello.device, m->u.hello.tz_offset_min,
+                rc_engine_locale(s->engine, m->u.hello.locale));
     rc_list_unlink(&ses->idle_link);
     rc_list_unlink(&c->hello_link);
     c->session = ses;
@@ -1219,9 +1286,12 @@ static void apply_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
         if (seen_event(ses, key))
             return;
         remember_event(ses, key);
-        if (rc_engine_observe(e, &ses->state, m->ev.kind, item, w, m->ev.query, now_ms))
+        rc_user_state_t *u = state_for_write(ses);
+        if (u != NULL && rc_engine_observe(e, u, m->ev.kind, item, w, m->ev.query, now_ms))
             session_rerank(s, ses, m->ev.id, t0);
-        return;
+        if (u != NULL)
+            return;
+        /* Out of memory for the session: the models still learn, below. */
     }
     /* No session here: learn what the origin's session knew. */
     rc_user_state_t u;
@@ -1240,7 +1310,7 @@ static bool segment_matches(const rc_session_t *ses, rc_str_t seg)
     if (seg.n == 3 && memcmp(seg.p, "all", 3) == 0)
         return true;
     if (seg.n > 7 && memcmp(seg.p, "device:", 7) == 0) {
-        const char *dev = rc_device_name(ses->state.device);
+        const char *dev = rc_device_name(ses->device);
         return strlen(dev) == seg.n - 7 && memcmp(dev, seg.p + 7, seg.n - 7) == 0;
     }
     return false;
@@ -1574,10 +1644,9 @@ static int erase_local(rc_sessions_t *s, const char *user, size_t len)
     rc_session_t *ses = session_find(s, user, len);
     if (ses != NULL) {
         /* Live connections keep their subscriptions and get lists computed from nothing. */
-        int8_t locale = ses->state.locale;
-        rc_user_state_init(&ses->state, ses->state.device, ses->state.tz_offset_min);
-        ses->state.locale = locale;
-        memset(&ses->delta, 0, sizeof(ses->delta));
+        free(ses->state);
+        ses->state = NULL;
+        drop_delta(ses);
         rc_list_unlink(&ses->dirty_link);
         ses->n_seen = ses->seen_head = 0;
         session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);

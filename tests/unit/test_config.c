@@ -66,7 +66,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.events_burst, 400);
     assert_int_equal(cfg.hello_timeout_ms, 10000);
     assert_int_equal(cfg.outbox_max_bytes, 262144);
-    assert_int_equal(cfg.rx_buffer_bytes, 512);
+    assert_int_equal(cfg.rx_buffer_bytes, 256);
+    assert_false(cfg.ws_deflate);
+    assert_int_equal(cfg.ws_deflate_min_bytes, 256);
     assert_int_equal(cfg.session_idle_s, 300);
     assert_int_equal(cfg.covisit_neighbors, 64);
     assert_float_equal(cfg.covisit_half_life_s, 604800, 1e-9);
