@@ -171,8 +171,12 @@ static int ws_established(struct lws *wsi, ws_pss_t *pss)
     if (pss->conn == NULL)
         return -1;
     if (g->claims_wsi == wsi) {
-        rc_conn_set_claims(pss->conn, &g->claims);
         g->claims_wsi = NULL;
+        if (rc_conn_set_claims(pss->conn, &g->claims) != 0) {
+            rc_conn_closed(pss->conn);
+            pss->conn = NULL;
+            return -1;
+        }
     }
     rc_metrics.connections++;
     rc_metrics.connections_total++;

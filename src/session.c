@@ -114,9 +114,10 @@ struct rc_conn {
     rc_link_t activity_link;
     uint64_t last_input_us;
     uint64_t pinged_us;
-    int64_t auth_exp_s;     /* the token's exp (wall seconds); 0: no token */
-    bool has_claims;        /* claims verified before hello (Authorization header) */
-    rc_jwt_claims_t claims; /* their subject is the only user this connection may be */
+    int64_t auth_exp_s; /* the token's exp (wall seconds); 0: no token */
+    /* Verified from the Authorization header or hello.token: its subject is the only user
+     * this connection may be. Held only until hello is answered. */
+    rc_jwt_claims_t *claims;
 };
 
 /* One event on its way through the bus: keeps its connection alive and its id. */
@@ -177,6 +178,7 @@ static void conn_unref(rc_conn_t *c)
     rc_outbox_free(&c->outbox);
     rc_wbuf_free(&c->acks);
     free(c->subs);
+    free(c->claims);
     free(c);
 }
 
@@ -871,23 +873,27 @@ static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user, char *
     rc_sessions_t *s = c->reg;
     rc_str_t asked = m->u.hello.user;
     if (m->u.hello.token.n > 0 && s->jwt != NULL) {
+        rc_jwt_claims_t claims;
         rc_jwt_reason_t why =
-            rc_sessions_verify_token(s, m->u.hello.token.p, m->u.hello.token.n, &c->claims);
+            rc_sessions_verify_token(s, m->u.hello.token.p, m->u.hello.token.n, &claims);
         if (why != RC_JWT_OK) {
             refuse_token(c, why);
             return false;
         }
-        c->has_claims = true;
+        if (rc_conn_set_claims(c, &claims) != 0) {
+            conn_error(c, RC_PERR_INTERNAL, "out of memory", (rc_str_t){0}, true);
+            return false;
+        }
     }
-    if (c->has_claims) {
+    if (c->claims != NULL) {
         if (asked.n > 0 &&
-            (asked.n != c->claims.sub_len || memcmp(asked.p, c->claims.sub, asked.n) != 0)) {
+            (asked.n != c->claims->sub_len || memcmp(asked.p, c->claims->sub, asked.n) != 0)) {
             conn_error(c, RC_PERR_UNAUTHORIZED, "hello.user is not the token's subject",
                        (rc_str_t){0}, true);
             return false;
         }
-        *user = (rc_str_t){c->claims.sub, c->claims.sub_len};
-        c->auth_exp_s = c->claims.exp_s;
+        *user = (rc_str_t){c->claims->sub, c->claims->sub_len};
+        c->auth_exp_s = c->claims->exp_s;
         return true;
     }
     if (!s->cfg->anonymous && !s->cfg->demo) {
@@ -956,6 +962,8 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     rc_frame_t *f = finish_frame(s, c->fmt);
     conn_send(c, f);
     rc_frame_unref(f);
+    free(c->claims); /* `user` pointed into them; the session holds its own copy */
+    c->claims = NULL;
 }
 
 /* A free subscription slot, growing the table (and the outbox's list slots with it) when
@@ -1576,10 +1584,12 @@ rc_jwt_reason_t rc_sessions_verify_token(rc_sessions_t *s, const char *token, si
     return why;
 }
 
-void rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims)
+int rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims)
 {
-    c->claims = *claims;
-    c->has_claims = true;
+    if (c->claims == NULL && (c->claims = malloc(sizeof(*c->claims))) == NULL)
+        return RC_ENOMEM;
+    *c->claims = *claims;
+    return 0;
 }
 
 void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)

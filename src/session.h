@@ -55,8 +55,9 @@ rc_jwt_reason_t rc_sessions_verify_token(rc_sessions_t *s, const char *token, si
 rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport);
 
 /** The transport verified a token before the handshake (an Authorization header): the
- * connection's user is its subject, whatever hello says. */
-void rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims);
+ * connection's user is its subject, whatever hello says. `claims` is copied. Returns 0 or
+ * RC_ENOMEM (then the connection must not go on: it would be anonymous). */
+int rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims);
 
 /** The client showed it is alive at `now_us` (rc_mono_us()) without a message: a pong. */
 void rc_conn_alive(rc_conn_t *c, uint64_t now_us);
