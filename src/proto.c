@@ -841,7 +841,16 @@ void rc_enc_int(rc_enc_t *e, int64_t v)
         return;
     }
     json_before_value(e);
-    rc_wbuf_printf(e->out, "%lld", (long long)v);
+    /* Digits from the end: no printf on the path of every list (its version, took_us). */
+    char tmp[24], *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    rc_wbuf_put(e->out, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void rc_enc_double(rc_enc_t *e, double v)

@@ -44,17 +44,12 @@ void rc_wbuf_reserve(rc_wbuf_t *b, size_t extra)
     (void)reserve(b, extra);
 }
 
-void rc_wbuf_put(rc_wbuf_t *b, const void *data, size_t len)
+void rc_wbuf_put_slow(rc_wbuf_t *b, const void *data, size_t len)
 {
     if (len == 0 || reserve(b, len) != 0)
         return;
     memcpy(b->base + b->headroom + b->len, data, len);
     b->len += len;
-}
-
-void rc_wbuf_putc(rc_wbuf_t *b, char c)
-{
-    rc_wbuf_put(b, &c, 1);
 }
 
 void rc_wbuf_puts(rc_wbuf_t *b, const char *s)

@@ -5,13 +5,14 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct rc_wbuf {
     char *base;      /* allocation, headroom included */
     size_t headroom; /* bytes reserved before data */
     size_t len;      /* bytes of data after the headroom */
     size_t cap;      /* bytes available for data */
-    int failed;      /* set once an allocation failed; later writes are ignored */
+    int failed;      /* set once an allocation failed; the contents are meaningless then */
 } rc_wbuf_t;
 
 /** Prepares an empty buffer (no allocation yet). Caller frees with rc_wbuf_free(). */
@@ -35,8 +36,26 @@ static inline char *rc_wbuf_data(const rc_wbuf_t *b)
 
 /** Appends bytes. On allocation failure the buffer is marked failed (checked once, at the
  * end, with rc_wbuf_ok()), so a writer need not test every append. */
-void rc_wbuf_put(rc_wbuf_t *b, const void *data, size_t len);
-void rc_wbuf_putc(rc_wbuf_t *b, char c);
+void rc_wbuf_put_slow(rc_wbuf_t *b, const void *data, size_t len);
+
+/* Inline: the encoders append many short pieces, and most fit in the buffer as it is. */
+static inline void rc_wbuf_put(rc_wbuf_t *b, const void *data, size_t len)
+{
+    if (b->base != NULL && len <= b->cap - b->len) {
+        memcpy(b->base + b->headroom + b->len, data, len);
+        b->len += len;
+    } else {
+        rc_wbuf_put_slow(b, data, len);
+    }
+}
+
+static inline void rc_wbuf_putc(rc_wbuf_t *b, char c)
+{
+    if (b->base != NULL && b->len < b->cap)
+        b->base[b->headroom + b->len++] = c;
+    else
+        rc_wbuf_put_slow(b, &c, 1);
+}
 void rc_wbuf_puts(rc_wbuf_t *b, const char *s);
 void rc_wbuf_printf(rc_wbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -5,7 +5,6 @@
 #include "error.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -604,6 +603,20 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
 }
 
 /* The reason of a trending item, from the segment that carried it. */
+/* `a` then `b` into buf, cut to len - 1 bytes as snprintf would (reasons are made for every
+ * item of every list pushed; printf's parsing showed in profiles). */
+static void phrase(char *buf, size_t len, const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (len == 0)
+        return;
+    na = na < len - 1 ? na : len - 1;
+    nb = nb < len - 1 - na ? nb : len - 1 - na;
+    memcpy(buf, a, na);
+    memcpy(buf + na, b, nb);
+    buf[na + nb] = '\0';
+}
+
 static void trending_phrase(const rc_trending_t *t, int64_t seg, char *buf, size_t len)
 {
     static const char *const devices[] = {[RC_DEV_MOBILE] = "on mobile",
@@ -619,10 +632,10 @@ static void trending_phrase(const rc_trending_t *t, int64_t seg, char *buf, size
     else if (seg >= RC_SEG_DAYPART(0) && seg < RC_SEG_LOCALE(0))
         what = dayparts[seg - RC_SEG_DAYPART(0)];
     else if (seg >= RC_SEG_LOCALE(0) && seg < (int64_t)t->n_segments) {
-        snprintf(buf, len, "Trending in %s", t->locales[seg - RC_SEG_LOCALE(0)]);
+        phrase(buf, len, "Trending in ", t->locales[seg - RC_SEG_LOCALE(0)]);
         return;
     }
-    snprintf(buf, len, "Trending %s", what);
+    phrase(buf, len, "Trending ", what);
 }
 
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
@@ -633,7 +646,7 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
     switch (r->src) {
     case RC_SRC_COVISIT:
         if (r->ref >= 0 && (uint64_t)r->ref < c->n) {
-            snprintf(buf, len, "Viewed together with %s", c->items[r->ref].name);
+            phrase(buf, len, "Viewed together with ", c->items[r->ref].name);
             return;
         }
         break;
@@ -642,12 +655,12 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         for (uint8_t d = 0; d < u->n_recent; d++) {
             uint32_t ri = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
             if (ri < c->n && it->category != 0 && c->items[ri].category == it->category) {
-                snprintf(buf, len, "Similar to %s", c->items[ri].name);
+                phrase(buf, len, "Similar to ", c->items[ri].name);
                 return;
             }
         }
         if (it->category != 0) {
-            snprintf(buf, len, "Because you like %s", c->categories[it->category]);
+            phrase(buf, len, "Because you like ", c->categories[it->category]);
             return;
         }
         break;
@@ -655,19 +668,19 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         trending_phrase(&e->trending, r->ref, buf, len);
         return;
     case RC_SRC_PINNED:
-        snprintf(buf, len, "Featured");
+        phrase(buf, len, "Featured", "");
         return;
     case RC_SRC_EXPLORE:
         if (it->category != 0)
-            snprintf(buf, len, "New in %s", c->categories[it->category]);
+            phrase(buf, len, "New in ", c->categories[it->category]);
         else
-            snprintf(buf, len, "New");
+            phrase(buf, len, "New", "");
         return;
     default:
         break;
     }
     if (it->category != 0)
-        snprintf(buf, len, "Popular in %s", c->categories[it->category]);
+        phrase(buf, len, "Popular in ", c->categories[it->category]);
     else
-        snprintf(buf, len, "Popular");
+        phrase(buf, len, "Popular", "");
 }
