@@ -1,6 +1,6 @@
-/* Protocol v1 codec. Decoding turns either encoding into one msgpack_object tree (JSON via
- * jansson, converted into the decoder's zone), then one table-driven validator fills the C
- * structs, so both subprotocols accept and refuse exactly the same messages. */
+/* Protocol v1 codec. Decoding turns either encoding into one msgpack_object tree (JSON by
+ * json_read.h, straight into the decoder's zone), then one table-driven validator fills the
+ * C structs, so both subprotocols accept and refuse exactly the same messages. */
 #include "proto.h"
 #include "error.h"
 #include "mpack.h"
@@ -250,39 +250,13 @@ bool rc_proto_valid_id(const char *s, size_t n)
     return true;
 }
 
-/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. JSON input is
- * already checked by jansson; MessagePack strings are not checked by msgpack-c. */
+/* Strict UTF-8 (rc_utf8_sequence). JSON strings were checked while read; MessagePack
+ * strings are not checked by msgpack-c. */
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2, cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3, cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4, cp = c & 0x07;
-        } else {
+    for (size_t i = 0, k; i < n; i += k)
+        if ((k = rc_utf8_sequence(s + i, s + n)) == 0)
             return false;
-        }
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
     return true;
 }
 
@@ -642,44 +616,47 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d)
     if (d == NULL)
         return;
     msgpack_zone_destroy(&d->zone);
+    rc_json_reader_free(&d->json);
 }
 
-/* Parses again with integers read as reals, only to name the event in the error. */
-static int overflow_error(rc_proto_decoder_t *d, const void *data, size_t len)
+/* Is `o` a map whose "type" is "event"? */
+static bool is_event(const msgpack_object *o)
 {
-    json_t *j = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, NULL);
-    const char *type = json_string_value(json_object_get(j, "type"));
-    json_t *id = json_object_get(j, "id");
-    if (type != NULL && strcmp(type, "event") == 0 && json_is_string(id)) {
-        msgpack_object o;
-        if (json_str_to_obj(json_string_value(id), json_string_length(id), &d->zone, &o) == 0) {
-            msgpack_object_kv kv = {{.type = MSGPACK_OBJECT_STR, .via.str = {2, "id"}}, o};
-            msgpack_object_map map = {1, &kv};
-            d->err_id = find_event_id(&map);
-        }
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return false;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 &&
+            memcmp(k->via.str.ptr, "type", 4) == 0)
+            return v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5 &&
+                   memcmp(v->via.str.ptr, "event", 5) == 0;
     }
-    json_decref(j);
-    return fail(d, RC_PERR_INVALID_FIELD, "a number is out of range");
+    return false;
 }
+
+/* The depth both readers allow a client message (MessagePack: rc_mp_check). */
+#define MAX_DEPTH 32
 
 static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
                             msgpack_object *root)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL) {
-        if (json_error_code(&jerr) == json_error_duplicate_key)
-            return fail(d, RC_PERR_INVALID_FIELD, "a field appears twice");
-        /* Valid JSON whose number no field can hold: out of range, not malformed. */
-        if (json_error_code(&jerr) == json_error_numeric_overflow)
-            return overflow_error(d, data, len);
-        return fail(d, RC_PERR_MALFORMED, "invalid JSON: %s", jerr.text);
-    }
-    int rc = json_to_obj(j, &d->zone, root);
-    json_decref(j);
-    if (rc != 0)
+    char what[96];
+    switch (rc_json_read(&d->json, data, len, MAX_DEPTH, &d->zone, root, what, sizeof(what))) {
+    case RC_JSON_OK:
+        return 0;
+    case RC_JSON_DUPLICATE:
+        return fail(d, RC_PERR_INVALID_FIELD, "a field appears twice");
+    case RC_JSON_OVERFLOW:
+        /* Valid JSON whose number no field can hold: out of range, not malformed. The
+         * message is whole (such numbers read as doubles), so an event can be named. */
+        if (is_event(root))
+            d->err_id = find_event_id(&root->via.map);
+        return fail(d, RC_PERR_INVALID_FIELD, "a number is out of range");
+    case RC_JSON_NOMEM:
         return fail(d, RC_PERR_INTERNAL, "out of memory");
-    return 0;
+    default:
+        return fail(d, RC_PERR_MALFORMED, "invalid JSON: %s", what);
+    }
 }
 
 int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
@@ -698,7 +675,7 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
             return rc;
     } else {
         size_t off = 0;
-        if (rc_mp_check(data, len, 32) != 0)
+        if (rc_mp_check(data, len, MAX_DEPTH) != 0)
             return fail(d, RC_PERR_MALFORMED, "invalid MessagePack");
         msgpack_unpack_return ur = msgpack_unpack(data, len, &off, &d->zone, &root);
         if (ur == MSGPACK_UNPACK_NOMEM_ERROR)

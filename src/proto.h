@@ -4,6 +4,7 @@
 #ifndef RC_PROTO_H
 #define RC_PROTO_H
 
+#include "json_read.h"
 #include "wbuf.h"
 
 #include <msgpack.h>
@@ -146,6 +147,7 @@ typedef struct rc_msg {
  * steady state free of allocations for MessagePack input. */
 typedef struct rc_proto_decoder {
     msgpack_zone zone;
+    rc_json_reader_t json;
     uint32_t max_batch;
     uint32_t max_k;
     char err[160];   /* detail of the last error, NUL-terminated */
