@@ -19,26 +19,26 @@ typedef struct local_bus {
     rc_defer_t *defer;
     completion_t *pending, *running;
     uint32_t n_pending, cap_pending, cap_running;
-    rc_wbuf_t pushes; /* encoded pushes: a 4-byte length, then the message */
+    /* Encoded pushes (a 4-byte length, then the message): one buffer fills while the other
+     * is delivered, and both keep their memory, as does the zone that decodes them: no
+     * allocation per event. */
+    rc_wbuf_t pushes, delivering;
+    msgpack_zone zone;
     bool scheduled;
 } local_bus_t;
 
 static void deliver_pushes(local_bus_t *b, rc_wbuf_t *batch)
 {
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 1024))
-        return;
     for (size_t off = 0; off + 4 <= batch->len;) {
         uint32_t len;
         memcpy(&len, rc_wbuf_data(batch) + off, 4);
         rc_bus_msg_t m;
-        if (rc_bus_msg_decode(rc_wbuf_data(batch) + off + 4, len, &zone, &m) == 0 &&
+        if (rc_bus_msg_decode(rc_wbuf_data(batch) + off + 4, len, &b->zone, &m) == 0 &&
             b->base.deliver != NULL)
             b->base.deliver(b->base.ctx, &m);
-        msgpack_zone_clear(&zone);
+        msgpack_zone_clear(&b->zone);
         off += 4 + len;
     }
-    msgpack_zone_destroy(&zone);
 }
 
 static void complete_all(void *arg)
@@ -48,17 +48,18 @@ static void complete_all(void *arg)
     completion_t *batch = b->pending;
     uint32_t n = b->n_pending, cap = b->cap_pending;
     rc_wbuf_t pushes = b->pushes;
+    b->pushes = b->delivering;
+    rc_wbuf_reset(&b->pushes);
     b->pending = b->running;
     b->cap_pending = b->cap_running;
     b->n_pending = 0;
     b->running = batch;
     b->cap_running = cap;
     b->scheduled = false;
-    rc_wbuf_init(&b->pushes, 0);
     for (uint32_t i = 0; i < n; i++)
         batch[i].done(batch[i].arg, 0);
     deliver_pushes(b, &pushes);
-    rc_wbuf_free(&pushes);
+    b->delivering = pushes;
 }
 
 static int schedule(local_bus_t *b)
@@ -115,6 +116,8 @@ static void local_destroy(rc_bus_t *base)
     free(b->pending);
     free(b->running);
     rc_wbuf_free(&b->pushes);
+    rc_wbuf_free(&b->delivering);
+    msgpack_zone_destroy(&b->zone);
     free(b);
 }
 
@@ -129,5 +132,10 @@ rc_bus_t *rc_bus_local_new(struct rc_defer *defer)
     b->base.ops = &local_ops;
     b->defer = defer;
     rc_wbuf_init(&b->pushes, 0);
+    rc_wbuf_init(&b->delivering, 0);
+    if (!msgpack_zone_init(&b->zone, 1024)) {
+        free(b);
+        return NULL;
+    }
     return &b->base;
 }

@@ -5,11 +5,64 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Under AddressSanitizer (gcc says so with __SANITIZE_ADDRESS__, clang with __has_feature)
+ * the pool is off: every frame is its own allocation, so a use after the last unref shows. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RC_ASAN 1
+#endif
+#endif
+#ifndef RC_ASAN
+#define RC_ASAN 0
+#endif
+
+/* Freed frames kept for reuse, per size class (the whole allocation: header, headroom,
+ * payload). An ack or a pong fits the first class, a list of 10 to 20 items the second or
+ * third; larger frames (long lists, pushes) are allocated each time. Each class keeps at
+ * most POOL_KEEP_BYTES, so the pool never holds more than a burst's worth. */
+#define N_CLASSES       4
+#define POOL_KEEP_BYTES (256u << 10)
+#define UNPOOLED        0xff
+static const size_t class_bytes[N_CLASSES] = {256, 1024, 4096, 16384};
+
+typedef struct pooled {
+    struct pooled *next;
+} pooled_t;
+
+static struct {
+    pooled_t *free[N_CLASSES];
+    uint32_t n_free[N_CLASSES];
+} pool;
+
+static uint8_t size_class(size_t bytes)
+{
+#if RC_ASAN
+    (void)bytes;
+    return UNPOOLED;
+#endif
+    for (uint8_t c = 0; c < N_CLASSES; c++)
+        if (bytes <= class_bytes[c])
+            return c;
+    return UNPOOLED;
+}
+
 rc_frame_t *rc_frame_new(const void *payload, size_t len, bool binary)
 {
-    rc_frame_t *f = malloc(sizeof(*f) + RC_FRAME_HEADROOM + len);
-    if (f == NULL)
-        return NULL;
+    size_t bytes = sizeof(rc_frame_t) + RC_FRAME_HEADROOM + len;
+    uint8_t c = size_class(bytes);
+    rc_frame_t *f;
+    if (c != UNPOOLED && pool.free[c] != NULL) {
+        f = (rc_frame_t *)(void *)pool.free[c];
+        pool.free[c] = pool.free[c]->next;
+        pool.n_free[c]--;
+    } else {
+        f = malloc(c != UNPOOLED ? class_bytes[c] : bytes);
+        if (f == NULL)
+            return NULL;
+    }
+    f->size_class = c;
     f->refs = 1;
     f->len = (uint32_t)len;
     f->binary = binary;
@@ -21,8 +74,17 @@ rc_frame_t *rc_frame_new(const void *payload, size_t len, bool binary)
 
 void rc_frame_unref(rc_frame_t *f)
 {
-    if (f != NULL && --f->refs == 0)
+    if (f == NULL || --f->refs > 0)
+        return;
+    uint8_t c = f->size_class;
+    if (c == UNPOOLED || (pool.n_free[c] + 1) * class_bytes[c] > POOL_KEEP_BYTES) {
         free(f);
+        return;
+    }
+    pooled_t *p = (pooled_t *)(void *)f;
+    p->next = pool.free[c];
+    pool.free[c] = p;
+    pool.n_free[c]++;
 }
 
 int rc_outbox_init(rc_outbox_t *o, uint32_t n_slots)

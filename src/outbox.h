@@ -19,12 +19,15 @@ typedef struct rc_frame {
     uint32_t len;
     bool binary;
     bool is_recs;
+    uint8_t size_class;   /* of the frame pool (outbox.c); 0xff: allocated on its own */
     uint64_t cause_t0_us; /* recs caused by an event: when the event arrived (0 otherwise) */
     unsigned char data[]; /* RC_FRAME_HEADROOM bytes, then len bytes of payload */
 } rc_frame_t;
 
 /** A new frame holding a copy of `payload` (refs = 1). Returns NULL when out of memory.
- * Caller releases with rc_frame_unref(). */
+ * Caller releases with rc_frame_unref(). Frames come from a pool of a few sizes, so that
+ * sending allocates nothing once the pool holds what a busy moment needed; like every
+ * session object they belong to the loop's thread. */
 rc_frame_t *rc_frame_new(const void *payload, size_t len, bool binary);
 
 static inline unsigned char *rc_frame_payload(rc_frame_t *f)
