@@ -54,20 +54,27 @@ static void rescale(rc_covisit_t *cv, double now_s)
     cv->epoch_s = now_s;
 }
 
+/* Keeps the list strongest first after nb[j] grew: weights only ever grow (decay is the
+ * epoch's, applied to all alike), so an entry only moves towards the front, and rarely far. */
+static void move_up(rc_nblist_t *l, uint16_t j)
+{
+    rc_neighbor_t x = l->nb[j];
+    for (; j > 0 && l->nb[j - 1].w < x.w; j--)
+        l->nb[j] = l->nb[j - 1];
+    l->nb[j] = x;
+}
+
 static int add_one(rc_covisit_t *cv, uint32_t a, uint32_t b, float w)
 {
     rc_nblist_t *l = &cv->lists[a];
     for (uint16_t j = 0; j < l->n; j++) {
         if (l->nb[j].item == b) {
             l->nb[j].w += w;
+            move_up(l, j);
             return 0;
         }
     }
-    if (l->n < l->cap) {
-        l->nb[l->n++] = (rc_neighbor_t){b, w};
-        return 0;
-    }
-    if (l->cap < cv->max_neighbors) {
+    if (l->n == l->cap && l->cap < cv->max_neighbors) {
         /* Doubled in 32 bits: past 32768 a 16-bit doubling would wrap to 0. */
         uint32_t cap = l->cap ? 2u * l->cap : 4u;
         if (cap > cv->max_neighbors)
@@ -77,17 +84,18 @@ static int add_one(rc_covisit_t *cv, uint32_t a, uint32_t b, float w)
             return RC_ENOMEM;
         l->nb = p;
         l->cap = (uint16_t)cap;
+    }
+    if (l->n < l->cap) {
         l->nb[l->n++] = (rc_neighbor_t){b, w};
+        move_up(l, (uint16_t)(l->n - 1));
         return 0;
     }
-    /* Full: the weakest neighbour makes room, but only for a stronger newcomer, so one
-     * stray pair cannot push out an established one. */
-    uint16_t min = 0;
-    for (uint16_t j = 1; j < l->n; j++)
-        if (l->nb[j].w < l->nb[min].w)
-            min = j;
-    if (w > l->nb[min].w * 0.5f)
-        l->nb[min] = (rc_neighbor_t){b, w};
+    /* Full: the weakest neighbour (the last) makes room, but only for a stronger newcomer,
+     * so one stray pair cannot push out an established one. */
+    if (w > l->nb[l->n - 1].w * 0.5f) {
+        l->nb[l->n - 1] = (rc_neighbor_t){b, w};
+        move_up(l, (uint16_t)(l->n - 1));
+    }
     return 0;
 }
 

@@ -39,8 +39,8 @@ int rc_covisit_add(rc_covisit_t *cv, uint32_t a, uint32_t b, float w, double now
 int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab, float w_ba,
                             double now_s);
 
-/** The neighbours of `item` (unsorted; weights comparable within one list). Borrowed until
- * the next rc_covisit_add(). */
+/** The neighbours of `item`, strongest first (weights comparable within one list).
+ * Borrowed until the next rc_covisit_add(). */
 const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n);
 
 /** Heap bytes held by the model (for the memory figures in docs). */

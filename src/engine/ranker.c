@@ -16,6 +16,13 @@
 #define LT_FEATURES_TAKE 2  /* the long-term profile's strongest content features consulted */
 #define FEATURE_TAKE     10 /* items taken per feature */
 #define MAX_CANDIDATES   1024
+/* Neighbours taken from each recent item, newest first, strongest first: an older item's
+ * are weighed down by source_decay^d, so its weak ones hardly ever reach a list, and those
+ * under COVISIT_FLOOR of the strongest never do. Against taking every neighbour: a rank
+ * with full lists (64 each) costs 20 % less server CPU per event; HR@20 moved by -0.0008 on
+ * Online Retail, -0.0005 / -0.0002 / +0.0003 on the three synthetic sets (bench/eval). */
+#define COVISIT_FLOOR 0.02f
+static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
 
 static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
                                                          "popular", "explore", "pinned"};
@@ -140,14 +147,14 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
             continue;
         uint32_t nn;
         const rc_neighbor_t *nb = rc_covisit_neighbors(&e->covisit, r->item, &nn);
-        float max = 0;
-        for (uint32_t j = 0; j < nn; j++)
-            if (nb[j].w > max)
-                max = nb[j].w;
-        if (max <= 0)
+        if (nn == 0 || nb[0].w <= 0)
             continue;
+        float max = nb[0].w; /* strongest first */
         float source_w = logf(1.0f + r->w) * powf(e->source_decay, (float)d);
-        for (uint32_t j = 0; j < nn; j++) {
+        float floor = max * COVISIT_FLOOR;
+        if (nn > source_take[d])
+            nn = source_take[d];
+        for (uint32_t j = 0; j < nn && nb[j].w >= floor; j++) {
             uint32_t c = nb[j].item;
             if (c >= e->catalog.n)
                 continue;

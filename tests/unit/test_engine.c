@@ -85,6 +85,44 @@ static void test_covisit_directed(void **state)
     rc_covisit_free(&cv);
 }
 
+static void assert_strongest_first(const rc_covisit_t *cv, uint32_t item)
+{
+    uint32_t n;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(cv, item, &n);
+    for (uint32_t j = 1; j < n; j++)
+        assert_dbl_ge(nb[j - 1].w, nb[j].w);
+}
+
+/* Lists stay strongest first (the ranker takes a prefix of each) as weights grow in any
+ * order, and a full list gives its weakest place to a newcomer only if it is strong enough. */
+static void test_covisit_strongest_first(void **state)
+{
+    (void)state;
+    rc_covisit_t cv;
+    uint32_t n;
+    rc_covisit_init(&cv, 8, 3600, 0);
+    static const uint32_t order[] = {5, 3, 9, 1, 5, 7, 3, 3, 2, 8, 1, 5, 5, 6};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        assert_int_equal(rc_covisit_add_directed(&cv, 0, order[i], 1.0f + (float)i / 10, 0, 0), 0);
+        assert_strongest_first(&cv, 0);
+    }
+    const rc_neighbor_t *nb = rc_covisit_neighbors(&cv, 0, &n);
+    assert_int_equal(n, 8);
+    assert_int_equal(nb[0].item, 5); /* added four times */
+    assert_int_equal(nb[1].item, 3); /* three times */
+    float weakest = nb[7].w;
+    uint32_t weakest_item = nb[7].item;
+    /* Too weak to enter: nothing changes. */
+    assert_int_equal(rc_covisit_add_directed(&cv, 0, 40, weakest * 0.4f, 0, 0), 0);
+    assert_float_equal(weight_of(&cv, 0, 40), 0, 0);
+    /* Strong enough: takes the weakest place, and its rank. */
+    assert_int_equal(rc_covisit_add_directed(&cv, 0, 41, weakest * 3, 0, 0), 0);
+    assert_float_equal(weight_of(&cv, 0, weakest_item), 0, 0);
+    assert_float_equal(weight_of(&cv, 0, 41), weakest * 3, 1e-6);
+    assert_strongest_first(&cv, 0);
+    rc_covisit_free(&cv);
+}
+
 /* Pairs of rising weight against one item: the list stays at max_neighbors and keeps the
  * strongest. */
 static void test_covisit_bounded_keeps_strongest(void **state)
@@ -1539,6 +1577,7 @@ int main(void)
         cmocka_unit_test(test_covisit_symmetric),
         cmocka_unit_test(test_covisit_directed),
         cmocka_unit_test(test_covisit_bounded_keeps_strongest),
+        cmocka_unit_test(test_covisit_strongest_first),
         cmocka_unit_test(test_covisit_weak_newcomer_does_not_evict),
         cmocka_unit_test(test_covisit_stronger_outranks_weaker),
         cmocka_unit_test(test_covisit_decay),
