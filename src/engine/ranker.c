@@ -22,6 +22,10 @@
  * with full lists (64 each) costs 20 % less server CPU per event; HR@20 moved by -0.0008 on
  * Online Retail, -0.0005 / -0.0002 / +0.0003 on the three synthetic sets (bench/eval). */
 #define COVISIT_FLOOR 0.02f
+/* Scoring reads each candidate's item and trending scores, scattered over the catalog: the
+ * lines of the candidate this far ahead are asked for early. With full lists (about 300
+ * candidates a rank) server CPU per event fell 18 % (median of 6 alternated pairs). */
+#define PREFETCH_AHEAD 8
 static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
 
 static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
@@ -399,6 +403,11 @@ static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const
     uint32_t n = 0;
     for (uint32_t i = 0; i < e->n_cands; i++) {
         uint32_t c = e->cands[i];
+        if (i + PREFETCH_AHEAD < e->n_cands) {
+            uint32_t ahead = e->cands[i + PREFETCH_AHEAD];
+            __builtin_prefetch(&e->catalog.items[ahead]);
+            __builtin_prefetch(rc_trending_scores(t, ahead));
+        }
         const rc_item_t *it = &e->catalog.items[c];
         if (!passes_rules(it, s))
             continue;
