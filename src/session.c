@@ -336,6 +336,12 @@ static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const 
     rc_user_state_t empty;
     const rc_user_state_t *u = state_for_read(ses, &empty);
     rc_enc_t e;
+    /* The items' strings lie scattered over the heap: ask for all of them first. */
+    for (uint32_t i = 0; i < v->n; i++) {
+        const rc_item_t *it = &cat->items[v->ranked[i].item];
+        __builtin_prefetch(it->id);
+        __builtin_prefetch(it->name);
+    }
     for (uint32_t i = 0; i < v->n; i++) {
         const rc_ranked_t *r = &v->ranked[i];
         const rc_item_t *it = &cat->items[r->item];
