@@ -50,6 +50,7 @@ void rc_engine_free(rc_engine_t *e)
     free(e->scratch);
     free(e->cands);
     free(e->ranked);
+    free(e->deferred);
     memset(e, 0, sizeof(*e));
 }
 

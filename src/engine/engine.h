@@ -125,6 +125,9 @@ typedef struct rc_engine {
     uint32_t *cands;
     uint32_t n_cands;
     rc_ranked_t *ranked;
+    uint32_t *deferred; /* candidates whose bound kept them from being scored */
+    uint32_t n_deferred;
+    bool exhaustive; /* score every candidate (tests compare the ranker with it) */
     /* The user's content vectors (session and long-term) as one small hash table, rebuilt
      * per rank, so scoring a candidate costs one probe per item feature. */
     uint32_t svec_key[RC_SVEC_SLOTS];

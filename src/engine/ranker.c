@@ -26,6 +26,9 @@
  * lines of the candidate this far ahead are asked for early. With full lists (about 300
  * candidates a rank) server CPU per event fell 18 % (median of 6 alternated pairs). */
 #define PREFETCH_AHEAD 8
+/* The best KEEP_FACTOR * k scored candidates are the ones a diverse top k is first sought
+ * among (top_k). */
+#define KEEP_FACTOR 4
 static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
 
 static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
@@ -58,7 +61,7 @@ struct rc_scratch {
 static int ensure_scratch(rc_engine_t *e)
 {
     uint32_t need = e->catalog.n;
-    if (need <= e->scratch_cap && e->cands != NULL)
+    if (need <= e->scratch_cap && e->deferred != NULL)
         return 0;
     uint32_t cap = e->scratch_cap ? e->scratch_cap : 1024;
     while (cap < need)
@@ -66,10 +69,13 @@ static int ensure_scratch(rc_engine_t *e)
     if (grow((void **)&e->scratch, sizeof(*e->scratch), e->scratch_cap, cap) != 0)
         return RC_ENOMEM;
     e->scratch_cap = cap;
-    if (e->cands == NULL) {
+    if (e->deferred == NULL) {
+        free(e->cands);
+        free(e->ranked);
         e->cands = malloc(MAX_CANDIDATES * sizeof(*e->cands));
         e->ranked = malloc(MAX_CANDIDATES * sizeof(*e->ranked));
-        if (e->cands == NULL || e->ranked == NULL)
+        e->deferred = malloc(MAX_CANDIDATES * sizeof(*e->deferred));
+        if (e->cands == NULL || e->ranked == NULL || e->deferred == NULL)
             return RC_ENOMEM;
     }
     return 0;
@@ -307,7 +313,7 @@ static float content_score(const rc_engine_t *e, const rc_item_t *it, norms_t un
     float cs = un.session > 0 ? dot_s / (it->feat_norm * un.session) : 0;
     float cl = un.longterm > 0 ? dot_l / (it->feat_norm * un.longterm) : 0;
     float c = un.session <= 0 ? cl : un.longterm <= 0 ? cs : 0.65f * cs + 0.35f * cl;
-    return c > 0 ? c : 0;
+    return c > 0 ? (c < 1 ? c : 1) : 0; /* a cosine; 1 also bounds an item with a feature twice */
 }
 
 static bool passes_rules(const rc_item_t *it, const rc_rank_spec_t *s)
@@ -378,69 +384,160 @@ static void select_best(rc_ranked_t *r, uint32_t n, uint32_t m)
     }
 }
 
-/* Scores every candidate that passes the rules into e->ranked; returns how many. */
-static uint32_t score_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
-                                 int daypart)
+/* What scoring a candidate needs of the user and the models, worked out once a rank. */
+typedef struct {
+    const rc_blend_t *b;
+    norms_t unorm;
+    float covis_max;
+    int segs[4];
+    float w_seg[4];
+    float pop_scale;
+    const rc_rank_spec_t *spec;
+} scoring_t;
+
+static void scoring_begin(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
+                          int daypart, scoring_t *x)
 {
     const rc_trending_t *t = &e->trending;
-    const rc_blend_t *b = s->blend ? s->blend : &e->blend;
-    norms_t unorm = user_norms(u);
-    float covis_max = 0;
+    x->b = s->blend ? s->blend : &e->blend;
+    x->spec = s;
+    x->unorm = user_norms(u);
+    x->covis_max = 0;
     for (uint32_t i = 0; i < e->n_cands; i++)
-        if (e->scratch[e->cands[i]].covis_acc > covis_max)
-            covis_max = e->scratch[e->cands[i]].covis_acc;
-
+        if (e->scratch[e->cands[i]].covis_acc > x->covis_max)
+            x->covis_max = e->scratch[e->cands[i]].covis_acc;
     /* Each trending part is a segment's score over its leader's: the divisions are done
      * once here, not per candidate. With a locale, the market counts most. */
     bool loc = has_locale(t, u);
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
                    loc ? RC_SEG_LOCALE(u->locale) : RC_SEG_ALL};
     static const float share[2][4] = {{0.5f, 0.2f, 0.3f, 0}, {0.3f, 0.15f, 0.2f, 0.35f}};
-    float w_seg[4];
-    for (int i = 0; i < 4; i++)
-        w_seg[i] = t->top_max[segs[i]] > 0 ? share[loc][i] / t->top_max[segs[i]] : 0;
-    float pop_scale = t->popularity_max > 0 ? b->popular / t->popularity_max : 0;
-    uint32_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        x->segs[i] = segs[i];
+        x->w_seg[i] = t->top_max[segs[i]] > 0 ? share[loc][i] / t->top_max[segs[i]] : 0;
+    }
+    x->pop_scale = t->popularity_max > 0 ? x->b->popular / t->popularity_max : 0;
+}
+
+static float covisit_part(const rc_engine_t *e, const scoring_t *x, uint32_t c)
+{
+    return x->covis_max > 0 ? x->b->covisit * e->scratch[c].covis_acc / x->covis_max : 0;
+}
+
+/* The score of candidate c into *r; false when the rules leave it out. Content, trending
+ * and popularity are each at most 1 before their blend weight, so a candidate's score is
+ * bounded by what gathering already knows (score_bound). */
+static bool score_one(const rc_engine_t *e, const scoring_t *x, uint32_t c, rc_ranked_t *r)
+{
+    const rc_trending_t *t = &e->trending;
+    const rc_blend_t *b = x->b;
+    const rc_item_t *it = &e->catalog.items[c];
+    if (!passes_rules(it, x->spec))
+        return false;
+    float part[RC_SRC_COUNT];
+    part[RC_SRC_COVISIT] = covisit_part(e, x, c);
+    part[RC_SRC_CONTENT] = b->content * content_score(e, it, x->unorm);
+    /* The segment adding most to the trending part is the one its reason names. */
+    float trend = 0, seg_best = 0;
+    int seg_ref = RC_SEG_ALL;
+    const float *sc = rc_trending_scores(t, c);
+    for (int j = 0; sc != NULL && j < 4; j++) {
+        float v = x->w_seg[j] * sc[x->segs[j]];
+        trend += v;
+        if (v > seg_best) {
+            seg_best = v;
+            seg_ref = x->segs[j];
+        }
+    }
+    part[RC_SRC_TRENDING] = b->trending * (trend < 1 ? trend : 1);
+    float pop = x->pop_scale * it->popularity; /* an item upserted since the refresh may lead */
+    part[RC_SRC_POPULAR] = pop < b->popular ? pop : b->popular;
+    uint8_t src = RC_SRC_POPULAR;
+    float score = 0;
+    for (int p = 0; p < RC_SRC_COUNT; p++) {
+        score += part[p];
+        if (part[p] > part[src])
+            src = (uint8_t)p;
+    }
+    score *= rc_rules_boost(&e->rules, c);
+    int64_t ref = src == RC_SRC_COVISIT    ? e->scratch[c].covis_ref
+                  : src == RC_SRC_TRENDING ? seg_ref
+                                           : -1;
+    *r = (rc_ranked_t){c, score, src, ref};
+    return true;
+}
+
+/* Keeps the `cap` largest scores met in a min-heap: h[0] is the smallest of them. */
+static void keep_largest(float *h, uint32_t *n, uint32_t cap, float v)
+{
+    uint32_t i;
+    if (*n < cap) {
+        for (i = (*n)++; i > 0 && h[(i - 1) / 2] > v; i = (i - 1) / 2)
+            h[i] = h[(i - 1) / 2];
+        h[i] = v;
+        return;
+    }
+    if (v <= h[0])
+        return;
+    for (i = 0;;) {
+        uint32_t l = 2 * i + 1, m = l;
+        if (l >= cap)
+            break;
+        if (l + 1 < cap && h[l + 1] < h[l])
+            m = l + 1;
+        if (h[m] >= v)
+            break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = v;
+}
+
+/* Scores the candidates that pass the rules into e->ranked; returns how many. Only the
+ * best KEEP_FACTOR * k can reach a list (top_k), so once that many are scored, a candidate
+ * whose bound is under the least of them is only put aside in e->deferred (top_k scores
+ * those when it needs every candidate). Candidates come strongest co-visitation first, so
+ * with full neighbour lists most are put aside: their items and trending scores, scattered
+ * over the catalog, are never read. The list is the same as scoring them all
+ * (test_rank_bound_exact). */
+static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
+{
+    const rc_blend_t *b = x->b;
+    uint32_t keep = x->spec->k * KEEP_FACTOR;
+    bool bound = !e->exhaustive && e->n_cands > keep;
+    /* A margin over float rounding: the bound must never be below the score. */
+    float rest = b->content + b->trending + b->popular;
+    float boost_hi = rc_rules_boost_max(&e->rules) * 1.0001f;
+    float least[MAX_CANDIDATES]; /* the best `keep` scores so far, least at [0] */
+    uint32_t n_least = 0, n = 0;
+    e->n_deferred = 0;
     for (uint32_t i = 0; i < e->n_cands; i++) {
         uint32_t c = e->cands[i];
         if (i + PREFETCH_AHEAD < e->n_cands) {
             uint32_t ahead = e->cands[i + PREFETCH_AHEAD];
             __builtin_prefetch(&e->catalog.items[ahead]);
-            __builtin_prefetch(rc_trending_scores(t, ahead));
+            __builtin_prefetch(rc_trending_scores(&e->trending, ahead));
         }
-        const rc_item_t *it = &e->catalog.items[c];
-        if (!passes_rules(it, s))
+        if (bound && n_least == keep && (covisit_part(e, x, c) + rest) * boost_hi < least[0]) {
+            e->deferred[e->n_deferred++] = c;
             continue;
-        float part[RC_SRC_COUNT];
-        part[RC_SRC_COVISIT] = covis_max > 0 ? b->covisit * e->scratch[c].covis_acc / covis_max : 0;
-        part[RC_SRC_CONTENT] = b->content * content_score(e, it, unorm);
-        /* The segment adding most to the trending part is the one its reason names. */
-        float trend = 0, seg_best = 0;
-        int seg_ref = RC_SEG_ALL;
-        const float *sc = rc_trending_scores(t, c);
-        for (int j = 0; sc != NULL && j < 4; j++) {
-            float v = w_seg[j] * sc[segs[j]];
-            trend += v;
-            if (v > seg_best) {
-                seg_best = v;
-                seg_ref = segs[j];
-            }
         }
-        part[RC_SRC_TRENDING] = b->trending * trend;
-        part[RC_SRC_POPULAR] = pop_scale * it->popularity;
-        uint8_t src = RC_SRC_POPULAR;
-        float score = 0;
-        for (int p = 0; p < RC_SRC_COUNT; p++) {
-            score += part[p];
-            if (part[p] > part[src])
-                src = (uint8_t)p;
-        }
-        score *= rc_rules_boost(&e->rules, c);
-        int64_t ref = src == RC_SRC_COVISIT    ? e->scratch[c].covis_ref
-                      : src == RC_SRC_TRENDING ? seg_ref
-                                               : -1;
-        e->ranked[n++] = (rc_ranked_t){c, score, src, ref};
+        if (!score_one(e, x, c, &e->ranked[n]))
+            continue;
+        if (bound)
+            keep_largest(least, &n_least, keep, e->ranked[n].score);
+        n++;
     }
+    return n;
+}
+
+/* Scores the candidates score_candidates() put aside, after the n scored; returns the new
+ * count. */
+static uint32_t score_deferred(rc_engine_t *e, const scoring_t *x, uint32_t n)
+{
+    for (uint32_t i = 0; i < e->n_deferred; i++)
+        n += score_one(e, x, e->deferred[i], &e->ranked[n]);
+    e->n_deferred = 0;
     return n;
 }
 
@@ -565,20 +662,23 @@ static uint32_t pin(const rc_engine_t *e, const rc_rank_spec_t *spec, rc_ranked_
 
 /* The diverse top K of the n scored candidates, best first. Usually the best 4K hold a
  * diverse top K, and only those need sorting; when the category cap had to leave items
- * out, the exact answer may lie further down, so everything is sorted and the pass
- * repeated. `overfull`: the cap could not be kept (too few categories). */
-static uint32_t top_k(rc_engine_t *e, const rc_rank_spec_t *spec, uint32_t n, rc_ranked_t *out,
+ * out, the exact answer may lie further down, so every candidate is scored and sorted and
+ * the pass repeated. `overfull`: the cap could not be kept (too few categories). */
+static uint32_t top_k(rc_engine_t *e, const scoring_t *x, uint32_t n, rc_ranked_t *out,
                       bool *overfull)
 {
-    uint32_t keep = spec->k * 4;
+    const rc_rank_spec_t *spec = x->spec;
+    uint32_t keep = spec->k * KEEP_FACTOR;
     bool capped = false;
     uint32_t k = 0;
-    if (n > keep) {
-        select_best(e->ranked, n, keep);
+    if (n >= keep) {
+        if (n > keep)
+            select_best(e->ranked, n, keep);
         sort_ranked(e->ranked, keep);
         k = diversify(e, e->ranked, keep, spec->k, out, &capped, overfull);
     }
-    if (n <= keep || capped) {
+    if (n < keep || capped) {
+        n = score_deferred(e, x, n);
         sort_ranked(e->ranked, n);
         k = diversify(e, e->ranked, n, spec->k, out, &capped, overfull);
     }
@@ -604,16 +704,19 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     block_items(e, u);
     index_svec(e, u);
     gather_candidates(e, u, spec, daypart, false);
-    uint32_t n = score_candidates(e, u, spec, daypart);
+    scoring_t x;
+    scoring_begin(e, u, spec, daypart, &x);
+    uint32_t n = score_candidates(e, &x);
     bool overfull = false;
-    uint32_t k = n < spec->k ? 0 : top_k(e, spec, n, out, &overfull);
+    uint32_t k = n < spec->k ? 0 : top_k(e, &x, n, out, &overfull);
     if (n < spec->k || overfull) {
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
          * stay; scoring runs again over all of them. */
         gather_candidates(e, u, spec, daypart, true);
-        n = score_candidates(e, u, spec, daypart);
-        k = top_k(e, spec, n, out, &overfull);
+        scoring_begin(e, u, spec, daypart, &x);
+        n = score_candidates(e, &x);
+        k = top_k(e, &x, n, out, &overfull);
     }
     return pin(e, spec, out, explore(e, u, spec, out, k));
 }

@@ -189,6 +189,10 @@ int rc_rules_resolve(rc_rules_t *r, const rc_catalog_t *c, bool force)
                 r->lifted_tags[r->n_lifted_tags++] = feat;
         }
     }
+    r->boost_max = 1.0f;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (r->item_boost[i] > r->boost_max)
+            r->boost_max = r->item_boost[i];
     return 0;
 }
 

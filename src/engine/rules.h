@@ -43,6 +43,7 @@ typedef struct rc_rules {
      * (NULL when no boost), and the items boosts lift, for the candidates. */
     float *item_boost;
     uint32_t boost_cap;
+    float boost_max; /* the largest of item_boost and 1 (items added since have 1) */
     uint32_t lifted[RC_BOOSTS_MAX];
     uint32_t n_lifted;
     int32_t lifted_categories[RC_BOOSTS_MAX];
@@ -66,6 +67,12 @@ char *rc_rules_to_json(const rc_rules_t *r);
 /** Resolves names against the catalog (when its generation moved since the last time, or
  * `force`). Returns 0 or RC_ENOMEM (then boosts are off until the next resolve). */
 int rc_rules_resolve(rc_rules_t *r, const rc_catalog_t *c, bool force);
+
+/** The largest boost of any item (at least 1). */
+static inline float rc_rules_boost_max(const rc_rules_t *r)
+{
+    return r->item_boost != NULL ? r->boost_max : 1.0f;
+}
 
 /** The boost of catalog item `item` (1 when none). */
 static inline float rc_rules_boost(const rc_rules_t *r, uint32_t item)

@@ -1190,6 +1190,74 @@ static void test_rank_deterministic(void **state)
     rc_engine_free(e2);
 }
 
+/* Ranks every user with every list length, filter and blend, once scoring every candidate
+ * and once scoring only those whose bound can reach the best 4k; the lists must be the
+ * same. Returns how many of the bounded ranks left candidates unscored. */
+static uint32_t compare_bounded(rc_engine_t *e, rc_user_state_t *users, int n_users)
+{
+    static const uint32_t ks[] = {1, 3, 5, 10, 20, 40};
+    static const rc_blend_t blends[] = {
+        {.covisit = 0.25f, .content = 0.25f, .trending = 0.25f, .popular = 0.25f},
+        {.covisit = 0.3f, .content = 0.6f, .popular = 0.1f}};
+    rc_ranked_t a[40], b[40];
+    uint32_t bounded = 0;
+    for (int i = 0; i < n_users; i++) {
+        for (size_t j = 0; j < sizeof(ks) / sizeof(ks[0]); j++) {
+            for (int f = 0; f < 9; f++) {
+                rc_rank_spec_t spec = {.k = ks[j],
+                                       .category = f % 3 == 1 ? category_of(e, "cat3") : -1,
+                                       .price_min = f % 3 == 2 ? 5 : -1,
+                                       .price_max = f % 3 == 2 ? 30 : -1,
+                                       .blend = f < 3 ? NULL : &blends[f / 3 - 1]};
+                e->exhaustive = true;
+                uint32_t na = rc_engine_rank(e, &users[i], &spec, T0_MS, a);
+                e->exhaustive = false;
+                uint32_t nb = rc_engine_rank(e, &users[i], &spec, T0_MS, b);
+                bounded += e->n_deferred > 0;
+                assert_same_ranking(a, na, b, nb);
+            }
+        }
+    }
+    return bounded;
+}
+
+/* The ranker leaves unscored the candidates whose score cannot reach the best 4k
+ * (score_candidates); the lists must be those of scoring them all, with and without boosts
+ * that lift and bury. */
+static void test_rank_bound_exact(void **state)
+{
+    (void)state;
+    rc_engine_t *e = &engines[0];
+    static const rc_event_kind_t kinds[] = {RC_EV_VIEW, RC_EV_VIEW, RC_EV_CLICK, RC_EV_CART};
+    rc_user_state_t users[40];
+    char err[160];
+    engine_with_items(e, false);
+    uint32_t seed = 7;
+    for (int i = 0; i < 40; i++) {
+        rc_user_state_init(&users[i], i % 4, 60 * (i % 5));
+        for (int j = 0; j < 30; j++) {
+            seed = seed * 1103515245u + 12345u;
+            /* Each user keeps to a third of the catalog, so neighbours weigh unevenly. */
+            uint32_t item = (uint32_t)(i % 3) * 60 + (seed >> 8) % 80;
+            observe(e, &users[i], kinds[(seed >> 4) % 4], item % N_ITEMS,
+                    T0_MS + (i * 30 + j) * MIN_MS);
+        }
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+    uint32_t bounded = compare_bounded(e, users, 40);
+
+    json_t *j = json_loads("{\"boosts\":[{\"category\":\"cat5\",\"factor\":3},{\"item\":"
+                           "\"i010\",\"factor\":9},{\"tag\":\"color2\",\"factor\":0.2}]}",
+                           0, NULL);
+    assert_int_equal(rc_rules_from_json(&e->rules, j, err, sizeof(err)), 0);
+    json_decref(j);
+    assert_int_equal(rc_engine_refresh(e), 0);
+    bounded += compare_bounded(e, users, 40);
+    /* The bound was used, not merely allowed. */
+    assert_int_gt(bounded, 100);
+    rc_engine_free(e);
+}
+
 /* The open catalog learns items from traffic after ranks already ran: the ranker's scratch
  * must follow the catalog's growth, and learned items (no features) rank without harm. */
 static void test_rank_after_catalog_grows(void **state)
@@ -1604,6 +1672,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rank_diversity_cap, free_engines),
         cmocka_unit_test_teardown(test_rank_no_duplicates, free_engines),
         cmocka_unit_test_teardown(test_rank_deterministic, free_engines),
+        cmocka_unit_test_teardown(test_rank_bound_exact, free_engines),
         cmocka_unit_test_teardown(test_rank_after_catalog_grows, free_engines),
         cmocka_unit_test_teardown(test_why_phrases, free_engines),
         cmocka_unit_test_teardown(test_rank_newest_source_and_direction, free_engines),
