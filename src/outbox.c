@@ -1,22 +1,10 @@
 /* Frames and outboxes; see outbox.h for the coalescing rule. */
 #include "outbox.h"
 #include "error.h"
+#include "sanitizer.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Under AddressSanitizer (gcc says so with __SANITIZE_ADDRESS__, clang with __has_feature)
- * the pool is off: every frame is its own allocation, so a use after the last unref shows. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RC_ASAN 1
-#endif
-#endif
-#ifndef RC_ASAN
-#define RC_ASAN 0
-#endif
 
 /* Freed frames kept for reuse, per size class (the whole allocation: header, headroom,
  * payload). An ack or a pong fits the first class, a list of 10 to 20 items the second or
@@ -36,6 +24,8 @@ static struct {
     uint32_t n_free[N_CLASSES];
 } pool;
 
+/* Under AddressSanitizer the pool is off: every frame is its own allocation, so a use after
+ * the last unref shows. */
 static uint8_t size_class(size_t bytes)
 {
 #if RC_ASAN

@@ -2,6 +2,7 @@
  * index is a stable handle for every model; removal only flags the item. */
 #include "catalog.h"
 #include "error.h"
+#include "hugemem.h"
 #include "log.h"
 
 #include <jansson.h>
@@ -44,7 +45,7 @@ void rc_catalog_free(rc_catalog_t *c)
             free(c->items[i].name);
         free(c->items[i].id);
     }
-    free(c->items);
+    rc_huge_free(c->items, (size_t)c->cap * sizeof(*c->items));
     for (uint32_t i = 0; i < c->n_categories; i++)
         free(c->categories[i]);
     free(c->categories);
@@ -104,7 +105,7 @@ static int new_slot(rc_catalog_t *c, const char *id, size_t len, uint32_t *idx)
         return RC_EFULL;
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 1024;
-        rc_item_t *p = realloc(c->items, cap * sizeof(*p));
+        rc_item_t *p = rc_huge_realloc(c->items, (size_t)c->cap * sizeof(*p), cap * sizeof(*p));
         if (p == NULL)
             return RC_ENOMEM;
         c->items = p;

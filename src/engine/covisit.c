@@ -4,6 +4,7 @@
  * once and the epoch moves (rare: every ~40 half-lives). */
 #include "covisit.h"
 #include "error.h"
+#include "hugemem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ void rc_covisit_free(rc_covisit_t *cv)
         return;
     for (uint32_t i = 0; i < cv->n_lists; i++)
         free(cv->lists[i].nb);
-    free(cv->lists);
+    rc_huge_free(cv->lists, (size_t)cv->n_lists * sizeof(*cv->lists));
     memset(cv, 0, sizeof(*cv));
 }
 
@@ -36,7 +37,8 @@ static int ensure_lists(rc_covisit_t *cv, uint32_t item)
     uint32_t n = cv->n_lists ? cv->n_lists : 1024;
     while (n <= item)
         n *= 2;
-    rc_nblist_t *p = realloc(cv->lists, n * sizeof(*p));
+    rc_nblist_t *p =
+        rc_huge_realloc(cv->lists, (size_t)cv->n_lists * sizeof(*p), (size_t)n * sizeof(*p));
     if (p == NULL)
         return RC_ENOMEM;
     memset(p + cv->n_lists, 0, (n - cv->n_lists) * sizeof(*p));

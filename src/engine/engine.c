@@ -47,10 +47,7 @@ void rc_engine_free(rc_engine_t *e)
     rc_trending_free(&e->trending);
     feature_index_free(&e->features);
     rc_rules_free(&e->rules);
-    free(e->scratch);
-    free(e->cands);
-    free(e->ranked);
-    free(e->deferred);
+    rc_ranker_free(e);
     memset(e, 0, sizeof(*e));
 }
 

@@ -164,6 +164,9 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
 uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                         int64_t wall_ms, rc_ranked_t *out);
 
+/** Frees what ranks keep between them (scratch, candidate arrays); rc_engine_free() calls it. */
+void rc_ranker_free(rc_engine_t *e);
+
 /** The reason of a ranked item in words, e.g. "Viewed together with Red Mug". */
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
                    size_t len);

@@ -3,6 +3,7 @@
  * unavailable items, subscription filters), a per-category cap for diversity, top-K. */
 #include "engine.h"
 #include "error.h"
+#include "hugemem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,16 +40,6 @@ const char *rc_src_name(int src)
     return src >= 0 && src <= RC_SRC_PINNED ? src_names[src] : "popular";
 }
 
-static int grow(void **p, size_t elem, uint32_t old_cap, uint32_t cap)
-{
-    void *q = realloc(*p, (size_t)cap * elem);
-    if (q == NULL)
-        return RC_ENOMEM;
-    memset((char *)q + (size_t)old_cap * elem, 0, (size_t)(cap - old_cap) * elem);
-    *p = q;
-    return 0;
-}
-
 /* What one rank knows of one item, side by side: a candidate costs one cache line here. */
 struct rc_scratch {
     uint32_t seen;    /* == stamp: already a candidate of this rank */
@@ -66,8 +57,12 @@ static int ensure_scratch(rc_engine_t *e)
     uint32_t cap = e->scratch_cap ? e->scratch_cap : 1024;
     while (cap < need)
         cap *= 2;
-    if (grow((void **)&e->scratch, sizeof(*e->scratch), e->scratch_cap, cap) != 0)
+    size_t old_bytes = (size_t)e->scratch_cap * sizeof(*e->scratch);
+    struct rc_scratch *p = rc_huge_realloc(e->scratch, old_bytes, cap * sizeof(*p));
+    if (p == NULL)
         return RC_ENOMEM;
+    memset((char *)p + old_bytes, 0, cap * sizeof(*p) - old_bytes);
+    e->scratch = p;
     e->scratch_cap = cap;
     if (e->deferred == NULL) {
         free(e->cands);
@@ -79,6 +74,14 @@ static int ensure_scratch(rc_engine_t *e)
             return RC_ENOMEM;
     }
     return 0;
+}
+
+void rc_ranker_free(rc_engine_t *e)
+{
+    rc_huge_free(e->scratch, (size_t)e->scratch_cap * sizeof(*e->scratch));
+    free(e->cands);
+    free(e->ranked);
+    free(e->deferred);
 }
 
 /* Adds a candidate once per rank (the stamp tells whether it is already in); items the

@@ -3,6 +3,7 @@
  * traffic still recommends what sold well historically. */
 #include "trending.h"
 #include "error.h"
+#include "hugemem.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -23,7 +24,7 @@ void rc_trending_free(rc_trending_t *t)
 {
     if (t == NULL)
         return;
-    free(t->score);
+    rc_huge_free(t->score, (size_t)t->n_items * t->n_segments * sizeof(float));
     free(t->by_category);
     free(t->n_by_category);
     free(t->heap);
@@ -40,7 +41,8 @@ static int ensure_items(rc_trending_t *t, uint32_t n)
     while (cap < n)
         cap *= 2;
     size_t stride = t->n_segments;
-    float *p = realloc(t->score, cap * stride * sizeof(float));
+    float *p = rc_huge_realloc(t->score, t->n_items * stride * sizeof(float),
+                               cap * stride * sizeof(float));
     if (p == NULL)
         return RC_ENOMEM;
     memset(p + t->n_items * stride, 0, (cap - t->n_items) * stride * sizeof(float));
@@ -95,14 +97,14 @@ int rc_trending_locale(rc_trending_t *t, const char *s, size_t n)
      * item's scores move to the wider stride (at most RC_LOCALES times in a process). */
     if (t->n_items > 0) {
         uint32_t old = t->n_segments, wide = old + 1;
-        float *p = malloc((size_t)t->n_items * wide * sizeof(float));
+        float *p = rc_huge_realloc(NULL, 0, (size_t)t->n_items * wide * sizeof(float));
         if (p == NULL)
             return -1;
         for (size_t i = 0; i < t->n_items; i++) {
             memcpy(p + i * wide, t->score + i * old, old * sizeof(float));
             p[i * wide + old] = 0;
         }
-        free(t->score);
+        rc_huge_free(t->score, (size_t)t->n_items * old * sizeof(float));
         t->score = p;
     }
     memcpy(t->locales[n_loc], tag, n + 1);
