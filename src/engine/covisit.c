@@ -137,6 +137,20 @@ const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item,
     return cv->lists[item].nb;
 }
 
+void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (items[i] < cv->n_lists)
+            __builtin_prefetch(&cv->lists[items[i]]);
+    for (uint32_t i = 0; i < n; i++) {
+        if (items[i] < cv->n_lists && cv->lists[items[i]].n > 0) {
+            const rc_neighbor_t *nb = cv->lists[items[i]].nb;
+            __builtin_prefetch(nb);
+            __builtin_prefetch(nb + 8);
+        }
+    }
+}
+
 uint64_t rc_covisit_bytes(const rc_covisit_t *cv)
 {
     uint64_t bytes = (uint64_t)cv->n_lists * sizeof(rc_nblist_t);

@@ -43,6 +43,10 @@ int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab
  * Borrowed until the next rc_covisit_add(). */
 const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n);
 
+/** Asks early for the lists of `items` (the next calls will read them): their heads first,
+ * then the first lines of their neighbours, so the misses overlap rather than queue. */
+void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n);
+
 /** Heap bytes held by the model (for the memory figures in docs). */
 uint64_t rc_covisit_bytes(const rc_covisit_t *cv);
 

@@ -154,6 +154,10 @@ static int svec_find(const rc_engine_t *e, uint32_t feat)
 static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
 {
     uint8_t n = u->n_recent < RECENT_SOURCES ? u->n_recent : RECENT_SOURCES;
+    uint32_t sources[RECENT_SOURCES] = {0};
+    for (uint8_t d = 0; d < n; d++)
+        sources[d] = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
+    rc_covisit_prefetch(&e->covisit, sources, n);
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
         if (r->w <= 0)
