@@ -1,5 +1,5 @@
-/* Large arrays that ranking reads at random (the catalog's items, trending scores, the
- * ranker's scratch, the co-visitation lists): from RC_HUGE_MIN bytes each lives in a mapping
+/* Large arrays that ranking reads at random (the catalog's items, trending scores, the heads
+ * of the co-visitation lists): from RC_HUGE_MIN bytes each lives in a mapping
  * of its own, aligned to 2 MB and advised to use transparent huge pages. A rank reads a few
  * hundred items scattered over megabytes; with 4 KB pages nearly every read also missed the
  * TLB. Smaller arrays (and every array under AddressSanitizer) stay on the heap. */

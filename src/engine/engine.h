@@ -117,15 +117,14 @@ typedef struct rc_engine {
     uint32_t established; /* catalog size at the first refresh; UINT32_MAX before */
     uint32_t explore_pool[RC_EXPLORE_POOL];
     uint32_t n_explore;
-    /* Scratch of one rank, sized to the catalog; a stamp marks the entries of this rank so
-     * nothing is cleared between ranks. */
-    uint32_t scratch_cap;
+    /* Scratch of one rank: what it knows of the items it met (ranker.c); a stamp marks the
+     * entries of this rank so nothing is cleared between ranks. */
     uint32_t stamp;
-    struct rc_scratch *scratch; /* per catalog item, what a rank knows of it (ranker.c) */
-    uint32_t *cands;
+    struct rc_scratch *scratch;
+    uint32_t *cands; /* slots of scratch */
     uint32_t n_cands;
     rc_ranked_t *ranked;
-    uint32_t *deferred; /* candidates whose bound kept them from being scored */
+    uint32_t *deferred; /* slots of candidates whose bound kept them from being scored */
     uint32_t n_deferred;
     bool exhaustive; /* score every candidate (tests compare the ranker with it) */
     /* The user's content vectors (session and long-term) as one small hash table, rebuilt

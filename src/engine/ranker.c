@@ -3,7 +3,6 @@
  * unavailable items, subscription filters), a per-category cap for diversity, top-K. */
 #include "engine.h"
 #include "error.h"
-#include "hugemem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,74 +39,92 @@ const char *rc_src_name(int src)
     return src >= 0 && src <= RC_SRC_PINNED ? src_names[src] : "popular";
 }
 
-/* What one rank knows of one item, side by side: a candidate costs one cache line here. */
+/* What one rank knows of an item it met: a candidate, or an item it must leave out. The
+ * rank's items live in a small open-addressing table (CAND_SLOTS, under 100 KB, so it stays
+ * in the core's cache between ranks) rather than in an array as long as the catalog, where
+ * each of a rank's few hundred items cost a cache miss. A stamp marks the slots of this rank,
+ * so nothing is cleared between ranks. */
+#define CAND_BITS  12
+#define CAND_SLOTS (1u << CAND_BITS) /* > 3 * (MAX_CANDIDATES + RC_EXCLUDED + RC_RECENT) */
 struct rc_scratch {
-    uint32_t seen;    /* == stamp: already a candidate of this rank */
-    uint32_t blocked; /* == stamp: excluded or recently seen by this rank's user */
+    uint32_t stamp; /* == e->stamp: the slot holds `item` in this rank */
+    uint32_t item;
     float covis_acc;
     float covis_best; /* the largest single contribution, whose source is covis_ref */
     int32_t covis_ref;
+    bool blocked; /* excluded or recently seen by this rank's user */
 };
 
 static int ensure_scratch(rc_engine_t *e)
 {
-    uint32_t need = e->catalog.n;
-    if (need <= e->scratch_cap && e->deferred != NULL)
+    if (e->deferred != NULL)
         return 0;
-    uint32_t cap = e->scratch_cap ? e->scratch_cap : 1024;
-    while (cap < need)
-        cap *= 2;
-    size_t old_bytes = (size_t)e->scratch_cap * sizeof(*e->scratch);
-    struct rc_scratch *p = rc_huge_realloc(e->scratch, old_bytes, cap * sizeof(*p));
-    if (p == NULL)
+    rc_ranker_free(e);
+    e->scratch = calloc(CAND_SLOTS, sizeof(*e->scratch));
+    e->cands = malloc(MAX_CANDIDATES * sizeof(*e->cands));
+    e->ranked = malloc(MAX_CANDIDATES * sizeof(*e->ranked));
+    e->deferred = malloc(MAX_CANDIDATES * sizeof(*e->deferred));
+    if (e->scratch == NULL || e->cands == NULL || e->ranked == NULL || e->deferred == NULL) {
+        rc_ranker_free(e);
         return RC_ENOMEM;
-    memset((char *)p + old_bytes, 0, cap * sizeof(*p) - old_bytes);
-    e->scratch = p;
-    e->scratch_cap = cap;
-    if (e->deferred == NULL) {
-        free(e->cands);
-        free(e->ranked);
-        e->cands = malloc(MAX_CANDIDATES * sizeof(*e->cands));
-        e->ranked = malloc(MAX_CANDIDATES * sizeof(*e->ranked));
-        e->deferred = malloc(MAX_CANDIDATES * sizeof(*e->deferred));
-        if (e->cands == NULL || e->ranked == NULL || e->deferred == NULL)
-            return RC_ENOMEM;
     }
     return 0;
 }
 
 void rc_ranker_free(rc_engine_t *e)
 {
-    rc_huge_free(e->scratch, (size_t)e->scratch_cap * sizeof(*e->scratch));
+    free(e->scratch);
     free(e->cands);
     free(e->ranked);
     free(e->deferred);
+    e->scratch = NULL;
+    e->cands = e->deferred = NULL;
+    e->ranked = NULL;
 }
 
-/* Adds a candidate once per rank (the stamp tells whether it is already in); items the
- * user must not be shown never become candidates. */
-static void add_candidate(rc_engine_t *e, uint32_t item)
+/* The slot of `item` in this rank, or the empty slot where it would go. */
+static struct rc_scratch *slot_of(const rc_engine_t *e, uint32_t item)
 {
-    struct rc_scratch *x = &e->scratch[item];
-    if (x->seen == e->stamp || x->blocked == e->stamp || e->n_cands >= MAX_CANDIDATES)
-        return;
-    x->seen = e->stamp;
-    x->covis_acc = 0;
-    x->covis_best = 0;
-    x->covis_ref = -1;
-    e->cands[e->n_cands++] = item;
+    uint32_t i = (item * 2654435761u) >> (32 - CAND_BITS);
+    while (e->scratch[i].stamp == e->stamp && e->scratch[i].item != item)
+        i = (i + 1) & (CAND_SLOTS - 1);
+    return &e->scratch[i];
 }
 
-/* Stamps the items this rank must leave out: purchased, dismissed, and those the user
+static bool is_blocked(const rc_engine_t *e, uint32_t item)
+{
+    const struct rc_scratch *x = slot_of(e, item);
+    return x->stamp == e->stamp && x->blocked;
+}
+
+/* Adds a candidate once per rank; items the user must not be shown never become
+ * candidates. Returns its slot, or NULL when it is not one. */
+static struct rc_scratch *add_candidate(rc_engine_t *e, uint32_t item)
+{
+    struct rc_scratch *x = slot_of(e, item);
+    if (x->stamp == e->stamp)
+        return x->blocked ? NULL : x;
+    if (e->n_cands >= MAX_CANDIDATES)
+        return NULL;
+    *x = (struct rc_scratch){.stamp = e->stamp, .item = item, .covis_ref = -1};
+    e->cands[e->n_cands++] = (uint32_t)(x - e->scratch);
+    return x;
+}
+
+/* Marks the items this rank must leave out: purchased, dismissed, and those the user
  * interacted with in this session. */
+static void block(rc_engine_t *e, uint32_t item)
+{
+    struct rc_scratch *x = slot_of(e, item);
+    *x = (struct rc_scratch){.stamp = e->stamp, .item = item, .covis_ref = -1, .blocked = true};
+}
+
 static void block_items(rc_engine_t *e, const rc_user_state_t *u)
 {
     for (uint8_t i = 0; i < u->n_excluded; i++)
-        if (u->excluded[i] < e->scratch_cap)
-            e->scratch[u->excluded[i]].blocked = e->stamp;
+        block(e, u->excluded[i]);
     for (uint8_t i = 0; i < u->n_recent; i++)
-        if (u->recent[i].item < e->scratch_cap)
-            e->scratch[u->recent[i].item].blocked = e->stamp;
+        block(e, u->recent[i].item);
 }
 
 /* One slot per feature of either vector, holding its weight in each. */
@@ -175,9 +192,8 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
             uint32_t c = nb[j].item;
             if (c >= e->catalog.n)
                 continue;
-            add_candidate(e, c);
-            struct rc_scratch *x = &e->scratch[c];
-            if (x->seen != e->stamp)
+            struct rc_scratch *x = add_candidate(e, c);
+            if (x == NULL)
                 continue;
             float contrib = nb[j].w / max * source_w;
             if (contrib > x->covis_best) {
@@ -426,23 +442,25 @@ static void scoring_begin(const rc_engine_t *e, const rc_user_state_t *u, const 
     x->pop_scale = t->popularity_max > 0 ? x->b->popular / t->popularity_max : 0;
 }
 
-static float covisit_part(const rc_engine_t *e, const scoring_t *x, uint32_t c)
+static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
 {
-    return x->covis_max > 0 ? x->b->covisit * e->scratch[c].covis_acc / x->covis_max : 0;
+    return x->covis_max > 0 ? x->b->covisit * cand->covis_acc / x->covis_max : 0;
 }
 
-/* The score of candidate c into *r; false when the rules leave it out. Content, trending
+/* The score of a candidate (its slot) into *r; false when the rules leave it out. Content, trending
  * and popularity are each at most 1 before their blend weight, so a candidate's score is
  * bounded by what gathering already knows (score_bound). */
-static bool score_one(const rc_engine_t *e, const scoring_t *x, uint32_t c, rc_ranked_t *r)
+static bool score_one(const rc_engine_t *e, const scoring_t *x, const struct rc_scratch *cand,
+                      rc_ranked_t *r)
 {
+    uint32_t c = cand->item;
     const rc_trending_t *t = &e->trending;
     const rc_blend_t *b = x->b;
     const rc_item_t *it = &e->catalog.items[c];
     if (!passes_rules(it, x->spec))
         return false;
     float part[RC_SRC_COUNT];
-    part[RC_SRC_COVISIT] = covisit_part(e, x, c);
+    part[RC_SRC_COVISIT] = covisit_part(x, cand);
     part[RC_SRC_CONTENT] = b->content * content_score(e, it, x->unorm);
     /* The segment adding most to the trending part is the one its reason names. */
     float trend = 0, seg_best = 0;
@@ -467,9 +485,7 @@ static bool score_one(const rc_engine_t *e, const scoring_t *x, uint32_t c, rc_r
             src = (uint8_t)p;
     }
     score *= rc_rules_boost(&e->rules, c);
-    int64_t ref = src == RC_SRC_COVISIT    ? e->scratch[c].covis_ref
-                  : src == RC_SRC_TRENDING ? seg_ref
-                                           : -1;
+    int64_t ref = src == RC_SRC_COVISIT ? cand->covis_ref : src == RC_SRC_TRENDING ? seg_ref : -1;
     *r = (rc_ranked_t){c, score, src, ref};
     return true;
 }
@@ -519,17 +535,17 @@ static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
     uint32_t n_least = 0, n = 0;
     e->n_deferred = 0;
     for (uint32_t i = 0; i < e->n_cands; i++) {
-        uint32_t c = e->cands[i];
+        const struct rc_scratch *cand = &e->scratch[e->cands[i]];
         if (i + PREFETCH_AHEAD < e->n_cands) {
-            uint32_t ahead = e->cands[i + PREFETCH_AHEAD];
+            uint32_t ahead = e->scratch[e->cands[i + PREFETCH_AHEAD]].item;
             __builtin_prefetch(&e->catalog.items[ahead]);
             __builtin_prefetch(rc_trending_scores(&e->trending, ahead));
         }
-        if (bound && n_least == keep && (covisit_part(e, x, c) + rest) * boost_hi < least[0]) {
-            e->deferred[e->n_deferred++] = c;
+        if (bound && n_least == keep && (covisit_part(x, cand) + rest) * boost_hi < least[0]) {
+            e->deferred[e->n_deferred++] = e->cands[i];
             continue;
         }
-        if (!score_one(e, x, c, &e->ranked[n]))
+        if (!score_one(e, x, cand, &e->ranked[n]))
             continue;
         if (bound)
             keep_largest(least, &n_least, keep, e->ranked[n].score);
@@ -543,7 +559,7 @@ static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
 static uint32_t score_deferred(rc_engine_t *e, const scoring_t *x, uint32_t n)
 {
     for (uint32_t i = 0; i < e->n_deferred; i++)
-        n += score_one(e, x, e->deferred[i], &e->ranked[n]);
+        n += score_one(e, x, &e->scratch[e->deferred[i]], &e->ranked[n]);
     e->n_deferred = 0;
     return n;
 }
@@ -597,7 +613,7 @@ static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     for (uint32_t i = 0; i < e->n_explore; i++) {
         uint32_t item = e->explore_pool[i];
         const rc_item_t *it = &e->catalog.items[item];
-        if (item >= e->catalog.n || e->scratch[item].blocked == e->stamp || !passes_rules(it, spec))
+        if (item >= e->catalog.n || is_blocked(e, item) || !passes_rules(it, spec))
             continue;
         bool listed = false;
         for (uint32_t j = 0; j < k && !listed; j++)
@@ -630,7 +646,7 @@ static bool pin_applies(const rc_engine_t *e, const rc_pin_t *p, const rc_rank_s
         return false;
     /* Only where the item could be shown at all: available, not excluded or already seen
      * by this user, within the subscription's filters. */
-    return e->scratch[p->idx].blocked != e->stamp && passes_rules(&e->catalog.items[p->idx], spec);
+    return !is_blocked(e, (uint32_t)p->idx) && passes_rules(&e->catalog.items[p->idx], spec);
 }
 
 /* Puts the pinned items of this surface at their places (pins are few, and checked in the
@@ -702,7 +718,7 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     if (ensure_scratch(e) != 0 || spec->k == 0)
         return 0;
     if (++e->stamp == 0) {
-        memset(e->scratch, 0, e->scratch_cap * sizeof(*e->scratch));
+        memset(e->scratch, 0, CAND_SLOTS * sizeof(*e->scratch));
         memset(e->svec_stamp, 0, sizeof(e->svec_stamp));
         e->stamp = 1;
     }
