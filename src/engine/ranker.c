@@ -447,9 +447,9 @@ static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
     return x->covis_max > 0 ? x->b->covisit * cand->covis_acc / x->covis_max : 0;
 }
 
-/* The score of a candidate (its slot) into *r; false when the rules leave it out. Content, trending
- * and popularity are each at most 1 before their blend weight, so a candidate's score is
- * bounded by what gathering already knows (score_bound). */
+/* The score of a candidate (its slot) into *r; false when the rules leave it out. Content,
+ * trending and popularity are each at most 1 before their blend weight, so a candidate's
+ * score is bounded by what gathering already knows (score_candidates). */
 static bool score_one(const rc_engine_t *e, const scoring_t *x, const struct rc_scratch *cand,
                       rc_ranked_t *r)
 {
@@ -519,10 +519,11 @@ static void keep_largest(float *h, uint32_t *n, uint32_t cap, float v)
 /* Scores the candidates that pass the rules into e->ranked; returns how many. Only the
  * best KEEP_FACTOR * k can reach a list (top_k), so once that many are scored, a candidate
  * whose bound is under the least of them is only put aside in e->deferred (top_k scores
- * those when it needs every candidate). Candidates come strongest co-visitation first, so
- * with full neighbour lists most are put aside: their items and trending scores, scattered
- * over the catalog, are never read. The list is the same as scoring them all
- * (test_rank_bound_exact). */
+ * those when it needs every candidate): its item and trending scores, scattered over the
+ * catalog, are not read. Candidates come strongest co-visitation first, so the least of the
+ * best rises early. The list is the same as scoring them all (test_rank_bound_exact). With
+ * the load generator's traffic about one candidate in eight is put aside, and server CPU
+ * per event fell 12 % (median of 4 alternated pairs at mature state). */
 static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
 {
     const rc_blend_t *b = x->b;
