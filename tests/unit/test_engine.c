@@ -1198,12 +1198,13 @@ static uint32_t compare_bounded(rc_engine_t *e, rc_user_state_t *users, int n_us
     static const uint32_t ks[] = {1, 3, 5, 10, 20, 40};
     static const rc_blend_t blends[] = {
         {.covisit = 0.25f, .content = 0.25f, .trending = 0.25f, .popular = 0.25f},
-        {.covisit = 0.3f, .content = 0.6f, .popular = 0.1f}};
+        {.covisit = 0.3f, .content = 0.6f, .popular = 0.1f},
+        {.covisit = 0.4f, .trending = 0.1f, .popular = 0.5f}};
     rc_ranked_t a[40], b[40];
     uint32_t bounded = 0;
     for (int i = 0; i < n_users; i++) {
         for (size_t j = 0; j < sizeof(ks) / sizeof(ks[0]); j++) {
-            for (int f = 0; f < 9; f++) {
+            for (int f = 0; f < 12; f++) {
                 rc_rank_spec_t spec = {.k = ks[j],
                                        .category = f % 3 == 1 ? category_of(e, "cat3") : -1,
                                        .price_min = f % 3 == 2 ? 5 : -1,
