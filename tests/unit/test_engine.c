@@ -1259,8 +1259,8 @@ static void test_rank_bound_exact(void **state)
     rc_engine_free(e);
 }
 
-/* The open catalog learns items from traffic after ranks already ran: the ranker's scratch
- * must follow the catalog's growth, and learned items (no features) rank without harm. */
+/* The open catalog learns items from traffic after ranks already ran: the ranker must
+ * follow the catalog's growth, and learned items (no features) rank without harm. */
 static void test_rank_after_catalog_grows(void **state)
 {
     (void)state;
