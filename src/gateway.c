@@ -1084,6 +1084,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     if (g->ctx == NULL) {
         snprintf(err, errlen, "libwebsockets could not start");
         close(listen_fd);
+        rc_deflater_free(g->deflater);
         free(g);
         *loop_unusable = true;
         return NULL;

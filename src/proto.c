@@ -478,20 +478,29 @@ static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
 
 /* The event's id, if it has a valid one, whatever else is wrong with it: an error that
  * names the event lets the client drop it from its retry queue. */
+/* The value of the first string key `key` of `map`, or NULL. */
+static const msgpack_object *map_value(const msgpack_object_map *map, const char *key)
+{
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->ptr[i].val;
+    }
+    return NULL;
+}
+
 static rc_str_t find_event_id(const msgpack_object_map *map)
 {
-    for (uint32_t i = 0; i < map->size; i++) {
-        const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 2 ||
-            memcmp(k->via.str.ptr, "id", 2) != 0 || v->type != MSGPACK_OBJECT_STR ||
-            v->via.str.size == 0 || v->via.str.size > RC_ID_MAX)
-            continue;
-        for (uint32_t c = 0; c < v->via.str.size; c++)
-            if (!id_char(v->via.str.ptr[c], false))
-                return (rc_str_t){NULL, 0};
-        return (rc_str_t){v->via.str.ptr, v->via.str.size};
-    }
-    return (rc_str_t){NULL, 0};
+    const msgpack_object *v = map_value(map, "id");
+    if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+        v->via.str.size > RC_ID_MAX)
+        return (rc_str_t){NULL, 0};
+    for (uint32_t c = 0; c < v->via.str.size; c++)
+        if (!id_char(v->via.str.ptr[c], false))
+            return (rc_str_t){NULL, 0};
+    return (rc_str_t){v->via.str.ptr, v->via.str.size};
 }
 
 static int decode_event(rc_proto_decoder_t *d, const msgpack_object_map *map, rc_proto_event_t *ev,
@@ -622,16 +631,9 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d)
 /* Is `o` a map whose "type" is "event"? */
 static bool is_event(const msgpack_object *o)
 {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return false;
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 &&
-            memcmp(k->via.str.ptr, "type", 4) == 0)
-            return v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5 &&
-                   memcmp(v->via.str.ptr, "event", 5) == 0;
-    }
-    return false;
+    const msgpack_object *v = o->type == MSGPACK_OBJECT_MAP ? map_value(&o->via.map, "type") : NULL;
+    return v != NULL && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5 &&
+           memcmp(v->via.str.ptr, "event", 5) == 0;
 }
 
 /* The depth both readers allow a client message (MessagePack: rc_mp_check). */

@@ -288,24 +288,28 @@ static void view_free(rc_view_t *v)
     free(v);
 }
 
+/* A state with no history, in the session's context. */
+static void state_from_context(const rc_session_t *ses, rc_user_state_t *u)
+{
+    rc_user_state_init(u, ses->device, ses->tz_offset_min);
+    u->locale = ses->locale;
+}
+
 /* The user's state for ranking: the session's own, or, while it has none, `empty` made
  * from the context alone. */
 static const rc_user_state_t *state_for_read(const rc_session_t *ses, rc_user_state_t *empty)
 {
     if (ses->state != NULL)
         return ses->state;
-    rc_user_state_init(empty, ses->device, ses->tz_offset_min);
-    empty->locale = ses->locale;
+    state_from_context(ses, empty);
     return empty;
 }
 
 /* The user's state for learning, made on first need. NULL when out of memory. */
 static rc_user_state_t *state_for_write(rc_session_t *ses)
 {
-    if (ses->state == NULL && (ses->state = malloc(sizeof(*ses->state))) != NULL) {
-        rc_user_state_init(ses->state, ses->device, ses->tz_offset_min);
-        ses->state->locale = ses->locale;
-    }
+    if (ses->state == NULL && (ses->state = malloc(sizeof(*ses->state))) != NULL)
+        state_from_context(ses, ses->state);
     return ses->state;
 }
 
