@@ -476,8 +476,6 @@ static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
     return 0;
 }
 
-/* The event's id, if it has a valid one, whatever else is wrong with it: an error that
- * names the event lets the client drop it from its retry queue. */
 /* The value of the first string key `key` of `map`, or NULL. */
 static const msgpack_object *map_value(const msgpack_object_map *map, const char *key)
 {
@@ -491,6 +489,8 @@ static const msgpack_object *map_value(const msgpack_object_map *map, const char
     return NULL;
 }
 
+/* The event's id, if it has a valid one, whatever else is wrong with it: an error that
+ * names the event lets the client drop it from its retry queue. */
 static rc_str_t find_event_id(const msgpack_object_map *map)
 {
     const msgpack_object *v = map_value(map, "id");
