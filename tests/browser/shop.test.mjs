@@ -5,14 +5,22 @@
 // in step; the visitor and context switches reconnect with a cold start; the page works from
 // the keyboard, fits a phone, and logs no console error. Screenshots go to
 // build/test-artifacts/.
+//
+// The server pushes a list only when an event changes it (PROTOCOL.md, `event`): a view of a
+// product can leave the eight items of the rail as they were. So the test reads the page's
+// WebSocket messages to know, for each click, the event it sent, its `ack`, and whether a list
+// caused by it came; it times the lists that came, and checks that the others did not.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { DESKTOP, PHONE, launchBrowser, missingReason, openPage, screenshot, startDemoServer, stopCleanly } from './harness.mjs';
+import { decodeMessage } from '../../client-sdk/js/src/codec.js';
+import { DESKTOP, PHONE, launchBrowser, missingReason, openPage, screenshot, sleep, startDemoServer, stopCleanly } from './harness.mjs';
 
 const CLICK_BUDGET_MS = 200;
 const CLICKS = 6;
+/** How long after its `ack` a list caused by an event may still come (the ack may be first). */
+const LIST_AFTER_ACK_MS = 1000;
 const skip = missingReason();
 if (skip) console.log(`# shop browser tests skipped: ${skip}`);
 
@@ -32,16 +40,54 @@ const watchRail = (page) => page.evaluate(() => {
   window.__railWatch = m;
 });
 
-/** Waits for the rail update after the newest recorded click; returns click→update ms. */
-async function nextUpdateAfterClick(page, updatesBefore) {
-  await page.waitForFunction((n) => window.__railWatch.updates.length > n, updatesBefore, { timeout: 3000 });
-  return page.evaluate((n) => {
-    const m = window.__railWatch;
-    return { ms: m.updates[n].t - m.clicks.at(-1), cause: m.updates[n].cause };
-  }, updatesBefore);
+/** Records the protocol messages of the page's WebSockets, decoded; attach before `goto`. */
+function recordMessages(page) {
+  const log = { sent: [], received: [] };
+  const decode = (f) => decodeMessage(f.payload, typeof f.payload === 'string' ? 'json' : 'msgpack');
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => log.sent.push(decode(f)));
+    ws.on('framereceived', (f) => log.received.push(decode(f)));
+  });
+  return log;
 }
 
-const updatesSoFar = (page) => page.evaluate(() => window.__railWatch.updates.length);
+/** Polls `get` until it returns a truthy value (returned) or `ms` pass (undefined). */
+async function poll(get, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = get();
+    if (v || Date.now() > deadline) return v || undefined;
+    await sleep(5);
+  }
+}
+
+/** The events (not impressions) that messages sent from `from` on carry. */
+const sentEvents = (log, from) => log.sent.slice(from)
+  .flatMap((m) => (m.type === 'event' ? [m] : m.type === 'events' ? m.events : []))
+  .filter((e) => e.kind !== 'impression');
+
+/**
+ * Does `act` (a click or a key press that sends one event) on an open page and tells what it
+ * caused: `changed` is whether the server pushed a list caused by that event; when it did,
+ * `ms` is the time from the click to the rail's DOM update showing that list, measured in the
+ * page. Fails if the event is never acknowledged.
+ */
+async function clickOutcome({ page, messages }, act) {
+  const sentBefore = messages.sent.length;
+  await act();
+  const ev = await poll(() => sentEvents(messages, sentBefore)[0], 3000);
+  assert.ok(ev, 'the click sent an event');
+  const acked = await poll(() => messages.received.some((m) => m.type === 'ack' && m.ids.includes(ev.id)), 3000);
+  assert.ok(acked, `event ${ev.id} acknowledged`);
+  const changed = await poll(() => messages.received.some((m) => m.type === 'recs' && m.cause === ev.id), LIST_AFTER_ACK_MS);
+  if (!changed) return { id: ev.id, changed: false };
+  await page.waitForFunction((id) => window.__railWatch.updates.some((u) => u.cause === id), ev.id, { timeout: 3000 });
+  const ms = await page.evaluate((id) => {
+    const m = window.__railWatch;
+    return m.updates.find((u) => u.cause === id).t - m.clicks.at(-1);
+  }, ev.id);
+  return { id: ev.id, changed: true, ms };
+}
 
 describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
   let server, browser;
@@ -55,7 +101,8 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     await stopCleanly(server);
   });
   const open = async (viewport, opts) => {
-    const p = await openPage(browser, viewport, opts);
+    const p = { ...await openPage(browser, viewport, opts) };
+    p.messages = recordMessages(p.page);
     pages.push(p);
     await p.page.goto(`${server.url}/`);
     await p.page.waitForSelector('#rail > li');
@@ -65,7 +112,6 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
   };
 
   let desktop;
-  let clickLatencies = [];
 
   test('clicks on one category make it rise in the rail, each update within 200 ms', async () => {
     desktop = await open(DESKTOP);
@@ -79,15 +125,16 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     await page.click(`.chip[data-category="${category}"]`);
     await page.waitForFunction((c) => [...document.querySelectorAll('#grid > li')].every((li) => li.dataset.category === c), category);
     await watchRail(page);
+    const latencies = [];
     for (let i = 0; i < CLICKS; i++) {
-      const n = await updatesSoFar(page);
-      await page.locator('#grid > li button.product').nth(i).click();
-      const { ms, cause } = await nextUpdateAfterClick(page, n);
-      assert.ok(cause, 'the update names the event that caused it');
-      clickLatencies.push(ms);
+      const shown = (await railState(page)).map((r) => r.item);
+      const out = await clickOutcome(desktop, () => page.locator('#grid > li button.product').nth(i).click());
+      if (out.changed) latencies.push(out.ms);
+      else assert.deepEqual((await railState(page)).map((r) => r.item), shown, `no list came for ${out.id}: the rail stays`);
     }
-    console.log(`# click → rail DOM update (ms): ${clickLatencies.map((x) => x.toFixed(1)).join(', ')}`);
-    for (const ms of clickLatencies) assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after the click (budget ${CLICK_BUDGET_MS})`);
+    console.log(`# click → rail DOM update (ms): ${latencies.map((x) => x.toFixed(1)).join(', ')}; ${CLICKS - latencies.length} of ${CLICKS} clicks left the list as it was`);
+    assert.ok(latencies.length >= CLICKS / 2, `${latencies.length} of ${CLICKS} views changed the list`);
+    for (const ms of latencies) assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after the click (budget ${CLICK_BUDGET_MS})`);
     const afterClicks = await railState(page);
     const countAfter = afterClicks.filter((r) => r.category === category).length;
     assert.ok(countAfter >= countBefore + 3, `${category} rose in the rail: ${countBefore} → ${countAfter} of 8`);
@@ -96,20 +143,22 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.match(await page.locator('#rail-meta').innerText(), /\d+ ms from your click/);
   });
 
+  // An item the user just interacted with leaves their lists: a click on the rail always
+  // changes it.
   test('a click on a recommendation re-ranks too', async () => {
     const { page } = desktop;
-    const n = await updatesSoFar(page);
-    await page.locator('#rail > li button.product').nth(3).click();
-    const { ms } = await nextUpdateAfterClick(page, n);
+    const clicked = (await railState(page))[3].item;
+    const { changed, ms } = await clickOutcome(desktop, () => page.locator('#rail > li button.product').nth(3).click());
+    assert.ok(changed, 'a list came for the click');
     assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after a click on it`);
+    assert.ok(!(await railState(page)).some((r) => r.item === clicked), `${clicked} left the rail`);
   });
 
-  test('add to cart re-ranks too, and the cart counts', async () => {
+  test('add to cart: the cart counts, and a list it changes comes within 200 ms', async () => {
     const { page } = desktop;
-    const n = await updatesSoFar(page);
-    await page.locator('#grid > li button.add').nth(CLICKS).click();
-    const { ms } = await nextUpdateAfterClick(page, n);
-    assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after add to cart`);
+    const { changed, ms } = await clickOutcome(desktop, () => page.locator('#grid > li button.add').nth(CLICKS).click());
+    if (changed) assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after add to cart`);
+    else console.log('# add to cart left the list as it was');
     assert.equal(await page.locator('#cart-count').innerText(), '1');
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForFunction(() => document.getAnimations().length === 0); // items in place
@@ -122,13 +171,9 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.equal(await b.evaluate(() => localStorage.getItem('rankcast.demo.user')),
       await a.evaluate(() => localStorage.getItem('rankcast.demo.user')));
     await watchRail(b);
-    const nb = await updatesSoFar(b);
-    const na = await updatesSoFar(a);
-    await a.locator('#grid > li button.product').nth(CLICKS + 1).click();
-    const inA = await nextUpdateAfterClick(a, na);
-    await b.waitForFunction((n) => window.__railWatch.updates.length > n, nb, { timeout: 3000 });
-    const causeB = await b.evaluate((n) => window.__railWatch.updates[n].cause, nb);
-    assert.equal(causeB, inA.cause, 'the other window got the list caused by this click');
+    const inA = await clickOutcome(desktop, () => a.locator('#rail > li button.product').first().click());
+    assert.ok(inA.changed, 'a click on the rail changes it');
+    await b.waitForFunction((id) => window.__railWatch.updates.some((u) => u.cause === id), inA.id, { timeout: 3000 });
     assert.deepEqual((await railState(b)).map((r) => r.item), (await railState(a)).map((r) => r.item));
     assert.match(await b.locator('#rail-meta').innerText(), /another window/);
   });
@@ -161,14 +206,13 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     let found = false;
     for (let i = 0; i < 60 && !found; i++) {
       await page.keyboard.press('Tab');
-      found = await page.evaluate(() => document.activeElement?.matches('#grid button.product') ?? false);
+      found = await page.evaluate(() => document.activeElement?.matches('#rail button.product') ?? false);
     }
-    assert.ok(found, 'Tab reaches a product of the grid');
+    assert.ok(found, 'Tab reaches a recommended product');
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     assert.notEqual(outline, 'none', 'the focused product shows a focus ring');
-    const n = await updatesSoFar(page);
-    await page.keyboard.press('Enter');
-    const { ms } = await nextUpdateAfterClick(page, n);
+    const { changed, ms } = await clickOutcome(kb, () => page.keyboard.press('Enter'));
+    assert.ok(changed, 'Enter on a recommendation changes the list');
     assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after Enter`);
     const tags = await page.$$eval('[onclick], div[tabindex], span[tabindex]', (els) => els.length);
     assert.equal(tags, 0, 'no clickable divs or spans: controls are buttons');
@@ -182,9 +226,8 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     const fontPx = await page.$eval('#grid .name', (e) => parseFloat(getComputedStyle(e).fontSize));
     assert.ok(fontPx >= 13, `product names are ${fontPx}px`);
     await watchRail(page);
-    const n = await updatesSoFar(page);
-    await page.locator('#grid > li button.product').first().click();
-    await nextUpdateAfterClick(page, n);
+    const { changed } = await clickOutcome(phone, () => page.locator('#rail > li button.product').first().click());
+    assert.ok(changed, 'a tap on the rail changes it');
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForFunction(() => document.getAnimations().length === 0);
     await screenshot(page, 'shop-phone');
