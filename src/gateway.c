@@ -954,7 +954,10 @@ static void accept_one(rc_gateway_t *g, int fd, const struct sockaddr_storage *s
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct lws *wsi = lws_adopt_socket_vhost(g->vhost, fd);
     if (wsi == NULL) {
-        close(fd); /* lws refused it (out of memory): the client sees a reset */
+        /* lws refused it (out of memory, or TLS failed on bytes already there) and closes the
+         * descriptor itself, with libuv after this turn of the loop. Closing it here too would
+         * free its number for the next accept, and lws's close would then end that connection
+         * behind libuv's back (libuv aborts on the EBADF). */
         e->count++;
         ip_release(g, e);
         return;

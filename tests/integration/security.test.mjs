@@ -390,6 +390,41 @@ describe('TLS', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${server.port}/healthz`, { signal: AbortSignal.timeout(3000) }));
   });
 
+  // A connection that has sent a byte that is not TLS and hung up before the server accepts it
+  // fails TLS inside lws's adoption of the socket; lws then closes the descriptor itself. The
+  // server closed it a second time and so freed its number for the next accept, whose
+  // connection lws's close then ended: libuv aborted the process. The server is stopped
+  // (SIGSTOP) while the burst connects, so every junk connection is complete before its accept.
+  test('a burst of connections that send junk and hang up before their accept: the wss sessions between them are served', async () => {
+    const junk = [];
+    const sessions = [];
+    server.proc.kill('SIGSTOP');
+    try {
+      const written = [];
+      for (let i = 0; i < 100; i++) {
+        const s = netConnect({ host: '127.0.0.1', port: server.port });
+        s.on('error', () => {});
+        written.push(new Promise((res) => s.end('\n', res)));
+        junk.push(s);
+        sessions.push(connectHello(server, 'json', {}));
+      }
+      await Promise.all(written);
+      await sleep(200); // the wss clients' TCP handshakes and ClientHellos, into the backlog
+    } finally {
+      server.proc.kill('SIGCONT');
+    }
+    const opened = await Promise.allSettled(sessions);
+    for (const s of junk) s.destroy();
+    assert.deepEqual([server.proc.exitCode, server.proc.signalCode], [null, null], 'the server is up');
+    const failed = opened.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+    assert.deepEqual(failed, [], 'every wss session between the junk opened');
+    for (const { value: { client } } of opened) {
+      client.send({ type: 'ping' });
+      await client.next((m) => m.type === 'pong');
+      assert.equal(client.closeInfo, null);
+    }
+  });
+
   test('SIGHUP reloads the certificate: live connections stay, new ones see the new one, a bad pair is refused', async () => {
     const { client } = await connectHello(server, 'json', {});
     assert.match((await peerCert()).subject, /CN=first/);
