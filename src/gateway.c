@@ -356,6 +356,8 @@ static int ws_flush(struct lws *wsi, ws_pss_t *pss)
 
 static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
 {
+    if (pss->wsi == NULL) /* not established (see ws_closed) */
+        return 0;
     rc_list_unlink(&pss->flush_link);
     return ws_flush(wsi, pss);
 }
@@ -371,8 +373,13 @@ static void on_flush_check(uv_check_t *h)
     }
 }
 
+/* lws also reports the close of a connection whose upgrade failed after the protocol was
+ * bound (the 101 could not be written: the peer reset it), with the state it zeroed and
+ * ESTABLISHED never called. */
 static void ws_closed(ws_pss_t *pss)
 {
+    if (pss->wsi == NULL)
+        return;
     rc_list_unlink(&pss->flush_link);
     if (pss->conn != NULL) {
         rc_conn_closed(pss->conn);
@@ -490,6 +497,8 @@ static int root_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(wsi, in);
     case LWS_CALLBACK_WSI_DESTROY:
+        if (gateway_of(wsi)->claims_wsi == wsi) /* its upgrade never completed */
+            gateway_of(wsi)->claims_wsi = NULL;
         ip_release(gateway_of(wsi), lws_get_opaque_user_data(wsi));
         lws_set_opaque_user_data(wsi, NULL);
         return 0;

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, test } from 'node:test';
 
@@ -309,6 +310,32 @@ for (const enc of ENCODINGS) {
     });
   });
 }
+
+// An upgrade request followed at once by a reset: the server reads the request, binds the
+// protocol, fails to write the 101, and lws reports the close of a connection that was never
+// established. The gateway took that for an established connection's close and crashed (every
+// run, with 300 of these).
+describe('peers that reset during the upgrade', () => {
+  test('300 upgrades, each reset by its client at once: the server stays up and serves', async () => {
+    const request = (key) => 'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+      + `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL.json}\r\n\r\n`;
+    for (let i = 0; i < 300; i++) {
+      await new Promise((res) => {
+        const s = netConnect({ host: server.host, port: server.port }, () => {
+          s.write(request(randomBytes(16).toString('base64'))); // goes out at once (an idle socket)
+          s.resetAndDestroy();
+          res();
+        });
+        s.on('error', res);
+      });
+    }
+    await sleep(500);
+    assert.equal(server.exitResult, null, 'the server exited');
+    assert.equal((await httpGet(server, '/healthz')).status, 200);
+    const { client } = await connectHello(server, 'json', { user: uniqueId('after-resets') });
+    assert.equal((await client.subscribe('home', { k: 3 })).items.length, 3);
+  });
+});
 
 describe('after all that', () => {
   test('a connection that never says hello is closed with 4004 after about 10 s', async () => {
