@@ -8,7 +8,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_PAGE  ((size_t)2 << 20)
+#define CACHE_LINE ((size_t)64)
 
 static bool is_mapped(size_t bytes)
 {
@@ -38,16 +39,20 @@ static void *map_aligned(size_t bytes)
     return (void *)start;
 }
 
+/* The heap, at a cache-line boundary (realloc() would give 16 bytes). */
+static void *line_aligned(size_t bytes)
+{
+    return aligned_alloc(CACHE_LINE, (bytes + CACHE_LINE) & ~(size_t)(CACHE_LINE - 1));
+}
+
 void *rc_huge_realloc(void *p, size_t old_bytes, size_t new_bytes)
 {
     if (p == NULL)
         old_bytes = 0;
-    if (!is_mapped(new_bytes) && !is_mapped(old_bytes))
-        return realloc(p, new_bytes ? new_bytes : 1);
     if (is_mapped(new_bytes) && is_mapped(old_bytes) &&
         mapped_size(new_bytes) == mapped_size(old_bytes))
         return p;
-    void *q = is_mapped(new_bytes) ? map_aligned(new_bytes) : malloc(new_bytes ? new_bytes : 1);
+    void *q = is_mapped(new_bytes) ? map_aligned(new_bytes) : line_aligned(new_bytes);
     if (q == NULL)
         return NULL;
     if (p != NULL)

@@ -144,11 +144,11 @@ int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, 
     rc_mp_cstr(&pk, "r");
     msgpack_pack_array(&pk, d->n_recent);
     for (uint8_t i = 0; i < d->n_recent; i++)
-        rc_mp_cstr(&pk, c->items[d->recent[i]].id);
+        rc_mp_cstr(&pk, rc_item_id(c, d->recent[i]));
     rc_mp_cstr(&pk, "x");
     msgpack_pack_array(&pk, d->n_excluded);
     for (uint8_t i = 0; i < d->n_excluded; i++)
-        rc_mp_cstr(&pk, c->items[d->excluded[i]].id);
+        rc_mp_cstr(&pk, rc_item_id(c, d->excluded[i]));
     rc_mp_cstr(&pk, "t");
     msgpack_pack_int64(&pk, now_ms);
     return rc_wbuf_ok(out);

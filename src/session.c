@@ -342,20 +342,20 @@ static rc_frame_t *encode_view(rc_sessions_t *s, const rc_session_t *ses, const 
     rc_enc_t e;
     /* The items' strings lie scattered over the heap: ask for all of them first. */
     for (uint32_t i = 0; i < v->n; i++) {
-        const rc_item_t *it = &cat->items[v->ranked[i].item];
-        __builtin_prefetch(it->id);
-        __builtin_prefetch(it->name);
+        const rc_item_label_t *l = &cat->labels[v->ranked[i].item];
+        __builtin_prefetch(l->id);
+        __builtin_prefetch(l->name);
     }
     for (uint32_t i = 0; i < v->n; i++) {
         const rc_ranked_t *r = &v->ranked[i];
         const rc_item_t *it = &cat->items[r->item];
         rc_engine_why(s->engine, u, r, s->why_buf[i], WHY_LEN);
         s->recs_buf[i] = (rc_recs_item_t){
-            .item = it->id,
+            .item = rc_item_id(cat, r->item),
             .score = r->score,
             .src = rc_src_name(r->src),
             .why = s->why_buf[i],
-            .name = (it->flags & RC_ITEM_LEARNED) ? NULL : it->name,
+            .name = (it->flags & RC_ITEM_LEARNED) ? NULL : rc_item_name(cat, r->item),
             .category = it->category ? cat->categories[it->category] : NULL,
             .price = it->price,
         };
@@ -745,7 +745,7 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
         const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
         if (r->item >= c->n)
             continue;
-        const char *id = c->items[r->item].id;
+        const char *id = rc_item_id(c, r->item);
         m->recent[m->n_recent] = (rc_str_t){id, (uint32_t)strlen(id)};
         m->recent_w[m->n_recent++] = r->w;
     }

@@ -293,9 +293,9 @@ static void maybe_refresh(replay_t *r, double now_s)
 static void dump_ranks(replay_t *r, int m, const uint32_t *list, uint32_t n, uint32_t target)
 {
     fprintf(r->dump, "%s\t%llu\t%s\t", method_keys[m], (unsigned long long)r->predictions,
-            r->e->catalog.items[target].id);
+            rc_item_id(&r->e->catalog, target));
     for (uint32_t i = 0; i < n; i++)
-        fprintf(r->dump, "%s%s", i ? " " : "", r->e->catalog.items[list[i]].id);
+        fprintf(r->dump, "%s%s", i ? " " : "", rc_item_id(&r->e->catalog, list[i]));
     fputc('\n', r->dump);
 }
 

@@ -41,11 +41,12 @@ void rc_catalog_free(rc_catalog_t *c)
     if (c == NULL)
         return;
     for (uint32_t i = 0; i < c->n; i++) {
-        if (c->items[i].name != c->items[i].id)
-            free(c->items[i].name);
-        free(c->items[i].id);
+        if (c->labels[i].name != c->labels[i].id)
+            free(c->labels[i].name);
+        free(c->labels[i].id);
     }
     rc_huge_free(c->items, (size_t)c->cap * sizeof(*c->items));
+    free(c->labels);
     for (uint32_t i = 0; i < c->n_categories; i++)
         free(c->categories[i]);
     free(c->categories);
@@ -105,6 +106,10 @@ static int new_slot(rc_catalog_t *c, const char *id, size_t len, uint32_t *idx)
         return RC_EFULL;
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 1024;
+        rc_item_label_t *l = realloc(c->labels, cap * sizeof(*l));
+        if (l == NULL)
+            return RC_ENOMEM;
+        c->labels = l;
         rc_item_t *p = rc_huge_realloc(c->items, (size_t)c->cap * sizeof(*p), cap * sizeof(*p));
         if (p == NULL)
             return RC_ENOMEM;
@@ -112,14 +117,15 @@ static int new_slot(rc_catalog_t *c, const char *id, size_t len, uint32_t *idx)
         c->cap = cap;
     }
     rc_item_t *it = &c->items[c->n];
+    rc_item_label_t *l = &c->labels[c->n];
     memset(it, 0, sizeof(*it));
-    it->id = strndup(id, len);
-    if (it->id == NULL)
+    l->id = strndup(id, len);
+    if (l->id == NULL)
         return RC_ENOMEM;
-    it->name = it->id;
+    l->name = l->id;
     it->price = -1;
-    if (rc_strmap_put(&c->by_id, it->id, len, c->n) != 0) {
-        free(it->id);
+    if (rc_strmap_put(&c->by_id, l->id, len, c->n) != 0) {
+        free(l->id);
         return RC_ENOMEM;
     }
     *idx = c->n++;
@@ -162,6 +168,7 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
         return rc;
     }
     rc_item_t *it = &c->items[i];
+    rc_item_label_t *l = &c->labels[i];
     uint16_t cat = 0;
     if (category != NULL && (rc = intern_category(c, category, &cat)) != 0)
         return rc;
@@ -169,9 +176,9 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
         char *copy = strdup(name);
         if (copy == NULL)
             return RC_ENOMEM;
-        if (it->name != it->id)
-            free(it->name);
-        it->name = copy;
+        if (l->name != l->id)
+            free(l->name);
+        l->name = copy;
     }
     it->category = cat;
     it->price = price >= 0 ? price : -1.0;

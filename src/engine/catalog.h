@@ -17,9 +17,10 @@ enum {
     RC_ITEM_LEARNED = 1 << 2,      /* added from traffic (open catalog), no features */
 };
 
+/* What a rank reads of a candidate, in one cache line: the catalog array is 64-byte aligned
+ * (hugemem), so a candidate costs one miss, not two. Its id and name, read only for the few
+ * items a list shows, are in the catalog's `labels`, at the same index. */
 typedef struct rc_item {
-    char *id;          /* NUL-terminated, owned */
-    char *name;        /* owned; equals id for learned items */
     uint16_t category; /* index into categories; 0 is "none" */
     uint8_t n_feat;
     uint8_t flags;
@@ -29,8 +30,16 @@ typedef struct rc_item {
     uint32_t feat[RC_ITEM_FEATURES]; /* hashed feature ids: feat[0] is the category's */
 } rc_item_t;
 
+_Static_assert(sizeof(rc_item_t) == 64, "an item is one cache line");
+
+typedef struct rc_item_label {
+    char *id;   /* NUL-terminated, owned */
+    char *name; /* owned; equals id for learned items */
+} rc_item_label_t;
+
 typedef struct rc_catalog {
     rc_item_t *items;
+    rc_item_label_t *labels; /* labels[i] names items[i] */
     uint32_t n, cap, max;
     rc_strmap_t by_id;
     char **categories; /* categories[0] = "" */
@@ -39,6 +48,16 @@ typedef struct rc_catalog {
     bool open;
     uint32_t generation; /* grows with every upsert: derived indexes rebuild when it moves */
 } rc_catalog_t;
+
+static inline const char *rc_item_id(const rc_catalog_t *c, uint32_t i)
+{
+    return c->labels[i].id;
+}
+
+static inline const char *rc_item_name(const rc_catalog_t *c, uint32_t i)
+{
+    return c->labels[i].name;
+}
 
 /** Prepares an empty catalog holding at most `max_items`; `open` allows learning items
  * from events. Caller frees with rc_catalog_free(). Returns 0 or RC_ENOMEM. */

@@ -764,7 +764,7 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
     switch (r->src) {
     case RC_SRC_COVISIT:
         if (r->ref >= 0 && (uint64_t)r->ref < c->n) {
-            phrase(buf, len, "Viewed together with ", c->items[r->ref].name);
+            phrase(buf, len, "Viewed together with ", rc_item_name(c, (uint32_t)r->ref));
             return;
         }
         break;
@@ -773,7 +773,7 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         for (uint8_t d = 0; d < u->n_recent; d++) {
             uint32_t ri = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
             if (ri < c->n && it->category != 0 && c->items[ri].category == it->category) {
-                phrase(buf, len, "Similar to ", c->items[ri].name);
+                phrase(buf, len, "Similar to ", rc_item_name(c, ri));
                 return;
             }
         }
