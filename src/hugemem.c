@@ -39,10 +39,11 @@ static void *map_aligned(size_t bytes)
     return (void *)start;
 }
 
-/* The heap, at a cache-line boundary (realloc() would give 16 bytes). */
+/* The heap, at a cache-line boundary (realloc() would give 16 bytes); aligned_alloc() wants
+ * a size that is a multiple of the alignment, and never 0 here. */
 static void *line_aligned(size_t bytes)
 {
-    return aligned_alloc(CACHE_LINE, (bytes + CACHE_LINE) & ~(size_t)(CACHE_LINE - 1));
+    return aligned_alloc(CACHE_LINE, ((bytes ? bytes : 1) + CACHE_LINE - 1) & ~(CACHE_LINE - 1));
 }
 
 void *rc_huge_realloc(void *p, size_t old_bytes, size_t new_bytes)
