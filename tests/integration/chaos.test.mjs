@@ -15,9 +15,10 @@
 // worth is mostly under the sanitizers (the ASan pass of scripts/test runs it too): a session
 // that outlives its connection or a list freed while encoded shows up there.
 //
-// Two crashes were found this way, each now with a test of its own: a descriptor closed twice
-// when TLS failed while lws adopted it (security.test.mjs), and the close of a connection whose
-// 101 could not be written taken for an established one's (bad-input.test.mjs).
+// The transport part guards against two crashes found while it was written, each also with a
+// test of its own: a descriptor closed twice when TLS failed while lws adopted it
+// (security.test.mjs), and the close of a connection whose 101 could not be written taken for
+// an established one's (bad-input.test.mjs).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
