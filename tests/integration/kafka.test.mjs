@@ -10,6 +10,7 @@
 //  - the broker stopped and restarted mid-stream: local service goes on, acks wait for the
 //    broker, and afterwards every event is acknowledged and reaches the other node;
 //  - a node killed with SIGKILL: its clients see the drop, the others keep serving;
+//  - the session chaos of chaos.test.mjs on two nodes whose users are the same;
 //  - --workers 2: two processes on one port, in step through Kafka, stopped together.
 
 import assert from 'node:assert/strict';
@@ -29,6 +30,7 @@ import {
   startServer,
   uniqueId,
 } from './harness.mjs';
+import { sessionChaos } from './chaos-harness.mjs';
 import { Kafka, childPids, httpGetFresh, kafkaSkipReason, pidAlive, waitReady } from './kafka-harness.mjs';
 import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
 
@@ -668,6 +670,26 @@ describe('the Kafka bus', { skip }, () => {
     assert.equal((await httpGet(b, '/readyz')).status, 200);
     assert.equal((await httpGet(c, '/readyz')).status, 200);
     await stopCleanly(b, c);
+  });
+
+  // The session chaos (chaos-harness.mjs) on two nodes at once, with the same users on both:
+  // every event, erasure, catalog change, experiment and push also crosses the bus and lands
+  // on live sessions of the other node, while connections come and go on both.
+  test('session chaos on two nodes sharing their users: both stay up, serve, and stop cleanly', { timeout: 120000 }, async (t) => {
+    const prefix = topicPrefix();
+    const [a, b] = await startNodes(2, prefix);
+    await expectLinked(t, a, b);
+    const users = ['chaos-a', 'chaos-b', 'chaos-c', 'chaos-d'].map(uniqueId);
+    const consumedBefore = await metric(b, 'rankcast_bus_consumed_total');
+    const counts = await sessionChaos([a, b], { seed: 20261122, steps: 4000, admin: ADMIN, users });
+    t.diagnostic(`session chaos: ${counts.messages} messages, admin answers ${JSON.stringify(counts.admin)}`);
+    assert.ok(await metric(b, 'rankcast_bus_consumed_total') > consumedBefore + 100, 'the chaos crossed the bus');
+    for (const node of [a, b]) {
+      assert.equal((await httpGet(node, '/readyz')).status, 200);
+      const { client } = await connectHello(node, 'json', { user: uniqueId('after-chaos') });
+      assert.equal((await client.subscribe('home', { k: 3 })).items.length, 3, `${node.nodeId} serves a fresh session`);
+    }
+    await stopCleanly(a, b);
   });
 
   test('--workers 2: two processes on one port, in step through Kafka, stopped together', { timeout: 120000 }, async (t) => {
