@@ -4,8 +4,9 @@
 // with broken compressed data; HTTP API requests cut short; /ops upgrades abandoned. Half the
 // rounds run with the server stopped (SIGSTOP) while the burst connects, so whole requests and
 // hang-ups wait in the backlog before their accept. A seeded generator picks the actions
-// (RANKCAST_CHAOS_SEED replays a run). After every round the server must be up and serve a fresh
-// session; at the end it holds no descriptor and no connection for any of it.
+// (RANKCAST_CHAOS_SEED replays them; what the server makes of them also depends on timing).
+// After every round the server must be up and serve a fresh session; at the end it holds no
+// descriptor and no connection for any of it.
 //
 // A second part drives sessions instead: up to 40 connections of 4 users (so sessions, their
 // lists and their frames are shared), each sent a random mix of valid and invalid hello,
