@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 
+import { encode } from '@msgpack/msgpack';
+
 import { SUBPROTOCOL, adminRequest, sleep } from './harness.mjs';
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed. */
@@ -89,8 +91,10 @@ function adminCall(rnd, items, categories, users) {
 
 /**
  * Runs the session chaos against `servers` (one, or the nodes of a cluster: each connection and
- * each admin call goes to one of them at random), all sharing the users `users`. Asserts every
- * server stays up and every admin call is answered 200 or 202; returns what was sent.
+ * each admin call goes to one of them at random), all sharing the users `users`. A connection
+ * speaks JSON or MessagePack, and offers permessage-deflate one time in three (a server run
+ * with --ws-deflate then compresses its lists). Asserts every server stays up and every admin
+ * call is answered 200 or 202; returns what was sent.
  */
 export async function sessionChaos(servers, { seed, steps = 8000, admin, users }) {
   const rnd = generator(seed);
@@ -104,7 +108,11 @@ export async function sessionChaos(servers, { seed, steps = 8000, admin, users }
     s.on('error', () => {});
     if (rnd() < 0.1) s.pause(); // never reads: its lists pile up until it is cut off (4050)
     else s.on('data', () => {});
-    s.write(Buffer.concat([upgrade(), json({ type: 'hello', v: 1, user: users[Math.floor(rnd() * users.length)] })]));
+    const binary = rnd() < 0.4;
+    s.send = (m) => s.write(binary ? frame(2, encode(m)) : json(m));
+    const deflate = rnd() < 1 / 3 ? 'Sec-WebSocket-Extensions: permessage-deflate\r\n' : '';
+    s.write(upgrade('/ws', binary ? SUBPROTOCOL.msgpack : SUBPROTOCOL.json, deflate));
+    s.send({ type: 'hello', v: 1, user: users[Math.floor(rnd() * users.length)] });
     live.push(s);
   };
   const close = (i) => {
@@ -125,7 +133,7 @@ export async function sessionChaos(servers, { seed, steps = 8000, admin, users }
       counts.admin[status] = (counts.admin[status] ?? 0) + 1;
     } else {
       const s = live[Math.floor(rnd() * live.length)];
-      if (!s.destroyed) s.write(json(sessionMessage(rnd, items, categories, users)));
+      if (!s.destroyed) s.send(sessionMessage(rnd, items, categories, users));
       counts.messages++;
     }
     if (step % 50 === 0) await sleep(1); // let the replies be read

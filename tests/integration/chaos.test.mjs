@@ -186,7 +186,7 @@ describe(`chaos in sessions (seed ${SEED})`, () => {
   const ADMIN = 'chaos-admin-token';
   let server;
   before(async () => {
-    server = await startServer({ extraArgs: ['--admin-token', ADMIN, '--max-conns-per-ip', '0'] });
+    server = await startServer({ extraArgs: ['--admin-token', ADMIN, '--max-conns-per-ip', '0', '--ws-deflate'] });
   });
   after(async () => {
     closeAllClients();
