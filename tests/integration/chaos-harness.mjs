@@ -102,10 +102,14 @@ export async function sessionChaos(servers, { seed, steps = 8000, admin, users }
   const { items } = servers[0];
   const categories = [...new Set(items.map((i) => i.category).filter(Boolean))];
   const live = [];
+  const sockets = [];
+  const closed = [];
   const open = () => {
     const server = pickServer();
     const s = netConnect({ host: server.host, port: server.port });
     s.on('error', () => {});
+    sockets.push(s);
+    closed.push(new Promise((res) => s.once('close', res)));
     if (rnd() < 0.1) s.pause(); // never reads: its lists pile up until it is cut off (4050)
     else s.on('data', () => {});
     const binary = rnd() < 0.4;
@@ -115,11 +119,16 @@ export async function sessionChaos(servers, { seed, steps = 8000, admin, users }
     s.send({ type: 'hello', v: 1, user: users[Math.floor(rnd() * users.length)] });
     live.push(s);
   };
+  // Connections end with a close frame and our FIN, or are destroyed outright. No resets here
+  // (the transport chaos has them, on sockets just written). Once in CI, under ASan, while this
+  // part still reset sockets at random, the test process finished its tests and then spun at
+  // exit (Node waiting on a handle, uv_run with nothing to do). Our guess, not reproduced: a
+  // socket the server had closed was already ending (Node answers the FIN with its own), libuv
+  // refuses a reset then (EINVAL), and the handle was left unclosed.
   const close = (i) => {
     const [s] = live.splice(i, 1);
-    const how = Math.floor(rnd() * 3);
-    if (how === 0) s.resetAndDestroy();
-    else if (how === 1) s.end(frame(8, Buffer.from([3, 232])));
+    const fullyOpen = !s.connecting && s.writable && !s.writableEnded;
+    if (fullyOpen && rnd() < 0.5) s.end(frame(8, Buffer.from([3, 232])));
     else s.destroy();
   };
   const counts = { messages: 0, admin: {} };
@@ -142,6 +151,10 @@ export async function sessionChaos(servers, { seed, steps = 8000, admin, users }
     }
   }
   while (live.length > 0) close(0);
+  // Every socket closed before this returns, so none is left for the process's exit: one whose
+  // close frame cannot flush (its peer stopped reading) is destroyed after 5 s.
+  const settled = await Promise.race([Promise.all(closed).then(() => true), sleep(5000).then(() => false)]);
+  if (!settled) for (const s of sockets) s.destroy();
   assert.ok(Object.keys(counts.admin).every((c) => c === '200' || c === '202'), `admin calls refused: ${JSON.stringify(counts.admin)}`);
   for (const server of servers) assert.equal(server.exitResult, null, `a server exited: ${server.output().slice(-2000)}`);
   return counts;

@@ -11,8 +11,9 @@
 // A second part drives sessions instead: up to 40 connections of 4 users (so sessions, their
 // lists and their frames are shared), each sent a random mix of valid and invalid hello,
 // subscribe, unsubscribe, event, batch, ping and auth messages, some never read (slow
-// consumers), closed in every way; in between, the admin API changes the catalog under live
-// lists, replaces the rules, starts and stops experiments, erases live users and pushes. Its
+// consumers), each ended with a close frame or dropped; in between, the admin API changes the
+// catalog under live lists, replaces the rules, starts and stops experiments, erases live
+// users and pushes. Its
 // worth is mostly under the sanitizers (the ASan pass of scripts/test runs it too): a session
 // that outlives its connection or a list freed while encoded shows up there.
 //
