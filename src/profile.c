@@ -441,7 +441,7 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
     rc_recent_t own[RC_RECENT];
     uint8_t n_own = u->n_recent;
     for (uint8_t k = 0; k < n_own; k++)
-        own[n_own - 1 - k] = u->recent[(u->head + RC_RECENT - 1 - k) % RC_RECENT];
+        own[n_own - 1 - k] = *rc_user_recent(u, k);
     u->n_recent = u->head = 0;
     for (uint32_t i = 0; i < d->n_recent; i++) {
         int64_t idx = rc_catalog_resolve(c, d->recent[i].s, strlen(d->recent[i].s));

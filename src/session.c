@@ -742,7 +742,7 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
         m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
     }
     for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
-        const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+        const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item >= c->n)
             continue;
         const char *id = rc_item_id(c, r->item);

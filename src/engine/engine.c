@@ -211,10 +211,10 @@ static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t ite
     uint8_t n = u->n_recent < COVISIT_WINDOW ? u->n_recent : COVISIT_WINDOW;
     uint32_t lists[COVISIT_WINDOW + 1] = {item};
     for (uint8_t d = 0; d < n; d++)
-        lists[d + 1] = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
+        lists[d + 1] = rc_user_recent(u, d)->item;
     rc_covisit_prefetch(&e->covisit, lists, n + 1u);
     for (uint8_t d = 0; d < n; d++) {
-        const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+        const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item == item || r->w <= 0)
             continue;
         float pair = sqrtf(w * r->w) / (1.0f + 0.3f * (float)d);

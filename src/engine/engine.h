@@ -203,6 +203,12 @@ void rc_user_exclude(rc_user_state_t *u, uint32_t item);
  * interests fade a little); the models are not touched. */
 void rc_user_learn_content(const rc_catalog_t *c, rc_user_state_t *u, uint32_t item, float w);
 void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w);
+
+/** The user's `d`-th most recent interaction (0: the newest); `d` < n_recent. */
+static inline const rc_recent_t *rc_user_recent(const rc_user_state_t *u, uint32_t d)
+{
+    return &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+}
 bool rc_user_is_excluded(const rc_user_state_t *u, uint32_t item);
 
 #endif

@@ -173,10 +173,10 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
     uint8_t n = u->n_recent < RECENT_SOURCES ? u->n_recent : RECENT_SOURCES;
     uint32_t sources[RECENT_SOURCES] = {0};
     for (uint8_t d = 0; d < n; d++)
-        sources[d] = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
+        sources[d] = rc_user_recent(u, d)->item;
     rc_covisit_prefetch(&e->covisit, sources, n);
     for (uint8_t d = 0; d < n; d++) {
-        const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT];
+        const rc_recent_t *r = rc_user_recent(u, d);
         if (r->w <= 0)
             continue;
         uint32_t nn;
@@ -771,7 +771,7 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
     case RC_SRC_CONTENT:
         /* Name the most recent item of the same category, if there is one. */
         for (uint8_t d = 0; d < u->n_recent; d++) {
-            uint32_t ri = u->recent[(u->head + RC_RECENT - 1 - d) % RC_RECENT].item;
+            uint32_t ri = rc_user_recent(u, d)->item;
             if (ri < c->n && it->category != 0 && c->items[ri].category == it->category) {
                 phrase(buf, len, "Similar to ", rc_item_name(c, ri));
                 return;
