@@ -33,7 +33,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 
 import { frame, generator, json, sessionChaos, upgrade } from './chaos-harness.mjs';
-import { SUBPROTOCOL, closeAllClients, connectHello, metricTotals, parsePrometheus, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { SUBPROTOCOL, closeAllClients, connectHello, httpGetFresh, metricTotals, parsePrometheus, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
 
 const SEED = Number(process.env.RANKCAST_CHAOS_SEED ?? 20261122);
 const ROUNDS = 10;
@@ -106,21 +106,11 @@ function backloggedConnection(server, bytes, rnd) {
 
 const openDescriptors = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
-/** The `rankcast_connections` gauge, read over a connection closed after it (no keep-alive
- * descriptor left on the server to count). */
-function connectionsGauge(server) {
-  return new Promise((res, rej) => {
-    const s = server.tls ? tlsConnect({ host: server.host, port: server.port, ca: server.tls.ca })
-      : netConnect({ host: server.host, port: server.port });
-    const chunks = [];
-    s.on(server.tls ? 'secureConnect' : 'connect', () => s.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
-    s.on('data', (d) => chunks.push(d));
-    s.on('error', rej);
-    s.on('close', () => {
-      const text = Buffer.concat(chunks).toString();
-      res(metricTotals(parsePrometheus(text.slice(text.indexOf('\r\n\r\n') + 4)).samples).rankcast_connections);
-    });
-  });
+/** The `rankcast_connections` gauge, read over a connection of its own that closes (no
+ * keep-alive descriptor left on the server to count). */
+async function connectionsGauge(server) {
+  const { body } = await httpGetFresh(server, '/metrics');
+  return metricTotals(parsePrometheus(body).samples).rankcast_connections;
 }
 
 /** Waits up to `ms` for `get()` to equal `want`; returns the last value. */
@@ -201,7 +191,7 @@ describe(`chaos in sessions (seed ${SEED})`, () => {
     const { client } = await connectHello(server, 'json', { user: uniqueId('chaos-probe') });
     assert.equal((await client.subscribe('home', { k: 3 })).items.length, 3, 'a fresh session gets its list');
     client.close();
-    const m = metricTotals(parsePrometheus(await (await fetch(`${server.httpUrl}/metrics`)).text()).samples);
+    const m = metricTotals(parsePrometheus((await httpGetFresh(server, '/metrics')).body).samples);
     console.log(`# re-ranks ${m.rankcast_reranks_total}, pushes sent ${m.rankcast_pushes_sent_total}, coalesced ${m.rankcast_pushes_coalesced_total}, errors answered ${m.rankcast_errors_total}`);
     assert.ok(m.rankcast_reranks_total > 1000, `the churn re-ranked lists (${m.rankcast_reranks_total})`);
     assert.ok(m.rankcast_pushes_sent_total > 100, `and pushed them (${m.rankcast_pushes_sent_total})`);

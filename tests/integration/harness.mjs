@@ -3,7 +3,8 @@
 // message queue with `next(predicate, timeoutMs)`. Written from proto/PROTOCOL.md alone.
 
 import assert from 'node:assert/strict';
-import { request as httpsRequestRaw } from 'node:https';
+import { get as httpGetRaw } from 'node:http';
+import { get as httpsGetRaw, request as httpsRequestRaw } from 'node:https';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -317,6 +318,30 @@ export async function adminRequest(server, method, path, body, token) {
     // Not JSON: left null.
   }
   return { status: res.status, text, json };
+}
+
+/**
+ * GET on a new TCP connection that closes after the answer (no keep-alive): with several
+ * worker processes on one port (SO_REUSEPORT) successive requests can land on different
+ * workers, and no pooled connection stays open on the server. Over TLS when the server
+ * speaks it, trusting the test's CA. Resolves to {status, body}.
+ */
+export function httpGetFresh(server, path, timeoutMs = 5000) {
+  const get = server.tls ? httpsGetRaw : httpGetRaw;
+  return new Promise((res, rej) => {
+    const options = { host: server.host, port: server.port, path, agent: false, headers: { connection: 'close' }, ca: server.tls?.ca };
+    const req = get(options, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d) => {
+        body += d;
+      });
+      r.on('end', () => res({ status: r.statusCode, body }));
+      r.on('error', rej);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', rej);
+  });
 }
 
 /** A request over TLS trusting only the test's CA (fetch cannot be given one). */

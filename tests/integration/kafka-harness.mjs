@@ -7,7 +7,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { get as httpGetRaw } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -130,26 +129,6 @@ export async function waitReady(server, timeoutMs = 20000) {
     }
     await sleep(100);
   }
-}
-
-/**
- * GET on a new TCP connection (no keep-alive), so that with several worker processes on one
- * port (SO_REUSEPORT) successive requests can land on different workers.
- */
-export function httpGetFresh(server, path, timeoutMs = 5000) {
-  return new Promise((res, rej) => {
-    const req = httpGetRaw({ host: server.host, port: server.port, path, agent: false, headers: { connection: 'close' } }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (d) => {
-        body += d;
-      });
-      r.on('end', () => res({ status: r.statusCode, body }));
-      r.on('error', rej);
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${path} timed out`)));
-    req.on('error', rej);
-  });
 }
 
 /** The pids of the live (non-zombie) children of process `pid`, from /proc. */

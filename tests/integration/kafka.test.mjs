@@ -24,6 +24,7 @@ import {
   closeAllClients,
   connectHello,
   httpGet,
+  httpGetFresh,
   metricTotals,
   parsePrometheus,
   sleep,
@@ -31,7 +32,7 @@ import {
   uniqueId,
 } from './harness.mjs';
 import { sessionChaos } from './chaos-harness.mjs';
-import { Kafka, childPids, httpGetFresh, kafkaSkipReason, pidAlive, waitReady } from './kafka-harness.mjs';
+import { Kafka, childPids, kafkaSkipReason, pidAlive, waitReady } from './kafka-harness.mjs';
 import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
 
 const ADMIN = 'it-admin-token';
