@@ -33,7 +33,8 @@ import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 
 import { frame, generator, json, sessionChaos, upgrade } from './chaos-harness.mjs';
-import { SUBPROTOCOL, closeAllClients, connectHello, httpGetFresh, metricTotals, parsePrometheus, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { eventually } from './redis-harness.mjs';
+import { SUBPROTOCOL, closeAllClients, connectHello, httpGetFresh, metricTotals, parsePrometheus, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
 
 const SEED = Number(process.env.RANKCAST_CHAOS_SEED ?? 20261122);
 const ROUNDS = 10;
@@ -113,12 +114,13 @@ async function connectionsGauge(server) {
   return metricTotals(parsePrometheus(body).samples).rankcast_connections;
 }
 
-/** Waits up to `ms` for `get()` to equal `want`; returns the last value. */
-async function settle(get, want, ms) {
-  const deadline = Date.now() + ms;
-  let v;
-  while ((v = await get()) !== want && Date.now() < deadline) await sleep(100);
-  return v;
+/** Waits up to 15 s for `get()` to give `want` (a failure names the last value seen). */
+function reaches(get, want, what) {
+  return eventually(async () => {
+    const v = await get();
+    if (v !== want) throw new Error(`${v}, not ${want}`);
+    return true;
+  }, 15_000, what);
 }
 
 for (const tls of [false, true]) {
@@ -165,10 +167,8 @@ for (const tls of [false, true]) {
         client.close();
       }
       // Half-closed and stalled connections end within the handshake and hello timeouts (10 s).
-      const open = await settle(() => connectionsGauge(server), 0, 15_000);
-      assert.equal(open, 0, 'WebSocket connections still open after the chaos');
-      const fds = await settle(async () => openDescriptors(server.proc.pid), fdsBefore, 15_000);
-      assert.equal(fds, fdsBefore, 'descriptors left open');
+      await reaches(() => connectionsGauge(server), 0, 'WebSocket connections left open after the chaos');
+      await reaches(async () => openDescriptors(server.proc.pid), fdsBefore, 'descriptors left open after the chaos');
     });
   });
 }
@@ -195,6 +195,6 @@ describe(`chaos in sessions (seed ${SEED})`, () => {
     console.log(`# re-ranks ${m.rankcast_reranks_total}, pushes sent ${m.rankcast_pushes_sent_total}, coalesced ${m.rankcast_pushes_coalesced_total}, errors answered ${m.rankcast_errors_total}`);
     assert.ok(m.rankcast_reranks_total > 1000, `the churn re-ranked lists (${m.rankcast_reranks_total})`);
     assert.ok(m.rankcast_pushes_sent_total > 100, `and pushed them (${m.rankcast_pushes_sent_total})`);
-    assert.equal(await settle(() => connectionsGauge(server), 0, 15_000), 0, 'WebSocket connections still open after the chaos');
+    await reaches(() => connectionsGauge(server), 0, 'WebSocket connections left open after the chaos');
   });
 });
