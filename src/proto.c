@@ -754,12 +754,40 @@ void rc_enc_end(rc_enc_t *e)
     rc_wbuf_putc(e->out, map ? '}' : ']');
 }
 
+/* True when one of the eight bytes in x must be escaped in a JSON string: a control
+ * character, '"' or '\\'. Bytes from 0x80 (UTF-8) need none. The word tricks only tell
+ * whether some byte matches, not which: the caller then looks byte by byte. */
+static inline bool escape_in8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
+           high;
+}
+
+/* How many bytes from the start of s need no escaping. Ids, names and reasons almost never
+ * do: a list's strings are then copied whole, not looked at one byte at a time. */
+static size_t plain_prefix(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if (escape_in8(x))
+            break;
+    }
+    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
 static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t start = plain_prefix(s, n);
     rc_wbuf_putc(o, '"');
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
+    rc_wbuf_put(o, s, start);
+    for (size_t i = start; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
@@ -1003,37 +1031,43 @@ void rc_enc_object(rc_enc_t *e, const msgpack_object *o)
 
 /* ---- server messages ---- */
 
-static void kv_str(rc_enc_t *e, const char *k, const char *v)
+/* A key written in this file: its length is known and (JSON) it needs no escaping, so it
+ * goes out as one copy of its quoted form, `"key":`. */
+static void enc_plain_key(rc_enc_t *e, const char *quoted, size_t n)
 {
-    rc_enc_key(e, k);
-    rc_enc_cstr(e, v);
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, n);
+        msgpack_pack_str_body(&e->pk, quoted + 1, n);
+        return;
+    }
+    if (e->depth > 0 && e->count[level(e)]++ > 0)
+        rc_wbuf_putc(e->out, ',');
+    rc_wbuf_put(e->out, quoted, n + 3);
 }
 
-static void kv_int(rc_enc_t *e, const char *k, int64_t v)
-{
-    rc_enc_key(e, k);
-    rc_enc_int(e, v);
-}
+#define KEY(e, lit)       enc_plain_key((e), "\"" lit "\":", sizeof(lit) - 1)
+#define KV_STR(e, lit, v) (KEY(e, lit), rc_enc_cstr((e), (v)))
+#define KV_INT(e, lit, v) (KEY(e, lit), rc_enc_int((e), (v)))
 
 void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, const char *node,
                              int64_t server_time_ms, const rc_limits_t *l)
 {
     rc_enc_map(e, 7);
-    kv_str(e, "type", "welcome");
-    kv_int(e, "v", 1);
-    kv_str(e, "session", session);
-    rc_enc_key(e, "user");
+    KV_STR(e, "type", "welcome");
+    KV_INT(e, "v", 1);
+    KV_STR(e, "session", session);
+    KEY(e, "user");
     rc_enc_str(e, user.p, user.n);
-    kv_str(e, "node", node);
-    kv_int(e, "server_time_ms", server_time_ms);
-    rc_enc_key(e, "limits");
+    KV_STR(e, "node", node);
+    KV_INT(e, "server_time_ms", server_time_ms);
+    KEY(e, "limits");
     rc_enc_map(e, 6);
-    kv_int(e, "max_message_bytes", l->max_message_bytes);
-    kv_int(e, "max_batch", l->max_batch);
-    kv_int(e, "max_subscriptions", l->max_subscriptions);
-    kv_int(e, "max_k", l->max_k);
-    kv_int(e, "events_per_sec", l->events_per_sec);
-    kv_int(e, "events_burst", l->events_burst);
+    KV_INT(e, "max_message_bytes", l->max_message_bytes);
+    KV_INT(e, "max_batch", l->max_batch);
+    KV_INT(e, "max_subscriptions", l->max_subscriptions);
+    KV_INT(e, "max_k", l->max_k);
+    KV_INT(e, "events_per_sec", l->events_per_sec);
+    KV_INT(e, "events_burst", l->events_burst);
     rc_enc_end(e);
     rc_enc_end(e);
 }
@@ -1041,8 +1075,8 @@ void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, co
 void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n)
 {
     rc_enc_map(e, 2);
-    kv_str(e, "type", "ack");
-    rc_enc_key(e, "ids");
+    KV_STR(e, "type", "ack");
+    KEY(e, "ids");
     rc_enc_array(e, n);
     for (uint32_t i = 0; i < n; i++)
         rc_enc_str(e, ids[i].p, ids[i].n);
@@ -1054,15 +1088,15 @@ void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t 
 {
     const char *name = rc_proto_error_name(code);
     rc_enc_map(e, id.n ? 6 : 5);
-    kv_str(e, "type", "error");
-    kv_int(e, "code", code);
-    kv_str(e, "name", name ? name : "internal");
-    kv_str(e, "message", message);
+    KV_STR(e, "type", "error");
+    KV_INT(e, "code", code);
+    KV_STR(e, "name", name ? name : "internal");
+    KV_STR(e, "message", message);
     if (id.n) {
-        rc_enc_key(e, "id");
+        KEY(e, "id");
         rc_enc_str(e, id.p, id.n);
     }
-    rc_enc_key(e, "fatal");
+    KEY(e, "fatal");
     rc_enc_bool(e, fatal);
     rc_enc_end(e);
 }
@@ -1070,29 +1104,29 @@ void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t 
 void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms)
 {
     rc_enc_map(e, has_t ? 3 : 2);
-    kv_str(e, "type", "pong");
+    KV_STR(e, "type", "pong");
     if (has_t) {
-        rc_enc_key(e, "t");
+        KEY(e, "t");
         rc_enc_double(e, t);
     }
-    kv_int(e, "server_time_ms", server_time_ms);
+    KV_INT(e, "server_time_ms", server_time_ms);
     rc_enc_end(e);
 }
 
 void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms)
 {
     rc_enc_map(e, 2);
-    kv_str(e, "type", "auth_ok");
-    kv_int(e, "exp_ms", exp_ms);
+    KV_STR(e, "type", "auth_ok");
+    KV_INT(e, "exp_ms", exp_ms);
     rc_enc_end(e);
 }
 
 void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms)
 {
     rc_enc_map(e, 3);
-    kv_str(e, "type", "drain");
-    kv_str(e, "reason", reason);
-    kv_int(e, "reconnect_after_ms", reconnect_after_ms);
+    KV_STR(e, "type", "drain");
+    KV_STR(e, "reason", reason);
+    KV_INT(e, "reconnect_after_ms", reconnect_after_ms);
     rc_enc_end(e);
 }
 
@@ -1100,18 +1134,18 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 {
     uint32_t n = 4 + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
     rc_enc_map(e, n);
-    kv_str(e, "item", it->item);
-    rc_enc_key(e, "score");
+    KV_STR(e, "item", it->item);
+    KEY(e, "score");
     /* Four decimals are all a client can use; rounding keeps JSON frames short. */
     rc_enc_decimal(e, round(it->score * 10000.0) / 10000.0, 4);
-    kv_str(e, "src", it->src);
-    kv_str(e, "why", it->why);
+    KV_STR(e, "src", it->src);
+    KV_STR(e, "why", it->why);
     if (it->name != NULL)
-        kv_str(e, "name", it->name);
+        KV_STR(e, "name", it->name);
     if (it->category != NULL)
-        kv_str(e, "category", it->category);
+        KV_STR(e, "category", it->category);
     if (it->price >= 0) {
-        rc_enc_key(e, "price");
+        KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
     }
     rc_enc_end(e);
@@ -1120,12 +1154,12 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data)
 {
     rc_enc_map(e, 4);
-    kv_str(e, "type", "push");
-    rc_enc_key(e, "id");
+    KV_STR(e, "type", "push");
+    KEY(e, "id");
     rc_enc_str(e, id.p, id.n);
-    rc_enc_key(e, "topic");
+    KEY(e, "topic");
     rc_enc_str(e, topic.p, topic.n);
-    rc_enc_key(e, "data");
+    KEY(e, "data");
     if (data != NULL)
         rc_enc_object(e, data);
     else
@@ -1136,19 +1170,19 @@ void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpac
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r)
 {
     rc_enc_map(e, r->cause.n ? 7 : 6);
-    kv_str(e, "type", "recs");
-    kv_str(e, "surface", r->surface);
-    kv_int(e, "version", r->version);
-    rc_enc_key(e, "items");
+    KV_STR(e, "type", "recs");
+    KV_STR(e, "surface", r->surface);
+    KV_INT(e, "version", r->version);
+    KEY(e, "items");
     rc_enc_array(e, r->n_items);
     for (uint32_t i = 0; i < r->n_items; i++)
         encode_recs_item(e, &r->items[i]);
     rc_enc_end(e);
     if (r->cause.n) {
-        rc_enc_key(e, "cause");
+        KEY(e, "cause");
         rc_enc_str(e, r->cause.p, r->cause.n);
     }
-    kv_int(e, "took_us", r->took_us);
-    kv_str(e, "variant", r->variant);
+    KV_INT(e, "took_us", r->took_us);
+    KV_STR(e, "variant", r->variant);
     rc_enc_end(e);
 }

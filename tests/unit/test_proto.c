@@ -486,6 +486,76 @@ static void test_json_escaping(void **state)
     rc_wbuf_free(&out);
 }
 
+/* What JSON needs of a string, one byte at a time: the reference the encoder's
+ * eight-bytes-at-a-time scan must agree with. */
+static size_t reference_json_string(char *out, const unsigned char *s, size_t n)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)s[i];
+        } else if (s[i] == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (s[i] < 0x20) {
+            o += (size_t)sprintf(out + o, "\\u%04x", s[i]);
+        } else {
+            out[o++] = (char)s[i];
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
+static void assert_json_string(const unsigned char *s, size_t n)
+{
+    char want[6 * 80 + 2];
+    size_t want_len = reference_json_string(want, s, n);
+    rc_wbuf_t out;
+    rc_enc_t e;
+    rc_wbuf_init(&out, 0);
+    rc_enc_init(&e, &out, RC_FMT_JSON);
+    rc_enc_str(&e, (const char *)s, n);
+    assert_int_equal(out.len, want_len);
+    assert_memory_equal(rc_wbuf_data(&out), want, want_len);
+    rc_wbuf_free(&out);
+}
+
+/* Strings are scanned eight bytes at a time for what needs escaping: every such byte, and
+ * the plain bytes next to them in value ('!', '#', '[', ']', ' ', DEL, UTF-8), at every
+ * position of strings shorter and longer than a word, and random bytes. */
+static void test_json_escaping_at_every_position(void **state)
+{
+    static const unsigned char probes[] = {0x00, 0x01, 0x0a, 0x1f, '"',  '\\', ' ',  '!',
+                                           '#',  '[',  ']',  0x7f, 0x80, 0xc3, 0xff, 'a'};
+    unsigned char s[80];
+    (void)state;
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t pos = 0; pos < n; pos++) {
+            for (size_t p = 0; p < sizeof(probes); p++) {
+                memset(s, 'a', n);
+                s[pos] = probes[p];
+                assert_json_string(s, n);
+                s[n - 1 - pos] = '"'; /* a second one, from the other end */
+                assert_json_string(s, n);
+            }
+        }
+    }
+    uint32_t x = 12345;
+    for (int round = 0; round < 5000; round++) {
+        size_t n = (x = x * 1103515245u + 12345u) >> 16 & 63;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            /* Mostly plain bytes, as ids and names are; some of anything. */
+            s[i] =
+                (x >> 16 & 7) ? (unsigned char)(0x20 + (x >> 20) % 0x60) : (unsigned char)(x >> 20);
+        }
+        assert_json_string(s, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_configured_limits),
         cmocka_unit_test(test_msgpack_size_claims_are_checked),
         cmocka_unit_test(test_json_escaping),
+        cmocka_unit_test(test_json_escaping_at_every_position),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);
 }
