@@ -68,6 +68,9 @@ typedef void (*rc_bus_deliver_fn)(void *ctx, const rc_bus_msg_t *m);
 
 typedef struct rc_bus_ops {
     const char *name;
+    /* Other nodes read what is published: an event must carry the user's context (recent
+     * items, device, locale) for them to learn from it. The in-process bus has none. */
+    bool shared;
     int (*publish)(rc_bus_t *b, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg);
     int (*ready)(rc_bus_t *b, char *reason, size_t reason_len);
     size_t (*pending)(const rc_bus_t *b);

@@ -326,8 +326,13 @@ static void kafka_destroy(rc_bus_t *base)
     free(b);
 }
 
-static const rc_bus_ops_t kafka_ops = {"kafka",       kafka_publish, kafka_ready,
-                                       kafka_pending, kafka_close,   kafka_destroy};
+static const rc_bus_ops_t kafka_ops = {.name = "kafka",
+                                       .shared = true,
+                                       .publish = kafka_publish,
+                                       .ready = kafka_ready,
+                                       .pending = kafka_pending,
+                                       .close = kafka_close,
+                                       .destroy = kafka_destroy};
 
 /* ---- start-up ---- */
 

@@ -121,8 +121,11 @@ static void local_destroy(rc_bus_t *base)
     free(b);
 }
 
-static const rc_bus_ops_t local_ops = {"local", local_publish, local_ready,
-                                       NULL,    NULL,          local_destroy};
+static const rc_bus_ops_t local_ops = {.name = "local",
+                                       .shared = false,
+                                       .publish = local_publish,
+                                       .ready = local_ready,
+                                       .destroy = local_destroy};
 
 rc_bus_t *rc_bus_local_new(struct rc_defer *defer)
 {

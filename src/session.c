@@ -821,7 +821,8 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         .ev = *ev,
         .received_ms = rc_wall_ms(),
     };
-    attach_context(s, ses, &be);
+    if (s->bus->ops->shared)
+        attach_context(s, ses, &be);
     c->refs++;
     int rc = rc_bus_publish(s->bus, &be, on_published, t);
     if (rc != 0) {
