@@ -20,7 +20,6 @@
 
 #include <math.h>
 #include <msgpack.h>
-#include <stdio.h>
 #include <string.h>
 
 int rc_profile_load(rc_profile_store_t *s, const char *user, size_t user_len)
@@ -113,11 +112,14 @@ void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event
 
 static void pack_features(msgpack_packer *pk, const uint32_t *feats, const double *w, uint32_t n)
 {
-    char hex[9];
+    static const char digits[] = "0123456789abcdef";
+    char hex[8];
     rc_mp_cstr(pk, "f");
     msgpack_pack_map(pk, n);
     for (uint32_t i = 0; i < n; i++) {
-        snprintf(hex, sizeof(hex), "%08x", feats[i]);
+        /* "%08x" by hand: a delta is encoded for every event, and printf was 1 % of its CPU. */
+        for (int d = 0; d < 8; d++)
+            hex[d] = digits[feats[i] >> (28 - 4 * d) & 15];
         rc_mp_str(pk, hex, 8);
         msgpack_pack_double(pk, w[i]);
     }
