@@ -1033,7 +1033,7 @@ void rc_enc_object(rc_enc_t *e, const msgpack_object *o)
 
 /* A key written in this file: its length is known and (JSON) it needs no escaping, so it
  * goes out as one copy of its quoted form, `"key":`. */
-static void enc_plain_key(rc_enc_t *e, const char *quoted, size_t n)
+static inline void enc_plain_key(rc_enc_t *e, const char *quoted, size_t n)
 {
     if (e->fmt == RC_FMT_MSGPACK) {
         msgpack_pack_str(&e->pk, n);
