@@ -121,6 +121,9 @@ static const setting_t settings[] = {
      "longest delay of a profile write (write-behind)"},
     {"drain-ms", T_INT, OFF(drain_ms), "2000", 0, 600000,
      "on SIGTERM/SIGINT: time clients get after `drain` before the server exits"},
+    {"heap-trim-s", T_INT, OFF(heap_trim_s), "10", 0, 3600,
+     "after connections came or went, give freed heap pages back to the system at most this "
+     "often (0: never)"},
     {"log-level", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn, error or off"},
     {"config", T_STR, OFF(config), "", 0, 0, "config file of `name = value` lines"},
 };

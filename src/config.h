@@ -68,6 +68,7 @@ typedef struct rc_config {
     int64_t profile_flush_ms;
     /* lifecycle and logs */
     int64_t drain_ms;
+    int64_t heap_trim_s;
     char *log_level;
     char *config; /* the file read, if any */
 } rc_config_t;

@@ -162,4 +162,9 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
     render_hist(o, "rankcast_loop_lag_seconds",
                 "How late a 20 ms timer fired: how long the event loop was busy elsewhere.",
                 &m->loop_lag);
+    counter(o, "rankcast_heap_trims_total",
+            "Times freed heap pages were given back to the system (--heap-trim-s).", m->heap_trims);
+    header(o, "rankcast_heap_trim_seconds_total", "counter",
+           "Event-loop time those heap trims took.");
+    rc_wbuf_printf(o, "rankcast_heap_trim_seconds_total %.6f\n", (double)m->heap_trim_us / 1e6);
 }

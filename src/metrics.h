@@ -69,6 +69,8 @@ typedef struct rc_metrics {
     int64_t bus_up;                /* gauge */
     int64_t bus_queued;            /* gauge: published, not yet durable */
     uint64_t bus_published, bus_delivered, bus_delivery_errors, bus_consumed;
+    uint64_t heap_trims;   /* malloc_trim() calls (node.c) */
+    uint64_t heap_trim_us; /* the loop time they took */
 } rc_metrics_t;
 
 extern rc_metrics_t rc_metrics;

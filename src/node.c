@@ -20,6 +20,7 @@
 #include "session.h"
 #include "engine/engine.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
  * each, so a 100k-item catalog is rescanned every 2 s without a 4 ms stall. */
 #define REFRESH_SLICE_ITEMS 5000
 #define DRAIN_POLL_MS       20
+#define TRIM_QUIET_US       1000000 /* connections unchanged this long: trim the heap */
 #define RECONNECT_HINT_MS   1000
 
 struct rc_node {
@@ -57,7 +59,9 @@ struct rc_node {
     uv_signal_t sigint, sigterm, sighup;
     rc_jwt_verifier_t *jwt;
     bool draining, stopped;
-    bool catalog_changed; /* changes from the bus not yet settled (on_tick) */
+    bool catalog_changed;             /* changes from the bus not yet settled (on_tick) */
+    uint64_t churn_seen, churn_at_us; /* connections opened + closed, and when that last moved */
+    uint64_t trim_churn, trim_at_us;  /* the same at the last heap trim, and when it ended */
     uint64_t drain_deadline_us;
     bool engine_ready, loop_ready, defer_ready, handles_started;
     bool loop_unusable; /* lws failed half-way: the loop must not run again */
@@ -141,6 +145,32 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         n->sessions_deliver(n->sessions_ctx, m);
 }
 
+/* glibc gives freed memory back on its own only from the top of the heap. Connections leave
+ * holes below it: a TLS handshake's temporaries are freed between the allocations its
+ * connection keeps, and closed connections free whole runs of pages. malloc_trim() returns
+ * those pages (measured: 21.7 -> 19.2 KB of RSS per idle wss connection, no change for
+ * plaintext ones). It walks the allocator's free lists, so it runs only after connections
+ * came or went: once they have stopped changing for TRIM_QUIET_US, and at most every
+ * --heap-trim-s while they keep changing. */
+static void maybe_trim_heap(rc_node_t *n, uint64_t now_us)
+{
+    uint64_t churn = rc_metrics.connections_total * 2 - (uint64_t)rc_metrics.connections;
+    if (churn != n->churn_seen) {
+        n->churn_seen = churn;
+        n->churn_at_us = now_us;
+    }
+    if (n->cfg->heap_trim_s == 0 || churn == n->trim_churn)
+        return;
+    if (now_us - n->churn_at_us < TRIM_QUIET_US &&
+        now_us - n->trim_at_us < (uint64_t)n->cfg->heap_trim_s * 1000000)
+        return;
+    n->trim_churn = churn;
+    malloc_trim(0);
+    n->trim_at_us = rc_mono_us();
+    rc_metrics.heap_trims++;
+    rc_metrics.heap_trim_us += n->trim_at_us - now_us;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
@@ -151,6 +181,7 @@ static void on_tick(uv_timer_t *t)
         rc_catalog_api_settle(&n->engine, n->sessions);
     }
     rc_engine_refresh_step(&n->engine, REFRESH_SLICE_ITEMS);
+    maybe_trim_heap(n, rc_mono_us());
 }
 
 static void on_flush_timer(uv_timer_t *t)
