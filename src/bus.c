@@ -30,6 +30,12 @@ size_t rc_bus_pending(const rc_bus_t *b)
     return b->ops->pending ? b->ops->pending(b) : 0;
 }
 
+void rc_bus_settle(rc_bus_t *b)
+{
+    if (b->ops->settle != NULL)
+        b->ops->settle(b);
+}
+
 void rc_bus_close(rc_bus_t *b)
 {
     if (b != NULL && b->ops->close != NULL)

@@ -74,6 +74,7 @@ typedef struct rc_bus_ops {
     int (*publish)(rc_bus_t *b, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg);
     int (*ready)(rc_bus_t *b, char *reason, size_t reason_len);
     size_t (*pending)(const rc_bus_t *b);
+    void (*settle)(rc_bus_t *b);
     void (*close)(rc_bus_t *b);
     void (*destroy)(rc_bus_t *b);
 } rc_bus_ops_t;
@@ -94,6 +95,11 @@ int rc_bus_ready(rc_bus_t *b, char *reason, size_t reason_len);
 
 /** Messages published but not yet durable. */
 size_t rc_bus_pending(const rc_bus_t *b);
+
+/** Reports now, rather than on the next loop turn, the outcomes the bus already knows: the
+ * in-process bus's for every publish so far (its pushes are delivered too); Kafka's come
+ * from the broker and are not hastened. Never call it from a bus callback. */
+void rc_bus_settle(rc_bus_t *b);
 
 /** Stops network activity and closes loop handles (the loop must run once more before
  * rc_bus_free()); publishes still pending are reported as RC_ECLOSED. NULL is a no-op. */

@@ -102,6 +102,15 @@ static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
     return 0;
 }
 
+/* Completes now what is pending; the call already queued on the loop then finds nothing
+ * (or what was published since). */
+static void local_settle(rc_bus_t *base)
+{
+    local_bus_t *b = (local_bus_t *)base;
+    if (b->scheduled)
+        complete_all(b);
+}
+
 static int local_ready(rc_bus_t *b, char *reason, size_t reason_len)
 {
     (void)b, (void)reason, (void)reason_len;
@@ -125,6 +134,7 @@ static const rc_bus_ops_t local_ops = {.name = "local",
                                        .shared = false,
                                        .publish = local_publish,
                                        .ready = local_ready,
+                                       .settle = local_settle,
                                        .destroy = local_destroy};
 
 rc_bus_t *rc_bus_local_new(struct rc_defer *defer)

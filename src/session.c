@@ -1603,6 +1603,11 @@ int rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims)
     return 0;
 }
 
+void rc_sessions_settle(rc_sessions_t *s)
+{
+    rc_bus_settle(s->bus);
+}
+
 void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
 {
     check_silent_conns(s, now_us);

@@ -90,6 +90,11 @@ void rc_conn_closed(rc_conn_t *c);
  * profiles (write-behind). */
 void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us);
 
+/** Makes the bus report the outcomes it already knows (rc_bus_settle()): with the in-process
+ * bus, the acks of every event accepted so far are queued on their connections. For a
+ * transport about to write a connection's frames before the end of the loop turn. */
+void rc_sessions_settle(rc_sessions_t *s);
+
 /** Tells every connection to reconnect elsewhere (`drain`), then to close with 1001. */
 void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms);
 
