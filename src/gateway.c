@@ -94,7 +94,8 @@ static rc_gateway_t *gateway_of(struct lws *wsi)
 
 /* ---- transport ops for the session module ---- */
 
-/* Frames made during a loop turn are written at its end (on_flush_check), straight to the
+/* Frames made during a loop turn are written when lws moves on to another connection's
+ * messages (flush_received) or at the end of the turn (on_flush_check), straight to the
  * socket: no POLLOUT round trip (three epoll_ctl and a loop turn per write in lws on
  * libuv) unless the kernel's buffer is full. */
 static void transport_want_write(void *transport)
