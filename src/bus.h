@@ -85,9 +85,9 @@ struct rc_bus {
     void *ctx;
 };
 
-/** Publishes a message; `done` (may be NULL) runs on a later loop turn with the outcome.
- * Returns 0, or a negative code (then `done` never fires): RC_EFULL when the bus's buffer
- * is full. */
+/** Publishes a message; `done` (may be NULL) runs with the outcome after this call returns,
+ * never inside it: on a later loop turn, or in rc_bus_settle(). Returns 0, or a negative code
+ * (then `done` never fires): RC_EFULL when the bus's buffer is full. */
 int rc_bus_publish(rc_bus_t *b, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg);
 
 /** 0 when usable; otherwise a negative code and a reason. */
