@@ -6,17 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVER_BIN=${SERVER_BIN:-build/server/rankcast}
-LOADGEN_BIN=${LOADGEN_BIN:-build/bench/rankcast-loadgen}
-CATALOG=${CATALOG:-build/bench/catalog-100k.jsonl}
-RESULTS_DIR=${RESULTS_DIR:-bench/results}
+source bench/env.sh
 PORT=${PORT:-18760}
 CONNECTIONS=${CONNECTIONS:-10000}
 HOLD_S=${HOLD_S:-3}
 SERVERS=${SERVERS:-"rankcast ws socketio"}
-[[ -x $SERVER_BIN && -x $LOADGEN_BIN ]] || { echo "run-idle-stages: build first" >&2; exit 1; }
-[[ -s $CATALOG ]] || python3 bench/make-catalog.py --items 100000 --out "$CATALOG"
-mkdir -p "$RESULTS_DIR"
+bench_ready run-idle-stages
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out="$RESULTS_DIR/idle-stages-$stamp.md"
 work=$(mktemp -d)

@@ -7,19 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVER_BIN=${SERVER_BIN:-build/server/rankcast}
-LOADGEN_BIN=${LOADGEN_BIN:-build/bench/rankcast-loadgen}
-CATALOG=${CATALOG:-build/bench/catalog-100k.jsonl}
-RESULTS_DIR=${RESULTS_DIR:-bench/results}
+source bench/env.sh
 PORT=${PORT:-18770}
 CONNECTIONS=${CONNECTIONS:-10000}
 TLS_CONNECTIONS=${TLS_CONNECTIONS:-5000}
 HOLD_S=${HOLD_S:-3}
 SETTLE_S=${SETTLE_S:-4}
 RUNS=${RUNS:-2}
-[[ -x $SERVER_BIN && -x $LOADGEN_BIN ]] || { echo "run-memory-return: build first" >&2; exit 1; }
-[[ -s $CATALOG ]] || python3 bench/make-catalog.py --items 100000 --out "$CATALOG"
-mkdir -p "$RESULTS_DIR"
+bench_ready run-memory-return
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out="$RESULTS_DIR/memory-return-$stamp.md"
 work=$(mktemp -d)
@@ -58,7 +53,7 @@ r = json.load(open(sys.argv[1])); s = r["server"]; c = r["connections"]
 before, held, left = s["rss_kb_before"], s["rss_kb_end"], int(sys.argv[4])
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {c['open']} ({c['failed']} failed) | {before / 1024:.1f} | "
       f"{held / 1024:.1f} | {s['rss_per_conn_kb_end']:.2f} | {left / 1024:.1f} | "
-      f"{100 * (held - left) / max(held - before, 1):.0f} % |")
+      f"{round(100 * (held - left) / max(held - before, 1))} % |")
 PY
 }
 

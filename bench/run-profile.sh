@@ -10,10 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVER_BIN=${SERVER_BIN:-build/server/rankcast}
-LOADGEN_BIN=${LOADGEN_BIN:-build/bench/rankcast-loadgen}
-CATALOG=${CATALOG:-build/bench/catalog-100k.jsonl}
-RESULTS_DIR=${RESULTS_DIR:-bench/results}
+source bench/env.sh
 PORT=${PORT:-18780}
 PROFILE_S=${PROFILE_S:-8}
 # The loads: sustained and latency are events (connections x rate), fanout pushes to every
@@ -31,9 +28,7 @@ die() {
     exit 1
 }
 command -v perf >/dev/null || die "perf is missing (scripts/setup installs linux-perf)"
-[[ -x $SERVER_BIN && -x $LOADGEN_BIN ]] || die "build first (ninja -C build)"
-[[ -s $CATALOG ]] || python3 bench/make-catalog.py --items 100000 --out "$CATALOG"
-mkdir -p "$RESULTS_DIR"
+bench_ready run-profile
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 work=$(mktemp -d)
 server_pid="" lg_pid=""
