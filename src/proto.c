@@ -781,18 +781,18 @@ static size_t plain_prefix(const char *s, size_t n)
     return i;
 }
 
+/* Plain runs are copied whole; each byte between them is escaped. */
 static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = plain_prefix(s, n);
     rc_wbuf_putc(o, '"');
-    rc_wbuf_put(o, s, start);
-    for (size_t i = start; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        rc_wbuf_put(o, s + start, i - start);
-        start = i + 1;
+    for (size_t i = 0;;) {
+        size_t run = plain_prefix(s + i, n - i);
+        rc_wbuf_put(o, s + i, run);
+        i += run;
+        if (i == n)
+            break;
+        unsigned char c = (unsigned char)s[i++];
         char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
         if (c == '"' || c == '\\') {
             esc[1] = (char)c;
@@ -803,8 +803,14 @@ static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
             rc_wbuf_put(o, esc, 6);
         }
     }
-    rc_wbuf_put(o, s + start, n - start);
     rc_wbuf_putc(o, '"');
+}
+
+/* JSON: the comma before every key of a map but the first. */
+static void json_before_key(rc_enc_t *e)
+{
+    if (e->depth > 0 && e->count[level(e)]++ > 0)
+        rc_wbuf_putc(e->out, ',');
 }
 
 void rc_enc_key(rc_enc_t *e, const char *key)
@@ -819,8 +825,7 @@ void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n)
         msgpack_pack_str_body(&e->pk, key, n);
         return;
     }
-    if (e->depth > 0 && e->count[level(e)]++ > 0)
-        rc_wbuf_putc(e->out, ',');
+    json_before_key(e);
     json_put_string(e->out, key, n);
     rc_wbuf_putc(e->out, ':');
 }
@@ -1040,8 +1045,7 @@ static inline void enc_plain_key(rc_enc_t *e, const char *quoted, size_t n)
         msgpack_pack_str_body(&e->pk, quoted + 1, n);
         return;
     }
-    if (e->depth > 0 && e->count[level(e)]++ > 0)
-        rc_wbuf_putc(e->out, ',');
+    json_before_key(e);
     rc_wbuf_put(e->out, quoted, n + 3);
 }
 
