@@ -375,6 +375,14 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
  * would otherwise wait until every later event of the turn was ranked (on_flush_check): at
  * 5,000 events/s that wait made most of the server's share of the latency. Acks come from the
  * bus's completions, so the bus settles first: ack and list still leave in one send(). */
+/* Writes a connection's queued frames outside lws's WRITEABLE callback. */
+static void flush_queued(ws_pss_t *pss)
+{
+    rc_list_unlink(&pss->flush_link);
+    if (ws_flush(pss->wsi, pss) < 0)
+        transport_kill(pss->wsi);
+}
+
 static void flush_received(rc_gateway_t *g)
 {
     ws_pss_t *pss = g->receiving;
@@ -382,21 +390,15 @@ static void flush_received(rc_gateway_t *g)
     if (pss == NULL || !rc_list_linked(&pss->flush_link))
         return;
     rc_sessions_settle(g->sessions);
-    rc_list_unlink(&pss->flush_link);
-    if (ws_flush(pss->wsi, pss) < 0)
-        transport_kill(pss->wsi);
+    flush_queued(pss);
 }
 
 static void on_flush_check(uv_check_t *h)
 {
     rc_gateway_t *g = h->data;
     g->receiving = NULL;
-    while (!rc_list_empty(&g->flush)) {
-        ws_pss_t *pss = RC_CONTAINER_OF(g->flush.next, ws_pss_t, flush_link);
-        rc_list_unlink(&pss->flush_link);
-        if (ws_flush(pss->wsi, pss) < 0)
-            transport_kill(pss->wsi);
-    }
+    while (!rc_list_empty(&g->flush))
+        flush_queued(RC_CONTAINER_OF(g->flush.next, ws_pss_t, flush_link));
 }
 
 /* lws also reports the close of a connection whose upgrade failed after the protocol was
