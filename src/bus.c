@@ -30,6 +30,11 @@ size_t rc_bus_pending(const rc_bus_t *b)
     return b->ops->pending ? b->ops->pending(b) : 0;
 }
 
+bool rc_bus_shared(const rc_bus_t *b)
+{
+    return b->ops->shared;
+}
+
 void rc_bus_settle(rc_bus_t *b)
 {
     if (b->ops->settle != NULL)

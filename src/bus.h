@@ -96,6 +96,9 @@ int rc_bus_ready(rc_bus_t *b, char *reason, size_t reason_len);
 /** Messages published but not yet durable. */
 size_t rc_bus_pending(const rc_bus_t *b);
 
+/** Whether other nodes read what is published (rc_bus_ops_t.shared). */
+bool rc_bus_shared(const rc_bus_t *b);
+
 /** Reports now, rather than on the next loop turn, the outcomes the bus already knows: the
  * in-process bus's for every publish so far (its pushes are delivered too); Kafka's come
  * from the broker and are not hastened. Never call it from a bus callback. */

@@ -821,7 +821,7 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         .ev = *ev,
         .received_ms = rc_wall_ms(),
     };
-    if (s->bus->ops->shared)
+    if (rc_bus_shared(s->bus))
         attach_context(s, ses, &be);
     c->refs++;
     int rc = rc_bus_publish(s->bus, &be, on_published, t);
