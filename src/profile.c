@@ -233,22 +233,26 @@ static bool parse_hex32(const char *s, size_t n, uint32_t *out)
 
 /* Reads the lists of a document; `cap_*` bound what is kept (the oldest recent items and
  * the oldest exclusions are dropped first). */
-static int doc_read(const void *data, size_t len, doc_t *d)
+static int doc_read(msgpack_zone *zone, const void *data, size_t len, doc_t *d)
 {
-    msgpack_zone zone;
     msgpack_object root;
     size_t off = 0;
-    int rc = RC_EPARSE;
     double x;
 
     memset(d, 0, sizeof(*d));
     if (rc_mp_check(data, len, 8) != 0)
         return RC_EPARSE;
-    if (!msgpack_zone_init(&zone, 2048))
+    msgpack_zone_clear(zone);
+    switch (msgpack_unpack(data, len, &off, zone, &root)) {
+    case MSGPACK_UNPACK_SUCCESS:
+        break;
+    case MSGPACK_UNPACK_NOMEM_ERROR:
         return RC_ENOMEM;
-    if (msgpack_unpack(data, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        root.type != MSGPACK_OBJECT_MAP)
-        goto out;
+    default:
+        return RC_EPARSE;
+    }
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return RC_EPARSE;
     const msgpack_object *o;
     if ((o = map_get(&root, "n")) != NULL && obj_number(o, &x))
         d->n = (int64_t)x;
@@ -295,10 +299,7 @@ static int doc_read(const void *data, size_t len, doc_t *d)
         }
         d->excluded[d->n_excluded++] = nm;
     }
-    rc = 0;
-out:
-    msgpack_zone_destroy(&zone);
-    return rc;
+    return 0;
 }
 
 static int find_name(const name_t *names, uint32_t n, const char *s)
@@ -417,18 +418,18 @@ static int doc_write(const doc_t *p, rc_wbuf_t *out)
     return rc_wbuf_ok(out);
 }
 
-int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, size_t delta_len,
-                           rc_wbuf_t *out)
+int rc_profile_apply_delta(msgpack_zone *zone, const void *doc, size_t doc_len, const void *delta,
+                           size_t delta_len, rc_wbuf_t *out)
 {
     doc_t p, d;
     int rc;
     if (doc != NULL) {
-        if ((rc = doc_read(doc, doc_len, &p)) != 0)
+        if ((rc = doc_read(zone, doc, doc_len, &p)) != 0)
             return rc;
     } else {
         memset(&p, 0, sizeof(p));
     }
-    if ((rc = doc_read(delta, delta_len, &d)) != 0)
+    if ((rc = doc_read(zone, delta, delta_len, &d)) != 0)
         return rc;
     doc_apply(&p, &d);
     return doc_write(&p, out);
@@ -462,7 +463,11 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len)
 {
     doc_t d;
-    int rc = doc_read(data, len, &d);
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, RC_PROFILE_ZONE))
+        return RC_ENOMEM;
+    int rc = doc_read(&zone, data, len, &d);
+    msgpack_zone_destroy(&zone);
     if (rc != 0)
         return rc;
     for (uint32_t i = 0; i < d.n_cats; i++) {

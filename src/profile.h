@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "wbuf.h"
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
@@ -89,7 +90,8 @@ rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const struct rc_config
 struct rc_defer;
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer);
 
-/* What one session changed since its last write. Embedded in the session (~300 bytes). */
+/* What one session changed since its last write (~300 bytes); a session holds one while it
+ * has changes to write. */
 typedef struct rc_profile_delta {
     uint32_t events;
     uint8_t n_cats, n_recent, n_excluded, n_feats;
@@ -114,19 +116,25 @@ static inline bool rc_profile_delta_empty(const rc_profile_delta_t *d)
 int rc_profile_delta_encode(const rc_catalog_t *c, const rc_profile_delta_t *d, int64_t now_ms,
                             rc_wbuf_t *out);
 
+/* A msgpack zone's first chunk that holds the decoded objects of any document or delta the
+ * server writes: a zone made with it and reused allocates nothing. */
+#define RC_PROFILE_ZONE 8192
+
 /** Merges an encoded delta into a stored document (`doc` may be NULL: no profile yet) and
  * writes the new document to `out`. The same rules as the Redis script (profile_redis.c):
  * counts add; the stored category and feature weights fade with the time since the last
  * update (RC_PROFILE_HALF_LIFE_MS), then the delta's add (the 16 strongest of each kept);
- * recent items move to the end (16 kept), excluded items are added once (32 kept). Returns
- * 0 or RC_EPARSE. */
-int rc_profile_apply_delta(const void *doc, size_t doc_len, const void *delta, size_t delta_len,
-                           rc_wbuf_t *out);
+ * recent items move to the end (16 kept), excluded items are added once (32 kept). `zone`
+ * is the decoding scratch, cleared here (see RC_PROFILE_ZONE). Returns 0, RC_EPARSE or
+ * RC_ENOMEM. */
+int rc_profile_apply_delta(msgpack_zone *zone, const void *doc, size_t doc_len, const void *delta,
+                           size_t delta_len, rc_wbuf_t *out);
 
 /** Merges a stored document into `u`: its items come before the session's own recent ones,
  * its categories count at half weight, and its feature affinities become the long-term
  * content vector (a document from before they were stored: built from its recent items).
- * Unknown items are skipped (or learned, in an open catalog). Returns 0 or RC_EPARSE. */
+ * Unknown items are skipped (or learned, in an open catalog). Returns 0, RC_EPARSE or
+ * RC_ENOMEM. */
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
 
 #endif

@@ -2,6 +2,7 @@
  * long as the process; answers are deferred to the next loop turn like a network store's. */
 #include "defer.h"
 #include "error.h"
+#include "metrics.h"
 #include "profile.h"
 #include "strmap.h"
 #include "wbuf.h"
@@ -13,7 +14,7 @@ typedef struct blob {
     char *user;
     size_t user_len;
     void *data;
-    size_t len;
+    size_t len, cap;
 } blob_t;
 
 typedef struct pending_load {
@@ -30,6 +31,8 @@ typedef struct memory_store {
     uint32_t n_blobs, cap_blobs;
     uint32_t *free_slots;
     uint32_t n_free;
+    msgpack_zone zone; /* a merge's decoding scratch, reused */
+    rc_wbuf_t merged;  /* the document a merge writes, reused */
 } memory_store_t;
 
 static void answer_load(void *arg)
@@ -86,31 +89,47 @@ static int new_slot(memory_store_t *m, uint32_t *slot)
     return 0;
 }
 
-/* Replaces a slot's document, or adds a slot for a new user. Takes ownership of `doc`. */
-static int store_doc(memory_store_t *m, const char *user, size_t user_len, void *doc, size_t len)
+/* A document's room: its length rounded up, so that one growing by a few bytes (a longer
+ * item id among the recent ones) usually still fits where it is. */
+static size_t doc_room(size_t len)
+{
+    return (len + 127) & ~(size_t)127;
+}
+
+/* Copies `doc` into the user's slot, in place when it fits, or adds a slot for a new user. */
+static int store_doc(memory_store_t *m, const char *user, size_t user_len, const void *doc,
+                     size_t len)
 {
     uint64_t found;
-    uint32_t slot;
     if (rc_strmap_get(&m->index, user, user_len, &found)) {
-        slot = (uint32_t)found;
-        free(m->blobs[slot].data);
-        m->blobs[slot].data = doc;
-        m->blobs[slot].len = len;
+        blob_t *b = &m->blobs[found];
+        if (len > b->cap) {
+            void *grown = realloc(b->data, doc_room(len));
+            if (grown == NULL)
+                return RC_ENOMEM;
+            b->data = grown;
+            b->cap = doc_room(len);
+        }
+        memcpy(b->data, doc, len);
+        b->len = len;
         return 0;
     }
+    uint32_t slot;
     char *ucopy = malloc(user_len + 1);
-    int rc = ucopy ? new_slot(m, &slot) : RC_ENOMEM;
+    void *copy = malloc(doc_room(len));
+    int rc = ucopy && copy ? new_slot(m, &slot) : RC_ENOMEM;
     if (rc == 0) {
         memcpy(ucopy, user, user_len);
         ucopy[user_len] = '\0';
-        m->blobs[slot] = (blob_t){ucopy, user_len, doc, len};
+        memcpy(copy, doc, len);
+        m->blobs[slot] = (blob_t){ucopy, user_len, copy, len, doc_room(len)};
         rc = rc_strmap_put(&m->index, ucopy, user_len, slot);
         if (rc != 0)
             m->free_slots[m->n_free++] = slot;
     }
     if (rc != 0) {
         free(ucopy);
-        free(doc);
+        free(copy);
     }
     return rc;
 }
@@ -124,19 +143,16 @@ static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, 
     const void *doc = NULL;
     size_t doc_len = 0;
     uint64_t found;
-    rc_wbuf_t out;
     if (rc_strmap_get(&m->index, user, user_len, &found)) {
         doc = m->blobs[found].data;
         doc_len = m->blobs[found].len;
     }
-    rc_wbuf_init(&out, 0);
-    int rc = rc_profile_apply_delta(doc, doc_len, delta, len, &out);
-    if (rc != 0) {
-        rc_wbuf_free(&out);
-        return rc;
-    }
-    /* The buffer's memory becomes the stored document (no headroom was reserved). */
-    return store_doc(m, user, user_len, out.base, out.len);
+    rc_wbuf_reset(&m->merged);
+    int rc = rc_profile_apply_delta(&m->zone, doc, doc_len, delta, len, &m->merged);
+    if (rc == 0)
+        rc = store_doc(m, user, user_len, rc_wbuf_data(&m->merged), m->merged.len);
+    rc_metrics.profile_updates_written += rc == 0;
+    return rc;
 }
 
 static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len)
@@ -175,6 +191,8 @@ static void mem_destroy(rc_profile_store_t *s)
     free(m->blobs);
     free(m->free_slots);
     rc_strmap_free(&m->index);
+    rc_wbuf_free(&m->merged);
+    msgpack_zone_destroy(&m->zone);
     free(m);
 }
 
@@ -184,10 +202,13 @@ static const rc_profile_ops_t memory_ops = {"memory",  mem_load,    mem_update, 
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer)
 {
     memory_store_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
+    if (m == NULL || !msgpack_zone_init(&m->zone, RC_PROFILE_ZONE)) {
+        free(m);
         return NULL;
+    }
     m->base.ops = &memory_ops;
     m->defer = defer;
     rc_strmap_init(&m->index);
+    rc_wbuf_init(&m->merged, 0);
     return &m->base;
 }

@@ -26,8 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *doc = data + 1;
     size_t doc_len = cut > 0 ? cut - 1 : 0, delta_len = size - 1 - doc_len;
     rc_wbuf_t out;
+    msgpack_zone zone;
     rc_wbuf_init(&out, 0);
-    rc_profile_apply_delta(doc_len ? doc : NULL, doc_len, doc + doc_len, delta_len, &out);
+    if (msgpack_zone_init(&zone, RC_PROFILE_ZONE)) {
+        rc_profile_apply_delta(&zone, doc_len ? doc : NULL, doc_len, doc + doc_len, delta_len,
+                               &out);
+        msgpack_zone_destroy(&zone);
+    }
     rc_wbuf_free(&out);
     rc_user_state_t u;
     rc_user_state_init(&u, 0, 0);

@@ -61,15 +61,18 @@ static void write_session(rc_wbuf_t *doc, const uint32_t *items, size_t n, int64
 {
     rc_profile_delta_t d;
     rc_wbuf_t delta, out;
+    msgpack_zone zone;
+    assert_true(msgpack_zone_init(&zone, RC_PROFILE_ZONE));
     memset(&d, 0, sizeof(d));
     for (size_t i = 0; i < n; i++)
         rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, items[i], 1.0f);
     rc_wbuf_init(&delta, 0);
     rc_wbuf_init(&out, 0);
     assert_int_equal(rc_profile_delta_encode(&engine.catalog, &d, t_ms, &delta), 0);
-    assert_int_equal(rc_profile_apply_delta(doc->len ? rc_wbuf_data(doc) : NULL, doc->len,
+    assert_int_equal(rc_profile_apply_delta(&zone, doc->len ? rc_wbuf_data(doc) : NULL, doc->len,
                                             rc_wbuf_data(&delta), delta.len, &out),
                      0);
+    msgpack_zone_destroy(&zone);
     rc_wbuf_reset(doc);
     rc_wbuf_put(doc, rc_wbuf_data(&out), out.len);
     rc_wbuf_free(&delta);
