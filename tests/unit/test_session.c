@@ -25,12 +25,12 @@
 
 /* Heap allocations by anything in this process, counted while `counting` (outside ASan,
  * which owns malloc there): these replace glibc's entry points and call its own. */
+static bool counting;
+static unsigned long allocations;
 #if !RC_ASAN
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
-static bool counting;
-static unsigned long allocations;
 
 void *malloc(size_t n)
 {
@@ -562,9 +562,8 @@ static void event_written_through(world_t *w, rc_conn_t *c, int n)
 
 static void test_steady_events_allocate_nothing(void **state)
 {
-#if RC_ASAN
-    skip();
-#else
+    if (RC_ASAN)
+        skip(); /* nothing is counted there */
     world_t *w = *state;
     fake_transport_t t = {0};
     rc_conn_t *c = connect_user(w, &t, "u9");
@@ -580,7 +579,6 @@ static void test_steady_events_allocate_nothing(void **state)
     assert_int_equal(allocations, 0);
     assert_true(rc_metrics.profile_updates_written >= writes + 500);
     rc_conn_closed(c);
-#endif
 }
 
 int main(void)
