@@ -413,6 +413,7 @@ typedef struct {
     norms_t unorm;
     float covis_max;
     int segs[4];
+    int seg_hi; /* the highest of segs[] (RC_SEG_ALL, the lowest, is segs[2]) */
     float w_seg[4];
     float pop_scale;
     const rc_rank_spec_t *spec;
@@ -435,8 +436,11 @@ static void scoring_begin(const rc_engine_t *e, const rc_user_state_t *u, const 
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
                    loc ? RC_SEG_LOCALE(u->locale) : RC_SEG_ALL};
     static const float share[2][4] = {{0.5f, 0.2f, 0.3f, 0}, {0.3f, 0.15f, 0.2f, 0.35f}};
+    x->seg_hi = RC_SEG_ALL;
     for (int i = 0; i < 4; i++) {
         x->segs[i] = segs[i];
+        if (segs[i] > x->seg_hi)
+            x->seg_hi = segs[i];
         x->w_seg[i] = t->top_max[segs[i]] > 0 ? share[loc][i] / t->top_max[segs[i]] : 0;
     }
     x->pop_scale = t->popularity_max > 0 ? x->b->popular / t->popularity_max : 0;
@@ -515,7 +519,12 @@ static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
         if (i + PREFETCH_AHEAD < e->n_cands) {
             uint32_t ahead = e->scratch[e->cands[i + PREFETCH_AHEAD]].item;
             __builtin_prefetch(&e->catalog.items[ahead]);
-            __builtin_prefetch(rc_trending_scores(&e->trending, ahead));
+            /* An item's scores may straddle two lines: both ends of those read. */
+            const float *sc = rc_trending_scores(&e->trending, ahead);
+            if (sc != NULL) {
+                __builtin_prefetch(sc);
+                __builtin_prefetch(sc + x->seg_hi);
+            }
         }
         if (bound && n >= keep && (covisit_part(x, cand) + rest) * boost_hi < least) {
             e->deferred[e->n_deferred++] = e->cands[i];
