@@ -20,18 +20,14 @@ SERVER_BIN=$1
 bench_ready run-ab
 (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && { echo "run-ab: port $PORT is taken" >&2; exit 1; }
 a=$(realpath "$1") b=$(realpath "$2")
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out="$RESULTS_DIR/ab-$stamp.md"
-work=$(mktemp -d)
-pid=""
-trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+bench_begin ab
 
 # one BIN JSON: a fresh server under the load; the generator's JSON result into JSON
 one() {
     "$1" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog "$CATALOG" \
         --log-level warn >/dev/null 2>&1 &
     pid=$!
-    for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+    bench_wait_port "$PORT" || true
     timeout $((WARMUP_S + DURATION_S + 120)) "$LOADGEN_BIN" --port "$PORT" -n "$CONNECTIONS" \
         --sources 4 --rate "$RATE" --warmup "$WARMUP_S" --duration "$DURATION_S" \
         --catalog "$CATALOG" --server-pid "$pid" --json-out "$2" >/dev/null 2>&1 || true

@@ -12,11 +12,7 @@ CONNECTIONS=${CONNECTIONS:-10000}
 HOLD_S=${HOLD_S:-3}
 SERVERS=${SERVERS:-"rankcast ws socketio"}
 bench_ready run-idle-stages
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out="$RESULTS_DIR/idle-stages-$stamp.md"
-work=$(mktemp -d)
-pid=""
-trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+bench_begin idle-stages
 
 start() {
     case $1 in
@@ -26,7 +22,7 @@ start() {
     socketio) node bench/peers/socketio-peer.mjs --port "$PORT" --catalog "$CATALOG" >/dev/null 2>&1 & ;;
     esac
     pid=$!
-    for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+    bench_wait_port "$PORT" || true
     sleep 0.5
 }
 

@@ -15,11 +15,7 @@ HOLD_S=${HOLD_S:-3}
 SETTLE_S=${SETTLE_S:-4}
 RUNS=${RUNS:-2}
 bench_ready run-memory-return
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out="$RESULTS_DIR/memory-return-$stamp.md"
-work=$(mktemp -d)
-pid=""
-trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+bench_begin memory-return
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=127.0.0.1 2>/dev/null
 
@@ -37,7 +33,7 @@ one() {
         --catalog "$CATALOG" --log-level warn --session-idle-s 1 --heap-trim-s "$trim_s" \
         "${tls_args[@]}" >/dev/null 2>&1 &
     pid=$!
-    for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+    bench_wait_port "$PORT" || true
     sleep 0.5
     timeout 120 "$LOADGEN_BIN" "${lg_tls[@]}" --port "$PORT" -n "$n" --sources 4 --connect-rate 3000 \
         --scenario idle --open-until recs --warmup 0 --duration "$HOLD_S" --catalog "$CATALOG" \
