@@ -2,7 +2,8 @@
  * transport that records what it is asked to do. They cover what a client cannot observe
  * from outside: coalescing for a connection that does not read, the slow-consumer cut-off,
  * a connection closed while its event is still being published, profiles written behind
- * and restored after an idle session is dropped, and the hello timeout. */
+ * and restored after an idle session is dropped, the hello timeout, and a steady stream of
+ * events allocating nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,7 @@ static unsigned long allocations;
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
 
 void *malloc(size_t n)
 {
@@ -48,6 +50,12 @@ void *realloc(void *p, size_t n)
 {
     allocations += counting;
     return __libc_realloc(p, n);
+}
+
+void *aligned_alloc(size_t align, size_t n) /* the engine's arrays (hugemem.c) */
+{
+    allocations += counting;
+    return __libc_memalign(align, n);
 }
 #endif
 
