@@ -6,7 +6,8 @@
 # event path, not the models growing. Then CONNECTIONS [1000] users send RATE [5] events/s
 # each and the calls are counted for COUNT_S [3] s, twice: with the default consent (profile
 # writes through the in-memory store, at most one per user per --profile-flush-ms) and with
-# --consent-default false (no profile writes). Writes bench/results/allocs-<stamp>.md.
+# --consent-default false (no profile writes); the stacks of the same calls name their first
+# caller outside libc. Writes bench/results/allocs-<stamp>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,7 +59,13 @@ count() { # $1: label, rest: extra server flags
         --json-out "$work/$label.json" >/dev/null 2>&1 &
     local lg=$!
     sleep 7 # connections open, warm-up over
+    # The same window twice: counted, and every call's stack (for its first caller outside libc).
+    perf record -q -e "$events" --call-graph dwarf -p "$pid" -o "$work/$label.data" \
+        -- sleep "$COUNT_S" >/dev/null 2>&1 &
+    local rec=$!
     perf stat -x, -e "$events" -p "$pid" -- sleep "$COUNT_S" 2>"$work/$label.stat" >/dev/null
+    wait "$rec" || true
+    perf script -i "$work/$label.data" -F ip,sym,dso 2>/dev/null >"$work/$label.stacks" || true
     wait "$lg" || true
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -81,15 +88,32 @@ for label, what in (("default", "default (profile writes to the in-memory store)
     r = json.load(open(f"{work}/{label}.json"))
     ev_per_s = r["rate"]["achieved_events_per_s"]
     n = ev_per_s * float(secs)
-    rows.append((what, {k: v / n for k, v in calls.items()}, ev_per_s))
+    # Each sample is a block of frames ("address symbol (object)"), innermost first, the
+    # probed function itself at the top; name it by its first caller outside libc.
+    callers, stack = {}, []
+    path = f"{work}/{label}.stacks"
+    lines = open(path).read().splitlines() if os.path.exists(path) else []
+    for line in lines + [""]:
+        if line.strip():
+            stack.append(line.strip().split(" ", 1)[-1])
+            continue
+        own = [fr.split(" (")[0] for fr in stack[1:]
+               if "libc.so" not in fr and not fr.startswith("[unknown]")]
+        if stack:
+            callers[own[0] if own else "?"] = callers.get(own[0] if own else "?", 0) + 1
+        stack = []
+    total = sum(callers.values())
+    top = sorted(callers.items(), key=lambda kv: -kv[1])[:4]
+    where = ", ".join(f"`{k}` {100 * v / total:.0f} %" for k, v in top) if total else "none"
+    rows.append((what, {k: v / n for k, v in calls.items()}, ev_per_s, where))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 with open(out, "w") as f:
     f.write(f"# Heap allocations per event, {stamp}\n\n")
     f.write(f"Machine: {os.cpu_count()} CPUs, {cpu}, Linux {os.uname().release}. Models saturated on a "
             f"{items}-item catalog, then {conns} users at {rate} events/s each; glibc calls counted "
             f"with uprobes for {secs} s.\n\n")
-    f.write("| server | malloc / event | calloc / event | realloc / event | events/s |\n|---|---|---|---|---|\n")
-    for what, c, evs in rows:
-        f.write(f"| {what} | {c.get('malloc', 0):.3f} | {c.get('calloc', 0):.3f} | {c.get('realloc', 0):.3f} | {evs:,.0f} |\n")
+    f.write("| server | malloc / event | calloc / event | realloc / event | events/s | first caller outside libc (share of the calls) |\n|---|---|---|---|---|---|\n")
+    for what, c, evs, where in rows:
+        f.write(f"| {what} | {c.get('malloc', 0):.3f} | {c.get('calloc', 0):.3f} | {c.get('realloc', 0):.3f} | {evs:,.0f} | {where} |\n")
 print(open(out).read())
 PY
