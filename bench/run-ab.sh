@@ -2,8 +2,8 @@
 # Two server builds side by side: server CPU per event and the engine's time per event
 # (took_us), PAIRS [6] times, A then B, each run on a fresh server: CONNECTIONS [1000] x RATE
 # [8] events/s over the 100k-item catalog, WARMUP_S [25] s (the models fill) then DURATION_S
-# [8] s measured. Prints each run and the medians; this machine's speed drifts, so only
-# alternated pairs are worth comparing. Usage: bench/run-ab.sh BIN_A BIN_B (copy a build
+# [8] s measured. Prints each run and the medians of the differences within pairs: this
+# machine's speed drifts, so only alternated pairs are worth comparing. Usage: bench/run-ab.sh BIN_A BIN_B (copy a build
 # aside first). Writes bench/results/ab-<stamp>.md. Builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ RATE=${RATE:-8}
 WARMUP_S=${WARMUP_S:-25}
 DURATION_S=${DURATION_S:-8}
 [[ $# == 2 && -x $1 && -x $2 ]] || { echo "usage: bench/run-ab.sh BIN_A BIN_B" >&2; exit 1; }
-SERVER_BIN=$1
+SERVER_BIN=$1 # for bench_ready, which also checks the generator and writes the catalog
 bench_ready run-ab
 (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && { echo "run-ab: port $PORT is taken" >&2; exit 1; }
 a=$(realpath "$1") b=$(realpath "$2")

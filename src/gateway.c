@@ -370,11 +370,6 @@ static int ws_writeable(struct lws *wsi, ws_pss_t *pss)
     return ws_flush(wsi, pss);
 }
 
-/* Writes the frames of the connection whose messages lws handed over last, now that it has
- * moved on to another. In a loop turn that brings many events, the first event's ack and list
- * would otherwise wait until every later event of the turn was ranked (on_flush_check): at
- * 5,000 events/s that wait made most of the server's share of the latency. Acks come from the
- * bus's completions, so the bus settles first: ack and list still leave in one send(). */
 /* Writes a connection's queued frames outside lws's WRITEABLE callback. */
 static void flush_queued(ws_pss_t *pss)
 {
@@ -383,6 +378,11 @@ static void flush_queued(ws_pss_t *pss)
         transport_kill(pss->wsi);
 }
 
+/* Writes the frames of the connection whose messages lws handed over last, now that it has
+ * moved on to another. In a loop turn that brings many events, the first event's ack and list
+ * would otherwise wait until every later event of the turn was ranked (on_flush_check): at
+ * 5,000 events/s that wait made most of the server's share of the latency. Acks come from the
+ * bus's completions, so the bus settles first: ack and list still leave in one send(). */
 static void flush_received(rc_gateway_t *g)
 {
     ws_pss_t *pss = g->receiving;

@@ -90,7 +90,7 @@ rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const struct rc_config
 struct rc_defer;
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer);
 
-/* What one session changed since its last write (~300 bytes); a session holds one while it
+/* What one session changed since its last write (376 bytes); a session holds one while it
  * has changes to write. */
 typedef struct rc_profile_delta {
     uint32_t events;

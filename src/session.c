@@ -130,7 +130,7 @@ typedef struct ticket {
 } ticket_t;
 
 /* A session holds a profile delta only while it has changes to write. Dropped deltas wait
- * for the next ones, up to SPARE_DELTAS (about 1.2 MB), so steady writing allocates
+ * for the next ones, up to SPARE_DELTAS (about 1.6 MB), so steady writing allocates
  * nothing. */
 #define SPARE_DELTAS 4096
 typedef union spare_delta {
