@@ -118,7 +118,7 @@ static const setting_t settings[] = {
     {"trending-half-life-s", T_DOUBLE, OFF(trending_half_life_s), "3600", 1, 1e9,
      "half-life of trending scores"},
     {"profile-flush-ms", T_INT, OFF(profile_flush_ms), "100", 1, 60000,
-     "longest delay of a profile write (write-behind)"},
+     "longest delay of a Redis profile write (in memory: when the session ends)"},
     {"drain-ms", T_INT, OFF(drain_ms), "2000", 0, 600000,
      "on SIGTERM/SIGINT: time clients get after `drain` before the server exits"},
     {"heap-trim-s", T_INT, OFF(heap_trim_s), "10", 0, 3600,

@@ -62,6 +62,39 @@ void rc_profile_store_free(rc_profile_store_t *s)
 
 /* ---- deltas ---- */
 
+static bool holds(const uint32_t *ids, uint8_t n, uint32_t id)
+{
+    for (uint8_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Whether an event on item `idx` fits the delta without dropping anything it holds. Recent
+ * items need no room: the profile keeps the newest ones, as the delta does. */
+static bool delta_fits(const rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
+                       uint32_t idx, float w)
+{
+    if ((kind == RC_EV_PURCHASE || kind == RC_EV_DISMISS) && d->n_excluded == RC_PROFILE_EXCLUDED &&
+        !holds(d->excluded, d->n_excluded, idx))
+        return false;
+    if (kind == RC_EV_DISMISS || w <= 0)
+        return true;
+    const rc_item_t *it = &c->items[idx];
+    if (it->category != 0 && d->n_cats == RC_CATS) {
+        bool held = false;
+        for (uint8_t i = 0; i < d->n_cats && !held; i++)
+            held = d->cats[i] == it->category;
+        if (!held)
+            return false;
+    }
+    uint32_t room = RC_PROFILE_FEATS - d->n_feats;
+    for (uint8_t f = 0; f < it->n_feat; f++)
+        if (!holds(d->feats, d->n_feats, it->feat[f]) && room-- == 0)
+            return false;
+    return true;
+}
+
 static void delta_add_category(rc_profile_delta_t *d, uint16_t cat, float w)
 {
     for (uint8_t i = 0; i < d->n_cats; i++) {
@@ -70,30 +103,27 @@ static void delta_add_category(rc_profile_delta_t *d, uint16_t cat, float w)
             return;
         }
     }
-    if (d->n_cats < RC_CATS) {
-        d->cats[d->n_cats] = cat;
-        d->cats_w[d->n_cats++] = w;
-    }
+    d->cats[d->n_cats] = cat;
+    d->cats_w[d->n_cats++] = w;
 }
 
-void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
+bool rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
                           int64_t item, float w)
 {
     if (kind == RC_EV_IMPRESSION)
-        return;
+        return true;
+    bool known = item >= 0 && (uint64_t)item < c->n;
+    uint32_t idx = known ? (uint32_t)item : 0;
+    if (known && !delta_fits(d, c, kind, idx, w))
+        return false;
     d->events++;
-    if (item < 0 || (uint64_t)item >= c->n)
-        return;
-    uint32_t idx = (uint32_t)item;
-    if (kind == RC_EV_PURCHASE || kind == RC_EV_DISMISS) {
-        bool present = false;
-        for (uint8_t i = 0; i < d->n_excluded && !present; i++)
-            present = d->excluded[i] == idx;
-        if (!present && d->n_excluded < RC_PROFILE_EXCLUDED)
-            d->excluded[d->n_excluded++] = idx;
-    }
+    if (!known)
+        return true;
+    if ((kind == RC_EV_PURCHASE || kind == RC_EV_DISMISS) &&
+        !holds(d->excluded, d->n_excluded, idx))
+        d->excluded[d->n_excluded++] = idx;
     if (kind == RC_EV_DISMISS || w <= 0)
-        return;
+        return true;
     if (c->items[idx].category != 0)
         delta_add_category(d, c->items[idx].category, w);
     rc_weights_add_item(c, d->feats, d->feats_w, &d->n_feats, RC_PROFILE_FEATS, idx, w);
@@ -108,6 +138,7 @@ void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event
         d->n_recent--;
     }
     d->recent[d->n_recent++] = idx;
+    return true;
 }
 
 static void pack_features(msgpack_packer *pk, const uint32_t *feats, const double *w, uint32_t n)

@@ -42,6 +42,11 @@ typedef struct rc_profile_ops {
     size_t (*pending)(const rc_profile_store_t *s);
     void (*close)(rc_profile_store_t *s);
     void (*destroy)(rc_profile_store_t *s);
+    /* Whether anyone but this process's next session of a user reads the store (Redis: other
+     * nodes, and this one after a restart). Sessions write to such a store every
+     * profile_flush_ms; to one that is not (the in-memory store) when they end, or when
+     * their delta is full. */
+    bool shared;
 } rc_profile_ops_t;
 
 struct rc_profile_store {
@@ -103,8 +108,11 @@ typedef struct rc_profile_delta {
     uint32_t excluded[RC_PROFILE_EXCLUDED];
 } rc_profile_delta_t;
 
-/** Records one applied event of weight `w` on catalog item `item` (-1: none). */
-void rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
+/** Records one applied event of weight `w` on catalog item `item` (-1: none). Returns false,
+ * and changes nothing, when the delta could take it only by dropping a category, a feature
+ * or an excluded item it holds: write the delta and add the event to an empty one, which
+ * takes any event. */
+bool rc_profile_delta_add(rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
                           int64_t item, float w);
 
 static inline bool rc_profile_delta_empty(const rc_profile_delta_t *d)

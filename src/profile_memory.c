@@ -196,8 +196,10 @@ static void mem_destroy(rc_profile_store_t *s)
     free(m);
 }
 
-static const rc_profile_ops_t memory_ops = {"memory",  mem_load,    mem_update, mem_erase,
-                                            mem_ready, mem_pending, NULL,       mem_destroy};
+/* Not shared: only this process's next session of a user reads a profile here, and a
+ * session ends by writing its changes, so sessions write once, not every profile_flush_ms. */
+static const rc_profile_ops_t memory_ops = {
+    "memory", mem_load, mem_update, mem_erase, mem_ready, mem_pending, NULL, mem_destroy, false};
 
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer)
 {

@@ -751,8 +751,9 @@ static void redis_destroy(rc_profile_store_t *s)
     free(r);
 }
 
-static const rc_profile_ops_t redis_ops = {"redis",     redis_load,    redis_update, redis_erase,
-                                           redis_ready, redis_pending, redis_close,  redis_destroy};
+static const rc_profile_ops_t redis_ops = {"redis",     redis_load,    redis_update,
+                                           redis_erase, redis_ready,   redis_pending,
+                                           redis_close, redis_destroy, true};
 
 rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg,
                                          const char *node_id, char *err, size_t errlen)

@@ -535,8 +535,9 @@ static void mark_dirty(rc_sessions_t *s, rc_session_t *ses)
     }
 }
 
-/* Writes what the session changed since its last write (write-behind: called for every
- * dirty session at most every profile_flush_ms, and when a session is dropped). */
+/* Writes what the session changed since its last write (write-behind: for every dirty
+ * session every profile_flush_ms when the store is shared, when its delta is full, and when
+ * the session is dropped). */
 static void save_profile(rc_sessions_t *s, rc_session_t *ses)
 {
     rc_list_unlink(&ses->dirty_link);
@@ -553,6 +554,25 @@ static void save_profile(rc_sessions_t *s, rc_session_t *ses)
         RC_WARN("session", "profile update dropped", "session=%s error=\"%s\"", ses->id,
                 rc_strerror(rc));
     drop_delta(s, ses);
+}
+
+/* Adds an event to the session's unwritten profile changes. A delta that could take it only
+ * by dropping something is written first, and the event starts a new one. */
+static void note_profile_change(rc_sessions_t *s, rc_session_t *ses, rc_event_kind_t kind,
+                                int64_t item, float w)
+{
+    const rc_catalog_t *c = &s->engine->catalog;
+    if (ses->delta != NULL && !rc_profile_delta_add(ses->delta, c, kind, item, w))
+        save_profile(s, ses); /* and drops it */
+    if (ses->delta == NULL) {
+        ses->delta = delta_get(s);
+        if (ses->delta == NULL) {
+            RC_WARN("session", "profile update dropped: out of memory", "session=%s", ses->id);
+            return;
+        }
+        rc_profile_delta_add(ses->delta, c, kind, item, w); /* an empty delta takes any event */
+    }
+    mark_dirty(s, ses);
 }
 
 static void session_free(rc_sessions_t *s, rc_session_t *ses)
@@ -875,16 +895,8 @@ static bool accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_u
         return false;
     }
     bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, be.received_ms);
-    if (ses->consent && ev->kind != RC_EV_IMPRESSION) {
-        if (ses->delta == NULL)
-            ses->delta = delta_get(s);
-        if (ses->delta != NULL) {
-            rc_profile_delta_add(ses->delta, &s->engine->catalog, ev->kind, item, w);
-            mark_dirty(s, ses);
-        } else {
-            RC_WARN("session", "profile update dropped: out of memory", "session=%s", ses->id);
-        }
-    }
+    if (ses->consent && ev->kind != RC_EV_IMPRESSION)
+        note_profile_change(s, ses, ev->kind, item, w);
     return changed;
 }
 
@@ -1671,6 +1683,8 @@ void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
  * for milliseconds at once. A backlog past the budget is written on the next calls. */
 void rc_sessions_flush_due(rc_sessions_t *s, uint64_t now_us, uint64_t budget_us)
 {
+    if (!s->profiles->ops->shared)
+        return; /* written when sessions end (note_profile_change, session_free) */
     uint64_t due_us = (uint64_t)s->cfg->profile_flush_ms * 1000;
     uint64_t start = rc_mono_us();
     for (int n = 1; !rc_list_empty(&s->dirty_sessions); n++) {

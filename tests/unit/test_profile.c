@@ -106,6 +106,73 @@ static void test_features_are_stored_and_restored(void **state)
     rc_wbuf_free(&doc);
 }
 
+static uint32_t add_item(const char *id, const char *cat, const char *tag_prefix, int n_tags)
+{
+    char tags[RC_ITEM_FEATURES][24];
+    const char *t[RC_ITEM_FEATURES];
+    uint32_t idx;
+    for (int i = 0; i < n_tags; i++) {
+        snprintf(tags[i], sizeof(tags[i]), "%s%d", tag_prefix, i);
+        t[i] = tags[i];
+    }
+    assert_int_equal(
+        rc_catalog_upsert(&engine.catalog, id, id, cat, t, (uint32_t)n_tags, 10, 1, &idx), 0);
+    return idx;
+}
+
+/* Refused: an event the delta could take only by dropping what it holds. */
+static void assert_refused(rc_profile_delta_t *d, rc_event_kind_t kind, uint32_t item)
+{
+    rc_profile_delta_t before, empty;
+    memcpy(&before, d, sizeof(before));
+    assert_false(rc_profile_delta_add(d, &engine.catalog, kind, item, 1.0f));
+    assert_memory_equal(&before, d, sizeof(before));
+    memset(&empty, 0, sizeof(empty));
+    assert_true(rc_profile_delta_add(&empty, &engine.catalog, kind, item, 1.0f));
+}
+
+/* A delta takes an event only if it can without dropping a category, a content feature or
+ * an excluded item it holds; a session writes a delta that refuses one and starts another
+ * (test_session), so a long session's profile loses nothing. */
+static void test_full_delta_refuses_what_it_would_drop(void **state)
+{
+    (void)state;
+    setup_engine();
+    rc_profile_delta_t d;
+    char id[16], cat[16];
+
+    memset(&d, 0, sizeof(d)); /* categories: RC_CATS */
+    uint32_t k[RC_CATS + 1];
+    for (int i = 0; i <= RC_CATS; i++) {
+        snprintf(id, sizeof(id), "k%d", i);
+        snprintf(cat, sizeof(cat), "kc%d", i);
+        k[i] = add_item(id, cat, "", 0);
+    }
+    for (int i = 0; i < RC_CATS; i++)
+        assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, k[i], 1.0f));
+    assert_refused(&d, RC_EV_VIEW, k[RC_CATS]);
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, k[0], 1.0f));
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_DISMISS, k[RC_CATS], 1.0f));
+
+    memset(&d, 0, sizeof(d)); /* features: RC_PROFILE_FEATS */
+    uint32_t f1 = add_item("f1", "cat0", "a", RC_ITEM_FEATURES - 1);
+    uint32_t f2 = add_item("f2", "cat0", "b", RC_ITEM_FEATURES - 1);
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, f1, 1.0f));
+    assert_int_equal(d.n_feats, RC_ITEM_FEATURES);
+    assert_refused(&d, RC_EV_VIEW, f2);
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_CLICK, f1, 1.0f));
+
+    memset(&d, 0, sizeof(d)); /* excluded items: RC_PROFILE_EXCLUDED */
+    for (uint32_t i = 0; i < RC_PROFILE_EXCLUDED; i++)
+        assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_PURCHASE, i, 1.0f));
+    assert_refused(&d, RC_EV_PURCHASE, RC_PROFILE_EXCLUDED);
+    assert_refused(&d, RC_EV_DISMISS, RC_PROFILE_EXCLUDED);
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_PURCHASE, 0, 1.0f));
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, RC_PROFILE_EXCLUDED, 1.0f));
+    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_IMPRESSION, 39, 1.0f));
+    assert_int_equal(d.events, RC_PROFILE_EXCLUDED + 2);
+}
+
 /* Stored affinities fade by half in RC_PROFILE_HALF_LIFE_MS: after 30 days, a new session's
  * category outweighs the old one's although both had the same activity. */
 static void test_affinities_fade(void **state)
@@ -209,6 +276,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_features_are_stored_and_restored, free_engine),
+        cmocka_unit_test_teardown(test_full_delta_refuses_what_it_would_drop, free_engine),
         cmocka_unit_test_teardown(test_affinities_fade, free_engine),
         cmocka_unit_test_teardown(test_older_document_builds_vector_from_items, free_engine),
         cmocka_unit_test_teardown(test_longterm_vector_ranks_content, free_engine),

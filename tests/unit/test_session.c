@@ -357,6 +357,80 @@ static void test_profile_is_written_behind_and_restores_a_returning_user(void **
     rc_conn_closed(c);
 }
 
+typedef struct {
+    int status;
+    size_t len;
+    char doc[4096];
+} loaded_t;
+
+static void keep_loaded(void *ctx, const char *user, size_t user_len, int status, const void *data,
+                        size_t len)
+{
+    loaded_t *l = ctx;
+    (void)user, (void)user_len;
+    l->status = status;
+    l->len = status == 0 && len <= sizeof(l->doc) ? len : 0;
+    memcpy(l->doc, data, l->len);
+}
+
+/* The user's stored profile, read from the store as a new session would, into *u. */
+static void stored_profile(world_t *w, const char *user, rc_user_state_t *u)
+{
+    rc_profile_store_t *p = w->profiles;
+    rc_profile_loaded_fn fn = p->on_loaded;
+    void *ctx = p->ctx;
+    loaded_t l = {.status = 1};
+    p->on_loaded = keep_loaded;
+    p->ctx = &l;
+    assert_int_equal(rc_profile_load(p, user, strlen(user)), 0);
+    pump(w);
+    p->on_loaded = fn;
+    p->ctx = ctx;
+    assert_int_equal(l.status, 0);
+    rc_user_state_init(u, RC_DEV_DESKTOP, 0);
+    assert_int_equal(rc_profile_merge(&w->engine.catalog, u, l.doc, l.len), 0);
+}
+
+/* The in-memory store is read only by this node's next session of a user, so a session
+ * writes to it when it ends, not every profile_flush_ms; a delta that fills up (the 33rd
+ * excluded item) is written at once, so the profile loses nothing. */
+static void test_memory_profile_is_written_when_the_session_ends(void **state)
+{
+    world_t *w = *state;
+    fake_transport_t t = {0};
+    rc_conn_t *c = connect_user(w, &t, "u10");
+    for (int i = 0; i < 40; i++) {
+        char ev[160];
+        snprintf(ev, sizeof(ev),
+                 "{\"type\":\"event\",\"id\":\"p%d\",\"kind\":\"purchase\",\"item\":\"i%d\"}", i,
+                 i);
+        send_json(c, ev);
+        pump(w);
+        json_decref(drain(c));
+        if (i == 31) { /* an hour later, still nothing written: the delta holds 32 items */
+            rc_sessions_flush_due(w->sessions, rc_mono_us() + 3600000000ULL, UINT64_MAX);
+            assert_int_equal(rc_metrics.profile_updates_written, 0);
+        }
+    }
+    assert_int_equal(rc_metrics.profile_updates_written, 1); /* the full one, at the 33rd */
+    rc_conn_closed(c);
+    rc_sessions_tick(w->sessions, rc_mono_us() + 2000000); /* the idle session is dropped */
+    assert_int_equal(rc_sessions_count(w->sessions), 0);
+    assert_int_equal(rc_metrics.profile_updates_written, 2);
+
+    rc_user_state_t u;
+    stored_profile(w, "u10", &u);
+    assert_int_equal(u.events, 40);
+    /* The profile keeps the 32 newest exclusions: i8..i39. */
+    for (int i = 0; i < 40; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "i%d", i);
+        int64_t idx = rc_catalog_find(&w->engine.catalog, id, strlen(id));
+        assert_true(idx >= 0);
+        assert_int_equal(rc_user_is_excluded(&u, (uint32_t)idx), i >= 8);
+    }
+}
+
 static void test_no_hello_in_time_closes_with_4004(void **state)
 {
     world_t *w = *state;
@@ -606,6 +680,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_profile_is_written_behind_and_restores_a_returning_user, world_setup,
             world_teardown),
+        cmocka_unit_test_setup_teardown(test_memory_profile_is_written_when_the_session_ends,
+                                        world_setup_unlimited, world_teardown),
         cmocka_unit_test_setup_teardown(test_no_hello_in_time_closes_with_4004, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_a_silent_connection_is_pinged_then_closed_with_4023,
