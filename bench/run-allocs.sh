@@ -5,9 +5,10 @@
 # events/s for WARM_S [30] s: every co-visitation list full), so that what is counted is the
 # event path, not the models growing. Then CONNECTIONS [1000] users send RATE [5] events/s
 # each and the calls are counted for COUNT_S [3] s, twice: with the default consent (profile
-# writes through the in-memory store, at most one per user per --profile-flush-ms) and with
-# --consent-default false (no profile writes); the stacks of the same calls name their first
-# caller outside libc. Writes bench/results/allocs-<stamp>.md.
+# writes through the in-memory store: when a session's delta is full, with these random
+# events every few events) and with --consent-default false (no profile writes); the stacks
+# of the same calls name their first caller outside libc, and the server's own counter gives
+# the profile writes in the window. Writes bench/results/allocs-<stamp>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,10 @@ done
 events=$(IFS=,; echo "${probes[*]}")
 python3 bench/make-catalog.py --items "$CATALOG_ITEMS" --out "$work/catalog.jsonl" >/dev/null
 
+profile_writes() {
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^rankcast_profile_updates_written_total/ {print $2}'
+}
+
 count() { # $1: label, rest: extra server flags
     local label=$1
     shift
@@ -63,7 +68,10 @@ count() { # $1: label, rest: extra server flags
     perf record -q -e "$events" --call-graph dwarf -p "$pid" -o "$work/$label.data" \
         -- sleep "$COUNT_S" >/dev/null 2>&1 &
     local rec=$!
+    local before
+    before=$(profile_writes)
     perf stat -x, -e "$events" -p "$pid" -- sleep "$COUNT_S" 2>"$work/$label.stat" >/dev/null
+    echo $(($(profile_writes) - before)) >"$work/$label.writes"
     wait "$rec" || true
     perf script -i "$work/$label.data" -F ip,sym,dso 2>/dev/null >"$work/$label.stacks" || true
     wait "$lg" || true
@@ -105,15 +113,16 @@ for label, what in (("default", "default (profile writes to the in-memory store)
     total = sum(callers.values())
     top = sorted(callers.items(), key=lambda kv: -kv[1])[:4]
     where = ", ".join(f"`{k}` {100 * v / total:.0f} %" for k, v in top) if total else "none"
-    rows.append((what, {k: v / n for k, v in calls.items()}, ev_per_s, where))
+    writes = int(open(f"{work}/{label}.writes").read().strip() or 0)
+    rows.append((what, {k: v / n for k, v in calls.items()}, writes / n, ev_per_s, where))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 with open(out, "w") as f:
     f.write(f"# Heap allocations per event, {stamp}\n\n")
     f.write(f"Machine: {os.cpu_count()} CPUs, {cpu}, Linux {os.uname().release}. Models saturated on a "
             f"{items}-item catalog, then {conns} users at {rate} events/s each; glibc calls counted "
             f"with uprobes for {secs} s.\n\n")
-    f.write("| server | malloc / event | calloc / event | realloc / event | events/s | first caller outside libc (share of the calls) |\n|---|---|---|---|---|---|\n")
-    for what, c, evs, where in rows:
-        f.write(f"| {what} | {c.get('malloc', 0):.3f} | {c.get('calloc', 0):.3f} | {c.get('realloc', 0):.3f} | {evs:,.0f} | {where} |\n")
+    f.write("| server | malloc / event | calloc / event | realloc / event | profile writes / event | events/s | first caller outside libc (share of the calls) |\n|---|---|---|---|---|---|---|\n")
+    for what, c, w, evs, where in rows:
+        f.write(f"| {what} | {c.get('malloc', 0):.3f} | {c.get('calloc', 0):.3f} | {c.get('realloc', 0):.3f} | {w:.3f} | {evs:,.0f} | {where} |\n")
 print(open(out).read())
 PY
