@@ -87,27 +87,32 @@ typedef struct rc_sub {
 struct rc_conn {
     rc_sessions_t *reg;
     void *transport;
+    rc_session_t *session;
+    /* A connection awaits hello or belongs to a session, never both: one link serves. */
+    union {
+        rc_link_t hello_link;   /* registry list of connections awaiting hello, oldest first */
+        rc_link_t session_link; /* its session's connections */
+    };
+    rc_link_t all_link; /* registry list of every open connection */
+    rc_sub_t *subs;     /* n_subs slots, grown on demand up to max_subscriptions; the
+                           index is the outbox slot */
+    rc_outbox_t outbox;
+    rc_wbuf_t acks; /* pending ack ids: a length byte, then the id */
+    /* The 4-byte fields together: no padding between them (an idle connection is mostly
+     * this struct and libwebsockets'). */
     rc_format_t fmt;
     conn_state_t state;
     uint32_t refs;
-    rc_session_t *session;
-    rc_link_t session_link;
-    rc_link_t all_link;   /* registry list of every open connection */
-    rc_link_t hello_link; /* registry list of connections awaiting hello, oldest first */
-    rc_sub_t *subs;       /* n_subs slots, grown on demand up to max_subscriptions; the
-                             index is the outbox slot */
     uint32_t n_subs;
-    rc_outbox_t outbox;
-    rc_wbuf_t acks; /* pending ack ids: a length byte, then the id */
     uint32_t n_acks;
+    uint32_t errors_in_window;
+    int close_code;
     double tokens;
     uint64_t tokens_at_us;
     double control_tokens;
     uint64_t control_at_us;
-    uint32_t errors_in_window;
     uint64_t window_start_us;
     uint64_t opened_us;
-    int close_code;
     const char *close_reason;
     /* Liveness: in the registry's `active` list (ordered by last input) or, once pinged,
      * in `pinged` (ordered by ping time), so the tick only looks at list heads. */
@@ -1472,7 +1477,6 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     c->last_input_us = c->opened_us;
     rc_list_push_back(&s->active, &c->activity_link);
     rc_wbuf_init(&c->acks, 0);
-    rc_list_init(&c->session_link);
     rc_list_push_back(&s->all_conns, &c->all_link);
     rc_list_push_back(&s->awaiting_hello, &c->hello_link);
     s->n_conns++;
@@ -1484,9 +1488,10 @@ void rc_conn_closed(rc_conn_t *c)
     rc_sessions_t *s = c->reg;
     rc_session_t *ses = c->session;
     rc_list_unlink(&c->all_link);
-    rc_list_unlink(&c->hello_link);
     rc_list_unlink(&c->activity_link);
-    if (ses != NULL) {
+    if (ses == NULL) {
+        rc_list_unlink(&c->hello_link);
+    } else {
         for (uint32_t i = 0; i < c->n_subs; i++)
             if (c->subs[i].view != NULL)
                 view_release(ses, c->subs[i].view);
