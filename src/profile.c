@@ -70,8 +70,17 @@ static bool holds(const uint32_t *ids, uint8_t n, uint32_t id)
     return false;
 }
 
+static int cat_slot(const rc_profile_delta_t *d, uint16_t cat)
+{
+    for (uint8_t i = 0; i < d->n_cats; i++)
+        if (d->cats[i] == cat)
+            return i;
+    return -1;
+}
+
 /* Whether an event on item `idx` fits the delta without dropping anything it holds. Recent
- * items need no room: the profile keeps the newest ones, as the delta does. */
+ * items need no room: the profile keeps the newest ones, as the delta does. The lists are
+ * searched only when they are too full to take the event whatever it holds. */
 static bool delta_fits(const rc_profile_delta_t *d, const rc_catalog_t *c, rc_event_kind_t kind,
                        uint32_t idx, float w)
 {
@@ -81,14 +90,11 @@ static bool delta_fits(const rc_profile_delta_t *d, const rc_catalog_t *c, rc_ev
     if (kind == RC_EV_DISMISS || w <= 0)
         return true;
     const rc_item_t *it = &c->items[idx];
-    if (it->category != 0 && d->n_cats == RC_CATS) {
-        bool held = false;
-        for (uint8_t i = 0; i < d->n_cats && !held; i++)
-            held = d->cats[i] == it->category;
-        if (!held)
-            return false;
-    }
+    if (it->category != 0 && d->n_cats == RC_CATS && cat_slot(d, it->category) < 0)
+        return false;
     uint32_t room = RC_PROFILE_FEATS - d->n_feats;
+    if (it->n_feat <= room)
+        return true;
     for (uint8_t f = 0; f < it->n_feat; f++)
         if (!holds(d->feats, d->n_feats, it->feat[f]) && room-- == 0)
             return false;
@@ -97,11 +103,10 @@ static bool delta_fits(const rc_profile_delta_t *d, const rc_catalog_t *c, rc_ev
 
 static void delta_add_category(rc_profile_delta_t *d, uint16_t cat, float w)
 {
-    for (uint8_t i = 0; i < d->n_cats; i++) {
-        if (d->cats[i] == cat) {
-            d->cats_w[i] += w;
-            return;
-        }
+    int at = cat_slot(d, cat);
+    if (at >= 0) {
+        d->cats_w[at] += w;
+        return;
     }
     d->cats[d->n_cats] = cat;
     d->cats_w[d->n_cats++] = w;

@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "clock.h"
 #include "defer.h"
+#include "error.h"
 #include "metrics.h"
 #include "profile.h"
 #include "jwt_sign.h"
@@ -368,9 +369,10 @@ static void keep_loaded(void *ctx, const char *user, size_t user_len, int status
 {
     loaded_t *l = ctx;
     (void)user, (void)user_len;
-    l->status = status;
-    l->len = status == 0 && len <= sizeof(l->doc) ? len : 0;
-    memcpy(l->doc, data, l->len);
+    l->status = status == 0 && len > sizeof(l->doc) ? RC_EFULL : status; /* too big: fails */
+    l->len = l->status == 0 ? len : 0;
+    if (l->len > 0)
+        memcpy(l->doc, data, l->len);
 }
 
 /* The user's stored profile, read from the store as a new session would, into *u. */
