@@ -1,7 +1,7 @@
 /* The rankcast executable: parses the command line into a config and runs one node, or,
  * with --workers N, supervises N share-nothing node processes on one port. */
-#include "config.h"
-#include "log.h"
+#include "util/config.h"
+#include "util/log.h"
 #include "node.h"
 
 #include <errno.h>

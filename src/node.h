@@ -3,7 +3,7 @@
 #ifndef RC_NODE_H
 #define RC_NODE_H
 
-#include "config.h"
+#include "util/config.h"
 
 #include <stddef.h>
 

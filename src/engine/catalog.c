@@ -1,9 +1,9 @@
 /* Catalog storage and the JSON-lines loader. Items are never moved once added, so an
  * index is a stable handle for every model; removal only flags the item. */
-#include "catalog.h"
-#include "error.h"
-#include "hugemem.h"
-#include "log.h"
+#include "engine/catalog.h"
+#include "util/error.h"
+#include "util/hugemem.h"
+#include "util/log.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -4,7 +4,7 @@
 #ifndef RC_CATALOG_H
 #define RC_CATALOG_H
 
-#include "strmap.h"
+#include "util/strmap.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -2,9 +2,9 @@
  * by 2^((t - epoch) / half_life), so older contributions are relatively smaller by exactly
  * the decay they would have had. When the multiplier grows large, every weight is rescaled
  * once and the epoch moves (rare: every ~40 half-lives). */
-#include "covisit.h"
-#include "error.h"
-#include "hugemem.h"
+#include "engine/covisit.h"
+#include "util/error.h"
+#include "util/hugemem.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Engine state and learning: how one event moves the global models and the user's state. */
-#include "engine.h"
-#include "error.h"
+#include "engine/engine.h"
+#include "util/error.h"
 
 #include <ctype.h>
 #include <math.h>

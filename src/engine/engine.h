@@ -4,11 +4,11 @@
 #ifndef RC_ENGINE_H
 #define RC_ENGINE_H
 
-#include "catalog.h"
-#include "covisit.h"
-#include "proto.h"
-#include "rules.h"
-#include "trending.h"
+#include "engine/catalog.h"
+#include "engine/covisit.h"
+#include "proto/proto.h"
+#include "engine/rules.h"
+#include "engine/trending.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,8 +1,8 @@
 /* Assignment hashes the user id with the salt (XXH3), so it needs no state, is the same on
  * every node and survives restarts; changing the salt reshuffles users for a new
  * experiment. Counters are plain integers: everything runs on the loop thread. */
-#include "experiments.h"
-#include "error.h"
+#include "engine/experiments.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

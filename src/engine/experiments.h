@@ -5,8 +5,8 @@
 #ifndef RC_EXPERIMENTS_H
 #define RC_EXPERIMENTS_H
 
-#include "engine.h"
-#include "wbuf.h"
+#include "engine/engine.h"
+#include "util/wbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

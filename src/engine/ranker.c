@@ -1,8 +1,8 @@
 /* The ranker: bounded candidate generation (neighbours of recent items, trending in the
  * user's context, the top of the user's categories), a blended score, rules (excluded and
  * unavailable items, subscription filters), a per-category cap for diversity, top-K. */
-#include "engine.h"
-#include "error.h"
+#include "engine/engine.h"
+#include "util/error.h"
 
 #include <math.h>
 #include <stdlib.h>

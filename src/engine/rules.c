@@ -1,10 +1,10 @@
 /* Rules arrive as JSON (admin API, bus) and are kept by name; resolving turns names into
  * catalog indexes and a per-item factor, so that ranking pays one multiplication per
  * candidate and one check per pin. */
-#include "rules.h"
-#include "admin_api.h"
-#include "error.h"
-#include "proto.h"
+#include "engine/rules.h"
+#include "api/admin_api.h"
+#include "util/error.h"
+#include "proto/proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>

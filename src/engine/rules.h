@@ -7,8 +7,8 @@
 #ifndef RC_RULES_H
 #define RC_RULES_H
 
-#include "catalog.h"
-#include "proto.h"
+#include "engine/catalog.h"
+#include "proto/proto.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,9 +1,9 @@
 /* Scores use the same scaled-time trick as co-visitation (see covisit.c). The top lists
  * blend recent activity with the catalog's popularity prior, so a cold server with no
  * traffic still recommends what sold well historically. */
-#include "trending.h"
-#include "error.h"
-#include "hugemem.h"
+#include "engine/trending.h"
+#include "util/error.h"
+#include "util/hugemem.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -5,7 +5,7 @@
 #ifndef RC_TRENDING_H
 #define RC_TRENDING_H
 
-#include "catalog.h"
+#include "engine/catalog.h"
 
 #include <stdint.h>
 

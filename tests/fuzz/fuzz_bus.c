@@ -1,7 +1,7 @@
 /* libFuzzer target: the bus message decoder (what arrives from Kafka), then the encoder on
  * whatever decoded, as a node re-publishing it would. */
-#include "bus.h"
-#include "wbuf.h"
+#include "bus/bus.h"
+#include "util/wbuf.h"
 
 #include <stddef.h>
 #include <stdint.h>

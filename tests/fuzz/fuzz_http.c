@@ -2,12 +2,12 @@
  * (push, erase, experiment, rules), a client token (hello.token, Authorization header), verified
  * with an HS256 verifier, and a Sec-WebSocket-Extensions offer. The first byte picks the
  * parser. */
-#include "admin_api.h"
+#include "api/admin_api.h"
 #include "engine/rules.h"
-#include "experiment_api.h"
-#include "jwt.h"
-#include "proto.h"
-#include "wsdeflate.h"
+#include "api/experiment_api.h"
+#include "auth/jwt.h"
+#include "proto/proto.h"
+#include "net/wsdeflate.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * input is split in two at its first byte's position; both halves go through the merge, and
  * the first is merged into a session state against a small catalog. */
 #include "engine/engine.h"
-#include "profile.h"
+#include "store/profile.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,9 +4,9 @@
  * by jansson (JSON_REJECT_DUPLICATES), which the server used before json_read.h: both must
  * accept and refuse the same texts, for the same reason, and read the same values. Seeds:
  * the vectors. */
-#include "json_read.h"
-#include "proto.h"
-#include "wbuf.h"
+#include "proto/json_read.h"
+#include "proto/proto.h"
+#include "util/wbuf.h"
 
 #include <jansson.h>
 #include <stddef.h>

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "bus.h"
-#include "mpack.h"
+#include "bus/bus.h"
+#include "proto/mpack.h"
 
 #include <string.h>
 

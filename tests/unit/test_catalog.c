@@ -10,7 +10,7 @@
 
 #include "assert_ext.h"
 #include "engine/catalog.h"
-#include "error.h"
+#include "util/error.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "config.h"
-#include "error.h"
+#include "util/config.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

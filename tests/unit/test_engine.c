@@ -11,7 +11,7 @@
 #include "assert_ext.h"
 #include "engine/engine.h"
 #include "engine/experiments.h"
-#include "error.h"
+#include "util/error.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "json_read.h"
+#include "proto/json_read.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "jwt.h"
+#include "auth/jwt.h"
 #include "jwt_sign.h"
 
 #include <openssl/ecdsa.h>

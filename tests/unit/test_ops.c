@@ -9,15 +9,15 @@
 
 #include <cmocka.h>
 
-#include "admin_api.h"
+#include "api/admin_api.h"
 #include "assert_ext.h"
-#include "bus.h"
-#include "clock.h"
-#include "config.h"
-#include "metrics.h"
-#include "mpack.h"
+#include "bus/bus.h"
+#include "util/clock.h"
+#include "util/config.h"
+#include "util/metrics.h"
+#include "proto/mpack.h"
 #include "engine/experiments.h"
-#include "ops.h"
+#include "net/ops.h"
 
 #include <jansson.h>
 #include <string.h>

@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "error.h"
-#include "outbox.h"
+#include "util/error.h"
+#include "session/outbox.h"
 
 #include <string.h>
 

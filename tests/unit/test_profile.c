@@ -10,8 +10,8 @@
 
 #include "assert_ext.h"
 #include "engine/engine.h"
-#include "mpack.h"
-#include "profile.h"
+#include "proto/mpack.h"
+#include "store/profile.h"
 
 #include <math.h>
 #include <stdio.h>

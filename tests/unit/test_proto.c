@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "proto.h"
-#include "wbuf.h"
+#include "proto/proto.h"
+#include "util/wbuf.h"
 
 #include <jansson.h>
 #include <math.h>

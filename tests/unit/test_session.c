@@ -10,15 +10,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "bus.h"
-#include "clock.h"
-#include "defer.h"
-#include "error.h"
-#include "metrics.h"
-#include "profile.h"
+#include "bus/bus.h"
+#include "util/clock.h"
+#include "util/defer.h"
+#include "util/error.h"
+#include "util/metrics.h"
+#include "store/profile.h"
 #include "jwt_sign.h"
-#include "sanitizer.h"
-#include "session.h"
+#include "util/sanitizer.h"
+#include "session/session.h"
 
 #include <jansson.h>
 #include <stdio.h>

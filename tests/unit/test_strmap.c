@@ -8,8 +8,8 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "error.h"
-#include "strmap.h"
+#include "util/error.h"
+#include "util/strmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "error.h"
-#include "wsdeflate.h"
+#include "util/error.h"
+#include "net/wsdeflate.h"
 
 #include <string.h>
 #include <zlib.h>

@@ -1,0 +1,37 @@
+/* The live catalog API: POST /api/v1/catalog/items upserts one item or a batch, POST
+ * /api/v1/catalog/remove removes items. A change reaches the ranker at once (the engine is
+ * refreshed) and every live list that showed a removed item is ranked again and pushed.
+ * Each change also goes on the bus, and every other node applies it the same way.
+ * Runs on the loop thread, like everything that touches sessions. See docs/api.md. */
+#ifndef RC_CATALOG_API_H
+#define RC_CATALOG_API_H
+
+#include "bus/bus.h"
+#include "engine/engine.h"
+#include "session/session.h"
+#include "util/wbuf.h"
+
+#include <jansson.h>
+
+#define RC_CATALOG_BATCH_MAX 1000 /* items or ids per request */
+
+/** Whether `route` is one of the catalog API's (the gateway dispatches on it). */
+bool rc_catalog_api_route(const char *route);
+
+/** Handles one authenticated request to `route` with the JSON object `body` (borrowed).
+ * Writes the JSON answer to `out` and returns the HTTP status. Each change applied is also
+ * published on `bus` (as `node_id`'s) for the other nodes. */
+unsigned rc_catalog_api_handle(rc_engine_t *e, rc_sessions_t *s, rc_bus_t *bus, const char *node_id,
+                               const char *route, json_t *body, rc_wbuf_t *out);
+
+/** Applies one catalog change from the bus (RC_BUS_CATALOG, any node's, this one's too: all
+ * apply them in the bus's order). Returns 0 when applied, or a negative code for a change
+ * that does not apply here (malformed: logged and skipped). The caller then refreshes the
+ * engine and re-pushes lists (rc_catalog_api_settle), once for many changes. */
+int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m);
+
+/** After changes: the ranker's indexes rebuilt, and every live list showing an item that
+ * can no longer be recommended ranked again and pushed. Returns how many lists were pushed. */
+uint32_t rc_catalog_api_settle(rc_engine_t *e, rc_sessions_t *s);
+
+#endif

@@ -1,0 +1,154 @@
+/* The in-process bus. Completions are collected and reported together on the next loop
+ * turn: one deferred call per turn however many events arrived, no allocation per event.
+ * Pushes are kept in their wire form and delivered back to this node on that turn, exactly
+ * as a Kafka consumer would deliver them. */
+#include "bus/bus.h"
+#include "util/defer.h"
+#include "util/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct completion {
+    rc_bus_done_fn done;
+    void *arg;
+} completion_t;
+
+typedef struct local_bus {
+    rc_bus_t base;
+    rc_defer_t *defer;
+    completion_t *pending, *running;
+    uint32_t n_pending, cap_pending, cap_running;
+    /* Encoded pushes (a 4-byte length, then the message): one buffer fills while the other
+     * is delivered, and both keep their memory, as does the zone that decodes them: no
+     * allocation per event. */
+    rc_wbuf_t pushes, delivering;
+    msgpack_zone zone;
+    bool scheduled;
+} local_bus_t;
+
+static void deliver_pushes(local_bus_t *b, rc_wbuf_t *batch)
+{
+    for (size_t off = 0; off + 4 <= batch->len;) {
+        uint32_t len;
+        memcpy(&len, rc_wbuf_data(batch) + off, 4);
+        rc_bus_msg_t m;
+        if (rc_bus_msg_decode(rc_wbuf_data(batch) + off + 4, len, &b->zone, &m) == 0 &&
+            b->base.deliver != NULL)
+            b->base.deliver(b->base.ctx, &m);
+        msgpack_zone_clear(&b->zone);
+        off += 4 + len;
+    }
+}
+
+static void complete_all(void *arg)
+{
+    local_bus_t *b = arg;
+    /* Swap buffers so completions that publish again land in the next batch. */
+    completion_t *batch = b->pending;
+    uint32_t n = b->n_pending, cap = b->cap_pending;
+    rc_wbuf_t pushes = b->pushes;
+    b->pushes = b->delivering;
+    rc_wbuf_reset(&b->pushes);
+    b->pending = b->running;
+    b->cap_pending = b->cap_running;
+    b->n_pending = 0;
+    b->running = batch;
+    b->cap_running = cap;
+    b->scheduled = false;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i].done(batch[i].arg, 0);
+    deliver_pushes(b, &pushes);
+    b->delivering = pushes;
+}
+
+static int schedule(local_bus_t *b)
+{
+    if (b->scheduled)
+        return 0;
+    int rc = rc_defer(b->defer, complete_all, b);
+    if (rc == 0)
+        b->scheduled = true;
+    return rc;
+}
+
+static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg)
+{
+    local_bus_t *b = (local_bus_t *)base;
+    if (b->n_pending == b->cap_pending) {
+        uint32_t cap = b->cap_pending ? b->cap_pending * 2 : 256;
+        completion_t *p = realloc(b->pending, cap * sizeof(*p));
+        if (p == NULL)
+            return RC_ENOMEM;
+        b->pending = p;
+        b->cap_pending = cap;
+    }
+    int rc = schedule(b);
+    if (rc != 0)
+        return rc;
+    if (m->kind == RC_BUS_PUSH) {
+        size_t at = b->pushes.len;
+        uint32_t len = 0;
+        rc_wbuf_put(&b->pushes, &len, 4);
+        if ((rc = rc_bus_msg_encode(m, &b->pushes)) != 0) {
+            b->pushes.len = at;
+            return rc;
+        }
+        len = (uint32_t)(b->pushes.len - at - 4);
+        memcpy(rc_wbuf_data(&b->pushes) + at, &len, 4);
+    }
+    if (done != NULL)
+        b->pending[b->n_pending++] = (completion_t){done, arg};
+    return 0;
+}
+
+/* Completes now what is pending; the call already queued on the loop then finds nothing
+ * (or what was published since). */
+static void local_settle(rc_bus_t *base)
+{
+    local_bus_t *b = (local_bus_t *)base;
+    if (b->scheduled)
+        complete_all(b);
+}
+
+static int local_ready(rc_bus_t *b, char *reason, size_t reason_len)
+{
+    (void)b, (void)reason, (void)reason_len;
+    return 0;
+}
+
+static void local_destroy(rc_bus_t *base)
+{
+    local_bus_t *b = (local_bus_t *)base;
+    for (uint32_t i = 0; i < b->n_pending; i++)
+        b->pending[i].done(b->pending[i].arg, RC_ECLOSED);
+    free(b->pending);
+    free(b->running);
+    rc_wbuf_free(&b->pushes);
+    rc_wbuf_free(&b->delivering);
+    msgpack_zone_destroy(&b->zone);
+    free(b);
+}
+
+static const rc_bus_ops_t local_ops = {.name = "local",
+                                       .shared = false,
+                                       .publish = local_publish,
+                                       .ready = local_ready,
+                                       .settle = local_settle,
+                                       .destroy = local_destroy};
+
+rc_bus_t *rc_bus_local_new(struct rc_defer *defer)
+{
+    local_bus_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->base.ops = &local_ops;
+    b->defer = defer;
+    rc_wbuf_init(&b->pushes, 0);
+    rc_wbuf_init(&b->delivering, 0);
+    if (!msgpack_zone_init(&b->zone, 1024)) {
+        free(b);
+        return NULL;
+    }
+    return &b->base;
+}

@@ -1,0 +1,71 @@
+/* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
+ * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics, and
+ * the admin API under /api/v1/), the ops feed (/ops, ops.h), the static files of the web root
+ * and the JavaScript SDK's sources for the demo pages (/sdk/src/, /vendor/msgpack/), all on one
+ * port. */
+#ifndef RC_GATEWAY_H
+#define RC_GATEWAY_H
+
+#include "util/config.h"
+#include "session/session.h"
+#include "util/wbuf.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct rc_gateway rc_gateway_t;
+
+/* What the gateway asks of its owner for the HTTP routes. */
+typedef struct rc_gateway_hooks {
+    void *ctx;
+    /* Appends a JSON readiness report to `body`; returns true when ready. */
+    bool (*ready)(void *ctx, rc_wbuf_t *body);
+    /* Appends the Prometheus text to `body`. */
+    void (*metrics)(void *ctx, rc_wbuf_t *body);
+    /* Admin API: erases a user everywhere this node can (0 or a negative code). */
+    int (*erase_user)(void *ctx, const char *user, size_t len);
+    /* Admin API: publishes a push to a user or a segment; writes its id (0 or a code). */
+    int (*push)(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                const msgpack_object *data, char *id_out, size_t id_len);
+    /* The ops feed served on /ops (ops.h), or NULL for none. */
+    struct rc_ops *ops;
+    /* Admin API routes owned elsewhere (the live catalog, experiments): whether `route` is
+     * one of them, and its handlers, which write the JSON answer to `out` and return the
+     * HTTP status (extra_get: 0 when the route takes POST only). */
+    bool (*extra_route)(const char *route);
+    unsigned (*extra_post)(void *ctx, const char *route, json_t *body, rc_wbuf_t *out);
+    unsigned (*extra_get)(void *ctx, const char *route, rc_wbuf_t *out);
+} rc_gateway_hooks_t;
+
+/** The transport operations the session module uses to wake and kill connections. */
+extern const rc_transport_ops_t rc_gateway_transport_ops;
+
+/** Starts listening. `sessions` and `hooks` are borrowed and must outlive the gateway.
+ * Returns NULL with a message in `err` when it cannot listen. When lws itself failed half-way
+ * (*loop_unusable set), it may have left handles on `loop` that must never run: the caller
+ * must not run the loop again. Otherwise, a gateway whose rc_gateway_port() is < 0 listens
+ * nowhere and is closed and freed as usual. */
+rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_sessions_t *sessions,
+                             const rc_gateway_hooks_t *hooks, bool *loop_unusable, char *err,
+                             size_t errlen);
+
+/** The port actually bound (useful with --port 0), or -1 when nothing listens. */
+int rc_gateway_port(const rc_gateway_t *g);
+
+/** Re-reads --tls-cert and --tls-key (SIGHUP). A pair that does not load is refused and the
+ * current one stays. Returns 0 (also when TLS is off) or RC_EINVAL. */
+int rc_gateway_reload_tls(rc_gateway_t *g);
+
+/** Refuses new connections from now on (draining). */
+void rc_gateway_stop_accepting(rc_gateway_t *g);
+
+/** Starts closing every connection and the listener; the loop must then run on until the
+ * gateway's handles are closed. NULL is a no-op. */
+void rc_gateway_close(rc_gateway_t *g);
+
+/** Frees the gateway, after rc_gateway_close() and the loop has run dry (or instead of
+ * both, if the loop never ran). NULL is a no-op. */
+void rc_gateway_free(rc_gateway_t *g);
+
+#endif

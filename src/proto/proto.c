@@ -1,0 +1,1192 @@
+/* Protocol v1 codec. Decoding turns either encoding into one msgpack_object tree (JSON by
+ * json_read.h, straight into the decoder's zone), then one table-driven validator fills the
+ * C structs, so both subprotocols accept and refuse exactly the same messages. */
+#include "proto/proto.h"
+#include "util/error.h"
+#include "proto/mpack.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names ---- */
+
+const char *rc_proto_error_name(int code)
+{
+    switch (code) {
+#define RC_PERR_CASE(sym, c, name)                                                                 \
+    case c:                                                                                        \
+        return name;
+        RC_PROTO_ERRORS(RC_PERR_CASE)
+#undef RC_PERR_CASE
+    }
+    return NULL;
+}
+
+static const char *const kind_names[RC_EVENT_KIND_COUNT] = {
+    "view", "click", "cart", "purchase", "rating", "dwell", "search", "impression", "dismiss"};
+static const char *const device_names[RC_DEVICE_COUNT] = {"other", "desktop", "mobile", "tablet"};
+
+const char *rc_event_kind_name(int kind)
+{
+    return kind >= 0 && kind < RC_EVENT_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+const char *rc_device_name(int device)
+{
+    return device >= 0 && device < RC_DEVICE_COUNT ? device_names[device] : "other";
+}
+
+/* ---- JSON -> msgpack_object ---- */
+
+static int json_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o);
+
+static int json_str_to_obj(const char *s, size_t n, msgpack_zone *z, msgpack_object *o)
+{
+    char *copy = msgpack_zone_malloc(z, n ? n : 1);
+    if (copy == NULL)
+        return RC_ENOMEM;
+    memcpy(copy, s, n);
+    o->type = MSGPACK_OBJECT_STR;
+    o->via.str.ptr = copy;
+    o->via.str.size = (uint32_t)n;
+    return 0;
+}
+
+static int json_object_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
+{
+    size_t n = json_object_size(j);
+    msgpack_object_kv *kv = msgpack_zone_malloc(z, (n ? n : 1) * sizeof(*kv));
+    const char *key;
+    json_t *val;
+    size_t i = 0;
+    if (kv == NULL)
+        return RC_ENOMEM;
+    json_object_foreach((json_t *)j, key, val)
+    {
+        int rc = json_str_to_obj(key, strlen(key), z, &kv[i].key);
+        if (rc == 0)
+            rc = json_to_obj(val, z, &kv[i].val);
+        if (rc != 0)
+            return rc;
+        i++;
+    }
+    o->type = MSGPACK_OBJECT_MAP;
+    o->via.map.size = (uint32_t)n;
+    o->via.map.ptr = kv;
+    return 0;
+}
+
+static int json_array_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
+{
+    size_t n = json_array_size(j);
+    msgpack_object *items = msgpack_zone_malloc(z, (n ? n : 1) * sizeof(*items));
+    if (items == NULL)
+        return RC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = json_to_obj(json_array_get(j, i), z, &items[i]);
+        if (rc != 0)
+            return rc;
+    }
+    o->type = MSGPACK_OBJECT_ARRAY;
+    o->via.array.size = (uint32_t)n;
+    o->via.array.ptr = items;
+    return 0;
+}
+
+static int json_to_obj(const json_t *j, msgpack_zone *z, msgpack_object *o)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return json_object_to_obj(j, z, o);
+    case JSON_ARRAY:
+        return json_array_to_obj(j, z, o);
+    case JSON_STRING:
+        return json_str_to_obj(json_string_value(j), json_string_length(j), z, o);
+    case JSON_INTEGER: {
+        json_int_t v = json_integer_value(j);
+        if (v >= 0) {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = (uint64_t)v;
+        } else {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = v;
+        }
+        return 0;
+    }
+    case JSON_REAL:
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        o->via.f64 = json_real_value(j);
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = json_is_true(j);
+        return 0;
+    case JSON_NULL:
+        o->type = MSGPACK_OBJECT_NIL;
+        return 0;
+    }
+    return RC_EPARSE;
+}
+
+int rc_proto_json_to_object(const void *json, msgpack_zone *zone, msgpack_object *out)
+{
+    return json_to_obj(json, zone, out) == 0 ? 0 : RC_ENOMEM;
+}
+
+/* ---- field validation ---- */
+
+typedef enum {
+    F_TYPE,    /* the `type` field itself: already checked */
+    F_ID,      /* string, 1..64 bytes of A-Za-z0-9._:@- */
+    F_SURFACE, /* string, 1..32 bytes of a-z0-9_- */
+    F_STR,     /* UTF-8 string, min..max bytes */
+    F_INT,     /* integer in min..max */
+    F_NUM,     /* finite number in min..max */
+    F_KIND,    /* event kind name */
+    F_DEVICE,  /* device class name */
+    F_ARRAY,   /* array, validated by the caller */
+    F_BOOL,    /* true or false */
+} field_kind_t;
+
+typedef struct {
+    const char *name;
+    field_kind_t kind;
+    bool required;
+    double min, max;
+    size_t offset;     /* of the rc_str_t / int64_t / double / int target in the struct */
+    size_t has_offset; /* of a bool "present" flag, or (size_t)-1 */
+} field_t;
+
+#define NO_HAS ((size_t)-1)
+#define INT53  9007199254740992.0
+
+#define EVF(f) offsetof(rc_proto_event_t, f)
+static const field_t event_fields[] = {
+    {"id", F_ID, true, 0, 0, EVF(id), NO_HAS},
+    {"kind", F_KIND, true, 0, 0, EVF(kind), NO_HAS},
+    {"item", F_ID, false, 0, 0, EVF(item), NO_HAS},
+    {"value", F_NUM, false, -1e300, 1e300, EVF(value), EVF(has_value)},
+    {"query", F_STR, false, 1, 256, EVF(query), NO_HAS},
+    {"surface", F_SURFACE, false, 0, 0, EVF(surface), NO_HAS},
+    {"ts_ms", F_INT, false, 0, INT53, EVF(ts_ms), EVF(has_ts)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+#define HF(f) offsetof(rc_msg_t, u.hello.f)
+static const field_t hello_fields[] = {
+    {"v", F_INT, true, -INT53, INT53, HF(v), NO_HAS},
+    {"token", F_STR, false, 1, 4096, HF(token), NO_HAS},
+    {"user", F_ID, false, 0, 0, HF(user), NO_HAS},
+    {"device", F_DEVICE, false, 0, 0, HF(device), NO_HAS},
+    {"locale", F_STR, false, 1, 16, HF(locale), NO_HAS},
+    {"tz_offset_min", F_INT, false, -840, 840, HF(tz_offset_min), NO_HAS},
+    {"consent", F_BOOL, false, 0, 0, HF(consent), HF(has_consent)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+#define SF(f) offsetof(rc_msg_t, u.subscribe.f)
+static const field_t subscribe_fields[] = {
+    {"surface", F_SURFACE, true, 0, 0, SF(surface), NO_HAS},
+    {"k", F_INT, false, 1, 100, SF(k), NO_HAS},
+    {"category", F_STR, false, 1, 64, SF(category), NO_HAS},
+    {"price_min", F_NUM, false, 0, 1e300, SF(price_min), SF(has_price_min)},
+    {"price_max", F_NUM, false, 0, 1e300, SF(price_max), SF(has_price_max)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t unsubscribe_fields[] = {
+    {"surface", F_SURFACE, true, 0, 0, offsetof(rc_msg_t, u.unsubscribe.surface), NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t ping_fields[] = {
+    {"t", F_NUM, false, -1e300, 1e300, offsetof(rc_msg_t, u.ping.t),
+     offsetof(rc_msg_t, u.ping.has_t)},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t auth_fields[] = {
+    {"token", F_STR, true, 1, 4096, offsetof(rc_msg_t, u.auth.token), NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static const field_t events_fields[] = {
+    {"events", F_ARRAY, true, 0, 0, 0, NO_HAS},
+    {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
+};
+
+static int fail(rc_proto_decoder_t *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(rc_proto_decoder_t *d, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, sizeof(d->err), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static bool id_char(char c, bool surface)
+{
+    if (surface)
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '@' || c == '-';
+}
+
+bool rc_proto_valid_id(const char *s, size_t n)
+{
+    if (n == 0 || n > RC_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!id_char(s[i], false))
+            return false;
+    return true;
+}
+
+/* Strict UTF-8 (rc_utf8_sequence). JSON strings were checked while read; MessagePack
+ * strings are not checked by msgpack-c. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if ((k = rc_utf8_sequence(s + i, s + n)) == 0)
+            return false;
+    return true;
+}
+
+static bool obj_is_number(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+           o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || o->type == MSGPACK_OBJECT_FLOAT32 ||
+           o->type == MSGPACK_OBJECT_FLOAT64;
+}
+
+static double obj_number(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return (double)o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return (double)o->via.i64;
+    default:
+        return o->via.f64;
+    }
+}
+
+static int match_enum(const msgpack_object *v, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) == v->via.str.size &&
+            memcmp(names[i], v->via.str.ptr, v->via.str.size) == 0)
+            return i;
+    return -1;
+}
+
+/* Checks one value against its field and stores it into `base`. */
+static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_object *v, void *base)
+{
+    char *dst = (char *)base + f->offset;
+
+    if (v->type == MSGPACK_OBJECT_NIL)
+        return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is null", f->name);
+    switch (f->kind) {
+    case F_TYPE:
+    case F_ARRAY:
+        if (f->kind == F_ARRAY && v->type != MSGPACK_OBJECT_ARRAY)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be an array", f->name);
+        return 0;
+    case F_ID:
+    case F_SURFACE:
+    case F_STR:
+    case F_KIND:
+    case F_DEVICE:
+        if (v->type != MSGPACK_OBJECT_STR)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a string", f->name);
+        break;
+    case F_INT:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be an integer", f->name);
+        break;
+    case F_NUM:
+        if (!obj_is_number(v) || !isfinite(obj_number(v)))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a number", f->name);
+        break;
+    case F_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be true or false", f->name);
+        *(bool *)dst = v->via.boolean;
+        *(bool *)((char *)base + f->has_offset) = true;
+        return 0;
+    }
+
+    const char *s = v->via.str.ptr;
+    uint32_t n = v->via.str.size;
+    switch (f->kind) {
+    case F_ID:
+    case F_SURFACE: {
+        uint32_t max = f->kind == F_ID ? RC_ID_MAX : RC_SURFACE_MAX;
+        if (n == 0 || n > max)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be 1..%s bytes", f->name,
+                        f->kind == F_ID ? "64" : "32");
+        for (uint32_t i = 0; i < n; i++)
+            if (!id_char(s[i], f->kind == F_SURFACE))
+                return fail(d, RC_PERR_INVALID_FIELD, "field '%s' has a character outside %s",
+                            f->name, f->kind == F_ID ? "A-Za-z0-9._:@-" : "a-z0-9_-");
+        *(rc_str_t *)dst = (rc_str_t){s, n};
+        return 0;
+    }
+    case F_STR:
+        if (n < f->min || n > f->max || !utf8_valid((const unsigned char *)s, n))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be UTF-8 of bounded length",
+                        f->name);
+        *(rc_str_t *)dst = (rc_str_t){s, n};
+        return 0;
+    case F_KIND: {
+        int k = match_enum(v, kind_names, RC_EVENT_KIND_COUNT);
+        if (k < 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known event kind", f->name);
+        *(rc_event_kind_t *)dst = (rc_event_kind_t)k;
+        return 0;
+    }
+    case F_DEVICE: {
+        int k = match_enum(v, device_names, RC_DEVICE_COUNT);
+        if (k < 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known device class",
+                        f->name);
+        *(rc_device_t *)dst = (rc_device_t)k;
+        return 0;
+    }
+    case F_INT: {
+        bool neg = v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        if ((!neg && v->via.u64 > (uint64_t)INT53) || (neg && v->via.i64 < -(int64_t)INT53))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
+        int64_t x = neg ? v->via.i64 : (int64_t)v->via.u64;
+        if ((double)x < f->min || (double)x > f->max)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
+        /* Targets narrower than int64 are int32 (k, tz_offset_min); bounds fit them. */
+        if (f->max <= 2147483647.0 && f->min >= -2147483648.0)
+            *(int32_t *)dst = (int32_t)x;
+        else
+            *(int64_t *)dst = x;
+        break;
+    }
+    case F_NUM: {
+        double x = obj_number(v);
+        if (x < f->min || x > f->max)
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
+        *(double *)dst = x;
+        break;
+    }
+    default:
+        return 0;
+    }
+    if (f->has_offset != NO_HAS)
+        *(bool *)((char *)base + f->has_offset) = true;
+    return 0;
+}
+
+/* Walks a map against a field table: unknown, repeated and missing fields are errors.
+ * `type_allowed` says whether a `type` key belongs here (not inside batch elements). */
+static int decode_fields(rc_proto_decoder_t *d, const msgpack_object_map *map,
+                         const field_t *fields, void *base, bool type_allowed,
+                         const msgpack_object **array_out)
+{
+    uint32_t seen = 0;
+    bool seen_type = false;
+
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        const msgpack_object *v = &map->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return fail(d, RC_PERR_MALFORMED, "map key is not a string");
+        if (type_allowed && k->via.str.size == 4 && memcmp(k->via.str.ptr, "type", 4) == 0) {
+            if (seen_type)
+                return fail(d, RC_PERR_INVALID_FIELD, "field 'type' appears twice");
+            seen_type = true;
+            continue;
+        }
+        int fi = -1;
+        for (int j = 0; fields[j].name != NULL; j++) {
+            if (strlen(fields[j].name) == k->via.str.size &&
+                memcmp(fields[j].name, k->via.str.ptr, k->via.str.size) == 0) {
+                fi = j;
+                break;
+            }
+        }
+        if (fi < 0) {
+            char name[40];
+            size_t n = k->via.str.size < sizeof(name) - 1 ? k->via.str.size : sizeof(name) - 1;
+            for (size_t c = 0; c < n; c++) {
+                char ch = k->via.str.ptr[c];
+                name[c] = (ch >= 0x20 && ch < 0x7f && ch != '\'') ? ch : '?';
+            }
+            name[n] = '\0';
+            return fail(d, RC_PERR_INVALID_FIELD, "unknown field '%s'", name);
+        }
+        if (seen & (1u << fi))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' appears twice", fields[fi].name);
+        seen |= 1u << fi;
+        int rc = set_field(d, &fields[fi], v, base);
+        if (rc != 0)
+            return rc;
+        if (fields[fi].kind == F_ARRAY && array_out != NULL)
+            *array_out = v;
+    }
+    for (int j = 0; fields[j].name != NULL; j++)
+        if (fields[j].required && !(seen & (1u << j)))
+            return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is required", fields[j].name);
+    return 0;
+}
+
+/* Rules that depend on the kind of event (PROTOCOL.md, `event`). */
+static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
+{
+    switch (ev->kind) {
+    case RC_EV_SEARCH:
+        if (ev->query.n == 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'query' is required for %s", "search");
+        return 0;
+    case RC_EV_RATING:
+        if (!ev->has_value || ev->value < 1 || ev->value > 5)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be 1..5 for %s", "rating");
+        break;
+    case RC_EV_DWELL:
+        if (!ev->has_value || ev->value < 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be >= 0 for %s", "dwell");
+        break;
+    case RC_EV_PURCHASE:
+    case RC_EV_CART:
+        if (ev->has_value && ev->value <= 0)
+            return fail(d, RC_PERR_INVALID_FIELD, "field 'value' must be > 0 for %s",
+                        rc_event_kind_name(ev->kind));
+        break;
+    default:
+        break;
+    }
+    if (ev->item.n == 0)
+        return fail(d, RC_PERR_INVALID_FIELD, "field 'item' is required for %s",
+                    rc_event_kind_name(ev->kind));
+    return 0;
+}
+
+/* The value of the first string key `key` of `map`, or NULL. */
+static const msgpack_object *map_value(const msgpack_object_map *map, const char *key)
+{
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->ptr[i].val;
+    }
+    return NULL;
+}
+
+/* The event's id, if it has a valid one, whatever else is wrong with it: an error that
+ * names the event lets the client drop it from its retry queue. */
+static rc_str_t find_event_id(const msgpack_object_map *map)
+{
+    const msgpack_object *v = map_value(map, "id");
+    if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+        v->via.str.size > RC_ID_MAX)
+        return (rc_str_t){NULL, 0};
+    for (uint32_t c = 0; c < v->via.str.size; c++)
+        if (!id_char(v->via.str.ptr[c], false))
+            return (rc_str_t){NULL, 0};
+    return (rc_str_t){v->via.str.ptr, v->via.str.size};
+}
+
+static int decode_event(rc_proto_decoder_t *d, const msgpack_object_map *map, rc_proto_event_t *ev,
+                        bool type_allowed)
+{
+    memset(ev, 0, sizeof(*ev));
+    int rc = decode_fields(d, map, event_fields, ev, type_allowed, NULL);
+    if (rc == 0)
+        rc = check_event_rules(d, ev);
+    if (rc != 0)
+        d->err_id = find_event_id(map);
+    return rc;
+}
+
+static int decode_batch(rc_proto_decoder_t *d, const msgpack_object *arr, rc_msg_t *out)
+{
+    uint32_t n = arr->via.array.size;
+    if (n == 0)
+        return fail(d, RC_PERR_INVALID_FIELD, "field 'events' must hold 1..%s events", "100");
+    if (n > d->max_batch)
+        return fail(d, RC_PERR_BATCH_TOO_LARGE, "more than %s events in one batch", "max_batch");
+    rc_proto_batch_item_t *items = msgpack_zone_malloc(&d->zone, n * sizeof(*items));
+    if (items == NULL)
+        return fail(d, RC_PERR_INTERNAL, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *el = &arr->via.array.ptr[i];
+        rc_proto_batch_item_t *it = &items[i];
+        int rc;
+        d->err_id = (rc_str_t){NULL, 0};
+        if (el->type != MSGPACK_OBJECT_MAP) {
+            memset(&it->ev, 0, sizeof(it->ev));
+            rc = fail(d, RC_PERR_INVALID_FIELD, "events[] element is not a map");
+        } else {
+            rc = decode_event(d, &el->via.map, &it->ev, false);
+        }
+        it->err = rc;
+        it->err_msg = NULL;
+        if (rc != 0) {
+            size_t len = strlen(d->err) + 1;
+            char *m = msgpack_zone_malloc(&d->zone, len);
+            if (m != NULL)
+                memcpy(m, d->err, len);
+            it->err_msg = m ? m : "invalid event";
+            it->ev.id = d->err_id;
+        }
+    }
+    d->err_id = (rc_str_t){NULL, 0};
+    out->u.events.items = items;
+    out->u.events.n = n;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    rc_msg_type_t type;
+    const field_t *fields;
+} message_types[] = {
+    {"hello", RC_MSG_HELLO, hello_fields},
+    {"event", RC_MSG_EVENT, event_fields},
+    {"events", RC_MSG_EVENTS, events_fields},
+    {"subscribe", RC_MSG_SUBSCRIBE, subscribe_fields},
+    {"unsubscribe", RC_MSG_UNSUBSCRIBE, unsubscribe_fields},
+    {"ping", RC_MSG_PING, ping_fields},
+    {"auth", RC_MSG_AUTH, auth_fields},
+};
+
+static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_t *out)
+{
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return fail(d, RC_PERR_MALFORMED, "a message must be a map");
+    const msgpack_object_map *map = &root->via.map;
+    const msgpack_object *type = NULL;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return fail(d, RC_PERR_MALFORMED, "map key is not a string");
+        if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "type", 4) == 0)
+            type = &map->ptr[i].val;
+    }
+    if (type == NULL || type->type != MSGPACK_OBJECT_STR)
+        return fail(d, RC_PERR_UNKNOWN_TYPE, "field 'type' must be a message type");
+
+    for (size_t t = 0; t < sizeof(message_types) / sizeof(message_types[0]); t++) {
+        if (strlen(message_types[t].name) != type->via.str.size ||
+            memcmp(message_types[t].name, type->via.str.ptr, type->via.str.size) != 0)
+            continue;
+        out->type = message_types[t].type;
+        if (out->type == RC_MSG_EVENT) {
+            return decode_event(d, map, &out->u.event, true);
+        }
+        const msgpack_object *arr = NULL;
+        int rc = decode_fields(d, map, message_types[t].fields, out, true, &arr);
+        if (rc != 0)
+            return rc;
+        if (out->type == RC_MSG_HELLO && out->u.hello.v != 1)
+            return fail(d, RC_PERR_UNSUPPORTED_VERSION, "protocol version must be %s", "1");
+        if (out->type == RC_MSG_SUBSCRIBE) {
+            if (out->u.subscribe.k == 0)
+                out->u.subscribe.k = 10;
+            if ((uint32_t)out->u.subscribe.k > d->max_k)
+                return fail(d, RC_PERR_INVALID_FIELD, "field 'k' exceeds max_k");
+        }
+        if (out->type == RC_MSG_EVENTS)
+            return decode_batch(d, arr, out);
+        return 0;
+    }
+    return fail(d, RC_PERR_UNKNOWN_TYPE, "unknown message type");
+}
+
+int rc_proto_decoder_init(rc_proto_decoder_t *d, uint32_t max_batch, uint32_t max_k)
+{
+    memset(d, 0, sizeof(*d));
+    if (!msgpack_zone_init(&d->zone, 4096))
+        return RC_ENOMEM;
+    d->max_batch = max_batch;
+    d->max_k = max_k;
+    return 0;
+}
+
+void rc_proto_decoder_free(rc_proto_decoder_t *d)
+{
+    if (d == NULL)
+        return;
+    msgpack_zone_destroy(&d->zone);
+    rc_json_reader_free(&d->json);
+}
+
+/* Is `o` a map whose "type" is "event"? */
+static bool is_event(const msgpack_object *o)
+{
+    const msgpack_object *v = o->type == MSGPACK_OBJECT_MAP ? map_value(&o->via.map, "type") : NULL;
+    return v != NULL && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5 &&
+           memcmp(v->via.str.ptr, "event", 5) == 0;
+}
+
+/* The depth both readers allow a client message (MessagePack: rc_mp_check). */
+#define MAX_DEPTH 32
+
+static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
+                            msgpack_object *root)
+{
+    char what[96];
+    switch (rc_json_read(&d->json, data, len, MAX_DEPTH, &d->zone, root, what, sizeof(what))) {
+    case RC_JSON_OK:
+        return 0;
+    case RC_JSON_DUPLICATE:
+        return fail(d, RC_PERR_INVALID_FIELD, "a field appears twice");
+    case RC_JSON_OVERFLOW:
+        /* Valid JSON whose number no field can hold: out of range, not malformed. The
+         * message is whole (such numbers read as doubles), so an event can be named. */
+        if (is_event(root))
+            d->err_id = find_event_id(&root->via.map);
+        return fail(d, RC_PERR_INVALID_FIELD, "a number is out of range");
+    case RC_JSON_NOMEM:
+        return fail(d, RC_PERR_INTERNAL, "out of memory");
+    default:
+        return fail(d, RC_PERR_MALFORMED, "invalid JSON: %s", what);
+    }
+}
+
+int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
+                    rc_msg_t *out)
+{
+    msgpack_object root;
+    int rc;
+
+    msgpack_zone_clear(&d->zone);
+    d->err[0] = '\0';
+    d->err_id = (rc_str_t){NULL, 0};
+    memset(out, 0, sizeof(*out));
+
+    if (fmt == RC_FMT_JSON) {
+        if ((rc = decode_json_root(d, data, len, &root)) != 0)
+            return rc;
+    } else {
+        size_t off = 0;
+        if (rc_mp_check(data, len, MAX_DEPTH) != 0)
+            return fail(d, RC_PERR_MALFORMED, "invalid MessagePack");
+        msgpack_unpack_return ur = msgpack_unpack(data, len, &off, &d->zone, &root);
+        if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+            return fail(d, RC_PERR_INTERNAL, "out of memory");
+        if (ur != MSGPACK_UNPACK_SUCCESS)
+            return fail(d, RC_PERR_MALFORMED, "invalid MessagePack%s%s",
+                        ur == MSGPACK_UNPACK_EXTRA_BYTES ? " (trailing bytes)" : "", "");
+    }
+    return decode_message(d, &root, out);
+}
+
+/* ---- encoder ---- */
+
+void rc_enc_init(rc_enc_t *e, rc_wbuf_t *out, rc_format_t fmt)
+{
+    memset(e, 0, sizeof(*e));
+    e->out = out;
+    e->fmt = fmt;
+    rc_mp_init(&e->pk, out);
+}
+
+/* JSON separators: a comma before every element but the first of its container; a value
+ * that follows a key needs none (the key wrote it). */
+/* The level whose separator state applies. Deeper than RC_ENC_MAX_DEPTH the last level's
+ * state is reused: the output may lose commas but memory stays in bounds (callers bound
+ * the nesting of what they encode; see the push API). */
+static int level(const rc_enc_t *e)
+{
+    return (e->depth < RC_ENC_MAX_DEPTH ? e->depth : RC_ENC_MAX_DEPTH) - 1;
+}
+
+static void json_before_value(rc_enc_t *e)
+{
+    if (e->depth > 0 && !e->is_map[level(e)]) {
+        if (e->count[level(e)]++ > 0)
+            rc_wbuf_putc(e->out, ',');
+    }
+}
+
+static void open_container(rc_enc_t *e, bool map, uint32_t n)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        if (map)
+            msgpack_pack_map(&e->pk, n);
+        else
+            msgpack_pack_array(&e->pk, n);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_putc(e->out, map ? '{' : '[');
+    if (e->depth < RC_ENC_MAX_DEPTH) {
+        e->is_map[e->depth] = map;
+        e->count[e->depth] = 0;
+    }
+    e->depth++;
+}
+
+void rc_enc_map(rc_enc_t *e, uint32_t n_pairs)
+{
+    open_container(e, true, n_pairs);
+}
+
+void rc_enc_array(rc_enc_t *e, uint32_t n)
+{
+    open_container(e, false, n);
+}
+
+void rc_enc_end(rc_enc_t *e)
+{
+    if (e->fmt == RC_FMT_MSGPACK || e->depth == 0)
+        return;
+    bool map = e->is_map[level(e)];
+    e->depth--;
+    rc_wbuf_putc(e->out, map ? '}' : ']');
+}
+
+/* True when one of the eight bytes in x must be escaped in a JSON string: a control
+ * character, '"' or '\\'. Bytes from 0x80 (UTF-8) need none. The word tricks only tell
+ * whether some byte matches, not which: the caller then looks byte by byte. */
+static inline bool escape_in8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
+           high;
+}
+
+/* How many bytes from the start of s need no escaping. Ids, names and reasons almost never
+ * do: a list's strings are then copied whole, not looked at one byte at a time. */
+static size_t plain_prefix(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if (escape_in8(x))
+            break;
+    }
+    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
+/* Plain runs are copied whole; each byte between them is escaped. */
+static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    rc_wbuf_putc(o, '"');
+    for (size_t i = 0;;) {
+        size_t run = plain_prefix(s + i, n - i);
+        rc_wbuf_put(o, s + i, run);
+        i += run;
+        if (i == n)
+            break;
+        unsigned char c = (unsigned char)s[i++];
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            rc_wbuf_put(o, esc, 2);
+        } else if (c == '\n') {
+            rc_wbuf_put(o, "\\n", 2);
+        } else {
+            rc_wbuf_put(o, esc, 6);
+        }
+    }
+    rc_wbuf_putc(o, '"');
+}
+
+/* JSON: the comma before every key of a map but the first. */
+static void json_before_key(rc_enc_t *e)
+{
+    if (e->depth > 0 && e->count[level(e)]++ > 0)
+        rc_wbuf_putc(e->out, ',');
+}
+
+void rc_enc_key(rc_enc_t *e, const char *key)
+{
+    rc_enc_keyn(e, key, strlen(key));
+}
+
+void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, n);
+        msgpack_pack_str_body(&e->pk, key, n);
+        return;
+    }
+    json_before_key(e);
+    json_put_string(e->out, key, n);
+    rc_wbuf_putc(e->out, ':');
+}
+
+void rc_enc_str(rc_enc_t *e, const char *s, size_t n)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, n);
+        msgpack_pack_str_body(&e->pk, s, n);
+        return;
+    }
+    json_before_value(e);
+    json_put_string(e->out, s, n);
+}
+
+void rc_enc_cstr(rc_enc_t *e, const char *s)
+{
+    rc_enc_str(e, s, strlen(s));
+}
+
+void rc_enc_int(rc_enc_t *e, int64_t v)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_int64(&e->pk, v);
+        return;
+    }
+    json_before_value(e);
+    /* Digits from the end: no printf on the path of every list (its version, took_us). */
+    char tmp[24], *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    rc_wbuf_put(e->out, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void rc_enc_double(rc_enc_t *e, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_double(&e->pk, v);
+        return;
+    }
+    json_before_value(e);
+    /* The shortest form that reads back as the same double: 0.91 stays "0.91", and an
+     * echoed client value (a ping's t) loses no digit. */
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+    rc_wbuf_put(e->out, tmp, (size_t)n);
+}
+
+/* Writes |v| rounded to `places` (<= 6) decimals without trailing zeros: 2.5, 0.9137, 12.
+ * Much cheaper than printf's %g for the scores and prices every list carries. */
+static size_t fixed_decimal(char *out, double v, int places)
+{
+    static const uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    char digits[32];
+    size_t n = 0, k = 0;
+    if (v < 0) {
+        out[n++] = '-';
+        v = -v;
+    }
+    uint64_t x = (uint64_t)(v * (double)scale[places] + 0.5);
+    uint64_t ip = x / scale[places], fp = x % scale[places];
+    do {
+        digits[k++] = (char)('0' + ip % 10);
+        ip /= 10;
+    } while (ip > 0);
+    while (k > 0)
+        out[n++] = digits[--k];
+    if (fp != 0) {
+        out[n++] = '.';
+        for (int i = places - 1; i >= 0; i--)
+            digits[i] = (char)('0' + fp % 10), fp /= 10;
+        int last = places - 1;
+        while (digits[last] == '0')
+            last--;
+        for (int i = 0; i <= last; i++)
+            out[n++] = digits[i];
+    }
+    return n;
+}
+
+void rc_enc_decimal(rc_enc_t *e, double v, int places)
+{
+    if (!isfinite(v) || fabs(v) >= 1e12 || places > 6) {
+        rc_enc_double(e, v);
+        return;
+    }
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_double(&e->pk, v);
+        return;
+    }
+    char tmp[48];
+    json_before_value(e);
+    rc_wbuf_put(e->out, tmp, fixed_decimal(tmp, v, places));
+}
+
+void rc_enc_bool(rc_enc_t *e, bool v)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        if (v)
+            msgpack_pack_true(&e->pk);
+        else
+            msgpack_pack_false(&e->pk);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_puts(e->out, v ? "true" : "false");
+}
+
+void rc_enc_nil(rc_enc_t *e)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_nil(&e->pk);
+        return;
+    }
+    json_before_value(e);
+    rc_wbuf_puts(e->out, "null");
+}
+
+static void enc_base64(rc_enc_t *e, const unsigned char *p, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json_before_value(e);
+    rc_wbuf_putc(e->out, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {tbl[v >> 18 & 63], tbl[v >> 12 & 63], i + 1 < n ? tbl[v >> 6 & 63] : '=',
+                     i + 2 < n ? tbl[v & 63] : '='};
+        rc_wbuf_put(e->out, q, 4);
+    }
+    rc_wbuf_putc(e->out, '"');
+}
+
+void rc_enc_object(rc_enc_t *e, const msgpack_object *o)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_object(&e->pk, *o);
+        return;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        rc_enc_nil(e);
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        rc_enc_bool(e, o->via.boolean);
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > INT64_MAX)
+            rc_enc_double(e, (double)o->via.u64);
+        else
+            rc_enc_int(e, (int64_t)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        rc_enc_int(e, o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        rc_enc_double(e, o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        rc_enc_str(e, o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        enc_base64(e, (const unsigned char *)o->via.bin.ptr, o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        rc_enc_array(e, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            rc_enc_object(e, &o->via.array.ptr[i]);
+        rc_enc_end(e);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        rc_enc_map(e, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            /* JSON keys are strings: a number key is written as its digits, anything else
+             * (a map or array as a key) as "?". */
+            char num[32];
+            if (k->type == MSGPACK_OBJECT_STR)
+                rc_enc_keyn(e, k->via.str.ptr, k->via.str.size);
+            else if (k->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                rc_enc_keyn(
+                    e, num,
+                    (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)k->via.u64));
+            else if (k->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                rc_enc_keyn(e, num,
+                            (size_t)snprintf(num, sizeof(num), "%lld", (long long)k->via.i64));
+            else
+                rc_enc_keyn(e, "?", 1);
+            rc_enc_object(e, &o->via.map.ptr[i].val);
+        }
+        rc_enc_end(e);
+        break;
+    default:
+        rc_enc_nil(e);
+        break;
+    }
+}
+
+/* ---- server messages ---- */
+
+/* A key written in this file: its length is known and (JSON) it needs no escaping, so it
+ * goes out as one copy of its quoted form, `"key":`. */
+static inline void enc_plain_key(rc_enc_t *e, const char *quoted, size_t n)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, n);
+        msgpack_pack_str_body(&e->pk, quoted + 1, n);
+        return;
+    }
+    json_before_key(e);
+    rc_wbuf_put(e->out, quoted, n + 3);
+}
+
+#define KEY(e, lit)       enc_plain_key((e), "\"" lit "\":", sizeof(lit) - 1)
+#define KV_STR(e, lit, v) (KEY(e, lit), rc_enc_cstr((e), (v)))
+#define KV_INT(e, lit, v) (KEY(e, lit), rc_enc_int((e), (v)))
+
+void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, const char *node,
+                             int64_t server_time_ms, const rc_limits_t *l)
+{
+    rc_enc_map(e, 7);
+    KV_STR(e, "type", "welcome");
+    KV_INT(e, "v", 1);
+    KV_STR(e, "session", session);
+    KEY(e, "user");
+    rc_enc_str(e, user.p, user.n);
+    KV_STR(e, "node", node);
+    KV_INT(e, "server_time_ms", server_time_ms);
+    KEY(e, "limits");
+    rc_enc_map(e, 6);
+    KV_INT(e, "max_message_bytes", l->max_message_bytes);
+    KV_INT(e, "max_batch", l->max_batch);
+    KV_INT(e, "max_subscriptions", l->max_subscriptions);
+    KV_INT(e, "max_k", l->max_k);
+    KV_INT(e, "events_per_sec", l->events_per_sec);
+    KV_INT(e, "events_burst", l->events_burst);
+    rc_enc_end(e);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n)
+{
+    rc_enc_map(e, 2);
+    KV_STR(e, "type", "ack");
+    KEY(e, "ids");
+    rc_enc_array(e, n);
+    for (uint32_t i = 0; i < n; i++)
+        rc_enc_str(e, ids[i].p, ids[i].n);
+    rc_enc_end(e);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal)
+{
+    const char *name = rc_proto_error_name(code);
+    rc_enc_map(e, id.n ? 6 : 5);
+    KV_STR(e, "type", "error");
+    KV_INT(e, "code", code);
+    KV_STR(e, "name", name ? name : "internal");
+    KV_STR(e, "message", message);
+    if (id.n) {
+        KEY(e, "id");
+        rc_enc_str(e, id.p, id.n);
+    }
+    KEY(e, "fatal");
+    rc_enc_bool(e, fatal);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms)
+{
+    rc_enc_map(e, has_t ? 3 : 2);
+    KV_STR(e, "type", "pong");
+    if (has_t) {
+        KEY(e, "t");
+        rc_enc_double(e, t);
+    }
+    KV_INT(e, "server_time_ms", server_time_ms);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms)
+{
+    rc_enc_map(e, 2);
+    KV_STR(e, "type", "auth_ok");
+    KV_INT(e, "exp_ms", exp_ms);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms)
+{
+    rc_enc_map(e, 3);
+    KV_STR(e, "type", "drain");
+    KV_STR(e, "reason", reason);
+    KV_INT(e, "reconnect_after_ms", reconnect_after_ms);
+    rc_enc_end(e);
+}
+
+static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
+{
+    uint32_t n = 4 + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
+    rc_enc_map(e, n);
+    KV_STR(e, "item", it->item);
+    KEY(e, "score");
+    /* Four decimals are all a client can use; rounding keeps JSON frames short. */
+    rc_enc_decimal(e, round(it->score * 10000.0) / 10000.0, 4);
+    KV_STR(e, "src", it->src);
+    KV_STR(e, "why", it->why);
+    if (it->name != NULL)
+        KV_STR(e, "name", it->name);
+    if (it->category != NULL)
+        KV_STR(e, "category", it->category);
+    if (it->price >= 0) {
+        KEY(e, "price");
+        rc_enc_decimal(e, it->price, 4);
+    }
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data)
+{
+    rc_enc_map(e, 4);
+    KV_STR(e, "type", "push");
+    KEY(e, "id");
+    rc_enc_str(e, id.p, id.n);
+    KEY(e, "topic");
+    rc_enc_str(e, topic.p, topic.n);
+    KEY(e, "data");
+    if (data != NULL)
+        rc_enc_object(e, data);
+    else
+        rc_enc_nil(e);
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r)
+{
+    rc_enc_map(e, r->cause.n ? 7 : 6);
+    KV_STR(e, "type", "recs");
+    KV_STR(e, "surface", r->surface);
+    KV_INT(e, "version", r->version);
+    KEY(e, "items");
+    rc_enc_array(e, r->n_items);
+    for (uint32_t i = 0; i < r->n_items; i++)
+        encode_recs_item(e, &r->items[i]);
+    rc_enc_end(e);
+    if (r->cause.n) {
+        KEY(e, "cause");
+        rc_enc_str(e, r->cause.p, r->cause.n);
+    }
+    KV_INT(e, "took_us", r->took_us);
+    KV_STR(e, "variant", r->variant);
+    rc_enc_end(e);
+}

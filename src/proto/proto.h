@@ -1,0 +1,248 @@
+/* The wire format of protocol v1 (proto/PROTOCOL.md): client messages decoded from
+ * MessagePack or JSON into C structs, server messages encoded from C structs into either.
+ * Pure: no I/O, no globals, safe on any input (this is what the fuzzers drive). */
+#ifndef RC_PROTO_H
+#define RC_PROTO_H
+
+#include "proto/json_read.h"
+#include "util/wbuf.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { RC_FMT_MSGPACK = 0, RC_FMT_JSON = 1, RC_FMT_COUNT } rc_format_t;
+
+/* Protocol error codes (PROTOCOL.md section 3): stable, sent to clients. */
+#define RC_PROTO_ERRORS(X)                                                                         \
+    X(MALFORMED, 4000, "malformed")                                                                \
+    X(UNKNOWN_TYPE, 4001, "unknown_type")                                                          \
+    X(INVALID_FIELD, 4002, "invalid_field")                                                        \
+    X(TOO_LARGE, 4003, "too_large")                                                                \
+    X(HELLO_REQUIRED, 4004, "hello_required")                                                      \
+    X(HELLO_REPEATED, 4005, "hello_repeated")                                                      \
+    X(UNSUPPORTED_VERSION, 4006, "unsupported_version")                                            \
+    X(WRONG_FRAME_KIND, 4007, "wrong_frame_kind")                                                  \
+    X(TOO_MANY_ERRORS, 4008, "too_many_errors")                                                    \
+    X(UNAUTHORIZED, 4010, "unauthorized")                                                          \
+    X(TOKEN_EXPIRED, 4011, "token_expired")                                                        \
+    X(UNKNOWN_ITEM, 4012, "unknown_item")                                                          \
+    X(RATE_LIMITED, 4020, "rate_limited")                                                          \
+    X(TOO_MANY_SUBSCRIPTIONS, 4021, "too_many_subscriptions")                                      \
+    X(BATCH_TOO_LARGE, 4022, "batch_too_large")                                                    \
+    X(IDLE_TIMEOUT, 4023, "idle_timeout")                                                          \
+    X(UNKNOWN_SURFACE, 4040, "unknown_surface")                                                    \
+    X(SLOW_CONSUMER, 4050, "slow_consumer")                                                        \
+    X(INTERNAL, 4500, "internal")                                                                  \
+    X(UNAVAILABLE, 4503, "unavailable")
+
+enum {
+#define RC_PERR_ENUM(sym, code, name) RC_PERR_##sym = (code),
+    RC_PROTO_ERRORS(RC_PERR_ENUM)
+#undef RC_PERR_ENUM
+};
+
+/** Stable name of a protocol error code ("malformed", ...), or NULL if it is not one. */
+const char *rc_proto_error_name(int code);
+
+typedef enum {
+    RC_EV_VIEW = 0,
+    RC_EV_CLICK,
+    RC_EV_CART,
+    RC_EV_PURCHASE,
+    RC_EV_RATING,
+    RC_EV_DWELL,
+    RC_EV_SEARCH,
+    RC_EV_IMPRESSION,
+    RC_EV_DISMISS,
+    RC_EVENT_KIND_COUNT
+} rc_event_kind_t;
+
+typedef enum {
+    RC_DEV_OTHER = 0,
+    RC_DEV_DESKTOP,
+    RC_DEV_MOBILE,
+    RC_DEV_TABLET,
+    RC_DEVICE_COUNT
+} rc_device_t;
+
+/** Wire names of the enums above. */
+const char *rc_event_kind_name(int kind);
+const char *rc_device_name(int device);
+
+/** A string borrowed from a decoded message (not NUL-terminated). */
+typedef struct rc_str {
+    const char *p;
+    uint32_t n;
+} rc_str_t;
+
+#define RC_ID_MAX      64
+#define RC_SURFACE_MAX 32
+
+/** Whether s[0..n) is a valid id (PROTOCOL.md: 1..64 bytes of A-Za-z0-9._:@-). */
+bool rc_proto_valid_id(const char *s, size_t n);
+
+typedef struct rc_proto_event {
+    rc_str_t id, item, query, surface;
+    rc_event_kind_t kind;
+    bool has_value, has_ts;
+    double value;
+    int64_t ts_ms;
+} rc_proto_event_t;
+
+/* One element of an `events` batch: valid (err == 0) or refused with its own error. */
+typedef struct rc_proto_batch_item {
+    rc_proto_event_t ev;
+    int err;
+    const char *err_msg; /* NUL-terminated; set when err != 0 */
+} rc_proto_batch_item_t;
+
+typedef enum {
+    RC_MSG_NONE = 0,
+    RC_MSG_HELLO,
+    RC_MSG_EVENT,
+    RC_MSG_EVENTS,
+    RC_MSG_SUBSCRIBE,
+    RC_MSG_UNSUBSCRIBE,
+    RC_MSG_PING,
+    RC_MSG_AUTH,
+} rc_msg_type_t;
+
+typedef struct rc_msg {
+    rc_msg_type_t type;
+    union {
+        struct {
+            int64_t v;
+            rc_str_t token, user, locale;
+            rc_device_t device;
+            int32_t tz_offset_min;
+            bool has_consent, consent;
+        } hello;
+        rc_proto_event_t event;
+        struct {
+            rc_proto_batch_item_t *items;
+            uint32_t n;
+        } events;
+        struct {
+            rc_str_t surface, category;
+            int32_t k;
+            bool has_price_min, has_price_max;
+            double price_min, price_max;
+        } subscribe;
+        struct {
+            rc_str_t surface;
+        } unsubscribe;
+        struct {
+            bool has_t;
+            double t;
+        } ping;
+        struct {
+            rc_str_t token;
+        } auth;
+    } u;
+} rc_msg_t;
+
+/* A decoder holds the scratch memory of one message at a time; reusing it keeps the
+ * steady state free of allocations for MessagePack input. */
+typedef struct rc_proto_decoder {
+    msgpack_zone zone;
+    rc_json_reader_t json;
+    uint32_t max_batch;
+    uint32_t max_k;
+    char err[160];   /* detail of the last error, NUL-terminated */
+    rc_str_t err_id; /* the event id the last error is about, if known */
+} rc_proto_decoder_t;
+
+/** Prepares a decoder. Limits: `max_batch` events per `events`, `max_k` per subscribe.
+ * Caller frees with rc_proto_decoder_free(). Returns 0 or RC_ENOMEM. */
+int rc_proto_decoder_init(rc_proto_decoder_t *d, uint32_t max_batch, uint32_t max_k);
+void rc_proto_decoder_free(rc_proto_decoder_t *d);
+
+/** Decodes one client message. Strings in `*out` borrow from `data` and from the decoder;
+ * they stay valid until the next decode on `d`, so `data` must outlive that too.
+ * Returns 0, or a protocol error code (RC_PERR_*, > 0) with d->err (and d->err_id when the
+ * error concerns an identifiable event). For RC_MSG_EVENTS, 0 means the batch itself was
+ * valid; its items may still carry their own errors. */
+int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
+                    rc_msg_t *out);
+
+/** Converts a parsed JSON value (jansson's json_t, passed as void* to keep jansson out of
+ * this header) into a MessagePack object allocated in `zone`. Returns 0 or RC_ENOMEM. */
+int rc_proto_json_to_object(const void *json, msgpack_zone *zone, msgpack_object *out);
+
+/* ---- encoding ---- */
+
+/* An encoder writes nested maps and arrays in either format with one set of calls. JSON
+ * needs no counts and MessagePack needs no ends, so both are given and each side ignores
+ * what it does not need. */
+#define RC_ENC_MAX_DEPTH 16
+
+typedef struct rc_enc {
+    rc_wbuf_t *out;
+    rc_format_t fmt;
+    msgpack_packer pk;
+    int depth;
+    uint32_t count[RC_ENC_MAX_DEPTH]; /* JSON: elements written at each level */
+    bool is_map[RC_ENC_MAX_DEPTH];
+} rc_enc_t;
+
+/** Starts encoding into `out` (borrowed for the encoder's lifetime). */
+void rc_enc_init(rc_enc_t *e, rc_wbuf_t *out, rc_format_t fmt);
+void rc_enc_map(rc_enc_t *e, uint32_t n_pairs);
+void rc_enc_array(rc_enc_t *e, uint32_t n);
+void rc_enc_end(rc_enc_t *e);
+void rc_enc_key(rc_enc_t *e, const char *key);
+void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n);
+void rc_enc_str(rc_enc_t *e, const char *s, size_t n);
+void rc_enc_cstr(rc_enc_t *e, const char *s);
+void rc_enc_int(rc_enc_t *e, int64_t v);
+void rc_enc_double(rc_enc_t *e, double v);
+/** A number known to need at most `places` (<= 6) decimals, such as a score or a price:
+ * written exactly that way in JSON (no %g), as a double in MessagePack. */
+void rc_enc_decimal(rc_enc_t *e, double v, int places);
+void rc_enc_bool(rc_enc_t *e, bool v);
+void rc_enc_nil(rc_enc_t *e);
+/** Any MessagePack value (an application payload), in either format. Binary strings become
+ * base64 text in JSON; extension types become null. */
+void rc_enc_object(rc_enc_t *e, const msgpack_object *o);
+
+/* Server messages. Each encodes one whole message into a fresh encoder's buffer. */
+
+typedef struct rc_limits {
+    int64_t max_message_bytes, max_batch, max_subscriptions, max_k, events_per_sec, events_burst;
+} rc_limits_t;
+
+void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, const char *node,
+                             int64_t server_time_ms, const rc_limits_t *limits);
+void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n);
+void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal);
+void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms);
+void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms);
+/** The answer to `auth` (a token refreshed on a live session): the new expiry. */
+void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms);
+
+typedef struct rc_recs_item {
+    const char *item; /* NUL-terminated ids and texts, borrowed */
+    double score;
+    const char *src;
+    const char *why;
+    const char *name;     /* NULL when the catalog does not know the item */
+    const char *category; /* NULL when unknown */
+    double price;         /* < 0 when unknown */
+} rc_recs_item_t;
+
+typedef struct rc_recs {
+    const char *surface;
+    int64_t version;
+    const rc_recs_item_t *items;
+    uint32_t n_items;
+    rc_str_t cause; /* n == 0: no cause (the list sent on subscribe) */
+    int64_t took_us;
+    const char *variant;
+} rc_recs_t;
+
+void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
+void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data);
+
+#endif

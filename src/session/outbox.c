@@ -1,0 +1,181 @@
+/* Frames and outboxes; see outbox.h for the coalescing rule. */
+#include "session/outbox.h"
+#include "util/error.h"
+#include "util/sanitizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Freed frames kept for reuse, per size class (the whole allocation: header, headroom,
+ * payload). An ack or a pong fits the first class, a list of 10 to 20 items the second or
+ * third; larger frames (long lists, pushes) are allocated each time. Each class keeps at
+ * most POOL_KEEP_BYTES, so the pool never holds more than a burst's worth. */
+#define N_CLASSES       4
+#define POOL_KEEP_BYTES (256u << 10)
+#define UNPOOLED        0xff
+static const size_t class_bytes[N_CLASSES] = {256, 1024, 4096, 16384};
+
+typedef struct pooled {
+    struct pooled *next;
+} pooled_t;
+
+static struct {
+    pooled_t *free[N_CLASSES];
+    uint32_t n_free[N_CLASSES];
+} pool;
+
+/* Under AddressSanitizer the pool is off: every frame is its own allocation, so a use after
+ * the last unref shows. */
+static uint8_t size_class(size_t bytes)
+{
+#if RC_ASAN
+    (void)bytes;
+    return UNPOOLED;
+#endif
+    for (uint8_t c = 0; c < N_CLASSES; c++)
+        if (bytes <= class_bytes[c])
+            return c;
+    return UNPOOLED;
+}
+
+rc_frame_t *rc_frame_new(const void *payload, size_t len, bool binary)
+{
+    size_t bytes = sizeof(rc_frame_t) + RC_FRAME_HEADROOM + len;
+    uint8_t c = size_class(bytes);
+    rc_frame_t *f;
+    if (c != UNPOOLED && pool.free[c] != NULL) {
+        f = (rc_frame_t *)(void *)pool.free[c];
+        pool.free[c] = pool.free[c]->next;
+        pool.n_free[c]--;
+    } else {
+        f = malloc(c != UNPOOLED ? class_bytes[c] : bytes);
+        if (f == NULL)
+            return NULL;
+    }
+    f->size_class = c;
+    f->refs = 1;
+    f->len = (uint32_t)len;
+    f->binary = binary;
+    f->is_recs = false;
+    f->cause_t0_us = 0;
+    memcpy(f->data + RC_FRAME_HEADROOM, payload, len);
+    return f;
+}
+
+void rc_frame_unref(rc_frame_t *f)
+{
+    if (f == NULL || --f->refs > 0)
+        return;
+    uint8_t c = f->size_class;
+    if (c == UNPOOLED || (pool.n_free[c] + 1) * class_bytes[c] > POOL_KEEP_BYTES) {
+        free(f);
+        return;
+    }
+    pooled_t *p = (pooled_t *)(void *)f;
+    p->next = pool.free[c];
+    pool.free[c] = p;
+    pool.n_free[c]++;
+}
+
+int rc_outbox_init(rc_outbox_t *o, uint32_t n_slots)
+{
+    memset(o, 0, sizeof(*o));
+    return rc_outbox_grow_slots(o, n_slots);
+}
+
+int rc_outbox_grow_slots(rc_outbox_t *o, uint32_t n_slots)
+{
+    if (n_slots <= o->n_slots)
+        return 0;
+    rc_frame_t **slots = realloc(o->slots, n_slots * sizeof(*slots));
+    if (slots == NULL)
+        return RC_ENOMEM;
+    memset(slots + o->n_slots, 0, (n_slots - o->n_slots) * sizeof(*slots));
+    o->slots = slots;
+    o->n_slots = n_slots;
+    return 0;
+}
+
+void rc_outbox_free(rc_outbox_t *o)
+{
+    if (o == NULL)
+        return;
+    rc_frame_t *f;
+    while (o->len > 0 && (f = rc_outbox_take(o)) != NULL)
+        rc_frame_unref(f);
+    for (uint32_t i = 0; i < o->n_slots; i++)
+        rc_frame_unref(o->slots[i]);
+    free(o->fifo);
+    free(o->slots);
+    memset(o, 0, sizeof(*o));
+}
+
+int rc_outbox_push(rc_outbox_t *o, rc_frame_t *f, size_t max_bytes)
+{
+    if (o->fifo_bytes >= max_bytes)
+        return RC_EFULL;
+    if (o->len == o->cap) {
+        uint32_t cap = o->cap ? o->cap * 2 : 8;
+        rc_frame_t **p = malloc(cap * sizeof(*p));
+        if (p == NULL)
+            return RC_ENOMEM;
+        for (uint32_t i = 0; i < o->len; i++)
+            p[i] = o->fifo[(o->head + i) % o->cap];
+        free(o->fifo);
+        o->fifo = p;
+        o->head = 0;
+        o->cap = cap;
+    }
+    o->fifo[(o->head + o->len++) % o->cap] = rc_frame_ref(f);
+    o->fifo_bytes += f->len;
+    return 0;
+}
+
+bool rc_outbox_set_slot(rc_outbox_t *o, uint32_t slot, rc_frame_t *f)
+{
+    if (slot >= o->n_slots)
+        return false;
+    bool replaced = o->slots[slot] != NULL;
+    rc_frame_unref(o->slots[slot]);
+    o->slots[slot] = rc_frame_ref(f);
+    return replaced;
+}
+
+void rc_outbox_clear_slot(rc_outbox_t *o, uint32_t slot)
+{
+    if (slot < o->n_slots) {
+        rc_frame_unref(o->slots[slot]);
+        o->slots[slot] = NULL;
+    }
+}
+
+rc_frame_t *rc_outbox_take(rc_outbox_t *o)
+{
+    if (o->len > 0) {
+        rc_frame_t *f = o->fifo[o->head];
+        o->head = (o->head + 1) % o->cap;
+        o->len--;
+        o->fifo_bytes -= f->len;
+        return f;
+    }
+    for (uint32_t i = 0; i < o->n_slots; i++) {
+        uint32_t s = (o->next_slot + i) % o->n_slots;
+        if (o->slots[s] != NULL) {
+            rc_frame_t *f = o->slots[s];
+            o->slots[s] = NULL;
+            o->next_slot = (s + 1) % o->n_slots;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+bool rc_outbox_empty(const rc_outbox_t *o)
+{
+    if (o->len > 0)
+        return false;
+    for (uint32_t i = 0; i < o->n_slots; i++)
+        if (o->slots[i] != NULL)
+            return false;
+    return true;
+}

@@ -1,0 +1,136 @@
+/* Sessions: one per user on this node, shared by all that user's connections; the live
+ * lists (views) each subscription asks for; and each connection's side of the protocol
+ * (decode, validate, apply, answer). Independent of the transport: the gateway feeds
+ * messages in, takes frames out when the socket is writable, and is asked through
+ * rc_transport_ops_t to wake or kill a connection. */
+#ifndef RC_SESSION_H
+#define RC_SESSION_H
+
+#include "bus/bus.h"
+#include "util/config.h"
+#include "engine/engine.h"
+#include "auth/jwt.h"
+#include "session/outbox.h"
+#include "store/profile.h"
+#include "proto/proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct rc_sessions rc_sessions_t;
+typedef struct rc_conn rc_conn_t;
+
+typedef struct rc_transport_ops {
+    /* Ask for a writable callback soon (the gateway then calls rc_conn_next_frame()). */
+    void (*want_write)(void *transport);
+    /* Close at once without flushing: for a connection that does not read. */
+    void (*kill)(void *transport);
+    /* Send a WebSocket ping soon (the connection has been silent; its pong, or anything
+     * else it sends, is reported with rc_conn_alive()). */
+    void (*ping)(void *transport);
+} rc_transport_ops_t;
+
+/** Creates the registry. Everything passed is borrowed and must outlive it. Returns NULL
+ * when out of memory. Caller frees with rc_sessions_free(). */
+rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
+                               rc_profile_store_t *profiles, rc_bus_t *bus,
+                               const rc_transport_ops_t *transport_ops);
+
+/** Saves every dirty profile, then frees all sessions and connections' state. The
+ * transports must already be closed. NULL is a no-op. */
+void rc_sessions_free(rc_sessions_t *s);
+
+/** Sets the verifier of client tokens (borrowed; NULL: tokens are not verified and only
+ * anonymous sessions can be admitted). Connections already open keep their users. */
+void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt);
+
+/** Verifies a client token with the current verifier, counting failures by reason on
+ * /metrics. RC_JWT_BAD_ALG when no verifier is set. */
+rc_jwt_reason_t rc_sessions_verify_token(rc_sessions_t *s, const char *token, size_t len,
+                                         rc_jwt_claims_t *out);
+
+/** A new connection speaking `fmt`, awaiting hello. `transport` is an opaque handle passed
+ * back to the transport ops. Returns NULL when out of memory. The connection lives until
+ * rc_conn_closed(). */
+rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport);
+
+/** The transport verified a token before the handshake (an Authorization header): the
+ * connection's user is its subject, whatever hello says. `claims` is copied. Returns 0 or
+ * RC_ENOMEM (then the connection must not go on: it would be anonymous). */
+int rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims);
+
+/** The client showed it is alive at `now_us` (rc_mono_us()) without a message: a pong. */
+void rc_conn_alive(rc_conn_t *c, uint64_t now_us);
+
+/** One whole client message (reassembled by the transport); `binary` is the frame kind;
+ * `t0_us` is when it arrived (rc_mono_us()), the start of event->push latency. */
+void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us);
+
+/** Refuses something the transport detected (e.g. a message over the size limit) with a
+ * protocol error; `fatal` closes the connection after the error is sent. */
+void rc_conn_refuse(rc_conn_t *c, int code, const char *message, bool fatal);
+
+/** The next frame to write, or NULL. The caller owns the reference and reports it with
+ * rc_conn_frame_written() (which counts it and releases it) after writing it. */
+rc_frame_t *rc_conn_next_frame(rc_conn_t *c);
+void rc_conn_frame_written(rc_frame_t *f, uint64_t now_us);
+
+/** Whether frames or acks still wait (the transport asks for another writable turn). */
+bool rc_conn_has_pending(const rc_conn_t *c);
+
+/** Whether the server wants this connection closed once its frames are written, and with
+ * which WebSocket close code (0: no) and reason (static text). */
+int rc_conn_close_code(const rc_conn_t *c, const char **reason);
+
+/** The transport is gone. The connection must not be used after this call. */
+void rc_conn_closed(rc_conn_t *c);
+
+/** Periodic work (call every ~100 ms): hello timeouts, pings to silent connections and
+ * closing those that stay silent, expired tokens, dropping idle sessions, and writing dirty
+ * profiles (write-behind). */
+void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us);
+
+/** Makes the bus report the outcomes it already knows (rc_bus_settle()): with the in-process
+ * bus, the acks of every event accepted so far are queued on their connections. For a
+ * transport about to write a connection's frames before the end of the loop turn. */
+void rc_sessions_settle(rc_sessions_t *s);
+
+/** Tells every connection to reconnect elsewhere (`drain`), then to close with 1001. */
+void rc_sessions_drain(rc_sessions_t *s, int64_t reconnect_after_ms);
+
+/* Loop time one call of rc_sessions_flush_due() may spend writing profiles. */
+#define RC_FLUSH_BUDGET_US 250
+
+/** Writes the profiles dirty for at least profile_flush_ms, oldest first, until about
+ * `budget_us` of loop time is spent (call every few ms; rc_sessions_tick() calls it too). */
+void rc_sessions_flush_due(rc_sessions_t *s, uint64_t now_us, uint64_t budget_us);
+
+/** Writes every dirty profile now. */
+void rc_sessions_flush_profiles(rc_sessions_t *s);
+
+/** Erases a user (GDPR) on every node: the in-memory session state here (connected clients
+ * get lists computed from nothing), the stored profile (after any update queued before), and
+ * through the bus the session state on every other node. Returns 0 or the first error. */
+int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len);
+
+/** Publishes an application push to one user (`user` non-empty) or a segment ("all",
+ * "device:<class>") on every node, as {"type":"push","id","topic","data"}. Writes the push
+ * id into `id_out`. Returns 0, or the bus's error (RC_EFULL when its buffer is full). */
+int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                     const msgpack_object *data, char *id_out, size_t id_len);
+
+/** After the catalog changed (items removed or out of stock): every live list showing an
+ * item that may no longer be recommended is ranked again and pushed. Returns how many lists
+ * were pushed. */
+uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
+
+/** After the experiment or the business rules changed: every session gets its variant of
+ * the experiment (engine->experiment), and every live list is ranked again with it and
+ * pushed if it changed. Returns how many lists were pushed. */
+uint32_t rc_sessions_settings_changed(rc_sessions_t *s);
+
+/** Open connections and sessions in memory. */
+uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
+uint32_t rc_sessions_count(const rc_sessions_t *s);
+
+#endif

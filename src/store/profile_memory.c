@@ -1,0 +1,216 @@
+/* The in-memory profile store: the embedded default for a single node. Profiles live as
+ * long as the process; answers are deferred to the next loop turn like a network store's. */
+#include "util/defer.h"
+#include "util/error.h"
+#include "util/metrics.h"
+#include "store/profile.h"
+#include "util/strmap.h"
+#include "util/wbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct blob {
+    char *user;
+    size_t user_len;
+    void *data;
+    size_t len, cap;
+} blob_t;
+
+typedef struct pending_load {
+    struct memory_store *store;
+    size_t user_len;
+    char user[];
+} pending_load_t;
+
+typedef struct memory_store {
+    rc_profile_store_t base;
+    rc_defer_t *defer;
+    rc_strmap_t index; /* user -> slot in blobs */
+    blob_t *blobs;
+    uint32_t n_blobs, cap_blobs;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    msgpack_zone zone; /* a merge's decoding scratch, reused */
+    rc_wbuf_t merged;  /* the document a merge writes, reused */
+} memory_store_t;
+
+static void answer_load(void *arg)
+{
+    pending_load_t *p = arg;
+    memory_store_t *m = p->store;
+    uint64_t slot;
+    if (m->base.on_loaded != NULL) { /* NULL: the owner has gone */
+        if (rc_strmap_get(&m->index, p->user, p->user_len, &slot))
+            m->base.on_loaded(m->base.ctx, p->user, p->user_len, 0, m->blobs[slot].data,
+                              m->blobs[slot].len);
+        else
+            m->base.on_loaded(m->base.ctx, p->user, p->user_len, RC_ENOENT, NULL, 0);
+    }
+    free(p);
+}
+
+static int mem_load(rc_profile_store_t *s, const char *user, size_t user_len)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    pending_load_t *p = malloc(sizeof(*p) + user_len);
+    if (p == NULL)
+        return RC_ENOMEM;
+    p->store = m;
+    p->user_len = user_len;
+    memcpy(p->user, user, user_len);
+    int rc = rc_defer(m->defer, answer_load, p);
+    if (rc != 0)
+        free(p);
+    return rc;
+}
+
+static int new_slot(memory_store_t *m, uint32_t *slot)
+{
+    if (m->n_free > 0) {
+        *slot = m->free_slots[--m->n_free];
+        return 0;
+    }
+    if (m->n_blobs == m->cap_blobs) {
+        uint32_t cap = m->cap_blobs ? m->cap_blobs * 2 : 64;
+        blob_t *b = realloc(m->blobs, cap * sizeof(*b));
+        if (b == NULL)
+            return RC_ENOMEM;
+        uint32_t *f = realloc(m->free_slots, cap * sizeof(*f));
+        if (f == NULL) {
+            m->blobs = b;
+            return RC_ENOMEM;
+        }
+        m->blobs = b;
+        m->free_slots = f;
+        m->cap_blobs = cap;
+    }
+    *slot = m->n_blobs++;
+    return 0;
+}
+
+/* A document's room: its length rounded up, so that one growing by a few bytes (a longer
+ * item id among the recent ones) usually still fits where it is. */
+static size_t doc_room(size_t len)
+{
+    return (len + 127) & ~(size_t)127;
+}
+
+/* Copies `doc` into the user's slot, in place when it fits, or adds a slot for a new user. */
+static int store_doc(memory_store_t *m, const char *user, size_t user_len, const void *doc,
+                     size_t len)
+{
+    uint64_t found;
+    if (rc_strmap_get(&m->index, user, user_len, &found)) {
+        blob_t *b = &m->blobs[found];
+        if (len > b->cap) {
+            void *grown = realloc(b->data, doc_room(len));
+            if (grown == NULL)
+                return RC_ENOMEM;
+            b->data = grown;
+            b->cap = doc_room(len);
+        }
+        memcpy(b->data, doc, len);
+        b->len = len;
+        return 0;
+    }
+    uint32_t slot;
+    char *ucopy = malloc(user_len + 1);
+    void *copy = malloc(doc_room(len));
+    int rc = ucopy && copy ? new_slot(m, &slot) : RC_ENOMEM;
+    if (rc == 0) {
+        memcpy(ucopy, user, user_len);
+        ucopy[user_len] = '\0';
+        memcpy(copy, doc, len);
+        m->blobs[slot] = (blob_t){ucopy, user_len, copy, len, doc_room(len)};
+        rc = rc_strmap_put(&m->index, ucopy, user_len, slot);
+        if (rc != 0)
+            m->free_slots[m->n_free++] = slot;
+    }
+    if (rc != 0) {
+        free(ucopy);
+        free(copy);
+    }
+    return rc;
+}
+
+/* The merge is the same as Redis' script (rc_profile_apply_delta), done in place: a single
+ * node in one process has no concurrent writer and no lost reply to guard against. */
+static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
+                      size_t len)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    const void *doc = NULL;
+    size_t doc_len = 0;
+    uint64_t found;
+    if (rc_strmap_get(&m->index, user, user_len, &found)) {
+        doc = m->blobs[found].data;
+        doc_len = m->blobs[found].len;
+    }
+    rc_wbuf_reset(&m->merged);
+    int rc = rc_profile_apply_delta(&m->zone, doc, doc_len, delta, len, &m->merged);
+    if (rc == 0)
+        rc = store_doc(m, user, user_len, rc_wbuf_data(&m->merged), m->merged.len);
+    rc_metrics.profile_updates_written += rc == 0;
+    return rc;
+}
+
+static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    uint64_t slot;
+    if (!rc_strmap_get(&m->index, user, user_len, &slot))
+        return 0;
+    rc_strmap_del(&m->index, user, user_len);
+    free(m->blobs[slot].user);
+    free(m->blobs[slot].data);
+    memset(&m->blobs[slot], 0, sizeof(blob_t));
+    m->free_slots[m->n_free++] = slot;
+    return 0;
+}
+
+static int mem_ready(rc_profile_store_t *s, char *reason, size_t reason_len)
+{
+    (void)s, (void)reason, (void)reason_len;
+    return 0;
+}
+
+static size_t mem_pending(const rc_profile_store_t *s)
+{
+    (void)s;
+    return 0;
+}
+
+static void mem_destroy(rc_profile_store_t *s)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    for (uint32_t i = 0; i < m->n_blobs; i++) {
+        free(m->blobs[i].user);
+        free(m->blobs[i].data);
+    }
+    free(m->blobs);
+    free(m->free_slots);
+    rc_strmap_free(&m->index);
+    rc_wbuf_free(&m->merged);
+    msgpack_zone_destroy(&m->zone);
+    free(m);
+}
+
+/* Not shared: only this process's next session of a user reads a profile here, and a
+ * session ends by writing its changes, so sessions write once, not every profile_flush_ms. */
+static const rc_profile_ops_t memory_ops = {
+    "memory", mem_load, mem_update, mem_erase, mem_ready, mem_pending, NULL, mem_destroy, false};
+
+rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer)
+{
+    memory_store_t *m = calloc(1, sizeof(*m));
+    if (m == NULL || !msgpack_zone_init(&m->zone, RC_PROFILE_ZONE)) {
+        free(m);
+        return NULL;
+    }
+    m->base.ops = &memory_ops;
+    m->defer = defer;
+    rc_strmap_init(&m->index);
+    rc_wbuf_init(&m->merged, 0);
+    return &m->base;
+}

@@ -1,0 +1,170 @@
+/* The metrics registry and its Prometheus text rendering. */
+#include "util/metrics.h"
+#include "auth/jwt.h"
+#include "proto/proto.h"
+
+#include <string.h>
+
+_Static_assert(RC_JWT_REASON_COUNT <= RC_METRICS_AUTH_REASONS, "every token reason is counted");
+
+rc_metrics_t rc_metrics;
+
+static const uint64_t bucket_le_us[RC_HIST_BUCKETS] = {
+    10,   25,   50,   75,   100,   150,   200,   300,    500,    750,    1000,
+    1500, 2000, 3000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+
+void rc_hist_observe(rc_hist_t *h, uint64_t us)
+{
+    int i = 0;
+    while (i < RC_HIST_BUCKETS && us > bucket_le_us[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum_us += us;
+}
+
+uint64_t rc_hist_bound_us(int i)
+{
+    return i >= 0 && i < RC_HIST_BUCKETS ? bucket_le_us[i] : UINT64_MAX;
+}
+
+void rc_metrics_error(int code)
+{
+    if (code < 4000 || code >= 4000 + RC_METRICS_MAX_CODE)
+        code = 4500;
+    rc_metrics.errors[code - 4000]++;
+}
+
+static void header(rc_wbuf_t *o, const char *name, const char *type, const char *help)
+{
+    rc_wbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_hist(rc_wbuf_t *o, const char *name, const char *help, const rc_hist_t *h)
+{
+    uint64_t cum = 0;
+    header(o, name, "histogram", help);
+    for (int i = 0; i < RC_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        rc_wbuf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, (double)bucket_le_us[i] / 1e6,
+                       (unsigned long long)cum);
+    }
+    rc_wbuf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    rc_wbuf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name, (double)h->sum_us / 1e6, name,
+                   (unsigned long long)h->count);
+}
+
+static void counter(rc_wbuf_t *o, const char *name, const char *help, uint64_t v)
+{
+    header(o, name, "counter", help);
+    rc_wbuf_printf(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(rc_wbuf_t *o, const char *name, const char *help, int64_t v)
+{
+    header(o, name, "gauge", help);
+    rc_wbuf_printf(o, "%s %lld\n", name, (long long)v);
+}
+
+void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
+{
+    const rc_metrics_t *m = &rc_metrics;
+
+    header(o, "rankcast_build_info", "gauge", "Version and node id of this process.");
+    rc_wbuf_printf(o, "rankcast_build_info{version=\"%s\",node=\"%s\"} 1\n", RC_VERSION, node_id);
+    gauge(o, "rankcast_connections", "Open WebSocket connections.", m->connections);
+    counter(o, "rankcast_connections_accepted_total", "WebSocket connections accepted.",
+            m->connections_total);
+    gauge(o, "rankcast_sessions", "User sessions held in memory.", m->sessions);
+    gauge(o, "rankcast_catalog_items", "Items in the catalog.", m->catalog_items);
+
+    header(o, "rankcast_events_received_total", "counter", "Events accepted, by kind.");
+    for (int k = 0; k < RC_EVENT_KIND_COUNT; k++)
+        rc_wbuf_printf(o, "rankcast_events_received_total{kind=\"%s\"} %llu\n",
+                       rc_event_kind_name(k), (unsigned long long)m->events_received[k]);
+    counter(o, "rankcast_events_duplicate_total",
+            "Events acknowledged again but not applied (repeated event id).", m->events_duplicate);
+    counter(o, "rankcast_pushes_sent_total", "Recommendation lists written to clients.",
+            m->pushes_sent);
+    counter(o, "rankcast_pushes_coalesced_total",
+            "Recommendation lists replaced by a newer one before they were written.",
+            m->pushes_skipped);
+    counter(o, "rankcast_messages_received_total", "Protocol messages received.",
+            m->messages_received);
+    counter(o, "rankcast_messages_sent_total", "Protocol messages written.", m->messages_sent);
+    counter(o, "rankcast_received_bytes_total", "WebSocket payload bytes received.",
+            m->bytes_received);
+    counter(o, "rankcast_sent_bytes_total", "WebSocket payload bytes written.", m->bytes_sent);
+    counter(o, "rankcast_http_requests_total", "HTTP requests served.", m->http_requests);
+    counter(o, "rankcast_reranks_total", "Surface re-rankings computed.", m->rerank_total);
+    gauge(o, "rankcast_profile_store_up", "1 when the profile store is usable.",
+          m->profile_store_up);
+    gauge(o, "rankcast_profile_buffered_bytes",
+          "Profile updates held until the store confirms them.", m->profile_buffered_bytes);
+    counter(o, "rankcast_profile_updates_written_total", "Profile updates the store confirmed.",
+            m->profile_updates_written);
+    counter(o, "rankcast_profile_updates_dropped_total",
+            "Profile updates dropped (buffer full while the store is down, or refused by it).",
+            m->profile_updates_dropped);
+    counter(o, "rankcast_profile_commands_total",
+            "Commands sent to the profile store, retries included.", m->profile_commands);
+    counter(o, "rankcast_profile_loads_total", "Profiles read from the store.", m->profile_loads);
+    counter(o, "rankcast_profile_load_errors_total", "Profile reads that failed.",
+            m->profile_load_errors);
+    counter(o, "rankcast_profile_reconnects_total", "Reconnections to the profile store.",
+            m->profile_reconnects);
+
+    header(o, "rankcast_errors_total", "counter", "Protocol errors sent to clients, by code.");
+    for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {
+        if (m->errors[c] != 0 || rc_proto_error_name(4000 + c) != NULL) {
+            const char *name = rc_proto_error_name(4000 + c);
+            rc_wbuf_printf(o, "rankcast_errors_total{code=\"%d\",name=\"%s\"} %llu\n", 4000 + c,
+                           name ? name : "other", (unsigned long long)m->errors[c]);
+        }
+    }
+    counter(o, "rankcast_auth_verified_total", "Client tokens verified.", m->auth_verified);
+    header(o, "rankcast_auth_refused_total", "counter", "Client tokens refused, by reason.");
+    for (int r = 1; r < RC_JWT_REASON_COUNT; r++)
+        rc_wbuf_printf(o, "rankcast_auth_refused_total{reason=\"%s\"} %llu\n",
+                       rc_jwt_reason_name((rc_jwt_reason_t)r),
+                       (unsigned long long)m->auth_refused[r]);
+    static const char *const refused[RC_REFUSED_REASONS] = {"per_ip", "origin", "token", "path",
+                                                            "draining"};
+    header(o, "rankcast_handshakes_refused_total", "counter",
+           "Connections refused before the WebSocket upgrade, by reason.");
+    for (int r = 0; r < RC_REFUSED_REASONS; r++)
+        rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n", refused[r],
+                       (unsigned long long)m->handshakes_refused[r]);
+    counter(o, "rankcast_pings_sent_total", "WebSocket pings sent to silent connections.",
+            m->pings_sent);
+    counter(o, "rankcast_tls_reloads_total", "Certificate reloads applied (SIGHUP).",
+            m->tls_reloads);
+    counter(o, "rankcast_tls_reload_failures_total",
+            "Certificate reloads refused (unreadable or mismatched files); the old one stays.",
+            m->tls_reload_failures);
+    render_hist(o, "rankcast_event_to_push_seconds",
+                "From receiving an event to writing the list it changed.", &m->event_to_push);
+    render_hist(o, "rankcast_rank_seconds", "Time to re-rank one surface.", &m->rank);
+    counter(o, "rankcast_app_pushes_delivered_total",
+            "Application pushes queued to client connections.", m->app_pushes_delivered);
+    gauge(o, "rankcast_bus_up", "1 when the bus is usable.", m->bus_up);
+    gauge(o, "rankcast_bus_queued_messages", "Messages published but not yet durable on the bus.",
+          m->bus_queued);
+    counter(o, "rankcast_bus_published_total", "Messages published to the bus.", m->bus_published);
+    counter(o, "rankcast_bus_delivered_total", "Messages the bus confirmed durable.",
+            m->bus_delivered);
+    counter(o, "rankcast_bus_delivery_errors_total", "Messages the bus failed to store.",
+            m->bus_delivery_errors);
+    counter(o, "rankcast_bus_consumed_total", "Messages received from the bus.", m->bus_consumed);
+    render_hist(o, "rankcast_bus_remote_event_lag_seconds",
+                "From another node accepting an event to applying it here (wall clocks).",
+                &m->bus_remote_lag);
+    render_hist(o, "rankcast_loop_lag_seconds",
+                "How late a 20 ms timer fired: how long the event loop was busy elsewhere.",
+                &m->loop_lag);
+    counter(o, "rankcast_heap_trims_total",
+            "Times freed heap pages were given back to the system (--heap-trim-s).", m->heap_trims);
+    header(o, "rankcast_heap_trim_seconds_total", "counter",
+           "Event-loop time those heap trims took.");
+    rc_wbuf_printf(o, "rankcast_heap_trim_seconds_total %.6f\n", (double)m->heap_trim_us / 1e6);
+}

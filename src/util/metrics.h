@@ -1,0 +1,91 @@
+/* Process metrics: counters, gauges and latency histograms, rendered in the Prometheus text
+ * format for /metrics. A process is one node and runs one loop thread, so the registry is a
+ * single global written without atomics; only the loop thread touches it. */
+#ifndef RC_METRICS_H
+#define RC_METRICS_H
+
+#include "util/wbuf.h"
+
+#include <stdint.h>
+
+/* Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf). */
+#define RC_HIST_BUCKETS 22
+
+typedef struct rc_hist {
+    uint64_t counts[RC_HIST_BUCKETS + 1];
+    uint64_t count;
+    uint64_t sum_us;
+} rc_hist_t;
+
+#define RC_METRICS_KINDS        16
+#define RC_METRICS_MAX_CODE     600 /* protocol codes 4000..4599 */
+#define RC_METRICS_AUTH_REASONS 16  /* rc_jwt_reason_t values */
+
+/* Why a connection was refused before it became a WebSocket (docs/metrics.md). */
+typedef enum {
+    RC_REFUSED_PER_IP = 0, /* 429: --max-conns-per-ip */
+    RC_REFUSED_ORIGIN,     /* 403: Origin not in --allowed-origins */
+    RC_REFUSED_TOKEN,      /* 401: Authorization header token refused */
+    RC_REFUSED_PATH,       /* 404: upgrade on another path than /ws */
+    RC_REFUSED_DRAINING,   /* 503: the node is draining */
+    RC_REFUSED_REASONS
+} rc_refused_reason_t;
+
+typedef struct rc_metrics {
+    int64_t connections;        /* gauge: open WebSocket connections */
+    uint64_t connections_total; /* accepted since start */
+    int64_t sessions;           /* gauge: user sessions in memory */
+    uint64_t events_received[RC_METRICS_KINDS];
+    uint64_t events_duplicate;
+    uint64_t pushes_sent;    /* recs messages written to sockets */
+    uint64_t pushes_skipped; /* recs replaced before they could be written (coalesced) */
+    uint64_t messages_sent;
+    uint64_t messages_received;
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t errors[RC_METRICS_MAX_CODE];
+    uint64_t http_requests;
+    uint64_t auth_verified;                         /* client tokens accepted */
+    uint64_t auth_refused[RC_METRICS_AUTH_REASONS]; /* by rc_jwt_reason_t */
+    uint64_t handshakes_refused[RC_REFUSED_REASONS];
+    uint64_t pings_sent;
+    uint64_t tls_reloads, tls_reload_failures;
+    int64_t catalog_items;
+    uint64_t rerank_total;
+    /* profile store */
+    int64_t profile_store_up;         /* gauge: 1 when the store is usable */
+    int64_t profile_buffered_bytes;   /* gauge: updates held, not yet confirmed */
+    uint64_t profile_updates_written; /* deltas the store confirmed */
+    uint64_t profile_updates_dropped; /* deltas refused: buffer full, or store error */
+    uint64_t profile_commands;        /* commands sent to the store (retries included) */
+    uint64_t profile_loads;           /* profiles read */
+    uint64_t profile_load_errors;
+    uint64_t profile_reconnects;
+    rc_hist_t event_to_push;  /* event received -> its recs written to the socket */
+    rc_hist_t rank;           /* one re-rank of one surface */
+    rc_hist_t loop_lag;       /* how late a 20 ms timer fires: time the loop was busy */
+    rc_hist_t bus_remote_lag; /* another node accepted an event -> applied here (wall clocks) */
+    uint64_t app_pushes_delivered; /* application pushes queued to connections */
+    int64_t bus_up;                /* gauge */
+    int64_t bus_queued;            /* gauge: published, not yet durable */
+    uint64_t bus_published, bus_delivered, bus_delivery_errors, bus_consumed;
+    uint64_t heap_trims;   /* malloc_trim() calls (node.c) */
+    uint64_t heap_trim_us; /* the loop time they took */
+} rc_metrics_t;
+
+extern rc_metrics_t rc_metrics;
+
+/** Adds one observation in microseconds. */
+void rc_hist_observe(rc_hist_t *h, uint64_t us);
+
+/** The upper bound of latency bucket `i` (0 <= i < RC_HIST_BUCKETS) in microseconds. */
+uint64_t rc_hist_bound_us(int i);
+
+/** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
+void rc_metrics_error(int code);
+
+/** Appends the whole registry in Prometheus text format (version 0.0.4) to `out`.
+ * `node_id` labels the build-info line. */
+void rc_metrics_render(rc_wbuf_t *out, const char *node_id);
+
+#endif
