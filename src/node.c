@@ -50,8 +50,6 @@ struct rc_node {
     rc_bus_t *bus;
     rc_sessions_t *sessions;
     rc_ops_t *ops;
-    rc_bus_deliver_fn sessions_deliver; /* the bus's consumer before the node's routing */
-    void *sessions_ctx;
     rc_gateway_t *gateway;
     rc_gateway_hooks_t hooks;
     uv_timer_t tick, drain_timer, lag_timer, flush_timer;
@@ -130,19 +128,53 @@ static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
 
 static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m);
 
-/* Node summaries go to the ops feed, catalog changes to the catalog, experiments to the
- * experiment; everything else to the sessions, as they asked. */
+static bool from_this_node(const rc_node_t *n, const rc_bus_msg_t *m)
+{
+    return m->origin_node.n == strlen(n->node_id) &&
+           memcmp(m->origin_node.p, n->node_id, m->origin_node.n) == 0;
+}
+
+/* The bus's messages, routed by kind: events and erasures of other nodes, and pushes of any
+ * node, to the sessions; node summaries to the ops feed; catalog changes to the catalog;
+ * settings (experiment, rules) here. The bus may deliver before the sessions exist or after
+ * they are gone (start-up, shutdown): what is for them is then dropped, as no session could
+ * take it. */
 static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
 {
     rc_node_t *n = ctx;
-    if (m->kind == RC_BUS_OPS)
-        rc_ops_peer_message(n->ops, m);
-    else if (m->kind == RC_BUS_CATALOG)
+    switch (m->kind) {
+    case RC_BUS_EVENT:
+        if (n->sessions != NULL && !from_this_node(n, m))
+            rc_sessions_remote_event(n->sessions, m);
+        break;
+    case RC_BUS_ERASE:
+        if (n->sessions != NULL && !from_this_node(n, m))
+            rc_sessions_remote_erase(n->sessions, m);
+        break;
+    case RC_BUS_PUSH:
+        if (n->sessions != NULL)
+            rc_sessions_deliver_push(n->sessions, m);
+        break;
+    case RC_BUS_OPS:
+        if (n->ops != NULL)
+            rc_ops_peer_message(n->ops, m);
+        break;
+    case RC_BUS_CATALOG:
         n->catalog_changed |= rc_catalog_api_apply(&n->engine, m) == 0;
-    else if (m->kind == RC_BUS_SETTING)
+        break;
+    case RC_BUS_SETTING:
         node_setting_message(n, m);
-    else
-        n->sessions_deliver(n->sessions_ctx, m);
+        break;
+    }
+}
+
+/* The profile store's answers go to the sessions, which asked. */
+static void node_profile_loaded(void *ctx, const char *user, size_t user_len, int status,
+                                const void *data, size_t len)
+{
+    rc_node_t *n = ctx;
+    if (n->sessions != NULL)
+        rc_sessions_profile_loaded(n->sessions, user, user_len, status, data, len);
 }
 
 /* glibc gives freed memory back on its own only from the top of the heap. Connections leave
@@ -480,15 +512,16 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
     if (n->cfg->redis[0] != '\0')
-        n->profiles = rc_profile_redis_new(&n->loop, n->cfg, n->node_id, err, errlen);
+        n->profiles =
+            rc_profile_redis_new(&n->loop, n->cfg, n->node_id, node_profile_loaded, n, err, errlen);
     else
-        n->profiles = rc_profile_memory_new(&n->defer);
+        n->profiles = rc_profile_memory_new(&n->defer, node_profile_loaded, n);
     if (n->profiles == NULL)
         return RC_EINVAL;
     if (n->cfg->kafka[0] != '\0') {
-        n->bus = rc_bus_kafka_new(&n->loop, n->cfg, n->node_id, err, errlen);
+        n->bus = rc_bus_kafka_new(&n->loop, n->cfg, n->node_id, node_bus_deliver, n, err, errlen);
     } else {
-        n->bus = rc_bus_local_new(&n->defer);
+        n->bus = rc_bus_local_new(&n->defer, node_bus_deliver, n);
         rc_metrics.bus_up = 1;
         if (n->bus == NULL)
             snprintf(err, errlen, "out of memory");
@@ -579,10 +612,6 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    n->sessions_deliver = n->bus->deliver;
-    n->sessions_ctx = n->bus->ctx;
-    n->bus->deliver = node_bus_deliver;
-    n->bus->ctx = n;
     n->hooks = (rc_gateway_hooks_t){.ctx = n,
                                     .ready = node_ready,
                                     .metrics = node_metrics,
@@ -639,11 +668,9 @@ void rc_node_free(rc_node_t *n)
         uv_run(&n->loop, UV_RUN_DEFAULT);
     rc_gateway_free(n->gateway);
     rc_ops_free(n->ops);
-    if (n->bus != NULL && n->bus->ctx == n) {
-        n->bus->deliver = n->sessions_deliver; /* rc_sessions_free() detaches its own */
-        n->bus->ctx = n->sessions_ctx;
-    }
+    n->ops = NULL;
     rc_sessions_free(n->sessions);
+    n->sessions = NULL;
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);
     rc_jwt_verifier_free(n->jwt);

@@ -81,7 +81,7 @@ typedef struct rc_bus_ops {
 
 struct rc_bus {
     const rc_bus_ops_t *ops;
-    rc_bus_deliver_fn deliver; /* set by the owner */
+    rc_bus_deliver_fn deliver; /* given at creation; NULL: messages are dropped */
     void *ctx;
 };
 
@@ -112,15 +112,17 @@ void rc_bus_close(rc_bus_t *b);
 void rc_bus_free(rc_bus_t *b);
 
 /** The in-process bus: events are durable as soon as accepted and reach no other node;
- * pushes come back to this node. `defer` is borrowed and must outlive the bus. */
+ * pushes come back to this node, through `deliver(ctx, ...)` (never inside a call to the
+ * bus). `defer` is borrowed and must outlive the bus. */
 struct rc_defer;
-rc_bus_t *rc_bus_local_new(struct rc_defer *defer);
+rc_bus_t *rc_bus_local_new(struct rc_defer *defer, rc_bus_deliver_fn deliver, void *ctx);
 
 /** The Kafka bus (bus_kafka.c). Creates the topics, starts producer and consumer on
- * `loop`. `cfg` and `node_id` are borrowed. NULL with a message in `err`. */
+ * `loop`; what the consumer reads goes to `deliver(ctx, ...)`. `cfg` and `node_id` are
+ * borrowed. NULL with a message in `err`. */
 struct rc_config;
 rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const struct rc_config *cfg, const char *node_id,
-                           char *err, size_t errlen);
+                           rc_bus_deliver_fn deliver, void *ctx, char *err, size_t errlen);
 
 /* The wire form of a message between nodes (MessagePack; see docs/cluster.md). */
 

@@ -561,8 +561,8 @@ static int watch_queue(kafka_bus_t *b, rd_kafka_queue_t *q, int fds[2], uv_poll_
     return 0;
 }
 
-rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_id, char *err,
-                           size_t errlen)
+rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_id,
+                           rc_bus_deliver_fn deliver, void *ctx, char *err, size_t errlen)
 {
     kafka_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL || !msgpack_zone_init(&b->zone, 4096)) {
@@ -571,6 +571,8 @@ rc_bus_t *rc_bus_kafka_new(uv_loop_t *loop, const rc_config_t *cfg, const char *
         return NULL;
     }
     b->base.ops = &kafka_ops;
+    b->base.deliver = deliver;
+    b->base.ctx = ctx;
     b->loop = loop;
     b->cfg = cfg;
     b->pfd[0] = b->pfd[1] = b->cfd[0] = b->cfd[1] = -1;

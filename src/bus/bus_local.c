@@ -137,12 +137,14 @@ static const rc_bus_ops_t local_ops = {.name = "local",
                                        .settle = local_settle,
                                        .destroy = local_destroy};
 
-rc_bus_t *rc_bus_local_new(struct rc_defer *defer)
+rc_bus_t *rc_bus_local_new(struct rc_defer *defer, rc_bus_deliver_fn deliver, void *ctx)
 {
     local_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
     b->base.ops = &local_ops;
+    b->base.deliver = deliver;
+    b->base.ctx = ctx;
     b->defer = defer;
     rc_wbuf_init(&b->pushes, 0);
     rc_wbuf_init(&b->delivering, 0);

@@ -80,6 +80,7 @@ void rc_frame_unref(rc_frame_t *f)
 int rc_outbox_init(rc_outbox_t *o, uint32_t n_slots)
 {
     memset(o, 0, sizeof(*o));
+    rc_wbuf_init(&o->acks, 0);
     return rc_outbox_grow_slots(o, n_slots);
 }
 
@@ -107,6 +108,7 @@ void rc_outbox_free(rc_outbox_t *o)
         rc_frame_unref(o->slots[i]);
     free(o->fifo);
     free(o->slots);
+    rc_wbuf_free(&o->acks);
     memset(o, 0, sizeof(*o));
 }
 
@@ -170,9 +172,43 @@ rc_frame_t *rc_outbox_take(rc_outbox_t *o)
     return NULL;
 }
 
+int rc_outbox_add_ack(rc_outbox_t *o, const char *id, size_t len)
+{
+    uint8_t n = (uint8_t)len;
+    rc_wbuf_put(&o->acks, &n, 1);
+    rc_wbuf_put(&o->acks, id, n);
+    if (rc_wbuf_ok(&o->acks) != 0)
+        return RC_ENOMEM;
+    o->n_acks++;
+    return 0;
+}
+
+uint32_t rc_outbox_peek_acks(const rc_outbox_t *o, rc_str_t *ids, uint32_t max)
+{
+    const char *buf = rc_wbuf_data(&o->acks);
+    uint32_t n = 0;
+    for (size_t off = 0; off < o->acks.len && n < max; n++) {
+        uint8_t len = (uint8_t)buf[off];
+        ids[n] = (rc_str_t){buf + off + 1, len};
+        off += 1u + len;
+    }
+    return n;
+}
+
+void rc_outbox_drop_acks(rc_outbox_t *o, uint32_t n)
+{
+    const char *buf = rc_wbuf_data(&o->acks);
+    size_t off = 0;
+    for (uint32_t i = 0; i < n && off < o->acks.len; i++)
+        off += 1u + (uint8_t)buf[off];
+    memmove(o->acks.base + o->acks.headroom, buf + off, o->acks.len - off);
+    o->acks.len -= off;
+    o->n_acks -= n < o->n_acks ? n : o->n_acks;
+}
+
 bool rc_outbox_empty(const rc_outbox_t *o)
 {
-    if (o->len > 0)
+    if (o->len > 0 || o->n_acks > 0)
         return false;
     for (uint32_t i = 0; i < o->n_slots; i++)
         if (o->slots[i] != NULL)

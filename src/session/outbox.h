@@ -2,9 +2,15 @@
  * reference count, among every connection that sends it (all tabs of one user). The
  * outbox keeps one FIFO for messages that must all arrive (welcome, ack, error, push) and
  * one slot per subscription for lists, where a newer list replaces an unsent older one:
- * a slow reader gets the newest list, never a backlog of stale ones. */
+ * a slow reader gets the newest list, never a backlog of stale ones. Event ids waiting for
+ * their `ack` are kept here too, as ids rather than frames: all that are pending when the
+ * connection writes leave in one ack, after everything else. So the outbox alone says
+ * whether a connection has anything to write and whether it may close. */
 #ifndef RC_OUTBOX_H
 #define RC_OUTBOX_H
+
+#include "proto/proto.h"
+#include "util/wbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,6 +57,8 @@ typedef struct rc_outbox {
     rc_frame_t **slots; /* one per subscription index; NULL when nothing is pending */
     uint32_t n_slots;
     uint32_t next_slot; /* round-robin start, so no surface starves the others */
+    uint32_t n_acks;
+    rc_wbuf_t acks; /* ids awaiting their ack: a length byte, then the id */
 } rc_outbox_t;
 
 /** Prepares an outbox with `n_slots` list slots (0 is fine: see rc_outbox_grow_slots()).
@@ -76,9 +84,21 @@ bool rc_outbox_set_slot(rc_outbox_t *o, uint32_t slot, rc_frame_t *f);
 void rc_outbox_clear_slot(rc_outbox_t *o, uint32_t slot);
 
 /** Takes the next frame to write: FIFO first, then list slots round-robin. The caller owns
- * the returned reference. NULL when empty. */
+ * the returned reference. NULL when no frame is pending (acks may be: rc_outbox_peek_acks). */
 rc_frame_t *rc_outbox_take(rc_outbox_t *o);
 
+/** Queues the id of an event to acknowledge (`len` <= 255 bytes; copied). Returns 0 or
+ * RC_ENOMEM. */
+int rc_outbox_add_ack(rc_outbox_t *o, const char *id, size_t len);
+
+/** Points `ids` at up to `max` pending ack ids, oldest first; they are borrowed from the
+ * outbox until rc_outbox_drop_acks() or the next rc_outbox_add_ack(). Returns how many. */
+uint32_t rc_outbox_peek_acks(const rc_outbox_t *o, rc_str_t *ids, uint32_t max);
+
+/** Forgets the `n` oldest pending ack ids (those just encoded). */
+void rc_outbox_drop_acks(rc_outbox_t *o, uint32_t n);
+
+/** Whether nothing at all is pending: no frame and no ack. */
 bool rc_outbox_empty(const rc_outbox_t *o);
 
 #endif

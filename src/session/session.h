@@ -2,7 +2,11 @@
  * lists (views) each subscription asks for; and each connection's side of the protocol
  * (decode, validate, apply, answer). Independent of the transport: the gateway feeds
  * messages in, takes frames out when the socket is writable, and is asked through
- * rc_transport_ops_t to wake or kill a connection. */
+ * rc_transport_ops_t to wake or kill a connection. The module calls the engine, the profile
+ * store and the bus through their headers and is called back by none of them: the node
+ * routes the store's answers (rc_sessions_profile_loaded) and the bus's messages
+ * (rc_sessions_remote_event, _remote_erase, _deliver_push) here. Its files and what each
+ * does: session_int.h. */
 #ifndef RC_SESSION_H
 #define RC_SESSION_H
 
@@ -31,7 +35,8 @@ typedef struct rc_transport_ops {
 } rc_transport_ops_t;
 
 /** Creates the registry. Everything passed is borrowed and must outlive it. Returns NULL
- * when out of memory. Caller frees with rc_sessions_free(). */
+ * when out of memory. Caller frees with rc_sessions_free(). The caller routes the profile
+ * store's answers and the bus's messages to the functions below. */
 rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
                                rc_profile_store_t *profiles, rc_bus_t *bus,
                                const rc_transport_ops_t *transport_ops);
@@ -128,6 +133,24 @@ uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
  * the experiment (engine->experiment), and every live list is ranked again with it and
  * pushed if it changed. Returns how many lists were pushed. */
 uint32_t rc_sessions_settings_changed(rc_sessions_t *s);
+
+/** A profile the store loaded (rc_profile_load() was called by a new session): merged into
+ * the user's session, if it is still here and may keep it, whose lists are then ranked
+ * again. `status` and the data are the store's answer (profile.h). */
+void rc_sessions_profile_loaded(rc_sessions_t *s, const char *user, size_t user_len, int status,
+                                const void *data, size_t len);
+
+/** An event another node accepted (RC_BUS_EVENT from another origin): applied to the user's
+ * session here, if any, whose lists are then pushed again; learned by the models either way. */
+void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m);
+
+/** An erasure taken by another node (RC_BUS_ERASE from another origin): the user's session
+ * state here is forgotten, if this node holds it. */
+void rc_sessions_remote_erase(rc_sessions_t *s, const rc_bus_msg_t *m);
+
+/** An application push (RC_BUS_PUSH from any node, this one too): delivered to the user's,
+ * or the segment's, connections on this node. */
+void rc_sessions_deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m);
 
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);

@@ -51,7 +51,7 @@ typedef struct rc_profile_ops {
 
 struct rc_profile_store {
     const rc_profile_ops_t *ops;
-    rc_profile_loaded_fn on_loaded; /* set by the owner before the first load */
+    rc_profile_loaded_fn on_loaded; /* given at creation */
     void *ctx;
 };
 
@@ -88,12 +88,15 @@ void rc_profile_store_free(rc_profile_store_t *s);
  * backoff; `cfg` and `node_id` are borrowed. NULL with a message in `err` for a bad URL. */
 struct rc_config;
 rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const struct rc_config *cfg,
-                                         const char *node_id, char *err, size_t errlen);
+                                         const char *node_id, rc_profile_loaded_fn on_loaded,
+                                         void *ctx, char *err, size_t errlen);
 
 /** The in-memory store (the embedded default). Deferred answers run on `defer`'s loop
- * turns; `defer` is borrowed and must outlive the store. NULL when out of memory. */
+ * turns; `defer` is borrowed and must outlive the store. NULL when out of memory. Both
+ * stores answer loads through `on_loaded(ctx, ...)`. */
 struct rc_defer;
-rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer);
+rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
+                                          void *ctx);
 
 /* What one session changed since its last write (376 bytes); a session holds one while it
  * has changes to write. */

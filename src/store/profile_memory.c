@@ -201,7 +201,8 @@ static void mem_destroy(rc_profile_store_t *s)
 static const rc_profile_ops_t memory_ops = {
     "memory", mem_load, mem_update, mem_erase, mem_ready, mem_pending, NULL, mem_destroy, false};
 
-rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer)
+rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
+                                          void *ctx)
 {
     memory_store_t *m = calloc(1, sizeof(*m));
     if (m == NULL || !msgpack_zone_init(&m->zone, RC_PROFILE_ZONE)) {
@@ -209,6 +210,8 @@ rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer)
         return NULL;
     }
     m->base.ops = &memory_ops;
+    m->base.on_loaded = on_loaded;
+    m->base.ctx = ctx;
     m->defer = defer;
     rc_strmap_init(&m->index);
     rc_wbuf_init(&m->merged, 0);

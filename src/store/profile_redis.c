@@ -756,7 +756,8 @@ static const rc_profile_ops_t redis_ops = {"redis",     redis_load,    redis_upd
                                            redis_close, redis_destroy, true};
 
 rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg,
-                                         const char *node_id, char *err, size_t errlen)
+                                         const char *node_id, rc_profile_loaded_fn on_loaded,
+                                         void *ctx, char *err, size_t errlen)
 {
     redis_store_t *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -768,6 +769,8 @@ rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg
         return NULL;
     }
     r->base.ops = &redis_ops;
+    r->base.on_loaded = on_loaded;
+    r->base.ctx = ctx;
     r->loop = loop;
     r->cfg = cfg;
     snprintf(r->node_id, sizeof(r->node_id), "%s", node_id);

@@ -91,7 +91,34 @@ typedef struct world {
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
+    /* Set while a test reads a stored profile itself: the store's answer goes there. */
+    void (*capture)(void *ctx, const char *user, size_t user_len, int status, const void *data,
+                    size_t len);
+    void *capture_ctx;
 } world_t;
+
+/* The tests' node: routes the bus's messages and the store's answers to the sessions. */
+static void world_bus_deliver(void *ctx, const rc_bus_msg_t *m)
+{
+    world_t *w = ctx;
+    bool own = m->origin_node.n == 2 && memcmp(m->origin_node.p, "t1", 2) == 0;
+    if (m->kind == RC_BUS_EVENT && !own)
+        rc_sessions_remote_event(w->sessions, m);
+    else if (m->kind == RC_BUS_ERASE && !own)
+        rc_sessions_remote_erase(w->sessions, m);
+    else if (m->kind == RC_BUS_PUSH)
+        rc_sessions_deliver_push(w->sessions, m);
+}
+
+static void world_profile_loaded(void *ctx, const char *user, size_t user_len, int status,
+                                 const void *data, size_t len)
+{
+    world_t *w = ctx;
+    if (w->capture != NULL)
+        w->capture(w->capture_ctx, user, user_len, status, data, len);
+    else
+        rc_sessions_profile_loaded(w->sessions, user, user_len, status, data, len);
+}
 
 static const char *const categories[] = {"mugs", "lamps", "toys"};
 
@@ -122,8 +149,8 @@ static int world_make(void **state, const char *const *settings)
                          0);
     }
     assert_int_equal(rc_engine_refresh(&w->engine), 0);
-    w->profiles = rc_profile_memory_new(&w->defer);
-    w->bus = rc_bus_local_new(&w->defer);
+    w->profiles = rc_profile_memory_new(&w->defer, world_profile_loaded, w);
+    w->bus = rc_bus_local_new(&w->defer, world_bus_deliver, w);
     w->sessions = rc_sessions_new(&w->cfg, "t1", &w->engine, w->profiles, w->bus, &fake_ops);
     assert_non_null(w->sessions);
     memset(&rc_metrics, 0, sizeof(rc_metrics));
@@ -378,16 +405,12 @@ static void keep_loaded(void *ctx, const char *user, size_t user_len, int status
 /* The user's stored profile, read from the store as a new session would, into *u. */
 static void stored_profile(world_t *w, const char *user, rc_user_state_t *u)
 {
-    rc_profile_store_t *p = w->profiles;
-    rc_profile_loaded_fn fn = p->on_loaded;
-    void *ctx = p->ctx;
     loaded_t l = {.status = 1};
-    p->on_loaded = keep_loaded;
-    p->ctx = &l;
-    assert_int_equal(rc_profile_load(p, user, strlen(user)), 0);
+    w->capture = keep_loaded;
+    w->capture_ctx = &l;
+    assert_int_equal(rc_profile_load(w->profiles, user, strlen(user)), 0);
     pump(w);
-    p->on_loaded = fn;
-    p->ctx = ctx;
+    w->capture = NULL;
     assert_int_equal(l.status, 0);
     rc_user_state_init(u, RC_DEV_DESKTOP, 0);
     assert_int_equal(rc_profile_merge(&w->engine.catalog, u, l.doc, l.len), 0);

@@ -1,0 +1,220 @@
+/* An event from a client: rate-limited by the connection, de-duplicated by id in the user's
+ * window, published on the bus (its ack waits for the bus to say it is durable), counted for
+ * the experiment, learned by the engine and noted for the profile. */
+#include "session/session_int.h"
+#include "engine/experiments.h"
+#include "net/ops.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+uint64_t rc_event_key(rc_str_t id)
+{
+    uint64_t h = XXH3_64bits(id.p, id.n);
+    return h ? h : 1;
+}
+
+bool rc_session_seen_event(const rc_session_t *ses, uint64_t key)
+{
+    for (uint32_t i = 0; i < ses->n_seen; i++)
+        if (ses->seen_ids[i] == key)
+            return true;
+    return false;
+}
+
+int rc_session_remember_event(rc_session_t *ses, uint64_t key)
+{
+    if (ses->n_seen == ses->cap_seen && ses->cap_seen < DEDUPE_MAX) {
+        uint32_t cap = ses->cap_seen ? ses->cap_seen * 2 : 16;
+        uint64_t *p = realloc(ses->seen_ids, cap * sizeof(*p));
+        if (p == NULL)
+            return RC_ENOMEM;
+        ses->seen_ids = p;
+        ses->cap_seen = cap;
+    }
+    if (ses->n_seen < ses->cap_seen) {
+        ses->seen_ids[ses->n_seen++] = key;
+    } else {
+        ses->seen_ids[ses->seen_head] = key; /* full: overwrite the oldest */
+        ses->seen_head = (ses->seen_head + 1) % ses->cap_seen;
+    }
+    return 0;
+}
+
+void rc_session_forget_event(rc_session_t *ses, uint64_t key)
+{
+    for (uint32_t i = 0; i < ses->n_seen; i++)
+        if (ses->seen_ids[i] == key)
+            ses->seen_ids[i] = 0;
+}
+
+static void on_published(void *arg, int status)
+{
+    ticket_t *t = arg;
+    rc_conn_t *c = t->conn;
+    rc_sessions_t *s = c->reg;
+    if (status == 0) {
+        /* A closing connection (drain, fatal error) still gets its acks before the close:
+         * the client then need not resend what is already durable. */
+        if (c->state == CONN_READY || c->state == CONN_CLOSING)
+            rc_conn_add_ack(c, t->id, t->id_len);
+    } else {
+        if (c->state != CONN_GONE && c->session != NULL)
+            rc_session_forget_event(c->session, rc_event_key((rc_str_t){t->id, t->id_len}));
+        rc_conn_error(c, RC_PERR_UNAVAILABLE, "the event could not be stored; retry",
+                      (rc_str_t){t->id, t->id_len}, false);
+    }
+    t->next_free = s->free_tickets;
+    s->free_tickets = t;
+    rc_conn_unref(c);
+}
+
+static ticket_t *ticket_get(rc_sessions_t *s)
+{
+    ticket_t *t = s->free_tickets;
+    if (t != NULL) {
+        s->free_tickets = t->next_free;
+        return t;
+    }
+    return malloc(sizeof(ticket_t));
+}
+
+/* The connection's event bucket: events_per_sec, bursts up to events_burst. */
+static bool take_token(rc_conn_t *c, uint64_t now_us)
+{
+    const rc_config_t *cfg = c->reg->cfg;
+    c->tokens += (double)(now_us - c->tokens_at_us) / 1e6 * (double)cfg->events_per_sec;
+    if (c->tokens > (double)cfg->events_burst)
+        c->tokens = (double)cfg->events_burst;
+    c->tokens_at_us = now_us;
+    if (c->tokens < 1.0)
+        return false;
+    c->tokens -= 1.0;
+    return true;
+}
+
+/* Other nodes learn co-visitation from an event only with the items the user acted on
+ * before it, and trending per context only with the user's context, which only this node
+ * knows when it alone holds the session. */
+static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_bus_msg_t *m)
+{
+    rc_user_state_t empty;
+    const rc_user_state_t *u = rc_session_state_read(ses, &empty);
+    const rc_catalog_t *c = &s->engine->catalog;
+    m->device = u->device;
+    m->tz_offset_min = u->tz_offset_min;
+    if (u->locale >= 0) {
+        const char *tag = s->engine->trending.locales[u->locale];
+        m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
+    }
+    for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
+        const rc_recent_t *r = rc_user_recent(u, d);
+        if (r->item >= c->n)
+            continue;
+        const char *id = rc_item_id(c, r->item);
+        m->recent[m->n_recent] = (rc_str_t){id, (uint32_t)strlen(id)};
+        m->recent_w[m->n_recent++] = r->w;
+    }
+}
+
+/* An impression of a surface, or a click (click, cart, purchase) naming the surface whose
+ * current list holds the item, counts for the user's experiment variant. */
+static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
+                                 const rc_proto_event_t *ev, int64_t item)
+{
+    if (s->engine->experiment == NULL || ev->surface.n == 0)
+        return;
+    if (ev->kind == RC_EV_IMPRESSION) {
+        rc_experiment_count(s->engine->experiment, ses->variant, false);
+        return;
+    }
+    if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
+        item < 0)
+        return;
+    for (uint32_t i = 0; i < ses->n_views; i++) {
+        const rc_view_t *v = ses->views[i];
+        if (strlen(v->surface) != ev->surface.n ||
+            memcmp(v->surface, ev->surface.p, ev->surface.n) != 0)
+            continue;
+        for (uint32_t k = 0; k < v->n; k++) {
+            if (v->ranked[k].item == (uint32_t)item) {
+                rc_experiment_count(s->engine->experiment, ses->variant, true);
+                return;
+            }
+        }
+    }
+}
+
+bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us)
+{
+    rc_sessions_t *s = c->reg;
+    rc_session_t *ses = c->session;
+
+    if (!take_token(c, t0_us)) {
+        rc_conn_error(c, RC_PERR_RATE_LIMITED, "event rate limit exceeded; retry later", ev->id,
+                      false);
+        return false;
+    }
+    uint64_t key = rc_event_key(ev->id);
+    if (rc_session_seen_event(ses, key)) {
+        rc_metrics.events_duplicate++;
+        rc_conn_add_ack(c, ev->id.p, ev->id.n);
+        return false;
+    }
+    int64_t item = -1;
+    if (ev->item.n > 0) {
+        item = rc_catalog_resolve(&s->engine->catalog, ev->item.p, ev->item.n);
+        if (item < 0) {
+            rc_conn_error(c, RC_PERR_UNKNOWN_ITEM, "item is not in the catalog", ev->id, false);
+            return false;
+        }
+        rc_metrics.catalog_items = s->engine->catalog.n;
+    }
+    ticket_t *t = ticket_get(s);
+    if (t == NULL || rc_session_remember_event(ses, key) != 0) {
+        free(t);
+        rc_conn_error(c, RC_PERR_INTERNAL, "out of memory", ev->id, false);
+        return false;
+    }
+    *t = (ticket_t){.conn = c, .session = ses, .id_len = (uint8_t)ev->id.n};
+    memcpy(t->id, ev->id.p, ev->id.n);
+    rc_bus_msg_t be = {
+        .kind = RC_BUS_EVENT,
+        .user = {ses->pseudo, PSEUDO_LEN},
+        .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
+        .ev = *ev,
+        .received_ms = rc_wall_ms(),
+    };
+    if (rc_bus_shared(s->bus))
+        attach_context(s, ses, &be);
+    c->refs++;
+    int rc = rc_bus_publish(s->bus, &be, on_published, t);
+    if (rc != 0) {
+        c->refs--;
+        t->next_free = s->free_tickets;
+        s->free_tickets = t;
+        rc_session_forget_event(ses, key);
+        rc_conn_error(c, RC_PERR_UNAVAILABLE, "the event could not be stored; retry", ev->id,
+                      false);
+        return false;
+    }
+    rc_metrics.events_received[ev->kind]++;
+    count_for_experiment(s, ses, ev, item);
+    /* The dashboard sees the bus pseudonym, never the raw id. */
+    rc_ops_record_event((rc_str_t){ses->pseudo, PSEUDO_LEN}, ev->kind, ev->item, ev->surface);
+    float w = rc_event_weight(ev->kind, ev->has_value, ev->value);
+    rc_user_state_t *u = rc_session_state_write(ses);
+    if (u == NULL) { /* published, so still learned by the models; not by this session */
+        RC_WARN("session", "event not applied: out of memory", "session=%s", ses->id);
+        return false;
+    }
+    bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, be.received_ms);
+    if (ses->consent && ev->kind != RC_EV_IMPRESSION)
+        rc_session_note_profile_change(s, ses, ev->kind, item, w);
+    return changed;
+}

@@ -1,0 +1,277 @@
+/* The registry: users to sessions (and pseudonyms to sessions, for what the bus brings),
+ * the user's state a session keeps for ranking and learning, the registry's lifecycle, and
+ * its periodic work. */
+#include "session/session_int.h"
+#include "engine/experiments.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+rc_enc_t *rc_sessions_enc_begin(rc_sessions_t *s, rc_format_t fmt)
+{
+    rc_wbuf_reset(&s->scratch);
+    rc_enc_init(&s->enc, &s->scratch, fmt);
+    return &s->enc;
+}
+
+rc_frame_t *rc_sessions_enc_frame(rc_sessions_t *s, rc_format_t fmt)
+{
+    if (rc_wbuf_ok(&s->scratch) != 0)
+        return NULL;
+    return rc_frame_new(rc_wbuf_data(&s->scratch), s->scratch.len, fmt == RC_FMT_MSGPACK);
+}
+
+/* A state with no history, in the session's context. */
+static void state_from_context(const rc_session_t *ses, rc_user_state_t *u)
+{
+    rc_user_state_init(u, ses->device, ses->tz_offset_min);
+    u->locale = ses->locale;
+}
+
+/* The user's state for ranking: the session's own, or, while it has none, `empty` made
+ * from the context alone. */
+const rc_user_state_t *rc_session_state_read(const rc_session_t *ses, rc_user_state_t *empty)
+{
+    if (ses->state != NULL)
+        return ses->state;
+    state_from_context(ses, empty);
+    return empty;
+}
+
+/* The user's state for learning, made on first need. NULL when out of memory. */
+rc_user_state_t *rc_session_state_write(rc_session_t *ses)
+{
+    if (ses->state == NULL && (ses->state = malloc(sizeof(*ses->state))) != NULL)
+        state_from_context(ses, ses->state);
+    return ses->state;
+}
+
+/* The newest connection's context (a phone joining a desktop session). */
+void rc_session_set_context(rc_session_t *ses, int device, int tz_offset_min, int locale)
+{
+    ses->device = (uint8_t)device;
+    ses->tz_offset_min = (int16_t)tz_offset_min;
+    ses->locale = (int8_t)locale;
+    if (ses->state != NULL) {
+        ses->state->device = ses->device;
+        ses->state->tz_offset_min = ses->tz_offset_min;
+        ses->state->locale = ses->locale;
+    }
+}
+
+void rc_session_free(rc_sessions_t *s, rc_session_t *ses)
+{
+    if (rc_list_linked(&ses->dirty_link))
+        rc_session_save_profile(s, ses);
+    rc_list_unlink(&ses->idle_link);
+    rc_strmap_del(&s->by_user, ses->user, ses->user_len);
+    rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
+    for (uint32_t i = 0; i < ses->n_views; i++)
+        rc_view_free(ses->views[i]);
+    free(ses->views);
+    free(ses->seen_ids);
+    free(ses->state);
+    rc_session_drop_delta(s, ses);
+    free(ses);
+    s->n_sessions--;
+    rc_metrics.sessions = s->n_sessions;
+}
+
+rc_session_t *rc_session_find(rc_sessions_t *s, const char *user, size_t len)
+{
+    uint64_t ptr;
+    return rc_strmap_get(&s->by_user, user, len, &ptr) ? (rc_session_t *)(uintptr_t)ptr : NULL;
+}
+
+rc_session_t *rc_session_find_pseudo(rc_sessions_t *s, rc_str_t pseudo)
+{
+    uint64_t ptr;
+    return rc_strmap_get(&s->by_pseudo, pseudo.p, pseudo.n, &ptr) ? (rc_session_t *)(uintptr_t)ptr
+                                                                  : NULL;
+}
+
+/* A user's id between nodes: a keyed hash (HMAC-SHA256 under --pseudonym-key, the same on
+ * every node), so Kafka's topics and logs never hold a raw user id, and no one without the
+ * key can tell whose events they are. */
+void rc_sessions_pseudonym(const rc_sessions_t *s, const char *user, size_t len,
+                           char out[PSEUDO_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), s->pseudo_key, (int)s->pseudo_key_len, (const unsigned char *)user, len, mac,
+         &mac_len);
+    for (int i = 0; i < PSEUDO_LEN / 2; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[PSEUDO_LEN] = '\0';
+}
+
+rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int tz, bool consent)
+{
+    rc_session_t *ses = calloc(1, sizeof(*ses));
+    if (ses == NULL)
+        return NULL;
+    memcpy(ses->user, user.p, user.n);
+    ses->user_len = user.n;
+    snprintf(ses->id, sizeof(ses->id), "s-%llx", (unsigned long long)++s->next_session_id);
+    ses->device = (uint8_t)device;
+    ses->tz_offset_min = (int16_t)tz;
+    ses->locale = -1;
+    rc_list_init(&ses->conns);
+    rc_list_init(&ses->idle_link);
+    rc_list_init(&ses->dirty_link);
+    /* Versions start at the wall clock in microseconds, so a session rebuilt after an idle
+     * drop continues above every version its lists had before. */
+    ses->version = rc_wall_ms() * 1000;
+    rc_sessions_pseudonym(s, ses->user, ses->user_len, ses->pseudo);
+    if (s->engine->experiment != NULL)
+        ses->variant = rc_experiment_assign(s->engine->experiment, ses->user, ses->user_len);
+    if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
+        free(ses);
+        return NULL;
+    }
+    if (rc_strmap_put(&s->by_pseudo, ses->pseudo, PSEUDO_LEN, (uintptr_t)ses) != 0) {
+        rc_strmap_del(&s->by_user, ses->user, ses->user_len);
+        free(ses);
+        return NULL;
+    }
+    s->n_sessions++;
+    rc_metrics.sessions = s->n_sessions;
+    ses->consent = consent;
+    if (consent) {
+        int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
+        if (rc != 0)
+            RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+    }
+    return ses;
+}
+
+rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
+                               rc_profile_store_t *profiles, rc_bus_t *bus,
+                               const rc_transport_ops_t *tops)
+{
+    rc_sessions_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->cfg = cfg;
+    s->node_id = node_id;
+    s->engine = engine;
+    s->profiles = profiles;
+    s->bus = bus;
+    s->tops = tops;
+    rc_strmap_init(&s->by_user);
+    rc_strmap_init(&s->by_pseudo);
+    /* Without a configured key (one node, in-process bus) a random one does: pseudonyms
+     * then only have to agree within this process. */
+    s->pseudo_key_len = strlen(cfg->pseudonym_key);
+    if (s->pseudo_key_len > sizeof(s->pseudo_key))
+        s->pseudo_key_len = sizeof(s->pseudo_key);
+    memcpy(s->pseudo_key, cfg->pseudonym_key, s->pseudo_key_len);
+    if (s->pseudo_key_len == 0 && getrandom(s->pseudo_key, 32, 0) == 32)
+        s->pseudo_key_len = 32;
+    rc_list_init(&s->all_conns);
+    rc_list_init(&s->awaiting_hello);
+    rc_list_init(&s->idle_sessions);
+    rc_list_init(&s->dirty_sessions);
+    rc_list_init(&s->active);
+    rc_list_init(&s->pinged);
+    rc_wbuf_init(&s->scratch, 0);
+    s->limits =
+        (rc_limits_t){cfg->max_message_bytes, cfg->max_batch,   cfg->max_subscriptions, cfg->max_k,
+                      cfg->events_per_sec,    cfg->events_burst};
+    s->rank_buf = calloc((size_t)cfg->max_k, sizeof(*s->rank_buf));
+    s->recs_buf = calloc((size_t)cfg->max_k, sizeof(*s->recs_buf));
+    s->why_buf = calloc((size_t)cfg->max_k, WHY_LEN);
+    if (s->rank_buf == NULL || s->recs_buf == NULL || s->why_buf == NULL ||
+        rc_proto_decoder_init(&s->decoder, (uint32_t)cfg->max_batch, (uint32_t)cfg->max_k) != 0) {
+        free(s->rank_buf);
+        free(s->recs_buf);
+        free(s->why_buf);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void rc_sessions_free(rc_sessions_t *s)
+{
+    if (s == NULL)
+        return;
+    /* Connections still listed were not closed by the transport; release them here. */
+    while (!rc_list_empty(&s->all_conns))
+        rc_conn_closed(RC_CONTAINER_OF(s->all_conns.next, rc_conn_t, all_link));
+    while (!rc_list_empty(&s->idle_sessions))
+        rc_session_free(s, RC_CONTAINER_OF(s->idle_sessions.next, rc_session_t, idle_link));
+    while (s->free_tickets != NULL) {
+        ticket_t *t = s->free_tickets;
+        s->free_tickets = t->next_free;
+        free(t);
+    }
+    while (s->free_deltas != NULL) {
+        spare_delta_t *d = s->free_deltas;
+        s->free_deltas = d->next_free;
+        free(d);
+    }
+    rc_strmap_free(&s->by_user);
+    rc_strmap_free(&s->by_pseudo);
+    rc_proto_decoder_free(&s->decoder);
+    rc_wbuf_free(&s->scratch);
+    free(s->rank_buf);
+    free(s->recs_buf);
+    free(s->why_buf);
+    free(s);
+}
+
+void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt)
+{
+    s->jwt = jwt;
+}
+
+rc_jwt_reason_t rc_sessions_verify_token(rc_sessions_t *s, const char *token, size_t len,
+                                         rc_jwt_claims_t *out)
+{
+    rc_jwt_reason_t why = s->jwt != NULL
+                              ? rc_jwt_verify(s->jwt, token, len, rc_wall_ms() / 1000, out)
+                              : RC_JWT_BAD_ALG;
+    rc_metrics.auth_refused[why < RC_METRICS_AUTH_REASONS ? why : 0] += why != RC_JWT_OK;
+    rc_metrics.auth_verified += why == RC_JWT_OK;
+    return why;
+}
+
+void rc_sessions_settle(rc_sessions_t *s)
+{
+    rc_bus_settle(s->bus);
+}
+
+void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
+{
+    rc_sessions_check_conns(s, now_us);
+    uint64_t idle_us = (uint64_t)s->cfg->session_idle_s * 1000000;
+    while (!rc_list_empty(&s->idle_sessions)) {
+        rc_session_t *ses = RC_CONTAINER_OF(s->idle_sessions.next, rc_session_t, idle_link);
+        if (now_us - ses->idle_since_us < idle_us)
+            break;
+        rc_session_free(s, ses);
+    }
+    rc_sessions_flush_due(s, now_us, RC_FLUSH_BUDGET_US);
+}
+
+uint32_t rc_sessions_conn_count(const rc_sessions_t *s)
+{
+    return s->n_conns;
+}
+
+uint32_t rc_sessions_count(const rc_sessions_t *s)
+{
+    return s->n_sessions;
+}

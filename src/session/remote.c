@@ -1,0 +1,164 @@
+/* What the bus brings from other nodes (and pushes from any node): events a user's other
+ * sessions accepted, erasures, application pushes to a user or a segment; and publishing
+ * erasures and pushes taken by this node's admin API. The node routes each kind here. */
+#include "session/session_int.h"
+#include "util/clock.h"
+#include "util/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* An event another node accepted. If this node holds the user's session (a second device,
+ * a second tab on another node), it is applied and pushed here too; either way the global
+ * models learn from it. The origin node alone writes it to the profile. */
+void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
+{
+    rc_engine_t *e = s->engine;
+    uint64_t t0 = rc_mono_us();
+    int64_t item = -1;
+    if (m->ev.item.n > 0 &&
+        (item = rc_catalog_resolve(&e->catalog, m->ev.item.p, m->ev.item.n)) < 0)
+        return; /* a closed catalog that does not know it */
+    int64_t now_ms = rc_wall_ms();
+    if (m->received_ms > 0 && now_ms >= m->received_ms)
+        rc_hist_observe(&rc_metrics.bus_remote_lag, (uint64_t)(now_ms - m->received_ms) * 1000);
+    float w = rc_event_weight(m->ev.kind, m->ev.has_value, m->ev.value);
+    rc_session_t *ses = rc_session_find_pseudo(s, m->user);
+    if (ses != NULL) {
+        uint64_t key = rc_event_key(m->ev.id);
+        if (rc_session_seen_event(ses, key))
+            return;
+        rc_session_remember_event(ses, key);
+        rc_user_state_t *u = rc_session_state_write(ses);
+        if (u != NULL && rc_engine_observe(e, u, m->ev.kind, item, w, m->ev.query, now_ms))
+            rc_session_rerank(s, ses, m->ev.id, t0);
+        if (u != NULL)
+            return;
+        /* Out of memory for the session: the models still learn, below. */
+    }
+    /* No session here: learn what the origin's session knew. */
+    rc_user_state_t u;
+    rc_user_state_init(&u, m->device, m->tz_offset_min);
+    u.locale = (int8_t)rc_engine_locale(e, m->locale);
+    for (int i = (int)m->n_recent - 1; i >= 0; i--) {
+        int64_t r = rc_catalog_resolve(&e->catalog, m->recent[i].p, m->recent[i].n);
+        if (r >= 0)
+            rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i]);
+    }
+    rc_engine_observe(e, &u, m->ev.kind, item, w, m->ev.query, now_ms);
+}
+
+static bool segment_matches(const rc_session_t *ses, rc_str_t seg)
+{
+    if (seg.n == 3 && memcmp(seg.p, "all", 3) == 0)
+        return true;
+    if (seg.n > 7 && memcmp(seg.p, "device:", 7) == 0) {
+        const char *dev = rc_device_name(ses->device);
+        return strlen(dev) == seg.n - 7 && memcmp(dev, seg.p + 7, seg.n - 7) == 0;
+    }
+    return false;
+}
+
+static void push_to_session(rc_sessions_t *s, rc_session_t *ses, const rc_bus_msg_t *m,
+                            rc_frame_t **frames)
+{
+    for (rc_link_t *l = ses->conns.next; l != &ses->conns; l = l->next) {
+        rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, session_link);
+        if (c->state != CONN_READY)
+            continue;
+        if (frames[c->fmt] == NULL) {
+            rc_proto_encode_push(rc_sessions_enc_begin(s, c->fmt), m->push_id, m->topic, m->data);
+            frames[c->fmt] = rc_sessions_enc_frame(s, c->fmt);
+            if (frames[c->fmt] == NULL)
+                continue;
+        }
+        /* Pushes queue in the FIFO: past outbox-max-bytes the reader is a slow consumer. */
+        rc_conn_send(c, frames[c->fmt]);
+        rc_metrics.app_pushes_delivered++;
+    }
+}
+
+/* An application push: to every connection of one user, or of every user of a segment,
+ * on this node. Each format is encoded once per push. */
+void rc_sessions_deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m)
+{
+    rc_frame_t *frames[RC_FMT_COUNT] = {NULL};
+    if (m->user.n > 0) {
+        rc_session_t *ses = rc_session_find_pseudo(s, m->user);
+        if (ses != NULL)
+            push_to_session(s, ses, m, frames);
+    } else {
+        for (rc_link_t *l = s->all_conns.next; l != &s->all_conns; l = l->next) {
+            rc_conn_t *c = RC_CONTAINER_OF(l, rc_conn_t, all_link);
+            /* Each session once: through its first connection. */
+            if (c->session != NULL && c->session->conns.next == &c->session_link &&
+                segment_matches(c->session, m->segment))
+                push_to_session(s, c->session, m, frames);
+        }
+    }
+    for (int f = 0; f < RC_FMT_COUNT; f++)
+        rc_frame_unref(frames[f]);
+}
+
+/* Forgets a user on this node: session state, unwritten profile changes, and the stored
+ * profile (the store erases after any update of this node queued before). */
+int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len)
+{
+    rc_session_t *ses = rc_session_find(s, user, len);
+    if (ses != NULL) {
+        /* Live connections keep their subscriptions and get lists computed from nothing. */
+        free(ses->state);
+        ses->state = NULL;
+        rc_session_drop_delta(s, ses);
+        rc_list_unlink(&ses->dirty_link);
+        ses->n_seen = ses->seen_head = 0;
+        rc_session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
+    }
+    return rc_profile_erase(s->profiles, user, len);
+}
+
+void rc_sessions_remote_erase(rc_sessions_t *s, const rc_bus_msg_t *m)
+{
+    /* Only a node holding the user's session can tell who the pseudonym is; the shared
+     * profile store was erased by the node that took the request. */
+    rc_session_t *ses = rc_session_find_pseudo(s, m->user);
+    if (ses != NULL)
+        rc_sessions_erase_local(s, ses->user, ses->user_len);
+}
+
+int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
+{
+    char pseudo[PSEUDO_LEN + 1];
+    int rc = rc_sessions_erase_local(s, user, len);
+    rc_sessions_pseudonym(s, user, len, pseudo);
+    rc_bus_msg_t m = {
+        .kind = RC_BUS_ERASE,
+        .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
+        .user = {pseudo, PSEUDO_LEN},
+    };
+    int brc = rc_bus_publish(s->bus, &m, NULL, NULL);
+    return rc != 0 ? rc : brc;
+}
+
+int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t topic,
+                     const msgpack_object *data, char *id_out, size_t id_len)
+{
+    uint64_t r = 0;
+    char pseudo[PSEUDO_LEN + 1] = "";
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+        r = rc_mono_us();
+    snprintf(id_out, id_len, "p-%016llx", (unsigned long long)r);
+    if (user.n > 0)
+        rc_sessions_pseudonym(s, user.p, user.n, pseudo);
+    rc_bus_msg_t m = {
+        .kind = RC_BUS_PUSH,
+        .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
+        .user = {pseudo, user.n > 0 ? PSEUDO_LEN : 0},
+        .segment = segment,
+        .push_id = {id_out, (uint32_t)strlen(id_out)},
+        .topic = topic,
+        .data = data,
+    };
+    return rc_bus_publish(s->bus, &m, NULL, NULL);
+}

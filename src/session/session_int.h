@@ -1,0 +1,261 @@
+/* What the session module's files share: the registry, sessions, views and connections, and
+ * the functions one file calls in another. Not for use outside src/session/: the public
+ * contract is session.h.
+ *
+ * Ownership: the registry owns sessions; a session owns its views; a connection points at
+ * its session and at one view per subscription (a view counts those references). A
+ * connection is reference-counted: the transport holds one reference until
+ * rc_conn_closed(), and every event still being published holds one, so a bus
+ * completion never touches freed memory when the client has gone.
+ *
+ * The files, one job each: conn.c (a connection's side of the protocol: hello, auth,
+ * subscriptions, rate limits, the error budget, liveness, what to write next), registry.c
+ * (users to sessions, pseudonyms, the registry's lifecycle and tick), views.c (live lists:
+ * ranking, encoding, publishing to subscribers), events.c (an event accepted from a client:
+ * de-duplication, publishing on the bus, learning), writeback.c (profile changes written
+ * behind, and profiles loaded), remote.c (what the bus brings from other nodes: events,
+ * erasures, application pushes). */
+#ifndef RC_SESSION_INT_H
+#define RC_SESSION_INT_H
+
+#include "session/session.h"
+#include "util/list.h"
+#include "util/strmap.h"
+
+#define MAX_VIEWS         64   /* live lists per user session */
+#define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
+#define ERROR_WINDOW_US   10000000
+#define ERRORS_PER_WINDOW 20
+/* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
+ * much as events do, so they have a bucket of their own (PROTOCOL.md section 6). */
+#define CONTROL_PER_SEC 50.0
+#define CONTROL_BURST   100.0
+#define WHY_LEN         96
+#define PSEUDO_LEN      32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
+
+typedef struct rc_view {
+    char surface[RC_SURFACE_MAX + 1];
+    rc_rank_spec_t spec;
+    uint32_t refs;
+    int64_t version;
+    uint64_t list_hash;
+    uint32_t n;
+    rc_ranked_t *ranked; /* spec.k entries */
+    char cause[RC_ID_MAX + 1];
+    uint64_t cause_t0_us;
+    int64_t took_us;
+    rc_frame_t *frame[RC_FMT_COUNT]; /* the current list, encoded on first need */
+} rc_view_t;
+
+typedef struct rc_session {
+    char user[RC_ID_MAX + 1];
+    uint32_t user_len;
+    char pseudo[PSEUDO_LEN + 1]; /* the user's id on the bus (privacy: never the raw id) */
+    char id[32];
+    /* The context every rank needs, and the history (recent items, content vector, ...)
+     * only a user who did something has: NULL until the first event or stored profile, so
+     * an idle session costs about a third of the memory (state_for_read/_write). */
+    uint8_t device;
+    int8_t locale; /* the engine's locale slot, or -1 */
+    int16_t tz_offset_min;
+    rc_user_state_t *state;
+    rc_view_t **views; /* grown on demand up to MAX_VIEWS */
+    uint32_t n_views, cap_views;
+    rc_link_t conns; /* rc_conn_t.session_link */
+    uint32_t n_conns;
+    int64_t version;
+    rc_link_t idle_link;     /* in registry idle list while no connection is open */
+    rc_link_t dirty_link;    /* in registry dirty list while the profile awaits a write */
+    uint64_t dirty_since_us; /* when it joined that list (the list is oldest first) */
+    uint64_t idle_since_us;
+    uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
+    uint32_t n_seen, cap_seen, seen_head;
+    bool consent;              /* false: session-only personalization, nothing stored */
+    uint32_t variant;          /* experiment variant (engine/experiments.h) */
+    rc_profile_delta_t *delta; /* what changed since the last profile write; NULL: nothing */
+} rc_session_t;
+
+typedef enum { CONN_AWAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_GONE } conn_state_t;
+
+typedef struct rc_sub {
+    char surface[RC_SURFACE_MAX + 1];
+    rc_view_t *view; /* NULL: free slot */
+} rc_sub_t;
+
+struct rc_conn {
+    rc_sessions_t *reg;
+    void *transport;
+    rc_session_t *session;
+    /* A connection awaits hello or belongs to a session, never both: one link serves. */
+    union {
+        rc_link_t hello_link;   /* registry list of connections awaiting hello, oldest first */
+        rc_link_t session_link; /* its session's connections */
+    };
+    rc_link_t all_link; /* registry list of every open connection */
+    rc_sub_t *subs;     /* n_subs slots, grown on demand up to max_subscriptions; the
+                           index is the outbox slot */
+    rc_outbox_t outbox; /* frames and acks to write */
+    /* The 4-byte fields together: no padding between them (an idle connection is mostly
+     * this struct and libwebsockets'). */
+    rc_format_t fmt;
+    conn_state_t state;
+    uint32_t refs;
+    uint32_t n_subs;
+    uint32_t errors_in_window;
+    int close_code;
+    double tokens;
+    uint64_t tokens_at_us;
+    double control_tokens;
+    uint64_t control_at_us;
+    uint64_t window_start_us;
+    uint64_t opened_us;
+    const char *close_reason;
+    /* Liveness: in the registry's `active` list (ordered by last input) or, once pinged,
+     * in `pinged` (ordered by ping time), so the tick only looks at list heads. */
+    rc_link_t activity_link;
+    uint64_t last_input_us;
+    uint64_t pinged_us;
+    int64_t auth_exp_s; /* the token's exp (wall seconds); 0: no token */
+    /* Verified from the Authorization header or hello.token: its subject is the only user
+     * this connection may be. Held only until hello is answered. */
+    rc_jwt_claims_t *claims;
+};
+
+/* One event on its way through the bus: keeps its connection alive and its id. */
+typedef struct ticket {
+    rc_conn_t *conn;
+    rc_session_t *session; /* for forgetting the id if publishing fails */
+    uint8_t id_len;
+    char id[RC_ID_MAX];
+    struct ticket *next_free;
+} ticket_t;
+
+/* A session holds a profile delta only while it has changes to write. Dropped deltas wait
+ * for the next ones, up to SPARE_DELTAS (about 1.6 MB), so steady writing allocates
+ * nothing. */
+#define SPARE_DELTAS 4096
+typedef union spare_delta {
+    rc_profile_delta_t delta; /* first: a session's pointer to it converts back */
+    union spare_delta *next_free;
+} spare_delta_t;
+
+struct rc_sessions {
+    const rc_config_t *cfg;
+    const char *node_id;
+    rc_engine_t *engine;
+    rc_profile_store_t *profiles;
+    rc_bus_t *bus;
+    const rc_transport_ops_t *tops;
+    rc_strmap_t by_user;
+    rc_strmap_t by_pseudo;
+    unsigned char pseudo_key[64];
+    size_t pseudo_key_len;
+    uint32_t n_sessions, n_conns;
+    uint64_t next_session_id;
+    rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions;
+    rc_link_t active, pinged; /* rc_conn_t.activity_link */
+    const rc_jwt_verifier_t *jwt;
+    rc_proto_decoder_t decoder;
+    rc_wbuf_t scratch; /* encoding scratch, reused */
+    rc_enc_t enc;      /* the encoder writing into it (rc_sessions_enc_begin) */
+    rc_ranked_t *rank_buf;
+    rc_recs_item_t *recs_buf;
+    char (*why_buf)[WHY_LEN];
+    ticket_t *free_tickets;
+    spare_delta_t *free_deltas;
+    uint32_t n_free_deltas;
+    rc_limits_t limits;
+};
+
+/* ---- conn.c ---- */
+
+/** Drops a reference; frees the connection at zero. */
+void rc_conn_unref(rc_conn_t *c);
+/** Asks the transport for a writable turn (not once the connection is gone). */
+void rc_conn_wake(rc_conn_t *c);
+/** Closes with `ws_code` once everything queued is written. */
+void rc_conn_close_after_flush(rc_conn_t *c, int ws_code, const char *reason);
+/** Queues a frame that must arrive (takes a reference of its own; NULL is a no-op). */
+void rc_conn_send(rc_conn_t *c, rc_frame_t *f);
+/** Starts encoding a message for `c` (in its format) into the registry's scratch buffer;
+ * rc_conn_send_encoded() then queues it. Nothing else may encode in between. */
+rc_enc_t *rc_conn_enc_begin(rc_conn_t *c);
+void rc_conn_send_encoded(rc_conn_t *c);
+/** Sends an error; `fatal` closes the connection after it. Counts against the error budget. */
+void rc_conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal);
+/** Queues an ack of event `id`. */
+void rc_conn_add_ack(rc_conn_t *c, const char *id, size_t len);
+/** Hello timeouts, pings to silent connections, closing those that stay silent, expired
+ * tokens of connections that send nothing. */
+void rc_sessions_check_conns(rc_sessions_t *s, uint64_t now_us);
+
+/* ---- registry.c ---- */
+
+/** Starts encoding a message in `fmt` into the registry's scratch buffer. */
+rc_enc_t *rc_sessions_enc_begin(rc_sessions_t *s, rc_format_t fmt);
+/** The message encoded since rc_sessions_enc_begin() as a new frame (caller unrefs), or NULL
+ * when out of memory. */
+rc_frame_t *rc_sessions_enc_frame(rc_sessions_t *s, rc_format_t fmt);
+/** The user's state for ranking: the session's own, or, while it has none, `empty` made
+ * from the context alone. */
+const rc_user_state_t *rc_session_state_read(const rc_session_t *ses, rc_user_state_t *empty);
+/** The user's state for learning, made on first need. NULL when out of memory. */
+rc_user_state_t *rc_session_state_write(rc_session_t *ses);
+void rc_session_set_context(rc_session_t *ses, int device, int tz_offset_min, int locale);
+rc_session_t *rc_session_find(rc_sessions_t *s, const char *user, size_t len);
+rc_session_t *rc_session_find_pseudo(rc_sessions_t *s, rc_str_t pseudo);
+/** A new session (its profile is asked for when `consent`). NULL when out of memory. */
+rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int tz, bool consent);
+/** Writes what is dirty, then frees the session and its views. */
+void rc_session_free(rc_sessions_t *s, rc_session_t *ses);
+/** The user's id between nodes (see registry.c). */
+void rc_sessions_pseudonym(const rc_sessions_t *s, const char *user, size_t len,
+                           char out[PSEUDO_LEN + 1]);
+
+/* ---- views.c ---- */
+
+/** A view of `surface` ranked by `spec`, shared with the session's other subscriptions to
+ * the same; NULL at MAX_VIEWS or out of memory. Release with rc_view_release(). */
+rc_view_t *rc_view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface,
+                           const rc_rank_spec_t *spec);
+void rc_view_release(rc_session_t *ses, rc_view_t *v);
+void rc_view_free(rc_view_t *v);
+/** Encodes a view's list (a new frame, caller unrefs). `with_cause` is false for the answer
+ * to subscribe. */
+rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
+                           rc_format_t fmt, bool with_cause);
+/** Ranks a view again. Returns true when its list changed (and the version moved). */
+bool rc_view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t cause,
+                    uint64_t t0_us);
+/** Hands a view's new list to every connection of the session subscribed to it. */
+void rc_view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v);
+/** Ranks every view of the session again and publishes those that changed. */
+void rc_session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint64_t t0_us);
+
+/* ---- events.c ---- */
+
+/** Accepts one valid event from a client: de-duplicates, publishes, applies. Returns true
+ * when it changed the user's state (the caller re-ranks once per message). */
+bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us);
+/** De-duplication by event id: a 64-bit hash of the id, never 0. */
+uint64_t rc_event_key(rc_str_t id);
+bool rc_session_seen_event(const rc_session_t *ses, uint64_t key);
+int rc_session_remember_event(rc_session_t *ses, uint64_t key);
+void rc_session_forget_event(rc_session_t *ses, uint64_t key);
+
+/* ---- writeback.c ---- */
+
+/** Adds an event to the session's unwritten profile changes. */
+void rc_session_note_profile_change(rc_sessions_t *s, rc_session_t *ses, rc_event_kind_t kind,
+                                    int64_t item, float w);
+/** Writes the session's unwritten profile changes now. */
+void rc_session_save_profile(rc_sessions_t *s, rc_session_t *ses);
+/** Forgets the session's unwritten profile changes. */
+void rc_session_drop_delta(rc_sessions_t *s, rc_session_t *ses);
+
+/* ---- remote.c ---- */
+
+/** Forgets a user on this node: session state, unwritten changes, the stored profile. */
+int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len);
+
+#endif
