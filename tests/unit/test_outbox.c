@@ -1,5 +1,6 @@
 /* Unit tests of frames and the per-connection outbox (outbox.h): reference counts, FIFO
- * order and its byte limit, coalescing list slots, and the order in which take() drains.
+ * order and its byte limit, coalescing list slots, the order in which take() drains, and the
+ * ack ids it keeps.
  * Each test holds its own reference to every frame so it can watch the outbox's. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include "util/error.h"
 #include "session/outbox.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static rc_frame_t *frame_of(const char *text)
@@ -373,6 +375,39 @@ static void test_free_with_pending(void **state)
     rc_frame_unref(held);
 }
 
+/* Acks are part of what is pending: the outbox is not empty while an id waits, ids come out
+ * oldest first, at most `max` at a time, and dropping the ones encoded leaves the rest. */
+static void test_acks_are_pending_until_dropped(void **state)
+{
+    (void)state;
+    rc_outbox_t o;
+    rc_str_t ids[4];
+    char id[8];
+    assert_int_equal(rc_outbox_init(&o, 1), 0);
+    assert_int_equal(rc_outbox_peek_acks(&o, ids, 4), 0);
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "e%d", i);
+        assert_int_equal(rc_outbox_add_ack(&o, id, strlen(id)), 0);
+    }
+    assert_false(rc_outbox_empty(&o));
+    assert_null(rc_outbox_take(&o)); /* no frame: acks are not frames */
+    assert_int_equal(rc_outbox_peek_acks(&o, ids, 4), 4);
+    assert_int_equal(ids[0].n, 2);
+    assert_memory_equal(ids[0].p, "e0", 2);
+    assert_memory_equal(ids[3].p, "e3", 2);
+    rc_outbox_drop_acks(&o, 4);
+    assert_false(rc_outbox_empty(&o));
+    assert_int_equal(rc_outbox_peek_acks(&o, ids, 4), 2);
+    assert_memory_equal(ids[0].p, "e4", 2);
+    assert_memory_equal(ids[1].p, "e5", 2);
+    rc_outbox_drop_acks(&o, 2);
+    assert_true(rc_outbox_empty(&o));
+    assert_int_equal(rc_outbox_add_ack(&o, "again", 5), 0); /* the buffer is reused */
+    assert_int_equal(rc_outbox_peek_acks(&o, ids, 4), 1);
+    assert_memory_equal(ids[0].p, "again", 5);
+    rc_outbox_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_round_robin_no_starvation),
         cmocka_unit_test(test_clear_slot),
         cmocka_unit_test(test_free_with_pending),
+        cmocka_unit_test(test_acks_are_pending_until_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
