@@ -268,12 +268,10 @@ static void node_set_rules(rc_node_t *n, rc_rules_t *r, const char *text)
     }
     free(n->rules_text);
     n->rules_text = copy;
-    rc_rules_free(&n->engine.rules);
-    n->engine.rules = *r;
-    rc_rules_resolve(&n->engine.rules, &n->engine.catalog, true);
+    uint32_t n_boosts = r->n_boosts, n_pins = r->n_pins;
+    rc_engine_set_rules(&n->engine, r);
     uint32_t pushed = rc_sessions_settings_changed(n->sessions);
-    RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", r->n_boosts, r->n_pins,
-            pushed);
+    RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", n_boosts, n_pins, pushed);
 }
 
 /* A setting from the bus (any node's, this one's too): the last one set wins. */

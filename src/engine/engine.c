@@ -51,6 +51,14 @@ void rc_engine_free(rc_engine_t *e)
     memset(e, 0, sizeof(*e));
 }
 
+void rc_engine_set_rules(rc_engine_t *e, rc_rules_t *r)
+{
+    rc_rules_free(&e->rules);
+    e->rules = *r;
+    memset(r, 0, sizeof(*r));
+    rc_rules_resolve(&e->rules, &e->catalog, true);
+}
+
 void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min)
 {
     memset(u, 0, sizeof(*u));

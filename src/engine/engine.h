@@ -142,6 +142,10 @@ int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
                    double trending_half_life_s, double now_s);
 void rc_engine_free(rc_engine_t *e);
 
+/** Replaces the business rules with `r`'s (moved in: `r` is left empty) and resolves them
+ * against the catalog. */
+void rc_engine_set_rules(rc_engine_t *e, rc_rules_t *r);
+
 /** Resets a user state (no history) with a context; no locale. */
 void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min);
 
