@@ -574,7 +574,8 @@ def render_markdown(out, plots):
               "and one subscription) minus before, per connection.", ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    lines += [f"Raw reports with histogram buckets: `compare-{out['stamp']}.json`.", ""]
+    lines += [f"Raw reports with histogram buckets: `compare-{out['stamp']}.json` (not kept in git; "
+              "each run of `bench/run-compare.sh` writes its own).", ""]
     return "\n".join(lines)
 
 

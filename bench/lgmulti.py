@@ -29,7 +29,7 @@ LOADGEN = os.environ.get("LOADGEN_BIN", "build/bench/rankcast-loadgen")
 
 
 def bucket_middle_ns(index, sub_bits=7):
-    """Mirror of loadgen.c hist_bucket_middle_ns()."""
+    """Mirror of hist_bucket_middle_ns() in bench/loadgen/stats.c."""
     sub = 1 << sub_bits
     if index < 2 * sub:
         return index
@@ -39,7 +39,7 @@ def bucket_middle_ns(index, sub_bits=7):
 
 
 def quantile_ns(h, fraction):
-    """Mirror of loadgen.c hist_quantile_ns() on a raw histogram from a report."""
+    """Mirror of lg_hist_quantile_ns() (bench/loadgen/stats.c) on a raw histogram from a report."""
     total = h["total"]
     if total == 0:
         return 0

@@ -552,7 +552,8 @@ if tp:
             f"| {fmt(x['n1_cores'], '.2f')} / {fmt(x['n2_cores'], '.2f')} / "
             f"{fmt(x['kafka_cores'], '.2f')} / {fmt(x['lg_cores'], '.2f')} |")
 lines += ["", "Per-step reports: `cluster-" + stamp + "-<step>.json` (rankcast-loadgen) and "
-          "`cluster-" + stamp + "-<step>.nodes.json` (both nodes' /metrics excerpt, CPU)."]
+          "`cluster-" + stamp + "-<step>.nodes.json` (both nodes' /metrics excerpt, CPU), not kept in "
+          "git: each run of `bench/run-cluster.sh` writes its own."]
 if len(reports) < runs:
     lines += ["", f"**{runs - len(reports)} of {runs} runs failed** and are not in the table."]
 with open(summary_path, "w") as f:

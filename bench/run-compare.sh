@@ -18,7 +18,9 @@ die() {
 }
 [[ -x $SERVER_BIN ]] || die "no server binary at $SERVER_BIN (build first, or set SERVER_BIN)"
 [[ -x $LOADGEN_BIN ]] || die "no load generator at $LOADGEN_BIN (build first, or set LOADGEN_BIN)"
-[[ $LOADGEN_BIN -nt bench/loadgen.c ]] || die "$LOADGEN_BIN is older than bench/loadgen.c: rebuild"
+for src in bench/loadgen/*.[ch]; do
+    [[ $LOADGEN_BIN -nt $src ]] || die "$LOADGEN_BIN is older than $src: rebuild"
+done
 command -v node >/dev/null || die "node is needed for the peers (scripts/setup)"
 command -v python3 >/dev/null || die "python3 is needed"
 command -v openssl >/dev/null || die "openssl is needed for the wss certificate"

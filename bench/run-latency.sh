@@ -197,7 +197,8 @@ lines += ["", "Server and other CPU are in cores (CPU seconds per second) during
           "window; other is everything on the machine but the server and the load generator: "
           "a run with a high value shared the machine and its tail is not comparable."]
 lines += ["", "Per-run reports: " + ", ".join(
-    f"`latency-{stamp}-run{run}.json`" for run, _ in reports) + "."]
+    f"`latency-{stamp}-run{run}.json`" for run, _ in reports) +
+          " (not kept in git; each run of `bench/run-latency.sh` writes its own)."]
 if len(reports) < runs:
     lines += ["", f"**{runs - len(reports)} of {runs} runs failed** and are not in the table."]
 with open(summary_path, "w") as f:
