@@ -42,7 +42,7 @@ struct rc_node {
     char node_id[128];
     uv_loop_t loop;
     rc_defer_t defer;
-    rc_engine_t engine;
+    rc_engine_t *engine;
     rc_experiment_t experiment;
     char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
     char *rules_text; /* the business rules' canonical JSON, or NULL: none */
@@ -61,7 +61,7 @@ struct rc_node {
     uint64_t churn_seen, churn_at_us; /* connections opened + closed, and when that last moved */
     uint64_t trim_churn, trim_at_us;  /* the same at the last heap trim, and when it ended */
     uint64_t drain_deadline_us;
-    bool engine_ready, loop_ready, defer_ready, handles_started;
+    bool loop_ready, defer_ready, handles_started;
     bool loop_unusable; /* lws failed half-way: the loop must not run again */
 };
 
@@ -107,7 +107,7 @@ static bool node_ready(void *ctx, rc_wbuf_t *body)
 static void node_metrics(void *ctx, rc_wbuf_t *body)
 {
     rc_node_t *n = ctx;
-    rc_metrics.catalog_items = n->engine.catalog.n;
+    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
     rc_metrics_render(body, n->node_id);
     rc_experiment_render(&n->experiment, body);
 }
@@ -160,7 +160,7 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
             rc_ops_peer_message(n->ops, m);
         break;
     case RC_BUS_CATALOG:
-        n->catalog_changed |= rc_catalog_api_apply(&n->engine, m) == 0;
+        n->catalog_changed |= rc_catalog_api_apply(n->engine, m) == 0;
         break;
     case RC_BUS_SETTING:
         node_setting_message(n, m);
@@ -211,9 +211,9 @@ static void on_tick(uv_timer_t *t)
     /* Catalog changes from the bus are settled once per tick, however many came. */
     if (n->catalog_changed) {
         n->catalog_changed = false;
-        rc_catalog_api_settle(&n->engine, n->sessions);
+        rc_catalog_api_settle(n->engine, n->sessions);
     }
-    rc_engine_refresh_step(&n->engine, REFRESH_SLICE_ITEMS);
+    rc_engine_refresh_step(n->engine, REFRESH_SLICE_ITEMS);
     maybe_trim_heap(n, rc_mono_us());
 }
 
@@ -269,7 +269,7 @@ static void node_set_rules(rc_node_t *n, rc_rules_t *r, const char *text)
     free(n->rules_text);
     n->rules_text = copy;
     uint32_t n_boosts = r->n_boosts, n_pins = r->n_pins;
-    rc_engine_set_rules(&n->engine, r);
+    rc_engine_set_rules(n->engine, r);
     uint32_t pushed = rc_sessions_settings_changed(n->sessions);
     RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", n_boosts, n_pins, pushed);
 }
@@ -284,7 +284,7 @@ static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m)
     int rc = RC_EINVAL;
     if (m->setting.n == 10 && memcmp(m->setting.p, "experiment", 10) == 0) {
         rc_experiment_t x;
-        if ((rc = rc_experiment_parse(&x, spec, &n->engine.blend, err, sizeof(err))) == 0)
+        if ((rc = rc_experiment_parse(&x, spec, rc_engine_blend(n->engine), err, sizeof(err))) == 0)
             node_set_experiment(n, &x, spec);
     } else if (m->setting.n == 5 && memcmp(m->setting.p, "rules", 5) == 0) {
         json_error_t jerr;
@@ -329,7 +329,7 @@ static unsigned node_experiment_api(rc_node_t *n, const char *route, json_t *bod
 {
     char spec[RC_EXPERIMENT_SPEC_MAX], err[200];
     rc_experiment_t x;
-    if (rc_experiment_api_spec(route, body, &n->engine.blend, &x, spec, sizeof(spec), err,
+    if (rc_experiment_api_spec(route, body, rc_engine_blend(n->engine), &x, spec, sizeof(spec), err,
                                sizeof(err)) != 0)
         return answer_error(out, 400, err);
     node_set_experiment(n, &x, spec);
@@ -377,7 +377,7 @@ static unsigned node_admin_post(void *ctx, const char *route, json_t *body, rc_w
         return node_experiment_api(n, route, body, out);
     if (strcmp(route, ROUTE_RULES) == 0)
         return node_rules_api(n, body, out);
-    return rc_catalog_api_handle(&n->engine, n->sessions, n->bus, n->node_id, route, body, out);
+    return rc_catalog_api_handle(n->engine, n->sessions, n->bus, n->node_id, route, body, out);
 }
 
 static unsigned node_admin_get(void *ctx, const char *route, rc_wbuf_t *out)
@@ -496,15 +496,15 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
         file = path;
     }
     if (file[0] != '\0') {
-        int rc = rc_catalog_load(&n->engine.catalog, file, err, errlen);
+        int rc = rc_catalog_load(rc_engine_catalog(n->engine), file, err, errlen);
         if (rc != 0)
             return rc;
     }
-    rc_metrics.catalog_items = n->engine.catalog.n;
+    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
     RC_INFO("node", "catalog loaded", "file=\"%s\" items=%u categories=%u open=%s", file,
-            n->engine.catalog.n, n->engine.catalog.n_categories - 1,
+            rc_engine_catalog(n->engine)->n, rc_engine_catalog(n->engine)->n_categories - 1,
             cfg->catalog_open ? "true" : "false");
-    return rc_engine_refresh(&n->engine);
+    return rc_engine_refresh(n->engine);
 }
 
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
@@ -573,28 +573,29 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
     rc_defer_init(&n->defer, &n->loop);
     n->defer_ready = true;
     double now_s = (double)rc_wall_ms() / 1000.0;
-    if (rc_engine_init(&n->engine, (uint32_t)cfg->max_items, cfg->catalog_open,
-                       (uint32_t)cfg->covisit_neighbors, cfg->covisit_half_life_s,
-                       cfg->trending_half_life_s, now_s) != 0) {
+    n->engine =
+        rc_engine_new((uint32_t)cfg->max_items, cfg->catalog_open, (uint32_t)cfg->covisit_neighbors,
+                      cfg->covisit_half_life_s, cfg->trending_half_life_s, now_s);
+    if (n->engine == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    n->engine_ready = true;
     if (cfg->kafka[0] != '\0' && cfg->pseudonym_key[0] == '\0') {
         snprintf(err, errlen,
                  "--kafka needs --pseudonym-key: the secret, the same on every "
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
-    if (rc_experiment_parse(&n->experiment, cfg->experiment, &n->engine.blend, err, errlen) != 0)
+    if (rc_experiment_parse(&n->experiment, cfg->experiment, rc_engine_blend(n->engine), err,
+                            errlen) != 0)
         goto fail;
     snprintf(n->experiment_spec, sizeof(n->experiment_spec), "%s", cfg->experiment);
-    n->engine.experiment = &n->experiment;
+    rc_engine_set_experiment(n->engine, &n->experiment);
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
         create_backends(n, err, errlen) != 0)
         goto fail;
-    n->sessions = rc_sessions_new(cfg, n->node_id, &n->engine, n->profiles, n->bus,
-                                  &rc_gateway_transport_ops);
+    n->sessions =
+        rc_sessions_new(cfg, n->node_id, n->engine, n->profiles, n->bus, &rc_gateway_transport_ops);
     if (n->sessions == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -605,7 +606,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
-    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, n->engine.experiment);
+    n->ops =
+        rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, rc_engine_experiment(n->engine));
     if (n->ops == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -672,8 +674,7 @@ void rc_node_free(rc_node_t *n)
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);
     rc_jwt_verifier_free(n->jwt);
-    if (n->engine_ready)
-        rc_engine_free(&n->engine);
+    rc_engine_free(n->engine);
     free(n->rules_text);
     if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)
         RC_WARN("node", "event loop closed with handles open", NULL);

@@ -562,44 +562,44 @@ int main(int argc, char **argv)
     options_t o;
     if (parse_args(argc, argv, &o) != 0)
         return 2;
-    rc_engine_t e;
     char err[256] = "";
     /* A given catalog is closed (items outside it are dropped, as live); without one, items
      * are learned from the data with no content features. */
-    if (rc_engine_init(&e, o.max_items, o.catalog == NULL, o.neighbors, o.covisit_half_life_s, 3600,
-                       0) != 0 ||
-        (o.catalog && rc_catalog_load(&e.catalog, o.catalog, err, sizeof(err)) != 0)) {
+    rc_engine_t *e =
+        rc_engine_new(o.max_items, o.catalog == NULL, o.neighbors, o.covisit_half_life_s, 3600, 0);
+    if (e == NULL ||
+        (o.catalog && rc_catalog_load(&e->catalog, o.catalog, err, sizeof(err)) != 0)) {
         fprintf(stderr, "rankcast-eval: %s: %s\n", o.catalog ? o.catalog : "engine", err);
         return 1;
     }
     if (o.blend_set)
-        e.blend = o.blend;
+        e->blend = o.blend;
     /* The demo catalog's popularity counts invoices of the whole data set, test days
      * included: left in, the engine would see the future. Trending learns it online. */
-    for (uint32_t i = 0; i < e.catalog.n && !o.catalog_prior; i++)
-        e.catalog.items[i].popularity = 0;
+    for (uint32_t i = 0; i < e->catalog.n && !o.catalog_prior; i++)
+        e->catalog.items[i].popularity = 0;
     if (o.backward_weight > 0)
-        e.backward_weight = (float)o.backward_weight;
+        e->backward_weight = (float)o.backward_weight;
     if (o.source_decay > 0)
-        e.source_decay = (float)o.source_decay;
+        e->source_decay = (float)o.source_decay;
     dataset_t d = {0};
     double t_start = now_ns();
-    if (load(&d, &e, &o) != 0)
+    if (load(&d, e, &o) != 0)
         return 1;
     fprintf(stderr, "rankcast-eval: %u sessions, %llu events, %u items loaded in %.1f s\n", d.n,
-            (unsigned long long)d.n_ev, e.catalog.n, (now_ns() - t_start) / 1e9);
+            (unsigned long long)d.n_ev, e->catalog.n, (now_ns() - t_start) / 1e9);
 
     run_info_t ri = {0};
     /* The commit checked out when the run starts (the binary should be built from it). */
     machine_line(ri.machine, sizeof(ri.machine));
-    replay_t r = {.e = &e, .o = &o, .last_refresh_s = -1e18};
+    replay_t r = {.e = e, .o = &o, .last_refresh_s = -1e18};
     if (o.dump_ranks != NULL && (r.dump = fopen(o.dump_ranks, "w")) == NULL) {
         fprintf(stderr, "rankcast-eval: %s: %s\n", o.dump_ranks, strerror(errno));
         return 1;
     }
-    knn_init(&r.knn, e.catalog.n);
+    knn_init(&r.knn, e->catalog.n);
     for (int m = 0; m < M_COUNT; m++)
-        r.m[m].shown = calloc(e.catalog.n ? e.catalog.n : 1, 1);
+        r.m[m].shown = calloc(e->catalog.n ? e->catalog.n : 1, 1);
     for (uint32_t i = 0; i < d.n; i++) {
         const session_t *s = &d.s[i];
         if (s->test)
@@ -608,9 +608,9 @@ int main(int argc, char **argv)
             r.train_sessions++;
         replay_session(&r, &d, s, s->test && sampled(i, o.test_sample));
     }
-    ri.n_items = e.catalog.n;
+    ri.n_items = e->catalog.n;
     ri.events = d.n_ev;
-    measure_engine(&e, &ri);
+    measure_engine(e, &ri);
     ri.seconds = (now_ns() - t_start) / 1e9;
     time_t now = time(NULL);
     struct tm tm_utc;
@@ -618,7 +618,7 @@ int main(int argc, char **argv)
     strftime(ri.stamp, sizeof(ri.stamp), "%Y%m%dT%H%M%SZ", &tm_utc);
     summary_t s[M_COUNT];
     for (int m = 0; m < M_COUNT; m++)
-        s[m] = summarize(&r.m[m], e.catalog.n);
+        s[m] = summarize(&r.m[m], e->catalog.n);
     write_results(&ri, &o, &r, &d, s);
 
     for (int m = 0; m < M_COUNT; m++) {
@@ -630,6 +630,6 @@ int main(int argc, char **argv)
         fclose(r.dump);
     knn_free(&r.knn);
     dataset_free(&d);
-    rc_engine_free(&e);
+    rc_engine_free(e);
     return 0;
 }

@@ -4,7 +4,7 @@
 #ifndef RC_EVAL_H
 #define RC_EVAL_H
 
-#include "engine/engine.h"
+#include "engine/engine_int.h" /* the evaluator tunes the engine's knobs */
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -103,7 +103,7 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
     memcpy(id, m->item_id.p, m->item_id.n);
     id[m->item_id.n] = '\0';
     if (m->item_json.n == 0) {
-        rc_catalog_remove(&e->catalog, id, m->item_id.n);
+        rc_catalog_remove(rc_engine_catalog(e), id, m->item_id.n);
         return 0; /* removing an unknown item is a no-op, as through the API */
     }
     json_error_t jerr;
@@ -113,8 +113,9 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
     if (why == NULL && strcmp(item_id, id) != 0)
         why = "\"id\" differs from the message's";
     uint32_t idx;
-    int rc =
-        why == NULL ? rc_catalog_upsert_json(&e->catalog, item, &idx, err, sizeof(err)) : RC_EPARSE;
+    int rc = why == NULL
+                 ? rc_catalog_upsert_json(rc_engine_catalog(e), item, &idx, err, sizeof(err))
+                 : RC_EPARSE;
     if (why != NULL || rc != 0)
         RC_WARN("catalog", "change from the bus not applied", "error=\"%s\"", why ? why : err);
     json_decref(item);
@@ -143,7 +144,7 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
         char err[160];
         uint32_t idx;
         json_t *item = items ? json_array_get(items, i) : body;
-        int rc = rc_catalog_upsert_json(&e->catalog, item, &idx, err, sizeof(err));
+        int rc = rc_catalog_upsert_json(rc_engine_catalog(e), item, &idx, err, sizeof(err));
         if (rc != 0) {
             /* Only capacity and memory can fail here: report what was applied. */
             rc_catalog_api_settle(e, s);
@@ -177,7 +178,7 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, j
     uint32_t removed = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = json_string_value(json_array_get(ids, i));
-        if (rc_catalog_remove(&e->catalog, id, strlen(id)) == 0)
+        if (rc_catalog_remove(rc_engine_catalog(e), id, strlen(id)) == 0)
             removed++;
         else
             json_array_append_new(unknown, json_string(id));

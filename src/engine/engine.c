@@ -1,5 +1,6 @@
-/* Engine state and learning: how one event moves the global models and the user's state. */
-#include "engine/engine.h"
+/* The engine: its lifecycle and accessors, how one event moves the global models and the
+ * user's state, and the refresh of what depends on the catalog. Ranking is ranker.c's. */
+#include "engine/engine_int.h"
 #include "util/error.h"
 
 #include <ctype.h>
@@ -13,18 +14,19 @@
 #define SVEC_DECAY     0.92f
 #define CATS_DECAY     0.92f
 
-static void feature_index_free(rc_feature_index_t *x);
-
-int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
-                   uint32_t covisit_neighbors, double covisit_half_life_s,
-                   double trending_half_life_s, double now_s)
+rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covisit_neighbors,
+                           double covisit_half_life_s, double trending_half_life_s, double now_s)
 {
-    memset(e, 0, sizeof(*e));
-    int rc = rc_catalog_init(&e->catalog, max_items, catalog_open);
-    if (rc != 0)
-        return rc;
+    rc_engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
+    if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0 ||
+        (e->ranker = rc_ranker_new()) == NULL) {
+        rc_engine_free(e);
+        return NULL;
+    }
     /* Defaults chosen on two data sets of different shape (Online Retail baskets and the
      * synthetic generator's browsing sessions; bench/eval/README.md): the session's own
      * neighbourhood predicts the next item far better than content or trending, which
@@ -35,7 +37,7 @@ int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
     e->backward_weight = 0.5f;
     e->explore_new = true;
     e->established = UINT32_MAX;
-    return 0;
+    return e;
 }
 
 void rc_engine_free(rc_engine_t *e)
@@ -45,10 +47,55 @@ void rc_engine_free(rc_engine_t *e)
     rc_catalog_free(&e->catalog);
     rc_covisit_free(&e->covisit);
     rc_trending_free(&e->trending);
-    feature_index_free(&e->features);
+    rc_features_free(&e->features);
     rc_rules_free(&e->rules);
-    rc_ranker_free(e);
-    memset(e, 0, sizeof(*e));
+    rc_ranker_free(e->ranker);
+    free(e);
+}
+
+static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
+                                                         "popular", "explore", "pinned"};
+
+const char *rc_src_name(int src)
+{
+    return src >= 0 && src <= RC_SRC_PINNED ? src_names[src] : "popular";
+}
+
+rc_catalog_t *rc_engine_catalog(rc_engine_t *e)
+{
+    return &e->catalog;
+}
+
+const rc_blend_t *rc_engine_blend(const rc_engine_t *e)
+{
+    return &e->blend;
+}
+
+struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
+{
+    return e->experiment;
+}
+
+void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x)
+{
+    e->experiment = x;
+}
+
+const char *rc_engine_locale_tag(const rc_engine_t *e, int slot)
+{
+    return slot >= 0 && slot < RC_LOCALES ? e->trending.locales[slot] : NULL;
+}
+
+uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
+                        int64_t wall_ms, rc_ranked_t *out)
+{
+    return rc_ranker_rank(e->ranker, e, u, spec, wall_ms, out);
+}
+
+void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
+                   size_t len)
+{
+    rc_ranker_why(e, u, r, buf, len);
 }
 
 void rc_engine_set_rules(rc_engine_t *e, rc_rules_t *r)
@@ -270,99 +317,9 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
     return true;
 }
 
-static void feature_index_free(rc_feature_index_t *x)
-{
-    free(x->keys);
-    free(x->first);
-    free(x->count);
-    free(x->items);
-    memset(x, 0, sizeof(*x));
-}
-
-typedef struct {
-    uint32_t feat, item;
-    float popularity;
-} feat_pair_t;
-
-static int by_feature_then_popularity(const void *a, const void *b)
-{
-    const feat_pair_t *x = a, *y = b;
-    if (x->feat != y->feat)
-        return x->feat < y->feat ? -1 : 1;
-    if (x->popularity != y->popularity)
-        return x->popularity > y->popularity ? -1 : 1;
-    return (x->item > y->item) - (x->item < y->item);
-}
-
-/* One sort of every (feature, item) pair, then the first RC_FEATURE_LIST of each feature. */
-static int feature_index_build(rc_feature_index_t *x, const rc_catalog_t *c)
-{
-    size_t n = 0;
-    for (uint32_t i = 0; i < c->n; i++)
-        if (rc_item_recommendable(&c->items[i]))
-            n += c->items[i].n_feat;
-    feat_pair_t *pairs = malloc((n ? n : 1) * sizeof(*pairs));
-    if (pairs == NULL)
-        return RC_ENOMEM;
-    n = 0;
-    for (uint32_t i = 0; i < c->n; i++) {
-        const rc_item_t *it = &c->items[i];
-        if (!rc_item_recommendable(it))
-            continue;
-        for (uint8_t f = 0; f < it->n_feat; f++)
-            pairs[n++] = (feat_pair_t){it->feat[f], i, it->popularity};
-    }
-    qsort(pairs, n, sizeof(*pairs), by_feature_then_popularity);
-    size_t distinct = 0;
-    for (size_t i = 0; i < n; i++)
-        distinct += i == 0 || pairs[i].feat != pairs[i - 1].feat;
-    uint32_t cap = 16;
-    while (cap < distinct * 2)
-        cap *= 2;
-    rc_feature_index_t nx = {0};
-    nx.cap = cap;
-    nx.keys = calloc(cap, sizeof(uint32_t));
-    nx.first = calloc(cap, sizeof(uint32_t));
-    nx.count = calloc(cap, sizeof(uint8_t));
-    nx.items = malloc((distinct ? distinct : 1) * RC_FEATURE_LIST * sizeof(uint32_t));
-    if (!nx.keys || !nx.first || !nx.count || !nx.items) {
-        feature_index_free(&nx);
-        free(pairs);
-        return RC_ENOMEM;
-    }
-    uint32_t used = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t feat = pairs[i].feat, slot = (feat * 2654435761u) & (cap - 1);
-        while (nx.count[slot] != 0)
-            slot = (slot + 1) & (cap - 1);
-        nx.keys[slot] = feat;
-        nx.first[slot] = used;
-        for (; i < n && pairs[i].feat == feat; i++)
-            if (nx.count[slot] < RC_FEATURE_LIST)
-                nx.items[used + nx.count[slot]++] = pairs[i].item;
-        used += nx.count[slot];
-    }
-    free(pairs);
-    nx.generation = c->generation;
-    feature_index_free(x);
-    *x = nx;
-    return 0;
-}
-
 const uint32_t *rc_engine_feature_items(const rc_engine_t *e, uint32_t feat, uint32_t *n)
 {
-    const rc_feature_index_t *x = &e->features;
-    *n = 0;
-    if (x->cap == 0)
-        return NULL;
-    for (uint32_t slot = (feat * 2654435761u) & (x->cap - 1); x->count[slot] != 0;
-         slot = (slot + 1) & (x->cap - 1)) {
-        if (x->keys[slot] == feat) {
-            *n = x->count[slot];
-            return x->items + x->first[slot];
-        }
-    }
-    return NULL;
+    return rc_features_items(&e->features, feat, n);
 }
 
 /* The newest items first: they are the ones without data. The scan is bounded so a refresh
@@ -392,7 +349,7 @@ static int rebuild_indexes(rc_engine_t *e)
 {
     explore_pool_build(e);
     if (e->features.cap == 0 || e->features.generation != e->catalog.generation) {
-        int rc = feature_index_build(&e->features, &e->catalog);
+        int rc = rc_features_build(&e->features, &e->catalog);
         if (rc != 0)
             return rc;
     }

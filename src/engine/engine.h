@@ -1,6 +1,9 @@
 /* The recommendation engine: the catalog, the global models learned online from every
  * event (co-visitation, trending) and the ranker that turns one user's state into a list.
- * Everything here runs on the loop thread; a rank touches no allocator in steady state. */
+ * Everything here runs on the loop thread; a rank touches no allocator in steady state.
+ * The engine is opaque: callers go through the functions below. Its parts have headers of
+ * their own (catalog.h, covisit.h, trending.h, features.h, rules.h, experiments.h,
+ * ranker.h); engine_int.h holds the struct, for the engine's files and white-box tests. */
 #ifndef RC_ENGINE_H
 #define RC_ENGINE_H
 
@@ -13,12 +16,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RC_RECENT     32  /* items remembered per user session */
-#define RC_SVEC       48  /* content features kept per user session */
-#define RC_CATS       8   /* categories kept per user session */
-#define RC_EXCLUDED   64  /* purchased or dismissed items kept per user session */
-#define RC_LTVEC      16  /* content features of the long-term profile */
-#define RC_SVEC_SLOTS 128 /* power of two, well above RC_SVEC + RC_LTVEC */
+#define RC_RECENT   32 /* items remembered per user session */
+#define RC_SVEC     48 /* content features kept per user session */
+#define RC_CATS     8  /* categories kept per user session */
+#define RC_EXCLUDED 64 /* purchased or dismissed items kept per user session */
+#define RC_LTVEC    16 /* content features of the long-term profile */
 
 typedef struct rc_recent {
     uint32_t item;
@@ -82,65 +84,32 @@ typedef struct rc_ranked {
                   * (trending), or -1 */
 } rc_ranked_t;
 
-/* Items by content feature (category or tag), the most popular first: the content model's
- * candidate source. Rebuilt from the catalog when it changes, not on the event path. */
-#define RC_FEATURE_LIST 32
+typedef struct rc_engine rc_engine_t;
+struct rc_experiment;
 
-typedef struct rc_feature_index {
-    uint32_t *keys; /* open addressing on feature ids; slot used when count > 0 */
-    uint32_t *first;
-    uint8_t *count;
-    uint32_t cap; /* power of two, or 0 */
-    uint32_t *items;
-    uint32_t generation; /* the catalog generation it was built from */
-} rc_feature_index_t;
+/** A new engine with an empty catalog of at most `max_items` (`catalog_open`: events may
+ * add items). NULL when out of memory. Caller frees with rc_engine_free(). */
+rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covisit_neighbors,
+                           double covisit_half_life_s, double trending_half_life_s, double now_s);
 
-typedef struct rc_engine {
-    rc_catalog_t catalog;
-    rc_covisit_t covisit;
-    rc_trending_t trending;
-    rc_feature_index_t features;
-    rc_blend_t blend;
-    struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
-    rc_rules_t rules;                 /* boosts and pins (resolved at each refresh) */
-    /* How much a recent item's neighbours count per step back in the session (the newest
-     * item counts 1). */
-    float source_decay;
-    /* Weight of a pair in the backward direction (the later item's list learns the earlier
-     * one), relative to the forward direction. */
-    float backward_weight;
-    /* Exploration: catalog items added after the first refresh (live upserts; not items
-     * learned from traffic, which have data from their first event) that nobody has
-     * interacted with yet, at most RC_EXPLORE_POOL, rebuilt at each refresh. The last place
-     * of a list of 5 or more goes to the one closest to the user's interests. */
-    bool explore_new;
-    uint32_t established; /* catalog size at the first refresh; UINT32_MAX before */
-    uint32_t explore_pool[RC_EXPLORE_POOL];
-    uint32_t n_explore;
-    /* Scratch of one rank: what it knows of the items it met (ranker.c); a stamp marks the
-     * entries of this rank so nothing is cleared between ranks. */
-    uint32_t stamp;
-    struct rc_scratch *scratch;
-    uint32_t *cands; /* slots of scratch */
-    uint32_t n_cands;
-    rc_ranked_t *ranked;
-    uint32_t *deferred; /* slots of candidates whose bound kept them from being scored */
-    uint32_t n_deferred;
-    bool exhaustive; /* score every candidate (tests compare the ranker with it) */
-    /* The user's content vectors (session and long-term) as one small hash table, rebuilt
-     * per rank, so scoring a candidate costs one probe per item feature. */
-    uint32_t svec_key[RC_SVEC_SLOTS];
-    float svec_val[RC_SVEC_SLOTS];
-    float ltvec_val[RC_SVEC_SLOTS];
-    uint32_t svec_stamp[RC_SVEC_SLOTS];
-    uint64_t svec_bits[16]; /* 1,024-bit filter: most item features are not the user's */
-} rc_engine_t;
-
-/** Prepares an engine with an empty catalog. Caller frees with rc_engine_free(). */
-int rc_engine_init(rc_engine_t *e, uint32_t max_items, bool catalog_open,
-                   uint32_t covisit_neighbors, double covisit_half_life_s,
-                   double trending_half_life_s, double now_s);
+/** Frees the engine and everything it holds. NULL is a no-op. */
 void rc_engine_free(rc_engine_t *e);
+
+/** The catalog (borrowed for the engine's life). Items are added and removed through
+ * catalog.h; rc_engine_refresh() then rebuilds what depends on them. */
+rc_catalog_t *rc_engine_catalog(rc_engine_t *e);
+
+/** The engine's own blend weights (what users outside any experiment get). */
+const rc_blend_t *rc_engine_blend(const rc_engine_t *e);
+
+/** The running experiment (borrowed), or NULL. */
+struct rc_experiment *rc_engine_experiment(const rc_engine_t *e);
+
+/** Runs experiment `x` (borrowed; it must outlive its use here), or none with NULL. */
+void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x);
+
+/** The locale tag of slot `slot` (rc_engine_locale), e.g. "en-GB", or NULL. */
+const char *rc_engine_locale_tag(const rc_engine_t *e, int slot);
 
 /** Replaces the business rules with `r`'s (moved in: `r` is left empty) and resolves them
  * against the catalog. */
@@ -162,13 +131,10 @@ float rc_event_weight(rc_event_kind_t kind, bool has_value, double value);
 bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
                        float weight, rc_str_t query, int64_t wall_ms);
 
-/** Ranks for `u` under `spec`. Writes up to spec->k entries to `out` (caller's array of at
- * least spec->k) and returns how many. */
+/** Ranks for `u` under `spec` (ranker.h). Writes up to spec->k entries to `out` (caller's
+ * array of at least spec->k) and returns how many. */
 uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                         int64_t wall_ms, rc_ranked_t *out);
-
-/** Frees what ranks keep between them (scratch, candidate arrays); rc_engine_free() calls it. */
-void rc_ranker_free(rc_engine_t *e);
 
 /** The reason of a ranked item in words, e.g. "Viewed together with Red Mug". */
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,

@@ -1,7 +1,8 @@
 /* The ranker: bounded candidate generation (neighbours of recent items, trending in the
  * user's context, the top of the user's categories), a blended score, rules (excluded and
  * unavailable items, subscription filters), a per-category cap for diversity, top-K. */
-#include "engine/engine.h"
+#include "engine/ranker.h"
+#include "engine/engine_int.h"
 #include "util/error.h"
 
 #include <math.h>
@@ -16,6 +17,7 @@
 #define LT_FEATURES_TAKE 2  /* the long-term profile's strongest content features consulted */
 #define FEATURE_TAKE     10 /* items taken per feature */
 #define MAX_CANDIDATES   1024
+#define RC_SVEC_SLOTS    128 /* power of two, well above RC_SVEC + RC_LTVEC */
 /* Neighbours taken from each recent item, newest first, strongest first: an older item's
  * are weighed down by source_decay^d, so its weak ones hardly ever reach a list, and those
  * under COVISIT_FLOOR of the strongest never do. Against taking every neighbour: a rank
@@ -31,14 +33,6 @@
 #define KEEP_FACTOR 4
 static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
 
-static const char *const src_names[RC_SRC_PINNED + 1] = {"covisit", "content", "trending",
-                                                         "popular", "explore", "pinned"};
-
-const char *rc_src_name(int src)
-{
-    return src >= 0 && src <= RC_SRC_PINNED ? src_names[src] : "popular";
-}
-
 /* What one rank knows of an item it met: a candidate, or an item it must leave out. The
  * rank's items live in a small open-addressing table (CAND_SLOTS, under 100 KB, so it stays
  * in the core's cache between ranks) rather than in an array as long as the catalog, where
@@ -47,7 +41,7 @@ const char *rc_src_name(int src)
 #define CAND_BITS  12
 #define CAND_SLOTS (1u << CAND_BITS) /* > 3 * (MAX_CANDIDATES + RC_EXCLUDED + RC_RECENT) */
 struct rc_scratch {
-    uint32_t stamp; /* == e->stamp: the slot holds `item` in this rank */
+    uint32_t stamp; /* == rk->stamp: the slot holds `item` in this rank */
     uint32_t item;
     float covis_acc;
     float covis_best; /* the largest single contribution, whose source is covis_ref */
@@ -55,111 +49,141 @@ struct rc_scratch {
     bool blocked; /* excluded or recently seen by this rank's user */
 };
 
-static int ensure_scratch(rc_engine_t *e)
+struct rc_ranker {
+    const rc_engine_t *e; /* the models of the rank under way */
+    /* A stamp marks the entries of this rank, so nothing is cleared between ranks. */
+    uint32_t stamp;
+    struct rc_scratch *scratch; /* CAND_SLOTS */
+    uint32_t *cands;            /* slots of scratch */
+    uint32_t n_cands;
+    rc_ranked_t *ranked;
+    uint32_t *deferred; /* slots of candidates whose bound kept them from being scored */
+    uint32_t n_deferred;
+    bool exhaustive; /* score every candidate (tests compare the ranker with it) */
+    /* The user's content vectors (session and long-term) as one small hash table, rebuilt
+     * per rank, so scoring a candidate costs one probe per item feature. */
+    uint32_t svec_key[RC_SVEC_SLOTS];
+    float svec_val[RC_SVEC_SLOTS];
+    float ltvec_val[RC_SVEC_SLOTS];
+    uint32_t svec_stamp[RC_SVEC_SLOTS];
+    uint64_t svec_bits[16]; /* 1,024-bit filter: most item features are not the user's */
+};
+
+rc_ranker_t *rc_ranker_new(void)
 {
-    if (e->deferred != NULL)
-        return 0;
-    rc_ranker_free(e);
-    e->scratch = calloc(CAND_SLOTS, sizeof(*e->scratch));
-    e->cands = malloc(MAX_CANDIDATES * sizeof(*e->cands));
-    e->ranked = malloc(MAX_CANDIDATES * sizeof(*e->ranked));
-    e->deferred = malloc(MAX_CANDIDATES * sizeof(*e->deferred));
-    if (e->scratch == NULL || e->cands == NULL || e->ranked == NULL || e->deferred == NULL) {
-        rc_ranker_free(e);
-        return RC_ENOMEM;
+    rc_ranker_t *rk = calloc(1, sizeof(*rk));
+    if (rk == NULL)
+        return NULL;
+    rk->scratch = calloc(CAND_SLOTS, sizeof(*rk->scratch));
+    rk->cands = malloc(MAX_CANDIDATES * sizeof(*rk->cands));
+    rk->ranked = malloc(MAX_CANDIDATES * sizeof(*rk->ranked));
+    rk->deferred = malloc(MAX_CANDIDATES * sizeof(*rk->deferred));
+    if (rk->scratch == NULL || rk->cands == NULL || rk->ranked == NULL || rk->deferred == NULL) {
+        rc_ranker_free(rk);
+        return NULL;
     }
-    return 0;
+    return rk;
 }
 
-void rc_ranker_free(rc_engine_t *e)
+void rc_ranker_free(rc_ranker_t *rk)
 {
-    free(e->scratch);
-    free(e->cands);
-    free(e->ranked);
-    free(e->deferred);
-    e->scratch = NULL;
-    e->cands = e->deferred = NULL;
-    e->ranked = NULL;
+    if (rk == NULL)
+        return;
+    free(rk->scratch);
+    free(rk->cands);
+    free(rk->ranked);
+    free(rk->deferred);
+    free(rk);
+}
+
+void rc_ranker_set_exhaustive(rc_ranker_t *rk, bool exhaustive)
+{
+    rk->exhaustive = exhaustive;
+}
+
+uint32_t rc_ranker_deferred(const rc_ranker_t *rk)
+{
+    return rk->n_deferred;
 }
 
 /* The slot of `item` in this rank, or the empty slot where it would go. */
-static struct rc_scratch *slot_of(const rc_engine_t *e, uint32_t item)
+static struct rc_scratch *slot_of(const rc_ranker_t *rk, uint32_t item)
 {
     uint32_t i = (item * 2654435761u) >> (32 - CAND_BITS);
-    while (e->scratch[i].stamp == e->stamp && e->scratch[i].item != item)
+    while (rk->scratch[i].stamp == rk->stamp && rk->scratch[i].item != item)
         i = (i + 1) & (CAND_SLOTS - 1);
-    return &e->scratch[i];
+    return &rk->scratch[i];
 }
 
-static bool is_blocked(const rc_engine_t *e, uint32_t item)
+static bool is_blocked(const rc_ranker_t *rk, uint32_t item)
 {
-    const struct rc_scratch *x = slot_of(e, item);
-    return x->stamp == e->stamp && x->blocked;
+    const struct rc_scratch *x = slot_of(rk, item);
+    return x->stamp == rk->stamp && x->blocked;
 }
 
 /* Adds a candidate once per rank; items the user must not be shown never become
  * candidates. Returns its slot, or NULL when it is not one. */
-static struct rc_scratch *add_candidate(rc_engine_t *e, uint32_t item)
+static struct rc_scratch *add_candidate(rc_ranker_t *rk, uint32_t item)
 {
-    struct rc_scratch *x = slot_of(e, item);
-    if (x->stamp == e->stamp)
+    struct rc_scratch *x = slot_of(rk, item);
+    if (x->stamp == rk->stamp)
         return x->blocked ? NULL : x;
-    if (e->n_cands >= MAX_CANDIDATES)
+    if (rk->n_cands >= MAX_CANDIDATES)
         return NULL;
-    *x = (struct rc_scratch){.stamp = e->stamp, .item = item, .covis_ref = -1};
-    e->cands[e->n_cands++] = (uint32_t)(x - e->scratch);
+    *x = (struct rc_scratch){.stamp = rk->stamp, .item = item, .covis_ref = -1};
+    rk->cands[rk->n_cands++] = (uint32_t)(x - rk->scratch);
     return x;
 }
 
 /* Marks the items this rank must leave out: purchased, dismissed, and those the user
  * interacted with in this session. */
-static void block(rc_engine_t *e, uint32_t item)
+static void block(rc_ranker_t *rk, uint32_t item)
 {
-    struct rc_scratch *x = slot_of(e, item);
-    *x = (struct rc_scratch){.stamp = e->stamp, .item = item, .covis_ref = -1, .blocked = true};
+    struct rc_scratch *x = slot_of(rk, item);
+    *x = (struct rc_scratch){.stamp = rk->stamp, .item = item, .covis_ref = -1, .blocked = true};
 }
 
-static void block_items(rc_engine_t *e, const rc_user_state_t *u)
+static void block_items(rc_ranker_t *rk, const rc_user_state_t *u)
 {
     for (uint8_t i = 0; i < u->n_excluded; i++)
-        block(e, u->excluded[i]);
+        block(rk, u->excluded[i]);
     for (uint8_t i = 0; i < u->n_recent; i++)
-        block(e, u->recent[i].item);
+        block(rk, u->recent[i].item);
 }
 
 /* One slot per feature of either vector, holding its weight in each. */
-static uint32_t svec_slot(rc_engine_t *e, uint32_t feat)
+static uint32_t svec_slot(rc_ranker_t *rk, uint32_t feat)
 {
-    e->svec_bits[(feat >> 6) & 15] |= 1ull << (feat & 63);
+    rk->svec_bits[(feat >> 6) & 15] |= 1ull << (feat & 63);
     uint32_t slot = (feat * 2654435761u) & (RC_SVEC_SLOTS - 1);
-    while (e->svec_stamp[slot] == e->stamp) {
-        if (e->svec_key[slot] == feat)
+    while (rk->svec_stamp[slot] == rk->stamp) {
+        if (rk->svec_key[slot] == feat)
             return slot;
         slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
     }
-    e->svec_stamp[slot] = e->stamp;
-    e->svec_key[slot] = feat;
-    e->svec_val[slot] = e->ltvec_val[slot] = 0;
+    rk->svec_stamp[slot] = rk->stamp;
+    rk->svec_key[slot] = feat;
+    rk->svec_val[slot] = rk->ltvec_val[slot] = 0;
     return slot;
 }
 
-static void index_svec(rc_engine_t *e, const rc_user_state_t *u)
+static void index_svec(rc_ranker_t *rk, const rc_user_state_t *u)
 {
-    memset(e->svec_bits, 0, sizeof(e->svec_bits));
+    memset(rk->svec_bits, 0, sizeof(rk->svec_bits));
     for (uint8_t i = 0; i < u->n_svec; i++)
-        e->svec_val[svec_slot(e, u->svec_feat[i])] = u->svec_w[i];
+        rk->svec_val[svec_slot(rk, u->svec_feat[i])] = u->svec_w[i];
     for (uint8_t i = 0; i < u->n_ltvec; i++)
-        e->ltvec_val[svec_slot(e, u->ltvec_feat[i])] = u->ltvec_w[i];
+        rk->ltvec_val[svec_slot(rk, u->ltvec_feat[i])] = u->ltvec_w[i];
 }
 
 /* The slot of `feat`, or -1 when neither vector has it. */
-static int svec_find(const rc_engine_t *e, uint32_t feat)
+static int svec_find(const rc_ranker_t *rk, uint32_t feat)
 {
-    if (!(e->svec_bits[(feat >> 6) & 15] & (1ull << (feat & 63))))
+    if (!(rk->svec_bits[(feat >> 6) & 15] & (1ull << (feat & 63))))
         return -1;
     uint32_t slot = (feat * 2654435761u) & (RC_SVEC_SLOTS - 1);
-    while (e->svec_stamp[slot] == e->stamp) {
-        if (e->svec_key[slot] == feat)
+    while (rk->svec_stamp[slot] == rk->stamp) {
+        if (rk->svec_key[slot] == feat)
             return (int)slot;
         slot = (slot + 1) & (RC_SVEC_SLOTS - 1);
     }
@@ -168,8 +192,9 @@ static int svec_find(const rc_engine_t *e, uint32_t feat)
 
 /* Neighbours of the user's most recent items, weighted by recency and by how strongly the
  * user acted on each; remembers the source that contributed most, for the reason. */
-static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
+static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
 {
+    const rc_engine_t *e = rk->e;
     uint8_t n = u->n_recent < RECENT_SOURCES ? u->n_recent : RECENT_SOURCES;
     uint32_t sources[RECENT_SOURCES] = {0};
     for (uint8_t d = 0; d < n; d++)
@@ -192,7 +217,7 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
             uint32_t c = nb[j].item;
             if (c >= e->catalog.n)
                 continue;
-            struct rc_scratch *x = add_candidate(e, c);
+            struct rc_scratch *x = add_candidate(rk, c);
             if (x == NULL)
                 continue;
             float contrib = nb[j].w / max * source_w;
@@ -205,17 +230,19 @@ static void gather_covisit(rc_engine_t *e, const rc_user_state_t *u)
     }
 }
 
-static void gather_list(rc_engine_t *e, const uint32_t *items, uint32_t n, uint32_t take)
+static void gather_list(rc_ranker_t *rk, const uint32_t *items, uint32_t n, uint32_t take)
 {
+    const rc_engine_t *e = rk->e;
     for (uint32_t i = 0; i < n && i < take; i++)
         if (items[i] < e->catalog.n)
-            add_candidate(e, items[i]);
+            add_candidate(rk, items[i]);
 }
 
 /* Items carrying the `rounds` strongest of `n` weighted features. */
-static void gather_strongest(rc_engine_t *e, const uint32_t *feat, const float *w, uint8_t n,
+static void gather_strongest(rc_ranker_t *rk, const uint32_t *feat, const float *w, uint8_t n,
                              int rounds, uint32_t per_feature)
 {
+    const rc_engine_t *e = rk->e;
     bool taken[RC_SVEC] = {false};
     for (int round = 0; round < rounds; round++) {
         int b = -1;
@@ -226,36 +253,37 @@ static void gather_strongest(rc_engine_t *e, const uint32_t *feat, const float *
             return;
         taken[b] = true;
         uint32_t count;
-        const uint32_t *items = rc_engine_feature_items(e, feat[b], &count);
-        gather_list(e, items, count, per_feature);
+        const uint32_t *items = rc_features_items(&e->features, feat[b], &count);
+        gather_list(rk, items, count, per_feature);
     }
 }
 
 /* Items carrying the user's strongest content features (a search's words, the tags and
  * categories of what they did in this session, then over time): what the content model
  * can recommend. */
-static void gather_features(rc_engine_t *e, const rc_user_state_t *u, uint32_t per_feature)
+static void gather_features(rc_ranker_t *rk, const rc_user_state_t *u, uint32_t per_feature)
 {
-    gather_strongest(e, u->svec_feat, u->svec_w, u->n_svec, FEATURES_TAKE, per_feature);
-    gather_strongest(e, u->ltvec_feat, u->ltvec_w, u->n_ltvec, LT_FEATURES_TAKE, per_feature);
+    gather_strongest(rk, u->svec_feat, u->svec_w, u->n_svec, FEATURES_TAKE, per_feature);
+    gather_strongest(rk, u->ltvec_feat, u->ltvec_w, u->n_ltvec, LT_FEATURES_TAKE, per_feature);
 }
 
 /* What boosts lift (rules.h): the items, the top of the categories, the items of the tags. */
-static void gather_lifted(rc_engine_t *e, uint32_t category_take)
+static void gather_lifted(rc_ranker_t *rk, uint32_t category_take)
 {
+    const rc_engine_t *e = rk->e;
     const rc_rules_t *r = &e->rules;
     const rc_trending_t *t = &e->trending;
-    gather_list(e, r->lifted, r->n_lifted, r->n_lifted);
+    gather_list(rk, r->lifted, r->n_lifted, r->n_lifted);
     for (uint32_t i = 0; i < r->n_lifted_categories; i++) {
         uint32_t cat = (uint32_t)r->lifted_categories[i];
         if (cat < t->n_categories)
-            gather_list(e, t->by_category + (size_t)cat * RC_TRENDING_PER_CAT,
+            gather_list(rk, t->by_category + (size_t)cat * RC_TRENDING_PER_CAT,
                         t->n_by_category[cat], category_take);
     }
     for (uint32_t i = 0; i < r->n_lifted_tags; i++) {
         uint32_t n;
-        const uint32_t *items = rc_engine_feature_items(e, r->lifted_tags[i], &n);
-        gather_list(e, items, n, FEATURE_TAKE);
+        const uint32_t *items = rc_features_items(&e->features, r->lifted_tags[i], &n);
+        gather_list(rk, items, n, FEATURE_TAKE);
     }
 }
 
@@ -265,19 +293,20 @@ static bool has_locale(const rc_trending_t *t, const rc_user_state_t *u)
 }
 
 /* `wide`: a second pass when filters left fewer than K candidates: whole top lists. */
-static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
+static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *s,
                               int daypart, bool wide)
 {
+    const rc_engine_t *e = rk->e;
     const rc_trending_t *t = &e->trending;
     uint32_t trending_take = wide ? RC_TRENDING_TOP : TRENDING_TAKE;
     uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
     if (!wide)
-        gather_covisit(e, u);
+        gather_covisit(rk, u);
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
                    RC_SEG_LOCALE(u->locale)};
     for (int i = 0; i < (has_locale(t, u) ? 4 : 3); i++)
-        gather_list(e, t->top[segs[i]], t->n_top[segs[i]], trending_take);
-    gather_features(e, u, wide ? RC_FEATURE_LIST : FEATURE_TAKE);
+        gather_list(rk, t->top[segs[i]], t->n_top[segs[i]], trending_take);
+    gather_features(rk, u, wide ? RC_FEATURE_LIST : FEATURE_TAKE);
 
     /* The user's strongest categories, and the one a subscription filters on. */
     uint16_t best[CATEGORIES_TAKE];
@@ -293,12 +322,12 @@ static void gather_candidates(rc_engine_t *e, const rc_user_state_t *u, const rc
     }
     for (uint8_t i = 0; i < n_best; i++)
         if (best[i] < t->n_categories)
-            gather_list(e, t->by_category + (size_t)best[i] * RC_TRENDING_PER_CAT,
+            gather_list(rk, t->by_category + (size_t)best[i] * RC_TRENDING_PER_CAT,
                         t->n_by_category[best[i]], category_take);
     if (s->category > 0 && (uint32_t)s->category < t->n_categories)
-        gather_list(e, t->by_category + (size_t)s->category * RC_TRENDING_PER_CAT,
+        gather_list(rk, t->by_category + (size_t)s->category * RC_TRENDING_PER_CAT,
                     t->n_by_category[s->category], RC_TRENDING_PER_CAT);
-    gather_lifted(e, category_take);
+    gather_lifted(rk, category_take);
 }
 
 typedef struct {
@@ -320,18 +349,18 @@ static norms_t user_norms(const rc_user_state_t *u)
 
 /* Cosine of the item's feature vector with the user's content vectors (indexed): the
  * session's counts most; the long-term profile's alone speaks for a new session. */
-static float content_score(const rc_engine_t *e, const rc_item_t *it, norms_t un)
+static float content_score(const rc_ranker_t *rk, const rc_item_t *it, norms_t un)
 {
     if (it->n_feat == 0 || (un.session <= 0 && un.longterm <= 0))
         return 0;
     float dot_s = 0, dot_l = 0;
     for (uint8_t f = 0; f < it->n_feat; f++) {
-        int slot = svec_find(e, it->feat[f]);
+        int slot = svec_find(rk, it->feat[f]);
         if (slot < 0)
             continue;
         float fw = (f == 0 && it->category) ? 2.0f : 1.0f;
-        dot_s += fw * e->svec_val[slot];
-        dot_l += fw * e->ltvec_val[slot];
+        dot_s += fw * rk->svec_val[slot];
+        dot_l += fw * rk->ltvec_val[slot];
     }
     float cs = un.session > 0 ? dot_s / (it->feat_norm * un.session) : 0;
     float cl = un.longterm > 0 ? dot_l / (it->feat_norm * un.longterm) : 0;
@@ -419,17 +448,18 @@ typedef struct {
     const rc_rank_spec_t *spec;
 } scoring_t;
 
-static void scoring_begin(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *s,
+static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *s,
                           int daypart, scoring_t *x)
 {
+    const rc_engine_t *e = rk->e;
     const rc_trending_t *t = &e->trending;
     x->b = s->blend ? s->blend : &e->blend;
     x->spec = s;
     x->unorm = user_norms(u);
     x->covis_max = 0;
-    for (uint32_t i = 0; i < e->n_cands; i++)
-        if (e->scratch[e->cands[i]].covis_acc > x->covis_max)
-            x->covis_max = e->scratch[e->cands[i]].covis_acc;
+    for (uint32_t i = 0; i < rk->n_cands; i++)
+        if (rk->scratch[rk->cands[i]].covis_acc > x->covis_max)
+            x->covis_max = rk->scratch[rk->cands[i]].covis_acc;
     /* Each trending part is a segment's score over its leader's: the divisions are done
      * once here, not per candidate. With a locale, the market counts most. */
     bool loc = has_locale(t, u);
@@ -456,8 +486,9 @@ static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
  * score is bounded by what gathering already knows (score_candidates). Inlined into the
  * loop that scores every candidate of a rank. */
 static inline __attribute__((always_inline)) bool
-score_one(const rc_engine_t *e, const scoring_t *x, const struct rc_scratch *cand, rc_ranked_t *r)
+score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *cand, rc_ranked_t *r)
 {
+    const rc_engine_t *e = rk->e;
     uint32_t c = cand->item;
     const rc_trending_t *t = &e->trending;
     const rc_blend_t *b = x->b;
@@ -466,7 +497,7 @@ score_one(const rc_engine_t *e, const scoring_t *x, const struct rc_scratch *can
         return false;
     float part[RC_SRC_COUNT];
     part[RC_SRC_COVISIT] = covisit_part(x, cand);
-    part[RC_SRC_CONTENT] = b->content * content_score(e, it, x->unorm);
+    part[RC_SRC_CONTENT] = b->content * content_score(rk, it, x->unorm);
     /* The segment adding most to the trending part is the one its reason names. */
     float trend = 0, seg_best = 0;
     int seg_ref = RC_SEG_ALL;
@@ -495,29 +526,30 @@ score_one(const rc_engine_t *e, const scoring_t *x, const struct rc_scratch *can
     return true;
 }
 
-/* Scores the candidates that pass the rules into e->ranked; returns how many. Only the
+/* Scores the candidates that pass the rules into rk->ranked; returns how many. Only the
  * best KEEP_FACTOR * k can reach a list (top_k), so once that many are scored, a candidate
  * whose bound is under the least of those first ones cannot, and is only put aside in
- * e->deferred (top_k scores those when it needs every candidate): its item and trending
+ * rk->deferred (top_k scores those when it needs every candidate): its item and trending
  * scores, scattered over the catalog, are not read. Candidates come strongest co-visitation
  * first, so the first ones are strong. The list is the same as scoring them all
  * (test_rank_bound_exact). The threshold is not raised as better scores come: keeping the
  * best KEEP_FACTOR * k in a heap cost more than it saved (bench/eval engine time). */
-static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
+static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
 {
+    const rc_engine_t *e = rk->e;
     const rc_blend_t *b = x->b;
     uint32_t keep = x->spec->k * KEEP_FACTOR;
-    bool bound = !e->exhaustive && e->n_cands > keep;
+    bool bound = !rk->exhaustive && rk->n_cands > keep;
     /* A margin over float rounding: the bound must never be below the score. */
     float rest = b->content + b->trending + b->popular;
     float boost_hi = rc_rules_boost_max(&e->rules) * 1.0001f;
     float least = 0; /* the least of the first `keep` scores */
     uint32_t n = 0;
-    e->n_deferred = 0;
-    for (uint32_t i = 0; i < e->n_cands; i++) {
-        const struct rc_scratch *cand = &e->scratch[e->cands[i]];
-        if (i + PREFETCH_AHEAD < e->n_cands) {
-            uint32_t ahead = e->scratch[e->cands[i + PREFETCH_AHEAD]].item;
+    rk->n_deferred = 0;
+    for (uint32_t i = 0; i < rk->n_cands; i++) {
+        const struct rc_scratch *cand = &rk->scratch[rk->cands[i]];
+        if (i + PREFETCH_AHEAD < rk->n_cands) {
+            uint32_t ahead = rk->scratch[rk->cands[i + PREFETCH_AHEAD]].item;
             __builtin_prefetch(&e->catalog.items[ahead]);
             /* An item's scores may straddle two lines: both ends of those read. */
             const float *sc = rc_trending_scores(&e->trending, ahead);
@@ -527,13 +559,13 @@ static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
             }
         }
         if (bound && n >= keep && (covisit_part(x, cand) + rest) * boost_hi < least) {
-            e->deferred[e->n_deferred++] = e->cands[i];
+            rk->deferred[rk->n_deferred++] = rk->cands[i];
             continue;
         }
-        if (!score_one(e, x, cand, &e->ranked[n]))
+        if (!score_one(rk, x, cand, &rk->ranked[n]))
             continue;
-        if (n < keep && (n == 0 || e->ranked[n].score < least))
-            least = e->ranked[n].score;
+        if (n < keep && (n == 0 || rk->ranked[n].score < least))
+            least = rk->ranked[n].score;
         n++;
     }
     return n;
@@ -541,20 +573,21 @@ static uint32_t score_candidates(rc_engine_t *e, const scoring_t *x)
 
 /* Scores the candidates score_candidates() put aside, after the n scored; returns the new
  * count. */
-static uint32_t score_deferred(rc_engine_t *e, const scoring_t *x, uint32_t n)
+static uint32_t score_deferred(rc_ranker_t *rk, const scoring_t *x, uint32_t n)
 {
-    for (uint32_t i = 0; i < e->n_deferred; i++)
-        n += score_one(e, x, &e->scratch[e->deferred[i]], &e->ranked[n]);
-    e->n_deferred = 0;
+    for (uint32_t i = 0; i < rk->n_deferred; i++)
+        n += score_one(rk, x, &rk->scratch[rk->deferred[i]], &rk->ranked[n]);
+    rk->n_deferred = 0;
     return n;
 }
 
 /* Greedy top-K over r[0..n) (best first) with at most `cap` items per category; when too
  * few categories are available, the capped items fill the remaining places in score order.
  * Sets *capped when the cap left an item out. */
-static uint32_t diversify(const rc_engine_t *e, const rc_ranked_t *r, uint32_t n, uint32_t k,
+static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t n, uint32_t k,
                           rc_ranked_t *out, bool *capped, bool *overfull)
 {
+    const rc_engine_t *e = rk->e;
     uint32_t cap = (k * 6 + 9) / 10;
     if (cap < 2)
         cap = 2;
@@ -587,9 +620,10 @@ static uint32_t diversify(const rc_engine_t *e, const rc_ranked_t *r, uint32_t n
  * the user's content vector (ties: the newest), so new items gather the data the other
  * models need, at a bounded cost: one place per list of 5 or more. The item keeps the score
  * of the place it takes, so the list stays best first. */
-static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
+static uint32_t explore(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                         rc_ranked_t *out, uint32_t k)
 {
+    const rc_engine_t *e = rk->e;
     if (!e->explore_new || e->n_explore == 0 || spec->k < 5)
         return k;
     norms_t unorm = user_norms(u);
@@ -598,12 +632,12 @@ static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     for (uint32_t i = 0; i < e->n_explore; i++) {
         uint32_t item = e->explore_pool[i];
         const rc_item_t *it = &e->catalog.items[item];
-        if (item >= e->catalog.n || is_blocked(e, item) || !passes_rules(it, spec))
+        if (item >= e->catalog.n || is_blocked(rk, item) || !passes_rules(it, spec))
             continue;
         bool listed = false;
         for (uint32_t j = 0; j < k && !listed; j++)
             listed = out[j].item == item;
-        float sim = content_score(e, it, unorm);
+        float sim = content_score(rk, it, unorm);
         if (!listed && sim > best_sim) {
             best = (int)item;
             best_sim = sim;
@@ -624,25 +658,27 @@ static uint32_t explore(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
     return k;
 }
 
-static bool pin_applies(const rc_engine_t *e, const rc_pin_t *p, const rc_rank_spec_t *spec)
+static bool pin_applies(const rc_ranker_t *rk, const rc_pin_t *p, const rc_rank_spec_t *spec)
 {
+    const rc_engine_t *e = rk->e;
     if (p->idx < 0 || (uint64_t)p->idx >= e->catalog.n || p->position > spec->k ||
         (p->surface[0] && (spec->surface == NULL || strcmp(p->surface, spec->surface) != 0)))
         return false;
     /* Only where the item could be shown at all: available, not excluded or already seen
      * by this user, within the subscription's filters. */
-    return !is_blocked(e, (uint32_t)p->idx) && passes_rules(&e->catalog.items[p->idx], spec);
+    return !is_blocked(rk, (uint32_t)p->idx) && passes_rules(&e->catalog.items[p->idx], spec);
 }
 
 /* Puts the pinned items of this surface at their places (pins are few, and checked in the
  * order of their places). Each takes the score of the place it takes, so the list stays
  * best first; a list that was full drops its last item. */
-static uint32_t pin(const rc_engine_t *e, const rc_rank_spec_t *spec, rc_ranked_t *out, uint32_t k)
+static uint32_t pin(const rc_ranker_t *rk, const rc_rank_spec_t *spec, rc_ranked_t *out, uint32_t k)
 {
+    const rc_engine_t *e = rk->e;
     const rc_rules_t *r = &e->rules;
     bool applies[RC_PINS_MAX];
     for (uint32_t i = 0; i < r->n_pins; i++) {
-        applies[i] = pin_applies(e, &r->pins[i], spec);
+        applies[i] = pin_applies(rk, &r->pins[i], spec);
         /* Out of wherever the ranker put it, first. */
         for (uint32_t j = 0; applies[i] && j < k; j++) {
             if (out[j].item == (uint32_t)r->pins[i].idx) {
@@ -672,7 +708,7 @@ static uint32_t pin(const rc_engine_t *e, const rc_rank_spec_t *spec, rc_ranked_
  * diverse top K, and only those need sorting; when the category cap had to leave items
  * out, the exact answer may lie further down, so every candidate is scored and sorted and
  * the pass repeated. `overfull`: the cap could not be kept (too few categories). */
-static uint32_t top_k(rc_engine_t *e, const scoring_t *x, uint32_t n, rc_ranked_t *out,
+static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked_t *out,
                       bool *overfull)
 {
     const rc_rank_spec_t *spec = x->spec;
@@ -681,14 +717,14 @@ static uint32_t top_k(rc_engine_t *e, const scoring_t *x, uint32_t n, rc_ranked_
     uint32_t k = 0;
     if (n >= keep) {
         if (n > keep)
-            select_best(e->ranked, n, keep);
-        sort_ranked(e->ranked, keep);
-        k = diversify(e, e->ranked, keep, spec->k, out, &capped, overfull);
+            select_best(rk->ranked, n, keep);
+        sort_ranked(rk->ranked, keep);
+        k = diversify(rk, rk->ranked, keep, spec->k, out, &capped, overfull);
     }
     if (n < keep || capped) {
-        n = score_deferred(e, x, n);
-        sort_ranked(e->ranked, n);
-        k = diversify(e, e->ranked, n, spec->k, out, &capped, overfull);
+        n = score_deferred(rk, x, n);
+        sort_ranked(rk->ranked, n);
+        k = diversify(rk, rk->ranked, n, spec->k, out, &capped, overfull);
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
     sort_ranked(out, k);
@@ -697,39 +733,39 @@ static uint32_t top_k(rc_engine_t *e, const scoring_t *x, uint32_t n, rc_ranked_
     return k;
 }
 
-uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
-                        int64_t wall_ms, rc_ranked_t *out)
+uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_state_t *u,
+                        const rc_rank_spec_t *spec, int64_t wall_ms, rc_ranked_t *out)
 {
-    if (ensure_scratch(e) != 0 || spec->k == 0)
+    if (spec->k == 0)
         return 0;
-    if (++e->stamp == 0) {
-        memset(e->scratch, 0, CAND_SLOTS * sizeof(*e->scratch));
-        memset(e->svec_stamp, 0, sizeof(e->svec_stamp));
-        e->stamp = 1;
+    rk->e = e;
+    if (++rk->stamp == 0) {
+        memset(rk->scratch, 0, CAND_SLOTS * sizeof(*rk->scratch));
+        memset(rk->svec_stamp, 0, sizeof(rk->svec_stamp));
+        rk->stamp = 1;
     }
-    e->n_cands = 0;
+    rk->n_cands = 0;
     int daypart = rc_daypart(wall_ms, u->tz_offset_min);
-    block_items(e, u);
-    index_svec(e, u);
-    gather_candidates(e, u, spec, daypart, false);
+    block_items(rk, u);
+    index_svec(rk, u);
+    gather_candidates(rk, u, spec, daypart, false);
     scoring_t x;
-    scoring_begin(e, u, spec, daypart, &x);
-    uint32_t n = score_candidates(e, &x);
+    scoring_begin(rk, u, spec, daypart, &x);
+    uint32_t n = score_candidates(rk, &x);
     bool overfull = false;
-    uint32_t k = n < spec->k ? 0 : top_k(e, &x, n, out, &overfull);
+    uint32_t k = n < spec->k ? 0 : top_k(rk, &x, n, out, &overfull);
     if (n < spec->k || overfull) {
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
          * stay; scoring runs again over all of them. */
-        gather_candidates(e, u, spec, daypart, true);
-        scoring_begin(e, u, spec, daypart, &x);
-        n = score_candidates(e, &x);
-        k = top_k(e, &x, n, out, &overfull);
+        gather_candidates(rk, u, spec, daypart, true);
+        scoring_begin(rk, u, spec, daypart, &x);
+        n = score_candidates(rk, &x);
+        k = top_k(rk, &x, n, out, &overfull);
     }
-    return pin(e, spec, out, explore(e, u, spec, out, k));
+    return pin(rk, spec, out, explore(rk, u, spec, out, k));
 }
 
-/* The reason of a trending item, from the segment that carried it. */
 /* `a` then `b` into buf, cut to len - 1 bytes as snprintf would (reasons are made for every
  * item of every list pushed; printf's parsing showed in profiles). */
 static void phrase(char *buf, size_t len, const char *a, const char *b)
@@ -744,6 +780,7 @@ static void phrase(char *buf, size_t len, const char *a, const char *b)
     buf[na + nb] = '\0';
 }
 
+/* The reason of a trending item, from the segment that carried it. */
 static void trending_phrase(const rc_trending_t *t, int64_t seg, char *buf, size_t len)
 {
     static const char *const devices[] = {[RC_DEV_MOBILE] = "on mobile",
@@ -765,7 +802,7 @@ static void trending_phrase(const rc_trending_t *t, int64_t seg, char *buf, size
     phrase(buf, len, "Trending ", what);
 }
 
-void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
+void rc_ranker_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
                    size_t len)
 {
     const rc_catalog_t *c = &e->catalog;

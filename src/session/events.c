@@ -105,11 +105,11 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
 {
     rc_user_state_t empty;
     const rc_user_state_t *u = rc_session_state_read(ses, &empty);
-    const rc_catalog_t *c = &s->engine->catalog;
+    const rc_catalog_t *c = rc_engine_catalog(s->engine);
     m->device = u->device;
     m->tz_offset_min = u->tz_offset_min;
     if (u->locale >= 0) {
-        const char *tag = s->engine->trending.locales[u->locale];
+        const char *tag = rc_engine_locale_tag(s->engine, u->locale);
         m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
     }
     for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
@@ -127,10 +127,10 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
 static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
                                  const rc_proto_event_t *ev, int64_t item)
 {
-    if (s->engine->experiment == NULL || ev->surface.n == 0)
+    if (rc_engine_experiment(s->engine) == NULL || ev->surface.n == 0)
         return;
     if (ev->kind == RC_EV_IMPRESSION) {
-        rc_experiment_count(s->engine->experiment, ses->variant, false);
+        rc_experiment_count(rc_engine_experiment(s->engine), ses->variant, false);
         return;
     }
     if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
@@ -143,7 +143,7 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
             continue;
         for (uint32_t k = 0; k < v->n; k++) {
             if (v->ranked[k].item == (uint32_t)item) {
-                rc_experiment_count(s->engine->experiment, ses->variant, true);
+                rc_experiment_count(rc_engine_experiment(s->engine), ses->variant, true);
                 return;
             }
         }
@@ -168,12 +168,12 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     int64_t item = -1;
     if (ev->item.n > 0) {
-        item = rc_catalog_resolve(&s->engine->catalog, ev->item.p, ev->item.n);
+        item = rc_catalog_resolve(rc_engine_catalog(s->engine), ev->item.p, ev->item.n);
         if (item < 0) {
             rc_conn_error(c, RC_PERR_UNKNOWN_ITEM, "item is not in the catalog", ev->id, false);
             return false;
         }
-        rc_metrics.catalog_items = s->engine->catalog.n;
+        rc_metrics.catalog_items = rc_engine_catalog(s->engine)->n;
     }
     ticket_t *t = ticket_get(s);
     if (t == NULL || rc_session_remember_event(ses, key) != 0) {

@@ -134,8 +134,9 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
     rc_sessions_pseudonym(s, ses->user, ses->user_len, ses->pseudo);
-    if (s->engine->experiment != NULL)
-        ses->variant = rc_experiment_assign(s->engine->experiment, ses->user, ses->user_len);
+    if (rc_engine_experiment(s->engine) != NULL)
+        ses->variant =
+            rc_experiment_assign(rc_engine_experiment(s->engine), ses->user, ses->user_len);
     if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
         free(ses);
         return NULL;

@@ -18,7 +18,7 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     uint64_t t0 = rc_mono_us();
     int64_t item = -1;
     if (m->ev.item.n > 0 &&
-        (item = rc_catalog_resolve(&e->catalog, m->ev.item.p, m->ev.item.n)) < 0)
+        (item = rc_catalog_resolve(rc_engine_catalog(e), m->ev.item.p, m->ev.item.n)) < 0)
         return; /* a closed catalog that does not know it */
     int64_t now_ms = rc_wall_ms();
     if (m->received_ms > 0 && now_ms >= m->received_ms)
@@ -42,7 +42,7 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     rc_user_state_init(&u, m->device, m->tz_offset_min);
     u.locale = (int8_t)rc_engine_locale(e, m->locale);
     for (int i = (int)m->n_recent - 1; i >= 0; i--) {
-        int64_t r = rc_catalog_resolve(&e->catalog, m->recent[i].p, m->recent[i].n);
+        int64_t r = rc_catalog_resolve(rc_engine_catalog(e), m->recent[i].p, m->recent[i].n);
         if (r >= 0)
             rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i]);
     }

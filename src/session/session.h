@@ -130,7 +130,7 @@ int rc_sessions_push(rc_sessions_t *s, rc_str_t user, rc_str_t segment, rc_str_t
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
 
 /** After the experiment or the business rules changed: every session gets its variant of
- * the experiment (engine->experiment), and every live list is ranked again with it and
+ * the experiment (rc_engine_experiment(engine)), and every live list is ranked again with it and
  * pushed if it changed. Returns how many lists were pushed. */
 uint32_t rc_sessions_settings_changed(rc_sessions_t *s);
 

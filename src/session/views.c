@@ -37,7 +37,7 @@ void rc_view_free(rc_view_t *v)
 rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
                            rc_format_t fmt, bool with_cause)
 {
-    const rc_catalog_t *cat = &s->engine->catalog;
+    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     rc_user_state_t empty;
     const rc_user_state_t *u = rc_session_state_read(ses, &empty);
     /* The items' strings lie scattered over the heap: ask for all of them first. */
@@ -68,8 +68,8 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
         .cause =
             with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
-        .variant = s->engine->experiment
-                       ? rc_experiment_variant_name(s->engine->experiment, ses->variant)
+        .variant = rc_engine_experiment(s->engine)
+                       ? rc_experiment_variant_name(rc_engine_experiment(s->engine), ses->variant)
                        : "control",
     };
     rc_proto_encode_recs(rc_sessions_enc_begin(s, fmt), &recs);
@@ -198,7 +198,7 @@ void rc_view_release(rc_session_t *ses, rc_view_t *v)
  * the loop on a large node. */
 uint32_t rc_sessions_settings_changed(rc_sessions_t *s)
 {
-    const rc_experiment_t *x = s->engine->experiment;
+    const rc_experiment_t *x = rc_engine_experiment(s->engine);
     uint32_t pushed = 0;
     for (size_t i = 0; i < s->by_user.cap; i++) {
         if (s->by_user.slots[i].hash == 0)
@@ -219,7 +219,7 @@ uint32_t rc_sessions_settings_changed(rc_sessions_t *s)
 
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s)
 {
-    const rc_catalog_t *cat = &s->engine->catalog;
+    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     uint32_t pushed = 0;
     for (size_t i = 0; i < s->by_user.cap; i++) {
         if (s->by_user.slots[i].hash == 0)

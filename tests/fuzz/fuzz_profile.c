@@ -9,16 +9,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static rc_engine_t e;
-    static int ready;
-    if (!ready) {
+    static rc_catalog_t *catalog;
+    if (catalog == NULL) {
         const char *tags[] = {"red"};
         uint32_t idx;
-        if (rc_engine_init(&e, 1000, true, 32, 86400, 3600, 1e9) != 0)
+        rc_engine_t *e = rc_engine_new(1000, true, 32, 86400, 3600, 1e9);
+        if (e == NULL)
             return 0;
-        rc_catalog_upsert(&e.catalog, "a", "A", "mugs", tags, 1, 1, 1, &idx);
-        rc_catalog_upsert(&e.catalog, "b", "B", "lamps", tags, 1, 2, 1, &idx);
-        ready = 1;
+        catalog = rc_engine_catalog(e); /* the engine lives as long as the fuzzer */
+        rc_catalog_upsert(catalog, "a", "A", "mugs", tags, 1, 1, 1, &idx);
+        rc_catalog_upsert(catalog, "b", "B", "lamps", tags, 1, 2, 1, &idx);
     }
     if (size < 1)
         return 0;
@@ -36,6 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc_wbuf_free(&out);
     rc_user_state_t u;
     rc_user_state_init(&u, 0, 0);
-    rc_profile_merge(&e.catalog, &u, doc, doc_len);
+    rc_profile_merge(catalog, &u, doc, doc_len);
     return 0;
 }

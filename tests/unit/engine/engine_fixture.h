@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "engine/engine.h"
+#include "engine/engine_int.h" /* white-box: the tests read and tune the models */
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,18 +25,32 @@
 #define HOUR_MS 3600000LL
 #define MIN_MS  60000LL
 
-/* The engines of the ranking tests live here, not on a test's stack, so the teardown frees
- * them even when an assertion ends the test early (the sanitizer build reports only the
- * failure, not a leak behind it). rc_engine_free() leaves a zeroed engine: freeing twice
- * is harmless. */
-static rc_engine_t engines[2];
+/* The engines of the ranking tests are held here, not only by a test's variables, so the
+ * teardown frees them even when an assertion ends the test early (the sanitizer build
+ * reports only the failure, not a leak behind it). */
+static rc_engine_t *engines[2];
+
+/* Frees engine `i` (a test's own end, and the teardown's: the second is a no-op). */
+static inline void free_engine(int i)
+{
+    rc_engine_free(engines[i]);
+    engines[i] = NULL;
+}
 
 static inline int free_engines(void **state)
 {
     (void)state;
-    rc_engine_free(&engines[0]);
-    rc_engine_free(&engines[1]);
+    free_engine(0);
+    free_engine(1);
     return 0;
+}
+
+/* A new engine with an empty catalog, held as engines[i]. */
+static inline rc_engine_t *new_engine(int i, uint32_t max_items, bool open)
+{
+    engines[i] = rc_engine_new(max_items, open, 32, 86400, 3600, T0_MS / 1000.0);
+    assert_non_null(engines[i]);
+    return engines[i];
 }
 
 #define N_ITEMS 200
@@ -45,11 +59,12 @@ static inline int free_engines(void **state)
 /* 200 items in 8 categories (item i in "cat<i % 8>"), named "Item <i>", tagged
  * "color<i % 7>" and "size<i % 3>", priced 1 + i % 50, popularity 1000 - i: the most
  * popular items are the lowest indexes and they alternate categories. */
-static inline void engine_with_items(rc_engine_t *e, bool open)
+/* Engine `slot` (engines[slot]) with those items. */
+static inline rc_engine_t *engine_with_items(int slot, bool open)
 {
     char id[16], name[32], cat[16], color[16], size[16];
     const char *tags[] = {color, size};
-    assert_int_equal(rc_engine_init(e, 100000, open, 32, 86400, 3600, T0_MS / 1000.0), 0);
+    rc_engine_t *e = new_engine(slot, 100000, open);
     for (int i = 0; i < N_ITEMS; i++) {
         uint32_t idx;
         snprintf(id, sizeof(id), "i%03d", i);
@@ -62,6 +77,7 @@ static inline void engine_with_items(rc_engine_t *e, bool open)
         assert_int_equal(idx, i);
     }
     assert_int_equal(rc_engine_refresh(e), 0);
+    return e;
 }
 
 static inline rc_str_t no_query(void)

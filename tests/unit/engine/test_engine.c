@@ -29,9 +29,9 @@ static void test_event_weights(void **state)
 static void test_observe_return_values(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_MOBILE, 60);
     assert_int_equal(u.device, RC_DEV_MOBILE);
     assert_int_equal(u.tz_offset_min, 60);
@@ -55,7 +55,7 @@ static void test_observe_return_values(void **state)
     assert_int_equal(u.device, RC_DEV_OTHER);
     rc_user_state_init(&u, -1, 0);
     assert_int_equal(u.device, RC_DEV_OTHER);
-    rc_engine_free(e);
+    free_engine(0);
     rc_engine_free(NULL);
 }
 

@@ -84,10 +84,10 @@ static void test_experiment_assignment(void **state)
 static void test_experiment_blend_changes_rank(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t o, u;
     rc_ranked_t out[10];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     for (int i = 0; i < 3; i++) {
         rc_user_state_init(&o, RC_DEV_MOBILE, 0);
         observe(e, &o, RC_EV_VIEW, 150, T0_MS - 60000);
@@ -105,7 +105,7 @@ static void test_experiment_blend_changes_rank(void **state)
     assert_int_gt(rc_engine_rank(e, &u, &spec, T0_MS, out), 0);
     assert_int_not_equal(out[0].item, 181);
     assert_int_equal(e->catalog.items[out[0].item].category, e->catalog.items[150].category);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 static void test_experiment_counters_and_metrics(void **state)

@@ -16,11 +16,11 @@
 static void test_rank_cold_user_by_popularity(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[10];
     char why[128];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
 
     uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
@@ -37,16 +37,16 @@ static void test_rank_cold_user_by_popularity(void **state)
     /* k = 0 asks for nothing. */
     rc_rank_spec_t none = {.k = 0, .category = -1, .price_min = -1, .price_max = -1};
     assert_int_equal(rc_engine_rank(e, &u, &none, T0_MS, out), 0);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 static void test_rank_category_share_rises(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[10];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
     uint16_t cat3 = category_of(e, "cat3");
 
@@ -67,17 +67,17 @@ static void test_rank_category_share_rises(void **state)
     /* What the user just clicked is not offered back. */
     for (int i = 0; i < 5; i++)
         assert_int_equal(place_of(out, n, clicked[i]), -1);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* A search moves the session towards items tagged with the query's words. */
 static void test_rank_search_moves_towards_tags(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[10];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
     assert_true(rc_engine_observe(e, &u, RC_EV_SEARCH, -1, 2, (rc_str_t){"Color5!", 7}, T0_MS));
     uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
@@ -88,7 +88,7 @@ static void test_rank_search_moves_towards_tags(void **state)
     assert_int_ge(tagged, 6);
     assert_int_equal(out[0].item % 7, 5);
     assert_int_equal(out[0].src, RC_SRC_CONTENT);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* Other users viewed 150 then 181 (three of them) or 150 then 190 (one); a new user who
@@ -96,11 +96,11 @@ static void test_rank_search_moves_towards_tags(void **state)
 static void test_rank_covisit_from_other_users(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t others[4], u;
     rc_ranked_t out[10];
     char why[128];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     for (int i = 0; i < 4; i++) {
         rc_user_state_init(&others[i], RC_DEV_MOBILE, 0);
         observe(e, &others[i], RC_EV_VIEW, 150, T0_MS - 60000 + i);
@@ -123,7 +123,7 @@ static void test_rank_covisit_from_other_users(void **state)
     assert_string_equal(rc_src_name(r->src), "covisit");
     rc_engine_why(e, &u, r, why, sizeof(why));
     assert_string_equal(why, "Viewed together with Item 150");
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* Shoppers in de-DE made item 150 trend, those in en-GB item 160 a little more. A cold
@@ -132,11 +132,11 @@ static void test_rank_covisit_from_other_users(void **state)
 static void test_rank_trending_by_locale(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t shopper, u;
     rc_ranked_t out[10];
     char why[128];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     int de = rc_engine_locale(e, (rc_str_t){"de-DE", 5});
     int gb = rc_engine_locale(e, (rc_str_t){"en-GB", 5});
     assert_int_ge(de, 0);
@@ -170,7 +170,7 @@ static void test_rank_trending_by_locale(void **state)
     assert_int_equal(out[0].item, 160);
     rc_engine_why(e, &u, &out[0], why, sizeof(why));
     assert_string_equal(why, "Trending on desktop");
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* Others went 150 -> 181 and 160 -> 190 equally often. A user who viewed 160 and then 150
@@ -182,10 +182,10 @@ static void test_rank_trending_by_locale(void **state)
 static void test_rank_newest_source_and_direction(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t o, u;
     rc_ranked_t out[10];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     for (int i = 0; i < 3; i++) {
         const int64_t pairs[4][2] = {{150, 181}, {160, 190}, {170, 185}, {178, 170}};
         for (int p = 0; p < 4; p++) {
@@ -212,7 +212,7 @@ static void test_rank_newest_source_and_direction(void **state)
     assert_int_ge(p185, 0);
     assert_int_ge(p178, 0);
     assert_int_lt(p185, p178);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* Other users made 150 an equally strong neighbour of 100 and of 101. A user who viewed
@@ -222,11 +222,11 @@ static void test_rank_newest_source_and_direction(void **state)
 static void test_rank_covisit_ref_is_strongest_source(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t other, u;
     rc_ranked_t out[10];
     char why[128];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     for (int i = 0; i < 6; i++) {
         rc_user_state_init(&other, RC_DEV_OTHER, 0);
         observe(e, &other, RC_EV_VIEW, i % 2 ? 100 : 101, T0_MS - 60000 + i);
@@ -243,7 +243,7 @@ static void test_rank_covisit_ref_is_strongest_source(void **state)
     if (p >= 0)
         rc_engine_why(e, &u, &r, why, sizeof(why));
     /* Freed before the checks, so a failure here reports only itself under LSan. */
-    rc_engine_free(e);
+    free_engine(0);
     assert_int_ge(p, 0);
     assert_int_equal(r.src, RC_SRC_COVISIT);
     assert_int_equal(r.ref, 100);
@@ -253,10 +253,10 @@ static void test_rank_covisit_ref_is_strongest_source(void **state)
 static void test_rank_excluded_never_appear(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[100];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
 
     /* Dismissing the most popular item: the cold list moves up by one. */
@@ -285,16 +285,16 @@ static void test_rank_excluded_never_appear(void **state)
     rc_user_state_init(&other, RC_DEV_OTHER, 0);
     n = rank_k(e, &other, 100, -1, -1, -1, out);
     assert_int_ge(place_of(out, n, 1), 0);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 static void test_rank_category_filter(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[20];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
     uint16_t cat5 = category_of(e, "cat5");
 
@@ -309,17 +309,17 @@ static void test_rank_category_filter(void **state)
     n = rank_k(e, &u, 10, cat5, -1, -1, out);
     assert_int_equal(n, 10);
     assert_int_equal(count_category(e, out, n, cat5), n);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 static void test_rank_price_filter(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[20];
     uint32_t idx;
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     /* Very popular items with no known price. */
     assert_int_equal(
         rc_catalog_upsert(&e->catalog, "np1", "No Price 1", "cat1", NULL, 0, -1, 5000, &idx), 0);
@@ -364,7 +364,7 @@ static void test_rank_price_filter(void **state)
     /* An empty price range gives an empty list, not a wrong one. */
     n = rank_k(e, &u, 10, -1, 30, 20, out);
     assert_int_equal(n, 0);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* "big" holds the 20 most popular items; a cold list of 10 still shows at most 6 of them
@@ -372,11 +372,11 @@ static void test_rank_price_filter(void **state)
 static void test_rank_diversity_cap(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[10];
     char id[16];
-    assert_int_equal(rc_engine_init(e, 1000, false, 32, 86400, 3600, T0_MS / 1000.0), 0);
+    e = new_engine(0, 1000, false);
     for (int i = 0; i < 40; i++) {
         uint32_t idx;
         const char *cat = i < 20 ? "big" : i < 30 ? "small1" : "small2";
@@ -404,7 +404,7 @@ static void test_rank_diversity_cap(void **state)
     n = rank_k(e, &u, 10, big, -1, -1, out);
     assert_int_equal(n, 10);
     assert_int_equal(count_category(e, out, n, big), 10);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* Drives one engine through a fixed history of several users. */
@@ -425,10 +425,10 @@ static void scripted_history(rc_engine_t *e, rc_user_state_t *users, int n_users
 static void test_rank_no_duplicates(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t users[6], cold;
     rc_ranked_t out[100];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     scripted_history(e, users, 6);
     rc_user_state_init(&cold, RC_DEV_TABLET, 0);
     for (int i = 0; i < 6; i++) {
@@ -438,7 +438,7 @@ static void test_rank_no_duplicates(void **state)
     }
     uint32_t n = rank_k(e, &cold, 100, -1, -1, -1, out);
     assert_int_gt(n, 10);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 static void assert_same_ranking(const rc_ranked_t *a, uint32_t na, const rc_ranked_t *b,
@@ -458,11 +458,11 @@ static void assert_same_ranking(const rc_ranked_t *a, uint32_t na, const rc_rank
 static void test_rank_deterministic(void **state)
 {
     (void)state;
-    rc_engine_t *e1 = &engines[0], *e2 = &engines[1];
+    rc_engine_t *e1, *e2;
     rc_user_state_t u1[5], u2[5];
     rc_ranked_t a[30], b[30], c[30], d[30];
-    engine_with_items(e1, false);
-    engine_with_items(e2, false);
+    e1 = engine_with_items(0, false);
+    e2 = engine_with_items(1, false);
     scripted_history(e1, u1, 5);
     scripted_history(e2, u2, 5);
 
@@ -477,8 +477,8 @@ static void test_rank_deterministic(void **state)
         uint32_t nd = rank_k(e2, &u2[i], 30, -1, -1, -1, d);
         assert_same_ranking(a, na, d, nd);
     }
-    rc_engine_free(e1);
-    rc_engine_free(e2);
+    free_engine(0);
+    free_engine(1);
 }
 
 /* Ranks every user with every list length, filter and blend, once scoring every candidate
@@ -501,11 +501,11 @@ static uint32_t compare_bounded(rc_engine_t *e, rc_user_state_t *users, int n_us
                                        .price_min = f % 3 == 2 ? 5 : -1,
                                        .price_max = f % 3 == 2 ? 30 : -1,
                                        .blend = f < 3 ? NULL : &blends[f / 3 - 1]};
-                e->exhaustive = true;
+                rc_ranker_set_exhaustive(e->ranker, true);
                 uint32_t na = rc_engine_rank(e, &users[i], &spec, T0_MS, a);
-                e->exhaustive = false;
+                rc_ranker_set_exhaustive(e->ranker, false);
                 uint32_t nb = rc_engine_rank(e, &users[i], &spec, T0_MS, b);
-                bounded += e->n_deferred > 0;
+                bounded += rc_ranker_deferred(e->ranker) > 0;
                 assert_same_ranking(a, na, b, nb);
             }
         }
@@ -519,11 +519,11 @@ static uint32_t compare_bounded(rc_engine_t *e, rc_user_state_t *users, int n_us
 static void test_rank_bound_exact(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     static const rc_event_kind_t kinds[] = {RC_EV_VIEW, RC_EV_VIEW, RC_EV_CLICK, RC_EV_CART};
     rc_user_state_t users[40];
     char err[160];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     uint32_t seed = 7;
     for (int i = 0; i < 40; i++) {
         rc_user_state_init(&users[i], i % 4, 60 * (i % 5));
@@ -547,7 +547,7 @@ static void test_rank_bound_exact(void **state)
     bounded += compare_bounded(e, users, 40);
     /* The bound was used, not merely allowed. */
     assert_int_gt(bounded, 100);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* The open catalog learns items from traffic after ranks already ran: the ranker must
@@ -555,11 +555,11 @@ static void test_rank_bound_exact(void **state)
 static void test_rank_after_catalog_grows(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t walker, u;
     rc_ranked_t out[20];
     char id[32];
-    engine_with_items(e, true);
+    e = engine_with_items(0, true);
     rc_user_state_init(&u, RC_DEV_OTHER, 0);
     rank_k(e, &u, 20, -1, -1, -1, out);
 
@@ -586,16 +586,16 @@ static void test_rank_after_catalog_grows(void **state)
     for (uint32_t i = 0; i < n; i++)
         learned += out[i].item >= N_ITEMS;
     assert_int_gt(learned, 0);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 static void test_why_phrases(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     char why[128];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_MOBILE, 0);
     observe(e, &u, RC_EV_VIEW, 12, T0_MS);
 
@@ -638,7 +638,7 @@ static void test_why_phrases(void **state)
     assert_string_equal(tiny, "Viewed ");
     assert_string_equal(rc_src_name(RC_SRC_CONTENT), "content");
     assert_string_equal(rc_src_name(RC_SRC_TRENDING), "trending");
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 /* An item upserted after the start, with no data yet, takes the last place of a list of 5
@@ -647,12 +647,12 @@ static void test_why_phrases(void **state)
 static void test_rank_explores_new_items(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u, o;
     rc_ranked_t out[10];
     char why[64];
     uint32_t fresh_other, fresh_mine;
-    engine_with_items(e, false); /* refreshed: these 200 items are established */
+    e = engine_with_items(0, false); /* refreshed: these 200 items are established */
     const char *tags[] = {"color1"};
     assert_int_equal(
         rc_catalog_upsert(&e->catalog, "new-a", "New A", "cat5", tags, 1, 3, 0, &fresh_other), 0);
@@ -685,7 +685,7 @@ static void test_rank_explores_new_items(void **state)
         if (out[i].item == fresh_mine)
             assert_int_not_equal(out[i].src, RC_SRC_EXPLORE);
     assert_int_equal(out[9].item, fresh_other);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 int main(void)

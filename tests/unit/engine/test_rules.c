@@ -63,11 +63,11 @@ static void test_rules_json(void **state)
 static void test_rules_boosts_and_pins(void **state)
 {
     (void)state;
-    rc_engine_t *e = &engines[0];
+    rc_engine_t *e;
     rc_user_state_t u;
     rc_ranked_t out[10];
     char why[64], err[160];
-    engine_with_items(e, false);
+    e = engine_with_items(0, false);
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
     uint16_t cat7 = category_of(e, "cat7");
     uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
@@ -120,7 +120,7 @@ static void test_rules_boosts_and_pins(void **state)
     n = rc_engine_rank(e, &u, &two, T0_MS, out);
     assert_int_equal(n, 2);
     assert_int_equal(out[1].item, 150);
-    rc_engine_free(e);
+    free_engine(0);
 }
 
 int main(void)

@@ -87,7 +87,7 @@ typedef struct world {
     uv_loop_t loop;
     rc_defer_t defer;
     rc_config_t cfg;
-    rc_engine_t engine;
+    rc_engine_t *engine;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
@@ -135,7 +135,8 @@ static int world_make(void **state, const char *const *settings)
     assert_int_equal(rc_config_set(&w->cfg, "anonymous", "true", err, sizeof(err)), 0);
     for (; settings != NULL && settings[0] != NULL; settings += 2)
         assert_int_equal(rc_config_set(&w->cfg, settings[0], settings[1], err, sizeof(err)), 0);
-    assert_int_equal(rc_engine_init(&w->engine, 1000, true, 32, 86400, 3600, 1e9), 0);
+    w->engine = rc_engine_new(1000, true, 32, 86400, 3600, 1e9);
+    assert_non_null(w->engine);
     /* 3 categories of 20 items; popularity falls with the index, so cold lists start with
      * the first items of each category. */
     for (int i = 0; i < 60; i++) {
@@ -144,14 +145,14 @@ static int world_make(void **state, const char *const *settings)
         uint32_t idx;
         snprintf(id, sizeof(id), "i%d", i);
         snprintf(name, sizeof(name), "Item %d", i);
-        assert_int_equal(rc_catalog_upsert(&w->engine.catalog, id, name, categories[i % 3], tags, 1,
-                                           1.0 + i, 100.0 - i, &idx),
+        assert_int_equal(rc_catalog_upsert(rc_engine_catalog(w->engine), id, name,
+                                           categories[i % 3], tags, 1, 1.0 + i, 100.0 - i, &idx),
                          0);
     }
-    assert_int_equal(rc_engine_refresh(&w->engine), 0);
+    assert_int_equal(rc_engine_refresh(w->engine), 0);
     w->profiles = rc_profile_memory_new(&w->defer, world_profile_loaded, w);
     w->bus = rc_bus_local_new(&w->defer, world_bus_deliver, w);
-    w->sessions = rc_sessions_new(&w->cfg, "t1", &w->engine, w->profiles, w->bus, &fake_ops);
+    w->sessions = rc_sessions_new(&w->cfg, "t1", w->engine, w->profiles, w->bus, &fake_ops);
     assert_non_null(w->sessions);
     memset(&rc_metrics, 0, sizeof(rc_metrics));
     *state = w;
@@ -180,7 +181,7 @@ static int world_teardown(void **state)
     rc_sessions_free(w->sessions);
     rc_bus_free(w->bus);
     rc_profile_store_free(w->profiles);
-    rc_engine_free(&w->engine);
+    rc_engine_free(w->engine);
     rc_config_free(&w->cfg);
     assert_int_equal(uv_loop_close(&w->loop), 0);
     free(w);
@@ -413,7 +414,7 @@ static void stored_profile(world_t *w, const char *user, rc_user_state_t *u)
     w->capture = NULL;
     assert_int_equal(l.status, 0);
     rc_user_state_init(u, RC_DEV_DESKTOP, 0);
-    assert_int_equal(rc_profile_merge(&w->engine.catalog, u, l.doc, l.len), 0);
+    assert_int_equal(rc_profile_merge(rc_engine_catalog(w->engine), u, l.doc, l.len), 0);
 }
 
 /* The in-memory store is read only by this node's next session of a user, so a session
@@ -450,7 +451,7 @@ static void test_memory_profile_is_written_when_the_session_ends(void **state)
     for (int i = 0; i < 40; i++) {
         char id[8];
         snprintf(id, sizeof(id), "i%d", i);
-        int64_t idx = rc_catalog_find(&w->engine.catalog, id, strlen(id));
+        int64_t idx = rc_catalog_find(rc_engine_catalog(w->engine), id, strlen(id));
         assert_true(idx >= 0);
         assert_int_equal(rc_user_is_excluded(&u, (uint32_t)idx), i >= 8);
     }

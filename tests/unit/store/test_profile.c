@@ -20,12 +20,14 @@
 #define T0_MS  1700000000000LL
 #define DAY_MS 86400000LL
 
-static rc_engine_t engine;
+static rc_engine_t *engine;
+static rc_catalog_t *catalog; /* the engine's */
 
 static int free_engine(void **state)
 {
     (void)state;
-    rc_engine_free(&engine);
+    rc_engine_free(engine);
+    engine = NULL;
     return 0;
 }
 
@@ -35,17 +37,18 @@ static void setup_engine(void)
 {
     char id[8], cat[8], t1[8], t2[8];
     const char *tags[] = {t1, t2};
-    assert_int_equal(rc_engine_init(&engine, 1000, false, 16, 86400, 3600, T0_MS / 1000.0), 0);
+    engine = rc_engine_new(1000, false, 16, 86400, 3600, T0_MS / 1000.0);
+    assert_non_null(engine);
+    catalog = rc_engine_catalog(engine);
     for (int i = 0; i < 40; i++) {
         uint32_t idx;
         snprintf(id, sizeof(id), "i%d", i);
         snprintf(cat, sizeof(cat), "cat%d", i % 4);
         snprintf(t1, sizeof(t1), "t%d", i % 5);
         snprintf(t2, sizeof(t2), "u%d", i % 3);
-        assert_int_equal(
-            rc_catalog_upsert(&engine.catalog, id, id, cat, tags, 2, 10, 100 - i, &idx), 0);
+        assert_int_equal(rc_catalog_upsert(catalog, id, id, cat, tags, 2, 10, 100 - i, &idx), 0);
     }
-    assert_int_equal(rc_engine_refresh(&engine), 0);
+    assert_int_equal(rc_engine_refresh(engine), 0);
 }
 
 static float ltvec_weight(const rc_user_state_t *u, uint32_t feat)
@@ -65,10 +68,10 @@ static void write_session(rc_wbuf_t *doc, const uint32_t *items, size_t n, int64
     assert_true(msgpack_zone_init(&zone, RC_PROFILE_ZONE));
     memset(&d, 0, sizeof(d));
     for (size_t i = 0; i < n; i++)
-        rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, items[i], 1.0f);
+        rc_profile_delta_add(&d, catalog, RC_EV_VIEW, items[i], 1.0f);
     rc_wbuf_init(&delta, 0);
     rc_wbuf_init(&out, 0);
-    assert_int_equal(rc_profile_delta_encode(&engine.catalog, &d, t_ms, &delta), 0);
+    assert_int_equal(rc_profile_delta_encode(catalog, &d, t_ms, &delta), 0);
     assert_int_equal(rc_profile_apply_delta(&zone, doc->len ? rc_wbuf_data(doc) : NULL, doc->len,
                                             rc_wbuf_data(&delta), delta.len, &out),
                      0);
@@ -92,11 +95,11 @@ static void test_features_are_stored_and_restored(void **state)
 
     rc_user_state_t u;
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
-    assert_int_equal(rc_profile_merge(&engine.catalog, &u, rc_wbuf_data(&doc), doc.len), 0);
+    assert_int_equal(rc_profile_merge(catalog, &u, rc_wbuf_data(&doc), doc.len), 0);
     assert_int_equal(u.n_svec, 0);
     assert_int_gt(u.n_ltvec, 0);
     assert_int_le(u.n_ltvec, RC_LTVEC);
-    const rc_item_t *it = &engine.catalog.items[1];
+    const rc_item_t *it = &catalog->items[1];
     /* The category (weight 2 per item) leads every tag. */
     float cat_w = ltvec_weight(&u, it->feat[0]);
     assert_dbl_gt(cat_w, 0);
@@ -115,8 +118,7 @@ static uint32_t add_item(const char *id, const char *cat, const char *tag_prefix
         snprintf(tags[i], sizeof(tags[i]), "%s%d", tag_prefix, i);
         t[i] = tags[i];
     }
-    assert_int_equal(
-        rc_catalog_upsert(&engine.catalog, id, id, cat, t, (uint32_t)n_tags, 10, 1, &idx), 0);
+    assert_int_equal(rc_catalog_upsert(catalog, id, id, cat, t, (uint32_t)n_tags, 10, 1, &idx), 0);
     return idx;
 }
 
@@ -125,10 +127,10 @@ static void assert_refused(rc_profile_delta_t *d, rc_event_kind_t kind, uint32_t
 {
     rc_profile_delta_t before, empty;
     memcpy(&before, d, sizeof(before));
-    assert_false(rc_profile_delta_add(d, &engine.catalog, kind, item, 1.0f));
+    assert_false(rc_profile_delta_add(d, catalog, kind, item, 1.0f));
     assert_memory_equal(&before, d, sizeof(before));
     memset(&empty, 0, sizeof(empty));
-    assert_true(rc_profile_delta_add(&empty, &engine.catalog, kind, item, 1.0f));
+    assert_true(rc_profile_delta_add(&empty, catalog, kind, item, 1.0f));
 }
 
 /* A delta takes an event only if it can without dropping a category, a content feature or
@@ -149,27 +151,27 @@ static void test_full_delta_refuses_what_it_would_drop(void **state)
         k[i] = add_item(id, cat, "", 0);
     }
     for (int i = 0; i < RC_CATS; i++)
-        assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, k[i], 1.0f));
+        assert_true(rc_profile_delta_add(&d, catalog, RC_EV_VIEW, k[i], 1.0f));
     assert_refused(&d, RC_EV_VIEW, k[RC_CATS]);
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, k[0], 1.0f));
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_DISMISS, k[RC_CATS], 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_VIEW, k[0], 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_DISMISS, k[RC_CATS], 1.0f));
 
     memset(&d, 0, sizeof(d)); /* features: RC_PROFILE_FEATS */
     uint32_t f1 = add_item("f1", "cat0", "a", RC_ITEM_FEATURES - 1);
     uint32_t f2 = add_item("f2", "cat0", "b", RC_ITEM_FEATURES - 1);
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, f1, 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_VIEW, f1, 1.0f));
     assert_int_equal(d.n_feats, RC_ITEM_FEATURES);
     assert_refused(&d, RC_EV_VIEW, f2);
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_CLICK, f1, 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_CLICK, f1, 1.0f));
 
     memset(&d, 0, sizeof(d)); /* excluded items: RC_PROFILE_EXCLUDED */
     for (uint32_t i = 0; i < RC_PROFILE_EXCLUDED; i++)
-        assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_PURCHASE, i, 1.0f));
+        assert_true(rc_profile_delta_add(&d, catalog, RC_EV_PURCHASE, i, 1.0f));
     assert_refused(&d, RC_EV_PURCHASE, RC_PROFILE_EXCLUDED);
     assert_refused(&d, RC_EV_DISMISS, RC_PROFILE_EXCLUDED);
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_PURCHASE, 0, 1.0f));
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_VIEW, RC_PROFILE_EXCLUDED, 1.0f));
-    assert_true(rc_profile_delta_add(&d, &engine.catalog, RC_EV_IMPRESSION, 39, 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_PURCHASE, 0, 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_VIEW, RC_PROFILE_EXCLUDED, 1.0f));
+    assert_true(rc_profile_delta_add(&d, catalog, RC_EV_IMPRESSION, 39, 1.0f));
     assert_int_equal(d.events, RC_PROFILE_EXCLUDED + 2);
 }
 
@@ -185,19 +187,19 @@ static void test_affinities_fade(void **state)
     write_session(&doc, cat1, 2, T0_MS);
     rc_user_state_t before;
     rc_user_state_init(&before, RC_DEV_DESKTOP, 0);
-    assert_int_equal(rc_profile_merge(&engine.catalog, &before, rc_wbuf_data(&doc), doc.len), 0);
-    uint32_t f1 = engine.catalog.items[1].feat[0], f2 = engine.catalog.items[2].feat[0];
+    assert_int_equal(rc_profile_merge(catalog, &before, rc_wbuf_data(&doc), doc.len), 0);
+    uint32_t f1 = catalog->items[1].feat[0], f2 = catalog->items[2].feat[0];
     float w1 = ltvec_weight(&before, f1);
 
     write_session(&doc, cat2, 2, T0_MS + 30 * DAY_MS);
     rc_user_state_t after;
     rc_user_state_init(&after, RC_DEV_DESKTOP, 0);
-    assert_int_equal(rc_profile_merge(&engine.catalog, &after, rc_wbuf_data(&doc), doc.len), 0);
+    assert_int_equal(rc_profile_merge(catalog, &after, rc_wbuf_data(&doc), doc.len), 0);
     assert_float_equal(ltvec_weight(&after, f1), w1 / 2, 1e-4);
     assert_float_equal(ltvec_weight(&after, f2), w1, 1e-4);
     /* Category affinities fade alike: cat2 leads cat1 two to one. */
-    int32_t c1 = rc_catalog_category(&engine.catalog, "cat1", 4);
-    int32_t c2 = rc_catalog_category(&engine.catalog, "cat2", 4);
+    int32_t c1 = rc_catalog_category(catalog, "cat1", 4);
+    int32_t c2 = rc_catalog_category(catalog, "cat2", 4);
     float a1 = 0, a2 = 0;
     for (uint8_t i = 0; i < after.n_cats; i++) {
         if (after.cats[i] == c1)
@@ -230,9 +232,9 @@ static void test_older_document_builds_vector_from_items(void **state)
     msgpack_pack_int64(&pk, T0_MS);
     rc_user_state_t u;
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
-    assert_int_equal(rc_profile_merge(&engine.catalog, &u, rc_wbuf_data(&doc), doc.len), 0);
+    assert_int_equal(rc_profile_merge(catalog, &u, rc_wbuf_data(&doc), doc.len), 0);
     assert_int_equal(u.n_svec, 0);
-    assert_dbl_gt(ltvec_weight(&u, engine.catalog.items[3].feat[0]), 0);
+    assert_dbl_gt(ltvec_weight(&u, catalog->items[3].feat[0]), 0);
     rc_wbuf_free(&doc);
 }
 
@@ -249,25 +251,25 @@ static void test_longterm_vector_ranks_content(void **state)
     rc_user_state_t cold, back;
     rc_user_state_init(&cold, RC_DEV_DESKTOP, 0);
     rc_user_state_init(&back, RC_DEV_DESKTOP, 0);
-    assert_int_equal(rc_profile_merge(&engine.catalog, &back, rc_wbuf_data(&doc), doc.len), 0);
+    assert_int_equal(rc_profile_merge(catalog, &back, rc_wbuf_data(&doc), doc.len), 0);
     /* Drop what the profile's recent items and categories bring: the vector alone. */
     back.n_recent = back.head = 0;
     back.n_cats = 0;
 
     rc_rank_spec_t spec = {.k = 5, .category = -1, .price_min = -1, .price_max = -1};
     rc_ranked_t out[5];
-    uint32_t c3 = (uint32_t)rc_catalog_category(&engine.catalog, "cat3", 4);
-    assert_int_equal(rc_engine_rank(&engine, &cold, &spec, T0_MS, out), 5);
+    uint32_t c3 = (uint32_t)rc_catalog_category(catalog, "cat3", 4);
+    assert_int_equal(rc_engine_rank(engine, &cold, &spec, T0_MS, out), 5);
     uint32_t cold_c3 = 0;
     for (int i = 0; i < 5; i++)
-        cold_c3 += engine.catalog.items[out[i].item].category == c3;
-    assert_int_equal(rc_engine_rank(&engine, &back, &spec, T0_MS, out), 5);
+        cold_c3 += catalog->items[out[i].item].category == c3;
+    assert_int_equal(rc_engine_rank(engine, &back, &spec, T0_MS, out), 5);
     uint32_t back_c3 = 0;
     for (int i = 0; i < 5; i++)
-        back_c3 += engine.catalog.items[out[i].item].category == c3;
+        back_c3 += catalog->items[out[i].item].category == c3;
     assert_int_le(cold_c3, 2);
     assert_int_ge(back_c3, 3); /* the diversity cap allows 3 of 5 */
-    assert_int_equal(engine.catalog.items[out[0].item].category, c3);
+    assert_int_equal(catalog->items[out[0].item].category, c3);
     assert_int_equal(out[0].src, RC_SRC_CONTENT);
     rc_wbuf_free(&doc);
 }

@@ -1,0 +1,35 @@
+/* The engine's struct: the models side by side, for the engine's own files and for tests and
+ * tools that look inside it (the unit tests, bench/eval). Everyone else uses engine.h. */
+#ifndef RC_ENGINE_INT_H
+#define RC_ENGINE_INT_H
+
+#include "engine/engine.h"
+#include "engine/features.h"
+#include "engine/ranker.h"
+
+struct rc_engine {
+    rc_catalog_t catalog;
+    rc_covisit_t covisit;
+    rc_trending_t trending;
+    rc_feature_index_t features;
+    rc_blend_t blend;
+    struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
+    rc_rules_t rules;                 /* boosts and pins (resolved at each refresh) */
+    /* How much a recent item's neighbours count per step back in the session (the newest
+     * item counts 1). */
+    float source_decay;
+    /* Weight of a pair in the backward direction (the later item's list learns the earlier
+     * one), relative to the forward direction. */
+    float backward_weight;
+    /* Exploration: catalog items added after the first refresh (live upserts; not items
+     * learned from traffic, which have data from their first event) that nobody has
+     * interacted with yet, at most RC_EXPLORE_POOL, rebuilt at each refresh. The last place
+     * of a list of 5 or more goes to the one closest to the user's interests. */
+    bool explore_new;
+    uint32_t established; /* catalog size at the first refresh; UINT32_MAX before */
+    uint32_t explore_pool[RC_EXPLORE_POOL];
+    uint32_t n_explore;
+    rc_ranker_t *ranker; /* one rank's scratch memory (ranker.h) */
+};
+
+#endif
