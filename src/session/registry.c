@@ -267,6 +267,14 @@ void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
     rc_sessions_flush_due(s, now_us, RC_FLUSH_BUDGET_US);
 }
 
+rc_session_t *rc_sessions_next(rc_sessions_t *s, size_t *cursor)
+{
+    for (; *cursor < s->by_user.cap; (*cursor)++)
+        if (s->by_user.slots[*cursor].hash != 0)
+            return (rc_session_t *)(uintptr_t)s->by_user.slots[(*cursor)++].value;
+    return NULL;
+}
+
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s)
 {
     return s->n_conns;

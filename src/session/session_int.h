@@ -206,6 +206,9 @@ rc_session_t *rc_session_find(rc_sessions_t *s, const char *user, size_t len);
 rc_session_t *rc_session_find_pseudo(rc_sessions_t *s, rc_str_t pseudo);
 /** A new session (its profile is asked for when `consent`). NULL when out of memory. */
 rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int tz, bool consent);
+/** The next session of the registry from `*cursor` on (start at 0), or NULL after the last.
+ * Sessions must not be created or freed during the walk. */
+rc_session_t *rc_sessions_next(rc_sessions_t *s, size_t *cursor);
 /** Writes what is dirty, then frees the session and its views. */
 void rc_session_free(rc_sessions_t *s, rc_session_t *ses);
 /** The user's id between nodes (see registry.c). */

@@ -193,47 +193,47 @@ void rc_view_release(rc_session_t *ses, rc_view_t *v)
     rc_view_free(v);
 }
 
-/* Only lists that show an item the catalog no longer recommends are ranked again: the others
- * follow the user's own events, and re-ranking every list of every user at once would stall
- * the loop on a large node. */
+/* Ranks a view again for a change that is not the user's, and pushes it if its list
+ * changed. Returns 1 when it was pushed. */
+static uint32_t rerank_for_change(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
+{
+    if (!rc_view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0))
+        return 0;
+    rc_view_publish(s, ses, v);
+    return 1;
+}
+
 uint32_t rc_sessions_settings_changed(rc_sessions_t *s)
 {
     const rc_experiment_t *x = rc_engine_experiment(s->engine);
     uint32_t pushed = 0;
-    for (size_t i = 0; i < s->by_user.cap; i++) {
-        if (s->by_user.slots[i].hash == 0)
-            continue;
-        rc_session_t *ses = (rc_session_t *)(uintptr_t)s->by_user.slots[i].value;
+    rc_session_t *ses;
+    for (size_t cursor = 0; (ses = rc_sessions_next(s, &cursor)) != NULL;) {
         ses->variant = x ? rc_experiment_assign(x, ses->user, ses->user_len) : 0;
         for (uint32_t j = 0; j < ses->n_views; j++) {
-            rc_view_t *v = ses->views[j];
-            v->spec.blend = x ? rc_experiment_blend(x, ses->variant) : NULL;
-            if (rc_view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0)) {
-                rc_view_publish(s, ses, v);
-                pushed++;
-            }
+            ses->views[j]->spec.blend = x ? rc_experiment_blend(x, ses->variant) : NULL;
+            pushed += rerank_for_change(s, ses, ses->views[j]);
         }
     }
     return pushed;
 }
 
+/* Only lists that show an item the catalog no longer recommends are ranked again: the others
+ * follow the user's own events, and re-ranking every list of every user at once would stall
+ * the loop on a large node. */
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s)
 {
     const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     uint32_t pushed = 0;
-    for (size_t i = 0; i < s->by_user.cap; i++) {
-        if (s->by_user.slots[i].hash == 0)
-            continue;
-        rc_session_t *ses = (rc_session_t *)(uintptr_t)s->by_user.slots[i].value;
+    rc_session_t *ses;
+    for (size_t cursor = 0; (ses = rc_sessions_next(s, &cursor)) != NULL;) {
         for (uint32_t j = 0; j < ses->n_views; j++) {
-            rc_view_t *v = ses->views[j];
+            const rc_view_t *v = ses->views[j];
             bool stale = false;
             for (uint32_t k = 0; k < v->n && !stale; k++)
                 stale = !rc_item_recommendable(&cat->items[v->ranked[k].item]);
-            if (stale && rc_view_rerank(s, ses, v, (rc_str_t){NULL, 0}, 0)) {
-                rc_view_publish(s, ses, v);
-                pushed++;
-            }
+            if (stale)
+                pushed += rerank_for_change(s, ses, ses->views[j]);
         }
     }
     return pushed;
