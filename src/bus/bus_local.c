@@ -3,6 +3,7 @@
  * Pushes are kept in their wire form and delivered back to this node on that turn, exactly
  * as a Kafka consumer would deliver them. */
 #include "bus/bus.h"
+#include "util/grow.h"
 #include "util/defer.h"
 #include "util/error.h"
 
@@ -76,12 +77,10 @@ static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
 {
     local_bus_t *b = (local_bus_t *)base;
     if (b->n_pending == b->cap_pending) {
-        uint32_t cap = b->cap_pending ? b->cap_pending * 2 : 256;
-        completion_t *p = realloc(b->pending, cap * sizeof(*p));
+        completion_t *p = rc_grow(b->pending, &b->cap_pending, sizeof(*p), 256);
         if (p == NULL)
             return RC_ENOMEM;
         b->pending = p;
-        b->cap_pending = cap;
     }
     int rc = schedule(b);
     if (rc != 0)

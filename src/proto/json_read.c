@@ -2,6 +2,7 @@
  * max_depth; members of open containers wait on the reader's stack and are copied into the
  * zone when their container closes, when their count is known. */
 #include "proto/json_read.h"
+#include "util/grow.h"
 
 #include <xxhash.h>
 
@@ -56,12 +57,10 @@ static rc_json_status_t push(parser_t *ps, const msgpack_object *o)
 {
     rc_json_reader_t *r = ps->r;
     if (r->len == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 64;
-        msgpack_object *s = realloc(r->stack, cap * sizeof(*s));
+        msgpack_object *s = rc_grow(r->stack, &r->cap, sizeof(*s), 64);
         if (s == NULL)
             return RC_JSON_NOMEM;
         r->stack = s;
-        r->cap = cap;
     }
     r->stack[r->len++] = *o;
     return RC_JSON_OK;

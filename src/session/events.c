@@ -2,6 +2,7 @@
  * window, published on the bus (its ack waits for the bus to say it is durable), counted for
  * the experiment, learned by the engine and noted for the profile. */
 #include "session/session_int.h"
+#include "util/grow.h"
 #include "engine/experiments.h"
 #include "net/ops.h"
 #include "util/clock.h"
@@ -30,12 +31,10 @@ bool rc_session_seen_event(const rc_session_t *ses, uint64_t key)
 int rc_session_remember_event(rc_session_t *ses, uint64_t key)
 {
     if (ses->n_seen == ses->cap_seen && ses->cap_seen < DEDUPE_MAX) {
-        uint32_t cap = ses->cap_seen ? ses->cap_seen * 2 : 16;
-        uint64_t *p = realloc(ses->seen_ids, cap * sizeof(*p));
+        uint64_t *p = rc_grow(ses->seen_ids, &ses->cap_seen, sizeof(*p), 16);
         if (p == NULL)
             return RC_ENOMEM;
         ses->seen_ids = p;
-        ses->cap_seen = cap;
     }
     if (ses->n_seen < ses->cap_seen) {
         ses->seen_ids[ses->n_seen++] = key;

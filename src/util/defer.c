@@ -1,6 +1,7 @@
 /* The queue is swapped out before running it, so calls queued by a running call wait for
  * the next turn instead of extending this one without bound. */
 #include "util/defer.h"
+#include "util/grow.h"
 #include "util/error.h"
 
 #include <stdlib.h>
@@ -60,12 +61,10 @@ int rc_defer_init(rc_defer_t *d, uv_loop_t *loop)
 int rc_defer(rc_defer_t *d, rc_defer_fn fn, void *arg)
 {
     if (d->len == d->cap) {
-        uint32_t cap = d->cap ? d->cap * 2 : 64;
-        rc_defer_call_t *p = realloc(d->calls, cap * sizeof(*p));
+        rc_defer_call_t *p = rc_grow(d->calls, &d->cap, sizeof(*p), 64);
         if (p == NULL)
             return RC_ENOMEM;
         d->calls = p;
-        d->cap = cap;
     }
     d->calls[d->len++] = (rc_defer_call_t){fn, arg};
     if (d->idle.data != NULL) {
