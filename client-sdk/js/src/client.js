@@ -31,7 +31,7 @@ import { TimerSet } from './timers.js';
  * @typedef {import('./incoming.js').AuthInfo} AuthInfo
  * @typedef {import('./outgoing.js').TrackEvent} TrackEvent
  * @typedef {import('./outgoing.js').SubscribeOptions} SubscribeOptions
- * @typedef {import('./subscriptions.js').Subscription} Subscription
+ * @typedef {import('./subscriptions.js').PublicSubscription} Subscription
  * @typedef {'connecting'|'open'|'reconnecting'|'closed'} ConnectionState
  * @typedef {'close'|'error'|'timeout'|'keepalive'|'token'|'drain'|'manual'} LostReason
  * @typedef {{attempt: number, delayMs: number, reason: LostReason, code?: number, error?: RankcastError}} ReconnectingInfo

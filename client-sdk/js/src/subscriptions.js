@@ -44,6 +44,11 @@ export class Subscription {
 }
 
 /**
+ * The handle as subscribe() declares it: its other members belong to the registry.
+ * @typedef {Omit<Subscription, 'registry' | 'entry' | 'onRecs'>} PublicSubscription
+ */
+
+/**
  * @param {SubscribeMessage} a
  * @param {SubscribeMessage} b
  */
