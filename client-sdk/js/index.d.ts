@@ -24,14 +24,14 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** Server error codes of PROTOCOL.md §3. */
 export type ServerErrorCode =
-  | 4000 | 4001 | 4002 | 4003 | 4004 | 4005 | 4006 | 4007 | 4008 | 4010 | 4012
-  | 4020 | 4021 | 4022 | 4040 | 4050 | 4500 | 4503;
+  | 4000 | 4001 | 4002 | 4003 | 4004 | 4005 | 4006 | 4007 | 4008 | 4010 | 4011 | 4012
+  | 4020 | 4021 | 4022 | 4023 | 4040 | 4050 | 4500 | 4503;
 
 export type ServerErrorName =
   | 'malformed' | 'unknown_type' | 'invalid_field' | 'too_large' | 'hello_required' | 'hello_repeated'
-  | 'unsupported_version' | 'wrong_frame_kind' | 'too_many_errors' | 'unauthorized' | 'unknown_item'
-  | 'rate_limited' | 'too_many_subscriptions' | 'batch_too_large' | 'unknown_surface' | 'slow_consumer'
-  | 'internal' | 'unavailable';
+  | 'unsupported_version' | 'wrong_frame_kind' | 'too_many_errors' | 'unauthorized' | 'token_expired'
+  | 'unknown_item' | 'rate_limited' | 'too_many_subscriptions' | 'batch_too_large' | 'idle_timeout'
+  | 'unknown_surface' | 'slow_consumer' | 'internal' | 'unavailable';
 
 export interface ServerErrorInfo {
   readonly name: ServerErrorName;
@@ -62,11 +62,14 @@ export declare const CLIENT_ERROR_CODES: readonly ClientErrorCode[];
 
 /** Base class of every error of the SDK. */
 export declare class RankcastError extends Error {
+  constructor(message: string, code: number | string, options?: { cause?: unknown });
   readonly code: number | string;
 }
 
 /** An `error` message of the server, or a close code that carries one (e.g. 4010). */
 export declare class ServerError extends RankcastError {
+  /** From an `error` message of the server (PROTOCOL.md §2.2). */
+  constructor(wire: { code: number; name?: string; message?: string; id?: string; fatal?: boolean });
   /** The code of PROTOCOL.md §3 (an unknown future code is passed through as a number). */
   readonly code: ServerErrorCode | number;
   /** Its stable name, e.g. `"invalid_field"`. */
@@ -80,6 +83,7 @@ export declare class ServerError extends RankcastError {
 }
 
 export declare class ClientError extends RankcastError {
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown });
   readonly code: ClientErrorCode;
 }
 

@@ -22,36 +22,85 @@ import { Outbox } from './outbox.js';
 import { Subscriptions } from './subscriptions.js';
 import { TimerSet } from './timers.js';
 
-/** Close codes that carry a server error code of PROTOCOL.md §4 (1009 is 4003 too_large). */
+/**
+ * What the client hands to the application, in the client's own terms; index.d.ts declares the
+ * same (test-support/types/published-vs-source.ts checks that they stay the same).
+ * @typedef {import('./incoming.js').WelcomeInfo} WelcomeInfo
+ * @typedef {import('./incoming.js').RecsList} RecsList
+ * @typedef {import('./incoming.js').RecItem} RecItem
+ * @typedef {import('./incoming.js').AuthInfo} AuthInfo
+ * @typedef {import('./outgoing.js').TrackEvent} TrackEvent
+ * @typedef {import('./outgoing.js').SubscribeOptions} SubscribeOptions
+ * @typedef {import('./subscriptions.js').PublicSubscription} Subscription
+ * @typedef {'connecting'|'open'|'reconnecting'|'closed'} ConnectionState
+ * @typedef {'close'|'error'|'timeout'|'keepalive'|'token'|'drain'|'manual'} LostReason
+ * @typedef {{attempt: number, delayMs: number, reason: LostReason, code?: number, error?: RankcastError}} ReconnectingInfo
+ * @typedef {{code?: number, reason: string, error?: RankcastError}} ClosedInfo
+ * @typedef {{
+ *   state: {state: ConnectionState, previous: ConnectionState},
+ *   connecting: {attempt: number},
+ *   open: WelcomeInfo,
+ *   reconnecting: ReconnectingInfo,
+ *   closed: ClosedInfo,
+ *   error: RankcastError,
+ *   recs: RecsList,
+ *   push: import('./incoming.js').PushMessage,
+ *   drain: import('./incoming.js').DrainInfo,
+ *   auth: AuthInfo,
+ * }} ClientEvents
+ * @typedef {Promise<string> & {readonly id: string}} TrackPromise
+ * @typedef {{resolve: () => void, reject: (err: Error) => void, timer: string}} FlushWaiter
+ */
+
+/**
+ * Close codes that carry a server error code of PROTOCOL.md §4 (1009 is 4003 too_large).
+ * @type {Readonly<Partial<Record<number, number>>>}
+ */
 const CLOSE_CODE_ERRORS = { 1009: 4003, 4003: 4003, 4004: 4004, 4006: 4006, 4008: 4008, 4010: 4010, 4050: 4050 };
 
 /** Timers that belong to one connection and die with it. */
 const CONNECTION_TIMERS = ['handshake', 'ping', 'pong', 'drain'];
 
 export class RankcastClient {
+  /** @type {import('./options.js').ResolvedOptions} */
   #o;
+  /** @type {import('./options.js').Clock} */
   #clock;
+  /** @type {Emitter<ClientEvents>} */
   #events = new Emitter();
+  /** @type {TimerSet} */
   #timers;
+  /** @type {Outbox} */
   #outbox;
+  /** @type {Delivery} */
   #delivery;
+  /** @type {Subscriptions} */
   #subs;
+  /** @type {ConnectionState} */
   #state = 'closed';
   #stopped = true; // no connection wanted: before connect(), after close() or a fatal error
   #refuseEvents = false; // after close() or a final failure, track() rejects until connect()
   /** @type {Connection|null} */
   #conn = null;
   #welcomed = false; // the current connection said welcome
+  /** @type {{resolve: (info: AuthInfo) => void, reject: (err: Error) => void}[]} */
   #authWaiters = []; // refreshToken() calls awaiting auth_ok
   #gen = 0; // bumped per attempt: a token that resolves late for an old attempt is ignored
   #attempt = 0; // failed attempts since the last welcome, for the backoff
+  /** @type {number|null} */
   #drainDeadline = null;
+  /** @type {ServerError|null} */
   #fatalError = null;
+  /** @type {WelcomeInfo|null} */
   #welcome = null;
+  /** @type {string|undefined} */
   #assignedUser = undefined;
+  /** @type {{t: number, sentAt: number, rttMs: number|null}} */
   #ping = { t: 0, sentAt: 0, rttMs: null };
   #counter = { socketListeners: 0 };
+  /** @type {Map<string, {version: number, items: Set<string>}>} surface → what trackImpressions() reported */
   #impressed = new Map();
+  /** @type {Set<FlushWaiter>} */
   #flushWaiters = new Set();
   #flushSeq = 0;
   #tally = { attempts: 0, welcomes: 0, reconnects: 0 };
@@ -114,10 +163,24 @@ export class RankcastClient {
     return this.#welcome;
   }
 
+  /**
+   * Adds a listener; returns a function that removes it.
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {(value: ClientEvents[K]) => void} listener
+   * @returns {() => void}
+   */
   on(type, listener) {
     return this.#events.on(type, listener);
   }
 
+  /**
+   * Like on(), for the next event only.
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {(value: ClientEvents[K]) => void} listener
+   * @returns {() => void}
+   */
   once(type, listener) {
     return this.#events.once(type, listener);
   }
@@ -151,6 +214,7 @@ export class RankcastClient {
    * Closes for good (until connect()). Pending track() promises reject with
    * ClientError('closed'); their events stay queued (and stored, in a browser) and go out on the
    * next connect() or with the next client on the same storage. Resolves once the socket closed.
+   * @returns {Promise<void>}
    */
   close() {
     this.#refuseEvents = true;
@@ -169,6 +233,7 @@ export class RankcastClient {
     return conn ? conn.close(1000, 'client closed') : Promise.resolve();
   }
 
+  /** @param {import('../index.js').TokenRequest['reason']} reason */
   #beginAttempt(reason) {
     const gen = ++this.#gen;
     this.#tally.attempts++;
@@ -188,6 +253,10 @@ export class RankcastClient {
     );
   }
 
+  /**
+   * @param {import('../index.js').TokenRequest['reason']} reason
+   * @returns {Promise<string|undefined>}
+   */
   async #resolveToken(reason) {
     if (!this.#o.tokenProvider) return this.#o.token;
     const token = await this.#o.tokenProvider({ reason, attempt: this.#attempt });
@@ -195,6 +264,7 @@ export class RankcastClient {
     return token ?? undefined;
   }
 
+  /** @param {string|undefined} token */
   #helloMessage(token) {
     return helloMessage({
       token,
@@ -208,6 +278,7 @@ export class RankcastClient {
     });
   }
 
+  /** @param {string|undefined} token */
   #openSocket(token) {
     let hello;
     try {
@@ -218,6 +289,7 @@ export class RankcastClient {
       this.#lose({ reason: 'token', error });
       return;
     }
+    /** @type {Connection|null} */
     let conn = null;
     const current = () => conn !== null && this.#conn === conn;
     try {
@@ -226,7 +298,7 @@ export class RankcastClient {
         url: this.#o.url,
         encoding: this.#o.encoding,
         counter: this.#counter,
-        onOpen: () => current() && conn.send(hello),
+        onOpen: () => current() && conn?.send(hello),
         onMessage: (msg) => current() && this.#onMessage(msg),
         onBadMessage: (err) => current() && this.#onBadMessage(err),
         onClose: (info) => current() && this.#lose({ reason: 'close', code: info.code, closeReason: info.reason, alreadyClosed: true }),
@@ -241,6 +313,8 @@ export class RankcastClient {
   /**
    * The connection is gone or given up: clean up after it, then reconnect (with backoff, or
    * at the drain deadline) unless the client is stopped or the failure is final.
+   * @param {{reason: LostReason, code?: number, closeReason?: string, error?: RankcastError, immediate?: boolean,
+   *   alreadyClosed?: boolean, hard?: boolean}} lost
    */
   #lose({ reason, code, closeReason = '', error, immediate = false, alreadyClosed = false, hard = false }) {
     const conn = this.#conn;
@@ -267,6 +341,7 @@ export class RankcastClient {
     this.#scheduleReconnect({ reason, code, error: err ?? undefined, immediate });
   }
 
+  /** @param {{reason: LostReason, code: number|undefined, error: RankcastError|undefined, immediate: boolean}} lost */
   #scheduleReconnect({ reason, code, error, immediate }) {
     let delayMs;
     if (immediate) delayMs = 0;
@@ -276,6 +351,7 @@ export class RankcastClient {
     this.#attempt++;
     this.#tally.reconnects++;
     this.#setState('reconnecting');
+    /** @type {ReconnectingInfo} */
     const info = { attempt: this.#attempt, delayMs, reason };
     if (code !== undefined) info.code = code;
     if (error !== undefined) info.error = error;
@@ -285,6 +361,7 @@ export class RankcastClient {
     this.#timers.set('reconnect', delayMs, () => this.#beginAttempt(why));
   }
 
+  /** @param {ConnectionState} next */
   #setState(next) {
     if (next === this.#state) return;
     const previous = this.#state;
@@ -294,6 +371,7 @@ export class RankcastClient {
 
   // --- server messages ------------------------------------------------------------------------
 
+  /** @param {import('./codec.js').WireMessage} raw */
   #onMessage(raw) {
     let msg;
     try {
@@ -303,18 +381,18 @@ export class RankcastClient {
       return;
     }
     if (msg === null) return; // a message type of a newer protocol revision
-    const { type, ...body } = msg;
-    if (type === 'welcome') this.#onWelcome(body);
-    else if (type === 'error') this.#onServerError(body);
-    else if (type === 'pong') this.#onPong(body);
+    if (msg.type === 'welcome') this.#onWelcome(withoutType(msg));
+    else if (msg.type === 'error') this.#onServerError(withoutType(msg));
+    else if (msg.type === 'pong') this.#onPong(withoutType(msg));
     else if (!this.#welcomed) return; // nothing else is expected before welcome
-    else if (type === 'ack') this.#delivery.onAck(body.ids);
-    else if (type === 'recs') this.#onRecs(body);
-    else if (type === 'drain') this.#onDrain(body);
-    else if (type === 'push') this.#events.emit('push', body);
-    else if (type === 'auth_ok') this.#onAuthOk(body);
+    else if (msg.type === 'ack') this.#delivery.onAck(msg.ids);
+    else if (msg.type === 'recs') this.#onRecs(withoutType(msg));
+    else if (msg.type === 'drain') this.#onDrain(withoutType(msg));
+    else if (msg.type === 'push') this.#events.emit('push', withoutType(msg));
+    else if (msg.type === 'auth_ok') this.#onAuthOk(withoutType(msg));
   }
 
+  /** @param {unknown} err */
   #onBadMessage(err) {
     const error = err instanceof RankcastError ? err : new ClientError('protocol', String(err), { cause: err });
     this.#events.emit('error', error);
@@ -323,6 +401,7 @@ export class RankcastClient {
     if (!this.#welcomed) this.#lose({ reason: 'error', error, hard: true });
   }
 
+  /** @param {WelcomeInfo} welcome */
   #onWelcome(welcome) {
     if (this.#welcomed) return; // the server sends one per connection
     this.#timers.clear('handshake');
@@ -338,6 +417,7 @@ export class RankcastClient {
     this.#events.emit('open', welcome);
   }
 
+  /** @param {import('./incoming.js').ErrorMessage} wire */
   #onServerError(wire) {
     const err = new ServerError(wire);
     if (err.fatal) this.#fatalError = err; // the close that follows reports it
@@ -347,6 +427,7 @@ export class RankcastClient {
     if (!this.#welcomed && !err.fatal) this.#lose({ reason: 'error', error: err });
   }
 
+  /** @param {AuthInfo} info */
   #onAuthOk(info) {
     const waiters = this.#authWaiters.splice(0);
     for (const w of waiters) w.resolve(info);
@@ -358,6 +439,8 @@ export class RankcastClient {
    * outlives its token without reconnecting. Without an argument the tokenProvider is asked
    * (reason 'refresh'). Resolves to {expMs} when the server accepted it; a refused token ends
    * the connection (4010) and rejects.
+   * @param {string} [token]
+   * @returns {Promise<AuthInfo>}
    */
   async refreshToken(token) {
     const fresh = token ?? (this.#o.tokenProvider ? await this.#o.tokenProvider({ reason: 'refresh', attempt: 0 }) : undefined);
@@ -371,10 +454,12 @@ export class RankcastClient {
     });
   }
 
+  /** @param {RecsList} list */
   #onRecs(list) {
     if (this.#subs.deliver(list)) this.#events.emit('recs', list);
   }
 
+  /** @param {import('./incoming.js').DrainInfo} drain */
   #onDrain(drain) {
     const delayMs = drain.reconnectAfterMs + Math.floor(this.#clock.random() * this.#o.drainJitterMs);
     this.#drainDeadline = this.#clock.now() + delayMs;
@@ -398,6 +483,7 @@ export class RankcastClient {
     );
   }
 
+  /** @param {import('./incoming.js').Pong} pong */
   #onPong(pong) {
     if (pong.t !== this.#ping.t || !this.#timers.has('pong')) return;
     this.#ping.rttMs = this.#clock.now() - this.#ping.sentAt;
@@ -410,9 +496,27 @@ export class RankcastClient {
   /**
    * Subscribes to a live list. `onRecs` gets the current list at once (after the server
    * answers) and every newer one; after a reconnect the list comes again.
+   * @overload
+   * @param {string} surface
+   * @param {(list: RecsList) => void} onRecs
+   * @returns {Subscription}
+   */
+  /**
+   * @overload
+   * @param {string} surface
+   * @param {SubscribeOptions} options
+   * @param {(list: RecsList) => void} onRecs
+   * @returns {Subscription}
+   */
+  /**
    * subscribe(surface, onRecs) and subscribe(surface, options, onRecs) are both accepted.
+   * @param {string} surface
+   * @param {SubscribeOptions | ((list: RecsList) => void)} [optionsOrOnRecs]
+   * @param {(list: RecsList) => void} [maybeOnRecs]
+   * @returns {Subscription}
    */
   subscribe(surface, optionsOrOnRecs, maybeOnRecs) {
+    /** @type {[SubscribeOptions, ((list: RecsList) => void) | undefined]} */
     const [params, onRecs] = typeof optionsOrOnRecs === 'function' ? [{}, optionsOrOnRecs] : [optionsOrOnRecs ?? {}, maybeOnRecs];
     return this.#subs.add(surface, params, onRecs);
   }
@@ -422,8 +526,11 @@ export class RankcastClient {
   /**
    * Queues one event; the promise resolves with its id once the server acknowledged it. The
    * id is also on the promise, as `.id`, at once.
+   * @param {TrackEvent} event
+   * @returns {TrackPromise}
    */
   track(event) {
+    /** @type {string|undefined} */
     let id;
     let fields;
     try {
@@ -442,6 +549,9 @@ export class RankcastClient {
   /**
    * Reports impressions of the items of a pushed list (all of them, or `items`), each once per
    * list version: calling it again for the same list sends only what was not reported yet.
+   * @param {RecsList} list
+   * @param {ReadonlyArray<string|RecItem>} [items]
+   * @returns {Promise<string[]>}
    */
   trackImpressions(list, items) {
     checkList(list);
@@ -457,7 +567,12 @@ export class RankcastClient {
     return Promise.all(tracked);
   }
 
-  /** Reports a click on an item of a pushed list (the event carries the list's surface). */
+  /**
+   * Reports a click on an item of a pushed list (the event carries the list's surface).
+   * @param {RecsList} list
+   * @param {string|RecItem} item
+   * @returns {TrackPromise}
+   */
   trackClick(list, item) {
     checkList(list);
     return this.track({ kind: 'click', item: typeof item === 'string' ? item : item?.item, surface: list.surface });
@@ -466,6 +581,8 @@ export class RankcastClient {
   /**
    * Sends whatever waits now (skipping the batch window) and resolves once every queued event
    * is acknowledged; rejects with ClientError('timeout') after `timeoutMs` if given.
+   * @param {number} [timeoutMs]
+   * @returns {Promise<void>}
    */
   flush(timeoutMs) {
     if (this.#outbox.size === 0) return Promise.resolve();
@@ -491,6 +608,7 @@ export class RankcastClient {
     this.#flushWaiters.clear();
   }
 
+  /** @param {Error} err */
   #rejectPending(err) {
     for (const w of this.#outbox.takeAllWaiters()) w.reject(err);
     for (const w of this.#flushWaiters) {
@@ -520,19 +638,42 @@ export class RankcastClient {
   }
 }
 
-/** A ServerError for a close code that carries one, or undefined. */
+/**
+ * A ServerError for a close code that carries one, or undefined.
+ * @param {number|undefined} code
+ */
 function closeCodeError(code) {
   const errorCode = code === undefined ? undefined : CLOSE_CODE_ERRORS[code];
   return errorCode === undefined ? undefined : new ServerError({ code: errorCode, message: `connection closed with code ${code}`, fatal: true });
 }
 
+/**
+ * A message as the application sees it: without its `type`.
+ * @template {{type: string}} M
+ * @param {M} msg
+ * @returns {Omit<M, 'type'>}
+ */
+function withoutType(msg) {
+  const { type, ...body } = msg;
+  return body;
+}
+
+/**
+ * @param {Promise<string>} promise
+ * @param {string|undefined} id  undefined only when track() was given no object at all
+ * @returns {TrackPromise}
+ */
 function withId(promise, id) {
   // A fire-and-forget track() must not become an unhandled rejection: failures are also
   // visible on the client's 'error' event. Awaiting the promise still sees the rejection.
   promise.catch(() => {});
-  return Object.defineProperty(promise, 'id', { value: id, enumerable: true });
+  // defineProperty's typing returns the object's type unchanged; `id` is added here. It is a
+  // string unless a JavaScript caller passed something that is not an event (then the promise
+  // rejects with invalid_argument).
+  return /** @type {TrackPromise} */ (Object.defineProperty(promise, 'id', { value: id, enumerable: true }));
 }
 
+/** @param {RecsList} list  checked all the same: a JavaScript caller may pass anything */
 function checkList(list) {
   if (list === null || typeof list !== 'object' || typeof list.surface !== 'string' || !Array.isArray(list.items)) {
     throw new ClientError('invalid_argument', 'expected a list delivered by subscribe() (with surface, version and items)');

@@ -9,12 +9,15 @@ import { ClientError } from './errors.js';
 /** The subprotocol names, by encoding. */
 export const SUBPROTOCOLS = Object.freeze({ msgpack: 'rankcast.v1.msgpack', json: 'rankcast.v1.json' });
 
-/** @typedef {'msgpack'|'json'} Encoding */
+/**
+ * @typedef {keyof typeof SUBPROTOCOLS} Encoding
+ * @typedef {{type: string} & Record<string, unknown>} WireMessage  a protocol message: a map with a string `type`
+ */
 
 /**
  * Encodes one protocol message: a Uint8Array for MessagePack, a string for JSON. Keys keep the
  * object's own order; numbers that are integers encode as MessagePack ints, others as float64.
- * @param {Record<string, unknown>} msg
+ * @param {WireMessage} msg
  * @param {Encoding} encoding
  * @returns {Uint8Array|string}
  */
@@ -24,7 +27,11 @@ export function encodeMessage(msg, encoding) {
   throw new ClientError('invalid_argument', `unknown encoding ${JSON.stringify(encoding)}`);
 }
 
-/** The bytes of a binary WebSocket message in any of the shapes browsers and `ws` deliver. */
+/**
+ * The bytes of a binary WebSocket message in any of the shapes browsers and `ws` deliver.
+ * @param {unknown} data
+ * @returns {Uint8Array|null}
+ */
 function asBytes(data) {
   if (data instanceof Uint8Array) return data; // includes Node's Buffer
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
@@ -45,12 +52,14 @@ function asBytes(data) {
 /**
  * Decodes one WebSocket message into a plain object. A frame of the wrong kind for the
  * encoding, bytes that do not decode, or a value that is not a map with a string `type` throw
- * ClientError('protocol').
- * @param {string|ArrayBuffer|ArrayBufferView} data
+ * ClientError('protocol'). Any `data` is accepted (a socket's message data is not typed), but
+ * only a string or binary data can decode.
+ * @param {unknown} data
  * @param {Encoding} encoding
- * @returns {Record<string, unknown> & {type: string}}
+ * @returns {WireMessage}
  */
 export function decodeMessage(data, encoding) {
+  /** @type {unknown} */
   let value;
   try {
     if (encoding === 'json') {
@@ -68,6 +77,8 @@ export function decodeMessage(data, encoding) {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
     throw new ClientError('protocol', 'a server message is not a map');
   }
-  if (typeof value.type !== 'string') throw new ClientError('protocol', 'a server message has no string `type`');
-  return value;
+  if (!('type' in value) || typeof value.type !== 'string') throw new ClientError('protocol', 'a server message has no string `type`');
+  // Checked just above: a map (not an array, not bytes) with a string `type`; TypeScript does
+  // not carry the narrowing of `value.type` over to `value`.
+  return /** @type {WireMessage} */ (value);
 }

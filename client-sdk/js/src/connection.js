@@ -8,11 +8,19 @@ import { SUBPROTOCOLS, decodeMessage, encodeMessage } from './codec.js';
 
 const OPEN = 1;
 const CLOSED = 3;
+/** The socket events the client listens to, in the order the listeners are added. */
+const SOCKET_EVENTS = /** @type {const} */ (['open', 'message', 'close', 'error']);
+
+/**
+ * @typedef {import('./codec.js').WireMessage} WireMessage
+ * @typedef {import('../index.js').WebSocketEventLike} WebSocketEventLike
+ * @typedef {import('../index.js').WebSocketLike & {terminate?: () => void}} Socket  `ws` adds terminate()
+ */
 
 export class Connection {
   /**
-   * @param {{WebSocket: new (url: string, protocols: string|string[]) => WebSocket, url: string,
-   *   encoding: 'msgpack'|'json', onOpen: () => void, onMessage: (msg: Record<string, unknown> & {type: string}) => void,
+   * @param {{WebSocket: import('../index.js').WebSocketConstructor, url: string,
+   *   encoding: import('./codec.js').Encoding, onOpen: () => void, onMessage: (msg: WireMessage) => void,
    *   onBadMessage: (err: Error) => void, onClose: (info: {code: number, reason: string}) => void,
    *   counter: {socketListeners: number}}} o  counter: the owner's tally of attached listeners
    */
@@ -20,13 +28,16 @@ export class Connection {
     this.o = o;
     this.encoding = o.encoding;
     this.attached = false;
+    /** @type {(() => void)[]} */
     this.closeWaiters = [];
+    /** @type {Socket} */
     this.socket = new o.WebSocket(o.url, SUBPROTOCOLS[o.encoding]);
     try {
       this.socket.binaryType = 'arraybuffer';
     } catch {
       // Read-only in some implementations; decodeMessage accepts every binary shape.
     }
+    /** @type {Record<(typeof SOCKET_EVENTS)[number], (ev: WebSocketEventLike) => void>} */
     this.handlers = {
       open: () => this.o.onOpen(),
       message: (ev) => this.handleMessage(ev),
@@ -39,7 +50,7 @@ export class Connection {
   }
 
   attach() {
-    for (const [type, fn] of Object.entries(this.handlers)) this.socket.addEventListener(type, fn);
+    for (const type of SOCKET_EVENTS) this.socket.addEventListener(type, this.handlers[type]);
     this.attached = true;
     this.o.counter.socketListeners += 4;
   }
@@ -47,7 +58,7 @@ export class Connection {
   /** Removes the client's listeners; a socket still closing keeps a self-removing guard. */
   detach() {
     if (!this.attached) return;
-    for (const [type, fn] of Object.entries(this.handlers)) this.socket.removeEventListener(type, fn);
+    for (const type of SOCKET_EVENTS) this.socket.removeEventListener(type, this.handlers[type]);
     this.attached = false;
     this.o.counter.socketListeners -= 4;
     if (this.socket.readyState !== CLOSED) this.guardUntilClosed();
@@ -75,6 +86,7 @@ export class Connection {
     for (const resolve of this.closeWaiters.splice(0)) resolve();
   }
 
+  /** @param {WebSocketEventLike} ev */
   handleMessage(ev) {
     let msg;
     try {
@@ -86,16 +98,21 @@ export class Connection {
     this.o.onMessage(msg);
   }
 
+  /** @param {WebSocketEventLike} ev */
   handleClose(ev) {
     this.detach();
     this.o.onClose({ code: typeof ev.code === 'number' ? ev.code : 1006, reason: typeof ev.reason === 'string' ? ev.reason : '' });
   }
 
+  /** @param {WireMessage} msg */
   encode(msg) {
     return encodeMessage(msg, this.encoding);
   }
 
-  /** Sends encoded data; false when the socket is not open (the caller keeps the data). */
+  /**
+   * Sends encoded data; false when the socket is not open (the caller keeps the data).
+   * @param {Uint8Array|string} data
+   */
   sendEncoded(data) {
     if (!this.attached || this.socket.readyState !== OPEN) return false;
     try {
@@ -106,6 +123,7 @@ export class Connection {
     }
   }
 
+  /** @param {WireMessage} msg */
   send(msg) {
     return this.sendEncoded(this.encode(msg));
   }
@@ -117,6 +135,7 @@ export class Connection {
    * @returns {Promise<void>}
    */
   close(code = 1000, reason = '', hard = false) {
+    /** @type {Promise<void>} */
     const closed = new Promise((resolve) => {
       if (this.socket.readyState === CLOSED) resolve();
       else this.closeWaiters.push(resolve);

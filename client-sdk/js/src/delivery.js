@@ -14,11 +14,16 @@ import { TokenBucket } from './rate.js';
 const RATE_LIMITED = 4020;
 const BATCH_TOO_LARGE = 4022;
 
+/**
+ * @typedef {import('./outbox.js').OutboxEntry} OutboxEntry
+ * @typedef {import('./outgoing.js').EventFields} EventFields
+ */
+
 export class Delivery {
   /**
    * @param {{outbox: import('./outbox.js').Outbox, timers: import('./timers.js').TimerSet,
    *   now: () => number, random: () => number,
-   *   transport: {encode: (msg: object) => Uint8Array|string, send: (data: Uint8Array|string) => boolean},
+   *   transport: {encode: (msg: import('./codec.js').WireMessage) => Uint8Array|string, send: (data: Uint8Array|string) => boolean},
    *   batchWindowMs: number, ackTimeoutMs: number, retry: {baseMs: number, capMs: number},
    *   onClientError: (err: ClientError) => void, onIdle: () => void}} o
    */
@@ -27,7 +32,9 @@ export class Delivery {
     this.outbox = o.outbox;
     this.timers = o.timers;
     this.connected = false;
+    /** @type {number} */
     this.maxBatch = DEFAULT_LIMITS.maxBatch;
+    /** @type {number} */
     this.maxMessageBytes = DEFAULT_LIMITS.maxMessageBytes;
     this.bucket = new TokenBucket(DEFAULT_LIMITS.eventsPerSec, DEFAULT_LIMITS.eventsBurst, o.now);
     this.counters = { sentMessages: 0, sentEvents: 0, acked: 0, resent: 0, retried: 0 };
@@ -36,6 +43,7 @@ export class Delivery {
   /**
    * Queues checked event fields. Resolves with the id on `ack`; rejects with a ServerError on a
    * final refusal, or a ClientError ('queue_overflow', 'closed', 'limit_exceeded').
+   * @param {EventFields} fields
    * @returns {Promise<string>}
    */
   enqueue(fields) {
@@ -51,7 +59,10 @@ export class Delivery {
     });
   }
 
-  /** A connection said `welcome`: take its limits and send everything waiting, in order. */
+  /**
+   * A connection said `welcome`: take its limits and send everything waiting, in order.
+   * @param {import('./incoming.js').Limits} limits
+   */
   start(limits) {
     this.connected = true;
     this.maxBatch = Math.max(1, limits.maxBatch);
@@ -91,7 +102,10 @@ export class Delivery {
     this.planNext(now);
   }
 
-  /** Encodes and sends one batch, halving it until it fits max_message_bytes. */
+  /**
+   * Encodes and sends one batch, halving it until it fits max_message_bytes.
+   * @param {OutboxEntry[]} batch
+   */
   sendBatch(batch) {
     let data = this.encodeBatch(batch);
     while (batch.length > 1 && this.sizeOf(data) > this.maxMessageBytes) {
@@ -116,18 +130,23 @@ export class Delivery {
     return true;
   }
 
+  /** @param {OutboxEntry[]} batch */
   encodeBatch(batch) {
     const msg = batch.length === 1 ? eventMessage(batch[0].fields) : eventsMessage(batch.map((e) => e.fields));
     return this.o.transport.encode(msg);
   }
 
+  /** @param {Uint8Array|string} data */
   sizeOf(data) {
     if (typeof data !== 'string') return data.byteLength;
     // A JSON string is at most 3 bytes of UTF-8 per UTF-16 unit: count only when it matters.
     return data.length * 3 <= this.maxMessageBytes ? data.length : byteLength(data);
   }
 
-  /** Arms the timers: the ack deadline of the oldest in-flight event, the next retry. */
+  /**
+   * Arms the timers: the ack deadline of the oldest in-flight event, the next retry.
+   * @param {number} now
+   */
   planNext(now) {
     const oldest = this.outbox.oldestSentAtMs();
     if (oldest === null) this.timers.clear('ack');
@@ -144,7 +163,10 @@ export class Delivery {
     this.flush();
   }
 
-  /** An `ack`: resolves the events it names; unknown and repeated ids are ignored. */
+  /**
+   * An `ack`: resolves the events it names; unknown and repeated ids are ignored.
+   * @param {string[]} ids
+   */
   onAck(ids) {
     let removed = 0;
     for (const id of ids) {
@@ -162,7 +184,7 @@ export class Delivery {
   /**
    * An `error` from the server. Returns true when it concerned an event of the outbox (and
    * was handled), false when the caller should report it.
-   * @param {{code: number, name: string, message: string, id?: string, fatal: boolean}} wire
+   * @param {import('./incoming.js').ErrorMessage} wire
    */
   onError(wire) {
     if (wire.code === BATCH_TOO_LARGE && wire.id === undefined) {
@@ -182,13 +204,15 @@ export class Delivery {
       if (this.connected) this.planNext(now);
       return true;
     }
-    this.failEntry(this.outbox.delete(wire.id), new ServerError(wire));
+    this.failEntry(this.outbox.delete(entry.id), new ServerError(wire));
     return true;
   }
 
   /**
    * Rejects an entry's promises. A failure the SDK found itself is also reported (a
    * fire-and-forget track() would otherwise lose it); server errors are reported by the client.
+   * @param {OutboxEntry|undefined} entry
+   * @param {ClientError|ServerError} err
    */
   failEntry(entry, err) {
     if (!entry) return;

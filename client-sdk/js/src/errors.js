@@ -29,16 +29,32 @@ export const SERVER_ERRORS = Object.freeze({
   4503: Object.freeze({ name: 'unavailable', fatal: false, retryable: true }),
 });
 
-/** Whether an event refused with `code` is sent again (rate limited, internal, unavailable). */
+/**
+ * @typedef {keyof typeof SERVER_ERRORS} ServerErrorCode
+ * @typedef {(typeof SERVER_ERRORS)[ServerErrorCode]['name']} ServerErrorName
+ * @typedef {{readonly name: ServerErrorName, readonly fatal: boolean, readonly retryable: boolean}} ServerErrorInfo
+ */
+
+/** SERVER_ERRORS looked up by any number: a code of a newer server is simply not there. */
+const SERVER_ERRORS_BY_NUMBER = /** @type {Readonly<Partial<Record<number, ServerErrorInfo>>>} */ (SERVER_ERRORS);
+
+/**
+ * Whether an event refused with `code` is sent again (rate limited, internal, unavailable).
+ * @param {number} code
+ * @returns {boolean}
+ */
 export function isRetryableCode(code) {
-  return SERVER_ERRORS[code]?.retryable === true;
+  return SERVER_ERRORS_BY_NUMBER[code]?.retryable === true;
 }
 
-/** Base class of every error the SDK produces. */
+/**
+ * Base class of every error the SDK produces. `Code` narrows `code` in the subclasses.
+ * @template {number|string} [Code=number|string]
+ */
 export class RankcastError extends Error {
   /**
    * @param {string} message
-   * @param {number|string} code
+   * @param {Code} code
    * @param {{cause?: unknown}} [options]
    */
   constructor(message, code, options) {
@@ -48,13 +64,16 @@ export class RankcastError extends Error {
   }
 }
 
-/** An `error` message of the server (PROTOCOL.md §2.2), or a close with one of its codes. */
+/**
+ * An `error` message of the server (PROTOCOL.md §2.2), or a close with one of its codes.
+ * @extends {RankcastError<number>}
+ */
 export class ServerError extends RankcastError {
   /**
    * @param {{code: number, name?: string, message?: string, id?: string, fatal?: boolean}} wire
    */
   constructor(wire) {
-    const known = SERVER_ERRORS[wire.code];
+    const known = SERVER_ERRORS_BY_NUMBER[wire.code];
     const codeName = typeof wire.name === 'string' ? wire.name : (known?.name ?? 'unknown');
     const detail = typeof wire.message === 'string' ? wire.message : '';
     super(`rankcast server error ${wire.code} ${codeName}${detail ? `: ${detail}` : ''}`, wire.code);
@@ -68,7 +87,7 @@ export class ServerError extends RankcastError {
 }
 
 /** Codes of ClientError, for documentation and tests. */
-export const CLIENT_ERROR_CODES = Object.freeze([
+export const CLIENT_ERROR_CODES = Object.freeze(/** @type {const} */ ([
   'invalid_argument', // a bad event, subscription or option; nothing was sent
   'limit_exceeded', // more subscriptions or a longer list than welcome.limits allow
   'closed', // close() was called before the server acknowledged the event
@@ -78,12 +97,17 @@ export const CLIENT_ERROR_CODES = Object.freeze([
   'storage', // the persisted event queue could not be read or written (it stays in memory)
   'protocol', // the server sent something this SDK cannot read
   'connection', // the connection failed before `welcome` (handshake error or timeout)
-]);
+]));
 
-/** A failure the SDK detected itself; `code` is one of CLIENT_ERROR_CODES. */
+/** @typedef {(typeof CLIENT_ERROR_CODES)[number]} ClientErrorCode */
+
+/**
+ * A failure the SDK detected itself; `code` is one of CLIENT_ERROR_CODES.
+ * @extends {RankcastError<ClientErrorCode>}
+ */
 export class ClientError extends RankcastError {
   /**
-   * @param {string} code
+   * @param {ClientErrorCode} code
    * @param {string} message
    * @param {{cause?: unknown}} [options]
    */

@@ -15,6 +15,28 @@ export const DEFAULT_LIMITS = Object.freeze({
   eventsBurst: 400,
 });
 
+/**
+ * The server's messages as the client reads them: camelCase, `type` as on the wire. index.d.ts
+ * declares the same shapes for the application (test-support/types/published-vs-source.ts
+ * checks that they stay the same).
+ * @typedef {{-readonly [K in keyof typeof DEFAULT_LIMITS]: number}} Limits
+ * @typedef {{v: number, session: string, user: string, node: string, serverTimeMs: number, limits: Limits}} WelcomeInfo
+ * @typedef {{item: string, score: number, src: string, why: string, name?: string, category?: string,
+ *   price?: number}} RecItem
+ * @typedef {{surface: string, version: number, items: RecItem[], cause?: string, tookUs: number,
+ *   variant: string}} RecsList
+ * @typedef {{id: string, topic: string, data: unknown}} PushMessage
+ * @typedef {{reason: string, reconnectAfterMs: number}} DrainInfo
+ * @typedef {{expMs: number}} AuthInfo
+ * @typedef {{serverTimeMs: number, t?: number}} Pong
+ * @typedef {{code: number, name: string, message: string, fatal: boolean, id?: string}} ErrorMessage
+ * @typedef {{type: 'welcome'} & WelcomeInfo | {type: 'ack', ids: string[]} | {type: 'recs'} & RecsList
+ *   | {type: 'push'} & PushMessage | {type: 'pong'} & Pong | {type: 'error'} & ErrorMessage
+ *   | {type: 'drain'} & DrainInfo | {type: 'auth_ok'} & AuthInfo} ServerMessage
+ * @typedef {import('./codec.js').WireMessage} WireMessage
+ */
+
+/** @type {ReadonlyArray<readonly [string, keyof Limits]>} */
 const LIMIT_FIELDS = [
   ['max_message_bytes', 'maxMessageBytes'],
   ['max_batch', 'maxBatch'],
@@ -24,37 +46,70 @@ const LIMIT_FIELDS = [
   ['events_burst', 'eventsBurst'],
 ];
 
+/** @param {string} what */
 const bad = (what) => new ClientError('protocol', `server message: ${what}`);
 
+/**
+ * @param {unknown} v
+ * @returns {v is number}
+ */
+const isInteger = (v) => typeof v === 'number' && Number.isInteger(v);
+
+/**
+ * @param {WireMessage} msg
+ * @param {string} field
+ * @param {string} type
+ */
 function str(msg, field, type) {
   const v = msg[field];
   if (typeof v !== 'string') throw bad(`${type}.${field} is not a string`);
   return v;
 }
 
+/**
+ * @param {WireMessage} msg
+ * @param {string} field
+ * @param {string} type
+ */
 function int(msg, field, type) {
   const v = msg[field];
-  if (!Number.isInteger(v)) throw bad(`${type}.${field} is not an integer`);
+  if (!isInteger(v)) throw bad(`${type}.${field} is not an integer`);
   return v;
 }
 
+/**
+ * @param {WireMessage} msg
+ * @param {string} field
+ * @param {string} type
+ */
 function num(msg, field, type) {
   const v = msg[field];
   if (typeof v !== 'number') throw bad(`${type}.${field} is not a number`);
   return v;
 }
 
+/**
+ * @param {unknown} wire
+ * @returns {Limits}
+ */
 function readLimits(wire) {
+  /** @type {Limits} */
   const limits = { ...DEFAULT_LIMITS };
   if (wire !== null && typeof wire === 'object') {
+    const fields = /** @type {Record<string, unknown>} */ (wire);
     for (const [from, to] of LIMIT_FIELDS) {
       // A limit that is missing or nonsensical keeps its default rather than stalling delivery.
-      if (Number.isInteger(wire[from]) && wire[from] > 0) limits[to] = wire[from];
+      const v = fields[from];
+      if (isInteger(v) && v > 0) limits[to] = v;
     }
   }
   return limits;
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readWelcome(m) {
   return {
     type: 'welcome',
@@ -67,13 +122,29 @@ function readWelcome(m) {
   };
 }
 
+/**
+ * @param {unknown} v
+ * @returns {v is string[]}
+ */
+const isStringArray = (v) => Array.isArray(v) && v.every((id) => typeof id === 'string');
+
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readAck(m) {
-  if (!Array.isArray(m.ids) || !m.ids.every((id) => typeof id === 'string')) throw bad('ack.ids is not an array of strings');
+  if (!isStringArray(m.ids)) throw bad('ack.ids is not an array of strings');
   return { type: 'ack', ids: m.ids };
 }
 
-function readItem(it) {
-  if (it === null || typeof it !== 'object' || typeof it.item !== 'string') throw bad('recs item without an item id');
+/**
+ * @param {unknown} wire
+ * @returns {RecItem}
+ */
+function readItem(wire) {
+  const it = /** @type {Record<string, unknown> | null} */ (wire !== null && typeof wire === 'object' ? wire : null);
+  if (it === null || typeof it.item !== 'string') throw bad('recs item without an item id');
+  /** @type {RecItem} */
   const out = {
     item: it.item,
     score: typeof it.score === 'number' ? it.score : 0,
@@ -86,31 +157,50 @@ function readItem(it) {
   return out;
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readRecs(m) {
   if (!Array.isArray(m.items)) throw bad('recs.items is not an array');
+  /** @type {{type: 'recs'} & RecsList} */
   const out = {
     type: 'recs',
     surface: str(m, 'surface', 'recs'),
     version: int(m, 'version', 'recs'),
     items: m.items.map(readItem),
-    tookUs: Number.isInteger(m.took_us) ? m.took_us : 0,
+    tookUs: isInteger(m.took_us) ? m.took_us : 0,
     variant: typeof m.variant === 'string' ? m.variant : 'control',
   };
   if (typeof m.cause === 'string') out.cause = m.cause;
   return out;
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readPush(m) {
   return { type: 'push', id: str(m, 'id', 'push'), topic: str(m, 'topic', 'push'), data: m.data };
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readPong(m) {
+  /** @type {{type: 'pong'} & Pong} */
   const out = { type: 'pong', serverTimeMs: int(m, 'server_time_ms', 'pong') };
   if (m.t !== undefined) out.t = num(m, 't', 'pong');
   return out;
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readError(m) {
+  /** @type {{type: 'error'} & ErrorMessage} */
   const out = {
     type: 'error',
     code: int(m, 'code', 'error'),
@@ -122,16 +212,24 @@ function readError(m) {
   return out;
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readAuthOk(m) {
   return { type: 'auth_ok', expMs: int(m, 'exp_ms', 'auth_ok') };
 }
 
+/**
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
 function readDrain(m) {
   const after = m.reconnect_after_ms;
   return {
     type: 'drain',
     reason: typeof m.reason === 'string' ? m.reason : '',
-    reconnectAfterMs: Number.isInteger(after) && after >= 0 ? after : 0,
+    reconnectAfterMs: isInteger(after) && after >= 0 ? after : 0,
   };
 }
 
@@ -147,10 +245,17 @@ const READERS = {
 };
 
 /**
+ * @param {string} type
+ * @returns {type is keyof typeof READERS}
+ */
+const isKnownType = (type) => Object.hasOwn(READERS, type);
+
+/**
  * Reads a decoded server message into its SDK shape; null for a type this SDK does not know.
- * @param {Record<string, unknown> & {type: string}} msg
+ * @param {WireMessage} msg
+ * @returns {ServerMessage|null}
  */
 export function readServerMessage(msg) {
-  const reader = Object.hasOwn(READERS, msg.type) ? READERS[msg.type] : undefined;
+  const reader = isKnownType(msg.type) ? READERS[msg.type] : undefined;
   return reader ? reader(msg) : null;
 }

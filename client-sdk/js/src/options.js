@@ -5,6 +5,17 @@
 import { ClientError } from './errors.js';
 import { helloMessage } from './outgoing.js';
 
+/**
+ * The options are the one input type taken from index.d.ts itself (they are declared once,
+ * there, with their documentation); KNOWN_OPTIONS below must name exactly its fields.
+ * @typedef {import('../index.js').ClientOptions} ClientOptions
+ * @typedef {import('../index.js').BackoffPolicy} BackoffPolicy
+ * @typedef {import('../index.js').StorageLike} StorageLike
+ * @typedef {import('../index.js').WebSocketConstructor} WebSocketConstructor
+ * @typedef {import('./timers.js').TimerClock & {random: () => number}} Clock
+ * @typedef {ReturnType<typeof resolveOptions>} ResolvedOptions
+ */
+
 export const DEFAULT_OPTIONS = Object.freeze({
   encoding: 'msgpack',
   autoConnect: true,
@@ -21,13 +32,25 @@ export const DEFAULT_OPTIONS = Object.freeze({
   storage: 'auto',
 });
 
+/** @param {string} message */
 const invalid = (message) => new ClientError('invalid_argument', message);
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {number}
+ */
 function nonNegative(value, name) {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw invalid(`${name} must be a number >= 0 (got ${value})`);
   return value;
 }
 
+/**
+ * @param {BackoffPolicy|undefined} value
+ * @param {Required<BackoffPolicy>} fallback
+ * @param {string} name
+ * @returns {Required<BackoffPolicy>}
+ */
 function backoffPolicy(value, fallback, name) {
   if (value === undefined) return fallback;
   if (value === null || typeof value !== 'object') throw invalid(`${name} must be {baseMs, capMs}`);
@@ -36,7 +59,11 @@ function backoffPolicy(value, fallback, name) {
   return policy;
 }
 
-/** ws:// or wss:// URL of the server's /ws endpoint; http(s) is mapped, an empty path is /ws. */
+/**
+ * ws:// or wss:// URL of the server's /ws endpoint; http(s) is mapped, an empty path is /ws.
+ * @param {ClientOptions['url']} url
+ * @returns {string}
+ */
 export function normalizeUrl(url) {
   const text = typeof url === 'string' ? url : typeof url?.href === 'string' ? url.href : null;
   if (text === null) throw invalid('url must be a string or a URL');
@@ -53,6 +80,10 @@ export function normalizeUrl(url) {
   return u.toString();
 }
 
+/**
+ * @param {WebSocketConstructor|undefined} impl
+ * @returns {WebSocketConstructor}
+ */
 function resolveWebSocket(impl) {
   if (impl !== undefined) {
     if (typeof impl !== 'function') throw invalid('WebSocket must be a WebSocket constructor (e.g. the default export of the ws package)');
@@ -76,10 +107,24 @@ function browserStorage() {
   }
 }
 
+/**
+ * @param {unknown} value
+ * @returns {value is StorageLike}
+ */
+function isStorageLike(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const methods = /** @type {Record<string, unknown>} */ (value);
+  return ['getItem', 'setItem', 'removeItem'].every((m) => typeof methods[m] === 'function');
+}
+
+/**
+ * @param {unknown} value  ClientOptions['storage'], or anything a JavaScript caller passed
+ * @returns {StorageLike|null}
+ */
 function resolveStorage(value) {
   if (value === 'auto' || value === undefined) return browserStorage();
   if (value === null || value === false) return null;
-  if (typeof value === 'object' && ['getItem', 'setItem', 'removeItem'].every((m) => typeof value[m] === 'function')) return value;
+  if (isStorageLike(value)) return value;
   throw invalid("storage must be 'auto', null, or an object with getItem/setItem/removeItem");
 }
 
@@ -94,21 +139,37 @@ export function autoTzOffsetMin() {
   return Math.max(-840, Math.min(840, min)) || 0;
 }
 
+/**
+ * @param {ClientOptions['clock']} [clock]
+ * @returns {Clock}
+ */
 function resolveClock(clock = {}) {
   return {
     now: clock.now ?? (() => performance.now()),
     setTimeout: clock.setTimeout ?? ((fn, ms) => setTimeout(fn, ms)),
-    clearTimeout: clock.clearTimeout ?? ((h) => clearTimeout(h)),
+    // The handle is what setTimeout gave: a number in browsers, a Timeout object in Node (whose
+    // clearTimeout takes either); the DOM's typing knows numbers only.
+    clearTimeout: clock.clearTimeout ?? ((h) => clearTimeout(/** @type {number} */ (h))),
     random: clock.random ?? Math.random,
   };
 }
 
-const KNOWN_OPTIONS = new Set([
-  'url', 'token', 'tokenProvider', 'user', 'device', 'locale', 'tzOffsetMin', 'consent', 'encoding', 'WebSocket', 'storage',
-  'storageKey', 'clock', ...Object.keys(DEFAULT_OPTIONS),
-]);
+/** Every option's name: written as a map so that tsc checks it names exactly ClientOptions' fields. */
+const KNOWN_OPTIONS = new Set(
+  Object.keys(
+    /** @satisfies {Record<keyof ClientOptions, true>} */ ({
+      url: true, token: true, tokenProvider: true, user: true, device: true, locale: true, tzOffsetMin: true, consent: true,
+      encoding: true, WebSocket: true, autoConnect: true, reconnect: true, retry: true, batchWindowMs: true, ackTimeoutMs: true,
+      connectTimeoutMs: true, pingIntervalMs: true, pongTimeoutMs: true, drainJitterMs: true, maxQueue: true, timestamps: true,
+      storage: true, storageKey: true, clock: true,
+    }),
+  ),
+);
 
-/** Checks `options` and fills in the defaults. */
+/**
+ * Checks `options` and fills in the defaults.
+ * @param {ClientOptions} options
+ */
 export function resolveOptions(options) {
   if (options === null || typeof options !== 'object') throw invalid('createClient needs an options object with a url');
   for (const key of Object.keys(options)) {
@@ -124,7 +185,9 @@ export function resolveOptions(options) {
   // Checks user, device, locale, tzOffsetMin and a static token now (throws invalid_argument).
   helloMessage({ token: o.token, user: o.user, device: o.device, locale, tzOffsetMin: o.tzOffsetMin ?? undefined, consent: o.consent });
   if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw invalid(`maxQueue must be an integer >= 1 (got ${o.maxQueue})`);
-  for (const name of ['batchWindowMs', 'ackTimeoutMs', 'connectTimeoutMs', 'pingIntervalMs', 'pongTimeoutMs', 'drainJitterMs']) nonNegative(o[name], name);
+  for (const name of /** @type {const} */ (['batchWindowMs', 'ackTimeoutMs', 'connectTimeoutMs', 'pingIntervalMs', 'pongTimeoutMs', 'drainJitterMs'])) {
+    nonNegative(o[name], name);
+  }
   const storage = resolveStorage(options.storage);
   return {
     url,

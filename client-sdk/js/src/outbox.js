@@ -8,10 +8,10 @@ import { eventFields } from './outgoing.js';
 
 /**
  * @typedef {{resolve: (id: string) => void, reject: (err: Error) => void}} Waiter
- * @typedef {{id: string, fields: Record<string, unknown>, waiters: Waiter[], inFlight: boolean,
+ * @typedef {import('./outgoing.js').EventFields} EventFields
+ * @typedef {{id: string, fields: EventFields, waiters: Waiter[], inFlight: boolean,
  *   sentAtMs: number, notBeforeMs: number, attempts: number}} OutboxEntry
- * @typedef {{getItem(key: string): string|null, setItem(key: string, value: string): void,
- *   removeItem(key: string): void}} StorageLike
+ * @typedef {import('./options.js').StorageLike} StorageLike
  */
 
 export class Outbox {
@@ -34,6 +34,7 @@ export class Outbox {
     return this.entries.size;
   }
 
+  /** @param {string} id */
   get(id) {
     return this.entries.get(id);
   }
@@ -41,7 +42,7 @@ export class Outbox {
   /**
    * Adds an event (fields already checked); a second add of a pending id only adds the waiter.
    * Returns the entries dropped to stay within maxEvents, oldest first: the caller rejects them.
-   * @param {Record<string, unknown> & {id: string}} fields
+   * @param {EventFields} fields
    * @param {Waiter|null} waiter
    * @returns {OutboxEntry[]}
    */
@@ -70,7 +71,10 @@ export class Outbox {
     return dropped;
   }
 
-  /** Removes and returns the entry of `id` (an ack or a final error), or undefined. */
+  /**
+   * Removes and returns the entry of `id` (an ack or a final error), or undefined.
+   * @param {string} id
+   */
   delete(id) {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
@@ -80,15 +84,23 @@ export class Outbox {
     return entry;
   }
 
-  /** Number of entries ready to send at `nowMs` (not in flight, not backing off). */
+  /**
+   * Number of entries ready to send at `nowMs` (not in flight, not backing off).
+   * @param {number} nowMs
+   */
   dueCount(nowMs) {
     let n = 0;
     for (const e of this.entries.values()) if (!e.inFlight && e.notBeforeMs <= nowMs) n++;
     return n;
   }
 
-  /** Takes up to `max` due entries in order and marks them in flight. */
+  /**
+   * Takes up to `max` due entries in order and marks them in flight.
+   * @param {number} nowMs
+   * @param {number} max
+   */
   takeDue(nowMs, max) {
+    /** @type {OutboxEntry[]} */
     const out = [];
     for (const e of this.entries.values()) {
       if (out.length >= max) break;
@@ -101,7 +113,10 @@ export class Outbox {
     return out;
   }
 
-  /** Puts an in-flight entry back to be sent again (after `delayMs`). */
+  /**
+   * Puts an in-flight entry back to be sent again (after `delayMs`).
+   * @param {OutboxEntry} entry
+   */
   release(entry, delayMs = 0, nowMs = 0) {
     if (entry.inFlight) {
       entry.inFlight = false;
@@ -116,7 +131,10 @@ export class Outbox {
     this.inFlightCount = 0;
   }
 
-  /** Releases entries sent at or before `cutoffMs` (no ack in time); returns how many. */
+  /**
+   * Releases entries sent at or before `cutoffMs` (no ack in time); returns how many.
+   * @param {number} cutoffMs
+   */
   releaseSentBefore(cutoffMs) {
     let n = 0;
     for (const e of this.entries.values()) {
@@ -130,6 +148,7 @@ export class Outbox {
 
   /** Earliest sentAtMs of an in-flight entry, or null. */
   oldestSentAtMs() {
+    /** @type {number|null} */
     let min = null;
     for (const e of this.entries.values()) if (e.inFlight && (min === null || e.sentAtMs < min)) min = e.sentAtMs;
     return min;
@@ -137,6 +156,7 @@ export class Outbox {
 
   /** Earliest notBeforeMs of a waiting entry, or null when none waits. */
   nextDueAtMs() {
+    /** @type {number|null} */
     let min = null;
     for (const e of this.entries.values()) if (!e.inFlight && (min === null || e.notBeforeMs < min)) min = e.notBeforeMs;
     return min;
@@ -144,6 +164,7 @@ export class Outbox {
 
   /** Detaches every waiter (their promises are settled by the caller); entries stay queued. */
   takeAllWaiters() {
+    /** @type {Waiter[]} */
     const waiters = [];
     for (const e of this.entries.values()) {
       waiters.push(...e.waiters);
@@ -156,6 +177,7 @@ export class Outbox {
 
   load() {
     if (!this.storage) return;
+    /** @type {unknown} */
     let list;
     try {
       const text = this.storage.getItem(this.storageKey);
@@ -168,7 +190,9 @@ export class Outbox {
     for (const stored of list) {
       // Stored text may be stale or tampered with: keep only events that still check out.
       try {
-        const fields = eventFields(wireToInput(stored));
+        // Typed as the input it should be; eventFields checks every field of it at run time.
+        const input = /** @type {import('./outgoing.js').TrackEvent & {id: string}} */ (wireToInput(stored));
+        const fields = eventFields(input);
         this.add(fields, null);
       } catch {
         // Dropped: a malformed entry would only be refused by the server.
@@ -197,9 +221,13 @@ export class Outbox {
   }
 }
 
-/** Turns stored wire fields back into track() input, so they are checked like new events. */
+/**
+ * Turns stored wire fields back into track() input, so they are checked like new events.
+ * @param {unknown} w  one element of the stored JSON array: anything at all
+ * @returns {unknown}
+ */
 function wireToInput(w) {
   if (w === null || typeof w !== 'object') return w;
-  const { ts_ms: tsMs, ...rest } = w;
+  const { ts_ms: tsMs, ...rest } = /** @type {Record<string, unknown>} */ (w);
   return tsMs === undefined ? rest : { ...rest, tsMs };
 }

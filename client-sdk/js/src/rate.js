@@ -28,12 +28,16 @@ export class TokenBucket {
     return Math.floor(this.tokens);
   }
 
+  /** @param {number} n */
   take(n) {
     this.refill();
     this.tokens -= n;
   }
 
-  /** Milliseconds until `n` tokens are available (0 if they are). */
+  /**
+   * Milliseconds until `n` tokens are available (0 if they are).
+   * @param {number} n
+   */
   msUntil(n) {
     this.refill();
     const missing = n - this.tokens;

@@ -9,8 +9,10 @@ import { reportListenerError } from './emitter.js';
 import { subscribeMessage, unsubscribeMessage } from './outgoing.js';
 
 /**
- * @typedef {{surface: string, message: Record<string, unknown>, handles: Set<Subscription>,
- *   version: number|null, latest: object|null}} SurfaceEntry
+ * @typedef {import('./incoming.js').RecsList} RecsList
+ * @typedef {ReturnType<typeof subscribeMessage>} SubscribeMessage
+ * @typedef {{surface: string, message: SubscribeMessage, handles: Set<Subscription>,
+ *   version: number|null, latest: RecsList|null}} SurfaceEntry
  */
 
 /** The handle subscribe() returns. */
@@ -18,7 +20,7 @@ export class Subscription {
   /**
    * @param {Subscriptions} registry
    * @param {SurfaceEntry} entry
-   * @param {(list: object) => void} onRecs
+   * @param {(list: RecsList) => void} onRecs
    */
   constructor(registry, entry, onRecs) {
     this.registry = registry;
@@ -41,11 +43,20 @@ export class Subscription {
   }
 }
 
+/**
+ * The handle as subscribe() declares it: its other members belong to the registry.
+ * @typedef {Omit<Subscription, 'registry' | 'entry' | 'onRecs'>} PublicSubscription
+ */
+
+/**
+ * @param {SubscribeMessage} a
+ * @param {SubscribeMessage} b
+ */
 const sameMessage = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 export class Subscriptions {
   /**
-   * @param {{send: (msg: Record<string, unknown>) => void, isOpen: () => boolean,
+   * @param {{send: (msg: import('./codec.js').WireMessage) => void, isOpen: () => boolean,
    *   limits: () => {maxK: number, maxSubscriptions: number}, onRemoved: (surface: string) => void}} hooks
    */
   constructor(hooks) {
@@ -63,6 +74,10 @@ export class Subscriptions {
    * Adds a handle for `surface`. A new surface, or new options for a held one, sends `subscribe`
    * now if the connection is open (else on the next `welcome`). Options belong to the surface:
    * the last subscribe() of a surface sets them for every handle of it.
+   * @param {string} surface
+   * @param {import('./outgoing.js').SubscribeOptions} params
+   * @param {((list: RecsList) => void) | undefined} onRecs  checked: a JavaScript caller may leave it out
+   * @returns {Subscription}
    */
   add(surface, params, onRecs) {
     if (typeof onRecs !== 'function') throw new ClientError('invalid_argument', 'subscribe needs an onRecs callback');
@@ -123,6 +138,7 @@ export class Subscriptions {
   /**
    * A `recs` arrived. Returns true when it was delivered, false when dropped (a surface no
    * longer held, or a version older than the one delivered).
+   * @param {RecsList} list
    */
   deliver(list) {
     const entry = this.surfaces.get(list.surface);
@@ -138,6 +154,10 @@ export class Subscriptions {
   }
 }
 
+/**
+ * @param {Subscription} handle
+ * @param {RecsList} list
+ */
 function callHandle(handle, list) {
   if (!handle.active) return;
   try {
