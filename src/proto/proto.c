@@ -4,6 +4,7 @@
 #include "proto/proto.h"
 #include "util/error.h"
 #include "proto/mpack.h"
+#include "proto/mpack_read.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -133,7 +134,10 @@ static int fail(rc_proto_decoder_t *d, int code, const char *fmt, ...)
     return code;
 }
 
-static bool id_char(char c, bool surface)
+/* Inline: it runs for every byte of every id. Left to the compiler it stayed a call once the
+ * map and string helpers came from mpack_read.h, and decoding took about 1 % more
+ * instructions (callgrind, an event, a batch and a hello). */
+static inline bool id_char(char c, bool surface)
 {
     if (surface)
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -161,30 +165,10 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-static bool obj_is_number(const msgpack_object *o)
-{
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-           o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || o->type == MSGPACK_OBJECT_FLOAT32 ||
-           o->type == MSGPACK_OBJECT_FLOAT64;
-}
-
-static double obj_number(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return (double)o->via.u64;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return (double)o->via.i64;
-    default:
-        return o->via.f64;
-    }
-}
-
 static int match_enum(const msgpack_object *v, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
-        if (strlen(names[i]) == v->via.str.size &&
-            memcmp(names[i], v->via.str.ptr, v->via.str.size) == 0)
+        if (rc_mp_str_is(v, names[i]))
             return i;
     return -1;
 }
@@ -193,6 +177,7 @@ static int match_enum(const msgpack_object *v, const char *const *names, int n)
 static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_object *v, void *base)
 {
     char *dst = (char *)base + f->offset;
+    double num = 0; /* F_NUM: read once, by the type check, and stored below */
 
     if (v->type == MSGPACK_OBJECT_NIL)
         return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is null", f->name);
@@ -216,7 +201,7 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
             return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be an integer", f->name);
         break;
     case F_NUM:
-        if (!obj_is_number(v) || !isfinite(obj_number(v)))
+        if (!rc_mp_number(v, &num) || !isfinite(num))
             return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a number", f->name);
         break;
     case F_BOOL:
@@ -278,13 +263,11 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
             *(int64_t *)dst = x;
         break;
     }
-    case F_NUM: {
-        double x = obj_number(v);
-        if (x < f->min || x > f->max)
+    case F_NUM:
+        if (num < f->min || num > f->max)
             return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is out of range", f->name);
-        *(double *)dst = x;
+        *(double *)dst = num;
         break;
-    }
     default:
         return 0;
     }
@@ -307,7 +290,7 @@ static int decode_fields(rc_proto_decoder_t *d, const msgpack_object_map *map,
         const msgpack_object *v = &map->ptr[i].val;
         if (k->type != MSGPACK_OBJECT_STR)
             return fail(d, RC_PERR_MALFORMED, "map key is not a string");
-        if (type_allowed && k->via.str.size == 4 && memcmp(k->via.str.ptr, "type", 4) == 0) {
+        if (type_allowed && rc_mp_str_is(k, "type")) {
             if (seen_type)
                 return fail(d, RC_PERR_INVALID_FIELD, "field 'type' appears twice");
             seen_type = true;
@@ -315,8 +298,7 @@ static int decode_fields(rc_proto_decoder_t *d, const msgpack_object_map *map,
         }
         int fi = -1;
         for (int j = 0; fields[j].name != NULL; j++) {
-            if (strlen(fields[j].name) == k->via.str.size &&
-                memcmp(fields[j].name, k->via.str.ptr, k->via.str.size) == 0) {
+            if (rc_mp_str_is(k, fields[j].name)) {
                 fi = j;
                 break;
             }
@@ -377,24 +359,11 @@ static int check_event_rules(rc_proto_decoder_t *d, const rc_proto_event_t *ev)
     return 0;
 }
 
-/* The value of the first string key `key` of `map`, or NULL. */
-static const msgpack_object *map_value(const msgpack_object_map *map, const char *key)
-{
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->size; i++) {
-        const msgpack_object *k = &map->ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->ptr[i].val;
-    }
-    return NULL;
-}
-
 /* The event's id, if it has a valid one, whatever else is wrong with it: an error that
  * names the event lets the client drop it from its retry queue. */
 static rc_str_t find_event_id(const msgpack_object_map *map)
 {
-    const msgpack_object *v = map_value(map, "id");
+    const msgpack_object *v = rc_mp_map_get(map, "id");
     if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
         v->via.str.size > RC_ID_MAX)
         return (rc_str_t){NULL, 0};
@@ -478,15 +447,14 @@ static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_
         const msgpack_object *k = &map->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return fail(d, RC_PERR_MALFORMED, "map key is not a string");
-        if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "type", 4) == 0)
+        if (rc_mp_str_is(k, "type"))
             type = &map->ptr[i].val;
     }
     if (type == NULL || type->type != MSGPACK_OBJECT_STR)
         return fail(d, RC_PERR_UNKNOWN_TYPE, "field 'type' must be a message type");
 
     for (size_t t = 0; t < sizeof(message_types) / sizeof(message_types[0]); t++) {
-        if (strlen(message_types[t].name) != type->via.str.size ||
-            memcmp(message_types[t].name, type->via.str.ptr, type->via.str.size) != 0)
+        if (!rc_mp_str_is(type, message_types[t].name))
             continue;
         out->type = message_types[t].type;
         if (out->type == RC_MSG_EVENT) {
@@ -532,9 +500,9 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d)
 /* Is `o` a map whose "type" is "event"? */
 static bool is_event(const msgpack_object *o)
 {
-    const msgpack_object *v = o->type == MSGPACK_OBJECT_MAP ? map_value(&o->via.map, "type") : NULL;
-    return v != NULL && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5 &&
-           memcmp(v->via.str.ptr, "event", 5) == 0;
+    const msgpack_object *v =
+        o->type == MSGPACK_OBJECT_MAP ? rc_mp_map_get(&o->via.map, "type") : NULL;
+    return v != NULL && rc_mp_str_is(v, "event");
 }
 
 /* The depth both readers allow a client message (MessagePack: rc_mp_check). */
