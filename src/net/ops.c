@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "proto/mpack.h"
+#include "proto/mpack_read.h"
 
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -255,21 +256,6 @@ static void publish_summary(rc_ops_t *o)
     rc_wbuf_free(&buf);
 }
 
-static double obj_number(const msgpack_object *v)
-{
-    switch (v->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return (double)v->via.u64;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return (double)v->via.i64;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return v->via.f64;
-    default:
-        return 0;
-    }
-}
-
 static node_summary_t *peer_slot(rc_ops_t *o, rc_str_t node)
 {
     node_summary_t *oldest = NULL;
@@ -298,31 +284,28 @@ void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m)
     node_summary_t *p = peer_slot(o, m->origin_node);
     for (uint32_t i = 0; i < m->data->via.map.size; i++) {
         const msgpack_object *k = &m->data->via.map.ptr[i].key, *v = &m->data->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            continue;
-        char key[8];
-        copy_str(key, sizeof(key), (rc_str_t){k->via.str.ptr, k->via.str.size});
-        double x = obj_number(v);
-        bool yes = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-        if (strcmp(key, "c") == 0)
+        double x = 0;
+        rc_mp_number(v, &x); /* 0 for anything but a number */
+        bool yes = rc_mp_is_true(v);
+        if (rc_mp_str_is(k, "c"))
             p->connections = (int64_t)x;
-        else if (strcmp(key, "s") == 0)
+        else if (rc_mp_str_is(k, "s"))
             p->sessions = (int64_t)x;
-        else if (strcmp(key, "e") == 0)
+        else if (rc_mp_str_is(k, "e"))
             p->events_per_s = x;
-        else if (strcmp(key, "p") == 0)
+        else if (rc_mp_str_is(k, "p"))
             p->pushes_per_s = x;
-        else if (strcmp(key, "q50") == 0)
+        else if (rc_mp_str_is(k, "q50"))
             p->p50_us = x;
-        else if (strcmp(key, "q99") == 0)
+        else if (rc_mp_str_is(k, "q99"))
             p->p99_us = x;
-        else if (strcmp(key, "q999") == 0)
+        else if (rc_mp_str_is(k, "q999"))
             p->p999_us = x;
-        else if (strcmp(key, "po") == 0)
+        else if (rc_mp_str_is(k, "po"))
             p->profiles_ok = yes;
-        else if (strcmp(key, "bo") == 0)
+        else if (rc_mp_str_is(k, "bo"))
             p->bus_ok = yes;
-        else if (strcmp(key, "t") == 0)
+        else if (rc_mp_str_is(k, "t"))
             p->t_ms = (int64_t)x;
     }
     p->heard_mono = rc_mono_us();

@@ -1,18 +1,19 @@
 /* The wire format of protocol v1 (proto/PROTOCOL.md): client messages decoded from
  * MessagePack or JSON into C structs, server messages encoded from C structs into either.
- * Pure: no I/O, no globals, safe on any input (this is what the fuzzers drive). */
+ * Pure: no I/O, no globals, safe on any input (this is what the fuzzers drive). The general
+ * writer (enc.h) and the JSON to MessagePack conversion (json_to_object.h) are included. */
 #ifndef RC_PROTO_H
 #define RC_PROTO_H
 
+#include "proto/enc.h"
 #include "proto/json_read.h"
+#include "proto/json_to_object.h"
 #include "util/wbuf.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum { RC_FMT_MSGPACK = 0, RC_FMT_JSON = 1, RC_FMT_COUNT } rc_format_t;
 
 /* Protocol error codes (PROTOCOL.md section 3): stable, sent to clients. */
 #define RC_PROTO_ERRORS(X)                                                                         \
@@ -167,45 +168,7 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d);
 int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
                     rc_msg_t *out);
 
-/** Converts a parsed JSON value (jansson's json_t, passed as void* to keep jansson out of
- * this header) into a MessagePack object allocated in `zone`. Returns 0 or RC_ENOMEM. */
-int rc_proto_json_to_object(const void *json, msgpack_zone *zone, msgpack_object *out);
-
-/* ---- encoding ---- */
-
-/* An encoder writes nested maps and arrays in either format with one set of calls. JSON
- * needs no counts and MessagePack needs no ends, so both are given and each side ignores
- * what it does not need. */
-#define RC_ENC_MAX_DEPTH 16
-
-typedef struct rc_enc {
-    rc_wbuf_t *out;
-    rc_format_t fmt;
-    msgpack_packer pk;
-    int depth;
-    uint32_t count[RC_ENC_MAX_DEPTH]; /* JSON: elements written at each level */
-    bool is_map[RC_ENC_MAX_DEPTH];
-} rc_enc_t;
-
-/** Starts encoding into `out` (borrowed for the encoder's lifetime). */
-void rc_enc_init(rc_enc_t *e, rc_wbuf_t *out, rc_format_t fmt);
-void rc_enc_map(rc_enc_t *e, uint32_t n_pairs);
-void rc_enc_array(rc_enc_t *e, uint32_t n);
-void rc_enc_end(rc_enc_t *e);
-void rc_enc_key(rc_enc_t *e, const char *key);
-void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n);
-void rc_enc_str(rc_enc_t *e, const char *s, size_t n);
-void rc_enc_cstr(rc_enc_t *e, const char *s);
-void rc_enc_int(rc_enc_t *e, int64_t v);
-void rc_enc_double(rc_enc_t *e, double v);
-/** A number known to need at most `places` (<= 6) decimals, such as a score or a price:
- * written exactly that way in JSON (no %g), as a double in MessagePack. */
-void rc_enc_decimal(rc_enc_t *e, double v, int places);
-void rc_enc_bool(rc_enc_t *e, bool v);
-void rc_enc_nil(rc_enc_t *e);
-/** Any MessagePack value (an application payload), in either format. Binary strings become
- * base64 text in JSON; extension types become null. */
-void rc_enc_object(rc_enc_t *e, const msgpack_object *o);
+/* ---- encoding (the writer, rc_enc_t, is enc.h) ---- */
 
 /* Server messages. Each encodes one whole message into a fresh encoder's buffer. */
 

@@ -1,0 +1,133 @@
+/* The gateway's insides, shared by its four files: gateway.c (the lws context, its protocol
+ * table, the upgrade gate, TLS), listener.c (the listening socket, accept, per-address
+ * limits), websocket.c (the session subprotocols: frames in and out) and http.c (the HTTP
+ * routes and mounts). Only src/net/ includes it; gateway.h is the contract. */
+#ifndef RC_GATEWAY_INT_H
+#define RC_GATEWAY_INT_H
+
+#include "net/gateway.h"
+#include "net/wsdeflate.h"
+#include "util/list.h"
+#include "util/strmap.h"
+#include "util/wbuf.h"
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct rc_gateway {
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    const rc_config_t *cfg;
+    rc_sessions_t *sessions;
+    const rc_gateway_hooks_t *hooks;
+    bool accepting;
+    bool closing;
+    int listen_fd;
+    int port;
+    uv_poll_t listen_poll;
+    uv_check_t flush_check; /* writes queued frames at the end of every loop turn */
+    rc_link_t flush;        /* rc_gw_ws_pss_t.flush_link: connections with frames to write */
+    struct rc_gw_ws_pss *receiving; /* whose messages lws handed over last in this turn */
+    rc_wbuf_t gather;               /* several frames framed for one send (write_frames) */
+    rc_deflater_t *deflater;        /* with --ws-deflate */
+    rc_wbuf_t deflated;             /* one compressed message */
+    bool tls;
+    rc_strmap_t conns_by_ip; /* rc_gw_ip_entry_t*, keyed by the address bytes */
+    /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
+     * LWS_CALLBACK_ESTABLISHED of the same wsi: lws calls both within one call chain, and
+     * every upgrade passes CONFIRM_UPGRADE first (which resets this), so no stale claims can
+     * reach another connection. */
+    struct lws *claims_wsi;
+    rc_jwt_claims_t claims;
+};
+
+/* Open connections of one client address, for --max-conns-per-ip. Each adopted wsi points
+ * at its entry (lws opaque user data) until LWS_CALLBACK_WSI_DESTROY. */
+typedef struct rc_gw_ip_entry {
+    uint32_t count;
+    uint8_t len;
+    char addr[16];
+} rc_gw_ip_entry_t;
+
+/* Per WebSocket connection. */
+typedef struct rc_gw_ws_pss {
+    rc_conn_t *conn;
+    struct lws *wsi;
+    rc_link_t flush_link; /* in the gateway's flush list while frames wait */
+    rc_wbuf_t rx;         /* fragments of a message being reassembled */
+    bool rx_binary;
+    bool refused;         /* a message was too large: ignore input until the close */
+    bool closing;         /* the close handshake has been started */
+    bool ping_due;        /* the session asked for a ping */
+    bool inflating;       /* permessage-deflate negotiated: lws inflates what arrives */
+    uint8_t deflate_bits; /* our messages are compressed with this window (9..15); 0: not */
+    uint64_t rx_t0_us;
+} rc_gw_ws_pss_t;
+
+/* Per HTTP request of the dynamic routes. */
+typedef struct rc_gw_http_pss {
+    rc_wbuf_t body;    /* the response */
+    rc_wbuf_t request; /* a POST body being received */
+    bool body_ready;
+    bool post_refused; /* the POST was answered before its body (auth, size) */
+    char route[128];
+} rc_gw_http_pss_t;
+
+/* The gateway a connection belongs to (the context's user pointer). */
+static inline rc_gateway_t *rc_gw_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* ---- gateway.c ---- */
+
+/** The upgrade gate, for LWS_CALLBACK_HTTP_CONFIRM_UPGRADE of any protocol: 0 lets the
+ * upgrade go on, 1 when it was refused with an HTTP answer, -1 to drop the connection.
+ * `upgrade` is the callback's `in` (borrowed for the call). */
+int rc_gw_confirm_upgrade(struct lws *wsi, const char *upgrade);
+
+/* ---- listener.c ---- */
+
+/** Binds and listens on --listen/--port; writes the socket and the port bound. Returns 0, or
+ * RC_EINVAL or RC_EIO with a message in `err`. `cfg` is borrowed for the call. */
+int rc_gw_listener_open(const rc_config_t *cfg, int *fd_out, int *port_out, char *err,
+                        size_t errlen);
+
+/** Starts accepting on g->listen_fd from `loop` (borrowed; it outlives the gateway). Returns
+ * 0, or libuv's error with nothing started. */
+int rc_gw_listener_start(rc_gateway_t *g, uv_loop_t *loop);
+
+/** Stops accepting and closes the listening socket; a no-op once closed. */
+void rc_gw_listener_close(rc_gateway_t *g);
+
+/** Drops one connection from its address's count (at LWS_CALLBACK_WSI_DESTROY); the entry is
+ * freed with its last connection. NULL is a no-op. */
+void rc_gw_ip_release(rc_gateway_t *g, rc_gw_ip_entry_t *e);
+
+/** Frees the per-address entries still counted and their map (from rc_gateway_free). */
+void rc_gw_ips_free(rc_gateway_t *g);
+
+/* ---- websocket.c ---- */
+
+/** The callback of the two session subprotocols (rankcast.v1.msgpack, rankcast.v1.json);
+ * `user` is the connection's rc_gw_ws_pss_t. */
+int rc_gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len);
+
+/** The end-of-turn flush, a uv_check_t callback whose data is the gateway: writes the
+ * frames every connection has queued. */
+void rc_gw_on_flush_check(uv_check_t *h);
+
+/* ---- http.c ---- */
+
+/** The callback of "rc-http", the dynamic routes; `user` is the request's rc_gw_http_pss_t. */
+int rc_gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len);
+
+/** Fills the process's one mount list (the web root, the dynamic routes, the SDK's sources)
+ * and returns its head. The list points into `cfg`, which must outlive the lws context. */
+const struct lws_http_mount *rc_gw_http_mounts(const rc_config_t *cfg);
+
+#endif

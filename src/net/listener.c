@@ -1,0 +1,208 @@
+/* The gateway's listening socket: bind, accept in bounded batches, --max-conns-per-ip
+ * (counted per client address, refused before lws sees the connection), and the hand-over
+ * of each accepted socket to lws. */
+#include "net/gateway_int.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The listening socket is the gateway's own, not lws's: lws 4.1.6 sets SO_REUSEPORT only
+ * for multi-threaded contexts, and --workers needs it to share one port between
+ * processes. Accepted connections are handed to lws (lws_adopt_socket_vhost). Binding
+ * first also makes a port in use a clean error before lws touches the loop. */
+int rc_gw_listener_open(const rc_config_t *cfg, int *fd_out, int *port_out, char *err,
+                        size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[16];
+    int one = 1;
+    snprintf(port, sizeof(port), "%lld", (long long)cfg->port);
+    if (getaddrinfo(cfg->listen[0] ? cfg->listen : NULL, port, &hints, &res) != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve listen address '%s'", cfg->listen);
+        return RC_EINVAL;
+    }
+    /* With no address given, prefer the IPv6 wildcard (it takes IPv4 too), as lws would. */
+    struct addrinfo *ai = res;
+    for (struct addrinfo *x = res; x != NULL && !cfg->listen[0]; x = x->ai_next)
+        if (x->ai_family == AF_INET6)
+            ai = x;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return RC_EIO;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Only workers share a port; a lone node on a busy port fails rather than joining
+     * whatever else listens there. */
+    if (cfg->workers > 1)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6) {
+        int zero = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        snprintf(err, errlen, "cannot listen on port %s: %s", port, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return RC_EIO;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &salen);
+    *port_out = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                               : ((struct sockaddr_in *)&sa)->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+/* The address bytes of a peer; an IPv4 client on the dual-stack socket counts as IPv4. */
+static uint8_t peer_key(const struct sockaddr_storage *sa, char out[16])
+{
+    if (sa->ss_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        memcpy(out, &a6->s6_addr[12], 4);
+        return 4;
+    }
+    memcpy(out, a6, 16);
+    return 16;
+}
+
+/* Over --max-conns-per-ip the connection gets a 429 (plaintext) or a close (TLS, where a
+ * plaintext answer would be garbage) before lws ever sees it: one address cannot take
+ * every file descriptor of the process. */
+static void refuse_per_ip(rc_gateway_t *g, int fd)
+{
+    static const char resp[] =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        "Content-Length: 52\r\nConnection: close\r\n\r\n"
+        "{\"error\":\"too many connections from this address\"}\n";
+    rc_metrics.handshakes_refused[RC_REFUSED_PER_IP]++;
+    if (!g->tls && send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        RC_DEBUG("gateway", "429 not sent", "error=\"%s\"", strerror(errno));
+    close(fd);
+}
+
+static rc_gw_ip_entry_t *ip_acquire(rc_gateway_t *g, const struct sockaddr_storage *sa)
+{
+    char key[16];
+    uint8_t len = peer_key(sa, key);
+    uint64_t v;
+    if (rc_strmap_get(&g->conns_by_ip, key, len, &v))
+        return (rc_gw_ip_entry_t *)(uintptr_t)v;
+    rc_gw_ip_entry_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    memcpy(e->addr, key, len);
+    e->len = len;
+    if (rc_strmap_put(&g->conns_by_ip, e->addr, len, (uint64_t)(uintptr_t)e) != 0) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void rc_gw_ip_release(rc_gateway_t *g, rc_gw_ip_entry_t *e)
+{
+    if (e == NULL || --e->count > 0)
+        return;
+    rc_strmap_del(&g->conns_by_ip, e->addr, e->len);
+    free(e);
+}
+
+static void accept_one(rc_gateway_t *g, int fd, const struct sockaddr_storage *sa)
+{
+    rc_gw_ip_entry_t *e = ip_acquire(g, sa);
+    if (e == NULL) {
+        close(fd);
+        return;
+    }
+    if (g->cfg->max_conns_per_ip > 0 && e->count >= (uint64_t)g->cfg->max_conns_per_ip) {
+        e->count++; /* so the release below frees a fresh entry */
+        rc_gw_ip_release(g, e);
+        refuse_per_ip(g, fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct lws *wsi = lws_adopt_socket_vhost(g->vhost, fd);
+    if (wsi == NULL) {
+        /* lws refused it (out of memory, or TLS failed on bytes already there) and closes the
+         * descriptor itself, with libuv after this turn of the loop. Closing it here too would
+         * free its number for the next accept, and lws's close would then end that connection
+         * behind libuv's back (libuv aborts on the EBADF). */
+        e->count++;
+        rc_gw_ip_release(g, e);
+        return;
+    }
+    e->count++;
+    lws_set_opaque_user_data(wsi, e);
+}
+
+static void on_listener_readable(uv_poll_t *h, int status, int events)
+{
+    rc_gateway_t *g = h->data;
+    (void)events;
+    if (status < 0)
+        return;
+    /* A bounded batch per turn, so a connection storm cannot hold the loop. */
+    for (int i = 0; i < 256 && g->accepting; i++) {
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof(sa);
+        int fd =
+            accept4(g->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                RC_WARN("gateway", "accept failed", "error=\"%s\"", strerror(errno));
+            return;
+        }
+        accept_one(g, fd, &sa);
+    }
+}
+
+int rc_gw_listener_start(rc_gateway_t *g, uv_loop_t *loop)
+{
+    int rc = uv_poll_init(loop, &g->listen_poll, g->listen_fd);
+    if (rc != 0)
+        return rc;
+    g->listen_poll.data = g;
+    uv_poll_start(&g->listen_poll, UV_READABLE, on_listener_readable);
+    return 0;
+}
+
+void rc_gw_listener_close(rc_gateway_t *g)
+{
+    if (g->listen_fd < 0)
+        return;
+    uv_poll_stop(&g->listen_poll);
+    uv_close((uv_handle_t *)&g->listen_poll, NULL);
+    close(g->listen_fd);
+    g->listen_fd = -1;
+}
+
+void rc_gw_ips_free(rc_gateway_t *g)
+{
+    /* Entries of connections lws never reported destroyed (a context not fully gone). */
+    for (size_t i = 0; i < g->conns_by_ip.cap; i++)
+        if (g->conns_by_ip.slots[i].hash != 0)
+            free((void *)(uintptr_t)g->conns_by_ip.slots[i].value);
+    rc_strmap_free(&g->conns_by_ip);
+}

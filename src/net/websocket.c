@@ -1,0 +1,367 @@
+/* The WebSocket side of the gateway, libwebsockets glue for the session subprotocols: each
+ * callback reason dispatches to one small function. Frames are written at the end of the loop
+ * turn that made them (or from WRITEABLE once the socket was full), several in one send; the
+ * session module asks for that through rc_gateway_transport_ops. */
+#include "net/gateway_int.h"
+#include "proto/proto.h"
+#include "session/outbox.h"
+#include "util/clock.h"
+#include "util/metrics.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+_Static_assert(LWS_PRE <= RC_FRAME_HEADROOM, "frames need LWS_PRE bytes of headroom");
+
+/* ---- transport ops for the session module ---- */
+
+/* Frames made during a loop turn are written when lws moves on to another connection's
+ * messages (flush_received) or at the end of the turn (rc_gw_on_flush_check), straight to the
+ * socket: no POLLOUT round trip (three epoll_ctl and a loop turn per write in lws on
+ * libuv) unless the kernel's buffer is full. */
+static void transport_want_write(void *transport)
+{
+    struct lws *wsi = transport;
+    rc_gw_ws_pss_t *pss = lws_wsi_user(wsi);
+    rc_gateway_t *g = rc_gw_of(wsi);
+    if (pss == NULL || pss->conn == NULL) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (!rc_list_linked(&pss->flush_link))
+        rc_list_push_back(&g->flush, &pss->flush_link);
+}
+
+/* lws on libuv arms its timer for pending timeouts only after its own callbacks; a timeout
+ * set from anywhere else (a tick, a bus delivery, the end-of-turn flush) would wait for
+ * unrelated traffic. Waking the service arms it now. Only closes pay for this. */
+static void set_timeout_now(struct lws *wsi, enum pending_timeout reason, int secs)
+{
+    lws_set_timeout(wsi, reason, secs);
+    lws_cancel_service_pt(wsi);
+}
+
+static void transport_kill(void *transport)
+{
+    set_timeout_now((struct lws *)transport, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void transport_ping(void *transport)
+{
+    struct lws *wsi = transport;
+    rc_gw_ws_pss_t *pss = lws_wsi_user(wsi);
+    if (pss != NULL) {
+        pss->ping_due = true;
+        transport_want_write(wsi);
+    }
+}
+
+const rc_transport_ops_t rc_gateway_transport_ops = {transport_want_write, transport_kill,
+                                                     transport_ping};
+
+/* ---- WebSocket ---- */
+
+static rc_format_t format_of(struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    return p && strcmp(p->name, "rankcast.v1.msgpack") == 0 ? RC_FMT_MSGPACK : RC_FMT_JSON;
+}
+
+/* Whether lws accepted this client's permessage-deflate offer (lws_set_extension_option()
+ * fails when the extension is not active on the connection; the level it sets is lws's own
+ * compressor's, which our frames never go through), and if so the window our messages may
+ * use, from the offer (still readable: lws detaches the headers after ESTABLISHED). */
+static void deflate_negotiated(rc_gateway_t *g, struct lws *wsi, rc_gw_ws_pss_t *pss)
+{
+    char offer[512];
+    pss->inflating = g->deflater != NULL && lws_set_extension_option(wsi, "permessage-deflate",
+                                                                     "compression_level", "1") == 0;
+    if (pss->inflating && lws_hdr_copy(wsi, offer, sizeof(offer), WSI_TOKEN_EXTENSIONS) > 0)
+        pss->deflate_bits = (uint8_t)rc_deflate_offer_window_bits(offer);
+}
+
+static int ws_established(struct lws *wsi, rc_gw_ws_pss_t *pss)
+{
+    rc_gateway_t *g = rc_gw_of(wsi);
+    memset(pss, 0, sizeof(*pss));
+    rc_wbuf_init(&pss->rx, 0);
+    rc_list_init(&pss->flush_link);
+    pss->wsi = wsi;
+    deflate_negotiated(g, wsi, pss);
+    pss->conn = rc_conn_open(g->sessions, format_of(wsi), wsi);
+    if (pss->conn == NULL)
+        return -1;
+    if (g->claims_wsi == wsi) {
+        g->claims_wsi = NULL;
+        if (rc_conn_set_claims(pss->conn, &g->claims) != 0) {
+            rc_conn_closed(pss->conn);
+            pss->conn = NULL;
+            return -1;
+        }
+    }
+    rc_metrics.connections++;
+    rc_metrics.connections_total++;
+    return 0;
+}
+
+static void flush_received(rc_gateway_t *g);
+
+static int ws_receive(struct lws *wsi, rc_gw_ws_pss_t *pss, const void *in, size_t len)
+{
+    rc_gateway_t *g = rc_gw_of(wsi);
+    bool first = lws_is_first_fragment(wsi) && pss->rx.len == 0;
+    bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+
+    if (g->receiving != pss) {
+        flush_received(g);
+        g->receiving = pss;
+    }
+    if (pss->conn == NULL || pss->refused || pss->closing)
+        return 0;
+    if (first) {
+        pss->rx_t0_us = rc_mono_us();
+        pss->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (pss->rx.len + len > (size_t)g->cfg->max_message_bytes) {
+        /* Refuse before buffering: a client cannot make the server hold more than the
+         * limit for it. The error goes out, then the close (1009). */
+        pss->refused = true;
+        rc_wbuf_free(&pss->rx);
+        rc_conn_refuse(pss->conn, RC_PERR_TOO_LARGE, "message larger than max_message_bytes", true);
+        return 0;
+    }
+    if (first && last) {
+        rc_conn_receive(pss->conn, in, len, pss->rx_binary, pss->rx_t0_us);
+        return 0;
+    }
+    rc_wbuf_put(&pss->rx, in, len);
+    if (rc_wbuf_ok(&pss->rx) != 0)
+        return -1;
+    /* lws inflates a compressed message one receive buffer at a time, and on libuv it
+     * forgets to come back for the rest once no more bytes arrive from the socket (its idle
+     * handler stops after one pass). Waking its service brings the next part. */
+    if (!last && pss->inflating)
+        lws_cancel_service_pt(wsi);
+    if (last) {
+        rc_conn_receive(pss->conn, rc_wbuf_data(&pss->rx), pss->rx.len, pss->rx_binary,
+                        pss->rx_t0_us);
+        /* Freed, not kept: the large messages are rare (a hello with a token, a batch), and
+         * an idle connection should not hold the largest one it ever sent. */
+        rc_wbuf_free(&pss->rx);
+    }
+    return 0;
+}
+
+/* Starts the WebSocket close handshake with our code. In lws 4.1.6 a -1 returned from a
+ * WRITEABLE callback, and every timeout but one, kill the socket without a close frame, so
+ * the client would see 1006 instead of the code PROTOCOL.md promises. A close scheduled by
+ * the keep-alive-idle timeout is the exception: lws then sends the reason set here, waits
+ * (at most 5 s) for the client's close, and shuts the socket down in order. */
+static void start_close(struct lws *wsi, rc_gw_ws_pss_t *pss, int code, const char *reason)
+{
+    pss->closing = true;
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+    set_timeout_now(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+}
+
+/* Writes queued frames, from WRITEABLE or from the end-of-turn flush: at most a few per call
+ * (so one busy connection cannot hold the loop), all in one send. Once lws had to buffer
+ * part of them, or frames are left, POLLOUT brings the rest. Checking the buffer lws keeps
+ * costs nothing; lws_send_pipe_choked() would cost a poll() per frame. Returns -1 when the
+ * connection must be dropped. */
+#define FRAMES_PER_TURN 16
+#define GATHER_BYTES    (64u << 10)
+
+/* The header of an unmasked (server to client), final, uncompressed frame; returns its size. */
+static size_t ws_frame_header(unsigned char *p, size_t len, bool binary)
+{
+    p[0] = 0x80 | (binary ? 0x2 : 0x1);
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Appends one frame, header and payload, to the send buffer: compressed when the client
+ * takes permessage-deflate and the message is large enough to gain from it (RFC 7692 lets
+ * the sender choose per message; RSV1 marks a compressed one). */
+static void gather_frame(rc_gateway_t *g, const rc_gw_ws_pss_t *pss, rc_frame_t *f)
+{
+    const unsigned char *payload = rc_frame_payload(f);
+    size_t len = f->len;
+    unsigned char h[10];
+    size_t hlen;
+    rc_wbuf_reset(&g->deflated);
+    if (pss->deflate_bits != 0 && len >= (size_t)g->cfg->ws_deflate_min_bytes &&
+        rc_deflate_message(g->deflater, pss->deflate_bits, payload, len, &g->deflated) > 0 &&
+        g->deflated.len < len) {
+        payload = (const unsigned char *)rc_wbuf_data(&g->deflated);
+        len = g->deflated.len;
+        hlen = ws_frame_header(h, len, f->binary);
+        h[0] |= 0x40;
+    } else {
+        hlen = ws_frame_header(h, len, f->binary);
+    }
+    rc_wbuf_put(&g->gather, h, hlen);
+    rc_wbuf_put(&g->gather, payload, len);
+}
+
+/* The frames leave in one send(), framed here and written raw: one system call and one
+ * TCP segment for an event's ack and its list, instead of one each. lws's own
+ * permessage-deflate compressor is never used: it keeps zlib state per connection and
+ * compresses every message, however small. Returns 0, or -1 when the socket failed. */
+static int write_frames(rc_gateway_t *g, rc_gw_ws_pss_t *pss, rc_frame_t **frames, int n)
+{
+    if (n == 1 && pss->deflate_bits == 0) { /* as it is, without a copy */
+        rc_frame_t *f = frames[0];
+        int w = lws_write(pss->wsi, rc_frame_payload(f), f->len,
+                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        return w < (int)f->len ? -1 : 0;
+    }
+    rc_wbuf_t *b = &g->gather;
+    rc_wbuf_reset(b);
+    for (int i = 0; i < n; i++)
+        gather_frame(g, pss, frames[i]);
+    if (rc_wbuf_ok(b) != 0)
+        return -1;
+    int w = lws_write(pss->wsi, (unsigned char *)rc_wbuf_data(b), b->len, LWS_WRITE_RAW);
+    return w < (int)b->len ? -1 : 0;
+}
+
+static int ws_flush(struct lws *wsi, rc_gw_ws_pss_t *pss)
+{
+    const char *reason;
+    if (pss->conn == NULL)
+        return -1;
+    if (pss->ping_due && !pss->closing && !lws_partial_buffered(wsi)) {
+        /* Not empty: lws 4.1.6 does not report a pong with no payload to the callback. */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'r', [LWS_PRE + 1] = 'c'};
+        pss->ping_due = false;
+        if (lws_write(wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        rc_metrics.pings_sent++;
+    }
+    rc_frame_t *frames[FRAMES_PER_TURN];
+    int n = 0;
+    size_t bytes = 0;
+    while (n < FRAMES_PER_TURN && bytes < GATHER_BYTES && !lws_partial_buffered(wsi)) {
+        rc_frame_t *f = rc_conn_next_frame(pss->conn);
+        if (f == NULL)
+            break;
+        frames[n++] = f;
+        bytes += f->len;
+    }
+    int rc = n > 0 ? write_frames(rc_gw_of(wsi), pss, frames, n) : 0;
+    uint64_t now = rc_mono_us();
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc_conn_frame_written(frames[i], now);
+        else
+            rc_frame_unref(frames[i]);
+    }
+    if (rc != 0)
+        return -1;
+    if (rc_conn_has_pending(pss->conn) || pss->ping_due || lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    int code = rc_conn_close_code(pss->conn, &reason);
+    if (code != 0 && !pss->closing)
+        start_close(wsi, pss, code, reason);
+    return 0;
+}
+
+static int ws_writeable(struct lws *wsi, rc_gw_ws_pss_t *pss)
+{
+    if (pss->wsi == NULL) /* not established (see ws_closed) */
+        return 0;
+    rc_list_unlink(&pss->flush_link);
+    return ws_flush(wsi, pss);
+}
+
+/* Writes a connection's queued frames outside lws's WRITEABLE callback. */
+static void flush_queued(rc_gw_ws_pss_t *pss)
+{
+    rc_list_unlink(&pss->flush_link);
+    if (ws_flush(pss->wsi, pss) < 0)
+        transport_kill(pss->wsi);
+}
+
+/* Writes the frames of the connection whose messages lws handed over last, now that it has
+ * moved on to another. In a loop turn that brings many events, the first event's ack and list
+ * would otherwise wait until every later event of the turn was ranked (rc_gw_on_flush_check): at
+ * 5,000 events/s that wait made most of the server's share of the latency. Acks come from the
+ * bus's completions, so the bus settles first: ack and list still leave in one send(). */
+static void flush_received(rc_gateway_t *g)
+{
+    rc_gw_ws_pss_t *pss = g->receiving;
+    g->receiving = NULL;
+    if (pss == NULL || !rc_list_linked(&pss->flush_link))
+        return;
+    rc_sessions_settle(g->sessions);
+    flush_queued(pss);
+}
+
+void rc_gw_on_flush_check(uv_check_t *h)
+{
+    rc_gateway_t *g = h->data;
+    g->receiving = NULL;
+    while (!rc_list_empty(&g->flush))
+        flush_queued(RC_CONTAINER_OF(g->flush.next, rc_gw_ws_pss_t, flush_link));
+}
+
+/* lws also reports the close of a connection whose upgrade failed after the protocol was
+ * bound (the 101 could not be written: the peer reset it), with the state it zeroed and
+ * ESTABLISHED never called. */
+static void ws_closed(rc_gw_ws_pss_t *pss)
+{
+    if (pss->wsi == NULL)
+        return;
+    rc_gateway_t *g = rc_gw_of(pss->wsi);
+    if (g->receiving == pss)
+        g->receiving = NULL;
+    rc_list_unlink(&pss->flush_link);
+    if (pss->conn != NULL) {
+        rc_conn_closed(pss->conn);
+        pss->conn = NULL;
+        rc_metrics.connections--;
+    }
+    rc_wbuf_free(&pss->rx);
+}
+
+int rc_gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+    rc_gw_ws_pss_t *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* Adopted sockets start bound to the default protocol (JSON), so the gate is asked
+         * here as well as in root_callback. */
+        return rc_gw_confirm_upgrade(wsi, in);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(wsi, pss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(wsi, pss);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->conn != NULL)
+            rc_conn_alive(pss->conn, rc_mono_us());
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        ws_closed(pss);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
