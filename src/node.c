@@ -5,7 +5,9 @@
 #include "api/admin_api.h"
 #include "api/catalog_api.h"
 #include "engine/experiments.h"
-#include "api/experiment_api.h"
+#include "api/router.h"
+#include "api/settings.h"
+#include "api/users_api.h"
 #include "bus/bus.h"
 #include "util/clock.h"
 #include "util/defer.h"
@@ -43,15 +45,15 @@ struct rc_node {
     uv_loop_t loop;
     rc_defer_t defer;
     rc_engine_t *engine;
-    rc_experiment_t experiment;
-    char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
-    char *rules_text; /* the business rules' canonical JSON, or NULL: none */
+    rc_settings_t settings; /* the experiment and the rules */
+    bool settings_ready;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
     rc_ops_t *ops;
     rc_gateway_t *gateway;
     rc_gateway_hooks_t hooks;
+    rc_api_router_t api;
     uv_timer_t tick, drain_timer, lag_timer, flush_timer;
     uint64_t lag_expected_us;
     uv_signal_t sigint, sigterm, sighup;
@@ -109,24 +111,8 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     rc_node_t *n = ctx;
     rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
     rc_metrics_render(body, n->node_id);
-    rc_experiment_render(&n->experiment, body);
+    rc_experiment_render(&n->settings.experiment, body);
 }
-
-static int node_erase_user(void *ctx, const char *user, size_t len)
-{
-    rc_node_t *n = ctx;
-    RC_INFO("node", "user erased", "user_len=%zu", len);
-    return rc_sessions_erase_user(n->sessions, user, len);
-}
-
-static int node_push(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
-                     const msgpack_object *data, char *id_out, size_t id_len)
-{
-    rc_node_t *n = ctx;
-    return rc_sessions_push(n->sessions, user, segment, topic, data, id_out, id_len);
-}
-
-static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m);
 
 static bool from_this_node(const rc_node_t *n, const rc_bus_msg_t *m)
 {
@@ -163,7 +149,8 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         n->catalog_changed |= rc_catalog_api_apply(n->engine, m) == 0;
         break;
     case RC_BUS_SETTING:
-        node_setting_message(n, m);
+        if (n->settings_ready)
+            rc_settings_apply(&n->settings, m);
         break;
     }
 }
@@ -240,159 +227,57 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
-/* Runs the experiment `spec` (its text form; "" for none) unless it runs already: counters
- * start from zero, users get their variant of it, lists are ranked again. */
-static void node_set_experiment(rc_node_t *n, const rc_experiment_t *x, const char *spec)
+/* The admin API: one route table, each path to the module that owns it (router.h). */
+static unsigned api_push(void *ctx, const char *path, const char *body, size_t len, rc_wbuf_t *out)
 {
-    if (strcmp(n->experiment_spec, spec) == 0)
-        return;
-    n->experiment = *x;
-    snprintf(n->experiment_spec, sizeof(n->experiment_spec), "%s", spec);
-    uint32_t pushed = rc_sessions_settings_changed(n->sessions);
-    RC_INFO("node", "experiment set", "name=\"%s\" variants=%u lists_pushed=%u",
-            x->name[0] ? x->name : "none", x->n_variants, pushed);
+    (void)path;
+    return rc_users_api_push(((rc_node_t *)ctx)->sessions, body, len, out);
 }
 
-/* Replaces the business rules with `r` (moved in; its canonical JSON is `text`) unless the
- * same rules hold already: resolved against the catalog, every list ranked again. */
-static void node_set_rules(rc_node_t *n, rc_rules_t *r, const char *text)
+static unsigned api_erase(void *ctx, const char *path, const char *body, size_t len, rc_wbuf_t *out)
 {
-    if (n->rules_text != NULL && strcmp(n->rules_text, text) == 0) {
-        rc_rules_free(r);
-        return;
-    }
-    char *copy = strdup(text);
-    if (copy == NULL) {
-        rc_rules_free(r);
-        return;
-    }
-    free(n->rules_text);
-    n->rules_text = copy;
-    uint32_t n_boosts = r->n_boosts, n_pins = r->n_pins;
-    rc_engine_set_rules(n->engine, r);
-    uint32_t pushed = rc_sessions_settings_changed(n->sessions);
-    RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", n_boosts, n_pins, pushed);
+    (void)path;
+    return rc_users_api_erase(((rc_node_t *)ctx)->sessions, body, len, out);
 }
 
-/* A setting from the bus (any node's, this one's too): the last one set wins. */
-static void node_setting_message(rc_node_t *n, const rc_bus_msg_t *m)
-{
-    char err[200];
-    char *spec = strndup(m->spec.p ? m->spec.p : "", m->spec.n);
-    if (spec == NULL)
-        return;
-    int rc = RC_EINVAL;
-    if (m->setting.n == 10 && memcmp(m->setting.p, "experiment", 10) == 0) {
-        rc_experiment_t x;
-        if ((rc = rc_experiment_parse(&x, spec, rc_engine_blend(n->engine), err, sizeof(err))) == 0)
-            node_set_experiment(n, &x, spec);
-    } else if (m->setting.n == 5 && memcmp(m->setting.p, "rules", 5) == 0) {
-        json_error_t jerr;
-        json_t *j = json_loads(spec, 0, &jerr);
-        rc_rules_t r = {0};
-        if (j != NULL && (rc = rc_rules_from_json(&r, j, err, sizeof(err))) == 0)
-            node_set_rules(n, &r, spec);
-        else if (j == NULL)
-            snprintf(err, sizeof(err), "%s", jerr.text);
-        json_decref(j);
-    } else {
-        snprintf(err, sizeof(err), "unknown setting");
-    }
-    if (rc != 0)
-        RC_WARN("node", "setting from the bus not applied", "setting=\"%.*s\" error=\"%s\"",
-                (int)m->setting.n, m->setting.p, err);
-    free(spec);
-}
-
-static unsigned answer_error(rc_wbuf_t *out, unsigned status, const char *err)
-{
-    return rc_api_answer(out, status, json_pack("{s:s}", "error", err));
-}
-
-/* A setting applied here goes to the other nodes: 200, or, when the bus refuses it, the 503
- * answer written to `out` that asks the client to send it again (settings are idempotent). */
-static unsigned publish_setting(rc_node_t *n, const char *name, const char *spec, rc_wbuf_t *out)
-{
-    rc_bus_msg_t m = {.kind = RC_BUS_SETTING,
-                      .origin_node = {n->node_id, (uint32_t)strlen(n->node_id)},
-                      .setting = {name, (uint32_t)strlen(name)},
-                      .spec = {spec, (uint32_t)strlen(spec)}};
-    if (rc_bus_publish(n->bus, &m, NULL, NULL) == 0)
-        return 200;
-    return answer_error(out, 503,
-                        "applied on this node, but not published to the cluster; retry the "
-                        "request");
-}
-
-/* POST /api/v1/experiment[/stop]: applied here, then published for the other nodes. */
-static unsigned node_experiment_api(rc_node_t *n, const char *route, json_t *body, rc_wbuf_t *out)
-{
-    char spec[RC_EXPERIMENT_SPEC_MAX], err[200];
-    rc_experiment_t x;
-    if (rc_experiment_api_spec(route, body, rc_engine_blend(n->engine), &x, spec, sizeof(spec), err,
-                               sizeof(err)) != 0)
-        return answer_error(out, 400, err);
-    node_set_experiment(n, &x, spec);
-    unsigned status = publish_setting(n, "experiment", spec, out);
-    return status != 200 ? status
-                         : rc_api_answer(out, 200, rc_experiment_api_describe(&n->experiment));
-}
-
-/* POST /api/v1/rules: the whole set of boosts and pins, replaced. */
-static unsigned node_rules_api(rc_node_t *n, json_t *body, rc_wbuf_t *out)
-{
-    char err[200];
-    rc_rules_t r = {0};
-    if (rc_rules_from_json(&r, body, err, sizeof(err)) != 0)
-        return answer_error(out, 400, err);
-    char *text = rc_rules_to_json(&r);
-    if (text == NULL) {
-        rc_rules_free(&r);
-        return answer_error(out, 500, "out of memory");
-    }
-    node_set_rules(n, &r, text);
-    unsigned status = publish_setting(n, "rules", text, out);
-    if (status == 200) {
-        rc_wbuf_reset(out);
-        rc_wbuf_puts(out, text);
-        rc_wbuf_putc(out, '\n');
-    }
-    free(text);
-    return status;
-}
-
-#define ROUTE_RULES "/api/v1/rules"
-
-static bool node_admin_route(const char *route)
-{
-    return rc_catalog_api_route(route) || rc_experiment_api_route(route) ||
-           strcmp(route, ROUTE_RULES) == 0;
-}
-
-/* The admin routes owned here: the live catalog (catalog_api.c), experiments and rules. */
-static unsigned node_admin_post(void *ctx, const char *route, json_t *body, rc_wbuf_t *out)
+static unsigned api_catalog(void *ctx, const char *path, json_t *body, rc_wbuf_t *out)
 {
     rc_node_t *n = ctx;
-    if (rc_experiment_api_route(route))
-        return node_experiment_api(n, route, body, out);
-    if (strcmp(route, ROUTE_RULES) == 0)
-        return node_rules_api(n, body, out);
-    return rc_catalog_api_handle(n->engine, n->sessions, n->bus, n->node_id, route, body, out);
+    return rc_catalog_api_handle(n->engine, n->sessions, n->bus, n->node_id, path, body, out);
 }
 
-static unsigned node_admin_get(void *ctx, const char *route, rc_wbuf_t *out)
+static unsigned api_experiment_get(void *ctx, const char *path, rc_wbuf_t *out)
 {
-    rc_node_t *n = ctx;
-    if (strcmp(route, ROUTE_RULES) == 0) {
-        rc_wbuf_reset(out);
-        rc_wbuf_puts(out, n->rules_text ? n->rules_text : "{\"boosts\":[],\"pins\":[]}");
-        rc_wbuf_putc(out, '\n');
-        return 200;
-    }
-    if (strcmp(route, "/api/v1/experiment") != 0)
-        return 0;
-    return rc_api_answer(out, 200, rc_experiment_api_describe(&n->experiment));
+    (void)path;
+    return rc_settings_experiment_get(&((rc_node_t *)ctx)->settings, out);
 }
+
+static unsigned api_experiment(void *ctx, const char *path, json_t *body, rc_wbuf_t *out)
+{
+    return rc_settings_experiment_post(&((rc_node_t *)ctx)->settings, path, body, out);
+}
+
+static unsigned api_rules_get(void *ctx, const char *path, rc_wbuf_t *out)
+{
+    (void)path;
+    return rc_settings_rules_get(&((rc_node_t *)ctx)->settings, out);
+}
+
+static unsigned api_rules(void *ctx, const char *path, json_t *body, rc_wbuf_t *out)
+{
+    (void)path;
+    return rc_settings_rules_post(&((rc_node_t *)ctx)->settings, body, out);
+}
+
+static const rc_api_route_t api_routes[] = {
+    {"/api/v1/push", NULL, api_push, NULL},
+    {"/api/v1/users/erase", NULL, api_erase, NULL},
+    {"/api/v1/catalog/items", NULL, NULL, api_catalog},
+    {"/api/v1/catalog/remove", NULL, NULL, api_catalog},
+    {"/api/v1/experiment", api_experiment_get, NULL, api_experiment},
+    {"/api/v1/experiment/stop", NULL, NULL, api_experiment},
+    {"/api/v1/rules", api_rules_get, NULL, api_rules},
+};
 
 /* Final stop: the gateway closes the remaining connections, the loop then runs out of
  * handles and rc_node_run() returns. */
@@ -586,11 +471,6 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
-    if (rc_experiment_parse(&n->experiment, cfg->experiment, rc_engine_blend(n->engine), err,
-                            errlen) != 0)
-        goto fail;
-    snprintf(n->experiment_spec, sizeof(n->experiment_spec), "%s", cfg->experiment);
-    rc_engine_set_experiment(n->engine, &n->experiment);
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
         create_backends(n, err, errlen) != 0)
         goto fail;
@@ -601,6 +481,10 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     rc_sessions_set_verifier(n->sessions, n->jwt);
+    if (rc_settings_init(&n->settings, n->engine, n->sessions, n->bus, n->node_id, cfg->experiment,
+                         err, errlen) != 0)
+        goto fail;
+    n->settings_ready = true;
     if (n->jwt == NULL && !cfg->anonymous && !cfg->demo)
         RC_WARN("node",
                 "no client can start a session: configure --jwt-secret or "
@@ -612,15 +496,9 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    n->hooks = (rc_gateway_hooks_t){.ctx = n,
-                                    .ready = node_ready,
-                                    .metrics = node_metrics,
-                                    .erase_user = node_erase_user,
-                                    .push = node_push,
-                                    .ops = n->ops,
-                                    .extra_route = node_admin_route,
-                                    .extra_post = node_admin_post,
-                                    .extra_get = node_admin_get};
+    n->api = (rc_api_router_t){api_routes, sizeof(api_routes) / sizeof(api_routes[0]), n};
+    n->hooks = (rc_gateway_hooks_t){
+        .ctx = n, .ready = node_ready, .metrics = node_metrics, .ops = n->ops, .api = &n->api};
     n->gateway =
         rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
     if (n->gateway == NULL)
@@ -669,13 +547,14 @@ void rc_node_free(rc_node_t *n)
     rc_gateway_free(n->gateway);
     rc_ops_free(n->ops);
     n->ops = NULL;
+    n->settings_ready = false; /* they re-push lists through the sessions */
     rc_sessions_free(n->sessions);
     n->sessions = NULL;
     rc_bus_free(n->bus);
     rc_profile_store_free(n->profiles);
     rc_jwt_verifier_free(n->jwt);
     rc_engine_free(n->engine);
-    free(n->rules_text);
+    rc_settings_free(&n->settings);
     if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)
         RC_WARN("node", "event loop closed with handles open", NULL);
     free(n);

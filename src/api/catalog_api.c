@@ -12,11 +12,6 @@
 #define ROUTE_ITEMS  "/api/v1/catalog/items"
 #define ROUTE_REMOVE "/api/v1/catalog/remove"
 
-bool rc_catalog_api_route(const char *route)
-{
-    return strcmp(route, ROUTE_ITEMS) == 0 || strcmp(route, ROUTE_REMOVE) == 0;
-}
-
 static unsigned bad_request(rc_wbuf_t *out, const char *what, size_t index, const char *why)
 {
     char msg[200];

@@ -15,9 +15,6 @@
 
 #define RC_CATALOG_BATCH_MAX 1000 /* items or ids per request */
 
-/** Whether `route` is one of the catalog API's (the gateway dispatches on it). */
-bool rc_catalog_api_route(const char *route);
-
 /** Handles one authenticated request to `route` with the JSON object `body` (borrowed).
  * Writes the JSON answer to `out` and returns the HTTP status. Each change applied is also
  * published on `bus` (as `node_id`'s) for the other nodes. */

@@ -11,11 +11,6 @@
 #define ROUTE      "/api/v1/experiment"
 #define ROUTE_STOP "/api/v1/experiment/stop"
 
-bool rc_experiment_api_route(const char *route)
-{
-    return strcmp(route, ROUTE) == 0 || strcmp(route, ROUTE_STOP) == 0;
-}
-
 static int invalid(char *err, size_t errlen, const char *why)
 {
     snprintf(err, errlen, "%s", why);

@@ -17,9 +17,6 @@
 
 #define RC_EXPERIMENT_SPEC_MAX 1024 /* the text form (rc_experiment_parse) */
 
-/** Whether `route` is one of the experiments API's. */
-bool rc_experiment_api_route(const char *route);
-
 /** The experiment a request to `route` asks for, as the text form of rc_experiment_parse()
  * into `spec` ("" to stop), checked by parsing it into `x` (with `base` for "no
  * experiment"). Body of /api/v1/experiment:

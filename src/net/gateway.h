@@ -1,11 +1,12 @@
 /* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
  * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics, and
- * the admin API under /api/v1/), the ops feed (/ops, ops.h), the static files of the web root
- * and the JavaScript SDK's sources for the demo pages (/sdk/src/, /vendor/msgpack/), all on one
- * port. */
+ * the admin API under /api/v1/, whose route table its owner gives), the ops feed (/ops,
+ * ops.h), the static files of the web root and the JavaScript SDK's sources for the demo
+ * pages (/sdk/src/, /vendor/msgpack/), all on one port. */
 #ifndef RC_GATEWAY_H
 #define RC_GATEWAY_H
 
+#include "api/router.h"
 #include "util/config.h"
 #include "session/session.h"
 #include "util/wbuf.h"
@@ -23,19 +24,10 @@ typedef struct rc_gateway_hooks {
     bool (*ready)(void *ctx, rc_wbuf_t *body);
     /* Appends the Prometheus text to `body`. */
     void (*metrics)(void *ctx, rc_wbuf_t *body);
-    /* Admin API: erases a user everywhere this node can (0 or a negative code). */
-    int (*erase_user)(void *ctx, const char *user, size_t len);
-    /* Admin API: publishes a push to a user or a segment; writes its id (0 or a code). */
-    int (*push)(void *ctx, rc_str_t user, rc_str_t segment, rc_str_t topic,
-                const msgpack_object *data, char *id_out, size_t id_len);
     /* The ops feed served on /ops (ops.h), or NULL for none. */
     struct rc_ops *ops;
-    /* Admin API routes owned elsewhere (the live catalog, experiments): whether `route` is
-     * one of them, and its handlers, which write the JSON answer to `out` and return the
-     * HTTP status (extra_get: 0 when the route takes POST only). */
-    bool (*extra_route)(const char *route);
-    unsigned (*extra_post)(void *ctx, const char *route, json_t *body, rc_wbuf_t *out);
-    unsigned (*extra_get)(void *ctx, const char *route, rc_wbuf_t *out);
+    /* The admin API's routes under /api/v1/ (api/router.h), each behind the admin token. */
+    const rc_api_router_t *api;
 } rc_gateway_hooks_t;
 
 /** The transport operations the session module uses to wake and kill connections. */

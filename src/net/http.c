@@ -68,11 +68,17 @@ static int admin_refused(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned status
                           : "a valid admin bearer token is required");
 }
 
+static const rc_api_route_t *api_route(const rc_gateway_t *g, const char *uri)
+{
+    return g->hooks->api != NULL ? rc_api_find(g->hooks->api, uri) : NULL;
+}
+
 static int http_get(struct lws *wsi, rc_gw_http_pss_t *pss, const char *uri)
 {
     rc_gateway_t *g = rc_gw_of(wsi);
     unsigned int status = HTTP_STATUS_OK;
     const char *ctype = "application/json";
+    const rc_api_route_t *route;
     if (strcmp(uri, "/healthz") == 0) {
         rc_wbuf_puts(&pss->body, "{\"status\":\"ok\"}\n");
     } else if (strcmp(uri, "/readyz") == 0) {
@@ -81,12 +87,10 @@ static int http_get(struct lws *wsi, rc_gw_http_pss_t *pss, const char *uri)
     } else if (strcmp(uri, "/metrics") == 0) {
         ctype = "text/plain; version=0.0.4; charset=utf-8";
         g->hooks->metrics(g->hooks->ctx, &pss->body);
-    } else if (g->hooks->extra_route && g->hooks->extra_route(uri) && g->hooks->extra_get &&
-               (status = admin_gate(wsi, g)) == HTTP_STATUS_OK) {
-        if ((status = g->hooks->extra_get(g->hooks->ctx, uri, &pss->body)) == 0)
-            return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "use POST");
-    } else if (status != HTTP_STATUS_OK) {
-        return admin_refused(wsi, pss, status);
+    } else if ((route = api_route(g, uri)) != NULL && route->get != NULL) {
+        if ((status = admin_gate(wsi, g)) != HTTP_STATUS_OK)
+            return admin_refused(wsi, pss, status);
+        status = rc_api_get(g->hooks->api, route, &pss->body);
     } else if (strncmp(uri, "/api/", 5) == 0) {
         return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "use POST");
     } else {
@@ -102,8 +106,8 @@ static int http_post_begin(struct lws *wsi, rc_gw_http_pss_t *pss, const char *u
     rc_gateway_t *g = rc_gw_of(wsi);
     rc_wbuf_init(&pss->request, 0);
     pss->post_refused = true;
-    if (strcmp(uri, "/api/v1/users/erase") != 0 && strcmp(uri, "/api/v1/push") != 0 &&
-        !(g->hooks->extra_route && g->hooks->extra_route(uri)))
+    const rc_api_route_t *route = api_route(g, uri);
+    if (route == NULL || (route->post == NULL && route->post_object == NULL))
         return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
     snprintf(pss->route, sizeof(pss->route), "%s", uri);
     unsigned status = admin_gate(wsi, g);
@@ -126,69 +130,22 @@ static int http_body(rc_gw_http_pss_t *pss, const void *in, size_t len)
     return 0;
 }
 
-/* POST /api/v1/push {"user"|"segment", "topic"?, "data"}: 202 {"id"} once published. */
-static int api_push(struct lws *wsi, rc_gw_http_pss_t *pss)
-{
-    rc_gateway_t *g = rc_gw_of(wsi);
-    rc_api_push_t p;
-    char err[128], id[40];
-    int rc = rc_api_push_parse(&p, rc_wbuf_data(&pss->request), pss->request.len, err, sizeof(err));
-    if (rc == RC_EINVAL)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
-    if (rc != 0)
-        return -1;
-    rc = g->hooks->push(g->hooks->ctx, p.user, p.segment, p.topic, &p.data, id, sizeof(id));
-    rc_api_push_free(&p);
-    if (rc != 0)
-        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE,
-                          "the bus cannot take the push now; retry");
-    rc_wbuf_reset(&pss->body);
-    rc_wbuf_printf(&pss->body, "{\"id\":\"%s\"}\n", id);
-    return http_respond(wsi, pss, 202 /* Accepted */, "application/json");
-}
-
-/* POST /api/v1/users/erase {"user"}: 200 {"erased": true}. */
-static int api_erase(struct lws *wsi, rc_gw_http_pss_t *pss)
-{
-    rc_gateway_t *g = rc_gw_of(wsi);
-    char user[RC_ID_MAX + 1], err[128];
-    if (rc_api_erase_parse(rc_wbuf_data(&pss->request), pss->request.len, user, err, sizeof(err)) !=
-        0)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
-    if (g->hooks->erase_user(g->hooks->ctx, user, strlen(user)) != 0)
-        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, "profile store refused");
-    rc_wbuf_reset(&pss->body);
-    rc_wbuf_printf(&pss->body, "{\"erased\":true}\n");
-    return http_respond(wsi, pss, HTTP_STATUS_OK, "application/json");
-}
-
-/* Routes owned outside the gateway (the live catalog): the body must be one JSON object,
- * duplicate keys refused as on the other routes; the owner writes the answer. */
-static int api_extra(struct lws *wsi, rc_gw_http_pss_t *pss)
-{
-    rc_gateway_t *g = rc_gw_of(wsi);
-    char err[128];
-    json_t *j = rc_api_load_object(rc_wbuf_data(&pss->request), pss->request.len, err, sizeof(err));
-    if (j == NULL)
-        return http_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, err);
-    unsigned status = g->hooks->extra_post(g->hooks->ctx, pss->route, j, &pss->body);
-    json_decref(j);
-    return http_respond(wsi, pss, status, "application/json");
-}
-
+/* The whole body is here: its route (found again by the path kept at the start) answers. */
 static int http_body_done(struct lws *wsi, rc_gw_http_pss_t *pss)
 {
+    rc_gateway_t *g = rc_gw_of(wsi);
     if (pss->body_ready)
         return 0; /* already answered */
     if (pss->post_refused)
         return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
     if (rc_wbuf_ok(&pss->request) != 0)
         return -1;
-    if (strcmp(pss->route, "/api/v1/push") == 0)
-        return api_push(wsi, pss);
-    if (strcmp(pss->route, "/api/v1/users/erase") == 0)
-        return api_erase(wsi, pss);
-    return api_extra(wsi, pss);
+    const rc_api_route_t *route = api_route(g, pss->route);
+    if (route == NULL)
+        return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
+    unsigned status = rc_api_post(g->hooks->api, route, rc_wbuf_data(&pss->request),
+                                  pss->request.len, &pss->body);
+    return http_respond(wsi, pss, status, "application/json");
 }
 
 static int http_begin(struct lws *wsi, rc_gw_http_pss_t *pss)

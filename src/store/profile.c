@@ -17,6 +17,7 @@
 #include "store/profile.h"
 #include "util/error.h"
 #include "proto/mpack.h"
+#include "proto/mpack_read.h"
 
 #include <math.h>
 #include <msgpack.h>
@@ -211,36 +212,6 @@ typedef struct {
     name_t excluded[RC_PROFILE_EXCLUDED];
 } doc_t;
 
-static const msgpack_object *map_get(const msgpack_object *m, const char *key)
-{
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static bool obj_number(const msgpack_object *o, double *out)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = (double)o->via.u64;
-        return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = (double)o->via.i64;
-        return true;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = o->via.f64;
-        return true;
-    default:
-        return false;
-    }
-}
-
 static bool obj_name(const msgpack_object *o, name_t *out)
 {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > RC_ID_MAX)
@@ -290,30 +261,30 @@ static int doc_read(msgpack_zone *zone, const void *data, size_t len, doc_t *d)
     if (root.type != MSGPACK_OBJECT_MAP)
         return RC_EPARSE;
     const msgpack_object *o;
-    if ((o = map_get(&root, "n")) != NULL && obj_number(o, &x))
+    if ((o = rc_mp_map_get(&root.via.map, "n")) != NULL && rc_mp_number(o, &x))
         d->n = (int64_t)x;
-    if ((o = map_get(&root, "t")) != NULL && obj_number(o, &x))
+    if ((o = rc_mp_map_get(&root.via.map, "t")) != NULL && rc_mp_number(o, &x))
         d->t = (int64_t)x;
-    o = map_get(&root, "c");
+    o = rc_mp_map_get(&root.via.map, "c");
     for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size; i++) {
         if (d->n_cats < RC_PROFILE_CATS + RC_CATS &&
             obj_name(&o->via.map.ptr[i].key, &d->cats[d->n_cats]) &&
-            obj_number(&o->via.map.ptr[i].val, &d->cats_w[d->n_cats]))
+            rc_mp_number(&o->via.map.ptr[i].val, &d->cats_w[d->n_cats]))
             d->n_cats++;
     }
-    o = map_get(&root, "f");
+    o = rc_mp_map_get(&root.via.map, "f");
     d->has_feats = o != NULL;
     for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key;
         uint32_t feat;
         if (d->n_feats < 2 * RC_PROFILE_FEATS && k->type == MSGPACK_OBJECT_STR &&
             parse_hex32(k->via.str.ptr, k->via.str.size, &feat) &&
-            obj_number(&o->via.map.ptr[i].val, &x) && x > 0) {
+            rc_mp_number(&o->via.map.ptr[i].val, &x) && x > 0) {
             d->feats[d->n_feats] = feat;
             d->feats_w[d->n_feats++] = x;
         }
     }
-    o = map_get(&root, "r");
+    o = rc_mp_map_get(&root.via.map, "r");
     for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_ARRAY && i < o->via.array.size; i++) {
         name_t nm;
         if (!obj_name(&o->via.array.ptr[i], &nm))
@@ -324,7 +295,7 @@ static int doc_read(msgpack_zone *zone, const void *data, size_t len, doc_t *d)
         }
         d->recent[d->n_recent++] = nm;
     }
-    o = map_get(&root, "x");
+    o = rc_mp_map_get(&root.via.map, "x");
     for (uint32_t i = 0; o && o->type == MSGPACK_OBJECT_ARRAY && i < o->via.array.size; i++) {
         name_t nm;
         if (!obj_name(&o->via.array.ptr[i], &nm))

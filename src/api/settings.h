@@ -1,0 +1,50 @@
+/* Cluster-wide settings made through the admin API: the running experiment (GET and POST
+ * /api/v1/experiment, POST /api/v1/experiment/stop) and the business rules (GET and POST
+ * /api/v1/rules). A change is applied by the node that takes it, then published on the bus;
+ * every node applies every setting from the bus, its own too, and the last one set wins,
+ * so a node that starts later gets them from the bus (over --experiment). Each change
+ * ranks every live list again. See docs/api.md. */
+#ifndef RC_SETTINGS_H
+#define RC_SETTINGS_H
+
+#include "api/experiment_api.h"
+#include "bus/bus.h"
+#include "engine/engine.h"
+#include "engine/experiments.h"
+#include "session/session.h"
+#include "util/wbuf.h"
+
+#include <jansson.h>
+
+typedef struct rc_settings {
+    rc_engine_t *engine;
+    rc_sessions_t *sessions;
+    rc_bus_t *bus;
+    const char *node_id;
+    rc_experiment_t experiment;                   /* the running one (the engine points here) */
+    char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
+    char *rules_text; /* the business rules' canonical JSON, or NULL: none */
+} rc_settings_t;
+
+/** Prepares the settings and runs `experiment_spec` (--experiment's text form; "" for none)
+ * on the engine. Everything passed is borrowed and must outlive the settings. Returns 0, or
+ * RC_EINVAL with the reason in `err`. Caller frees with rc_settings_free(). */
+int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions, rc_bus_t *bus,
+                     const char *node_id, const char *experiment_spec, char *err, size_t errlen);
+
+/** Frees what the settings hold. NULL is a no-op. */
+void rc_settings_free(rc_settings_t *st);
+
+/** Applies a setting from the bus (RC_BUS_SETTING, any node's); one that does not parse is
+ * logged and ignored. */
+void rc_settings_apply(rc_settings_t *st, const rc_bus_msg_t *m);
+
+/** The admin API's handlers (router.h): each writes the JSON answer to `out` and returns
+ * the HTTP status. `route` tells /api/v1/experiment from /api/v1/experiment/stop. */
+unsigned rc_settings_experiment_get(rc_settings_t *st, rc_wbuf_t *out);
+unsigned rc_settings_experiment_post(rc_settings_t *st, const char *route, json_t *body,
+                                     rc_wbuf_t *out);
+unsigned rc_settings_rules_get(rc_settings_t *st, rc_wbuf_t *out);
+unsigned rc_settings_rules_post(rc_settings_t *st, json_t *body, rc_wbuf_t *out);
+
+#endif
