@@ -10,6 +10,7 @@
  *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true
  *   setting ("k": "set"): "n" its name, "x" its text */
 #include "bus/bus.h"
+#include "proto/mpack_read.h"
 #include "util/error.h"
 #include "proto/mpack.h"
 
@@ -159,13 +160,6 @@ static bool get_str(const msgpack_object *v, rc_str_t *out)
     return true;
 }
 
-static bool key_is(const msgpack_object *k, const char *name)
-{
-    size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
-}
-
 static int kind_of(rc_str_t s)
 {
     for (int k = 0; k < RC_EVENT_KIND_COUNT; k++) {
@@ -207,58 +201,58 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
         return RC_EPARSE;
     for (uint32_t i = 0; i < root.via.map.size; i++) {
         const msgpack_object *k = &root.via.map.ptr[i].key, *v = &root.via.map.ptr[i].val;
-        if (key_is(k, "k"))
+        if (rc_mp_str_is(k, "k"))
             get_str(v, &kind);
-        else if (key_is(k, "o"))
+        else if (rc_mp_str_is(k, "o"))
             get_str(v, &m->origin_node);
-        else if (key_is(k, "u"))
+        else if (rc_mp_str_is(k, "u"))
             get_str(v, &m->user);
-        else if (key_is(k, "i"))
+        else if (rc_mp_str_is(k, "i"))
             get_str(v, &m->ev.id);
-        else if (key_is(k, "t"))
+        else if (rc_mp_str_is(k, "t"))
             get_str(v, &tname);
-        else if (key_is(k, "it"))
+        else if (rc_mp_str_is(k, "it"))
             get_str(v, &m->ev.item);
-        else if (key_is(k, "q"))
+        else if (rc_mp_str_is(k, "q"))
             get_str(v, &m->ev.query);
-        else if (key_is(k, "s"))
+        else if (rc_mp_str_is(k, "s"))
             get_str(v, &m->ev.surface);
-        else if (key_is(k, "id"))
+        else if (rc_mp_str_is(k, "id"))
             get_str(v, &m->push_id);
-        else if (key_is(k, "j"))
+        else if (rc_mp_str_is(k, "j"))
             get_str(v, &m->item_json);
-        else if (key_is(k, "x"))
+        else if (rc_mp_str_is(k, "x"))
             has_spec = get_str(v, &m->spec);
-        else if (key_is(k, "n"))
+        else if (rc_mp_str_is(k, "n"))
             get_str(v, &m->setting);
-        else if (key_is(k, "rm"))
-            removed = v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-        else if (key_is(k, "tp"))
+        else if (rc_mp_str_is(k, "rm"))
+            removed = rc_mp_is_true(v);
+        else if (rc_mp_str_is(k, "tp"))
             get_str(v, &m->topic);
-        else if (key_is(k, "g"))
+        else if (rc_mp_str_is(k, "g"))
             get_str(v, &m->segment);
-        else if (key_is(k, "p"))
+        else if (rc_mp_str_is(k, "p"))
             decode_recent(v, m);
-        else if (key_is(k, "v") &&
+        else if (rc_mp_str_is(k, "v") &&
                  (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32)) {
             m->ev.has_value = true;
             m->ev.value = v->via.f64;
-        } else if (key_is(k, "r") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        } else if (rc_mp_str_is(k, "r") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             m->received_ms = (int64_t)v->via.u64;
-        } else if (key_is(k, "ts") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        } else if (rc_mp_str_is(k, "ts") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             m->ev.has_ts = true;
             m->ev.ts_ms = (int64_t)v->via.u64;
-        } else if (key_is(k, "dv") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        } else if (rc_mp_str_is(k, "dv") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                    v->via.u64 < RC_DEVICE_COUNT) {
             m->device = (int)v->via.u64;
-        } else if (key_is(k, "tz") && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                                       v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+        } else if (rc_mp_str_is(k, "tz") && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                                             v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
             /* Time zones are within a day of UTC (the protocol checks at hello). */
             if (v->via.i64 >= -1440 && v->via.i64 <= 1440)
                 m->tz_offset_min = (int)v->via.i64;
-        } else if (key_is(k, "lc")) {
+        } else if (rc_mp_str_is(k, "lc")) {
             get_str(v, &m->locale);
-        } else if (key_is(k, "d")) {
+        } else if (rc_mp_str_is(k, "d")) {
             m->data = v;
         }
     }
