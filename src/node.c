@@ -2,25 +2,24 @@
  * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
  * time to leave while pending profile writes are flushed. */
 #include "node.h"
-#include "api/admin_api.h"
 #include "api/catalog_api.h"
-#include "engine/experiments.h"
 #include "api/router.h"
 #include "api/settings.h"
 #include "api/users_api.h"
+#include "auth/jwt.h"
 #include "bus/bus.h"
+#include "engine/engine.h"
+#include "engine/experiments.h"
+#include "net/gateway.h"
+#include "net/ops.h"
+#include "proto/proto.h"
+#include "session/session.h"
+#include "store/profile.h"
 #include "util/clock.h"
 #include "util/defer.h"
 #include "util/error.h"
-#include "net/gateway.h"
-#include "auth/jwt.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "net/ops.h"
-#include "store/profile.h"
-#include "proto/proto.h"
-#include "session/session.h"
-#include "engine/engine.h"
 
 #include <malloc.h>
 #include <stdio.h>

@@ -10,9 +10,9 @@
  *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true
  *   setting ("k": "set"): "n" its name, "x" its text */
 #include "bus/bus.h"
+#include "proto/mpack.h"
 #include "proto/mpack_read.h"
 #include "util/error.h"
-#include "proto/mpack.h"
 
 #include <string.h>
 

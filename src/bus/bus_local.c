@@ -3,9 +3,9 @@
  * Pushes are kept in their wire form and delivered back to this node on that turn, exactly
  * as a Kafka consumer would deliver them. */
 #include "bus/bus.h"
-#include "util/grow.h"
 #include "util/defer.h"
 #include "util/error.h"
+#include "util/grow.h"
 
 #include <stdlib.h>
 #include <string.h>

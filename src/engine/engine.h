@@ -9,9 +9,9 @@
 
 #include "engine/catalog.h"
 #include "engine/covisit.h"
-#include "proto/proto.h"
 #include "engine/rules.h"
 #include "engine/trending.h"
+#include "proto/proto.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -3,8 +3,8 @@
  * candidate and one check per pin. */
 #include "engine/rules.h"
 #include "api/admin_api.h"
-#include "util/error.h"
 #include "proto/proto.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

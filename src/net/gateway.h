@@ -7,8 +7,8 @@
 #define RC_GATEWAY_H
 
 #include "api/router.h"
-#include "util/config.h"
 #include "session/session.h"
+#include "util/config.h"
 #include "util/wbuf.h"
 
 #include <jansson.h>

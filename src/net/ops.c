@@ -3,9 +3,9 @@
  * summary on the bus once a second so every node can show the others. The snapshot is
  * encoded by ops_snapshot.c and pushed to dashboards by ops_feed.c. */
 #include "net/ops_int.h"
-#include "util/clock.h"
 #include "proto/mpack.h"
 #include "proto/mpack_read.h"
+#include "util/clock.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>

@@ -7,9 +7,9 @@
 #define RC_OPS_H
 
 #include "bus/bus.h"
-#include "util/config.h"
-#include "store/profile.h"
 #include "proto/proto.h"
+#include "store/profile.h"
+#include "util/config.h"
 #include "util/wbuf.h"
 
 #include <stdbool.h>

@@ -4,8 +4,8 @@
 #ifndef RC_OPS_INT_H
 #define RC_OPS_INT_H
 
-#include "net/ops.h"
 #include "engine/experiments.h"
+#include "net/ops.h"
 #include "util/metrics.h"
 
 #include <stdbool.h>

@@ -2,9 +2,9 @@
  * json_read.h, straight into the decoder's zone), then one table-driven validator fills the
  * C structs, so both subprotocols accept and refuse exactly the same messages. */
 #include "proto/proto.h"
-#include "util/error.h"
 #include "proto/mpack.h"
 #include "proto/mpack_read.h"
+#include "util/error.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -10,13 +10,13 @@
 #ifndef RC_SESSION_H
 #define RC_SESSION_H
 
-#include "bus/bus.h"
-#include "util/config.h"
-#include "engine/engine.h"
 #include "auth/jwt.h"
+#include "bus/bus.h"
+#include "engine/engine.h"
+#include "proto/proto.h"
 #include "session/outbox.h"
 #include "store/profile.h"
-#include "proto/proto.h"
+#include "util/config.h"
 
 #include <stdbool.h>
 #include <stdint.h>

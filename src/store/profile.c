@@ -15,9 +15,9 @@
  * Lua (cmsgpack) may hold integers where weights are expected, and an empty array for an empty map;
  * the readers here accept both. */
 #include "store/profile.h"
-#include "util/error.h"
 #include "proto/mpack.h"
 #include "proto/mpack_read.h"
+#include "util/error.h"
 
 #include <math.h>
 #include <msgpack.h>

@@ -1,9 +1,9 @@
 /* The in-memory profile store: the embedded default for a single node. Profiles live as
  * long as the process; answers are deferred to the next loop turn like a network store's. */
+#include "store/profile.h"
 #include "util/defer.h"
 #include "util/error.h"
 #include "util/metrics.h"
-#include "store/profile.h"
 #include "util/strmap.h"
 #include "util/wbuf.h"
 

@@ -10,13 +10,13 @@
  * number per node (the microsecond clock, strictly increasing), and the script records
  * the last one applied from each node, so a delta whose reply was lost is applied exactly
  * once even though it is sent twice. */
+#include "store/profile.h"
 #include "util/clock.h"
 #include "util/config.h"
 #include "util/error.h"
 #include "util/list.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "store/profile.h"
 
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>

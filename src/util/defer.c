@@ -1,8 +1,8 @@
 /* The queue is swapped out before running it, so calls queued by a running call wait for
  * the next turn instead of extending this one without bound. */
 #include "util/defer.h"
-#include "util/grow.h"
 #include "util/error.h"
+#include "util/grow.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "engine_fixture.h"
 #include "engine/rules.h"
+#include "engine_fixture.h"
 #include "util/error.h"
 
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "engine_fixture.h"
 #include "engine/trending.h"
+#include "engine_fixture.h"
 
 #include <stdio.h>
 

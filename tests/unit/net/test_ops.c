@@ -12,12 +12,12 @@
 #include "api/admin_api.h"
 #include "assert_ext.h"
 #include "bus/bus.h"
+#include "engine/experiments.h"
+#include "net/ops.h"
+#include "proto/mpack.h"
 #include "util/clock.h"
 #include "util/config.h"
 #include "util/metrics.h"
-#include "proto/mpack.h"
-#include "engine/experiments.h"
-#include "net/ops.h"
 
 #include <jansson.h>
 #include <string.h>

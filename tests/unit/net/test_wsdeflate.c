@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "util/error.h"
 #include "net/wsdeflate.h"
+#include "util/error.h"
 
 #include <string.h>
 #include <zlib.h>

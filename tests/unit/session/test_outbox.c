@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "assert_ext.h"
-#include "util/error.h"
 #include "session/outbox.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <string.h>

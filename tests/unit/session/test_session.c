@@ -11,14 +11,14 @@
 #include <cmocka.h>
 
 #include "bus/bus.h"
+#include "jwt_sign.h"
+#include "session/session.h"
+#include "store/profile.h"
 #include "util/clock.h"
 #include "util/defer.h"
 #include "util/error.h"
 #include "util/metrics.h"
-#include "store/profile.h"
-#include "jwt_sign.h"
 #include "util/sanitizer.h"
-#include "session/session.h"
 
 #include <jansson.h>
 #include <stdio.h>
