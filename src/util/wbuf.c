@@ -2,6 +2,7 @@
 #include "util/wbuf.h"
 #include "util/error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,14 @@ static int reserve(rc_wbuf_t *b, size_t extra)
 {
     if (b->failed)
         return -1;
-    if (b->len + extra <= b->cap)
+    if (extra <= b->cap - b->len)
         return 0;
+    /* A size that cannot be held (the sum or its doubling would wrap) fails like an
+     * allocation would, rather than wrapping to a small buffer or doubling forever. */
+    if (extra > SIZE_MAX / 4 - b->headroom - b->len) {
+        b->failed = 1;
+        return -1;
+    }
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra)
         cap *= 2;

@@ -225,13 +225,33 @@ static void test_failure_is_sticky(void **state)
     rc_wbuf_free(&b);
 }
 
+/* A size no buffer can hold fails at once: the sum with what is there must not wrap to a
+ * small number that seems to fit, nor the doubling go on forever. */
+static void test_sizes_that_would_wrap_fail(void **state)
+{
+    (void)state;
+    rc_wbuf_t b;
+    rc_wbuf_init(&b, 16);
+    rc_wbuf_puts(&b, "before");
+    rc_wbuf_reserve(&b, SIZE_MAX - 2); /* len + extra wraps to 3 */
+    assert_int_equal(rc_wbuf_ok(&b), RC_ENOMEM);
+    rc_wbuf_reset(&b);
+    rc_wbuf_reserve(&b, SIZE_MAX / 2 + 1); /* fits size_t, but doubling to it would wrap */
+    assert_int_equal(rc_wbuf_ok(&b), RC_ENOMEM);
+    rc_wbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_buffer),         cmocka_unit_test(test_appends_survive_growth),
-        cmocka_unit_test(test_headroom_in_front),    cmocka_unit_test(test_reset_keeps_memory),
-        cmocka_unit_test(test_reserve_for_a_writer), cmocka_unit_test(test_printf_appends),
+        cmocka_unit_test(test_empty_buffer),
+        cmocka_unit_test(test_appends_survive_growth),
+        cmocka_unit_test(test_headroom_in_front),
+        cmocka_unit_test(test_reset_keeps_memory),
+        cmocka_unit_test(test_reserve_for_a_writer),
+        cmocka_unit_test(test_printf_appends),
         cmocka_unit_test(test_failure_is_sticky),
+        cmocka_unit_test(test_sizes_that_would_wrap_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
