@@ -14,6 +14,23 @@
 #include <string.h>
 #include <xxhash.h>
 
+int64_t rc_sessions_event_time(const rc_sessions_t *s, const rc_proto_event_t *ev,
+                               int64_t received_ms, bool count)
+{
+    if (!ev->has_ts)
+        return received_ms;
+    int64_t behind = received_ms - ev->ts_ms;
+    if (behind > s->cfg->event_time_past_s * 1000) {
+        rc_metrics.events_server_time[0] += count;
+        return received_ms;
+    }
+    if (-behind > s->cfg->event_time_future_s * 1000) {
+        rc_metrics.events_server_time[1] += count;
+        return received_ms;
+    }
+    return ev->ts_ms;
+}
+
 uint64_t rc_event_key(rc_str_t id)
 {
     uint64_t h = XXH3_64bits(id.p, id.n);
@@ -212,7 +229,8 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
         RC_WARN("session", "event not applied: out of memory", "session=%s", ses->id);
         return false;
     }
-    bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, be.received_ms);
+    int64_t learn_ms = rc_sessions_event_time(s, ev, be.received_ms, true);
+    bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, learn_ms);
     if (ses->consent && ev->kind != RC_EV_IMPRESSION)
         rc_session_note_profile_change(s, ses, ev->kind, item, w);
     return changed;

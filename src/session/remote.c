@@ -24,6 +24,8 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     if (m->received_ms > 0 && now_ms >= m->received_ms)
         rc_hist_observe(&rc_metrics.bus_remote_lag, (uint64_t)(now_ms - m->received_ms) * 1000);
     float w = rc_event_weight(m->ev.kind, m->ev.has_value, m->ev.value);
+    int64_t learn_ms =
+        rc_sessions_event_time(s, &m->ev, m->received_ms > 0 ? m->received_ms : now_ms, false);
     rc_session_t *ses = rc_session_find_pseudo(s, m->user);
     if (ses != NULL) {
         uint64_t key = rc_event_key(m->ev.id);
@@ -31,7 +33,7 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
             return;
         rc_session_remember_event(ses, key);
         rc_user_state_t *u = rc_session_state_write(ses);
-        if (u != NULL && rc_engine_observe(e, u, m->ev.kind, item, w, m->ev.query, now_ms))
+        if (u != NULL && rc_engine_observe(e, u, m->ev.kind, item, w, m->ev.query, learn_ms))
             rc_session_rerank(s, ses, m->ev.id, t0);
         if (u != NULL)
             return;
@@ -46,7 +48,7 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
         if (r >= 0)
             rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i]);
     }
-    rc_engine_observe(e, &u, m->ev.kind, item, w, m->ev.query, now_ms);
+    rc_engine_observe(e, &u, m->ev.kind, item, w, m->ev.query, learn_ms);
 }
 
 static bool segment_matches(const rc_session_t *ses, rc_str_t seg)

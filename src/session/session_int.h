@@ -240,6 +240,13 @@ void rc_session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint
 /** Accepts one valid event from a client: de-duplicates, publishes, applies. Returns true
  * when it changed the user's state (the caller re-ranks once per message). */
 bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us);
+/** The time an event is learned at (PROTOCOL.md, `ts_ms`): its own when it lies within
+ * --event-time-past-s behind and --event-time-future-s ahead of `received_ms`, the clock of
+ * the node that accepted it; `received_ms` otherwise (and when it has none). Every node
+ * applies the same rule to the same message, so all learn the event at the same time. With
+ * `count`, an event outside the bounds is counted on /metrics (the accepting node does). */
+int64_t rc_sessions_event_time(const rc_sessions_t *s, const rc_proto_event_t *ev,
+                               int64_t received_ms, bool count);
 /** De-duplication by event id: a 64-bit hash of the id, never 0. */
 uint64_t rc_event_key(rc_str_t id);
 bool rc_session_seen_event(const rc_session_t *ses, uint64_t key);

@@ -111,6 +111,12 @@ static const setting_t settings[] = {
      "with --ws-deflate, smaller messages (acks, pongs) are sent uncompressed"},
     {"session-idle-s", T_INT, OFF(session_idle_s), "300", 1, 86400,
      "a session with no connection is dropped after this long"},
+    {"event-time-past-s", T_INT, OFF(event_time_past_s), "86400", 0, 315360000,
+     "an event's ts_ms up to this far behind the server's clock is its time for learning (an "
+     "offline queue sent late); an older one is learned at the time it arrives"},
+    {"event-time-future-s", T_INT, OFF(event_time_future_s), "300", 0, 86400,
+     "an event's ts_ms up to this far ahead of the server's clock (client clock skew) is its "
+     "time for learning; a later one is learned at the time it arrives"},
     {"covisit-neighbors", T_INT, OFF(covisit_neighbors), "64", 4, 256,
      "co-visitation neighbours kept per item"},
     {"covisit-half-life-s", T_DOUBLE, OFF(covisit_half_life_s), "604800", 1, 1e9,

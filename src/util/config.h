@@ -62,6 +62,8 @@ typedef struct rc_config {
     int64_t ws_deflate_min_bytes;
     /* sessions and engine */
     int64_t session_idle_s;
+    int64_t event_time_past_s;
+    int64_t event_time_future_s;
     int64_t covisit_neighbors;
     double covisit_half_life_s;
     double trending_half_life_s;

@@ -84,6 +84,13 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
                        rc_event_kind_name(k), (unsigned long long)m->events_received[k]);
     counter(o, "rankcast_events_duplicate_total",
             "Events acknowledged again but not applied (repeated event id).", m->events_duplicate);
+    header(o, "rankcast_events_server_time_total", "counter",
+           "Events learned at the time they arrived, not their ts_ms, which lay too far behind "
+           "(stale) or ahead (ahead) of the server's clock.");
+    rc_wbuf_printf(o, "rankcast_events_server_time_total{reason=\"stale\"} %llu\n",
+                   (unsigned long long)m->events_server_time[0]);
+    rc_wbuf_printf(o, "rankcast_events_server_time_total{reason=\"ahead\"} %llu\n",
+                   (unsigned long long)m->events_server_time[1]);
     counter(o, "rankcast_pushes_sent_total", "Recommendation lists written to clients.",
             m->pushes_sent);
     counter(o, "rankcast_pushes_coalesced_total",

@@ -37,8 +37,9 @@ typedef struct rc_metrics {
     int64_t sessions;           /* gauge: user sessions in memory */
     uint64_t events_received[RC_METRICS_KINDS];
     uint64_t events_duplicate;
-    uint64_t pushes_sent;    /* recs messages written to sockets */
-    uint64_t pushes_skipped; /* recs replaced before they could be written (coalesced) */
+    uint64_t events_server_time[2]; /* ts_ms too far behind [0] or ahead [1] of the clock */
+    uint64_t pushes_sent;           /* recs messages written to sockets */
+    uint64_t pushes_skipped;        /* recs replaced before they could be written (coalesced) */
     uint64_t messages_sent;
     uint64_t messages_received;
     uint64_t bytes_received;

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "bus/bus.h"
+#include "engine/engine_int.h" /* white-box: the trending scores an event moved */
 #include "jwt_sign.h"
 #include "session/session.h"
 #include "store/profile.h"
@@ -289,6 +290,60 @@ static void test_event_is_acked_after_the_bus_and_pushed_with_its_cause(void **s
     assert_string_equal(json_string_value(json_array_get(json_object_get(ack, "ids"), 0)), "e1");
     json_decref(before_bus);
     json_decref(after_bus);
+    rc_conn_closed(c);
+}
+
+/* The change of item `item`'s trending score in the daypart segment of `at_ms` (time zone
+ * 0) made by sending `event` (JSON) on `c`. */
+static float daypart_gain(world_t *w, rc_conn_t *c, const char *event, int item, int64_t at_ms)
+{
+    const float *sc = rc_trending_scores(&w->engine->trending, (uint32_t)item);
+    int seg = RC_SEG_DAYPART(rc_daypart(at_ms, 0));
+    float before = sc != NULL ? sc[seg] : 0;
+    send_json(c, event);
+    sc = rc_trending_scores(&w->engine->trending, (uint32_t)item);
+    assert_non_null(sc);
+    return sc[seg] - before;
+}
+
+/* An event is learned at its own time (ts_ms) when that lies within the bounds of the
+ * server's clock, here in another part of the day than now; outside them, at the time it
+ * arrived, counted on /metrics. */
+static void test_events_are_learned_at_their_own_time_within_bounds(void **state)
+{
+    world_t *w = *state;
+    fake_transport_t t = {0};
+    rc_conn_t *c = connect_user(w, &t, "u1");
+    char ev[200];
+    int64_t now = rc_wall_ms(), six_hours_ago = now - 6 * 3600 * 1000LL;
+    snprintf(ev, sizeof(ev),
+             "{\"type\":\"event\",\"id\":\"e1\",\"kind\":\"click\",\"item\":\"i7\","
+             "\"ts_ms\":%lld}",
+             (long long)six_hours_ago);
+    assert_true(rc_daypart(six_hours_ago, 0) != rc_daypart(now, 0));
+    /* Learned six hours ago: the segment of then gains, the segment of now does not. */
+    const float *sc = rc_trending_scores(&w->engine->trending, 7);
+    float now_before = sc != NULL ? sc[RC_SEG_DAYPART(rc_daypart(now, 0))] : 0;
+    assert_true(daypart_gain(w, c, ev, 7, six_hours_ago) > 0);
+    sc = rc_trending_scores(&w->engine->trending, 7);
+    assert_true(sc[RC_SEG_DAYPART(rc_daypart(now, 0))] == now_before);
+    assert_int_equal(rc_metrics.events_server_time[0] + rc_metrics.events_server_time[1], 0);
+
+    /* Two days behind (past --event-time-past-s) and an hour ahead (past
+     * --event-time-future-s): learned now, and counted. */
+    int64_t stale = now - 2 * 86400 * 1000LL, ahead = now + 3600 * 1000LL;
+    snprintf(ev, sizeof(ev),
+             "{\"type\":\"event\",\"id\":\"e2\",\"kind\":\"click\",\"item\":\"i8\","
+             "\"ts_ms\":%lld}",
+             (long long)stale);
+    assert_true(daypart_gain(w, c, ev, 8, rc_wall_ms()) > 0);
+    assert_int_equal(rc_metrics.events_server_time[0], 1);
+    snprintf(ev, sizeof(ev),
+             "{\"type\":\"event\",\"id\":\"e3\",\"kind\":\"click\",\"item\":\"i9\","
+             "\"ts_ms\":%lld}",
+             (long long)ahead);
+    assert_true(daypart_gain(w, c, ev, 9, rc_wall_ms()) > 0);
+    assert_int_equal(rc_metrics.events_server_time[1], 1);
     rc_conn_closed(c);
 }
 
@@ -720,6 +775,8 @@ int main(void)
                                         world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_steady_events_allocate_nothing, world_setup_unlimited,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(test_events_are_learned_at_their_own_time_within_bounds,
+                                        world_setup, world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
