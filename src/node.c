@@ -10,6 +10,7 @@
 #include "bus/bus.h"
 #include "engine/engine.h"
 #include "engine/experiments.h"
+#include "engine/history.h"
 #include "net/gateway.h"
 #include "net/ops.h"
 #include "proto/proto.h"
@@ -391,6 +392,36 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
     return rc_engine_refresh(n->engine);
 }
 
+/* History (--import) is learned before the node serves, in the events' own time, through
+ * the learning path of live events; the rate is logged (the target is 500,000 events/s on
+ * one core: bench/run-import.sh). */
+static int import_history(rc_node_t *n, char *err, size_t errlen)
+{
+    const rc_config_t *cfg = n->cfg;
+    if (cfg->import[0] == '\0')
+        return 0;
+    rc_history_t *h = rc_history_new(n->engine, cfg->import_session_gap_s * 1000);
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    rc_history_stats_t st = {0};
+    uint64_t t0 = rc_mono_us();
+    int rc = rc_history_import_file(h, cfg->import, &st, err, errlen);
+    rc_history_free(h);
+    double secs = (double)(rc_mono_us() - t0) / 1e6;
+    if (rc != 0)
+        return rc;
+    RC_INFO("node", "history imported",
+            "file=\"%s\" events=%llu sessions=%llu malformed=%llu unknown_item=%llu "
+            "out_of_order=%llu seconds=%.3f events_per_s=%.0f",
+            cfg->import, (unsigned long long)st.learned, (unsigned long long)st.sessions,
+            (unsigned long long)st.malformed, (unsigned long long)st.unknown_item,
+            (unsigned long long)st.out_of_order, secs, secs > 0 ? (double)st.learned / secs : 0);
+    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
+    return rc_engine_refresh(n->engine);
+}
+
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
     if (n->cfg->redis[0] != '\0')
@@ -471,7 +502,7 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
-        create_backends(n, err, errlen) != 0)
+        import_history(n, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
         goto fail;
     n->sessions =
         rc_sessions_new(cfg, n->node_id, n->engine, n->profiles, n->bus, &rc_gateway_transport_ops);

@@ -53,6 +53,11 @@ static const setting_t settings[] = {
     {"workers", T_INT, OFF(workers), "1", 1, 64,
      "share-nothing worker processes on one port (SO_REUSEPORT); >1 needs --kafka"},
     {"catalog", T_STR, OFF(catalog), "", 0, 0, "catalog file (JSON lines) loaded at start"},
+    {"import", T_STR, OFF(import), "", 0, 0,
+     "events to learn from at start, before serving: lines ts_ms<TAB>user<TAB>kind<TAB>item"
+     "[<TAB>value], sorted by time (docs/engine.md, \"History\")"},
+    {"import-session-gap-s", T_INT, OFF(import_session_gap_s), "1800", 1, 86400,
+     "in --import, a user silent this long (event time) starts a new session"},
     {"catalog-open", T_BOOL, OFF(catalog_open), "true", 0, 0,
      "accept events on items not in the catalog and learn them"},
     {"max-items", T_INT, OFF(max_items), "1000000", 1, 50000000, "catalog capacity"},

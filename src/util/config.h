@@ -62,6 +62,8 @@ typedef struct rc_config {
     int64_t ws_deflate_min_bytes;
     /* sessions and engine */
     int64_t session_idle_s;
+    char *import; /* history learned at start; empty: none */
+    int64_t import_session_gap_s;
     int64_t event_time_past_s;
     int64_t event_time_future_s;
     int64_t covisit_neighbors;
