@@ -31,7 +31,7 @@ struct rc_jwt_verifier {
 
 static const char *const reason_names[RC_JWT_REASON_COUNT] = {
     "ok",         "malformed",    "bad_alg",     "bad_signature", "expired", "not_yet_valid",
-    "bad_issuer", "bad_audience", "bad_subject",
+    "bad_issuer", "bad_audience", "bad_subject", "no_expiry",
 };
 
 const char *rc_jwt_reason_name(rc_jwt_reason_t r)
@@ -279,7 +279,9 @@ static rc_jwt_reason_t check_claims(const rc_jwt_verifier_t *v, const json_t *cl
                                     rc_jwt_claims_t *out)
 {
     int64_t exp, nbf;
-    if (!claim_time(claims, "exp", &exp) || now_s >= exp + v->leeway_s)
+    if (!claim_time(claims, "exp", &exp))
+        return RC_JWT_NO_EXPIRY;
+    if (now_s >= exp + v->leeway_s)
         return RC_JWT_EXPIRED;
     if (json_object_get(claims, "nbf") != NULL &&
         (!claim_time(claims, "nbf", &nbf) || now_s + v->leeway_s < nbf))

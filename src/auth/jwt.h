@@ -21,11 +21,12 @@ typedef enum {
     RC_JWT_MALFORMED,     /* not three base64url parts of JSON objects, or too long */
     RC_JWT_BAD_ALG,       /* alg missing, "none", or not the configured key's algorithm */
     RC_JWT_BAD_SIGNATURE, /* the signature does not verify */
-    RC_JWT_EXPIRED,       /* exp missing, or now >= exp + leeway */
+    RC_JWT_EXPIRED,       /* now >= exp + leeway */
     RC_JWT_NOT_YET_VALID, /* now < nbf - leeway */
     RC_JWT_BAD_ISSUER,    /* iss differs from the configured issuer */
     RC_JWT_BAD_AUDIENCE,  /* the configured audience is not in aud */
     RC_JWT_BAD_SUBJECT,   /* sub missing or not a valid user id */
+    RC_JWT_NO_EXPIRY,     /* exp missing or not a NumericDate: no fresh token can fix it */
     RC_JWT_REASON_COUNT
 } rc_jwt_reason_t;
 

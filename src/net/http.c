@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- HTTP routes ---- */
 
@@ -48,7 +49,8 @@ static bool admin_authorized(struct lws *wsi, const char *token)
 {
     char auth[512];
     int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
-    return n >= 7 && strncmp(auth, "Bearer ", 7) == 0 &&
+    /* The scheme is case-insensitive (RFC 9110, 11.1), as the WebSocket upgrade reads it. */
+    return n >= 7 && strncasecmp(auth, "Bearer ", 7) == 0 &&
            rc_api_token_equal(auth + 7, (size_t)n - 7, token);
 }
 

@@ -360,6 +360,13 @@ static void handle_auth(rc_conn_t *c, const rc_msg_t *m)
                       true);
         return;
     }
+    /* A refresh extends the session; an older token taken back would shorten it (or let a
+     * leaked one that was replaced live again). */
+    if (claims.exp_s < c->auth_exp_s) {
+        rc_conn_error(c, RC_PERR_UNAUTHORIZED, "the token expires before the current one",
+                      (rc_str_t){0}, true);
+        return;
+    }
     c->auth_exp_s = claims.exp_s;
     rc_proto_encode_auth_ok(rc_conn_enc_begin(c), claims.exp_s * 1000);
     rc_conn_send_encoded(c);

@@ -220,6 +220,14 @@ describe('tokens', () => {
     });
     assert.equal(pushed.status, 202);
     await a.next((m) => m.type === 'push');
+    // The scheme is case-insensitive (RFC 9110), on the admin API as on the upgrade.
+    for (const scheme of ['bearer', 'BEARER']) {
+      const res = await fetch(`${server.httpUrl}/api/v1/push`, {
+        method: 'POST', headers: { Authorization: `${scheme} ${ADMIN}` }, body: JSON.stringify({ user: alice, topic: 't', data: { scheme } }),
+      });
+      assert.equal(res.status, 202, scheme);
+      await a.next((m) => m.type === 'push');
+    }
     await sleep(100);
     assert.deepEqual(b.log.filter((m) => m.type === 'push'), [], 'bob got alice\'s push');
   });

@@ -703,6 +703,35 @@ static void test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it(voi
 }
 
 /* Takes every pending frame as the gateway would, without decoding it. */
+/* A refresh may not bring an earlier expiry back (4010), and a token with no expiry is
+ * refused as invalid (4010), not as expired (4011): no fresh token would be better. */
+static void test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010(void **state)
+{
+    world_t *w = *state;
+    rc_jwt_verifier_t *v = use_tokens(w);
+    int64_t now = rc_wall_ms() / 1000;
+    fake_transport_t t = {0}, t2 = {0};
+    const char *reason;
+    rc_conn_t *c = rc_conn_open(w->sessions, RC_FMT_JSON, &t);
+    assert_int_equal(hello_with(c, hs256_token("dave", now + 600), NULL, NULL, 0), 0);
+    char msg[1200];
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%s\"}",
+             hs256_token("dave", now + 60));
+    send_json(c, msg);
+    json_decref(drain(c));
+    assert_int_equal(rc_conn_close_code(c, &reason), 4010);
+
+    rc_conn_t *c2 = rc_conn_open(w->sessions, RC_FMT_JSON, &t2);
+    char *no_exp =
+        jwt_sign("HS256", TEST_SECRET, NULL, "{\"alg\":\"HS256\"}", "{\"sub\":\"dave\"}");
+    assert_int_equal(hello_with(c2, no_exp, NULL, NULL, 0), 4010);
+    assert_int_equal(rc_conn_close_code(c2, &reason), 4010);
+    rc_conn_closed(c);
+    rc_conn_closed(c2);
+    rc_sessions_set_verifier(w->sessions, NULL);
+    rc_jwt_verifier_free(v);
+}
+
 static void discard(rc_conn_t *c)
 {
     rc_frame_t *f;
@@ -770,6 +799,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_decide_the_user, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(
             test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it, world_setup,
+            world_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010, world_setup,
             world_teardown),
         cmocka_unit_test_setup_teardown(test_drain_tells_every_client_then_closes_with_1001,
                                         world_setup, world_teardown),
