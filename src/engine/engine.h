@@ -55,6 +55,15 @@ typedef struct rc_blend {
     float covisit, content, trending, popular;
 } rc_blend_t;
 
+/* Whether a list may show items of the user's session again (PROTOCOL.md, subscribe
+ * `repeat`). Purchased and dismissed items never come back. */
+typedef enum {
+    RC_REPEAT_NEVER = 0,   /* no item of the session: a discovery rail */
+    RC_REPEAT_NOT_CURRENT, /* items of the session, but not the one in view */
+    RC_REPEAT_ALLOWED,     /* items of the session, the one in view too */
+    RC_REPEAT_COUNT
+} rc_repeat_t;
+
 /* What a subscription asks of the ranker. */
 typedef struct rc_rank_spec {
     uint32_t k;
@@ -62,6 +71,7 @@ typedef struct rc_rank_spec {
     double price_min, price_max; /* < 0: unbounded */
     const rc_blend_t *blend;     /* an experiment variant's blend (borrowed); NULL: the engine's */
     const char *surface;         /* for the pins of one surface (borrowed); NULL: none */
+    uint8_t repeat;              /* rc_repeat_t */
 } rc_rank_spec_t;
 
 typedef enum {
