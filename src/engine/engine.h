@@ -25,6 +25,7 @@
 typedef struct rc_recent {
     uint32_t item;
     float w;
+    uint32_t at_s; /* when (Unix seconds of the event's time), 0 when unknown */
 } rc_recent_t;
 
 /* A user's state as the ranker sees it: what they did recently, the content they lean
@@ -81,7 +82,8 @@ typedef enum {
     RC_SRC_POPULAR,
     RC_SRC_COUNT,                  /* the parts of the blended score; what follows is not one */
     RC_SRC_EXPLORE = RC_SRC_COUNT, /* a new item given a place to gather data */
-    RC_SRC_PINNED                  /* put at its place by a pin (rules.h) */
+    RC_SRC_PINNED,                 /* put at its place by a pin (rules.h) */
+    RC_SRC_REPEAT                  /* an item of the session, again (rc_repeat_t) */
 } rc_src_t;
 
 #define RC_EXPLORE_POOL 64 /* new items without data that may get an exploration place */
@@ -91,7 +93,7 @@ typedef struct rc_ranked {
     float score;
     uint8_t src;
     int64_t ref; /* the item that explains it (covisit), the trending segment that carried it
-                  * (trending), or -1 */
+                  * (trending), how many seconds ago the user last acted on it (repeat), or -1 */
 } rc_ranked_t;
 
 typedef struct rc_engine rc_engine_t;
@@ -182,7 +184,7 @@ void rc_user_exclude(rc_user_state_t *u, uint32_t item);
 /** Moves the user's content vector and categories towards `item` by weight `w` (older
  * interests fade a little); the models are not touched. */
 void rc_user_learn_content(const rc_catalog_t *c, rc_user_state_t *u, uint32_t item, float w);
-void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w);
+void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w, uint32_t at_s);
 
 /** The user's `d`-th most recent interaction (0: the newest); `d` < n_recent. */
 static inline const rc_recent_t *rc_user_recent(const rc_user_state_t *u, uint32_t d)

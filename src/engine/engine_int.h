@@ -29,6 +29,11 @@ struct rc_engine {
     uint32_t established; /* catalog size at the first refresh; UINT32_MAX before */
     uint32_t explore_pool[RC_EXPLORE_POOL];
     uint32_t n_explore;
+    /* How often a user's next interaction returns to their session, learned online per
+     * device class (exponential moving averages over positive events): to the item in view
+     * (same) or to another item of the session (back). The ranker weighs the session's
+     * items against new ones with them (rc_repeat_t). */
+    float repeat_same[RC_DEVICE_COUNT], repeat_back[RC_DEVICE_COUNT];
     rc_ranker_t *ranker; /* one rank's scratch memory (ranker.h) */
 };
 

@@ -733,6 +733,89 @@ static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked
     return k;
 }
 
+/* Items of the session: each interaction counts its weight, the newer the more (this factor
+ * per step back). */
+#define REPEAT_RECENCY 0.8f
+/* The new items keep at least this share of the list's chances, whatever the estimates. */
+#define NEW_SHARE_MIN 0.05f
+
+typedef struct {
+    uint32_t item;
+    float value;
+    uint32_t at_s;
+} session_item_t;
+
+/* The items of the user's session the list may show again (spec->repeat) with what the user
+ * did with each: into `si`, at most RC_RECENT; the item in view, if it may come back, first
+ * with *has_current. Returns how many. */
+static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
+                              const rc_rank_spec_t *spec, session_item_t *si, bool *has_current)
+{
+    const rc_engine_t *e = rk->e;
+    uint32_t current = rc_user_recent(u, 0)->item, n = 0;
+    *has_current = false;
+    for (uint8_t d = 0; d < u->n_recent; d++) {
+        const rc_recent_t *r = rc_user_recent(u, d);
+        if (r->item >= e->catalog.n || r->w <= 0 || rc_user_is_excluded(u, r->item) ||
+            !passes_rules(&e->catalog.items[r->item], spec))
+            continue;
+        if (r->item == current && (d > 0 || spec->repeat != RC_REPEAT_ALLOWED))
+            continue; /* the item in view: its own chance, below, or none */
+        uint32_t i = 0;
+        while (i < n && si[i].item != r->item)
+            i++;
+        if (i == n)
+            si[n++] = (session_item_t){r->item, 0, r->at_s};
+        si[i].value += r->w * powf(REPEAT_RECENCY, (float)d);
+        *has_current |= d == 0;
+    }
+    return n;
+}
+
+/* Places the items of the user's session (spec->repeat) and the new items of out[0..k) in
+ * one list by the chance that each is the user's next interaction. The session's share is
+ * learned online (the engine's repeat_same and repeat_back for the device): the item in
+ * view gets repeat_same, the other items of the session split repeat_back by what the user
+ * did with them; the rest goes to the new items in proportion to their scores. The list's
+ * scores become those chances. Returns its length. */
+static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec,
+                              int64_t wall_ms, rc_ranked_t *out, uint32_t k)
+{
+    const rc_engine_t *e = rk->e;
+    session_item_t si[RC_RECENT];
+    bool has_current;
+    if (u->n_recent == 0)
+        return k;
+    uint32_t n_si = session_items(rk, u, spec, si, &has_current);
+    int dev = u->device < RC_DEVICE_COUNT ? u->device : RC_DEV_OTHER;
+    float p_same = e->repeat_same[dev], p_back = e->repeat_back[dev];
+    float p_new = 1.0f - p_same - p_back;
+    p_new = p_new < NEW_SHARE_MIN ? NEW_SHARE_MIN : p_new;
+    float new_total = 0, back_total = 0;
+    for (uint32_t j = 0; j < k; j++)
+        new_total += out[j].score > 0 ? out[j].score : 0;
+    for (uint32_t i = has_current ? 1 : 0; i < n_si; i++)
+        back_total += si[i].value;
+    uint32_t n = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        rk->ranked[n] = out[j];
+        rk->ranked[n++].score =
+            new_total > 0 && out[j].score > 0 ? p_new * out[j].score / new_total : 0;
+    }
+    int64_t now_s = wall_ms / 1000;
+    for (uint32_t i = 0; i < n_si; i++) {
+        float p = has_current && i == 0 ? p_same
+                  : back_total > 0      ? p_back * si[i].value / back_total
+                                        : 0;
+        int64_t age_s = si[i].at_s > 0 && now_s >= si[i].at_s ? now_s - si[i].at_s : -1;
+        rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, age_s};
+    }
+    sort_ranked(rk->ranked, n);
+    k = n < spec->k ? n : spec->k;
+    memcpy(out, rk->ranked, k * sizeof(*out));
+    return k;
+}
+
 uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_state_t *u,
                         const rc_rank_spec_t *spec, int64_t wall_ms, rc_ranked_t *out)
 {
@@ -763,6 +846,8 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
         n = score_candidates(rk, &x);
         k = top_k(rk, &x, n, out, &overfull);
     }
+    if (spec->repeat != RC_REPEAT_NEVER)
+        k = merge_repeats(rk, u, spec, wall_ms, out, k);
     return pin(rk, spec, out, explore(rk, u, spec, out, k));
 }
 
@@ -778,6 +863,30 @@ static void phrase(char *buf, size_t len, const char *a, const char *b)
     memcpy(buf, a, na);
     memcpy(buf + na, b, nb);
     buf[na + nb] = '\0';
+}
+
+/* The reason of an item of the session: how long ago the user was on it. */
+static void repeat_phrase(int64_t age_s, char *buf, size_t len)
+{
+    char n[24];
+    if (age_s < 0) {
+        phrase(buf, len, "You viewed this earlier", "");
+    } else if (age_s < 60) {
+        phrase(buf, len, "You viewed this just now", "");
+    } else if (age_s < 3600) {
+        int64_t m = age_s / 60;
+        /* Not snprintf: reasons are made for every item of every list pushed. */
+        size_t i = sizeof(n) - 1;
+        n[i] = '\0';
+        do
+            n[--i] = (char)('0' + m % 10);
+        while ((m /= 10) > 0);
+        char text[48];
+        phrase(text, sizeof(text), "You viewed this ", n + i);
+        phrase(buf, len, text, age_s < 120 ? " minute ago" : " minutes ago");
+    } else {
+        phrase(buf, len, "You viewed this earlier today", "");
+    }
 }
 
 /* The reason of a trending item, from the segment that carried it. */
@@ -833,6 +942,9 @@ void rc_ranker_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
         return;
     case RC_SRC_PINNED:
         phrase(buf, len, "Featured", "");
+        return;
+    case RC_SRC_REPEAT:
+        repeat_phrase(r->ref, buf, len);
         return;
     case RC_SRC_EXPLORE:
         if (it->category != 0)

@@ -688,6 +688,82 @@ static void test_rank_explores_new_items(void **state)
     free_engine(0);
 }
 
+/* The ranks under `repeat` of a user who viewed i010, clicked i011, then viewed i020 (in
+ * view), and purchased i030 before. */
+static uint32_t rank_with_repeat(rc_engine_t *e, rc_user_state_t *u, uint8_t repeat,
+                                 rc_ranked_t *out)
+{
+    rc_rank_spec_t spec = {
+        .k = 10, .category = -1, .price_min = -1, .price_max = -1, .repeat = repeat};
+    return rc_engine_rank(e, u, &spec, T0_MS + 5 * MIN_MS, out);
+}
+
+static void session_of_four(rc_engine_t *e, rc_user_state_t *u)
+{
+    rc_user_state_init(u, RC_DEV_DESKTOP, 0);
+    observe(e, u, RC_EV_PURCHASE, 30, T0_MS);
+    observe(e, u, RC_EV_VIEW, 10, T0_MS + MIN_MS);
+    observe(e, u, RC_EV_CLICK, 11, T0_MS + 2 * MIN_MS);
+    observe(e, u, RC_EV_VIEW, 20, T0_MS + 3 * MIN_MS);
+}
+
+/* never: no item of the session; not_current: the session's items but the one in view;
+ * allowed: that one too, and first while re-clicks are common. Purchases never return. */
+static void test_rank_repeat_policy(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    rc_user_state_t u;
+    rc_ranked_t out[10];
+    session_of_four(e, &u);
+    uint32_t n = rank_with_repeat(e, &u, RC_REPEAT_NEVER, out);
+    for (uint32_t item = 10; item <= 30; item++)
+        if (item == 10 || item == 11 || item == 20 || item == 30)
+            assert_int_equal(place_of(out, n, item), -1);
+
+    n = rank_with_repeat(e, &u, RC_REPEAT_NOT_CURRENT, out);
+    assert_int_equal(place_of(out, n, 20), -1);
+    assert_int_equal(place_of(out, n, 30), -1);
+    int32_t at11 = place_of(out, n, 11);
+    assert_int_ge(at11, 0);
+    assert_int_equal(out[at11].src, RC_SRC_REPEAT);
+    /* i011 was clicked (more weight) and later than i010: it comes first. */
+    int32_t at10 = place_of(out, n, 10);
+    assert_true(at10 < 0 || at10 > at11);
+
+    n = rank_with_repeat(e, &u, RC_REPEAT_ALLOWED, out);
+    assert_int_equal(place_of(out, n, 20), 0); /* a quarter of next events re-click it */
+    assert_int_equal(out[0].src, RC_SRC_REPEAT);
+    assert_int_equal(place_of(out, n, 30), -1);
+    for (uint32_t i = 1; i < n; i++)
+        assert_true(out[i - 1].score >= out[i].score);
+    char why[96];
+    rc_engine_why(e, &u, &out[0], why, sizeof(why));
+    assert_string_equal(why, "You viewed this 2 minutes ago");
+    free_engine(0);
+}
+
+/* The chance of returning is learned: after many sessions that never go back, the item in
+ * view falls below new items. */
+static void test_rank_repeat_chance_is_learned(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    rc_user_state_t u;
+    rc_ranked_t out[10];
+    for (int s = 0; s < 400; s++) {
+        rc_user_state_t v;
+        rc_user_state_init(&v, RC_DEV_DESKTOP, 0);
+        for (int t = 0; t < 10; t++)
+            observe(e, &v, RC_EV_VIEW, (s * 7 + t * 13) % N_ITEMS, T0_MS + t * 1000);
+    }
+    session_of_four(e, &u);
+    uint32_t n = rank_with_repeat(e, &u, RC_REPEAT_ALLOWED, out);
+    int32_t at20 = place_of(out, n, 20);
+    assert_true(at20 != 0);
+    free_engine(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +784,8 @@ int main(void)
         cmocka_unit_test_teardown(test_why_phrases, free_engines),
         cmocka_unit_test_teardown(test_rank_newest_source_and_direction, free_engines),
         cmocka_unit_test_teardown(test_rank_explores_new_items, free_engines),
+        cmocka_unit_test_teardown(test_rank_repeat_policy, free_engines),
+        cmocka_unit_test_teardown(test_rank_repeat_chance_is_learned, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
