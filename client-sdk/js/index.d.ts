@@ -114,7 +114,7 @@ export interface WelcomeInfo {
   limits: Limits;
 }
 
-export type ItemSource = 'covisit' | 'content' | 'trending' | 'popular' | 'explore' | 'pinned';
+export type ItemSource = 'covisit' | 'content' | 'trending' | 'popular' | 'explore' | 'pinned' | 'repeat';
 
 export interface RecItem {
   item: string;
@@ -184,6 +184,12 @@ export interface SubscribeOptions {
   priceMin?: number;
   /** Only items priced at most this (≥ 0). */
   priceMax?: number;
+  /**
+   * Whether the list may show items of this session again: "never" (server default: a
+   * discovery rail), "not_current" (all but the item in view), "allowed" (a "continue where
+   * you left off" rail). Purchased and dismissed items never come back.
+   */
+  repeat?: 'never' | 'not_current' | 'allowed';
 }
 
 /** The handle subscribe() returns. */

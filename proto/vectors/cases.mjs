@@ -80,6 +80,9 @@ const c2sValid = [
     value: { type: 'subscribe', surface: 'pdp', k: 5, category: 'kitchen', price_min: 0, price_max: 20.5 },
   },
   { name: 'subscribe k 100', value: { type: 'subscribe', surface: 'home', k: 100 } },
+  { name: 'subscribe repeat never', value: { type: 'subscribe', surface: 'home', repeat: 'never' } },
+  { name: 'subscribe repeat not_current', value: { type: 'subscribe', surface: 'pdp', k: 8, repeat: 'not_current' } },
+  { name: 'subscribe repeat allowed', value: { type: 'subscribe', surface: 'recent', repeat: 'allowed' } },
   { name: 'subscribe surface of 32 bytes', value: { type: 'subscribe', surface: `s_-9${rep('a', 28)}`, k: 1 } },
   { name: 'unsubscribe', value: { type: 'unsubscribe', surface: 'home' } },
 
@@ -181,6 +184,9 @@ const c2sInvalid = [
   { name: 'subscribe surface empty', value: { type: 'subscribe', surface: '' }, error: 4002 },
   { name: 'subscribe category of 65 bytes', value: { type: 'subscribe', surface: 'home', category: rep('c', 65) }, error: 4002 },
   { name: 'subscribe price_min negative', value: { type: 'subscribe', surface: 'home', price_min: -0.01 }, error: 4002 },
+  { name: 'subscribe repeat unknown', value: { type: 'subscribe', surface: 'home', repeat: 'sometimes' }, error: 4002 },
+  { name: 'subscribe repeat not a string', value: { type: 'subscribe', surface: 'home', repeat: true }, error: 4002 },
+  { name: 'subscribe repeat in another case', value: { type: 'subscribe', surface: 'home', repeat: 'Allowed' }, error: 4002 },
   {
     name: 'subscribe surface as MessagePack bin',
     // {"type":"subscribe","surface": bin "home"}
@@ -254,6 +260,17 @@ const s2c = [
         { item: '21730', score: 1, src: 'content', why: 'Like White Hanging Heart T-Light Holder', name: 'GLASS STAR FROSTED T-LIGHT HOLDER', category: 'candles-lights', price: 4.25 },
       ],
       cause: 'e-0001', took_us: 37, variant: 'control',
+    },
+  },
+  {
+    name: 'recs with an item of the session again',
+    value: {
+      type: 'recs', surface: 'recent', version: 1763800000000003,
+      items: [
+        { item: '85123A', score: 0.25, src: 'repeat', why: 'You viewed this 2 minutes ago', name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+        { item: '84406B', score: 0.0625, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+      ],
+      cause: 'e-0003', took_us: 41, variant: 'control',
     },
   },
   { name: 'recs empty list', value: { type: 'recs', surface: 'pdp', version: 7, items: [], took_us: 12, variant: 'b' } },

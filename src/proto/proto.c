@@ -51,6 +51,7 @@ typedef enum {
     F_NUM,     /* finite number in min..max */
     F_KIND,    /* event kind name */
     F_DEVICE,  /* device class name */
+    F_REPEAT,  /* repeat policy name (subscribe) */
     F_ARRAY,   /* array, validated by the caller */
     F_BOOL,    /* true or false */
 } field_kind_t;
@@ -98,6 +99,7 @@ static const field_t subscribe_fields[] = {
     {"category", F_STR, false, 1, 64, SF(category), NO_HAS},
     {"price_min", F_NUM, false, 0, 1e300, SF(price_min), SF(has_price_min)},
     {"price_max", F_NUM, false, 0, 1e300, SF(price_max), SF(has_price_max)},
+    {"repeat", F_REPEAT, false, 0, 0, SF(repeat), NO_HAS},
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
 };
 
@@ -192,6 +194,7 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
     case F_STR:
     case F_KIND:
     case F_DEVICE:
+    case F_REPEAT:
         if (v->type != MSGPACK_OBJECT_STR)
             return fail(d, RC_PERR_INVALID_FIELD, "field '%s' must be a string", f->name);
         break;
@@ -247,6 +250,15 @@ static int set_field(rc_proto_decoder_t *d, const field_t *f, const msgpack_obje
             return fail(d, RC_PERR_INVALID_FIELD, "field '%s' is not a known device class",
                         f->name);
         *(rc_device_t *)dst = (rc_device_t)k;
+        return 0;
+    }
+    case F_REPEAT: {
+        static const char *const repeat_names[] = {"never", "not_current", "allowed"};
+        int k = match_enum(v, repeat_names, 3);
+        if (k < 0)
+            return fail(d, RC_PERR_INVALID_FIELD,
+                        "field '%s' must be \"never\", \"not_current\" or \"allowed\"", f->name);
+        *(int32_t *)dst = k;
         return 0;
     }
     case F_INT: {

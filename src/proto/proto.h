@@ -84,6 +84,10 @@ typedef struct rc_str {
 /** Whether s[0..n) is a valid id (PROTOCOL.md: 1..64 bytes of A-Za-z0-9._:@-). */
 bool rc_proto_valid_id(const char *s, size_t n);
 
+/* subscribe `repeat`: whether a list may show items of the session again. The values are
+ * in the order of the engine's rc_repeat_t, which takes them as they are. */
+enum { RC_PROTO_REPEAT_NEVER, RC_PROTO_REPEAT_NOT_CURRENT, RC_PROTO_REPEAT_ALLOWED };
+
 typedef struct rc_proto_event {
     rc_str_t id, item, query, surface;
     rc_event_kind_t kind;
@@ -128,6 +132,7 @@ typedef struct rc_msg {
         struct {
             rc_str_t surface, category;
             int32_t k;
+            int32_t repeat; /* RC_PROTO_REPEAT_* (0: never, also when absent) */
             bool has_price_min, has_price_max;
             double price_min, price_max;
         } subscribe;

@@ -280,6 +280,7 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         .category = -1,
         .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
         .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1,
+        .repeat = (uint8_t)m->u.subscribe.repeat,
         .blend = rc_engine_experiment(s->engine)
                      ? rc_experiment_blend(rc_engine_experiment(s->engine), ses->variant)
                      : NULL};

@@ -141,7 +141,7 @@ void rc_session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint
 static bool spec_equal(const rc_rank_spec_t *a, const rc_rank_spec_t *b)
 {
     return a->k == b->k && a->category == b->category && a->price_min == b->price_min &&
-           a->price_max == b->price_max;
+           a->price_max == b->price_max && a->repeat == b->repeat;
 }
 
 rc_view_t *rc_view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface,

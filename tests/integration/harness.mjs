@@ -56,7 +56,7 @@ export const DEFAULT_LIMITS = {
 
 const ID_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
 const SURFACE_RE = /^[a-z0-9_-]{1,32}$/;
-const SOURCES = new Set(['covisit', 'content', 'trending', 'popular', 'explore', 'pinned']);
+const SOURCES = new Set(['covisit', 'content', 'trending', 'popular', 'explore', 'pinned', 'repeat']);
 
 export const isId = (s) => typeof s === 'string' && Buffer.byteLength(s) <= 64 && ID_RE.test(s);
 export const isInt = (n) => Number.isInteger(n) && Math.abs(n) <= 2 ** 53;

@@ -221,6 +221,8 @@ int rcc_msg_check_subscribe(const char *surface, int k, const rcc_filter_t *f)
         return RCC_EINVAL;
     if (f->has_price_max && !(isfinite(f->price_max) && f->price_max >= 0))
         return RCC_EINVAL;
+    if ((unsigned)f->repeat > RCC_REPEAT_ALLOWED)
+        return RCC_EINVAL;
     return 0;
 }
 
@@ -240,6 +242,9 @@ json_t *rcc_msg_subscribe(const char *surface, int k, const rcc_filter_t *f)
         put(m, "price_min", json_real(f->price_min), &ok);
     if (f != NULL && f->has_price_max)
         put(m, "price_max", json_real(f->price_max), &ok);
+    static const char *const repeats[] = {NULL, "never", "not_current", "allowed"};
+    if (f != NULL && f->repeat > RCC_REPEAT_DEFAULT && f->repeat <= RCC_REPEAT_ALLOWED)
+        put(m, "repeat", json_string(repeats[f->repeat]), &ok);
     return finish(m, ok);
 }
 

@@ -231,6 +231,11 @@ static void builds_protocol_messages(void **state)
                 "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":5,\"category\":\"kitchen\","
                 "\"price_max\":9.5}");
     assert_json(rcc_msg_subscribe("pdp", 0, NULL), "{\"type\":\"subscribe\",\"surface\":\"pdp\"}");
+    rcc_filter_t again = {.repeat = RCC_REPEAT_NOT_CURRENT};
+    assert_json(rcc_msg_subscribe("pdp", 8, &again),
+                "{\"type\":\"subscribe\",\"surface\":\"pdp\",\"k\":8,\"repeat\":\"not_current\"}");
+    rcc_filter_t bad = {.repeat = (rcc_repeat_t)7};
+    assert_int_equal(rcc_msg_check_subscribe("pdp", 8, &bad), RCC_EINVAL);
     assert_json(rcc_msg_unsubscribe("pdp"), "{\"type\":\"unsubscribe\",\"surface\":\"pdp\"}");
 }
 

@@ -16,9 +16,13 @@ const KIND_SET = new Set(EVENT_KINDS);
 /** Device classes of `hello.device`. */
 export const DEVICES = Object.freeze(/** @type {const} */ (['desktop', 'mobile', 'tablet', 'other']));
 
+/** Repeat policies of `subscribe.repeat`: whether a list may show items of the session again. */
+const REPEATS = Object.freeze(/** @type {const} */ (['never', 'not_current', 'allowed']));
+
 /**
  * @typedef {(typeof EVENT_KINDS)[number]} EventKind
  * @typedef {(typeof DEVICES)[number]} Device
+ * @typedef {(typeof REPEATS)[number]} Repeat
  *
  * One interaction as given to track(); index.d.ts declares the same (published-vs-source.ts
  * in test-support/types checks it).
@@ -26,7 +30,7 @@ export const DEVICES = Object.freeze(/** @type {const} */ (['desktop', 'mobile',
  *   id?: string}} TrackEvent
  * @typedef {{id: string, kind: EventKind, item?: string, value?: number, query?: string, surface?: string,
  *   ts_ms?: number}} EventFields  one checked event as it goes on the wire
- * @typedef {{k?: number, category?: string, priceMin?: number, priceMax?: number}} SubscribeOptions
+ * @typedef {{k?: number, category?: string, priceMin?: number, priceMax?: number, repeat?: Repeat}} SubscribeOptions
  * @typedef {{token?: string|null, user?: string|null, device?: string|null, locale?: string|null,
  *   tzOffsetMin?: number|null, consent?: boolean|null}} HelloOptions
  */
@@ -230,7 +234,10 @@ export const eventMessage = (fields) => ({ type: 'event', ...fields });
  */
 export const eventsMessage = (list) => ({ type: 'events', events: list });
 
-const SUBSCRIBE_KEYS = Object.keys(/** @satisfies {Record<keyof SubscribeOptions, true>} */ ({ k: true, category: true, priceMin: true, priceMax: true }));
+const SUBSCRIBE_KEYS = Object.keys(/** @satisfies {Record<keyof SubscribeOptions, true>} */ ({ k: true, category: true, priceMin: true, priceMax: true, repeat: true }));
+
+/** @type {ReadonlySet<unknown>} */
+const REPEAT_SET = new Set(REPEATS);
 
 /**
  * The `subscribe` message. `maxK` is welcome.limits.max_k when known.
@@ -240,7 +247,7 @@ const SUBSCRIBE_KEYS = Object.keys(/** @satisfies {Record<keyof SubscribeOptions
  */
 export function subscribeMessage(surface, params = {}, maxK = 100) {
   checkKeys(params, SUBSCRIBE_KEYS, 'subscribe options');
-  /** @type {{type: 'subscribe', surface: string, k?: number, category?: string, price_min?: number, price_max?: number}} */
+  /** @type {{type: 'subscribe', surface: string, k?: number, category?: string, price_min?: number, price_max?: number, repeat?: Repeat}} */
   const msg = { type: 'subscribe', surface: checkSurface(surface) };
   if (params.k !== undefined) {
     const k = checkInt(params.k, 'k', 1, 100);
@@ -250,6 +257,10 @@ export function subscribeMessage(surface, params = {}, maxK = 100) {
   if (params.category !== undefined) msg.category = checkString(params.category, 'category', 1, 64);
   if (params.priceMin !== undefined) msg.price_min = checkNumber(params.priceMin, 'priceMin', 0, MAX_NUMBER);
   if (params.priceMax !== undefined) msg.price_max = checkNumber(params.priceMax, 'priceMax', 0, MAX_NUMBER);
+  if (params.repeat !== undefined) {
+    if (!REPEAT_SET.has(params.repeat)) throw invalid(`repeat must be one of ${REPEATS.join(', ')} (got ${JSON.stringify(params.repeat)})`);
+    msg.repeat = params.repeat;
+  }
   return msg;
 }
 

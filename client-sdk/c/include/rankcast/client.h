@@ -87,7 +87,7 @@ typedef struct rcc_client rcc_client_t;
 typedef struct rcc_item {
     const char *item; /* the item id; never NULL */
     double score;
-    const char *src; /* covisit, content, trending, popular, explore */
+    const char *src; /* covisit, content, trending, popular, explore, pinned, repeat, or newer */
     const char *why; /* the reason in words */
     const char *name;
     const char *category;
@@ -181,6 +181,14 @@ typedef struct rcc_options {
     int ping_interval_s;
 } rcc_options_t;
 
+/* Whether a list may show items of the session again (PROTOCOL.md, subscribe `repeat`). */
+typedef enum {
+    RCC_REPEAT_DEFAULT = 0, /* not sent: the server's default, never */
+    RCC_REPEAT_NEVER,       /* only items the user has not acted on in this session */
+    RCC_REPEAT_NOT_CURRENT, /* the session's items too, but not the one in view */
+    RCC_REPEAT_ALLOWED      /* the session's items, the one in view too */
+} rcc_repeat_t;
+
 /** Filters of a subscription; pass NULL to rcc_subscribe() for none. */
 typedef struct rcc_filter {
     const char *category; /* only items of this category, or NULL */
@@ -188,6 +196,7 @@ typedef struct rcc_filter {
     double price_max;     /* used when has_price_max */
     bool has_price_min;
     bool has_price_max;
+    rcc_repeat_t repeat;
 } rcc_filter_t;
 
 /** An interaction to track. Fields a kind does not use must be NULL / unset. */
