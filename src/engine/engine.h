@@ -29,7 +29,7 @@ typedef struct rc_recent {
 } rc_recent_t;
 
 /* A user's state as the ranker sees it: what they did recently, the content they lean
- * towards, and what must not be shown. Embedded in the session; about 1.2 KB. */
+ * towards, and what must not be shown. Embedded in the session; about 1.3 KB. */
 typedef struct rc_user_state {
     rc_recent_t recent[RC_RECENT]; /* ring, newest at (head - 1) */
     uint8_t n_recent, head;
