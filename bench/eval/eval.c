@@ -18,6 +18,8 @@ enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_COUNT };
 static const char *const method_keys[M_COUNT] = {"engine", "pop", "cooc", "sknn", "vsknn", "stan"};
 static const char *const method_names[M_COUNT] = {
     "rankcast engine", "POP", "last-item co-occurrence", "SKNN", "V-SKNN", "STAN"};
+/* --repeat: the engine's rc_repeat_t, by value. */
+static const char *const repeat_names[RC_REPEAT_COUNT] = {"never", "not_current", "allowed"};
 
 typedef struct method_metrics {
     uint64_t n, hit10, hit20;
@@ -33,6 +35,7 @@ typedef struct options {
     double test_fraction, refresh_s, test_sample;
     int64_t session_gap_ms;
     bool methods[M_COUNT];
+    uint8_t repeat; /* rc_repeat_t for the engine's rank spec */
     uint32_t max_items, neighbors;
     double covisit_half_life_s;
     rc_blend_t blend;
@@ -74,6 +77,8 @@ static void usage(void)
             "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
+            "  --repeat POLICY        engine: never|not_current|allowed, whether its lists may\n"
+            "                         show items of the session again (never)\n"
             "  --sknn K,SAMPLE        SKNN's neighbours and sample of recent sessions (100,500)\n"
             "  --vsknn K,SAMPLE       V-SKNN's (100,1000)\n"
             "  --stan K,SAMPLE,L1,L2,L3  STAN's, with lambda_spw, lambda_snh in days and\n"
@@ -202,7 +207,16 @@ static int parse_args(int argc, char **argv, options_t *o)
             ;
         else if (strcmp(a, "--stan") == 0 && parse_knn(v, &o->stan))
             ;
-        else if (strcmp(a, "--event") == 0) {
+        else if (strcmp(a, "--repeat") == 0) {
+            int p = 0;
+            while (p < RC_REPEAT_COUNT && strcmp(v, repeat_names[p]) != 0)
+                p++;
+            if (p == RC_REPEAT_COUNT) {
+                usage();
+                return -1;
+            }
+            o->repeat = (uint8_t)p;
+        } else if (strcmp(a, "--event") == 0) {
             int k = 0;
             while (k < RC_EVENT_KIND_COUNT && strcmp(v, rc_event_kind_name(k)) != 0)
                 k++;
@@ -326,7 +340,8 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
  * first predicted by every method. Baselines learn the session when it ends. */
 static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, bool predict)
 {
-    rc_rank_spec_t spec = {.k = EVAL_K, .category = -1, .price_min = -1, .price_max = -1};
+    rc_rank_spec_t spec = {
+        .k = EVAL_K, .category = -1, .price_min = -1, .price_max = -1, .repeat = r->o->repeat};
     rc_ranked_t ranked[EVAL_K];
     uint32_t list[EVAL_K], n_cur = 0;
     rc_user_state_t u;
@@ -477,6 +492,7 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
             (unsigned long long)r->test_sessions, (unsigned long long)r->predictions, EVAL_K,
             (unsigned long long)r->repeat_targets, (unsigned long long)d->dropped_unknown);
     fprintf(f, "Machine: %s. Run time %.1f s.\n\n", ri->machine, ri->seconds);
+    fprintf(f, "Engine repeat policy (`--repeat`): %s.\n\n", repeat_names[o->repeat]);
     fprintf(f,
             "Baselines: SKNN k = %u of %u recent sessions; V-SKNN k = %u of %u; STAN k = %u of "
             "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g.\n\n",
@@ -527,9 +543,9 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k, "sample", (int)o->vsknn.sample, "stan",
         "k", (int)o->stan.k, "sample", (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw,
         "lambda_snh_days", o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh);
-    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
-                     "stamp", ri->stamp, "machine", ri->machine, "items", (int)ri->n_items,
-                     "events", (json_int_t)ri->events, "train_sessions",
+    return json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
+                     "stamp", ri->stamp, "machine", ri->machine, "repeat", repeat_names[o->repeat],
+                     "items", (int)ri->n_items, "events", (json_int_t)ri->events, "train_sessions",
                      (json_int_t)r->train_sessions, "test_sessions", (json_int_t)r->test_sessions,
                      "predictions", (json_int_t)r->predictions, "seconds", ri->seconds, "methods",
                      methods, "baselines", baselines, "memory", memory);
