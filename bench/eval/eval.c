@@ -21,11 +21,17 @@ static const char *const method_names[M_COUNT] = {
 /* --repeat: the engine's rc_repeat_t, by value. */
 static const char *const repeat_names[RC_REPEAT_COUNT] = {"never", "not_current", "allowed"};
 
-typedef struct method_metrics {
+typedef struct view_metrics {
     uint64_t n, hit10, hit20;
     double rr_sum, ndcg_sum;
+} view_metrics_t;
+
+typedef struct method_metrics {
+    /* The same lists scored over every target, over the targets new to the session, and over
+     * those returning to one of its items (a third of real next events). */
+    view_metrics_t all, fresh, back;
     float *us; /* per prediction: engine = learn + rank, baselines = rank */
-    uint64_t cap_us;
+    uint64_t n_us, cap_us;
     uint8_t *shown; /* per item: appeared in a top-20 */
 } method_metrics_t;
 
@@ -35,7 +41,8 @@ typedef struct options {
     double test_fraction, refresh_s, test_sample;
     int64_t session_gap_ms;
     bool methods[M_COUNT];
-    uint8_t repeat; /* rc_repeat_t for the engine's rank spec */
+    bool targets_all; /* --targets all: session-rec's protocol (README, Protocol) */
+    uint8_t repeat;   /* rc_repeat_t for the engine's rank spec */
     uint32_t max_items, neighbors;
     double covisit_half_life_s;
     rc_blend_t blend;
@@ -69,6 +76,9 @@ static void usage(void)
             "  --test-fraction F      events input: last F of the time span is test (0.1)\n"
             "  --session-gap-s S      events input without \"session\": new session after\n"
             "                         S s of inactivity (1800)\n"
+            "  --targets all|new      all: every next positive event is a target, repeats\n"
+            "                         included, nothing merged, baselines rank session items\n"
+            "                         as session-rec does; new: today's protocol (new)\n"
             "  --test-sample F        predict in this fraction of test sessions (1.0)\n"
             "  --refresh-s S          data seconds between engine refreshes (60)\n"
             "  --max-items N          catalog capacity (2000000)\n"
@@ -207,6 +217,8 @@ static int parse_args(int argc, char **argv, options_t *o)
             ;
         else if (strcmp(a, "--stan") == 0 && parse_knn(v, &o->stan))
             ;
+        else if (strcmp(a, "--targets") == 0 && (strcmp(v, "all") == 0 || strcmp(v, "new") == 0))
+            o->targets_all = strcmp(v, "all") == 0;
         else if (strcmp(a, "--repeat") == 0) {
             int p = 0;
             while (p < RC_REPEAT_COUNT && strcmp(v, repeat_names[p]) != 0)
@@ -241,6 +253,7 @@ static int parse_args(int argc, char **argv, options_t *o)
 static int load(dataset_t *d, rc_engine_t *e, const options_t *o)
 {
     int rc;
+    d->keep_repeats = o->targets_all;
     if (o->prepared)
         rc = dataset_load_prepared(d, &e->catalog, o->prepared, o->kind);
     else if (o->events)
@@ -254,22 +267,35 @@ static int load(dataset_t *d, rc_engine_t *e, const options_t *o)
     return rc;
 }
 
-static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target, double ns)
+/* One target into a view; `rank` is its 0-based place in the list, or -1 when missed. */
+static void view_add(view_metrics_t *v, int rank)
 {
-    if (m->n == m->cap_us) {
+    v->n++;
+    if (rank < 0)
+        return;
+    v->hit10 += rank < 10;
+    v->hit20 += rank < 20;
+    v->rr_sum += 1.0 / (double)(rank + 1);
+    v->ndcg_sum += 1.0 / log2((double)rank + 2.0);
+}
+
+/* `repeat`: the target is an item of the session so far. */
+static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target,
+                  bool repeat, double ns)
+{
+    if (m->n_us == m->cap_us) {
         m->cap_us = m->cap_us ? m->cap_us * 2 : 1 << 16;
         m->us = xrealloc(m->us, m->cap_us * sizeof(float));
     }
-    m->us[m->n++] = (float)(ns / 1000.0);
+    m->us[m->n_us++] = (float)(ns / 1000.0);
+    int rank = -1;
     for (uint32_t i = 0; i < n; i++) {
         m->shown[list[i]] = 1;
-        if (list[i] != target)
-            continue;
-        m->hit10 += i < 10;
-        m->hit20 += i < 20;
-        m->rr_sum += 1.0 / (double)(i + 1);
-        m->ndcg_sum += 1.0 / log2((double)i + 2.0);
+        if (list[i] == target && rank < 0)
+            rank = (int)i;
     }
+    view_add(&m->all, rank);
+    view_add(repeat ? &m->back : &m->fresh, rank);
 }
 
 /* Deterministic sampling of test sessions: a hash of the session's index against F. */
@@ -287,11 +313,15 @@ typedef struct replay {
     knn_index_t knn;
     const options_t *o;
     method_metrics_t m[M_COUNT];
-    uint32_t *cur; /* the session's distinct-in-a-row items so far, for the baselines */
+    /* The session's positive items so far, for the baselines: every one with --targets all,
+     * else with consecutive repeats merged. */
+    uint32_t *cur;
     uint32_t cap_cur;
     FILE *dump; /* --dump-ranks, or NULL */
     double last_refresh_s;
-    uint64_t train_sessions, test_sessions, predictions, repeat_targets;
+    uint64_t train_sessions, test_sessions, predictions;
+    uint64_t repeat_targets;  /* targets that are items of the session so far */
+    uint64_t current_repeats; /* of which the session's latest item again (a re-click) */
 } replay_t;
 
 static void maybe_refresh(replay_t *r, double now_s)
@@ -313,7 +343,7 @@ static void dump_ranks(replay_t *r, int m, const uint32_t *list, uint32_t n, uin
     fputc('\n', r->dump);
 }
 
-static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target)
+static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target, bool repeat)
 {
     uint32_t list[EVAL_K], n = 0;
     for (int m = M_POP; m < M_COUNT; m++) {
@@ -330,7 +360,7 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
                               : m == M_VSKNN ? &r->o->vsknn
                                              : &r->o->stan,
                               r->cur, n_cur, now_s, list);
-        score(&r->m[m], list, n, target, now_ns() - t0);
+        score(&r->m[m], list, n, target, repeat, now_ns() - t0);
         if (r->dump != NULL)
             dump_ranks(r, m, list, n, target);
     }
@@ -357,29 +387,30 @@ static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, 
         double t0 = now_ns();
         rc_engine_observe(r->e, &u, ev->kind, ev->item, w, (rc_str_t){NULL, 0}, ev->ts_ms);
         double learn_ns = now_ns() - t0;
-        if (w > 0 && (n_cur == 0 || r->cur[n_cur - 1] != ev->item))
+        if (w > 0 && (r->o->targets_all || n_cur == 0 || r->cur[n_cur - 1] != ev->item))
             r->cur[n_cur++] = ev->item;
         if (!predict || t + 1 >= s->n || n_cur == 0)
             continue;
         const ev_t *next = &d->ev[s->off + t + 1];
-        if (next->item == ev->item ||
-            rc_event_weight(next->kind, next->has_value, next->value) <= 0)
-            continue; /* the same item again (a cart after a view), or not a positive event */
+        if (rc_event_weight(next->kind, next->has_value, next->value) <= 0)
+            continue; /* not a positive event (impression, dismiss): never a target */
+        if (!r->o->targets_all && next->item == ev->item)
+            continue; /* --targets new: the same item again (a cart after a view) */
         r->predictions++;
-        for (uint32_t i = 0; i < n_cur; i++)
-            if (r->cur[i] == next->item) {
-                r->repeat_targets++; /* no method can hit it: all leave session items out */
-                break;
-            }
+        bool repeat = false;
+        for (uint32_t i = 0; i < n_cur && !repeat; i++)
+            repeat = r->cur[i] == next->item;
+        r->repeat_targets += repeat;
+        r->current_repeats += next->item == r->cur[n_cur - 1];
         if (r->o->methods[M_ENGINE]) {
             t0 = now_ns();
             uint32_t n = rc_engine_rank(r->e, &u, &spec, ev->ts_ms, ranked);
             double rank_ns = now_ns() - t0;
             for (uint32_t i = 0; i < n; i++)
                 list[i] = ranked[i].item;
-            score(&r->m[M_ENGINE], list, n, next->item, learn_ns + rank_ns);
+            score(&r->m[M_ENGINE], list, n, next->item, repeat, learn_ns + rank_ns);
         }
-        rank_baselines(r, n_cur, (double)ev->ts_ms / 1000.0, next->item);
+        rank_baselines(r, n_cur, (double)ev->ts_ms / 1000.0, next->item, repeat);
     }
     if (n_cur > 0)
         knn_add_session(&r->knn, r->cur, n_cur, (double)s->t1_ms / 1000.0);
@@ -430,30 +461,42 @@ static void machine_line(char *buf, size_t len)
              un.release, commit);
 }
 
+typedef struct view_summary {
+    double hr10, hr20, mrr20, ndcg20;
+} view_summary_t;
+
 typedef struct summary {
-    double hr10, hr20, mrr20, ndcg20, coverage, p50_us, p99_us, mean_us;
+    view_summary_t all, fresh, back;
+    double coverage, p50_us, p99_us, mean_us;
 } summary_t;
+
+static view_summary_t summarize_view(const view_metrics_t *v)
+{
+    double n = v->n ? (double)v->n : 1.0;
+    return (view_summary_t){.hr10 = (double)v->hit10 / n,
+                            .hr20 = (double)v->hit20 / n,
+                            .mrr20 = v->rr_sum / n,
+                            .ndcg20 = v->ndcg_sum / n};
+}
 
 static summary_t summarize(method_metrics_t *m, uint32_t n_items)
 {
-    summary_t s = {0};
-    double n = m->n ? (double)m->n : 1.0;
-    s.hr10 = (double)m->hit10 / n;
-    s.hr20 = (double)m->hit20 / n;
-    s.mrr20 = m->rr_sum / n;
-    s.ndcg20 = m->ndcg_sum / n;
+    summary_t s = {.all = summarize_view(&m->all),
+                   .fresh = summarize_view(&m->fresh),
+                   .back = summarize_view(&m->back)};
+    double n = m->n_us ? (double)m->n_us : 1.0;
     uint64_t shown = 0;
     for (uint32_t i = 0; i < n_items; i++)
         shown += m->shown[i];
     s.coverage = n_items ? (double)shown / n_items : 0;
     double sum = 0;
-    for (uint64_t i = 0; i < m->n; i++)
+    for (uint64_t i = 0; i < m->n_us; i++)
         sum += m->us[i];
     s.mean_us = sum / n;
-    if (m->n > 0) /* methods not run have no samples (and no array) */
-        qsort(m->us, m->n, sizeof(float), by_float);
-    s.p50_us = quantile(m->us, m->n, 0.50);
-    s.p99_us = quantile(m->us, m->n, 0.99);
+    if (m->n_us > 0) /* methods not run have no samples (and no array) */
+        qsort(m->us, m->n_us, sizeof(float), by_float);
+    s.p50_us = quantile(m->us, m->n_us, 0.50);
+    s.p99_us = quantile(m->us, m->n_us, 0.99);
     return s;
 }
 
@@ -476,6 +519,35 @@ static void measure_engine(const rc_engine_t *e, run_info_t *ri)
     }
 }
 
+static const char *input_path(const options_t *o)
+{
+    return o->prepared ? o->prepared : o->events ? o->events : o->train;
+}
+
+/* The protocol in one paragraph: which events were targets and how many return to an item of
+ * the session. */
+static void report_targets(FILE *f, const options_t *o, const replay_t *r)
+{
+    double share = r->predictions ? (double)r->repeat_targets / (double)r->predictions : 0.0;
+    if (o->targets_all)
+        fprintf(f,
+                "Targets (`--targets all`, session-rec's next-item protocol): every next positive "
+                "event of a test session, repeats included, no repeated event merged. %llu of "
+                "them (%.1f%%) return to an item of the session (%llu re-click its latest item), "
+                "%llu are new to it. Baselines rank the session's items like any other, as "
+                "session-rec's defaults do (README, Baselines).\n\n",
+                (unsigned long long)r->repeat_targets, 100.0 * share,
+                (unsigned long long)r->current_repeats,
+                (unsigned long long)(r->predictions - r->repeat_targets));
+    else
+        fprintf(f,
+                "Targets (`--targets new`): the next positive event on another item than the "
+                "current one, consecutive repeats merged in TSV and prepared inputs. %llu of them "
+                "(%.1f%%) repeat an earlier item of the session: the baselines leave the "
+                "session's items out and cannot hit them.\n\n",
+                (unsigned long long)r->repeat_targets, 100.0 * share);
+}
+
 static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const replay_t *r,
                       const dataset_t *d, const summary_t *s)
 {
@@ -483,14 +555,11 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
     fprintf(f,
             "Input: `%s`. %u items, %llu events; %llu train sessions, %llu test sessions, "
             "%llu predictions (test-then-learn, every method ranks top %d before the event is "
-            "learned), of which %llu repeat an item of the session (no method can hit them). "
-            "Events on items a closed catalog does not know: %llu.\n\n",
-            o->prepared ? o->prepared
-            : o->events ? o->events
-                        : o->train,
-            ri->n_items, (unsigned long long)ri->events, (unsigned long long)r->train_sessions,
-            (unsigned long long)r->test_sessions, (unsigned long long)r->predictions, EVAL_K,
-            (unsigned long long)r->repeat_targets, (unsigned long long)d->dropped_unknown);
+            "learned). Events on items a closed catalog does not know: %llu.\n\n",
+            input_path(o), ri->n_items, (unsigned long long)ri->events,
+            (unsigned long long)r->train_sessions, (unsigned long long)r->test_sessions,
+            (unsigned long long)r->predictions, EVAL_K, (unsigned long long)d->dropped_unknown);
+    report_targets(f, o, r);
     fprintf(f, "Machine: %s. Run time %.1f s.\n\n", ri->machine, ri->seconds);
     fprintf(f, "Engine repeat policy (`--repeat`): %s.\n\n", repeat_names[o->repeat]);
     fprintf(f,
@@ -507,17 +576,50 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
                                      : 0.0,
             ri->items_with_neighbors ? (double)ri->covisit_bytes / (double)ri->n_items : 0.0,
             sizeof(rc_user_state_t));
-    fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    if (o->targets_all) {
+        fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | HR@20 new | MRR@20 new | "
+                   "coverage@20 | p50 µs | p99 µs |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
+    } else {
+        fprintf(f,
+                "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    }
     for (int m = 0; m < M_COUNT; m++) {
         if (!o->methods[m])
             continue;
-        fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | %.3f | %.1f | %.1f |\n", method_names[m],
-                s[m].hr10, s[m].hr20, s[m].mrr20, s[m].ndcg20, s[m].coverage, s[m].p50_us,
-                s[m].p99_us);
+        fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | ", method_names[m], s[m].all.hr10,
+                s[m].all.hr20, s[m].all.mrr20, s[m].all.ndcg20);
+        if (o->targets_all)
+            fprintf(f, "%.4f | %.4f | ", s[m].fresh.hr20, s[m].fresh.mrr20);
+        fprintf(f, "%.3f | %.1f | %.1f |\n", s[m].coverage, s[m].p50_us, s[m].p99_us);
+    }
+    if (o->targets_all) {
+        fprintf(f,
+                "\nThe same lists over the %llu targets new to the session, and over the %llu "
+                "returning to one of its items:\n\n",
+                (unsigned long long)(r->predictions - r->repeat_targets),
+                (unsigned long long)r->repeat_targets);
+        fprintf(f, "| method | new: HR@10 | HR@20 | MRR@20 | NDCG@20 | returning: HR@10 | HR@20 | "
+                   "MRR@20 | NDCG@20 |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
+        for (int m = 0; m < M_COUNT; m++) {
+            if (!o->methods[m])
+                continue;
+            fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n",
+                    method_names[m], s[m].fresh.hr10, s[m].fresh.hr20, s[m].fresh.mrr20,
+                    s[m].fresh.ndcg20, s[m].back.hr10, s[m].back.hr20, s[m].back.mrr20,
+                    s[m].back.ndcg20);
+        }
     }
     fprintf(f, "\nTimes: the engine's is per event (learn + rank, one thread); the baselines' "
                "is their rank only (they learn a session when it ends).\n");
+}
+
+static json_t *view_json(const view_summary_t *v)
+{
+    return json_pack("{s:f,s:f,s:f,s:f}", "hr10", v->hr10, "hr20", v->hr20, "mrr20", v->mrr20,
+                     "ndcg20", v->ndcg20);
 }
 
 static json_t *report_json(const run_info_t *ri, const options_t *o, const replay_t *r,
@@ -528,11 +630,12 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         if (!o->methods[m])
             continue;
         json_object_set_new(methods, method_keys[m],
-                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "name",
-                                      method_names[m], "hr10", s[m].hr10, "hr20", s[m].hr20,
-                                      "mrr20", s[m].mrr20, "ndcg20", s[m].ndcg20, "coverage20",
-                                      s[m].coverage, "p50_us", s[m].p50_us, "p99_us", s[m].p99_us,
-                                      "mean_us", s[m].mean_us));
+                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "name",
+                                      method_names[m], "hr10", s[m].all.hr10, "hr20", s[m].all.hr20,
+                                      "mrr20", s[m].all.mrr20, "ndcg20", s[m].all.ndcg20,
+                                      "coverage20", s[m].coverage, "p50_us", s[m].p50_us, "p99_us",
+                                      s[m].p99_us, "mean_us", s[m].mean_us, "new",
+                                      view_json(&s[m].fresh), "returning", view_json(&s[m].back)));
     }
     json_t *memory =
         json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
@@ -543,12 +646,15 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k, "sample", (int)o->vsknn.sample, "stan",
         "k", (int)o->stan.k, "sample", (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw,
         "lambda_snh_days", o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh);
-    return json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
-                     "stamp", ri->stamp, "machine", ri->machine, "repeat", repeat_names[o->repeat],
-                     "items", (int)ri->n_items, "events", (json_int_t)ri->events, "train_sessions",
-                     (json_int_t)r->train_sessions, "test_sessions", (json_int_t)r->test_sessions,
-                     "predictions", (json_int_t)r->predictions, "seconds", ri->seconds, "methods",
-                     methods, "baselines", baselines, "memory", memory);
+    json_t *j = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
+        "stamp", ri->stamp, "machine", ri->machine, "targets", o->targets_all ? "all" : "new",
+        "repeat", repeat_names[o->repeat], "items", (int)ri->n_items, "events",
+        (json_int_t)ri->events, "train_sessions", (json_int_t)r->train_sessions, "test_sessions",
+        (json_int_t)r->test_sessions, "predictions", (json_int_t)r->predictions, "repeat_targets",
+        (json_int_t)r->repeat_targets, "current_item_repeats", (json_int_t)r->current_repeats,
+        "seconds", ri->seconds, "methods", methods, "baselines", baselines, "memory", memory);
+    return j;
 }
 
 static void write_results(const run_info_t *ri, const options_t *o, const replay_t *r,

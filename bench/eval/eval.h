@@ -31,6 +31,7 @@ typedef struct dataset {
     ev_t *ev;
     uint64_t n_ev, cap_ev;
     uint64_t dropped_unknown; /* events on items a closed catalog does not know */
+    bool keep_repeats;        /* set before loading: no merging of consecutive repeats */
     const char *description;  /* one line for the report */
 } dataset_t;
 
