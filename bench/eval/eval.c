@@ -719,7 +719,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rankcast-eval: %s: %s\n", o.dump_ranks, strerror(errno));
         return 1;
     }
-    knn_init(&r.knn, e->catalog.n);
+    knn_init(&r.knn, e->catalog.n, o.targets_all);
     for (int m = 0; m < M_COUNT; m++)
         r.m[m].shown = calloc(e->catalog.n ? e->catalog.n : 1, 1);
     for (uint32_t i = 0; i < d.n; i++) {

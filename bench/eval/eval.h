@@ -59,6 +59,9 @@ typedef struct knn_nb {
 
 typedef struct knn_index {
     uint32_t n_items;
+    /* session-rec's defaults (--targets all): the rankers may return items of the current
+     * session, scored like any other, and POP counts events instead of sessions. */
+    bool session_items;
     uint32_t *sess_off, *sess_len; /* per session: items[off .. off + len) */
     uint32_t *sess_distinct;       /* distinct items per session */
     double *sess_time_s;           /* last event time */
@@ -89,13 +92,14 @@ typedef struct knn_index {
     uint32_t cap_nbs;
 } knn_index_t;
 
-void knn_init(knn_index_t *x, uint32_t n_items);
+/** `session_items`: rank the session's own items as session-rec does (see knn_index_t). */
+void knn_init(knn_index_t *x, uint32_t n_items, bool session_items);
 void knn_free(knn_index_t *x);
 /** Remembers a completed session (items in order; repeats kept). */
 void knn_add_session(knn_index_t *x, const uint32_t *items, uint32_t n, double time_s);
 
-/* Each ranker writes up to EVAL_K items (best first) never in `cur` and returns how many.
- * `cur` is the current session so far, oldest first. */
+/* Each ranker writes up to EVAL_K items (best first) and returns how many; none is in `cur`
+ * unless the index ranks session items. `cur` is the current session so far, oldest first. */
 uint32_t knn_rank_pop(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out);
 uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out);
 
