@@ -21,13 +21,16 @@ Neighbours are drawn from the `sample` most recent past sessions sharing an item
 current one (session-rec's sampling="recent"; recency = order of completion).
 
 Protocol, the same as rankcast-eval's (bench/eval/README.md): sessions in order of their
-first event (train before test at equal times, then load order), consecutive repeats
-merged, sessions of fewer than two events dropped. Train sessions are learned; in a test
-session each next item is predicted from the items so far, then learned; every session is
-added to the neighbourhood pool when it ends ("extend"). Items already in the session are
-never recommended. Ties: neighbours of equal similarity, the more recent first; items of
-equal score, the one that received a score first (neighbours in rank order, items in their
-order in the neighbour) first. Scores are IEEE doubles.
+first event (train before test at equal times, then load order), sessions of fewer than two
+events dropped. Train sessions are learned; in a test session each next item is predicted
+from the items so far, then learned; every session is added to the neighbourhood pool when it
+ends ("extend"). --targets new (default): consecutive repeats merged, items already in the
+session never recommended. --targets all (session-rec's protocol and defaults): nothing
+merged, every next event a target, and the session's items are scored like any other (the
+last item co-occurs with itself in sessions that hold it twice). Ties: neighbours of equal
+similarity, the more recent first; items of equal score, the one that received a score first
+(neighbours in rank order, items in their order in the neighbour) first. Scores are IEEE
+doubles.
 
 --dump writes one line per method and prediction in rankcast-eval's --dump-ranks format;
 --compare reads such a file and counts identical top-20 lists.
@@ -42,9 +45,12 @@ import math
 import sys
 
 K = 20
+TARGETS_ALL = False  # --targets all
 
 
 def merge_repeats(items):
+    if TARGETS_ALL:
+        return list(items)
     out = []
     for it in items:
         if not out or out[-1] != it:
@@ -72,7 +78,7 @@ def load_prepared(path):
 def load_sessionrec(path, is_test, sessions):
     """Appends the sessions of a session-rec TSV (SessionId, ItemId, Time in seconds): events
     by session (in order of first appearance), then time, then file order; a merged repeat
-    keeps the time of its first event."""
+    (--targets new) keeps the time of its first event."""
     rows, first_seen = [], {}
     with open(path, encoding="utf-8", newline="") as f:
         for no, row in enumerate(csv.DictReader(f, delimiter="\t")):
@@ -86,7 +92,7 @@ def load_sessionrec(path, is_test, sessions):
             j += 1
         events, items = [], []
         for _, ts, _, it in rows[i:j]:
-            if not items or items[-1] != it:
+            if TARGETS_ALL or not items or items[-1] != it:
                 items.append(it)
                 events.append(ts)
         if len(items) >= 2:
@@ -135,7 +141,8 @@ TIES = "touch"
 def top_items(scores, current_set):
     """Stable sort by score: ties keep the order in which items were first scored, or with
     --ties id, go by item id (to see how much the tie order moves the metrics)."""
-    ranked = [it for it, s in scores.items() if s > 0 and it not in current_set]
+    ranked = [it for it, s in scores.items()
+              if s > 0 and (TARGETS_ALL or it not in current_set)]
     if TIES == "id":
         ranked.sort()
     ranked.sort(key=lambda it: -scores[it])
@@ -217,12 +224,16 @@ def rank_stan(pool, cur, now_s, p):
 
 
 def rank_cooc(pool, cur, now_s, p):
-    """Sessions (the most recent 10,000) holding both the last item and the candidate."""
-    holding = pool.holding.get(cur[-1], [])
+    """Sessions (the most recent 10,000) holding both the last item and the candidate (two
+    events: the last item pairs with itself only in sessions that hold it twice)."""
+    last = cur[-1]
+    holding = pool.holding.get(last, [])
     scores = {}
     for sid in holding[-10000:]:
+        twice = pool.items[sid].count(last) >= 2
         for it in pool.first[sid]:
-            scores[it] = scores.get(it, 0.0) + 1.0
+            if it != last or twice:
+                scores[it] = scores.get(it, 0.0) + 1.0
     return top_items(scores, frozenset(cur))
 
 
@@ -288,14 +299,18 @@ def main():
     ap.add_argument("--vsknn", default="100,1000", help="k,sample (100,1000)")
     ap.add_argument("--stan", default="100,5000,1.02,5,2.05",
                     help="k,sample,lambda_spw,lambda_snh_days,lambda_inh (100,5000,1.02,5,2.05)")
+    ap.add_argument("--targets", choices=["new", "all"], default="new",
+                    help="new: repeats merged, session items never listed; all: session-rec's "
+                         "protocol (nothing merged, session items scored)")
     ap.add_argument("--ties", choices=["touch", "id"], default="touch",
                     help="items of equal score: first scored first (as rankcast-eval), or by id")
     ap.add_argument("--dump", help="write the top 20 lists here")
     ap.add_argument("--compare", help="a rankcast-eval --dump-ranks file to compare with")
     a = ap.parse_args()
 
-    global TIES
+    global TIES, TARGETS_ALL
     TIES = a.ties
+    TARGETS_ALL = a.targets == "all"
     p = argparse.Namespace()
     p.sknn_k, p.sknn_sample = (int(x) for x in a.sknn.split(","))
     p.vsknn_k, p.vsknn_sample = (int(x) for x in a.vsknn.split(","))
