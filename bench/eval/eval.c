@@ -14,10 +14,20 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_COUNT };
-static const char *const method_keys[M_COUNT] = {"engine", "pop", "cooc", "sknn", "vsknn", "stan"};
-static const char *const method_names[M_COUNT] = {
-    "rankcast engine", "POP", "last-item co-occurrence", "SKNN", "V-SKNN", "STAN"};
+/* The rule baselines come last, in rules_kind_t order, and run only when asked for. */
+enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_MARKOV, M_SR, M_AR, M_COUNT };
+#define M_DEFAULT_COUNT M_MARKOV
+static const char *const method_keys[M_COUNT] = {"engine", "pop",    "cooc", "sknn", "vsknn",
+                                                 "stan",   "markov", "sr",   "ar"};
+static const char *const method_names[M_COUNT] = {"rankcast engine",
+                                                  "POP",
+                                                  "last-item co-occurrence",
+                                                  "SKNN",
+                                                  "V-SKNN",
+                                                  "STAN",
+                                                  "first-order Markov",
+                                                  "SR (sequential rules)",
+                                                  "AR (association rules)"};
 /* --repeat: the engine's rc_repeat_t, by value. */
 static const char *const repeat_names[RC_REPEAT_COUNT] = {"never", "not_current", "allowed"};
 
@@ -49,6 +59,8 @@ typedef struct options {
     bool blend_set, catalog_prior;
     double source_decay, backward_weight;
     knn_params_t sknn, vsknn, stan;
+    uint32_t sr_steps;
+    int sr_weighting; /* SR_W_* */
 } options_t;
 
 static double now_ns(void)
@@ -71,7 +83,8 @@ static void usage(void)
             "  --catalog-prior        keep the catalog's popularity (default: zeroed, since a\n"
             "                         catalog may have counted it over the test period too)\n"
             "  --label TEXT           data set name for the report\n"
-            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default: all)\n"
+            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default), and\n"
+            "                         session-rec's rule baselines markov,sr,ar\n"
             "  --event KIND           kind of each item in TSV inputs (view)\n"
             "  --test-fraction F      events input: last F of the time span is test (0.1)\n"
             "  --session-gap-s S      events input without \"session\": new session after\n"
@@ -94,6 +107,8 @@ static void usage(void)
             "  --stan K,SAMPLE,L1,L2,L3  STAN's, with lambda_spw, lambda_snh in days and\n"
             "                         lambda_inh (100,5000,1.02,5,2.05)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
+            "  --sr STEPS,WEIGHTING   SR's window and weighting (10,div; linear, same, log,\n"
+            "                         quadratic)\n"
             "  --dump-ranks PATH      baselines' top 20 of every prediction, one line each:\n"
             "                         method, prediction number, target, items (item ids)\n"
             "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/eval/results;\n"
@@ -137,6 +152,21 @@ static bool parse_knn(const char *v, knn_params_t *p)
     return true;
 }
 
+/* "STEPS,WEIGHTING" for SR. */
+static bool parse_sr(const char *v, options_t *o)
+{
+    unsigned steps;
+    char name[32];
+    if (sscanf(v, "%u,%31s", &steps, name) != 2 || steps == 0)
+        return false;
+    int w = rules_weighting_parse(name);
+    if (w < 0)
+        return false;
+    o->sr_steps = steps;
+    o->sr_weighting = w;
+    return true;
+}
+
 static int parse_args(int argc, char **argv, options_t *o)
 {
     *o = (options_t){.results_dir = "bench/eval/results",
@@ -156,8 +186,10 @@ static int parse_args(int argc, char **argv, options_t *o)
                               .stan = true,
                               .lambda_spw = 1.02,
                               .lambda_snh_s = 5 * 86400.0,
-                              .lambda_inh = 2.05}};
-    for (int m = 0; m < M_COUNT; m++)
+                              .lambda_inh = 2.05},
+                     .sr_steps = 10,
+                     .sr_weighting = SR_W_DIV};
+    for (int m = 0; m < M_DEFAULT_COUNT; m++)
         o->methods[m] = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -216,6 +248,8 @@ static int parse_args(int argc, char **argv, options_t *o)
         else if (strcmp(a, "--vsknn") == 0 && parse_knn(v, &o->vsknn))
             ;
         else if (strcmp(a, "--stan") == 0 && parse_knn(v, &o->stan))
+            ;
+        else if (strcmp(a, "--sr") == 0 && parse_sr(v, o))
             ;
         else if (strcmp(a, "--targets") == 0 && (strcmp(v, "all") == 0 || strcmp(v, "new") == 0))
             o->targets_all = strcmp(v, "all") == 0;
@@ -311,6 +345,7 @@ static bool sampled(uint32_t i, double fraction)
 typedef struct replay {
     rc_engine_t *e;
     knn_index_t knn;
+    rules_t rules[M_COUNT - M_MARKOV]; /* Markov, SR, AR: initialised when asked for */
     const options_t *o;
     method_metrics_t m[M_COUNT];
     /* The session's positive items so far, for the baselines: every one with --targets all,
@@ -354,6 +389,8 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
             n = knn_rank_pop(&r->knn, r->cur, n_cur, list);
         else if (m == M_COOC)
             n = knn_rank_cooc(&r->knn, r->cur, n_cur, list);
+        else if (m >= M_MARKOV)
+            n = rules_rank(&r->rules[m - M_MARKOV], r->cur, n_cur, list);
         else
             n = knn_rank_sknn(&r->knn,
                               m == M_SKNN    ? &r->o->sknn
@@ -414,6 +451,9 @@ static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, 
     }
     if (n_cur > 0)
         knn_add_session(&r->knn, r->cur, n_cur, (double)s->t1_ms / 1000.0);
+    for (int m = M_MARKOV; m < M_COUNT; m++)
+        if (r->o->methods[m])
+            rules_add_session(&r->rules[m - M_MARKOV], r->cur, n_cur);
 }
 
 static int by_float(const void *a, const void *b)
@@ -564,9 +604,10 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
     fprintf(f, "Engine repeat policy (`--repeat`): %s.\n\n", repeat_names[o->repeat]);
     fprintf(f,
             "Baselines: SKNN k = %u of %u recent sessions; V-SKNN k = %u of %u; STAN k = %u of "
-            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g.\n\n",
+            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g; SR %u steps, weighting %s.\n\n",
             o->sknn.k, o->sknn.sample, o->vsknn.k, o->vsknn.sample, o->stan.k, o->stan.sample,
-            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh);
+            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh, o->sr_steps,
+            rules_weighting_name(o->sr_weighting));
     fprintf(f,
             "Engine state after the replay: co-visitation %.1f MB for %llu items with "
             "neighbours (%.1f neighbours each on average, %.0f bytes per item with lists "
@@ -641,11 +682,13 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
                   "items_with_neighbors", (json_int_t)ri->items_with_neighbors, "neighbors",
                   (json_int_t)ri->neighbors, "user_state_bytes", (int)sizeof(rc_user_state_t));
-    json_t *baselines = json_pack(
-        "{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f}}", "sknn", "k", (int)o->sknn.k, "sample",
-        (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k, "sample", (int)o->vsknn.sample, "stan",
-        "k", (int)o->stan.k, "sample", (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw,
-        "lambda_snh_days", o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh);
+    json_t *baselines =
+        json_pack("{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f},s:{s:i,s:s}}", "sknn", "k",
+                  (int)o->sknn.k, "sample", (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k,
+                  "sample", (int)o->vsknn.sample, "stan", "k", (int)o->stan.k, "sample",
+                  (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw, "lambda_snh_days",
+                  o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh, "sr", "steps",
+                  (int)o->sr_steps, "weighting", rules_weighting_name(o->sr_weighting));
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
         "stamp", ri->stamp, "machine", ri->machine, "targets", o->targets_all ? "all" : "new",
@@ -720,6 +763,10 @@ int main(int argc, char **argv)
         return 1;
     }
     knn_init(&r.knn, e->catalog.n, o.targets_all);
+    for (int m = M_MARKOV; m < M_COUNT; m++)
+        if (o.methods[m])
+            rules_init(&r.rules[m - M_MARKOV], (rules_kind_t)(m - M_MARKOV), e->catalog.n,
+                       o.targets_all, o.sr_steps, o.sr_weighting);
     for (int m = 0; m < M_COUNT; m++)
         r.m[m].shown = calloc(e->catalog.n ? e->catalog.n : 1, 1);
     for (uint32_t i = 0; i < d.n; i++) {
@@ -751,6 +798,9 @@ int main(int argc, char **argv)
     if (r.dump != NULL)
         fclose(r.dump);
     knn_free(&r.knn);
+    for (int m = M_MARKOV; m < M_COUNT; m++)
+        if (o.methods[m])
+            rules_free(&r.rules[m - M_MARKOV]);
     dataset_free(&d);
     rc_engine_free(e);
     return 0;

@@ -355,6 +355,47 @@ static void test_knn_session_items(void **state)
     knn_free(&x);
 }
 
+/* The rule baselines (rules.c) on s0 = [1 2 3], s1 = [1 3], s2 = [2 2 4], current [2]:
+ *   Markov  2->3, 2->2, 2->4 once each (made in that order): 3 2 4; without session items 3 4.
+ *   SR      (10 steps, 1/i) 1->2 = 1, 1->3 = .5 + 1; 2->3 = 1, 2->2 = 1, 2->4 = 1 + .5:
+ *           from [1]: 3 2; from [2]: 4 3 2.
+ *   AR      2->1 = 1, 2->3 = 1, 2->2 = 2 (two events of 2 pair both ways), 2->4 = 2: 2 4 1 3. */
+static void test_rules(void **state)
+{
+    (void)state;
+    static const uint32_t s0[] = {1, 2, 3}, s1[] = {1, 3}, s2[] = {2, 2, 4};
+    static const uint32_t want_markov[] = {3, 2, 4}, want_sr[] = {4, 3, 2},
+                          want_ar[] = {2, 4, 1, 3};
+    const uint32_t *want[] = {want_markov, want_sr, want_ar};
+    const uint32_t n_want[] = {3, 3, 4};
+    uint32_t out[EVAL_K], cur[] = {2}, cur1[] = {1};
+    for (int kind = RULES_MARKOV; kind <= RULES_AR; kind++) {
+        for (int session_items = 1; session_items >= 0; session_items--) {
+            rules_t r;
+            rules_init(&r, (rules_kind_t)kind, 10, session_items, 10, SR_W_DIV);
+            rules_add_session(&r, s0, 3);
+            rules_add_session(&r, s1, 2);
+            rules_add_session(&r, s2, 3);
+            uint32_t n = rules_rank(&r, cur, 1, out);
+            uint32_t j = 0;
+            for (uint32_t i = 0; i < n_want[kind]; i++) {
+                if (!session_items && want[kind][i] == 2)
+                    continue;
+                assert_true(j < n);
+                assert_int_equal(out[j++], want[kind][i]);
+            }
+            assert_int_equal(n, j);
+            if (kind == RULES_SR) {
+                n = rules_rank(&r, cur1, 1, out);
+                assert_int_equal(n, 2);
+                assert_int_equal(out[0], 3);
+                assert_int_equal(out[1], 2);
+            }
+            rules_free(&r);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_pop_session_items),
         cmocka_unit_test(test_cooc_session_items),
         cmocka_unit_test(test_knn_session_items),
+        cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,10 @@ Written from the published definitions, not from the C:
           position there of an item of the current session.
 Neighbours are drawn from the `sample` most recent past sessions sharing an item with the
 current one (session-rec's sampling="recent"; recency = order of completion).
+  Markov, SR, AR  the rule baselines of Ludewig & Jannach (UMUAI 2018): an item that follows
+          the last one in the next event (Markov), within `steps` events with a weight of the
+          distance i (SR; div = 1/i), or anywhere in the same session, either order (AR),
+          adds to that rule; a prediction ranks the last item's rules by weight.
 
 Protocol, the same as rankcast-eval's (bench/eval/README.md): sessions in order of their
 first event (train before test at equal times, then load order), sessions of fewer than two
@@ -237,12 +241,50 @@ def rank_cooc(pool, cur, now_s, p):
     return top_items(scores, frozenset(cur))
 
 
+SR_WEIGHTS = {
+    "linear": lambda i: 1 - 0.1 * i if i <= 100 else 0,
+    "same": lambda i: 1.0,
+    "div": lambda i: 1 / i,
+    "log": lambda i: 1 / math.log10(i + 1.7),
+    "quadratic": lambda i: 1 / (i * i),
+}
+
+
+class Rules:
+    """Weighted rules item -> following item, learned from completed sessions."""
+
+    def __init__(self, kind, steps=10, weighting="div"):
+        self.kind, self.steps, self.weight = kind, steps, SR_WEIGHTS[weighting]
+        self.rules = {}
+
+    def _add(self, a, b, w):
+        r = self.rules.setdefault(a, {})
+        r[b] = r.get(b, 0.0) + w
+
+    def add(self, items):
+        for q in range(1, len(items)):
+            if self.kind == "markov":
+                self._add(items[q - 1], items[q], 1.0)
+            elif self.kind == "sr":
+                for i in range(1, min(self.steps, q) + 1):
+                    self._add(items[q - i], items[q], self.weight(i))
+            else:  # ar: every pair of events, the earlier item's rule first
+                for p in range(q):
+                    self._add(items[p], items[q], 1.0)
+                    self._add(items[q], items[p], 1.0)
+
+    def rank(self, cur):
+        return top_items(self.rules.get(cur[-1], {}), frozenset(cur))
+
+
 RANKERS = {"cooc": rank_cooc, "sknn": rank_sknn, "vsknn": rank_vsknn, "stan": rank_stan}
+RULES = ("markov", "sr", "ar")
 
 
 def replay(sessions, methods, p, dump):
     sessions.sort(key=lambda s: (s[0], s[1], s[2]))
     pool = Pool()
+    rules = {m: Rules(m, p.sr_steps, p.sr_weighting) for m in methods if m in RULES}
     hits = {m: [0, 0, 0.0] for m in methods}  # HR@10, HR@20, reciprocal rank sum
     n_pred = 0
     for _, is_test, _, items, times in sessions:
@@ -251,7 +293,8 @@ def replay(sessions, methods, p, dump):
                 cur, target = items[: t + 1], items[t + 1]
                 n_pred += 1
                 for m in methods:
-                    top = RANKERS[m](pool, cur, times[t] / 1000.0, p)
+                    top = (rules[m].rank(cur) if m in rules
+                           else RANKERS[m](pool, cur, times[t] / 1000.0, p))
                     if target in top:
                         r = top.index(target)
                         hits[m][0] += r < 10
@@ -260,6 +303,8 @@ def replay(sessions, methods, p, dump):
                     if dump:
                         dump.write(f"{m}\t{n_pred}\t{target}\t{' '.join(top)}\n")
         pool.add(items, times[-1] / 1000.0)
+        for r in rules.values():
+            r.add(items)
     return n_pred, hits
 
 
@@ -294,11 +339,13 @@ def main():
     src.add_argument("--prepared", help="split<TAB>ts_ms<TAB>items (prepare.py)")
     src.add_argument("--train", help="session-rec TSV train file (with --test)")
     ap.add_argument("--test")
-    ap.add_argument("--methods", default="sknn,vsknn,stan")
+    ap.add_argument("--methods", default="sknn,vsknn,stan",
+                    help="of cooc,sknn,vsknn,stan,markov,sr,ar")
     ap.add_argument("--sknn", default="100,500", help="k,sample (100,500)")
     ap.add_argument("--vsknn", default="100,1000", help="k,sample (100,1000)")
     ap.add_argument("--stan", default="100,5000,1.02,5,2.05",
                     help="k,sample,lambda_spw,lambda_snh_days,lambda_inh (100,5000,1.02,5,2.05)")
+    ap.add_argument("--sr", default="10,div", help="steps,weighting (10,div)")
     ap.add_argument("--targets", choices=["new", "all"], default="new",
                     help="new: repeats merged, session items never listed; all: session-rec's "
                          "protocol (nothing merged, session items scored)")
@@ -317,6 +364,8 @@ def main():
     k, sample, spw, snh, inh = a.stan.split(",")
     p.stan_k, p.stan_sample = int(k), int(sample)
     p.lambda_spw, p.lambda_snh_s, p.lambda_inh = float(spw), float(snh) * 86400.0, float(inh)
+    steps, p.sr_weighting = a.sr.split(",")
+    p.sr_steps = int(steps)
 
     if a.prepared:
         sessions = load_prepared(a.prepared)
