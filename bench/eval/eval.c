@@ -38,7 +38,7 @@ typedef struct view_metrics {
 
 typedef struct method_metrics {
     /* The same lists scored over every target, over the targets new to the session, and over
-     * those returning to one of its items (a third of real next events). */
+     * those returning to one of its items (a third of next events in public click data). */
     view_metrics_t all, fresh, back;
     float *us; /* per prediction: engine = learn + rank, baselines = rank */
     uint64_t n_us, cap_us;
