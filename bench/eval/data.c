@@ -3,7 +3,8 @@
  *   session-rec TSV with a header naming SessionId, ItemId and Time (seconds), the format of
  *              Ludewig & Jannach's session-rec framework, train and test as two files;
  *   events     rankcast's own JSON lines: {"user","kind","item","ts_ms","value"?,"session"?}.
- * Sessions shorter than two events are dropped (nothing to predict). */
+ * Sessions shorter than two events are dropped (nothing to predict). Consecutive repeats are
+ * merged in the first two formats unless the dataset keeps repeats (--targets all). */
 #include "eval.h"
 
 #include <errno.h>
@@ -49,11 +50,13 @@ static int64_t resolve(dataset_t *d, rc_catalog_t *c, const char *id, size_t len
 }
 
 /* Appends an item event unless it repeats the previous event of the session (same item,
- * same kind): a basket line entered twice, a double click. */
+ * same kind): a basket line entered twice, a double click. With `keep_repeats` (session-rec's
+ * protocol, --targets all) every event is kept: a re-click is a next event like any other. */
 static void push_item(dataset_t *d, uint64_t off, uint32_t item, rc_event_kind_t kind,
                       int64_t ts_ms)
 {
-    if (d->n_ev > off && d->ev[d->n_ev - 1].item == item && d->ev[d->n_ev - 1].kind == kind)
+    if (!d->keep_repeats && d->n_ev > off && d->ev[d->n_ev - 1].item == item &&
+        d->ev[d->n_ev - 1].kind == kind)
         return;
     push_event(d, (ev_t){.item = item, .kind = (uint8_t)kind, .ts_ms = ts_ms});
 }

@@ -14,16 +14,34 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_COUNT };
-static const char *const method_keys[M_COUNT] = {"engine", "pop", "cooc", "sknn", "vsknn", "stan"};
-static const char *const method_names[M_COUNT] = {
-    "rankcast engine", "POP", "last-item co-occurrence", "SKNN", "V-SKNN", "STAN"};
+/* The rule baselines come last, in rules_kind_t order, and run only when asked for. */
+enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_MARKOV, M_SR, M_AR, M_COUNT };
+#define M_DEFAULT_COUNT M_MARKOV
+static const char *const method_keys[M_COUNT] = {"engine", "pop",    "cooc", "sknn", "vsknn",
+                                                 "stan",   "markov", "sr",   "ar"};
+static const char *const method_names[M_COUNT] = {"rankcast engine",
+                                                  "POP",
+                                                  "last-item co-occurrence",
+                                                  "SKNN",
+                                                  "V-SKNN",
+                                                  "STAN",
+                                                  "first-order Markov",
+                                                  "SR (sequential rules)",
+                                                  "AR (association rules)"};
+/* --repeat: the engine's rc_repeat_t, by value. */
+static const char *const repeat_names[RC_REPEAT_COUNT] = {"never", "not_current", "allowed"};
 
-typedef struct method_metrics {
+typedef struct view_metrics {
     uint64_t n, hit10, hit20;
     double rr_sum, ndcg_sum;
+} view_metrics_t;
+
+typedef struct method_metrics {
+    /* The same lists scored over every target, over the targets new to the session, and over
+     * those returning to one of its items (a third of next events in public click data). */
+    view_metrics_t all, fresh, back;
     float *us; /* per prediction: engine = learn + rank, baselines = rank */
-    uint64_t cap_us;
+    uint64_t n_us, cap_us;
     uint8_t *shown; /* per item: appeared in a top-20 */
 } method_metrics_t;
 
@@ -33,12 +51,16 @@ typedef struct options {
     double test_fraction, refresh_s, test_sample;
     int64_t session_gap_ms;
     bool methods[M_COUNT];
+    bool targets_all; /* --targets all: session-rec's protocol (README, Protocol) */
+    uint8_t repeat;   /* rc_repeat_t for the engine's rank spec */
     uint32_t max_items, neighbors;
     double covisit_half_life_s;
     rc_blend_t blend;
     bool blend_set, catalog_prior;
     double source_decay, backward_weight;
     knn_params_t sknn, vsknn, stan;
+    uint32_t sr_steps;
+    int sr_weighting; /* SR_W_* */
 } options_t;
 
 static double now_ns(void)
@@ -61,11 +83,15 @@ static void usage(void)
             "  --catalog-prior        keep the catalog's popularity (default: zeroed, since a\n"
             "                         catalog may have counted it over the test period too)\n"
             "  --label TEXT           data set name for the report\n"
-            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default: all)\n"
+            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default), and\n"
+            "                         session-rec's rule baselines markov,sr,ar\n"
             "  --event KIND           kind of each item in TSV inputs (view)\n"
             "  --test-fraction F      events input: last F of the time span is test (0.1)\n"
             "  --session-gap-s S      events input without \"session\": new session after\n"
             "                         S s of inactivity (1800)\n"
+            "  --targets all|new      all: every next positive event is a target, repeats\n"
+            "                         included, nothing merged, baselines rank session items\n"
+            "                         as session-rec does; new: today's protocol (new)\n"
             "  --test-sample F        predict in this fraction of test sessions (1.0)\n"
             "  --refresh-s S          data seconds between engine refreshes (60)\n"
             "  --max-items N          catalog capacity (2000000)\n"
@@ -74,11 +100,15 @@ static void usage(void)
             "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
+            "  --repeat POLICY        engine: never|not_current|allowed, whether its lists may\n"
+            "                         show items of the session again (never)\n"
             "  --sknn K,SAMPLE        SKNN's neighbours and sample of recent sessions (100,500)\n"
             "  --vsknn K,SAMPLE       V-SKNN's (100,1000)\n"
             "  --stan K,SAMPLE,L1,L2,L3  STAN's, with lambda_spw, lambda_snh in days and\n"
             "                         lambda_inh (100,5000,1.02,5,2.05)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
+            "  --sr STEPS,WEIGHTING   SR's window and weighting (10,div; linear, same, log,\n"
+            "                         quadratic)\n"
             "  --dump-ranks PATH      baselines' top 20 of every prediction, one line each:\n"
             "                         method, prediction number, target, items (item ids)\n"
             "  --results-dir DIR      eval-<label>-<stamp>.{md,json} (bench/eval/results;\n"
@@ -122,6 +152,21 @@ static bool parse_knn(const char *v, knn_params_t *p)
     return true;
 }
 
+/* "STEPS,WEIGHTING" for SR. */
+static bool parse_sr(const char *v, options_t *o)
+{
+    unsigned steps;
+    char name[32];
+    if (sscanf(v, "%u,%31s", &steps, name) != 2 || steps == 0)
+        return false;
+    int w = rules_weighting_parse(name);
+    if (w < 0)
+        return false;
+    o->sr_steps = steps;
+    o->sr_weighting = w;
+    return true;
+}
+
 static int parse_args(int argc, char **argv, options_t *o)
 {
     *o = (options_t){.results_dir = "bench/eval/results",
@@ -141,8 +186,10 @@ static int parse_args(int argc, char **argv, options_t *o)
                               .stan = true,
                               .lambda_spw = 1.02,
                               .lambda_snh_s = 5 * 86400.0,
-                              .lambda_inh = 2.05}};
-    for (int m = 0; m < M_COUNT; m++)
+                              .lambda_inh = 2.05},
+                     .sr_steps = 10,
+                     .sr_weighting = SR_W_DIV};
+    for (int m = 0; m < M_DEFAULT_COUNT; m++)
         o->methods[m] = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -202,7 +249,20 @@ static int parse_args(int argc, char **argv, options_t *o)
             ;
         else if (strcmp(a, "--stan") == 0 && parse_knn(v, &o->stan))
             ;
-        else if (strcmp(a, "--event") == 0) {
+        else if (strcmp(a, "--sr") == 0 && parse_sr(v, o))
+            ;
+        else if (strcmp(a, "--targets") == 0 && (strcmp(v, "all") == 0 || strcmp(v, "new") == 0))
+            o->targets_all = strcmp(v, "all") == 0;
+        else if (strcmp(a, "--repeat") == 0) {
+            int p = 0;
+            while (p < RC_REPEAT_COUNT && strcmp(v, repeat_names[p]) != 0)
+                p++;
+            if (p == RC_REPEAT_COUNT) {
+                usage();
+                return -1;
+            }
+            o->repeat = (uint8_t)p;
+        } else if (strcmp(a, "--event") == 0) {
             int k = 0;
             while (k < RC_EVENT_KIND_COUNT && strcmp(v, rc_event_kind_name(k)) != 0)
                 k++;
@@ -227,6 +287,7 @@ static int parse_args(int argc, char **argv, options_t *o)
 static int load(dataset_t *d, rc_engine_t *e, const options_t *o)
 {
     int rc;
+    d->keep_repeats = o->targets_all;
     if (o->prepared)
         rc = dataset_load_prepared(d, &e->catalog, o->prepared, o->kind);
     else if (o->events)
@@ -240,22 +301,35 @@ static int load(dataset_t *d, rc_engine_t *e, const options_t *o)
     return rc;
 }
 
-static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target, double ns)
+/* One target into a view; `rank` is its 0-based place in the list, or -1 when missed. */
+static void view_add(view_metrics_t *v, int rank)
 {
-    if (m->n == m->cap_us) {
+    v->n++;
+    if (rank < 0)
+        return;
+    v->hit10 += rank < 10;
+    v->hit20 += rank < 20;
+    v->rr_sum += 1.0 / (double)(rank + 1);
+    v->ndcg_sum += 1.0 / log2((double)rank + 2.0);
+}
+
+/* `repeat`: the target is an item of the session so far. */
+static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target,
+                  bool repeat, double ns)
+{
+    if (m->n_us == m->cap_us) {
         m->cap_us = m->cap_us ? m->cap_us * 2 : 1 << 16;
         m->us = xrealloc(m->us, m->cap_us * sizeof(float));
     }
-    m->us[m->n++] = (float)(ns / 1000.0);
+    m->us[m->n_us++] = (float)(ns / 1000.0);
+    int rank = -1;
     for (uint32_t i = 0; i < n; i++) {
         m->shown[list[i]] = 1;
-        if (list[i] != target)
-            continue;
-        m->hit10 += i < 10;
-        m->hit20 += i < 20;
-        m->rr_sum += 1.0 / (double)(i + 1);
-        m->ndcg_sum += 1.0 / log2((double)i + 2.0);
+        if (list[i] == target && rank < 0)
+            rank = (int)i;
     }
+    view_add(&m->all, rank);
+    view_add(repeat ? &m->back : &m->fresh, rank);
 }
 
 /* Deterministic sampling of test sessions: a hash of the session's index against F. */
@@ -271,13 +345,18 @@ static bool sampled(uint32_t i, double fraction)
 typedef struct replay {
     rc_engine_t *e;
     knn_index_t knn;
+    rules_t rules[M_COUNT - M_MARKOV]; /* Markov, SR, AR: initialised when asked for */
     const options_t *o;
     method_metrics_t m[M_COUNT];
-    uint32_t *cur; /* the session's distinct-in-a-row items so far, for the baselines */
+    /* The session's positive items so far, for the baselines: every one with --targets all,
+     * else with consecutive repeats merged. */
+    uint32_t *cur;
     uint32_t cap_cur;
     FILE *dump; /* --dump-ranks, or NULL */
     double last_refresh_s;
-    uint64_t train_sessions, test_sessions, predictions, repeat_targets;
+    uint64_t train_sessions, test_sessions, predictions;
+    uint64_t repeat_targets;  /* targets that are items of the session so far */
+    uint64_t current_repeats; /* of which the session's latest item again (a re-click) */
 } replay_t;
 
 static void maybe_refresh(replay_t *r, double now_s)
@@ -299,7 +378,7 @@ static void dump_ranks(replay_t *r, int m, const uint32_t *list, uint32_t n, uin
     fputc('\n', r->dump);
 }
 
-static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target)
+static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t target, bool repeat)
 {
     uint32_t list[EVAL_K], n = 0;
     for (int m = M_POP; m < M_COUNT; m++) {
@@ -310,13 +389,15 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
             n = knn_rank_pop(&r->knn, r->cur, n_cur, list);
         else if (m == M_COOC)
             n = knn_rank_cooc(&r->knn, r->cur, n_cur, list);
+        else if (m >= M_MARKOV)
+            n = rules_rank(&r->rules[m - M_MARKOV], r->cur, n_cur, list);
         else
             n = knn_rank_sknn(&r->knn,
                               m == M_SKNN    ? &r->o->sknn
                               : m == M_VSKNN ? &r->o->vsknn
                                              : &r->o->stan,
                               r->cur, n_cur, now_s, list);
-        score(&r->m[m], list, n, target, now_ns() - t0);
+        score(&r->m[m], list, n, target, repeat, now_ns() - t0);
         if (r->dump != NULL)
             dump_ranks(r, m, list, n, target);
     }
@@ -326,7 +407,8 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
  * first predicted by every method. Baselines learn the session when it ends. */
 static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, bool predict)
 {
-    rc_rank_spec_t spec = {.k = EVAL_K, .category = -1, .price_min = -1, .price_max = -1};
+    rc_rank_spec_t spec = {
+        .k = EVAL_K, .category = -1, .price_min = -1, .price_max = -1, .repeat = r->o->repeat};
     rc_ranked_t ranked[EVAL_K];
     uint32_t list[EVAL_K], n_cur = 0;
     rc_user_state_t u;
@@ -342,32 +424,36 @@ static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, 
         double t0 = now_ns();
         rc_engine_observe(r->e, &u, ev->kind, ev->item, w, (rc_str_t){NULL, 0}, ev->ts_ms);
         double learn_ns = now_ns() - t0;
-        if (w > 0 && (n_cur == 0 || r->cur[n_cur - 1] != ev->item))
+        if (w > 0 && (r->o->targets_all || n_cur == 0 || r->cur[n_cur - 1] != ev->item))
             r->cur[n_cur++] = ev->item;
         if (!predict || t + 1 >= s->n || n_cur == 0)
             continue;
         const ev_t *next = &d->ev[s->off + t + 1];
-        if (next->item == ev->item ||
-            rc_event_weight(next->kind, next->has_value, next->value) <= 0)
-            continue; /* the same item again (a cart after a view), or not a positive event */
+        if (rc_event_weight(next->kind, next->has_value, next->value) <= 0)
+            continue; /* not a positive event (impression, dismiss): never a target */
+        if (!r->o->targets_all && next->item == ev->item)
+            continue; /* --targets new: the same item again (a cart after a view) */
         r->predictions++;
-        for (uint32_t i = 0; i < n_cur; i++)
-            if (r->cur[i] == next->item) {
-                r->repeat_targets++; /* no method can hit it: all leave session items out */
-                break;
-            }
+        bool repeat = false;
+        for (uint32_t i = 0; i < n_cur && !repeat; i++)
+            repeat = r->cur[i] == next->item;
+        r->repeat_targets += repeat;
+        r->current_repeats += next->item == r->cur[n_cur - 1];
         if (r->o->methods[M_ENGINE]) {
             t0 = now_ns();
             uint32_t n = rc_engine_rank(r->e, &u, &spec, ev->ts_ms, ranked);
             double rank_ns = now_ns() - t0;
             for (uint32_t i = 0; i < n; i++)
                 list[i] = ranked[i].item;
-            score(&r->m[M_ENGINE], list, n, next->item, learn_ns + rank_ns);
+            score(&r->m[M_ENGINE], list, n, next->item, repeat, learn_ns + rank_ns);
         }
-        rank_baselines(r, n_cur, (double)ev->ts_ms / 1000.0, next->item);
+        rank_baselines(r, n_cur, (double)ev->ts_ms / 1000.0, next->item, repeat);
     }
     if (n_cur > 0)
         knn_add_session(&r->knn, r->cur, n_cur, (double)s->t1_ms / 1000.0);
+    for (int m = M_MARKOV; m < M_COUNT; m++)
+        if (r->o->methods[m])
+            rules_add_session(&r->rules[m - M_MARKOV], r->cur, n_cur);
 }
 
 static int by_float(const void *a, const void *b)
@@ -415,30 +501,42 @@ static void machine_line(char *buf, size_t len)
              un.release, commit);
 }
 
+typedef struct view_summary {
+    double hr10, hr20, mrr20, ndcg20;
+} view_summary_t;
+
 typedef struct summary {
-    double hr10, hr20, mrr20, ndcg20, coverage, p50_us, p99_us, mean_us;
+    view_summary_t all, fresh, back;
+    double coverage, p50_us, p99_us, mean_us;
 } summary_t;
+
+static view_summary_t summarize_view(const view_metrics_t *v)
+{
+    double n = v->n ? (double)v->n : 1.0;
+    return (view_summary_t){.hr10 = (double)v->hit10 / n,
+                            .hr20 = (double)v->hit20 / n,
+                            .mrr20 = v->rr_sum / n,
+                            .ndcg20 = v->ndcg_sum / n};
+}
 
 static summary_t summarize(method_metrics_t *m, uint32_t n_items)
 {
-    summary_t s = {0};
-    double n = m->n ? (double)m->n : 1.0;
-    s.hr10 = (double)m->hit10 / n;
-    s.hr20 = (double)m->hit20 / n;
-    s.mrr20 = m->rr_sum / n;
-    s.ndcg20 = m->ndcg_sum / n;
+    summary_t s = {.all = summarize_view(&m->all),
+                   .fresh = summarize_view(&m->fresh),
+                   .back = summarize_view(&m->back)};
+    double n = m->n_us ? (double)m->n_us : 1.0;
     uint64_t shown = 0;
     for (uint32_t i = 0; i < n_items; i++)
         shown += m->shown[i];
     s.coverage = n_items ? (double)shown / n_items : 0;
     double sum = 0;
-    for (uint64_t i = 0; i < m->n; i++)
+    for (uint64_t i = 0; i < m->n_us; i++)
         sum += m->us[i];
     s.mean_us = sum / n;
-    if (m->n > 0) /* methods not run have no samples (and no array) */
-        qsort(m->us, m->n, sizeof(float), by_float);
-    s.p50_us = quantile(m->us, m->n, 0.50);
-    s.p99_us = quantile(m->us, m->n, 0.99);
+    if (m->n_us > 0) /* methods not run have no samples (and no array) */
+        qsort(m->us, m->n_us, sizeof(float), by_float);
+    s.p50_us = quantile(m->us, m->n_us, 0.50);
+    s.p99_us = quantile(m->us, m->n_us, 0.99);
     return s;
 }
 
@@ -461,6 +559,35 @@ static void measure_engine(const rc_engine_t *e, run_info_t *ri)
     }
 }
 
+static const char *input_path(const options_t *o)
+{
+    return o->prepared ? o->prepared : o->events ? o->events : o->train;
+}
+
+/* The protocol in one paragraph: which events were targets and how many return to an item of
+ * the session. */
+static void report_targets(FILE *f, const options_t *o, const replay_t *r)
+{
+    double share = r->predictions ? (double)r->repeat_targets / (double)r->predictions : 0.0;
+    if (o->targets_all)
+        fprintf(f,
+                "Targets (`--targets all`, session-rec's next-item protocol): every next positive "
+                "event of a test session, repeats included, no repeated event merged. %llu of "
+                "them (%.1f%%) return to an item of the session (%llu re-click its latest item), "
+                "%llu are new to it. Baselines rank the session's items like any other, as "
+                "session-rec's defaults do (README, Baselines).\n\n",
+                (unsigned long long)r->repeat_targets, 100.0 * share,
+                (unsigned long long)r->current_repeats,
+                (unsigned long long)(r->predictions - r->repeat_targets));
+    else
+        fprintf(f,
+                "Targets (`--targets new`): the next positive event on another item than the "
+                "current one, consecutive repeats merged in TSV and prepared inputs. %llu of them "
+                "(%.1f%%) repeat an earlier item of the session: the baselines leave the "
+                "session's items out and cannot hit them.\n\n",
+                (unsigned long long)r->repeat_targets, 100.0 * share);
+}
+
 static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const replay_t *r,
                       const dataset_t *d, const summary_t *s)
 {
@@ -468,20 +595,19 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
     fprintf(f,
             "Input: `%s`. %u items, %llu events; %llu train sessions, %llu test sessions, "
             "%llu predictions (test-then-learn, every method ranks top %d before the event is "
-            "learned), of which %llu repeat an item of the session (no method can hit them). "
-            "Events on items a closed catalog does not know: %llu.\n\n",
-            o->prepared ? o->prepared
-            : o->events ? o->events
-                        : o->train,
-            ri->n_items, (unsigned long long)ri->events, (unsigned long long)r->train_sessions,
-            (unsigned long long)r->test_sessions, (unsigned long long)r->predictions, EVAL_K,
-            (unsigned long long)r->repeat_targets, (unsigned long long)d->dropped_unknown);
+            "learned). Events on items a closed catalog does not know: %llu.\n\n",
+            input_path(o), ri->n_items, (unsigned long long)ri->events,
+            (unsigned long long)r->train_sessions, (unsigned long long)r->test_sessions,
+            (unsigned long long)r->predictions, EVAL_K, (unsigned long long)d->dropped_unknown);
+    report_targets(f, o, r);
     fprintf(f, "Machine: %s. Run time %.1f s.\n\n", ri->machine, ri->seconds);
+    fprintf(f, "Engine repeat policy (`--repeat`): %s.\n\n", repeat_names[o->repeat]);
     fprintf(f,
             "Baselines: SKNN k = %u of %u recent sessions; V-SKNN k = %u of %u; STAN k = %u of "
-            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g.\n\n",
+            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g; SR %u steps, weighting %s.\n\n",
             o->sknn.k, o->sknn.sample, o->vsknn.k, o->vsknn.sample, o->stan.k, o->stan.sample,
-            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh);
+            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh, o->sr_steps,
+            rules_weighting_name(o->sr_weighting));
     fprintf(f,
             "Engine state after the replay: co-visitation %.1f MB for %llu items with "
             "neighbours (%.1f neighbours each on average, %.0f bytes per item with lists "
@@ -491,17 +617,50 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
                                      : 0.0,
             ri->items_with_neighbors ? (double)ri->covisit_bytes / (double)ri->n_items : 0.0,
             sizeof(rc_user_state_t));
-    fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    if (o->targets_all) {
+        fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | HR@20 new | MRR@20 new | "
+                   "coverage@20 | p50 µs | p99 µs |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
+    } else {
+        fprintf(f,
+                "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    }
     for (int m = 0; m < M_COUNT; m++) {
         if (!o->methods[m])
             continue;
-        fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | %.3f | %.1f | %.1f |\n", method_names[m],
-                s[m].hr10, s[m].hr20, s[m].mrr20, s[m].ndcg20, s[m].coverage, s[m].p50_us,
-                s[m].p99_us);
+        fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | ", method_names[m], s[m].all.hr10,
+                s[m].all.hr20, s[m].all.mrr20, s[m].all.ndcg20);
+        if (o->targets_all)
+            fprintf(f, "%.4f | %.4f | ", s[m].fresh.hr20, s[m].fresh.mrr20);
+        fprintf(f, "%.3f | %.1f | %.1f |\n", s[m].coverage, s[m].p50_us, s[m].p99_us);
+    }
+    if (o->targets_all) {
+        fprintf(f,
+                "\nThe same lists over the %llu targets new to the session, and over the %llu "
+                "returning to one of its items:\n\n",
+                (unsigned long long)(r->predictions - r->repeat_targets),
+                (unsigned long long)r->repeat_targets);
+        fprintf(f, "| method | new: HR@10 | HR@20 | MRR@20 | NDCG@20 | returning: HR@10 | HR@20 | "
+                   "MRR@20 | NDCG@20 |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
+        for (int m = 0; m < M_COUNT; m++) {
+            if (!o->methods[m])
+                continue;
+            fprintf(f, "| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n",
+                    method_names[m], s[m].fresh.hr10, s[m].fresh.hr20, s[m].fresh.mrr20,
+                    s[m].fresh.ndcg20, s[m].back.hr10, s[m].back.hr20, s[m].back.mrr20,
+                    s[m].back.ndcg20);
+        }
     }
     fprintf(f, "\nTimes: the engine's is per event (learn + rank, one thread); the baselines' "
                "is their rank only (they learn a session when it ends).\n");
+}
+
+static json_t *view_json(const view_summary_t *v)
+{
+    return json_pack("{s:f,s:f,s:f,s:f}", "hr10", v->hr10, "hr20", v->hr20, "mrr20", v->mrr20,
+                     "ndcg20", v->ndcg20);
 }
 
 static json_t *report_json(const run_info_t *ri, const options_t *o, const replay_t *r,
@@ -512,27 +671,33 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         if (!o->methods[m])
             continue;
         json_object_set_new(methods, method_keys[m],
-                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "name",
-                                      method_names[m], "hr10", s[m].hr10, "hr20", s[m].hr20,
-                                      "mrr20", s[m].mrr20, "ndcg20", s[m].ndcg20, "coverage20",
-                                      s[m].coverage, "p50_us", s[m].p50_us, "p99_us", s[m].p99_us,
-                                      "mean_us", s[m].mean_us));
+                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "name",
+                                      method_names[m], "hr10", s[m].all.hr10, "hr20", s[m].all.hr20,
+                                      "mrr20", s[m].all.mrr20, "ndcg20", s[m].all.ndcg20,
+                                      "coverage20", s[m].coverage, "p50_us", s[m].p50_us, "p99_us",
+                                      s[m].p99_us, "mean_us", s[m].mean_us, "new",
+                                      view_json(&s[m].fresh), "returning", view_json(&s[m].back)));
     }
     json_t *memory =
         json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
                   "items_with_neighbors", (json_int_t)ri->items_with_neighbors, "neighbors",
                   (json_int_t)ri->neighbors, "user_state_bytes", (int)sizeof(rc_user_state_t));
-    json_t *baselines = json_pack(
-        "{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f}}", "sknn", "k", (int)o->sknn.k, "sample",
-        (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k, "sample", (int)o->vsknn.sample, "stan",
-        "k", (int)o->stan.k, "sample", (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw,
-        "lambda_snh_days", o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh);
-    return json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
-                     "stamp", ri->stamp, "machine", ri->machine, "items", (int)ri->n_items,
-                     "events", (json_int_t)ri->events, "train_sessions",
-                     (json_int_t)r->train_sessions, "test_sessions", (json_int_t)r->test_sessions,
-                     "predictions", (json_int_t)r->predictions, "seconds", ri->seconds, "methods",
-                     methods, "baselines", baselines, "memory", memory);
+    json_t *baselines =
+        json_pack("{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f},s:{s:i,s:s}}", "sknn", "k",
+                  (int)o->sknn.k, "sample", (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k,
+                  "sample", (int)o->vsknn.sample, "stan", "k", (int)o->stan.k, "sample",
+                  (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw, "lambda_snh_days",
+                  o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh, "sr", "steps",
+                  (int)o->sr_steps, "weighting", rules_weighting_name(o->sr_weighting));
+    json_t *j = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
+        "stamp", ri->stamp, "machine", ri->machine, "targets", o->targets_all ? "all" : "new",
+        "repeat", repeat_names[o->repeat], "items", (int)ri->n_items, "events",
+        (json_int_t)ri->events, "train_sessions", (json_int_t)r->train_sessions, "test_sessions",
+        (json_int_t)r->test_sessions, "predictions", (json_int_t)r->predictions, "repeat_targets",
+        (json_int_t)r->repeat_targets, "current_item_repeats", (json_int_t)r->current_repeats,
+        "seconds", ri->seconds, "methods", methods, "baselines", baselines, "memory", memory);
+    return j;
 }
 
 static void write_results(const run_info_t *ri, const options_t *o, const replay_t *r,
@@ -597,7 +762,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "rankcast-eval: %s: %s\n", o.dump_ranks, strerror(errno));
         return 1;
     }
-    knn_init(&r.knn, e->catalog.n);
+    knn_init(&r.knn, e->catalog.n, o.targets_all);
+    for (int m = M_MARKOV; m < M_COUNT; m++)
+        if (o.methods[m])
+            rules_init(&r.rules[m - M_MARKOV], (rules_kind_t)(m - M_MARKOV), e->catalog.n,
+                       o.targets_all, o.sr_steps, o.sr_weighting);
     for (int m = 0; m < M_COUNT; m++)
         r.m[m].shown = calloc(e->catalog.n ? e->catalog.n : 1, 1);
     for (uint32_t i = 0; i < d.n; i++) {
@@ -629,6 +798,9 @@ int main(int argc, char **argv)
     if (r.dump != NULL)
         fclose(r.dump);
     knn_free(&r.knn);
+    for (int m = M_MARKOV; m < M_COUNT; m++)
+        if (o.methods[m])
+            rules_free(&r.rules[m - M_MARKOV]);
     dataset_free(&d);
     rc_engine_free(e);
     return 0;

@@ -31,6 +31,7 @@ typedef struct dataset {
     ev_t *ev;
     uint64_t n_ev, cap_ev;
     uint64_t dropped_unknown; /* events on items a closed catalog does not know */
+    bool keep_repeats;        /* set before loading: no merging of consecutive repeats */
     const char *description;  /* one line for the report */
 } dataset_t;
 
@@ -58,6 +59,9 @@ typedef struct knn_nb {
 
 typedef struct knn_index {
     uint32_t n_items;
+    /* session-rec's defaults (--targets all): the rankers may return items of the current
+     * session, scored like any other, and POP counts events instead of sessions. */
+    bool session_items;
     uint32_t *sess_off, *sess_len; /* per session: items[off .. off + len) */
     uint32_t *sess_distinct;       /* distinct items per session */
     double *sess_time_s;           /* last event time */
@@ -88,13 +92,14 @@ typedef struct knn_index {
     uint32_t cap_nbs;
 } knn_index_t;
 
-void knn_init(knn_index_t *x, uint32_t n_items);
+/** `session_items`: rank the session's own items as session-rec does (see knn_index_t). */
+void knn_init(knn_index_t *x, uint32_t n_items, bool session_items);
 void knn_free(knn_index_t *x);
 /** Remembers a completed session (items in order; repeats kept). */
 void knn_add_session(knn_index_t *x, const uint32_t *items, uint32_t n, double time_s);
 
-/* Each ranker writes up to EVAL_K items (best first) never in `cur` and returns how many.
- * `cur` is the current session so far, oldest first. */
+/* Each ranker writes up to EVAL_K items (best first) and returns how many; none is in `cur`
+ * unless the index ranks session items. `cur` is the current session so far, oldest first. */
 uint32_t knn_rank_pop(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out);
 uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out);
 
@@ -109,5 +114,43 @@ typedef struct knn_params {
 
 uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cur, uint32_t n,
                        double now_s, uint32_t *out);
+
+/* The rule baselines of session-rec (rules.c): per item, the items that followed it in
+ * completed sessions, with a weight. */
+typedef enum { RULES_MARKOV = 0, RULES_SR, RULES_AR } rules_kind_t;
+/* SR's weighting of the distance between two events (sr.py). */
+enum { SR_W_LINEAR = 0, SR_W_SAME, SR_W_DIV, SR_W_LOG, SR_W_QUADRATIC, SR_W_COUNT };
+
+typedef struct rules_rule {
+    uint32_t dst;
+    double w;
+} rules_rule_t;
+
+typedef struct rules {
+    rules_kind_t kind;
+    bool session_items; /* as knn_index_t's: rank the session's own items */
+    uint32_t steps;     /* SR */
+    int weighting;      /* SR: SR_W_* */
+    uint32_t n_items;
+    rules_rule_t **succ; /* per source item: its rules, in the order they were made */
+    uint32_t *n_succ, *cap_succ;
+    uint64_t *keys; /* (src, dst) + 1 -> slots[]: the rule's index in succ[src] */
+    uint32_t *slots;
+    uint64_t cap, n;
+    uint32_t *mark, serial; /* == serial: an item of the current session */
+} rules_t;
+
+/** `steps` and `weighting` are SR's; the others ignore them. Free with rules_free(). */
+void rules_init(rules_t *r, rules_kind_t kind, uint32_t n_items, bool session_items, uint32_t steps,
+                int weighting);
+void rules_free(rules_t *r);
+/** Learns a completed session (items in order, repeats kept). */
+void rules_add_session(rules_t *r, const uint32_t *items, uint32_t n);
+/** Up to EVAL_K items following the session's last item, strongest first (ties: the older
+ * rule first); without `session_items`, none of `cur`. Returns how many. */
+uint32_t rules_rank(rules_t *r, const uint32_t *cur, uint32_t n, uint32_t *out);
+/** SR_W_* of a name ("div"), or -1; and back. */
+int rules_weighting_parse(const char *name);
+const char *rules_weighting_name(int weighting);
 
 #endif

@@ -13,7 +13,9 @@
  *   STAN      k = 100 of the sample; position weight exp((p - len)/1.02), cosine with
  *             those weights, neighbour recency exp(-dt/5 days), and a candidate's weight
  *             exp(-|p_candidate - p_shared|/2.05) in the neighbour.
- * Every ranker leaves out items already in the session, as the engine does. Ties: neighbours
+ * By default every ranker leaves out items already in the session, as the engine does; with
+ * `session_items` (--targets all) they rank them like any other item, as session-rec's
+ * defaults do (README, "Baselines, checked against session-rec"). Ties: neighbours
  * of equal similarity, the more recent first; items of equal score, the one scored first
  * (neighbours in rank order, items in their order in the neighbour) first. Checked list by
  * list against an independent Python implementation (reference/knn_ref.py). */
@@ -44,10 +46,11 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-void knn_init(knn_index_t *x, uint32_t n_items)
+void knn_init(knn_index_t *x, uint32_t n_items, bool session_items)
 {
     memset(x, 0, sizeof(*x));
     x->n_items = n_items;
+    x->session_items = session_items;
     x->post = xcalloc(n_items, sizeof(*x->post));
     x->n_post = xcalloc(n_items, sizeof(uint32_t));
     x->cap_post = xcalloc(n_items, sizeof(uint32_t));
@@ -150,8 +153,11 @@ void knn_add_session(knn_index_t *x, const uint32_t *items, uint32_t n, double t
     uint32_t distinct = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t it = items[i];
-        if (x->stamp_item[it] == x->stamp)
+        if (x->stamp_item[it] == x->stamp) {
+            if (x->session_items) /* session-rec's POP counts events (pop.py, grp.size()) */
+                pop_increment(x, it);
             continue;
+        }
         x->stamp_item[it] = x->stamp;
         distinct++;
         if (x->n_post[it] == x->cap_post[it]) {
@@ -182,7 +188,8 @@ uint32_t knn_rank_pop(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t 
     mark_current(x, cur, n);
     uint32_t k = 0;
     for (uint32_t i = 0; i < x->n_items && k < EVAL_K; i++)
-        if (x->stamp_item[x->order[i]] != x->stamp && x->count[x->order[i]] > 0)
+        if ((x->session_items || x->stamp_item[x->order[i]] != x->stamp) &&
+            x->count[x->order[i]] > 0)
             out[k++] = x->order[i];
     return k;
 }
@@ -194,14 +201,15 @@ static void touch(knn_index_t *x, uint32_t *n_touched, uint32_t item, double w)
     x->acc[item] += w;
 }
 
-/* The best EVAL_K touched items that are not in the current session; clears acc. */
+/* The best EVAL_K touched items, without the current session's unless the index ranks them;
+ * clears acc. */
 static uint32_t top_touched(knn_index_t *x, uint32_t n_touched, uint32_t *out)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < n_touched; i++) {
         uint32_t it = x->touched[i];
         double s = x->acc[it];
-        if (x->stamp_item[it] == x->stamp || s <= 0)
+        if ((!x->session_items && x->stamp_item[it] == x->stamp) || s <= 0)
             continue;
         if (k == EVAL_K && !(s > x->acc[out[k - 1]]))
             continue;
@@ -219,7 +227,9 @@ static uint32_t top_touched(knn_index_t *x, uint32_t n_touched, uint32_t *out)
 
 /* How many of the sessions containing the last item also contain each other item; the
  * most recent 10,000 such sessions are counted (a bound no item in our data sets reaches
- * except the very top sellers). */
+ * except the very top sellers). The last item itself co-occurs with itself only in sessions
+ * holding it twice (two events, as session-rec's association rules count pairs of events);
+ * it can be listed only when the index ranks session items. */
 uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t *out)
 {
     if (n == 0)
@@ -227,14 +237,18 @@ uint32_t knn_rank_cooc(knn_index_t *x, const uint32_t *cur, uint32_t n, uint32_t
     uint32_t last = cur[n - 1], n_touched = 0;
     uint32_t np = x->n_post[last], from = np > 10000 ? np - 10000 : 0;
     for (uint32_t j = from; j < np; j++) {
-        uint32_t sid = x->post[last][j];
+        uint32_t sid = x->post[last][j], len = x->sess_len[sid];
         const uint32_t *it = x->items + x->sess_off[sid];
+        uint32_t n_last = 0;
+        for (uint32_t i = 0; i < len && x->session_items && n_last < 2; i++)
+            n_last += it[i] == last;
         x->nb_serial++;
-        for (uint32_t i = 0; i < x->sess_len[sid]; i++) {
+        for (uint32_t i = 0; i < len; i++) {
             if (x->nb_mark[it[i]] == x->nb_serial)
                 continue;
             x->nb_mark[it[i]] = x->nb_serial;
-            touch(x, &n_touched, it[i], 1.0);
+            if (it[i] != last || n_last >= 2)
+                touch(x, &n_touched, it[i], 1.0);
         }
     }
     mark_current(x, cur, n);

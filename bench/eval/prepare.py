@@ -4,7 +4,8 @@
 One invoice is one session. Cancellations (InvoiceNo starting with C) and non-product codes
 (postage, fees, manual entries, gift vouchers: anything not starting with five digits) are
 dropped; rows are ordered by InvoiceDate, then file order; consecutive repeats of an item are
-merged; sessions with fewer than two items are dropped. The last 10% of the calendar days with
+merged (with --keep-repeats they are kept, for rankcast-eval --targets all: session-rec's
+protocol merges nothing); sessions with fewer than two items are dropped. The last 10% of the calendar days with
 any session are the test split, the rest is train. With --validation the test days are
 dropped and the last 10% of the remaining days become the test split (for choosing settings
 without looking at the test days).
@@ -47,6 +48,8 @@ def main():
                     help="fraction of the last days used as test (default 0.10)")
     ap.add_argument("--validation", action="store_true",
                     help="drop the test days; split the train days the same way")
+    ap.add_argument("--keep-repeats", action="store_true",
+                    help="keep consecutive repeats of an item (rankcast-eval --targets all)")
     ap.add_argument("output", nargs="?", default="/tmp/rankcast-eval/sessions.tsv")
     args = ap.parse_args()
 
@@ -55,7 +58,7 @@ def main():
         rows.sort()
         items = []
         for _, _, code in rows:
-            if not items or items[-1] != code:
+            if args.keep_repeats or not items or items[-1] != code:
                 items.append(code)
         if len(items) >= 2:
             out.append((rows[0][0], items))

@@ -1,5 +1,5 @@
 /* Unit tests of rankcast-eval's baselines (knn.c) on sessions small enough to score by hand.
- * Items 0..9; the index holds, in order of completion:
+ * Items 0..9; unless a test builds its own, the index holds, in order of completion:
  *   s0 = [1 2 3]   s1 = [1 4]   s2 = [5 6]   s3 = [2 7 1 8]          */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 static void build(knn_index_t *x)
 {
     static const uint32_t s0[] = {1, 2, 3}, s1[] = {1, 4}, s2[] = {5, 6}, s3[] = {2, 7, 1, 8};
-    knn_init(x, 10);
+    knn_init(x, 10, false);
     knn_add_session(x, s0, 3, 100);
     knn_add_session(x, s1, 2, 200);
     knn_add_session(x, s2, 2, 300);
@@ -148,7 +148,7 @@ static void test_vsknn_decay(void **state)
     static const uint32_t n1[] = {1, 2, 3, 9}, n2[] = {5, 8};
     uint32_t out[EVAL_K], cur[] = {1, 2, 3, 4, 5};
     knn_params_t p = {.k = 100, .sample = 1000, .vsknn = true};
-    knn_init(&x, 10);
+    knn_init(&x, 10, false);
     knn_add_session(&x, n1, 4, 100);
     knn_add_session(&x, n2, 2, 200);
     uint32_t n = knn_rank_sknn(&x, &p, cur, 5, 300, out);
@@ -172,7 +172,7 @@ static void test_stan_position_in_neighbor(void **state)
                       .lambda_spw = 1.02,
                       .lambda_snh_s = 5 * 86400.0,
                       .lambda_inh = 2.05};
-    knn_init(&x, 10);
+    knn_init(&x, 10, false);
     knn_add_session(&x, nb, 4, 100);
     uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 200, out);
     assert_int_equal(n, 3);
@@ -191,7 +191,7 @@ static void test_neighbor_tie_recent_first(void **state)
     static const uint32_t s0[] = {1, 5}, s1[] = {1, 6};
     uint32_t out[EVAL_K], cur[] = {1};
     knn_params_t p = {.k = 1, .sample = 500};
-    knn_init(&x, 10);
+    knn_init(&x, 10, false);
     knn_add_session(&x, s0, 2, 100);
     knn_add_session(&x, s1, 2, 200);
     uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 300, out);
@@ -225,7 +225,7 @@ static void test_sample_covers_long_session(void **state)
          .lambda_snh_s = 5 * 86400.0,
          .lambda_inh = 2.05},
     };
-    knn_init(&x, 256);
+    knn_init(&x, 256, false);
     knn_add_session(&x, a, 2, 100);
     knn_add_session(&x, b, 64, 200);
     for (uint32_t m = 0; m < 3; m++) {
@@ -252,12 +252,148 @@ static void test_stan_old_neighbor_counts(void **state)
                       .lambda_spw = 1.02,
                       .lambda_snh_s = 100,
                       .lambda_inh = 2.05};
-    knn_init(&x, 10);
+    knn_init(&x, 10, false);
     knn_add_session(&x, s0, 2, 0);
     uint32_t n = knn_rank_sknn(&x, &p, cur, 1, 11000, out);
     assert_int_equal(n, 1);
     assert_int_equal(out[0], 2);
     knn_free(&x);
+}
+
+/* session-rec's handling of session items (--targets all), on sessions with repeats:
+ *   s0 = [1 2 1 1 3]   s1 = [1 4]   s2 = [2 5]   s3 = [2 6]   s4 = [4 1 4 1]
+ * Item 1 is in 3 sessions and 6 events, 2 in 3 sessions and 3 events, 4 in 2 and 3. */
+static void build_repeats(knn_index_t *x, bool session_items)
+{
+    static const uint32_t s0[] = {1, 2, 1, 1, 3}, s1[] = {1, 4}, s2[] = {2, 5}, s3[] = {2, 6},
+                          s4[] = {4, 1, 4, 1};
+    knn_init(x, 10, session_items);
+    knn_add_session(x, s0, 5, 100);
+    knn_add_session(x, s1, 2, 200);
+    knn_add_session(x, s2, 2, 300);
+    knn_add_session(x, s3, 2, 400);
+    knn_add_session(x, s4, 4, 500);
+}
+
+/* POP as session-rec's (pop.py: events per item, nothing filtered): 1 (6 events) before
+ * 2 and 4 (3 each), 1 listed although it is the current item. By sessions, 1 and 2 tie. */
+static void test_pop_session_items(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {1};
+    build_repeats(&x, true);
+    uint32_t n = knn_rank_pop(&x, cur, 1, out);
+    assert_int_equal(n, 6);
+    assert_int_equal(out[0], 1);
+    assert_true(x.count[1] == 6 && x.count[2] == 3 && x.count[4] == 3 && x.count[3] == 1);
+    knn_free(&x);
+    build_repeats(&x, false);
+    n = knn_rank_pop(&x, cur, 1, out);
+    assert_int_equal(n, 5);
+    assert_int_equal(position(out, n, 1), -1);
+    assert_true(x.count[1] == 3 && x.count[2] == 3 && x.count[4] == 2);
+    knn_free(&x);
+}
+
+/* Co-occurrence with the last item 1 (sessions s0, s1, s4): 1 co-occurs with itself where it
+ * occurs twice (s0, s4): 2; 4 in s1 and s4: 2; 2 and 3 in s0: 1. Ties: first scored first
+ * (1 in s0 before 4 in s1). Without session items: 4, then 3 (2 is in the session). With
+ * the last item 4 (s1, s4), 4 counts once (s4 only), 1 twice. */
+static void test_cooc_session_items(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {2, 1}, cur4[] = {4};
+    build_repeats(&x, true);
+    uint32_t n = knn_rank_cooc(&x, cur, 2, out);
+    assert_int_equal(n, 4);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[1], 4);
+    assert_int_equal(out[2], 2);
+    assert_int_equal(out[3], 3);
+    n = knn_rank_cooc(&x, cur4, 1, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[1], 4);
+    knn_free(&x);
+    build_repeats(&x, false);
+    n = knn_rank_cooc(&x, cur, 2, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 4);
+    assert_int_equal(out[1], 3);
+    knn_free(&x);
+}
+
+/* SKNN, current [1]: neighbours s0 {1 2 3} (1/sqrt(3) = .577), s1 and s4 {1 4} (.707 each).
+ * Scores 1 = 1.992 (every neighbour holds it), 4 = 1.414, 2 = 3 = .577: session-rec ranks
+ * the current item first (sknn.py score_items, remind off). STAN, current [1], neighbour
+ * s4 = [4 1 4 1]: 1 sits at p* itself (weight 1), 4 one step away (exp(-1/2.05)). */
+static void test_knn_session_items(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t sknn = {.k = 100, .sample = 500};
+    knn_params_t stan = {.k = 1,
+                         .sample = 5000,
+                         .stan = true,
+                         .lambda_spw = 1.02,
+                         .lambda_snh_s = 5 * 86400.0,
+                         .lambda_inh = 2.05};
+    build_repeats(&x, true);
+    uint32_t n = knn_rank_sknn(&x, &sknn, cur, 1, 600, out);
+    assert_int_equal(n, 4);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[1], 4);
+    assert_int_equal(out[2], 2);
+    assert_int_equal(out[3], 3);
+    n = knn_rank_sknn(&x, &stan, cur, 1, 600, out); /* k = 1: s4, the most recent of s1, s4 */
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[1], 4);
+    knn_free(&x);
+}
+
+/* The rule baselines (rules.c) on s0 = [1 2 3], s1 = [1 3], s2 = [2 2 4], current [2]:
+ *   Markov  2->3, 2->2, 2->4 once each (made in that order): 3 2 4; without session items 3 4.
+ *   SR      (10 steps, 1/i) 1->2 = 1, 1->3 = .5 + 1; 2->3 = 1, 2->2 = 1, 2->4 = 1 + .5:
+ *           from [1]: 3 2; from [2]: 4 3 2.
+ *   AR      2->1 = 1, 2->3 = 1, 2->2 = 2 (two events of 2 pair both ways), 2->4 = 2: 2 4 1 3. */
+static void test_rules(void **state)
+{
+    (void)state;
+    static const uint32_t s0[] = {1, 2, 3}, s1[] = {1, 3}, s2[] = {2, 2, 4};
+    static const uint32_t want_markov[] = {3, 2, 4}, want_sr[] = {4, 3, 2},
+                          want_ar[] = {2, 4, 1, 3};
+    const uint32_t *want[] = {want_markov, want_sr, want_ar};
+    const uint32_t n_want[] = {3, 3, 4};
+    uint32_t out[EVAL_K], cur[] = {2}, cur1[] = {1};
+    for (int kind = RULES_MARKOV; kind <= RULES_AR; kind++) {
+        for (int session_items = 1; session_items >= 0; session_items--) {
+            rules_t r;
+            rules_init(&r, (rules_kind_t)kind, 10, session_items, 10, SR_W_DIV);
+            rules_add_session(&r, s0, 3);
+            rules_add_session(&r, s1, 2);
+            rules_add_session(&r, s2, 3);
+            uint32_t n = rules_rank(&r, cur, 1, out);
+            uint32_t j = 0;
+            for (uint32_t i = 0; i < n_want[kind]; i++) {
+                if (!session_items && want[kind][i] == 2)
+                    continue;
+                assert_true(j < n);
+                assert_int_equal(out[j++], want[kind][i]);
+            }
+            assert_int_equal(n, j);
+            if (kind == RULES_SR) {
+                n = rules_rank(&r, cur1, 1, out);
+                assert_int_equal(n, 2);
+                assert_int_equal(out[0], 3);
+                assert_int_equal(out[1], 2);
+            }
+            rules_free(&r);
+        }
+    }
 }
 
 int main(void)
@@ -273,6 +409,10 @@ int main(void)
         cmocka_unit_test(test_neighbor_tie_recent_first),
         cmocka_unit_test(test_sample_covers_long_session),
         cmocka_unit_test(test_stan_old_neighbor_counts),
+        cmocka_unit_test(test_pop_session_items),
+        cmocka_unit_test(test_cooc_session_items),
+        cmocka_unit_test(test_knn_session_items),
+        cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

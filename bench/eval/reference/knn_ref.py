@@ -19,15 +19,22 @@ Written from the published definitions, not from the C:
           position there of an item of the current session.
 Neighbours are drawn from the `sample` most recent past sessions sharing an item with the
 current one (session-rec's sampling="recent"; recency = order of completion).
+  Markov, SR, AR  the rule baselines of Ludewig & Jannach (UMUAI 2018): an item that follows
+          the last one in the next event (Markov), within `steps` events with a weight of the
+          distance i (SR; div = 1/i), or anywhere in the same session, either order (AR),
+          adds to that rule; a prediction ranks the last item's rules by weight.
 
 Protocol, the same as rankcast-eval's (bench/eval/README.md): sessions in order of their
-first event (train before test at equal times, then load order), consecutive repeats
-merged, sessions of fewer than two events dropped. Train sessions are learned; in a test
-session each next item is predicted from the items so far, then learned; every session is
-added to the neighbourhood pool when it ends ("extend"). Items already in the session are
-never recommended. Ties: neighbours of equal similarity, the more recent first; items of
-equal score, the one that received a score first (neighbours in rank order, items in their
-order in the neighbour) first. Scores are IEEE doubles.
+first event (train before test at equal times, then load order), sessions of fewer than two
+events dropped. Train sessions are learned; in a test session each next item is predicted
+from the items so far, then learned; every session is added to the neighbourhood pool when it
+ends ("extend"). --targets new (default): consecutive repeats merged, items already in the
+session never recommended. --targets all (session-rec's protocol and defaults): nothing
+merged, every next event a target, and the session's items are scored like any other (the
+last item co-occurs with itself in sessions that hold it twice). Ties: neighbours of equal
+similarity, the more recent first; items of equal score, the one that received a score first
+(neighbours in rank order, items in their order in the neighbour) first. Scores are IEEE
+doubles.
 
 --dump writes one line per method and prediction in rankcast-eval's --dump-ranks format;
 --compare reads such a file and counts identical top-20 lists.
@@ -42,9 +49,12 @@ import math
 import sys
 
 K = 20
+TARGETS_ALL = False  # --targets all
 
 
 def merge_repeats(items):
+    if TARGETS_ALL:
+        return list(items)
     out = []
     for it in items:
         if not out or out[-1] != it:
@@ -72,7 +82,7 @@ def load_prepared(path):
 def load_sessionrec(path, is_test, sessions):
     """Appends the sessions of a session-rec TSV (SessionId, ItemId, Time in seconds): events
     by session (in order of first appearance), then time, then file order; a merged repeat
-    keeps the time of its first event."""
+    (--targets new) keeps the time of its first event."""
     rows, first_seen = [], {}
     with open(path, encoding="utf-8", newline="") as f:
         for no, row in enumerate(csv.DictReader(f, delimiter="\t")):
@@ -86,7 +96,7 @@ def load_sessionrec(path, is_test, sessions):
             j += 1
         events, items = [], []
         for _, ts, _, it in rows[i:j]:
-            if not items or items[-1] != it:
+            if TARGETS_ALL or not items or items[-1] != it:
                 items.append(it)
                 events.append(ts)
         if len(items) >= 2:
@@ -135,7 +145,8 @@ TIES = "touch"
 def top_items(scores, current_set):
     """Stable sort by score: ties keep the order in which items were first scored, or with
     --ties id, go by item id (to see how much the tie order moves the metrics)."""
-    ranked = [it for it, s in scores.items() if s > 0 and it not in current_set]
+    ranked = [it for it, s in scores.items()
+              if s > 0 and (TARGETS_ALL or it not in current_set)]
     if TIES == "id":
         ranked.sort()
     ranked.sort(key=lambda it: -scores[it])
@@ -217,21 +228,63 @@ def rank_stan(pool, cur, now_s, p):
 
 
 def rank_cooc(pool, cur, now_s, p):
-    """Sessions (the most recent 10,000) holding both the last item and the candidate."""
-    holding = pool.holding.get(cur[-1], [])
+    """Sessions (the most recent 10,000) holding both the last item and the candidate (two
+    events: the last item pairs with itself only in sessions that hold it twice)."""
+    last = cur[-1]
+    holding = pool.holding.get(last, [])
     scores = {}
     for sid in holding[-10000:]:
+        twice = pool.items[sid].count(last) >= 2
         for it in pool.first[sid]:
-            scores[it] = scores.get(it, 0.0) + 1.0
+            if it != last or twice:
+                scores[it] = scores.get(it, 0.0) + 1.0
     return top_items(scores, frozenset(cur))
 
 
+SR_WEIGHTS = {
+    "linear": lambda i: 1 - 0.1 * i if i <= 100 else 0,
+    "same": lambda i: 1.0,
+    "div": lambda i: 1 / i,
+    "log": lambda i: 1 / math.log10(i + 1.7),
+    "quadratic": lambda i: 1 / (i * i),
+}
+
+
+class Rules:
+    """Weighted rules item -> following item, learned from completed sessions."""
+
+    def __init__(self, kind, steps=10, weighting="div"):
+        self.kind, self.steps, self.weight = kind, steps, SR_WEIGHTS[weighting]
+        self.rules = {}
+
+    def _add(self, a, b, w):
+        r = self.rules.setdefault(a, {})
+        r[b] = r.get(b, 0.0) + w
+
+    def add(self, items):
+        for q in range(1, len(items)):
+            if self.kind == "markov":
+                self._add(items[q - 1], items[q], 1.0)
+            elif self.kind == "sr":
+                for i in range(1, min(self.steps, q) + 1):
+                    self._add(items[q - i], items[q], self.weight(i))
+            else:  # ar: every pair of events, the earlier item's rule first
+                for p in range(q):
+                    self._add(items[p], items[q], 1.0)
+                    self._add(items[q], items[p], 1.0)
+
+    def rank(self, cur):
+        return top_items(self.rules.get(cur[-1], {}), frozenset(cur))
+
+
 RANKERS = {"cooc": rank_cooc, "sknn": rank_sknn, "vsknn": rank_vsknn, "stan": rank_stan}
+RULES = ("markov", "sr", "ar")
 
 
 def replay(sessions, methods, p, dump):
     sessions.sort(key=lambda s: (s[0], s[1], s[2]))
     pool = Pool()
+    rules = {m: Rules(m, p.sr_steps, p.sr_weighting) for m in methods if m in RULES}
     hits = {m: [0, 0, 0.0] for m in methods}  # HR@10, HR@20, reciprocal rank sum
     n_pred = 0
     for _, is_test, _, items, times in sessions:
@@ -240,7 +293,8 @@ def replay(sessions, methods, p, dump):
                 cur, target = items[: t + 1], items[t + 1]
                 n_pred += 1
                 for m in methods:
-                    top = RANKERS[m](pool, cur, times[t] / 1000.0, p)
+                    top = (rules[m].rank(cur) if m in rules
+                           else RANKERS[m](pool, cur, times[t] / 1000.0, p))
                     if target in top:
                         r = top.index(target)
                         hits[m][0] += r < 10
@@ -249,6 +303,8 @@ def replay(sessions, methods, p, dump):
                     if dump:
                         dump.write(f"{m}\t{n_pred}\t{target}\t{' '.join(top)}\n")
         pool.add(items, times[-1] / 1000.0)
+        for r in rules.values():
+            r.add(items)
     return n_pred, hits
 
 
@@ -283,25 +339,33 @@ def main():
     src.add_argument("--prepared", help="split<TAB>ts_ms<TAB>items (prepare.py)")
     src.add_argument("--train", help="session-rec TSV train file (with --test)")
     ap.add_argument("--test")
-    ap.add_argument("--methods", default="sknn,vsknn,stan")
+    ap.add_argument("--methods", default="sknn,vsknn,stan",
+                    help="of cooc,sknn,vsknn,stan,markov,sr,ar")
     ap.add_argument("--sknn", default="100,500", help="k,sample (100,500)")
     ap.add_argument("--vsknn", default="100,1000", help="k,sample (100,1000)")
     ap.add_argument("--stan", default="100,5000,1.02,5,2.05",
                     help="k,sample,lambda_spw,lambda_snh_days,lambda_inh (100,5000,1.02,5,2.05)")
+    ap.add_argument("--sr", default="10,div", help="steps,weighting (10,div)")
+    ap.add_argument("--targets", choices=["new", "all"], default="new",
+                    help="new: repeats merged, session items never listed; all: session-rec's "
+                         "protocol (nothing merged, session items scored)")
     ap.add_argument("--ties", choices=["touch", "id"], default="touch",
                     help="items of equal score: first scored first (as rankcast-eval), or by id")
     ap.add_argument("--dump", help="write the top 20 lists here")
     ap.add_argument("--compare", help="a rankcast-eval --dump-ranks file to compare with")
     a = ap.parse_args()
 
-    global TIES
+    global TIES, TARGETS_ALL
     TIES = a.ties
+    TARGETS_ALL = a.targets == "all"
     p = argparse.Namespace()
     p.sknn_k, p.sknn_sample = (int(x) for x in a.sknn.split(","))
     p.vsknn_k, p.vsknn_sample = (int(x) for x in a.vsknn.split(","))
     k, sample, spw, snh, inh = a.stan.split(",")
     p.stan_k, p.stan_sample = int(k), int(sample)
     p.lambda_spw, p.lambda_snh_s, p.lambda_inh = float(spw), float(snh) * 86400.0, float(inh)
+    steps, p.sr_weighting = a.sr.split(",")
+    p.sr_steps = int(steps)
 
     if a.prepared:
         sessions = load_prepared(a.prepared)
