@@ -185,8 +185,8 @@ static bool parse_i64(const char *s, size_t n, int64_t *out)
 static int learn_line(rc_history_t *h, const char *p, size_t n, int64_t *prev_ms,
                       rc_history_stats_t *st)
 {
-    const char *field[5];
-    size_t len[5];
+    const char *field[5] = {NULL};
+    size_t len[5] = {0};
     int nf = 0;
     const char *end = p + n;
     while (nf < 5) {
@@ -197,7 +197,7 @@ static int learn_line(rc_history_t *h, const char *p, size_t n, int64_t *prev_ms
             break;
         p = tab + 1;
     }
-    int64_t ts;
+    int64_t ts = 0;
     int kind = nf >= 4 ? kind_of(field[2], len[2]) : -1;
     if (kind < 0 || !parse_i64(field[0], len[0], &ts))
         return RC_EINVAL;

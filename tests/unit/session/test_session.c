@@ -633,7 +633,7 @@ static void test_tokens_decide_the_user(void **state)
     assert_int_equal(hello_with(c[2], hs256_token("alice", now - 5), NULL, NULL, 0), 4011);
     /* A forged one. */
     char forged[1024];
-    snprintf(forged, sizeof(forged), "%sx", hs256_token("alice", now + 60));
+    snprintf(forged, sizeof(forged), "%.1000sx", hs256_token("alice", now + 60));
     assert_int_equal(hello_with(c[3], forged, NULL, NULL, 0), 4010);
     /* Anonymous sessions are on in this world, but confined to anon- ids once tokens are. */
     assert_int_equal(hello_with(c[4], NULL, "alice", NULL, 0), 4010);
@@ -664,14 +664,14 @@ static void test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it(voi
     rc_conn_t *c2 = rc_conn_open(w->sessions, RC_FMT_JSON, &t2);
     assert_int_equal(hello_with(c2, hs256_token("carol", now + 60), NULL, NULL, 0), 0);
     char msg[1200];
-    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%s\"}",
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}",
              hs256_token("mallory", now + 600));
     send_json(c2, msg);
     json_decref(drain(c2));
     assert_int_equal(rc_conn_close_code(c2, &reason), 4010);
 
     /* The same subject, later expiry: auth_ok with the new exp. */
-    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%s\"}",
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}",
              hs256_token("carol", now + 600));
     send_json(c, msg);
     json_t *msgs = drain(c);
@@ -715,7 +715,7 @@ static void test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010(voi
     rc_conn_t *c = rc_conn_open(w->sessions, RC_FMT_JSON, &t);
     assert_int_equal(hello_with(c, hs256_token("dave", now + 600), NULL, NULL, 0), 0);
     char msg[1200];
-    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%s\"}",
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}",
              hs256_token("dave", now + 60));
     send_json(c, msg);
     json_decref(drain(c));
