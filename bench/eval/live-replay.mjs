@@ -56,6 +56,10 @@ options:
   --event KIND              kind of each item in TSV and prepared inputs (view)
   --test-fraction F         events input: last F of the time span is test (0.1)
   --session-gap-s S         events input without "session": new session after S s (1800)
+  --targets all|new         all: session-rec's protocol, every next event a target,
+                            repeats kept (as rankcast-eval --targets all); new (default)
+  --repeat POLICY           the list's subscribe repeat: never (default), not_current,
+                            allowed (PROTOCOL.md), as rankcast-eval --repeat
   --test-sample F           predict in this fraction of test sessions, chosen as
                             rankcast-eval --test-sample chooses them (1.0)
   --concurrency N           test sessions in flight, one connection each (32)
@@ -88,6 +92,8 @@ function parseOptions(argv) {
       'test-fraction': { type: 'string', default: '0.1' },
       'session-gap-s': { type: 'string', default: '1800' },
       'test-sample': { type: 'string', default: '1' },
+      targets: { type: 'string', default: 'new' },
+      repeat: { type: 'string', default: 'never' },
       concurrency: { type: 'string', default: '32' },
       'train-concurrency': { type: 'string', default: '8' },
       'timeout-ms': { type: 'string', default: '5000' },
@@ -112,6 +118,8 @@ function parseOptions(argv) {
     testFraction: Number(values['test-fraction']),
     sessionGapMs: Math.trunc(Number(values['session-gap-s']) * 1000),
     testSample: Number(values['test-sample']),
+    targets: values.targets,
+    repeat: values.repeat,
     concurrency: Number.parseInt(values.concurrency, 10),
     trainConcurrency: Number.parseInt(values['train-concurrency'], 10),
     timeoutMs: Number(values['timeout-ms']),
@@ -130,7 +138,9 @@ function parseOptions(argv) {
     !(o.concurrency >= 1) ||
     !(o.trainConcurrency >= 1) ||
     !(o.timeoutMs > 0) ||
-    !(o.testSample > 0);
+    !(o.testSample > 0) ||
+    !['all', 'new'].includes(o.targets) ||
+    !['never', 'not_current', 'allowed'].includes(o.repeat);
   if (bad) {
     process.stderr.write(USAGE);
     process.exit(values.help ? 0 : 2);
@@ -527,7 +537,7 @@ async function runTestSession(ctx, s) {
     }
   };
   await takeTokens(conn.messages, 1);
-  conn.send({ type: 'subscribe', surface: SURFACE, k: K });
+  conn.send({ type: 'subscribe', surface: SURFACE, k: K, ...(o.repeat !== 'never' && { repeat: o.repeat }) });
   if ((await conn.wait(() => initial !== null, o.timeoutMs)) !== 'ok' || initial.type !== 'recs') {
     stats.abortedSessions += 1;
     stats.lost += s.scored.size;
@@ -581,7 +591,8 @@ async function runTestSession(ctx, s) {
     const done = pending;
     pending = null;
     if (outcome === 'pushed' || outcome === 'unchanged') memory.observe(s.events[t]);
-    if (outcome === 'pushed') memory.check(done.recs.items.map((it) => ctx.items.index.get(it.item) ?? -1), stats);
+    // The check that lists leave the session's items out holds only when the list asked so.
+    if (outcome === 'pushed' && o.repeat === 'never') memory.check(done.recs.items.map((it) => ctx.items.index.get(it.item) ?? -1), stats);
     if (!plan) continue;
     let list = null;
     if (outcome === 'pushed') {
@@ -820,6 +831,8 @@ export async function main(argv) {
       timeout_ms: o.timeoutMs,
       test_sample: o.testSample,
       event_kind: o.kind,
+      targets: o.targets,
+      repeat: o.repeat,
       test_fraction: o.testFraction,
       session_gap_s: o.sessionGapMs / 1000,
       catalog_prior: o.catalogPrior,

@@ -71,10 +71,14 @@ class Dataset {
   }
 }
 
-/** Appends unless it repeats the previous event (same item, same kind), as data.c push_item. */
+/** Whether repeated events are kept (--targets all, session-rec's protocol); set by loadDataset. */
+let keepRepeats = false;
+
+/** Appends unless it repeats the previous event (same item, same kind), as data.c push_item;
+ * under --targets all every event is kept. */
 function pushItem(events, item, kind, ts) {
   const last = events[events.length - 1];
-  if (last && last.item === item && last.kind === kind) return;
+  if (!keepRepeats && last && last.item === item && last.kind === kind) return;
   events.push({ item, kind, ts });
 }
 
@@ -178,6 +182,8 @@ function loadEvents(d, path, testFraction, sessionGapMs) {
 export function loadDataset(o) {
   const items = new Items(o.catalog);
   const d = new Dataset(items);
+  keepRepeats = o.targets === 'all';
+  d.targetsAll = keepRepeats;
   if (o.prepared) loadPrepared(d, o.prepared, o.kind);
   else if (o.events) loadEvents(d, o.events, o.testFraction, o.sessionGapMs);
   else {
@@ -224,7 +230,7 @@ export function sampled(i, fraction) {
  * event. `cur` (positive items, consecutive repeats merged) is what the baselines see; a
  * target already in it cannot be hit by any method.
  */
-export function planSession(s) {
+export function planSession(s, all = false) {
   const cur = [];
   const scored = new Map(); // t -> {target, repeat}
   for (let t = 0; t < s.events.length; t++) {
@@ -232,7 +238,7 @@ export function planSession(s) {
     if (eventWeight(ev.kind, ev.value) > 0 && (cur.length === 0 || cur[cur.length - 1] !== ev.item)) cur.push(ev.item);
     if (!s.predict || t + 1 >= s.events.length || cur.length === 0) continue;
     const next = s.events[t + 1];
-    if (next.item === ev.item || eventWeight(next.kind, next.value) <= 0) continue;
+    if ((!all && next.item === ev.item) || eventWeight(next.kind, next.value) <= 0) continue;
     scored.set(t, { target: next.item, repeat: cur.includes(next.item), cur: cur.slice() });
   }
   return { scored, cur };
@@ -339,7 +345,7 @@ export function planAndScorePop(d, testSample) {
   d.sessions.forEach((s, i) => {
     s.index = i;
     s.predict = s.test && sampled(i, testSample);
-    const plan = planSession(s);
+    const plan = planSession(s, d.targetsAll);
     s.scored = plan.scored;
     for (const p of plan.scored.values()) {
       predictions += 1;
