@@ -1,8 +1,8 @@
 /* The HTTP side of the gateway: /healthz, /readyz, /metrics, the admin API (a POST is
  * checked before its body is read, then answered through the owner's hooks), and the mounts
  * that serve the web root and the JavaScript SDK's sources. */
-#include "api/admin_api.h"
 #include "net/gateway_int.h"
+#include "api/admin_api.h"
 #include "util/error.h"
 #include "util/metrics.h"
 

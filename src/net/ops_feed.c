@@ -1,7 +1,7 @@
 /* The ops feed's WebSocket side: the `rankcast.ops.v1` subprotocol on /ops. A dashboard
  * says hello with the admin token (or nothing, in demo mode), then gets every snapshot. */
-#include "api/admin_api.h"
 #include "net/ops_int.h"
+#include "api/admin_api.h"
 #include "util/log.h"
 
 #include <jansson.h>

@@ -1,8 +1,8 @@
 /* A connection's side of the protocol: hello and who the user is, auth, subscriptions, the
  * two rate limiters (events, and everything else), the error budget, liveness (pings, hello
  * and pong timeouts, expired tokens), and what the transport writes next. */
-#include "engine/experiments.h"
 #include "session/session_int.h"
+#include "engine/experiments.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"

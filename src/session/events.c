@@ -1,9 +1,9 @@
 /* An event from a client: rate-limited by the connection, de-duplicated by id in the user's
  * window, published on the bus (its ack waits for the bus to say it is durable), counted for
  * the experiment, learned by the engine and noted for the profile. */
+#include "session/session_int.h"
 #include "engine/experiments.h"
 #include "net/ops.h"
-#include "session/session_int.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/grow.h"

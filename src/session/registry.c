@@ -1,8 +1,8 @@
 /* The registry: users to sessions (and pseudonyms to sessions, for what the bus brings),
  * the user's state a session keeps for ranking and learning, the registry's lifecycle, and
  * its periodic work. */
-#include "engine/experiments.h"
 #include "session/session_int.h"
+#include "engine/experiments.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"

@@ -1,8 +1,8 @@
 /* Views: the live lists a session's subscriptions ask for. A view is ranked again when the
  * user's state changes, encoded once per format, and handed to every subscribed connection's
  * outbox slot, where a newer list replaces one not yet written. */
-#include "engine/experiments.h"
 #include "session/session_int.h"
+#include "engine/experiments.h"
 #include "util/clock.h"
 #include "util/metrics.h"
 
