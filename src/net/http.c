@@ -1,6 +1,7 @@
 /* The HTTP side of the gateway: /healthz, /readyz, /metrics, the admin API (a POST is
- * checked before its body is read, then answered through the owner's hooks), and the mounts
- * that serve the web root and the JavaScript SDK's sources. */
+ * checked, route and credential, before its body is read, then answered by its route in the
+ * owner's table, api/router.h), and the mounts that serve the web root and the JavaScript
+ * SDK's sources. */
 #include "net/gateway_int.h"
 #include "api/admin_api.h"
 #include "util/error.h"
