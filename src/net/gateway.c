@@ -216,6 +216,10 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.vhost_name = "rankcast";
     info.timeout_secs = 10;
     info.pt_serv_buf_size = 16384;
+    /* Request headers up to 16 KB (issue S: a site's cookies, a long token in the
+     * Authorization header). The header buffers are pooled per request, not kept by an
+     * open WebSocket. */
+    info.max_http_header_data = 16384;
     if (g->tls) {
         /* TLS 1.2 and 1.3 only; for 1.2, forward-secret AEAD suites only (Mozilla's
          * "intermediate" list). No client-initiated renegotiation (a CPU sink). */

@@ -337,6 +337,27 @@ describe('peers that reset during the upgrade', () => {
   });
 });
 
+describe('large request headers', () => {
+  // A site with 4 KB or more of cookies must still connect (issue S: such requests were
+  // dropped with no answer); up to 16 KB of headers are read.
+  const cookie = `session=${'c'.repeat(12 * 1024)}`;
+  test('12 KB of cookies: the HTTP routes answer', async () => {
+    const res = await fetch(`${server.httpUrl}/healthz`, { headers: { Cookie: cookie } });
+    assert.equal(res.status, 200);
+  });
+  test('12 KB of cookies: the WebSocket upgrade succeeds and the session works', async () => {
+    const ws = new WebSocket(`ws://${server.host}:${server.port}/ws`, SUBPROTOCOL.json, { headers: { Cookie: cookie } });
+    await new Promise((res, rej) => {
+      ws.once('open', res);
+      ws.once('error', rej);
+    });
+    ws.send(JSON.stringify({ type: 'hello', v: 1, user: uniqueId('cookies') }));
+    const welcome = await new Promise((res) => ws.once('message', (d) => res(JSON.parse(d.toString()))));
+    assert.equal(welcome.type, 'welcome');
+    ws.close();
+  });
+});
+
 describe('after all that', () => {
   test('a connection that never says hello is closed with 4004 after about 10 s', async () => {
     const { code } = await silent.waitClose(Math.max(0, 15000 - (performance.now() - silentOpenedAt)));
