@@ -1,6 +1,7 @@
 /* The engine: its lifecycle and accessors, how one event moves the global models and the
  * user's state, and the refresh of what depends on the catalog. Ranking is ranker.c's. */
 #include "engine/engine_int.h"
+#include "engine/reasons.h"
 #include "util/error.h"
 
 #include <ctype.h>
@@ -102,7 +103,7 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
                    size_t len)
 {
-    rc_ranker_why(e, u, r, buf, len);
+    rc_reason_text(e, u, r, buf, len);
 }
 
 void rc_engine_set_rules(rc_engine_t *e, rc_rules_t *r)

@@ -1,8 +1,9 @@
 /* The ranker: turns one user's state into a list, from the engine's models. Bounded
  * candidate generation, a blended score, rules, a per-category cap for diversity, top-K,
- * exploration places and pins, and the reason of each item in words. A ranker holds one
- * rank's scratch memory (about 130 KB), reused by every rank, so ranking allocates nothing.
- * The engine owns one (rc_engine_rank); everything runs on the loop thread. */
+ * the session's items by the repeat model, exploration places and pins (each item's reason
+ * in words is reasons.h's). A ranker holds one rank's scratch memory (about 130 KB), reused
+ * by every rank, so ranking allocates nothing. The engine owns one (rc_engine_rank);
+ * everything runs on the loop thread. */
 #ifndef RC_RANKER_H
 #define RC_RANKER_H
 
@@ -24,10 +25,6 @@ void rc_ranker_free(rc_ranker_t *rk);
  * entries to `out` (caller's array of at least spec->k) and returns how many. */
 uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_state_t *u,
                         const rc_rank_spec_t *spec, int64_t wall_ms, rc_ranked_t *out);
-
-/** The reason of a ranked item in words, e.g. "Viewed together with Red Mug". */
-void rc_ranker_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
-                   size_t len);
 
 /** Scores every candidate instead of skipping those whose bound cannot reach the list (the
  * tests compare the two: the lists must be the same). */
