@@ -45,6 +45,11 @@ unsigned rc_api_answer(rc_wbuf_t *out, unsigned status, json_t *j)
     return status;
 }
 
+unsigned rc_api_error(rc_wbuf_t *out, unsigned status, const char *message)
+{
+    return rc_api_answer(out, status, json_pack("{s:s}", "error", message));
+}
+
 bool rc_api_only_fields(json_t *obj, const char *const *allowed)
 {
     const char *key;

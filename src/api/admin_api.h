@@ -38,6 +38,10 @@ json_t *rc_api_load_object(const char *body, size_t len, char *err, size_t errle
  * returns `status`, or 500 when it could not be written. Every admin route answers so. */
 unsigned rc_api_answer(rc_wbuf_t *out, unsigned status, json_t *j);
 
+/** Writes the answer {"error": `message`} to `out` (the message is JSON-encoded, never
+ * pasted) and returns `status` (500 when out of memory), as rc_api_answer(). */
+unsigned rc_api_error(rc_wbuf_t *out, unsigned status, const char *message);
+
 /** Whether every field of the JSON object `obj` is named in `allowed` (NULL-terminated):
  * the admin API refuses unknown fields. */
 bool rc_api_only_fields(json_t *obj, const char *const *allowed);

@@ -16,7 +16,7 @@ static unsigned bad_request(rc_wbuf_t *out, const char *what, size_t index, cons
 {
     char msg[200];
     snprintf(msg, sizeof(msg), "%s %zu: %s", what, index, why);
-    return rc_api_answer(out, 400, json_pack("{s:s}", "error", msg));
+    return rc_api_error(out, 400, msg);
 }
 
 static bool valid_id(json_t *v)
@@ -124,11 +124,9 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
     json_t *items = json_object_get(body, "items");
     size_t n = items ? json_array_size(items) : 1;
     if (items != NULL && (!json_is_array(items) || json_object_size(body) != 1 || n == 0))
-        return rc_api_answer(out, 400,
-                             json_pack("{s:s}", "error", "expected {\"items\": [item, ...]}"));
+        return rc_api_error(out, 400, "expected {\"items\": [item, ...]}");
     if (n > RC_CATALOG_BATCH_MAX)
-        return rc_api_answer(out, 400,
-                             json_pack("{s:s}", "error", "at most 1000 items per request"));
+        return rc_api_error(out, 400, "at most 1000 items per request");
     for (size_t i = 0; i < n; i++) {
         const char *why = item_problem(items ? json_array_get(items, i) : body);
         if (why != NULL)
@@ -162,10 +160,9 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, j
     json_t *ids = json_object_get(body, "ids");
     size_t n = json_array_size(ids);
     if (!json_is_array(ids) || json_object_size(body) != 1 || n == 0)
-        return rc_api_answer(out, 400,
-                             json_pack("{s:s}", "error", "expected {\"ids\": [id, ...]}"));
+        return rc_api_error(out, 400, "expected {\"ids\": [id, ...]}");
     if (n > RC_CATALOG_BATCH_MAX)
-        return rc_api_answer(out, 400, json_pack("{s:s}", "error", "at most 1000 ids per request"));
+        return rc_api_error(out, 400, "at most 1000 ids per request");
     for (size_t i = 0; i < n; i++)
         if (!valid_id(json_array_get(ids, i)))
             return bad_request(out, "id", i, "must be 1..64 bytes of [A-Za-z0-9._:@-]");

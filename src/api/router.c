@@ -12,15 +12,10 @@ const rc_api_route_t *rc_api_find(const rc_api_router_t *r, const char *path)
     return NULL;
 }
 
-static unsigned refuse(rc_wbuf_t *out, unsigned status, const char *why)
-{
-    return rc_api_answer(out, status, json_pack("{s:s}", "error", why));
-}
-
 unsigned rc_api_get(const rc_api_router_t *r, const rc_api_route_t *route, rc_wbuf_t *out)
 {
     if (route->get == NULL)
-        return refuse(out, 405, "use POST");
+        return rc_api_error(out, 405, "use POST");
     return route->get(r->ctx, route->path, out);
 }
 
@@ -30,12 +25,12 @@ unsigned rc_api_post(const rc_api_router_t *r, const rc_api_route_t *route, cons
     if (route->post != NULL)
         return route->post(r->ctx, route->path, body, len, out);
     if (route->post_object == NULL)
-        return refuse(out, 405, "use GET");
+        return rc_api_error(out, 405, "use GET");
     /* Every object body is read the same way: duplicate keys refused, depth bounded. */
     char err[128];
     json_t *j = rc_api_load_object(body, len, err, sizeof(err));
     if (j == NULL)
-        return refuse(out, 400, err);
+        return rc_api_error(out, 400, err);
     unsigned status = route->post_object(r->ctx, route->path, j, out);
     json_decref(j);
     return status;

@@ -96,11 +96,6 @@ void rc_settings_apply(rc_settings_t *st, const rc_bus_msg_t *m)
     free(spec);
 }
 
-static unsigned answer_error(rc_wbuf_t *out, unsigned status, const char *err)
-{
-    return rc_api_answer(out, status, json_pack("{s:s}", "error", err));
-}
-
 /* A setting applied here goes to the other nodes: 200, or, when the bus refuses it, the 503
  * answer written to `out` that asks the client to send it again (settings are idempotent). */
 static unsigned publish(rc_settings_t *st, const char *name, const char *spec, rc_wbuf_t *out)
@@ -111,7 +106,7 @@ static unsigned publish(rc_settings_t *st, const char *name, const char *spec, r
                       .spec = {spec, (uint32_t)strlen(spec)}};
     if (rc_bus_publish(st->bus, &m, NULL, NULL) == 0)
         return 200;
-    return answer_error(out, 503,
+    return rc_api_error(out, 503,
                         "applied on this node, but not published to the cluster; retry the "
                         "request");
 }
@@ -128,7 +123,7 @@ unsigned rc_settings_experiment_post(rc_settings_t *st, const char *route, json_
     rc_experiment_t x;
     if (rc_experiment_api_spec(route, body, rc_engine_blend(st->engine), &x, spec, sizeof(spec),
                                err, sizeof(err)) != 0)
-        return answer_error(out, 400, err);
+        return rc_api_error(out, 400, err);
     set_experiment(st, &x, spec);
     unsigned status = publish(st, "experiment", spec, out);
     return status != 200 ? status : rc_settings_experiment_get(st, out);
@@ -147,11 +142,11 @@ unsigned rc_settings_rules_post(rc_settings_t *st, json_t *body, rc_wbuf_t *out)
     char err[200];
     rc_rules_t r = {0};
     if (rc_rules_from_json(&r, body, err, sizeof(err)) != 0)
-        return answer_error(out, 400, err);
+        return rc_api_error(out, 400, err);
     char *text = rc_rules_to_json(&r);
     if (text == NULL) {
         rc_rules_free(&r);
-        return answer_error(out, 500, "out of memory");
+        return rc_api_error(out, 500, "out of memory");
     }
     set_rules(st, &r, text);
     unsigned status = publish(st, "rules", text, out);

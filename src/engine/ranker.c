@@ -754,7 +754,8 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
     const rc_engine_t *e = rk->e;
     uint32_t current = rc_user_recent(u, 0)->item, n = 0;
     *has_current = false;
-    for (uint8_t d = 0; d < u->n_recent; d++) {
+    float recency = 1.0f; /* REPEAT_RECENCY^d */
+    for (uint8_t d = 0; d < u->n_recent; d++, recency *= REPEAT_RECENCY) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item >= e->catalog.n || r->w <= 0 || rc_user_is_excluded(u, r->item) ||
             !passes_rules(&e->catalog.items[r->item], spec))
@@ -766,7 +767,7 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
             i++;
         if (i == n)
             si[n++] = (session_item_t){r->item, 0, r->at_s};
-        si[i].value += r->w * powf(REPEAT_RECENCY, (float)d);
+        si[i].value += r->w * recency;
         *has_current |= d == 0;
     }
     return n;

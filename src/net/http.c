@@ -40,8 +40,7 @@ static int http_respond(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned int sta
 static int http_error(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned int status,
                       const char *message)
 {
-    /* Messages may quote what they expected: encoded, never pasted into the JSON. */
-    status = rc_api_answer(&pss->body, status, json_pack("{s:s}", "error", message));
+    status = rc_api_error(&pss->body, status, message);
     return http_respond(wsi, pss, status, "application/json");
 }
 

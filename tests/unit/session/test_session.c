@@ -614,6 +614,14 @@ static int hello_with(rc_conn_t *c, const char *token, const char *user, char *w
     return code;
 }
 
+/* Sends `auth` with a fresh token on a live session. */
+static void send_auth(rc_conn_t *c, const char *token)
+{
+    char msg[1200];
+    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}", token);
+    send_json(c, msg);
+}
+
 static void test_tokens_decide_the_user(void **state)
 {
     world_t *w = *state;
@@ -663,17 +671,12 @@ static void test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it(voi
     /* A token for someone else is refused, and ends the connection. */
     rc_conn_t *c2 = rc_conn_open(w->sessions, RC_FMT_JSON, &t2);
     assert_int_equal(hello_with(c2, hs256_token("carol", now + 60), NULL, NULL, 0), 0);
-    char msg[1200];
-    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}",
-             hs256_token("mallory", now + 600));
-    send_json(c2, msg);
+    send_auth(c2, hs256_token("mallory", now + 600));
     json_decref(drain(c2));
     assert_int_equal(rc_conn_close_code(c2, &reason), 4010);
 
     /* The same subject, later expiry: auth_ok with the new exp. */
-    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}",
-             hs256_token("carol", now + 600));
-    send_json(c, msg);
+    send_auth(c, hs256_token("carol", now + 600));
     json_t *msgs = drain(c);
     json_t *ok = find_type(msgs, "auth_ok", 0);
     assert_non_null(ok);
@@ -702,7 +705,6 @@ static void test_a_token_is_refreshed_on_a_live_session_and_expiry_closes_it(voi
     rc_jwt_verifier_free(v);
 }
 
-/* Takes every pending frame as the gateway would, without decoding it. */
 /* A refresh may not bring an earlier expiry back (4010), and a token with no expiry is
  * refused as invalid (4010), not as expired (4011): no fresh token would be better. */
 static void test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010(void **state)
@@ -714,10 +716,7 @@ static void test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010(voi
     const char *reason;
     rc_conn_t *c = rc_conn_open(w->sessions, RC_FMT_JSON, &t);
     assert_int_equal(hello_with(c, hs256_token("dave", now + 600), NULL, NULL, 0), 0);
-    char msg[1200];
-    snprintf(msg, sizeof(msg), "{\"type\":\"auth\",\"token\":\"%.1100s\"}",
-             hs256_token("dave", now + 60));
-    send_json(c, msg);
+    send_auth(c, hs256_token("dave", now + 60));
     json_decref(drain(c));
     assert_int_equal(rc_conn_close_code(c, &reason), 4010);
 
@@ -732,6 +731,7 @@ static void test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010(voi
     rc_jwt_verifier_free(v);
 }
 
+/* Takes every pending frame as the gateway would, without decoding it. */
 static void discard(rc_conn_t *c)
 {
     rc_frame_t *f;
