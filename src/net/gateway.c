@@ -109,12 +109,12 @@ static struct lws_protocols protocols[6] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* permessage-deflate, with --ws-deflate: lws negotiates it and inflates what clients
- * compress; write_frames() (websocket.c) compresses ours (wsdeflate.h). zlib level 1: lists are
- * small, and higher levels cost CPU for a few percent of bytes. */
+/* permessage-deflate, with --ws-deflate: lws negotiates it (rc_gw_deflate_extension); the
+ * gateway compresses ours and inflates the clients' messages (wsdeflate.h). zlib level 1: lists
+ * are small, and higher levels cost CPU for a few percent of bytes. */
 #define DEFLATE_LEVEL 1
 static const struct lws_extension deflate_extension[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate"},
+    {"permessage-deflate", rc_gw_deflate_extension, "permessage-deflate"},
     {NULL, NULL, NULL},
 };
 
@@ -183,8 +183,11 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     rc_list_init(&g->flush);
     rc_wbuf_init(&g->gather, LWS_PRE);
     rc_wbuf_init(&g->deflated, 0);
-    if (cfg->ws_deflate && (g->deflater = rc_deflater_new(DEFLATE_LEVEL)) == NULL) {
+    rc_wbuf_init(&g->inflated, 0);
+    if (cfg->ws_deflate && ((g->deflater = rc_deflater_new(DEFLATE_LEVEL)) == NULL ||
+                            (g->inflater = rc_inflater_new()) == NULL)) {
         close(listen_fd);
+        rc_deflater_free(g->deflater);
         free(g);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -203,7 +206,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     protocols[2].tx_packet_size = protocols[3].tx_packet_size = 1u << 20;
     lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    /* Text messages are checked for UTF-8 whole, after inflating (ws_message()), not by lws,
+     * which would check compressed bytes. */
+    info.options = LWS_SERVER_OPTION_LIBUV;
     info.foreign_loops = foreign;
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
@@ -237,6 +242,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
         snprintf(err, errlen, "libwebsockets could not start");
         close(listen_fd);
         rc_deflater_free(g->deflater);
+        rc_inflater_free(g->inflater);
         free(g);
         *loop_unusable = true;
         return NULL;
@@ -296,6 +302,8 @@ void rc_gateway_free(rc_gateway_t *g)
     rc_wbuf_free(&g->gather);
     rc_wbuf_free(&g->deflated);
     rc_deflater_free(g->deflater);
+    rc_wbuf_free(&g->inflated);
+    rc_inflater_free(g->inflater);
     free(g);
 }
 

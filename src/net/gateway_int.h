@@ -33,6 +33,8 @@ struct rc_gateway {
     rc_wbuf_t gather;               /* several frames framed for one send (write_frames) */
     rc_deflater_t *deflater;        /* with --ws-deflate */
     rc_wbuf_t deflated;             /* one compressed message */
+    rc_inflater_t *inflater;        /* with --ws-deflate */
+    rc_wbuf_t inflated;             /* one received message, inflated */
     bool tls;
     rc_strmap_t conns_by_ip; /* rc_gw_ip_entry_t*, keyed by the address bytes */
     /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
@@ -58,10 +60,12 @@ typedef struct rc_gw_ws_pss {
     rc_link_t flush_link; /* in the gateway's flush list while frames wait */
     rc_wbuf_t rx;         /* fragments of a message being reassembled */
     bool rx_binary;
-    bool refused;         /* a message was too large: ignore input until the close */
+    bool refused;         /* a message was refused: ignore input until the close */
     bool closing;         /* the close handshake has been started */
     bool ping_due;        /* the session asked for a ping */
-    bool inflating;       /* permessage-deflate negotiated: lws inflates what arrives */
+    bool inflating;       /* permessage-deflate negotiated: messages may come compressed */
+    bool rx_compressed;   /* the message being received is (RSV1 on its first frame) */
+    bool rx_frame_open;   /* the last part received did not end its frame */
     uint8_t deflate_bits; /* our messages are compressed with this window (9..15); 0: not */
     uint64_t rx_t0_us;
 } rc_gw_ws_pss_t;
@@ -115,6 +119,12 @@ void rc_gw_ips_free(rc_gateway_t *g);
  * `user` is the connection's rc_gw_ws_pss_t. */
 int rc_gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                       size_t len);
+
+/** permessage-deflate as lws sees it, with --ws-deflate: it takes part in the negotiation only;
+ * payloads reach rc_gw_ws_callback() as they came, and wsdeflate.h does the rest. */
+int rc_gw_deflate_extension(struct lws_context *ctx, const struct lws_extension *ext,
+                            struct lws *wsi, enum lws_extension_callback_reasons reason, void *user,
+                            void *in, size_t len);
 
 /** The end-of-turn flush, a uv_check_t callback whose data is the gateway: writes the
  * frames every connection has queued. */

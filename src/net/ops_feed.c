@@ -206,6 +206,8 @@ static int ops_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return ops_filter(wsi);
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        return 1; /* no permessage-deflate: only the session protocols inflate (websocket.c) */
     case LWS_CALLBACK_ESTABLISHED:
         return ops_established(wsi, p);
     case LWS_CALLBACK_RECEIVE:

@@ -3,9 +3,11 @@
  * turn that made them (or from WRITEABLE once the socket was full), several in one send; the
  * session module asks for that through rc_gateway_transport_ops. */
 #include "net/gateway_int.h"
+#include "proto/json_read.h"
 #include "proto/proto.h"
 #include "session/outbox.h"
 #include "util/clock.h"
+#include "util/error.h"
 #include "util/metrics.h"
 
 #include <libwebsockets.h>
@@ -74,7 +76,7 @@ static rc_format_t format_of(struct lws *wsi)
 static void deflate_negotiated(rc_gateway_t *g, struct lws *wsi, rc_gw_ws_pss_t *pss)
 {
     char offer[512];
-    pss->inflating = g->deflater != NULL && lws_set_extension_option(wsi, "permessage-deflate",
+    pss->inflating = g->inflater != NULL && lws_set_extension_option(wsi, "permessage-deflate",
                                                                      "compression_level", "1") == 0;
     if (pss->inflating && lws_hdr_copy(wsi, offer, sizeof(offer), WSI_TOKEN_EXTENSIONS) > 0)
         pss->deflate_bits = (uint8_t)rc_deflate_offer_window_bits(offer);
@@ -105,12 +107,130 @@ static int ws_established(struct lws *wsi, rc_gw_ws_pss_t *pss)
 }
 
 static void flush_received(rc_gateway_t *g);
+static void start_close(struct lws *wsi, rc_gw_ws_pss_t *pss, int code, const char *reason);
 
+/* ---- permessage-deflate, received ---- */
+
+/* lws 4.1.6's own permessage-deflate is not used for what clients send: its inflater aborts
+ * the whole process on an assertion that eight crafted bytes reach (tests/integration/
+ * deflate.test.mjs), keeps a zlib stream per connection, and goes on inflating a message the
+ * server has already refused. This extension only takes part in the negotiation: lws hands
+ * over each payload as it came, and complete messages are inflated in ws_message(), bounded
+ * by the message size limit. PMD_PASS_THROUGH is lws 4.1.6's PMDR_NOTHING_WE_SHOULD_DO (from
+ * a private header): "deliver the payload as it is". */
+#define PMD_PASS_THROUGH 5
+static const struct lws_ext_options deflate_options[] = {
+    {"server_no_context_takeover", EXTARG_NONE},
+    {"client_no_context_takeover", EXTARG_NONE},
+    {"server_max_window_bits", EXTARG_OPT_DEC},
+    {"client_max_window_bits", EXTARG_OPT_DEC},
+    {NULL, EXTARG_NONE},
+};
+
+int rc_gw_deflate_extension(struct lws_context *ctx, const struct lws_extension *ext,
+                            struct lws *wsi, enum lws_extension_callback_reasons reason, void *user,
+                            void *in, size_t len)
+{
+    (void)ctx, (void)ext, (void)wsi, (void)user, (void)len;
+    switch (reason) {
+    case LWS_EXT_CB_CONSTRUCT: /* no per-connection state: `user` stays NULL */
+        if (in != NULL)
+            *(const struct lws_ext_options **)in = deflate_options;
+        return 0;
+    case LWS_EXT_CB_PAYLOAD_RX:
+        return PMD_PASS_THROUGH;
+    default: /* options accepted; PAYLOAD_TX leaves the payload as it is */
+        return 0;
+    }
+}
+
+/* Our answer to the offer tells the client to compress each message on its own
+ * (client_no_context_takeover, which RFC 7692 section 7.1.1.1 lets a server add): one shared
+ * inflater then serves every connection. lws has written the accepted extension as the last
+ * header line; this reopens that line to add the parameter. */
+#define NO_CLIENT_TAKEOVER "; client_no_context_takeover"
+static int ws_add_headers(struct lws_process_html_args *args)
+{
+    static const char line[] = "\nSec-WebSocket-Extensions: permessage-deflate";
+    char *end = args->p - 2, *start = end;
+    if (end[0] != '\r' || end[1] != '\n')
+        return 0;
+    while (start[-1] != '\n')
+        start--;
+    start--;
+    if (strncmp(start, line, sizeof(line) - 1) != 0 ||
+        memmem(start, (size_t)(end - start), "client_no_context_takeover", 26) != NULL ||
+        args->max_len < (int)sizeof(NO_CLIENT_TAKEOVER))
+        return 0;
+    memcpy(end, NO_CLIENT_TAKEOVER "\r\n", sizeof(NO_CLIENT_TAKEOVER) + 1);
+    args->p = end + sizeof(NO_CLIENT_TAKEOVER) + 1;
+    args->max_len -= (int)sizeof(NO_CLIENT_TAKEOVER) - 1;
+    return 0;
+}
+
+/* Whether a text message is UTF-8 (RFC 6455 section 8.1); ASCII goes eight bytes a step. */
+static bool valid_utf8(const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len;
+    while (p < end) {
+        uint64_t w;
+        while (end - p >= 8 && (memcpy(&w, p, 8), (w & 0x8080808080808080ull) == 0))
+            p += 8;
+        if (p == end)
+            break;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n = rc_utf8_sequence(p, end);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A whole message has arrived: inflated if it came compressed, its text checked, then handed
+ * to the session; a message refused here closes the connection in order. Returns 0. */
+static int ws_message(struct lws *wsi, rc_gw_ws_pss_t *pss, const void *in, size_t len)
+{
+    rc_gateway_t *g = rc_gw_of(wsi);
+    if (pss->rx_compressed) {
+        long n = rc_inflate_message(g->inflater, in, len, (size_t)g->cfg->max_message_bytes,
+                                    &g->inflated);
+        if (n == RC_EFULL) {
+            pss->refused = true;
+            rc_conn_refuse(pss->conn, RC_PERR_TOO_LARGE, "message larger than max_message_bytes",
+                           true);
+            return 0;
+        }
+        if (n < 0) { /* RFC 7692 section 8: invalid compressed data fails the connection */
+            pss->refused = true;
+            start_close(wsi, pss, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid compressed data");
+            return 0;
+        }
+        in = rc_wbuf_data(&g->inflated);
+        len = (size_t)n;
+    }
+    if (!pss->rx_binary && !valid_utf8(in, len)) {
+        pss->refused = true;
+        start_close(wsi, pss, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8");
+        return 0;
+    }
+    rc_conn_receive(pss->conn, in, len, pss->rx_binary, pss->rx_t0_us);
+    return 0;
+}
+
+/* One part of a message: a frame, or as much of one as the receive buffer holds. Refused
+ * input is dropped unread, compressed or not: the close it caused costs nothing more. */
 static int ws_receive(struct lws *wsi, rc_gw_ws_pss_t *pss, const void *in, size_t len)
 {
     rc_gateway_t *g = rc_gw_of(wsi);
     bool first = lws_is_first_fragment(wsi) && pss->rx.len == 0;
     bool last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    bool rsv1 = (lws_get_reserved_bits(wsi) & 0x40) != 0;
+    bool new_frame = !pss->rx_frame_open;
+    pss->rx_frame_open = lws_remaining_packet_payload(wsi) != 0;
 
     if (g->receiving != pss) {
         flush_received(g);
@@ -121,6 +241,12 @@ static int ws_receive(struct lws *wsi, rc_gw_ws_pss_t *pss, const void *in, size
     if (first) {
         pss->rx_t0_us = rc_mono_us();
         pss->rx_binary = lws_frame_is_binary(wsi);
+        pss->rx_compressed = rsv1 && pss->inflating;
+    } else if (rsv1 && new_frame) {
+        /* RSV1 marks the first frame of a compressed message only (RFC 7692 section 6) */
+        pss->refused = true;
+        start_close(wsi, pss, LWS_CLOSE_STATUS_PROTOCOL_ERR, "RSV1 on a continuation frame");
+        return 0;
     }
     if (pss->rx.len + len > (size_t)g->cfg->max_message_bytes) {
         /* Refuse before buffering: a client cannot make the server hold more than the
@@ -130,26 +256,18 @@ static int ws_receive(struct lws *wsi, rc_gw_ws_pss_t *pss, const void *in, size
         rc_conn_refuse(pss->conn, RC_PERR_TOO_LARGE, "message larger than max_message_bytes", true);
         return 0;
     }
-    if (first && last) {
-        rc_conn_receive(pss->conn, in, len, pss->rx_binary, pss->rx_t0_us);
-        return 0;
-    }
+    if (first && last)
+        return ws_message(wsi, pss, in, len);
     rc_wbuf_put(&pss->rx, in, len);
     if (rc_wbuf_ok(&pss->rx) != 0)
         return -1;
-    /* lws inflates a compressed message one receive buffer at a time, and on libuv it
-     * forgets to come back for the rest once no more bytes arrive from the socket (its idle
-     * handler stops after one pass). Waking its service brings the next part. */
-    if (!last && pss->inflating)
-        lws_cancel_service_pt(wsi);
-    if (last) {
-        rc_conn_receive(pss->conn, rc_wbuf_data(&pss->rx), pss->rx.len, pss->rx_binary,
-                        pss->rx_t0_us);
-        /* Freed, not kept: the large messages are rare (a hello with a token, a batch), and
-         * an idle connection should not hold the largest one it ever sent. */
-        rc_wbuf_free(&pss->rx);
-    }
-    return 0;
+    if (!last)
+        return 0;
+    int rc = ws_message(wsi, pss, rc_wbuf_data(&pss->rx), pss->rx.len);
+    /* Freed, not kept: the large messages are rare (a hello with a token, a batch), and an
+     * idle connection should not hold the largest one it ever sent. */
+    rc_wbuf_free(&pss->rx);
+    return rc;
 }
 
 /* Starts the WebSocket close handshake with our code. In lws 4.1.6 a -1 returned from a
@@ -348,6 +466,8 @@ int rc_gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         /* Adopted sockets start bound to the default protocol (JSON), so the gate is asked
          * here as well as in root_callback. */
         return rc_gw_confirm_upgrade(wsi, in);
+    case LWS_CALLBACK_ADD_HEADERS:
+        return ws_add_headers(in);
     case LWS_CALLBACK_ESTABLISHED:
         return ws_established(wsi, pss);
     case LWS_CALLBACK_RECEIVE:

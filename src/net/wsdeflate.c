@@ -1,4 +1,4 @@
-/* permessage-deflate on the sending side; see wsdeflate.h. */
+/* permessage-deflate, both ways; see wsdeflate.h. */
 #include "net/wsdeflate.h"
 #include "util/error.h"
 
@@ -77,6 +77,79 @@ long rc_deflate_message(rc_deflater_t *d, int window_bits, const void *in, size_
         n -= 4;
     out->len = start + n;
     return (long)n;
+}
+
+struct rc_inflater {
+    z_stream z;
+};
+
+rc_inflater_t *rc_inflater_new(void)
+{
+    rc_inflater_t *inf = calloc(1, sizeof(*inf));
+    if (inf != NULL && inflateInit2(&inf->z, -MAX_BITS) != Z_OK) {
+        free(inf);
+        return NULL;
+    }
+    return inf;
+}
+
+void rc_inflater_free(rc_inflater_t *inf)
+{
+    if (inf == NULL)
+        return;
+    inflateEnd(&inf->z);
+    free(inf);
+}
+
+/* Feeds `in` to the stream, appending to `out` up to `max_out` bytes in all (one more shows
+ * that the message is longer). Returns 0, 1 when the stream ended (a final block: nothing may
+ * follow it), or an RC_E* code. */
+static int inflate_into(z_stream *z, const void *in, size_t len, size_t max_out, rc_wbuf_t *out)
+{
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)len;
+    for (;;) {
+        if (out->len > max_out)
+            return RC_EFULL;
+        size_t room = len < 4096 ? 4096 : len;
+        if (room > max_out + 1 - out->len)
+            room = max_out + 1 - out->len;
+        rc_wbuf_reserve(out, room);
+        if (rc_wbuf_ok(out) != 0)
+            return RC_ENOMEM;
+        z->next_out = (Bytef *)rc_wbuf_data(out) + out->len;
+        z->avail_out = (uInt)room;
+        int rc = inflate(z, Z_SYNC_FLUSH);
+        out->len += room - z->avail_out;
+        if (rc == Z_STREAM_END)
+            return z->avail_in == 0 ? 1 : RC_EINVAL;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return RC_EINVAL;
+        /* Done once the input is used up and zlib had room to spare (so holds no output). */
+        if (z->avail_in == 0 && z->avail_out != 0)
+            return out->len > max_out ? RC_EFULL : 0;
+        if (rc == Z_BUF_ERROR && z->avail_out != 0)
+            return RC_EINVAL; /* no progress with room left */
+    }
+}
+
+long rc_inflate_message(rc_inflater_t *inf, const void *in, size_t len, size_t max_out,
+                        rc_wbuf_t *out)
+{
+    static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+    if (len > UINT32_MAX || max_out >= UINT32_MAX)
+        return RC_EINVAL;
+    rc_wbuf_reset(out);
+    if (inflateReset(&inf->z) != Z_OK)
+        return RC_ENOMEM;
+    int rc = inflate_into(&inf->z, in, len, max_out, out);
+    if (rc == 0) /* the tail the sender removed; a message ending in a final block has none */
+        rc = inflate_into(&inf->z, tail, sizeof(tail), max_out, out);
+    if (rc < 0) {
+        rc_wbuf_reset(out);
+        return rc;
+    }
+    return (long)out->len;
 }
 
 /* Case-insensitive: does [p, p+n) equal `word`? */

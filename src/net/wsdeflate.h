@@ -1,7 +1,9 @@
-/* permessage-deflate (RFC 7692) for the frames the server sends. libwebsockets negotiates
- * the extension and inflates what clients compress; the server compresses its own frames
- * here, each message on its own, with one zlib stream per window size shared by every
- * connection, so a connection holds no compressor state. */
+/* permessage-deflate (RFC 7692), both ways. libwebsockets only negotiates the extension; the
+ * server compresses its own frames and inflates the clients' here, each message on its own:
+ * one zlib stream per window size for sending and one for receiving, shared by every
+ * connection, so a connection holds no zlib state. Receiving needs the client to reset its
+ * context after each message: the server's answer to the offer says client_no_context_takeover
+ * (RFC 7692 section 7.1.1.1 lets it, whatever the client offered). */
 #ifndef RC_WSDEFLATE_H
 #define RC_WSDEFLATE_H
 
@@ -24,6 +26,24 @@ void rc_deflater_free(rc_deflater_t *d);
  * context takeover was negotiated. Returns the bytes appended, or a negative RC_E* code
  * (then `out` holds what it held before). */
 long rc_deflate_message(rc_deflater_t *d, int window_bits, const void *in, size_t len,
+                        rc_wbuf_t *out);
+
+typedef struct rc_inflater rc_inflater_t;
+
+/** A decompressor for client messages. Caller frees with rc_inflater_free(). Returns NULL when
+ * out of memory. */
+rc_inflater_t *rc_inflater_new(void);
+
+/** Frees it. NULL is a no-op. */
+void rc_inflater_free(rc_inflater_t *inf);
+
+/** Replaces `out`'s contents with the message whose compressed payload (without the
+ * 00 00 ff ff tail) is `in`, inflating at most `max_out` bytes: the work is bounded by the
+ * limit, whatever the payload expands to. Any window up to 15 bits is accepted; a message that
+ * refers to an earlier one (context takeover) is invalid data. Returns the message's length,
+ * RC_EFULL when it is longer than `max_out`, RC_EINVAL when `in` is not valid deflate data, or
+ * RC_ENOMEM. */
+long rc_inflate_message(rc_inflater_t *inf, const void *in, size_t len, size_t max_out,
                         rc_wbuf_t *out);
 
 /** The largest compression window the client's Sec-WebSocket-Extensions offers allow for

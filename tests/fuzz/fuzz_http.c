@@ -1,7 +1,7 @@
 /* libFuzzer target: what an HTTP client controls beyond the routing: the admin API bodies
  * (push, erase, experiment, rules), a client token (hello.token, Authorization header), verified
- * with an HS256 verifier, and a Sec-WebSocket-Extensions offer. The first byte picks the
- * parser. */
+ * with an HS256 verifier, a Sec-WebSocket-Extensions offer, and a compressed WebSocket message.
+ * The first byte picks the parser. */
 #include "api/admin_api.h"
 #include "engine/rules.h"
 #include "api/experiment_api.h"
@@ -46,6 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             offer[n] = '\0';
             int bits = rc_deflate_offer_window_bits(offer);
             if (bits != 0 && (bits < 9 || bits > 15))
+                abort();
+        } else if (data[0] & 16) {
+            static rc_inflater_t *inf;
+            static rc_wbuf_t out;
+            if (inf == NULL)
+                inf = rc_inflater_new();
+            long n = rc_inflate_message(inf, body, len, 4096, &out);
+            if (n > 4096 || (n >= 0 && (size_t)n != out.len) || (n < 0 && out.len != 0))
                 abort();
         } else {
             rc_api_erase_parse(body, len, user, err, sizeof(err));

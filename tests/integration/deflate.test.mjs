@@ -2,10 +2,12 @@
 // offers it; then lists go compressed (RSV1) and small messages as they are, each compressed
 // message inflates on its own within the window the client allowed, clients that compress
 // everything they send (as browsers do) are understood, and the size limit applies to the
-// inflated message.
+// inflated message. The server inflates whole messages itself, bounded by that limit: crafted
+// or enormous compressed input is an error for its sender, never a crash or a CPU sink.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
@@ -17,6 +19,7 @@ import {
   assertError,
   closeAllClients,
   connect,
+  sleep,
   startServer,
   stopServerCleanly,
   uniqueId,
@@ -36,6 +39,20 @@ afterEach(() => {
 });
 
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+function deflateMessage(buf, options = {}) {
+  const out = zlib.deflateRawSync(buf, { finishFlush: zlib.constants.Z_SYNC_FLUSH, ...options });
+  assert.deepEqual(out.subarray(-4), TAIL);
+  return out.subarray(0, -4);
+}
+
+const pongOf = ({ msg }) => ({ type: msg.type, t: msg.t });
+
+/** CPU seconds the process has used (user + system), from /proc. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 /**
  * A WebSocket client written against the wire, to see what the ws package hides: the RSV1 bit
@@ -61,6 +78,9 @@ async function rawConnect(server, extensions) {
   let headers = null;
   let upgraded;
   const upgradedP = new Promise((res) => { upgraded = res; });
+  let closed;
+  const closedP = new Promise((res) => { closed = res; });
+  sock.on('close', () => closed({ code: 1006 }));
   sock.on('data', (chunk) => {
     buf = Buffer.concat([buf, chunk]);
     if (headers === null) {
@@ -90,6 +110,12 @@ async function rawConnect(server, extensions) {
       }
       if (buf.length < at + len) break;
       assert.equal(buf[1] & 0x80, 0, 'a server frame must not be masked');
+      if ((buf[0] & 0x0f) === 8) {
+        // Answered, as RFC 6455 asks of a client.
+        const code = len >= 2 ? buf.readUInt16BE(at) : 1005;
+        sock.write(Buffer.from([0x88, 0x82, 0, 0, 0, 0, code >> 8, code & 0xff]));
+        closed({ code, reason: buf.subarray(at + 2, at + len).toString() });
+      }
       frames.push({ fin: !!(buf[0] & 0x80), rsv1: !!(buf[0] & 0x40), opcode: buf[0] & 0x0f, payload: buf.subarray(at, at + len) });
       buf = buf.subarray(at + len);
     }
@@ -99,12 +125,24 @@ async function rawConnect(server, extensions) {
     sock,
     headers: await upgradedP,
     send(msg) {
-      const payload = Buffer.from(JSON.stringify(msg));
-      assert.ok(payload.length < 126);
+      this.sendFrame(0x81, Buffer.from(JSON.stringify(msg)));
+    },
+    /** One masked frame: `b0` is its first byte (FIN, RSV1, opcode). */
+    sendFrame(b0, payload) {
+      const n = payload.length;
+      const len = n < 126 ? Buffer.from([0x80 | n]) : n < 65536 ? Buffer.from([0x80 | 126, n >> 8, n & 0xff]) : null;
+      assert.ok(len, 'frames under 64 KB');
       const mask = randomBytes(4);
       const masked = Buffer.from(payload.map((b, i) => b ^ mask[i & 3]));
-      sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+      sock.write(Buffer.concat([Buffer.from([b0]), len, mask, masked]));
     },
+    /** A message compressed as RFC 7692 says (the 00 00 ff ff tail removed), RSV1 set. */
+    sendCompressed(msg) {
+      const text = typeof msg === 'string' ? msg : JSON.stringify(msg);
+      this.sendFrame(0xc1, deflateMessage(Buffer.from(text)));
+    },
+    /** The close frame the server sent ({code, reason}), or 1006 when the socket closed without one. */
+    closed: (timeoutMs = 3000) => Promise.race([closedP, new Promise((_, rej) => setTimeout(() => rej(new Error('no close in time')), timeoutMs))]),
     /** The next data frame: {rsv1, wire (bytes on the wire), msg (decoded)}. */
     async next(windowBits = 15, timeoutMs = 3000) {
       const deadline = Date.now() + timeoutMs;
@@ -125,6 +163,22 @@ async function rawConnect(server, extensions) {
     },
   };
   return client;
+}
+
+for (const [name, compressed] of [['uncompressed', false], ['compressed', true]]) {
+  test(`a text message that is not UTF-8 fails the connection with 1007 (${name})`, async () => {
+    const client = await rawConnect(compressed ? deflating : plain, 'permessage-deflate');
+    try {
+      client.send({ type: 'hello', v: 1, user: uniqueId('utf8') });
+      assert.equal((await client.next()).msg.type, 'welcome');
+      const bad = Buffer.from('{"type":"ping","t":1,"x":"\xff\xfe"}', 'latin1');
+      if (compressed) client.sendFrame(0xc1, deflateMessage(bad));
+      else client.sendFrame(0x81, bad);
+      assert.deepEqual(await client.closed(), { code: 1007, reason: 'invalid UTF-8' });
+    } finally {
+      client.close();
+    }
+  });
 }
 
 test('without --ws-deflate the extension is not taken, and a client offering it is served', async () => {
@@ -205,5 +259,118 @@ describe('with --ws-deflate', () => {
     client.sendRaw(JSON.stringify({ type: 'ping', t: 1, pad: 'x'.repeat(70000) }), { binary: false });
     assertError(await client.nextAny(), 4003);
     assert.equal((await client.waitClose()).code, 1009);
+  });
+
+  test('the answer asks the client to compress each message on its own', async () => {
+    const client = await rawConnect(deflating, 'permessage-deflate; client_max_window_bits');
+    try {
+      assert.equal(client.headers['sec-websocket-extensions'], 'permessage-deflate; client_no_context_takeover');
+    } finally {
+      client.close();
+    }
+  });
+
+  test('eight crafted bytes that aborted the process in lws 4.1.6 are an ordinary malformed message', async () => {
+    // 517 times "a" at zlib level 1, ending in a final block: lws's inflater filled its output
+    // buffer with the last input byte and failed assert(avail_out) on the tail it appends.
+    const client = await rawConnect(deflating, 'permessage-deflate');
+    try {
+      client.send({ type: 'hello', v: 1, user: uniqueId('crafted') });
+      assert.equal((await client.next()).msg.type, 'welcome');
+      client.sendFrame(0xc1, Buffer.from('4b4c1c05233e0400', 'hex'));
+      assertError((await client.next()).msg, 4000);
+      client.sendCompressed({ type: 'ping', t: 7 });
+      assert.deepEqual(pongOf(await client.next()), { type: 'pong', t: 7 });
+      assert.equal(deflating.exitResult, null, 'the server is up');
+    } finally {
+      client.close();
+    }
+  });
+
+  test('a compression bomb is refused at the size limit, and nothing after the refusal is inflated', async () => {
+    // 16 KB that inflate to 16 MB. lws 4.1.6 inflated the rest of a refused message 256 bytes
+    // per loop turn while the close handshake ran: seconds of CPU per message.
+    const bomb = deflateMessage(Buffer.concat([Buffer.from('{"type":"ping","t":1,"x":"'), Buffer.alloc(16 << 20, 0x20)]), { level: 9 });
+    assert.ok(bomb.length < 20000, `${bomb.length} bytes`);
+    const cpu0 = cpuSeconds(deflating.proc.pid);
+    for (let i = 0; i < 3; i++) {
+      const client = await rawConnect(deflating, 'permessage-deflate');
+      try {
+        client.send({ type: 'hello', v: 1, user: uniqueId('bomb') });
+        assert.equal((await client.next()).msg.type, 'welcome');
+        client.sendFrame(0xc1, bomb);
+        assertError((await client.next()).msg, 4003);
+        assert.equal((await client.closed()).code, 1009);
+        await sleep(1000); // the close handshake, answered: the old server inflated meanwhile
+      } finally {
+        client.close();
+      }
+    }
+    const used = cpuSeconds(deflating.proc.pid) - cpu0;
+    assert.ok(used < 1, `the server used ${used.toFixed(2)} s of CPU on 3 bombs`);
+  });
+
+  test('invalid compressed data fails the connection with 1007', async () => {
+    const client = await rawConnect(deflating, 'permessage-deflate');
+    try {
+      client.send({ type: 'hello', v: 1, user: uniqueId('junk') });
+      assert.equal((await client.next()).msg.type, 'welcome');
+      client.sendFrame(0xc1, Buffer.from([0xff, 0xff, 0xff, 0xff]));
+      assert.deepEqual(await client.closed(), { code: 1007, reason: 'invalid compressed data' });
+    } finally {
+      client.close();
+    }
+  });
+
+  test('a message that refers back to an earlier one (context takeover, which the answer ruled out) fails with 1007', async () => {
+    const client = await rawConnect(deflating, 'permessage-deflate');
+    try {
+      const hello = Buffer.from(JSON.stringify({ type: 'hello', v: 1, user: uniqueId('takeover') }));
+      const ping = Buffer.from(JSON.stringify({ type: 'ping', t: 1 }));
+      const z = zlib.createDeflateRaw();
+      const flush = (buf) => new Promise((res) => {
+        const parts = [];
+        const onData = (d) => parts.push(d);
+        z.on('data', onData);
+        z.write(buf);
+        z.flush(zlib.constants.Z_SYNC_FLUSH, () => { z.off('data', onData); res(Buffer.concat(parts).subarray(0, -4)); });
+      });
+      client.sendFrame(0xc1, await flush(hello));
+      assert.equal((await client.next()).msg.type, 'welcome');
+      client.sendFrame(0xc1, await flush(Buffer.concat([ping.subarray(0, 8), hello.subarray(0, 40)])));
+      assert.equal((await client.closed()).code, 1007);
+      z.close();
+    } finally {
+      client.close();
+    }
+  });
+
+  test('RSV1 on a continuation frame fails the connection with 1002', async () => {
+    const client = await rawConnect(deflating, 'permessage-deflate');
+    try {
+      client.send({ type: 'hello', v: 1, user: uniqueId('rsv1') });
+      assert.equal((await client.next()).msg.type, 'welcome');
+      const z = deflateMessage(Buffer.from(JSON.stringify({ type: 'ping', t: 2 })));
+      client.sendFrame(0x41, z.subarray(0, 4)); // first frame, not final
+      client.sendFrame(0xc0, z.subarray(4)); // continuation with RSV1
+      assert.deepEqual(await client.closed(), { code: 1002, reason: 'RSV1 on a continuation frame' });
+    } finally {
+      client.close();
+    }
+  });
+
+  test('a compressed message in several frames is one message', async () => {
+    const client = await rawConnect(deflating, 'permessage-deflate');
+    try {
+      client.send({ type: 'hello', v: 1, user: uniqueId('frag') });
+      assert.equal((await client.next()).msg.type, 'welcome');
+      const z = deflateMessage(Buffer.from(JSON.stringify({ type: 'ping', t: 3 })));
+      client.sendFrame(0x41, z.subarray(0, 3));
+      client.sendFrame(0x00, z.subarray(3, 6));
+      client.sendFrame(0x80, z.subarray(6));
+      assert.deepEqual(pongOf(await client.next()), { type: 'pong', t: 3 });
+    } finally {
+      client.close();
+    }
   });
 });
