@@ -6,6 +6,7 @@
 
 import { SUBPROTOCOLS, decodeMessage, encodeMessage } from './codec.js';
 
+const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 3;
 /** The socket events the client listens to, in the order the listeners are added. */
@@ -82,6 +83,28 @@ export class Connection {
     this.o.counter.socketListeners += 2;
   }
 
+  /**
+   * A browser warns on its console about a socket closed while it connects ("closed before the
+   * connection is established"), and a page's console should stay clean: such a socket is
+   * closed as soon as it opens (or ends by itself first).
+   * @param {number} code
+   * @param {string} reason
+   */
+  closeOnOpen(code, reason) {
+    const onOpen = () => {
+      done();
+      this.socket.close(code, reason);
+    };
+    const done = () => {
+      this.socket.removeEventListener('open', onOpen);
+      this.socket.removeEventListener('close', done);
+      this.o.counter.socketListeners -= 2;
+    };
+    this.socket.addEventListener('open', onOpen);
+    this.socket.addEventListener('close', done);
+    this.o.counter.socketListeners += 2;
+  }
+
   settleCloseWaiters() {
     for (const resolve of this.closeWaiters.splice(0)) resolve();
   }
@@ -142,8 +165,14 @@ export class Connection {
     });
     this.detach();
     try {
-      if (hard && typeof this.socket.terminate === 'function') this.socket.terminate();
-      else this.socket.close(code, reason);
+      if (typeof this.socket.terminate === 'function') {
+        if (hard) this.socket.terminate();
+        else this.socket.close(code, reason);
+      } else if (this.socket.readyState === CONNECTING) {
+        this.closeOnOpen(code, reason);
+      } else {
+        this.socket.close(code, reason);
+      }
     } catch {
       // Closing a socket that is still connecting throws in some implementations; it is
       // detached, so whatever it does next reaches no one but the guard.
