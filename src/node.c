@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/experiments.h"
 #include "engine/history.h"
+#include "log/eventlog.h"
 #include "net/gateway.h"
 #include "net/ops.h"
 #include "proto/proto.h"
@@ -22,10 +23,14 @@
 #include "util/log.h"
 #include "util/metrics.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -49,6 +54,8 @@ struct rc_node {
     bool settings_ready;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
+    rc_eventlog_t *log; /* with --data-dir */
+    uint32_t ticks;
     rc_sessions_t *sessions;
     rc_ops_t *ops;
     rc_gateway_t *gateway;
@@ -202,6 +209,8 @@ static void on_tick(uv_timer_t *t)
     }
     rc_engine_refresh_step(n->engine, REFRESH_SLICE_ITEMS);
     maybe_trim_heap(n, rc_mono_us());
+    if (++n->ticks % (60000 / TICK_MS) == 0)
+        rc_eventlog_maintain(n->log);
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -301,6 +310,7 @@ static void node_stop(rc_node_t *n)
     rc_ops_close(n->ops);
     rc_gateway_close(n->gateway);
     rc_profile_close(n->profiles);
+    rc_eventlog_close(n->log);
     rc_bus_close(n->bus);
     rc_defer_close(&n->defer);
     n->defer_ready = false;
@@ -422,6 +432,155 @@ static int import_history(rc_node_t *n, char *err, size_t errlen)
     return rc_engine_refresh(n->engine);
 }
 
+/* ---- the event log (--data-dir) ---- */
+
+/* Pseudonyms name users in the log, so they must name the same users after a restart:
+ * without --pseudonym-key, the node keeps a key of its own in the data directory. */
+#define KEY_FILE  "pseudonym.key"
+#define KEY_BYTES 32
+static int node_pseudonym_key(rc_node_t *n, char *err, size_t errlen)
+{
+    if (n->cfg->pseudonym_key[0] != '\0')
+        return 0;
+    char path[600];
+    unsigned char key[KEY_BYTES];
+    snprintf(path, sizeof(path), "%s/" KEY_FILE, n->cfg->data_dir);
+    if (mkdir(n->cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", n->cfg->data_dir, strerror(errno));
+        return RC_EIO;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t got = read(fd, key, sizeof(key));
+        close(fd);
+        if (got != KEY_BYTES) {
+            snprintf(err, errlen, "%s is not a %d-byte key", path, KEY_BYTES);
+            return RC_EIO;
+        }
+    } else {
+        char tmp[620];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key) || fd < 0 ||
+            write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) || fsync(fd) != 0 ||
+            rename(tmp, path) != 0) {
+            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return RC_EIO;
+        }
+        close(fd);
+    }
+    rc_sessions_set_pseudonym_key(n->sessions, key, sizeof(key));
+    return 0;
+}
+
+typedef struct replay {
+    rc_node_t *node;
+    rc_history_t *history;
+    msgpack_zone zone;
+    int64_t restore_from_ms; /* events accepted since are remembered for de-duplication */
+    uint64_t events, undecodable;
+} replay_t;
+
+/* One record of the log, read back at start: events are learned at their own time by the
+ * models (the path of --import) and remembered for de-duplication; erasures, catalog changes
+ * and settings are applied again, in the order they were taken. */
+static void replay_record(void *ctx, const void *data, size_t len)
+{
+    replay_t *r = ctx;
+    rc_node_t *n = r->node;
+    rc_bus_msg_t m;
+    if (rc_bus_msg_decode(data, len, &r->zone, &m) != 0) {
+        r->undecodable++;
+        msgpack_zone_clear(&r->zone);
+        return;
+    }
+    switch (m.kind) {
+    case RC_BUS_EVENT: {
+        rc_str_t what = m.ev.item.n > 0 ? m.ev.item : m.ev.query;
+        int64_t at = rc_sessions_event_time(n->sessions, &m.ev, m.received_ms, false);
+        if (rc_history_learn(r->history, m.user.p, m.user.n, m.ev.kind, what.p, what.n,
+                             m.ev.has_value, m.ev.value, at) == 0)
+            r->events++;
+        if (m.received_ms >= r->restore_from_ms)
+            rc_sessions_restore_event(n->sessions, m.user, m.ev.id);
+        break;
+    }
+    case RC_BUS_ERASE:
+        rc_sessions_restore_erase(n->sessions, m.user);
+        break;
+    case RC_BUS_CATALOG:
+        n->catalog_changed |= rc_catalog_api_apply(n->engine, &m) == 0;
+        break;
+    case RC_BUS_SETTING:
+        rc_settings_apply(&n->settings, &m);
+        break;
+    default:
+        break;
+    }
+    msgpack_zone_clear(&r->zone);
+}
+
+/* Reads the log back (the node does not serve meanwhile), then appends to it. Without a data
+ * directory the node says, loudly, what a restart loses. */
+static int open_event_log(rc_node_t *n, char *err, size_t errlen)
+{
+    const rc_config_t *cfg = n->cfg;
+    if (cfg->data_dir[0] == '\0') {
+        if (cfg->kafka[0] == '\0')
+            RC_WARN("node",
+                    "no --data-dir: nothing survives a restart (acknowledged events, what the "
+                    "models learned, de-duplication of retries); see docs/durability.md",
+                    NULL);
+        return 0;
+    }
+    if (cfg->kafka[0] != '\0') {
+        snprintf(err, errlen,
+                 "--data-dir is for the in-process bus: with --kafka the events "
+                 "topic is the log");
+        return RC_EINVAL;
+    }
+    rc_eventlog_config_t lc = {.dir = cfg->data_dir,
+                               .fsync_interval_ms = cfg->fsync_interval_ms,
+                               .segment_bytes = (uint64_t)cfg->log_segment_mb << 20,
+                               .retain_bytes = (uint64_t)cfg->log_retain_mb << 20,
+                               .retain_s = cfg->log_retain_h * 3600};
+    if (rc_fsync_parse(cfg->fsync, &lc.fsync) != 0) {
+        snprintf(err, errlen, "--fsync must be always, interval or never");
+        return RC_EINVAL;
+    }
+    if (node_pseudonym_key(n, err, errlen) != 0)
+        return RC_EIO;
+    replay_t r = {.node = n,
+                  .history = rc_history_new(n->engine, cfg->import_session_gap_s * 1000),
+                  .restore_from_ms = rc_wall_ms() - cfg->dedupe_restore_s * 1000};
+    if (r.history == NULL || !msgpack_zone_init(&r.zone, 4096)) {
+        rc_history_free(r.history);
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    rc_eventlog_stats_t st;
+    uint64_t t0 = rc_mono_us();
+    n->log = rc_eventlog_open(&n->loop, &n->defer, &lc, replay_record, &r, &st, err, errlen);
+    double secs = (double)(rc_mono_us() - t0) / 1e6;
+    rc_history_free(r.history);
+    msgpack_zone_destroy(&r.zone);
+    if (n->log == NULL)
+        return RC_EIO;
+    RC_INFO("node", "event log read back",
+            "dir=\"%s\" fsync=%s records=%llu events_learned=%llu segments=%u bytes=%llu "
+            "torn_bytes=%llu bad_segments=%u undecodable=%llu deleted_segments=%u seconds=%.3f "
+            "records_per_s=%.0f",
+            cfg->data_dir, cfg->fsync, (unsigned long long)st.records, (unsigned long long)r.events,
+            st.segments, (unsigned long long)st.bytes, (unsigned long long)st.torn_bytes,
+            st.bad_segments, (unsigned long long)r.undecodable, st.deleted, secs,
+            secs > 0 ? (double)st.records / secs : 0);
+    rc_bus_local_set_log(n->bus, n->log);
+    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
+    return rc_engine_refresh(n->engine);
+}
+
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
     if (n->cfg->redis[0] != '\0')
@@ -515,6 +674,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                          err, errlen) != 0)
         goto fail;
     n->settings_ready = true;
+    if (open_event_log(n, err, errlen) != 0)
+        goto fail;
     if (n->jwt == NULL && !cfg->anonymous && !cfg->demo)
         RC_WARN("node",
                 "no client can start a session: configure --jwt-secret or "
@@ -568,6 +729,7 @@ void rc_node_free(rc_node_t *n)
         rc_ops_close(n->ops);
         rc_gateway_close(n->gateway);
         rc_profile_close(n->profiles);
+        rc_eventlog_close(n->log);
         rc_bus_close(n->bus);
         if (n->defer_ready)
             rc_defer_close(&n->defer);
@@ -581,6 +743,7 @@ void rc_node_free(rc_node_t *n)
     rc_sessions_free(n->sessions);
     n->sessions = NULL;
     rc_bus_free(n->bus);
+    rc_eventlog_free(n->log);
     rc_profile_store_free(n->profiles);
     rc_jwt_verifier_free(n->jwt);
     rc_engine_free(n->engine);

@@ -117,6 +117,12 @@ void rc_bus_free(rc_bus_t *b);
 struct rc_defer;
 rc_bus_t *rc_bus_local_new(struct rc_defer *defer, rc_bus_deliver_fn deliver, void *ctx);
 
+/** Gives the in-process bus an event log (borrowed; it must outlive the bus's use): from then
+ * on events, erasures, catalog changes and settings are appended to it, and an event is
+ * durable once the log says so. */
+struct rc_eventlog;
+void rc_bus_local_set_log(rc_bus_t *b, struct rc_eventlog *log);
+
 /** The Kafka bus (bus_kafka.c). Creates the topics, starts producer and consumer on
  * `loop`; what the consumer reads goes to `deliver(ctx, ...)`. `cfg` and `node_id` are
  * borrowed. NULL with a message in `err`. */

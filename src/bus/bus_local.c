@@ -1,8 +1,11 @@
 /* The in-process bus. Completions are collected and reported together on the next loop
  * turn: one deferred call per turn however many events arrived, no allocation per event.
  * Pushes are kept in their wire form and delivered back to this node on that turn, exactly
- * as a Kafka consumer would deliver them. */
+ * as a Kafka consumer would deliver them. With an event log (--data-dir), events, erasures,
+ * catalog changes and settings go into it in their wire form, and an event's completion is
+ * the log's: durable as its fsync policy says. */
 #include "bus/bus.h"
+#include "log/eventlog.h"
 #include "util/defer.h"
 #include "util/error.h"
 #include "util/grow.h"
@@ -26,6 +29,8 @@ typedef struct local_bus {
     rc_wbuf_t pushes, delivering;
     msgpack_zone zone;
     bool scheduled;
+    rc_eventlog_t *log; /* NULL: nothing outlives the process */
+    rc_wbuf_t record;   /* one message encoded for the log */
 } local_bus_t;
 
 static void deliver_pushes(local_bus_t *b, rc_wbuf_t *batch)
@@ -73,9 +78,23 @@ static int schedule(local_bus_t *b)
     return rc;
 }
 
+/* What the log keeps: what a restart must know again. */
+static bool logged(rc_bus_kind_t kind)
+{
+    return kind == RC_BUS_EVENT || kind == RC_BUS_ERASE || kind == RC_BUS_CATALOG ||
+           kind == RC_BUS_SETTING;
+}
+
 static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg)
 {
     local_bus_t *b = (local_bus_t *)base;
+    if (b->log != NULL && logged(m->kind)) {
+        rc_wbuf_reset(&b->record);
+        int rc = rc_bus_msg_encode(m, &b->record);
+        if (rc == 0)
+            rc = rc_eventlog_append(b->log, rc_wbuf_data(&b->record), b->record.len, done, arg);
+        return rc;
+    }
     if (b->n_pending == b->cap_pending) {
         completion_t *p = rc_grow(b->pending, &b->cap_pending, sizeof(*p), 256);
         if (p == NULL)
@@ -116,6 +135,17 @@ static int local_ready(rc_bus_t *b, char *reason, size_t reason_len)
     return 0;
 }
 
+static size_t local_pending(const rc_bus_t *base)
+{
+    const local_bus_t *b = (const local_bus_t *)base;
+    return b->n_pending + (b->log != NULL ? rc_eventlog_pending(b->log) : 0);
+}
+
+void rc_bus_local_set_log(rc_bus_t *base, rc_eventlog_t *log)
+{
+    ((local_bus_t *)base)->log = log;
+}
+
 static void local_destroy(rc_bus_t *base)
 {
     local_bus_t *b = (local_bus_t *)base;
@@ -125,6 +155,7 @@ static void local_destroy(rc_bus_t *base)
     free(b->running);
     rc_wbuf_free(&b->pushes);
     rc_wbuf_free(&b->delivering);
+    rc_wbuf_free(&b->record);
     msgpack_zone_destroy(&b->zone);
     free(b);
 }
@@ -133,6 +164,7 @@ static const rc_bus_ops_t local_ops = {.name = "local",
                                        .shared = false,
                                        .publish = local_publish,
                                        .ready = local_ready,
+                                       .pending = local_pending,
                                        .settle = local_settle,
                                        .destroy = local_destroy};
 
@@ -147,6 +179,7 @@ rc_bus_t *rc_bus_local_new(struct rc_defer *defer, rc_bus_deliver_fn deliver, vo
     b->defer = defer;
     rc_wbuf_init(&b->pushes, 0);
     rc_wbuf_init(&b->delivering, 0);
+    rc_wbuf_init(&b->record, 0);
     if (!msgpack_zone_init(&b->zone, 1024)) {
         free(b);
         return NULL;

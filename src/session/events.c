@@ -37,36 +37,114 @@ uint64_t rc_event_key(rc_str_t id)
     return h ? h : 1;
 }
 
-bool rc_session_seen_event(const rc_session_t *ses, uint64_t key)
+static bool seen_has(const rc_seen_t *r, uint64_t key)
 {
-    for (uint32_t i = 0; i < ses->n_seen; i++)
-        if (ses->seen_ids[i] == key)
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->ids[i] == key)
             return true;
     return false;
 }
 
-int rc_session_remember_event(rc_session_t *ses, uint64_t key)
+static int seen_add(rc_seen_t *r, uint64_t key)
 {
-    if (ses->n_seen == ses->cap_seen && ses->cap_seen < DEDUPE_MAX) {
-        uint64_t *p = rc_grow(ses->seen_ids, &ses->cap_seen, sizeof(*p), 16);
+    if (r->n == r->cap && r->cap < DEDUPE_MAX) {
+        uint64_t *p = rc_grow(r->ids, &r->cap, sizeof(*p), 16);
         if (p == NULL)
             return RC_ENOMEM;
-        ses->seen_ids = p;
+        r->ids = p;
     }
-    if (ses->n_seen < ses->cap_seen) {
-        ses->seen_ids[ses->n_seen++] = key;
+    if (r->n < r->cap) {
+        r->ids[r->n++] = key;
     } else {
-        ses->seen_ids[ses->seen_head] = key; /* full: overwrite the oldest */
-        ses->seen_head = (ses->seen_head + 1) % ses->cap_seen;
+        r->ids[r->head] = key; /* full: overwrite the oldest */
+        r->head = (r->head + 1) % r->cap;
     }
     return 0;
 }
 
+bool rc_session_seen_event(const rc_session_t *ses, uint64_t key)
+{
+    return seen_has(&ses->seen, key);
+}
+
+int rc_session_remember_event(rc_session_t *ses, uint64_t key)
+{
+    return seen_add(&ses->seen, key);
+}
+
 void rc_session_forget_event(rc_session_t *ses, uint64_t key)
 {
-    for (uint32_t i = 0; i < ses->n_seen; i++)
-        if (ses->seen_ids[i] == key)
-            ses->seen_ids[i] = 0;
+    for (uint32_t i = 0; i < ses->seen.n; i++)
+        if (ses->seen.ids[i] == key)
+            ses->seen.ids[i] = 0;
+}
+
+/* The ids the log remembered for a user without a session here. */
+typedef struct restored {
+    char pseudo[PSEUDO_LEN]; /* the map's key */
+    rc_seen_t seen;
+} restored_t;
+
+int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id)
+{
+    uint64_t ptr;
+    restored_t *r;
+    if (pseudo.n != PSEUDO_LEN)
+        return RC_EINVAL;
+    if (rc_strmap_get(&s->restored, pseudo.p, pseudo.n, &ptr)) {
+        r = (restored_t *)(uintptr_t)ptr;
+    } else {
+        if ((r = calloc(1, sizeof(*r))) == NULL)
+            return RC_ENOMEM;
+        memcpy(r->pseudo, pseudo.p, PSEUDO_LEN);
+        if (rc_strmap_put(&s->restored, r->pseudo, PSEUDO_LEN, (uintptr_t)r) != 0) {
+            free(r);
+            return RC_ENOMEM;
+        }
+    }
+    return seen_add(&r->seen, rc_event_key(id));
+}
+
+/* Takes the entry out of the map; the caller frees it. NULL when there is none. */
+static restored_t *restored_take(rc_sessions_t *s, const char *pseudo, size_t len)
+{
+    uint64_t ptr;
+    if (!rc_strmap_get(&s->restored, pseudo, len, &ptr))
+        return NULL;
+    restored_t *r = (restored_t *)(uintptr_t)ptr;
+    rc_strmap_del(&s->restored, pseudo, len);
+    return r;
+}
+
+void rc_sessions_restore_erase(rc_sessions_t *s, rc_str_t pseudo)
+{
+    restored_t *r = restored_take(s, pseudo.p, pseudo.n);
+    if (r != NULL)
+        free(r->seen.ids);
+    free(r);
+}
+
+void rc_session_adopt_restored(rc_sessions_t *s, rc_session_t *ses)
+{
+    restored_t *r = restored_take(s, ses->pseudo, PSEUDO_LEN);
+    if (r == NULL)
+        return;
+    free(ses->seen.ids);
+    ses->seen = r->seen;
+    free(r);
+}
+
+void rc_sessions_restored_free(rc_sessions_t *s)
+{
+    for (size_t i = 0; i < s->restored.cap; i++) {
+        rc_strmap_slot_t *slot = &s->restored.slots[i];
+        if (slot->hash != 0) {
+            restored_t *r = (restored_t *)(uintptr_t)slot->value;
+            free(r->seen.ids);
+            free(r);
+        }
+    }
+    rc_strmap_free(&s->restored);
 }
 
 static void on_published(void *arg, int status)

@@ -77,7 +77,7 @@ void rc_session_free(rc_sessions_t *s, rc_session_t *ses)
     for (uint32_t i = 0; i < ses->n_views; i++)
         rc_view_free(ses->views[i]);
     free(ses->views);
-    free(ses->seen_ids);
+    free(ses->seen.ids);
     free(ses->state);
     rc_session_drop_delta(s, ses);
     free(ses);
@@ -148,6 +148,7 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
     }
     s->n_sessions++;
     rc_metrics.sessions = s->n_sessions;
+    rc_session_adopt_restored(s, ses);
     ses->consent = consent;
     if (consent) {
         int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
@@ -172,6 +173,7 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     s->tops = tops;
     rc_strmap_init(&s->by_user);
     rc_strmap_init(&s->by_pseudo);
+    rc_strmap_init(&s->restored);
     /* Without a configured key (one node, in-process bus) a random one does: pseudonyms
      * then only have to agree within this process. */
     s->pseudo_key_len = strlen(cfg->pseudonym_key);
@@ -225,12 +227,19 @@ void rc_sessions_free(rc_sessions_t *s)
     }
     rc_strmap_free(&s->by_user);
     rc_strmap_free(&s->by_pseudo);
+    rc_sessions_restored_free(s);
     rc_proto_decoder_free(&s->decoder);
     rc_wbuf_free(&s->scratch);
     free(s->rank_buf);
     free(s->recs_buf);
     free(s->why_buf);
     free(s);
+}
+
+void rc_sessions_set_pseudonym_key(rc_sessions_t *s, const void *key, size_t len)
+{
+    s->pseudo_key_len = len < sizeof(s->pseudo_key) ? len : sizeof(s->pseudo_key);
+    memcpy(s->pseudo_key, key, s->pseudo_key_len);
 }
 
 void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt)

@@ -114,7 +114,7 @@ int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len)
         ses->state = NULL;
         rc_session_drop_delta(s, ses);
         rc_list_unlink(&ses->dirty_link);
-        ses->n_seen = ses->seen_head = 0;
+        ses->seen.n = ses->seen.head = 0;
         rc_session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
     }
     return rc_profile_erase(s->profiles, user, len);

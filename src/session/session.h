@@ -45,6 +45,11 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
  * transports must already be closed. NULL is a no-op. */
 void rc_sessions_free(rc_sessions_t *s);
 
+/** Sets the key of pseudonyms (rc_sessions_new() takes --pseudonym-key, or a random one):
+ * the node's own, kept in its data directory, so that the event log's pseudonyms name the
+ * same users after a restart. Before any session exists. */
+void rc_sessions_set_pseudonym_key(rc_sessions_t *s, const void *key, size_t len);
+
 /** Sets the verifier of client tokens (borrowed; NULL: tokens are not verified and only
  * anonymous sessions can be admitted). Connections already open keep their users. */
 void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt);
@@ -151,6 +156,23 @@ void rc_sessions_remote_erase(rc_sessions_t *s, const rc_bus_msg_t *m);
 /** An application push (RC_BUS_PUSH from any node, this one too): delivered to the user's,
  * or the segment's, connections on this node. */
 void rc_sessions_deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m);
+
+/** The time an event is learned at (PROTOCOL.md, `ts_ms`): its own when it lies within
+ * --event-time-past-s behind and --event-time-future-s ahead of `received_ms`, the clock of
+ * the node that accepted it; `received_ms` otherwise (and when it has none). Every node
+ * applies the same rule to the same message, so all learn the event at the same time. With
+ * `count`, an event outside the bounds is counted on /metrics (the accepting node does). */
+int64_t rc_sessions_event_time(const rc_sessions_t *s, const rc_proto_event_t *ev,
+                               int64_t received_ms, bool count);
+
+/** Read back from the event log at start, before any client: the event `id` of the user with
+ * pseudonym `pseudo` is remembered, so a retry of it after the restart is acknowledged and
+ * not applied again (the last DEDUPE_MAX of each user). Returns 0, RC_EINVAL for a malformed
+ * pseudonym, or RC_ENOMEM. */
+int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id);
+
+/** Read back from the log: the user was erased; what was remembered of them is dropped. */
+void rc_sessions_restore_erase(rc_sessions_t *s, rc_str_t pseudo);
 
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);

@@ -33,6 +33,13 @@
 #define WHY_LEN         96
 #define PSEUDO_LEN      32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
 
+/* The ids (hashed) of a user's latest events, for de-duplication: a ring grown on demand up
+ * to DEDUPE_MAX. */
+typedef struct rc_seen {
+    uint64_t *ids;
+    uint32_t n, cap, head;
+} rc_seen_t;
+
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
     rc_rank_spec_t spec;
@@ -68,8 +75,7 @@ typedef struct rc_session {
     rc_link_t dirty_link;    /* in registry dirty list while the profile awaits a write */
     uint64_t dirty_since_us; /* when it joined that list (the list is oldest first) */
     uint64_t idle_since_us;
-    uint64_t *seen_ids; /* ring of hashed event ids, grows to DEDUPE_MAX */
-    uint32_t n_seen, cap_seen, seen_head;
+    rc_seen_t seen;
     bool consent;              /* false: session-only personalization, nothing stored */
     uint32_t variant;          /* experiment variant (engine/experiments.h) */
     rc_profile_delta_t *delta; /* what changed since the last profile write; NULL: nothing */
@@ -165,6 +171,9 @@ struct rc_sessions {
     spare_delta_t *free_deltas;
     uint32_t n_free_deltas;
     rc_limits_t limits;
+    /* Event ids of users without a session here, read back from the event log at start
+     * (rc_seen_t* by pseudonym): a session created for one of them takes its ring. */
+    rc_strmap_t restored;
 };
 
 /* ---- conn.c ---- */
@@ -240,18 +249,15 @@ void rc_session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint
 /** Accepts one valid event from a client: de-duplicates, publishes, applies. Returns true
  * when it changed the user's state (the caller re-ranks once per message). */
 bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us);
-/** The time an event is learned at (PROTOCOL.md, `ts_ms`): its own when it lies within
- * --event-time-past-s behind and --event-time-future-s ahead of `received_ms`, the clock of
- * the node that accepted it; `received_ms` otherwise (and when it has none). Every node
- * applies the same rule to the same message, so all learn the event at the same time. With
- * `count`, an event outside the bounds is counted on /metrics (the accepting node does). */
-int64_t rc_sessions_event_time(const rc_sessions_t *s, const rc_proto_event_t *ev,
-                               int64_t received_ms, bool count);
 /** De-duplication by event id: a 64-bit hash of the id, never 0. */
 uint64_t rc_event_key(rc_str_t id);
 bool rc_session_seen_event(const rc_session_t *ses, uint64_t key);
 int rc_session_remember_event(rc_session_t *ses, uint64_t key);
 void rc_session_forget_event(rc_session_t *ses, uint64_t key);
+/** Gives a new session the event ids the log remembered for its user, if any. */
+void rc_session_adopt_restored(rc_sessions_t *s, rc_session_t *ses);
+/** Frees the remembered ids of users who never came back. */
+void rc_sessions_restored_free(rc_sessions_t *s);
 
 /* ---- writeback.c ---- */
 

@@ -58,6 +58,25 @@ static const setting_t settings[] = {
      "[<TAB>value], sorted by time (docs/engine.md, \"History\")"},
     {"import-session-gap-s", T_INT, OFF(import_session_gap_s), "1800", 1, 86400,
      "in --import, a user silent this long (event time) starts a new session"},
+    {"data-dir", T_STR, OFF(data_dir), "", 0, 0,
+     "directory of the event log: an ack waits for it, and a restart reads it back "
+     "(docs/durability.md); empty: nothing survives a restart"},
+    {"fsync", T_STR, OFF(fsync), "always", 0, 0,
+     "with --data-dir, when an event is durable: always (synced to disk before its ack, "
+     "grouped), interval (written before its ack, synced every --fsync-interval-ms), never "
+     "(written before its ack; the kernel syncs)"},
+    {"fsync-interval-ms", T_INT, OFF(fsync_interval_ms), "1000", 1, 60000,
+     "with --fsync interval, how often the log is synced"},
+    {"log-segment-mb", T_INT, OFF(log_segment_mb), "64", 1, 4096,
+     "the event log is kept in files of this size"},
+    {"log-retain-mb", T_INT, OFF(log_retain_mb), "4096", 0, 1048576,
+     "the oldest files of the event log are deleted past this size; 0: no limit"},
+    {"log-retain-h", T_INT, OFF(log_retain_h), "168", 0, 87600,
+     "files of the event log older than this are deleted (erased users' events are gone from "
+     "disk by then); 0: no limit"},
+    {"dedupe-restore-s", T_INT, OFF(dedupe_restore_s), "3600", 0, 604800,
+     "after a restart, retries of events acknowledged this long before it are still "
+     "recognised (read back from the event log)"},
     {"catalog-open", T_BOOL, OFF(catalog_open), "true", 0, 0,
      "accept events on items not in the catalog and learn them"},
     {"max-items", T_INT, OFF(max_items), "1000000", 1, 50000000, "catalog capacity"},

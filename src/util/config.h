@@ -64,6 +64,14 @@ typedef struct rc_config {
     int64_t session_idle_s;
     char *import; /* history learned at start; empty: none */
     int64_t import_session_gap_s;
+    /* durability */
+    char *data_dir; /* the event log; empty: none */
+    char *fsync;    /* always | interval | never */
+    int64_t fsync_interval_ms;
+    int64_t log_segment_mb;
+    int64_t log_retain_mb;
+    int64_t log_retain_h;
+    int64_t dedupe_restore_s;
     int64_t event_time_past_s;
     int64_t event_time_future_s;
     int64_t covisit_neighbors;
