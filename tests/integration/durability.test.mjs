@@ -1,0 +1,248 @@
+// Durability with --data-dir (docs/durability.md), killing real processes: under a steady
+// stream the server is SIGKILLed at a seeded random moment; after the restart every id is sent
+// again, and every event acknowledged before the kill is recognised (acknowledged, not applied
+// again); after a second kill and restart every id is recognised, and the log holds each
+// exactly once. For each fsync policy. What the models learned (co-visitation) comes back
+// with the log: a visitor in the same state gets the same list after a SIGKILL and a restart.
+// A torn tail is cut; an erasure is honoured when the log is read back.
+
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+
+import {
+  adminRequest,
+  closeAllClients,
+  connectHello,
+  fixtureItems,
+  httpGetFresh,
+  metricTotals,
+  parsePrometheus,
+  sleep,
+  startServer,
+  stopServerCleanly,
+  uniqueId,
+} from './harness.mjs';
+
+const SEED = Number(process.env.RANKCAST_SEED ?? 20261207);
+const ADMIN = 'durability-admin-token';
+const items = fixtureItems();
+const dirs = [];
+after(() => {
+  closeAllClients();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function dataDir() {
+  const d = mkdtempSync(join(tmpdir(), 'rankcast-data-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A small deterministic generator (xorshift32). */
+function generator(seed) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+const start = (dir, extra = []) => startServer({
+  extraArgs: ['--log-level', 'info', '--data-dir', dir, '--events-per-sec', '100000', '--events-burst', '100000', '--admin-token', ADMIN, ...extra],
+});
+
+async function kill9(server) {
+  server.proc.kill('SIGKILL');
+  const r = await server.exited;
+  assert.equal(r.signal, 'SIGKILL');
+  await server.stop();
+}
+
+async function metrics(server) {
+  const { body } = await httpGetFresh(server, '/metrics');
+  return metricTotals(parsePrometheus(body).samples);
+}
+
+/** Records the log read back at start (the server's own line). */
+function recordsReadBack(server) {
+  const m = /msg="event log read back".* records=(\d+)/.exec(server.output());
+  assert.ok(m, `no "event log read back" line in:\n${server.output()}`);
+  return Number(m[1]);
+}
+
+/** Sends `ids` as view events in batches and resolves with the ids acknowledged. */
+async function sendAll(client, ids) {
+  const acked = new Set();
+  for (let i = 0; i < ids.length; i += 50) {
+    const batch = ids.slice(i, i + 50);
+    client.send({ type: 'events', events: batch.map((id, j) => ({ id, kind: 'view', item: items[(i + j) % items.length].id })) });
+  }
+  while (acked.size < ids.length) {
+    const m = await client.next((x) => x.type === 'ack' || x.type === 'error', 5000);
+    assert.equal(m.type, 'ack', `an error instead of an ack: ${JSON.stringify(m)}`);
+    for (const id of m.ids) acked.add(id);
+  }
+  return acked;
+}
+
+/** Streams events of `users` round-robin, 20 per message, each user's ids `e0`, `e1`, ...,
+ * until `until` (or each user has `cap`, under the de-duplication window of 1,024 ids per
+ * user). Returns {sent: Map(user -> ids), acked: Set of `user/id`}. */
+async function stream(clients, until, cap) {
+  const sent = new Map(clients.map(({ user }) => [user, []]));
+  const acked = new Set();
+  const collect = () => {
+    for (const { user, client } of clients) {
+      for (const m of client.inbox.splice(0)) if (m.type === 'ack') for (const id of m.ids) acked.add(`${user}/${id}`);
+    }
+  };
+  for (let turn = 0; Date.now() < until; turn++) {
+    const { user, client } = clients[turn % clients.length];
+    const ids = sent.get(user);
+    if (ids.length >= cap) break;
+    const batch = Array.from({ length: 20 }, (_, j) => `e${ids.length + j}`);
+    ids.push(...batch);
+    client.send({ type: 'events', events: batch.map((id, j) => ({ id, kind: 'view', item: items[j % items.length].id })) });
+    await sleep(1);
+    collect();
+  }
+  return { sent, acked, collect };
+}
+
+for (const fsync of ['always', 'interval', 'never']) {
+  describe(`fsync ${fsync}`, () => {
+    for (let round = 0; round < 2; round++) {
+      test(`SIGKILL under a stream (round ${round}): acknowledged events survive, and none is applied twice`, async () => {
+        const rand = generator(SEED + round * 7919 + fsync.length);
+        const dir = dataDir();
+        const users = Array.from({ length: 3 }, () => uniqueId('anon-dur'));
+        let server = await start(dir, ['--fsync', fsync]);
+        const clients = [];
+        for (const user of users) clients.push({ user, client: (await connectHello(server, 'json', { user })).client });
+        const { sent, acked, collect } = await stream(clients, Date.now() + 80 + Math.floor(rand() * 250), 1000);
+        await kill9(server);
+        collect();
+        for (const { client } of clients) client.close();
+        const total = [...sent.values()].reduce((a, ids) => a + ids.length, 0);
+        assert.ok(acked.size > 0, 'some events were acknowledged before the kill');
+
+        server = await start(dir, ['--fsync', fsync]);
+        const logged = recordsReadBack(server);
+        assert.ok(logged >= acked.size, `${logged} records read back, ${acked.size} acknowledged`);
+        for (const user of users) {
+          const { client } = await connectHello(server, 'json', { user });
+          assert.equal((await sendAll(client, sent.get(user))).size, sent.get(user).length);
+          client.close();
+        }
+        let m = await metrics(server);
+        // Every event the log held is recognised (the acknowledged ones among them), and only
+        // the others are applied.
+        assert.equal(m.rankcast_events_duplicate_total, logged);
+        assert.equal(m.rankcast_events_received_total, total - logged);
+        await kill9(server);
+
+        server = await start(dir, ['--fsync', fsync]);
+        // Each event once in the log: nothing was appended twice.
+        assert.equal(recordsReadBack(server), total);
+        for (const user of users) {
+          const { client } = await connectHello(server, 'json', { user });
+          await sendAll(client, sent.get(user));
+          client.close();
+        }
+        m = await metrics(server);
+        assert.equal(m.rankcast_events_duplicate_total, total);
+        assert.equal(m.rankcast_events_received_total, 0);
+        await stopServerCleanly(server);
+      });
+    }
+  });
+}
+
+test('what the models learned comes back with the log: the same list for the same state after SIGKILL', async () => {
+  const dir = dataDir();
+  const first = items[10];
+  const second = items.find((it, i) => i > 20 && i % 12 >= 9 && it.category !== first.category);
+  let server = await start(dir);
+  for (let s = 0; s < 20; s++) {
+    const { client } = await connectHello(server, 'json', { user: uniqueId('anon-teach') });
+    client.send({ type: 'events', events: [{ id: 'a', kind: 'view', item: first.id }, { id: 'b', kind: 'click', item: second.id }] });
+    await client.next((m) => m.type === 'ack' && m.ids.length === 2);
+    client.close();
+  }
+  const probe = async () => {
+    const { client } = await connectHello(server, 'json', { user: uniqueId('anon-probe') });
+    await client.subscribe('home', { k: 10 });
+    client.send({ type: 'event', id: 'p', kind: 'view', item: first.id });
+    const recs = await client.next((m) => m.type === 'recs' && m.cause === 'p');
+    client.close();
+    return recs.items.map((it) => `${it.item}:${it.src}`);
+  };
+  const before = await probe();
+  assert.ok(before.includes(`${second.id}:covisit`), `co-visitation learned: ${before}`);
+  await kill9(server);
+  server = await start(dir);
+  const afterRestart = await probe();
+  assert.deepEqual(afterRestart, before);
+  await stopServerCleanly(server);
+});
+
+test('a torn tail is cut, and what came before it still counts', async () => {
+  const dir = dataDir();
+  const user = uniqueId('anon-torn');
+  let server = await start(dir);
+  {
+    const { client } = await connectHello(server, 'json', { user });
+    await sendAll(client, ['t1', 't2', 't3']);
+    client.close();
+  }
+  await kill9(server);
+  const segment = readdirSync(dir).find((f) => f.startsWith('events-'));
+  appendFileSync(join(dir, segment), Buffer.from([200, 0, 0, 0, 9, 9, 9, 9, 1, 2, 3])); // half a record
+  server = await start(dir);
+  assert.match(server.output(), /torn tail cut/);
+  assert.equal(recordsReadBack(server), 3);
+  const { client } = await connectHello(server, 'json', { user });
+  await sendAll(client, ['t1', 't2', 't3', 't4']);
+  const m = await metrics(server);
+  assert.equal(m.rankcast_events_duplicate_total, 3);
+  assert.equal(m.rankcast_events_received_total, 1);
+  client.close();
+  await stopServerCleanly(server);
+});
+
+test('an erasure is honoured when the log is read back', async () => {
+  const dir = dataDir();
+  const user = uniqueId('anon-erase');
+  let server = await start(dir);
+  {
+    const { client } = await connectHello(server, 'json', { user });
+    await sendAll(client, ['x1', 'x2']);
+    client.close();
+  }
+  const res = await adminRequest(server, 'POST', '/api/v1/users/erase', { user }, ADMIN);
+  assert.equal(res.status, 200, JSON.stringify(res));
+  await sleep(100);
+  await kill9(server);
+  server = await start(dir);
+  // Nothing of the user is remembered: the ids are new to the restarted server.
+  const { client } = await connectHello(server, 'json', { user });
+  await sendAll(client, ['x1', 'x2']);
+  const m = await metrics(server);
+  assert.equal(m.rankcast_events_duplicate_total, 0);
+  client.close();
+  await stopServerCleanly(server);
+});
+
+test('without --data-dir the server says that nothing survives a restart', async () => {
+  const server = await startServer();
+  await sleep(100);
+  assert.match(server.output(), /no --data-dir: nothing survives a restart/);
+  await stopServerCleanly(server);
+});
