@@ -92,7 +92,9 @@ for f in bin/rankcast include/rankcast/client.h lib/librankcast_client.a lib/lib
   share/rankcast/sdk/js/src/index.js share/rankcast/sdk/js/index.d.ts share/rankcast/sdk/js/LICENSE \
   share/rankcast/sdk/js/node_modules/@msgpack/msgpack/dist.esm/index.mjs \
   share/rankcast/sdk/js/node_modules/@msgpack/msgpack/LICENSE \
-  share/doc/rankcast/LICENSE share/doc/rankcast/NOTICE share/doc/rankcast/THIRD-PARTY.md; do
+  share/doc/rankcast/LICENSE share/doc/rankcast/NOTICE share/doc/rankcast/THIRD-PARTY.md \
+  share/doc/rankcast/docs/openapi.yaml share/doc/rankcast/ops/grafana/rankcast.json \
+  share/doc/rankcast/ops/prometheus/alerts.yml; do
   [ -e "$prefix/$f" ] || fail "$f is not installed"
 done
 ok "$(find "$prefix" -type f | wc -l) files"
