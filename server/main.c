@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rankcast executable: parses the command line into a config and runs one node, or,
  * with --workers N, supervises N share-nothing node processes on one port. */
 #include "util/config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Wiring and lifecycle. Start-up order follows the dependencies (engine, backends,
  * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
  * time to leave while pending profile writes are flushed. */

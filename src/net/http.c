@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP side of the gateway: /healthz, /readyz, /metrics, the admin API (a POST is
  * checked, route and credential, before its body is read, then answered by its route in the
  * owner's table, api/router.h), and the mounts that serve the web root and the JavaScript

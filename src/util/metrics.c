@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The metrics registry and its Prometheus text rendering. */
 #include "util/metrics.h"
 #include "auth/jwt.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Process metrics: counters, gauges and latency histograms, rendered in the Prometheus text
  * format for /metrics. A process is one node and runs one loop thread, so the registry is a
  * single global written without atomics; only the loop thread touches it. */

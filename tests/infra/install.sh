@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs this build into a fresh prefix and uses it from there, as someone who never saw the
 # source tree would: `cmake --install` into a temporary prefix; a small C program
 # (install_check.c) compiled and linked with `pkg-config --cflags --libs rankcast-client`

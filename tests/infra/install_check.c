@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Built by tests/infra/install.sh against an installed rankcast-client (pkg-config), not the
  * source tree: connects to the installed server, subscribes to "home" and prints the number of
  * items of the first list it receives. Exits 0 on a list, 1 after 10 s without one. */

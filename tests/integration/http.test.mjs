@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP side of the real server: health and readiness probes, Prometheus metrics that move
 // with traffic, and the static demo page at /.
 

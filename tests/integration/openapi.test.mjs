@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // docs/openapi.yaml against the server: a structural lint (OpenAPI 3.1, unique operation ids,
 // every $ref resolves, every example matches its schema); its /api/v1 paths and methods equal
 // the route table in src/node.c, both ways; and every documented operation, sent to a live

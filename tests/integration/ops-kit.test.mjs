@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ops kit (ops/) against a live server: every series the Grafana dashboard and the
 // Prometheus alert rules name exists in /metrics (with the label values they match on), the
 // rules pass `promtool check rules` and their unit tests `promtool test rules`, and the

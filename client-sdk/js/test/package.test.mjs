@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `npm pack` yields an installable package: the tarball holds the sources, types, README and LICENSE
 // (no tests), installs into an empty project with its one dependency, imports by name, encodes
 // MessagePack through that dependency, and its types compile for a TypeScript consumer there.

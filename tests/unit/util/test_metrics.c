@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the metrics registry (util/metrics.h): latency buckets and their bounds,
  * protocol errors counted by code, and the rendering in the Prometheus text format, checked
  * line by line the way a scraper reads it. */
