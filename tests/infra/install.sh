@@ -108,13 +108,16 @@ ok "$(wc -l <<<"$exported") functions"
 
 begin "a program builds against the installed client with pkg-config"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+# A sanitizer build's library needs the sanitizer runtimes in the program too.
+sanitize=""
+if grep -q '^RC_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then sanitize="-fsanitize=address,undefined"; fi
 flags=$(pkg-config --cflags --libs rankcast-client)
 # shellcheck disable=SC2086 # the flags are words
-cc -std=c11 -Wall -Wextra -Werror -o "$work/install_check" "$src/tests/infra/install_check.c" $flags
+cc $sanitize -std=c11 -Wall -Wextra -Werror -o "$work/install_check" "$src/tests/infra/install_check.c" $flags
 LD_LIBRARY_PATH=$prefix/lib ldd "$work/install_check" | grep -q "$prefix/lib/librankcast_client.so.0" ||
   fail "install_check is not linked to the installed library"
 # shellcheck disable=SC2086
-cc -std=c11 -o "$work/install_check_static" "$src/tests/infra/install_check.c" \
+cc $sanitize -std=c11 -o "$work/install_check_static" "$src/tests/infra/install_check.c" \
   $(pkg-config --cflags rankcast-client) "$prefix/lib/librankcast_client.a" $(pkg-config --static --libs-only-l rankcast-client | sed 's/-lrankcast_client//')
 ok "$flags"
 
