@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Side-by-side benchmark: rankcast against the Node `ws` and Socket.IO reference peers.
 
 Run through bench/run-compare.sh (which checks the binaries and the peers' npm packages).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # Sourced by the bench scripts, from the repository root: the binaries, catalog and results
 # directory they share, each taken from the environment when set there.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs several rankcast-loadgen processes as one load and merges their reports exactly.
 
 Each process has a hard limit of 20,000 open files here, so more than 19,000 connections need

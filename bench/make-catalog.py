@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes a synthetic catalog of N items (JSON lines, rankcast's catalog format) for benchmarks.
 
 Names, categories and tags are recombined from the demo catalog's, so the engine's content

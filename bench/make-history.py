@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes a synthetic event history for `rankcast --import` (lines ts_ms, user, kind, item,
 separated by tabs, sorted by time): users browse sessions of a few to a few dozen events
 over a catalog's items (popular items more often, and the next item often close to the

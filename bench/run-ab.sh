@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Two server builds side by side: server CPU per event and the engine's time per event
 # (took_us), PAIRS [6] times, A then B, each run on a fresh server: CONNECTIONS [1000] x RATE
 # [8] events/s over the 100k-item catalog, WARMUP_S [25] s (the models fill) then DURATION_S

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Heap allocations per event in steady state, counted on a live server with uprobes on
 # glibc's malloc, calloc and realloc (perf; needs root). The models are saturated first, as
 # in run-session-memory.sh (a CATALOG_ITEMS [1000]-item catalog, WARM_CONNS [20] users at 40

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Cross-node latency benchmark of a two-node rankcast cluster over a real Kafka broker: USERS
 # users send RATE events/s each to node n1 and also listen, with the same user id, on node n2;
 # the latency is from an event written on n1 to its `recs` read on n2. RUNS times, with fresh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Side-by-side benchmark: rankcast, the Node `ws` peer and the Socket.IO peer (bench/peers/),
 # every scenario against each in one run: idle memory, event->push latency, maximum sustained
 # events/s, push-API fan-out, handshakes/s (ws, and wss where the server has TLS) and the

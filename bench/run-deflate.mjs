@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // What permessage-deflate costs and saves, with and without --ws-deflate side by side: a fresh
 // server of each kind per run, CONNECTIONS clients of Node's `ws` that offer the extension and
 // compress all they send (as browsers do), each subscribed to a k-item list, then RATE events

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # 100,000 idle connections on one machine: `rankcast --workers W` (W share-nothing processes
 # on one port, joined by a throwaway Kafka broker, which --workers needs) and G load
 # generators of CONNECTIONS/G connections each (every process here may hold 19,000), merged by

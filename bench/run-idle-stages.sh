@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Where idle memory goes: server RSS per connection after each stage of opening a connection
 # (the 101 upgrade only; + hello/welcome, i.e. a session; + subscribe and the first list),
 # for rankcast and the two peers, each on a fresh server with CONNECTIONS [10000] idle

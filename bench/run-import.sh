@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Learning from history (--import): a synthetic history of EVENTS [2000000] events over the
 # 100k-item catalog (bench/make-history.py) learned by a fresh server pinned to one core,
 # RUNS [3] times; the server logs the events/s of the import itself (not the catalog load).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Latency benchmark of one rankcast node: 1,000 connections x 5 events/s, 20 s measured after
 # a 5 s warmup, from 4 source addresses, RUNS times against a fresh server each time.
 # Builds nothing: build first (cmake --build build). Results go to bench/results/.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Memory given back: server RSS before CONNECTIONS [10000] sessions (ws; wss with TLS_CONNECTIONS
 # [5000]) connect and subscribe, while they are held HOLD_S [3] s, and SETTLE_S [4] s after they
 # all closed (sessions idle out after 1 s), with the heap trim off (--heap-trim-s 0) and on (the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Profiles rankcast under a benchmark load: for each scenario, a fresh server, the load
 # generator at a fixed load, and while it runs `perf record -g` on the server (cpu-clock: this
 # machine's VM has no hardware counters), then a syscall count (`perf stat` on the

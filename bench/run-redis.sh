@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Profile-store benchmark against a real redis-server (scripts/redis):
 #  1. write-behind batching: 1,000 connections x 5 events/s for DURATION_S seconds; reports
 #     Redis commands per accepted event and the mean profile size in Redis;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Memory per live session, measured on a running server (RSS from /proc), not from struct
 # sizes. The global models are saturated first, so that what grows is the sessions': a
 # 1,000-item catalog (CATALOG_ITEMS) gets WARM_CONNS [20] users sending 40 events/s for 30 s

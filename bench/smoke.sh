@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A one-minute check that the benchmark tools work: every load-generator scenario, both
 # framings, ws and wss, against rankcast and the two peers, a few seconds each, plus
 # lgmulti.py merging two generators and a tiny run-compare.sh. Exits non-zero on the first

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Plain SVG plots of a bench/compare.py result, with nothing but the standard library.
 
 write_plots(result, directory, prefix) writes <prefix>-summary.svg (one row of bars per

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Keeps the settings table of docs/configuration.md equal to `rankcast --help`.
 
     scripts/gen-config-doc.py [BIN]           rewrite the table between the markers

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Builds the web demo's product catalog from the UCI "Online Retail" transactions.
 
 Reads the gzipped CSV of transactions, keeps the real products (no postage, fees, vouchers,

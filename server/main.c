@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rankcast executable: parses the command line into a config and runs one node, or,
  * with --workers N, supervises N share-nothing node processes on one port. */
 #include "util/config.h"
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <string.h>
 #include <sys/types.h>
@@ -135,6 +137,33 @@ static int supervise(rc_config_t *cfg)
     return failures == 0 ? 0 : 1;
 }
 
+/* An installed rankcast finds the demo pages and the JavaScript SDK beside itself: under
+ * RC_INSTALL_DATA_REL (share/rankcast, relative to the binary's own directory, so a tree
+ * installed under any prefix or moved whole still works). A binary in a build tree has no
+ * such directory and keeps the defaults compiled in, the source tree's. A config file, the
+ * environment and flags still override both. */
+static void use_installed_data(rc_config_t *cfg)
+{
+    char exe[4096], dir[4096 + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    static const char *const roots[][2] = {{"web-root", "web-demo"}, {"sdk-root", "sdk/js"}};
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+        char err[128];
+        snprintf(dir, sizeof(dir), "%s/%s/%s", exe, RC_INSTALL_DATA_REL, roots[i][1]);
+        char *found = realpath(dir, NULL); /* NULL when it does not exist */
+        if (found != NULL && access(found, R_OK | X_OK) == 0)
+            rc_config_set(cfg, roots[i][0], found, err, sizeof(err));
+        free(found);
+    }
+}
+
 int main(int argc, char **argv)
 {
     rc_config_t cfg;
@@ -146,6 +175,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rankcast: out of memory\n");
         return 1;
     }
+    use_installed_data(&cfg);
     if (rc_config_from_args(&cfg, argc, argv, &help, &version, err, sizeof(err)) != 0) {
         fprintf(stderr, "rankcast: %s\n", err);
         goto out;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Wiring and lifecycle. Start-up order follows the dependencies (engine, backends,
  * sessions, gateway); shutdown reverses it, and a drain first gives clients `drain` and
  * time to leave while pending profile writes are flushed. */
@@ -116,7 +117,10 @@ static bool node_ready(void *ctx, rc_wbuf_t *body)
 static void node_metrics(void *ctx, rc_wbuf_t *body)
 {
     rc_node_t *n = ctx;
+    char reason[160];
     rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
+    /* The store's own answer, as /readyz gives it: every store, the in-memory one too. */
+    rc_metrics.profile_store_up = rc_profile_ready(n->profiles, reason, sizeof(reason)) == 0;
     rc_metrics_render(body, n->node_id);
     rc_experiment_render(&n->settings.experiment, body);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A node: one process's whole server, wired from a config. Start, serve until SIGINT or
  * SIGTERM, drain, stop. server/main.c only parses the command line and runs a node. */
 #ifndef RC_NODE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // @ts-check
 // rankcast demo shop: the demo catalog as a shop, and a "Recommended for you" rail kept live
 // by the rankcast server through the project's JavaScript SDK (client-sdk/js). Product views,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // @ts-check
 // Product illustrations, generated: the catalog has no photos, so each product gets an SVG
 // drawn from its category (the glyph and the base hue), its id (a seeded pattern and small

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // @ts-check
 // Small SVG charts for the ops dashboard: a time-series line chart (linear or log scale) and
 // a bar chart. No library: a few paths redrawn twice a second cost less than loading one.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // @ts-check
 // FLIP ("first, last, invert, play") for a keyed list: children keep their elements across
 // updates, so an item that moves is seen to travel from its old place to its new one, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // @ts-check
 // rankcast ops dashboard: opens the ops feed (WebSocket subprotocol rankcast.ops.v1 on /ops),
 // says hello (with the admin token when the server asks for one) and redraws from each

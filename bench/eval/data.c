@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rankcast-eval's input formats, all turned into sessions of events in time order:
  *   prepared   `split<TAB>ts_ms<TAB>item item ...` (bench/eval/prepare.py);
  *   session-rec TSV with a header naming SessionId, ItemId and Time (seconds), the format of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rankcast-eval: offline next-item evaluation of the engine against session-based
  * baselines, on any data set in a supported format (see bench/eval/README.md). Sessions are
  * replayed in time order. Train sessions are learned; in a test session every event is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rankcast-eval internals shared by its files: the replayed data set (sessions of events,
  * items as engine catalog indexes) and the baselines' session index. The tool is a single
  * process run from the command line, so allocation failures end it (xrealloc). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The baselines of rankcast-eval, written from the descriptions in Ludewig & Jannach,
  * "Evaluation of session-based recommendation algorithms" (UMUAI 2018), and Garg et al.,
  * "Sequence and Time Aware Neighborhood for Session-based Recommendations: STAN" (SIGIR

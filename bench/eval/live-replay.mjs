@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // live-replay: next-item evaluation of the lists a running rankcast server pushes over
 // WebSocket, on the same inputs, split and scoring rules as rankcast-eval (bench/eval/eval.c,
 // data.c). Usage and the side-by-side runs: bench/eval/README.md ("Live replay").

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Turns the UCI Online Retail CSV into sessions for rankcast-eval (bench/eval/eval.c).
 
 One invoice is one session. Cancellations (InvoiceNo starting with C) and non-product codes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The data side of bench/eval/live-replay.mjs: rankcast-eval's input formats, split, test
 // sampling and scoring rules (bench/eval/data.c, eval.c) and its POP baseline (knn.c), rule for
 // rule, so both tools see the same sessions in the same order and score them alike (the POP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rule baselines of rankcast-eval, as session-rec implements them
  * (algorithms/baselines/{markov,sr,ar}.py at 5dcd583):
  *   Markov  first order: how often an item followed the current one, event by event;

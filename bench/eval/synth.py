@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Synthetic sessions with planted structure, for rankcast-eval quality and scale runs.
 
 Planted structure (so a method that learns it scores better than one that does not):

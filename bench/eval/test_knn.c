@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of rankcast-eval's baselines (knn.c) on sessions small enough to score by hand.
  * Items 0..9; unless a test builds its own, the index holds, in order of completion:
  *   s0 = [1 2 3]   s1 = [1 4]   s2 = [5 6]   s3 = [2 7 1 8]          */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Growable byte buffers for the generator's per-connection input, output and
  * fragmented messages.

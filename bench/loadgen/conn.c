@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One client connection from socket() to ready: connect, TLS, the upgrade request,
  * hello and subscribe; its output (masked frames, flushes) and its end (failed or lost).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The item ids events name: the "id" of every line of a JSONL catalog, or synthetic
  * ids i0..iN-1.

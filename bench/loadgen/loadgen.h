@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rankcast-loadgen's internal header: the limits, the generator's state (lg_t and what it
  * holds) and the functions its files share. Only the files of bench/loadgen/ include it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The run's phases (connect, events, drain, done), their deadlines and the epoll loop
  * that drives them; SIGINT and SIGTERM end a run early through here.

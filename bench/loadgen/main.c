@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rankcast-loadgen: an open-loop WebSocket load generator for rankcast (see bench/README.md).
  * This file sets a run up (descriptors, TLS, event slots, the send schedule), runs it and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The rankcast messages a connection receives (ack, error, recs, push, welcome) and how
  * each answers one of the events sent: the latencies are recorded here.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The command line: usage text, defaults, parsing and checks of every option into an
  * options_t. Targets outside 127.0.0.0/8 are refused here.

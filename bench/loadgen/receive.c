@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What a connection receives: the 101 answer and its Sec-WebSocket-Accept, WebSocket
  * frames (fragments, control frames) and Engine.IO packets; epoll events are dispatched here.

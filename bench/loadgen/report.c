@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The report: the JSON document on stdout (and --json-out) with every figure and the raw
  * histogram buckets, and the short summary on stderr.

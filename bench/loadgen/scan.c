@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Scanning, not parsing, what servers send: a key's scalar in a flat JSON message and a
  * header in an HTTP head.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What each scenario sends: the latency scenario's open-loop event schedule, stalled
  * clients, the handshake scenario's slots and the fanout scenario's POSTs to the push API.

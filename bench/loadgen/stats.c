@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Statistics: quantiles of the log-bucketed latency histograms, counts by code, and the
  * RSS and CPU samples of the server, the machine and the generator itself (from /proc).

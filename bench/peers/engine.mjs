@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reference peers' shared "job": the same work rankcast does for one event, kept simple
 // and written the way a Node team would write it. Users hold a short list of recent items;
 // an event updates item co-visitation counts, re-ranks every subscribed surface of the user

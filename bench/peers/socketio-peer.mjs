@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reference push server on Socket.IO 4 (default server settings), doing rankcast's job:
 // messages are rankcast's JSON objects carried as the Socket.IO event "msg" (`42["msg",{...}]`),
 // and POST /api/v1/push is served on the same port, for bench/run-compare.sh.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reference push server on Node's `ws` (default settings: no permessage-deflate), speaking
 // rankcast's JSON subprotocol on /ws and serving POST /api/v1/push, for bench/run-compare.sh.
 // usage: node ws-peer.mjs --port 18500 [--host 127.0.0.1] [--catalog FILE] [--admin-token T]

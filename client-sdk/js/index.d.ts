@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Type declarations of the rankcast JavaScript SDK (hand-written; the package ships plain ESM).
 // The wire protocol these types describe is proto/PROTOCOL.md, version 1.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The source of vectors.json: every case of the wire protocol (PROTOCOL.md) worth pinning down,
 // written from the page alone. generate.mjs turns these into JSON text and MessagePack hex.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Writes vectors.json from cases.mjs: the JSON text of each case and its MessagePack form made by
 // the @msgpack/msgpack reference encoder (never by the C codec the vectors test).
 // Run from anywhere: `node proto/vectors/generate.mjs` (needs `npm ci` in tests/ first). Tests

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # Shared bash helpers for scripts/kafka and scripts/redis. Source it; it defines functions
 # only (prefix rc_) and sets nothing else. Everything here talks to 127.0.0.1 only.

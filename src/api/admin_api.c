@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admin API's request bodies: JSON objects with exactly the documented fields. */
 #include "api/admin_api.h"
 #include "util/error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bodies of the HTTP admin API (docs/api.md), parsed and validated from untrusted bytes.
  * Pure: no I/O, safe on any input (a fuzzer drives it); the gateway only routes. */
 #ifndef RC_ADMIN_API_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Validation first, then the change: a batch with one bad item changes nothing, so a client
  * can fix and resend the whole batch. */
 #include "api/catalog_api.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The live catalog API: POST /api/v1/catalog/items upserts one item or a batch, POST
  * /api/v1/catalog/remove removes items. A change reaches the ranker at once (the engine is
  * refreshed) and every live list that showed a removed item is ranked again and pushed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON in, the experiment's text form out: the text form is what --experiment takes and
  * what travels on the bus, so every node parses the same thing the same way. */
 #include "api/experiment_api.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The experiments API: POST /api/v1/experiment starts an experiment from its JSON
  * description (replacing the running one; counters start from zero), POST
  * /api/v1/experiment/stop ends it (every user back to the engine's blend), GET

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admin API's route table: lookup and the two ways a request reaches its handler. */
 #include "api/router.h"
 #include "api/admin_api.h"

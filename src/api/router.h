@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admin API's routes, in one table: every path under /api/v1/ with its handlers. The
  * node builds the table (it knows which module owns each path); the gateway authenticates a
  * request, reads its body and hands it here; the handler writes the JSON answer. */

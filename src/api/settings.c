@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The experiment and the business rules, set through the admin API or the bus. */
 #include "api/settings.h"
 #include "api/admin_api.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Cluster-wide settings made through the admin API: the running experiment (GET and POST
  * /api/v1/experiment, POST /api/v1/experiment/stop) and the business rules (GET and POST
  * /api/v1/rules). A change is applied by the node that takes it, then published on the bus;

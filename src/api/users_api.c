@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Push and erase: the bodies are parsed by admin_api.c, the work is the sessions'. */
 #include "api/users_api.h"
 #include "api/admin_api.h"

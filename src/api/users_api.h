@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admin API's calls about users: POST /api/v1/push publishes an application message to
  * a user's or a segment's connections on every node; POST /api/v1/users/erase forgets a user
  * on every node and in the profile store (GDPR). See docs/api.md. */

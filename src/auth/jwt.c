@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWT verification on OpenSSL's EVP interface. The algorithm is fixed by the configured key,
  * never chosen by the token: a token's "alg" must name the algorithm of a key the server
  * holds, so an RS256 public key can never be used as an HS256 secret ("alg confusion") and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON Web Tokens (RFC 7519) as rankcast uses them: compact JWS, verified with a shared
  * secret (HS256) or a public key (RS256 for RSA keys, ES256 for P-256 keys), then the
  * registered claims checked (exp required; nbf, iss and aud when configured). The subject

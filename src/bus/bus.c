@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Dispatch of the bus interface, and the wire form of bus messages.
  *
  * Wire form (MessagePack map, short keys):

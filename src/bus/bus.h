@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The bus: how what one node accepts reaches every node. Three kinds of message travel on
  * it: events (durable once published: that is what an `ack` promises), erasures (a user
  * forgotten on every node), and application pushes (delivered to a user's connections, or

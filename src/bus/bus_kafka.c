@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Kafka bus (librdkafka 2.0, Kafka 3.9 brokers).
  *
  * Producer: idempotent (acks=all); a message is durable when its delivery report says so,

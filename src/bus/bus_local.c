@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The in-process bus. Completions are collected and reported together on the next loop
  * turn: one deferred call per turn however many events arrived, no allocation per event.
  * Pushes are kept in their wire form and delivered back to this node on that turn, exactly

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Catalog storage and the JSON-lines loader. Items are never moved once added, so an
  * index is a stable handle for every model; removal only flags the item. */
 #include "engine/catalog.h"

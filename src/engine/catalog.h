@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The item catalog: ids, display fields and content features, indexed densely so models
  * can keep per-item state in plain arrays. Loaded from JSON lines at start; in open mode,
  * items first seen in events are added (learned) with no features. */

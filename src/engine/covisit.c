@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Time decay without touching every weight: a weight added at time t is stored multiplied
  * by 2^((t - epoch) / half_life), so older contributions are relatively smaller by exactly
  * the decay they would have had. When the multiplier grows large, every weight is rescaled

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Co-visitation learned online: for each item, its top neighbours by time-decayed weight of
  * being interacted with in the same session. Bounded: at most `max_neighbors` per item,
  * the weakest evicted first. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The engine: its lifecycle and accessors, how one event moves the global models and the
  * user's state, and the refresh of what depends on the catalog. Ranking is ranker.c's. */
 #include "engine/engine_int.h"

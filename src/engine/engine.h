@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The recommendation engine: the catalog, the global models learned online from every
  * event (co-visitation, trending) and the ranker that turns one user's state into a list.
  * Everything here runs on the loop thread; a rank touches no allocator in steady state.

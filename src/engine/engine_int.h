@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The engine's struct: the models side by side, for the engine's own files and for tests and
  * tools that look inside it (the unit tests, bench/eval). Everyone else uses engine.h. */
 #ifndef RC_ENGINE_INT_H

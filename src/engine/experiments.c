@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Assignment hashes the user id with the salt (XXH3), so it needs no state, is the same on
  * every node and survives restarts; changing the salt reshuffles users for a new
  * experiment. Counters are plain integers: everything runs on the loop thread. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Experiments: users are split deterministically between variants of the ranker (a hash of
  * the user id and the experiment's salt), and impressions and clicks are counted per
  * variant so that their click-through rates can be compared (on /metrics and through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The content model's candidate source: for each content feature (a category or a tag),
  * the items carrying it, the most popular first. Rebuilt from the catalog when it changes,
  * not on the event path. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Items by content feature (category or tag), the most popular first: the content model's
  * candidate source. Rebuilt from the catalog when it changes (rc_engine_refresh), not on the
  * event path; read by the ranker. */

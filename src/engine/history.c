@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Learning from history (history.h). Users in session are kept in a pool of slots found by
  * id; a queue ordered by each user's last event time (event time only moves forward, so the
  * queue stays in order) lets the oldest sessions end as soon as they fall silent, so memory

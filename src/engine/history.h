@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Learning from history: the events of many users, in time order, through the same learning
  * as live traffic (rc_engine_observe, at each event's own time), so a shop can start a node
  * from its logs and the models hold what live traffic would have taught them. Each user's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The ranker: bounded candidate generation (neighbours of recent items, trending in the
  * user's context, the top of the user's categories), a blended score, rules (excluded and
  * unavailable items, subscription filters), a per-category cap for diversity, top-K. */

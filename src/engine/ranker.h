@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The ranker: turns one user's state into a list, from the engine's models. Bounded
  * candidate generation, a blended score, rules, a per-category cap for diversity, top-K,
  * the session's items by the repeat model, exploration places and pins (each item's reason

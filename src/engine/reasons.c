@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The reason of a ranked item in words, from the source that placed it: the neighbour that
  * explains it, the item of the same category, the trending segment, how long ago the user
  * was on it. Made for every item of every list pushed, so without printf. */

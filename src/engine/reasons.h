@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reasons: a ranked item's `why`, in words (docs/engine.md, "Ranking one list"). */
 #ifndef RC_REASONS_H
 #define RC_REASONS_H

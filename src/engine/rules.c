@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Rules arrive as JSON (admin API, bus) and are kept by name; resolving turns names into
  * catalog indexes and a per-item factor, so that ranking pays one multiplication per
  * candidate and one check per pin. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Business rules, set at run time through the admin API: boosts multiply the score of the
  * items they match (one item, a category, or a tag) and bring them into the candidates;
  * pins put an item at a fixed place of the lists of a surface (or of every surface),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Scores use the same scaled-time trick as co-visitation (see covisit.c). The top lists
  * blend recent activity with the catalog's popularity prior, so a cold server with no
  * traffic still recommends what sold well historically. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Trending: time-decayed interaction counts per item and per context segment (all traffic,
  * each device class, each part of the day in the user's time zone, each locale met). Top
  * lists are rebuilt periodically off the event path; the event path only adds to a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The event log; see eventlog.h. */
 #include "log/eventlog.h"
 #include "util/defer.h"

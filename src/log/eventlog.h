@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The event log of the embedded default: what a node accepted, on its own disk, in the order
  * it accepted it. With Kafka the events topic is the log; without it this is, and an `ack`
  * waits for it (PROTOCOL.md section 3, docs/durability.md).

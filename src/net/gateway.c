@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gateway: one libwebsockets context on the node's libuv loop, its protocol table (files,
  * the HTTP routes, the two session subprotocols, the ops feed), the upgrade gate every
  * WebSocket passes, TLS, and the wiring of listener.c, websocket.c and http.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gateway: one libwebsockets context on the node's libuv loop, serving the WebSocket
  * subprotocols (to the session module), the HTTP routes (/healthz, /readyz, /metrics, and
  * the admin API under /api/v1/, whose route table its owner gives), the ops feed (/ops,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gateway's insides, shared by its four files: gateway.c (the lws context, its protocol
  * table, the upgrade gate, TLS), listener.c (the listening socket, accept, per-address
  * limits), websocket.c (the session subprotocols: frames in and out) and http.c (the HTTP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP side of the gateway: /healthz, /readyz, /metrics, the admin API (a POST is
  * checked, route and credential, before its body is read, then answered by its route in the
  * owner's table, api/router.h), and the mounts that serve the web root and the JavaScript
@@ -22,6 +23,7 @@ static int http_respond(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned int sta
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
     if (rc_wbuf_ok(&pss->body) != 0)
         return -1;
+    rc_metrics_http(status);
     if (lws_add_http_common_headers(wsi, status, ctype, pss->body.len, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end))
@@ -153,7 +155,6 @@ static int http_body_done(struct lws *wsi, rc_gw_http_pss_t *pss)
 static int http_begin(struct lws *wsi, rc_gw_http_pss_t *pss)
 {
     char uri[128];
-    rc_metrics.http_requests++;
     rc_wbuf_init(&pss->body, LWS_PRE);
     rc_wbuf_init(&pss->request, 0);
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) > 0)

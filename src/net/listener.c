@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gateway's listening socket: bind, accept in bounded batches, --max-conns-per-ip
  * (counted per client address, refused before lws sees the connection), and the hand-over
  * of each accepted socket to lws. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The ops feed (ops.h): samples the metrics registry every RC_OPS_INTERVAL_MS, keeps a short
  * history to turn counters into rates and histograms into windowed quantiles, and sends a
  * summary on the bus once a second so every node can show the others. The snapshot is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The ops feed: a JSON snapshot of this node (connections, rates, event->push latency, recent
  * events under pseudonyms, per-variant click-through, backends, and every node it hears of)
  * pushed every ~500 ms to dashboards over the WebSocket subprotocol `rankcast.ops.v1` on

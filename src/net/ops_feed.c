@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The ops feed's WebSocket side: the `rankcast.ops.v1` subprotocol on /ops. A dashboard
  * says hello with the admin token (or nothing, in demo mode), then gets every snapshot. */
 #include "net/ops_int.h"

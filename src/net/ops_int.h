@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the ops feed's files share (ops.c: the event tap, sampling, summaries on the bus, the
  * timer; ops_snapshot.c: the JSON snapshot; ops_feed.c: the WebSocket side). Not for use
  * outside src/net/ops*.c: the contract is ops.h. */

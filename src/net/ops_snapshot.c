@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The ops feed's snapshot: one JSON object with this node's rates, latency window and
  * histogram, recent events, per-variant click-through, backends and every node it hears of
  * (proto/PROTOCOL.md, "Ops feed"). */

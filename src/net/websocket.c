@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WebSocket side of the gateway, libwebsockets glue for the session subprotocols: each
  * callback reason dispatches to one small function. Frames are written at the end of the loop
  * turn that made them (or from WRITEABLE once the socket was full), several in one send; the

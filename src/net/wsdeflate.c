@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* permessage-deflate, both ways; see wsdeflate.h. */
 #include "net/wsdeflate.h"
 #include "util/error.h"

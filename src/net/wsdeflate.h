@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* permessage-deflate (RFC 7692), both ways. libwebsockets only negotiates the extension; the
  * server compresses its own frames and inflates the clients' here, each message on its own:
  * one zlib stream per window size for sending and one for receiving, shared by every

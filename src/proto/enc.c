@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The general writer (enc.h): nested maps and arrays, strings, numbers and any MessagePack
  * value, in MessagePack or JSON with one set of calls. The protocol's server messages, the
  * node's HTTP answers and the ops feed all write through it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The general writer of both wire formats, MessagePack and JSON (rc_enc_t): the protocol's
  * server messages (proto.h) are written with it, and so are the node's HTTP answers and the
  * ops feed's snapshots. */

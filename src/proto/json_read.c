@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Strict JSON into msgpack objects; see json_read.h. Recursive descent, bounded by
  * max_depth; members of open containers wait on the reader's stack and are copied into the
  * zone when their container closes, when their count is known. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A strict JSON reader (RFC 8259) that builds msgpack objects, so a client's JSON messages
  * take the same decoding path as MessagePack ones without a document tree in between.
  * Strings without escapes point into the input; decoded strings and containers live in the

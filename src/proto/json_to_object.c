@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON to MessagePack objects: a jansson value (an admin API body, a push's data) becomes a
  * msgpack_object tree in a zone, so it can be published and encoded like a value that
  * arrived as MessagePack. */

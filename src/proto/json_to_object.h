@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON to MessagePack objects: a jansson value (the admin API's push data) becomes a
  * msgpack_object tree. Client messages do not come this way: json_read.h reads them straight
  * into such trees. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The MessagePack pre-check (see mpack.h): a walk over the bytes with a small stack of
  * "elements still expected" per open container. Every element takes at least one byte, so
  * a container may not claim more elements than bytes remain. */

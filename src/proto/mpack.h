@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MessagePack writing into an rc_wbuf_t: the packer glue and string helpers shared by the
  * protocol codec, the profile documents and the bus messages. */
 #ifndef RC_MPACK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MessagePack reading: the small questions every walk over a decoded msgpack_object tree
  * asks (a key's value in a map, a string equal to a name, a number in any of its encodings,
  * a boolean), answered once for the protocol codec and the ops feed. Inline: the codec asks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Protocol v1 codec. Decoding turns either encoding into one msgpack_object tree (JSON by
  * json_read.h, straight into the decoder's zone), then one table-driven validator fills the
  * C structs, so both subprotocols accept and refuse exactly the same messages. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The wire format of protocol v1 (proto/PROTOCOL.md): client messages decoded from
  * MessagePack or JSON into C structs, server messages encoded from C structs into either.
  * Pure: no I/O, no globals, safe on any input (this is what the fuzzers drive). The general

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A connection's side of the protocol: hello and who the user is, auth, subscriptions, the
  * two rate limiters (events, and everything else), the error budget, liveness (pings, hello
  * and pong timeouts, expired tokens), and what the transport writes next. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An event from a client: rate-limited by the connection, de-duplicated by id in the user's
  * window, published on the bus (its ack waits for the bus to say it is durable), counted for
  * the experiment, learned by the engine and noted for the profile. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Frames and outboxes; see outbox.h for the coalescing rule. */
 #include "session/outbox.h"
 #include "util/error.h"

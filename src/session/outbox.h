@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Encoded frames and the per-connection outbox. A frame is encoded once and shared, by
  * reference count, among every connection that sends it (all tabs of one user). The
  * outbox keeps one FIFO for messages that must all arrive (welcome, ack, error, push) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The registry: users to sessions (and pseudonyms to sessions, for what the bus brings),
  * the user's state a session keeps for ranking and learning, the registry's lifecycle, and
  * its periodic work. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the bus brings from other nodes (and pushes from any node): events a user's other
  * sessions accepted, erasures, application pushes to a user or a segment; and publishing
  * erasures and pushes taken by this node's admin API. The node routes each kind here. */

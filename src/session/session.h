@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sessions: one per user on this node, shared by all that user's connections; the live
  * lists (views) each subscription asks for; and each connection's side of the protocol
  * (decode, validate, apply, answer). Independent of the transport: the gateway feeds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the session module's files share: the registry, sessions, views and connections, and
  * the functions one file calls in another. Not for use outside src/session/: the public
  * contract is session.h.

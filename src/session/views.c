@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Views: the live lists a session's subscriptions ask for. A view is ranked again when the
  * user's state changes, encoded once per format, and handed to every subscribed connection's
  * outbox slot, where a newer list replaces one not yet written. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Profile write-behind: what a session changed since its last write is kept in a delta
  * (from a pool, so steady writing allocates nothing) and written to the profile store when
  * due, when the delta is full, or when the session ends; and profiles the store loaded are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The profile interface's dispatch, deltas, and the profile document codec.
  *
  * Document (MessagePack map, short keys to keep profiles small; see docs/profiles.md):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Long-term user profiles: the store interface (in-memory or Redis behind it), the profile
  * document, and the deltas that update it.
  *

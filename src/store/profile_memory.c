@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The in-memory profile store: the embedded default for a single node. Profiles live as
  * long as the process; answers are deferred to the next loop turn like a network store's. */
 #include "store/profile.h"

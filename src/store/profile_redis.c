@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Profiles in Redis, on hiredis' async API attached to the node's libuv loop: nothing here
  * ever blocks the loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Clocks: a monotonic one for durations and latency, the wall clock for what clients see. */
 #ifndef RC_CLOCK_H
 #define RC_CLOCK_H

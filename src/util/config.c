@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The settings table and its parsers. Every setting is declared once in `settings[]`; the
  * file, environment and flag parsers only look names up there, so a new setting is one
  * line here plus a field in rc_config_t. */

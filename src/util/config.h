@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Settings of a rankcast node. One table (config.c) declares every setting once: its name,
  * type, default, bounds, environment variable and help. Values are merged in this order,
  * later wins: defaults, config file (--config / RANKCAST_CONFIG), environment, flags. */

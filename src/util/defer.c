@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The queue is swapped out before running it, so calls queued by a running call wait for
  * the next turn instead of extending this one without bound. */
 #include "util/defer.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Deferred calls: run a function once the current callback has returned, at the end of
  * this loop turn (before the gateway writes the turn's frames) or at the latest on the
  * next one. Backends whose work is immediate (the in-memory profile store, the in-process

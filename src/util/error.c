@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rc_strerror(): the one table that names the library's error codes. */
 #include "util/error.h"
 

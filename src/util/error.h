@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error codes of the rankcast library: every fallible function returns 0 or one of these
  * negative codes, and rc_strerror() names it. Protocol error codes sent to clients are a
  * separate, positive table in proto.h. */

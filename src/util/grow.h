@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Doubling arrays: the one growth step that the registries, queues and stacks here share. */
 #ifndef RC_GROW_H
 #define RC_GROW_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Mappings of their own for large arrays; see hugemem.h. */
 #include "util/hugemem.h"
 #include "util/sanitizer.h"

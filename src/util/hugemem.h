@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Large arrays that ranking reads at random (the catalog's items, trending scores, the heads
  * of the co-visitation lists): from RC_HUGE_MIN bytes each lives in a mapping of its own,
  * aligned to 2 MB and advised to use transparent huge pages. A rank reads a few hundred

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A minimal intrusive doubly linked list (circular, with a sentinel head). Nodes embed an
  * rc_link_t; RC_CONTAINER_OF gets back to the owner. No allocation, O(1) unlink. */
 #ifndef RC_LIST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* logfmt writer behind the RC_LOG macros. One fprintf per record keeps lines whole even
  * when several worker processes share a terminal. */
 #include "util/log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Structured logs: one logfmt line per record on stderr,
  *   ts=2026-11-22T08:00:00.123Z level=info mod=gateway msg="listening" port=8080
  * The macros test the level before evaluating their arguments, so a disabled debug line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Process metrics: counters, gauges and latency histograms, rendered in the Prometheus text
  * format for /metrics. A process is one node and runs one loop thread, so the registry is a
  * single global written without atomics; only the loop thread touches it. */
@@ -45,8 +46,8 @@ typedef struct rc_metrics {
     uint64_t bytes_received;
     uint64_t bytes_sent;
     uint64_t errors[RC_METRICS_MAX_CODE];
-    uint64_t http_requests;
-    uint64_t auth_verified;                         /* client tokens accepted */
+    uint64_t http_responses[6]; /* HTTP answers of the server's routes, by status / 100 */
+    uint64_t auth_verified;     /* client tokens accepted */
     uint64_t auth_refused[RC_METRICS_AUTH_REASONS]; /* by rc_jwt_reason_t */
     uint64_t handshakes_refused[RC_REFUSED_REASONS];
     uint64_t pings_sent;
@@ -85,7 +86,12 @@ uint64_t rc_hist_bound_us(int i);
 /** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
 void rc_metrics_error(int code);
 
-/** Appends the whole registry in Prometheus text format (version 0.0.4) to `out`.
+/** Counts one HTTP answer of the server's own routes by its status class (1xx..5xx; any
+ * other status counts as 5xx). */
+void rc_metrics_http(unsigned status);
+
+/** Appends the whole registry in Prometheus text format (version 0.0.4) to `out`, then the
+ * standard process metrics (CPU, memory, descriptors, start time) read from /proc.
  * `node_id` labels the build-info line. */
 void rc_metrics_render(rc_wbuf_t *out, const char *node_id);
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Whether this build runs under AddressSanitizer (gcc says so with __SANITIZE_ADDRESS__,
  * clang with __has_feature): our own pools and mappings step aside there, so the sanitizer
  * sees every allocation. */

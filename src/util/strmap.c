@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Linear probing keeps lookups to one or two cache lines at the load factor used (<= 0.7);
  * backward-shift deletion avoids tombstones, so a long-running server with churning
  * sessions never degrades. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A string -> uint64 hash map (values are indexes or pointers) (open addressing, linear probing,
  * backward-shift deletion). Keys are borrowed: the caller keeps each key's bytes alive and
  * unchanged while its entry exists (the catalog and session registry point it at the id they

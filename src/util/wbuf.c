@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rc_wbuf_t: appends with amortised doubling; failures are sticky so writers check once. */
 #include "util/wbuf.h"
 #include "util/error.h"

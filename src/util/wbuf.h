@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A growable byte buffer with optional headroom in front, used to build frames (the
  * headroom is libwebsockets' LWS_PRE) and HTTP bodies. */
 #ifndef RC_WBUF_H

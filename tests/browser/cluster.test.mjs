@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The dashboard's per-node view across a real cluster: a throwaway Kafka broker (scripts/kafka)
 // and two rankcast nodes; node A's dashboard, opened with the admin token, shows both nodes,
 // node B's traffic moves B's row on A's page, and B stopped is marked silent. Skipped, with

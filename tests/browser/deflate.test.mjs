@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // permessage-deflate as a browser speaks it: Chromium against `rankcast --demo --ws-deflate`.
 // The server's answer asks each message to be compressed on its own
 // (client_no_context_takeover); Chromium takes it, compresses everything it sends, and every

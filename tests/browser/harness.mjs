@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Harness of the browser tests: starts the real rankcast binary in demo mode on a free port
 // (bounded start, always stopped), launches Debian's Chromium through playwright-core (never
 // a downloaded browser), collects every console error and page error of every page, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A small load for the dashboard test: N visitors on the client protocol (JSON subprotocol,
 // Node's `ws`, not the SDK under test) each subscribing to a list and sending clicks and
 // impressions at a steady rate until stopped.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ops dashboard in headless Chromium against the real binary, and its feed
 // (`rankcast.ops.v1` on /ops) from a plain WebSocket client: under a generated load the
 // counters and the latency chart must move (pushed snapshots, nothing polled), recent events

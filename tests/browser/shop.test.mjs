@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo shop in headless Chromium against the real binary (`rankcast --demo`), driven as a
 // visitor would: clicks on products of one category must make that category rise in the
 // "Recommended for you" rail, each re-rendered rail within 200 ms of its click (measured in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo pages' JavaScript type-checks (strict, JSDoc types, `// @ts-check`) against the
 // SDK's shipped index.d.ts: the pages use the SDK's API as it is typed. The compiler is the
 // SDK's own dev dependency (client-sdk/js/node_modules/typescript).

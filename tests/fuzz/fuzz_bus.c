@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the bus message decoder (what arrives from Kafka), then the encoder on
  * whatever decoded, as a node re-publishing it would. */
 #include "bus/bus.h"

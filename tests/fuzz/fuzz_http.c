@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: what an HTTP client controls beyond the routing: the admin API bodies
  * (push, erase, experiment, rules), a client token (hello.token, Authorization header), verified
  * with an HS256 verifier, a Sec-WebSocket-Extensions offer, and a compressed WebSocket message.

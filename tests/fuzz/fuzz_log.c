@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a segment of the event log as a crash or a bad disk may leave it, read
  * back by rc_eventlog_open(): records come back whole or not at all, a torn tail is cut, and
  * the log then takes appends. The input follows a good segment header (so that records are

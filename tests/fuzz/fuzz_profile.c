@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: stored profile documents and deltas (what comes back from Redis): the
  * input is split in two at its first byte's position; both halves go through the merge, and
  * the first is merged into a session state against a small catalog. */

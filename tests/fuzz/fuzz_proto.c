@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the protocol decoder, both encodings (the first input byte picks one),
  * and on success the encoder writing the decoded message's echo (an error frame naming it),
  * so every value that decodes also round-trips through the writer. JSON input is also read

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Smoke test of the real-infrastructure scripts (scripts/kafka, scripts/redis): starts a
 # Kafka broker and a Redis server on 127.0.0.1, creates a topic, produces and consumes one
 # message with kcat (a plain consumer and a consumer group), does SET/GET on Redis, stops

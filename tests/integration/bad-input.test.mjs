@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bad input against the real server, on both subprotocols: every refusal has the stable code of
 // PROTOCOL.md §3, non-fatal errors leave the connection usable, fatal ones close it with the
 // code of §4, a client flooding garbage does not hurt other clients, and the server survives.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The live catalog API against the real server: a removed item leaves the lists it was in
 // (they are pushed again at once), an upserted item becomes recommendable, a bad batch changes
 // nothing, and the routes need the admin token.

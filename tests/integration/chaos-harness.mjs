@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The generators and drivers of the chaos suites (chaos.test.mjs; the session chaos also runs
 // across nodes in kafka.test.mjs): seeded randomness, raw WebSocket frames, and the session
 // chaos itself.

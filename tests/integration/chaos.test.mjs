@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Chaos at the transport, against the real binary over plaintext and over TLS: bursts of
 // connections that send junk and hang up, upgrades reset at once, sessions that vanish mid-frame,
 // mid-fragment, with lists pending, after a close frame, over the size limit, in a ping flood or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // permessage-deflate (RFC 7692), off unless --ws-deflate: negotiated only when the server
 // offers it; then lists go compressed (RSV1) and small messages as they are, each compressed
 // message inflates on its own within the window the client allowed, clients that compress

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Experiments against the real server: users are split between variants deterministically, the
 // pushed lists name the variant, and impressions and clicks on a surface's list are counted per
 // variant on /metrics with their CTR.

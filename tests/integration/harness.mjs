@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test harness for rankcast integration tests: starts the real server binary on a free port with
 // a fixture catalog, connects WebSocket clients on either subprotocol, and gives each client a
 // message queue with `next(predicate, timeoutMs)`. Written from proto/PROTOCOL.md alone.

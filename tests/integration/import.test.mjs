@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Learning from history (--import) through the real server: a file of past sessions in
 // which one item always followed another is learned before the server serves, so a new
 // visitor who views the first is recommended the second for co-visitation, which only the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A real Kafka broker for integration tests, through the project's own script (scripts/kafka,
 // see docs/infrastructure.md): started once per test file in a throwaway directory on free
 // ports, owned by this process (the script's watcher stops it if the test runner dies), and

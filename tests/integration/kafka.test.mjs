@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Kafka bus across rankcast nodes, against a real broker (scripts/kafka, one per file), a
 // real redis-server (one per file) and two or three real rankcast processes per test. Each
 // test gives its nodes their own topic prefix, so no test sees another's events.

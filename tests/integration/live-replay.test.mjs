@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/eval/live-replay.mjs against the real binary: a small synthetic data set with planted
 // structure (synth.py, fixed seed) is replayed through a spawned server, and the lists it pushes
 // must answer every scored event, beat the popularity baseline by far, and score like the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Memory the server gives back: after a crowd of sessions has come and gone, the heap pages it
 // used are returned to the system (--heap-trim-s, node.c), not kept at the high-water mark.
 

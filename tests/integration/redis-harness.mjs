@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A real redis-server for integration tests: started on a free loopback port in a temporary
 // directory, killable and restartable on the same port and data (AOF with fsync on every
 // write, so a SIGKILL loses nothing Redis acknowledged), plus a minimal RESP client that

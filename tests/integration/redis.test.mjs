@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // User profiles in a real redis-server (PROTOCOL-independent: the profile is checked in Redis
 // itself). Every test starts its own redis-server and rankcast processes and stops them.
 //  - profiles written behind, batched, small, and counting every accepted event;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The repeat policy of a subscription (PROTOCOL.md, subscribe `repeat`) through the real
 // server: by default a list never shows an item of the session again; with "allowed" the
 // item in view comes back (src "repeat", its reason saying when), with "not_current" the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Security, written from PROTOCOL.md sections 1, 3 and 6 against the real binary: tokens
 // (HS256, RS256, ES256; hello.token, the Authorization header, refresh, expiry), isolation
 // between users, the upgrade gate (Origin, connections per address), idle connections

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The session life of PROTOCOL.md against the real server, on both subprotocols: hello, subscribe,
 // events and the lists they push, de-duplication, purchases and dismissals, several connections
 // of one user, batches, unsubscribe, limits, handshake rules, and drain on shutdown.

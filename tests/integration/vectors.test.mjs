@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Sends every client-to-server case of proto/vectors/vectors.json to the real server, in each
 // encoding the case has: a case with `error` must be answered with exactly that error, a valid
 // case must be answered as PROTOCOL.md says (welcome, ack, recs, pong, or nothing) and never

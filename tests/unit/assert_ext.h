@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Assertion helpers for the unit tests that cmocka lacks: ordered comparisons and substring
  * checks that print both sides when they fail, so a failure says what was seen, not only
  * that a condition was false. Include after <cmocka.h>. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test helper: signs JWTs the way an identity provider would (HS256 with a secret, RS256 and
  * ES256 with a private key), so the tests exercise verification against independent tokens. */
 #ifndef RC_TEST_JWT_SIGN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the node's wiring (node.h): a node is built from a config and freed
  * without running, every part it made is released (the sanitizer build checks for leaks),
  * and a config it cannot serve is refused with a reason instead of a half-built node. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Independent reference of rankcast-eval's session-kNN baselines, to check bench/eval/knn.c.
 
 Written from the published definitions, not from the C:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rankcast-client-example: connects to a rankcast server, subscribes to the "home" list,
  * clicks the items named on the command line, and prints every list the server pushes.
  * Exits when every click is acknowledged and its list has arrived (or after 15 s).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The public API of the client (rankcast/client.h): options, lifecycle, subscriptions and
  * tracking. The connection itself lives in conn.c, the messages in incoming.c and
  * outgoing.c. */

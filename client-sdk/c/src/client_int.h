@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client object and the functions its source files share: client.c (public API,
  * options, lifecycle), conn.c (libwebsockets glue, timers, reconnects), incoming.c (the
  * server's messages) and outgoing.c (what to write next). Private. */

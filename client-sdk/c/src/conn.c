@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libwebsockets glue of the client: the context, connection attempts, the timers, and one
  * small function per callback reason. Frames are written only from the WRITEABLE callback,
  * one per callback; rcc_conn_want_write() asks for the next one. */

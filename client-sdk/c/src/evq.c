@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The event queue (see evq.h). */
 #include "evq.h"
 #include "util.h"

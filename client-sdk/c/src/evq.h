@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The event queue: every tracked event from rcc_track() until the server acknowledges or
  * refuses it for good. PROTOCOL.md section 5 makes events at-least-once, so an event
  * stays here while in flight and goes back to READY when its connection is lost or its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The server's messages (PROTOCOL.md section 2.2), and what a lost connection means for
  * the client's state: events in flight are sent again, subscriptions are renewed, and the
  * next attempt waits a full-jitter backoff (or the drain's delay). */

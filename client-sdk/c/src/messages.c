@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Builds the client's messages and reads the server's (see messages.h). The checks here
  * mirror PROTOCOL.md section 2.1, so a bad argument fails in the caller's rcc_track() or
  * rcc_subscribe() instead of as an error from the server later. */

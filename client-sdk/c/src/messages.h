@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The protocol's messages (PROTOCOL.md section 2): builds those a client sends, with the
  * checks that keep the server from refusing them, and reads those it receives into the
  * public structs. Private. */

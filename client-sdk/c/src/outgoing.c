@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the client writes, one frame per WRITEABLE callback: hello first, then (once the
  * welcome is in) unsubscribes, subscribes and batches of events. Events are paced by a
  * token bucket that mirrors the server's (welcome.limits.events_per_sec/events_burst), so

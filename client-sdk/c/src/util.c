@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small helpers of the client library (see util.h), the error-code names and the event id
  * generator. */
 #include "util.h"

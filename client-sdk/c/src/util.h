@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small helpers of the client library: a growable byte buffer with headroom for
  * libwebsockets, clocks, randomness, full-jitter backoff and the protocol's syntax checks.
  * Private to the library. */

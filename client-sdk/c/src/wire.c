@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON and MessagePack encodings of messages held as jansson values (see wire.h). */
 #include "wire.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The two encodings of the protocol (PROTOCOL.md section 1): a message is a jansson value in
  * memory and either JSON text or MessagePack bytes on the wire. Keeping one in-memory form
  * means the messages are built and read once, whatever the subprotocol. Private. */

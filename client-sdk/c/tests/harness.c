@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test harness of the client library (see harness.h). */
 #include "harness.h"
 

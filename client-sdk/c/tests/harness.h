@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test harness of the client library: starts and stops the real rankcast server binary on
  * a free port, and records what a client's callbacks saw so tests can wait for it. */
 #ifndef RCCT_HARNESS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client across failures of the real server: killed and restarted on the same port
  * (with events queued meanwhile, and with an event in flight), drained by SIGTERM, absent
  * at the start, and refusing the client for good (4010). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The client against the real rankcast server, on both subprotocols: hello and welcome,
  * subscriptions and their lists, tracked events with their acks and the lists they cause,
  * refusals reaching the ack callback, limits, pushes. */

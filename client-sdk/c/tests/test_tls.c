@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wss:// and its settings. The server has no TLS yet, so: a wss client against the plain
  * server fails cleanly (reported, retried, freed without leaks); and a TLS terminator in the
  * test (tls_proxy.c, with a CA and certificates made by the openssl tool in a temporary

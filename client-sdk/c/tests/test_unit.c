@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the client library without a server: the codecs against the shared
  * protocol vectors, the messages the client builds, option checks, backoff, ids, the event
  * queue, and the client's handling of server messages fed in directly. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The wss tests' TLS terminator (see tls_proxy.h). */
 #include "tls_proxy.h"
 

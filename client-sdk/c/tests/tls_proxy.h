@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A TLS terminator for the wss tests: accepts TLS on 127.0.0.1 with a given certificate and
  * relays the plain bytes to a rankcast server, so wss:// is exercised end to end while the
  * server itself has no TLS. One connection at a time, on its own thread. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Full-jitter exponential backoff (the "Exponential Backoff And Jitter" scheme): the delay is
 // drawn uniformly from [0, min(cap, base * 2^attempt)], so clients dropped together (a node
 // restart) spread their returns over the whole window instead of arriving in waves.

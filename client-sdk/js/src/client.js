@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RankcastClient: one logical session with a rankcast server over a WebSocket that comes and
 // goes. It owns the connection state machine
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One WebSocket connection attempt: creates the socket for the chosen subprotocol, decodes its
 // messages and reports open/message/close to the client exactly once each, until it is
 // detached. Detaching removes every listener at once, so a socket the client has given up on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Event delivery (PROTOCOL.md §5): at-least-once, in order, within the connection's limits.
 // Events wait a short batch window so a burst goes out as one `events` message; each message
 // holds at most welcome.limits.max_batch events and fits max_message_bytes; a token bucket

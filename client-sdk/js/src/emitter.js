@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A small typed event emitter that works the same in browsers and Node. A listener that throws
 // does not disturb the client or the other listeners: its exception is reported asynchronously
 // (reportError where it exists, otherwise re-thrown from a microtask), as a DOM event's would be.

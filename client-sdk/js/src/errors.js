@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Typed errors of the rankcast SDK: ServerError carries a code of PROTOCOL.md §3 exactly as the
 // server sent it; ClientError names a failure the SDK itself detected (bad argument, closed
 // client, full queue...). Both extend RankcastError, so one `instanceof` catches either.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client-unique event ids. crypto.randomUUID exists only in secure contexts (https, localhost)
 // and in Node; a page served over plain http on a LAN address still needs ids, so this falls
 // back to a version 4 UUID built from getRandomValues, and as a last resort from Math.random

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Server → client messages of PROTOCOL.md §2.2, read into the SDK's camelCase shapes. Reading
 // is lenient where that is safe (an unknown field or message type is ignored, so a newer
 // server can add fields) and strict where the client relies on a value (a recs without an

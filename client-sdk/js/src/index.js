@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Public entry point of the rankcast JavaScript SDK. See README.md for the guide and
 // index.d.ts for the typed API.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client options: defaults, checks and the environment lookups (WebSocket implementation,
 // localStorage, locale, clock). Every check happens in the constructor, so a misconfigured
 // client fails where it is created, not on its first reconnect.

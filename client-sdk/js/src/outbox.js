@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The event outbox: every tracked event from track() until the server acknowledges it
 // (PROTOCOL.md §5, at-least-once). Insertion order is send order, so events queued while
 // offline go out in the order they happened. The outbox is bounded; when full, the oldest

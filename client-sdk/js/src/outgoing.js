@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client → server messages of PROTOCOL.md §2.1: builders that check every field against the
 // page before anything is sent. The server answers a bad field with 4002 and counts it towards
 // 4008 (too many errors, fatal), so a mistake in application code is cheaper caught here, as a

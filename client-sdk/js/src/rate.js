@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A token bucket mirroring the server's per-connection event limit (welcome.limits
 // events_per_sec and events_burst): the client holds events back instead of sending them
 // into `4020 rate_limited` refusals, which would also count towards `4008 too_many_errors`.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Live lists: the surfaces the application subscribed to, kept across reconnects. One wire
 // subscription per surface, shared by every subscribe() handle of that surface. On every new
 // connection each surface is subscribed again and the server answers with its current list.

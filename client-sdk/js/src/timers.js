@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Named one-shot timers. Every timer the client uses lives here under a name, at most one per
 // name, so "no timer leaks" is checkable: after close() (or between connections) `size` is
 // back to its baseline. The clock functions are injectable for tests.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A minimal headless-Chromium driver over the DevTools protocol (with `ws`, already a dev
 // dependency): launch, open a tab, navigate, and evaluate an expression that may return a
 // promise. Enough for the SDK's browser test without a browser-automation dependency.

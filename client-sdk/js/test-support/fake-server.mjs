@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A small stand-in for rankcast, built on `ws`, for the cases the real server cannot be made to
 // produce on demand: drops in the middle of a batch, duplicate acks, retryable errors, a slow
 // server, drain, a server that never answers. By default it behaves like rankcast (welcome,

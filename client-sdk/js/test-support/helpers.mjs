@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared helpers of the SDK tests: a client with test-friendly timings, waiting for a client
 // event, and an in-memory Storage.
 

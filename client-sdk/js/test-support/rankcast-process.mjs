@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Starts the real rankcast binary for the end-to-end tests: a free port, the demo catalog,
 // readiness by GET /healthz, and stop/restart on the same port. RANKCAST_BIN overrides the
 // binary, RANKCAST_CATALOG the catalog.

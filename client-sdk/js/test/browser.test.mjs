@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SDK in a real browser: headless Chromium loads test-support/browser/index.html from the real
 // rankcast binary (its --web-root is a temporary directory with the page, the SDK sources and
 // @msgpack/msgpack's ESM build). The page uses the browser's own WebSocket and localStorage,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The connection state machine against the fake server, in both subprotocols: hello and
 // welcome, state events, token provider refresh, fatal closes, drain, keepalive, handshake
 // timeout, forced reconnect, close(), and messages the client cannot read.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Event delivery against the fake server, in both subprotocols: batching, welcome limits,
 // drops mid-batch, duplicate acks, final and retryable errors, a slow server, the offline
 // queue (bounded, in order, persisted), flush(), and the impression/click helpers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // No listener or timer leaks across thousands of reconnects: 2,000 connections closed by the
 // fake server right after welcome (with a live subscription and events in flight), then 300
 // reconnect() calls from the client side. Afterwards the client's own counters (timers,

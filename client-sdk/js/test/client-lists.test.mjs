@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Live lists against the fake server, in both subprotocols: subscribe and its answer, stale
 // versions dropped, handles sharing a surface, options changes, limits, and resume after a
 // reconnect (every live surface subscribed again, lists delivered again).

@@ -1,10 +1,11 @@
-// `npm pack` yields an installable package: the tarball holds the sources, types and README
+// SPDX-License-Identifier: Apache-2.0
+// `npm pack` yields an installable package: the tarball holds the sources, types, README and LICENSE
 // (no tests), installs into an empty project with its one dependency, imports by name, encodes
 // MessagePack through that dependency, and its types compile for a TypeScript consumer there.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -20,15 +21,20 @@ test('npm pack yields a package that installs, imports and type-checks', { timeo
 
   const [packed] = JSON.parse(run(['pack', '--json', '--pack-destination', work], root));
   const files = packed.files.map((f) => f.path).sort();
-  for (const required of ['package.json', 'README.md', 'index.d.ts', 'src/index.js', 'src/client.js', 'src/codec.js']) {
+  for (const required of ['package.json', 'README.md', 'LICENSE', 'index.d.ts', 'src/index.js', 'src/client.js', 'src/codec.js']) {
     assert.ok(files.includes(required), `${required} is in the tarball (${files.join(', ')})`);
   }
-  assert.ok(files.every((f) => f === 'package.json' || f === 'README.md' || f === 'index.d.ts' || /^src\/[a-z]+\.js$/.test(f)), `unexpected files: ${files}`);
+  assert.ok(files.every((f) => ['package.json', 'README.md', 'LICENSE', 'index.d.ts'].includes(f) || /^src\/[a-z]+\.js$/.test(f)), `unexpected files: ${files}`);
 
   const app = join(work, 'app');
   execFileSync('mkdir', ['-p', app]);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
   run(['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', join(work, packed.filename)], app);
+  // Publishable: a license an SPDX-aware tool reads, and not marked private.
+  const installed = JSON.parse(readFileSync(join(app, 'node_modules/@rankcast/client/package.json'), 'utf8'));
+  assert.equal(installed.license, 'Apache-2.0');
+  assert.notEqual(installed.private, true, 'the package is not private');
+  assert.match(readFileSync(join(app, 'node_modules/@rankcast/client/LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
 
   writeFileSync(
     join(app, 'check.mjs'),

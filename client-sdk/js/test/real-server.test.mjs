@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End to end against the real rankcast binary, in both subprotocols: subscribe, track, lists
 // re-ranked with `cause` = the tracked event's id, filters, and the server restarting mid-
 // session (a crash, and a graceful drain) with the client resuming: the lists come back and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shipped types: the sources type-check (tsconfig.json: checkJs, strict) and index.d.ts is
 // checked against them (test-support/types/published-vs-source.ts), a check seen to fail when
 // the two drift apart; test-support/types/consumer.ts must compile under strict settings with no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Unit tests of the SDK's parts that need no socket: backoff, token bucket, timers, emitter,
 // outbox (order, bound, persistence), message builders' checks, options, errors and ids.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared protocol vectors (proto/vectors/vectors.json) against the SDK's codec and message
 // builders: every valid client→server vector is produced by the SDK, byte for byte where the
 // vector is the canonical encoding of a message in the page's field order (else decode-equal);

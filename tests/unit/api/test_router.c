@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the admin API's route table (api/router.h): lookup by exact path, GET and
  * POST reaching their handlers with the router's context, 405 for a method a route does
  * not take, and object bodies parsed once for every route that takes one (400 otherwise). */

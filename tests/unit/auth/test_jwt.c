@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of JWT verification (jwt.h): tokens signed here with keys generated for the
  * run (HS256, RS256, ES256), then every way a token must be refused: tampering, alg
  * confusion and "none", time claims, issuer, audience, subject, and malformed input. */

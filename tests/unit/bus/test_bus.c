@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the bus's wire form (bus.h): what one node publishes, another decodes to
  * the same message, a message of an older node (fewer fields) still decodes, and a
  * malformed one is refused. */

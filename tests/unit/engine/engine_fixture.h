@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fixtures of the engine's unit tests (test_engine, test_ranker, test_rules,
  * test_experiments): the clock they run at and a world of 200 items to rank, with the
  * helpers that drive it through the public API the session layer uses. Each test is one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the item catalog (engine/catalog.h): the JSON-lines loader and its errors,
  * category interning, content features, upserts, open versus closed resolution, the
  * capacity limit, and the demo catalog shipped in web-demo/. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of co-visitation (engine/covisit.h): symmetric and directed pairs, lists
  * bounded and kept strongest first, decay, and the largest neighbour count. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the engine's own part (engine/engine.h): what each event kind weighs, and
  * what rc_engine_observe() returns and records for a user. */
 #include <setjmp.h>

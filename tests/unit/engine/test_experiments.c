@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of experiments (engine/experiments.h): parsing variants, assigning users to
  * them, a variant's blend changing the rank, and the counters rendered as metrics. */
 #include <setjmp.h>

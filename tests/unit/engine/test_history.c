@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of learning from history (engine/history.h): a user's events within a session
  * teach co-visitation and a silence longer than the gap ends the session; events are
  * learned at their own time; a file of events is read with its bad lines counted, not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the ranker (engine/ranker.c), through rc_engine_rank() and rc_engine_why():
  * cold and learned lists, filters, diversity, determinism, the exact bound on scoring, the
  * exploration of new items, and the reasons given for each item. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the merchandising rules (engine/rules.h): parsing and printing them as JSON,
  * and the boosts and pins as the engine's rank applies them. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of dayparts and trending (engine/trending.h): the top lists by activity, per
  * segment, locale and category, their decay, and the refresh done a few items per step. */
 #include <setjmp.h>

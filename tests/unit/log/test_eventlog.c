@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the event log (eventlog.h), on a real directory and a real loop: records come
  * back in order after a reopen, each durable only once the policy says; a torn tail is cut
  * and appends follow good data; a corrupt record ends its segment's reading and the other

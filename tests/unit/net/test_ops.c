@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the ops feed's state (ops.h): quantiles from histogram buckets, the
  * constant-time token comparison, snapshots built from metric samples and recorded
  * events, and other nodes' summaries arriving through the bus wire format. The WebSocket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of permessage-deflate (wsdeflate.h). Sending: every message inflates on its own,
  * as a client with a fresh decompressor sees it; the window asked for holds (checked with
  * content whose only repeats lie beyond it); offers are read as RFC 7692 writes them.

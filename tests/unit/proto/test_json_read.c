@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the JSON reader (json_read.h): values as msgpack objects (strings borrowed
  * from the input unless escaped), what it refuses and with which status, in the order jansson
  * reports faults (the fuzzer compares the two on random texts; these pin the cases named). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Protocol codec tests, driven by the shared vectors in proto/vectors/vectors.json (the same
  * file the JavaScript SDK tests read):
  *  - every client message decodes to the same struct from JSON and from MessagePack, or is

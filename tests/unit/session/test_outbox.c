@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of frames and the per-connection outbox (outbox.h): reference counts, FIFO
  * order and its byte limit, coalescing list slots, the order in which take() drains, and the
  * ack ids it keeps.

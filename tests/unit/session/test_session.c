@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Session module tests on a real libuv loop with the embedded backends and a fake
  * transport that records what it is asked to do. They cover what a client cannot observe
  * from outside: coalescing for a connection that does not read, the slow-consumer cut-off,

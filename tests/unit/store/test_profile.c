@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the profile document and its deltas (profile.h): what a session writes,
  * how stored affinities fade and merge, and what a returning user's session gets back,
  * down to the ranker's long-term content vector. */

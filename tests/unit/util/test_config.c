@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the settings (config.h): defaults, setting by name, type and bound errors,
  * the config file, the environment, and the whole merge of a command line with its order
  * default < file < environment < flag. */

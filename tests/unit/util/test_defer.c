@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of deferred calls (util/defer.h) on a real libuv loop: a call never runs inside
  * the callback that queued it, runs in order in the same loop turn before the gateway's
  * end-of-turn flush (or the next turn, never later), does not let calls it queues extend

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the metrics registry (util/metrics.h): latency buckets and their bounds,
  * protocol errors counted by code, and the rendering in the Prometheus text format, checked
  * line by line the way a scraper reads it. */
@@ -64,6 +65,22 @@ static void test_errors_by_code(void **state)
     assert_int_equal(rc_metrics.errors[50], 2);
     assert_int_equal(rc_metrics.errors[599], 1);
     assert_int_equal(rc_metrics.errors[500], 3);
+}
+
+/* HTTP answers count by class; a status outside 100..599 counts as a server error. */
+static void test_http_by_class(void **state)
+{
+    (void)state;
+    rc_metrics_http(200);
+    rc_metrics_http(204);
+    rc_metrics_http(404);
+    rc_metrics_http(503);
+    rc_metrics_http(99);
+    rc_metrics_http(600);
+    assert_int_equal(rc_metrics.http_responses[1], 0);
+    assert_int_equal(rc_metrics.http_responses[2], 2);
+    assert_int_equal(rc_metrics.http_responses[4], 1);
+    assert_int_equal(rc_metrics.http_responses[5], 3);
 }
 
 /* The families declared by `# TYPE` lines so far, in order. */
@@ -237,6 +254,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hist_buckets),
         cmocka_unit_test_setup(test_errors_by_code, zero_metrics),
+        cmocka_unit_test_setup(test_http_by_class, zero_metrics),
         cmocka_unit_test_setup(test_render_prometheus_text, zero_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the string map (strmap.h): lookups, replacement, deletion, borrowed keys,
  * and the probe-run invariant that backward-shift deletion must keep at every size. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the growable write buffer (util/wbuf.h): appends of every kind keep their
  * bytes across growth, headroom stays reserved in front of the data, reset keeps the memory,
  * printf appends exactly what it formats, and an allocation failure is sticky until reset. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* rankcast native client: a small C library that speaks the rankcast wire protocol
  * (proto/PROTOCOL.md) over libwebsockets' client API, ws:// and wss://. It connects,
  * subscribes to live lists and tracks events with callbacks, and keeps the connection up.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Driven by browser.test.mjs through ?phase=…&enc=…&user=…; sets window.result to a promise of
 // what the phase observed.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Compiled (never run) by types.test.mjs with strict settings and no DOM or Node types: the
 // shipped index.d.ts must describe the API completely and on its own. The expected-error
 // directives at the end must stay errors.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checks the published index.d.ts against the implementation's own types (JSDoc in src/). Never
 // run: tsc compiles it with the sources (tsconfig.json), so any drift between the two is a type
 // error here, reported by test/types.test.mjs. Each check names what differs.
