@@ -1,0 +1,3 @@
+package io.rankcast.client
+import org.junit.jupiter.api.Test
+class PlaceholderTest { @Test fun ok() {} }
