@@ -1,3 +1,0 @@
-package io.rankcast.client
-import org.junit.jupiter.api.Test
-class PlaceholderTest { @Test fun ok() {} }
