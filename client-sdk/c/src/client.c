@@ -259,6 +259,23 @@ int rcc_client_close(rcc_client_t *c)
     return 0;
 }
 
+int rcc_client_reconnect_now(rcc_client_t *c)
+{
+    if (c->stopped)
+        return RCC_ECLOSED;
+    c->reconnect_attempt = 0;
+    c->drain_deadline_us = 0;
+    lws_sul_cancel(&c->sul_drain);
+    if (c->conn_live) {
+        /* The loss of this connection schedules the next attempt with no delay. */
+        c->reconnect_now = true;
+        rcc_conn_abandon(c);
+    } else {
+        rcc_conn_schedule_connect(c, 0); /* replaces the backoff wait */
+    }
+    return 0;
+}
+
 /* ---- subscriptions ---- */
 
 rcc_sub_t *rcc_client_find_sub(rcc_client_t *c, const char *surface)

@@ -63,6 +63,7 @@ struct rcc_client {
     bool welcomed;
     bool auth_pending;  /* rcc_set_token() on a live session: send `auth` */
     bool close_pending; /* write a close frame at the next WRITEABLE */
+    bool reconnect_now; /* rcc_client_reconnect_now(): the next attempt follows the loss at once */
     bool stopped;       /* no more reconnects: rcc_client_close() or a final refusal */
     bool freeing;       /* inside rcc_client_free(): no callbacks but acks */
     int peer_close_code;
@@ -96,6 +97,9 @@ void rcc_conn_schedule_connect(rcc_client_t *c, int64_t delay_ms);
 void rcc_conn_want_write(rcc_client_t *c);
 /** Ends the current connection: a close frame if it is open, else the attempt is dropped. */
 void rcc_conn_drop(rcc_client_t *c);
+/** Ends the current connection or attempt at once, without a close handshake (the path may be
+ * dead); CLOSED or CONNECTION_ERROR follows. */
+void rcc_conn_abandon(rcc_client_t *c);
 /** (Re)arms the timer that re-sends late or retried events and waits for the rate limit. */
 void rcc_conn_plan_tick(rcc_client_t *c);
 /** The welcome arrived: lifts the welcome timeout. */

@@ -5,6 +5,7 @@
 #include "client_int.h"
 #include "wire.h"
 
+#include <openssl/ssl.h>
 #include <string.h>
 
 static rcc_client_t *client_of(struct lws *wsi)
@@ -69,6 +70,12 @@ void rcc_conn_drop(rcc_client_t *c)
         /* No WebSocket yet: abandon the attempt; CONNECTION_ERROR or CLOSED follows. */
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
+}
+
+void rcc_conn_abandon(rcc_client_t *c)
+{
+    if (c->wsi != NULL)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 /* ---- timers ---- */
@@ -219,6 +226,16 @@ static int on_closed(rcc_client_t *c, struct lws *wsi)
     return 0;
 }
 
+/* The client's SSL_CTX is being made. Without a ca_file, trust what the system trusts:
+ * OpenSSL's default store (its CA file and directory, e.g. /etc/ssl/certs on Debian, or
+ * SSL_CERT_FILE / SSL_CERT_DIR when set), rather than only libwebsockets' compile-time path. */
+static int on_load_client_verify_certs(rcc_client_t *c, void *ssl_ctx)
+{
+    if (c->ca_file == NULL && ssl_ctx != NULL && SSL_CTX_set_default_verify_paths(ssl_ctx) != 1)
+        lwsl_warn("rankcast client: the system's trust store could not be loaded\n");
+    return 0;
+}
+
 static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                            size_t len)
 {
@@ -239,6 +256,8 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
         return on_closed(c, wsi);
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
+        return on_load_client_verify_certs(c, user);
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -264,7 +283,11 @@ int rcc_conn_create_context(rcc_client_t *c, char *err, size_t errlen)
     info.timeout_secs = 10;
     info.connect_timeout_secs = 10;
     if (c->tls) {
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        /* The trust store is ours to choose, whatever libwebsockets was built with: its own
+         * loading of the OS store is off, and on_load_client_verify_certs() loads it only
+         * when no ca_file is given (a ca_file is trusted instead of the system store). */
+        info.options |=
+            LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
         info.client_ssl_ca_filepath = c->ca_file;
     }
     c->ctx = lws_create_context(&info);

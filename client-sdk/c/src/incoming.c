@@ -206,7 +206,11 @@ void rcc_incoming_conn_lost(rcc_client_t *c, int reason)
         return;
     }
     int64_t delay_ms;
-    if (c->drain_deadline_us != 0) {
+    if (c->reconnect_now) {
+        delay_ms = 0;
+        c->reconnect_now = false;
+        c->drain_deadline_us = 0;
+    } else if (c->drain_deadline_us != 0) {
         delay_ms = (c->drain_deadline_us - rcc_mono_us()) / 1000;
         delay_ms = delay_ms < 0 ? 0 : delay_ms;
         c->drain_deadline_us = 0;

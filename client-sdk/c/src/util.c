@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(RCC_HAVE_GETRANDOM)
 #include <sys/random.h>
+#elif defined(RCC_HAVE_GETENTROPY) && defined(__APPLE__)
+#include <sys/random.h> /* getentropy() lives here on macOS and iOS */
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -83,8 +87,9 @@ int64_t rcc_wall_ms(void)
 
 /* ---- randomness ---- */
 
-/* xorshift64*, only for the unlikely case that getrandom() is unavailable (old kernels,
- * seccomp sandboxes). Seeded from the clocks and the pid, so two processes still differ. */
+/* xorshift64*, only for the unlikely case that the system's source is unavailable (old
+ * kernels, seccomp sandboxes, a platform with none of the three). Seeded from the clocks and the
+ * pid, so two processes still differ. */
 static uint64_t fallback_next(void)
 {
     static uint64_t state;
@@ -97,9 +102,12 @@ static uint64_t fallback_next(void)
     return state * 0x2545f4914f6cdd1dull;
 }
 
-void rcc_random_bytes(void *out, size_t len)
+/* The kernel's (or the C library's) random source, chosen at configure time (see
+ * CMakeLists.txt): getrandom() on Linux and Android, arc4random_buf() on macOS, iOS and the
+ * BSDs (and glibc from 2.36), getentropy() elsewhere. Returns how many bytes it filled. */
+static size_t system_random(unsigned char *p, size_t len)
 {
-    unsigned char *p = out;
+#if defined(RCC_HAVE_GETRANDOM)
     size_t got = 0;
     while (got < len) {
         ssize_t n = getrandom(p + got, len - got, GRND_NONBLOCK);
@@ -109,6 +117,43 @@ void rcc_random_bytes(void *out, size_t len)
             break;
         got += (size_t)n;
     }
+    return got;
+#elif defined(RCC_HAVE_ARC4RANDOM)
+    arc4random_buf(p, len); /* cannot fail */
+    return len;
+#elif defined(RCC_HAVE_GETENTROPY)
+    size_t got = 0;
+    while (got < len) {
+        size_t n = len - got > 256 ? 256 : len - got; /* getentropy() takes at most 256 */
+        if (getentropy(p + got, n) != 0)
+            break;
+        got += n;
+    }
+    return got;
+#else
+    (void)p;
+    (void)len;
+    return 0;
+#endif
+}
+
+const char *rcc_random_source(void)
+{
+#if defined(RCC_HAVE_GETRANDOM)
+    return "getrandom";
+#elif defined(RCC_HAVE_ARC4RANDOM)
+    return "arc4random";
+#elif defined(RCC_HAVE_GETENTROPY)
+    return "getentropy";
+#else
+    return "fallback";
+#endif
+}
+
+void rcc_random_bytes(void *out, size_t len)
+{
+    unsigned char *p = out;
+    size_t got = system_random(p, len);
     for (; got < len; got++)
         p[got] = (unsigned char)(fallback_next() >> 56);
 }

@@ -35,9 +35,13 @@ int64_t rcc_mono_us(void);
 /** Wall clock, milliseconds since the Unix epoch. */
 int64_t rcc_wall_ms(void);
 
-/** Fills `out` with random bytes from getrandom(); falls back to a seeded PRNG if the kernel
- * cannot answer (the ids then stay unique per process, not unpredictable). */
+/** Fills `out` with random bytes from the system's source (getrandom(), arc4random_buf() or
+ * getentropy(), chosen at configure time); falls back to a seeded PRNG if it cannot answer
+ * (the ids then stay unique per process, not unpredictable). */
 void rcc_random_bytes(void *out, size_t len);
+/** The name of the source rcc_random_bytes() uses: "getrandom", "arc4random", "getentropy" or
+ * "fallback". Static string. */
+const char *rcc_random_source(void);
 /** A uniform random integer in [0, bound]; 0 when bound <= 0. */
 int64_t rcc_random_upto(int64_t bound);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The client across failures of the real server: killed and restarted on the same port
  * (with events queued meanwhile, and with an event in flight), drained by SIGTERM, absent
- * at the start, and refusing the client for good (4010). */
+ * at the start, refusing the client for good (4010), and rcc_client_reconnect_now() cutting
+ * a backoff of an hour short. */
 #include "harness.h"
 
 #include <signal.h>
@@ -212,6 +213,54 @@ static void close_stops_reconnecting(void **state)
     fixture_stop(f);
 }
 
+/* A server restarted while the client waits out a backoff of up to an hour: only
+ * rcc_client_reconnect_now() brings it back at once. On an open connection it drops the
+ * socket and connects again, with the subscription and a queued event carried over. */
+static void reconnect_now_skips_the_backoff(void **state)
+{
+    static fixture_t f;
+    rcc_options_t o;
+    char err[128];
+    int one = 1, two = 2, three = 3, econnect = RCC_ECONNECT;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(rcct_server_start(&f.server), 0);
+    rcct_options(&o, &f.rec, rcct_url(&f.server, "ws", f.url, sizeof(f.url)), fmt_of(state));
+    o.reconnect_base_ms = 3600 * 1000;
+    o.reconnect_cap_ms = 3600 * 1000;
+    snprintf(f.user, sizeof(f.user), "rc-now-%s-%d", fmt_of(state) == JSON ? "j" : "m",
+             (int)getpid());
+    o.user_id = f.user;
+    f.client = rcc_client_new(&o, err, sizeof(err));
+    assert_non_null(f.client);
+    assert_int_equal(rcc_subscribe(f.client, "home", 4, NULL), 0);
+    assert_true(rcct_pump(f.client, &f.rec, 5000, rcct_opened, &one));
+
+    /* The server goes; the client's first retry is uniform in [0, 1 h): it fails (nothing
+     * listens), and the next waits up to an hour. */
+    rcct_server_stop(&f.server, SIGKILL);
+    assert_true(rcct_pump(f.client, &f.rec, 5000, rcct_in_state, &RECONNECTING));
+    rcct_pump(f.client, &f.rec, 300, rcct_has_error, &econnect);
+    assert_int_equal(rcct_server_start(&f.server), 0);
+    assert_false(rcct_pump(f.client, &f.rec, 500, rcct_opened, &two)); /* still waiting */
+    int64_t t0 = now_ms();
+    assert_int_equal(rcc_client_reconnect_now(f.client), 0);
+    assert_true(rcct_pump(f.client, &f.rec, 3000, rcct_opened, &two));
+    assert_true(now_ms() - t0 < 3000);
+
+    /* On a live connection: a new one at once; the list and a queued event follow. */
+    char ids[1][RCC_ID_MAX + 1];
+    track_clicks(&f, "rc-now-ev", 1, ids);
+    assert_int_equal(rcc_client_reconnect_now(f.client), 0);
+    assert_true(rcct_pump(f.client, &f.rec, 3000, rcct_opened, &three));
+    assert_true(rcct_pump(f.client, &f.rec, 5000, rcct_acked, &one));
+    assert_int_equal(rcct_ack_status(&f.rec, ids[0]), 0);
+    assert_true(rcct_answers_after_open(&f.rec, "home", 3) >= 1 ||
+                rcct_pump(f.client, &f.rec, 3000, rcct_recs_for, "home"));
+    assert_int_equal(rcc_client_close(f.client), 0);
+    assert_int_equal(rcc_client_reconnect_now(f.client), RCC_ECLOSED);
+    fixture_stop(&f);
+}
+
 #define BOTH(f)                                                                                    \
     cmocka_unit_test_prestate(f, (void *)&MSGPACK), cmocka_unit_test_prestate(f, (void *)&JSON)
 
@@ -228,6 +277,7 @@ int main(void)
         BOTH(client_waits_for_a_late_server),
         BOTH(unauthorized_is_final),
         BOTH(close_stops_reconnecting),
+        BOTH(reconnect_now_skips_the_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -157,6 +157,25 @@ static void untrusted_certificate_is_refused(void **state)
     rcct_tls_proxy_stop(&p);
 }
 
+/* Without a ca_file the system's trust store decides: OpenSSL's default paths, which honour
+ * SSL_CERT_FILE. Pointed at the test CA, it lets the client in; without it, the same
+ * certificate is refused (untrusted_certificate_is_refused). */
+static void system_trust_store_is_the_default(void **state)
+{
+    (void)state;
+    rcct_tls_proxy_t p;
+    rcct_rec_t r;
+    int one = 1;
+    assert_int_equal(rcct_tls_proxy_start(&p, good_pem, good_key, server.port), 0);
+    setenv("SSL_CERT_FILE", ca_pem, 1);
+    rcc_client_t *c = new_client(&r, p.port, NULL, false);
+    unsetenv("SSL_CERT_FILE");
+    assert_true(rcct_pump(c, &r, 5000, rcct_opened, &one));
+    assert_true(rcct_pump(c, &r, 5000, rcct_in_state, &(rcc_state_t){RCC_STATE_OPEN}));
+    rcc_client_free(c);
+    rcct_tls_proxy_stop(&p);
+}
+
 /* A trusted certificate for another name is refused, unless tls_insecure is set. */
 static void wrong_name_needs_insecure(void **state)
 {
@@ -211,6 +230,7 @@ int main(void)
         cmocka_unit_test(wss_with_ca_file_reaches_the_server),
         cmocka_unit_test(untrusted_certificate_is_refused),
         cmocka_unit_test(wrong_name_needs_insecure),
+        cmocka_unit_test(system_trust_store_is_the_default),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

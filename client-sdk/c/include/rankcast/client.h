@@ -159,8 +159,9 @@ typedef struct rcc_options {
     void *user_data; /* passed to every callback; borrowed */
 
     /* TLS (wss:// only). ca_file: PEM file of the CA(s) to trust instead of the system
-     * store. tls_insecure: accept self-signed, expired and wrongly named certificates
-     * (testing only: it gives up on authenticating the server). */
+     * store; without it the system's store is used (OpenSSL's default paths, which honour
+     * SSL_CERT_FILE and SSL_CERT_DIR). tls_insecure: accept self-signed, expired and wrongly named
+     * certificates (testing only: it gives up on authenticating the server). */
     const char *ca_file;
     bool tls_insecure;
 
@@ -253,6 +254,15 @@ void rcc_client_wake(rcc_client_t *c);
  * RCC_ECLOSED if already closed.
  */
 int rcc_client_close(rcc_client_t *c);
+
+/**
+ * Drops the current connection (or attempt) without a close handshake, or ends the wait of the
+ * backoff, and connects again at once; the backoff starts afresh. Call it when the network
+ * comes back or changes (a new path makes the old socket useless) or the app returns to the
+ * foreground. Subscriptions and queued events carry over as on any reconnect. Returns 0, or
+ * RCC_ECLOSED once the client is closed.
+ */
+int rcc_client_reconnect_now(rcc_client_t *c);
 
 /**
  * Subscribes to the live list `surface` (1-32 bytes of a-z 0-9 _ -) of length `k` (1-100,
