@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Durability with --data-dir (docs/durability.md), killing real processes: under a steady
 // stream the server is SIGKILLed at a seeded random moment; after the restart every id is sent
 // again, and every event acknowledged before the kill is recognised (acknowledged, not applied

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The random source of the client library (event ids, backoff jitter), built once per source
  * this platform has (getrandom, arc4random, getentropy: see RCC_RANDOM in CMakeLists.txt):
  * the one configured is the one used, and its bytes look random (every byte value appears,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A small JVM program using the SDK: connects (over wss:// when the URL says so), prints the
 // live "home" list, tracks a click on its first item and waits for the acknowledgement and the
 // re-ranked list, then closes. Run it with

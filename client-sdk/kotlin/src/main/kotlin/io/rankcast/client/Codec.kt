@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The two encodings of PROTOCOL.md section 1: one message per WebSocket message, a MessagePack
 // map in a binary frame (rankcast.v1.msgpack) or a JSON object in a text frame
 // (rankcast.v1.json). Pure functions, no I/O: the vectors test drives them directly.

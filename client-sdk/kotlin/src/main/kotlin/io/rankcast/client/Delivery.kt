@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Event delivery (PROTOCOL.md section 5): at-least-once, in order, within the connection's
 // limits. The first event of a burst waits a short batch window so the burst goes out as one
 // `events` message; each message holds at most welcome.limits.max_batch events and fits

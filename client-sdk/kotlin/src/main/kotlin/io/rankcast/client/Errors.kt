@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Typed errors of the SDK: ServerException carries a code of PROTOCOL.md section 3 exactly as
 // the server sent it (or as a close code implied it); ClientException names a failure the SDK
 // found itself. Both extend RankcastException, so one catch takes either.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The persistent side of the at-least-once queue: every tracked event is written here before it
 // is sent and removed when the server acknowledges it (or refuses it for good), so events
 // tracked offline, or not yet acknowledged when the process died, go out from the next client

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The protocol's messages (PROTOCOL.md section 2) as the application sees them, the builders of
 // what the client sends (each field checked against the page before anything is sent: the
 // server answers a bad field with 4002 and counts it towards 4008), and the readers of what

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Settings of a client, the token provider and the logging hook.
 package io.rankcast.client
 

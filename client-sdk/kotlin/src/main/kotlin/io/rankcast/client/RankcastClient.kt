@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client: one WebSocket session with a rankcast server (OkHttp), kept alive across network
 // loss, drains and token expiry. Every piece of state is confined to one coroutine dispatcher
 // of parallelism 1 (on Dispatchers.IO, so the event store may block briefly): OkHttp's threads

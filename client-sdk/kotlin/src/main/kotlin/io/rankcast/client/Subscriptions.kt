@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Live lists: the surfaces the application collects, kept across reconnects. One wire
 // subscription per surface, shared by every collector of that surface; it is unsubscribed when
 // the last collector goes. On every new connection each surface is subscribed again and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End to end against the real rankcast binary over ws://, in both subprotocols: welcome,
 // subscribe() as a Flow (newest wins, re-ranked with cause = the tracked event's id), track()
 // suspending until the ack, batching, every event kind, filters, a final refusal as a typed

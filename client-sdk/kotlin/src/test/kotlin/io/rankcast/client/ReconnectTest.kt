@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Connection resilience against the real binary: the server restarting mid-session (a crash,
 // and a graceful drain: `drain` then close 1001) with the client resuming (lists come back,
 // events tracked while down are acknowledged after), the offline queue persisted in a file and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test support: the real rankcast binary as a child process (RANKCAST_BIN, else
 // <repo>/build/server/rankcast), a test CA and server certificate made with the openssl CLI,
 // an OkHttp client trusting that CA, HS256 tokens, and small waiting helpers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // wss:// against the real binary started with --tls-cert/--tls-key (a CA made for the test):
 // both encodings end to end, the platform's trust store refusing the test CA, certificate
 // pinning (the right pin connects, a wrong one fails), the JVM example program over wss, and

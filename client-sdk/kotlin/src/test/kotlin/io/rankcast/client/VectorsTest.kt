@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared protocol vectors (proto/vectors/vectors.json) against the SDK's codec, builders and
 // readers: every valid client->server vector is produced by the SDK's builders from the API's
 // typed input (decoding to the same value in both encodings, byte for byte where the vector is
