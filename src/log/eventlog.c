@@ -126,6 +126,8 @@ static int move_waiters(waiters_t *from, waiters_t *to)
 static void report(waiters_t *ws, int status)
 {
     uint32_t n = ws->n;
+    if (n == 0)
+        return;
     waiter_t local[64], *w = n <= 64 ? local : malloc(n * sizeof(*w));
     if (w == NULL) { /* report in place; nothing can be appended to this stage meanwhile */
         for (uint32_t i = 0; i < n; i++)
@@ -212,7 +214,8 @@ static int list_segments(rc_eventlog_t *l, char *err, size_t errlen)
         l->segs[l->n_segs++] = (segment_t){.first = first};
     }
     closedir(d);
-    qsort(l->segs, l->n_segs, sizeof(*l->segs), cmp_segments);
+    if (l->n_segs > 1)
+        qsort(l->segs, l->n_segs, sizeof(*l->segs), cmp_segments);
     return 0;
 }
 
