@@ -78,9 +78,10 @@ stop_server() {
 serves_installed() {
   local root=$1 log=$2
   grep -q "web_root=\"$root/share/rankcast/web-demo\"" "$log" || fail "web root is not the installed one: $(grep -o 'web_root=[^ ]*' "$log")"
-  curl -fsS "http://127.0.0.1:$port/" | grep -qi '<html' || fail "/ is not the demo page"
-  curl -fsS "http://127.0.0.1:$port/sdk/src/index.js" | grep -q 'export' || fail "/sdk/src/index.js missing"
-  curl -fsS "http://127.0.0.1:$port/vendor/msgpack/index.mjs" | grep -q 'export' || fail "/vendor/msgpack/index.mjs missing"
+  grep -qi '<html' <<<"$(curl -fsS "http://127.0.0.1:$port/")" || fail "/ is not the demo page"
+  grep -q 'export' <<<"$(curl -fsS "http://127.0.0.1:$port/sdk/src/index.js")" || fail "/sdk/src/index.js missing"
+  grep -q 'export' <<<"$(curl -fsS "http://127.0.0.1:$port/vendor/msgpack/index.mjs")" ||
+    fail "/vendor/msgpack/index.mjs missing"
 }
 
 prefix=$work/prefix
@@ -114,7 +115,9 @@ if grep -q '^RC_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then sanitize="-fsani
 flags=$(pkg-config --cflags --libs rankcast-client)
 # shellcheck disable=SC2086 # the flags are words
 cc $sanitize -std=c11 -Wall -Wextra -Werror -o "$work/install_check" "$src/tests/infra/install_check.c" $flags
-LD_LIBRARY_PATH=$prefix/lib ldd "$work/install_check" | grep -q "$prefix/lib/librankcast_client.so.0" ||
+# Not `ldd | grep -q`: under pipefail, grep leaving early makes ldd die of SIGPIPE, and the
+# pipeline fail however the match went.
+grep -q "$prefix/lib/librankcast_client.so.0" <<<"$(LD_LIBRARY_PATH=$prefix/lib ldd "$work/install_check")" ||
   fail "install_check is not linked to the installed library"
 # shellcheck disable=SC2086
 cc $sanitize -std=c11 -o "$work/install_check_static" "$src/tests/infra/install_check.c" \
@@ -163,7 +166,7 @@ depends=$(dpkg-deb -f "$deb" Depends)
 for p in libwebsockets17 libwebsockets-evlib-uv libuv1 libmsgpackc2 libjansson4 libhiredis librdkafka1 libssl3; do
   grep -q "$p" <<<"$depends" || fail "Depends lacks $p: $depends"
 done
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/rankcast/rankcast.env ||
+grep -qx /etc/rankcast/rankcast.env <<<"$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" ||
   fail "/etc/rankcast/rankcast.env is not a conffile"
 grep -qx "ExecStart=/usr/bin/rankcast" <(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/rankcast.service) ||
   fail "the packaged unit does not start /usr/bin/rankcast"
