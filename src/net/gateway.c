@@ -56,6 +56,10 @@ int rc_gw_confirm_upgrade(struct lws *wsi, const char *upgrade)
     g->claims_wsi = NULL;
     if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0)
         return 0;
+    const char *why;
+    unsigned status = rc_gw_upgrade_framing(wsi, &why);
+    if (status != 0)
+        return refuse_upgrade(wsi, status, RC_REFUSED_FRAMING, why);
     if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0)
         buf[0] = '\0';
     /* The ops feed (/ops) checks its own credential in its first message (ops.h). */
@@ -87,6 +91,8 @@ static int root_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return rc_gw_confirm_upgrade(wsi, in);
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        return rc_gw_http_filter(wsi);
     case LWS_CALLBACK_WSI_DESTROY:
         if (rc_gw_of(wsi)->claims_wsi == wsi) /* its upgrade never completed */
             rc_gw_of(wsi)->claims_wsi = NULL;
@@ -220,7 +226,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.user = g;
     info.pcontext = &g->ctx; /* lws writes NULL here once the context is really freed */
     info.vhost_name = "rankcast";
-    info.timeout_secs = 10;
+    info.timeout_secs = RC_GW_REQUEST_TIMEOUT_S;
     info.pt_serv_buf_size = 16384;
     /* Request headers up to 16 KB (issue S: a site's cookies, a long token in the
      * Authorization header). The header buffers are pooled per request, not kept by an

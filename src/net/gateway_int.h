@@ -71,12 +71,20 @@ typedef struct rc_gw_ws_pss {
     uint64_t rx_t0_us;
 } rc_gw_ws_pss_t;
 
+/* How long a request may take, from its first byte to the end of its headers (lws's own
+ * timeout) and, separately, from the end of its headers to the end of its body: a total, not
+ * a time between bytes, so a body trickled a byte at a time is cut like a silent one. */
+#define RC_GW_REQUEST_TIMEOUT_S 10
+
 /* Per HTTP request of the dynamic routes. */
 typedef struct rc_gw_http_pss {
     rc_wbuf_t body;    /* the response */
     rc_wbuf_t request; /* a POST body being received */
-    bool body_ready;
-    bool post_refused; /* the POST was answered before its body (auth, size) */
+    struct lws *wsi;
+    lws_sorted_usec_list_t body_deadline; /* scheduled while a POST body is being read */
+    bool answered;     /* a response is queued or sent: nothing else answers this request */
+    bool close_after;  /* the connection closes once the response is written */
+    bool post_refused; /* the POST was answered before its body (auth, size, deadline) */
     char route[128];
 } rc_gw_http_pss_t;
 
@@ -136,6 +144,15 @@ void rc_gw_on_flush_check(uv_check_t *h);
 /** The callback of "rc-http", the dynamic routes; `user` is the request's rc_gw_http_pss_t. */
 int rc_gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len);
+
+/** The request's framing, for LWS_CALLBACK_FILTER_HTTP_CONNECTION (every request that is not
+ * an upgrade, before it is routed or any credential is read): 0 lets it go on; otherwise the
+ * request has been answered (400, 404, 411) and the connection must close (return nonzero). */
+int rc_gw_http_filter(struct lws *wsi);
+
+/** The same framing rules for an upgrade request (which carries no body): 0 when they hold,
+ * else the HTTP status to refuse it with and `*why` (a static string). */
+unsigned rc_gw_upgrade_framing(struct lws *wsi, const char **why);
 
 /** Fills the process's one mount list (the web root, the dynamic routes, the SDK's sources)
  * and returns its head. The list points into `cfg`, which must outlive the lws context. */

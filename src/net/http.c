@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The HTTP side of the gateway: /healthz, /readyz, /metrics, the admin API (a POST is
- * checked, route and credential, before its body is read, then answered by its route in the
- * owner's table, api/router.h), and the mounts that serve the web root and the JavaScript
- * SDK's sources. */
+/* The HTTP side of the gateway: every request's framing (checked before it is routed), /healthz,
+ * /readyz, /metrics, the admin API (a POST is checked, route, credential and length, before its
+ * body is read under a deadline, then answered by its route in the owner's table,
+ * api/router.h), and the mounts that serve the web root and the JavaScript SDK's sources. */
 #include "net/gateway_int.h"
 #include "api/admin_api.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/metrics.h"
 
 #include <jansson.h>
@@ -14,29 +15,196 @@
 #include <string.h>
 #include <strings.h>
 
+/* ---- request framing ---- */
+
+/* Behind a proxy, a request whose length two parties read differently smuggles a second
+ * request past the first (RFC 9112 section 6.3, 11.2). libwebsockets 4.1.6 reads the first
+ * Content-Length digits it can (atoll) and knows no chunked request bodies, so the gateway
+ * refuses every ambiguity before lws acts on it: a Transfer-Encoding (411 alone, 400 with a
+ * Content-Length), a Content-Length that is not one plain decimal number (400: two of them,
+ * a list, a sign, junk), and a body anywhere but a POST to the admin API, the only place a
+ * body is read (a POST elsewhere 404, a POST without a length 411, a body on another method
+ * 400). Each such answer closes the connection: what follows on it cannot be trusted. */
+
+#define CONTENT_LENGTH_DIGITS_MAX 18 /* fits int64_t */
+
+typedef struct framing {
+    unsigned status; /* 0: the framing is sound */
+    const char *why;
+    rc_http_refused_reason_t reason;
+    int64_t content_length; /* -1: none */
+} framing_t;
+
+static bool framing_refuse(framing_t *f, unsigned status, rc_http_refused_reason_t reason,
+                           const char *why)
+{
+    f->status = status;
+    f->reason = reason;
+    f->why = why;
+    return false;
+}
+
+/* Reads the Content-Length: one header, digits only (lws drops the spaces before them). */
+static bool read_content_length(struct lws *wsi, framing_t *f)
+{
+    char text[CONTENT_LENGTH_DIGITS_MAX + 2];
+    f->content_length = -1;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return true;
+    int n = lws_hdr_copy_fragment(wsi, text, sizeof(text), WSI_TOKEN_HTTP_CONTENT_LENGTH, 0);
+    /* A second header is a second fragment (lws joins them with a comma). */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) !=
+        lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 0))
+        return framing_refuse(f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,
+                              "more than one Content-Length");
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t'))
+        text[--n] = '\0';
+    if (n <= 0 || n > CONTENT_LENGTH_DIGITS_MAX)
+        return framing_refuse(f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,
+                              "invalid Content-Length");
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return framing_refuse(f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,
+                                  "invalid Content-Length");
+        v = v * 10 + (text[i] - '0');
+    }
+    f->content_length = v;
+    return true;
+}
+
+/* The framing rules both kinds of request share: no Transfer-Encoding, one valid length. */
+static bool read_framing(struct lws *wsi, framing_t *f)
+{
+    f->status = 0;
+    bool te = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    if (te && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        return framing_refuse(f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,
+                              "Content-Length with Transfer-Encoding");
+    if (te)
+        return framing_refuse(f, HTTP_STATUS_LENGTH_REQUIRED, RC_HTTP_REFUSED_LENGTH,
+                              "chunked request bodies are not read: send Content-Length");
+    return read_content_length(wsi, f);
+}
+
+static bool has_token(struct lws *wsi, enum lws_token_indexes t)
+{
+    return lws_hdr_total_length(wsi, t) > 0;
+}
+
+static void check_request_framing(struct lws *wsi, framing_t *f)
+{
+    if (!read_framing(wsi, f))
+        return;
+    bool post = has_token(wsi, WSI_TOKEN_POST_URI);
+    bool unsized = has_token(wsi, WSI_TOKEN_PUT_URI) || has_token(wsi, WSI_TOKEN_PATCH_URI);
+    if ((post || unsized) && f->content_length < 0) {
+        framing_refuse(f, HTTP_STATUS_LENGTH_REQUIRED, RC_HTTP_REFUSED_LENGTH,
+                       "Content-Length required");
+    } else if (post) {
+        /* Every route of the admin API is under /api/; elsewhere a POST would be served as a
+         * file (the web root's mount) with its body left to lws. */
+        char uri[128]; /* longer: no route of ours */
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) <= 0 ||
+            strncmp(uri, "/api/", 5) != 0)
+            framing_refuse(f, HTTP_STATUS_NOT_FOUND, RC_HTTP_REFUSED_FRAMING, "not found");
+    } else if (f->content_length > 0) {
+        framing_refuse(f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,
+                       "no request body is read here");
+    }
+}
+
+/* Writes a whole JSON error answer now, announcing the close: the caller returns nonzero so
+ * lws closes the connection (what follows on it is not trusted). From a protocol that has no
+ * per-request state of ours, so the answer is built on the stack. */
+static int refuse_request_now(struct lws *wsi, const framing_t *f)
+{
+    unsigned char buf[LWS_PRE + 768], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    rc_wbuf_t body;
+    rc_metrics.http_refused[f->reason]++;
+    rc_wbuf_init(&body, 0);
+    unsigned status = rc_api_error(&body, f->status, f->why);
+    rc_metrics_http(status);
+    if (rc_wbuf_ok(&body) == 0 && body.len < 256 &&
+        lws_add_http_header_status(wsi, status, &p, end) == 0 &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"application/json", 16, &p, end) == 0 &&
+        lws_add_http_header_content_length(wsi, body.len, &p, end) == 0 &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end) == 0 &&
+        lws_finalize_http_header(wsi, &p, end) == 0 && (size_t)(end - p) >= body.len) {
+        memcpy(p, rc_wbuf_data(&body), body.len);
+        p += body.len;
+        (void)lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP);
+    }
+    rc_wbuf_free(&body);
+    return 1;
+}
+
+int rc_gw_http_filter(struct lws *wsi)
+{
+    framing_t f;
+    check_request_framing(wsi, &f);
+    if (f.status == 0)
+        return 0;
+    RC_DEBUG("gateway", "request refused", "status=%u reason=\"%s\"", f.status, f.why);
+    return refuse_request_now(wsi, &f);
+}
+
+unsigned rc_gw_upgrade_framing(struct lws *wsi, const char **why)
+{
+    framing_t f;
+    if (read_framing(wsi, &f) && f.content_length > 0)
+        framing_refuse(&f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,
+                       "an upgrade request carries no body");
+    if (f.status != 0)
+        *why = f.why;
+    return f.status;
+}
+
 /* ---- HTTP routes ---- */
 
-/* Sends the status line and headers now and the body (pss->body) from WRITEABLE. */
+/* Writes the whole answer (status line, headers, pss->body) now, in one write (lws keeps what
+ * the socket does not take and sends it before anything else), and ends the transaction.
+ * Answering at once matters: until the transaction ends, lws parses whatever follows on the
+ * connection as the next request, so a pipelined request answered before this one's body was
+ * written would interleave the two answers (a proxy's responses out of step with its
+ * requests). Returns 0, or -1 when the connection is to close (pss->close_after, an error). */
 static int http_respond(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned int status,
                         const char *ctype)
 {
-    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
+    unsigned char hdr[512], *p = hdr, *end = hdr + sizeof(hdr);
     if (rc_wbuf_ok(&pss->body) != 0)
         return -1;
     rc_metrics_http(status);
+    pss->answered = true;
     if (lws_add_http_common_headers(wsi, status, ctype, pss->body.len, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end))
+        return -1;
+    if (pss->close_after &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end))
         return -1;
     if (status == HTTP_STATUS_UNAUTHORIZED &&
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
                                      (const unsigned char *)"Bearer", 6, &p, end))
         return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
+    if (lws_finalize_http_header(wsi, &p, end))
         return -1;
-    pss->body_ready = true;
-    lws_callback_on_writable(wsi);
-    return 0;
+    rc_wbuf_t out;
+    rc_wbuf_init(&out, LWS_PRE);
+    rc_wbuf_put(&out, hdr, (size_t)(p - hdr));
+    rc_wbuf_put(&out, rc_wbuf_data(&pss->body), pss->body.len);
+    rc_wbuf_free(&pss->body);
+    int n = rc_wbuf_ok(&out) == 0
+                ? lws_write(wsi, (unsigned char *)rc_wbuf_data(&out), out.len, LWS_WRITE_HTTP_FINAL)
+                : -1;
+    bool written = n == (int)out.len;
+    rc_wbuf_free(&out);
+    if (!written || pss->close_after)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 static int http_error(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned int status,
@@ -103,21 +271,58 @@ static int http_get(struct lws *wsi, rc_gw_http_pss_t *pss, const char *uri)
     return http_respond(wsi, pss, status, ctype);
 }
 
-/* A POST is checked (route, credential) before its body is read; the body follows in
- * LWS_CALLBACK_HTTP_BODY and is answered at LWS_CALLBACK_HTTP_BODY_COMPLETION. */
+/* A request answered before its body was read is answered with a close: its body is not
+ * read (lws would otherwise discard it, for as long as the client cares to trickle it). */
+static int http_refuse_unread(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned status,
+                              const char *message)
+{
+    pss->post_refused = true;
+    pss->close_after = true;
+    rc_wbuf_free(&pss->request);
+    return http_error(wsi, pss, status, message);
+}
+
+/* The body's deadline: RC_GW_REQUEST_TIMEOUT_S after the headers, however it trickles in. */
+static void on_body_deadline(lws_sorted_usec_list_t *sul)
+{
+    rc_gw_http_pss_t *pss = lws_container_of(sul, rc_gw_http_pss_t, body_deadline);
+    if (pss->answered)
+        return;
+    rc_metrics.http_refused[RC_HTTP_REFUSED_BODY_TIMEOUT]++;
+    /* Not inside a callback of this wsi: it is closed at the next service, after the answer
+     * (lws flushes what it holds before it closes). */
+    http_refuse_unread(pss->wsi, pss, HTTP_STATUS_REQUEST_TIMEOUT,
+                       "the request body did not arrive in time");
+    lws_set_timeout(pss->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* A POST is checked (route, credential, length) before its body is read; the body follows in
+ * LWS_CALLBACK_HTTP_BODY and is answered at LWS_CALLBACK_HTTP_BODY_COMPLETION, unless its
+ * deadline passes first (408). rc_gw_http_filter() has made sure it has one Content-Length. */
 static int http_post_begin(struct lws *wsi, rc_gw_http_pss_t *pss, const char *uri)
 {
     rc_gateway_t *g = rc_gw_of(wsi);
+    char length[24];
     rc_wbuf_init(&pss->request, 0);
-    pss->post_refused = true;
     const rc_api_route_t *route = api_route(g, uri);
     if (route == NULL || (route->post == NULL && route->post_object == NULL))
-        return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
+        return http_refuse_unread(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
     snprintf(pss->route, sizeof(pss->route), "%s", uri);
     unsigned status = admin_gate(wsi, g);
-    if (status != HTTP_STATUS_OK)
+    if (status != HTTP_STATUS_OK) {
+        pss->post_refused = pss->close_after = true;
         return admin_refused(wsi, pss, status);
-    pss->post_refused = false;
+    }
+    if (lws_hdr_copy(wsi, length, sizeof(length), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+        strtoull(length, NULL, 10) > RC_API_BODY_MAX) {
+        rc_metrics.http_refused[RC_HTTP_REFUSED_BODY_TOO_LARGE]++;
+        return http_refuse_unread(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
+    }
+    pss->wsi = wsi;
+    lws_sul_schedule(lws_get_context(wsi), 0, &pss->body_deadline, on_body_deadline,
+                     (lws_usec_t)RC_GW_REQUEST_TIMEOUT_S * LWS_US_PER_SEC);
+    /* lws's own timeout runs from the last byte received; ours must fire first. */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, RC_GW_REQUEST_TIMEOUT_S + 5);
     return 0;
 }
 
@@ -138,7 +343,8 @@ static int http_body(rc_gw_http_pss_t *pss, const void *in, size_t len)
 static int http_body_done(struct lws *wsi, rc_gw_http_pss_t *pss)
 {
     rc_gateway_t *g = rc_gw_of(wsi);
-    if (pss->body_ready)
+    lws_sul_cancel(&pss->body_deadline);
+    if (pss->answered)
         return 0; /* already answered */
     if (pss->post_refused)
         return http_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body too large");
@@ -164,18 +370,6 @@ static int http_begin(struct lws *wsi, rc_gw_http_pss_t *pss)
     return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
 }
 
-static int http_writeable(struct lws *wsi, rc_gw_http_pss_t *pss)
-{
-    if (!pss->body_ready)
-        return 0;
-    pss->body_ready = false;
-    if (lws_write(wsi, (unsigned char *)rc_wbuf_data(&pss->body), pss->body.len,
-                  LWS_WRITE_HTTP_FINAL) != (int)pss->body.len)
-        return -1;
-    rc_wbuf_free(&pss->body);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
 int rc_gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
@@ -187,11 +381,10 @@ int rc_gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return http_body(pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return http_body_done(wsi, pss);
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_writeable(wsi, pss);
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss != NULL) {
+            lws_sul_cancel(&pss->body_deadline);
             rc_wbuf_free(&pss->body);
             rc_wbuf_free(&pss->request);
         }

@@ -467,6 +467,10 @@ int rc_gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         /* Adopted sockets start bound to the default protocol (JSON), so the gate is asked
          * here as well as in root_callback. */
         return rc_gw_confirm_upgrade(wsi, in);
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        /* Likewise for a plain request's first one on a connection (later ones on a kept-alive
+         * connection reach root_callback). */
+        return rc_gw_http_filter(wsi);
     case LWS_CALLBACK_ADD_HEADERS:
         return ws_add_headers(in);
     case LWS_CALLBACK_ESTABLISHED:

@@ -243,13 +243,20 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
         rc_wbuf_printf(o, "rankcast_auth_refused_total{reason=\"%s\"} %llu\n",
                        rc_jwt_reason_name((rc_jwt_reason_t)r),
                        (unsigned long long)m->auth_refused[r]);
-    static const char *const refused[RC_REFUSED_REASONS] = {"per_ip", "origin", "token", "path",
-                                                            "draining"};
+    static const char *const refused[RC_REFUSED_REASONS] = {"per_ip", "origin",   "token",
+                                                            "path",   "draining", "framing"};
     header(o, "rankcast_handshakes_refused_total", "counter",
            "Connections refused before the WebSocket upgrade, by reason.");
     for (int r = 0; r < RC_REFUSED_REASONS; r++)
         rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n", refused[r],
                        (unsigned long long)m->handshakes_refused[r]);
+    static const char *const http_refused[RC_HTTP_REFUSED_REASONS] = {
+        "framing", "length_required", "body_timeout", "body_too_large"};
+    header(o, "rankcast_http_refused_total", "counter",
+           "HTTP requests refused for their framing or their body, by reason.");
+    for (int r = 0; r < RC_HTTP_REFUSED_REASONS; r++)
+        rc_wbuf_printf(o, "rankcast_http_refused_total{reason=\"%s\"} %llu\n", http_refused[r],
+                       (unsigned long long)m->http_refused[r]);
     counter(o, "rankcast_pings_sent_total", "WebSocket pings sent to silent connections.",
             m->pings_sent);
     counter(o, "rankcast_tls_reloads_total", "Certificate reloads applied (SIGHUP).",

@@ -29,8 +29,18 @@ typedef enum {
     RC_REFUSED_TOKEN,      /* 401: Authorization header token refused */
     RC_REFUSED_PATH,       /* 404: upgrade on another path than /ws */
     RC_REFUSED_DRAINING,   /* 503: the node is draining */
+    RC_REFUSED_FRAMING,    /* 400, 411: a body or Transfer-Encoding on the upgrade request */
     RC_REFUSED_REASONS
 } rc_refused_reason_t;
+
+/* Why an HTTP request was refused for its framing or its body (docs/metrics.md). */
+typedef enum {
+    RC_HTTP_REFUSED_FRAMING = 0,    /* 400: ambiguous or invalid Content-Length/Transfer-Encoding */
+    RC_HTTP_REFUSED_LENGTH,         /* 411: a body without Content-Length (chunked included) */
+    RC_HTTP_REFUSED_BODY_TIMEOUT,   /* 408: the body did not arrive in time */
+    RC_HTTP_REFUSED_BODY_TOO_LARGE, /* 413: Content-Length over the limit */
+    RC_HTTP_REFUSED_REASONS
+} rc_http_refused_reason_t;
 
 typedef struct rc_metrics {
     int64_t connections;        /* gauge: open WebSocket connections */
@@ -50,6 +60,7 @@ typedef struct rc_metrics {
     uint64_t auth_verified;     /* client tokens accepted */
     uint64_t auth_refused[RC_METRICS_AUTH_REASONS]; /* by rc_jwt_reason_t */
     uint64_t handshakes_refused[RC_REFUSED_REASONS];
+    uint64_t http_refused[RC_HTTP_REFUSED_REASONS];
     uint64_t pings_sent;
     uint64_t tls_reloads, tls_reload_failures;
     int64_t catalog_items;
