@@ -221,6 +221,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.protocols = protocols;
     info.pvo = &pvo;
     info.mounts = rc_gw_http_mounts(cfg);
+    info.fops = &rc_gw_file_fops;
     if (cfg->ws_deflate)
         info.extensions = deflate_extension;
     info.user = g;

@@ -154,6 +154,10 @@ int rc_gw_http_filter(struct lws *wsi);
  * else the HTTP status to refuse it with and `*why` (a static string). */
 unsigned rc_gw_upgrade_framing(struct lws *wsi, const char **why);
 
+/** lws's file operations for the mounts (info.fops): a file is served only if its resolved
+ * path is inside its mount's root, so symlinks never lead out of it. */
+extern const struct lws_plat_file_ops rc_gw_file_fops;
+
 /** Fills the process's one mount list (the web root, the dynamic routes, the SDK's sources)
  * and returns its head. The list points into `cfg`, which must outlive the lws context. */
 const struct lws_http_mount *rc_gw_http_mounts(const rc_config_t *cfg);

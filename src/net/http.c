@@ -9,9 +9,12 @@
 #include "util/log.h"
 #include "util/metrics.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -417,6 +420,65 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
     m->origin_protocol = LWSMPRO_CALLBACK;
 }
 
+/* ---- files stay inside their roots ---- */
+
+/* lws serves a mount's files by opening "<origin>/<uri>" and follows any symlink on the way, so
+ * a link under the web root (or the SDK's) would publish whatever it points at. Every open of
+ * lws's file serving passes through rc_gw_file_fops: a path under one of the mounts' roots is
+ * resolved (realpath) and opened only if it is still inside that root, and then by its
+ * resolved name, so no link is followed between the check and the open. Links that stay
+ * inside are served. Refused: lws answers 404, as for a file that does not exist. */
+
+static const char *file_roots[3]; /* the file mounts' origins, set with the mounts */
+
+/* `real` lies in the directory `root_real` (both resolved). */
+static bool path_inside(const char *real, const char *root_real)
+{
+    size_t n = strlen(root_real);
+    if (n == 1 && root_real[0] == '/')
+        return true;
+    return strncmp(real, root_real, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+/* The longest root `path` is spelt under, or NULL. */
+static const char *root_of(const char *path)
+{
+    const char *best = NULL;
+    for (size_t i = 0; i < sizeof(file_roots) / sizeof(file_roots[0]); i++) {
+        const char *r = file_roots[i];
+        size_t n = r != NULL ? strlen(r) : 0;
+        if (n > 0 && strncmp(path, r, n) == 0 && path[n] == '/' &&
+            (best == NULL || n > strlen(best)))
+            best = r;
+    }
+    return best;
+}
+
+/* `fops` is the head of lws's list, its platform operations, which do the real open. */
+static lws_fop_fd_t open_inside_root(const struct lws_plat_file_ops *fops, const char *filename,
+                                     const char *vpath, lws_fop_flags_t *flags)
+{
+    char real[PATH_MAX], root_real[PATH_MAX];
+    const char *root = root_of(filename);
+    if (root == NULL)
+        return fops->LWS_FOP_OPEN(fops, filename, vpath, flags);
+    if (realpath(root, root_real) == NULL || realpath(filename, real) == NULL ||
+        !path_inside(real, root_real)) {
+        RC_DEBUG("gateway", "file outside its root refused", "root=\"%s\"", root);
+        errno = ENOENT;
+        return NULL;
+    }
+    return fops->LWS_FOP_OPEN(fops, real, vpath, flags);
+}
+
+/* lws picks a file-operations entry by a signature in the path ending at a '/'; a
+ * one-character signature compares nothing before that '/', so this entry takes every path
+ * with a '/' after its first character, which every "<origin>/<uri>" has. */
+const struct lws_plat_file_ops rc_gw_file_fops = {
+    .LWS_FOP_OPEN = open_inside_root,
+    .fi = {{"/", 1}},
+};
+
 /* Mounts live as long as the context; one static set per process is enough. */
 static struct lws_http_mount mounts[7];
 static char sdk_dir[4096], msgpack_dir[4096];
@@ -440,6 +502,7 @@ static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
         m->mountpoint = points[i];
         m->mountpoint_len = (unsigned char)strlen(points[i]);
         m->origin = dirs[i];
+        file_roots[1 + i] = dirs[i];
         m->origin_protocol = LWSMPRO_FILE;
         m->extra_mimetypes = &mime_json;
         next = m;
@@ -453,6 +516,7 @@ const struct lws_http_mount *rc_gw_http_mounts(const rc_config_t *cfg)
     mounts[0].mountpoint = "/";
     mounts[0].mountpoint_len = 1;
     mounts[0].origin = cfg->web_root;
+    file_roots[0] = cfg->web_root;
     mounts[0].def = "index.html";
     mounts[0].origin_protocol = LWSMPRO_FILE;
     mounts[0].extra_mimetypes = &mime_json;

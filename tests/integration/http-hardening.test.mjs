@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The HTTP side under hostile requests (issue S): request bodies have a total deadline,
 // ambiguous framing is refused and the connection closed (no request smuggling behind a proxy),
-// pipelined requests are answered in order, and static files never leave their roots.
+// pipelined requests are answered in order, and static files never leave their roots (symlinks
+// out of them are 404).
 // Raw sockets throughout: a well-behaved client library cannot send most of these requests.
 
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { httpGet, startServer, stopServerCleanly } from './harness.mjs';
@@ -24,9 +28,13 @@ after(async () => {
  * Sends `request` on a fresh connection (then, with `trickle`, one more byte every second) and
  * resolves when the server closes it, or after `waitMs`: {ms, text, closedByServer}.
  */
-function exchange(request, { trickle = false, waitMs = 20000 } = {}) {
+function exchange(request, opts = {}) {
+  return exchangeWith(server, request, opts);
+}
+
+function exchangeWith(target, request, { trickle = false, waitMs = 20000 } = {}) {
   return new Promise((resolve) => {
-    const sock = netConnect({ host: server.host, port: server.port });
+    const sock = netConnect({ host: target.host, port: target.port });
     const t0 = Date.now();
     let text = '';
     let drip = null;
@@ -147,5 +155,57 @@ describe('request framing', () => {
     assert.match(m.body, /rankcast_http_refused_total\{reason="framing"\} [1-9]/);
     assert.match(m.body, /rankcast_http_refused_total\{reason="length_required"\} [1-9]/);
     assert.match(m.body, /rankcast_handshakes_refused_total\{reason="framing"\} [1-9]/);
+  });
+});
+
+describe('static files never leave their roots', () => {
+  // A web root and an SDK root of our own, each with symlinks out of it (to a file and to a
+  // directory) and within it; the secret lies beside them, outside both.
+  const dir = mkdtempSync(join(tmpdir(), 'rankcast-roots-'));
+  const web = join(dir, 'web');
+  const sdk = join(dir, 'sdk');
+  const outside = join(dir, 'outside');
+  let roots;
+
+  before(async () => {
+    for (const d of [join(web, 'sub'), join(sdk, 'src'), join(sdk, 'node_modules/@msgpack/msgpack/dist.esm'), outside]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(outside, 'secret.txt'), 'SECRET outside the roots\n');
+    writeFileSync(join(web, 'index.html'), '<!doctype html><title>home</title>\n');
+    writeFileSync(join(web, 'sub', 'page.txt'), 'inside\n');
+    writeFileSync(join(sdk, 'src', 'index.js'), 'export const sdk = 1;\n');
+    symlinkSync(join(outside, 'secret.txt'), join(web, 'leak.txt'));
+    symlinkSync('../outside/secret.txt', join(web, 'relative-leak.txt'));
+    symlinkSync(outside, join(web, 'leakdir'));
+    symlinkSync('sub/page.txt', join(web, 'inside.txt'));
+    symlinkSync(join(outside, 'secret.txt'), join(sdk, 'src', 'leak.js'));
+    symlinkSync(outside, join(sdk, 'node_modules/@msgpack/msgpack/dist.esm', 'leakdir'));
+    roots = await startServer({ extraArgs: ['--web-root', web, '--sdk-root', sdk] });
+  });
+  after(async () => {
+    await stopServerCleanly(roots);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = async (path) => {
+    const res = await fetch(`${roots.httpUrl}${path}`);
+    return { status: res.status, body: await res.text() };
+  };
+
+  test('a symlink out of the web root or the SDK mounts is 404; files and links inside are served', async () => {
+    for (const path of ['/leak.txt', '/relative-leak.txt', '/leakdir/secret.txt', '/sdk/src/leak.js', '/vendor/msgpack/leakdir/secret.txt']) {
+      const r = await get(path);
+      assert.equal(r.status, 404, `${path}: ${r.status} ${r.body}`);
+      assert.doesNotMatch(r.body, /SECRET/, path);
+    }
+    assert.equal((await get('/')).status, 200);
+    assert.equal((await get('/sub/page.txt')).body, 'inside\n');
+    assert.equal((await get('/inside.txt')).body, 'inside\n');
+    assert.match((await get('/sdk/src/index.js')).body, /sdk = 1/);
+  });
+
+  test('a path spelt with .. through a link is 404 too', async () => {
+    const r = await exchangeWith(roots, head('GET', '/sub/../leak.txt'));
+    assert.deepEqual(statuses(r.text), [404], r.text);
+    assert.doesNotMatch(r.text, /SECRET/);
   });
 });
