@@ -9,6 +9,7 @@
 #include "session/outbox.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/metrics.h"
 
 #include <libwebsockets.h>
@@ -439,6 +440,31 @@ void rc_gw_on_flush_check(uv_check_t *h)
         flush_queued(RC_CONTAINER_OF(g->flush.next, rc_gw_ws_pss_t, flush_link));
 }
 
+/* The client's close frame (RFC 6455 section 5.5.1, 7.4). lws 4.1.6 answers codes below 1000
+ * and 1004-2999 but those it knows as assigned with 1002 itself, and echoes everything else:
+ * codes of 5000 and above (65535 included), a 1-byte payload (a code cut in half) and a reason
+ * that is not UTF-8. Those fail the connection here: 1002 for the frame, 1007 for the reason.
+ * Returning nonzero stops lws's echo; the reason set here is what it sends instead. */
+static int ws_peer_close(struct lws *wsi, rc_gw_ws_pss_t *pss, const unsigned char *in, size_t len)
+{
+    int code = 0;
+    const char *why = NULL;
+    unsigned status = len >= 2 ? (unsigned)in[0] << 8 | in[1] : 0;
+    if (len == 1 || (len >= 2 && (status < 1000 || status >= 5000))) {
+        code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+        why = "invalid close frame";
+    } else if (len > 2 && !valid_utf8(in + 2, len - 2)) {
+        code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+        why = "close reason is not UTF-8";
+    }
+    if (code == 0)
+        return 0;
+    RC_DEBUG("gateway", "close frame refused", "code=%d len=%zu", code, len);
+    pss->closing = true;
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
 /* lws also reports the close of a connection whose upgrade failed after the protocol was
  * bound (the 101 could not be written: the peer reset it), with the state it zeroed and
  * ESTABLISHED never called. */
@@ -479,6 +505,8 @@ int rc_gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return ws_receive(wsi, pss, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return ws_writeable(wsi, pss);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return ws_peer_close(wsi, pss, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         if (pss->conn != NULL)
             rc_conn_alive(pss->conn, rc_mono_us());
