@@ -64,6 +64,7 @@ typedef struct rc_gw_ws_pss {
     bool refused;         /* a message was refused: ignore input until the close */
     bool closing;         /* the close handshake has been started */
     bool ping_due;        /* the session asked for a ping */
+    bool writeable_asked; /* a WRITEABLE callback was asked for (want_writeable()) */
     bool inflating;       /* permessage-deflate negotiated: messages may come compressed */
     bool rx_compressed;   /* the message being received is (RSV1 on its first frame) */
     bool rx_frame_open;   /* the last part received did not end its frame */

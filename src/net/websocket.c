@@ -19,6 +19,20 @@ _Static_assert(LWS_PRE <= RC_FRAME_HEADROOM, "frames need LWS_PRE bytes of headr
 
 /* ---- transport ops for the session module ---- */
 
+/* Every WRITEABLE callback we ask for is asked through here; one we did not ask for is lws
+ * telling us it wrote something of its own, which for an open connection is the pong to a
+ * client's ping: lws 4.1.6 answers pings itself, never shows them to the protocol, and leaves
+ * POLLOUT on after the pong, which reaches us as an unasked WRITEABLE on the next turn. That
+ * is the only trace a ping leaves, and it is what ws_writeable() counts. (lws answers one
+ * ping per turn and drops those that arrive while a pong waits, so counting pongs counts the
+ * pings that cost a write.) */
+static void want_writeable(struct lws *wsi, rc_gw_ws_pss_t *pss)
+{
+    if (pss != NULL)
+        pss->writeable_asked = true;
+    lws_callback_on_writable(wsi);
+}
+
 /* Frames made during a loop turn are written when lws moves on to another connection's
  * messages (flush_received) or at the end of the turn (rc_gw_on_flush_check), straight to the
  * socket: no POLLOUT round trip (three epoll_ctl and a loop turn per write in lws on
@@ -29,7 +43,7 @@ static void transport_want_write(void *transport)
     rc_gw_ws_pss_t *pss = lws_wsi_user(wsi);
     rc_gateway_t *g = rc_gw_of(wsi);
     if (pss == NULL || pss->conn == NULL) {
-        lws_callback_on_writable(wsi);
+        want_writeable(wsi, pss);
         return;
     }
     if (!rc_list_linked(&pss->flush_link))
@@ -392,7 +406,7 @@ static int ws_flush(struct lws *wsi, rc_gw_ws_pss_t *pss)
     if (rc != 0)
         return -1;
     if (rc_conn_has_pending(pss->conn) || pss->ping_due || lws_partial_buffered(wsi)) {
-        lws_callback_on_writable(wsi);
+        want_writeable(wsi, pss);
         return 0;
     }
     int code = rc_conn_close_code(pss->conn, &reason);
@@ -405,6 +419,9 @@ static int ws_writeable(struct lws *wsi, rc_gw_ws_pss_t *pss)
 {
     if (pss->wsi == NULL) /* not established (see ws_closed) */
         return 0;
+    if (!pss->writeable_asked && pss->conn != NULL && !pss->closing)
+        rc_conn_ws_ping(pss->conn, rc_mono_us()); /* see want_writeable() */
+    pss->writeable_asked = false;
     rc_list_unlink(&pss->flush_link);
     return ws_flush(wsi, pss);
 }

@@ -393,6 +393,19 @@ void rc_conn_alive(rc_conn_t *c, uint64_t now_us)
         note_input(c, now_us);
 }
 
+/* A WebSocket ping costs what a protocol ping costs (lws answers it, we cannot refuse it), so
+ * it takes from the same budget; over it the client is told, and the errors lead to 4008 as
+ * for any other flood. */
+void rc_conn_ws_ping(rc_conn_t *c, uint64_t now_us)
+{
+    if (c->state == CONN_GONE || c->state == CONN_CLOSING)
+        return;
+    note_input(c, now_us);
+    if (!take_control_token(c, now_us))
+        rc_conn_error(c, RC_PERR_RATE_LIMITED, "WebSocket ping rate limit exceeded", (rc_str_t){0},
+                      false);
+}
+
 static void handle_events(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
 {
     bool changed = false;

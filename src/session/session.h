@@ -73,6 +73,11 @@ int rc_conn_set_claims(rc_conn_t *c, const rc_jwt_claims_t *claims);
 /** The client showed it is alive at `now_us` (rc_mono_us()) without a message: a pong. */
 void rc_conn_alive(rc_conn_t *c, uint64_t now_us);
 
+/** The client sent a WebSocket ping (answered by the transport) at `now_us`: it shows the
+ * client alive and takes from the budget of messages other than events (4020 past it, and
+ * those errors count towards 4008). */
+void rc_conn_ws_ping(rc_conn_t *c, uint64_t now_us);
+
 /** One whole client message (reassembled by the transport); `binary` is the frame kind;
  * `t0_us` is when it arrived (rc_mono_us()), the start of event->push latency. */
 void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us);

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { SUBPROTOCOL, closeAllClients, connectHello, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import WebSocket from 'ws';
+
+import { SUBPROTOCOL, closeAllClients, connectHello, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
 
 let server;
 before(async () => {
@@ -149,5 +151,66 @@ describe('close frames (RFC 6455 section 5.5.1, 7.4)', () => {
   test('the server still serves', async () => {
     const { client } = await connectHello(server, 'json', {});
     assert.equal((await client.subscribe('home', { k: 3 })).items.length, 3);
+  });
+});
+
+describe('WebSocket ping frames share the rate budget of messages other than events', () => {
+  /** A `ws` client that has said hello; `messages` collects what the server sends. */
+  async function open(user) {
+    const ws = new WebSocket(server.wsUrl, SUBPROTOCOL.json);
+    const messages = [];
+    ws.on('message', (d) => messages.push(JSON.parse(d.toString())));
+    ws.on('error', () => {});
+    const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'hello', v: 1, user }));
+    while (!messages.some((m) => m.type === 'welcome')) await sleep(10);
+    return { ws, messages, closed };
+  }
+
+  test('a flood of pings gets 4020 and then a close with 4008, while another client is served', { timeout: 30000 }, async () => {
+    const flooder = await open(uniqueId('anon-pingflood'));
+    const calm = await open(uniqueId('anon-calm'));
+    let sent = 0;
+    const t0 = Date.now();
+    let code = null;
+    flooder.closed.then((c) => {
+      code = c;
+    });
+    while (code === null && Date.now() - t0 < 15000) {
+      if (flooder.ws.readyState !== WebSocket.OPEN) break;
+      if (flooder.ws.bufferedAmount < 1 << 16) {
+        for (let i = 0; i < 200; i++) flooder.ws.ping();
+        sent += 200;
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(await flooder.closed, 4008, `the flooder was not cut off after ${sent} pings`);
+    const limited = flooder.messages.filter((m) => m.type === 'error' && m.code === 4020);
+    assert.ok(limited.length >= 1, JSON.stringify(flooder.messages.slice(-3)));
+    assert.match(limited[0].message, /ping/i);
+    calm.ws.send(JSON.stringify({ type: 'ping', t: 1 }));
+    while (!calm.messages.some((m) => m.type === 'pong')) await sleep(10);
+    calm.ws.close();
+  });
+
+  test('pings at a modest rate (20 a second for 3 s) are answered and never limited', async () => {
+    const c = await open(uniqueId('anon-pinger'));
+    let pongs = 0;
+    c.ws.on('pong', () => {
+      pongs += 1;
+    });
+    for (let i = 0; i < 60; i++) {
+      c.ws.ping();
+      await sleep(50);
+    }
+    await sleep(300);
+    assert.ok(pongs >= 55, `${pongs} pongs for 60 pings`);
+    assert.deepEqual(c.messages.filter((m) => m.type === 'error'), []);
+    assert.equal(c.ws.readyState, WebSocket.OPEN);
+    c.ws.close();
   });
 });
