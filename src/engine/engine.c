@@ -90,9 +90,9 @@ void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x)
     e->experiment = x;
 }
 
-const char *rc_engine_locale_tag(const rc_engine_t *e, int slot)
+const char *rc_engine_locale_tag(const rc_engine_t *e, int ref)
 {
-    return slot >= 0 && slot < RC_LOCALES ? e->trending.locales[slot] : NULL;
+    return rc_trending_locale_tag(&e->trending, ref);
 }
 
 uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
@@ -123,9 +123,18 @@ void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min)
     u->locale = -1;
 }
 
-int rc_engine_locale(rc_engine_t *e, rc_str_t tag)
+int rc_engine_locale(rc_engine_t *e, rc_str_t tag, int64_t wall_ms)
 {
-    return tag.n > 0 ? rc_trending_locale(&e->trending, tag.p, tag.n) : -1;
+    return tag.n > 0 ? rc_trending_locale(&e->trending, tag.p, tag.n, (double)wall_ms / 1000.0)
+                     : -1;
+}
+
+uint32_t rc_engine_user_key(rc_str_t id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (uint32_t i = 0; i < id.n; i++)
+        h = (h ^ (unsigned char)id.p[i]) * 16777619u;
+    return h != 0 ? h : 1;
 }
 
 float rc_event_weight(rc_event_kind_t kind, bool has_value, double value)
@@ -329,7 +338,8 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
         return u != NULL;
     }
     if (weight > 0) {
-        rc_trending_add(&e->trending, idx, device, daypart, locale, weight, now_s);
+        rc_trending_add(&e->trending, idx, device, daypart, locale, u ? u->user_key : 0, weight,
+                        now_s);
         if (u != NULL)
             learn_covisit(e, u, idx, weight, now_s);
     }

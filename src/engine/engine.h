@@ -37,8 +37,9 @@ typedef struct rc_user_state {
     uint8_t n_svec, n_cats;
     uint8_t n_excluded, excluded_head;
     uint8_t device;
-    int8_t locale; /* the engine's locale slot (rc_engine_locale), or -1 */
+    int16_t locale; /* a reference to the user's locale (rc_engine_locale), or -1 */
     int16_t tz_offset_min;
+    uint32_t user_key; /* a hash of the user (0: unknown): locales earn segments by users */
     uint32_t svec_feat[RC_SVEC];
     float svec_w[RC_SVEC];
     uint16_t cats[RC_CATS];
@@ -121,8 +122,9 @@ struct rc_experiment *rc_engine_experiment(const rc_engine_t *e);
 /** Runs experiment `x` (borrowed; it must outlive its use here), or none with NULL. */
 void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x);
 
-/** The locale tag of slot `slot` (rc_engine_locale), e.g. "en-GB", or NULL. */
-const char *rc_engine_locale_tag(const rc_engine_t *e, int slot);
+/** The canonical tag of locale reference `ref` (rc_engine_locale), e.g. "en-GB", or NULL
+ * (borrowed until the next rc_engine_locale()). */
+const char *rc_engine_locale_tag(const rc_engine_t *e, int ref);
 
 /** Replaces the business rules with `r`'s (moved in: `r` is left empty) and resolves them
  * against the catalog. */
@@ -131,9 +133,14 @@ void rc_engine_set_rules(rc_engine_t *e, rc_rules_t *r);
 /** Resets a user state (no history) with a context; no locale. */
 void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min);
 
-/** The locale slot of a tag such as "en-GB" for rc_user_state_t.locale (trending per
- * locale), or -1 (none given, malformed, or more locales than RC_LOCALES already met). */
-int rc_engine_locale(rc_engine_t *e, rc_str_t tag);
+/** A reference to a locale tag such as "en-GB" for rc_user_state_t.locale (trending per
+ * locale, once the locale has earned a segment: trending.h), met at `wall_ms`; -1 when none
+ * is given or it is malformed. */
+int rc_engine_locale(rc_engine_t *e, rc_str_t tag, int64_t wall_ms);
+
+/** The key rc_user_state_t.user_key holds for a user known by `id` (its pseudonym, so every
+ * node computes the same one). */
+uint32_t rc_engine_user_key(rc_str_t id);
 
 /** What an event means to the models: its weight, and whether it is about an item. */
 float rc_event_weight(rc_event_kind_t kind, bool has_value, double value);

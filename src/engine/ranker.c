@@ -288,9 +288,10 @@ static void gather_lifted(rc_ranker_t *rk, uint32_t category_take)
     }
 }
 
-static bool has_locale(const rc_trending_t *t, const rc_user_state_t *u)
+/* The segment of the user's locale, or -1 while it has none (trending.h). */
+static int locale_segment(const rc_trending_t *t, const rc_user_state_t *u)
 {
-    return u->locale >= 0 && RC_SEG_LOCALE(u->locale) < (int)t->n_segments;
+    return rc_trending_locale_segment(t, u->locale);
 }
 
 /* `wide`: a second pass when filters left fewer than K candidates: whole top lists. */
@@ -303,9 +304,9 @@ static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const r
     uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
     if (!wide)
         gather_covisit(rk, u);
-    int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
-                   RC_SEG_LOCALE(u->locale)};
-    for (int i = 0; i < (has_locale(t, u) ? 4 : 3); i++)
+    int loc = locale_segment(t, u);
+    int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL, loc};
+    for (int i = 0; i < (loc >= 0 ? 4 : 3); i++)
         gather_list(rk, t->top[segs[i]], t->n_top[segs[i]], trending_take);
     gather_features(rk, u, wide ? RC_FEATURE_LIST : FEATURE_TAKE);
 
@@ -463,9 +464,10 @@ static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const
             x->covis_max = rk->scratch[rk->cands[i]].covis_acc;
     /* Each trending part is a segment's score over its leader's: the divisions are done
      * once here, not per candidate. With a locale, the market counts most. */
-    bool loc = has_locale(t, u);
+    int loc_seg = locale_segment(t, u);
+    bool loc = loc_seg >= 0;
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL,
-                   loc ? RC_SEG_LOCALE(u->locale) : RC_SEG_ALL};
+                   loc ? loc_seg : RC_SEG_ALL};
     static const float share[2][4] = {{0.5f, 0.2f, 0.3f, 0}, {0.3f, 0.15f, 0.2f, 0.35f}};
     x->seg_hi = RC_SEG_ALL;
     for (int i = 0; i < 4; i++) {

@@ -19,6 +19,10 @@ void rc_trending_init(rc_trending_t *t, double half_life_s, double now_s)
     t->half_life_s = half_life_s;
     t->epoch_s = now_s;
     t->n_segments = RC_SEG_LOCALE(0);
+    for (int i = 0; i < RC_LOCALES; i++)
+        t->slot_entry[i] = -1;
+    for (int i = 0; i < RC_LOCALE_TAGS; i++)
+        t->locale_tab[i].slot = -1;
 }
 
 void rc_trending_free(rc_trending_t *t)
@@ -63,18 +67,18 @@ static void rescale(rc_trending_t *t, double now_s)
     t->pass_active = false; /* its partial heaps are on the old scale: start again */
 }
 
-int rc_trending_locale(rc_trending_t *t, const char *s, size_t n)
+/* Writes the canonical form of tag `s` (BCP 47 case: "EN_gb" is "en-GB", "zh-hant-tw" is
+ * "zh-Hant-TW") into `tag`; false when it is not a tag. */
+static bool canonical_locale(const char *s, size_t n, char tag[RC_LOCALE_MAX + 1])
 {
-    char tag[RC_LOCALE_MAX + 1];
     if (n == 0 || n > RC_LOCALE_MAX)
-        return -1;
-    /* Canonical case (BCP 47): "EN_gb" is "en-GB", "zh-hant-tw" is "zh-Hant-TW". */
+        return false;
     size_t sub = 0, start = 0;
     for (size_t i = 0; i <= n; i++) {
         unsigned char ch = i < n ? (unsigned char)s[i] : '-';
         if (ch == '-' || ch == '_') {
             if (i == start)
-                return -1;
+                return false;
             for (size_t j = start; sub > 0 && j < i; j++)
                 if ((i - start == 2) || (i - start == 4 && j == start))
                     tag[j] = (char)toupper((unsigned char)tag[j]);
@@ -84,18 +88,90 @@ int rc_trending_locale(rc_trending_t *t, const char *s, size_t n)
         } else if (isalnum(ch)) {
             tag[i] = (char)tolower(ch);
         } else {
-            return -1;
+            return false;
         }
     }
     tag[n] = '\0';
-    uint32_t n_loc = t->n_segments - RC_SEG_LOCALE(0);
-    for (uint32_t l = 0; l < n_loc; l++)
-        if (strcmp(t->locales[l], tag) == 0)
-            return (int)l;
-    if (n_loc == RC_LOCALES)
+    return true;
+}
+
+/* References: the entry's index in the low 6 bits, its generation above (9 bits). */
+#define REF_INDEX_BITS 6
+#define REF_GEN_MASK   0x1ff
+_Static_assert(RC_LOCALE_TAGS <= 1 << REF_INDEX_BITS, "locale references hold the index");
+
+static int locale_ref(const rc_trending_t *t, int index)
+{
+    return (int)(t->locale_tab[index].gen & REF_GEN_MASK) << REF_INDEX_BITS | index;
+}
+
+static rc_locale_entry_t *locale_entry(const rc_trending_t *t, int ref)
+{
+    if (ref < 0)
+        return NULL;
+    int index = ref & ((1 << REF_INDEX_BITS) - 1);
+    const rc_locale_entry_t *e = &t->locale_tab[index];
+    if (index >= RC_LOCALE_TAGS || e->tag[0] == '\0' ||
+        (e->gen & REF_GEN_MASK) != (unsigned)(ref >> REF_INDEX_BITS))
+        return NULL;
+    return (rc_locale_entry_t *)e;
+}
+
+/* The entry's activity decayed to `now_s`. */
+static double activity_at(const rc_trending_t *t, const rc_locale_entry_t *e, double now_s)
+{
+    double age = now_s - e->used_s;
+    return age > 0 ? e->activity * exp2(-age / t->half_life_s) : e->activity;
+}
+
+int rc_trending_locale(rc_trending_t *t, const char *s, size_t n, double now_s)
+{
+    char tag[RC_LOCALE_MAX + 1];
+    if (!canonical_locale(s, n, tag))
         return -1;
-    /* The new segment's counts start at zero; its top list fills from the next pass. Every
-     * item's scores move to the wider stride (at most RC_LOCALES times in a process). */
+    int free_index = -1, lru = -1;
+    for (int i = 0; i < RC_LOCALE_TAGS; i++) {
+        rc_locale_entry_t *e = &t->locale_tab[i];
+        if (e->tag[0] == '\0') {
+            if (free_index < 0)
+                free_index = i;
+        } else if (strcmp(e->tag, tag) == 0) {
+            return locale_ref(t, i);
+        } else if (e->slot < 0 && (lru < 0 || e->used_s < t->locale_tab[lru].used_s)) {
+            lru = i;
+        }
+    }
+    /* A locale holding a segment is never untracked here: it gives its segment up only to
+     * a more active one (promote()). */
+    int i = free_index >= 0 ? free_index : lru;
+    if (i < 0)
+        return -1;
+    rc_locale_entry_t *e = &t->locale_tab[i];
+    uint16_t gen = (uint16_t)(e->gen + 1);
+    memset(e, 0, sizeof(*e));
+    e->gen = gen;
+    e->slot = -1;
+    e->used_s = now_s;
+    memcpy(e->tag, tag, n + 1);
+    return locale_ref(t, i);
+}
+
+int rc_trending_locale_segment(const rc_trending_t *t, int ref)
+{
+    const rc_locale_entry_t *e = locale_entry(t, ref);
+    return e != NULL && e->slot >= 0 ? RC_SEG_LOCALE(e->slot) : -1;
+}
+
+const char *rc_trending_locale_tag(const rc_trending_t *t, int ref)
+{
+    const rc_locale_entry_t *e = locale_entry(t, ref);
+    return e != NULL ? e->tag : NULL;
+}
+
+/* Opens one more segment: every item's scores move to the wider stride (at most RC_LOCALES
+ * times in a process). Returns its slot, or -1 when out of memory. */
+static int open_slot(rc_trending_t *t)
+{
     if (t->n_items > 0) {
         uint32_t old = t->n_segments, wide = old + 1;
         float *p = rc_huge_realloc(NULL, 0, (size_t)t->n_items * wide * sizeof(float));
@@ -108,26 +184,88 @@ int rc_trending_locale(rc_trending_t *t, const char *s, size_t n)
         rc_huge_free(t->score, (size_t)t->n_items * old * sizeof(float));
         t->score = p;
     }
-    memcpy(t->locales[n_loc], tag, n + 1);
-    t->n_segments++;
-    return (int)n_loc;
+    return (int)(t->n_segments++ - RC_SEG_LOCALE(0));
 }
 
-int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, int locale, float w,
-                    double now_s)
+/* Empties slot `slot`'s segment for its next locale: scores, top list, normaliser; a refresh
+ * pass in progress starts again (its heap of that segment is the old locale's). */
+static void clear_slot(rc_trending_t *t, int slot)
+{
+    uint32_t seg = (uint32_t)RC_SEG_LOCALE(slot);
+    for (size_t i = 0; i < t->n_items; i++)
+        t->score[i * t->n_segments + seg] = 0;
+    t->n_top[seg] = 0;
+    t->top_max[seg] = 0;
+    t->pass_active = false;
+}
+
+/* A locale that has earned a segment gets one: a slot never used, else the slot of the least
+ * active locale if this one is more active. */
+static void promote(rc_trending_t *t, rc_locale_entry_t *e, double now_s)
+{
+    int slot = -1;
+    for (int s = 0; s < (int)t->n_segments - RC_SEG_LOCALE(0) && slot < 0; s++)
+        if (t->slot_entry[s] < 0)
+            slot = s;
+    if (slot < 0 && t->n_segments < RC_SEGMENTS)
+        slot = open_slot(t);
+    if (slot < 0) {
+        int weakest = -1;
+        double weakest_activity = 0;
+        for (int s = 0; s < RC_LOCALES; s++) {
+            double a = activity_at(t, &t->locale_tab[t->slot_entry[s]], now_s);
+            if (weakest < 0 || a < weakest_activity) {
+                weakest = s;
+                weakest_activity = a;
+            }
+        }
+        if (weakest < 0 || activity_at(t, e, now_s) <= weakest_activity)
+            return;
+        t->locale_tab[t->slot_entry[weakest]].slot = -1;
+        clear_slot(t, weakest);
+        slot = weakest;
+    }
+    e->slot = (int8_t)slot;
+    t->slot_entry[slot] = (int8_t)(e - t->locale_tab);
+    memcpy(t->locales[slot], e->tag, sizeof(e->tag));
+}
+
+/* An event of `user_key` in locale `e`: its activity and distinct users, and a segment once
+ * earned. */
+static void locale_used(rc_trending_t *t, rc_locale_entry_t *e, uint32_t user_key, double now_s)
+{
+    e->activity = activity_at(t, e, now_s) + 1.0;
+    if (now_s > e->used_s)
+        e->used_s = now_s;
+    if (user_key != 0 && e->n_users < RC_LOCALE_MIN_USERS) {
+        bool seen = false;
+        for (uint8_t i = 0; i < e->n_users && !seen; i++)
+            seen = e->users[i] == user_key;
+        if (!seen)
+            e->users[e->n_users++] = user_key;
+    }
+    if (e->slot < 0 && e->n_users >= RC_LOCALE_MIN_USERS)
+        promote(t, e, now_s);
+}
+
+int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, int locale,
+                    uint32_t user_key, float w, double now_s)
 {
     int rc = ensure_items(t, item + 1);
     if (rc != 0)
         return rc;
+    rc_locale_entry_t *loc = locale_entry(t, locale);
+    if (loc != NULL)
+        locale_used(t, loc, user_key, now_s);
     double exponent = (now_s - t->epoch_s) / t->half_life_s;
     if (exponent > RESCALE_EXPONENT) {
         rescale(t, now_s);
         exponent = 0;
     }
     float scaled = w * (float)exp2(exponent);
+    int n_segs = loc != NULL && loc->slot >= 0 ? 4 : 3;
     int segs[4] = {RC_SEG_ALL, RC_SEG_DEVICE(device), RC_SEG_DAYPART(daypart),
-                   RC_SEG_LOCALE(locale)};
-    int n_segs = locale >= 0 && RC_SEG_LOCALE(locale) < (int)t->n_segments ? 4 : 3;
+                   n_segs == 4 ? RC_SEG_LOCALE(loc->slot) : RC_SEG_ALL};
     for (int i = 0; i < n_segs; i++) {
         float *v = &t->score[(size_t)item * t->n_segments + (uint32_t)segs[i]];
         *v += scaled;

@@ -12,10 +12,30 @@
 
 enum { RC_DAYPARTS = 4 }; /* night 0-6h, morning 6-12h, afternoon 12-18h, evening 18-24h */
 
-/* Locales get a segment each in the order they are first met, up to RC_LOCALES; later
- * ones share the other segments only. A locale's counts start when it is first met. */
-#define RC_LOCALES    8
-#define RC_LOCALE_MAX 16 /* bytes of a locale tag, as the protocol allows */
+/* Locale segments are earned, not taken (issue S: eight made-up hello.locale values held
+ * every segment for the life of the process). A tag met in hello or on the bus is tracked in
+ * a table of RC_LOCALE_TAGS (the least recently used untracked when it is full); it gets a
+ * segment only once events from RC_LOCALE_MIN_USERS distinct users carried it, and, when all
+ * RC_LOCALES segments are taken, only if its recent activity (events, decayed with the
+ * trending half-life) exceeds that of the least active locale holding one, which then gives
+ * its segment up. A locale's counts start when it gets its segment; until then its events
+ * count in the other segments only. */
+#define RC_LOCALES          8
+#define RC_LOCALE_TAGS      64
+#define RC_LOCALE_MIN_USERS 5
+#define RC_LOCALE_MAX       16 /* bytes of a locale tag, as the protocol allows */
+
+/* One tracked locale tag. A reference to it (rc_trending_locale()) carries its generation,
+ * so a reference to an entry since reused for another tag resolves to nothing. */
+typedef struct rc_locale_entry {
+    char tag[RC_LOCALE_MAX + 1]; /* canonical; "" when free */
+    uint16_t gen;
+    int8_t slot;     /* its segment's locale slot (0..RC_LOCALES-1), or -1 */
+    uint8_t n_users; /* distinct users seen, counted up to RC_LOCALE_MIN_USERS */
+    uint32_t users[RC_LOCALE_MIN_USERS];
+    double activity; /* events, decayed, as of used_s */
+    double used_s;   /* last met (hello or event) */
+} rc_locale_entry_t;
 
 /* Segments: 0 = all, 1..4 = device classes, 5..8 = dayparts, 9.. = locales. */
 #define RC_SEG_ALL          0
@@ -32,8 +52,10 @@ typedef struct rc_trending {
      * one or two cache lines, not one per segment. */
     float *score;
     uint32_t n_items;
-    uint32_t n_segments; /* in use: the fixed ones and one per locale met */
-    char locales[RC_LOCALES][RC_LOCALE_MAX + 1];
+    uint32_t n_segments; /* in use: the fixed ones and one per locale slot opened */
+    char locales[RC_LOCALES][RC_LOCALE_MAX + 1]; /* each slot's tag, for the reasons */
+    int8_t slot_entry[RC_LOCALES];               /* each slot's entry in locale_tab, or -1 */
+    rc_locale_entry_t locale_tab[RC_LOCALE_TAGS];
     double half_life_s;
     double epoch_s;
     /* Rebuilt by rc_trending_refresh(): */
@@ -63,14 +85,24 @@ typedef struct rc_trending {
 void rc_trending_init(rc_trending_t *t, double half_life_s, double now_s);
 void rc_trending_free(rc_trending_t *t);
 
-/** Counts weight `w` for `item` in the segments all, `device`, `daypart` and `locale` (a
- * value of rc_trending_locale(), or -1 for none). */
-int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, int locale, float w,
-                    double now_s);
+/** Counts weight `w` for `item` in the segments all, `device`, `daypart` and, when its locale
+ * holds one, `locale` (a reference from rc_trending_locale(), or -1 for none). `user_key`
+ * (a hash of the user, 0 for none) counts the locale's distinct users, which earn it a
+ * segment. */
+int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, int locale,
+                    uint32_t user_key, float w, double now_s);
 
-/** The locale slot of tag `s` (compared without case, `_` as `-`), given one when it is new
- * and slots remain; -1 when empty, malformed, out of slots or out of memory. */
-int rc_trending_locale(rc_trending_t *t, const char *s, size_t n);
+/** A reference to locale tag `s` (compared without case, `_` as `-`), tracked from now on;
+ * -1 when empty or malformed. The reference fits an int16_t. */
+int rc_trending_locale(rc_trending_t *t, const char *s, size_t n, double now_s);
+
+/** The segment of the locale `ref` refers to, or -1 (none, not earned yet, or a stale
+ * reference). */
+int rc_trending_locale_segment(const rc_trending_t *t, int ref);
+
+/** The canonical tag `ref` refers to (borrowed until the next rc_trending_locale()), or
+ * NULL. */
+const char *rc_trending_locale_tag(const rc_trending_t *t, int ref);
 
 /** The scores of `item`, n_segments of them (NULL when the item has none yet). */
 static inline const float *rc_trending_scores(const rc_trending_t *t, uint32_t item)

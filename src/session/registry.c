@@ -35,6 +35,7 @@ static void state_from_context(const rc_session_t *ses, rc_user_state_t *u)
 {
     rc_user_state_init(u, ses->device, ses->tz_offset_min);
     u->locale = ses->locale;
+    u->user_key = rc_engine_user_key((rc_str_t){ses->pseudo, (uint32_t)strlen(ses->pseudo)});
 }
 
 /* The user's state for ranking: the session's own, or, while it has none, `empty` made
@@ -60,7 +61,7 @@ void rc_session_set_context(rc_session_t *ses, int device, int tz_offset_min, in
 {
     ses->device = (uint8_t)device;
     ses->tz_offset_min = (int16_t)tz_offset_min;
-    ses->locale = (int8_t)locale;
+    ses->locale = (int16_t)locale;
     if (ses->state != NULL) {
         ses->state->device = ses->device;
         ses->state->tz_offset_min = ses->tz_offset_min;

@@ -43,7 +43,8 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     /* No session here: learn what the origin's session knew. */
     rc_user_state_t u;
     rc_user_state_init(&u, m->device, m->tz_offset_min);
-    u.locale = (int8_t)rc_engine_locale(e, m->locale);
+    u.locale = (int16_t)rc_engine_locale(e, m->locale, learn_ms);
+    u.user_key = rc_engine_user_key(m->user);
     for (int i = (int)m->n_recent - 1; i >= 0; i--) {
         int64_t r = rc_catalog_resolve(rc_engine_catalog(e), m->recent[i].p, m->recent[i].n);
         if (r >= 0)

@@ -64,7 +64,7 @@ typedef struct rc_session {
      * only a user who did something has: NULL until the first event or stored profile, so
      * an idle session costs about a third of the memory (state_for_read/_write). */
     uint8_t device;
-    int8_t locale; /* the engine's locale slot, or -1 */
+    int16_t locale; /* a reference to the user's locale (rc_engine_locale), or -1 */
     int16_t tz_offset_min;
     rc_user_state_t *state;
     rc_view_t **views; /* grown on demand up to MAX_VIEWS */

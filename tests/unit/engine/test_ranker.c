@@ -138,22 +138,33 @@ static void test_rank_trending_by_locale(void **state)
     rc_ranked_t out[10];
     char why[128];
     e = engine_with_items(0, false);
-    int de = rc_engine_locale(e, (rc_str_t){"de-DE", 5});
-    int gb = rc_engine_locale(e, (rc_str_t){"en-GB", 5});
+    int de = rc_engine_locale(e, (rc_str_t){"de-DE", 5}, T0_MS);
+    int gb = rc_engine_locale(e, (rc_str_t){"en-GB", 5}, T0_MS);
     assert_int_ge(de, 0);
     assert_int_ge(gb, 0);
-    assert_int_equal(rc_engine_locale(e, (rc_str_t){"de_de", 5}), de);
-    assert_int_equal(rc_engine_locale(e, (rc_str_t){"", 0}), -1);
-    for (int i = 0; i < 12; i++) {
+    assert_int_equal(rc_engine_locale(e, (rc_str_t){"de_de", 5}, T0_MS), de);
+    assert_int_equal(rc_engine_locale(e, (rc_str_t){"", 0}, T0_MS), -1);
+    /* Each locale earns its segment with its RC_LOCALE_MIN_USERS-th distinct user; the
+     * shoppers after that count in it. */
+    for (int i = 0; i < 2 * (RC_LOCALE_MIN_USERS + 2); i++) {
+        bool in_de = i % 2 == 0;
         rc_user_state_init(&shopper, RC_DEV_DESKTOP, 0);
-        shopper.locale = (int8_t)(i < 5 ? de : gb);
-        observe(e, &shopper, RC_EV_VIEW, i < 5 ? 150 : 160, T0_MS - 1000 + i);
+        shopper.locale = (int16_t)(in_de ? de : gb);
+        shopper.user_key = (uint32_t)i + 1;
+        observe(e, &shopper, RC_EV_VIEW, in_de ? 150 : 160, T0_MS - 1000 + i);
+    }
+    /* Two more en-GB shoppers: 160 leads overall, so a user with no locale gets it first. */
+    for (int i = 0; i < 2; i++) {
+        rc_user_state_init(&shopper, RC_DEV_DESKTOP, 0);
+        shopper.locale = (int16_t)gb;
+        shopper.user_key = 100u + (uint32_t)i;
+        observe(e, &shopper, RC_EV_VIEW, 160, T0_MS - 500 + i);
     }
     assert_int_equal(rc_engine_refresh(e), 0);
 
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
     assert_int_equal(u.locale, -1);
-    u.locale = (int8_t)de;
+    u.locale = (int16_t)de;
     assert_int_equal(rank_k(e, &u, 10, -1, -1, -1, out), 10);
     assert_int_equal(out[0].item, 150);
     assert_int_equal(out[0].src, RC_SRC_TRENDING);
@@ -161,7 +172,7 @@ static void test_rank_trending_by_locale(void **state)
     assert_string_equal(why, "Trending in de-DE");
     assert_int_equal(place_of(out, 10, 160), 1);
 
-    u.locale = (int8_t)gb;
+    u.locale = (int16_t)gb;
     rank_k(e, &u, 10, -1, -1, -1, out);
     assert_int_equal(out[0].item, 160);
     rc_engine_why(e, &u, &out[0], why, sizeof(why));
@@ -613,7 +624,14 @@ static void test_why_phrases(void **state)
                     {RC_SEG_LOCALE(0), "Trending in pt-BR"},
                     {RC_SEG_LOCALE(1), "Trending now"}, /* no second locale */
                     {-1, "Trending now"}};
-    assert_int_equal(rc_engine_locale(e, (rc_str_t){"pt_br", 5}), 0);
+    int pt = rc_engine_locale(e, (rc_str_t){"pt_br", 5}, T0_MS);
+    for (int i = 0; i < RC_LOCALE_MIN_USERS; i++) { /* pt-BR earns slot 0 */
+        rc_user_state_t buyer;
+        rc_user_state_init(&buyer, RC_DEV_MOBILE, 0);
+        buyer.locale = (int16_t)pt;
+        buyer.user_key = 500u + (uint32_t)i;
+        observe(e, &buyer, RC_EV_VIEW, 13, T0_MS);
+    }
     for (size_t i = 0; i < sizeof(trending) / sizeof(trending[0]); i++) {
         r.ref = trending[i].seg;
         rc_engine_why(e, &u, &r, why, sizeof(why));

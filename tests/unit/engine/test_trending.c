@@ -79,9 +79,9 @@ static void test_trending_top_by_activity(void **state)
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 9), 0, 0);
 
     /* Any activity outranks the prior, most active first. */
-    assert_int_equal(rc_trending_add(&t, 3, RC_DEV_OTHER, 0, -1, 5, now), 0);
-    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, -1, 3, now), 0);
-    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, -1, 1, now), 0);
+    assert_int_equal(rc_trending_add(&t, 3, RC_DEV_OTHER, 0, -1, 0, 5, now), 0);
+    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, -1, 0, 3, now), 0);
+    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, -1, 0, 1, now), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     const uint32_t warm[] = {3, 7, 1, 9, 8, 6, 5, 4, 2, 0};
     assert_top(&t, RC_SEG_ALL, warm, 10);
@@ -91,7 +91,7 @@ static void test_trending_top_by_activity(void **state)
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 5000), 0, 0);
 
     /* A new leader between refreshes is normalised to 1, not above. */
-    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, -1, 7, now), 0);
+    assert_int_equal(rc_trending_add(&t, 7, RC_DEV_OTHER, 0, -1, 0, 7, now), 0);
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 7), 1, 1e-6);
     assert_dbl_le(rc_trending_norm(&t, RC_SEG_ALL, 3), 1);
 
@@ -115,9 +115,9 @@ static void test_trending_segments_separate(void **state)
     const double now = T0_MS / 1000.0;
     small_catalog(&c);
     rc_trending_init(&t, 3600, now);
-    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_MOBILE, 1, -1, 10, now), 0);
-    assert_int_equal(rc_trending_add(&t, 4, RC_DEV_DESKTOP, 1, -1, 5, now), 0);
-    assert_int_equal(rc_trending_add(&t, 6, RC_DEV_DESKTOP, 3, -1, 1, now), 0);
+    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_MOBILE, 1, -1, 0, 10, now), 0);
+    assert_int_equal(rc_trending_add(&t, 4, RC_DEV_DESKTOP, 1, -1, 0, 5, now), 0);
+    assert_int_equal(rc_trending_add(&t, 6, RC_DEV_DESKTOP, 3, -1, 0, 1, now), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
 
     const uint32_t all[] = {2, 4, 6, 9};
@@ -145,8 +145,9 @@ static void test_trending_segments_separate(void **state)
     rc_catalog_free(&c);
 }
 
-/* Locale tags get a segment each, in canonical case, up to RC_LOCALES; malformed tags and
- * those past the limit get none. Each locale's top list holds its own activity. */
+/* Locale tags are tracked in canonical case; malformed ones are not. A locale gets a segment
+ * only once RC_LOCALE_MIN_USERS distinct users sent events in it, and its counts start then;
+ * each locale's top list holds its own activity. */
 static void test_trending_locales(void **state)
 {
     (void)state;
@@ -155,40 +156,97 @@ static void test_trending_locales(void **state)
     const double now = T0_MS / 1000.0;
     small_catalog(&c);
     rc_trending_init(&t, 3600, now);
-    assert_int_equal(rc_trending_locale(&t, "EN_gb", 5), 0);
-    assert_string_equal(t.locales[0], "en-GB");
-    assert_int_equal(rc_trending_locale(&t, "en-GB", 5), 0);
-    assert_int_equal(rc_trending_locale(&t, "zh-hant-tw", 10), 1);
-    assert_string_equal(t.locales[1], "zh-Hant-TW");
+    int gb = rc_trending_locale(&t, "EN_gb", 5, now);
+    assert_int_ge(gb, 0);
+    assert_string_equal(rc_trending_locale_tag(&t, gb), "en-GB");
+    assert_int_equal(rc_trending_locale(&t, "en-GB", 5, now), gb);
+    int tw = rc_trending_locale(&t, "zh-hant-tw", 10, now);
+    assert_string_equal(rc_trending_locale_tag(&t, tw), "zh-Hant-TW");
     static const char *const bad[] = {"",        "en--GB",           "-en", "en-", "e n",
                                       "en-GB\n", "abcdefghijklmnopq"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(rc_trending_locale(&t, bad[i], strlen(bad[i])), -1);
-    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, 0, 10, now), 0);
-    assert_int_equal(rc_trending_add(&t, 4, RC_DEV_OTHER, 0, 1, 5, now), 0);
-    /* A locale met after activity started counts from then on. */
-    assert_int_equal(rc_trending_locale(&t, "de", 2), 2);
-    assert_int_equal(rc_trending_add(&t, 6, RC_DEV_OTHER, 0, 2, 1, now), 0);
-    char tag[8];
-    for (int i = 3; i < RC_LOCALES; i++) {
-        snprintf(tag, sizeof(tag), "x%d", i);
-        assert_int_equal(rc_trending_locale(&t, tag, strlen(tag)), i);
-    }
-    assert_int_equal(rc_trending_locale(&t, "fr-FR", 5), -1);
-    assert_int_equal(t.n_segments, RC_SEGMENTS);
-    assert_int_equal(rc_trending_refresh(&t, &c), 0);
+        assert_int_equal(rc_trending_locale(&t, bad[i], strlen(bad[i]), now), -1);
 
-    const uint32_t all[] = {2, 4, 6, 9};
-    assert_top(&t, RC_SEG_ALL, all, 4);
-    const uint32_t gb[] = {2, 9, 8}, tw[] = {4, 9, 8}, de[] = {6, 9, 8}, x3[] = {9, 8};
-    assert_top(&t, RC_SEG_LOCALE(0), gb, 3);
-    assert_top(&t, RC_SEG_LOCALE(1), tw, 3);
-    assert_top(&t, RC_SEG_LOCALE(2), de, 3);
-    assert_top(&t, RC_SEG_LOCALE(3), x3, 2);
+    /* One user, however active, earns en-GB nothing. */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, gb, 7, 10, now), 0);
+    assert_int_equal(rc_trending_locale_segment(&t, gb), -1);
+    assert_int_equal(t.n_segments, RC_SEG_LOCALE(0));
+    /* The RC_LOCALE_MIN_USERS-th distinct user does; that event counts in it. */
+    for (uint32_t u = 1; u < RC_LOCALE_MIN_USERS; u++)
+        assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, gb, 100 + u, 10, now), 0);
+    assert_int_equal(rc_trending_locale_segment(&t, gb), RC_SEG_LOCALE(0));
+    assert_string_equal(t.locales[0], "en-GB");
+    for (uint32_t u = 0; u < RC_LOCALE_MIN_USERS; u++)
+        assert_int_equal(rc_trending_add(&t, 4, RC_DEV_OTHER, 0, tw, 200 + u, 5, now), 0);
+    assert_int_equal(rc_trending_locale_segment(&t, tw), RC_SEG_LOCALE(1));
+    assert_int_equal(rc_trending_refresh(&t, &c), 0);
+    const uint32_t gb_top[] = {2, 9, 8}, tw_top[] = {4, 9, 8};
+    assert_top(&t, RC_SEG_LOCALE(0), gb_top, 3);
+    assert_top(&t, RC_SEG_LOCALE(1), tw_top, 3);
     assert_float_equal(rc_trending_norm(&t, RC_SEG_LOCALE(0), 2), 1, 1e-6);
     assert_float_equal(rc_trending_norm(&t, RC_SEG_LOCALE(0), 4), 0, 0);
     rc_trending_free(&t);
     rc_catalog_free(&c);
+}
+
+/* Issue S: made-up locales must not hold the segments. Locales with a few users each fill
+ * the slots; a real market more active than the least active of them takes that one's slot
+ * (and a reference to the evicted locale then resolves to no segment); one less active than
+ * all of them waits. Junk tags beyond the table push out only tags without a segment. */
+static void test_trending_locale_reclaim(void **state)
+{
+    (void)state;
+    rc_trending_t t;
+    const double now = T0_MS / 1000.0;
+    rc_trending_init(&t, 3600, now);
+    int fake[RC_LOCALES];
+    char tag[8];
+    for (int l = 0; l < RC_LOCALES; l++) {
+        snprintf(tag, sizeof(tag), "x%d", l);
+        fake[l] = rc_trending_locale(&t, tag, strlen(tag), now);
+        for (uint32_t u = 0; u < 4 * RC_LOCALE_MIN_USERS; u++) /* 4 events per user */
+            rc_trending_add(&t, 1, RC_DEV_OTHER, 0, fake[l],
+                            1000u * (uint32_t)l + u % RC_LOCALE_MIN_USERS + 1, 1, now);
+        assert_int_equal(rc_trending_locale_segment(&t, fake[l]), RC_SEG_LOCALE(l));
+    }
+    /* x0 keeps some traffic; the others go quiet. */
+    for (int i = 0; i < 20; i++)
+        rc_trending_add(&t, 1, RC_DEV_OTHER, 0, fake[0], 1, 1, now + 600);
+    /* A real market an hour later (one half-life: each quiet one's activity is down to 10):
+     * its 5 users, 3 events each. */
+    int de = rc_trending_locale(&t, "de-DE", 5, now + 3600);
+    for (int i = 0; i < 3 * RC_LOCALE_MIN_USERS; i++)
+        rc_trending_add(&t, 3, RC_DEV_OTHER, 0, de, 50u + (uint32_t)(i % RC_LOCALE_MIN_USERS), 1,
+                        now + 3600);
+    int seg = rc_trending_locale_segment(&t, de);
+    assert_int_ge(seg, RC_SEG_LOCALE(1)); /* not x0's: it was used more */
+    assert_int_equal(rc_trending_locale_segment(&t, fake[0]), RC_SEG_LOCALE(0));
+    int evicted = seg - RC_SEG_LOCALE(0);
+    assert_int_equal(rc_trending_locale_segment(&t, fake[evicted]), -1);
+    assert_string_equal(t.locales[evicted], "de-DE");
+    /* Its segment starts empty: the old locale's counts are gone. */
+    assert_float_equal(rc_trending_scores(&t, 1)[seg], 0, 0);
+    assert_int_equal(t.n_segments, RC_SEGMENTS);
+
+    /* A locale whose users are less active than every holder waits (5 events < 10). */
+    int fr = rc_trending_locale(&t, "fr-FR", 5, now + 3600);
+    for (uint32_t u = 0; u < RC_LOCALE_MIN_USERS; u++)
+        rc_trending_add(&t, 3, RC_DEV_OTHER, 0, fr, 70u + u, 1, now + 3600);
+    assert_int_equal(rc_trending_locale_segment(&t, fr), -1);
+
+    /* Junk tags fill the table: tags holding a segment stay, the oldest others go, and a
+     * stale reference to a reused entry resolves to nothing. */
+    for (int i = 0; i < 3 * RC_LOCALE_TAGS; i++) {
+        snprintf(tag, sizeof(tag), "j%d", i);
+        assert_int_ge(rc_trending_locale(&t, tag, strlen(tag), now + 4000 + i), 0);
+    }
+    assert_int_equal(rc_trending_locale_segment(&t, de), seg);
+    assert_string_equal(rc_trending_locale_tag(&t, de), "de-DE");
+    assert_int_equal(rc_trending_locale_segment(&t, fake[0]), RC_SEG_LOCALE(0));
+    assert_null(rc_trending_locale_tag(&t, fr));
+    assert_null(rc_trending_locale_tag(&t, fake[evicted]));
+    rc_trending_free(&t);
 }
 
 static void test_trending_decay(void **state)
@@ -199,16 +257,16 @@ static void test_trending_decay(void **state)
     rc_trending_t t;
     small_catalog(&c);
     rc_trending_init(&t, hl, now);
-    assert_int_equal(rc_trending_add(&t, 5, RC_DEV_OTHER, 0, -1, 1, now), 0);
-    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, -1, 1, now + hl), 0);
+    assert_int_equal(rc_trending_add(&t, 5, RC_DEV_OTHER, 0, -1, 0, 1, now), 0);
+    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, -1, 0, 1, now + hl), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     const uint32_t order[] = {0, 5, 9};
     assert_top(&t, RC_SEG_ALL, order, 3);
     assert_float_equal(rc_trending_norm(&t, RC_SEG_ALL, 5), 0.5, 1e-4);
 
     /* Across the rescale after ~40 half-lives. */
-    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, -1, 1, now + 39 * hl), 0);
-    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, -1, 1, now + 41 * hl), 0);
+    assert_int_equal(rc_trending_add(&t, 1, RC_DEV_OTHER, 0, -1, 0, 1, now + 39 * hl), 0);
+    assert_int_equal(rc_trending_add(&t, 2, RC_DEV_OTHER, 0, -1, 0, 1, now + 41 * hl), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     const uint32_t later[] = {2, 1};
     assert_top(&t, RC_SEG_ALL, later, 2);
@@ -226,7 +284,7 @@ static void test_trending_by_category(void **state)
     rc_trending_t t;
     small_catalog(&c);
     rc_trending_init(&t, 3600, now);
-    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, -1, 4, now), 0);
+    assert_int_equal(rc_trending_add(&t, 0, RC_DEV_OTHER, 0, -1, 0, 4, now), 0);
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
     int32_t a = rc_catalog_category(&c, "a", 1), b = rc_catalog_category(&c, "b", 1);
     assert_int_gt(a, 0);
@@ -262,7 +320,7 @@ static void test_trending_top_matches_full_sort(void **state)
         assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, 0, &idx), 0);
         /* Distinct weights in a scrambled order: 7919 is prime to N. */
         float w = 1.0f + (float)((i * 7919u) % N);
-        assert_int_equal(rc_trending_add(&t, i, RC_DEV_OTHER, 0, -1, w, now), 0);
+        assert_int_equal(rc_trending_add(&t, i, RC_DEV_OTHER, 0, -1, 0, w, now), 0);
         by_weight[N - 1 - (i * 7919u) % N] = i;
     }
     assert_int_equal(rc_trending_refresh(&t, &c), 0);
@@ -306,8 +364,8 @@ static void test_trending_refresh_in_steps(void **state)
         snprintf(cat, sizeof(cat), "k%u", i % CATS);
         assert_int_equal(rc_catalog_upsert(&c, id, id, cat, NULL, 0, 1, (double)(i % 13), &idx), 0);
         float w = 1.0f + (float)((i * 389u) % N);
-        assert_int_equal(rc_trending_add(&whole, i, (int)(i % 3), (int)(i % 4), -1, w, now), 0);
-        assert_int_equal(rc_trending_add(&steps, i, (int)(i % 3), (int)(i % 4), -1, w, now), 0);
+        assert_int_equal(rc_trending_add(&whole, i, (int)(i % 3), (int)(i % 4), -1, 0, w, now), 0);
+        assert_int_equal(rc_trending_add(&steps, i, (int)(i % 3), (int)(i % 4), -1, 0, w, now), 0);
     }
     assert_int_equal(rc_trending_refresh(&whole, &c), 0);
     /* The first pass sets the popularity scale the prior uses; the second is compared. */
@@ -333,7 +391,7 @@ static void test_trending_refresh_in_steps(void **state)
     }
     /* An item already scanned becomes the leader mid-pass. */
     assert_int_equal(rc_trending_refresh_step(&steps, &c, 10), 0);
-    assert_int_equal(rc_trending_add(&steps, 3, RC_DEV_OTHER, 0, -1, 5000.0f, now), 0);
+    assert_int_equal(rc_trending_add(&steps, 3, RC_DEV_OTHER, 0, -1, 0, 5000.0f, now), 0);
     while (rc_trending_refresh_step(&steps, &c, 100) == 0)
         ;
     /* This pass ranked it by the score it had when scanned; the normaliser has its new one. */
@@ -354,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_trending_top_by_activity),
         cmocka_unit_test(test_trending_segments_separate),
         cmocka_unit_test(test_trending_locales),
+        cmocka_unit_test(test_trending_locale_reclaim),
         cmocka_unit_test(test_trending_decay),
         cmocka_unit_test(test_trending_by_category),
         cmocka_unit_test(test_trending_top_matches_full_sort),
