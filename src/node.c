@@ -402,7 +402,7 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
     rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
     RC_INFO("node", "catalog loaded", "file=\"%s\" items=%u categories=%u open=%s", file,
             rc_engine_catalog(n->engine)->n, rc_engine_catalog(n->engine)->n_categories - 1,
-            cfg->catalog_open ? "true" : "false");
+            rc_engine_catalog(n->engine)->open ? "true" : "false");
     return rc_engine_refresh(n->engine);
 }
 
@@ -651,13 +651,23 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
     rc_defer_init(&n->defer, &n->loop);
     n->defer_ready = true;
     double now_s = (double)rc_wall_ms() / 1000.0;
+    bool catalog_open = cfg->catalog_open || cfg->demo;
+    if (catalog_open && cfg->catalog_learned_max >= cfg->max_items) {
+        snprintf(err, errlen,
+                 "--catalog-learned-max (%lld) must be below --max-items (%lld): the admin API "
+                 "keeps the rest of the catalog",
+                 (long long)cfg->catalog_learned_max, (long long)cfg->max_items);
+        goto fail;
+    }
     n->engine =
-        rc_engine_new((uint32_t)cfg->max_items, cfg->catalog_open, (uint32_t)cfg->covisit_neighbors,
+        rc_engine_new((uint32_t)cfg->max_items, catalog_open, (uint32_t)cfg->covisit_neighbors,
                       cfg->covisit_half_life_s, cfg->trending_half_life_s, now_s);
     if (n->engine == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    rc_catalog_set_learning(rc_engine_catalog(n->engine), (uint32_t)cfg->catalog_learned_max,
+                            (uint32_t)cfg->catalog_learn_users);
     if (cfg->kafka[0] != '\0' && cfg->pseudonym_key[0] == '\0') {
         snprintf(err, errlen,
                  "--kafka needs --pseudonym-key: the secret, the same on every "

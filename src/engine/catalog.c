@@ -25,8 +25,13 @@ int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open)
     memset(c, 0, sizeof(*c));
     c->max = max_items;
     c->open = open;
+    c->learned_max = 10000;
+    c->learn_users = 3;
     rc_strmap_init(&c->by_id);
     rc_strmap_init(&c->category_by_name);
+    rc_strmap_init(&c->pending_by_id);
+    if (open && (c->pending = calloc(RC_CATALOG_PENDING, sizeof(*c->pending))) == NULL)
+        return RC_ENOMEM;
     c->categories = malloc(16 * sizeof(char *));
     if (c->categories == NULL || (c->categories[0] = strdup("")) == NULL) {
         free(c->categories);
@@ -53,6 +58,8 @@ void rc_catalog_free(rc_catalog_t *c)
     free(c->categories);
     rc_strmap_free(&c->by_id);
     rc_strmap_free(&c->category_by_name);
+    rc_strmap_free(&c->pending_by_id);
+    free(c->pending);
     memset(c, 0, sizeof(*c));
 }
 
@@ -181,6 +188,8 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
             free(l->name);
         l->name = copy;
     }
+    if (it->flags & RC_ITEM_LEARNED)
+        c->n_learned--; /* the operator's item now */
     it->category = cat;
     it->price = price >= 0 ? price : -1.0;
     it->popularity = popularity > 0 ? (float)popularity : 0.0f;
@@ -191,16 +200,92 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
     return 0;
 }
 
-int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len)
+static int64_t learn(rc_catalog_t *c, const char *id, size_t len)
 {
-    int64_t found = rc_catalog_find(c, id, len);
     uint32_t idx;
-    if (found >= 0 || !c->open)
-        return found;
     if (new_slot(c, id, len, &idx) != 0)
         return -1;
     c->items[idx].flags = RC_ITEM_LEARNED;
+    c->n_learned++;
     return idx;
+}
+
+int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len)
+{
+    int64_t found = rc_catalog_find(c, id, len);
+    if (found >= 0 || !c->open)
+        return found;
+    return learn(c, id, len);
+}
+
+void rc_catalog_set_learning(rc_catalog_t *c, uint32_t learned_max, uint32_t learn_users)
+{
+    c->learned_max = learned_max;
+    c->learn_users = (uint8_t)(learn_users < 1                      ? 1
+                               : learn_users > RC_CATALOG_TRUST_MAX ? RC_CATALOG_TRUST_MAX
+                                                                    : learn_users);
+}
+
+/* The pending entry of `id`, made (in a free entry, or the least recently named one's)
+ * when it has none. */
+static rc_pending_item_t *pending_entry(rc_catalog_t *c, const char *id, size_t len)
+{
+    uint64_t at;
+    if (rc_strmap_get(&c->pending_by_id, id, len, &at))
+        return &c->pending[at];
+    uint32_t pick = 0;
+    for (uint32_t i = 0; i < RC_CATALOG_PENDING; i++) {
+        if (c->pending[i].len == 0) {
+            pick = i;
+            break;
+        }
+        if (c->pending[i].named_at < c->pending[pick].named_at)
+            pick = i;
+    }
+    rc_pending_item_t *p = &c->pending[pick];
+    if (p->len > 0)
+        rc_strmap_del(&c->pending_by_id, p->id, p->len);
+    memset(p, 0, sizeof(*p));
+    memcpy(p->id, id, len);
+    p->len = (uint8_t)len;
+    /* The map's key is the entry's own copy, stable while the entry holds it. */
+    if (rc_strmap_put(&c->pending_by_id, p->id, len, pick) != 0) {
+        p->len = 0;
+        return NULL;
+    }
+    return p;
+}
+
+static void pending_drop(rc_catalog_t *c, rc_pending_item_t *p)
+{
+    rc_strmap_del(&c->pending_by_id, p->id, p->len);
+    memset(p, 0, sizeof(*p));
+}
+
+int64_t rc_catalog_learn_from(rc_catalog_t *c, const char *id, size_t len, uint32_t user_key)
+{
+    int64_t found = rc_catalog_find(c, id, len);
+    if (found >= 0 || !c->open)
+        return found;
+    if (len == 0 || len >= sizeof(c->pending[0].id) || c->pending == NULL)
+        return -1;
+    if (user_key == 0)
+        return RC_CATALOG_UNTRUSTED;
+    rc_pending_item_t *p = pending_entry(c, id, len);
+    if (p == NULL)
+        return -1;
+    p->named_at = ++c->tick;
+    bool seen = false;
+    for (uint8_t i = 0; i < p->n_users && !seen; i++)
+        seen = p->users[i] == user_key;
+    if (!seen && p->n_users < RC_CATALOG_TRUST_MAX)
+        p->users[p->n_users++] = user_key;
+    if (p->n_users < c->learn_users || c->n_learned >= c->learned_max)
+        return RC_CATALOG_UNTRUSTED;
+    int64_t idx = learn(c, id, len);
+    if (idx >= 0)
+        pending_drop(c, p);
+    return idx >= 0 ? idx : RC_CATALOG_UNTRUSTED;
 }
 
 int rc_catalog_upsert_json(rc_catalog_t *c, const json_t *obj, uint32_t *idx, char *err,

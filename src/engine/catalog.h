@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The item catalog: ids, display fields and content features, indexed densely so models
  * can keep per-item state in plain arrays. Loaded from JSON lines at start; in open mode,
- * items first seen in events are added (learned) with no features. */
+ * items first seen in events are added (learned) with no features, once trusted: events from
+ * `learn_users` distinct users named them, and no more than `learned_max` at a time. */
 #ifndef RC_CATALOG_H
 #define RC_CATALOG_H
 
@@ -38,6 +39,17 @@ typedef struct rc_item_label {
     char *name; /* owned; equals id for learned items */
 } rc_item_label_t;
 
+/* An id events named that is not (yet) an item: which distinct users named it. */
+#define RC_CATALOG_PENDING   1024 /* ids tracked at a time; the least recently named goes */
+#define RC_CATALOG_TRUST_MAX 16   /* the most distinct users learn_users may ask for */
+
+typedef struct rc_pending_item {
+    char id[65]; /* "" when free */
+    uint8_t len, n_users;
+    uint32_t users[RC_CATALOG_TRUST_MAX];
+    uint64_t named_at; /* the catalog's tick when last named, for eviction */
+} rc_pending_item_t;
+
 typedef struct rc_catalog {
     rc_item_t *items;
     rc_item_label_t *labels; /* labels[i] names items[i] */
@@ -48,7 +60,16 @@ typedef struct rc_catalog {
     rc_strmap_t category_by_name;
     bool open;
     uint32_t generation; /* grows with every upsert: derived indexes rebuild when it moves */
+    /* Open mode: learning from traffic (rc_catalog_learn_from()). */
+    uint32_t learned_max, n_learned;
+    uint8_t learn_users;
+    rc_pending_item_t *pending; /* RC_CATALOG_PENDING, allocated when open */
+    rc_strmap_t pending_by_id;  /* id -> index in pending */
+    uint64_t tick;
 } rc_catalog_t;
+
+/* rc_catalog_learn_from(): the id is known to traffic but not trusted (yet) as an item. */
+#define RC_CATALOG_UNTRUSTED (-2)
 
 static inline const char *rc_item_id(const rc_catalog_t *c, uint32_t i)
 {
@@ -61,8 +82,15 @@ static inline const char *rc_item_name(const rc_catalog_t *c, uint32_t i)
 }
 
 /** Prepares an empty catalog holding at most `max_items`; `open` allows learning items
- * from events. Caller frees with rc_catalog_free(). Returns 0 or RC_ENOMEM. */
+ * from events (rc_catalog_learn_from(): at most 10,000 learned items, each once 3 distinct
+ * users named it, until rc_catalog_set_learning()). Caller frees with rc_catalog_free().
+ * Returns 0 or RC_ENOMEM. */
 int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open);
+
+/** How an open catalog learns: at most `learned_max` learned items at a time (an upsert
+ * makes one a catalog item), each once `learn_users` (1..RC_CATALOG_TRUST_MAX) distinct users
+ * named it. */
+void rc_catalog_set_learning(rc_catalog_t *c, uint32_t learned_max, uint32_t learn_users);
 void rc_catalog_free(rc_catalog_t *c);
 
 /** Loads JSON lines `{"id","name","category","tags":[..],"price","popularity"?}` (only
@@ -89,9 +117,17 @@ int rc_catalog_remove(rc_catalog_t *c, const char *id, size_t len);
 /** Index of an item by id, or -1. */
 int64_t rc_catalog_find(const rc_catalog_t *c, const char *id, size_t len);
 
-/** Finds an item, learning it when the catalog is open. Returns its index, or -1 when it
- * is unknown and the catalog is closed (or full). */
+/** Finds an item, learning it at once when the catalog is open: for sources the operator
+ * trusts (--import). Returns its index, or -1 when it is unknown and the catalog is closed
+ * (or full). */
 int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len);
+
+/** Finds an item named by traffic (an event of the user `user_key`, a hash, 0: unknown).
+ * In an open catalog an unknown id is learned once `learn_users` distinct users named it and
+ * fewer than `learned_max` learned items exist; until then (or with user_key 0) it is
+ * RC_CATALOG_UNTRUSTED. Returns its index, RC_CATALOG_UNTRUSTED, or -1 (a closed catalog, an
+ * id too long, out of memory). Learned items are counted in n_learned. */
+int64_t rc_catalog_learn_from(rc_catalog_t *c, const char *id, size_t len, uint32_t user_key);
 
 /** Index of a category by name, or -1. */
 int32_t rc_catalog_category(const rc_catalog_t *c, const char *name, size_t len);

@@ -263,12 +263,20 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     int64_t item = -1;
     if (ev->item.n > 0) {
-        item = rc_catalog_resolve(rc_engine_catalog(s->engine), ev->item.p, ev->item.n);
-        if (item < 0) {
+        rc_catalog_t *cat = rc_engine_catalog(s->engine);
+        item = rc_catalog_learn_from(cat, ev->item.p, ev->item.n,
+                                     rc_engine_user_key((rc_str_t){ses->pseudo, PSEUDO_LEN}));
+        if (item == RC_CATALOG_UNTRUSTED) {
+            /* Accepted and published (other nodes count its users too), but the models learn
+             * nothing of an item not trusted yet. */
+            rc_metrics.catalog_untrusted_events++;
+            item = -1;
+        } else if (item < 0) {
             rc_conn_error(c, RC_PERR_UNKNOWN_ITEM, "item is not in the catalog", ev->id, false);
             return false;
         }
-        rc_metrics.catalog_items = rc_engine_catalog(s->engine)->n;
+        rc_metrics.catalog_items = cat->n;
+        rc_metrics.catalog_learned = cat->n_learned;
     }
     ticket_t *t = ticket_get(s);
     if (t == NULL || rc_session_remember_event(ses, key) != 0) {

@@ -18,9 +18,15 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     rc_engine_t *e = s->engine;
     uint64_t t0 = rc_mono_us();
     int64_t item = -1;
-    if (m->ev.item.n > 0 &&
-        (item = rc_catalog_resolve(rc_engine_catalog(e), m->ev.item.p, m->ev.item.n)) < 0)
-        return; /* a closed catalog that does not know it */
+    if (m->ev.item.n > 0) {
+        rc_catalog_t *cat = rc_engine_catalog(e);
+        item = rc_catalog_learn_from(cat, m->ev.item.p, m->ev.item.n, rc_engine_user_key(m->user));
+        if (item == -1)
+            return; /* a closed catalog that does not know it */
+        if (item == RC_CATALOG_UNTRUSTED)
+            item = -1; /* not learned yet: the rest of the event still is */
+        rc_metrics.catalog_learned = cat->n_learned;
+    }
     int64_t now_ms = rc_wall_ms();
     if (m->received_ms > 0 && now_ms >= m->received_ms)
         rc_hist_observe(&rc_metrics.bus_remote_lag, (uint64_t)(now_ms - m->received_ms) * 1000);
@@ -46,7 +52,7 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     u.locale = (int16_t)rc_engine_locale(e, m->locale, learn_ms);
     u.user_key = rc_engine_user_key(m->user);
     for (int i = (int)m->n_recent - 1; i >= 0; i--) {
-        int64_t r = rc_catalog_resolve(rc_engine_catalog(e), m->recent[i].p, m->recent[i].n);
+        int64_t r = rc_catalog_find(rc_engine_catalog(e), m->recent[i].p, m->recent[i].n);
         if (r >= 0)
             rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i], 0);
     }

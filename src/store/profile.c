@@ -455,7 +455,7 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
         own[n_own - 1 - k] = *rc_user_recent(u, k);
     u->n_recent = u->head = 0;
     for (uint32_t i = 0; i < d->n_recent; i++) {
-        int64_t idx = rc_catalog_resolve(c, d->recent[i].s, strlen(d->recent[i].s));
+        int64_t idx = rc_catalog_find(c, d->recent[i].s, strlen(d->recent[i].s));
         if (idx < 0)
             continue;
         /* The content vector is not stored: it is rebuilt from the items it came from. */
@@ -488,7 +488,7 @@ int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size
                        (float)d.feats_w[i]);
     merge_recent(c, u, &d);
     for (uint32_t i = 0; i < d.n_excluded; i++) {
-        int64_t idx = rc_catalog_resolve(c, d.excluded[i].s, strlen(d.excluded[i].s));
+        int64_t idx = rc_catalog_find(c, d.excluded[i].s, strlen(d.excluded[i].s));
         if (idx >= 0)
             rc_user_exclude(u, (uint32_t)idx);
     }

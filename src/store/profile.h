@@ -145,8 +145,8 @@ int rc_profile_apply_delta(msgpack_zone *zone, const void *doc, size_t doc_len, 
 /** Merges a stored document into `u`: its items come before the session's own recent ones,
  * its categories count at half weight, and its feature affinities become the long-term
  * content vector (a document from before they were stored: built from its recent items).
- * Unknown items are skipped (or learned, in an open catalog). Returns 0, RC_EPARSE or
- * RC_ENOMEM. */
+ * Unknown items are skipped: a profile is not a source an open catalog learns from (its
+ * items may be ids no other user ever named). Returns 0, RC_EPARSE or RC_ENOMEM. */
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
 
 #endif

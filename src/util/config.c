@@ -78,8 +78,15 @@ static const setting_t settings[] = {
     {"dedupe-restore-s", T_INT, OFF(dedupe_restore_s), "3600", 0, 604800,
      "after a restart, retries of events acknowledged this long before it are still "
      "recognised (read back from the event log)"},
-    {"catalog-open", T_BOOL, OFF(catalog_open), "true", 0, 0,
-     "accept events on items not in the catalog and learn them"},
+    {"catalog-open", T_BOOL, OFF(catalog_open), "false", 0, 0,
+     "learn items from events that name ids not in the catalog (--demo turns it on); off, such "
+     "events get 4012"},
+    {"catalog-learned-max", T_INT, OFF(catalog_learned_max), "10000", 0, 50000000,
+     "in an open catalog, items learned from traffic held at a time (below --max-items: the "
+     "admin API keeps the rest); past it new ids are not learned"},
+    {"catalog-learn-users", T_INT, OFF(catalog_learn_users), "3", 1, 16,
+     "in an open catalog, an id is learned (and can reach other users' lists) once events of "
+     "this many distinct users named it; until then its events are acknowledged, not learned"},
     {"max-items", T_INT, OFF(max_items), "1000000", 1, 50000000, "catalog capacity"},
     {"demo", T_BOOL, OFF(demo), "false", 0, 0,
      "demo mode: the demo catalog unless --catalog is given, anonymous sessions"},

@@ -30,6 +30,8 @@ typedef struct rc_config {
     /* catalog and demo */
     char *catalog;
     bool catalog_open;
+    int64_t catalog_learned_max;
+    int64_t catalog_learn_users;
     int64_t max_items;
     bool demo;
     bool anonymous;

@@ -180,6 +180,13 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
             m->connections_total);
     gauge(o, "rankcast_sessions", "User sessions held in memory.", m->sessions);
     gauge(o, "rankcast_catalog_items", "Items in the catalog.", m->catalog_items);
+    gauge(o, "rankcast_catalog_learned_items",
+          "Items an open catalog learned from traffic, held now (--catalog-learned-max).",
+          m->catalog_learned);
+    counter(o, "rankcast_catalog_untrusted_events_total",
+            "Events on ids an open catalog has not learned (too few users, or full): "
+            "acknowledged, not learned.",
+            m->catalog_untrusted_events);
 
     header(o, "rankcast_events_received_total", "counter", "Events accepted, by kind.");
     for (int k = 0; k < RC_EVENT_KIND_COUNT; k++)

@@ -64,6 +64,8 @@ typedef struct rc_metrics {
     uint64_t pings_sent;
     uint64_t tls_reloads, tls_reload_failures;
     int64_t catalog_items;
+    int64_t catalog_learned;           /* gauge: items learned from traffic, held now */
+    uint64_t catalog_untrusted_events; /* events on ids an open catalog has not learned */
     uint64_t rerank_total;
     /* profile store */
     int64_t profile_store_up;         /* gauge: 1 when the store is usable */

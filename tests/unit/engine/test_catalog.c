@@ -313,6 +313,64 @@ static void test_resolve_closed(void **state)
     rc_catalog_free(&c);
 }
 
+/* Issue S: traffic learns an item only once enough distinct users named it, never more than
+ * learned_max of them, and nothing at all in a closed catalog. */
+static void test_learn_from_traffic(void **state)
+{
+    (void)state;
+    rc_catalog_t c, closed;
+    uint32_t idx;
+    assert_int_equal(rc_catalog_init(&closed, 100, false), 0);
+    assert_int_equal(rc_catalog_learn_from(&closed, "x", 1, 7), -1);
+    rc_catalog_free(&closed);
+
+    assert_int_equal(rc_catalog_init(&c, 100, true), 0);
+    load_text(&c, small_catalog);
+    rc_catalog_set_learning(&c, 2, 3);
+    uint32_t n = c.n;
+    assert_int_equal(rc_catalog_learn_from(&c, "lamp", 4, 1), find(&c, "lamp"));
+    /* One user naming it often, or no user at all, never makes it an item. */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(rc_catalog_learn_from(&c, "new-1", 5, 42), RC_CATALOG_UNTRUSTED);
+    assert_int_equal(rc_catalog_learn_from(&c, "new-1", 5, 0), RC_CATALOG_UNTRUSTED);
+    assert_int_equal(rc_catalog_learn_from(&c, "new-1", 5, 43), RC_CATALOG_UNTRUSTED);
+    assert_int_equal(c.n, n);
+    assert_int_equal(find(&c, "new-1"), -1);
+    /* The third distinct user does. */
+    int64_t learned = rc_catalog_learn_from(&c, "new-1", 5, 44);
+    assert_int_equal(learned, n);
+    assert_true(c.items[learned].flags & RC_ITEM_LEARNED);
+    assert_int_equal(c.n_learned, 1);
+    assert_int_equal(rc_catalog_learn_from(&c, "new-1", 5, 45), learned);
+    for (uint32_t u = 1; u <= 3; u++)
+        rc_catalog_learn_from(&c, "new-2", 5, u);
+    assert_int_equal(c.n_learned, 2);
+    /* At learned_max, a trusted id waits; an upsert makes a learned item the operator's and
+     * frees its place. */
+    for (uint32_t u = 1; u <= 3; u++)
+        assert_int_equal(rc_catalog_learn_from(&c, "new-3", 5, u), RC_CATALOG_UNTRUSTED);
+    assert_int_equal(rc_catalog_upsert(&c, "new-1", "Real", "lighting", NULL, 0, 2, 0, &idx), 0);
+    assert_int_equal(c.n_learned, 1);
+    assert_int_ge(rc_catalog_learn_from(&c, "new-3", 5, 4), 0);
+    assert_int_equal(c.n_learned, 2);
+    /* Ids too long for an item are not tracked. */
+    char long_id[80];
+    memset(long_id, 'a', sizeof(long_id));
+    assert_int_equal(rc_catalog_learn_from(&c, long_id, sizeof(long_id), 1), -1);
+    /* More ids than the table tracks: the least recently named are forgotten, so an id that
+     * was two users short starts again. */
+    rc_catalog_learn_from(&c, "early", 5, 1);
+    rc_catalog_learn_from(&c, "early", 5, 2);
+    char id[16];
+    for (int i = 0; i < RC_CATALOG_PENDING; i++) {
+        snprintf(id, sizeof(id), "junk-%d", i);
+        assert_int_equal(rc_catalog_learn_from(&c, id, strlen(id), 9), RC_CATALOG_UNTRUSTED);
+    }
+    rc_catalog_set_learning(&c, 10, 3);
+    assert_int_equal(rc_catalog_learn_from(&c, "early", 5, 3), RC_CATALOG_UNTRUSTED);
+    rc_catalog_free(&c);
+}
+
 static void test_resolve_open_learns(void **state)
 {
     (void)state;
@@ -453,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_resolve_open_learns),
         cmocka_unit_test(test_many_items),
         cmocka_unit_test(test_max_items),
+        cmocka_unit_test(test_learn_from_traffic),
         cmocka_unit_test(test_demo_catalog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

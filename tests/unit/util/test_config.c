@@ -55,7 +55,9 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.redis, "");
     assert_string_equal(cfg.kafka, "");
     assert_string_equal(cfg.catalog, "");
-    assert_true(cfg.catalog_open);
+    assert_false(cfg.catalog_open); /* issue S: clients create no items unless asked to */
+    assert_int_equal(cfg.catalog_learned_max, 10000);
+    assert_int_equal(cfg.catalog_learn_users, 3);
     assert_int_equal(cfg.max_items, 1000000);
     assert_false(cfg.demo);
     assert_false(cfg.anonymous); /* only the demo, or when configured */
@@ -140,7 +142,7 @@ static void test_bools(void **state)
     assert_contains(err, "maybe");
     assert_false(cfg.demo);
     assert_int_equal(rc_config_set(&cfg, "catalog_open", "", err, sizeof(err)), RC_EINVAL);
-    assert_true(cfg.catalog_open);
+    assert_false(cfg.catalog_open);
     rc_config_free(&cfg);
 }
 
@@ -228,14 +230,14 @@ static void test_config_file(void **state)
                        "node_id = file-node\n"
                        "[engine]\n"
                        "covisit-neighbors=64\n"
-                       "catalog-open = false\n"
+                       "catalog-open = true\n"
                        "log_level = warn\n");
     assert_int_equal(rc_config_init(&cfg), 0);
     assert_int_equal(rc_config_load_file(&cfg, path, err, sizeof(err)), 0);
     assert_int_equal(cfg.port, 9001);
     assert_string_equal(cfg.node_id, "file-node");
     assert_int_equal(cfg.covisit_neighbors, 64);
-    assert_false(cfg.catalog_open);
+    assert_true(cfg.catalog_open);
     assert_string_equal(cfg.log_level, "warn");
     assert_int_equal(cfg.max_batch, 100); /* untouched */
     rc_config_free(&cfg);
