@@ -285,7 +285,7 @@ static int http_refuse_unread(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned s
     return http_error(wsi, pss, status, message);
 }
 
-/* The body's deadline: RC_GW_REQUEST_TIMEOUT_S after the headers, however it trickles in. */
+/* The body's deadline: RC_GW_BODY_TIMEOUT_MS after the headers, however it trickles in. */
 static void on_body_deadline(lws_sorted_usec_list_t *sul)
 {
     rc_gw_http_pss_t *pss = lws_container_of(sul, rc_gw_http_pss_t, body_deadline);
@@ -323,8 +323,9 @@ static int http_post_begin(struct lws *wsi, rc_gw_http_pss_t *pss, const char *u
     }
     pss->wsi = wsi;
     lws_sul_schedule(lws_get_context(wsi), 0, &pss->body_deadline, on_body_deadline,
-                     (lws_usec_t)RC_GW_REQUEST_TIMEOUT_S * LWS_US_PER_SEC);
-    /* lws's own timeout runs from the last byte received; ours must fire first. */
+                     (lws_usec_t)RC_GW_BODY_TIMEOUT_MS * 1000);
+    /* lws's own timeout, RC_GW_REQUEST_TIMEOUT_S from the last byte received (it sets it
+     * again after every part of the body), closes without an answer: ours must fire first. */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, RC_GW_REQUEST_TIMEOUT_S + 5);
     return 0;
 }

@@ -64,7 +64,7 @@ const head = (method, path, headers = []) => `${method} ${path} HTTP/1.1\r\nHost
 const auth = `Authorization: Bearer ${ADMIN}`;
 
 describe('request bodies have a deadline', () => {
-  test('a body trickled a byte a second, or stalled, gets 408 and a close within about 10 s, with or without a credential', { timeout: 60000 }, async () => {
+  test('a body trickled a byte a second, or stalled, gets 408 and a close within about 10 s (9.5), with or without a credential', { timeout: 60000 }, async () => {
     const cases = [
       ['trickled, admin token', head('POST', '/api/v1/push', [auth, 'Content-Length: 5000']), { trickle: true }],
       ['stalled after a byte, admin token', `${head('POST', '/api/v1/push', [auth, 'Content-Length: 5000'])}{`, {}],
