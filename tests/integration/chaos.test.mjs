@@ -35,7 +35,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { frame, generator, json, sessionChaos, upgrade } from './chaos-harness.mjs';
 import { eventually } from './redis-harness.mjs';
-import { SUBPROTOCOL, closeAllClients, connectHello, httpGetFresh, metricTotals, parsePrometheus, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { SUBPROTOCOL, closeAllClients, connectHello, httpGetFresh, metricTotals, parsePrometheus, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
 
 const SEED = Number(process.env.RANKCAST_CHAOS_SEED ?? 20261122);
 const ROUNDS = 10;
@@ -108,6 +108,21 @@ function backloggedConnection(server, bytes, rnd) {
 
 const openDescriptors = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 
+/** The server's descriptor count once it holds still (the same in 5 readings 100 ms apart):
+ * the baseline the end of the chaos is compared with must not include a connection that was
+ * still closing. */
+async function settledDescriptors(pid) {
+  let last = -1;
+  let same = 0;
+  for (let i = 0; i < 100 && same < 5; i++) {
+    const n = openDescriptors(pid);
+    same = n === last ? same + 1 : 1;
+    last = n;
+    await sleep(100);
+  }
+  return last;
+}
+
 /** The `rankcast_connections` gauge, read over a connection of its own that closes (no
  * keep-alive descriptor left on the server to count). */
 async function connectionsGauge(server) {
@@ -148,7 +163,7 @@ for (const tls of [false, true]) {
 
     test(`${ROUNDS} rounds of ${PER_ROUND} chaotic connections: the server stays up, serves, and leaks nothing`, { timeout: 120_000 }, async () => {
       const rnd = generator(SEED + (tls ? 1 : 0));
-      const fdsBefore = openDescriptors(server.proc.pid);
+      const fdsBefore = await settledDescriptors(server.proc.pid);
       for (let round = 0; round < ROUNDS; round++) {
         const users = Array.from({ length: 5 }, (_, i) => `anon-chaos-${round}-${i}`);
         const stopped = round % 2 === 1; // over TLS too: junk that is not TLS, before its accept

@@ -266,7 +266,10 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000, tls 
       throw new Error(`rankcast exited during start (${JSON.stringify(exitResult)}): ${bin} ${args.join(' ')}\n${output.text}`);
     }
     try {
-      if ((await httpGet(server, '/healthz', 1000)).status === 200) return server;
+      // On a connection that closes: a pooled one would stay open on the server for its
+      // keep-alive time (5 s), and tests that count the server's descriptors from here
+      // (chaos) would count it, then miss it (issue S 12: "13, not 14" on a loaded machine).
+      if ((await httpGetFresh(server, '/healthz', 1000)).status === 200) return server;
     } catch {
       // Not listening yet.
     }
