@@ -451,5 +451,12 @@ export declare function createClient(options: ClientOptions): RankcastClient;
 /** A protocol message: a map with a string `type`. */
 export type WireMessage = { type: string } & Record<string, unknown>;
 
+/**
+ * Loads the MessagePack codec (once). The client does it before its first msgpack connection;
+ * call it yourself before encodeMessage()/decodeMessage() with `'msgpack'`.
+ */
+export declare function loadMsgpack(): Promise<void>;
+/** Encodes one message; `'msgpack'` throws ClientError('invalid_argument') until loadMsgpack() resolved. */
 export declare function encodeMessage(msg: WireMessage, encoding: Encoding): Uint8Array | string;
+/** Decodes one message; `'msgpack'` throws ClientError('invalid_argument') until loadMsgpack() resolved. */
 export declare function decodeMessage(data: string | ArrayBuffer | ArrayBufferView, encoding: Encoding): WireMessage;

@@ -12,6 +12,7 @@
 
 import { fullJitterDelay } from './backoff.js';
 import { Connection } from './connection.js';
+import { loadMsgpack } from './codec.js';
 import { Delivery } from './delivery.js';
 import { Emitter } from './emitter.js';
 import { ClientError, RankcastError, ServerError } from './errors.js';
@@ -241,9 +242,14 @@ export class RankcastClient {
     this.#timers.set('handshake', this.#o.connectTimeoutMs, () =>
       this.#lose({ reason: 'timeout', error: new ClientError('connection', `no welcome within ${this.#o.connectTimeoutMs} ms`), hard: true }),
     );
+    // The MessagePack codec is loaded on the first msgpack attempt (at once after that), in
+    // parallel with the token; a failed load counts as a failed attempt.
+    const codecReady = this.#o.encoding === 'msgpack' ? loadMsgpack() : null;
     this.#resolveToken(reason).then(
       (token) => {
-        if (gen === this.#gen && !this.#stopped) this.#openSocket(token);
+        if (gen !== this.#gen || this.#stopped) return;
+        if (codecReady === null) this.#openSocket(token);
+        else codecReady.then(() => gen === this.#gen && !this.#stopped && this.#openSocket(token), (err) => this.#codecFailed(gen, err));
       },
       (err) => {
         if (gen !== this.#gen || this.#stopped) return;
@@ -252,6 +258,19 @@ export class RankcastClient {
         this.#lose({ reason: 'token', error });
       },
     );
+    // Observed here too, so a load that fails while the token is awaited is never unhandled.
+    codecReady?.catch(() => {});
+  }
+
+  /**
+   * @param {number} gen
+   * @param {unknown} err
+   */
+  #codecFailed(gen, err) {
+    if (gen !== this.#gen || this.#stopped) return;
+    const error = err instanceof ClientError ? err : new ClientError('connection', 'cannot load the MessagePack codec', { cause: err });
+    this.#events.emit('error', error);
+    this.#lose({ reason: 'error', error });
   }
 
   /**

@@ -1,11 +1,42 @@
 // SPDX-License-Identifier: Apache-2.0
 // The two encodings of PROTOCOL.md §1: one message per WebSocket message, a MessagePack map in
 // a binary frame (`rankcast.v1.msgpack`) or a JSON object in a text frame (`rankcast.v1.json`).
-// Pure functions, no I/O: the vectors test drives them directly.
-
-import { decode, encode } from '@msgpack/msgpack';
+// Pure functions, no I/O: the vectors test drives them directly. The MessagePack codec is
+// loaded on first use (loadMsgpack()), so a page on the JSON subprotocol never downloads it.
 
 import { ClientError } from './errors.js';
+import { importMsgpack } from './msgpack-loader.js';
+
+/** @type {{encode: (value: unknown) => Uint8Array, decode: (bytes: Uint8Array) => unknown} | null} */
+let msgpack = null;
+/** @type {Promise<void> | null} */
+let loading = null;
+
+/**
+ * Loads the MessagePack codec once; the client awaits it before its first `rankcast.v1.msgpack`
+ * connection. Call it before encodeMessage()/decodeMessage() with 'msgpack'. A failed load
+ * rejects with ClientError('connection') and is tried again on the next call.
+ * @returns {Promise<void>}
+ */
+export function loadMsgpack() {
+  if (msgpack) return Promise.resolve();
+  loading ??= importMsgpack().then(
+    (m) => {
+      msgpack = { encode: m.encode, decode: m.decode };
+    },
+    (err) => {
+      loading = null;
+      throw new ClientError('connection', `cannot load the MessagePack codec: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    },
+  );
+  return loading;
+}
+
+/** The loaded MessagePack codec; throws when loadMsgpack() has not finished. */
+function msgpackCodec() {
+  if (msgpack) return msgpack;
+  throw new ClientError('invalid_argument', "the MessagePack codec is not loaded: await loadMsgpack() first");
+}
 
 /** The subprotocol names, by encoding. */
 export const SUBPROTOCOLS = Object.freeze({ msgpack: 'rankcast.v1.msgpack', json: 'rankcast.v1.json' });
@@ -18,12 +49,13 @@ export const SUBPROTOCOLS = Object.freeze({ msgpack: 'rankcast.v1.msgpack', json
 /**
  * Encodes one protocol message: a Uint8Array for MessagePack, a string for JSON. Keys keep the
  * object's own order; numbers that are integers encode as MessagePack ints, others as float64.
+ * MessagePack needs loadMsgpack() to have resolved.
  * @param {WireMessage} msg
  * @param {Encoding} encoding
  * @returns {Uint8Array|string}
  */
 export function encodeMessage(msg, encoding) {
-  if (encoding === 'msgpack') return encode(msg);
+  if (encoding === 'msgpack') return msgpackCodec().encode(msg);
   if (encoding === 'json') return JSON.stringify(msg);
   throw new ClientError('invalid_argument', `unknown encoding ${JSON.stringify(encoding)}`);
 }
@@ -60,17 +92,18 @@ function asBytes(data) {
  * @returns {WireMessage}
  */
 export function decodeMessage(data, encoding) {
+  const codec = encoding === 'json' ? null : msgpackCodec();
   /** @type {unknown} */
   let value;
   try {
-    if (encoding === 'json') {
+    if (codec === null) {
       if (typeof data !== 'string') throw new Error('binary frame on the JSON subprotocol');
       value = JSON.parse(data);
     } else {
       if (typeof data === 'string') throw new Error('text frame on the MessagePack subprotocol');
       const bytes = asBytes(data);
       if (bytes === null) throw new Error(`unsupported frame data (${Object.prototype.toString.call(data)})`);
-      value = decode(bytes);
+      value = codec.decode(bytes);
     }
   } catch (err) {
     throw new ClientError('protocol', `cannot decode a server message: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -5,7 +5,7 @@
 import { RankcastClient } from './client.js';
 
 export { RankcastClient } from './client.js';
-export { SUBPROTOCOLS, decodeMessage, encodeMessage } from './codec.js';
+export { SUBPROTOCOLS, decodeMessage, encodeMessage, loadMsgpack } from './codec.js';
 export { CLIENT_ERROR_CODES, ClientError, RankcastError, SERVER_ERRORS, ServerError, isRetryableCode } from './errors.js';
 export { DEFAULT_LIMITS } from './incoming.js';
 export { DEFAULT_OPTIONS } from './options.js';

@@ -13,10 +13,26 @@ import { fileURLToPath } from 'node:url';
 
 import { decode, encode } from '@msgpack/msgpack';
 
-import { decodeMessage, encodeMessage } from '../src/codec.js';
+import { decodeMessage, encodeMessage, loadMsgpack } from '../src/codec.js';
 import { ClientError } from '../src/errors.js';
 import { readServerMessage } from '../src/incoming.js';
 import { authMessage, eventFields, eventMessage, eventsMessage, helloMessage, pingMessage, subscribeMessage, unsubscribeMessage } from '../src/outgoing.js';
+
+// The codec loads MessagePack on demand: until then 'msgpack' is refused and JSON works.
+const refusedBeforeLoad = (() => {
+  try {
+    encodeMessage({ type: 'ping', t: 1 }, 'msgpack');
+    return null;
+  } catch (err) {
+    return err;
+  }
+})();
+const jsonBeforeLoad = decodeMessage(encodeMessage({ type: 'ping', t: 1 }, 'json'), 'json');
+await loadMsgpack();
+test('MessagePack is refused until loadMsgpack() resolved; JSON needs no load', () => {
+  assert.ok(refusedBeforeLoad instanceof ClientError && refusedBeforeLoad.code === 'invalid_argument', String(refusedBeforeLoad));
+  assert.deepEqual(jsonBeforeLoad, { type: 'ping', t: 1 });
+});
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VECTORS_PATH = process.env.RANKCAST_VECTORS ? resolve(process.env.RANKCAST_VECTORS) : join(here, '../../../proto/vectors/vectors.json');
