@@ -15,8 +15,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { decodeMessage } from '../../client-sdk/js/src/codec.js';
+import { decodeMessage, loadMsgpack } from '../../client-sdk/js/src/codec.js';
 import { DESKTOP, PHONE, launchBrowser, missingReason, openPage, screenshot, sleep, startDemoServer, stopCleanly } from './harness.mjs';
+
+// The SDK's codec loads MessagePack on first use; the frames below are decoded synchronously.
+await loadMsgpack();
 
 const CLICK_BUDGET_MS = 200;
 const CLICKS = 6;

@@ -2,7 +2,8 @@
 // The SDK in a real browser: headless Chromium loads test-support/browser/index.html from the real
 // rankcast binary (its --web-root is a temporary directory with the page, the SDK sources and
 // @msgpack/msgpack's ESM build). The page uses the browser's own WebSocket and localStorage,
-// in both subprotocols. Skipped, with the reason, when the binary or chromium is missing.
+// in both subprotocols. A second page loads the script-tag build (dist/, built by build.mjs)
+// with a plain <script> and uses the global Rankcast. Skipped, with the reason, when the binary or chromium is missing.
 
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { Browser, chromiumMissing } from '../test-support/cdp.mjs';
+import { build } from '../build.mjs';
 import { RankcastProcess, freePort, missingBinaryReason } from '../test-support/rankcast-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +29,7 @@ describe('in a browser', { skip: skip ?? false, timeout: 90_000 }, () => {
     cpSync(join(root, 'src'), join(webRoot, 'sdk/src'), { recursive: true });
     cpSync(join(root, 'node_modules/@msgpack/msgpack/dist.esm'), join(webRoot, 'vendor/msgpack'), { recursive: true });
     cpSync(join(root, 'test-support/browser'), webRoot, { recursive: true });
+    await build({ outdir: join(webRoot, 'dist') });
     rc = await new RankcastProcess(await freePort(), ['--web-root', webRoot]).start();
     browser = await Browser.launch();
   });
@@ -41,6 +44,18 @@ describe('in a browser', { skip: skip ?? false, timeout: 90_000 }, () => {
     await page.navigate(`http://127.0.0.1:${rc.port}/index.html?${new URLSearchParams(query)}`);
     return page;
   };
+
+  for (const enc of ['json', 'msgpack']) {
+    test(`script tag, ${enc}: window.Rankcast connects, subscribes and gets a list`, async () => {
+      const user = `browser-script-${enc}-${process.pid}`;
+      const page = await browser.newPage();
+      await page.navigate(`http://127.0.0.1:${rc.port}/script-tag.html?${new URLSearchParams({ enc, user })}`);
+      const r = await page.result('result');
+      // JSON pages never fetch the MessagePack add-on; msgpack pages fetch it on their own.
+      const scripts = enc === 'json' ? ['/dist/rankcast.min.js', '/script-tag.js'] : ['/dist/rankcast-msgpack.min.js', '/dist/rankcast.min.js', '/script-tag.js'];
+      assert.deepEqual(r, { user, surface: 'home', items: 4, scripts, msgpackGlobal: enc === 'json' ? 'undefined' : 'object' });
+    });
+  }
 
   for (const enc of ['msgpack', 'json']) {
     test(`${enc}: subscribe, click, and the list re-ranked by the click`, async () => {
