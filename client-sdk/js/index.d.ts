@@ -306,6 +306,14 @@ export interface ClientOptions {
   pongTimeoutMs?: number;
   /** Extra random delay after drain's reconnect_after_ms; default up to 1000 ms. */
   drainJitterMs?: number;
+  /**
+   * With a tokenProvider, refreshToken() runs this long before the session's token expires
+   * (its JWT `exp`, then each auth_ok's), or at half its remaining life if that is later;
+   * default 30000 ms.
+   */
+  refreshAheadMs?: number;
+  /** Called with what the client does (state changes, messages sent and received, reconnect decisions); for logging. */
+  debug?: DebugHook;
   /** Most events kept until acknowledged; the oldest is dropped beyond it; default 1000. */
   maxQueue?: number;
   /** Fill tsMs with the current time when left out; default true. */
@@ -328,10 +336,17 @@ export declare const DEFAULT_OPTIONS: Readonly<{
   pingIntervalMs: number;
   pongTimeoutMs: number;
   drainJitterMs: number;
+  refreshAheadMs: number;
   maxQueue: number;
   timestamps: boolean;
   storage: 'auto';
 }>;
+
+/**
+ * The `debug` option: `event` names what happened ('state', 'send', 'receive', 'lost',
+ * 'reconnect', 'refresh', 'wake'), `detail` says more. A throw from it is ignored.
+ */
+export type DebugHook = (event: string, detail: Record<string, unknown>) => void;
 
 // ---------------------------------------------------------------------------------------------
 // Events of the client

@@ -22,6 +22,7 @@ import { autoTzOffsetMin, resolveOptions } from './options.js';
 import { authMessage, eventFields, helloMessage, pingMessage } from './outgoing.js';
 import { Outbox } from './outbox.js';
 import { Subscriptions } from './subscriptions.js';
+import { MAX_TIMER_MS, refreshDelayMs, tokenExpiryMs } from './refresh.js';
 import { TimerSet } from './timers.js';
 
 /**
@@ -61,7 +62,7 @@ import { TimerSet } from './timers.js';
 const CLOSE_CODE_ERRORS = { 1009: 4003, 4003: 4003, 4004: 4004, 4006: 4006, 4008: 4008, 4010: 4010, 4050: 4050 };
 
 /** Timers that belong to one connection and die with it. */
-const CONNECTION_TIMERS = ['handshake', 'ping', 'pong', 'drain'];
+const CONNECTION_TIMERS = ['handshake', 'ping', 'pong', 'drain', 'refresh'];
 
 export class RankcastClient {
   /** @type {import('./options.js').ResolvedOptions} */
@@ -106,6 +107,15 @@ export class RankcastClient {
   #flushWaiters = new Set();
   #flushSeq = 0;
   #tally = { attempts: 0, welcomes: 0, reconnects: 0 };
+  /** @type {string|undefined} the token sent in the current connection's hello */
+  #helloToken = undefined;
+  /** @type {import('../index.js').TokenRequest['reason']} what the pending reconnect will tell the token provider */
+  #reconnectWhy = 'reconnect';
+  #watchingEnvironment = false; // listening to the browser's online / visibilitychange
+  #onOnline = () => this.#wake('online');
+  #onVisibilityChange = () => {
+    if (globalThis.document?.visibilityState === 'visible') this.#wake('visible');
+  };
 
   /** @param {import('../index.js').ClientOptions} options */
   constructor(options) {
@@ -125,7 +135,11 @@ export class RankcastClient {
       random: this.#clock.random,
       transport: {
         encode: (msg) => (this.#conn ? this.#conn.encode(msg) : ''),
-        send: (data) => (this.#conn !== null && this.#welcomed ? this.#conn.sendEncoded(data) : false),
+        send: (data) => {
+          if (this.#conn === null || !this.#welcomed) return false;
+          this.#debug('send', { bytes: data.length });
+          return this.#conn.sendEncoded(data);
+        },
       },
       batchWindowMs: this.#o.batchWindowMs,
       ackTimeoutMs: this.#o.ackTimeoutMs,
@@ -195,6 +209,7 @@ export class RankcastClient {
     this.#stopped = false;
     this.#refuseEvents = false;
     this.#attempt = 0;
+    this.#watchEnvironment(true);
     this.#setState('connecting');
     this.#events.emit('connecting', { attempt: 0 });
     this.#beginAttempt('initial');
@@ -228,6 +243,7 @@ export class RankcastClient {
     this.#welcomed = false;
     this.#delivery.stop();
     this.#timers.clearAll();
+    this.#watchEnvironment(false);
     const err = new ClientError('closed', 'the client was closed before the server acknowledged the event');
     this.#rejectPending(err);
     this.#setState('closed');
@@ -300,6 +316,7 @@ export class RankcastClient {
 
   /** @param {string|undefined} token */
   #openSocket(token) {
+    this.#helloToken = token;
     let hello;
     try {
       hello = this.#helloMessage(token);
@@ -319,6 +336,7 @@ export class RankcastClient {
         encoding: this.#o.encoding,
         counter: this.#counter,
         onOpen: () => current() && conn?.send(hello),
+        onSend: (msg) => this.#debug('send', { type: msg.type }),
         onMessage: (msg) => current() && this.#onMessage(msg),
         onBadMessage: (err) => current() && this.#onBadMessage(err),
         onClose: (info) => current() && this.#lose({ reason: 'close', code: info.code, closeReason: info.reason, alreadyClosed: true }),
@@ -337,6 +355,7 @@ export class RankcastClient {
    *   alreadyClosed?: boolean, hard?: boolean}} lost
    */
   #lose({ reason, code, closeReason = '', error, immediate = false, alreadyClosed = false, hard = false }) {
+    this.#debug('lost', { reason, code, error: error?.message });
     const conn = this.#conn;
     this.#conn = null;
     this.#welcomed = false;
@@ -353,6 +372,7 @@ export class RankcastClient {
       // Trying again cannot help: the protocol version is refused, or the only token is.
       this.#stopped = true;
       this.#refuseEvents = true;
+      this.#watchEnvironment(false);
       this.#rejectPending(err);
       this.#setState('closed');
       this.#events.emit('closed', { code, reason: closeReason, error: err });
@@ -378,7 +398,79 @@ export class RankcastClient {
     this.#events.emit('reconnecting', info);
     // After 4010 or 4011 the token provider is told, so it fetches a fresh token, not a cached one.
     const why = error instanceof ServerError && (error.code === 4010 || error.code === 4011) ? 'unauthorized' : 'reconnect';
+    this.#reconnectWhy = why;
+    this.#debug('reconnect', { attempt: this.#attempt, delayMs, why });
     this.#timers.set('reconnect', delayMs, () => this.#beginAttempt(why));
+  }
+
+  /**
+   * The browser came back online, or the page became visible: a reconnect waiting out its
+   * backoff starts now (the network that failed is likely back; a hidden tab's timers may have
+   * been throttled). An attempt under way, or an open connection, is left alone.
+   * @param {'online'|'visible'} why
+   */
+  #wake(why) {
+    if (this.#stopped || this.#state !== 'reconnecting' || !this.#timers.has('reconnect')) return;
+    this.#debug('wake', { why });
+    this.#timers.clear('reconnect');
+    this.#beginAttempt(this.#reconnectWhy);
+  }
+
+  /**
+   * Listens (or stops listening) to `online` on the global scope and `visibilitychange` on the
+   * document, where they exist: a browser page or worker; Node and React Native have neither.
+   * @param {boolean} on
+   */
+  #watchEnvironment(on) {
+    if (on === this.#watchingEnvironment) return;
+    this.#watchingEnvironment = on;
+    const scope = /** @type {Partial<Pick<EventTarget, 'addEventListener'|'removeEventListener'>>} */ (globalThis);
+    const doc = /** @type {Partial<Pick<EventTarget, 'addEventListener'|'removeEventListener'>>|undefined} */ (globalThis.document);
+    if (on) {
+      if (typeof scope.addEventListener === 'function') scope.addEventListener('online', this.#onOnline);
+      if (typeof doc?.addEventListener === 'function') doc.addEventListener('visibilitychange', this.#onVisibilityChange);
+    } else {
+      if (typeof scope.removeEventListener === 'function') scope.removeEventListener('online', this.#onOnline);
+      if (typeof doc?.removeEventListener === 'function') doc.removeEventListener('visibilitychange', this.#onVisibilityChange);
+    }
+  }
+
+  /**
+   * Reports to the `debug` option; a hook that throws is ignored (logging must not break the client).
+   * @param {string} event
+   * @param {Record<string, unknown>} detail
+   */
+  #debug(event, detail) {
+    if (!this.#o.debug) return;
+    try {
+      this.#o.debug(event, detail);
+    } catch {
+      // ignored, as documented
+    }
+  }
+
+  /**
+   * With a token provider, refreshes the session's token `refreshAheadMs` before `expMs` (see
+   * refreshDelayMs). The timer is a connection timer: a new connection sends a fresh hello.
+   * @param {number|null} expMs
+   */
+  #scheduleRefresh(expMs) {
+    if (!this.#o.tokenProvider || expMs === null) return;
+    const delayMs = refreshDelayMs(expMs, Date.now(), this.#o.refreshAheadMs);
+    this.#debug('refresh', { inMs: delayMs, expMs });
+    // Beyond setTimeout's range, wake up at its end and work it out again.
+    if (delayMs > MAX_TIMER_MS) this.#timers.set('refresh', MAX_TIMER_MS, () => this.#scheduleRefresh(expMs));
+    else this.#timers.set('refresh', delayMs, () => this.#refreshNow());
+  }
+
+  #refreshNow() {
+    this.refreshToken().catch((err) => {
+      // A refused token closes the connection (4010) and the reconnect asks the provider again;
+      // a lost connection reconnects anyway. A provider that failed is reported, and the
+      // server's 4011 at expiry reconnects.
+      if (err instanceof RankcastError && !(err instanceof ClientError && err.code === 'token')) return;
+      this.#events.emit('error', err instanceof ClientError ? err : new ClientError('token', 'tokenProvider failed', { cause: err }));
+    });
   }
 
   /** @param {ConnectionState} next */
@@ -386,6 +478,7 @@ export class RankcastClient {
     if (next === this.#state) return;
     const previous = this.#state;
     this.#state = next;
+    this.#debug('state', { state: next, previous });
     this.#events.emit('state', { state: next, previous });
   }
 
@@ -393,6 +486,7 @@ export class RankcastClient {
 
   /** @param {import('./codec.js').WireMessage} raw */
   #onMessage(raw) {
+    this.#debug('receive', { type: raw.type });
     let msg;
     try {
       msg = readServerMessage(raw);
@@ -434,6 +528,7 @@ export class RankcastClient {
     this.#delivery.start(welcome.limits);
     this.#startKeepalive();
     this.#setState('open');
+    this.#scheduleRefresh(this.#helloToken === undefined ? null : tokenExpiryMs(this.#helloToken));
     this.#events.emit('open', welcome);
   }
 
@@ -451,6 +546,7 @@ export class RankcastClient {
   #onAuthOk(info) {
     const waiters = this.#authWaiters.splice(0);
     for (const w of waiters) w.resolve(info);
+    this.#scheduleRefresh(info.expMs);
     this.#events.emit('auth', info);
   }
 

@@ -24,6 +24,7 @@ export class Connection {
    * @param {{WebSocket: import('../index.js').WebSocketConstructor, url: string,
    *   encoding: import('./codec.js').Encoding, onOpen: () => void, onMessage: (msg: WireMessage) => void,
    *   onBadMessage: (err: Error) => void, onClose: (info: {code: number, reason: string}) => void,
+   *   onSend?: (msg: WireMessage) => void,
    *   counter: {socketListeners: number}}} o  counter: the owner's tally of attached listeners
    */
   constructor(o) {
@@ -149,6 +150,7 @@ export class Connection {
 
   /** @param {WireMessage} msg */
   send(msg) {
+    this.o.onSend?.(msg);
     return this.sendEncoded(this.encode(msg));
   }
 

@@ -28,6 +28,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   pingIntervalMs: 25_000,
   pongTimeoutMs: 10_000,
   drainJitterMs: 1_000,
+  refreshAheadMs: 30_000,
   maxQueue: 1_000,
   timestamps: true,
   storage: 'auto',
@@ -162,7 +163,7 @@ const KNOWN_OPTIONS = new Set(
       url: true, token: true, tokenProvider: true, user: true, device: true, locale: true, tzOffsetMin: true, consent: true,
       encoding: true, WebSocket: true, autoConnect: true, reconnect: true, retry: true, batchWindowMs: true, ackTimeoutMs: true,
       connectTimeoutMs: true, pingIntervalMs: true, pongTimeoutMs: true, drainJitterMs: true, maxQueue: true, timestamps: true,
-      storage: true, storageKey: true, clock: true,
+      storage: true, storageKey: true, clock: true, refreshAheadMs: true, debug: true,
     }),
   ),
 );
@@ -182,11 +183,12 @@ export function resolveOptions(options) {
   if (o.encoding !== 'msgpack' && o.encoding !== 'json') throw invalid(`encoding must be 'msgpack' or 'json' (got ${JSON.stringify(o.encoding)})`);
   if (o.tokenProvider !== undefined && typeof o.tokenProvider !== 'function') throw invalid('tokenProvider must be a function');
   if (o.token !== undefined && o.tokenProvider !== undefined) throw invalid('give token or tokenProvider, not both');
+  if (o.debug !== undefined && typeof o.debug !== 'function') throw invalid('debug must be a function');
   const locale = o.locale === undefined ? autoLocale() : (o.locale ?? undefined);
   // Checks user, device, locale, tzOffsetMin and a static token now (throws invalid_argument).
   helloMessage({ token: o.token, user: o.user, device: o.device, locale, tzOffsetMin: o.tzOffsetMin ?? undefined, consent: o.consent });
   if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw invalid(`maxQueue must be an integer >= 1 (got ${o.maxQueue})`);
-  for (const name of /** @type {const} */ (['batchWindowMs', 'ackTimeoutMs', 'connectTimeoutMs', 'pingIntervalMs', 'pongTimeoutMs', 'drainJitterMs'])) {
+  for (const name of /** @type {const} */ (['batchWindowMs', 'ackTimeoutMs', 'connectTimeoutMs', 'pingIntervalMs', 'pongTimeoutMs', 'drainJitterMs', 'refreshAheadMs'])) {
     nonNegative(o[name], name);
   }
   const storage = resolveStorage(options.storage);
@@ -211,6 +213,8 @@ export function resolveOptions(options) {
     pingIntervalMs: o.pingIntervalMs,
     pongTimeoutMs: Math.max(1, o.pongTimeoutMs),
     drainJitterMs: o.drainJitterMs,
+    refreshAheadMs: o.refreshAheadMs,
+    debug: o.debug,
     maxQueue: o.maxQueue,
     timestamps: o.timestamps !== false,
     storage,

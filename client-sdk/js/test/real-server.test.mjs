@@ -166,7 +166,7 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
     }
   });
 
-  test('tokens: the subject is the user, refreshToken() extends a live session, a 4011 gets a fresh token from the provider', async () => {
+  test('tokens: the subject is the user, refreshed ahead of exp, refreshToken() extends a live session, a 4011 gets a fresh token from the provider', async () => {
     const secret = 'sdk-test-secret-0123456789abcdef0123';
     const node = await new RankcastProcess(await freePort(), ['--anonymous', 'false', '--jwt-secret', secret, '--jwt-leeway-s', '0']).start();
     const sign = (sub, ttlS) => {
@@ -181,18 +181,27 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
         user: undefined,
         tokenProvider: ({ reason }) => {
           asked.push(reason);
-          return sign(user, reason === 'initial' ? 2 : 600);
+          // The first automatic refresh fails: that session's 2 s token runs out.
+          if (reason === 'refresh' && asked.filter((r) => r === 'refresh').length === 1) throw new Error('auth service down');
+          return sign(user, reason === 'refresh' ? 600 : 2);
         },
       }));
       const welcome = await nextEvent(client, 'open');
       assert.equal(welcome.user, user);
-      // The first token lives 2 s: the server ends the session with 4011 at the next message,
-      // and the client reconnects with a fresh token from the provider.
+      // The first token lives 2 s and is not refreshed: the server ends the session with 4011 at
+      // the next message, and the client reconnects with a fresh token from the provider.
       await new Promise((r) => setTimeout(r, 2200));
       const reopened = nextEvent(client, 'open', { timeoutMs: 5000 });
       await client.track({ kind: 'view', item: catalogItems('kitchen')[0] }).catch(() => {});
       await reopened;
-      assert.deepEqual(asked.slice(0, 2), ['initial', 'unauthorized']);
+      assert.deepEqual(asked.slice(0, 3), ['initial', 'refresh', 'unauthorized']);
+      // The second 2 s token is refreshed ahead of its exp (at half-life) with `auth`: the
+      // session outlives it, with no reconnect.
+      const welcomes = client.stats().welcomes;
+      await new Promise((r) => setTimeout(r, 2200));
+      assert.equal(await client.track({ kind: 'view', item: catalogItems('kitchen')[1] }).then(() => 'acked'), 'acked');
+      assert.equal(client.stats().welcomes, welcomes, 'no reconnect: the token was refreshed in the session');
+      assert.deepEqual(asked.slice(0, 4), ['initial', 'refresh', 'unauthorized', 'refresh']);
       const info = await client.refreshToken();
       assert.ok(info.expMs > Date.now() + 500_000, JSON.stringify(info));
       assert.equal(asked.at(-1), 'refresh');

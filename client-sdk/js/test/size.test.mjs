@@ -12,8 +12,11 @@ import { gzipSync } from 'node:zlib';
 
 import { build } from '../build.mjs';
 
-/** Budgets in gzip bytes; measured 12,385 and 5,979 with esbuild 0.28.2 (socket.io-client: 13.0 KB). */
-export const BUDGET = Object.freeze({ script: 12_800, scriptMsgpack: 6_500 });
+/**
+ * Budgets in gzip bytes: 13 KiB for the page's script (socket.io-client's size), measured 13,025
+ * with esbuild 0.28.2; the add-on measured 5,979.
+ */
+export const BUDGET = Object.freeze({ script: 13_312, scriptMsgpack: 6_500 });
 /** A string only the MessagePack library holds: its decoder's error for an unknown type byte. */
 const MSGPACK_MARK = 'Unrecognized type byte';
 

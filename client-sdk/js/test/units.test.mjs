@@ -14,6 +14,7 @@ import { normalizeUrl, resolveOptions } from '../src/options.js';
 import { eventFields, helloMessage, subscribeMessage } from '../src/outgoing.js';
 import { Outbox } from '../src/outbox.js';
 import { TokenBucket } from '../src/rate.js';
+import { MAX_TIMER_MS, refreshDelayMs, tokenExpiryMs } from '../src/refresh.js';
 import { TimerSet } from '../src/timers.js';
 
 import { MemoryStorage } from '../test-support/helpers.mjs';
@@ -257,4 +258,17 @@ test('event ids are UUIDs, also without crypto.randomUUID', () => {
   } finally {
     Object.defineProperty(globalThis, 'crypto', saved);
   }
+});
+
+test('token refresh: exp read from a JWT (or null), delay ahead of exp, never before half-life', () => {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  assert.equal(tokenExpiryMs(`${part({ alg: 'none' })}.${part({ sub: 'ü-user', exp: 1_900_000_000 })}.x`), 1_900_000_000_000);
+  assert.equal(tokenExpiryMs(`${part({})}.${part({ sub: 'u' })}.x`), null, 'no exp');
+  assert.equal(tokenExpiryMs(`${part({})}.${part({ exp: '1' })}.x`), null, 'exp not a number');
+  assert.equal(tokenExpiryMs('opaque-token'), null);
+  assert.equal(tokenExpiryMs('a.!!!.c'), null);
+  assert.equal(refreshDelayMs(100_000, 0, 30_000), 70_000);
+  assert.equal(refreshDelayMs(40_000, 0, 30_000), 20_000, 'half-life when aheadMs exceeds it');
+  assert.equal(refreshDelayMs(0, 5_000, 30_000), 0, 'expired: at once');
+  assert.ok(refreshDelayMs(90 * 86_400_000, 0, 30_000) > MAX_TIMER_MS, 'long tokens exceed one timer (the client re-arms)');
 });
