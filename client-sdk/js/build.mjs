@@ -12,6 +12,10 @@ import * as esbuild from 'esbuild';
 
 const root = dirname(fileURLToPath(import.meta.url));
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const msgpackDir = join(root, 'node_modules/@msgpack/msgpack');
+const msgpackVersion = JSON.parse(readFileSync(join(msgpackDir, 'package.json'), 'utf8')).version;
+/** ISC asks for its notice in every copy: the add-on bundles the library, so it carries it. */
+const msgpackNotice = readFileSync(join(msgpackDir, 'LICENSE'), 'utf8').trim().replaceAll('*/', '* /');
 
 /** The files build() writes into outdir. */
 export const OUTPUTS = Object.freeze({
@@ -73,6 +77,7 @@ export async function build({ outdir = join(root, 'dist') } = {}) {
       ...common,
       entryPoints: ['bundle/msgpack-global.js'],
       outfile: out.scriptMsgpack,
+      banner: { js: `/* @rankcast/client ${version} MessagePack add-on | Apache-2.0\n * includes @msgpack/msgpack ${msgpackVersion} (ISC):\n${msgpackNotice}\n */` },
       format: 'iife',
       platform: 'browser',
       minify: true,

@@ -14,9 +14,9 @@ import { build } from '../build.mjs';
 
 /**
  * Budgets in gzip bytes: 13 KiB for the page's script (socket.io-client's size), measured 13,025
- * with esbuild 0.28.2; the add-on measured 5,979.
+ * with esbuild 0.28.2; the add-on measured 6,550, of which about 570 are the ISC notice it must carry.
  */
-export const BUDGET = Object.freeze({ script: 13_312, scriptMsgpack: 6_500 });
+export const BUDGET = Object.freeze({ script: 13_312, scriptMsgpack: 7_000 });
 /** A string only the MessagePack library holds: its decoder's error for an unknown type byte. */
 const MSGPACK_MARK = 'Unrecognized type byte';
 
