@@ -49,6 +49,14 @@ function deflateMessage(buf, options = {}) {
 
 const pongOf = ({ msg }) => ({ type: msg.type, t: msg.t });
 
+/** A raw client of the deflating server that offered permessage-deflate and has its welcome. */
+async function rawSession(prefix) {
+  const client = await rawConnect(deflating, 'permessage-deflate');
+  client.send({ type: 'hello', v: 1, user: uniqueId(prefix) });
+  assert.equal((await client.next()).msg.type, 'welcome');
+  return client;
+}
+
 /** CPU seconds the process has used (user + system), from /proc. */
 function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -274,10 +282,8 @@ describe('with --ws-deflate', () => {
   test('eight crafted bytes that aborted the process in lws 4.1.6 are an ordinary malformed message', async () => {
     // 517 times "a" at zlib level 1, ending in a final block: lws's inflater filled its output
     // buffer with the last input byte and failed assert(avail_out) on the tail it appends.
-    const client = await rawConnect(deflating, 'permessage-deflate');
+    const client = await rawSession('crafted');
     try {
-      client.send({ type: 'hello', v: 1, user: uniqueId('crafted') });
-      assert.equal((await client.next()).msg.type, 'welcome');
       client.sendFrame(0xc1, Buffer.from('4b4c1c05233e0400', 'hex'));
       assertError((await client.next()).msg, 4000);
       client.sendCompressed({ type: 'ping', t: 7 });
@@ -295,10 +301,8 @@ describe('with --ws-deflate', () => {
     assert.ok(bomb.length < 20000, `${bomb.length} bytes`);
     const cpu0 = cpuSeconds(deflating.proc.pid);
     for (let i = 0; i < 3; i++) {
-      const client = await rawConnect(deflating, 'permessage-deflate');
+      const client = await rawSession('bomb');
       try {
-        client.send({ type: 'hello', v: 1, user: uniqueId('bomb') });
-        assert.equal((await client.next()).msg.type, 'welcome');
         client.sendFrame(0xc1, bomb);
         assertError((await client.next()).msg, 4003);
         assert.equal((await client.closed()).code, 1009);
@@ -312,10 +316,8 @@ describe('with --ws-deflate', () => {
   });
 
   test('invalid compressed data fails the connection with 1007', async () => {
-    const client = await rawConnect(deflating, 'permessage-deflate');
+    const client = await rawSession('junk');
     try {
-      client.send({ type: 'hello', v: 1, user: uniqueId('junk') });
-      assert.equal((await client.next()).msg.type, 'welcome');
       client.sendFrame(0xc1, Buffer.from([0xff, 0xff, 0xff, 0xff]));
       assert.deepEqual(await client.closed(), { code: 1007, reason: 'invalid compressed data' });
     } finally {
@@ -347,10 +349,8 @@ describe('with --ws-deflate', () => {
   });
 
   test('RSV1 on a continuation frame fails the connection with 1002', async () => {
-    const client = await rawConnect(deflating, 'permessage-deflate');
+    const client = await rawSession('rsv1');
     try {
-      client.send({ type: 'hello', v: 1, user: uniqueId('rsv1') });
-      assert.equal((await client.next()).msg.type, 'welcome');
       const z = deflateMessage(Buffer.from(JSON.stringify({ type: 'ping', t: 2 })));
       client.sendFrame(0x41, z.subarray(0, 4)); // first frame, not final
       client.sendFrame(0xc0, z.subarray(4)); // continuation with RSV1
@@ -361,10 +361,8 @@ describe('with --ws-deflate', () => {
   });
 
   test('a compressed message in several frames is one message', async () => {
-    const client = await rawConnect(deflating, 'permessage-deflate');
+    const client = await rawSession('frag');
     try {
-      client.send({ type: 'hello', v: 1, user: uniqueId('frag') });
-      assert.equal((await client.next()).msg.type, 'welcome');
       const z = deflateMessage(Buffer.from(JSON.stringify({ type: 'ping', t: 3 })));
       client.sendFrame(0x41, z.subarray(0, 3));
       client.sendFrame(0x00, z.subarray(3, 6));
