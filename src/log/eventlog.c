@@ -50,7 +50,8 @@ struct rc_eventlog {
     uint32_t n_segs, cap_segs;
     int fd;
     uint64_t next_record;
-    rc_wbuf_t batch;    /* records appended this turn, not yet written */
+    rc_wbuf_t batch; /* records appended this turn, not yet written */
+    uint64_t batch_records;
     waiters_t appended; /* their completions */
     waiters_t written;  /* written, waiting for a sync that begins after */
     waiters_t syncing;  /* covered by the sync running in the thread pool */
@@ -442,8 +443,10 @@ static void write_batch(rc_eventlog_t *l)
         left -= (size_t)w;
     }
     rc_wbuf_reset(&l->batch);
+    uint64_t records = l->batch_records;
+    l->batch_records = 0;
     if (rc != 0) {
-        l->next_record -= l->appended.n;
+        l->next_record -= records;
         report(&l->appended, rc);
         return;
     }
@@ -498,6 +501,7 @@ int rc_eventlog_append(rc_eventlog_t *l, const void *data, size_t len, rc_eventl
     rc_wbuf_put(&l->batch, head, sizeof(head));
     rc_wbuf_put(&l->batch, data, len);
     l->next_record++;
+    l->batch_records++;
     return 0;
 }
 
