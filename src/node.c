@@ -591,7 +591,9 @@ static int create_backends(rc_node_t *n, char *err, size_t errlen)
         n->profiles =
             rc_profile_redis_new(&n->loop, n->cfg, n->node_id, node_profile_loaded, n, err, errlen);
     else
-        n->profiles = rc_profile_memory_new(&n->defer, node_profile_loaded, n);
+        n->profiles = rc_profile_memory_new(&n->defer, node_profile_loaded, n,
+                                            (uint32_t)n->cfg->memory_profiles_max,
+                                            n->cfg->memory_profiles_ttl_s * 1000);
     if (n->profiles == NULL)
         return RC_EINVAL;
     if (n->cfg->kafka[0] != '\0') {

@@ -93,11 +93,13 @@ rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const struct rc_config
                                          void *ctx, char *err, size_t errlen);
 
 /** The in-memory store (the embedded default). Deferred answers run on `defer`'s loop
- * turns; `defer` is borrowed and must outlive the store. NULL when out of memory. Both
- * stores answer loads through `on_loaded(ctx, ...)`. */
+ * turns; `defer` is borrowed and must outlive the store. At most `max_users` profiles are
+ * kept (0: no cap; past it the least recently written goes), and a profile not written for
+ * `ttl_ms` expires (0: never). NULL when out of memory. Both stores answer loads through
+ * `on_loaded(ctx, ...)`. */
 struct rc_defer;
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
-                                          void *ctx);
+                                          void *ctx, uint32_t max_users, int64_t ttl_ms);
 
 /* What one session changed since its last write (376 bytes); a session holds one while it
  * has changes to write. */

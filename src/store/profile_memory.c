@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The in-memory profile store: the embedded default for a single node. Profiles live as
- * long as the process; answers are deferred to the next loop turn like a network store's. */
+/* The in-memory profile store: the embedded default for a single node. Answers are deferred
+ * to the next loop turn like a network store's. Memory is bounded as Redis bounds it: a
+ * profile not written for the TTL expires, and past the cap the least recently written one
+ * makes room (both counted in rankcast_profile_evictions_total). The blobs are kept in order
+ * of last write in a list threaded through their slots, so both are found at its head. */
 #include "store/profile.h"
+#include "util/clock.h"
 #include "util/defer.h"
 #include "util/error.h"
 #include "util/metrics.h"
@@ -11,11 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NONE         UINT32_MAX
+#define EXPIRE_BATCH 8 /* expired profiles freed per write, at most */
+
 typedef struct blob {
     char *user;
     size_t user_len;
     void *data;
     size_t len, cap;
+    int64_t written_ms;
+    uint32_t prev, next; /* slots, in order of last write; NONE at the ends */
 } blob_t;
 
 typedef struct pending_load {
@@ -32,15 +41,74 @@ typedef struct memory_store {
     uint32_t n_blobs, cap_blobs;
     uint32_t *free_slots;
     uint32_t n_free;
+    uint32_t oldest, newest; /* the ends of the write order */
+    uint32_t n_live, max_users;
+    int64_t ttl_ms;
     msgpack_zone zone; /* a merge's decoding scratch, reused */
     rc_wbuf_t merged;  /* the document a merge writes, reused */
 } memory_store_t;
+
+static void unlink_slot(memory_store_t *m, uint32_t slot)
+{
+    blob_t *b = &m->blobs[slot];
+    if (b->prev != NONE)
+        m->blobs[b->prev].next = b->next;
+    else
+        m->oldest = b->next;
+    if (b->next != NONE)
+        m->blobs[b->next].prev = b->prev;
+    else
+        m->newest = b->prev;
+    b->prev = b->next = NONE;
+}
+
+static void append_slot(memory_store_t *m, uint32_t slot)
+{
+    blob_t *b = &m->blobs[slot];
+    b->prev = m->newest;
+    b->next = NONE;
+    if (m->newest != NONE)
+        m->blobs[m->newest].next = slot;
+    else
+        m->oldest = slot;
+    m->newest = slot;
+}
+
+static void free_slot(memory_store_t *m, uint32_t slot)
+{
+    unlink_slot(m, slot);
+    rc_strmap_del(&m->index, m->blobs[slot].user, m->blobs[slot].user_len);
+    free(m->blobs[slot].user);
+    free(m->blobs[slot].data);
+    memset(&m->blobs[slot], 0, sizeof(blob_t));
+    m->free_slots[m->n_free++] = slot;
+    m->n_live--;
+}
+
+static bool expired(const memory_store_t *m, uint32_t slot, int64_t now_ms)
+{
+    return m->ttl_ms > 0 && now_ms - m->blobs[slot].written_ms > m->ttl_ms;
+}
+
+/* Frees a few expired profiles, oldest first: every write pays a little, none a lot. */
+static void expire_some(memory_store_t *m, int64_t now_ms)
+{
+    for (int i = 0; i < EXPIRE_BATCH && m->oldest != NONE && expired(m, m->oldest, now_ms); i++) {
+        free_slot(m, m->oldest);
+        rc_metrics.profile_evictions[RC_EVICT_TTL]++;
+    }
+}
 
 static void answer_load(void *arg)
 {
     pending_load_t *p = arg;
     memory_store_t *m = p->store;
     uint64_t slot;
+    if (rc_strmap_get(&m->index, p->user, p->user_len, &slot) &&
+        expired(m, (uint32_t)slot, rc_wall_ms())) {
+        free_slot(m, (uint32_t)slot);
+        rc_metrics.profile_evictions[RC_EVICT_TTL]++;
+    }
     if (m->base.on_loaded != NULL) { /* NULL: the owner has gone */
         if (rc_strmap_get(&m->index, p->user, p->user_len, &slot))
             m->base.on_loaded(m->base.ctx, p->user, p->user_len, 0, m->blobs[slot].data,
@@ -99,7 +167,7 @@ static size_t doc_room(size_t len)
 
 /* Copies `doc` into the user's slot, in place when it fits, or adds a slot for a new user. */
 static int store_doc(memory_store_t *m, const char *user, size_t user_len, const void *doc,
-                     size_t len)
+                     size_t len, int64_t now_ms)
 {
     uint64_t found;
     if (rc_strmap_get(&m->index, user, user_len, &found)) {
@@ -113,7 +181,14 @@ static int store_doc(memory_store_t *m, const char *user, size_t user_len, const
         }
         memcpy(b->data, doc, len);
         b->len = len;
+        b->written_ms = now_ms;
+        unlink_slot(m, (uint32_t)found);
+        append_slot(m, (uint32_t)found);
         return 0;
+    }
+    if (m->max_users > 0 && m->n_live >= m->max_users && m->oldest != NONE) {
+        free_slot(m, m->oldest);
+        rc_metrics.profile_evictions[RC_EVICT_CAP]++;
     }
     uint32_t slot;
     char *ucopy = malloc(user_len + 1);
@@ -123,10 +198,14 @@ static int store_doc(memory_store_t *m, const char *user, size_t user_len, const
         memcpy(ucopy, user, user_len);
         ucopy[user_len] = '\0';
         memcpy(copy, doc, len);
-        m->blobs[slot] = (blob_t){ucopy, user_len, copy, len, doc_room(len)};
+        m->blobs[slot] = (blob_t){ucopy, user_len, copy, len, doc_room(len), now_ms, NONE, NONE};
         rc = rc_strmap_put(&m->index, ucopy, user_len, slot);
-        if (rc != 0)
+        if (rc != 0) {
             m->free_slots[m->n_free++] = slot;
+        } else {
+            append_slot(m, slot);
+            m->n_live++;
+        }
     }
     if (rc != 0) {
         free(ucopy);
@@ -144,14 +223,16 @@ static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, 
     const void *doc = NULL;
     size_t doc_len = 0;
     uint64_t found;
-    if (rc_strmap_get(&m->index, user, user_len, &found)) {
+    int64_t now_ms = rc_wall_ms();
+    expire_some(m, now_ms);
+    if (rc_strmap_get(&m->index, user, user_len, &found) && !expired(m, (uint32_t)found, now_ms)) {
         doc = m->blobs[found].data;
         doc_len = m->blobs[found].len;
     }
     rc_wbuf_reset(&m->merged);
     int rc = rc_profile_apply_delta(&m->zone, doc, doc_len, delta, len, &m->merged);
     if (rc == 0)
-        rc = store_doc(m, user, user_len, rc_wbuf_data(&m->merged), m->merged.len);
+        rc = store_doc(m, user, user_len, rc_wbuf_data(&m->merged), m->merged.len, now_ms);
     rc_metrics.profile_updates_written += rc == 0;
     return rc;
 }
@@ -160,13 +241,8 @@ static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len)
 {
     memory_store_t *m = (memory_store_t *)s;
     uint64_t slot;
-    if (!rc_strmap_get(&m->index, user, user_len, &slot))
-        return 0;
-    rc_strmap_del(&m->index, user, user_len);
-    free(m->blobs[slot].user);
-    free(m->blobs[slot].data);
-    memset(&m->blobs[slot], 0, sizeof(blob_t));
-    m->free_slots[m->n_free++] = slot;
+    if (rc_strmap_get(&m->index, user, user_len, &slot))
+        free_slot(m, (uint32_t)slot);
     return 0;
 }
 
@@ -203,7 +279,7 @@ static const rc_profile_ops_t memory_ops = {
     "memory", mem_load, mem_update, mem_erase, mem_ready, mem_pending, NULL, mem_destroy, false};
 
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
-                                          void *ctx)
+                                          void *ctx, uint32_t max_users, int64_t ttl_ms)
 {
     memory_store_t *m = calloc(1, sizeof(*m));
     if (m == NULL || !msgpack_zone_init(&m->zone, RC_PROFILE_ZONE)) {
@@ -214,6 +290,9 @@ rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loa
     m->base.on_loaded = on_loaded;
     m->base.ctx = ctx;
     m->defer = defer;
+    m->oldest = m->newest = NONE;
+    m->max_users = max_users;
+    m->ttl_ms = ttl_ms;
     rc_strmap_init(&m->index);
     rc_wbuf_init(&m->merged, 0);
     return &m->base;

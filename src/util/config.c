@@ -40,6 +40,11 @@ static const setting_t settings[] = {
     {"redis-prefix", T_STR, OFF(redis_prefix), "rc:", 0, 0, "prefix of every Redis key"},
     {"redis-ttl-s", T_INT, OFF(redis_ttl_s), "2592000", 60, 315360000,
      "a profile not updated for this long expires"},
+    {"memory-profiles-max", T_INT, OFF(memory_profiles_max), "1000000", 0, 100000000,
+     "without --redis, profiles kept in memory at most; past it the least recently written "
+     "goes; 0: no limit"},
+    {"memory-profiles-ttl-s", T_INT, OFF(memory_profiles_ttl_s), "2592000", 0, 315360000,
+     "without --redis, a profile not updated for this long expires; 0: never"},
     {"redis-buffer-bytes", T_INT, OFF(redis_buffer_bytes), "16777216", 4096, 4294967296,
      "profile updates held while Redis is unreachable; past it the newest are dropped"},
     {"kafka", T_STR, OFF(kafka), "", 0, 0, "Kafka brokers HOST:PORT[,..]; empty: in-process bus"},

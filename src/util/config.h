@@ -21,6 +21,8 @@ typedef struct rc_config {
     char *redis_prefix;
     int64_t redis_ttl_s;
     int64_t redis_buffer_bytes;
+    int64_t memory_profiles_max;
+    int64_t memory_profiles_ttl_s;
     char *kafka;
     char *kafka_topic_prefix;
     int64_t kafka_partitions;

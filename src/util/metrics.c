@@ -225,6 +225,13 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
           "Profile updates held until the store confirms them.", m->profile_buffered_bytes);
     counter(o, "rankcast_profile_updates_written_total", "Profile updates the store confirmed.",
             m->profile_updates_written);
+    header(o, "rankcast_profile_evictions_total", "counter",
+           "In-memory profiles dropped: not written for --memory-profiles-ttl-s (ttl), or the "
+           "least recently written past --memory-profiles-max (cap).");
+    rc_wbuf_printf(o, "rankcast_profile_evictions_total{reason=\"ttl\"} %llu\n",
+                   (unsigned long long)m->profile_evictions[RC_EVICT_TTL]);
+    rc_wbuf_printf(o, "rankcast_profile_evictions_total{reason=\"cap\"} %llu\n",
+                   (unsigned long long)m->profile_evictions[RC_EVICT_CAP]);
     counter(o, "rankcast_profile_updates_dropped_total",
             "Profile updates dropped (buffer full while the store is down, or refused by it).",
             m->profile_updates_dropped);

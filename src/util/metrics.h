@@ -42,6 +42,9 @@ typedef enum {
     RC_HTTP_REFUSED_REASONS
 } rc_http_refused_reason_t;
 
+/* Why an in-memory profile was dropped (store/profile_memory.c). */
+typedef enum { RC_EVICT_TTL = 0, RC_EVICT_CAP } rc_evict_reason_t;
+
 typedef struct rc_metrics {
     int64_t connections;        /* gauge: open WebSocket connections */
     uint64_t connections_total; /* accepted since start */
@@ -71,6 +74,7 @@ typedef struct rc_metrics {
     int64_t profile_store_up;         /* gauge: 1 when the store is usable */
     int64_t profile_buffered_bytes;   /* gauge: updates held, not yet confirmed */
     uint64_t profile_updates_written; /* deltas the store confirmed */
+    uint64_t profile_evictions[2];    /* RC_EVICT_*: in-memory profiles dropped */
     uint64_t profile_updates_dropped; /* deltas refused: buffer full, or store error */
     uint64_t profile_commands;        /* commands sent to the store (retries included) */
     uint64_t profile_loads;           /* profiles read */

@@ -152,7 +152,7 @@ static int world_make(void **state, const char *const *settings)
                          0);
     }
     assert_int_equal(rc_engine_refresh(w->engine), 0);
-    w->profiles = rc_profile_memory_new(&w->defer, world_profile_loaded, w);
+    w->profiles = rc_profile_memory_new(&w->defer, world_profile_loaded, w, 0, 0);
     w->bus = rc_bus_local_new(&w->defer, world_bus_deliver, w);
     w->sessions = rc_sessions_new(&w->cfg, "t1", w->engine, w->profiles, w->bus, &fake_ops);
     assert_non_null(w->sessions);

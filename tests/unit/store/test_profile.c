@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the profile document and its deltas (profile.h): what a session writes,
  * how stored affinities fade and merge, and what a returning user's session gets back,
- * down to the ranker's long-term content vector. */
+ * down to the ranker's long-term content vector; and the in-memory store's bounds (a cap
+ * that drops the least recently written profile, a TTL). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,10 +14,14 @@
 #include "engine/engine.h"
 #include "proto/mpack.h"
 #include "store/profile.h"
+#include "util/defer.h"
+#include "util/error.h"
+#include "util/metrics.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define T0_MS  1700000000000LL
 #define DAY_MS 86400000LL
@@ -275,6 +280,98 @@ static void test_longterm_vector_ranks_content(void **state)
     rc_wbuf_free(&doc);
 }
 
+/* ---- the in-memory store ---- */
+
+typedef struct loads {
+    char user[16];
+    int status;
+    int n;
+} loads_t;
+
+static void on_loaded(void *ctx, const char *user, size_t user_len, int status, const void *data,
+                      size_t len)
+{
+    (void)data, (void)len;
+    loads_t *l = ctx;
+    snprintf(l->user, sizeof(l->user), "%.*s", (int)user_len, user);
+    l->status = status;
+    l->n++;
+}
+
+/* One view of item i1, as a session writes it. */
+static void write_one(rc_profile_store_t *s, const char *user)
+{
+    rc_profile_delta_t d;
+    rc_wbuf_t delta;
+    memset(&d, 0, sizeof(d));
+    rc_profile_delta_add(&d, catalog, RC_EV_VIEW, 1, 1.0f);
+    rc_wbuf_init(&delta, 0);
+    assert_int_equal(rc_profile_delta_encode(catalog, &d, T0_MS, &delta), 0);
+    assert_int_equal(rc_profile_update(s, user, strlen(user), rc_wbuf_data(&delta), delta.len), 0);
+    rc_wbuf_free(&delta);
+}
+
+/* The status a load of `user` gets (0: found, RC_ENOENT: not). */
+static int load_status(uv_loop_t *loop, rc_profile_store_t *s, loads_t *l, const char *user)
+{
+    int before = l->n;
+    assert_int_equal(rc_profile_load(s, user, strlen(user)), 0);
+    while (l->n == before)
+        uv_run(loop, UV_RUN_NOWAIT);
+    assert_string_equal(l->user, user);
+    return l->status;
+}
+
+static void test_memory_store_is_bounded(void **state)
+{
+    (void)state;
+    setup_engine();
+    uv_loop_t loop;
+    rc_defer_t defer;
+    loads_t l = {0};
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(rc_defer_init(&defer, &loop), 0);
+
+    /* A cap of 3: a fourth user makes room by dropping the least recently written. */
+    uint64_t cap0 = rc_metrics.profile_evictions[RC_EVICT_CAP];
+    rc_profile_store_t *s = rc_profile_memory_new(&defer, on_loaded, &l, 3, 0);
+    write_one(s, "u1");
+    write_one(s, "u2");
+    write_one(s, "u3");
+    write_one(s, "u1"); /* u1 written again: u2 is now the oldest */
+    write_one(s, "u4");
+    assert_int_equal(rc_metrics.profile_evictions[RC_EVICT_CAP] - cap0, 1);
+    assert_int_equal(load_status(&loop, s, &l, "u2"), RC_ENOENT);
+    assert_int_equal(load_status(&loop, s, &l, "u1"), 0);
+    assert_int_equal(load_status(&loop, s, &l, "u3"), 0);
+    assert_int_equal(load_status(&loop, s, &l, "u4"), 0);
+    /* An erased user leaves room without an eviction. */
+    assert_int_equal(rc_profile_erase(s, "u3", 2), 0);
+    write_one(s, "u5");
+    assert_int_equal(rc_metrics.profile_evictions[RC_EVICT_CAP] - cap0, 1);
+    assert_int_equal(load_status(&loop, s, &l, "u1"), 0);
+    rc_profile_store_free(s);
+
+    /* A TTL of 50 ms: a profile not written since expires, on a later write or on its load. */
+    uint64_t ttl0 = rc_metrics.profile_evictions[RC_EVICT_TTL];
+    s = rc_profile_memory_new(&defer, on_loaded, &l, 0, 50);
+    write_one(s, "a");
+    write_one(s, "b");
+    usleep(120 * 1000);
+    write_one(s, "c"); /* frees the expired a and b on its way */
+    assert_int_equal(rc_metrics.profile_evictions[RC_EVICT_TTL] - ttl0, 2);
+    assert_int_equal(load_status(&loop, s, &l, "a"), RC_ENOENT);
+    assert_int_equal(load_status(&loop, s, &l, "c"), 0);
+    usleep(120 * 1000);
+    assert_int_equal(load_status(&loop, s, &l, "c"), RC_ENOENT);
+    assert_int_equal(rc_metrics.profile_evictions[RC_EVICT_TTL] - ttl0, 3);
+    rc_profile_store_free(s);
+
+    rc_defer_close(&defer);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +380,7 @@ int main(void)
         cmocka_unit_test_teardown(test_affinities_fade, free_engine),
         cmocka_unit_test_teardown(test_older_document_builds_vector_from_items, free_engine),
         cmocka_unit_test_teardown(test_longterm_vector_ranks_content, free_engine),
+        cmocka_unit_test_teardown(test_memory_store_is_bounded, free_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
