@@ -55,6 +55,7 @@ struct rc_eventlog {
     waiters_t appended; /* their completions */
     waiters_t written;  /* written, waiting for a sync that begins after */
     waiters_t syncing;  /* covered by the sync running in the thread pool */
+    waiters_t spare;    /* an empty array, for report() */
     bool unsynced;      /* bytes written since the last sync began */
     bool sync_running;
     int sync_rc;
@@ -113,9 +114,16 @@ static int push_waiter(waiters_t *ws, rc_eventlog_done_fn done, void *arg)
     return 0;
 }
 
-/* Moves every completion of `from` to the end of `to` (which keeps its order). */
+/* Moves every completion of `from` to the end of `to` (which keeps its order). Into an empty
+ * stage the arrays are swapped: no copy, and both keep their memory. */
 static int move_waiters(waiters_t *from, waiters_t *to)
 {
+    if (to->n == 0) {
+        waiters_t t = *to;
+        *to = *from;
+        *from = t;
+        return 0;
+    }
     for (uint32_t i = 0; i < from->n; i++)
         if (push_waiter(to, from->w[i].done, from->w[i].arg) != 0)
             return RC_ENOMEM;
@@ -123,25 +131,25 @@ static int move_waiters(waiters_t *from, waiters_t *to)
     return 0;
 }
 
-/* Reports a stage's completions. They may append again: those land in `appended`. */
-static void report(waiters_t *ws, int status)
+/* Reports a stage's completions. They may append again: those land in the stage's spare
+ * array, swapped in before the calls, and the arrays trade places turn after turn, so
+ * reporting allocates nothing in steady state. */
+static void report(rc_eventlog_t *l, waiters_t *ws, int status)
 {
-    uint32_t n = ws->n;
-    if (n == 0)
+    if (ws->n == 0)
         return;
-    waiter_t local[64], *w = n <= 64 ? local : malloc(n * sizeof(*w));
-    if (w == NULL) { /* report in place; nothing can be appended to this stage meanwhile */
-        for (uint32_t i = 0; i < n; i++)
-            ws->w[i].done(ws->w[i].arg, status);
-        ws->n = 0;
-        return;
-    }
-    memcpy(w, ws->w, n * sizeof(*w));
+    waiters_t run = *ws;
+    *ws = l->spare;
     ws->n = 0;
-    for (uint32_t i = 0; i < n; i++)
-        w[i].done(w[i].arg, status);
-    if (w != local)
-        free(w);
+    l->spare = (waiters_t){0};
+    for (uint32_t i = 0; i < run.n; i++)
+        run.w[i].done(run.w[i].arg, status);
+    if (l->spare.w == NULL) {
+        l->spare = run;
+        l->spare.n = 0;
+    } else {
+        free(run.w);
+    }
 }
 
 /* ---- reading back ---- */
@@ -379,7 +387,7 @@ static void sync_done(uv_work_t *w, int status)
     int rc = status == 0 ? l->sync_rc : RC_EIO;
     if (rc != 0)
         RC_ERROR("log", "fdatasync failed: the events it covered are refused", NULL);
-    report(&l->syncing, rc);
+    report(l, &l->syncing, rc);
     if (!l->closed && l->written.n > 0)
         start_sync(l);
 }
@@ -389,7 +397,7 @@ static void start_sync(rc_eventlog_t *l)
     if (l->sync_running || l->fd < 0)
         return;
     if (move_waiters(&l->written, &l->syncing) != 0) {
-        report(&l->written, RC_ENOMEM);
+        report(l, &l->written, RC_ENOMEM);
         return;
     }
     l->unsynced = false;
@@ -398,7 +406,7 @@ static void start_sync(rc_eventlog_t *l)
     if (uv_queue_work(l->loop, &l->work, sync_work, sync_done) != 0) {
         l->sync_running = false;
         l->sync_rc = fdatasync(l->fd) == 0 ? 0 : RC_EIO;
-        report(&l->syncing, l->sync_rc);
+        report(l, &l->syncing, l->sync_rc);
     }
 }
 
@@ -408,7 +416,7 @@ static void roll(rc_eventlog_t *l)
 {
     char err[256];
     int rc = l->cfg.fsync == RC_FSYNC_NEVER || fdatasync(l->fd) == 0 ? 0 : RC_EIO;
-    report(&l->written, rc);
+    report(l, &l->written, rc);
     close(l->fd);
     l->fd = -1;
     l->unsynced = false;
@@ -447,7 +455,7 @@ static void write_batch(rc_eventlog_t *l)
     l->batch_records = 0;
     if (rc != 0) {
         l->next_record -= records;
-        report(&l->appended, rc);
+        report(l, &l->appended, rc);
         return;
     }
     s->bytes += total;
@@ -455,9 +463,9 @@ static void write_batch(rc_eventlog_t *l)
     l->unsynced = true;
     if (l->cfg.fsync == RC_FSYNC_ALWAYS) {
         if (move_waiters(&l->appended, &l->written) != 0)
-            report(&l->appended, RC_ENOMEM);
+            report(l, &l->appended, RC_ENOMEM);
     } else {
-        report(&l->appended, 0);
+        report(l, &l->appended, 0);
     }
     if (l->closed) /* rc_eventlog_close() syncs */
         return;
@@ -569,9 +577,9 @@ void rc_eventlog_close(rc_eventlog_t *l)
      * covers what that one covers too, and the descriptor stays open until
      * rc_eventlog_free(). */
     int rc = l->fd >= 0 && l->cfg.fsync != RC_FSYNC_NEVER && fdatasync(l->fd) != 0 ? RC_EIO : 0;
-    report(&l->syncing, rc);
-    report(&l->written, rc);
-    report(&l->appended, RC_ECLOSED);
+    report(l, &l->syncing, rc);
+    report(l, &l->written, rc);
+    report(l, &l->appended, RC_ECLOSED);
     uv_close((uv_handle_t *)&l->timer, NULL);
 }
 
@@ -585,6 +593,7 @@ void rc_eventlog_free(rc_eventlog_t *l)
     free(l->appended.w);
     free(l->written.w);
     free(l->syncing.w);
+    free(l->spare.w);
     free(l->segs);
     free(l);
 }
