@@ -119,6 +119,7 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     rc_node_t *n = ctx;
     char reason[160];
     rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
+    rc_metrics.catalog_learned = rc_engine_catalog(n->engine)->n_learned;
     /* The store's own answer, as /readyz gives it: every store, the in-memory one too. */
     rc_metrics.profile_store_up = rc_profile_ready(n->profiles, reason, sizeof(reason)) == 0;
     rc_metrics_render(body, n->node_id);
@@ -564,6 +565,7 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return RC_ENOMEM;
     }
+    rc_history_from_clients(r.history);
     rc_eventlog_stats_t st;
     uint64_t t0 = rc_mono_us();
     n->log = rc_eventlog_open(&n->loop, &n->defer, &lc, replay_record, &r, &st, err, errlen);

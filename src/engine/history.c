@@ -33,6 +33,7 @@ struct rc_history {
     uint32_t n_free, cap_free;
     rc_link_t active;
     uint64_t sessions;
+    bool from_clients; /* rc_history_from_clients() */
 };
 
 rc_history_t *rc_history_new(rc_engine_t *e, int64_t session_gap_ms)
@@ -46,6 +47,11 @@ rc_history_t *rc_history_new(rc_engine_t *e, int64_t session_gap_ms)
     rc_strmap_init(&h->by_id);
     rc_list_init(&h->active);
     return h;
+}
+
+void rc_history_from_clients(rc_history_t *h)
+{
+    h->from_clients = true;
 }
 
 void rc_history_free(rc_history_t *h)
@@ -139,9 +145,19 @@ int rc_history_learn(rc_history_t *h, const char *user, size_t user_len, rc_even
     } else {
         if (item_len == 0)
             return RC_EINVAL;
-        idx = rc_catalog_resolve(rc_engine_catalog(h->engine), item, item_len);
-        if (idx < 0)
+        rc_catalog_t *cat = rc_engine_catalog(h->engine);
+        if (h->from_clients) {
+            /* As live traffic: an unknown id becomes an item only once enough users named it,
+             * and until then the event is learned without it. */
+            idx = rc_catalog_learn_from(cat, item, item_len,
+                                        rc_engine_user_key((rc_str_t){user, (uint32_t)user_len}));
+            if (idx == RC_CATALOG_UNTRUSTED)
+                idx = -1;
+            else if (idx < 0)
+                return RC_ENOENT;
+        } else if ((idx = rc_catalog_resolve(cat, item, item_len)) < 0) {
             return RC_ENOENT;
+        }
     }
     user_slot_t *u = session_of(h, user, user_len);
     if (u == NULL)

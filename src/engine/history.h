@@ -29,6 +29,12 @@ typedef struct rc_history_stats {
  * Caller frees with rc_history_free(). */
 rc_history_t *rc_history_new(rc_engine_t *e, int64_t session_gap_ms);
 
+/** The events come from clients, not from the operator (the event log read back at start):
+ * an item an open catalog does not hold is learned as live traffic learns it
+ * (rc_catalog_learn_from(): once enough distinct users named it), not at once as --import
+ * trusts it. */
+void rc_history_from_clients(rc_history_t *h);
+
 /** Frees the learner (the models keep what it taught them). NULL is a no-op. */
 void rc_history_free(rc_history_t *h);
 

@@ -194,6 +194,29 @@ test('what the models learned comes back with the log: the same list for the sam
   await stopServerCleanly(server);
 });
 
+test('items learned from traffic come back as they were learned: junk named by too few users stays out', async () => {
+  const dir = dataDir();
+  let server = await start(dir, ['--catalog-open', 'true']);
+  const name = async (item, users) => {
+    for (let i = 0; i < users; i++) {
+      const { client } = await connectHello(server, 'json', { user: uniqueId('anon-learn') });
+      client.send({ type: 'event', id: 'n', kind: 'view', item });
+      await client.next((m) => m.type === 'ack' && m.ids.includes('n'));
+      client.close();
+    }
+  };
+  await name('new-from-traffic', 3); // --catalog-learn-users: 3
+  await name('junk-from-two', 2);
+  const before = await metrics(server);
+  assert.equal(before.rankcast_catalog_learned_items, 1);
+  await kill9(server);
+  server = await start(dir, ['--catalog-open', 'true']);
+  const after = await metrics(server);
+  assert.equal(after.rankcast_catalog_learned_items, 1, 'the log read back learns what traffic had earned, nothing more');
+  assert.equal(after.rankcast_catalog_items, before.rankcast_catalog_items);
+  await stopServerCleanly(server);
+});
+
 test('a torn tail is cut, and what came before it still counts', async () => {
   const dir = dataDir();
   const user = uniqueId('anon-torn');
