@@ -559,7 +559,7 @@ rc_conn_t *rc_conn_open(rc_sessions_t *s, rc_format_t fmt, void *transport)
     c->refs = 1;
     c->state = CONN_AWAIT_HELLO;
     c->opened_us = c->tokens_at_us = c->window_start_us = rc_mono_us();
-    c->tokens = (double)s->cfg->events_burst;
+    c->tokens = rc_event_bucket_depth(s->cfg);
     c->control_tokens = CONTROL_BURST;
     c->control_at_us = c->opened_us;
     c->last_input_us = c->opened_us;

@@ -250,6 +250,8 @@ void rc_session_rerank(rc_sessions_t *s, rc_session_t *ses, rc_str_t cause, uint
 /** Accepts one valid event from a client: de-duplicates, publishes, applies. Returns true
  * when it changed the user's state (the caller re-ranks once per message). */
 bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_us);
+/** How many events a connection's bucket holds (a new connection starts full). */
+double rc_event_bucket_depth(const rc_config_t *cfg);
 /** De-duplication by event id: a 64-bit hash of the id, never 0. */
 uint64_t rc_event_key(rc_str_t id);
 bool rc_session_seen_event(const rc_session_t *ses, uint64_t key);

@@ -135,7 +135,9 @@ static const setting_t settings[] = {
     {"max-k", T_INT, OFF(max_k), "100", 1, 100, "longest list a subscription may ask for"},
     {"events-per-sec", T_INT, OFF(events_per_sec), "200", 1, 1000000,
      "events per second per connection (token bucket rate)"},
-    {"events-burst", T_INT, OFF(events_burst), "400", 1, 1000000, "token bucket depth"},
+    {"events-burst", T_INT, OFF(events_burst), "400", 1, 1000000,
+     "events a client may send at once (the bucket holds one more second of --events-per-sec for "
+     "network jitter)"},
     {"hello-timeout-ms", T_INT, OFF(hello_timeout_ms), "10000", 100, 600000,
      "time a connection has to send hello"},
     {"outbox-max-bytes", T_INT, OFF(outbox_max_bytes), "262144", 4096, 67108864,

@@ -272,7 +272,7 @@ for (const enc of ENCODINGS) {
       const { client } = await connectHello(server, enc, { user: uniqueId('fast') });
       const ids = [];
       const t0 = performance.now();
-      for (let b = 0; b < 6; b++) {
+      for (let b = 0; b < 8; b++) {
         const events = [];
         for (let i = 0; i < 100; i++) {
           const id = uniqueId('r');
@@ -303,9 +303,10 @@ for (const enc of ENCODINGS) {
       }
       const elapsedS = (performance.now() - t0) / 1000;
       const acked = [...answered.values()].filter((v) => v === 'ack').length;
-      assert.ok(limited.length > 0, `600 events at once: none rate limited (${acked} acked)`);
+      assert.ok(limited.length > 0, `800 events at once: none rate limited (${acked} acked)`);
       for (const m of limited) assertError(m, 4020);
-      const allowed = DEFAULT_LIMITS.events_burst + DEFAULT_LIMITS.events_per_sec * elapsedS + 1;
+      // The bucket holds events_burst and one second of events_per_sec for network jitter.
+      const allowed = DEFAULT_LIMITS.events_burst + DEFAULT_LIMITS.events_per_sec * (1 + elapsedS) + 1;
       assert.ok(acked <= allowed, `${acked} events accepted in ${elapsedS.toFixed(2)} s, more than ${allowed.toFixed(0)}`);
       if (!client.closeInfo) assert.equal(answered.size, ids.length, 'some events got neither ack nor error');
     });

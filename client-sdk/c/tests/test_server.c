@@ -319,6 +319,35 @@ static void events_are_paced_by_the_rate_limit(void **state)
     rcc_client_free(c);
 }
 
+static bool never(const rcct_rec_t *r, const void *arg)
+{
+    (void)r;
+    (void)arg;
+    return false;
+}
+
+/* Events the client paced apart but the server reads together (here the server is stopped
+ * while the client sends: the burst and three paced events wait in the socket) are not
+ * refused: the server's bucket allows a second of jitter on top of welcome.limits. */
+static void paced_events_read_together_are_not_refused(void **state)
+{
+    rcct_rec_t r;
+    int want = 8;
+    rcc_client_t *c =
+        connect_client(&paced_server, fmt_of(state), &r, uid(state, "it-stall"), NULL);
+    long refused_before = rate_limited_total(paced_server.port);
+    assert_int_equal(kill(paced_server.pid, SIGSTOP), 0);
+    for (int i = 0; i < want; i++) {
+        rcc_event_t ev = {.kind = RCC_KIND_VIEW, .item = "22423"};
+        assert_int_equal(rcc_track(c, &ev, rcct_on_ack, &r), 0);
+    }
+    rcct_pump(c, &r, 300, never, NULL); /* (8 - 5) / 18 s: the client sends all of them */
+    assert_int_equal(kill(paced_server.pid, SIGCONT), 0);
+    assert_true(rcct_pump(c, &r, 5000, rcct_acked, &want));
+    assert_int_equal(rate_limited_total(paced_server.port), refused_before);
+    rcc_client_free(c);
+}
+
 /* Freeing a client with events never acknowledged fires their callbacks with ECANCELED. */
 static void free_cancels_pending_events(void **state)
 {
@@ -336,13 +365,6 @@ static const char *hs256(const char *sub, int64_t exp_s)
     char claims[160];
     snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%lld}", sub, (long long)exp_s);
     return jwt_sign("HS256", TOKEN_SECRET, NULL, "{\"alg\":\"HS256\"}", claims);
-}
-
-static bool never(const rcct_rec_t *r, const void *arg)
-{
-    (void)r;
-    (void)arg;
-    return false;
 }
 
 /* A token's subject is the user; rcc_set_token() on a live session keeps it alive past the
@@ -423,6 +445,7 @@ int main(void)
         BOTH(unsubscribe_stops_the_list),
         BOTH(push_reaches_on_push),
         BOTH(events_are_paced_by_the_rate_limit),
+        BOTH(paced_events_read_together_are_not_refused),
         BOTH(free_cancels_pending_events),
         BOTH(set_token_refreshes_a_live_session),
     };
