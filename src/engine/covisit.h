@@ -51,4 +51,18 @@ void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t
 /** Heap bytes held by the model (for the memory figures in docs). */
 uint64_t rc_covisit_bytes(const rc_covisit_t *cv);
 
+/* Snapshots (log/snapshot.h): items by catalog index. */
+struct msgpack_packer;
+struct msgpack_object;
+
+/** Writes the model into `pk`: a map, "epoch" and "lists" ([item, neighbour, weight,
+ * neighbour, weight, ...] per item that has neighbours). */
+void rc_covisit_snapshot_write(const rc_covisit_t *cv, struct msgpack_packer *pk);
+
+/** Fills an empty model with what rc_covisit_snapshot_write() wrote. `map[i]` is the index
+ * now of the item that had index i then (-1: gone), for i < n_map; a list keeps its order
+ * (strongest first) and at most max_neighbors. Returns 0, RC_EPARSE or RC_ENOMEM. */
+int rc_covisit_snapshot_read(rc_covisit_t *cv, const struct msgpack_object *o, const int64_t *map,
+                             uint32_t n_map);
+
 #endif

@@ -80,6 +80,9 @@ static const setting_t settings[] = {
     {"log-retain-h", T_INT, OFF(log_retain_h), "168", 0, 87600,
      "files of the event log older than this are deleted (erased users' events are gone from "
      "disk by then); 0: no limit"},
+    {"snapshot-interval-s", T_INT, OFF(snapshot_interval_s), "300", 0, 86400,
+     "with --data-dir, how often what the node learned is written to a snapshot, so that a "
+     "restart reads only the log after it (also on a clean stop); 0: only on a clean stop"},
     {"dedupe-restore-s", T_INT, OFF(dedupe_restore_s), "3600", 0, 604800,
      "after a restart, retries of events acknowledged this long before it are still "
      "recognised (read back from the event log)"},

@@ -77,6 +77,7 @@ typedef struct rc_config {
     int64_t log_retain_mb;
     int64_t log_retain_h;
     int64_t dedupe_restore_s;
+    int64_t snapshot_interval_s;
     int64_t event_time_past_s;
     int64_t event_time_future_s;
     int64_t covisit_neighbors;
