@@ -111,6 +111,7 @@ function connect() {
   state.client = null;
   old?.close().catch(() => {});
   state.list = null;
+  state.unsent = [];
   $('rail-meta').replaceChildren(el('span', 'meta', 'Asking for the list of this visitor and context…'));
   const client = createClient({
     url: '/ws',

@@ -113,6 +113,7 @@ function setFeed(s, text) {
 
 /** @param {string} why */
 function askToken(why) {
+  $('waiting').textContent = 'The server sends its figures once it has the admin token.';
   $('auth').hidden = false;
   $('auth-why').textContent = why;
   $('token').focus();
