@@ -52,6 +52,7 @@ export async function startDemoServer(extraArgs = [], opts = {}) {
   let stopping = null;
   const server = {
     port,
+    pid: proc.pid,
     url: `http://127.0.0.1:${port}`,
     log: () => log,
     stop() {
