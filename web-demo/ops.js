@@ -133,10 +133,11 @@ function markStale() {
 function renderStale() {
   if (state.staleSince === null) return;
   const since = new Date(state.staleSince).toLocaleTimeString('en-GB', { hour12: false });
-  const retry = state.ws === null && !state.refused && state.retryAt > Date.now()
-    ? ` Reconnecting in ${Math.ceil((state.retryAt - Date.now()) / 1000)} s.`
-    : state.ws !== null ? ' Reconnecting…' : '';
-  $('stale').textContent = `No figures since ${since}: the feed is ${state.ws === null ? 'disconnected' : 'silent'}. What you see is from then.${retry}`;
+  const open = state.ws?.readyState === WebSocket.OPEN;
+  const retry = open || state.refused ? ''
+    : state.ws === null && state.retryAt > Date.now() ? ` Reconnecting in ${Math.ceil((state.retryAt - Date.now()) / 1000)} s.`
+      : ' Reconnecting…';
+  $('stale').textContent = `No figures since ${since}: the feed is ${open ? 'silent' : 'disconnected'}. What you see is from then.${retry}`;
   $('stale').hidden = false;
 }
 
