@@ -296,6 +296,12 @@ export interface ClientOptions {
   retry?: BackoffPolicy;
   /** How long the first event of a burst waits for others; default 15 ms. */
   batchWindowMs?: number;
+  /**
+   * Kinds sent at once, without waiting for `batchWindowMs` (whatever else waits goes along
+   * in the same message): those a person watches the answer to, such as
+   * `['view', 'click', 'cart']`, while impressions still travel in batches. Default none.
+   */
+  immediateKinds?: ReadonlyArray<EventKind>;
   /** An event without ack for this long is sent again; default 10000 ms. */
   ackTimeoutMs?: number;
   /** From starting an attempt to `welcome`; default 10000 ms. */
@@ -331,6 +337,7 @@ export declare const DEFAULT_OPTIONS: Readonly<{
   reconnect: Readonly<Required<BackoffPolicy>>;
   retry: Readonly<Required<BackoffPolicy>>;
   batchWindowMs: number;
+  immediateKinds: readonly EventKind[];
   ackTimeoutMs: number;
   connectTimeoutMs: number;
   pingIntervalMs: number;

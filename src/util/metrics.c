@@ -34,6 +34,13 @@ uint64_t rc_hist_bound_us(int i)
     return i >= 0 && i < RC_HIST_BUCKETS ? bucket_le_us[i] : UINT64_MAX;
 }
 
+const char *rc_metrics_refused_name(int reason)
+{
+    static const char *const names[RC_REFUSED_REASONS] = {"per_ip", "origin",   "token",
+                                                          "path",   "draining", "framing"};
+    return reason >= 0 && reason < RC_REFUSED_REASONS ? names[reason] : NULL;
+}
+
 void rc_metrics_error(int code)
 {
     if (code < 4000 || code >= 4000 + RC_METRICS_MAX_CODE)
@@ -257,13 +264,11 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
         rc_wbuf_printf(o, "rankcast_auth_refused_total{reason=\"%s\"} %llu\n",
                        rc_jwt_reason_name((rc_jwt_reason_t)r),
                        (unsigned long long)m->auth_refused[r]);
-    static const char *const refused[RC_REFUSED_REASONS] = {"per_ip", "origin",   "token",
-                                                            "path",   "draining", "framing"};
     header(o, "rankcast_handshakes_refused_total", "counter",
            "Connections refused before the WebSocket upgrade, by reason.");
     for (int r = 0; r < RC_REFUSED_REASONS; r++)
-        rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n", refused[r],
-                       (unsigned long long)m->handshakes_refused[r]);
+        rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n",
+                       rc_metrics_refused_name(r), (unsigned long long)m->handshakes_refused[r]);
     static const char *const http_refused[RC_HTTP_REFUSED_REASONS] = {
         "framing", "length_required", "body_timeout", "body_too_large"};
     header(o, "rankcast_http_refused_total", "counter",

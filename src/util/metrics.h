@@ -103,6 +103,10 @@ uint64_t rc_hist_bound_us(int i);
 /** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
 void rc_metrics_error(int code);
 
+/** The label of a refusal reason on /metrics and the ops feed ("per_ip", "origin", …); NULL
+ * for a value out of range. */
+const char *rc_metrics_refused_name(int reason);
+
 /** Counts one HTTP answer of the server's own routes by its status class (1xx..5xx; any
  * other status counts as 5xx). */
 void rc_metrics_http(unsigned status);

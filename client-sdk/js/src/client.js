@@ -142,6 +142,7 @@ export class RankcastClient {
         },
       },
       batchWindowMs: this.#o.batchWindowMs,
+      immediateKinds: this.#o.immediateKinds,
       ackTimeoutMs: this.#o.ackTimeoutMs,
       retry: this.#o.retry,
       onClientError: (err) => this.#events.emit('error', err),
