@@ -29,9 +29,13 @@
  * lines of the candidate this far ahead are asked for early. With full lists (about 300
  * candidates a rank) server CPU per event fell 18 % (median of 6 alternated pairs). */
 #define PREFETCH_AHEAD 8
-/* The best KEEP_FACTOR * k scored candidates are the ones a diverse top k is first sought
- * among (top_k). */
-#define KEEP_FACTOR 4
+/* The best keep_of(k) scored candidates are the ones a diverse top k is first sought among
+ * (top_k); the fewer, the more candidates score_candidates() can leave unscored. A diverse
+ * top k is found among them unless more than keep - k of them are over the category cap. */
+static uint32_t keep_of(uint32_t k)
+{
+    return k + (k + 1) / 2;
+}
 static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
 
 /* What one rank knows of an item it met: a candidate, or an item it must leave out. The
@@ -529,20 +533,59 @@ score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *ca
     return true;
 }
 
+/* Moves the `m` candidates of strongest co-visitation to the front of rk->cands, in no
+ * order (quickselect, O(n) on average): their scores are likely the best, so the least of
+ * them is a high threshold for the rest (score_candidates). The order of candidates changes
+ * nothing else: ties between scores are broken by item. */
+static void strongest_first(rc_ranker_t *rk, uint32_t m)
+{
+    uint32_t *c = rk->cands, lo = 0, hi = rk->n_cands;
+    const struct rc_scratch *sc = rk->scratch;
+    while (hi - lo > 1) {
+        float pivot = sc[c[lo + (hi - lo) / 2]].covis_acc;
+        uint32_t i = lo, j = hi - 1;
+        while (i <= j) {
+            while (sc[c[i]].covis_acc > pivot)
+                i++;
+            while (pivot > sc[c[j]].covis_acc)
+                j--;
+            if (i <= j) {
+                uint32_t t = c[i];
+                c[i] = c[j];
+                c[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (m <= j)
+            hi = j + 1;
+        else if (m >= i)
+            lo = i;
+        else
+            return;
+    }
+}
+
 /* Scores the candidates that pass the rules into rk->ranked; returns how many. Only the
- * best KEEP_FACTOR * k can reach a list (top_k), so once that many are scored, a candidate
- * whose bound is under the least of those first ones cannot, and is only put aside in
+ * best keep_of(k) can reach a list (top_k), so once that many are scored, a candidate whose
+ * bound is under the least of those first ones cannot, and is only put aside in
  * rk->deferred (top_k scores those when it needs every candidate): its item and trending
- * scores, scattered over the catalog, are not read. Candidates come strongest co-visitation
- * first, so the first ones are strong. The list is the same as scoring them all
- * (test_rank_bound_exact). The threshold is not raised as better scores come: keeping the
- * best KEEP_FACTOR * k in a heap cost more than it saved (bench/eval engine time). */
+ * scores, scattered over the catalog, are not read, nor its content compared. The
+ * candidates of strongest co-visitation are scored first, so the first ones are strong:
+ * with random traffic on 100k items, two thirds of the candidates go unscored. The list is
+ * the same as scoring them all (test_rank_bound_exact, unit.ranker_reference). The
+ * threshold is not raised as better scores come: keeping the best in a heap cost more than
+ * it saved (bench/eval engine time). */
 static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
 {
     const rc_engine_t *e = rk->e;
     const rc_blend_t *b = x->b;
-    uint32_t keep = x->spec->k * KEEP_FACTOR;
+    uint32_t keep = keep_of(x->spec->k);
     bool bound = !rk->exhaustive && rk->n_cands > keep;
+    if (bound)
+        strongest_first(rk, keep);
     /* A margin over float rounding: the bound must never be below the score. */
     float rest = b->content + b->trending + b->popular;
     float boost_hi = rc_rules_boost_max(&e->rules) * 1.0001f;
@@ -586,9 +629,10 @@ static uint32_t score_deferred(rc_ranker_t *rk, const scoring_t *x, uint32_t n)
 
 /* Greedy top-K over r[0..n) (best first) with at most `cap` items per category; when too
  * few categories are available, the capped items fill the remaining places in score order.
- * Sets *capped when the cap left an item out. */
+ * Sets *filled when the greedy pass alone found K items: then the K are those of the first
+ * items of r, and no item after them could have changed the list. */
 static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t n, uint32_t k,
-                          rc_ranked_t *out, bool *capped, bool *overfull)
+                          rc_ranked_t *out, bool *filled, bool *overfull)
 {
     const rc_engine_t *e = rk->e;
     uint32_t cap = (k * 6 + 9) / 10;
@@ -598,17 +642,15 @@ static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t 
     uint16_t counts[64] = {0}; /* hashed category buckets: a collision only tightens the cap */
     bool used[MAX_CANDIDATES];
     memset(used, 0, n * sizeof(bool));
-    *capped = false;
     for (uint32_t i = 0; i < n && taken < k; i++) {
         uint16_t cat = e->catalog.items[r[i].item].category;
-        if (cat != 0 && counts[cat % 64] >= cap) {
-            *capped = true;
+        if (cat != 0 && counts[cat % 64] >= cap)
             continue;
-        }
         counts[cat % 64]++;
         used[i] = true;
         out[taken++] = r[i];
     }
+    *filled = taken == k;
     *overfull = false;
     for (uint32_t i = 0; i < n && taken < k; i++) {
         if (!used[i]) {
@@ -707,27 +749,27 @@ static uint32_t pin(const rc_ranker_t *rk, const rc_rank_spec_t *spec, rc_ranked
     return k;
 }
 
-/* The diverse top K of the n scored candidates, best first. Usually the best 4K hold a
- * diverse top K, and only those need sorting; when the category cap had to leave items
- * out, the exact answer may lie further down, so every candidate is scored and sorted and
+/* The diverse top K of the n scored candidates, best first. Usually the best keep_of(K)
+ * hold a diverse top K, and only those need sorting; when the category cap left too many of
+ * them out, the exact answer lies further down, so every candidate is scored and sorted and
  * the pass repeated. `overfull`: the cap could not be kept (too few categories). */
 static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked_t *out,
                       bool *overfull)
 {
     const rc_rank_spec_t *spec = x->spec;
-    uint32_t keep = spec->k * KEEP_FACTOR;
-    bool capped = false;
+    uint32_t keep = keep_of(spec->k);
+    bool filled = false;
     uint32_t k = 0;
     if (n >= keep) {
         if (n > keep)
             select_best(rk->ranked, n, keep);
         sort_ranked(rk->ranked, keep);
-        k = diversify(rk, rk->ranked, keep, spec->k, out, &capped, overfull);
+        k = diversify(rk, rk->ranked, keep, spec->k, out, &filled, overfull);
     }
-    if (n < keep || capped) {
+    if (!filled) {
         n = score_deferred(rk, x, n);
         sort_ranked(rk->ranked, n);
-        k = diversify(rk, rk->ranked, n, spec->k, out, &capped, overfull);
+        k = diversify(rk, rk->ranked, n, spec->k, out, &filled, overfull);
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
     sort_ranked(out, k);
