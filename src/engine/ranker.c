@@ -533,6 +533,23 @@ score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *ca
     return true;
 }
 
+/* Asks early for what scoring the candidate in `slot` reads: its item, scattered over the
+ * catalog, and its trending scores (which may straddle two lines: both ends of those read).
+ * Inlined by force: gcc takes a function whose only effect is a prefetch for a pure one,
+ * and drops the calls whose result is unused (all of them). */
+static inline __attribute__((always_inline)) void
+prefetch_candidate(const rc_ranker_t *rk, const scoring_t *x, uint32_t slot)
+{
+    const rc_engine_t *e = rk->e;
+    uint32_t item = rk->scratch[slot].item;
+    __builtin_prefetch(&e->catalog.items[item]);
+    const float *sc = rc_trending_scores(&e->trending, item);
+    if (sc != NULL) {
+        __builtin_prefetch(sc);
+        __builtin_prefetch(sc + x->seg_hi);
+    }
+}
+
 /* Moves the `m` candidates of strongest co-visitation to the front of rk->cands, in no
  * order (quickselect, O(n) on average): their scores are likely the best, so the least of
  * them is a high threshold for the rest (score_candidates). The order of candidates changes
@@ -590,29 +607,41 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
     float rest = b->content + b->trending + b->popular;
     float boost_hi = rc_rules_boost_max(&e->rules) * 1.0001f;
     float least = 0; /* the least of the first `keep` scores */
-    uint32_t n = 0;
+    uint32_t n = 0, i = 0;
     rk->n_deferred = 0;
-    for (uint32_t i = 0; i < rk->n_cands; i++) {
-        const struct rc_scratch *cand = &rk->scratch[rk->cands[i]];
-        if (i + PREFETCH_AHEAD < rk->n_cands) {
-            uint32_t ahead = rk->scratch[rk->cands[i + PREFETCH_AHEAD]].item;
-            __builtin_prefetch(&e->catalog.items[ahead]);
-            /* An item's scores may straddle two lines: both ends of those read. */
-            const float *sc = rc_trending_scores(&e->trending, ahead);
-            if (sc != NULL) {
-                __builtin_prefetch(sc);
-                __builtin_prefetch(sc + x->seg_hi);
-            }
-        }
-        if (bound && n >= keep && (covisit_part(x, cand) + rest) * boost_hi < least) {
-            rk->deferred[rk->n_deferred++] = rk->cands[i];
+    /* The first `keep` that pass the rules (every candidate without the bound). */
+    uint32_t first = bound ? keep : UINT32_MAX;
+    for (uint32_t j = 0; j < PREFETCH_AHEAD && j < rk->n_cands; j++)
+        prefetch_candidate(rk, x, rk->cands[j]);
+    for (; i < rk->n_cands && n < first; i++) {
+        if (i + PREFETCH_AHEAD < rk->n_cands)
+            prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
+        if (!score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->ranked[n]))
             continue;
-        }
-        if (!score_one(rk, x, cand, &rk->ranked[n]))
-            continue;
-        if (n < keep && (n == 0 || rk->ranked[n].score < least))
+        if (n == 0 || rk->ranked[n].score < least)
             least = rk->ranked[n].score;
         n++;
+    }
+    if (i == rk->n_cands)
+        return n;
+    /* The rest: those whose bound reaches `least` to the front of what is left of
+     * rk->cands, the others put aside (and after them, so rk->cands keeps every candidate).
+     * Only the lines of the candidates scored are asked for. */
+    uint32_t to = i;
+    for (uint32_t j = i; j < rk->n_cands; j++) {
+        uint32_t slot = rk->cands[j];
+        if ((covisit_part(x, &rk->scratch[slot]) + rest) * boost_hi < least)
+            rk->deferred[rk->n_deferred++] = slot;
+        else
+            rk->cands[to++] = slot;
+    }
+    memcpy(rk->cands + to, rk->deferred, rk->n_deferred * sizeof(*rk->cands));
+    for (uint32_t j = i; j < i + PREFETCH_AHEAD && j < to; j++)
+        prefetch_candidate(rk, x, rk->cands[j]);
+    for (; i < to; i++) {
+        if (i + PREFETCH_AHEAD < to)
+            prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
+        n += score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->ranked[n]);
     }
     return n;
 }
