@@ -204,7 +204,7 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
     uint32_t sources[RECENT_SOURCES] = {0};
     for (uint8_t d = 0; d < n; d++)
         sources[d] = rc_user_recent(u, d)->item;
-    rc_covisit_prefetch(&e->covisit, sources, n);
+    rc_covisit_prefetch(&e->covisit, sources, n, source_take[0]);
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->w <= 0)
