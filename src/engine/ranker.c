@@ -61,6 +61,10 @@ struct rc_ranker {
     struct rc_scratch *scratch; /* CAND_SLOTS */
     uint32_t *cands;            /* slots of scratch */
     uint32_t n_cands;
+    /* Candidates with co-visitation are the first n_covis of cands while covis_first holds
+     * (gathering adds them first; scoring reorders them). */
+    uint32_t n_covis;
+    bool covis_first;
     rc_ranked_t *ranked;
     uint32_t *deferred; /* slots of candidates whose bound kept them from being scored */
     uint32_t n_deferred;
@@ -306,8 +310,11 @@ static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const r
     const rc_trending_t *t = &e->trending;
     uint32_t trending_take = wide ? RC_TRENDING_TOP : TRENDING_TAKE;
     uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
-    if (!wide)
+    if (!wide) {
         gather_covisit(rk, u);
+        rk->n_covis = rk->n_cands;
+        rk->covis_first = true;
+    }
     int loc = locale_segment(t, u);
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL, loc};
     for (int i = 0; i < (loc >= 0 ? 4 : 3); i++)
@@ -552,24 +559,33 @@ prefetch_candidate(const rc_ranker_t *rk, const scoring_t *x, uint32_t slot)
 
 /* Moves the `m` candidates of strongest co-visitation to the front of rk->cands, in no
  * order (quickselect, O(n) on average): their scores are likely the best, so the least of
- * them is a high threshold for the rest (score_candidates). The order of candidates changes
- * nothing else: ties between scores are broken by item. */
+ * them is a high threshold for the rest (score_candidates). Only those with co-visitation
+ * compete: gathering adds them first (rk->n_covis), until this reorders them. The order of
+ * candidates changes nothing else: ties between scores are broken by item. */
 static void strongest_first(rc_ranker_t *rk, uint32_t m)
 {
-    uint32_t *c = rk->cands, lo = 0, hi = rk->n_cands;
-    const struct rc_scratch *sc = rk->scratch;
+    uint32_t *c = rk->cands, lo = 0, hi = rk->covis_first ? rk->n_covis : rk->n_cands;
+    rk->covis_first = false;
+    if (hi <= m)
+        return;
+    float acc[MAX_CANDIDATES]; /* the keys side by side, not one slot apart */
+    for (uint32_t i = 0; i < hi; i++)
+        acc[i] = rk->scratch[c[i]].covis_acc;
     while (hi - lo > 1) {
-        float pivot = sc[c[lo + (hi - lo) / 2]].covis_acc;
+        float pivot = acc[lo + (hi - lo) / 2];
         uint32_t i = lo, j = hi - 1;
         while (i <= j) {
-            while (sc[c[i]].covis_acc > pivot)
+            while (acc[i] > pivot)
                 i++;
-            while (pivot > sc[c[j]].covis_acc)
+            while (pivot > acc[j])
                 j--;
             if (i <= j) {
-                uint32_t t = c[i];
+                float ta = acc[i];
+                acc[i] = acc[j];
+                acc[j] = ta;
+                uint32_t tc = c[i];
                 c[i] = c[j];
-                c[j] = t;
+                c[j] = tc;
                 i++;
                 if (j == 0)
                     break;
