@@ -51,8 +51,17 @@ struct rc_scratch {
     float covis_acc;
     float covis_best; /* the largest single contribution, whose source is covis_ref */
     int32_t covis_ref;
-    bool blocked; /* excluded or recently seen by this rank's user */
+    bool blocked;   /* excluded or recently seen by this rank's user */
+    uint8_t src;    /* once scored: the part that contributed most (rc_src_t) */
+    int8_t seg_ref; /* once scored: the trending segment that added most */
 };
+
+/* A scored candidate: what choosing the list sorts and moves, a third of an rc_ranked_t.
+ * The source of its score and the item that explains it stay in its slot. */
+typedef struct {
+    float score;
+    uint32_t item;
+} scored_t;
 
 struct rc_ranker {
     const rc_engine_t *e; /* the models of the rank under way */
@@ -65,8 +74,9 @@ struct rc_ranker {
      * (gathering adds them first; scoring reorders them). */
     uint32_t n_covis;
     bool covis_first;
-    rc_ranked_t *ranked;
-    uint32_t *deferred; /* slots of candidates whose bound kept them from being scored */
+    scored_t *scored;    /* the candidates scored in this rank */
+    rc_ranked_t *ranked; /* merge_repeats()'s list */
+    uint32_t *deferred;  /* slots of candidates whose bound kept them from being scored */
     uint32_t n_deferred;
     bool exhaustive; /* score every candidate (tests compare the ranker with it) */
     /* The user's content vectors (session and long-term) as one small hash table, rebuilt
@@ -85,9 +95,11 @@ rc_ranker_t *rc_ranker_new(void)
         return NULL;
     rk->scratch = calloc(CAND_SLOTS, sizeof(*rk->scratch));
     rk->cands = malloc(MAX_CANDIDATES * sizeof(*rk->cands));
+    rk->scored = malloc(MAX_CANDIDATES * sizeof(*rk->scored));
     rk->ranked = malloc(MAX_CANDIDATES * sizeof(*rk->ranked));
     rk->deferred = malloc(MAX_CANDIDATES * sizeof(*rk->deferred));
-    if (rk->scratch == NULL || rk->cands == NULL || rk->ranked == NULL || rk->deferred == NULL) {
+    if (rk->scratch == NULL || rk->cands == NULL || rk->scored == NULL || rk->ranked == NULL ||
+        rk->deferred == NULL) {
         rc_ranker_free(rk);
         return NULL;
     }
@@ -100,6 +112,7 @@ void rc_ranker_free(rc_ranker_t *rk)
         return;
     free(rk->scratch);
     free(rk->cands);
+    free(rk->scored);
     free(rk->ranked);
     free(rk->deferred);
     free(rk);
@@ -399,39 +412,55 @@ static bool better(const rc_ranked_t *a, const rc_ranked_t *b)
     return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
 
+static bool better_scored(const scored_t *a, const scored_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
 /* Best first, in place. Shell sort (Ciura's gaps) rather than qsort(): glibc's qsort is a
- * merge sort that mallocs its buffer, and the arrays here are at most MAX_CANDIDATES. */
+ * merge sort that mallocs its buffer, and the arrays here are at most MAX_CANDIDATES. One
+ * body for both kinds of entries, each with its own order (the same: score, then item). */
+static const uint32_t shell_gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+#define SHELL_SORT(type, r, n, better_fn)                                                          \
+    do {                                                                                           \
+        for (size_t g = 0; g < sizeof(shell_gaps) / sizeof(shell_gaps[0]); g++) {                  \
+            uint32_t gap = shell_gaps[g];                                                          \
+            for (uint32_t i = gap; i < (n); i++) {                                                 \
+                type x = (r)[i];                                                                   \
+                uint32_t j = i;                                                                    \
+                while (j >= gap && better_fn(&x, &(r)[j - gap])) {                                 \
+                    (r)[j] = (r)[j - gap];                                                         \
+                    j -= gap;                                                                      \
+                }                                                                                  \
+                (r)[j] = x;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 static void sort_ranked(rc_ranked_t *r, uint32_t n)
 {
-    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
-    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
-        uint32_t gap = gaps[g];
-        for (uint32_t i = gap; i < n; i++) {
-            rc_ranked_t x = r[i];
-            uint32_t j = i;
-            while (j >= gap && better(&x, &r[j - gap])) {
-                r[j] = r[j - gap];
-                j -= gap;
-            }
-            r[j] = x;
-        }
-    }
+    SHELL_SORT(rc_ranked_t, r, n, better);
+}
+
+static void sort_scored(scored_t *r, uint32_t n)
+{
+    SHELL_SORT(scored_t, r, n, better_scored);
 }
 
 /* Moves the `m` best of r[0..n) to its front, in no order (quickselect, O(n) on average). */
-static void select_best(rc_ranked_t *r, uint32_t n, uint32_t m)
+static void select_best(scored_t *r, uint32_t n, uint32_t m)
 {
     uint32_t lo = 0, hi = n;
     while (hi - lo > 1) {
-        rc_ranked_t pivot = r[lo + (hi - lo) / 2];
+        scored_t pivot = r[lo + (hi - lo) / 2];
         uint32_t i = lo, j = hi - 1;
         while (i <= j) {
-            while (better(&r[i], &pivot))
+            while (better_scored(&r[i], &pivot))
                 i++;
-            while (better(&pivot, &r[j]))
+            while (better_scored(&pivot, &r[j]))
                 j--;
             if (i <= j) {
-                rc_ranked_t t = r[i];
+                scored_t t = r[i];
                 r[i] = r[j];
                 r[j] = t;
                 i++;
@@ -500,7 +529,7 @@ static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
  * score is bounded by what gathering already knows (score_candidates). Inlined into the
  * loop that scores every candidate of a rank. */
 static inline __attribute__((always_inline)) bool
-score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *cand, rc_ranked_t *r)
+score_one(const rc_ranker_t *rk, const scoring_t *x, struct rc_scratch *cand, scored_t *r)
 {
     const rc_engine_t *e = rk->e;
     uint32_t c = cand->item;
@@ -535,8 +564,9 @@ score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *ca
             src = (uint8_t)p;
     }
     score *= rc_rules_boost(&e->rules, c);
-    int64_t ref = src == RC_SRC_COVISIT ? cand->covis_ref : src == RC_SRC_TRENDING ? seg_ref : -1;
-    *r = (rc_ranked_t){c, score, src, ref};
+    cand->src = src;
+    cand->seg_ref = (int8_t)seg_ref;
+    *r = (scored_t){score, c};
     return true;
 }
 
@@ -601,7 +631,7 @@ static void strongest_first(rc_ranker_t *rk, uint32_t m)
     }
 }
 
-/* Scores the candidates that pass the rules into rk->ranked; returns how many. Only the
+/* Scores the candidates that pass the rules into rk->scored; returns how many. Only the
  * best keep_of(k) can reach a list (top_k), so once that many are scored, a candidate whose
  * bound is under the least of those first ones cannot, and is only put aside in
  * rk->deferred (top_k scores those when it needs every candidate): its item and trending
@@ -632,10 +662,10 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
     for (; i < rk->n_cands && n < first; i++) {
         if (i + PREFETCH_AHEAD < rk->n_cands)
             prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
-        if (!score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->ranked[n]))
+        if (!score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->scored[n]))
             continue;
-        if (n == 0 || rk->ranked[n].score < least)
-            least = rk->ranked[n].score;
+        if (n == 0 || rk->scored[n].score < least)
+            least = rk->scored[n].score;
         n++;
     }
     if (i == rk->n_cands)
@@ -657,7 +687,7 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
     for (; i < to; i++) {
         if (i + PREFETCH_AHEAD < to)
             prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
-        n += score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->ranked[n]);
+        n += score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->scored[n]);
     }
     return n;
 }
@@ -667,16 +697,27 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
 static uint32_t score_deferred(rc_ranker_t *rk, const scoring_t *x, uint32_t n)
 {
     for (uint32_t i = 0; i < rk->n_deferred; i++)
-        n += score_one(rk, x, &rk->scratch[rk->deferred[i]], &rk->ranked[n]);
+        n += score_one(rk, x, &rk->scratch[rk->deferred[i]], &rk->scored[n]);
     rk->n_deferred = 0;
     return n;
+}
+
+/* A scored candidate as a list shows it: with the source of its score and the item or
+ * segment that explains it (from its slot). */
+static rc_ranked_t ranked_of(const rc_ranker_t *rk, const scored_t *s)
+{
+    const struct rc_scratch *x = slot_of(rk, s->item);
+    int64_t ref = x->src == RC_SRC_COVISIT    ? x->covis_ref
+                  : x->src == RC_SRC_TRENDING ? x->seg_ref
+                                              : -1;
+    return (rc_ranked_t){s->item, s->score, x->src, ref};
 }
 
 /* Greedy top-K over r[0..n) (best first) with at most `cap` items per category; when too
  * few categories are available, the capped items fill the remaining places in score order.
  * Sets *filled when the greedy pass alone found K items: then the K are those of the first
  * items of r, and no item after them could have changed the list. */
-static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t n, uint32_t k,
+static uint32_t diversify(const rc_ranker_t *rk, const scored_t *r, uint32_t n, uint32_t k,
                           rc_ranked_t *out, bool *filled, bool *overfull)
 {
     const rc_engine_t *e = rk->e;
@@ -693,13 +734,13 @@ static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t 
             continue;
         counts[cat % 64]++;
         used[i] = true;
-        out[taken++] = r[i];
+        out[taken++] = ranked_of(rk, &r[i]);
     }
     *filled = taken == k;
     *overfull = false;
     for (uint32_t i = 0; i < n && taken < k; i++) {
         if (!used[i]) {
-            out[taken++] = r[i];
+            out[taken++] = ranked_of(rk, &r[i]);
             *overfull = true;
         }
     }
@@ -807,14 +848,14 @@ static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked
     uint32_t k = 0;
     if (n >= keep) {
         if (n > keep)
-            select_best(rk->ranked, n, keep);
-        sort_ranked(rk->ranked, keep);
-        k = diversify(rk, rk->ranked, keep, spec->k, out, &filled, overfull);
+            select_best(rk->scored, n, keep);
+        sort_scored(rk->scored, keep);
+        k = diversify(rk, rk->scored, keep, spec->k, out, &filled, overfull);
     }
     if (!filled) {
         n = score_deferred(rk, x, n);
-        sort_ranked(rk->ranked, n);
-        k = diversify(rk, rk->ranked, n, spec->k, out, &filled, overfull);
+        sort_scored(rk->scored, n);
+        k = diversify(rk, rk->scored, n, spec->k, out, &filled, overfull);
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
     sort_ranked(out, k);
