@@ -74,6 +74,13 @@ struct rc_ranker {
      * (gathering adds them first; scoring reorders them). */
     uint32_t n_covis;
     bool covis_first;
+    /* What the rank gathers from, for the candidates gathered late (gather_rest). */
+    const rc_user_state_t *u;
+    const rc_rank_spec_t *spec;
+    int daypart;
+    /* The first pass's candidates without co-visitation (trending, categories, features,
+     * lifted) are not gathered yet: none can score above rest_bound (score_candidates). */
+    bool rest_pending;
     scored_t *scored;    /* the candidates scored in this rank */
     rc_ranked_t *ranked; /* merge_repeats()'s list */
     uint32_t *deferred;  /* slots of candidates whose bound kept them from being scored */
@@ -125,7 +132,7 @@ void rc_ranker_set_exhaustive(rc_ranker_t *rk, bool exhaustive)
 
 uint32_t rc_ranker_deferred(const rc_ranker_t *rk)
 {
-    return rk->n_deferred;
+    return rk->n_deferred + (rk->rest_pending ? 1 : 0);
 }
 
 /* The slot of `item` in this rank, or the empty slot where it would go. */
@@ -315,19 +322,19 @@ static int locale_segment(const rc_trending_t *t, const rc_user_state_t *u)
     return rc_trending_locale_segment(t, u->locale);
 }
 
-/* `wide`: a second pass when filters left fewer than K candidates: whole top lists. */
-static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *s,
-                              int daypart, bool wide)
+/* The candidates that owe nothing to co-visitation: the trending lists of the user's
+ * context, the items of the user's strongest content features, the top of the user's
+ * categories and of the subscription's, what boosts lift. `wide`: a second pass when filters
+ * left fewer than K candidates: whole top lists. */
+static void gather_others(rc_ranker_t *rk, bool wide)
 {
     const rc_engine_t *e = rk->e;
+    const rc_user_state_t *u = rk->u;
+    const rc_rank_spec_t *s = rk->spec;
     const rc_trending_t *t = &e->trending;
     uint32_t trending_take = wide ? RC_TRENDING_TOP : TRENDING_TAKE;
     uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
-    if (!wide) {
-        gather_covisit(rk, u);
-        rk->n_covis = rk->n_cands;
-        rk->covis_first = true;
-    }
+    int daypart = rk->daypart;
     int loc = locale_segment(t, u);
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL, loc};
     for (int i = 0; i < (loc >= 0 ? 4 : 3); i++)
@@ -354,6 +361,35 @@ static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const r
         gather_list(rk, t->by_category + (size_t)s->category * RC_TRENDING_PER_CAT,
                     t->n_by_category[s->category], RC_TRENDING_PER_CAT);
     gather_lifted(rk, category_take);
+}
+
+/* Gathers the first pass's other candidates if they are still pending; returns where the
+ * new ones start in rk->cands. They come after every candidate with co-visitation, as if
+ * gathered at once: the same set, in the same order where MAX_CANDIDATES cuts it. */
+static uint32_t gather_rest(rc_ranker_t *rk)
+{
+    uint32_t from = rk->n_cands;
+    if (rk->rest_pending) {
+        rk->rest_pending = false;
+        gather_others(rk, false);
+    }
+    return from;
+}
+
+/* The first pass gathers the neighbours of the user's recent items, and the rest only when
+ * scoring finds that they may reach the list (score_candidates); the wide pass gathers the
+ * rest first, then whole top lists. */
+static void gather_candidates(rc_ranker_t *rk, bool wide)
+{
+    if (!wide) {
+        gather_covisit(rk, rk->u);
+        rk->n_covis = rk->n_cands;
+        rk->covis_first = true;
+        rk->rest_pending = true;
+        return;
+    }
+    gather_rest(rk);
+    gather_others(rk, true);
 }
 
 typedef struct {
@@ -646,20 +682,25 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
     const rc_engine_t *e = rk->e;
     const rc_blend_t *b = x->b;
     uint32_t keep = keep_of(x->spec->k);
-    bool bound = !rk->exhaustive && rk->n_cands > keep;
+    bool bound = !rk->exhaustive;
     if (bound)
         strongest_first(rk, keep);
+    else
+        gather_rest(rk);
     /* A margin over float rounding: the bound must never be below the score. */
     float rest = b->content + b->trending + b->popular;
     float boost_hi = rc_rules_boost_max(&e->rules) * 1.0001f;
     float least = 0; /* the least of the first `keep` scores */
     uint32_t n = 0, i = 0;
     rk->n_deferred = 0;
-    /* The first `keep` that pass the rules (every candidate without the bound). */
+    /* The first `keep` that pass the rules (every candidate without the bound), gathering
+     * the rest when those with co-visitation are too few. */
     uint32_t first = bound ? keep : UINT32_MAX;
     for (uint32_t j = 0; j < PREFETCH_AHEAD && j < rk->n_cands; j++)
         prefetch_candidate(rk, x, rk->cands[j]);
-    for (; i < rk->n_cands && n < first; i++) {
+    for (; n < first; i++) {
+        if (i == rk->n_cands && (!rk->rest_pending || gather_rest(rk) == rk->n_cands))
+            break;
         if (i + PREFETCH_AHEAD < rk->n_cands)
             prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
         if (!score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->scored[n]))
@@ -668,6 +709,10 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
             least = rk->scored[n].score;
         n++;
     }
+    /* A candidate without co-visitation scores at most `rest` (times the largest boost):
+     * when that cannot reach the least of the first `keep`, none of them is even gathered. */
+    if (rk->rest_pending && !((0.0f + rest) * boost_hi < least))
+        gather_rest(rk);
     if (i == rk->n_cands)
         return n;
     /* The rest: those whose bound reaches `least` to the front of what is left of
@@ -692,10 +737,12 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
     return n;
 }
 
-/* Scores the candidates score_candidates() put aside, after the n scored; returns the new
- * count. */
+/* Scores the candidates score_candidates() put aside, and those it did not gather, after
+ * the n scored; returns the new count. */
 static uint32_t score_deferred(rc_ranker_t *rk, const scoring_t *x, uint32_t n)
 {
+    for (uint32_t j = gather_rest(rk); j < rk->n_cands; j++)
+        rk->deferred[rk->n_deferred++] = rk->cands[j];
     for (uint32_t i = 0; i < rk->n_deferred; i++)
         n += score_one(rk, x, &rk->scratch[rk->deferred[i]], &rk->scored[n]);
     rk->n_deferred = 0;
@@ -960,10 +1007,13 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
         rk->stamp = 1;
     }
     rk->n_cands = 0;
-    int daypart = rc_daypart(wall_ms, u->tz_offset_min);
+    rk->u = u;
+    rk->spec = spec;
+    rk->daypart = rc_daypart(wall_ms, u->tz_offset_min);
+    int daypart = rk->daypart;
     block_items(rk, u);
     index_svec(rk, u);
-    gather_candidates(rk, u, spec, daypart, false);
+    gather_candidates(rk, false);
     scoring_t x;
     scoring_begin(rk, u, spec, daypart, &x);
     uint32_t n = score_candidates(rk, &x);
@@ -973,7 +1023,7 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
          * stay; scoring runs again over all of them. */
-        gather_candidates(rk, u, spec, daypart, true);
+        gather_candidates(rk, true);
         scoring_begin(rk, u, spec, daypart, &x);
         n = score_candidates(rk, &x);
         k = top_k(rk, &x, n, out, &overfull);
