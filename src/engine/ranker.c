@@ -885,26 +885,34 @@ static uint32_t pin(const rc_ranker_t *rk, const rc_rank_spec_t *spec, rc_ranked
 }
 
 /* The diverse top K of the n scored candidates, best first. Usually the best keep_of(K)
- * hold a diverse top K, and only those need sorting; when the category cap left too many of
- * them out, the exact answer lies further down, so every candidate is scored and sorted and
- * the pass repeated. `overfull`: the cap could not be kept (too few categories). */
+ * hold a diverse top K, and only those need sorting. When the category cap leaves the greedy
+ * pass short of K there, the answer lies further down: the candidates put aside are scored
+ * (all below those best ones), and the sorted front of the list doubles until the greedy
+ * pass fills K in it, or it holds every candidate. `overfull`: the cap could not be kept
+ * (too few categories). */
 static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked_t *out,
                       bool *overfull)
 {
     const rc_rank_spec_t *spec = x->spec;
     uint32_t keep = keep_of(spec->k);
     bool filled = false;
-    uint32_t k = 0;
+    uint32_t k = 0, sorted = 0; /* rk->scored[0..sorted) are the best, in order */
     if (n >= keep) {
         if (n > keep)
             select_best(rk->scored, n, keep);
         sort_scored(rk->scored, keep);
+        sorted = keep;
         k = diversify(rk, rk->scored, keep, spec->k, out, &filled, overfull);
     }
-    if (!filled) {
+    if (!filled)
         n = score_deferred(rk, x, n);
-        sort_scored(rk->scored, n);
-        k = diversify(rk, rk->scored, n, spec->k, out, &filled, overfull);
+    while (!filled && sorted < n) {
+        uint32_t next = sorted == 0 || sorted * 2 >= n ? n : sorted * 2;
+        if (next < n)
+            select_best(rk->scored + sorted, n - sorted, next - sorted);
+        sort_scored(rk->scored + sorted, next - sorted);
+        sorted = next;
+        k = diversify(rk, rk->scored, sorted, spec->k, out, &filled, overfull);
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
     sort_ranked(out, k);
