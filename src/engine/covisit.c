@@ -114,7 +114,12 @@ int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab
         rescale(cv, now_s);
         exponent = 0;
     }
-    float scale = (float)exp2(exponent);
+    if (cv->scale == 0 || now_s != cv->scale_now_s || cv->epoch_s != cv->scale_epoch_s) {
+        cv->scale = (float)exp2(exponent);
+        cv->scale_now_s = now_s;
+        cv->scale_epoch_s = cv->epoch_s;
+    }
+    float scale = cv->scale;
     int rc = ensure_lists(cv, a > b ? a : b);
     if (rc == 0 && w_ab > 0)
         rc = add_one(cv, a, b, w_ab * scale);
@@ -140,17 +145,20 @@ const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item,
     return cv->lists[item].nb;
 }
 
-void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n)
+void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n,
+                         uint32_t entries)
 {
     for (uint32_t i = 0; i < n; i++)
         if (items[i] < cv->n_lists)
             __builtin_prefetch(&cv->lists[items[i]]);
+    /* A line holds 8 neighbours. */
     for (uint32_t i = 0; i < n; i++) {
-        if (items[i] < cv->n_lists && cv->lists[items[i]].n > 0) {
-            const rc_neighbor_t *nb = cv->lists[items[i]].nb;
-            __builtin_prefetch(nb);
-            __builtin_prefetch(nb + 8);
-        }
+        if (items[i] >= cv->n_lists)
+            continue;
+        const rc_nblist_t *l = &cv->lists[items[i]];
+        uint32_t upto = l->n < entries ? l->n : entries;
+        for (uint32_t j = 0; j < upto; j += 8)
+            __builtin_prefetch(l->nb + j);
     }
 }
 
