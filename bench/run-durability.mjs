@@ -36,7 +36,7 @@ async function freePort() {
 async function startServer(args) {
   const port = await freePort();
   let log = '';
-  const proc = spawn(BIN, ['--port', String(port), '--listen', '127.0.0.1', '--anonymous', '--log-level', 'info',
+  const proc = spawn(BIN, ['--port', String(port), '--listen', '127.0.0.1', '--anonymous', '--anonymous-ids', 'chosen', '--log-level', 'info',
     '--events-per-sec', '1000000', '--events-burst', '1000000', '--catalog-open', 'true', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });

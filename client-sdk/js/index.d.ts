@@ -25,13 +25,13 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** Server error codes of PROTOCOL.md §3. */
 export type ServerErrorCode =
-  | 4000 | 4001 | 4002 | 4003 | 4004 | 4005 | 4006 | 4007 | 4008 | 4010 | 4011 | 4012
+  | 4000 | 4001 | 4002 | 4003 | 4004 | 4005 | 4006 | 4007 | 4008 | 4010 | 4011 | 4012 | 4013
   | 4020 | 4021 | 4022 | 4023 | 4040 | 4050 | 4500 | 4503;
 
 export type ServerErrorName =
   | 'malformed' | 'unknown_type' | 'invalid_field' | 'too_large' | 'hello_required' | 'hello_repeated'
   | 'unsupported_version' | 'wrong_frame_kind' | 'too_many_errors' | 'unauthorized' | 'token_expired'
-  | 'unknown_item' | 'rate_limited' | 'too_many_subscriptions' | 'batch_too_large' | 'idle_timeout'
+  | 'unknown_item' | 'anonymous_id_refused' | 'rate_limited' | 'too_many_subscriptions' | 'batch_too_large' | 'idle_timeout'
   | 'unknown_surface' | 'slow_consumer' | 'internal' | 'unavailable';
 
 export interface ServerErrorInfo {

@@ -30,6 +30,7 @@
     X(UNAUTHORIZED, 4010, "unauthorized")                                                          \
     X(TOKEN_EXPIRED, 4011, "token_expired")                                                        \
     X(UNKNOWN_ITEM, 4012, "unknown_item")                                                          \
+    X(ANONYMOUS_ID_REFUSED, 4013, "anonymous_id_refused")                                          \
     X(RATE_LIMITED, 4020, "rate_limited")                                                          \
     X(TOO_MANY_SUBSCRIPTIONS, 4021, "too_many_subscriptions")                                      \
     X(BATCH_TOO_LARGE, 4022, "batch_too_large")                                                    \

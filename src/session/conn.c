@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <xxhash.h>
 
 void rc_conn_unref(rc_conn_t *c)
 {
@@ -139,12 +137,27 @@ static bool is_anonymous_id(rc_str_t id)
     return id.n > 5 && memcmp(id.p, "anon-", 5) == 0;
 }
 
+/* Refuses an anonymous id the server did not issue (or no longer recognises): the client is
+ * told to forget it and come back without one, which gets it a fresh id. Fatal, so a client
+ * that does not know 4013 cannot go on as someone it is not. */
+static void refuse_anonymous_id(rc_conn_t *c, rc_anonid_verdict_t v)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "hello.user is not an anonymous id this server issued (%s): connect without "
+             "hello.user to be given one",
+             rc_anonid_verdict_name(v));
+    rc_conn_error(c, RC_PERR_ANONYMOUS_ID_REFUSED, msg, (rc_str_t){0}, true);
+}
+
 /* Decides who the connection is: the subject of a verified token (from the handshake or
- * hello), or, where the server admits them, an anonymous user. With a verifier configured,
- * anonymous ids are confined to anon-..., so no one can claim a token holder's id without
- * the token. Returns false after refusing the connection. */
-static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user, char *anon,
-                         size_t anon_len)
+ * hello), or, where the server admits them, an anonymous user. An anonymous user is the id
+ * the server issued (signed: only its holder can come back as that visitor); an id a client
+ * made up is taken only in demo mode (or --anonymous-ids chosen), and then, with a verifier
+ * configured, only under anon-..., so no one can claim a token holder's id without the token.
+ * Returns false after refusing the connection. */
+static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user,
+                         char anon[RC_ANONID_LEN + 1])
 {
     rc_sessions_t *s = c->reg;
     rc_str_t asked = m->u.hello.user;
@@ -185,21 +198,30 @@ static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user, char *
                       (rc_str_t){0}, true);
         return false;
     }
-    *user = asked;
-    if (user->n == 0) {
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-            r = XXH3_64bits_withSeed(&c, sizeof(c), rc_mono_us());
-        snprintf(anon, anon_len, "anon-%016llx", (unsigned long long)r);
-        *user = (rc_str_t){anon, (uint32_t)strlen(anon)};
+    if (asked.n > 0) {
+        if (!s->anon_ids_chosen) {
+            rc_anonid_verdict_t v = rc_anonid_verify(&s->anon_keys, asked.p, asked.n);
+            if (v != RC_ANONID_OK && v != RC_ANONID_OK_PREVIOUS) {
+                refuse_anonymous_id(c, v);
+                return false;
+            }
+        }
+        *user = asked;
+        return true;
     }
+    if (rc_anonid_issue(&s->anon_keys, anon) != 0) {
+        rc_conn_error(c, RC_PERR_INTERNAL, "no random bytes for an anonymous id", (rc_str_t){0},
+                      true);
+        return false;
+    }
+    *user = (rc_str_t){anon, RC_ANONID_LEN};
     return true;
 }
 
 static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
 {
     rc_sessions_t *s = c->reg;
-    char anon[40];
+    char anon[RC_ANONID_LEN + 1];
     rc_str_t user;
 
     if (c->state != CONN_AWAIT_HELLO) {
@@ -207,7 +229,7 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
                       false);
         return;
     }
-    if (!resolve_user(c, m, &user, anon, sizeof(anon)))
+    if (!resolve_user(c, m, &user, anon))
         return;
     bool consent = m->u.hello.has_consent ? m->u.hello.consent : s->cfg->consent_default;
     rc_session_t *ses = rc_session_find(s, user.p, user.n);

@@ -35,6 +35,7 @@ export const ERRORS = {
   4010: { name: 'unauthorized', fatal: true },
   4011: { name: 'token_expired', fatal: true },
   4012: { name: 'unknown_item', fatal: false },
+  4013: { name: 'anonymous_id_refused', fatal: true },
   4020: { name: 'rate_limited', fatal: false },
   4021: { name: 'too_many_subscriptions', fatal: false },
   4022: { name: 'batch_too_large', fatal: false },
@@ -197,8 +198,9 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000, tls 
   const items = readCatalog(catalogPath);
   const port = await freePort();
   // Anonymous sessions, as most suites speak for users without tokens; auth.test.mjs turns
-  // them off (a later flag wins).
-  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', ...extraArgs];
+  // them off (a later flag wins). The suites name their users, so anonymous ids are the ones
+  // clients choose; security.test.mjs passes --anonymous-ids signed to test issued ids.
+  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', '--anonymous-ids', 'chosen', ...extraArgs];
   const output = new TailBuffer();
   // The server also reads RANKCAST_* settings from its environment; the tests' own environment
   // must not configure it behind their back (a RANKCAST_KAFKA left set, say).

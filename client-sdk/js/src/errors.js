@@ -20,6 +20,7 @@ export const SERVER_ERRORS = Object.freeze({
   4010: Object.freeze({ name: 'unauthorized', fatal: true, retryable: false }),
   4011: Object.freeze({ name: 'token_expired', fatal: true, retryable: false }),
   4012: Object.freeze({ name: 'unknown_item', fatal: false, retryable: false }),
+  4013: Object.freeze({ name: 'anonymous_id_refused', fatal: true, retryable: false }),
   4020: Object.freeze({ name: 'rate_limited', fatal: false, retryable: true }),
   4021: Object.freeze({ name: 'too_many_subscriptions', fatal: false, retryable: false }),
   4022: Object.freeze({ name: 'batch_too_large', fatal: false, retryable: false }),
