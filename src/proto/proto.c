@@ -450,6 +450,14 @@ static const struct {
     {"auth", RC_MSG_AUTH, auth_fields},
 };
 
+const char *rc_proto_msg_type_name(rc_msg_type_t type)
+{
+    for (size_t i = 0; i < sizeof(message_types) / sizeof(message_types[0]); i++)
+        if (message_types[i].type == type)
+            return message_types[i].name;
+    return NULL;
+}
+
 static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_t *out)
 {
     if (root->type != MSGPACK_OBJECT_MAP)
@@ -616,8 +624,17 @@ void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n)
 
 void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal)
 {
+    rc_proto_encode_error_about(e, code, message, id, fatal, NULL);
+}
+
+void rc_proto_encode_error_about(rc_enc_t *e, int code, const char *message, rc_str_t id,
+                                 bool fatal, const rc_error_about_t *about)
+{
     const char *name = rc_proto_error_name(code);
-    rc_enc_map(e, id.n ? 6 : 5);
+    bool has_about = about != NULL && about->type != NULL;
+    bool has_surface = has_about && about->surface.n > 0;
+    bool has_t = has_about && about->has_t;
+    rc_enc_map(e, 5u + (id.n > 0) + has_about + has_surface + has_t);
     KV_STR(e, "type", "error");
     KV_INT(e, "code", code);
     KV_STR(e, "name", name ? name : "internal");
@@ -625,6 +642,16 @@ void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t 
     if (id.n) {
         KEY(e, "id");
         rc_enc_str(e, id.p, id.n);
+    }
+    if (has_about)
+        KV_STR(e, "about", about->type);
+    if (has_surface) {
+        KEY(e, "surface");
+        rc_enc_str(e, about->surface.p, about->surface.n);
+    }
+    if (has_t) {
+        KEY(e, "t");
+        rc_enc_double(e, about->t);
     }
     KEY(e, "fatal");
     rc_enc_bool(e, fatal);

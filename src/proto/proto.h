@@ -187,6 +187,23 @@ void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, co
                              int64_t server_time_ms, const rc_limits_t *limits);
 void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n);
 void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal);
+
+/** What an error refuses beyond an event id (PROTOCOL.md, `error`): the client message's type,
+ * with its surface (subscribe, unsubscribe) or its `t` (ping), so a client can tell which of
+ * its messages was refused without sending one at a time. */
+typedef struct rc_error_about {
+    const char *type; /* "ping", "subscribe", ...; NULL: the error is about no one message */
+    rc_str_t surface; /* empty: none */
+    bool has_t;
+    double t;
+} rc_error_about_t;
+
+/** rc_proto_encode_error() with `about` (borrowed; NULL or a NULL type: nothing more). */
+void rc_proto_encode_error_about(rc_enc_t *e, int code, const char *message, rc_str_t id,
+                                 bool fatal, const rc_error_about_t *about);
+
+/** The wire name of a client message type ("hello", "ping", ...), or NULL for RC_MSG_NONE. */
+const char *rc_proto_msg_type_name(rc_msg_type_t type);
 void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms);
 void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms);
 /** The answer to `auth` (a token refreshed on a live session): the new expiry. */

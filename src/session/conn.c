@@ -75,9 +75,29 @@ static int ws_close_code_for(int code)
     return code == RC_PERR_TOO_LARGE ? 1009 : code;
 }
 
+/* What an error on `c` refuses: the message being handled on it, if any. */
+static rc_error_about_t error_about(const rc_conn_t *c)
+{
+    const rc_msg_t *m = c->reg->handling_conn == c ? c->reg->handling : NULL;
+    rc_error_about_t a = {0};
+    if (m == NULL)
+        return a;
+    a.type = rc_proto_msg_type_name(m->type);
+    if (m->type == RC_MSG_SUBSCRIBE)
+        a.surface = m->u.subscribe.surface;
+    else if (m->type == RC_MSG_UNSUBSCRIBE)
+        a.surface = m->u.unsubscribe.surface;
+    else if (m->type == RC_MSG_PING && m->u.ping.has_t) {
+        a.has_t = true;
+        a.t = m->u.ping.t;
+    }
+    return a;
+}
+
 void rc_conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal)
 {
     uint64_t now = rc_mono_us();
+    rc_error_about_t about = error_about(c);
 
     if (c->state == CONN_GONE || c->state == CONN_CLOSING)
         return;
@@ -92,11 +112,12 @@ void rc_conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, boo
             code = RC_PERR_TOO_MANY_ERRORS;
             message = "too many errors";
             id = (rc_str_t){NULL, 0};
+            about = (rc_error_about_t){0}; /* about the connection, not one message */
             fatal = true;
             rc_metrics_error(code);
         }
     }
-    rc_proto_encode_error(rc_conn_enc_begin(c), code, message, id, fatal);
+    rc_proto_encode_error_about(rc_conn_enc_begin(c), code, message, id, fatal, &about);
     rc_conn_send_encoded(c);
     if (fatal)
         rc_conn_close_after_flush(c, ws_close_code_for(code), rc_proto_error_name(code));
@@ -452,6 +473,8 @@ static void handle_events(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
         rc_session_rerank(c->reg, c->session, cause, t0_us);
 }
 
+static void dispatch_message(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us);
+
 void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us)
 {
     rc_sessions_t *s = c->reg;
@@ -475,40 +498,56 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
         rc_conn_error(c, code, s->decoder.err, s->decoder.err_id, fatal);
         return;
     }
-    if (c->state == CONN_AWAIT_HELLO && m.type != RC_MSG_HELLO && m.type != RC_MSG_PING) {
+    s->handling = &m;
+    s->handling_conn = c;
+    dispatch_message(c, &m, t0_us);
+    s->handling = NULL;
+    s->handling_conn = NULL;
+}
+
+/* One decoded message: the hello gate, the rate limit of everything but events, an expired
+ * token, then the message's handler. */
+static void dispatch_message(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
+{
+    if (c->state == CONN_AWAIT_HELLO && m->type != RC_MSG_HELLO && m->type != RC_MSG_PING) {
         rc_conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
         return;
     }
-    if (m.type != RC_MSG_EVENT && m.type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
-        rc_conn_error(c, RC_PERR_RATE_LIMITED, "message rate limit exceeded", (rc_str_t){0}, false);
+    if (m->type != RC_MSG_EVENT && m->type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
+        /* The error names the message (`about`, and a ping's `t`): a client pinging to
+         * measure latency can tell which ping was refused. */
+        char msg[64];
+        snprintf(msg, sizeof(msg), "rate limit of %s messages exceeded",
+                 rc_proto_msg_type_name(m->type));
+        rc_conn_error(c, RC_PERR_RATE_LIMITED, msg, (rc_str_t){0}, false);
         return;
     }
     /* An expired token ends the session at its next message, unless that message is the
      * fresh token. */
-    if (m.type != RC_MSG_AUTH && token_expired(c, rc_wall_ms() / 1000)) {
+    if (m->type != RC_MSG_AUTH && token_expired(c, rc_wall_ms() / 1000)) {
         rc_conn_error(c, RC_PERR_TOKEN_EXPIRED, "the token expired; reconnect with a fresh one",
                       (rc_str_t){0}, true);
         return;
     }
-    switch (m.type) {
+    switch (m->type) {
     case RC_MSG_HELLO:
-        handle_hello(c, &m);
+        handle_hello(c, m);
         break;
     case RC_MSG_EVENT:
     case RC_MSG_EVENTS:
-        handle_events(c, &m, t0_us);
+        handle_events(c, m, t0_us);
         break;
     case RC_MSG_SUBSCRIBE:
-        handle_subscribe(c, &m);
+        handle_subscribe(c, m);
         break;
     case RC_MSG_UNSUBSCRIBE:
-        handle_unsubscribe(c, &m);
+        handle_unsubscribe(c, m);
         break;
     case RC_MSG_PING:
-        handle_ping(c, &m);
+        handle_ping(c, m);
         break;
     case RC_MSG_AUTH:
-        handle_auth(c, &m);
+        handle_auth(c, m);
         break;
     case RC_MSG_NONE:
         break;
@@ -531,6 +570,10 @@ static rc_frame_t *take_acks(rc_conn_t *c)
     return f;
 }
 
+/* Acks leave only when no frame is pending: a list an event changed is put in its slot while
+ * the event is handled, before its ack can be queued, so the ack is written after it (or
+ * after the newer list that replaced it). PROTOCOL.md section 5 promises this order: it is
+ * how a client knows that no list is coming for an event. */
 rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
 {
     if (c->state == CONN_GONE)

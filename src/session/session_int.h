@@ -158,6 +158,11 @@ struct rc_sessions {
     rc_strmap_t by_pseudo;
     unsigned char pseudo_key[64];
     size_t pseudo_key_len;
+    /* The client message being handled, and its connection: errors raised meanwhile on that
+     * connection say what they refuse (rc_conn_error). Kept here, not per connection: one
+     * message is handled at a time. */
+    const rc_msg_t *handling;
+    const rc_conn_t *handling_conn;
     rc_anonid_keys_t anon_keys; /* issued anonymous ids (auth/anonid.h) */
     bool anon_ids_chosen;       /* --demo or --anonymous-ids chosen: any hello.user is taken */
     uint32_t n_sessions, n_conns;

@@ -703,13 +703,22 @@ export function assertAck(a, ids) {
 
 export function assertError(err, code) {
   assert.equal(err.type, 'error', `expected error ${code}, got ${JSON.stringify(err)}`);
-  assertOnlyFields(err, ['type', 'code', 'name', 'message', 'id', 'fatal'], 'error');
+  assertOnlyFields(err, ['type', 'code', 'name', 'message', 'id', 'about', 'surface', 't', 'fatal'], 'error');
   assert.equal(err.code, code, `expected error ${code}, got ${JSON.stringify(err)}`);
   assert.equal(err.name, ERRORS[code].name, `error ${code} name`);
   assert.equal(typeof err.message, 'string');
   assert.equal(err.fatal, ERRORS[code].fatal, `error ${code} fatal`);
   if ('id' in err) assert.equal(typeof err.id, 'string');
+  if ('about' in err) assert.ok(CLIENT_TYPES.includes(err.about), `error.about ${err.about}`);
+  if ('surface' in err) assert.ok(['subscribe', 'unsubscribe'].includes(err.about), 'surface only about a subscription');
+  if ('t' in err) {
+    assert.equal(err.about, 'ping', 't only about a ping');
+    assert.equal(typeof err.t, 'number');
+  }
 }
+
+/** The client message types of PROTOCOL.md section 2.1 (what error.about may name). */
+const CLIENT_TYPES = ['hello', 'event', 'events', 'subscribe', 'unsubscribe', 'ping', 'auth'];
 
 /**
  * Asserts the shape of a recs message; `surface`, `k` (exact length), and `cause` (an id, or
