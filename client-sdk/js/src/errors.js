@@ -72,7 +72,7 @@ export class RankcastError extends Error {
  */
 export class ServerError extends RankcastError {
   /**
-   * @param {{code: number, name?: string, message?: string, id?: string, fatal?: boolean}} wire
+   * @param {{code: number, name?: string, message?: string, id?: string, fatal?: boolean, about?: string, surface?: string, t?: number}} wire
    */
   constructor(wire) {
     const known = SERVER_ERRORS_BY_NUMBER[wire.code];
@@ -83,6 +83,9 @@ export class ServerError extends RankcastError {
     this.codeName = codeName;
     this.serverMessage = detail;
     this.eventId = typeof wire.id === 'string' ? wire.id : undefined;
+    this.about = typeof wire.about === 'string' ? wire.about : undefined;
+    this.surface = typeof wire.surface === 'string' ? wire.surface : undefined;
+    this.t = typeof wire.t === 'number' ? wire.t : undefined;
     this.fatal = wire.fatal === true;
     this.retryable = isRetryableCode(wire.code);
   }
