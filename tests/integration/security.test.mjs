@@ -365,6 +365,21 @@ describe('anonymous ids are issued and signed (issue S 11)', () => {
     }
   });
 
+  test('nodes that share --pseudonym-key (a cluster) accept each other\'s ids; a node with another key does not', async () => {
+    const shared = ['--pseudonym-key', 'cluster-secret-0123456789abcdef0123456789'];
+    const a = await signed(shared);
+    const b = await signed(shared);
+    const c = await signed(['--pseudonym-key', 'another-secret-0123456789abcdef012345678']);
+    try {
+      const user = (await connectHello(a, 'json')).welcome.user;
+      assert.equal((await connectHello(b, 'msgpack', { user })).welcome.user, user);
+      await refusedWith(c, { user }, 4013);
+    } finally {
+      closeAllClients();
+      for (const s of [a, b, c]) await stopServerCleanly(s);
+    }
+  });
+
   test('key rotation: ids of --anon-id-key-previous are accepted until it is dropped', async () => {
     let server = await signed(['--anon-id-key', KEY_1]);
     let old;
