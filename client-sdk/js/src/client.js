@@ -172,9 +172,9 @@ export class RankcastClient {
     return this.#state;
   }
 
-  /** The user this client acts for: welcome.user once known, else the configured one. */
+  /** The user this client acts for: welcome.user once known, else the configured one (unless refused). */
   get user() {
-    return this.#welcome?.user ?? this.#o.user;
+    return this.#welcome?.user ?? (this.#userRefused ? undefined : this.#o.user);
   }
 
   /** What the server said in its last `welcome`, or null before the first. */
