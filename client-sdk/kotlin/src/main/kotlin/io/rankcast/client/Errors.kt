@@ -51,6 +51,12 @@ class ServerException(
     val serverMessage: String,
     val eventId: String?,
     val fatal: Boolean,
+    /** The type of the client message the error refuses ("ping", "subscribe", …), when the server named it. */
+    val about: String? = null,
+    /** With [about] "subscribe" or "unsubscribe": that message's surface. */
+    val surface: String? = null,
+    /** With [about] "ping": the refused ping's t. */
+    val t: Double? = null,
 ) : RankcastException("rankcast server error $code $codeName" + if (serverMessage.isEmpty()) "" else ": $serverMessage") {
     /** Whether an event refused with this code is sent again (the SDK does so itself). */
     val retryable: Boolean get() = ServerErrors.isRetryable(code)

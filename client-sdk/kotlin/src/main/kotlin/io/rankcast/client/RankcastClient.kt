@@ -441,7 +441,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
     }
 
     private fun onServerError(c: Conn, e: Incoming.Error) {
-        val err = ServerException(e.code, e.name.ifEmpty { ServerErrors.table[e.code]?.name ?: "unknown" }, e.message, e.id, e.fatal)
+        val err = ServerException(e.code, e.name.ifEmpty { ServerErrors.table[e.code]?.name ?: "unknown" }, e.message, e.id, e.fatal, e.about, e.surface, e.t)
         if (e.fatal) c.fatal = err // the close that follows reports it
         // Every server error is reported, also those about a queued event (whose track() fails
         // or whose retry is planned here): a fire-and-forget send() would otherwise lose them.
