@@ -114,6 +114,13 @@ typedef struct rcc_error {
     const char *message;  /* human-readable detail; never NULL */
     const char *event_id; /* the event the error is about, or NULL */
     bool fatal;           /* the connection closes after it */
+    /* What the server says the error refuses (PROTOCOL.md, error): the client message's type
+     * ("ping", "subscribe", ...), or NULL; with "subscribe"/"unsubscribe" its surface; with
+     * "ping" its t (has_t). */
+    const char *about;
+    const char *surface;
+    bool has_t;
+    double t;
 } rcc_error_t;
 
 /** Limits in force on the connection (welcome.limits, PROTOCOL.md section 6). */
