@@ -551,6 +551,37 @@ static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
     }
 }
 
+/* What a refused message was, for its error (PROTOCOL.md, error `about`): its type, and the
+ * surface or `t` it carried when those are valid themselves (never an echo of bad input). */
+static void note_refused(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_type_t type)
+{
+    d->err_about = (rc_error_about_t){.type = rc_proto_msg_type_name(type)};
+    const msgpack_object_map *map = &root->via.map;
+    if (type == RC_MSG_SUBSCRIBE || type == RC_MSG_UNSUBSCRIBE) {
+        const msgpack_object *v = rc_mp_map_get(map, "surface");
+        if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+            v->via.str.size > RC_SURFACE_MAX)
+            return;
+        for (uint32_t c = 0; c < v->via.str.size; c++)
+            if (!id_char(v->via.str.ptr[c], true))
+                return;
+        d->err_about.surface = (rc_str_t){v->via.str.ptr, v->via.str.size};
+    } else if (type == RC_MSG_PING) {
+        const msgpack_object *v = rc_mp_map_get(map, "t");
+        if (v == NULL)
+            return;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            d->err_about.t = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            d->err_about.t = (double)v->via.i64;
+        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
+            d->err_about.t = v->via.f64;
+        else
+            return;
+        d->err_about.has_t = isfinite(d->err_about.t);
+    }
+}
+
 int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
                     rc_msg_t *out)
 {
@@ -560,6 +591,7 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
     msgpack_zone_clear(&d->zone);
     d->err[0] = '\0';
     d->err_id = (rc_str_t){NULL, 0};
+    d->err_about = (rc_error_about_t){0};
     memset(out, 0, sizeof(*out));
 
     if (fmt == RC_FMT_JSON) {
@@ -576,7 +608,10 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
             return fail(d, RC_PERR_MALFORMED, "invalid MessagePack%s%s",
                         ur == MSGPACK_UNPACK_EXTRA_BYTES ? " (trailing bytes)" : "", "");
     }
-    return decode_message(d, &root, out);
+    rc = decode_message(d, &root, out);
+    if (rc != 0 && out->type != RC_MSG_NONE)
+        note_refused(d, &root, out->type);
+    return rc;
 }
 
 /* ---- server messages ---- */

@@ -94,10 +94,18 @@ static rc_error_about_t error_about(const rc_conn_t *c)
     return a;
 }
 
+static void conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal,
+                       rc_error_about_t about);
+
 void rc_conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal)
 {
+    conn_error(c, code, message, id, fatal, error_about(c));
+}
+
+static void conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal,
+                       rc_error_about_t about)
+{
     uint64_t now = rc_mono_us();
-    rc_error_about_t about = error_about(c);
 
     if (c->state == CONN_GONE || c->state == CONN_CLOSING)
         return;
@@ -495,7 +503,7 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
     int code = rc_proto_decode(&s->decoder, c->fmt, data, len, &m);
     if (code != 0) {
         bool fatal = code == RC_PERR_UNSUPPORTED_VERSION;
-        rc_conn_error(c, code, s->decoder.err, s->decoder.err_id, fatal);
+        conn_error(c, code, s->decoder.err, s->decoder.err_id, fatal, s->decoder.err_about);
         return;
     }
     s->handling = &m;

@@ -104,16 +104,31 @@ for (const enc of ENCODINGS) {
       const unknown = await client.nextAny();
       assertError(unknown, 4002);
       assert.match(unknown.message, /bogus_field/, 'message does not name the unknown field');
+      // The error names the refused message, and its surface when that is valid.
+      assert.equal(unknown.about, 'subscribe');
+      assert.equal(unknown.surface, 'home');
       client.send({ type: 'subscribe', k: 3 });
       const missing = await client.nextAny();
       assertError(missing, 4002);
       assert.match(missing.message, /surface/, 'message does not name the missing field');
+      assert.equal(missing.about, 'subscribe');
+      assert.equal(missing.surface, undefined);
+      client.send({ type: 'subscribe', surface: 'Not A Surface', k: 3 });
+      const invalid = await client.nextAny();
+      assertError(invalid, 4002);
+      assert.equal(invalid.surface, undefined, 'an invalid surface is not echoed');
+      client.send({ type: 'ping', t: 42.5, extra: true });
+      const ping = await client.nextAny();
+      assertError(ping, 4002);
+      assert.equal(ping.about, 'ping');
+      assert.equal(ping.t, 42.5);
       // An invalid event is refused with an error carrying its id.
       const id = uniqueId('bad-ev');
       client.send({ type: 'event', id, kind: 'rating', item: server.items[0].id, value: 6 });
       const bad = await client.nextAny();
       assertError(bad, 4002);
       assert.equal(bad.id, id);
+      assert.equal(bad.about, 'event');
       assert.match(bad.message, /value/);
       await client.roundTrip();
     });
