@@ -105,6 +105,8 @@ const char *rc_anonid_verdict_name(rc_anonid_verdict_t v)
         return "unsigned";
     case RC_ANONID_BAD_TAG:
         return "bad_tag";
+    case RC_ANONID_VERDICT_COUNT:
+        break;
     }
     return "unknown";
 }

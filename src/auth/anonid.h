@@ -34,6 +34,7 @@ typedef enum {
     RC_ANONID_OK_PREVIOUS, /* signed by the previous key (accepted during a rotation) */
     RC_ANONID_UNSIGNED,    /* not of the issued form at all (made up, or an old-style id) */
     RC_ANONID_BAD_TAG,     /* of the form, but the tag is no key's: forged, or a retired key */
+    RC_ANONID_VERDICT_COUNT
 } rc_anonid_verdict_t;
 
 /** Derives the keys from secret `cur` (`cur_len` bytes, borrowed for the call) and, when

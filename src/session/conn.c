@@ -230,6 +230,7 @@ static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user,
     if (asked.n > 0) {
         if (!s->anon_ids_chosen) {
             rc_anonid_verdict_t v = rc_anonid_verify(&s->anon_keys, asked.p, asked.n);
+            rc_metrics.anon_ids[v]++;
             if (v != RC_ANONID_OK && v != RC_ANONID_OK_PREVIOUS) {
                 refuse_anonymous_id(c, v);
                 return false;
@@ -243,6 +244,7 @@ static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user,
                       true);
         return false;
     }
+    rc_metrics.anon_ids[RC_ANONID_VERDICT_COUNT]++;
     *user = (rc_str_t){anon, RC_ANONID_LEN};
     return true;
 }

@@ -310,7 +310,7 @@ describe('anonymous ids are issued and signed (issue S 11)', () => {
         'alice', // not even anon-
         'anon-0123456789abcdef', // the form servers issued before ids were signed
         flipDigit(welcome.user, -1), // the tag changed
-        flipDigit(welcome.user, 5), // the random part changed: someone else's id, unsigned
+        flipDigit(welcome.user, 5), // the random part changed: the tag no longer fits
         `${welcome.user.slice(0, 30)}${'0'.repeat(32)}`, // a tag of zeros
         welcome.user.toUpperCase().replace('ANON-', 'anon-'),
       ];
@@ -319,6 +319,10 @@ describe('anonymous ids are issued and signed (issue S 11)', () => {
         assert.match(answer.message, /not an anonymous id this server issued/);
       }
       assert.equal(await sample(server, 'rankcast_errors_total', { code: '4013', name: 'anonymous_id_refused' }) - before, refused.length);
+      // Told apart on /metrics: made up (or of the old form) against altered.
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'unsigned' }), 4);
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'bad_tag' }), 3);
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'issued' }), 1);
       // Those who come back without an id get a fresh one; the issued id still works.
       const { welcome: fresh } = await connectHello(server, 'msgpack');
       assert.match(fresh.user, ANON_ID);
@@ -394,6 +398,10 @@ describe('anonymous ids are issued and signed (issue S 11)', () => {
     try {
       assert.equal((await connectHello(server, 'json', { user: old })).welcome.user, old);
       rotated = (await connectHello(server, 'json')).welcome.user;
+      assert.equal((await connectHello(server, 'json', { user: rotated })).welcome.user, rotated);
+      // What tells the operator when the previous key may go.
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'ok_previous_key' }), 1);
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'ok' }), 1);
     } finally {
       closeAllClients();
       await stopServerCleanly(server);
