@@ -30,7 +30,7 @@ for server in rankcast ws socketio; do
         [[ $tls == 1 ]] && targs=(--tls-cert "$work/c.pem" --tls-key "$work/k.pem") && lgt=(--tls)
         [[ $server == socketio ]] && fr=(--framing socketio)
         case $server in
-        rankcast) "$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog $C \
+        rankcast) "$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog $C \
             --admin-token tok --log-level error "${targs[@]}" >/dev/null 2>&1 & ;;
         *) node "bench/peers/$server-peer.mjs" --port $p --catalog $C --admin-token tok "${targs[@]}" >/dev/null 2>&1 & ;;
         esac
@@ -52,7 +52,7 @@ for server in rankcast ws socketio; do
     done
 done
 p=$((PORT + i))
-"$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog $C --log-level error >/dev/null 2>&1 &
+"$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog $C --log-level error >/dev/null 2>&1 &
 pids+=($!)
 wait_port $p
 LOADGEN_BIN=$LG python3 bench/lgmulti.py --procs 2 --server-pids "${pids[-1]}" --out "$work/m.json" -- \

@@ -1005,6 +1005,27 @@ static int start_loop_handles(rc_node_t *n)
     return 0;
 }
 
+/* Anonymous ids are issued and signed (src/auth/anonid.h) unless the operator asks to take
+ * the ids clients choose, which makes each a bearer credential: said loudly at start. */
+static int check_anonymous_ids(const rc_config_t *cfg, char *err, size_t errlen)
+{
+    bool chosen = strcmp(cfg->anonymous_ids, "chosen") == 0;
+    if (!chosen && strcmp(cfg->anonymous_ids, "signed") != 0) {
+        snprintf(err, errlen, "--anonymous-ids must be signed or chosen");
+        return RC_EINVAL;
+    }
+    if (cfg->anon_id_key[0] != '\0' && strlen(cfg->anon_id_key) < 32) {
+        snprintf(err, errlen, "--anon-id-key must be at least 32 bytes");
+        return RC_EINVAL;
+    }
+    if (chosen && !cfg->demo && cfg->anonymous)
+        RC_WARN("node",
+                "--anonymous-ids chosen: clients name their own anonymous ids, so whoever knows "
+                "one acts as that visitor (for tests and replays, not for production)",
+                NULL);
+    return 0;
+}
+
 rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
 {
     rc_node_t *n = calloc(1, sizeof(*n));
@@ -1054,6 +1075,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
+    if (check_anonymous_ids(cfg, err, errlen) != 0)
+        goto fail;
     if (cfg->data_dir[0] != '\0' && cfg->kafka[0] == '\0' && node_log_id(n, err, errlen) != 0)
         goto fail;
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||

@@ -80,6 +80,13 @@ function visitorId(persona) {
   return user;
 }
 
+/** @param {string} user the id the server gave this visitor */
+function adoptUser(user) {
+  state.user = user;
+  if (state.persona !== 'returning') return;
+  try { localStorage.setItem(USER_KEY, user); } catch { /* storage off */ }
+}
+
 function guessDevice(width = innerWidth) {
   return width < 700 ? 'mobile' : width < 1100 ? 'tablet' : 'desktop';
 }
@@ -126,6 +133,9 @@ function connect() {
   client.on('state', ({ state: s }) => client === state.client && renderStatus(s, client));
   client.on('open', (welcome) => {
     if (client !== state.client) return;
+    // Outside --demo the server takes only ids it issued: a made-up one gets 4013 and the
+    // SDK comes back under a fresh id, which the page keeps from then on.
+    if (welcome.user !== state.user) adoptUser(welcome.user);
     $('who').textContent = `Visitor ${welcome.user} · session ${welcome.session} on node ${welcome.node}`;
     renderStatus('open', client);
   });

@@ -48,7 +48,8 @@ void rc_sessions_free(rc_sessions_t *s);
 
 /** Sets the key of pseudonyms (rc_sessions_new() takes --pseudonym-key, or a random one):
  * the node's own, kept in its data directory, so that the event log's pseudonyms name the
- * same users after a restart. Before any session exists. */
+ * same users after a restart, and (without --anon-id-key) the anonymous ids it issued are
+ * still its own. Before any session exists. */
 void rc_sessions_set_pseudonym_key(rc_sessions_t *s, const void *key, size_t len);
 
 /** Sets the verifier of client tokens (borrowed; NULL: tokens are not verified and only

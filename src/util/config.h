@@ -52,6 +52,9 @@ typedef struct rc_config {
     int64_t ping_interval_s;
     int64_t pong_timeout_s;
     char *pseudonym_key;
+    char *anonymous_ids; /* signed | chosen */
+    char *anon_id_key;
+    char *anon_id_key_previous;
     char *experiment;
     /* protocol limits */
     int64_t max_message_bytes;

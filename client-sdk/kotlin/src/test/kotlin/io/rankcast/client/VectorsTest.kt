@@ -146,6 +146,13 @@ class VectorsTest {
             if (fromJson != null && fromMsgpack != null) assertEquals(fromJson, fromMsgpack, "$name: both encodings")
             val msg = Reader.read(fromJson ?: fromMsgpack!!)
             assertNotNull(msg, "$name: read")
+            // An error names what it refuses: the message's type, a surface, a ping's t.
+            if (msg is Incoming.Error) {
+                val value = fromJson ?: fromMsgpack!!
+                assertEquals(value["about"], msg.about, "$name: about")
+                assertEquals(value["surface"], msg.surface, "$name: surface")
+                assertEquals((value["t"] as? Number)?.toDouble(), msg.t, "$name: t")
+            }
         }
         // The wrong frame kind for the encoding is a protocol error.
         val e = assertThrows<ClientException> { Codec.decode(Frame.Text("{\"type\":\"ack\",\"ids\":[]}"), Encoding.MSGPACK) }
