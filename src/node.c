@@ -73,6 +73,9 @@ struct rc_node {
     rc_strmap_t changes;      /* "c:<item>" / "s:<setting>" -> change_t: kept by snapshots */
     uint64_t snapshot_covers; /* what the newest snapshot covers (0: none) */
     rc_wbuf_t scratch;
+    struct replay *replay; /* the read-back in progress */
+    bool warming;          /* reading the log back while listening (on_warm) */
+    uv_timer_t warm_timer;
     uint32_t ticks;
     rc_sessions_t *sessions;
     rc_ops_t *ops;
@@ -106,6 +109,33 @@ static void ready_part(rc_enc_t *e, const char *key, const char *backend, int rc
     rc_enc_end(e);
 }
 
+struct replay;
+static uint64_t replay_events(const struct replay *r);
+
+/* While the log is read back: how far behind the node is (records estimated from the bytes
+ * left). */
+static void warming_part(const rc_node_t *n, rc_enc_t *e)
+{
+    rc_enc_key(e, "warming");
+    if (!n->warming) {
+        rc_enc_bool(e, false);
+        return;
+    }
+    uint64_t left = rc_eventlog_bytes_left(n->log), behind = rc_eventlog_records_left(n->log);
+    char reason[96];
+    snprintf(reason, sizeof(reason), "warming (%llu events behind)", (unsigned long long)behind);
+    rc_enc_map(e, 4);
+    rc_enc_key(e, "reason");
+    rc_enc_cstr(e, reason);
+    rc_enc_key(e, "events_read");
+    rc_enc_int(e, (int64_t)replay_events(n->replay));
+    rc_enc_key(e, "bytes_left");
+    rc_enc_int(e, (int64_t)left);
+    rc_enc_key(e, "events_behind");
+    rc_enc_int(e, (int64_t)behind);
+    rc_enc_end(e);
+}
+
 /* The backends' reasons are free text (error strings of hiredis, librdkafka): the JSON
  * encoder escapes them. */
 static bool node_ready(void *ctx, rc_wbuf_t *body)
@@ -114,16 +144,17 @@ static bool node_ready(void *ctx, rc_wbuf_t *body)
     char preason[160] = "", breason[160] = "";
     int prc = rc_profile_ready(n->profiles, preason, sizeof(preason));
     int brc = rc_bus_ready(n->bus, breason, sizeof(breason));
-    bool ready = prc == 0 && brc == 0 && !n->draining;
+    bool ready = prc == 0 && brc == 0 && !n->draining && !n->warming;
     rc_enc_t e;
     rc_enc_init(&e, body, RC_FMT_JSON);
-    rc_enc_map(&e, 5);
+    rc_enc_map(&e, 6);
     rc_enc_key(&e, "status");
-    rc_enc_cstr(&e, ready ? "ready" : "unavailable");
+    rc_enc_cstr(&e, ready ? "ready" : n->warming ? "warming" : "unavailable");
     rc_enc_key(&e, "node");
     rc_enc_cstr(&e, n->node_id);
     rc_enc_key(&e, "draining");
     rc_enc_bool(&e, n->draining);
+    warming_part(n, &e);
     ready_part(&e, "profiles", n->profiles->ops->name, prc, preason);
     ready_part(&e, "bus", n->bus->ops->name, brc, breason);
     rc_enc_end(&e);
@@ -229,7 +260,7 @@ static void write_snapshot(rc_node_t *n, const char *why);
  * needs it: the in-memory store is filled again from the whole log. */
 static void write_profile_mark(rc_node_t *n)
 {
-    if (n->log == NULL || !n->profiles->ops->shared)
+    if (n->log == NULL || n->warming || !n->profiles->ops->shared)
         return;
     uint64_t mark = rc_sessions_profile_mark(n->sessions);
     /* Records below the candidate hold changes numbered up to its sequence number: once the
@@ -365,6 +396,8 @@ static void node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->flush_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->tick, on_handle_closed);
     uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
+    uv_timer_stop(&n->warm_timer);
+    uv_close((uv_handle_t *)&n->warm_timer, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
@@ -623,6 +656,7 @@ typedef struct replay {
     int64_t restore_from_ms; /* events accepted since are remembered for de-duplication */
     uint64_t covers;         /* records below are in the snapshot: only profiles read them */
     uint64_t events, undecodable;
+    uint64_t t0_us; /* when the read-back began */
 } replay_t;
 
 /* A record a snapshot covers: only what the profile store may lack is taken from it. */
@@ -701,7 +735,7 @@ static void replay_record(void *ctx, uint64_t record, const void *data, size_t l
 static void write_snapshot(rc_node_t *n, const char *why)
 {
     uint64_t covers = n->log != NULL ? rc_eventlog_next_record(n->log) : 0;
-    if (n->log == NULL || covers == n->snapshot_covers)
+    if (n->log == NULL || n->warming || covers == n->snapshot_covers)
         return;
     uint64_t t0 = rc_mono_us();
     bool shared = n->profiles->ops->shared;
@@ -880,8 +914,93 @@ static int load_snapshot(rc_node_t *n, uint64_t *covers, uint64_t *profile_from,
     return 0;
 }
 
-/* Reads the log back (the node does not serve meanwhile), then appends to it. Without a data
- * directory the node says, loudly, what a restart loses. */
+static uint64_t replay_events(const replay_t *r)
+{
+    return r != NULL ? r->events : 0;
+}
+
+static void replay_free(replay_t *r)
+{
+    if (r == NULL)
+        return;
+    rc_history_free(r->history);
+    rc_profile_replay_free(r->profiles);
+    msgpack_zone_destroy(&r->zone);
+    free(r);
+}
+
+/* The read-back is over: the profile store gets what it may lack, the log takes appends, and
+ * the node says what it read. */
+static int finish_event_log(rc_node_t *n)
+{
+    replay_t *r = n->replay;
+    rc_profile_replay_stats_t ps = {0};
+    rc_profile_replay_finish(r->profiles, &ps);
+    const rc_eventlog_stats_t *st = rc_eventlog_read_stats(n->log);
+    double secs = (double)(rc_mono_us() - r->t0_us) / 1e6;
+    RC_INFO("node", "profiles given what the store may lack",
+            "store=%s events=%llu erasures=%llu skipped_by_mark=%llu refused=%llu",
+            n->profiles->ops->name, (unsigned long long)ps.events_sent,
+            (unsigned long long)ps.erasures_sent, (unsigned long long)ps.skipped,
+            (unsigned long long)ps.refused);
+    RC_INFO("node", "event log read back",
+            "dir=\"%s\" fsync=%s records=%llu in_snapshot=%llu events_learned=%llu segments=%u "
+            "bytes=%llu torn_bytes=%llu bad_segments=%u undecodable=%llu deleted_segments=%u "
+            "seconds=%.3f records_per_s=%.0f",
+            n->cfg->data_dir, n->cfg->fsync, (unsigned long long)st->records,
+            (unsigned long long)st->skipped_records, (unsigned long long)r->events, st->segments,
+            (unsigned long long)st->bytes, (unsigned long long)st->torn_bytes, st->bad_segments,
+            (unsigned long long)r->undecodable, st->deleted, secs,
+            secs > 0 ? (double)st->records / secs : 0);
+    replay_free(r);
+    n->replay = NULL;
+    rc_bus_local_set_log(n->bus, n->log);
+    rc_bus_local_set_tap(n->bus, node_log_tap, n);
+    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
+    if (n->catalog_changed) {
+        n->catalog_changed = false;
+        rc_catalog_api_settle(n->engine, n->sessions);
+    }
+    return rc_engine_refresh(n->engine);
+}
+
+/* Reads up to `budget` records of the log back; at its end, finishes. Returns 1 when done,
+ * 0 when there is more, or a negative code with `err`. */
+static int read_event_log(rc_node_t *n, uint64_t budget, char *err, size_t errlen)
+{
+    int rc = rc_eventlog_read(n->log, replay_record, n->replay, budget, err, errlen);
+    if (rc == 1 && finish_event_log(n) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    return rc;
+}
+
+/* A long read-back runs in slices on the loop (--warm-slice-records a turn), the node
+ * listening meanwhile: health checks are answered (/readyz says "warming"); sessions and the
+ * admin API are refused until the node knows what it knew (a retry taken before its id is
+ * read back would count twice). */
+static void on_warm(uv_timer_t *t)
+{
+    rc_node_t *n = t->data;
+    char err[300];
+    int rc = read_event_log(n, (uint64_t)n->cfg->warm_slice_records, err, sizeof(err));
+    if (rc == 0)
+        return;
+    uv_timer_stop(t);
+    if (rc < 0) {
+        RC_ERROR("node", "reading the event log back failed: stopping", "error=\"%s\"", err);
+        node_stop(n);
+        return;
+    }
+    n->warming = false;
+    rc_gateway_set_warming(n->gateway, false);
+    RC_INFO("node", "warm: serving sessions", "node=%s", n->node_id);
+}
+
+/* Opens the log and reads it back: before listening when it is small, else in slices once
+ * the node listens (--warm-listen-mb). Without a data directory the node says, loudly, what a
+ * restart loses. */
 static int open_event_log(rc_node_t *n, char *err, size_t errlen)
 {
     const rc_config_t *cfg = n->cfg;
@@ -910,55 +1029,38 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
     }
     if (node_pseudonym_key(n, err, errlen) != 0)
         return RC_EIO;
-    replay_t r = {.node = n,
-                  .history = rc_history_new(n->engine, cfg->import_session_gap_s * 1000),
-                  .profiles = rc_profile_replay_new(n->profiles, rc_engine_catalog(n->engine)),
-                  .restore_from_ms = rc_wall_ms() - cfg->dedupe_restore_s * 1000};
-    if (r.history == NULL || r.profiles == NULL || !msgpack_zone_init(&r.zone, 4096)) {
-        rc_history_free(r.history);
-        rc_profile_replay_free(r.profiles);
+    replay_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || !msgpack_zone_init(&r->zone, 4096)) {
+        free(r);
         snprintf(err, errlen, "out of memory");
         return RC_ENOMEM;
     }
-    rc_history_from_clients(r.history);
-    rc_eventlog_stats_t st;
-    uint64_t t0 = rc_mono_us();
-    if (load_snapshot(n, &r.covers, &lc.read_from, err, errlen) != 0) {
-        rc_history_free(r.history);
-        rc_profile_replay_free(r.profiles);
-        msgpack_zone_destroy(&r.zone);
-        return RC_EIO;
+    n->replay = r;
+    *r = (replay_t){.node = n,
+                    .zone = r->zone,
+                    .history = rc_history_new(n->engine, cfg->import_session_gap_s * 1000),
+                    .profiles = rc_profile_replay_new(n->profiles, rc_engine_catalog(n->engine)),
+                    .restore_from_ms = rc_wall_ms() - cfg->dedupe_restore_s * 1000,
+                    .t0_us = rc_mono_us()};
+    if (r->history == NULL || r->profiles == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
     }
-    lc.number_from = r.covers;
-    n->profile_confirmed = lc.read_from;
-    n->log = rc_eventlog_open(&n->loop, &n->defer, &lc, replay_record, &r, &st, err, errlen);
-    rc_profile_replay_stats_t ps = {0};
-    if (n->log != NULL)
-        rc_profile_replay_finish(r.profiles, &ps);
-    double secs = (double)(rc_mono_us() - t0) / 1e6;
-    rc_history_free(r.history);
-    rc_profile_replay_free(r.profiles);
-    msgpack_zone_destroy(&r.zone);
-    if (n->log == NULL)
+    rc_history_from_clients(r->history);
+    if (load_snapshot(n, &r->covers, &lc.read_from, err, errlen) != 0)
         return RC_EIO;
-    RC_INFO("node", "profiles given what the store may lack",
-            "store=%s events=%llu erasures=%llu skipped_by_mark=%llu refused=%llu",
-            n->profiles->ops->name, (unsigned long long)ps.events_sent,
-            (unsigned long long)ps.erasures_sent, (unsigned long long)ps.skipped,
-            (unsigned long long)ps.refused);
-    RC_INFO("node", "event log read back",
-            "dir=\"%s\" fsync=%s records=%llu in_snapshot=%llu events_learned=%llu segments=%u "
-            "bytes=%llu torn_bytes=%llu bad_segments=%u undecodable=%llu deleted_segments=%u "
-            "seconds=%.3f records_per_s=%.0f",
-            cfg->data_dir, cfg->fsync, (unsigned long long)st.records,
-            (unsigned long long)st.skipped_records, (unsigned long long)r.events, st.segments,
-            (unsigned long long)st.bytes, (unsigned long long)st.torn_bytes, st.bad_segments,
-            (unsigned long long)r.undecodable, st.deleted, secs,
-            secs > 0 ? (double)st.records / secs : 0);
-    rc_bus_local_set_log(n->bus, n->log);
-    rc_bus_local_set_tap(n->bus, node_log_tap, n);
-    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
-    return rc_engine_refresh(n->engine);
+    lc.number_from = r->covers;
+    n->profile_confirmed = lc.read_from;
+    if ((n->log = rc_eventlog_start(&n->loop, &n->defer, &lc, err, errlen)) == NULL)
+        return RC_EIO;
+    uint64_t left = rc_eventlog_bytes_left(n->log);
+    if (left > (uint64_t)cfg->warm_listen_mb << 20) {
+        RC_INFO("node", "warming: the event log is read back while the node listens", "bytes=%llu",
+                (unsigned long long)left);
+        n->warming = true;
+        return 0;
+    }
+    return read_event_log(n, UINT64_MAX, err, errlen) == 1 ? 0 : RC_EIO;
 }
 
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
@@ -998,6 +1100,12 @@ static int start_loop_handles(rc_node_t *n)
     uv_signal_init(&n->loop, &n->sighup);
     n->tick.data = n->drain_timer.data = n->sigint.data = n->sigterm.data = n->sighup.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_init(&n->loop, &n->warm_timer);
+    n->warm_timer.data = n;
+    if (n->warming) {
+        rc_gateway_set_warming(n->gateway, true);
+        uv_timer_start(&n->warm_timer, on_warm, 0, 1);
+    }
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sighup, on_reload, SIGHUP);
@@ -1168,6 +1276,7 @@ void rc_node_free(rc_node_t *n)
     rc_engine_free(n->engine);
     rc_settings_free(&n->settings);
     free_changes(n);
+    replay_free(n->replay);
     rc_wbuf_free(&n->scratch);
     if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)
         RC_WARN("node", "event loop closed with handles open", NULL);

@@ -64,6 +64,8 @@ struct rc_eventlog {
     bool flush_due;
     uv_timer_t timer; /* RC_FSYNC_INTERVAL */
     bool closed;
+    struct reader *reader; /* the read-back, until rc_eventlog_free() */
+    bool timer_ready;      /* once the read-back is done */
 };
 
 int rc_fsync_parse(const char *s, rc_fsync_t *out)
@@ -154,44 +156,62 @@ static void report(rc_eventlog_t *l, waiters_t *ws, int status)
 
 /* ---- reading back ---- */
 
-/* Reads the records of one segment. Returns the bytes of good data (header included), so
- * that a torn tail can be cut there; `*bad` says whether reading stopped at a bad record. */
-static uint64_t read_segment(const unsigned char *p, uint64_t size, uint64_t first,
-                             uint64_t read_from, rc_eventlog_record_fn each, void *ctx,
-                             uint64_t *records, uint64_t *passed, bool *bad)
+/* The read-back in progress: a segment at a time, mapped, its records read in slices
+ * (rc_eventlog_read). */
+typedef struct reader {
+    uint32_t seg;         /* the segment being read, or the next one to open */
+    bool open;            /* seg is open and mapped */
+    int fd;               /* the segment's */
+    unsigned char *p;     /* its mapping (NULL when empty) */
+    uint64_t size;        /* its size when opened */
+    int64_t mtime_s;      /* its mtime */
+    uint64_t off;         /* the first byte not read yet */
+    uint64_t records;     /* good records of the segment read so far */
+    uint64_t passed;      /* of which handed to `each` (from read_from on) */
+    bool bad;             /* reading stopped at a bad record */
+    bool done;            /* every segment read, the tail opened */
+    uint64_t bytes_read;  /* of the segments finished, for estimates */
+    uint64_t total_bytes; /* of every segment, at listing */
+    rc_eventlog_stats_t st;
+} reader_t;
+
+/* Reads records of the open segment until its end, a bad record, or `budget` records.
+ * Returns the records read. */
+static uint64_t read_records(reader_t *r, uint64_t first, uint64_t read_from,
+                             rc_eventlog_record_fn each, void *ctx, uint64_t budget)
 {
-    *bad = false;
-    *records = *passed = 0;
-    if (size < HEADER_BYTES || memcmp(p, MAGIC, 8) != 0) {
-        *bad = size > 0;
-        return 0;
+    uint64_t n = 0;
+    const unsigned char *p = r->p;
+    if (r->off == 0) {
+        if (r->size < HEADER_BYTES || memcmp(p, MAGIC, 8) != 0 ||
+            ((uint64_t)get32(p + 8) | (uint64_t)get32(p + 12) << 32) != first) {
+            r->bad = r->size > 0; /* nothing good: the segment ends at 0 */
+            return 0;
+        }
+        r->off = HEADER_BYTES;
     }
-    uint64_t hdr_first = (uint64_t)get32(p + 8) | (uint64_t)get32(p + 12) << 32;
-    if (hdr_first != first) {
-        *bad = true;
-        return 0;
-    }
-    uint64_t off = HEADER_BYTES;
-    while (off < size) {
-        if (size - off < RECORD_HEAD) {
-            *bad = true;
+    while (r->off < r->size && n < budget) {
+        uint64_t off = r->off;
+        if (r->size - off < RECORD_HEAD) {
+            r->bad = true;
             break;
         }
         uint32_t len = get32(p + off), crc = get32(p + off + 4);
-        if (len == 0 || len > RECORD_MAX || size - off - RECORD_HEAD < len ||
+        if (len == 0 || len > RECORD_MAX || r->size - off - RECORD_HEAD < len ||
             record_crc(len, p + off + RECORD_HEAD) != crc) {
-            *bad = true;
+            r->bad = true;
             break;
         }
-        if (first + *records >= read_from) {
+        if (first + r->records >= read_from) {
             if (each != NULL)
-                each(ctx, first + *records, p + off + RECORD_HEAD, len);
-            (*passed)++;
+                each(ctx, first + r->records, p + off + RECORD_HEAD, len);
+            r->passed++;
         }
-        (*records)++;
-        off += RECORD_HEAD + len;
+        r->records++;
+        r->off = off + RECORD_HEAD + len;
+        n++;
     }
-    return off;
+    return n;
 }
 
 static int cmp_segments(const void *a, const void *b)
@@ -232,69 +252,93 @@ static int list_segments(rc_eventlog_t *l, char *err, size_t errlen)
     return 0;
 }
 
-static int read_all(rc_eventlog_t *l, rc_eventlog_record_fn each, void *ctx,
-                    rc_eventlog_stats_t *st, char *err, size_t errlen)
+/* Opens and maps segment r->seg. A segment wholly below read_from is only counted. */
+static int open_segment(rc_eventlog_t *l, reader_t *r, char *err, size_t errlen)
 {
-    for (uint32_t i = 0; i < l->n_segs; i++) {
-        segment_t *s = &l->segs[i];
-        bool last = i + 1 == l->n_segs;
-        char path[600];
-        segment_path(l, s->first, path, sizeof(path));
-        int fd = open(path, last ? O_RDWR | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
-        struct stat sb;
-        if (fd < 0 || fstat(fd, &sb) != 0) {
-            snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
+    segment_t *s = &l->segs[r->seg];
+    bool last = r->seg + 1 == l->n_segs;
+    char path[600];
+    segment_path(l, s->first, path, sizeof(path));
+    int fd = open(path, last ? O_RDWR | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return RC_EIO;
+    }
+    *r = (reader_t){.seg = r->seg,
+                    .open = true,
+                    .fd = fd,
+                    .size = (uint64_t)sb.st_size,
+                    .mtime_s = (int64_t)sb.st_mtime,
+                    .bytes_read = r->bytes_read,
+                    .total_bytes = r->total_bytes,
+                    .st = r->st};
+    if (!last && l->segs[r->seg + 1].first <= l->cfg.read_from) {
+        /* Wholly before the snapshot: not read. */
+        r->st.skipped_records += l->segs[r->seg + 1].first - s->first;
+        r->off = r->size;
+        return 0;
+    }
+    if (r->size > 0) {
+        void *p = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
+            close(fd);
+            r->open = false;
             return RC_EIO;
         }
-        uint64_t size = (uint64_t)sb.st_size, records = 0, passed = 0, good = 0;
-        bool bad = false;
-        if (!last && l->segs[i + 1].first <= l->cfg.read_from) {
-            /* Wholly before the snapshot: not read. */
-            st->skipped_records += l->segs[i + 1].first - s->first;
-        } else if (size > 0) {
-            void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (p == MAP_FAILED) {
-                snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
-                close(fd);
-                return RC_EIO;
-            }
-            madvise(p, size, MADV_SEQUENTIAL);
-            good = read_segment(p, size, s->first, l->cfg.read_from, each, ctx, &records, &passed,
-                                &bad);
-            munmap(p, size);
-        }
-        if (last && (bad || size < HEADER_BYTES)) {
-            /* A torn tail: the process died inside a write. Cut it, so appends follow good
-             * data; an empty or headless segment gets its header again. */
-            if (good < HEADER_BYTES)
-                good = 0;
-            st->torn_bytes += size - good;
-            if (ftruncate(fd, (off_t)good) != 0) {
-                snprintf(err, errlen, "cannot truncate %s: %s", path, strerror(errno));
-                close(fd);
-                return RC_EIO;
-            }
-            if (size > good)
-                RC_WARN("log", "torn tail cut", "segment=%s bytes=%" PRIu64, path, size - good);
-            size = good;
-        } else if (bad) {
-            st->bad_segments++;
-            RC_ERROR("log", "bad record: the rest of the segment is skipped",
-                     "segment=%s offset=%" PRIu64, path, good);
-        }
-        close(fd);
-        s->bytes = size;
-        s->mtime_s = (int64_t)sb.st_mtime;
-        st->records += passed;
-        st->skipped_records += records - passed;
-        st->bytes += size;
-        st->segments++;
-        if (last)
-            l->next_record = s->first + records;
+        madvise(p, r->size, MADV_SEQUENTIAL);
+        r->p = p;
     }
     return 0;
+}
+
+/* The open segment is read: a torn tail of the last one is cut, a bad record elsewhere
+ * reported, and the segment's size and records counted. */
+static int close_segment(rc_eventlog_t *l, reader_t *r, char *err, size_t errlen)
+{
+    segment_t *s = &l->segs[r->seg];
+    bool last = r->seg + 1 == l->n_segs;
+    char path[600];
+    segment_path(l, s->first, path, sizeof(path));
+    uint64_t size = r->size, good = r->p != NULL ? r->off : 0;
+    if (r->p != NULL)
+        munmap(r->p, r->size);
+    r->p = NULL;
+    int rc = 0;
+    if (last && (r->bad || size < HEADER_BYTES)) {
+        /* A torn tail: the process died inside a write. Cut it, so appends follow good
+         * data; an empty or headless segment gets its header again. */
+        if (good < HEADER_BYTES)
+            good = 0;
+        r->st.torn_bytes += size - good;
+        if (ftruncate(r->fd, (off_t)good) != 0) {
+            snprintf(err, errlen, "cannot truncate %s: %s", path, strerror(errno));
+            rc = RC_EIO;
+        } else if (size > good) {
+            RC_WARN("log", "torn tail cut", "segment=%s bytes=%" PRIu64, path, size - good);
+        }
+        size = good;
+    } else if (r->bad) {
+        r->st.bad_segments++;
+        RC_ERROR("log", "bad record: the rest of the segment is skipped",
+                 "segment=%s offset=%" PRIu64, path, good);
+    }
+    close(r->fd);
+    r->open = false;
+    s->bytes = size;
+    s->mtime_s = r->mtime_s;
+    r->st.records += r->passed;
+    r->st.skipped_records += r->records - r->passed;
+    r->st.bytes += size;
+    r->st.segments++;
+    r->bytes_read += r->size;
+    if (last)
+        l->next_record = s->first + r->records;
+    r->seg++;
+    return rc;
 }
 
 /* ---- appending ---- */
@@ -503,6 +547,8 @@ int rc_eventlog_append(rc_eventlog_t *l, const void *data, size_t len, rc_eventl
 {
     if (l->closed)
         return RC_ECLOSED;
+    if (!l->reader->done)
+        return RC_EUNAVAIL;
     if (len == 0 || len > RECORD_MAX)
         return RC_EINVAL;
     if (!l->flush_due) {
@@ -534,7 +580,7 @@ size_t rc_eventlog_pending(const rc_eventlog_t *l)
 
 void rc_eventlog_maintain(rc_eventlog_t *l)
 {
-    if (l != NULL && !l->closed)
+    if (l != NULL && !l->closed && l->reader->done)
         apply_retention(l);
 }
 
@@ -546,12 +592,39 @@ static int make_dir(const char *dir, char *err, size_t errlen)
     return RC_EIO;
 }
 
-rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
-                                const rc_eventlog_config_t *cfg, rc_eventlog_record_fn each,
-                                void *ctx, rc_eventlog_stats_t *st, char *err, size_t errlen)
+/* Every segment read: appends go on after the last good record. A snapshot that covers
+ * records the log lost (a directory restored from a backup, a torn tail) moves numbering on
+ * past it, in a new segment, so no new record takes a number the snapshot claims. */
+static int finish_reading(rc_eventlog_t *l, char *err, size_t errlen)
+{
+    bool behind = l->next_record < l->cfg.number_from;
+    if (behind) {
+        RC_WARN("log", "the log ends before the snapshot: numbering resumes after it",
+                "log_end=%" PRIu64 " snapshot=%" PRIu64, l->next_record, l->cfg.number_from);
+        l->next_record = l->cfg.number_from;
+    }
+    int rc = open_tail(l, behind, err, errlen);
+    if (rc != 0)
+        return rc;
+    l->reader->st.deleted = apply_retention(l);
+    uv_timer_init(l->loop, &l->timer);
+    l->timer.data = l;
+    l->timer_ready = true;
+    if (l->cfg.fsync == RC_FSYNC_INTERVAL)
+        uv_timer_start(&l->timer, on_timer, (uint64_t)l->cfg.fsync_interval_ms,
+                       (uint64_t)l->cfg.fsync_interval_ms);
+    l->reader->done = true;
+    return 0;
+}
+
+rc_eventlog_t *rc_eventlog_start(uv_loop_t *loop, struct rc_defer *defer,
+                                 const rc_eventlog_config_t *cfg, char *err, size_t errlen)
 {
     rc_eventlog_t *l = calloc(1, sizeof(*l));
-    if (l == NULL) {
+    reader_t *r = calloc(1, sizeof(*r));
+    if (l == NULL || r == NULL) {
+        free(l);
+        free(r);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -559,46 +632,90 @@ rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
     l->defer = defer;
     l->cfg = *cfg;
     l->fd = -1;
+    l->reader = r;
     snprintf(l->dir, sizeof(l->dir), "%s", cfg->dir);
     l->cfg.dir = l->dir;
     rc_wbuf_init(&l->batch, 0);
-    memset(st, 0, sizeof(*st));
-    int rc = make_dir(l->dir, err, errlen);
-    if (rc == 0)
-        rc = list_segments(l, err, errlen);
-    if (rc == 0)
-        rc = read_all(l, each, ctx, st, err, errlen);
-    /* A snapshot covers records the log lost (a directory restored from a backup, a torn
-     * tail): numbering goes on after the snapshot, in a new segment, so no new record takes
-     * a number the snapshot claims. */
-    bool behind = rc == 0 && l->next_record < cfg->number_from;
-    if (behind) {
-        RC_WARN("log", "the log ends before the snapshot: numbering resumes after it",
-                "log_end=%" PRIu64 " snapshot=%" PRIu64, l->next_record, cfg->number_from);
-        l->next_record = cfg->number_from;
-    }
-    if (rc == 0)
-        rc = open_tail(l, behind, err, errlen);
-    if (rc != 0) {
-        if (l->fd >= 0)
-            close(l->fd);
-        rc_wbuf_free(&l->batch);
+    if (make_dir(l->dir, err, errlen) != 0 || list_segments(l, err, errlen) != 0) {
         free(l->segs);
+        free(r);
         free(l);
         return NULL;
     }
-    st->deleted = apply_retention(l);
-    uv_timer_init(loop, &l->timer);
-    l->timer.data = l;
-    if (cfg->fsync == RC_FSYNC_INTERVAL)
-        uv_timer_start(&l->timer, on_timer, (uint64_t)cfg->fsync_interval_ms,
-                       (uint64_t)cfg->fsync_interval_ms);
+    for (uint32_t i = 0; i < l->n_segs; i++) {
+        char path[600];
+        struct stat sb;
+        segment_path(l, l->segs[i].first, path, sizeof(path));
+        if (stat(path, &sb) == 0)
+            r->total_bytes += (uint64_t)sb.st_size;
+    }
+    return l;
+}
+
+int rc_eventlog_read(rc_eventlog_t *l, rc_eventlog_record_fn each, void *ctx, uint64_t budget,
+                     char *err, size_t errlen)
+{
+    reader_t *r = l->reader;
+    while (!r->done) {
+        if (r->seg == l->n_segs)
+            return finish_reading(l, err, errlen) == 0 ? 1 : RC_EIO;
+        if (!r->open && open_segment(l, r, err, errlen) != 0)
+            return RC_EIO;
+        if (budget == 0)
+            return 0;
+        if (r->off < r->size && r->p != NULL && !r->bad)
+            budget -= read_records(r, l->segs[r->seg].first, l->cfg.read_from, each, ctx, budget);
+        if ((r->off >= r->size || r->bad || r->p == NULL) && close_segment(l, r, err, errlen) != 0)
+            return RC_EIO;
+    }
+    return 1;
+}
+
+const rc_eventlog_stats_t *rc_eventlog_read_stats(const rc_eventlog_t *l)
+{
+    return &l->reader->st;
+}
+
+uint64_t rc_eventlog_bytes_left(const rc_eventlog_t *l)
+{
+    const reader_t *r = l->reader;
+    if (r->done)
+        return 0;
+    uint64_t done = r->bytes_read + (r->open ? r->off : 0);
+    return r->total_bytes > done ? r->total_bytes - done : 0;
+}
+
+uint64_t rc_eventlog_records_left(const rc_eventlog_t *l)
+{
+    const reader_t *r = l->reader;
+    uint64_t left = rc_eventlog_bytes_left(l);
+    uint64_t records = r->st.records + r->st.skipped_records + (r->open ? r->records : 0);
+    uint64_t bytes = r->bytes_read + (r->open ? r->off : 0);
+    if (left == 0 || records == 0 || bytes == 0)
+        return left > 0 ? left / 100 : 0; /* nothing read yet: a typical event's size */
+    return (uint64_t)((double)left * (double)records / (double)bytes);
+}
+
+rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
+                                const rc_eventlog_config_t *cfg, rc_eventlog_record_fn each,
+                                void *ctx, rc_eventlog_stats_t *st, char *err, size_t errlen)
+{
+    rc_eventlog_t *l = rc_eventlog_start(loop, defer, cfg, err, errlen);
+    if (l == NULL)
+        return NULL;
+    int rc = rc_eventlog_read(l, each, ctx, UINT64_MAX, err, errlen);
+    if (rc != 1) {
+        rc_eventlog_close(l); /* no loop handle yet: nothing to run */
+        rc_eventlog_free(l);
+        return NULL;
+    }
+    *st = l->reader->st;
     return l;
 }
 
 int rc_eventlog_sync_now(rc_eventlog_t *l)
 {
-    if (l->closed)
+    if (l->closed || !l->reader->done)
         return RC_ECLOSED;
     write_batch(l);
     if (l->fd < 0 || fdatasync(l->fd) != 0)
@@ -619,13 +736,21 @@ void rc_eventlog_close(rc_eventlog_t *l)
     report(l, &l->syncing, rc);
     report(l, &l->written, rc);
     report(l, &l->appended, RC_ECLOSED);
-    uv_close((uv_handle_t *)&l->timer, NULL);
+    if (l->timer_ready)
+        uv_close((uv_handle_t *)&l->timer, NULL);
 }
 
 void rc_eventlog_free(rc_eventlog_t *l)
 {
     if (l == NULL)
         return;
+    reader_t *r = l->reader;
+    if (r->open) { /* stopped while reading back */
+        if (r->p != NULL)
+            munmap(r->p, r->size);
+        close(r->fd);
+    }
+    free(r);
     if (l->fd >= 0)
         close(l->fd);
     rc_wbuf_free(&l->batch);

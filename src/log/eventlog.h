@@ -69,9 +69,33 @@ rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
                                 const rc_eventlog_config_t *cfg, rc_eventlog_record_fn each,
                                 void *ctx, rc_eventlog_stats_t *st, char *err, size_t errlen);
 
+/** Opens the log in cfg->dir (creating it) for a read-back in slices (rc_eventlog_read()),
+ * for a node that serves its health checks meanwhile. Nothing can be appended until the
+ * read-back is done. NULL with the reason in `err`. Caller frees with rc_eventlog_close()
+ * then rc_eventlog_free(). */
+rc_eventlog_t *rc_eventlog_start(uv_loop_t *loop, struct rc_defer *defer,
+                                 const rc_eventlog_config_t *cfg, char *err, size_t errlen);
+
+/** Reads back up to `budget` more records through `each(ctx, ...)`; past the last, cuts a
+ * torn tail, applies retention and opens a segment for appending. Returns 1 when done, 0
+ * when there is more, or RC_EIO with the reason in `err`. */
+int rc_eventlog_read(rc_eventlog_t *l, rc_eventlog_record_fn each, void *ctx, uint64_t budget,
+                     char *err, size_t errlen);
+
+/** What the read-back found so far (all of it once done). */
+const rc_eventlog_stats_t *rc_eventlog_read_stats(const rc_eventlog_t *l);
+
+/** Bytes of the log the read-back has still to read (0 once done). */
+uint64_t rc_eventlog_bytes_left(const rc_eventlog_t *l);
+
+/** Records the read-back has still to read, estimated from the bytes left at the mean size
+ * of the records read so far (0 once done). */
+uint64_t rc_eventlog_records_left(const rc_eventlog_t *l);
+
 /** Adds one record (copied) to this turn's batch; `done(arg, status)` (may be NULL) runs once
  * it is durable, never inside this call. Returns 0, RC_EINVAL for an empty record or one
- * over 16 MB, RC_ECLOSED after rc_eventlog_close(), or RC_ENOMEM (then `done` never runs). */
+ * over 16 MB, RC_ECLOSED after rc_eventlog_close(), RC_EUNAVAIL while reading back, or
+ * RC_ENOMEM (then `done` never runs). */
 int rc_eventlog_append(rc_eventlog_t *l, const void *data, size_t len, rc_eventlog_done_fn done,
                        void *arg);
 

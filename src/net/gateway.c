@@ -70,6 +70,9 @@ int rc_gw_confirm_upgrade(struct lws *wsi, const char *upgrade)
     if (!g->accepting)
         return refuse_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, RC_REFUSED_DRAINING,
                               "draining: connect to another node");
+    if (g->warming)
+        return refuse_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, RC_REFUSED_WARMING,
+                              "warming: the node is reading its event log back; retry shortly");
     if (g->cfg->allowed_origins[0] != '\0' &&
         lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_ORIGIN) > 0 &&
         !origin_allowed(g->cfg->allowed_origins, buf))
@@ -270,6 +273,11 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
 int rc_gateway_port(const rc_gateway_t *g)
 {
     return g->port > 0 ? g->port : -1;
+}
+
+void rc_gateway_set_warming(rc_gateway_t *g, bool warming)
+{
+    g->warming = warming;
 }
 
 /* Draining: the listening socket closes, so new connections go to the other workers or

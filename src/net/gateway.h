@@ -50,6 +50,10 @@ int rc_gateway_port(const rc_gateway_t *g);
  * current one stays. Returns 0 (also when TLS is off) or RC_EINVAL. */
 int rc_gateway_reload_tls(rc_gateway_t *g);
 
+/** While `warming` (the node reads its event log back), WebSocket upgrades (sessions, the ops
+ * feed) and the admin API are answered 503; health checks and metrics are served. */
+void rc_gateway_set_warming(rc_gateway_t *g, bool warming);
+
 /** Refuses new connections from now on (draining). */
 void rc_gateway_stop_accepting(rc_gateway_t *g);
 

@@ -24,6 +24,7 @@ struct rc_gateway {
     rc_sessions_t *sessions;
     const rc_gateway_hooks_t *hooks;
     bool accepting;
+    bool warming; /* rc_gateway_set_warming() */
     bool closing;
     int listen_fd;
     int port;

@@ -243,6 +243,9 @@ static int admin_refused(struct lws *wsi, rc_gw_http_pss_t *pss, unsigned status
                           : "a valid admin bearer token is required");
 }
 
+/* What the admin API answers while the node reads its log back (rc_gateway_set_warming()). */
+#define WARMING "warming: the node is reading its event log back; retry shortly"
+
 static const rc_api_route_t *api_route(const rc_gateway_t *g, const char *uri)
 {
     return g->hooks->api != NULL ? rc_api_find(g->hooks->api, uri) : NULL;
@@ -265,6 +268,8 @@ static int http_get(struct lws *wsi, rc_gw_http_pss_t *pss, const char *uri)
     } else if ((route = api_route(g, uri)) != NULL && route->get != NULL) {
         if ((status = admin_gate(wsi, g)) != HTTP_STATUS_OK)
             return admin_refused(wsi, pss, status);
+        if (g->warming)
+            return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, WARMING);
         status = rc_api_get(g->hooks->api, route, &pss->body);
     } else if (strncmp(uri, "/api/", 5) == 0) {
         return http_error(wsi, pss, HTTP_STATUS_METHOD_NOT_ALLOWED, "use POST");
@@ -357,6 +362,8 @@ static int http_body_done(struct lws *wsi, rc_gw_http_pss_t *pss)
     const rc_api_route_t *route = api_route(g, pss->route);
     if (route == NULL)
         return http_error(wsi, pss, HTTP_STATUS_NOT_FOUND, "not found");
+    if (g->warming)
+        return http_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, WARMING);
     unsigned status = rc_api_post(g->hooks->api, route, rc_wbuf_data(&pss->request),
                                   pss->request.len, &pss->body);
     return http_respond(wsi, pss, status, "application/json");

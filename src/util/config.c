@@ -80,6 +80,13 @@ static const setting_t settings[] = {
     {"log-retain-h", T_INT, OFF(log_retain_h), "168", 0, 87600,
      "files of the event log older than this are deleted (erased users' events are gone from "
      "disk by then); 0: no limit"},
+    {"warm-listen-mb", T_INT, OFF(warm_listen_mb), "64", 0, 1048576,
+     "with --data-dir, a read-back of more of the log than this lets the node listen "
+     "meanwhile: /readyz answers 503 \"warming\", sessions and the admin API 503, until it is "
+     "read; less is read before the node listens"},
+    {"warm-slice-records", T_INT, OFF(warm_slice_records), "20000", 1, 10000000,
+     "while warming, records read back per loop turn (about 1 µs each): fewer keep health "
+     "checks and metrics quicker, more warm sooner"},
     {"snapshot-interval-s", T_INT, OFF(snapshot_interval_s), "300", 0, 86400,
      "with --data-dir, how often what the node learned is written to a snapshot, so that a "
      "restart reads only the log after it (also on a clean stop); 0: only on a clean stop"},

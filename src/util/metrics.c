@@ -37,8 +37,8 @@ uint64_t rc_hist_bound_us(int i)
 
 const char *rc_metrics_refused_name(int reason)
 {
-    static const char *const names[RC_REFUSED_REASONS] = {"per_ip", "origin",   "token",
-                                                          "path",   "draining", "framing"};
+    static const char *const names[RC_REFUSED_REASONS] = {"per_ip",   "origin",  "token",  "path",
+                                                          "draining", "framing", "warming"};
     return reason >= 0 && reason < RC_REFUSED_REASONS ? names[reason] : NULL;
 }
 

@@ -31,6 +31,7 @@ typedef enum {
     RC_REFUSED_PATH,       /* 404: upgrade on another path than /ws */
     RC_REFUSED_DRAINING,   /* 503: the node is draining */
     RC_REFUSED_FRAMING,    /* 400, 411: a body or Transfer-Encoding on the upgrade request */
+    RC_REFUSED_WARMING,    /* 503: the node is reading its event log back */
     RC_REFUSED_REASONS
 } rc_refused_reason_t;
 

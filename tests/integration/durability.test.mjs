@@ -12,10 +12,14 @@ import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import zlib from 'node:zlib';
+
+import { encode } from '@msgpack/msgpack';
 
 import {
   adminRequest,
   closeAllClients,
+  connect,
   connectHello,
   fixtureItems,
   httpGetFresh,
@@ -295,6 +299,53 @@ describe('snapshots', () => {
     assert.deepEqual(await t.probe(), before);
     await stopServerCleanly(server);
   });
+});
+
+/** Writes a log segment of `n` view events as the server writes them (docs/durability.md):
+ * user `u<i % users>` (pseudonyms of 32 hex digits), ids `w<i>`. */
+function writeLog(dir, n, users) {
+  const parts = [Buffer.from('RCLOG\0\0\x01', 'latin1'), Buffer.alloc(8)];
+  for (let i = 0; i < n; i++) {
+    const payload = Buffer.from(encode({ k: 'ev', o: 'old', u: (i % users).toString(16).padStart(32, '0'), i: `w${i}`, t: 'view', it: items[i % items.length].id, r: Date.now(), dv: 0, tz: 0, p: [] }));
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(payload.length, 0);
+    head.writeUInt32LE(zlib.crc32(payload, zlib.crc32(head.subarray(0, 4))), 4);
+    parts.push(head, payload);
+  }
+  writeFileSync(join(dir, `events-${'0'.repeat(20)}.log`), Buffer.concat(parts));
+}
+
+test('a long read-back: the node listens, says it is warming, refuses sessions and the admin API, then serves', async () => {
+  const dir = dataDir();
+  writeLog(dir, 30000, 300);
+  // Slices of 30 records a loop turn: the read-back takes a thousand turns, long enough to see.
+  const server = await start(dir, ['--warm-listen-mb', '0', '--warm-slice-records', '30']);
+  try {
+    const ready = await httpGetFresh(server, '/readyz');
+    assert.equal(ready.status, 503);
+    const body = JSON.parse(ready.body);
+    assert.equal(body.status, 'warming');
+    assert.match(body.warming.reason, /^warming \(\d+ events behind\)$/);
+    // An estimate, from the mean size of the records read so far.
+    assert.ok(body.warming.events_behind > 0 && body.warming.events_behind < 33000, JSON.stringify(body));
+    const refused = await connect(server, 'json').then(() => null, (e) => e);
+    assert.equal(refused?.statusCode, 503, 'a session during warming');
+    const api = await adminRequest(server, 'GET', '/api/v1/experiment', undefined, ADMIN);
+    assert.equal(api.status, 503, 'the admin API during warming');
+    assert.equal((await httpGetFresh(server, '/healthz')).status, 200);
+    // Then it serves, once every record is read back.
+    const deadline = Date.now() + 30000;
+    while ((await httpGetFresh(server, '/readyz')).status !== 200) {
+      assert.ok(Date.now() < deadline, 'still warming after 30 s');
+      await sleep(50);
+    }
+    assert.match(server.output(), /msg="warm: serving sessions"/);
+    assert.equal(recordsReadBack(server), 30000);
+    const m = await metrics(server);
+    assert.equal(m.rankcast_handshakes_refused_total, 1, 'the one session refused while warming');
+  } finally {
+    await stopServerCleanly(server);
+  }
 });
 
 test('items learned from traffic come back as they were learned: junk named by too few users stays out', async () => {
