@@ -245,9 +245,10 @@ const s2c = [
     value: {
       type: 'recs', surface: 'home', version: 1763800000000001,
       items: [
-        { item: '22423', score: 0.91, src: 'trending', why: 'Trending on mobile', name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
-        { item: '85123A', score: 0.5, src: 'popular', why: 'Popular this week', name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
-        { item: 'x-unknown', score: 0.125, src: 'explore', why: 'Something new' },
+        { item: '22423', score: 0.91, src: 'trending', why: 'Trending on mobile', reason: { code: 'trending_context', segment: 'mobile' }, name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        { item: '85123A', score: 0.5, src: 'popular', why: 'Popular in Candles & lights', reason: { code: 'popular', category: 'candles-lights', category_name: 'Candles & lights' }, name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+        { item: '22086', score: 0.25, src: 'trending', why: 'Trending in your region', reason: { code: 'trending_locale', locale: 'en-GB' }, name: "PAPER CHAIN KIT 50'S CHRISTMAS", category: 'christmas', price: 2.95 },
+        { item: 'x-unknown', score: 0.125, src: 'explore', why: 'New', reason: { code: 'new_item' } },
       ],
       took_us: 41, variant: 'control',
     },
@@ -257,8 +258,11 @@ const s2c = [
     value: {
       type: 'recs', surface: 'home', version: 1763800000000002,
       items: [
-        { item: '84406B', score: 1.75, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
-        { item: '21730', score: 1, src: 'content', why: 'Like White Hanging Heart T-Light Holder', name: 'GLASS STAR FROSTED T-LIGHT HOLDER', category: 'candles-lights', price: 4.25 },
+        { item: '84406B', score: 1.75, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' }, name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: '21730', score: 1, src: 'content', why: 'Similar to White Hanging Heart T-Light Holder', reason: { code: 'similar', item: '85123A', item_name: 'White Hanging Heart T-Light Holder', category: 'candles-lights', category_name: 'Candles & lights' }, name: 'GLASS STAR FROSTED T-LIGHT HOLDER', category: 'candles-lights', price: 4.25 },
+        { item: '22720', score: 0.5, src: 'content', why: 'Because you like kitchen', reason: { code: 'category_affinity', category: 'kitchen' }, name: 'SET OF 3 CAKE TINS PANTRY DESIGN', category: 'kitchen', price: 4.95 },
+        { item: '23084', score: 0.375, src: 'pinned', why: 'Featured', reason: { code: 'pinned' }, name: 'RABBIT NIGHT LIGHT', category: 'candles-lights', price: 2.08 },
+        { item: '22197', score: 0.25, src: 'trending', why: 'Trending now', reason: { code: 'trending' }, name: 'POPCORN HOLDER', category: 'kitchen', price: 0.85 },
       ],
       cause: 'e-0001', took_us: 37, variant: 'control',
     },
@@ -268,8 +272,11 @@ const s2c = [
     value: {
       type: 'recs', surface: 'recent', version: 1763800000000003,
       items: [
-        { item: '85123A', score: 0.25, src: 'repeat', why: 'You viewed this 2 minutes ago', name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
-        { item: '84406B', score: 0.0625, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: '85123A', score: 0.25, src: 'repeat', why: 'You viewed this 2 minutes ago', reason: { code: 'repeat', kind: 'view', age_s: 150 }, name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+        { item: '22423', score: 0.125, src: 'repeat', why: 'You added this to your cart 1 hour ago', reason: { code: 'repeat', kind: 'cart', age_s: 4000 }, name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        { item: '22111', score: 0.1, src: 'repeat', why: 'You viewed this earlier', reason: { code: 'repeat' }, name: 'SCOTTIE DOG HOT WATER BOTTLE', category: 'textiles', price: 4.95 },
+        { item: '84406B', score: 0.0625, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' }, name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: 'x-legacy', score: 0.05, src: 'popular', why: 'Popular' },
       ],
       cause: 'e-0003', took_us: 41, variant: 'control',
     },

@@ -660,9 +660,35 @@ void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_af
     rc_enc_end(e);
 }
 
+static void encode_recs_reason(rc_enc_t *e, const rc_recs_reason_t *r)
+{
+    rc_enc_map(e, 1 + (r->item != NULL) + (r->item_name != NULL) + (r->category != NULL) +
+                      (r->category_name != NULL) + (r->segment != NULL) + (r->locale != NULL) +
+                      (r->kind != NULL) + (r->age_s >= 0));
+    KV_STR(e, "code", r->code);
+    if (r->item != NULL)
+        KV_STR(e, "item", r->item);
+    if (r->item_name != NULL)
+        KV_STR(e, "item_name", r->item_name);
+    if (r->category != NULL)
+        KV_STR(e, "category", r->category);
+    if (r->category_name != NULL)
+        KV_STR(e, "category_name", r->category_name);
+    if (r->segment != NULL)
+        KV_STR(e, "segment", r->segment);
+    if (r->locale != NULL)
+        KV_STR(e, "locale", r->locale);
+    if (r->kind != NULL)
+        KV_STR(e, "kind", r->kind);
+    if (r->age_s >= 0)
+        KV_INT(e, "age_s", r->age_s);
+    rc_enc_end(e);
+}
+
 static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 {
-    uint32_t n = 4 + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
+    uint32_t n =
+        4 + (it->reason != NULL) + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
     rc_enc_map(e, n);
     KV_STR(e, "item", it->item);
     KEY(e, "score");
@@ -670,6 +696,10 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
     rc_enc_decimal(e, round(it->score * 10000.0) / 10000.0, 4);
     KV_STR(e, "src", it->src);
     KV_STR(e, "why", it->why);
+    if (it->reason != NULL) {
+        KEY(e, "reason");
+        encode_recs_reason(e, it->reason);
+    }
     if (it->name != NULL)
         KV_STR(e, "name", it->name);
     if (it->category != NULL)

@@ -191,14 +191,27 @@ void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_af
 /** The answer to `auth` (a token refreshed on a live session): the new expiry. */
 void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms);
 
+/* An item's reason as data (PROTOCOL.md, `recs`): a code and what it refers to. Every
+ * pointer but `code` may be NULL (left out); `age_s` < 0 is left out. */
+typedef struct rc_recs_reason {
+    const char *code; /* NUL-terminated, borrowed, as the rest */
+    const char *item, *item_name;
+    const char *category, *category_name;
+    const char *segment;
+    const char *locale;
+    const char *kind;
+    int64_t age_s;
+} rc_recs_reason_t;
+
 typedef struct rc_recs_item {
     const char *item; /* NUL-terminated ids and texts, borrowed */
     double score;
     const char *src;
     const char *why;
-    const char *name;     /* NULL when the catalog does not know the item */
-    const char *category; /* NULL when unknown */
-    double price;         /* < 0 when unknown */
+    const rc_recs_reason_t *reason; /* NULL: none (left out) */
+    const char *name;               /* NULL when the catalog does not know the item */
+    const char *category;           /* NULL when unknown */
+    double price;                   /* < 0 when unknown */
 } rc_recs_item_t;
 
 typedef struct rc_recs {

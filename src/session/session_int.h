@@ -167,6 +167,7 @@ struct rc_sessions {
     rc_enc_t enc;      /* the encoder writing into it (rc_sessions_enc_begin) */
     rc_ranked_t *rank_buf;
     rc_recs_item_t *recs_buf;
+    rc_recs_reason_t *reason_buf; /* recs_buf[i].reason points at reason_buf[i] */
     char (*why_buf)[WHY_LEN];
     ticket_t *free_tickets;
     spare_delta_t *free_deltas;

@@ -4,6 +4,7 @@
  * outbox slot, where a newer list replaces one not yet written. */
 #include "session/session_int.h"
 #include "engine/experiments.h"
+#include "engine/reasons.h"
 #include "util/clock.h"
 #include "util/metrics.h"
 
@@ -34,6 +35,26 @@ void rc_view_free(rc_view_t *v)
     free(v);
 }
 
+/* A reason as the wire carries it: ids and names instead of catalog indexes. */
+static void wire_reason(const rc_catalog_t *cat, const rc_reason_t *why, rc_recs_reason_t *out)
+{
+    bool has_item = why->item >= 0 && (uint64_t)why->item < cat->n;
+    uint32_t ref = has_item ? (uint32_t)why->item : 0;
+    bool has_cat = why->category != 0 && why->category < cat->n_categories;
+    *out = (rc_recs_reason_t){
+        .code = rc_reason_code_name(why->code),
+        .item = has_item ? rc_item_id(cat, ref) : NULL,
+        .item_name =
+            has_item && !(cat->items[ref].flags & RC_ITEM_LEARNED) ? rc_item_name(cat, ref) : NULL,
+        .category = has_cat ? cat->categories[why->category] : NULL,
+        .category_name = has_cat ? cat->category_names[why->category] : NULL,
+        .segment = why->segment,
+        .locale = why->locale,
+        .kind = why->kind < RC_EVENT_KIND_COUNT ? rc_event_kind_name(why->kind) : NULL,
+        .age_s = why->code == RC_REASON_REPEAT ? why->age_s : -1,
+    };
+}
+
 /* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
 rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
                            rc_format_t fmt, bool with_cause)
@@ -50,12 +71,16 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
     for (uint32_t i = 0; i < v->n; i++) {
         const rc_ranked_t *r = &v->ranked[i];
         const rc_item_t *it = &cat->items[r->item];
-        rc_engine_why(s->engine, u, r, s->why_buf[i], WHY_LEN);
+        rc_reason_t why;
+        rc_engine_reason(s->engine, u, r, &why);
+        rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
+        wire_reason(cat, &why, &s->reason_buf[i]);
         s->recs_buf[i] = (rc_recs_item_t){
             .item = rc_item_id(cat, r->item),
             .score = r->score,
             .src = rc_src_name(r->src),
             .why = s->why_buf[i],
+            .reason = &s->reason_buf[i],
             .name = (it->flags & RC_ITEM_LEARNED) ? NULL : rc_item_name(cat, r->item),
             .category = it->category ? cat->categories[it->category] : NULL,
             .price = it->price,

@@ -75,13 +75,17 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Fixture catalog
 
 const FIXTURE_CATEGORIES = {
-  'candles-lights': { tags: ['candle', 'light'], nouns: ['T-Light Holder', 'Lantern', 'Candle', 'Fairy Lights'] },
+  'candles-lights': { display: 'Candles & lights', tags: ['candle', 'light'], nouns: ['T-Light Holder', 'Lantern', 'Candle', 'Fairy Lights'] },
   kitchen: { tags: ['kitchen', 'baking'], nouns: ['Cake Stand', 'Mug', 'Tea Towel', 'Baking Tin'] },
-  'home-decor': { tags: ['decor', 'wall'], nouns: ['Coat Hanger', 'Nesting Boxes', 'Hot Water Bottle', 'Wall Sign'] },
+  'home-decor': { display: 'Home decor', tags: ['decor', 'wall'], nouns: ['Coat Hanger', 'Nesting Boxes', 'Hot Water Bottle', 'Wall Sign'] },
   christmas: { tags: ['christmas', 'festive'], nouns: ['Bauble', 'Advent Calendar', 'Stocking', 'Tree Topper'] },
   bags: { tags: ['bag', 'tote'], nouns: ['Jumbo Bag', 'Lunch Bag', 'Shopper', 'Charlotte Bag'] },
   stationery: { tags: ['paper', 'desk'], nouns: ['Notebook', 'Pencil Set', 'Gift Wrap', 'Greeting Card'] },
 };
+/** The display name of each fixture category that has one (the words of its reasons). */
+export const FIXTURE_CATEGORY_NAMES = Object.fromEntries(
+  Object.entries(FIXTURE_CATEGORIES).filter(([, spec]) => spec.display !== undefined).map(([slug, spec]) => [slug, spec.display]),
+);
 const COLOURS = ['Red', 'White', 'Pink', 'Blue', 'Green', 'Cream'];
 
 /**
@@ -106,7 +110,9 @@ export const FIXTURE_PER_CATEGORY = 12;
 
 /**
  * Builds the fixture catalog: 6 categories of 12 items (72), deterministic, with the ids the
- * vectors use. Returns the items as objects.
+ * vectors use; the first item of a category with a display name carries it (`category_name`
+ * names the category for all its items), the others leave it to the catalog. Returns the items
+ * as objects.
  */
 export function fixtureItems() {
   const items = [];
@@ -126,6 +132,7 @@ export function fixtureItems() {
         id: base.id,
         name: base.name,
         category,
+        ...(spec.display !== undefined && i === 0 ? { category_name: spec.display } : {}),
         tags: [...spec.tags, colour.toLowerCase()],
         price: base.price,
       });
@@ -709,6 +716,72 @@ export function assertError(err, code) {
   if ('id' in err) assert.equal(typeof err.id, 'string');
 }
 
+// The fields each reason code may carry beside `code` (PROTOCOL.md, `recs`).
+const REASON_FIELDS = {
+  co_visited: ['item', 'item_name'],
+  similar: ['item', 'item_name', 'category', 'category_name'],
+  category_affinity: ['category', 'category_name'],
+  trending: [],
+  trending_context: ['segment'],
+  trending_locale: ['locale'],
+  pinned: [],
+  repeat: ['kind', 'age_s'],
+  new_item: ['category', 'category_name'],
+  popular: ['category', 'category_name'],
+};
+const CONTEXT_WORDS = {
+  mobile: 'Trending on mobile', tablet: 'Trending on tablets', desktop: 'Trending on desktop',
+  night: 'Trending tonight', morning: 'Trending this morning', afternoon: 'Trending this afternoon',
+  evening: 'Trending this evening',
+};
+const REPEAT_WORDS = { cart: 'You added this to your cart', purchase: 'You bought this', rating: 'You rated this' };
+
+/** The words the server must put in `why` for reason `r` (PROTOCOL.md, `recs`): built from the
+ * reason alone, so a `why` that disagrees with its reason fails. */
+export function reasonWords(r) {
+  const cat = () => r.category_name ?? r.category;
+  const itemName = () => r.item_name ?? r.item;
+  const inCat = (what) => (r.category !== undefined ? `${what} in ${cat()}` : what);
+  const ago = (s) => {
+    if (s === undefined) return 'earlier';
+    if (s < 60) return 'just now';
+    if (s < 3600) return `${Math.floor(s / 60)} minute${s < 120 ? '' : 's'} ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} hour${s < 7200 ? '' : 's'} ago`;
+    return 'earlier';
+  };
+  switch (r.code) {
+    case 'co_visited': return `Viewed together with ${itemName()}`;
+    case 'similar': return `Similar to ${itemName()}`;
+    case 'category_affinity': return `Because you like ${cat()}`;
+    case 'trending': return 'Trending now';
+    case 'trending_context': return CONTEXT_WORDS[r.segment];
+    case 'trending_locale': return 'Trending in your region';
+    case 'pinned': return 'Featured';
+    case 'repeat': return `${REPEAT_WORDS[r.kind] ?? 'You viewed this'} ${ago(r.age_s)}`;
+    case 'new_item': return inCat('New');
+    case 'popular': return inCat('Popular');
+    default: return undefined;
+  }
+}
+
+/** Asserts a recs item's structured reason: a known code, only the fields of that code, of
+ * their types, and the `why` its words make. */
+export function assertReason(it) {
+  const r = it.reason;
+  assert.ok(r !== null && typeof r === 'object', `recs item without a reason: ${JSON.stringify(it)}`);
+  assert.ok(Object.hasOwn(REASON_FIELDS, r.code), `reason code: ${JSON.stringify(it)}`);
+  assertOnlyFields(r, ['code', ...REASON_FIELDS[r.code]], `reason ${r.code}`);
+  if ('item' in r) assert.ok(isId(r.item), `reason.item: ${JSON.stringify(r)}`);
+  for (const k of ['item_name', 'category', 'category_name', 'segment', 'locale', 'kind'])
+    if (k in r) assert.ok(typeof r[k] === 'string' && r[k].length > 0, `reason.${k}: ${JSON.stringify(r)}`);
+  if ('age_s' in r) assert.ok(isInt(r.age_s) && r.age_s >= 0, `reason.age_s: ${JSON.stringify(r)}`);
+  if (r.code === 'co_visited' || r.code === 'similar') assert.ok('item' in r, `${r.code} without item`);
+  if (r.code === 'category_affinity' || r.code === 'similar') assert.ok('category' in r, `${r.code} without category`);
+  if (r.code === 'trending_context') assert.ok(Object.hasOwn(CONTEXT_WORDS, r.segment), `segment: ${r.segment}`);
+  if (r.code === 'trending_locale') assert.ok('locale' in r, 'trending_locale without locale');
+  assert.equal(it.why, reasonWords(r), `why of ${JSON.stringify(it)}`);
+}
+
 /**
  * Asserts the shape of a recs message; `surface`, `k` (exact length), and `cause` (an id, or
  * `null` for "must be absent") are checked when given.
@@ -724,7 +797,8 @@ export function assertRecs(r, { surface, k, cause } = {}) {
   assert.ok(Array.isArray(r.items), 'recs.items is not an array');
   if (k !== undefined) assert.equal(r.items.length, k, `recs.items has ${r.items.length} items, expected k=${k}`);
   for (const it of r.items) {
-    assertOnlyFields(it, ['item', 'score', 'src', 'why', 'name', 'category', 'price'], 'recs item');
+    assertOnlyFields(it, ['item', 'score', 'src', 'why', 'reason', 'name', 'category', 'price'], 'recs item');
+    assertReason(it);
     assert.ok(isId(it.item), `recs item id: ${JSON.stringify(it)}`);
     assert.ok(typeof it.score === 'number' && Number.isFinite(it.score), `recs item score: ${JSON.stringify(it)}`);
     assert.ok(SOURCES.has(it.src), `recs item src: ${JSON.stringify(it)}`);

@@ -302,18 +302,33 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
         rc_proto_encode_auth_ok(e, jint(v, "exp_ms"));
     } else if (strcmp(type, "recs") == 0) {
         static rc_recs_item_t items[128];
+        static rc_recs_reason_t reasons[128];
         const json_t *arr = json_object_get(v, "items");
         size_t n = json_array_size(arr);
         for (size_t i = 0; i < n; i++) {
             const json_t *it = json_array_get(arr, i);
             json_t *price = json_object_get(it, "price");
-            items[i] = (rc_recs_item_t){jstr(it, "item").p,
-                                        json_number_value(json_object_get(it, "score")),
-                                        jstr(it, "src").p,
-                                        jstr(it, "why").p,
-                                        jstr(it, "name").p,
-                                        jstr(it, "category").p,
-                                        price ? json_number_value(price) : -1};
+            const json_t *why = json_object_get(it, "reason");
+            const json_t *age = json_object_get(why, "age_s");
+            reasons[i] = (rc_recs_reason_t){
+                .code = jstr(why, "code").p,
+                .item = jstr(why, "item").p,
+                .item_name = jstr(why, "item_name").p,
+                .category = jstr(why, "category").p,
+                .category_name = jstr(why, "category_name").p,
+                .segment = jstr(why, "segment").p,
+                .locale = jstr(why, "locale").p,
+                .kind = jstr(why, "kind").p,
+                .age_s = age ? json_integer_value(age) : -1,
+            };
+            items[i] = (rc_recs_item_t){.item = jstr(it, "item").p,
+                                        .score = json_number_value(json_object_get(it, "score")),
+                                        .src = jstr(it, "src").p,
+                                        .why = jstr(it, "why").p,
+                                        .reason = why != NULL ? &reasons[i] : NULL,
+                                        .name = jstr(it, "name").p,
+                                        .category = jstr(it, "category").p,
+                                        .price = price ? json_number_value(price) : -1};
         }
         rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items,
                        (uint32_t)n,          jstr(v, "cause"),   jint(v, "took_us"),
