@@ -22,8 +22,10 @@ export const DEFAULT_LIMITS = Object.freeze({
  * checks that they stay the same).
  * @typedef {{-readonly [K in keyof typeof DEFAULT_LIMITS]: number}} Limits
  * @typedef {{v: number, session: string, user: string, node: string, serverTimeMs: number, limits: Limits}} WelcomeInfo
- * @typedef {{item: string, score: number, src: string, why: string, name?: string, category?: string,
- *   price?: number}} RecItem
+ * @typedef {{code: string, item?: string, itemName?: string, category?: string, categoryName?: string,
+ *   segment?: string, locale?: string, kind?: string, ageS?: number}} Reason
+ * @typedef {{item: string, score: number, src: string, why: string, reason?: Reason, name?: string,
+ *   category?: string, price?: number}} RecItem
  * @typedef {{surface: string, version: number, items: RecItem[], cause?: string, tookUs: number,
  *   variant: string}} RecsList
  * @typedef {{id: string, topic: string, data: unknown}} PushMessage
@@ -138,6 +140,37 @@ function readAck(m) {
   return { type: 'ack', ids: m.ids };
 }
 
+/** @type {ReadonlyArray<readonly [string, 'item' | 'itemName' | 'category' | 'categoryName' | 'segment' | 'locale' | 'kind']>} */
+const REASON_STRINGS = [
+  ['item', 'item'],
+  ['item_name', 'itemName'],
+  ['category', 'category'],
+  ['category_name', 'categoryName'],
+  ['segment', 'segment'],
+  ['locale', 'locale'],
+  ['kind', 'kind'],
+];
+
+/**
+ * An item's structured reason (PROTOCOL.md, `recs`), or undefined when it has none or it is not
+ * a map with a string code: a reason is an extra, never worth refusing a list for. Fields of
+ * the wrong type and fields this SDK does not know are left out.
+ * @param {unknown} wire
+ * @returns {Reason | undefined}
+ */
+export function readReason(wire) {
+  const r = /** @type {Record<string, unknown> | null} */ (wire !== null && typeof wire === 'object' && !Array.isArray(wire) ? wire : null);
+  if (r === null || typeof r.code !== 'string') return undefined;
+  /** @type {Reason} */
+  const out = { code: r.code };
+  for (const [from, to] of REASON_STRINGS) {
+    const v = r[from];
+    if (typeof v === 'string') out[to] = v;
+  }
+  if (isInteger(r.age_s) && r.age_s >= 0) out.ageS = r.age_s;
+  return out;
+}
+
 /**
  * @param {unknown} wire
  * @returns {RecItem}
@@ -152,6 +185,8 @@ function readItem(wire) {
     src: typeof it.src === 'string' ? it.src : '',
     why: typeof it.why === 'string' ? it.why : '',
   };
+  const reason = readReason(it.reason);
+  if (reason !== undefined) out.reason = reason;
   if (typeof it.name === 'string') out.name = it.name;
   if (typeof it.category === 'string') out.category = it.category;
   if (typeof it.price === 'number') out.price = it.price;

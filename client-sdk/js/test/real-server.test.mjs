@@ -79,6 +79,9 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
         assert.equal(typeof it.score, 'number');
         assert.ok(['covisit', 'content', 'trending', 'popular', 'explore'].includes(it.src), it.src);
         assert.ok(it.why.length > 0);
+        // The structured reason, read into camelCase: a cold user's list is popular or trending.
+        assert.ok(['popular', 'trending', 'trending_context', 'trending_locale'].includes(it.reason?.code), JSON.stringify(it));
+        if (it.reason.code === 'popular') assert.equal(it.reason.category, it.category);
       }
 
       // A click on a recommended item: acked, and the list comes back re-ranked by it.
