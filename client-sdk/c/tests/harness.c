@@ -205,7 +205,11 @@ static void on_recs(rcc_client_t *c, const rcc_recs_t *recs, void *user)
         snprintf(x->first_item, sizeof(x->first_item), "%s", recs->items[0].item);
         snprintf(x->first_category, sizeof(x->first_category), "%s",
                  recs->items[0].category ? recs->items[0].category : "");
+        snprintf(x->first_reason, sizeof(x->first_reason), "%s",
+                 recs->items[0].reason.code ? recs->items[0].reason.code : "");
     }
+    for (size_t i = 0; i < recs->n_items; i++)
+        x->n_reasons += recs->items[i].reason.code != NULL;
 }
 
 static void on_push(rcc_client_t *c, const char *id, const char *topic, const char *data,

@@ -97,6 +97,8 @@ static void subscribe_gets_the_list(void **state)
     assert_true(rcct_pump(c, &r, 5000, rcct_recs_for, "long"));
     for (int i = 0; i < r.n_recs; i++) {
         assert_string_equal(r.recs[i].cause, "");
+        /* Every item carries its reason as data. */
+        assert_int_equal(r.recs[i].n_reasons, r.recs[i].n_items);
         if (strcmp(r.recs[i].surface, "home") == 0)
             assert_int_equal(r.recs[i].n_items, 5);
         else if (strcmp(r.recs[i].surface, "long") == 0)

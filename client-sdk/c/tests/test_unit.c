@@ -118,6 +118,31 @@ static void vectors_decode_alike_in_both_encodings(void **state)
     json_decref(cases);
 }
 
+/* A string field of a wire reason and the library's copy: both absent, or equal. */
+static void assert_same_string(const json_t *wire, const char *key, const char *got)
+{
+    const char *want = json_string_value(json_object_get(wire, key));
+    if (want == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+/* The library read wire reason `wire` (NULL: the item had none) into `r`, field by field. */
+static void assert_reason_read(const json_t *wire, const rcc_reason_t *r)
+{
+    assert_same_string(wire, "code", r->code);
+    assert_same_string(wire, "item", r->item);
+    assert_same_string(wire, "item_name", r->item_name);
+    assert_same_string(wire, "category", r->category);
+    assert_same_string(wire, "category_name", r->category_name);
+    assert_same_string(wire, "segment", r->segment);
+    assert_same_string(wire, "locale", r->locale);
+    assert_same_string(wire, "kind", r->kind);
+    const json_t *age = json_object_get(wire, "age_s");
+    assert_int_equal(r->age_s, age ? json_integer_value(age) : -1);
+}
+
 /* Every server message of the vectors is read by the client's readers. */
 static void vectors_server_messages_are_read(void **state)
 {
@@ -145,6 +170,10 @@ static void vectors_server_messages_are_read(void **state)
             rcc_item_t *items;
             assert_int_equal(rcc_msg_read_recs(m, &r, &items), 0);
             assert_int_equal(r.n_items, json_array_size(json_object_get(m, "items")));
+            for (size_t k = 0; k < r.n_items; k++)
+                assert_reason_read(
+                    json_object_get(json_array_get(json_object_get(m, "items"), k), "reason"),
+                    &items[k].reason);
             free(items);
         } else if (strcmp(type, "error") == 0) {
             rcc_error_t e;
@@ -156,6 +185,53 @@ static void vectors_server_messages_are_read(void **state)
     }
     assert_true(seen >= 10);
     json_decref(cases);
+}
+
+/* Reasons are read leniently: a bad part is left out, a reason without a code is none, and
+ * the item is read all the same. */
+static void reasons_are_read_leniently(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *reason; /* the JSON of an item's reason */
+        const char *code, *kind;
+        int64_t age_s;
+    } cases[] = {
+        {"{\"code\":\"repeat\",\"kind\":\"cart\",\"age_s\":61}", "repeat", "cart", 61},
+        {"{\"code\":\"repeat\",\"kind\":3,\"age_s\":-5,\"later\":1}", "repeat", NULL, -1},
+        {"{\"code\":\"repeat\",\"age_s\":1.5}", "repeat", NULL, -1},
+        {"{\"kind\":\"view\"}", NULL, NULL, -1},
+        {"{\"code\":7}", NULL, NULL, -1},
+        {"\"repeat\"", NULL, NULL, -1},
+        {"null", NULL, NULL, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        const char *why;
+        snprintf(text, sizeof(text),
+                 "{\"type\":\"recs\",\"surface\":\"s\",\"version\":1,\"items\":[{\"item\":"
+                 "\"a\",\"why\":\"w\",\"reason\":%s}]}",
+                 cases[i].reason);
+        json_t *m = rcc_wire_decode(RCC_FORMAT_JSON, text, strlen(text), false, &why);
+        assert_non_null(m);
+        rcc_recs_t r;
+        rcc_item_t *items;
+        assert_int_equal(rcc_msg_read_recs(m, &r, &items), 0);
+        assert_int_equal(r.n_items, 1);
+        assert_string_equal(items[0].why, "w");
+        if (cases[i].code == NULL)
+            assert_null(items[0].reason.code);
+        else
+            assert_string_equal(items[0].reason.code, cases[i].code);
+        if (cases[i].kind == NULL)
+            assert_null(items[0].reason.kind);
+        else
+            assert_string_equal(items[0].reason.kind, cases[i].kind);
+        assert_int_equal(items[0].reason.age_s, cases[i].age_s);
+        assert_null(items[0].reason.item);
+        free(items);
+        json_decref(m);
+    }
 }
 
 static void decoder_refuses_bad_input(void **state)
@@ -570,6 +646,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vectors_decode_alike_in_both_encodings),
         cmocka_unit_test(vectors_server_messages_are_read),
+        cmocka_unit_test(reasons_are_read_leniently),
         cmocka_unit_test(decoder_refuses_bad_input),
         cmocka_unit_test(builds_protocol_messages),
         cmocka_unit_test(event_checks_follow_the_protocol),
