@@ -58,7 +58,33 @@ data class Limits(
 
 data class Welcome(val v: Int, val session: String, val user: String, val node: String, val serverTimeMs: Long, val limits: Limits)
 
-/** One recommended item; `name`, `category`, `price` when the catalog knows the item. */
+/**
+ * Why an item is in a list, as data (PROTOCOL.md, `recs` item `reason`): a stable [code] and what
+ * it refers to, for an app that words reasons itself. Fields that do not apply are null.
+ * Codes: `co_visited`, `similar`, `category_affinity`, `trending`, `trending_context`,
+ * `trending_locale`, `pinned`, `repeat`, `new_item`, `popular` (a newer server may add codes).
+ */
+data class Reason(
+    val code: String,
+    /** `co_visited`, `similar`: the id of the item of the user's session that explains it. */
+    val item: String? = null,
+    val itemName: String? = null,
+    /** As [RecItem.category]; [categoryName] is its display name when the catalog gives one. */
+    val category: String? = null,
+    val categoryName: String? = null,
+    /** `trending_context`: `mobile`, `tablet`, `desktop`, `night`, `morning`, `afternoon`, `evening`. */
+    val segment: String? = null,
+    /** `trending_locale`: the BCP 47 tag of the user's market, e.g. `de-DE`. */
+    val locale: String? = null,
+    /** `repeat`: what the user last did with the item (an event kind) and [ageS] seconds ago. */
+    val kind: String? = null,
+    val ageS: Long? = null,
+)
+
+/**
+ * One recommended item; `name`, `category`, `price` when the catalog knows the item. [why] is the
+ * reason in plain words, [reason] the same as data (null from an older server).
+ */
 data class RecItem(
     val item: String,
     val score: Double,
@@ -67,6 +93,7 @@ data class RecItem(
     val name: String? = null,
     val category: String? = null,
     val price: Double? = null,
+    val reason: Reason? = null,
 )
 
 /** The current list of a surface (`recs`). `cause` is the id of the event that caused it. */
@@ -277,6 +304,25 @@ internal object Reader {
             name = it["name"] as? String,
             category = it["category"] as? String,
             price = num(it["price"]),
+            reason = reason(it["reason"]),
+        )
+    }
+
+    /** An item's reason, leniently: none without a string code, and a field of the wrong type is
+     * left out (a reason is an extra, never worth refusing a list for). */
+    internal fun reason(v: Any?): Reason? {
+        val r = v as? Map<*, *> ?: return null
+        val code = r["code"] as? String ?: return null
+        return Reason(
+            code = code,
+            item = r["item"] as? String,
+            itemName = r["item_name"] as? String,
+            category = r["category"] as? String,
+            categoryName = r["category_name"] as? String,
+            segment = r["segment"] as? String,
+            locale = r["locale"] as? String,
+            kind = r["kind"] as? String,
+            ageS = (r["age_s"] as? Long)?.takeIf { it >= 0 },
         )
     }
 }

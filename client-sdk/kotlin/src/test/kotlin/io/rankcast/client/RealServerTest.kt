@@ -54,6 +54,7 @@ class RealServerTest {
             for (it in first.items) {
                 assertTrue(it.src in setOf("covisit", "content", "trending", "popular", "explore"), it.src)
                 assertTrue(it.why.isNotEmpty())
+                assertTrue(it.reason?.code?.isNotEmpty() == true, "every item carries its reason as data: $it")
             }
 
             // A collector that stays: the newest list of the surface, across events.

@@ -147,6 +147,32 @@ class VectorsTest {
             val msg = Reader.read(fromJson ?: fromMsgpack!!)
             assertNotNull(msg, "$name: read")
         }
+        // Structured reasons, in both encodings, as the vectors give them.
+        fun items(name: String, enc: Encoding): List<RecItem> {
+            val v = s2c.first { it["name"] == name }
+            val frame = if (enc == Encoding.JSON) Frame.Text(v["json"] as String) else Frame.Binary(fromHex(v["msgpack_hex"] as String))
+            return (Reader.read(Codec.decode(frame, enc)) as Incoming.Recs).list.items
+        }
+        for (enc in listOf(Encoding.JSON, Encoding.MSGPACK)) {
+            val caused = items("recs caused by an event", enc)
+            assertEquals(Reason("co_visited", item = "85123A", itemName = "White Hanging Heart T-Light Holder"), caused[0].reason)
+            assertEquals(
+                Reason("similar", item = "85123A", itemName = "White Hanging Heart T-Light Holder", category = "candles-lights", categoryName = "Candles & lights"),
+                caused[1].reason,
+            )
+            val onSubscribe = items("recs on subscribe", enc)
+            assertEquals(Reason("trending_context", segment = "mobile"), onSubscribe[0].reason)
+            assertEquals(Reason("trending_locale", locale = "en-GB"), onSubscribe[2].reason)
+            val again = items("recs with an item of the session again", enc)
+            assertEquals(Reason("repeat", kind = "view", ageS = 150), again[0].reason)
+            assertEquals(Reason("repeat"), again[2].reason)
+            assertEquals(null, again.last().reason)
+        }
+        // Leniently: a bad part is left out; no string code, no reason.
+        assertEquals(Reason("repeat"), Reader.reason(mapOf("code" to "repeat", "kind" to 3L, "age_s" to -1L, "later" to "x")))
+        assertEquals(Reason("repeat"), Reader.reason(mapOf("code" to "repeat", "age_s" to 1.5)))
+        for (bad in listOf(mapOf("kind" to "view"), mapOf("code" to 7L), "repeat", null)) assertEquals(null, Reader.reason(bad), "$bad")
+
         // The wrong frame kind for the encoding is a protocol error.
         val e = assertThrows<ClientException> { Codec.decode(Frame.Text("{\"type\":\"ack\",\"ids\":[]}"), Encoding.MSGPACK) }
         assertEquals(ClientErrorKind.PROTOCOL, e.kind)
