@@ -101,6 +101,7 @@ static const field_t subscribe_fields[] = {
     {"price_min", F_NUM, false, 0, 1e300, SF(price_min), SF(has_price_min)},
     {"price_max", F_NUM, false, 0, 1e300, SF(price_max), SF(has_price_max)},
     {"repeat", F_REPEAT, false, 0, 0, SF(repeat), NO_HAS},
+    {"compact", F_BOOL, false, 0, 0, SF(compact), SF(has_compact)},
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
 };
 
@@ -708,6 +709,84 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
     }
+    rc_enc_end(e);
+}
+
+static void encode_score(rc_enc_t *e, double score)
+{
+    /* Four decimals are all a client can use; rounding keeps JSON frames short. */
+    rc_enc_decimal(e, round(score * 10000.0) / 10000.0, 4);
+}
+
+static void encode_detail(rc_enc_t *e, const rc_recs_detail_t *d)
+{
+    const rc_recs_item_t *it = d->it;
+    bool name = d->details && it->name != NULL, category = d->details && it->category != NULL;
+    bool price = d->details && it->price >= 0, reason = d->why && it->reason != NULL;
+    rc_enc_keyn(e, it->item, strlen(it->item));
+    rc_enc_map(e, (uint32_t)name + category + price + 2 * d->why + reason);
+    if (name)
+        KV_STR(e, "name", it->name);
+    if (category)
+        KV_STR(e, "category", it->category);
+    if (price) {
+        KEY(e, "price");
+        rc_enc_decimal(e, it->price, 4);
+    }
+    if (d->why) {
+        KV_STR(e, "src", it->src);
+        KV_STR(e, "why", it->why);
+    }
+    if (reason) {
+        KEY(e, "reason");
+        encode_recs_reason(e, it->reason);
+    }
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
+{
+    rc_enc_map(e, 7 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) + (d->cause.n > 0));
+    KV_STR(e, "type", "recs_delta");
+    KV_STR(e, "surface", d->surface);
+    KV_INT(e, "version", d->version);
+    KV_INT(e, "base", d->base);
+    if (d->n_remove > 0) {
+        KEY(e, "remove");
+        rc_enc_array(e, d->n_remove);
+        for (uint32_t i = 0; i < d->n_remove; i++)
+            rc_enc_cstr(e, d->remove[i]);
+        rc_enc_end(e);
+    }
+    if (d->n_place > 0) {
+        KEY(e, "place");
+        rc_enc_array(e, d->n_place);
+        for (uint32_t i = 0; i < d->n_place; i++) {
+            rc_enc_array(e, 2);
+            rc_enc_int(e, d->place[i].pos);
+            rc_enc_cstr(e, d->place[i].item);
+            rc_enc_end(e);
+        }
+        rc_enc_end(e);
+    }
+    KEY(e, "scores");
+    rc_enc_array(e, d->n_scores);
+    for (uint32_t i = 0; i < d->n_scores; i++)
+        encode_score(e, d->scores[i]);
+    rc_enc_end(e);
+    if (d->n_details > 0) {
+        KEY(e, "items");
+        rc_enc_map(e, d->n_details);
+        for (uint32_t i = 0; i < d->n_details; i++)
+            encode_detail(e, &d->details[i]);
+        rc_enc_end(e);
+    }
+    if (d->cause.n) {
+        KEY(e, "cause");
+        rc_enc_str(e, d->cause.p, d->cause.n);
+    }
+    KV_INT(e, "took_us", d->took_us);
+    KV_STR(e, "variant", d->variant);
     rc_enc_end(e);
 }
 

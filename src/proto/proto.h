@@ -133,7 +133,8 @@ typedef struct rc_msg {
         struct {
             rc_str_t surface, category;
             int32_t k;
-            int32_t repeat; /* RC_PROTO_REPEAT_* (0: never, also when absent) */
+            int32_t repeat;            /* RC_PROTO_REPEAT_* (0: never, also when absent) */
+            bool compact, has_compact; /* lists as changes (recs_delta) rather than whole */
             bool has_price_min, has_price_max;
             double price_min, price_max;
         } subscribe;
@@ -225,6 +226,41 @@ typedef struct rc_recs {
 } rc_recs_t;
 
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
+
+/* A list as changes to the one the client holds (PROTOCOL.md, `recs_delta`): what to remove,
+ * where to place items that moved or are new, every score, and the details of items the
+ * connection has not had yet (or whose reason changed). */
+typedef struct rc_recs_place {
+    uint32_t pos;
+    const char *item;
+} rc_recs_place_t;
+
+/* Details of one item: `details` says whether name, category and price go (each as in
+ * rc_recs_item_t), `why` whether src, why and reason go. */
+typedef struct rc_recs_detail {
+    const rc_recs_item_t *it;
+    bool details;
+    bool why;
+} rc_recs_detail_t;
+
+typedef struct rc_recs_delta {
+    const char *surface;
+    int64_t version;
+    int64_t base; /* 0: the empty list (a whole list) */
+    const char *const *remove;
+    uint32_t n_remove;
+    const rc_recs_place_t *place;
+    uint32_t n_place;
+    const double *scores;
+    uint32_t n_scores;
+    const rc_recs_detail_t *details;
+    uint32_t n_details;
+    rc_str_t cause;
+    int64_t took_us;
+    const char *variant;
+} rc_recs_delta_t;
+
+void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d);
 void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data);
 
 #endif

@@ -55,9 +55,7 @@ static void wire_reason(const rc_catalog_t *cat, const rc_reason_t *why, rc_recs
     };
 }
 
-/* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
-rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
-                           rc_format_t fmt, bool with_cause)
+void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v)
 {
     const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     rc_user_state_t empty;
@@ -86,6 +84,19 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
             .price = it->price,
         };
     }
+}
+
+const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
+{
+    const rc_experiment_t *x = rc_engine_experiment(s->engine);
+    return x ? rc_experiment_variant_name(x, ses->variant) : "control";
+}
+
+/* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
+rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
+                           rc_format_t fmt, bool with_cause)
+{
+    rc_view_fill_items(s, ses, v);
     rc_recs_t recs = {
         .surface = v->surface,
         .version = v->version,
@@ -94,9 +105,7 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
         .cause =
             with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
-        .variant = rc_engine_experiment(s->engine)
-                       ? rc_experiment_variant_name(rc_engine_experiment(s->engine), ses->variant)
-                       : "control",
+        .variant = rc_view_variant(s, ses),
     };
     rc_proto_encode_recs(rc_sessions_enc_begin(s, fmt), &recs);
     rc_frame_t *f = rc_sessions_enc_frame(s, fmt);
@@ -144,6 +153,13 @@ void rc_view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
         for (uint32_t i = 0; i < c->n_subs; i++) {
             if (c->subs[i].view != v)
                 continue;
+            if (c->subs[i].compact) {
+                /* Encoded as it leaves, against what the client holds then. */
+                if (rc_outbox_set_slot(&c->outbox, (uint32_t)i, s->compact_marker))
+                    rc_metrics.pushes_skipped++;
+                rc_conn_wake(c);
+                continue;
+            }
             if (v->frame[c->fmt] == NULL)
                 v->frame[c->fmt] = rc_view_encode(s, ses, v, c->fmt, v->cause[0] != '\0');
             if (v->frame[c->fmt] == NULL)

@@ -422,6 +422,7 @@ export class Client {
     this.versionViolations = [];
     this.lastVersion = new Map();
     this.arrival = new WeakMap();
+    this.sizes = new WeakMap();
     this.closeInfo = null;
     this.closed = new Promise((res) => {
       ws.on('close', (code, reason) => {
@@ -450,6 +451,7 @@ export class Client {
       this.badFrames.push(msg);
     }
     this.arrival.set(msg, at);
+    this.sizes.set(msg, data.length);
     this.checkVersion(msg);
     this.log.push(msg);
     this.inbox.push(msg);
@@ -478,6 +480,11 @@ export class Client {
         w += 1;
       }
     }
+  }
+
+  /** Bytes of the WebSocket message that carried `msg` (as received, after any inflating). */
+  sizeOf(msg) {
+    return this.sizes.get(msg);
   }
 
   /** Milliseconds (performance.now()) at which `msg` arrived. */
@@ -780,6 +787,69 @@ export function assertReason(it) {
   if (r.code === 'trending_context') assert.ok(Object.hasOwn(CONTEXT_WORDS, r.segment), `segment: ${r.segment}`);
   if (r.code === 'trending_locale') assert.ok('locale' in r, 'trending_locale without locale');
   assert.equal(it.why, reasonWords(r), `why of ${JSON.stringify(it)}`);
+}
+
+/**
+ * A client's side of compact lists (PROTOCOL.md, `recs_delta`), written from the page alone:
+ * the details it keeps per connection, the list it holds per surface. apply() turns a
+ * recs_delta into the whole list it stands for, shaped as a `recs` message, or throws when the
+ * delta does not apply (a base the client does not hold, an item it has no details for).
+ */
+export class CompactLists {
+  constructor() {
+    this.details = new Map(); // item id -> {name?, category?, price?, why, reason}
+    this.held = new Map(); // surface -> {version, items: [ids]}
+  }
+
+  /** Forgets the list of `surface` (the client re-subscribed: the next list comes whole). */
+  forget(surface) {
+    this.held.delete(surface);
+  }
+
+  apply(d) {
+    assert.equal(d.type, 'recs_delta');
+    assertOnlyFields(d, ['type', 'surface', 'version', 'base', 'remove', 'place', 'scores', 'items', 'cause', 'took_us', 'variant'], 'recs_delta');
+    assert.ok(isInt(d.version) && isInt(d.base) && d.base >= 0 && d.version > d.base, `versions of ${JSON.stringify(d).slice(0, 200)}`);
+    const held = d.base === 0 ? [] : this.held.get(d.surface)?.version === d.base ? this.held.get(d.surface).items : null;
+    if (held === null) throw new Error(`base ${d.base} of ${d.surface} is not held (${this.held.get(d.surface)?.version})`);
+    const removed = new Set(d.remove ?? []);
+    for (const id of removed) assert.ok(held.includes(id), `remove of ${id}, not held`);
+    const place = d.place ?? [];
+    const placed = new Set(place.map(([, id]) => id));
+    const rest = held.filter((id) => !removed.has(id) && !placed.has(id));
+    const at = new Map(place.map(([pos, id]) => [pos, id]));
+    assert.equal(at.size, place.length, 'a position placed twice');
+    const items = [];
+    for (let p = 0; at.size > 0 || rest.length > 0; p++) {
+      if (at.has(p)) {
+        items.push(at.get(p));
+        at.delete(p);
+      } else {
+        assert.ok(rest.length > 0, `position ${p} is neither placed nor kept`);
+        items.push(rest.shift());
+      }
+    }
+    assert.ok(Array.isArray(d.scores) && d.scores.length === items.length, `${d.scores?.length} scores for ${items.length} items`);
+    assert.equal(new Set(items).size, items.length, `an item twice: ${items}`);
+    for (const [id, fields] of Object.entries(d.items ?? {})) {
+      assertOnlyFields(fields, ['name', 'category', 'price', 'src', 'why', 'reason'], `recs_delta item ${id}`);
+      this.details.set(id, { ...this.details.get(id), ...fields });
+    }
+    this.held.set(d.surface, { version: d.version, items });
+    const list = {
+      type: 'recs', surface: d.surface, version: d.version,
+      items: items.map((id, i) => {
+        const det = this.details.get(id);
+        assert.ok(det && typeof det.why === 'string', `no details kept for ${id}`);
+        const it = { item: id, score: d.scores[i], src: det.src, why: det.why, reason: det.reason };
+        for (const k of ['name', 'category', 'price']) if (k in det) it[k] = det[k];
+        return it;
+      }),
+      took_us: d.took_us, variant: d.variant,
+    };
+    if ('cause' in d) list.cause = d.cause;
+    return list;
+  }
 }
 
 /**
