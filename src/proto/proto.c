@@ -718,35 +718,43 @@ static void encode_score(rc_enc_t *e, double score)
     rc_enc_decimal(e, round(score * 10000.0) / 10000.0, 4);
 }
 
-static void encode_detail(rc_enc_t *e, const rc_recs_detail_t *d)
+/* An item's details, `{name?, category?, price?}` under its id (left out when it has none). */
+static void encode_detail(rc_enc_t *e, const rc_recs_item_t *it)
 {
-    const rc_recs_item_t *it = d->it;
-    bool name = d->details && it->name != NULL, category = d->details && it->category != NULL;
-    bool price = d->details && it->price >= 0, reason = d->why && it->reason != NULL;
+    bool price = it->price >= 0;
     rc_enc_keyn(e, it->item, strlen(it->item));
-    rc_enc_map(e, (uint32_t)name + category + price + 2 * d->why + reason);
-    if (name)
+    rc_enc_map(e, (uint32_t)(it->name != NULL) + (it->category != NULL) + price);
+    if (it->name != NULL)
         KV_STR(e, "name", it->name);
-    if (category)
+    if (it->category != NULL)
         KV_STR(e, "category", it->category);
     if (price) {
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
     }
-    if (d->why) {
-        KV_STR(e, "src", it->src);
-        KV_STR(e, "why", it->why);
-    }
-    if (reason) {
+    rc_enc_end(e);
+}
+
+/* A reason definition, `{src, why, reason?}` under its number (as a string: map keys are). */
+static void encode_reason_def(rc_enc_t *e, const rc_recs_reason_def_t *r)
+{
+    char key[12];
+    int n = snprintf(key, sizeof(key), "%u", r->rid);
+    rc_enc_keyn(e, key, (size_t)n);
+    rc_enc_map(e, 2 + (r->it->reason != NULL));
+    KV_STR(e, "src", r->it->src);
+    KV_STR(e, "why", r->it->why);
+    if (r->it->reason != NULL) {
         KEY(e, "reason");
-        encode_recs_reason(e, it->reason);
+        encode_recs_reason(e, r->it->reason);
     }
     rc_enc_end(e);
 }
 
 void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
 {
-    rc_enc_map(e, 7 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) + (d->cause.n > 0));
+    rc_enc_map(e, 8 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) +
+                      (d->n_reasons > 0) + (d->cause.n > 0));
     KV_STR(e, "type", "recs_delta");
     KV_STR(e, "surface", d->surface);
     KV_INT(e, "version", d->version);
@@ -770,15 +778,27 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         rc_enc_end(e);
     }
     KEY(e, "scores");
-    rc_enc_array(e, d->n_scores);
-    for (uint32_t i = 0; i < d->n_scores; i++)
+    rc_enc_array(e, d->n_items);
+    for (uint32_t i = 0; i < d->n_items; i++)
         encode_score(e, d->scores[i]);
+    rc_enc_end(e);
+    KEY(e, "r");
+    rc_enc_array(e, d->n_items);
+    for (uint32_t i = 0; i < d->n_items; i++)
+        rc_enc_int(e, d->rids[i]);
     rc_enc_end(e);
     if (d->n_details > 0) {
         KEY(e, "items");
         rc_enc_map(e, d->n_details);
         for (uint32_t i = 0; i < d->n_details; i++)
-            encode_detail(e, &d->details[i]);
+            encode_detail(e, d->details[i]);
+        rc_enc_end(e);
+    }
+    if (d->n_reasons > 0) {
+        KEY(e, "reasons");
+        rc_enc_map(e, d->n_reasons);
+        for (uint32_t i = 0; i < d->n_reasons; i++)
+            encode_reason_def(e, &d->reasons[i]);
         rc_enc_end(e);
     }
     if (d->cause.n) {

@@ -228,20 +228,19 @@ typedef struct rc_recs {
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
 
 /* A list as changes to the one the client holds (PROTOCOL.md, `recs_delta`): what to remove,
- * where to place items that moved or are new, every score, and the details of items the
- * connection has not had yet (or whose reason changed). */
+ * where to place items that moved or are new, every score and reason (by a number the
+ * connection defined once), the details of items new to the connection, and the reasons it
+ * has not had yet. */
 typedef struct rc_recs_place {
     uint32_t pos;
     const char *item;
 } rc_recs_place_t;
 
-/* Details of one item: `details` says whether name, category and price go (each as in
- * rc_recs_item_t), `why` whether src, why and reason go. */
-typedef struct rc_recs_detail {
+/* A reason new to the connection: number `rid` stands for `it`'s src, why and reason. */
+typedef struct rc_recs_reason_def {
+    uint32_t rid;
     const rc_recs_item_t *it;
-    bool details;
-    bool why;
-} rc_recs_detail_t;
+} rc_recs_reason_def_t;
 
 typedef struct rc_recs_delta {
     const char *surface;
@@ -251,10 +250,13 @@ typedef struct rc_recs_delta {
     uint32_t n_remove;
     const rc_recs_place_t *place;
     uint32_t n_place;
-    const double *scores;
-    uint32_t n_scores;
-    const rc_recs_detail_t *details;
+    const double *scores; /* n_items, the new list's order */
+    const uint32_t *rids; /* n_items: each item's reason number */
+    uint32_t n_items;
+    const rc_recs_item_t *const *details; /* items whose name, category, price go */
     uint32_t n_details;
+    const rc_recs_reason_def_t *reasons;
+    uint32_t n_reasons;
     rc_str_t cause;
     int64_t took_us;
     const char *variant;

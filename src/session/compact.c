@@ -13,39 +13,47 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* What the connection's client keeps of an item: an open-addressing table from catalog index
- * to the hash of the reason it was last sent. It grows up to KNOWN_MAX entries; when full
- * it is emptied (the client keeps what it had and is sent the details again, which it
- * simply overwrites), so a long session costs a bounded amount. The catalog generation it
- * was filled under: an upsert may have changed names and prices, so it starts afresh. */
+/* What the connection's client keeps. Items: an open-addressing set of the catalog indexes
+ * whose details it was sent. It grows up to KNOWN_MAX entries; when full it is emptied (the
+ * client keeps what it had and is sent the details again, which it simply overwrites), so a
+ * long session costs a bounded amount. Emptied too when the catalog generation moves: an
+ * upsert may have changed names and prices.
+ * Reasons: each distinct reason (source, words and data) it was sent has a number, up to
+ * RIDS_MAX; when a list could need more, the numbering starts again (every list carries the
+ * number of each of its items, and defines the numbers it uses that the client was not
+ * sent, so a number redefined is never read with its old meaning). */
 #define KNOWN_MIN 64
+#define KNOWN_MAX 4096
+#define RIDS_MAX  256
+#define RID_SLOTS 512 /* a power of two, twice RIDS_MAX */
 /* The longest list (--max-k is at most 100, PROTOCOL.md `subscribe`): the diff's scratch. */
 #define RC_MAX_K_LIMIT 100
-#define KNOWN_MAX      4096
 
 typedef struct {
-    uint32_t key; /* catalog index + 1; 0: free */
-    uint32_t reason_hash;
-} known_entry_t;
+    uint64_t hash; /* of the reason; 0 with rid 0: free */
+    uint32_t rid;  /* + 1; 0: free */
+} rid_slot_t;
 
 struct rc_known {
     uint32_t cap, n;
     uint32_t generation;
-    known_entry_t *e;
+    uint32_t *items; /* catalog index + 1; 0: free */
+    uint32_t n_rids;
+    rid_slot_t rids[RID_SLOTS];
 };
 
 void rc_known_free(rc_known_t *k)
 {
     if (k == NULL)
         return;
-    free(k->e);
+    free(k->items);
     free(k);
 }
 
 static rc_known_t *known_new(void)
 {
     rc_known_t *k = calloc(1, sizeof(*k));
-    if (k == NULL || (k->e = calloc(KNOWN_MIN, sizeof(*k->e))) == NULL) {
+    if (k == NULL || (k->items = calloc(KNOWN_MIN, sizeof(*k->items))) == NULL) {
         free(k);
         return NULL;
     }
@@ -55,35 +63,60 @@ static rc_known_t *known_new(void)
 
 static void known_clear(rc_known_t *k)
 {
-    memset(k->e, 0, k->cap * sizeof(*k->e));
+    memset(k->items, 0, k->cap * sizeof(*k->items));
     k->n = 0;
 }
 
-static known_entry_t *known_slot(const rc_known_t *k, uint32_t item)
+static uint32_t *known_slot(const rc_known_t *k, uint32_t item)
 {
     uint32_t mask = k->cap - 1, i = (item * 2654435761u) & mask;
-    while (k->e[i].key != 0 && k->e[i].key != item + 1)
+    while (k->items[i] != 0 && k->items[i] != item + 1)
         i = (i + 1) & mask;
-    return &k->e[i];
+    return &k->items[i];
 }
 
-/* Doubles the table (rehashing); at KNOWN_MAX, or out of memory, empties it instead. */
+/* Doubles the set (rehashing); at KNOWN_MAX, or out of memory, empties it instead. */
 static void known_make_room(rc_known_t *k)
 {
     if (k->n * 4 < k->cap * 3)
         return;
-    known_entry_t *old = k->e, *e = k->cap < KNOWN_MAX ? calloc(k->cap * 2, sizeof(*e)) : NULL;
-    if (e == NULL) {
+    uint32_t *old = k->items,
+             *items = k->cap < KNOWN_MAX ? calloc(k->cap * 2, sizeof(*items)) : NULL;
+    if (items == NULL) {
         known_clear(k);
         return;
     }
     uint32_t cap = k->cap;
-    k->e = e;
+    k->items = items;
     k->cap = cap * 2;
     for (uint32_t i = 0; i < cap; i++)
-        if (old[i].key != 0)
-            *known_slot(k, old[i].key - 1) = old[i];
+        if (old[i] != 0)
+            *known_slot(k, old[i] - 1) = old[i];
     free(old);
+}
+
+/* Whether the client was sent `item`'s details; records that it is now. */
+static bool known_item(rc_known_t *k, uint32_t item)
+{
+    known_make_room(k);
+    uint32_t *slot = known_slot(k, item);
+    if (*slot != 0)
+        return true;
+    *slot = item + 1;
+    k->n++;
+    return false;
+}
+
+/* The number of the reason of hash `h`; *is_new when the client has not had it. */
+static uint32_t known_reason(rc_known_t *k, uint64_t h, bool *is_new)
+{
+    uint32_t i = (uint32_t)h & (RID_SLOTS - 1);
+    while (k->rids[i].rid != 0 && k->rids[i].hash != h)
+        i = (i + 1) & (RID_SLOTS - 1);
+    *is_new = k->rids[i].rid == 0;
+    if (*is_new)
+        k->rids[i] = (rid_slot_t){h, ++k->n_rids};
+    return k->rids[i].rid - 1;
 }
 
 int rc_compact_subscribe(rc_conn_t *c, rc_sub_t *sub, bool compact)
@@ -110,14 +143,14 @@ void rc_compact_sub_free(rc_sub_t *sub)
 }
 
 /* A hash of what the client shows of an item's reason: its source, words and data. */
-static uint32_t reason_hash(const rc_recs_item_t *it)
+static uint64_t reason_hash(const rc_recs_item_t *it)
 {
     const rc_recs_reason_t *r = it->reason;
     const char *parts[] = {it->src,     it->why,          r->code,    r->item,   r->item_name,
                            r->category, r->category_name, r->segment, r->locale, r->kind};
-    XXH32_hash_t h = (XXH32_hash_t)r->age_s;
+    XXH64_hash_t h = (XXH64_hash_t)r->age_s;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-        h = XXH32(parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 0, h);
+        h = XXH3_64bits_withSeed(parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 0, h);
     return h;
 }
 
@@ -156,14 +189,20 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     uint32_t n = v->n;
     const char *remove[RC_MAX_K_LIMIT];
     rc_recs_place_t place[RC_MAX_K_LIMIT];
-    rc_recs_detail_t details[RC_MAX_K_LIMIT];
+    const rc_recs_item_t *details[RC_MAX_K_LIMIT];
+    rc_recs_reason_def_t reasons[RC_MAX_K_LIMIT];
     double scores[RC_MAX_K_LIMIT];
-    uint32_t kept_pos[RC_MAX_K_LIMIT], n_remove = 0, n_place = 0, n_details = 0, n_kept = 0;
+    uint32_t rids[RC_MAX_K_LIMIT], kept_pos[RC_MAX_K_LIMIT];
+    uint32_t n_remove = 0, n_place = 0, n_details = 0, n_reasons = 0, n_kept = 0;
     bool stays[RC_MAX_K_LIMIT] = {false};
 
     if (known->generation != cat->generation) {
         known_clear(known);
         known->generation = cat->generation;
+    }
+    if (known->n_rids + n > RIDS_MAX) {
+        memset(known->rids, 0, sizeof(known->rids));
+        known->n_rids = 0;
     }
     rc_view_fill_items(s, ses, v);
     /* Removed: held, and not in the new list. Kept: their new places, in the held order. */
@@ -179,18 +218,16 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     longest_increasing(kept_pos, n_kept, stays);
     for (uint32_t i = 0; i < n; i++) {
         const rc_recs_item_t *it = &s->recs_buf[i];
+        bool is_new;
         scores[i] = it->score;
         if (!stays[i])
             place[n_place++] = (rc_recs_place_t){i, it->item};
-        known_make_room(known);
-        known_entry_t *e = known_slot(known, v->ranked[i].item);
-        uint32_t h = reason_hash(it);
-        bool is_new = e->key == 0;
-        if (is_new || e->reason_hash != h)
-            details[n_details++] = (rc_recs_detail_t){it, is_new, true};
+        if (!known_item(known, v->ranked[i].item) &&
+            (it->name != NULL || it->category != NULL || it->price >= 0))
+            details[n_details++] = it;
+        rids[i] = known_reason(known, reason_hash(it), &is_new);
         if (is_new)
-            known->n++;
-        *e = (known_entry_t){v->ranked[i].item + 1, h};
+            reasons[n_reasons++] = (rc_recs_reason_def_t){rids[i], it};
     }
     bool with_cause = sub->held_version != 0 && v->cause[0] != '\0';
     rc_recs_delta_t d = {
@@ -202,9 +239,12 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         .place = place,
         .n_place = n_place,
         .scores = scores,
-        .n_scores = n,
+        .rids = rids,
+        .n_items = n,
         .details = details,
         .n_details = n_details,
+        .reasons = reasons,
+        .n_reasons = n_reasons,
         .cause =
             with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
@@ -213,9 +253,11 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     rc_proto_encode_recs_delta(rc_sessions_enc_begin(s, c->fmt), &d);
     rc_frame_t *f = rc_sessions_enc_frame(s, c->fmt);
     if (f == NULL) {
-        /* Not sent: the client still holds the old list, but the details recorded above
-         * were not sent either. Forget them all: the next list sends them again. */
+        /* Not sent: the client still holds the old list, but the details and reasons recorded
+         * above were not sent either. Forget them all: the next list sends them again. */
         known_clear(known);
+        memset(known->rids, 0, sizeof(known->rids));
+        known->n_rids = 0;
         return NULL;
     }
     f->is_recs = true;

@@ -797,7 +797,8 @@ export function assertReason(it) {
  */
 export class CompactLists {
   constructor() {
-    this.details = new Map(); // item id -> {name?, category?, price?, why, reason}
+    this.details = new Map(); // item id -> {name?, category?, price?}
+    this.reasons = new Map(); // reason number -> {src, why, reason}
     this.held = new Map(); // surface -> {version, items: [ids]}
   }
 
@@ -808,7 +809,7 @@ export class CompactLists {
 
   apply(d) {
     assert.equal(d.type, 'recs_delta');
-    assertOnlyFields(d, ['type', 'surface', 'version', 'base', 'remove', 'place', 'scores', 'items', 'cause', 'took_us', 'variant'], 'recs_delta');
+    assertOnlyFields(d, ['type', 'surface', 'version', 'base', 'remove', 'place', 'scores', 'r', 'items', 'reasons', 'cause', 'took_us', 'variant'], 'recs_delta');
     assert.ok(isInt(d.version) && isInt(d.base) && d.base >= 0 && d.version > d.base, `versions of ${JSON.stringify(d).slice(0, 200)}`);
     const held = d.base === 0 ? [] : this.held.get(d.surface)?.version === d.base ? this.held.get(d.surface).items : null;
     if (held === null) throw new Error(`base ${d.base} of ${d.surface} is not held (${this.held.get(d.surface)?.version})`);
@@ -831,17 +832,25 @@ export class CompactLists {
     }
     assert.ok(Array.isArray(d.scores) && d.scores.length === items.length, `${d.scores?.length} scores for ${items.length} items`);
     assert.equal(new Set(items).size, items.length, `an item twice: ${items}`);
+    assert.ok(Array.isArray(d.r) && d.r.length === items.length && d.r.every(isInt), `r: ${JSON.stringify(d.r)}`);
     for (const [id, fields] of Object.entries(d.items ?? {})) {
-      assertOnlyFields(fields, ['name', 'category', 'price', 'src', 'why', 'reason'], `recs_delta item ${id}`);
-      this.details.set(id, { ...this.details.get(id), ...fields });
+      assertOnlyFields(fields, ['name', 'category', 'price'], `recs_delta item ${id}`);
+      this.details.set(id, fields);
+    }
+    for (const [rid, def] of Object.entries(d.reasons ?? {})) {
+      assert.match(rid, /^(0|[1-9][0-9]*)$/, `reason number ${rid}`);
+      assertOnlyFields(def, ['src', 'why', 'reason'], `reason ${rid}`);
+      this.reasons.set(Number(rid), def);
     }
     this.held.set(d.surface, { version: d.version, items });
     const list = {
       type: 'recs', surface: d.surface, version: d.version,
       items: items.map((id, i) => {
-        const det = this.details.get(id);
-        assert.ok(det && typeof det.why === 'string', `no details kept for ${id}`);
-        const it = { item: id, score: d.scores[i], src: det.src, why: det.why, reason: det.reason };
+        const why = this.reasons.get(d.r[i]);
+        assert.ok(why, `reason ${d.r[i]} of ${id} never defined`);
+        const it = { item: id, score: d.scores[i], src: why.src, why: why.why };
+        if ('reason' in why) it.reason = why.reason;
+        const det = this.details.get(id) ?? {};
         for (const k of ['name', 'category', 'price']) if (k in det) it[k] = det[k];
         return it;
       }),
