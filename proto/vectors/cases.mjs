@@ -84,6 +84,8 @@ const c2sValid = [
   { name: 'subscribe repeat never', value: { type: 'subscribe', surface: 'home', repeat: 'never' } },
   { name: 'subscribe repeat not_current', value: { type: 'subscribe', surface: 'pdp', k: 8, repeat: 'not_current' } },
   { name: 'subscribe repeat allowed', value: { type: 'subscribe', surface: 'recent', repeat: 'allowed' } },
+  { name: 'subscribe compact', value: { type: 'subscribe', surface: 'home', k: 20, compact: true } },
+  { name: 'subscribe compact false', value: { type: 'subscribe', surface: 'home', compact: false } },
   { name: 'subscribe surface of 32 bytes', value: { type: 'subscribe', surface: `s_-9${rep('a', 28)}`, k: 1 } },
   { name: 'unsubscribe', value: { type: 'unsubscribe', surface: 'home' } },
 
@@ -187,6 +189,9 @@ const c2sInvalid = [
   { name: 'subscribe price_min negative', value: { type: 'subscribe', surface: 'home', price_min: -0.01 }, error: 4002 },
   { name: 'subscribe repeat unknown', value: { type: 'subscribe', surface: 'home', repeat: 'sometimes' }, error: 4002 },
   { name: 'subscribe repeat not a string', value: { type: 'subscribe', surface: 'home', repeat: true }, error: 4002 },
+  { name: 'subscribe compact not a bool', value: { type: 'subscribe', surface: 'home', compact: 'yes' }, error: 4002 },
+  { name: 'subscribe compact 1', value: { type: 'subscribe', surface: 'home', compact: 1 }, error: 4002 },
+  { name: 'subscribe compact null', value: { type: 'subscribe', surface: 'home', compact: null }, error: 4002 },
   { name: 'subscribe repeat in another case', value: { type: 'subscribe', surface: 'home', repeat: 'Allowed' }, error: 4002 },
   {
     name: 'subscribe surface as MessagePack bin',
@@ -280,6 +285,44 @@ const s2c = [
       ],
       cause: 'e-0003', took_us: 41, variant: 'control',
     },
+  },
+  {
+    name: 'recs_delta whole list (compact, from nothing)',
+    value: {
+      type: 'recs_delta', surface: 'home', version: 1763800000000001, base: 0,
+      place: [[0, '22423'], [1, '85123A'], [2, 'x-unknown']],
+      scores: [0.91, 0.5, 0.125],
+      r: [0, 1, 2],
+      items: {
+        '22423': { name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        '85123A': { name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+      },
+      reasons: {
+        0: { src: 'trending', why: 'Trending on mobile', reason: { code: 'trending_context', segment: 'mobile' } },
+        1: { src: 'popular', why: 'Popular in Candles & lights', reason: { code: 'popular', category: 'candles-lights', category_name: 'Candles & lights' } },
+        2: { src: 'explore', why: 'New', reason: { code: 'new_item' } },
+      },
+      took_us: 41, variant: 'control',
+    },
+  },
+  {
+    name: 'recs_delta changes',
+    value: {
+      type: 'recs_delta', surface: 'home', version: 1763800000000002, base: 1763800000000001,
+      remove: ['x-unknown'],
+      place: [[0, '84406B'], [2, '22423']],
+      scores: [1.75, 0.5, 0.25],
+      r: [3, 1, 0],
+      items: { '84406B': { name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 } },
+      reasons: {
+        3: { src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' } },
+      },
+      cause: 'e-0001', took_us: 37, variant: 'control',
+    },
+  },
+  {
+    name: 'recs_delta with no change of order',
+    value: { type: 'recs_delta', surface: 'home', version: 1763800000000003, base: 1763800000000002, scores: [1.5, 0.5, 0.25], r: [3, 1, 0], cause: 'e-0002', took_us: 30, variant: 'control' },
   },
   { name: 'recs empty list', value: { type: 'recs', surface: 'pdp', version: 7, items: [], took_us: 12, variant: 'b' } },
   {
