@@ -232,6 +232,12 @@ export interface SubscribeOptions {
    * you left off" rail). Purchased and dismissed items never come back.
    */
   repeat?: 'never' | 'not_current' | 'allowed';
+  /**
+   * Receive the surface's lists as changes to the list held (PROTOCOL.md `recs_delta`), with
+   * item details and reasons sent once per connection: about a tenth of the bytes at k = 20.
+   * The callback still gets whole lists, the same as without it. Default false.
+   */
+  compact?: boolean;
 }
 
 /** The handle subscribe() returns. */

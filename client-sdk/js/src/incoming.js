@@ -28,6 +28,11 @@ export const DEFAULT_LIMITS = Object.freeze({
  *   category?: string, price?: number}} RecItem
  * @typedef {{surface: string, version: number, items: RecItem[], cause?: string, tookUs: number,
  *   variant: string}} RecsList
+ * @typedef {{src: string, why: string, reason?: Reason}} ReasonDef
+ * @typedef {{name?: string, category?: string, price?: number}} ItemDetails
+ * @typedef {{surface: string, version: number, base: number, remove: string[], place: Array<[number, string]>,
+ *   scores: number[], r: number[], items: Map<string, ItemDetails>, reasons: Map<number, ReasonDef>, cause?: string,
+ *   tookUs: number, variant: string}} RecsDelta
  * @typedef {{id: string, topic: string, data: unknown}} PushMessage
  * @typedef {{reason: string, reconnectAfterMs: number}} DrainInfo
  * @typedef {{expMs: number}} AuthInfo
@@ -35,7 +40,7 @@ export const DEFAULT_LIMITS = Object.freeze({
  * @typedef {{code: number, name: string, message: string, fatal: boolean, id?: string}} ErrorMessage
  * @typedef {{type: 'welcome'} & WelcomeInfo | {type: 'ack', ids: string[]} | {type: 'recs'} & RecsList
  *   | {type: 'push'} & PushMessage | {type: 'pong'} & Pong | {type: 'error'} & ErrorMessage
- *   | {type: 'drain'} & DrainInfo | {type: 'auth_ok'} & AuthInfo} ServerMessage
+ *   | {type: 'drain'} & DrainInfo | {type: 'auth_ok'} & AuthInfo | {type: 'recs_delta'} & RecsDelta} ServerMessage
  * @typedef {import('./codec.js').WireMessage} WireMessage
  */
 
@@ -213,6 +218,71 @@ function readRecs(m) {
 }
 
 /**
+ * @param {unknown} v
+ * @returns {Record<string, unknown>}
+ */
+const mapOrEmpty = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? /** @type {Record<string, unknown>} */ (v) : {});
+
+/**
+ * A compact list's changes (PROTOCOL.md, `recs_delta`), checked as far as applying them relies
+ * on it: a malformed one throws, and the surface is then subscribed again (compact.js).
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
+function readRecsDelta(m) {
+  const { remove = [], place = [], scores, r } = m;
+  const ok =
+    isStringArray(remove) &&
+    Array.isArray(place) &&
+    place.every((p) => Array.isArray(p) && p.length === 2 && isInteger(p[0]) && p[0] >= 0 && typeof p[1] === 'string') &&
+    Array.isArray(scores) &&
+    scores.every((x) => typeof x === 'number') &&
+    Array.isArray(r) &&
+    r.length === scores.length &&
+    r.every((x) => isInteger(x) && x >= 0);
+  if (!ok) throw bad('recs_delta.remove, place, scores or r malformed');
+  /** @type {Map<string, ItemDetails>} */
+  const items = new Map();
+  for (const [id, wire] of Object.entries(mapOrEmpty(m.items))) {
+    const { name, category, price } = mapOrEmpty(wire);
+    /** @type {ItemDetails} */
+    const d = {};
+    if (typeof name === 'string') d.name = name;
+    if (typeof category === 'string') d.category = category;
+    if (typeof price === 'number') d.price = price;
+    items.set(id, d);
+  }
+  /** @type {Map<number, ReasonDef>} */
+  const reasons = new Map();
+  for (const [key, wire] of Object.entries(mapOrEmpty(m.reasons))) {
+    const { src, why, reason } = mapOrEmpty(wire);
+    if (!/^(0|[1-9]\d{0,8})$/.test(key)) throw bad('recs_delta.reasons key not a number');
+    /** @type {ReasonDef} */
+    const def = { src: typeof src === 'string' ? src : '', why: typeof why === 'string' ? why : '' };
+    const read = readReason(reason);
+    if (read !== undefined) def.reason = read;
+    reasons.set(+key, def);
+  }
+  /** @type {{type: 'recs_delta'} & RecsDelta} */
+  const out = {
+    type: 'recs_delta',
+    surface: str(m, 'surface', 'recs_delta'),
+    version: int(m, 'version', 'recs_delta'),
+    base: int(m, 'base', 'recs_delta'),
+    remove,
+    place: /** @type {Array<[number, string]>} */ (place),
+    scores: /** @type {number[]} */ (scores),
+    r: /** @type {number[]} */ (r),
+    items,
+    reasons,
+    tookUs: isInteger(m.took_us) ? m.took_us : 0,
+    variant: typeof m.variant === 'string' ? m.variant : 'control',
+  };
+  if (typeof m.cause === 'string') out.cause = m.cause;
+  return out;
+}
+
+/**
  * @param {WireMessage} m
  * @returns {ServerMessage}
  */
@@ -273,6 +343,7 @@ const READERS = {
   welcome: readWelcome,
   ack: readAck,
   recs: readRecs,
+  recs_delta: readRecsDelta,
   push: readPush,
   pong: readPong,
   error: readError,
