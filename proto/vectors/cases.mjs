@@ -291,7 +291,7 @@ const s2c = [
     value: {
       type: 'recs_delta', surface: 'home', version: 1763800000000001, base: 0,
       place: [[0, '22423'], [1, '85123A'], [2, 'x-unknown']],
-      scores: [0.91, 0.5, 0.125],
+      scores_e4: [9100, 5000, 1250],
       r: [0, 1, 2],
       items: {
         '22423': { name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
@@ -311,7 +311,7 @@ const s2c = [
       type: 'recs_delta', surface: 'home', version: 1763800000000002, base: 1763800000000001,
       remove: ['x-unknown'],
       place: [[0, '84406B'], [2, '22423']],
-      scores: [1.75, 0.5, 0.25],
+      scores_e4: [17500, 5000, 2500],
       r: [3, 1, 0],
       items: { '84406B': { name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 } },
       reasons: {
@@ -322,7 +322,7 @@ const s2c = [
   },
   {
     name: 'recs_delta with no change of order',
-    value: { type: 'recs_delta', surface: 'home', version: 1763800000000003, base: 1763800000000002, scores: [1.5, 0.5, 0.25], r: [3, 1, 0], cause: 'e-0002', took_us: 30, variant: 'control' },
+    value: { type: 'recs_delta', surface: 'home', version: 1763800000000003, base: 1763800000000002, scores_e4: [15000, 5000, 2500], r: [3, 1, 0], cause: 'e-0002', took_us: 30, variant: 'control' },
   },
   { name: 'recs empty list', value: { type: 'recs', surface: 'pdp', version: 7, items: [], took_us: 12, variant: 'b' } },
   {

@@ -712,12 +712,6 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
     rc_enc_end(e);
 }
 
-static void encode_score(rc_enc_t *e, double score)
-{
-    /* Four decimals are all a client can use; rounding keeps JSON frames short. */
-    rc_enc_decimal(e, round(score * 10000.0) / 10000.0, 4);
-}
-
 /* An item's details, `{name?, category?, price?}` under its id (left out when it has none). */
 static void encode_detail(rc_enc_t *e, const rc_recs_item_t *it)
 {
@@ -777,10 +771,12 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         }
         rc_enc_end(e);
     }
-    KEY(e, "scores");
+    /* Scores in ten-thousandths, as integers: the four decimals a recs carries, in 2 or 3
+     * bytes of MessagePack instead of 9 (and fewer characters of JSON). */
+    KEY(e, "scores_e4");
     rc_enc_array(e, d->n_items);
     for (uint32_t i = 0; i < d->n_items; i++)
-        encode_score(e, d->scores[i]);
+        rc_enc_int(e, (int64_t)llround(d->scores[i] * 10000.0));
     rc_enc_end(e);
     KEY(e, "r");
     rc_enc_array(e, d->n_items);

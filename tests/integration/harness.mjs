@@ -809,7 +809,7 @@ export class CompactLists {
 
   apply(d) {
     assert.equal(d.type, 'recs_delta');
-    assertOnlyFields(d, ['type', 'surface', 'version', 'base', 'remove', 'place', 'scores', 'r', 'items', 'reasons', 'cause', 'took_us', 'variant'], 'recs_delta');
+    assertOnlyFields(d, ['type', 'surface', 'version', 'base', 'remove', 'place', 'scores_e4', 'r', 'items', 'reasons', 'cause', 'took_us', 'variant'], 'recs_delta');
     assert.ok(isInt(d.version) && isInt(d.base) && d.base >= 0 && d.version > d.base, `versions of ${JSON.stringify(d).slice(0, 200)}`);
     const held = d.base === 0 ? [] : this.held.get(d.surface)?.version === d.base ? this.held.get(d.surface).items : null;
     if (held === null) throw new Error(`base ${d.base} of ${d.surface} is not held (${this.held.get(d.surface)?.version})`);
@@ -830,7 +830,7 @@ export class CompactLists {
         items.push(rest.shift());
       }
     }
-    assert.ok(Array.isArray(d.scores) && d.scores.length === items.length, `${d.scores?.length} scores for ${items.length} items`);
+    assert.ok(Array.isArray(d.scores_e4) && d.scores_e4.length === items.length && d.scores_e4.every(isInt), `${d.scores_e4?.length} scores for ${items.length} items`);
     assert.equal(new Set(items).size, items.length, `an item twice: ${items}`);
     assert.ok(Array.isArray(d.r) && d.r.length === items.length && d.r.every(isInt), `r: ${JSON.stringify(d.r)}`);
     for (const [id, fields] of Object.entries(d.items ?? {})) {
@@ -848,7 +848,7 @@ export class CompactLists {
       items: items.map((id, i) => {
         const why = this.reasons.get(d.r[i]);
         assert.ok(why, `reason ${d.r[i]} of ${id} never defined`);
-        const it = { item: id, score: d.scores[i], src: why.src, why: why.why };
+        const it = { item: id, score: d.scores_e4[i] / 10000, src: why.src, why: why.why };
         if ('reason' in why) it.reason = why.reason;
         const det = this.details.get(id) ?? {};
         for (const k of ['name', 'category', 'price']) if (k in det) it[k] = det[k];

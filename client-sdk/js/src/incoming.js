@@ -230,17 +230,17 @@ const mapOrEmpty = (v) => (v !== null && typeof v === 'object' && !Array.isArray
  * @returns {ServerMessage}
  */
 function readRecsDelta(m) {
-  const { remove = [], place = [], scores, r } = m;
+  const { remove = [], place = [], scores_e4: scores, r } = m;
   const ok =
     isStringArray(remove) &&
     Array.isArray(place) &&
     place.every((p) => Array.isArray(p) && p.length === 2 && isInteger(p[0]) && p[0] >= 0 && typeof p[1] === 'string') &&
     Array.isArray(scores) &&
-    scores.every((x) => typeof x === 'number') &&
+    scores.every(isInteger) &&
     Array.isArray(r) &&
     r.length === scores.length &&
     r.every((x) => isInteger(x) && x >= 0);
-  if (!ok) throw bad('recs_delta.remove, place, scores or r malformed');
+  if (!ok) throw bad('recs_delta.remove, place, scores_e4 or r malformed');
   /** @type {Map<string, ItemDetails>} */
   const items = new Map();
   for (const [id, wire] of Object.entries(mapOrEmpty(m.items))) {
@@ -271,7 +271,7 @@ function readRecsDelta(m) {
     base: int(m, 'base', 'recs_delta'),
     remove,
     place: /** @type {Array<[number, string]>} */ (place),
-    scores: /** @type {number[]} */ (scores),
+    scores: /** @type {number[]} */ (scores).map((x) => x / 10000),
     r: /** @type {number[]} */ (r),
     items,
     reasons,

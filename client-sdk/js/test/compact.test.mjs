@@ -86,7 +86,7 @@ test('a new connection, or a surface subscribed again, starts from nothing', () 
 
 test('recs_delta is read strictly where applying relies on it', () => {
   const base = JSON.parse(vectors.find((c) => c.name === CHANGES).json);
-  for (const broken of [{ scores: 'x' }, { r: [1] }, { r: [1, 2, -1] }, { place: [[0]] }, { place: [['0', 'a']] }, { remove: [1] }, { version: 1.5 }, { base: 'x' }, { reasons: { a: {} } }]) {
+  for (const broken of [{ scores_e4: 'x' }, { scores_e4: [1.5, 2, 3] }, { r: [1] }, { r: [1, 2, -1] }, { place: [[0]] }, { place: [['0', 'a']] }, { remove: [1] }, { version: 1.5 }, { base: 'x' }, { reasons: { a: {} } }]) {
     assert.throws(() => readServerMessage({ ...base, ...broken }), ClientError, JSON.stringify(broken));
   }
   // Parts an older or newer server might vary are read leniently.

@@ -294,7 +294,8 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         place[n_place++] = (rc_recs_place_t){(uint32_t)json_integer_value(json_array_get(x, 0)),
                                              json_string_value(json_array_get(x, 1))};
     }
-    json_array_foreach(json_object_get(v, "scores"), i, x) scores[n_items++] = json_number_value(x);
+    json_array_foreach(json_object_get(v, "scores_e4"), i, x) scores[n_items++] =
+        (double)json_integer_value(x) / 10000.0;
     json_array_foreach(json_object_get(v, "r"), i, x) rids[i] = (uint32_t)json_integer_value(x);
     json_t *val;
     json_object_foreach((json_t *)json_object_get(v, "items"), key, val)
