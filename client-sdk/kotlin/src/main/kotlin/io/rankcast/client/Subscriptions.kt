@@ -59,6 +59,12 @@ internal class Subscriptions(
         }
     }
 
+    /** Sends `surface`'s subscription again as it is (its compact list did not apply). */
+    fun resubscribe(surface: String) {
+        val s = surfaces[surface] ?: return
+        if (isOpen()) send(s.message)
+    }
+
     /** Delivers a `recs`; false when it was dropped (unknown surface, or older than the last). */
     fun deliver(list: RecsList): Boolean {
         val s = surfaces[list.surface] ?: return false
