@@ -217,6 +217,10 @@ typedef struct rcc_filter {
     bool has_price_min;
     bool has_price_max;
     rcc_repeat_t repeat;
+    /* Receive the lists as changes to the one held (PROTOCOL.md `recs_delta`), item details
+     * and reasons once per connection: about a tenth of the bytes at k = 20. on_recs still
+     * gets whole lists, the same as without it. */
+    bool compact;
 } rcc_filter_t;
 
 /** An interaction to track. Fields a kind does not use must be NULL / unset. */
