@@ -22,10 +22,11 @@
  * RIDS_MAX; when a list could need more, the numbering starts again (every list carries the
  * number of each of its items, and defines the numbers it uses that the client was not
  * sent, so a number redefined is never read with its old meaning). */
-#define KNOWN_MIN 64
-#define KNOWN_MAX 4096
-#define RIDS_MAX  256
-#define RID_SLOTS 512 /* a power of two, twice RIDS_MAX */
+#define KNOWN_MIN     64
+#define KNOWN_MAX     4096
+#define RIDS_MAX      256
+#define RID_SLOTS_MIN 64  /* the reasons' table starts small (a power of two) */
+#define RID_SLOTS_MAX 512 /* and grows to twice RIDS_MAX: at most half full */
 /* The longest list (--max-k is at most 100, PROTOCOL.md `subscribe`): the diff's scratch. */
 #define RC_MAX_K_LIMIT 100
 
@@ -38,8 +39,8 @@ struct rc_known {
     uint32_t cap, n;
     uint32_t generation;
     uint32_t *items; /* catalog index + 1; 0: free */
-    uint32_t n_rids;
-    rid_slot_t rids[RID_SLOTS];
+    uint32_t n_rids, rid_cap;
+    rid_slot_t *rids; /* rid_cap slots */
 };
 
 void rc_known_free(rc_known_t *k)
@@ -47,17 +48,22 @@ void rc_known_free(rc_known_t *k)
     if (k == NULL)
         return;
     free(k->items);
+    free(k->rids);
     free(k);
 }
 
 static rc_known_t *known_new(void)
 {
     rc_known_t *k = calloc(1, sizeof(*k));
-    if (k == NULL || (k->items = calloc(KNOWN_MIN, sizeof(*k->items))) == NULL) {
+    if (k == NULL || (k->items = calloc(KNOWN_MIN, sizeof(*k->items))) == NULL ||
+        (k->rids = calloc(RID_SLOTS_MIN, sizeof(*k->rids))) == NULL) {
+        if (k != NULL)
+            free(k->items);
         free(k);
         return NULL;
     }
     k->cap = KNOWN_MIN;
+    k->rid_cap = RID_SLOTS_MIN;
     return k;
 }
 
@@ -107,26 +113,61 @@ static bool known_item(rc_known_t *k, uint32_t item)
     return false;
 }
 
+static void reasons_clear(rc_known_t *k)
+{
+    memset(k->rids, 0, k->rid_cap * sizeof(*k->rids));
+    k->n_rids = 0;
+}
+
+/* Room for `more` reasons: the table doubles (rehashing) while it would be over half full;
+ * past RIDS_MAX numbers, or out of memory, the numbering starts over. */
+static void reasons_make_room(rc_known_t *k, uint32_t more)
+{
+    if (k->n_rids + more > RIDS_MAX) {
+        reasons_clear(k);
+        return;
+    }
+    while ((k->n_rids + more) * 2 > k->rid_cap && k->rid_cap < RID_SLOTS_MAX) {
+        rid_slot_t *old = k->rids, *rids = calloc(k->rid_cap * 2, sizeof(*rids));
+        if (rids == NULL) {
+            reasons_clear(k);
+            return;
+        }
+        uint32_t cap = k->rid_cap;
+        k->rids = rids;
+        k->rid_cap = cap * 2;
+        for (uint32_t i = 0; i < cap; i++) {
+            if (old[i].rid == 0)
+                continue;
+            uint32_t j = (uint32_t)old[i].hash & (k->rid_cap - 1);
+            while (k->rids[j].rid != 0)
+                j = (j + 1) & (k->rid_cap - 1);
+            k->rids[j] = old[i];
+        }
+        free(old);
+    }
+}
+
 /* The number of the reason of hash `h`; *is_new when the client has not had it. */
 static uint32_t known_reason(rc_known_t *k, uint64_t h, bool *is_new)
 {
-    uint32_t i = (uint32_t)h & (RID_SLOTS - 1);
+    uint32_t i = (uint32_t)h & (k->rid_cap - 1);
     while (k->rids[i].rid != 0 && k->rids[i].hash != h)
-        i = (i + 1) & (RID_SLOTS - 1);
+        i = (i + 1) & (k->rid_cap - 1);
     *is_new = k->rids[i].rid == 0;
     if (*is_new)
         k->rids[i] = (rid_slot_t){h, ++k->n_rids};
     return k->rids[i].rid - 1;
 }
 
-int rc_compact_subscribe(rc_conn_t *c, rc_sub_t *sub, bool compact)
+int rc_compact_subscribe(rc_conn_t *c, rc_sub_t *sub, bool compact, uint32_t k)
 {
     rc_compact_sub_free(sub);
     if (!compact)
         return 0;
     if (c->known == NULL && (c->known = known_new()) == NULL)
         return RC_ENOMEM;
-    sub->held = calloc((size_t)c->reg->cfg->max_k, sizeof(*sub->held));
+    sub->held = calloc(k > 0 ? k : 1, sizeof(*sub->held));
     if (sub->held == NULL)
         return RC_ENOMEM;
     sub->compact = true;
@@ -200,10 +241,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         known_clear(known);
         known->generation = cat->generation;
     }
-    if (known->n_rids + n > RIDS_MAX) {
-        memset(known->rids, 0, sizeof(known->rids));
-        known->n_rids = 0;
-    }
+    reasons_make_room(known, n);
     rc_view_fill_items(s, ses, v);
     /* Removed: held, and not in the new list. Kept: their new places, in the held order. */
     for (uint32_t h = 0; h < sub->held_n; h++) {
@@ -256,8 +294,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         /* Not sent: the client still holds the old list, but the details and reasons recorded
          * above were not sent either. Forget them all: the next list sends them again. */
         known_clear(known);
-        memset(known->rids, 0, sizeof(known->rids));
-        known->n_rids = 0;
+        reasons_clear(known);
         return NULL;
     }
     f->is_recs = true;

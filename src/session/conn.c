@@ -314,7 +314,7 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         rc_view_release(ses, sub->view);
     sub->view = NULL;
     rc_outbox_clear_slot(&c->outbox, (uint32_t)slot);
-    if (rc_compact_subscribe(c, sub, m->u.subscribe.compact) != 0) {
+    if (rc_compact_subscribe(c, sub, m->u.subscribe.compact, spec.k) != 0) {
         rc_view_release(ses, v);
         rc_conn_error(c, RC_PERR_INTERNAL, "out of memory", (rc_str_t){0}, false);
         return;

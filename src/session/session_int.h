@@ -88,7 +88,7 @@ typedef struct rc_sub {
     char surface[RC_SURFACE_MAX + 1];
     rc_view_t *view; /* NULL: free slot */
     /* Compact lists (PROTOCOL.md, `recs_delta`): the list the client holds, as last written
-     * to it (catalog indexes, view->spec.k of them), which the next one is diffed against;
+     * to it (catalog indexes, room for view->spec.k), which the next one is diffed against;
      * version 0 when it holds none. Written at the moment a list leaves, so a list replaced
      * unsent in the outbox never becomes a base. */
     bool compact;
@@ -194,10 +194,10 @@ struct rc_sessions {
 
 /* ---- compact.c ---- */
 
-/** Makes `sub` of `c` compact (or not): the client holds no list, so the next one goes whole;
- * the connection's record of what it was sent is created on first need. Returns 0 or
- * RC_ENOMEM. */
-int rc_compact_subscribe(rc_conn_t *c, rc_sub_t *sub, bool compact);
+/** Makes `sub` of `c` compact (or not) for lists of up to `k` items: the client holds no list,
+ * so the next one goes whole; the connection's record of what it was sent is created on
+ * first need. Returns 0 or RC_ENOMEM. */
+int rc_compact_subscribe(rc_conn_t *c, rc_sub_t *sub, bool compact, uint32_t k);
 /** Forgets `sub`'s held list (unsubscribe, close). */
 void rc_compact_sub_free(rc_sub_t *sub);
 /** Frees the connection's record. NULL is a no-op. */
