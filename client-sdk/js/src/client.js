@@ -585,6 +585,7 @@ export class RankcastClient {
    * @param {import('./incoming.js').RecsDelta} delta
    */
   #onRecsDelta(delta) {
+    if (!this.#subs.surfaces.has(delta.surface)) return; // unsubscribed while it travelled
     let list;
     try {
       list = this.#compact.apply(delta);

@@ -143,7 +143,9 @@ export class Subscriptions {
    */
   resubscribe(surface) {
     const entry = this.surfaces.get(surface);
-    if (entry && this.hooks.isOpen()) this.hooks.send(entry.message);
+    if (!entry || !this.hooks.isOpen()) return;
+    entry.version = null; // the answer is by definition the current list
+    this.hooks.send(entry.message);
   }
 
   /**

@@ -418,6 +418,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
     /** A compact list: applied to the list held, delivered whole; one that does not apply is
      * reported and its surface subscribed again (the server answers with the whole list). */
     private fun onRecsDelta(d: Delta) {
+        if (!subs.holds(d.surface)) return // unsubscribed while it travelled
         val list = try {
             compact.apply(d)
         } catch (e: ClientException) {
