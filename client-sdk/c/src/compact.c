@@ -54,6 +54,11 @@ static int is_string(const json_t *j)
     return json_is_string(j);
 }
 
+static int is_integer(const json_t *j)
+{
+    return json_is_integer(j);
+}
+
 static int is_natural(const json_t *j)
 {
     return json_is_integer(j) && json_integer_value(j) >= 0;
@@ -174,7 +179,7 @@ int rcc_compact_apply(rcc_client_t *c, rcc_sub_t *s, const json_t *msg, rcc_recs
     memset(out, 0, sizeof(*out));
     out->surface = json_string_value(json_object_get(msg, "surface"));
     if (out->surface == NULL || !is_natural(version) || !is_natural(base) ||
-        !array_of(scores, is_natural) || !array_of(r, is_natural) ||
+        !array_of(scores, is_integer) || !array_of(r, is_natural) ||
         json_array_size(r) != json_array_size(scores) ||
         (remove != NULL && !array_of(remove, is_string)) ||
         (place != NULL && !array_of(place, is_place)))
