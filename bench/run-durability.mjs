@@ -6,6 +6,7 @@
 // Writes bench/results/durability-<stamp>.md (the raw numbers in its table).
 //
 //   node bench/run-durability.mjs            RATE=2000 SECONDS=5 RUNS=3 REPLAY_EVENTS=1000000
+//   ONLY=replay node bench/run-durability.mjs   the read-back only (KEEP_LOG=DIR keeps its log there)
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,9 @@ import WebSocket from '../tests/node_modules/ws/index.js';
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 const BIN = process.env.RANKCAST_BIN ?? join(ROOT, 'build/server/rankcast');
+// BASELINE_BIN: another build read-back alternates with, on the same log (side by side: this
+// machine's timings move with its load).
+const BASELINE_BIN = process.env.BASELINE_BIN;
 const RATE = Number(process.env.RATE ?? 2000);
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const RUNS = Number(process.env.RUNS ?? 3);
@@ -33,10 +37,10 @@ async function freePort() {
   });
 }
 
-async function startServer(args) {
+async function startServer(args, bin = BIN) {
   const port = await freePort();
   let log = '';
-  const proc = spawn(BIN, ['--port', String(port), '--listen', '127.0.0.1', '--anonymous', '--log-level', 'info',
+  const proc = spawn(bin, ['--port', String(port), '--listen', '127.0.0.1', '--anonymous', '--log-level', 'info',
     '--events-per-sec', '1000000', '--events-burst', '1000000', '--catalog-open', 'true', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
@@ -99,7 +103,7 @@ async function ackLatency(args) {
 
 /** Fills a log with REPLAY_EVENTS events, then restarts RUNS times: read-back rate and time to listen. */
 async function replay() {
-  const dir = mkdtempSync(join(tmpdir(), 'rankcast-bench-log-'));
+  const dir = process.env.KEEP_LOG ?? mkdtempSync(join(tmpdir(), 'rankcast-bench-log-'));
   try {
     let server = await startServer(['--data-dir', dir, '--fsync', 'never']);
     const clients = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(server.port, `anon-fill-${i}`)));
@@ -114,20 +118,25 @@ async function replay() {
     for (const ws of clients) ws.close();
     await server.stop();
     const runs = [];
+    const baseline = [];
     for (let r = 0; r < RUNS; r++) {
-      server = await startServer(['--data-dir', dir]);
-      const m = /msg="event log read back".* records=(\d+).* bytes=(\d+).* seconds=([\d.]+) records_per_s=(\d+)/.exec(server.log());
-      runs.push({ records: Number(m[1]), bytes: Number(m[2]), seconds: Number(m[3]), rate: Number(m[4]), ready_ms: server.ready });
-      await server.stop();
+      for (const [bin, into] of BASELINE_BIN ? [[BIN, runs], [BASELINE_BIN, baseline]] : [[BIN, runs]]) {
+        server = await startServer(['--data-dir', dir], bin);
+        const m = /msg="event log read back".* records=(\d+).* bytes=(\d+).* seconds=([\d.]+) records_per_s=(\d+)/.exec(server.log());
+        into.push({ records: Number(m[1]), bytes: Number(m[2]), seconds: Number(m[3]), rate: Number(m[4]), ready_ms: server.ready });
+        await server.stop();
+      }
     }
+    if (BASELINE_BIN) console.log('baseline', JSON.stringify(baseline), 'median s', median(baseline.map((x) => x.seconds)));
     return runs;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!process.env.KEEP_LOG) rmSync(dir, { recursive: true, force: true });
   }
 }
 
 const rows = [];
-for (const [name, extra] of [['no --data-dir', []], ['--fsync always', ['--fsync', 'always']], ['--fsync interval', ['--fsync', 'interval']], ['--fsync never', ['--fsync', 'never']]]) {
+const cases = process.env.ONLY === 'replay' ? [] : [['no --data-dir', []], ['--fsync always', ['--fsync', 'always']], ['--fsync interval', ['--fsync', 'interval']], ['--fsync never', ['--fsync', 'never']]];
+for (const [name, extra] of cases) {
   const runs = [];
   for (let r = 0; r < RUNS; r++) {
     const dir = mkdtempSync(join(tmpdir(), 'rankcast-bench-ack-'));
@@ -150,12 +159,14 @@ const md = [
   '',
   `\`node bench/run-durability.mjs\` (RATE=${RATE} events/s over ${USERS} connections for ${SECONDS} s, RUNS=${RUNS}, REPLAY_EVENTS=${REPLAY_EVENTS}); the server and the client share the machine's 2 cores; the log on the machine's virtual disk.`,
   '',
-  '## Send to ack (ms), median of the runs',
-  '',
-  '| server | p50 | p99 | runs (p50 / p99) |',
-  '|---|---|---|---|',
-  ...rows.map((r) => `| ${r.name} | ${f(r.p50)} | ${f(r.p99)} | ${r.runs.map((x) => `${f(x.p50)} / ${f(x.p99)}`).join('; ')} |`),
-  '',
+  ...(rows.length === 0 ? [] : [
+    '## Send to ack (ms), median of the runs',
+    '',
+    '| server | p50 | p99 | runs (p50 / p99) |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${f(r.p50)} | ${f(r.p99)} | ${r.runs.map((x) => `${f(x.p50)} / ${f(x.p99)}`).join('; ')} |`),
+    '',
+  ]),
   `## Restart: reading back ${rep[0].records} records (${(rep[0].bytes / 1e6).toFixed(1)} MB)`,
   '',
   '| run | read back (s) | records/s | start to listening (ms) |',

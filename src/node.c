@@ -18,6 +18,7 @@
 #include "proto/proto.h"
 #include "session/session.h"
 #include "store/profile.h"
+#include "store/profile_replay.h"
 #include "util/clock.h"
 #include "util/defer.h"
 #include "util/error.h"
@@ -44,6 +45,7 @@
 #define DRAIN_POLL_MS       20
 #define TRIM_QUIET_US       1000000 /* connections unchanged this long: trim the heap */
 #define RECONNECT_HINT_MS   1000
+#define MARK_EVERY_MS       1000 /* how often the log learns what the profile store confirmed */
 
 struct rc_node {
     const rc_config_t *cfg;
@@ -56,6 +58,8 @@ struct rc_node {
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_eventlog_t *log; /* with --data-dir */
+    char log_id[40];    /* the log's own id (LOG_ID_FILE), naming its changes in profiles */
+    uint64_t last_mark; /* the newest RC_BUS_MARK written to the log */
     uint32_t ticks;
     rc_sessions_t *sessions;
     rc_ops_t *ops;
@@ -164,6 +168,8 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
         if (n->settings_ready)
             rc_settings_apply(&n->settings, m);
         break;
+    case RC_BUS_MARK: /* for the event log only */
+        break;
     }
 }
 
@@ -203,6 +209,23 @@ static void maybe_trim_heap(rc_node_t *n, uint64_t now_us)
     rc_metrics.heap_trim_us += n->trim_at_us - now_us;
 }
 
+/* Tells the log how far the profile store has confirmed every change (RC_BUS_MARK), so a
+ * restart sends again only the changes after it. Only a store that outlives the process
+ * needs it: the in-memory store is filled again from the whole log. */
+static void write_profile_mark(rc_node_t *n)
+{
+    if (n->log == NULL || !n->profiles->ops->shared)
+        return;
+    uint64_t mark = rc_sessions_profile_mark(n->sessions);
+    if (mark <= n->last_mark)
+        return;
+    rc_bus_msg_t m = {.kind = RC_BUS_MARK,
+                      .origin_node = {n->node_id, (uint32_t)strlen(n->node_id)},
+                      .seq = mark};
+    if (rc_bus_publish(n->bus, &m, NULL, NULL) == 0)
+        n->last_mark = mark;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
@@ -216,6 +239,8 @@ static void on_tick(uv_timer_t *t)
     maybe_trim_heap(n, rc_mono_us());
     if (++n->ticks % (60000 / TICK_MS) == 0)
         rc_eventlog_maintain(n->log);
+    if (n->ticks % (MARK_EVERY_MS / TICK_MS) == 0)
+        write_profile_mark(n);
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -301,6 +326,7 @@ static void node_stop(rc_node_t *n)
         return;
     n->stopped = true;
     rc_sessions_flush_profiles(n->sessions);
+    write_profile_mark(n); /* after a drain: everything (rc_eventlog_close() writes it) */
     uv_timer_stop(&n->tick);
     uv_timer_stop(&n->drain_timer);
     uv_timer_stop(&n->lag_timer);
@@ -439,6 +465,40 @@ static int import_history(rc_node_t *n, char *err, size_t errlen)
 
 /* ---- the event log (--data-dir) ---- */
 
+/* Random bytes the data directory keeps for good: read, or made once (atomically). */
+static int data_dir_secret(const char *dir, const char *name, unsigned char *out, size_t len,
+                           char *err, size_t errlen)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return RC_EIO;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t got = read(fd, out, len);
+        close(fd);
+        if (got != (ssize_t)len) {
+            snprintf(err, errlen, "%s is not %zu bytes long", path, len);
+            return RC_EIO;
+        }
+        return 0;
+    }
+    char tmp[620];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (getrandom(out, len, 0) != (ssize_t)len || fd < 0 || write(fd, out, len) != (ssize_t)len ||
+        fsync(fd) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return RC_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
 /* Pseudonyms name users in the log, so they must name the same users after a restart:
  * without --pseudonym-key, the node keeps a key of its own in the data directory. */
 #define KEY_FILE  "pseudonym.key"
@@ -447,50 +507,42 @@ static int node_pseudonym_key(rc_node_t *n, char *err, size_t errlen)
 {
     if (n->cfg->pseudonym_key[0] != '\0')
         return 0;
-    char path[600];
     unsigned char key[KEY_BYTES];
-    snprintf(path, sizeof(path), "%s/" KEY_FILE, n->cfg->data_dir);
-    if (mkdir(n->cfg->data_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", n->cfg->data_dir, strerror(errno));
+    if (data_dir_secret(n->cfg->data_dir, KEY_FILE, key, sizeof(key), err, errlen) != 0)
         return RC_EIO;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t got = read(fd, key, sizeof(key));
-        close(fd);
-        if (got != KEY_BYTES) {
-            snprintf(err, errlen, "%s is not a %d-byte key", path, KEY_BYTES);
-            return RC_EIO;
-        }
-    } else {
-        char tmp[620];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key) || fd < 0 ||
-            write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) || fsync(fd) != 0 ||
-            rename(tmp, path) != 0) {
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return RC_EIO;
-        }
-        close(fd);
-    }
     rc_sessions_set_pseudonym_key(n->sessions, key, sizeof(key));
+    return 0;
+}
+
+/* A profile in Redis records the newest change it applied from each writer
+ * (rc_profile_seq_t). With a log, the writer is the log, which outlives the node's id (host
+ * and pid): a restart then sends again what the store lacks, and the store knows what it has. */
+#define LOG_ID_FILE  "log.id"
+#define LOG_ID_BYTES 8
+static int node_log_id(rc_node_t *n, char *err, size_t errlen)
+{
+    unsigned char id[LOG_ID_BYTES];
+    if (data_dir_secret(n->cfg->data_dir, LOG_ID_FILE, id, sizeof(id), err, errlen) != 0)
+        return RC_EIO;
+    int at = snprintf(n->log_id, sizeof(n->log_id), "log-");
+    for (size_t i = 0; i < sizeof(id); i++)
+        at += snprintf(n->log_id + at, sizeof(n->log_id) - (size_t)at, "%02x", id[i]);
     return 0;
 }
 
 typedef struct replay {
     rc_node_t *node;
     rc_history_t *history;
+    rc_profile_replay_t *profiles;
     msgpack_zone zone;
     int64_t restore_from_ms; /* events accepted since are remembered for de-duplication */
     uint64_t events, undecodable;
 } replay_t;
 
 /* One record of the log, read back at start: events are learned at their own time by the
- * models (the path of --import) and remembered for de-duplication; erasures, catalog changes
- * and settings are applied again, in the order they were taken. */
+ * models (the path of --import), remembered for de-duplication, and given to the profile
+ * store if it may lack them (profile_replay.h); erasures, catalog changes and settings are
+ * applied again, in the order they were taken. */
 static void replay_record(void *ctx, const void *data, size_t len)
 {
     replay_t *r = ctx;
@@ -510,10 +562,19 @@ static void replay_record(void *ctx, const void *data, size_t len)
             r->events++;
         if (m.received_ms >= r->restore_from_ms)
             rc_sessions_restore_event(n->sessions, m.user, m.ev.id);
+        rc_sessions_restore_seq(n->sessions, m.seq);
+        rc_profile_replay_event(r->profiles, m.profile_user, m.ev.kind, m.ev.item, m.ev.has_value,
+                                m.ev.value, at, m.seq);
         break;
     }
     case RC_BUS_ERASE:
         rc_sessions_restore_erase(n->sessions, m.user);
+        rc_sessions_restore_seq(n->sessions, m.seq);
+        rc_profile_replay_erase(r->profiles, m.profile_user, m.seq);
+        break;
+    case RC_BUS_MARK:
+        rc_profile_replay_mark(r->profiles, m.seq);
+        n->last_mark = m.seq;
         break;
     case RC_BUS_CATALOG:
         n->catalog_changed |= rc_catalog_api_apply(n->engine, &m) == 0;
@@ -559,9 +620,11 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
         return RC_EIO;
     replay_t r = {.node = n,
                   .history = rc_history_new(n->engine, cfg->import_session_gap_s * 1000),
+                  .profiles = rc_profile_replay_new(n->profiles, rc_engine_catalog(n->engine)),
                   .restore_from_ms = rc_wall_ms() - cfg->dedupe_restore_s * 1000};
-    if (r.history == NULL || !msgpack_zone_init(&r.zone, 4096)) {
+    if (r.history == NULL || r.profiles == NULL || !msgpack_zone_init(&r.zone, 4096)) {
         rc_history_free(r.history);
+        rc_profile_replay_free(r.profiles);
         snprintf(err, errlen, "out of memory");
         return RC_ENOMEM;
     }
@@ -569,11 +632,20 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
     rc_eventlog_stats_t st;
     uint64_t t0 = rc_mono_us();
     n->log = rc_eventlog_open(&n->loop, &n->defer, &lc, replay_record, &r, &st, err, errlen);
+    rc_profile_replay_stats_t ps = {0};
+    if (n->log != NULL)
+        rc_profile_replay_finish(r.profiles, &ps);
     double secs = (double)(rc_mono_us() - t0) / 1e6;
     rc_history_free(r.history);
+    rc_profile_replay_free(r.profiles);
     msgpack_zone_destroy(&r.zone);
     if (n->log == NULL)
         return RC_EIO;
+    RC_INFO("node", "profiles given what the store may lack",
+            "store=%s events=%llu erasures=%llu skipped_by_mark=%llu refused=%llu",
+            n->profiles->ops->name, (unsigned long long)ps.events_sent,
+            (unsigned long long)ps.erasures_sent, (unsigned long long)ps.skipped,
+            (unsigned long long)ps.refused);
     RC_INFO("node", "event log read back",
             "dir=\"%s\" fsync=%s records=%llu events_learned=%llu segments=%u bytes=%llu "
             "torn_bytes=%llu bad_segments=%u undecodable=%llu deleted_segments=%u seconds=%.3f "
@@ -590,8 +662,8 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
     if (n->cfg->redis[0] != '\0')
-        n->profiles =
-            rc_profile_redis_new(&n->loop, n->cfg, n->node_id, node_profile_loaded, n, err, errlen);
+        n->profiles = rc_profile_redis_new(&n->loop, n->cfg, n->log_id[0] ? n->log_id : n->node_id,
+                                           node_profile_loaded, n, err, errlen);
     else
         n->profiles = rc_profile_memory_new(&n->defer, node_profile_loaded, n,
                                             (uint32_t)n->cfg->memory_profiles_max,
@@ -678,6 +750,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
+    if (cfg->data_dir[0] != '\0' && cfg->kafka[0] == '\0' && node_log_id(n, err, errlen) != 0)
+        goto fail;
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
         import_history(n, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
         goto fail;

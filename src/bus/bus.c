@@ -9,7 +9,9 @@
  *   pushes: "id" push id, "tp" topic, "g" segment, "d" payload (any MessagePack value)
  *   ops:    "d" the node's summary (a map, see ops.c)
  *   catalog ("k": "cat"): "id" item id, "j" the item's JSON object text, or "rm": true
- *   setting ("k": "set"): "n" its name, "x" its text */
+ *   setting ("k": "set"): "n" its name, "x" its text
+ *   events and erasures in the event log only: "pu" the profile's user id, "sq" sequence
+ *   mark ("k": "mark", the event log only): "sq" */
 #include "bus/bus.h"
 #include "proto/mpack.h"
 #include "proto/mpack_read.h"
@@ -61,6 +63,22 @@ static void pack_kv(msgpack_packer *pk, const char *k, rc_str_t v)
     rc_mp_str(pk, v.p ? v.p : "", v.n);
 }
 
+/* The fields an event or an erasure carries for the event log (rc_bus_msg_t.profile_user). */
+static uint32_t profile_fields(const rc_bus_msg_t *m)
+{
+    return (m->profile_user.n > 0) + (m->seq > 0);
+}
+
+static void pack_profile_fields(msgpack_packer *pk, const rc_bus_msg_t *m)
+{
+    if (m->profile_user.n > 0)
+        pack_kv(pk, "pu", m->profile_user);
+    if (m->seq > 0) {
+        rc_mp_str(pk, "sq", 2);
+        msgpack_pack_uint64(pk, m->seq);
+    }
+}
+
 int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
 {
     msgpack_packer pk;
@@ -68,7 +86,7 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
     if (m->kind == RC_BUS_EVENT) {
         const rc_proto_event_t *e = &m->ev;
         uint32_t n = 9 + (e->item.n > 0) + e->has_value + (e->query.n > 0) + (e->surface.n > 0) +
-                     e->has_ts + (m->locale.n > 0);
+                     e->has_ts + (m->locale.n > 0) + profile_fields(m);
         msgpack_pack_map(&pk, n);
         pack_kv(&pk, "k", (rc_str_t){"ev", 2});
         pack_kv(&pk, "o", m->origin_node);
@@ -105,11 +123,19 @@ int rc_bus_msg_encode(const rc_bus_msg_t *m, rc_wbuf_t *out)
             rc_mp_str(&pk, m->recent[i].p, m->recent[i].n);
             msgpack_pack_float(&pk, m->recent_w[i]);
         }
+        pack_profile_fields(&pk, m);
     } else if (m->kind == RC_BUS_ERASE) {
-        msgpack_pack_map(&pk, 3);
+        msgpack_pack_map(&pk, 3 + profile_fields(m));
         pack_kv(&pk, "k", (rc_str_t){"erase", 5});
         pack_kv(&pk, "o", m->origin_node);
         pack_kv(&pk, "u", m->user);
+        pack_profile_fields(&pk, m);
+    } else if (m->kind == RC_BUS_MARK) {
+        msgpack_pack_map(&pk, 3);
+        pack_kv(&pk, "k", (rc_str_t){"mark", 4});
+        pack_kv(&pk, "o", m->origin_node);
+        rc_mp_str(&pk, "sq", 2);
+        msgpack_pack_uint64(&pk, m->seq);
     } else if (m->kind == RC_BUS_CATALOG) {
         msgpack_pack_map(&pk, 4);
         pack_kv(&pk, "k", (rc_str_t){"cat", 3});
@@ -253,6 +279,10 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
                 m->tz_offset_min = (int)v->via.i64;
         } else if (rc_mp_str_is(k, "lc")) {
             get_str(v, &m->locale);
+        } else if (rc_mp_str_is(k, "pu")) {
+            get_str(v, &m->profile_user);
+        } else if (rc_mp_str_is(k, "sq") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            m->seq = v->via.u64;
         } else if (rc_mp_str_is(k, "d")) {
             m->data = v;
         }
@@ -267,6 +297,10 @@ int rc_bus_msg_decode(const void *data, size_t len, msgpack_zone *zone, rc_bus_m
     }
     if (kind.n == 5 && memcmp(kind.p, "erase", 5) == 0 && m->user.n > 0) {
         m->kind = RC_BUS_ERASE;
+        return 0;
+    }
+    if (kind.n == 4 && memcmp(kind.p, "mark", 4) == 0 && m->seq > 0) {
+        m->kind = RC_BUS_MARK;
         return 0;
     }
     if (kind.n == 4 && memcmp(kind.p, "push", 4) == 0 && m->data != NULL) {

@@ -24,14 +24,17 @@ typedef struct rc_bus rc_bus_t;
  * starts replays them all (the Kafka topic is compacted by item id).
  * RC_BUS_SETTING: a cluster-wide setting made through the admin API, every node's the same:
  * `setting` names it ("experiment": rc_experiment_parse's text form, empty for none;
- * "rules": the business rules' JSON), `spec` holds it; it rides with catalog changes. */
+ * "rules": the business rules' JSON), `spec` holds it; it rides with catalog changes.
+ * RC_BUS_MARK: in the event log only (--data-dir): every change to a profile whose `seq` is
+ * below `seq` is confirmed by the profile store (docs/durability.md). */
 typedef enum {
     RC_BUS_EVENT = 1,
     RC_BUS_ERASE,
     RC_BUS_PUSH,
     RC_BUS_OPS,
     RC_BUS_CATALOG,
-    RC_BUS_SETTING
+    RC_BUS_SETTING,
+    RC_BUS_MARK
 } rc_bus_kind_t;
 
 #define RC_BUS_RECENT 10 /* the user's recent items an event carries, for co-visitation */
@@ -51,6 +54,13 @@ typedef struct rc_bus_msg {
     int device; /* the user's context at the origin, for trending per segment */
     int tz_offset_min;
     rc_str_t locale; /* canonical tag, or empty */
+    /* RC_BUS_EVENT and RC_BUS_ERASE on the in-process bus, for the event log: the user's
+     * profile key when the change reaches their profile (consent given; not an impression),
+     * and the change's place in the node's order of profile changes (rc_profile_seq_t), so
+     * that a restart can finish what the profile store had not confirmed. Empty and 0 on
+     * Kafka: another node can do nothing with a user id it must not learn. */
+    rc_str_t profile_user;
+    uint64_t seq;
     /* RC_BUS_CATALOG: the item's id, and the item as its JSON object text (empty: removed) */
     rc_str_t item_id, item_json;
     /* RC_BUS_SETTING */

@@ -83,7 +83,7 @@ static int schedule(local_bus_t *b)
 static bool logged(rc_bus_kind_t kind)
 {
     return kind == RC_BUS_EVENT || kind == RC_BUS_ERASE || kind == RC_BUS_CATALOG ||
-           kind == RC_BUS_SETTING;
+           kind == RC_BUS_SETTING || kind == RC_BUS_MARK;
 }
 
 static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn done, void *arg)

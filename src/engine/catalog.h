@@ -47,7 +47,7 @@ typedef struct rc_pending_item {
     char id[65]; /* "" when free */
     uint8_t len, n_users;
     uint32_t users[RC_CATALOG_TRUST_MAX];
-    uint64_t named_at; /* the catalog's tick when last named, for eviction */
+    uint16_t older, newer; /* the order of naming (free entries oldest), for eviction */
 } rc_pending_item_t;
 
 typedef struct rc_catalog {
@@ -68,7 +68,7 @@ typedef struct rc_catalog {
     uint8_t learn_users;
     rc_pending_item_t *pending; /* RC_CATALOG_PENDING, allocated when open */
     rc_strmap_t pending_by_id;  /* id -> index in pending */
-    uint64_t tick;
+    uint16_t pending_oldest, pending_newest;
 } rc_catalog_t;
 
 /* rc_catalog_learn_from(): the id is known to traffic but not trusted (yet) as an item. */

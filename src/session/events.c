@@ -296,12 +296,18 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     *t = (ticket_t){.conn = c, .session = ses, .id_len = (uint8_t)ev->id.n};
     memcpy(t->id, ev->id.p, ev->id.n);
+    bool to_profile = ses->consent && ev->kind != RC_EV_IMPRESSION;
+    uint64_t seq = to_profile ? rc_sessions_next_seq(s) : 0;
     rc_bus_msg_t be = {
         .kind = RC_BUS_EVENT,
         .user = {ses->pseudo, PSEUDO_LEN},
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
         .ev = *ev,
         .received_ms = rc_wall_ms(),
+        /* With an event log, a restart finishes the profile writes the store had not
+         * confirmed: the log must name the profile (docs/durability.md). */
+        .profile_user = {seq != 0 ? ses->user : NULL, seq != 0 ? ses->user_len : 0},
+        .seq = seq,
     };
     if (rc_bus_shared(s->bus))
         attach_context(s, ses, &be);
@@ -328,7 +334,7 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     int64_t learn_ms = rc_sessions_event_time(s, ev, be.received_ms, true);
     bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, learn_ms);
-    if (ses->consent && ev->kind != RC_EV_IMPRESSION)
-        rc_session_note_profile_change(s, ses, ev->kind, item, w);
+    if (to_profile)
+        rc_session_note_profile_change(s, ses, ev->kind, item, w, seq);
     return changed;
 }

@@ -113,7 +113,7 @@ void rc_sessions_deliver_push(rc_sessions_t *s, const rc_bus_msg_t *m)
 
 /* Forgets a user on this node: session state, unwritten profile changes, and the stored
  * profile (the store erases after any update of this node queued before). */
-int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len)
+int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len, uint64_t seq)
 {
     rc_session_t *ses = rc_session_find(s, user, len);
     if (ses != NULL) {
@@ -125,7 +125,7 @@ int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len)
         ses->seen.n = ses->seen.head = 0;
         rc_session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
     }
-    return rc_profile_erase(s->profiles, user, len);
+    return rc_profile_erase(s->profiles, user, len, (rc_profile_seq_t){seq, seq});
 }
 
 void rc_sessions_remote_erase(rc_sessions_t *s, const rc_bus_msg_t *m)
@@ -134,18 +134,22 @@ void rc_sessions_remote_erase(rc_sessions_t *s, const rc_bus_msg_t *m)
      * profile store was erased by the node that took the request. */
     rc_session_t *ses = rc_session_find_pseudo(s, m->user);
     if (ses != NULL)
-        rc_sessions_erase_local(s, ses->user, ses->user_len);
+        rc_sessions_erase_local(s, ses->user, ses->user_len, 0);
 }
 
 int rc_sessions_erase_user(rc_sessions_t *s, const char *user, size_t len)
 {
     char pseudo[PSEUDO_LEN + 1];
-    int rc = rc_sessions_erase_local(s, user, len);
+    uint64_t seq = rc_sessions_next_seq(s);
+    int rc = rc_sessions_erase_local(s, user, len, seq);
     rc_sessions_pseudonym(s, user, len, pseudo);
     rc_bus_msg_t m = {
         .kind = RC_BUS_ERASE,
         .origin_node = {s->node_id, (uint32_t)strlen(s->node_id)},
         .user = {pseudo, PSEUDO_LEN},
+        /* Read back after a crash, the log finishes an erasure the store had not confirmed. */
+        .profile_user = {seq != 0 ? user : NULL, seq != 0 ? (uint32_t)len : 0},
+        .seq = seq,
     };
     int brc = rc_bus_publish(s->bus, &m, NULL, NULL);
     return rc != 0 ? rc : brc;

@@ -180,6 +180,15 @@ int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id);
 /** Read back from the log: the user was erased; what was remembered of them is dropped. */
 void rc_sessions_restore_erase(rc_sessions_t *s, rc_str_t pseudo);
 
+/** Read back from the log: a profile change numbered `seq` was taken; later ones are numbered
+ * above it, even if the clock went back. */
+void rc_sessions_restore_seq(rc_sessions_t *s, uint64_t seq);
+
+/** Every profile change numbered below the returned value is confirmed by the profile store:
+ * none waits in a session or in the store. The node writes it to its event log now and then
+ * (RC_BUS_MARK), so that a restart sends the store again only what came after. */
+uint64_t rc_sessions_profile_mark(const rc_sessions_t *s);
+
 /** Open connections and sessions in memory. */
 uint32_t rc_sessions_conn_count(const rc_sessions_t *s);
 uint32_t rc_sessions_count(const rc_sessions_t *s);

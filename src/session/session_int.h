@@ -77,9 +77,10 @@ typedef struct rc_session {
     uint64_t dirty_since_us; /* when it joined that list (the list is oldest first) */
     uint64_t idle_since_us;
     rc_seen_t seen;
-    bool consent;              /* false: session-only personalization, nothing stored */
-    uint32_t variant;          /* experiment variant (engine/experiments.h) */
-    rc_profile_delta_t *delta; /* what changed since the last profile write; NULL: nothing */
+    bool consent;               /* false: session-only personalization, nothing stored */
+    uint32_t variant;           /* experiment variant (engine/experiments.h) */
+    rc_profile_delta_t *delta;  /* what changed since the last profile write; NULL: nothing */
+    rc_profile_seq_t delta_seq; /* the sequence numbers of the oldest and newest event in it */
 } rc_session_t;
 
 typedef enum { CONN_AWAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_GONE } conn_state_t;
@@ -190,6 +191,9 @@ struct rc_sessions {
     /* Event ids of users without a session here, read back from the event log at start
      * (rc_seen_t* by pseudonym): a session created for one of them takes its ring. */
     rc_strmap_t restored;
+    /* The newest sequence number given to a change of a profile (rc_profile_seq_t); 0 with
+     * a shared bus, where the store numbers changes itself. */
+    uint64_t last_seq;
 };
 
 /* ---- compact.c ---- */
@@ -300,9 +304,9 @@ void rc_sessions_restored_free(rc_sessions_t *s);
 
 /* ---- writeback.c ---- */
 
-/** Adds an event to the session's unwritten profile changes. */
+/** Adds an event (numbered `seq`, or 0) to the session's unwritten profile changes. */
 void rc_session_note_profile_change(rc_sessions_t *s, rc_session_t *ses, rc_event_kind_t kind,
-                                    int64_t item, float w);
+                                    int64_t item, float w, uint64_t seq);
 /** Writes the session's unwritten profile changes now. */
 void rc_session_save_profile(rc_sessions_t *s, rc_session_t *ses);
 /** Forgets the session's unwritten profile changes. */
@@ -310,7 +314,11 @@ void rc_session_drop_delta(rc_sessions_t *s, rc_session_t *ses);
 
 /* ---- remote.c ---- */
 
-/** Forgets a user on this node: session state, unwritten changes, the stored profile. */
-int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len);
+/** Forgets a user on this node: session state, unwritten changes, the stored profile (the
+ * erasure numbered `seq`, or 0). */
+int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len, uint64_t seq);
+/** The next sequence number of a profile change on the in-process bus (the microsecond
+ * clock, strictly increasing, never below what the event log held); 0 on a shared bus. */
+uint64_t rc_sessions_next_seq(rc_sessions_t *s);
 
 #endif

@@ -58,9 +58,12 @@ void rc_session_save_profile(rc_sessions_t *s, rc_session_t *ses)
     rc_wbuf_reset(&s->scratch);
     int rc = rc_profile_delta_encode(rc_engine_catalog(s->engine), ses->delta, rc_wall_ms(),
                                      &s->scratch);
+    /* The event log, if any, holds every event of the delta by now: it writes at the end of
+     * the loop turn that took them (rc_defer), and the store sends on a later turn. So a
+     * restart after a crash finds in the log whatever the store may have applied. */
     if (rc == 0)
         rc = rc_profile_update(s->profiles, ses->user, ses->user_len, rc_wbuf_data(&s->scratch),
-                               s->scratch.len);
+                               s->scratch.len, ses->delta_seq);
     if (rc != 0)
         RC_WARN("session", "profile update dropped", "session=%s error=\"%s\"", ses->id,
                 rc_strerror(rc));
@@ -70,7 +73,7 @@ void rc_session_save_profile(rc_sessions_t *s, rc_session_t *ses)
 /* Adds an event to the session's unwritten profile changes. A delta that could take it only
  * by dropping something is written first, and the event starts a new one. */
 void rc_session_note_profile_change(rc_sessions_t *s, rc_session_t *ses, rc_event_kind_t kind,
-                                    int64_t item, float w)
+                                    int64_t item, float w, uint64_t seq)
 {
     const rc_catalog_t *c = rc_engine_catalog(s->engine);
     if (ses->delta != NULL && !rc_profile_delta_add(ses->delta, c, kind, item, w))
@@ -82,7 +85,9 @@ void rc_session_note_profile_change(rc_sessions_t *s, rc_session_t *ses, rc_even
             return;
         }
         rc_profile_delta_add(ses->delta, c, kind, item, w); /* an empty delta takes any event */
+        ses->delta_seq.first = seq;
     }
+    ses->delta_seq.last = seq;
     mark_dirty(s, ses);
 }
 
@@ -98,6 +103,35 @@ void rc_sessions_profile_loaded(rc_sessions_t *s, const char *user, size_t user_
         return;
     }
     rc_session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
+}
+
+/* Sessions join the dirty list when their delta takes its first event, so the list's head
+ * holds the oldest unwritten change. */
+uint64_t rc_sessions_profile_mark(const rc_sessions_t *s)
+{
+    uint64_t mark = s->last_seq + 1;
+    if (!rc_list_empty(&s->dirty_sessions)) {
+        const rc_session_t *ses = RC_CONTAINER_OF(s->dirty_sessions.next, rc_session_t, dirty_link);
+        if (ses->delta_seq.first != 0 && ses->delta_seq.first < mark)
+            mark = ses->delta_seq.first;
+    }
+    uint64_t store = rc_profile_oldest_unconfirmed(s->profiles);
+    return store < mark ? store : mark;
+}
+
+uint64_t rc_sessions_next_seq(rc_sessions_t *s)
+{
+    if (rc_bus_shared(s->bus))
+        return 0;
+    uint64_t now = (uint64_t)rc_wall_ms() * 1000 + rc_mono_us() % 1000;
+    s->last_seq = now > s->last_seq ? now : s->last_seq + 1;
+    return s->last_seq;
+}
+
+void rc_sessions_restore_seq(rc_sessions_t *s, uint64_t seq)
+{
+    if (seq > s->last_seq)
+        s->last_seq = seq;
 }
 
 void rc_sessions_flush_profiles(rc_sessions_t *s)

@@ -30,14 +30,19 @@ int rc_profile_load(rc_profile_store_t *s, const char *user, size_t user_len)
 }
 
 int rc_profile_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
-                      size_t len)
+                      size_t len, rc_profile_seq_t seq)
 {
-    return s->ops->update(s, user, user_len, delta, len);
+    return s->ops->update(s, user, user_len, delta, len, seq);
 }
 
-int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len)
+int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len, rc_profile_seq_t seq)
 {
-    return s->ops->erase(s, user, user_len);
+    return s->ops->erase(s, user, user_len, seq);
+}
+
+uint64_t rc_profile_oldest_unconfirmed(const rc_profile_store_t *s)
+{
+    return s->ops->oldest_unconfirmed != NULL ? s->ops->oldest_unconfirmed(s) : UINT64_MAX;
 }
 
 int rc_profile_ready(rc_profile_store_t *s, char *reason, size_t reason_len)

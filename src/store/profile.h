@@ -27,6 +27,16 @@
 
 typedef struct rc_profile_store rc_profile_store_t;
 
+/* Where a change stands in the node's order of profile changes: `first` and `last` are the
+ * sequence numbers of the oldest and newest event it holds (strictly increasing on one node,
+ * and across its restarts: the microsecond clock, never behind the event log's newest). A
+ * store that keeps them (Redis) applies a change only if `last` is above the newest it applied
+ * from this node, so a change sent twice, by a retry or by a restart finishing what the store
+ * had not confirmed, counts once. {0, 0}: the store numbers the change itself. */
+typedef struct rc_profile_seq {
+    uint64_t first, last;
+} rc_profile_seq_t;
+
 /* Result of rc_profile_load(): status 0 with the document (borrowed for the call),
  * RC_ENOENT when the user has no profile, or another negative code (the store cannot
  * answer now). `user` is borrowed too. */
@@ -37,8 +47,9 @@ typedef struct rc_profile_ops {
     const char *name;
     int (*load)(rc_profile_store_t *s, const char *user, size_t user_len);
     int (*update)(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
-                  size_t len);
-    int (*erase)(rc_profile_store_t *s, const char *user, size_t user_len);
+                  size_t len, rc_profile_seq_t seq);
+    int (*erase)(rc_profile_store_t *s, const char *user, size_t user_len, rc_profile_seq_t seq);
+    uint64_t (*oldest_unconfirmed)(const rc_profile_store_t *s); /* NULL: all confirmed */
     int (*ready)(rc_profile_store_t *s, char *reason, size_t reason_len);
     size_t (*pending)(const rc_profile_store_t *s);
     void (*close)(rc_profile_store_t *s);
@@ -64,11 +75,16 @@ int rc_profile_load(rc_profile_store_t *s, const char *user, size_t user_len);
  * now or once the store is reachable. Returns 0, or RC_EFULL when the store's buffer of
  * unwritten updates is full (the delta is dropped and counted). */
 int rc_profile_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
-                      size_t len);
+                      size_t len, rc_profile_seq_t seq);
 
 /** Deletes a user's profile, after every update queued before it. Returns 0 (also when
  * there was none) or a negative code. */
-int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len);
+int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len,
+                     rc_profile_seq_t seq);
+
+/** The smallest rc_profile_seq_t.first of the changes the store took and has not confirmed
+ * (numbered ones only); UINT64_MAX when there are none. */
+uint64_t rc_profile_oldest_unconfirmed(const rc_profile_store_t *s);
 
 /** 0 when usable; otherwise a negative code and a reason. */
 int rc_profile_ready(rc_profile_store_t *s, char *reason, size_t reason_len);
@@ -86,10 +102,12 @@ void rc_profile_store_free(rc_profile_store_t *s);
 
 /** The Redis store (profile_redis.c): `url` is redis://[[user]:password@]host[:port][/db]
  * or unix:///path[?db=N]. Connects in the background on `loop` and reconnects with
- * backoff; `cfg` and `node_id` are borrowed. NULL with a message in `err` for a bad URL. */
+ * backoff; `cfg` and `writer` are borrowed. `writer` names this node's order of changes in
+ * each profile (rc_profile_seq_t): the node id, or with an event log the log's own id, which
+ * outlives restarts. NULL with a message in `err` for a bad URL. */
 struct rc_config;
 rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const struct rc_config *cfg,
-                                         const char *node_id, rc_profile_loaded_fn on_loaded,
+                                         const char *writer, rc_profile_loaded_fn on_loaded,
                                          void *ctx, char *err, size_t errlen);
 
 /** The in-memory store (the embedded default). Deferred answers run on `defer`'s loop

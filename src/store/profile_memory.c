@@ -215,10 +215,12 @@ static int store_doc(memory_store_t *m, const char *user, size_t user_len, const
 }
 
 /* The merge is the same as Redis' script (rc_profile_apply_delta), done in place: a single
- * node in one process has no concurrent writer and no lost reply to guard against. */
+ * node in one process has no concurrent writer and no lost reply to guard against, and a
+ * restart starts it empty (the event log, if any, fills it again), so `seq` is not kept. */
 static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
-                      size_t len)
+                      size_t len, rc_profile_seq_t seq)
 {
+    (void)seq;
     memory_store_t *m = (memory_store_t *)s;
     const void *doc = NULL;
     size_t doc_len = 0;
@@ -237,8 +239,9 @@ static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, 
     return rc;
 }
 
-static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len)
+static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len, rc_profile_seq_t seq)
 {
+    (void)seq;
     memory_store_t *m = (memory_store_t *)s;
     uint64_t slot;
     if (rc_strmap_get(&m->index, user, user_len, &slot))
@@ -275,8 +278,8 @@ static void mem_destroy(rc_profile_store_t *s)
 
 /* Not shared: only this process's next session of a user reads a profile here, and a
  * session ends by writing its changes, so sessions write once, not every profile_flush_ms. */
-static const rc_profile_ops_t memory_ops = {
-    "memory", mem_load, mem_update, mem_erase, mem_ready, mem_pending, NULL, mem_destroy, false};
+static const rc_profile_ops_t memory_ops = {"memory",  mem_load,    mem_update, mem_erase,   NULL,
+                                            mem_ready, mem_pending, NULL,       mem_destroy, false};
 
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
                                           void *ctx, uint32_t max_users, int64_t ttl_ms)

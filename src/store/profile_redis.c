@@ -7,10 +7,10 @@
  * erasures wait in one FIFO until Redis confirms them; the FIFO is bounded by
  * redis-buffer-bytes, and when it is full the newest update is refused (counted, logged).
  * Updates leave in batches (one script call for up to 64 users). After a disconnect, every
- * unconfirmed command is sent again. A delta carries a sequence
- * number per node (the microsecond clock, strictly increasing), and the script records
- * the last one applied from each node, so a delta whose reply was lost is applied exactly
- * once even though it is sent twice. */
+ * unconfirmed command is sent again. A delta carries a sequence number per writer (the
+ * node, or the node's event log: rc_profile_seq_t), and the script records the last one
+ * applied from each writer, so a delta whose reply was lost, or that a restart sends again
+ * from the event log, is applied exactly once even though it is sent twice. */
 #include "store/profile.h"
 #include "util/clock.h"
 #include "util/config.h"
@@ -109,7 +109,8 @@ typedef struct op {
     rc_link_t link; /* in redis_store_t.ops, oldest first */
     op_kind_t kind;
     bool in_flight;
-    uint64_t seq; /* 0 until first sent; then kept for every retry */
+    uint64_t seq;       /* the caller's, or 0 until first sent; then kept for every retry */
+    uint64_t first_seq; /* the caller's rc_profile_seq_t.first (0: none) */
     size_t key_len, len;
     char *key;   /* points into data */
     char data[]; /* the key, then the delta */
@@ -135,7 +136,7 @@ typedef struct redis_store {
     rc_profile_store_t base;
     uv_loop_t *loop;
     const rc_config_t *cfg;
-    char node_id[128];
+    char writer[128]; /* names this node's sequence in each profile (rc_profile_seq_t) */
     char host[256], unix_path[256], user[128], password[256];
     int port, db;
     redisAsyncContext *ac; /* NULL while disconnected */
@@ -303,7 +304,7 @@ static void send_updates(redis_store_t *r, op_t **ops, uint32_t n)
     for (uint32_t i = 0; i < n; i++)
         argv[3 + i] = ops[i]->key, lens[3 + i] = ops[i]->key_len;
     argv[3 + n] = ttl, lens[3 + n] = strlen(ttl);
-    argv[4 + n] = r->node_id, lens[4 + n] = strlen(r->node_id);
+    argv[4 + n] = r->writer, lens[4 + n] = strlen(r->writer);
     for (uint32_t i = 0; i < n; i++) {
         if (ops[i]->seq == 0)
             ops[i]->seq = next_seq(r);
@@ -636,7 +637,7 @@ static int redis_load(rc_profile_store_t *s, const char *user, size_t user_len)
 }
 
 static op_t *op_new(redis_store_t *r, op_kind_t kind, const char *user, size_t user_len,
-                    const void *delta, size_t len)
+                    const void *delta, size_t len, rc_profile_seq_t seq)
 {
     size_t key_max = strlen(r->cfg->redis_prefix) + 2 + user_len;
     op_t *op = malloc(sizeof(*op) + key_max + len);
@@ -644,7 +645,8 @@ static op_t *op_new(redis_store_t *r, op_kind_t kind, const char *user, size_t u
         return NULL;
     op->kind = kind;
     op->in_flight = false;
-    op->seq = 0;
+    op->seq = seq.last;
+    op->first_seq = seq.first;
     op->key = op->data;
     op->key_len = make_key(r, user, user_len, op->key);
     op->len = len;
@@ -657,7 +659,7 @@ static op_t *op_new(redis_store_t *r, op_kind_t kind, const char *user, size_t u
 }
 
 static int redis_update(rc_profile_store_t *s, const char *user, size_t user_len, const void *delta,
-                        size_t len)
+                        size_t len, rc_profile_seq_t seq)
 {
     redis_store_t *r = (redis_store_t *)s;
     /* Counted as op_new() will count it: the delta and the whole key. */
@@ -673,13 +675,14 @@ static int redis_update(rc_profile_store_t *s, const char *user, size_t user_len
         }
         return RC_EFULL;
     }
-    if (op_new(r, OP_UPDATE, user, user_len, delta, len) == NULL)
+    if (op_new(r, OP_UPDATE, user, user_len, delta, len, seq) == NULL)
         return RC_ENOMEM;
     schedule_flush(r);
     return 0;
 }
 
-static int redis_erase(rc_profile_store_t *s, const char *user, size_t user_len)
+static int redis_erase(rc_profile_store_t *s, const char *user, size_t user_len,
+                       rc_profile_seq_t seq)
 {
     redis_store_t *r = (redis_store_t *)s;
     char key[512];
@@ -694,7 +697,7 @@ static int redis_erase(rc_profile_store_t *s, const char *user, size_t user_len)
         if (!op->in_flight && op->key_len == key_len && memcmp(op->key, key, key_len) == 0)
             op_free(r, op);
     }
-    if (op_new(r, OP_ERASE, user, user_len, "", 0) == NULL)
+    if (op_new(r, OP_ERASE, user, user_len, "", 0, seq) == NULL)
         return RC_ENOMEM;
     schedule_flush(r);
     return 0;
@@ -715,6 +718,19 @@ static int redis_ready(rc_profile_store_t *s, char *reason, size_t reason_len)
 static size_t redis_pending(const rc_profile_store_t *s)
 {
     return ((const redis_store_t *)s)->n_ops;
+}
+
+/* A scan: the queue is short while Redis keeps up, and this runs once a second. */
+static uint64_t redis_oldest_unconfirmed(const rc_profile_store_t *s)
+{
+    const redis_store_t *r = (const redis_store_t *)s;
+    uint64_t oldest = UINT64_MAX;
+    for (const rc_link_t *l = r->ops.next; l != &r->ops; l = l->next) {
+        const op_t *op = RC_CONTAINER_OF(l, op_t, link);
+        if (op->first_seq != 0 && op->first_seq < oldest)
+            oldest = op->first_seq;
+    }
+    return oldest;
 }
 
 static void redis_close(rc_profile_store_t *s)
@@ -752,12 +768,12 @@ static void redis_destroy(rc_profile_store_t *s)
     free(r);
 }
 
-static const rc_profile_ops_t redis_ops = {"redis",     redis_load,    redis_update,
-                                           redis_erase, redis_ready,   redis_pending,
-                                           redis_close, redis_destroy, true};
+static const rc_profile_ops_t redis_ops = {
+    "redis",     redis_load,    redis_update, redis_erase,   redis_oldest_unconfirmed,
+    redis_ready, redis_pending, redis_close,  redis_destroy, true};
 
 rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg,
-                                         const char *node_id, rc_profile_loaded_fn on_loaded,
+                                         const char *writer, rc_profile_loaded_fn on_loaded,
                                          void *ctx, char *err, size_t errlen)
 {
     redis_store_t *r = calloc(1, sizeof(*r));
@@ -774,7 +790,7 @@ rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg
     r->base.ctx = ctx;
     r->loop = loop;
     r->cfg = cfg;
-    snprintf(r->node_id, sizeof(r->node_id), "%s", node_id);
+    snprintf(r->writer, sizeof(r->writer), "%s", writer);
     rc_list_init(&r->ops);
     rc_list_init(&r->loads);
     uv_timer_init(loop, &r->reconnect);

@@ -368,6 +368,20 @@ static void test_learn_from_traffic(void **state)
     }
     rc_catalog_set_learning(&c, 10, 3);
     assert_int_equal(rc_catalog_learn_from(&c, "early", 5, 3), RC_CATALOG_UNTRUSTED);
+    /* What goes is the least recently *named*: an id named again in the meantime stays, and
+     * an entry freed by learning is taken before any other. */
+    rc_catalog_learn_from(&c, "kept", 4, 1);
+    rc_catalog_learn_from(&c, "kept", 4, 2);
+    for (int i = 0; i < RC_CATALOG_PENDING; i++) {
+        snprintf(id, sizeof(id), "more-%d", i);
+        rc_catalog_learn_from(&c, id, strlen(id), 9);
+        if (i == RC_CATALOG_PENDING / 2)
+            rc_catalog_learn_from(&c, "kept", 4, 2);
+    }
+    assert_int_ge(rc_catalog_learn_from(&c, "kept", 4, 3), 0);
+    rc_catalog_learn_from(&c, "fresh", 5, 1); /* takes the entry "kept" left */
+    rc_catalog_learn_from(&c, "more-1", 6, 10); /* the least recently named: still tracked */
+    assert_int_ge(rc_catalog_learn_from(&c, "more-1", 6, 11), 0);
     rc_catalog_free(&c);
 }
 

@@ -307,7 +307,9 @@ static void write_one(rc_profile_store_t *s, const char *user)
     rc_profile_delta_add(&d, catalog, RC_EV_VIEW, 1, 1.0f);
     rc_wbuf_init(&delta, 0);
     assert_int_equal(rc_profile_delta_encode(catalog, &d, T0_MS, &delta), 0);
-    assert_int_equal(rc_profile_update(s, user, strlen(user), rc_wbuf_data(&delta), delta.len), 0);
+    assert_int_equal(rc_profile_update(s, user, strlen(user), rc_wbuf_data(&delta), delta.len,
+                                       (rc_profile_seq_t){0, 0}),
+                     0);
     rc_wbuf_free(&delta);
 }
 
@@ -346,7 +348,7 @@ static void test_memory_store_is_bounded(void **state)
     assert_int_equal(load_status(&loop, s, &l, "u3"), 0);
     assert_int_equal(load_status(&loop, s, &l, "u4"), 0);
     /* An erased user leaves room without an eviction. */
-    assert_int_equal(rc_profile_erase(s, "u3", 2), 0);
+    assert_int_equal(rc_profile_erase(s, "u3", 2, (rc_profile_seq_t){0, 0}), 0);
     write_one(s, "u5");
     assert_int_equal(rc_metrics.profile_evictions[RC_EVICT_CAP] - cap0, 1);
     assert_int_equal(load_status(&loop, s, &l, "u1"), 0);

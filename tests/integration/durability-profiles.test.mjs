@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: Apache-2.0
+// Profiles across a crash, with --data-dir (docs/durability.md), killing real processes:
+//  - with a real redis-server: the node is SIGKILLed at a seeded random moment of a steady
+//    stream of events; after the restart every acknowledged event is in the user's profile,
+//    and once the clients have sent every id again each event is counted exactly once;
+//  - an erasure the node took just before a SIGKILL stays complete after the restart;
+//  - with the in-memory store: the profiles come back from the log, so a returning visitor is
+//    recognised after a SIGKILL.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+
+import { adminRequest, closeAllClients, connectHello, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
+
+const SEED = Number(process.env.RANKCAST_SEED ?? 20261207);
+const ADMIN = 'durability-profiles-admin';
+const dirs = [];
+after(() => {
+  closeAllClients();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function dataDir() {
+  const d = mkdtempSync(join(tmpdir(), 'rankcast-profiles-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A small deterministic generator (xorshift32). */
+function generator(seed) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+const start = (dir, extra = []) => startServer({
+  extraArgs: ['--log-level', 'info', '--data-dir', dir, '--events-per-sec', '100000', '--events-burst', '100000', '--admin-token', ADMIN, ...extra],
+});
+
+async function kill9(server) {
+  server.proc.kill('SIGKILL');
+  const r = await server.exited;
+  assert.equal(r.signal, 'SIGKILL');
+  await server.stop();
+}
+
+/** Sends `ids` as click events on `items` (cycled) and resolves once all are acknowledged. */
+async function sendAll(client, ids, items) {
+  const acked = new Set();
+  for (let i = 0; i < ids.length; i += 50) {
+    const batch = ids.slice(i, i + 50);
+    client.send({ type: 'events', events: batch.map((id, j) => ({ id, kind: 'click', item: items[(i + j) % items.length].id })) });
+  }
+  while (acked.size < ids.length) {
+    const m = await client.next((x) => x.type === 'ack' || x.type === 'error', 5000);
+    assert.equal(m.type, 'ack', `an error instead of an ack: ${JSON.stringify(m)}`);
+    for (const id of m.ids) acked.add(id);
+  }
+}
+
+/** Streams click events of `clients` round-robin, 10 per message, until `until`. Returns
+ * {sent: Map(user -> ids), acked: Map(user -> Set of ids)}. */
+async function stream(clients, items, until) {
+  const sent = new Map(clients.map(({ user }) => [user, []]));
+  const acked = new Map(clients.map(({ user }) => [user, new Set()]));
+  const collect = () => {
+    for (const { user, client } of clients) {
+      for (const m of client.inbox.splice(0)) if (m.type === 'ack') for (const id of m.ids) acked.get(user).add(id);
+    }
+  };
+  for (let turn = 0; Date.now() < until; turn++) {
+    const { user, client } = clients[turn % clients.length];
+    const ids = sent.get(user);
+    const batch = Array.from({ length: 10 }, (_, j) => `e${ids.length + j}`);
+    ids.push(...batch);
+    client.send({ type: 'events', events: batch.map((id, j) => ({ id, kind: 'click', item: items[(ids.length + j) % items.length].id })) });
+    await sleep(2);
+    collect();
+  }
+  return { sent, acked, collect };
+}
+
+const skip = redisAvailable() ? false : 'redis-server is not installed (scripts/setup installs it)';
+
+describe('profiles in Redis survive a SIGKILL of the node', { skip }, () => {
+  for (const fsync of ['always', 'interval']) {
+    test(`fsync ${fsync}: every acknowledged event reaches the profile, and each counts once`, async () => {
+      const rand = generator(SEED + fsync.length * 31);
+      const redis = await new Redis().start();
+      const dir = dataDir();
+      const args = ['--redis', redis.url, '--fsync', fsync];
+      let server = await start(dir, args);
+      try {
+        const items = server.items;
+        const users = Array.from({ length: 3 }, () => uniqueId('anon-pdur'));
+        const clients = [];
+        for (const user of users) clients.push({ user, client: (await connectHello(server, 'json', { user })).client });
+        const { sent, acked, collect } = await stream(clients, items, Date.now() + 300 + Math.floor(rand() * 500));
+        await kill9(server);
+        collect();
+        for (const { client } of clients) client.close();
+        const ackedTotal = [...acked.values()].reduce((a, s) => a + s.size, 0);
+        assert.ok(ackedTotal > 0, 'some events were acknowledged before the kill');
+
+        server = await start(dir, args);
+        // Every acknowledged event is in the profile once the restarted node has sent what
+        // Redis lacked (the profile may hold events sent but not yet acknowledged too).
+        for (const user of users) {
+          await eventually(async () => ((await redis.profile(user))?.n ?? 0) >= acked.get(user).size, 5000,
+            `profile of ${user} holds its ${acked.get(user).size} acknowledged events`);
+        }
+        // The clients send every id again: the ones the log held are recognised, the others
+        // are applied, and the profile counts each event once.
+        for (const user of users) {
+          const { client } = await connectHello(server, 'json', { user });
+          await sendAll(client, sent.get(user), items);
+          client.close();
+        }
+        for (const user of users) {
+          const want = sent.get(user).length;
+          await eventually(async () => (await redis.profile(user))?.n === want, 5000, `profile n = ${want}`);
+        }
+        await sleep(500); // nothing more arrives later
+        for (const user of users) assert.equal((await redis.profile(user)).n, sent.get(user).length);
+      } finally {
+        closeAllClients();
+        await stopServerCleanly(server);
+        await redis.stop();
+      }
+    });
+  }
+
+  test('an erasure taken just before a SIGKILL stays complete after the restart', async () => {
+    const redis = await new Redis().start();
+    const dir = dataDir();
+    const args = ['--redis', redis.url];
+    let server = await start(dir, args);
+    try {
+      const user = uniqueId('anon-perase');
+      const { client } = await connectHello(server, 'json', { user });
+      await sendAll(client, ['a1', 'a2', 'a3'], server.items);
+      client.close();
+      await eventually(async () => (await redis.profile(user))?.n === 3, 3000, 'profile n = 3');
+      const res = await adminRequest(server, 'POST', '/api/v1/users/erase', { user }, ADMIN);
+      assert.equal(res.status, 200, JSON.stringify(res));
+      await kill9(server);
+      server = await start(dir, args);
+      await sleep(1000); // the restarted node has sent what it had to
+      assert.equal(await redis.profile(user), null, 'the erased profile came back');
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+      await redis.stop();
+    }
+  });
+});
+
+test('in-memory profiles come back from the log after a SIGKILL', async () => {
+  const dir = dataDir();
+  let server = await start(dir);
+  // What a visitor bought stays out of their lists (the profile's excluded items), while
+  // the purchases make the items popular for everyone else.
+  const bought = server.items.slice(0, 3);
+  const user = uniqueId('anon-pmem');
+  {
+    const { client } = await connectHello(server, 'json', { user });
+    client.send({ type: 'events', events: bought.map((it, i) => ({ id: `b${i}`, kind: 'purchase', item: it.id })) });
+    await client.next((m) => m.type === 'ack' && m.ids.length === 3);
+    client.close();
+  }
+  await kill9(server);
+  server = await start(dir);
+  try {
+    const holdsBought = (recs) => recs.items.some((it) => bought.some((b) => b.id === it.item));
+    const stranger = await connectHello(server, 'json', { user: uniqueId('anon-pnew') });
+    assert.ok(holdsBought(await stranger.client.subscribe('home', { k: 20 })), 'the purchases made the items popular');
+    const again = await connectHello(server, 'json', { user });
+    const first = await again.client.subscribe('home', { k: 20 });
+    // The profile may arrive before the subscription (then the first list has it) or after
+    // (then the list is pushed again).
+    if (holdsBought(first)) await again.client.next((m) => m.type === 'recs' && !holdsBought(m), 5000);
+  } finally {
+    closeAllClients();
+    await stopServerCleanly(server);
+  }
+});
