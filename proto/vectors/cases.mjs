@@ -291,7 +291,7 @@ const s2c = [
     value: {
       type: 'recs_delta', surface: 'home', version: 1763800000000001, base: 0,
       place: [[0, '22423'], [1, '85123A'], [2, 'x-unknown']],
-      scores_e4: [9100, 5000, 1250],
+      scores_e4: [9100, -4100, -3750],
       r: [0, 1, 2],
       items: {
         '22423': { name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
@@ -302,7 +302,7 @@ const s2c = [
         1: { src: 'popular', why: 'Popular in Candles & lights', reason: { code: 'popular', category: 'candles-lights', category_name: 'Candles & lights' } },
         2: { src: 'explore', why: 'New', reason: { code: 'new_item' } },
       },
-      took_us: 41, variant: 'control',
+      took_us: 41,
     },
   },
   {
@@ -311,18 +311,18 @@ const s2c = [
       type: 'recs_delta', surface: 'home', version: 1763800000000002, base: 1763800000000001,
       remove: ['x-unknown'],
       place: [[0, '84406B'], [2, '22423']],
-      scores_e4: [17500, 5000, 2500],
+      scores_e4: [17500, -12500, -2500],
       r: [3, 1, 0],
       items: { '84406B': { name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 } },
       reasons: {
         3: { src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' } },
       },
-      cause: 'e-0001', took_us: 37, variant: 'control',
+      cause: 'e-0001', took_us: 37,
     },
   },
   {
     name: 'recs_delta with no change of order',
-    value: { type: 'recs_delta', surface: 'home', version: 1763800000000003, base: 1763800000000002, scores_e4: [15000, 5000, 2500], r: [3, 1, 0], cause: 'e-0002', took_us: 30, variant: 'control' },
+    value: { type: 'recs_delta', surface: 'home', version: 1763800000000003, base: 1763800000000002, scores_e4: [15000, -10000, -2500], r: [3, 1, 0], cause: 'e-0002', took_us: 30, variant: 'b' },
   },
   { name: 'recs empty list', value: { type: 'recs', surface: 'pdp', version: 7, items: [], took_us: 12, variant: 'b' } },
   {

@@ -747,8 +747,9 @@ static void encode_reason_def(rc_enc_t *e, const rc_recs_reason_def_t *r)
 
 void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
 {
-    rc_enc_map(e, 8 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) +
-                      (d->n_reasons > 0) + (d->cause.n > 0));
+    bool control = strcmp(d->variant, "control") == 0; /* left out: the usual case */
+    rc_enc_map(e, 7 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) +
+                      (d->n_reasons > 0) + (d->cause.n > 0) + !control);
     KV_STR(e, "type", "recs_delta");
     KV_STR(e, "surface", d->surface);
     KV_INT(e, "version", d->version);
@@ -771,12 +772,17 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         }
         rc_enc_end(e);
     }
-    /* Scores in ten-thousandths, as integers: the four decimals a recs carries, in 2 or 3
-     * bytes of MessagePack instead of 9 (and fewer characters of JSON). */
+    /* Scores in ten-thousandths, as integers (the four decimals a recs carries), the first as it
+     * is and each next as its difference from the one before: a list is sorted by score, so
+     * most are small numbers, one byte of MessagePack instead of the 9 of a float. */
     KEY(e, "scores_e4");
     rc_enc_array(e, d->n_items);
-    for (uint32_t i = 0; i < d->n_items; i++)
-        rc_enc_int(e, (int64_t)llround(d->scores[i] * 10000.0));
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < d->n_items; i++) {
+        int64_t s = (int64_t)llround(d->scores[i] * 10000.0);
+        rc_enc_int(e, s - prev);
+        prev = s;
+    }
     rc_enc_end(e);
     KEY(e, "r");
     rc_enc_array(e, d->n_items);
@@ -802,7 +808,8 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         rc_enc_str(e, d->cause.p, d->cause.n);
     }
     KV_INT(e, "took_us", d->took_us);
-    KV_STR(e, "variant", d->variant);
+    if (!control)
+        KV_STR(e, "variant", d->variant);
     rc_enc_end(e);
 }
 

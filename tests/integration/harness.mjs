@@ -843,18 +843,20 @@ export class CompactLists {
       this.reasons.set(Number(rid), def);
     }
     this.held.set(d.surface, { version: d.version, items });
+    let sum = 0; // scores_e4: the first, then differences
     const list = {
       type: 'recs', surface: d.surface, version: d.version,
       items: items.map((id, i) => {
         const why = this.reasons.get(d.r[i]);
         assert.ok(why, `reason ${d.r[i]} of ${id} never defined`);
-        const it = { item: id, score: d.scores_e4[i] / 10000, src: why.src, why: why.why };
+        sum += d.scores_e4[i];
+        const it = { item: id, score: sum / 10000, src: why.src, why: why.why };
         if ('reason' in why) it.reason = why.reason;
         const det = this.details.get(id) ?? {};
         for (const k of ['name', 'category', 'price']) if (k in det) it[k] = det[k];
         return it;
       }),
-      took_us: d.took_us, variant: d.variant,
+      took_us: d.took_us, variant: d.variant ?? 'control',
     };
     if ('cause' in d) list.cause = d.cause;
     return list;

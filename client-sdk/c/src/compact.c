@@ -145,7 +145,7 @@ static int new_order(const rcc_sub_t *s, const json_t *remove, const json_t *pla
 }
 
 /* Item `it` from its id, score, reason number and the connection's tables. */
-static int fill_item(rcc_client_t *c, const char *id, const json_t *score, const json_t *rid,
+static int fill_item(rcc_client_t *c, const char *id, json_int_t score_e4, const json_t *rid,
                      rcc_item_t *it)
 {
     char key[24];
@@ -157,7 +157,7 @@ static int fill_item(rcc_client_t *c, const char *id, const json_t *score, const
     const json_t *price = json_object_get(det, "price");
     memset(it, 0, sizeof(*it));
     it->item = id;
-    it->score = (double)json_integer_value(score) / 10000.0;
+    it->score = (double)score_e4 / 10000.0;
     it->src = json_string_value(json_object_get(def, "src"));
     it->why = json_string_value(json_object_get(def, "why"));
     it->name = json_string_value(json_object_get(det, "name"));
@@ -206,9 +206,12 @@ int rcc_compact_apply(rcc_client_t *c, rcc_sub_t *s, const json_t *msg, rcc_recs
             rc = RCC_ENOMEM;
     if (rc == 0 && n > 0 && (*items = calloc(n, sizeof(**items))) == NULL)
         rc = RCC_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = fill_item(c, json_string_value(json_array_get(held, i)), json_array_get(scores, i),
-                       json_array_get(r, i), &(*items)[i]);
+    json_int_t sum = 0; /* scores_e4: the first, then differences */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sum += json_integer_value(json_array_get(scores, i));
+        rc = fill_item(c, json_string_value(json_array_get(held, i)), sum, json_array_get(r, i),
+                       &(*items)[i]);
+    }
     if (rc != 0) {
         json_decref(held);
         free(*items);
@@ -221,6 +224,8 @@ int rcc_compact_apply(rcc_client_t *c, rcc_sub_t *s, const json_t *msg, rcc_recs
     out->cause = json_string_value(json_object_get(msg, "cause"));
     out->took_us = json_integer_value(json_object_get(msg, "took_us"));
     out->variant = json_string_value(json_object_get(msg, "variant"));
+    if (out->variant == NULL)
+        out->variant = "control"; /* left out when it is */
     json_decref(s->held);
     s->held = held;
     s->held_version = out->version;

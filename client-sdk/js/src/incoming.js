@@ -224,6 +224,15 @@ function readRecs(m) {
 const mapOrEmpty = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? /** @type {Record<string, unknown>} */ (v) : {});
 
 /**
+ * The scores of a recs_delta from its scores_e4: the first, then differences, in ten-thousandths.
+ * @param {number[]} e4
+ */
+function cumulative(e4) {
+  let sum = 0;
+  return e4.map((x) => (sum += x) / 10000);
+}
+
+/**
  * A compact list's changes (PROTOCOL.md, `recs_delta`), checked as far as applying them relies
  * on it: a malformed one throws, and the surface is then subscribed again (compact.js).
  * @param {WireMessage} m
@@ -271,7 +280,7 @@ function readRecsDelta(m) {
     base: int(m, 'base', 'recs_delta'),
     remove,
     place: /** @type {Array<[number, string]>} */ (place),
-    scores: /** @type {number[]} */ (scores).map((x) => x / 10000),
+    scores: cumulative(/** @type {number[]} */ (scores)),
     r: /** @type {number[]} */ (r),
     items,
     reasons,

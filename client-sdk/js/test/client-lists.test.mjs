@@ -57,7 +57,7 @@ for (const enc of ENCODINGS) {
     test('compact lists: deltas become whole lists; one that does not apply is reported and the surface subscribed again', async () => {
       const delta = (version, base, fields) => ({ type: 'recs_delta', surface: 'home', version, base, took_us: 5, variant: 'control', ...fields });
       const whole = delta(10, 0, {
-        place: [[0, 'a'], [1, 'b']], scores_e4: [5000, 2500], r: [0, 1],
+        place: [[0, 'a'], [1, 'b']], scores_e4: [5000, -2500], r: [0, 1],
         items: { a: { name: 'A', category: 'c', price: 1.5 }, b: { name: 'B' } },
         reasons: { 0: { src: 'popular', why: 'Popular', reason: { code: 'popular' } }, 1: { src: 'trending', why: 'Trending now', reason: { code: 'trending' } } },
       });
@@ -78,7 +78,7 @@ for (const enc of ENCODINGS) {
         { item: 'b', score: 0.25, src: 'trending', why: 'Trending now', reason: { code: 'trending' }, name: 'B' },
       ]);
       // b moves up, a new item c comes in after it, a leaves: details and reasons kept.
-      conn.send(delta(11, 10, { remove: ['a'], place: [[1, 'c']], scores_e4: [3000, 1000], r: [1, 0], items: { c: { name: 'C' } }, cause: 'e-1' }));
+      conn.send(delta(11, 10, { remove: ['a'], place: [[1, 'c']], scores_e4: [3000, -2000], r: [1, 0], items: { c: { name: 'C' } }, cause: 'e-1' }));
       await waitUntil(() => lists.length === 2);
       assert.deepEqual(lists[1].items.map((it) => [it.item, it.score, it.why, it.name]), [['b', 0.3, 'Trending now', 'B'], ['c', 0.1, 'Popular', 'C']]);
       assert.equal(lists[1].cause, 'e-1');

@@ -294,8 +294,12 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         place[n_place++] = (rc_recs_place_t){(uint32_t)json_integer_value(json_array_get(x, 0)),
                                              json_string_value(json_array_get(x, 1))};
     }
-    json_array_foreach(json_object_get(v, "scores_e4"), i, x) scores[n_items++] =
-        (double)json_integer_value(x) / 10000.0;
+    json_int_t sum = 0;
+    json_array_foreach(json_object_get(v, "scores_e4"), i, x)
+    {
+        sum += json_integer_value(x);
+        scores[n_items++] = (double)sum / 10000.0;
+    }
     json_array_foreach(json_object_get(v, "r"), i, x) rids[i] = (uint32_t)json_integer_value(x);
     json_t *val;
     json_object_foreach((json_t *)json_object_get(v, "items"), key, val)
@@ -349,7 +353,7 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         .n_reasons = (uint32_t)n_reasons,
         .cause = jstr(v, "cause"),
         .took_us = jint(v, "took_us"),
-        .variant = jstr(v, "variant").p,
+        .variant = json_object_get(v, "variant") ? jstr(v, "variant").p : "control",
     };
     rc_proto_encode_recs_delta(e, &d);
 }

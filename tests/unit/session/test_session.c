@@ -436,6 +436,7 @@ static json_t *compact_apply(compact_client_t *cc, const json_t *d)
         json_array_append_new(order, json_string(ids[pos]));
     }
     json_t *items = json_array();
+    json_int_t sum = 0; /* scores_e4: the first, then differences */
     json_array_foreach(order, i, p)
     {
         char rid[16];
@@ -445,7 +446,8 @@ static json_t *compact_apply(compact_client_t *cc, const json_t *d)
         assert_non_null(why);
         json_t *it = json_deep_copy(why);
         json_object_set(it, "item", p);
-        json_object_set(it, "score_e4", json_array_get(scores, i));
+        sum += json_integer_value(json_array_get(scores, i));
+        json_object_set_new(it, "score_e4", json_integer(sum));
         json_object_update(it, json_object_get(cc->details, json_string_value(p)));
         json_array_append_new(items, it);
     }

@@ -338,7 +338,11 @@ internal object Reader {
                 if (p.size != 2 || pos !in 0..Int.MAX_VALUE) throw bad()
                 pos.toInt() to (p[1] as? String ?: throw bad())
             },
-            scores = scores.map { (it as? Long ?: throw bad()) / 10000.0 },
+            scores = run {
+                // scores_e4: the first, then differences, in ten-thousandths.
+                var sum = 0L
+                scores.map { sum += it as? Long ?: throw bad(); sum / 10000.0 }
+            },
             r = r.map { (it as? Long)?.takeIf { x -> x >= 0 } ?: throw bad() },
             items = (m["items"] as? Map<*, *>).orEmpty().entries.associate { (k, v) -> (k as? String ?: throw bad()) to (v as? Map<*, *>).orEmpty() },
             reasons = (m["reasons"] as? Map<*, *>).orEmpty().entries.associate { (k, v) ->
