@@ -33,7 +33,8 @@ typedef struct rcc_sub {
     bool sent;            /* subscribe written on the current connection */
     int64_t version;      /* newest version delivered on the current connection */
     /* Compact lists: the ids of the list held (a JSON array, owned) and its version, which
-     * the next recs_delta applies to; NULL until a list arrives on this subscription. */
+     * the next recs_delta applies to; NULL until a list arrives on this subscription (then a
+     * version of -1: subscribed again, awaiting the whole list). */
     json_t *held;
     int64_t held_version;
 } rcc_sub_t;
@@ -125,8 +126,10 @@ rcc_sub_t *rcc_client_find_sub(rcc_client_t *c, const char *surface);
 
 /* A recs_delta for `s`: the whole list it stands for into *out (strings borrowed from the
  * message, the held list and the tables, until the next message), items in *items (caller
- * frees), and `s` then holds it. RCC_EPROTO when it does not apply (a base not held, a reason
- * never defined, places that do not fill the list): nothing held changes. */
+ * frees), and `s` then holds it. 1 (nothing delivered) for changes that were in flight when
+ * `s` was subscribed again (rcc_compact_forget), until its whole list comes. RCC_EPROTO when it
+ * does not apply (a base not held, a reason never defined, places that do not fill the list):
+ * nothing held changes. */
 int rcc_compact_apply(rcc_client_t *c, rcc_sub_t *s, const json_t *msg, rcc_recs_t *out,
                       rcc_item_t **items);
 /* A new connection, or a subscription sent again: what compact lists kept is forgotten. */

@@ -18,7 +18,7 @@ void rcc_compact_forget(rcc_sub_t *s)
 {
     json_decref(s->held);
     s->held = NULL;
-    s->held_version = 0;
+    s->held_version = -1; /* awaiting the whole list */
 }
 
 void rcc_compact_reset(rcc_client_t *c)
@@ -185,6 +185,8 @@ int rcc_compact_apply(rcc_client_t *c, rcc_sub_t *s, const json_t *msg, rcc_recs
         (place != NULL && !array_of(place, is_place)))
         return RCC_EPROTO;
     json_int_t b = json_integer_value(base);
+    if (b != 0 && s->held == NULL && s->held_version < 0)
+        return 1; /* changes of a subscription replaced since: dropped */
     if (b != 0 && (s->held == NULL || s->held_version != b))
         return RCC_EPROTO;
     int rc = merge_tables(c, msg);

@@ -77,6 +77,8 @@ static void on_recs_delta(rcc_client_t *c, const json_t *msg)
     rcc_recs_t recs;
     rcc_item_t *items;
     int rc = rcc_compact_apply(c, s, msg, &recs, &items);
+    if (rc == 1)
+        return; /* changes of the subscription before it was sent again */
     if (rc != 0) {
         rcc_client_report(c, rc, "recs_delta that does not apply: subscribing again", NULL);
         rcc_compact_forget(s);

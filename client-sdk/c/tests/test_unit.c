@@ -315,9 +315,13 @@ static void compact_lists_apply_the_vectors(void **state)
     assert_string_equal(items[0].item, "84406B");
     assert_true(items[0].score == 1.5);
     free(items);
-    /* A new connection: nothing held, no tables. */
+    /* Subscribed again, or a new connection: changes still in flight for the old
+     * subscription are dropped (1) until the whole list comes. */
     rcc_compact_reset(&c);
     assert_null(sub.held);
+    assert_int_equal(rcc_compact_apply(&c, &sub, same, &r, &items), 1);
+    assert_int_equal(rcc_compact_apply(&c, &sub, whole, &r, &items), 0);
+    free(items);
     assert_int_equal(rcc_compact_apply(&c, &sub, same, &r, &items), RCC_EPROTO);
     rcc_compact_reset(&c);
     json_decref(whole);

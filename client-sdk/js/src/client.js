@@ -594,7 +594,7 @@ export class RankcastClient {
       this.#subs.resubscribe(delta.surface);
       return;
     }
-    this.#onRecs(list);
+    if (list !== null) this.#onRecs(list);
   }
 
   /** @param {RecsList} list */

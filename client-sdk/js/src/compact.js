@@ -17,6 +17,9 @@ import { ClientError } from './errors.js';
 /** @param {string} what */
 const unusable = (what) => new ClientError('protocol', `recs_delta: ${what}`);
 
+/** What a surface subscribed again holds until its whole list arrives. */
+const AWAITING = Object.freeze({ version: -1, items: /** @type {string[]} */ ([]) });
+
 export class CompactLists {
   constructor() {
     /** @type {Map<string, import('./incoming.js').ItemDetails>} */
@@ -35,21 +38,24 @@ export class CompactLists {
   }
 
   /**
-   * `surface` was subscribed (again): its next list comes whole.
+   * `surface` was subscribed (again) or dropped: its next list comes whole, and until it does,
+   * changes still in flight for the old subscription are dropped without a word.
    * @param {string} surface
    */
   forget(surface) {
-    this.held.delete(surface);
+    this.held.set(surface, AWAITING);
   }
 
   /**
-   * The whole list `d` stands for, shaped as a `recs`. Throws ClientError('protocol') when it
-   * does not apply (then nothing is changed but the tables it defines, which stay valid).
+   * The whole list `d` stands for, shaped as a `recs`; null for changes of a subscription
+   * replaced since (see forget). Throws ClientError('protocol') when it does not apply (then
+   * nothing is changed but the tables it defines, which stay valid).
    * @param {RecsDelta} d
-   * @returns {RecsList}
+   * @returns {RecsList | null}
    */
   apply(d) {
     const holds = this.held.get(d.surface);
+    if (holds === AWAITING && d.base !== 0) return null;
     if (d.base !== 0 && holds?.version !== d.base) throw unusable(`base ${d.base} not held`);
     for (const [id, det] of d.items) this.details.set(id, det);
     for (const [rid, def] of d.reasons) this.reasons.set(rid, def);

@@ -12,6 +12,11 @@ internal class CompactLists {
     private class Held(val version: Long, val items: List<String>)
     private class ReasonDef(val src: String, val why: String, val reason: Reason?)
 
+    private companion object {
+        /** What a surface subscribed again holds until its whole list arrives. */
+        val AWAITING = Held(-1, emptyList())
+    }
+
     private val details = HashMap<String, Map<*, *>>()
     private val reasons = HashMap<Long, ReasonDef>()
     private val held = HashMap<String, Held>()
@@ -25,14 +30,17 @@ internal class CompactLists {
         held.clear()
     }
 
-    /** `surface` was subscribed (again) or dropped: its next list comes whole. */
+    /** `surface` was subscribed (again) or dropped: its next list comes whole, and until it does,
+     * changes still in flight for the old subscription are dropped without a word. */
     fun forget(surface: String) {
-        held.remove(surface)
+        held[surface] = AWAITING
     }
 
-    /** The whole list `d` stands for; throws [ClientException] (PROTOCOL) when it does not apply. */
-    fun apply(d: Delta): RecsList {
+    /** The whole list `d` stands for; null for changes of a subscription replaced since (see
+     * [forget]); throws [ClientException] (PROTOCOL) when it does not apply. */
+    fun apply(d: Delta): RecsList? {
         val holds = held[d.surface]
+        if (holds === AWAITING && d.base != 0L) return null
         if (d.base != 0L && holds?.version != d.base) throw unusable("base ${d.base} not held")
         details.putAll(d.items)
         for ((rid, def) in d.reasons) {

@@ -426,7 +426,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
             subs.resubscribe(d.surface)
             return
         }
-        subs.deliver(list)
+        if (list != null) subs.deliver(list)
     }
 
     private fun onWelcome(c: Conn, w: Welcome) {

@@ -189,22 +189,25 @@ class VectorsTest {
             val lists = CompactLists()
             // Not held yet: refused.
             assertThrows<ClientException> { lists.apply(delta("recs_delta changes")) }
-            val first = lists.apply(delta("recs_delta whole list (compact, from nothing)"))
+            val first = lists.apply(delta("recs_delta whole list (compact, from nothing)"))!!
             assertEquals(listOf("22423", "85123A", "x-unknown"), first.items.map { it.item })
             assertEquals(
                 RecItem("22423", 0.91, "trending", "Trending on mobile", "REGENCY CAKESTAND 3 TIER", "kitchen", 12.75, Reason("trending_context", segment = "mobile")),
                 first.items[0],
             )
             assertEquals(RecItem("x-unknown", 0.125, "explore", "New", reason = Reason("new_item")), first.items[2])
-            val second = lists.apply(delta("recs_delta changes"))
+            val second = lists.apply(delta("recs_delta changes"))!!
             assertEquals("e-0001", second.cause)
             assertEquals(listOf("84406B" to 1.75, "85123A" to 0.5, "22423" to 0.25), second.items.map { it.item to it.score })
             assertEquals("REGENCY CAKESTAND 3 TIER", second.items[2].name, "details kept from the first list")
             assertEquals(Reason("co_visited", item = "85123A", itemName = "White Hanging Heart T-Light Holder"), second.items[0].reason)
-            assertEquals(listOf("84406B", "85123A", "22423"), lists.apply(delta("recs_delta with no change of order")).items.map { it.item })
+            assertEquals(listOf("84406B", "85123A", "22423"), lists.apply(delta("recs_delta with no change of order"))!!.items.map { it.item })
             // A base not held, a reason never defined: refused; a new connection starts from nothing.
             assertThrows<ClientException> { lists.apply(delta("recs_delta changes")) }
             assertThrows<ClientException> { lists.apply(delta("recs_delta whole list (compact, from nothing)").copy(r = listOf(99, 1, 2))) }
+            // A surface subscribed again: changes of the old subscription still in flight are dropped.
+            lists.forget("home")
+            assertEquals(null, lists.apply(delta("recs_delta with no change of order")))
             lists.reset()
             assertThrows<ClientException> { lists.apply(delta("recs_delta with no change of order")) }
         }
