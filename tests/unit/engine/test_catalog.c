@@ -379,7 +379,7 @@ static void test_learn_from_traffic(void **state)
             rc_catalog_learn_from(&c, "kept", 4, 2);
     }
     assert_int_ge(rc_catalog_learn_from(&c, "kept", 4, 3), 0);
-    rc_catalog_learn_from(&c, "fresh", 5, 1); /* takes the entry "kept" left */
+    rc_catalog_learn_from(&c, "fresh", 5, 1);   /* takes the entry "kept" left */
     rc_catalog_learn_from(&c, "more-1", 6, 10); /* the least recently named: still tracked */
     assert_int_ge(rc_catalog_learn_from(&c, "more-1", 6, 11), 0);
     rc_catalog_free(&c);
