@@ -142,7 +142,7 @@ class Server:
     def command(self):
         tls_args = ["--tls-cert", CERT, "--tls-key", KEY] if self.tls else []
         if self.name == "rankcast":
-            return [SERVER_BIN, "--port", str(self.port), "--listen", "127.0.0.1", "--anonymous",
+            return [SERVER_BIN, "--port", str(self.port), "--listen", "127.0.0.1", "--anonymous", "--anonymous-ids", "chosen",
                     "--max-conns-per-ip", "0", "--catalog",
                     CATALOG, "--admin-token", TOKEN, "--log-level", "warn", *tls_args]
         script = {"ws": "bench/peers/ws-peer.mjs", "socketio": "bench/peers/socketio-peer.mjs"}

@@ -25,7 +25,7 @@ bench_begin ab
 
 # one BIN JSON: a fresh server under the load; the generator's JSON result into JSON
 one() {
-    "$1" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog "$CATALOG" \
+    "$1" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog "$CATALOG" \
         --log-level warn >/dev/null 2>&1 &
     pid=$!
     bench_wait_port "$PORT" || true

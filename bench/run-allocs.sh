@@ -54,7 +54,7 @@ profile_writes() {
 count() { # $1: label, rest: extra server flags
     local label=$1
     shift
-    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 \
         --catalog "$work/catalog.jsonl" --log-level warn "$@" >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done

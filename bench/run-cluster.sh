@@ -137,7 +137,7 @@ KAFKA_PID=$(sed -n 's/^KAFKA_PID=//p' <<<"$kafka_env")
 start_node() {
     local name=$1 port=$2 prefix=$3
     port_in_use "$port" && die "port $port is already in use (set PORT1/PORT2)"
-    "$SERVER_BIN" --port "$port" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog "$CATALOG" \
+    "$SERVER_BIN" --port "$port" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog "$CATALOG" \
         --kafka "$KAFKA_BOOTSTRAP" --pseudonym-key bench-cluster-key --node-id "$name" --kafka-topic-prefix "$prefix" \
         --log-level warn >"$work_dir/$name.log" 2>&1 &
     node_pid[$name]=$!

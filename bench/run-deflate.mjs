@@ -50,7 +50,7 @@ async function portOpen(port) {
 
 async function startServer(deflate) {
   if (await portOpen(PORT)) throw new Error(`port ${PORT} is taken`);
-  const args = ['--port', String(PORT), '--listen', '127.0.0.1', '--anonymous', '--max-conns-per-ip', '0',
+  const args = ['--port', String(PORT), '--listen', '127.0.0.1', '--anonymous', '--anonymous-ids', 'chosen', '--max-conns-per-ip', '0',
     '--catalog', CATALOG, '--log-level', 'warn', ...(deflate ? ['--ws-deflate'] : [])];
   const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 300 && !(await portOpen(PORT)); i++) await sleep(100);

@@ -40,7 +40,10 @@ async function freePort() {
 async function startServer(args, bin = BIN) {
   const port = await freePort();
   let log = '';
-  const proc = spawn(bin, ['--port', String(port), '--listen', '127.0.0.1', '--anonymous', '--log-level', 'info',
+  // The clients name their users; a baseline build (read-back only, no clients) may predate
+  // --anonymous-ids.
+  const ids = bin === BIN ? ['--anonymous-ids', 'chosen'] : [];
+  const proc = spawn(bin, ['--port', String(port), '--listen', '127.0.0.1', '--anonymous', ...ids, '--log-level', 'info',
     '--events-per-sec', '1000000', '--events-burst', '1000000', '--catalog-open', 'true', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });

@@ -53,7 +53,7 @@ fi
 echo "run-idle-100k: starting a throwaway Kafka broker" >&2
 env=$(timeout 180 scripts/kafka start --temp --owner $$ --heap 384m) || die "Kafka did not start"
 eval "$env"
-"$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+"$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 \
     --catalog "$CATALOG" --workers "$WORKERS" \
     --kafka "$KAFKA_BOOTSTRAP" --kafka-topic-prefix "idle$stamp." --node-id idle \
     --log-level warn "${TLS_ARGS[@]}" >"/tmp/idle100k-$stamp.log" 2>&1 &

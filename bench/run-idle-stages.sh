@@ -17,7 +17,7 @@ bench_begin idle-stages
 
 start() {
     case $1 in
-    rankcast) "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+    rankcast) "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 \
         --catalog "$CATALOG" --log-level warn >/dev/null 2>&1 & ;;
     ws) node bench/peers/ws-peer.mjs --port "$PORT" --catalog "$CATALOG" >/dev/null 2>&1 & ;;
     socketio) node bench/peers/socketio-peer.mjs --port "$PORT" --catalog "$CATALOG" >/dev/null 2>&1 & ;;

@@ -18,7 +18,7 @@ python3 bench/make-history.py --events "$EVENTS" --items 100000 --out "$history"
 rates=()
 for run in $(seq 1 "$RUNS"); do
     log=$work/server-$run.log
-    taskset -c "$CORE" "$SERVER_BIN" --port 0 --listen 127.0.0.1 --anonymous \
+    taskset -c "$CORE" "$SERVER_BIN" --port 0 --listen 127.0.0.1 --anonymous --anonymous-ids chosen \
         --catalog "$CATALOG" --import "$history" --log-level info >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 1 600); do

@@ -73,7 +73,7 @@ port_in_use() {
 start_server() {
     local log=$1
     port_in_use && die "port $PORT is already in use (set PORT)"
-    "${server_cpu[@]}" "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog "$CATALOG" \
+    "${server_cpu[@]}" "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog "$CATALOG" \
         --log-level warn >"$log" 2>&1 &
     server_pid=$!
     # Ready when the port accepts a connection; give up after 10 s.

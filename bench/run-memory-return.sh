@@ -30,7 +30,7 @@ one() {
         tls_args=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
         lg_tls=(--tls)
     fi
-    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 \
         --catalog "$CATALOG" --log-level warn --session-idle-s 1 --heap-trim-s "$trim_s" \
         "${tls_args[@]}" >/dev/null 2>&1 &
     pid=$!

@@ -52,7 +52,7 @@ profile_one() {
             -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=127.0.0.1 2>/dev/null
         tls_args=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
     fi
-    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 \
         --catalog "$CATALOG" --admin-token "$TOKEN" "${tls_args[@]}" \
         --log-level warn >"$work/server.log" 2>&1 &
     server_pid=$!

@@ -35,7 +35,7 @@ metric() { # name -> value summed over labels, from the running server
 }
 
 start_server() {
-    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog "$CATALOG" --redis "$REDIS_URL" \
+    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog "$CATALOG" --redis "$REDIS_URL" \
         --log-level warn >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do

@@ -30,7 +30,7 @@ catalog=$work/catalog.jsonl
 python3 bench/make-catalog.py --items "$CATALOG_ITEMS" --out "$catalog" >/dev/null
 
 for run in $(seq 1 "$RUNS"); do
-    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 \
+    "$SERVER_BIN" --port "$PORT" --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 \
         --catalog "$catalog" --log-level warn >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # A one-minute check that the benchmark tools work: every load-generator scenario, both
 # framings, ws and wss, against rankcast and the two peers, a few seconds each, plus
-# lgmulti.py merging two generators and a tiny run-compare.sh. Exits non-zero on the first
-# failure. Not a measurement: the numbers it prints mean nothing.
+# lgmulti.py merging two generators, a tiny run-compare.sh and a tiny run-engine.sh. Exits
+# non-zero on the first failure. Not a measurement: the numbers it prints mean nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LG=${LOADGEN_BIN:-build/bench/rankcast-loadgen}
@@ -30,7 +30,7 @@ for server in rankcast ws socketio; do
         [[ $tls == 1 ]] && targs=(--tls-cert "$work/c.pem" --tls-key "$work/k.pem") && lgt=(--tls)
         [[ $server == socketio ]] && fr=(--framing socketio)
         case $server in
-        rankcast) "$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog $C \
+        rankcast) "$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog $C \
             --admin-token tok --log-level error "${targs[@]}" >/dev/null 2>&1 & ;;
         *) node "bench/peers/$server-peer.mjs" --port $p --catalog $C --admin-token tok "${targs[@]}" >/dev/null 2>&1 & ;;
         esac
@@ -52,7 +52,7 @@ for server in rankcast ws socketio; do
     done
 done
 p=$((PORT + i))
-"$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --max-conns-per-ip 0 --catalog $C --log-level error >/dev/null 2>&1 &
+"$SERVER_BIN" --port $p --listen 127.0.0.1 --anonymous --anonymous-ids chosen --max-conns-per-ip 0 --catalog $C --log-level error >/dev/null 2>&1 &
 pids+=($!)
 wait_port $p
 LOADGEN_BIN=$LG python3 bench/lgmulti.py --procs 2 --server-pids "${pids[-1]}" --out "$work/m.json" -- \
@@ -64,4 +64,8 @@ RESULTS_DIR="$work/results" BASE_PORT=$((PORT + 20)) CATALOG=$C IDLE_CONNS=200 I
     bench/run-compare.sh >/dev/null 2>&1 || fail "run-compare.sh"
 ls "$work/results"/compare-*.md "$work/results"/compare-*-summary.svg >/dev/null || fail "run-compare.sh wrote no table"
 echo "smoke: ok: run-compare.sh (tiny)" >&2
+RUNS=1 WARMUP=2000 EVENTS=2000 CATALOGS=$C RESULTS_DIR="$work/results" BIN=${ENGINEBENCH_BIN:-build/bench/rankcast-enginebench} \
+    bench/run-engine.sh >/dev/null 2>&1 || fail "run-engine.sh"
+ls "$work/results"/engine-*.md >/dev/null || fail "run-engine.sh wrote no table"
+echo "smoke: ok: run-engine.sh (tiny)" >&2
 echo "smoke: all ok" >&2

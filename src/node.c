@@ -10,6 +10,11 @@
 #include "auth/jwt.h"
 #include "bus/bus.h"
 #include "engine/engine.h"
+#include "util/strmap.h"
+#include "proto/mpack_read.h"
+#include "proto/mpack.h"
+#include "log/snapshot.h"
+#include "engine/engine_snapshot.h"
 #include "engine/experiments.h"
 #include "engine/history.h"
 #include "log/eventlog.h"
@@ -27,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +66,13 @@ struct rc_node {
     rc_eventlog_t *log; /* with --data-dir */
     char log_id[40];    /* the log's own id (LOG_ID_FILE), naming its changes in profiles */
     uint64_t last_mark; /* the newest RC_BUS_MARK written to the log */
+    /* Every profile change in a log record below profile_confirmed is confirmed by a shared
+     * store; found by watching the marks pass a candidate (write_profile_mark). */
+    uint64_t profile_confirmed, cand_record, cand_seq;
+    bool cand_set;
+    rc_strmap_t changes;      /* "c:<item>" / "s:<setting>" -> change_t: kept by snapshots */
+    uint64_t snapshot_covers; /* what the newest snapshot covers (0: none) */
+    rc_wbuf_t scratch;
     uint32_t ticks;
     rc_sessions_t *sessions;
     rc_ops_t *ops;
@@ -209,6 +222,8 @@ static void maybe_trim_heap(rc_node_t *n, uint64_t now_us)
     rc_metrics.heap_trim_us += n->trim_at_us - now_us;
 }
 
+static void write_snapshot(rc_node_t *n, const char *why);
+
 /* Tells the log how far the profile store has confirmed every change (RC_BUS_MARK), so a
  * restart sends again only the changes after it. Only a store that outlives the process
  * needs it: the in-memory store is filled again from the whole log. */
@@ -217,6 +232,17 @@ static void write_profile_mark(rc_node_t *n)
     if (n->log == NULL || !n->profiles->ops->shared)
         return;
     uint64_t mark = rc_sessions_profile_mark(n->sessions);
+    /* Records below the candidate hold changes numbered up to its sequence number: once the
+     * mark passes it, they are all confirmed; then a new candidate is taken. */
+    if (n->cand_set && mark > n->cand_seq) {
+        n->profile_confirmed = n->cand_record;
+        n->cand_set = false;
+    }
+    if (!n->cand_set) {
+        n->cand_record = rc_eventlog_next_record(n->log);
+        n->cand_seq = rc_sessions_last_seq(n->sessions);
+        n->cand_set = true;
+    }
     if (mark <= n->last_mark)
         return;
     rc_bus_msg_t m = {.kind = RC_BUS_MARK,
@@ -241,6 +267,9 @@ static void on_tick(uv_timer_t *t)
         rc_eventlog_maintain(n->log);
     if (n->ticks % (MARK_EVERY_MS / TICK_MS) == 0)
         write_profile_mark(n);
+    if (n->cfg->snapshot_interval_s > 0 &&
+        n->ticks % (uint32_t)(n->cfg->snapshot_interval_s * 1000 / TICK_MS) == 0)
+        write_snapshot(n, "interval");
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -327,6 +356,7 @@ static void node_stop(rc_node_t *n)
     n->stopped = true;
     rc_sessions_flush_profiles(n->sessions);
     write_profile_mark(n); /* after a drain: everything (rc_eventlog_close() writes it) */
+    write_snapshot(n, "stop");
     uv_timer_stop(&n->tick);
     uv_timer_stop(&n->drain_timer);
     uv_timer_stop(&n->lag_timer);
@@ -530,26 +560,101 @@ static int node_log_id(rc_node_t *n, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- snapshots (--data-dir) ---- */
+
+/* The newest catalog change of an item, or a setting, as the log holds it (bus wire form): the
+ * admin API's part of a snapshot, since retention may delete the log before it. */
+typedef struct change {
+    uint32_t key_len, len;
+    char data[]; /* the key, then the record */
+} change_t;
+
+static void drop_change(rc_node_t *n, const char *key, size_t len)
+{
+    uint64_t old;
+    if (rc_strmap_get(&n->changes, key, len, &old)) {
+        rc_strmap_del(&n->changes, key, len);
+        free((change_t *)(uintptr_t)old);
+    }
+}
+
+static void keep_change(rc_node_t *n, const rc_bus_msg_t *m)
+{
+    char key[RC_ID_MAX + RC_SETTING_NAME_MAX + 3];
+    rc_str_t name = m->kind == RC_BUS_CATALOG ? m->item_id : m->setting;
+    if ((m->kind != RC_BUS_CATALOG && m->kind != RC_BUS_SETTING) || name.n > RC_ID_MAX)
+        return;
+    int klen = snprintf(key, sizeof(key), "%c:%.*s", m->kind == RC_BUS_CATALOG ? 'c' : 's',
+                        (int)name.n, name.p);
+    rc_wbuf_reset(&n->scratch);
+    if (rc_bus_msg_encode(m, &n->scratch) != 0)
+        return;
+    change_t *c = malloc(sizeof(*c) + (size_t)klen + n->scratch.len);
+    if (c == NULL)
+        return;
+    c->key_len = (uint32_t)klen;
+    c->len = (uint32_t)n->scratch.len;
+    memcpy(c->data, key, (size_t)klen);
+    memcpy(c->data + klen, rc_wbuf_data(&n->scratch), n->scratch.len);
+    drop_change(n, key, (size_t)klen);
+    if (rc_strmap_put(&n->changes, c->data, c->key_len, (uintptr_t)c) != 0)
+        free(c);
+}
+
+/* What the in-process bus appends to the log passes here. */
+static void node_log_tap(void *ctx, const rc_bus_msg_t *m)
+{
+    keep_change(ctx, m);
+}
+
+static void free_changes(rc_node_t *n)
+{
+    for (size_t i = 0; i < n->changes.cap; i++)
+        if (n->changes.slots[i].hash != 0)
+            free((change_t *)(uintptr_t)n->changes.slots[i].value);
+    rc_strmap_free(&n->changes);
+}
+
 typedef struct replay {
     rc_node_t *node;
     rc_history_t *history;
     rc_profile_replay_t *profiles;
     msgpack_zone zone;
     int64_t restore_from_ms; /* events accepted since are remembered for de-duplication */
+    uint64_t covers;         /* records below are in the snapshot: only profiles read them */
     uint64_t events, undecodable;
 } replay_t;
+
+/* A record a snapshot covers: only what the profile store may lack is taken from it. */
+static void replay_profile_only(replay_t *r, const rc_bus_msg_t *m)
+{
+    if (m->kind == RC_BUS_EVENT)
+        rc_profile_replay_event(
+            r->profiles, m->profile_user, m->ev.kind, m->ev.item, m->ev.has_value, m->ev.value,
+            rc_sessions_event_time(r->node->sessions, &m->ev, m->received_ms, false), m->seq);
+    else if (m->kind == RC_BUS_ERASE)
+        rc_profile_replay_erase(r->profiles, m->profile_user, m->seq);
+    else if (m->kind == RC_BUS_MARK)
+        rc_profile_replay_mark(r->profiles, m->seq);
+}
 
 /* One record of the log, read back at start: events are learned at their own time by the
  * models (the path of --import), remembered for de-duplication, and given to the profile
  * store if it may lack them (profile_replay.h); erasures, catalog changes and settings are
  * applied again, in the order they were taken. */
-static void replay_record(void *ctx, const void *data, size_t len)
+static void replay_record(void *ctx, uint64_t record, const void *data, size_t len)
 {
     replay_t *r = ctx;
     rc_node_t *n = r->node;
     rc_bus_msg_t m;
     if (rc_bus_msg_decode(data, len, &r->zone, &m) != 0) {
         r->undecodable++;
+        msgpack_zone_clear(&r->zone);
+        return;
+    }
+    if (record < r->covers) {
+        /* In the snapshot, but the profile store may lack it (profile_replay.h). */
+        replay_profile_only(r, &m);
         msgpack_zone_clear(&r->zone);
         return;
     }
@@ -578,14 +683,201 @@ static void replay_record(void *ctx, const void *data, size_t len)
         break;
     case RC_BUS_CATALOG:
         n->catalog_changed |= rc_catalog_api_apply(n->engine, &m) == 0;
+        keep_change(n, &m);
         break;
     case RC_BUS_SETTING:
         rc_settings_apply(&n->settings, &m);
+        keep_change(n, &m);
         break;
     default:
         break;
     }
     msgpack_zone_clear(&r->zone);
+}
+
+/* Writes what the node derived from the log up to now: a snapshot covering every record
+ * appended so far (the log is synced first: a snapshot must not claim a record the log could
+ * lose). Blocking: the models are serialised on the loop. */
+static void write_snapshot(rc_node_t *n, const char *why)
+{
+    uint64_t covers = n->log != NULL ? rc_eventlog_next_record(n->log) : 0;
+    if (n->log == NULL || covers == n->snapshot_covers)
+        return;
+    uint64_t t0 = rc_mono_us();
+    bool shared = n->profiles->ops->shared;
+    if (!shared) /* the in-memory store must hold every change the snapshot covers */
+        rc_sessions_flush_profiles(n->sessions);
+    if (rc_eventlog_sync_now(n->log) != 0) {
+        RC_ERROR("snapshot", "not written: the log cannot be synced", NULL);
+        return;
+    }
+    rc_wbuf_t body;
+    msgpack_packer pk;
+    rc_wbuf_init(&body, 0);
+    rc_mp_init(&pk, &body);
+    msgpack_pack_map(&pk, 7);
+    rc_mp_cstr(&pk, "node");
+    rc_mp_cstr(&pk, n->node_id);
+    rc_mp_cstr(&pk, "profile_from"); /* records from here on may hold unconfirmed changes */
+    msgpack_pack_uint64(&pk, shared ? n->profile_confirmed : covers);
+    rc_mp_cstr(&pk, "mark");
+    msgpack_pack_uint64(&pk, n->last_mark);
+    rc_mp_cstr(&pk, "changes");
+    msgpack_pack_array(&pk, (uint32_t)n->changes.len);
+    for (size_t i = 0; i < n->changes.cap; i++) {
+        if (n->changes.slots[i].hash == 0)
+            continue;
+        const change_t *c = (const change_t *)(uintptr_t)n->changes.slots[i].value;
+        msgpack_pack_bin(&pk, c->len);
+        msgpack_pack_bin_body(&pk, c->data + c->key_len, c->len);
+    }
+    rc_mp_cstr(&pk, "engine");
+    rc_engine_snapshot_write(n->engine, &pk);
+    rc_mp_cstr(&pk, "sessions");
+    rc_sessions_snapshot_write(n->sessions, &pk);
+    rc_mp_cstr(&pk, "profiles");
+    rc_profile_snapshot_write(n->profiles, &pk);
+    char err[300];
+    int rc = rc_wbuf_ok(&body);
+    if (rc == 0)
+        rc = rc_snapshot_write(n->cfg->data_dir, covers, rc_wbuf_data(&body), body.len, err,
+                               sizeof(err));
+    else
+        snprintf(err, sizeof(err), "out of memory");
+    if (rc == 0) {
+        n->snapshot_covers = covers;
+        RC_INFO("snapshot", "snapshot written", "why=%s covers=%" PRIu64 " bytes=%zu seconds=%.3f",
+                why, covers, body.len, (double)(rc_mono_us() - t0) / 1e6);
+    } else {
+        RC_ERROR("snapshot", "snapshot not written", "error=\"%s\"", err);
+    }
+    rc_wbuf_free(&body);
+}
+
+/* A snapshot's body nests a few levels (body, part, list, entry): a deeper one is not ours. */
+#define SNAPSHOT_DEPTH 8
+
+/* The snapshot's body, decoded: the parts apply_snapshot() restores. */
+typedef struct snapshot_parts {
+    const msgpack_object *from, *mark, *changes, *engine, *sessions, *profiles;
+} snapshot_parts_t;
+
+static bool snapshot_parts(const msgpack_object *root, snapshot_parts_t *p)
+{
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return false;
+    const msgpack_object_map *m = &root->via.map;
+    *p = (snapshot_parts_t){rc_mp_map_get(m, "profile_from"), rc_mp_map_get(m, "mark"),
+                            rc_mp_map_get(m, "changes"),      rc_mp_map_get(m, "engine"),
+                            rc_mp_map_get(m, "sessions"),     rc_mp_map_get(m, "profiles")};
+    return p->from != NULL && p->from->type == MSGPACK_OBJECT_POSITIVE_INTEGER && p->mark != NULL &&
+           p->mark->type == MSGPACK_OBJECT_POSITIVE_INTEGER && p->changes != NULL &&
+           p->changes->type == MSGPACK_OBJECT_ARRAY && p->engine != NULL && p->sessions != NULL &&
+           p->profiles != NULL;
+}
+
+/* The admin API's changes a snapshot kept, applied again. */
+static void apply_changes(rc_node_t *n, const msgpack_object *changes)
+{
+    msgpack_zone z;
+    if (!msgpack_zone_init(&z, 4096))
+        return;
+    for (uint32_t i = 0; i < changes->via.array.size; i++) {
+        const msgpack_object *c = &changes->via.array.ptr[i];
+        rc_bus_msg_t m;
+        if (c->type == MSGPACK_OBJECT_BIN &&
+            rc_bus_msg_decode(c->via.bin.ptr, c->via.bin.size, &z, &m) == 0) {
+            if (m.kind == RC_BUS_CATALOG)
+                rc_catalog_api_apply(n->engine, &m);
+            else if (m.kind == RC_BUS_SETTING)
+                rc_settings_apply(&n->settings, &m);
+            keep_change(n, &m);
+        }
+        msgpack_zone_clear(&z);
+    }
+    msgpack_zone_destroy(&z);
+}
+
+/* Restores a snapshot into a node that has learned nothing yet. Returns 0, or a negative
+ * code with the reason in `err`: the node then stops (a half-restored engine must not
+ * serve; moving the snapshot away starts it from the log alone). */
+static int apply_snapshot(rc_node_t *n, const rc_snapshot_t *snap, uint64_t *profile_from,
+                          char *err, size_t errlen)
+{
+    msgpack_zone zone;
+    msgpack_object root;
+    snapshot_parts_t p;
+    size_t off = 0;
+    if (!msgpack_zone_init(&zone, 1 << 16)) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    if (rc_mp_check(snap->body, snap->len, SNAPSHOT_DEPTH) != 0 ||
+        msgpack_unpack(snap->body, snap->len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        !snapshot_parts(&root, &p)) {
+        msgpack_zone_destroy(&zone);
+        snprintf(err, errlen, "%s: not the layout this build writes", snap->path);
+        return RC_EPARSE;
+    }
+    *profile_from = p.from->via.u64 < snap->covers ? p.from->via.u64 : snap->covers;
+    n->last_mark = p.mark->via.u64;
+    apply_changes(n, p.changes);
+    char why[200] = "";
+    int rc = rc_engine_snapshot_read(n->engine, p.engine, why, sizeof(why));
+    if (rc == 0 && (rc = rc_sessions_snapshot_read(n->sessions, p.sessions)) != 0)
+        snprintf(why, sizeof(why), "the sessions' part: %s", rc_strerror(rc));
+    if (rc == 0 && (rc = rc_profile_snapshot_read(n->profiles, p.profiles)) != 0)
+        snprintf(why, sizeof(why), "the profiles' part: %s", rc_strerror(rc));
+    msgpack_zone_destroy(&zone);
+    if (rc != 0)
+        snprintf(err, errlen, "%s: %s", snap->path, why);
+    return rc;
+}
+
+/* A snapshot is usable if its body decodes with every part this build reads. */
+static bool snapshot_usable(void *ctx, const rc_snapshot_t *snap)
+{
+    (void)ctx;
+    msgpack_zone zone;
+    msgpack_object root;
+    snapshot_parts_t p;
+    size_t off = 0;
+    if (!msgpack_zone_init(&zone, 1 << 16))
+        return false;
+    bool ok = rc_mp_check(snap->body, snap->len, SNAPSHOT_DEPTH) == 0 &&
+              msgpack_unpack(snap->body, snap->len, &off, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
+              snapshot_parts(&root, &p);
+    msgpack_zone_destroy(&zone);
+    if (!ok)
+        RC_ERROR("snapshot", "snapshot refused: an older one, or the log, is used instead",
+                 "file=\"%s\" reason=\"not the layout this build writes\"", snap->path);
+    return ok;
+}
+
+/* The newest usable snapshot, restored: *covers and *profile_from say where the log must be
+ * read from (both 0 without one). With --import the history is learned again at every start,
+ * so a snapshot (which holds it) is not read. Returns 0 or a negative code with `err`. */
+static int load_snapshot(rc_node_t *n, uint64_t *covers, uint64_t *profile_from, char *err,
+                         size_t errlen)
+{
+    rc_snapshot_t snap;
+    *covers = *profile_from = 0;
+    if (n->cfg->import[0] != '\0')
+        return 0;
+    uint64_t t0 = rc_mono_us();
+    int rc = rc_snapshot_read_newest(n->cfg->data_dir, snapshot_usable, n, &snap, err, errlen);
+    if (rc == RC_ENOENT)
+        return 0;
+    if (rc != 0)
+        return rc;
+    rc = apply_snapshot(n, &snap, profile_from, err, errlen);
+    free(snap.body);
+    if (rc != 0)
+        return rc;
+    *covers = n->snapshot_covers = snap.covers;
+    RC_INFO("snapshot", "snapshot read", "file=\"%s\" covers=%" PRIu64 " bytes=%zu seconds=%.3f",
+            snap.path, snap.covers, snap.len, (double)(rc_mono_us() - t0) / 1e6);
+    return 0;
 }
 
 /* Reads the log back (the node does not serve meanwhile), then appends to it. Without a data
@@ -631,6 +923,14 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
     rc_history_from_clients(r.history);
     rc_eventlog_stats_t st;
     uint64_t t0 = rc_mono_us();
+    if (load_snapshot(n, &r.covers, &lc.read_from, err, errlen) != 0) {
+        rc_history_free(r.history);
+        rc_profile_replay_free(r.profiles);
+        msgpack_zone_destroy(&r.zone);
+        return RC_EIO;
+    }
+    lc.number_from = r.covers;
+    n->profile_confirmed = lc.read_from;
     n->log = rc_eventlog_open(&n->loop, &n->defer, &lc, replay_record, &r, &st, err, errlen);
     rc_profile_replay_stats_t ps = {0};
     if (n->log != NULL)
@@ -647,14 +947,16 @@ static int open_event_log(rc_node_t *n, char *err, size_t errlen)
             (unsigned long long)ps.erasures_sent, (unsigned long long)ps.skipped,
             (unsigned long long)ps.refused);
     RC_INFO("node", "event log read back",
-            "dir=\"%s\" fsync=%s records=%llu events_learned=%llu segments=%u bytes=%llu "
-            "torn_bytes=%llu bad_segments=%u undecodable=%llu deleted_segments=%u seconds=%.3f "
-            "records_per_s=%.0f",
-            cfg->data_dir, cfg->fsync, (unsigned long long)st.records, (unsigned long long)r.events,
-            st.segments, (unsigned long long)st.bytes, (unsigned long long)st.torn_bytes,
-            st.bad_segments, (unsigned long long)r.undecodable, st.deleted, secs,
+            "dir=\"%s\" fsync=%s records=%llu in_snapshot=%llu events_learned=%llu segments=%u "
+            "bytes=%llu torn_bytes=%llu bad_segments=%u undecodable=%llu deleted_segments=%u "
+            "seconds=%.3f records_per_s=%.0f",
+            cfg->data_dir, cfg->fsync, (unsigned long long)st.records,
+            (unsigned long long)st.skipped_records, (unsigned long long)r.events, st.segments,
+            (unsigned long long)st.bytes, (unsigned long long)st.torn_bytes, st.bad_segments,
+            (unsigned long long)r.undecodable, st.deleted, secs,
             secs > 0 ? (double)st.records / secs : 0);
     rc_bus_local_set_log(n->bus, n->log);
+    rc_bus_local_set_tap(n->bus, node_log_tap, n);
     rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
     return rc_engine_refresh(n->engine);
 }
@@ -703,6 +1005,27 @@ static int start_loop_handles(rc_node_t *n)
     return 0;
 }
 
+/* Anonymous ids are issued and signed (src/auth/anonid.h) unless the operator asks to take
+ * the ids clients choose, which makes each a bearer credential: said loudly at start. */
+static int check_anonymous_ids(const rc_config_t *cfg, char *err, size_t errlen)
+{
+    bool chosen = strcmp(cfg->anonymous_ids, "chosen") == 0;
+    if (!chosen && strcmp(cfg->anonymous_ids, "signed") != 0) {
+        snprintf(err, errlen, "--anonymous-ids must be signed or chosen");
+        return RC_EINVAL;
+    }
+    if (cfg->anon_id_key[0] != '\0' && strlen(cfg->anon_id_key) < 32) {
+        snprintf(err, errlen, "--anon-id-key must be at least 32 bytes");
+        return RC_EINVAL;
+    }
+    if (chosen && !cfg->demo && cfg->anonymous)
+        RC_WARN("node",
+                "--anonymous-ids chosen: clients name their own anonymous ids, so whoever knows "
+                "one acts as that visitor (for tests and replays, not for production)",
+                NULL);
+    return 0;
+}
+
 rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
 {
     rc_node_t *n = calloc(1, sizeof(*n));
@@ -711,6 +1034,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     n->cfg = cfg;
+    rc_strmap_init(&n->changes);
+    rc_wbuf_init(&n->scratch, 0);
     if (cfg->node_id[0] != '\0') {
         snprintf(n->node_id, sizeof(n->node_id), "%s", cfg->node_id);
     } else {
@@ -750,6 +1075,8 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
+    if (check_anonymous_ids(cfg, err, errlen) != 0)
+        goto fail;
     if (cfg->data_dir[0] != '\0' && cfg->kafka[0] == '\0' && node_log_id(n, err, errlen) != 0)
         goto fail;
     if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
@@ -840,6 +1167,8 @@ void rc_node_free(rc_node_t *n)
     rc_jwt_verifier_free(n->jwt);
     rc_engine_free(n->engine);
     rc_settings_free(&n->settings);
+    free_changes(n);
+    rc_wbuf_free(&n->scratch);
     if (n->loop_ready && !n->loop_unusable && uv_loop_close(&n->loop) != 0)
         RC_WARN("node", "event loop closed with handles open", NULL);
     free(n);

@@ -14,7 +14,7 @@ function svgEl(tag, attrs) {
 
 /**
  * @typedef {{name: string, color: string, values: (number | null)[]}} Series
- * @typedef {{log?: boolean, format: (v: number) => string, minMax?: number}} LineOptions
+ * @typedef {{log?: boolean, format: (v: number) => string, minMax?: number, intervalMs?: number}} LineOptions
  */
 
 /**
@@ -50,7 +50,7 @@ export function lineChart(svg, series, opts) {
   const axis = svgEl('text', { x: W - R, y: H - 6, class: 'tick', 'text-anchor': 'end' });
   axis.textContent = 'now';
   const start = svgEl('text', { x: L, y: H - 6, class: 'tick' });
-  start.textContent = `−${Math.round((n - 1) / 2)} s`;
+  start.textContent = `−${fmtSpan((n - 1) * (opts.intervalMs ?? 500))}`;
   kids.push(axis, start);
   for (const s of series) {
     let d = '';
@@ -96,6 +96,11 @@ function size(svg) {
   const W = Math.max(200, Math.round(svg.clientWidth)), H = Math.max(120, Math.round(svg.clientHeight));
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   return [W, H];
+}
+
+/** The time a chart spans, for its axis: "40 s", "15 min". @param {number} ms */
+function fmtSpan(ms) {
+  return ms < 90_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
 }
 
 /** Ticks at a round step: 0, step, 2·step… up to `hi`. @param {number} hi */

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // @ts-check
 // rankcast ops dashboard: opens the ops feed (WebSocket subprotocol rankcast.ops.v1 on /ops),
-// says hello (with the admin token when the server asks for one) and redraws from each
-// snapshot the server pushes. The feed's format is in proto/PROTOCOL.md, "Ops feed".
+// says hello (with the admin token when the server asks for one), draws the last 15 minutes
+// the server sends first, then redraws from each snapshot it pushes. When the feed is down
+// (or silent) the figures stay, greyed, under a banner saying since when. The feed's format
+// is in proto/PROTOCOL.md, "Ops feed".
 
 import { barChart, lineChart } from './charts.js';
 
 const SUBPROTOCOL = 'rankcast.ops.v1';
-const HISTORY = 121;            // snapshots kept for the time charts: one minute at 500 ms
+const HISTORY = 1800;           // points kept for the time charts: 15 minutes at 500 ms
+const SILENT_INTERVALS = 4;     // no snapshot for this many intervals: the figures are stale
 const EVENTS_SHOWN = 14;
 const TOKEN_KEY = 'rankcast.ops.token';
 const BACKOFF_BASE_MS = 500, BACKOFF_CAP_MS = 10000;
@@ -17,7 +20,13 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const nf = new Intl.NumberFormat('en-GB');
 const nf1 = new Intl.NumberFormat('en-GB', { maximumFractionDigits: 1 });
 
-/** @typedef {{p50: number | null, p99: number | null, p999: number | null, events: number, pushes: number}} Point */
+/**
+ * One point of the time charts: a sample of the server (from the history it sends first, or
+ * a snapshot). Quantiles are null when no push happened in their window; errors, refused and
+ * slow count what happened since the previous point.
+ * @typedef {{t: number, p50: number | null, p99: number | null, p999: number | null, events: number, pushes: number,
+ *   errors: number, refused: number, slow: number}} Point
+ */
 
 const state = {
   /** @type {WebSocket | null} */ ws: null,
@@ -27,6 +36,12 @@ const state = {
   token: readToken(),
   refused: false,
   lastSeq: 0, // the newest event shown, so only newer rows are highlighted
+  pointSeq: 0, // the newest sample in `history`: a snapshot adds a point only when newer
+  intervalMs: 500,
+  /** @type {{errors: number, refused: number, slow: number} | null} */ totals: null,
+  lastSnapshotAt: 0,
+  /** @type {number | null} */ staleSince: null,
+  retryAt: 0,
 };
 
 function readToken() {
@@ -64,8 +79,11 @@ function connect() {
     if (msg.type === 'welcome') {
       state.attempt = 0;
       state.refused = false;
+      state.intervalMs = msg.interval_ms;
       $('auth').hidden = true;
       setFeed('open', `Live · every ${msg.interval_ms} ms`);
+    } else if (msg.type === 'history') {
+      loadHistory(msg);
     } else if (msg.type === 'snapshot') {
       render(msg);
     } else if (msg.type === 'error') {
@@ -77,9 +95,12 @@ function connect() {
   ws.onclose = () => {
     if (ws !== state.ws) return;
     state.ws = null;
+    markStale();
     if (state.refused) { setFeed('closed', 'Not authorised'); return; }
     const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** state.attempt++);
-    setFeed('closed', `Disconnected; retrying in ${(delay / 1000).toFixed(1)} s`);
+    state.retryAt = Date.now() + delay;
+    setFeed('closed', 'Disconnected');
+    renderStale();
     setTimeout(connect, delay);
   };
 }
@@ -92,15 +113,70 @@ function setFeed(s, text) {
 
 /** @param {string} why */
 function askToken(why) {
+  $('waiting').textContent = 'The server sends its figures once it has the admin token.';
   $('auth').hidden = false;
   $('auth-why').textContent = why;
   $('token').focus();
 }
 
+// ---- stale figures ---------------------------------------------------------------------------
+
+// Figures that stopped coming stay on the page (the last known state is worth seeing) but
+// greyed, under a banner that says since when: a closed feed, or one that went silent.
+function markStale() {
+  if (state.staleSince !== null || state.lastSnapshotAt === 0) return;
+  state.staleSince = state.lastSnapshotAt;
+  $('main').dataset.stale = 'true';
+  renderStale();
+}
+
+function renderStale() {
+  if (state.staleSince === null) return;
+  const since = new Date(state.staleSince).toLocaleTimeString('en-GB', { hour12: false });
+  const open = state.ws?.readyState === WebSocket.OPEN;
+  const retry = open || state.refused ? ''
+    : state.ws === null && state.retryAt > Date.now() ? ` Reconnecting in ${Math.ceil((state.retryAt - Date.now()) / 1000)} s.`
+      : ' Reconnecting…';
+  $('stale').textContent = `No figures since ${since}: the feed is ${open ? 'silent' : 'disconnected'}. What you see is from then.${retry}`;
+  $('stale').hidden = false;
+}
+
+function markFresh() {
+  state.lastSnapshotAt = Date.now();
+  if (state.staleSince === null) return;
+  state.staleSince = null;
+  delete $('main').dataset.stale;
+  $('stale').hidden = true;
+}
+
+setInterval(() => {
+  if (state.lastSnapshotAt && Date.now() - state.lastSnapshotAt > SILENT_INTERVALS * state.intervalMs) markStale();
+  renderStale();
+}, 1000);
+
 // ---- rendering -------------------------------------------------------------------------------
+
+/** Quantiles of a sample: null when no push happened in its window. @param {number} us */
+const quantile = (us) => (us > 0 ? us : null);
+
+/** The server's last 15 minutes, column by column (PROTOCOL.md, "Ops feed"). @param {any} h */
+function loadHistory(h) {
+  state.intervalMs = h.interval_ms;
+  state.history = h.t_ms.map((/** @type {number} */ t, /** @type {number} */ i) => ({
+    t, p50: quantile(h.p50_us[i]), p99: quantile(h.p99_us[i]), p999: quantile(h.p999_us[i]),
+    events: h.events_per_s[i], pushes: h.pushes_per_s[i],
+    errors: h.errors[i], refused: h.refused[i], slow: h.slow_consumers[i],
+  })).slice(-HISTORY);
+  state.pointSeq = h.last_seq;
+  state.totals = null;
+  renderCharts();
+}
 
 /** @param {any} snap */
 function render(snap) {
+  markFresh();
+  $('waiting').hidden = true;
+  $('main').setAttribute('aria-busy', 'false');
   const lat = snap.latency;
   $('node').textContent = `node ${snap.node} · up ${fmtDuration(snap.uptime_s)}`;
   $('kpi-connections').textContent = nf.format(snap.connections);
@@ -113,25 +189,21 @@ function render(snap) {
   $('kpi-p99').textContent = fmtUs(lat.p99_us);
   $('kpi-p999').textContent = fmtUs(lat.p999_us);
   $('kpi-count').textContent = `${nf.format(lat.count)} pushes in ${nf1.format(lat.window_s)} s`;
-  $('kpi-lag').textContent = `loop lag p99 ${fmtUs(lat.loop_lag_p99_us)}`;
+  $('kpi-lag').textContent = fmtUs(lat.loop_lag_p99_us);
 
-  const has = lat.count > 0;
-  state.history.push({ p50: has ? lat.p50_us : null, p99: has ? lat.p99_us : null, p999: has ? lat.p999_us : null,
-    events: snap.events_per_s, pushes: snap.pushes_per_s });
-  if (state.history.length > HISTORY) state.history.shift();
-  const h = state.history;
-  const latency = /** @type {SVGSVGElement} */ (/** @type {unknown} */ ($('chart-latency')));
-  lineChart(latency, [
-    { name: 'p50', color: 'var(--c-p50)', values: h.map((p) => p.p50) },
-    { name: 'p99', color: 'var(--c-p99)', values: h.map((p) => p.p99) },
-    { name: 'p999', color: 'var(--c-p999)', values: h.map((p) => p.p999) },
-  ], { log: true, format: (v) => fmtUs(v), minMax: 1000 });
-  latency.dataset.points = String(h.filter((p) => p.p50 !== null).length);
-  const rate = /** @type {SVGSVGElement} */ (/** @type {unknown} */ ($('chart-rate')));
-  lineChart(rate, [
-    { name: 'events', color: 'var(--c-ev)', values: h.map((p) => p.events) },
-    { name: 'pushes', color: 'var(--c-pu)', values: h.map((p) => p.pushes) },
-  ], { format: (v) => nf1.format(v), minMax: 5 });
+  const pr = snap.problems;
+  const totals = { errors: pr.errors.total, refused: pr.refused.total, slow: pr.slow_consumers.total };
+  if (snap.seq > state.pointSeq) {
+    const prev = state.totals ?? totals;
+    const has = lat.count > 0;
+    state.history.push({ t: snap.t_ms, p50: has ? lat.p50_us : null, p99: has ? lat.p99_us : null, p999: has ? lat.p999_us : null,
+      events: snap.events_per_s, pushes: snap.pushes_per_s,
+      errors: totals.errors - prev.errors, refused: totals.refused - prev.refused, slow: totals.slow - prev.slow });
+    if (state.history.length > HISTORY) state.history.shift();
+    state.pointSeq = snap.seq;
+  }
+  state.totals = totals;
+  renderCharts();
   const hist = /** @type {SVGSVGElement} */ (/** @type {unknown} */ ($('chart-hist')));
   const bounds = lat.histogram.le_us;
   barChart(hist, lat.histogram.counts.map((/** @type {number} */ c, /** @type {number} */ i) => ({
@@ -140,10 +212,37 @@ function render(snap) {
   })), 'var(--c-bar)');
   hist.dataset.total = String(lat.count);
 
+  renderProblems(pr);
   renderEvents(snap.recent);
   renderVariants(snap.variants);
   renderBackends(snap.backends);
   renderNodes(snap.nodes);
+}
+
+function renderCharts() {
+  const h = state.history;
+  const axis = { intervalMs: state.intervalMs };
+  const latency = /** @type {SVGSVGElement} */ (/** @type {unknown} */ ($('chart-latency')));
+  lineChart(latency, [
+    { name: 'p50', color: 'var(--c-p50)', values: h.map((p) => p.p50) },
+    { name: 'p99', color: 'var(--c-p99)', values: h.map((p) => p.p99) },
+    { name: 'p999', color: 'var(--c-p999)', values: h.map((p) => p.p999) },
+  ], { log: true, format: (v) => fmtUs(v), minMax: 1000, ...axis });
+  const points = h.filter((p) => p.p50 !== null).length;
+  latency.dataset.points = String(points);
+  latency.dataset.span = String(h.length);
+  $('latency-empty').hidden = points > 0 || h.length === 0;
+  const rate = /** @type {SVGSVGElement} */ (/** @type {unknown} */ ($('chart-rate')));
+  lineChart(rate, [
+    { name: 'events', color: 'var(--c-ev)', values: h.map((p) => p.events) },
+    { name: 'pushes', color: 'var(--c-pu)', values: h.map((p) => p.pushes) },
+  ], { format: (v) => nf1.format(v), minMax: 5, ...axis });
+  const problems = /** @type {SVGSVGElement} */ (/** @type {unknown} */ ($('chart-problems')));
+  lineChart(problems, [
+    { name: 'errors', color: 'var(--c-er)', values: h.map((p) => p.errors) },
+    { name: 'refused', color: 'var(--c-rf)', values: h.map((p) => p.refused) },
+    { name: 'slow', color: 'var(--c-sl)', values: h.map((p) => p.slow) },
+  ], { format: (v) => nf.format(v), minMax: 4, ...axis });
 }
 
 /** @param {number} s */
@@ -159,6 +258,44 @@ function el(tag, text, className) {
   if (text !== undefined) node.textContent = text;
   if (className) node.className = className;
   return node;
+}
+
+// On a phone the tables stack: each row is a card and each cell shows its column's name,
+// taken from the table's own header so the two never disagree.
+/** @param {HTMLElement} tbody */
+function labelCells(tbody) {
+  const table = /** @type {HTMLTableElement} */ (tbody.closest('table'));
+  const names = [...table.tHead?.rows[0]?.cells ?? []].map((th) => th.textContent ?? '');
+  for (const tr of /** @type {HTMLTableRowElement[]} */ ([...tbody.children])) {
+    [...tr.cells].forEach((td, i) => { if (td.colSpan === 1) td.dataset.label = names[i] ?? ''; });
+  }
+}
+
+/**
+ * Errors by code, upgrades refused by reason and slow consumers: counts in the server's 5 s
+ * window and since it started; a line with a count in the window is red.
+ * @param {any} pr
+ */
+function renderProblems(pr) {
+  const recent = pr.errors.window + pr.refused.window + pr.slow_consumers.window;
+  $('kpi-problems').textContent = `${nf.format(pr.errors.window)} · ${nf.format(pr.refused.window)} · ${nf.format(pr.slow_consumers.window)}`;
+  $('kpi-problems-tile').classList.toggle('alert', recent > 0);
+  $('kpi-problems-sub').textContent = `last ${nf1.format(pr.window_s)} s · ${nf.format(pr.errors.total + pr.refused.total)} since start`;
+  /** @param {string} what @param {number} win @param {number} total @param {string} [detail] */
+  const row = (what, win, total, detail) => {
+    const tr = el('tr', undefined, `${win ? 'hot' : ''}${detail ? ' detail' : ''}`.trim() || undefined);
+    const name = el('td', what);
+    if (detail) name.append(el('span', ` ${detail}`, 'mono muted'));
+    tr.append(name, el('td', nf.format(win), 'num'), el('td', nf.format(total), 'num'));
+    return tr;
+  };
+  $('problems').replaceChildren(
+    row('Errors answered', pr.errors.window, pr.errors.total),
+    ...pr.error_codes.map((/** @type {any} */ c) => row(String(c.code), c.window, c.total, c.name)),
+    row('Connections refused', pr.refused.window, pr.refused.total),
+    ...pr.refused_reasons.map((/** @type {any} */ r) => row('', r.window, r.total, r.reason)),
+    row('Slow consumers closed', pr.slow_consumers.window, pr.slow_consumers.total),
+  );
 }
 
 /** @param {any[]} recent */
@@ -181,6 +318,7 @@ function renderEvents(recent) {
   }
   state.lastSeq = Math.max(state.lastSeq, recent[0]?.seq ?? 0);
   $('events').replaceChildren(...rows);
+  labelCells($('events'));
 }
 
 /** @param {any[]} variants */
@@ -200,6 +338,7 @@ function renderVariants(variants) {
     rows.push(tr);
   }
   $('variants').replaceChildren(...rows);
+  labelCells($('variants'));
 }
 
 /** @type {Record<string, Record<string, string>>} */
@@ -239,6 +378,7 @@ function renderNodes(nodes) {
       el('td', n.bus_ok ? 'ok' : 'down', n.bus_ok ? 'okc' : 'bad'));
     return tr;
   }));
+  labelCells($('nodes'));
 }
 
 // Item names for the event stream: the demo catalog, when this server serves it.

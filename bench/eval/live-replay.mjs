@@ -189,7 +189,7 @@ async function spawnServer(o, log) {
   if (!existsSync(o.bin)) throw new Error(`rankcast binary not found at ${o.bin}: build it first (or pass --bin)`);
   const tmp = mkdtempSync(join(tmpdir(), 'rankcast-live-replay-'));
   const port = await freePort();
-  const args = ['--port', String(port), '--listen', '127.0.0.1', '--node-id', 'replay', '--anonymous', '--max-conns-per-ip', '0', '--log-level', 'warn'];
+  const args = ['--port', String(port), '--listen', '127.0.0.1', '--node-id', 'replay', '--anonymous', '--anonymous-ids', 'chosen', '--max-conns-per-ip', '0', '--log-level', 'warn'];
   if (o.catalog) args.push('--catalog', o.catalogPrior ? resolve(o.catalog) : catalogWithoutPrior(o.catalog, tmp), '--catalog-open', 'false');
   args.push(...o.serverArgs);
   // The server reads RANKCAST_* from its environment too: none of ours may configure it.

@@ -25,13 +25,13 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** Server error codes of PROTOCOL.md §3. */
 export type ServerErrorCode =
-  | 4000 | 4001 | 4002 | 4003 | 4004 | 4005 | 4006 | 4007 | 4008 | 4010 | 4011 | 4012
+  | 4000 | 4001 | 4002 | 4003 | 4004 | 4005 | 4006 | 4007 | 4008 | 4010 | 4011 | 4012 | 4013
   | 4020 | 4021 | 4022 | 4023 | 4040 | 4050 | 4500 | 4503;
 
 export type ServerErrorName =
   | 'malformed' | 'unknown_type' | 'invalid_field' | 'too_large' | 'hello_required' | 'hello_repeated'
   | 'unsupported_version' | 'wrong_frame_kind' | 'too_many_errors' | 'unauthorized' | 'token_expired'
-  | 'unknown_item' | 'rate_limited' | 'too_many_subscriptions' | 'batch_too_large' | 'idle_timeout'
+  | 'unknown_item' | 'anonymous_id_refused' | 'rate_limited' | 'too_many_subscriptions' | 'batch_too_large' | 'idle_timeout'
   | 'unknown_surface' | 'slow_consumer' | 'internal' | 'unavailable';
 
 export interface ServerErrorInfo {
@@ -70,7 +70,7 @@ export declare class RankcastError extends Error {
 /** An `error` message of the server, or a close code that carries one (e.g. 4010). */
 export declare class ServerError extends RankcastError {
   /** From an `error` message of the server (PROTOCOL.md §2.2). */
-  constructor(wire: { code: number; name?: string; message?: string; id?: string; fatal?: boolean });
+  constructor(wire: { code: number; name?: string; message?: string; id?: string; fatal?: boolean; about?: string; surface?: string; t?: number });
   /** The code of PROTOCOL.md §3 (an unknown future code is passed through as a number). */
   readonly code: ServerErrorCode | number;
   /** Its stable name, e.g. `"invalid_field"`. */
@@ -79,6 +79,12 @@ export declare class ServerError extends RankcastError {
   readonly serverMessage: string;
   /** The event the error is about, when there is one. */
   readonly eventId: string | undefined;
+  /** The type of the client message the error refuses (`"ping"`, `"subscribe"`, …), when known. */
+  readonly about: string | undefined;
+  /** With `about` `subscribe` or `unsubscribe`: that message's surface. */
+  readonly surface: string | undefined;
+  /** With `about` `ping`: the refused ping's `t`. */
+  readonly t: number | undefined;
   readonly fatal: boolean;
   readonly retryable: boolean;
 }
@@ -319,7 +325,11 @@ export interface ClientOptions {
   token?: string;
   /** Called before every connection attempt; its result is sent in hello. */
   tokenProvider?: TokenProvider;
-  /** Pseudonymous user id (anonymous servers). Without it the server assigns one, kept across reconnects. */
+  /**
+   * Anonymous servers: an id the server issued before (`welcome.user`, kept by the app), or
+   * none to be issued one; the issued id is presented again on every reconnect. An id the
+   * server did not issue is refused (4013): the client then goes on at once under a fresh one.
+   */
   user?: string;
   device?: Device;
   /** Default: navigator.language where it exists (≤ 16 bytes); null: leave out. */
@@ -343,6 +353,12 @@ export interface ClientOptions {
   retry?: BackoffPolicy;
   /** How long the first event of a burst waits for others; default 15 ms. */
   batchWindowMs?: number;
+  /**
+   * Kinds sent at once, without waiting for `batchWindowMs` (whatever else waits goes along
+   * in the same message): those a person watches the answer to, such as
+   * `['view', 'click', 'cart']`, while impressions still travel in batches. Default none.
+   */
+  immediateKinds?: ReadonlyArray<EventKind>;
   /** An event without ack for this long is sent again; default 10000 ms. */
   ackTimeoutMs?: number;
   /** From starting an attempt to `welcome`; default 10000 ms. */
@@ -378,6 +394,7 @@ export declare const DEFAULT_OPTIONS: Readonly<{
   reconnect: Readonly<Required<BackoffPolicy>>;
   retry: Readonly<Required<BackoffPolicy>>;
   batchWindowMs: number;
+  immediateKinds: readonly EventKind[];
   ackTimeoutMs: number;
   connectTimeoutMs: number;
   pingIntervalMs: number;

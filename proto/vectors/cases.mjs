@@ -34,6 +34,7 @@ const c2sValid = [
   },
   { name: 'hello with context fields at their bounds', value: { type: 'hello', v: 1, user: 'u42', device: 'tablet', tz_offset_min: -840, locale: rep('x', 16) } },
   { name: 'hello without consent', value: { type: 'hello', v: 1, user: 'u42', consent: false } },
+  { name: 'hello of a returning anonymous visitor', value: { type: 'hello', v: 1, user: 'anon-3f9a0c41d2e87b65a0c4d1e2.9b1f0e7d2c3a4b5c6d7e8f9a0b1c2d3e' } },
 
   // event, one per kind with only its required fields, plus optional ones
   { name: 'event view', value: { type: 'event', id: 'e-0001', kind: 'view', item: '85123A' } },
@@ -234,6 +235,10 @@ const LIMITS = {
   max_message_bytes: 65536, max_batch: 100, max_subscriptions: 16, max_k: 100, events_per_sec: 200, events_burst: 400,
 };
 
+// An anonymous id as servers issue it (PROTOCOL.md, hello: Anonymous ids): a random part and
+// its HMAC tag. Its tag is not verified here; the integration tests verify real ones.
+const ANON_ID = 'anon-3f9a0c41d2e87b65a0c4d1e2.9b1f0e7d2c3a4b5c6d7e8f9a0b1c2d3e';
+
 const s2c = [
   {
     name: 'welcome',
@@ -241,7 +246,7 @@ const s2c = [
   },
   {
     name: 'welcome for an anonymous user',
-    value: { type: 'welcome', v: 1, session: 's-1f3b', user: 'anon-7c2e91d04b', node: 'it1', server_time_ms: 1763800000123, limits: LIMITS },
+    value: { type: 'welcome', v: 1, session: 's-1f3b', user: ANON_ID, node: 'it1', server_time_ms: 1763800000123, limits: LIMITS },
   },
   { name: 'ack of one event', value: { type: 'ack', ids: ['e-0001'] } },
   { name: 'ack of a batch', value: { type: 'ack', ids: ['b-0001', 'b-0002', 'b-0003'] } },
@@ -339,6 +344,22 @@ const s2c = [
   { name: 'drain', value: { type: 'drain', reason: 'shutdown', reconnect_after_ms: 2000 } },
   { name: 'auth_ok', value: { type: 'auth_ok', exp_ms: 1763803600000 } },
   { name: 'error token expired', value: { type: 'error', code: 4011, name: 'token_expired', message: 'the token expired; reconnect with a fresh one', fatal: true } },
+  {
+    name: 'error anonymous id refused',
+    value: {
+      type: 'error', code: 4013, name: 'anonymous_id_refused',
+      message: 'hello.user is not an anonymous id this server issued (unsigned): connect without hello.user to be given one',
+      about: 'hello', fatal: true,
+    },
+  },
+  {
+    name: 'error about a rate-limited ping',
+    value: { type: 'error', code: 4020, name: 'rate_limited', message: 'rate limit of ping messages exceeded', about: 'ping', t: 17.5, fatal: false },
+  },
+  {
+    name: 'error about a subscribe',
+    value: { type: 'error', code: 4021, name: 'too_many_subscriptions', message: 'too many subscriptions', about: 'subscribe', surface: 'pdp', fatal: false },
+  },
 ];
 
 export const cases = [

@@ -134,6 +134,10 @@ rc_bus_t *rc_bus_local_new(struct rc_defer *defer, rc_bus_deliver_fn deliver, vo
 struct rc_eventlog;
 void rc_bus_local_set_log(rc_bus_t *b, struct rc_eventlog *log);
 
+/** Shows `tap(ctx, m)` every message the in-process bus's event log takes, once it is
+ * appended (the node keeps the catalog changes and settings for its snapshots). */
+void rc_bus_local_set_tap(rc_bus_t *b, rc_bus_deliver_fn tap, void *ctx);
+
 /** The Kafka bus (bus_kafka.c). Creates the topics, starts producer and consumer on
  * `loop`; what the consumer reads goes to `deliver(ctx, ...)`. `cfg` and `node_id` are
  * borrowed. NULL with a message in `err`. */

@@ -32,6 +32,8 @@ typedef struct local_bus {
     bool scheduled;
     rc_eventlog_t *log; /* NULL: nothing outlives the process */
     rc_wbuf_t record;   /* one message encoded for the log */
+    rc_bus_deliver_fn tap;
+    void *tap_ctx;
 } local_bus_t;
 
 static void deliver_pushes(local_bus_t *b, rc_wbuf_t *batch)
@@ -94,6 +96,8 @@ static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
         int rc = rc_bus_msg_encode(m, &b->record);
         if (rc == 0)
             rc = rc_eventlog_append(b->log, rc_wbuf_data(&b->record), b->record.len, done, arg);
+        if (rc == 0 && b->tap != NULL)
+            b->tap(b->tap_ctx, m);
         return rc;
     }
     if (b->n_pending == b->cap_pending) {
@@ -145,6 +149,13 @@ static size_t local_pending(const rc_bus_t *base)
 void rc_bus_local_set_log(rc_bus_t *base, rc_eventlog_t *log)
 {
     ((local_bus_t *)base)->log = log;
+}
+
+void rc_bus_local_set_tap(rc_bus_t *base, rc_bus_deliver_fn tap, void *ctx)
+{
+    local_bus_t *b = (local_bus_t *)base;
+    b->tap = tap;
+    b->tap_ctx = ctx;
 }
 
 static void local_destroy(rc_bus_t *base)

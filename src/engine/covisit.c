@@ -4,6 +4,8 @@
  * the decay they would have had. When the multiplier grows large, every weight is rescaled
  * once and the epoch moves (rare: every ~40 half-lives). */
 #include "engine/covisit.h"
+#include "proto/mpack.h"
+#include "proto/mpack_read.h"
 #include "util/error.h"
 #include "util/hugemem.h"
 
@@ -112,7 +114,12 @@ int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab
         rescale(cv, now_s);
         exponent = 0;
     }
-    float scale = (float)exp2(exponent);
+    if (cv->scale == 0 || now_s != cv->scale_now_s || cv->epoch_s != cv->scale_epoch_s) {
+        cv->scale = (float)exp2(exponent);
+        cv->scale_now_s = now_s;
+        cv->scale_epoch_s = cv->epoch_s;
+    }
+    float scale = cv->scale;
     int rc = ensure_lists(cv, a > b ? a : b);
     if (rc == 0 && w_ab > 0)
         rc = add_one(cv, a, b, w_ab * scale);
@@ -138,17 +145,20 @@ const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item,
     return cv->lists[item].nb;
 }
 
-void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n)
+void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n,
+                         uint32_t entries)
 {
     for (uint32_t i = 0; i < n; i++)
         if (items[i] < cv->n_lists)
             __builtin_prefetch(&cv->lists[items[i]]);
+    /* A line holds 8 neighbours. */
     for (uint32_t i = 0; i < n; i++) {
-        if (items[i] < cv->n_lists && cv->lists[items[i]].n > 0) {
-            const rc_neighbor_t *nb = cv->lists[items[i]].nb;
-            __builtin_prefetch(nb);
-            __builtin_prefetch(nb + 8);
-        }
+        if (items[i] >= cv->n_lists)
+            continue;
+        const rc_nblist_t *l = &cv->lists[items[i]];
+        uint32_t upto = l->n < entries ? l->n : entries;
+        for (uint32_t j = 0; j < upto; j += 8)
+            __builtin_prefetch(l->nb + j);
     }
 }
 
@@ -158,4 +168,80 @@ uint64_t rc_covisit_bytes(const rc_covisit_t *cv)
     for (uint32_t i = 0; i < cv->n_lists; i++)
         bytes += (uint64_t)cv->lists[i].cap * sizeof(rc_neighbor_t);
     return bytes;
+}
+
+/* ---- snapshots ---- */
+
+void rc_covisit_snapshot_write(const rc_covisit_t *cv, msgpack_packer *pk)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cv->n_lists; i++)
+        n += cv->lists[i].n > 0;
+    msgpack_pack_map(pk, 2);
+    rc_mp_cstr(pk, "epoch");
+    msgpack_pack_double(pk, cv->epoch_s);
+    rc_mp_cstr(pk, "lists");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < cv->n_lists; i++) {
+        const rc_nblist_t *l = &cv->lists[i];
+        if (l->n == 0)
+            continue;
+        msgpack_pack_array(pk, 1 + 2u * l->n);
+        msgpack_pack_uint32(pk, i);
+        for (uint16_t j = 0; j < l->n; j++) {
+            msgpack_pack_uint32(pk, l->nb[j].item);
+            msgpack_pack_float(pk, l->nb[j].w);
+        }
+    }
+}
+
+static int64_t mapped(const msgpack_object *o, const int64_t *map, uint32_t n_map)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 >= n_map)
+        return -1;
+    return map[o->via.u64];
+}
+
+int rc_covisit_snapshot_read(rc_covisit_t *cv, const msgpack_object *o, const int64_t *map,
+                             uint32_t n_map)
+{
+    double epoch;
+    const msgpack_object *e =
+        o->type == MSGPACK_OBJECT_MAP ? rc_mp_map_get(&o->via.map, "epoch") : NULL;
+    const msgpack_object *lists = e != NULL ? rc_mp_map_get(&o->via.map, "lists") : NULL;
+    if (e == NULL || !rc_mp_number(e, &epoch) || lists == NULL ||
+        lists->type != MSGPACK_OBJECT_ARRAY)
+        return RC_EPARSE;
+    cv->epoch_s = epoch; /* the weights are on that epoch's scale */
+    for (uint32_t i = 0; i < lists->via.array.size; i++) {
+        const msgpack_object *a = &lists->via.array.ptr[i];
+        if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size % 2 != 1)
+            return RC_EPARSE;
+        int64_t item = mapped(&a->via.array.ptr[0], map, n_map);
+        if (item < 0)
+            continue;
+        uint32_t want = (a->via.array.size - 1) / 2;
+        if (want > cv->max_neighbors)
+            want = cv->max_neighbors;
+        if (want == 0 || ensure_lists(cv, (uint32_t)item) != 0)
+            continue;
+        rc_nblist_t *l = &cv->lists[item];
+        rc_neighbor_t *nb = realloc(l->nb, want * sizeof(*nb));
+        if (nb == NULL)
+            return RC_ENOMEM;
+        l->nb = nb;
+        l->cap = (uint16_t)want;
+        l->n = 0;
+        for (uint32_t j = 1; j + 1 < a->via.array.size && l->n < want; j += 2) {
+            int64_t b = mapped(&a->via.array.ptr[j], map, n_map);
+            double w;
+            if (b < 0 || !rc_mp_number(&a->via.array.ptr[j + 1], &w))
+                continue;
+            if (ensure_lists(cv, (uint32_t)b) != 0)
+                return RC_ENOMEM;
+            l = &cv->lists[item]; /* ensure_lists may move the lists */
+            l->nb[l->n++] = (rc_neighbor_t){(uint32_t)b, (float)w};
+        }
+    }
+    return 0;
 }

@@ -24,6 +24,10 @@ typedef struct rc_covisit {
     double half_life_s;
     double epoch_s; /* weights are stored scaled by 2^((t - epoch) / half_life) */
     uint64_t pairs_added;
+    /* The scale of the last weight added, and the time and epoch it was worked out for: an
+     * event adds up to 20 weights at one time, and exp2() is worked out once for them. */
+    double scale_now_s, scale_epoch_s;
+    float scale;
 } rc_covisit_t;
 
 /** Prepares an empty model. Caller frees with rc_covisit_free(). */
@@ -45,10 +49,26 @@ int rc_covisit_add_directed(rc_covisit_t *cv, uint32_t a, uint32_t b, float w_ab
 const rc_neighbor_t *rc_covisit_neighbors(const rc_covisit_t *cv, uint32_t item, uint32_t *n);
 
 /** Asks early for the lists of `items` (the next calls will read them): their heads first,
- * then the first lines of their neighbours, so the misses overlap rather than queue. */
-void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n);
+ * then the lines of their first `entries` neighbours, so the misses overlap rather than
+ * queue. */
+void rc_covisit_prefetch(const rc_covisit_t *cv, const uint32_t *items, uint32_t n,
+                         uint32_t entries);
 
 /** Heap bytes held by the model (for the memory figures in docs). */
 uint64_t rc_covisit_bytes(const rc_covisit_t *cv);
+
+/* Snapshots (log/snapshot.h): items by catalog index. */
+struct msgpack_packer;
+struct msgpack_object;
+
+/** Writes the model into `pk`: a map, "epoch" and "lists" ([item, neighbour, weight,
+ * neighbour, weight, ...] per item that has neighbours). */
+void rc_covisit_snapshot_write(const rc_covisit_t *cv, struct msgpack_packer *pk);
+
+/** Fills an empty model with what rc_covisit_snapshot_write() wrote. `map[i]` is the index
+ * now of the item that had index i then (-1: gone), for i < n_map; a list keeps its order
+ * (strongest first) and at most max_neighbors. Returns 0, RC_EPARSE or RC_ENOMEM. */
+int rc_covisit_snapshot_read(rc_covisit_t *cv, const struct msgpack_object *o, const int64_t *map,
+                             uint32_t n_map);
 
 #endif

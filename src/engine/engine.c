@@ -198,19 +198,24 @@ void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w, uint32_t at
 
 void rc_weights_add(uint32_t *keys, float *w, uint8_t *n, uint8_t cap, uint32_t key, float add)
 {
-    uint8_t weakest = 0;
+    /* The key first (usually there, or the set not full): the weakest is looked for only when
+     * a newcomer must take its place. */
     for (uint8_t i = 0; i < *n; i++) {
         if (keys[i] == key) {
             w[i] += add;
             return;
         }
-        if (fabsf(w[i]) < fabsf(w[weakest]))
-            weakest = i;
     }
-    if (*n < cap)
+    uint8_t weakest = 0;
+    if (*n < cap) {
         weakest = (*n)++;
-    else if (fabsf(w[weakest]) >= fabsf(add))
-        return;
+    } else {
+        for (uint8_t i = 1; i < *n; i++)
+            if (fabsf(w[i]) < fabsf(w[weakest]))
+                weakest = i;
+        if (fabsf(w[weakest]) >= fabsf(add))
+            return;
+    }
     keys[weakest] = key;
     w[weakest] = add;
 }
@@ -291,7 +296,7 @@ static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t ite
     uint32_t lists[COVISIT_WINDOW + 1] = {item};
     for (uint8_t d = 0; d < n; d++)
         lists[d + 1] = rc_user_recent(u, d)->item;
-    rc_covisit_prefetch(&e->covisit, lists, n + 1u);
+    rc_covisit_prefetch(&e->covisit, lists, n + 1u, UINT32_MAX); /* each is searched whole */
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item == item || r->w <= 0)

@@ -29,9 +29,13 @@
  * lines of the candidate this far ahead are asked for early. With full lists (about 300
  * candidates a rank) server CPU per event fell 18 % (median of 6 alternated pairs). */
 #define PREFETCH_AHEAD 8
-/* The best KEEP_FACTOR * k scored candidates are the ones a diverse top k is first sought
- * among (top_k). */
-#define KEEP_FACTOR 4
+/* The best keep_of(k) scored candidates are the ones a diverse top k is first sought among
+ * (top_k); the fewer, the more candidates score_candidates() can leave unscored. A diverse
+ * top k is found among them unless more than keep - k of them are over the category cap. */
+static uint32_t keep_of(uint32_t k)
+{
+    return k + (k + 1) / 2;
+}
 static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
 
 /* What one rank knows of an item it met: a candidate, or an item it must leave out. The
@@ -47,8 +51,17 @@ struct rc_scratch {
     float covis_acc;
     float covis_best; /* the largest single contribution, whose source is covis_ref */
     int32_t covis_ref;
-    bool blocked; /* excluded or recently seen by this rank's user */
+    bool blocked;   /* excluded or recently seen by this rank's user */
+    uint8_t src;    /* once scored: the part that contributed most (rc_src_t) */
+    int8_t seg_ref; /* once scored: the trending segment that added most */
 };
+
+/* A scored candidate: what choosing the list sorts and moves, a third of an rc_ranked_t.
+ * The source of its score and the item that explains it stay in its slot. */
+typedef struct {
+    float score;
+    uint32_t item;
+} scored_t;
 
 struct rc_ranker {
     const rc_engine_t *e; /* the models of the rank under way */
@@ -57,8 +70,21 @@ struct rc_ranker {
     struct rc_scratch *scratch; /* CAND_SLOTS */
     uint32_t *cands;            /* slots of scratch */
     uint32_t n_cands;
-    rc_ranked_t *ranked;
-    uint32_t *deferred; /* slots of candidates whose bound kept them from being scored */
+    /* Candidates with co-visitation are the first n_covis of cands while covis_first holds
+     * (gathering adds them first; scoring reorders them). */
+    uint32_t n_covis;
+    bool covis_first;
+    /* What the rank gathers from, for the candidates gathered late (gather_rest). */
+    const rc_user_state_t *u;
+    const rc_rank_spec_t *spec;
+    int daypart;
+    /* The first pass's candidates without co-visitation (trending, categories, features,
+     * lifted) are not gathered yet: score_candidates() found that none could reach the
+     * list, or has not looked yet. */
+    bool rest_pending;
+    scored_t *scored;    /* the candidates scored in this rank */
+    rc_ranked_t *ranked; /* merge_repeats()'s list */
+    uint32_t *deferred;  /* slots of candidates whose bound kept them from being scored */
     uint32_t n_deferred;
     bool exhaustive; /* score every candidate (tests compare the ranker with it) */
     /* The user's content vectors (session and long-term) as one small hash table, rebuilt
@@ -77,9 +103,11 @@ rc_ranker_t *rc_ranker_new(void)
         return NULL;
     rk->scratch = calloc(CAND_SLOTS, sizeof(*rk->scratch));
     rk->cands = malloc(MAX_CANDIDATES * sizeof(*rk->cands));
+    rk->scored = malloc(MAX_CANDIDATES * sizeof(*rk->scored));
     rk->ranked = malloc(MAX_CANDIDATES * sizeof(*rk->ranked));
     rk->deferred = malloc(MAX_CANDIDATES * sizeof(*rk->deferred));
-    if (rk->scratch == NULL || rk->cands == NULL || rk->ranked == NULL || rk->deferred == NULL) {
+    if (rk->scratch == NULL || rk->cands == NULL || rk->scored == NULL || rk->ranked == NULL ||
+        rk->deferred == NULL) {
         rc_ranker_free(rk);
         return NULL;
     }
@@ -92,6 +120,7 @@ void rc_ranker_free(rc_ranker_t *rk)
         return;
     free(rk->scratch);
     free(rk->cands);
+    free(rk->scored);
     free(rk->ranked);
     free(rk->deferred);
     free(rk);
@@ -104,7 +133,7 @@ void rc_ranker_set_exhaustive(rc_ranker_t *rk, bool exhaustive)
 
 uint32_t rc_ranker_deferred(const rc_ranker_t *rk)
 {
-    return rk->n_deferred;
+    return rk->n_deferred + (rk->rest_pending ? 1 : 0);
 }
 
 /* The slot of `item` in this rank, or the empty slot where it would go. */
@@ -200,7 +229,7 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
     uint32_t sources[RECENT_SOURCES] = {0};
     for (uint8_t d = 0; d < n; d++)
         sources[d] = rc_user_recent(u, d)->item;
-    rc_covisit_prefetch(&e->covisit, sources, n);
+    rc_covisit_prefetch(&e->covisit, sources, n, source_take[0]);
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->w <= 0)
@@ -294,16 +323,19 @@ static int locale_segment(const rc_trending_t *t, const rc_user_state_t *u)
     return rc_trending_locale_segment(t, u->locale);
 }
 
-/* `wide`: a second pass when filters left fewer than K candidates: whole top lists. */
-static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *s,
-                              int daypart, bool wide)
+/* The candidates that owe nothing to co-visitation: the trending lists of the user's
+ * context, the items of the user's strongest content features, the top of the user's
+ * categories and of the subscription's, what boosts lift. `wide`: a second pass when filters
+ * left fewer than K candidates: whole top lists. */
+static void gather_others(rc_ranker_t *rk, bool wide)
 {
     const rc_engine_t *e = rk->e;
+    const rc_user_state_t *u = rk->u;
+    const rc_rank_spec_t *s = rk->spec;
     const rc_trending_t *t = &e->trending;
     uint32_t trending_take = wide ? RC_TRENDING_TOP : TRENDING_TAKE;
     uint32_t category_take = wide ? RC_TRENDING_PER_CAT : CATEGORY_TAKE;
-    if (!wide)
-        gather_covisit(rk, u);
+    int daypart = rk->daypart;
     int loc = locale_segment(t, u);
     int segs[4] = {RC_SEG_DEVICE(u->device), RC_SEG_DAYPART(daypart), RC_SEG_ALL, loc};
     for (int i = 0; i < (loc >= 0 ? 4 : 3); i++)
@@ -330,6 +362,35 @@ static void gather_candidates(rc_ranker_t *rk, const rc_user_state_t *u, const r
         gather_list(rk, t->by_category + (size_t)s->category * RC_TRENDING_PER_CAT,
                     t->n_by_category[s->category], RC_TRENDING_PER_CAT);
     gather_lifted(rk, category_take);
+}
+
+/* Gathers the first pass's other candidates if they are still pending; returns where the
+ * new ones start in rk->cands. They come after every candidate with co-visitation, as if
+ * gathered at once: the same set, in the same order where MAX_CANDIDATES cuts it. */
+static uint32_t gather_rest(rc_ranker_t *rk)
+{
+    uint32_t from = rk->n_cands;
+    if (rk->rest_pending) {
+        rk->rest_pending = false;
+        gather_others(rk, false);
+    }
+    return from;
+}
+
+/* The first pass gathers the neighbours of the user's recent items, and the rest only when
+ * scoring finds that they may reach the list (score_candidates); the wide pass gathers the
+ * rest first, then whole top lists. */
+static void gather_candidates(rc_ranker_t *rk, bool wide)
+{
+    if (!wide) {
+        gather_covisit(rk, rk->u);
+        rk->n_covis = rk->n_cands;
+        rk->covis_first = true;
+        rk->rest_pending = true;
+        return;
+    }
+    gather_rest(rk);
+    gather_others(rk, true);
 }
 
 typedef struct {
@@ -388,39 +449,55 @@ static bool better(const rc_ranked_t *a, const rc_ranked_t *b)
     return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
 
+static bool better_scored(const scored_t *a, const scored_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
 /* Best first, in place. Shell sort (Ciura's gaps) rather than qsort(): glibc's qsort is a
- * merge sort that mallocs its buffer, and the arrays here are at most MAX_CANDIDATES. */
+ * merge sort that mallocs its buffer, and the arrays here are at most MAX_CANDIDATES. One
+ * body for both kinds of entries, each with its own order (the same: score, then item). */
+static const uint32_t shell_gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+#define SHELL_SORT(type, r, n, better_fn)                                                          \
+    do {                                                                                           \
+        for (size_t g = 0; g < sizeof(shell_gaps) / sizeof(shell_gaps[0]); g++) {                  \
+            uint32_t gap = shell_gaps[g];                                                          \
+            for (uint32_t i = gap; i < (n); i++) {                                                 \
+                type x = (r)[i];                                                                   \
+                uint32_t j = i;                                                                    \
+                while (j >= gap && better_fn(&x, &(r)[j - gap])) {                                 \
+                    (r)[j] = (r)[j - gap];                                                         \
+                    j -= gap;                                                                      \
+                }                                                                                  \
+                (r)[j] = x;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 static void sort_ranked(rc_ranked_t *r, uint32_t n)
 {
-    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
-    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
-        uint32_t gap = gaps[g];
-        for (uint32_t i = gap; i < n; i++) {
-            rc_ranked_t x = r[i];
-            uint32_t j = i;
-            while (j >= gap && better(&x, &r[j - gap])) {
-                r[j] = r[j - gap];
-                j -= gap;
-            }
-            r[j] = x;
-        }
-    }
+    SHELL_SORT(rc_ranked_t, r, n, better);
+}
+
+static void sort_scored(scored_t *r, uint32_t n)
+{
+    SHELL_SORT(scored_t, r, n, better_scored);
 }
 
 /* Moves the `m` best of r[0..n) to its front, in no order (quickselect, O(n) on average). */
-static void select_best(rc_ranked_t *r, uint32_t n, uint32_t m)
+static void select_best(scored_t *r, uint32_t n, uint32_t m)
 {
     uint32_t lo = 0, hi = n;
     while (hi - lo > 1) {
-        rc_ranked_t pivot = r[lo + (hi - lo) / 2];
+        scored_t pivot = r[lo + (hi - lo) / 2];
         uint32_t i = lo, j = hi - 1;
         while (i <= j) {
-            while (better(&r[i], &pivot))
+            while (better_scored(&r[i], &pivot))
                 i++;
-            while (better(&pivot, &r[j]))
+            while (better_scored(&pivot, &r[j]))
                 j--;
             if (i <= j) {
-                rc_ranked_t t = r[i];
+                scored_t t = r[i];
                 r[i] = r[j];
                 r[j] = t;
                 i++;
@@ -489,7 +566,7 @@ static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
  * score is bounded by what gathering already knows (score_candidates). Inlined into the
  * loop that scores every candidate of a rank. */
 static inline __attribute__((always_inline)) bool
-score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *cand, rc_ranked_t *r)
+score_one(const rc_ranker_t *rk, const scoring_t *x, struct rc_scratch *cand, scored_t *r)
 {
     const rc_engine_t *e = rk->e;
     uint32_t c = cand->item;
@@ -524,72 +601,173 @@ score_one(const rc_ranker_t *rk, const scoring_t *x, const struct rc_scratch *ca
             src = (uint8_t)p;
     }
     score *= rc_rules_boost(&e->rules, c);
-    int64_t ref = src == RC_SRC_COVISIT ? cand->covis_ref : src == RC_SRC_TRENDING ? seg_ref : -1;
-    *r = (rc_ranked_t){
-        .item = c, .score = score, .src = (uint8_t)src, .kind = RC_EVENT_KIND_COUNT, .ref = ref};
+    cand->src = src;
+    cand->seg_ref = (int8_t)seg_ref;
+    *r = (scored_t){score, c};
     return true;
 }
 
-/* Scores the candidates that pass the rules into rk->ranked; returns how many. Only the
- * best KEEP_FACTOR * k can reach a list (top_k), so once that many are scored, a candidate
- * whose bound is under the least of those first ones cannot, and is only put aside in
+/* Asks early for what scoring the candidate in `slot` reads: its item, scattered over the
+ * catalog, and its trending scores (which may straddle two lines: both ends of those read).
+ * Inlined by force: gcc takes a function whose only effect is a prefetch for a pure one,
+ * and drops the calls whose result is unused (all of them). */
+static inline __attribute__((always_inline)) void
+prefetch_candidate(const rc_ranker_t *rk, const scoring_t *x, uint32_t slot)
+{
+    const rc_engine_t *e = rk->e;
+    uint32_t item = rk->scratch[slot].item;
+    __builtin_prefetch(&e->catalog.items[item]);
+    const float *sc = rc_trending_scores(&e->trending, item);
+    if (sc != NULL) {
+        __builtin_prefetch(sc);
+        __builtin_prefetch(sc + x->seg_hi);
+    }
+}
+
+/* Moves the `m` candidates of strongest co-visitation to the front of rk->cands, in no
+ * order (quickselect, O(n) on average): their scores are likely the best, so the least of
+ * them is a high threshold for the rest (score_candidates). Only those with co-visitation
+ * compete: gathering adds them first (rk->n_covis), until this reorders them. The order of
+ * candidates changes nothing else: ties between scores are broken by item. */
+static void strongest_first(rc_ranker_t *rk, uint32_t m)
+{
+    uint32_t *c = rk->cands, lo = 0, hi = rk->covis_first ? rk->n_covis : rk->n_cands;
+    rk->covis_first = false;
+    if (hi <= m)
+        return;
+    float acc[MAX_CANDIDATES]; /* the keys side by side, not one slot apart */
+    for (uint32_t i = 0; i < hi; i++)
+        acc[i] = rk->scratch[c[i]].covis_acc;
+    while (hi - lo > 1) {
+        float pivot = acc[lo + (hi - lo) / 2];
+        uint32_t i = lo, j = hi - 1;
+        while (i <= j) {
+            while (acc[i] > pivot)
+                i++;
+            while (pivot > acc[j])
+                j--;
+            if (i <= j) {
+                float ta = acc[i];
+                acc[i] = acc[j];
+                acc[j] = ta;
+                uint32_t tc = c[i];
+                c[i] = c[j];
+                c[j] = tc;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (m <= j)
+            hi = j + 1;
+        else if (m >= i)
+            lo = i;
+        else
+            return;
+    }
+}
+
+/* Scores the candidates that pass the rules into rk->scored; returns how many. Only the
+ * best keep_of(k) can reach a list (top_k), so once that many are scored, a candidate whose
+ * bound is under the least of those first ones cannot, and is only put aside in
  * rk->deferred (top_k scores those when it needs every candidate): its item and trending
- * scores, scattered over the catalog, are not read. Candidates come strongest co-visitation
- * first, so the first ones are strong. The list is the same as scoring them all
- * (test_rank_bound_exact). The threshold is not raised as better scores come: keeping the
- * best KEEP_FACTOR * k in a heap cost more than it saved (bench/eval engine time). */
+ * scores, scattered over the catalog, are not read, nor its content compared. The
+ * candidates of strongest co-visitation are scored first, so the first ones are strong:
+ * with random traffic on 100k items, 60 % of the candidates go unscored (most of them never
+ * gathered). The list is the same as scoring them all (test_rank_bound_exact,
+ * unit.ranker_reference). The threshold is not raised as better scores come: keeping the
+ * best in a heap cost more than it saved (bench/eval engine time), and so did scoring the
+ * strongest 3 k first to take the best 1.5 k of them (bench/run-engine.sh). */
 static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
 {
     const rc_engine_t *e = rk->e;
     const rc_blend_t *b = x->b;
-    uint32_t keep = x->spec->k * KEEP_FACTOR;
-    bool bound = !rk->exhaustive && rk->n_cands > keep;
+    uint32_t keep = keep_of(x->spec->k);
+    bool bound = !rk->exhaustive;
+    if (bound)
+        strongest_first(rk, keep);
+    else
+        gather_rest(rk);
     /* A margin over float rounding: the bound must never be below the score. */
     float rest = b->content + b->trending + b->popular;
     float boost_hi = rc_rules_boost_max(&e->rules) * 1.0001f;
     float least = 0; /* the least of the first `keep` scores */
-    uint32_t n = 0;
+    uint32_t n = 0, i = 0;
     rk->n_deferred = 0;
-    for (uint32_t i = 0; i < rk->n_cands; i++) {
-        const struct rc_scratch *cand = &rk->scratch[rk->cands[i]];
-        if (i + PREFETCH_AHEAD < rk->n_cands) {
-            uint32_t ahead = rk->scratch[rk->cands[i + PREFETCH_AHEAD]].item;
-            __builtin_prefetch(&e->catalog.items[ahead]);
-            /* An item's scores may straddle two lines: both ends of those read. */
-            const float *sc = rc_trending_scores(&e->trending, ahead);
-            if (sc != NULL) {
-                __builtin_prefetch(sc);
-                __builtin_prefetch(sc + x->seg_hi);
-            }
-        }
-        if (bound && n >= keep && (covisit_part(x, cand) + rest) * boost_hi < least) {
-            rk->deferred[rk->n_deferred++] = rk->cands[i];
+    /* The first `keep` that pass the rules (every candidate without the bound), gathering
+     * the rest when those with co-visitation are too few. */
+    uint32_t first = bound ? keep : UINT32_MAX;
+    for (uint32_t j = 0; j < PREFETCH_AHEAD && j < rk->n_cands; j++)
+        prefetch_candidate(rk, x, rk->cands[j]);
+    for (; n < first; i++) {
+        if (i == rk->n_cands && (!rk->rest_pending || gather_rest(rk) == rk->n_cands))
+            break;
+        if (i + PREFETCH_AHEAD < rk->n_cands)
+            prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
+        if (!score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->scored[n]))
             continue;
-        }
-        if (!score_one(rk, x, cand, &rk->ranked[n]))
-            continue;
-        if (n < keep && (n == 0 || rk->ranked[n].score < least))
-            least = rk->ranked[n].score;
+        if (n == 0 || rk->scored[n].score < least)
+            least = rk->scored[n].score;
         n++;
+    }
+    /* A candidate without co-visitation scores at most `rest` (times the largest boost):
+     * when that cannot reach the least of the first `keep`, none of them is even gathered. */
+    if (rk->rest_pending && !((0.0f + rest) * boost_hi < least))
+        gather_rest(rk);
+    if (i == rk->n_cands)
+        return n;
+    /* The rest: those whose bound reaches `least` to the front of what is left of
+     * rk->cands, the others put aside (and after them, so rk->cands keeps every candidate).
+     * Only the lines of the candidates scored are asked for. */
+    uint32_t to = i;
+    for (uint32_t j = i; j < rk->n_cands; j++) {
+        uint32_t slot = rk->cands[j];
+        if ((covisit_part(x, &rk->scratch[slot]) + rest) * boost_hi < least)
+            rk->deferred[rk->n_deferred++] = slot;
+        else
+            rk->cands[to++] = slot;
+    }
+    memcpy(rk->cands + to, rk->deferred, rk->n_deferred * sizeof(*rk->cands));
+    for (uint32_t j = i; j < i + PREFETCH_AHEAD && j < to; j++)
+        prefetch_candidate(rk, x, rk->cands[j]);
+    for (; i < to; i++) {
+        if (i + PREFETCH_AHEAD < to)
+            prefetch_candidate(rk, x, rk->cands[i + PREFETCH_AHEAD]);
+        n += score_one(rk, x, &rk->scratch[rk->cands[i]], &rk->scored[n]);
     }
     return n;
 }
 
-/* Scores the candidates score_candidates() put aside, after the n scored; returns the new
- * count. */
+/* Scores the candidates score_candidates() put aside, and those it did not gather, after
+ * the n scored; returns the new count. */
 static uint32_t score_deferred(rc_ranker_t *rk, const scoring_t *x, uint32_t n)
 {
+    for (uint32_t j = gather_rest(rk); j < rk->n_cands; j++)
+        rk->deferred[rk->n_deferred++] = rk->cands[j];
     for (uint32_t i = 0; i < rk->n_deferred; i++)
-        n += score_one(rk, x, &rk->scratch[rk->deferred[i]], &rk->ranked[n]);
+        n += score_one(rk, x, &rk->scratch[rk->deferred[i]], &rk->scored[n]);
     rk->n_deferred = 0;
     return n;
 }
 
+/* A scored candidate as a list shows it: with the source of its score and the item or
+ * segment that explains it (from its slot). */
+static rc_ranked_t ranked_of(const rc_ranker_t *rk, const scored_t *s)
+{
+    const struct rc_scratch *x = slot_of(rk, s->item);
+    int64_t ref = x->src == RC_SRC_COVISIT    ? x->covis_ref
+                  : x->src == RC_SRC_TRENDING ? x->seg_ref
+                                              : -1;
+    return (rc_ranked_t){s->item, s->score, x->src, RC_EVENT_KIND_COUNT, ref};
+}
+
 /* Greedy top-K over r[0..n) (best first) with at most `cap` items per category; when too
  * few categories are available, the capped items fill the remaining places in score order.
- * Sets *capped when the cap left an item out. */
-static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t n, uint32_t k,
-                          rc_ranked_t *out, bool *capped, bool *overfull)
+ * Sets *filled when the greedy pass alone found K items: then the K are those of the first
+ * items of r, and no item after them could have changed the list. */
+static uint32_t diversify(const rc_ranker_t *rk, const scored_t *r, uint32_t n, uint32_t k,
+                          rc_ranked_t *out, bool *filled, bool *overfull)
 {
     const rc_engine_t *e = rk->e;
     uint32_t cap = (k * 6 + 9) / 10;
@@ -599,21 +777,19 @@ static uint32_t diversify(const rc_ranker_t *rk, const rc_ranked_t *r, uint32_t 
     uint16_t counts[64] = {0}; /* hashed category buckets: a collision only tightens the cap */
     bool used[MAX_CANDIDATES];
     memset(used, 0, n * sizeof(bool));
-    *capped = false;
     for (uint32_t i = 0; i < n && taken < k; i++) {
         uint16_t cat = e->catalog.items[r[i].item].category;
-        if (cat != 0 && counts[cat % 64] >= cap) {
-            *capped = true;
+        if (cat != 0 && counts[cat % 64] >= cap)
             continue;
-        }
         counts[cat % 64]++;
         used[i] = true;
-        out[taken++] = r[i];
+        out[taken++] = ranked_of(rk, &r[i]);
     }
+    *filled = taken == k;
     *overfull = false;
     for (uint32_t i = 0; i < n && taken < k; i++) {
         if (!used[i]) {
-            out[taken++] = r[i];
+            out[taken++] = ranked_of(rk, &r[i]);
             *overfull = true;
         }
     }
@@ -709,27 +885,35 @@ static uint32_t pin(const rc_ranker_t *rk, const rc_rank_spec_t *spec, rc_ranked
     return k;
 }
 
-/* The diverse top K of the n scored candidates, best first. Usually the best 4K hold a
- * diverse top K, and only those need sorting; when the category cap had to leave items
- * out, the exact answer may lie further down, so every candidate is scored and sorted and
- * the pass repeated. `overfull`: the cap could not be kept (too few categories). */
+/* The diverse top K of the n scored candidates, best first. Usually the best keep_of(K)
+ * hold a diverse top K, and only those need sorting. When the category cap leaves the greedy
+ * pass short of K there, the answer lies further down: the candidates put aside are scored
+ * (all below those best ones), and the sorted front of the list doubles until the greedy
+ * pass fills K in it, or it holds every candidate. `overfull`: the cap could not be kept
+ * (too few categories). */
 static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked_t *out,
                       bool *overfull)
 {
     const rc_rank_spec_t *spec = x->spec;
-    uint32_t keep = spec->k * KEEP_FACTOR;
-    bool capped = false;
-    uint32_t k = 0;
+    uint32_t keep = keep_of(spec->k);
+    bool filled = false;
+    uint32_t k = 0, sorted = 0; /* rk->scored[0..sorted) are the best, in order */
     if (n >= keep) {
         if (n > keep)
-            select_best(rk->ranked, n, keep);
-        sort_ranked(rk->ranked, keep);
-        k = diversify(rk, rk->ranked, keep, spec->k, out, &capped, overfull);
+            select_best(rk->scored, n, keep);
+        sort_scored(rk->scored, keep);
+        sorted = keep;
+        k = diversify(rk, rk->scored, keep, spec->k, out, &filled, overfull);
     }
-    if (n < keep || capped) {
+    if (!filled)
         n = score_deferred(rk, x, n);
-        sort_ranked(rk->ranked, n);
-        k = diversify(rk, rk->ranked, n, spec->k, out, &capped, overfull);
+    while (!filled && sorted < n) {
+        uint32_t next = sorted == 0 || sorted * 2 >= n ? n : sorted * 2;
+        if (next < n)
+            select_best(rk->scored + sorted, n - sorted, next - sorted);
+        sort_scored(rk->scored + sorted, next - sorted);
+        sorted = next;
+        k = diversify(rk, rk->scored, sorted, spec->k, out, &filled, overfull);
     }
     /* Sorting again after diversity keeps best-first order within the chosen K. */
     sort_ranked(out, k);
@@ -835,10 +1019,13 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
         rk->stamp = 1;
     }
     rk->n_cands = 0;
-    int daypart = rc_daypart(wall_ms, u->tz_offset_min);
+    rk->u = u;
+    rk->spec = spec;
+    rk->daypart = rc_daypart(wall_ms, u->tz_offset_min);
+    int daypart = rk->daypart;
     block_items(rk, u);
     index_svec(rk, u);
-    gather_candidates(rk, u, spec, daypart, false);
+    gather_candidates(rk, false);
     scoring_t x;
     scoring_begin(rk, u, spec, daypart, &x);
     uint32_t n = score_candidates(rk, &x);
@@ -848,7 +1035,7 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
          * stay; scoring runs again over all of them. */
-        gather_candidates(rk, u, spec, daypart, true);
+        gather_candidates(rk, true);
         scoring_begin(rk, u, spec, daypart, &x);
         n = score_candidates(rk, &x);
         k = top_k(rk, &x, n, out, &overfull);

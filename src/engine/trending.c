@@ -3,6 +3,8 @@
  * blend recent activity with the catalog's popularity prior, so a cold server with no
  * traffic still recommends what sold well historically. */
 #include "engine/trending.h"
+#include "proto/mpack.h"
+#include "proto/mpack_read.h"
 #include "util/error.h"
 #include "util/hugemem.h"
 
@@ -478,4 +480,134 @@ int rc_trending_refresh(rc_trending_t *t, const rc_catalog_t *c)
     t->pass_active = false;
     int rc = rc_trending_refresh_step(t, c, UINT32_MAX);
     return rc < 0 ? rc : 0;
+}
+
+/* ---- snapshots ---- */
+
+void rc_trending_snapshot_write(const rc_trending_t *t, msgpack_packer *pk)
+{
+    uint32_t n = 0, stride = t->n_segments;
+    for (uint32_t i = 0; i < t->n_items; i++)
+        for (uint32_t s = 0; s < stride; s++)
+            if (t->score[(size_t)i * stride + s] != 0) {
+                n++;
+                break;
+            }
+    msgpack_pack_map(pk, 5);
+    rc_mp_cstr(pk, "epoch");
+    msgpack_pack_double(pk, t->epoch_s);
+    rc_mp_cstr(pk, "segments");
+    msgpack_pack_uint32(pk, stride);
+    rc_mp_cstr(pk, "scores"); /* [item, its `segments` scores as floats, LE] per item counted */
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < t->n_items; i++) {
+        const float *row = t->score + (size_t)i * stride;
+        bool any = false;
+        for (uint32_t s = 0; s < stride && !any; s++)
+            any = row[s] != 0;
+        if (!any)
+            continue;
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, i);
+        msgpack_pack_bin(pk, stride * sizeof(float));
+        msgpack_pack_bin_body(pk, row, stride * sizeof(float));
+    }
+    rc_mp_cstr(pk, "locales"); /* the table, entry by entry: free ones too, for the indexes */
+    msgpack_pack_array(pk, RC_LOCALE_TAGS);
+    for (int i = 0; i < RC_LOCALE_TAGS; i++) {
+        const rc_locale_entry_t *e = &t->locale_tab[i];
+        msgpack_pack_array(pk, 6);
+        rc_mp_cstr(pk, e->tag);
+        msgpack_pack_uint16(pk, e->gen);
+        msgpack_pack_int8(pk, e->slot);
+        msgpack_pack_array(pk, e->n_users);
+        for (uint8_t u = 0; u < e->n_users; u++)
+            msgpack_pack_uint32(pk, e->users[u]);
+        msgpack_pack_double(pk, e->activity);
+        msgpack_pack_double(pk, e->used_s);
+    }
+    rc_mp_cstr(pk, "slots");
+    msgpack_pack_array(pk, RC_LOCALES);
+    for (int s = 0; s < RC_LOCALES; s++)
+        msgpack_pack_int8(pk, t->slot_entry[s]);
+}
+
+static int read_locale(rc_locale_entry_t *e, const msgpack_object *o)
+{
+    double activity, used, gen, slot, user;
+    const msgpack_object *f = o->via.array.ptr;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 6 ||
+        f[0].type != MSGPACK_OBJECT_STR || f[0].via.str.size > RC_LOCALE_MAX ||
+        !rc_mp_number(&f[1], &gen) || !rc_mp_number(&f[2], &slot) || slot < -1 ||
+        slot >= RC_LOCALES || f[3].type != MSGPACK_OBJECT_ARRAY ||
+        f[3].via.array.size > RC_LOCALE_MIN_USERS || !rc_mp_number(&f[4], &activity) ||
+        !rc_mp_number(&f[5], &used))
+        return RC_EPARSE;
+    memset(e, 0, sizeof(*e));
+    memcpy(e->tag, f[0].via.str.ptr, f[0].via.str.size);
+    e->gen = (uint16_t)gen;
+    e->slot = (int8_t)slot;
+    for (uint32_t u = 0; u < f[3].via.array.size; u++) {
+        if (!rc_mp_number(&f[3].via.array.ptr[u], &user))
+            return RC_EPARSE;
+        e->users[e->n_users++] = (uint32_t)user;
+    }
+    e->activity = activity;
+    e->used_s = used;
+    return 0;
+}
+
+int rc_trending_snapshot_read(rc_trending_t *t, const msgpack_object *o, const int64_t *map,
+                              uint32_t n_map)
+{
+    double epoch, segments, entry;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return RC_EPARSE;
+    const msgpack_object *e = rc_mp_map_get(&o->via.map, "epoch"),
+                         *sg = rc_mp_map_get(&o->via.map, "segments"),
+                         *sc = rc_mp_map_get(&o->via.map, "scores"),
+                         *lc = rc_mp_map_get(&o->via.map, "locales"),
+                         *sl = rc_mp_map_get(&o->via.map, "slots");
+    if (e == NULL || !rc_mp_number(e, &epoch) || sg == NULL || !rc_mp_number(sg, &segments) ||
+        segments < RC_SEG_LOCALE(0) || segments > RC_SEGMENTS || sc == NULL ||
+        sc->type != MSGPACK_OBJECT_ARRAY || lc == NULL || lc->type != MSGPACK_OBJECT_ARRAY ||
+        lc->via.array.size != RC_LOCALE_TAGS || sl == NULL || sl->type != MSGPACK_OBJECT_ARRAY ||
+        sl->via.array.size != RC_LOCALES)
+        return RC_EPARSE;
+    /* Nothing counted yet (a refresh may have sized the scores): they start over at the
+     * snapshot's width. */
+    rc_huge_free(t->score, (size_t)t->n_items * t->n_segments * sizeof(float));
+    t->score = NULL;
+    t->n_items = 0;
+    t->pass_active = false;
+    for (int i = 0; i < RC_LOCALE_TAGS; i++)
+        if (read_locale(&t->locale_tab[i], &lc->via.array.ptr[i]) != 0)
+            return RC_EPARSE;
+    for (int s = 0; s < RC_LOCALES; s++) {
+        if (!rc_mp_number(&sl->via.array.ptr[s], &entry) || entry < -1 || entry >= RC_LOCALE_TAGS)
+            return RC_EPARSE;
+        t->slot_entry[s] = (int8_t)entry;
+        if (entry >= 0)
+            memcpy(t->locales[s], t->locale_tab[(int)entry].tag, RC_LOCALE_MAX + 1);
+    }
+    t->epoch_s = epoch; /* the scores are on that epoch's scale */
+    t->n_segments = (uint32_t)segments;
+    uint32_t stride = t->n_segments;
+    for (uint32_t i = 0; i < sc->via.array.size; i++) {
+        const msgpack_object *a = &sc->via.array.ptr[i];
+        if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 2 ||
+            a->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            a->via.array.ptr[1].type != MSGPACK_OBJECT_BIN ||
+            a->via.array.ptr[1].via.bin.size != stride * sizeof(float))
+            return RC_EPARSE;
+        uint64_t was = a->via.array.ptr[0].via.u64;
+        int64_t item = was < n_map ? map[was] : -1;
+        if (item < 0)
+            continue;
+        if (ensure_items(t, (uint32_t)item + 1) != 0)
+            return RC_ENOMEM;
+        memcpy(t->score + (size_t)item * stride, a->via.array.ptr[1].via.bin.ptr,
+               stride * sizeof(float));
+    }
+    return 0;
 }

@@ -125,4 +125,17 @@ int rc_trending_refresh_step(rc_trending_t *t, const rc_catalog_t *c, uint32_t m
 /** The part of the day (0..3) at wall time `wall_ms` for a client at `tz_offset_min`. */
 int rc_daypart(int64_t wall_ms, int tz_offset_min);
 
+/* Snapshots (log/snapshot.h): items by catalog index. */
+struct msgpack_packer;
+struct msgpack_object;
+
+/** Writes the counts and the locale table into `pk` (a map). The top lists are not written:
+ * rc_trending_refresh() rebuilds them. */
+void rc_trending_snapshot_write(const rc_trending_t *t, struct msgpack_packer *pk);
+
+/** Fills a model that has counted nothing with what rc_trending_snapshot_write() wrote;
+ * `map` as rc_covisit_snapshot_read()'s. Returns 0, RC_EPARSE or RC_ENOMEM. */
+int rc_trending_snapshot_read(rc_trending_t *t, const struct msgpack_object *o, const int64_t *map,
+                              uint32_t n_map);
+
 #endif

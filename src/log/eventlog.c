@@ -157,10 +157,11 @@ static void report(rc_eventlog_t *l, waiters_t *ws, int status)
 /* Reads the records of one segment. Returns the bytes of good data (header included), so
  * that a torn tail can be cut there; `*bad` says whether reading stopped at a bad record. */
 static uint64_t read_segment(const unsigned char *p, uint64_t size, uint64_t first,
-                             rc_eventlog_record_fn each, void *ctx, uint64_t *records, bool *bad)
+                             uint64_t read_from, rc_eventlog_record_fn each, void *ctx,
+                             uint64_t *records, uint64_t *passed, bool *bad)
 {
     *bad = false;
-    *records = 0;
+    *records = *passed = 0;
     if (size < HEADER_BYTES || memcmp(p, MAGIC, 8) != 0) {
         *bad = size > 0;
         return 0;
@@ -182,8 +183,11 @@ static uint64_t read_segment(const unsigned char *p, uint64_t size, uint64_t fir
             *bad = true;
             break;
         }
-        if (each != NULL)
-            each(ctx, p + off + RECORD_HEAD, len);
+        if (first + *records >= read_from) {
+            if (each != NULL)
+                each(ctx, first + *records, p + off + RECORD_HEAD, len);
+            (*passed)++;
+        }
         (*records)++;
         off += RECORD_HEAD + len;
     }
@@ -244,9 +248,12 @@ static int read_all(rc_eventlog_t *l, rc_eventlog_record_fn each, void *ctx,
                 close(fd);
             return RC_EIO;
         }
-        uint64_t size = (uint64_t)sb.st_size, records = 0, good = 0;
+        uint64_t size = (uint64_t)sb.st_size, records = 0, passed = 0, good = 0;
         bool bad = false;
-        if (size > 0) {
+        if (!last && l->segs[i + 1].first <= l->cfg.read_from) {
+            /* Wholly before the snapshot: not read. */
+            st->skipped_records += l->segs[i + 1].first - s->first;
+        } else if (size > 0) {
             void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (p == MAP_FAILED) {
                 snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
@@ -254,7 +261,8 @@ static int read_all(rc_eventlog_t *l, rc_eventlog_record_fn each, void *ctx,
                 return RC_EIO;
             }
             madvise(p, size, MADV_SEQUENTIAL);
-            good = read_segment(p, size, s->first, each, ctx, &records, &bad);
+            good = read_segment(p, size, s->first, l->cfg.read_from, each, ctx, &records, &passed,
+                                &bad);
             munmap(p, size);
         }
         if (last && (bad || size < HEADER_BYTES)) {
@@ -279,7 +287,8 @@ static int read_all(rc_eventlog_t *l, rc_eventlog_record_fn each, void *ctx,
         close(fd);
         s->bytes = size;
         s->mtime_s = (int64_t)sb.st_mtime;
-        st->records += records;
+        st->records += passed;
+        st->skipped_records += records - passed;
         st->bytes += size;
         st->segments++;
         if (last)
@@ -513,6 +522,11 @@ int rc_eventlog_append(rc_eventlog_t *l, const void *data, size_t len, rc_eventl
     return 0;
 }
 
+uint64_t rc_eventlog_next_record(const rc_eventlog_t *l)
+{
+    return l->next_record;
+}
+
 size_t rc_eventlog_pending(const rc_eventlog_t *l)
 {
     return l->appended.n + l->written.n + l->syncing.n;
@@ -549,8 +563,23 @@ rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
     l->cfg.dir = l->dir;
     rc_wbuf_init(&l->batch, 0);
     memset(st, 0, sizeof(*st));
-    if (make_dir(l->dir, err, errlen) != 0 || list_segments(l, err, errlen) != 0 ||
-        read_all(l, each, ctx, st, err, errlen) != 0 || open_tail(l, false, err, errlen) != 0) {
+    int rc = make_dir(l->dir, err, errlen);
+    if (rc == 0)
+        rc = list_segments(l, err, errlen);
+    if (rc == 0)
+        rc = read_all(l, each, ctx, st, err, errlen);
+    /* A snapshot covers records the log lost (a directory restored from a backup, a torn
+     * tail): numbering goes on after the snapshot, in a new segment, so no new record takes
+     * a number the snapshot claims. */
+    bool behind = rc == 0 && l->next_record < cfg->number_from;
+    if (behind) {
+        RC_WARN("log", "the log ends before the snapshot: numbering resumes after it",
+                "log_end=%" PRIu64 " snapshot=%" PRIu64, l->next_record, cfg->number_from);
+        l->next_record = cfg->number_from;
+    }
+    if (rc == 0)
+        rc = open_tail(l, behind, err, errlen);
+    if (rc != 0) {
         if (l->fd >= 0)
             close(l->fd);
         rc_wbuf_free(&l->batch);
@@ -565,6 +594,16 @@ rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
         uv_timer_start(&l->timer, on_timer, (uint64_t)cfg->fsync_interval_ms,
                        (uint64_t)cfg->fsync_interval_ms);
     return l;
+}
+
+int rc_eventlog_sync_now(rc_eventlog_t *l)
+{
+    if (l->closed)
+        return RC_ECLOSED;
+    write_batch(l);
+    if (l->fd < 0 || fdatasync(l->fd) != 0)
+        return RC_EIO;
+    return 0;
 }
 
 void rc_eventlog_close(rc_eventlog_t *l)

@@ -38,20 +38,23 @@ typedef struct rc_eventlog_config {
     uint64_t segment_bytes;
     uint64_t retain_bytes; /* 0: no limit */
     int64_t retain_s;      /* 0: no limit */
+    uint64_t read_from;    /* records numbered below are not read back (a snapshot has them) */
+    uint64_t number_from;  /* no new record is numbered below (what a snapshot covers) */
 } rc_eventlog_config_t;
 
 /* What opening found. */
 typedef struct rc_eventlog_stats {
-    uint64_t records;      /* good records read */
-    uint64_t bytes;        /* bytes of the segments read */
-    uint32_t segments;     /* segments read */
-    uint64_t torn_bytes;   /* cut from the end of the last segment */
-    uint32_t bad_segments; /* segments whose reading ended at a bad record */
-    uint32_t deleted;      /* segments deleted by retention */
+    uint64_t records;         /* good records read back (from read_from on) */
+    uint64_t bytes;           /* bytes of the segments read */
+    uint32_t segments;        /* segments read */
+    uint64_t torn_bytes;      /* cut from the end of the last segment */
+    uint32_t bad_segments;    /* segments whose reading ended at a bad record */
+    uint32_t deleted;         /* segments deleted by retention */
+    uint64_t skipped_records; /* good records below read_from, not read back */
 } rc_eventlog_stats_t;
 
-/** One record read back, in order; `data` is borrowed for the call. */
-typedef void (*rc_eventlog_record_fn)(void *ctx, const void *data, size_t len);
+/** One record read back, in order, with its number; `data` is borrowed for the call. */
+typedef void (*rc_eventlog_record_fn)(void *ctx, uint64_t record, const void *data, size_t len);
 
 /** How an append ended: 0 once durable as the policy says, or a negative code (the write or
  * the sync failed, or the log was closed first). */
@@ -71,6 +74,14 @@ rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
  * over 16 MB, RC_ECLOSED after rc_eventlog_close(), or RC_ENOMEM (then `done` never runs). */
 int rc_eventlog_append(rc_eventlog_t *l, const void *data, size_t len, rc_eventlog_done_fn done,
                        void *arg);
+
+/** The number the next record appended gets: every record below it is appended. */
+uint64_t rc_eventlog_next_record(const rc_eventlog_t *l);
+
+/** Writes this turn's records now and syncs the file (blocking: a snapshot must not claim a
+ * record the log could lose). Acks of what was written are reported as the policy says (on
+ * a later turn with RC_FSYNC_ALWAYS). Returns 0, RC_EIO or RC_ECLOSED. */
+int rc_eventlog_sync_now(rc_eventlog_t *l);
 
 /** Records appended and not yet reported durable. */
 size_t rc_eventlog_pending(const rc_eventlog_t *l);

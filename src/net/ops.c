@@ -48,6 +48,22 @@ static uint64_t sum_events(void)
     return n;
 }
 
+/* Errors by code and refusals by reason, and their sums. The per-code counts are kept as 32
+ * bits: only their differences over a window are read, and those survive the wrap. */
+static void sample_problems(sample_t *s)
+{
+    s->errors = s->refused = 0;
+    for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {
+        s->errors += rc_metrics.errors[c];
+        s->by_code[c] = (uint32_t)rc_metrics.errors[c];
+    }
+    for (int r = 0; r < RC_REFUSED_REASONS; r++) {
+        s->refused += rc_metrics.handshakes_refused[r];
+        s->by_reason[r] = (uint32_t)rc_metrics.handshakes_refused[r];
+    }
+    s->slow = rc_metrics.errors[RC_PERR_SLOW_CONSUMER - 4000];
+}
+
 const sample_t *rc_ops_sample_ago(const rc_ops_t *o, uint64_t ticks_back)
 {
     uint64_t have = o->ticks < HISTORY ? o->ticks : HISTORY;
@@ -250,6 +266,24 @@ static void forget_silent_peers(rc_ops_t *o, uint64_t now_us)
 
 /* ---- sampling and the timer ---- */
 
+/* The newest sample as a point of the long history (after update_self: its rates and
+ * quantiles). Counts are of the last interval, so a point says when a problem happened. */
+static void record_point(rc_ops_t *o)
+{
+    const sample_t *now = rc_ops_sample_ago(o, 0), *prev = rc_ops_sample_ago(o, 1);
+    ops_point_t *p = &o->points[(o->ticks - 1) % RC_OPS_HISTORY_POINTS];
+    p->t_ms = o->self.t_ms;
+    p->events_per_s = (float)o->self.events_per_s;
+    p->pushes_per_s = (float)o->self.pushes_per_s;
+    p->p50_us = (float)o->self.p50_us;
+    p->p99_us = (float)o->self.p99_us;
+    p->p999_us = (float)o->self.p999_us;
+    p->connections = o->self.connections > 0 ? (uint32_t)o->self.connections : 0;
+    p->errors = (uint32_t)(now->errors - prev->errors);
+    p->refused = (uint32_t)(now->refused - prev->refused);
+    p->slow = (uint32_t)(now->slow - prev->slow);
+}
+
 void rc_ops_sample(rc_ops_t *o, uint64_t now_us, int64_t now_ms)
 {
     sample_t *s = &o->history[o->ticks % HISTORY];
@@ -258,8 +292,10 @@ void rc_ops_sample(rc_ops_t *o, uint64_t now_us, int64_t now_ms)
     s->pushes = rc_metrics.pushes_sent;
     memcpy(s->hist, rc_metrics.event_to_push.counts, sizeof(s->hist));
     memcpy(s->lag, rc_metrics.loop_lag.counts, sizeof(s->lag));
+    sample_problems(s);
     o->ticks++;
     update_self(o, now_ms);
+    record_point(o);
     forget_silent_peers(o, now_us);
 }
 

@@ -19,13 +19,14 @@
 
 typedef struct rc_ops rc_ops_t;
 
-#define RC_OPS_SUBPROTOCOL   "rankcast.ops.v1"
-#define RC_OPS_INTERVAL_MS   500   /* between snapshots */
-#define RC_OPS_WINDOW_TICKS  10    /* rates and quantiles cover the last 5 s */
-#define RC_OPS_RECENT        32    /* recent events kept (and sent) per node */
-#define RC_OPS_PEERS         32    /* other nodes remembered */
-#define RC_OPS_PEER_STALE_MS 3000  /* a node silent this long is shown as stale... */
-#define RC_OPS_PEER_GONE_MS  30000 /* ...and this long, forgotten */
+#define RC_OPS_SUBPROTOCOL    "rankcast.ops.v1"
+#define RC_OPS_INTERVAL_MS    500   /* between snapshots */
+#define RC_OPS_WINDOW_TICKS   10    /* rates and quantiles cover the last 5 s */
+#define RC_OPS_RECENT         32    /* recent events kept (and sent) per node */
+#define RC_OPS_PEERS          32    /* other nodes remembered */
+#define RC_OPS_PEER_STALE_MS  3000  /* a node silent this long is shown as stale... */
+#define RC_OPS_PEER_GONE_MS   30000 /* ...and this long, forgotten */
+#define RC_OPS_HISTORY_POINTS 1800  /* 15 minutes of samples, sent to a dashboard that opens */
 
 /** Creates the feed's state and starts its timer on `loop`. Everything passed is borrowed
  * and must outlive the feed. Returns NULL when out of memory. Caller closes with
@@ -47,6 +48,10 @@ void rc_ops_sample(rc_ops_t *o, uint64_t now_us, int64_t now_ms);
 
 /** Appends the current snapshot, one JSON object, to `out`. Returns 0 or RC_ENOMEM. */
 int rc_ops_snapshot(rc_ops_t *o, rc_wbuf_t *out);
+
+/** Appends the `history` message, one JSON object of the last RC_OPS_HISTORY_POINTS samples
+ * (fewer since start) column by column, oldest first, to `out`. Returns 0 or RC_ENOMEM. */
+int rc_ops_history(const rc_ops_t *o, rc_wbuf_t *out);
 
 /** A bus message of kind RC_BUS_OPS: another node's summary (this node's own is ignored). */
 void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);

@@ -156,6 +156,17 @@ static int write_small(struct lws *wsi, ops_pss_t *p)
     return rc;
 }
 
+/* Once per dashboard, on its own buffer: the history is large (up to ~100 KB) and the
+ * shared snapshot buffer must not be replaced under dashboards that have not written it. */
+static int write_history(struct lws *wsi, const rc_ops_t *o)
+{
+    rc_wbuf_t b;
+    rc_wbuf_init(&b, LWS_PRE);
+    int rc = rc_ops_history(o, &b) == 0 ? write_text(wsi, &b) : -1;
+    rc_wbuf_free(&b);
+    return rc;
+}
+
 static int ops_writeable(struct lws *wsi, ops_pss_t *p)
 {
     if (p->ops == NULL || p->state == PSS_CLOSING || p->state == PSS_AWAIT_HELLO)
@@ -172,6 +183,14 @@ static int ops_writeable(struct lws *wsi, ops_pss_t *p)
     }
     if (p->state == PSS_WELCOME) {
         if (write_small(wsi, p) != 0)
+            return -1;
+        p->state = PSS_HISTORY;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (p->state == PSS_HISTORY) {
+        /* The last 15 minutes, so a dashboard opens with charts instead of an empty page. */
+        if (write_history(wsi, p->ops) != 0)
             return -1;
         p->state = PSS_LIVE;
         /* The newest snapshot at once, so a dashboard has numbers before the next tick. */

@@ -38,9 +38,22 @@ extern rc_ops_tap_t rc_ops_tap;
 typedef struct sample {
     uint64_t mono_us;
     uint64_t events, pushes;
+    uint64_t errors, refused, slow;         /* protocol errors, upgrades refused, 4050 closes */
+    uint32_t by_code[RC_METRICS_MAX_CODE];  /* errors by code (rc_metrics.errors, cut) */
+    uint32_t by_reason[RC_REFUSED_REASONS]; /* upgrades refused by reason */
     uint64_t hist[HIST_SLOTS];
     uint64_t lag[HIST_SLOTS];
 } sample_t;
+
+/* One point of the long history a dashboard gets when it opens: what its charts and
+ * problem counts show, small enough to keep RC_OPS_HISTORY_POINTS of them. */
+typedef struct ops_point {
+    int64_t t_ms;
+    float events_per_s, pushes_per_s;
+    float p50_us, p99_us, p999_us; /* 0: no push in the window */
+    uint32_t connections;
+    uint32_t errors, refused, slow; /* during this sample's interval */
+} ops_point_t;
 
 /* What a node says about itself: in every snapshot, and on the bus for the others. */
 typedef struct node_summary {
@@ -66,7 +79,7 @@ struct ops_pss {
     const char *error; /* sent, then the connection closes with 4010 */
 };
 
-enum { PSS_AWAIT_HELLO, PSS_WELCOME, PSS_LIVE, PSS_ERROR, PSS_CLOSING };
+enum { PSS_AWAIT_HELLO, PSS_WELCOME, PSS_HISTORY, PSS_LIVE, PSS_ERROR, PSS_CLOSING };
 
 struct rc_ops {
     const rc_config_t *cfg;
@@ -79,6 +92,7 @@ struct rc_ops {
     uint64_t start_mono;
     sample_t history[HISTORY]; /* a ring, newest at history[ticks % HISTORY] */
     uint64_t ticks;
+    ops_point_t points[RC_OPS_HISTORY_POINTS]; /* a ring, newest at points[(ticks-1) % N] */
     node_summary_t self;
     node_summary_t peers[RC_OPS_PEERS];
     uint32_t n_peers;

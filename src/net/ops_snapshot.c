@@ -150,12 +150,115 @@ static void enc_backends(rc_enc_t *e, rc_ops_t *o)
     rc_enc_end(e);
 }
 
+/* A count since start and within the latency window (the last 5 s). */
+static void enc_count(rc_enc_t *e, const char *key, uint64_t total, uint64_t window)
+{
+    rc_enc_key(e, key);
+    rc_enc_map(e, 2);
+    enc_int(e, "total", (int64_t)total);
+    enc_int(e, "window", (int64_t)window);
+    rc_enc_end(e);
+}
+
+/* What went wrong: protocol errors by code, upgrades refused by reason, slow consumers
+ * closed; the same counters as rankcast_errors_total and rankcast_handshakes_refused_total. */
+static void enc_problems(rc_enc_t *e, const rc_ops_t *o)
+{
+    const sample_t *now = rc_ops_sample_ago(o, 0),
+                   *then = rc_ops_sample_ago(o, RC_OPS_WINDOW_TICKS);
+    static const sample_t none;
+    if (now == NULL)
+        now = then = &none;
+    uint32_t codes = 0, reasons = 0;
+    for (int c = 0; c < RC_METRICS_MAX_CODE; c++)
+        codes += rc_metrics.errors[c] != 0;
+    for (int r = 0; r < RC_REFUSED_REASONS; r++)
+        reasons += rc_metrics.handshakes_refused[r] != 0;
+    rc_enc_key(e, "problems");
+    rc_enc_map(e, 6);
+    enc_num(e, "window_s", (double)(now->mono_us - then->mono_us) / 1e6, 1);
+    enc_count(e, "errors", now->errors, now->errors - then->errors);
+    enc_count(e, "refused", now->refused, now->refused - then->refused);
+    enc_count(e, "slow_consumers", now->slow, now->slow - then->slow);
+    rc_enc_key(e, "error_codes"); /* the codes seen since start only */
+    rc_enc_array(e, codes);
+    for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {
+        if (rc_metrics.errors[c] == 0)
+            continue;
+        const char *name = rc_proto_error_name(4000 + c);
+        rc_enc_map(e, 4);
+        enc_int(e, "code", 4000 + c);
+        rc_enc_key(e, "name");
+        rc_enc_cstr(e, name ? name : "other");
+        enc_int(e, "total", (int64_t)rc_metrics.errors[c]);
+        enc_int(e, "window", (int64_t)(uint32_t)(now->by_code[c] - then->by_code[c]));
+        rc_enc_end(e);
+    }
+    rc_enc_end(e);
+    rc_enc_key(e, "refused_reasons"); /* the reasons seen since start only */
+    rc_enc_array(e, reasons);
+    for (int r = 0; r < RC_REFUSED_REASONS; r++) {
+        if (rc_metrics.handshakes_refused[r] == 0)
+            continue;
+        rc_enc_map(e, 3);
+        rc_enc_key(e, "reason");
+        rc_enc_cstr(e, rc_metrics_refused_name(r));
+        enc_int(e, "total", (int64_t)rc_metrics.handshakes_refused[r]);
+        enc_int(e, "window", (int64_t)(uint32_t)(now->by_reason[r] - then->by_reason[r]));
+        rc_enc_end(e);
+    }
+    rc_enc_end(e);
+    rc_enc_end(e);
+}
+
+/* One column of the history: a field of every point, oldest first (`places` < 0: an int). */
+#define ENC_COLUMN(e, o, first, n, key, expr, places)                                              \
+    do {                                                                                           \
+        rc_enc_key(e, key);                                                                        \
+        rc_enc_array(e, n);                                                                        \
+        for (uint32_t i_ = 0; i_ < (n); i_++) {                                                    \
+            const ops_point_t *p = &(o)->points[((first) + i_) % RC_OPS_HISTORY_POINTS];           \
+            if ((places) < 0)                                                                      \
+                rc_enc_int(e, (int64_t)(expr));                                                    \
+            else                                                                                   \
+                rc_enc_decimal(e, (double)(expr), places);                                         \
+        }                                                                                          \
+        rc_enc_end(e);                                                                             \
+    } while (0)
+
+int rc_ops_history(const rc_ops_t *o, rc_wbuf_t *out)
+{
+    uint32_t n = o->ticks < RC_OPS_HISTORY_POINTS ? (uint32_t)o->ticks : RC_OPS_HISTORY_POINTS;
+    uint64_t first = o->ticks - n; /* the oldest point kept, as a tick */
+    rc_enc_t e;
+    rc_enc_init(&e, out, RC_FMT_JSON);
+    rc_enc_map(&e, 14);
+    rc_enc_key(&e, "type");
+    rc_enc_cstr(&e, "history");
+    rc_enc_key(&e, "node");
+    rc_enc_cstr(&e, o->node_id);
+    enc_int(&e, "interval_ms", RC_OPS_INTERVAL_MS);
+    enc_int(&e, "last_seq", (int64_t)o->ticks); /* the points are the samples up to this seq */
+    ENC_COLUMN(&e, o, first, n, "t_ms", p->t_ms, -1);
+    ENC_COLUMN(&e, o, first, n, "events_per_s", p->events_per_s, 1);
+    ENC_COLUMN(&e, o, first, n, "pushes_per_s", p->pushes_per_s, 1);
+    ENC_COLUMN(&e, o, first, n, "p50_us", p->p50_us, 0);
+    ENC_COLUMN(&e, o, first, n, "p99_us", p->p99_us, 0);
+    ENC_COLUMN(&e, o, first, n, "p999_us", p->p999_us, 0);
+    ENC_COLUMN(&e, o, first, n, "connections", p->connections, -1);
+    ENC_COLUMN(&e, o, first, n, "errors", p->errors, -1);
+    ENC_COLUMN(&e, o, first, n, "refused", p->refused, -1);
+    ENC_COLUMN(&e, o, first, n, "slow_consumers", p->slow, -1);
+    rc_enc_end(&e);
+    return rc_wbuf_ok(out);
+}
+
 int rc_ops_snapshot(rc_ops_t *o, rc_wbuf_t *out)
 {
     uint64_t now_us = rc_mono_us();
     rc_enc_t e;
     rc_enc_init(&e, out, RC_FMT_JSON);
-    rc_enc_map(&e, 18);
+    rc_enc_map(&e, 19);
     rc_enc_key(&e, "type");
     rc_enc_cstr(&e, "snapshot");
     enc_int(&e, "seq", (int64_t)o->ticks);
@@ -173,6 +276,7 @@ int rc_ops_snapshot(rc_ops_t *o, rc_wbuf_t *out)
     enc_num(&e, "events_per_s", o->self.events_per_s, 1);
     enc_num(&e, "pushes_per_s", o->self.pushes_per_s, 1);
     enc_latency(&e, o);
+    enc_problems(&e, o);
     enc_recent(&e);
     enc_variants(o, &e);
     enc_backends(&e, o);

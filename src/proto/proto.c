@@ -451,6 +451,14 @@ static const struct {
     {"auth", RC_MSG_AUTH, auth_fields},
 };
 
+const char *rc_proto_msg_type_name(rc_msg_type_t type)
+{
+    for (size_t i = 0; i < sizeof(message_types) / sizeof(message_types[0]); i++)
+        if (message_types[i].type == type)
+            return message_types[i].name;
+    return NULL;
+}
+
 static int decode_message(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_t *out)
 {
     if (root->type != MSGPACK_OBJECT_MAP)
@@ -544,6 +552,37 @@ static int decode_json_root(rc_proto_decoder_t *d, const void *data, size_t len,
     }
 }
 
+/* What a refused message was, for its error (PROTOCOL.md, error `about`): its type, and the
+ * surface or `t` it carried when those are valid themselves (never an echo of bad input). */
+static void note_refused(rc_proto_decoder_t *d, const msgpack_object *root, rc_msg_type_t type)
+{
+    d->err_about = (rc_error_about_t){.type = rc_proto_msg_type_name(type)};
+    const msgpack_object_map *map = &root->via.map;
+    if (type == RC_MSG_SUBSCRIBE || type == RC_MSG_UNSUBSCRIBE) {
+        const msgpack_object *v = rc_mp_map_get(map, "surface");
+        if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+            v->via.str.size > RC_SURFACE_MAX)
+            return;
+        for (uint32_t c = 0; c < v->via.str.size; c++)
+            if (!id_char(v->via.str.ptr[c], true))
+                return;
+        d->err_about.surface = (rc_str_t){v->via.str.ptr, v->via.str.size};
+    } else if (type == RC_MSG_PING) {
+        const msgpack_object *v = rc_mp_map_get(map, "t");
+        if (v == NULL)
+            return;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            d->err_about.t = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            d->err_about.t = (double)v->via.i64;
+        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
+            d->err_about.t = v->via.f64;
+        else
+            return;
+        d->err_about.has_t = isfinite(d->err_about.t);
+    }
+}
+
 int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
                     rc_msg_t *out)
 {
@@ -553,6 +592,7 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
     msgpack_zone_clear(&d->zone);
     d->err[0] = '\0';
     d->err_id = (rc_str_t){NULL, 0};
+    d->err_about = (rc_error_about_t){0};
     memset(out, 0, sizeof(*out));
 
     if (fmt == RC_FMT_JSON) {
@@ -569,7 +609,10 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
             return fail(d, RC_PERR_MALFORMED, "invalid MessagePack%s%s",
                         ur == MSGPACK_UNPACK_EXTRA_BYTES ? " (trailing bytes)" : "", "");
     }
-    return decode_message(d, &root, out);
+    rc = decode_message(d, &root, out);
+    if (rc != 0 && out->type != RC_MSG_NONE)
+        note_refused(d, &root, out->type);
+    return rc;
 }
 
 /* ---- server messages ---- */
@@ -617,8 +660,17 @@ void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n)
 
 void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal)
 {
+    rc_proto_encode_error_about(e, code, message, id, fatal, NULL);
+}
+
+void rc_proto_encode_error_about(rc_enc_t *e, int code, const char *message, rc_str_t id,
+                                 bool fatal, const rc_error_about_t *about)
+{
     const char *name = rc_proto_error_name(code);
-    rc_enc_map(e, id.n ? 6 : 5);
+    bool has_about = about != NULL && about->type != NULL;
+    bool has_surface = has_about && about->surface.n > 0;
+    bool has_t = has_about && about->has_t;
+    rc_enc_map(e, 5u + (id.n > 0) + has_about + has_surface + has_t);
     KV_STR(e, "type", "error");
     KV_INT(e, "code", code);
     KV_STR(e, "name", name ? name : "internal");
@@ -626,6 +678,16 @@ void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t 
     if (id.n) {
         KEY(e, "id");
         rc_enc_str(e, id.p, id.n);
+    }
+    if (has_about)
+        KV_STR(e, "about", about->type);
+    if (has_surface) {
+        KEY(e, "surface");
+        rc_enc_str(e, about->surface.p, about->surface.n);
+    }
+    if (has_t) {
+        KEY(e, "t");
+        rc_enc_double(e, about->t);
     }
     KEY(e, "fatal");
     rc_enc_bool(e, fatal);

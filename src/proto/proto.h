@@ -30,6 +30,7 @@
     X(UNAUTHORIZED, 4010, "unauthorized")                                                          \
     X(TOKEN_EXPIRED, 4011, "token_expired")                                                        \
     X(UNKNOWN_ITEM, 4012, "unknown_item")                                                          \
+    X(ANONYMOUS_ID_REFUSED, 4013, "anonymous_id_refused")                                          \
     X(RATE_LIMITED, 4020, "rate_limited")                                                          \
     X(TOO_MANY_SUBSCRIPTIONS, 4021, "too_many_subscriptions")                                      \
     X(BATCH_TOO_LARGE, 4022, "batch_too_large")                                                    \
@@ -151,6 +152,16 @@ typedef struct rc_msg {
     } u;
 } rc_msg_t;
 
+/** What an error refuses beyond an event id (PROTOCOL.md, `error`): the client message's type,
+ * with its surface (subscribe, unsubscribe) or its `t` (ping), so a client can tell which of
+ * its messages was refused without sending one at a time. */
+typedef struct rc_error_about {
+    const char *type; /* "ping", "subscribe", ...; NULL: the error is about no one message */
+    rc_str_t surface; /* empty: none */
+    bool has_t;
+    double t;
+} rc_error_about_t;
+
 /* A decoder holds the scratch memory of one message at a time; reusing it keeps the
  * steady state free of allocations for MessagePack input. */
 typedef struct rc_proto_decoder {
@@ -160,6 +171,9 @@ typedef struct rc_proto_decoder {
     uint32_t max_k;
     char err[160];   /* detail of the last error, NUL-terminated */
     rc_str_t err_id; /* the event id the last error is about, if known */
+    /* The refused message's type (and valid surface or t) when the last error came after
+     * its type was known; type NULL otherwise. Strings borrow as err_id does. */
+    rc_error_about_t err_about;
 } rc_proto_decoder_t;
 
 /** Prepares a decoder. Limits: `max_batch` events per `events`, `max_k` per subscribe.
@@ -170,8 +184,8 @@ void rc_proto_decoder_free(rc_proto_decoder_t *d);
 /** Decodes one client message. Strings in `*out` borrow from `data` and from the decoder;
  * they stay valid until the next decode on `d`, so `data` must outlive that too.
  * Returns 0, or a protocol error code (RC_PERR_*, > 0) with d->err (and d->err_id when the
- * error concerns an identifiable event). For RC_MSG_EVENTS, 0 means the batch itself was
- * valid; its items may still carry their own errors. */
+ * error concerns an identifiable event, d->err_about when the message's type was known). For
+ * RC_MSG_EVENTS, 0 means the batch itself was valid; its items may still carry their own errors. */
 int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, size_t len,
                     rc_msg_t *out);
 
@@ -187,6 +201,13 @@ void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, co
                              int64_t server_time_ms, const rc_limits_t *limits);
 void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n);
 void rc_proto_encode_error(rc_enc_t *e, int code, const char *message, rc_str_t id, bool fatal);
+
+/** rc_proto_encode_error() with `about` (borrowed; NULL or a NULL type: nothing more). */
+void rc_proto_encode_error_about(rc_enc_t *e, int code, const char *message, rc_str_t id,
+                                 bool fatal, const rc_error_about_t *about);
+
+/** The wire name of a client message type ("hello", "ping", ...), or NULL for RC_MSG_NONE. */
+const char *rc_proto_msg_type_name(rc_msg_type_t type);
 void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms);
 void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms);
 /** The answer to `auth` (a token refreshed on a live session): the new expiry. */

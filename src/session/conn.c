@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <xxhash.h>
 
 void rc_conn_unref(rc_conn_t *c)
 {
@@ -80,7 +78,35 @@ static int ws_close_code_for(int code)
     return code == RC_PERR_TOO_LARGE ? 1009 : code;
 }
 
+/* What an error on `c` refuses: the message being handled on it, if any. */
+static rc_error_about_t error_about(const rc_conn_t *c)
+{
+    const rc_msg_t *m = c->reg->handling_conn == c ? c->reg->handling : NULL;
+    rc_error_about_t a = {0};
+    if (m == NULL)
+        return a;
+    a.type = rc_proto_msg_type_name(m->type);
+    if (m->type == RC_MSG_SUBSCRIBE)
+        a.surface = m->u.subscribe.surface;
+    else if (m->type == RC_MSG_UNSUBSCRIBE)
+        a.surface = m->u.unsubscribe.surface;
+    else if (m->type == RC_MSG_PING && m->u.ping.has_t) {
+        a.has_t = true;
+        a.t = m->u.ping.t;
+    }
+    return a;
+}
+
+static void conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal,
+                       rc_error_about_t about);
+
 void rc_conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal)
+{
+    conn_error(c, code, message, id, fatal, error_about(c));
+}
+
+static void conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, bool fatal,
+                       rc_error_about_t about)
 {
     uint64_t now = rc_mono_us();
 
@@ -97,11 +123,12 @@ void rc_conn_error(rc_conn_t *c, int code, const char *message, rc_str_t id, boo
             code = RC_PERR_TOO_MANY_ERRORS;
             message = "too many errors";
             id = (rc_str_t){NULL, 0};
+            about = (rc_error_about_t){0}; /* about the connection, not one message */
             fatal = true;
             rc_metrics_error(code);
         }
     }
-    rc_proto_encode_error(rc_conn_enc_begin(c), code, message, id, fatal);
+    rc_proto_encode_error_about(rc_conn_enc_begin(c), code, message, id, fatal, &about);
     rc_conn_send_encoded(c);
     if (fatal)
         rc_conn_close_after_flush(c, ws_close_code_for(code), rc_proto_error_name(code));
@@ -142,12 +169,27 @@ static bool is_anonymous_id(rc_str_t id)
     return id.n > 5 && memcmp(id.p, "anon-", 5) == 0;
 }
 
+/* Refuses an anonymous id the server did not issue (or no longer recognises): the client is
+ * told to forget it and come back without one, which gets it a fresh id. Fatal, so a client
+ * that does not know 4013 cannot go on as someone it is not. */
+static void refuse_anonymous_id(rc_conn_t *c, rc_anonid_verdict_t v)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "hello.user is not an anonymous id this server issued (%s): connect without "
+             "hello.user to be given one",
+             rc_anonid_verdict_name(v));
+    rc_conn_error(c, RC_PERR_ANONYMOUS_ID_REFUSED, msg, (rc_str_t){0}, true);
+}
+
 /* Decides who the connection is: the subject of a verified token (from the handshake or
- * hello), or, where the server admits them, an anonymous user. With a verifier configured,
- * anonymous ids are confined to anon-..., so no one can claim a token holder's id without
- * the token. Returns false after refusing the connection. */
-static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user, char *anon,
-                         size_t anon_len)
+ * hello), or, where the server admits them, an anonymous user. An anonymous user is the id
+ * the server issued (signed: only its holder can come back as that visitor); an id a client
+ * made up is taken only in demo mode (or --anonymous-ids chosen), and then, with a verifier
+ * configured, only under anon-..., so no one can claim a token holder's id without the token.
+ * Returns false after refusing the connection. */
+static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user,
+                         char anon[RC_ANONID_LEN + 1])
 {
     rc_sessions_t *s = c->reg;
     rc_str_t asked = m->u.hello.user;
@@ -188,21 +230,32 @@ static bool resolve_user(rc_conn_t *c, const rc_msg_t *m, rc_str_t *user, char *
                       (rc_str_t){0}, true);
         return false;
     }
-    *user = asked;
-    if (user->n == 0) {
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-            r = XXH3_64bits_withSeed(&c, sizeof(c), rc_mono_us());
-        snprintf(anon, anon_len, "anon-%016llx", (unsigned long long)r);
-        *user = (rc_str_t){anon, (uint32_t)strlen(anon)};
+    if (asked.n > 0) {
+        if (!s->anon_ids_chosen) {
+            rc_anonid_verdict_t v = rc_anonid_verify(&s->anon_keys, asked.p, asked.n);
+            rc_metrics.anon_ids[v]++;
+            if (v != RC_ANONID_OK && v != RC_ANONID_OK_PREVIOUS) {
+                refuse_anonymous_id(c, v);
+                return false;
+            }
+        }
+        *user = asked;
+        return true;
     }
+    if (rc_anonid_issue(&s->anon_keys, anon) != 0) {
+        rc_conn_error(c, RC_PERR_INTERNAL, "no random bytes for an anonymous id", (rc_str_t){0},
+                      true);
+        return false;
+    }
+    rc_metrics.anon_ids[RC_ANONID_VERDICT_COUNT]++;
+    *user = (rc_str_t){anon, RC_ANONID_LEN};
     return true;
 }
 
 static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
 {
     rc_sessions_t *s = c->reg;
-    char anon[40];
+    char anon[RC_ANONID_LEN + 1];
     rc_str_t user;
 
     if (c->state != CONN_AWAIT_HELLO) {
@@ -210,7 +263,7 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
                       false);
         return;
     }
-    if (!resolve_user(c, m, &user, anon, sizeof(anon)))
+    if (!resolve_user(c, m, &user, anon))
         return;
     bool consent = m->u.hello.has_consent ? m->u.hello.consent : s->cfg->consent_default;
     rc_session_t *ses = rc_session_find(s, user.p, user.n);
@@ -446,6 +499,8 @@ static void handle_events(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
         rc_session_rerank(c->reg, c->session, cause, t0_us);
 }
 
+static void dispatch_message(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us);
+
 void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us)
 {
     rc_sessions_t *s = c->reg;
@@ -466,43 +521,59 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
     int code = rc_proto_decode(&s->decoder, c->fmt, data, len, &m);
     if (code != 0) {
         bool fatal = code == RC_PERR_UNSUPPORTED_VERSION;
-        rc_conn_error(c, code, s->decoder.err, s->decoder.err_id, fatal);
+        conn_error(c, code, s->decoder.err, s->decoder.err_id, fatal, s->decoder.err_about);
         return;
     }
-    if (c->state == CONN_AWAIT_HELLO && m.type != RC_MSG_HELLO && m.type != RC_MSG_PING) {
+    s->handling = &m;
+    s->handling_conn = c;
+    dispatch_message(c, &m, t0_us);
+    s->handling = NULL;
+    s->handling_conn = NULL;
+}
+
+/* One decoded message: the hello gate, the rate limit of everything but events, an expired
+ * token, then the message's handler. */
+static void dispatch_message(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
+{
+    if (c->state == CONN_AWAIT_HELLO && m->type != RC_MSG_HELLO && m->type != RC_MSG_PING) {
         rc_conn_error(c, RC_PERR_HELLO_REQUIRED, "send hello first", (rc_str_t){0}, false);
         return;
     }
-    if (m.type != RC_MSG_EVENT && m.type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
-        rc_conn_error(c, RC_PERR_RATE_LIMITED, "message rate limit exceeded", (rc_str_t){0}, false);
+    if (m->type != RC_MSG_EVENT && m->type != RC_MSG_EVENTS && !take_control_token(c, t0_us)) {
+        /* The error names the message (`about`, and a ping's `t`): a client pinging to
+         * measure latency can tell which ping was refused. */
+        char msg[64];
+        snprintf(msg, sizeof(msg), "rate limit of %s messages exceeded",
+                 rc_proto_msg_type_name(m->type));
+        rc_conn_error(c, RC_PERR_RATE_LIMITED, msg, (rc_str_t){0}, false);
         return;
     }
     /* An expired token ends the session at its next message, unless that message is the
      * fresh token. */
-    if (m.type != RC_MSG_AUTH && token_expired(c, rc_wall_ms() / 1000)) {
+    if (m->type != RC_MSG_AUTH && token_expired(c, rc_wall_ms() / 1000)) {
         rc_conn_error(c, RC_PERR_TOKEN_EXPIRED, "the token expired; reconnect with a fresh one",
                       (rc_str_t){0}, true);
         return;
     }
-    switch (m.type) {
+    switch (m->type) {
     case RC_MSG_HELLO:
-        handle_hello(c, &m);
+        handle_hello(c, m);
         break;
     case RC_MSG_EVENT:
     case RC_MSG_EVENTS:
-        handle_events(c, &m, t0_us);
+        handle_events(c, m, t0_us);
         break;
     case RC_MSG_SUBSCRIBE:
-        handle_subscribe(c, &m);
+        handle_subscribe(c, m);
         break;
     case RC_MSG_UNSUBSCRIBE:
-        handle_unsubscribe(c, &m);
+        handle_unsubscribe(c, m);
         break;
     case RC_MSG_PING:
-        handle_ping(c, &m);
+        handle_ping(c, m);
         break;
     case RC_MSG_AUTH:
-        handle_auth(c, &m);
+        handle_auth(c, m);
         break;
     case RC_MSG_NONE:
         break;
@@ -525,6 +596,10 @@ static rc_frame_t *take_acks(rc_conn_t *c)
     return f;
 }
 
+/* Acks leave only when no frame is pending: a list an event changed is put in its slot while
+ * the event is handled, before its ack can be queued, so the ack is written after it (or
+ * after the newer list that replaced it). PROTOCOL.md section 5 promises this order: it is
+ * how a client knows that no list is coming for an event. */
 rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
 {
     if (c->state == CONN_GONE)

@@ -5,6 +5,8 @@
 #include "session/session_int.h"
 #include "engine/experiments.h"
 #include "net/ops.h"
+#include "proto/mpack.h"
+#include "proto/mpack_read.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/grow.h"
@@ -86,7 +88,8 @@ typedef struct restored {
     rc_seen_t seen;
 } restored_t;
 
-int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id)
+/* Remembers the event `key` (rc_event_key()) of the user with pseudonym `pseudo`. */
+static int restore_key(rc_sessions_t *s, rc_str_t pseudo, uint64_t key)
 {
     uint64_t ptr;
     restored_t *r;
@@ -103,7 +106,12 @@ int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id)
             return RC_ENOMEM;
         }
     }
-    return seen_add(&r->seen, rc_event_key(id));
+    return key != 0 ? seen_add(&r->seen, key) : 0;
+}
+
+int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id)
+{
+    return restore_key(s, pseudo, rc_event_key(id));
 }
 
 /* Takes the entry out of the map; the caller frees it. NULL when there is none. */
@@ -337,4 +345,72 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     if (to_profile)
         rc_session_note_profile_change(s, ses, ev->kind, item, w, seq);
     return changed;
+}
+
+/* ---- snapshots ---- */
+
+static void pack_seen(msgpack_packer *pk, const char *pseudo, const rc_seen_t *seen)
+{
+    msgpack_pack_array(pk, 2);
+    rc_mp_str(pk, pseudo, PSEUDO_LEN);
+    msgpack_pack_array(pk, seen->n);
+    /* Oldest first, so that reading them back in order rebuilds the ring as it was. */
+    for (uint32_t i = 0; i < seen->n; i++)
+        msgpack_pack_uint64(pk, seen->ids[(seen->head + i) % seen->n]);
+}
+
+void rc_sessions_snapshot_write(const rc_sessions_t *s, msgpack_packer *pk)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < s->restored.cap; i++)
+        n += s->restored.slots[i].hash != 0;
+    for (size_t i = 0; i < s->by_pseudo.cap; i++)
+        n += s->by_pseudo.slots[i].hash != 0;
+    msgpack_pack_map(pk, 2);
+    rc_mp_cstr(pk, "seq");
+    msgpack_pack_uint64(pk, s->last_seq);
+    rc_mp_cstr(pk, "seen");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < s->restored.cap; i++) {
+        if (s->restored.slots[i].hash == 0)
+            continue;
+        const restored_t *r = (const restored_t *)(uintptr_t)s->restored.slots[i].value;
+        pack_seen(pk, r->pseudo, &r->seen);
+    }
+    for (size_t i = 0; i < s->by_pseudo.cap; i++) {
+        if (s->by_pseudo.slots[i].hash == 0)
+            continue;
+        const rc_session_t *ses = (const rc_session_t *)(uintptr_t)s->by_pseudo.slots[i].value;
+        pack_seen(pk, ses->pseudo, &ses->seen);
+    }
+}
+
+int rc_sessions_snapshot_read(rc_sessions_t *s, const msgpack_object *o)
+{
+    const msgpack_object *seq = NULL, *seen = NULL;
+    if (o->type == MSGPACK_OBJECT_MAP) {
+        seq = rc_mp_map_get(&o->via.map, "seq");
+        seen = rc_mp_map_get(&o->via.map, "seen");
+    }
+    if (seq == NULL || seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER || seen == NULL ||
+        seen->type != MSGPACK_OBJECT_ARRAY)
+        return RC_EPARSE;
+    rc_sessions_restore_seq(s, seq->via.u64);
+    for (uint32_t i = 0; i < seen->via.array.size; i++) {
+        const msgpack_object *u = &seen->via.array.ptr[i];
+        if (u->type != MSGPACK_OBJECT_ARRAY || u->via.array.size != 2 ||
+            u->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            u->via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY)
+            return RC_EPARSE;
+        rc_str_t pseudo = {u->via.array.ptr[0].via.str.ptr, u->via.array.ptr[0].via.str.size};
+        const msgpack_object_array *ids = &u->via.array.ptr[1].via.array;
+        for (uint32_t k = 0; k < ids->size; k++) {
+            if (ids->ptr[k].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return RC_EPARSE;
+            int rc = restore_key(s, pseudo, ids->ptr[k].via.u64);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
 }

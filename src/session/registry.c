@@ -160,6 +160,20 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
     return ses;
 }
 
+/* Anonymous ids are signed under --anon-id-key or, without one, under the pseudonym key: a
+ * cluster shares it (--kafka requires it) and --data-dir keeps it, so an issued id is known on
+ * every node and after a restart exactly where pseudonyms are. */
+static void set_anonid_keys(rc_sessions_t *s)
+{
+    const rc_config_t *cfg = s->cfg;
+    const char *prev = cfg->anon_id_key_previous;
+    if (cfg->anon_id_key[0] != '\0')
+        rc_anonid_keys_init(&s->anon_keys, cfg->anon_id_key, strlen(cfg->anon_id_key), prev,
+                            strlen(prev));
+    else
+        rc_anonid_keys_init(&s->anon_keys, s->pseudo_key, s->pseudo_key_len, prev, strlen(prev));
+}
+
 rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
                                rc_profile_store_t *profiles, rc_bus_t *bus,
                                const rc_transport_ops_t *tops)
@@ -184,6 +198,8 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     memcpy(s->pseudo_key, cfg->pseudonym_key, s->pseudo_key_len);
     if (s->pseudo_key_len == 0 && getrandom(s->pseudo_key, 32, 0) == 32)
         s->pseudo_key_len = 32;
+    set_anonid_keys(s);
+    s->anon_ids_chosen = cfg->demo || strcmp(cfg->anonymous_ids, "chosen") == 0;
     rc_list_init(&s->all_conns);
     rc_list_init(&s->awaiting_hello);
     rc_list_init(&s->idle_sessions);
@@ -249,6 +265,7 @@ void rc_sessions_set_pseudonym_key(rc_sessions_t *s, const void *key, size_t len
 {
     s->pseudo_key_len = len < sizeof(s->pseudo_key) ? len : sizeof(s->pseudo_key);
     memcpy(s->pseudo_key, key, s->pseudo_key_len);
+    set_anonid_keys(s);
 }
 
 void rc_sessions_set_verifier(rc_sessions_t *s, const rc_jwt_verifier_t *jwt)

@@ -48,7 +48,8 @@ void rc_sessions_free(rc_sessions_t *s);
 
 /** Sets the key of pseudonyms (rc_sessions_new() takes --pseudonym-key, or a random one):
  * the node's own, kept in its data directory, so that the event log's pseudonyms name the
- * same users after a restart. Before any session exists. */
+ * same users after a restart, and (without --anon-id-key) the anonymous ids it issued are
+ * still its own. Before any session exists. */
 void rc_sessions_set_pseudonym_key(rc_sessions_t *s, const void *key, size_t len);
 
 /** Sets the verifier of client tokens (borrowed; NULL: tokens are not verified and only
@@ -183,6 +184,18 @@ void rc_sessions_restore_erase(rc_sessions_t *s, rc_str_t pseudo);
 /** Read back from the log: a profile change numbered `seq` was taken; later ones are numbered
  * above it, even if the clock went back. */
 void rc_sessions_restore_seq(rc_sessions_t *s, uint64_t seq);
+
+/** The sessions' part of a snapshot (log/snapshot.h): each user's window of event ids
+ * (sessions here, and users the log remembered who have not come back), by pseudonym, and
+ * the newest sequence number. Written into `pk` as one map. */
+void rc_sessions_snapshot_write(const rc_sessions_t *s, msgpack_packer *pk);
+
+/** Restores, before any client, what rc_sessions_snapshot_write() wrote. Returns 0 or
+ * RC_EPARSE / RC_ENOMEM. */
+int rc_sessions_snapshot_read(rc_sessions_t *s, const msgpack_object *o);
+
+/** The newest sequence number given to a profile change (0: none yet). */
+uint64_t rc_sessions_last_seq(const rc_sessions_t *s);
 
 /** Every profile change numbered below the returned value is confirmed by the profile store:
  * none waits in a session or in the store. The node writes it to its event log now and then

@@ -19,6 +19,7 @@
 #ifndef RC_SESSION_INT_H
 #define RC_SESSION_INT_H
 
+#include "auth/anonid.h"
 #include "session/session.h"
 #include "util/list.h"
 #include "util/strmap.h"
@@ -171,6 +172,13 @@ struct rc_sessions {
     rc_strmap_t by_pseudo;
     unsigned char pseudo_key[64];
     size_t pseudo_key_len;
+    /* The client message being handled, and its connection: errors raised meanwhile on that
+     * connection say what they refuse (rc_conn_error). Kept here, not per connection: one
+     * message is handled at a time. */
+    const rc_msg_t *handling;
+    const rc_conn_t *handling_conn;
+    rc_anonid_keys_t anon_keys; /* issued anonymous ids (auth/anonid.h) */
+    bool anon_ids_chosen;       /* --demo or --anonymous-ids chosen: any hello.user is taken */
     uint32_t n_sessions, n_conns;
     uint64_t next_session_id;
     rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions;

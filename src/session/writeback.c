@@ -128,6 +128,11 @@ uint64_t rc_sessions_next_seq(rc_sessions_t *s)
     return s->last_seq;
 }
 
+uint64_t rc_sessions_last_seq(const rc_sessions_t *s)
+{
+    return s->last_seq;
+}
+
 void rc_sessions_restore_seq(rc_sessions_t *s, uint64_t seq)
 {
     if (seq > s->last_seq)

@@ -40,6 +40,21 @@ int rc_profile_erase(rc_profile_store_t *s, const char *user, size_t user_len, r
     return s->ops->erase(s, user, user_len, seq);
 }
 
+void rc_profile_snapshot_write(const rc_profile_store_t *s, msgpack_packer *pk)
+{
+    if (s->ops->snapshot_write != NULL)
+        s->ops->snapshot_write(s, pk);
+    else
+        msgpack_pack_nil(pk);
+}
+
+int rc_profile_snapshot_read(rc_profile_store_t *s, const msgpack_object *o)
+{
+    if (o->type == MSGPACK_OBJECT_NIL || s->ops->snapshot_read == NULL)
+        return 0;
+    return s->ops->snapshot_read(s, o);
+}
+
 uint64_t rc_profile_oldest_unconfirmed(const rc_profile_store_t *s)
 {
     return s->ops->oldest_unconfirmed != NULL ? s->ops->oldest_unconfirmed(s) : UINT64_MAX;

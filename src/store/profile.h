@@ -50,6 +50,9 @@ typedef struct rc_profile_ops {
                   size_t len, rc_profile_seq_t seq);
     int (*erase)(rc_profile_store_t *s, const char *user, size_t user_len, rc_profile_seq_t seq);
     uint64_t (*oldest_unconfirmed)(const rc_profile_store_t *s); /* NULL: all confirmed */
+    /* A store that lives in the process (NULL otherwise): its part of a snapshot. */
+    void (*snapshot_write)(const rc_profile_store_t *s, msgpack_packer *pk);
+    int (*snapshot_read)(rc_profile_store_t *s, const msgpack_object *o);
     int (*ready)(rc_profile_store_t *s, char *reason, size_t reason_len);
     size_t (*pending)(const rc_profile_store_t *s);
     void (*close)(rc_profile_store_t *s);
@@ -88,6 +91,14 @@ uint64_t rc_profile_oldest_unconfirmed(const rc_profile_store_t *s);
 
 /** 0 when usable; otherwise a negative code and a reason. */
 int rc_profile_ready(rc_profile_store_t *s, char *reason, size_t reason_len);
+
+/** A store in the process writes its profiles into `pk` (a snapshot's part, log/snapshot.h);
+ * another writes nil: its profiles outlive the process without it. */
+void rc_profile_snapshot_write(const rc_profile_store_t *s, msgpack_packer *pk);
+
+/** Restores, before any session, what rc_profile_snapshot_write() wrote (nil: nothing).
+ * Returns 0, RC_EPARSE or RC_ENOMEM. */
+int rc_profile_snapshot_read(rc_profile_store_t *s, const msgpack_object *o);
 
 /** Updates and erasures accepted but not yet confirmed by the store. */
 size_t rc_profile_pending(const rc_profile_store_t *s);

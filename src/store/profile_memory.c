@@ -5,6 +5,7 @@
  * makes room (both counted in rankcast_profile_evictions_total). The blobs are kept in order
  * of last write in a list threaded through their slots, so both are found at its head. */
 #include "store/profile.h"
+#include "proto/mpack.h"
 #include "util/clock.h"
 #include "util/defer.h"
 #include "util/error.h"
@@ -278,8 +279,57 @@ static void mem_destroy(rc_profile_store_t *s)
 
 /* Not shared: only this process's next session of a user reads a profile here, and a
  * session ends by writing its changes, so sessions write once, not every profile_flush_ms. */
-static const rc_profile_ops_t memory_ops = {"memory",  mem_load,    mem_update, mem_erase,   NULL,
-                                            mem_ready, mem_pending, NULL,       mem_destroy, false};
+/* Profiles oldest written first, [user, document, written_ms] each: read back in order, the
+ * write order (the cap's eviction order) comes back with them. */
+static void mem_snapshot_write(const rc_profile_store_t *s, msgpack_packer *pk)
+{
+    const memory_store_t *m = (const memory_store_t *)s;
+    msgpack_pack_array(pk, m->n_live);
+    for (uint32_t slot = m->oldest; slot != NONE; slot = m->blobs[slot].next) {
+        const blob_t *b = &m->blobs[slot];
+        msgpack_pack_array(pk, 3);
+        rc_mp_str(pk, b->user, b->user_len);
+        msgpack_pack_bin(pk, b->len);
+        msgpack_pack_bin_body(pk, b->data, b->len);
+        msgpack_pack_int64(pk, b->written_ms);
+    }
+}
+
+static int mem_snapshot_read(rc_profile_store_t *s, const msgpack_object *o)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    int64_t now_ms = rc_wall_ms();
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return RC_EPARSE;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *p = &o->via.array.ptr[i];
+        const msgpack_object *f = p->via.array.ptr;
+        if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 3 ||
+            f[0].type != MSGPACK_OBJECT_STR || f[1].type != MSGPACK_OBJECT_BIN ||
+            (f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+             f[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+            return RC_EPARSE;
+        int64_t written_ms = f[2].via.i64;
+        if (m->ttl_ms > 0 && now_ms - written_ms >= m->ttl_ms)
+            continue; /* expired meanwhile */
+        int rc = store_doc(m, f[0].via.str.ptr, f[0].via.str.size, f[1].via.bin.ptr,
+                           f[1].via.bin.size, written_ms);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const rc_profile_ops_t memory_ops = {.name = "memory",
+                                            .load = mem_load,
+                                            .update = mem_update,
+                                            .erase = mem_erase,
+                                            .snapshot_write = mem_snapshot_write,
+                                            .snapshot_read = mem_snapshot_read,
+                                            .ready = mem_ready,
+                                            .pending = mem_pending,
+                                            .destroy = mem_destroy,
+                                            .shared = false};
 
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
                                           void *ctx, uint32_t max_users, int64_t ttl_ms)

@@ -768,9 +768,16 @@ static void redis_destroy(rc_profile_store_t *s)
     free(r);
 }
 
-static const rc_profile_ops_t redis_ops = {
-    "redis",     redis_load,    redis_update, redis_erase,   redis_oldest_unconfirmed,
-    redis_ready, redis_pending, redis_close,  redis_destroy, true};
+static const rc_profile_ops_t redis_ops = {.name = "redis",
+                                           .load = redis_load,
+                                           .update = redis_update,
+                                           .erase = redis_erase,
+                                           .oldest_unconfirmed = redis_oldest_unconfirmed,
+                                           .ready = redis_ready,
+                                           .pending = redis_pending,
+                                           .close = redis_close,
+                                           .destroy = redis_destroy,
+                                           .shared = true};
 
 rc_profile_store_t *rc_profile_redis_new(uv_loop_t *loop, const rc_config_t *cfg,
                                          const char *writer, rc_profile_loaded_fn on_loaded,

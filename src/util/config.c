@@ -80,6 +80,9 @@ static const setting_t settings[] = {
     {"log-retain-h", T_INT, OFF(log_retain_h), "168", 0, 87600,
      "files of the event log older than this are deleted (erased users' events are gone from "
      "disk by then); 0: no limit"},
+    {"snapshot-interval-s", T_INT, OFF(snapshot_interval_s), "300", 0, 86400,
+     "with --data-dir, how often what the node learned is written to a snapshot, so that a "
+     "restart reads only the log after it (also on a clean stop); 0: only on a clean stop"},
     {"dedupe-restore-s", T_INT, OFF(dedupe_restore_s), "3600", 0, 604800,
      "after a restart, retries of events acknowledged this long before it are still "
      "recognised (read back from the event log)"},
@@ -96,8 +99,8 @@ static const setting_t settings[] = {
     {"demo", T_BOOL, OFF(demo), "false", 0, 0,
      "demo mode: the demo catalog unless --catalog is given, anonymous sessions"},
     {"anonymous", T_BOOL, OFF(anonymous), "false", 0, 0,
-     "allow sessions without a token (--demo turns it on); with a JWT key configured, "
-     "anonymous user ids must start with anon-"},
+     "allow sessions without a token (--demo turns it on), under anonymous ids the server "
+     "issues (see --anonymous-ids)"},
     {"consent-default", T_BOOL, OFF(consent_default), "true", 0, 0,
      "consent assumed when hello says nothing; without consent nothing is stored"},
     {"admin-token", T_STR, OFF(admin_token), "", 0, 0,
@@ -126,6 +129,16 @@ static const setting_t settings[] = {
     {"pseudonym-key", T_STR, OFF(pseudonym_key), "", 0, 0,
      "secret of the keyed hash that replaces user ids on Kafka (the same on every node); "
      "empty: a random key per process (one node only)"},
+    {"anonymous-ids", T_STR, OFF(anonymous_ids), "signed", 0, 0,
+     "signed: an anonymous session's id is one the server issued (anon-, a random part and an "
+     "HMAC), any other gets 4013; chosen: any id a client names is taken (--demo does this; for "
+     "tests, load generators and replays: the id is then a bearer credential)"},
+    {"anon-id-key", T_STR, OFF(anon_id_key), "", 0, 0,
+     "secret (at least 32 bytes) that issued anonymous ids are signed under, the same on every "
+     "node; empty: derived from the pseudonym key (kept in --data-dir without --pseudonym-key)"},
+    {"anon-id-key-previous", T_STR, OFF(anon_id_key_previous), "", 0, 0,
+     "during a rotation of --anon-id-key, the previous secret: ids it signed are still accepted "
+     "(the --pseudonym-key value here accepts ids issued before --anon-id-key was set)"},
     {"experiment", T_STR, OFF(experiment), "", 0, 0,
      "A/B test of ranker blends: NAME[:SALT];VARIANT=COVISIT,CONTENT,TRENDING,POPULAR[@SHARE];..."},
     {"max-message-bytes", T_INT, OFF(max_message_bytes), "65536", 1024, 16777216,

@@ -52,6 +52,9 @@ typedef struct rc_config {
     int64_t ping_interval_s;
     int64_t pong_timeout_s;
     char *pseudonym_key;
+    char *anonymous_ids; /* signed | chosen */
+    char *anon_id_key;
+    char *anon_id_key_previous;
     char *experiment;
     /* protocol limits */
     int64_t max_message_bytes;
@@ -77,6 +80,7 @@ typedef struct rc_config {
     int64_t log_retain_mb;
     int64_t log_retain_h;
     int64_t dedupe_restore_s;
+    int64_t snapshot_interval_s;
     int64_t event_time_past_s;
     int64_t event_time_future_s;
     int64_t covisit_neighbors;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The metrics registry and its Prometheus text rendering. */
 #include "util/metrics.h"
+#include "auth/anonid.h"
 #include "auth/jwt.h"
 #include "proto/proto.h"
 
@@ -32,6 +33,13 @@ void rc_hist_observe(rc_hist_t *h, uint64_t us)
 uint64_t rc_hist_bound_us(int i)
 {
     return i >= 0 && i < RC_HIST_BUCKETS ? bucket_le_us[i] : UINT64_MAX;
+}
+
+const char *rc_metrics_refused_name(int reason)
+{
+    static const char *const names[RC_REFUSED_REASONS] = {"per_ip", "origin",   "token",
+                                                          "path",   "draining", "framing"};
+    return reason >= 0 && reason < RC_REFUSED_REASONS ? names[reason] : NULL;
 }
 
 void rc_metrics_error(int code)
@@ -257,13 +265,20 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
         rc_wbuf_printf(o, "rankcast_auth_refused_total{reason=\"%s\"} %llu\n",
                        rc_jwt_reason_name((rc_jwt_reason_t)r),
                        (unsigned long long)m->auth_refused[r]);
-    static const char *const refused[RC_REFUSED_REASONS] = {"per_ip", "origin",   "token",
-                                                            "path",   "draining", "framing"};
+    _Static_assert(RC_METRICS_ANON_SLOTS == RC_ANONID_VERDICT_COUNT + 1, "anon id slots");
+    header(o, "rankcast_anonymous_ids_total", "counter",
+           "Anonymous ids: issued, and presented at hello by verdict.");
+    rc_wbuf_printf(o, "rankcast_anonymous_ids_total{verdict=\"issued\"} %llu\n",
+                   (unsigned long long)m->anon_ids[RC_ANONID_VERDICT_COUNT]);
+    for (int v = 0; v < RC_ANONID_VERDICT_COUNT; v++)
+        rc_wbuf_printf(o, "rankcast_anonymous_ids_total{verdict=\"%s\"} %llu\n",
+                       rc_anonid_verdict_name((rc_anonid_verdict_t)v),
+                       (unsigned long long)m->anon_ids[v]);
     header(o, "rankcast_handshakes_refused_total", "counter",
            "Connections refused before the WebSocket upgrade, by reason.");
     for (int r = 0; r < RC_REFUSED_REASONS; r++)
-        rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n", refused[r],
-                       (unsigned long long)m->handshakes_refused[r]);
+        rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n",
+                       rc_metrics_refused_name(r), (unsigned long long)m->handshakes_refused[r]);
     static const char *const http_refused[RC_HTTP_REFUSED_REASONS] = {
         "framing", "length_required", "body_timeout", "body_too_large"};
     header(o, "rankcast_http_refused_total", "counter",

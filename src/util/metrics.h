@@ -20,6 +20,7 @@ typedef struct rc_hist {
 
 #define RC_METRICS_KINDS        16
 #define RC_METRICS_MAX_CODE     600 /* protocol codes 4000..4599 */
+#define RC_METRICS_ANON_SLOTS   5   /* RC_ANONID_VERDICT_COUNT, then \"issued\" */
 #define RC_METRICS_AUTH_REASONS 16  /* rc_jwt_reason_t values */
 
 /* Why a connection was refused before it became a WebSocket (docs/metrics.md). */
@@ -62,6 +63,8 @@ typedef struct rc_metrics {
     uint64_t http_responses[6]; /* HTTP answers of the server's routes, by status / 100 */
     uint64_t auth_verified;     /* client tokens accepted */
     uint64_t auth_refused[RC_METRICS_AUTH_REASONS]; /* by rc_jwt_reason_t */
+    /* Anonymous ids presented at hello, by rc_anonid_verdict_t, then those issued. */
+    uint64_t anon_ids[RC_METRICS_ANON_SLOTS];
     uint64_t handshakes_refused[RC_REFUSED_REASONS];
     uint64_t http_refused[RC_HTTP_REFUSED_REASONS];
     uint64_t pings_sent;
@@ -102,6 +105,10 @@ uint64_t rc_hist_bound_us(int i);
 
 /** Counts one protocol error by its code (4000..4599; others are counted as 4500). */
 void rc_metrics_error(int code);
+
+/** The label of a refusal reason on /metrics and the ops feed ("per_ip", "origin", …); NULL
+ * for a value out of range. */
+const char *rc_metrics_refused_name(int reason);
 
 /** Counts one HTTP answer of the server's own routes by its status class (1xx..5xx; any
  * other status counts as 5xx). */

@@ -35,10 +35,12 @@ export function missingReason() {
 /**
  * Starts `rankcast --demo` (the demo catalog, the pages of web-demo/, the SDK under /sdk/src/) and
  * waits for /healthz. `stop()` sends SIGTERM, then SIGKILL after 5 s; it is idempotent.
+ * `port` starts it on a given port (a restart where pages wait for it), else on a free one.
  * @param {string[]} [extraArgs]
+ * @param {{port?: number}} [opts]
  */
-export async function startDemoServer(extraArgs = []) {
-  const port = await freePort();
+export async function startDemoServer(extraArgs = [], opts = {}) {
+  const port = opts.port ?? await freePort();
   const args = ['--demo', '--port', String(port), '--listen', '127.0.0.1', '--log-level', 'warn', ...extraArgs];
   // The tests' own environment must not configure the server behind their back.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RANKCAST_')));
@@ -50,6 +52,7 @@ export async function startDemoServer(extraArgs = []) {
   let stopping = null;
   const server = {
     port,
+    pid: proc.pid,
     url: `http://127.0.0.1:${port}`,
     log: () => log,
     stop() {

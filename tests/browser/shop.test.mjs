@@ -144,7 +144,62 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.ok(countAfter >= countBefore + 3, `${category} rose in the rail: ${countBefore} → ${countAfter} of 8`);
     for (const r of afterClicks) assert.ok(r.why.trim().length > 0, `item ${r.item} shows its reason`);
     // The page's own latency line agrees with a click-caused update.
-    assert.match(await page.locator('#rail-meta').innerText(), /\d+ ms from your click/);
+    assert.match(await page.locator('#rail-meta').innerText(), /\d+(\.\d+)? ms from your view of “/);
+    // Each product opened shows it.
+    const viewed = await page.$$eval('#grid > li', (lis) => lis.slice(0, 8).map((li) => li.classList.contains('viewed') && /Viewed/.test(li.textContent)));
+    assert.deepEqual(viewed, [...Array(CLICKS).fill(true), false, false], 'the products opened, and only they, are marked viewed');
+  });
+
+  // The line above the rail splits the wait: the page until the event is on the socket, the
+  // network and browser, and the server's took_us; the three add up to the total shown.
+  // Interactions do not wait for the SDK's batch window: the event is written to the socket
+  // while the click is still being dispatched (checked without timing: a flag set around the
+  // dispatch), not by a timer afterwards.
+  test('the latency shown is split honestly, and an interaction is sent during its click', async () => {
+    const { page } = desktop;
+    await page.evaluate(() => {
+      const w = /** @type {any} */ (window);
+      w.__sends = [];
+      w.__inClick = false;
+      window.addEventListener('click', () => { w.__inClick = true; }, true);
+      window.addEventListener('click', () => { w.__inClick = false; });
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) { w.__sends.push(w.__inClick); return send.call(this, data); };
+    });
+    let out = await clickOutcome(desktop, () => page.locator('#grid > li button.product').nth(CLICKS + 1).click());
+    const duringClick = await page.evaluate(() => /** @type {any} */ (window).__sends[0]);
+    assert.equal(duringClick, true, 'the view was written to the socket during its click, not after a batch window');
+    if (!out.changed) out = await clickOutcome(desktop, () => page.locator('#rail > li button.product').first().click());
+    assert.ok(out.changed, 'a list came');
+    const ms = (text) => Number(/([\d.]+) ms/.exec(text)?.[1]);
+    const total = ms(await page.locator('#rail-meta .lat').innerText());
+    const parts = await page.$$eval('#rail-meta .part', (ps) => ps.map((p) => [p.querySelector('.part-name').textContent, p.querySelector('b').textContent]));
+    assert.deepEqual(parts.map((p) => p[0]), ['this page', 'network & browser', 'server']);
+    const [pageMs, restMs, serverMs] = parts.map((p) => ms(p[1]));
+    console.log(`# latency shown: ${total} ms = this page ${pageMs} + network & browser ${restMs} + server ${serverMs}`);
+    assert.ok(serverMs > 0 && serverMs < total, 'the server share is part of the total');
+    assert.ok(Math.abs(pageMs + restMs + serverMs - total) <= Math.max(1, total * 0.05), `${pageMs} + ${restMs} + ${serverMs} ≈ ${total}`);
+  });
+
+  test('desktop: the rail is in view beside the products, at the top and however far down the shop you are', async () => {
+    const { page } = desktop;
+    // At the top of the page, after actions (the rail's line then holds a split time): all
+    // eight items in a 1280×800 window.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const bottoms = await page.$$eval('#rail > li', (lis) => lis.map((li) => li.getBoundingClientRect().bottom));
+    assert.equal(bottoms.length, 8);
+    assert.ok(bottoms.every((b) => b <= DESKTOP.height), `rail items end at ${bottoms.map(Math.round)} in an ${DESKTOP.height}px window`);
+    await page.click('#more');
+    const card = page.locator('#grid > li button.product').nth(40);
+    await card.scrollIntoViewIfNeeded();
+    assert.ok(await page.evaluate(() => scrollY) > 1500, 'scrolled well down the shop');
+    await card.click();
+    const box = await page.locator('#rail-section').boundingBox();
+    const vh = DESKTOP.height;
+    assert.ok(box && box.y >= 0 && box.y + box.height <= vh, `the rail is in the viewport: ${JSON.stringify(box)}`);
+    const cardBox = await card.boundingBox();
+    assert.ok(cardBox && box.x >= cardBox.x + cardBox.width, 'beside the products, not over them');
+    await page.evaluate(() => window.scrollTo(0, 0));
   });
 
   // An item the user just interacted with leaves their lists: a click on the rail always
@@ -215,9 +270,23 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.ok(found, 'Tab reaches a recommended product');
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     assert.notEqual(outline, 'none', 'the focused product shows a focus ring');
+    const chosen = await page.evaluate(() => document.activeElement.closest('li').dataset.item);
+    const place = await page.evaluate(() => [...document.querySelectorAll('#rail > li')].findIndex((li) => li.contains(document.activeElement)));
     const { changed, ms } = await clickOutcome(kb, () => page.keyboard.press('Enter'));
     assert.ok(changed, 'Enter on a recommendation changes the list');
     assert.ok(ms < CLICK_BUDGET_MS, `rail updated ${ms.toFixed(1)} ms after Enter`);
+    // The chosen item left the rail: focus stays in the rail, on the item now in its place.
+    const after = await page.evaluate(() => ({
+      inRail: document.activeElement?.matches('#rail button.product') ?? false,
+      place: [...document.querySelectorAll('#rail > li')].findIndex((li) => li.contains(document.activeElement)),
+      items: [...document.querySelectorAll('#rail > li')].map((li) => li.dataset.item),
+    }));
+    assert.ok(!after.items.includes(chosen), `${chosen} left the rail`);
+    assert.ok(after.inRail, 'keyboard focus stayed in the rail');
+    assert.equal(after.place, Math.min(place, after.items.length - 1), 'on the item that took its place');
+    // Enter again works from there: the visitor can keep going without finding their place.
+    const again = await clickOutcome(kb, () => page.keyboard.press('Enter'));
+    assert.ok(again.changed, 'Enter on the next item changes the list too');
     const tags = await page.$$eval('[onclick], div[tabindex], span[tabindex]', (els) => els.length);
     assert.equal(tags, 0, 'no clickable divs or spans: controls are buttons');
   });
@@ -235,6 +304,23 @@ describe('demo shop', { skip: skip ?? false, timeout: 120_000 }, () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForFunction(() => document.getAnimations().length === 0);
     await screenshot(page, 'shop-phone');
+    // A tap on a product far down the shop: the product says it was viewed, and the rail,
+    // docked at the bottom of the screen, is in view to show what it changed.
+    const card = page.locator('#grid > li').nth(9);
+    await card.scrollIntoViewIfNeeded();
+    await page.evaluate(() => window.scrollBy(0, 300));
+    const tapped = await clickOutcome(phone, () => card.locator('button.product').click());
+    assert.ok(await card.evaluate((li) => li.classList.contains('viewed')), 'the tapped product is marked viewed');
+    const dock = await page.locator('#rail-section').boundingBox();
+    assert.ok(dock && dock.y >= 0 && dock.y + dock.height <= PHONE.height + 1, `the rail is on screen: ${JSON.stringify(dock)}`);
+    assert.ok(dock.height < PHONE.height / 3, `the docked rail is compact: ${dock.height}px`);
+    const cardBox = await card.boundingBox();
+    assert.ok(cardBox && cardBox.y + 40 < dock.y, 'the rail does not cover the tapped product');
+    if (tapped.changed) assert.match(await page.locator('#rail-meta').innerText(), /ms from your view of/);
+    const railOverflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    assert.ok(railOverflow <= 0, `the docked rail makes the page ${railOverflow}px wider`);
+    await page.waitForFunction(() => document.getAnimations().length === 0);
+    await screenshot(page, 'shop-phone-scrolled');
   });
 
   test('no console errors on any page', () => {

@@ -13,8 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static void each(void *ctx, const void *data, size_t len)
+static void each(void *ctx, uint64_t record, const void *data, size_t len)
 {
+    (void)record;
     (void)data;
     if (len == 0 || len > (16u << 20))
         abort();

@@ -75,7 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc_enc_t e;
     rc_wbuf_init(&out, 0);
     rc_enc_init(&e, &out, fmt);
-    rc_proto_encode_error(&e, code ? code : 4500, d.err, d.err_id, false);
+    /* What the server sends back: the error with what it refuses (type, surface, t). */
+    rc_proto_encode_error_about(&e, code ? code : 4500, d.err, d.err_id, false, &d.err_about);
     rc_wbuf_free(&out);
     return 0;
 }

@@ -104,16 +104,31 @@ for (const enc of ENCODINGS) {
       const unknown = await client.nextAny();
       assertError(unknown, 4002);
       assert.match(unknown.message, /bogus_field/, 'message does not name the unknown field');
+      // The error names the refused message, and its surface when that is valid.
+      assert.equal(unknown.about, 'subscribe');
+      assert.equal(unknown.surface, 'home');
       client.send({ type: 'subscribe', k: 3 });
       const missing = await client.nextAny();
       assertError(missing, 4002);
       assert.match(missing.message, /surface/, 'message does not name the missing field');
+      assert.equal(missing.about, 'subscribe');
+      assert.equal(missing.surface, undefined);
+      client.send({ type: 'subscribe', surface: 'Not A Surface', k: 3 });
+      const invalid = await client.nextAny();
+      assertError(invalid, 4002);
+      assert.equal(invalid.surface, undefined, 'an invalid surface is not echoed');
+      client.send({ type: 'ping', t: 42.5, extra: true });
+      const ping = await client.nextAny();
+      assertError(ping, 4002);
+      assert.equal(ping.about, 'ping');
+      assert.equal(ping.t, 42.5);
       // An invalid event is refused with an error carrying its id.
       const id = uniqueId('bad-ev');
       client.send({ type: 'event', id, kind: 'rating', item: server.items[0].id, value: 6 });
       const bad = await client.nextAny();
       assertError(bad, 4002);
       assert.equal(bad.id, id);
+      assert.equal(bad.about, 'event');
       assert.match(bad.message, /value/);
       await client.roundTrip();
     });
@@ -121,7 +136,10 @@ for (const enc of ENCODINGS) {
     test('a message other than hello or ping before hello gets 4004, and hello still works', async () => {
       const client = await connect(server, enc);
       client.send({ type: 'subscribe', surface: 'home' });
-      assertError(await client.nextAny(), 4004);
+      const early = await client.nextAny();
+      assertError(early, 4004);
+      assert.equal(early.about, 'subscribe');
+      assert.equal(early.surface, 'home');
       client.send({ type: 'event', id: uniqueId('early'), kind: 'view', item: server.items[0].id });
       assertError(await client.nextAny(), 4004);
       await client.roundTrip();
@@ -205,11 +223,48 @@ for (const enc of ENCODINGS) {
       assert.equal(client.log[client.log.length - 1], fatal, 'messages after the fatal error');
     });
 
-    test('unsubscribe of a surface not held gets 4040', async () => {
+    test('unsubscribe of a surface not held gets 4040 naming it', async () => {
       const { client } = await connectHello(server, enc, { user: uniqueId('unsub') });
       client.send({ type: 'unsubscribe', surface: 'nothing' });
-      assertError(await client.nextAny(), 4040);
+      const err = await client.nextAny();
+      assertError(err, 4040);
+      assert.equal(err.about, 'unsubscribe');
+      assert.equal(err.surface, 'nothing');
       await client.roundTrip();
+    });
+
+    test('a subscription past max_subscriptions gets 4021 naming its surface, sent among others', async () => {
+      const { client } = await connectHello(server, enc, { user: uniqueId('subs') });
+      const surfaces = Array.from({ length: DEFAULT_LIMITS.max_subscriptions + 1 }, (_, i) => `s${i}`);
+      for (const surface of surfaces) client.send({ type: 'subscribe', surface, k: 1 });
+      const err = await client.nextError(4021);
+      assertError(err, 4021);
+      assert.equal(err.about, 'subscribe');
+      assert.equal(err.surface, surfaces[surfaces.length - 1]);
+      await client.roundTrip();
+    });
+
+    test('pings over the rate limit get 4020 naming the ping and its t: every t gets a pong or an error', async () => {
+      const { client } = await connectHello(server, enc, { user: uniqueId('pings') });
+      // 115 pings at once: the control budget holds a burst of 100 (PROTOCOL.md section 6), of
+      // which hello took one; 16 refusals stay below the 20 errors that would close the
+      // connection.
+      const sent = Array.from({ length: 115 }, (_, i) => 1000 + i + 0.5);
+      for (const t of sent) client.send({ type: 'ping', t });
+      const answered = new Map();
+      while (answered.size < sent.length) {
+        const m = await client.next((x) => x.type === 'pong' || x.type === 'error');
+        if (m.type === 'error') {
+          assertError(m, 4020);
+          assert.equal(m.about, 'ping');
+          assert.match(m.message, /ping/);
+        }
+        assert.ok(sent.includes(m.t), `${m.type} with t ${m.t}, not one sent`);
+        assert.ok(!answered.has(m.t), `t ${m.t} answered twice`);
+        answered.set(m.t, m.type);
+      }
+      const refused = [...answered.values()].filter((v) => v === 'error').length;
+      assert.ok(refused >= 1 && refused <= 16, `${refused} of 115 pings refused`);
     });
 
     test('while one client floods garbage, another keeps getting acks and recs', async () => {

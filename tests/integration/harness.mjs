@@ -35,6 +35,7 @@ export const ERRORS = {
   4010: { name: 'unauthorized', fatal: true },
   4011: { name: 'token_expired', fatal: true },
   4012: { name: 'unknown_item', fatal: false },
+  4013: { name: 'anonymous_id_refused', fatal: true },
   4020: { name: 'rate_limited', fatal: false },
   4021: { name: 'too_many_subscriptions', fatal: false },
   4022: { name: 'batch_too_large', fatal: false },
@@ -204,8 +205,9 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000, tls 
   const items = readCatalog(catalogPath);
   const port = await freePort();
   // Anonymous sessions, as most suites speak for users without tokens; auth.test.mjs turns
-  // them off (a later flag wins).
-  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', ...extraArgs];
+  // them off (a later flag wins). The suites name their users, so anonymous ids are the ones
+  // clients choose; security.test.mjs passes --anonymous-ids signed to test issued ids.
+  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', '--anonymous-ids', 'chosen', ...extraArgs];
   const output = new TailBuffer();
   // The server also reads RANKCAST_* settings from its environment; the tests' own environment
   // must not configure it behind their back (a RANKCAST_KAFKA left set, say).
@@ -715,12 +717,18 @@ export function assertAck(a, ids) {
 
 export function assertError(err, code) {
   assert.equal(err.type, 'error', `expected error ${code}, got ${JSON.stringify(err)}`);
-  assertOnlyFields(err, ['type', 'code', 'name', 'message', 'id', 'fatal'], 'error');
+  assertOnlyFields(err, ['type', 'code', 'name', 'message', 'id', 'about', 'surface', 't', 'fatal'], 'error');
   assert.equal(err.code, code, `expected error ${code}, got ${JSON.stringify(err)}`);
   assert.equal(err.name, ERRORS[code].name, `error ${code} name`);
   assert.equal(typeof err.message, 'string');
   assert.equal(err.fatal, ERRORS[code].fatal, `error ${code} fatal`);
   if ('id' in err) assert.equal(typeof err.id, 'string');
+  if ('about' in err) assert.ok(CLIENT_TYPES.includes(err.about), `error.about ${err.about}`);
+  if ('surface' in err) assert.ok(['subscribe', 'unsubscribe'].includes(err.about), 'surface only about a subscription');
+  if ('t' in err) {
+    assert.equal(err.about, 'ping', 't only about a ping');
+    assert.equal(typeof err.t, 'number');
+  }
 }
 
 // The fields each reason code may carry beside `code` (PROTOCOL.md, `recs`).
@@ -862,6 +870,9 @@ export class CompactLists {
     return list;
   }
 }
+
+/** The client message types of PROTOCOL.md section 2.1 (what error.about may name). */
+const CLIENT_TYPES = ['hello', 'event', 'events', 'subscribe', 'unsubscribe', 'ping', 'auth'];
 
 /**
  * Asserts the shape of a recs message; `surface`, `k` (exact length), and `cause` (an id, or

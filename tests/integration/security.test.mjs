@@ -237,23 +237,203 @@ describe('tokens', () => {
 describe('ES256 tokens and anonymous sessions beside them', () => {
   let server;
   before(async () => {
-    server = await startServer({ extraArgs: ['--jwt-public-key', ecPem, '--anonymous'] });
+    server = await startServer({ extraArgs: ['--jwt-public-key', ecPem, '--anonymous', '--anonymous-ids', 'signed'] });
   });
   after(async () => {
     closeAllClients();
     await stopServerCleanly(server);
   });
 
-  test('ES256 admits its subject; without a token only anon- ids are allowed', async () => {
+  test('ES256 admits its subject; without a token only ids the server issued are allowed', async () => {
     const user = uniqueId('es');
     const { answer } = await helloAnswer(server, { token: token({ sub: user }, { alg: 'ES256' }) });
     assert.equal(answer.user, user);
     await refusedWith(server, { token: token({ sub: user }, { alg: 'RS256' }) }, 4010);
     await refusedWith(server, { user }, 4010); // claiming a token holder's id without the token
     const anon = await helloAnswer(server, {});
-    assert.match(anon.answer.user, /^anon-/);
-    const named = await helloAnswer(server, { user: 'anon-returning-visitor' });
-    assert.equal(named.answer.user, 'anon-returning-visitor');
+    assert.match(anon.answer.user, ANON_ID);
+    const back = await helloAnswer(server, { user: anon.answer.user });
+    assert.equal(back.answer.user, anon.answer.user);
+    await refusedWith(server, { user: 'anon-returning-visitor' }, 4013);
+  });
+});
+
+/** The form of an issued anonymous id (PROTOCOL.md, hello): a random part and its tag. */
+const ANON_ID = /^anon-[0-9a-f]{24}\.[0-9a-f]{32}$/;
+
+/** Flips one hex digit of `id` at `at` (negative: from the end). */
+function flipDigit(id, at) {
+  const i = at < 0 ? id.length + at : at;
+  return id.slice(0, i) + (id[i] === '0' ? '1' : '0') + id.slice(i + 1);
+}
+
+describe('anonymous ids are issued and signed (issue S 11)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rankcast-anon-'));
+  const KEY_1 = 'anon-key-one-0123456789abcdef0123456789';
+  const KEY_2 = 'anon-key-two-0123456789abcdef0123456789';
+  const signed = (extra = []) => startServer({ extraArgs: ['--anonymous-ids', 'signed', ...extra] });
+  after(() => {
+    closeAllClients();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a fresh visitor gets a signed id and comes back as itself on a reconnect; a second tab shares its lists', async () => {
+    const server = await signed();
+    try {
+      const { client: first, welcome } = await connectHello(server, 'json');
+      assert.match(welcome.user, ANON_ID);
+      await first.subscribe('home', { k: 5 });
+      first.close();
+      const { client: again, welcome: w2 } = await connectHello(server, 'msgpack', { user: welcome.user });
+      assert.equal(w2.user, welcome.user);
+      await again.subscribe('home', { k: 5 });
+      // The same session: an event on one connection re-ranks the list of the other.
+      const { client: tab } = await connectHello(server, 'json', { user: welcome.user });
+      const id = uniqueId('ev');
+      tab.send({ type: 'event', id, kind: 'purchase', item: server.items[0].id });
+      await tab.next((m) => m.type === 'ack' && m.ids.includes(id));
+      const pushed = await again.next((m) => m.type === 'recs' && m.cause === id);
+      assert.ok(!pushed.items.some((it) => it.item === server.items[0].id), 'purchased item not recommended again');
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+  });
+
+  test('made-up, old-style and forged ids are refused with 4013 (fatal), counted, and the server stays up', async () => {
+    const server = await signed();
+    try {
+      const { welcome } = await connectHello(server, 'json');
+      const before = await sample(server, 'rankcast_errors_total', { code: '4013', name: 'anonymous_id_refused' });
+      const refused = [
+        'anon-returning-visitor', // chosen by a client
+        'alice', // not even anon-
+        'anon-0123456789abcdef', // the form servers issued before ids were signed
+        flipDigit(welcome.user, -1), // the tag changed
+        flipDigit(welcome.user, 5), // the random part changed: the tag no longer fits
+        `${welcome.user.slice(0, 30)}${'0'.repeat(32)}`, // a tag of zeros
+        welcome.user.toUpperCase().replace('ANON-', 'anon-'),
+      ];
+      for (const user of refused) {
+        const answer = await refusedWith(server, { user }, 4013);
+        assert.match(answer.message, /not an anonymous id this server issued/);
+      }
+      assert.equal(await sample(server, 'rankcast_errors_total', { code: '4013', name: 'anonymous_id_refused' }) - before, refused.length);
+      // Told apart on /metrics: made up (or of the old form) against altered.
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'unsigned' }), 4);
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'bad_tag' }), 3);
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'issued' }), 1);
+      // Those who come back without an id get a fresh one; the issued id still works.
+      const { welcome: fresh } = await connectHello(server, 'msgpack');
+      assert.match(fresh.user, ANON_ID);
+      assert.notEqual(fresh.user, welcome.user);
+      const { welcome: back } = await connectHello(server, 'json', { user: welcome.user });
+      assert.equal(back.user, welcome.user);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+  });
+
+  test('with --data-dir an issued id is still accepted after a restart (the key is kept); another node\'s is not', async () => {
+    let server = await signed(['--data-dir', dataDir]);
+    let user;
+    const id = uniqueId('ev');
+    try {
+      const { client, welcome } = await connectHello(server, 'json');
+      user = welcome.user;
+      client.send({ type: 'event', id, kind: 'view', item: server.items[1].id });
+      await client.next((m) => m.type === 'ack' && m.ids.includes(id));
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+    server = await signed(['--data-dir', dataDir]);
+    try {
+      const { client, welcome } = await connectHello(server, 'msgpack', { user });
+      assert.equal(welcome.user, user);
+      // The same visitor: the retried event is recognised (de-duplicated by user) and acked.
+      client.send({ type: 'event', id, kind: 'view', item: server.items[1].id });
+      await client.next((m) => m.type === 'ack' && m.ids.includes(id));
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+    // A node without that key (no data dir: a key of its own) does not know the id.
+    server = await signed();
+    try {
+      await refusedWith(server, { user }, 4013);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+  });
+
+  test('nodes that share --pseudonym-key (a cluster) accept each other\'s ids; a node with another key does not', async () => {
+    const shared = ['--pseudonym-key', 'cluster-secret-0123456789abcdef0123456789'];
+    const a = await signed(shared);
+    const b = await signed(shared);
+    const c = await signed(['--pseudonym-key', 'another-secret-0123456789abcdef012345678']);
+    try {
+      const user = (await connectHello(a, 'json')).welcome.user;
+      assert.equal((await connectHello(b, 'msgpack', { user })).welcome.user, user);
+      await refusedWith(c, { user }, 4013);
+    } finally {
+      closeAllClients();
+      for (const s of [a, b, c]) await stopServerCleanly(s);
+    }
+  });
+
+  test('key rotation: ids of --anon-id-key-previous are accepted until it is dropped', async () => {
+    let server = await signed(['--anon-id-key', KEY_1]);
+    let old;
+    try {
+      old = (await connectHello(server, 'json')).welcome.user;
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+    server = await signed(['--anon-id-key', KEY_2, '--anon-id-key-previous', KEY_1]);
+    let rotated;
+    try {
+      assert.equal((await connectHello(server, 'json', { user: old })).welcome.user, old);
+      rotated = (await connectHello(server, 'json')).welcome.user;
+      assert.equal((await connectHello(server, 'json', { user: rotated })).welcome.user, rotated);
+      // What tells the operator when the previous key may go.
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'ok_previous_key' }), 1);
+      assert.equal(await sample(server, 'rankcast_anonymous_ids_total', { verdict: 'ok' }), 1);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+    server = await signed(['--anon-id-key', KEY_2]);
+    try {
+      await refusedWith(server, { user: old }, 4013);
+      assert.equal((await connectHello(server, 'json', { user: rotated })).welcome.user, rotated);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+  });
+
+  test('--demo takes the id a client chooses', async () => {
+    const server = await startServer({ extraArgs: ['--demo', '--anonymous-ids', 'signed'] });
+    try {
+      for (const user of ['anon-returning-visitor', 'shopper-42']) {
+        const { welcome } = await connectHello(server, 'json', { user });
+        assert.equal(welcome.user, user);
+      }
+      assert.match((await connectHello(server, 'json')).welcome.user, ANON_ID);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
+  });
+
+  test('a short --anon-id-key or an unknown --anonymous-ids is refused at start', async () => {
+    for (const extra of [['--anon-id-key', 'short'], ['--anonymous-ids', 'any']]) {
+      await assert.rejects(startServer({ extraArgs: extra, readyTimeoutMs: 5000 }));
+    }
   });
 });
 

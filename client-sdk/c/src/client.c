@@ -420,7 +420,10 @@ void rcc_client_set_state(rcc_client_t *c, rcc_state_t state, int reason)
 
 void rcc_client_report(rcc_client_t *c, int code, const char *message, const char *event_id)
 {
-    rcc_error_t err = {code, rcc_strerror(code), message ? message : "", event_id, false};
+    rcc_error_t err = {.code = code,
+                       .name = rcc_strerror(code),
+                       .message = message ? message : "",
+                       .event_id = event_id};
     if (c->cb.on_error && !c->freeing)
         c->cb.on_error(c, &err, c->user_data);
 }

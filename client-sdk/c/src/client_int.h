@@ -77,6 +77,7 @@ struct rcc_client {
     int64_t drain_deadline_us; /* 0, or when to reconnect after a drain */
 
     char welcome_user[RCC_ID_MAX + 1];
+    bool user_refused; /* 4013: the configured user_id is dropped for the issued one */
     rcc_limits_t limits;
 
     /* event pacing: a token bucket mirroring the server's (welcome.limits) */

@@ -21,6 +21,11 @@ static void on_welcome(rcc_client_t *c, const json_t *msg)
         return;
     }
     rcc_copy_str(c->welcome_user, sizeof(c->welcome_user), user);
+    /* An anonymous client presents the id the server issued on every reconnect: the same
+     * session, and de-duplication of re-sent events, continue. (With a token the user is
+     * the token's subject, whatever hello says.) */
+    if (c->hello.token == NULL && (c->user_id == NULL || c->user_refused))
+        c->hello.user_id = c->welcome_user;
     c->welcomed = true;
     rcc_compact_reset(c); /* a new connection: compact lists start afresh */
     c->reconnect_attempt = 0;
@@ -232,6 +237,13 @@ void rcc_incoming_conn_lost(rcc_client_t *c, int reason)
         return;
     if (!c->stopped && final_refusal(code))
         c->stopped = true;
+    if (code == 4013) {
+        /* Not an anonymous id the server issued (made up, or signed by a key it no longer
+         * holds): forget it and come back at once without one, to be issued a fresh id. */
+        c->hello.user_id = NULL;
+        c->user_refused = true;
+        c->reconnect_now = true;
+    }
     if (c->stopped) {
         rcc_client_set_state(c, RCC_STATE_CLOSED, code);
         return;

@@ -397,6 +397,11 @@ int rcc_msg_read_error(const json_t *msg, rcc_error_t *out)
         out->message = "";
     out->event_id = json_string_value(json_object_get(msg, "id"));
     out->fatal = json_is_true(json_object_get(msg, "fatal"));
+    out->about = json_string_value(json_object_get(msg, "about"));
+    out->surface = json_string_value(json_object_get(msg, "surface"));
+    const json_t *t = json_object_get(msg, "t");
+    out->has_t = json_is_number(t);
+    out->t = out->has_t ? json_number_value(t) : 0;
     return 0;
 }
 

@@ -270,8 +270,12 @@ static const char *server_error_name(int code)
         return "too_many_errors";
     case 4010:
         return "unauthorized";
+    case 4011:
+        return "token_expired";
     case 4012:
         return "unknown_item";
+    case 4013:
+        return "anonymous_id_refused";
     case 4020:
         return "rate_limited";
     case 4021:

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The client across failures of the real server: killed and restarted on the same port
  * (with events queued meanwhile, and with an event in flight), drained by SIGTERM, absent
- * at the start, refusing the client for good (4010), and rcc_client_reconnect_now() cutting
- * a backoff of an hour short. */
+ * at the start, refusing the client for good (4010), rcc_client_reconnect_now() cutting
+ * a backoff of an hour short, and a signed anonymous id kept across a restart (4013 for a
+ * made-up one). */
 #include "harness.h"
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -200,6 +202,68 @@ static void unauthorized_is_final(void **state)
     fixture_stop(f);
 }
 
+static bool opened_as_other_than(const rcct_rec_t *r, const void *arg)
+{
+    (void)r;
+    const rcc_client_t *c = ((const void *const *)arg)[0];
+    const char *refused = ((const void *const *)arg)[1];
+    return rcc_client_state(c) == RCC_STATE_OPEN && rcc_client_user_id(c) != NULL &&
+           strcmp(rcc_client_user_id(c), refused) != 0;
+}
+
+/* A server that signs anonymous ids (the default outside --demo), with a data directory that
+ * keeps its key: a client without user_id is issued an id, presents it again after the
+ * server is killed and restarted, and is the same user; a made-up id is refused (4013) and
+ * the client comes back at once without it, under a fresh id, despite an hour of backoff. */
+static void issued_anonymous_id_is_kept_across_a_restart(void **state)
+{
+    static char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/rcct-anon-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    static const char *args[] = {"--anonymous-ids", "signed", "--data-dir", dir, NULL};
+    static fixture_t f;
+    rcc_options_t o;
+    char err[128], issued[RCC_ID_MAX + 1];
+    int one = 1, two = 2, e4013 = 4013;
+    memset(&f, 0, sizeof(f));
+    for (int i = 0; args[i] != NULL; i++)
+        f.server.extra[i] = args[i];
+    assert_int_equal(rcct_server_start(&f.server), 0);
+    rcct_options(&o, &f.rec, rcct_url(&f.server, "ws", f.url, sizeof(f.url)), fmt_of(state));
+    f.client = rcc_client_new(&o, err, sizeof(err));
+    assert_non_null(f.client);
+    assert_true(rcct_pump(f.client, &f.rec, 5000, rcct_opened, &one));
+    snprintf(issued, sizeof(issued), "%s", rcc_client_user_id(f.client));
+    assert_int_equal(strlen(issued), 62);
+    assert_memory_equal(issued, "anon-", 5);
+
+    rcct_server_stop(&f.server, SIGKILL);
+    assert_int_equal(rcct_server_start(&f.server), 0);
+    assert_true(rcct_pump(f.client, &f.rec, 8000, rcct_opened, &two));
+    assert_string_equal(rcc_client_user_id(f.client), issued);
+    assert_false(rcct_has_error(&f.rec, &e4013));
+    rcc_client_free(f.client);
+
+    /* A made-up id: 4013, then a fresh issued id at once. */
+    rcct_rec_t r2;
+    rcct_options(&o, &r2, f.url, fmt_of(state));
+    o.user_id = "anon-made-up-by-the-client";
+    o.reconnect_base_ms = 3600 * 1000;
+    o.reconnect_cap_ms = 3600 * 1000;
+    rcc_client_t *c2 = rcc_client_new(&o, err, sizeof(err));
+    assert_non_null(c2);
+    const void *arg[2] = {c2, o.user_id};
+    assert_true(rcct_pump(c2, &r2, 5000, opened_as_other_than, arg));
+    assert_true(rcct_has_error(&r2, &e4013));
+    assert_int_equal(strlen(rcc_client_user_id(c2)), 62);
+    assert_string_not_equal(rcc_client_user_id(c2), issued);
+    rcc_client_free(c2);
+    rcct_server_stop(&f.server, SIGKILL);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* rcc_client_close(): CLOSED once the close handshake is done; no reconnect follows. */
 static void close_stops_reconnecting(void **state)
 {
@@ -278,6 +342,7 @@ int main(void)
         BOTH(unauthorized_is_final),
         BOTH(close_stops_reconnecting),
         BOTH(reconnect_now_skips_the_backoff),
+        BOTH(issued_anonymous_id_is_kept_across_a_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,6 +179,15 @@ static void vectors_server_messages_are_read(void **state)
             rcc_error_t e;
             assert_int_equal(rcc_msg_read_error(m, &e), 0);
             assert_true(e.code >= 4000);
+            /* What it refuses, as the vector says (NULL / absent alike). */
+            const char *about = json_string_value(json_object_get(m, "about"));
+            const char *surface = json_string_value(json_object_get(m, "surface"));
+            assert_true(about == NULL ? e.about == NULL : strcmp(about, e.about) == 0);
+            assert_true(surface == NULL ? e.surface == NULL : strcmp(surface, e.surface) == 0);
+            const json_t *t = json_object_get(m, "t");
+            assert_int_equal(e.has_t, t != NULL);
+            if (t != NULL)
+                assert_true(e.t == json_number_value(t));
         }
         json_decref(m);
         seen++;

@@ -60,7 +60,7 @@ import { TimerSet } from './timers.js';
  * Close codes that carry a server error code of PROTOCOL.md §4 (1009 is 4003 too_large).
  * @type {Readonly<Partial<Record<number, number>>>}
  */
-const CLOSE_CODE_ERRORS = { 1009: 4003, 4003: 4003, 4004: 4004, 4006: 4006, 4008: 4008, 4010: 4010, 4050: 4050 };
+const CLOSE_CODE_ERRORS = { 1009: 4003, 4003: 4003, 4004: 4004, 4006: 4006, 4008: 4008, 4010: 4010, 4013: 4013, 4050: 4050 };
 
 /** Timers that belong to one connection and die with it. */
 const CONNECTION_TIMERS = ['handshake', 'ping', 'pong', 'drain', 'refresh'];
@@ -101,6 +101,9 @@ export class RankcastClient {
   #welcome = null;
   /** @type {string|undefined} */
   #assignedUser = undefined;
+  // The server refused the configured `user` (4013: not an anonymous id it issued): from then
+  // on this client goes by the id the server assigns instead.
+  #userRefused = false;
   /** @type {{t: number, sentAt: number, rttMs: number|null}} */
   #ping = { t: 0, sentAt: 0, rttMs: null };
   #counter = { socketListeners: 0 };
@@ -145,6 +148,7 @@ export class RankcastClient {
         },
       },
       batchWindowMs: this.#o.batchWindowMs,
+      immediateKinds: this.#o.immediateKinds,
       ackTimeoutMs: this.#o.ackTimeoutMs,
       retry: this.#o.retry,
       onClientError: (err) => this.#events.emit('error', err),
@@ -176,9 +180,9 @@ export class RankcastClient {
     return this.#state;
   }
 
-  /** The user this client acts for: welcome.user once known, else the configured one. */
+  /** The user this client acts for: welcome.user once known, else the configured one (unless refused). */
   get user() {
-    return this.#welcome?.user ?? this.#o.user;
+    return this.#welcome?.user ?? (this.#userRefused ? undefined : this.#o.user);
   }
 
   /** What the server said in its last `welcome`, or null before the first. */
@@ -311,9 +315,10 @@ export class RankcastClient {
   #helloMessage(token) {
     return helloMessage({
       token,
-      // Without a configured user, the id the server assigned is kept across reconnects, so
-      // the session (and de-duplication of re-sent events) continues.
-      user: this.#o.user ?? this.#assignedUser,
+      // Without a configured user, the id the server assigned (signed, on servers that issue
+      // anonymous ids) is presented again on every reconnect, so the session (and
+      // de-duplication of re-sent events) continues.
+      user: this.#userRefused ? this.#assignedUser : (this.#o.user ?? this.#assignedUser),
       device: this.#o.device,
       locale: this.#o.locale,
       tzOffsetMin: this.#o.tzOffsetMin === undefined ? autoTzOffsetMin() : (this.#o.tzOffsetMin ?? undefined),
@@ -384,6 +389,14 @@ export class RankcastClient {
       this.#setState('closed');
       this.#events.emit('closed', { code, reason: closeReason, error: err });
       return;
+    }
+    if (err instanceof ServerError && err.code === 4013) {
+      // The anonymous id is not one the server issued (made up, from before ids were signed,
+      // or signed by a key it no longer holds): forget it and come back at once without one;
+      // the welcome then brings a fresh id ('open' tells the app, to store it instead).
+      this.#assignedUser = undefined;
+      this.#userRefused = true;
+      immediate = true;
     }
     this.#scheduleReconnect({ reason, code, error: err ?? undefined, immediate });
   }
@@ -530,7 +543,7 @@ export class RankcastClient {
     this.#welcomed = true;
     this.#attempt = 0;
     this.#welcome = welcome;
-    if (this.#o.user === undefined) this.#assignedUser = welcome.user;
+    if (this.#o.user === undefined || this.#userRefused) this.#assignedUser = welcome.user;
     this.#tally.welcomes++;
     this.#compact.reset();
     this.#subs.resubscribeAll();

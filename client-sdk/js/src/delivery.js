@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Event delivery (PROTOCOL.md §5): at-least-once, in order, within the connection's limits.
-// Events wait a short batch window so a burst goes out as one `events` message; each message
+// Events wait a short batch window so a burst goes out as one `events` message, except those
+// of the kinds in `immediateKinds`, which go at once (taking along whatever waits); each message
 // holds at most welcome.limits.max_batch events and fits max_message_bytes; a token bucket
 // keeps to events_per_sec. An event stays in the outbox until its `ack`. It is sent again
 // after a reconnect, after an ack timeout, and (with full-jitter backoff) after a retryable
@@ -25,7 +26,7 @@ export class Delivery {
    * @param {{outbox: import('./outbox.js').Outbox, timers: import('./timers.js').TimerSet,
    *   now: () => number, random: () => number,
    *   transport: {encode: (msg: import('./codec.js').WireMessage) => Uint8Array|string, send: (data: Uint8Array|string) => boolean},
-   *   batchWindowMs: number, ackTimeoutMs: number, retry: {baseMs: number, capMs: number},
+   *   batchWindowMs: number, immediateKinds: ReadonlySet<string>, ackTimeoutMs: number, retry: {baseMs: number, capMs: number},
    *   onClientError: (err: ClientError) => void, onIdle: () => void}} o
    */
   constructor(o) {
@@ -55,7 +56,8 @@ export class Delivery {
         this.failEntry(entry, err);
       }
       if (!this.connected) return;
-      if (this.outbox.dueCount(this.o.now()) >= this.maxBatch) this.flush();
+      // A kind a person waits on (a click whose list they watch) does not wait for company.
+      if (this.o.immediateKinds.has(fields.kind) || this.outbox.dueCount(this.o.now()) >= this.maxBatch) this.flush();
       else this.timers.setEarliest('flush', this.o.batchWindowMs, () => this.flush());
     });
   }

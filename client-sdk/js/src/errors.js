@@ -20,6 +20,7 @@ export const SERVER_ERRORS = Object.freeze({
   4010: Object.freeze({ name: 'unauthorized', fatal: true, retryable: false }),
   4011: Object.freeze({ name: 'token_expired', fatal: true, retryable: false }),
   4012: Object.freeze({ name: 'unknown_item', fatal: false, retryable: false }),
+  4013: Object.freeze({ name: 'anonymous_id_refused', fatal: true, retryable: false }),
   4020: Object.freeze({ name: 'rate_limited', fatal: false, retryable: true }),
   4021: Object.freeze({ name: 'too_many_subscriptions', fatal: false, retryable: false }),
   4022: Object.freeze({ name: 'batch_too_large', fatal: false, retryable: false }),
@@ -71,7 +72,7 @@ export class RankcastError extends Error {
  */
 export class ServerError extends RankcastError {
   /**
-   * @param {{code: number, name?: string, message?: string, id?: string, fatal?: boolean}} wire
+   * @param {{code: number, name?: string, message?: string, id?: string, fatal?: boolean, about?: string, surface?: string, t?: number}} wire
    */
   constructor(wire) {
     const known = SERVER_ERRORS_BY_NUMBER[wire.code];
@@ -82,6 +83,9 @@ export class ServerError extends RankcastError {
     this.codeName = codeName;
     this.serverMessage = detail;
     this.eventId = typeof wire.id === 'string' ? wire.id : undefined;
+    this.about = typeof wire.about === 'string' ? wire.about : undefined;
+    this.surface = typeof wire.surface === 'string' ? wire.surface : undefined;
+    this.t = typeof wire.t === 'number' ? wire.t : undefined;
     this.fatal = wire.fatal === true;
     this.retryable = isRetryableCode(wire.code);
   }

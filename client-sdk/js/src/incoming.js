@@ -37,7 +37,7 @@ export const DEFAULT_LIMITS = Object.freeze({
  * @typedef {{reason: string, reconnectAfterMs: number}} DrainInfo
  * @typedef {{expMs: number}} AuthInfo
  * @typedef {{serverTimeMs: number, t?: number}} Pong
- * @typedef {{code: number, name: string, message: string, fatal: boolean, id?: string}} ErrorMessage
+ * @typedef {{code: number, name: string, message: string, fatal: boolean, id?: string, about?: string, surface?: string, t?: number}} ErrorMessage
  * @typedef {{type: 'welcome'} & WelcomeInfo | {type: 'ack', ids: string[]} | {type: 'recs'} & RecsList
  *   | {type: 'push'} & PushMessage | {type: 'pong'} & Pong | {type: 'error'} & ErrorMessage
  *   | {type: 'drain'} & DrainInfo | {type: 'auth_ok'} & AuthInfo | {type: 'recs_delta'} & RecsDelta} ServerMessage
@@ -324,6 +324,11 @@ function readError(m) {
     fatal: m.fatal === true,
   };
   if (typeof m.id === 'string') out.id = m.id;
+  // What the error refuses: the client message's type, with a subscription's surface or a
+  // ping's t (PROTOCOL.md §2.2).
+  if (typeof m.about === 'string') out.about = m.about;
+  if (typeof m.surface === 'string') out.surface = m.surface;
+  if (typeof m.t === 'number') out.t = m.t;
   return out;
 }
 

@@ -4,7 +4,7 @@
 // client fails where it is created, not on its first reconnect.
 
 import { ClientError } from './errors.js';
-import { helloMessage } from './outgoing.js';
+import { EVENT_KINDS, helloMessage } from './outgoing.js';
 
 /**
  * The options are the one input type taken from index.d.ts itself (they are declared once,
@@ -23,6 +23,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   reconnect: Object.freeze({ baseMs: 500, capMs: 30_000 }),
   retry: Object.freeze({ baseMs: 250, capMs: 30_000 }),
   batchWindowMs: 15,
+  immediateKinds: Object.freeze(/** @type {import('../index.js').EventKind[]} */ ([])),
   ackTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   pingIntervalMs: 25_000,
@@ -59,6 +60,20 @@ function backoffPolicy(value, fallback, name) {
   const policy = { baseMs: nonNegative(value.baseMs ?? fallback.baseMs, `${name}.baseMs`), capMs: nonNegative(value.capMs ?? fallback.capMs, `${name}.capMs`) };
   if (policy.capMs < policy.baseMs) throw invalid(`${name}.capMs must be >= ${name}.baseMs`);
   return policy;
+}
+
+/**
+ * The kinds sent without waiting for the batch window: an array of event kinds, each known.
+ * @param {unknown} value
+ * @returns {ReadonlySet<import('../index.js').EventKind>}
+ */
+function immediateKinds(value) {
+  if (value === undefined) return new Set();
+  if (!Array.isArray(value)) throw invalid('immediateKinds must be an array of event kinds');
+  for (const kind of value) {
+    if (!EVENT_KINDS.includes(kind)) throw invalid(`immediateKinds: ${JSON.stringify(kind)} is not an event kind (${EVENT_KINDS.join(', ')})`);
+  }
+  return new Set(value);
 }
 
 /**
@@ -161,7 +176,7 @@ const KNOWN_OPTIONS = new Set(
   Object.keys(
     /** @satisfies {Record<keyof ClientOptions, true>} */ ({
       url: true, token: true, tokenProvider: true, user: true, device: true, locale: true, tzOffsetMin: true, consent: true,
-      encoding: true, WebSocket: true, autoConnect: true, reconnect: true, retry: true, batchWindowMs: true, ackTimeoutMs: true,
+      encoding: true, WebSocket: true, autoConnect: true, reconnect: true, retry: true, batchWindowMs: true, immediateKinds: true, ackTimeoutMs: true,
       connectTimeoutMs: true, pingIntervalMs: true, pongTimeoutMs: true, drainJitterMs: true, maxQueue: true, timestamps: true,
       storage: true, storageKey: true, clock: true, refreshAheadMs: true, debug: true,
     }),
@@ -208,6 +223,7 @@ export function resolveOptions(options) {
     reconnect: backoffPolicy(options.reconnect, DEFAULT_OPTIONS.reconnect, 'reconnect'),
     retry: backoffPolicy(options.retry, DEFAULT_OPTIONS.retry, 'retry'),
     batchWindowMs: o.batchWindowMs,
+    immediateKinds: immediateKinds(options.immediateKinds),
     ackTimeoutMs: Math.max(1, o.ackTimeoutMs),
     connectTimeoutMs: Math.max(1, o.connectTimeoutMs),
     pingIntervalMs: o.pingIntervalMs,

@@ -47,7 +47,7 @@ export class RankcastProcess {
   }
 
   async start(timeoutMs = 15_000) {
-    const args = ['--port', String(this.port), '--catalog', RANKCAST_CATALOG, '--log-level', 'warn', '--anonymous', ...this.extraArgs];
+    const args = ['--port', String(this.port), '--catalog', RANKCAST_CATALOG, '--log-level', 'warn', '--anonymous', '--anonymous-ids', 'chosen', ...this.extraArgs];
     // The server reads RANKCAST_* from its environment: the tests' own must not leak into it.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RANKCAST_')));
     const proc = spawn(RANKCAST_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -62,6 +62,28 @@ for (const enc of ENCODINGS) {
       await client.close();
     });
 
+    test('4013: a refused anonymous id is forgotten; the client comes back at once without it and keeps the new one', async () => {
+      const { client, from } = setup({ user: 'anon-made-up', reconnect: { baseMs: 60_000, capMs: 60_000 } }, (conn, msg) => {
+        if (msg.type !== 'hello' || msg.user !== 'anon-made-up') return false;
+        conn.send({ type: 'error', code: 4013, name: 'anonymous_id_refused', message: 'not issued here', fatal: true });
+        conn.close(4013, 'anonymous_id_refused');
+        return true;
+      });
+      const errors = recordEvents(client, ['error']);
+      // The reconnect does not wait out the (one minute) backoff.
+      const welcome = await nextEvent(client, 'open');
+      assert.equal(server.connections[from].hello.user, 'anon-made-up');
+      assert.equal(server.connections[from + 1].hello.user, undefined);
+      assert.equal(welcome.user, `anon-${from + 1}`);
+      assert.equal(client.user, welcome.user);
+      assert.ok(errors.some(([, e]) => e instanceof ServerError && e.code === 4013 && e.codeName === 'anonymous_id_refused'));
+      // The issued id, not the refused one, is what the next reconnect presents.
+      client.reconnect();
+      await nextEvent(client, 'open');
+      assert.equal(server.connections[from + 2].hello.user, welcome.user);
+      await client.close();
+    });
+
     test('the token provider is asked before every attempt; a fresh token goes into each hello', async () => {
       const asked = [];
       let n = 0;

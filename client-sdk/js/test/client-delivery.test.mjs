@@ -56,6 +56,25 @@ for (const enc of ENCODINGS) {
       await client.close();
     });
 
+    // The batch window is long here (10 s): only immediateKinds can make a click go out now.
+    test('immediateKinds: a click goes out at once and takes waiting impressions along; impressions alone wait', async () => {
+      const { client, conn } = await setup({ batchWindowMs: 10_000, immediateKinds: ['view', 'click', 'cart'] });
+      const impressions = [1, 2].map((n) => client.track({ kind: 'impression', item: `item-${n}`, surface: 'home' }));
+      await sleep(150);
+      assert.equal(batchesOn(server, conn).length, 0, 'impressions wait for the batch window');
+      const click = client.track({ kind: 'click', item: 'item-3', surface: 'home' });
+      await waitUntil(() => batchesOn(server, conn).length === 1, { timeoutMs: 1000, what: 'the click sent at once' });
+      assert.deepEqual(batchesOn(server, conn)[0], [...impressions.map((p) => p.id), click.id], 'one message, in order');
+      await Promise.all([click, ...impressions]);
+      const lone = client.track({ kind: 'impression', item: 'item-4', surface: 'home' });
+      await sleep(150);
+      assert.equal(batchesOn(server, conn).length, 1, 'a lone impression still waits');
+      const view = client.track({ kind: 'view', item: 'item-5' });
+      await waitUntil(() => batchesOn(server, conn).length === 2, { timeoutMs: 1000, what: 'the view sent at once' });
+      await Promise.all([lone, view]);
+      await client.close();
+    });
+
     test('batches respect welcome.limits max_batch and events_per_sec', async () => {
       server.limits = { max_message_bytes: 65536, max_batch: 3, max_subscriptions: 16, max_k: 100, events_per_sec: 50, events_burst: 5 };
       server.handle = null;

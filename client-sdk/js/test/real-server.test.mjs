@@ -7,7 +7,9 @@
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 
 import { ServerError } from '../src/index.js';
@@ -309,6 +311,54 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
       } finally {
         await node.stop('SIGKILL');
       }
+    });
+
+    test(`${enc}: without a user, the issued (signed) id is presented again after a restart and stays the user; a made-up one is replaced`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'rankcast-js-anon-'));
+      const node = await new RankcastProcess(await freePort(), ['--anonymous-ids', 'signed', '--data-dir', dir]).start();
+      try {
+        const client = makeClient(node.url, enc, clientOptions({ user: undefined }));
+        const first = await nextEvent(client, 'open');
+        assert.match(first.user, /^anon-[0-9a-f]{24}\.[0-9a-f]{32}$/);
+        const reopening = nextEvent(client, 'open', { timeoutMs: 10_000 });
+        await node.stop('SIGKILL');
+        await node.start();
+        assert.equal((await reopening).user, first.user, 'the server took the id back: the same visitor');
+        await client.close();
+
+        // An id the server did not issue (say, stored from another deployment): 4013, then a fresh id.
+        const stale = makeClient(node.url, enc, clientOptions({ user: 'anon-0123456789abcdef' }));
+        const refused = nextEvent(stale, 'error', { filter: (e) => e instanceof ServerError && e.code === 4013 });
+        const opened = await nextEvent(stale, 'open');
+        await refused;
+        assert.match(opened.user, /^anon-[0-9a-f]{24}\.[0-9a-f]{32}$/);
+        assert.equal(stale.user, opened.user);
+        await stale.close();
+      } finally {
+        await node.stop('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test(`${enc}: when track() resolves, every list the event changed has been delivered (the ack comes after them)`, async () => {
+      const client = makeClient(rc.url, enc, clientOptions({ user: uniqueUser('order') }));
+      await nextEvent(client, 'open');
+      const home = [];
+      client.subscribe('home', { k: 5 }, (l) => home.push(l));
+      await waitUntil(() => home.length >= 1, { what: 'the first list' });
+      for (let i = 0; i < 4; i++) {
+        // A purchase of the first item always changes the list (it never comes back).
+        const item = home.at(-1).items[0].item;
+        const bought = client.track({ kind: 'purchase', item });
+        await bought;
+        assert.ok(home.some((l) => l.cause === bought.id), `the list caused by ${bought.id} had not arrived when track() resolved`);
+        assert.ok(!home.at(-1).items.some((it) => it.item === item));
+      }
+      // An impression changes no list: it resolves, and no list with its cause ever comes.
+      const seen = client.track({ kind: 'impression', item: home.at(-1).items[0].item, surface: 'home' });
+      await seen;
+      assert.ok(!home.some((l) => l.cause === seen.id));
+      await client.close();
     });
   }
 });

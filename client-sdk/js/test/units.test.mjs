@@ -218,6 +218,10 @@ test('options: URL normalisation, unknown options, missing WebSocket', () => {
   assert.throws(() => resolveOptions({ url: 'ws://h', WebSocket: FakeWs, encoding: 'cbor' }), isInvalid());
   assert.throws(() => resolveOptions({ url: 'ws://h', WebSocket: FakeWs, reconnect: { baseMs: 10, capMs: 5 } }), isInvalid());
   assert.throws(() => resolveOptions({ url: 'ws://h', WebSocket: FakeWs, maxQueue: 0 }), isInvalid());
+  assert.throws(() => resolveOptions({ url: 'ws://h', WebSocket: FakeWs, immediateKinds: ['clik'] }), isInvalid());
+  assert.throws(() => resolveOptions({ url: 'ws://h', WebSocket: FakeWs, immediateKinds: 'click' }), isInvalid());
+  assert.deepEqual([...resolveOptions({ url: 'ws://h', WebSocket: FakeWs, immediateKinds: ['click'] }).immediateKinds], ['click']);
+  assert.equal(resolveOptions({ url: 'ws://h', WebSocket: FakeWs }).immediateKinds.size, 0, 'by default every kind waits for the batch window');
   if (typeof globalThis.WebSocket !== 'function') {
     assert.throws(() => resolveOptions({ url: 'ws://h' }), (e) => isInvalid()(e) && /ws/.test(e.message));
   }

@@ -32,12 +32,15 @@ typedef struct fixture {
 
 typedef struct seen {
     char rec[64][32];
+    uint64_t numbers[64];
     int n;
 } seen_t;
 
-static void collect(void *ctx, const void *data, size_t len)
+static void collect(void *ctx, uint64_t record, const void *data, size_t len)
 {
     seen_t *s = ctx;
+    if (s->n < 64)
+        s->numbers[s->n] = record;
     if (s->n < 64 && len < 32) {
         memcpy(s->rec[s->n], data, len);
         s->rec[s->n][len] = '\0';
@@ -84,6 +87,23 @@ static rc_eventlog_t *open_log(fixture_t *f, rc_fsync_t policy, uint64_t segment
                                 .fsync_interval_ms = 10,
                                 .segment_bytes = segment_bytes,
                                 .retain_bytes = retain_bytes};
+    rc_eventlog_t *l =
+        rc_eventlog_open(&f->loop, &f->defer, &cfg, collect, seen, st, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("open: %s", err);
+    return l;
+}
+
+/* Opens the log reading back from record `read_from`, numbering from `number_from` on. */
+static rc_eventlog_t *open_from(fixture_t *f, uint64_t read_from, uint64_t number_from,
+                                seen_t *seen, rc_eventlog_stats_t *st)
+{
+    char err[256] = "";
+    rc_eventlog_config_t cfg = {.dir = f->dir,
+                                .fsync = RC_FSYNC_ALWAYS,
+                                .segment_bytes = 1 << 20,
+                                .read_from = read_from,
+                                .number_from = number_from};
     rc_eventlog_t *l =
         rc_eventlog_open(&f->loop, &f->defer, &cfg, collect, seen, st, err, sizeof(err));
     if (l == NULL)
@@ -256,9 +276,59 @@ static void test_retention_by_size(void **state)
     close_log(f, l);
 }
 
+/* A snapshot covers the records below its number: they are not read back (their segments
+ * not even opened), what follows comes with its number, and a log that ends before the
+ * snapshot numbers new records after it, in a new segment. sync_now makes appends durable at
+ * once, before the snapshot claims them. */
+static void test_read_from_a_snapshot(void **state)
+{
+    fixture_t *f = *state;
+    seen_t seen = {0};
+    rc_eventlog_stats_t st;
+    int done = 0;
+    char text[16];
+    rc_eventlog_t *l = open_from(f, 0, 0, &seen, &st);
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof(text), "r%d", i);
+        append_str(l, text, &done);
+    }
+    assert_int_equal(rc_eventlog_next_record(l), 10);
+    assert_int_equal(rc_eventlog_sync_now(l), 0);
+    run_until(f, &done, 10);
+    close_log(f, l);
+
+    l = open_from(f, 6, 6, &seen, &st);
+    assert_int_equal(seen.n, 4);
+    assert_string_equal(seen.rec[0], "r6");
+    assert_int_equal(seen.numbers[0], 6);
+    assert_int_equal(seen.numbers[3], 9);
+    assert_int_equal(st.records, 4);
+    assert_int_equal(st.skipped_records, 6);
+    assert_int_equal(rc_eventlog_next_record(l), 10);
+    close_log(f, l);
+
+    memset(&seen, 0, sizeof(seen));
+    l = open_from(f, 30, 30, &seen, &st); /* the log lost what the snapshot covers */
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(rc_eventlog_next_record(l), 30);
+    done = 0;
+    append_str(l, "after", &done);
+    run_until(f, &done, 1);
+    close_log(f, l);
+    assert_int_equal(count_segments(f->dir), 2);
+
+    memset(&seen, 0, sizeof(seen));
+    l = open_from(f, 0, 0, &seen, &st);
+    assert_int_equal(seen.n, 11);
+    assert_string_equal(seen.rec[10], "after");
+    assert_int_equal(seen.numbers[10], 30);
+    close_log(f, l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_read_from_a_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_each_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_record_ends_its_segment, setup, teardown),

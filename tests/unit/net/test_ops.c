@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the ops feed's state (ops.h): quantiles from histogram buckets, the
  * constant-time token comparison, snapshots built from metric samples and recorded
- * events, and other nodes' summaries arriving through the bus wire format. The WebSocket
+ * events, errors and refusals in snapshots, the 15-minute history a dashboard gets when it
+ * opens, and other nodes' summaries arriving through the bus wire format. The WebSocket
  * side is covered by tests/browser/ops.test.mjs against the real binary. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -174,6 +175,137 @@ static void test_snapshot_rates_latency_events_variants(void **state)
     rc_ops_free(o);
 }
 
+static json_t *history_json(rc_ops_t *o)
+{
+    rc_wbuf_t b;
+    rc_wbuf_init(&b, 0);
+    assert_int_equal(rc_ops_history(o, &b), 0);
+    json_error_t err;
+    json_t *j = json_loadb(rc_wbuf_data(&b), b.len, 0, &err);
+    if (j == NULL)
+        print_error("history is not JSON (%s): %.*s\n", err.text, (int)b.len, rc_wbuf_data(&b));
+    assert_non_null(j);
+    rc_wbuf_free(&b);
+    return j;
+}
+
+/* The entry of `array` whose `key` is the string `value`, or NULL. */
+static json_t *find_by(json_t *array, const char *key, const char *value)
+{
+    for (size_t i = 0; i < json_array_size(array); i++) {
+        const char *v = json_string_value(json_object_get(json_array_get(array, i), key));
+        if (v != NULL && strcmp(v, value) == 0)
+            return json_array_get(array, i);
+    }
+    return NULL;
+}
+
+static void test_problems_by_code_and_reason_in_the_window(void **state)
+{
+    (void)state;
+    rc_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&rc_metrics, 0, sizeof(rc_metrics));
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, &experiment);
+    assert_non_null(o);
+    uint64_t t0 = rc_mono_us();
+    int64_t ms = 1700000000000;
+    rc_ops_sample(o, t0, ms);
+    rc_metrics_error(RC_PERR_INVALID_FIELD);
+    rc_metrics_error(RC_PERR_INVALID_FIELD);
+    rc_metrics_error(RC_PERR_SLOW_CONSUMER);
+    rc_metrics.handshakes_refused[RC_REFUSED_ORIGIN]++;
+    rc_ops_sample(o, t0 + 500000, ms + 500);
+
+    json_t *j = snapshot_json(o);
+    json_t *pr = json_object_get(j, "problems");
+    assert_true(num(pr, "errors", "total") == 3);
+    assert_true(num(pr, "errors", "window") == 3);
+    assert_true(num(pr, "slow_consumers", "window") == 1);
+    assert_true(num(pr, "refused", "total") == 1);
+    json_t *code = json_array_get(json_object_get(pr, "error_codes"), 0);
+    assert_true(num(code, "code", NULL) == 4002);
+    assert_string_equal(json_string_value(json_object_get(code, "name")), "invalid_field");
+    assert_true(num(code, "total", NULL) == 2);
+    assert_true(num(code, "window", NULL) == 2);
+    assert_int_equal(json_array_size(json_object_get(pr, "error_codes")), 2); /* 4002, 4050 */
+    json_t *origin = find_by(json_object_get(pr, "refused_reasons"), "reason", "origin");
+    assert_non_null(origin);
+    assert_true(num(origin, "window", NULL) == 1);
+    json_decref(j);
+
+    /* Five seconds later, nothing new: out of the window, still in the totals. */
+    for (int i = 2; i <= 12; i++)
+        rc_ops_sample(o, t0 + (uint64_t)i * 500000, ms + i * 500);
+    j = snapshot_json(o);
+    pr = json_object_get(j, "problems");
+    assert_true(num(pr, "errors", "window") == 0);
+    assert_true(num(pr, "errors", "total") == 3);
+    assert_true(num(json_array_get(json_object_get(pr, "error_codes"), 0), "window", NULL) == 0);
+    assert_true(num(find_by(json_object_get(pr, "refused_reasons"), "reason", "origin"), "total",
+                    NULL) == 1);
+    json_decref(j);
+
+    /* The history says when: the problems are counted in the interval they happened in. */
+    j = history_json(o);
+    json_t *errors = json_object_get(j, "errors");
+    assert_int_equal(json_array_size(errors), 14); /* rc_ops_new's sample, then 13 */
+    assert_true(json_integer_value(json_array_get(errors, 1)) == 0);
+    assert_true(json_integer_value(json_array_get(errors, 2)) == 3);
+    assert_true(json_integer_value(json_array_get(json_object_get(j, "slow_consumers"), 2)) == 1);
+    assert_true(json_integer_value(json_array_get(json_object_get(j, "refused"), 2)) == 1);
+    assert_true(json_integer_value(json_array_get(errors, 3)) == 0);
+    json_decref(j);
+    rc_ops_free(o);
+}
+
+static void test_history_keeps_fifteen_minutes_oldest_first(void **state)
+{
+    (void)state;
+    rc_config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&rc_metrics, 0, sizeof(rc_metrics));
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, &experiment);
+    assert_non_null(o);
+    uint64_t t0 = rc_mono_us();
+    int64_t ms = 1700000000000;
+    const int samples = RC_OPS_HISTORY_POINTS + 200;
+    for (int i = 1; i <= samples; i++) {
+        rc_metrics.events_received[RC_EV_VIEW] += 10; /* 20 events/s */
+        if (i == samples - 5)
+            for (int k = 0; k < 10; k++)
+                rc_hist_observe(&rc_metrics.event_to_push, 300);
+        rc_ops_sample(o, t0 + (uint64_t)i * 500000, ms + i * 500);
+    }
+    json_t *j = history_json(o);
+    assert_string_equal(json_string_value(json_object_get(j, "type")), "history");
+    assert_true(num(j, "interval_ms", NULL) == RC_OPS_INTERVAL_MS);
+    /* rc_ops_new took the first sample: the newest is the (samples + 1)th, the first
+     * snapshot's seq. */
+    assert_true(num(j, "last_seq", NULL) == samples + 1);
+    json_t *t = json_object_get(j, "t_ms");
+    assert_int_equal(json_array_size(t), RC_OPS_HISTORY_POINTS);
+    /* Oldest first, one per sample, ending with the newest: 15 minutes. */
+    assert_true(json_integer_value(json_array_get(t, RC_OPS_HISTORY_POINTS - 1)) ==
+                ms + samples * 500);
+    assert_true(json_integer_value(json_array_get(t, 0)) ==
+                ms + (samples - RC_OPS_HISTORY_POINTS + 1) * 500);
+    static const char *const columns[] = {"events_per_s", "pushes_per_s", "p50_us",
+                                          "p99_us",       "p999_us",      "connections",
+                                          "errors",       "refused",      "slow_consumers"};
+    for (size_t c = 0; c < sizeof(columns) / sizeof(columns[0]); c++)
+        assert_int_equal(json_array_size(json_object_get(j, columns[c])), RC_OPS_HISTORY_POINTS);
+    json_t *rate = json_object_get(j, "events_per_s");
+    assert_dbl_ge(json_number_value(json_array_get(rate, 100)), 19.9);
+    assert_dbl_le(json_number_value(json_array_get(rate, 100)), 20.1);
+    /* Latency: 0 (no push) in windows without one, the quantile in those with. */
+    json_t *p50 = json_object_get(j, "p50_us");
+    assert_true(json_number_value(json_array_get(p50, 100)) == 0);
+    assert_dbl_gt(json_number_value(json_array_get(p50, RC_OPS_HISTORY_POINTS - 1)), 200);
+    json_decref(j);
+    rc_ops_free(o);
+}
+
 /* Another node's summary, through the bus wire format as Kafka would carry it. */
 static void peer_summary(rc_ops_t *o, const char *node, double events_per_s, int64_t t_ms)
 {
@@ -270,6 +402,8 @@ int main(void)
         cmocka_unit_test(test_quantile_interpolates_within_a_bucket),
         cmocka_unit_test(test_token_comparison),
         cmocka_unit_test(test_snapshot_rates_latency_events_variants),
+        cmocka_unit_test(test_problems_by_code_and_reason_in_the_window),
+        cmocka_unit_test(test_history_keeps_fifteen_minutes_oldest_first),
         cmocka_unit_test(test_other_nodes_appear_and_own_summary_is_ignored),
         cmocka_unit_test(test_bus_refuses_a_summary_without_a_map),
     };

@@ -377,8 +377,11 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
                               (uint32_t)json_string_length(json_array_get(ids, i))};
         rc_proto_encode_ack(e, s, (uint32_t)n);
     } else if (strcmp(type, "error") == 0) {
-        rc_proto_encode_error(e, (int)jint(v, "code"), jstr(v, "message").p, jstr(v, "id"),
-                              json_is_true(json_object_get(v, "fatal")));
+        json_t *t = json_object_get(v, "t");
+        rc_error_about_t about = {jstr(v, "about").p, jstr(v, "surface"), t != NULL,
+                                  t ? json_number_value(t) : 0};
+        rc_proto_encode_error_about(e, (int)jint(v, "code"), jstr(v, "message").p, jstr(v, "id"),
+                                    json_is_true(json_object_get(v, "fatal")), &about);
     } else if (strcmp(type, "pong") == 0) {
         json_t *t = json_object_get(v, "t");
         rc_proto_encode_pong(e, t != NULL, t ? json_number_value(t) : 0, jint(v, "server_time_ms"));

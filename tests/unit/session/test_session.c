@@ -136,6 +136,8 @@ static int world_make(void **state, const char *const *settings)
     assert_int_equal(rc_config_set(&w->cfg, "session-idle-s", "1", err, sizeof(err)), 0);
     assert_int_equal(rc_config_set(&w->cfg, "outbox-max-bytes", "4096", err, sizeof(err)), 0);
     assert_int_equal(rc_config_set(&w->cfg, "anonymous", "true", err, sizeof(err)), 0);
+    /* The tests name their users; signed ids are the integration suites' (security.test.mjs). */
+    assert_int_equal(rc_config_set(&w->cfg, "anonymous-ids", "chosen", err, sizeof(err)), 0);
     for (; settings != NULL && settings[0] != NULL; settings += 2)
         assert_int_equal(rc_config_set(&w->cfg, settings[0], settings[1], err, sizeof(err)), 0);
     w->engine = rc_engine_new(1000, true, 32, 86400, 3600, 1e9);

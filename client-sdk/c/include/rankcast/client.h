@@ -132,6 +132,13 @@ typedef struct rcc_error {
     const char *message;  /* human-readable detail; never NULL */
     const char *event_id; /* the event the error is about, or NULL */
     bool fatal;           /* the connection closes after it */
+    /* What the server says the error refuses (PROTOCOL.md, error): the client message's type
+     * ("ping", "subscribe", ...), or NULL; with "subscribe"/"unsubscribe" its surface; with
+     * "ping" its t (has_t). */
+    const char *about;
+    const char *surface;
+    bool has_t;
+    double t;
 } rcc_error_t;
 
 /** Limits in force on the connection (welcome.limits, PROTOCOL.md section 6). */
@@ -166,8 +173,12 @@ typedef struct rcc_options {
     rcc_format_t format; /* default msgpack */
 
     /* hello (PROTOCOL.md section 2.1) */
-    const char *token;   /* credential, or NULL */
-    const char *user_id; /* pseudonymous user id, or NULL for one assigned by the server */
+    const char *token; /* credential, or NULL */
+    /* An anonymous id the server issued before (rcc_client_user_id(), stored by the app), or
+     * NULL to be issued one; either way the client presents the issued id again on every
+     * reconnect, and after 4013 (an id the server did not issue) it comes back at once
+     * without one. With a token: the token's subject, or NULL. */
+    const char *user_id;
     rcc_device_t device;
     const char *locale; /* e.g. "en-GB", or NULL */
     int tz_offset_min;  /* -840..840; 0 is also the server's default */

@@ -22,6 +22,7 @@ object ServerErrors {
         4010 to ServerErrorInfo("unauthorized", fatal = true, retryable = false),
         4011 to ServerErrorInfo("token_expired", fatal = true, retryable = false),
         4012 to ServerErrorInfo("unknown_item", fatal = false, retryable = false),
+        4013 to ServerErrorInfo("anonymous_id_refused", fatal = true, retryable = false),
         4020 to ServerErrorInfo("rate_limited", fatal = false, retryable = true),
         4021 to ServerErrorInfo("too_many_subscriptions", fatal = false, retryable = false),
         4022 to ServerErrorInfo("batch_too_large", fatal = false, retryable = false),
@@ -34,7 +35,7 @@ object ServerErrors {
 
     /** Close codes of PROTOCOL.md section 4 that stand for an error code. */
     val closeCodeErrors: Map<Int, Int> = mapOf(
-        1009 to 4003, 4004 to 4004, 4006 to 4006, 4008 to 4008, 4010 to 4010, 4011 to 4011, 4023 to 4023, 4050 to 4050,
+        1009 to 4003, 4004 to 4004, 4006 to 4006, 4008 to 4008, 4010 to 4010, 4011 to 4011, 4013 to 4013, 4023 to 4023, 4050 to 4050,
     )
 
     fun isRetryable(code: Int): Boolean = table[code]?.retryable == true
@@ -50,6 +51,12 @@ class ServerException(
     val serverMessage: String,
     val eventId: String?,
     val fatal: Boolean,
+    /** The type of the client message the error refuses ("ping", "subscribe", …), when the server named it. */
+    val about: String? = null,
+    /** With [about] "subscribe" or "unsubscribe": that message's surface. */
+    val surface: String? = null,
+    /** With [about] "ping": the refused ping's t. */
+    val t: Double? = null,
 ) : RankcastException("rankcast server error $code $codeName" + if (serverMessage.isEmpty()) "" else ": $serverMessage") {
     /** Whether an event refused with this code is sent again (the SDK does so itself). */
     val retryable: Boolean get() = ServerErrors.isRetryable(code)

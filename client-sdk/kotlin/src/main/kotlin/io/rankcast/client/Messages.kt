@@ -143,7 +143,16 @@ internal sealed class Incoming {
     data class RecsDelta(val delta: Delta) : Incoming()
     data class Push(val push: PushMessage) : Incoming()
     data class Pong(val serverTimeMs: Long, val t: Double?) : Incoming()
-    data class Error(val code: Int, val name: String, val message: String, val id: String?, val fatal: Boolean) : Incoming()
+    data class Error(
+        val code: Int,
+        val name: String,
+        val message: String,
+        val id: String?,
+        val fatal: Boolean,
+        val about: String? = null,
+        val surface: String? = null,
+        val t: Double? = null,
+    ) : Incoming()
     data class Drain(val info: DrainInfo) : Incoming()
     data class AuthOk(val info: AuthInfo) : Incoming()
 }
@@ -290,6 +299,9 @@ internal object Reader {
             message = m["message"] as? String ?: "",
             id = m["id"] as? String,
             fatal = m["fatal"] == true,
+            about = m["about"] as? String,
+            surface = m["surface"] as? String,
+            t = num(m["t"]),
         )
         "drain" -> Incoming.Drain(DrainInfo(m["reason"] as? String ?: "", ((m["reconnect_after_ms"] as? Long) ?: 0L).coerceAtLeast(0)))
         "auth_ok" -> Incoming.AuthOk(AuthInfo(int(m, "exp_ms", "auth_ok")))

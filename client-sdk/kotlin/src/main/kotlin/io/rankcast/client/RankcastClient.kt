@@ -121,6 +121,10 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
     private var started = false
     private var token: String? = null
     private var assignedUser: String? = null
+
+    // The server refused the configured user (4013: not an anonymous id it issued): from then
+    // on this client goes by the id the server issues instead.
+    private var userRefused = false
     private var lastWelcome: Welcome? = null
     private val authWaiters = ArrayList<CompletableDeferred<AuthInfo>>()
     private var attempts = 0L
@@ -156,7 +160,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
     val welcome: Welcome? get() = lastWelcome
 
     /** The user this client acts for: the option, or the id the server assigned. */
-    val user: String? get() = o.user ?: assignedUser
+    val user: String? get() = if (userRefused) assignedUser else o.user ?: assignedUser
 
     init {
         if (o.user != null) Outgoing.checkId(o.user, "user")
@@ -296,7 +300,9 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
             return
         }
         val hello = try {
-            Outgoing.hello(null, o.user ?: assignedUser, o.device, o.locale, o.tzOffsetMin, o.consent)
+            // The id the server issued is presented again on every reconnect: the session (and
+            // de-duplication of re-sent events) continues.
+            Outgoing.hello(null, user, o.device, o.locale, o.tzOffsetMin, o.consent)
         } catch (e: ClientException) {
             lose(c, LostReason.ERROR, null, e, hard = true)
             return
@@ -342,6 +348,14 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
             delivery.rejectWaiters(error)
             setState(ConnectionState.CLOSED)
             eventFlow.tryEmit(ClientEvent.Closed(error))
+            return
+        }
+        if (error is ServerException && error.code == 4013) {
+            // Not an anonymous id the server issued (made up, or signed by a key it no longer
+            // holds): forget it and come back at once without one, to be issued a fresh id.
+            assignedUser = null
+            userRefused = true
+            scheduleReconnect(reason, code, error, immediate = true)
             return
         }
         scheduleReconnect(reason, code, error, immediate)
@@ -437,7 +451,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
         attempt = 0
         welcomes++
         lastWelcome = w
-        if (o.user == null) assignedUser = w.user
+        if (o.user == null || userRefused) assignedUser = w.user
         compact.reset()
         subs.resubscribeAll()
         delivery.start(w.limits)
@@ -448,7 +462,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
     }
 
     private fun onServerError(c: Conn, e: Incoming.Error) {
-        val err = ServerException(e.code, e.name.ifEmpty { ServerErrors.table[e.code]?.name ?: "unknown" }, e.message, e.id, e.fatal)
+        val err = ServerException(e.code, e.name.ifEmpty { ServerErrors.table[e.code]?.name ?: "unknown" }, e.message, e.id, e.fatal, e.about, e.surface, e.t)
         if (e.fatal) c.fatal = err // the close that follows reports it
         // Every server error is reported, also those about a queued event (whose track() fails
         // or whose retry is planned here): a fire-and-forget send() would otherwise lose them.

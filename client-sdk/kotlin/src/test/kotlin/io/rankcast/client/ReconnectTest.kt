@@ -8,6 +8,7 @@ package io.rankcast.client
 
 import java.io.File
 import java.nio.file.Files
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.flow.filterIsInstance
@@ -22,6 +23,47 @@ import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.CsvSource
 
 class ReconnectTest {
+    @ParameterizedTest
+    @CsvSource("JSON", "MSGPACK")
+    fun `an issued anonymous id is presented again after a restart, a made-up one is replaced after 4013`(enc: Encoding) = runBlocking<Unit> {
+        val dir = Files.createTempDirectory("rankcast-kt-anon").toFile()
+        val node = RankcastProcess(extraArgs = listOf("--anonymous-ids", "signed", "--data-dir", dir.path)).start()
+        val signed = Regex("^anon-[0-9a-f]{24}\\.[0-9a-f]{32}$")
+        try {
+            val client = RankcastClient(testOptions(node.wsUrl, enc, user = null))
+            try {
+                waitUntil("open") { client.state.value == ConnectionState.OPEN }
+                val issued = client.user!!
+                assertTrue(signed.matches(issued), issued)
+                val welcomes = client.stats().welcomes
+                node.stop(kill = true)
+                node.start()
+                waitUntil("reopened", 10_000) { client.stats().welcomes > welcomes && client.state.value == ConnectionState.OPEN }
+                assertEquals(issued, client.welcome!!.user, "the server took the issued id back: the same visitor")
+            } finally {
+                client.close()
+            }
+            val stale = RankcastClient(testOptions(node.wsUrl, enc, user = "anon-made-up-by-the-app").copy(reconnect = Backoff(60_000, 60_000)), connectNow = false)
+            try {
+                val events = mutableListOf<ClientEvent>()
+                // Collecting before the client connects: the 4013 comes before any welcome.
+                val watcher = launch(start = CoroutineStart.UNDISPATCHED) { stale.events.collect { events += it } }
+                stale.connect()
+                // The reconnect after 4013 does not wait out the minute of backoff.
+                waitUntil("open under a fresh id") { stale.state.value == ConnectionState.OPEN }
+                assertTrue(signed.matches(stale.user!!), stale.user)
+                assertEquals(stale.user, stale.welcome!!.user)
+                assertTrue(events.any { it is ClientEvent.Error && (it.error as? ServerException)?.code == 4013 }, events.toString())
+                watcher.cancel()
+            } finally {
+                stale.close()
+            }
+        } finally {
+            node.stop(kill = true)
+            dir.deleteRecursively()
+        }
+    }
+
     @ParameterizedTest
     @CsvSource("JSON,crash", "JSON,drain", "MSGPACK,crash", "MSGPACK,drain")
     fun `the server restarts mid-session, the client resumes, lists come back, queued events are acked`(enc: Encoding, how: String) = runBlocking<Unit> {

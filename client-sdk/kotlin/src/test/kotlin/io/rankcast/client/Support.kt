@@ -49,7 +49,7 @@ class RankcastProcess(val port: Int = Repo.freePort(), val extraArgs: List<Strin
         check(Repo.binary.canExecute()) { "rankcast binary not found at ${Repo.binary}: build it first (or set RANKCAST_BIN)" }
         val args = mutableListOf(
             Repo.binary.path, "--port", "$port", "--catalog", Repo.catalog.path, "--node-id", "kt1",
-            "--log-level", "warn", "--anonymous", "true",
+            "--log-level", "warn", "--anonymous", "true", "--anonymous-ids", "chosen",
         )
         if (tls != null) args += listOf("--tls-cert", tls.cert.path, "--tls-key", tls.key.path)
         args += extraArgs

@@ -146,6 +146,13 @@ class VectorsTest {
             if (fromJson != null && fromMsgpack != null) assertEquals(fromJson, fromMsgpack, "$name: both encodings")
             val msg = Reader.read(fromJson ?: fromMsgpack!!)
             assertNotNull(msg, "$name: read")
+            // An error names what it refuses: the message's type, a surface, a ping's t.
+            if (msg is Incoming.Error) {
+                val value = fromJson ?: fromMsgpack!!
+                assertEquals(value["about"], msg.about, "$name: about")
+                assertEquals(value["surface"], msg.surface, "$name: surface")
+                assertEquals((value["t"] as? Number)?.toDouble(), msg.t, "$name: t")
+            }
         }
         // Structured reasons, in both encodings, as the vectors give them.
         fun items(name: String, enc: Encoding): List<RecItem> {

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libFuzzer target: the parts of a snapshot read back at start (engine_snapshot.h, the
+ * in-memory profile store's part). A snapshot's CRC keeps out a torn or corrupt file, not a
+ * crafted one (or one from a build with a bug): whatever MessagePack its body holds must be
+ * refused or restored without a crash. The first byte chooses the part; the rest is the
+ * part's MessagePack. */
+#include "engine/engine.h"
+#include "engine/engine_snapshot.h"
+#include "proto/mpack.h"
+#include "store/profile.h"
+#include "util/defer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+static void fuzz_engine(const msgpack_object *o)
+{
+    const char *tags[] = {"red"};
+    uint32_t idx;
+    char err[200];
+    rc_engine_t *e = rc_engine_new(1000, true, 8, 86400, 3600, 1e9);
+    if (e == NULL)
+        return;
+    rc_catalog_upsert(rc_engine_catalog(e), "a", "A", "mugs", tags, 1, 1, 1, &idx);
+    rc_catalog_upsert(rc_engine_catalog(e), "b", "B", "lamps", tags, 1, 2, 1, &idx);
+    rc_engine_refresh(e);
+    rc_engine_snapshot_read(e, o, err, sizeof(err));
+    rc_engine_free(e);
+}
+
+static void fuzz_profiles(const msgpack_object *o)
+{
+    static uv_loop_t loop;
+    static rc_defer_t defer;
+    static bool ready;
+    if (!ready) {
+        uv_loop_init(&loop);
+        rc_defer_init(&defer, &loop);
+        ready = true;
+    }
+    rc_profile_store_t *s = rc_profile_memory_new(&defer, NULL, NULL, 16, 0);
+    if (s == NULL)
+        return;
+    rc_profile_snapshot_read(s, o);
+    rc_profile_store_free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    if (!msgpack_zone_init(&zone, 4096))
+        return 0;
+    /* As the node reads a snapshot: checked first (msgpack-c allocates what a header says). */
+    if (rc_mp_check(data + 1, size - 1, 64) == 0 &&
+        msgpack_unpack((const char *)data + 1, size - 1, &off, &zone, &o) ==
+            MSGPACK_UNPACK_SUCCESS) {
+        if (data[0] & 1)
+            fuzz_profiles(&o);
+        else
+            fuzz_engine(&o);
+    }
+    msgpack_zone_destroy(&zone);
+    return 0;
+}
