@@ -368,10 +368,27 @@ def build_catalog(products):
     return catalog
 
 
-def item_line(item):
-    """One JSONL line; the price is written with exactly two decimals ("2.50", not 2.5)."""
-    head = json.dumps({k: item[k] for k in ("id", "name", "category", "tags")},
-                      ensure_ascii=False)
+# Display names of the categories: the words the server's reasons use ("Popular in Candles &
+# lights", not the slug). The catalog names each category once, on its first item.
+CATEGORY_NAMES = {
+    "accessories": "Accessories", "bags": "Bags", "bathroom": "Bathroom",
+    "candles-lights": "Candles & lights", "cards-wrap": "Cards & wrap", "children": "Children",
+    "christmas": "Christmas", "clocks": "Clocks", "crafts": "Crafts", "easter": "Easter",
+    "furniture": "Furniture", "garden": "Garden", "home-decor": "Home decor",
+    "jewellery": "Jewellery", "kitchen": "Kitchen", "other": "Other", "party": "Party",
+    "signs": "Signs", "stationery": "Stationery", "storage": "Storage", "textiles": "Textiles",
+    "toys-games": "Toys & games",
+}
+
+
+def item_line(item, name_category=False):
+    """One JSONL line; the price is written with exactly two decimals ("2.50", not 2.5).
+    `name_category`: the line carries its category's display name (the first of each)."""
+    fields = {k: item[k] for k in ("id", "name", "category")}
+    if name_category and item["category"] in CATEGORY_NAMES:
+        fields["category_name"] = CATEGORY_NAMES[item["category"]]
+    fields["tags"] = item["tags"]
+    head = json.dumps(fields, ensure_ascii=False)
     return (head[:-1] + ', "price": ' + format(item["price"], ".2f") +
             ', "popularity": ' + str(item["popularity"]) + "}\n")
 
@@ -387,7 +404,12 @@ def main(argv):
     catalog = build_catalog(read_transactions(args.input))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(item_line(item) for item in catalog)
+    named = set()
+    lines = []
+    for item in catalog:
+        lines.append(item_line(item, item["category"] not in named))
+        named.add(item["category"])
+    text = "".join(lines)
     out.write_text(text, encoding="utf-8")
 
     per_category = collections.Counter(item["category"] for item in catalog)

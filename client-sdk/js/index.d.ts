@@ -123,13 +123,54 @@ export interface WelcomeInfo {
 
 export type ItemSource = 'covisit' | 'content' | 'trending' | 'popular' | 'explore' | 'pinned' | 'repeat';
 
+/** The codes of a structured reason (PROTOCOL.md, `recs`). */
+export type ReasonCode =
+  | 'co_visited'
+  | 'similar'
+  | 'category_affinity'
+  | 'trending'
+  | 'trending_context'
+  | 'trending_locale'
+  | 'pinned'
+  | 'repeat'
+  | 'new_item'
+  | 'popular';
+
+/**
+ * Why an item is in a list, as data: a stable code and what it refers to, for an app that
+ * words reasons its own way (in its language, with its styling). Fields that do not apply are
+ * absent.
+ */
+export interface Reason {
+  /** A newer server may add codes. */
+  code: ReasonCode | string;
+  /** `co_visited`, `similar`: the id of the item of the user's session that explains it. */
+  item?: string;
+  /** That item's name, when the catalog knows one. */
+  itemName?: string;
+  /** `similar`, `category_affinity`, `new_item`, `popular`: the category, as in `RecItem.category`. */
+  category?: string;
+  /** The category's display name, when the catalog gives one. */
+  categoryName?: string;
+  /** `trending_context`: `mobile`, `tablet`, `desktop`, `night`, `morning`, `afternoon` or `evening`. */
+  segment?: string;
+  /** `trending_locale`: the BCP 47 tag of the user's market, e.g. `de-DE`. */
+  locale?: string;
+  /** `repeat`: what the user last did with the item (an event kind: `view`, `click`, `cart`, …). */
+  kind?: EventKind | string;
+  /** `repeat`: seconds since then. */
+  ageS?: number;
+}
+
 export interface RecItem {
   item: string;
   score: number;
   /** Main source of the item (a newer server may add sources). */
   src: ItemSource | string;
-  /** The reason in words, e.g. "Viewed together with Red Mug". */
+  /** The reason in plain words, e.g. "Viewed together with Red Mug". */
   why: string;
+  /** The same reason as data (absent from an older server). */
+  reason?: Reason;
   name?: string;
   category?: string;
   price?: number;
@@ -197,6 +238,12 @@ export interface SubscribeOptions {
    * you left off" rail). Purchased and dismissed items never come back.
    */
   repeat?: 'never' | 'not_current' | 'allowed';
+  /**
+   * Receive the surface's lists as changes to the list held (PROTOCOL.md `recs_delta`), with
+   * item details and reasons sent once per connection: about a tenth of the bytes at k = 20.
+   * The callback still gets whole lists, the same as without it. Default false.
+   */
+  compact?: boolean;
 }
 
 /** The handle subscribe() returns. */

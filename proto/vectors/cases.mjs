@@ -85,6 +85,8 @@ const c2sValid = [
   { name: 'subscribe repeat never', value: { type: 'subscribe', surface: 'home', repeat: 'never' } },
   { name: 'subscribe repeat not_current', value: { type: 'subscribe', surface: 'pdp', k: 8, repeat: 'not_current' } },
   { name: 'subscribe repeat allowed', value: { type: 'subscribe', surface: 'recent', repeat: 'allowed' } },
+  { name: 'subscribe compact', value: { type: 'subscribe', surface: 'home', k: 20, compact: true } },
+  { name: 'subscribe compact false', value: { type: 'subscribe', surface: 'home', compact: false } },
   { name: 'subscribe surface of 32 bytes', value: { type: 'subscribe', surface: `s_-9${rep('a', 28)}`, k: 1 } },
   { name: 'unsubscribe', value: { type: 'unsubscribe', surface: 'home' } },
 
@@ -188,6 +190,9 @@ const c2sInvalid = [
   { name: 'subscribe price_min negative', value: { type: 'subscribe', surface: 'home', price_min: -0.01 }, error: 4002 },
   { name: 'subscribe repeat unknown', value: { type: 'subscribe', surface: 'home', repeat: 'sometimes' }, error: 4002 },
   { name: 'subscribe repeat not a string', value: { type: 'subscribe', surface: 'home', repeat: true }, error: 4002 },
+  { name: 'subscribe compact not a bool', value: { type: 'subscribe', surface: 'home', compact: 'yes' }, error: 4002 },
+  { name: 'subscribe compact 1', value: { type: 'subscribe', surface: 'home', compact: 1 }, error: 4002 },
+  { name: 'subscribe compact null', value: { type: 'subscribe', surface: 'home', compact: null }, error: 4002 },
   { name: 'subscribe repeat in another case', value: { type: 'subscribe', surface: 'home', repeat: 'Allowed' }, error: 4002 },
   {
     name: 'subscribe surface as MessagePack bin',
@@ -250,9 +255,10 @@ const s2c = [
     value: {
       type: 'recs', surface: 'home', version: 1763800000000001,
       items: [
-        { item: '22423', score: 0.91, src: 'trending', why: 'Trending on mobile', name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
-        { item: '85123A', score: 0.5, src: 'popular', why: 'Popular this week', name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
-        { item: 'x-unknown', score: 0.125, src: 'explore', why: 'Something new' },
+        { item: '22423', score: 0.91, src: 'trending', why: 'Trending on mobile', reason: { code: 'trending_context', segment: 'mobile' }, name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        { item: '85123A', score: 0.5, src: 'popular', why: 'Popular in Candles & lights', reason: { code: 'popular', category: 'candles-lights', category_name: 'Candles & lights' }, name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+        { item: '22086', score: 0.25, src: 'trending', why: 'Trending in your region', reason: { code: 'trending_locale', locale: 'en-GB' }, name: "PAPER CHAIN KIT 50'S CHRISTMAS", category: 'christmas', price: 2.95 },
+        { item: 'x-unknown', score: 0.125, src: 'explore', why: 'New', reason: { code: 'new_item' } },
       ],
       took_us: 41, variant: 'control',
     },
@@ -262,8 +268,11 @@ const s2c = [
     value: {
       type: 'recs', surface: 'home', version: 1763800000000002,
       items: [
-        { item: '84406B', score: 1.75, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
-        { item: '21730', score: 1, src: 'content', why: 'Like White Hanging Heart T-Light Holder', name: 'GLASS STAR FROSTED T-LIGHT HOLDER', category: 'candles-lights', price: 4.25 },
+        { item: '84406B', score: 1.75, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' }, name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: '21730', score: 1, src: 'content', why: 'Similar to White Hanging Heart T-Light Holder', reason: { code: 'similar', item: '85123A', item_name: 'White Hanging Heart T-Light Holder', category: 'candles-lights', category_name: 'Candles & lights' }, name: 'GLASS STAR FROSTED T-LIGHT HOLDER', category: 'candles-lights', price: 4.25 },
+        { item: '22720', score: 0.5, src: 'content', why: 'Because you like kitchen', reason: { code: 'category_affinity', category: 'kitchen' }, name: 'SET OF 3 CAKE TINS PANTRY DESIGN', category: 'kitchen', price: 4.95 },
+        { item: '23084', score: 0.375, src: 'pinned', why: 'Featured', reason: { code: 'pinned' }, name: 'RABBIT NIGHT LIGHT', category: 'candles-lights', price: 2.08 },
+        { item: '22197', score: 0.25, src: 'trending', why: 'Trending now', reason: { code: 'trending' }, name: 'POPCORN HOLDER', category: 'kitchen', price: 0.85 },
       ],
       cause: 'e-0001', took_us: 37, variant: 'control',
     },
@@ -273,11 +282,52 @@ const s2c = [
     value: {
       type: 'recs', surface: 'recent', version: 1763800000000003,
       items: [
-        { item: '85123A', score: 0.25, src: 'repeat', why: 'You viewed this 2 minutes ago', name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
-        { item: '84406B', score: 0.0625, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: '85123A', score: 0.25, src: 'repeat', why: 'You viewed this 2 minutes ago', reason: { code: 'repeat', kind: 'view', age_s: 150 }, name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+        { item: '22423', score: 0.125, src: 'repeat', why: 'You added this to your cart 1 hour ago', reason: { code: 'repeat', kind: 'cart', age_s: 4000 }, name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        { item: '22111', score: 0.1, src: 'repeat', why: 'You viewed this earlier', reason: { code: 'repeat' }, name: 'SCOTTIE DOG HOT WATER BOTTLE', category: 'textiles', price: 4.95 },
+        { item: '84406B', score: 0.0625, src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' }, name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 },
+        { item: 'x-legacy', score: 0.05, src: 'popular', why: 'Popular' },
       ],
       cause: 'e-0003', took_us: 41, variant: 'control',
     },
+  },
+  {
+    name: 'recs_delta whole list (compact, from nothing)',
+    value: {
+      type: 'recs_delta', surface: 'home', version: 1763800000000001, base: 0,
+      place: [[0, '22423'], [1, '85123A'], [2, 'x-unknown']],
+      scores_e4: [9100, -4100, -3750],
+      r: [0, 1, 2],
+      items: {
+        '22423': { name: 'REGENCY CAKESTAND 3 TIER', category: 'kitchen', price: 12.75 },
+        '85123A': { name: 'WHITE HANGING HEART T-LIGHT HOLDER', category: 'candles-lights', price: 2.55 },
+      },
+      reasons: {
+        0: { src: 'trending', why: 'Trending on mobile', reason: { code: 'trending_context', segment: 'mobile' } },
+        1: { src: 'popular', why: 'Popular in Candles & lights', reason: { code: 'popular', category: 'candles-lights', category_name: 'Candles & lights' } },
+        2: { src: 'explore', why: 'New', reason: { code: 'new_item' } },
+      },
+      took_us: 41,
+    },
+  },
+  {
+    name: 'recs_delta changes',
+    value: {
+      type: 'recs_delta', surface: 'home', version: 1763800000000002, base: 1763800000000001,
+      remove: ['x-unknown'],
+      place: [[0, '84406B'], [2, '22423']],
+      scores_e4: [17500, -12500, -2500],
+      r: [3, 1, 0],
+      items: { '84406B': { name: 'CREAM CUPID HEARTS COAT HANGER', category: 'home-decor', price: 2.75 } },
+      reasons: {
+        3: { src: 'covisit', why: 'Viewed together with White Hanging Heart T-Light Holder', reason: { code: 'co_visited', item: '85123A', item_name: 'White Hanging Heart T-Light Holder' } },
+      },
+      cause: 'e-0001', took_us: 37,
+    },
+  },
+  {
+    name: 'recs_delta with no change of order',
+    value: { type: 'recs_delta', surface: 'home', version: 1763800000000003, base: 1763800000000002, scores_e4: [15000, -10000, -2500], r: [3, 1, 0], cause: 'e-0002', took_us: 30, variant: 'b' },
   },
   { name: 'recs empty list', value: { type: 'recs', surface: 'pdp', version: 7, items: [], took_us: 12, variant: 'b' } },
   {

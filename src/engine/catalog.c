@@ -41,8 +41,12 @@ int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open)
     c->pending_oldest = 0;
     c->pending_newest = RC_CATALOG_PENDING - 1;
     c->categories = malloc(16 * sizeof(char *));
-    if (c->categories == NULL || (c->categories[0] = strdup("")) == NULL) {
+    c->category_names = calloc(16, sizeof(char *));
+    if (c->categories == NULL || c->category_names == NULL ||
+        (c->categories[0] = strdup("")) == NULL) {
         free(c->categories);
+        free(c->category_names);
+        c->categories = c->category_names = NULL;
         return RC_ENOMEM;
     }
     c->cap_categories = 16;
@@ -61,9 +65,12 @@ void rc_catalog_free(rc_catalog_t *c)
     }
     rc_huge_free(c->items, (size_t)c->cap * sizeof(*c->items));
     free(c->labels);
-    for (uint32_t i = 0; i < c->n_categories; i++)
+    for (uint32_t i = 0; i < c->n_categories; i++) {
         free(c->categories[i]);
+        free(c->category_names[i]);
+    }
     free(c->categories);
+    free(c->category_names);
     rc_strmap_free(&c->by_id);
     rc_strmap_free(&c->category_by_name);
     rc_strmap_free(&c->pending_by_id);
@@ -81,6 +88,18 @@ int32_t rc_catalog_category(const rc_catalog_t *c, const char *name, size_t len)
 {
     uint64_t idx;
     return rc_strmap_get(&c->category_by_name, name, len, &idx) ? (int32_t)idx : -1;
+}
+
+int rc_catalog_set_category_name(rc_catalog_t *c, uint32_t category, const char *name)
+{
+    if (category == 0 || category >= c->n_categories)
+        return 0;
+    char *copy = NULL;
+    if (name != NULL && *name && (copy = strdup(name)) == NULL)
+        return RC_ENOMEM;
+    free(c->category_names[category]);
+    c->category_names[category] = copy;
+    return 0;
 }
 
 static int intern_category(rc_catalog_t *c, const char *name, uint16_t *out)
@@ -102,6 +121,11 @@ static int intern_category(rc_catalog_t *c, const char *name, uint16_t *out)
         if (p == NULL)
             return RC_ENOMEM;
         c->categories = p;
+        p = realloc(c->category_names, 2 * c->cap_categories * sizeof(char *));
+        if (p == NULL)
+            return RC_ENOMEM;
+        memset(p + c->cap_categories, 0, c->cap_categories * sizeof(char *));
+        c->category_names = p;
         c->cap_categories *= 2;
     }
     char *copy = strdup(name);
@@ -359,6 +383,9 @@ int rc_catalog_upsert_json(rc_catalog_t *c, const json_t *obj, uint32_t *idx, ch
                                json_is_number(jpop) ? json_number_value(jpop) : 0, idx);
     if (rc == 0 && json_is_false(json_object_get(j, "in_stock")))
         c->items[*idx].flags |= RC_ITEM_OUT_OF_STOCK;
+    const char *cname = json_string_value(json_object_get(j, "category_name"));
+    if (rc == 0 && cname != NULL && *cname != '\0' && strlen(cname) <= 64)
+        rc = rc_catalog_set_category_name(c, c->items[*idx].category, cname);
     if (rc != 0)
         snprintf(err, errlen, "%s", rc_strerror(rc));
     return rc;

@@ -56,6 +56,9 @@ typedef struct rc_catalog {
     uint32_t n, cap, max;
     rc_strmap_t by_id;
     char **categories; /* categories[0] = "" */
+    /* Each category's display name ("Candles & lights" for "candles-lights"), owned, or NULL
+     * when the catalog gave none: the reasons in words use it (reasons.c). */
+    char **category_names;
     uint32_t n_categories, cap_categories;
     rc_strmap_t category_by_name;
     bool open;
@@ -93,8 +96,10 @@ int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open);
 void rc_catalog_set_learning(rc_catalog_t *c, uint32_t learned_max, uint32_t learn_users);
 void rc_catalog_free(rc_catalog_t *c);
 
-/** Loads JSON lines `{"id","name","category","tags":[..],"price","popularity"?}` (only
- * `id` required). Returns 0 or a negative code with a message in `err`. */
+/** Loads JSON lines `{"id","name","category","category_name"?,"tags":[..],"price",
+ * "popularity"?}` (only `id` required; `category_name` names the item's category for all
+ * its items, so once per category is enough). Returns 0 or a negative code with a message in `err`.
+ */
 int rc_catalog_load(rc_catalog_t *c, const char *path, char *err, size_t errlen);
 
 /** Adds or replaces an item from its fields (borrowed; copied). `tags` may be NULL.
@@ -103,8 +108,9 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
                       const char *const *tags, uint32_t n_tags, double price, double popularity,
                       uint32_t *idx);
 
-/** Adds or replaces one item from a JSON object `{"id","name"?,"category"?,"tags"?,"price"?,
- * "popularity"?,"in_stock"?}` (borrowed). The id is 1..64 bytes. On success stores its index
+/** Adds or replaces one item from a JSON object `{"id","name"?,"category"?,"category_name"?,
+ * "tags"?,"price"?,"popularity"?,"in_stock"?}` (borrowed); a `category_name` (1..64 bytes)
+ * becomes its category's display name. The id is 1..64 bytes. On success stores its index
  * in *idx; otherwise returns RC_EPARSE (with the reason in `err`), RC_EFULL or RC_ENOMEM. */
 struct json_t;
 int rc_catalog_upsert_json(rc_catalog_t *c, const struct json_t *obj, uint32_t *idx, char *err,
@@ -128,6 +134,20 @@ int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len);
  * RC_CATALOG_UNTRUSTED. Returns its index, RC_CATALOG_UNTRUSTED, or -1 (a closed catalog, an
  * id too long, out of memory). Learned items are counted in n_learned. */
 int64_t rc_catalog_learn_from(rc_catalog_t *c, const char *id, size_t len, uint32_t user_key);
+
+/** Sets the display name of category `category` (an index; 0 and unknown ones are
+ * ignored) to `name` (borrowed; copied); NULL or "" forgets it. Returns 0 or RC_ENOMEM. */
+int rc_catalog_set_category_name(rc_catalog_t *c, uint32_t category, const char *name);
+
+/** The display name of category `category` (an index), or its name when the catalog gave
+ * none; "" for 0 (borrowed until the category's name changes). */
+static inline const char *rc_catalog_category_display(const rc_catalog_t *c, uint32_t category)
+{
+    if (category >= c->n_categories)
+        return "";
+    return c->category_names[category] != NULL ? c->category_names[category]
+                                               : c->categories[category];
+}
 
 /** Index of a category by name, or -1. */
 int32_t rc_catalog_category(const rc_catalog_t *c, const char *name, size_t len);

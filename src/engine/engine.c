@@ -107,6 +107,12 @@ void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_rank
     rc_reason_text(e, u, r, buf, len);
 }
 
+void rc_engine_reason(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r,
+                      rc_reason_t *out)
+{
+    rc_reason_of(e, u, r, out);
+}
+
 void rc_engine_set_rules(rc_engine_t *e, rc_rules_t *r)
 {
     rc_rules_free(&e->rules);
@@ -182,9 +188,9 @@ void rc_user_exclude(rc_user_state_t *u, uint32_t item)
         u->n_excluded++;
 }
 
-void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w, uint32_t at_s)
+void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w, uint32_t at_s, uint8_t kind)
 {
-    u->recent[u->head] = (rc_recent_t){item, w, at_s};
+    u->recent[u->head] = (rc_recent_t){item, w, at_s, kind};
     u->head = (uint8_t)((u->head + 1) % RC_RECENT);
     if (u->n_recent < RC_RECENT)
         u->n_recent++;
@@ -353,7 +359,8 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
     rc_user_learn_content(&e->catalog, u, idx, weight);
     if (kind == RC_EV_PURCHASE)
         rc_user_exclude(u, idx);
-    rc_user_push_recent(u, idx, weight, wall_ms > 0 ? (uint32_t)(wall_ms / 1000) : 0);
+    rc_user_push_recent(u, idx, weight, wall_ms > 0 ? (uint32_t)(wall_ms / 1000) : 0,
+                        (uint8_t)kind);
     return true;
 }
 

@@ -27,6 +27,7 @@ typedef struct rc_recent {
     uint32_t item;
     float w;
     uint32_t at_s; /* when (Unix seconds of the event's time), 0 when unknown */
+    uint8_t kind;  /* what the user did (rc_event_kind_t); RC_EVENT_KIND_COUNT when unknown */
 } rc_recent_t;
 
 /* A user's state as the ranker sees it: what they did recently, the content they lean
@@ -94,8 +95,10 @@ typedef struct rc_ranked {
     uint32_t item;
     float score;
     uint8_t src;
-    int64_t ref; /* the item that explains it (covisit), the trending segment that carried it
-                  * (trending), how many seconds ago the user last acted on it (repeat), or -1 */
+    uint8_t kind; /* repeat: what the user last did with it (rc_event_kind_t), else
+                   * RC_EVENT_KIND_COUNT (unknown) */
+    int64_t ref;  /* the item that explains it (covisit), the trending segment that carried it
+                   * (trending), how many seconds ago the user last acted on it (repeat), or -1 */
 } rc_ranked_t;
 
 typedef struct rc_engine rc_engine_t;
@@ -160,6 +163,11 @@ uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
                    size_t len);
 
+struct rc_reason;
+/** The reason of a ranked item as data (reasons.h): what rc_engine_why() puts in words. */
+void rc_engine_reason(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r,
+                      struct rc_reason *out);
+
 /** The items carrying content feature `feat`, most popular first (at most RC_FEATURE_LIST);
  * borrowed until the next refresh. */
 const uint32_t *rc_engine_feature_items(const rc_engine_t *e, uint32_t feat, uint32_t *n);
@@ -192,7 +200,9 @@ void rc_user_exclude(rc_user_state_t *u, uint32_t item);
 /** Moves the user's content vector and categories towards `item` by weight `w` (older
  * interests fade a little); the models are not touched. */
 void rc_user_learn_content(const rc_catalog_t *c, rc_user_state_t *u, uint32_t item, float w);
-void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w, uint32_t at_s);
+/** Remembers an interaction of kind `kind` (rc_event_kind_t, RC_EVENT_KIND_COUNT when not
+ * known) with `item`, of weight `w`, at `at_s` (Unix seconds; 0 when not known). */
+void rc_user_push_recent(rc_user_state_t *u, uint32_t item, float w, uint32_t at_s, uint8_t kind);
 
 /** The user's `d`-th most recent interaction (0: the newest); `d` < n_recent. */
 static inline const rc_recent_t *rc_user_recent(const rc_user_state_t *u, uint32_t d)

@@ -759,7 +759,7 @@ static rc_ranked_t ranked_of(const rc_ranker_t *rk, const scored_t *s)
     int64_t ref = x->src == RC_SRC_COVISIT    ? x->covis_ref
                   : x->src == RC_SRC_TRENDING ? x->seg_ref
                                               : -1;
-    return (rc_ranked_t){s->item, s->score, x->src, ref};
+    return (rc_ranked_t){s->item, s->score, x->src, RC_EVENT_KIND_COUNT, ref};
 }
 
 /* Greedy top-K over r[0..n) (best first) with at most `cap` items per category; when too
@@ -834,7 +834,7 @@ static uint32_t explore(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank
         place = k - 1;
         score = out[place].score;
     }
-    out[place] = (rc_ranked_t){(uint32_t)best, score, RC_SRC_EXPLORE, -1};
+    out[place] = (rc_ranked_t){(uint32_t)best, score, RC_SRC_EXPLORE, RC_EVENT_KIND_COUNT, -1};
     return k;
 }
 
@@ -877,7 +877,8 @@ static uint32_t pin(const rc_ranker_t *rk, const rc_rank_spec_t *spec, rc_ranked
             if (k == spec->k)
                 k--;
             memmove(out + at + 1, out + at, (k - at) * sizeof(*out));
-            out[at] = (rc_ranked_t){(uint32_t)r->pins[i].idx, score, RC_SRC_PINNED, -1};
+            out[at] = (rc_ranked_t){(uint32_t)r->pins[i].idx, score, RC_SRC_PINNED,
+                                    RC_EVENT_KIND_COUNT, -1};
             k++;
         }
     }
@@ -931,6 +932,7 @@ typedef struct {
     uint32_t item;
     float value;
     uint32_t at_s;
+    uint8_t kind; /* of the newest interaction with it, as at_s */
 } session_item_t;
 
 /* The items of the user's session the list may show again (spec->repeat) with what the user
@@ -954,7 +956,7 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
         while (i < n && si[i].item != r->item)
             i++;
         if (i == n)
-            si[n++] = (session_item_t){r->item, 0, r->at_s};
+            si[n++] = (session_item_t){r->item, 0, r->at_s, r->kind};
         si[i].value += r->w * recency;
         *has_current |= d == 0;
     }
@@ -997,7 +999,7 @@ static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const r
                   : back_total > 0      ? p_back * si[i].value / back_total
                                         : 0;
         int64_t age_s = si[i].at_s > 0 && now_s >= si[i].at_s ? now_s - si[i].at_s : -1;
-        rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, age_s};
+        rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
     }
     sort_ranked(rk->ranked, n);
     k = n < spec->k ? n : spec->k;

@@ -1,118 +1,255 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The reason of a ranked item in words, from the source that placed it: the neighbour that
- * explains it, the item of the same category, the trending segment, how long ago the user
- * was on it. Made for every item of every list pushed, so without printf. */
+/* The reason of a ranked item, from the source that placed it: the neighbour that explains
+ * it, the item of the same category, the trending segment, how long ago the user was on it.
+ * First as data (rc_reason_of), then in plain words from that data (rc_reason_words), so the
+ * two never disagree. Made for every item of every list pushed, so without printf. */
 #include "engine/reasons.h"
 #include "engine/engine_int.h"
 
 #include <string.h>
 
-/* `a` then `b` into buf, cut to len - 1 bytes as snprintf would (reasons are made for every
- * item of every list pushed; printf's parsing showed in profiles). */
-static void phrase(char *buf, size_t len, const char *a, const char *b)
+static const char *const code_names[RC_REASON_COUNT] = {
+    [RC_REASON_CO_VISITED] = "co_visited",
+    [RC_REASON_SIMILAR] = "similar",
+    [RC_REASON_CATEGORY] = "category_affinity",
+    [RC_REASON_TRENDING] = "trending",
+    [RC_REASON_TRENDING_CONTEXT] = "trending_context",
+    [RC_REASON_TRENDING_LOCALE] = "trending_locale",
+    [RC_REASON_PINNED] = "pinned",
+    [RC_REASON_REPEAT] = "repeat",
+    [RC_REASON_NEW_ITEM] = "new_item",
+    [RC_REASON_POPULAR] = "popular",
+};
+
+const char *rc_reason_code_name(int code)
 {
-    size_t na = strlen(a), nb = strlen(b);
-    if (len == 0)
-        return;
-    na = na < len - 1 ? na : len - 1;
-    nb = nb < len - 1 - na ? nb : len - 1 - na;
-    memcpy(buf, a, na);
-    memcpy(buf + na, b, nb);
-    buf[na + nb] = '\0';
+    return code >= 0 && code < RC_REASON_COUNT ? code_names[code] : "popular";
 }
 
-/* The reason of an item of the session: how long ago the user was on it. */
-static void repeat_phrase(int64_t age_s, char *buf, size_t len)
+/* The segments of trending_context by their wire names; the words are in trending_words. */
+static const char *const device_segments[RC_DEVICE_COUNT] = {
+    [RC_DEV_MOBILE] = "mobile", [RC_DEV_TABLET] = "tablet", [RC_DEV_DESKTOP] = "desktop"};
+static const char *const daypart_segments[RC_DAYPARTS] = {"night", "morning", "afternoon",
+                                                          "evening"};
+
+/* The trending reason of segment `seg` (trending.h): a device class or a daypart is a
+ * context, a locale slot a locale; the others (all, the device class "other", a slot no
+ * longer open) are trending with everyone. */
+static void trending_reason(const rc_trending_t *t, int64_t seg, rc_reason_t *out)
+{
+    out->code = RC_REASON_TRENDING;
+    if (seg >= RC_SEG_DEVICE(0) && seg < RC_SEG_DAYPART(0)) {
+        out->segment = device_segments[seg - RC_SEG_DEVICE(0)];
+    } else if (seg >= RC_SEG_DAYPART(0) && seg < RC_SEG_LOCALE(0)) {
+        out->segment = daypart_segments[seg - RC_SEG_DAYPART(0)];
+    } else if (seg >= RC_SEG_LOCALE(0) && seg < (int64_t)t->n_segments &&
+               t->locales[seg - RC_SEG_LOCALE(0)][0] != '\0') {
+        out->code = RC_REASON_TRENDING_LOCALE;
+        out->locale = t->locales[seg - RC_SEG_LOCALE(0)];
+        return;
+    }
+    if (out->segment != NULL)
+        out->code = RC_REASON_TRENDING_CONTEXT;
+}
+
+/* The content reason: the most recent item of the session of the same category, or the
+ * category alone. */
+static void content_reason(const rc_catalog_t *c, const rc_user_state_t *u, const rc_item_t *it,
+                           rc_reason_t *out)
+{
+    if (it->category == 0) {
+        out->code = RC_REASON_POPULAR;
+        return;
+    }
+    out->category = it->category;
+    for (uint8_t d = 0; d < u->n_recent; d++) {
+        uint32_t ri = rc_user_recent(u, d)->item;
+        if (ri < c->n && c->items[ri].category == it->category) {
+            out->code = RC_REASON_SIMILAR;
+            out->item = ri;
+            return;
+        }
+    }
+    out->code = RC_REASON_CATEGORY;
+}
+
+void rc_reason_of(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r,
+                  rc_reason_t *out)
+{
+    const rc_catalog_t *c = &e->catalog;
+    const rc_item_t *it = &c->items[r->item];
+    *out = (rc_reason_t){
+        .code = RC_REASON_POPULAR, .kind = RC_EVENT_KIND_COUNT, .item = -1, .age_s = -1};
+    switch (r->src) {
+    case RC_SRC_COVISIT:
+        if (r->ref >= 0 && (uint64_t)r->ref < c->n) {
+            out->code = RC_REASON_CO_VISITED;
+            out->item = r->ref;
+            return;
+        }
+        break;
+    case RC_SRC_CONTENT:
+        content_reason(c, u, it, out);
+        return;
+    case RC_SRC_TRENDING:
+        trending_reason(&e->trending, r->ref, out);
+        return;
+    case RC_SRC_PINNED:
+        out->code = RC_REASON_PINNED;
+        return;
+    case RC_SRC_REPEAT:
+        out->code = RC_REASON_REPEAT;
+        out->age_s = r->ref >= 0 ? r->ref : -1;
+        out->kind = r->kind < RC_EVENT_KIND_COUNT ? r->kind : RC_EVENT_KIND_COUNT;
+        return;
+    case RC_SRC_EXPLORE:
+        out->code = RC_REASON_NEW_ITEM;
+        out->category = it->category;
+        return;
+    default:
+        break;
+    }
+    out->category = it->category;
+}
+
+/* ---- words ---- */
+
+/* Appends to a NUL-terminated buffer, cut to len - 1 bytes as snprintf would. */
+typedef struct {
+    char *buf;
+    size_t len, at;
+} words_t;
+
+static void put(words_t *w, const char *s)
+{
+    if (w->len == 0)
+        return;
+    size_t n = strlen(s), room = w->len - 1 - w->at;
+    n = n < room ? n : room;
+    memcpy(w->buf + w->at, s, n);
+    w->at += n;
+    w->buf[w->at] = '\0';
+}
+
+static void put_uint(words_t *w, uint64_t v)
 {
     char n[24];
+    size_t i = sizeof(n) - 1;
+    n[i] = '\0';
+    do
+        n[--i] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    put(w, n + i);
+}
+
+/* "You viewed this 2 minutes ago": what the user did, then when. */
+static void repeat_words(words_t *w, uint8_t kind, int64_t age_s)
+{
+    switch (kind) {
+    case RC_EV_CART:
+        put(w, "You added this to your cart");
+        break;
+    case RC_EV_PURCHASE:
+        put(w, "You bought this");
+        break;
+    case RC_EV_RATING:
+        put(w, "You rated this");
+        break;
+    default: /* views, clicks, dwell, and what is not known */
+        put(w, "You viewed this");
+        break;
+    }
     if (age_s < 0) {
-        phrase(buf, len, "You viewed this earlier", "");
+        put(w, " earlier");
     } else if (age_s < 60) {
-        phrase(buf, len, "You viewed this just now", "");
+        put(w, " just now");
     } else if (age_s < 3600) {
-        int64_t m = age_s / 60;
-        /* Not snprintf: reasons are made for every item of every list pushed. */
-        size_t i = sizeof(n) - 1;
-        n[i] = '\0';
-        do
-            n[--i] = (char)('0' + m % 10);
-        while ((m /= 10) > 0);
-        char text[48];
-        phrase(text, sizeof(text), "You viewed this ", n + i);
-        phrase(buf, len, text, age_s < 120 ? " minute ago" : " minutes ago");
+        put(w, " ");
+        put_uint(w, (uint64_t)(age_s / 60));
+        put(w, age_s < 120 ? " minute ago" : " minutes ago");
+    } else if (age_s < 86400) {
+        put(w, " ");
+        put_uint(w, (uint64_t)(age_s / 3600));
+        put(w, age_s < 7200 ? " hour ago" : " hours ago");
     } else {
-        phrase(buf, len, "You viewed this earlier today", "");
+        put(w, " earlier");
     }
 }
 
-/* The reason of a trending item, from the segment that carried it. */
-static void trending_phrase(const rc_trending_t *t, int64_t seg, char *buf, size_t len)
+static void trending_words(words_t *w, const char *segment)
 {
-    static const char *const devices[] = {[RC_DEV_MOBILE] = "on mobile",
-                                          [RC_DEV_TABLET] = "on tablets",
-                                          [RC_DEV_DESKTOP] = "on desktop"};
-    static const char *const dayparts[RC_DAYPARTS] = {"tonight", "this morning", "this afternoon",
-                                                      "this evening"};
-    const char *what = "now";
-    if (seg >= RC_SEG_DEVICE(0) && seg < RC_SEG_DAYPART(0) &&
-        seg - RC_SEG_DEVICE(0) < (int64_t)(sizeof(devices) / sizeof(devices[0])) &&
-        devices[seg - RC_SEG_DEVICE(0)] != NULL)
-        what = devices[seg - RC_SEG_DEVICE(0)];
-    else if (seg >= RC_SEG_DAYPART(0) && seg < RC_SEG_LOCALE(0))
-        what = dayparts[seg - RC_SEG_DAYPART(0)];
-    else if (seg >= RC_SEG_LOCALE(0) && seg < (int64_t)t->n_segments) {
-        phrase(buf, len, "Trending in ", t->locales[seg - RC_SEG_LOCALE(0)]);
+    static const struct {
+        const char *segment, *words;
+    } contexts[] = {{"mobile", "Trending on mobile"},     {"tablet", "Trending on tablets"},
+                    {"desktop", "Trending on desktop"},   {"night", "Trending tonight"},
+                    {"morning", "Trending this morning"}, {"afternoon", "Trending this afternoon"},
+                    {"evening", "Trending this evening"}};
+    for (size_t i = 0; segment != NULL && i < sizeof(contexts) / sizeof(contexts[0]); i++) {
+        if (strcmp(contexts[i].segment, segment) == 0) {
+            put(w, contexts[i].words);
+            return;
+        }
+    }
+    put(w, "Trending now");
+}
+
+/* "<what> in <category>" or "<what>" alone when the item has no category. */
+static void in_category(words_t *w, const rc_catalog_t *c, const char *what, uint16_t category)
+{
+    put(w, what);
+    if (category != 0) {
+        put(w, " in ");
+        put(w, rc_catalog_category_display(c, category));
+    }
+}
+
+void rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len)
+{
+    const rc_catalog_t *c = &e->catalog;
+    words_t w = {buf, len, 0};
+    if (len > 0)
+        buf[0] = '\0';
+    bool has_item = why->item >= 0 && (uint64_t)why->item < c->n;
+    switch (why->code) {
+    case RC_REASON_CO_VISITED:
+        put(&w, "Viewed together with ");
+        put(&w, has_item ? rc_item_name(c, (uint32_t)why->item) : "an item you viewed");
+        return;
+    case RC_REASON_SIMILAR:
+        put(&w, "Similar to ");
+        put(&w, has_item ? rc_item_name(c, (uint32_t)why->item) : "an item you viewed");
+        return;
+    case RC_REASON_CATEGORY:
+        put(&w, "Because you like ");
+        put(&w, rc_catalog_category_display(c, why->category));
+        return;
+    case RC_REASON_TRENDING:
+    case RC_REASON_TRENDING_CONTEXT:
+        trending_words(&w, why->segment);
+        return;
+    case RC_REASON_TRENDING_LOCALE:
+        /* The tag is data for the app to localise; in words, no code. */
+        put(&w, "Trending in your region");
+        return;
+    case RC_REASON_PINNED:
+        put(&w, "Featured");
+        return;
+    case RC_REASON_REPEAT:
+        repeat_words(&w, why->kind, why->age_s);
+        return;
+    case RC_REASON_NEW_ITEM:
+        in_category(&w, c, "New", why->category);
+        return;
+    default:
+        in_category(&w, c, "Popular", why->category);
         return;
     }
-    phrase(buf, len, "Trending ", what);
 }
 
 void rc_reason_text(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
                     size_t len)
 {
-    const rc_catalog_t *c = &e->catalog;
-    const rc_item_t *it = &c->items[r->item];
-    switch (r->src) {
-    case RC_SRC_COVISIT:
-        if (r->ref >= 0 && (uint64_t)r->ref < c->n) {
-            phrase(buf, len, "Viewed together with ", rc_item_name(c, (uint32_t)r->ref));
-            return;
-        }
-        break;
-    case RC_SRC_CONTENT:
-        /* Name the most recent item of the same category, if there is one. */
-        for (uint8_t d = 0; d < u->n_recent; d++) {
-            uint32_t ri = rc_user_recent(u, d)->item;
-            if (ri < c->n && it->category != 0 && c->items[ri].category == it->category) {
-                phrase(buf, len, "Similar to ", rc_item_name(c, ri));
-                return;
-            }
-        }
-        if (it->category != 0) {
-            phrase(buf, len, "Because you like ", c->categories[it->category]);
-            return;
-        }
-        break;
-    case RC_SRC_TRENDING:
-        trending_phrase(&e->trending, r->ref, buf, len);
-        return;
-    case RC_SRC_PINNED:
-        phrase(buf, len, "Featured", "");
-        return;
-    case RC_SRC_REPEAT:
-        repeat_phrase(r->ref, buf, len);
-        return;
-    case RC_SRC_EXPLORE:
-        if (it->category != 0)
-            phrase(buf, len, "New in ", c->categories[it->category]);
-        else
-            phrase(buf, len, "New", "");
-        return;
-    default:
-        break;
-    }
-    if (it->category != 0)
-        phrase(buf, len, "Popular in ", c->categories[it->category]);
-    else
-        phrase(buf, len, "Popular", "");
+    rc_reason_t why;
+    rc_reason_of(e, u, r, &why);
+    rc_reason_words(e, &why, buf, len);
 }

@@ -101,6 +101,7 @@ static const field_t subscribe_fields[] = {
     {"price_min", F_NUM, false, 0, 1e300, SF(price_min), SF(has_price_min)},
     {"price_max", F_NUM, false, 0, 1e300, SF(price_max), SF(has_price_max)},
     {"repeat", F_REPEAT, false, 0, 0, SF(repeat), NO_HAS},
+    {"compact", F_BOOL, false, 0, 0, SF(compact), SF(has_compact)},
     {NULL, F_TYPE, false, 0, 0, 0, NO_HAS},
 };
 
@@ -722,9 +723,35 @@ void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_af
     rc_enc_end(e);
 }
 
+static void encode_recs_reason(rc_enc_t *e, const rc_recs_reason_t *r)
+{
+    rc_enc_map(e, 1 + (r->item != NULL) + (r->item_name != NULL) + (r->category != NULL) +
+                      (r->category_name != NULL) + (r->segment != NULL) + (r->locale != NULL) +
+                      (r->kind != NULL) + (r->age_s >= 0));
+    KV_STR(e, "code", r->code);
+    if (r->item != NULL)
+        KV_STR(e, "item", r->item);
+    if (r->item_name != NULL)
+        KV_STR(e, "item_name", r->item_name);
+    if (r->category != NULL)
+        KV_STR(e, "category", r->category);
+    if (r->category_name != NULL)
+        KV_STR(e, "category_name", r->category_name);
+    if (r->segment != NULL)
+        KV_STR(e, "segment", r->segment);
+    if (r->locale != NULL)
+        KV_STR(e, "locale", r->locale);
+    if (r->kind != NULL)
+        KV_STR(e, "kind", r->kind);
+    if (r->age_s >= 0)
+        KV_INT(e, "age_s", r->age_s);
+    rc_enc_end(e);
+}
+
 static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 {
-    uint32_t n = 4 + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
+    uint32_t n =
+        4 + (it->reason != NULL) + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
     rc_enc_map(e, n);
     KV_STR(e, "item", it->item);
     KEY(e, "score");
@@ -732,6 +759,10 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
     rc_enc_decimal(e, round(it->score * 10000.0) / 10000.0, 4);
     KV_STR(e, "src", it->src);
     KV_STR(e, "why", it->why);
+    if (it->reason != NULL) {
+        KEY(e, "reason");
+        encode_recs_reason(e, it->reason);
+    }
     if (it->name != NULL)
         KV_STR(e, "name", it->name);
     if (it->category != NULL)
@@ -740,6 +771,107 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
     }
+    rc_enc_end(e);
+}
+
+/* An item's details, `{name?, category?, price?}` under its id (left out when it has none). */
+static void encode_detail(rc_enc_t *e, const rc_recs_item_t *it)
+{
+    bool price = it->price >= 0;
+    rc_enc_keyn(e, it->item, strlen(it->item));
+    rc_enc_map(e, (uint32_t)(it->name != NULL) + (it->category != NULL) + price);
+    if (it->name != NULL)
+        KV_STR(e, "name", it->name);
+    if (it->category != NULL)
+        KV_STR(e, "category", it->category);
+    if (price) {
+        KEY(e, "price");
+        rc_enc_decimal(e, it->price, 4);
+    }
+    rc_enc_end(e);
+}
+
+/* A reason definition, `{src, why, reason?}` under its number (as a string: map keys are). */
+static void encode_reason_def(rc_enc_t *e, const rc_recs_reason_def_t *r)
+{
+    char key[12];
+    int n = snprintf(key, sizeof(key), "%u", r->rid);
+    rc_enc_keyn(e, key, (size_t)n);
+    rc_enc_map(e, 2 + (r->it->reason != NULL));
+    KV_STR(e, "src", r->it->src);
+    KV_STR(e, "why", r->it->why);
+    if (r->it->reason != NULL) {
+        KEY(e, "reason");
+        encode_recs_reason(e, r->it->reason);
+    }
+    rc_enc_end(e);
+}
+
+void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
+{
+    bool control = strcmp(d->variant, "control") == 0; /* left out: the usual case */
+    rc_enc_map(e, 7 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) +
+                      (d->n_reasons > 0) + (d->cause.n > 0) + !control);
+    KV_STR(e, "type", "recs_delta");
+    KV_STR(e, "surface", d->surface);
+    KV_INT(e, "version", d->version);
+    KV_INT(e, "base", d->base);
+    if (d->n_remove > 0) {
+        KEY(e, "remove");
+        rc_enc_array(e, d->n_remove);
+        for (uint32_t i = 0; i < d->n_remove; i++)
+            rc_enc_cstr(e, d->remove[i]);
+        rc_enc_end(e);
+    }
+    if (d->n_place > 0) {
+        KEY(e, "place");
+        rc_enc_array(e, d->n_place);
+        for (uint32_t i = 0; i < d->n_place; i++) {
+            rc_enc_array(e, 2);
+            rc_enc_int(e, d->place[i].pos);
+            rc_enc_cstr(e, d->place[i].item);
+            rc_enc_end(e);
+        }
+        rc_enc_end(e);
+    }
+    /* Scores in ten-thousandths, as integers (the four decimals a recs carries), the first as it
+     * is and each next as its difference from the one before: a list is sorted by score, so
+     * most are small numbers, one byte of MessagePack instead of the 9 of a float. */
+    KEY(e, "scores_e4");
+    rc_enc_array(e, d->n_items);
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < d->n_items; i++) {
+        int64_t s = (int64_t)llround(d->scores[i] * 10000.0);
+        rc_enc_int(e, s - prev);
+        prev = s;
+    }
+    rc_enc_end(e);
+    KEY(e, "r");
+    rc_enc_array(e, d->n_items);
+    for (uint32_t i = 0; i < d->n_items; i++)
+        rc_enc_int(e, d->rids[i]);
+    rc_enc_end(e);
+    if (d->n_details > 0) {
+        KEY(e, "items");
+        rc_enc_map(e, d->n_details);
+        for (uint32_t i = 0; i < d->n_details; i++)
+            encode_detail(e, d->details[i]);
+        rc_enc_end(e);
+    }
+    if (d->n_reasons > 0) {
+        KEY(e, "reasons");
+        rc_enc_map(e, d->n_reasons);
+        for (uint32_t i = 0; i < d->n_reasons; i++)
+            encode_reason_def(e, &d->reasons[i]);
+        rc_enc_end(e);
+    }
+    if (d->cause.n) {
+        KEY(e, "cause");
+        rc_enc_str(e, d->cause.p, d->cause.n);
+    }
+    KV_INT(e, "took_us", d->took_us);
+    if (!control)
+        KV_STR(e, "variant", d->variant);
     rc_enc_end(e);
 }
 

@@ -134,7 +134,8 @@ typedef struct rc_msg {
         struct {
             rc_str_t surface, category;
             int32_t k;
-            int32_t repeat; /* RC_PROTO_REPEAT_* (0: never, also when absent) */
+            int32_t repeat;            /* RC_PROTO_REPEAT_* (0: never, also when absent) */
+            bool compact, has_compact; /* lists as changes (recs_delta) rather than whole */
             bool has_price_min, has_price_max;
             double price_min, price_max;
         } subscribe;
@@ -212,14 +213,27 @@ void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_af
 /** The answer to `auth` (a token refreshed on a live session): the new expiry. */
 void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms);
 
+/* An item's reason as data (PROTOCOL.md, `recs`): a code and what it refers to. Every
+ * pointer but `code` may be NULL (left out); `age_s` < 0 is left out. */
+typedef struct rc_recs_reason {
+    const char *code; /* NUL-terminated, borrowed, as the rest */
+    const char *item, *item_name;
+    const char *category, *category_name;
+    const char *segment;
+    const char *locale;
+    const char *kind;
+    int64_t age_s;
+} rc_recs_reason_t;
+
 typedef struct rc_recs_item {
     const char *item; /* NUL-terminated ids and texts, borrowed */
     double score;
     const char *src;
     const char *why;
-    const char *name;     /* NULL when the catalog does not know the item */
-    const char *category; /* NULL when unknown */
-    double price;         /* < 0 when unknown */
+    const rc_recs_reason_t *reason; /* NULL: none (left out) */
+    const char *name;               /* NULL when the catalog does not know the item */
+    const char *category;           /* NULL when unknown */
+    double price;                   /* < 0 when unknown */
 } rc_recs_item_t;
 
 typedef struct rc_recs {
@@ -233,6 +247,43 @@ typedef struct rc_recs {
 } rc_recs_t;
 
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
+
+/* A list as changes to the one the client holds (PROTOCOL.md, `recs_delta`): what to remove,
+ * where to place items that moved or are new, every score and reason (by a number the
+ * connection defined once), the details of items new to the connection, and the reasons it
+ * has not had yet. */
+typedef struct rc_recs_place {
+    uint32_t pos;
+    const char *item;
+} rc_recs_place_t;
+
+/* A reason new to the connection: number `rid` stands for `it`'s src, why and reason. */
+typedef struct rc_recs_reason_def {
+    uint32_t rid;
+    const rc_recs_item_t *it;
+} rc_recs_reason_def_t;
+
+typedef struct rc_recs_delta {
+    const char *surface;
+    int64_t version;
+    int64_t base; /* 0: the empty list (a whole list) */
+    const char *const *remove;
+    uint32_t n_remove;
+    const rc_recs_place_t *place;
+    uint32_t n_place;
+    const double *scores; /* n_items, the new list's order */
+    const uint32_t *rids; /* n_items: each item's reason number */
+    uint32_t n_items;
+    const rc_recs_item_t *const *details; /* items whose name, category, price go */
+    uint32_t n_details;
+    const rc_recs_reason_def_t *reasons;
+    uint32_t n_reasons;
+    rc_str_t cause;
+    int64_t took_us;
+    const char *variant;
+} rc_recs_delta_t;
+
+void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d);
 void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data);
 
 #endif

@@ -18,7 +18,10 @@ void rc_conn_unref(rc_conn_t *c)
     if (--c->refs > 0)
         return;
     rc_outbox_free(&c->outbox);
+    for (uint32_t i = 0; i < c->n_subs; i++)
+        rc_compact_sub_free(&c->subs[i]);
     free(c->subs);
+    rc_known_free(c->known);
     free(c->claims);
     free(c);
 }
@@ -362,10 +365,22 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
     rc_sub_t *sub = &c->subs[slot];
     if (sub->view != NULL)
         rc_view_release(ses, sub->view);
+    sub->view = NULL;
     rc_outbox_clear_slot(&c->outbox, (uint32_t)slot);
+    if (rc_compact_subscribe(c, sub, m->u.subscribe.compact, spec.k) != 0) {
+        rc_view_release(ses, v);
+        rc_conn_error(c, RC_PERR_INTERNAL, "out of memory", (rc_str_t){0}, false);
+        return;
+    }
     memcpy(sub->surface, m->u.subscribe.surface.p, m->u.subscribe.surface.n);
     sub->surface[m->u.subscribe.surface.n] = '\0';
     sub->view = v;
+    if (sub->compact) {
+        /* The whole list, encoded as it leaves (compact.c). */
+        rc_outbox_set_slot(&c->outbox, (uint32_t)slot, s->compact_marker);
+        rc_conn_wake(c);
+        return;
+    }
     rc_frame_t *f = rc_view_encode(s, ses, v, c->fmt, false);
     if (f != NULL) {
         rc_outbox_set_slot(&c->outbox, (uint32_t)slot, f);
@@ -384,6 +399,7 @@ static void handle_unsubscribe(rc_conn_t *c, const rc_msg_t *m)
     }
     rc_view_release(c->session, c->subs[slot].view);
     c->subs[slot].view = NULL;
+    rc_compact_sub_free(&c->subs[slot]);
     rc_outbox_clear_slot(&c->outbox, (uint32_t)slot);
 }
 
@@ -588,7 +604,16 @@ rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
 {
     if (c->state == CONN_GONE)
         return NULL;
-    rc_frame_t *f = rc_outbox_take(&c->outbox);
+    int32_t slot;
+    rc_frame_t *f;
+    while ((f = rc_outbox_take_from(&c->outbox, &slot)) == c->reg->compact_marker) {
+        /* A compact list: made now, against the list the client holds now (out of memory:
+         * none, and the next list goes against the same base). */
+        rc_frame_unref(f);
+        if (slot >= 0 && (uint32_t)slot < c->n_subs && c->subs[slot].view != NULL &&
+            (f = rc_compact_frame(c, &c->subs[slot])) != NULL)
+            return f;
+    }
     if (f == NULL && c->outbox.n_acks > 0)
         f = take_acks(c);
     return f;
@@ -663,6 +688,8 @@ void rc_conn_closed(rc_conn_t *c)
             rc_list_push_back(&s->idle_sessions, &ses->idle_link);
         }
     }
+    for (uint32_t i = 0; i < c->n_subs; i++)
+        rc_compact_sub_free(&c->subs[i]);
     if (c->n_subs > 0)
         memset(c->subs, 0, c->n_subs * sizeof(*c->subs));
     c->state = CONN_GONE;

@@ -154,6 +154,13 @@ void rc_outbox_clear_slot(rc_outbox_t *o, uint32_t slot)
 
 rc_frame_t *rc_outbox_take(rc_outbox_t *o)
 {
+    int32_t slot;
+    return rc_outbox_take_from(o, &slot);
+}
+
+rc_frame_t *rc_outbox_take_from(rc_outbox_t *o, int32_t *slot)
+{
+    *slot = -1;
     if (o->len > 0) {
         rc_frame_t *f = o->fifo[o->head];
         o->head = (o->head + 1) % o->cap;
@@ -167,6 +174,7 @@ rc_frame_t *rc_outbox_take(rc_outbox_t *o)
             rc_frame_t *f = o->slots[s];
             o->slots[s] = NULL;
             o->next_slot = (s + 1) % o->n_slots;
+            *slot = (int32_t)s;
             return f;
         }
     }

@@ -88,6 +88,9 @@ void rc_outbox_clear_slot(rc_outbox_t *o, uint32_t slot);
  * the returned reference. NULL when no frame is pending (acks may be: rc_outbox_peek_acks). */
 rc_frame_t *rc_outbox_take(rc_outbox_t *o);
 
+/** The same, saying where the frame came from: *slot is its list slot, or -1 for the FIFO. */
+rc_frame_t *rc_outbox_take_from(rc_outbox_t *o, int32_t *slot);
+
 /** Queues the id of an event to acknowledge (`len` <= 255 bytes; copied). Returns 0 or
  * RC_ENOMEM. */
 int rc_outbox_add_ack(rc_outbox_t *o, const char *id, size_t len);

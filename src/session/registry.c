@@ -212,12 +212,17 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
                       cfg->events_per_sec,    cfg->events_burst};
     s->rank_buf = calloc((size_t)cfg->max_k, sizeof(*s->rank_buf));
     s->recs_buf = calloc((size_t)cfg->max_k, sizeof(*s->recs_buf));
+    s->reason_buf = calloc((size_t)cfg->max_k, sizeof(*s->reason_buf));
     s->why_buf = calloc((size_t)cfg->max_k, WHY_LEN);
-    if (s->rank_buf == NULL || s->recs_buf == NULL || s->why_buf == NULL ||
+    s->compact_marker = rc_frame_new("", 0, false);
+    if (s->rank_buf == NULL || s->recs_buf == NULL || s->reason_buf == NULL || s->why_buf == NULL ||
+        s->compact_marker == NULL ||
         rc_proto_decoder_init(&s->decoder, (uint32_t)cfg->max_batch, (uint32_t)cfg->max_k) != 0) {
         free(s->rank_buf);
         free(s->recs_buf);
+        free(s->reason_buf);
         free(s->why_buf);
+        rc_frame_unref(s->compact_marker);
         free(s);
         return NULL;
     }
@@ -250,7 +255,9 @@ void rc_sessions_free(rc_sessions_t *s)
     rc_wbuf_free(&s->scratch);
     free(s->rank_buf);
     free(s->recs_buf);
+    free(s->reason_buf);
     free(s->why_buf);
+    rc_frame_unref(s->compact_marker);
     free(s);
 }
 

@@ -54,7 +54,7 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     for (int i = (int)m->n_recent - 1; i >= 0; i--) {
         int64_t r = rc_catalog_find(rc_engine_catalog(e), m->recent[i].p, m->recent[i].n);
         if (r >= 0)
-            rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i], 0);
+            rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i], 0, RC_EVENT_KIND_COUNT);
     }
     rc_engine_observe(e, &u, m->ev.kind, item, w, m->ev.query, learn_ms);
 }

@@ -89,7 +89,19 @@ typedef enum { CONN_AWAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_GONE } conn_stat
 typedef struct rc_sub {
     char surface[RC_SURFACE_MAX + 1];
     rc_view_t *view; /* NULL: free slot */
+    /* Compact lists (PROTOCOL.md, `recs_delta`): the list the client holds, as last written
+     * to it (catalog indexes, room for view->spec.k), which the next one is diffed against;
+     * version 0 when it holds none. Written at the moment a list leaves, so a list replaced
+     * unsent in the outbox never becomes a base. */
+    bool compact;
+    uint32_t held_n;
+    int64_t held_version;
+    uint32_t *held;
 } rc_sub_t;
+
+/* What a connection with compact lists has been sent of each item: its details (name,
+ * category, price) and a hash of its last reason (compact.c). */
+typedef struct rc_known rc_known_t;
 
 struct rc_conn {
     rc_sessions_t *reg;
@@ -103,6 +115,7 @@ struct rc_conn {
     rc_link_t all_link; /* registry list of every open connection */
     rc_sub_t *subs;     /* n_subs slots, grown on demand up to max_subscriptions; the
                            index is the outbox slot */
+    rc_known_t *known;  /* compact lists only: what the client keeps of each item */
     rc_outbox_t outbox; /* frames and acks to write */
     /* The 4-byte fields together: no padding between them (an idle connection is mostly
      * this struct and libwebsockets'). */
@@ -175,7 +188,9 @@ struct rc_sessions {
     rc_wbuf_t scratch; /* encoding scratch, reused */
     rc_enc_t enc;      /* the encoder writing into it (rc_sessions_enc_begin) */
     rc_ranked_t *rank_buf;
+    rc_frame_t *compact_marker; /* stands in an outbox slot for a compact list (compact.c) */
     rc_recs_item_t *recs_buf;
+    rc_recs_reason_t *reason_buf; /* recs_buf[i].reason points at reason_buf[i] */
     char (*why_buf)[WHY_LEN];
     ticket_t *free_tickets;
     spare_delta_t *free_deltas;
@@ -188,6 +203,27 @@ struct rc_sessions {
      * a shared bus, where the store numbers changes itself. */
     uint64_t last_seq;
 };
+
+/* ---- compact.c ---- */
+
+/** Makes `sub` of `c` compact (or not) for lists of up to `k` items: the client holds no list,
+ * so the next one goes whole; the connection's record of what it was sent is created on
+ * first need. Returns 0 or RC_ENOMEM. */
+int rc_compact_subscribe(rc_conn_t *c, rc_sub_t *sub, bool compact, uint32_t k);
+/** Forgets `sub`'s held list (unsubscribe, close). */
+void rc_compact_sub_free(rc_sub_t *sub);
+/** Frees the connection's record. NULL is a no-op. */
+void rc_known_free(rc_known_t *k);
+/** The frame of `sub`'s list for `c` as it leaves: changes to the list the client holds,
+ * which then becomes this one. NULL when out of memory. Caller owns the reference. */
+rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub);
+
+/* ---- views.c (what compact.c shares) ---- */
+
+/** Fills s->recs_buf[0..v->n) (and the reasons and words they point at) with `v`'s list. */
+void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v);
+/** The experiment variant name of `ses`'s lists. */
+const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses);
 
 /* ---- conn.c ---- */
 

@@ -4,6 +4,7 @@
  * outbox slot, where a newer list replaces one not yet written. */
 #include "session/session_int.h"
 #include "engine/experiments.h"
+#include "engine/reasons.h"
 #include "util/clock.h"
 #include "util/metrics.h"
 
@@ -34,9 +35,27 @@ void rc_view_free(rc_view_t *v)
     free(v);
 }
 
-/* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
-rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
-                           rc_format_t fmt, bool with_cause)
+/* A reason as the wire carries it: ids and names instead of catalog indexes. */
+static void wire_reason(const rc_catalog_t *cat, const rc_reason_t *why, rc_recs_reason_t *out)
+{
+    bool has_item = why->item >= 0 && (uint64_t)why->item < cat->n;
+    uint32_t ref = has_item ? (uint32_t)why->item : 0;
+    bool has_cat = why->category != 0 && why->category < cat->n_categories;
+    *out = (rc_recs_reason_t){
+        .code = rc_reason_code_name(why->code),
+        .item = has_item ? rc_item_id(cat, ref) : NULL,
+        .item_name =
+            has_item && !(cat->items[ref].flags & RC_ITEM_LEARNED) ? rc_item_name(cat, ref) : NULL,
+        .category = has_cat ? cat->categories[why->category] : NULL,
+        .category_name = has_cat ? cat->category_names[why->category] : NULL,
+        .segment = why->segment,
+        .locale = why->locale,
+        .kind = why->kind < RC_EVENT_KIND_COUNT ? rc_event_kind_name(why->kind) : NULL,
+        .age_s = why->code == RC_REASON_REPEAT ? why->age_s : -1,
+    };
+}
+
+void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v)
 {
     const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     rc_user_state_t empty;
@@ -50,17 +69,34 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
     for (uint32_t i = 0; i < v->n; i++) {
         const rc_ranked_t *r = &v->ranked[i];
         const rc_item_t *it = &cat->items[r->item];
-        rc_engine_why(s->engine, u, r, s->why_buf[i], WHY_LEN);
+        rc_reason_t why;
+        rc_engine_reason(s->engine, u, r, &why);
+        rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
+        wire_reason(cat, &why, &s->reason_buf[i]);
         s->recs_buf[i] = (rc_recs_item_t){
             .item = rc_item_id(cat, r->item),
             .score = r->score,
             .src = rc_src_name(r->src),
             .why = s->why_buf[i],
+            .reason = &s->reason_buf[i],
             .name = (it->flags & RC_ITEM_LEARNED) ? NULL : rc_item_name(cat, r->item),
             .category = it->category ? cat->categories[it->category] : NULL,
             .price = it->price,
         };
     }
+}
+
+const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
+{
+    const rc_experiment_t *x = rc_engine_experiment(s->engine);
+    return x ? rc_experiment_variant_name(x, ses->variant) : "control";
+}
+
+/* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
+rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v,
+                           rc_format_t fmt, bool with_cause)
+{
+    rc_view_fill_items(s, ses, v);
     rc_recs_t recs = {
         .surface = v->surface,
         .version = v->version,
@@ -69,9 +105,7 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
         .cause =
             with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
-        .variant = rc_engine_experiment(s->engine)
-                       ? rc_experiment_variant_name(rc_engine_experiment(s->engine), ses->variant)
-                       : "control",
+        .variant = rc_view_variant(s, ses),
     };
     rc_proto_encode_recs(rc_sessions_enc_begin(s, fmt), &recs);
     rc_frame_t *f = rc_sessions_enc_frame(s, fmt);
@@ -119,6 +153,13 @@ void rc_view_publish(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v)
         for (uint32_t i = 0; i < c->n_subs; i++) {
             if (c->subs[i].view != v)
                 continue;
+            if (c->subs[i].compact) {
+                /* Encoded as it leaves, against what the client holds then. */
+                if (rc_outbox_set_slot(&c->outbox, (uint32_t)i, s->compact_marker))
+                    rc_metrics.pushes_skipped++;
+                rc_conn_wake(c);
+                continue;
+            }
             if (v->frame[c->fmt] == NULL)
                 v->frame[c->fmt] = rc_view_encode(s, ses, v, c->fmt, v->cause[0] != '\0');
             if (v->frame[c->fmt] == NULL)

@@ -479,13 +479,13 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
         if (idx < 0)
             continue;
         /* The content vector is not stored: it is rebuilt from the items it came from. */
-        rc_user_push_recent(u, (uint32_t)idx, 1.0f, 0);
+        rc_user_push_recent(u, (uint32_t)idx, 1.0f, 0, RC_EVENT_KIND_COUNT);
         if (!d->has_feats)
             rc_weights_add_item(c, u->ltvec_feat, u->ltvec_w, &u->n_ltvec, RC_LTVEC, (uint32_t)idx,
                                 1.0f);
     }
     for (uint8_t i = 0; i < n_own; i++)
-        rc_user_push_recent(u, own[i].item, own[i].w, own[i].at_s);
+        rc_user_push_recent(u, own[i].item, own[i].w, own[i].at_s, own[i].kind);
 }
 
 int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len)

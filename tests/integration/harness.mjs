@@ -76,13 +76,17 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Fixture catalog
 
 const FIXTURE_CATEGORIES = {
-  'candles-lights': { tags: ['candle', 'light'], nouns: ['T-Light Holder', 'Lantern', 'Candle', 'Fairy Lights'] },
+  'candles-lights': { display: 'Candles & lights', tags: ['candle', 'light'], nouns: ['T-Light Holder', 'Lantern', 'Candle', 'Fairy Lights'] },
   kitchen: { tags: ['kitchen', 'baking'], nouns: ['Cake Stand', 'Mug', 'Tea Towel', 'Baking Tin'] },
-  'home-decor': { tags: ['decor', 'wall'], nouns: ['Coat Hanger', 'Nesting Boxes', 'Hot Water Bottle', 'Wall Sign'] },
+  'home-decor': { display: 'Home decor', tags: ['decor', 'wall'], nouns: ['Coat Hanger', 'Nesting Boxes', 'Hot Water Bottle', 'Wall Sign'] },
   christmas: { tags: ['christmas', 'festive'], nouns: ['Bauble', 'Advent Calendar', 'Stocking', 'Tree Topper'] },
   bags: { tags: ['bag', 'tote'], nouns: ['Jumbo Bag', 'Lunch Bag', 'Shopper', 'Charlotte Bag'] },
   stationery: { tags: ['paper', 'desk'], nouns: ['Notebook', 'Pencil Set', 'Gift Wrap', 'Greeting Card'] },
 };
+/** The display name of each fixture category that has one (the words of its reasons). */
+export const FIXTURE_CATEGORY_NAMES = Object.fromEntries(
+  Object.entries(FIXTURE_CATEGORIES).filter(([, spec]) => spec.display !== undefined).map(([slug, spec]) => [slug, spec.display]),
+);
 const COLOURS = ['Red', 'White', 'Pink', 'Blue', 'Green', 'Cream'];
 
 /**
@@ -107,7 +111,9 @@ export const FIXTURE_PER_CATEGORY = 12;
 
 /**
  * Builds the fixture catalog: 6 categories of 12 items (72), deterministic, with the ids the
- * vectors use. Returns the items as objects.
+ * vectors use; the first item of a category with a display name carries it (`category_name`
+ * names the category for all its items), the others leave it to the catalog. Returns the items
+ * as objects.
  */
 export function fixtureItems() {
   const items = [];
@@ -127,6 +133,7 @@ export function fixtureItems() {
         id: base.id,
         name: base.name,
         category,
+        ...(spec.display !== undefined && i === 0 ? { category_name: spec.display } : {}),
         tags: [...spec.tags, colour.toLowerCase()],
         price: base.price,
       });
@@ -417,6 +424,7 @@ export class Client {
     this.versionViolations = [];
     this.lastVersion = new Map();
     this.arrival = new WeakMap();
+    this.sizes = new WeakMap();
     this.closeInfo = null;
     this.closed = new Promise((res) => {
       ws.on('close', (code, reason) => {
@@ -445,6 +453,7 @@ export class Client {
       this.badFrames.push(msg);
     }
     this.arrival.set(msg, at);
+    this.sizes.set(msg, data.length);
     this.checkVersion(msg);
     this.log.push(msg);
     this.inbox.push(msg);
@@ -473,6 +482,11 @@ export class Client {
         w += 1;
       }
     }
+  }
+
+  /** Bytes of the WebSocket message that carried `msg` (as received, after any inflating). */
+  sizeOf(msg) {
+    return this.sizes.get(msg);
   }
 
   /** Milliseconds (performance.now()) at which `msg` arrived. */
@@ -717,6 +731,146 @@ export function assertError(err, code) {
   }
 }
 
+// The fields each reason code may carry beside `code` (PROTOCOL.md, `recs`).
+const REASON_FIELDS = {
+  co_visited: ['item', 'item_name'],
+  similar: ['item', 'item_name', 'category', 'category_name'],
+  category_affinity: ['category', 'category_name'],
+  trending: [],
+  trending_context: ['segment'],
+  trending_locale: ['locale'],
+  pinned: [],
+  repeat: ['kind', 'age_s'],
+  new_item: ['category', 'category_name'],
+  popular: ['category', 'category_name'],
+};
+const CONTEXT_WORDS = {
+  mobile: 'Trending on mobile', tablet: 'Trending on tablets', desktop: 'Trending on desktop',
+  night: 'Trending tonight', morning: 'Trending this morning', afternoon: 'Trending this afternoon',
+  evening: 'Trending this evening',
+};
+const REPEAT_WORDS = { cart: 'You added this to your cart', purchase: 'You bought this', rating: 'You rated this' };
+
+/** The words the server must put in `why` for reason `r` (PROTOCOL.md, `recs`): built from the
+ * reason alone, so a `why` that disagrees with its reason fails. */
+export function reasonWords(r) {
+  const cat = () => r.category_name ?? r.category;
+  const itemName = () => r.item_name ?? r.item;
+  const inCat = (what) => (r.category !== undefined ? `${what} in ${cat()}` : what);
+  const ago = (s) => {
+    if (s === undefined) return 'earlier';
+    if (s < 60) return 'just now';
+    if (s < 3600) return `${Math.floor(s / 60)} minute${s < 120 ? '' : 's'} ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} hour${s < 7200 ? '' : 's'} ago`;
+    return 'earlier';
+  };
+  switch (r.code) {
+    case 'co_visited': return `Viewed together with ${itemName()}`;
+    case 'similar': return `Similar to ${itemName()}`;
+    case 'category_affinity': return `Because you like ${cat()}`;
+    case 'trending': return 'Trending now';
+    case 'trending_context': return CONTEXT_WORDS[r.segment];
+    case 'trending_locale': return 'Trending in your region';
+    case 'pinned': return 'Featured';
+    case 'repeat': return `${REPEAT_WORDS[r.kind] ?? 'You viewed this'} ${ago(r.age_s)}`;
+    case 'new_item': return inCat('New');
+    case 'popular': return inCat('Popular');
+    default: return undefined;
+  }
+}
+
+/** Asserts a recs item's structured reason: a known code, only the fields of that code, of
+ * their types, and the `why` its words make. */
+export function assertReason(it) {
+  const r = it.reason;
+  assert.ok(r !== null && typeof r === 'object', `recs item without a reason: ${JSON.stringify(it)}`);
+  assert.ok(Object.hasOwn(REASON_FIELDS, r.code), `reason code: ${JSON.stringify(it)}`);
+  assertOnlyFields(r, ['code', ...REASON_FIELDS[r.code]], `reason ${r.code}`);
+  if ('item' in r) assert.ok(isId(r.item), `reason.item: ${JSON.stringify(r)}`);
+  for (const k of ['item_name', 'category', 'category_name', 'segment', 'locale', 'kind'])
+    if (k in r) assert.ok(typeof r[k] === 'string' && r[k].length > 0, `reason.${k}: ${JSON.stringify(r)}`);
+  if ('age_s' in r) assert.ok(isInt(r.age_s) && r.age_s >= 0, `reason.age_s: ${JSON.stringify(r)}`);
+  if (r.code === 'co_visited' || r.code === 'similar') assert.ok('item' in r, `${r.code} without item`);
+  if (r.code === 'category_affinity' || r.code === 'similar') assert.ok('category' in r, `${r.code} without category`);
+  if (r.code === 'trending_context') assert.ok(Object.hasOwn(CONTEXT_WORDS, r.segment), `segment: ${r.segment}`);
+  if (r.code === 'trending_locale') assert.ok('locale' in r, 'trending_locale without locale');
+  assert.equal(it.why, reasonWords(r), `why of ${JSON.stringify(it)}`);
+}
+
+/**
+ * A client's side of compact lists (PROTOCOL.md, `recs_delta`), written from the page alone:
+ * the details it keeps per connection, the list it holds per surface. apply() turns a
+ * recs_delta into the whole list it stands for, shaped as a `recs` message, or throws when the
+ * delta does not apply (a base the client does not hold, an item it has no details for).
+ */
+export class CompactLists {
+  constructor() {
+    this.details = new Map(); // item id -> {name?, category?, price?}
+    this.reasons = new Map(); // reason number -> {src, why, reason}
+    this.held = new Map(); // surface -> {version, items: [ids]}
+  }
+
+  /** Forgets the list of `surface` (the client re-subscribed: the next list comes whole). */
+  forget(surface) {
+    this.held.delete(surface);
+  }
+
+  apply(d) {
+    assert.equal(d.type, 'recs_delta');
+    assertOnlyFields(d, ['type', 'surface', 'version', 'base', 'remove', 'place', 'scores_e4', 'r', 'items', 'reasons', 'cause', 'took_us', 'variant'], 'recs_delta');
+    assert.ok(isInt(d.version) && isInt(d.base) && d.base >= 0 && d.version > d.base, `versions of ${JSON.stringify(d).slice(0, 200)}`);
+    const held = d.base === 0 ? [] : this.held.get(d.surface)?.version === d.base ? this.held.get(d.surface).items : null;
+    if (held === null) throw new Error(`base ${d.base} of ${d.surface} is not held (${this.held.get(d.surface)?.version})`);
+    const removed = new Set(d.remove ?? []);
+    for (const id of removed) assert.ok(held.includes(id), `remove of ${id}, not held`);
+    const place = d.place ?? [];
+    const placed = new Set(place.map(([, id]) => id));
+    const rest = held.filter((id) => !removed.has(id) && !placed.has(id));
+    const at = new Map(place.map(([pos, id]) => [pos, id]));
+    assert.equal(at.size, place.length, 'a position placed twice');
+    const items = [];
+    for (let p = 0; at.size > 0 || rest.length > 0; p++) {
+      if (at.has(p)) {
+        items.push(at.get(p));
+        at.delete(p);
+      } else {
+        assert.ok(rest.length > 0, `position ${p} is neither placed nor kept`);
+        items.push(rest.shift());
+      }
+    }
+    assert.ok(Array.isArray(d.scores_e4) && d.scores_e4.length === items.length && d.scores_e4.every(isInt), `${d.scores_e4?.length} scores for ${items.length} items`);
+    assert.equal(new Set(items).size, items.length, `an item twice: ${items}`);
+    assert.ok(Array.isArray(d.r) && d.r.length === items.length && d.r.every(isInt), `r: ${JSON.stringify(d.r)}`);
+    for (const [id, fields] of Object.entries(d.items ?? {})) {
+      assertOnlyFields(fields, ['name', 'category', 'price'], `recs_delta item ${id}`);
+      this.details.set(id, fields);
+    }
+    for (const [rid, def] of Object.entries(d.reasons ?? {})) {
+      assert.match(rid, /^(0|[1-9][0-9]*)$/, `reason number ${rid}`);
+      assertOnlyFields(def, ['src', 'why', 'reason'], `reason ${rid}`);
+      this.reasons.set(Number(rid), def);
+    }
+    this.held.set(d.surface, { version: d.version, items });
+    let sum = 0; // scores_e4: the first, then differences
+    const list = {
+      type: 'recs', surface: d.surface, version: d.version,
+      items: items.map((id, i) => {
+        const why = this.reasons.get(d.r[i]);
+        assert.ok(why, `reason ${d.r[i]} of ${id} never defined`);
+        sum += d.scores_e4[i];
+        const it = { item: id, score: sum / 10000, src: why.src, why: why.why };
+        if ('reason' in why) it.reason = why.reason;
+        const det = this.details.get(id) ?? {};
+        for (const k of ['name', 'category', 'price']) if (k in det) it[k] = det[k];
+        return it;
+      }),
+      took_us: d.took_us, variant: d.variant ?? 'control',
+    };
+    if ('cause' in d) list.cause = d.cause;
+    return list;
+  }
+}
+
 /** The client message types of PROTOCOL.md section 2.1 (what error.about may name). */
 const CLIENT_TYPES = ['hello', 'event', 'events', 'subscribe', 'unsubscribe', 'ping', 'auth'];
 
@@ -735,7 +889,8 @@ export function assertRecs(r, { surface, k, cause } = {}) {
   assert.ok(Array.isArray(r.items), 'recs.items is not an array');
   if (k !== undefined) assert.equal(r.items.length, k, `recs.items has ${r.items.length} items, expected k=${k}`);
   for (const it of r.items) {
-    assertOnlyFields(it, ['item', 'score', 'src', 'why', 'name', 'category', 'price'], 'recs item');
+    assertOnlyFields(it, ['item', 'score', 'src', 'why', 'reason', 'name', 'category', 'price'], 'recs item');
+    assertReason(it);
     assert.ok(isId(it.item), `recs item id: ${JSON.stringify(it)}`);
     assert.ok(typeof it.score === 'number' && Number.isFinite(it.score), `recs item score: ${JSON.stringify(it)}`);
     assert.ok(SOURCES.has(it.src), `recs item src: ${JSON.stringify(it)}`);

@@ -386,7 +386,10 @@ describe('the Kafka bus', { skip }, () => {
       const trending = recs.items.filter((it) => it.src === 'trending').map((it) => it.item);
       return targets.every((id) => trending.includes(id)) ? recs : null;
     }, 5000, `items clicked on A (${targets}) trending for a cold user on B`);
-    for (const it of list.items.filter((x) => targets.includes(x.item))) assert.equal(it.why, 'Trending in de-DE');
+    for (const it of list.items.filter((x) => targets.includes(x.item))) {
+      assert.deepEqual(it.reason, { code: 'trending_locale', locale: 'de-DE' });
+      assert.equal(it.why, 'Trending in your region');
+    }
     await stopCleanly(a, b);
   });
 

@@ -64,15 +64,15 @@ describe('locale segments are earned by real traffic', () => {
     // The real market: 8 visitors in de-DE, three clicks each on the same stationery.
     const targets = itemsOf('stationery').slice(0, 3);
     for (let u = 0; u < 8; u++) await visit('de-DE', targets);
-    // Trending is rebuilt every 500 ms: a cold visitor from that market sees it, by name.
+    // Trending is rebuilt every 500 ms: a cold visitor from that market sees it, by its tag.
     const deadline = Date.now() + 10000;
     let last = null;
     for (;;) {
       const { client } = await connectHello(server, 'json', { user: uniqueId('anon-cold'), locale: 'de_de' });
       const recs = await client.subscribe('home', { k: 10 });
       client.close();
-      last = recs.items.filter((it) => targets.includes(it.item)).map((it) => `${it.item}: ${it.why}`);
-      if (last.length === targets.length && last.every((s) => s.endsWith('Trending in de-DE'))) break;
+      last = recs.items.filter((it) => targets.includes(it.item)).map((it) => `${it.item}: ${it.reason.code} ${it.reason.locale}`);
+      if (last.length === targets.length && last.every((s) => s.endsWith('trending_locale de-DE'))) break;
       assert.ok(Date.now() < deadline, `no locale trending for de-DE: ${JSON.stringify(last)}`);
       await sleep(300);
     }

@@ -144,6 +144,7 @@ static void free_members(rcc_client_t *c)
 {
     for (size_t i = 0; i < c->n_subs; i++)
         free(c->subs[i].category);
+    rcc_compact_reset(c);
     free(c->subs);
     free(c->unsubs);
     rcc_buf_free(&c->rx);
@@ -319,6 +320,7 @@ int rcc_subscribe(rcc_client_t *c, const char *surface, int k, const rcc_filter_
     s->filters.category = category;
     s->sent = false;
     s->version = 0;
+    rcc_compact_forget(s); /* the next list comes whole */
     rcc_conn_want_write(c);
     return 0;
 }
@@ -360,6 +362,7 @@ int rcc_unsubscribe(rcc_client_t *c, const char *surface)
         rcc_copy_str(c->unsubs[c->n_unsubs++], sizeof(c->unsubs[0]), surface);
     }
     free(s->category);
+    rcc_compact_forget(s);
     size_t idx = (size_t)(s - c->subs);
     memmove(&c->subs[idx], &c->subs[idx + 1], (c->n_subs - idx - 1) * sizeof(*s));
     c->n_subs--;

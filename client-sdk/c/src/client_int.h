@@ -32,6 +32,11 @@ typedef struct rcc_sub {
     rcc_filter_t filters; /* category points at the field above */
     bool sent;            /* subscribe written on the current connection */
     int64_t version;      /* newest version delivered on the current connection */
+    /* Compact lists: the ids of the list held (a JSON array, owned) and its version, which
+     * the next recs_delta applies to; NULL until a list arrives on this subscription (then a
+     * version of -1: subscribed again, awaiting the whole list). */
+    json_t *held;
+    int64_t held_version;
 } rcc_sub_t;
 
 struct rcc_client {
@@ -83,6 +88,9 @@ struct rcc_client {
     rcc_evq_t evq;
     rcc_sub_t *subs;
     size_t n_subs;
+    /* Compact lists, per connection (compact.c): item details by id and reasons by number,
+     * as the server sent them once (JSON objects, owned; NULL until the first). */
+    json_t *compact_details, *compact_reasons;
     char (*unsubs)[RCC_SURFACE_MAX + 1]; /* unsubscribes to write, RCC_SUBS_CAP slots */
     size_t n_unsubs;
 
@@ -114,6 +122,20 @@ void rcc_client_report(rcc_client_t *c, int code, const char *message, const cha
 /** Removes a queued event and fires its ack callback with `status`. */
 void rcc_client_complete(rcc_client_t *c, rcc_evq_entry_t *e, int status);
 rcc_sub_t *rcc_client_find_sub(rcc_client_t *c, const char *surface);
+
+/* ---- compact.c ---- */
+
+/* A recs_delta for `s`: the whole list it stands for into *out (strings borrowed from the
+ * message, the held list and the tables, until the next message), items in *items (caller
+ * frees), and `s` then holds it. 1 (nothing delivered) for changes that were in flight when
+ * `s` was subscribed again (rcc_compact_forget), until its whole list comes. RCC_EPROTO when it
+ * does not apply (a base not held, a reason never defined, places that do not fill the list):
+ * nothing held changes. */
+int rcc_compact_apply(rcc_client_t *c, rcc_sub_t *s, const json_t *msg, rcc_recs_t *out,
+                      rcc_item_t **items);
+/* A new connection, or a subscription sent again: what compact lists kept is forgotten. */
+void rcc_compact_reset(rcc_client_t *c);
+void rcc_compact_forget(rcc_sub_t *s);
 
 /* incoming.c */
 /** Handles one received message (borrowed). */

@@ -27,6 +27,7 @@ static void on_welcome(rcc_client_t *c, const json_t *msg)
     if (c->hello.token == NULL && (c->user_id == NULL || c->user_refused))
         c->hello.user_id = c->welcome_user;
     c->welcomed = true;
+    rcc_compact_reset(c); /* a new connection: compact lists start afresh */
     c->reconnect_attempt = 0;
     rcc_conn_welcomed(c);
     rcc_outgoing_start(c);
@@ -67,6 +68,34 @@ static void on_recs(rcc_client_t *c, const json_t *msg)
             if (c->cb.on_recs && !c->freeing)
                 c->cb.on_recs(c, &recs, c->user_data);
         }
+    }
+    free(items);
+}
+
+/* A compact list: applied to the list held and delivered whole. One that does not apply is
+ * reported and its subscription sent again (the server answers with the whole list). */
+static void on_recs_delta(rcc_client_t *c, const json_t *msg)
+{
+    rcc_sub_t *s = rcc_client_find_sub(c, json_string_value(json_object_get(msg, "surface")));
+    if (s == NULL)
+        return; /* a surface no longer held */
+    rcc_recs_t recs;
+    rcc_item_t *items;
+    int rc = rcc_compact_apply(c, s, msg, &recs, &items);
+    if (rc == 1)
+        return; /* changes of the subscription before it was sent again */
+    if (rc != 0) {
+        rcc_client_report(c, rc, "recs_delta that does not apply: subscribing again", NULL);
+        rcc_compact_forget(s);
+        s->sent = false;
+        s->version = 0;
+        rcc_conn_want_write(c);
+        return;
+    }
+    if (recs.version > s->version) {
+        s->version = recs.version;
+        if (c->cb.on_recs && !c->freeing)
+            c->cb.on_recs(c, &recs, c->user_data);
     }
     free(items);
 }
@@ -157,6 +186,8 @@ void rcc_incoming_message(rcc_client_t *c, const void *data, size_t len, bool bi
         rcc_client_report(c, RCC_EPROTO, "a message without a type", NULL);
     else if (strcmp(type, "recs") == 0)
         on_recs(c, msg);
+    else if (strcmp(type, "recs_delta") == 0)
+        on_recs_delta(c, msg);
     else if (strcmp(type, "ack") == 0)
         on_ack(c, msg);
     else if (strcmp(type, "welcome") == 0)

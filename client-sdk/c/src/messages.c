@@ -246,6 +246,8 @@ json_t *rcc_msg_subscribe(const char *surface, int k, const rcc_filter_t *f)
     static const char *const repeats[] = {NULL, "never", "not_current", "allowed"};
     if (f != NULL && f->repeat > RCC_REPEAT_DEFAULT && f->repeat <= RCC_REPEAT_ALLOWED)
         put(m, "repeat", json_string(repeats[f->repeat]), &ok);
+    if (f != NULL && f->compact)
+        put(m, "compact", json_true(), &ok);
     return finish(m, ok);
 }
 
@@ -316,6 +318,26 @@ int rcc_msg_read_welcome(const json_t *msg, const char **user_id, rcc_limits_t *
     return 0;
 }
 
+/* An item's reason, leniently: a reason is an extra, never worth refusing a list for. Without
+ * a string code there is none; a field of the wrong type is left out. */
+void rcc_msg_read_reason(const json_t *j, rcc_reason_t *r)
+{
+    const json_t *age = json_object_get(j, "age_s");
+    memset(r, 0, sizeof(*r));
+    r->age_s = -1;
+    if (!json_is_object(j) || (r->code = json_string_value(json_object_get(j, "code"))) == NULL)
+        return;
+    r->item = json_string_value(json_object_get(j, "item"));
+    r->item_name = json_string_value(json_object_get(j, "item_name"));
+    r->category = json_string_value(json_object_get(j, "category"));
+    r->category_name = json_string_value(json_object_get(j, "category_name"));
+    r->segment = json_string_value(json_object_get(j, "segment"));
+    r->locale = json_string_value(json_object_get(j, "locale"));
+    r->kind = json_string_value(json_object_get(j, "kind"));
+    if (json_is_integer(age) && json_integer_value(age) >= 0)
+        r->age_s = json_integer_value(age);
+}
+
 static int read_item(const json_t *j, rcc_item_t *it)
 {
     const json_t *price = json_object_get(j, "price");
@@ -330,6 +352,7 @@ static int read_item(const json_t *j, rcc_item_t *it)
     it->category = json_string_value(json_object_get(j, "category"));
     it->has_price = json_is_number(price);
     it->price = json_number_value(price);
+    rcc_msg_read_reason(json_object_get(j, "reason"), &it->reason);
     return 0;
 }
 

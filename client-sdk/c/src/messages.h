@@ -65,6 +65,10 @@ void rcc_msg_default_limits(rcc_limits_t *limits);
  */
 int rcc_msg_read_recs(const json_t *msg, rcc_recs_t *out, rcc_item_t **items);
 
+/* An item's reason (PROTOCOL.md `recs`), leniently: r->code is NULL when `j` is none. The
+ * strings borrow from `j`. */
+void rcc_msg_read_reason(const json_t *j, rcc_reason_t *r);
+
 /** Reads an error message into `out` (strings borrowed from `msg`). Returns 0 or RCC_EPROTO. */
 int rcc_msg_read_error(const json_t *msg, rcc_error_t *out);
 

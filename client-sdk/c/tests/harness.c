@@ -191,6 +191,35 @@ static void on_state(rcc_client_t *c, rcc_state_t state, int reason, void *user)
     r->reconnects += state == RCC_STATE_RECONNECTING;
 }
 
+/* FNV-1a over `s` (NULL hashes apart from ""), continuing from `h`. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    h = (h ^ (s == NULL)) * 1099511628211ULL;
+    for (; s != NULL && *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (h ^ 0xff) * 1099511628211ULL;
+}
+
+/* What the application sees of a list, hashed: two lists alike in every field match. */
+static uint64_t list_signature(const rcc_recs_t *recs)
+{
+    uint64_t h = 14695981039346656037ULL;
+    char num[64];
+    for (size_t i = 0; i < recs->n_items; i++) {
+        const rcc_item_t *it = &recs->items[i];
+        const rcc_reason_t *r = &it->reason;
+        snprintf(num, sizeof(num), "%.4f %d %.4f %lld", it->score, it->has_price,
+                 it->has_price ? it->price : 0.0, (long long)r->age_s);
+        const char *parts[] = {it->item,     it->src,     it->why,          it->name,
+                               it->category, num,         r->code,          r->item,
+                               r->item_name, r->category, r->category_name, r->segment,
+                               r->locale,    r->kind};
+        for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
+            h = hash_str(h, parts[k]);
+    }
+    return h;
+}
+
 static void on_recs(rcc_client_t *c, const rcc_recs_t *recs, void *user)
 {
     rcct_rec_t *r = user;
@@ -207,7 +236,12 @@ static void on_recs(rcc_client_t *c, const rcc_recs_t *recs, void *user)
         snprintf(x->first_item, sizeof(x->first_item), "%s", recs->items[0].item);
         snprintf(x->first_category, sizeof(x->first_category), "%s",
                  recs->items[0].category ? recs->items[0].category : "");
+        snprintf(x->first_reason, sizeof(x->first_reason), "%s",
+                 recs->items[0].reason.code ? recs->items[0].reason.code : "");
     }
+    for (size_t i = 0; i < recs->n_items; i++)
+        x->n_reasons += recs->items[i].reason.code != NULL;
+    x->sig = list_signature(recs);
 }
 
 static void on_push(rcc_client_t *c, const char *id, const char *topic, const char *data,

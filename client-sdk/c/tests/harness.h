@@ -58,7 +58,10 @@ typedef struct rcct_recs {
     size_t n_items;
     char first_item[RCC_ID_MAX + 1];
     char first_category[65];
-    int opens_before; /* how many OPEN states had been seen when it arrived */
+    char first_reason[32]; /* the first item's reason code, "" when it has none */
+    size_t n_reasons;      /* items with a reason code */
+    uint64_t sig;          /* a hash of every field of every item, in order */
+    int opens_before;      /* how many OPEN states had been seen when it arrived */
 } rcct_recs_t;
 
 typedef struct rcct_rec {

@@ -6,6 +6,7 @@
 #include "jwt_sign.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -97,6 +98,8 @@ static void subscribe_gets_the_list(void **state)
     assert_true(rcct_pump(c, &r, 5000, rcct_recs_for, "long"));
     for (int i = 0; i < r.n_recs; i++) {
         assert_string_equal(r.recs[i].cause, "");
+        /* Every item carries its reason as data. */
+        assert_int_equal(r.recs[i].n_reasons, r.recs[i].n_items);
         if (strcmp(r.recs[i].surface, "home") == 0)
             assert_int_equal(r.recs[i].n_items, 5);
         else if (strcmp(r.recs[i].surface, "long") == 0)
@@ -129,6 +132,52 @@ static void click_is_acked_and_causes_a_list(void **state)
     for (int i = 1; i < r.n_recs; i++)
         assert_true(r.recs[i].version > r.recs[i - 1].version);
     rcc_client_free(c);
+}
+
+/* A compact subscription (recs_delta) delivers the very lists a plain subscription of the
+ * same user gets, version by version, every field of every item. */
+static void compact_lists_match_whole_lists(void **state)
+{
+    rcct_rec_t *pr = calloc(1, sizeof(*pr)), *cr = calloc(1, sizeof(*cr));
+    assert_non_null(pr);
+    assert_non_null(cr);
+    const char *user = uid(state, "it-compact");
+    rcc_client_t *plain = connect_client(&open_server, fmt_of(state), pr, user, NULL);
+    rcc_client_t *compact = connect_client(&open_server, fmt_of(state), cr, user, NULL);
+    rcc_filter_t f = {.compact = true};
+    assert_int_equal(rcc_subscribe(plain, "home", 20, NULL), 0);
+    assert_int_equal(rcc_subscribe(compact, "home", 20, &f), 0);
+    assert_true(rcct_pump(plain, pr, 5000, rcct_recs_for, "home"));
+    assert_true(rcct_pump(compact, cr, 5000, rcct_recs_for, "home"));
+    for (int i = 0; i < 6; i++) {
+        /* The first item shown leaves the list once clicked (repeat "never"): a new list. */
+        char id[32], item[RCC_ID_MAX + 1];
+        snprintf(id, sizeof(id), "it-cmp-%c%d-%d", fmt_of(state) == JSON ? 'j' : 'm', i,
+                 (int)getpid());
+        snprintf(item, sizeof(item), "%s", cr->recs[cr->n_recs - 1].first_item);
+        rcc_event_t ev = {.kind = RCC_KIND_CLICK, .item = item, .surface = "home", .id = id};
+        assert_int_equal(rcc_track(plain, &ev, rcct_on_ack, pr), 0);
+        assert_true(rcct_pump(plain, pr, 5000, rcct_recs_caused_by, id));
+        assert_true(rcct_pump(compact, cr, 5000, rcct_recs_caused_by, id));
+    }
+    int compared = 0;
+    for (int i = 0; i < cr->n_recs; i++) {
+        assert_int_equal(cr->recs[i].n_items, 20);
+        assert_int_equal(cr->recs[i].n_reasons, 20);
+        for (int j = 0; j < pr->n_recs; j++) {
+            if (pr->recs[j].version != cr->recs[i].version)
+                continue;
+            assert_true(pr->recs[j].sig == cr->recs[i].sig);
+            assert_string_equal(pr->recs[j].cause, cr->recs[i].cause);
+            compared++;
+        }
+    }
+    assert_true(compared >= 6);
+    assert_int_equal(cr->n_errors, 0);
+    rcc_client_free(plain);
+    rcc_client_free(compact);
+    free(pr);
+    free(cr);
 }
 
 /* Events tracked in one turn go out together; each is acknowledged exactly once. */
@@ -438,6 +487,7 @@ int main(void)
         BOTH(anonymous_user_gets_an_id),
         BOTH(subscribe_gets_the_list),
         BOTH(click_is_acked_and_causes_a_list),
+        BOTH(compact_lists_match_whole_lists),
         BOTH(batch_of_events_is_acked),
         BOTH(batches_respect_max_batch),
         BOTH(unknown_item_error_reaches_ack_callback),

@@ -118,6 +118,31 @@ static void vectors_decode_alike_in_both_encodings(void **state)
     json_decref(cases);
 }
 
+/* A string field of a wire reason and the library's copy: both absent, or equal. */
+static void assert_same_string(const json_t *wire, const char *key, const char *got)
+{
+    const char *want = json_string_value(json_object_get(wire, key));
+    if (want == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+/* The library read wire reason `wire` (NULL: the item had none) into `r`, field by field. */
+static void assert_reason_read(const json_t *wire, const rcc_reason_t *r)
+{
+    assert_same_string(wire, "code", r->code);
+    assert_same_string(wire, "item", r->item);
+    assert_same_string(wire, "item_name", r->item_name);
+    assert_same_string(wire, "category", r->category);
+    assert_same_string(wire, "category_name", r->category_name);
+    assert_same_string(wire, "segment", r->segment);
+    assert_same_string(wire, "locale", r->locale);
+    assert_same_string(wire, "kind", r->kind);
+    const json_t *age = json_object_get(wire, "age_s");
+    assert_int_equal(r->age_s, age ? json_integer_value(age) : -1);
+}
+
 /* Every server message of the vectors is read by the client's readers. */
 static void vectors_server_messages_are_read(void **state)
 {
@@ -145,6 +170,10 @@ static void vectors_server_messages_are_read(void **state)
             rcc_item_t *items;
             assert_int_equal(rcc_msg_read_recs(m, &r, &items), 0);
             assert_int_equal(r.n_items, json_array_size(json_object_get(m, "items")));
+            for (size_t k = 0; k < r.n_items; k++)
+                assert_reason_read(
+                    json_object_get(json_array_get(json_object_get(m, "items"), k), "reason"),
+                    &items[k].reason);
             free(items);
         } else if (strcmp(type, "error") == 0) {
             rcc_error_t e;
@@ -164,6 +193,149 @@ static void vectors_server_messages_are_read(void **state)
         seen++;
     }
     assert_true(seen >= 10);
+    json_decref(cases);
+}
+
+/* Reasons are read leniently: a bad part is left out, a reason without a code is none, and
+ * the item is read all the same. */
+static void reasons_are_read_leniently(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *reason; /* the JSON of an item's reason */
+        const char *code, *kind;
+        int64_t age_s;
+    } cases[] = {
+        {"{\"code\":\"repeat\",\"kind\":\"cart\",\"age_s\":61}", "repeat", "cart", 61},
+        {"{\"code\":\"repeat\",\"kind\":3,\"age_s\":-5,\"later\":1}", "repeat", NULL, -1},
+        {"{\"code\":\"repeat\",\"age_s\":1.5}", "repeat", NULL, -1},
+        {"{\"kind\":\"view\"}", NULL, NULL, -1},
+        {"{\"code\":7}", NULL, NULL, -1},
+        {"\"repeat\"", NULL, NULL, -1},
+        {"null", NULL, NULL, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        const char *why;
+        snprintf(text, sizeof(text),
+                 "{\"type\":\"recs\",\"surface\":\"s\",\"version\":1,\"items\":[{\"item\":"
+                 "\"a\",\"why\":\"w\",\"reason\":%s}]}",
+                 cases[i].reason);
+        json_t *m = rcc_wire_decode(RCC_FORMAT_JSON, text, strlen(text), false, &why);
+        assert_non_null(m);
+        rcc_recs_t r;
+        rcc_item_t *items;
+        assert_int_equal(rcc_msg_read_recs(m, &r, &items), 0);
+        assert_int_equal(r.n_items, 1);
+        assert_string_equal(items[0].why, "w");
+        if (cases[i].code == NULL)
+            assert_null(items[0].reason.code);
+        else
+            assert_string_equal(items[0].reason.code, cases[i].code);
+        if (cases[i].kind == NULL)
+            assert_null(items[0].reason.kind);
+        else
+            assert_string_equal(items[0].reason.kind, cases[i].kind);
+        assert_int_equal(items[0].reason.age_s, cases[i].age_s);
+        assert_null(items[0].reason.item);
+        free(items);
+        json_decref(m);
+    }
+}
+
+/* The vector of `name` decoded from JSON (caller frees). */
+static json_t *vector_message(json_t *cases, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(cases, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) != 0)
+            continue;
+        const char *text = json_string_value(json_object_get(c, "json")), *why;
+        return rcc_wire_decode(RCC_FORMAT_JSON, text, strlen(text), false, &why);
+    }
+    fail_msg("no vector %s", name);
+    return NULL;
+}
+
+/* The vectors' recs_delta applied in turn are whole lists; one that does not apply is refused
+ * and changes nothing held; a new connection starts from nothing. */
+static void compact_lists_apply_the_vectors(void **state)
+{
+    (void)state;
+    json_t *cases = load_vectors();
+    json_t *whole = vector_message(cases, "recs_delta whole list (compact, from nothing)");
+    json_t *changes = vector_message(cases, "recs_delta changes");
+    json_t *same = vector_message(cases, "recs_delta with no change of order");
+    rcc_client_t c;
+    rcc_sub_t sub;
+    memset(&c, 0, sizeof(c));
+    memset(&sub, 0, sizeof(sub));
+    c.subs = &sub;
+    c.n_subs = 1;
+    rcc_recs_t r;
+    rcc_item_t *items;
+    /* Nothing held yet. */
+    assert_int_equal(rcc_compact_apply(&c, &sub, changes, &r, &items), RCC_EPROTO);
+    assert_int_equal(rcc_compact_apply(&c, &sub, whole, &r, &items), 0);
+    assert_int_equal(r.n_items, 3);
+    assert_string_equal(items[0].item, "22423");
+    assert_true(items[0].score == 0.91);
+    assert_string_equal(items[0].src, "trending");
+    assert_string_equal(items[0].why, "Trending on mobile");
+    assert_string_equal(items[0].name, "REGENCY CAKESTAND 3 TIER");
+    assert_true(items[0].has_price && items[0].price == 12.75);
+    assert_string_equal(items[0].reason.code, "trending_context");
+    assert_string_equal(items[0].reason.segment, "mobile");
+    assert_string_equal(items[2].item, "x-unknown");
+    assert_null(items[2].name);
+    assert_false(items[2].has_price);
+    assert_string_equal(items[2].reason.code, "new_item");
+    free(items);
+    assert_int_equal(rcc_compact_apply(&c, &sub, changes, &r, &items), 0);
+    assert_string_equal(r.cause, "e-0001");
+    static const char *const order[] = {"84406B", "85123A", "22423"};
+    static const double scores[] = {1.75, 0.5, 0.25};
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(items[i].item, order[i]);
+        assert_true(items[i].score == scores[i]);
+    }
+    assert_string_equal(items[2].name, "REGENCY CAKESTAND 3 TIER"); /* kept from the first */
+    assert_string_equal(items[0].reason.code, "co_visited");
+    assert_string_equal(items[0].reason.item, "85123A");
+    free(items);
+    /* The same delta again: its base is no longer held. */
+    int64_t held = sub.held_version;
+    assert_int_equal(rcc_compact_apply(&c, &sub, changes, &r, &items), RCC_EPROTO);
+    assert_int_equal(sub.held_version, held);
+    /* A reason never defined; a place beyond the list. */
+    json_t *bad = json_deep_copy(same);
+    json_object_set_new(bad, "r", json_pack("[i,i,i]", 3, 1, 99));
+    assert_int_equal(rcc_compact_apply(&c, &sub, bad, &r, &items), RCC_EPROTO);
+    json_object_set_new(bad, "r", json_pack("[i,i,i]", 3, 1, 0));
+    json_object_set_new(bad, "place", json_pack("[[i,s]]", 7, "22423"));
+    assert_int_equal(rcc_compact_apply(&c, &sub, bad, &r, &items), RCC_EPROTO);
+    json_object_set_new(bad, "scores_e4", json_pack("[f,i,i]", 1.5, 1, 2));
+    assert_int_equal(rcc_compact_apply(&c, &sub, bad, &r, &items), RCC_EPROTO);
+    json_decref(bad);
+    assert_int_equal(sub.held_version, held);
+    assert_int_equal(rcc_compact_apply(&c, &sub, same, &r, &items), 0);
+    assert_string_equal(items[0].item, "84406B");
+    assert_true(items[0].score == 1.5);
+    free(items);
+    /* Subscribed again, or a new connection: changes still in flight for the old
+     * subscription are dropped (1) until the whole list comes. */
+    rcc_compact_reset(&c);
+    assert_null(sub.held);
+    assert_int_equal(rcc_compact_apply(&c, &sub, same, &r, &items), 1);
+    assert_int_equal(rcc_compact_apply(&c, &sub, whole, &r, &items), 0);
+    free(items);
+    assert_int_equal(rcc_compact_apply(&c, &sub, same, &r, &items), RCC_EPROTO);
+    rcc_compact_reset(&c);
+    json_decref(whole);
+    json_decref(changes);
+    json_decref(same);
     json_decref(cases);
 }
 
@@ -579,6 +751,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vectors_decode_alike_in_both_encodings),
         cmocka_unit_test(vectors_server_messages_are_read),
+        cmocka_unit_test(reasons_are_read_leniently),
+        cmocka_unit_test(compact_lists_apply_the_vectors),
         cmocka_unit_test(decoder_refuses_bad_input),
         cmocka_unit_test(builds_protocol_messages),
         cmocka_unit_test(event_checks_follow_the_protocol),

@@ -11,6 +11,7 @@
 // socket listener is counted, so stats() can prove that nothing leaks across reconnects.
 
 import { fullJitterDelay } from './backoff.js';
+import { CompactLists } from './compact.js';
 import { Connection } from './connection.js';
 import { loadMsgpack } from './codec.js';
 import { Delivery } from './delivery.js';
@@ -79,6 +80,8 @@ export class RankcastClient {
   #delivery;
   /** @type {Subscriptions} */
   #subs;
+  /** What this connection keeps for compact lists (compact.js). */
+  #compact = new CompactLists();
   /** @type {ConnectionState} */
   #state = 'closed';
   #stopped = true; // no connection wanted: before connect(), after close() or a fatal error
@@ -152,7 +155,11 @@ export class RankcastClient {
       onIdle: () => this.#settleFlushWaiters(),
     });
     this.#subs = new Subscriptions({
-      send: (msg) => this.#conn?.send(msg),
+      send: (msg) => {
+        // A surface subscribed again (or dropped) gets its next compact list whole.
+        if ((msg.type === 'subscribe' || msg.type === 'unsubscribe') && typeof msg.surface === 'string') this.#compact.forget(msg.surface);
+        this.#conn?.send(msg);
+      },
       isOpen: () => this.#conn !== null && this.#welcomed,
       limits: () => this.#welcome?.limits ?? DEFAULT_LIMITS,
       onRemoved: (surface) => this.#impressed.delete(surface),
@@ -514,6 +521,7 @@ export class RankcastClient {
     else if (!this.#welcomed) return; // nothing else is expected before welcome
     else if (msg.type === 'ack') this.#delivery.onAck(msg.ids);
     else if (msg.type === 'recs') this.#onRecs(withoutType(msg));
+    else if (msg.type === 'recs_delta') this.#onRecsDelta(withoutType(msg));
     else if (msg.type === 'drain') this.#onDrain(withoutType(msg));
     else if (msg.type === 'push') this.#events.emit('push', withoutType(msg));
     else if (msg.type === 'auth_ok') this.#onAuthOk(withoutType(msg));
@@ -537,6 +545,7 @@ export class RankcastClient {
     this.#welcome = welcome;
     if (this.#o.user === undefined || this.#userRefused) this.#assignedUser = welcome.user;
     this.#tally.welcomes++;
+    this.#compact.reset();
     this.#subs.resubscribeAll();
     this.#delivery.start(welcome.limits);
     this.#startKeepalive();
@@ -581,6 +590,24 @@ export class RankcastClient {
       this.#authWaiters.push({ resolve, reject });
       conn.send(msg);
     });
+  }
+
+  /**
+   * A compact list: applied to the list held, delivered whole. One that does not apply is
+   * reported and the surface subscribed again (the server answers with the whole list).
+   * @param {import('./incoming.js').RecsDelta} delta
+   */
+  #onRecsDelta(delta) {
+    if (!this.#subs.surfaces.has(delta.surface)) return; // unsubscribed while it travelled
+    let list;
+    try {
+      list = this.#compact.apply(delta);
+    } catch (err) {
+      this.#events.emit('error', err instanceof RankcastError ? err : new ClientError('protocol', String(err), { cause: err }));
+      this.#subs.resubscribe(delta.surface);
+      return;
+    }
+    if (list !== null) this.#onRecs(list);
   }
 
   /** @param {RecsList} list */

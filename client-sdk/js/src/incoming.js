@@ -22,10 +22,17 @@ export const DEFAULT_LIMITS = Object.freeze({
  * checks that they stay the same).
  * @typedef {{-readonly [K in keyof typeof DEFAULT_LIMITS]: number}} Limits
  * @typedef {{v: number, session: string, user: string, node: string, serverTimeMs: number, limits: Limits}} WelcomeInfo
- * @typedef {{item: string, score: number, src: string, why: string, name?: string, category?: string,
- *   price?: number}} RecItem
+ * @typedef {{code: string, item?: string, itemName?: string, category?: string, categoryName?: string,
+ *   segment?: string, locale?: string, kind?: string, ageS?: number}} Reason
+ * @typedef {{item: string, score: number, src: string, why: string, reason?: Reason, name?: string,
+ *   category?: string, price?: number}} RecItem
  * @typedef {{surface: string, version: number, items: RecItem[], cause?: string, tookUs: number,
  *   variant: string}} RecsList
+ * @typedef {{src: string, why: string, reason?: Reason}} ReasonDef
+ * @typedef {{name?: string, category?: string, price?: number}} ItemDetails
+ * @typedef {{surface: string, version: number, base: number, remove: string[], place: Array<[number, string]>,
+ *   scores: number[], r: number[], items: Map<string, ItemDetails>, reasons: Map<number, ReasonDef>, cause?: string,
+ *   tookUs: number, variant: string}} RecsDelta
  * @typedef {{id: string, topic: string, data: unknown}} PushMessage
  * @typedef {{reason: string, reconnectAfterMs: number}} DrainInfo
  * @typedef {{expMs: number}} AuthInfo
@@ -33,7 +40,7 @@ export const DEFAULT_LIMITS = Object.freeze({
  * @typedef {{code: number, name: string, message: string, fatal: boolean, id?: string, about?: string, surface?: string, t?: number}} ErrorMessage
  * @typedef {{type: 'welcome'} & WelcomeInfo | {type: 'ack', ids: string[]} | {type: 'recs'} & RecsList
  *   | {type: 'push'} & PushMessage | {type: 'pong'} & Pong | {type: 'error'} & ErrorMessage
- *   | {type: 'drain'} & DrainInfo | {type: 'auth_ok'} & AuthInfo} ServerMessage
+ *   | {type: 'drain'} & DrainInfo | {type: 'auth_ok'} & AuthInfo | {type: 'recs_delta'} & RecsDelta} ServerMessage
  * @typedef {import('./codec.js').WireMessage} WireMessage
  */
 
@@ -138,6 +145,37 @@ function readAck(m) {
   return { type: 'ack', ids: m.ids };
 }
 
+/** @type {ReadonlyArray<readonly [string, 'item' | 'itemName' | 'category' | 'categoryName' | 'segment' | 'locale' | 'kind']>} */
+const REASON_STRINGS = [
+  ['item', 'item'],
+  ['item_name', 'itemName'],
+  ['category', 'category'],
+  ['category_name', 'categoryName'],
+  ['segment', 'segment'],
+  ['locale', 'locale'],
+  ['kind', 'kind'],
+];
+
+/**
+ * An item's structured reason (PROTOCOL.md, `recs`), or undefined when it has none or it is not
+ * a map with a string code: a reason is an extra, never worth refusing a list for. Fields of
+ * the wrong type and fields this SDK does not know are left out.
+ * @param {unknown} wire
+ * @returns {Reason | undefined}
+ */
+export function readReason(wire) {
+  const r = /** @type {Record<string, unknown> | null} */ (wire !== null && typeof wire === 'object' && !Array.isArray(wire) ? wire : null);
+  if (r === null || typeof r.code !== 'string') return undefined;
+  /** @type {Reason} */
+  const out = { code: r.code };
+  for (const [from, to] of REASON_STRINGS) {
+    const v = r[from];
+    if (typeof v === 'string') out[to] = v;
+  }
+  if (isInteger(r.age_s) && r.age_s >= 0) out.ageS = r.age_s;
+  return out;
+}
+
 /**
  * @param {unknown} wire
  * @returns {RecItem}
@@ -152,6 +190,8 @@ function readItem(wire) {
     src: typeof it.src === 'string' ? it.src : '',
     why: typeof it.why === 'string' ? it.why : '',
   };
+  const reason = readReason(it.reason);
+  if (reason !== undefined) out.reason = reason;
   if (typeof it.name === 'string') out.name = it.name;
   if (typeof it.category === 'string') out.category = it.category;
   if (typeof it.price === 'number') out.price = it.price;
@@ -170,6 +210,80 @@ function readRecs(m) {
     surface: str(m, 'surface', 'recs'),
     version: int(m, 'version', 'recs'),
     items: m.items.map(readItem),
+    tookUs: isInteger(m.took_us) ? m.took_us : 0,
+    variant: typeof m.variant === 'string' ? m.variant : 'control',
+  };
+  if (typeof m.cause === 'string') out.cause = m.cause;
+  return out;
+}
+
+/**
+ * @param {unknown} v
+ * @returns {Record<string, unknown>}
+ */
+const mapOrEmpty = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? /** @type {Record<string, unknown>} */ (v) : {});
+
+/**
+ * The scores of a recs_delta from its scores_e4: the first, then differences, in ten-thousandths.
+ * @param {number[]} e4
+ */
+function cumulative(e4) {
+  let sum = 0;
+  return e4.map((x) => (sum += x) / 10000);
+}
+
+/**
+ * A compact list's changes (PROTOCOL.md, `recs_delta`), checked as far as applying them relies
+ * on it: a malformed one throws, and the surface is then subscribed again (compact.js).
+ * @param {WireMessage} m
+ * @returns {ServerMessage}
+ */
+function readRecsDelta(m) {
+  const { remove = [], place = [], scores_e4: scores, r } = m;
+  const ok =
+    isStringArray(remove) &&
+    Array.isArray(place) &&
+    place.every((p) => Array.isArray(p) && p.length === 2 && isInteger(p[0]) && p[0] >= 0 && typeof p[1] === 'string') &&
+    Array.isArray(scores) &&
+    scores.every(isInteger) &&
+    Array.isArray(r) &&
+    r.length === scores.length &&
+    r.every((x) => isInteger(x) && x >= 0);
+  if (!ok) throw bad('recs_delta.remove, place, scores_e4 or r malformed');
+  /** @type {Map<string, ItemDetails>} */
+  const items = new Map();
+  for (const [id, wire] of Object.entries(mapOrEmpty(m.items))) {
+    const { name, category, price } = mapOrEmpty(wire);
+    /** @type {ItemDetails} */
+    const d = {};
+    if (typeof name === 'string') d.name = name;
+    if (typeof category === 'string') d.category = category;
+    if (typeof price === 'number') d.price = price;
+    items.set(id, d);
+  }
+  /** @type {Map<number, ReasonDef>} */
+  const reasons = new Map();
+  for (const [key, wire] of Object.entries(mapOrEmpty(m.reasons))) {
+    const { src, why, reason } = mapOrEmpty(wire);
+    if (!/^(0|[1-9]\d{0,8})$/.test(key)) throw bad('recs_delta.reasons key not a number');
+    /** @type {ReasonDef} */
+    const def = { src: typeof src === 'string' ? src : '', why: typeof why === 'string' ? why : '' };
+    const read = readReason(reason);
+    if (read !== undefined) def.reason = read;
+    reasons.set(+key, def);
+  }
+  /** @type {{type: 'recs_delta'} & RecsDelta} */
+  const out = {
+    type: 'recs_delta',
+    surface: str(m, 'surface', 'recs_delta'),
+    version: int(m, 'version', 'recs_delta'),
+    base: int(m, 'base', 'recs_delta'),
+    remove,
+    place: /** @type {Array<[number, string]>} */ (place),
+    scores: cumulative(/** @type {number[]} */ (scores)),
+    r: /** @type {number[]} */ (r),
+    items,
+    reasons,
     tookUs: isInteger(m.took_us) ? m.took_us : 0,
     variant: typeof m.variant === 'string' ? m.variant : 'control',
   };
@@ -243,6 +357,7 @@ const READERS = {
   welcome: readWelcome,
   ack: readAck,
   recs: readRecs,
+  recs_delta: readRecsDelta,
   push: readPush,
   pong: readPong,
   error: readError,

@@ -31,7 +31,7 @@ const REPEATS = Object.freeze(/** @type {const} */ (['never', 'not_current', 'al
  *   id?: string}} TrackEvent
  * @typedef {{id: string, kind: EventKind, item?: string, value?: number, query?: string, surface?: string,
  *   ts_ms?: number}} EventFields  one checked event as it goes on the wire
- * @typedef {{k?: number, category?: string, priceMin?: number, priceMax?: number, repeat?: Repeat}} SubscribeOptions
+ * @typedef {{k?: number, category?: string, priceMin?: number, priceMax?: number, repeat?: Repeat, compact?: boolean}} SubscribeOptions
  * @typedef {{token?: string|null, user?: string|null, device?: string|null, locale?: string|null,
  *   tzOffsetMin?: number|null, consent?: boolean|null}} HelloOptions
  */
@@ -235,7 +235,7 @@ export const eventMessage = (fields) => ({ type: 'event', ...fields });
  */
 export const eventsMessage = (list) => ({ type: 'events', events: list });
 
-const SUBSCRIBE_KEYS = Object.keys(/** @satisfies {Record<keyof SubscribeOptions, true>} */ ({ k: true, category: true, priceMin: true, priceMax: true, repeat: true }));
+const SUBSCRIBE_KEYS = Object.keys(/** @satisfies {Record<keyof SubscribeOptions, true>} */ ({ k: true, category: true, priceMin: true, priceMax: true, repeat: true, compact: true }));
 
 /** @type {ReadonlySet<unknown>} */
 const REPEAT_SET = new Set(REPEATS);
@@ -248,7 +248,7 @@ const REPEAT_SET = new Set(REPEATS);
  */
 export function subscribeMessage(surface, params = {}, maxK = 100) {
   checkKeys(params, SUBSCRIBE_KEYS, 'subscribe options');
-  /** @type {{type: 'subscribe', surface: string, k?: number, category?: string, price_min?: number, price_max?: number, repeat?: Repeat}} */
+  /** @type {{type: 'subscribe', surface: string, k?: number, category?: string, price_min?: number, price_max?: number, repeat?: Repeat, compact?: boolean}} */
   const msg = { type: 'subscribe', surface: checkSurface(surface) };
   if (params.k !== undefined) {
     const k = checkInt(params.k, 'k', 1, 100);
@@ -261,6 +261,10 @@ export function subscribeMessage(surface, params = {}, maxK = 100) {
   if (params.repeat !== undefined) {
     if (!REPEAT_SET.has(params.repeat)) throw invalid(`repeat must be one of ${REPEATS.join(', ')} (got ${JSON.stringify(params.repeat)})`);
     msg.repeat = params.repeat;
+  }
+  if (params.compact !== undefined) {
+    if (typeof params.compact !== 'boolean') throw invalid(`compact must be a boolean (got ${JSON.stringify(params.compact)})`);
+    msg.compact = params.compact;
   }
   return msg;
 }

@@ -137,6 +137,18 @@ export class Subscriptions {
   }
 
   /**
+   * Subscribes `surface` again as it is (its compact list could not be applied: the server
+   * answers with the whole list). Nothing when the surface is not held or no connection is open.
+   * @param {string} surface
+   */
+  resubscribe(surface) {
+    const entry = this.surfaces.get(surface);
+    if (!entry || !this.hooks.isOpen()) return;
+    entry.version = null; // the answer is by definition the current list
+    this.hooks.send(entry.message);
+  }
+
+  /**
    * A `recs` arrived. Returns true when it was delivered, false when dropped (a surface no
    * longer held, or a version older than the one delivered).
    * @param {RecsList} list

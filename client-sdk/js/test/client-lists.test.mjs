@@ -54,6 +54,52 @@ for (const enc of ENCODINGS) {
       await client.close();
     });
 
+    test('compact lists: deltas become whole lists; one that does not apply is reported and the surface subscribed again', async () => {
+      const delta = (version, base, fields) => ({ type: 'recs_delta', surface: 'home', version, base, took_us: 5, variant: 'control', ...fields });
+      const whole = delta(10, 0, {
+        place: [[0, 'a'], [1, 'b']], scores_e4: [5000, -2500], r: [0, 1],
+        items: { a: { name: 'A', category: 'c', price: 1.5 }, b: { name: 'B' } },
+        reasons: { 0: { src: 'popular', why: 'Popular', reason: { code: 'popular' } }, 1: { src: 'trending', why: 'Trending now', reason: { code: 'trending' } } },
+      });
+      const { client, conn } = await setup();
+      server.handle = (c, msg) => {
+        if (msg.type !== 'subscribe') return false;
+        c.send(whole);
+        return true;
+      };
+      const lists = [];
+      const errors = [];
+      client.on('error', (e) => errors.push(e));
+      client.subscribe('home', { k: 2, compact: true }, (l) => lists.push(l));
+      await waitUntil(() => lists.length === 1, { what: 'the whole list' });
+      assert.deepEqual(server.received('subscribe', conn)[0], { type: 'subscribe', surface: 'home', k: 2, compact: true });
+      assert.deepEqual(lists[0].items, [
+        { item: 'a', score: 0.5, src: 'popular', why: 'Popular', reason: { code: 'popular' }, name: 'A', category: 'c', price: 1.5 },
+        { item: 'b', score: 0.25, src: 'trending', why: 'Trending now', reason: { code: 'trending' }, name: 'B' },
+      ]);
+      // b moves up, a new item c comes in after it, a leaves: details and reasons kept.
+      conn.send(delta(11, 10, { remove: ['a'], place: [[1, 'c']], scores_e4: [3000, -2000], r: [1, 0], items: { c: { name: 'C' } }, cause: 'e-1' }));
+      await waitUntil(() => lists.length === 2);
+      assert.deepEqual(lists[1].items.map((it) => [it.item, it.score, it.why, it.name]), [['b', 0.3, 'Trending now', 'B'], ['c', 0.1, 'Popular', 'C']]);
+      assert.equal(lists[1].cause, 'e-1');
+      // A base the client does not hold: reported, never delivered, and the surface subscribed again.
+      conn.send(delta(13, 12, { scores_e4: [1, 2], r: [0, 0] }));
+      await waitUntil(() => server.received('subscribe', conn).length === 2, { what: 'the subscription sent again' });
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0].code, 'protocol');
+      await waitUntil(() => lists.length === 3);
+      assert.equal(lists[2].version, 10);
+      // After a reconnect, the tables start afresh: a delta on the old base does not apply.
+      conn.terminate();
+      await nextEvent(client, 'open', { timeoutMs: 5000 });
+      const again = server.connections.at(-1);
+      await waitUntil(() => lists.length === 4);
+      again.send(delta(14, 11, { scores_e4: [1, 2], r: [0, 1] }));
+      await waitUntil(() => errors.length === 2, { what: 'the error of the stale base' });
+      await client.close();
+      server.handle = null;
+    });
+
     test('handles share a surface: a second one gets the current list, unsubscribe goes out with the last', async () => {
       const { client, conn } = await setup();
       const a = [];

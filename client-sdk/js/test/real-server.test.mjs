@@ -81,6 +81,9 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
         assert.equal(typeof it.score, 'number');
         assert.ok(['covisit', 'content', 'trending', 'popular', 'explore'].includes(it.src), it.src);
         assert.ok(it.why.length > 0);
+        // The structured reason, read into camelCase: a cold user's list is popular or trending.
+        assert.ok(['popular', 'trending', 'trending_context', 'trending_locale'].includes(it.reason?.code), JSON.stringify(it));
+        if (it.reason.code === 'popular') assert.equal(it.reason.category, it.category);
       }
 
       // A click on a recommended item: acked, and the list comes back re-ranked by it.
@@ -262,6 +265,54 @@ describe('real rankcast', { skip: skip ?? false, timeout: 60_000 }, () => {
   }
 
   for (const enc of ENCODINGS) {
+    test(`${enc}: a compact subscription delivers the same whole lists as a plain one, across a reconnect`, async () => {
+      const port = await freePort();
+      const node = await new RankcastProcess(port).start();
+      try {
+        const user = uniqueUser('compact');
+        const plain = makeClient(node.url, enc, clientOptions({ user }));
+        const compact = makeClient(node.url, enc, clientOptions({ user }));
+        await Promise.all([nextEvent(plain, 'open'), nextEvent(compact, 'open')]);
+        /** @type {Map<number, unknown>} */
+        const plainByVersion = new Map();
+        const compactLists = [];
+        plain.subscribe('home', { k: 20 }, (l) => plainByVersion.set(l.version, l));
+        compact.subscribe('home', { k: 20, compact: true }, (l) => compactLists.push(l));
+        await waitUntil(() => plainByVersion.size >= 1 && compactLists.length >= 1, { what: 'the first lists' });
+        const errors = [];
+        compact.on('error', (e) => errors.push(e));
+        // Clicks on the list shown: each leaves the list, so each re-ranks it.
+        for (let i = 0; i < 12; i++) {
+          const shown = compactLists.at(-1).items;
+          const click = plain.track({ kind: 'click', item: shown[(i * 5) % shown.length].item, surface: 'home' });
+          await click;
+          await waitUntil(() => compactLists.some((l) => l.cause === click.id) && [...plainByVersion.values()].some((l) => l.cause === click.id), { what: `the lists of click ${i}` });
+        }
+        let compared = 0;
+        for (const list of compactLists) {
+          const whole = plainByVersion.get(list.version);
+          if (!whole) continue;
+          assert.deepEqual(list, whole, `version ${list.version}`);
+          compared++;
+        }
+        assert.ok(compared >= 12, `${compared} lists compared`);
+        assert.ok(compactLists.every((l) => l.items.length === 20 && l.items.every((it) => it.reason && it.name && it.why)));
+
+        // The server restarts: the compact client starts afresh on the new connection.
+        const before = compactLists.length;
+        const reopened = nextEvent(compact, 'open', { timeoutMs: 10_000 });
+        await node.stop('SIGKILL');
+        await node.start();
+        await reopened;
+        await waitUntil(() => compactLists.length > before, { timeoutMs: 5000, what: 'the list after the reconnect' });
+        assert.ok(compactLists.at(-1).items.every((it) => it.name && it.reason), 'details and reasons again');
+        assert.deepEqual(errors, []);
+        await Promise.all([plain.close(), compact.close()]);
+      } finally {
+        await node.stop('SIGKILL');
+      }
+    });
+
     test(`${enc}: without a user, the issued (signed) id is presented again after a restart and stays the user; a made-up one is replaced`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'rankcast-js-anon-'));
       const node = await new RankcastProcess(await freePort(), ['--anonymous-ids', 'signed', '--data-dir', dir]).start();

@@ -276,3 +276,22 @@ test('token refresh: exp read from a JWT (or null), delay ahead of exp, never be
   assert.equal(refreshDelayMs(0, 5_000, 30_000), 0, 'expired: at once');
   assert.ok(refreshDelayMs(90 * 86_400_000, 0, 30_000) > MAX_TIMER_MS, 'long tokens exceed one timer (the client re-arms)');
 });
+
+test('a recs item reads its structured reason leniently: bad parts are left out, never the list', () => {
+  const recs = (reason) => readServerMessage({ type: 'recs', surface: 's', version: 1, items: [{ item: 'a', score: 1, src: 'repeat', why: 'w', reason }], took_us: 1, variant: 'control' });
+  const first = (reason) => recs(reason).items[0];
+  assert.deepEqual(first({ code: 'repeat', kind: 'cart', age_s: 61 }).reason, { code: 'repeat', kind: 'cart', ageS: 61 });
+  assert.deepEqual(
+    first({ code: 'similar', item: 'x', item_name: 'X', category: 'c', category_name: 'C', segment: 'mobile', locale: 'de-DE' }).reason,
+    { code: 'similar', item: 'x', itemName: 'X', category: 'c', categoryName: 'C', segment: 'mobile', locale: 'de-DE' },
+  );
+  // A field of the wrong type, a negative or fractional age, a field this SDK does not know.
+  assert.deepEqual(first({ code: 'repeat', kind: 3, age_s: -1, item: null, later: 'x' }).reason, { code: 'repeat' });
+  assert.deepEqual(first({ code: 'repeat', age_s: 1.5 }).reason, { code: 'repeat' });
+  // No code, not a map, or absent: no reason at all, and the item is still read.
+  for (const bad of [{ kind: 'view' }, 'repeat', ['repeat'], null, undefined, { code: 7 }]) {
+    const it = first(bad);
+    assert.equal('reason' in it, false, JSON.stringify(bad));
+    assert.equal(it.why, 'w');
+  }
+});

@@ -199,6 +199,18 @@ test('s2c vectors read into the SDK shapes', () => {
   assert.equal(typeof recs.tookUs, 'number');
   assert.ok(recs.items.length > 0 && typeof recs.items[0].why === 'string');
   assert.equal('cause' in byName['recs on subscribe'], false);
+  // Structured reasons, camelCase; an item without one (an older server) has none.
+  assert.deepEqual(recs.items[0].reason, { code: 'co_visited', item: '85123A', itemName: 'White Hanging Heart T-Light Holder' });
+  assert.deepEqual(recs.items[1].reason, {
+    code: 'similar', item: '85123A', itemName: 'White Hanging Heart T-Light Holder', category: 'candles-lights', categoryName: 'Candles & lights',
+  });
+  const onSubscribe = byName['recs on subscribe'];
+  assert.deepEqual(onSubscribe.items[0].reason, { code: 'trending_context', segment: 'mobile' });
+  assert.deepEqual(onSubscribe.items[2].reason, { code: 'trending_locale', locale: 'en-GB' });
+  const again = byName['recs with an item of the session again'];
+  assert.deepEqual(again.items[0].reason, { code: 'repeat', kind: 'view', ageS: 150 });
+  assert.deepEqual(again.items[2].reason, { code: 'repeat' });
+  assert.equal('reason' in again.items.at(-1), false);
   const welcome = byName.welcome;
   assert.deepEqual(Object.keys(welcome.limits).sort(), ['eventsBurst', 'eventsPerSec', 'maxBatch', 'maxK', 'maxMessageBytes', 'maxSubscriptions']);
   const err = byName['error about an event'];

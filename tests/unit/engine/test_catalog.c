@@ -510,6 +510,11 @@ static void test_demo_catalog(void **state)
     }
     assert_int_equal(with_category, c.n);
     assert_int_equal(with_price, c.n);
+    /* Every category has a display name for the reasons' words (not its slug). */
+    for (uint32_t k = 1; k < c.n_categories; k++) {
+        assert_non_null(c.category_names[k]);
+        assert_string_not_equal(c.category_names[k], c.categories[k]);
+    }
     rc_catalog_free(&c);
 }
 

@@ -247,7 +247,7 @@ static bool ref_score(const ref_t *r, uint32_t c, float covis_max, rc_ranked_t *
     }
     score *= rc_rules_boost(&e->rules, c);
     int64_t ref = src == RC_SRC_COVISIT ? r->ref[c] : src == RC_SRC_TRENDING ? seg_ref : -1;
-    *out = (rc_ranked_t){c, score, src, ref};
+    *out = (rc_ranked_t){c, score, src, RC_EVENT_KIND_COUNT, ref};
     return true;
 }
 

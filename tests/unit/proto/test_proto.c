@@ -272,6 +272,92 @@ static int64_t jint(const json_t *obj, const char *key)
 /* Builds the C-side description of a server message from the vector and encodes it.
  * Returns false for message types the C codec does not produce (push comes with the push
  * API). */
+/* A recs_delta vector through rc_proto_encode_recs_delta(): items carry their details and
+ * reason definitions by reference, as the server builds them. */
+static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
+{
+    static const char *remove[128];
+    static rc_recs_place_t place[128];
+    static double scores[128];
+    static uint32_t rids[128];
+    static rc_recs_item_t details_buf[128], reason_items[128];
+    static const rc_recs_item_t *details[128];
+    static rc_recs_reason_def_t reasons[128];
+    static rc_recs_reason_t reason_data[128];
+    const json_t *x;
+    const char *key;
+    size_t i, n_remove = 0, n_place = 0, n_items = 0, n_details = 0, n_reasons = 0;
+    json_array_foreach(json_object_get(v, "remove"), i, x) remove[n_remove++] =
+        json_string_value(x);
+    json_array_foreach(json_object_get(v, "place"), i, x)
+    {
+        place[n_place++] = (rc_recs_place_t){(uint32_t)json_integer_value(json_array_get(x, 0)),
+                                             json_string_value(json_array_get(x, 1))};
+    }
+    json_int_t sum = 0;
+    json_array_foreach(json_object_get(v, "scores_e4"), i, x)
+    {
+        sum += json_integer_value(x);
+        scores[n_items++] = (double)sum / 10000.0;
+    }
+    json_array_foreach(json_object_get(v, "r"), i, x) rids[i] = (uint32_t)json_integer_value(x);
+    json_t *val;
+    json_object_foreach((json_t *)json_object_get(v, "items"), key, val)
+    {
+        json_t *price = json_object_get(val, "price");
+        details_buf[n_details] = (rc_recs_item_t){.item = key,
+                                                  .name = jstr(val, "name").p,
+                                                  .category = jstr(val, "category").p,
+                                                  .price = price ? json_number_value(price) : -1};
+        details[n_details] = &details_buf[n_details];
+        n_details++;
+    }
+    json_object_foreach((json_t *)json_object_get(v, "reasons"), key, val)
+    {
+        const json_t *why = json_object_get(val, "reason");
+        const json_t *age = json_object_get(why, "age_s");
+        reason_data[n_reasons] = (rc_recs_reason_t){
+            .code = jstr(why, "code").p,
+            .item = jstr(why, "item").p,
+            .item_name = jstr(why, "item_name").p,
+            .category = jstr(why, "category").p,
+            .category_name = jstr(why, "category_name").p,
+            .segment = jstr(why, "segment").p,
+            .locale = jstr(why, "locale").p,
+            .kind = jstr(why, "kind").p,
+            .age_s = age ? json_integer_value(age) : -1,
+        };
+        reason_items[n_reasons] = (rc_recs_item_t){
+            .src = jstr(val, "src").p,
+            .why = jstr(val, "why").p,
+            .reason = why != NULL ? &reason_data[n_reasons] : NULL,
+        };
+        reasons[n_reasons] =
+            (rc_recs_reason_def_t){(uint32_t)strtoul(key, NULL, 10), &reason_items[n_reasons]};
+        n_reasons++;
+    }
+    rc_recs_delta_t d = {
+        .surface = jstr(v, "surface").p,
+        .version = jint(v, "version"),
+        .base = jint(v, "base"),
+        .remove = remove,
+        .n_remove = (uint32_t)n_remove,
+        .place = place,
+        .n_place = (uint32_t)n_place,
+        .scores = scores,
+        .rids = rids,
+        .n_items = (uint32_t)n_items,
+        .details = details,
+        .n_details = (uint32_t)n_details,
+        .reasons = reasons,
+        .n_reasons = (uint32_t)n_reasons,
+        .cause = jstr(v, "cause"),
+        .took_us = jint(v, "took_us"),
+        .variant = json_object_get(v, "variant") ? jstr(v, "variant").p : "control",
+    };
+    rc_proto_encode_recs_delta(e, &d);
+}
+
 static bool encode_from_vector(const json_t *v, rc_enc_t *e)
 {
     const char *type = json_string_value(json_object_get(v, "type"));
@@ -305,23 +391,40 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
         rc_proto_encode_auth_ok(e, jint(v, "exp_ms"));
     } else if (strcmp(type, "recs") == 0) {
         static rc_recs_item_t items[128];
+        static rc_recs_reason_t reasons[128];
         const json_t *arr = json_object_get(v, "items");
         size_t n = json_array_size(arr);
         for (size_t i = 0; i < n; i++) {
             const json_t *it = json_array_get(arr, i);
             json_t *price = json_object_get(it, "price");
-            items[i] = (rc_recs_item_t){jstr(it, "item").p,
-                                        json_number_value(json_object_get(it, "score")),
-                                        jstr(it, "src").p,
-                                        jstr(it, "why").p,
-                                        jstr(it, "name").p,
-                                        jstr(it, "category").p,
-                                        price ? json_number_value(price) : -1};
+            const json_t *why = json_object_get(it, "reason");
+            const json_t *age = json_object_get(why, "age_s");
+            reasons[i] = (rc_recs_reason_t){
+                .code = jstr(why, "code").p,
+                .item = jstr(why, "item").p,
+                .item_name = jstr(why, "item_name").p,
+                .category = jstr(why, "category").p,
+                .category_name = jstr(why, "category_name").p,
+                .segment = jstr(why, "segment").p,
+                .locale = jstr(why, "locale").p,
+                .kind = jstr(why, "kind").p,
+                .age_s = age ? json_integer_value(age) : -1,
+            };
+            items[i] = (rc_recs_item_t){.item = jstr(it, "item").p,
+                                        .score = json_number_value(json_object_get(it, "score")),
+                                        .src = jstr(it, "src").p,
+                                        .why = jstr(it, "why").p,
+                                        .reason = why != NULL ? &reasons[i] : NULL,
+                                        .name = jstr(it, "name").p,
+                                        .category = jstr(it, "category").p,
+                                        .price = price ? json_number_value(price) : -1};
         }
         rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items,
                        (uint32_t)n,          jstr(v, "cause"),   jint(v, "took_us"),
                        jstr(v, "variant").p};
         rc_proto_encode_recs(e, &r);
+    } else if (strcmp(type, "recs_delta") == 0) {
+        encode_delta_from_vector(v, e);
     } else {
         return false;
     }

@@ -23,6 +23,7 @@
 #include "util/sanitizer.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -387,6 +388,150 @@ static void test_a_connection_that_does_not_read_gets_only_the_newest_list(void 
     assert_true(category_count(recs, "lamps") >= 3);
     assert_true(rc_metrics.pushes_skipped >= 1);
     json_decref(msgs);
+    rc_conn_closed(a);
+    rc_conn_closed(b);
+}
+
+/* A client's side of compact lists (PROTOCOL.md `recs_delta`), from the page: the list held,
+ * the item details and the reasons by number; applies `d` and returns the whole list as the
+ * items of a `recs` would be (a new array), or NULL when it does not apply. */
+typedef struct {
+    json_t *held, *details, *reasons;
+    int64_t version;
+    size_t redefined; /* reason numbers defined again (the numbering started over) */
+} compact_client_t;
+
+static json_t *compact_apply(compact_client_t *cc, const json_t *d)
+{
+    int64_t base = json_integer_value(json_object_get(d, "base"));
+    if (base != 0 && base != cc->version)
+        return NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(d, "items"), key, v) json_object_set(cc->details, key, v);
+    json_object_foreach(json_object_get(d, "reasons"), key, v)
+    {
+        cc->redefined += json_object_get(cc->reasons, key) != NULL;
+        json_object_set(cc->reasons, key, v);
+    }
+    const json_t *scores = json_object_get(d, "scores_e4"), *place = json_object_get(d, "place");
+    size_t n = json_array_size(scores), k = 0, i;
+    const char *ids[100] = {NULL};
+    json_t *p, *removed = json_object_get(d, "remove");
+    json_array_foreach(place, i, p) ids[json_integer_value(json_array_get(p, 0))] =
+        json_string_value(json_array_get(p, 1));
+    json_t *order = json_array();
+    for (size_t pos = 0; pos < n; pos++) {
+        while (ids[pos] == NULL && base != 0 && k < json_array_size(cc->held)) {
+            const char *id = json_string_value(json_array_get(cc->held, k++));
+            bool gone = false;
+            json_array_foreach(removed, i, p) gone |= strcmp(json_string_value(p), id) == 0;
+            json_array_foreach(place, i, p) gone |=
+                strcmp(json_string_value(json_array_get(p, 1)), id) == 0;
+            if (!gone)
+                ids[pos] = id;
+        }
+        if (ids[pos] == NULL) {
+            json_decref(order);
+            return NULL;
+        }
+        json_array_append_new(order, json_string(ids[pos]));
+    }
+    json_t *items = json_array();
+    json_int_t sum = 0; /* scores_e4: the first, then differences */
+    json_array_foreach(order, i, p)
+    {
+        char rid[16];
+        snprintf(rid, sizeof(rid), "%lld",
+                 (long long)json_integer_value(json_array_get(json_object_get(d, "r"), i)));
+        json_t *why = json_object_get(cc->reasons, rid);
+        assert_non_null(why);
+        json_t *it = json_deep_copy(why);
+        json_object_set(it, "item", p);
+        sum += json_integer_value(json_array_get(scores, i));
+        json_object_set_new(it, "score_e4", json_integer(sum));
+        json_object_update(it, json_object_get(cc->details, json_string_value(p)));
+        json_array_append_new(items, it);
+    }
+    json_decref(cc->held);
+    cc->held = order;
+    cc->version = json_integer_value(json_object_get(d, "version"));
+    return items;
+}
+
+/* Compact lists, long enough for the reason numbering to start over (every repeat's age, in
+ * events of distinct times, is a reason of its own): every delta applies to the list held,
+ * and gives, field by field, the list a plain subscriber of the same user got. */
+static void test_compact_lists_equal_whole_lists_past_the_reason_limit(void **state)
+{
+    world_t *w = *state;
+    fake_transport_t ta = {0}, tb = {0};
+    rc_conn_t *a = connect_user(w, &ta, "u-cmp");
+    rc_conn_t *b = connect_user(w, &tb, "u-cmp");
+    send_json(a, "{\"type\":\"subscribe\",\"surface\":\"again\",\"k\":20,\"repeat\":\"allowed\"}");
+    send_json(b, "{\"type\":\"subscribe\",\"surface\":\"again\",\"k\":20,\"repeat\":\"allowed\","
+                 "\"compact\":true}");
+    json_decref(drain(a));
+    compact_client_t cc = {NULL, json_object(), json_object(), 0, 0};
+    json_t *msgs = drain(b);
+    json_t *first = find_type(msgs, "recs_delta", 0);
+    assert_non_null(first);
+    assert_int_equal(json_integer_value(json_object_get(first, "base")), 0);
+    json_decref(compact_apply(&cc, first));
+    json_decref(msgs);
+    int64_t now_ms = rc_wall_ms();
+    size_t compared = 0;
+    for (int e = 0; e < 400; e++) {
+        char ev[200];
+        /* Seconds apart, within the last day: each interaction's age is its own. */
+        snprintf(ev, sizeof(ev),
+                 "{\"type\":\"event\",\"id\":\"c%d\",\"kind\":\"%s\",\"item\":\"i%d\","
+                 "\"ts_ms\":%lld}",
+                 e, e % 5 == 0 ? "cart" : "view", (e * 7) % 60,
+                 (long long)(now_ms - (400 - e) * 1000LL));
+        send_json(a, ev);
+        pump(w);
+        json_t *whole = drain(a), *delta = drain(b);
+        json_t *full = NULL, *d = find_type(delta, "recs_delta", 0), *m;
+        for (size_t n = 0; (m = find_type(whole, "recs", n)) != NULL; n++)
+            if (strcmp(json_string_value(json_object_get(m, "surface")), "again") == 0)
+                full = m;
+        assert_int_equal(full == NULL, d == NULL);
+        if (d != NULL) {
+            assert_int_equal(json_integer_value(json_object_get(d, "version")),
+                             json_integer_value(json_object_get(full, "version")));
+            json_t *got = compact_apply(&cc, d);
+            assert_non_null(got);
+            json_t *want = json_object_get(full, "items");
+            assert_int_equal(json_array_size(got), json_array_size(want));
+            size_t i;
+            json_t *it;
+            json_array_foreach(want, i, it)
+            {
+                json_t *g = json_array_get(got, i);
+                /* The score as the delta carries it, in ten-thousandths. */
+                assert_int_equal(json_integer_value(json_object_get(g, "score_e4")),
+                                 llround(json_number_value(json_object_get(it, "score")) * 1e4));
+                json_object_del(g, "score_e4");
+                json_t *w2 = json_deep_copy(it);
+                json_object_del(w2, "score");
+                if (!json_equal(g, w2)) {
+                    char *gs = json_dumps(g, JSON_SORT_KEYS), *ws = json_dumps(w2, JSON_SORT_KEYS);
+                    fail_msg("event %d item %zu: %s != %s", e, i, gs, ws);
+                }
+                json_decref(w2);
+            }
+            json_decref(got);
+            compared++;
+        }
+        json_decref(whole);
+        json_decref(delta);
+    }
+    assert_true(compared > 300);
+    assert_true(cc.redefined > 0); /* the numbering started over, and lists stayed right */
+    json_decref(cc.held);
+    json_decref(cc.details);
+    json_decref(cc.reasons);
     rc_conn_closed(a);
     rc_conn_closed(b);
 }
@@ -806,6 +951,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_refresh_expiring_earlier_and_a_token_without_exp_are_4010, world_setup,
             world_teardown),
+        cmocka_unit_test_setup_teardown(test_compact_lists_equal_whole_lists_past_the_reason_limit,
+                                        world_setup_unlimited, world_teardown),
         cmocka_unit_test_setup_teardown(test_drain_tells_every_client_then_closes_with_1001,
                                         world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_steady_events_allocate_nothing, world_setup_unlimited,

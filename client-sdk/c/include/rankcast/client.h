@@ -84,16 +84,34 @@ typedef enum {
 
 typedef struct rcc_client rcc_client_t;
 
+/** Why an item is in a list, as data (PROTOCOL.md, `recs` item `reason`): a stable code and
+ * what it refers to. Strings are NULL when the server left the field out. */
+typedef struct rcc_reason {
+    /* co_visited, similar, category_affinity, trending, trending_context, trending_locale,
+     * pinned, repeat, new_item, popular, or newer; NULL when the item carries no reason (an
+     * older server, or one the library could not read) */
+    const char *code;
+    const char *item;          /* co_visited, similar: the item of the session that explains it */
+    const char *item_name;     /* that item's name */
+    const char *category;      /* as rcc_item_t.category */
+    const char *category_name; /* its display name, when the catalog gives one */
+    const char *segment;       /* trending_context: mobile, tablet, desktop, night, morning, ... */
+    const char *locale;        /* trending_locale: a BCP 47 tag, e.g. "de-DE" */
+    const char *kind;          /* repeat: what the user last did with it (an event kind) */
+    int64_t age_s;             /* repeat: seconds since then; -1 when not given */
+} rcc_reason_t;
+
 /** One recommended item. Strings may be NULL when the server left the field out. */
 typedef struct rcc_item {
     const char *item; /* the item id; never NULL */
     double score;
     const char *src; /* covisit, content, trending, popular, explore, pinned, repeat, or newer */
-    const char *why; /* the reason in words */
+    const char *why; /* the reason in plain words */
     const char *name;
     const char *category;
     double price;
     bool has_price;
+    rcc_reason_t reason; /* the same reason as data; reason.code is NULL when there is none */
 } rcc_item_t;
 
 /** A list pushed by the server for one surface. */
@@ -210,6 +228,10 @@ typedef struct rcc_filter {
     bool has_price_min;
     bool has_price_max;
     rcc_repeat_t repeat;
+    /* Receive the lists as changes to the one held (PROTOCOL.md `recs_delta`), item details
+     * and reasons once per connection: about a tenth of the bytes at k = 20. on_recs still
+     * gets whole lists, the same as without it. */
+    bool compact;
 } rcc_filter_t;
 
 /** An interaction to track. Fields a kind does not use must be NULL / unset. */

@@ -18,7 +18,7 @@ import type * as Pub from '@rankcast/client';
 import type * as Src from '../../src/index.js';
 import type { ClientEvents, ClosedInfo, ConnectionState, ReconnectingInfo, TrackPromise } from '../../src/client.js';
 import type { ClientErrorCode, ServerErrorCode, ServerErrorName } from '../../src/errors.js';
-import type { AuthInfo, DrainInfo, Limits, PushMessage, RecItem, RecsList, WelcomeInfo } from '../../src/incoming.js';
+import type { AuthInfo, DrainInfo, Limits, PushMessage, Reason, RecItem, RecsList, WelcomeInfo } from '../../src/incoming.js';
 import type { Device, EventKind, SubscribeOptions, TrackEvent } from '../../src/outgoing.js';
 import type { PublicSubscription } from '../../src/subscriptions.js';
 
@@ -136,6 +136,7 @@ export type LimitsShape = None<Differences<Limits, Pub.Limits>>;
 export type DefaultLimits = None<Misfits<typeof Src.DEFAULT_LIMITS, typeof Pub.DEFAULT_LIMITS>>;
 export type Lists = None<Differences<RecsList, Pub.RecsList>>;
 export type Items = None<Differences<RecItem, Pub.RecItem>>;
+export type Reasons = None<Differences<Reason, Pub.Reason>>;
 
 // --- what the application gives ------------------------------------------------------------------
 

@@ -139,8 +139,13 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
         report = { emitError(it) },
         log = { l, m, e -> log(l, m, e) },
     )
+    private val compact = CompactLists()
     private val subs = Subscriptions(
-        send = { m -> sendFrame(Codec.encode(m, o.encoding)) },
+        send = { m ->
+            // A surface subscribed again (or dropped) gets its next compact list whole.
+            if (m["type"] == "subscribe" || m["type"] == "unsubscribe") compact.forget(m["surface"] as String)
+            sendFrame(Codec.encode(m, o.encoding))
+        },
         isOpen = { conn?.welcomed == true },
         limits = { lastWelcome?.limits ?: Limits() },
     )
@@ -414,6 +419,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
                 when (msg) {
                     is Incoming.Ack -> delivery.onAck(msg.ids)
                     is Incoming.Recs -> subs.deliver(msg.list)
+                    is Incoming.RecsDelta -> onRecsDelta(msg.delta)
                     is Incoming.Push -> eventFlow.tryEmit(ClientEvent.Push(msg.push))
                     is Incoming.Drain -> onDrain(c, msg.info)
                     is Incoming.AuthOk -> onAuthOk(msg.info)
@@ -421,6 +427,20 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
                 }
             }
         }
+    }
+
+    /** A compact list: applied to the list held, delivered whole; one that does not apply is
+     * reported and its surface subscribed again (the server answers with the whole list). */
+    private fun onRecsDelta(d: Delta) {
+        if (!subs.holds(d.surface)) return // unsubscribed while it travelled
+        val list = try {
+            compact.apply(d)
+        } catch (e: ClientException) {
+            emitError(e)
+            subs.resubscribe(d.surface)
+            return
+        }
+        if (list != null) subs.deliver(list)
     }
 
     private fun onWelcome(c: Conn, w: Welcome) {
@@ -432,6 +452,7 @@ class RankcastClient(options: RankcastOptions, connectNow: Boolean = true) : Clo
         welcomes++
         lastWelcome = w
         if (o.user == null || userRefused) assignedUser = w.user
+        compact.reset()
         subs.resubscribeAll()
         delivery.start(w.limits)
         planTokenRefresh(token?.let { jwtExpiryMs(it) })

@@ -28,6 +28,8 @@ internal class Subscriptions(
 
     fun latest(surface: String): RecsList? = surfaces[surface]?.state?.value
 
+    fun holds(surface: String): Boolean = surfaces.containsKey(surface)
+
     /** A collector starts: a new surface, or new options for a held one, is sent now if open. */
     fun add(surface: String, message: Map<String, Any?>): Surface {
         val held = surfaces[surface]
@@ -57,6 +59,14 @@ internal class Subscriptions(
             s.version = null
             send(s.message)
         }
+    }
+
+    /** Sends `surface`'s subscription again as it is (its compact list did not apply). */
+    fun resubscribe(surface: String) {
+        val s = surfaces[surface] ?: return
+        if (!isOpen()) return
+        s.version = null // the answer is by definition the current list
+        send(s.message)
     }
 
     /** Delivers a `recs`; false when it was dropped (unknown surface, or older than the last). */

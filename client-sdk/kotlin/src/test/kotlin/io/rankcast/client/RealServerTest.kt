@@ -54,6 +54,7 @@ class RealServerTest {
             for (it in first.items) {
                 assertTrue(it.src in setOf("covisit", "content", "trending", "popular", "explore"), it.src)
                 assertTrue(it.why.isNotEmpty())
+                assertTrue(it.reason?.code?.isNotEmpty() == true, "every item carries its reason as data: $it")
             }
 
             // A collector that stays: the newest list of the surface, across events.
@@ -170,6 +171,44 @@ class RealServerTest {
             slowJob.cancel()
         } finally {
             client.closeAndJoin()
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Encoding::class)
+    fun `a compact subscription delivers the same whole lists as a plain one`(enc: Encoding) = runBlocking<Unit> {
+        val user = Repo.uniqueUser("compact")
+        val plain = RankcastClient(testOptions(server.wsUrl, enc, user))
+        val compact = RankcastClient(testOptions(server.wsUrl, enc, user))
+        try {
+            withTimeout(5000) {
+                plain.state.first { it == ConnectionState.OPEN }
+                compact.state.first { it == ConnectionState.OPEN }
+            }
+            val plainLists = java.util.concurrent.ConcurrentHashMap<Long, RecsList>()
+            val compactLists = java.util.concurrent.CopyOnWriteArrayList<RecsList>()
+            val a = launch { plain.subscribe("home", SubscribeOptions(k = 20)).collect { plainLists[it.version] = it } }
+            val b = launch { compact.subscribe("home", SubscribeOptions(k = 20, compact = true)).collect { compactLists += it } }
+            waitUntil("the first lists") { plainLists.isNotEmpty() && compactLists.isNotEmpty() }
+            for (i in 0 until 8) {
+                // A click on an item shown leaves the list (repeat "never"): each re-ranks it.
+                val shown = compactLists.last().items
+                val id = plain.track(Event(EventKind.CLICK, item = shown[(i * 5) % shown.size].item, surface = "home"))
+                withTimeout(5000) { waitUntil("the lists of click $i") { compactLists.any { it.cause == id } && plainLists.values.any { it.cause == id } } }
+            }
+            var compared = 0
+            for (list in compactLists) {
+                val whole = plainLists[list.version] ?: continue
+                assertEquals(whole, list, "version ${list.version}")
+                compared++
+            }
+            assertTrue(compared >= 8, "$compared lists compared")
+            assertTrue(compactLists.all { l -> l.items.size == 20 && l.items.all { it.reason != null && it.name != null } })
+            a.cancel()
+            b.cancel()
+        } finally {
+            plain.close()
+            compact.close()
         }
     }
 }

@@ -78,11 +78,11 @@ class VectorsTest {
                 Outgoing.events(list.map { Outgoing.eventFields(event(it as? Map<String, Any?> ?: throw Inexpressible("not a map"))) })
             }
             "subscribe" -> {
-                onlyKeys(f, "surface", "k", "category", "price_min", "price_max", "repeat")
+                onlyKeys(f, "surface", "k", "category", "price_min", "price_max", "repeat", "compact")
                 val repeat = field<String>(f, "repeat")?.let { r -> Repeat.entries.firstOrNull { it.wire == r } ?: throw Inexpressible("no Repeat $r") }
                 val k = field<Long>(f, "k")?.let { if (it in -1000..1000) it.toInt() else throw Inexpressible("k") }
                 Outgoing.subscribe(field<String>(f, "surface") ?: throw Inexpressible("no surface"),
-                    SubscribeOptions(k, field<String>(f, "category"), number(f, "price_min"), number(f, "price_max"), repeat))
+                    SubscribeOptions(k, field<String>(f, "category"), number(f, "price_min"), number(f, "price_max"), repeat, field<Boolean>(f, "compact")))
             }
             "unsubscribe" -> {
                 onlyKeys(f, "surface")
@@ -154,9 +154,76 @@ class VectorsTest {
                 assertEquals((value["t"] as? Number)?.toDouble(), msg.t, "$name: t")
             }
         }
+        // Structured reasons, in both encodings, as the vectors give them.
+        fun items(name: String, enc: Encoding): List<RecItem> {
+            val v = s2c.first { it["name"] == name }
+            val frame = if (enc == Encoding.JSON) Frame.Text(v["json"] as String) else Frame.Binary(fromHex(v["msgpack_hex"] as String))
+            return (Reader.read(Codec.decode(frame, enc)) as Incoming.Recs).list.items
+        }
+        for (enc in listOf(Encoding.JSON, Encoding.MSGPACK)) {
+            val caused = items("recs caused by an event", enc)
+            assertEquals(Reason("co_visited", item = "85123A", itemName = "White Hanging Heart T-Light Holder"), caused[0].reason)
+            assertEquals(
+                Reason("similar", item = "85123A", itemName = "White Hanging Heart T-Light Holder", category = "candles-lights", categoryName = "Candles & lights"),
+                caused[1].reason,
+            )
+            val onSubscribe = items("recs on subscribe", enc)
+            assertEquals(Reason("trending_context", segment = "mobile"), onSubscribe[0].reason)
+            assertEquals(Reason("trending_locale", locale = "en-GB"), onSubscribe[2].reason)
+            val again = items("recs with an item of the session again", enc)
+            assertEquals(Reason("repeat", kind = "view", ageS = 150), again[0].reason)
+            assertEquals(Reason("repeat"), again[2].reason)
+            assertEquals(null, again.last().reason)
+        }
+        // Leniently: a bad part is left out; no string code, no reason.
+        assertEquals(Reason("repeat"), Reader.reason(mapOf("code" to "repeat", "kind" to 3L, "age_s" to -1L, "later" to "x")))
+        assertEquals(Reason("repeat"), Reader.reason(mapOf("code" to "repeat", "age_s" to 1.5)))
+        for (bad in listOf(mapOf("kind" to "view"), mapOf("code" to 7L), "repeat", null)) assertEquals(null, Reader.reason(bad), "$bad")
+
         // The wrong frame kind for the encoding is a protocol error.
         val e = assertThrows<ClientException> { Codec.decode(Frame.Text("{\"type\":\"ack\",\"ids\":[]}"), Encoding.MSGPACK) }
         assertEquals(ClientErrorKind.PROTOCOL, e.kind)
+    }
+
+    @Test
+    fun `the recs_delta vectors applied in turn are whole lists, in both encodings`() {
+        for (enc in listOf(Encoding.JSON, Encoding.MSGPACK)) {
+            fun delta(name: String): Delta {
+                val v = vectors.first { it["name"] == name }
+                val frame = if (enc == Encoding.JSON) Frame.Text(v["json"] as String) else Frame.Binary(fromHex(v["msgpack_hex"] as String))
+                return (Reader.read(Codec.decode(frame, enc)) as Incoming.RecsDelta).delta
+            }
+            val lists = CompactLists()
+            // Not held yet: refused.
+            assertThrows<ClientException> { lists.apply(delta("recs_delta changes")) }
+            val first = lists.apply(delta("recs_delta whole list (compact, from nothing)"))!!
+            assertEquals(listOf("22423", "85123A", "x-unknown"), first.items.map { it.item })
+            assertEquals(
+                RecItem("22423", 0.91, "trending", "Trending on mobile", "REGENCY CAKESTAND 3 TIER", "kitchen", 12.75, Reason("trending_context", segment = "mobile")),
+                first.items[0],
+            )
+            assertEquals(RecItem("x-unknown", 0.125, "explore", "New", reason = Reason("new_item")), first.items[2])
+            val second = lists.apply(delta("recs_delta changes"))!!
+            assertEquals("e-0001", second.cause)
+            assertEquals(listOf("84406B" to 1.75, "85123A" to 0.5, "22423" to 0.25), second.items.map { it.item to it.score })
+            assertEquals("REGENCY CAKESTAND 3 TIER", second.items[2].name, "details kept from the first list")
+            assertEquals(Reason("co_visited", item = "85123A", itemName = "White Hanging Heart T-Light Holder"), second.items[0].reason)
+            assertEquals(listOf("84406B", "85123A", "22423"), lists.apply(delta("recs_delta with no change of order"))!!.items.map { it.item })
+            // A base not held, a reason never defined: refused; a new connection starts from nothing.
+            assertThrows<ClientException> { lists.apply(delta("recs_delta changes")) }
+            assertThrows<ClientException> { lists.apply(delta("recs_delta whole list (compact, from nothing)").copy(r = listOf(99, 1, 2))) }
+            // A surface subscribed again: changes of the old subscription still in flight are dropped.
+            lists.forget("home")
+            assertEquals(null, lists.apply(delta("recs_delta with no change of order")))
+            lists.reset()
+            assertThrows<ClientException> { lists.apply(delta("recs_delta with no change of order")) }
+        }
+        // Malformed where applying relies on it.
+        val base = Codec.fromJson(Json.parseToJsonElement(vectors.first { it["name"] == "recs_delta changes" }["json"] as String)) as Map<*, *>
+        for (broken in listOf(mapOf("scores_e4" to "x"), mapOf("r" to listOf(1L)), mapOf("place" to listOf(listOf(0L))), mapOf("remove" to listOf(1L)))) {
+            @Suppress("UNCHECKED_CAST")
+            assertThrows<ClientException>("$broken") { Reader.read((base + broken) as Map<String, Any?>) }
+        }
     }
 
     @Test
