@@ -190,7 +190,9 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
     rc_node_t *n = ctx;
     switch (m->kind) {
     case RC_BUS_EVENT:
-        if (n->sessions != NULL && !from_this_node(n, m))
+        /* History (a node learning the events topic at start) counts whoever published it:
+         * this node did not learn it in this run, even under the same --node-id. */
+        if (n->sessions != NULL && (m->history || !from_this_node(n, m)))
             rc_sessions_remote_event(n->sessions, m);
         break;
     case RC_BUS_ERASE:

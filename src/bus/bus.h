@@ -61,6 +61,9 @@ typedef struct rc_bus_msg {
      * Kafka: another node can do nothing with a user id it must not learn. */
     rc_str_t profile_user;
     uint64_t seq;
+    /* Delivered by the Kafka bus from the history a starting node learns (--kafka-replay-h):
+     * its own events count too, as this node did not learn them in this run. */
+    bool history;
     /* RC_BUS_CATALOG: the item's id, and the item as its JSON object text (empty: removed) */
     rc_str_t item_id, item_json;
     /* RC_BUS_SETTING */

@@ -6,9 +6,11 @@
  * the broker is away rather than failing them; queue.buffering.max.messages bounds how many
  * (past it a publish is refused and the client told to retry).
  * Consumer: every node must see every message, so each node assigns itself every partition
- * of the events and pushes topics (no consumer-group rebalancing on the critical path), from
- * the end: a node learns from what happens after it starts; and the catalog topic from the
- * beginning: a node starts with every live catalog change.
+ * of the events and pushes topics (no consumer-group rebalancing on the critical path): the
+ * pushes from the end (a push is for who is there now); the events from --kafka-replay-h
+ * back, so that a node that starts learns the history the others learned and is ready once
+ * it read as far as the end it saw at start; and the catalog topic from the beginning: a node
+ * starts with every live catalog change.
  * Both handles keep their own threads; their queues wake the loop through a pipe
  * (rd_kafka_queue_io_event_enable) watched by uv_poll, and are served on the loop thread:
  * nothing here blocks the loop in steady state. */
@@ -52,6 +54,12 @@ typedef struct kafka_bus {
     /* The catalog topic's end when this node started: not ready before it read that far. */
     int64_t catalog_end;
     bool catalog_caught_up;
+    /* The events topic's history (--kafka-replay-h): each partition's end at start, and how
+     * far it was read; ready once every one is read to its end. */
+    int64_t *history_end, *history_next;
+    int n_history;
+    uint64_t history_left; /* events still to read */
+    bool history_caught_up;
     char last_error[200];
     size_t queued; /* published, delivery report not yet served */
     msgpack_zone zone;
@@ -158,6 +166,29 @@ static void on_producer_events(uv_poll_t *h, int status, int events)
     }
 }
 
+/* An event of the events topic while the history is read: whether it is history (before
+ * the partition's end at start), and whether the whole history is now read. */
+static bool history_read(kafka_bus_t *b, const rd_kafka_message_t *msg)
+{
+    int p = (int)msg->partition;
+    if (strcmp(rd_kafka_topic_name(msg->rkt), b->events_topic) != 0 || p < 0 || p >= b->n_history ||
+        msg->offset >= b->history_end[p])
+        return false;
+    if (msg->offset >= b->history_next[p]) {
+        uint64_t read = (uint64_t)(msg->offset + 1 - b->history_next[p]);
+        b->history_left = b->history_left > read ? b->history_left - read : 0;
+        b->history_next[p] = msg->offset + 1;
+    }
+    bool all = true;
+    for (int i = 0; i < b->n_history && all; i++)
+        all = b->history_next[i] >= b->history_end[i];
+    if (all) {
+        b->history_caught_up = true;
+        RC_INFO("kafka", "events history learned", "hours=%lld", (long long)b->cfg->kafka_replay_h);
+    }
+    return true;
+}
+
 static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
 {
     rc_bus_msg_t m;
@@ -168,6 +199,8 @@ static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
         return;
     }
     rc_metrics.bus_consumed++;
+    if (m.kind == RC_BUS_EVENT && !b->history_caught_up)
+        m.history = history_read(b, msg);
     if (b->base.deliver != NULL)
         b->base.deliver(b->base.ctx, &m);
     if (!b->catalog_caught_up && (m.kind == RC_BUS_CATALOG || m.kind == RC_BUS_SETTING) &&
@@ -260,11 +293,14 @@ static int kafka_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
 static int kafka_ready(rc_bus_t *base, char *reason, size_t reason_len)
 {
     kafka_bus_t *b = (kafka_bus_t *)base;
-    if (b->up && b->catalog_caught_up)
+    if (b->up && b->catalog_caught_up && b->history_caught_up)
         return 0;
-    if (b->up)
+    if (b->up && !b->catalog_caught_up)
         snprintf(reason, reason_len, "replaying the catalog changes of %s (%lld)", b->catalog_topic,
                  (long long)b->catalog_end);
+    else if (b->up)
+        snprintf(reason, reason_len, "warming (%llu events behind): learning the history of %s",
+                 (unsigned long long)b->history_left, b->events_topic);
     else
         snprintf(reason, reason_len, "kafka %s unreachable: %s; %zu messages waiting",
                  b->cfg->kafka, b->last_error[0] ? b->last_error : "connecting", b->queued);
@@ -324,6 +360,8 @@ static void kafka_destroy(rc_bus_t *base)
     }
     msgpack_zone_destroy(&b->zone);
     rc_wbuf_free(&b->scratch);
+    free(b->history_end);
+    free(b->history_next);
     free(b);
 }
 
@@ -511,25 +549,66 @@ static bool partition_end(kafka_bus_t *b, const char *topic, int partition, int6
     return false;
 }
 
-/* Every partition of the events and pushes topics, from its current end. The end is read now (the
- * high watermark) rather than left to the logical END offset, which librdkafka resolves later: an
- * event another node publishes just after this node started is not skipped. With no broker
- * answering, the logical END is the fallback. */
+/* Where each events partition's history begins (the first event of the last
+ * --kafka-replay-h, by the broker's timestamps) and where it ends (the high watermark now).
+ * Without an answer, a partition has no history: it is read from its end. */
+static void plan_history(kafka_bus_t *b, int n, bool broker_up)
+{
+    b->history_end = calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
+    b->history_next = calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
+    b->n_history = b->history_end != NULL && b->history_next != NULL ? n : 0;
+    b->history_left = 0;
+    rd_kafka_topic_partition_list_t *when = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    int64_t since_ms = rc_wall_ms() - b->cfg->kafka_replay_h * 3600 * 1000;
+    for (int p = 0; p < b->n_history; p++)
+        rd_kafka_topic_partition_list_add(when, b->events_topic, p)->offset = since_ms;
+    bool timed = broker_up && b->cfg->kafka_replay_h > 0 && b->n_history > 0 &&
+                 rd_kafka_offsets_for_times(b->consumer, when, STARTUP_TIMEOUT_MS) ==
+                     RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int p = 0; p < b->n_history; p++) {
+        int64_t lo = 0, hi = 0;
+        if (!broker_up || !partition_end(b, b->events_topic, p, &lo, &hi)) {
+            b->history_end[p] = b->history_next[p] = RD_KAFKA_OFFSET_END;
+            continue;
+        }
+        int64_t start = timed ? when->elems[p].offset : hi;
+        if (start < 0 || start > hi) /* no event since then */
+            start = hi;
+        if (start < lo)
+            start = lo;
+        b->history_end[p] = hi;
+        b->history_next[p] = start;
+        b->history_left += (uint64_t)(hi - start);
+    }
+    rd_kafka_topic_partition_list_destroy(when);
+    b->history_caught_up = b->history_left == 0;
+    if (!b->history_caught_up)
+        RC_INFO("kafka", "learning the events history before serving", "events=%llu hours=%lld",
+                (unsigned long long)b->history_left, (long long)b->cfg->kafka_replay_h);
+}
+
+/* Every partition of the events topic from its history's start (plan_history), and of the
+ * pushes topic from its current end. The end is read now (the high watermark) rather than left
+ * to the logical END offset, which librdkafka resolves later: an event another node publishes
+ * just after this node started is not skipped. With no broker answering, the logical END is
+ * the fallback. */
 static int assign_everything(kafka_bus_t *b, bool broker_up, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
-    const char *names[2] = {b->events_topic, b->pushes_topic};
-    for (int i = 0; i < 2; i++) {
-        int n = broker_up ? partitions_of(b, names[i]) : (int)b->cfg->kafka_partitions;
-        for (int p = 0; p < n; p++) {
-            int64_t lo, hi, start = RD_KAFKA_OFFSET_END;
-            if (broker_up && partition_end(b, names[i], p, &lo, &hi))
-                start = hi;
-            else if (broker_up)
-                RC_WARN("kafka", "partition end unknown: reading from the logical end",
-                        "topic=%s partition=%d", names[i], p);
-            rd_kafka_topic_partition_list_add(parts, names[i], p)->offset = start;
-        }
+    int n_events = broker_up ? partitions_of(b, b->events_topic) : (int)b->cfg->kafka_partitions;
+    plan_history(b, n_events, broker_up);
+    for (int p = 0; p < n_events; p++)
+        rd_kafka_topic_partition_list_add(parts, b->events_topic, p)->offset =
+            p < b->n_history ? b->history_next[p] : RD_KAFKA_OFFSET_END;
+    int n = broker_up ? partitions_of(b, b->pushes_topic) : (int)b->cfg->kafka_partitions;
+    for (int p = 0; p < n; p++) {
+        int64_t lo, hi, start = RD_KAFKA_OFFSET_END;
+        if (broker_up && partition_end(b, b->pushes_topic, p, &lo, &hi))
+            start = hi;
+        else if (broker_up)
+            RC_WARN("kafka", "partition end unknown: reading from the logical end",
+                    "topic=%s partition=%d", b->pushes_topic, p);
+        rd_kafka_topic_partition_list_add(parts, b->pushes_topic, p)->offset = start;
     }
     /* The catalog's changes from the beginning: a node starting now gets the live catalog,
      * and is ready once it has read as far as the end it sees now (with no broker, it cannot

@@ -54,6 +54,9 @@ static const setting_t settings[] = {
      "partitions of the topics a node creates"},
     {"kafka-buffer-messages", T_INT, OFF(kafka_buffer_messages), "100000", 100, 10000000,
      "messages held while Kafka is unreachable; past it events are refused (4503, retry)"},
+    {"kafka-replay-h", T_INT, OFF(kafka_replay_h), "168", 0, 87600,
+     "a node that starts learns this much of the events topic's history (bounded by the "
+     "topic's retention) before it is ready, so it ranks as the others do; 0: from now on"},
     {"kafka-linger-ms", T_DOUBLE, OFF(kafka_linger_ms), "1", 0, 1000,
      "how long the producer waits to batch messages (latency against throughput)"},
     {"workers", T_INT, OFF(workers), "1", 1, 64,

@@ -478,6 +478,36 @@ describe('the Kafka bus', { skip }, () => {
     await stopCleanly(a, b);
   });
 
+  test('a node started later learns the events history before it is ready, and ranks as the others do', { timeout: 90000 }, async () => {
+    const prefix = topicPrefix();
+    const a = await startNode(prefix);
+    const x = itemsOf(a, 'christmas')[3];
+    const y = itemsOf(a, 'bags')[6];
+    for (let i = 0; i < 6; i++) {
+      const { client } = await connectHello(a, 'json', { user: uniqueId('hist') });
+      await sendAll(client, [x, y], `h${i}`, { kind: 'view' });
+      client.close();
+    }
+    const probe = async (server) => {
+      const { client } = await connectHello(server, 'json', { user: uniqueId('probe') });
+      await client.subscribe('home', { k: 10 });
+      client.send({ type: 'event', id: 'px', kind: 'view', item: x.id });
+      const recs = await client.next(recsCausedBy('px'), 3000);
+      client.close();
+      return recs.items.find((it) => it.item === y.id)?.src;
+    };
+    assert.equal(await probe(a), 'covisit', 'A learned the pair');
+    // Started after the events, B learns them from the topic (--kafka-replay-h, 168 by
+    // default) before it says it is ready; C, told to learn no history, does not know them.
+    const b = await startNode(prefix, { extra: ['--log-level', 'info'] });
+    assert.match(b.output(), /msg="learning the events history before serving" events=(1[2-9]|[2-9]\d)/);
+    assert.match(b.output(), /msg="events history learned"/);
+    assert.equal(await probe(b), 'covisit', 'B learned the history of the topic');
+    const c = await startNode(prefix, { extra: ['--kafka-replay-h', '0'] });
+    assert.notEqual(await probe(c), 'covisit', 'C, with no history, does not know the pair');
+    await stopCleanly(a, b, c);
+  });
+
   test('the push API reaches every connection of a user, or everyone, on every node, in both encodings', { timeout: 90000 }, async (t) => {
     const prefix = topicPrefix();
     const [a, b] = await startNodes(2, prefix);
