@@ -98,10 +98,15 @@ describe('React example in a browser', { skip: skip ?? false, timeout: 120_000 }
   test('a new surface prop subscribes it and lets the old one go', async () => {
     const page = await open();
     await page.evaluate(`harness.mount({surface: 'home', k: 4})`);
-    await until(page, 'the list of home', showsLatest('home'));
+    const home = await until(page, 'the list of home', showsLatest('home'));
+    const shownBefore = home.shown.length;
     await page.evaluate(`harness.update({surface: 'pdp', k: 3})`);
     const s = await until(page, 'the list of pdp', showsLatest('pdp'));
     assert.equal(s.items.length, 3);
+    // Between the two lists the rail says 'loading' and never shows home's list as pdp's.
+    const pdpLists = new Set(s.lists.filter((l) => l.surface === 'pdp').map((l) => l.items.join()));
+    const between = s.shown.slice(shownBefore).filter((x) => x.surface === 'pdp' && !pdpLists.has(x.items.join()));
+    assert.deepEqual(between, [{ mounted: true, surface: 'pdp', status: 'loading', version: null, items: [] }]);
     assert.deepEqual(s.sent, ['subscribe home', 'subscribe pdp', 'unsubscribe home']);
     assert.deepEqual(s.activeHandles, ['pdp']);
     assert.equal(s.sdkSurfaces, 1);
@@ -149,6 +154,23 @@ describe('React example in a browser', { skip: skip ?? false, timeout: 120_000 }
     assert.deepEqual(s.activeHandles, []);
     assert.equal(s.sdkSurfaces, 0);
     assert.deepEqual(s.sent, ['subscribe home', 'subscribe pdp', 'unsubscribe home', 'unsubscribe pdp']);
+  });
+
+  test('the rail keeps its list while the client reconnects, then is live again; closed says so', async () => {
+    const page = await open();
+    await page.evaluate(`harness.mount({surface: 'home', k: 4})`);
+    const live = await until(page, 'the list of home', showsLatest('home'));
+    await page.evaluate('harness.client.reconnect()');
+    // After the new welcome the SDK subscribes home again and the server answers with its list.
+    const back = await until(page, 'home again after the reconnect', (x) => x.sent.length === 2 && showsLatest('home')(x));
+    assert.deepEqual(back.sent, ['subscribe home', 'subscribe home']);
+    const during = back.shown.slice(live.shown.length).filter((x) => x.status !== 'live');
+    assert.ok(during.length > 0, 'the reconnect was seen');
+    for (const x of during) assert.deepEqual({ status: x.status, items: x.items }, { status: 'reconnecting', items: live.items });
+    assert.deepEqual(back.activeHandles, ['home']);
+    await page.evaluate('harness.client.close()');
+    const closed = await until(page, 'the closed status', (x) => x.status === 'closed');
+    assert.deepEqual(closed.items, back.items, 'the last list stays on screen');
   });
 
   test('options subscribe() refuses show as status "error", with nothing subscribed', async () => {

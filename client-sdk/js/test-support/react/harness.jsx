@@ -36,6 +36,25 @@ client.subscribe = (...args) => {
   return handle;
 };
 
+// Every state the rail went through, as the DOM showed it after each change.
+const shown = [];
+const railState = () => {
+  const rail = document.querySelector('.rail');
+  return {
+    mounted: rail !== null,
+    surface: rail?.dataset.surface ?? null,
+    status: rail?.dataset.status ?? null,
+    version: rail?.dataset.version ? Number(rail.dataset.version) : null,
+    items: [...document.querySelectorAll('.rail li')].map((li) => li.dataset.item),
+  };
+};
+new MutationObserver(() => shown.push(railState())).observe(document.getElementById('root'), {
+  subtree: true,
+  childList: true,
+  attributes: true,
+  characterData: true,
+});
+
 let root = null;
 let props = null;
 
@@ -79,15 +98,11 @@ window.harness = {
     }
     return id;
   },
-  /** What the page shows, what went over the wire, and the handles held. */
+  /** What the page shows (and showed), what went over the wire, and the handles held. */
   snapshot() {
-    const rail = document.querySelector('.rail');
     return {
-      mounted: rail !== null,
-      surface: rail?.dataset.surface ?? null,
-      status: rail?.dataset.status ?? null,
-      version: rail?.dataset.version ? Number(rail.dataset.version) : null,
-      items: [...document.querySelectorAll('.rail li')].map((li) => li.dataset.item),
+      ...railState(),
+      shown,
       handlesCreated: handles.length,
       activeHandles: handles.filter((h) => h.active).map((h) => h.surface),
       sdkSurfaces: client.stats().subscriptions,
