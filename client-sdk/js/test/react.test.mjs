@@ -173,6 +173,25 @@ describe('React example in a browser', { skip: skip ?? false, timeout: 120_000 }
     assert.deepEqual(closed.items, back.items, 'the last list stays on screen');
   });
 
+  test('a subscription the server refuses shows as status "error" with its message', async () => {
+    const page = await open();
+    // The server keeps at most 64 live lists per user: four more connections of the user hold 64.
+    await page.evaluate(`(async () => {
+      if (harness.client.state !== 'open') await new Promise((resolve) => harness.client.once('open', resolve));
+      const held = [];
+      for (let n = 0; n < 4; n++) {
+        const other = harness.otherClient();
+        for (let i = 0; i < 16; i++) held.push(new Promise((resolve) => other.subscribe('s' + n + '-' + i, resolve)));
+      }
+      await Promise.all(held);
+    })()`);
+    await page.evaluate(`harness.mount({surface: 'home', k: 4})`);
+    const s = await until(page, 'the error status', (x) => x.status === 'error');
+    assert.deepEqual(s.items, []);
+    assert.deepEqual(s.sent, ['subscribe home']);
+    assert.match(await page.evaluate(`document.querySelector('.rail [role=status]').textContent`), /^Recommendations unavailable: .*too many live lists/);
+  });
+
   test('options subscribe() refuses show as status "error", with nothing subscribed', async () => {
     const page = await open();
     await page.evaluate(`harness.mount({surface: 'home', k: 1000})`);

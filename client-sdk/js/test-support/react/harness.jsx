@@ -65,6 +65,8 @@ function render() {
 
 window.harness = {
   client,
+  /** More clients of the page's user (the server's limits are per user), on the plain WebSocket. */
+  otherClient: () => createClient({ url: '/ws', user: client.user, encoding: 'json', storage: null }),
   /** @param {{surface: string, k?: number, strict?: boolean}} p */
   mount(p) {
     props = { k: 4, strict: false, ...p };
