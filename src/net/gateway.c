@@ -232,10 +232,12 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.vhost_name = "rankcast";
     info.timeout_secs = RC_GW_REQUEST_TIMEOUT_S;
     info.pt_serv_buf_size = 16384;
-    /* Request headers up to 16 KB (issue S: a site's cookies, a long token in the
-     * Authorization header). The header buffers are pooled per request, not kept by an
-     * open WebSocket. */
-    info.max_http_header_data = 16384;
+    /* Request headers up to RC_GW_HEADERS_MAX (issue S: a site's cookies, a long token in the
+     * Authorization header) are served; up to RC_GW_HEADER_BUFFER they are read, so that a
+     * larger request gets its 431 (rc_gw_http_filter); past it libwebsockets drops the
+     * connection, having no hook to answer. The buffers are pooled per request being parsed,
+     * not kept by an open WebSocket. */
+    info.max_http_header_data = RC_GW_HEADER_BUFFER;
     if (g->tls) {
         /* TLS 1.2 and 1.3 only; for 1.2, forward-secret AEAD suites only (Mozilla's
          * "intermediate" list). No client-initiated renegotiation (a CPU sink). */

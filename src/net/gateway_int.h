@@ -17,6 +17,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#define RC_GW_HEADERS_MAX 16384 /* request headers served (their values' bytes) */
+#define RC_GW_HEADER_BUFFER                                                                        \
+    65535 /* request headers read (lws counts in 16 bits), so that up to here get their 431 */
+
 struct rc_gateway {
     struct lws_context *ctx;
     struct lws_vhost *vhost;

@@ -77,9 +77,27 @@ static bool read_content_length(struct lws *wsi, framing_t *f)
 }
 
 /* The framing rules both kinds of request share: no Transfer-Encoding, one valid length. */
+#define HTTP_STATUS_HEADERS_TOO_LARGE 431 /* RFC 6585; not in libwebsockets 4.1's list */
+
+/* The bytes of the request's headers libwebsockets kept (the values of every header it knows:
+ * the URI, cookies, Authorization, ...). */
+static size_t header_bytes(struct lws *wsi)
+{
+    size_t total = 0;
+    for (int t = 0; t < (int)WSI_TOKEN_COUNT; t++) {
+        int n = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        if (n > 0)
+            total += (size_t)n;
+    }
+    return total;
+}
+
 static bool read_framing(struct lws *wsi, framing_t *f)
 {
     f->status = 0;
+    if (header_bytes(wsi) > RC_GW_HEADERS_MAX)
+        return framing_refuse(f, HTTP_STATUS_HEADERS_TOO_LARGE, RC_HTTP_REFUSED_HEADERS,
+                              "request headers over 16 KB");
     bool te = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
     if (te && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
         return framing_refuse(f, HTTP_STATUS_BAD_REQUEST, RC_HTTP_REFUSED_FRAMING,

@@ -280,9 +280,9 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
         rc_wbuf_printf(o, "rankcast_handshakes_refused_total{reason=\"%s\"} %llu\n",
                        rc_metrics_refused_name(r), (unsigned long long)m->handshakes_refused[r]);
     static const char *const http_refused[RC_HTTP_REFUSED_REASONS] = {
-        "framing", "length_required", "body_timeout", "body_too_large"};
+        "framing", "length_required", "body_timeout", "body_too_large", "headers_too_large"};
     header(o, "rankcast_http_refused_total", "counter",
-           "HTTP requests refused for their framing or their body, by reason.");
+           "HTTP requests refused for their framing, their headers or their body, by reason.");
     for (int r = 0; r < RC_HTTP_REFUSED_REASONS; r++)
         rc_wbuf_printf(o, "rankcast_http_refused_total{reason=\"%s\"} %llu\n", http_refused[r],
                        (unsigned long long)m->http_refused[r]);

@@ -41,6 +41,7 @@ typedef enum {
     RC_HTTP_REFUSED_LENGTH,         /* 411: a body without Content-Length (chunked included) */
     RC_HTTP_REFUSED_BODY_TIMEOUT,   /* 408: the body did not arrive in time */
     RC_HTTP_REFUSED_BODY_TOO_LARGE, /* 413: Content-Length over the limit */
+    RC_HTTP_REFUSED_HEADERS,        /* 431: request headers over RC_GW_HEADERS_MAX */
     RC_HTTP_REFUSED_REASONS
 } rc_http_refused_reason_t;
 
