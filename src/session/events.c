@@ -82,11 +82,21 @@ void rc_session_forget_event(rc_session_t *ses, uint64_t key)
             ses->seen.ids[i] = 0;
 }
 
-/* The ids the log remembered for a user without a session here. */
+/* The ids remembered for a user without a session here (read back from the log, or events of
+ * other nodes), oldest first in the registry's list: past --dedupe-users-max the oldest goes. */
 typedef struct restored {
     char pseudo[PSEUDO_LEN]; /* the map's key */
     rc_seen_t seen;
+    rc_link_t link; /* in rc_sessions_t.restored_order */
 } restored_t;
+
+static void restored_drop(rc_sessions_t *s, restored_t *r)
+{
+    rc_strmap_del(&s->restored, r->pseudo, PSEUDO_LEN);
+    rc_list_unlink(&r->link);
+    free(r->seen.ids);
+    free(r);
+}
 
 /* Remembers the event `key` (rc_event_key()) of the user with pseudonym `pseudo`. */
 static int restore_key(rc_sessions_t *s, rc_str_t pseudo, uint64_t key)
@@ -105,6 +115,9 @@ static int restore_key(rc_sessions_t *s, rc_str_t pseudo, uint64_t key)
             free(r);
             return RC_ENOMEM;
         }
+        rc_list_push_back(&s->restored_order, &r->link);
+        if (s->restored.len > (size_t)s->cfg->dedupe_users_max)
+            restored_drop(s, RC_CONTAINER_OF(s->restored_order.next, restored_t, link));
     }
     return key != 0 ? seen_add(&r->seen, key) : 0;
 }
@@ -112,6 +125,12 @@ static int restore_key(rc_sessions_t *s, rc_str_t pseudo, uint64_t key)
 int rc_sessions_restore_event(rc_sessions_t *s, rc_str_t pseudo, rc_str_t id)
 {
     return restore_key(s, pseudo, rc_event_key(id));
+}
+
+void rc_sessions_remember_remote(rc_sessions_t *s, rc_str_t pseudo, uint64_t key)
+{
+    if (restore_key(s, pseudo, key) != 0)
+        RC_DEBUG("session", "event id of another node not remembered", NULL);
 }
 
 /* Takes the entry out of the map; the caller frees it. NULL when there is none. */
@@ -122,6 +141,7 @@ static restored_t *restored_take(rc_sessions_t *s, const char *pseudo, size_t le
         return NULL;
     restored_t *r = (restored_t *)(uintptr_t)ptr;
     rc_strmap_del(&s->restored, pseudo, len);
+    rc_list_unlink(&r->link);
     return r;
 }
 

@@ -190,6 +190,7 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     rc_strmap_init(&s->by_user);
     rc_strmap_init(&s->by_pseudo);
     rc_strmap_init(&s->restored);
+    rc_list_init(&s->restored_order);
     /* Without a configured key (one node, in-process bus) a random one does: pseudonyms
      * then only have to agree within this process. */
     s->pseudo_key_len = strlen(cfg->pseudonym_key);

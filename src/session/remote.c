@@ -46,7 +46,10 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
             return;
         /* Out of memory for the session: the models still learn, below. */
     }
-    /* No session here: learn what the origin's session knew. */
+    /* No session here: remember the id (a retry may reach this node after a failover), and
+     * learn what the origin's session knew. */
+    if (ses == NULL)
+        rc_sessions_remember_remote(s, m->user, rc_event_key(m->ev.id));
     rc_user_state_t u;
     rc_user_state_init(&u, m->device, m->tz_offset_min);
     u.locale = (int16_t)rc_engine_locale(e, m->locale, learn_ms);

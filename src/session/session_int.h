@@ -199,6 +199,7 @@ struct rc_sessions {
     /* Event ids of users without a session here, read back from the event log at start
      * (rc_seen_t* by pseudonym): a session created for one of them takes its ring. */
     rc_strmap_t restored;
+    rc_link_t restored_order; /* restored_t, oldest first (events.c) */
     /* The newest sequence number given to a change of a profile (rc_profile_seq_t); 0 with
      * a shared bus, where the store numbers changes itself. */
     uint64_t last_seq;
@@ -307,6 +308,9 @@ int rc_session_remember_event(rc_session_t *ses, uint64_t key);
 void rc_session_forget_event(rc_session_t *ses, uint64_t key);
 /** Gives a new session the event ids the log remembered for its user, if any. */
 void rc_session_adopt_restored(rc_sessions_t *s, rc_session_t *ses);
+/** Remembers the event `key` of a user without a session here (another node took it): a
+ * retry that reaches this node after a failover is recognised. */
+void rc_sessions_remember_remote(rc_sessions_t *s, rc_str_t pseudo, uint64_t key);
 /** Frees the remembered ids of users who never came back. */
 void rc_sessions_restored_free(rc_sessions_t *s);
 

@@ -90,6 +90,9 @@ static const setting_t settings[] = {
     {"warm-slice-records", T_INT, OFF(warm_slice_records), "20000", 1, 10000000,
      "while warming, records read back per loop turn (about 1 µs each): fewer keep health "
      "checks and metrics quicker, more warm sooner"},
+    {"dedupe-users-max", T_INT, OFF(dedupe_users_max), "200000", 0, 100000000,
+     "users without a session here whose latest event ids a node keeps (read back from its "
+     "log, or taken by other nodes), so that their retries are recognised; the oldest goes"},
     {"snapshot-interval-s", T_INT, OFF(snapshot_interval_s), "300", 0, 86400,
      "with --data-dir, how often what the node learned is written to a snapshot, so that a "
      "restart reads only the log after it (also on a clean stop); 0: only on a clean stop"},

@@ -81,6 +81,7 @@ typedef struct rc_config {
     int64_t log_retain_h;
     int64_t dedupe_restore_s;
     int64_t snapshot_interval_s;
+    int64_t dedupe_users_max;
     int64_t kafka_replay_h;
     int64_t warm_listen_mb;
     int64_t warm_slice_records;

@@ -508,6 +508,29 @@ describe('the Kafka bus', { skip }, () => {
     await stopCleanly(a, b, c);
   });
 
+  test('a retry that reaches another node after a failover is recognised, and counts once', { timeout: 90000 }, async () => {
+    const prefix = topicPrefix();
+    const [a, b] = await startNodes(2, prefix);
+    const user = uniqueId('failover');
+    const item = itemsOf(a, 'bags')[1];
+    {
+      const { client } = await connectHello(a, 'json', { user });
+      await sendAll(client, [item], 'f', { kind: 'click' });
+      client.close();
+    }
+    await eventually(async () => (await redis.profile(user))?.n === 1, 5000, 'profile n = 1');
+    await eventually(async () => (await metric(b, 'rankcast_bus_consumed_total')) >= 1, 5000, 'B consumed it');
+    const before = await metric(b, 'rankcast_events_duplicate_total');
+    // A is gone for this client; it sends the same id to B, which never held its session.
+    const { client } = await connectHello(b, 'json', { user });
+    await sendAll(client, [item], 'f', { kind: 'click' });
+    client.close();
+    assert.equal(await metric(b, 'rankcast_events_duplicate_total'), before + 1, 'B recognised the retry');
+    await sleep(300);
+    assert.equal((await redis.profile(user)).n, 1, 'the profile counts the event once');
+    await stopCleanly(a, b);
+  });
+
   test('the push API reaches every connection of a user, or everyone, on every node, in both encodings', { timeout: 90000 }, async (t) => {
     const prefix = topicPrefix();
     const [a, b] = await startNodes(2, prefix);
