@@ -76,7 +76,7 @@ typedef struct options {
     double covisit_half_life_s;
     rc_blend_t blend;
     bool blend_set, catalog_prior;
-    double source_decay, backward_weight;
+    double source_decay, backward_weight, pair_decay, repeat_recency, new_sharpness;
     knn_params_t sknn, vsknn, stan, vstan;
     uint32_t sr_steps;
     int sr_weighting; /* SR_W_* */
@@ -119,6 +119,11 @@ static void usage(void)
             "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
+            "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (0.3)\n"
+            "  --repeat-recency F     engine: a session item's weight per step back (0.8)\n"
+            "  --new-sharpness F      engine: new items' chance by score^F (1)\n"
+            "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (0.3)\n"
+            "  --repeat-recency F     engine: a session item's weight per step back (0.8)\n"
             "  --repeat POLICY        engine: never|not_current|allowed, whether its lists may\n"
             "                         show items of the session again (never)\n"
             "  --sknn K,SAMPLE        SKNN's neighbours and sample of recent sessions (100,500)\n"
@@ -227,6 +232,7 @@ static int parse_args(int argc, char **argv, options_t *o)
                                .lambda_inh = 2.05,
                                .lambda_ipw = 1.02,
                                .lambda_idf = 5},
+                     .pair_decay = -1,
                      .sr_steps = 10,
                      .sr_weighting = SR_W_DIV};
     for (int m = 0; m < M_DEFAULT_COUNT; m++)
@@ -271,6 +277,12 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->backward_weight = atof(v);
         else if (strcmp(a, "--source-decay") == 0)
             o->source_decay = atof(v);
+        else if (strcmp(a, "--pair-decay") == 0)
+            o->pair_decay = atof(v);
+        else if (strcmp(a, "--repeat-recency") == 0)
+            o->repeat_recency = atof(v);
+        else if (strcmp(a, "--new-sharpness") == 0)
+            o->new_sharpness = atof(v);
         else if (strcmp(a, "--neighbors") == 0)
             o->neighbors = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--covisit-half-life-s") == 0)
@@ -836,6 +848,12 @@ int main(int argc, char **argv)
         e->backward_weight = (float)o.backward_weight;
     if (o.source_decay > 0)
         e->source_decay = (float)o.source_decay;
+    if (o.pair_decay >= 0)
+        e->pair_decay = (float)o.pair_decay;
+    if (o.repeat_recency > 0)
+        e->repeat_recency = (float)o.repeat_recency;
+    if (o.new_sharpness > 0)
+        e->new_sharpness = (float)o.new_sharpness;
     dataset_t d = {0};
     double t_start = now_ns();
     if (load(&d, e, &o) != 0)

@@ -173,12 +173,21 @@ static void block(rc_ranker_t *rk, uint32_t item)
     *x = (struct rc_scratch){.stamp = rk->stamp, .item = item, .covis_ref = -1, .blocked = true};
 }
 
-static void block_items(rc_ranker_t *rk, const rc_user_state_t *u)
+/* Under a repeat policy the session's items the list may show again stay candidates: the
+ * evidence that makes a new item likely next (what followed the item in view) counts for
+ * them too, and merge_repeats() adds their chance of a return. */
+static void block_items(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec)
 {
     for (uint8_t i = 0; i < u->n_excluded; i++)
         block(rk, u->excluded[i]);
-    for (uint8_t i = 0; i < u->n_recent; i++)
-        block(rk, u->recent[i].item);
+    uint32_t current = u->n_recent > 0 ? rc_user_recent(u, 0)->item : UINT32_MAX;
+    for (uint8_t i = 0; i < u->n_recent; i++) {
+        const rc_recent_t *r = &u->recent[i];
+        bool may_return = spec->repeat == RC_REPEAT_ALLOWED ||
+                          (spec->repeat == RC_REPEAT_NOT_CURRENT && r->item != current);
+        if (!may_return || r->w <= 0)
+            block(rk, r->item);
+    }
 }
 
 /* One slot per feature of either vector, holding its weight in each. */
@@ -922,9 +931,6 @@ static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked
     return k;
 }
 
-/* Items of the session: each interaction counts its weight, the newer the more (this factor
- * per step back). */
-#define REPEAT_RECENCY 0.8f
 /* The new items keep at least this share of the list's chances, whatever the estimates. */
 #define NEW_SHARE_MIN 0.05f
 
@@ -944,8 +950,8 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
     const rc_engine_t *e = rk->e;
     uint32_t current = rc_user_recent(u, 0)->item, n = 0;
     *has_current = false;
-    float recency = 1.0f; /* REPEAT_RECENCY^d */
-    for (uint8_t d = 0; d < u->n_recent; d++, recency *= REPEAT_RECENCY) {
+    float recency = 1.0f; /* e->repeat_recency^d */
+    for (uint8_t d = 0; d < u->n_recent; d++, recency *= e->repeat_recency) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item >= e->catalog.n || r->w <= 0 || rc_user_is_excluded(u, r->item) ||
             !passes_rules(&e->catalog.items[r->item], spec))
@@ -983,23 +989,32 @@ static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const r
     float p_new = 1.0f - p_same - p_back;
     p_new = p_new < NEW_SHARE_MIN ? NEW_SHARE_MIN : p_new;
     float new_total = 0, back_total = 0;
-    for (uint32_t j = 0; j < k; j++)
-        new_total += out[j].score > 0 ? out[j].score : 0;
+    for (uint32_t j = 0; j < k; j++) {
+        rk->ranked[j] = out[j];
+        rk->ranked[j].score = out[j].score > 0 ? powf(out[j].score, e->new_sharpness) : 0;
+        new_total += rk->ranked[j].score;
+    }
     for (uint32_t i = has_current ? 1 : 0; i < n_si; i++)
         back_total += si[i].value;
-    uint32_t n = 0;
-    for (uint32_t j = 0; j < k; j++) {
-        rk->ranked[n] = out[j];
-        rk->ranked[n++].score =
-            new_total > 0 && out[j].score > 0 ? p_new * out[j].score / new_total : 0;
-    }
+    uint32_t n = k;
+    for (uint32_t j = 0; j < k; j++)
+        rk->ranked[j].score = new_total > 0 ? p_new * rk->ranked[j].score / new_total : 0;
     int64_t now_s = wall_ms / 1000;
     for (uint32_t i = 0; i < n_si; i++) {
         float p = has_current && i == 0 ? p_same
                   : back_total > 0      ? p_back * si[i].value / back_total
                                         : 0;
         int64_t age_s = si[i].at_s > 0 && now_s >= si[i].at_s ? now_s - si[i].at_s : -1;
-        rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
+        /* A session item the first list holds (block_items() left it a candidate) adds its
+         * chance of a return to its chance as a next item like any other. */
+        uint32_t j = 0;
+        while (j < k && rk->ranked[j].item != si[i].item)
+            j++;
+        if (j == k)
+            j = n++;
+        else
+            p += rk->ranked[j].score;
+        rk->ranked[j] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
     }
     sort_ranked(rk->ranked, n);
     k = n < spec->k ? n : spec->k;
@@ -1023,7 +1038,7 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
     rk->spec = spec;
     rk->daypart = rc_daypart(wall_ms, u->tz_offset_min);
     int daypart = rk->daypart;
-    block_items(rk, u);
+    block_items(rk, u, spec);
     index_svec(rk, u);
     gather_candidates(rk, false);
     scoring_t x;
