@@ -115,15 +115,13 @@ static void usage(void)
             "  --refresh-s S          data seconds between engine refreshes (60)\n"
             "  --max-items N          catalog capacity (2000000)\n"
             "  --neighbors N          engine: co-visitation neighbours per item (64)\n"
-            "  --covisit-half-life-s S  engine: co-visitation half-life (604800)\n"
+            "  --covisit-half-life-s S  engine: co-visitation half-life (2592000)\n"
             "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
-            "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (0.3)\n"
+            "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (1)\n"
             "  --repeat-recency F     engine: a session item's weight per step back (0.8)\n"
             "  --new-sharpness F      engine: new items' chance by score^F (1)\n"
-            "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (0.3)\n"
-            "  --repeat-recency F     engine: a session item's weight per step back (0.8)\n"
             "  --repeat POLICY        engine: never|not_current|allowed, whether its lists may\n"
             "                         show items of the session again (never)\n"
             "  --sknn K,SAMPLE        SKNN's neighbours and sample of recent sessions (100,500)\n"
@@ -214,7 +212,7 @@ static int parse_args(int argc, char **argv, options_t *o)
                      .session_gap_ms = 1800 * 1000,
                      .max_items = 2000000,
                      .neighbors = 64,
-                     .covisit_half_life_s = 604800,
+                     .covisit_half_life_s = 2592000,
                      .sknn = {.k = 100, .sample = 500},
                      .vsknn = {.k = 100, .sample = 1000, .vsknn = true},
                      .stan = {.k = 100,

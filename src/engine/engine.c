@@ -37,7 +37,7 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
         (rc_blend_t){.covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f};
     e->source_decay = 0.4f;
     e->backward_weight = 0.5f;
-    e->pair_decay = 0.3f;
+    e->pair_decay = 1.0f;
     e->repeat_recency = 0.8f;
     e->new_sharpness = 1.0f;
     e->explore_new = true;

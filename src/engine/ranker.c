@@ -84,6 +84,7 @@ struct rc_ranker {
     bool rest_pending;
     scored_t *scored;    /* the candidates scored in this rank */
     rc_ranked_t *ranked; /* merge_repeats()'s list */
+    rc_ranked_t *wide;   /* the longer first list of a rank that may show the session */
     uint32_t *deferred;  /* slots of candidates whose bound kept them from being scored */
     uint32_t n_deferred;
     bool exhaustive; /* score every candidate (tests compare the ranker with it) */
@@ -105,9 +106,10 @@ rc_ranker_t *rc_ranker_new(void)
     rk->cands = malloc(MAX_CANDIDATES * sizeof(*rk->cands));
     rk->scored = malloc(MAX_CANDIDATES * sizeof(*rk->scored));
     rk->ranked = malloc(MAX_CANDIDATES * sizeof(*rk->ranked));
+    rk->wide = malloc(MAX_CANDIDATES * sizeof(*rk->wide));
     rk->deferred = malloc(MAX_CANDIDATES * sizeof(*rk->deferred));
     if (rk->scratch == NULL || rk->cands == NULL || rk->scored == NULL || rk->ranked == NULL ||
-        rk->deferred == NULL) {
+        rk->wide == NULL || rk->deferred == NULL) {
         rc_ranker_free(rk);
         return NULL;
     }
@@ -122,6 +124,7 @@ void rc_ranker_free(rc_ranker_t *rk)
     free(rk->cands);
     free(rk->scored);
     free(rk->ranked);
+    free(rk->wide);
     free(rk->deferred);
     free(rk);
 }
@@ -969,57 +972,67 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
     return n;
 }
 
-/* Places the items of the user's session (spec->repeat) and the new items of out[0..k) in
- * one list by the chance that each is the user's next interaction. The session's share is
- * learned online (the engine's repeat_same and repeat_back for the device): the item in
- * view gets repeat_same, the other items of the session split repeat_back by what the user
- * did with them; the rest goes to the new items in proportion to their scores. The list's
- * scores become those chances. Returns its length. */
+/* Places the items of the user's session (spec->repeat) and the new items of wide[0..k) in
+ * one list by the chance that each is the user's next interaction, into out (at most
+ * spec->k). The session's share is learned online (the engine's repeat_same and repeat_back
+ * for the device): the item in view gets repeat_same; the other items of the session split
+ * repeat_back by what the user did with them (weight and recency) times how likely each is
+ * to come next by the same evidence as a new item (its score in `wide`, where block_items()
+ * left it a candidate; the weakest listed score for one that is not listed), a product of
+ * the two experts; the new items share the rest in proportion to score^new_sharpness. So a
+ * session item that usually follows the item in view leads the returns, while how often
+ * users return at all stays what traffic says (rarely on baskets, a third of clicks). The
+ * list's scores become those chances. Returns its length. */
 static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec,
-                              int64_t wall_ms, rc_ranked_t *out, uint32_t k)
+                              int64_t wall_ms, const rc_ranked_t *wide, uint32_t k,
+                              rc_ranked_t *out)
 {
     const rc_engine_t *e = rk->e;
     session_item_t si[RC_RECENT];
-    bool has_current;
-    if (u->n_recent == 0)
-        return k;
-    uint32_t n_si = session_items(rk, u, spec, si, &has_current);
+    float seq[RC_RECENT] = {0};
+    bool has_current = false;
+    uint32_t n_si = u->n_recent > 0 ? session_items(rk, u, spec, si, &has_current) : 0;
     int dev = u->device < RC_DEVICE_COUNT ? u->device : RC_DEV_OTHER;
     float p_same = e->repeat_same[dev], p_back = e->repeat_back[dev];
     float p_new = 1.0f - p_same - p_back;
     p_new = p_new < NEW_SHARE_MIN ? NEW_SHARE_MIN : p_new;
-    float new_total = 0, back_total = 0;
+    float new_total = 0, back_total = 0, floor = 0;
+    uint32_t n = 0;
     for (uint32_t j = 0; j < k; j++) {
-        rk->ranked[j] = out[j];
-        rk->ranked[j].score = out[j].score > 0 ? powf(out[j].score, e->new_sharpness) : 0;
-        new_total += rk->ranked[j].score;
+        float score = wide[j].score > 0 ? wide[j].score : 0;
+        if (score > 0 && (floor == 0 || score < floor))
+            floor = score;
+        uint32_t i = 0;
+        while (i < n_si && si[i].item != wide[j].item)
+            i++;
+        if (i < n_si) {
+            seq[i] = score;
+            continue;
+        }
+        rk->ranked[n] = wide[j];
+        rk->ranked[n].score = score > 0 ? powf(score, e->new_sharpness) : 0;
+        new_total += rk->ranked[n++].score;
     }
-    for (uint32_t i = has_current ? 1 : 0; i < n_si; i++)
-        back_total += si[i].value;
-    uint32_t n = k;
-    for (uint32_t j = 0; j < k; j++)
+    if (floor == 0)
+        floor = 1.0f;
+    for (uint32_t j = 0; j < n; j++)
         rk->ranked[j].score = new_total > 0 ? p_new * rk->ranked[j].score / new_total : 0;
+    for (uint32_t i = has_current ? 1 : 0; i < n_si; i++) {
+        si[i].value *= floor + seq[i];
+        back_total += si[i].value;
+    }
     int64_t now_s = wall_ms / 1000;
     for (uint32_t i = 0; i < n_si; i++) {
         float p = has_current && i == 0 ? p_same
                   : back_total > 0      ? p_back * si[i].value / back_total
                                         : 0;
         int64_t age_s = si[i].at_s > 0 && now_s >= si[i].at_s ? now_s - si[i].at_s : -1;
-        /* A session item the first list holds (block_items() left it a candidate) adds its
-         * chance of a return to its chance as a next item like any other. */
-        uint32_t j = 0;
-        while (j < k && rk->ranked[j].item != si[i].item)
-            j++;
-        if (j == k)
-            j = n++;
-        else
-            p += rk->ranked[j].score;
-        rk->ranked[j] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
+        rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
     }
     sort_ranked(rk->ranked, n);
-    k = n < spec->k ? n : spec->k;
-    memcpy(out, rk->ranked, k * sizeof(*out));
-    return k;
+    n = n < spec->k ? n : spec->k;
+    memcpy(out, rk->ranked, n * sizeof(*out));
+    return n;
 }
 
 uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_state_t *u,
@@ -1035,6 +1048,17 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
     }
     rk->n_cands = 0;
     rk->u = u;
+    /* A list that may show the session again is first made longer by the session's length,
+     * so that session items among the candidates do not take the places of new ones. */
+    rc_rank_spec_t wide_spec = *spec;
+    const uint32_t k_asked = spec->k;
+    rc_ranked_t *list = out;
+    if (spec->repeat != RC_REPEAT_NEVER) {
+        uint32_t k_wide = spec->k + u->n_recent;
+        wide_spec.k = k_wide < MAX_CANDIDATES ? k_wide : MAX_CANDIDATES;
+        list = rk->wide;
+    }
+    spec = &wide_spec;
     rk->spec = spec;
     rk->daypart = rc_daypart(wall_ms, u->tz_offset_min);
     int daypart = rk->daypart;
@@ -1045,7 +1069,7 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
     scoring_begin(rk, u, spec, daypart, &x);
     uint32_t n = score_candidates(rk, &x);
     bool overfull = false;
-    uint32_t k = n < spec->k ? 0 : top_k(rk, &x, n, out, &overfull);
+    uint32_t k = n < spec->k ? 0 : top_k(rk, &x, n, list, &overfull);
     if (n < spec->k || overfull) {
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
@@ -1053,9 +1077,11 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
         gather_candidates(rk, true);
         scoring_begin(rk, u, spec, daypart, &x);
         n = score_candidates(rk, &x);
-        k = top_k(rk, &x, n, out, &overfull);
+        k = top_k(rk, &x, n, list, &overfull);
     }
-    if (spec->repeat != RC_REPEAT_NEVER)
-        k = merge_repeats(rk, u, spec, wall_ms, out, k);
+    if (list != out) {
+        wide_spec.k = k_asked;
+        k = merge_repeats(rk, u, spec, wall_ms, list, k, out);
+    }
     return pin(rk, spec, out, explore(rk, u, spec, out, k));
 }

@@ -783,10 +783,10 @@ static void test_rank_repeat_chance_is_learned(void **state)
     free_engine(0);
 }
 
-/* A session item is also a next item like any other: when what usually follows the item in
- * view is an item the user saw earlier, that item comes before a more recent one of the
- * session with no such evidence (block_items() keeps it a candidate, merge_repeats() adds
- * its chance of a return). */
+/* Among the session's items, the one that usually follows the item in view comes first:
+ * after many sessions 10, 20, 10, a user who viewed 10, 11 and 20 is shown 10 before the
+ * more recent 11 (block_items() keeps it a candidate, merge_repeats() weighs its share of
+ * the returns by that evidence). */
 static void test_rank_repeat_follows_sequence(void **state)
 {
     (void)state;
@@ -794,8 +794,9 @@ static void test_rank_repeat_follows_sequence(void **state)
     for (int s = 0; s < 50; s++) {
         rc_user_state_t v;
         rc_user_state_init(&v, RC_DEV_DESKTOP, 0);
-        observe(e, &v, RC_EV_VIEW, 20, T0_MS + s * 1000);
-        observe(e, &v, RC_EV_VIEW, 10, T0_MS + s * 1000 + 500);
+        observe(e, &v, RC_EV_VIEW, 10, T0_MS + s * 1000);
+        observe(e, &v, RC_EV_VIEW, 20, T0_MS + s * 1000 + 300);
+        observe(e, &v, RC_EV_VIEW, 10, T0_MS + s * 1000 + 600);
     }
     rc_user_state_t u;
     rc_ranked_t out[10];
@@ -807,8 +808,7 @@ static void test_rank_repeat_follows_sequence(void **state)
         uint32_t n = rank_with_repeat(e, &u, repeat, out);
         int32_t at10 = place_of(out, n, 10), at11 = place_of(out, n, 11);
         assert_int_ge(at10, 0);
-        assert_int_ge(at11, 0);
-        assert_int_lt(at10, at11);
+        assert_true(at11 < 0 || at10 < at11);
         assert_int_equal(out[at10].src, RC_SRC_REPEAT);
         for (uint32_t i = 0; i < n; i++)
             for (uint32_t j = i + 1; j < n; j++)
