@@ -1069,8 +1069,10 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
     scoring_begin(rk, u, spec, daypart, &x);
     uint32_t n = score_candidates(rk, &x);
     bool overfull = false;
-    uint32_t k = n < spec->k ? 0 : top_k(rk, &x, n, list, &overfull);
-    if (n < spec->k || overfull) {
+    /* Too few for the list asked for, not for the longer first list: a session item among
+     * the candidates costs a new item's place only when candidates are that scarce. */
+    uint32_t k = n < k_asked ? 0 : top_k(rk, &x, n, list, &overfull);
+    if (n < k_asked || overfull) {
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
          * stay; scoring runs again over all of them. */
