@@ -105,7 +105,8 @@ rc_ranker_t *rc_ranker_new(void)
     rk->scratch = calloc(CAND_SLOTS, sizeof(*rk->scratch));
     rk->cands = malloc(MAX_CANDIDATES * sizeof(*rk->cands));
     rk->scored = malloc(MAX_CANDIDATES * sizeof(*rk->scored));
-    rk->ranked = malloc(MAX_CANDIDATES * sizeof(*rk->ranked));
+    /* merge_repeats() lists up to a whole first list and every session item. */
+    rk->ranked = malloc((MAX_CANDIDATES + RC_RECENT) * sizeof(*rk->ranked));
     rk->wide = malloc(MAX_CANDIDATES * sizeof(*rk->wide));
     rk->deferred = malloc(MAX_CANDIDATES * sizeof(*rk->deferred));
     if (rk->scratch == NULL || rk->cands == NULL || rk->scored == NULL || rk->ranked == NULL ||
