@@ -16,16 +16,30 @@
 #include <unistd.h>
 
 /* The rule baselines come last, in rules_kind_t order, and run only when asked for. */
-enum { M_ENGINE = 0, M_POP, M_COOC, M_SKNN, M_VSKNN, M_STAN, M_MARKOV, M_SR, M_AR, M_COUNT };
-#define M_DEFAULT_COUNT M_MARKOV
-static const char *const method_keys[M_COUNT] = {"engine", "pop",    "cooc", "sknn", "vsknn",
-                                                 "stan",   "markov", "sr",   "ar"};
+enum {
+    M_ENGINE = 0,
+    M_POP,
+    M_COOC,
+    M_SKNN,
+    M_VSKNN,
+    M_STAN,
+    M_VSTAN,
+    M_MARKOV,
+    M_SR,
+    M_AR,
+    M_COUNT
+};
+/* The default set ends before V-STAN (as costly as STAN; on request). */
+#define M_DEFAULT_COUNT M_VSTAN
+static const char *const method_keys[M_COUNT] = {"engine", "pop",   "cooc",   "sknn", "vsknn",
+                                                 "stan",   "vstan", "markov", "sr",   "ar"};
 static const char *const method_names[M_COUNT] = {"rankcast engine",
                                                   "POP",
                                                   "last-item co-occurrence",
                                                   "SKNN",
                                                   "V-SKNN",
                                                   "STAN",
+                                                  "V-STAN",
                                                   "first-order Markov",
                                                   "SR (sequential rules)",
                                                   "AR (association rules)"};
@@ -44,6 +58,10 @@ typedef struct method_metrics {
     float *us; /* per prediction: engine = learn + rank, baselines = rank */
     uint64_t n_us, cap_us;
     uint8_t *shown; /* per item: appeared in a top-20 */
+    /* Popularity@20 as session-rec computes it (evaluation/metrics/popularity.py): per list,
+     * the mean of its items' training events over the most frequent item's, summed. */
+    double pop_sum;
+    uint64_t n_lists;
 } method_metrics_t;
 
 typedef struct options {
@@ -58,8 +76,8 @@ typedef struct options {
     double covisit_half_life_s;
     rc_blend_t blend;
     bool blend_set, catalog_prior;
-    double source_decay, backward_weight;
-    knn_params_t sknn, vsknn, stan;
+    double source_decay, backward_weight, pair_decay, repeat_recency, new_sharpness;
+    knn_params_t sknn, vsknn, stan, vstan;
     uint32_t sr_steps;
     int sr_weighting; /* SR_W_* */
 } options_t;
@@ -84,8 +102,8 @@ static void usage(void)
             "  --catalog-prior        keep the catalog's popularity (default: zeroed, since a\n"
             "                         catalog may have counted it over the test period too)\n"
             "  --label TEXT           data set name for the report\n"
-            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default), and\n"
-            "                         session-rec's rule baselines markov,sr,ar\n"
+            "  --methods LIST         engine,pop,cooc,sknn,vsknn,stan (default), and vstan\n"
+            "                         and session-rec's rule baselines markov,sr,ar\n"
             "  --event KIND           kind of each item in TSV inputs (view)\n"
             "  --test-fraction F      events input: last F of the time span is test (0.1)\n"
             "  --session-gap-s S      events input without \"session\": new session after\n"
@@ -97,16 +115,21 @@ static void usage(void)
             "  --refresh-s S          data seconds between engine refreshes (60)\n"
             "  --max-items N          catalog capacity (2000000)\n"
             "  --neighbors N          engine: co-visitation neighbours per item (64)\n"
-            "  --covisit-half-life-s S  engine: co-visitation half-life (604800)\n"
+            "  --covisit-half-life-s S  engine: co-visitation half-life (2592000)\n"
             "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
+            "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (1)\n"
+            "  --repeat-recency F     engine: a session item's weight per step back (0.8)\n"
+            "  --new-sharpness F      engine: new items' chance by score^F (1)\n"
             "  --repeat POLICY        engine: never|not_current|allowed, whether its lists may\n"
             "                         show items of the session again (never)\n"
             "  --sknn K,SAMPLE        SKNN's neighbours and sample of recent sessions (100,500)\n"
             "  --vsknn K,SAMPLE       V-SKNN's (100,1000)\n"
             "  --stan K,SAMPLE,L1,L2,L3  STAN's, with lambda_spw, lambda_snh in days and\n"
             "                         lambda_inh (100,5000,1.02,5,2.05)\n"
+            "  --vstan K,SAMPLE,L1,L2,L3,IPW,IDF  V-STAN's: STAN's, lambda_ipw and lambda_idf\n"
+            "                         (100,5000,1.02,5,2.05,1.02,5)\n"
             "  --stan-sample N        STAN's sample of recent sessions (5000)\n"
             "  --sr STEPS,WEIGHTING   SR's window and weighting (10,div; linear, same, log,\n"
             "                         quadratic)\n"
@@ -136,8 +159,18 @@ static bool parse_methods(const char *list, bool *on)
 static bool parse_knn(const char *v, knn_params_t *p)
 {
     unsigned k, sample;
-    double l1, l2_days, l3;
-    if (!p->stan) {
+    double l1, l2_days, l3, ipw, idf;
+    if (p->vstan) {
+        if (sscanf(v, "%u,%u,%lf,%lf,%lf,%lf,%lf", &k, &sample, &l1, &l2_days, &l3, &ipw, &idf) !=
+                7 ||
+            k == 0 || sample == 0 || !(l1 > 0 && l2_days > 0 && l3 > 0 && ipw > 0 && idf >= 0))
+            return false;
+        p->lambda_spw = l1;
+        p->lambda_snh_s = l2_days * 86400.0;
+        p->lambda_inh = l3;
+        p->lambda_ipw = ipw;
+        p->lambda_idf = idf;
+    } else if (!p->stan) {
         if (sscanf(v, "%u,%u", &k, &sample) != 2 || k == 0 || sample == 0)
             return false;
     } else if (sscanf(v, "%u,%u,%lf,%lf,%lf", &k, &sample, &l1, &l2_days, &l3) != 5 || k == 0 ||
@@ -179,7 +212,7 @@ static int parse_args(int argc, char **argv, options_t *o)
                      .session_gap_ms = 1800 * 1000,
                      .max_items = 2000000,
                      .neighbors = 64,
-                     .covisit_half_life_s = 604800,
+                     .covisit_half_life_s = 2592000,
                      .sknn = {.k = 100, .sample = 500},
                      .vsknn = {.k = 100, .sample = 1000, .vsknn = true},
                      .stan = {.k = 100,
@@ -188,6 +221,16 @@ static int parse_args(int argc, char **argv, options_t *o)
                               .lambda_spw = 1.02,
                               .lambda_snh_s = 5 * 86400.0,
                               .lambda_inh = 2.05},
+                     .vstan = {.k = 100,
+                               .sample = 5000,
+                               .stan = true,
+                               .vstan = true,
+                               .lambda_spw = 1.02,
+                               .lambda_snh_s = 5 * 86400.0,
+                               .lambda_inh = 2.05,
+                               .lambda_ipw = 1.02,
+                               .lambda_idf = 5},
+                     .pair_decay = -1,
                      .sr_steps = 10,
                      .sr_weighting = SR_W_DIV};
     for (int m = 0; m < M_DEFAULT_COUNT; m++)
@@ -232,6 +275,12 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->backward_weight = atof(v);
         else if (strcmp(a, "--source-decay") == 0)
             o->source_decay = atof(v);
+        else if (strcmp(a, "--pair-decay") == 0)
+            o->pair_decay = atof(v);
+        else if (strcmp(a, "--repeat-recency") == 0)
+            o->repeat_recency = atof(v);
+        else if (strcmp(a, "--new-sharpness") == 0)
+            o->new_sharpness = atof(v);
         else if (strcmp(a, "--neighbors") == 0)
             o->neighbors = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--covisit-half-life-s") == 0)
@@ -249,6 +298,8 @@ static int parse_args(int argc, char **argv, options_t *o)
         else if (strcmp(a, "--vsknn") == 0 && parse_knn(v, &o->vsknn))
             ;
         else if (strcmp(a, "--stan") == 0 && parse_knn(v, &o->stan))
+            ;
+        else if (strcmp(a, "--vstan") == 0 && parse_knn(v, &o->vstan))
             ;
         else if (strcmp(a, "--sr") == 0 && parse_sr(v, o))
             ;
@@ -314,9 +365,10 @@ static void view_add(view_metrics_t *v, int rank)
     v->ndcg_sum += 1.0 / log2((double)rank + 2.0);
 }
 
-/* `repeat`: the target is an item of the session so far. */
+/* `repeat`: the target is an item of the session so far. `pop_norm`: per item, its events
+ * in the train split over the most frequent item's (for Popularity@20). */
 static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_t target,
-                  bool repeat, double ns)
+                  bool repeat, double ns, const float *pop_norm)
 {
     if (m->n_us == m->cap_us) {
         m->cap_us = m->cap_us ? m->cap_us * 2 : 1 << 16;
@@ -324,13 +376,19 @@ static void score(method_metrics_t *m, const uint32_t *list, uint32_t n, uint32_
     }
     m->us[m->n_us++] = (float)(ns / 1000.0);
     int rank = -1;
+    double pop = 0;
     for (uint32_t i = 0; i < n; i++) {
+        pop += pop_norm[list[i]];
         m->shown[list[i]] = 1;
         if (list[i] == target && rank < 0)
             rank = (int)i;
     }
     view_add(&m->all, rank);
     view_add(repeat ? &m->back : &m->fresh, rank);
+    /* Lists hold distinct items, so this is session-rec's mean over the list's unique items;
+     * an empty list counts as popularity 0. */
+    m->pop_sum += n ? pop / (double)n : 0.0;
+    m->n_lists++;
 }
 
 /* Deterministic sampling of test sessions: a hash of the session's index against F. */
@@ -349,6 +407,7 @@ typedef struct replay {
     rules_t rules[M_COUNT - M_MARKOV]; /* Markov, SR, AR: initialised when asked for */
     const options_t *o;
     method_metrics_t m[M_COUNT];
+    float *pop_norm; /* per item: train-split events over the most frequent item's */
     /* The session's positive items so far, for the baselines: every one with --targets all,
      * else with consecutive repeats merged. */
     uint32_t *cur;
@@ -396,9 +455,10 @@ static void rank_baselines(replay_t *r, uint32_t n_cur, double now_s, uint32_t t
             n = knn_rank_sknn(&r->knn,
                               m == M_SKNN    ? &r->o->sknn
                               : m == M_VSKNN ? &r->o->vsknn
-                                             : &r->o->stan,
+                              : m == M_STAN  ? &r->o->stan
+                                             : &r->o->vstan,
                               r->cur, n_cur, now_s, list);
-        score(&r->m[m], list, n, target, repeat, now_ns() - t0);
+        score(&r->m[m], list, n, target, repeat, now_ns() - t0, r->pop_norm);
         if (r->dump != NULL)
             dump_ranks(r, m, list, n, target);
     }
@@ -446,7 +506,7 @@ static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, 
             double rank_ns = now_ns() - t0;
             for (uint32_t i = 0; i < n; i++)
                 list[i] = ranked[i].item;
-            score(&r->m[M_ENGINE], list, n, next->item, repeat, learn_ns + rank_ns);
+            score(&r->m[M_ENGINE], list, n, next->item, repeat, learn_ns + rank_ns, r->pop_norm);
         }
         rank_baselines(r, n_cur, (double)ev->ts_ms / 1000.0, next->item, repeat);
     }
@@ -508,7 +568,7 @@ typedef struct view_summary {
 
 typedef struct summary {
     view_summary_t all, fresh, back;
-    double coverage, p50_us, p99_us, mean_us;
+    double coverage, popularity, p50_us, p99_us, mean_us;
 } summary_t;
 
 static view_summary_t summarize_view(const view_metrics_t *v)
@@ -530,6 +590,7 @@ static summary_t summarize(method_metrics_t *m, uint32_t n_items)
     for (uint32_t i = 0; i < n_items; i++)
         shown += m->shown[i];
     s.coverage = n_items ? (double)shown / n_items : 0;
+    s.popularity = m->n_lists ? m->pop_sum / (double)m->n_lists : 0;
     double sum = 0;
     for (uint64_t i = 0; i < m->n_us; i++)
         sum += m->us[i];
@@ -605,9 +666,13 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
     fprintf(f, "Engine repeat policy (`--repeat`): %s.\n\n", repeat_names[o->repeat]);
     fprintf(f,
             "Baselines: SKNN k = %u of %u recent sessions; V-SKNN k = %u of %u; STAN k = %u of "
-            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g; SR %u steps, weighting %s.\n\n",
+            "%u, lambda_spw %g, lambda_snh %g days, lambda_inh %g; V-STAN k = %u of %u, "
+            "lambda_spw %g, lambda_snh %g days, lambda_inh %g, lambda_ipw %g, lambda_idf %g; "
+            "SR %u steps, weighting %s.\n\n",
             o->sknn.k, o->sknn.sample, o->vsknn.k, o->vsknn.sample, o->stan.k, o->stan.sample,
-            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh, o->sr_steps,
+            o->stan.lambda_spw, o->stan.lambda_snh_s / 86400.0, o->stan.lambda_inh, o->vstan.k,
+            o->vstan.sample, o->vstan.lambda_spw, o->vstan.lambda_snh_s / 86400.0,
+            o->vstan.lambda_inh, o->vstan.lambda_ipw, o->vstan.lambda_idf, o->sr_steps,
             rules_weighting_name(o->sr_weighting));
     fprintf(f,
             "Engine state after the replay: co-visitation %.1f MB for %llu items with "
@@ -620,12 +685,14 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
             sizeof(rc_user_state_t));
     if (o->targets_all) {
         fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | HR@20 new | MRR@20 new | "
-                   "coverage@20 | p50 µs | p99 µs |\n");
-        fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
+                   "coverage@20 | popularity@20 | p50 µs | p99 µs |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
     } else {
-        fprintf(f,
-                "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | p50 µs | p99 µs |\n");
-        fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+        fprintf(
+            f,
+            "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | coverage@20 | popularity@20 | p50 µs | "
+            "p99 µs |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
     }
     for (int m = 0; m < M_COUNT; m++) {
         if (!o->methods[m])
@@ -634,7 +701,8 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
                 s[m].all.hr20, s[m].all.mrr20, s[m].all.ndcg20);
         if (o->targets_all)
             fprintf(f, "%.4f | %.4f | ", s[m].fresh.hr20, s[m].fresh.mrr20);
-        fprintf(f, "%.3f | %.1f | %.1f |\n", s[m].coverage, s[m].p50_us, s[m].p99_us);
+        fprintf(f, "%.3f | %.4f | %.1f | %.1f |\n", s[m].coverage, s[m].popularity, s[m].p50_us,
+                s[m].p99_us);
     }
     if (o->targets_all) {
         fprintf(f,
@@ -672,24 +740,29 @@ static json_t *report_json(const run_info_t *ri, const options_t *o, const repla
         if (!o->methods[m])
             continue;
         json_object_set_new(methods, method_keys[m],
-                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "name",
+                            json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "name",
                                       method_names[m], "hr10", s[m].all.hr10, "hr20", s[m].all.hr20,
                                       "mrr20", s[m].all.mrr20, "ndcg20", s[m].all.ndcg20,
-                                      "coverage20", s[m].coverage, "p50_us", s[m].p50_us, "p99_us",
-                                      s[m].p99_us, "mean_us", s[m].mean_us, "new",
-                                      view_json(&s[m].fresh), "returning", view_json(&s[m].back)));
+                                      "coverage20", s[m].coverage, "popularity20", s[m].popularity,
+                                      "p50_us", s[m].p50_us, "p99_us", s[m].p99_us, "mean_us",
+                                      s[m].mean_us, "new", view_json(&s[m].fresh), "returning",
+                                      view_json(&s[m].back)));
     }
     json_t *memory =
         json_pack("{s:I,s:I,s:I,s:i}", "covisit_bytes", (json_int_t)ri->covisit_bytes,
                   "items_with_neighbors", (json_int_t)ri->items_with_neighbors, "neighbors",
                   (json_int_t)ri->neighbors, "user_state_bytes", (int)sizeof(rc_user_state_t));
-    json_t *baselines =
-        json_pack("{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f},s:{s:i,s:s}}", "sknn", "k",
-                  (int)o->sknn.k, "sample", (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k,
-                  "sample", (int)o->vsknn.sample, "stan", "k", (int)o->stan.k, "sample",
-                  (int)o->stan.sample, "lambda_spw", o->stan.lambda_spw, "lambda_snh_days",
-                  o->stan.lambda_snh_s / 86400.0, "lambda_inh", o->stan.lambda_inh, "sr", "steps",
-                  (int)o->sr_steps, "weighting", rules_weighting_name(o->sr_weighting));
+    json_t *baselines = json_pack(
+        "{s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:f,s:f,s:f},s:{s:i,s:i,s:f,s:f,s:f,s:f,s:f},s:{s:i,s:"
+        "s}}",
+        "sknn", "k", (int)o->sknn.k, "sample", (int)o->sknn.sample, "vsknn", "k", (int)o->vsknn.k,
+        "sample", (int)o->vsknn.sample, "stan", "k", (int)o->stan.k, "sample", (int)o->stan.sample,
+        "lambda_spw", o->stan.lambda_spw, "lambda_snh_days", o->stan.lambda_snh_s / 86400.0,
+        "lambda_inh", o->stan.lambda_inh, "vstan", "k", (int)o->vstan.k, "sample",
+        (int)o->vstan.sample, "lambda_spw", o->vstan.lambda_spw, "lambda_snh_days",
+        o->vstan.lambda_snh_s / 86400.0, "lambda_inh", o->vstan.lambda_inh, "lambda_ipw",
+        o->vstan.lambda_ipw, "lambda_idf", o->vstan.lambda_idf, "sr", "steps", (int)o->sr_steps,
+        "weighting", rules_weighting_name(o->sr_weighting));
     json_t *j = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "label", o->label,
         "stamp", ri->stamp, "machine", ri->machine, "targets", o->targets_all ? "all" : "new",
@@ -723,6 +796,31 @@ static void write_results(const run_info_t *ri, const options_t *o, const replay
     json_decref(j);
 }
 
+/* Per item, its positive events in the train split over the most frequent item's: the
+ * popularity session-rec's Popularity@20 averages (pop.py counts events of the training data,
+ * normalised by the maximum). Items never seen in training count 0. Caller frees. */
+static float *train_popularity(const dataset_t *d, uint32_t n_items)
+{
+    uint32_t *count = xrealloc(NULL, (n_items ? n_items : 1) * sizeof(uint32_t));
+    float *norm = xrealloc(NULL, (n_items ? n_items : 1) * sizeof(float));
+    memset(count, 0, (n_items ? n_items : 1) * sizeof(uint32_t));
+    uint32_t max = 0;
+    for (uint32_t i = 0; i < d->n; i++) {
+        const session_t *s = &d->s[i];
+        for (uint32_t t = 0; t < s->n && !s->test; t++) {
+            const ev_t *ev = &d->ev[s->off + t];
+            if (ev->item >= n_items || rc_event_weight(ev->kind, ev->has_value, ev->value) <= 0)
+                continue;
+            if (++count[ev->item] > max)
+                max = count[ev->item];
+        }
+    }
+    for (uint32_t i = 0; i < n_items; i++)
+        norm[i] = max ? (float)count[i] / (float)max : 0.0f;
+    free(count);
+    return norm;
+}
+
 int main(int argc, char **argv)
 {
     options_t o;
@@ -748,6 +846,12 @@ int main(int argc, char **argv)
         e->backward_weight = (float)o.backward_weight;
     if (o.source_decay > 0)
         e->source_decay = (float)o.source_decay;
+    if (o.pair_decay >= 0)
+        e->pair_decay = (float)o.pair_decay;
+    if (o.repeat_recency > 0)
+        e->repeat_recency = (float)o.repeat_recency;
+    if (o.new_sharpness > 0)
+        e->new_sharpness = (float)o.new_sharpness;
     dataset_t d = {0};
     double t_start = now_ns();
     if (load(&d, e, &o) != 0)
@@ -770,6 +874,7 @@ int main(int argc, char **argv)
                        o.targets_all, o.sr_steps, o.sr_weighting);
     for (int m = 0; m < M_COUNT; m++)
         r.m[m].shown = calloc(e->catalog.n ? e->catalog.n : 1, 1);
+    r.pop_norm = train_popularity(&d, e->catalog.n);
     for (uint32_t i = 0; i < d.n; i++) {
         const session_t *s = &d.s[i];
         if (s->test)
@@ -796,6 +901,7 @@ int main(int argc, char **argv)
         free(r.m[m].shown);
     }
     free(r.cur);
+    free(r.pop_norm);
     if (r.dump != NULL)
         fclose(r.dump);
     knn_free(&r.knn);

@@ -74,6 +74,7 @@ typedef struct knn_index {
     /* POP: order[] sorted by count descending; pos[] its inverse; block_start[c] is the
      * first position holding count c (a count's items are contiguous). */
     uint32_t *count, *order, *pos;
+    uint32_t *events; /* per item: events in the pool's sessions (V-STAN's idf) */
     uint32_t *block_start, *block_len;
     uint32_t n_blocks;
     /* Scratch, stamped per call. Scores are doubles: STAN multiplies exponentials of
@@ -111,6 +112,12 @@ typedef struct knn_params {
     /* STAN (lambda_snh in seconds) */
     bool stan;
     double lambda_spw, lambda_snh_s, lambda_inh;
+    /* V-STAN (Ludewig et al. 2021, session-rec's knn/vstan.py): STAN (`stan` is set too) whose
+     * neighbours also weigh exp((p - len)/lambda_ipw) by the position p of the newest item
+     * of the current session they hold, and whose candidates gain
+     * `score * idf * lambda_idf`, idf = log(sessions / the item's events). */
+    bool vstan;
+    double lambda_ipw, lambda_idf;
 } knn_params_t;
 
 uint32_t knn_rank_sknn(knn_index_t *x, const knn_params_t *p, const uint32_t *cur, uint32_t n,

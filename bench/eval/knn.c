@@ -13,7 +13,10 @@
  *             items count 1/step, step = how far back the newest shared item is;
  *   STAN      k = 100 of the sample; position weight exp((p - len)/1.02), cosine with
  *             those weights, neighbour recency exp(-dt/5 days), and a candidate's weight
- *             exp(-|p_candidate - p_shared|/2.05) in the neighbour.
+ *             exp(-|p_candidate - p_shared|/2.05) in the neighbour;
+ *   V-STAN    STAN, and a neighbour weighs exp((p - len)/1.02) by the position p of the
+ *             newest item of the current session it holds, and a candidate's score s
+ *             gains s * idf * 5, idf = log(sessions in the pool / the item's events).
  * By default every ranker leaves out items already in the session, as the engine does; with
  * `session_items` (--targets all) they rank them like any other item, as session-rec's
  * defaults do (README, "Baselines, checked against session-rec"). Ties: neighbours
@@ -56,6 +59,7 @@ void knn_init(knn_index_t *x, uint32_t n_items, bool session_items)
     x->n_post = xcalloc(n_items, sizeof(uint32_t));
     x->cap_post = xcalloc(n_items, sizeof(uint32_t));
     x->count = xcalloc(n_items, sizeof(uint32_t));
+    x->events = xcalloc(n_items, sizeof(uint32_t));
     x->order = xcalloc(n_items, sizeof(uint32_t));
     x->pos = xcalloc(n_items, sizeof(uint32_t));
     for (uint32_t i = 0; i < n_items; i++)
@@ -80,6 +84,7 @@ void knn_free(knn_index_t *x)
     free(x->n_post);
     free(x->cap_post);
     free(x->count);
+    free(x->events);
     free(x->order);
     free(x->pos);
     free(x->block_start);
@@ -154,6 +159,7 @@ void knn_add_session(knn_index_t *x, const uint32_t *items, uint32_t n, double t
     uint32_t distinct = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t it = items[i];
+        x->events[it]++;
         if (x->stamp_item[it] == x->stamp) {
             if (x->session_items) /* session-rec's POP counts events (pop.py, grp.size()) */
                 pop_increment(x, it);
@@ -399,6 +405,18 @@ static void score_neighbor(knn_index_t *x, const knn_params_t *p, const knn_nb_t
         }
         w *= decay;
     }
+    if (p->vstan) {
+        /* vstan.py: the last position of the current session whose item the neighbour
+         * holds sets the neighbour's weight. */
+        double ipw = 0;
+        for (uint32_t i = n; i-- > 0;) {
+            if (x->nb_mark[cur[i]] == x->nb_serial) {
+                ipw = exp(((double)(i + 1) - (double)n) / p->lambda_ipw);
+                break;
+            }
+        }
+        w *= ipw;
+    }
     x->nb_serial++;
     for (uint32_t i = 0; i < len; i++) {
         uint32_t v = it[i];
@@ -408,6 +426,8 @@ static void score_neighbor(knn_index_t *x, const knn_params_t *p, const knn_nb_t
         double s = w;
         if (p->stan)
             s = w * exp(-fabs((double)x->lastpos[v] - (double)pos_star) / p->lambda_inh);
+        if (p->vstan && p->lambda_idf > 0)
+            s += s * log((double)x->n_sess / (double)x->events[v]) * p->lambda_idf;
         touch(x, n_touched, v, s);
     }
 }

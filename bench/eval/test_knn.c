@@ -183,6 +183,74 @@ static void test_stan_position_in_neighbor(void **state)
     knn_free(&x);
 }
 
+/* V-STAN's neighbour weight by the position of the newest item of the current session it
+ * holds (lambda_ipw): current [1 2 3], position weights nearly flat (lambda_spw 100).
+ * nA = [1 2 9] is the more similar (2/3 against 1/sqrt(6)) but its newest shared item is 2,
+ * one step back (x exp(-1/1.02) = .375); nB = [3 8] shares the item in view. STAN ranks 9
+ * first (.41 against .25), V-STAN 8 (.25 against .15). */
+static void test_vstan_item_position(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t na[] = {1, 2, 9}, nb[] = {3, 8};
+    uint32_t out[EVAL_K], cur[] = {1, 2, 3};
+    knn_params_t stan = {.k = 100,
+                         .sample = 5000,
+                         .stan = true,
+                         .lambda_spw = 100,
+                         .lambda_snh_s = 5 * 86400.0,
+                         .lambda_inh = 2.05};
+    knn_params_t vstan = stan;
+    vstan.vstan = true;
+    vstan.lambda_ipw = 1.02;
+    vstan.lambda_idf = 0;
+    knn_init(&x, 10, false);
+    knn_add_session(&x, na, 3, 100);
+    knn_add_session(&x, nb, 2, 200);
+    uint32_t n = knn_rank_sknn(&x, &stan, cur, 3, 300, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 9);
+    n = knn_rank_sknn(&x, &vstan, cur, 3, 300, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 8);
+    assert_int_equal(out[1], 9);
+    knn_free(&x);
+}
+
+/* V-STAN's idf (lambda_idf): current [1], neighbours [1 5] and [1 6] equally similar (the
+ * second a little more recent, so STAN scores 6 first); 6 is also in [6 7] twice, so its idf
+ * log(4 / 3) is below 5's log(4 / 1) and V-STAN ranks 5 first. */
+static void test_vstan_idf(void **state)
+{
+    (void)state;
+    knn_index_t x;
+    static const uint32_t s0[] = {1, 5}, s1[] = {1, 6}, s2[] = {6, 7};
+    uint32_t out[EVAL_K], cur[] = {1};
+    knn_params_t stan = {.k = 100,
+                         .sample = 5000,
+                         .stan = true,
+                         .lambda_spw = 1.02,
+                         .lambda_snh_s = 5 * 86400.0,
+                         .lambda_inh = 2.05};
+    knn_params_t vstan = stan;
+    vstan.vstan = true;
+    vstan.lambda_ipw = 1.02;
+    vstan.lambda_idf = 5;
+    knn_init(&x, 10, false);
+    knn_add_session(&x, s2, 2, 50);
+    knn_add_session(&x, s2, 2, 60);
+    knn_add_session(&x, s0, 2, 100);
+    knn_add_session(&x, s1, 2, 200);
+    uint32_t n = knn_rank_sknn(&x, &stan, cur, 1, 300, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 6);
+    n = knn_rank_sknn(&x, &vstan, cur, 1, 300, out);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 5);
+    assert_int_equal(out[1], 6);
+    knn_free(&x);
+}
+
 /* Neighbours of equal similarity: the more recent wins. s0 = [1 5] and s1 = [1 6] are both
  * 1/sqrt(2) from the current [1]; with k = 1 only s1 (completed later) is a neighbour. */
 static void test_neighbor_tie_recent_first(void **state)
@@ -407,6 +475,8 @@ int main(void)
         cmocka_unit_test(test_stan),
         cmocka_unit_test(test_vsknn_decay),
         cmocka_unit_test(test_stan_position_in_neighbor),
+        cmocka_unit_test(test_vstan_item_position),
+        cmocka_unit_test(test_vstan_idf),
         cmocka_unit_test(test_neighbor_tie_recent_first),
         cmocka_unit_test(test_sample_covers_long_session),
         cmocka_unit_test(test_stan_old_neighbor_counts),

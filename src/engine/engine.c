@@ -37,6 +37,9 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
         (rc_blend_t){.covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f};
     e->source_decay = 0.4f;
     e->backward_weight = 0.5f;
+    e->pair_decay = 1.0f;
+    e->repeat_recency = 0.8f;
+    e->new_sharpness = 1.0f;
     e->explore_new = true;
     e->established = UINT32_MAX;
     /* Until traffic says otherwise, what click sessions show (issue Q's measurement on public
@@ -301,7 +304,7 @@ static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t ite
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item == item || r->w <= 0)
             continue;
-        float pair = sqrtf(w * r->w) / (1.0f + 0.3f * (float)d);
+        float pair = sqrtf(w * r->w) / (1.0f + e->pair_decay * (float)d);
         rc_covisit_add_directed(&e->covisit, r->item, item, pair, pair * e->backward_weight, now_s);
     }
 }

@@ -22,6 +22,15 @@ struct rc_engine {
     /* Weight of a pair in the backward direction (the later item's list learns the earlier
      * one), relative to the forward direction. */
     float backward_weight;
+    /* How a co-visitation pair weakens with the distance between its events: a pair d + 1
+     * steps apart weighs 1 / (1 + pair_decay * d). */
+    float pair_decay;
+    /* Items of the session, for a list that may show them again: each interaction counts
+     * its weight times this factor per step back. */
+    float repeat_recency;
+    /* A list that may show the session's items places a new item by the chance
+     * p_new * score^new_sharpness / sum over the new items of the same. */
+    float new_sharpness;
     /* Exploration: catalog items added after the first refresh (live upserts; not items
      * learned from traffic, which have data from their first event) that nobody has
      * interacted with yet, at most RC_EXPLORE_POOL, rebuilt at each refresh. The last place

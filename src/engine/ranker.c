@@ -84,6 +84,7 @@ struct rc_ranker {
     bool rest_pending;
     scored_t *scored;    /* the candidates scored in this rank */
     rc_ranked_t *ranked; /* merge_repeats()'s list */
+    rc_ranked_t *wide;   /* the longer first list of a rank that may show the session */
     uint32_t *deferred;  /* slots of candidates whose bound kept them from being scored */
     uint32_t n_deferred;
     bool exhaustive; /* score every candidate (tests compare the ranker with it) */
@@ -104,10 +105,12 @@ rc_ranker_t *rc_ranker_new(void)
     rk->scratch = calloc(CAND_SLOTS, sizeof(*rk->scratch));
     rk->cands = malloc(MAX_CANDIDATES * sizeof(*rk->cands));
     rk->scored = malloc(MAX_CANDIDATES * sizeof(*rk->scored));
-    rk->ranked = malloc(MAX_CANDIDATES * sizeof(*rk->ranked));
+    /* merge_repeats() lists up to a whole first list and every session item. */
+    rk->ranked = malloc((MAX_CANDIDATES + RC_RECENT) * sizeof(*rk->ranked));
+    rk->wide = malloc(MAX_CANDIDATES * sizeof(*rk->wide));
     rk->deferred = malloc(MAX_CANDIDATES * sizeof(*rk->deferred));
     if (rk->scratch == NULL || rk->cands == NULL || rk->scored == NULL || rk->ranked == NULL ||
-        rk->deferred == NULL) {
+        rk->wide == NULL || rk->deferred == NULL) {
         rc_ranker_free(rk);
         return NULL;
     }
@@ -122,6 +125,7 @@ void rc_ranker_free(rc_ranker_t *rk)
     free(rk->cands);
     free(rk->scored);
     free(rk->ranked);
+    free(rk->wide);
     free(rk->deferred);
     free(rk);
 }
@@ -173,12 +177,21 @@ static void block(rc_ranker_t *rk, uint32_t item)
     *x = (struct rc_scratch){.stamp = rk->stamp, .item = item, .covis_ref = -1, .blocked = true};
 }
 
-static void block_items(rc_ranker_t *rk, const rc_user_state_t *u)
+/* Under a repeat policy the session's items the list may show again stay candidates: the
+ * evidence that makes a new item likely next (what followed the item in view) counts for
+ * them too, and merge_repeats() adds their chance of a return. */
+static void block_items(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec)
 {
     for (uint8_t i = 0; i < u->n_excluded; i++)
         block(rk, u->excluded[i]);
-    for (uint8_t i = 0; i < u->n_recent; i++)
-        block(rk, u->recent[i].item);
+    uint32_t current = u->n_recent > 0 ? rc_user_recent(u, 0)->item : UINT32_MAX;
+    for (uint8_t i = 0; i < u->n_recent; i++) {
+        const rc_recent_t *r = &u->recent[i];
+        bool may_return = spec->repeat == RC_REPEAT_ALLOWED ||
+                          (spec->repeat == RC_REPEAT_NOT_CURRENT && r->item != current);
+        if (!may_return || r->w <= 0)
+            block(rk, r->item);
+    }
 }
 
 /* One slot per feature of either vector, holding its weight in each. */
@@ -922,9 +935,6 @@ static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked
     return k;
 }
 
-/* Items of the session: each interaction counts its weight, the newer the more (this factor
- * per step back). */
-#define REPEAT_RECENCY 0.8f
 /* The new items keep at least this share of the list's chances, whatever the estimates. */
 #define NEW_SHARE_MIN 0.05f
 
@@ -944,8 +954,8 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
     const rc_engine_t *e = rk->e;
     uint32_t current = rc_user_recent(u, 0)->item, n = 0;
     *has_current = false;
-    float recency = 1.0f; /* REPEAT_RECENCY^d */
-    for (uint8_t d = 0; d < u->n_recent; d++, recency *= REPEAT_RECENCY) {
+    float recency = 1.0f; /* e->repeat_recency^d */
+    for (uint8_t d = 0; d < u->n_recent; d++, recency *= e->repeat_recency) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item >= e->catalog.n || r->w <= 0 || rc_user_is_excluded(u, r->item) ||
             !passes_rules(&e->catalog.items[r->item], spec))
@@ -963,35 +973,54 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
     return n;
 }
 
-/* Places the items of the user's session (spec->repeat) and the new items of out[0..k) in
- * one list by the chance that each is the user's next interaction. The session's share is
- * learned online (the engine's repeat_same and repeat_back for the device): the item in
- * view gets repeat_same, the other items of the session split repeat_back by what the user
- * did with them; the rest goes to the new items in proportion to their scores. The list's
- * scores become those chances. Returns its length. */
+/* Places the items of the user's session (spec->repeat) and the new items of wide[0..k) in
+ * one list by the chance that each is the user's next interaction, into out (at most
+ * spec->k). The session's share is learned online (the engine's repeat_same and repeat_back
+ * for the device): the item in view gets repeat_same; the other items of the session split
+ * repeat_back by what the user did with them (weight and recency) times how likely each is
+ * to come next by the same evidence as a new item (its score in `wide`, where block_items()
+ * left it a candidate; the weakest listed score for one that is not listed), a product of
+ * the two experts; the new items share the rest in proportion to score^new_sharpness. So a
+ * session item that usually follows the item in view leads the returns, while how often
+ * users return at all stays what traffic says (rarely on baskets, a third of clicks). The
+ * list's scores become those chances. Returns its length. */
 static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec,
-                              int64_t wall_ms, rc_ranked_t *out, uint32_t k)
+                              int64_t wall_ms, const rc_ranked_t *wide, uint32_t k,
+                              rc_ranked_t *out)
 {
     const rc_engine_t *e = rk->e;
     session_item_t si[RC_RECENT];
-    bool has_current;
-    if (u->n_recent == 0)
-        return k;
-    uint32_t n_si = session_items(rk, u, spec, si, &has_current);
+    float seq[RC_RECENT] = {0};
+    bool has_current = false;
+    uint32_t n_si = u->n_recent > 0 ? session_items(rk, u, spec, si, &has_current) : 0;
     int dev = u->device < RC_DEVICE_COUNT ? u->device : RC_DEV_OTHER;
     float p_same = e->repeat_same[dev], p_back = e->repeat_back[dev];
     float p_new = 1.0f - p_same - p_back;
     p_new = p_new < NEW_SHARE_MIN ? NEW_SHARE_MIN : p_new;
-    float new_total = 0, back_total = 0;
-    for (uint32_t j = 0; j < k; j++)
-        new_total += out[j].score > 0 ? out[j].score : 0;
-    for (uint32_t i = has_current ? 1 : 0; i < n_si; i++)
-        back_total += si[i].value;
+    float new_total = 0, back_total = 0, floor = 0;
     uint32_t n = 0;
     for (uint32_t j = 0; j < k; j++) {
-        rk->ranked[n] = out[j];
-        rk->ranked[n++].score =
-            new_total > 0 && out[j].score > 0 ? p_new * out[j].score / new_total : 0;
+        float score = wide[j].score > 0 ? wide[j].score : 0;
+        if (score > 0 && (floor == 0 || score < floor))
+            floor = score;
+        uint32_t i = 0;
+        while (i < n_si && si[i].item != wide[j].item)
+            i++;
+        if (i < n_si) {
+            seq[i] = score;
+            continue;
+        }
+        rk->ranked[n] = wide[j];
+        rk->ranked[n].score = score > 0 ? powf(score, e->new_sharpness) : 0;
+        new_total += rk->ranked[n++].score;
+    }
+    if (floor == 0)
+        floor = 1.0f;
+    for (uint32_t j = 0; j < n; j++)
+        rk->ranked[j].score = new_total > 0 ? p_new * rk->ranked[j].score / new_total : 0;
+    for (uint32_t i = has_current ? 1 : 0; i < n_si; i++) {
+        si[i].value *= floor + seq[i];
+        back_total += si[i].value;
     }
     int64_t now_s = wall_ms / 1000;
     for (uint32_t i = 0; i < n_si; i++) {
@@ -1002,9 +1031,9 @@ static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const r
         rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
     }
     sort_ranked(rk->ranked, n);
-    k = n < spec->k ? n : spec->k;
-    memcpy(out, rk->ranked, k * sizeof(*out));
-    return k;
+    n = n < spec->k ? n : spec->k;
+    memcpy(out, rk->ranked, n * sizeof(*out));
+    return n;
 }
 
 uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_state_t *u,
@@ -1020,27 +1049,42 @@ uint32_t rc_ranker_rank(rc_ranker_t *rk, const rc_engine_t *e, const rc_user_sta
     }
     rk->n_cands = 0;
     rk->u = u;
+    /* A list that may show the session again is first made longer by the session's length,
+     * so that session items among the candidates do not take the places of new ones. */
+    rc_rank_spec_t wide_spec = *spec;
+    const uint32_t k_asked = spec->k;
+    rc_ranked_t *list = out;
+    if (spec->repeat != RC_REPEAT_NEVER) {
+        uint32_t k_wide = spec->k + u->n_recent;
+        wide_spec.k = k_wide < MAX_CANDIDATES ? k_wide : MAX_CANDIDATES;
+        list = rk->wide;
+    }
+    spec = &wide_spec;
     rk->spec = spec;
     rk->daypart = rc_daypart(wall_ms, u->tz_offset_min);
     int daypart = rk->daypart;
-    block_items(rk, u);
+    block_items(rk, u, spec);
     index_svec(rk, u);
     gather_candidates(rk, false);
     scoring_t x;
     scoring_begin(rk, u, spec, daypart, &x);
     uint32_t n = score_candidates(rk, &x);
     bool overfull = false;
-    uint32_t k = n < spec->k ? 0 : top_k(rk, &x, n, out, &overfull);
-    if (n < spec->k || overfull) {
+    /* Too few for the list asked for, not for the longer first list: a session item among
+     * the candidates costs a new item's place only when candidates are that scarce. */
+    uint32_t k = n < k_asked ? 0 : top_k(rk, &x, n, list, &overfull);
+    if (n < k_asked || overfull) {
         /* Filters (or a small catalog) left too few, or too few categories to respect the
          * diversity cap: look further down every list. The candidates of the first pass
          * stay; scoring runs again over all of them. */
         gather_candidates(rk, true);
         scoring_begin(rk, u, spec, daypart, &x);
         n = score_candidates(rk, &x);
-        k = top_k(rk, &x, n, out, &overfull);
+        k = top_k(rk, &x, n, list, &overfull);
     }
-    if (spec->repeat != RC_REPEAT_NEVER)
-        k = merge_repeats(rk, u, spec, wall_ms, out, k);
+    if (list != out) {
+        wide_spec.k = k_asked;
+        k = merge_repeats(rk, u, spec, wall_ms, list, k, out);
+    }
     return pin(rk, spec, out, explore(rk, u, spec, out, k));
 }

@@ -184,7 +184,7 @@ static const setting_t settings[] = {
      "time for learning; a later one is learned at the time it arrives"},
     {"covisit-neighbors", T_INT, OFF(covisit_neighbors), "64", 4, 256,
      "co-visitation neighbours kept per item"},
-    {"covisit-half-life-s", T_DOUBLE, OFF(covisit_half_life_s), "604800", 1, 1e9,
+    {"covisit-half-life-s", T_DOUBLE, OFF(covisit_half_life_s), "2592000", 1, 1e9,
      "half-life of co-visitation weights"},
     {"trending-half-life-s", T_DOUBLE, OFF(trending_half_life_s), "3600", 1, 1e9,
      "half-life of trending scores"},

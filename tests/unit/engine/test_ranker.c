@@ -783,10 +783,49 @@ static void test_rank_repeat_chance_is_learned(void **state)
     free_engine(0);
 }
 
+/* Among the session's items, the one that usually follows the item in view comes first:
+ * after many sessions 10, 20, 10, a user who viewed 10, 11 and 20 is shown 10 before the
+ * more recent 11 (block_items() keeps it a candidate, merge_repeats() weighs its share of
+ * the returns by that evidence). */
+static void test_rank_repeat_follows_sequence(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    for (int s = 0; s < 50; s++) {
+        rc_user_state_t v;
+        rc_user_state_init(&v, RC_DEV_DESKTOP, 0);
+        observe(e, &v, RC_EV_VIEW, 10, T0_MS + s * 1000);
+        observe(e, &v, RC_EV_VIEW, 20, T0_MS + s * 1000 + 300);
+        observe(e, &v, RC_EV_VIEW, 10, T0_MS + s * 1000 + 600);
+    }
+    rc_user_state_t u;
+    rc_ranked_t out[10];
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 10, T0_MS + MIN_MS);
+    observe(e, &u, RC_EV_VIEW, 11, T0_MS + 2 * MIN_MS);
+    observe(e, &u, RC_EV_VIEW, 20, T0_MS + 3 * MIN_MS);
+    for (uint8_t repeat = RC_REPEAT_NOT_CURRENT; repeat <= RC_REPEAT_ALLOWED; repeat++) {
+        uint32_t n = rank_with_repeat(e, &u, repeat, out);
+        int32_t at10 = place_of(out, n, 10), at11 = place_of(out, n, 11);
+        assert_int_ge(at10, 0);
+        assert_true(at11 < 0 || at10 < at11);
+        assert_int_equal(out[at10].src, RC_SRC_REPEAT);
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t j = i + 1; j < n; j++)
+                assert_int_not_equal(out[i].item, out[j].item);
+    }
+    /* A list that never shows the session keeps them out however strong the evidence. */
+    uint32_t n = rank_with_repeat(e, &u, RC_REPEAT_NEVER, out);
+    assert_int_equal(place_of(out, n, 10), -1);
+    assert_int_equal(place_of(out, n, 11), -1);
+    free_engine(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_rank_cold_user_by_popularity, free_engines),
+        cmocka_unit_test_teardown(test_rank_repeat_follows_sequence, free_engines),
         cmocka_unit_test_teardown(test_rank_category_share_rises, free_engines),
         cmocka_unit_test_teardown(test_rank_search_moves_towards_tags, free_engines),
         cmocka_unit_test_teardown(test_rank_covisit_from_other_users, free_engines),

@@ -518,7 +518,7 @@ static void test_rank_matches_reference(void **state)
     print_message("%u lists compared, %u ranked with candidates left unscored\n", compared,
                   deferred);
     assert_int_gt(compared, 20000);
-    assert_int_gt(deferred, 1000);
+    assert_int_gt(deferred, 500); /* 979 with the pair decay of 1 (1,000+ at 0.3) */
     free_world(NULL);
 }
 

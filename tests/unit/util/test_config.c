@@ -74,7 +74,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.ws_deflate_min_bytes, 256);
     assert_int_equal(cfg.session_idle_s, 300);
     assert_int_equal(cfg.covisit_neighbors, 64);
-    assert_float_equal(cfg.covisit_half_life_s, 604800, 1e-9);
+    assert_float_equal(cfg.covisit_half_life_s, 2592000, 1e-9);
     assert_float_equal(cfg.trending_half_life_s, 3600, 1e-9);
     assert_int_equal(cfg.profile_flush_ms, 100);
     assert_int_equal(cfg.drain_ms, 2000);
@@ -207,7 +207,7 @@ static void test_type_errors(void **state)
             fail();
         }
         assert_contains(err, "covisit-half-life-s");
-        assert_float_equal(cfg.covisit_half_life_s, 604800, 1e-9);
+        assert_float_equal(cfg.covisit_half_life_s, 2592000, 1e-9);
     }
     /* A tiny error buffer is never overrun (the sanitizer build checks the bytes). */
     char tiny[4];
