@@ -223,8 +223,7 @@ static void enqueue(rc_profile_replay_t *r, const pending_t *p, rc_str_t user, r
     }
     rc_wbuf_put(&r->queue, p, sizeof(*p));
     rc_wbuf_put(&r->queue, user.p, user.n);
-    if (item.n > 0) /* an erasure has none (and no pointer: memcpy must not see NULL) */
-        rc_wbuf_put(&r->queue, item.p, item.n);
+    rc_wbuf_put(&r->queue, item.p, item.n); /* an erasure has none */
 }
 
 void rc_profile_replay_event(rc_profile_replay_t *r, rc_str_t user, rc_event_kind_t kind,

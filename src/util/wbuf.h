@@ -35,13 +35,16 @@ static inline char *rc_wbuf_data(const rc_wbuf_t *b)
     return b->base ? b->base + b->headroom : NULL;
 }
 
-/** Appends bytes. On allocation failure the buffer is marked failed (checked once, at the
- * end, with rc_wbuf_ok()), so a writer need not test every append. */
+/** Appends bytes (`data` may be NULL when `len` is 0: an empty string view). On allocation
+ * failure the buffer is marked failed (checked once, at the end, with rc_wbuf_ok()), so a
+ * writer need not test every append. */
 void rc_wbuf_put_slow(rc_wbuf_t *b, const void *data, size_t len);
 
 /* Inline: the encoders append many short pieces, and most fit in the buffer as it is. */
 static inline void rc_wbuf_put(rc_wbuf_t *b, const void *data, size_t len)
 {
+    if (len == 0) /* memcpy must not see a NULL pointer, even for no bytes */
+        return;
     if (b->base != NULL && len <= b->cap - b->len) {
         memcpy(b->base + b->headroom + b->len, data, len);
         b->len += len;

@@ -8,51 +8,11 @@
 //    recognised after a SIGKILL.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { adminRequest, closeAllClients, connectHello, sleep, startServer, stopServerCleanly, uniqueId } from './harness.mjs';
+import { adminRequest, closeAllClients, connectHello, sleep, stopServerCleanly, uniqueId } from './harness.mjs';
+import { ADMIN, SEED, dataDir, generator, kill9, start } from './durability-harness.mjs';
 import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
-
-const SEED = Number(process.env.RANKCAST_SEED ?? 20261207);
-const ADMIN = 'durability-profiles-admin';
-const dirs = [];
-after(() => {
-  closeAllClients();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function dataDir() {
-  const d = mkdtempSync(join(tmpdir(), 'rankcast-profiles-'));
-  dirs.push(d);
-  return d;
-}
-
-/** A small deterministic generator (xorshift32). */
-function generator(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
-
-const start = (dir, extra = []) => startServer({
-  extraArgs: ['--log-level', 'info', '--data-dir', dir, '--events-per-sec', '100000', '--events-burst', '100000', '--admin-token', ADMIN, ...extra],
-});
-
-async function kill9(server) {
-  server.proc.kill('SIGKILL');
-  const r = await server.exited;
-  assert.equal(r.signal, 'SIGKILL');
-  await server.stop();
-}
 
 /** Sends `ids` as click events on `items` (cycled) and resolves once all are acknowledged. */
 async function sendAll(client, ids, items) {

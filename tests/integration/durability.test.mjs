@@ -8,17 +8,15 @@
 // A torn tail is cut; an erasure is honoured when the log is read back.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import zlib from 'node:zlib';
 
 import { encode } from '@msgpack/msgpack';
 
 import {
   adminRequest,
-  closeAllClients,
   connect,
   connectHello,
   fixtureItems,
@@ -30,45 +28,10 @@ import {
   stopServerCleanly,
   uniqueId,
 } from './harness.mjs';
+import { ADMIN, SEED, dataDir, generator, kill9, start } from './durability-harness.mjs';
 
-const SEED = Number(process.env.RANKCAST_SEED ?? 20261207);
-const ADMIN = 'durability-admin-token';
 const items = fixtureItems();
-const dirs = [];
-after(() => {
-  closeAllClients();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
-function dataDir() {
-  const d = mkdtempSync(join(tmpdir(), 'rankcast-data-'));
-  dirs.push(d);
-  return d;
-}
-
-/** A small deterministic generator (xorshift32). */
-function generator(seed) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
-
-const start = (dir, extra = []) => startServer({
-  extraArgs: ['--log-level', 'info', '--data-dir', dir, '--events-per-sec', '100000', '--events-burst', '100000', '--admin-token', ADMIN, ...extra],
-});
-
-async function kill9(server) {
-  server.proc.kill('SIGKILL');
-  const r = await server.exited;
-  assert.equal(r.signal, 'SIGKILL');
-  await server.stop();
-}
 
 async function metrics(server) {
   const { body } = await httpGetFresh(server, '/metrics');
