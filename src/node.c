@@ -194,6 +194,7 @@ static void on_tick(uv_timer_t *t)
     if (n->cfg->snapshot_interval_s > 0 &&
         n->ticks % (uint32_t)(n->cfg->snapshot_interval_s * 1000 / TICK_MS) == 0)
         rc_node_log_snapshot(n, "interval");
+    rc_node_log_snapshot_poll(n, false);
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -280,7 +281,9 @@ void rc_node_stop(rc_node_t *n)
     n->stopped = true;
     rc_sessions_flush_profiles(n->sessions);
     rc_node_log_mark(n); /* after a drain: everything (rc_eventlog_close() writes it) */
+    rc_node_log_snapshot_poll(n, true); /* one begun before, then this one */
     rc_node_log_snapshot(n, "stop");
+    rc_node_log_snapshot_poll(n, true);
     uv_timer_stop(&n->tick);
     uv_timer_stop(&n->drain_timer);
     uv_timer_stop(&n->lag_timer);

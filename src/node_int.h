@@ -11,6 +11,7 @@
 #include "bus/bus.h"
 #include "engine/engine.h"
 #include "log/eventlog.h"
+#include "log/snapshot_job.h"
 #include "net/gateway.h"
 #include "net/ops.h"
 #include "proto/enc.h"
@@ -41,8 +42,10 @@ struct rc_node {
      * store; found by watching the marks pass a candidate (write_profile_mark). */
     uint64_t profile_confirmed, cand_record, cand_seq;
     bool cand_set;
-    rc_strmap_t changes;      /* "c:<item>" / "s:<setting>" -> change_t: kept by snapshots */
-    uint64_t snapshot_covers; /* what the newest snapshot covers (0: none) */
+    rc_strmap_t changes;        /* "c:<item>" / "s:<setting>" -> change_t: kept by snapshots */
+    uint64_t snapshot_covers;   /* what the newest snapshot covers (0: none) */
+    rc_snapshot_job_t snapshot; /* the one being written (rc_node_log_snapshot) */
+    const char *snapshot_why;   /* why it is written: "interval" or "stop" (static) */
     rc_wbuf_t scratch;
     struct replay *replay; /* the read-back in progress */
     bool warming;          /* reading the log back while listening (on_warm) */
@@ -89,8 +92,13 @@ void rc_node_log_on_warm(uv_timer_t *t);
 /** Appends a mark (RC_BUS_MARK) when the profile store confirmed more (once a second). */
 void rc_node_log_mark(rc_node_t *n);
 
-/** Writes a snapshot of what the node derived, if the log moved since the last one. */
+/** Starts writing a snapshot of what the node derived, if the log moved since the last one
+ * and none is being written; `why` is static. A child process writes it (snapshot_job.h). */
 void rc_node_log_snapshot(rc_node_t *n, const char *why);
+
+/** Reports the snapshot being written once it is (from the tick), or waits for it
+ * (`wait`: at the stop). */
+void rc_node_log_snapshot_poll(rc_node_t *n, bool wait);
 
 /** Writes /readyz's "warming" part. */
 void rc_node_log_warming(const rc_node_t *n, rc_enc_t *e);

@@ -8,6 +8,7 @@
 #include "engine/engine_snapshot.h"
 #include "engine/history.h"
 #include "log/snapshot.h"
+#include "log/snapshot_job.h"
 #include "proto/mpack.h"
 #include "proto/mpack_read.h"
 #include "store/profile_replay.h"
@@ -284,31 +285,24 @@ static void replay_record(void *ctx, uint64_t record, const void *data, size_t l
     msgpack_zone_clear(&r->zone);
 }
 
-/* Writes what the node derived from the log up to now: a snapshot covering every record
- * appended so far (the log is synced first: a snapshot must not claim a record the log could
- * lose). Blocking: the models are serialised on the loop. */
-void rc_node_log_snapshot(rc_node_t *n, const char *why)
+/* A snapshot's body: what the node derived from the log records below `covers`. In the
+ * child process of a snapshot job (snapshot_job.h), on its copy of the node. */
+static int pack_snapshot(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err, size_t errlen)
 {
-    uint64_t covers = n->log != NULL ? rc_eventlog_next_record(n->log) : 0;
-    if (n->log == NULL || n->warming || covers == n->snapshot_covers)
-        return;
-    uint64_t t0 = rc_mono_us();
-    bool shared = n->profiles->ops->shared;
-    if (!shared) /* the in-memory store must hold every change the snapshot covers */
-        rc_sessions_flush_profiles(n->sessions);
-    if (rc_eventlog_sync_now(n->log) != 0) {
-        RC_ERROR("snapshot", "not written: the log cannot be synced", NULL);
-        return;
+    const rc_node_t *n = ctx;
+    /* A snapshot must not claim a record the log could lose: the parent wrote them all
+     * (rc_eventlog_flush) before the fork; this syncs them. */
+    if (rc_eventlog_sync_written(n->log) != 0) {
+        snprintf(err, errlen, "the log cannot be synced");
+        return RC_EIO;
     }
-    rc_wbuf_t body;
     msgpack_packer pk;
-    rc_wbuf_init(&body, 0);
-    rc_mp_init(&pk, &body);
+    rc_mp_init(&pk, body);
     msgpack_pack_map(&pk, 7);
     rc_mp_cstr(&pk, "node");
     rc_mp_cstr(&pk, n->node_id);
     rc_mp_cstr(&pk, "profile_from"); /* records from here on may hold unconfirmed changes */
-    msgpack_pack_uint64(&pk, shared ? n->profile_confirmed : covers);
+    msgpack_pack_uint64(&pk, n->profiles->ops->shared ? n->profile_confirmed : covers);
     rc_mp_cstr(&pk, "mark");
     msgpack_pack_uint64(&pk, n->last_mark);
     rc_mp_cstr(&pk, "changes");
@@ -326,21 +320,44 @@ void rc_node_log_snapshot(rc_node_t *n, const char *why)
     rc_sessions_snapshot_write(n->sessions, &pk);
     rc_mp_cstr(&pk, "profiles");
     rc_profile_snapshot_write(n->profiles, &pk);
+    return 0;
+}
+
+/* Starts writing what the node derived from the log up to now: a snapshot covering every
+ * record appended so far, serialised and written by a child process while the loop goes on
+ * (rc_node_log_snapshot_poll reports it). The loop pays for the fork only. */
+void rc_node_log_snapshot(rc_node_t *n, const char *why)
+{
+    uint64_t covers = n->log != NULL ? rc_eventlog_next_record(n->log) : 0;
+    if (n->log == NULL || n->warming || covers == n->snapshot_covers || n->snapshot.pid != 0)
+        return;
+    if (!n->profiles->ops->shared) /* the in-memory store must hold every change covered */
+        rc_sessions_flush_profiles(n->sessions);
     char err[300];
-    int rc = rc_wbuf_ok(&body);
+    int rc = rc_eventlog_flush(n->log);
     if (rc == 0)
-        rc = rc_snapshot_write(n->cfg->data_dir, covers, rc_wbuf_data(&body), body.len, err,
-                               sizeof(err));
+        rc = rc_snapshot_job_start(&n->snapshot, n->cfg->data_dir, covers, pack_snapshot, n, err,
+                                   sizeof(err));
     else
-        snprintf(err, sizeof(err), "out of memory");
-    if (rc == 0) {
-        n->snapshot_covers = covers;
-        RC_INFO("snapshot", "snapshot written", "why=%s covers=%" PRIu64 " bytes=%zu seconds=%.3f",
-                why, covers, body.len, (double)(rc_mono_us() - t0) / 1e6);
+        snprintf(err, sizeof(err), "the log cannot be written");
+    if (rc != 0)
+        RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", why, err);
+    n->snapshot_why = why;
+}
+
+void rc_node_log_snapshot_poll(rc_node_t *n, bool wait)
+{
+    rc_snapshot_result_t r;
+    if (!rc_snapshot_job_poll(&n->snapshot, wait, &r))
+        return;
+    if (r.rc == 0) {
+        n->snapshot_covers = r.covers;
+        RC_INFO("snapshot", "snapshot written",
+                "why=%s covers=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f loop_ms=%.1f",
+                n->snapshot_why, r.covers, r.bytes, r.seconds, r.fork_ms);
     } else {
-        RC_ERROR("snapshot", "snapshot not written", "error=\"%s\"", err);
+        RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", n->snapshot_why, r.err);
     }
-    rc_wbuf_free(&body);
 }
 
 /* A snapshot's body nests a few levels (body, part, list, entry): a deeper one is not ours. */
@@ -620,6 +637,7 @@ int rc_node_log_open(rc_node_t *n, char *err, size_t errlen)
 
 void rc_node_log_free(rc_node_t *n)
 {
+    rc_node_log_snapshot_poll(n, true); /* a stop that never came: no writer left behind */
     free_changes(n);
     replay_free(n->replay);
     n->replay = NULL;

@@ -713,14 +713,23 @@ rc_eventlog_t *rc_eventlog_open(uv_loop_t *loop, struct rc_defer *defer,
     return l;
 }
 
-int rc_eventlog_sync_now(rc_eventlog_t *l)
+int rc_eventlog_flush(rc_eventlog_t *l)
 {
     if (l->closed || !l->reader->done)
         return RC_ECLOSED;
     write_batch(l);
-    if (l->fd < 0 || fdatasync(l->fd) != 0)
-        return RC_EIO;
     return 0;
+}
+
+int rc_eventlog_sync_written(const rc_eventlog_t *l)
+{
+    return l->fd >= 0 && fdatasync(l->fd) == 0 ? 0 : RC_EIO;
+}
+
+int rc_eventlog_sync_now(rc_eventlog_t *l)
+{
+    int rc = rc_eventlog_flush(l);
+    return rc != 0 ? rc : rc_eventlog_sync_written(l);
 }
 
 void rc_eventlog_close(rc_eventlog_t *l)

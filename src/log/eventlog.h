@@ -103,9 +103,19 @@ int rc_eventlog_append(rc_eventlog_t *l, const void *data, size_t len, rc_eventl
 uint64_t rc_eventlog_next_record(const rc_eventlog_t *l);
 
 /** Writes this turn's records now and syncs the file (blocking: a snapshot must not claim a
- * record the log could lose). Acks of what was written are reported as the policy says (on
- * a later turn with RC_FSYNC_ALWAYS). Returns 0, RC_EIO or RC_ECLOSED. */
+ * record the log could lose): rc_eventlog_flush() then rc_eventlog_sync_written(). Acks of what was
+ * written are reported as the policy says (on a later turn with RC_FSYNC_ALWAYS). Returns 0, RC_EIO
+ * or RC_ECLOSED. */
 int rc_eventlog_sync_now(rc_eventlog_t *l);
+
+/** Writes this turn's records now, without a sync (their acks come as the policy says).
+ * Returns 0 or RC_ECLOSED. */
+int rc_eventlog_flush(rc_eventlog_t *l);
+
+/** Syncs what is written to the segment appended to (blocking). Reads only the descriptor:
+ * a child process forked after rc_eventlog_flush() can call it on its copy of the log, the
+ * descriptor being its own. Returns 0 or RC_EIO. */
+int rc_eventlog_sync_written(const rc_eventlog_t *l);
 
 /** Records appended and not yet reported durable. */
 size_t rc_eventlog_pending(const rc_eventlog_t *l);
