@@ -404,59 +404,62 @@ static void apply_changes(rc_node_t *n, const msgpack_object *changes)
     msgpack_zone_destroy(&z);
 }
 
-/* Restores a snapshot into a node that has learned nothing yet. Returns 0, or a negative
- * code with the reason in `err`: the node then stops (a half-restored engine must not
- * serve; moving the snapshot away starts it from the log alone). */
-static int apply_snapshot(rc_node_t *n, const rc_snapshot_t *snap, uint64_t *profile_from,
-                          char *err, size_t errlen)
-{
+/* A snapshot's body decoded once: by snapshot_usable() while choosing the snapshot, then
+ * restored from by apply_snapshot() (a large body takes seconds to decode). */
+typedef struct decoded {
     msgpack_zone zone;
-    msgpack_object root;
-    snapshot_parts_t p;
-    size_t off = 0;
-    if (!msgpack_zone_init(&zone, 1 << 16)) {
-        snprintf(err, errlen, "out of memory");
-        return RC_ENOMEM;
-    }
-    if (rc_mp_check(snap->body, snap->len, SNAPSHOT_DEPTH) != 0 ||
-        msgpack_unpack(snap->body, snap->len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
-        !snapshot_parts(&root, &p)) {
-        msgpack_zone_destroy(&zone);
-        snprintf(err, errlen, "%s: not the layout this build writes", snap->path);
-        return RC_EPARSE;
-    }
-    *profile_from = p.from->via.u64 < snap->covers ? p.from->via.u64 : snap->covers;
-    n->last_mark = p.mark->via.u64;
-    apply_changes(n, p.changes);
+    bool ready; /* zone initialised */
+    snapshot_parts_t parts;
+} decoded_t;
+
+static void decoded_free(decoded_t *d)
+{
+    if (d->ready)
+        msgpack_zone_destroy(&d->zone);
+    d->ready = false;
+}
+
+/* Restores the snapshot decoded in `d` into a node that has learned nothing yet. Returns 0,
+ * or a negative code with the reason in `err`: the node then stops (a half-restored engine
+ * must not serve; moving the snapshot away starts it from the log alone). */
+static int apply_snapshot(rc_node_t *n, const rc_snapshot_t *snap, const decoded_t *d,
+                          uint64_t *profile_from, char *err, size_t errlen)
+{
+    const snapshot_parts_t *p = &d->parts;
+    *profile_from = p->from->via.u64 < snap->covers ? p->from->via.u64 : snap->covers;
+    n->last_mark = p->mark->via.u64;
+    apply_changes(n, p->changes);
     char why[200] = "";
-    int rc = rc_engine_snapshot_read(n->engine, p.engine, why, sizeof(why));
-    if (rc == 0 && (rc = rc_sessions_snapshot_read(n->sessions, p.sessions)) != 0)
+    int rc = rc_engine_snapshot_read(n->engine, p->engine, why, sizeof(why));
+    if (rc == 0 && (rc = rc_sessions_snapshot_read(n->sessions, p->sessions)) != 0)
         snprintf(why, sizeof(why), "the sessions' part: %s", rc_strerror(rc));
-    if (rc == 0 && (rc = rc_profile_snapshot_read(n->profiles, p.profiles)) != 0)
+    if (rc == 0 && (rc = rc_profile_snapshot_read(n->profiles, p->profiles)) != 0)
         snprintf(why, sizeof(why), "the profiles' part: %s", rc_strerror(rc));
-    msgpack_zone_destroy(&zone);
     if (rc != 0)
         snprintf(err, errlen, "%s: %s", snap->path, why);
     return rc;
 }
 
-/* A snapshot is usable if its body decodes with every part this build reads. */
+/* A snapshot is usable if its body decodes with every part this build reads; the decoded
+ * body stays in `ctx` (a decoded_t) for apply_snapshot(). */
 static bool snapshot_usable(void *ctx, const rc_snapshot_t *snap)
 {
-    (void)ctx;
-    msgpack_zone zone;
+    decoded_t *d = ctx;
     msgpack_object root;
-    snapshot_parts_t p;
     size_t off = 0;
-    if (!msgpack_zone_init(&zone, 1 << 16))
+    decoded_free(d);
+    if (!msgpack_zone_init(&d->zone, 1 << 16))
         return false;
-    bool ok = rc_mp_check(snap->body, snap->len, SNAPSHOT_DEPTH) == 0 &&
-              msgpack_unpack(snap->body, snap->len, &off, &zone, &root) == MSGPACK_UNPACK_SUCCESS &&
-              snapshot_parts(&root, &p);
-    msgpack_zone_destroy(&zone);
-    if (!ok)
+    d->ready = true;
+    bool ok =
+        rc_mp_check(snap->body, snap->len, SNAPSHOT_DEPTH) == 0 &&
+        msgpack_unpack(snap->body, snap->len, &off, &d->zone, &root) == MSGPACK_UNPACK_SUCCESS &&
+        snapshot_parts(&root, &d->parts);
+    if (!ok) {
+        decoded_free(d);
         RC_ERROR("snapshot", "snapshot refused: an older one, or the log, is used instead",
                  "file=\"%s\" reason=\"not the layout this build writes\"", snap->path);
+    }
     return ok;
 }
 
@@ -471,12 +474,14 @@ static int load_snapshot(rc_node_t *n, uint64_t *covers, uint64_t *profile_from,
     if (n->cfg->import[0] != '\0')
         return 0;
     uint64_t t0 = rc_mono_us();
-    int rc = rc_snapshot_read_newest(n->cfg->data_dir, snapshot_usable, n, &snap, err, errlen);
-    if (rc == RC_ENOENT)
-        return 0;
-    if (rc != 0)
-        return rc;
-    rc = apply_snapshot(n, &snap, profile_from, err, errlen);
+    decoded_t d = {.ready = false};
+    int rc = rc_snapshot_read_newest(n->cfg->data_dir, snapshot_usable, &d, &snap, err, errlen);
+    if (rc != 0) {
+        decoded_free(&d);
+        return rc == RC_ENOENT ? 0 : rc;
+    }
+    rc = apply_snapshot(n, &snap, &d, profile_from, err, errlen);
+    decoded_free(&d);
     free(snap.body);
     if (rc != 0)
         return rc;
