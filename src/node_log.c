@@ -298,7 +298,7 @@ static int pack_snapshot(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err,
     }
     msgpack_packer pk;
     rc_mp_init(&pk, body);
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 8);
     rc_mp_cstr(&pk, "node");
     rc_mp_cstr(&pk, n->node_id);
     rc_mp_cstr(&pk, "profile_from"); /* records from here on may hold unconfirmed changes */
@@ -318,6 +318,8 @@ static int pack_snapshot(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err,
     rc_engine_snapshot_write(n->engine, &pk);
     rc_mp_cstr(&pk, "sessions");
     rc_sessions_snapshot_write(n->sessions, &pk);
+    rc_mp_cstr(&pk, "context"); /* for the read-back after it: rc_history_snapshot_read() */
+    rc_sessions_snapshot_write_context(n->sessions, &pk);
     rc_mp_cstr(&pk, "profiles");
     rc_profile_snapshot_write(n->profiles, &pk);
     return 0;
@@ -366,6 +368,7 @@ void rc_node_log_snapshot_poll(rc_node_t *n, bool wait)
 /* The snapshot's body, decoded: the parts apply_snapshot() restores. */
 typedef struct snapshot_parts {
     const msgpack_object *from, *mark, *changes, *engine, *sessions, *profiles;
+    const msgpack_object *context; /* NULL in a snapshot of a build before it */
 } snapshot_parts_t;
 
 static bool snapshot_parts(const msgpack_object *root, snapshot_parts_t *p)
@@ -375,7 +378,8 @@ static bool snapshot_parts(const msgpack_object *root, snapshot_parts_t *p)
     const msgpack_object_map *m = &root->via.map;
     *p = (snapshot_parts_t){rc_mp_map_get(m, "profile_from"), rc_mp_map_get(m, "mark"),
                             rc_mp_map_get(m, "changes"),      rc_mp_map_get(m, "engine"),
-                            rc_mp_map_get(m, "sessions"),     rc_mp_map_get(m, "profiles")};
+                            rc_mp_map_get(m, "sessions"),     rc_mp_map_get(m, "profiles"),
+                            rc_mp_map_get(m, "context")};
     return p->from != NULL && p->from->type == MSGPACK_OBJECT_POSITIVE_INTEGER && p->mark != NULL &&
            p->mark->type == MSGPACK_OBJECT_POSITIVE_INTEGER && p->changes != NULL &&
            p->changes->type == MSGPACK_OBJECT_ARRAY && p->engine != NULL && p->sessions != NULL &&
@@ -435,6 +439,9 @@ static int apply_snapshot(rc_node_t *n, const rc_snapshot_t *snap, const decoded
         snprintf(why, sizeof(why), "the sessions' part: %s", rc_strerror(rc));
     if (rc == 0 && (rc = rc_profile_snapshot_read(n->profiles, p->profiles)) != 0)
         snprintf(why, sizeof(why), "the profiles' part: %s", rc_strerror(rc));
+    if (rc == 0 && p->context != NULL &&
+        (rc = rc_history_snapshot_read(n->replay->history, p->context)) != 0)
+        snprintf(why, sizeof(why), "the sessions' context: %s", rc_strerror(rc));
     if (rc != 0)
         snprintf(err, errlen, "%s: %s", snap->path, why);
     return rc;

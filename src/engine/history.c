@@ -4,6 +4,8 @@
  * queue stays in order) lets the oldest sessions end as soon as they fall silent, so memory
  * follows the users active at once, not every user of the file. */
 #include "engine/history.h"
+#include "proto/mpack.h"
+#include "proto/mpack_read.h"
 #include "util/error.h"
 #include "util/grow.h"
 #include "util/list.h"
@@ -275,4 +277,121 @@ int rc_history_import_file(rc_history_t *h, const char *path, rc_history_stats_t
     fclose(f);
     st->sessions += h->sessions - sessions_before;
     return rc;
+}
+
+/* ---- snapshots: the sessions' context ---- */
+
+bool rc_history_session_packable(const rc_user_state_t *u)
+{
+    return u->n_recent > 0;
+}
+
+bool rc_history_pack_session(msgpack_packer *pk, const rc_catalog_t *c, const char *user,
+                             size_t user_len, const rc_user_state_t *u)
+{
+    if (!rc_history_session_packable(u))
+        return false;
+    msgpack_pack_array(pk, 4);
+    rc_mp_str(pk, user, user_len);
+    msgpack_pack_int(pk, u->device);
+    msgpack_pack_int(pk, u->tz_offset_min);
+    msgpack_pack_array(pk, u->n_recent);
+    for (uint32_t i = 0; i < u->n_recent; i++) {
+        const rc_recent_t *r = &u->recent[(u->head + RC_RECENT - u->n_recent + i) % RC_RECENT];
+        msgpack_pack_array(pk, 4);
+        rc_mp_cstr(pk, rc_item_id(c, r->item));
+        msgpack_pack_float(pk, r->w);
+        msgpack_pack_uint32(pk, r->at_s);
+        msgpack_pack_uint8(pk, r->kind);
+    }
+    return true;
+}
+
+/* One session of a snapshot, to start in time order. */
+typedef struct kept {
+    const msgpack_object *o;
+    int64_t last_ms; /* its newest item's time */
+} kept_t;
+
+static int by_last_ms(const void *a, const void *b)
+{
+    int64_t x = ((const kept_t *)a)->last_ms, y = ((const kept_t *)b)->last_ms;
+    return (x > y) - (x < y);
+}
+
+static bool session_shape(const msgpack_object *s, int64_t *last_ms)
+{
+    if (s->type != MSGPACK_OBJECT_ARRAY || s->via.array.size != 4)
+        return false;
+    const msgpack_object *f = s->via.array.ptr;
+    if (f[0].type != MSGPACK_OBJECT_STR || f[0].via.str.size == 0 ||
+        f[0].via.str.size > RC_ID_MAX || f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        f[1].via.u64 >= RC_DEVICE_COUNT ||
+        (f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+         f[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER) ||
+        f[2].via.i64 < -1440 || f[2].via.i64 > 1440 || f[3].type != MSGPACK_OBJECT_ARRAY ||
+        f[3].via.array.size > RC_RECENT)
+        return false;
+    *last_ms = 0;
+    for (uint32_t i = 0; i < f[3].via.array.size; i++) {
+        const msgpack_object *r = &f[3].via.array.ptr[i];
+        double w;
+        if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 4 ||
+            r->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+            !rc_mp_number(&r->via.array.ptr[1], &w) ||
+            r->via.array.ptr[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            r->via.array.ptr[2].via.u64 > UINT32_MAX ||
+            r->via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            r->via.array.ptr[3].via.u64 > RC_EVENT_KIND_COUNT)
+            return false;
+        int64_t at_ms = (int64_t)r->via.array.ptr[2].via.u64 * 1000;
+        if (at_ms > *last_ms)
+            *last_ms = at_ms;
+    }
+    return true;
+}
+
+int rc_history_snapshot_read(rc_history_t *h, const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return RC_EPARSE;
+    uint32_t n = o->via.array.size;
+    kept_t *k = malloc((n > 0 ? n : 1) * sizeof(*k));
+    if (k == NULL)
+        return RC_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        k[i].o = &o->via.array.ptr[i];
+        if (!session_shape(k[i].o, &k[i].last_ms)) {
+            free(k);
+            return RC_EPARSE;
+        }
+    }
+    /* The list of active sessions is kept oldest first (end_silent_sessions). */
+    qsort(k, n, sizeof(*k), by_last_ms);
+    rc_catalog_t *cat = rc_engine_catalog(h->engine);
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *f = k[i].o->via.array.ptr;
+        user_slot_t *u = session_of(h, f[0].via.str.ptr, f[0].via.str.size);
+        if (u == NULL) {
+            free(k);
+            return RC_ENOMEM;
+        }
+        rc_user_state_init(&u->state, (int)f[1].via.u64, (int)f[2].via.i64);
+        for (uint32_t j = 0; j < f[3].via.array.size; j++) {
+            const msgpack_object *r = f[3].via.array.ptr[j].via.array.ptr;
+            double w = 0;
+            rc_mp_number(&r[1], &w); /* checked by session_shape() */
+            int64_t item = rc_catalog_resolve(cat, r[0].via.str.ptr, r[0].via.str.size);
+            if (item >= 0)
+                rc_user_push_recent(&u->state, (uint32_t)item, (float)w, (uint32_t)r[2].via.u64,
+                                    (uint8_t)r[3].via.u64);
+        }
+        u->last_ms = k[i].last_ms;
+        rc_list_unlink(&u->by_time);
+        rc_list_push_back(&h->active, &u->by_time);
+        if (k[i].last_ms > h->newest_ms)
+            h->newest_ms = k[i].last_ms;
+    }
+    free(k);
+    return 0;
 }

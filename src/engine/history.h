@@ -10,6 +10,7 @@
 
 #include "engine/engine.h"
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,5 +52,22 @@ int rc_history_learn(rc_history_t *h, const char *user, size_t user_len, rc_even
  * Returns 0, or RC_EIO with the reason in `err` when the file cannot be read. */
 int rc_history_import_file(rc_history_t *h, const char *path, rc_history_stats_t *st, char *err,
                            size_t errlen);
+
+/** Packs what a read-back after a snapshot needs of one user's session to go on learning as
+ * the live node did: `user` (as the log names them: their pseudonym), their context and their
+ * recent items by id, oldest first, each with its time; `c` names the items. Nothing is packed
+ * for a session without recent items (returns false): the caller counts the true ones for the
+ * array rc_history_snapshot_read() takes. */
+bool rc_history_pack_session(msgpack_packer *pk, const rc_catalog_t *c, const char *user,
+                             size_t user_len, const rc_user_state_t *u);
+
+/** Whether rc_history_pack_session() packs something for `u`. */
+bool rc_history_session_packable(const rc_user_state_t *u);
+
+/** Goes on with the sessions a snapshot kept (an array of rc_history_pack_session()'s): the
+ * events after the snapshot pair with the items before it, as they did live. Items the
+ * catalog no longer holds are left out. Call before the first rc_history_learn(). Returns 0,
+ * RC_EPARSE or RC_ENOMEM. */
+int rc_history_snapshot_read(rc_history_t *h, const msgpack_object *o);
 
 #endif

@@ -4,6 +4,7 @@
  * the experiment, learned by the engine and noted for the profile. */
 #include "session/session_int.h"
 #include "engine/experiments.h"
+#include "engine/history.h"
 #include "net/ops.h"
 #include "proto/mpack.h"
 #include "proto/mpack_read.h"
@@ -402,6 +403,27 @@ void rc_sessions_snapshot_write(const rc_sessions_t *s, msgpack_packer *pk)
             continue;
         const rc_session_t *ses = (const rc_session_t *)(uintptr_t)s->by_pseudo.slots[i].value;
         pack_seen(pk, ses->pseudo, &ses->seen);
+    }
+}
+
+void rc_sessions_snapshot_write_context(const rc_sessions_t *s, msgpack_packer *pk)
+{
+    rc_user_state_t empty;
+    uint32_t n = 0;
+    for (size_t i = 0; i < s->by_pseudo.cap; i++) {
+        if (s->by_pseudo.slots[i].hash == 0)
+            continue;
+        const rc_session_t *ses = (const rc_session_t *)(uintptr_t)s->by_pseudo.slots[i].value;
+        n += rc_history_session_packable(rc_session_state_read(ses, &empty));
+    }
+    msgpack_pack_array(pk, n);
+    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+    for (size_t i = 0; i < s->by_pseudo.cap; i++) {
+        if (s->by_pseudo.slots[i].hash == 0)
+            continue;
+        const rc_session_t *ses = (const rc_session_t *)(uintptr_t)s->by_pseudo.slots[i].value;
+        rc_history_pack_session(pk, cat, ses->pseudo, PSEUDO_LEN,
+                                rc_session_state_read(ses, &empty));
     }
 }
 

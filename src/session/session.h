@@ -190,6 +190,11 @@ void rc_sessions_restore_seq(rc_sessions_t *s, uint64_t seq);
  * the newest sequence number. Written into `pk` as one map. */
 void rc_sessions_snapshot_write(const rc_sessions_t *s, msgpack_packer *pk);
 
+/** The sessions' context for a snapshot: the recent items of each session here, by
+ * pseudonym (rc_history_pack_session()'s array, for rc_history_snapshot_read()), so that the
+ * read-back after the snapshot pairs a session's next events with its items before it. */
+void rc_sessions_snapshot_write_context(const rc_sessions_t *s, msgpack_packer *pk);
+
 /** Restores, before any client, what rc_sessions_snapshot_write() wrote. Returns 0 or
  * RC_EPARSE / RC_ENOMEM. */
 int rc_sessions_snapshot_read(rc_sessions_t *s, const msgpack_object *o);

@@ -2,10 +2,11 @@
 /* libFuzzer target: the parts of a snapshot read back at start (engine_snapshot.h, the
  * in-memory profile store's part). A snapshot's CRC keeps out a torn or corrupt file, not a
  * crafted one (or one from a build with a bug): whatever MessagePack its body holds must be
- * refused or restored without a crash. The first byte chooses the part; the rest is the
- * part's MessagePack. */
+ * refused or restored without a crash. The first byte chooses the part (the engine's, the
+ * profiles', the sessions' context for the read-back); the rest is the part's MessagePack. */
 #include "engine/engine.h"
 #include "engine/engine_snapshot.h"
+#include "engine/history.h"
 #include "proto/mpack.h"
 #include "store/profile.h"
 #include "util/defer.h"
@@ -25,6 +26,21 @@ static void fuzz_engine(const msgpack_object *o)
     rc_catalog_upsert(rc_engine_catalog(e), "b", "B", "lamps", tags, 1, 2, 1, &idx);
     rc_engine_refresh(e);
     rc_engine_snapshot_read(e, o, err, sizeof(err));
+    rc_engine_free(e);
+}
+
+static void fuzz_context(const msgpack_object *o)
+{
+    const char *tags[] = {"red"};
+    uint32_t idx;
+    rc_engine_t *e = rc_engine_new(1000, true, 8, 86400, 3600, 1e9);
+    rc_history_t *h = e != NULL ? rc_history_new(e, 1800000) : NULL;
+    if (h != NULL) {
+        rc_catalog_upsert(rc_engine_catalog(e), "a", "A", "mugs", tags, 1, 1, 1, &idx);
+        if (rc_history_snapshot_read(h, o) == 0) /* then sessions go on from it */
+            rc_history_learn(h, "u", 1, RC_EV_VIEW, "a", 1, false, 0, 1796000000000);
+    }
+    rc_history_free(h);
     rc_engine_free(e);
 }
 
@@ -58,8 +74,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc_mp_check(data + 1, size - 1, 64) == 0 &&
         msgpack_unpack((const char *)data + 1, size - 1, &off, &zone, &o) ==
             MSGPACK_UNPACK_SUCCESS) {
-        if (data[0] & 1)
+        if (data[0] % 3 == 1)
             fuzz_profiles(&o);
+        else if (data[0] % 3 == 2)
+            fuzz_context(&o);
         else
             fuzz_engine(&o);
     }

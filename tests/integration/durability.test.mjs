@@ -17,6 +17,7 @@ import { encode } from '@msgpack/msgpack';
 
 import {
   adminRequest,
+  closeAllClients,
   connect,
   connectHello,
   fixtureItems,
@@ -243,6 +244,42 @@ describe('snapshots', () => {
     assert.ok(recordsReadBack(server) >= 32, 'the log after the snapshot is read');
     assert.deepEqual(await t.probe(), before);
     await stopServerCleanly(server);
+  });
+
+  test('sessions that span a snapshot: what they do after it pairs with what they did before, on the read-back too', async () => {
+    const dir = dataDir();
+    // A snapshot every 3 s; the test works in the window after one.
+    const args = ['--snapshot-interval-s', '3'];
+    let server = await start(dir, args);
+    try {
+      const t = teacher(() => server);
+      const written = () => (server.output().match(/msg="snapshot written"/g) ?? []).length;
+      const clients = [];
+      for (let s = 0; s < 20; s++) clients.push((await connectHello(server, 'json', { user: uniqueId('anon-span') })).client);
+      for (const c of clients) {
+        c.send({ type: 'event', id: 'a', kind: 'view', item: t.first.id });
+        await c.next((m) => m.type === 'ack');
+      }
+      // A snapshot now covers every first view; each session's next event comes after it.
+      const seen = written();
+      for (const deadline = Date.now() + 8000; written() === seen && Date.now() < deadline;) await sleep(20);
+      assert.ok(written() > seen, 'a snapshot was written');
+      for (const c of clients) {
+        c.send({ type: 'event', id: 'b', kind: 'click', item: t.second.id });
+        await c.next((m) => m.type === 'ack');
+      }
+      const before = await t.probe();
+      assert.ok(before.includes(`${t.second.id}:covisit`), `co-visitation learned live: ${before}`);
+      await kill9(server);
+      server = await start(dir, args);
+      assert.ok(snapshotRead(server));
+      // The clicks were read back after the snapshot (none came in a later one).
+      assert.ok(recordsReadBack(server) >= 20, `the clicks are in the log after the snapshot: ${recordsReadBack(server)}`);
+      assert.deepEqual(await t.probe(), before);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+    }
   });
 
   test('a corrupt snapshot is refused with a clear message, and an older one or the log is used', async () => {
