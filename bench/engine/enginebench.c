@@ -8,6 +8,7 @@
  * Reports p50/p99/p99.9 of the learn + rank time per event, and of each part, and a hash of
  * every list ranked: two builds that rank the same lists print the same hash. */
 #include "engine/engine_int.h"
+#include "engine/ranker.h"
 #include "util/error.h"
 
 #include <inttypes.h>
@@ -158,8 +159,9 @@ int main(int argc, char **argv)
                      {"observe", calloc(o.events, 4), 0},
                      {"rank", calloc(o.events, 4), 0}};
     rc_ranked_t *out = calloc(o.k, sizeof(*out));
-    if (users == NULL || turn == NULL || s[0].ns == NULL || s[1].ns == NULL || s[2].ns == NULL ||
-        out == NULL) {
+    rc_ranker_t *ranker = rc_ranker_new(); /* the rank scratch (the caller's: engine.h) */
+    if (ranker == NULL || users == NULL || turn == NULL || s[0].ns == NULL || s[1].ns == NULL ||
+        s[2].ns == NULL || out == NULL) {
         fprintf(stderr, "rankcast-enginebench: out of memory\n");
         return 1;
     }
@@ -193,7 +195,7 @@ int main(int argc, char **argv)
         uint32_t n = 0;
         /* The warmup learns only: the timed events rank too, as the server does. */
         if (changed && timed)
-            n = rc_engine_rank(e, &users[user], &spec, at_ms, out);
+            n = rc_engine_rank(e, ranker, &users[user], &spec, at_ms, out);
         uint64_t t2 = now_ns();
         if (!timed)
             continue;
@@ -213,6 +215,7 @@ int main(int argc, char **argv)
     free(out);
     free(turn);
     free(users);
+    rc_ranker_free(ranker);
     rc_engine_free(e);
     return 0;
 }

@@ -24,8 +24,7 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
         return NULL;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
-    if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0 ||
-        (e->ranker = rc_ranker_new()) == NULL) {
+    if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0) {
         rc_engine_free(e);
         return NULL;
     }
@@ -61,7 +60,6 @@ void rc_engine_free(rc_engine_t *e)
     rc_trending_free(&e->trending);
     rc_features_free(&e->features);
     rc_rules_free(&e->rules);
-    rc_ranker_free(e->ranker);
     free(e);
 }
 
@@ -83,7 +81,12 @@ const rc_blend_t *rc_engine_blend(const rc_engine_t *e)
     return &e->blend;
 }
 
-struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
+const struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
+{
+    return e->experiment;
+}
+
+struct rc_experiment *rc_engine_experiment_counters(rc_engine_t *e)
 {
     return e->experiment;
 }
@@ -98,10 +101,10 @@ const char *rc_engine_locale_tag(const rc_engine_t *e, int ref)
     return rc_trending_locale_tag(&e->trending, ref);
 }
 
-uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
-                        int64_t wall_ms, rc_ranked_t *out)
+uint32_t rc_engine_rank(const rc_engine_t *e, rc_ranker_t *scratch, const rc_user_state_t *u,
+                        const rc_rank_spec_t *spec, int64_t wall_ms, rc_ranked_t *out)
 {
-    return rc_ranker_rank(e->ranker, e, u, spec, wall_ms, out);
+    return rc_ranker_rank(scratch, e, u, spec, wall_ms, out);
 }
 
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
