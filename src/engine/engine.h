@@ -158,7 +158,9 @@ float rc_event_weight(rc_event_kind_t kind, bool has_value, double value);
 
 /** Applies one event of user `u` (may be NULL for events of users not held here) to the
  * global models and to `u`. `item` is a catalog index or -1 (search). `query` may be empty.
- * Returns true when the user's lists may have changed. */
+ * Returns true when the user's lists may have changed. The same as the event's model half as
+ * a record applied at once (rc_engine_op_event, rc_engine_apply) then the user's half
+ * (rc_user_observe): engine_op.h. */
 bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
                        float weight, rc_str_t query, int64_t wall_ms);
 
