@@ -48,6 +48,7 @@ struct rc_shared {
     uint32_t max_readers;
     rc_shared_reader_t *readers;
     atomic_uint_fast64_t ops, ops_failed, batches, apply_ns, wait_ns;
+    atomic_uint_fast64_t ops_by_type[RC_OP_REFRESH + 1], apply_ns_by_type[RC_OP_REFRESH + 1];
 };
 
 static uint64_t mono_ns(void)
@@ -158,7 +159,13 @@ static void apply_all(rc_shared_t *s, rc_engine_t *e, node_t *first, node_t *end
     for (node_t *it = first; it != end; it = it->next) {
         if (it->flush != NULL)
             continue;
+        uint64_t t0 = mono_ns();
         failed += rc_engine_apply(e, &it->op) != 0;
+        uint64_t dt = mono_ns() - t0;
+        int type = it->op.type <= RC_OP_REFRESH ? it->op.type : RC_OP_NONE;
+        atomic_fetch_add_explicit(&s->apply_ns_by_type[type], dt, memory_order_relaxed);
+        if (count)
+            atomic_fetch_add_explicit(&s->ops_by_type[type], 1, memory_order_relaxed);
         n++;
     }
     if (count) {
@@ -310,6 +317,11 @@ void rc_shared_stats(const rc_shared_t *s, rc_shared_stats_t *out)
     out->batches = atomic_load_explicit(&m->batches, memory_order_relaxed);
     out->apply_ns = atomic_load_explicit(&m->apply_ns, memory_order_relaxed);
     out->wait_ns = atomic_load_explicit(&m->wait_ns, memory_order_relaxed);
+    for (int t = 0; t <= RC_OP_REFRESH; t++) {
+        out->ops_by_type[t] = atomic_load_explicit(&m->ops_by_type[t], memory_order_relaxed);
+        out->apply_ns_by_type[t] =
+            atomic_load_explicit(&m->apply_ns_by_type[t], memory_order_relaxed);
+    }
 }
 
 const rc_engine_t *rc_shared_copy(const rc_shared_t *s, int i)

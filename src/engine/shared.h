@@ -37,7 +37,10 @@ typedef struct rc_shared_stats {
     uint64_t ops_failed; /* of which rc_engine_apply() refused (the same on both copies) */
     uint64_t batches;    /* publishes */
     uint64_t apply_ns;   /* time applying, both copies */
-    uint64_t wait_ns;    /* time waiting for readers to leave the old copy */
+    /* The same by op type (rc_engine_op_type_t): what learning an event costs apart from
+     * the refreshes, which rebuild lists over the whole catalog. */
+    uint64_t ops_by_type[RC_OP_REFRESH + 1], apply_ns_by_type[RC_OP_REFRESH + 1];
+    uint64_t wait_ns; /* time waiting for readers to leave the old copy */
 } rc_shared_stats_t;
 
 /** Shares copies `a` and `b` (takes ownership of both: they must be equal, built by the same
