@@ -11,7 +11,8 @@
  * owning a shard of the users, send --events events each (the event's model half submitted
  * to the writer, the user's half and the rank on the published copy), while the writer
  * thread learns them all, applying each op to both copies. Reports each reader's time per
- * event and per rank, and the writer's time per op. */
+ * event and per rank, and the writer's time per op. With --apply-cost, what applying an event
+ * op costs one copy in CPU time, with and without the writer's look-ahead prefetch. */
 #include "engine/engine_int.h"
 #include "engine/engine_op.h"
 #include "engine/ranker.h"
@@ -38,13 +39,14 @@ typedef struct {
     uint64_t seed;
     double rate; /* events per second of event time */
     bool json;
+    bool apply_cost; /* --apply-cost: the writer's cost per op alone */
 } options_t;
 
 static void usage(void)
 {
     fprintf(stderr, "usage: rankcast-enginebench --catalog FILE [--users 1000] [--warmup 1000000]\n"
                     "           [--events 200000] [--k 20] [--rate 5000] [--seed 1] [--json]\n"
-                    "           [--readers N]\n");
+                    "           [--readers N | --apply-cost]\n");
     exit(2);
 }
 
@@ -57,6 +59,10 @@ static int parse_options(int argc, char **argv, options_t *o)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
+            continue;
+        }
+        if (strcmp(a, "--apply-cost") == 0) {
+            o->apply_cost = true;
             continue;
         }
         if (v == NULL)
@@ -403,10 +409,89 @@ static int run_readers(const options_t *o)
     return failed ? 1 : 0;
 }
 
+/* --- --apply-cost: the writer's work alone ------------------------------------------------ */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define APPLY_CHUNK 1000
+
+/* What applying an event op costs one copy, in this thread's CPU time (so a busy machine's
+ * preemptions do not count), with and without the writer's look-ahead prefetch
+ * (rc_engine_op_prefetch, 4 ops ahead for list heads, 2 for lists), alternating chunks of
+ * APPLY_CHUNK ops on one engine after --warmup events. */
+static int run_apply_cost(const options_t *o)
+{
+    int64_t wall_ms = 1765000000000LL;
+    rc_engine_t *e = loaded_engine(o, wall_ms);
+    traffic_t t = {.o = o,
+                   .users = calloc(o->users, sizeof(rc_user_state_t)),
+                   .turn = calloc(o->users, 1),
+                   .wall_ms = wall_ms,
+                   .step_ms = 1000.0 / o->rate};
+    uint32_t n_ops = (o->events + APPLY_CHUNK - 1) / APPLY_CHUNK * APPLY_CHUNK;
+    rc_engine_op_t *ops = calloc(n_ops, sizeof(*ops));
+    if (e == NULL || t.users == NULL || t.turn == NULL || ops == NULL) {
+        fprintf(stderr, "rankcast-enginebench: out of memory\n");
+        return 1;
+    }
+    t.n_items = e->catalog.n;
+    atomic_init(&t.clock, 0);
+    for (uint32_t i = 0; i < o->users; i++) {
+        rc_user_state_init(&t.users[i], (int)(i % RC_DEVICE_COUNT), 60 * (int)(i % 5));
+        t.users[i].user_key = i + 1;
+    }
+    uint64_t rnd = o->seed * 0x9E3779B97F4A7C15ull + 1;
+    for (uint64_t i = 0; i < (uint64_t)o->warmup + n_ops; i++) {
+        uint32_t user, item;
+        rc_event_kind_t kind;
+        int64_t at_ms;
+        uint64_t tick;
+        next_event(&t, &rnd, 0, 1, &user, &item, &kind, &at_ms, &tick);
+        float w = rc_event_weight(kind, false, 0);
+        rc_engine_op_t op;
+        rc_engine_op_event(&op, &t.users[user], kind, item, w, at_ms);
+        if (i < o->warmup)
+            rc_engine_apply(e, &op);
+        else
+            ops[i - o->warmup] = op;
+        rc_user_observe(e, &t.users[user], kind, item, w, (rc_str_t){"", 0}, at_ms);
+    }
+    uint64_t ns[2] = {0, 0};
+    for (uint32_t c = 0; c < n_ops / APPLY_CHUNK; c++) {
+        int ahead = c % 2;
+        const rc_engine_op_t *b = ops + (size_t)c * APPLY_CHUNK;
+        uint64_t t0 = thread_cpu_ns();
+        for (uint32_t i = 0; i < APPLY_CHUNK; i++) {
+            if (ahead && i + 4 < APPLY_CHUNK)
+                rc_engine_op_prefetch(e, &b[i + 4], 0);
+            if (ahead && i + 2 < APPLY_CHUNK)
+                rc_engine_op_prefetch(e, &b[i + 2], 1);
+            rc_engine_apply(e, &b[i]);
+        }
+        ns[ahead] += thread_cpu_ns() - t0;
+    }
+    double half = n_ops / 2.0;
+    printf("apply cost, one copy: %.3f µs per event op, %.3f µs with look-ahead prefetch "
+           "(%u ops after %u, CPU time)\n",
+           ns[0] / 1e3 / half, ns[1] / 1e3 / half, n_ops, o->warmup);
+    free(ops);
+    free(t.users);
+    free(t.turn);
+    rc_engine_free(e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options_t o;
     parse_options(argc, argv, &o);
+    if (o.apply_cost)
+        return run_apply_cost(&o);
     if (o.readers > 0)
         return run_readers(&o);
     /* Event time starts at a fixed instant, so runs learn and decay the same way. */

@@ -198,6 +198,30 @@ static int apply_event(rc_engine_t *e, const rc_op_event_t *ev)
     return rc;
 }
 
+void rc_engine_op_prefetch(const rc_engine_t *e, const rc_engine_op_t *op, int stage)
+{
+    const rc_op_event_t *ev = &op->u.event;
+    if (op->type != RC_OP_EVENT || ev->item < 0 || (uint64_t)ev->item >= e->catalog.n ||
+        ev->weight <= 0 || ev->kind == RC_EV_DISMISS)
+        return;
+    uint32_t item = (uint32_t)ev->item;
+    if (stage == 0) {
+        const float *sc = rc_trending_scores(&e->trending, item);
+        if (sc != NULL)
+            __builtin_prefetch(sc, 1);
+        if (item < e->covisit.n_lists)
+            __builtin_prefetch(&e->covisit.lists[item], 1);
+        for (uint8_t d = 0; ev->has_user && d < ev->n_recent; d++)
+            if (ev->recent_item[d] < e->covisit.n_lists)
+                __builtin_prefetch(&e->covisit.lists[ev->recent_item[d]], 1);
+        return;
+    }
+    uint32_t lists[RC_OP_RECENT + 1] = {item};
+    uint32_t n = ev->has_user ? ev->n_recent : 0;
+    memcpy(lists + 1, ev->recent_item, n * sizeof(*lists));
+    rc_covisit_prefetch(&e->covisit, lists, n + 1, UINT32_MAX);
+}
+
 static int apply_rules(rc_engine_t *e, const char *text)
 {
     json_error_t jerr;

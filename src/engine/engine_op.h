@@ -111,6 +111,12 @@ void rc_engine_op_clear(rc_engine_op_t *op);
  * RC_EINVAL); a failed op leaves `e` as another copy that failed it identically. */
 int rc_engine_apply(rc_engine_t *e, const rc_engine_op_t *op);
 
+/** Asks for the memory `op` will touch when applied to `e` (read only; no effect on what
+ * applying does): stage 0 the heads of its items' neighbour lists and their trending
+ * scores, stage 1 the neighbour lists themselves (their heads should be in cache by then).
+ * The writer calls it a few ops ahead, since an event op is mostly cache misses. */
+void rc_engine_op_prefetch(const rc_engine_t *e, const rc_engine_op_t *op, int stage);
+
 /** The user's half of an event (rc_engine_observe() without the models): moves `u`
  * (borrowed; NULL does nothing) with the catalog of `e` (read only). Returns true when the
  * user's lists may have changed. */

@@ -153,13 +153,31 @@ static void wait_for_readers(rc_shared_t *s)
 #endif
 }
 
+/* How far ahead of the op being applied the writer asks for memory: the list heads and
+ * trending lines (stage 0), then the neighbour lists (stage 1). */
+#define AHEAD_HEADS 4
+#define AHEAD_LISTS 2
+
 static void apply_all(rc_shared_t *s, rc_engine_t *e, node_t *first, node_t *end, bool count)
 {
     uint64_t failed = 0, n = 0;
+    node_t *heads = first, *lists = first;
+    for (int i = 0; i < AHEAD_HEADS && heads != end; i++, heads = heads->next)
+        rc_engine_op_prefetch(e, &heads->op, 0);
+    for (int i = 0; i < AHEAD_LISTS && lists != end; i++, lists = lists->next)
+        rc_engine_op_prefetch(e, &lists->op, 1);
     for (node_t *it = first; it != end; it = it->next) {
+        uint64_t t0 = mono_ns(); /* the prefetches count in the op's time */
+        if (heads != end) {
+            rc_engine_op_prefetch(e, &heads->op, 0);
+            heads = heads->next;
+        }
+        if (lists != end) {
+            rc_engine_op_prefetch(e, &lists->op, 1);
+            lists = lists->next;
+        }
         if (it->flush != NULL)
             continue;
-        uint64_t t0 = mono_ns();
         failed += rc_engine_apply(e, &it->op) != 0;
         uint64_t dt = mono_ns() - t0;
         int type = it->op.type <= RC_OP_REFRESH ? it->op.type : RC_OP_NONE;
