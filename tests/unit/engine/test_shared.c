@@ -247,6 +247,104 @@ static void test_readers_rank_while_the_writer_learns(void **state)
     rc_shared_free(w.shared);
 }
 
+/* A loop is a producer and a reader: its events' model halves go to the writer, their
+ * user's halves and its ranks read the published copy. */
+typedef struct producer {
+    world_t *w;
+    uint32_t id;
+    pthread_t thread;
+    bool failed;
+} producer_t;
+
+#define PRODUCER_OPS 3000
+
+static void *producer_main(void *arg)
+{
+    producer_t *p = arg;
+    rc_shared_reader_t *r = rc_shared_reader_register(p->w->shared);
+    rc_ranker_t *rk = rc_ranker_new();
+    rc_user_state_t users[4];
+    rc_ranked_t out[RANK_K];
+    rc_rank_spec_t spec;
+    rank_spec(&spec, 0);
+    p->failed = r == NULL || rk == NULL;
+    for (int i = 0; i < 4; i++)
+        rc_user_state_init(&users[i], i, 0);
+    uint64_t rnd = 7 + p->id;
+    char id[8];
+    snprintf(id, sizeof(id), "p%u", p->id);
+    for (int i = 0; i < PRODUCER_OPS && !p->failed; i++) {
+        rc_engine_op_t op;
+        int64_t at_ms = T0_MS + i * 100;
+        if (i % 10 == 0) {
+            /* The same item again and again: the last price submitted must win. */
+            p->failed |= rc_engine_op_upsert(&op, id, id, "cat1", NULL, 0, i, 1) != 0;
+            p->failed |= rc_shared_submit(p->w->shared, &op) != 0;
+            continue;
+        }
+        rc_user_state_t *u = &users[next_random(&rnd) % 4];
+        int64_t item = (int64_t)(next_random(&rnd) % N_ITEMS);
+        rc_engine_op_event(&op, u, RC_EV_CLICK, item, 2, at_ms);
+        p->failed |= rc_shared_submit(p->w->shared, &op) != 0;
+        const rc_engine_t *e = rc_shared_read_begin(r);
+        rc_user_observe(e, u, RC_EV_CLICK, item, 2, no_query(), at_ms);
+        rc_engine_rank(e, rk, u, &spec, at_ms, out);
+        rc_shared_read_end(r);
+    }
+    rc_ranker_free(rk);
+    rc_shared_reader_unregister(r);
+    return NULL;
+}
+
+static void assert_last_price(const rc_engine_t *e, const char *id)
+{
+    int64_t idx = rc_catalog_find(&e->catalog, id, strlen(id));
+    assert_int_ge(idx, 0);
+    float last = (float)((PRODUCER_OPS - 1) / 10 * 10);
+    assert_float_equal(e->catalog.items[idx].price, last, 0);
+}
+
+/* Two loops submitting at once (the lock-free queue under TSan): each one's ops apply in its
+ * order, and both copies end the same. */
+static void test_producers_submit_at_once(void **state)
+{
+    (void)state;
+    static world_t w;
+    memset(&w, 0, sizeof(w));
+    w.shared = rc_shared_new(items_engine(), items_engine(), 4);
+    assert_non_null(w.shared);
+    for (int u = 0; u < N_FIXED; u++)
+        rc_user_state_init(&w.fixed[u], u % RC_DEVICE_COUNT, 0);
+    pthread_t readers[2];
+    producer_t producers[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&readers[i], NULL, reader_main, &w), 0);
+    for (uint32_t i = 0; i < 2; i++) {
+        producers[i] = (producer_t){.w = &w, .id = i};
+        assert_int_equal(pthread_create(&producers[i].thread, NULL, producer_main, &producers[i]),
+                         0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(producers[i].thread, NULL);
+        assert_false(producers[i].failed);
+    }
+    assert_int_equal(rc_shared_flush(w.shared), 0);
+    atomic_store(&w.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(readers[i], NULL);
+    assert_int_equal(atomic_load(&w.violations), 0);
+    rc_shared_stats_t st;
+    rc_shared_stats(w.shared, &st);
+    assert_int_equal(st.ops, 2 * PRODUCER_OPS);
+    assert_int_equal(st.ops_failed, 0);
+    for (int c = 0; c < 2; c++) {
+        assert_last_price(rc_shared_copy(w.shared, c), "p0");
+        assert_last_price(rc_shared_copy(w.shared, c), "p1");
+    }
+    assert_same_lists(rc_shared_copy(w.shared, 0), rc_shared_copy(w.shared, 1), &w);
+    rc_shared_free(w.shared);
+}
+
 /* Reader handles are limited and given back. */
 static void test_reader_slots(void **state)
 {
@@ -281,6 +379,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_readers_rank_while_the_writer_learns, free_engines),
+        cmocka_unit_test_teardown(test_producers_submit_at_once, free_engines),
         cmocka_unit_test_teardown(test_reader_slots, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
