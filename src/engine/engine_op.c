@@ -103,6 +103,18 @@ int rc_engine_op_rules(rc_engine_op_t *op, const char *json)
     return 0;
 }
 
+int rc_engine_op_item_json(rc_engine_op_t *op, const char *json)
+{
+    memset(op, 0, sizeof(*op));
+    op->type = RC_OP_ITEM_JSON;
+    op->u.item_json.json = strdup(json);
+    if (op->u.item_json.json == NULL) {
+        op->type = RC_OP_NONE;
+        return RC_ENOMEM;
+    }
+    return 0;
+}
+
 void rc_engine_op_experiment(rc_engine_op_t *op, struct rc_experiment *x)
 {
     memset(op, 0, sizeof(*op));
@@ -145,6 +157,9 @@ void rc_engine_op_clear(rc_engine_op_t *op)
         break;
     case RC_OP_RULES:
         free(op->u.rules.json);
+        break;
+    case RC_OP_ITEM_JSON:
+        free(op->u.item_json.json);
         break;
     default:
         break;
@@ -236,6 +251,17 @@ static int apply_rules(rc_engine_t *e, const char *text)
     return rc;
 }
 
+static int apply_item_json(rc_engine_t *e, const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    uint32_t idx;
+    char err[128];
+    int rc = j != NULL ? rc_catalog_upsert_json(&e->catalog, j, &idx, err, sizeof(err)) : RC_EPARSE;
+    json_decref(j);
+    return rc;
+}
+
 int rc_engine_apply(rc_engine_t *e, const rc_engine_op_t *op)
 {
     uint32_t idx;
@@ -260,6 +286,8 @@ int rc_engine_apply(rc_engine_t *e, const rc_engine_op_t *op)
     }
     case RC_OP_REFRESH:
         return rc_engine_refresh(e);
+    case RC_OP_ITEM_JSON:
+        return apply_item_json(e, op->u.item_json.json);
     default:
         return 0;
     }

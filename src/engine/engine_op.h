@@ -24,7 +24,9 @@ typedef enum {
     RC_OP_RULES,      /* the business rules replaced (their JSON form) */
     RC_OP_EXPERIMENT, /* the running experiment replaced */
     RC_OP_LOCALE,     /* a locale tag met (tracked from then on: trending.h) */
-    RC_OP_REFRESH     /* trending top lists, feature index, exploration pool rebuilt */
+    RC_OP_REFRESH,    /* trending top lists, feature index, exploration pool rebuilt */
+    RC_OP_ITEM_JSON,  /* a catalog item added or replaced from its JSON form (the admin API's) */
+    RC_OP_TYPE_COUNT
 } rc_engine_op_type_t;
 
 /* What the models learn from one event, with the parts of its user's state they read, taken
@@ -63,6 +65,9 @@ typedef struct rc_engine_op {
             char *json; /* owned: rc_rules_from_json()'s form */
         } rules;
         struct {
+            char *json; /* owned: rc_catalog_upsert_json()'s object */
+        } item_json;
+        struct {
             struct rc_experiment *x; /* borrowed: it must outlive every copy using it */
         } experiment;
         struct {
@@ -85,6 +90,11 @@ void rc_engine_op_event(rc_engine_op_t *op, const rc_user_state_t *u, rc_event_k
  * `tags` may be NULL). Returns 0 or RC_ENOMEM. Release with rc_engine_op_clear(). */
 int rc_engine_op_upsert(rc_engine_op_t *op, const char *id, const char *name, const char *category,
                         const char *const *tags, uint32_t n_tags, double price, double popularity);
+
+/** Fills `op` with an item in its JSON form (borrowed, copied; parsed when applied, with
+ * the admin API's checks: an item refused leaves the catalog as it was). Returns 0 or
+ * RC_ENOMEM. */
+int rc_engine_op_item_json(rc_engine_op_t *op, const char *json);
 
 /** Fills `op` with the removal of item `id` (borrowed, copied). Returns 0 or RC_ENOMEM. */
 int rc_engine_op_remove(rc_engine_op_t *op, const char *id, size_t len);

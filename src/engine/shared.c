@@ -48,7 +48,7 @@ struct rc_shared {
     uint32_t max_readers;
     rc_shared_reader_t *readers;
     atomic_uint_fast64_t ops, ops_failed, batches, apply_ns, wait_ns;
-    atomic_uint_fast64_t ops_by_type[RC_OP_REFRESH + 1], apply_ns_by_type[RC_OP_REFRESH + 1];
+    atomic_uint_fast64_t ops_by_type[RC_OP_TYPE_COUNT], apply_ns_by_type[RC_OP_TYPE_COUNT];
 };
 
 static uint64_t mono_ns(void)
@@ -180,7 +180,7 @@ static void apply_all(rc_shared_t *s, rc_engine_t *e, node_t *first, node_t *end
             continue;
         failed += rc_engine_apply(e, &it->op) != 0;
         uint64_t dt = mono_ns() - t0;
-        int type = it->op.type <= RC_OP_REFRESH ? it->op.type : RC_OP_NONE;
+        int type = it->op.type < RC_OP_TYPE_COUNT ? it->op.type : RC_OP_NONE;
         atomic_fetch_add_explicit(&s->apply_ns_by_type[type], dt, memory_order_relaxed);
         if (count)
             atomic_fetch_add_explicit(&s->ops_by_type[type], 1, memory_order_relaxed);
@@ -335,7 +335,7 @@ void rc_shared_stats(const rc_shared_t *s, rc_shared_stats_t *out)
     out->batches = atomic_load_explicit(&m->batches, memory_order_relaxed);
     out->apply_ns = atomic_load_explicit(&m->apply_ns, memory_order_relaxed);
     out->wait_ns = atomic_load_explicit(&m->wait_ns, memory_order_relaxed);
-    for (int t = 0; t <= RC_OP_REFRESH; t++) {
+    for (int t = 0; t < RC_OP_TYPE_COUNT; t++) {
         out->ops_by_type[t] = atomic_load_explicit(&m->ops_by_type[t], memory_order_relaxed);
         out->apply_ns_by_type[t] =
             atomic_load_explicit(&m->apply_ns_by_type[t], memory_order_relaxed);

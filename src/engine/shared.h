@@ -39,7 +39,7 @@ typedef struct rc_shared_stats {
     uint64_t apply_ns;   /* time applying, both copies */
     /* The same by op type (rc_engine_op_type_t): what learning an event costs apart from
      * the refreshes, which rebuild lists over the whole catalog. */
-    uint64_t ops_by_type[RC_OP_REFRESH + 1], apply_ns_by_type[RC_OP_REFRESH + 1];
+    uint64_t ops_by_type[RC_OP_TYPE_COUNT], apply_ns_by_type[RC_OP_TYPE_COUNT];
     uint64_t wait_ns; /* time waiting for readers to leave the old copy */
 } rc_shared_stats_t;
 

@@ -99,6 +99,19 @@ static void test_ops_replay_the_models(void **state)
             rc_engine_op_clear(&op);
             assert_int_equal(
                 rc_catalog_upsert(&direct->catalog, "new1", "New", "cat1", tags, 1, 3, 5, &idx), 0);
+            const char *item_text = "{\"id\": \"new2\", \"category\": \"cat4\", \"category_name\": "
+                                    "\"Four\", \"tags\": [\"color2\"], \"price\": 4}";
+            assert_int_equal(rc_engine_op_item_json(&op, item_text), 0);
+            assert_int_equal(rc_engine_apply(replayed, &op), 0);
+            rc_engine_op_clear(&op);
+            json_t *jitem = json_loads(item_text, 0, NULL);
+            char ierr[64];
+            assert_int_equal(
+                rc_catalog_upsert_json(&direct->catalog, jitem, &idx, ierr, sizeof(ierr)), 0);
+            json_decref(jitem);
+            assert_int_equal(rc_engine_op_item_json(&op, "{\"name\": \"no id\"}"), 0);
+            assert_int_not_equal(rc_engine_apply(replayed, &op), 0); /* refused, nothing moves */
+            rc_engine_op_clear(&op);
             assert_int_equal(rc_engine_op_remove(&op, "i001", 4), 0);
             assert_int_equal(rc_engine_apply(replayed, &op), 0);
             rc_engine_op_clear(&op);
@@ -128,6 +141,8 @@ static void test_ops_replay_the_models(void **state)
     }
     assert_memory_equal(direct->repeat_same, replayed->repeat_same, sizeof(direct->repeat_same));
     assert_memory_equal(direct->repeat_back, replayed->repeat_back, sizeof(direct->repeat_back));
+    assert_int_equal(direct->catalog.n, replayed->catalog.n);
+    assert_int_equal(direct->catalog.n_categories, replayed->catalog.n_categories);
     rc_ranked_t x[20], y[20];
     for (int k = 0; k < 2; k++) {
         const rc_user_state_t *u = k ? &a : &b;
