@@ -277,9 +277,12 @@ static void *writer_main(void *arg)
 
 rc_shared_t *rc_shared_new(rc_engine_t *a, rc_engine_t *b, uint32_t max_readers)
 {
-    rc_shared_t *s = calloc(1, sizeof(*s));
+    /* Aligned as its members ask (the published index and the queue's head each on a line
+     * of their own); calloc() only promises 16 bytes. */
+    rc_shared_t *s = aligned_alloc(64, sizeof(*s));
     if (s == NULL)
         return NULL;
+    memset(s, 0, sizeof(*s));
     s->readers = aligned_alloc(64, sizeof(*s->readers) * (max_readers ? max_readers : 1));
     if (s->readers == NULL) {
         free(s);
