@@ -74,7 +74,7 @@ static void rank_spec(rc_rank_spec_t *spec, int which)
 }
 
 /* A list is one some state could give: valid items, none twice, none removed before the
- * section began. */
+ * section began. (The section's copy must also stay still: reader_main checks that.) */
 static bool list_plausible(const rc_engine_t *e, const rc_ranked_t *out, uint32_t n,
                            const bool *gone)
 {
@@ -111,10 +111,15 @@ static void *reader_main(void *arg)
         rank_spec(&spec, (int)(round / N_FIXED % 3));
         /* A section: one rank and what encoding reads (reasons in words). */
         const rc_engine_t *e = rc_shared_read_begin(r);
+        /* What nearly every event op moves: it must not move during the section. */
+        uint32_t items = e->catalog.n;
+        float same[RC_DEVICE_COUNT];
+        memcpy(same, e->repeat_same, sizeof(same));
         uint32_t n = rc_engine_rank(e, rk, u, &spec, T0_MS + 3600000, out);
         for (uint32_t i = 0; i < n; i++)
             rc_engine_why(e, u, &out[i], why, sizeof(why));
-        bool ok = list_plausible(e, out, n, gone);
+        bool ok = list_plausible(e, out, n, gone) && e->catalog.n == items &&
+                  memcmp(same, e->repeat_same, sizeof(same)) == 0;
         rc_shared_read_end(r);
         if (!ok)
             atomic_fetch_add(&w->violations, 1);
