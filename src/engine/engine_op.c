@@ -139,6 +139,14 @@ void rc_engine_op_refresh(rc_engine_op_t *op, int64_t at_ms)
     op->u.refresh.at_ms = at_ms;
 }
 
+void rc_engine_op_refresh_step(rc_engine_op_t *op, uint32_t max_items, int64_t at_ms)
+{
+    memset(op, 0, sizeof(*op));
+    op->type = RC_OP_REFRESH_STEP;
+    op->u.refresh.at_ms = at_ms;
+    op->u.refresh.max_items = max_items;
+}
+
 void rc_engine_op_clear(rc_engine_op_t *op)
 {
     if (op == NULL)
@@ -288,6 +296,11 @@ int rc_engine_apply(rc_engine_t *e, const rc_engine_op_t *op)
         return rc_engine_refresh(e);
     case RC_OP_ITEM_JSON:
         return apply_item_json(e, op->u.item_json.json);
+    case RC_OP_REFRESH_STEP: {
+        /* 1 (a pass completed) and 0 (it goes on) are both success here. */
+        int rc = rc_engine_refresh_step(e, op->u.refresh.max_items);
+        return rc < 0 ? rc : 0;
+    }
     default:
         return 0;
     }

@@ -17,15 +17,16 @@
 #define RC_OP_RECENT 10
 
 typedef enum {
-    RC_OP_NONE = 0,   /* an empty record: applying it does nothing */
-    RC_OP_EVENT,      /* an event's model half: trending, co-visitation, repeat estimates */
-    RC_OP_UPSERT,     /* a catalog item added or replaced */
-    RC_OP_REMOVE,     /* a catalog item removed */
-    RC_OP_RULES,      /* the business rules replaced (their JSON form) */
-    RC_OP_EXPERIMENT, /* the running experiment replaced */
-    RC_OP_LOCALE,     /* a locale tag met (tracked from then on: trending.h) */
-    RC_OP_REFRESH,    /* trending top lists, feature index, exploration pool rebuilt */
-    RC_OP_ITEM_JSON,  /* a catalog item added or replaced from its JSON form (the admin API's) */
+    RC_OP_NONE = 0,     /* an empty record: applying it does nothing */
+    RC_OP_EVENT,        /* an event's model half: trending, co-visitation, repeat estimates */
+    RC_OP_UPSERT,       /* a catalog item added or replaced */
+    RC_OP_REMOVE,       /* a catalog item removed */
+    RC_OP_RULES,        /* the business rules replaced (their JSON form) */
+    RC_OP_EXPERIMENT,   /* the running experiment replaced */
+    RC_OP_LOCALE,       /* a locale tag met (tracked from then on: trending.h) */
+    RC_OP_REFRESH,      /* trending top lists, feature index, exploration pool rebuilt */
+    RC_OP_ITEM_JSON,    /* a catalog item added or replaced from its JSON form (the admin API's) */
+    RC_OP_REFRESH_STEP, /* a slice of a refresh (rc_engine_refresh_step), as the loop's tick */
     RC_OP_TYPE_COUNT
 } rc_engine_op_type_t;
 
@@ -75,7 +76,8 @@ typedef struct rc_engine_op {
             int64_t wall_ms;
         } locale;
         struct {
-            int64_t at_ms; /* when it was asked for (the rebuild itself reads no clock) */
+            int64_t at_ms;      /* when it was asked for (the rebuild itself reads no clock) */
+            uint32_t max_items; /* RC_OP_REFRESH_STEP: the slice */
         } refresh;
     } u;
 } rc_engine_op_t;
@@ -112,6 +114,11 @@ void rc_engine_op_locale(rc_engine_op_t *op, rc_str_t tag, int64_t wall_ms);
 
 /** Fills `op` with a full refresh asked for at `at_ms` (rc_engine_refresh()). */
 void rc_engine_op_refresh(rc_engine_op_t *op, int64_t at_ms);
+
+/** Fills `op` with a slice of at most `max_items` catalog items of a refresh, asked for at
+ * `at_ms` (rc_engine_refresh_step()): a refresh of a large catalog in steps, so the writer
+ * publishes between them. */
+void rc_engine_op_refresh_step(rc_engine_op_t *op, uint32_t max_items, int64_t at_ms);
 
 /** Frees what `op` owns and leaves it RC_OP_NONE. NULL is a no-op. */
 void rc_engine_op_clear(rc_engine_op_t *op);

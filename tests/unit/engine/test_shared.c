@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the left-right engine (engine/shared.c): reader threads rank fixed users
- * while the writer learns a seeded stream of events, catalog upserts and removals; both
+ * while the writer learns a seeded stream of events, catalog upserts and removals and
+ * refreshes (whole and in slices); both
  * copies must end equal to one engine fed the same ops serially, and no reader may see an
  * item after its removal was published. Run under ThreadSanitizer too (-DRC_TSAN=ON). */
 #include <setjmp.h>
@@ -157,6 +158,9 @@ static void feed(world_t *w, rc_engine_t *serial)
             assert_int_equal(rc_shared_flush(w->shared), 0);
         if (i % REFRESH_EACH == REFRESH_EACH - 1) {
             rc_engine_op_refresh(&op, at_ms);
+            both(serial, w->shared, &op);
+        } else if (i % 97 == 50) {
+            rc_engine_op_refresh_step(&op, 50, at_ms); /* the tick's way: a slice at a time */
             both(serial, w->shared, &op);
         } else if (i % 400 == 123) {
             char id[16], name[16];
