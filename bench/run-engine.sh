@@ -4,14 +4,16 @@
 # and rank one k = 20 list, on the synthetic 100k-item catalog and on the demo catalog, RUNS
 # times each; the medians of the runs' p50 / p99 / p99.9. With BASE_BIN (another build of
 # rankcast-enginebench, e.g. of the commit before a change), the two alternate run by run on
-# the same machine, and the lists they ranked are compared by hash.
+# the same machine, and the lists they ranked are compared by hash. Then the engine shared by
+# threads (--readers N, engine/shared.h) for each N of READERS on the first catalog: each
+# reader thread's time per event and per rank, and the writer's time per op.
 #
 #   bench/run-engine.sh                                   # ~1.5 min
 #   BASE_BIN=/tmp/enginebench-before bench/run-engine.sh  # before and after, ~3 min
 #
 # Settings (environment): BIN [build/bench/rankcast-enginebench], BASE_BIN [none], RUNS [3],
 # USERS [1000], WARMUP [300000] events learned first (not timed), EVENTS [100000] timed,
-# K [20], CATALOGS ["build/bench/catalog-100k.jsonl web-demo/catalog/demo-catalog.jsonl"],
+# K [20], READERS ["1 2"] ("" skips the shared engine), CATALOGS ["build/bench/catalog-100k.jsonl web-demo/catalog/demo-catalog.jsonl"],
 # RESULTS_DIR [bench/results].
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,7 @@ EVENTS=${EVENTS:-100000}
 K=${K:-20}
 CATALOGS=${CATALOGS:-"build/bench/catalog-100k.jsonl web-demo/catalog/demo-catalog.jsonl"}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
+READERS=${READERS-1 2}
 
 for b in "$BIN" ${BASE_BIN:+"$BASE_BIN"}; do
   if [ ! -x "$b" ]; then
@@ -55,11 +58,23 @@ for cat in $CATALOGS; do
   done
 done
 
+first_cat=${CATALOGS%% *}
+touch "$raw/readers.jsonl"
+for n in $READERS; do
+  for run in $(seq 1 "$RUNS"); do
+    echo "run-engine: --readers $n run $run/$RUNS" >&2
+    timeout 600 "$BIN" --catalog "$first_cat" --users "$USERS" --warmup "$WARMUP" \
+      --events "$EVENTS" --k "$K" --readers "$n" --json |
+      sed "s|^{|{\"run\":$run,|" >>"$raw/readers.jsonl"
+  done
+done
+
 out="$RESULTS_DIR/engine-$stamp.md"
-python3 - "$raw/runs.jsonl" "$out" "$BIN" "${BASE_BIN:-}" <<'EOF'
+python3 - "$raw/runs.jsonl" "$out" "$BIN" "${BASE_BIN:-}" "$raw/readers.jsonl" <<'EOF'
 import json, os, platform, statistics, subprocess, sys
-runs_path, out, bin_this, bin_base = sys.argv[1:5]
+runs_path, out, bin_this, bin_base, readers_path = sys.argv[1:6]
 runs = [json.loads(l) for l in open(runs_path)]
+shared = [json.loads(l) for l in open(readers_path)]
 def med(rs, part, q):
     return statistics.median(r[part][q] for r in rs)
 lines = ["# Engine time per event (bench/run-engine.sh)", ""]
@@ -96,6 +111,25 @@ for cat in dict.fromkeys(r["catalog"] for r in runs):
 lines.append("")
 lines.append("p99.9 on a shared machine is mostly the scheduler (a run preempted mid-event); "
              "p50 and p99 are the engine's.")
+if shared:
+    lines.append("")
+    lines.append(f"The engine shared by threads (`--readers N`, {os.path.basename(shared[0]['catalog'])}): "
+                 "each reader thread owns a shard of the users and sends --events events (model half "
+                 "submitted to the writer, user's half and one rank on the published copy); the writer "
+                 "applies every op to both copies. Medians of the runs; µs.")
+    lines.append("")
+    lines.append("| readers | event p50 per thread | event p99 per thread | rank p50 per thread | rank p99 per thread | writer event op (both copies) | full refresh ms (both) | writer µs per op, all | writer wait per batch | events/s, all |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for n in sorted({r["readers"] for r in shared}):
+        rs = [r for r in shared if r["readers"] == n]
+        def per_thread(part, q):
+            return " / ".join(f"{statistics.median(r['threads'][i][part][q] for r in rs):.1f}" for i in range(n))
+        def w(key):
+            return statistics.median(r["writer"][key] for r in rs)
+        lines.append(f"| {n} | {per_thread('event', 'p50')} | {per_thread('event', 'p99')} | "
+                     f"{per_thread('rank', 'p50')} | {per_thread('rank', 'p99')} | {w('event_us'):.2f} | "
+                     f"{w('refresh_ms'):.1f} | {w('apply_us_per_op'):.2f} | {w('wait_us_per_batch'):.0f} | "
+                     f"{statistics.median(r['events_per_s'] for r in rs):.0f} |")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

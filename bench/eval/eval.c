@@ -4,6 +4,7 @@
  * replayed in time order. Train sessions are learned; in a test session every event is
  * first predicted (each method ranks with what it knows so far) and then learned from. */
 #include "eval.h"
+#include "engine/ranker.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -403,6 +404,7 @@ static bool sampled(uint32_t i, double fraction)
 
 typedef struct replay {
     rc_engine_t *e;
+    rc_ranker_t *ranker; /* the rank scratch (the caller's: engine.h) */
     knn_index_t knn;
     rules_t rules[M_COUNT - M_MARKOV]; /* Markov, SR, AR: initialised when asked for */
     const options_t *o;
@@ -502,7 +504,7 @@ static void replay_session(replay_t *r, const dataset_t *d, const session_t *s, 
         r->current_repeats += next->item == r->cur[n_cur - 1];
         if (r->o->methods[M_ENGINE]) {
             t0 = now_ns();
-            uint32_t n = rc_engine_rank(r->e, &u, &spec, ev->ts_ms, ranked);
+            uint32_t n = rc_engine_rank(r->e, r->ranker, &u, &spec, ev->ts_ms, ranked);
             double rank_ns = now_ns() - t0;
             for (uint32_t i = 0; i < n; i++)
                 list[i] = ranked[i].item;
@@ -862,7 +864,11 @@ int main(int argc, char **argv)
     run_info_t ri = {0};
     /* The commit checked out when the run starts (the binary should be built from it). */
     machine_line(ri.machine, sizeof(ri.machine));
-    replay_t r = {.e = e, .o = &o, .last_refresh_s = -1e18};
+    replay_t r = {.e = e, .ranker = rc_ranker_new(), .o = &o, .last_refresh_s = -1e18};
+    if (r.ranker == NULL) {
+        fprintf(stderr, "rankcast-eval: out of memory\n");
+        return 1;
+    }
     if (o.dump_ranks != NULL && (r.dump = fopen(o.dump_ranks, "w")) == NULL) {
         fprintf(stderr, "rankcast-eval: %s: %s\n", o.dump_ranks, strerror(errno));
         return 1;
@@ -909,6 +915,7 @@ int main(int argc, char **argv)
         if (o.methods[m])
             rules_free(&r.rules[m - M_MARKOV]);
     dataset_free(&d);
+    rc_ranker_free(r.ranker);
     rc_engine_free(e);
     return 0;
 }

@@ -2,6 +2,7 @@
 /* The engine: its lifecycle and accessors, how one event moves the global models and the
  * user's state, and the refresh of what depends on the catalog. Ranking is ranker.c's. */
 #include "engine/engine_int.h"
+#include "engine/engine_op.h"
 #include "engine/reasons.h"
 #include "util/error.h"
 
@@ -10,11 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How far back in the user's session co-visitation pairs reach, and how a pair weakens
- * with distance (a click right after a view counts more than one ten items later). */
-#define COVISIT_WINDOW 10
-#define SVEC_DECAY     0.92f
-#define CATS_DECAY     0.92f
+#define SVEC_DECAY 0.92f
+#define CATS_DECAY 0.92f
 
 rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covisit_neighbors,
                            double covisit_half_life_s, double trending_half_life_s, double now_s)
@@ -24,8 +22,7 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
         return NULL;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
-    if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0 ||
-        (e->ranker = rc_ranker_new()) == NULL) {
+    if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0) {
         rc_engine_free(e);
         return NULL;
     }
@@ -61,7 +58,6 @@ void rc_engine_free(rc_engine_t *e)
     rc_trending_free(&e->trending);
     rc_features_free(&e->features);
     rc_rules_free(&e->rules);
-    rc_ranker_free(e->ranker);
     free(e);
 }
 
@@ -83,7 +79,12 @@ const rc_blend_t *rc_engine_blend(const rc_engine_t *e)
     return &e->blend;
 }
 
-struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
+const struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
+{
+    return e->experiment;
+}
+
+struct rc_experiment *rc_engine_experiment_counters(rc_engine_t *e)
 {
     return e->experiment;
 }
@@ -98,10 +99,10 @@ const char *rc_engine_locale_tag(const rc_engine_t *e, int ref)
     return rc_trending_locale_tag(&e->trending, ref);
 }
 
-uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
-                        int64_t wall_ms, rc_ranked_t *out)
+uint32_t rc_engine_rank(const rc_engine_t *e, rc_ranker_t *scratch, const rc_user_state_t *u,
+                        const rc_rank_spec_t *spec, int64_t wall_ms, rc_ranked_t *out)
 {
-    return rc_ranker_rank(e->ranker, e, u, spec, wall_ms, out);
+    return rc_ranker_rank(scratch, e, u, spec, wall_ms, out);
 }
 
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,
@@ -292,79 +293,40 @@ static void learn_query(rc_user_state_t *u, rc_str_t q, float w)
     }
 }
 
-static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t item, float w,
-                          double now_s)
+bool rc_user_observe(const rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
+                     float weight, rc_str_t query, int64_t wall_ms)
 {
-    uint8_t n = u->n_recent < COVISIT_WINDOW ? u->n_recent : COVISIT_WINDOW;
-    uint32_t lists[COVISIT_WINDOW + 1] = {item};
-    for (uint8_t d = 0; d < n; d++)
-        lists[d + 1] = rc_user_recent(u, d)->item;
-    rc_covisit_prefetch(&e->covisit, lists, n + 1u, UINT32_MAX); /* each is searched whole */
-    for (uint8_t d = 0; d < n; d++) {
-        const rc_recent_t *r = rc_user_recent(u, d);
-        if (r->item == item || r->w <= 0)
-            continue;
-        float pair = sqrtf(w * r->w) / (1.0f + e->pair_decay * (float)d);
-        rc_covisit_add_directed(&e->covisit, r->item, item, pair, pair * e->backward_weight, now_s);
-    }
-}
-
-/* Each positive event of a user with a session says whether it returned to the item in view,
- * to another item of the session, or to neither. REPEAT_RATE makes the estimates follow
- * about the last thousand events. */
-#define REPEAT_RATE 0.001f
-static void learn_return(rc_engine_t *e, const rc_user_state_t *u, uint32_t item)
-{
-    bool same = rc_user_recent(u, 0)->item == item, back = false;
-    for (uint8_t d = 1; d < u->n_recent && !same && !back; d++)
-        back = rc_user_recent(u, d)->item == item;
-    int dev = u->device < RC_DEVICE_COUNT ? u->device : RC_DEV_OTHER;
-    e->repeat_same[dev] += REPEAT_RATE * ((same ? 1.0f : 0.0f) - e->repeat_same[dev]);
-    e->repeat_back[dev] += REPEAT_RATE * ((back ? 1.0f : 0.0f) - e->repeat_back[dev]);
-}
-
-bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
-                       float weight, rc_str_t query, int64_t wall_ms)
-{
-    double now_s = (double)wall_ms / 1000.0;
-    int device = u ? u->device : RC_DEV_OTHER;
-    int daypart = rc_daypart(wall_ms, u ? u->tz_offset_min : 0);
-    int locale = u ? u->locale : -1;
-
-    if (kind == RC_EV_IMPRESSION)
+    if (kind == RC_EV_IMPRESSION || u == NULL)
         return false;
-    if (u != NULL)
-        u->events++;
-    if (kind == RC_EV_SEARCH && u != NULL && query.n > 0) {
+    u->events++;
+    if (kind == RC_EV_SEARCH && query.n > 0) {
         for (uint8_t i = 0; i < u->n_svec; i++)
             u->svec_w[i] *= SVEC_DECAY;
         learn_query(u, query, weight);
     }
     if (item < 0)
-        return kind == RC_EV_SEARCH && u != NULL;
+        return kind == RC_EV_SEARCH;
     uint32_t idx = (uint32_t)item;
-
-    if (u != NULL && weight > 0 && u->n_recent > 0 && kind != RC_EV_DISMISS)
-        learn_return(e, u, idx);
     if (kind == RC_EV_DISMISS) {
-        if (u != NULL)
-            rc_user_exclude(u, idx);
-        return u != NULL;
+        rc_user_exclude(u, idx);
+        return true;
     }
-    if (weight > 0) {
-        rc_trending_add(&e->trending, idx, device, daypart, locale, u ? u->user_key : 0, weight,
-                        now_s);
-        if (u != NULL)
-            learn_covisit(e, u, idx, weight, now_s);
-    }
-    if (u == NULL)
-        return false;
     rc_user_learn_content(&e->catalog, u, idx, weight);
     if (kind == RC_EV_PURCHASE)
         rc_user_exclude(u, idx);
     rc_user_push_recent(u, idx, weight, wall_ms > 0 ? (uint32_t)(wall_ms / 1000) : 0,
                         (uint8_t)kind);
     return true;
+}
+
+/* The models' half first: it reads the user's state as it was before this event. */
+bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
+                       float weight, rc_str_t query, int64_t wall_ms)
+{
+    rc_engine_op_t op;
+    rc_engine_op_event(&op, u, kind, item, weight, wall_ms);
+    rc_engine_apply(e, &op);
+    return rc_user_observe(e, u, kind, item, weight, query, wall_ms);
 }
 
 const uint32_t *rc_engine_feature_items(const rc_engine_t *e, uint32_t feat, uint32_t *n)

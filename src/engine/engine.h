@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The recommendation engine: the catalog, the global models learned online from every
  * event (co-visitation, trending) and the ranker that turns one user's state into a list.
- * Everything here runs on the loop thread; a rank touches no allocator in steady state.
+ * Ranking, reasons and lookups take a const engine and write nothing in it (the caller owns
+ * the rank scratch), so threads may read one engine at once; changes come from one thread
+ * (shared.h runs two copies for that). A rank touches no allocator in steady state.
  * The engine is opaque: callers go through the functions below. Its parts have headers of
  * their own (catalog.h, covisit.h, trending.h, features.h, rules.h, experiments.h,
  * ranker.h); engine_int.h holds the struct, for the engine's files and white-box tests. */
@@ -119,8 +121,14 @@ rc_catalog_t *rc_engine_catalog(rc_engine_t *e);
 /** The engine's own blend weights (what users outside any experiment get). */
 const rc_blend_t *rc_engine_blend(const rc_engine_t *e);
 
-/** The running experiment (borrowed), or NULL. */
-struct rc_experiment *rc_engine_experiment(const rc_engine_t *e);
+/** The running experiment (borrowed), or NULL. Read only: what a rank needs (variants,
+ * blends). */
+const struct rc_experiment *rc_engine_experiment(const rc_engine_t *e);
+
+/** The running experiment for counting impressions and clicks (borrowed), or NULL. Its
+ * counters are written on the event path of the loop holding the session, never by a rank;
+ * with several loops they are to become per loop, summed when read. */
+struct rc_experiment *rc_engine_experiment_counters(rc_engine_t *e);
 
 /** Runs experiment `x` (borrowed; it must outlive its use here), or none with NULL. */
 void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x);
@@ -150,14 +158,19 @@ float rc_event_weight(rc_event_kind_t kind, bool has_value, double value);
 
 /** Applies one event of user `u` (may be NULL for events of users not held here) to the
  * global models and to `u`. `item` is a catalog index or -1 (search). `query` may be empty.
- * Returns true when the user's lists may have changed. */
+ * Returns true when the user's lists may have changed. The same as the event's model half as
+ * a record applied at once (rc_engine_op_event, rc_engine_apply) then the user's half
+ * (rc_user_observe): engine_op.h. */
 bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
                        float weight, rc_str_t query, int64_t wall_ms);
 
-/** Ranks for `u` under `spec` (ranker.h). Writes up to spec->k entries to `out` (caller's
- * array of at least spec->k) and returns how many. */
-uint32_t rc_engine_rank(rc_engine_t *e, const rc_user_state_t *u, const rc_rank_spec_t *spec,
-                        int64_t wall_ms, rc_ranked_t *out);
+struct rc_ranker;
+/** Ranks for `u` under `spec` (ranker.h) with `scratch`, the caller's rank scratch memory
+ * (rc_ranker_new(); one per thread, borrowed for the call). Writes up to spec->k entries to
+ * `out` (caller's array of at least spec->k) and returns how many. Reads the engine only, so
+ * any number of threads may rank on one engine at once while nobody changes it. */
+uint32_t rc_engine_rank(const rc_engine_t *e, struct rc_ranker *scratch, const rc_user_state_t *u,
+                        const rc_rank_spec_t *spec, int64_t wall_ms, rc_ranked_t *out);
 
 /** The reason of a ranked item in words, e.g. "Viewed together with Red Mug". */
 void rc_engine_why(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,

@@ -44,7 +44,8 @@ struct rc_engine {
      * (same) or to another item of the session (back). The ranker weighs the session's
      * items against new ones with them (rc_repeat_t). */
     float repeat_same[RC_DEVICE_COUNT], repeat_back[RC_DEVICE_COUNT];
-    rc_ranker_t *ranker; /* one rank's scratch memory (ranker.h) */
+    /* No rank scratch here: rankers belong to callers (one per thread), so that a rank writes
+     * nothing in the engine. */
 };
 
 #endif

@@ -3,8 +3,8 @@
  * candidate generation, a blended score, rules, a per-category cap for diversity, top-K,
  * the session's items by the repeat model, exploration places and pins (each item's reason
  * in words is reasons.h's). A ranker holds one rank's scratch memory (about 130 KB), reused
- * by every rank, so ranking allocates nothing. The engine owns one (rc_engine_rank);
- * everything runs on the loop thread. */
+ * by every rank, so ranking allocates nothing. Callers own them, one per thread
+ * (rc_engine_rank takes one), so a rank writes nothing in the engine it reads. */
 #ifndef RC_RANKER_H
 #define RC_RANKER_H
 
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct rc_ranker rc_ranker_t;
+typedef struct rc_ranker rc_ranker_t; /* also named struct rc_ranker in engine.h */
 
 /** A ranker with its scratch memory. NULL when out of memory. Caller frees with
  * rc_ranker_free(). */

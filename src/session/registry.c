@@ -216,13 +216,15 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     s->reason_buf = calloc((size_t)cfg->max_k, sizeof(*s->reason_buf));
     s->why_buf = calloc((size_t)cfg->max_k, WHY_LEN);
     s->compact_marker = rc_frame_new("", 0, false);
-    if (s->rank_buf == NULL || s->recs_buf == NULL || s->reason_buf == NULL || s->why_buf == NULL ||
-        s->compact_marker == NULL ||
+    s->ranker = rc_ranker_new();
+    if (s->ranker == NULL || s->rank_buf == NULL || s->recs_buf == NULL || s->reason_buf == NULL ||
+        s->why_buf == NULL || s->compact_marker == NULL ||
         rc_proto_decoder_init(&s->decoder, (uint32_t)cfg->max_batch, (uint32_t)cfg->max_k) != 0) {
         free(s->rank_buf);
         free(s->recs_buf);
         free(s->reason_buf);
         free(s->why_buf);
+        rc_ranker_free(s->ranker);
         rc_frame_unref(s->compact_marker);
         free(s);
         return NULL;
@@ -254,6 +256,7 @@ void rc_sessions_free(rc_sessions_t *s)
     rc_sessions_restored_free(s);
     rc_proto_decoder_free(&s->decoder);
     rc_wbuf_free(&s->scratch);
+    rc_ranker_free(s->ranker);
     free(s->rank_buf);
     free(s->recs_buf);
     free(s->reason_buf);

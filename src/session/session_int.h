@@ -20,6 +20,7 @@
 #define RC_SESSION_INT_H
 
 #include "auth/anonid.h"
+#include "engine/ranker.h"
 #include "session/session.h"
 #include "util/list.h"
 #include "util/strmap.h"
@@ -185,8 +186,9 @@ struct rc_sessions {
     rc_link_t active, pinged; /* rc_conn_t.activity_link */
     const rc_jwt_verifier_t *jwt;
     rc_proto_decoder_t decoder;
-    rc_wbuf_t scratch; /* encoding scratch, reused */
-    rc_enc_t enc;      /* the encoder writing into it (rc_sessions_enc_begin) */
+    rc_wbuf_t scratch;   /* encoding scratch, reused */
+    rc_enc_t enc;        /* the encoder writing into it (rc_sessions_enc_begin) */
+    rc_ranker_t *ranker; /* this loop's rank scratch: the engine holds none (engine.h) */
     rc_ranked_t *rank_buf;
     rc_frame_t *compact_marker; /* stands in an outbox slot for a compact list (compact.c) */
     rc_recs_item_t *recs_buf;

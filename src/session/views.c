@@ -122,7 +122,7 @@ bool rc_view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t 
 {
     uint64_t start = rc_mono_us();
     rc_user_state_t empty;
-    uint32_t n = rc_engine_rank(s->engine, rc_session_state_read(ses, &empty), &v->spec,
+    uint32_t n = rc_engine_rank(s->engine, s->ranker, rc_session_state_read(ses, &empty), &v->spec,
                                 rc_wall_ms(), s->rank_buf);
     uint64_t done = rc_mono_us();
     rc_hist_observe(&rc_metrics.rank, done - start);

@@ -15,6 +15,7 @@
 
 #include "assert_ext.h"
 #include "engine/engine_int.h" /* white-box: the tests read and tune the models */
+#include "engine/ranker.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +32,18 @@
  * reports only the failure, not a leak behind it). */
 static rc_engine_t *engines[2];
 
+/* The tests' rank scratch (callers own one: engine.h), made at first use and freed by the
+ * teardown. */
+static rc_ranker_t *fixture_ranker;
+
+static inline rc_ranker_t *scratch(void)
+{
+    if (fixture_ranker == NULL)
+        fixture_ranker = rc_ranker_new();
+    assert_non_null(fixture_ranker);
+    return fixture_ranker;
+}
+
 /* Frees engine `i` (a test's own end, and the teardown's: the second is a no-op). */
 static inline void free_engine(int i)
 {
@@ -43,6 +56,8 @@ static inline int free_engines(void **state)
     (void)state;
     free_engine(0);
     free_engine(1);
+    rc_ranker_free(fixture_ranker);
+    fixture_ranker = NULL;
     return 0;
 }
 
@@ -98,7 +113,7 @@ static inline uint32_t rank_k(rc_engine_t *e, const rc_user_state_t *u, uint32_t
 {
     rc_rank_spec_t spec = {
         .k = k, .category = category, .price_min = price_min, .price_max = price_max};
-    uint32_t n = rc_engine_rank(e, u, &spec, T0_MS, out);
+    uint32_t n = rc_engine_rank(e, scratch(), u, &spec, T0_MS, out);
     assert_int_le(n, k);
     /* Best first, never the same item twice, every index a catalog item. */
     for (uint32_t i = 0; i < n; i++) {

@@ -100,10 +100,10 @@ static void test_experiment_blend_changes_rank(void **state)
     rc_blend_t covisit_only = {1, 0, 0, 0}, content_only = {0, 1, 0, 0};
     rc_rank_spec_t spec = {.k = 5, .category = -1, .price_min = -1, .price_max = -1};
     spec.blend = &covisit_only;
-    assert_int_gt(rc_engine_rank(e, &u, &spec, T0_MS, out), 0);
+    assert_int_gt(rc_engine_rank(e, scratch(), &u, &spec, T0_MS, out), 0);
     assert_int_equal(out[0].item, 181);
     spec.blend = &content_only;
-    assert_int_gt(rc_engine_rank(e, &u, &spec, T0_MS, out), 0);
+    assert_int_gt(rc_engine_rank(e, scratch(), &u, &spec, T0_MS, out), 0);
     assert_int_not_equal(out[0].item, 181);
     assert_int_equal(e->catalog.items[out[0].item].category, e->catalog.items[150].category);
     free_engine(0);

@@ -37,7 +37,7 @@ static void test_rank_cold_user_by_popularity(void **state)
 
     /* k = 0 asks for nothing. */
     rc_rank_spec_t none = {.k = 0, .category = -1, .price_min = -1, .price_max = -1};
-    assert_int_equal(rc_engine_rank(e, &u, &none, T0_MS, out), 0);
+    assert_int_equal(rc_engine_rank(e, scratch(), &u, &none, T0_MS, out), 0);
     free_engine(0);
 }
 
@@ -513,11 +513,11 @@ static uint32_t compare_bounded(rc_engine_t *e, rc_user_state_t *users, int n_us
                                        .price_min = f % 3 == 2 ? 5 : -1,
                                        .price_max = f % 3 == 2 ? 30 : -1,
                                        .blend = f < 3 ? NULL : &blends[f / 3 - 1]};
-                rc_ranker_set_exhaustive(e->ranker, true);
-                uint32_t na = rc_engine_rank(e, &users[i], &spec, T0_MS, a);
-                rc_ranker_set_exhaustive(e->ranker, false);
-                uint32_t nb = rc_engine_rank(e, &users[i], &spec, T0_MS, b);
-                bounded += rc_ranker_deferred(e->ranker) > 0;
+                rc_ranker_set_exhaustive(scratch(), true);
+                uint32_t na = rc_engine_rank(e, scratch(), &users[i], &spec, T0_MS, a);
+                rc_ranker_set_exhaustive(scratch(), false);
+                uint32_t nb = rc_engine_rank(e, scratch(), &users[i], &spec, T0_MS, b);
+                bounded += rc_ranker_deferred(scratch()) > 0;
                 assert_same_ranking(a, na, b, nb);
             }
         }
@@ -714,7 +714,7 @@ static uint32_t rank_with_repeat(rc_engine_t *e, rc_user_state_t *u, uint8_t rep
 {
     rc_rank_spec_t spec = {
         .k = 10, .category = -1, .price_min = -1, .price_max = -1, .repeat = repeat};
-    return rc_engine_rank(e, u, &spec, T0_MS + 5 * MIN_MS, out);
+    return rc_engine_rank(e, scratch(), u, &spec, T0_MS + 5 * MIN_MS, out);
 }
 
 static void session_of_four(rc_engine_t *e, rc_user_state_t *u)

@@ -193,7 +193,7 @@ static void test_repeat_kind_and_age(void **state)
     observe(e, &u, RC_EV_VIEW, 12, T0_MS - 30 * 1000);
     rc_rank_spec_t spec = {
         .k = 50, .category = -1, .price_min = -1, .price_max = -1, .repeat = RC_REPEAT_ALLOWED};
-    uint32_t n = rc_engine_rank(e, &u, &spec, T0_MS, out);
+    uint32_t n = rc_engine_rank(e, scratch(), &u, &spec, T0_MS, out);
     int seen = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (out[i].src != RC_SRC_REPEAT)

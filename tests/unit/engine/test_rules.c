@@ -88,7 +88,7 @@ static void test_rules_boosts_and_pins(void **state)
      * i000, the most popular item, is buried. */
     rc_rank_spec_t home = {
         .k = 10, .category = -1, .price_min = -1, .price_max = -1, .surface = "home"};
-    n = rc_engine_rank(e, &u, &home, T0_MS, out);
+    n = rc_engine_rank(e, scratch(), &u, &home, T0_MS, out);
     assert_int_equal(n, 10);
     assert_int_equal(count_category(e, out, n, cat7), 7);
     assert_int_equal(place_of(out, n, 0), -1);
@@ -103,22 +103,22 @@ static void test_rules_boosts_and_pins(void **state)
         assert_dbl_ge(out[i - 1].score, out[i].score);
     rc_rank_spec_t other = home;
     other.surface = "cart";
-    n = rc_engine_rank(e, &u, &other, T0_MS, out);
+    n = rc_engine_rank(e, scratch(), &u, &other, T0_MS, out);
     assert_int_equal(out[0].item, 151);
     assert_int_equal(place_of(out, n, 150), -1);
     /* Never an item the user may not see, nor outside the subscription's filter. */
     rc_user_exclude(&u, 151);
-    n = rc_engine_rank(e, &u, &home, T0_MS, out);
+    n = rc_engine_rank(e, scratch(), &u, &home, T0_MS, out);
     assert_int_equal(place_of(out, n, 151), -1);
     assert_int_equal(out[1].item, 150);
     rc_rank_spec_t cat3 = home;
     cat3.category = category_of(e, "cat3");
-    n = rc_engine_rank(e, &u, &cat3, T0_MS, out);
+    n = rc_engine_rank(e, scratch(), &u, &cat3, T0_MS, out);
     assert_int_equal(place_of(out, n, 150), -1); /* 150 is in cat6 */
     /* A short list: the pin still takes its place, and K is respected. */
     rc_rank_spec_t two = home;
     two.k = 2;
-    n = rc_engine_rank(e, &u, &two, T0_MS, out);
+    n = rc_engine_rank(e, scratch(), &u, &two, T0_MS, out);
     assert_int_equal(n, 2);
     assert_int_equal(out[1].item, 150);
     free_engine(0);

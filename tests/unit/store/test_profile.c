@@ -12,6 +12,7 @@
 
 #include "assert_ext.h"
 #include "engine/engine.h"
+#include "engine/ranker.h"
 #include "proto/mpack.h"
 #include "store/profile.h"
 #include "util/defer.h"
@@ -27,6 +28,7 @@
 #define DAY_MS 86400000LL
 
 static rc_engine_t *engine;
+static rc_ranker_t *ranker;   /* the rank scratch (the caller's: engine.h) */
 static rc_catalog_t *catalog; /* the engine's */
 
 static int free_engine(void **state)
@@ -34,6 +36,8 @@ static int free_engine(void **state)
     (void)state;
     rc_engine_free(engine);
     engine = NULL;
+    rc_ranker_free(ranker);
+    ranker = NULL;
     return 0;
 }
 
@@ -45,6 +49,8 @@ static void setup_engine(void)
     const char *tags[] = {t1, t2};
     engine = rc_engine_new(1000, false, 16, 86400, 3600, T0_MS / 1000.0);
     assert_non_null(engine);
+    ranker = rc_ranker_new();
+    assert_non_null(ranker);
     catalog = rc_engine_catalog(engine);
     for (int i = 0; i < 40; i++) {
         uint32_t idx;
@@ -265,11 +271,11 @@ static void test_longterm_vector_ranks_content(void **state)
     rc_rank_spec_t spec = {.k = 5, .category = -1, .price_min = -1, .price_max = -1};
     rc_ranked_t out[5];
     uint32_t c3 = (uint32_t)rc_catalog_category(catalog, "cat3", 4);
-    assert_int_equal(rc_engine_rank(engine, &cold, &spec, T0_MS, out), 5);
+    assert_int_equal(rc_engine_rank(engine, ranker, &cold, &spec, T0_MS, out), 5);
     uint32_t cold_c3 = 0;
     for (int i = 0; i < 5; i++)
         cold_c3 += catalog->items[out[i].item].category == c3;
-    assert_int_equal(rc_engine_rank(engine, &back, &spec, T0_MS, out), 5);
+    assert_int_equal(rc_engine_rank(engine, ranker, &back, &spec, T0_MS, out), 5);
     uint32_t back_c3 = 0;
     for (int i = 0; i < 5; i++)
         back_c3 += catalog->items[out[i].item].category == c3;
