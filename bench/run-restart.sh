@@ -7,8 +7,8 @@
 #   log       no snapshot: the whole log read back (warming while it listens);
 #   snapshot  the snapshot of the first EVENTS, then the TAIL read back;
 #   clean     after a clean stop: the snapshot it wrote, no log to read.
-# Each SIGTERM writes a snapshot: its time (the loop is blocked meanwhile) and size are
-# reported too. Writes bench/results/restart-<stamp>.md.
+# Each SIGTERM writes a snapshot: its size, its time (written by a child process) and the part
+# of it the loop was held (the fork) are reported too. Writes bench/results/restart-<stamp>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/env.sh
@@ -53,16 +53,18 @@ start_server() {
     exit 1
 }
 
-# stop_server LOG: SIGTERM, then the snapshot it wrote: `snap_s` seconds, `snap_bytes`.
+# stop_server LOG: SIGTERM, then the snapshot it wrote: `snap_s` seconds, `snap_bytes`, and
+# `snap_loop_ms` the loop was held.
 stop_server() {
     local line
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     pid=""
-    snap_s=- snap_bytes=- # none written when nothing moved since the one read
+    snap_s=- snap_bytes=- snap_loop_ms=- # none written when nothing moved since the one read
     line=$(grep 'msg="snapshot written"' "$1" | tail -1) || return 0
     snap_s=$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$line")
     snap_bytes=$(sed -E 's/.* bytes=([0-9]+).*/\1/' <<<"$line")
+    snap_loop_ms=$(sed -E 's/.*loop_ms=([0-9.]+).*/\1/' <<<"$line")
 }
 
 rss_mb() { echo $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status") / 1024)); }
@@ -90,7 +92,7 @@ for run in $(seq 1 "$RUNS"); do
         start_server "$log"
         rss=$(rss_mb)
         stop_server "$log"
-        rows+=("$case $run $listen_ms $ready_ms $rss $snap_s $snap_bytes $(read_back "$log")")
+        rows+=("$case $run $listen_ms $ready_ms $rss $snap_s $snap_loop_ms $snap_bytes $(read_back "$log")")
         echo "run-restart: ${rows[-1]}"
     done
 done
@@ -104,19 +106,20 @@ median() { sort -n | sed -n "$(((RUNS + 1) / 2))p"; }
         "100k-item catalog, written by rankcast-logfill ($((log_bytes / 1048576)) MiB of log);" \
         "\`bench/run-restart.sh\` (RUNS=$RUNS). Times from the process's start."
     echo
-    echo "| case | run | listening ms | /readyz 200 ms | RSS MiB | snapshot at stop s | snapshot bytes | read back |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| case | run | listening ms | /readyz 200 ms | RSS MiB | snapshot at stop s | of which the loop ms | snapshot bytes | read back |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
-        read -r c n l rd rs ss sb rb <<<"$r"
-        echo "| $c | $n | $l | $rd | $rs | $ss | $sb | $rb |"
+        read -r c n l rd rs ss sl sb rb <<<"$r"
+        echo "| $c | $n | $l | $rd | $rs | $ss | $sl | $sb | $rb |"
     done
     echo
-    echo "| case | median /readyz 200 ms | median snapshot at stop s |"
-    echo "|---|---|---|"
+    echo "| case | median /readyz 200 ms | median snapshot at stop s | median of which the loop ms |"
+    echo "|---|---|---|---|"
     for c in log snapshot clean; do
         m=$(printf '%s\n' "${rows[@]}" | awk -v c="$c" '$1 == c {print $4}' | median)
         s=$(printf '%s\n' "${rows[@]}" | awk -v c="$c" '$1 == c {print $6}' | median)
-        echo "| $c | $m | $s |"
+        l=$(printf '%s\n' "${rows[@]}" | awk -v c="$c" '$1 == c {print $7}' | median)
+        echo "| $c | $m | $s | $l |"
     done
 } >"$out"
 cat "$out"
