@@ -170,8 +170,9 @@ typedef struct reader {
     uint64_t passed;      /* of which handed to `each` (from read_from on) */
     bool bad;             /* reading stopped at a bad record */
     bool done;            /* every segment read, the tail opened */
-    uint64_t bytes_read;  /* of the segments finished, for estimates */
-    uint64_t total_bytes; /* of every segment, at listing */
+    uint64_t bytes_read;  /* of the segments finished and read, for estimates */
+    uint64_t total_bytes; /* of every segment to read (not those wholly before read_from) */
+    uint64_t unread;      /* records of segments wholly before read_from (not read) */
     rc_eventlog_stats_t st;
 } reader_t;
 
@@ -252,6 +253,13 @@ static int list_segments(rc_eventlog_t *l, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether segment `seg` holds only records below read_from (a snapshot has them): it is not
+ * read, only counted. */
+static bool wholly_before(const rc_eventlog_t *l, uint32_t seg)
+{
+    return seg + 1 < l->n_segs && l->segs[seg + 1].first <= l->cfg.read_from;
+}
+
 /* Opens and maps segment r->seg. A segment wholly below read_from is only counted. */
 static int open_segment(rc_eventlog_t *l, reader_t *r, char *err, size_t errlen)
 {
@@ -274,10 +282,11 @@ static int open_segment(rc_eventlog_t *l, reader_t *r, char *err, size_t errlen)
                     .mtime_s = (int64_t)sb.st_mtime,
                     .bytes_read = r->bytes_read,
                     .total_bytes = r->total_bytes,
+                    .unread = r->unread,
                     .st = r->st};
-    if (!last && l->segs[r->seg + 1].first <= l->cfg.read_from) {
-        /* Wholly before the snapshot: not read. */
+    if (wholly_before(l, r->seg)) { /* before the snapshot: not read */
         r->st.skipped_records += l->segs[r->seg + 1].first - s->first;
+        r->unread += l->segs[r->seg + 1].first - s->first;
         r->off = r->size;
         return 0;
     }
@@ -334,7 +343,8 @@ static int close_segment(rc_eventlog_t *l, reader_t *r, char *err, size_t errlen
     r->st.skipped_records += r->records - r->passed;
     r->st.bytes += size;
     r->st.segments++;
-    r->bytes_read += r->size;
+    if (!wholly_before(l, r->seg))
+        r->bytes_read += r->size;
     if (last)
         l->next_record = s->first + r->records;
     r->seg++;
@@ -646,7 +656,7 @@ rc_eventlog_t *rc_eventlog_start(uv_loop_t *loop, struct rc_defer *defer,
         char path[600];
         struct stat sb;
         segment_path(l, l->segs[i].first, path, sizeof(path));
-        if (stat(path, &sb) == 0)
+        if (!wholly_before(l, i) && stat(path, &sb) == 0)
             r->total_bytes += (uint64_t)sb.st_size;
     }
     return l;
@@ -689,7 +699,8 @@ uint64_t rc_eventlog_records_left(const rc_eventlog_t *l)
 {
     const reader_t *r = l->reader;
     uint64_t left = rc_eventlog_bytes_left(l);
-    uint64_t records = r->st.records + r->st.skipped_records + (r->open ? r->records : 0);
+    uint64_t records =
+        r->st.records + r->st.skipped_records - r->unread + (r->open ? r->records : 0);
     uint64_t bytes = r->bytes_read + (r->open ? r->off : 0);
     if (left == 0 || records == 0 || bytes == 0)
         return left > 0 ? left / 100 : 0; /* nothing read yet: a typical event's size */
