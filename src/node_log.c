@@ -325,6 +325,31 @@ static int pack_snapshot(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err,
     return 0;
 }
 
+/* Writes a snapshot on the loop (blocking), when no child can. */
+static void write_snapshot_here(rc_node_t *n, uint64_t covers)
+{
+    uint64_t t0 = rc_mono_us();
+    rc_wbuf_t body;
+    char err[300];
+    rc_wbuf_init(&body, 0);
+    int rc = pack_snapshot(n, covers, &body, err, sizeof(err));
+    if (rc == 0 && (rc = rc_wbuf_ok(&body)) != 0)
+        snprintf(err, sizeof(err), "out of memory");
+    if (rc == 0)
+        rc = rc_snapshot_write(n->cfg->data_dir, covers, rc_wbuf_data(&body), body.len, err,
+                               sizeof(err));
+    if (rc == 0) {
+        n->snapshot_covers = covers;
+        double s = (double)(rc_mono_us() - t0) / 1e6;
+        RC_INFO("snapshot", "snapshot written",
+                "why=%s covers=%" PRIu64 " bytes=%zu seconds=%.3f loop_ms=%.1f", n->snapshot_why,
+                covers, body.len, s, s * 1e3);
+    } else {
+        RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", n->snapshot_why, err);
+    }
+    rc_wbuf_free(&body);
+}
+
 /* Starts writing what the node derived from the log up to now: a snapshot covering every
  * record appended so far, serialised and written by a child process while the loop goes on
  * (rc_node_log_snapshot_poll reports it). The loop pays for the fork only. */
@@ -336,15 +361,22 @@ void rc_node_log_snapshot(rc_node_t *n, const char *why)
     if (!n->profiles->ops->shared) /* the in-memory store must hold every change covered */
         rc_sessions_flush_profiles(n->sessions);
     char err[300];
+    n->snapshot_why = why;
     int rc = rc_eventlog_flush(n->log);
     if (rc == 0)
         rc = rc_snapshot_job_start(&n->snapshot, n->cfg->data_dir, covers, pack_snapshot, n, err,
                                    sizeof(err));
     else
         snprintf(err, sizeof(err), "the log cannot be written");
+    if (rc == RC_EIO && strcmp(why, "stop") == 0) {
+        /* No child (the kernel refused the fork's memory): at a stop the loop has nothing
+         * left to serve, so the snapshot is written here, as before there were children. */
+        RC_WARN("snapshot", "written on the loop", "why=%s error=\"%s\"", why, err);
+        write_snapshot_here(n, covers);
+        return;
+    }
     if (rc != 0)
         RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", why, err);
-    n->snapshot_why = why;
 }
 
 void rc_node_log_snapshot_poll(rc_node_t *n, bool wait)
