@@ -23,6 +23,7 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
     if (e == NULL)
         return NULL;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
+    rc_covisit_init(&e->successor, RC_SUCCESSOR_NEIGHBORS, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
     if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0 ||
         (e->ranker = rc_ranker_new()) == NULL) {
@@ -33,8 +34,11 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
      * synthetic generator's browsing sessions; bench/eval/README.md): the session's own
      * neighbourhood predicts the next item far better than content or trending, which
      * mainly order items when the neighbourhood is thin (cold start, new items). */
-    e->blend =
-        (rc_blend_t){.covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f};
+    e->blend = (rc_blend_t){
+        .covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f, .successor = 0.5f};
+    /* The successor share is a starting point: traffic moves it (learn_blend). */
+    e->blend_rate = 0.01f;
+    e->blend_floor = 0.01f;
     e->source_decay = 0.4f;
     e->backward_weight = 0.5f;
     e->pair_decay = 1.0f;
@@ -58,6 +62,7 @@ void rc_engine_free(rc_engine_t *e)
         return;
     rc_catalog_free(&e->catalog);
     rc_covisit_free(&e->covisit);
+    rc_covisit_free(&e->successor);
     rc_trending_free(&e->trending);
     rc_features_free(&e->features);
     rc_rules_free(&e->rules);
@@ -306,7 +311,82 @@ static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t ite
             continue;
         float pair = sqrtf(w * r->w) / (1.0f + e->pair_decay * (float)d);
         rc_covisit_add_directed(&e->covisit, r->item, item, pair, pair * e->backward_weight, now_s);
+        if (d == 0) /* an adjacent transition, counted as a first-order chain counts it */
+            rc_covisit_add_directed(&e->successor, r->item, item, sqrtf(w * r->w), 0, now_s);
     }
+}
+
+float rc_covisit_evidence(const rc_engine_t *e, const rc_user_state_t *u, uint32_t item,
+                          float *total)
+{
+    float acc = 0;
+    uint8_t n = u->n_recent < RC_COVISIT_SOURCES ? u->n_recent : RC_COVISIT_SOURCES;
+    *total = 0;
+    for (uint8_t d = 0; d < n; d++) {
+        const rc_recent_t *r = rc_user_recent(u, d);
+        uint32_t nn;
+        const rc_neighbor_t *nb = rc_covisit_neighbors(&e->covisit, r->item, &nn);
+        if (r->w <= 0 || nn == 0 || nb[0].w <= 0)
+            continue;
+        float source_w = logf(1.0f + r->w) * powf(e->source_decay, (float)d);
+        float floor = nb[0].w * RC_COVISIT_FLOOR, sum = 0;
+        uint32_t take = rc_covisit_take(d);
+        for (uint32_t j = 0; j < nn && j < take && nb[j].w >= floor; j++) {
+            float contrib = nb[j].w / nb[0].w * source_w;
+            sum += contrib;
+            if (nb[j].item == item)
+                acc += contrib;
+        }
+        *total += sum;
+    }
+    return acc;
+}
+
+float rc_successor_evidence(const rc_engine_t *e, const rc_user_state_t *u, uint32_t item,
+                            float *total)
+{
+    float w = 0;
+    *total = 0;
+    if (u->n_recent == 0 || rc_user_recent(u, 0)->w <= 0)
+        return 0;
+    uint32_t nn;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, rc_user_recent(u, 0)->item, &nn);
+    for (uint32_t j = 0; j < nn; j++) {
+        *total += nb[j].w;
+        if (nb[j].item == item)
+            w = nb[j].w;
+    }
+    return w;
+}
+
+/* Moves the successor share towards the model that predicted the item the user acted on.
+ * Each of the two sequential models is a distribution over the next item: co-visitation's
+ * evidence for it over the evidence for every neighbour a rank gathers, the successor
+ * model's weight for it over the item in view's successors (what a first-order Markov chain
+ * estimates). The share a is the weight of the second in their mixture, and each event takes
+ * an exponentiated-gradient step on the mixture's log-likelihood (Helmbold, Schapire, Singer
+ * and Warmuth's on-line portfolio update): a <- a exp(rate p_s / p), 1 - a <- (1 - a)
+ * exp(rate p_c / p), p = (1 - a) p_c + a p_s, normalised. Its fixed point is the mixture that
+ * best predicts the next events: on data made by a first-order chain the successor model
+ * leads, on sessions whose next item follows any of the last few co-visitation does. An
+ * event neither model foresaw moves nothing. */
+static void learn_blend(rc_engine_t *e, const rc_user_state_t *u, uint32_t item)
+{
+    float covis_total, succ_total;
+    float p_c = rc_covisit_evidence(e, u, item, &covis_total);
+    float p_s = rc_successor_evidence(e, u, item, &succ_total);
+    p_c = covis_total > 0 ? p_c / covis_total : 0;
+    p_s = succ_total > 0 ? p_s / succ_total : 0;
+    float a = e->blend.successor;
+    float p = (1 - a) * p_c + a * p_s;
+    if (p <= 0)
+        return;
+    float keep_s = a * expf(fminf(e->blend_rate * p_s / p, 1.0f));
+    float keep_c = (1 - a) * expf(fminf(e->blend_rate * p_c / p, 1.0f));
+    a = keep_s / (keep_s + keep_c);
+    float lo = e->blend_floor, hi = 1 - e->blend_floor;
+    e->blend.successor = a < lo ? lo : a > hi ? hi : a;
+    e->blend_updates++;
 }
 
 /* Each positive event of a user with a session says whether it returned to the item in view,
@@ -344,8 +424,11 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
         return kind == RC_EV_SEARCH && u != NULL;
     uint32_t idx = (uint32_t)item;
 
-    if (u != NULL && weight > 0 && u->n_recent > 0 && kind != RC_EV_DISMISS)
+    if (u != NULL && weight > 0 && u->n_recent > 0 && kind != RC_EV_DISMISS) {
         learn_return(e, u, idx);
+        if (e->blend_rate > 0 && idx < e->catalog.n && rc_user_recent(u, 0)->item != idx)
+            learn_blend(e, u, idx);
+    }
     if (kind == RC_EV_DISMISS) {
         if (u != NULL)
             rc_user_exclude(u, idx);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the engine's own part (engine/engine.h): what each event kind weighs, and
- * what rc_engine_observe() returns and records for a user. */
+/* Unit tests of the engine's own part (engine/engine.h): what each event kind weighs, what
+ * rc_engine_observe() returns and records for a user, the successor model and the learned
+ * share of the sequential part. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,11 +61,122 @@ static void test_observe_return_values(void **state)
     rc_engine_free(NULL);
 }
 
+/* A session of views by a fresh user, a second apart from `at_ms`. */
+static void session(rc_engine_t *e, const int64_t *items, int n, int64_t at_ms)
+{
+    rc_user_state_t u;
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    for (int i = 0; i < n; i++)
+        observe(e, &u, RC_EV_VIEW, items[i], at_ms + i * 1000);
+}
+
+static float successor_weight(const rc_engine_t *e, uint32_t a, uint32_t b)
+{
+    uint32_t n;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, a, &n);
+    for (uint32_t j = 0; j < n; j++)
+        if (nb[j].item == b)
+            return nb[j].w;
+    return 0;
+}
+
+/* The successor model counts what came directly after an item, forward only, and nothing
+ * two steps on (co-visitation learns those). */
+static void test_successor_counts_adjacent(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    const int64_t abc[] = {1, 2, 3};
+    session(e, abc, 3, T0_MS);
+    session(e, abc, 2, T0_MS + 10000);
+    assert_float_equal(successor_weight(e, 1, 2), 2, 1e-4);
+    assert_float_equal(successor_weight(e, 2, 3), 1, 1e-4);
+    assert_float_equal(successor_weight(e, 1, 3), 0, 0);
+    assert_float_equal(successor_weight(e, 2, 1), 0, 0);
+    uint32_t n;
+    rc_covisit_neighbors(&e->covisit, 1, &n);
+    assert_int_equal(n, 2); /* 2 and 3 */
+    free_engine(0);
+}
+
+/* The successor share follows whichever sequential model predicts the next item: up where
+ * the item in view decides what comes next (whatever came before it), down where the item
+ * before it does (and the one in view is noise). */
+static void test_successor_share_learned(void **state)
+{
+    (void)state;
+    rc_engine_t *chain = engine_with_items(0, false);
+    rc_engine_t *skip = engine_with_items(1, false);
+    float start = chain->blend.successor;
+    assert_dbl_gt(chain->blend_rate, 0);
+    for (int i = 0; i < 400; i++) {
+        int64_t at_ms = T0_MS + i * 60000LL;
+        int64_t noise = 100 + i % 97;
+        const int64_t s1[] = {noise, 10 + i % 5, 20 + i % 5}; /* 10+k is followed by 20+k */
+        const int64_t s2[] = {10 + i % 5, noise, 20 + i % 5}; /* 20+k two steps after 10+k */
+        session(chain, s1, 3, at_ms);
+        session(skip, s2, 3, at_ms);
+    }
+    assert_dbl_gt(chain->blend.successor, start + 0.1);
+    assert_dbl_lt(skip->blend.successor, start - 0.1);
+    assert_int_gt(chain->blend_updates, 300);
+    /* Within its bounds, and the rest of the blend as set. */
+    assert_dbl_le(chain->blend.successor, 1 - chain->blend_floor);
+    assert_dbl_ge(skip->blend.successor, skip->blend_floor);
+    assert_float_equal(chain->blend.covisit, 0.8f, 0);
+
+    /* With a rate of 0 it stays as set. */
+    free_engine(0);
+    rc_engine_t *fixed = engine_with_items(0, false);
+    fixed->blend_rate = 0;
+    const int64_t s[] = {1, 2, 3};
+    session(fixed, s, 3, T0_MS);
+    assert_float_equal(fixed->blend.successor, start, 0);
+    assert_int_equal(fixed->blend_updates, 0);
+    free_engines(NULL);
+}
+
+/* The ranker scores the mixture: with the share on the successor model, what directly
+ * followed the item in view leads a list that co-visitation alone would lead with an item
+ * seen before it. */
+static void test_rank_mixes_successors(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    e->blend_rate = 0;
+    for (int i = 0; i < 12; i++) { /* 5 comes before 1 often (1's list: 5, backward) */
+        const int64_t s[] = {5, 1};
+        session(e, s, 2, T0_MS + i * 10000LL);
+    }
+    for (int i = 0; i < 4; i++) { /* 1 is followed by 7 a few times */
+        const int64_t s[] = {1, 7};
+        session(e, s, 2, T0_MS + 200000 + i * 10000LL);
+    }
+    rc_user_state_t u;
+    rc_ranked_t out[10];
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 1, T0_MS + 400000);
+    e->blend.successor = 0;
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_ge(n, 2);
+    assert_int_equal(out[0].item, 5);
+    e->blend.successor = 0.9f;
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_ge(n, 2);
+    assert_int_equal(out[0].item, 7);
+    assert_int_equal(out[0].src, RC_SRC_COVISIT);
+    assert_int_equal(out[0].ref, 1);
+    free_engine(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_weights),
         cmocka_unit_test_teardown(test_observe_return_values, free_engines),
+        cmocka_unit_test_teardown(test_successor_counts_adjacent, free_engines),
+        cmocka_unit_test_teardown(test_successor_share_learned, free_engines),
+        cmocka_unit_test_teardown(test_rank_mixes_successors, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
