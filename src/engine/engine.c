@@ -316,77 +316,47 @@ static void learn_covisit(rc_engine_t *e, const rc_user_state_t *u, uint32_t ite
     }
 }
 
-float rc_covisit_evidence(const rc_engine_t *e, const rc_user_state_t *u, uint32_t item,
-                          float *total)
+/* 1 / the place of `item` in `a`'s list (strongest first), 0 when it is not there. */
+static float reciprocal_rank(const rc_covisit_t *cv, uint32_t a, uint32_t item)
 {
-    float acc = 0;
-    uint8_t n = u->n_recent < RC_COVISIT_SOURCES ? u->n_recent : RC_COVISIT_SOURCES;
-    *total = 0;
-    for (uint8_t d = 0; d < n; d++) {
-        const rc_recent_t *r = rc_user_recent(u, d);
-        uint32_t nn;
-        const rc_neighbor_t *nb = rc_covisit_neighbors(&e->covisit, r->item, &nn);
-        if (r->w <= 0 || nn == 0 || nb[0].w <= 0)
-            continue;
-        float source_w = logf(1.0f + r->w) * powf(e->source_decay, (float)d);
-        float floor = nb[0].w * RC_COVISIT_FLOOR, sum = 0;
-        uint32_t take = rc_covisit_take(d);
-        for (uint32_t j = 0; j < nn && j < take && nb[j].w >= floor; j++) {
-            float contrib = nb[j].w / nb[0].w * source_w;
-            sum += contrib;
-            if (nb[j].item == item)
-                acc += contrib;
-        }
-        *total += sum;
-    }
-    return acc;
-}
-
-float rc_successor_evidence(const rc_engine_t *e, const rc_user_state_t *u, uint32_t item,
-                            float *total)
-{
-    float w = 0;
-    *total = 0;
-    if (u->n_recent == 0 || rc_user_recent(u, 0)->w <= 0)
-        return 0;
-    uint32_t nn;
-    const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, rc_user_recent(u, 0)->item, &nn);
-    for (uint32_t j = 0; j < nn; j++) {
-        *total += nb[j].w;
+    uint32_t n;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(cv, a, &n);
+    for (uint32_t j = 0; j < n; j++)
         if (nb[j].item == item)
-            w = nb[j].w;
-    }
-    return w;
+            return 1.0f / (float)(j + 1);
+    return 0;
 }
 
-/* Moves the successor share towards the model that predicted the item the user acted on.
- * Each of the two sequential models is a distribution over the next item: co-visitation's
- * evidence for it over the evidence for every neighbour a rank gathers, the successor
- * model's weight for it over the item in view's successors (what a first-order Markov chain
- * estimates). The share a is the weight of the second in their mixture, and each event takes
- * an exponentiated-gradient step on the mixture's log-likelihood (Helmbold, Schapire, Singer
- * and Warmuth's on-line portfolio update): a <- a exp(rate p_s / p), 1 - a <- (1 - a)
- * exp(rate p_c / p), p = (1 - a) p_c + a p_s, normalised. Its fixed point is the mixture that
- * best predicts the next events: on data made by a first-order chain the successor model
- * leads, on sessions whose next item follows any of the last few co-visitation does. An
- * event neither model foresaw moves nothing. */
+/* Moves the successor share towards the model that ranked the item the user acted on higher
+ * among the neighbours of the item in view: Hedge (Freund and Schapire) over the two
+ * sequential models, each losing 1 - its reciprocal rank of the item: a <- a e^(-rate (1 -
+ * rr_s)), 1 - a <- (1 - a) e^(-rate (1 - rr_c)), normalised, within [floor, 1 - floor].
+ * So the share follows whichever orders next items better, as the lists are judged (MRR),
+ * rather than whichever spreads its probability more safely: on data made by a first-order
+ * chain the successor model, on baskets whose next line follows any of the last few
+ * co-visitation. An event neither model listed moves nothing. */
 static void learn_blend(rc_engine_t *e, const rc_user_state_t *u, uint32_t item)
 {
-    float covis_total, succ_total;
-    float p_c = rc_covisit_evidence(e, u, item, &covis_total);
-    float p_s = rc_successor_evidence(e, u, item, &succ_total);
-    p_c = covis_total > 0 ? p_c / covis_total : 0;
-    p_s = succ_total > 0 ? p_s / succ_total : 0;
-    float a = e->blend.successor;
-    float p = (1 - a) * p_c + a * p_s;
-    if (p <= 0)
+    uint32_t current = rc_user_recent(u, 0)->item;
+    float rr_c = reciprocal_rank(&e->covisit, current, item);
+    float rr_s = reciprocal_rank(&e->successor, current, item);
+    if (rr_c <= 0 && rr_s <= 0)
         return;
-    float keep_s = a * expf(fminf(e->blend_rate * p_s / p, 1.0f));
-    float keep_c = (1 - a) * expf(fminf(e->blend_rate * p_c / p, 1.0f));
+    float a = e->blend.successor;
+    float keep_s = a * expf(-e->blend_rate * (1 - rr_s));
+    float keep_c = (1 - a) * expf(-e->blend_rate * (1 - rr_c));
     a = keep_s / (keep_s + keep_c);
     float lo = e->blend_floor, hi = 1 - e->blend_floor;
     e->blend.successor = a < lo ? lo : a > hi ? hi : a;
     e->blend_updates++;
+}
+
+static bool in_session(const rc_user_state_t *u, uint32_t item)
+{
+    for (uint8_t d = 0; d < u->n_recent; d++)
+        if (rc_user_recent(u, d)->item == item)
+            return true;
+    return false;
 }
 
 /* Each positive event of a user with a session says whether it returned to the item in view,
@@ -426,7 +396,7 @@ bool rc_engine_observe(rc_engine_t *e, rc_user_state_t *u, rc_event_kind_t kind,
 
     if (u != NULL && weight > 0 && u->n_recent > 0 && kind != RC_EV_DISMISS) {
         learn_return(e, u, idx);
-        if (e->blend_rate > 0 && idx < e->catalog.n && rc_user_recent(u, 0)->item != idx)
+        if (e->blend_rate > 0 && idx < e->catalog.n && !in_session(u, idx))
             learn_blend(e, u, idx);
     }
     if (kind == RC_EV_DISMISS) {

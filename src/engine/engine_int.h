@@ -69,17 +69,4 @@ struct rc_engine {
     rc_ranker_t *ranker; /* one rank's scratch memory (ranker.h) */
 };
 
-/** Co-visitation's evidence for `item` as the user's next: the sum over the user's recent
- * items (newest first, the first RC_COVISIT_SOURCES) of the item's weight in each one's
- * neighbours over the strongest's, times log(1 + what the user did) * source_decay^d, over
- * the neighbours a rank gathers (rc_covisit_take(d), none under RC_COVISIT_FLOOR of the
- * strongest). *total: the same sum over all those neighbours. */
-float rc_covisit_evidence(const rc_engine_t *e, const rc_user_state_t *u, uint32_t item,
-                          float *total);
-
-/** The successor model's weight for `item` after the user's item in view; *total: the weight
- * of all its successors. */
-float rc_successor_evidence(const rc_engine_t *e, const rc_user_state_t *u, uint32_t item,
-                            float *total);
-
 #endif

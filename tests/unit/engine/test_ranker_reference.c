@@ -556,7 +556,9 @@ static void test_rank_matches_reference(void **state)
     print_message("%u lists compared, %u ranked with candidates left unscored\n", compared,
                   deferred);
     assert_int_gt(compared, 20000);
-    assert_int_gt(deferred, 500); /* 861 (979 before the successor model) */
+    /* 241: the successor model's candidates, mixed in by the learned share (0.41 halfway),
+     * are strong ones, so fewer lists leave some unscored (979 before the model). */
+    assert_int_gt(deferred, 150);
     free_world(NULL);
 }
 
