@@ -76,7 +76,8 @@ typedef struct options {
     double covisit_half_life_s;
     rc_blend_t blend;
     bool blend_set, catalog_prior;
-    double source_decay, backward_weight, pair_decay, repeat_recency, new_sharpness, blend_rate;
+    double source_decay, backward_weight, pair_decay, repeat_recency, new_sharpness, blend_rate,
+        successor_max;
     knn_params_t sknn, vsknn, stan, vstan;
     uint32_t sr_steps;
     int sr_weighting; /* SR_W_* */
@@ -117,9 +118,10 @@ static void usage(void)
             "  --neighbors N          engine: co-visitation neighbours per item (64)\n"
             "  --covisit-half-life-s S  engine: co-visitation half-life (2592000)\n"
             "  --blend A,B,C,D[,E]    engine: covisit,content,trending,popular weights, and the\n"
-            "                         successor share (0.5; where learning starts)\n"
+            "                         successor share (0.1; where learning starts)\n"
             "  --blend-rate F         engine: the successor share's learning rate (0.01; 0:\n"
             "                         fixed)\n"
+            "  --successor-max F      engine: the largest successor share learned (0.5)\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
             "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (1)\n"
@@ -235,6 +237,7 @@ static int parse_args(int argc, char **argv, options_t *o)
                                .lambda_idf = 5},
                      .pair_decay = -1,
                      .blend_rate = -1,
+                     .successor_max = -1,
                      .sr_steps = 10,
                      .sr_weighting = SR_W_DIV};
     for (int m = 0; m < M_DEFAULT_COUNT; m++)
@@ -295,6 +298,8 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->blend_set = true;
         else if (strcmp(a, "--blend-rate") == 0)
             o->blend_rate = atof(v);
+        else if (strcmp(a, "--successor-max") == 0)
+            o->successor_max = atof(v);
         else if (strcmp(a, "--stan-sample") == 0)
             o->stan.sample = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--methods") == 0 && parse_methods(v, o->methods))
@@ -867,6 +872,8 @@ int main(int argc, char **argv)
         e->repeat_recency = (float)o.repeat_recency;
     if (o.blend_rate >= 0)
         e->blend_rate = (float)o.blend_rate;
+    if (o.successor_max >= 0)
+        e->successor_max = (float)o.successor_max;
     if (o.new_sharpness > 0)
         e->new_sharpness = (float)o.new_sharpness;
     dataset_t d = {0};

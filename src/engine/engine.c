@@ -35,10 +35,12 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
      * neighbourhood predicts the next item far better than content or trending, which
      * mainly order items when the neighbourhood is thin (cold start, new items). */
     e->blend = (rc_blend_t){
-        .covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f, .successor = 0.5f};
-    /* The successor share is a starting point: traffic moves it (learn_blend). */
+        .covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f, .successor = 0.1f};
+    /* The successor share starts small, the newer model earning its place, and traffic
+     * moves it (learn_blend) within [blend_floor, successor_max]. */
     e->blend_rate = 0.01f;
     e->blend_floor = 0.01f;
+    e->successor_max = 0.5f;
     e->source_decay = 0.4f;
     e->backward_weight = 0.5f;
     e->pair_decay = 1.0f;
@@ -346,7 +348,7 @@ static void learn_blend(rc_engine_t *e, const rc_user_state_t *u, uint32_t item)
     float keep_s = a * expf(-e->blend_rate * (1 - rr_s));
     float keep_c = (1 - a) * expf(-e->blend_rate * (1 - rr_c));
     a = keep_s / (keep_s + keep_c);
-    float lo = e->blend_floor, hi = 1 - e->blend_floor;
+    float lo = e->blend_floor, hi = e->successor_max;
     e->blend.successor = a < lo ? lo : a > hi ? hi : a;
     e->blend_updates++;
 }

@@ -34,7 +34,8 @@ struct rc_engine {
      * unless blend_rate is 0 (learn_blend in engine.c). */
     rc_blend_t blend;
     float blend_rate;
-    float blend_floor;                /* the successor share stays within [floor, 1 - floor] */
+    float blend_floor; /* the successor share stays within [floor, successor_max] */
+    float successor_max;
     uint64_t blend_updates;           /* events that moved it */
     struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
     rc_rules_t rules;                 /* boosts and pins (resolved at each refresh) */

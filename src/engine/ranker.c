@@ -271,6 +271,7 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
     for (uint8_t d = 0; d < n; d++)
         sources[d] = rc_user_recent(u, d)->item;
     rc_covisit_prefetch(&e->covisit, sources, n, source_take(0));
+    rc_covisit_prefetch(&e->successor, sources, n > 0 ? 1 : 0, RC_SUCCESSOR_NEIGHBORS);
     rk->covis_total = 0;
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);

@@ -125,14 +125,16 @@ static void test_successor_share_learned(void **state)
     rc_engine_t *skip = engine_with_items(1, false);
     float start = chain->blend.successor;
     assert_dbl_gt(chain->blend_rate, 0);
-    judge_models(chain, 500, 1000, 1000, 10, 200);
-    judge_models(skip, 1000, 10, 500, 1000, 200);
-    assert_dbl_gt(chain->blend.successor, start + 0.2);
-    assert_dbl_lt(skip->blend.successor, start - 0.2);
-    assert_int_equal(chain->blend_updates, 200);
-    /* Within its bounds, and the rest of the blend as set. */
-    assert_dbl_le(chain->blend.successor, 1 - chain->blend_floor);
-    assert_dbl_ge(skip->blend.successor, skip->blend_floor);
+    judge_models(chain, 5000, 100000, 100000, 10, 100);
+    judge_models(skip, 100000, 10, 5000, 100000, 100);
+    assert_dbl_gt(chain->blend.successor, start + 0.02);
+    assert_dbl_lt(skip->blend.successor, start - 0.02);
+    assert_int_equal(chain->blend_updates, 100);
+    /* On to its bounds, and the rest of the blend as set. */
+    judge_models(chain, 0, 0, 0, 0, 1900);
+    judge_models(skip, 0, 0, 0, 0, 1900);
+    assert_float_equal(chain->blend.successor, chain->successor_max, 1e-6);
+    assert_float_equal(skip->blend.successor, skip->blend_floor, 1e-6);
     assert_float_equal(chain->blend.covisit, 0.8f, 0);
 
     free_engines(NULL);
@@ -143,7 +145,7 @@ static void test_successor_share_learned(void **state)
     /* With a rate of 0 it stays as set. */
     rc_engine_t *fixed = engine_with_items(1, false);
     fixed->blend_rate = 0;
-    judge_models(fixed, 500, 1000, 1000, 10, 50);
+    judge_models(fixed, 5000, 100000, 100000, 10, 50);
     assert_float_equal(fixed->blend.successor, start, 0);
     assert_int_equal(fixed->blend_updates, 0);
     free_engines(NULL);
