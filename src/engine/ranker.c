@@ -75,10 +75,7 @@ struct rc_ranker {
      * (gathering adds them first; scoring reorders them). */
     uint32_t n_covis;
     bool covis_first;
-    /* The evidence for every neighbour gathered from the co-visitation model, and the weight
-     * of every successor of the item in view (whether candidates or not): each model's
-     * prediction of the next item is its evidence for the item over these. */
-    float covis_total, succ_total;
+    float succ_max; /* the weight of the item in view's strongest successor */
     /* What the rank gathers from, for the candidates gathered late (gather_rest). */
     const rc_user_state_t *u;
     const rc_rank_spec_t *spec;
@@ -244,14 +241,15 @@ static void gather_successors(rc_ranker_t *rk, const rc_user_state_t *u)
 {
     const rc_engine_t *e = rk->e;
     const rc_recent_t *r = rc_user_recent(u, 0);
-    rk->succ_total = 0;
+    rk->succ_max = 0;
     if (u->n_recent == 0 || r->w <= 0)
         return;
     uint32_t nn;
     const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, r->item, &nn);
+    if (nn > 0)
+        rk->succ_max = nb[0].w; /* strongest first */
     for (uint32_t j = 0; j < nn; j++) {
         uint32_t c = nb[j].item;
-        rk->succ_total += nb[j].w;
         struct rc_scratch *x = c < e->catalog.n ? add_candidate(rk, c) : NULL;
         if (x == NULL)
             continue;
@@ -272,7 +270,6 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
         sources[d] = rc_user_recent(u, d)->item;
     rc_covisit_prefetch(&e->covisit, sources, n, source_take(0));
     rc_covisit_prefetch(&e->successor, sources, n > 0 ? 1 : 0, RC_SUCCESSOR_NEIGHBORS);
-    rk->covis_total = 0;
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->w <= 0)
@@ -286,21 +283,18 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
         float floor = max * COVISIT_FLOOR;
         if (nn > source_take(d))
             nn = source_take(d);
-        float sum = 0;
         for (uint32_t j = 0; j < nn && nb[j].w >= floor; j++) {
             uint32_t c = nb[j].item;
-            float contrib = nb[j].w / max * source_w;
-            sum += contrib;
             struct rc_scratch *x = c < e->catalog.n ? add_candidate(rk, c) : NULL;
             if (x == NULL)
                 continue;
+            float contrib = nb[j].w / max * source_w;
             if (contrib > x->covis_best) {
                 x->covis_best = contrib;
                 x->covis_ref = (int32_t)r->item;
             }
             x->covis_acc += contrib;
         }
-        rk->covis_total += sum;
     }
     gather_successors(rk, u);
 }
@@ -564,10 +558,10 @@ static void select_best(scored_t *r, uint32_t n, uint32_t m)
 typedef struct {
     const rc_blend_t *b;
     norms_t unorm;
-    /* The sequential part of a candidate is k_covis * covis_acc + k_succ * succ (the mixture
-     * of the two models' predictions, blend.successor the second's share) over seq_max, the
-     * best candidate's. */
-    float k_covis, k_succ, seq_max;
+    /* The sequential part of a candidate is k_covis * covis_acc + k_succ * succ: each model's
+     * evidence over its best (co-visitation's best candidate, the strongest successor of the
+     * item in view), mixed by blend.successor, the successor model's share. */
+    float k_covis, k_succ;
     int segs[4];
     int seg_hi; /* the highest of segs[] (RC_SEG_ALL, the lowest, is segs[2]) */
     float w_seg[4];
@@ -583,16 +577,13 @@ static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const
     x->b = s->blend ? s->blend : &e->blend;
     x->spec = s;
     x->unorm = user_norms(u);
+    float covis_max = 0;
+    for (uint32_t i = 0; i < rk->n_cands; i++)
+        if (rk->scratch[rk->cands[i]].covis_acc > covis_max)
+            covis_max = rk->scratch[rk->cands[i]].covis_acc;
     float a = x->b->successor;
-    x->k_covis = rk->covis_total > 0 ? (1 - a) / rk->covis_total : 0;
-    x->k_succ = rk->succ_total > 0 ? a / rk->succ_total : 0;
-    x->seq_max = 0;
-    for (uint32_t i = 0; i < rk->n_cands; i++) {
-        const struct rc_scratch *c = &rk->scratch[rk->cands[i]];
-        float seq = x->k_covis * c->covis_acc + x->k_succ * c->succ;
-        if (seq > x->seq_max)
-            x->seq_max = seq;
-    }
+    x->k_covis = covis_max > 0 ? (1 - a) / covis_max : 0;
+    x->k_succ = rk->succ_max > 0 ? a / rk->succ_max : 0;
     /* Each trending part is a segment's score over its leader's: the divisions are done
      * once here, not per candidate. With a locale, the market counts most. */
     int loc_seg = locale_segment(t, u);
@@ -614,8 +605,7 @@ static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const
  * so it is a candidate's bound (score_candidates). */
 static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
 {
-    float seq = x->k_covis * cand->covis_acc + x->k_succ * cand->succ;
-    return x->seq_max > 0 ? x->b->covisit * seq / x->seq_max : 0;
+    return x->b->covisit * (x->k_covis * cand->covis_acc + x->k_succ * cand->succ);
 }
 
 /* The score of a candidate (its slot) into *r; false when the rules leave it out. Content,

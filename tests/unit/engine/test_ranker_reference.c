@@ -49,9 +49,7 @@ typedef struct {
     float *acc, *best, *succ;
     int32_t *ref;
     uint32_t *order; /* candidates in the order they came */
-    /* The evidence of every neighbour gathered, the weight of every successor of the item in
-     * view: what the two sequential models' predictions are shares of. */
-    float covis_total, succ_total;
+    float succ_max;  /* the weight of the item in view's strongest successor */
     uint32_t n;
     rc_ranked_t *scored;
 } ref_t;
@@ -82,23 +80,20 @@ static void ref_covisit(ref_t *r)
         if (src->w <= 0 || nn == 0 || nb[0].w <= 0)
             continue;
         float source_w = logf(1.0f + src->w) * powf(e->source_decay, (float)d);
-        float sum = 0;
         for (uint32_t j = 0; j < nn && j < ref_source_take[d]; j++) {
             if (nb[j].w < nb[0].w * REF_FLOOR)
                 break;
             uint32_t c = nb[j].item;
-            float contrib = nb[j].w / nb[0].w * source_w;
-            sum += contrib;
             ref_add(r, c);
             if (c >= e->catalog.n || !r->cand[c])
                 continue;
+            float contrib = nb[j].w / nb[0].w * source_w;
             if (contrib > r->best[c]) {
                 r->best[c] = contrib;
                 r->ref[c] = (int32_t)src->item;
             }
             r->acc[c] += contrib;
         }
-        r->covis_total += sum;
     }
     /* What directly followed the item in view (the successor model): every successor, by its
      * weight, explained by the item in view when nothing else does. */
@@ -107,9 +102,9 @@ static void ref_covisit(ref_t *r)
     const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, cur->item, &nn);
     if (u->n_recent == 0 || cur->w <= 0)
         return;
+    r->succ_max = nn > 0 ? nb[0].w : 0;
     for (uint32_t j = 0; j < nn; j++) {
         uint32_t c = nb[j].item;
-        r->succ_total += nb[j].w;
         ref_add(r, c);
         if (c >= e->catalog.n || !r->cand[c])
             continue;
@@ -230,16 +225,17 @@ static float ref_content(const rc_user_state_t *u, const rc_item_t *it)
     return c > 0 ? (c < 1 ? c : 1) : 0;
 }
 
-/* The sequential part of candidate c before its blend weight: the mixture of the two
- * models' predictions, blend.successor the successor model's share (docs/engine.md). */
-static float ref_seq(const ref_t *r, const rc_blend_t *b, uint32_t c)
+/* The sequential part of candidate c before its blend weight: each model's evidence over its
+ * best (the best candidate's co-visitation, the strongest successor of the item in view),
+ * mixed by blend.successor, the successor model's share (docs/engine.md). */
+static float ref_seq(const ref_t *r, const rc_blend_t *b, float covis_max, uint32_t c)
 {
-    float k_covis = r->covis_total > 0 ? (1 - b->successor) / r->covis_total : 0;
-    float k_succ = r->succ_total > 0 ? b->successor / r->succ_total : 0;
+    float k_covis = covis_max > 0 ? (1 - b->successor) / covis_max : 0;
+    float k_succ = r->succ_max > 0 ? b->successor / r->succ_max : 0;
     return k_covis * r->acc[c] + k_succ * r->succ[c];
 }
 
-static bool ref_score(const ref_t *r, uint32_t c, float seq_max, rc_ranked_t *out)
+static bool ref_score(const ref_t *r, uint32_t c, float covis_max, rc_ranked_t *out)
 {
     const rc_engine_t *e = r->e;
     const rc_trending_t *t = &e->trending;
@@ -248,7 +244,7 @@ static bool ref_score(const ref_t *r, uint32_t c, float seq_max, rc_ranked_t *ou
     if (!ref_passes(it, r->spec))
         return false;
     float part[RC_SRC_COUNT];
-    part[RC_SRC_COVISIT] = seq_max > 0 ? b->covisit * ref_seq(r, b, c) / seq_max : 0;
+    part[RC_SRC_COVISIT] = b->covisit * ref_seq(r, b, covis_max, c);
     part[RC_SRC_CONTENT] = b->content * ref_content(r->u, it);
     int loc = rc_trending_locale_segment(t, r->u->locale);
     int segs[4] = {RC_SEG_DEVICE(r->u->device), RC_SEG_DAYPART(r->daypart), RC_SEG_ALL,
@@ -296,14 +292,13 @@ static int ref_better_first(const void *pa, const void *pb)
 static uint32_t ref_top(ref_t *r, rc_ranked_t *out, bool *overfull, uint32_t *n_scored)
 {
     const rc_engine_t *e = r->e;
-    const rc_blend_t *b = r->spec->blend ? r->spec->blend : &e->blend;
-    float seq_max = 0;
+    float covis_max = 0;
     for (uint32_t i = 0; i < r->n; i++)
-        if (ref_seq(r, b, r->order[i]) > seq_max)
-            seq_max = ref_seq(r, b, r->order[i]);
+        if (r->acc[r->order[i]] > covis_max)
+            covis_max = r->acc[r->order[i]];
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->n; i++)
-        n += ref_score(r, r->order[i], seq_max, &r->scored[n]);
+        n += ref_score(r, r->order[i], covis_max, &r->scored[n]);
     qsort(r->scored, n, sizeof(*r->scored), ref_better_first);
     uint32_t k = r->spec->k, cap = (k * 6 + 9) / 10 < 2 ? 2 : (k * 6 + 9) / 10;
     uint16_t counts[64] = {0}; /* the ranker's hashed buckets (a collision tightens the cap) */
@@ -556,9 +551,7 @@ static void test_rank_matches_reference(void **state)
     print_message("%u lists compared, %u ranked with candidates left unscored\n", compared,
                   deferred);
     assert_int_gt(compared, 20000);
-    /* 241: the successor model's candidates, mixed in by the learned share (0.41 halfway),
-     * are strong ones, so fewer lists leave some unscored (979 before the model). */
-    assert_int_gt(deferred, 150);
+    assert_int_gt(deferred, 500); /* 852 (979 before the successor model) */
     free_world(NULL);
 }
 
