@@ -332,7 +332,8 @@ static float reciprocal_rank(const rc_covisit_t *cv, uint32_t a, uint32_t item)
 /* Moves the successor share towards the model that ranked the item the user acted on higher
  * among the neighbours of the item in view: Hedge (Freund and Schapire) over the two
  * sequential models, each losing 1 - its reciprocal rank of the item: a <- a e^(-rate (1 -
- * rr_s)), 1 - a <- (1 - a) e^(-rate (1 - rr_c)), normalised, within [floor, 1 - floor].
+ * rr_s)), 1 - a <- (1 - a) e^(-rate (1 - rr_c)), normalised, within [blend_floor,
+ * successor_max].
  * So the share follows whichever orders next items better, as the lists are judged (MRR),
  * rather than whichever spreads its probability more safely: on data made by a first-order
  * chain the successor model, on baskets whose next line follows any of the last few
