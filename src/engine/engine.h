@@ -57,7 +57,7 @@ typedef struct rc_user_state {
 /* Blend weights of the score components. The first is the sequential part's: what the
  * user's recent items predict, a mixture of two models, co-visitation and what directly
  * followed the item in view, `successor` (0..1) being the second's share (a list names both
- * "covisit"). An experiment variant's four weights leave that share 0: co-visitation only. */
+ * "covisit"). The share is the engine's own (learned); in a variant's blend it is unused. */
 typedef struct rc_blend {
     float covisit, content, trending, popular;
     float successor;

@@ -181,6 +181,15 @@ static void test_rank_mixes_successors(void **state)
     assert_int_equal(out[0].item, 7);
     assert_int_equal(out[0].src, RC_SRC_COVISIT);
     assert_int_equal(out[0].ref, 1);
+    /* A list with an experiment variant's blend (four weights, no share of its own) mixes by
+     * the engine's share too: the server gives every list one, "control" without an
+     * experiment. */
+    const rc_blend_t variant = {0.8f, 0.1f, 0.07f, 0.03f, 0};
+    rc_rank_spec_t spec = {
+        .k = 10, .category = -1, .price_min = -1, .price_max = -1, .blend = &variant};
+    n = rc_engine_rank(e, &u, &spec, T0_MS + 400000, out);
+    assert_int_ge(n, 2);
+    assert_int_equal(out[0].item, 7);
     free_engine(0);
 }
 

@@ -227,11 +227,12 @@ static float ref_content(const rc_user_state_t *u, const rc_item_t *it)
 
 /* The sequential part of candidate c before its blend weight: each model's evidence over its
  * best (the best candidate's co-visitation, the strongest successor of the item in view),
- * mixed by blend.successor, the successor model's share (docs/engine.md). */
-static float ref_seq(const ref_t *r, const rc_blend_t *b, float covis_max, uint32_t c)
+ * mixed by the engine's successor share (docs/engine.md). */
+static float ref_seq(const ref_t *r, float covis_max, uint32_t c)
 {
-    float k_covis = covis_max > 0 ? (1 - b->successor) / covis_max : 0;
-    float k_succ = r->succ_max > 0 ? b->successor / r->succ_max : 0;
+    float a = r->e->blend.successor; /* the engine's, whatever the list's blend */
+    float k_covis = covis_max > 0 ? (1 - a) / covis_max : 0;
+    float k_succ = r->succ_max > 0 ? a / r->succ_max : 0;
     return k_covis * r->acc[c] + k_succ * r->succ[c];
 }
 
@@ -244,7 +245,7 @@ static bool ref_score(const ref_t *r, uint32_t c, float covis_max, rc_ranked_t *
     if (!ref_passes(it, r->spec))
         return false;
     float part[RC_SRC_COUNT];
-    part[RC_SRC_COVISIT] = b->covisit * ref_seq(r, b, covis_max, c);
+    part[RC_SRC_COVISIT] = b->covisit * ref_seq(r, covis_max, c);
     part[RC_SRC_CONTENT] = b->content * ref_content(r->u, it);
     int loc = rc_trending_locale_segment(t, r->u->locale);
     int segs[4] = {RC_SEG_DEVICE(r->u->device), RC_SEG_DAYPART(r->daypart), RC_SEG_ALL,
