@@ -100,18 +100,17 @@ static void read_repeat(rc_engine_t *e, const msgpack_object *o)
     }
 }
 
-/* The learned blend, when the snapshot has one (older ones do not) and the engine learns
- * its blend: a blend set by hand (blend_rate 0) stays as set. */
+/* The learned successor share, when the snapshot has one (older ones do not) and the engine
+ * learns it: a share set by hand (blend_rate 0) stays as set, and so do the four weights,
+ * which are the engine's settings, not learned. */
 static void read_blend(rc_engine_t *e, const msgpack_object *o)
 {
-    double v[5];
+    double share;
     if (e->blend_rate <= 0 || o == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
-        o->via.array.size != 5)
+        o->via.array.size != 5 || !rc_mp_number(&o->via.array.ptr[4], &share) ||
+        !(share >= 0 && share <= 1))
         return;
-    for (int i = 0; i < 5; i++)
-        if (!rc_mp_number(&o->via.array.ptr[i], &v[i]) || !(v[i] >= 0 && v[i] <= 1))
-            return;
-    e->blend = (rc_blend_t){(float)v[0], (float)v[1], (float)v[2], (float)v[3], (float)v[4]};
+    e->blend.successor = (float)share;
 }
 
 /* The counters come back only for the experiment that runs now, variant by name. */

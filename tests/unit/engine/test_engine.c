@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 
+#include "engine/engine_snapshot.h"
 #include "engine_fixture.h"
+#include "proto/mpack.h"
 
 static void test_event_weights(void **state)
 {
@@ -193,6 +195,44 @@ static void test_rank_mixes_successors(void **state)
     free_engine(0);
 }
 
+/* A snapshot keeps the successor model and the learned share; a share set by hand (rate 0)
+ * is not overwritten by one read back. */
+static void test_successor_snapshot(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    const int64_t abc[] = {1, 2, 3};
+    session(e, abc, 3, T0_MS);
+    e->blend.successor = 0.37f;
+    rc_wbuf_t buf;
+    msgpack_packer pk;
+    rc_wbuf_init(&buf, 0);
+    rc_mp_init(&pk, &buf);
+    rc_engine_snapshot_write(e, &pk);
+    assert_int_equal(rc_wbuf_ok(&buf), 0);
+    msgpack_zone zone;
+    msgpack_object root;
+    size_t off = 0;
+    assert_true(msgpack_zone_init(&zone, 4096));
+    assert_int_equal(msgpack_unpack(rc_wbuf_data(&buf), buf.len, &off, &zone, &root),
+                     MSGPACK_UNPACK_SUCCESS);
+    char err[128];
+    rc_engine_t *back = engine_with_items(1, false);
+    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    assert_float_equal(successor_weight(back, 1, 2), 1, 1e-4);
+    assert_float_equal(successor_weight(back, 2, 3), 1, 1e-4);
+    assert_float_equal(back->blend.successor, 0.37f, 1e-6);
+    free_engine(1);
+    back = engine_with_items(1, false);
+    back->blend_rate = 0;
+    float set = back->blend.successor;
+    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    assert_float_equal(back->blend.successor, set, 0);
+    msgpack_zone_destroy(&zone);
+    rc_wbuf_free(&buf);
+    free_engines(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +241,7 @@ int main(void)
         cmocka_unit_test_teardown(test_successor_counts_adjacent, free_engines),
         cmocka_unit_test_teardown(test_successor_share_learned, free_engines),
         cmocka_unit_test_teardown(test_rank_mixes_successors, free_engines),
+        cmocka_unit_test_teardown(test_successor_snapshot, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
