@@ -77,7 +77,8 @@ typedef struct options {
     double covisit_half_life_s;
     rc_blend_t blend;
     bool blend_set, catalog_prior;
-    double source_decay, backward_weight, pair_decay, repeat_recency, new_sharpness;
+    double source_decay, backward_weight, pair_decay, repeat_recency, new_sharpness, blend_rate,
+        successor_max;
     knn_params_t sknn, vsknn, stan, vstan;
     uint32_t sr_steps;
     int sr_weighting; /* SR_W_* */
@@ -117,7 +118,11 @@ static void usage(void)
             "  --max-items N          catalog capacity (2000000)\n"
             "  --neighbors N          engine: co-visitation neighbours per item (64)\n"
             "  --covisit-half-life-s S  engine: co-visitation half-life (2592000)\n"
-            "  --blend A,B,C,D        engine: covisit,content,trending,popular weights\n"
+            "  --blend A,B,C,D[,E]    engine: covisit,content,trending,popular weights, and the\n"
+            "                         successor share (0.1; where learning starts)\n"
+            "  --blend-rate F         engine: the successor share's learning rate (0.01; 0:\n"
+            "                         fixed)\n"
+            "  --successor-max F      engine: the largest successor share learned (0.5)\n"
             "  --source-decay F       engine: weight per step back of a recent item (0.4)\n"
             "  --backward-weight F    engine: backward pair weight (0.5)\n"
             "  --pair-decay F         engine: a pair d + 1 steps apart weighs 1/(1 + F d) (1)\n"
@@ -232,6 +237,8 @@ static int parse_args(int argc, char **argv, options_t *o)
                                .lambda_ipw = 1.02,
                                .lambda_idf = 5},
                      .pair_decay = -1,
+                     .blend_rate = -1,
+                     .successor_max = -1,
                      .sr_steps = 10,
                      .sr_weighting = SR_W_DIV};
     for (int m = 0; m < M_DEFAULT_COUNT; m++)
@@ -287,9 +294,13 @@ static int parse_args(int argc, char **argv, options_t *o)
         else if (strcmp(a, "--covisit-half-life-s") == 0)
             o->covisit_half_life_s = atof(v);
         else if (strcmp(a, "--blend") == 0 &&
-                 sscanf(v, "%f,%f,%f,%f", &o->blend.covisit, &o->blend.content, &o->blend.trending,
-                        &o->blend.popular) == 4)
+                 sscanf(v, "%f,%f,%f,%f,%f", &o->blend.covisit, &o->blend.content,
+                        &o->blend.trending, &o->blend.popular, &o->blend.successor) >= 4)
             o->blend_set = true;
+        else if (strcmp(a, "--blend-rate") == 0)
+            o->blend_rate = atof(v);
+        else if (strcmp(a, "--successor-max") == 0)
+            o->successor_max = atof(v);
         else if (strcmp(a, "--stan-sample") == 0)
             o->stan.sample = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--methods") == 0 && parse_methods(v, o->methods))
@@ -610,6 +621,8 @@ typedef struct run_info {
     uint32_t n_items;
     uint64_t events;
     uint64_t covisit_bytes, items_with_neighbors, neighbors;
+    rc_blend_t blend; /* the engine's blend at the end (learned, unless --blend-rate 0) */
+    uint64_t blend_updates;
 } run_info_t;
 
 /* What the engine's co-visitation model holds after the replay: the bounded state that
@@ -617,6 +630,8 @@ typedef struct run_info {
 static void measure_engine(const rc_engine_t *e, run_info_t *ri)
 {
     ri->covisit_bytes = rc_covisit_bytes(&e->covisit);
+    ri->blend = e->blend;
+    ri->blend_updates = e->blend_updates;
     for (uint32_t i = 0; i < e->covisit.n_lists; i++) {
         ri->items_with_neighbors += e->covisit.lists[i].n > 0;
         ri->neighbors += e->covisit.lists[i].n;
@@ -685,6 +700,11 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
                                      : 0.0,
             ri->items_with_neighbors ? (double)ri->covisit_bytes / (double)ri->n_items : 0.0,
             sizeof(rc_user_state_t));
+    fprintf(f,
+            "Engine blend at the end (%llu events moved it): covisit %.3f, successor %.3f, "
+            "content %.3f, trending %.3f, popular %.3f.\n\n",
+            (unsigned long long)ri->blend_updates, ri->blend.covisit, ri->blend.successor,
+            ri->blend.content, ri->blend.trending, ri->blend.popular);
     if (o->targets_all) {
         fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | HR@20 new | MRR@20 new | "
                    "coverage@20 | popularity@20 | p50 µs | p99 µs |\n");
@@ -852,6 +872,10 @@ int main(int argc, char **argv)
         e->pair_decay = (float)o.pair_decay;
     if (o.repeat_recency > 0)
         e->repeat_recency = (float)o.repeat_recency;
+    if (o.blend_rate >= 0)
+        e->blend_rate = (float)o.blend_rate;
+    if (o.successor_max >= 0)
+        e->successor_max = (float)o.successor_max;
     if (o.new_sharpness > 0)
         e->new_sharpness = (float)o.new_sharpness;
     dataset_t d = {0};

@@ -63,6 +63,10 @@ options:
                             allowed (PROTOCOL.md), as rankcast-eval --repeat
   --test-sample F           predict in this fraction of test sessions, chosen as
                             rankcast-eval --test-sample chooses them (1.0)
+  --time-shift-days N       add N days to every event's ts_ms (0): a data set older than
+                            the server's --event-time-past-s (at most 10 years) is then
+                            learned at its own times, moved as a whole, so the models
+                            decay as offline (whole weeks keep the weekday too)
   --concurrency N           test sessions in flight, one connection each (32)
   --train-concurrency N     learn-only sessions in flight (8)
   --timeout-ms MS           longest wait for the list an event causes (5000)
@@ -93,6 +97,7 @@ function parseOptions(argv) {
       'test-fraction': { type: 'string', default: '0.1' },
       'session-gap-s': { type: 'string', default: '1800' },
       'test-sample': { type: 'string', default: '1' },
+      'time-shift-days': { type: 'string', default: '0' },
       targets: { type: 'string', default: 'new' },
       repeat: { type: 'string', default: 'never' },
       concurrency: { type: 'string', default: '32' },
@@ -119,6 +124,7 @@ function parseOptions(argv) {
     testFraction: Number(values['test-fraction']),
     sessionGapMs: Math.trunc(Number(values['session-gap-s']) * 1000),
     testSample: Number(values['test-sample']),
+    timeShiftMs: Math.trunc(Number(values['time-shift-days'])) * 86400000,
     targets: values.targets,
     repeat: values.repeat,
     concurrency: Number.parseInt(values.concurrency, 10),
@@ -140,6 +146,7 @@ function parseOptions(argv) {
     !(o.trainConcurrency >= 1) ||
     !(o.timeoutMs > 0) ||
     !(o.testSample > 0) ||
+    !Number.isFinite(o.timeShiftMs) ||
     !['all', 'new'].includes(o.targets) ||
     !['never', 'not_current', 'allowed'].includes(o.repeat);
   if (bad) {
@@ -424,7 +431,7 @@ async function takeTokens(bucket, n) {
 
 /** An event of the data set as the wire carries it (PROTOCOL.md §2.1), under the id `id`. */
 function wireEvent(ctx, ev, id) {
-  const e = { id, kind: ev.kind, item: ctx.items.ids[ev.item], ts_ms: ev.ts };
+  const e = { id, kind: ev.kind, item: ctx.items.ids[ev.item], ts_ms: ev.ts + ctx.o.timeShiftMs };
   if (ev.value !== undefined) e.value = ev.value;
   return e;
 }
@@ -692,6 +699,7 @@ function reportMd(r) {
   lines.push(`Machine: ${r.machine.nproc} CPUs, ${r.machine.cpu}, ${r.machine.kernel}, Node ${r.machine.node}; commit ${r.machine.commit}. ` +
     `Load average ${r.loadavg.start.map((x) => x.toFixed(2)).join(' ')} at the start, ${r.loadavg.end.map((x) => x.toFixed(2)).join(' ')} at the end.`, '');
   lines.push(`Server: ${r.server.spawned ? '`' + r.server.command.join(' ') + '`' : r.server.url + ' (already running)'}; limits ${JSON.stringify(r.server.limits)}.`, '');
+  if (r.timeShiftDays) lines.push(`Event times moved by ${r.timeShiftDays} days (--time-shift-days).`, '');
   lines.push(
     `Replay: ${r.options.train_concurrency} learn-only sessions and ${r.options.concurrency} test sessions in flight (one ` +
       `connection and one anonymous user each), list timeout ${r.options.timeout_ms} ms. Run time ${f1(r.seconds.total)} s ` +
@@ -816,6 +824,7 @@ export async function main(argv) {
     stamp,
     input: o.prepared ?? o.events ?? `${o.train} + ${o.test}`,
     catalog: o.catalog ?? null,
+    timeShiftDays: o.timeShiftMs / 86400000,
     machine: machine(),
     loadavg: { start: loadStart, end: loadavg() },
     server: {

@@ -21,6 +21,7 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
     if (e == NULL)
         return NULL;
     rc_covisit_init(&e->covisit, covisit_neighbors, covisit_half_life_s, now_s);
+    rc_covisit_init(&e->successor, RC_SUCCESSOR_NEIGHBORS, covisit_half_life_s, now_s);
     rc_trending_init(&e->trending, trending_half_life_s, now_s);
     if (rc_catalog_init(&e->catalog, max_items, catalog_open) != 0) {
         rc_engine_free(e);
@@ -30,8 +31,13 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
      * synthetic generator's browsing sessions; bench/eval/README.md): the session's own
      * neighbourhood predicts the next item far better than content or trending, which
      * mainly order items when the neighbourhood is thin (cold start, new items). */
-    e->blend =
-        (rc_blend_t){.covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f};
+    e->blend = (rc_blend_t){
+        .covisit = 0.80f, .content = 0.10f, .trending = 0.07f, .popular = 0.03f, .successor = 0.1f};
+    /* The successor share starts small, the newer model earning its place, and traffic
+     * moves it (learn_blend) within [blend_floor, successor_max]. */
+    e->blend_rate = 0.01f;
+    e->blend_floor = 0.01f;
+    e->successor_max = 0.5f;
     e->source_decay = 0.4f;
     e->backward_weight = 0.5f;
     e->pair_decay = 1.0f;
@@ -55,6 +61,7 @@ void rc_engine_free(rc_engine_t *e)
         return;
     rc_catalog_free(&e->catalog);
     rc_covisit_free(&e->covisit);
+    rc_covisit_free(&e->successor);
     rc_trending_free(&e->trending);
     rc_features_free(&e->features);
     rc_rules_free(&e->rules);

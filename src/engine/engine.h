@@ -56,9 +56,13 @@ typedef struct rc_user_state {
     float ltvec_w[RC_LTVEC];
 } rc_user_state_t;
 
-/* Blend weights of the score components. */
+/* Blend weights of the score components. The first is the sequential part's: what the
+ * user's recent items predict, a mixture of two models, co-visitation and what directly
+ * followed the item in view, `successor` (0..1) being the second's share (a list names both
+ * "covisit"). The share is the engine's own (learned); in a variant's blend it is unused. */
 typedef struct rc_blend {
     float covisit, content, trending, popular;
+    float successor;
 } rc_blend_t;
 
 /* Whether a list may show items of the user's session again (PROTOCOL.md, subscribe

@@ -8,12 +8,35 @@
 #include "engine/features.h"
 #include "engine/ranker.h"
 
+/* Neighbours kept per item in the successor model; a rank reads those of the item in view. */
+#define RC_SUCCESSOR_NEIGHBORS 32
+/* Recent items whose co-visitation neighbours a rank gathers, how many of each (newest
+ * first), and the least share of an item's strongest neighbour that counts. */
+#define RC_COVISIT_SOURCES 5
+#define RC_COVISIT_FLOOR   0.02f
+static inline uint32_t rc_covisit_take(uint32_t d)
+{
+    static const uint32_t take[RC_COVISIT_SOURCES] = {64, 64, 32, 32, 16};
+    return take[d];
+}
+
 struct rc_engine {
     rc_catalog_t catalog;
     rc_covisit_t covisit;
+    /* Adjacent transitions: for each item, what came directly after it in a session (the
+     * counts a first-order Markov chain keeps), forward only, at most RC_SUCCESSOR_NEIGHBORS
+     * per item, decayed with co-visitation's half-life. */
+    rc_covisit_t successor;
     rc_trending_t trending;
     rc_feature_index_t features;
+    /* The blend users outside an experiment get. Its successor share (how the sequential
+     * part divides between the co-visitation and the successor models) is learned online
+     * unless blend_rate is 0 (learn_blend in engine_op.c). */
     rc_blend_t blend;
+    float blend_rate;
+    float blend_floor; /* the successor share stays within [floor, successor_max] */
+    float successor_max;
+    uint64_t blend_updates;           /* events that moved it */
     struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
     rc_rules_t rules;                 /* boosts and pins (resolved at each refresh) */
     /* How much a recent item's neighbours count per step back in the session (the newest

@@ -187,7 +187,45 @@ static void learn_covisit(rc_engine_t *e, const rc_op_event_t *ev, uint32_t item
         float pair = sqrtf(ev->weight * ev->recent_w[d]) / (1.0f + e->pair_decay * (float)d);
         rc_covisit_add_directed(&e->covisit, ev->recent_item[d], item, pair,
                                 pair * e->backward_weight, now_s);
+        if (d == 0) /* an adjacent transition, counted as a first-order chain counts it */
+            rc_covisit_add_directed(&e->successor, ev->recent_item[0], item,
+                                    sqrtf(ev->weight * ev->recent_w[0]), 0, now_s);
     }
+}
+
+/* 1 / the place of `item` in `a`'s list (strongest first), 0 when it is not there. */
+static float reciprocal_rank(const rc_covisit_t *cv, uint32_t a, uint32_t item)
+{
+    uint32_t n;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(cv, a, &n);
+    for (uint32_t j = 0; j < n; j++)
+        if (nb[j].item == item)
+            return 1.0f / (float)(j + 1);
+    return 0;
+}
+
+/* Moves the successor share towards the model that ranked the item the user acted on higher
+ * among the neighbours of the item in view (`current`): Hedge (Freund and Schapire) over the
+ * two sequential models, each losing 1 - its reciprocal rank of the item: a <- a e^(-rate (1 -
+ * rr_s)), 1 - a <- (1 - a) e^(-rate (1 - rr_c)), normalised, within [blend_floor,
+ * successor_max].
+ * So the share follows whichever orders next items better, as the lists are judged (MRR),
+ * rather than whichever spreads its probability more safely: on data made by a first-order
+ * chain the successor model, on baskets whose next line follows any of the last few
+ * co-visitation. An event neither model listed moves nothing. */
+static void learn_blend(rc_engine_t *e, uint32_t current, uint32_t item)
+{
+    float rr_c = reciprocal_rank(&e->covisit, current, item);
+    float rr_s = reciprocal_rank(&e->successor, current, item);
+    if (rr_c <= 0 && rr_s <= 0)
+        return;
+    float a = e->blend.successor;
+    float keep_s = a * expf(-e->blend_rate * (1 - rr_s));
+    float keep_c = (1 - a) * expf(-e->blend_rate * (1 - rr_c));
+    a = keep_s / (keep_s + keep_c);
+    float lo = e->blend_floor, hi = e->successor_max;
+    e->blend.successor = a < lo ? lo : a > hi ? hi : a;
+    e->blend_updates++;
 }
 
 /* Each positive event of a user with a session says whether it returned to the item in view,
@@ -208,8 +246,13 @@ static int apply_event(rc_engine_t *e, const rc_op_event_t *ev)
     if ((uint64_t)ev->item >= e->catalog.n)
         return RC_EINVAL;
     uint32_t idx = (uint32_t)ev->item;
-    if (ev->learn_return)
+    if (ev->learn_return) {
         learn_return(e, ev);
+        /* An item new to the session (same and back are asked of the whole session) judges
+         * the two sequential models, before either learns from it. */
+        if (e->blend_rate > 0 && !ev->same && !ev->back)
+            learn_blend(e, ev->recent_item[0], idx);
+    }
     if (ev->kind == RC_EV_DISMISS || ev->weight <= 0)
         return 0;
     double now_s = (double)ev->wall_ms / 1000.0;

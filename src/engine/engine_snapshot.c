@@ -15,7 +15,7 @@
 void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk)
 {
     const rc_catalog_t *c = &e->catalog;
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 8);
     rc_mp_cstr(pk, "ids");
     msgpack_pack_array(pk, c->n);
     for (uint32_t i = 0; i < c->n; i++)
@@ -27,6 +27,15 @@ void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk)
             msgpack_pack_uint32(pk, i);
     rc_mp_cstr(pk, "covisit");
     rc_covisit_snapshot_write(&e->covisit, pk);
+    rc_mp_cstr(pk, "successor");
+    rc_covisit_snapshot_write(&e->successor, pk);
+    rc_mp_cstr(pk, "blend"); /* covisit, content, trending, popular, successor */
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_float(pk, e->blend.covisit);
+    msgpack_pack_float(pk, e->blend.content);
+    msgpack_pack_float(pk, e->blend.trending);
+    msgpack_pack_float(pk, e->blend.popular);
+    msgpack_pack_float(pk, e->blend.successor);
     rc_mp_cstr(pk, "trending");
     rc_trending_snapshot_write(&e->trending, pk);
     rc_mp_cstr(pk, "repeat"); /* same, then back, per device class */
@@ -91,6 +100,19 @@ static void read_repeat(rc_engine_t *e, const msgpack_object *o)
     }
 }
 
+/* The learned successor share, when the snapshot has one (older ones do not) and the engine
+ * learns it: a share set by hand (blend_rate 0) stays as set, and so do the four weights,
+ * which are the engine's settings, not learned. */
+static void read_blend(rc_engine_t *e, const msgpack_object *o)
+{
+    double share;
+    if (e->blend_rate <= 0 || o == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
+        o->via.array.size != 5 || !rc_mp_number(&o->via.array.ptr[4], &share) ||
+        !(share >= 0 && share <= 1))
+        return;
+    e->blend.successor = (float)share;
+}
+
 /* The counters come back only for the experiment that runs now, variant by name. */
 static void read_experiment(rc_engine_t *e, const msgpack_object *o)
 {
@@ -132,6 +154,9 @@ int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, char *err, 
         return RC_ENOMEM;
     }
     int rc = rc_covisit_snapshot_read(&e->covisit, cv, map, ids->via.array.size);
+    const msgpack_object *succ = rc_mp_map_get(&o->via.map, "successor");
+    if (rc == 0 && succ != NULL) /* older snapshots have none: the model starts empty */
+        rc = rc_covisit_snapshot_read(&e->successor, succ, map, ids->via.array.size);
     if (rc == 0)
         rc = rc_trending_snapshot_read(&e->trending, tr, map, ids->via.array.size);
     free(map);
@@ -141,6 +166,7 @@ int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, char *err, 
         return rc;
     }
     read_repeat(e, rc_mp_map_get(&o->via.map, "repeat"));
+    read_blend(e, rc_mp_map_get(&o->via.map, "blend"));
     read_experiment(e, rc_mp_map_get(&o->via.map, "experiment"));
     return rc_engine_refresh(e);
 }

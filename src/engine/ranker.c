@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RECENT_SOURCES   5  /* recent items whose neighbours become candidates */
-#define TRENDING_TAKE    15 /* from each trending segment consulted */
-#define CATEGORY_TAKE    12 /* from the top of each category consulted */
-#define CATEGORIES_TAKE  3  /* the user's strongest categories consulted */
-#define FEATURES_TAKE    4  /* the session's strongest content features consulted */
+#define RECENT_SOURCES   RC_COVISIT_SOURCES /* recent items whose neighbours become candidates */
+#define TRENDING_TAKE    15                 /* from each trending segment consulted */
+#define CATEGORY_TAKE    12                 /* from the top of each category consulted */
+#define CATEGORIES_TAKE  3                  /* the user's strongest categories consulted */
+#define FEATURES_TAKE    4                  /* the session's strongest content features consulted */
 #define LT_FEATURES_TAKE 2  /* the long-term profile's strongest content features consulted */
 #define FEATURE_TAKE     10 /* items taken per feature */
 #define MAX_CANDIDATES   1024
@@ -24,7 +24,7 @@
  * under COVISIT_FLOOR of the strongest never do. Against taking every neighbour: a rank
  * with full lists (64 each) costs 20 % less server CPU per event; HR@20 moved by -0.0008 on
  * Online Retail, -0.0005 / -0.0002 / +0.0003 on the three synthetic sets (bench/eval). */
-#define COVISIT_FLOOR 0.02f
+#define COVISIT_FLOOR RC_COVISIT_FLOOR
 /* Scoring reads each candidate's item and trending scores, scattered over the catalog: the
  * lines of the candidate this far ahead are asked for early. With full lists (about 300
  * candidates a rank) server CPU per event fell 18 % (median of 6 alternated pairs). */
@@ -36,7 +36,7 @@ static uint32_t keep_of(uint32_t k)
 {
     return k + (k + 1) / 2;
 }
-static const uint32_t source_take[RECENT_SOURCES] = {64, 64, 32, 32, 16};
+#define source_take(d) rc_covisit_take(d)
 
 /* What one rank knows of an item it met: a candidate, or an item it must leave out. The
  * rank's items live in a small open-addressing table (CAND_SLOTS, under 100 KB, so it stays
@@ -50,6 +50,7 @@ struct rc_scratch {
     uint32_t item;
     float covis_acc;
     float covis_best; /* the largest single contribution, whose source is covis_ref */
+    float succ;       /* its weight among the successors of the item in view */
     int32_t covis_ref;
     bool blocked;   /* excluded or recently seen by this rank's user */
     uint8_t src;    /* once scored: the part that contributed most (rc_src_t) */
@@ -74,6 +75,7 @@ struct rc_ranker {
      * (gathering adds them first; scoring reorders them). */
     uint32_t n_covis;
     bool covis_first;
+    float succ_max; /* the weight of the item in view's strongest successor */
     /* What the rank gathers from, for the candidates gathered late (gather_rest). */
     const rc_user_state_t *u;
     const rc_rank_spec_t *spec;
@@ -233,6 +235,30 @@ static int svec_find(const rc_ranker_t *rk, uint32_t feat)
     return -1;
 }
 
+/* What directly followed the item in view (the successor model): candidates of the
+ * sequential part like co-visitation's, explained by the item in view. */
+static void gather_successors(rc_ranker_t *rk, const rc_user_state_t *u)
+{
+    const rc_engine_t *e = rk->e;
+    const rc_recent_t *r = rc_user_recent(u, 0);
+    rk->succ_max = 0;
+    if (u->n_recent == 0 || r->w <= 0)
+        return;
+    uint32_t nn;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, r->item, &nn);
+    if (nn > 0)
+        rk->succ_max = nb[0].w; /* strongest first */
+    for (uint32_t j = 0; j < nn; j++) {
+        uint32_t c = nb[j].item;
+        struct rc_scratch *x = c < e->catalog.n ? add_candidate(rk, c) : NULL;
+        if (x == NULL)
+            continue;
+        x->succ = nb[j].w;
+        if (x->covis_ref < 0)
+            x->covis_ref = (int32_t)r->item;
+    }
+}
+
 /* Neighbours of the user's most recent items, weighted by recency and by how strongly the
  * user acted on each; remembers the source that contributed most, for the reason. */
 static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
@@ -242,7 +268,8 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
     uint32_t sources[RECENT_SOURCES] = {0};
     for (uint8_t d = 0; d < n; d++)
         sources[d] = rc_user_recent(u, d)->item;
-    rc_covisit_prefetch(&e->covisit, sources, n, source_take[0]);
+    rc_covisit_prefetch(&e->covisit, sources, n, source_take(0));
+    rc_covisit_prefetch(&e->successor, sources, n > 0 ? 1 : 0, RC_SUCCESSOR_NEIGHBORS);
     for (uint8_t d = 0; d < n; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->w <= 0)
@@ -254,13 +281,11 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
         float max = nb[0].w; /* strongest first */
         float source_w = logf(1.0f + r->w) * powf(e->source_decay, (float)d);
         float floor = max * COVISIT_FLOOR;
-        if (nn > source_take[d])
-            nn = source_take[d];
+        if (nn > source_take(d))
+            nn = source_take(d);
         for (uint32_t j = 0; j < nn && nb[j].w >= floor; j++) {
             uint32_t c = nb[j].item;
-            if (c >= e->catalog.n)
-                continue;
-            struct rc_scratch *x = add_candidate(rk, c);
+            struct rc_scratch *x = c < e->catalog.n ? add_candidate(rk, c) : NULL;
             if (x == NULL)
                 continue;
             float contrib = nb[j].w / max * source_w;
@@ -271,6 +296,7 @@ static void gather_covisit(rc_ranker_t *rk, const rc_user_state_t *u)
             x->covis_acc += contrib;
         }
     }
+    gather_successors(rk, u);
 }
 
 static void gather_list(rc_ranker_t *rk, const uint32_t *items, uint32_t n, uint32_t take)
@@ -532,7 +558,10 @@ static void select_best(scored_t *r, uint32_t n, uint32_t m)
 typedef struct {
     const rc_blend_t *b;
     norms_t unorm;
-    float covis_max;
+    /* The sequential part of a candidate is k_covis * covis_acc + k_succ * succ: each model's
+     * evidence over its best (co-visitation's best candidate, the strongest successor of the
+     * item in view), mixed by blend.successor, the successor model's share. */
+    float k_covis, k_succ;
     int segs[4];
     int seg_hi; /* the highest of segs[] (RC_SEG_ALL, the lowest, is segs[2]) */
     float w_seg[4];
@@ -548,10 +577,16 @@ static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const
     x->b = s->blend ? s->blend : &e->blend;
     x->spec = s;
     x->unorm = user_norms(u);
-    x->covis_max = 0;
+    float covis_max = 0;
     for (uint32_t i = 0; i < rk->n_cands; i++)
-        if (rk->scratch[rk->cands[i]].covis_acc > x->covis_max)
-            x->covis_max = rk->scratch[rk->cands[i]].covis_acc;
+        if (rk->scratch[rk->cands[i]].covis_acc > covis_max)
+            covis_max = rk->scratch[rk->cands[i]].covis_acc;
+    /* The share is the engine's, learned from traffic (engine.c, learn_blend), whatever
+     * blend the list has: an experiment variant sets the four parts' weights, not how the
+     * sequential part divides. */
+    float a = e->blend.successor;
+    x->k_covis = covis_max > 0 ? (1 - a) / covis_max : 0;
+    x->k_succ = rk->succ_max > 0 ? a / rk->succ_max : 0;
     /* Each trending part is a segment's score over its leader's: the divisions are done
      * once here, not per candidate. With a locale, the market counts most. */
     int loc_seg = locale_segment(t, u);
@@ -569,9 +604,11 @@ static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const
     x->pop_scale = t->popularity_max > 0 ? x->b->popular / t->popularity_max : 0;
 }
 
+/* The sequential part (co-visitation and successors): known when a candidate is gathered,
+ * so it is a candidate's bound (score_candidates). */
 static float covisit_part(const scoring_t *x, const struct rc_scratch *cand)
 {
-    return x->covis_max > 0 ? x->b->covisit * cand->covis_acc / x->covis_max : 0;
+    return x->b->covisit * (x->k_covis * cand->covis_acc + x->k_succ * cand->succ);
 }
 
 /* The score of a candidate (its slot) into *r; false when the rules leave it out. Content,
@@ -642,7 +679,7 @@ prefetch_candidate(const rc_ranker_t *rk, const scoring_t *x, uint32_t slot)
  * them is a high threshold for the rest (score_candidates). Only those with co-visitation
  * compete: gathering adds them first (rk->n_covis), until this reorders them. The order of
  * candidates changes nothing else: ties between scores are broken by item. */
-static void strongest_first(rc_ranker_t *rk, uint32_t m)
+static void strongest_first(rc_ranker_t *rk, const scoring_t *x, uint32_t m)
 {
     uint32_t *c = rk->cands, lo = 0, hi = rk->covis_first ? rk->n_covis : rk->n_cands;
     rk->covis_first = false;
@@ -650,7 +687,7 @@ static void strongest_first(rc_ranker_t *rk, uint32_t m)
         return;
     float acc[MAX_CANDIDATES]; /* the keys side by side, not one slot apart */
     for (uint32_t i = 0; i < hi; i++)
-        acc[i] = rk->scratch[c[i]].covis_acc;
+        acc[i] = covisit_part(x, &rk->scratch[c[i]]);
     while (hi - lo > 1) {
         float pivot = acc[lo + (hi - lo) / 2];
         uint32_t i = lo, j = hi - 1;
@@ -699,7 +736,7 @@ static uint32_t score_candidates(rc_ranker_t *rk, const scoring_t *x)
     uint32_t keep = keep_of(x->spec->k);
     bool bound = !rk->exhaustive;
     if (bound)
-        strongest_first(rk, keep);
+        strongest_first(rk, x, keep);
     else
         gather_rest(rk);
     /* A margin over float rounding: the bound must never be below the score. */

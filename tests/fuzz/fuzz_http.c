@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
         json_t *j = rc_api_load_object(body, len, err, sizeof(err));
         if (j != NULL) {
-            static const rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f};
+            static const rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f, 0};
             rc_experiment_t x;
             char spec[RC_EXPERIMENT_SPEC_MAX];
             rc_rules_t rules = {0};

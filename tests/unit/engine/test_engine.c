@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the engine's own part (engine/engine.h): what each event kind weighs, and
- * what rc_engine_observe() returns and records for a user. */
+/* Unit tests of the engine's own part (engine/engine.h): what each event kind weighs, what
+ * rc_engine_observe() returns and records for a user, the successor model and the learned
+ * share of the sequential part. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,9 @@
 #include <cmocka.h>
 
 #include "engine/engine_op.h"
+#include "engine/engine_snapshot.h"
 #include "engine_fixture.h"
+#include "proto/mpack.h"
 
 #include <jansson.h>
 
@@ -162,12 +165,186 @@ static void test_ops_replay_the_models(void **state)
     }
 }
 
+/* A session of views by a fresh user, a second apart from `at_ms`. */
+static void session(rc_engine_t *e, const int64_t *items, int n, int64_t at_ms)
+{
+    rc_user_state_t u;
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    for (int i = 0; i < n; i++)
+        observe(e, &u, RC_EV_VIEW, items[i], at_ms + i * 1000);
+}
+
+static float successor_weight(const rc_engine_t *e, uint32_t a, uint32_t b)
+{
+    uint32_t n;
+    const rc_neighbor_t *nb = rc_covisit_neighbors(&e->successor, a, &n);
+    for (uint32_t j = 0; j < n; j++)
+        if (nb[j].item == b)
+            return nb[j].w;
+    return 0;
+}
+
+/* The successor model counts what came directly after an item, forward only, and nothing
+ * two steps on (co-visitation learns those). */
+static void test_successor_counts_adjacent(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    const int64_t abc[] = {1, 2, 3};
+    session(e, abc, 3, T0_MS);
+    session(e, abc, 2, T0_MS + 10000);
+    assert_float_equal(successor_weight(e, 1, 2), 2, 1e-4);
+    assert_float_equal(successor_weight(e, 2, 3), 1, 1e-4);
+    assert_float_equal(successor_weight(e, 1, 3), 0, 0);
+    assert_float_equal(successor_weight(e, 2, 1), 0, 0);
+    uint32_t n;
+    rc_covisit_neighbors(&e->covisit, 1, &n);
+    assert_int_equal(n, 2); /* 2 and 3 */
+    free_engine(0);
+}
+
+/* Views of item 1 then `target` by `n` fresh users, after the two models were set to list
+ * `target` and 2 after item 1 with the weights given (large, so that these sessions do not
+ * reorder them). */
+static void judge_models(rc_engine_t *e, float covisit_target, float covisit_other,
+                         float successor_target, float successor_other, int n)
+{
+    rc_covisit_add_directed(&e->covisit, 1, 3, covisit_target, 0, T0_MS / 1000.0);
+    rc_covisit_add_directed(&e->covisit, 1, 2, covisit_other, 0, T0_MS / 1000.0);
+    rc_covisit_add_directed(&e->successor, 1, 3, successor_target, 0, T0_MS / 1000.0);
+    rc_covisit_add_directed(&e->successor, 1, 2, successor_other, 0, T0_MS / 1000.0);
+    for (int i = 0; i < n; i++) {
+        const int64_t s[] = {1, 3};
+        session(e, s, 2, T0_MS + i * 10000LL);
+    }
+}
+
+/* The successor share follows whichever sequential model ranks the next item higher among
+ * the neighbours of the item in view: up when the successor model lists it first and
+ * co-visitation second, down the other way round, unmoved when both list it first. */
+static void test_successor_share_learned(void **state)
+{
+    (void)state;
+    rc_engine_t *chain = engine_with_items(0, false);
+    rc_engine_t *skip = engine_with_items(1, false);
+    float start = chain->blend.successor;
+    assert_dbl_gt(chain->blend_rate, 0);
+    judge_models(chain, 5000, 100000, 100000, 10, 100);
+    judge_models(skip, 100000, 10, 5000, 100000, 100);
+    assert_dbl_gt(chain->blend.successor, start + 0.02);
+    assert_dbl_lt(skip->blend.successor, start - 0.02);
+    assert_int_equal(chain->blend_updates, 100);
+    /* On to its bounds, and the rest of the blend as set. */
+    judge_models(chain, 0, 0, 0, 0, 1900);
+    judge_models(skip, 0, 0, 0, 0, 1900);
+    assert_float_equal(chain->blend.successor, chain->successor_max, 1e-6);
+    assert_float_equal(skip->blend.successor, skip->blend_floor, 1e-6);
+    assert_float_equal(chain->blend.covisit, 0.8f, 0);
+
+    free_engines(NULL);
+    rc_engine_t *tie = engine_with_items(0, false);
+    judge_models(tie, 1000, 10, 1000, 10, 50);
+    assert_float_equal(tie->blend.successor, start, 1e-6);
+
+    /* With a rate of 0 it stays as set. */
+    rc_engine_t *fixed = engine_with_items(1, false);
+    fixed->blend_rate = 0;
+    judge_models(fixed, 5000, 100000, 100000, 10, 50);
+    assert_float_equal(fixed->blend.successor, start, 0);
+    assert_int_equal(fixed->blend_updates, 0);
+    free_engines(NULL);
+}
+
+/* The ranker scores the mixture: with the share on the successor model, what directly
+ * followed the item in view leads a list that co-visitation alone would lead with an item
+ * seen before it. */
+static void test_rank_mixes_successors(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    e->blend_rate = 0;
+    for (int i = 0; i < 12; i++) { /* 5 comes before 1 often (1's list: 5, backward) */
+        const int64_t s[] = {5, 1};
+        session(e, s, 2, T0_MS + i * 10000LL);
+    }
+    for (int i = 0; i < 4; i++) { /* 1 is followed by 7 a few times */
+        const int64_t s[] = {1, 7};
+        session(e, s, 2, T0_MS + 200000 + i * 10000LL);
+    }
+    rc_user_state_t u;
+    rc_ranked_t out[10];
+    rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
+    observe(e, &u, RC_EV_VIEW, 1, T0_MS + 400000);
+    e->blend.successor = 0;
+    uint32_t n = rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_ge(n, 2);
+    assert_int_equal(out[0].item, 5);
+    e->blend.successor = 0.9f;
+    n = rank_k(e, &u, 10, -1, -1, -1, out);
+    assert_int_ge(n, 2);
+    assert_int_equal(out[0].item, 7);
+    assert_int_equal(out[0].src, RC_SRC_COVISIT);
+    assert_int_equal(out[0].ref, 1);
+    /* A list with an experiment variant's blend (four weights, no share of its own) mixes by
+     * the engine's share too: the server gives every list one, "control" without an
+     * experiment. */
+    const rc_blend_t variant = {0.8f, 0.1f, 0.07f, 0.03f, 0};
+    rc_rank_spec_t spec = {
+        .k = 10, .category = -1, .price_min = -1, .price_max = -1, .blend = &variant};
+    n = rc_engine_rank(e, scratch(), &u, &spec, T0_MS + 400000, out);
+    assert_int_ge(n, 2);
+    assert_int_equal(out[0].item, 7);
+    free_engine(0);
+}
+
+/* A snapshot keeps the successor model and the learned share; a share set by hand (rate 0)
+ * is not overwritten by one read back. */
+static void test_successor_snapshot(void **state)
+{
+    (void)state;
+    rc_engine_t *e = engine_with_items(0, false);
+    const int64_t abc[] = {1, 2, 3};
+    session(e, abc, 3, T0_MS);
+    e->blend.successor = 0.37f;
+    rc_wbuf_t buf;
+    msgpack_packer pk;
+    rc_wbuf_init(&buf, 0);
+    rc_mp_init(&pk, &buf);
+    rc_engine_snapshot_write(e, &pk);
+    assert_int_equal(rc_wbuf_ok(&buf), 0);
+    msgpack_zone zone;
+    msgpack_object root;
+    size_t off = 0;
+    assert_true(msgpack_zone_init(&zone, 4096));
+    assert_int_equal(msgpack_unpack(rc_wbuf_data(&buf), buf.len, &off, &zone, &root),
+                     MSGPACK_UNPACK_SUCCESS);
+    char err[128];
+    rc_engine_t *back = engine_with_items(1, false);
+    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    assert_float_equal(successor_weight(back, 1, 2), 1, 1e-4);
+    assert_float_equal(successor_weight(back, 2, 3), 1, 1e-4);
+    assert_float_equal(back->blend.successor, 0.37f, 1e-6);
+    free_engine(1);
+    back = engine_with_items(1, false);
+    back->blend_rate = 0;
+    float set = back->blend.successor;
+    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    assert_float_equal(back->blend.successor, set, 0);
+    msgpack_zone_destroy(&zone);
+    rc_wbuf_free(&buf);
+    free_engines(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_weights),
         cmocka_unit_test_teardown(test_observe_return_values, free_engines),
         cmocka_unit_test_teardown(test_ops_replay_the_models, free_engines),
+        cmocka_unit_test_teardown(test_successor_counts_adjacent, free_engines),
+        cmocka_unit_test_teardown(test_successor_share_learned, free_engines),
+        cmocka_unit_test_teardown(test_rank_mixes_successors, free_engines),
+        cmocka_unit_test_teardown(test_successor_snapshot, free_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@ static void test_experiment_parse(void **state)
     (void)state;
     rc_experiment_t x;
     char err[128];
-    rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f};
+    rc_blend_t base = {0.8f, 0.1f, 0.07f, 0.03f, 0};
     assert_int_equal(rc_experiment_parse(&x, "", &base, err, sizeof(err)), 0);
     assert_int_equal(x.n_variants, 1);
     assert_string_equal(rc_experiment_variant_name(&x, 0), "control");
@@ -62,7 +62,7 @@ static void test_experiment_assignment(void **state)
     (void)state;
     rc_experiment_t x, y;
     char err[128], user[32];
-    rc_blend_t base = {1, 0, 0, 0};
+    rc_blend_t base = {1, 0, 0, 0, 0};
     assert_int_equal(rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0@3", &base, err, sizeof(err)),
                      0);
     assert_int_equal(
@@ -97,7 +97,7 @@ static void test_experiment_blend_changes_rank(void **state)
     assert_int_equal(rc_engine_refresh(e), 0);
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
     observe(e, &u, RC_EV_VIEW, 150, T0_MS);
-    rc_blend_t covisit_only = {1, 0, 0, 0}, content_only = {0, 1, 0, 0};
+    rc_blend_t covisit_only = {1, 0, 0, 0, 0}, content_only = {0, 1, 0, 0, 0};
     rc_rank_spec_t spec = {.k = 5, .category = -1, .price_min = -1, .price_max = -1};
     spec.blend = &covisit_only;
     assert_int_gt(rc_engine_rank(e, scratch(), &u, &spec, T0_MS, out), 0);
@@ -114,7 +114,7 @@ static void test_experiment_counters_and_metrics(void **state)
     (void)state;
     rc_experiment_t x;
     char err[128];
-    rc_blend_t base = {1, 0, 0, 0};
+    rc_blend_t base = {1, 0, 0, 0, 0};
     assert_int_equal(rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0", &base, err, sizeof(err)), 0);
     for (int i = 0; i < 4; i++)
         rc_experiment_count(&x, 0, false);

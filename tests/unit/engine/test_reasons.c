@@ -186,13 +186,13 @@ static void test_repeat_kind_and_age(void **state)
     rc_user_state_t u;
     rc_reason_t why;
     char words[128];
-    rc_ranked_t out[50];
+    rc_ranked_t out[128]; /* the whole catalog: every item of the session is listed */
     rc_user_state_init(&u, RC_DEV_DESKTOP, 0);
     observe(e, &u, RC_EV_VIEW, 10, T0_MS - 3 * HOUR_MS);
     observe(e, &u, RC_EV_CART, 11, T0_MS - 5 * MIN_MS);
     observe(e, &u, RC_EV_VIEW, 12, T0_MS - 30 * 1000);
     rc_rank_spec_t spec = {
-        .k = 50, .category = -1, .price_min = -1, .price_max = -1, .repeat = RC_REPEAT_ALLOWED};
+        .k = 128, .category = -1, .price_min = -1, .price_max = -1, .repeat = RC_REPEAT_ALLOWED};
     uint32_t n = rc_engine_rank(e, scratch(), &u, &spec, T0_MS, out);
     int seen = 0;
     for (uint32_t i = 0; i < n; i++) {
