@@ -203,7 +203,7 @@ static void in_category(words_t *w, const rc_catalog_t *c, const char *what, uin
     }
 }
 
-void rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len)
+size_t rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len)
 {
     const rc_catalog_t *c = &e->catalog;
     words_t w = {buf, len, 0};
@@ -214,36 +214,37 @@ void rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, si
     case RC_REASON_CO_VISITED:
         put(&w, "Viewed together with ");
         put(&w, has_item ? rc_item_name(c, (uint32_t)why->item) : "an item you viewed");
-        return;
+        break;
     case RC_REASON_SIMILAR:
         put(&w, "Similar to ");
         put(&w, has_item ? rc_item_name(c, (uint32_t)why->item) : "an item you viewed");
-        return;
+        break;
     case RC_REASON_CATEGORY:
         put(&w, "Because you like ");
         put(&w, rc_catalog_category_display(c, why->category));
-        return;
+        break;
     case RC_REASON_TRENDING:
     case RC_REASON_TRENDING_CONTEXT:
         trending_words(&w, why->segment);
-        return;
+        break;
     case RC_REASON_TRENDING_LOCALE:
         /* The tag is data for the app to localise; in words, no code. */
         put(&w, "Trending in your region");
-        return;
+        break;
     case RC_REASON_PINNED:
         put(&w, "Featured");
-        return;
+        break;
     case RC_REASON_REPEAT:
         repeat_words(&w, why->kind, why->age_s);
-        return;
+        break;
     case RC_REASON_NEW_ITEM:
         in_category(&w, c, "New", why->category);
-        return;
+        break;
     default:
         in_category(&w, c, "Popular", why->category);
-        return;
+        break;
     }
+    return w.at;
 }
 
 void rc_reason_text(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,

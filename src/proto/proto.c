@@ -723,26 +723,28 @@ void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_af
     rc_enc_end(e);
 }
 
+#define KV_TEXT(e, lit, v) (KEY(e, lit), rc_enc_text((e), (v)))
+
 static void encode_recs_reason(rc_enc_t *e, const rc_recs_reason_t *r)
 {
-    rc_enc_map(e, 1 + (r->item != NULL) + (r->item_name != NULL) + (r->category != NULL) +
-                      (r->category_name != NULL) + (r->segment != NULL) + (r->locale != NULL) +
-                      (r->kind != NULL) + (r->age_s >= 0));
-    KV_STR(e, "code", r->code);
-    if (r->item != NULL)
-        KV_STR(e, "item", r->item);
-    if (r->item_name != NULL)
-        KV_STR(e, "item_name", r->item_name);
-    if (r->category != NULL)
-        KV_STR(e, "category", r->category);
-    if (r->category_name != NULL)
-        KV_STR(e, "category_name", r->category_name);
-    if (r->segment != NULL)
-        KV_STR(e, "segment", r->segment);
-    if (r->locale != NULL)
-        KV_STR(e, "locale", r->locale);
-    if (r->kind != NULL)
-        KV_STR(e, "kind", r->kind);
+    rc_enc_map(e, 1 + (r->item.p != NULL) + (r->item_name.p != NULL) + (r->category.p != NULL) +
+                      (r->category_name.p != NULL) + (r->segment.p != NULL) +
+                      (r->locale.p != NULL) + (r->kind.p != NULL) + (r->age_s >= 0));
+    KV_TEXT(e, "code", r->code);
+    if (r->item.p != NULL)
+        KV_TEXT(e, "item", r->item);
+    if (r->item_name.p != NULL)
+        KV_TEXT(e, "item_name", r->item_name);
+    if (r->category.p != NULL)
+        KV_TEXT(e, "category", r->category);
+    if (r->category_name.p != NULL)
+        KV_TEXT(e, "category_name", r->category_name);
+    if (r->segment.p != NULL)
+        KV_TEXT(e, "segment", r->segment);
+    if (r->locale.p != NULL)
+        KV_TEXT(e, "locale", r->locale);
+    if (r->kind.p != NULL)
+        KV_TEXT(e, "kind", r->kind);
     if (r->age_s >= 0)
         KV_INT(e, "age_s", r->age_s);
     rc_enc_end(e);
@@ -750,23 +752,23 @@ static void encode_recs_reason(rc_enc_t *e, const rc_recs_reason_t *r)
 
 static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 {
-    uint32_t n =
-        4 + (it->reason != NULL) + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
+    uint32_t n = 4 + (it->reason != NULL) + (it->name.p != NULL) + (it->category.p != NULL) +
+                 (it->price >= 0);
     rc_enc_map(e, n);
-    KV_STR(e, "item", it->item);
+    KV_TEXT(e, "item", it->item);
     KEY(e, "score");
     /* Four decimals are all a client can use; rounding keeps JSON frames short. */
     rc_enc_decimal(e, round(it->score * 10000.0) / 10000.0, 4);
-    KV_STR(e, "src", it->src);
-    KV_STR(e, "why", it->why);
+    KV_TEXT(e, "src", it->src);
+    KV_TEXT(e, "why", it->why);
     if (it->reason != NULL) {
         KEY(e, "reason");
         encode_recs_reason(e, it->reason);
     }
-    if (it->name != NULL)
-        KV_STR(e, "name", it->name);
-    if (it->category != NULL)
-        KV_STR(e, "category", it->category);
+    if (it->name.p != NULL)
+        KV_TEXT(e, "name", it->name);
+    if (it->category.p != NULL)
+        KV_TEXT(e, "category", it->category);
     if (it->price >= 0) {
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
@@ -778,12 +780,12 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 static void encode_detail(rc_enc_t *e, const rc_recs_item_t *it)
 {
     bool price = it->price >= 0;
-    rc_enc_keyn(e, it->item, strlen(it->item));
-    rc_enc_map(e, (uint32_t)(it->name != NULL) + (it->category != NULL) + price);
-    if (it->name != NULL)
-        KV_STR(e, "name", it->name);
-    if (it->category != NULL)
-        KV_STR(e, "category", it->category);
+    rc_enc_text_key(e, it->item);
+    rc_enc_map(e, (uint32_t)(it->name.p != NULL) + (it->category.p != NULL) + price);
+    if (it->name.p != NULL)
+        KV_TEXT(e, "name", it->name);
+    if (it->category.p != NULL)
+        KV_TEXT(e, "category", it->category);
     if (price) {
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
@@ -798,8 +800,8 @@ static void encode_reason_def(rc_enc_t *e, const rc_recs_reason_def_t *r)
     int n = snprintf(key, sizeof(key), "%u", r->rid);
     rc_enc_keyn(e, key, (size_t)n);
     rc_enc_map(e, 2 + (r->it->reason != NULL));
-    KV_STR(e, "src", r->it->src);
-    KV_STR(e, "why", r->it->why);
+    KV_TEXT(e, "src", r->it->src);
+    KV_TEXT(e, "why", r->it->why);
     if (r->it->reason != NULL) {
         KEY(e, "reason");
         encode_recs_reason(e, r->it->reason);
@@ -820,7 +822,7 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         KEY(e, "remove");
         rc_enc_array(e, d->n_remove);
         for (uint32_t i = 0; i < d->n_remove; i++)
-            rc_enc_cstr(e, d->remove[i]);
+            rc_enc_text(e, d->remove[i]);
         rc_enc_end(e);
     }
     if (d->n_place > 0) {
@@ -829,7 +831,7 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         for (uint32_t i = 0; i < d->n_place; i++) {
             rc_enc_array(e, 2);
             rc_enc_int(e, d->place[i].pos);
-            rc_enc_cstr(e, d->place[i].item);
+            rc_enc_text(e, d->place[i].item);
             rc_enc_end(e);
         }
         rc_enc_end(e);

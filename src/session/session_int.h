@@ -20,6 +20,7 @@
 #define RC_SESSION_INT_H
 
 #include "auth/anonid.h"
+#include "engine/reasons.h"
 #include "session/session.h"
 #include "util/list.h"
 #include "util/strmap.h"
@@ -192,6 +193,10 @@ struct rc_sessions {
     rc_recs_item_t *recs_buf;
     rc_recs_reason_t *reason_buf; /* recs_buf[i].reason points at reason_buf[i] */
     char (*why_buf)[WHY_LEN];
+    /* The names lists carry, measured once (rc_view_measure_names): src, reason code, kind. */
+    rc_text_t src_texts[RC_SRC_REPEAT + 1];
+    rc_text_t code_texts[RC_REASON_COUNT];
+    rc_text_t kind_texts[RC_EVENT_KIND_COUNT];
     ticket_t *free_tickets;
     spare_delta_t *free_deltas;
     uint32_t n_free_deltas;
@@ -220,6 +225,9 @@ void rc_known_free(rc_known_t *k);
 rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub);
 
 /* ---- views.c (what compact.c shares) ---- */
+
+/** Measures the names of sources, reason codes and event kinds into `s`'s tables, once. */
+void rc_view_measure_names(rc_sessions_t *s);
 
 /** Fills s->recs_buf[0..v->n) (and the reasons and words they point at) with `v`'s list. */
 void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v);
