@@ -207,7 +207,7 @@ void rc_enc_double(rc_enc_t *e, double v)
 
 /* Writes |v| rounded to `places` (<= 6) decimals without trailing zeros: 2.5, 0.9137, 12.
  * Much cheaper than printf's %g for the scores and prices every list carries. */
-static size_t fixed_decimal(char *out, double v, int places)
+static inline __attribute__((always_inline)) size_t fixed_decimal(char *out, double v, int places)
 {
     static const uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     char digits[32];
@@ -249,7 +249,10 @@ void rc_enc_decimal(rc_enc_t *e, double v, int places)
     }
     char tmp[48];
     json_before_value(e);
-    rc_wbuf_put(e->out, tmp, fixed_decimal(tmp, v, places));
+    /* Every list's scores and prices have four places: with the constant, the divisions by
+     * the scale become multiplications. */
+    size_t n = places == 4 ? fixed_decimal(tmp, v, 4) : fixed_decimal(tmp, v, places);
+    rc_wbuf_put(e->out, tmp, n);
 }
 
 void rc_enc_bool(rc_enc_t *e, bool v)

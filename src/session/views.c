@@ -86,16 +86,14 @@ void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view
         const rc_item_t *it = &cat->items[r->item];
         rc_reason_t why;
         rc_engine_reason(s->engine, u, r, &why);
-        size_t why_len = rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
+        rc_text_t words = rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
         wire_reason(s, cat, &why, &s->reason_buf[i]);
         s->recs_buf[i] = (rc_recs_item_t){
             .item = rc_item_id_text(cat, r->item),
             .score = r->score,
             .src = r->src <= RC_SRC_REPEAT ? s->src_texts[r->src]
                                            : rc_text_measure(rc_src_name(r->src)),
-            /* Words made of the catalog's names: their length is known, the escape check is
-             * left to the encoder (a name may hold a quote). */
-            .why = {s->why_buf[i], (uint32_t)why_len, false},
+            .why = words,
             .reason = &s->reason_buf[i],
             .name = (it->flags & RC_ITEM_LEARNED) ? absent : rc_item_name_text(cat, r->item),
             .category = rc_catalog_category_text(cat, it->category),
