@@ -238,13 +238,13 @@ typedef struct rc_recs_item {
 } rc_recs_item_t;
 
 typedef struct rc_recs {
-    const char *surface;
+    rc_text_t surface;
     int64_t version;
     const rc_recs_item_t *items;
     uint32_t n_items;
     rc_str_t cause; /* n == 0: no cause (the list sent on subscribe) */
     int64_t took_us;
-    const char *variant;
+    rc_text_t variant;
 } rc_recs_t;
 
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
@@ -265,7 +265,7 @@ typedef struct rc_recs_reason_def {
 } rc_recs_reason_def_t;
 
 typedef struct rc_recs_delta {
-    const char *surface;
+    rc_text_t surface;
     int64_t version;
     int64_t base;            /* 0: the empty list (a whole list) */
     const rc_text_t *remove; /* ids */
@@ -281,7 +281,7 @@ typedef struct rc_recs_delta {
     uint32_t n_reasons;
     rc_str_t cause;
     int64_t took_us;
-    const char *variant;
+    rc_text_t variant;
 } rc_recs_delta_t;
 
 void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d);

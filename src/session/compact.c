@@ -273,7 +273,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     }
     bool with_cause = sub->held_version != 0 && v->cause[0] != '\0';
     rc_recs_delta_t d = {
-        .surface = v->surface,
+        .surface = v->surface_text,
         .version = v->version,
         .base = sub->held_version,
         .remove = remove,
@@ -287,8 +287,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         .n_details = n_details,
         .reasons = reasons,
         .n_reasons = n_reasons,
-        .cause =
-            with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
+        .cause = with_cause ? (rc_str_t){v->cause, v->cause_len} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
         .variant = rc_view_variant(s, ses),
     };

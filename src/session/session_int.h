@@ -45,6 +45,7 @@ typedef struct rc_seen {
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
+    rc_text_t surface_text; /* surface, measured when the view is made */
     rc_rank_spec_t spec;
     uint32_t refs;
     int64_t version;
@@ -52,6 +53,7 @@ typedef struct rc_view {
     uint32_t n;
     rc_ranked_t *ranked; /* spec.k entries */
     char cause[RC_ID_MAX + 1];
+    uint32_t cause_len;
     uint64_t cause_t0_us;
     int64_t took_us;
     rc_frame_t *frame[RC_FMT_COUNT]; /* the current list, encoded on first need */
@@ -232,7 +234,7 @@ void rc_view_measure_names(rc_sessions_t *s);
 /** Fills s->recs_buf[0..v->n) (and the reasons and words they point at) with `v`'s list. */
 void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v);
 /** The experiment variant name of `ses`'s lists. */
-const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses);
+rc_text_t rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses);
 
 /* ---- conn.c ---- */
 

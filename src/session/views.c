@@ -102,10 +102,11 @@ void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view
     }
 }
 
-const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
+rc_text_t rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
 {
     const rc_experiment_t *x = rc_engine_experiment(s->engine);
-    return x ? rc_experiment_variant_name(x, ses->variant) : "control";
+    return x ? rc_text_measure(rc_experiment_variant_name(x, ses->variant))
+             : (rc_text_t){"control", 7, true};
 }
 
 /* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
@@ -114,12 +115,11 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
 {
     rc_view_fill_items(s, ses, v);
     rc_recs_t recs = {
-        .surface = v->surface,
+        .surface = v->surface_text,
         .version = v->version,
         .items = s->recs_buf,
         .n_items = v->n,
-        .cause =
-            with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
+        .cause = with_cause ? (rc_str_t){v->cause, v->cause_len} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
         .variant = rc_view_variant(s, ses),
     };
@@ -153,6 +153,7 @@ bool rc_view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t 
     size_t clen = cause.n < RC_ID_MAX ? cause.n : RC_ID_MAX;
     memcpy(v->cause, cause.p ? cause.p : "", clen);
     v->cause[clen] = '\0';
+    v->cause_len = (uint32_t)clen;
     v->cause_t0_us = t0_us;
     v->took_us = (int64_t)(done - (t0_us ? t0_us : start));
     view_drop_frames(v);
@@ -207,7 +208,7 @@ rc_view_t *rc_view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface
 {
     for (uint32_t i = 0; i < ses->n_views; i++) {
         rc_view_t *v = ses->views[i];
-        if (strlen(v->surface) == surface.n && memcmp(v->surface, surface.p, surface.n) == 0 &&
+        if (v->surface_text.n == surface.n && memcmp(v->surface, surface.p, surface.n) == 0 &&
             spec_equal(&v->spec, spec)) {
             v->refs++;
             return v;
@@ -230,6 +231,7 @@ rc_view_t *rc_view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface
         return NULL;
     }
     memcpy(v->surface, surface.p, surface.n);
+    v->surface_text = rc_text_measure_n(v->surface, surface.n);
     v->spec = *spec;
     v->spec.surface = v->surface;
     v->refs = 1;

@@ -344,7 +344,7 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         n_reasons++;
     }
     rc_recs_delta_t d = {
-        .surface = jstr(v, "surface").p,
+        .surface = jtext(v, "surface"),
         .version = jint(v, "version"),
         .base = jint(v, "base"),
         .remove = remove,
@@ -360,7 +360,7 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         .n_reasons = (uint32_t)n_reasons,
         .cause = jstr(v, "cause"),
         .took_us = jint(v, "took_us"),
-        .variant = json_object_get(v, "variant") ? jstr(v, "variant").p : "control",
+        .variant = json_object_get(v, "variant") ? jtext(v, "variant") : rc_text_measure("control"),
     };
     rc_proto_encode_recs_delta(e, &d);
 }
@@ -426,9 +426,9 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
                                         .category = jtext(it, "category"),
                                         .price = price ? json_number_value(price) : -1};
         }
-        rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items,
-                       (uint32_t)n,          jstr(v, "cause"),   jint(v, "took_us"),
-                       jstr(v, "variant").p};
+        rc_recs_t r = {jtext(v, "surface"), jint(v, "version"), items,
+                       (uint32_t)n,         jstr(v, "cause"),   jint(v, "took_us"),
+                       jtext(v, "variant")};
         rc_proto_encode_recs(e, &r);
     } else if (strcmp(type, "recs_delta") == 0) {
         encode_delta_from_vector(v, e);
