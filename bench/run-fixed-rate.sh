@@ -113,6 +113,21 @@ for rate in rates:
                     f"{m['p999']:.3f} | {m['nolist']:.2f} | {len(fs)} |")
         runs_rows.append(f"| {rate:,} | {kind} | " + " · ".join(f"{f['cpu']:.1f}" for f in fs) + " | "
                          + " · ".join(f"{f['p99']:.3f}" for f in fs) + " |")
+# With a base build: each run of a kind against the base's run of the same round and rate, the
+# two back to back; the median of those ratios is steadier than the ratio of the medians.
+paired = []
+for rate in rates:
+    for kind, base in (("rankcast", "base"), ("rankcast-compact", "base-compact")):
+        if kind not in kinds or base not in kinds:
+            continue
+        d = []
+        for i in range(1, runs + 1):
+            x, y = figures(f"{work}/{base}-{rate}-{i}.json"), figures(f"{work}/{kind}-{rate}-{i}.json")
+            if x and y and x["cpu"] > 0:
+                d.append(100 * (y["cpu"] / x["cpu"] - 1))
+        if d:
+            paired.append(f"| {rate:,} | {label[kind]} | {statistics.median(d):+.1f} % | "
+                          + " · ".join(f"{v:+.1f}" for v in d) + " |")
 cpu = subprocess.run(["sed", "-n", "s/^model name[[:space:]]*: //p", "/proc/cpuinfo"],
                      capture_output=True, text=True).stdout.splitlines()[0]
 commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
@@ -133,6 +148,10 @@ text = [f"# Fixed cost per event, {stamp}", "",
         "acknowledged event.", "",
         "Each run (CPU µs/event · p99 ms):", "", "| events/s | server | CPU µs/event | p99 ms |",
         "|---|---|---|---|", *runs_rows]
+if paired:
+    text += ["", "Server CPU per event against the base build, run by run (each next to the base's run "
+             "of the same round):", "", "| events/s | server | median | each run |", "|---|---|---|---|",
+             *paired]
 open(out, "w").write("\n".join(text) + "\n")
 print("\n".join(text))
 PY
