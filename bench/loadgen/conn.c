@@ -140,6 +140,8 @@ int lg_conn_flush(lg_t *lg, conn_t *c)
         ssize_t n = lg_conn_io_write(c, b->data + b->off, b->len - b->off);
         if (n > 0) {
             b->off += (size_t)n;
+            if (lg->measuring)
+                lg->x.wire_out_bytes_measured += (uint64_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -395,8 +397,8 @@ void lg_conn_send_hello_and_subscribe(lg_t *lg, conn_t *c)
         return;
     if (lg->opt.scenario != SCEN_HANDSHAKE && lg->opt.open_until == OPEN_UNTIL_RECS) {
         uint32_t k = lg_conn_is_stalled(lg, c) ? lg->opt.stalled_k : lg->opt.k;
-        n = snprintf(text, sizeof(text), "{\"type\":\"subscribe\",\"surface\":\"%s\",\"k\":%u}",
-                     lg->opt.surface, (unsigned)k);
+        n = snprintf(text, sizeof(text), "{\"type\":\"subscribe\",\"surface\":\"%s\",\"k\":%u%s}",
+                     lg->opt.surface, (unsigned)k, lg->opt.compact ? ",\"compact\":true" : "");
         if (lg_conn_queue_app(lg, c, text, (size_t)n) < 0)
             return;
     }

@@ -104,6 +104,7 @@ typedef struct {
     uint32_t synthetic_items;
     char surface[33];
     uint32_t k;
+    bool compact; /* subscribe with compact:true: lists come as recs_delta */
     long server_pid;
     const char *json_out_path;
     uint64_t seed;
@@ -210,6 +211,9 @@ typedef struct {
     uint64_t stalled_open;
     uint64_t stalled_closed;
     uint64_t sio_pings;
+    /* WebSocket bytes (frames with their headers; no TCP/IP) read and written while measuring */
+    uint64_t wire_in_bytes_measured;
+    uint64_t wire_out_bytes_measured;
     long http_status_first_bad;
 } extra_stats_t;
 
@@ -308,6 +312,7 @@ typedef struct {
     double server_cpu_start_s;
     double server_cpu_end_s;
     bool server_cpu_started;
+    bool measuring; /* between measure_start_ns and measure_end_ns: wire bytes count */
     machine_cpu_t machine_start;
     machine_cpu_t machine_end;
     double self_cpu_start_s;

@@ -72,6 +72,7 @@ static void begin_events(lg_t *lg, uint64_t now_ns)
 static void begin_drain(lg_t *lg, uint64_t now_ns)
 {
     lg->server_cpu_end_s = lg_read_cpu_s(lg->opt.server_pid);
+    lg->measuring = false;
     lg->machine_end = lg_read_machine_cpu();
     lg->self_cpu_end_s = lg_self_cpu_s();
     lg->phase = PHASE_DRAIN;
@@ -130,6 +131,7 @@ static void advance_phase(lg_t *lg, uint64_t now_ns)
             lg->machine_start = lg_read_machine_cpu();
             lg->self_cpu_start_s = lg_self_cpu_s();
             lg->server_cpu_started = true;
+            lg->measuring = true;
         }
         if (now_ns >= lg->measure_end_ns) {
             if (lg->opt.scenario == SCEN_LATENCY)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The rankcast messages a connection receives (ack, error, recs, push, welcome) and how
- * each answers one of the events sent: the latencies are recorded here.
+ * The rankcast messages a connection receives (ack, error, recs or recs_delta, push, welcome) and
+ * how each answers one of the events sent: the latencies are recorded here.
  */
 #include "loadgen.h"
 
@@ -182,7 +182,7 @@ void lg_on_text_message(lg_t *lg, conn_t *c, const char *msg, size_t len, uint64
         lg->stats.other_messages++;
         return;
     }
-    if (lg_str_equals(type, type_len, "recs")) {
+    if (lg_str_equals(type, type_len, "recs") || lg_str_equals(type, type_len, "recs_delta")) {
         on_recs(lg, c, msg, len, now_ns);
     } else if (lg_str_equals(type, type_len, "ack")) {
         on_ack(lg, msg, len, now_ns);

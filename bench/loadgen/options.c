@@ -47,6 +47,7 @@ static void usage(FILE *out)
         "  --items N              synthetic item ids i0..iN-1 (default 1000)\n"
         "  --surface NAME         surface to subscribe to (default home)\n"
         "  --k N                  list length to subscribe with (default 10)\n"
+        "  --compact              subscribe with compact:true (lists come as recs_delta)\n"
         "  --server-pid PID       sample the server's VmRSS from /proc/PID/status\n"
         "  --json-out FILE        also write the JSON report to FILE\n"
         "  --seed N               random seed (default: from time and pid)\n"
@@ -199,6 +200,7 @@ enum {
     OPT_ADMIN_TOKEN,
     OPT_READY_FILE,
     OPT_OPEN_UNTIL,
+    OPT_COMPACT,
 };
 
 static int copy_option(char *dst, size_t cap, const char *name, const char *value);
@@ -261,6 +263,9 @@ static int apply_scenario_option(options_t *o, int opt, const char *arg)
         return copy_option(o->admin_token, sizeof(o->admin_token), "admin-token", arg);
     case OPT_READY_FILE:
         o->ready_file = arg;
+        return 0;
+    case OPT_COMPACT:
+        o->compact = true;
         return 0;
     case OPT_OPEN_UNTIL:
         v = parse_name("open-until", arg, LG_OPEN_UNTIL_NAMES, 3);
@@ -396,6 +401,7 @@ int lg_parse_options(options_t *o, int argc, char **argv)
         {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
         {"ready-file", required_argument, NULL, OPT_READY_FILE},
         {"open-until", required_argument, NULL, OPT_OPEN_UNTIL},
+        {"compact", no_argument, NULL, OPT_COMPACT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -301,6 +301,8 @@ static void conn_on_readable(lg_t *lg, conn_t *c)
             return;
         }
         uint64_t now_ns = lg_mono_ns();
+        if (lg->measuring)
+            lg->x.wire_in_bytes_measured += (uint64_t)n;
         bool from_scratch = c->in.len == c->in.off;
         char *data = lg->scratch;
         size_t len = (size_t)n;

@@ -226,6 +226,15 @@ static void json_events(FILE *f, const lg_t *lg)
             "\"measured_s\": %.3f},\n",
             lg->opt.rate_per_s * lg->users_at_events_start,
             seconds > 0 ? (double)s->events_sent_measured / seconds : 0, seconds);
+    /* Both directions over the measured window, per event sent in it (answers in flight at
+     * the window's edges balance out at a steady rate). */
+    double sent = s->events_sent_measured ? (double)s->events_sent_measured : 1;
+    fprintf(f,
+            "  \"wire\": {\"in_bytes_measured\": %" PRIu64 ", \"out_bytes_measured\": %" PRIu64
+            ", \"in_bytes_per_event\": %.1f, \"out_bytes_per_event\": %.1f},\n",
+            lg->x.wire_in_bytes_measured, lg->x.wire_out_bytes_measured,
+            (double)lg->x.wire_in_bytes_measured / sent,
+            (double)lg->x.wire_out_bytes_measured / sent);
 }
 
 static void json_self_usage(FILE *f, const lg_t *lg)

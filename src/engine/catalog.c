@@ -42,11 +42,16 @@ int rc_catalog_init(rc_catalog_t *c, uint32_t max_items, bool open)
     c->pending_newest = RC_CATALOG_PENDING - 1;
     c->categories = malloc(16 * sizeof(char *));
     c->category_names = calloc(16, sizeof(char *));
-    if (c->categories == NULL || c->category_names == NULL ||
-        (c->categories[0] = strdup("")) == NULL) {
+    c->category_texts = calloc(16, sizeof(rc_text_t));
+    c->category_name_texts = calloc(16, sizeof(rc_text_t));
+    if (c->categories == NULL || c->category_names == NULL || c->category_texts == NULL ||
+        c->category_name_texts == NULL || (c->categories[0] = strdup("")) == NULL) {
         free(c->categories);
         free(c->category_names);
+        free(c->category_texts);
+        free(c->category_name_texts);
         c->categories = c->category_names = NULL;
+        c->category_texts = c->category_name_texts = NULL;
         return RC_ENOMEM;
     }
     c->cap_categories = 16;
@@ -71,6 +76,8 @@ void rc_catalog_free(rc_catalog_t *c)
     }
     free(c->categories);
     free(c->category_names);
+    free(c->category_texts);
+    free(c->category_name_texts);
     rc_strmap_free(&c->by_id);
     rc_strmap_free(&c->category_by_name);
     rc_strmap_free(&c->pending_by_id);
@@ -99,6 +106,7 @@ int rc_catalog_set_category_name(rc_catalog_t *c, uint32_t category, const char 
         return RC_ENOMEM;
     free(c->category_names[category]);
     c->category_names[category] = copy;
+    c->category_name_texts[category] = rc_text_measure(copy);
     return 0;
 }
 
@@ -126,6 +134,14 @@ static int intern_category(rc_catalog_t *c, const char *name, uint16_t *out)
             return RC_ENOMEM;
         memset(p + c->cap_categories, 0, c->cap_categories * sizeof(char *));
         c->category_names = p;
+        for (int t = 0; t < 2; t++) {
+            rc_text_t **texts = t == 0 ? &c->category_texts : &c->category_name_texts;
+            rc_text_t *q = realloc(*texts, 2 * c->cap_categories * sizeof(rc_text_t));
+            if (q == NULL)
+                return RC_ENOMEM;
+            memset(q + c->cap_categories, 0, c->cap_categories * sizeof(rc_text_t));
+            *texts = q;
+        }
         c->cap_categories *= 2;
     }
     char *copy = strdup(name);
@@ -136,6 +152,7 @@ static int intern_category(rc_catalog_t *c, const char *name, uint16_t *out)
         return RC_ENOMEM;
     }
     c->categories[c->n_categories] = copy;
+    c->category_texts[c->n_categories] = rc_text_measure_n(copy, len);
     *out = (uint16_t)c->n_categories++;
     return 0;
 }
@@ -163,6 +180,8 @@ static int new_slot(rc_catalog_t *c, const char *id, size_t len, uint32_t *idx)
     if (l->id == NULL)
         return RC_ENOMEM;
     l->name = l->id;
+    l->id_len = l->name_len = (uint32_t)len;
+    l->id_plain = l->name_plain = rc_text_measure_n(l->id, len).plain;
     it->price = -1;
     if (rc_strmap_put(&c->by_id, l->id, len, c->n) != 0) {
         free(l->id);
@@ -219,6 +238,9 @@ int rc_catalog_upsert(rc_catalog_t *c, const char *id, const char *name, const c
         if (l->name != l->id)
             free(l->name);
         l->name = copy;
+        rc_text_t t = rc_text_measure(copy);
+        l->name_len = t.n;
+        l->name_plain = t.plain;
     }
     if (it->flags & RC_ITEM_LEARNED)
         c->n_learned--; /* the operator's item now */

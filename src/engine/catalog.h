@@ -7,6 +7,7 @@
 #define RC_CATALOG_H
 
 #include "util/strmap.h"
+#include "util/text.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +38,10 @@ _Static_assert(sizeof(rc_item_t) == 64, "an item is one cache line");
 typedef struct rc_item_label {
     char *id;   /* NUL-terminated, owned */
     char *name; /* owned; equals id for learned items */
+    /* Measured when set, so the lists' encoders neither scan for the end nor for bytes to
+     * escape (rc_item_id_text, rc_item_name_text). */
+    uint32_t id_len, name_len;
+    bool id_plain, name_plain; /* no byte needs escaping in JSON */
 } rc_item_label_t;
 
 /* An id events named that is not (yet) an item: which distinct users named it. */
@@ -59,6 +64,8 @@ typedef struct rc_catalog {
     /* Each category's display name ("Candles & lights" for "candles-lights"), owned, or NULL
      * when the catalog gave none: the reasons in words use it (reasons.c). */
     char **category_names;
+    /* The same two, measured (rc_text_t) when set; n 0 and p NULL where there is none. */
+    rc_text_t *category_texts, *category_name_texts;
     uint32_t n_categories, cap_categories;
     rc_strmap_t category_by_name;
     bool open;
@@ -82,6 +89,20 @@ static inline const char *rc_item_id(const rc_catalog_t *c, uint32_t i)
 static inline const char *rc_item_name(const rc_catalog_t *c, uint32_t i)
 {
     return c->labels[i].name;
+}
+
+/** Item `i`'s id as measured text (borrowed like rc_item_id()). */
+static inline rc_text_t rc_item_id_text(const rc_catalog_t *c, uint32_t i)
+{
+    const rc_item_label_t *l = &c->labels[i];
+    return (rc_text_t){l->id, l->id_len, l->id_plain};
+}
+
+/** Item `i`'s name as measured text (borrowed like rc_item_name()). */
+static inline rc_text_t rc_item_name_text(const rc_catalog_t *c, uint32_t i)
+{
+    const rc_item_label_t *l = &c->labels[i];
+    return (rc_text_t){l->name, l->name_len, l->name_plain};
 }
 
 /** Prepares an empty catalog holding at most `max_items`; `open` allows learning items
@@ -147,6 +168,24 @@ static inline const char *rc_catalog_category_display(const rc_catalog_t *c, uin
         return "";
     return c->category_names[category] != NULL ? c->category_names[category]
                                                : c->categories[category];
+}
+
+/** Category `category`'s name (its slug) as measured text; absent (p NULL) for 0 and
+ * unknown ones. Borrowed until the catalog is freed. */
+static inline rc_text_t rc_catalog_category_text(const rc_catalog_t *c, uint32_t category)
+{
+    if (category == 0 || category >= c->n_categories)
+        return (rc_text_t){NULL, 0, false};
+    return c->category_texts[category];
+}
+
+/** Category `category`'s display name as measured text; absent when the catalog gave none
+ * (and for 0 and unknown ones). Borrowed until the category's name changes. */
+static inline rc_text_t rc_catalog_category_name_text(const rc_catalog_t *c, uint32_t category)
+{
+    if (category == 0 || category >= c->n_categories)
+        return (rc_text_t){NULL, 0, false};
+    return c->category_name_texts[category];
 }
 
 /** Index of a category by name, or -1. */

@@ -118,17 +118,35 @@ void rc_reason_of(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranke
 typedef struct {
     char *buf;
     size_t len, at;
+    bool plain; /* no byte written needs escaping in JSON */
 } words_t;
 
-static void put(words_t *w, const char *s)
+static void put_text(words_t *w, rc_text_t t)
 {
     if (w->len == 0)
         return;
-    size_t n = strlen(s), room = w->len - 1 - w->at;
+    size_t n = t.n, room = w->len - 1 - w->at;
     n = n < room ? n : room;
-    memcpy(w->buf + w->at, s, n);
+    if (n > 0)
+        memcpy(w->buf + w->at, t.p, n);
     w->at += n;
     w->buf[w->at] = '\0';
+    w->plain = w->plain && t.plain;
+}
+
+/* The words of this file (literals and digits): none needs escaping in JSON, and inline, the
+ * length of a literal is folded. The catalog's names go through put_text with the lengths and
+ * escape checks measured when they were loaded. */
+static inline void put(words_t *w, const char *s)
+{
+    put_text(w, (rc_text_t){s, (uint32_t)strlen(s), true});
+}
+
+/* A category's display name: its own name, or its slug when the catalog gave none. */
+static rc_text_t category_display(const rc_catalog_t *c, uint16_t category)
+{
+    rc_text_t t = rc_catalog_category_name_text(c, category);
+    return t.p != NULL ? t : rc_catalog_category_text(c, category);
 }
 
 static void put_uint(words_t *w, uint64_t v)
@@ -199,51 +217,58 @@ static void in_category(words_t *w, const rc_catalog_t *c, const char *what, uin
     put(w, what);
     if (category != 0) {
         put(w, " in ");
-        put(w, rc_catalog_category_display(c, category));
+        put_text(w, category_display(c, category));
     }
 }
 
-void rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len)
+rc_text_t rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len)
 {
     const rc_catalog_t *c = &e->catalog;
-    words_t w = {buf, len, 0};
+    words_t w = {buf, len, 0, true};
     if (len > 0)
         buf[0] = '\0';
     bool has_item = why->item >= 0 && (uint64_t)why->item < c->n;
     switch (why->code) {
     case RC_REASON_CO_VISITED:
         put(&w, "Viewed together with ");
-        put(&w, has_item ? rc_item_name(c, (uint32_t)why->item) : "an item you viewed");
-        return;
+        if (has_item)
+            put_text(&w, rc_item_name_text(c, (uint32_t)why->item));
+        else
+            put(&w, "an item you viewed");
+        break;
     case RC_REASON_SIMILAR:
         put(&w, "Similar to ");
-        put(&w, has_item ? rc_item_name(c, (uint32_t)why->item) : "an item you viewed");
-        return;
+        if (has_item)
+            put_text(&w, rc_item_name_text(c, (uint32_t)why->item));
+        else
+            put(&w, "an item you viewed");
+        break;
     case RC_REASON_CATEGORY:
         put(&w, "Because you like ");
-        put(&w, rc_catalog_category_display(c, why->category));
-        return;
+        put_text(&w, category_display(c, why->category));
+        break;
     case RC_REASON_TRENDING:
     case RC_REASON_TRENDING_CONTEXT:
         trending_words(&w, why->segment);
-        return;
+        break;
     case RC_REASON_TRENDING_LOCALE:
         /* The tag is data for the app to localise; in words, no code. */
         put(&w, "Trending in your region");
-        return;
+        break;
     case RC_REASON_PINNED:
         put(&w, "Featured");
-        return;
+        break;
     case RC_REASON_REPEAT:
         repeat_words(&w, why->kind, why->age_s);
-        return;
+        break;
     case RC_REASON_NEW_ITEM:
         in_category(&w, c, "New", why->category);
-        return;
+        break;
     default:
         in_category(&w, c, "Popular", why->category);
-        return;
+        break;
     }
+    return (rc_text_t){buf, (uint32_t)w.at, w.plain};
 }
 
 void rc_reason_text(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,

@@ -6,6 +6,7 @@
 #define RC_REASONS_H
 
 #include "engine/engine.h"
+#include "util/text.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,8 +46,9 @@ void rc_reason_of(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranke
 
 /** Reason `why` in plain words into `buf` (`len` bytes, NUL-terminated, cut to fit), e.g.
  * "Viewed together with Red Mug": names of items and display names of categories, never
- * ids, slugs or locale tags. */
-void rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len);
+ * ids, slugs or locale tags. Returns the words as measured text (in `buf`; its length without
+ * the NUL, and whether JSON needs to escape any of it), so the encoders need not scan them. */
+rc_text_t rc_reason_words(const rc_engine_t *e, const rc_reason_t *why, char *buf, size_t len);
 
 /** Both steps: the reason of ranked item `r` of user `u` in words. */
 void rc_reason_text(const rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *r, char *buf,

@@ -66,40 +66,13 @@ void rc_enc_end(rc_enc_t *e)
     rc_wbuf_putc(e->out, map ? '}' : ']');
 }
 
-/* True when one of the eight bytes in x must be escaped in a JSON string: a control
- * character, '"' or '\\'. Bytes from 0x80 (UTF-8) need none. The word tricks only tell
- * whether some byte matches, not which: the caller then looks byte by byte. */
-static inline bool escape_in8(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
-    uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
-    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) &
-           high;
-}
-
-/* How many bytes from the start of s need no escaping. Ids, names and reasons almost never
- * do: a list's strings are then copied whole, not looked at one byte at a time. */
-static size_t plain_prefix(const char *s, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, s + i, 8);
-        if (escape_in8(x))
-            break;
-    }
-    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
-        i++;
-    return i;
-}
-
 /* Plain runs are copied whole; each byte between them is escaped. */
 static void json_put_string(rc_wbuf_t *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     rc_wbuf_putc(o, '"');
     for (size_t i = 0;;) {
-        size_t run = plain_prefix(s + i, n - i);
+        size_t run = rc_json_plain_prefix(s + i, n - i);
         rc_wbuf_put(o, s + i, run);
         i += run;
         if (i == n)
@@ -151,6 +124,50 @@ void rc_enc_cstr(rc_enc_t *e, const char *s)
     rc_enc_str(e, s, strlen(s));
 }
 
+/* A plain text between quotes, written in place: one bounds check, one copy. */
+static void json_put_plain(rc_wbuf_t *o, const char *s, size_t n)
+{
+    if (o->base == NULL || n + 2 > o->cap - o->len) {
+        rc_wbuf_reserve(o, n + 2);
+        if (o->failed)
+            return;
+    }
+    char *at = o->base + o->headroom + o->len;
+    at[0] = '"';
+    memcpy(at + 1, s, n);
+    at[n + 1] = '"';
+    o->len += n + 2;
+}
+
+void rc_enc_text(rc_enc_t *e, rc_text_t t)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, t.n);
+        msgpack_pack_str_body(&e->pk, t.p, t.n);
+        return;
+    }
+    json_before_value(e);
+    if (t.plain)
+        json_put_plain(e->out, t.p, t.n);
+    else
+        json_put_string(e->out, t.p, t.n);
+}
+
+void rc_enc_text_key(rc_enc_t *e, rc_text_t t)
+{
+    if (e->fmt == RC_FMT_MSGPACK) {
+        msgpack_pack_str(&e->pk, t.n);
+        msgpack_pack_str_body(&e->pk, t.p, t.n);
+        return;
+    }
+    rc_enc_json_before_key(e);
+    if (t.plain)
+        json_put_plain(e->out, t.p, t.n);
+    else
+        json_put_string(e->out, t.p, t.n);
+    rc_wbuf_putc(e->out, ':');
+}
+
 void rc_enc_int(rc_enc_t *e, int64_t v)
 {
     if (e->fmt == RC_FMT_MSGPACK) {
@@ -190,7 +207,7 @@ void rc_enc_double(rc_enc_t *e, double v)
 
 /* Writes |v| rounded to `places` (<= 6) decimals without trailing zeros: 2.5, 0.9137, 12.
  * Much cheaper than printf's %g for the scores and prices every list carries. */
-static size_t fixed_decimal(char *out, double v, int places)
+static inline __attribute__((always_inline)) size_t fixed_decimal(char *out, double v, int places)
 {
     static const uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     char digits[32];
@@ -232,7 +249,10 @@ void rc_enc_decimal(rc_enc_t *e, double v, int places)
     }
     char tmp[48];
     json_before_value(e);
-    rc_wbuf_put(e->out, tmp, fixed_decimal(tmp, v, places));
+    /* Every list's scores and prices have four places: with the constant, the divisions by
+     * the scale become multiplications. */
+    size_t n = places == 4 ? fixed_decimal(tmp, v, 4) : fixed_decimal(tmp, v, places);
+    rc_wbuf_put(e->out, tmp, n);
 }
 
 void rc_enc_bool(rc_enc_t *e, bool v)

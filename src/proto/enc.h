@@ -5,6 +5,7 @@
 #ifndef RC_ENC_H
 #define RC_ENC_H
 
+#include "util/text.h"
 #include "util/wbuf.h"
 
 #include <msgpack.h>
@@ -37,6 +38,10 @@ void rc_enc_key(rc_enc_t *e, const char *key);
 void rc_enc_keyn(rc_enc_t *e, const char *key, size_t n);
 void rc_enc_str(rc_enc_t *e, const char *s, size_t n);
 void rc_enc_cstr(rc_enc_t *e, const char *s);
+/** A measured text as a string value (JSON: one copy between quotes when it is plain). */
+void rc_enc_text(rc_enc_t *e, rc_text_t t);
+/** A measured text as a map key. */
+void rc_enc_text_key(rc_enc_t *e, rc_text_t t);
 void rc_enc_int(rc_enc_t *e, int64_t v);
 void rc_enc_double(rc_enc_t *e, double v);
 /** A number known to need at most `places` (<= 6) decimals, such as a score or a price:

@@ -622,12 +622,14 @@ int rc_proto_decode(rc_proto_decoder_t *d, rc_format_t fmt, const void *data, si
 #define KEY(e, lit)       rc_enc_plain_key((e), "\"" lit "\":", sizeof(lit) - 1)
 #define KV_STR(e, lit, v) (KEY(e, lit), rc_enc_cstr((e), (v)))
 #define KV_INT(e, lit, v) (KEY(e, lit), rc_enc_int((e), (v)))
+/* A value fixed in the source (a message's type): no escaping, its length known. */
+#define KV_LIT(e, lit, v) (KEY(e, lit), rc_enc_text((e), (rc_text_t){v, sizeof(v) - 1, true}))
 
 void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, const char *node,
                              int64_t server_time_ms, const rc_limits_t *l)
 {
     rc_enc_map(e, 7);
-    KV_STR(e, "type", "welcome");
+    KV_LIT(e, "type", "welcome");
     KV_INT(e, "v", 1);
     KV_STR(e, "session", session);
     KEY(e, "user");
@@ -649,7 +651,7 @@ void rc_proto_encode_welcome(rc_enc_t *e, const char *session, rc_str_t user, co
 void rc_proto_encode_ack(rc_enc_t *e, const rc_str_t *ids, uint32_t n)
 {
     rc_enc_map(e, 2);
-    KV_STR(e, "type", "ack");
+    KV_LIT(e, "type", "ack");
     KEY(e, "ids");
     rc_enc_array(e, n);
     for (uint32_t i = 0; i < n; i++)
@@ -671,7 +673,7 @@ void rc_proto_encode_error_about(rc_enc_t *e, int code, const char *message, rc_
     bool has_surface = has_about && about->surface.n > 0;
     bool has_t = has_about && about->has_t;
     rc_enc_map(e, 5u + (id.n > 0) + has_about + has_surface + has_t);
-    KV_STR(e, "type", "error");
+    KV_LIT(e, "type", "error");
     KV_INT(e, "code", code);
     KV_STR(e, "name", name ? name : "internal");
     KV_STR(e, "message", message);
@@ -697,7 +699,7 @@ void rc_proto_encode_error_about(rc_enc_t *e, int code, const char *message, rc_
 void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time_ms)
 {
     rc_enc_map(e, has_t ? 3 : 2);
-    KV_STR(e, "type", "pong");
+    KV_LIT(e, "type", "pong");
     if (has_t) {
         KEY(e, "t");
         rc_enc_double(e, t);
@@ -709,7 +711,7 @@ void rc_proto_encode_pong(rc_enc_t *e, bool has_t, double t, int64_t server_time
 void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms)
 {
     rc_enc_map(e, 2);
-    KV_STR(e, "type", "auth_ok");
+    KV_LIT(e, "type", "auth_ok");
     KV_INT(e, "exp_ms", exp_ms);
     rc_enc_end(e);
 }
@@ -717,32 +719,34 @@ void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms)
 void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_after_ms)
 {
     rc_enc_map(e, 3);
-    KV_STR(e, "type", "drain");
+    KV_LIT(e, "type", "drain");
     KV_STR(e, "reason", reason);
     KV_INT(e, "reconnect_after_ms", reconnect_after_ms);
     rc_enc_end(e);
 }
 
+#define KV_TEXT(e, lit, v) (KEY(e, lit), rc_enc_text((e), (v)))
+
 static void encode_recs_reason(rc_enc_t *e, const rc_recs_reason_t *r)
 {
-    rc_enc_map(e, 1 + (r->item != NULL) + (r->item_name != NULL) + (r->category != NULL) +
-                      (r->category_name != NULL) + (r->segment != NULL) + (r->locale != NULL) +
-                      (r->kind != NULL) + (r->age_s >= 0));
-    KV_STR(e, "code", r->code);
-    if (r->item != NULL)
-        KV_STR(e, "item", r->item);
-    if (r->item_name != NULL)
-        KV_STR(e, "item_name", r->item_name);
-    if (r->category != NULL)
-        KV_STR(e, "category", r->category);
-    if (r->category_name != NULL)
-        KV_STR(e, "category_name", r->category_name);
-    if (r->segment != NULL)
-        KV_STR(e, "segment", r->segment);
-    if (r->locale != NULL)
-        KV_STR(e, "locale", r->locale);
-    if (r->kind != NULL)
-        KV_STR(e, "kind", r->kind);
+    rc_enc_map(e, 1 + (r->item.p != NULL) + (r->item_name.p != NULL) + (r->category.p != NULL) +
+                      (r->category_name.p != NULL) + (r->segment.p != NULL) +
+                      (r->locale.p != NULL) + (r->kind.p != NULL) + (r->age_s >= 0));
+    KV_TEXT(e, "code", r->code);
+    if (r->item.p != NULL)
+        KV_TEXT(e, "item", r->item);
+    if (r->item_name.p != NULL)
+        KV_TEXT(e, "item_name", r->item_name);
+    if (r->category.p != NULL)
+        KV_TEXT(e, "category", r->category);
+    if (r->category_name.p != NULL)
+        KV_TEXT(e, "category_name", r->category_name);
+    if (r->segment.p != NULL)
+        KV_TEXT(e, "segment", r->segment);
+    if (r->locale.p != NULL)
+        KV_TEXT(e, "locale", r->locale);
+    if (r->kind.p != NULL)
+        KV_TEXT(e, "kind", r->kind);
     if (r->age_s >= 0)
         KV_INT(e, "age_s", r->age_s);
     rc_enc_end(e);
@@ -750,23 +754,23 @@ static void encode_recs_reason(rc_enc_t *e, const rc_recs_reason_t *r)
 
 static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 {
-    uint32_t n =
-        4 + (it->reason != NULL) + (it->name != NULL) + (it->category != NULL) + (it->price >= 0);
+    uint32_t n = 4 + (it->reason != NULL) + (it->name.p != NULL) + (it->category.p != NULL) +
+                 (it->price >= 0);
     rc_enc_map(e, n);
-    KV_STR(e, "item", it->item);
+    KV_TEXT(e, "item", it->item);
     KEY(e, "score");
     /* Four decimals are all a client can use; rounding keeps JSON frames short. */
     rc_enc_decimal(e, round(it->score * 10000.0) / 10000.0, 4);
-    KV_STR(e, "src", it->src);
-    KV_STR(e, "why", it->why);
+    KV_TEXT(e, "src", it->src);
+    KV_TEXT(e, "why", it->why);
     if (it->reason != NULL) {
         KEY(e, "reason");
         encode_recs_reason(e, it->reason);
     }
-    if (it->name != NULL)
-        KV_STR(e, "name", it->name);
-    if (it->category != NULL)
-        KV_STR(e, "category", it->category);
+    if (it->name.p != NULL)
+        KV_TEXT(e, "name", it->name);
+    if (it->category.p != NULL)
+        KV_TEXT(e, "category", it->category);
     if (it->price >= 0) {
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
@@ -778,12 +782,12 @@ static void encode_recs_item(rc_enc_t *e, const rc_recs_item_t *it)
 static void encode_detail(rc_enc_t *e, const rc_recs_item_t *it)
 {
     bool price = it->price >= 0;
-    rc_enc_keyn(e, it->item, strlen(it->item));
-    rc_enc_map(e, (uint32_t)(it->name != NULL) + (it->category != NULL) + price);
-    if (it->name != NULL)
-        KV_STR(e, "name", it->name);
-    if (it->category != NULL)
-        KV_STR(e, "category", it->category);
+    rc_enc_text_key(e, it->item);
+    rc_enc_map(e, (uint32_t)(it->name.p != NULL) + (it->category.p != NULL) + price);
+    if (it->name.p != NULL)
+        KV_TEXT(e, "name", it->name);
+    if (it->category.p != NULL)
+        KV_TEXT(e, "category", it->category);
     if (price) {
         KEY(e, "price");
         rc_enc_decimal(e, it->price, 4);
@@ -798,8 +802,8 @@ static void encode_reason_def(rc_enc_t *e, const rc_recs_reason_def_t *r)
     int n = snprintf(key, sizeof(key), "%u", r->rid);
     rc_enc_keyn(e, key, (size_t)n);
     rc_enc_map(e, 2 + (r->it->reason != NULL));
-    KV_STR(e, "src", r->it->src);
-    KV_STR(e, "why", r->it->why);
+    KV_TEXT(e, "src", r->it->src);
+    KV_TEXT(e, "why", r->it->why);
     if (r->it->reason != NULL) {
         KEY(e, "reason");
         encode_recs_reason(e, r->it->reason);
@@ -809,18 +813,18 @@ static void encode_reason_def(rc_enc_t *e, const rc_recs_reason_def_t *r)
 
 void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
 {
-    bool control = strcmp(d->variant, "control") == 0; /* left out: the usual case */
+    bool control = d->variant.n == 7 && memcmp(d->variant.p, "control", 7) == 0; /* left out */
     rc_enc_map(e, 7 + (d->n_remove > 0) + (d->n_place > 0) + (d->n_details > 0) +
                       (d->n_reasons > 0) + (d->cause.n > 0) + !control);
-    KV_STR(e, "type", "recs_delta");
-    KV_STR(e, "surface", d->surface);
+    KV_LIT(e, "type", "recs_delta");
+    KV_TEXT(e, "surface", d->surface);
     KV_INT(e, "version", d->version);
     KV_INT(e, "base", d->base);
     if (d->n_remove > 0) {
         KEY(e, "remove");
         rc_enc_array(e, d->n_remove);
         for (uint32_t i = 0; i < d->n_remove; i++)
-            rc_enc_cstr(e, d->remove[i]);
+            rc_enc_text(e, d->remove[i]);
         rc_enc_end(e);
     }
     if (d->n_place > 0) {
@@ -829,7 +833,7 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
         for (uint32_t i = 0; i < d->n_place; i++) {
             rc_enc_array(e, 2);
             rc_enc_int(e, d->place[i].pos);
-            rc_enc_cstr(e, d->place[i].item);
+            rc_enc_text(e, d->place[i].item);
             rc_enc_end(e);
         }
         rc_enc_end(e);
@@ -871,14 +875,14 @@ void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d)
     }
     KV_INT(e, "took_us", d->took_us);
     if (!control)
-        KV_STR(e, "variant", d->variant);
+        KV_TEXT(e, "variant", d->variant);
     rc_enc_end(e);
 }
 
 void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpack_object *data)
 {
     rc_enc_map(e, 4);
-    KV_STR(e, "type", "push");
+    KV_LIT(e, "type", "push");
     KEY(e, "id");
     rc_enc_str(e, id.p, id.n);
     KEY(e, "topic");
@@ -894,8 +898,8 @@ void rc_proto_encode_push(rc_enc_t *e, rc_str_t id, rc_str_t topic, const msgpac
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r)
 {
     rc_enc_map(e, r->cause.n ? 7 : 6);
-    KV_STR(e, "type", "recs");
-    KV_STR(e, "surface", r->surface);
+    KV_LIT(e, "type", "recs");
+    KV_TEXT(e, "surface", r->surface);
     KV_INT(e, "version", r->version);
     KEY(e, "items");
     rc_enc_array(e, r->n_items);
@@ -907,6 +911,6 @@ void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r)
         rc_enc_str(e, r->cause.p, r->cause.n);
     }
     KV_INT(e, "took_us", r->took_us);
-    KV_STR(e, "variant", r->variant);
+    KV_TEXT(e, "variant", r->variant);
     rc_enc_end(e);
 }

@@ -213,37 +213,38 @@ void rc_proto_encode_drain(rc_enc_t *e, const char *reason, int64_t reconnect_af
 /** The answer to `auth` (a token refreshed on a live session): the new expiry. */
 void rc_proto_encode_auth_ok(rc_enc_t *e, int64_t exp_ms);
 
-/* An item's reason as data (PROTOCOL.md, `recs`): a code and what it refers to. Every
- * pointer but `code` may be NULL (left out); `age_s` < 0 is left out. */
+/* An item's reason as data (PROTOCOL.md, `recs`): a code and what it refers to. Every text
+ * but `code` may be absent (p NULL: left out); `age_s` < 0 is left out. The texts are
+ * measured (rc_text_t): the encoder neither looks for their ends nor for bytes to escape. */
 typedef struct rc_recs_reason {
-    const char *code; /* NUL-terminated, borrowed, as the rest */
-    const char *item, *item_name;
-    const char *category, *category_name;
-    const char *segment;
-    const char *locale;
-    const char *kind;
+    rc_text_t code; /* borrowed, as the rest */
+    rc_text_t item, item_name;
+    rc_text_t category, category_name;
+    rc_text_t segment;
+    rc_text_t locale;
+    rc_text_t kind;
     int64_t age_s;
 } rc_recs_reason_t;
 
 typedef struct rc_recs_item {
-    const char *item; /* NUL-terminated ids and texts, borrowed */
+    rc_text_t item; /* ids and texts, borrowed */
     double score;
-    const char *src;
-    const char *why;
+    rc_text_t src;
+    rc_text_t why;
     const rc_recs_reason_t *reason; /* NULL: none (left out) */
-    const char *name;               /* NULL when the catalog does not know the item */
-    const char *category;           /* NULL when unknown */
+    rc_text_t name;                 /* absent when the catalog does not know the item */
+    rc_text_t category;             /* absent when unknown */
     double price;                   /* < 0 when unknown */
 } rc_recs_item_t;
 
 typedef struct rc_recs {
-    const char *surface;
+    rc_text_t surface;
     int64_t version;
     const rc_recs_item_t *items;
     uint32_t n_items;
     rc_str_t cause; /* n == 0: no cause (the list sent on subscribe) */
     int64_t took_us;
-    const char *variant;
+    rc_text_t variant;
 } rc_recs_t;
 
 void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
@@ -254,7 +255,7 @@ void rc_proto_encode_recs(rc_enc_t *e, const rc_recs_t *r);
  * has not had yet. */
 typedef struct rc_recs_place {
     uint32_t pos;
-    const char *item;
+    rc_text_t item;
 } rc_recs_place_t;
 
 /* A reason new to the connection: number `rid` stands for `it`'s src, why and reason. */
@@ -264,10 +265,10 @@ typedef struct rc_recs_reason_def {
 } rc_recs_reason_def_t;
 
 typedef struct rc_recs_delta {
-    const char *surface;
+    rc_text_t surface;
     int64_t version;
-    int64_t base; /* 0: the empty list (a whole list) */
-    const char *const *remove;
+    int64_t base;            /* 0: the empty list (a whole list) */
+    const rc_text_t *remove; /* ids */
     uint32_t n_remove;
     const rc_recs_place_t *place;
     uint32_t n_place;
@@ -280,7 +281,7 @@ typedef struct rc_recs_delta {
     uint32_t n_reasons;
     rc_str_t cause;
     int64_t took_us;
-    const char *variant;
+    rc_text_t variant;
 } rc_recs_delta_t;
 
 void rc_proto_encode_recs_delta(rc_enc_t *e, const rc_recs_delta_t *d);

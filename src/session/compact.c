@@ -187,11 +187,15 @@ void rc_compact_sub_free(rc_sub_t *sub)
 static uint64_t reason_hash(const rc_recs_item_t *it)
 {
     const rc_recs_reason_t *r = it->reason;
-    const char *parts[] = {it->src,     it->why,          r->code,    r->item,   r->item_name,
-                           r->category, r->category_name, r->segment, r->locale, r->kind};
+    const rc_text_t *parts[] = {&it->src,      &it->why,     &r->code,          &r->item,
+                                &r->item_name, &r->category, &r->category_name, &r->segment,
+                                &r->locale,    &r->kind};
     XXH64_hash_t h = (XXH64_hash_t)r->age_s;
+    /* Each present part with its terminating NUL, as before the texts carried their lengths:
+     * the hashes, and so the reason numbers, stay what they were. */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-        h = XXH3_64bits_withSeed(parts[i] ? parts[i] : "", parts[i] ? strlen(parts[i]) + 1 : 0, h);
+        h = parts[i]->p ? XXH3_64bits_withSeed(parts[i]->p, parts[i]->n + 1, h)
+                        : XXH3_64bits_withSeed("", 0, h);
     return h;
 }
 
@@ -228,7 +232,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     rc_known_t *known = c->known;
     uint32_t n = v->n;
-    const char *remove[RC_MAX_K_LIMIT];
+    rc_text_t remove[RC_MAX_K_LIMIT];
     rc_recs_place_t place[RC_MAX_K_LIMIT];
     const rc_recs_item_t *details[RC_MAX_K_LIMIT];
     rc_recs_reason_def_t reasons[RC_MAX_K_LIMIT];
@@ -249,7 +253,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         while (at < n && v->ranked[at].item != sub->held[h])
             at++;
         if (at == n)
-            remove[n_remove++] = rc_item_id(cat, sub->held[h]);
+            remove[n_remove++] = rc_item_id_text(cat, sub->held[h]);
         else
             kept_pos[n_kept++] = at;
     }
@@ -261,7 +265,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         if (!stays[i])
             place[n_place++] = (rc_recs_place_t){i, it->item};
         if (!known_item(known, v->ranked[i].item) &&
-            (it->name != NULL || it->category != NULL || it->price >= 0))
+            (it->name.p != NULL || it->category.p != NULL || it->price >= 0))
             details[n_details++] = it;
         rids[i] = known_reason(known, reason_hash(it), &is_new);
         if (is_new)
@@ -269,7 +273,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     }
     bool with_cause = sub->held_version != 0 && v->cause[0] != '\0';
     rc_recs_delta_t d = {
-        .surface = v->surface,
+        .surface = v->surface_text,
         .version = v->version,
         .base = sub->held_version,
         .remove = remove,
@@ -283,8 +287,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         .n_details = n_details,
         .reasons = reasons,
         .n_reasons = n_reasons,
-        .cause =
-            with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
+        .cause = with_cause ? (rc_str_t){v->cause, v->cause_len} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
         .variant = rc_view_variant(s, ses),
     };

@@ -272,7 +272,7 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
         return;
     for (uint32_t i = 0; i < ses->n_views; i++) {
         const rc_view_t *v = ses->views[i];
-        if (strlen(v->surface) != ev->surface.n ||
+        if (v->surface_text.n != ev->surface.n ||
             memcmp(v->surface, ev->surface.p, ev->surface.n) != 0)
             continue;
         for (uint32_t k = 0; k < v->n; k++) {

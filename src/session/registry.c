@@ -217,6 +217,7 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     s->why_buf = calloc((size_t)cfg->max_k, WHY_LEN);
     s->compact_marker = rc_frame_new("", 0, false);
     s->ranker = rc_ranker_new();
+    rc_view_measure_names(s);
     if (s->ranker == NULL || s->rank_buf == NULL || s->recs_buf == NULL || s->reason_buf == NULL ||
         s->why_buf == NULL || s->compact_marker == NULL ||
         rc_proto_decoder_init(&s->decoder, (uint32_t)cfg->max_batch, (uint32_t)cfg->max_k) != 0) {

@@ -21,6 +21,7 @@
 
 #include "auth/anonid.h"
 #include "engine/ranker.h"
+#include "engine/reasons.h"
 #include "session/session.h"
 #include "util/list.h"
 #include "util/strmap.h"
@@ -45,6 +46,7 @@ typedef struct rc_seen {
 
 typedef struct rc_view {
     char surface[RC_SURFACE_MAX + 1];
+    rc_text_t surface_text; /* surface, measured when the view is made */
     rc_rank_spec_t spec;
     uint32_t refs;
     int64_t version;
@@ -52,6 +54,7 @@ typedef struct rc_view {
     uint32_t n;
     rc_ranked_t *ranked; /* spec.k entries */
     char cause[RC_ID_MAX + 1];
+    uint32_t cause_len;
     uint64_t cause_t0_us;
     int64_t took_us;
     rc_frame_t *frame[RC_FMT_COUNT]; /* the current list, encoded on first need */
@@ -194,6 +197,10 @@ struct rc_sessions {
     rc_recs_item_t *recs_buf;
     rc_recs_reason_t *reason_buf; /* recs_buf[i].reason points at reason_buf[i] */
     char (*why_buf)[WHY_LEN];
+    /* The names lists carry, measured once (rc_view_measure_names): src, reason code, kind. */
+    rc_text_t src_texts[RC_SRC_REPEAT + 1];
+    rc_text_t code_texts[RC_REASON_COUNT];
+    rc_text_t kind_texts[RC_EVENT_KIND_COUNT];
     ticket_t *free_tickets;
     spare_delta_t *free_deltas;
     uint32_t n_free_deltas;
@@ -223,10 +230,13 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub);
 
 /* ---- views.c (what compact.c shares) ---- */
 
+/** Measures the names of sources, reason codes and event kinds into `s`'s tables, once. */
+void rc_view_measure_names(rc_sessions_t *s);
+
 /** Fills s->recs_buf[0..v->n) (and the reasons and words they point at) with `v`'s list. */
 void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v);
 /** The experiment variant name of `ses`'s lists. */
-const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses);
+rc_text_t rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses);
 
 /* ---- conn.c ---- */
 

@@ -35,28 +35,43 @@ void rc_view_free(rc_view_t *v)
     free(v);
 }
 
-/* A reason as the wire carries it: ids and names instead of catalog indexes. */
-static void wire_reason(const rc_catalog_t *cat, const rc_reason_t *why, rc_recs_reason_t *out)
+void rc_view_measure_names(rc_sessions_t *s)
 {
+    for (int i = 0; i <= RC_SRC_REPEAT; i++)
+        s->src_texts[i] = rc_text_measure(rc_src_name(i));
+    for (int i = 0; i < RC_REASON_COUNT; i++)
+        s->code_texts[i] = rc_text_measure(rc_reason_code_name(i));
+    for (int i = 0; i < RC_EVENT_KIND_COUNT; i++)
+        s->kind_texts[i] = rc_text_measure(rc_event_kind_name(i));
+}
+
+/* A reason as the wire carries it: ids and names instead of catalog indexes. */
+static void wire_reason(const rc_sessions_t *s, const rc_catalog_t *cat, const rc_reason_t *why,
+                        rc_recs_reason_t *out)
+{
+    static const rc_text_t absent = {NULL, 0, false};
     bool has_item = why->item >= 0 && (uint64_t)why->item < cat->n;
     uint32_t ref = has_item ? (uint32_t)why->item : 0;
     bool has_cat = why->category != 0 && why->category < cat->n_categories;
     *out = (rc_recs_reason_t){
-        .code = rc_reason_code_name(why->code),
-        .item = has_item ? rc_item_id(cat, ref) : NULL,
-        .item_name =
-            has_item && !(cat->items[ref].flags & RC_ITEM_LEARNED) ? rc_item_name(cat, ref) : NULL,
-        .category = has_cat ? cat->categories[why->category] : NULL,
-        .category_name = has_cat ? cat->category_names[why->category] : NULL,
-        .segment = why->segment,
-        .locale = why->locale,
-        .kind = why->kind < RC_EVENT_KIND_COUNT ? rc_event_kind_name(why->kind) : NULL,
+        .code = why->code < RC_REASON_COUNT ? s->code_texts[why->code]
+                                            : rc_text_measure(rc_reason_code_name(why->code)),
+        .item = has_item ? rc_item_id_text(cat, ref) : absent,
+        .item_name = has_item && !(cat->items[ref].flags & RC_ITEM_LEARNED)
+                         ? rc_item_name_text(cat, ref)
+                         : absent,
+        .category = has_cat ? rc_catalog_category_text(cat, why->category) : absent,
+        .category_name = has_cat ? rc_catalog_category_name_text(cat, why->category) : absent,
+        .segment = rc_text_measure(why->segment),
+        .locale = rc_text_measure(why->locale),
+        .kind = why->kind < RC_EVENT_KIND_COUNT ? s->kind_texts[why->kind] : absent,
         .age_s = why->code == RC_REASON_REPEAT ? why->age_s : -1,
     };
 }
 
 void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v)
 {
+    static const rc_text_t absent = {NULL, 0, false};
     const rc_catalog_t *cat = rc_engine_catalog(s->engine);
     rc_user_state_t empty;
     const rc_user_state_t *u = rc_session_state_read(ses, &empty);
@@ -71,25 +86,27 @@ void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view
         const rc_item_t *it = &cat->items[r->item];
         rc_reason_t why;
         rc_engine_reason(s->engine, u, r, &why);
-        rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
-        wire_reason(cat, &why, &s->reason_buf[i]);
+        rc_text_t words = rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
+        wire_reason(s, cat, &why, &s->reason_buf[i]);
         s->recs_buf[i] = (rc_recs_item_t){
-            .item = rc_item_id(cat, r->item),
+            .item = rc_item_id_text(cat, r->item),
             .score = r->score,
-            .src = rc_src_name(r->src),
-            .why = s->why_buf[i],
+            .src = r->src <= RC_SRC_REPEAT ? s->src_texts[r->src]
+                                           : rc_text_measure(rc_src_name(r->src)),
+            .why = words,
             .reason = &s->reason_buf[i],
-            .name = (it->flags & RC_ITEM_LEARNED) ? NULL : rc_item_name(cat, r->item),
-            .category = it->category ? cat->categories[it->category] : NULL,
+            .name = (it->flags & RC_ITEM_LEARNED) ? absent : rc_item_name_text(cat, r->item),
+            .category = rc_catalog_category_text(cat, it->category),
             .price = it->price,
         };
     }
 }
 
-const char *rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
+rc_text_t rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
 {
     const rc_experiment_t *x = rc_engine_experiment(s->engine);
-    return x ? rc_experiment_variant_name(x, ses->variant) : "control";
+    return x ? rc_text_measure(rc_experiment_variant_name(x, ses->variant))
+             : (rc_text_t){"control", 7, true};
 }
 
 /* Encodes a view's list. `with_cause` is false for the answer to subscribe. */
@@ -98,12 +115,11 @@ rc_frame_t *rc_view_encode(rc_sessions_t *s, const rc_session_t *ses, const rc_v
 {
     rc_view_fill_items(s, ses, v);
     rc_recs_t recs = {
-        .surface = v->surface,
+        .surface = v->surface_text,
         .version = v->version,
         .items = s->recs_buf,
         .n_items = v->n,
-        .cause =
-            with_cause ? (rc_str_t){v->cause, (uint32_t)strlen(v->cause)} : (rc_str_t){NULL, 0},
+        .cause = with_cause ? (rc_str_t){v->cause, v->cause_len} : (rc_str_t){NULL, 0},
         .took_us = v->took_us,
         .variant = rc_view_variant(s, ses),
     };
@@ -137,6 +153,7 @@ bool rc_view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t 
     size_t clen = cause.n < RC_ID_MAX ? cause.n : RC_ID_MAX;
     memcpy(v->cause, cause.p ? cause.p : "", clen);
     v->cause[clen] = '\0';
+    v->cause_len = (uint32_t)clen;
     v->cause_t0_us = t0_us;
     v->took_us = (int64_t)(done - (t0_us ? t0_us : start));
     view_drop_frames(v);
@@ -191,7 +208,7 @@ rc_view_t *rc_view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface
 {
     for (uint32_t i = 0; i < ses->n_views; i++) {
         rc_view_t *v = ses->views[i];
-        if (strlen(v->surface) == surface.n && memcmp(v->surface, surface.p, surface.n) == 0 &&
+        if (v->surface_text.n == surface.n && memcmp(v->surface, surface.p, surface.n) == 0 &&
             spec_equal(&v->spec, spec)) {
             v->refs++;
             return v;
@@ -214,6 +231,7 @@ rc_view_t *rc_view_acquire(rc_sessions_t *s, rc_session_t *ses, rc_str_t surface
         return NULL;
     }
     memcpy(v->surface, surface.p, surface.n);
+    v->surface_text = rc_text_measure_n(v->surface, surface.n);
     v->spec = *spec;
     v->spec.surface = v->surface;
     v->refs = 1;

@@ -20,7 +20,11 @@ static void reason(rc_engine_t *e, const rc_user_state_t *u, const rc_ranked_t *
                    char *words, size_t len)
 {
     rc_engine_reason(e, u, r, why);
-    rc_reason_words(e, why, words, len);
+    rc_text_t t = rc_reason_words(e, why, words, len);
+    /* The words come measured, as the encoders take them: length and escaping known. */
+    assert_ptr_equal(t.p, words);
+    assert_int_equal(t.n, strlen(words));
+    assert_int_equal(t.plain, rc_text_measure(words).plain);
     /* The words the lists carry (rc_engine_why) are these words. */
     char text[128];
     rc_engine_why(e, u, r, text, sizeof(text));
@@ -175,6 +179,12 @@ static void test_category_display_names(void **state)
                         "cat5");
     assert_string_equal(rc_catalog_category_display(&e->catalog, 0), "");
     assert_string_equal(rc_catalog_category_display(&e->catalog, 60000), "");
+    /* A name that JSON must escape makes words that are not plain (checked in reason()). */
+    assert_int_equal(rc_catalog_set_category_name(&e->catalog, cat4, "Candles \"&\" lights"), 0);
+    r.src = RC_SRC_POPULAR;
+    reason(e, &u, &r, &why, words, sizeof(words));
+    assert_string_equal(words, "Popular in Candles \"&\" lights");
+    assert_false(rc_reason_words(e, &why, words, sizeof(words)).plain);
     free_engine(0);
 }
 

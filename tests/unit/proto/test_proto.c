@@ -264,6 +264,12 @@ static rc_str_t jstr(const json_t *obj, const char *key)
     return (rc_str_t){s, s ? (uint32_t)strlen(s) : 0};
 }
 
+/* A vector's string as the server's texts are: measured (length, needs escaping or not). */
+static rc_text_t jtext(const json_t *obj, const char *key)
+{
+    return rc_text_measure(json_string_value(json_object_get(obj, key)));
+}
+
 static int64_t jint(const json_t *obj, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(obj, key));
@@ -276,7 +282,7 @@ static int64_t jint(const json_t *obj, const char *key)
  * reason definitions by reference, as the server builds them. */
 static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
 {
-    static const char *remove[128];
+    static rc_text_t remove[128];
     static rc_recs_place_t place[128];
     static double scores[128];
     static uint32_t rids[128];
@@ -288,11 +294,12 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
     const char *key;
     size_t i, n_remove = 0, n_place = 0, n_items = 0, n_details = 0, n_reasons = 0;
     json_array_foreach(json_object_get(v, "remove"), i, x) remove[n_remove++] =
-        json_string_value(x);
+        rc_text_measure(json_string_value(x));
     json_array_foreach(json_object_get(v, "place"), i, x)
     {
-        place[n_place++] = (rc_recs_place_t){(uint32_t)json_integer_value(json_array_get(x, 0)),
-                                             json_string_value(json_array_get(x, 1))};
+        place[n_place++] =
+            (rc_recs_place_t){(uint32_t)json_integer_value(json_array_get(x, 0)),
+                              rc_text_measure(json_string_value(json_array_get(x, 1)))};
     }
     json_int_t sum = 0;
     json_array_foreach(json_object_get(v, "scores_e4"), i, x)
@@ -305,9 +312,9 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
     json_object_foreach((json_t *)json_object_get(v, "items"), key, val)
     {
         json_t *price = json_object_get(val, "price");
-        details_buf[n_details] = (rc_recs_item_t){.item = key,
-                                                  .name = jstr(val, "name").p,
-                                                  .category = jstr(val, "category").p,
+        details_buf[n_details] = (rc_recs_item_t){.item = rc_text_measure(key),
+                                                  .name = jtext(val, "name"),
+                                                  .category = jtext(val, "category"),
                                                   .price = price ? json_number_value(price) : -1};
         details[n_details] = &details_buf[n_details];
         n_details++;
@@ -317,19 +324,19 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         const json_t *why = json_object_get(val, "reason");
         const json_t *age = json_object_get(why, "age_s");
         reason_data[n_reasons] = (rc_recs_reason_t){
-            .code = jstr(why, "code").p,
-            .item = jstr(why, "item").p,
-            .item_name = jstr(why, "item_name").p,
-            .category = jstr(why, "category").p,
-            .category_name = jstr(why, "category_name").p,
-            .segment = jstr(why, "segment").p,
-            .locale = jstr(why, "locale").p,
-            .kind = jstr(why, "kind").p,
+            .code = jtext(why, "code"),
+            .item = jtext(why, "item"),
+            .item_name = jtext(why, "item_name"),
+            .category = jtext(why, "category"),
+            .category_name = jtext(why, "category_name"),
+            .segment = jtext(why, "segment"),
+            .locale = jtext(why, "locale"),
+            .kind = jtext(why, "kind"),
             .age_s = age ? json_integer_value(age) : -1,
         };
         reason_items[n_reasons] = (rc_recs_item_t){
-            .src = jstr(val, "src").p,
-            .why = jstr(val, "why").p,
+            .src = jtext(val, "src"),
+            .why = jtext(val, "why"),
             .reason = why != NULL ? &reason_data[n_reasons] : NULL,
         };
         reasons[n_reasons] =
@@ -337,7 +344,7 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         n_reasons++;
     }
     rc_recs_delta_t d = {
-        .surface = jstr(v, "surface").p,
+        .surface = jtext(v, "surface"),
         .version = jint(v, "version"),
         .base = jint(v, "base"),
         .remove = remove,
@@ -353,7 +360,7 @@ static void encode_delta_from_vector(const json_t *v, rc_enc_t *e)
         .n_reasons = (uint32_t)n_reasons,
         .cause = jstr(v, "cause"),
         .took_us = jint(v, "took_us"),
-        .variant = json_object_get(v, "variant") ? jstr(v, "variant").p : "control",
+        .variant = json_object_get(v, "variant") ? jtext(v, "variant") : rc_text_measure("control"),
     };
     rc_proto_encode_recs_delta(e, &d);
 }
@@ -400,28 +407,28 @@ static bool encode_from_vector(const json_t *v, rc_enc_t *e)
             const json_t *why = json_object_get(it, "reason");
             const json_t *age = json_object_get(why, "age_s");
             reasons[i] = (rc_recs_reason_t){
-                .code = jstr(why, "code").p,
-                .item = jstr(why, "item").p,
-                .item_name = jstr(why, "item_name").p,
-                .category = jstr(why, "category").p,
-                .category_name = jstr(why, "category_name").p,
-                .segment = jstr(why, "segment").p,
-                .locale = jstr(why, "locale").p,
-                .kind = jstr(why, "kind").p,
+                .code = jtext(why, "code"),
+                .item = jtext(why, "item"),
+                .item_name = jtext(why, "item_name"),
+                .category = jtext(why, "category"),
+                .category_name = jtext(why, "category_name"),
+                .segment = jtext(why, "segment"),
+                .locale = jtext(why, "locale"),
+                .kind = jtext(why, "kind"),
                 .age_s = age ? json_integer_value(age) : -1,
             };
-            items[i] = (rc_recs_item_t){.item = jstr(it, "item").p,
+            items[i] = (rc_recs_item_t){.item = jtext(it, "item"),
                                         .score = json_number_value(json_object_get(it, "score")),
-                                        .src = jstr(it, "src").p,
-                                        .why = jstr(it, "why").p,
+                                        .src = jtext(it, "src"),
+                                        .why = jtext(it, "why"),
                                         .reason = why != NULL ? &reasons[i] : NULL,
-                                        .name = jstr(it, "name").p,
-                                        .category = jstr(it, "category").p,
+                                        .name = jtext(it, "name"),
+                                        .category = jtext(it, "category"),
                                         .price = price ? json_number_value(price) : -1};
         }
-        rc_recs_t r = {jstr(v, "surface").p, jint(v, "version"), items,
-                       (uint32_t)n,          jstr(v, "cause"),   jint(v, "took_us"),
-                       jstr(v, "variant").p};
+        rc_recs_t r = {jtext(v, "surface"), jint(v, "version"), items,
+                       (uint32_t)n,         jstr(v, "cause"),   jint(v, "took_us"),
+                       jtext(v, "variant")};
         rc_proto_encode_recs(e, &r);
     } else if (strcmp(type, "recs_delta") == 0) {
         encode_delta_from_vector(v, e);
@@ -625,6 +632,14 @@ static void assert_json_string(const unsigned char *s, size_t n)
     rc_wbuf_init(&out, 0);
     rc_enc_init(&e, &out, RC_FMT_JSON);
     rc_enc_str(&e, (const char *)s, n);
+    assert_int_equal(out.len, want_len);
+    assert_memory_equal(rc_wbuf_data(&out), want, want_len);
+    /* Measured text (the catalog's names): plain exactly when nothing needed escaping, and
+     * written the same either way. */
+    rc_text_t t = rc_text_measure_n((const char *)s, n);
+    assert_int_equal(t.plain, want_len == n + 2);
+    rc_wbuf_reset(&out);
+    rc_enc_text(&e, t);
     assert_int_equal(out.len, want_len);
     assert_memory_equal(rc_wbuf_data(&out), want, want_len);
     rc_wbuf_free(&out);
