@@ -8,8 +8,8 @@
 #
 # The producer (rankcast-remote-producer) stands for the other nodes of a cluster: PRODUCERS
 # librdkafka producers, each with a share of the users and the rate, so that its batches hold
-# what one node's would. It is given each build's producer settings (LINGER_MS/COMPRESSION for
-# SERVER_BIN, BASE_LINGER_MS/BASE_COMPRESSION for BASE_BIN): the broker's work depends on them.
+# what one node's would, with a node's producer settings by default (LINGER_MS 1 as
+# --kafka-linger-ms, no compression; both builds alike): the broker's work depends on them.
 #
 # Per step: a fresh node on fresh topics, /readyz 200, then the producer runs DURATION_S
 # seconds. The node's consumer lag is the events the producer had delivered (the broker has
@@ -32,12 +32,15 @@ RUNS=${RUNS:-3}
 DURATION_S=${DURATION_S:-10}
 PRODUCERS=${PRODUCERS:-8}
 USERS=${USERS:-20000}
-LINGER_MS=${LINGER_MS:-5}
-COMPRESSION=${COMPRESSION:-lz4}
-BASE_LINGER_MS=${BASE_LINGER_MS:-1}
-BASE_COMPRESSION=${BASE_COMPRESSION:-none}
+LINGER_MS=${LINGER_MS:-1}
+COMPRESSION=${COMPRESSION:-none}
 CATCHUP_MAX_MS=${CATCHUP_MAX_MS:-1000}
 LAG_P99_MAX_MS=${LAG_P99_MAX_MS:-1000}
+# The replay pass: REPLAY_EVENTS events written at REPLAY_RATE/s before a fresh node starts;
+# the node reads them as its history (--kafka-replay-h) through the same consume path, and the
+# time from its start to /readyz 200 gives its catch-up rate. 0: no replay pass.
+REPLAY_EVENTS=${REPLAY_EVENTS:-200000}
+REPLAY_RATE=${REPLAY_RATE:-50000}
 
 die() {
     echo "run-remote-ingest: $*" >&2
@@ -47,7 +50,8 @@ die() {
 for b in "$SERVER_BIN" ${BASE_BIN:+"$BASE_BIN"} "$PRODUCER_BIN"; do
     [[ -x $b ]] || die "no binary at $b (build first: ninja -C build)"
 done
-for v in PORT RUNS DURATION_S PRODUCERS USERS CATCHUP_MAX_MS LAG_P99_MAX_MS; do
+for v in PORT RUNS DURATION_S PRODUCERS USERS CATCHUP_MAX_MS LAG_P99_MAX_MS REPLAY_EVENTS \
+    REPLAY_RATE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 mkdir -p "$RESULTS_DIR"
@@ -92,28 +96,70 @@ consumed() {
         awk '/^rankcast_bus_consumed_total/ { print $2; exit }'
 }
 
-# step BUILD RATE RUN: one measurement against a fresh node; writes TAG.json.
-step() {
-    local build=$1 rate=$2 run=$3 tag="$1-$2-r$3" linger=$LINGER_MS comp=$COMPRESSION
-    [[ $build == new ]] || linger=$BASE_LINGER_MS comp=$BASE_COMPRESSION
-    local prefix="ri${stamp}${build}${rate}r${run}." code="" i
-    "$work/$build" --port "$PORT" --listen 127.0.0.1 --catalog "$CATALOG" --kafka "$bootstrap" \
-        --pseudonym-key bench-ingest-key --node-id ingest --kafka-topic-prefix "$prefix" \
-        --log-level warn >"$work/$tag.log" 2>&1 &
+# start_node BUILD PREFIX TAG: a fresh node on topics PREFIX*, waits for /readyz 200 (at most
+# 120 s); sets node_pid, and ready_ms (start to ready).
+start_node() {
+    local t0 code="" i
+    t0=$(date +%s%N)
+    "$work/$1" --port "$PORT" --listen 127.0.0.1 --catalog "$CATALOG" --kafka "$bootstrap" \
+        --pseudonym-key bench-ingest-key --node-id ingest --kafka-topic-prefix "$2" \
+        --log-level warn >"$work/$3.log" 2>&1 &
     node_pid=$!
-    for i in $(seq 1 300); do
+    for i in $(seq 1 6000); do
         code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$PORT/readyz" || true)
         [[ $code == 200 ]] && break
-        kill -0 "$node_pid" 2>/dev/null || die "$tag: the node exited: $(tail -n 5 "$work/$tag.log")"
-        sleep 0.2
+        kill -0 "$node_pid" 2>/dev/null || die "$3: the node exited: $(tail -n 5 "$work/$3.log")"
+        sleep 0.02
     done
-    [[ $code == 200 ]] || die "$tag: the node was not ready within 60 s"
+    [[ $code == 200 ]] || die "$3: the node was not ready within 120 s"
+    ready_ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+stop_node() {
+    kill "$node_pid" 2>/dev/null || true
+    wait "$node_pid" 2>/dev/null || true
+    node_pid=""
+}
+
+# replay BUILD RUN: REPLAY_EVENTS events on fresh topics (a node creates them and stops),
+# then a fresh node learns them as its history; writes replay-TAG.json.
+replay() {
+    local build=$1 run=$2 tag="replay-$1-r$2" prefix="ri${stamp}replay${1}r${2}." n1 consumed_now
+    start_node "$build" "$prefix" "$tag-create"
+    stop_node
+    timeout --kill-after=5 $((REPLAY_EVENTS / REPLAY_RATE + 60)) "$PRODUCER_BIN" \
+        --bootstrap "$bootstrap" --topic "${prefix}events" --rate "$REPLAY_RATE" \
+        --duration "$(python3 -c "print($REPLAY_EVENTS / $REPLAY_RATE)")" --catalog "$CATALOG" \
+        --producers "$PRODUCERS" --users "$USERS" --linger-ms 5 >"$work/$tag.producer.json" ||
+        die "$tag: the producer failed"
+    start_node "$build" "$prefix" "$tag"
+    n1=$(cpu_s "$node_pid") consumed_now=$(consumed)
+    stop_node
+    python3 - "$work/$tag.producer.json" "$build" "$run" "$ready_ms" "$n1" "$consumed_now" \
+        >"$RESULTS_DIR/remote-ingest-$stamp-$tag.json" <<'EOF'
+import json, sys
+path, build, run, ready_ms, cpu, consumed = sys.argv[1:]
+prod = json.load(open(path))
+print(json.dumps({"replay": True, "build": build, "run": int(run), "events": prod["delivered"],
+                  "consumed": int(consumed), "ready_ms": int(ready_ms),
+                  "events_per_s": prod["delivered"] * 1000 / max(int(ready_ms), 1),
+                  "node_cpu_s": float(cpu),
+                  "node_us_per_event": float(cpu) * 1e6 / max(prod["delivered"], 1)}))
+EOF
+    echo "run-remote-ingest: $tag: $(cat "$RESULTS_DIR/remote-ingest-$stamp-$tag.json")" >&2
+}
+
+# step BUILD RATE RUN: one measurement against a fresh node; writes TAG.json.
+step() {
+    local build=$1 rate=$2 run=$3 tag="$1-$2-r$3"
+    local prefix="ri${stamp}${build}${rate}r${run}." i
+    start_node "$build" "$prefix" "$tag"
     metrics >"$work/$tag.m0"
     local n0 k0 n1 k1 c_end t_end c_now
     n0=$(cpu_s "$node_pid") k0=$(cpu_s "$kafka_pid")
     timeout --kill-after=5 $((DURATION_S + 30)) "$PRODUCER_BIN" --bootstrap "$bootstrap" \
         --topic "${prefix}events" --rate "$rate" --duration "$DURATION_S" --catalog "$CATALOG" \
-        --producers "$PRODUCERS" --users "$USERS" --linger-ms "$linger" --compression "$comp" \
+        --producers "$PRODUCERS" --users "$USERS" --linger-ms "$LINGER_MS" --compression "$COMPRESSION" \
         >"$work/$tag.producer.json" 2>"$work/$tag.producer.err" || true
     c_end=$(consumed) t_end=$(date +%s%N)
     n1=$(cpu_s "$node_pid") k1=$(cpu_s "$kafka_pid")
@@ -163,23 +209,29 @@ print(json.dumps({
     "node_us_per_event": (float(n1) - float(n0)) * 1e6 / max(consumed, 1),
 }))
 EOF
-    kill "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
-    node_pid=""
+    stop_node
     echo "run-remote-ingest: $tag: $(cat "$RESULTS_DIR/remote-ingest-$stamp-$tag.json")" >&2
 }
 
 builds=(new)
 [[ -z $BASE_BIN ]] || builds=(base new)
+# order RUN: the builds in the order of run RUN (flipped every other run: neither build
+# always goes first).
+order() {
+    if (($1 % 2 == 0)) && ((${#builds[@]} == 2)); then
+        echo new base
+    else
+        echo "${builds[@]}"
+    fi
+}
+if ((REPLAY_EVENTS > 0)); then
+    for run in $(seq 1 "$RUNS"); do
+        for b in $(order "$run"); do replay "$b" "$run"; done
+    done
+fi
 for rate in $RATES; do
     for run in $(seq 1 "$RUNS"); do
-        # Alternated, and the order flips each run: neither build always goes first.
-        if ((run % 2 == 0)) && ((${#builds[@]} == 2)); then
-            order=(new base)
-        else
-            order=("${builds[@]}")
-        fi
-        for b in "${order[@]}"; do step "$b" "$rate" "$run"; done
+        for b in $(order "$run"); do step "$b" "$rate" "$run"; done
     done
 done
 
@@ -187,12 +239,14 @@ commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 NPROC=$(nproc) CPU_MODEL=$cpu_model KERNEL=$(uname -r) COMMIT=$commit \
     DATE=$(date -u '+%Y-%m-%d %H:%M UTC') SETTINGS="PRODUCERS=$PRODUCERS USERS=$USERS \
-DURATION_S=$DURATION_S RUNS=$RUNS; new: linger $LINGER_MS ms, $COMPRESSION; base: linger \
-$BASE_LINGER_MS ms, $BASE_COMPRESSION" CATCHUP_MAX_MS=$CATCHUP_MAX_MS LAG_P99_MAX_MS=$LAG_P99_MAX_MS \
+DURATION_S=$DURATION_S RUNS=$RUNS, producer linger $LINGER_MS ms, compression $COMPRESSION; \
+new: $SERVER_BIN; base: ${BASE_BIN:-none}" CATCHUP_MAX_MS=$CATCHUP_MAX_MS LAG_P99_MAX_MS=$LAG_P99_MAX_MS \
     python3 - "$RESULTS_DIR" "$stamp" >"$RESULTS_DIR/remote-ingest-$stamp.md" <<'EOF'
 import glob, json, os, statistics, sys
 results_dir, stamp = sys.argv[1:]
-rows = [json.load(open(p)) for p in glob.glob(f"{results_dir}/remote-ingest-{stamp}-*.json")]
+all_rows = [json.load(open(p)) for p in glob.glob(f"{results_dir}/remote-ingest-{stamp}-*.json")]
+rows = [r for r in all_rows if not r.get("replay")]
+replays = [r for r in all_rows if r.get("replay")]
 med = lambda xs: statistics.median(xs) if xs else None
 fmt = lambda v, d=0: "–" if v is None else f"{v:,.{d}f}"
 e = os.environ
@@ -216,5 +270,17 @@ for rate in sorted({r["target_per_s"] for r in rows}):
               f"{fmt(m('lag_events_at_end'))} | {fmt(m('catchup_ms'))} | {fmt(m('lag_p50_ms'), 1)} | "
               f"{fmt(m('lag_p99_ms'), 1)} | {fmt(m('node_cores'), 3)} | {fmt(m('node_us_per_event'), 1)} | "
               f"{fmt(m('broker_cores'), 3)} | {fmt(m('producer_cores'), 3)} | {'yes' if ok else 'no'} |")
+if replays:
+    print("\nHistory replay: a fresh node learns the events written before it started "
+          "(--kafka-replay-h), start to /readyz 200; its CPU over that whole time.\n")
+    print("| build | events | start → ready ms | events/s | node µs/event | runs |")
+    print("|---|---|---|---|---|---|")
+    for build in ("base", "new"):
+        rs = [r for r in replays if r["build"] == build]
+        if rs:
+            m = lambda k: med([r[k] for r in rs])
+            print(f"| {build} | {fmt(m('events'))} | {fmt(m('ready_ms'))} | {fmt(m('events_per_s'))} | "
+                  f"{fmt(m('node_us_per_event'), 1)} | {len(rs)} |")
 EOF
+
 cat "$RESULTS_DIR/remote-ingest-$stamp.md"
