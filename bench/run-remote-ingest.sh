@@ -87,13 +87,15 @@ cpu_s() {
 }
 
 metrics() {
-    curl -s -m 2 "http://127.0.0.1:$PORT/metrics" |
+    { curl -s -m 2 "http://127.0.0.1:$PORT/metrics" || true; } |
         grep -E '^rankcast_bus_(consumed_total|remote_event_lag_seconds_(bucket|count))' || true
 }
 
+# consumed: the node's rankcast_bus_consumed_total, or nothing (never a failure: the caller
+# runs under set -e, and a busy node may miss the 2 s bound).
 consumed() {
-    curl -s -m 2 "http://127.0.0.1:$PORT/metrics" |
-        awk '/^rankcast_bus_consumed_total/ { print $2; exit }'
+    { curl -s -m 2 "http://127.0.0.1:$PORT/metrics" || true; } |
+        awk '/^rankcast_bus_consumed_total/ { n = $2 } END { if (n != "") print n }'
 }
 
 # start_node BUILD PREFIX TAG: a fresh node on topics PREFIX*, waits for /readyz 200 (at most
@@ -170,7 +172,7 @@ step() {
     # Catch-up: until the node has consumed every delivered event (10 s at most).
     for i in $(seq 1 1000); do
         c_now=$(consumed)
-        if ((c_now >= delivered)); then
+        if ((${c_now:-0} >= delivered)); then
             catchup_ms=$((($(date +%s%N) - t_end) / 1000000))
             break
         fi

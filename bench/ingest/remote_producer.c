@@ -28,6 +28,11 @@ typedef struct {
 
 static volatile sig_atomic_t stop_requested;
 static uint64_t delivered, failed;
+/* Publish -> delivery report of each event (µs): how long the broker took to have it, the
+ * part of a node's lag that is not the consuming node's. */
+#define MAX_SAMPLES 4000000
+static uint32_t *ack_us;
+static size_t n_ack;
 
 static void on_signal(int sig)
 {
@@ -38,10 +43,25 @@ static void on_signal(int sig)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk, (void)opaque;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        delivered++;
-    else
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         failed++;
+        return;
+    }
+    delivered++;
+    uint64_t sent_us = (uint64_t)(uintptr_t)m->_private, now = rc_mono_us();
+    if (ack_us != NULL && n_ack < MAX_SAMPLES && sent_us > 0 && now >= sent_us)
+        ack_us[n_ack++] = (uint32_t)(now - sent_us > UINT32_MAX ? UINT32_MAX : now - sent_us);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double ack_quantile_ms(double q)
+{
+    return n_ack == 0 ? -1 : ack_us[(size_t)(q * (double)(n_ack - 1))] / 1000.0;
 }
 
 static void usage(void)
@@ -226,6 +246,8 @@ int main(int argc, char **argv)
     }
     uint64_t t0 = rc_mono_us(), end = t0 + (uint64_t)(o.duration_s * 1e6);
     double cpu0 = cpu_s();
+    ack_us = malloc(MAX_SAMPLES * sizeof(*ack_us));
+    n_ack = 0; /* the warm-up's reports are not measured */
     /* Open loop: every millisecond, whatever the schedule says is due by now. */
     for (uint64_t now = t0; now < end && !stop_requested; now = rc_mono_us()) {
         uint64_t due = (uint64_t)((double)(now - t0) * o.rate / 1e6);
@@ -239,6 +261,7 @@ int main(int argc, char **argv)
                                   RD_KAFKA_V_KEY(user, m.user.n),
                                   RD_KAFKA_V_VALUE(rc_wbuf_data(&buf), buf.len),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_OPAQUE((void *)(uintptr_t)rc_mono_us()),
                                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR)
                 sent++;
             else
@@ -253,13 +276,17 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < o.producers; i++)
         rd_kafka_flush(rk[i], 15000);
     double cpu = cpu_s() - cpu0;
+    if (ack_us != NULL)
+        qsort(ack_us, n_ack, sizeof(*ack_us), cmp_u32);
     printf("{\"target_per_s\":%g,\"producers\":%" PRIu32 ",\"sent\":%" PRIu64
            ",\"refused\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"failed\":%" PRIu64
-           ",\"seconds\":%.3f,\"sent_per_s\":%.1f,\"cpu_s\":%.3f,\"items\":%" PRIu32 "}\n",
+           ",\"seconds\":%.3f,\"sent_per_s\":%.1f,\"cpu_s\":%.3f,\"items\":%" PRIu32
+           ",\"ack_p50_ms\":%.2f,\"ack_p99_ms\":%.2f}\n",
            o.rate, o.producers, sent, refused, delivered, failed, elapsed_s,
-           (double)sent / elapsed_s, cpu, n_items);
+           (double)sent / elapsed_s, cpu, n_items, ack_quantile_ms(0.5), ack_quantile_ms(0.99));
     for (uint32_t i = 0; i < o.producers; i++)
         rd_kafka_destroy(rk[i]);
     rc_wbuf_free(&buf);
+    free(ack_us);
     return failed == 0 && refused == 0 ? 0 : 1;
 }
