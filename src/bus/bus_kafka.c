@@ -210,13 +210,14 @@ static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
     }
 }
 
-/* Messages taken from the consumer queue at once, and the bound on one loop turn's share:
- * a backlog (a history replay, or the broker back after an outage) is served in slices of at
- * most CONSUME_TURN_MAX messages or CONSUME_TURN_BUDGET_US, whichever comes first, so the
- * loop's other work (connections, timers) waits for no more than about that long. */
-#define CONSUME_BATCH          512
-#define CONSUME_TURN_MAX       8192
-#define CONSUME_TURN_BUDGET_US 5000
+/* Messages taken from the consumer queue at once, and one loop turn's share of the consume
+ * path: batches until the queue is empty or CONSUME_TURN_BUDGET_US has passed, then the loop
+ * serves its other work (connections, timers) and comes back. The budget is checked between
+ * batches, so a turn lasts at most the budget plus one batch: a remote event of a user held
+ * here re-ranks their lists (tens of µs), which is why the batch is small. A backlog (a history
+ * replay, the broker back after an outage) is served in such slices. */
+#define CONSUME_BATCH          64
+#define CONSUME_TURN_BUDGET_US 2000
 
 static void on_consumer_events(uv_poll_t *h, int status, int events)
 {
@@ -225,15 +226,11 @@ static void on_consumer_events(uv_poll_t *h, int status, int events)
     (void)status, (void)events;
     drain_pipe(b->cfd[0]);
     uint64_t t0 = rc_mono_us();
-    int served = 0;
-    while (served < CONSUME_TURN_MAX &&
-           (served == 0 || rc_mono_us() - t0 < CONSUME_TURN_BUDGET_US)) {
+    do {
         /* One call takes what is queued (up to the batch) under one lock, where polling took
          * one message per call; logs and errors queued with them are served by their
          * callbacks inside it. */
         ssize_t n = rd_kafka_consume_batch_queue(b->cq, 0, msgs, CONSUME_BATCH);
-        if (n <= 0)
-            break;
         for (ssize_t i = 0; i < n; i++) {
             if (msgs[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 deliver_message(b, msgs[i]);
@@ -242,10 +239,9 @@ static void on_consumer_events(uv_poll_t *h, int status, int events)
                          rd_kafka_message_errstr(msgs[i]));
             rd_kafka_message_destroy(msgs[i]);
         }
-        served += (int)n;
         if (n < CONSUME_BATCH)
             break;
-    }
+    } while (rc_mono_us() - t0 < CONSUME_TURN_BUDGET_US);
     /* The queue writes the io-event fd only when it goes from empty to non-empty: what is
      * left after this slice must wake the loop again. */
     if (rd_kafka_queue_length(b->cq) > 0 && write(b->cfd[1], "1", 1) < 0) {
