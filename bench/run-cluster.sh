@@ -47,9 +47,9 @@ die() {
 
 [[ -x $SERVER_BIN ]] || die "no server binary at $SERVER_BIN (build first: cmake --build build)"
 [[ -x $LOADGEN_BIN ]] || die "no load generator at $LOADGEN_BIN (build first: cmake --build build)"
-"$LOADGEN_BIN" --help | grep -q -- --observe-port ||
+"$LOADGEN_BIN" --help | grep -- --observe-port >/dev/null ||
     die "$LOADGEN_BIN has no --observe-port: rebuild it (cmake --build build)"
-"$SERVER_BIN" --help 2>&1 | grep -q -- --kafka-topic-prefix ||
+"$SERVER_BIN" --help 2>&1 | grep -- --kafka-topic-prefix >/dev/null ||
     die "$SERVER_BIN has no Kafka bus (--kafka-topic-prefix): rebuild it"
 [[ -r $CATALOG ]] || die "cannot read catalog $CATALOG"
 [[ $RUNS =~ ^[0-9]{1,2}$ ]] || die "RUNS must be 0..99"

@@ -210,21 +210,40 @@ static void deliver_message(kafka_bus_t *b, const rd_kafka_message_t *msg)
     }
 }
 
+/* Messages taken from the consumer queue at once, and one loop turn's share of the consume
+ * path: batches until the queue is empty or CONSUME_TURN_BUDGET_US has passed, then the loop
+ * serves its other work (connections, timers) and comes back. The budget is checked between
+ * batches, so a turn lasts at most the budget plus one batch: a remote event of a user held
+ * here re-ranks their lists (tens of µs), which is why the batch is small. A backlog (a history
+ * replay, the broker back after an outage) is served in such slices. */
+#define CONSUME_BATCH          64
+#define CONSUME_TURN_BUDGET_US 2000
+
 static void on_consumer_events(uv_poll_t *h, int status, int events)
 {
     kafka_bus_t *b = h->data;
-    rd_kafka_message_t *msg;
+    rd_kafka_message_t *msgs[CONSUME_BATCH];
     (void)status, (void)events;
     drain_pipe(b->cfd[0]);
-    /* Served in bounded slices so a backlog (after an outage) cannot hold the loop; the
-     * io-event fd is written again while the queue is not empty. */
-    for (int i = 0; i < 512 && (msg = rd_kafka_consumer_poll(b->consumer, 0)) != NULL; i++) {
-        if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-            deliver_message(b, msg);
-        else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            RC_DEBUG("kafka", "consumer error", "error=\"%s\"", rd_kafka_message_errstr(msg));
-        rd_kafka_message_destroy(msg);
-    }
+    uint64_t t0 = rc_mono_us();
+    do {
+        /* One call takes what is queued (up to the batch) under one lock, where polling took
+         * one message per call; logs and errors queued with them are served by their
+         * callbacks inside it. */
+        ssize_t n = rd_kafka_consume_batch_queue(b->cq, 0, msgs, CONSUME_BATCH);
+        for (ssize_t i = 0; i < n; i++) {
+            if (msgs[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                deliver_message(b, msgs[i]);
+            else if (msgs[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                RC_DEBUG("kafka", "consumer error", "error=\"%s\"",
+                         rd_kafka_message_errstr(msgs[i]));
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        if (n < CONSUME_BATCH)
+            break;
+    } while (rc_mono_us() - t0 < CONSUME_TURN_BUDGET_US);
+    /* The queue writes the io-event fd only when it goes from empty to non-empty: what is
+     * left after this slice must wake the loop again. */
     if (rd_kafka_queue_length(b->cq) > 0 && write(b->cfd[1], "1", 1) < 0) {
         /* A full pipe already wakes the loop. */
     }
@@ -431,7 +450,17 @@ static rd_kafka_t *make_consumer(kafka_bus_t *b, char *err, size_t errlen)
         conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
         conf_set(conf, "enable.auto.offset.store", "false", err, errlen) ||
         conf_set(conf, "enable.partition.eof", "false", err, errlen) ||
+        /* A fetch is answered as soon as anything arrived (min.bytes 1), or after 100 ms
+         * of nothing: a larger min.bytes with a short wait took 40 % of the node's CPU per
+         * event off at 20,000/s, but added up to the wait to every cross-node event at low
+         * rates, and the short wait's empty fetches cost an idle broker 0.07 cores per node
+         * (bench/run-remote-ingest.sh, docs/scaling.md). The producers' linger batches the
+         * fetches instead. The prefetch is bounded at 16 MiB (about 100,000 events) rather
+         * than librdkafka's 64 MiB: a history replay drains it faster than the broker fills
+         * it. */
         conf_set(conf, "fetch.wait.max.ms", "100", err, errlen) ||
+        conf_set(conf, "fetch.min.bytes", "1", err, errlen) ||
+        conf_set(conf, "queued.max.messages.kbytes", "16384", err, errlen) ||
         conf_set(conf, "fetch.error.backoff.ms", "100", err, errlen) ||
         conf_set(conf, "socket.nagle.disable", "true", err, errlen) ||
         conf_set(conf, "reconnect.backoff.max.ms", "2000", err, errlen) ||

@@ -10,12 +10,16 @@
 //  - erasure on one node resets the user's session on the others and deletes the profile;
 //  - the broker stopped and restarted mid-stream: local service goes on, acks wait for the
 //    broker, and afterwards every event is acknowledged and reaches the other node;
+//  - a history of many consume batches (written by bench's rankcast-remote-producer) is
+//    learned by a new node event by event, each once, while it keeps answering;
 //  - a node killed with SIGKILL: its clients see the drop, the others keep serving;
 //  - the session chaos of chaos.test.mjs on two nodes whose users are the same;
 //  - --workers 2: two processes on one port, in step through Kafka, stopped together.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createHmac } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { performance } from 'node:perf_hooks';
@@ -28,6 +32,7 @@ import {
   httpGetFresh,
   metricTotals,
   parsePrometheus,
+  serverBinary,
   sleep,
   startServer,
   uniqueId,
@@ -506,6 +511,44 @@ describe('the Kafka bus', { skip }, () => {
     const c = await startNode(prefix, { extra: ['--kafka-replay-h', '0'] });
     assert.notEqual(await probe(c), 'covisit', 'C, with no history, does not know the pair');
     await stopCleanly(a, b, c);
+  });
+
+  // The consume path takes messages in batches, a bounded number per loop turn: a history
+  // many turns long must arrive whole (no batch lost or served twice, the loop woken again
+  // after each slice) while the node keeps answering between the slices.
+  const producerBin = process.env.RANKCAST_REMOTE_PRODUCER_BIN ??
+    resolve(dirname(serverBinary()), '../bench/rankcast-remote-producer');
+  test('a history of many consume batches is learned event by event, each once, while the node answers', {
+    timeout: 120000,
+    skip: existsSync(producerBin) ? false : `${producerBin} is not built`,
+  }, async () => {
+    const prefix = topicPrefix();
+    const a = await startNode(prefix);
+    const n = 30000;
+    const run = spawnSync(producerBin, ['--bootstrap', kafka.bootstrap, '--topic', `${prefix}events`,
+      '--rate', String(n), '--duration', '1', '--catalog', a.catalogPath, '--producers', '2',
+      '--users', '3000'], { encoding: 'utf8', timeout: 60000 });
+    assert.equal(run.status, 0, `rankcast-remote-producer failed:\n${run.stdout}${run.stderr}`);
+    const { delivered } = JSON.parse(run.stdout);
+    assert.ok(delivered >= n * 0.95, `the producer delivered ${delivered} of ${n}`);
+    const b = await startNode(prefix, { extra: ['--log-level', 'info'], ready: false });
+    let slowest = 0;
+    for (const deadline = Date.now() + 60000; ;) {
+      const t0 = Date.now();
+      const { status } = await httpGetFresh(b, '/readyz');
+      slowest = Math.max(slowest, Date.now() - t0);
+      if (status === 200) break;
+      assert.ok(Date.now() < deadline, `B not ready within 60 s:\n${b.output()}`);
+      await sleep(20);
+    }
+    assert.match(b.output(), new RegExp(`msg="learning the events history before serving" events=${delivered} `));
+    assert.match(b.output(), /msg="events history learned"/);
+    const totals = (await metrics(b)).totals;
+    // Every event of the history reached the models once: each is observed once by the lag
+    // histogram, as it is applied.
+    assert.equal(totals.rankcast_bus_remote_event_lag_seconds_count, delivered, 'history events applied');
+    assert.ok(slowest < 1000, `/readyz took ${slowest} ms while B learned the history`);
+    await stopCleanly(a, b);
   });
 
   test('a retry that reaches another node after a failover is recognised, and counts once', { timeout: 90000 }, async () => {
