@@ -581,7 +581,7 @@ static void scoring_begin(const rc_ranker_t *rk, const rc_user_state_t *u, const
     for (uint32_t i = 0; i < rk->n_cands; i++)
         if (rk->scratch[rk->cands[i]].covis_acc > covis_max)
             covis_max = rk->scratch[rk->cands[i]].covis_acc;
-    /* The share is the engine's, learned from traffic (engine.c, learn_blend), whatever
+    /* The share is the engine's, learned from traffic (engine_op.c, learn_blend), whatever
      * blend the list has: an experiment variant sets the four parts' weights, not how the
      * sequential part divides. */
     float a = e->blend.successor;
