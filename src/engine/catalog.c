@@ -176,9 +176,13 @@ static int new_slot(rc_catalog_t *c, const char *id, size_t len, uint32_t *idx)
     rc_item_t *it = &c->items[c->n];
     rc_item_label_t *l = &c->labels[c->n];
     memset(it, 0, sizeof(*it));
-    l->id = strndup(id, len);
-    if (l->id == NULL)
+    /* All `len` bytes, whatever they hold: an id read back from a snapshot is not checked
+     * for NUL bytes, and strndup() would stop at the first one, leaving id_len past the
+     * copy. */
+    if ((l->id = malloc(len + 1)) == NULL)
         return RC_ENOMEM;
+    memcpy(l->id, id, len);
+    l->id[len] = '\0';
     l->name = l->id;
     l->id_len = l->name_len = (uint32_t)len;
     l->id_plain = l->name_plain = rc_text_measure_n(l->id, len).plain;

@@ -368,7 +368,7 @@ int rc_history_snapshot_read(rc_history_t *h, const msgpack_object *o)
     }
     /* The list of active sessions is kept oldest first (end_silent_sessions). */
     qsort(k, n, sizeof(*k), by_last_ms);
-    rc_catalog_t *cat = rc_engine_catalog(h->engine);
+    const rc_catalog_t *cat = rc_engine_catalog(h->engine);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *f = k[i].o->via.array.ptr;
         user_slot_t *u = session_of(h, f[0].via.str.ptr, f[0].via.str.size);
@@ -381,7 +381,7 @@ int rc_history_snapshot_read(rc_history_t *h, const msgpack_object *o)
             const msgpack_object *r = f[3].via.array.ptr[j].via.array.ptr;
             double w = 0;
             rc_mp_number(&r[1], &w); /* checked by session_shape() */
-            int64_t item = rc_catalog_resolve(cat, r[0].via.str.ptr, r[0].via.str.size);
+            int64_t item = rc_catalog_find(cat, r[0].via.str.ptr, r[0].via.str.size);
             if (item >= 0)
                 rc_user_push_recent(&u->state, (uint32_t)item, (float)w, (uint32_t)r[2].via.u64,
                                     (uint8_t)r[3].via.u64);
