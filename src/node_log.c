@@ -325,29 +325,18 @@ static int pack_snapshot(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err,
     return 0;
 }
 
-/* Writes a snapshot on the loop (blocking), when no child can. */
-static void write_snapshot_here(rc_node_t *n, uint64_t covers)
+/* Says how a snapshot went; a written one is what the node's snapshots now cover. */
+static void snapshot_done(rc_node_t *n, const rc_snapshot_result_t *r)
 {
-    uint64_t t0 = rc_mono_us();
-    rc_wbuf_t body;
-    char err[300];
-    rc_wbuf_init(&body, 0);
-    int rc = pack_snapshot(n, covers, &body, err, sizeof(err));
-    if (rc == 0 && (rc = rc_wbuf_ok(&body)) != 0)
-        snprintf(err, sizeof(err), "out of memory");
-    if (rc == 0)
-        rc = rc_snapshot_write(n->cfg->data_dir, covers, rc_wbuf_data(&body), body.len, err,
-                               sizeof(err));
-    if (rc == 0) {
-        n->snapshot_covers = covers;
-        double s = (double)(rc_mono_us() - t0) / 1e6;
+    if (r->rc == 0) {
+        n->snapshot_covers = r->covers;
         RC_INFO("snapshot", "snapshot written",
-                "why=%s covers=%" PRIu64 " bytes=%zu seconds=%.3f loop_ms=%.1f", n->snapshot_why,
-                covers, body.len, s, s * 1e3);
+                "why=%s covers=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f loop_ms=%.1f",
+                n->snapshot_why, r->covers, r->bytes, r->seconds, r->fork_ms);
     } else {
-        RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", n->snapshot_why, err);
+        RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", n->snapshot_why,
+                 r->err);
     }
-    rc_wbuf_free(&body);
 }
 
 /* Starts writing what the node derived from the log up to now: a snapshot covering every
@@ -372,7 +361,9 @@ void rc_node_log_snapshot(rc_node_t *n, const char *why)
         /* No child (the kernel refused the fork's memory): at a stop the loop has nothing
          * left to serve, so the snapshot is written here, as before there were children. */
         RC_WARN("snapshot", "written on the loop", "why=%s error=\"%s\"", why, err);
-        write_snapshot_here(n, covers);
+        rc_snapshot_result_t r;
+        rc_snapshot_write_now(n->cfg->data_dir, covers, pack_snapshot, n, &r);
+        snapshot_done(n, &r);
         return;
     }
     if (rc != 0)
@@ -382,16 +373,8 @@ void rc_node_log_snapshot(rc_node_t *n, const char *why)
 void rc_node_log_snapshot_poll(rc_node_t *n, bool wait)
 {
     rc_snapshot_result_t r;
-    if (!rc_snapshot_job_poll(&n->snapshot, wait, &r))
-        return;
-    if (r.rc == 0) {
-        n->snapshot_covers = r.covers;
-        RC_INFO("snapshot", "snapshot written",
-                "why=%s covers=%" PRIu64 " bytes=%" PRIu64 " seconds=%.3f loop_ms=%.1f",
-                n->snapshot_why, r.covers, r.bytes, r.seconds, r.fork_ms);
-    } else {
-        RC_ERROR("snapshot", "snapshot not written", "why=%s error=\"%s\"", n->snapshot_why, r.err);
-    }
+    if (rc_snapshot_job_poll(&n->snapshot, wait, &r))
+        snapshot_done(n, &r);
 }
 
 /* A snapshot's body nests a few levels (body, part, list, entry): a deeper one is not ours. */

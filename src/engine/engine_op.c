@@ -79,40 +79,31 @@ int rc_engine_op_upsert(rc_engine_op_t *op, const char *id, const char *name, co
     return 0;
 }
 
-int rc_engine_op_remove(rc_engine_op_t *op, const char *id, size_t len)
+/* A record of `type` whose one field, `*slot` (inside `op`), holds a copy of s[0..len).
+ * Out of memory, it is left empty (RC_OP_NONE). */
+static int op_with_copy(rc_engine_op_t *op, rc_engine_op_type_t type, char **slot, const char *s,
+                        size_t len)
 {
     memset(op, 0, sizeof(*op));
-    op->type = RC_OP_REMOVE;
-    op->u.remove.id = strndup(id, len);
-    if (op->u.remove.id == NULL) {
-        op->type = RC_OP_NONE;
+    if ((*slot = strndup(s, len)) == NULL)
         return RC_ENOMEM;
-    }
+    op->type = (uint8_t)type;
     return 0;
+}
+
+int rc_engine_op_remove(rc_engine_op_t *op, const char *id, size_t len)
+{
+    return op_with_copy(op, RC_OP_REMOVE, &op->u.remove.id, id, len);
 }
 
 int rc_engine_op_rules(rc_engine_op_t *op, const char *json)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = RC_OP_RULES;
-    op->u.rules.json = strdup(json);
-    if (op->u.rules.json == NULL) {
-        op->type = RC_OP_NONE;
-        return RC_ENOMEM;
-    }
-    return 0;
+    return op_with_copy(op, RC_OP_RULES, &op->u.rules.json, json, strlen(json));
 }
 
 int rc_engine_op_item_json(rc_engine_op_t *op, const char *json)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = RC_OP_ITEM_JSON;
-    op->u.item_json.json = strdup(json);
-    if (op->u.item_json.json == NULL) {
-        op->type = RC_OP_NONE;
-        return RC_ENOMEM;
-    }
-    return 0;
+    return op_with_copy(op, RC_OP_ITEM_JSON, &op->u.item_json.json, json, strlen(json));
 }
 
 void rc_engine_op_experiment(rc_engine_op_t *op, struct rc_experiment *x)

@@ -24,6 +24,24 @@ typedef struct report {
 
 /* The child: only memory work, its own file writes and _exit() — no loop, no sockets, no
  * stdio buffers of the parent (the parent's threads do not exist here). */
+/* Packs and writes the snapshot: what the child does, and rc_snapshot_write_now(). */
+static int pack_and_write(const char *dir, uint64_t covers, rc_snapshot_pack_fn pack, void *ctx,
+                          uint64_t *bytes, char *err, size_t errlen)
+{
+    rc_wbuf_t body;
+    rc_wbuf_init(&body, 0);
+    int rc = pack(ctx, covers, &body, err, errlen);
+    if (rc == 0 && (rc = rc_wbuf_ok(&body)) != 0)
+        snprintf(err, errlen, "out of memory");
+    if (rc == 0)
+        rc = rc_snapshot_write(dir, covers, rc_wbuf_data(&body), body.len, err, errlen);
+    *bytes = body.len;
+    rc_wbuf_free(&body);
+    return rc;
+}
+
+/* The child: only memory work, its own file writes and _exit() — no loop, no sockets, no
+ * stdio buffers of the parent (the parent's threads do not exist here). */
 static void child(const char *dir, uint64_t covers, pid_t parent, rc_snapshot_pack_fn pack,
                   void *ctx, int fd)
 {
@@ -37,17 +55,20 @@ static void child(const char *dir, uint64_t covers, pid_t parent, rc_snapshot_pa
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     report_t r = {0};
-    rc_wbuf_t body;
-    rc_wbuf_init(&body, 0);
-    r.rc = pack(ctx, covers, &body, r.err, sizeof(r.err));
-    if (r.rc == 0 && (r.rc = rc_wbuf_ok(&body)) != 0)
-        snprintf(r.err, sizeof(r.err), "out of memory");
-    if (r.rc == 0)
-        r.rc = rc_snapshot_write(dir, covers, rc_wbuf_data(&body), body.len, r.err, sizeof(r.err));
-    r.bytes = body.len;
+    r.rc = pack_and_write(dir, covers, pack, ctx, &r.bytes, r.err, sizeof(r.err));
     r.ended_us = rc_mono_us();
     ssize_t w = write(fd, &r, sizeof(r));
     _exit(w == (ssize_t)sizeof(r) && r.rc == 0 ? 0 : 1);
+}
+
+void rc_snapshot_write_now(const char *dir, uint64_t covers, rc_snapshot_pack_fn pack, void *ctx,
+                           rc_snapshot_result_t *out)
+{
+    uint64_t t0 = rc_mono_us();
+    *out = (rc_snapshot_result_t){.covers = covers};
+    out->rc = pack_and_write(dir, covers, pack, ctx, &out->bytes, out->err, sizeof(out->err));
+    out->seconds = (double)(rc_mono_us() - t0) / 1e6;
+    out->fork_ms = out->seconds * 1e3; /* all of it held the caller */
 }
 
 int rc_snapshot_job_start(rc_snapshot_job_t *j, const char *dir, uint64_t covers,

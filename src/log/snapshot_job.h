@@ -45,6 +45,11 @@ typedef struct rc_snapshot_result {
 int rc_snapshot_job_start(rc_snapshot_job_t *j, const char *dir, uint64_t covers,
                           rc_snapshot_pack_fn pack, void *ctx, char *err, size_t errlen);
 
+/** Packs and writes a snapshot here, blocking the caller for all of it (what the child does):
+ * for when no child can be had. *out says how it went, as rc_snapshot_job_poll() would. */
+void rc_snapshot_write_now(const char *dir, uint64_t covers, rc_snapshot_pack_fn pack, void *ctx,
+                           rc_snapshot_result_t *out);
+
 /** Whether the running job ended: true once, with *out, when the child has exited (it is
  * reaped then); false while it runs or when none does. With `wait` it blocks until the
  * child exits. */

@@ -75,12 +75,11 @@ static inline rc_engine_t *new_engine(int i, uint32_t max_items, bool open)
 /* 200 items in 8 categories (item i in "cat<i % 8>"), named "Item <i>", tagged
  * "color<i % 7>" and "size<i % 3>", priced 1 + i % 50, popularity 1000 - i: the most
  * popular items are the lowest indexes and they alternate categories. */
-/* Engine `slot` (engines[slot]) with those items. */
-static inline rc_engine_t *engine_with_items(int slot, bool open)
+/* Adds those items to the empty catalog of `e` (item i at index i) and refreshes it. */
+static inline void add_fixture_items(rc_engine_t *e)
 {
     char id[16], name[32], cat[16], color[16], size[16];
     const char *tags[] = {color, size};
-    rc_engine_t *e = new_engine(slot, 100000, open);
     for (int i = 0; i < N_ITEMS; i++) {
         uint32_t idx;
         snprintf(id, sizeof(id), "i%03d", i);
@@ -93,6 +92,13 @@ static inline rc_engine_t *engine_with_items(int slot, bool open)
         assert_int_equal(idx, i);
     }
     assert_int_equal(rc_engine_refresh(e), 0);
+}
+
+/* Engine `slot` (engines[slot]) with those items. */
+static inline rc_engine_t *engine_with_items(int slot, bool open)
+{
+    rc_engine_t *e = new_engine(slot, 100000, open);
+    add_fixture_items(e);
     return e;
 }
 

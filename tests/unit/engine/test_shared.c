@@ -31,21 +31,9 @@
  * shared engine owns its copies). */
 static rc_engine_t *items_engine(void)
 {
-    char id[16], name[32], cat[16], color[16], size[16];
-    const char *tags[] = {color, size};
     rc_engine_t *e = rc_engine_new(CATALOG_MAX, false, 32, 86400, 3600, T0_MS / 1000.0);
     assert_non_null(e);
-    for (int i = 0; i < N_ITEMS; i++) {
-        uint32_t idx;
-        snprintf(id, sizeof(id), "i%03d", i);
-        snprintf(name, sizeof(name), "Item %d", i);
-        snprintf(cat, sizeof(cat), "cat%d", i % N_CATS);
-        snprintf(color, sizeof(color), "color%d", i % 7);
-        snprintf(size, sizeof(size), "size%d", i % 3);
-        assert_int_equal(
-            rc_catalog_upsert(&e->catalog, id, name, cat, tags, 2, 1 + i % 50, 1000 - i, &idx), 0);
-    }
-    assert_int_equal(rc_engine_refresh(e), 0);
+    add_fixture_items(e);
     return e;
 }
 

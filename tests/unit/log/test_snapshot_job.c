@@ -129,11 +129,39 @@ static void failing_writer_is_reported(void **unused)
     assert_int_equal(j.pid, 0);
 }
 
+static int pack_state(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err, size_t len)
+{
+    (void)ctx, (void)covers, (void)err, (void)len;
+    rc_wbuf_put(body, state, strlen(state));
+    return 0;
+}
+
+/* Without a child (the fork refused), the same snapshot is written by the caller. */
+static void write_now_is_the_same_snapshot(void **unused)
+{
+    (void)unused;
+    rc_snapshot_result_t r;
+    snprintf(state, sizeof(state), "written here");
+    rc_snapshot_write_now(dir, 9, pack_state, NULL, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.covers, 9);
+    assert_int_equal(r.bytes, strlen("written here"));
+    rc_snapshot_t s;
+    assert_true(newest(&s));
+    assert_int_equal(s.covers, 9);
+    assert_memory_equal(s.body, "written here", s.len);
+    free(s.body);
+    rc_snapshot_write_now(dir, 10, pack_fails, NULL, &r);
+    assert_int_equal(r.rc, RC_EIO);
+    assert_string_equal(r.err, "the log cannot be synced");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(snapshot_is_the_memory_at_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(failing_writer_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(write_now_is_the_same_snapshot, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
