@@ -628,6 +628,7 @@ void rc_node_free(rc_node_t *n)
     n->settings_ready = false; /* they re-push lists through the sessions */
     rc_sessions_free(n->sessions);
     n->sessions = NULL;
+    rc_frame_pool_release(); /* the thread may end next (a node run in a thread of its own) */
     rc_bus_free(n->bus);
     rc_eventlog_free(n->log);
     rc_profile_store_free(n->profiles);

@@ -9,6 +9,7 @@
 #include "util/metrics.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,6 @@
 #include <unistd.h>
 
 /* ---- the upgrade gate ---- */
-
-static struct lws_protocols protocols[6];
 
 /* Answers an upgrade request with an HTTP error instead of 101, counted by reason. */
 static int refuse_upgrade(struct lws *wsi, unsigned int status, rc_refused_reason_t why,
@@ -63,7 +62,7 @@ int rc_gw_confirm_upgrade(struct lws *wsi, const char *upgrade)
     if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_GET_URI) <= 0)
         buf[0] = '\0';
     /* The ops feed (/ops) checks its own credential in its first message (ops.h). */
-    bool ops = strcmp(buf, "/ops") == 0 && protocols[4].name != NULL;
+    bool ops = strcmp(buf, "/ops") == 0 && g->hooks->ops != NULL;
     if (strcmp(buf, "/ws") != 0 && !ops)
         return refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND, RC_REFUSED_PATH,
                               "WebSocket sessions live on /ws");
@@ -108,9 +107,9 @@ static int root_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 /* protocols[0] serves files; "rc-http" the dynamic routes; [4] is the ops feed when there is
- * one (else it ends the list). Not const: the WebSocket entries get their receive buffer
- * size from the settings, and the feed its state. */
-static struct lws_protocols protocols[6] = {
+ * one (else it ends the list). Each gateway copies it: the WebSocket entries get their
+ * receive buffer size from the settings, and the feed its state. */
+static const struct lws_protocols protocol_table[6] = {
     {"http", root_callback, 0, 0, 0, NULL, 0},
     {"rc-http", rc_gw_http_callback, sizeof(rc_gw_http_pss_t), 0, 0, NULL, 0},
     {"rankcast.v1.msgpack", rc_gw_ws_callback, sizeof(rc_gw_ws_pss_t), 0, 0, NULL, 0},
@@ -142,6 +141,14 @@ static void log_emit(int level, const char *line)
         RC_ERROR("lws", "libwebsockets", "detail=\"%.*s\"", (int)n, line);
     else
         RC_WARN("lws", "libwebsockets", "detail=\"%.*s\"", (int)n, line);
+}
+
+/* lws's log level and sink are process-wide: set once, whichever gateway starts first. */
+static pthread_once_t lws_log_once = PTHREAD_ONCE_INIT;
+
+static void set_lws_log(void)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
 }
 
 /* Loads a certificate chain and its key into a scratch context: a clear message at start,
@@ -203,10 +210,10 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
         return NULL;
     }
 
+    struct lws_protocols *protocols = g->protocols;
+    memcpy(protocols, protocol_table, sizeof(protocol_table));
     if (hooks->ops != NULL)
         rc_ops_protocol(hooks->ops, &protocols[4]);
-    else
-        memset(&protocols[4], 0, sizeof(protocols[4])); /* ends the list */
 
     /* The receive buffer is most of an idle connection's memory; messages larger than it
      * arrive in several callbacks and are reassembled in ws_receive() (websocket.c). */
@@ -214,7 +221,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     /* Without it lws sends at most rx_buffer_size bytes per send(): a list longer than the
      * (small) receive buffer would go out in several loop turns. */
     protocols[2].tx_packet_size = protocols[3].tx_packet_size = 1u << 20;
-    lws_set_log_level(LLL_ERR | LLL_WARN, log_emit);
+    pthread_once(&lws_log_once, set_lws_log);
     memset(&info, 0, sizeof(info));
     /* Text messages are checked for UTF-8 whole, after inflating (ws_message()), not by lws,
      * which would check compressed bytes. */
@@ -223,7 +230,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
     info.pvo = &pvo;
-    info.mounts = rc_gw_http_mounts(cfg);
+    info.mounts = rc_gw_http_mounts(g);
     info.fops = &rc_gw_file_fops;
     if (cfg->ws_deflate)
         info.extensions = deflate_extension;

@@ -49,6 +49,12 @@ struct rc_gateway {
      * reach another connection. */
     struct lws *claims_wsi;
     rc_jwt_claims_t claims;
+    /* Kept for the context's life, one set per gateway, so that gateways on loops in
+     * several threads share no mutable state: the protocols (their buffer sizes come from
+     * the settings, the ops feed's entry from the hooks) and the HTTP mounts (http.c). */
+    struct lws_protocols protocols[6];
+    struct lws_http_mount mounts[7];
+    char sdk_dir[4096], msgpack_dir[4096];
 };
 
 /* Open connections of one client address, for --max-conns-per-ip. Each adopted wsi points
@@ -171,6 +177,6 @@ extern const struct lws_plat_file_ops rc_gw_file_fops;
 
 /** Fills the process's one mount list (the web root, the dynamic routes, the SDK's sources)
  * and returns its head. The list points into `cfg`, which must outlive the lws context. */
-const struct lws_http_mount *rc_gw_http_mounts(const rc_config_t *cfg);
+const struct lws_http_mount *rc_gw_http_mounts(rc_gateway_t *g);
 
 #endif

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,7 +456,27 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
  * resolved name, so no link is followed between the check and the open. Links that stay
  * inside are served. Refused: lws answers 404, as for a file that does not exist. */
 
-static const char *file_roots[3]; /* the file mounts' origins, set with the mounts */
+/* The file mounts' origins of every gateway of the process (a web root, the SDK's two), for
+ * open_inside_root, which lws calls without saying for which context. Gateways on loops in
+ * several threads add theirs under the lock; a root is kept once and for the process's life
+ * (a process serves one config's few). */
+#define FILE_ROOTS_MAX 16
+static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *file_roots[FILE_ROOTS_MAX];
+
+static void add_file_root(const char *root)
+{
+    pthread_mutex_lock(&roots_lock);
+    size_t i = 0;
+    while (i < FILE_ROOTS_MAX && file_roots[i] != NULL && strcmp(file_roots[i], root) != 0)
+        i++;
+    if (i < FILE_ROOTS_MAX && file_roots[i] == NULL)
+        file_roots[i] = strdup(root);
+    else if (i == FILE_ROOTS_MAX)
+        RC_WARN("gateway", "too many file roots: served without the link check", "root=\"%s\"",
+                root);
+    pthread_mutex_unlock(&roots_lock);
+}
 
 /* `real` lies in the directory `root_real` (both resolved). */
 static bool path_inside(const char *real, const char *root_real)
@@ -466,27 +487,31 @@ static bool path_inside(const char *real, const char *root_real)
     return strncmp(real, root_real, n) == 0 && (real[n] == '/' || real[n] == '\0');
 }
 
-/* The longest root `path` is spelt under, or NULL. */
-static const char *root_of(const char *path)
+/* Copies into `out` the longest root `path` is spelt under; false when there is none. */
+static bool root_of(const char *path, char *out, size_t cap)
 {
     const char *best = NULL;
-    for (size_t i = 0; i < sizeof(file_roots) / sizeof(file_roots[0]); i++) {
+    pthread_mutex_lock(&roots_lock);
+    for (size_t i = 0; i < FILE_ROOTS_MAX && file_roots[i] != NULL; i++) {
         const char *r = file_roots[i];
-        size_t n = r != NULL ? strlen(r) : 0;
+        size_t n = strlen(r);
         if (n > 0 && strncmp(path, r, n) == 0 && path[n] == '/' &&
             (best == NULL || n > strlen(best)))
             best = r;
     }
-    return best;
+    bool found = best != NULL && strlen(best) < cap;
+    if (found)
+        strcpy(out, best);
+    pthread_mutex_unlock(&roots_lock);
+    return found;
 }
 
 /* `fops` is the head of lws's list, its platform operations, which do the real open. */
 static lws_fop_fd_t open_inside_root(const struct lws_plat_file_ops *fops, const char *filename,
                                      const char *vpath, lws_fop_flags_t *flags)
 {
-    char real[PATH_MAX], root_real[PATH_MAX];
-    const char *root = root_of(filename);
-    if (root == NULL)
+    char real[PATH_MAX], root_real[PATH_MAX], root[PATH_MAX];
+    if (!root_of(filename, root, sizeof(root)))
         return fops->LWS_FOP_OPEN(fops, filename, vpath, flags);
     if (realpath(root, root_real) == NULL || realpath(filename, real) == NULL ||
         !path_inside(real, root_real)) {
@@ -505,30 +530,27 @@ const struct lws_plat_file_ops rc_gw_file_fops = {
     .fi = {{"/", 1}},
 };
 
-/* Mounts live as long as the context; one static set per process is enough. */
-static struct lws_http_mount mounts[7];
-static char sdk_dir[4096], msgpack_dir[4096];
-
 /* The demo pages import the JavaScript SDK from its own sources (no copy, no CDN), and the
  * SDK's one dependency from its ESM build installed by scripts/setup. Returns the mount
  * list's head. */
-static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
-                                              const struct lws_http_mount *next)
+static const struct lws_http_mount *mount_sdk(rc_gateway_t *g, const struct lws_http_mount *next)
 {
+    const rc_config_t *cfg = g->cfg;
     if (cfg->sdk_root[0] == '\0')
         return next;
-    snprintf(sdk_dir, sizeof(sdk_dir), "%s/src", cfg->sdk_root);
-    snprintf(msgpack_dir, sizeof(msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
+    snprintf(g->sdk_dir, sizeof(g->sdk_dir), "%s/src", cfg->sdk_root);
+    snprintf(g->msgpack_dir, sizeof(g->msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
              cfg->sdk_root);
-    const char *points[2] = {"/sdk/src", "/vendor/msgpack"}, *dirs[2] = {sdk_dir, msgpack_dir};
+    const char *points[2] = {"/sdk/src", "/vendor/msgpack"}, *dirs[2] = {g->sdk_dir,
+                                                                         g->msgpack_dir};
     for (int i = 0; i < 2; i++) {
-        struct lws_http_mount *m = &mounts[5 + i];
+        struct lws_http_mount *m = &g->mounts[5 + i];
         memset(m, 0, sizeof(*m));
         m->mount_next = next;
         m->mountpoint = points[i];
         m->mountpoint_len = (unsigned char)strlen(points[i]);
         m->origin = dirs[i];
-        file_roots[1 + i] = dirs[i];
+        add_file_root(dirs[i]);
         m->origin_protocol = LWSMPRO_FILE;
         m->extra_mimetypes = &mime_json;
         next = m;
@@ -536,13 +558,15 @@ static const struct lws_http_mount *mount_sdk(const rc_config_t *cfg,
     return next;
 }
 
-const struct lws_http_mount *rc_gw_http_mounts(const rc_config_t *cfg)
+const struct lws_http_mount *rc_gw_http_mounts(rc_gateway_t *g)
 {
+    const rc_config_t *cfg = g->cfg;
+    struct lws_http_mount *mounts = g->mounts;
     memset(&mounts[0], 0, sizeof(mounts[0]));
     mounts[0].mountpoint = "/";
     mounts[0].mountpoint_len = 1;
     mounts[0].origin = cfg->web_root;
-    file_roots[0] = cfg->web_root;
+    add_file_root(cfg->web_root);
     mounts[0].def = "index.html";
     mounts[0].origin_protocol = LWSMPRO_FILE;
     mounts[0].extra_mimetypes = &mime_json;
@@ -550,5 +574,5 @@ const struct lws_http_mount *rc_gw_http_mounts(const rc_config_t *cfg)
     set_route(&mounts[2], &mounts[1], "/readyz");
     set_route(&mounts[3], &mounts[2], "/metrics");
     set_route(&mounts[4], &mounts[3], "/api");
-    return mount_sdk(cfg, &mounts[4]);
+    return mount_sdk(g, &mounts[4]);
 }

@@ -20,7 +20,9 @@ typedef struct pooled {
     struct pooled *next;
 } pooled_t;
 
-static struct {
+/* One pool per thread: a frame is made and released on its loop's thread (outbox.h), so
+ * event loops in threads of one process never share a free list. */
+static _Thread_local struct {
     pooled_t *free[N_CLASSES];
     uint32_t n_free[N_CLASSES];
 } pool;
@@ -223,4 +225,16 @@ bool rc_outbox_empty(const rc_outbox_t *o)
         if (o->slots[i] != NULL)
             return false;
     return true;
+}
+
+void rc_frame_pool_release(void)
+{
+    for (int c = 0; c < N_CLASSES; c++) {
+        while (pool.free[c] != NULL) {
+            pooled_t *p = pool.free[c];
+            pool.free[c] = p->next;
+            free(p);
+        }
+        pool.n_free[c] = 0;
+    }
 }

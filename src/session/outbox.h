@@ -51,6 +51,11 @@ static inline rc_frame_t *rc_frame_ref(rc_frame_t *f)
 /** Drops one reference; frees at zero. NULL is a no-op. */
 void rc_frame_unref(rc_frame_t *f);
 
+/** Frees the frames the calling thread's pool keeps for reuse. Each thread has its own pool,
+ * so a frame must be released on the thread that made it (its loop's: references are not
+ * atomic). A thread that ran a loop calls this before it ends. */
+void rc_frame_pool_release(void);
+
 typedef struct rc_outbox {
     rc_frame_t **fifo; /* ring */
     uint32_t head, len, cap;
