@@ -9,13 +9,17 @@
 #include "util/clock.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- the process-wide event tap (see rc_ops_record_event) ---- */
 
-rc_ops_tap_t rc_ops_tap;
+/* Loops in several threads of one process record into the one ring; the feed's snapshot
+ * copies from it. An uncontended lock is a few tens of ns per event. */
+static pthread_mutex_t tap_lock = PTHREAD_MUTEX_INITIALIZER;
+static rc_ops_tap_t rc_ops_tap;
 
 void rc_ops_copy_str(char *dst, size_t cap, rc_str_t s)
 {
@@ -26,6 +30,7 @@ void rc_ops_copy_str(char *dst, size_t cap, rc_str_t s)
 
 void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface)
 {
+    pthread_mutex_lock(&tap_lock);
     recent_event_t *r = &rc_ops_tap.ring[rc_ops_tap.seq % RC_OPS_RECENT];
     r->seq = ++rc_ops_tap.seq;
     r->t_ms = rc_wall_ms();
@@ -36,6 +41,17 @@ void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, r
     r->kind = (uint8_t)kind;
     rc_ops_copy_str(r->item, sizeof(r->item), item);
     rc_ops_copy_str(r->surface, sizeof(r->surface), surface);
+    pthread_mutex_unlock(&tap_lock);
+}
+
+uint32_t rc_ops_tap_newest(recent_event_t *out, uint32_t max)
+{
+    pthread_mutex_lock(&tap_lock);
+    uint32_t n = rc_ops_tap.seq < max ? (uint32_t)rc_ops_tap.seq : max;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = rc_ops_tap.ring[(rc_ops_tap.seq - 1 - i) % RC_OPS_RECENT];
+    pthread_mutex_unlock(&tap_lock);
+    return n;
 }
 
 /* ---- samples, rates and quantiles ---- */

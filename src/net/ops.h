@@ -57,11 +57,11 @@ int rc_ops_history(const rc_ops_t *o, rc_wbuf_t *out);
 void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
 
 /** Records one accepted event for the recent-events stream. Process-wide, like
- * rc_metrics: a process is one node with one loop thread, and the session module calls this
- * without knowing the feed. `pseudo` is the user's pseudonym on the bus (an HMAC of the id
- * under --pseudonym-key), never the raw id; the feed shows "v-" and its first 8 characters.
- * `item` and `surface` are copied (cut to the feed's lengths). The per-variant counters are
- * the experiment's own (engine/experiments.h), read at each snapshot. */
+ * rc_metrics, and safe from any thread (loops in several threads record into one ring): the
+ * session module calls this without knowing the feed. `pseudo` is the user's pseudonym on the bus
+ * (an HMAC of the id under --pseudonym-key), never the raw id; the feed shows "v-" and its first 8
+ * characters. `item` and `surface` are copied (cut to the feed's lengths). The per-variant counters
+ * are the experiment's own (engine/experiments.h), read at each snapshot. */
 void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface);
 
 /** Estimates the q-quantile (0..1) in microseconds from histogram bucket counts (the

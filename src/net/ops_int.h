@@ -33,7 +33,9 @@ typedef struct rc_ops_tap {
     uint64_t seq;
     recent_event_t ring[RC_OPS_RECENT];
 } rc_ops_tap_t;
-extern rc_ops_tap_t rc_ops_tap;
+
+/* Copies the newest events of the tap, up to `max`, newest first; returns how many. */
+uint32_t rc_ops_tap_newest(recent_event_t *out, uint32_t max);
 
 typedef struct sample {
     uint64_t mono_us;

@@ -77,11 +77,12 @@ static void enc_latency(rc_enc_t *e, const rc_ops_t *o)
 
 static void enc_recent(rc_enc_t *e)
 {
-    uint32_t n = rc_ops_tap.seq < SEND_RECENT ? (uint32_t)rc_ops_tap.seq : SEND_RECENT;
+    recent_event_t recent[SEND_RECENT];
+    uint32_t n = rc_ops_tap_newest(recent, SEND_RECENT);
     rc_enc_key(e, "recent");
     rc_enc_array(e, n);
     for (uint32_t i = 0; i < n; i++) { /* newest first */
-        const recent_event_t *r = &rc_ops_tap.ring[(rc_ops_tap.seq - 1 - i) % RC_OPS_RECENT];
+        const recent_event_t *r = &recent[i];
         rc_enc_map(e, 6);
         enc_int(e, "seq", (int64_t)r->seq);
         enc_int(e, "t_ms", r->t_ms);
