@@ -73,9 +73,15 @@ static void known_clear(rc_known_t *k)
     k->n = 0;
 }
 
+/* Where the search for `item` starts. */
+static uint32_t known_home(const rc_known_t *k, uint32_t item)
+{
+    return (item * 2654435761u) & (k->cap - 1);
+}
+
 static uint32_t *known_slot(const rc_known_t *k, uint32_t item)
 {
-    uint32_t mask = k->cap - 1, i = (item * 2654435761u) & mask;
+    uint32_t mask = k->cap - 1, i = known_home(k, item);
     while (k->items[i] != 0 && k->items[i] != item + 1)
         i = (i + 1) & mask;
     return &k->items[i];
@@ -246,7 +252,17 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         known->generation = cat->generation;
     }
     reasons_make_room(known, n);
+    /* The set's slots of this list's items are cache misses on a busy node (a table per
+     * connection, read once per list): ask for them all first, so that they arrive while
+     * the items are filled in below instead of one after another. */
+    for (uint32_t i = 0; i < n; i++)
+        __builtin_prefetch(&known->items[known_home(known, v->ranked[i].item)]);
     rc_view_fill_items(s, ses, v);
+    uint64_t hashes[RC_MAX_K_LIMIT];
+    for (uint32_t i = 0; i < n; i++) { /* the reasons' slots: the same, once hashed */
+        hashes[i] = reason_hash(&s->recs_buf[i]);
+        __builtin_prefetch(&known->rids[(uint32_t)hashes[i] & (known->rid_cap - 1)]);
+    }
     /* Removed: held, and not in the new list. Kept: their new places, in the held order. */
     for (uint32_t h = 0; h < sub->held_n; h++) {
         uint32_t at = 0;
@@ -267,7 +283,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
         if (!known_item(known, v->ranked[i].item) &&
             (it->name.p != NULL || it->category.p != NULL || it->price >= 0))
             details[n_details++] = it;
-        rids[i] = known_reason(known, reason_hash(it), &is_new);
+        rids[i] = known_reason(known, hashes[i], &is_new);
         if (is_new)
             reasons[n_reasons++] = (rc_recs_reason_def_t){rids[i], it};
     }
