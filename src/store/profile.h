@@ -130,6 +130,14 @@ struct rc_defer;
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
                                           void *ctx, uint32_t max_users, int64_t ttl_ms);
 
+/** Another handle on the profiles of the in-memory store `store` (borrowed), for an event
+ * loop in another thread: its answers run on `defer`'s loop through `on_loaded(ctx, ...)`.
+ * Every handle may be used from its own thread at once; the profiles go with the last
+ * handle freed (rc_profile_store_free). NULL when `store` is not an in-memory store or out
+ * of memory. */
+rc_profile_store_t *rc_profile_memory_share(rc_profile_store_t *store, struct rc_defer *defer,
+                                            rc_profile_loaded_fn on_loaded, void *ctx);
+
 /* What one session changed since its last write (376 bytes); a session holds one while it
  * has changes to write. */
 typedef struct rc_profile_delta {

@@ -3,7 +3,10 @@
  * to the next loop turn like a network store's. Memory is bounded as Redis bounds it: a
  * profile not written for the TTL expires, and past the cap the least recently written one
  * makes room (both counted in rankcast_profile_evictions_total). The blobs are kept in order
- * of last write in a list threaded through their slots, so both are found at its head. */
+ * of last write in a list threaded through their slots, so both are found at its head.
+ * Event loops in several threads of one process share the profiles through a handle each
+ * (rc_profile_memory_share): the profiles are locked for every call, which come when a
+ * session starts, writes or ends, not per event. */
 #include "store/profile.h"
 #include "proto/mpack.h"
 #include "util/clock.h"
@@ -13,6 +16,7 @@
 #include "util/strmap.h"
 #include "util/wbuf.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,10 +38,11 @@ typedef struct pending_load {
     char user[];
 } pending_load_t;
 
-typedef struct memory_store {
-    rc_profile_store_t base;
-    rc_defer_t *defer;
-    rc_strmap_t index; /* user -> slot in blobs */
+/* The profiles, shared by every handle. */
+typedef struct profiles {
+    pthread_mutex_t lock; /* held for every call of any handle */
+    uint32_t handles;     /* freed with the last */
+    rc_strmap_t index;    /* user -> slot in blobs */
     blob_t *blobs;
     uint32_t n_blobs, cap_blobs;
     uint32_t *free_slots;
@@ -47,9 +52,17 @@ typedef struct memory_store {
     int64_t ttl_ms;
     msgpack_zone zone; /* a merge's decoding scratch, reused */
     rc_wbuf_t merged;  /* the document a merge writes, reused */
+    rc_wbuf_t loaded;  /* a copy of the profile a load answers with, outside the lock */
+} profiles_t;
+
+/* A handle: its answers run on its loop (`defer`), through its owner's on_loaded. */
+typedef struct memory_store {
+    rc_profile_store_t base;
+    rc_defer_t *defer;
+    profiles_t *p;
 } memory_store_t;
 
-static void unlink_slot(memory_store_t *m, uint32_t slot)
+static void unlink_slot(profiles_t *m, uint32_t slot)
 {
     blob_t *b = &m->blobs[slot];
     if (b->prev != NONE)
@@ -63,7 +76,7 @@ static void unlink_slot(memory_store_t *m, uint32_t slot)
     b->prev = b->next = NONE;
 }
 
-static void append_slot(memory_store_t *m, uint32_t slot)
+static void append_slot(profiles_t *m, uint32_t slot)
 {
     blob_t *b = &m->blobs[slot];
     b->prev = m->newest;
@@ -75,7 +88,7 @@ static void append_slot(memory_store_t *m, uint32_t slot)
     m->newest = slot;
 }
 
-static void free_slot(memory_store_t *m, uint32_t slot)
+static void free_slot(profiles_t *m, uint32_t slot)
 {
     unlink_slot(m, slot);
     rc_strmap_del(&m->index, m->blobs[slot].user, m->blobs[slot].user_len);
@@ -86,13 +99,13 @@ static void free_slot(memory_store_t *m, uint32_t slot)
     m->n_live--;
 }
 
-static bool expired(const memory_store_t *m, uint32_t slot, int64_t now_ms)
+static bool expired(const profiles_t *m, uint32_t slot, int64_t now_ms)
 {
     return m->ttl_ms > 0 && now_ms - m->blobs[slot].written_ms > m->ttl_ms;
 }
 
 /* Frees a few expired profiles, oldest first: every write pays a little, none a lot. */
-static void expire_some(memory_store_t *m, int64_t now_ms)
+static void expire_some(profiles_t *m, int64_t now_ms)
 {
     for (int i = 0; i < EXPIRE_BATCH && m->oldest != NONE && expired(m, m->oldest, now_ms); i++) {
         free_slot(m, m->oldest);
@@ -100,42 +113,57 @@ static void expire_some(memory_store_t *m, int64_t now_ms)
     }
 }
 
+/* The answer is copied out under the lock and given outside it: the owner's callback may
+ * call the store again. */
 static void answer_load(void *arg)
 {
-    pending_load_t *p = arg;
-    memory_store_t *m = p->store;
+    pending_load_t *pl = arg;
+    memory_store_t *h = pl->store;
+    profiles_t *m = h->p;
     uint64_t slot;
-    if (rc_strmap_get(&m->index, p->user, p->user_len, &slot) &&
+    int status = RC_ENOENT;
+    pthread_mutex_lock(&m->lock);
+    if (rc_strmap_get(&m->index, pl->user, pl->user_len, &slot) &&
         expired(m, (uint32_t)slot, rc_wall_ms())) {
         free_slot(m, (uint32_t)slot);
         rc_metrics.profile_evictions[RC_EVICT_TTL]++;
     }
-    if (m->base.on_loaded != NULL) { /* NULL: the owner has gone */
-        if (rc_strmap_get(&m->index, p->user, p->user_len, &slot))
-            m->base.on_loaded(m->base.ctx, p->user, p->user_len, 0, m->blobs[slot].data,
-                              m->blobs[slot].len);
-        else
-            m->base.on_loaded(m->base.ctx, p->user, p->user_len, RC_ENOENT, NULL, 0);
+    rc_wbuf_t *out = &m->loaded;
+    rc_wbuf_t copy;
+    rc_wbuf_init(&copy, 0);
+    if (h->base.on_loaded != NULL && /* NULL: the owner has gone */
+        rc_strmap_get(&m->index, pl->user, pl->user_len, &slot)) {
+        /* One handle (one loop, the usual case) reuses the store's buffer. */
+        if (m->handles > 1)
+            out = &copy;
+        rc_wbuf_reset(out);
+        rc_wbuf_put(out, m->blobs[slot].data, m->blobs[slot].len);
+        status = out->failed ? RC_ENOMEM : 0;
     }
-    free(p);
+    pthread_mutex_unlock(&m->lock);
+    if (h->base.on_loaded != NULL)
+        h->base.on_loaded(h->base.ctx, pl->user, pl->user_len, status,
+                          status == 0 ? rc_wbuf_data(out) : NULL, status == 0 ? out->len : 0);
+    rc_wbuf_free(&copy);
+    free(pl);
 }
 
 static int mem_load(rc_profile_store_t *s, const char *user, size_t user_len)
 {
-    memory_store_t *m = (memory_store_t *)s;
-    pending_load_t *p = malloc(sizeof(*p) + user_len);
-    if (p == NULL)
+    memory_store_t *h = (memory_store_t *)s;
+    pending_load_t *pl = malloc(sizeof(*pl) + user_len);
+    if (pl == NULL)
         return RC_ENOMEM;
-    p->store = m;
-    p->user_len = user_len;
-    memcpy(p->user, user, user_len);
-    int rc = rc_defer(m->defer, answer_load, p);
+    pl->store = h;
+    pl->user_len = user_len;
+    memcpy(pl->user, user, user_len);
+    int rc = rc_defer(h->defer, answer_load, pl);
     if (rc != 0)
-        free(p);
+        free(pl);
     return rc;
 }
 
-static int new_slot(memory_store_t *m, uint32_t *slot)
+static int new_slot(profiles_t *m, uint32_t *slot)
 {
     if (m->n_free > 0) {
         *slot = m->free_slots[--m->n_free];
@@ -167,8 +195,8 @@ static size_t doc_room(size_t len)
 }
 
 /* Copies `doc` into the user's slot, in place when it fits, or adds a slot for a new user. */
-static int store_doc(memory_store_t *m, const char *user, size_t user_len, const void *doc,
-                     size_t len, int64_t now_ms)
+static int store_doc(profiles_t *m, const char *user, size_t user_len, const void *doc, size_t len,
+                     int64_t now_ms)
 {
     uint64_t found;
     if (rc_strmap_get(&m->index, user, user_len, &found)) {
@@ -222,7 +250,8 @@ static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, 
                       size_t len, rc_profile_seq_t seq)
 {
     (void)seq;
-    memory_store_t *m = (memory_store_t *)s;
+    profiles_t *m = ((memory_store_t *)s)->p;
+    pthread_mutex_lock(&m->lock);
     const void *doc = NULL;
     size_t doc_len = 0;
     uint64_t found;
@@ -237,16 +266,19 @@ static int mem_update(rc_profile_store_t *s, const char *user, size_t user_len, 
     if (rc == 0)
         rc = store_doc(m, user, user_len, rc_wbuf_data(&m->merged), m->merged.len, now_ms);
     rc_metrics.profile_updates_written += rc == 0;
+    pthread_mutex_unlock(&m->lock);
     return rc;
 }
 
 static int mem_erase(rc_profile_store_t *s, const char *user, size_t user_len, rc_profile_seq_t seq)
 {
     (void)seq;
-    memory_store_t *m = (memory_store_t *)s;
+    profiles_t *m = ((memory_store_t *)s)->p;
     uint64_t slot;
+    pthread_mutex_lock(&m->lock);
     if (rc_strmap_get(&m->index, user, user_len, &slot))
         free_slot(m, (uint32_t)slot);
+    pthread_mutex_unlock(&m->lock);
     return 0;
 }
 
@@ -264,7 +296,14 @@ static size_t mem_pending(const rc_profile_store_t *s)
 
 static void mem_destroy(rc_profile_store_t *s)
 {
-    memory_store_t *m = (memory_store_t *)s;
+    memory_store_t *h = (memory_store_t *)s;
+    profiles_t *m = h->p;
+    free(h);
+    pthread_mutex_lock(&m->lock);
+    bool last = --m->handles == 0;
+    pthread_mutex_unlock(&m->lock);
+    if (!last)
+        return;
     for (uint32_t i = 0; i < m->n_blobs; i++) {
         free(m->blobs[i].user);
         free(m->blobs[i].data);
@@ -273,7 +312,9 @@ static void mem_destroy(rc_profile_store_t *s)
     free(m->free_slots);
     rc_strmap_free(&m->index);
     rc_wbuf_free(&m->merged);
+    rc_wbuf_free(&m->loaded);
     msgpack_zone_destroy(&m->zone);
+    pthread_mutex_destroy(&m->lock);
     free(m);
 }
 
@@ -283,7 +324,8 @@ static void mem_destroy(rc_profile_store_t *s)
  * write order (the cap's eviction order) comes back with them. */
 static void mem_snapshot_write(const rc_profile_store_t *s, msgpack_packer *pk)
 {
-    const memory_store_t *m = (const memory_store_t *)s;
+    profiles_t *m = ((const memory_store_t *)s)->p;
+    pthread_mutex_lock(&m->lock);
     msgpack_pack_array(pk, m->n_live);
     for (uint32_t slot = m->oldest; slot != NONE; slot = m->blobs[slot].next) {
         const blob_t *b = &m->blobs[slot];
@@ -293,11 +335,11 @@ static void mem_snapshot_write(const rc_profile_store_t *s, msgpack_packer *pk)
         msgpack_pack_bin_body(pk, b->data, b->len);
         msgpack_pack_int64(pk, b->written_ms);
     }
+    pthread_mutex_unlock(&m->lock);
 }
 
-static int mem_snapshot_read(rc_profile_store_t *s, const msgpack_object *o)
+static int snapshot_read(profiles_t *m, const msgpack_object *o)
 {
-    memory_store_t *m = (memory_store_t *)s;
     int64_t now_ms = rc_wall_ms();
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return RC_EPARSE;
@@ -320,6 +362,15 @@ static int mem_snapshot_read(rc_profile_store_t *s, const msgpack_object *o)
     return 0;
 }
 
+static int mem_snapshot_read(rc_profile_store_t *s, const msgpack_object *o)
+{
+    profiles_t *m = ((memory_store_t *)s)->p;
+    pthread_mutex_lock(&m->lock);
+    int rc = snapshot_read(m, o);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 static const rc_profile_ops_t memory_ops = {.name = "memory",
                                             .load = mem_load,
                                             .update = mem_update,
@@ -331,22 +382,56 @@ static const rc_profile_ops_t memory_ops = {.name = "memory",
                                             .destroy = mem_destroy,
                                             .shared = false};
 
+static memory_store_t *handle_new(profiles_t *p, struct rc_defer *defer,
+                                  rc_profile_loaded_fn on_loaded, void *ctx)
+{
+    memory_store_t *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->base.ops = &memory_ops;
+    h->base.on_loaded = on_loaded;
+    h->base.ctx = ctx;
+    h->defer = defer;
+    h->p = p;
+    return h;
+}
+
 rc_profile_store_t *rc_profile_memory_new(struct rc_defer *defer, rc_profile_loaded_fn on_loaded,
                                           void *ctx, uint32_t max_users, int64_t ttl_ms)
 {
-    memory_store_t *m = calloc(1, sizeof(*m));
+    profiles_t *m = calloc(1, sizeof(*m));
     if (m == NULL || !msgpack_zone_init(&m->zone, RC_PROFILE_ZONE)) {
         free(m);
         return NULL;
     }
-    m->base.ops = &memory_ops;
-    m->base.on_loaded = on_loaded;
-    m->base.ctx = ctx;
-    m->defer = defer;
+    memory_store_t *h = handle_new(m, defer, on_loaded, ctx);
+    if (h == NULL) {
+        msgpack_zone_destroy(&m->zone);
+        free(m);
+        return NULL;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    m->handles = 1;
     m->oldest = m->newest = NONE;
     m->max_users = max_users;
     m->ttl_ms = ttl_ms;
     rc_strmap_init(&m->index);
     rc_wbuf_init(&m->merged, 0);
-    return &m->base;
+    rc_wbuf_init(&m->loaded, 0);
+    return &h->base;
+}
+
+rc_profile_store_t *rc_profile_memory_share(rc_profile_store_t *store, struct rc_defer *defer,
+                                            rc_profile_loaded_fn on_loaded, void *ctx)
+{
+    if (store->ops != &memory_ops)
+        return NULL;
+    profiles_t *m = ((memory_store_t *)store)->p;
+    memory_store_t *h = handle_new(m, defer, on_loaded, ctx);
+    if (h == NULL)
+        return NULL;
+    pthread_mutex_lock(&m->lock);
+    m->handles++;
+    pthread_mutex_unlock(&m->lock);
+    return &h->base;
 }

@@ -20,6 +20,7 @@
 #include "util/metrics.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -380,6 +381,110 @@ static void test_memory_store_is_bounded(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Two event loops in two threads, each with its own handle on one in-memory store, write
+ * and load at once: every profile either wrote is there for both, and each handle answers
+ * on its own loop's thread. (scripts/test also runs this under ThreadSanitizer.) */
+#define SHARED_USERS  16
+#define SHARED_ROUNDS 40
+
+typedef struct loop_thread {
+    rc_profile_store_t *h;
+    uv_loop_t loop;
+    rc_defer_t defer;
+    pthread_t thread, self; /* self: the thread running the loop, set by that thread */
+    const char *prefix;
+    int found, not_found, wrong_thread;
+} loop_thread_t;
+
+static void on_loaded_in(void *ctx, const char *user, size_t user_len, int status, const void *data,
+                         size_t len)
+{
+    (void)user, (void)user_len, (void)data, (void)len;
+    loop_thread_t *t = ctx;
+    if (!pthread_equal(pthread_self(), t->self))
+        t->wrong_thread++;
+    if (status == 0)
+        t->found++;
+    else
+        t->not_found++;
+}
+
+/* Runs `t`'s loop until it has had `n` answers. */
+static void await_answers(loop_thread_t *t, int n)
+{
+    while (t->found + t->not_found < n)
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+}
+
+static void *write_and_load(void *arg)
+{
+    loop_thread_t *t = arg;
+    t->self = pthread_self();
+    char user[32];
+    for (int r = 0; r < SHARED_ROUNDS; r++) {
+        for (int i = 0; i < SHARED_USERS; i++) {
+            snprintf(user, sizeof(user), "%s%d", t->prefix, i);
+            write_one(t->h, user);
+            snprintf(user, sizeof(user), "both%d", i);
+            write_one(t->h, user);
+            assert_int_equal(rc_profile_load(t->h, user, strlen(user)), 0);
+        }
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+    }
+    await_answers(t, SHARED_ROUNDS * SHARED_USERS);
+    return NULL;
+}
+
+static void test_memory_store_is_shared_by_threads(void **state)
+{
+    (void)state;
+    setup_engine();
+    loop_thread_t t[2] = {{.prefix = "a"}, {.prefix = "b"}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(uv_loop_init(&t[i].loop), 0);
+        assert_int_equal(rc_defer_init(&t[i].defer, &t[i].loop), 0);
+    }
+    t[0].h = rc_profile_memory_new(&t[0].defer, on_loaded_in, &t[0], 0, 0);
+    assert_non_null(t[0].h);
+    t[1].h = rc_profile_memory_share(t[0].h, &t[1].defer, on_loaded_in, &t[1]);
+    assert_non_null(t[1].h);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i].thread, NULL, write_and_load, &t[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(t[i].thread, NULL), 0);
+        /* Each loaded a user it had just written: found every time, on its own thread. */
+        assert_int_equal(t[i].found, SHARED_ROUNDS * SHARED_USERS);
+        assert_int_equal(t[i].wrong_thread, 0);
+    }
+    /* Each handle finds what the other wrote (their loops now run on this thread). */
+    char user[32];
+    for (int i = 0; i < 2; i++) {
+        t[i].self = pthread_self();
+        t[i].found = t[i].not_found = 0;
+    }
+    for (int i = 0; i < SHARED_USERS; i++) {
+        snprintf(user, sizeof(user), "b%d", i);
+        assert_int_equal(rc_profile_load(t[0].h, user, strlen(user)), 0);
+        snprintf(user, sizeof(user), "a%d", i);
+        assert_int_equal(rc_profile_load(t[1].h, user, strlen(user)), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        await_answers(&t[i], SHARED_USERS);
+        assert_int_equal(t[i].found, SHARED_USERS);
+    }
+    /* The profiles outlive the first handle freed. */
+    rc_profile_store_free(t[0].h);
+    assert_int_equal(rc_profile_load(t[1].h, "a0", 2), 0);
+    await_answers(&t[1], SHARED_USERS + 1);
+    assert_int_equal(t[1].found, SHARED_USERS + 1);
+    rc_profile_store_free(t[1].h);
+    for (int i = 0; i < 2; i++) {
+        rc_defer_close(&t[i].defer);
+        uv_run(&t[i].loop, UV_RUN_DEFAULT);
+        assert_int_equal(uv_loop_close(&t[i].loop), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +494,7 @@ int main(void)
         cmocka_unit_test_teardown(test_older_document_builds_vector_from_items, free_engine),
         cmocka_unit_test_teardown(test_longterm_vector_ranks_content, free_engine),
         cmocka_unit_test_teardown(test_memory_store_is_bounded, free_engine),
+        cmocka_unit_test_teardown(test_memory_store_is_shared_by_threads, free_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
