@@ -3,6 +3,7 @@
  * thread applying them to two copies in turn, and per-reader counters telling the writer
  * when the copy it left is free. */
 #include "engine/shared.h"
+#include "util/mpsc.h"
 #include "util/error.h"
 
 #include <pthread.h>
@@ -19,7 +20,7 @@
 
 /* A queued op, or a flush marker (flush != NULL). */
 typedef struct node {
-    struct node *next;
+    rc_mpsc_link_t link; /* first: the queue's links are nodes */
     rc_engine_op_t op;
     bool *flush; /* set (under the mutex) once everything before it is applied */
 } node_t;
@@ -40,8 +41,8 @@ struct rc_shared {
      * that counted itself in before the publish is waited for; one that did so after it
      * sees the new copy). */
     _Alignas(64) atomic_int published;
-    _Alignas(64) _Atomic(node_t *) head; /* pushed by producers, newest first */
-    pthread_mutex_t mu;                  /* the writer's sleep and the flushes' wake-up */
+    rc_mpsc_t queue;    /* pushed by producers (on a cache line of its own) */
+    pthread_mutex_t mu; /* the writer's sleep and the flushes' wake-up */
     pthread_cond_t work, flushed;
     bool stopping; /* under mu */
     pthread_t writer;
@@ -58,16 +59,16 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static node_t *next_of(const node_t *n)
+{
+    return (node_t *)n->link.next;
+}
+
 static void push(rc_shared_t *s, node_t *n)
 {
-    node_t *old = atomic_load_explicit(&s->head, memory_order_relaxed);
-    do
-        n->next = old;
-    while (!atomic_compare_exchange_weak_explicit(&s->head, &old, n, memory_order_release,
-                                                  memory_order_relaxed));
     /* The writer sleeps only when it found the queue empty; waking it once per empty-to-full
      * turn is enough (it takes the whole queue when it wakes). */
-    if (old == NULL) {
+    if (rc_mpsc_push(&s->queue, &n->link)) {
         pthread_mutex_lock(&s->mu);
         pthread_cond_signal(&s->work);
         pthread_mutex_unlock(&s->mu);
@@ -162,19 +163,19 @@ static void apply_all(rc_shared_t *s, rc_engine_t *e, node_t *first, node_t *end
 {
     uint64_t failed = 0, n = 0;
     node_t *heads = first, *lists = first;
-    for (int i = 0; i < AHEAD_HEADS && heads != end; i++, heads = heads->next)
+    for (int i = 0; i < AHEAD_HEADS && heads != end; i++, heads = next_of(heads))
         rc_engine_op_prefetch(e, &heads->op, 0);
-    for (int i = 0; i < AHEAD_LISTS && lists != end; i++, lists = lists->next)
+    for (int i = 0; i < AHEAD_LISTS && lists != end; i++, lists = next_of(lists))
         rc_engine_op_prefetch(e, &lists->op, 1);
-    for (node_t *it = first; it != end; it = it->next) {
+    for (node_t *it = first; it != end; it = next_of(it)) {
         uint64_t t0 = mono_ns(); /* the prefetches count in the op's time */
         if (heads != end) {
             rc_engine_op_prefetch(e, &heads->op, 0);
-            heads = heads->next;
+            heads = next_of(heads);
         }
         if (lists != end) {
             rc_engine_op_prefetch(e, &lists->op, 1);
-            lists = lists->next;
+            lists = next_of(lists);
         }
         if (it->flush != NULL)
             continue;
@@ -214,7 +215,7 @@ static void release_batch(rc_shared_t *s, node_t *first, node_t *end)
 {
     bool woke = false;
     while (first != end) {
-        node_t *next = first->next;
+        node_t *next = next_of(first);
         if (first->flush != NULL) {
             pthread_mutex_lock(&s->mu);
             *first->flush = true;
@@ -233,17 +234,10 @@ static void release_batch(rc_shared_t *s, node_t *first, node_t *end)
     }
 }
 
-/* Takes the whole queue, oldest first (the stack is newest first). */
+/* Takes the whole queue, oldest first. */
 static node_t *take_all(rc_shared_t *s)
 {
-    node_t *n = atomic_exchange_explicit(&s->head, NULL, memory_order_acquire), *fifo = NULL;
-    while (n != NULL) {
-        node_t *next = n->next;
-        n->next = fifo;
-        fifo = n;
-        n = next;
-    }
-    return fifo;
+    return (node_t *)rc_mpsc_take_all(&s->queue);
 }
 
 static void *writer_main(void *arg)
@@ -254,17 +248,17 @@ static void *writer_main(void *arg)
         if (list == NULL) {
             pthread_mutex_lock(&s->mu);
             bool stop = s->stopping;
-            while (!s->stopping && atomic_load(&s->head) == NULL)
+            while (!s->stopping && rc_mpsc_empty(&s->queue))
                 pthread_cond_wait(&s->work, &s->mu);
             pthread_mutex_unlock(&s->mu);
-            if (stop && atomic_load(&s->head) == NULL)
+            if (stop && rc_mpsc_empty(&s->queue))
                 return NULL;
             continue;
         }
         while (list != NULL) {
             node_t *end = list;
             uint32_t n_ops = 0;
-            for (uint32_t i = 0; end != NULL && i < BATCH_MAX; i++, end = end->next)
+            for (uint32_t i = 0; end != NULL && i < BATCH_MAX; i++, end = next_of(end))
                 n_ops += end->flush == NULL;
             /* Flush markers alone change nothing: no publish, the copies stay where they are. */
             if (n_ops > 0)
@@ -297,7 +291,7 @@ rc_shared_t *rc_shared_new(rc_engine_t *a, rc_engine_t *b, uint32_t max_readers)
     s->copy[0] = a;
     s->copy[1] = b;
     atomic_init(&s->published, 0);
-    atomic_init(&s->head, NULL);
+    rc_mpsc_init(&s->queue);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->flushed, NULL);
