@@ -623,6 +623,7 @@ typedef struct run_info {
     uint64_t covisit_bytes, items_with_neighbors, neighbors;
     rc_blend_t blend; /* the engine's blend at the end (learned, unless --blend-rate 0) */
     uint64_t blend_updates;
+    float repeat_successor; /* the successor model's share of the chance of a return */
 } run_info_t;
 
 /* What the engine's co-visitation model holds after the replay: the bounded state that
@@ -632,6 +633,7 @@ static void measure_engine(const rc_engine_t *e, run_info_t *ri)
     ri->covisit_bytes = rc_covisit_bytes(&e->covisit);
     ri->blend = e->blend;
     ri->blend_updates = e->blend_updates;
+    ri->repeat_successor = e->repeat_successor;
     for (uint32_t i = 0; i < e->covisit.n_lists; i++) {
         ri->items_with_neighbors += e->covisit.lists[i].n > 0;
         ri->neighbors += e->covisit.lists[i].n;
@@ -702,9 +704,10 @@ static void report_md(FILE *f, const run_info_t *ri, const options_t *o, const r
             sizeof(rc_user_state_t));
     fprintf(f,
             "Engine blend at the end (%llu events moved it): covisit %.3f, successor %.3f, "
-            "content %.3f, trending %.3f, popular %.3f.\n\n",
+            "content %.3f, trending %.3f, popular %.3f; the successor model's share of the "
+            "chance of a return %.3f.\n\n",
             (unsigned long long)ri->blend_updates, ri->blend.covisit, ri->blend.successor,
-            ri->blend.content, ri->blend.trending, ri->blend.popular);
+            ri->blend.content, ri->blend.trending, ri->blend.popular, ri->repeat_successor);
     if (o->targets_all) {
         fprintf(f, "| method | HR@10 | HR@20 | MRR@20 | NDCG@20 | HR@20 new | MRR@20 new | "
                    "coverage@20 | popularity@20 | p50 µs | p99 µs |\n");

@@ -52,6 +52,7 @@ rc_engine_t *rc_engine_new(uint32_t max_items, bool catalog_open, uint32_t covis
         e->repeat_same[d] = 0.25f;
         e->repeat_back[d] = 0.08f;
     }
+    e->repeat_successor = 0.1f;
     return e;
 }
 

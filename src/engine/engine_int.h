@@ -67,6 +67,11 @@ struct rc_engine {
      * (same) or to another item of the session (back). The ranker weighs the session's
      * items against new ones with them (rc_repeat_t). */
     float repeat_same[RC_DEVICE_COUNT], repeat_back[RC_DEVICE_COUNT];
+    /* How far the chance of a return follows the successor model's evidence (returns.h)
+     * rather than how often users return at all: the successor model's weight in a mixture
+     * of the two, learned online (engine_op.c, learn_return) within [repeat_successor_floor,
+     * 1 - repeat_successor_floor]. */
+    float repeat_successor;
     /* No rank scratch here: rankers belong to callers (one per thread), so that a rank writes
      * nothing in the engine. */
 };

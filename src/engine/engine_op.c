@@ -3,6 +3,7 @@
  * one is applied to an engine. Applying reads only the record and the engine it changes. */
 #include "engine/engine_op.h"
 #include "engine/engine_int.h"
+#include "engine/returns.h"
 #include "util/error.h"
 
 #include <jansson.h>
@@ -219,17 +220,6 @@ static void learn_blend(rc_engine_t *e, uint32_t current, uint32_t item)
     e->blend_updates++;
 }
 
-/* Each positive event of a user with a session says whether it returned to the item in view,
- * to another item of the session, or to neither. REPEAT_RATE makes the estimates follow
- * about the last thousand events. */
-#define REPEAT_RATE 0.001f
-static void learn_return(rc_engine_t *e, const rc_op_event_t *ev)
-{
-    int dev = ev->device < RC_DEVICE_COUNT ? ev->device : RC_DEV_OTHER;
-    e->repeat_same[dev] += REPEAT_RATE * ((ev->same ? 1.0f : 0.0f) - e->repeat_same[dev]);
-    e->repeat_back[dev] += REPEAT_RATE * ((ev->back ? 1.0f : 0.0f) - e->repeat_back[dev]);
-}
-
 static int apply_event(rc_engine_t *e, const rc_op_event_t *ev)
 {
     if (ev->kind == RC_EV_IMPRESSION || ev->item < 0)
@@ -238,7 +228,7 @@ static int apply_event(rc_engine_t *e, const rc_op_event_t *ev)
         return RC_EINVAL;
     uint32_t idx = (uint32_t)ev->item;
     if (ev->learn_return) {
-        learn_return(e, ev);
+        rc_return_learn(e, ev);
         /* An item new to the session (same and back are asked of the whole session) judges
          * the two sequential models, before either learns from it. */
         if (e->blend_rate > 0 && !ev->same && !ev->back)

@@ -15,7 +15,7 @@
 void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk)
 {
     const rc_catalog_t *c = &e->catalog;
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
     rc_mp_cstr(pk, "ids");
     msgpack_pack_array(pk, c->n);
     for (uint32_t i = 0; i < c->n; i++)
@@ -44,6 +44,8 @@ void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk)
         msgpack_pack_float(pk, e->repeat_same[d]);
     for (int d = 0; d < RC_DEVICE_COUNT; d++)
         msgpack_pack_float(pk, e->repeat_back[d]);
+    rc_mp_cstr(pk, "repeat_successor");
+    msgpack_pack_float(pk, e->repeat_successor);
     rc_mp_cstr(pk, "experiment"); /* its name, then [variant, impressions, clicks] ... */
     const rc_experiment_t *x = e->experiment;
     uint32_t nv = x != NULL ? x->n_variants : 0;
@@ -167,6 +169,10 @@ int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, char *err, 
     }
     read_repeat(e, rc_mp_map_get(&o->via.map, "repeat"));
     read_blend(e, rc_mp_map_get(&o->via.map, "blend"));
+    const msgpack_object *rs = rc_mp_map_get(&o->via.map, "repeat_successor");
+    double share;
+    if (rs != NULL && rc_mp_number(rs, &share) && share >= 0 && share <= 1)
+        e->repeat_successor = (float)share; /* older snapshots have none: the default stays */
     read_experiment(e, rc_mp_map_get(&o->via.map, "experiment"));
     return rc_engine_refresh(e);
 }

@@ -4,6 +4,7 @@
  * unavailable items, subscription filters), a per-category cap for diversity, top-K. */
 #include "engine/ranker.h"
 #include "engine/engine_int.h"
+#include "engine/returns.h"
 #include "util/error.h"
 
 #include <math.h>
@@ -1017,10 +1018,13 @@ static uint32_t session_items(const rc_ranker_t *rk, const rc_user_state_t *u,
  * repeat_back by what the user did with them (weight and recency) times how likely each is
  * to come next by the same evidence as a new item (its score in `wide`, where block_items()
  * left it a candidate; the weakest listed score for one that is not listed), a product of
- * the two experts; the new items share the rest in proportion to score^new_sharpness. So a
- * session item that usually follows the item in view leads the returns, while how often
- * users return at all stays what traffic says (rarely on baskets, a third of clicks). The
- * list's scores become those chances. Returns its length. */
+ * the two experts; plus, where other sessions show it as a successor of the item in view,
+ * the successor model's chance for it times its learned share (returns.h); the new items
+ * share the rest in proportion to score^new_sharpness. So a session item that usually
+ * follows the item in view leads the returns, and where users are seen to go back to it,
+ * comes before new items, while how often users return at all stays what traffic says
+ * (rarely on baskets, a third of clicks). The list's scores become those chances. Returns
+ * its length. */
 static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const rc_rank_spec_t *spec,
                               int64_t wall_ms, const rc_ranked_t *wide, uint32_t k,
                               rc_ranked_t *out)
@@ -1030,9 +1034,10 @@ static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const r
     float seq[RC_RECENT] = {0};
     bool has_current = false;
     uint32_t n_si = u->n_recent > 0 ? session_items(rk, u, spec, si, &has_current) : 0;
-    int dev = u->device < RC_DEVICE_COUNT ? u->device : RC_DEV_OTHER;
-    float p_same = e->repeat_same[dev], p_back = e->repeat_back[dev];
-    float p_new = 1.0f - p_same - p_back;
+    rc_return_chances_t ch;
+    rc_return_chances(e, u, &ch);
+    float p_same = ch.same, p_back = ch.habit;
+    float p_new = 1.0f - p_same - p_back - ch.seq * ch.evidence.total;
     p_new = p_new < NEW_SHARE_MIN ? NEW_SHARE_MIN : p_new;
     float new_total = 0, back_total = 0, floor = 0;
     uint32_t n = 0;
@@ -1064,6 +1069,7 @@ static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const r
         float p = has_current && i == 0 ? p_same
                   : back_total > 0      ? p_back * si[i].value / back_total
                                         : 0;
+        p += has_current && i == 0 ? 0 : rc_return_seq_chance(&ch, si[i].item);
         int64_t age_s = si[i].at_s > 0 && now_s >= si[i].at_s ? now_s - si[i].at_s : -1;
         rk->ranked[n++] = (rc_ranked_t){si[i].item, p, RC_SRC_REPEAT, si[i].kind, age_s};
     }

@@ -149,6 +149,7 @@ static void test_ops_replay_the_models(void **state)
     }
     assert_memory_equal(direct->repeat_same, replayed->repeat_same, sizeof(direct->repeat_same));
     assert_memory_equal(direct->repeat_back, replayed->repeat_back, sizeof(direct->repeat_back));
+    assert_memory_equal(&direct->repeat_successor, &replayed->repeat_successor, sizeof(float));
     assert_int_equal(direct->catalog.n, replayed->catalog.n);
     assert_int_equal(direct->catalog.n_categories, replayed->catalog.n_categories);
     rc_ranked_t x[20], y[20];
@@ -297,8 +298,9 @@ static void test_rank_mixes_successors(void **state)
     free_engine(0);
 }
 
-/* A snapshot keeps the successor model and the learned share; a share set by hand (rate 0)
- * is not overwritten by one read back. */
+/* A snapshot keeps the successor model, the learned share and the successor model's share
+ * of the chance of a return; a share set by hand (rate 0) is not overwritten by one read
+ * back. */
 static void test_successor_snapshot(void **state)
 {
     (void)state;
@@ -306,6 +308,7 @@ static void test_successor_snapshot(void **state)
     const int64_t abc[] = {1, 2, 3};
     session(e, abc, 3, T0_MS);
     e->blend.successor = 0.37f;
+    e->repeat_successor = 0.42f;
     rc_wbuf_t buf;
     msgpack_packer pk;
     rc_wbuf_init(&buf, 0);
@@ -324,6 +327,7 @@ static void test_successor_snapshot(void **state)
     assert_float_equal(successor_weight(back, 1, 2), 1, 1e-4);
     assert_float_equal(successor_weight(back, 2, 3), 1, 1e-4);
     assert_float_equal(back->blend.successor, 0.37f, 1e-6);
+    assert_float_equal(back->repeat_successor, 0.42f, 1e-6);
     free_engine(1);
     back = engine_with_items(1, false);
     back->blend_rate = 0;
