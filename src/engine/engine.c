@@ -146,6 +146,11 @@ int rc_engine_locale(rc_engine_t *e, rc_str_t tag, int64_t wall_ms)
                      : -1;
 }
 
+int rc_engine_locale_find(const rc_engine_t *e, rc_str_t tag)
+{
+    return rc_trending_locale_find(&e->trending, tag.p, tag.n);
+}
+
 uint32_t rc_engine_user_key(rc_str_t id)
 {
     uint32_t h = 2166136261u; /* FNV-1a */

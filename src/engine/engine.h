@@ -153,6 +153,13 @@ void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min);
  * is given or it is malformed. */
 int rc_engine_locale(rc_engine_t *e, rc_str_t tag, int64_t wall_ms);
 
+/** The reference of locale tag `tag` if the engine tracks it (a copy that applied the
+ * tag's RC_OP_LOCALE record, engine_op.h), without tracking it: read only, for a loop that
+ * submits the record and ranks on a copy. Returns the reference, RC_ENOENT when the tag is
+ * not tracked (yet: ask again at the next rank), or RC_EINVAL when it is empty or malformed
+ * (it never will be). */
+int rc_engine_locale_find(const rc_engine_t *e, rc_str_t tag);
+
 /** The key rc_user_state_t.user_key holds for a user known by `id` (its pseudonym, so every
  * node computes the same one). */
 uint32_t rc_engine_user_key(rc_str_t id);

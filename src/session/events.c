@@ -302,9 +302,9 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     int64_t item = -1;
     if (ev->item.n > 0) {
-        rc_catalog_t *cat = rc_engine_catalog(s->engine);
-        item = rc_catalog_learn_from(cat, ev->item.p, ev->item.n,
-                                     rc_engine_user_key((rc_str_t){ses->pseudo, PSEUDO_LEN}));
+        const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+        item = rc_sessions_event_item(s, ev->item,
+                                      rc_engine_user_key((rc_str_t){ses->pseudo, PSEUDO_LEN}));
         if (item == RC_CATALOG_UNTRUSTED) {
             /* Accepted and published (other nodes count its users too), but the models learn
              * nothing of an item not trusted yet. */
@@ -362,7 +362,7 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
         return false;
     }
     int64_t learn_ms = rc_sessions_event_time(s, ev, be.received_ms, true);
-    bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, learn_ms);
+    bool changed = rc_sessions_observe(s, u, ev->kind, item, ev->item, w, ev->query, learn_ms);
     if (to_profile)
         rc_session_note_profile_change(s, ses, ev->kind, item, w, seq);
     return changed;
