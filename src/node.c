@@ -92,7 +92,22 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     /* The store's own answer, as /readyz gives it: every store, the in-memory one too. */
     rc_metrics.profile_store_up = rc_profile_ready(n->profiles, reason, sizeof(reason)) == 0;
     rc_metrics_render(body, n->node_id);
-    rc_experiment_render(&n->settings.experiment, body);
+    rc_experiment_counts_t counts = {0};
+    rc_sessions_experiment_counts(n->sessions, n->settings.experiment, &counts);
+    rc_experiment_render(n->settings.experiment, &counts, body);
+}
+
+/* The dashboard's per-variant click-through: the running experiment, with every loop's
+ * counts added up (rc_variant_stats_fn). */
+static uint32_t node_variant_stats(void *ctx, rc_variant_stats_t *out, uint32_t max)
+{
+    const rc_node_t *n = ctx;
+    const rc_experiment_t *x = rc_engine_experiment(n->engine);
+    if (x == NULL)
+        return 0;
+    rc_experiment_counts_t counts = {0};
+    rc_sessions_experiment_counts(n->sessions, x, &counts);
+    return rc_experiment_stats(x, &counts, out, max);
 }
 
 static bool from_this_node(const rc_node_t *n, const rc_bus_msg_t *m)
@@ -567,8 +582,7 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
-    n->ops =
-        rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, rc_engine_experiment(n->engine));
+    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, node_variant_stats, n);
     if (n->ops == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -91,12 +91,7 @@ const struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
     return e->experiment;
 }
 
-struct rc_experiment *rc_engine_experiment_counters(rc_engine_t *e)
-{
-    return e->experiment;
-}
-
-void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x)
+void rc_engine_set_experiment(rc_engine_t *e, const struct rc_experiment *x)
 {
     e->experiment = x;
 }

@@ -136,7 +136,7 @@ int rc_engine_op_item_json(rc_engine_op_t *op, const char *json)
     return op_with_copy(op, RC_OP_ITEM_JSON, &op->u.item_json.json, json, strlen(json));
 }
 
-void rc_engine_op_experiment(rc_engine_op_t *op, struct rc_experiment *x)
+void rc_engine_op_experiment(rc_engine_op_t *op, const struct rc_experiment *x)
 {
     memset(op, 0, sizeof(*op));
     op->type = RC_OP_EXPERIMENT;

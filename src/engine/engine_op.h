@@ -75,7 +75,8 @@ typedef struct rc_engine_op {
             char *json; /* owned: rc_catalog_upsert_json()'s object */
         } item_json;
         struct {
-            struct rc_experiment *x; /* borrowed: it must outlive every copy using it */
+            const struct rc_experiment *x; /* borrowed, immutable: it must outlive every copy
+                                            * running it */
         } experiment;
         struct {
             char tag[RC_LOCALE_MAX + 1];
@@ -133,8 +134,9 @@ int rc_engine_op_remove(rc_engine_op_t *op, const char *id, size_t len);
  * that do not parse leave the engine's as they were). Returns 0 or RC_ENOMEM. */
 int rc_engine_op_rules(rc_engine_op_t *op, const char *json);
 
-/** Fills `op` with experiment `x` (borrowed; NULL: none). */
-void rc_engine_op_experiment(rc_engine_op_t *op, struct rc_experiment *x);
+/** Fills `op` with experiment `x` (borrowed, never changed after: a change is a new one;
+ * NULL: none). */
+void rc_engine_op_experiment(rc_engine_op_t *op, const struct rc_experiment *x);
 
 /** Fills `op` with locale tag `tag` met at `wall_ms` (copied; longer tags are refused when
  * applied, as rc_engine_locale() refuses them). Applied, it is rc_engine_locale(): the tag is

@@ -264,7 +264,7 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
     if (rc_engine_experiment(s->engine) == NULL || ev->surface.n == 0)
         return;
     if (ev->kind == RC_EV_IMPRESSION) {
-        rc_experiment_count(rc_engine_experiment_counters(s->engine), ses->variant, false);
+        rc_experiment_count(&s->xcounts, rc_engine_experiment(s->engine), ses->variant, false);
         return;
     }
     if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
@@ -277,7 +277,8 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
             continue;
         for (uint32_t k = 0; k < v->n; k++) {
             if (v->ranked[k].item == (uint32_t)item) {
-                rc_experiment_count(rc_engine_experiment_counters(s->engine), ses->variant, true);
+                rc_experiment_count(&s->xcounts, rc_engine_experiment(s->engine), ses->variant,
+                                    true);
                 return;
             }
         }

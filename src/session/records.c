@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What a loop changes in the engine, always as records (engine_op.h): ids named by events,
- * events' model halves, locales met. With one loop each record is applied at once to the
+ * events' model halves, locales met; and the loop's own counts of the experiment, which is
+ * not changed by counting. With one loop each record is applied at once to the
  * engine the registry holds; with several, the same records go to the shared engine's writer
  * (shared.h) while the loop only looks things up on its copy. */
 #include "session/session_int.h"
@@ -52,4 +53,15 @@ int rc_sessions_locale(rc_sessions_t *s, rc_str_t tag, int64_t wall_ms)
     rc_sessions_submit(s, &op);
     int ref = rc_engine_locale_find(s->engine, tag);
     return ref >= 0 ? ref : -1;
+}
+
+void rc_sessions_experiment_counts(const rc_sessions_t *s, const rc_experiment_t *x,
+                                   rc_experiment_counts_t *sum)
+{
+    rc_experiment_counts_add(sum, x, &s->xcounts);
+}
+
+void rc_sessions_experiment_restore(rc_sessions_t *s, const rc_experiment_counts_t *c)
+{
+    s->xcounts = *c;
 }

@@ -22,6 +22,7 @@
 
 #include "auth/anonid.h"
 #include "engine/engine_op.h"
+#include "engine/experiments.h"
 #include "engine/ranker.h"
 #include "engine/reasons.h"
 #include "session/session.h"
@@ -194,6 +195,9 @@ struct rc_sessions {
     rc_wbuf_t scratch;   /* encoding scratch, reused */
     rc_enc_t enc;        /* the encoder writing into it (rc_sessions_enc_begin) */
     rc_ranker_t *ranker; /* this loop's rank scratch: the engine holds none (engine.h) */
+    /* This loop's impressions and clicks of the running experiment: the experiment itself
+     * is immutable, and readers add every loop's counts up (experiments.h). */
+    rc_experiment_counts_t xcounts;
     rc_ranked_t *rank_buf;
     rc_frame_t *compact_marker; /* stands in an outbox slot for a compact list (compact.c) */
     rc_recs_item_t *recs_buf;

@@ -11,6 +11,7 @@
 
 #include "engine/engine_op.h"
 #include "engine/engine_snapshot.h"
+#include "engine/experiments.h"
 #include "engine_fixture.h"
 #include "proto/mpack.h"
 #include "util/error.h"
@@ -493,11 +494,22 @@ static void test_successor_snapshot(void **state)
     const int64_t abc[] = {1, 2, 3};
     session(e, abc, 3, T0_MS);
     e->blend.successor = 0.37f;
+    /* The experiment's counters are the loops' (experiments.h): written from their sum,
+     * given back for the experiment the engine runs when read. */
+    rc_experiment_t x;
+    char xerr[64];
+    assert_int_equal(
+        rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0", rc_engine_blend(e), xerr, sizeof(xerr)),
+        0);
+    rc_engine_set_experiment(e, &x);
+    rc_experiment_counts_t counts = {0}, read_back;
+    rc_experiment_count(&counts, &x, 1, false);
+    rc_experiment_count(&counts, &x, 1, true);
     rc_wbuf_t buf;
     msgpack_packer pk;
     rc_wbuf_init(&buf, 0);
     rc_mp_init(&pk, &buf);
-    rc_engine_snapshot_write(e, &pk);
+    rc_engine_snapshot_write(e, &counts, &pk);
     assert_int_equal(rc_wbuf_ok(&buf), 0);
     msgpack_zone zone;
     msgpack_object root;
@@ -507,7 +519,9 @@ static void test_successor_snapshot(void **state)
                      MSGPACK_UNPACK_SUCCESS);
     char err[128];
     rc_engine_t *back = engine_with_items(1, false);
-    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    rc_engine_set_experiment(back, &x);
+    assert_int_equal(rc_engine_snapshot_read(back, &root, &read_back, err, sizeof(err)), 0);
+    assert_memory_equal(&read_back, &counts, sizeof(counts));
     assert_float_equal(successor_weight(back, 1, 2), 1, 1e-4);
     assert_float_equal(successor_weight(back, 2, 3), 1, 1e-4);
     assert_float_equal(back->blend.successor, 0.37f, 1e-6);
@@ -515,7 +529,7 @@ static void test_successor_snapshot(void **state)
     back = engine_with_items(1, false);
     back->blend_rate = 0;
     float set = back->blend.successor;
-    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    assert_int_equal(rc_engine_snapshot_read(back, &root, NULL, err, sizeof(err)), 0);
     assert_float_equal(back->blend.successor, set, 0);
     msgpack_zone_destroy(&zone);
     rc_wbuf_free(&buf);
