@@ -11,6 +11,7 @@
 #include "auth/jwt.h"
 #include "bus/bus.h"
 #include "engine/engine.h"
+#include "engine/engine_op.h"
 #include "engine/experiments.h"
 #include "engine/history.h"
 #include "log/eventlog.h"
@@ -200,7 +201,11 @@ static void on_tick(uv_timer_t *t)
         n->catalog_changed = false;
         rc_catalog_api_settle(n->engine, n->sessions);
     }
-    rc_engine_refresh_step(n->engine, REFRESH_SLICE_ITEMS);
+    /* A slice of the refresh, as a record (engine_op.h): with several loops, loop 0 submits
+     * it to the writer, which publishes between slices. */
+    rc_engine_op_t slice;
+    rc_engine_op_refresh_step(&slice, REFRESH_SLICE_ITEMS, rc_wall_ms());
+    rc_engine_apply(n->engine, &slice);
     maybe_trim_heap(n, rc_mono_us());
     if (++n->ticks % (60000 / TICK_MS) == 0)
         rc_eventlog_maintain(n->log);
