@@ -242,10 +242,10 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
     const rc_catalog_t *c = rc_engine_catalog(s->engine);
     m->device = u->device;
     m->tz_offset_min = u->tz_offset_min;
-    if (u->locale >= 0) {
-        const char *tag = rc_engine_locale_tag(s->engine, u->locale);
+    /* NULL when the reference went stale: 64 newer tags pushed its tag out (trending.h). */
+    const char *tag = u->locale >= 0 ? rc_engine_locale_tag(s->engine, u->locale) : NULL;
+    if (tag != NULL)
         m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
-    }
     for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item >= c->n)
