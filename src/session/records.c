@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What a loop changes in the engine, always as records (engine_op.h): ids named by events,
- * events' model halves, locales met; and the loop's own counts of the experiment, which is
- * not changed by counting. With one loop each record is applied at once to the
- * engine the registry holds; with several, the same records go to the shared engine's writer
- * (shared.h) while the loop only looks things up on its copy. */
+ * events' model halves, locales met. With one loop each record is applied at once to the
+ * engine the registry holds; with several, the same records go to the shared engine's
+ * writer (shared.h) while the loop only looks things up on its copy. And the loop's own
+ * counts of the experiment, which counting never writes into. */
 #include "session/session_int.h"
 #include "engine/engine_op.h"
 #include "util/log.h"

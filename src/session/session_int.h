@@ -354,8 +354,9 @@ uint64_t rc_sessions_next_seq(rc_sessions_t *s);
 /* ---- records.c ---- */
 
 /** Hands `op` (its content moved in: it is left RC_OP_NONE) to the engine: with one loop,
- * applied at once to s->engine. Returns rc_engine_apply()'s code. The loop writes the engine
- * through this function alone (engine_op.h), so that with several loops it becomes a
+ * applied at once to s->engine. Returns rc_engine_apply()'s code. The registry writes the
+ * engine through this function alone (engine_op.h; the node's tick, the settings and the
+ * catalog API hand theirs over the same way), so that with several loops it becomes a
  * submission to the shared engine's writer (shared.h). */
 int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op);
 /** The catalog index of item `id` (borrowed) named by an event of user `user_key`: found on
