@@ -11,6 +11,7 @@
 #include "auth/jwt.h"
 #include "bus/bus.h"
 #include "engine/engine.h"
+#include "engine/engine_op.h"
 #include "engine/experiments.h"
 #include "engine/history.h"
 #include "log/eventlog.h"
@@ -92,7 +93,22 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     /* The store's own answer, as /readyz gives it: every store, the in-memory one too. */
     rc_metrics.profile_store_up = rc_profile_ready(n->profiles, reason, sizeof(reason)) == 0;
     rc_metrics_render(body, n->node_id);
-    rc_experiment_render(&n->settings.experiment, body);
+    rc_experiment_counts_t counts = {0};
+    rc_sessions_experiment_counts(n->sessions, n->settings.experiment, &counts);
+    rc_experiment_render(n->settings.experiment, &counts, body);
+}
+
+/* The dashboard's per-variant click-through: the running experiment, with every loop's
+ * counts added up (rc_variant_stats_fn). */
+static uint32_t node_variant_stats(void *ctx, rc_variant_stats_t *out, uint32_t max)
+{
+    const rc_node_t *n = ctx;
+    const rc_experiment_t *x = rc_engine_experiment(n->engine);
+    if (x == NULL)
+        return 0;
+    rc_experiment_counts_t counts = {0};
+    rc_sessions_experiment_counts(n->sessions, x, &counts);
+    return rc_experiment_stats(x, &counts, out, max);
 }
 
 static bool from_this_node(const rc_node_t *n, const rc_bus_msg_t *m)
@@ -185,7 +201,11 @@ static void on_tick(uv_timer_t *t)
         n->catalog_changed = false;
         rc_catalog_api_settle(n->engine, n->sessions);
     }
-    rc_engine_refresh_step(n->engine, REFRESH_SLICE_ITEMS);
+    /* A slice of the refresh, as a record (engine_op.h): with several loops, loop 0 submits
+     * it to the writer, which publishes between slices. */
+    rc_engine_op_t slice;
+    rc_engine_op_refresh_step(&slice, REFRESH_SLICE_ITEMS, rc_wall_ms());
+    rc_engine_apply(n->engine, &slice);
     maybe_trim_heap(n, rc_mono_us());
     if (++n->ticks % (60000 / TICK_MS) == 0)
         rc_eventlog_maintain(n->log);
@@ -567,8 +587,7 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
-    n->ops =
-        rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, rc_engine_experiment(n->engine));
+    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, node_variant_stats, n);
     if (n->ops == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -6,6 +6,7 @@
 #include "node_int.h"
 #include "api/catalog_api.h"
 #include "engine/engine_snapshot.h"
+#include "engine/experiments.h"
 #include "engine/history.h"
 #include "log/snapshot.h"
 #include "log/snapshot_job.h"
@@ -315,7 +316,9 @@ static int pack_snapshot(void *ctx, uint64_t covers, rc_wbuf_t *body, char *err,
         msgpack_pack_bin_body(&pk, c->data + c->key_len, c->len);
     }
     rc_mp_cstr(&pk, "engine");
-    rc_engine_snapshot_write(n->engine, &pk);
+    rc_experiment_counts_t counts = {0};
+    rc_sessions_experiment_counts(n->sessions, rc_engine_experiment(n->engine), &counts);
+    rc_engine_snapshot_write(n->engine, &counts, &pk);
     rc_mp_cstr(&pk, "sessions");
     rc_sessions_snapshot_write(n->sessions, &pk);
     rc_mp_cstr(&pk, "context"); /* for the read-back after it: rc_history_snapshot_read() */
@@ -449,7 +452,10 @@ static int apply_snapshot(rc_node_t *n, const rc_snapshot_t *snap, const decoded
     n->last_mark = p->mark->via.u64;
     apply_changes(n, p->changes);
     char why[200] = "";
-    int rc = rc_engine_snapshot_read(n->engine, p->engine, why, sizeof(why));
+    rc_experiment_counts_t counts = {0};
+    int rc = rc_engine_snapshot_read(n->engine, p->engine, &counts, why, sizeof(why));
+    if (rc == 0)
+        rc_sessions_experiment_restore(n->sessions, &counts);
     if (rc == 0 && (rc = rc_sessions_snapshot_read(n->sessions, p->sessions)) != 0)
         snprintf(why, sizeof(why), "the sessions' part: %s", rc_strerror(rc));
     if (rc == 0 && (rc = rc_profile_snapshot_read(n->profiles, p->profiles)) != 0)

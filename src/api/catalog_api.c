@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Validation first, then the change: a batch with one bad item changes nothing, so a client
- * can fix and resend the whole batch. */
+ * can fix and resend the whole batch. Changes reach the engine as records (engine_op.h),
+ * applied at once with one loop; validation only reads. */
 #include "api/catalog_api.h"
 #include "api/admin_api.h"
+#include "engine/engine_op.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -52,9 +55,37 @@ static const char *item_problem(json_t *it)
     return NULL;
 }
 
+/* Hands `op` (moved in) to the engine: with one loop, applied at once. With several, it is
+ * to be submitted to the shared engine's writer, the answer sent once it is published.
+ * Returns rc_engine_apply()'s code. */
+static int submit(rc_engine_t *e, rc_engine_op_t *op)
+{
+    int rc = rc_engine_apply(e, op);
+    rc_engine_op_clear(op);
+    return rc;
+}
+
+/* Adds or replaces an item (validated: item_problem()) from its JSON text. */
+static int submit_item(rc_engine_t *e, const char *text)
+{
+    rc_engine_op_t op;
+    int rc = rc_engine_op_item_json(&op, text);
+    return rc != 0 ? rc : submit(e, &op);
+}
+
+/* Removes item `id` (NUL-terminated); RC_ENOENT when unknown. */
+static int submit_removal(rc_engine_t *e, const char *id)
+{
+    rc_engine_op_t op;
+    int rc = rc_engine_op_remove(&op, id, strlen(id));
+    return rc != 0 ? rc : submit(e, &op);
+}
+
 uint32_t rc_catalog_api_settle(rc_engine_t *e, rc_sessions_t *s)
 {
-    rc_engine_refresh(e);
+    rc_engine_op_t op;
+    rc_engine_op_refresh(&op, rc_wall_ms());
+    submit(e, &op);
     return rc_sessions_catalog_changed(s);
 }
 
@@ -99,7 +130,7 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
     memcpy(id, m->item_id.p, m->item_id.n);
     id[m->item_id.n] = '\0';
     if (m->item_json.n == 0) {
-        rc_catalog_remove(rc_engine_catalog(e), id, m->item_id.n);
+        submit_removal(e, id);
         return 0; /* removing an unknown item is a no-op, as through the API */
     }
     json_error_t jerr;
@@ -108,14 +139,15 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
     const char *item_id = item ? json_string_value(json_object_get(item, "id")) : NULL;
     if (why == NULL && strcmp(item_id, id) != 0)
         why = "\"id\" differs from the message's";
-    uint32_t idx;
-    int rc = why == NULL
-                 ? rc_catalog_upsert_json(rc_engine_catalog(e), item, &idx, err, sizeof(err))
-                 : RC_EPARSE;
+    char *text = why == NULL ? json_dumps(item, JSON_COMPACT) : NULL;
+    int rc = why != NULL ? RC_EPARSE : text == NULL ? RC_ENOMEM : submit_item(e, text);
+    if (why == NULL && rc != 0)
+        snprintf(err, sizeof(err), "%s", rc_strerror(rc));
     if (why != NULL || rc != 0)
         RC_WARN("catalog", "change from the bus not applied", "error=\"%s\"", why ? why : err);
+    free(text);
     json_decref(item);
-    return why != NULL ? RC_EPARSE : rc;
+    return rc;
 }
 
 /* {"items":[...]} or one item object. */
@@ -135,15 +167,16 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
     }
     uint32_t done = 0;
     for (size_t i = 0; i < n; i++) {
-        char err[160];
-        uint32_t idx;
         json_t *item = items ? json_array_get(items, i) : body;
-        int rc = rc_catalog_upsert_json(rc_engine_catalog(e), item, &idx, err, sizeof(err));
+        char *text = json_dumps(item, JSON_COMPACT);
+        int rc = text != NULL ? submit_item(e, text) : RC_ENOMEM;
+        free(text);
         if (rc != 0) {
             /* Only capacity and memory can fail here: report what was applied. */
             rc_catalog_api_settle(e, s);
-            return rc_api_answer(out, rc == RC_EFULL ? 507 : 500,
-                                 json_pack("{s:s,s:i}", "error", err, "upserted", (int)done));
+            return rc_api_answer(
+                out, rc == RC_EFULL ? 507 : 500,
+                json_pack("{s:s,s:i}", "error", rc_strerror(rc), "upserted", (int)done));
         }
         publish(p, json_string_value(json_object_get(item, "id")), item);
         done++;
@@ -171,7 +204,7 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, j
     uint32_t removed = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = json_string_value(json_array_get(ids, i));
-        if (rc_catalog_remove(rc_engine_catalog(e), id, strlen(id)) == 0)
+        if (submit_removal(e, id) == 0)
             removed++;
         else
             json_array_append_new(unknown, json_string(id));

@@ -82,9 +82,11 @@ int rc_experiment_api_spec(const char *route, json_t *body, const rc_blend_t *ba
     return rc;
 }
 
-json_t *rc_experiment_api_describe(const rc_experiment_t *x)
+json_t *rc_experiment_api_describe(const rc_experiment_t *x, const rc_experiment_counts_t *c)
 {
     json_t *variants = json_array();
+    rc_variant_stats_t st[RC_VARIANTS_MAX];
+    rc_experiment_stats(x, c, st, RC_VARIANTS_MAX);
     for (uint32_t i = 0; i < x->n_variants; i++) {
         const rc_variant_t *v = &x->variants[i];
         json_array_append_new(
@@ -92,9 +94,8 @@ json_t *rc_experiment_api_describe(const rc_experiment_t *x)
             json_pack("{s:s,s:i,s:{s:f,s:f,s:f,s:f},s:I,s:I,s:f}", "name", v->name, "share",
                       (int)v->share, "blend", "covisit", (double)v->blend.covisit, "content",
                       (double)v->blend.content, "trending", (double)v->blend.trending, "popular",
-                      (double)v->blend.popular, "impressions", (json_int_t)v->impressions, "clicks",
-                      (json_int_t)v->clicks, "ctr",
-                      v->impressions ? (double)v->clicks / (double)v->impressions : 0.0));
+                      (double)v->blend.popular, "impressions", (json_int_t)st[i].impressions,
+                      "clicks", (json_int_t)st[i].clicks, "ctr", st[i].ctr));
     }
     return x->name[0]
                ? json_pack("{s:s,s:s,s:o}", "name", x->name, "salt", x->salt, "variants", variants)

@@ -28,8 +28,8 @@
 int rc_experiment_api_spec(const char *route, json_t *body, const rc_blend_t *base,
                            rc_experiment_t *x, char *spec, size_t len, char *err, size_t errlen);
 
-/** The JSON description of `x` with its counters (what GET answers; caller owns it, NULL
- * when out of memory). */
-json_t *rc_experiment_api_describe(const rc_experiment_t *x);
+/** The JSON description of `x` with its counters `c` (every loop's added up; NULL: zeros)
+ * (what GET answers; caller owns it, NULL when out of memory). */
+json_t *rc_experiment_api_describe(const rc_experiment_t *x, const rc_experiment_counts_t *c);
 
 #endif

@@ -2,6 +2,7 @@
 /* The experiment and the business rules, set through the admin API or the bus. */
 #include "api/settings.h"
 #include "api/admin_api.h"
+#include "engine/engine_op.h"
 #include "engine/rules.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -9,6 +10,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Hands `op` (moved in) to the engine: with one loop, applied at once. With several, it is
+ * to be submitted to the shared engine's writer, the answer sent once it is published. */
+static int submit(rc_settings_t *st, rc_engine_op_t *op)
+{
+    int rc = rc_engine_apply(st->engine, op);
+    rc_engine_op_clear(op);
+    return rc;
+}
+
+/* Makes `x` (owned, never changed after) the experiment the engine runs. Returns the one it
+ * ran, which the caller frees once nothing runs it. */
+static rc_experiment_t *run_experiment(rc_settings_t *st, rc_experiment_t *x)
+{
+    rc_engine_op_t op;
+    rc_engine_op_experiment(&op, x);
+    submit(st, &op);
+    rc_experiment_t *old = st->experiment;
+    st->experiment = x;
+    return old;
+}
 
 int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions, rc_bus_t *bus,
                      const char *node_id, const char *experiment_spec, char *err, size_t errlen)
@@ -18,10 +40,17 @@ int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions,
     st->sessions = sessions;
     st->bus = bus;
     st->node_id = node_id;
-    if (rc_experiment_parse(&st->experiment, experiment_spec, rc_engine_blend(e), err, errlen) != 0)
+    rc_experiment_t *x = malloc(sizeof(*x));
+    if (x == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    if (rc_experiment_parse(x, experiment_spec, rc_engine_blend(e), err, errlen) != 0) {
+        free(x);
         return RC_EINVAL;
+    }
     snprintf(st->experiment_spec, sizeof(st->experiment_spec), "%s", experiment_spec);
-    rc_engine_set_experiment(e, &st->experiment);
+    run_experiment(st, x);
     return 0;
 }
 
@@ -31,17 +60,31 @@ void rc_settings_free(rc_settings_t *st)
         return;
     free(st->rules_text);
     st->rules_text = NULL;
+    free(st->experiment); /* the engine, if it outlives the settings, must not rank again */
+    st->experiment = NULL;
 }
 
 /* Runs the experiment `spec` (its text form; "" for none) unless it runs already: counters
- * start from zero, users get their variant of it, lists are ranked again. */
+ * start from zero (the loops' counts are of the old one's serial), users get their variant
+ * of it, lists are ranked again. The running experiment is never changed in place: ranks
+ * read it (engine.h), so a new one replaces it. */
 static void set_experiment(rc_settings_t *st, const rc_experiment_t *x, const char *spec)
 {
     if (strcmp(st->experiment_spec, spec) == 0)
         return;
-    st->experiment = *x;
+    rc_experiment_t *nx = malloc(sizeof(*nx));
+    if (nx == NULL) {
+        RC_WARN("node", "experiment not set: out of memory", NULL);
+        return;
+    }
+    *nx = *x;
+    rc_experiment_t *old = run_experiment(st, nx);
     snprintf(st->experiment_spec, sizeof(st->experiment_spec), "%s", spec);
+    /* Every list's blend moves to the new experiment's variants: then nothing points into
+     * the old one (with one loop; with several, after every loop did so and both copies
+     * of the engine dropped it). */
     uint32_t pushed = rc_sessions_settings_changed(st->sessions);
+    free(old);
     RC_INFO("node", "experiment set", "name=\"%s\" variants=%u lists_pushed=%u",
             x->name[0] ? x->name : "none", x->n_variants, pushed);
 }
@@ -62,7 +105,11 @@ static void set_rules(rc_settings_t *st, rc_rules_t *r, const char *text)
     free(st->rules_text);
     st->rules_text = copy;
     uint32_t n_boosts = r->n_boosts, n_pins = r->n_pins;
-    rc_engine_set_rules(st->engine, r);
+    /* As a record of their canonical JSON (parsed again where applied: the same rules). */
+    rc_engine_op_t op;
+    if (rc_engine_op_rules(&op, text) == 0)
+        submit(st, &op);
+    rc_rules_free(r);
     uint32_t pushed = rc_sessions_settings_changed(st->sessions);
     RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", n_boosts, n_pins, pushed);
 }
@@ -114,7 +161,9 @@ static unsigned publish(rc_settings_t *st, const char *name, const char *spec, r
 
 unsigned rc_settings_experiment_get(rc_settings_t *st, rc_wbuf_t *out)
 {
-    return rc_api_answer(out, 200, rc_experiment_api_describe(&st->experiment));
+    rc_experiment_counts_t counts = {0};
+    rc_sessions_experiment_counts(st->sessions, st->experiment, &counts);
+    return rc_api_answer(out, 200, rc_experiment_api_describe(st->experiment, &counts));
 }
 
 unsigned rc_settings_experiment_post(rc_settings_t *st, const char *route, json_t *body,

@@ -22,14 +22,18 @@ typedef struct rc_settings {
     rc_sessions_t *sessions;
     rc_bus_t *bus;
     const char *node_id;
-    rc_experiment_t experiment;                   /* the running one (the engine points here) */
+    /* The running one, owned; immutable while the engine runs it (a change is a new one,
+     * given to the engine as a record, the old one freed once nothing runs it). */
+    rc_experiment_t *experiment;
     char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
     char *rules_text; /* the business rules' canonical JSON, or NULL: none */
 } rc_settings_t;
 
 /** Prepares the settings and runs `experiment_spec` (--experiment's text form; "" for none)
- * on the engine. Everything passed is borrowed and must outlive the settings. Returns 0, or
- * RC_EINVAL with the reason in `err`. Caller frees with rc_settings_free(). */
+ * on the engine. Changes reach the engine as records (engine_op.h: RC_OP_EXPERIMENT,
+ * RC_OP_RULES), applied at once with one loop. Everything passed is borrowed and must outlive the
+ * settings. Returns 0, or RC_EINVAL with the reason in `err` (or RC_ENOMEM). Caller frees with
+ * rc_settings_free(). */
 int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions, rc_bus_t *bus,
                      const char *node_id, const char *experiment_spec, char *err, size_t errlen);
 

@@ -44,12 +44,15 @@ typedef struct rc_item_label {
     bool id_plain, name_plain; /* no byte needs escaping in JSON */
 } rc_item_label_t;
 
+/* The longest id traffic may name into an open catalog (rc_catalog_learn_from). */
+#define RC_CATALOG_ID_MAX 64
+
 /* An id events named that is not (yet) an item: which distinct users named it. */
 #define RC_CATALOG_PENDING   1024 /* ids tracked at a time; the least recently named goes */
 #define RC_CATALOG_TRUST_MAX 16   /* the most distinct users learn_users may ask for */
 
 typedef struct rc_pending_item {
-    char id[65]; /* "" when free */
+    char id[RC_CATALOG_ID_MAX + 1]; /* "" when free */
     uint8_t len, n_users;
     uint32_t users[RC_CATALOG_TRUST_MAX];
     uint16_t older, newer; /* the order of naming (free entries oldest), for eviction */
@@ -155,6 +158,15 @@ int64_t rc_catalog_resolve(rc_catalog_t *c, const char *id, size_t len);
  * RC_CATALOG_UNTRUSTED. Returns its index, RC_CATALOG_UNTRUSTED, or -1 (a closed catalog, an
  * id too long, out of memory). Learned items are counted in n_learned. */
 int64_t rc_catalog_learn_from(rc_catalog_t *c, const char *id, size_t len, uint32_t user_key);
+
+/** Whether an id of `len` bytes that rc_catalog_find() does not know may still become an
+ * item through rc_catalog_learn_from() (an open catalog, an id of 1..RC_CATALOG_ID_MAX
+ * bytes): false where rc_catalog_learn_from() would return -1 without looking at the id.
+ * Read only: a loop asks it of its copy before it submits the id (RC_OP_ITEM_SEEN). */
+static inline bool rc_catalog_may_learn(const rc_catalog_t *c, size_t len)
+{
+    return c->open && c->pending != NULL && len > 0 && len <= RC_CATALOG_ID_MAX;
+}
 
 /** Sets the display name of category `category` (an index; 0 and unknown ones are
  * ignored) to `name` (borrowed; copied); NULL or "" forgets it. Returns 0 or RC_ENOMEM. */

@@ -92,12 +92,7 @@ const struct rc_experiment *rc_engine_experiment(const rc_engine_t *e)
     return e->experiment;
 }
 
-struct rc_experiment *rc_engine_experiment_counters(rc_engine_t *e)
-{
-    return e->experiment;
-}
-
-void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x)
+void rc_engine_set_experiment(rc_engine_t *e, const struct rc_experiment *x)
 {
     e->experiment = x;
 }
@@ -145,6 +140,11 @@ int rc_engine_locale(rc_engine_t *e, rc_str_t tag, int64_t wall_ms)
 {
     return tag.n > 0 ? rc_trending_locale(&e->trending, tag.p, tag.n, (double)wall_ms / 1000.0)
                      : -1;
+}
+
+int rc_engine_locale_find(const rc_engine_t *e, rc_str_t tag)
+{
+    return rc_trending_locale_find(&e->trending, tag.p, tag.n);
 }
 
 uint32_t rc_engine_user_key(rc_str_t id)

@@ -125,17 +125,14 @@ rc_catalog_t *rc_engine_catalog(rc_engine_t *e);
 /** The engine's own blend weights (what users outside any experiment get). */
 const rc_blend_t *rc_engine_blend(const rc_engine_t *e);
 
-/** The running experiment (borrowed), or NULL. Read only: what a rank needs (variants,
- * blends). */
+/** The running experiment (borrowed), or NULL. Immutable while the engine runs it
+ * (experiments.h): what a rank needs (variants, blends) and what counting needs to know;
+ * its impressions and clicks are counted per loop, apart from it. */
 const struct rc_experiment *rc_engine_experiment(const rc_engine_t *e);
 
-/** The running experiment for counting impressions and clicks (borrowed), or NULL. Its
- * counters are written on the event path of the loop holding the session, never by a rank;
- * with several loops they are to become per loop, summed when read. */
-struct rc_experiment *rc_engine_experiment_counters(rc_engine_t *e);
-
-/** Runs experiment `x` (borrowed; it must outlive its use here), or none with NULL. */
-void rc_engine_set_experiment(rc_engine_t *e, struct rc_experiment *x);
+/** Runs experiment `x` (borrowed; it must not change, and must outlive its use here: a
+ * change is a new experiment, the old one freed once no copy runs it), or none with NULL. */
+void rc_engine_set_experiment(rc_engine_t *e, const struct rc_experiment *x);
 
 /** The canonical tag of locale reference `ref` (rc_engine_locale), e.g. "en-GB", or NULL
  * (borrowed until the next rc_engine_locale()). */
@@ -152,6 +149,13 @@ void rc_user_state_init(rc_user_state_t *u, int device, int tz_offset_min);
  * locale, once the locale has earned a segment: trending.h), met at `wall_ms`; -1 when none
  * is given or it is malformed. */
 int rc_engine_locale(rc_engine_t *e, rc_str_t tag, int64_t wall_ms);
+
+/** The reference of locale tag `tag` if the engine tracks it (a copy that applied the
+ * tag's RC_OP_LOCALE record, engine_op.h), without tracking it: read only, for a loop that
+ * submits the record and ranks on a copy. Returns the reference, RC_ENOENT when the tag is
+ * not tracked (yet: ask again at the next rank), or RC_EINVAL when it is empty or malformed
+ * (it never will be). */
+int rc_engine_locale_find(const rc_engine_t *e, rc_str_t tag);
 
 /** The key rc_user_state_t.user_key holds for a user known by `id` (its pseudonym, so every
  * node computes the same one). */

@@ -36,9 +36,9 @@ struct rc_engine {
     float blend_rate;
     float blend_floor; /* the successor share stays within [floor, successor_max] */
     float successor_max;
-    uint64_t blend_updates;           /* events that moved it */
-    struct rc_experiment *experiment; /* the running experiment (borrowed), or NULL */
-    rc_rules_t rules;                 /* boosts and pins (resolved at each refresh) */
+    uint64_t blend_updates;                 /* events that moved it */
+    const struct rc_experiment *experiment; /* the running one (borrowed, immutable), or NULL */
+    rc_rules_t rules;                       /* boosts and pins (resolved at each refresh) */
     /* How much a recent item's neighbours count per step back in the session (the newest
      * item counts 1). */
     float source_decay;

@@ -46,6 +46,36 @@ void rc_engine_op_event(rc_engine_op_t *op, const rc_user_state_t *u, rc_event_k
     }
 }
 
+int rc_engine_op_event_by_id(rc_engine_op_t *op, const char *id, size_t len)
+{
+    rc_op_event_t *ev = &op->u.event;
+    if (op->type != RC_OP_EVENT || ev->item >= 0 || ev->item_id != NULL)
+        return RC_EINVAL;
+    /* Copied whole (an id may hold a NUL byte: never strndup), with its length. */
+    if (len > UINT16_MAX || (ev->item_id = malloc(len + 1)) == NULL)
+        return len > UINT16_MAX ? RC_EINVAL : RC_ENOMEM;
+    memcpy(ev->item_id, id, len);
+    ev->item_id[len] = '\0';
+    ev->item_id_len = (uint16_t)len;
+    /* As rc_engine_op_event() decides for an item: an item the loop does not know is in no
+     * session of it, so neither same nor back. */
+    ev->learn_return = ev->n_recent > 0 && ev->weight > 0 && ev->kind != RC_EV_DISMISS &&
+                       ev->kind != RC_EV_IMPRESSION;
+    return 0;
+}
+
+int rc_engine_op_item_seen(rc_engine_op_t *op, const char *id, size_t len, uint32_t user_key)
+{
+    memset(op, 0, sizeof(*op));
+    if (len == 0 || len > RC_CATALOG_ID_MAX)
+        return RC_EINVAL;
+    op->type = RC_OP_ITEM_SEEN;
+    memcpy(op->u.item_seen.id, id, len);
+    op->u.item_seen.len = (uint8_t)len;
+    op->u.item_seen.user_key = user_key;
+    return 0;
+}
+
 static char *dup_or_null(const char *s, bool *failed)
 {
     if (s == NULL)
@@ -107,7 +137,7 @@ int rc_engine_op_item_json(rc_engine_op_t *op, const char *json)
     return op_with_copy(op, RC_OP_ITEM_JSON, &op->u.item_json.json, json, strlen(json));
 }
 
-void rc_engine_op_experiment(rc_engine_op_t *op, struct rc_experiment *x)
+void rc_engine_op_experiment(rc_engine_op_t *op, const struct rc_experiment *x)
 {
     memset(op, 0, sizeof(*op));
     op->type = RC_OP_EXPERIMENT;
@@ -144,6 +174,9 @@ void rc_engine_op_clear(rc_engine_op_t *op)
     if (op == NULL)
         return;
     switch (op->type) {
+    case RC_OP_EVENT:
+        free(op->u.event.item_id);
+        break;
     case RC_OP_UPSERT:
         free(op->u.upsert.id);
         free(op->u.upsert.name);
@@ -222,11 +255,14 @@ static void learn_blend(rc_engine_t *e, uint32_t current, uint32_t item)
 
 static int apply_event(rc_engine_t *e, const rc_op_event_t *ev)
 {
-    if (ev->kind == RC_EV_IMPRESSION || ev->item < 0)
+    int64_t item = ev->item;
+    if (item < 0 && ev->item_id != NULL) /* made on a copy that did not know it yet */
+        item = rc_catalog_find(&e->catalog, ev->item_id, ev->item_id_len);
+    if (ev->kind == RC_EV_IMPRESSION || item < 0)
         return 0;
-    if ((uint64_t)ev->item >= e->catalog.n)
+    if ((uint64_t)item >= e->catalog.n)
         return RC_EINVAL;
-    uint32_t idx = (uint32_t)ev->item;
+    uint32_t idx = (uint32_t)item;
     if (ev->learn_return) {
         rc_return_learn(e, ev);
         /* An item new to the session (same and back are asked of the whole session) judges
@@ -324,6 +360,13 @@ int rc_engine_apply(rc_engine_t *e, const rc_engine_op_t *op)
         /* 1 (a pass completed) and 0 (it goes on) are both success here. */
         int rc = rc_engine_refresh_step(e, op->u.refresh.max_items);
         return rc < 0 ? rc : 0;
+    }
+    case RC_OP_ITEM_SEEN: {
+        /* Learned or not trusted yet are both success: the id was counted. -1 is a closed
+         * catalog, or no room to track the id. */
+        int64_t r = rc_catalog_learn_from(&e->catalog, op->u.item_seen.id, op->u.item_seen.len,
+                                          op->u.item_seen.user_key);
+        return r == -1 ? RC_EINVAL : 0;
     }
     default:
         return 0;

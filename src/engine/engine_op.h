@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Changes to the global models as self-contained records: an event's model half, catalog
- * upserts and removals, rules, the experiment, a locale met, a refresh. Applying the same
- * records in the same order to any copy of an engine gives the same models, bit for bit:
- * nothing is read from the clock or from a user's session while applying (shared.h keeps two
- * copies that way). */
+/* Changes to the global models as self-contained records: an event's model half, an id named
+ * by traffic, catalog upserts and removals, rules, the experiment, a locale met, a refresh.
+ * Applying the same records in the same order to any copy of an engine gives the same
+ * models, bit for bit: nothing is read from the clock or from a user's session while
+ * applying (shared.h keeps two copies that way). */
 #ifndef RC_ENGINE_OP_H
 #define RC_ENGINE_OP_H
 
@@ -27,6 +27,7 @@ typedef enum {
     RC_OP_REFRESH,      /* trending top lists, feature index, exploration pool rebuilt */
     RC_OP_ITEM_JSON,    /* a catalog item added or replaced from its JSON form (the admin API's) */
     RC_OP_REFRESH_STEP, /* a slice of a refresh (rc_engine_refresh_step), as the loop's tick */
+    RC_OP_ITEM_SEEN,    /* an id an event named, by a user: learned once trusted (open catalog) */
     RC_OP_TYPE_COUNT
 } rc_engine_op_type_t;
 
@@ -47,6 +48,11 @@ typedef struct rc_op_event {
     bool same, back;
     uint32_t recent_item[RC_OP_RECENT];
     float recent_w[RC_OP_RECENT];
+    /* Owned, or NULL: the item's id when the copy the record was made on did not know it
+     * (item is then -1; rc_engine_op_event_by_id). Applying looks it up and learns the
+     * event with it if the applied copy knows it by then, without it otherwise. */
+    char *item_id;
+    uint16_t item_id_len;
 } rc_op_event_t;
 
 typedef struct rc_engine_op {
@@ -69,12 +75,18 @@ typedef struct rc_engine_op {
             char *json; /* owned: rc_catalog_upsert_json()'s object */
         } item_json;
         struct {
-            struct rc_experiment *x; /* borrowed: it must outlive every copy using it */
+            const struct rc_experiment *x; /* borrowed, immutable: it must outlive every copy
+                                            * running it */
         } experiment;
         struct {
             char tag[RC_LOCALE_MAX + 1];
             int64_t wall_ms;
         } locale;
+        struct {
+            char id[RC_CATALOG_ID_MAX + 1]; /* NUL-terminated */
+            uint8_t len;                    /* of id, 1..RC_CATALOG_ID_MAX */
+            uint32_t user_key;              /* who named it (rc_engine_user_key), 0: unknown */
+        } item_seen;
         struct {
             int64_t at_ms;      /* when it was asked for (the rebuild itself reads no clock) */
             uint32_t max_items; /* RC_OP_REFRESH_STEP: the slice */
@@ -87,6 +99,23 @@ typedef struct rc_engine_op {
  * user's half (rc_user_observe()), which moves the state it reads. */
 void rc_engine_op_event(rc_engine_op_t *op, const rc_user_state_t *u, rc_event_kind_t kind,
                         int64_t item, float weight, int64_t wall_ms);
+
+/** Makes the event record `op` (rc_engine_op_event() with item -1) go by the id `id[0..len)`
+ * (borrowed, copied) of an item the caller's copy of the engine does not know (yet): applying
+ * resolves it with rc_catalog_find() on the copy applied to, and learns the event without an
+ * item when that copy does not know it either. Since no session holds an item its loop does
+ * not know, the event counts for the repeat estimates as new to the session. Returns 0,
+ * RC_EINVAL (not an event record, an item already set, an id over 65,535 bytes) or
+ * RC_ENOMEM (`op` unchanged). */
+int rc_engine_op_event_by_id(rc_engine_op_t *op, const char *id, size_t len);
+
+/** Fills `op` with id `id[0..len)` (borrowed, copied) named by an event of the user
+ * `user_key` (rc_engine_user_key(); 0: unknown): applied, it is rc_catalog_learn_from(), so
+ * an open catalog learns the id once enough distinct users named it. A loop submits it when
+ * its copy does not find the id (rc_catalog_find) and rc_catalog_may_learn() says the id may
+ * be learned. Returns 0, or RC_EINVAL for an id of 0 or more than RC_CATALOG_ID_MAX bytes
+ * (`op` is then left RC_OP_NONE). */
+int rc_engine_op_item_seen(rc_engine_op_t *op, const char *id, size_t len, uint32_t user_key);
 
 /** Fills `op` with a catalog upsert (rc_catalog_upsert()'s fields, borrowed and copied;
  * `tags` may be NULL). Returns 0 or RC_ENOMEM. Release with rc_engine_op_clear(). */
@@ -105,11 +134,13 @@ int rc_engine_op_remove(rc_engine_op_t *op, const char *id, size_t len);
  * that do not parse leave the engine's as they were). Returns 0 or RC_ENOMEM. */
 int rc_engine_op_rules(rc_engine_op_t *op, const char *json);
 
-/** Fills `op` with experiment `x` (borrowed; NULL: none). */
-void rc_engine_op_experiment(rc_engine_op_t *op, struct rc_experiment *x);
+/** Fills `op` with experiment `x` (borrowed, never changed after: a change is a new one;
+ * NULL: none). */
+void rc_engine_op_experiment(rc_engine_op_t *op, const struct rc_experiment *x);
 
 /** Fills `op` with locale tag `tag` met at `wall_ms` (copied; longer tags are refused when
- * applied, as rc_engine_locale() refuses them). */
+ * applied, as rc_engine_locale() refuses them). Applied, it is rc_engine_locale(): the tag is
+ * tracked from then on, and rc_engine_locale_find() on that copy gives its reference. */
 void rc_engine_op_locale(rc_engine_op_t *op, rc_str_t tag, int64_t wall_ms);
 
 /** Fills `op` with a full refresh asked for at `at_ms` (rc_engine_refresh()). */

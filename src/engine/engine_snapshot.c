@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk)
+void rc_engine_snapshot_write(const rc_engine_t *e, const rc_experiment_counts_t *counts,
+                              msgpack_packer *pk)
 {
     const rc_catalog_t *c = &e->catalog;
     msgpack_pack_map(pk, 9);
@@ -51,11 +52,14 @@ void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk)
     uint32_t nv = x != NULL ? x->n_variants : 0;
     msgpack_pack_array(pk, 1 + nv);
     rc_mp_cstr(pk, x != NULL ? x->name : "");
+    rc_variant_stats_t st[RC_VARIANTS_MAX];
+    if (x != NULL)
+        rc_experiment_stats(x, counts, st, RC_VARIANTS_MAX);
     for (uint32_t v = 0; v < nv; v++) {
         msgpack_pack_array(pk, 3);
         rc_mp_cstr(pk, x->variants[v].name);
-        msgpack_pack_uint64(pk, x->variants[v].impressions);
-        msgpack_pack_uint64(pk, x->variants[v].clicks);
+        msgpack_pack_uint64(pk, st[v].impressions);
+        msgpack_pack_uint64(pk, st[v].clicks);
     }
 }
 
@@ -116,10 +120,14 @@ static void read_blend(rc_engine_t *e, const msgpack_object *o)
 }
 
 /* The counters come back only for the experiment that runs now, variant by name. */
-static void read_experiment(rc_engine_t *e, const msgpack_object *o)
+static void read_experiment(const rc_engine_t *e, const msgpack_object *o,
+                            rc_experiment_counts_t *counts)
 {
-    rc_experiment_t *x = e->experiment;
-    if (x == NULL || o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 ||
+    const rc_experiment_t *x = e->experiment;
+    if (counts == NULL || x == NULL)
+        return;
+    *counts = (rc_experiment_counts_t){.serial = x->serial};
+    if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1 ||
         !rc_mp_str_is(&o->via.array.ptr[0], x->name))
         return;
     for (uint32_t i = 1; i < o->via.array.size; i++) {
@@ -130,13 +138,14 @@ static void read_experiment(rc_engine_t *e, const msgpack_object *o)
             continue;
         for (uint32_t k = 0; k < x->n_variants; k++)
             if (rc_mp_str_is(&v->via.array.ptr[0], x->variants[k].name)) {
-                x->variants[k].impressions = (uint64_t)imp;
-                x->variants[k].clicks = (uint64_t)clk;
+                counts->impressions[k] = (uint64_t)imp;
+                counts->clicks[k] = (uint64_t)clk;
             }
     }
 }
 
-int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, char *err, size_t errlen)
+int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, rc_experiment_counts_t *counts,
+                            char *err, size_t errlen)
 {
     const msgpack_object *ids = NULL, *learned = NULL, *cv = NULL, *tr = NULL;
     if (o->type == MSGPACK_OBJECT_MAP) {
@@ -173,6 +182,6 @@ int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, char *err, 
     double share;
     if (rs != NULL && rc_mp_number(rs, &share) && share >= 0 && share <= 1)
         e->repeat_successor = (float)share; /* older snapshots have none: the default stays */
-    read_experiment(e, rc_mp_map_get(&o->via.map, "experiment"));
+    read_experiment(e, rc_mp_map_get(&o->via.map, "experiment"), counts);
     return rc_engine_refresh(e);
 }

@@ -10,14 +10,20 @@
 
 #include <msgpack.h>
 
-/** Writes the models into `pk` as one map. */
-void rc_engine_snapshot_write(const rc_engine_t *e, msgpack_packer *pk);
+struct rc_experiment_counts;
+/** Writes the models into `pk` as one map, with `counts` (borrowed; NULL: none), the running
+ * experiment's counters added up over the loops. */
+void rc_engine_snapshot_write(const rc_engine_t *e, const struct rc_experiment_counts *counts,
+                              msgpack_packer *pk);
 
 /** Restores into an engine that has learned nothing yet (its catalog loaded, the settings
  * applied) what rc_engine_snapshot_write() wrote; items learned from traffic are learned
- * again (an open catalog). Then refreshes. Returns 0, or RC_EPARSE / RC_ENOMEM with the
- * reason in `err` (the engine is then unusable: the caller starts over without the
+ * again (an open catalog). Then refreshes. The experiment's counters come back in `counts`
+ * (NULL: dropped) when the snapshot counted the experiment the engine runs now (by name;
+ * zeros otherwise): the caller gives them to a loop. Returns 0, or RC_EPARSE / RC_ENOMEM
+ * with the reason in `err` (the engine is then unusable: the caller starts over without the
  * snapshot). */
-int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o, char *err, size_t errlen);
+int rc_engine_snapshot_read(rc_engine_t *e, const msgpack_object *o,
+                            struct rc_experiment_counts *counts, char *err, size_t errlen);
 
 #endif

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Assignment hashes the user id with the salt (XXH3), so it needs no state, is the same on
  * every node and survives restarts; changing the salt reshuffles users for a new
- * experiment. Counters are plain integers: everything runs on the loop thread. */
+ * experiment. Counters are plain integers in each loop's own counts (experiments.h). */
 #include "engine/experiments.h"
 #include "util/error.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,13 @@ static int parse_variant(rc_variant_t *v, const char *s, char *err, size_t errle
     return 0;
 }
 
+static atomic_uint_fast64_t last_serial;
+
 int rc_experiment_parse(rc_experiment_t *x, const char *spec, const rc_blend_t *base, char *err,
                         size_t errlen)
 {
     memset(x, 0, sizeof(*x));
+    x->serial = (uint64_t)atomic_fetch_add(&last_serial, 1) + 1;
     if (spec == NULL || *spec == '\0') {
         snprintf(x->variants[0].name, sizeof(x->variants[0].name), "control");
         x->variants[0].blend = *base;
@@ -124,36 +128,54 @@ const rc_blend_t *rc_experiment_blend(const rc_experiment_t *x, uint32_t variant
     return variant < x->n_variants ? &x->variants[variant].blend : NULL;
 }
 
-void rc_experiment_count(rc_experiment_t *x, uint32_t variant, bool click)
+void rc_experiment_count(rc_experiment_counts_t *c, const rc_experiment_t *x, uint32_t variant,
+                         bool click)
 {
+    if (c->serial != x->serial)
+        *c = (rc_experiment_counts_t){.serial = x->serial};
     if (variant >= x->n_variants)
         return;
     if (click)
-        x->variants[variant].clicks++;
+        c->clicks[variant]++;
     else
-        x->variants[variant].impressions++;
+        c->impressions[variant]++;
 }
 
-uint32_t rc_experiment_stats(const rc_experiment_t *x, rc_variant_stats_t *out, uint32_t max)
+void rc_experiment_counts_add(rc_experiment_counts_t *sum, const rc_experiment_t *x,
+                              const rc_experiment_counts_t *c)
+{
+    if (sum->serial != x->serial)
+        *sum = (rc_experiment_counts_t){.serial = x->serial};
+    if (c == NULL || c->serial != x->serial)
+        return;
+    for (uint32_t v = 0; v < RC_VARIANTS_MAX; v++) {
+        sum->impressions[v] += c->impressions[v];
+        sum->clicks[v] += c->clicks[v];
+    }
+}
+
+uint32_t rc_experiment_stats(const rc_experiment_t *x, const rc_experiment_counts_t *c,
+                             rc_variant_stats_t *out, uint32_t max)
 {
     uint32_t n = x->n_variants < max ? x->n_variants : max;
+    bool counted = c != NULL && c->serial == x->serial;
     for (uint32_t i = 0; i < n; i++) {
-        const rc_variant_t *v = &x->variants[i];
+        uint64_t imp = counted ? c->impressions[i] : 0, clk = counted ? c->clicks[i] : 0;
         out[i] = (rc_variant_stats_t){
             .experiment = x->name[0] ? x->name : "none",
-            .variant = v->name,
-            .impressions = v->impressions,
-            .clicks = v->clicks,
-            .ctr = v->impressions ? (double)v->clicks / (double)v->impressions : 0,
+            .variant = x->variants[i].name,
+            .impressions = imp,
+            .clicks = clk,
+            .ctr = imp ? (double)clk / (double)imp : 0,
         };
     }
     return n;
 }
 
-void rc_experiment_render(const rc_experiment_t *x, rc_wbuf_t *out)
+void rc_experiment_render(const rc_experiment_t *x, const rc_experiment_counts_t *c, rc_wbuf_t *out)
 {
     rc_variant_stats_t st[RC_VARIANTS_MAX];
-    uint32_t n = rc_experiment_stats(x, st, RC_VARIANTS_MAX);
+    uint32_t n = rc_experiment_stats(x, c, st, RC_VARIANTS_MAX);
     static const char *const kinds[3][3] = {
         {"rankcast_experiment_impressions_total", "counter",
          "recommended lists shown (impression events), by variant"},

@@ -2,7 +2,12 @@
 /* Experiments: users are split deterministically between variants of the ranker (a hash of
  * the user id and the experiment's salt), and impressions and clicks are counted per
  * variant so that their click-through rates can be compared (on /metrics and through
- * rc_experiment_stats() for the dashboard). A variant is a blend of the score components. */
+ * rc_experiment_stats() for the dashboard). A variant is a blend of the score components.
+ *
+ * An experiment is immutable once the engine runs it (a change is a new one, engine_op.h's
+ * RC_OP_EXPERIMENT), so ranks on any thread may read it. Its counters are apart from it,
+ * one rc_experiment_counts_t per loop (the session registry's), so that no two threads write
+ * one counter; readers add them up (rc_experiment_counts_add). */
 #ifndef RC_EXPERIMENTS_H
 #define RC_EXPERIMENTS_H
 
@@ -20,7 +25,6 @@ typedef struct rc_variant {
     char name[RC_NAME_MAX + 1];
     rc_blend_t blend;
     uint32_t share; /* relative traffic share, >= 1 */
-    uint64_t impressions, clicks;
 } rc_variant_t;
 
 typedef struct rc_experiment {
@@ -28,7 +32,17 @@ typedef struct rc_experiment {
     char salt[RC_NAME_MAX + 1];
     uint32_t n_variants, total_share;
     rc_variant_t variants[RC_VARIANTS_MAX];
+    /* Unique to each rc_experiment_parse() in the process (never 0): counts belong to the
+     * experiment of this serial, even when a new one is allocated where an old one was. */
+    uint64_t serial;
 } rc_experiment_t;
+
+/* Impressions and clicks per variant of one experiment, counted by one loop (or added up
+ * over loops by a reader). */
+typedef struct rc_experiment_counts {
+    uint64_t serial; /* of the experiment counted; 0: none yet */
+    uint64_t impressions[RC_VARIANTS_MAX], clicks[RC_VARIANTS_MAX];
+} rc_experiment_counts_t;
 
 /** What the dashboard reads: one variant's counters (a copy). */
 typedef struct rc_variant_stats {
@@ -53,14 +67,30 @@ uint32_t rc_experiment_assign(const rc_experiment_t *x, const char *user, size_t
 const char *rc_experiment_variant_name(const rc_experiment_t *x, uint32_t variant);
 const rc_blend_t *rc_experiment_blend(const rc_experiment_t *x, uint32_t variant);
 
-/** Counts an impression or a click for a variant. */
-void rc_experiment_count(rc_experiment_t *x, uint32_t variant, bool click);
+/** Counts an impression or a click for a variant of `x` (borrowed) in `c`, the calling
+ * loop's counts: counts of another experiment (another serial) are dropped first, so a new
+ * experiment starts from zero. */
+void rc_experiment_count(rc_experiment_counts_t *c, const rc_experiment_t *x, uint32_t variant,
+                         bool click);
+
+/** Adds `c` (one loop's counts; NULL adds nothing) to `sum` if they count `x`: `sum` then
+ * counts `x` (start it zeroed). */
+void rc_experiment_counts_add(rc_experiment_counts_t *sum, const rc_experiment_t *x,
+                              const rc_experiment_counts_t *c);
 
 /** Copies up to `max` variants' counters into `out` (strings borrowed from `x`, valid while
- * it lives) and returns how many. For the ops dashboard. */
-uint32_t rc_experiment_stats(const rc_experiment_t *x, rc_variant_stats_t *out, uint32_t max);
+ * it lives), from `c` (the loops' counts added up; NULL or counts of another experiment:
+ * zeros), and returns how many. For the ops dashboard. */
+uint32_t rc_experiment_stats(const rc_experiment_t *x, const rc_experiment_counts_t *c,
+                             rc_variant_stats_t *out, uint32_t max);
 
-/** Appends the Prometheus text of the counters (impressions, clicks, CTR) to `out`. */
-void rc_experiment_render(const rc_experiment_t *x, rc_wbuf_t *out);
+/** Appends the Prometheus text of the counters `c` of `x` (impressions, clicks, CTR; as
+ * rc_experiment_stats() reads them) to `out`. */
+void rc_experiment_render(const rc_experiment_t *x, const rc_experiment_counts_t *c,
+                          rc_wbuf_t *out);
+
+/** What a reader of the counters calls (the node's: the running experiment, every loop's
+ * counts added up): rc_experiment_stats() into `out`, up to `max`; returns how many. */
+typedef uint32_t rc_variant_stats_fn(void *ctx, rc_variant_stats_t *out, uint32_t max);
 
 #endif

@@ -158,6 +158,17 @@ int rc_trending_locale(rc_trending_t *t, const char *s, size_t n, double now_s)
     return locale_ref(t, i);
 }
 
+int rc_trending_locale_find(const rc_trending_t *t, const char *s, size_t n)
+{
+    char tag[RC_LOCALE_MAX + 1];
+    if (!canonical_locale(s, n, tag))
+        return RC_EINVAL;
+    for (int i = 0; i < RC_LOCALE_TAGS; i++)
+        if (t->locale_tab[i].tag[0] != '\0' && strcmp(t->locale_tab[i].tag, tag) == 0)
+            return locale_ref(t, i);
+    return RC_ENOENT;
+}
+
 int rc_trending_locale_segment(const rc_trending_t *t, int ref)
 {
     const rc_locale_entry_t *e = locale_entry(t, ref);

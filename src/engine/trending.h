@@ -96,6 +96,12 @@ int rc_trending_add(rc_trending_t *t, uint32_t item, int device, int daypart, in
  * -1 when empty or malformed. The reference fits an int16_t. */
 int rc_trending_locale(rc_trending_t *t, const char *s, size_t n, double now_s);
 
+/** The reference rc_trending_locale() would give tag `s` if it is tracked now, without
+ * tracking it (read only): the reference, RC_ENOENT when the tag is not tracked
+ * (yet), or RC_EINVAL when it is empty or malformed (no call of rc_trending_locale() will
+ * track it). */
+int rc_trending_locale_find(const rc_trending_t *t, const char *s, size_t n);
+
 /** The segment of the locale `ref` refers to, or -1 (none, not earned yet, or a stale
  * reference). */
 int rc_trending_locale_segment(const rc_trending_t *t, int ref);

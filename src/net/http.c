@@ -541,8 +541,8 @@ static const struct lws_http_mount *mount_sdk(rc_gateway_t *g, const struct lws_
     snprintf(g->sdk_dir, sizeof(g->sdk_dir), "%s/src", cfg->sdk_root);
     snprintf(g->msgpack_dir, sizeof(g->msgpack_dir), "%s/node_modules/@msgpack/msgpack/dist.esm",
              cfg->sdk_root);
-    const char *points[2] = {"/sdk/src", "/vendor/msgpack"}, *dirs[2] = {g->sdk_dir,
-                                                                         g->msgpack_dir};
+    const char *points[2] = {"/sdk/src", "/vendor/msgpack"},
+               *dirs[2] = {g->sdk_dir, g->msgpack_dir};
     for (int i = 0; i < 2; i++) {
         struct lws_http_mount *m = &g->mounts[5 + i];
         memset(m, 0, sizeof(*m));

@@ -56,28 +56,28 @@ uint32_t rc_ops_tap_newest(recent_event_t *out, uint32_t max)
 
 /* ---- samples, rates and quantiles ---- */
 
-static uint64_t sum_events(void)
+static uint64_t sum_events(const rc_metrics_t *m)
 {
     uint64_t n = 0;
     for (int k = 0; k < RC_METRICS_KINDS; k++)
-        n += rc_metrics.events_received[k];
+        n += m->events_received[k];
     return n;
 }
 
 /* Errors by code and refusals by reason, and their sums. The per-code counts are kept as 32
  * bits: only their differences over a window are read, and those survive the wrap. */
-static void sample_problems(sample_t *s)
+static void sample_problems(sample_t *s, const rc_metrics_t *m)
 {
     s->errors = s->refused = 0;
     for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {
-        s->errors += rc_metrics.errors[c];
-        s->by_code[c] = (uint32_t)rc_metrics.errors[c];
+        s->errors += m->errors[c];
+        s->by_code[c] = (uint32_t)m->errors[c];
     }
     for (int r = 0; r < RC_REFUSED_REASONS; r++) {
-        s->refused += rc_metrics.handshakes_refused[r];
-        s->by_reason[r] = (uint32_t)rc_metrics.handshakes_refused[r];
+        s->refused += m->handshakes_refused[r];
+        s->by_reason[r] = (uint32_t)m->handshakes_refused[r];
     }
-    s->slow = rc_metrics.errors[RC_PERR_SLOW_CONSUMER - 4000];
+    s->slow = m->errors[RC_PERR_SLOW_CONSUMER - 4000];
 }
 
 const sample_t *rc_ops_sample_ago(const rc_ops_t *o, uint64_t ticks_back)
@@ -146,8 +146,8 @@ static void update_self(rc_ops_t *o, int64_t now_ms)
     rc_ops_window_counts(o, false, w, &secs);
     node_summary_t *s = &o->self;
     snprintf(s->node, sizeof(s->node), "%s", o->node_id);
-    s->connections = rc_metrics.connections;
-    s->sessions = rc_metrics.sessions;
+    s->connections = o->total.connections;
+    s->sessions = o->total.sessions;
     s->events_per_s = rate_per_s(o, true);
     s->pushes_per_s = rate_per_s(o, false);
     s->p50_us = rc_ops_quantile_us(w, 0.5);
@@ -304,11 +304,12 @@ void rc_ops_sample(rc_ops_t *o, uint64_t now_us, int64_t now_ms)
 {
     sample_t *s = &o->history[o->ticks % HISTORY];
     s->mono_us = now_us;
-    s->events = sum_events();
-    s->pushes = rc_metrics.pushes_sent;
-    memcpy(s->hist, rc_metrics.event_to_push.counts, sizeof(s->hist));
-    memcpy(s->lag, rc_metrics.loop_lag.counts, sizeof(s->lag));
-    sample_problems(s);
+    rc_metrics_sum(&o->total);
+    s->events = sum_events(&o->total);
+    s->pushes = o->total.pushes_sent;
+    memcpy(s->hist, o->total.event_to_push.counts, sizeof(s->hist));
+    memcpy(s->lag, o->total.loop_lag.counts, sizeof(s->lag));
+    sample_problems(s, &o->total);
     o->ticks++;
     update_self(o, now_ms);
     record_point(o);
@@ -325,8 +326,8 @@ static void on_tick(uv_timer_t *t)
 }
 
 rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_id,
-                     rc_profile_store_t *profiles, rc_bus_t *bus,
-                     const struct rc_experiment *experiment)
+                     rc_profile_store_t *profiles, rc_bus_t *bus, rc_variant_stats_fn *variants,
+                     void *variants_ctx)
 {
     rc_ops_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
@@ -335,7 +336,8 @@ rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_i
     o->node_id = node_id;
     o->profiles = profiles;
     o->bus = bus;
-    o->experiment = experiment;
+    o->variants = variants;
+    o->variants_ctx = variants_ctx;
     o->start_mono = rc_mono_us();
     o->subscribers.next = o->subscribers.prev = &o->subscribers;
     rc_wbuf_init(&o->snap, LWS_PRE);

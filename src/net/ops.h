@@ -8,6 +8,7 @@
 #define RC_OPS_H
 
 #include "bus/bus.h"
+#include "engine/experiments.h"
 #include "proto/proto.h"
 #include "store/profile.h"
 #include "util/config.h"
@@ -29,12 +30,12 @@ typedef struct rc_ops rc_ops_t;
 #define RC_OPS_HISTORY_POINTS 1800  /* 15 minutes of samples, sent to a dashboard that opens */
 
 /** Creates the feed's state and starts its timer on `loop`. Everything passed is borrowed
- * and must outlive the feed. Returns NULL when out of memory. Caller closes with
- * rc_ops_close() and frees with rc_ops_free() after the loop has run. */
-struct rc_experiment;
+ * and must outlive the feed. `variants` (NULL: none) gives the experiment's per-variant
+ * counters at each snapshot, called with `variants_ctx`. Returns NULL when out of memory.
+ * Caller closes with rc_ops_close() and frees with rc_ops_free() after the loop has run. */
 rc_ops_t *rc_ops_new(uv_loop_t *loop, const rc_config_t *cfg, const char *node_id,
-                     rc_profile_store_t *profiles, rc_bus_t *bus,
-                     const struct rc_experiment *experiment);
+                     rc_profile_store_t *profiles, rc_bus_t *bus, rc_variant_stats_fn *variants,
+                     void *variants_ctx);
 
 /** Stops the timer (the loop must run once more before rc_ops_free()). NULL is a no-op. */
 void rc_ops_close(rc_ops_t *o);
@@ -56,12 +57,12 @@ int rc_ops_history(const rc_ops_t *o, rc_wbuf_t *out);
 /** A bus message of kind RC_BUS_OPS: another node's summary (this node's own is ignored). */
 void rc_ops_peer_message(rc_ops_t *o, const rc_bus_msg_t *m);
 
-/** Records one accepted event for the recent-events stream. Process-wide, like
- * rc_metrics, and safe from any thread (loops in several threads record into one ring): the
- * session module calls this without knowing the feed. `pseudo` is the user's pseudonym on the bus
- * (an HMAC of the id under --pseudonym-key), never the raw id; the feed shows "v-" and its first 8
- * characters. `item` and `surface` are copied (cut to the feed's lengths). The per-variant counters
- * are the experiment's own (engine/experiments.h), read at each snapshot. */
+/** Records one accepted event for the recent-events stream. Process-wide, and safe from any
+ * thread (loops in several threads record into one ring, under a lock): the session module
+ * calls this without knowing the feed. `pseudo` is the user's pseudonym on the bus (an HMAC
+ * of the id under --pseudonym-key), never the raw id; the feed shows "v-" and its first 8
+ * characters. `item` and `surface` are copied (cut to the feed's lengths). The per-variant
+ * counters are read at each snapshot through rc_ops_new()'s `variants`. */
 void rc_ops_record_event(rc_str_t pseudo, rc_event_kind_t kind, rc_str_t item, rc_str_t surface);
 
 /** Estimates the q-quantile (0..1) in microseconds from histogram bucket counts (the

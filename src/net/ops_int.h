@@ -84,11 +84,15 @@ struct ops_pss {
 enum { PSS_AWAIT_HELLO, PSS_WELCOME, PSS_HISTORY, PSS_LIVE, PSS_ERROR, PSS_CLOSING };
 
 struct rc_ops {
+    /* The metrics registries' sum (rc_metrics_sum), taken at each sample and snapshot: what
+     * the feed reads of every loop's counters. */
+    rc_metrics_t total;
     const rc_config_t *cfg;
     const char *node_id;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
-    const rc_experiment_t *experiment;
+    rc_variant_stats_fn *variants; /* the experiment's counters, or NULL */
+    void *variants_ctx;
     uv_timer_t timer;
     bool timer_started;
     uint64_t start_mono;

@@ -99,13 +99,13 @@ static void enc_recent(rc_enc_t *e)
     rc_enc_end(e);
 }
 
-/* Per-variant click-through: the experiment's own counters, the same numbers as /metrics
- * (engine/experiments.h: impressions of a surface, clicks on an item of its current list). */
+/* Per-variant click-through: the experiment's counters, every loop's added up, the same
+ * numbers as /metrics (engine/experiments.h: impressions of a surface, clicks on an item of
+ * its current list). */
 static void enc_variants(const rc_ops_t *o, rc_enc_t *e)
 {
     rc_variant_stats_t st[RC_VARIANTS_MAX];
-    uint32_t n =
-        o->experiment != NULL ? rc_experiment_stats(o->experiment, st, RC_VARIANTS_MAX) : 0;
+    uint32_t n = o->variants != NULL ? o->variants(o->variants_ctx, st, RC_VARIANTS_MAX) : 0;
     rc_enc_key(e, "variants");
     rc_enc_array(e, n);
     for (uint32_t i = 0; i < n; i++) {
@@ -145,9 +145,9 @@ static void enc_backends(rc_enc_t *e, rc_ops_t *o)
     rc_enc_key(e, "backends");
     rc_enc_map(e, 2);
     enc_backend(e, "profiles", o->profiles ? o->profiles->ops->name : "none", prc, preason,
-                "buffered_bytes", rc_metrics.profile_buffered_bytes);
+                "buffered_bytes", o->total.profile_buffered_bytes);
     enc_backend(e, "bus", o->bus ? o->bus->ops->name : "none", brc, breason, "queued",
-                rc_metrics.bus_queued);
+                o->total.bus_queued);
     rc_enc_end(e);
 }
 
@@ -172,9 +172,9 @@ static void enc_problems(rc_enc_t *e, const rc_ops_t *o)
         now = then = &none;
     uint32_t codes = 0, reasons = 0;
     for (int c = 0; c < RC_METRICS_MAX_CODE; c++)
-        codes += rc_metrics.errors[c] != 0;
+        codes += o->total.errors[c] != 0;
     for (int r = 0; r < RC_REFUSED_REASONS; r++)
-        reasons += rc_metrics.handshakes_refused[r] != 0;
+        reasons += o->total.handshakes_refused[r] != 0;
     rc_enc_key(e, "problems");
     rc_enc_map(e, 6);
     enc_num(e, "window_s", (double)(now->mono_us - then->mono_us) / 1e6, 1);
@@ -184,14 +184,14 @@ static void enc_problems(rc_enc_t *e, const rc_ops_t *o)
     rc_enc_key(e, "error_codes"); /* the codes seen since start only */
     rc_enc_array(e, codes);
     for (int c = 0; c < RC_METRICS_MAX_CODE; c++) {
-        if (rc_metrics.errors[c] == 0)
+        if (o->total.errors[c] == 0)
             continue;
         const char *name = rc_proto_error_name(4000 + c);
         rc_enc_map(e, 4);
         enc_int(e, "code", 4000 + c);
         rc_enc_key(e, "name");
         rc_enc_cstr(e, name ? name : "other");
-        enc_int(e, "total", (int64_t)rc_metrics.errors[c]);
+        enc_int(e, "total", (int64_t)o->total.errors[c]);
         enc_int(e, "window", (int64_t)(uint32_t)(now->by_code[c] - then->by_code[c]));
         rc_enc_end(e);
     }
@@ -199,12 +199,12 @@ static void enc_problems(rc_enc_t *e, const rc_ops_t *o)
     rc_enc_key(e, "refused_reasons"); /* the reasons seen since start only */
     rc_enc_array(e, reasons);
     for (int r = 0; r < RC_REFUSED_REASONS; r++) {
-        if (rc_metrics.handshakes_refused[r] == 0)
+        if (o->total.handshakes_refused[r] == 0)
             continue;
         rc_enc_map(e, 3);
         rc_enc_key(e, "reason");
         rc_enc_cstr(e, rc_metrics_refused_name(r));
-        enc_int(e, "total", (int64_t)rc_metrics.handshakes_refused[r]);
+        enc_int(e, "total", (int64_t)o->total.handshakes_refused[r]);
         enc_int(e, "window", (int64_t)(uint32_t)(now->by_reason[r] - then->by_reason[r]));
         rc_enc_end(e);
     }
@@ -257,6 +257,7 @@ int rc_ops_history(const rc_ops_t *o, rc_wbuf_t *out)
 int rc_ops_snapshot(rc_ops_t *o, rc_wbuf_t *out)
 {
     uint64_t now_us = rc_mono_us();
+    rc_metrics_sum(&o->total); /* every loop's counters, as of now */
     rc_enc_t e;
     rc_enc_init(&e, out, RC_FMT_JSON);
     rc_enc_map(&e, 19);
@@ -268,8 +269,8 @@ int rc_ops_snapshot(rc_ops_t *o, rc_wbuf_t *out)
     enc_int(&e, "t_ms", o->self.t_ms);
     enc_num(&e, "uptime_s", (double)(now_us - o->start_mono) / 1e6, 1);
     enc_int(&e, "interval_ms", RC_OPS_INTERVAL_MS);
-    enc_int(&e, "connections", rc_metrics.connections);
-    enc_int(&e, "sessions", rc_metrics.sessions);
+    enc_int(&e, "connections", o->total.connections);
+    enc_int(&e, "sessions", o->total.sessions);
     enc_int(&e, "dashboards", o->n_subscribers);
     const sample_t *s = rc_ops_sample_ago(o, 0);
     enc_int(&e, "events_total", s ? (int64_t)s->events : 0);

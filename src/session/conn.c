@@ -280,7 +280,7 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
         rc_session_drop_delta(s, ses);
     }
     rc_session_set_context(ses, m->u.hello.device, m->u.hello.tz_offset_min,
-                           rc_engine_locale(s->engine, m->u.hello.locale, rc_wall_ms()));
+                           rc_sessions_locale(s, m->u.hello.locale, rc_wall_ms()));
     rc_list_unlink(&ses->idle_link);
     rc_list_unlink(&c->hello_link);
     c->session = ses;

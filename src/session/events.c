@@ -242,10 +242,10 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
     const rc_catalog_t *c = rc_engine_catalog(s->engine);
     m->device = u->device;
     m->tz_offset_min = u->tz_offset_min;
-    if (u->locale >= 0) {
-        const char *tag = rc_engine_locale_tag(s->engine, u->locale);
+    /* NULL when the reference went stale: 64 newer tags pushed its tag out (trending.h). */
+    const char *tag = u->locale >= 0 ? rc_engine_locale_tag(s->engine, u->locale) : NULL;
+    if (tag != NULL)
         m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
-    }
     for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
         const rc_recent_t *r = rc_user_recent(u, d);
         if (r->item >= c->n)
@@ -264,7 +264,7 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
     if (rc_engine_experiment(s->engine) == NULL || ev->surface.n == 0)
         return;
     if (ev->kind == RC_EV_IMPRESSION) {
-        rc_experiment_count(rc_engine_experiment_counters(s->engine), ses->variant, false);
+        rc_experiment_count(&s->xcounts, rc_engine_experiment(s->engine), ses->variant, false);
         return;
     }
     if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
@@ -277,7 +277,8 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
             continue;
         for (uint32_t k = 0; k < v->n; k++) {
             if (v->ranked[k].item == (uint32_t)item) {
-                rc_experiment_count(rc_engine_experiment_counters(s->engine), ses->variant, true);
+                rc_experiment_count(&s->xcounts, rc_engine_experiment(s->engine), ses->variant,
+                                    true);
                 return;
             }
         }
@@ -302,9 +303,9 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     int64_t item = -1;
     if (ev->item.n > 0) {
-        rc_catalog_t *cat = rc_engine_catalog(s->engine);
-        item = rc_catalog_learn_from(cat, ev->item.p, ev->item.n,
-                                     rc_engine_user_key((rc_str_t){ses->pseudo, PSEUDO_LEN}));
+        const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+        item = rc_sessions_event_item(s, ev->item,
+                                      rc_engine_user_key((rc_str_t){ses->pseudo, PSEUDO_LEN}));
         if (item == RC_CATALOG_UNTRUSTED) {
             /* Accepted and published (other nodes count its users too), but the models learn
              * nothing of an item not trusted yet. */
@@ -362,7 +363,7 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
         return false;
     }
     int64_t learn_ms = rc_sessions_event_time(s, ev, be.received_ms, true);
-    bool changed = rc_engine_observe(s->engine, u, ev->kind, item, w, ev->query, learn_ms);
+    bool changed = rc_sessions_observe(s, u, ev->kind, item, ev->item, w, ev->query, learn_ms);
     if (to_profile)
         rc_session_note_profile_change(s, ses, ev->kind, item, w, seq);
     return changed;

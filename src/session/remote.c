@@ -19,8 +19,8 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
     uint64_t t0 = rc_mono_us();
     int64_t item = -1;
     if (m->ev.item.n > 0) {
-        rc_catalog_t *cat = rc_engine_catalog(e);
-        item = rc_catalog_learn_from(cat, m->ev.item.p, m->ev.item.n, rc_engine_user_key(m->user));
+        const rc_catalog_t *cat = rc_engine_catalog(e);
+        item = rc_sessions_event_item(s, m->ev.item, rc_engine_user_key(m->user));
         if (item == -1)
             return; /* a closed catalog that does not know it */
         if (item == RC_CATALOG_UNTRUSTED)
@@ -40,7 +40,8 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
             return;
         rc_session_remember_event(ses, key);
         rc_user_state_t *u = rc_session_state_write(ses);
-        if (u != NULL && rc_engine_observe(e, u, m->ev.kind, item, w, m->ev.query, learn_ms))
+        if (u != NULL &&
+            rc_sessions_observe(s, u, m->ev.kind, item, m->ev.item, w, m->ev.query, learn_ms))
             rc_session_rerank(s, ses, m->ev.id, t0);
         if (u != NULL)
             return;
@@ -52,14 +53,14 @@ void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
         rc_sessions_remember_remote(s, m->user, rc_event_key(m->ev.id));
     rc_user_state_t u;
     rc_user_state_init(&u, m->device, m->tz_offset_min);
-    u.locale = (int16_t)rc_engine_locale(e, m->locale, learn_ms);
+    u.locale = (int16_t)rc_sessions_locale(s, m->locale, learn_ms);
     u.user_key = rc_engine_user_key(m->user);
     for (int i = (int)m->n_recent - 1; i >= 0; i--) {
         int64_t r = rc_catalog_find(rc_engine_catalog(e), m->recent[i].p, m->recent[i].n);
         if (r >= 0)
             rc_user_push_recent(&u, (uint32_t)r, m->recent_w[i], 0, RC_EVENT_KIND_COUNT);
     }
-    rc_engine_observe(e, &u, m->ev.kind, item, w, m->ev.query, learn_ms);
+    rc_sessions_observe(s, &u, m->ev.kind, item, m->ev.item, w, m->ev.query, learn_ms);
 }
 
 static bool segment_matches(const rc_session_t *ses, rc_str_t seg)

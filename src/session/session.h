@@ -146,6 +146,15 @@ uint32_t rc_sessions_catalog_changed(rc_sessions_t *s);
  * pushed if it changed. Returns how many lists were pushed. */
 uint32_t rc_sessions_settings_changed(rc_sessions_t *s);
 
+struct rc_experiment_counts;
+/** Adds this loop's impressions and clicks of experiment `x` (borrowed) to `sum`
+ * (rc_experiment_counts_add): a reader adds up every loop's. */
+void rc_sessions_experiment_counts(const rc_sessions_t *s, const struct rc_experiment *x,
+                                   struct rc_experiment_counts *sum);
+
+/** Makes `c` (copied; rc_engine_snapshot_read()'s, before any client) this loop's counts. */
+void rc_sessions_experiment_restore(rc_sessions_t *s, const struct rc_experiment_counts *c);
+
 /** A profile the store loaded (rc_profile_load() was called by a new session): merged into
  * the user's session, if it is still here and may keep it, whose lists are then ranked
  * again. `status` and the data are the store's answer (profile.h). */

@@ -15,11 +15,14 @@
  * ranking, encoding, publishing to subscribers), events.c (an event accepted from a client:
  * de-duplication, publishing on the bus, learning), writeback.c (profile changes written
  * behind, and profiles loaded), remote.c (what the bus brings from other nodes: events,
- * erasures, application pushes). */
+ * erasures, application pushes), records.c (what the loop changes in the engine, as records).
+ */
 #ifndef RC_SESSION_INT_H
 #define RC_SESSION_INT_H
 
 #include "auth/anonid.h"
+#include "engine/engine_op.h"
+#include "engine/experiments.h"
 #include "engine/ranker.h"
 #include "engine/reasons.h"
 #include "session/session.h"
@@ -192,6 +195,9 @@ struct rc_sessions {
     rc_wbuf_t scratch;   /* encoding scratch, reused */
     rc_enc_t enc;        /* the encoder writing into it (rc_sessions_enc_begin) */
     rc_ranker_t *ranker; /* this loop's rank scratch: the engine holds none (engine.h) */
+    /* This loop's impressions and clicks of the running experiment: the experiment itself
+     * is immutable, and readers add every loop's counts up (experiments.h). */
+    rc_experiment_counts_t xcounts;
     rc_ranked_t *rank_buf;
     rc_frame_t *compact_marker; /* stands in an outbox slot for a compact list (compact.c) */
     rc_recs_item_t *recs_buf;
@@ -344,5 +350,30 @@ int rc_sessions_erase_local(rc_sessions_t *s, const char *user, size_t len, uint
 /** The next sequence number of a profile change on the in-process bus (the microsecond
  * clock, strictly increasing, never below what the event log held); 0 on a shared bus. */
 uint64_t rc_sessions_next_seq(rc_sessions_t *s);
+
+/* ---- records.c ---- */
+
+/** Hands `op` (its content moved in: it is left RC_OP_NONE) to the engine: with one loop,
+ * applied at once to s->engine. Returns rc_engine_apply()'s code. The registry writes the
+ * engine through this function alone (engine_op.h; the node's tick, the settings and the
+ * catalog API hand theirs over the same way), so that with several loops it becomes a
+ * submission to the shared engine's writer (shared.h). */
+int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op);
+/** The catalog index of item `id` (borrowed) named by an event of user `user_key`: found on
+ * the loop's copy, else the id is submitted (RC_OP_ITEM_SEEN) for an open catalog to learn
+ * once trusted. Returns the index, RC_CATALOG_UNTRUSTED (the copy does not know it: the
+ * event goes without it, by id, rc_sessions_observe), or -1 when it can never be an item
+ * (a closed catalog, an id too long): rc_catalog_learn_from()'s answers. */
+int64_t rc_sessions_event_item(rc_sessions_t *s, rc_str_t id, uint32_t user_key);
+/** Learns one event of user `u` (borrowed; NULL for a user held nowhere): its model half as
+ * a record (rc_engine_op_event; by `item_id`, borrowed, when `item` is -1 and it is not
+ * empty: resolved where the record is applied), submitted, then the user's half
+ * (rc_user_observe). Returns true when the user's lists may have changed. */
+bool rc_sessions_observe(rc_sessions_t *s, rc_user_state_t *u, rc_event_kind_t kind, int64_t item,
+                         rc_str_t item_id, float weight, rc_str_t query, int64_t wall_ms);
+/** Submits locale tag `tag` (borrowed; RC_OP_LOCALE) met at `wall_ms`, and returns its
+ * reference on the loop's copy (rc_engine_locale_find), or -1 (empty, malformed, or not
+ * tracked yet on this copy). */
+int rc_sessions_locale(rc_sessions_t *s, rc_str_t tag, int64_t wall_ms);
 
 #endif

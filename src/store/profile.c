@@ -465,7 +465,7 @@ int rc_profile_apply_delta(msgpack_zone *zone, const void *doc, size_t doc_len, 
 
 /* ---- merging into a session ---- */
 
-static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
+static void merge_recent(const rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
 {
     /* Rebuild the ring: the profile's items first (older), the session's own after. The
      * session's content vector stays its own. */
@@ -488,7 +488,7 @@ static void merge_recent(rc_catalog_t *c, rc_user_state_t *u, const doc_t *d)
         rc_user_push_recent(u, own[i].item, own[i].w, own[i].at_s, own[i].kind);
 }
 
-int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len)
+int rc_profile_merge(const rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len)
 {
     doc_t d;
     msgpack_zone zone;

@@ -185,7 +185,8 @@ int rc_profile_apply_delta(msgpack_zone *zone, const void *doc, size_t doc_len, 
  * its categories count at half weight, and its feature affinities become the long-term
  * content vector (a document from before they were stored: built from its recent items).
  * Unknown items are skipped: a profile is not a source an open catalog learns from (its
- * items may be ids no other user ever named). Returns 0, RC_EPARSE or RC_ENOMEM. */
-int rc_profile_merge(rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
+ * items may be ids no other user ever named), and the catalog is only read. Returns 0,
+ * RC_EPARSE or RC_ENOMEM. */
+int rc_profile_merge(const rc_catalog_t *c, rc_user_state_t *u, const void *data, size_t len);
 
 #endif

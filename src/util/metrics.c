@@ -5,7 +5,12 @@
 #include "auth/jwt.h"
 #include "proto/proto.h"
 
+#include "util/error.h"
+
 #include <dirent.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +19,107 @@
 
 _Static_assert(RC_JWT_REASON_COUNT <= RC_METRICS_AUTH_REASONS, "every token reason is counted");
 
-rc_metrics_t rc_metrics;
+/* The process's registry: the main thread's, and any thread's that attached none. */
+static rc_metrics_t process_metrics;
+_Thread_local rc_metrics_t *rc_metrics_mine = &process_metrics;
+
+/* The registries loops attached (NULL: a free place). Attaching, detaching and summing are
+ * rare (a loop's start and stop, a scrape, an ops tick), so one lock is enough. */
+static pthread_mutex_t attached_lock = PTHREAD_MUTEX_INITIALIZER;
+static rc_metrics_t *attached[RC_METRICS_THREADS];
+/* The counters of registries detached since start (under the lock; no gauges). */
+static rc_metrics_t retired;
+
+int rc_metrics_attach(rc_metrics_t *m)
+{
+    int rc = RC_EFULL;
+    pthread_mutex_lock(&attached_lock);
+    for (int i = 0; i < RC_METRICS_THREADS && rc != 0; i++) {
+        if (attached[i] == NULL) {
+            attached[i] = m;
+            rc_metrics_mine = m;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&attached_lock);
+    return rc;
+}
+
+#define WORDS (sizeof(rc_metrics_t) / sizeof(uint64_t))
+
+/* Whether word `w` of the registry is a process-wide gauge: what each loop may set from its
+ * own view of one thing (the catalog, the store, the bus), so a sum would count it N times. */
+static bool process_gauge(size_t w)
+{
+    static const size_t at[] = {
+        offsetof(rc_metrics_t, catalog_items) / sizeof(uint64_t),
+        offsetof(rc_metrics_t, catalog_learned) / sizeof(uint64_t),
+        offsetof(rc_metrics_t, profile_store_up) / sizeof(uint64_t),
+        offsetof(rc_metrics_t, bus_up) / sizeof(uint64_t),
+    };
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+        if (at[i] == w)
+            return true;
+    return false;
+}
+
+/* Whether word `w` is any gauge (a level, not a count): dropped when its registry goes. */
+static bool gauge_word(size_t w)
+{
+    static const size_t at[] = {
+        offsetof(rc_metrics_t, connections) / sizeof(uint64_t),
+        offsetof(rc_metrics_t, sessions) / sizeof(uint64_t),
+        offsetof(rc_metrics_t, profile_buffered_bytes) / sizeof(uint64_t),
+        offsetof(rc_metrics_t, bus_queued) / sizeof(uint64_t),
+    };
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+        if (at[i] == w)
+            return true;
+    return process_gauge(w);
+}
+
+/* Adds registry `m` into `out` word by word (gauges as rc_metrics_sum says). */
+static void add_registry(uint64_t *out, const rc_metrics_t *m, bool gauges)
+{
+    const uint64_t *in = (const uint64_t *)m;
+    for (size_t w = 0; w < WORDS; w++) {
+        uint64_t v = __atomic_load_n(&in[w], __ATOMIC_RELAXED);
+        if (process_gauge(w))
+            out[w] = gauges && (int64_t)v > (int64_t)out[w] ? v : out[w];
+        else if (gauges || !gauge_word(w))
+            out[w] += v; /* wraps like the signed gauges' two's complement sum */
+    }
+}
+
+void rc_metrics_detach(rc_metrics_t *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&attached_lock);
+    for (int i = 0; i < RC_METRICS_THREADS; i++)
+        if (attached[i] == m)
+            attached[i] = NULL;
+    add_registry((uint64_t *)&retired, m, false);
+    pthread_mutex_unlock(&attached_lock);
+    if (rc_metrics_mine == m)
+        rc_metrics_mine = &process_metrics;
+}
+
+void rc_metrics_sum(rc_metrics_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* Process-wide gauges start below any value a registry holds, so the largest wins. */
+    for (size_t w = 0; w < WORDS; w++)
+        if (process_gauge(w))
+            ((uint64_t *)out)[w] = (uint64_t)INT64_MIN;
+    pthread_mutex_lock(&attached_lock);
+    add_registry((uint64_t *)out, &process_metrics, true);
+    add_registry((uint64_t *)out, &retired, true);
+    for (int i = 0; i < RC_METRICS_THREADS; i++)
+        if (attached[i] != NULL)
+            add_registry((uint64_t *)out, attached[i], true);
+    pthread_mutex_unlock(&attached_lock);
+}
 
 static const uint64_t bucket_le_us[RC_HIST_BUCKETS] = {
     10,   25,   50,   75,   100,   150,   200,   300,    500,    750,    1000,
@@ -179,7 +284,12 @@ static void render_process(rc_wbuf_t *o)
 
 void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
 {
-    const rc_metrics_t *m = &rc_metrics;
+    rc_metrics_t *m = malloc(sizeof(*m)); /* 6 KB: not on the loop's stack */
+    if (m == NULL) {
+        rc_wbuf_printf(o, "# out of memory\n");
+        return;
+    }
+    rc_metrics_sum(m);
 
     header(o, "rankcast_build_info", "gauge", "Version and node id of this process.");
     rc_wbuf_printf(o, "rankcast_build_info{version=\"%s\",node=\"%s\"} 1\n", RC_VERSION, node_id);
@@ -318,5 +428,6 @@ void rc_metrics_render(rc_wbuf_t *o, const char *node_id)
     header(o, "rankcast_heap_trim_seconds_total", "counter",
            "Event-loop time those heap trims took.");
     rc_wbuf_printf(o, "rankcast_heap_trim_seconds_total %.6f\n", (double)m->heap_trim_us / 1e6);
+    free(m);
     render_process(o);
 }

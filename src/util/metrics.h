@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Process metrics: counters, gauges and latency histograms, rendered in the Prometheus text
- * format for /metrics. A process is one node and runs one loop thread, so the registry is a
- * single global written without atomics; only the loop thread touches it. */
+ * format for /metrics. Each thread counts in a registry of its own, written without atomics:
+ * a loop attaches one (rc_metrics_attach), any other thread counts in the process's. Readers
+ * (/metrics, the ops feed) sum every registry (rc_metrics_sum), so no two threads ever write
+ * the same counter. Call sites write `rc_metrics.field++` as they did when the registry was
+ * one global: `rc_metrics` names the calling thread's. */
 #ifndef RC_METRICS_H
 #define RC_METRICS_H
 
@@ -97,7 +100,34 @@ typedef struct rc_metrics {
     uint64_t heap_trim_us; /* the loop time they took */
 } rc_metrics_t;
 
-extern rc_metrics_t rc_metrics;
+/* Every field is a 64-bit word (rc_metrics_sum adds them word by word). */
+_Static_assert(sizeof(rc_metrics_t) % sizeof(uint64_t) == 0, "the registry is 64-bit words");
+
+/* The calling thread's registry: its loop's (rc_metrics_attach), else the process's. One
+ * thread-local load per use (initial-exec TLS in the executable: no call). */
+extern _Thread_local rc_metrics_t *rc_metrics_mine;
+#define rc_metrics (*rc_metrics_mine)
+
+/* Registries attached at once, the process's not counted. */
+#define RC_METRICS_THREADS 64
+
+/** Makes `m` (the caller's, zeroed; borrowed until rc_metrics_detach()) the calling thread's
+ * registry, and one rc_metrics_sum() reads. Returns 0, or RC_EFULL when RC_METRICS_THREADS
+ * are attached (the thread then keeps counting in the process's). */
+int rc_metrics_attach(rc_metrics_t *m);
+
+/** Gives `m` back (the thread that attached it, or any after that thread stopped): its
+ * counters and histograms are kept in the sums (totals never go back); its gauges are
+ * dropped. The calling thread counts in the process's registry again. NULL is a
+ * no-op. */
+void rc_metrics_detach(rc_metrics_t *m);
+
+/** Writes into `out` the sum of every registry: counters and histograms added, gauges added
+ * too (connections, sessions: each loop holds its own), except the process-wide ones
+ * (catalog items, learned items, store and bus up), which are the largest any registry holds
+ * (each loop may set them from its copy). Another thread's words are read with relaxed atomic
+ * loads while it may be counting: a sum may miss its last few counts, never tear a word. */
+void rc_metrics_sum(rc_metrics_t *out);
 
 /** Adds one observation in microseconds. */
 void rc_hist_observe(rc_hist_t *h, uint64_t us);
@@ -116,8 +146,8 @@ const char *rc_metrics_refused_name(int reason);
  * other status counts as 5xx). */
 void rc_metrics_http(unsigned status);
 
-/** Appends the whole registry in Prometheus text format (version 0.0.4) to `out`, then the
- * standard process metrics (CPU, memory, descriptors, start time) read from /proc.
+/** Appends the sum of the registries (rc_metrics_sum) in Prometheus text format (version 0.0.4) to
+ * `out`, then the standard process metrics (CPU, memory, descriptors, start time) read from /proc.
  * `node_id` labels the build-info line. */
 void rc_metrics_render(rc_wbuf_t *out, const char *node_id);
 

@@ -6,6 +6,7 @@
  * profiles', the sessions' context for the read-back); the rest is the part's MessagePack. */
 #include "engine/engine.h"
 #include "engine/engine_snapshot.h"
+#include "engine/experiments.h"
 #include "engine/history.h"
 #include "proto/mpack.h"
 #include "store/profile.h"
@@ -13,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 static void fuzz_engine(const msgpack_object *o)
 {
@@ -25,7 +27,15 @@ static void fuzz_engine(const msgpack_object *o)
     rc_catalog_upsert(rc_engine_catalog(e), "a", "A", "mugs", tags, 1, 1, 1, &idx);
     rc_catalog_upsert(rc_engine_catalog(e), "b", "B", "lamps", tags, 1, 2, 1, &idx);
     rc_engine_refresh(e);
-    rc_engine_snapshot_read(e, o, err, sizeof(err));
+    /* An experiment runs, so that the snapshot's counters are read for it. */
+    static rc_experiment_t x;
+    static const rc_blend_t base = {1, 0, 0, 0, 0};
+    if (x.serial == 0 &&
+        rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0", &base, err, sizeof(err)) != 0)
+        abort();
+    rc_engine_set_experiment(e, &x);
+    rc_experiment_counts_t counts;
+    rc_engine_snapshot_read(e, o, &counts, err, sizeof(err));
     rc_engine_free(e);
 }
 

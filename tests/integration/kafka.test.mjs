@@ -398,6 +398,23 @@ describe('the Kafka bus', { skip }, () => {
     await stopCleanly(a, b);
   });
 
+  // A session's locale is a reference into a table of 64 tags, which forgets the least recently
+  // met tag without a segment when a new one comes (issue S): 64 hellos naming new tags push a
+  // session's tag out. Its events go on the bus without a locale then; the node read the stale
+  // reference's tag, NULL, as a string (a crash any client could cause).
+  test('a session whose locale 64 newer tags pushed out of the table still publishes its events', { timeout: 90000 }, async () => {
+    const prefix = topicPrefix();
+    const [a] = await startNodes(1, prefix);
+    const { client: victim } = await connectHello(a, 'json', { user: uniqueId('victim'), locale: 'ga-IE' });
+    for (let i = 0; i < 64; i++) {
+      const { client } = await connectHello(a, 'json', { user: uniqueId('tag'), locale: `x${i}-ZZ` });
+      client.close();
+    }
+    await sendAll(victim, a.items.slice(0, 2).map((it) => it.id), 'stale');
+    victim.close();
+    await stopCleanly(a);
+  });
+
   // The catalog API of one node changes every node's catalog, in one order, and a node started
   // later reads the changes from the compacted catalog topic; the experiment and the business
   // rules set through the API travel the same way.

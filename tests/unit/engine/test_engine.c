@@ -11,10 +11,13 @@
 
 #include "engine/engine_op.h"
 #include "engine/engine_snapshot.h"
+#include "engine/experiments.h"
 #include "engine_fixture.h"
 #include "proto/mpack.h"
+#include "util/error.h"
 
 #include <jansson.h>
+#include <string.h>
 
 static void test_event_weights(void **state)
 {
@@ -166,6 +169,191 @@ static void test_ops_replay_the_models(void **state)
     }
 }
 
+/* What a loop does with an event naming an item, as records (src/session/records.c): the id
+ * is looked up on the loop's copy; unknown there, an RC_OP_ITEM_SEEN record is submitted
+ * (open catalog), and the event's record goes by id when the copy still does not know it.
+ * `loop` is the copy the records are made on, `applied` the one they are applied to (the same
+ * engine with one loop). Returns the index the user's half learns with, or -1. */
+static int64_t loop_event(rc_engine_t *loop, rc_engine_t *applied, rc_user_state_t *u,
+                          const char *id, int64_t at_ms)
+{
+    rc_engine_op_t op;
+    size_t len = strlen(id);
+    int64_t item = rc_catalog_find(&loop->catalog, id, len);
+    if (item < 0 && rc_catalog_may_learn(&loop->catalog, len)) {
+        assert_int_equal(rc_engine_op_item_seen(&op, id, len, u->user_key), 0);
+        assert_int_equal(rc_engine_apply(applied, &op), 0);
+        rc_engine_op_clear(&op);
+        item = rc_catalog_find(&loop->catalog, id, len);
+    }
+    rc_engine_op_event(&op, u, RC_EV_VIEW, item, 1, at_ms);
+    if (item < 0)
+        assert_int_equal(rc_engine_op_event_by_id(&op, id, len), 0);
+    assert_int_equal(rc_engine_apply(applied, &op), 0);
+    rc_engine_op_clear(&op);
+    rc_user_observe(loop, u, RC_EV_VIEW, item, 1, no_query(), at_ms);
+    return item;
+}
+
+/* The same, the way the loop learned before records: rc_catalog_learn_from() on the event
+ * path, then rc_engine_observe(). */
+static int64_t direct_event(rc_engine_t *e, rc_user_state_t *u, const char *id, int64_t at_ms)
+{
+    int64_t item = rc_catalog_learn_from(&e->catalog, id, strlen(id), u->user_key);
+    if (item == RC_CATALOG_UNTRUSTED)
+        item = -1;
+    rc_engine_observe(e, u, RC_EV_VIEW, item, 1, no_query(), at_ms);
+    return item;
+}
+
+static void assert_models_equal(const rc_engine_t *x, const rc_engine_t *y, uint32_t around)
+{
+    assert_int_equal(x->catalog.n, y->catalog.n);
+    assert_int_equal(x->catalog.n_learned, y->catalog.n_learned);
+    assert_memory_equal(x->repeat_same, y->repeat_same, sizeof(x->repeat_same));
+    assert_memory_equal(x->repeat_back, y->repeat_back, sizeof(x->repeat_back));
+    assert_float_equal(x->blend.successor, y->blend.successor, 0);
+    for (uint32_t i = 0; i < x->catalog.n; i++)
+        for (int seg = 0; seg < RC_SEG_DAYPART(0); seg++)
+            assert_float_equal(rc_trending_norm(&x->trending, seg, i),
+                               rc_trending_norm(&y->trending, seg, i), 0);
+    uint32_t nx, ny;
+    const rc_neighbor_t *a = rc_covisit_neighbors(&x->covisit, around, &nx);
+    const rc_neighbor_t *b = rc_covisit_neighbors(&y->covisit, around, &ny);
+    assert_int_equal(nx, ny);
+    for (uint32_t j = 0; j < nx; j++) {
+        assert_int_equal(a[j].item, b[j].item);
+        assert_float_equal(a[j].w, b[j].w, 0);
+    }
+}
+
+/* Catalog learning from traffic as records, one loop (the copy applied to is the loop's):
+ * the same ids learned by the same events as rc_catalog_learn_from() on the event path, the
+ * same models and user states, and an id trusted by a record is found after it is applied. */
+static void test_item_seen_one_loop(void **state)
+{
+    (void)state;
+    rc_engine_t *direct = engine_with_items(0, true), *rec = engine_with_items(1, true);
+    rc_user_state_t ud[5], ur[5];
+    for (int k = 0; k < 5; k++) {
+        rc_user_state_init(&ud[k], RC_DEV_MOBILE, 0);
+        ud[k].user_key = 100 + (uint32_t)k;
+        ur[k] = ud[k];
+    }
+    static const char *const ids[] = {"i005", "n1", "i007", "n2", "n1", "i009", "n3"};
+    int64_t at_ms = T0_MS;
+    for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < 5; k++) {
+            for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+                at_ms += 1000;
+                int64_t a = direct_event(direct, &ud[k], ids[i], at_ms);
+                int64_t b = loop_event(rec, rec, &ur[k], ids[i], at_ms);
+                assert_int_equal(a, b);
+                assert_memory_equal(&ud[k], &ur[k], sizeof(ud[k]));
+            }
+        }
+    }
+    /* Three distinct users trust an id (the default): all three were learned. */
+    assert_int_equal(rec->catalog.n_learned, 3);
+    assert_int_ge(rc_catalog_find(&rec->catalog, "n2", 2), N_ITEMS);
+    assert_models_equal(direct, rec, 5);
+    assert_int_equal(rc_engine_refresh(direct), 0);
+    assert_int_equal(rc_engine_refresh(rec), 0);
+    rc_ranked_t x[20], y[20];
+    uint32_t nx = rank_k(direct, &ud[0], 20, -1, -1, -1, x);
+    uint32_t ny = rank_k(rec, &ur[0], 20, -1, -1, -1, y);
+    assert_int_equal(nx, ny);
+    for (uint32_t i = 0; i < nx; i++) {
+        assert_int_equal(x[i].item, y[i].item);
+        assert_float_equal(x[i].score, y[i].score, 0);
+    }
+}
+
+/* With several loops, records are made on a copy that learns late (here: never): an event
+ * on an id that copy does not know goes by id and is resolved where it is applied. The
+ * applied copy learns the id and every event on it from the one that made it trusted, as the
+ * event path learned them before: the same models as rc_catalog_learn_from() there. */
+static void test_item_seen_by_id_resolved_when_applied(void **state)
+{
+    (void)state;
+    rc_engine_t *direct = engine_with_items(0, true), *applied = engine_with_items(1, true);
+    rc_engine_t *loop = rc_engine_new(100000, true, 32, 86400, 3600, T0_MS / 1000.0);
+    assert_non_null(loop);
+    add_fixture_items(loop);
+    int64_t at_ms = T0_MS;
+    for (uint32_t k = 0; k < 5; k++) {
+        rc_user_state_t ud, ul;
+        rc_user_state_init(&ud, RC_DEV_DESKTOP, 0);
+        ud.user_key = 200 + k;
+        ul = ud;
+        at_ms += 1000;
+        direct_event(direct, &ud, "i005", at_ms);
+        assert_int_equal(loop_event(loop, applied, &ul, "i005", at_ms), 5);
+        at_ms += 1000;
+        direct_event(direct, &ud, "fresh", at_ms);
+        /* The loop's copy never knows it: its user's half goes without it. */
+        assert_int_equal(loop_event(loop, applied, &ul, "fresh", at_ms), -1);
+    }
+    assert_int_equal(rc_catalog_find(&loop->catalog, "fresh", 5), -1);
+    int64_t fresh = rc_catalog_find(&applied->catalog, "fresh", 5);
+    assert_int_equal(fresh, N_ITEMS);
+    assert_int_equal(rc_catalog_find(&direct->catalog, "fresh", 5), fresh);
+    /* Learned from the third user's event on (the first two were not trusted yet). */
+    assert_float_equal(rc_trending_norm(&applied->trending, RC_SEG_ALL, (uint32_t)fresh),
+                       rc_trending_norm(&direct->trending, RC_SEG_ALL, (uint32_t)fresh), 0);
+    assert_dbl_gt(rc_trending_norm(&applied->trending, RC_SEG_ALL, (uint32_t)fresh), 0);
+    assert_models_equal(direct, applied, 5);
+    /* What cannot be an item is refused before any record. */
+    rc_engine_op_t op;
+    assert_int_equal(rc_engine_op_item_seen(&op, "", 0, 1), RC_EINVAL);
+    assert_int_equal(op.type, RC_OP_NONE);
+    char long_id[RC_CATALOG_ID_MAX + 1];
+    memset(long_id, 'x', sizeof(long_id));
+    assert_false(rc_catalog_may_learn(&loop->catalog, sizeof(long_id)));
+    assert_int_equal(rc_engine_op_item_seen(&op, long_id, sizeof(long_id), 1), RC_EINVAL);
+    assert_true(rc_catalog_may_learn(&loop->catalog, RC_CATALOG_ID_MAX));
+    rc_catalog_t closed;
+    assert_int_equal(rc_catalog_init(&closed, 10, false), 0);
+    assert_false(rc_catalog_may_learn(&closed, 4));
+    rc_catalog_free(&closed);
+    /* An event record already holding an item takes no id. */
+    rc_engine_op_event(&op, NULL, RC_EV_VIEW, 3, 1, at_ms);
+    assert_int_equal(rc_engine_op_event_by_id(&op, "x", 1), RC_EINVAL);
+    rc_engine_free(loop);
+}
+
+/* A locale as a record: the loop submits RC_OP_LOCALE and looks its reference up on its copy
+ * (rc_engine_locale_find, read only), which then is what rc_engine_locale() gives on an engine
+ * fed the same calls; before the record it is not tracked, and a malformed tag never is. */
+static void test_locale_record(void **state)
+{
+    (void)state;
+    rc_engine_t *direct = engine_with_items(0, false), *rec = engine_with_items(1, false);
+    rc_str_t de = {"de_de", 5}, pt = {"pt-BR", 5};
+    assert_int_equal(rc_engine_locale_find(rec, de), RC_ENOENT);
+    assert_int_equal(rc_engine_locale_find(rec, (rc_str_t){"de de", 5}), RC_EINVAL);
+    assert_int_equal(rc_engine_locale_find(rec, (rc_str_t){"", 0}), RC_EINVAL);
+    rc_engine_op_t op;
+    rc_engine_op_locale(&op, pt, T0_MS);
+    assert_int_equal(rc_engine_apply(rec, &op), 0);
+    rc_engine_op_locale(&op, de, T0_MS + 1000);
+    assert_int_equal(rc_engine_apply(rec, &op), 0);
+    int pt_ref = rc_engine_locale(direct, pt, T0_MS);
+    int de_ref = rc_engine_locale(direct, de, T0_MS + 1000);
+    assert_int_ge(de_ref, 0);
+    assert_int_equal(rc_engine_locale_find(rec, de), de_ref);
+    assert_int_equal(rc_engine_locale_find(rec, (rc_str_t){"DE-de", 5}), de_ref);
+    assert_int_equal(rc_engine_locale_find(rec, pt), pt_ref);
+    assert_string_equal(rc_engine_locale_tag(rec, de_ref), "de-DE");
+    /* Finding tracks nothing: an engine that never applied the record still does not know
+     * the tag, and a second record of a tracked tag changes nothing. */
+    assert_int_equal(rc_engine_locale_find(rec, (rc_str_t){"fr-FR", 5}), RC_ENOENT);
+    assert_int_equal(rc_engine_apply(rec, &op), 0);
+    assert_int_equal(rc_engine_locale_find(rec, de), de_ref);
+    assert_memory_equal(direct->trending.locale_tab, rec->trending.locale_tab,
+                        sizeof(direct->trending.locale_tab));
+}
+
 /* A session of views by a fresh user, a second apart from `at_ms`. */
 static void session(rc_engine_t *e, const int64_t *items, int n, int64_t at_ms)
 {
@@ -309,11 +497,22 @@ static void test_successor_snapshot(void **state)
     session(e, abc, 3, T0_MS);
     e->blend.successor = 0.37f;
     e->repeat_successor = 0.42f;
+    /* The experiment's counters are the loops' (experiments.h): written from their sum,
+     * given back for the experiment the engine runs when read. */
+    rc_experiment_t x;
+    char xerr[64];
+    assert_int_equal(
+        rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0", rc_engine_blend(e), xerr, sizeof(xerr)),
+        0);
+    rc_engine_set_experiment(e, &x);
+    rc_experiment_counts_t counts = {0}, read_back;
+    rc_experiment_count(&counts, &x, 1, false);
+    rc_experiment_count(&counts, &x, 1, true);
     rc_wbuf_t buf;
     msgpack_packer pk;
     rc_wbuf_init(&buf, 0);
     rc_mp_init(&pk, &buf);
-    rc_engine_snapshot_write(e, &pk);
+    rc_engine_snapshot_write(e, &counts, &pk);
     assert_int_equal(rc_wbuf_ok(&buf), 0);
     msgpack_zone zone;
     msgpack_object root;
@@ -323,7 +522,9 @@ static void test_successor_snapshot(void **state)
                      MSGPACK_UNPACK_SUCCESS);
     char err[128];
     rc_engine_t *back = engine_with_items(1, false);
-    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    rc_engine_set_experiment(back, &x);
+    assert_int_equal(rc_engine_snapshot_read(back, &root, &read_back, err, sizeof(err)), 0);
+    assert_memory_equal(&read_back, &counts, sizeof(counts));
     assert_float_equal(successor_weight(back, 1, 2), 1, 1e-4);
     assert_float_equal(successor_weight(back, 2, 3), 1, 1e-4);
     assert_float_equal(back->blend.successor, 0.37f, 1e-6);
@@ -332,7 +533,7 @@ static void test_successor_snapshot(void **state)
     back = engine_with_items(1, false);
     back->blend_rate = 0;
     float set = back->blend.successor;
-    assert_int_equal(rc_engine_snapshot_read(back, &root, err, sizeof(err)), 0);
+    assert_int_equal(rc_engine_snapshot_read(back, &root, NULL, err, sizeof(err)), 0);
     assert_float_equal(back->blend.successor, set, 0);
     msgpack_zone_destroy(&zone);
     rc_wbuf_free(&buf);
@@ -345,6 +546,9 @@ int main(void)
         cmocka_unit_test(test_event_weights),
         cmocka_unit_test_teardown(test_observe_return_values, free_engines),
         cmocka_unit_test_teardown(test_ops_replay_the_models, free_engines),
+        cmocka_unit_test_teardown(test_item_seen_one_loop, free_engines),
+        cmocka_unit_test_teardown(test_item_seen_by_id_resolved_when_applied, free_engines),
+        cmocka_unit_test_teardown(test_locale_record, free_engines),
         cmocka_unit_test_teardown(test_successor_counts_adjacent, free_engines),
         cmocka_unit_test_teardown(test_successor_share_learned, free_engines),
         cmocka_unit_test_teardown(test_rank_mixes_successors, free_engines),

@@ -109,6 +109,8 @@ static void test_experiment_blend_changes_rank(void **state)
     free_engine(0);
 }
 
+/* Each loop counts in its own counts, never in the experiment (which ranks on every thread
+ * read, immutable); readers add the loops' counts up. */
 static void test_experiment_counters_and_metrics(void **state)
 {
     (void)state;
@@ -116,13 +118,23 @@ static void test_experiment_counters_and_metrics(void **state)
     char err[128];
     rc_blend_t base = {1, 0, 0, 0, 0};
     assert_int_equal(rc_experiment_parse(&x, "ab;a=1,0,0,0;b=0,1,0,0", &base, err, sizeof(err)), 0);
-    for (int i = 0; i < 4; i++)
-        rc_experiment_count(&x, 0, false);
-    rc_experiment_count(&x, 0, true);
-    rc_experiment_count(&x, 1, true);
-    rc_experiment_count(&x, 7, true); /* out of range: ignored */
+    const rc_experiment_t published = x;
+    rc_experiment_counts_t loop1 = {0}, loop2 = {0};
+    for (int i = 0; i < 3; i++)
+        rc_experiment_count(&loop1, &x, 0, false);
+    rc_experiment_count(&loop2, &x, 0, false);
+    rc_experiment_count(&loop1, &x, 0, true);
+    rc_experiment_count(&loop2, &x, 1, true);
+    rc_experiment_count(&loop2, &x, 7, true); /* out of range: ignored */
+    assert_memory_equal(&published, &x, sizeof(x));
+    assert_int_equal(loop1.impressions[0], 3);
+    assert_int_equal(loop2.impressions[0], 1);
+    rc_experiment_counts_t sum = {0};
+    rc_experiment_counts_add(&sum, &x, &loop1);
+    rc_experiment_counts_add(&sum, &x, &loop2);
+    rc_experiment_counts_add(&sum, &x, NULL);
     rc_variant_stats_t st[RC_VARIANTS_MAX];
-    assert_int_equal(rc_experiment_stats(&x, st, RC_VARIANTS_MAX), 2);
+    assert_int_equal(rc_experiment_stats(&x, &sum, st, RC_VARIANTS_MAX), 2);
     assert_string_equal(st[0].experiment, "ab");
     assert_string_equal(st[0].variant, "a");
     assert_int_equal(st[0].impressions, 4);
@@ -132,7 +144,7 @@ static void test_experiment_counters_and_metrics(void **state)
     assert_float_equal(st[1].ctr, 0, 1e-9);
     rc_wbuf_t b;
     rc_wbuf_init(&b, 0);
-    rc_experiment_render(&x, &b);
+    rc_experiment_render(&x, &sum, &b);
     rc_wbuf_putc(&b, '\0');
     const char *text = rc_wbuf_data(&b);
     assert_contains(text,
@@ -141,6 +153,24 @@ static void test_experiment_counters_and_metrics(void **state)
     assert_contains(text, "rankcast_experiment_ctr{experiment=\"ab\",variant=\"a\"} 0.250000\n");
     assert_contains(text, "# TYPE rankcast_experiment_ctr gauge");
     rc_wbuf_free(&b);
+
+    /* A new experiment (even of the same text, even where the old one was) starts from zero:
+     * counts of another serial are neither added nor read, and a loop's are dropped at its
+     * first count of the new one. */
+    rc_experiment_t y;
+    assert_int_equal(rc_experiment_parse(&y, "ab;a=1,0,0,0;b=0,1,0,0", &base, err, sizeof(err)), 0);
+    assert_int_not_equal(y.serial, x.serial);
+    assert_int_not_equal(y.serial, 0);
+    assert_int_equal(rc_experiment_stats(&y, &sum, st, RC_VARIANTS_MAX), 2);
+    assert_int_equal(st[0].impressions, 0);
+    rc_experiment_counts_t ysum = {0};
+    rc_experiment_counts_add(&ysum, &y, &loop1);
+    assert_int_equal(ysum.impressions[0], 0);
+    rc_experiment_count(&loop1, &y, 1, false);
+    assert_int_equal(loop1.serial, y.serial);
+    assert_int_equal(loop1.impressions[0], 0);
+    assert_int_equal(loop1.clicks[0], 0);
+    assert_int_equal(loop1.impressions[1], 1);
 }
 
 int main(void)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the left-right engine (engine/shared.c): reader threads rank fixed users
- * while the writer learns a seeded stream of events, catalog upserts and removals and
- * refreshes (whole and in slices); both
+ * while the writer learns a seeded stream of events, catalog upserts and removals, ids named
+ * by traffic (learned by an open catalog once trusted) with events on them by id, locales
+ * met, and refreshes (whole and in slices); both
  * copies must end equal to one engine fed the same ops serially, and no reader may see an
  * item after its removal was published. Run under ThreadSanitizer too (-DRC_TSAN=ON). */
 #include <setjmp.h>
@@ -28,10 +29,10 @@
 #define REFRESH_EACH 500
 
 /* The same 200 items as the fixture's, in a new engine that no fixture slot holds (the
- * shared engine owns its copies). */
+ * shared engine owns its copies); its catalog is open, so traffic may teach it items. */
 static rc_engine_t *items_engine(void)
 {
-    rc_engine_t *e = rc_engine_new(CATALOG_MAX, false, 32, 86400, 3600, T0_MS / 1000.0);
+    rc_engine_t *e = rc_engine_new(CATALOG_MAX, true, 32, 86400, 3600, T0_MS / 1000.0);
     assert_non_null(e);
     add_fixture_items(e);
     return e;
@@ -127,7 +128,8 @@ static void both(rc_engine_t *serial, rc_shared_t *sh, rc_engine_op_t *op)
     assert_int_equal(op->type, RC_OP_NONE);
 }
 
-static void feed(world_t *w, rc_engine_t *serial)
+/* Returns how many ops it submitted (N_OPS and the ids seen). */
+static int feed(world_t *w, rc_engine_t *serial)
 {
     static rc_user_state_t traffic[N_TRAFFIC];
     static const rc_event_kind_t kinds[] = {RC_EV_VIEW, RC_EV_CLICK, RC_EV_CART, RC_EV_PURCHASE,
@@ -138,7 +140,7 @@ static void feed(world_t *w, rc_engine_t *serial)
     }
     uint64_t rnd = 20261207;
     rc_engine_op_t op;
-    int n_new = 0, n_removed = 0;
+    int n_new = 0, n_removed = 0, n_seen = 0;
     for (int i = 0; i < N_OPS; i++) {
         int64_t at_ms = T0_MS + i * 250;
         /* Many small batches: each publish is a turn of the protocol under test. */
@@ -157,6 +159,31 @@ static void feed(world_t *w, rc_engine_t *serial)
             snprintf(name, sizeof(name), "New %d", n_new++);
             assert_int_equal(rc_engine_op_upsert(&op, id, name, "cat3", tags, 2, 9, 2000), 0);
             both(serial, w->shared, &op);
+        } else if (i % 150 == 77) {
+            /* An id named by traffic, as a loop whose copy does not know it submits it: the
+             * id seen by the user, then the event by id (resolved when applied: the third
+             * distinct user makes it an item). */
+            rc_user_state_t *u = &traffic[next_random(&rnd) % N_TRAFFIC];
+            char id[16];
+            int len = snprintf(id, sizeof(id), "t%02d", (i / 150) % 12);
+            int64_t known = rc_catalog_find(&serial->catalog, id, (size_t)len);
+            if (known < 0) {
+                assert_int_equal(rc_engine_op_item_seen(&op, id, (size_t)len, u->user_key), 0);
+                both(serial, w->shared, &op);
+                n_seen++;
+            }
+            rc_engine_op_event(&op, u, RC_EV_VIEW, known, 1, at_ms);
+            if (known < 0)
+                assert_int_equal(rc_engine_op_event_by_id(&op, id, (size_t)len), 0);
+            both(serial, w->shared, &op);
+            rc_user_observe(serial, u, RC_EV_VIEW, known, 1, no_query(), at_ms);
+        } else if (i % 700 == 350) {
+            static const char *const tags[] = {"de-DE", "pt_br", "en-GB", "fr-FR"};
+            const char *tag = tags[(i / 700) % 4];
+            rc_engine_op_locale(&op, (rc_str_t){tag, (uint32_t)strlen(tag)}, at_ms);
+            both(serial, w->shared, &op);
+            traffic[(i / 700) % N_TRAFFIC].locale =
+                (int16_t)rc_engine_locale_find(serial, (rc_str_t){tag, (uint32_t)strlen(tag)});
         } else if (i % 2000 == 1000 && n_removed < N_REMOVED) {
             char id[16];
             int len = snprintf(id, sizeof(id), "i%03d", n_removed);
@@ -179,6 +206,7 @@ static void feed(world_t *w, rc_engine_t *serial)
         }
     }
     assert_int_equal(n_removed, N_REMOVED);
+    return N_OPS + n_seen;
 }
 
 static void assert_same_lists(const rc_engine_t *a, const rc_engine_t *b, const world_t *w)
@@ -202,6 +230,7 @@ static void assert_same_lists(const rc_engine_t *a, const rc_engine_t *b, const 
     }
     assert_memory_equal(a->repeat_same, b->repeat_same, sizeof(a->repeat_same));
     assert_int_equal(a->catalog.n, b->catalog.n);
+    assert_int_equal(a->catalog.n_learned, b->catalog.n_learned);
 }
 
 static void test_readers_rank_while_the_writer_learns(void **state)
@@ -224,7 +253,7 @@ static void test_readers_rank_while_the_writer_learns(void **state)
     pthread_t readers[N_READERS];
     for (int i = 0; i < N_READERS; i++)
         assert_int_equal(pthread_create(&readers[i], NULL, reader_main, &w), 0);
-    feed(&w, serial);
+    int submitted = feed(&w, serial);
     assert_int_equal(rc_shared_flush(w.shared), 0);
     atomic_store(&w.stop, true);
     for (int i = 0; i < N_READERS; i++)
@@ -236,11 +265,17 @@ static void test_readers_rank_while_the_writer_learns(void **state)
                   (unsigned long long)atomic_load(&w.ranks), (unsigned long long)st.ops,
                   (unsigned long long)st.batches, (unsigned long long)st.ops_failed);
     assert_int_equal(atomic_load(&w.violations), 0);
-    assert_int_equal(st.ops, N_OPS);
+    assert_int_equal(st.ops, submitted);
     assert_int_equal(st.ops_failed, 0);
     assert_int_gt(atomic_load(&w.ranks), N_READERS);
     assert_same_lists(rc_shared_copy(w.shared, 0), serial, &w);
     assert_same_lists(rc_shared_copy(w.shared, 1), serial, &w);
+    /* Ids named by traffic became items (by their records alone), and the events that went
+     * by id were learned with them. */
+    assert_int_ge(serial->catalog.n_learned, 10);
+    int64_t learned = rc_catalog_find(&serial->catalog, "t00", 3);
+    assert_int_ge(learned, 0);
+    assert_dbl_gt(rc_trending_norm(&serial->trending, RC_SEG_ALL, (uint32_t)learned), 0);
     rc_shared_free(w.shared);
 }
 

@@ -26,6 +26,15 @@
 
 /* No experiment configured: one "control" variant, as the server runs by default. */
 static rc_experiment_t experiment;
+/* What the loop counted of it (the session registry's counts, session.c). */
+static rc_experiment_counts_t counts;
+
+/* The node's reader of the counters (rc_variant_stats_fn). */
+static uint32_t variant_stats(void *ctx, rc_variant_stats_t *out, uint32_t max)
+{
+    (void)ctx;
+    return rc_experiment_stats(&experiment, &counts, out, max);
+}
 
 static int setup_experiment(void **state)
 {
@@ -106,7 +115,7 @@ static void test_snapshot_rates_latency_events_variants(void **state)
     rc_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     memset(&rc_metrics, 0, sizeof(rc_metrics));
-    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, &experiment);
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, variant_stats, NULL);
     assert_non_null(o);
     uint64_t t0 = rc_mono_us();
     rc_ops_sample(o, t0, 1700000000000);
@@ -125,10 +134,10 @@ static void test_snapshot_rates_latency_events_variants(void **state)
     rc_ops_record_event(str(pseudo), RC_EV_IMPRESSION, str("I2"), str("home"));
     rc_ops_record_event(str(pseudo), RC_EV_CLICK, str("I2"), str("home"));
     rc_ops_record_event(str(pseudo), RC_EV_CLICK, str("I3"), str(""));
-    /* Click-through comes from the experiment's counters (what session.c counts). */
-    rc_experiment_count(&experiment, 0, false);
-    rc_experiment_count(&experiment, 0, false);
-    rc_experiment_count(&experiment, 0, true);
+    /* Click-through comes from the loop's counts of the experiment (what session.c counts). */
+    rc_experiment_count(&counts, &experiment, 0, false);
+    rc_experiment_count(&counts, &experiment, 0, false);
+    rc_experiment_count(&counts, &experiment, 0, true);
 
     json_t *j = snapshot_json(o);
     assert_string_equal(json_string_value(json_object_get(j, "type")), "snapshot");
@@ -206,7 +215,7 @@ static void test_problems_by_code_and_reason_in_the_window(void **state)
     rc_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     memset(&rc_metrics, 0, sizeof(rc_metrics));
-    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, &experiment);
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, variant_stats, NULL);
     assert_non_null(o);
     uint64_t t0 = rc_mono_us();
     int64_t ms = 1700000000000;
@@ -265,7 +274,7 @@ static void test_history_keeps_fifteen_minutes_oldest_first(void **state)
     rc_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     memset(&rc_metrics, 0, sizeof(rc_metrics));
-    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, &experiment);
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, variant_stats, NULL);
     assert_non_null(o);
     uint64_t t0 = rc_mono_us();
     int64_t ms = 1700000000000;
@@ -346,7 +355,7 @@ static void test_other_nodes_appear_and_own_summary_is_ignored(void **state)
     (void)state;
     rc_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
-    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, &experiment);
+    rc_ops_t *o = rc_ops_new(NULL, &cfg, "n1", NULL, NULL, variant_stats, NULL);
     assert_non_null(o);
     int64_t now = 1700000000000;
     rc_ops_sample(o, rc_mono_us(), now);

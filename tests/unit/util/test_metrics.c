@@ -11,7 +11,10 @@
 
 #include "assert_ext.h"
 #include "proto/proto.h"
+#include "util/error.h"
 #include "util/metrics.h"
+
+#include <pthread.h>
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -249,6 +252,92 @@ static void test_render_prometheus_text(void **state)
     rc_wbuf_free(&b);
 }
 
+#define THREAD_EVENTS 100000
+
+typedef struct counting_thread {
+    rc_metrics_t registry; /* the loop's own */
+    int64_t catalog_items;
+    bool own; /* what it counted landed in its registry */
+} counting_thread_t;
+
+/* A loop's thread: attaches its registry and counts as the event path does. */
+static void *count_as_a_loop(void *arg)
+{
+    counting_thread_t *t = arg;
+    if (rc_metrics_attach(&t->registry) != 0)
+        return NULL;
+    for (int i = 0; i < THREAD_EVENTS; i++) {
+        rc_metrics.events_received[RC_EV_VIEW]++;
+        rc_hist_observe(&rc_metrics.rank, 100);
+    }
+    rc_metrics.connections += 2;
+    rc_metrics.catalog_items = t->catalog_items;
+    rc_metrics_error(4050);
+    t->own =
+        &rc_metrics == &t->registry && t->registry.events_received[RC_EV_VIEW] == THREAD_EVENTS;
+    return NULL;
+}
+
+/* Each loop counts in its own registry (no two threads write one counter, so none is lost);
+ * readers sum them: counters and histograms added, gauges added but the process-wide ones
+ * (the catalog's size: each loop sets it from its copy) taken once. A registry given back
+ * keeps its counts in the totals and drops its gauges. */
+static void test_registries_per_thread(void **state)
+{
+    (void)state;
+    static counting_thread_t t[2];
+    memset(t, 0, sizeof(t));
+    t[0].catalog_items = 100;
+    t[1].catalog_items = 101; /* one copy a publish ahead */
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, count_as_a_loop, &t[i]), 0);
+    rc_metrics.events_received[RC_EV_VIEW]++; /* the main thread counts in the process's */
+    rc_metrics.connections = 1;
+    rc_metrics.catalog_items = 100;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_true(t[0].own);
+    assert_true(t[1].own);
+    assert_int_equal(rc_metrics.events_received[RC_EV_VIEW], 1);
+    assert_int_equal(rc_metrics.rank.count, 0);
+
+    rc_metrics_t *sum = malloc(sizeof(*sum));
+    assert_non_null(sum);
+    rc_metrics_sum(sum);
+    assert_int_equal(sum->events_received[RC_EV_VIEW], 2 * THREAD_EVENTS + 1);
+    assert_int_equal(sum->rank.count, 2 * THREAD_EVENTS);
+    assert_int_equal(sum->rank.sum_us, 2 * THREAD_EVENTS * 100);
+    assert_int_equal(sum->errors[50], 2);
+    assert_int_equal(sum->connections, 5);
+    assert_int_equal(sum->catalog_items, 101);
+    rc_wbuf_t b;
+    const char *text = render(&b);
+    assert_contains(text, "rankcast_events_received_total{kind=\"view\"} 200001\n");
+    assert_contains(text, "rankcast_connections 5\n");
+    assert_contains(text, "rankcast_catalog_items 101\n");
+    assert_contains(text, "rankcast_rank_seconds_count 200000\n");
+    rc_wbuf_free(&b);
+
+    rc_metrics_detach(&t[1].registry);
+    rc_metrics_sum(sum);
+    assert_int_equal(sum->events_received[RC_EV_VIEW], 2 * THREAD_EVENTS + 1);
+    assert_int_equal(sum->connections, 3);
+    assert_int_equal(sum->catalog_items, 100);
+    rc_metrics_detach(&t[0].registry);
+    rc_metrics_detach(NULL);
+    assert_true(&rc_metrics != &t[0].registry);
+
+    /* At most RC_METRICS_THREADS at once; past that a thread counts in the process's. */
+    static rc_metrics_t many[RC_METRICS_THREADS + 1];
+    for (int i = 0; i < RC_METRICS_THREADS; i++)
+        assert_int_equal(rc_metrics_attach(&many[i]), 0);
+    assert_int_equal(rc_metrics_attach(&many[RC_METRICS_THREADS]), RC_EFULL);
+    for (int i = RC_METRICS_THREADS - 1; i >= 0; i--)
+        rc_metrics_detach(&many[i]);
+    free(sum);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup(test_errors_by_code, zero_metrics),
         cmocka_unit_test_setup(test_http_by_class, zero_metrics),
         cmocka_unit_test_setup(test_render_prometheus_text, zero_metrics),
+        cmocka_unit_test_setup(test_registries_per_thread, zero_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
