@@ -53,7 +53,7 @@ void rc_enc_nil(rc_enc_t *e);
  * base64 text in JSON; extension types become null. */
 void rc_enc_object(rc_enc_t *e, const msgpack_object *o);
 
-/* ---- inline, for writers of keys fixed in the source (the server messages, proto_encode.c) ---- */
+/* ---- inline, for writers of keys fixed in the source (server messages, proto_encode.c) ---- */
 
 /* The level whose separator state applies. Deeper than RC_ENC_MAX_DEPTH the last level's
  * state is reused: the output may lose commas but memory stays in bounds (callers bound
