@@ -195,6 +195,7 @@ static void maybe_trim_heap(rc_node_t *n, uint64_t now_us)
 static void on_tick(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
+    rc_metrics_publish(); /* for the sums of loops in other threads (metrics.h) */
     rc_sessions_tick(n->sessions, rc_mono_us());
     /* Catalog changes from the bus are settled once per tick, however many came. */
     if (n->catalog_changed) {

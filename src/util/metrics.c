@@ -23,10 +23,16 @@ _Static_assert(RC_JWT_REASON_COUNT <= RC_METRICS_AUTH_REASONS, "every token reas
 static rc_metrics_t process_metrics;
 _Thread_local rc_metrics_t *rc_metrics_mine = &process_metrics;
 
-/* The registries loops attached (NULL: a free place). Attaching, detaching and summing are
- * rare (a loop's start and stop, a scrape, an ops tick), so one lock is enough. */
+/* The registries loops attached (live NULL: a free place), each with the copy its thread last
+ * published (rc_metrics_publish): a sum reads another thread's copy, never the words it is
+ * counting in. Attaching, publishing, detaching and summing are rare (a loop's start and
+ * stop, its tick, a scrape, an ops tick), so one lock is enough. */
+typedef struct attached {
+    rc_metrics_t *live;
+    rc_metrics_t published;
+} attached_t;
 static pthread_mutex_t attached_lock = PTHREAD_MUTEX_INITIALIZER;
-static rc_metrics_t *attached[RC_METRICS_THREADS];
+static attached_t attached[RC_METRICS_THREADS];
 /* The counters of registries detached since start (under the lock; no gauges). */
 static rc_metrics_t retired;
 
@@ -35,8 +41,9 @@ int rc_metrics_attach(rc_metrics_t *m)
     int rc = RC_EFULL;
     pthread_mutex_lock(&attached_lock);
     for (int i = 0; i < RC_METRICS_THREADS && rc != 0; i++) {
-        if (attached[i] == NULL) {
-            attached[i] = m;
+        if (attached[i].live == NULL) {
+            attached[i].live = m;
+            attached[i].published = *m;
             rc_metrics_mine = m;
             rc = 0;
         }
@@ -83,7 +90,7 @@ static void add_registry(uint64_t *out, const rc_metrics_t *m, bool gauges)
 {
     const uint64_t *in = (const uint64_t *)m;
     for (size_t w = 0; w < WORDS; w++) {
-        uint64_t v = __atomic_load_n(&in[w], __ATOMIC_RELAXED);
+        uint64_t v = in[w];
         if (process_gauge(w))
             out[w] = gauges && (int64_t)v > (int64_t)out[w] ? v : out[w];
         else if (gauges || !gauge_word(w))
@@ -97,8 +104,8 @@ void rc_metrics_detach(rc_metrics_t *m)
         return;
     pthread_mutex_lock(&attached_lock);
     for (int i = 0; i < RC_METRICS_THREADS; i++)
-        if (attached[i] == m)
-            attached[i] = NULL;
+        if (attached[i].live == m)
+            attached[i].live = NULL;
     add_registry((uint64_t *)&retired, m, false);
     pthread_mutex_unlock(&attached_lock);
     if (rc_metrics_mine == m)
@@ -116,8 +123,20 @@ void rc_metrics_sum(rc_metrics_t *out)
     add_registry((uint64_t *)out, &process_metrics, true);
     add_registry((uint64_t *)out, &retired, true);
     for (int i = 0; i < RC_METRICS_THREADS; i++)
-        if (attached[i] != NULL)
-            add_registry((uint64_t *)out, attached[i], true);
+        if (attached[i].live != NULL)
+            add_registry((uint64_t *)out,
+                         attached[i].live == rc_metrics_mine ? attached[i].live
+                                                             : &attached[i].published,
+                         true);
+    pthread_mutex_unlock(&attached_lock);
+}
+
+void rc_metrics_publish(void)
+{
+    pthread_mutex_lock(&attached_lock);
+    for (int i = 0; i < RC_METRICS_THREADS; i++)
+        if (attached[i].live != NULL && attached[i].live == rc_metrics_mine)
+            attached[i].published = *attached[i].live;
     pthread_mutex_unlock(&attached_lock);
 }
 

@@ -2,9 +2,10 @@
 /* Process metrics: counters, gauges and latency histograms, rendered in the Prometheus text
  * format for /metrics. Each thread counts in a registry of its own, written without atomics:
  * a loop attaches one (rc_metrics_attach), any other thread counts in the process's. Readers
- * (/metrics, the ops feed) sum every registry (rc_metrics_sum), so no two threads ever write
- * the same counter. Call sites write `rc_metrics.field++` as they did when the registry was
- * one global: `rc_metrics` names the calling thread's. */
+ * (/metrics, the ops feed) sum every registry (rc_metrics_sum) from copies their loops publish
+ * (rc_metrics_publish), so no two threads ever touch the same counter at once. Call sites
+ * write `rc_metrics.field++` as they did when the registry was one global: `rc_metrics`
+ * names the calling thread's. */
 #ifndef RC_METRICS_H
 #define RC_METRICS_H
 
@@ -125,9 +126,15 @@ void rc_metrics_detach(rc_metrics_t *m);
 /** Writes into `out` the sum of every registry: counters and histograms added, gauges added
  * too (connections, sessions: each loop holds its own), except the process-wide ones
  * (catalog items, learned items, store and bus up), which are the largest any registry holds
- * (each loop may set them from its copy). Another thread's words are read with relaxed atomic
- * loads while it may be counting: a sum may miss its last few counts, never tear a word. */
+ * (each loop may set them from its copy). The calling thread's registry is read as it is;
+ * another loop's as that loop last published it (rc_metrics_publish), never while it counts;
+ * the process's registry as it is (only threads without a registry of their own count there,
+ * and none does while loops run). */
 void rc_metrics_sum(rc_metrics_t *out);
+
+/** Publishes the calling thread's registry for other threads' sums (a loop calls it on its
+ * tick: their sums are then at most a tick behind). A thread without one attached: no-op. */
+void rc_metrics_publish(void);
 
 /** Adds one observation in microseconds. */
 void rc_hist_observe(rc_hist_t *h, uint64_t us);

@@ -14,6 +14,7 @@
 
 #include "assert_ext.h"
 #include "node.h"
+#include "util/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,6 +56,7 @@ static void read_items(void)
 typedef struct {
     rc_config_t cfg;
     rc_node_t *node;
+    rc_metrics_t metrics; /* the thread's registry, as a loop's thread has one */
     int rc;
 } node_thread_t;
 
@@ -88,9 +90,11 @@ static int free_port(void)
 static void *run_node(void *arg)
 {
     node_thread_t *t = arg;
+    assert_int_equal(rc_metrics_attach(&t->metrics), 0);
     t->rc = rc_node_run(t->node);
     rc_node_free(t->node);
     t->node = NULL;
+    rc_metrics_detach(&t->metrics);
     return NULL;
 }
 
@@ -245,6 +249,7 @@ static void test_two_nodes_in_threads_serve_one_port(void **state)
     pthread_t threads[NODES];
     for (int i = 0; i < NODES; i++) {
         char err[512] = "";
+        memset(&nodes[i].metrics, 0, sizeof(nodes[i].metrics));
         config_node(&nodes[i].cfg, port, i);
         nodes[i].node = rc_node_new(&nodes[i].cfg, err, sizeof(err));
         if (nodes[i].node == NULL)

@@ -275,11 +275,13 @@ static void *count_as_a_loop(void *arg)
     rc_metrics_error(4050);
     t->own =
         &rc_metrics == &t->registry && t->registry.events_received[RC_EV_VIEW] == THREAD_EVENTS;
+    rc_metrics_publish(); /* as a loop does on its tick */
+    rc_metrics.events_received[RC_EV_CLICK]++; /* after it: not in others' sums yet */
     return NULL;
 }
 
 /* Each loop counts in its own registry (no two threads write one counter, so none is lost);
- * readers sum them: counters and histograms added, gauges added but the process-wide ones
+ * readers sum what they published: counters and histograms added, gauges added but the process-wide ones
  * (the catalog's size: each loop sets it from its copy) taken once. A registry given back
  * keeps its counts in the totals and drops its gauges. */
 static void test_registries_per_thread(void **state)
@@ -311,6 +313,7 @@ static void test_registries_per_thread(void **state)
     assert_int_equal(sum->errors[50], 2);
     assert_int_equal(sum->connections, 5);
     assert_int_equal(sum->catalog_items, 101);
+    assert_int_equal(sum->events_received[RC_EV_CLICK], 0); /* counted after the publish */
     rc_wbuf_t b;
     const char *text = render(&b);
     assert_contains(text, "rankcast_events_received_total{kind=\"view\"} 200001\n");
@@ -319,9 +322,10 @@ static void test_registries_per_thread(void **state)
     assert_contains(text, "rankcast_rank_seconds_count 200000\n");
     rc_wbuf_free(&b);
 
-    rc_metrics_detach(&t[1].registry);
+    rc_metrics_detach(&t[1].registry); /* its thread has ended: its last counts are kept */
     rc_metrics_sum(sum);
     assert_int_equal(sum->events_received[RC_EV_VIEW], 2 * THREAD_EVENTS + 1);
+    assert_int_equal(sum->events_received[RC_EV_CLICK], 1);
     assert_int_equal(sum->connections, 3);
     assert_int_equal(sum->catalog_items, 100);
     rc_metrics_detach(&t[0].registry);
