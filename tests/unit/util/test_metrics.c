@@ -275,14 +275,14 @@ static void *count_as_a_loop(void *arg)
     rc_metrics_error(4050);
     t->own =
         &rc_metrics == &t->registry && t->registry.events_received[RC_EV_VIEW] == THREAD_EVENTS;
-    rc_metrics_publish(); /* as a loop does on its tick */
+    rc_metrics_publish();                      /* as a loop does on its tick */
     rc_metrics.events_received[RC_EV_CLICK]++; /* after it: not in others' sums yet */
     return NULL;
 }
 
 /* Each loop counts in its own registry (no two threads write one counter, so none is lost);
- * readers sum what they published: counters and histograms added, gauges added but the process-wide ones
- * (the catalog's size: each loop sets it from its copy) taken once. A registry given back
+ * readers sum what they published: counters and histograms added, gauges added but the process-wide
+ * ones (the catalog's size: each loop sets it from its copy) taken once. A registry given back
  * keeps its counts in the totals and drops its gauges. */
 static void test_registries_per_thread(void **state)
 {
