@@ -5,9 +5,12 @@
 // compress all they send (as browsers do), each subscribed to a k-item list, then RATE events
 // per second in all for DURATION_S seconds. Reported per kind (medians of RUNS): bytes on the
 // wire per pushed list, server CPU µs per event (from /proc), server RSS per connection after
-// the load. Writes bench/results/deflate-<stamp>.{json,md}. Builds nothing.
+// the load. Events name an item of the client's list (a click on what it shows) or, with
+// EVENTS=random, any item of the catalog; COMPACT=1 subscribes with compact lists (PROTOCOL.md
+// `recs_delta`). Writes bench/results/deflate-<stamp>.{json,md}. Builds nothing.
 //
 //   node bench/run-deflate.mjs             # CONNECTIONS=500 RATE=2000 DURATION_S=10 RUNS=3 K=20
+//   COMPACT=1 EVENTS=random CATALOG=web-demo/catalog/demo-catalog.jsonl node bench/run-deflate.mjs
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,6 +31,12 @@ const PORT = env('PORT', 18790);
 const SERVER_BIN = resolve(ROOT, process.env.SERVER_BIN ?? 'build/server/rankcast');
 const CATALOG = resolve(ROOT, process.env.CATALOG ?? 'build/bench/catalog-100k.jsonl');
 const RESULTS_DIR = resolve(ROOT, process.env.RESULTS_DIR ?? 'bench/results');
+const COMPACT = process.env.COMPACT === '1';
+const RANDOM_EVENTS = process.env.EVENTS === 'random';
+if (COMPACT && !RANDOM_EVENTS) {
+  console.error('run-deflate: COMPACT=1 needs EVENTS=random (a compact client does not rebuild its list here)');
+  process.exit(1);
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -64,13 +73,13 @@ function openClient(i) {
     ws.on('upgrade', (r) => { c.extension = r.headers['sec-websocket-extensions'] ?? ''; });
     ws.on('open', () => {
       ws.send(JSON.stringify({ type: 'hello', v: 1, user: `anon-dfl-${i}` }));
-      ws.send(JSON.stringify({ type: 'subscribe', surface: 'home', k: K }));
+      ws.send(JSON.stringify({ type: 'subscribe', surface: 'home', k: K, ...(COMPACT ? { compact: true } : {}) }));
     });
     ws.on('message', (data) => {
       const m = JSON.parse(data.toString());
-      if (m.type === 'recs') {
+      if (m.type === 'recs' || m.type === 'recs_delta') {
         c.lists++;
-        c.items = m.items.map((x) => x.item);
+        if (m.type === 'recs') c.items = m.items.map((x) => x.item);
         if (c.lists === 1) res(c);
       }
     });
@@ -96,7 +105,8 @@ async function run(deflate) {
       const due = Math.floor(((performance.now() - t0) / 1000) * RATE);
       for (; sent < due; sent++) {
         const c = clients[sent % clients.length];
-        c.ws.send(JSON.stringify({ type: 'event', id: `e${sent}`, kind: 'view', item: c.items[sent % c.items.length] }));
+        const item = RANDOM_EVENTS ? catalogIds[Math.floor(Math.random() * catalogIds.length)] : c.items[sent % c.items.length];
+        c.ws.send(JSON.stringify({ type: 'event', id: `e${sent}`, kind: 'view', item }));
       }
       await sleep(5);
     }
@@ -122,6 +132,9 @@ if (!existsSync(SERVER_BIN) || !existsSync(CATALOG)) {
   console.error('run-deflate: build first, and write the catalog (python3 bench/make-catalog.py)');
   process.exit(1);
 }
+const catalogIds = RANDOM_EVENTS
+  ? readFileSync(CATALOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).id)
+  : [];
 const runs = [];
 for (let r = 0; r < RUNS; r++) for (const deflate of [false, true]) runs.push(await run(deflate));
 const summary = {};
@@ -134,11 +147,11 @@ for (const deflate of [false, true]) {
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
 const machine = `${os.cpus().length} CPUs, ${os.cpus()[0].model.trim()}, Linux ${os.release()}; load average ${os.loadavg()[0].toFixed(2)}`;
 mkdirSync(RESULTS_DIR, { recursive: true });
-writeFileSync(join(RESULTS_DIR, `deflate-${stamp}.json`), JSON.stringify({ machine, CONNECTIONS, RATE, DURATION_S, K, runs, summary }, null, 2));
+writeFileSync(join(RESULTS_DIR, `deflate-${stamp}.json`), JSON.stringify({ machine, CONNECTIONS, RATE, DURATION_S, K, COMPACT, RANDOM_EVENTS, runs, summary }, null, 2));
 const fmt = (x, d = 1) => x.toFixed(d);
 const md = [
   `# permessage-deflate, off and on (${stamp})`, '',
-  `Machine: ${machine}. ${CONNECTIONS} \`ws\` clients offering permessage-deflate and compressing all they send, k = ${K}, ${RATE} events/s for ${DURATION_S} s, 100k catalog; medians of ${RUNS} runs, servers alternated.`, '',
+  `Machine: ${machine}. ${CONNECTIONS} \`ws\` clients offering permessage-deflate and compressing all they send, k = ${K}${COMPACT ? ', compact lists' : ''}, ${RATE} events/s for ${DURATION_S} s on ${RANDOM_EVENTS ? 'random catalog items' : 'items of the client\'s list'}, catalog \`${process.env.CATALOG ?? 'build/bench/catalog-100k.jsonl'}\`; medians of ${RUNS} runs, servers alternated.`, '',
   '| server | wire bytes per event (ack + list) | server CPU µs per event | server RSS KB per connection |', '|---|---|---|---|',
   ...Object.entries(summary).map(([k, s]) => `| ${k === 'ws_deflate' ? '`--ws-deflate`' : 'default'} | ${fmt(s.wire_bytes_per_event, 0)} | ${fmt(s.cpu_us_per_event)} | ${fmt(s.rss_per_conn_kb, 2)} |`),
   '', 'Runs:', '', ...runs.map((r) => `- ${r.deflate ? '--ws-deflate' : 'default'}: negotiated ${r.negotiated}/${CONNECTIONS}, ${r.events} events, ${r.lists} lists, ${fmt(r.wire_bytes_per_event, 0)} B/event, ${fmt(r.cpu_us_per_event)} µs/event, ${fmt(r.rss_per_conn_kb, 2)} KB/conn`),
