@@ -201,10 +201,13 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     rc_wbuf_init(&g->gather, LWS_PRE);
     rc_wbuf_init(&g->deflated, 0);
     rc_wbuf_init(&g->inflated, 0);
-    if (cfg->ws_deflate && ((g->deflater = rc_deflater_new(DEFLATE_LEVEL)) == NULL ||
-                            (g->inflater = rc_inflater_new()) == NULL)) {
+    const struct lws_http_mount *mounts = NULL;
+    if ((cfg->ws_deflate && ((g->deflater = rc_deflater_new(DEFLATE_LEVEL)) == NULL ||
+                             (g->inflater = rc_inflater_new()) == NULL)) ||
+        (mounts = rc_gw_http_mounts(g)) == NULL) {
         close(listen_fd);
         rc_deflater_free(g->deflater);
+        rc_inflater_free(g->inflater);
         free(g);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -230,7 +233,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept; lws serves */
     info.protocols = protocols;
     info.pvo = &pvo;
-    info.mounts = rc_gw_http_mounts(g);
+    info.mounts = mounts;
     info.fops = &rc_gw_file_fops;
     if (cfg->ws_deflate)
         info.extensions = deflate_extension;

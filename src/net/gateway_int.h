@@ -175,8 +175,9 @@ unsigned rc_gw_upgrade_framing(struct lws *wsi, const char **why);
  * path is inside its mount's root, so symlinks never lead out of it. */
 extern const struct lws_plat_file_ops rc_gw_file_fops;
 
-/** Fills the process's one mount list (the web root, the dynamic routes, the SDK's sources)
- * and returns its head. The list points into `cfg`, which must outlive the lws context. */
+/** Fills `g`'s mount list (the web root, the dynamic routes, the SDK's sources) and returns
+ * its head, or NULL when out of memory. The list points into `g` and its config, which must
+ * outlive the lws context; its file roots join the process's set the link check uses. */
 const struct lws_http_mount *rc_gw_http_mounts(rc_gateway_t *g);
 
 #endif

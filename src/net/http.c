@@ -460,22 +460,33 @@ static void set_route(struct lws_http_mount *m, const struct lws_http_mount *nex
  * open_inside_root, which lws calls without saying for which context. Gateways on loops in
  * several threads add theirs under the lock; a root is kept once and for the process's life
  * (a process serves one config's few). */
-#define FILE_ROOTS_MAX 16
 static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *file_roots[FILE_ROOTS_MAX];
+static char **file_roots;
+static size_t n_file_roots;
 
-static void add_file_root(const char *root)
+/* Returns 0, or RC_ENOMEM: the gateway then refuses to start rather than serve a root
+ * without its check. */
+static int add_file_root(const char *root)
 {
+    int rc = 0;
     pthread_mutex_lock(&roots_lock);
     size_t i = 0;
-    while (i < FILE_ROOTS_MAX && file_roots[i] != NULL && strcmp(file_roots[i], root) != 0)
+    while (i < n_file_roots && strcmp(file_roots[i], root) != 0)
         i++;
-    if (i < FILE_ROOTS_MAX && file_roots[i] == NULL)
-        file_roots[i] = strdup(root);
-    else if (i == FILE_ROOTS_MAX)
-        RC_WARN("gateway", "too many file roots: served without the link check", "root=\"%s\"",
-                root);
+    if (i == n_file_roots) {
+        char **grown = realloc(file_roots, (n_file_roots + 1) * sizeof(*grown));
+        char *copy = strdup(root);
+        if (grown != NULL)
+            file_roots = grown;
+        if (grown != NULL && copy != NULL)
+            file_roots[n_file_roots++] = copy;
+        else {
+            free(copy);
+            rc = RC_ENOMEM;
+        }
+    }
     pthread_mutex_unlock(&roots_lock);
+    return rc;
 }
 
 /* `real` lies in the directory `root_real` (both resolved). */
@@ -492,7 +503,7 @@ static bool root_of(const char *path, char *out, size_t cap)
 {
     const char *best = NULL;
     pthread_mutex_lock(&roots_lock);
-    for (size_t i = 0; i < FILE_ROOTS_MAX && file_roots[i] != NULL; i++) {
+    for (size_t i = 0; i < n_file_roots; i++) {
         const char *r = file_roots[i];
         size_t n = strlen(r);
         if (n > 0 && strncmp(path, r, n) == 0 && path[n] == '/' &&
@@ -550,7 +561,8 @@ static const struct lws_http_mount *mount_sdk(rc_gateway_t *g, const struct lws_
         m->mountpoint = points[i];
         m->mountpoint_len = (unsigned char)strlen(points[i]);
         m->origin = dirs[i];
-        add_file_root(dirs[i]);
+        if (add_file_root(dirs[i]) != 0)
+            return NULL;
         m->origin_protocol = LWSMPRO_FILE;
         m->extra_mimetypes = &mime_json;
         next = m;
@@ -566,7 +578,8 @@ const struct lws_http_mount *rc_gw_http_mounts(rc_gateway_t *g)
     mounts[0].mountpoint = "/";
     mounts[0].mountpoint_len = 1;
     mounts[0].origin = cfg->web_root;
-    add_file_root(cfg->web_root);
+    if (add_file_root(cfg->web_root) != 0)
+        return NULL;
     mounts[0].def = "index.html";
     mounts[0].origin_protocol = LWSMPRO_FILE;
     mounts[0].extra_mimetypes = &mime_json;
