@@ -55,22 +55,12 @@ static const char *item_problem(json_t *it)
     return NULL;
 }
 
-/* Hands `op` (moved in) to the engine: with one loop, applied at once. With several, it is
- * to be submitted to the shared engine's writer, the answer sent once it is published.
- * Returns rc_engine_apply()'s code. */
-static int submit(rc_engine_t *e, rc_engine_op_t *op)
-{
-    int rc = rc_engine_apply(e, op);
-    rc_engine_op_clear(op);
-    return rc;
-}
-
 /* Adds or replaces an item (validated: item_problem()) from its JSON text. */
 static int submit_item(rc_engine_t *e, const char *text)
 {
     rc_engine_op_t op;
     int rc = rc_engine_op_item_json(&op, text);
-    return rc != 0 ? rc : submit(e, &op);
+    return rc != 0 ? rc : rc_engine_apply_owned(e, &op);
 }
 
 /* Removes item `id` (NUL-terminated); RC_ENOENT when unknown. */
@@ -78,14 +68,14 @@ static int submit_removal(rc_engine_t *e, const char *id)
 {
     rc_engine_op_t op;
     int rc = rc_engine_op_remove(&op, id, strlen(id));
-    return rc != 0 ? rc : submit(e, &op);
+    return rc != 0 ? rc : rc_engine_apply_owned(e, &op);
 }
 
 uint32_t rc_catalog_api_settle(rc_engine_t *e, rc_sessions_t *s)
 {
     rc_engine_op_t op;
     rc_engine_op_refresh(&op, rc_wall_ms());
-    submit(e, &op);
+    rc_engine_apply_owned(e, &op);
     return rc_sessions_catalog_changed(s);
 }
 

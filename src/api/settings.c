@@ -11,22 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Hands `op` (moved in) to the engine: with one loop, applied at once. With several, it is
- * to be submitted to the shared engine's writer, the answer sent once it is published. */
-static int submit(rc_settings_t *st, rc_engine_op_t *op)
-{
-    int rc = rc_engine_apply(st->engine, op);
-    rc_engine_op_clear(op);
-    return rc;
-}
-
 /* Makes `x` (owned, never changed after) the experiment the engine runs. Returns the one it
  * ran, which the caller frees once nothing runs it. */
 static rc_experiment_t *run_experiment(rc_settings_t *st, rc_experiment_t *x)
 {
     rc_engine_op_t op;
     rc_engine_op_experiment(&op, x);
-    submit(st, &op);
+    rc_engine_apply_owned(st->engine, &op);
     rc_experiment_t *old = st->experiment;
     st->experiment = x;
     return old;
@@ -108,7 +99,7 @@ static void set_rules(rc_settings_t *st, rc_rules_t *r, const char *text)
     /* As a record of their canonical JSON (parsed again where applied: the same rules). */
     rc_engine_op_t op;
     if (rc_engine_op_rules(&op, text) == 0)
-        submit(st, &op);
+        rc_engine_apply_owned(st->engine, &op);
     rc_rules_free(r);
     uint32_t pushed = rc_sessions_settings_changed(st->sessions);
     RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", n_boosts, n_pins, pushed);

@@ -372,3 +372,10 @@ int rc_engine_apply(rc_engine_t *e, const rc_engine_op_t *op)
         return 0;
     }
 }
+
+int rc_engine_apply_owned(rc_engine_t *e, rc_engine_op_t *op)
+{
+    int rc = rc_engine_apply(e, op);
+    rc_engine_op_clear(op);
+    return rc;
+}

@@ -154,6 +154,11 @@ void rc_engine_op_refresh_step(rc_engine_op_t *op, uint32_t max_items, int64_t a
 /** Frees what `op` owns and leaves it RC_OP_NONE. NULL is a no-op. */
 void rc_engine_op_clear(rc_engine_op_t *op);
 
+/** Applies `op` to `e`, then frees what it owns (rc_engine_op_clear): what a loop does with
+ * its records while it alone holds the engine (with several loops they go to the shared
+ * engine's writer instead, shared.h). Returns rc_engine_apply()'s code. */
+int rc_engine_apply_owned(rc_engine_t *e, rc_engine_op_t *op);
+
 /** Applies `op` (borrowed) to `e`. Deterministic: the same ops in the same order give the
  * same models on any copy. Returns 0 or a negative code (RC_ENOMEM, RC_EFULL, RC_ENOENT,
  * RC_EINVAL); a failed op leaves `e` as another copy that failed it identically. */

@@ -973,9 +973,6 @@ static uint32_t top_k(rc_ranker_t *rk, const scoring_t *x, uint32_t n, rc_ranked
     return k;
 }
 
-/* The new items keep at least this share of the list's chances, whatever the estimates. */
-#define NEW_SHARE_MIN 0.05f
-
 typedef struct {
     uint32_t item;
     float value;
@@ -1038,7 +1035,7 @@ static uint32_t merge_repeats(rc_ranker_t *rk, const rc_user_state_t *u, const r
     rc_return_chances(e, u, &ch);
     float p_same = ch.same, p_back = ch.habit;
     float p_new = 1.0f - p_same - p_back - ch.seq * ch.evidence.total;
-    p_new = p_new < NEW_SHARE_MIN ? NEW_SHARE_MIN : p_new;
+    p_new = p_new < RC_RETURN_NEW_MIN ? RC_RETURN_NEW_MIN : p_new;
     float new_total = 0, back_total = 0, floor = 0;
     uint32_t n = 0;
     for (uint32_t j = 0; j < k; j++) {

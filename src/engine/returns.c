@@ -15,8 +15,6 @@
 /* A step of the share moves at most REPEAT_RATE times this: one return that only the
  * successor model foretold says much (the gradient is 1 / the share), not everything. */
 #define REPEAT_GRAD_MAX 10.0f
-/* As the ranker's: the new items keep at least this share of the chances. */
-#define NEW_SHARE_MIN 0.05f
 
 _Static_assert(RC_OP_RECENT >= RC_RETURN_SOURCES, "a record holds the items learning reads");
 
@@ -103,7 +101,7 @@ static float share_gradient(const rc_engine_t *e, const rc_op_event_t *ev, int d
     float s = e->repeat_successor, leave = 1 - e->repeat_same[dev];
     if (!ev->back) {
         float p_new = leave - e->repeat_back[dev] - s * leave * seq.total;
-        return -leave * seq.total / (p_new > NEW_SHARE_MIN ? p_new : NEW_SHARE_MIN);
+        return -leave * seq.total / (p_new > RC_RETURN_NEW_MIN ? p_new : RC_RETURN_NEW_MIN);
     }
     float p_seq = 0;
     for (uint32_t i = 0; i < seq.n; i++)

@@ -16,6 +16,9 @@
 /* The session's items the evidence is asked of: the item in view and the ones before it.
  * Learning (an event record holds RC_OP_RECENT of them) and ranking ask of the same. */
 #define RC_RETURN_SOURCES 10
+/* The new items keep at least this share of a list's chances, whatever the estimates (the
+ * ranker's placing and the learning of the successor model's share both hold to it). */
+#define RC_RETURN_NEW_MIN 0.05f
 
 typedef struct rc_return_evidence {
     uint32_t n;

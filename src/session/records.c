@@ -10,9 +10,7 @@
 
 int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op)
 {
-    int rc = rc_engine_apply(s->engine, op);
-    rc_engine_op_clear(op);
-    return rc;
+    return rc_engine_apply_owned(s->engine, op);
 }
 
 int64_t rc_sessions_event_item(rc_sessions_t *s, rc_str_t id, uint32_t user_key)

@@ -150,7 +150,7 @@ static void send_text(int fd, const char *text)
     send_all(fd, frame, h + n);
 }
 
-static void open_client(client_t *c, int port, int index)
+static void open_client(client_t *c, int port)
 {
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -169,7 +169,6 @@ static void open_client(client_t *c, int port, int index)
     c->len = 0;
     c->acked = 0;
     c->node[0] = '\0';
-    (void)index;
 }
 
 /* Reads what is there (waiting up to `wait_ms` for something) into c->buf. */
@@ -265,7 +264,7 @@ static void test_two_nodes_in_threads_serve_one_port(void **state)
     int64_t deadline = now_ms() + WAIT_MS;
     while (n < CONNS_MAX && (n < 4 || per_node[0] == 0 || per_node[1] == 0)) {
         client_t *c = &clients[n];
-        open_client(c, port, n);
+        open_client(c, port);
         while (!take_upgrade(c) && now_ms() < deadline)
             read_some(c, 100);
         char hello[128];
