@@ -75,15 +75,18 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A port free on loopback now, for both nodes to share. */
-static int free_port(void)
+/* A free loopback port for both nodes to share, held by `*holder` (bound with SO_REUSEPORT,
+ * never listening, so it takes no connection) until they listen on it: no other process can
+ * take the port in between. */
+static int hold_free_port(int *holder)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
+    *holder = fd;
     return ntohs(sa.sin_port);
 }
 
@@ -243,7 +246,8 @@ static void test_two_nodes_in_threads_serve_one_port(void **state)
 {
     (void)state;
     read_items();
-    int port = free_port();
+    int holder;
+    int port = hold_free_port(&holder);
     node_thread_t nodes[NODES];
     pthread_t threads[NODES];
     for (int i = 0; i < NODES; i++) {
@@ -255,6 +259,7 @@ static void test_two_nodes_in_threads_serve_one_port(void **state)
             print_error("rc_node_new: %s\n", err);
         assert_non_null(nodes[i].node);
     }
+    close(holder); /* both nodes listen on the port now */
     for (int i = 0; i < NODES; i++)
         assert_int_equal(pthread_create(&threads[i], NULL, run_node, &nodes[i]), 0);
 
