@@ -88,26 +88,36 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
 {
     rc_node_t *n = ctx;
     char reason[160];
-    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
-    rc_metrics.catalog_learned = rc_engine_catalog(n->engine)->n_learned;
+    const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(n->sessions));
+    rc_metrics.catalog_items = cat->n;
+    rc_metrics.catalog_learned = cat->n_learned;
     /* The store's own answer, as /readyz gives it: every store, the in-memory one too. */
     rc_metrics.profile_store_up = rc_profile_ready(n->profiles, reason, sizeof(reason)) == 0;
     rc_metrics_render(body, n->node_id);
+    rc_settings_t *st = rc_node_settings_begin(n);
     rc_experiment_counts_t counts = {0};
-    rc_sessions_experiment_counts(n->sessions, n->settings.experiment, &counts);
-    rc_experiment_render(n->settings.experiment, &counts, body);
+    rc_node_experiment_counts(n, st->experiment, &counts);
+    rc_experiment_render(st->experiment, &counts, body);
+    rc_node_settings_end(n, false);
+}
+
+/* The settings' counts with several loops: every loop's, added up. */
+static void node_settings_counts(void *ctx, const rc_experiment_t *x, rc_experiment_counts_t *sum)
+{
+    rc_node_t *first = ctx;
+    rc_node_experiment_counts(rc_node_settings_caller(first->group), x, sum);
 }
 
 /* The dashboard's per-variant click-through: the running experiment, with every loop's
  * counts added up (rc_variant_stats_fn). */
 static uint32_t node_variant_stats(void *ctx, rc_variant_stats_t *out, uint32_t max)
 {
-    const rc_node_t *n = ctx;
-    const rc_experiment_t *x = rc_engine_experiment(n->engine);
+    rc_node_t *n = ctx;
+    const rc_experiment_t *x = rc_engine_experiment(rc_sessions_engine(n->sessions));
     if (x == NULL)
         return 0;
     rc_experiment_counts_t counts = {0};
-    rc_sessions_experiment_counts(n->sessions, x, &counts);
+    rc_node_experiment_counts(n, x, &counts);
     return rc_experiment_stats(x, &counts, out, max);
 }
 
@@ -117,23 +127,23 @@ static bool from_this_node(const rc_node_t *n, const rc_bus_msg_t *m)
            memcmp(m->origin_node.p, n->node_id, m->origin_node.n) == 0;
 }
 
-/* The bus's messages, routed by kind: events and erasures of other nodes, and pushes of any
- * node, to the sessions; node summaries to the ops feed; catalog changes to the catalog;
- * settings (experiment, rules) here. The bus may deliver before the sessions exist or after
- * they are gone (start-up, shutdown): what is for them is then dropped, as no session could
- * take it. */
-static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
+/* The bus's messages, routed by kind: events and erasures of other nodes (or of other loops
+ * of this one: m->sibling), and pushes of any node, to the sessions; node summaries to the
+ * ops feed; catalog changes to the catalog; settings (experiment, rules) here. The bus may
+ * deliver before the sessions exist or after they are gone (start-up, shutdown): what is
+ * for them is then dropped, as no session could take it. */
+void rc_node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
 {
     rc_node_t *n = ctx;
     switch (m->kind) {
     case RC_BUS_EVENT:
         /* History (a node learning the events topic at start) counts whoever published it:
          * this node did not learn it in this run, even under the same --node-id. */
-        if (n->sessions != NULL && (m->history || !from_this_node(n, m)))
+        if (n->sessions != NULL && (m->sibling || m->history || !from_this_node(n, m)))
             rc_sessions_remote_event(n->sessions, m);
         break;
     case RC_BUS_ERASE:
-        if (n->sessions != NULL && !from_this_node(n, m))
+        if (n->sessions != NULL && (m->sibling || !from_this_node(n, m)))
             rc_sessions_remote_erase(n->sessions, m);
         break;
     case RC_BUS_PUSH:
@@ -145,7 +155,7 @@ static void node_bus_deliver(void *ctx, const rc_bus_msg_t *m)
             rc_ops_peer_message(n->ops, m);
         break;
     case RC_BUS_CATALOG:
-        n->catalog_changed |= rc_catalog_api_apply(n->engine, m) == 0;
+        n->catalog_changed |= rc_catalog_api_apply(n->sessions, m) == 0;
         break;
     case RC_BUS_SETTING:
         if (n->settings_ready)
@@ -200,13 +210,15 @@ static void on_tick(uv_timer_t *t)
     /* Catalog changes from the bus are settled once per tick, however many came. */
     if (n->catalog_changed) {
         n->catalog_changed = false;
-        rc_catalog_api_settle(n->engine, n->sessions);
+        rc_catalog_api_settle(n->sessions);
     }
-    /* A slice of the refresh, as a record (engine_op.h): with several loops, loop 0 submits
-     * it to the writer, which publishes between slices. */
+    if (n->loop_index != 0)
+        return; /* the rest is the process's, done by its first loop */
+    /* A slice of the refresh, as a record (engine_op.h): with several loops it goes to the
+     * writer, which publishes between slices. */
     rc_engine_op_t slice;
     rc_engine_op_refresh_step(&slice, REFRESH_SLICE_ITEMS, rc_wall_ms());
-    rc_engine_apply(n->engine, &slice);
+    rc_sessions_submit(n->sessions, &slice);
     maybe_trim_heap(n, rc_mono_us());
     if (++n->ticks % (60000 / TICK_MS) == 0)
         rc_eventlog_maintain(n->log);
@@ -257,30 +269,46 @@ static unsigned api_erase(void *ctx, const char *path, const char *body, size_t 
 static unsigned api_catalog(void *ctx, const char *path, json_t *body, rc_wbuf_t *out)
 {
     rc_node_t *n = ctx;
-    return rc_catalog_api_handle(n->engine, n->sessions, n->bus, n->node_id, path, body, out);
+    unsigned status = rc_catalog_api_handle(n->sessions, n->bus, n->node_id, path, body, out);
+    if (status != 400)
+        rc_node_group_catalog_changed(n); /* after the writer published it (the settle) */
+    return status;
 }
 
+/* The settings are the process's: with several loops, locked for the call (node_loops.c). */
 static unsigned api_experiment_get(void *ctx, const char *path, rc_wbuf_t *out)
 {
     (void)path;
-    return rc_settings_experiment_get(&((rc_node_t *)ctx)->settings, out);
+    rc_node_t *n = ctx;
+    unsigned status = rc_settings_experiment_get(rc_node_settings_begin(n), out);
+    rc_node_settings_end(n, false);
+    return status;
 }
 
 static unsigned api_experiment(void *ctx, const char *path, json_t *body, rc_wbuf_t *out)
 {
-    return rc_settings_experiment_post(&((rc_node_t *)ctx)->settings, path, body, out);
+    rc_node_t *n = ctx;
+    unsigned status = rc_settings_experiment_post(rc_node_settings_begin(n), path, body, out);
+    rc_node_settings_end(n, status != 400);
+    return status;
 }
 
 static unsigned api_rules_get(void *ctx, const char *path, rc_wbuf_t *out)
 {
     (void)path;
-    return rc_settings_rules_get(&((rc_node_t *)ctx)->settings, out);
+    rc_node_t *n = ctx;
+    unsigned status = rc_settings_rules_get(rc_node_settings_begin(n), out);
+    rc_node_settings_end(n, false);
+    return status;
 }
 
 static unsigned api_rules(void *ctx, const char *path, json_t *body, rc_wbuf_t *out)
 {
     (void)path;
-    return rc_settings_rules_post(&((rc_node_t *)ctx)->settings, body, out);
+    rc_node_t *n = ctx;
+    unsigned status = rc_settings_rules_post(rc_node_settings_begin(n), body, out);
+    rc_node_settings_end(n, status != 400);
+    return status;
 }
 
 static const rc_api_route_t api_routes[] = {
@@ -315,9 +343,11 @@ void rc_node_stop(rc_node_t *n)
     uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
     uv_timer_stop(&n->warm_timer);
     uv_close((uv_handle_t *)&n->warm_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
-    uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
+    if (n->signals_started) {
+        uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
+        uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
+        uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
+    }
     rc_ops_close(n->ops);
     rc_gateway_close(n->gateway);
     rc_profile_close(n->profiles);
@@ -325,7 +355,8 @@ void rc_node_stop(rc_node_t *n)
     rc_bus_close(n->bus);
     rc_defer_close(&n->defer);
     n->defer_ready = false;
-    RC_INFO("node", "stopped", "node=%s", n->node_id);
+    rc_node_group_stopped(n);
+    RC_INFO("node", "stopped", "node=%s loop=%u", n->node_id, n->loop_index);
 }
 
 /* The drain ends when every client has gone, the profile store has confirmed every update
@@ -340,22 +371,32 @@ static void on_drain_poll(uv_timer_t *t)
         rc_node_stop(n);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+void rc_node_drain(rc_node_t *n, int signum)
 {
-    rc_node_t *n = h->data;
-    if (n->draining) {
-        RC_WARN("node", "second signal: stopping now", "signal=%d", signum);
-        rc_node_stop(n);
+    if (n->draining)
         return;
-    }
     n->draining = true;
-    RC_INFO("node", "draining", "signal=%d connections=%u drain_ms=%lld", signum,
-            rc_sessions_conn_count(n->sessions), (long long)n->cfg->drain_ms);
+    RC_INFO("node", "draining", "signal=%d loop=%u connections=%u drain_ms=%lld", signum,
+            n->loop_index, rc_sessions_conn_count(n->sessions), (long long)n->cfg->drain_ms);
     rc_gateway_stop_accepting(n->gateway);
     rc_sessions_drain(n->sessions, RECONNECT_HINT_MS);
     rc_sessions_flush_profiles(n->sessions);
     n->drain_deadline_us = rc_mono_us() + (uint64_t)n->cfg->drain_ms * 1000;
     uv_timer_start(&n->drain_timer, on_drain_poll, 0, DRAIN_POLL_MS);
+}
+
+/* The first loop takes the signals for every loop of the process. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    rc_node_t *n = h->data;
+    if (n->draining) {
+        RC_WARN("node", "second signal: stopping now", "signal=%d", signum);
+        rc_node_group_drain(n, true);
+        rc_node_stop(n);
+        return;
+    }
+    rc_node_group_drain(n, false);
+    rc_node_drain(n, signum);
 }
 
 /* Client tokens are verified only when a secret or a public key is configured. */
@@ -373,13 +414,16 @@ static int load_verifier(rc_node_t *n, rc_jwt_verifier_t **out, char *err, size_
 
 /* SIGHUP: re-read what rotates without a restart (the TLS certificate, the token key).
  * Whatever fails to load leaves the current one in force. */
-static void on_reload(uv_signal_t *h, int signum)
+void rc_node_reload(rc_node_t *n)
 {
-    rc_node_t *n = h->data;
     char err[512];
     rc_jwt_verifier_t *v;
-    (void)signum;
-    rc_gateway_reload_tls(n->gateway);
+    /* Counted once per signal, by the first loop: every loop's gateway reloads the pair. */
+    int tls = rc_gateway_reload_tls(n->gateway);
+    if (n->loop_index == 0) {
+        rc_metrics.tls_reloads += tls == 1;
+        rc_metrics.tls_reload_failures += tls < 0;
+    }
     if (load_verifier(n, &v, err, sizeof(err)) != 0) {
         RC_WARN("node", "token key reload refused; the current one stays", "error=\"%s\"", err);
         return;
@@ -392,7 +436,15 @@ static void on_reload(uv_signal_t *h, int signum)
     }
 }
 
-static int load_catalog(rc_node_t *n, char *err, size_t errlen)
+static void on_reload(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    rc_node_group_reload(h->data); /* each loop has its own gateway and verifier */
+    rc_node_reload(h->data);
+}
+
+/* The catalog file into `e`; said in the log for the first copy only (`say`). */
+static int load_catalog(rc_node_t *n, rc_engine_t *e, bool say, char *err, size_t errlen)
 {
     const rc_config_t *cfg = n->cfg;
     char path[4096];
@@ -402,26 +454,27 @@ static int load_catalog(rc_node_t *n, char *err, size_t errlen)
         file = path;
     }
     if (file[0] != '\0') {
-        int rc = rc_catalog_load(rc_engine_catalog(n->engine), file, err, errlen);
+        int rc = rc_catalog_load(rc_engine_catalog(e), file, err, errlen);
         if (rc != 0)
             return rc;
     }
-    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
-    RC_INFO("node", "catalog loaded", "file=\"%s\" items=%u categories=%u open=%s", file,
-            rc_engine_catalog(n->engine)->n, rc_engine_catalog(n->engine)->n_categories - 1,
-            rc_engine_catalog(n->engine)->open ? "true" : "false");
-    return rc_engine_refresh(n->engine);
+    rc_metrics.catalog_items = rc_engine_catalog(e)->n;
+    if (say)
+        RC_INFO("node", "catalog loaded", "file=\"%s\" items=%u categories=%u open=%s", file,
+                rc_engine_catalog(e)->n, rc_engine_catalog(e)->n_categories - 1,
+                rc_engine_catalog(e)->open ? "true" : "false");
+    return rc_engine_refresh(e);
 }
 
 /* History (--import) is learned before the node serves, in the events' own time, through
  * the learning path of live events; the rate is logged (the target is 500,000 events/s on
  * one core: bench/run-import.sh). */
-static int import_history(rc_node_t *n, char *err, size_t errlen)
+static int import_history(rc_node_t *n, rc_engine_t *e, char *err, size_t errlen)
 {
     const rc_config_t *cfg = n->cfg;
     if (cfg->import[0] == '\0')
         return 0;
-    rc_history_t *h = rc_history_new(n->engine, cfg->import_session_gap_s * 1000);
+    rc_history_t *h = rc_history_new(e, cfg->import_session_gap_s * 1000);
     if (h == NULL) {
         snprintf(err, errlen, "out of memory");
         return RC_ENOMEM;
@@ -439,8 +492,31 @@ static int import_history(rc_node_t *n, char *err, size_t errlen)
             cfg->import, (unsigned long long)st.learned, (unsigned long long)st.sessions,
             (unsigned long long)st.malformed, (unsigned long long)st.unknown_item,
             (unsigned long long)st.out_of_order, secs, secs > 0 ? (double)st.learned / secs : 0);
-    rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
-    return rc_engine_refresh(n->engine);
+    rc_metrics.catalog_items = rc_engine_catalog(e)->n;
+    return rc_engine_refresh(e);
+}
+
+/* The models as the node starts: the catalog, then the history. With several loops this
+ * runs twice, for the shared models' two copies (the same calls make the same state). */
+static rc_engine_t *build_engine(rc_node_t *n, bool say, char *err, size_t errlen)
+{
+    const rc_config_t *cfg = n->cfg;
+    double now_s = (double)rc_wall_ms() / 1000.0;
+    bool catalog_open = cfg->catalog_open || cfg->demo;
+    rc_engine_t *e =
+        rc_engine_new((uint32_t)cfg->max_items, catalog_open, (uint32_t)cfg->covisit_neighbors,
+                      cfg->covisit_half_life_s, cfg->trending_half_life_s, now_s);
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rc_catalog_set_learning(rc_engine_catalog(e), (uint32_t)cfg->catalog_learned_max,
+                            (uint32_t)cfg->catalog_learn_users);
+    if (load_catalog(n, e, say, err, errlen) != 0 || import_history(n, e, err, errlen) != 0) {
+        rc_engine_free(e);
+        return NULL;
+    }
+    return e;
 }
 
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
@@ -449,15 +525,19 @@ static int create_backends(rc_node_t *n, char *err, size_t errlen)
         n->profiles = rc_profile_redis_new(&n->loop, n->cfg, n->log_id[0] ? n->log_id : n->node_id,
                                            node_profile_loaded, n, err, errlen);
     else
-        n->profiles = rc_profile_memory_new(&n->defer, node_profile_loaded, n,
-                                            (uint32_t)n->cfg->memory_profiles_max,
-                                            n->cfg->memory_profiles_ttl_s * 1000);
+        n->profiles = n->loop_index > 0
+                          ? rc_profile_memory_share(rc_node_group_loop(n->group, 0)->profiles,
+                                                    &n->defer, node_profile_loaded, n)
+                          : rc_profile_memory_new(&n->defer, node_profile_loaded, n,
+                                                  (uint32_t)n->cfg->memory_profiles_max,
+                                                  n->cfg->memory_profiles_ttl_s * 1000);
     if (n->profiles == NULL)
         return RC_EINVAL;
     if (n->cfg->kafka[0] != '\0') {
-        n->bus = rc_bus_kafka_new(&n->loop, n->cfg, n->node_id, node_bus_deliver, n, err, errlen);
+        n->bus =
+            rc_bus_kafka_new(&n->loop, n->cfg, n->node_id, rc_node_bus_deliver, n, err, errlen);
     } else {
-        n->bus = rc_bus_local_new(&n->defer, node_bus_deliver, n);
+        n->bus = rc_bus_local_new(&n->defer, rc_node_bus_deliver, n);
         rc_metrics.bus_up = 1;
         if (n->bus == NULL)
             snprintf(err, errlen, "out of memory");
@@ -465,7 +545,7 @@ static int create_backends(rc_node_t *n, char *err, size_t errlen)
     return n->bus != NULL ? 0 : RC_EINVAL;
 }
 
-static int start_loop_handles(rc_node_t *n)
+static int start_loop_handles(rc_node_t *n, bool signals)
 {
     uv_timer_init(&n->loop, &n->tick);
     uv_timer_init(&n->loop, &n->drain_timer);
@@ -475,10 +555,7 @@ static int start_loop_handles(rc_node_t *n)
     uv_timer_init(&n->loop, &n->flush_timer);
     n->flush_timer.data = n;
     uv_timer_start(&n->flush_timer, on_flush_timer, FLUSH_EVERY_MS, FLUSH_EVERY_MS);
-    uv_signal_init(&n->loop, &n->sigint);
-    uv_signal_init(&n->loop, &n->sigterm);
-    uv_signal_init(&n->loop, &n->sighup);
-    n->tick.data = n->drain_timer.data = n->sigint.data = n->sigterm.data = n->sighup.data = n;
+    n->tick.data = n->drain_timer.data = n;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_init(&n->loop, &n->warm_timer);
     n->warm_timer.data = n;
@@ -486,10 +563,17 @@ static int start_loop_handles(rc_node_t *n)
         rc_gateway_set_warming(n->gateway, true);
         uv_timer_start(&n->warm_timer, rc_node_log_on_warm, 0, 1);
     }
+    n->handles_started = true;
+    if (!signals)
+        return 0;
+    uv_signal_init(&n->loop, &n->sigint);
+    uv_signal_init(&n->loop, &n->sigterm);
+    uv_signal_init(&n->loop, &n->sighup);
+    n->sigint.data = n->sigterm.data = n->sighup.data = n;
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sighup, on_reload, SIGHUP);
-    n->handles_started = true;
+    n->signals_started = true;
     return 0;
 }
 
@@ -514,7 +598,8 @@ static int check_anonymous_ids(const rc_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
-rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
+/* A node's loop and what every loop has of its own; NULL with `err`. */
+static rc_node_t *node_alloc(const rc_config_t *cfg, const char *node_id, char *err, size_t errlen)
 {
     rc_node_t *n = calloc(1, sizeof(*n));
     if (n == NULL) {
@@ -524,7 +609,9 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
     n->cfg = cfg;
     rc_strmap_init(&n->changes);
     rc_wbuf_init(&n->scratch, 0);
-    if (cfg->node_id[0] != '\0') {
+    if (node_id != NULL) {
+        snprintf(n->node_id, sizeof(n->node_id), "%s", node_id);
+    } else if (cfg->node_id[0] != '\0') {
         snprintf(n->node_id, sizeof(n->node_id), "%s", cfg->node_id);
     } else {
         char host[64] = "node";
@@ -539,7 +626,56 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
     n->loop_ready = true;
     rc_defer_init(&n->defer, &n->loop);
     n->defer_ready = true;
-    double now_s = (double)rc_wall_ms() / 1000.0;
+    return n;
+}
+
+/* What the first version of several loops leaves out (docs/engine.md, "Loops"). */
+static int check_loops(const rc_config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->loops <= 1)
+        return 0;
+    const char *with = cfg->data_dir[0]   ? "--data-dir"
+                       : cfg->kafka[0]    ? "--kafka"
+                       : cfg->redis[0]    ? "--redis"
+                       : cfg->workers > 1 ? "--workers"
+                                          : NULL;
+    if (with == NULL)
+        return 0;
+    snprintf(err, errlen,
+             "--loops %lld cannot be used with %s yet: several loops share in-memory profiles "
+             "and the in-process bus only (docs/engine.md, \"Loops\")",
+             (long long)cfg->loops, with);
+    return RC_EINVAL;
+}
+
+/* The gateway, once the sessions and the ops feed exist: listening on the port. */
+static int open_gateway(rc_node_t *n, const rc_config_t *cfg, char *err, size_t errlen)
+{
+    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, node_variant_stats, n);
+    if (n->ops == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RC_ENOMEM;
+    }
+    n->api = (rc_api_router_t){api_routes, sizeof(api_routes) / sizeof(api_routes[0]), n};
+    n->hooks = (rc_gateway_hooks_t){
+        .ctx = n, .ready = node_ready, .metrics = node_metrics, .ops = n->ops, .api = &n->api};
+    n->gateway =
+        rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
+    if (n->gateway == NULL)
+        return RC_EIO;
+    if (rc_gateway_port(n->gateway) < 0) {
+        snprintf(err, errlen, "cannot listen on port %lld (in use, or not permitted?)",
+                 (long long)cfg->port);
+        return RC_EIO;
+    }
+    return 0;
+}
+
+rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
+{
+    rc_node_t *n = node_alloc(cfg, NULL, err, errlen);
+    if (n == NULL)
+        return NULL;
     bool catalog_open = cfg->catalog_open || cfg->demo;
     if (catalog_open && cfg->catalog_learned_max >= cfg->max_items) {
         snprintf(err, errlen,
@@ -548,27 +684,31 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                  (long long)cfg->catalog_learned_max, (long long)cfg->max_items);
         goto fail;
     }
-    n->engine =
-        rc_engine_new((uint32_t)cfg->max_items, catalog_open, (uint32_t)cfg->covisit_neighbors,
-                      cfg->covisit_half_life_s, cfg->trending_half_life_s, now_s);
-    if (n->engine == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    rc_catalog_set_learning(rc_engine_catalog(n->engine), (uint32_t)cfg->catalog_learned_max,
-                            (uint32_t)cfg->catalog_learn_users);
     if (cfg->kafka[0] != '\0' && cfg->pseudonym_key[0] == '\0') {
         snprintf(err, errlen,
                  "--kafka needs --pseudonym-key: the secret, the same on every "
                  "node, under which user ids are hashed on the bus");
         goto fail;
     }
-    if (check_anonymous_ids(cfg, err, errlen) != 0)
+    if (check_anonymous_ids(cfg, err, errlen) != 0 || check_loops(cfg, err, errlen) != 0)
         goto fail;
     if (cfg->data_dir[0] != '\0' && cfg->kafka[0] == '\0' && rc_node_log_id(n, err, errlen) != 0)
         goto fail;
-    if (load_verifier(n, &n->jwt, err, errlen) != 0 || load_catalog(n, err, errlen) != 0 ||
-        import_history(n, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
+    if (load_verifier(n, &n->jwt, err, errlen) != 0 ||
+        (n->engine = build_engine(n, true, err, errlen)) == NULL)
+        goto fail;
+    if (cfg->loops > 1) {
+        rc_engine_t *e2 = build_engine(n, false, err, errlen);
+        rc_engine_t *e = n->engine;
+        n->engine = NULL; /* the group's from here on, even when it fails */
+        if (e2 == NULL) {
+            rc_engine_free(e);
+            goto fail;
+        }
+        if (rc_node_group_new(n, e, e2, err, errlen) != 0)
+            goto fail;
+    }
+    if (create_backends(n, err, errlen) != 0)
         goto fail;
     n->sessions =
         rc_sessions_new(cfg, n->node_id, n->engine, n->profiles, n->bus, &rc_gateway_transport_ops);
@@ -577,10 +717,17 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     rc_sessions_set_verifier(n->sessions, n->jwt);
-    if (rc_settings_init(&n->settings, n->engine, n->sessions, n->bus, n->node_id, cfg->experiment,
-                         err, errlen) != 0)
+    if (n->group != NULL && rc_node_group_join(n, err, errlen) != 0)
+        goto fail;
+    if (rc_settings_init(&n->settings, n->sessions, n->bus, n->node_id, cfg->experiment, err,
+                         errlen) != 0)
         goto fail;
     n->settings_ready = true;
+    if (n->group != NULL) {
+        n->settings.retire = rc_node_retire_experiment;
+        n->settings.counts = node_settings_counts;
+        n->settings.ctx = n;
+    }
     if (rc_node_log_open(n, err, errlen) != 0)
         goto fail;
     if (n->jwt == NULL && !cfg->anonymous && !cfg->demo)
@@ -588,38 +735,71 @@ rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen)
                 "no client can start a session: configure --jwt-secret or "
                 "--jwt-public-key, or allow --anonymous",
                 NULL);
-    n->ops = rc_ops_new(&n->loop, cfg, n->node_id, n->profiles, n->bus, node_variant_stats, n);
-    if (n->ops == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if (open_gateway(n, cfg, err, errlen) != 0)
         goto fail;
-    }
-    n->api = (rc_api_router_t){api_routes, sizeof(api_routes) / sizeof(api_routes[0]), n};
-    n->hooks = (rc_gateway_hooks_t){
-        .ctx = n, .ready = node_ready, .metrics = node_metrics, .ops = n->ops, .api = &n->api};
-    n->gateway =
-        rc_gateway_new(&n->loop, cfg, n->sessions, &n->hooks, &n->loop_unusable, err, errlen);
-    if (n->gateway == NULL)
+    start_loop_handles(n, true);
+    if (n->group != NULL && rc_node_group_start(n, err, errlen) != 0)
         goto fail;
-    if (rc_gateway_port(n->gateway) < 0) {
-        snprintf(err, errlen, "cannot listen on port %lld (in use, or not permitted?)",
-                 (long long)cfg->port);
-        goto fail;
-    }
-    start_loop_handles(n);
     RC_INFO("node", "listening",
-            "node=%s port=%d tls=%s tokens=%s anonymous=%s web_root=\"%s\" profiles=%s bus=%s",
-            n->node_id, rc_gateway_port(n->gateway), cfg->tls_cert[0] ? "on" : "off",
-            n->jwt ? "on" : "off", cfg->anonymous || cfg->demo ? "on" : "off", cfg->web_root,
-            n->profiles->ops->name, n->bus->ops->name);
+            "node=%s port=%d loops=%lld tls=%s tokens=%s anonymous=%s web_root=\"%s\" "
+            "profiles=%s bus=%s",
+            n->node_id, rc_gateway_port(n->gateway), (long long)cfg->loops,
+            cfg->tls_cert[0] ? "on" : "off", n->jwt ? "on" : "off",
+            cfg->anonymous || cfg->demo ? "on" : "off", cfg->web_root, n->profiles->ops->name,
+            n->bus->ops->name);
     return n;
 fail:
     rc_node_free(n);
     return NULL;
 }
 
+rc_node_t *rc_node_loop_new(rc_node_group_t *g, uint32_t index, char *err, size_t errlen)
+{
+    const rc_node_t *first = rc_node_group_loop(g, 0);
+    const rc_config_t *cfg = rc_node_group_config(g);
+    rc_node_t *n = node_alloc(cfg, first->node_id, err, errlen);
+    if (n == NULL)
+        return NULL;
+    n->group = g;
+    n->loop_index = index;
+    if (load_verifier(n, &n->jwt, err, errlen) != 0 || create_backends(n, err, errlen) != 0)
+        goto fail;
+    n->sessions =
+        rc_sessions_new(cfg, n->node_id, NULL, n->profiles, n->bus, &rc_gateway_transport_ops);
+    if (n->sessions == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    rc_sessions_set_verifier(n->sessions, n->jwt);
+    if (rc_node_group_join(n, err, errlen) != 0 || open_gateway(n, cfg, err, errlen) != 0)
+        goto fail;
+    rc_gateway_share_addresses(n->gateway, rc_node_group_loop(g, 0)->gateway);
+    start_loop_handles(n, false);
+    return n;
+fail:
+    rc_node_free(n);
+    return NULL;
+}
+
+int rc_node_port(const rc_node_t *n)
+{
+    return rc_gateway_port(n->gateway);
+}
+
 int rc_node_run(rc_node_t *n)
 {
+    /* With several loops each counts in a registry of its own, the first too (on the thread
+     * that runs it), so that no sum reads the words a loop is counting in (metrics.h). */
+    rc_metrics_t *mine = n->group != NULL && n->loop_index == 0 ? calloc(1, sizeof(*mine)) : NULL;
+    if (mine != NULL && rc_metrics_attach(mine) != 0) {
+        free(mine);
+        mine = NULL;
+    }
     uv_run(&n->loop, UV_RUN_DEFAULT);
+    if (mine != NULL) {
+        rc_metrics_detach(mine);
+        free(mine);
+    }
     return 0;
 }
 
@@ -639,6 +819,7 @@ void rc_node_free(rc_node_t *n)
         rc_bus_close(n->bus);
         if (n->defer_ready)
             rc_defer_close(&n->defer);
+        rc_node_group_stopped(n);
     }
     if (n->loop_ready && !n->loop_unusable)
         uv_run(&n->loop, UV_RUN_DEFAULT);
@@ -648,7 +829,9 @@ void rc_node_free(rc_node_t *n)
     n->settings_ready = false; /* they re-push lists through the sessions */
     rc_sessions_free(n->sessions);
     n->sessions = NULL;
-    rc_frame_pool_release(); /* the thread may end next (a node run in a thread of its own) */
+    if (n->loop_index == 0)
+        rc_node_group_finish(n); /* the other loops are gone: then the shared models */
+    rc_frame_pool_release();     /* the thread may end next (a node run in a thread of its own) */
     rc_bus_free(n->bus);
     rc_eventlog_free(n->log);
     rc_profile_store_free(n->profiles);

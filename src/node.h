@@ -14,6 +14,9 @@ typedef struct rc_node rc_node_t;
  * borrowed and must outlive the node. Returns NULL with a message in `err`. */
 rc_node_t *rc_node_new(const rc_config_t *cfg, char *err, size_t errlen);
 
+/** The port the node listens on (the one bound when --port is 0). */
+int rc_node_port(const rc_node_t *n);
+
 /** Serves until a SIGINT/SIGTERM drain completes. Returns 0 after a clean stop. */
 int rc_node_run(rc_node_t *n);
 

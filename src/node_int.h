@@ -18,6 +18,8 @@
 #include "session/session.h"
 #include "store/profile.h"
 #include "util/defer.h"
+#include "util/mailbox.h"
+#include "util/metrics.h"
 #include "util/strmap.h"
 #include "util/wbuf.h"
 
@@ -65,14 +67,93 @@ struct rc_node {
     uint64_t churn_seen, churn_at_us; /* connections opened + closed, and when that last moved */
     uint64_t trim_churn, trim_at_us;  /* the same at the last heap trim, and when it ended */
     uint64_t drain_deadline_us;
-    bool loop_ready, defer_ready, handles_started;
+    bool loop_ready, defer_ready, handles_started, signals_started;
     bool loop_unusable; /* lws failed half-way: the loop must not run again */
+    /* With --loops > 1 (node_loops.c): the process's loops, this one's place among them (0:
+     * the first, which takes the signals and owns the settings), its mailbox, and how many
+     * loops it heard have stopped (it closes its mailbox when all have: none posts again). */
+    struct rc_node_group *group;
+    uint32_t loop_index;
+    rc_mailbox_t mailbox;
+    bool mailbox_ready;
+    uint32_t loops_stopped;
+    uv_prepare_t before_poll; /* ends the read section before the loop waits */
+    uint64_t published_us;    /* when before_poll last published what the loop counted */
+    rc_experiment_t *retired; /* replaced by this loop's last settings call, or NULL */
 };
 
 /* ---- node.c ---- */
 
 /** The final stop: closes every handle; the loop then runs out (rc_node_run returns). */
 void rc_node_stop(rc_node_t *n);
+
+/** Starts draining (SIGINT/SIGTERM on the first loop, or its word on the others): clients
+ * get `drain`, the loop stops when they left or at the deadline. */
+void rc_node_drain(rc_node_t *n, int signum);
+
+/** Re-reads what rotates without a restart (SIGHUP): the TLS certificate, the token key. */
+void rc_node_reload(rc_node_t *n);
+
+/** The loop's bus messages, routed by kind (also those another loop relays: m->sibling). */
+void rc_node_bus_deliver(void *ctx, const rc_bus_msg_t *m);
+
+/** Another loop of the group (node_loops.c): built on the calling thread, serving the
+ * first loop's port. NULL with a message in `err`. */
+rc_node_t *rc_node_loop_new(struct rc_node_group *g, uint32_t index, char *err, size_t errlen);
+
+/* ---- node_loops.c: several event loops in one process (--loops) ---- */
+
+typedef struct rc_node_group rc_node_group_t;
+
+/** Makes `first` the first loop of a group of cfg->loops: its engine `e` and a second copy
+ * `e2`, built by the same calls, become the shared models (both owned from here on, freed
+ * on failure too). Returns 0, or a negative code with `err`. */
+int rc_node_group_new(rc_node_t *first, rc_engine_t *e, rc_engine_t *e2, char *err, size_t errlen);
+
+/** Starts the other loops (`first` listens, its sessions joined), each on a thread of its
+ * own serving first's port, and waits until each is built. Returns 0, or a negative code
+ * with `err` (then none serves: each frees itself, rc_node_group_finish() waits for them). */
+int rc_node_group_start(rc_node_t *first, char *err, size_t errlen);
+
+/** The settings' retire hook with several loops (ctx: the first loop): the calling loop's
+ * lists left `old`; the others let go of it when they hear of the change. */
+void rc_node_retire_experiment(void *ctx, rc_experiment_t *old);
+
+/** Makes `n`'s sessions share the group's models (on `n`'s thread, before any client), and
+ * opens its mailbox. Returns 0 or a negative code with `err`. */
+int rc_node_group_join(rc_node_t *n, char *err, size_t errlen);
+
+/** Loop `i` of the group (0: the first); the other loops' config; the loop whose call holds
+ * the settings. */
+rc_node_t *rc_node_group_loop(const rc_node_group_t *g, uint32_t i);
+const rc_config_t *rc_node_group_config(const rc_node_group_t *g);
+rc_node_t *rc_node_settings_caller(const rc_node_group_t *g);
+
+/** The settings of the process, locked for `n`'s call (their changes rank `n`'s lists); the
+ * read section of `n` ends first (the settings may wait for the shared models' writer). */
+rc_settings_t *rc_node_settings_begin(rc_node_t *n);
+
+/** Unlocks the settings and tells the other loops that they changed (`changed`). */
+void rc_node_settings_end(rc_node_t *n, bool changed);
+
+/** Tells the other loops that the catalog changed (their lists are ranked again). */
+void rc_node_group_catalog_changed(rc_node_t *n);
+
+/** Every loop's counts of experiment `x` added up (one loop: its own). */
+void rc_node_experiment_counts(rc_node_t *n, const rc_experiment_t *x, rc_experiment_counts_t *sum);
+
+/** Tells the other loops to drain (`now`: to stop at once). */
+void rc_node_group_drain(rc_node_t *n, bool now);
+
+/** Tells the other loops to reload (SIGHUP). */
+void rc_node_group_reload(rc_node_t *n);
+
+/** After `n` stopped: tells every loop; `n`'s mailbox closes when every loop has stopped. */
+void rc_node_group_stopped(rc_node_t *n);
+
+/** On the first loop, after its loop ran out: waits for the other loops' threads, then
+ * frees the group and the shared models (every reader gone). NULL group: a no-op. */
+void rc_node_group_finish(rc_node_t *first);
 
 /* ---- node_log.c ---- */
 

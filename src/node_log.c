@@ -273,7 +273,7 @@ static void replay_record(void *ctx, uint64_t record, const void *data, size_t l
         n->last_mark = m.seq;
         break;
     case RC_BUS_CATALOG:
-        n->catalog_changed |= rc_catalog_api_apply(n->engine, &m) == 0;
+        n->catalog_changed |= rc_catalog_api_apply(n->sessions, &m) == 0;
         keep_change(n, &m);
         break;
     case RC_BUS_SETTING:
@@ -416,7 +416,7 @@ static void apply_changes(rc_node_t *n, const msgpack_object *changes)
         if (c->type == MSGPACK_OBJECT_BIN &&
             rc_bus_msg_decode(c->via.bin.ptr, c->via.bin.size, &z, &m) == 0) {
             if (m.kind == RC_BUS_CATALOG)
-                rc_catalog_api_apply(n->engine, &m);
+                rc_catalog_api_apply(n->sessions, &m);
             else if (m.kind == RC_BUS_SETTING)
                 rc_settings_apply(&n->settings, &m);
             keep_change(n, &m);
@@ -564,7 +564,7 @@ static int finish_event_log(rc_node_t *n)
     rc_metrics.catalog_items = rc_engine_catalog(n->engine)->n;
     if (n->catalog_changed) {
         n->catalog_changed = false;
-        rc_catalog_api_settle(n->engine, n->sessions);
+        rc_catalog_api_settle(n->sessions);
     }
     return rc_engine_refresh(n->engine);
 }

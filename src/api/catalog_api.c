@@ -55,27 +55,32 @@ static const char *item_problem(json_t *it)
     return NULL;
 }
 
-/* Adds or replaces an item (validated: item_problem()) from its JSON text. */
-static int submit_item(rc_engine_t *e, const char *text)
+/* Adds or replaces an item (validated: item_problem()) from its JSON text. With shared
+ * models the writer applies it later: a full catalog is then logged there, not answered. */
+static int submit_item(rc_sessions_t *s, const char *text)
 {
     rc_engine_op_t op;
     int rc = rc_engine_op_item_json(&op, text);
-    return rc != 0 ? rc : rc_engine_apply_owned(e, &op);
+    return rc != 0 ? rc : rc_sessions_submit(s, &op);
 }
 
-/* Removes item `id` (NUL-terminated); RC_ENOENT when unknown. */
-static int submit_removal(rc_engine_t *e, const char *id)
+/* Removes item `id` (NUL-terminated); RC_ENOENT when unknown (to the copy read now: the same
+ * answer the change gets where it is applied, as changes are applied in order). */
+static int submit_removal(rc_sessions_t *s, const char *id)
 {
+    if (rc_catalog_find(rc_engine_catalog(rc_sessions_engine(s)), id, strlen(id)) < 0)
+        return RC_ENOENT;
     rc_engine_op_t op;
     int rc = rc_engine_op_remove(&op, id, strlen(id));
-    return rc != 0 ? rc : rc_engine_apply_owned(e, &op);
+    return rc != 0 ? rc : rc_sessions_submit(s, &op);
 }
 
-uint32_t rc_catalog_api_settle(rc_engine_t *e, rc_sessions_t *s)
+uint32_t rc_catalog_api_settle(rc_sessions_t *s)
 {
     rc_engine_op_t op;
     rc_engine_op_refresh(&op, rc_wall_ms());
-    rc_engine_apply_owned(e, &op);
+    rc_sessions_submit(s, &op);
+    rc_sessions_sync(s); /* lists are ranked again on models that hold the changes */
     return rc_sessions_catalog_changed(s);
 }
 
@@ -112,7 +117,7 @@ static unsigned published(publisher_t *p, unsigned status, json_t *j, rc_wbuf_t 
     return rc_api_answer(out, 503, j);
 }
 
-int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
+int rc_catalog_api_apply(rc_sessions_t *s, const rc_bus_msg_t *m)
 {
     char id[RC_ID_MAX + 1], err[160];
     if (m->item_id.n == 0 || m->item_id.n > RC_ID_MAX)
@@ -120,7 +125,7 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
     memcpy(id, m->item_id.p, m->item_id.n);
     id[m->item_id.n] = '\0';
     if (m->item_json.n == 0) {
-        submit_removal(e, id);
+        submit_removal(s, id);
         return 0; /* removing an unknown item is a no-op, as through the API */
     }
     json_error_t jerr;
@@ -130,7 +135,7 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
     if (why == NULL && strcmp(item_id, id) != 0)
         why = "\"id\" differs from the message's";
     char *text = why == NULL ? json_dumps(item, JSON_COMPACT) : NULL;
-    int rc = why != NULL ? RC_EPARSE : text == NULL ? RC_ENOMEM : submit_item(e, text);
+    int rc = why != NULL ? RC_EPARSE : text == NULL ? RC_ENOMEM : submit_item(s, text);
     if (why == NULL && rc != 0)
         snprintf(err, sizeof(err), "%s", rc_strerror(rc));
     if (why != NULL || rc != 0)
@@ -141,8 +146,7 @@ int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m)
 }
 
 /* {"items":[...]} or one item object. */
-static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t *body,
-                       rc_wbuf_t *out)
+static unsigned upsert(rc_sessions_t *s, publisher_t *p, json_t *body, rc_wbuf_t *out)
 {
     json_t *items = json_object_get(body, "items");
     size_t n = items ? json_array_size(items) : 1;
@@ -155,15 +159,24 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
         if (why != NULL)
             return bad_request(out, "item", i, why);
     }
-    uint32_t done = 0;
+    uint32_t done = 0, fresh = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *item = items ? json_array_get(items, i) : body;
+        /* With shared models the writer applies the change later: a full catalog is told
+         * from the copy read now, counting the new ids submitted before (as applying them
+         * one by one would). */
+        const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
+        const char *id = json_string_value(json_object_get(item, "id"));
+        bool is_new = rc_catalog_find(cat, id, strlen(id)) < 0;
         char *text = json_dumps(item, JSON_COMPACT);
-        int rc = text != NULL ? submit_item(e, text) : RC_ENOMEM;
+        int rc = text == NULL                           ? RC_ENOMEM
+                 : is_new && cat->n + fresh >= cat->max ? RC_EFULL
+                                                        : submit_item(s, text);
+        fresh += is_new && rc == 0;
         free(text);
         if (rc != 0) {
             /* Only capacity and memory can fail here: report what was applied. */
-            rc_catalog_api_settle(e, s);
+            rc_catalog_api_settle(s);
             return rc_api_answer(
                 out, rc == RC_EFULL ? 507 : 500,
                 json_pack("{s:s,s:i}", "error", rc_strerror(rc), "upserted", (int)done));
@@ -171,15 +184,14 @@ static unsigned upsert(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t 
         publish(p, json_string_value(json_object_get(item, "id")), item);
         done++;
     }
-    uint32_t pushed = rc_catalog_api_settle(e, s);
+    uint32_t pushed = rc_catalog_api_settle(s);
     RC_INFO("catalog", "items upserted", "count=%u lists_pushed=%u", done, pushed);
     return published(
         p, 200, json_pack("{s:i,s:i}", "upserted", (int)done, "lists_pushed", (int)pushed), out);
 }
 
 /* {"ids":[...]}: unknown ids are reported, not an error (removal is idempotent). */
-static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, json_t *body,
-                             rc_wbuf_t *out)
+static unsigned remove_items(rc_sessions_t *s, publisher_t *p, json_t *body, rc_wbuf_t *out)
 {
     json_t *ids = json_object_get(body, "ids");
     size_t n = json_array_size(ids);
@@ -194,14 +206,14 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, j
     uint32_t removed = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = json_string_value(json_array_get(ids, i));
-        if (submit_removal(e, id) == 0)
+        if (submit_removal(s, id) == 0)
             removed++;
         else
             json_array_append_new(unknown, json_string(id));
         /* Unknown here may be known to a node that got the item before this one. */
         publish(p, id, NULL);
     }
-    uint32_t pushed = rc_catalog_api_settle(e, s);
+    uint32_t pushed = rc_catalog_api_settle(s);
     RC_INFO("catalog", "items removed", "count=%u lists_pushed=%u", removed, pushed);
     return published(p, 200,
                      json_pack("{s:i,s:o,s:i}", "removed", (int)removed, "unknown", unknown,
@@ -209,11 +221,11 @@ static unsigned remove_items(rc_engine_t *e, rc_sessions_t *s, publisher_t *p, j
                      out);
 }
 
-unsigned rc_catalog_api_handle(rc_engine_t *e, rc_sessions_t *s, rc_bus_t *bus, const char *node_id,
+unsigned rc_catalog_api_handle(rc_sessions_t *s, rc_bus_t *bus, const char *node_id,
                                const char *route, json_t *body, rc_wbuf_t *out)
 {
     publisher_t p = {bus, node_id, 0};
     if (strcmp(route, ROUTE_ITEMS) == 0)
-        return upsert(e, s, &p, body, out);
-    return remove_items(e, s, &p, body, out);
+        return upsert(s, &p, body, out);
+    return remove_items(s, &p, body, out);
 }

@@ -18,9 +18,10 @@
 
 /** Handles one authenticated request to `route` with the JSON object `body` (borrowed).
  * Writes the JSON answer to `out` and returns the HTTP status. Each change goes to `e` as a
- * record (engine_op.h: RC_OP_ITEM_JSON, RC_OP_REMOVE; applied at once with one loop) and is
- * also published on `bus` (as `node_id`'s) for the other nodes. */
-unsigned rc_catalog_api_handle(rc_engine_t *e, rc_sessions_t *s, rc_bus_t *bus, const char *node_id,
+ * record (engine_op.h: RC_OP_ITEM_JSON, RC_OP_REMOVE; applied at once with one loop, submitted to
+ * the shared models' writer with several: rc_sessions_submit()) and is also published on `bus` (as
+ * `node_id`'s) for the other nodes. */
+unsigned rc_catalog_api_handle(rc_sessions_t *s, rc_bus_t *bus, const char *node_id,
                                const char *route, json_t *body, rc_wbuf_t *out);
 
 /** Applies one catalog change from the bus (RC_BUS_CATALOG, any node's, this one's too: all
@@ -28,11 +29,11 @@ unsigned rc_catalog_api_handle(rc_engine_t *e, rc_sessions_t *s, rc_bus_t *bus, 
  * negative code for a change that does not apply here (malformed: logged and skipped). The
  * caller then refreshes the engine and re-pushes lists (rc_catalog_api_settle), once for
  * many changes. */
-int rc_catalog_api_apply(rc_engine_t *e, const rc_bus_msg_t *m);
+int rc_catalog_api_apply(rc_sessions_t *s, const rc_bus_msg_t *m);
 
 /** After changes: the ranker's indexes rebuilt (RC_OP_REFRESH), and every live list showing
  * an item that can no longer be recommended ranked again and pushed. Returns how many lists
  * were pushed. */
-uint32_t rc_catalog_api_settle(rc_engine_t *e, rc_sessions_t *s);
+uint32_t rc_catalog_api_settle(rc_sessions_t *s);
 
 #endif

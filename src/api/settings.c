@@ -11,23 +11,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The default weights of the blend: an experiment's variants are changes to them. */
+static const rc_blend_t *blend(rc_settings_t *st)
+{
+    return rc_engine_blend(rc_sessions_engine(st->sessions));
+}
+
 /* Makes `x` (owned, never changed after) the experiment the engine runs. Returns the one it
  * ran, which the caller frees once nothing runs it. */
 static rc_experiment_t *run_experiment(rc_settings_t *st, rc_experiment_t *x)
 {
     rc_engine_op_t op;
     rc_engine_op_experiment(&op, x);
-    rc_engine_apply_owned(st->engine, &op);
+    rc_sessions_submit(st->sessions, &op);
+    rc_sessions_sync(st->sessions); /* with shared models: in force when lists are ranked */
     rc_experiment_t *old = st->experiment;
     st->experiment = x;
     return old;
 }
 
-int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions, rc_bus_t *bus,
-                     const char *node_id, const char *experiment_spec, char *err, size_t errlen)
+int rc_settings_init(rc_settings_t *st, rc_sessions_t *sessions, rc_bus_t *bus, const char *node_id,
+                     const char *experiment_spec, char *err, size_t errlen)
 {
     memset(st, 0, sizeof(*st));
-    st->engine = e;
     st->sessions = sessions;
     st->bus = bus;
     st->node_id = node_id;
@@ -36,7 +42,7 @@ int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions,
         snprintf(err, errlen, "out of memory");
         return RC_ENOMEM;
     }
-    if (rc_experiment_parse(x, experiment_spec, rc_engine_blend(e), err, errlen) != 0) {
+    if (rc_experiment_parse(x, experiment_spec, blend(st), err, errlen) != 0) {
         free(x);
         return RC_EINVAL;
     }
@@ -75,7 +81,10 @@ static void set_experiment(rc_settings_t *st, const rc_experiment_t *x, const ch
      * the old one (with one loop; with several, after every loop did so and both copies
      * of the engine dropped it). */
     uint32_t pushed = rc_sessions_settings_changed(st->sessions);
-    free(old);
+    if (st->retire != NULL)
+        st->retire(st->ctx, old);
+    else
+        free(old);
     RC_INFO("node", "experiment set", "name=\"%s\" variants=%u lists_pushed=%u",
             x->name[0] ? x->name : "none", x->n_variants, pushed);
 }
@@ -99,7 +108,8 @@ static void set_rules(rc_settings_t *st, rc_rules_t *r, const char *text)
     /* As a record of their canonical JSON (parsed again where applied: the same rules). */
     rc_engine_op_t op;
     if (rc_engine_op_rules(&op, text) == 0)
-        rc_engine_apply_owned(st->engine, &op);
+        rc_sessions_submit(st->sessions, &op);
+    rc_sessions_sync(st->sessions);
     rc_rules_free(r);
     uint32_t pushed = rc_sessions_settings_changed(st->sessions);
     RC_INFO("node", "rules set", "boosts=%u pins=%u lists_pushed=%u", n_boosts, n_pins, pushed);
@@ -114,8 +124,7 @@ void rc_settings_apply(rc_settings_t *st, const rc_bus_msg_t *m)
     int rc = RC_EINVAL;
     if (m->setting.n == 10 && memcmp(m->setting.p, "experiment", 10) == 0) {
         rc_experiment_t x;
-        if ((rc = rc_experiment_parse(&x, spec, rc_engine_blend(st->engine), err, sizeof(err))) ==
-            0)
+        if ((rc = rc_experiment_parse(&x, spec, blend(st), err, sizeof(err))) == 0)
             set_experiment(st, &x, spec);
     } else if (m->setting.n == 5 && memcmp(m->setting.p, "rules", 5) == 0) {
         json_error_t jerr;
@@ -153,7 +162,10 @@ static unsigned publish(rc_settings_t *st, const char *name, const char *spec, r
 unsigned rc_settings_experiment_get(rc_settings_t *st, rc_wbuf_t *out)
 {
     rc_experiment_counts_t counts = {0};
-    rc_sessions_experiment_counts(st->sessions, st->experiment, &counts);
+    if (st->counts != NULL)
+        st->counts(st->ctx, st->experiment, &counts);
+    else
+        rc_sessions_experiment_counts(st->sessions, st->experiment, &counts);
     return rc_api_answer(out, 200, rc_experiment_api_describe(st->experiment, &counts));
 }
 
@@ -162,8 +174,8 @@ unsigned rc_settings_experiment_post(rc_settings_t *st, const char *route, json_
 {
     char spec[RC_EXPERIMENT_SPEC_MAX], err[200];
     rc_experiment_t x;
-    if (rc_experiment_api_spec(route, body, rc_engine_blend(st->engine), &x, spec, sizeof(spec),
-                               err, sizeof(err)) != 0)
+    if (rc_experiment_api_spec(route, body, blend(st), &x, spec, sizeof(spec), err, sizeof(err)) !=
+        0)
         return rc_api_error(out, 400, err);
     set_experiment(st, &x, spec);
     unsigned status = publish(st, "experiment", spec, out);

@@ -18,8 +18,7 @@
 #include <jansson.h>
 
 typedef struct rc_settings {
-    rc_engine_t *engine;
-    rc_sessions_t *sessions;
+    rc_sessions_t *sessions; /* the loop whose call changes them: ranks its lists again */
     rc_bus_t *bus;
     const char *node_id;
     /* The running one, owned; immutable while the engine runs it (a change is a new one,
@@ -27,15 +26,21 @@ typedef struct rc_settings {
     rc_experiment_t *experiment;
     char experiment_spec[RC_EXPERIMENT_SPEC_MAX]; /* its text form, "" for none */
     char *rules_text; /* the business rules' canonical JSON, or NULL: none */
+    /* With several loops (node.c): `retire` takes an experiment replaced once this loop's
+     * lists left it (the other loops' may not have yet), `counts` adds every loop's counts
+     * of the experiment up. NULL (one loop): freed at once, this loop's counts. */
+    void (*retire)(void *ctx, rc_experiment_t *old);
+    void (*counts)(void *ctx, const rc_experiment_t *x, rc_experiment_counts_t *sum);
+    void *ctx;
 } rc_settings_t;
 
 /** Prepares the settings and runs `experiment_spec` (--experiment's text form; "" for none)
  * on the engine. Changes reach the engine as records (engine_op.h: RC_OP_EXPERIMENT,
- * RC_OP_RULES), applied at once with one loop. Everything passed is borrowed and must outlive the
- * settings. Returns 0, or RC_EINVAL with the reason in `err` (or RC_ENOMEM). Caller frees with
- * rc_settings_free(). */
-int rc_settings_init(rc_settings_t *st, rc_engine_t *e, rc_sessions_t *sessions, rc_bus_t *bus,
-                     const char *node_id, const char *experiment_spec, char *err, size_t errlen);
+ * RC_OP_RULES) through the sessions (rc_sessions_submit). Everything passed is borrowed and must
+ * outlive the settings. Returns 0, or RC_EINVAL with the reason in `err` (or RC_ENOMEM). Caller
+ * frees with rc_settings_free(). */
+int rc_settings_init(rc_settings_t *st, rc_sessions_t *sessions, rc_bus_t *bus, const char *node_id,
+                     const char *experiment_spec, char *err, size_t errlen);
 
 /** Frees what the settings hold. NULL is a no-op. */
 void rc_settings_free(rc_settings_t *st);

@@ -64,6 +64,9 @@ typedef struct rc_bus_msg {
     /* Delivered by the Kafka bus from the history a starting node learns (--kafka-replay-h):
      * its own events count too, as this node did not learn them in this run. */
     bool history;
+    /* Set by a node that takes the message from another event loop of its own process (not
+     * encoded): an event whose model half that loop already gave the shared models. */
+    bool sibling;
     /* RC_BUS_CATALOG: the item's id, and the item as its JSON object text (empty: removed) */
     rc_str_t item_id, item_json;
     /* RC_BUS_SETTING */
@@ -140,6 +143,10 @@ void rc_bus_local_set_log(rc_bus_t *b, struct rc_eventlog *log);
 /** Shows `tap(ctx, m)` every message the in-process bus's event log takes, once it is
  * appended (the node keeps the catalog changes and settings for its snapshots). */
 void rc_bus_local_set_tap(rc_bus_t *b, rc_bus_deliver_fn tap, void *ctx);
+
+/** Shows `relay(ctx, m)` every message the in-process bus takes (without an event log),
+ * inside rc_bus_publish(): what the other event loops of the process must hear (node.c). */
+void rc_bus_local_set_relay(rc_bus_t *b, rc_bus_deliver_fn relay, void *ctx);
 
 /** The Kafka bus (bus_kafka.c). Creates the topics, starts producer and consumer on
  * `loop`; what the consumer reads goes to `deliver(ctx, ...)`. `cfg` and `node_id` are

@@ -34,6 +34,8 @@ typedef struct local_bus {
     rc_wbuf_t record;   /* one message encoded for the log */
     rc_bus_deliver_fn tap;
     void *tap_ctx;
+    rc_bus_deliver_fn relay; /* every message published, for the other loops (node.c) */
+    void *relay_ctx;
 } local_bus_t;
 
 static void deliver_pushes(local_bus_t *b, rc_wbuf_t *batch)
@@ -122,6 +124,8 @@ static int local_publish(rc_bus_t *base, const rc_bus_msg_t *m, rc_bus_done_fn d
     }
     if (done != NULL)
         b->pending[b->n_pending++] = (completion_t){done, arg};
+    if (b->relay != NULL)
+        b->relay(b->relay_ctx, m);
     return 0;
 }
 
@@ -156,6 +160,13 @@ void rc_bus_local_set_tap(rc_bus_t *base, rc_bus_deliver_fn tap, void *ctx)
     local_bus_t *b = (local_bus_t *)base;
     b->tap = tap;
     b->tap_ctx = ctx;
+}
+
+void rc_bus_local_set_relay(rc_bus_t *base, rc_bus_deliver_fn relay, void *ctx)
+{
+    local_bus_t *b = (local_bus_t *)base;
+    b->relay = relay;
+    b->relay_ctx = ctx;
 }
 
 static void local_destroy(rc_bus_t *base)

@@ -196,7 +196,6 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     g->hooks = hooks;
     g->accepting = true;
     g->tls = tls;
-    rc_strmap_init(&g->conns_by_ip);
     rc_list_init(&g->flush);
     rc_wbuf_init(&g->gather, LWS_PRE);
     rc_wbuf_init(&g->deflated, 0);
@@ -204,8 +203,9 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     const struct lws_http_mount *mounts = NULL;
     if ((cfg->ws_deflate && ((g->deflater = rc_deflater_new(DEFLATE_LEVEL)) == NULL ||
                              (g->inflater = rc_inflater_new()) == NULL)) ||
-        (mounts = rc_gw_http_mounts(g)) == NULL) {
+        (mounts = rc_gw_http_mounts(g)) == NULL || rc_gw_ips_new(g) != 0) {
         close(listen_fd);
+        rc_gw_ips_free(g);
         rc_deflater_free(g->deflater);
         rc_inflater_free(g->inflater);
         free(g);
@@ -264,6 +264,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
     if (g->ctx == NULL) {
         snprintf(err, errlen, "libwebsockets could not start");
         close(listen_fd);
+        rc_gw_ips_free(g);
         rc_deflater_free(g->deflater);
         rc_inflater_free(g->inflater);
         free(g);
@@ -344,12 +345,10 @@ int rc_gateway_reload_tls(rc_gateway_t *g)
         return 0;
     if (check_tls_files(g->cfg->tls_cert, g->cfg->tls_key, err, sizeof(err)) != 0 ||
         lws_tls_cert_updated(g->ctx, g->cfg->tls_cert, g->cfg->tls_key, NULL, 0, NULL, 0) != 0) {
-        rc_metrics.tls_reload_failures++;
         RC_WARN("gateway", "TLS reload refused; the current certificate stays", "error=\"%s\"",
                 err);
         return RC_EINVAL;
     }
-    rc_metrics.tls_reloads++;
     RC_INFO("gateway", "TLS certificate reloaded", "cert=\"%s\"", g->cfg->tls_cert);
-    return 0;
+    return 1;
 }

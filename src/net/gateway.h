@@ -47,7 +47,7 @@ rc_gateway_t *rc_gateway_new(uv_loop_t *loop, const rc_config_t *cfg, rc_session
 int rc_gateway_port(const rc_gateway_t *g);
 
 /** Re-reads --tls-cert and --tls-key (SIGHUP). A pair that does not load is refused and the
- * current one stays. Returns 0 (also when TLS is off) or RC_EINVAL. */
+ * current one stays. Returns 1 (reloaded), 0 (TLS is off) or RC_EINVAL (refused). */
 int rc_gateway_reload_tls(rc_gateway_t *g);
 
 /** While `warming` (the node reads its event log back), WebSocket upgrades (sessions, the ops
@@ -64,5 +64,10 @@ void rc_gateway_close(rc_gateway_t *g);
 /** Frees the gateway, after rc_gateway_close() and the loop has run dry (or instead of
  * both, if the loop never ran). NULL is a no-op. */
 void rc_gateway_free(rc_gateway_t *g);
+
+/** Makes `g` count connections per client address (--max-conns-per-ip) in `with`'s table,
+ * so that the limit holds for the gateways of a process's loops together. Before `g`
+ * accepts. */
+void rc_gateway_share_addresses(rc_gateway_t *g, rc_gateway_t *with);
 
 #endif

@@ -13,6 +13,7 @@
 #include "util/wbuf.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -42,7 +43,7 @@ struct rc_gateway {
     rc_inflater_t *inflater;        /* with --ws-deflate */
     rc_wbuf_t inflated;             /* one received message, inflated */
     bool tls;
-    rc_strmap_t conns_by_ip; /* rc_gw_ip_entry_t*, keyed by the address bytes */
+    struct rc_gw_addrs *addrs; /* connections per client address (listener.c) */
     /* Claims of the Authorization header verified at LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, for
      * LWS_CALLBACK_ESTABLISHED of the same wsi: lws calls both within one call chain, and
      * every upgrade passes CONFIRM_UPGRADE first (which resets this), so no stale claims can
@@ -56,6 +57,14 @@ struct rc_gateway {
     struct lws_http_mount mounts[7];
     char sdk_dir[4096], msgpack_dir[4096];
 };
+
+/* The open connections by client address: one table per gateway, or one for the gateways of
+ * a process's loops (rc_gateway_share_addresses), so the limit holds for the process. */
+typedef struct rc_gw_addrs {
+    pthread_mutex_t lock;
+    rc_strmap_t by_addr; /* rc_gw_ip_entry_t*, keyed by the address bytes */
+    uint32_t refs;       /* gateways using it (under the lock) */
+} rc_gw_addrs_t;
 
 /* Open connections of one client address, for --max-conns-per-ip. Each adopted wsi points
  * at its entry (lws opaque user data) until LWS_CALLBACK_WSI_DESTROY. */
@@ -136,7 +145,11 @@ void rc_gw_listener_close(rc_gateway_t *g);
  * freed with its last connection. NULL is a no-op. */
 void rc_gw_ip_release(rc_gateway_t *g, rc_gw_ip_entry_t *e);
 
-/** Frees the per-address entries still counted and their map (from rc_gateway_free). */
+/** The gateway's own table of addresses (rc_gateway_new). Returns 0 or RC_ENOMEM. */
+int rc_gw_ips_new(rc_gateway_t *g);
+
+/** Lets go of the gateway's table; the last gateway using it frees the entries still
+ * counted and the map (from rc_gateway_free). */
 void rc_gw_ips_free(rc_gateway_t *g);
 
 /* ---- websocket.c ---- */

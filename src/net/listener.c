@@ -47,9 +47,9 @@ int rc_gw_listener_open(const rc_config_t *cfg, int *fd_out, int *port_out, char
         return RC_EIO;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* Only workers share a port; a lone node on a busy port fails rather than joining
-     * whatever else listens there. */
-    if (cfg->workers > 1)
+    /* Only workers and loops share a port; a lone node on a busy port fails rather than
+     * joining whatever else listens there. */
+    if (cfg->workers > 1 || cfg->loops > 1)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (ai->ai_family == AF_INET6) {
         int zero = 0;
@@ -102,44 +102,65 @@ static void refuse_per_ip(rc_gateway_t *g, int fd)
     close(fd);
 }
 
-static rc_gw_ip_entry_t *ip_acquire(rc_gateway_t *g, const struct sockaddr_storage *sa)
+/* The entry of the peer's address, counting one more connection (under the table's lock):
+ * NULL when out of memory, or when the address has `max` (> 0) open already. */
+static rc_gw_ip_entry_t *ip_acquire(rc_gateway_t *g, const struct sockaddr_storage *sa,
+                                    uint32_t max, bool *over)
 {
     char key[16];
     uint8_t len = peer_key(sa, key);
     uint64_t v;
-    if (rc_strmap_get(&g->conns_by_ip, key, len, &v))
-        return (rc_gw_ip_entry_t *)(uintptr_t)v;
-    rc_gw_ip_entry_t *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return NULL;
-    memcpy(e->addr, key, len);
-    e->len = len;
-    if (rc_strmap_put(&g->conns_by_ip, e->addr, len, (uint64_t)(uintptr_t)e) != 0) {
-        free(e);
-        return NULL;
+    rc_gw_addrs_t *t = g->addrs;
+    rc_gw_ip_entry_t *e = NULL;
+    *over = false;
+    pthread_mutex_lock(&t->lock);
+    if (rc_strmap_get(&t->by_addr, key, len, &v)) {
+        e = (rc_gw_ip_entry_t *)(uintptr_t)v;
+    } else if ((e = calloc(1, sizeof(*e))) != NULL) {
+        memcpy(e->addr, key, len);
+        e->len = len;
+        if (rc_strmap_put(&t->by_addr, e->addr, len, (uint64_t)(uintptr_t)e) != 0) {
+            free(e);
+            e = NULL;
+        }
     }
+    if (e != NULL && max > 0 && e->count >= max) {
+        *over = true;
+        if (e->count == 0) { /* a fresh entry: nothing else counts on it */
+            rc_strmap_del(&t->by_addr, e->addr, e->len);
+            free(e);
+        }
+        e = NULL;
+    } else if (e != NULL) {
+        e->count++;
+    }
+    pthread_mutex_unlock(&t->lock);
     return e;
 }
 
 void rc_gw_ip_release(rc_gateway_t *g, rc_gw_ip_entry_t *e)
 {
-    if (e == NULL || --e->count > 0)
+    if (e == NULL)
         return;
-    rc_strmap_del(&g->conns_by_ip, e->addr, e->len);
-    free(e);
+    rc_gw_addrs_t *t = g->addrs;
+    pthread_mutex_lock(&t->lock);
+    if (--e->count == 0) {
+        rc_strmap_del(&t->by_addr, e->addr, e->len);
+        free(e);
+    }
+    pthread_mutex_unlock(&t->lock);
 }
 
 static void accept_one(rc_gateway_t *g, int fd, const struct sockaddr_storage *sa)
 {
-    rc_gw_ip_entry_t *e = ip_acquire(g, sa);
-    if (e == NULL) {
-        close(fd);
+    bool over;
+    rc_gw_ip_entry_t *e = ip_acquire(g, sa, (uint32_t)g->cfg->max_conns_per_ip, &over);
+    if (over) {
+        refuse_per_ip(g, fd);
         return;
     }
-    if (g->cfg->max_conns_per_ip > 0 && e->count >= (uint64_t)g->cfg->max_conns_per_ip) {
-        e->count++; /* so the release below frees a fresh entry */
-        rc_gw_ip_release(g, e);
-        refuse_per_ip(g, fd);
+    if (e == NULL) {
+        close(fd);
         return;
     }
     int one = 1;
@@ -150,11 +171,9 @@ static void accept_one(rc_gateway_t *g, int fd, const struct sockaddr_storage *s
          * descriptor itself, with libuv after this turn of the loop. Closing it here too would
          * free its number for the next accept, and lws's close would then end that connection
          * behind libuv's back (libuv aborts on the EBADF). */
-        e->count++;
         rc_gw_ip_release(g, e);
         return;
     }
-    e->count++;
     lws_set_opaque_user_data(wsi, e);
 }
 
@@ -199,11 +218,43 @@ void rc_gw_listener_close(rc_gateway_t *g)
     g->listen_fd = -1;
 }
 
+int rc_gw_ips_new(rc_gateway_t *g)
+{
+    rc_gw_addrs_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return RC_ENOMEM;
+    pthread_mutex_init(&t->lock, NULL);
+    rc_strmap_init(&t->by_addr);
+    t->refs = 1;
+    g->addrs = t;
+    return 0;
+}
+
+void rc_gateway_share_addresses(rc_gateway_t *g, rc_gateway_t *with)
+{
+    rc_gw_ips_free(g);
+    g->addrs = with->addrs;
+    pthread_mutex_lock(&g->addrs->lock);
+    g->addrs->refs++;
+    pthread_mutex_unlock(&g->addrs->lock);
+}
+
 void rc_gw_ips_free(rc_gateway_t *g)
 {
+    rc_gw_addrs_t *t = g->addrs;
+    if (t == NULL)
+        return;
+    g->addrs = NULL;
+    pthread_mutex_lock(&t->lock);
+    bool last = --t->refs == 0;
+    pthread_mutex_unlock(&t->lock);
+    if (!last)
+        return;
     /* Entries of connections lws never reported destroyed (a context not fully gone). */
-    for (size_t i = 0; i < g->conns_by_ip.cap; i++)
-        if (g->conns_by_ip.slots[i].hash != 0)
-            free((void *)(uintptr_t)g->conns_by_ip.slots[i].value);
-    rc_strmap_free(&g->conns_by_ip);
+    for (size_t i = 0; i < t->by_addr.cap; i++)
+        if (t->by_addr.slots[i].hash != 0)
+            free((void *)(uintptr_t)t->by_addr.slots[i].value);
+    rc_strmap_free(&t->by_addr);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
 }

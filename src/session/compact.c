@@ -235,7 +235,7 @@ rc_frame_t *rc_compact_frame(rc_conn_t *c, rc_sub_t *sub)
     rc_sessions_t *s = c->reg;
     const rc_session_t *ses = c->session;
     const rc_view_t *v = sub->view;
-    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+    const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
     rc_known_t *known = c->known;
     uint32_t n = v->n;
     rc_text_t remove[RC_MAX_K_LIMIT];

@@ -338,12 +338,13 @@ static void handle_subscribe(rc_conn_t *c, const rc_msg_t *m)
         .price_min = m->u.subscribe.has_price_min ? m->u.subscribe.price_min : -1,
         .price_max = m->u.subscribe.has_price_max ? m->u.subscribe.price_max : -1,
         .repeat = (uint8_t)m->u.subscribe.repeat,
-        .blend = rc_engine_experiment(s->engine)
-                     ? rc_experiment_blend(rc_engine_experiment(s->engine), ses->variant)
-                     : NULL};
+        .blend =
+            rc_engine_experiment(rc_sessions_engine(s))
+                ? rc_experiment_blend(rc_engine_experiment(rc_sessions_engine(s)), ses->variant)
+                : NULL};
     if (m->u.subscribe.category.n > 0) {
-        int32_t cat = rc_catalog_category(rc_engine_catalog(s->engine), m->u.subscribe.category.p,
-                                          m->u.subscribe.category.n);
+        int32_t cat = rc_catalog_category(rc_engine_catalog(rc_sessions_engine(s)),
+                                          m->u.subscribe.category.p, m->u.subscribe.category.n);
         /* An unknown category matches nothing (yet): an empty list, not an error, since
          * the catalog may learn it later. */
         spec.category = cat > 0 ? cat : INT32_MAX;

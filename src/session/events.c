@@ -239,11 +239,12 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
 {
     rc_user_state_t empty;
     const rc_user_state_t *u = rc_session_state_read(ses, &empty);
-    const rc_catalog_t *c = rc_engine_catalog(s->engine);
+    const rc_catalog_t *c = rc_engine_catalog(rc_sessions_engine(s));
     m->device = u->device;
     m->tz_offset_min = u->tz_offset_min;
     /* NULL when the reference went stale: 64 newer tags pushed its tag out (trending.h). */
-    const char *tag = u->locale >= 0 ? rc_engine_locale_tag(s->engine, u->locale) : NULL;
+    const char *tag =
+        u->locale >= 0 ? rc_engine_locale_tag(rc_sessions_engine(s), u->locale) : NULL;
     if (tag != NULL)
         m->locale = (rc_str_t){tag, (uint32_t)strlen(tag)};
     for (uint8_t d = 0; d < u->n_recent && m->n_recent < RC_BUS_RECENT; d++) {
@@ -261,10 +262,11 @@ static void attach_context(const rc_sessions_t *s, const rc_session_t *ses, rc_b
 static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
                                  const rc_proto_event_t *ev, int64_t item)
 {
-    if (rc_engine_experiment(s->engine) == NULL || ev->surface.n == 0)
+    if (rc_engine_experiment(rc_sessions_engine(s)) == NULL || ev->surface.n == 0)
         return;
     if (ev->kind == RC_EV_IMPRESSION) {
-        rc_experiment_count(&s->xcounts, rc_engine_experiment(s->engine), ses->variant, false);
+        rc_experiment_count(&s->xcounts, rc_engine_experiment(rc_sessions_engine(s)), ses->variant,
+                            false);
         return;
     }
     if ((ev->kind != RC_EV_CLICK && ev->kind != RC_EV_CART && ev->kind != RC_EV_PURCHASE) ||
@@ -277,8 +279,8 @@ static void count_for_experiment(rc_sessions_t *s, const rc_session_t *ses,
             continue;
         for (uint32_t k = 0; k < v->n; k++) {
             if (v->ranked[k].item == (uint32_t)item) {
-                rc_experiment_count(&s->xcounts, rc_engine_experiment(s->engine), ses->variant,
-                                    true);
+                rc_experiment_count(&s->xcounts, rc_engine_experiment(rc_sessions_engine(s)),
+                                    ses->variant, true);
                 return;
             }
         }
@@ -303,7 +305,7 @@ bool rc_conn_accept_event(rc_conn_t *c, const rc_proto_event_t *ev, uint64_t t0_
     }
     int64_t item = -1;
     if (ev->item.n > 0) {
-        const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+        const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
         item = rc_sessions_event_item(s, ev->item,
                                       rc_engine_user_key((rc_str_t){ses->pseudo, PSEUDO_LEN}));
         if (item == RC_CATALOG_UNTRUSTED) {
@@ -418,7 +420,7 @@ void rc_sessions_snapshot_write_context(const rc_sessions_t *s, msgpack_packer *
         n += rc_history_session_packable(rc_session_state_read(ses, &empty));
     }
     msgpack_pack_array(pk, n);
-    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+    const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
     for (size_t i = 0; i < s->by_pseudo.cap; i++) {
         if (s->by_pseudo.slots[i].hash == 0)
             continue;

@@ -6,16 +6,64 @@
  * counts of the experiment, which counting never writes into. */
 #include "session/session_int.h"
 #include "engine/engine_op.h"
+#include "util/error.h"
 #include "util/log.h"
 
 int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op)
 {
-    return rc_engine_apply_owned(s->engine, op);
+    if (s->shared == NULL)
+        return rc_engine_apply_owned(s->engine, op);
+    int rc = rc_shared_submit(s->shared, op);
+    if (rc != 0) {
+        rc_engine_op_clear(op);
+        RC_WARN("session", "a change to the models was dropped", "error=\"%s\"", rc_strerror(rc));
+    }
+    return rc;
+}
+
+int rc_sessions_share_engine(rc_sessions_t *s, rc_shared_t *shared, rc_directory_t *directory,
+                             uint32_t loop)
+{
+    s->reader = rc_shared_reader_register(shared);
+    if (s->reader == NULL)
+        return RC_EFULL;
+    s->shared = shared;
+    s->engine = NULL;
+    s->directory = directory;
+    s->loop_index = loop;
+    s->next_session_id = (uint64_t)loop << 48; /* session ids stay the node's own */
+    return 0;
+}
+
+rc_engine_t *rc_sessions_engine(const rc_sessions_t *s)
+{
+    if (s->engine != NULL)
+        return s->engine;
+    /* The section is a view the registry caches, not its state: begun by whoever reads. */
+    rc_sessions_t *m = (rc_sessions_t *)s;
+    m->engine = (rc_engine_t *)rc_shared_read_begin(m->reader);
+    return m->engine;
+}
+
+void rc_sessions_read_end(rc_sessions_t *s)
+{
+    if (s->shared != NULL && s->engine != NULL) {
+        rc_shared_read_end(s->reader);
+        s->engine = NULL;
+    }
+}
+
+int rc_sessions_sync(rc_sessions_t *s)
+{
+    if (s->shared == NULL)
+        return 0;
+    rc_sessions_read_end(s); /* the writer waits for readers of the copy it is to change */
+    return rc_shared_flush(s->shared);
 }
 
 int64_t rc_sessions_event_item(rc_sessions_t *s, rc_str_t id, uint32_t user_key)
 {
-    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+    const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
     int64_t item = rc_catalog_find(cat, id.p, id.n);
     if (item >= 0)
         return item;
@@ -39,7 +87,8 @@ bool rc_sessions_observe(rc_sessions_t *s, rc_user_state_t *u, rc_event_kind_t k
     if (item < 0 && item_id.n > 0 && rc_engine_op_event_by_id(&op, item_id.p, item_id.n) != 0)
         RC_DEBUG("session", "event learned without its item: out of memory", NULL);
     rc_sessions_submit(s, &op);
-    return u != NULL && rc_user_observe(s->engine, u, kind, item, weight, query, wall_ms);
+    return u != NULL &&
+           rc_user_observe(rc_sessions_engine(s), u, kind, item, weight, query, wall_ms);
 }
 
 int rc_sessions_locale(rc_sessions_t *s, rc_str_t tag, int64_t wall_ms)
@@ -49,7 +98,7 @@ int rc_sessions_locale(rc_sessions_t *s, rc_str_t tag, int64_t wall_ms)
     rc_engine_op_t op;
     rc_engine_op_locale(&op, tag, wall_ms);
     rc_sessions_submit(s, &op);
-    int ref = rc_engine_locale_find(s->engine, tag);
+    int ref = rc_engine_locale_find(rc_sessions_engine(s), tag);
     return ref >= 0 ? ref : -1;
 }
 
@@ -62,4 +111,9 @@ void rc_sessions_experiment_counts(const rc_sessions_t *s, const rc_experiment_t
 void rc_sessions_experiment_restore(rc_sessions_t *s, const rc_experiment_counts_t *c)
 {
     s->xcounts = *c;
+}
+
+void rc_sessions_experiment_mine(const rc_sessions_t *s, rc_experiment_counts_t *out)
+{
+    *out = s->xcounts;
 }

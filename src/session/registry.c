@@ -76,6 +76,8 @@ void rc_session_free(rc_sessions_t *s, rc_session_t *ses)
     rc_list_unlink(&ses->idle_link);
     rc_strmap_del(&s->by_user, ses->user, ses->user_len);
     rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
+    if (s->directory != NULL)
+        rc_directory_leave(s->directory, ses->pseudo, PSEUDO_LEN, s->loop_index);
     for (uint32_t i = 0; i < ses->n_views; i++)
         rc_view_free(ses->views[i]);
     free(ses->views);
@@ -136,9 +138,9 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
     rc_sessions_pseudonym(s, ses->user, ses->user_len, ses->pseudo);
-    if (rc_engine_experiment(s->engine) != NULL)
-        ses->variant =
-            rc_experiment_assign(rc_engine_experiment(s->engine), ses->user, ses->user_len);
+    const rc_experiment_t *x = rc_engine_experiment(rc_sessions_engine(s));
+    if (x != NULL)
+        ses->variant = rc_experiment_assign(x, ses->user, ses->user_len);
     if (rc_strmap_put(&s->by_user, ses->user, ses->user_len, (uintptr_t)ses) != 0) {
         free(ses);
         return NULL;
@@ -150,14 +152,71 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
     }
     s->n_sessions++;
     rc_metrics.sessions = s->n_sessions;
+    /* Out of memory in the directory: the user's sessions on other loops do not see this
+     * one's events, as if it were on another node without a bus (logged). */
+    uint64_t peers = 0;
+    if (s->directory != NULL && (peers = rc_directory_join(s->directory, ses->pseudo, PSEUDO_LEN,
+                                                           s->loop_index)) == UINT64_MAX) {
+        RC_WARN("session", "not in the loops' directory: out of memory", NULL);
+        peers = 0;
+    }
     rc_session_adopt_restored(s, ses);
     ses->consent = consent;
-    if (consent) {
+    /* A session of the user on another loop knows more than the store (its changes are
+     * written behind): its state is asked for instead (rc_sessions_peer_answer). */
+    if (peers != 0 && s->ask_peer != NULL) {
+        s->ask_peer(s->peer_ctx, ses->pseudo, peers);
+    } else if (consent) {
         int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
         if (rc != 0)
             RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
     }
     return ses;
+}
+
+void rc_sessions_set_peer_hook(rc_sessions_t *s, rc_sessions_ask_peer_fn ask, void *ctx)
+{
+    s->ask_peer = ask;
+    s->peer_ctx = ctx;
+}
+
+bool rc_sessions_peer_state(rc_sessions_t *s, rc_str_t pseudo, rc_user_state_t *out, uint64_t *ids,
+                            uint32_t *n_ids)
+{
+    rc_session_t *ses = rc_session_find_pseudo(s, pseudo);
+    if (ses == NULL)
+        return false;
+    *out = *rc_session_state_read(ses, out);
+    *n_ids = ses->seen.n;
+    if (ses->seen.n > 0)
+        memcpy(ids, ses->seen.ids, ses->seen.n * sizeof(*ids));
+    return true;
+}
+
+void rc_sessions_peer_answer(rc_sessions_t *s, rc_str_t pseudo, const rc_user_state_t *u,
+                             const uint64_t *ids, uint32_t n_ids)
+{
+    rc_session_t *ses = rc_session_find_pseudo(s, pseudo);
+    if (ses == NULL)
+        return;
+    if (u == NULL) { /* the peer's session ended: its changes are in the store by now */
+        if (ses->consent) {
+            int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
+            if (rc != 0)
+                RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < n_ids; i++)
+        if (ids[i] != 0 && !rc_session_seen_event(ses, ids[i]))
+            rc_session_remember_event(ses, ids[i]);
+    rc_user_state_t *mine = rc_session_state_write(ses);
+    if (mine == NULL)
+        return;
+    /* The history is the user's; the context (device, time zone, locale) this session's. */
+    *mine = *u;
+    rc_session_set_context(ses, ses->device, ses->tz_offset_min, ses->locale);
+    rc_session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
 }
 
 /* Anonymous ids are signed under --anon-id-key or, without one, under the pseudonym key: a
@@ -263,6 +322,8 @@ void rc_sessions_free(rc_sessions_t *s)
     free(s->reason_buf);
     free(s->why_buf);
     rc_frame_unref(s->compact_marker);
+    rc_sessions_read_end(s);
+    rc_shared_reader_unregister(s->reader);
     free(s);
 }
 

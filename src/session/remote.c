@@ -10,12 +10,41 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* An event another loop of this process accepted, for a user who has a session here too:
+ * the shared models learned it there; here the session takes it and its lists move. */
+static void sibling_event(rc_sessions_t *s, const rc_bus_msg_t *m)
+{
+    uint64_t t0 = rc_mono_us();
+    rc_session_t *ses = rc_session_find_pseudo(s, m->user);
+    uint64_t key = rc_event_key(m->ev.id);
+    if (ses == NULL || rc_session_seen_event(ses, key))
+        return;
+    rc_session_remember_event(ses, key);
+    rc_engine_t *e = rc_sessions_engine(s);
+    int64_t item = -1;
+    if (m->ev.item.n > 0) {
+        const rc_catalog_t *cat = rc_engine_catalog(e);
+        item = rc_catalog_find(cat, m->ev.item.p, m->ev.item.n);
+        if (item < 0 && !rc_catalog_may_learn(cat, m->ev.item.n))
+            return; /* a closed catalog that does not know it */
+    }
+    float w = rc_event_weight(m->ev.kind, m->ev.has_value, m->ev.value);
+    int64_t learn_ms = rc_sessions_event_time(s, &m->ev, m->received_ms, false);
+    rc_user_state_t *u = rc_session_state_write(ses);
+    if (u != NULL && rc_user_observe(e, u, m->ev.kind, item, w, m->ev.query, learn_ms))
+        rc_session_rerank(s, ses, m->ev.id, t0);
+}
+
 /* An event another node accepted. If this node holds the user's session (a second device,
  * a second tab on another node), it is applied and pushed here too; either way the global
  * models learn from it. The origin node alone writes it to the profile. */
 void rc_sessions_remote_event(rc_sessions_t *s, const rc_bus_msg_t *m)
 {
-    rc_engine_t *e = s->engine;
+    if (m->sibling) {
+        sibling_event(s, m);
+        return;
+    }
+    rc_engine_t *e = rc_sessions_engine(s);
     uint64_t t0 = rc_mono_us();
     int64_t item = -1;
     if (m->ev.item.n > 0) {

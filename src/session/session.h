@@ -14,6 +14,8 @@
 #include "auth/jwt.h"
 #include "bus/bus.h"
 #include "engine/engine.h"
+#include "engine/engine_op.h"
+#include "engine/shared.h"
 #include "proto/proto.h"
 #include "session/outbox.h"
 #include "store/profile.h"
@@ -41,6 +43,62 @@ typedef struct rc_transport_ops {
 rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_engine_t *engine,
                                rc_profile_store_t *profiles, rc_bus_t *bus,
                                const rc_transport_ops_t *transport_ops);
+
+/** Shares the models with other loops (before any client; on the loop's own thread): the
+ * registry reads copies of `shared` through a reader of its own (read sections: see
+ * rc_sessions_engine()), submits every change to its writer, and is loop `loop`
+ * (< RC_DIRECTORY_LOOPS_MAX) of `directory`, where its sessions' users are listed. All
+ * borrowed. Returns 0, or RC_EFULL when `shared` has no reader left. */
+struct rc_directory;
+int rc_sessions_share_engine(rc_sessions_t *s, rc_shared_t *shared, struct rc_directory *directory,
+                             uint32_t loop);
+
+/* Asks loop `peers`' (a mask of the directory's) for the state of the user `pseudo` whose
+ * session starts on this loop; the answer comes through rc_sessions_peer_answer(). */
+typedef void (*rc_sessions_ask_peer_fn)(void *ctx, const char *pseudo, uint64_t peers);
+
+/** With several loops: a session that starts while the user has one on another loop asks
+ * that loop for its state (`ask`) instead of loading the profile, whose changes the other
+ * session writes behind. */
+void rc_sessions_set_peer_hook(rc_sessions_t *s, rc_sessions_ask_peer_fn ask, void *ctx);
+
+#define RC_DEDUPE_MAX 1024 /* event ids remembered per user (PROTOCOL.md section 5) */
+#define RC_PSEUDO_LEN 32   /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
+
+/** The state of the user `pseudo`'s session here into `out`, and the ids of the events it
+ * remembers into `ids` (room for RC_DEDUPE_MAX; their count in `n_ids`), for a session
+ * starting on another loop. False when there is none. */
+bool rc_sessions_peer_state(rc_sessions_t *s, rc_str_t pseudo, rc_user_state_t *out, uint64_t *ids,
+                            uint32_t *n_ids);
+
+/** The answer to the ask: the user's state on the other loop (copied: the history; the
+ * context stays this session's) and the lists ranked again, its events remembered (a
+ * retry on this loop is acknowledged, not applied again); or `u` NULL when that session
+ * ended (then the profile is loaded from the store, as without a peer). */
+void rc_sessions_peer_answer(rc_sessions_t *s, rc_str_t pseudo, const rc_user_state_t *u,
+                             const uint64_t *ids, uint32_t n_ids);
+
+/** The engine to read. With one loop, the registry's. With shared models, the copy of a
+ * read section that this call begins if none is open: pointers into it are valid until
+ * rc_sessions_read_end(), which the loop calls before it waits for I/O. */
+rc_engine_t *rc_sessions_engine(const rc_sessions_t *s);
+
+/** Ends the read section, if one is open (shared models; a no-op with one loop). */
+void rc_sessions_read_end(rc_sessions_t *s);
+
+/** Hands `op` (its content moved in: it is left RC_OP_NONE) to the engine. With one loop it
+ * is applied at once: rc_engine_apply()'s code. With shared models it is queued for their
+ * writer (shared.h), seen by the sections begun after the writer publishes it: 0, or
+ * RC_ENOMEM (logged; the change is dropped). The loop writes the engine through this
+ * function alone (engine_op.h): its sessions, the node's tick, the settings and the catalog
+ * API. */
+int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op);
+
+/** Waits until every change submitted so far is applied to the shared models and published
+ * (ending the read section first): what the loop reads next sees it. A no-op with one loop.
+ * It blocks the loop for the writer's batch: for rare changes (the admin API), never events.
+ * Returns 0 or RC_ENOMEM. */
+int rc_sessions_sync(rc_sessions_t *s);
 
 /** Saves every dirty profile, then frees all sessions and connections' state. The
  * transports must already be closed. NULL is a no-op. */
@@ -151,6 +209,9 @@ struct rc_experiment_counts;
  * (rc_experiment_counts_add): a reader adds up every loop's. */
 void rc_sessions_experiment_counts(const rc_sessions_t *s, const struct rc_experiment *x,
                                    struct rc_experiment_counts *sum);
+
+/** A copy of this loop's counts of the experiment (of its serial), for other threads. */
+void rc_sessions_experiment_mine(const rc_sessions_t *s, struct rc_experiment_counts *out);
 
 /** Makes `c` (copied; rc_engine_snapshot_read()'s, before any client) this loop's counts. */
 void rc_sessions_experiment_restore(rc_sessions_t *s, const struct rc_experiment_counts *c);

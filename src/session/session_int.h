@@ -25,12 +25,14 @@
 #include "engine/experiments.h"
 #include "engine/ranker.h"
 #include "engine/reasons.h"
+#include "engine/shared.h"
+#include "session/directory.h"
 #include "session/session.h"
 #include "util/list.h"
 #include "util/strmap.h"
 
-#define MAX_VIEWS         64   /* live lists per user session */
-#define DEDUPE_MAX        1024 /* event ids remembered per user (PROTOCOL.md section 5) */
+#define MAX_VIEWS         64 /* live lists per user session */
+#define DEDUPE_MAX        RC_DEDUPE_MAX
 #define ERROR_WINDOW_US   10000000
 #define ERRORS_PER_WINDOW 20
 /* Messages other than events (ping, subscribe, auth...): a flood of them costs the loop as
@@ -38,7 +40,7 @@
 #define CONTROL_PER_SEC 50.0
 #define CONTROL_BURST   100.0
 #define WHY_LEN         96
-#define PSEUDO_LEN      32 /* hex characters of a pseudonym: 128 bits of HMAC-SHA256 */
+#define PSEUDO_LEN      RC_PSEUDO_LEN
 
 /* The ids (hashed) of a user's latest events, for de-duplication: a ring grown on demand up
  * to DEDUPE_MAX. */
@@ -171,7 +173,16 @@ typedef union spare_delta {
 struct rc_sessions {
     const rc_config_t *cfg;
     const char *node_id;
+    /* The engine: with one loop the registry's own, always set; with several (shared) the
+     * copy of the read section in progress, NULL between sections (rc_sessions_engine()
+     * begins one, rc_sessions_read_end() ends it before the loop waits for I/O). */
     rc_engine_t *engine;
+    rc_shared_t *shared;
+    rc_shared_reader_t *reader;
+    rc_directory_t *directory; /* which loops hold a user's sessions (with several loops) */
+    uint32_t loop_index;
+    rc_sessions_ask_peer_fn ask_peer; /* NULL: one loop */
+    void *peer_ctx;
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     const rc_transport_ops_t *tops;
@@ -353,12 +364,6 @@ uint64_t rc_sessions_next_seq(rc_sessions_t *s);
 
 /* ---- records.c ---- */
 
-/** Hands `op` (its content moved in: it is left RC_OP_NONE) to the engine: with one loop,
- * applied at once to s->engine. Returns rc_engine_apply()'s code. The registry writes the
- * engine through this function alone (engine_op.h; the node's tick, the settings and the
- * catalog API hand theirs over the same way), so that with several loops it becomes a
- * submission to the shared engine's writer (shared.h). */
-int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op);
 /** The catalog index of item `id` (borrowed) named by an event of user `user_key`: found on
  * the loop's copy, else the id is submitted (RC_OP_ITEM_SEEN) for an open catalog to learn
  * once trusted. Returns the index, RC_CATALOG_UNTRUSTED (the copy does not know it: the

@@ -72,7 +72,7 @@ static void wire_reason(const rc_sessions_t *s, const rc_catalog_t *cat, const r
 void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view_t *v)
 {
     static const rc_text_t absent = {NULL, 0, false};
-    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+    const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
     rc_user_state_t empty;
     const rc_user_state_t *u = rc_session_state_read(ses, &empty);
     /* The items' strings lie scattered over the heap: ask for all of them first. */
@@ -85,8 +85,8 @@ void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view
         const rc_ranked_t *r = &v->ranked[i];
         const rc_item_t *it = &cat->items[r->item];
         rc_reason_t why;
-        rc_engine_reason(s->engine, u, r, &why);
-        rc_text_t words = rc_reason_words(s->engine, &why, s->why_buf[i], WHY_LEN);
+        rc_engine_reason(rc_sessions_engine(s), u, r, &why);
+        rc_text_t words = rc_reason_words(rc_sessions_engine(s), &why, s->why_buf[i], WHY_LEN);
         wire_reason(s, cat, &why, &s->reason_buf[i]);
         s->recs_buf[i] = (rc_recs_item_t){
             .item = rc_item_id_text(cat, r->item),
@@ -104,7 +104,7 @@ void rc_view_fill_items(rc_sessions_t *s, const rc_session_t *ses, const rc_view
 
 rc_text_t rc_view_variant(const rc_sessions_t *s, const rc_session_t *ses)
 {
-    const rc_experiment_t *x = rc_engine_experiment(s->engine);
+    const rc_experiment_t *x = rc_engine_experiment(rc_sessions_engine(s));
     return x ? rc_text_measure(rc_experiment_variant_name(x, ses->variant))
              : (rc_text_t){"control", 7, true};
 }
@@ -138,8 +138,9 @@ bool rc_view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t 
 {
     uint64_t start = rc_mono_us();
     rc_user_state_t empty;
-    uint32_t n = rc_engine_rank(s->engine, s->ranker, rc_session_state_read(ses, &empty), &v->spec,
-                                rc_wall_ms(), s->rank_buf);
+    uint32_t n =
+        rc_engine_rank(rc_sessions_engine(s), s->ranker, rc_session_state_read(ses, &empty),
+                       &v->spec, rc_wall_ms(), s->rank_buf);
     uint64_t done = rc_mono_us();
     rc_hist_observe(&rc_metrics.rank, done - start);
     rc_metrics.rerank_total++;
@@ -265,7 +266,7 @@ static uint32_t rerank_for_change(rc_sessions_t *s, rc_session_t *ses, rc_view_t
 
 uint32_t rc_sessions_settings_changed(rc_sessions_t *s)
 {
-    const rc_experiment_t *x = rc_engine_experiment(s->engine);
+    const rc_experiment_t *x = rc_engine_experiment(rc_sessions_engine(s));
     uint32_t pushed = 0;
     rc_session_t *ses;
     for (size_t cursor = 0; (ses = rc_sessions_next(s, &cursor)) != NULL;) {
@@ -283,7 +284,7 @@ uint32_t rc_sessions_settings_changed(rc_sessions_t *s)
  * the loop on a large node. */
 uint32_t rc_sessions_catalog_changed(rc_sessions_t *s)
 {
-    const rc_catalog_t *cat = rc_engine_catalog(s->engine);
+    const rc_catalog_t *cat = rc_engine_catalog(rc_sessions_engine(s));
     uint32_t pushed = 0;
     rc_session_t *ses;
     for (size_t cursor = 0; (ses = rc_sessions_next(s, &cursor)) != NULL;) {

@@ -56,8 +56,8 @@ void rc_session_save_profile(rc_sessions_t *s, rc_session_t *ses)
         return;
     }
     rc_wbuf_reset(&s->scratch);
-    int rc = rc_profile_delta_encode(rc_engine_catalog(s->engine), ses->delta, rc_wall_ms(),
-                                     &s->scratch);
+    int rc = rc_profile_delta_encode(rc_engine_catalog(rc_sessions_engine(s)), ses->delta,
+                                     rc_wall_ms(), &s->scratch);
     /* The event log, if any, holds every event of the delta by now: it writes at the end of
      * the loop turn that took them (rc_defer), and the store sends on a later turn. So a
      * restart after a crash finds in the log whatever the store may have applied. */
@@ -75,7 +75,7 @@ void rc_session_save_profile(rc_sessions_t *s, rc_session_t *ses)
 void rc_session_note_profile_change(rc_sessions_t *s, rc_session_t *ses, rc_event_kind_t kind,
                                     int64_t item, float w, uint64_t seq)
 {
-    const rc_catalog_t *c = rc_engine_catalog(s->engine);
+    const rc_catalog_t *c = rc_engine_catalog(rc_sessions_engine(s));
     if (ses->delta != NULL && !rc_profile_delta_add(ses->delta, c, kind, item, w))
         rc_session_save_profile(s, ses); /* and drops it */
     if (ses->delta == NULL) {
@@ -98,7 +98,8 @@ void rc_sessions_profile_loaded(rc_sessions_t *s, const char *user, size_t user_
     if (ses == NULL || status != 0 || !ses->consent || len == 0)
         return;
     rc_user_state_t *u = rc_session_state_write(ses);
-    if (u == NULL || rc_profile_merge(rc_engine_catalog(s->engine), u, data, len) != 0) {
+    if (u == NULL ||
+        rc_profile_merge(rc_engine_catalog(rc_sessions_engine(s)), u, data, len) != 0) {
         RC_WARN("session", "profile unreadable", "session=%s", ses->id);
         return;
     }

@@ -29,6 +29,7 @@ typedef struct rc_config {
     int64_t kafka_buffer_messages;
     double kafka_linger_ms;
     int64_t workers;
+    int64_t loops;
     /* catalog and demo */
     char *catalog;
     bool catalog_open;

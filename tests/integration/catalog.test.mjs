@@ -41,7 +41,9 @@ for (const enc of ['json', 'msgpack']) {
     assert.equal(r.status, 200);
     assert.equal(r.json.removed, 1);
     assert.deepEqual(r.json.unknown, ['no-such-item']);
-    assert.ok(r.json.lists_pushed >= 1, `lists_pushed ${r.json.lists_pushed}`);
+    // With several loops the count is the lists of the loop that took the request, which
+    // need not be the client's (docs/api.md): the push below shows the client's moved.
+    if (!process.env.RC_IT_LOOPS) assert.ok(r.json.lists_pushed >= 1, `lists_pushed ${r.json.lists_pushed}`);
     const pushed = await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.version > first.version);
     assert.ok(!pushed.items.some((it) => it.item === gone), `${gone} still in ${JSON.stringify(pushed.items)}`);
     assert.equal(pushed.items.length, 10);

@@ -194,6 +194,18 @@ class TailBuffer {
  * Starts `rankcast` on a free port with the fixture catalog (or RANKCAST_CATALOG) and waits until
  * GET /healthz answers 200. Returns a handle; `stop()` sends SIGTERM and reports how it exited.
  */
+/**
+ * RC_IT_LOOPS=N runs every server of a suite with N event loops (--loops), except those the
+ * first version of several loops refuses (docs/engine.md, "Loops"): scripts/test runs the
+ * suites this way too.
+ */
+function loopsArgs(extraArgs) {
+  const loops = process.env.RC_IT_LOOPS;
+  const refused = ['--data-dir', '--kafka', '--redis', '--workers', '--loops'];
+  if (!loops || extraArgs.some((a) => refused.includes(a))) return [];
+  return ['--loops', loops];
+}
+
 export async function startServer({ extraArgs = [], readyTimeoutMs = 15000, tls = null } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
@@ -207,7 +219,7 @@ export async function startServer({ extraArgs = [], readyTimeoutMs = 15000, tls 
   // Anonymous sessions, as most suites speak for users without tokens; auth.test.mjs turns
   // them off (a later flag wins). The suites name their users, so anonymous ids are the ones
   // clients choose; security.test.mjs passes --anonymous-ids signed to test issued ids.
-  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', '--anonymous-ids', 'chosen', ...extraArgs];
+  const args = ['--port', String(port), '--catalog', catalogPath, '--node-id', 'it1', '--log-level', 'warn', '--anonymous', '--anonymous-ids', 'chosen', ...extraArgs, ...loopsArgs(extraArgs)];
   const output = new TailBuffer();
   // The server also reads RANKCAST_* settings from its environment; the tests' own environment
   // must not configure it behind their back (a RANKCAST_KAFKA left set, say).

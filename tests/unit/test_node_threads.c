@@ -66,6 +66,8 @@ typedef struct {
     char buf[1 << 16];
     size_t len;
     int acked;
+    bool welcomed;
+    char cause[64]; /* of the last list pushed (recs with a cause) */
 } client_t;
 
 static int64_t now_ms(void)
@@ -172,6 +174,8 @@ static void open_client(client_t *c, int port)
     c->len = 0;
     c->acked = 0;
     c->node[0] = '\0';
+    c->welcomed = false;
+    c->cause[0] = '\0';
 }
 
 /* Reads what is there (waiting up to `wait_ms` for something) into c->buf. */
@@ -230,8 +234,13 @@ static void take_messages(client_t *c)
         memcpy(msg, c->buf + h, m);
         msg[m] = '\0';
         const char *node = strstr(msg, "\"node\":\"");
-        if (strstr(msg, "\"type\":\"welcome\"") != NULL && node != NULL)
+        if (strstr(msg, "\"type\":\"welcome\"") != NULL && node != NULL) {
             sscanf(node + 8, "%63[^\"]", c->node);
+            c->welcomed = true;
+        }
+        const char *cause = strstr(msg, "\"cause\":\"");
+        if (strstr(msg, "\"type\":\"recs\"") != NULL && cause != NULL)
+            sscanf(cause + 9, "%63[^\"]", c->cause);
         if (strstr(msg, "\"type\":\"ack\"") != NULL)
             for (const char *p = strstr(msg, "\"ids\":["); p != NULL && (p = strstr(p, "\"e-"));
                  p += 3)
@@ -320,10 +329,119 @@ static void test_two_nodes_in_threads_serve_one_port(void **state)
         close(clients[i].fd);
 }
 
+/* Reads every client until `done(c)` holds for each, or the deadline. */
+static void read_until(client_t *clients, int n, bool (*done)(const client_t *), int64_t deadline)
+{
+    for (int i = 0; i < n; i++)
+        while (!done(&clients[i]) && now_ms() < deadline) {
+            read_some(&clients[i], 50);
+            take_messages(&clients[i]);
+        }
+}
+
+static bool welcomed(const client_t *c)
+{
+    return c->welcomed;
+}
+
+static bool shared_event_pushed(const client_t *c)
+{
+    return strcmp(c->cause, "e-shared") == 0;
+}
+
+static bool all_acked(const client_t *c)
+{
+    return c->acked >= EVENTS_EACH;
+}
+
+static void *run_loops(void *arg)
+{
+    node_thread_t *t = arg;
+    t->rc = rc_node_run(t->node);
+    return NULL;
+}
+
+/* --loops 2: one node, two event loops in two threads on its port, sharing the models. One
+ * user holds LOOP_CONNS connections, which the kernel spreads over both loops (all on one
+ * with odds 2^-(LOOP_CONNS-1)): an event on one moves the lists of all, on either loop. Then
+ * every connection, a user each, sends events at once, so that both loops rank on the
+ * shared models while the writer applies what they learn (the ThreadSanitizer build checks
+ * the read sections). One SIGTERM drains both loops. */
+#define LOOP_CONNS 24
+static void test_loops_share_models_and_users(void **state)
+{
+    (void)state;
+    read_items();
+    node_thread_t t;
+    char err[512] = "";
+    config_node(&t.cfg, 0, 0);
+    t.cfg.workers = 1;
+    t.cfg.loops = 2;
+    t.node = rc_node_new(&t.cfg, err, sizeof(err));
+    if (t.node == NULL)
+        print_error("rc_node_new: %s\n", err);
+    assert_non_null(t.node);
+    int port = rc_node_port(t.node);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, run_loops, &t), 0);
+
+    static client_t clients[LOOP_CONNS];
+    int64_t deadline = now_ms() + WAIT_MS;
+    for (int i = 0; i < LOOP_CONNS; i++) {
+        open_client(&clients[i], port);
+        while (!take_upgrade(&clients[i]) && now_ms() < deadline)
+            read_some(&clients[i], 100);
+        send_text(clients[i].fd, "{\"type\":\"hello\",\"v\":1,\"user\":\"one-user\"}");
+        send_text(clients[i].fd, "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":5}");
+    }
+    read_until(clients, LOOP_CONNS, welcomed, deadline);
+    char ev[160];
+    snprintf(ev, sizeof(ev),
+             "{\"type\":\"event\",\"id\":\"e-shared\",\"kind\":\"click\",\"item\":\"%s\"}",
+             items[0]);
+    send_text(clients[0].fd, ev);
+    read_until(clients, LOOP_CONNS, shared_event_pushed, deadline);
+    for (int i = 0; i < LOOP_CONNS; i++)
+        assert_string_equal(clients[i].cause, "e-shared");
+
+    /* Every connection a user of its own, all sending at once. */
+    for (int i = 0; i < LOOP_CONNS; i++) {
+        close(clients[i].fd);
+        open_client(&clients[i], port);
+        while (!take_upgrade(&clients[i]) && now_ms() < deadline)
+            read_some(&clients[i], 100);
+        char hello[128];
+        snprintf(hello, sizeof(hello), "{\"type\":\"hello\",\"v\":1,\"user\":\"user-%d\"}", i);
+        send_text(clients[i].fd, hello);
+        send_text(clients[i].fd, "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":5}");
+    }
+    for (int e = 0; e < EVENTS_EACH; e++)
+        for (int i = 0; i < LOOP_CONNS; i++) {
+            snprintf(ev, sizeof(ev),
+                     "{\"type\":\"event\",\"id\":\"e-%d-%d\",\"kind\":\"%s\",\"item\":\"%s\"}", i,
+                     e, e % 3 == 0 ? "click" : "view", items[(i + e) % ITEMS]);
+            send_text(clients[i].fd, ev);
+            read_some(&clients[i], 0);
+            take_messages(&clients[i]);
+        }
+    read_until(clients, LOOP_CONNS, all_acked, deadline);
+    for (int i = 0; i < LOOP_CONNS; i++)
+        assert_int_equal(clients[i].acked, EVENTS_EACH);
+
+    kill(getpid(), SIGTERM);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(t.rc, 0);
+    rc_node_free(t.node);
+    rc_config_free(&t.cfg);
+    for (int i = 0; i < LOOP_CONNS; i++)
+        close(clients[i].fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_nodes_in_threads_serve_one_port),
+        cmocka_unit_test(test_loops_share_models_and_users),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
