@@ -99,6 +99,7 @@ static void node_metrics(void *ctx, rc_wbuf_t *body)
     rc_node_experiment_counts(n, st->experiment, &counts);
     rc_experiment_render(st->experiment, &counts, body);
     rc_node_settings_end(n, false);
+    rc_node_group_render(n, body);
 }
 
 /* The settings' counts with several loops: every loop's, added up. */

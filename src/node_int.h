@@ -142,6 +142,9 @@ void rc_node_group_catalog_changed(rc_node_t *n);
 /** Every loop's counts of experiment `x` added up (one loop: its own). */
 void rc_node_experiment_counts(rc_node_t *n, const rc_experiment_t *x, rc_experiment_counts_t *sum);
 
+/** Appends the loops' and the models' writer's metrics (several loops; else nothing). */
+void rc_node_group_render(rc_node_t *n, rc_wbuf_t *o);
+
 /** Tells the other loops to drain (`now`: to stop at once). */
 void rc_node_group_drain(rc_node_t *n, bool now);
 

@@ -374,6 +374,9 @@ static void *loop_main(void *arg)
 {
     loop_arg_t a = *(loop_arg_t *)arg;
     free(arg);
+    char name[16];
+    snprintf(name, sizeof(name), "rc-loop%u", a.index);
+    pthread_setname_np(pthread_self(), name);
     rc_node_group_t *g = a.g;
     rc_metrics_t *metrics = calloc(1, sizeof(*metrics));
     if (metrics != NULL && rc_metrics_attach(metrics) != 0) {
@@ -492,6 +495,37 @@ void rc_node_experiment_counts(rc_node_t *n, const rc_experiment_t *x, rc_experi
         if (i != n->loop_index)
             rc_experiment_counts_add(sum, x, &g->counts[i]);
     pthread_mutex_unlock(&g->counts_lock);
+}
+
+void rc_node_group_render(rc_node_t *n, rc_wbuf_t *o)
+{
+    rc_node_group_t *g = n->group;
+    if (g == NULL)
+        return;
+    rc_shared_stats_t st;
+    rc_shared_stats(g->shared, &st);
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } rows[] = {
+        {"rankcast_loops", "gauge", "Event loops (threads) of this process (--loops).", g->n},
+        {"rankcast_models_ops_total", "counter",
+         "Changes the models' writer applied (to both copies).", (double)st.ops},
+        {"rankcast_models_ops_refused_total", "counter",
+         "Changes the models refused where applied (a full catalog, say).", (double)st.ops_failed},
+        {"rankcast_models_publishes_total", "counter", "Batches the writer published.",
+         (double)st.batches},
+        {"rankcast_models_apply_seconds_total", "counter",
+         "The writer's time applying changes, both copies.", (double)st.apply_ns / 1e9},
+        {"rankcast_models_apply_event_seconds_total", "counter", "Of which events' model halves.",
+         (double)st.apply_ns_by_type[RC_OP_EVENT] / 1e9},
+        {"rankcast_models_wait_seconds_total", "counter",
+         "The writer's time waiting for loops to leave the copy it changes next.",
+         (double)st.wait_ns / 1e9},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        rc_wbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %.9g\n", rows[i].name, rows[i].help,
+                       rows[i].name, rows[i].type, rows[i].name, rows[i].v);
 }
 
 void rc_node_group_drain(rc_node_t *n, bool now)

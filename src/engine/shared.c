@@ -243,6 +243,7 @@ static node_t *take_all(rc_shared_t *s)
 static void *writer_main(void *arg)
 {
     rc_shared_t *s = arg;
+    pthread_setname_np(pthread_self(), "rc-writer"); /* for top -H, perf, /proc */
     for (;;) {
         node_t *list = take_all(s);
         if (list == NULL) {

@@ -530,6 +530,7 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
     dispatch_message(c, &m, t0_us);
     s->handling = NULL;
     s->handling_conn = NULL;
+    rc_sessions_read_end(s); /* shared models: a section lasts one message (shared.h) */
 }
 
 /* One decoded message: the hello gate, the rate limit of everything but events, an expired
@@ -612,8 +613,10 @@ rc_frame_t *rc_conn_next_frame(rc_conn_t *c)
          * none, and the next list goes against the same base). */
         rc_frame_unref(f);
         if (slot >= 0 && (uint32_t)slot < c->n_subs && c->subs[slot].view != NULL &&
-            (f = rc_compact_frame(c, &c->subs[slot])) != NULL)
+            (f = rc_compact_frame(c, &c->subs[slot])) != NULL) {
+            rc_sessions_read_end(c->reg); /* the section lasts one frame */
             return f;
+        }
     }
     if (f == NULL && c->outbox.n_acks > 0)
         f = take_acks(c);
