@@ -281,6 +281,7 @@ static void handle_hello(rc_conn_t *c, const rc_msg_t *m)
     }
     rc_session_set_context(ses, m->u.hello.device, m->u.hello.tz_offset_min,
                            rc_sessions_locale(s, m->u.hello.locale, rc_wall_ms()));
+    rc_session_await_locale(s, ses, m->u.hello.locale);
     rc_list_unlink(&ses->idle_link);
     rc_list_unlink(&c->hello_link);
     c->session = ses;

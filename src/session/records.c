@@ -9,6 +9,8 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <string.h>
+
 int rc_sessions_submit(rc_sessions_t *s, rc_engine_op_t *op)
 {
     if (s->shared == NULL)
@@ -100,6 +102,32 @@ int rc_sessions_locale(rc_sessions_t *s, rc_str_t tag, int64_t wall_ms)
     rc_sessions_submit(s, &op);
     int ref = rc_engine_locale_find(rc_sessions_engine(s), tag);
     return ref >= 0 ? ref : -1;
+}
+
+/* Ranks that ask again for a locale the loop's copy did not know: the writer publishes
+ * within one batch, so the first rank after the hello's usually finds it. */
+#define LOCALE_TRIES 8
+
+void rc_session_await_locale(rc_sessions_t *s, rc_session_t *ses, rc_str_t tag)
+{
+    ses->locale_pending[0] = '\0';
+    if (s->shared == NULL || ses->locale >= 0 || tag.n == 0 || tag.n > RC_LOCALE_MAX)
+        return;
+    memcpy(ses->locale_pending, tag.p, tag.n);
+    ses->locale_pending[tag.n] = '\0';
+    ses->locale_tries = 0;
+}
+
+void rc_session_resolve_locale(rc_sessions_t *s, rc_session_t *ses)
+{
+    if (ses->locale_pending[0] == '\0')
+        return;
+    rc_str_t tag = {ses->locale_pending, (uint32_t)strlen(ses->locale_pending)};
+    int ref = rc_engine_locale_find(rc_sessions_engine(s), tag);
+    if (ref >= 0)
+        rc_session_set_context(ses, ses->device, ses->tz_offset_min, ref);
+    if (ref >= 0 || ++ses->locale_tries >= LOCALE_TRIES)
+        ses->locale_pending[0] = '\0';
 }
 
 void rc_sessions_experiment_counts(const rc_sessions_t *s, const rc_experiment_t *x,

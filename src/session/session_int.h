@@ -76,6 +76,10 @@ typedef struct rc_session {
     uint8_t device;
     int16_t locale; /* a reference to the user's locale (rc_engine_locale), or -1 */
     int16_t tz_offset_min;
+    /* With shared models: the hello's locale tag while no copy the loop read knew it (the
+     * writer tracks it from its next batch), asked again at the next ranks. "": none. */
+    char locale_pending[RC_LOCALE_MAX + 1];
+    uint8_t locale_tries;
     rc_user_state_t *state;
     rc_view_t **views; /* grown on demand up to MAX_VIEWS */
     uint32_t n_views, cap_views;
@@ -369,6 +373,14 @@ uint64_t rc_sessions_next_seq(rc_sessions_t *s);
  * once trusted. Returns the index, RC_CATALOG_UNTRUSTED (the copy does not know it: the
  * event goes without it, by id, rc_sessions_observe), or -1 when it can never be an item
  * (a closed catalog, an id too long): rc_catalog_learn_from()'s answers. */
+/** The hello's locale tag `tag` for `ses`, whose locale is set already (rc_sessions_locale):
+ * with shared models, a tag the loop's copy did not know yet is kept to be asked again. */
+void rc_session_await_locale(rc_sessions_t *s, rc_session_t *ses, rc_str_t tag);
+
+/** Before a rank of `ses`: its locale, if the tag kept by rc_session_await_locale() is
+ * known now (asked at most a few times). */
+void rc_session_resolve_locale(rc_sessions_t *s, rc_session_t *ses);
+
 int64_t rc_sessions_event_item(rc_sessions_t *s, rc_str_t id, uint32_t user_key);
 /** Learns one event of user `u` (borrowed; NULL for a user held nowhere): its model half as
  * a record (rc_engine_op_event; by `item_id`, borrowed, when `item` is -1 and it is not

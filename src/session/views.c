@@ -137,6 +137,7 @@ bool rc_view_rerank(rc_sessions_t *s, rc_session_t *ses, rc_view_t *v, rc_str_t 
                     uint64_t t0_us)
 {
     uint64_t start = rc_mono_us();
+    rc_session_resolve_locale(s, ses);
     rc_user_state_t empty;
     uint32_t n =
         rc_engine_rank(rc_sessions_engine(s), s->ranker, rc_session_state_read(ses, &empty),

@@ -15,6 +15,7 @@
 #include "engine/engine_int.h" /* white-box: the trending scores an event moved */
 #include "jwt_sign.h"
 #include "session/session.h"
+#include "session/session_int.h" /* white-box: a session's locale reference */
 #include "store/profile.h"
 #include "util/clock.h"
 #include "util/defer.h"
@@ -91,6 +92,7 @@ typedef struct world {
     rc_defer_t defer;
     rc_config_t cfg;
     rc_engine_t *engine;
+    rc_shared_t *shared; /* world_setup_shared: the models, `engine` NULL */
     rc_profile_store_t *profiles;
     rc_bus_t *bus;
     rc_sessions_t *sessions;
@@ -125,6 +127,27 @@ static void world_profile_loaded(void *ctx, const char *user, size_t user_len, i
 
 static const char *const categories[] = {"mugs", "lamps", "toys"};
 
+/* The tests' engine: 3 categories of 20 items; popularity falls with the index, so cold
+ * lists start with the first items of each category. The same calls each time, so two make
+ * the two equal copies of shared models. */
+static rc_engine_t *make_engine(void)
+{
+    rc_engine_t *e = rc_engine_new(1000, true, 32, 86400, 3600, 1e9);
+    assert_non_null(e);
+    for (int i = 0; i < 60; i++) {
+        char id[16], name[32];
+        const char *tags[] = {categories[i % 3]};
+        uint32_t idx;
+        snprintf(id, sizeof(id), "i%d", i);
+        snprintf(name, sizeof(name), "Item %d", i);
+        assert_int_equal(rc_catalog_upsert(rc_engine_catalog(e), id, name, categories[i % 3], tags,
+                                           1, 1.0 + i, 100.0 - i, &idx),
+                         0);
+    }
+    assert_int_equal(rc_engine_refresh(e), 0);
+    return e;
+}
+
 /* The world with `settings` (name, value, ..., NULL) on top of the tests' own. */
 static int world_make(void **state, const char *const *settings)
 {
@@ -140,21 +163,7 @@ static int world_make(void **state, const char *const *settings)
     assert_int_equal(rc_config_set(&w->cfg, "anonymous-ids", "chosen", err, sizeof(err)), 0);
     for (; settings != NULL && settings[0] != NULL; settings += 2)
         assert_int_equal(rc_config_set(&w->cfg, settings[0], settings[1], err, sizeof(err)), 0);
-    w->engine = rc_engine_new(1000, true, 32, 86400, 3600, 1e9);
-    assert_non_null(w->engine);
-    /* 3 categories of 20 items; popularity falls with the index, so cold lists start with
-     * the first items of each category. */
-    for (int i = 0; i < 60; i++) {
-        char id[16], name[32];
-        const char *tags[] = {categories[i % 3]};
-        uint32_t idx;
-        snprintf(id, sizeof(id), "i%d", i);
-        snprintf(name, sizeof(name), "Item %d", i);
-        assert_int_equal(rc_catalog_upsert(rc_engine_catalog(w->engine), id, name,
-                                           categories[i % 3], tags, 1, 1.0 + i, 100.0 - i, &idx),
-                         0);
-    }
-    assert_int_equal(rc_engine_refresh(w->engine), 0);
+    w->engine = make_engine();
     w->profiles = rc_profile_memory_new(&w->defer, world_profile_loaded, w, 0, 0);
     w->bus = rc_bus_local_new(&w->defer, world_bus_deliver, w);
     w->sessions = rc_sessions_new(&w->cfg, "t1", w->engine, w->profiles, w->bus, &fake_ops);
@@ -177,6 +186,19 @@ static int world_setup_unlimited(void **state)
     return world_make(state, unlimited);
 }
 
+/* The world's sessions on shared models, as a loop of several (--loops): the world's engine
+ * and a second copy made by the same calls, one writer thread. */
+static int world_setup_shared(void **state)
+{
+    world_make(state, NULL);
+    world_t *w = *state;
+    w->shared = rc_shared_new(w->engine, make_engine(), 1);
+    assert_non_null(w->shared);
+    w->engine = NULL; /* the shared models' */
+    assert_int_equal(rc_sessions_share_engine(w->sessions, w->shared, NULL, 0), 0);
+    return 0;
+}
+
 static int world_teardown(void **state)
 {
     world_t *w = *state;
@@ -184,6 +206,7 @@ static int world_teardown(void **state)
     rc_defer_close(&w->defer);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     rc_sessions_free(w->sessions);
+    rc_shared_free(w->shared);
     rc_bus_free(w->bus);
     rc_profile_store_free(w->profiles);
     rc_engine_free(w->engine);
@@ -921,6 +944,30 @@ static void test_steady_events_allocate_nothing(void **state)
     rc_conn_closed(c);
 }
 
+/* With shared models the hello's locale tag reaches the writer as a record, and the loop's
+ * copy knows it only once the writer published it: the session keeps the tag and takes
+ * the locale at a rank after that, rather than ranking without it for its whole life. */
+static void test_shared_models_a_locale_first_met_is_taken_at_a_later_rank(void **state)
+{
+    world_t *w = *state;
+    fake_transport_t t = {0};
+    rc_conn_t *c = rc_conn_open(w->sessions, RC_FMT_JSON, &t);
+    assert_non_null(c);
+    send_json(c, "{\"type\":\"hello\",\"v\":1,\"user\":\"u-fr\",\"locale\":\"fr-FR\"}");
+    rc_session_t *ses = rc_session_find(w->sessions, "u-fr", 4);
+    assert_non_null(ses);
+    assert_int_equal(ses->locale, -1); /* the copy read at the hello did not know the tag */
+    assert_int_equal(rc_shared_flush(w->shared), 0);
+    send_json(c, "{\"type\":\"subscribe\",\"surface\":\"home\",\"k\":6}");
+    json_t *msgs = drain(c);
+    assert_non_null(find_type(msgs, "recs", 0));
+    json_decref(msgs);
+    int ref = rc_engine_locale_find(rc_sessions_engine(w->sessions), (rc_str_t){"fr-FR", 5});
+    assert_true(ref >= 0);
+    assert_int_equal(ses->locale, ref);
+    rc_conn_closed(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -957,6 +1004,9 @@ int main(void)
                                         world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_steady_events_allocate_nothing, world_setup_unlimited,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_shared_models_a_locale_first_met_is_taken_at_a_later_rank, world_setup_shared,
+            world_teardown),
         cmocka_unit_test_setup_teardown(test_events_are_learned_at_their_own_time_within_bounds,
                                         world_setup, world_teardown),
     };
