@@ -503,6 +503,45 @@ static void handle_events(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us)
 
 static void dispatch_message(rc_conn_t *c, const rc_msg_t *m, uint64_t t0_us);
 
+/* Messages held per connection while its session awaits a peer's state: past this, the
+ * session stops waiting (rc_sessions_peer_answer with nothing). */
+#define HELD_MAX_BYTES (256 * 1024)
+
+/* Keeps a message until the session has the state of the user's session on another loop,
+ * so that it is handled as it would be by the session holding the user's history. */
+static void hold(rc_conn_t *c, const void *data, size_t len, bool binary)
+{
+    if (c->held == NULL && (c->held = calloc(1, sizeof(*c->held))) != NULL)
+        rc_wbuf_init(c->held, 0);
+    if (c->held == NULL || c->held->len + len + 5 > HELD_MAX_BYTES) {
+        rc_sessions_stop_awaiting(c->reg, c->session);
+        rc_conn_receive(c, data, len, binary, rc_mono_us());
+        return;
+    }
+    uint32_t n = (uint32_t)len;
+    uint8_t kind = binary;
+    rc_wbuf_put(c->held, &n, 4);
+    rc_wbuf_put(c->held, &kind, 1);
+    rc_wbuf_put(c->held, data, len);
+}
+
+void rc_conn_handle_held(rc_conn_t *c)
+{
+    rc_wbuf_t *h = c->held;
+    c->held = NULL;
+    if (h == NULL)
+        return;
+    for (size_t off = 0; off + 5 <= h->len;) {
+        uint32_t n;
+        memcpy(&n, rc_wbuf_data(h) + off, 4);
+        bool binary = rc_wbuf_data(h)[off + 4] != 0;
+        rc_conn_receive(c, rc_wbuf_data(h) + off + 5, n, binary, rc_mono_us());
+        off += 5 + n;
+    }
+    rc_wbuf_free(h);
+    free(h);
+}
+
 void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, uint64_t t0_us)
 {
     rc_sessions_t *s = c->reg;
@@ -510,6 +549,10 @@ void rc_conn_receive(rc_conn_t *c, const void *data, size_t len, bool binary, ui
 
     if (c->state == CONN_CLOSING || c->state == CONN_GONE)
         return;
+    if (c->session != NULL && c->session->awaiting_peer) {
+        hold(c, data, len, binary);
+        return;
+    }
     rc_metrics.messages_received++;
     rc_metrics.bytes_received += len;
     note_input(c, t0_us);
@@ -692,6 +735,11 @@ void rc_conn_closed(rc_conn_t *c)
             ses->idle_since_us = rc_mono_us();
             rc_list_push_back(&s->idle_sessions, &ses->idle_link);
         }
+    }
+    if (c->held != NULL) {
+        rc_wbuf_free(c->held);
+        free(c->held);
+        c->held = NULL;
     }
     for (uint32_t i = 0; i < c->n_subs; i++)
         rc_compact_sub_free(&c->subs[i]);

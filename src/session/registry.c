@@ -74,6 +74,7 @@ void rc_session_free(rc_sessions_t *s, rc_session_t *ses)
     if (rc_list_linked(&ses->dirty_link))
         rc_session_save_profile(s, ses);
     rc_list_unlink(&ses->idle_link);
+    rc_list_unlink(&ses->awaiting_link);
     rc_strmap_del(&s->by_user, ses->user, ses->user_len);
     rc_strmap_del(&s->by_pseudo, ses->pseudo, PSEUDO_LEN);
     if (s->directory != NULL)
@@ -134,6 +135,7 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
     rc_list_init(&ses->conns);
     rc_list_init(&ses->idle_link);
     rc_list_init(&ses->dirty_link);
+    rc_list_init(&ses->awaiting_link);
     /* Versions start at the wall clock in microseconds, so a session rebuilt after an idle
      * drop continues above every version its lists had before. */
     ses->version = rc_wall_ms() * 1000;
@@ -165,6 +167,9 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
     /* A session of the user on another loop knows more than the store (its changes are
      * written behind): its state is asked for instead (rc_sessions_peer_answer). */
     if (peers != 0 && s->ask_peer != NULL) {
+        ses->awaiting_peer = true;
+        ses->awaiting_since_us = rc_mono_us();
+        rc_list_push_back(&s->awaiting_peers, &ses->awaiting_link);
         s->ask_peer(s->peer_ctx, ses->pseudo, peers);
     } else if (consent) {
         int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
@@ -193,11 +198,39 @@ bool rc_sessions_peer_state(rc_sessions_t *s, rc_str_t pseudo, rc_user_state_t *
     return true;
 }
 
+/* The session has what it waited for (or waits no more): its connections' held messages
+ * are handled now. */
+static void done_awaiting(rc_session_t *ses)
+{
+    ses->awaiting_peer = false;
+    rc_list_unlink(&ses->awaiting_link);
+    for (rc_link_t *l = ses->conns.next, *next; l != &ses->conns; l = next) {
+        next = l->next;
+        rc_conn_handle_held(RC_CONTAINER_OF(l, rc_conn_t, session_link));
+    }
+}
+
+void rc_sessions_stop_awaiting(rc_sessions_t *s, rc_session_t *ses)
+{
+    if (!ses->awaiting_peer)
+        return;
+    RC_WARN("session", "a session's state from another loop did not come in time", "session=%s",
+            ses->id);
+    ses->awaiting_peer = false; /* its answer, if it comes, is too late: ignored */
+    rc_list_unlink(&ses->awaiting_link);
+    if (ses->consent) {
+        int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
+        if (rc != 0)
+            RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+    }
+    done_awaiting(ses);
+}
+
 void rc_sessions_peer_answer(rc_sessions_t *s, rc_str_t pseudo, const rc_user_state_t *u,
                              const uint64_t *ids, uint32_t n_ids)
 {
     rc_session_t *ses = rc_session_find_pseudo(s, pseudo);
-    if (ses == NULL)
+    if (ses == NULL || !ses->awaiting_peer)
         return;
     if (u == NULL) { /* the peer's session ended: its changes are in the store by now */
         if (ses->consent) {
@@ -205,18 +238,22 @@ void rc_sessions_peer_answer(rc_sessions_t *s, rc_str_t pseudo, const rc_user_st
             if (rc != 0)
                 RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
         }
+        done_awaiting(ses);
         return;
     }
     for (uint32_t i = 0; i < n_ids; i++)
         if (ids[i] != 0 && !rc_session_seen_event(ses, ids[i]))
             rc_session_remember_event(ses, ids[i]);
     rc_user_state_t *mine = rc_session_state_write(ses);
-    if (mine == NULL)
+    if (mine == NULL) {
+        done_awaiting(ses);
         return;
+    }
     /* The history is the user's; the context (device, time zone, locale) this session's. */
     *mine = *u;
     rc_session_set_context(ses, ses->device, ses->tz_offset_min, ses->locale);
     rc_session_rerank(s, ses, (rc_str_t){NULL, 0}, 0);
+    done_awaiting(ses);
 }
 
 /* Anonymous ids are signed under --anon-id-key or, without one, under the pseudonym key: a
@@ -264,6 +301,7 @@ rc_sessions_t *rc_sessions_new(const rc_config_t *cfg, const char *node_id, rc_e
     rc_list_init(&s->awaiting_hello);
     rc_list_init(&s->idle_sessions);
     rc_list_init(&s->dirty_sessions);
+    rc_list_init(&s->awaiting_peers);
     rc_list_init(&s->active);
     rc_list_init(&s->pinged);
     rc_wbuf_init(&s->scratch, 0);
@@ -355,9 +393,19 @@ void rc_sessions_settle(rc_sessions_t *s)
     rc_bus_settle(s->bus);
 }
 
+/* How long a session waits for the state of the user's session on another loop: the answer
+ * takes microseconds; a loop that does not answer is stopping. */
+#define PEER_WAIT_US 1000000
+
 void rc_sessions_tick(rc_sessions_t *s, uint64_t now_us)
 {
     rc_sessions_check_conns(s, now_us);
+    while (!rc_list_empty(&s->awaiting_peers)) {
+        rc_session_t *ses = RC_CONTAINER_OF(s->awaiting_peers.next, rc_session_t, awaiting_link);
+        if (now_us - ses->awaiting_since_us < PEER_WAIT_US)
+            break;
+        rc_sessions_stop_awaiting(s, ses);
+    }
     uint64_t idle_us = (uint64_t)s->cfg->session_idle_s * 1000000;
     while (!rc_list_empty(&s->idle_sessions)) {
         rc_session_t *ses = RC_CONTAINER_OF(s->idle_sessions.next, rc_session_t, idle_link);

@@ -59,7 +59,9 @@ typedef void (*rc_sessions_ask_peer_fn)(void *ctx, const char *pseudo, uint64_t 
 
 /** With several loops: a session that starts while the user has one on another loop asks
  * that loop for its state (`ask`) instead of loading the profile, whose changes the other
- * session writes behind. */
+ * session writes behind. Its connections' messages wait for the answer (at most a second,
+ * or 256 KB each: then it loads the profile), so that they are handled as the session
+ * holding the user's history would. */
 void rc_sessions_set_peer_hook(rc_sessions_t *s, rc_sessions_ask_peer_fn ask, void *ctx);
 
 #define RC_DEDUPE_MAX 1024 /* event ids remembered per user (PROTOCOL.md section 5) */

@@ -80,6 +80,12 @@ typedef struct rc_session {
      * writer tracks it from its next batch), asked again at the next ranks. "": none. */
     char locale_pending[RC_LOCALE_MAX + 1];
     uint8_t locale_tries;
+    /* Started beside a session of the user on another loop: its state is on the way
+     * (rc_sessions_peer_answer), and its connections' messages wait for it (rc_conn_t.held),
+     * in the registry's `awaiting_peers` list, oldest first. */
+    bool awaiting_peer;
+    uint64_t awaiting_since_us;
+    rc_link_t awaiting_link;
     rc_user_state_t *state;
     rc_view_t **views; /* grown on demand up to MAX_VIEWS */
     uint32_t n_views, cap_views;
@@ -154,6 +160,9 @@ struct rc_conn {
     /* Verified from the Authorization header or hello.token: its subject is the only user
      * this connection may be. Held only until hello is answered. */
     rc_jwt_claims_t *claims;
+    /* Messages received while the session awaited a peer's state, handled once it came:
+     * each a 4-byte length, a byte for the frame kind, the message. NULL: none. */
+    rc_wbuf_t *held;
 };
 
 /* One event on its way through the bus: keeps its connection alive and its id. */
@@ -203,7 +212,7 @@ struct rc_sessions {
     bool anon_ids_chosen;       /* --demo or --anonymous-ids chosen: any hello.user is taken */
     uint32_t n_sessions, n_conns;
     uint64_t next_session_id;
-    rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions;
+    rc_link_t all_conns, awaiting_hello, idle_sessions, dirty_sessions, awaiting_peers;
     rc_link_t active, pinged; /* rc_conn_t.activity_link */
     const rc_jwt_verifier_t *jwt;
     rc_proto_decoder_t decoder;
@@ -373,6 +382,13 @@ uint64_t rc_sessions_next_seq(rc_sessions_t *s);
  * once trusted. Returns the index, RC_CATALOG_UNTRUSTED (the copy does not know it: the
  * event goes without it, by id, rc_sessions_observe), or -1 when it can never be an item
  * (a closed catalog, an id too long): rc_catalog_learn_from()'s answers. */
+/** Stops `ses` waiting for a peer's state (too long, or too much held): it loads its profile
+ * from the store, as a session without a peer, and handles what its connections held. */
+void rc_sessions_stop_awaiting(rc_sessions_t *s, rc_session_t *ses);
+
+/** Handles, in order, the messages `c` received while its session awaited a peer's state. */
+void rc_conn_handle_held(rc_conn_t *c);
+
 /** The hello's locale tag `tag` for `ses`, whose locale is set already (rc_sessions_locale):
  * with shared models, a tag the loop's copy did not know yet is kept to be asked again. */
 void rc_session_await_locale(rc_sessions_t *s, rc_session_t *ses, rc_str_t tag);
