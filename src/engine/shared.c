@@ -18,6 +18,15 @@
  * learning a batch at a time rather than after the whole backlog. */
 #define BATCH_MAX 1024
 
+/* How long the writer sleeps after a publish before it waits for the readers that may still
+ * be on the copy it left. A section lasts one client message (tens of µs), so by then they
+ * have left and the wait finds nothing: no spinning on a core, no yield storm; and the ops
+ * submitted meanwhile make the next batch, so at a steady rate the writer wakes about once
+ * per LINGER_NS rather than once per op. Learning is seen as soon as it is published (the
+ * sleep comes after the publish); it delays the second copy, rc_shared_flush() and the
+ * publish of the next batch by up to this much. */
+#define LINGER_NS 500000
+
 /* A queued op, or a flush marker (flush != NULL). */
 typedef struct node {
     rc_mpsc_link_t link; /* first: the queue's links are nodes */
@@ -201,6 +210,8 @@ static void apply_batch(rc_shared_t *s, node_t *first, node_t *end)
     apply_all(s, s->copy[1 - pub], first, end, true);
     uint64_t t1 = mono_ns();
     atomic_store(&s->published, 1 - pub);
+    struct timespec linger = {0, LINGER_NS};
+    nanosleep(&linger, NULL);
     wait_for_readers(s);
     uint64_t t2 = mono_ns();
     apply_all(s, s->copy[pub], first, end, false);
