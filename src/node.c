@@ -630,7 +630,7 @@ static rc_node_t *node_alloc(const rc_config_t *cfg, const char *node_id, char *
     return n;
 }
 
-/* What the first version of several loops leaves out (docs/engine.md, "Loops"). */
+/* What the first version of several loops leaves out (docs/engine.md, "Loops in one node"). */
 static int check_loops(const rc_config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->loops <= 1)
@@ -644,7 +644,7 @@ static int check_loops(const rc_config_t *cfg, char *err, size_t errlen)
         return 0;
     snprintf(err, errlen,
              "--loops %lld cannot be used with %s yet: several loops share in-memory profiles "
-             "and the in-process bus only (docs/engine.md, \"Loops\")",
+             "and the in-process bus only (docs/engine.md, \"Loops in one node\")",
              (long long)cfg->loops, with);
     return RC_EINVAL;
 }

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Several event loops in one process (--loops N, docs/engine.md "Loops"): each loop is a
- * node of its own (a thread, a uv loop, a gateway on the shared port, sessions), and they
- * share what a process has once: the models (engine/shared.h: one writer, every loop a
- * reader), the in-memory profiles, the directory of which loops hold a user's sessions, the
- * settings. A connection is served whole by the loop that accepted it; what another loop
- * must hear goes to its mailbox:
+/* Several event loops in one process (--loops N, docs/engine.md "Loops in one node"): each
+ * loop is a node of its own (a thread, a uv loop, a gateway on the shared port, sessions),
+ * and they share what a process has once: the models (engine/shared.h: one writer, every
+ * loop a reader), the in-memory profiles, the directory of which loops hold a user's
+ * sessions, the settings. A connection is served whole by the loop that accepted it; what
+ * another loop must hear goes to its mailbox:
  *  - an event, to the loops that hold another session of its user (they move that
  *    session's lists; the models learned it once, from the loop that took it);
+ *  - a session starting beside one of its user on another loop: the question, and that
+ *    session's state as the answer;
  *  - erasures and application pushes, to every loop;
  *  - a change of the catalog or of the settings, after the writer published it (every
  *    loop ranks its lists again, and lets go of the experiment it replaced);
@@ -104,6 +106,15 @@ static void post(rc_node_t *to, mail_t *m)
     rc_mailbox_post(&to->mailbox, &m->link);
 }
 
+/* One loop is done with a retired experiment: the last frees it. */
+static void release(retired_t *r)
+{
+    if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1) {
+        free(r->x);
+        free(r);
+    }
+}
+
 /* Posts a mail of `kind` to every other loop; out of memory, a loop misses it (logged). */
 static void tell_others(rc_node_t *n, mail_kind_t kind, retired_t *r)
 {
@@ -114,22 +125,11 @@ static void tell_others(rc_node_t *n, mail_kind_t kind, retired_t *r)
         mail_t *m = mail_new(kind, 0);
         if (m == NULL) {
             RC_WARN("node", "a loop missed a word: out of memory", "kind=%d loop=%u", (int)kind, i);
-            if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1) {
-                free(r->x);
-                free(r);
-            }
+            release(r);
             continue;
         }
         m->retired = r;
         post(g->nodes[i], m);
-    }
-}
-
-static void release(retired_t *r)
-{
-    if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1) {
-        free(r->x);
-        free(r);
     }
 }
 

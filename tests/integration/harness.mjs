@@ -195,9 +195,9 @@ class TailBuffer {
  * GET /healthz answers 200. Returns a handle; `stop()` sends SIGTERM and reports how it exited.
  */
 /**
- * RC_IT_LOOPS=N runs every server of a suite with N event loops (--loops), except those the
- * first version of several loops refuses (docs/engine.md, "Loops"): scripts/test runs the
- * suites this way too.
+ * RC_IT_LOOPS=N runs every server of a suite with N event loops (--loops), except those
+ * the first version of several loops refuses (docs/engine.md, "Loops in one node"): the
+ * integration.loops.* tests run suites this way.
  */
 function loopsArgs(extraArgs) {
   const loops = process.env.RC_IT_LOOPS;
