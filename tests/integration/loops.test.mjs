@@ -322,14 +322,20 @@ describe('what several loops cannot work with yet is refused at start', () => {
   ];
   for (const [flag, args] of refused) {
     test(`--loops ${LOOPS} with ${flag}: exits non-zero naming both`, async () => {
-      await assert.rejects(startServer({ extraArgs: ['--loops', String(LOOPS), ...args], readyTimeoutMs: 5000 }), (e) => {
-        assert.match(e.message, /exited during start \(\{"code":[1-9]\d*,"signal":null\}\)/, e.message);
-        // What the server wrote (after the command line the harness quotes first).
-        const output = e.message.slice(e.message.indexOf('\n') + 1);
-        const line = output.split('\n').find((l) => /level=error/.test(l)) ?? '';
-        assert.ok(line.includes('--loops') && line.includes(flag), `the error does not name --loops and ${flag}: ${output}`);
-        return true;
-      });
+      let started = null;
+      let error = null;
+      try {
+        started = await startServer({ extraArgs: ['--loops', String(LOOPS), ...args], readyTimeoutMs: 5000 });
+      } catch (e) {
+        error = e;
+      }
+      if (started !== null) await started.stop();
+      assert.equal(started, null, `--loops ${LOOPS} with ${flag} started`);
+      assert.match(error.message, /exited during start \(\{"code":[1-9]\d*,"signal":null\}\)/, error.message);
+      // What the server wrote (after the command line the harness quotes first).
+      const output = error.message.slice(error.message.indexOf('\n') + 1);
+      const line = output.split('\n').find((l) => /level=error/.test(l)) ?? '';
+      assert.ok(line.includes('--loops') && line.includes(flag), `the error does not name --loops and ${flag}: ${output}`);
     });
   }
 });
