@@ -3,7 +3,7 @@
 // server: a connection is served whole by the loop that accepted it, and what the user's
 // sessions on other loops must hear reaches them: events (relayed, their lists move with the
 // event as cause), the state of a session starting beside another (history and the ids it
-// de-duplicates), application pushes, catalog changes; /metrics counts for the process, and
+// de-duplicates), application pushes, erasures, catalog changes and rules; /metrics counts for the process, and
 // so does --max-conns-per-ip; the flags several loops cannot work with yet are refused at
 // start; SIGTERM drains every loop.
 //
@@ -205,6 +205,45 @@ describe(`${LOOPS} loops serving one user's connections`, () => {
       const push = await client.next((m) => m.type === 'push' && m.id === r.json.id, WAIT_MS);
       assert.equal(push.topic, 'loops', `connection ${i}`);
       assert.deepEqual(push.data, data, `connection ${i}`);
+    }
+  });
+
+  test('an erasure reaches every loop: every connection of the user gets a list computed from nothing', async () => {
+    const user = uniqueId('erase');
+    const conns = await openMany(server, user, MANY);
+    const shared = common(conns.map((c) => c.first));
+    assert.ok(shared.length > 0, `the ${MANY} lists of one new user share no item`);
+    const bought = shared[0];
+    const id = await sendEvent(conns[0].client, { kind: 'purchase', item: bought, surface: 'home' });
+    const moved = [];
+    for (const { client } of conns) moved.push(await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.cause === id, WAIT_MS));
+    const r = await post('/api/v1/users/erase', { user });
+    assert.equal(r.status, 200, r.text);
+    // The purchase is forgotten on every loop: the item a new user's list holds comes back.
+    for (const [i, { client }] of conns.entries()) {
+      const fresh = await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.version > moved[i].version, WAIT_MS);
+      assertRecs(fresh, { surface: 'home', k: moved[i].items.length });
+      assert.ok(itemIds(fresh).includes(bought), `connection ${i}: the erased purchase of ${bought} still shapes ${itemIds(fresh)}`);
+    }
+  });
+
+  test('a rule reaches every loop: a pinned item is pushed first on every list', async () => {
+    const conns = [];
+    for (let u = 0; u < 4; u++) conns.push(...(await openMany(server, uniqueId('rules'), 5, { k: 10 })));
+    // An item no list holds yet, so that every list must change.
+    const shown = new Set(conns.flatMap((c) => itemIds(c.first)));
+    const pinned = server.items.find((it) => !shown.has(it.id));
+    assert.ok(pinned, 'the lists hold every item of the catalog');
+    const r = await post('/api/v1/rules', { pins: [{ item: pinned.id, position: 1, surface: 'home' }] });
+    assert.equal(r.status, 200, r.text);
+    try {
+      for (const [i, { client }] of conns.entries()) {
+        const pushed = await client.next((m) => m.type === 'recs' && m.surface === 'home' && m.items[0]?.item === pinned.id, WAIT_MS);
+        assertRecs(pushed, { surface: 'home', k: 10 });
+        assert.equal(pushed.items[0].src, 'pinned', `connection ${i}`);
+      }
+    } finally {
+      assert.equal((await post('/api/v1/rules', {})).status, 200);
     }
   });
 
