@@ -194,6 +194,34 @@ describe(`${LOOPS} loops serving one user's connections`, () => {
     assert.equal((totals.rankcast_events_duplicate_total ?? 0) - before, retries, 'duplicates counted for the retries');
   });
 
+  // TODO (a server bug, reported): a session asks its peer for the user's state, and the
+  // answer replaces its state and adds the peer's ids when it comes; what the session took in
+  // between (its own events, a retry of an id the peer saw) is lost or accepted again.
+  test('events sent right after hello, beside a session on another loop, are kept and de-duplicated',
+    { todo: 'the peer state handover drops events taken before it arrives' }, async () => {
+      const user = uniqueId('pipelined');
+      const { client: a } = await connectHello(server, 'json', { user });
+      await a.subscribe('home', { k: 10 });
+      const seen = await sendEvent(a, { kind: 'click', item: server.items[30].id, surface: 'home' });
+      const before = (await metrics(server)).rankcast_events_duplicate_total ?? 0;
+      // Hello, a retry of the id `a` sent, and a purchase, in one go: a client reconnecting.
+      const conns = await Promise.all(Array.from({ length: LATER }, () => connect(server, 'json')));
+      const bought = conns.map((_, i) => server.items[40 + i].id);
+      for (const [i, c] of conns.entries()) {
+        c.send({ type: 'hello', v: 1, user });
+        c.send({ type: 'event', id: seen, kind: 'click', item: server.items[30].id, surface: 'home' });
+        c.send({ type: 'event', id: uniqueId('ev'), kind: 'purchase', item: bought[i], surface: 'home' });
+      }
+      for (const c of conns) await c.next((m) => m.type === 'ack' && m.ids.includes(seen), WAIT_MS);
+      const totals = await metricsUntil(server, (t) => (t.rankcast_events_duplicate_total ?? 0) - before >= LATER, 2000);
+      // A purchase acknowledged on a connection leaves the lists its session ranks after.
+      for (const [i, c] of conns.entries()) {
+        const list = await c.subscribe('home', { k: 100 });
+        assert.ok(!itemIds(list).includes(bought[i]), `connection ${i}: its purchase of ${bought[i]} is listed`);
+      }
+      assert.equal((totals.rankcast_events_duplicate_total ?? 0) - before, LATER, 'duplicates counted for the retries');
+    });
+
   test('an application push to a user reaches every connection of the user on every loop', async () => {
     const user = uniqueId('push');
     const conns = await openMany(server, user, MANY);
