@@ -132,7 +132,12 @@ describe(`${LOOPS} loops serving one user's connections`, () => {
 
   test('an event on one connection moves the lists of every connection of the user, on every loop', async () => {
     const user = uniqueId('relay');
+    const sessions = (await metrics(server)).rankcast_sessions;
     const conns = await openMany(server, user, MANY);
+    // What the suite relies on: the kernel spread the user's connections, one session per loop
+    // (all on one loop with a chance of 2^-19).
+    const spread = await metricsUntil(server, (t) => t.rankcast_sessions - sessions >= LOOPS);
+    assert.equal(spread.rankcast_sessions - sessions, LOOPS, `sessions of one user with ${MANY} connections on ${LOOPS} loops`);
     // A purchase leaves the user's lists (docs/engine.md): an item every list holds makes
     // every list change, so every connection must be pushed one.
     const shared = common(conns.map((c) => c.first));
