@@ -184,14 +184,17 @@ describe(`${LOOPS} loops serving one user's connections`, () => {
     for (const when of ['beside', 'after']) {
       const user = uniqueId(`dedupe-${when}`);
       const { client: a } = await connectHello(server, 'json', { user });
-      await a.subscribe('home', { k: 10 });
+      const aFirst = await a.subscribe('home', { k: 10 });
       const others = when === 'beside' ? await openMany(server, user, LATER) : [];
-      const item = server.items[5].id;
-      const id = await sendEvent(a, { kind: 'click', item, surface: 'home' });
+      // A purchase of an item every list holds: every list moves, so each connection beside
+      // shows when its session heard the event (a retry before that would race the relay).
+      const item = common([aFirst, ...others.map((c) => c.first)])[0];
+      assert.ok(item, 'the lists of one new user share no item');
+      const id = await sendEvent(a, { kind: 'purchase', item, surface: 'home' });
       if (when === 'after') others.push(...(await openMany(server, user, LATER)));
       else for (const { client } of others) await client.next((m) => m.type === 'recs' && m.cause === id, WAIT_MS);
       for (const { client } of others) {
-        await sendEvent(client, { id, kind: 'click', item, surface: 'home' });
+        await sendEvent(client, { id, kind: 'purchase', item, surface: 'home' });
         retries += 1;
       }
     }
