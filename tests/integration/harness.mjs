@@ -197,7 +197,7 @@ class TailBuffer {
 /**
  * RC_IT_LOOPS=N runs every server of a suite with N event loops (--loops), except those
  * the first version of several loops refuses (docs/engine.md, "Loops in one node"): the
- * integration.loops.* tests run suites this way.
+ * integration.loops2.* tests run suites this way.
  */
 function loopsArgs(extraArgs) {
   const loops = process.env.RC_IT_LOOPS;
