@@ -5,7 +5,8 @@
 # the CPUs it is pinned to (taskset); the generator runs on LOADGEN_CPU. "1:0 2:0" compares
 # one loop with two loops on the same core: the machinery's own cost (relays, read sections,
 # the models' writer thread applying every change to both copies), free of any gain from a
-# second core. Per cell, medians of RUNS fresh servers: server CPU µs per event (all its
+# second core. LOADGEN_CPU=0,1 with CONFIGS="1:0,1 2:0,1" and a high RATE is the sustained
+# rate: one loop against two on the machine's two cores, shared with the generator. Per cell, medians of RUNS fresh servers: server CPU µs per event (all its
 # threads), the writer's share of it (rankcast_models_apply_*_seconds_total from /metrics
 # at the end of the run, per event received), event->list p50/p99. Configs alternate within
 # each run. Builds nothing. Writes bench/results/loops-<stamp>.md.
@@ -87,6 +88,7 @@ def figures(prefix):
             "writer": metric(text, "rankcast_models_apply_seconds_total") / received * 1e6 if received else 0,
             "writer_ev": metric(text, "rankcast_models_apply_event_seconds_total") / received * 1e6 if received else 0,
             "rate": r["rate"]["achieved_events_per_s"], "p50": lat["p50"], "p99": lat["p99"],
+            "acked": 100 * e["acked"] / e["sent"] if e["sent"] else 0, "errored": e["errored"],
             "nolist": 100 * (1 - e["pushes_matched_ratio"]), "other": r["machine"]["other_cores_measured"]}
 
 rows, each, others = [], [], []
@@ -94,12 +96,13 @@ for c in configs:
     fs = [f for f in (figures(f"{work}/{c}-{i}") for i in range(1, runs + 1)) if f]
     loops, cpus = c.split(":")
     if not fs:
-        rows.append(f"| {loops} | {cpus} | no run acked an event | | | | | | |")
+        rows.append(f"| {loops} | {cpus} | no run acked an event | | | | | | | | |")
         continue
     m = {key: statistics.median(f[key] for f in fs) for key in fs[0]}
     others += [f["other"] for f in fs]
-    rows.append(f"| {loops} | {cpus} | {m['rate']:,.0f} | **{m['cpu']:.1f}** | {m['writer']:.1f} | "
-                f"{m['writer_ev']:.1f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['nolist']:.2f} | {len(fs)} |")
+    rows.append(f"| {loops} | {cpus} | {m['rate']:,.0f} | {m['acked']:.2f} | {m['errored']:.0f} | "
+                f"**{m['cpu']:.1f}** | {m['writer']:.1f} | {m['writer_ev']:.1f} | {m['p50']:.3f} | "
+                f"{m['p99']:.3f} | {m['nolist']:.2f} | {len(fs)} |")
     each.append(f"| {loops} | {cpus} | " + " · ".join(f"{f['cpu']:.1f}" for f in fs) + " |")
 cpu = subprocess.run(["sed", "-n", "s/^model name[[:space:]]*: //p", "/proc/cpuinfo"],
                      capture_output=True, text=True).stdout.splitlines()[0]
@@ -110,9 +113,10 @@ text = [f"# Cost per event with several event loops, {stamp}", "",
         f"{int(rate):,} events/s over {conns} connections, one subscription k = {k} each, demo catalog, "
         f"random items; generator on CPU {gcpu}; {warm} s warmup + {dur} s measured; a fresh server "
         f"per run, configurations alternated; medians of {runs} runs. Server: `{sbin}`.", "",
-        "| loops | server CPUs | achieved/s | server CPU µs/event (all threads) | of which the models' writer | "
-        "writer, events' model halves | p50 ms | p99 ms | events with no list % | runs |",
-        "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "| loops | server CPUs | achieved/s | acked % | errors | server CPU µs/event (all threads) | "
+        "of which the models' writer | writer, events' model halves | p50 ms | p99 ms | "
+        "events with no list % | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "",
         "The writer's figures are from /metrics at the end of each run (warmup included), per event "
         "received; it applies every change to both copies of the models, and with one loop there is "
         "no writer (each change is applied once, on the loop: its cost is in the loop's).", "",
