@@ -522,9 +522,16 @@ static rc_engine_t *build_engine(rc_node_t *n, bool say, char *err, size_t errle
 
 static int create_backends(rc_node_t *n, char *err, size_t errlen)
 {
+    /* Redis applies each writer's updates of a profile in its order (profile_redis.c): the
+     * loops of a node number theirs apart, so each is a writer of its own. */
+    char writer[sizeof(n->node_id) + 16];
+    snprintf(writer, sizeof(writer), "%s", n->log_id[0] ? n->log_id : n->node_id);
+    if (n->loop_index > 0)
+        snprintf(writer, sizeof(writer), "%s/%u", n->node_id, n->loop_index);
     if (n->cfg->redis[0] != '\0')
-        n->profiles = rc_profile_redis_new(&n->loop, n->cfg, n->log_id[0] ? n->log_id : n->node_id,
-                                           node_profile_loaded, n, err, errlen);
+        n->profiles = rc_profile_redis_new(
+            &n->loop, n->group != NULL ? rc_node_group_config(n->group) : n->cfg, writer,
+            node_profile_loaded, n, err, errlen);
     else
         n->profiles = n->loop_index > 0
                           ? rc_profile_memory_share(rc_node_group_loop(n->group, 0)->profiles,
@@ -637,14 +644,13 @@ static int check_loops(const rc_config_t *cfg, char *err, size_t errlen)
         return 0;
     const char *with = cfg->data_dir[0]   ? "--data-dir"
                        : cfg->kafka[0]    ? "--kafka"
-                       : cfg->redis[0]    ? "--redis"
                        : cfg->workers > 1 ? "--workers"
                                           : NULL;
     if (with == NULL)
         return 0;
     snprintf(err, errlen,
-             "--loops %lld cannot be used with %s yet: several loops share in-memory profiles "
-             "and the in-process bus only (docs/engine.md, \"Loops in one node\")",
+             "--loops %lld cannot be used with %s yet: several loops keep no event log and "
+             "share the in-process bus only (docs/engine.md, \"Loops in one node\")",
              (long long)cfg->loops, with);
     return RC_EINVAL;
 }

@@ -186,7 +186,7 @@ static void ask_peer(void *ctx, const char *pseudo, uint64_t peers)
     post(n->group->nodes[to], m);
 }
 
-/* Answers an ask (always: the asking session waits for it to load its profile). */
+/* Answers an ask (always: the asking session's messages wait for it). */
 static void answer_peer(rc_node_t *n, const mail_t *ask)
 {
     mail_t *m = mail_new(MAIL_STATE, sizeof(peer_state_t));
@@ -195,7 +195,7 @@ static void answer_peer(rc_node_t *n, const mail_t *ask)
         RC_WARN("node", "a session's state not handed over: out of memory", NULL);
         m = mail_new(MAIL_STATE, 0);
         if (m == NULL)
-            return; /* the asking session goes without its profile */
+            return; /* the asking session stops waiting after a second (PEER_WAIT_US) */
     } else {
         peer_state_t *p = (peer_state_t *)m->data;
         m->found = rc_sessions_peer_state(n->sessions, pseudo, &p->state, p->ids, &p->n_ids);
@@ -316,6 +316,8 @@ int rc_node_group_new(rc_node_t *first, rc_engine_t *e, rc_engine_t *e2, char *e
     }
     g->n = (uint32_t)first->cfg->loops;
     g->cfg = *first->cfg;
+    /* What the process holds for Redis while it is away, split between the loops' stores. */
+    g->cfg.redis_buffer_bytes = first->cfg->redis_buffer_bytes / g->n;
     g->nodes[0] = first;
     pthread_mutex_init(&g->settings_lock, NULL);
     pthread_mutex_init(&g->counts_lock, NULL);

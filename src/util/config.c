@@ -63,7 +63,7 @@ static const setting_t settings[] = {
      "share-nothing worker processes on one port (SO_REUSEPORT); >1 needs --kafka"},
     {"loops", T_INT, OFF(loops), "1", 1, 64,
      "event loops (threads) in this process on one port, sharing the models; >1 is "
-     "refused with --data-dir, --kafka and --redis (docs/engine.md, \"Loops in one node\")"},
+     "refused with --data-dir and --kafka (docs/engine.md, \"Loops in one node\")"},
     {"catalog", T_STR, OFF(catalog), "", 0, 0, "catalog file (JSON lines) loaded at start"},
     {"import", T_STR, OFF(import), "", 0, 0,
      "events to learn from at start, before serving: lines ts_ms<TAB>user<TAB>kind<TAB>item"

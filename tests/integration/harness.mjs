@@ -201,7 +201,7 @@ class TailBuffer {
  */
 function loopsArgs(extraArgs) {
   const loops = process.env.RC_IT_LOOPS;
-  const refused = ['--data-dir', '--kafka', '--redis', '--workers', '--loops'];
+  const refused = ['--data-dir', '--kafka', '--workers', '--loops'];
   if (!loops || extraArgs.some((a) => refused.includes(a))) return [];
   return ['--loops', loops];
 }

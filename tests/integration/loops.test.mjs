@@ -35,6 +35,7 @@ import {
   stopServerCleanly,
   uniqueId,
 } from './harness.mjs';
+import { Redis, eventually, redisAvailable } from './redis-harness.mjs';
 
 const LOOPS = 2;
 const ADMIN = 'loops-admin-token';
@@ -387,12 +388,42 @@ describe('SIGTERM with connections on every loop', () => {
   });
 });
 
+// Profiles in a real redis-server: a user's sessions on both loops each write the deltas of
+// the events they took, and Redis applies each writer's updates in its order; the loops are
+// writers of their own, or one loop's older sequence numbers would be taken for updates
+// already applied and dropped.
+describe('profiles in Redis with several loops', { skip: redisAvailable() ? false : 'redis-server is not installed' }, () => {
+  test('one user on both loops: the profile counts every acknowledged event', async () => {
+    const redis = await new Redis().start();
+    const server = await startServer({ extraArgs: ['--loops', String(LOOPS), '--redis', redis.url] });
+    try {
+      const user = uniqueId('redis');
+      const conns = await openMany(server, user, LATER);
+      const EACH = 10;
+      await Promise.all(conns.map(async ({ client }, c) => {
+        for (let i = 0; i < EACH; i++) await sendEvent(client, { kind: 'view', item: server.items[(c * EACH + i) % server.items.length].id });
+      }));
+      for (const { client } of conns) client.close();
+      const doc = await eventually(async () => {
+        const p = await redis.profile(user);
+        return p?.n === LATER * EACH ? p : null;
+      }, WAIT_MS, `profile n = ${LATER * EACH}`).catch(async (e) => {
+        throw new Error(`${e.message}: n = ${(await redis.profile(user))?.n}`);
+      });
+      assert.equal(doc.n, LATER * EACH);
+    } finally {
+      closeAllClients();
+      await stopServerCleanly(server);
+      await redis.stop();
+    }
+  });
+});
+
 describe('what several loops cannot work with yet is refused at start', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rankcast-loops-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
   const refused = [
     ['--data-dir', ['--data-dir', dir]],
-    ['--redis', ['--redis', '127.0.0.1:1']],
     ['--kafka', ['--kafka', '127.0.0.1:1', '--pseudonym-key', 'loops-test-pseudonym-key-0123456789']],
   ];
   for (const [flag, args] of refused) {
