@@ -121,6 +121,16 @@ void rc_sessions_pseudonym(const rc_sessions_t *s, const char *user, size_t len,
     out[PSEUDO_LEN] = '\0';
 }
 
+/* Asks the store for the user's profile (with consent; the answer comes later). */
+static void load_profile(rc_sessions_t *s, rc_session_t *ses)
+{
+    if (!ses->consent)
+        return;
+    int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
+    if (rc != 0)
+        RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+}
+
 rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int tz, bool consent)
 {
     rc_session_t *ses = calloc(1, sizeof(*ses));
@@ -171,10 +181,8 @@ rc_session_t *rc_session_create(rc_sessions_t *s, rc_str_t user, int device, int
         ses->awaiting_since_us = rc_mono_us();
         rc_list_push_back(&s->awaiting_peers, &ses->awaiting_link);
         s->ask_peer(s->peer_ctx, ses->pseudo, peers);
-    } else if (consent) {
-        int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
-        if (rc != 0)
-            RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
+    } else {
+        load_profile(s, ses);
     }
     return ses;
 }
@@ -218,11 +226,7 @@ void rc_sessions_stop_awaiting(rc_sessions_t *s, rc_session_t *ses)
             ses->id);
     ses->awaiting_peer = false; /* its answer, if it comes, is too late: ignored */
     rc_list_unlink(&ses->awaiting_link);
-    if (ses->consent) {
-        int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
-        if (rc != 0)
-            RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
-    }
+    load_profile(s, ses);
     done_awaiting(ses);
 }
 
@@ -233,11 +237,7 @@ void rc_sessions_peer_answer(rc_sessions_t *s, rc_str_t pseudo, const rc_user_st
     if (ses == NULL || !ses->awaiting_peer)
         return;
     if (u == NULL) { /* the peer's session ended: its changes are in the store by now */
-        if (ses->consent) {
-            int rc = rc_profile_load(s->profiles, ses->user, ses->user_len);
-            if (rc != 0)
-                RC_WARN("session", "profile load failed", "error=\"%s\"", rc_strerror(rc));
-        }
+        load_profile(s, ses);
         done_awaiting(ses);
         return;
     }
