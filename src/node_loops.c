@@ -83,7 +83,7 @@ struct rc_node_group {
     pthread_cond_t start_cond;
     uint32_t reported; /* other loops that finished building, or failed to */
     bool go, aborted;  /* the first loop's word once all reported */
-    char err[256];     /* the first failure */
+    char err[320];     /* the first failure: "loop N: " and a loop's message */
 };
 
 typedef struct {
