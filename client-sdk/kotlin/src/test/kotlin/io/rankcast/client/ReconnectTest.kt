@@ -147,8 +147,11 @@ class ReconnectTest {
     @Test
     fun `reconnectNow connects at once, bypassing the backoff`() = runBlocking<Unit> {
         val node = RankcastProcess().start()
-        // A backoff of up to an hour: only reconnectNow() can bring the client back quickly.
-        val opts = testOptions(node.wsUrl, Encoding.JSON, Repo.uniqueUser("now")).copy(reconnect = Backoff(3_600_000, 3_600_000))
+        // A backoff of up to 31 years: only reconnectNow() can bring the client back quickly.
+        // Full jitter plans a delay under 10 s with odds of 1 in 10^8 (with an hour's ceiling, as
+        // before, 1 in 360: a CI run failed on it).
+        val opts = testOptions(node.wsUrl, Encoding.JSON, Repo.uniqueUser("now"))
+            .copy(reconnect = Backoff(1_000_000_000_000, 1_000_000_000_000))
         val client = RankcastClient(opts)
         try {
             withTimeout(5000) { client.state.first { it == ConnectionState.OPEN } }
